@@ -1,0 +1,1041 @@
+/*
+ * fp_jwt.c - JWT verification on top of libjwt 1.10, cJSON and OpenSSL.
+ *
+ * libjwt 1.10's jwt_decode() takes the algorithm from the token header, so
+ * everything that decides *how* a token is checked happens here first:
+ * length cap, compact form, our own decode of the header and an exact
+ * match of its "alg" against the configured one. Only then is libjwt asked
+ * to check the signature with the configured key, and its idea of the
+ * algorithm is asserted again afterwards. Claims are read from the
+ * payload libjwt verified (jwt_get_grants_json) and checked with types.
+ */
+#include "fp_jwt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <jwt.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+/* Largest integer a JSON number (an IEEE double) holds exactly: 2^53 - 1. */
+#define JWT__INT_MAX 9007199254740991.0
+/* Characters of a token value echoed in a reason (after sanitising). */
+#define JWT__ECHO_MAX 24
+
+struct fp_jwt_verifier {
+    fp_jwt_alg alg;
+    jwt_alg_t lib_alg;
+    unsigned char *key; /* HS256: secret; RS256/ES256: public key PEM (NUL-terminated) */
+    size_t key_len;
+    size_t sig_b64_len; /* exact length of the signature part */
+    char *issuer;       /* NULL = not checked */
+    char *audience;     /* NULL = not checked */
+    int leeway_s;
+};
+
+/* Offsets of the three parts of a compact token. */
+typedef struct {
+    size_t hdr_len;
+    size_t pay_off, pay_len;
+    size_t sig_off, sig_len;
+} jwt__parts;
+
+static void jwt__fmt(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int jwt__refuse(char *reason, size_t len, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* snprintf into buf when there is one; a NULL or empty buffer is skipped. */
+static void jwt__fmt(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (buf == NULL || len == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
+}
+
+/* Writes a refusal reason and returns -code. */
+static int jwt__refuse(char *reason, size_t len, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (reason != NULL && len > 0) {
+        va_start(ap, fmt);
+        vsnprintf(reason, len, fmt, ap);
+        va_end(ap);
+    }
+    return -code;
+}
+
+/* Copies at most JWT__ECHO_MAX characters of an untrusted string into out
+ * (JWT__ECHO_MAX + 4 bytes), every character outside [A-Za-z0-9_-]
+ * replaced by '?', and "..." appended when cut. Safe to print and log. */
+static void jwt__sanitize(const char *in, char *out)
+{
+    size_t i;
+
+    for (i = 0; in[i] != '\0' && i < JWT__ECHO_MAX; i++)
+        out[i] = fp_id_valid_n(&in[i], 1) ? in[i] : '?';
+    if (in[i] != '\0') {
+        memcpy(&out[i], "...", 3);
+        i += 3;
+    }
+    out[i] = '\0';
+}
+
+/* Thread-safe strerror into a caller buffer (XSI strerror_r). */
+static const char *jwt__errstr(int errnum, char *buf, size_t len)
+{
+    if (strerror_r(errnum, buf, len) != 0)
+        snprintf(buf, len, "error %d", errnum);
+    return buf;
+}
+
+/* libjwt's identifier for one of ours, or JWT_ALG_INVAL. */
+static jwt_alg_t jwt__lib_alg(fp_jwt_alg a)
+{
+    switch (a) {
+    case FP_JWT_HS256:
+        return JWT_ALG_HS256;
+    case FP_JWT_RS256:
+        return JWT_ALG_RS256;
+    case FP_JWT_ES256:
+        return JWT_ALG_ES256;
+    }
+    return JWT_ALG_INVAL;
+}
+
+const char *fp_jwt_alg_name(fp_jwt_alg a)
+{
+    switch (a) {
+    case FP_JWT_HS256:
+        return "HS256";
+    case FP_JWT_RS256:
+        return "RS256";
+    case FP_JWT_ES256:
+        return "ES256";
+    }
+    return "?";
+}
+
+int fp_jwt_alg_parse(const char *s, fp_jwt_alg *out)
+{
+    static const fp_jwt_alg all[] = {FP_JWT_HS256, FP_JWT_RS256, FP_JWT_ES256};
+    size_t i;
+
+    if (s == NULL || out == NULL)
+        return -EINVAL;
+    for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+        if (strcmp(s, fp_jwt_alg_name(all[i])) == 0) {
+            *out = all[i];
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
+const char *fp_jwt_strerror(int code)
+{
+    static const char *const names[] = {
+        "too long",         "malformed", "algorithm", "signature", "expired",     "not yet valid",
+        "issued in future", "issuer",    "audience",  "sub",       "exp missing", "role",
+        "claim type",
+    };
+    int c = code < 0 ? -code : code;
+
+    if (code == 0)
+        return "ok";
+    if (c >= FP_JWT_E_TOO_LONG && c - FP_JWT_E_TOO_LONG < (int)(sizeof(names) / sizeof(names[0])))
+        return names[c - FP_JWT_E_TOO_LONG];
+    return "error";
+}
+
+/* ------------------------------------------------------------ key files */
+
+void fp_jwt_key_free(unsigned char *key, size_t len)
+{
+    if (key == NULL)
+        return;
+    OPENSSL_cleanse(key, len);
+    free(key);
+}
+
+/* Reads up to size bytes of fd into a new NUL-terminated buffer.
+ * Returns 0 (with *got possibly < size when the file shrank) or -errno. */
+static int jwt__read_all(int fd, size_t size, unsigned char **out, size_t *got)
+{
+    unsigned char *buf = malloc(size + 1);
+    size_t n = 0;
+    ssize_t r;
+
+    if (buf == NULL)
+        return -ENOMEM;
+    while (n < size) {
+        r = read(fd, buf + n, size - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            r = -errno;
+            fp_jwt_key_free(buf, size + 1);
+            return (int)r;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *got = n;
+    return 0;
+}
+
+/*
+ * Reads a whole regular file of at most FP_JWT_KEY_FILE_MAX bytes. The
+ * buffer is NUL-terminated (not counted in *len). Returns 0 or -errno with
+ * "jwt key file <path>: <why>" in err.
+ */
+int fp_jwt_read_key_file(const char *path, unsigned char **out, size_t *len, char *err,
+                         size_t errlen)
+{
+    char ebuf[128];
+    struct stat st;
+    int fd, rc;
+
+    if (out == NULL || len == NULL)
+        return -EINVAL;
+    *out = NULL;
+    *len = 0;
+    if (path == NULL || path[0] == '\0') {
+        jwt__fmt(err, errlen, "jwt key file not configured");
+        return -EINVAL;
+    }
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        goto fail_fd;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        jwt__fmt(err, errlen, "jwt key file %s: not a regular file", path);
+        return -EINVAL;
+    }
+    if (st.st_size > FP_JWT_KEY_FILE_MAX) {
+        close(fd);
+        jwt__fmt(err, errlen, "jwt key file %s: larger than %d bytes", path, FP_JWT_KEY_FILE_MAX);
+        return -EFBIG;
+    }
+    rc = jwt__read_all(fd, (size_t)st.st_size, out, len);
+    if (rc != 0)
+        goto fail_fd;
+    close(fd);
+    return 0;
+
+fail_fd:
+    close(fd);
+fail:
+    jwt__fmt(err, errlen, "jwt key file %s: %s", path, jwt__errstr(-rc, ebuf, sizeof(ebuf)));
+    return rc;
+}
+
+/* Drops one trailing "\n" (or "\r\n") from an HS256 secret. */
+static size_t jwt__strip_newline(const unsigned char *key, size_t len)
+{
+    if (len > 0 && key[len - 1] == '\n') {
+        len--;
+        if (len > 0 && key[len - 1] == '\r')
+            len--;
+    }
+    return len;
+}
+
+/*
+ * Reads the key file for alg. HS256: one trailing newline stripped, fewer
+ * than FP_JWT_HS_SECRET_MIN bytes refused with -EINVAL. RS256/ES256: the
+ * bytes as they are (the PEM is checked by whoever parses it).
+ */
+int fp_jwt_load_key(fp_jwt_alg alg, const char *path, unsigned char **out, size_t *len, char *err,
+                    size_t errlen)
+{
+    size_t n;
+    int rc;
+
+    rc = fp_jwt_read_key_file(path, out, len, err, errlen);
+    if (rc != 0 || alg != FP_JWT_HS256)
+        return rc;
+    n = jwt__strip_newline(*out, *len);
+    if (n < FP_JWT_HS_SECRET_MIN) {
+        jwt__fmt(err, errlen, "jwt key file %s: HS256 secret has %zu bytes, need at least %d", path,
+                 n, FP_JWT_HS_SECRET_MIN);
+        fp_jwt_key_free(*out, *len + 1);
+        *out = NULL;
+        *len = 0;
+        return -EINVAL;
+    }
+    (*out)[n] = '\0';
+    *len = n;
+    return 0;
+}
+
+/*
+ * Checks that pkey is usable for alg: an RSA key of at least
+ * FP_JWT_RSA_BITS_MIN bits for RS256, an EC key on P-256 for ES256
+ * (kind is "public" or "private", for the message). Returns 0, or -EINVAL
+ * with a short description of what is wrong in why.
+ */
+static int jwt__key_type_check(fp_jwt_alg alg, EVP_PKEY *pkey, const char *kind, char *why,
+                               size_t len)
+{
+    char group[64];
+
+    if (alg == FP_JWT_RS256 && !EVP_PKEY_is_a(pkey, "RSA")) {
+        snprintf(why, len, "not an RSA %s key", kind);
+        return -EINVAL;
+    }
+    if (alg == FP_JWT_RS256 && EVP_PKEY_get_bits(pkey) < FP_JWT_RSA_BITS_MIN) {
+        snprintf(why, len, "RSA key has %d bits, need at least %d", EVP_PKEY_get_bits(pkey),
+                 FP_JWT_RSA_BITS_MIN);
+        return -EINVAL;
+    }
+    if (alg == FP_JWT_ES256 && (!EVP_PKEY_is_a(pkey, "EC") ||
+                                EVP_PKEY_get_group_name(pkey, group, sizeof(group), NULL) != 1 ||
+                                strcmp(group, "prime256v1") != 0)) {
+        snprintf(why, len, "not an EC P-256 %s key", kind);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Length of the unpadded base64url encoding of n bytes. */
+static size_t jwt__b64url_len(size_t n)
+{
+    static const size_t tail[3] = {0, 2, 3};
+
+    return n / 3 * 4 + tail[n % 3];
+}
+
+/* Writes pkey's public half as PEM into a new buffer for libjwt. */
+static int jwt__export_public(EVP_PKEY *pkey, unsigned char **out, size_t *len)
+{
+    BIO *mem = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long n;
+    int rc = -ENOMEM;
+
+    if (mem == NULL)
+        return -ENOMEM;
+    if (PEM_write_bio_PUBKEY(mem, pkey) != 1)
+        goto fail;
+    n = BIO_get_mem_data(mem, &data);
+    if (n <= 0)
+        goto fail;
+    *out = malloc((size_t)n + 1);
+    if (*out == NULL)
+        goto fail;
+    memcpy(*out, data, (size_t)n);
+    (*out)[n] = '\0';
+    *len = (size_t)n;
+    rc = 0;
+fail:
+    BIO_free(mem);
+    return rc;
+}
+
+/*
+ * Parses the public key PEM in pem for v->alg, checks its type and stores
+ * a canonical re-export of it (so libjwt parses exactly the key checked
+ * here) and the expected signature length. Returns 0 or -errno with err.
+ */
+static int jwt__load_public(fp_jwt_verifier *v, const char *path, const unsigned char *pem,
+                            size_t len, char *err, size_t errlen)
+{
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *pkey = NULL;
+    char why[96];
+    int rc = -EINVAL;
+
+    if (bio == NULL)
+        return -ENOMEM;
+    pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    ERR_clear_error();
+    if (pkey == NULL) {
+        snprintf(why, sizeof(why), "%s",
+                 strstr((const char *)pem, "PRIVATE KEY") != NULL
+                     ? "a private key, need the public key (openssl pkey -pubout)"
+                     : "no PEM public key found");
+        jwt__fmt(err, errlen, "jwt key file %s: %s", path, why);
+        goto fail;
+    }
+    rc = jwt__key_type_check(v->alg, pkey, "public", why, sizeof(why));
+    if (rc != 0) {
+        jwt__fmt(err, errlen, "jwt key file %s: %s", path, why);
+        goto fail;
+    }
+    rc = jwt__export_public(pkey, &v->key, &v->key_len);
+    if (rc != 0) {
+        jwt__fmt(err, errlen, "jwt key file %s: out of memory", path);
+        goto fail;
+    }
+    v->sig_b64_len = jwt__b64url_len(v->alg == FP_JWT_ES256 ? 64 : (size_t)EVP_PKEY_get_size(pkey));
+fail:
+    EVP_PKEY_free(pkey);
+    BIO_free(bio);
+    return rc;
+}
+
+/* strdup of an optional setting; NULL or "" gives NULL. */
+static int jwt__dup_opt(const char *s, char **out)
+{
+    *out = NULL;
+    if (s == NULL || s[0] == '\0')
+        return 0;
+    *out = strdup(s);
+    return *out == NULL ? -ENOMEM : 0;
+}
+
+/* Checks the parts of cfg that need no I/O. Returns 0 or -EINVAL with err. */
+static int jwt__check_config(const fp_jwt_config *cfg, char *err, size_t errlen)
+{
+    if (jwt__lib_alg(cfg->alg) == JWT_ALG_INVAL) {
+        jwt__fmt(err, errlen, "jwt algorithm %d not supported", (int)cfg->alg);
+        return -EINVAL;
+    }
+    if (cfg->leeway_s < 0 || cfg->leeway_s > FP_JWT_LEEWAY_MAX) {
+        jwt__fmt(err, errlen, "jwt leeway %d s out of range 0..%d", cfg->leeway_s,
+                 FP_JWT_LEEWAY_MAX);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/*
+ * Builds a verifier: validates cfg, reads the key file once (HS256: the
+ * secret; RS256/ES256: a public key of the right type) and copies the
+ * issuer and audience. Returns 0 or -errno with a message in err.
+ */
+int fp_jwt_verifier_new(const fp_jwt_config *cfg, fp_jwt_verifier **out, char *err, size_t errlen)
+{
+    fp_jwt_verifier *v = NULL;
+    unsigned char *raw = NULL;
+    size_t raw_len = 0;
+    int rc;
+
+    if (cfg == NULL || out == NULL)
+        return -EINVAL;
+    *out = NULL;
+    rc = jwt__check_config(cfg, err, errlen);
+    if (rc != 0)
+        return rc;
+    v = calloc(1, sizeof(*v));
+    if (v == NULL)
+        return -ENOMEM;
+    v->alg = cfg->alg;
+    v->lib_alg = jwt__lib_alg(cfg->alg);
+    v->leeway_s = cfg->leeway_s;
+    rc = jwt__dup_opt(cfg->issuer, &v->issuer);
+    if (rc == 0)
+        rc = jwt__dup_opt(cfg->audience, &v->audience);
+    if (rc != 0) {
+        jwt__fmt(err, errlen, "jwt: out of memory");
+        goto fail;
+    }
+    rc = fp_jwt_load_key(cfg->alg, cfg->key_file, &raw, &raw_len, err, errlen);
+    if (rc != 0)
+        goto fail;
+    if (cfg->alg == FP_JWT_HS256) {
+        v->key = raw;
+        v->key_len = raw_len;
+        v->sig_b64_len = jwt__b64url_len(32);
+        raw = NULL;
+    } else {
+        rc = jwt__load_public(v, cfg->key_file, raw, raw_len, err, errlen);
+        if (rc != 0)
+            goto fail;
+    }
+    fp_jwt_key_free(raw, raw_len);
+    *out = v;
+    return 0;
+
+fail:
+    fp_jwt_key_free(raw, raw_len);
+    fp_jwt_verifier_free(v);
+    return rc;
+}
+
+void fp_jwt_verifier_free(fp_jwt_verifier *v)
+{
+    if (v == NULL)
+        return;
+    free(v->audience);
+    free(v->issuer);
+    fp_jwt_key_free(v->key, v->key_len);
+    free(v);
+}
+
+/* ------------------------------------------------ pre-signature checks */
+
+/* The id alphabet [A-Za-z0-9_-] is exactly the base64url one. */
+static bool jwt__b64url_char(unsigned char c)
+{
+    return fp_id_valid_n((const char *)&c, 1);
+}
+
+/*
+ * Checks length and compact form: at most FP_JWT_MAX_BYTES, exactly three
+ * dot-separated parts of base64url characters, header and payload not
+ * empty, no part of a length base64 cannot produce. The signature may be
+ * empty here so that an "alg":"none" token is reported as an algorithm
+ * problem. Returns 0 and fills *p, or a negated refusal code.
+ */
+static int jwt__split(const char *token, jwt__parts *p, char *reason, size_t rlen)
+{
+    size_t n = strnlen(token, FP_JWT_MAX_BYTES + 1);
+    size_t dots[2], ndots = 0, i;
+
+    if (n > FP_JWT_MAX_BYTES)
+        return jwt__refuse(reason, rlen, FP_JWT_E_TOO_LONG, "token longer than %d bytes",
+                           FP_JWT_MAX_BYTES);
+    for (i = 0; i < n; i++) {
+        if (token[i] == '.') {
+            if (ndots == 2)
+                return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED, "token has more than 3 parts");
+            dots[ndots++] = i;
+        } else if (!jwt__b64url_char((unsigned char)token[i])) {
+            return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED,
+                               "token has a character outside base64url at offset %zu", i);
+        }
+    }
+    if (ndots != 2)
+        return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED,
+                           "token needs 3 dot-separated parts, has %zu", ndots + 1);
+    p->hdr_len = dots[0];
+    p->pay_off = dots[0] + 1;
+    p->pay_len = dots[1] - p->pay_off;
+    p->sig_off = dots[1] + 1;
+    p->sig_len = n - p->sig_off;
+    if (p->hdr_len == 0 || p->pay_len == 0)
+        return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED, "token header or payload is empty");
+    if (p->hdr_len % 4 == 1 || p->pay_len % 4 == 1 || p->sig_len % 4 == 1)
+        return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED, "token part has an invalid length");
+    return 0;
+}
+
+/*
+ * Decodes n base64url characters (already checked, n % 4 != 1) with
+ * EVP_DecodeBlock after mapping to standard base64 and re-padding.
+ * Returns a malloc'd NUL-terminated buffer and its length, or NULL.
+ */
+static unsigned char *jwt__b64url_decode(const char *src, size_t n, size_t *out_len)
+{
+    size_t pad = (4 - n % 4) % 4, i;
+    unsigned char *in = malloc(n + pad + 1);
+    unsigned char *out = malloc((n + pad) / 4 * 3 + 1);
+    int r = -1;
+
+    if (in != NULL && out != NULL) {
+        for (i = 0; i < n; i++)
+            in[i] = src[i] == '-' ? '+' : src[i] == '_' ? '/' : (unsigned char)src[i];
+        memset(in + n, '=', pad);
+        r = EVP_DecodeBlock(out, in, (int)(n + pad));
+    }
+    free(in);
+    if (r < 0 || (size_t)r < pad) {
+        free(out);
+        return NULL;
+    }
+    *out_len = (size_t)r - pad;
+    out[*out_len] = '\0';
+    return out;
+}
+
+/*
+ * Parses len bytes of JSON text (NUL-terminated at len) that must be an
+ * object. Text with a NUL byte or a \u0000 escape is refused: cJSON would
+ * cut strings there while other parsers would not. Returns the object or
+ * NULL.
+ */
+static cJSON *jwt__parse_object(const char *text, size_t len)
+{
+    cJSON *json;
+
+    if (memchr(text, '\0', len) != NULL || strstr(text, "\\u0000") != NULL)
+        return NULL;
+    json = cJSON_ParseWithLengthOpts(text, len + 1, NULL, 1);
+    if (json != NULL && !cJSON_IsObject(json)) {
+        cJSON_Delete(json);
+        json = NULL;
+    }
+    return json;
+}
+
+/* Decodes one base64url part of token and parses it as a JSON object. */
+static cJSON *jwt__decode_part(const char *part, size_t n)
+{
+    size_t len;
+    unsigned char *text = jwt__b64url_decode(part, n, &len);
+    cJSON *json;
+
+    if (text == NULL)
+        return NULL;
+    json = jwt__parse_object((const char *)text, len);
+    free(text);
+    return json;
+}
+
+/* Counts the members of obj called name (cJSON keeps duplicates). */
+static int jwt__count_members(const cJSON *obj, const char *name)
+{
+    const cJSON *it;
+    int n = 0;
+
+    cJSON_ArrayForEach(it, obj)
+    {
+        if (it->string != NULL && strcmp(it->string, name) == 0)
+            n++;
+    }
+    return n;
+}
+
+/*
+ * Header members other than alg: no "crit" (no extension is understood)
+ * and "typ", if present, "JWT" in any case (libjwt 1.10 refuses any other
+ * typ; this says so instead of "signature verification failed").
+ */
+static int jwt__check_header_extras(const cJSON *hdr, char *reason, size_t rlen)
+{
+    const cJSON *typ = cJSON_GetObjectItemCaseSensitive(hdr, "typ");
+
+    if (cJSON_GetObjectItemCaseSensitive(hdr, "crit") != NULL)
+        return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED, "token header crit not supported");
+    if (typ != NULL && (!cJSON_IsString(typ) || strcasecmp(typ->valuestring, "JWT") != 0))
+        return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED, "token header typ must be JWT");
+    return 0;
+}
+
+/*
+ * Checks a decoded header: exactly one "alg" (cJSON would see the first of
+ * two, libjwt's jansson the last), a string equal to the configured
+ * algorithm; then the other members.
+ */
+static int jwt__check_header(const fp_jwt_verifier *v, const cJSON *hdr, char *reason, size_t rlen)
+{
+    const cJSON *alg = cJSON_GetObjectItemCaseSensitive(hdr, "alg");
+    const char *want = fp_jwt_alg_name(v->alg);
+    char echo[JWT__ECHO_MAX + 4];
+
+    if (alg == NULL)
+        return jwt__refuse(reason, rlen, FP_JWT_E_ALG, "token header has no alg (configured %s)",
+                           want);
+    if (jwt__count_members(hdr, "alg") != 1)
+        return jwt__refuse(reason, rlen, FP_JWT_E_ALG, "token header has more than one alg");
+    if (!cJSON_IsString(alg))
+        return jwt__refuse(reason, rlen, FP_JWT_E_ALG, "token header alg is not a string");
+    if (strcmp(alg->valuestring, want) != 0) {
+        jwt__sanitize(alg->valuestring, echo);
+        return jwt__refuse(reason, rlen, FP_JWT_E_ALG, "algorithm %s not allowed (configured %s)",
+                           echo, want);
+    }
+    return jwt__check_header_extras(hdr, reason, rlen);
+}
+
+/*
+ * Everything that must hold before the signature is checked: form, header
+ * and alg, signature length, and a payload that decodes to a JSON object.
+ */
+static int jwt__precheck(const fp_jwt_verifier *v, const char *token, char *reason, size_t rlen)
+{
+    jwt__parts p = {0};
+    cJSON *json;
+    int rc;
+
+    rc = jwt__split(token, &p, reason, rlen);
+    if (rc != 0)
+        return rc;
+    json = jwt__decode_part(token, p.hdr_len);
+    if (json == NULL)
+        return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED, "token header is not a JSON object");
+    rc = jwt__check_header(v, json, reason, rlen);
+    cJSON_Delete(json);
+    if (rc != 0)
+        return rc;
+    if (p.sig_len != v->sig_b64_len)
+        return jwt__refuse(reason, rlen, FP_JWT_E_SIGNATURE,
+                           "signature has %zu characters, %s needs %zu", p.sig_len,
+                           fp_jwt_alg_name(v->alg), v->sig_b64_len);
+    json = jwt__decode_part(token + p.pay_off, p.pay_len);
+    if (json == NULL)
+        return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED,
+                           "token payload is not a valid JSON object");
+    cJSON_Delete(json);
+    return 0;
+}
+
+/* ------------------------------------------- signature (libjwt) + claims */
+
+/*
+ * Has libjwt check the signature with the configured key, asserts it used
+ * the configured algorithm, and returns the verified payload as a cJSON
+ * object in *claims. Returns 0 or a negated refusal code (-ENOMEM).
+ */
+static int jwt__decode(const fp_jwt_verifier *v, const char *token, cJSON **claims, char *reason,
+                       size_t rlen)
+{
+    jwt_t *jwt = NULL;
+    char *text = NULL;
+    int rc;
+
+    rc = jwt_decode(&jwt, token, v->key, (int)v->key_len);
+    ERR_clear_error();
+    if (rc == ENOMEM)
+        return jwt__refuse(reason, rlen, ENOMEM, "out of memory");
+    if (rc != 0 || jwt == NULL)
+        return jwt__refuse(reason, rlen, FP_JWT_E_SIGNATURE, "signature verification failed");
+    /* Defence in depth: the header check above already pinned it. */
+    if (jwt_get_alg(jwt) != v->lib_alg) {
+        rc = jwt__refuse(reason, rlen, FP_JWT_E_ALG, "decoded algorithm %s, configured %s",
+                         jwt_alg_str(jwt_get_alg(jwt)), fp_jwt_alg_name(v->alg));
+        goto fail;
+    }
+    text = jwt_get_grants_json(jwt, NULL);
+    if (text == NULL) {
+        rc = jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED, "token payload unreadable");
+        goto fail;
+    }
+    *claims = jwt__parse_object(text, strlen(text));
+    if (*claims == NULL)
+        rc = jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED,
+                         "token payload is not a valid JSON object");
+fail:
+    free(text);
+    jwt_free(jwt);
+    return rc;
+}
+
+/*
+ * Reads the optional integer claim name: absent leaves *present false;
+ * otherwise it must be a JSON number with an integral value in
+ * 0..2^53-1. Returns 0 or -FP_JWT_E_CLAIM_TYPE.
+ */
+static int jwt__int_claim(const cJSON *claims, const char *name, int64_t *val, bool *present,
+                          char *reason, size_t rlen)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(claims, name);
+    double d;
+
+    *present = false;
+    *val = 0;
+    if (it == NULL)
+        return 0;
+    d = cJSON_IsNumber(it) ? it->valuedouble : -1.0;
+    if (!(d >= 0.0 && d <= JWT__INT_MAX) || (double)(int64_t)d != d)
+        return jwt__refuse(reason, rlen, FP_JWT_E_CLAIM_TYPE,
+                           "claim %s must be an integer number of seconds", name);
+    *val = (int64_t)d;
+    *present = true;
+    return 0;
+}
+
+/* Reads exp (required), nbf and iat into out and checks them against now.
+ * exp is strict; nbf and iat get the configured leeway. */
+static int jwt__check_times(const fp_jwt_verifier *v, const cJSON *claims, int64_t now,
+                            fp_jwt_claims *out, char *reason, size_t rlen)
+{
+    bool has_exp;
+    int rc;
+
+    rc = jwt__int_claim(claims, "exp", &out->exp, &has_exp, reason, rlen);
+    if (rc == 0)
+        rc = jwt__int_claim(claims, "nbf", &out->nbf, &out->has_nbf, reason, rlen);
+    if (rc == 0)
+        rc = jwt__int_claim(claims, "iat", &out->iat, &out->has_iat, reason, rlen);
+    if (rc != 0)
+        return rc;
+    if (!has_exp)
+        return jwt__refuse(reason, rlen, FP_JWT_E_EXP_MISSING, "token has no exp claim");
+    if (now >= out->exp)
+        return jwt__refuse(reason, rlen, FP_JWT_E_EXPIRED, "token expired at %lld (now %lld)",
+                           (long long)out->exp, (long long)now);
+    /* Claims are <= 2^53 and leeway <= 300: subtracting cannot overflow. */
+    if (out->has_nbf && now < out->nbf - v->leeway_s)
+        return jwt__refuse(reason, rlen, FP_JWT_E_NOT_YET_VALID,
+                           "token not valid before %lld (now %lld)", (long long)out->nbf,
+                           (long long)now);
+    if (out->has_iat && out->iat - v->leeway_s > now)
+        return jwt__refuse(reason, rlen, FP_JWT_E_ISSUED_IN_FUTURE,
+                           "token issued in the future at %lld (now %lld)", (long long)out->iat,
+                           (long long)now);
+    return 0;
+}
+
+/* iss must be the configured issuer when there is one. */
+static int jwt__check_issuer(const fp_jwt_verifier *v, const cJSON *claims, char *reason,
+                             size_t rlen)
+{
+    const cJSON *iss;
+
+    if (v->issuer == NULL)
+        return 0;
+    iss = cJSON_GetObjectItemCaseSensitive(claims, "iss");
+    if (iss == NULL)
+        return jwt__refuse(reason, rlen, FP_JWT_E_ISSUER, "token has no iss claim");
+    if (!cJSON_IsString(iss))
+        return jwt__refuse(reason, rlen, FP_JWT_E_CLAIM_TYPE, "claim iss must be a string");
+    if (strcmp(iss->valuestring, v->issuer) != 0)
+        return jwt__refuse(reason, rlen, FP_JWT_E_ISSUER, "token issuer is not the configured one");
+    return 0;
+}
+
+/* aud must be the configured audience, or an array of strings holding it. */
+static int jwt__check_audience(const fp_jwt_verifier *v, const cJSON *claims, char *reason,
+                               size_t rlen)
+{
+    const cJSON *aud, *it;
+    bool found = false;
+
+    if (v->audience == NULL)
+        return 0;
+    aud = cJSON_GetObjectItemCaseSensitive(claims, "aud");
+    if (aud == NULL)
+        return jwt__refuse(reason, rlen, FP_JWT_E_AUDIENCE, "token has no aud claim");
+    if (cJSON_IsString(aud)) {
+        found = strcmp(aud->valuestring, v->audience) == 0;
+    } else if (cJSON_IsArray(aud)) {
+        cJSON_ArrayForEach(it, aud)
+        {
+            if (!cJSON_IsString(it))
+                return jwt__refuse(reason, rlen, FP_JWT_E_CLAIM_TYPE,
+                                   "claim aud must hold only strings");
+            if (strcmp(it->valuestring, v->audience) == 0)
+                found = true;
+        }
+    } else {
+        return jwt__refuse(reason, rlen, FP_JWT_E_CLAIM_TYPE,
+                           "claim aud must be a string or an array");
+    }
+    if (!found)
+        return jwt__refuse(reason, rlen, FP_JWT_E_AUDIENCE,
+                           "token audience does not include the configured one");
+    return 0;
+}
+
+/* sub: required, a valid id; copied to out->sub. */
+static int jwt__check_sub(const cJSON *claims, fp_jwt_claims *out, char *reason, size_t rlen)
+{
+    const cJSON *sub = cJSON_GetObjectItemCaseSensitive(claims, "sub");
+
+    if (sub == NULL)
+        return jwt__refuse(reason, rlen, FP_JWT_E_SUB, "token has no sub claim");
+    if (!cJSON_IsString(sub))
+        return jwt__refuse(reason, rlen, FP_JWT_E_CLAIM_TYPE, "claim sub must be a string");
+    if (!fp_id_valid(sub->valuestring))
+        return jwt__refuse(reason, rlen, FP_JWT_E_SUB,
+                           "sub is not a valid id (1-%d of A-Z a-z 0-9 _ -)", FP_ID_MAX);
+    memcpy(out->sub, sub->valuestring, strlen(sub->valuestring) + 1);
+    return 0;
+}
+
+/* role: absent or "user" -> user, "service" -> service, else refused. */
+static int jwt__check_role(const cJSON *claims, fp_jwt_claims *out, char *reason, size_t rlen)
+{
+    const cJSON *role = cJSON_GetObjectItemCaseSensitive(claims, "role");
+    char echo[JWT__ECHO_MAX + 4];
+
+    out->role = FP_ROLE_USER;
+    if (role == NULL)
+        return 0;
+    if (!cJSON_IsString(role))
+        return jwt__refuse(reason, rlen, FP_JWT_E_CLAIM_TYPE, "claim role must be a string");
+    if (strcmp(role->valuestring, "user") == 0)
+        return 0;
+    if (strcmp(role->valuestring, "service") == 0) {
+        out->role = FP_ROLE_SERVICE;
+        return 0;
+    }
+    jwt__sanitize(role->valuestring, echo);
+    return jwt__refuse(reason, rlen, FP_JWT_E_ROLE, "role %s not allowed (user or service)", echo);
+}
+
+/* All claim checks, in a fixed order: times, iss, aud, sub, role. */
+static int jwt__check_claims(const fp_jwt_verifier *v, const cJSON *claims, int64_t now,
+                             fp_jwt_claims *out, char *reason, size_t rlen)
+{
+    int rc;
+
+    rc = jwt__check_times(v, claims, now, out, reason, rlen);
+    if (rc == 0)
+        rc = jwt__check_issuer(v, claims, reason, rlen);
+    if (rc == 0)
+        rc = jwt__check_audience(v, claims, reason, rlen);
+    if (rc == 0)
+        rc = jwt__check_sub(claims, out, reason, rlen);
+    if (rc == 0)
+        rc = jwt__check_role(claims, out, reason, rlen);
+    return rc;
+}
+
+/*
+ * Verifies token at time now: pre-checks (length, form, pinned alg,
+ * signature length, payload JSON), signature through libjwt, then claims.
+ * Returns 0 with *out filled, or -FP_JWT_E_* (or -EINVAL/-ENOMEM) with a
+ * reason; *out is zeroed on failure. Uses no shared mutable state.
+ */
+int fp_jwt_verify(const fp_jwt_verifier *v, const char *token, int64_t now, fp_jwt_claims *out,
+                  char *reason, size_t reason_len)
+{
+    fp_jwt_claims tmp;
+    cJSON *claims = NULL;
+    int rc;
+
+    memset(&tmp, 0, sizeof(tmp));
+    if (out != NULL)
+        memset(out, 0, sizeof(*out));
+    if (reason != NULL && reason_len > 0)
+        reason[0] = '\0';
+    if (v == NULL)
+        return jwt__refuse(reason, reason_len, EINVAL, "no verifier");
+    if (token == NULL)
+        return jwt__refuse(reason, reason_len, FP_JWT_E_MALFORMED, "no token");
+    rc = jwt__precheck(v, token, reason, reason_len);
+    if (rc == 0)
+        rc = jwt__decode(v, token, &claims, reason, reason_len);
+    if (rc == 0)
+        rc = jwt__check_claims(v, claims, now, &tmp, reason, reason_len);
+    cJSON_Delete(claims);
+    if (rc == 0 && out != NULL)
+        *out = tmp;
+    return rc;
+}
+
+/* ------------------------------------------------------------- minting */
+
+/* Checks the mint arguments that need no crypto. Returns 0 or -EINVAL. */
+static int jwt__mint_check(fp_jwt_alg alg, size_t key_len, const fp_jwt_mint_claims *c, char *err,
+                           size_t errlen)
+{
+    if (jwt__lib_alg(alg) == JWT_ALG_INVAL || key_len > INT_MAX) {
+        jwt__fmt(err, errlen, "jwt mint: bad algorithm or key");
+        return -EINVAL;
+    }
+    if (alg == FP_JWT_HS256 && key_len < FP_JWT_HS_SECRET_MIN) {
+        jwt__fmt(err, errlen, "jwt mint: HS256 secret has %zu bytes, need at least %d", key_len,
+                 FP_JWT_HS_SECRET_MIN);
+        return -EINVAL;
+    }
+    if (!fp_id_valid(c->sub)) {
+        jwt__fmt(err, errlen, "jwt mint: sub is not a valid id");
+        return -EINVAL;
+    }
+    if (c->exp <= 0 || c->exp > LONG_MAX || c->iat < 0 || c->iat > LONG_MAX || c->nbf < 0 ||
+        c->nbf > LONG_MAX || (c->role != FP_ROLE_USER && c->role != FP_ROLE_SERVICE)) {
+        jwt__fmt(err, errlen, "jwt mint: exp, iat, nbf or role out of range");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* Checks that a private key PEM suits alg (RS256/ES256). Returns 0 or
+ * -EINVAL with err. */
+static int jwt__mint_check_key(fp_jwt_alg alg, const unsigned char *key, size_t key_len, char *err,
+                               size_t errlen)
+{
+    BIO *bio;
+    EVP_PKEY *pkey;
+    char why[96];
+    int rc = -EINVAL;
+
+    if (alg == FP_JWT_HS256)
+        return 0;
+    bio = BIO_new_mem_buf(key, (int)key_len);
+    if (bio == NULL)
+        return -ENOMEM;
+    pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    ERR_clear_error();
+    BIO_free(bio);
+    if (pkey == NULL)
+        snprintf(why, sizeof(why), "no PEM private key found");
+    else
+        rc = jwt__key_type_check(alg, pkey, "private", why, sizeof(why));
+    EVP_PKEY_free(pkey);
+    if (rc != 0)
+        jwt__fmt(err, errlen, "jwt mint: %s", why);
+    return rc;
+}
+
+/* Adds the claims of c to jwt. Returns 0 or libjwt's errno value. */
+static int jwt__mint_grants(jwt_t *jwt, const fp_jwt_mint_claims *c)
+{
+    int rc;
+
+    rc = jwt_add_grant(jwt, "sub", c->sub);
+    if (rc == 0)
+        rc = jwt_add_grant_int(jwt, "exp", (long)c->exp);
+    if (rc == 0 && c->iat != 0)
+        rc = jwt_add_grant_int(jwt, "iat", (long)c->iat);
+    if (rc == 0 && c->nbf != 0)
+        rc = jwt_add_grant_int(jwt, "nbf", (long)c->nbf);
+    if (rc == 0 && c->iss != NULL && c->iss[0] != '\0')
+        rc = jwt_add_grant(jwt, "iss", c->iss);
+    if (rc == 0 && c->aud != NULL && c->aud[0] != '\0')
+        rc = jwt_add_grant(jwt, "aud", c->aud);
+    if (rc == 0 && c->role == FP_ROLE_SERVICE)
+        rc = jwt_add_grant(jwt, "role", "service");
+    return rc;
+}
+
+/*
+ * Mints a token signed with key (HS256 secret, or RS256/ES256 private key
+ * PEM). libjwt writes ES256 signatures as JOSE R||S. Returns 0 with a
+ * malloc'd token in *token_out, or -errno with err.
+ */
+int fp_jwt_mint(fp_jwt_alg alg, const unsigned char *key, size_t key_len,
+                const fp_jwt_mint_claims *c, char **token_out, char *err, size_t errlen)
+{
+    jwt_t *jwt = NULL;
+    char ebuf[128];
+    int rc;
+
+    if (token_out == NULL || key == NULL || c == NULL)
+        return -EINVAL;
+    *token_out = NULL;
+    rc = jwt__mint_check(alg, key_len, c, err, errlen);
+    if (rc == 0)
+        rc = jwt__mint_check_key(alg, key, key_len, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (jwt_new(&jwt) != 0) {
+        jwt__fmt(err, errlen, "jwt mint: out of memory");
+        return -ENOMEM;
+    }
+    rc = jwt__mint_grants(jwt, c);
+    if (rc == 0)
+        rc = jwt_set_alg(jwt, jwt__lib_alg(alg), key, (int)key_len);
+    if (rc == 0) {
+        errno = 0;
+        *token_out = jwt_encode_str(jwt);
+        rc = *token_out == NULL ? (errno != 0 ? errno : EINVAL) : 0;
+    }
+    ERR_clear_error();
+    jwt_free(jwt);
+    if (rc != 0)
+        jwt__fmt(err, errlen, "jwt mint: signing failed (%s)", jwt__errstr(rc, ebuf, sizeof(ebuf)));
+    return -rc;
+}

@@ -1,0 +1,175 @@
+#include "fp_harness.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char *harness__env(const char *name)
+{
+    const char *v = getenv(name);
+
+    if (v == NULL || *v == '\0') {
+        fprintf(stderr, "fp_harness: %s is not set (run the test through ctest)\n", name);
+        return NULL;
+    }
+    return v;
+}
+
+/*
+ * Runs fp-server with argv (NULL-terminated, argv[0] ignored) and waits.
+ * Returns 0 when it exited 0, -1 otherwise.
+ */
+static int harness__run(char *const argv[])
+{
+    const char *script = harness__env("FP_HARNESS");
+    char *args[16];
+    pid_t pid;
+    int i, status, rc;
+
+    if (script == NULL)
+        return -1;
+    args[0] = (char *)script;
+    for (i = 1; argv[i] != NULL && i < 15; i++)
+        args[i] = argv[i];
+    args[i] = NULL;
+    rc = posix_spawn(&pid, script, NULL, NULL, args, environ);
+    if (rc != 0) {
+        fprintf(stderr, "fp_harness: cannot run %s: %s\n", script, strerror(rc));
+        return -1;
+    }
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+/* Reads PORT, WS_PORT and PID from DIR/KIND.env. Returns 0 or -1. */
+static int harness__read_env(fp_server *s)
+{
+    char path[PATH_MAX + 32], line[512];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s.env", s->dir, s->kind);
+    f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "fp_harness: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    s->port = s->ws_port = 0;
+    s->pid = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, "PORT=", 5) == 0)
+            s->port = atoi(line + 5);
+        else if (strncmp(line, "WS_PORT=", 8) == 0)
+            s->ws_port = atoi(line + 8);
+        else if (strncmp(line, "PID=", 4) == 0)
+            s->pid = atol(line + 4);
+    }
+    fclose(f);
+    return s->port > 0 && s->pid > 0 ? 0 : -1;
+}
+
+static int harness__start(fp_server *s, const char *port)
+{
+    char owner[32];
+    char *argv[12] = {"fp-server", "start", s->kind, s->dir, "--owner", owner};
+    int n = 6;
+
+    snprintf(owner, sizeof(owner), "%ld", (long)getpid());
+    if (port != NULL) {
+        argv[n++] = "--port";
+        argv[n++] = (char *)port;
+    }
+    if (s->conf[0] != '\0') {
+        argv[n++] = "--conf";
+        argv[n++] = s->conf;
+    }
+    argv[n] = NULL;
+    if (harness__run(argv) != 0)
+        return -1;
+    return harness__read_env(s);
+}
+
+int fp_server_start(fp_server *s, const char *kind, const char *conf)
+{
+    static int seq;
+    const char *tmp = harness__env("FP_TEST_TMP");
+
+    if (tmp == NULL)
+        return -1;
+    memset(s, 0, sizeof(*s));
+    snprintf(s->kind, sizeof(s->kind), "%s", kind);
+    snprintf(s->dir, sizeof(s->dir), "%s/t%ld-%d", tmp, (long)getpid(), ++seq);
+    if (conf != NULL)
+        snprintf(s->conf, sizeof(s->conf), "%s", conf);
+    return harness__start(s, NULL);
+}
+
+int fp_server_restart(fp_server *s)
+{
+    char port[16];
+
+    snprintf(port, sizeof(port), "%d", s->port);
+    if (fp_server_stop(s) != 0)
+        return -1;
+    return harness__start(s, port);
+}
+
+int fp_server_stop(fp_server *s)
+{
+    char *argv[] = {"fp-server", "stop", s->kind, s->dir, NULL};
+
+    return harness__run(argv);
+}
+
+int fp_server_kill(fp_server *s)
+{
+    if (s->pid <= 0)
+        return -1;
+    /* The server leads its own process group: take the whole group. */
+    if (kill((pid_t)-s->pid, SIGKILL) != 0)
+        return -1;
+    return fp_server_stop(s); /* reaps leftovers (epmd) and forgets it */
+}
+
+int fp_server_running(const fp_server *s)
+{
+    char path[64], buf[512], *paren;
+    size_t n;
+    FILE *f;
+
+    if (s->pid <= 0)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", s->pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* "pid (comm) S ...": the state follows the last ')'. */
+    paren = strrchr(buf, ')');
+    if (paren == NULL || paren[1] == '\0' || paren[2] == '\0')
+        return 0;
+    return paren[2] != 'Z' && paren[2] != 'X';
+}
+
+int fp_server_shared(fp_server *s, const char *kind)
+{
+    const char *tmp = harness__env("FP_TEST_TMP");
+
+    if (tmp == NULL)
+        return -1;
+    memset(s, 0, sizeof(*s));
+    snprintf(s->kind, sizeof(s->kind), "%s", kind);
+    snprintf(s->dir, sizeof(s->dir), "%s/shared", tmp);
+    return harness__read_env(s);
+}

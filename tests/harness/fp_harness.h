@@ -1,0 +1,44 @@
+/*
+ * fp_harness.h - real servers for integration tests.
+ *
+ * A thin C face over tools/fp-server: start a redis-server,
+ * rabbitmq-server or mosquitto on a free loopback port, restart it on the
+ * same port (fault tests), stop it. The script path and the run's temp dir
+ * come from the environment CTest sets (FP_HARNESS, FP_TEST_TMP). Servers a
+ * test starts are also stopped by a watchdog if the test dies first.
+ */
+#ifndef FP_HARNESS_H
+#define FP_HARNESS_H
+
+#include <limits.h>
+
+typedef struct fp_server {
+    char kind[16];      /* "redis", "rabbitmq" or "mosquitto" */
+    char dir[PATH_MAX]; /* where KIND.env, the data and the log live */
+    char conf[PATH_MAX];/* mosquitto: extra config appended ("" = anonymous allowed) */
+    int port;
+    int ws_port;        /* mosquitto: MQTT over WebSockets */
+    long pid;
+} fp_server;
+
+/* Starts a server of this kind in a fresh dir under FP_TEST_TMP. conf is
+ * mosquitto-only (NULL for none). Returns 0 or -1 (reason on stderr). */
+int fp_server_start(fp_server *s, const char *kind, const char *conf);
+
+/* Stops it and starts it again on the same port(s). Returns 0 or -1. */
+int fp_server_restart(fp_server *s);
+
+/* Stops it (SIGTERM, then SIGKILL after 15 s). Returns 0 or -1. */
+int fp_server_stop(fp_server *s);
+
+/* Kills it with SIGKILL, as a crash would. Returns 0 or -1. */
+int fp_server_kill(fp_server *s);
+
+/* 1 when the server's main process is running (zombies do not count). */
+int fp_server_running(const fp_server *s);
+
+/* Attaches to the run-wide server of a CTest fixture (today: "rabbitmq").
+ * Returns 0 or -1 when the fixture did not start it. */
+int fp_server_shared(fp_server *s, const char *kind);
+
+#endif

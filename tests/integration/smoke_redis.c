@@ -1,0 +1,92 @@
+/*
+ * Smoke test: a real redis-server started by the harness answers hiredis,
+ * can be restarted on the same port (fault tests rely on it) and is gone
+ * after stop.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "fp_harness.h"
+
+static redisContext *connect_to(const fp_server *s)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
+
+    assert_non_null(c);
+    if (c->err != 0)
+        fail_msg("connect to redis on %d: %s", s->port, c->errstr);
+    return c;
+}
+
+static void test_redis_set_get_restart_stop(void **state)
+{
+    fp_server s;
+    redisContext *c;
+    redisReply *r;
+
+    (void)state;
+    assert_int_equal(fp_server_start(&s, "redis", NULL), 0);
+    c = connect_to(&s);
+    r = redisCommand(c, "SET %s %s", "smoke:key", "value");
+    assert_non_null(r);
+    assert_string_equal(r->str, "OK");
+    freeReplyObject(r);
+    r = redisCommand(c, "GET %s", "smoke:key");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "value");
+    freeReplyObject(r);
+
+    /* Restart on the same port: the old connection breaks, a new one works,
+     * and the test server keeps no data across restarts. */
+    int old_port = s.port;
+    long old_pid = s.pid;
+    assert_int_equal(fp_server_restart(&s), 0);
+    assert_int_equal(s.port, old_port);
+    assert_int_not_equal(s.pid, old_pid);
+    r = redisCommand(c, "PING");
+    assert_null(r);
+    redisFree(c);
+    c = connect_to(&s);
+    r = redisCommand(c, "GET %s", "smoke:key");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    redisFree(c);
+
+    assert_int_equal(fp_server_stop(&s), 0);
+    assert_false(fp_server_running(&s));
+    c = redisConnect("127.0.0.1", s.port);
+    assert_non_null(c);
+    assert_int_not_equal(c->err, 0);
+    redisFree(c);
+}
+
+static void test_redis_kill(void **state)
+{
+    fp_server s;
+
+    (void)state;
+    assert_int_equal(fp_server_start(&s, "redis", NULL), 0);
+    assert_true(fp_server_running(&s));
+    assert_int_equal(fp_server_kill(&s), 0);
+    assert_false(fp_server_running(&s));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_redis_set_get_restart_stop),
+        cmocka_unit_test(test_redis_kill),
+    };
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

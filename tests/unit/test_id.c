@@ -1,0 +1,63 @@
+/* Unit tests for common/fp_id: the id rule of the v1 contract. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "fp_id.h"
+
+static void test_valid_ids(void **state)
+{
+    char longest[FP_ID_MAX + 1];
+
+    (void)state;
+    memset(longest, 'a', FP_ID_MAX);
+    longest[FP_ID_MAX] = '\0';
+    assert_true(fp_id_valid("a"));
+    assert_true(fp_id_valid("user_42"));
+    assert_true(fp_id_valid("Node-1"));
+    assert_true(fp_id_valid("0123456789"));
+    assert_true(fp_id_valid(longest));
+}
+
+static void test_invalid_ids(void **state)
+{
+    static const char *const bad[] = {
+        "", "a/b", "a+b", "#", "feed/#", "a b", "a.b", "\xc3\xa9", "a\tb", "$SYS", "*", "a:b",
+    };
+    char too_long[FP_ID_MAX + 2];
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_false(fp_id_valid(bad[i]));
+    memset(too_long, 'a', FP_ID_MAX + 1);
+    too_long[FP_ID_MAX + 1] = '\0';
+    assert_false(fp_id_valid(too_long));
+    assert_false(fp_id_valid(NULL));
+}
+
+static void test_valid_n(void **state)
+{
+    (void)state;
+    /* Only the given length counts: the rest of the buffer is not read. */
+    assert_true(fp_id_valid_n("abc/def", 3));
+    assert_false(fp_id_valid_n("abc/def", 4));
+    /* An embedded NUL is not an id character. */
+    assert_false(fp_id_valid_n("ab\0c", 4));
+    assert_false(fp_id_valid_n("abc", 0));
+    assert_false(fp_id_valid_n(NULL, 3));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_ids),
+        cmocka_unit_test(test_invalid_ids),
+        cmocka_unit_test(test_valid_n),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
