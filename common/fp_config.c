@@ -23,7 +23,7 @@ static const fp_conf_opt *conf__find(const fp_conf_opt *opts, size_t n, const ch
     size_t i;
 
     for (i = 0; i < n; i++) {
-        if (strcmp(opts[i].key, key) == 0)
+        if (strcasecmp(opts[i].key, key) == 0)
             return &opts[i];
     }
     return NULL;
@@ -114,6 +114,20 @@ static int conf__set(const fp_conf_opt *opt, void *cfg, const char *s, const con
     }
     snprintf(err, errlen, "%s: %s: unsupported option type", o->where, opt->key);
     return -EINVAL;
+}
+
+int fp_conf_set(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *key,
+                const char *value, const char *origin, char *err, size_t errlen)
+{
+    const fp_conf_opt *opt = conf__find(opts, n_opts, key);
+    conf__origin o;
+
+    snprintf(o.where, sizeof(o.where), "%s", origin != NULL ? origin : "option");
+    if (opt == NULL) {
+        snprintf(err, errlen, "%s: unknown key \"%.64s\"", o.where, key);
+        return -ENOENT;
+    }
+    return conf__set(opt, cfg, value, &o, err, errlen);
 }
 
 /* Trims leading and trailing blanks in place; returns the new start. */
@@ -240,8 +254,7 @@ static int conf__load_env(const fp_conf_opt *opts, size_t n, void *cfg, const ch
     return 0;
 }
 
-static int conf__load_defaults(const fp_conf_opt *opts, size_t n, void *cfg, char *err,
-                               size_t errlen)
+int fp_conf_defaults(const fp_conf_opt *opts, size_t n, void *cfg, char *err, size_t errlen)
 {
     conf__origin o;
     size_t i;
@@ -258,9 +271,11 @@ static int conf__load_defaults(const fp_conf_opt *opts, size_t n, void *cfg, cha
     return 0;
 }
 
-/* A required string must be set and non-empty; other types always hold a value. */
+/* A required string must be set and non-empty; other types always hold a
+ * value. hint, when not NULL, is appended to the error. */
 static int conf__check_required(const fp_conf_opt *opts, size_t n, void *cfg,
-                                const char *prefix, char *err, size_t errlen)
+                                const char *key_prefix, const char *env_prefix, char *err,
+                                size_t errlen)
 {
     char name[128];
     size_t i;
@@ -270,14 +285,26 @@ static int conf__check_required(const fp_conf_opt *opts, size_t n, void *cfg,
         if (!opts[i].required || opts[i].type != FP_CONF_STRING)
             continue;
         s = *(char **)conf__field(cfg, &opts[i]);
-        if (s == NULL || *s == '\0') {
-            conf__env_name(prefix, opts[i].key, name, sizeof(name));
-            snprintf(err, errlen, "required option \"%s\" is not set (config file or %s)",
-                     opts[i].key, name);
-            return -EINVAL;
+        if (s != NULL && *s != '\0')
+            continue;
+        if (env_prefix != NULL) {
+            conf__env_name(env_prefix, opts[i].key, name, sizeof(name));
+            snprintf(err, errlen, "required option \"%s%s\" is not set (config file or %s)",
+                     key_prefix, opts[i].key, name);
+        } else {
+            snprintf(err, errlen, "required option \"%s%s\" is not set", key_prefix,
+                     opts[i].key);
         }
+        return -EINVAL;
     }
     return 0;
+}
+
+int fp_conf_check_required(const fp_conf_opt *opts, size_t n_opts, void *cfg,
+                           const char *key_prefix, char *err, size_t errlen)
+{
+    return conf__check_required(opts, n_opts, cfg, key_prefix != NULL ? key_prefix : "", NULL,
+                                err, errlen);
 }
 
 int fp_conf_load(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *path,
@@ -287,13 +314,14 @@ int fp_conf_load(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *
 
     if (err != NULL && errlen > 0)
         err[0] = '\0';
-    rc = conf__load_defaults(opts, n_opts, cfg, err, errlen);
+    rc = fp_conf_defaults(opts, n_opts, cfg, err, errlen);
     if (rc == 0 && path != NULL)
         rc = conf__load_file(opts, n_opts, cfg, path, err, errlen);
     if (rc == 0)
         rc = conf__load_env(opts, n_opts, cfg, env_prefix, err, errlen);
     if (rc == 0)
-        rc = conf__check_required(opts, n_opts, cfg, env_prefix, err, errlen);
+        rc = conf__check_required(opts, n_opts, cfg, "", env_prefix != NULL ? env_prefix : "",
+                                  err, errlen);
     if (rc != 0)
         fp_conf_free(opts, n_opts, cfg);
     return rc;

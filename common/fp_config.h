@@ -53,6 +53,23 @@ typedef struct {
 int fp_conf_load(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *path,
                  const char *env_prefix, char *err, size_t errlen);
 
+/*
+ * The steps of fp_conf_load() for callers whose options come from
+ * elsewhere (the broker plugin's plugin_opt_* pairs):
+ *   fp_conf_defaults()  store every default;
+ *   fp_conf_set()       one key/value; origin names where it came from in
+ *                       errors; -ENOENT for an unknown key (err filled);
+ *   fp_conf_check_required()  every required option ended up set; errors
+ *                       name it as <key_prefix><key>.
+ * Keys match case-insensitively. Each returns 0 or a negative error with
+ * err filled; on failure call fp_conf_free().
+ */
+int fp_conf_defaults(const fp_conf_opt *opts, size_t n_opts, void *cfg, char *err, size_t errlen);
+int fp_conf_set(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *key,
+                const char *value, const char *origin, char *err, size_t errlen);
+int fp_conf_check_required(const fp_conf_opt *opts, size_t n_opts, void *cfg,
+                           const char *key_prefix, char *err, size_t errlen);
+
 /* Frees the strings fp_conf_load() stored in cfg and sets them to NULL. */
 void fp_conf_free(const fp_conf_opt *opts, size_t n_opts, void *cfg);
 

@@ -1,0 +1,66 @@
+/*
+ * acl.c - topic rules, checked for every subscribe, publish and delivered
+ * message, so pure in-memory string work.
+ *
+ *   role user:    subscribe to / receive only feed/<sub> and ribbon,
+ *                 exact names (no wildcards); publish nothing.
+ *   role service: publish feed/<id> (any valid id) and ribbon; subscribe
+ *                 to and receive nothing.
+ * Unsubscribing is always allowed. Everything else ($SYS/#, wildcards,
+ * other users' feeds) is denied.
+ */
+#include <string.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "feed_auth.h"
+
+_Static_assert(FA_ACL_READ == MOSQ_ACL_READ && FA_ACL_WRITE == MOSQ_ACL_WRITE &&
+                   FA_ACL_SUBSCRIBE == MOSQ_ACL_SUBSCRIBE &&
+                   FA_ACL_UNSUBSCRIBE == MOSQ_ACL_UNSUBSCRIBE,
+               "FA_ACL_* must mirror MOSQ_ACL_*");
+
+#define ACL__FEED "feed/"
+#define ACL__FEED_LEN 5
+#define ACL__RIBBON "ribbon"
+
+/* topic is exactly "feed/<sub>". */
+static bool acl__is_own_feed(const char *topic, const char *sub)
+{
+    return strncmp(topic, ACL__FEED, ACL__FEED_LEN) == 0 && strcmp(topic + ACL__FEED_LEN, sub) == 0;
+}
+
+/* topic is "feed/<id>" for some valid id (so no wildcard and no extra level). */
+static bool acl__is_any_feed(const char *topic)
+{
+    return strncmp(topic, ACL__FEED, ACL__FEED_LEN) == 0 && fp_id_valid(topic + ACL__FEED_LEN);
+}
+
+bool fa_acl_allowed(fp_role role, const char *sub, const char *topic, int access)
+{
+    if (topic == NULL || sub == NULL)
+        return false;
+    if (access == FA_ACL_UNSUBSCRIBE)
+        return true;
+    if (role == FP_ROLE_SERVICE)
+        return access == FA_ACL_WRITE && (strcmp(topic, ACL__RIBBON) == 0 || acl__is_any_feed(topic));
+    if (access != FA_ACL_SUBSCRIBE && access != FA_ACL_READ)
+        return false;
+    return strcmp(topic, ACL__RIBBON) == 0 || acl__is_own_feed(topic, sub);
+}
+
+int fa_on_acl_check(int event, void *event_data, void *userdata)
+{
+    struct mosquitto_evt_acl_check *ev = event_data;
+    fa_plugin *pl = userdata;
+    fa_session *s;
+
+    (void)event;
+    s = fa_sessions_find(&pl->sessions, ev->client);
+    if (s == NULL)
+        return MOSQ_ERR_ACL_DENIED;
+    return fa_acl_allowed(s->role, s->sub, ev->topic, ev->access) ? MOSQ_ERR_SUCCESS
+                                                                   : MOSQ_ERR_ACL_DENIED;
+}

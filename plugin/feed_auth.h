@@ -1,0 +1,188 @@
+/*
+ * feed_auth.h - private header of the feed_auth.so mosquitto plugin.
+ *
+ * One file per concern:
+ *   plugin.c    mosquitto_plugin_* entry points, callback registration
+ *   options.c   plugin_opt_* parsing
+ *   auth.c      MOSQ_EVT_BASIC_AUTH: JWT, username == sub, revocation
+ *   acl.c       MOSQ_EVT_ACL_CHECK: pure topic rules per role
+ *   sessions.c  the table of live sessions (pure data structure)
+ *   kick.c      MOSQ_EVT_DISCONNECT; MOSQ_EVT_TICK: kicks on expiry and
+ *               revocation
+ *   presence.c  per-user session counts handed to the Redis thread
+ *   redis_sync.c  the background thread: presence writes, heartbeat,
+ *               revocation feed (all Redis I/O happens there)
+ *
+ * Threads: every mosquitto callback runs on the broker thread. The Redis
+ * thread shares exactly two things with it, each behind its own mutex: the
+ * presence table (presence.c) and the revocation table (auth.c).
+ */
+#ifndef FEED_AUTH_H
+#define FEED_AUTH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uthash.h>
+
+#include "fp_id.h"
+#include "fp_jwt.h"
+
+struct mosquitto;
+struct mosquitto_opt;
+
+/* ------------------------------------------------------------- options */
+
+typedef struct {
+    char *alg;      /* HS256 | RS256 | ES256 */
+    char *key_file; /* secret or public key */
+    char *issuer;   /* optional */
+    char *audience; /* optional */
+    int64_t leeway;
+    char *node_id;
+    char *redis_host;
+    int64_t redis_port;
+    char *redis_prefix;
+    int64_t heartbeat_interval; /* seconds; node:<id> lives 3 intervals */
+} fa_options;
+
+/* Parses the plugin_opt_* pairs. Returns 0 or -EINVAL with err filled. */
+int fa_options_parse(fa_options *o, struct mosquitto_opt *opts, int n, char *err, size_t errlen);
+void fa_options_free(fa_options *o);
+
+/* -------------------------------------------------------------- acl */
+
+/* MOSQ_ACL_* values, repeated so acl.c can be unit-tested without the broker. */
+enum { FA_ACL_READ = 0x01, FA_ACL_WRITE = 0x02, FA_ACL_SUBSCRIBE = 0x04, FA_ACL_UNSUBSCRIBE = 0x08 };
+
+/* True when a client of this role and sub may do access on topic. */
+bool fa_acl_allowed(fp_role role, const char *sub, const char *topic, int access);
+
+/* ------------------------------------------------------------ sessions */
+
+typedef struct fa_session {
+    struct mosquitto *client; /* key of by_client */
+    char *client_id;          /* key of by_id (only the newest session per id) */
+    char sub[FP_ID_BUFSZ];
+    fp_role role;
+    int64_t exp;
+    int64_t iat; /* 0 when the token had none */
+    bool in_by_id;
+    bool kicked; /* a kick was issued; its disconnect is on the way */
+    UT_hash_handle hh_client;
+    UT_hash_handle hh_id;
+} fa_session;
+
+typedef struct {
+    fa_session *by_client;
+    fa_session *by_id;
+    size_t count;
+} fa_sessions;
+
+/* Finds the session of a connected client, NULL if none. */
+fa_session *fa_sessions_find(fa_sessions *t, const struct mosquitto *client);
+/* The newest session using this client id, NULL if none. */
+fa_session *fa_sessions_find_id(fa_sessions *t, const char *client_id);
+/* Adds a session (claims already verified). Returns 0 or -ENOMEM. */
+int fa_sessions_add(fa_sessions *t, struct mosquitto *client, const char *client_id,
+                    const fp_jwt_claims *c);
+/* Removes and frees the session of client; returns 1 if there was one. */
+int fa_sessions_remove(fa_sessions *t, const struct mosquitto *client, char *sub_out);
+void fa_sessions_clear(fa_sessions *t);
+
+/* ------------------------------------------------------------ revocations */
+
+typedef struct fa_revocation {
+    char sub[FP_ID_BUFSZ];
+    int64_t before; /* tokens with iat < before are invalid */
+    UT_hash_handle hh;
+} fa_revocation;
+
+typedef struct {
+    pthread_mutex_t lock;
+    fa_revocation *map;
+    atomic_bool pending; /* new entries the broker thread has not acted on */
+} fa_revocations;
+
+int fa_revocations_init(fa_revocations *r);
+void fa_revocations_destroy(fa_revocations *r);
+/* Raises the cut-off for sub (never lowers it). Any thread. */
+void fa_revocations_raise(fa_revocations *r, const char *sub, int64_t before);
+/* The cut-off for sub, 0 when none. Any thread. */
+int64_t fa_revocations_get(fa_revocations *r, const char *sub);
+
+/* ------------------------------------------------------------ presence */
+
+typedef struct fa_presence_user {
+    char sub[FP_ID_BUFSZ];
+    unsigned sessions;
+    UT_hash_handle hh;
+} fa_presence_user;
+
+typedef enum { FA_PRESENCE_ADD = 1, FA_PRESENCE_REMOVE } fa_presence_op;
+
+typedef struct fa_presence_delta {
+    fa_presence_op op;
+    char sub[FP_ID_BUFSZ];
+    struct fa_presence_delta *next;
+} fa_presence_delta;
+
+typedef struct {
+    pthread_mutex_t lock;
+    fa_presence_user *users;   /* users with >= 1 local session */
+    fa_presence_delta *head;   /* changes not yet written to Redis */
+    fa_presence_delta **tail;
+    size_t queued;
+    bool overflow;             /* queue dropped: the thread must resync */
+    int wake_fd[2];            /* pipe: a byte wakes the Redis thread */
+} fa_presence;
+
+int fa_presence_init(fa_presence *p);
+void fa_presence_destroy(fa_presence *p);
+/* Broker thread: one more / one fewer session of sub on this node. */
+void fa_presence_session_up(fa_presence *p, const char *sub);
+void fa_presence_session_down(fa_presence *p, const char *sub);
+/* Redis thread: takes the queued deltas (caller frees with
+ * fa_presence_deltas_free); *resync set when the queue overflowed. */
+fa_presence_delta *fa_presence_take(fa_presence *p, bool *resync);
+/* Redis thread: a snapshot of all users (malloc'd array), clears the queue. */
+char (*fa_presence_snapshot(fa_presence *p, size_t *n))[FP_ID_BUFSZ];
+void fa_presence_deltas_free(fa_presence_delta *d);
+
+/* ------------------------------------------------------------ redis thread */
+
+typedef struct fa_redis fa_redis;
+
+/* Starts the background thread. Returns 0 or -errno. */
+int fa_redis_start(fa_redis **out, const fa_options *o, fa_presence *p, fa_revocations *r);
+/* Stops it: joins the thread, then best-effort removal of this node's
+ * presence (a clean shutdown leaves no stale entries). */
+void fa_redis_stop(fa_redis *rs);
+/* Broker thread: writes the log lines the Redis thread queued. */
+void fa_redis_drain_log(fa_redis *rs);
+
+/* ------------------------------------------------------------ plugin */
+
+typedef struct {
+    fa_options opts;
+    fp_jwt_verifier *verifier;
+    fa_sessions sessions;
+    fa_presence presence;
+    fa_revocations revocations;
+    fa_redis *redis;
+    int64_t next_expiry_check_ms; /* monotonic; next expiry sweep */
+} fa_plugin;
+
+/* Broker callbacks (auth.c, acl.c, kick.c). */
+int fa_on_basic_auth(int event, void *event_data, void *userdata);
+int fa_on_acl_check(int event, void *event_data, void *userdata);
+int fa_on_disconnect(int event, void *event_data, void *userdata);
+int fa_on_tick(int event, void *event_data, void *userdata);
+
+/* Writes s into out (outsz bytes) for a log line: at most 64 bytes,
+ * control characters as '?'. For client ids, which clients choose. */
+void fa_log_safe(const char *s, char *out, size_t outsz);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * kick.c - the end of sessions: disconnects, and kicking clients whose
+ * token expired or whose user was revoked.
+ *
+ * MOSQ_EVT_TICK runs on the broker thread many times a second. Expiry is
+ * checked at most KICK__EXPIRY_PERIOD_MS apart; revocations as soon as the
+ * Redis thread has raised one. Both walk the session table, which costs
+ * O(sessions) per walk: fine for tens of thousands of sessions per node,
+ * a heap keyed by exp would be the next step beyond that.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+
+#include "feed_auth.h"
+
+#define KICK__EXPIRY_PERIOD_MS 200
+
+int fa_on_disconnect(int event, void *event_data, void *userdata)
+{
+    struct mosquitto_evt_disconnect *ev = event_data;
+    fa_plugin *pl = userdata;
+    char sub[FP_ID_BUFSZ];
+
+    (void)event;
+    if (fa_sessions_remove(&pl->sessions, ev->client, sub) == 1)
+        fa_presence_session_down(&pl->presence, sub);
+    return MOSQ_ERR_SUCCESS;
+}
+
+/* Why a session must go now, or NULL. */
+static const char *kick__reason(fa_plugin *pl, const fa_session *s, int64_t now, bool revocations)
+{
+    int64_t before;
+
+    if (now >= s->exp)
+        return "token expired";
+    if (revocations) {
+        before = fa_revocations_get(&pl->revocations, s->sub);
+        if (before > 0 && s->iat < before)
+            return "user revoked";
+    }
+    return NULL;
+}
+
+/*
+ * Collects the client ids to kick first and kicks afterwards, because a
+ * kick may remove sessions from the table. Only the newest session of a
+ * client id is kicked by id; an older one is already being taken over.
+ */
+static void kick__sweep(fa_plugin *pl, int64_t now, bool revocations)
+{
+    fa_session *s, *tmp;
+    char **ids, id[80];
+    const char *why;
+    size_t n = 0, i;
+
+    if (pl->sessions.count == 0)
+        return;
+    ids = calloc(pl->sessions.count, sizeof(*ids));
+    if (ids == NULL)
+        return; /* retried at the next tick */
+    HASH_ITER(hh_client, pl->sessions.by_client, s, tmp) {
+        why = s->in_by_id && !s->kicked ? kick__reason(pl, s, now, revocations) : NULL;
+        if (why == NULL || n == pl->sessions.count)
+            continue;
+        ids[n] = strdup(s->client_id);
+        if (ids[n] == NULL)
+            continue;
+        s->kicked = true;
+        fa_log_safe(s->client_id, id, sizeof(id));
+        mosquitto_log_printf(MOSQ_LOG_NOTICE, "feed_auth: disconnecting client \"%s\" of %s: %s",
+                             id, s->sub, why);
+        n++;
+    }
+    for (i = 0; i < n; i++) {
+        mosquitto_kick_client_by_clientid(ids[i], false);
+        free(ids[i]);
+    }
+    free(ids);
+}
+
+/* Milliseconds on the monotonic clock. */
+static int64_t kick__now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int fa_on_tick(int event, void *event_data, void *userdata)
+{
+    fa_plugin *pl = userdata;
+    bool revocations;
+    int64_t now_ms = kick__now_ms();
+
+    (void)event;
+    (void)event_data;
+    fa_redis_drain_log(pl->redis);
+    revocations = atomic_exchange(&pl->revocations.pending, false);
+    if (!revocations && now_ms < pl->next_expiry_check_ms)
+        return MOSQ_ERR_SUCCESS;
+    pl->next_expiry_check_ms = now_ms + KICK__EXPIRY_PERIOD_MS;
+    kick__sweep(pl, (int64_t)time(NULL), revocations);
+    return MOSQ_ERR_SUCCESS;
+}

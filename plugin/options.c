@@ -1,0 +1,74 @@
+/*
+ * options.c - plugin_opt_* parsing.
+ *
+ * The broker hands us its plugin_opt_<key> <value> lines as key/value
+ * pairs; they are typed and range-checked by common/fp_config, the same
+ * code the daemons use for their config files. Unknown keys are refused:
+ * a typo must not silently leave a default in place.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+#include <mosquitto_plugin.h>
+
+#include "feed_auth.h"
+#include "fp_config.h"
+
+static const fp_conf_opt options__table[] = {
+    {"alg", FP_CONF_STRING, offsetof(fa_options, alg), NULL, 0, 0, true,
+     "JWT algorithm: HS256, RS256 or ES256"},
+    {"key_file", FP_CONF_STRING, offsetof(fa_options, key_file), NULL, 0, 0, true,
+     "HS256 secret file, or RS256/ES256 public key PEM"},
+    {"issuer", FP_CONF_STRING, offsetof(fa_options, issuer), NULL, 0, 0, false,
+     "required iss claim (unset: not checked)"},
+    {"audience", FP_CONF_STRING, offsetof(fa_options, audience), NULL, 0, 0, false,
+     "required aud claim (unset: not checked)"},
+    {"leeway", FP_CONF_INT, offsetof(fa_options, leeway), "5", 0, FP_JWT_LEEWAY_MAX,
+     false, "clock-skew allowance for nbf/iat, seconds"},
+    {"node_id", FP_CONF_STRING, offsetof(fa_options, node_id), NULL, 0, 0, true,
+     "this broker's node id"},
+    {"redis_host", FP_CONF_STRING, offsetof(fa_options, redis_host), "127.0.0.1", 0, 0, false,
+     "Redis host for presence and revocations"},
+    {"redis_port", FP_CONF_INT, offsetof(fa_options, redis_port), "6379", 1, 65535, false,
+     "Redis port"},
+    {"redis_prefix", FP_CONF_STRING, offsetof(fa_options, redis_prefix), "", 0, 0, false,
+     "prefix of every Redis key and channel"},
+    {"heartbeat_interval", FP_CONF_INT, offsetof(fa_options, heartbeat_interval), "5", 1, 300,
+     false, "seconds between node heartbeats (the key lives 3 intervals)"},
+};
+#define OPTIONS__N (sizeof(options__table) / sizeof(options__table[0]))
+
+int fa_options_parse(fa_options *o, struct mosquitto_opt *opts, int n, char *err, size_t errlen)
+{
+    char origin[96];
+    int i, rc;
+
+    memset(o, 0, sizeof(*o));
+    rc = fp_conf_defaults(options__table, OPTIONS__N, o, err, errlen);
+    for (i = 0; rc == 0 && i < n; i++) {
+        snprintf(origin, sizeof(origin), "plugin_opt_%.64s", opts[i].key);
+        rc = fp_conf_set(options__table, OPTIONS__N, o, opts[i].key, opts[i].value, origin, err,
+                         errlen);
+    }
+    if (rc == 0)
+        rc = fp_conf_check_required(options__table, OPTIONS__N, o, "plugin_opt_", err, errlen);
+    if (rc == 0 && !fp_id_valid(o->node_id)) {
+        snprintf(err, errlen, "plugin_opt_node_id: \"%.64s\" is not a valid id ([A-Za-z0-9_-], 1-64)",
+                 o->node_id);
+        rc = -EINVAL;
+    }
+    if (rc != 0) {
+        fa_options_free(o);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void fa_options_free(fa_options *o)
+{
+    fp_conf_free(options__table, OPTIONS__N, o);
+}

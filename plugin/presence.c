@@ -1,0 +1,180 @@
+/*
+ * presence.c - how many sessions each user has on this node, and the
+ * changes Redis has not seen yet.
+ *
+ * The broker thread counts sessions per user; only the transitions 0 -> 1
+ * (SADD online:<node>) and 1 -> 0 (SREM) become deltas for the Redis
+ * thread, which it is woken for through a pipe. When Redis is away the
+ * queue grows up to PRESENCE__QUEUE_MAX and is then dropped in favour of a
+ * full resync (a snapshot of the table), which also happens after every
+ * reconnect. So presence is exact once Redis is back, whatever happened
+ * meanwhile.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "feed_auth.h"
+
+#define PRESENCE__QUEUE_MAX 100000
+
+int fa_presence_init(fa_presence *p)
+{
+    int rc;
+
+    memset(p, 0, sizeof(*p));
+    p->tail = &p->head;
+    if (pipe(p->wake_fd) != 0)
+        return -errno;
+    /* Non-blocking both ends: a full pipe already means "wake up". */
+    fcntl(p->wake_fd[0], F_SETFL, O_NONBLOCK);
+    fcntl(p->wake_fd[1], F_SETFL, O_NONBLOCK);
+    rc = pthread_mutex_init(&p->lock, NULL);
+    if (rc != 0) {
+        close(p->wake_fd[0]);
+        close(p->wake_fd[1]);
+        return -rc;
+    }
+    return 0;
+}
+
+void fa_presence_deltas_free(fa_presence_delta *d)
+{
+    fa_presence_delta *next;
+
+    while (d != NULL) {
+        next = d->next;
+        free(d);
+        d = next;
+    }
+}
+
+void fa_presence_destroy(fa_presence *p)
+{
+    fa_presence_user *u, *tmp;
+
+    HASH_ITER(hh, p->users, u, tmp) {
+        HASH_DEL(p->users, u);
+        free(u);
+    }
+    fa_presence_deltas_free(p->head);
+    close(p->wake_fd[0]);
+    close(p->wake_fd[1]);
+    pthread_mutex_destroy(&p->lock);
+}
+
+/* Queues a delta (lock held). On allocation failure or a full queue the
+ * queue is dropped and a resync requested instead. */
+static void presence__queue(fa_presence *p, fa_presence_op op, const char *sub)
+{
+    fa_presence_delta *d = NULL;
+
+    if (!p->overflow && p->queued < PRESENCE__QUEUE_MAX)
+        d = calloc(1, sizeof(*d));
+    if (d == NULL) {
+        fa_presence_deltas_free(p->head);
+        p->head = NULL;
+        p->tail = &p->head;
+        p->queued = 0;
+        p->overflow = true;
+        return;
+    }
+    d->op = op;
+    memcpy(d->sub, sub, sizeof(d->sub));
+    *p->tail = d;
+    p->tail = &d->next;
+    p->queued++;
+}
+
+static void presence__wake(fa_presence *p)
+{
+    char one = 1;
+
+    /* EAGAIN means a wake-up is already pending: nothing to do. */
+    if (write(p->wake_fd[1], &one, 1) < 0)
+        return;
+}
+
+void fa_presence_session_up(fa_presence *p, const char *sub)
+{
+    fa_presence_user *u = NULL;
+    bool changed = false;
+
+    pthread_mutex_lock(&p->lock);
+    HASH_FIND_STR(p->users, sub, u);
+    if (u == NULL) {
+        u = calloc(1, sizeof(*u));
+        /* Out of memory: this user goes uncounted (presence is advisory). */
+        if (u != NULL) {
+            memcpy(u->sub, sub, sizeof(u->sub));
+            HASH_ADD_STR(p->users, sub, u);
+        }
+    }
+    if (u != NULL && u->sessions++ == 0) {
+        presence__queue(p, FA_PRESENCE_ADD, sub);
+        changed = true;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (changed)
+        presence__wake(p);
+}
+
+void fa_presence_session_down(fa_presence *p, const char *sub)
+{
+    fa_presence_user *u = NULL;
+    bool changed = false;
+
+    pthread_mutex_lock(&p->lock);
+    HASH_FIND_STR(p->users, sub, u);
+    if (u != NULL && --u->sessions == 0) {
+        HASH_DEL(p->users, u);
+        free(u);
+        presence__queue(p, FA_PRESENCE_REMOVE, sub);
+        changed = true;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (changed)
+        presence__wake(p);
+}
+
+fa_presence_delta *fa_presence_take(fa_presence *p, bool *resync)
+{
+    fa_presence_delta *d;
+
+    pthread_mutex_lock(&p->lock);
+    d = p->head;
+    p->head = NULL;
+    p->tail = &p->head;
+    p->queued = 0;
+    *resync = p->overflow;
+    p->overflow = false;
+    pthread_mutex_unlock(&p->lock);
+    return d;
+}
+
+char (*fa_presence_snapshot(fa_presence *p, size_t *n))[FP_ID_BUFSZ]
+{
+    char(*all)[FP_ID_BUFSZ];
+    fa_presence_user *u, *tmp;
+    size_t i = 0, count;
+
+    pthread_mutex_lock(&p->lock);
+    count = HASH_COUNT(p->users);
+    all = malloc((count > 0 ? count : 1) * sizeof(*all));
+    if (all != NULL) {
+        HASH_ITER(hh, p->users, u, tmp) {
+            memcpy(all[i++], u->sub, FP_ID_BUFSZ);
+        }
+        /* The snapshot supersedes whatever was queued. */
+        fa_presence_deltas_free(p->head);
+        p->head = NULL;
+        p->tail = &p->head;
+        p->queued = 0;
+        p->overflow = false;
+    }
+    pthread_mutex_unlock(&p->lock);
+    *n = all != NULL ? i : 0;
+    return all;
+}

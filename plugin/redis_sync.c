@@ -1,0 +1,529 @@
+/*
+ * redis_sync.c - the plugin's background thread: every byte of Redis I/O
+ * the plugin does happens here, never on the broker thread.
+ *
+ *  - presence: online:<node> follows the local session table; after every
+ *    (re)connect it is rewritten whole (MULTI, DEL, SADD ..., EXEC), which
+ *    also clears what a previous run of this node left behind;
+ *  - heartbeat: node:<node> with a TTL of 3 intervals, and <node> in nodes;
+ *  - revocations: SUBSCRIBE to the channel <prefix>revoked (messages
+ *    "<user id> <before>"), then load every <prefix>revoked:<uid> key, so
+ *    nothing raised while we were away is missed. Each raises the
+ *    in-memory table the broker thread reads.
+ *
+ * On any error both connections are dropped and retried with a capped
+ * exponential backoff (100 ms .. 2 s); err/errstr keep the cause for the
+ * log. Log lines are queued and written by the broker thread (fa_on_tick),
+ * because mosquitto's logging is not thread-safe.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+
+#include "feed_auth.h"
+
+#define REDIS__BACKOFF_MIN_MS 100
+#define REDIS__BACKOFF_MAX_MS 2000
+#define REDIS__IO_TIMEOUT_MS 1000
+#define REDIS__SADD_CHUNK 1000
+#define REDIS__SCAN_COUNT "1000"
+#define REDIS__LOG_LINES 32
+#define REDIS__KEY_MAX 256
+
+struct fa_redis {
+    pthread_t thread;
+    atomic_bool stop;
+    const fa_options *o;
+    fa_presence *presence;
+    fa_revocations *revocations;
+    redisContext *cmd; /* commands */
+    redisContext *sub; /* SUBSCRIBE only */
+    bool connected;
+    bool was_down;     /* a failure was logged; log the recovery */
+    int err;           /* last failure: hiredis REDIS_ERR_* or 0 */
+    char errstr[160];
+    int64_t backoff_ms;
+    int64_t next_attempt_ms;
+    int64_t next_heartbeat_ms;
+    char key_online[REDIS__KEY_MAX];
+    char key_node[REDIS__KEY_MAX];
+    char key_nodes[REDIS__KEY_MAX];
+    char key_revoked[REDIS__KEY_MAX];  /* "<prefix>revoked:" */
+    char chan_revoked[REDIS__KEY_MAX]; /* "<prefix>revoked" */
+    pthread_mutex_t log_lock;
+    char log[REDIS__LOG_LINES][256];
+    int log_levels[REDIS__LOG_LINES];
+    size_t log_n;
+};
+
+static int64_t redis__now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Queues a log line for the broker thread; drops it when the queue is full. */
+__attribute__((format(printf, 3, 4))) static void redis__log(fa_redis *rs, int level,
+                                                             const char *fmt, ...)
+{
+    va_list ap;
+
+    pthread_mutex_lock(&rs->log_lock);
+    if (rs->log_n < REDIS__LOG_LINES) {
+        va_start(ap, fmt);
+        vsnprintf(rs->log[rs->log_n], sizeof(rs->log[0]), fmt, ap);
+        va_end(ap);
+        rs->log_levels[rs->log_n++] = level;
+    }
+    pthread_mutex_unlock(&rs->log_lock);
+}
+
+void fa_redis_drain_log(fa_redis *rs)
+{
+    char lines[REDIS__LOG_LINES][256];
+    int levels[REDIS__LOG_LINES];
+    size_t n, i;
+
+    if (rs == NULL)
+        return;
+    pthread_mutex_lock(&rs->log_lock);
+    n = rs->log_n;
+    memcpy(lines, rs->log, n * sizeof(lines[0]));
+    memcpy(levels, rs->log_levels, n * sizeof(levels[0]));
+    rs->log_n = 0;
+    pthread_mutex_unlock(&rs->log_lock);
+    for (i = 0; i < n; i++)
+        mosquitto_log_printf(levels[i], "feed_auth: %s", lines[i]);
+}
+
+/* Records why the connection failed (from a context, or a message). */
+static void redis__set_error(fa_redis *rs, const redisContext *c, const char *what)
+{
+    if (c != NULL && c->err != 0) {
+        rs->err = c->err;
+        snprintf(rs->errstr, sizeof(rs->errstr), "%s: %.96s", what, c->errstr);
+    } else {
+        rs->err = REDIS_ERR_OTHER;
+        snprintf(rs->errstr, sizeof(rs->errstr), "%s", what);
+    }
+}
+
+static void redis__disconnect(fa_redis *rs)
+{
+    if (rs->cmd != NULL)
+        redisFree(rs->cmd);
+    if (rs->sub != NULL)
+        redisFree(rs->sub);
+    rs->cmd = rs->sub = NULL;
+    rs->connected = false;
+}
+
+/* Opens one connection with I/O timeouts. NULL on failure (error recorded). */
+static redisContext *redis__open(fa_redis *rs)
+{
+    struct timeval tv = {REDIS__IO_TIMEOUT_MS / 1000, (REDIS__IO_TIMEOUT_MS % 1000) * 1000};
+    redisContext *c;
+
+    c = redisConnectWithTimeout(rs->o->redis_host, (int)rs->o->redis_port, tv);
+    if (c == NULL) {
+        redis__set_error(rs, NULL, "connect: out of memory");
+        return NULL;
+    }
+    if (c->err != 0 || redisSetTimeout(c, tv) != REDIS_OK) {
+        redis__set_error(rs, c, "connect");
+        redisFree(c);
+        return NULL;
+    }
+    redisEnableKeepAlive(c);
+    return c;
+}
+
+/* Checks a reply: NULL (I/O error) and error replies fail. Frees it. */
+static int redis__reply_ok(fa_redis *rs, redisContext *c, redisReply *r, const char *what)
+{
+    char msg[96];
+
+    if (r == NULL) {
+        redis__set_error(rs, c, what);
+        return -EIO;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(msg, sizeof(msg), "%s: %.64s", what, r->str);
+        redis__set_error(rs, NULL, msg);
+        freeReplyObject(r);
+        return -EIO;
+    }
+    freeReplyObject(r);
+    return 0;
+}
+
+/* Reads n pipelined replies, all of which must succeed. */
+static int redis__drain_replies(fa_redis *rs, size_t n, const char *what)
+{
+    redisReply *r;
+    int rc = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        r = NULL;
+        if (redisGetReply(rs->cmd, (void **)&r) != REDIS_OK) {
+            redis__set_error(rs, rs->cmd, what);
+            return -EIO;
+        }
+        if (redis__reply_ok(rs, rs->cmd, r, what) != 0)
+            rc = -EIO;
+    }
+    return rc;
+}
+
+static int redis__heartbeat(fa_redis *rs)
+{
+    char ttl[24], now[24];
+
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)(rs->o->heartbeat_interval * 3));
+    snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
+    redisAppendCommand(rs->cmd, "SET %s %s EX %s", rs->key_node, now, ttl);
+    redisAppendCommand(rs->cmd, "SADD %s %s", rs->key_nodes, rs->o->node_id);
+    rs->next_heartbeat_ms = redis__now_ms() + rs->o->heartbeat_interval * 1000;
+    return redis__drain_replies(rs, 2, "heartbeat");
+}
+
+/* Rewrites online:<node> from the local table in one transaction. */
+static int redis__resync(fa_redis *rs)
+{
+    char(*users)[FP_ID_BUFSZ];
+    const char *argv[REDIS__SADD_CHUNK + 2];
+    size_t n, i, k, replies = 3;
+    int rc;
+
+    users = fa_presence_snapshot(rs->presence, &n);
+    if (users == NULL) {
+        redis__set_error(rs, NULL, "resync: out of memory");
+        return -ENOMEM;
+    }
+    redisAppendCommand(rs->cmd, "MULTI");
+    redisAppendCommand(rs->cmd, "DEL %s", rs->key_online);
+    for (i = 0; i < n; i += k) {
+        argv[0] = "SADD";
+        argv[1] = rs->key_online;
+        for (k = 0; k < REDIS__SADD_CHUNK && i + k < n; k++)
+            argv[k + 2] = users[i + k];
+        redisAppendCommandArgv(rs->cmd, (int)k + 2, argv, NULL);
+        replies++;
+    }
+    redisAppendCommand(rs->cmd, "EXEC");
+    rc = redis__drain_replies(rs, replies, "presence resync");
+    free(users);
+    if (rc == 0)
+        redis__log(rs, MOSQ_LOG_INFO, "presence of node %s resynced: %zu users", rs->o->node_id,
+                   n);
+    return rc;
+}
+
+/* Writes queued presence changes, pipelined. A dropped queue means resync. */
+static int redis__flush_presence(fa_redis *rs)
+{
+    fa_presence_delta *d, *all;
+    bool resync;
+    size_t n = 0;
+    int rc;
+
+    all = fa_presence_take(rs->presence, &resync);
+    if (resync) {
+        fa_presence_deltas_free(all);
+        return redis__resync(rs);
+    }
+    for (d = all; d != NULL; d = d->next, n++)
+        redisAppendCommand(rs->cmd, "%s %s %s", d->op == FA_PRESENCE_ADD ? "SADD" : "SREM",
+                           rs->key_online, d->sub);
+    fa_presence_deltas_free(all);
+    if (n == 0)
+        return 0;
+    rc = redis__drain_replies(rs, n, "presence update");
+    return rc;
+}
+
+/* Applies "<uid> <before>" from the revocation channel or a revoked: key. */
+static void redis__apply_revocation(fa_redis *rs, const char *uid, const char *before_s)
+{
+    char *end = NULL;
+    long long before;
+
+    errno = 0;
+    before = strtoll(before_s, &end, 10);
+    if (!fp_id_valid(uid) || errno != 0 || end == before_s || *end != '\0' || before <= 0) {
+        redis__log(rs, MOSQ_LOG_WARNING, "ignoring malformed revocation for \"%.64s\"",
+                   fp_id_valid(uid) ? uid : "(invalid id)");
+        return;
+    }
+    fa_revocations_raise(rs->revocations, uid, before);
+}
+
+static void redis__on_message(fa_redis *rs, const redisReply *r)
+{
+    char buf[FP_ID_BUFSZ + 32], *space;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0 ||
+        r->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    if (r->element[2]->len >= sizeof(buf)) {
+        redis__log(rs, MOSQ_LOG_WARNING, "ignoring oversized revocation message");
+        return;
+    }
+    memcpy(buf, r->element[2]->str, r->element[2]->len);
+    buf[r->element[2]->len] = '\0';
+    space = strchr(buf, ' ');
+    if (space == NULL) {
+        redis__log(rs, MOSQ_LOG_WARNING, "ignoring malformed revocation message");
+        return;
+    }
+    *space = '\0';
+    redis__apply_revocation(rs, buf, space + 1);
+}
+
+/* Loads every <prefix>revoked:<uid> key (SCAN + GET, pipelined per page). */
+static int redis__load_revocations(fa_redis *rs)
+{
+    char pattern[REDIS__KEY_MAX + 2], cursor[32] = "0";
+    size_t plen = strlen(rs->key_revoked), i;
+    redisReply *r, *keys, *g;
+    int rc = 0;
+
+    snprintf(pattern, sizeof(pattern), "%s*", rs->key_revoked);
+    do {
+        r = redisCommand(rs->cmd, "SCAN %s MATCH %s COUNT " REDIS__SCAN_COUNT, cursor, pattern);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            redis__set_error(rs, rs->cmd, "loading revocations");
+            if (r != NULL)
+                freeReplyObject(r);
+            return -EIO;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        keys = r->element[1];
+        for (i = 0; i < keys->elements; i++)
+            redisAppendCommand(rs->cmd, "GET %b", keys->element[i]->str, keys->element[i]->len);
+        for (i = 0; i < keys->elements && rc == 0; i++) {
+            g = NULL;
+            if (redisGetReply(rs->cmd, (void **)&g) != REDIS_OK) {
+                redis__set_error(rs, rs->cmd, "loading revocations");
+                rc = -EIO;
+                break;
+            }
+            if (g->type == REDIS_REPLY_STRING && keys->element[i]->len > plen)
+                redis__apply_revocation(rs, keys->element[i]->str + plen, g->str);
+            freeReplyObject(g);
+        }
+        freeReplyObject(r);
+    } while (rc == 0 && strcmp(cursor, "0") != 0);
+    return rc;
+}
+
+/* Connects both contexts, subscribes, then brings Redis up to date. */
+static int redis__connect(fa_redis *rs)
+{
+    redisReply *r;
+
+    rs->cmd = redis__open(rs);
+    if (rs->cmd == NULL)
+        return -EIO;
+    rs->sub = redis__open(rs);
+    if (rs->sub == NULL)
+        goto fail;
+    r = redisCommand(rs->sub, "SUBSCRIBE %s", rs->chan_revoked);
+    if (redis__reply_ok(rs, rs->sub, r, "subscribe") != 0)
+        goto fail;
+    if (redis__load_revocations(rs) != 0 || redis__resync(rs) != 0 || redis__heartbeat(rs) != 0)
+        goto fail;
+    rs->connected = true;
+    return 0;
+fail:
+    redis__disconnect(rs);
+    return -EIO;
+}
+
+/* Reads whatever the subscription connection has: revocation messages. */
+static int redis__read_subscription(fa_redis *rs)
+{
+    void *reply;
+
+    if (redisBufferRead(rs->sub) != REDIS_OK) {
+        redis__set_error(rs, rs->sub, "subscription");
+        return -EIO;
+    }
+    for (;;) {
+        reply = NULL;
+        if (redisGetReplyFromReader(rs->sub, &reply) != REDIS_OK) {
+            redis__set_error(rs, rs->sub, "subscription");
+            return -EIO;
+        }
+        if (reply == NULL)
+            return 0;
+        redis__on_message(rs, reply);
+        freeReplyObject(reply);
+    }
+}
+
+/* Waits for a wake-up, a message or the timeout; 1 when the sub fd is readable. */
+static int redis__wait(fa_redis *rs, int64_t timeout_ms)
+{
+    struct pollfd fds[2];
+    char drain[64];
+    int n = 1;
+
+    fds[0].fd = rs->presence->wake_fd[0];
+    fds[0].events = POLLIN;
+    if (rs->sub != NULL) {
+        fds[1].fd = rs->sub->fd;
+        fds[1].events = POLLIN;
+        n = 2;
+    }
+    if (timeout_ms < 0)
+        timeout_ms = 0;
+    if (poll(fds, (nfds_t)n, (int)timeout_ms) <= 0)
+        return 0;
+    if (fds[0].revents != 0) {
+        while (read(rs->presence->wake_fd[0], drain, sizeof(drain)) > 0)
+            ;
+    }
+    return n == 2 && fds[1].revents != 0;
+}
+
+static void redis__fail(fa_redis *rs)
+{
+    if (rs->connected || !rs->was_down)
+        redis__log(rs, MOSQ_LOG_WARNING,
+                   "Redis %s:%d unavailable (%s); presence paused, authentication unaffected",
+                   rs->o->redis_host, (int)rs->o->redis_port, rs->errstr);
+    rs->was_down = true;
+    redis__disconnect(rs);
+    rs->next_attempt_ms = redis__now_ms() + rs->backoff_ms;
+    rs->backoff_ms *= 2;
+    if (rs->backoff_ms > REDIS__BACKOFF_MAX_MS)
+        rs->backoff_ms = REDIS__BACKOFF_MAX_MS;
+}
+
+/* One turn of the loop while connected. Returns 0 or -EIO. */
+static int redis__step(fa_redis *rs)
+{
+    int64_t wait = rs->next_heartbeat_ms - redis__now_ms();
+
+    if (redis__wait(rs, wait > 250 ? 250 : wait) == 1 && redis__read_subscription(rs) != 0)
+        return -EIO;
+    if (redis__flush_presence(rs) != 0)
+        return -EIO;
+    if (redis__now_ms() >= rs->next_heartbeat_ms && redis__heartbeat(rs) != 0)
+        return -EIO;
+    return 0;
+}
+
+static void *redis__main(void *arg)
+{
+    fa_redis *rs = arg;
+
+    while (!atomic_load(&rs->stop)) {
+        if (rs->connected) {
+            if (redis__step(rs) != 0)
+                redis__fail(rs);
+            continue;
+        }
+        if (redis__now_ms() < rs->next_attempt_ms) {
+            redis__wait(rs, rs->next_attempt_ms - redis__now_ms());
+            continue;
+        }
+        if (redis__connect(rs) != 0) {
+            redis__fail(rs);
+            continue;
+        }
+        if (rs->was_down)
+            redis__log(rs, MOSQ_LOG_NOTICE, "Redis %s:%d reachable again", rs->o->redis_host,
+                       (int)rs->o->redis_port);
+        rs->was_down = false;
+        rs->backoff_ms = REDIS__BACKOFF_MIN_MS;
+    }
+    return NULL;
+}
+
+/* Builds "<prefix><name><suffix>" into buf. Returns 0 or -ENAMETOOLONG. */
+static int redis__key(char *buf, const char *prefix, const char *name, const char *suffix)
+{
+    int n = snprintf(buf, REDIS__KEY_MAX, "%s%s%s", prefix, name, suffix);
+
+    return n < 0 || n >= REDIS__KEY_MAX ? -ENAMETOOLONG : 0;
+}
+
+int fa_redis_start(fa_redis **out, const fa_options *o, fa_presence *p, fa_revocations *r)
+{
+    fa_redis *rs;
+    int rc;
+
+    rs = calloc(1, sizeof(*rs));
+    if (rs == NULL)
+        return -ENOMEM;
+    rs->o = o;
+    rs->presence = p;
+    rs->revocations = r;
+    rs->backoff_ms = REDIS__BACKOFF_MIN_MS;
+    atomic_init(&rs->stop, false);
+    if (redis__key(rs->key_online, o->redis_prefix, "online:", o->node_id) != 0 ||
+        redis__key(rs->key_node, o->redis_prefix, "node:", o->node_id) != 0 ||
+        redis__key(rs->key_nodes, o->redis_prefix, "nodes", "") != 0 ||
+        redis__key(rs->key_revoked, o->redis_prefix, "revoked:", "") != 0 ||
+        redis__key(rs->chan_revoked, o->redis_prefix, "revoked", "") != 0) {
+        free(rs);
+        return -ENAMETOOLONG;
+    }
+    rc = pthread_mutex_init(&rs->log_lock, NULL);
+    if (rc != 0) {
+        free(rs);
+        return -rc;
+    }
+    rc = pthread_create(&rs->thread, NULL, redis__main, rs);
+    if (rc != 0) {
+        pthread_mutex_destroy(&rs->log_lock);
+        free(rs);
+        return -rc;
+    }
+    *out = rs;
+    return 0;
+}
+
+/* Best effort, on a clean shutdown: this node no longer holds anyone. */
+static void redis__withdraw(fa_redis *rs)
+{
+    if (rs->cmd == NULL)
+        rs->cmd = redis__open(rs);
+    if (rs->cmd == NULL)
+        return;
+    redisAppendCommand(rs->cmd, "DEL %s %s", rs->key_online, rs->key_node);
+    redisAppendCommand(rs->cmd, "SREM %s %s", rs->key_nodes, rs->o->node_id);
+    redis__drain_replies(rs, 2, "withdraw");
+}
+
+void fa_redis_stop(fa_redis *rs)
+{
+    char one = 1;
+
+    if (rs == NULL)
+        return;
+    atomic_store(&rs->stop, true);
+    if (write(rs->presence->wake_fd[1], &one, 1) < 0) {
+        /* The pipe is full: the thread is awake anyway. */
+    }
+    pthread_join(rs->thread, NULL);
+    redis__withdraw(rs);
+    redis__disconnect(rs);
+    pthread_mutex_destroy(&rs->log_lock);
+    free(rs);
+}
