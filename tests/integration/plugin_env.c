@@ -1,0 +1,292 @@
+#include "plugin_env.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+int64_t fp_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 48 random bytes as the HS256 secret, written to a file mosquitto reads. */
+static int env__write_secret(fp_plugin_env *e)
+{
+    int fd = open("/dev/urandom", O_RDONLY);
+    ssize_t n;
+    FILE *f;
+
+    if (fd < 0)
+        return -1;
+    n = read(fd, e->secret, sizeof(e->secret));
+    close(fd);
+    if (n != (ssize_t)sizeof(e->secret))
+        return -1;
+    /* No newline bytes: the verifier strips one trailing newline. */
+    for (n = 0; n < (ssize_t)sizeof(e->secret); n++) {
+        if (e->secret[n] == '\n' || e->secret[n] == '\r')
+            e->secret[n] = 'x';
+    }
+    snprintf(e->secret_path, sizeof(e->secret_path), "%s/jwt.secret", e->dir);
+    f = fopen(e->secret_path, "wb");
+    if (f == NULL)
+        return -1;
+    fwrite(e->secret, 1, sizeof(e->secret), f);
+    fclose(f);
+    chmod(e->secret_path, 0644); /* mosquitto drops to its own user */
+    return 0;
+}
+
+int fp_plugin_env_start(fp_plugin_env *e, const char *node_id, const char *extra)
+{
+    const char *tmp = getenv("FP_TEST_TMP"), *plugin = getenv("FP_PLUGIN");
+    char conf[PATH_MAX + 32];
+    FILE *f;
+
+    memset(e, 0, sizeof(*e));
+    if (tmp == NULL || plugin == NULL) {
+        fprintf(stderr, "plugin_env: FP_TEST_TMP / FP_PLUGIN not set (run through ctest)\n");
+        return -1;
+    }
+    snprintf(e->node_id, sizeof(e->node_id), "%s", node_id);
+    snprintf(e->dir, sizeof(e->dir), "%s/plugin-%ld-%s", tmp, (long)getpid(), node_id);
+    if (mkdir(e->dir, 0755) != 0 && errno != EEXIST)
+        return -1;
+    if (env__write_secret(e) != 0)
+        return -1;
+    if (fp_server_start(&e->redis, "redis", NULL) != 0)
+        return -1;
+    snprintf(conf, sizeof(conf), "%s/plugin.conf", e->dir);
+    f = fopen(conf, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f,
+            "plugin %s\nplugin_opt_alg HS256\nplugin_opt_key_file %s\nplugin_opt_node_id %s\n"
+            "plugin_opt_redis_host 127.0.0.1\nplugin_opt_redis_port %d\n"
+            "plugin_opt_heartbeat_interval 1\n%s\n",
+            plugin, e->secret_path, node_id, e->redis.port, extra != NULL ? extra : "");
+    fclose(f);
+    return fp_server_start(&e->mosq, "mosquitto", conf);
+}
+
+int fp_plugin_env_stop(fp_plugin_env *e)
+{
+    int rc = 0;
+
+    if (e->mosq.pid > 0 && fp_server_stop(&e->mosq) != 0)
+        rc = -1;
+    if (e->redis.pid > 0 && fp_server_stop(&e->redis) != 0)
+        rc = -1;
+    return rc;
+}
+
+char *fp_plugin_env_token(const fp_plugin_env *e, const char *sub, int64_t iat, int64_t exp,
+                          fp_role role)
+{
+    fp_jwt_mint_claims c = {0};
+    char *tok = NULL, err[256];
+
+    c.sub = sub;
+    c.iat = iat;
+    c.exp = exp;
+    c.role = role;
+    if (fp_jwt_mint(FP_JWT_HS256, e->secret, sizeof(e->secret), &c, &tok, err, sizeof(err)) != 0) {
+        fprintf(stderr, "plugin_env: mint: %s\n", err);
+        abort();
+    }
+    return tok;
+}
+
+char *fp_plugin_env_token_now(const fp_plugin_env *e, const char *sub, fp_role role)
+{
+    int64_t now = (int64_t)time(NULL);
+
+    return fp_plugin_env_token(e, sub, now, now + 3600, role);
+}
+
+/* ------------------------------------------------------------ MQTT client */
+
+static void mqtt__on_connect(struct mosquitto *m, void *obj, int rc, int flags,
+                             const mosquitto_property *props)
+{
+    fp_mqtt *c = obj;
+
+    (void)m;
+    (void)flags;
+    (void)props;
+    c->connack = rc;
+    c->connected_at_ms = fp_now_ms();
+}
+
+static void mqtt__on_disconnect(struct mosquitto *m, void *obj, int rc,
+                                const mosquitto_property *props)
+{
+    fp_mqtt *c = obj;
+
+    (void)m;
+    (void)rc;
+    (void)props;
+    c->disconnected = true;
+    if (c->closed_at_ms == 0)
+        c->closed_at_ms = fp_now_ms();
+}
+
+static void mqtt__on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *qos,
+                               const mosquitto_property *props)
+{
+    fp_mqtt *c = obj;
+    int i;
+
+    (void)m;
+    (void)mid;
+    (void)props;
+    c->n_granted = n < 8 ? n : 8;
+    for (i = 0; i < c->n_granted; i++)
+        c->granted[i] = qos[i];
+    c->suback = true;
+}
+
+static void mqtt__on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
+                             const mosquitto_property *props)
+{
+    fp_mqtt *c = obj;
+    size_t n = (size_t)msg->payloadlen;
+
+    (void)m;
+    (void)props;
+    if (n >= sizeof(c->last_payload))
+        n = sizeof(c->last_payload) - 1;
+    memcpy(c->last_payload, msg->payload, n);
+    c->last_payload[n] = '\0';
+    snprintf(c->last_topic, sizeof(c->last_topic), "%s", msg->topic);
+    c->last_retain = msg->retain;
+    c->received++;
+}
+
+static int published_mid = -1;
+static bool published_ack;
+
+static void mqtt__on_publish(struct mosquitto *m, void *obj, int mid, int rc,
+                             const mosquitto_property *props)
+{
+    (void)m;
+    (void)obj;
+    (void)rc;
+    (void)props;
+    if (mid == published_mid)
+        published_ack = true;
+}
+
+/* Runs one loop iteration; a closed connection is recorded, not an error. */
+static void mqtt__loop(fp_mqtt *c, int ms)
+{
+    if (c->disconnected) {
+        usleep((useconds_t)ms * 1000);
+        return;
+    }
+    if (mosquitto_loop(c->m, ms, 1) != MOSQ_ERR_SUCCESS && !c->disconnected) {
+        c->disconnected = true;
+        c->closed_at_ms = fp_now_ms();
+    }
+}
+
+int fp_mqtt_connect(fp_mqtt *c, int port, const char *client_id, const char *user,
+                    const char *password, int protocol, int timeout_ms)
+{
+    int64_t end = fp_now_ms() + timeout_ms;
+
+    memset(c, 0, sizeof(*c));
+    c->connack = -1;
+    c->m = mosquitto_new(client_id, true, c);
+    if (c->m == NULL)
+        return -1;
+    mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION,
+                         protocol == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
+    mosquitto_connect_v5_callback_set(c->m, mqtt__on_connect);
+    mosquitto_disconnect_v5_callback_set(c->m, mqtt__on_disconnect);
+    mosquitto_subscribe_v5_callback_set(c->m, mqtt__on_subscribe);
+    mosquitto_message_v5_callback_set(c->m, mqtt__on_message);
+    mosquitto_publish_v5_callback_set(c->m, mqtt__on_publish);
+    if (user != NULL && mosquitto_username_pw_set(c->m, user, password) != MOSQ_ERR_SUCCESS)
+        return -1;
+    if (mosquitto_connect(c->m, "127.0.0.1", port, 60) != MOSQ_ERR_SUCCESS)
+        return -1;
+    while (c->connack < 0 && !c->disconnected && fp_now_ms() < end)
+        mqtt__loop(c, 50);
+    return c->connack;
+}
+
+int fp_mqtt_subscribe(fp_mqtt *c, const char *topic, int timeout_ms)
+{
+    int64_t end = fp_now_ms() + timeout_ms;
+
+    c->suback = false;
+    if (mosquitto_subscribe(c->m, NULL, topic, 1) != MOSQ_ERR_SUCCESS)
+        return -1;
+    while (!c->suback && !c->disconnected && fp_now_ms() < end)
+        mqtt__loop(c, 50);
+    return c->suback && c->n_granted > 0 ? c->granted[0] : -1;
+}
+
+int fp_mqtt_publish(fp_mqtt *c, const char *topic, const char *payload, bool retain,
+                    int timeout_ms)
+{
+    int64_t end = fp_now_ms() + timeout_ms;
+    int mid;
+
+    published_ack = false;
+    if (mosquitto_publish(c->m, &mid, topic, (int)strlen(payload), payload, 1, retain) !=
+        MOSQ_ERR_SUCCESS)
+        return -1;
+    published_mid = mid;
+    while (!published_ack && !c->disconnected && fp_now_ms() < end)
+        mqtt__loop(c, 50);
+    return published_ack ? 0 : -1;
+}
+
+int fp_mqtt_wait_messages(fp_mqtt *c, int n, int timeout_ms)
+{
+    int64_t end = fp_now_ms() + timeout_ms;
+
+    while (c->received < n && !c->disconnected && fp_now_ms() < end)
+        mqtt__loop(c, 50);
+    return c->received;
+}
+
+int64_t fp_mqtt_wait_closed(fp_mqtt *c, int timeout_ms)
+{
+    int64_t end = fp_now_ms() + timeout_ms;
+
+    while (!c->disconnected && fp_now_ms() < end)
+        mqtt__loop(c, 50);
+    return c->disconnected ? c->closed_at_ms - c->connected_at_ms : -1;
+}
+
+void fp_mqtt_pump(fp_mqtt *c, int ms)
+{
+    int64_t end = fp_now_ms() + ms;
+
+    while (fp_now_ms() < end)
+        mqtt__loop(c, 50);
+}
+
+void fp_mqtt_close(fp_mqtt *c)
+{
+    if (c->m == NULL)
+        return;
+    if (!c->disconnected)
+        mosquitto_disconnect(c->m);
+    mosquitto_destroy(c->m);
+    c->m = NULL;
+}

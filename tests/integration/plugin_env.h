@@ -1,0 +1,97 @@
+/*
+ * plugin_env.h - a broker with feed_auth.so for integration tests.
+ *
+ * fp_plugin_env_start() starts a redis-server and a mosquitto loading the
+ * plugin (HS256, a fresh secret, the given node id, presence in that
+ * Redis), both on free loopback ports through the harness. Tokens are
+ * minted with common/fp_jwt. The MQTT helpers wrap libmosquitto for the
+ * questions tests ask: was the connect accepted, which QoS was granted,
+ * did a message arrive, when did the broker close the connection.
+ */
+#ifndef PLUGIN_ENV_H
+#define PLUGIN_ENV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <mosquitto.h>
+
+#include "fp_harness.h"
+#include "fp_jwt.h"
+
+typedef struct {
+    fp_server redis;
+    fp_server mosq;
+    char dir[PATH_MAX];         /* test files: secret, plugin config */
+    char secret_path[PATH_MAX + 16];
+    unsigned char secret[48];
+    char node_id[FP_ID_BUFSZ];
+} fp_plugin_env;
+
+/* Starts redis and mosquitto+plugin. extra: more plugin_opt_* lines (or
+ * NULL). Returns 0 or -1. */
+int fp_plugin_env_start(fp_plugin_env *e, const char *node_id, const char *extra);
+
+/* Stops both. Returns -1 when a stop failed (e.g. a sanitizer report in
+ * the broker log), so tests assert on it. */
+int fp_plugin_env_stop(fp_plugin_env *e);
+
+/* A token for sub signed with the env's secret; iat/exp absolute unix
+ * seconds (iat 0 = omitted). Returns a malloc'd string (abort on failure). */
+char *fp_plugin_env_token(const fp_plugin_env *e, const char *sub, int64_t iat, int64_t exp,
+                          fp_role role);
+
+/* A token valid for an hour from now. */
+char *fp_plugin_env_token_now(const fp_plugin_env *e, const char *sub, fp_role role);
+
+/* ------------------------------------------------------------ MQTT client */
+
+typedef struct {
+    struct mosquitto *m;
+    int connack;           /* -1 until CONNACK (v3.1.1 return code, or v5 reason code) */
+    bool disconnected;
+    int64_t connected_at_ms;
+    int64_t closed_at_ms;  /* 0 while open */
+    int granted[8];        /* last SUBACK */
+    int n_granted;
+    bool suback;
+    int received;          /* messages so far */
+    char last_topic[256];
+    char last_payload[4096];
+    bool last_retain;
+} fp_mqtt;
+
+/* Monotonic milliseconds. */
+int64_t fp_now_ms(void);
+
+/* Connects to 127.0.0.1:port (protocol 4 = 3.1.1, 5 = v5) and waits up to
+ * timeout_ms for the CONNACK. Returns the CONNACK code (0 = accepted, 5 /
+ * 135 = not authorised), or -1 when none came. c must be freed with
+ * fp_mqtt_close() either way. client_id NULL = generated. */
+int fp_mqtt_connect(fp_mqtt *c, int port, const char *client_id, const char *user,
+                    const char *password, int protocol, int timeout_ms);
+
+/* Subscribes at QoS 1 and waits for the SUBACK. Returns the granted QoS
+ * (0..2, or >= 128 when refused), or -1 on timeout / closed connection. */
+int fp_mqtt_subscribe(fp_mqtt *c, const char *topic, int timeout_ms);
+
+/* Publishes at QoS 1 and runs the loop until the PUBACK or timeout.
+ * Returns 0 when acknowledged, -1 otherwise. */
+int fp_mqtt_publish(fp_mqtt *c, const char *topic, const char *payload, bool retain,
+                    int timeout_ms);
+
+/* Runs the loop until c->received >= n, the connection closes, or timeout.
+ * Returns c->received. */
+int fp_mqtt_wait_messages(fp_mqtt *c, int n, int timeout_ms);
+
+/* Runs the loop until the broker closes the connection or timeout.
+ * Returns ms from CONNACK to close, or -1 if still open. */
+int64_t fp_mqtt_wait_closed(fp_mqtt *c, int timeout_ms);
+
+/* Runs the loop for ms milliseconds (to let the broker act). */
+void fp_mqtt_pump(fp_mqtt *c, int ms);
+
+/* Disconnects (if connected) and frees. */
+void fp_mqtt_close(fp_mqtt *c);
+
+#endif
