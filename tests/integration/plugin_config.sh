@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# feed_auth.so refuses to start with a bad configuration: mosquitto must
+# exit (non-zero) with one clear log line, never run as an open broker.
+# Run by ctest with FP_PLUGIN (the built plugin), FP_TEST_TMP and, in the
+# sanitizer build, FP_MOSQUITTO_PRELOAD.
+set -euo pipefail
+
+dir=$(mktemp -d "$FP_TEST_TMP/plugin-config.XXXXXX")
+chmod 755 "$dir"
+head -c 48 /dev/urandom | base64 -w0 >"$dir/secret"
+printf 'short\n' >"$dir/short"
+chmod 644 "$dir/secret" "$dir/short"
+failures=0
+pre=()
+[ -n "${FP_MOSQUITTO_PRELOAD:-}" ] && pre=(env "LD_PRELOAD=$FP_MOSQUITTO_PRELOAD")
+
+# expect_refusal NAME EXPECTED-TEXT OPTION-LINES: the broker must exit
+# within 10 s, non-zero, and its output must contain EXPECTED-TEXT.
+expect_refusal() {
+    local name=$1 want=$2 opts=$3 rc=0
+    {
+        echo "listener $((20000 + RANDOM % 40000)) 127.0.0.1"
+        echo "plugin $FP_PLUGIN"
+        printf '%b\n' "$opts"
+    } >"$dir/$name.conf"
+    FEEDPUSH_HARNESS="$dir/mosquitto" timeout 10 "${pre[@]}" mosquitto -c "$dir/$name.conf" \
+        >"$dir/$name.log" 2>&1 || rc=$?
+    if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then
+        echo "FAIL $name: broker did not refuse to start (exit $rc)"
+        failures=$((failures + 1))
+    elif ! grep -qF -- "$want" "$dir/$name.log"; then
+        echo "FAIL $name: exit $rc but no line containing: $want"
+        sed 's/^/    /' "$dir/$name.log"
+        failures=$((failures + 1))
+    else
+        echo "ok   $name: $(grep -F -- "$want" "$dir/$name.log" | head -1 | cut -c1-150)"
+    fi
+}
+
+good="plugin_opt_alg HS256\nplugin_opt_key_file $dir/secret\nplugin_opt_node_id n1"
+expect_refusal missing_key_file 'required option "plugin_opt_key_file" is not set' \
+    "plugin_opt_alg HS256\nplugin_opt_node_id n1"
+expect_refusal missing_alg 'required option "plugin_opt_alg" is not set' \
+    "plugin_opt_key_file $dir/secret\nplugin_opt_node_id n1"
+expect_refusal missing_node_id 'required option "plugin_opt_node_id" is not set' \
+    "plugin_opt_alg HS256\nplugin_opt_key_file $dir/secret"
+expect_refusal alg_none 'plugin_opt_alg "none" is not HS256, RS256 or ES256' \
+    "plugin_opt_alg none\nplugin_opt_key_file $dir/secret\nplugin_opt_node_id n1"
+expect_refusal unreadable_key "$dir/missing.pem: No such file or directory" \
+    "plugin_opt_alg HS256\nplugin_opt_key_file $dir/missing.pem\nplugin_opt_node_id n1"
+expect_refusal short_secret 'need at least 32' \
+    "plugin_opt_alg HS256\nplugin_opt_key_file $dir/short\nplugin_opt_node_id n1"
+expect_refusal rs256_with_secret "$dir/secret" \
+    "plugin_opt_alg RS256\nplugin_opt_key_file $dir/secret\nplugin_opt_node_id n1"
+expect_refusal unknown_option 'plugin_opt_redis_hots: unknown key "redis_hots"' \
+    "$good\nplugin_opt_redis_hots 127.0.0.1"
+expect_refusal bad_node_id 'plugin_opt_node_id: "a/b" is not a valid id' \
+    "plugin_opt_alg HS256\nplugin_opt_key_file $dir/secret\nplugin_opt_node_id a/b"
+expect_refusal bad_port 'plugin_opt_redis_port: redis_port: 70000 is out of range 1..65535' \
+    "$good\nplugin_opt_redis_port 70000"
+expect_refusal bad_leeway 'plugin_opt_leeway: leeway: "soon" is not an integer' \
+    "$good\nplugin_opt_leeway soon"
+
+if [ "$failures" -ne 0 ]; then
+    echo "$failures configuration case(s) failed"
+    exit 1
+fi
+echo "every bad configuration was refused"
