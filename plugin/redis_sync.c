@@ -344,7 +344,9 @@ static int redis__connect(fa_redis *rs)
     r = redisCommand(rs->sub, "SUBSCRIBE %s", rs->chan_revoked);
     if (redis__reply_ok(rs, rs->sub, r, "subscribe") != 0)
         goto fail;
-    if (redis__load_revocations(rs) != 0 || redis__resync(rs) != 0 || redis__heartbeat(rs) != 0)
+    /* Heartbeat first: routing treats a node without one as gone and
+     * deletes its presence set, which the resync is about to write. */
+    if (redis__heartbeat(rs) != 0 || redis__load_revocations(rs) != 0 || redis__resync(rs) != 0)
         goto fail;
     rs->connected = true;
     return 0;

@@ -1,0 +1,477 @@
+/*
+ * amqp_link.c - feed-bridge's RabbitMQ link; see amqp_link.h.
+ */
+#include "amqp_link.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+
+#define AMQP__CHANNEL 1
+#define AMQP__HEARTBEAT_S 30
+#define AMQP__MAX_PENDING 256 /* publishes between two confirms */
+
+struct fb_amqp {
+    fb_amqp_config cfg; /* strings owned */
+    amqp_connection_state_t in;  /* consumer */
+    amqp_connection_state_t out; /* publisher with confirms */
+    amqp_envelope_t env;
+    bool have_env;
+    uint64_t next_tag; /* publish sequence number of the next publish */
+    uint64_t pending[AMQP__MAX_PENDING];
+    bool acked[AMQP__MAX_PENDING];
+    size_t n_pending;
+    int err; /* last failure: an AMQP_STATUS_* or a reply code, 0 if none */
+    char errstr[192];
+    char q_deliver[128];
+    char q_broadcast[128];
+};
+
+const char *fb_amqp_errstr(const fb_amqp *a)
+{
+    return a != NULL ? a->errstr : "out of memory";
+}
+
+static void amqp__set_error(fb_amqp *a, int err, const char *fmt, const char *what,
+                            const char *detail)
+{
+    a->err = err;
+    snprintf(a->errstr, sizeof(a->errstr), fmt, what, detail);
+}
+
+/*
+ * Turns a failed RPC reply into err/errstr: a library error (socket,
+ * timeout) or the broker's channel/connection close with its reply text.
+ * Returns -EIO.
+ */
+static int amqp__reply_error(fb_amqp *a, amqp_rpc_reply_t r, const char *what)
+{
+    char detail[160];
+    amqp_channel_close_t *ch;
+    amqp_connection_close_t *co;
+
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION) {
+        amqp__set_error(a, r.library_error, "%s: %s", what, amqp_error_string2(r.library_error));
+        return -EIO;
+    }
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+        ch = r.reply.decoded;
+        snprintf(detail, sizeof(detail), "channel closed by broker (%u): %.*s", ch->reply_code,
+                 (int)ch->reply_text.len, (const char *)ch->reply_text.bytes);
+        amqp__set_error(a, ch->reply_code, "%s: %s", what, detail);
+        return -EIO;
+    }
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
+        r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        co = r.reply.decoded;
+        snprintf(detail, sizeof(detail), "connection closed by broker (%u): %.*s",
+                 co->reply_code, (int)co->reply_text.len, (const char *)co->reply_text.bytes);
+        amqp__set_error(a, co->reply_code, "%s: %s", what, detail);
+        return -EIO;
+    }
+    amqp__set_error(a, -1, "%s: %s", what, "unexpected reply");
+    return -EIO;
+}
+
+static int amqp__check(fb_amqp *a, amqp_connection_state_t c, const char *what)
+{
+    amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
+
+    return r.reply_type == AMQP_RESPONSE_NORMAL ? 0 : amqp__reply_error(a, r, what);
+}
+
+static struct timeval amqp__tv(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+    return tv;
+}
+
+/* Opens one connection, logs in and opens channel 1. */
+static int amqp__connect_one(fb_amqp *a, amqp_connection_state_t *out, const char *what)
+{
+    struct timeval tv = amqp__tv(a->cfg.timeout_ms);
+    amqp_connection_state_t c;
+    amqp_socket_t *sock;
+    amqp_rpc_reply_t r;
+    int rc;
+
+    c = amqp_new_connection();
+    if (c == NULL)
+        return -ENOMEM;
+    *out = c;
+    sock = amqp_tcp_socket_new(c);
+    if (sock == NULL)
+        return -ENOMEM;
+    rc = amqp_socket_open_noblock(sock, a->cfg.host, a->cfg.port, &tv);
+    if (rc != AMQP_STATUS_OK) {
+        amqp__set_error(a, rc, "%s: connect: %s", what, amqp_error_string2(rc));
+        return -EIO;
+    }
+    amqp_set_rpc_timeout(c, &tv);
+    r = amqp_login(c, a->cfg.vhost, 0, 131072, AMQP__HEARTBEAT_S, AMQP_SASL_METHOD_PLAIN,
+                   a->cfg.user, a->cfg.password);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return amqp__reply_error(a, r, what);
+    amqp_channel_open(c, AMQP__CHANNEL);
+    return amqp__check(a, c, what);
+}
+
+static void amqp__close_one(amqp_connection_state_t *c)
+{
+    if (*c == NULL)
+        return;
+    amqp_connection_close(*c, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(*c);
+    *c = NULL;
+}
+
+/* ------------------------------------------------------------ topology */
+
+/* Table entry helpers for queue arguments. */
+static amqp_table_entry_t amqp__arg_str(const char *k, const char *v)
+{
+    amqp_table_entry_t e;
+
+    e.key = amqp_cstring_bytes(k);
+    e.value.kind = AMQP_FIELD_KIND_UTF8;
+    e.value.value.bytes = amqp_cstring_bytes(v);
+    return e;
+}
+
+static amqp_table_entry_t amqp__arg_int(const char *k, int v)
+{
+    amqp_table_entry_t e;
+
+    e.key = amqp_cstring_bytes(k);
+    e.value.kind = AMQP_FIELD_KIND_I32;
+    e.value.value.i32 = v;
+    return e;
+}
+
+static int amqp__exchange(fb_amqp *a, const char *name, const char *type)
+{
+    amqp_exchange_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name),
+                          amqp_cstring_bytes(type), 0, 1, 0, 0, amqp_empty_table);
+    return amqp__check(a, a->out, name);
+}
+
+static int amqp__queue(fb_amqp *a, const char *name, bool durable, amqp_table_entry_t *args,
+                       int n_args, const char *exchange, const char *binding)
+{
+    amqp_table_t t = {n_args, args};
+
+    amqp_queue_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), 0, durable, 0, 0, t);
+    if (amqp__check(a, a->out, name) != 0)
+        return -EIO;
+    amqp_queue_bind(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(exchange),
+                    amqp_cstring_bytes(binding), amqp_empty_table);
+    return amqp__check(a, a->out, name);
+}
+
+/*
+ * Declares everything of docs/protocol.md. Declarations are idempotent;
+ * one with different arguments than an existing queue fails with the
+ * broker's PRECONDITION_FAILED text in errstr.
+ */
+static int amqp__declare(fb_amqp *a)
+{
+    amqp_table_entry_t events[2] = {amqp__arg_str("x-queue-type", "quorum"),
+                                    amqp__arg_str("x-dead-letter-exchange", FB_EXCHANGE_DLX)};
+    amqp_table_entry_t node[4] = {amqp__arg_int("x-message-ttl", a->cfg.deliver_ttl_ms),
+                                  amqp__arg_int("x-max-length", a->cfg.deliver_max_length),
+                                  amqp__arg_str("x-overflow", "drop-head"),
+                                  amqp__arg_int("x-expires", a->cfg.deliver_expires_ms)};
+
+    if (amqp__exchange(a, FB_EXCHANGE_EVENTS, "topic") != 0 ||
+        amqp__exchange(a, FB_EXCHANGE_DLX, "fanout") != 0 ||
+        amqp__exchange(a, FB_EXCHANGE_DELIVER, "direct") != 0 ||
+        amqp__exchange(a, FB_EXCHANGE_BROADCAST, "fanout") != 0)
+        return -EIO;
+    if (amqp__queue(a, FB_QUEUE_DEAD, true, NULL, 0, FB_EXCHANGE_DLX, "") != 0 ||
+        amqp__queue(a, FB_QUEUE_EVENTS, true, events, 2, FB_EXCHANGE_EVENTS, "#") != 0 ||
+        amqp__queue(a, a->q_deliver, false, node, 4, FB_EXCHANGE_DELIVER, a->cfg.node_id) != 0 ||
+        amqp__queue(a, a->q_broadcast, false, node, 4, FB_EXCHANGE_BROADCAST, "") != 0)
+        return -EIO;
+    return 0;
+}
+
+/* ------------------------------------------------------------ connect */
+
+static int amqp__consume(fb_amqp *a, const char *queue, const char *tag)
+{
+    amqp_basic_consume(a->in, AMQP__CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag),
+                       0, 0, 0, amqp_empty_table);
+    return amqp__check(a, a->in, queue);
+}
+
+static int amqp__connect(fb_amqp *a)
+{
+    int rc;
+
+    a->next_tag = 1;
+    a->n_pending = 0;
+    rc = amqp__connect_one(a, &a->out, "amqp publisher");
+    if (rc != 0)
+        return rc;
+    if (amqp__declare(a) != 0)
+        return -EIO;
+    amqp_confirm_select(a->out, AMQP__CHANNEL);
+    if (amqp__check(a, a->out, "confirm.select") != 0)
+        return -EIO;
+    rc = amqp__connect_one(a, &a->in, "amqp consumer");
+    if (rc != 0)
+        return rc;
+    amqp_basic_qos(a->in, AMQP__CHANNEL, 0, (uint16_t)a->cfg.prefetch, 0);
+    if (amqp__check(a, a->in, "basic.qos") != 0)
+        return -EIO;
+    if (amqp__consume(a, FB_QUEUE_EVENTS, "events") != 0 ||
+        amqp__consume(a, a->q_deliver, "deliver") != 0 ||
+        amqp__consume(a, a->q_broadcast, "broadcast") != 0)
+        return -EIO;
+    a->err = 0;
+    a->errstr[0] = '\0';
+    return 0;
+}
+
+static void amqp__disconnect(fb_amqp *a)
+{
+    fb_amqp_done(a);
+    amqp__close_one(&a->in);
+    amqp__close_one(&a->out);
+}
+
+/* Copies the config strings so the caller's may go away. */
+static int amqp__copy_config(fb_amqp *a, const fb_amqp_config *c)
+{
+    a->cfg = *c;
+    a->cfg.host = strdup(c->host);
+    a->cfg.user = strdup(c->user);
+    a->cfg.password = strdup(c->password);
+    a->cfg.vhost = strdup(c->vhost);
+    a->cfg.node_id = strdup(c->node_id);
+    if (a->cfg.host == NULL || a->cfg.user == NULL || a->cfg.password == NULL ||
+        a->cfg.vhost == NULL || a->cfg.node_id == NULL)
+        return -ENOMEM;
+    snprintf(a->q_deliver, sizeof(a->q_deliver), "%s.%s", FB_EXCHANGE_DELIVER, c->node_id);
+    snprintf(a->q_broadcast, sizeof(a->q_broadcast), "%s.%s", FB_EXCHANGE_BROADCAST, c->node_id);
+    return 0;
+}
+
+int fb_amqp_open(fb_amqp **out, const fb_amqp_config *c)
+{
+    fb_amqp *a;
+
+    *out = NULL;
+    a = calloc(1, sizeof(*a));
+    if (a == NULL)
+        return -ENOMEM;
+    if (amqp__copy_config(a, c) != 0) {
+        fb_amqp_free(a);
+        return -ENOMEM;
+    }
+    *out = a;
+    return fb_amqp_reconnect(a);
+}
+
+int fb_amqp_reconnect(fb_amqp *a)
+{
+    int rc;
+
+    amqp__disconnect(a);
+    rc = amqp__connect(a);
+    if (rc != 0)
+        amqp__disconnect(a);
+    return rc;
+}
+
+void fb_amqp_free(fb_amqp *a)
+{
+    if (a == NULL)
+        return;
+    amqp__disconnect(a);
+    free((char *)a->cfg.host);
+    free((char *)a->cfg.user);
+    free((char *)a->cfg.password);
+    free((char *)a->cfg.vhost);
+    free((char *)a->cfg.node_id);
+    free(a);
+}
+
+/* ------------------------------------------------------------ consume */
+
+static fb_amqp_source amqp__source(const amqp_bytes_t *tag)
+{
+    if (tag->len == 7 && memcmp(tag->bytes, "deliver", 7) == 0)
+        return FB_SRC_DELIVER;
+    if (tag->len == 9 && memcmp(tag->bytes, "broadcast", 9) == 0)
+        return FB_SRC_BROADCAST;
+    return FB_SRC_EVENTS;
+}
+
+/*
+ * After AMQP_STATUS_UNEXPECTED_STATE, reads the frame that interrupted the
+ * consumer: a close from the broker is an error; anything else (e.g. a
+ * basic.cancel because a queue was deleted) also means re-establishing.
+ */
+static int amqp__unexpected(fb_amqp *a)
+{
+    struct timeval tv = amqp__tv(a->cfg.timeout_ms);
+    amqp_frame_t f;
+    int rc;
+
+    rc = amqp_simple_wait_frame_noblock(a->in, &f, &tv);
+    if (rc != AMQP_STATUS_OK) {
+        amqp__set_error(a, rc, "%s: %s", "amqp consumer", amqp_error_string2(rc));
+        return -EIO;
+    }
+    if (f.frame_type == AMQP_FRAME_METHOD) {
+        amqp__set_error(a, -1, "%s: broker sent %s", "amqp consumer",
+                        amqp_method_name(f.payload.method.id));
+        return -EIO;
+    }
+    return -ETIMEDOUT; /* a stray frame (e.g. heartbeat): nothing to do */
+}
+
+int fb_amqp_next(fb_amqp *a, fb_amqp_msg *msg, int timeout_ms)
+{
+    struct timeval tv = amqp__tv(timeout_ms);
+    amqp_rpc_reply_t r;
+    size_t n;
+
+    if (a->in == NULL) {
+        amqp__set_error(a, -1, "%s: %s", "amqp consumer", "not connected");
+        return -EIO;
+    }
+    fb_amqp_done(a);
+    amqp_maybe_release_buffers(a->in);
+    r = amqp_consume_message(a->in, &a->env, &tv, 0);
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
+        return -ETIMEDOUT;
+    if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+        r.library_error == AMQP_STATUS_UNEXPECTED_STATE)
+        return amqp__unexpected(a);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return amqp__reply_error(a, r, "amqp consumer");
+    a->have_env = true;
+    msg->source = amqp__source(&a->env.consumer_tag);
+    msg->tag = a->env.delivery_tag;
+    msg->redelivered = a->env.redelivered != 0;
+    n = a->env.routing_key.len < sizeof(msg->routing_key) - 1 ? a->env.routing_key.len
+                                                               : sizeof(msg->routing_key) - 1;
+    memcpy(msg->routing_key, a->env.routing_key.bytes, n);
+    msg->routing_key[n] = '\0';
+    msg->body = a->env.message.body.bytes;
+    msg->len = a->env.message.body.len;
+    return 0;
+}
+
+void fb_amqp_done(fb_amqp *a)
+{
+    if (!a->have_env)
+        return;
+    amqp_destroy_envelope(&a->env);
+    a->have_env = false;
+}
+
+int fb_amqp_ack(fb_amqp *a, uint64_t tag)
+{
+    int rc = amqp_basic_ack(a->in, AMQP__CHANNEL, tag, 0);
+
+    if (rc != AMQP_STATUS_OK) {
+        amqp__set_error(a, rc, "%s: %s", "amqp ack", amqp_error_string2(rc));
+        return -EIO;
+    }
+    return 0;
+}
+
+int fb_amqp_reject(fb_amqp *a, uint64_t tag)
+{
+    int rc = amqp_basic_reject(a->in, AMQP__CHANNEL, tag, 0);
+
+    if (rc != AMQP_STATUS_OK) {
+        amqp__set_error(a, rc, "%s: %s", "amqp reject", amqp_error_string2(rc));
+        return -EIO;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ publish */
+
+int fb_amqp_publish(fb_amqp *a, const char *exchange, const char *routing_key, const void *body,
+                    size_t len)
+{
+    amqp_basic_properties_t props;
+    amqp_bytes_t b = {len, (void *)body};
+    int rc;
+
+    if (a->out == NULL) {
+        amqp__set_error(a, -1, "%s: %s", "amqp publish", "not connected");
+        return -EIO;
+    }
+    if (a->n_pending == AMQP__MAX_PENDING && fb_amqp_confirm(a) != 0)
+        return -EIO;
+    memset(&props, 0, sizeof(props));
+    props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.content_type = amqp_cstring_bytes("application/json");
+    props.delivery_mode = 2; /* persistent */
+    rc = amqp_basic_publish(a->out, AMQP__CHANNEL, amqp_cstring_bytes(exchange),
+                            amqp_cstring_bytes(routing_key), 0, 0, &props, b);
+    if (rc != AMQP_STATUS_OK) {
+        amqp__set_error(a, rc, "%s: %s", "amqp publish", amqp_error_string2(rc));
+        return -EIO;
+    }
+    a->pending[a->n_pending] = a->next_tag++;
+    a->acked[a->n_pending] = false;
+    a->n_pending++;
+    return 0;
+}
+
+/* Marks tag (or every tag up to it) confirmed. Returns how many are left. */
+static size_t amqp__mark(fb_amqp *a, uint64_t tag, bool multiple)
+{
+    size_t i, left = 0;
+
+    for (i = 0; i < a->n_pending; i++) {
+        if (a->pending[i] == tag || (multiple && a->pending[i] <= tag))
+            a->acked[i] = true;
+        if (!a->acked[i])
+            left++;
+    }
+    return left;
+}
+
+int fb_amqp_confirm(fb_amqp *a)
+{
+    struct timeval tv = amqp__tv(a->cfg.timeout_ms);
+    amqp_basic_ack_t *ack;
+    amqp_frame_t f;
+    size_t left = a->n_pending;
+    int rc;
+
+    while (left > 0) {
+        rc = amqp_simple_wait_frame_noblock(a->out, &f, &tv);
+        if (rc != AMQP_STATUS_OK) {
+            amqp__set_error(a, rc, "%s: %s", "amqp confirm", amqp_error_string2(rc));
+            return -EIO;
+        }
+        if (f.frame_type != AMQP_FRAME_METHOD)
+            continue;
+        if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
+            ack = f.payload.method.decoded;
+            left = amqp__mark(a, ack->delivery_tag, ack->multiple != 0);
+            continue;
+        }
+        amqp__set_error(a, -1, "%s: broker answered %s", "amqp confirm",
+                        amqp_method_name(f.payload.method.id));
+        return -EIO;
+    }
+    a->n_pending = 0;
+    return 0;
+}

@@ -1,0 +1,80 @@
+/*
+ * amqp_link.h - feed-bridge's RabbitMQ link (rabbitmq-c).
+ *
+ * Two connections: one consumes (feed.events.bridge, this node's
+ * feed.deliver.<node> and feed.broadcast.<node>) with a prefetch limit and
+ * manual acks; the other publishes with publisher confirms. Keeping them
+ * apart means waiting for a confirm never has to buffer deliveries.
+ *
+ * The topology of docs/protocol.md is declared idempotently on connect.
+ * Every function returns 0 or a negative errno; on -EIO the link is
+ * broken, err/errstr say why, and the caller reconnects with
+ * fb_amqp_reconnect() (messages not acked are redelivered by the broker).
+ */
+#ifndef FB_AMQP_H
+#define FB_AMQP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FB_EXCHANGE_EVENTS "feed.events"
+#define FB_EXCHANGE_DLX "feed.events.dlx"
+#define FB_QUEUE_EVENTS "feed.events.bridge"
+#define FB_QUEUE_DEAD "feed.events.dead"
+#define FB_EXCHANGE_DELIVER "feed.deliver"
+#define FB_EXCHANGE_BROADCAST "feed.broadcast"
+
+typedef struct {
+    const char *host;
+    int port;
+    const char *user;
+    const char *password;
+    const char *vhost;
+    const char *node_id;
+    int prefetch;           /* unacked messages in flight on the consumer */
+    int deliver_ttl_ms;     /* per-message TTL of feed.deliver.<node> */
+    int deliver_max_length; /* oldest dropped beyond this */
+    int deliver_expires_ms; /* queue deleted after this long without a consumer */
+    int timeout_ms;         /* socket and confirm timeout */
+} fb_amqp_config;
+
+typedef enum { FB_SRC_EVENTS = 1, FB_SRC_DELIVER, FB_SRC_BROADCAST } fb_amqp_source;
+
+typedef struct {
+    fb_amqp_source source;
+    uint64_t tag;          /* delivery tag for ack/reject */
+    bool redelivered;
+    char routing_key[256];
+    const void *body;      /* valid until the next fb_amqp_next / fb_amqp_done */
+    size_t len;
+} fb_amqp_msg;
+
+typedef struct fb_amqp fb_amqp;
+
+/* Connects both connections, declares the topology, starts consuming.
+ * Returns 0, -EIO (errstr says why) or -ENOMEM. *out is set whenever
+ * memory allows, so the caller can read the error and retry. */
+int fb_amqp_open(fb_amqp **out, const fb_amqp_config *c);
+int fb_amqp_reconnect(fb_amqp *a);
+const char *fb_amqp_errstr(const fb_amqp *a);
+void fb_amqp_free(fb_amqp *a);
+
+/* Waits up to timeout_ms for a message. Returns 0 (msg filled),
+ * -ETIMEDOUT or -EIO. */
+int fb_amqp_next(fb_amqp *a, fb_amqp_msg *msg, int timeout_ms);
+/* Releases the last message's memory (after its ack/reject). */
+void fb_amqp_done(fb_amqp *a);
+
+int fb_amqp_ack(fb_amqp *a, uint64_t tag);
+/* Rejects without requeue: an event goes to feed.events.dead. */
+int fb_amqp_reject(fb_amqp *a, uint64_t tag);
+
+/* Publishes a persistent JSON message and queues it for confirmation. */
+int fb_amqp_publish(fb_amqp *a, const char *exchange, const char *routing_key, const void *body,
+                    size_t len);
+/* Waits until RabbitMQ confirmed every publish since the last call.
+ * Returns 0, or -EIO on a nack, a timeout or a broken link. */
+int fb_amqp_confirm(fb_amqp *a);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * bridge.h - private header of feed-bridge.
+ *
+ *   main.c     wiring: config, signals, the loop, reconnects with backoff
+ *   config.c   bridge.conf + FEEDPUSH_* environment
+ *   fanout.c   stage 1: feed.events -> Redis -> feed.deliver / feed.broadcast
+ *   deliver.c  stage 2: feed.deliver.<node>, feed.broadcast.<node> -> local MQTT
+ *   stats.c    counters, published to Redis for feedctl stats and /metrics
+ *   amqp_link.c  RabbitMQ link     store.c  Redis (scripts in scripts/)
+ *   mqtt_link.c  local broker link
+ */
+#ifndef FEED_BRIDGE_H
+#define FEED_BRIDGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "amqp_link.h"
+#include "mqtt_link.h"
+#include "store.h"
+
+typedef struct {
+    char *node_id;
+    char *amqp_host;
+    int64_t amqp_port;
+    char *amqp_user;
+    char *amqp_password;
+    char *amqp_vhost;
+    int64_t prefetch;
+    int64_t deliver_ttl_ms;
+    int64_t deliver_max_length;
+    int64_t deliver_expires_ms;
+    char *redis_host;
+    int64_t redis_port;
+    char *redis_prefix;
+    int64_t feed_length;
+    int64_t ribbon_length;
+    char *mqtt_host;
+    int64_t mqtt_port;
+    char *jwt_alg;
+    char *jwt_signing_key;
+    int64_t token_ttl;
+    int64_t timeout_ms;
+    char *log_level;
+} fb_config;
+
+/* Loads path (NULL = none) and the environment. 0 or -errno, err filled. */
+int fb_config_load(fb_config *c, const char *path, char *err, size_t errlen);
+void fb_config_free(fb_config *c);
+void fb_config_usage(FILE *out);
+
+/* ------------------------------------------------------------ counters */
+
+typedef enum {
+    FB_STAT_EVENTS_POST_CREATED,
+    FB_STAT_EVENTS_POST_DELETED,
+    FB_STAT_EVENTS_FOLLOW_CREATED,
+    FB_STAT_EVENTS_FOLLOW_DELETED,
+    FB_STAT_EVENTS_RIBBON_PUSHED,
+    FB_STAT_EVENTS_USER_REVOKED,
+    FB_STAT_DEAD_LETTERS,
+    FB_STAT_FANOUT_RECIPIENTS,   /* feed entries written */
+    FB_STAT_DELIVER_MESSAGES,    /* feed.deliver messages published */
+    FB_STAT_DELIVERIES,          /* MQTT publishes to feed/<uid> */
+    FB_STAT_BROADCASTS,          /* MQTT publishes to ribbon */
+    FB_STAT_RECONNECTS_AMQP,
+    FB_STAT_RECONNECTS_REDIS,
+    FB_STAT_RECONNECTS_MQTT,
+    FB_STAT_STAGE1_US_SUM,       /* event received -> acked, microseconds */
+    FB_STAT_STAGE1_COUNT,
+    FB_STAT_STAGE1_US_MAX,
+    FB_STAT_STAGE2_US_SUM,       /* delivery received -> acked */
+    FB_STAT_STAGE2_COUNT,
+    FB_STAT_STAGE2_US_MAX,
+    FB_STAT__COUNT
+} fb_stat;
+
+typedef struct {
+    uint64_t v[FB_STAT__COUNT];
+} fb_stats;
+
+const char *fb_stat_name(fb_stat s);
+void fb_stats_add(fb_stats *st, fb_stat s, uint64_t n);
+void fb_stats_latency(fb_stats *st, bool stage1, int64_t us);
+
+/* ------------------------------------------------------------ the bridge */
+
+typedef struct {
+    fb_config cfg;
+    fb_amqp *amqp;
+    fb_store *store;
+    fb_mqtt *mqtt;
+    fb_stats stats;
+    int64_t started_us;
+} fb_bridge;
+
+int64_t fb_now_us(void);
+
+/* Outcome of handling one message. */
+typedef enum {
+    FB_DONE = 0,      /* acked or rejected: next message */
+    FB_RETRY_STORE,   /* Redis connection failed: reconnect and handle it again */
+    FB_STORE_REFUSED, /* Redis answered with an error: retry a few times, then dead-letter */
+    FB_RETRY_MQTT,    /* the local broker failed: wait for it, handle again */
+    FB_LOST_AMQP,     /* RabbitMQ failed: reconnect; unacked work is redelivered */
+} fb_outcome;
+
+fb_outcome fb_fanout_handle(fb_bridge *b, const fb_amqp_msg *msg);
+fb_outcome fb_deliver_handle(fb_bridge *b, const fb_amqp_msg *msg);
+/* Rejects an event to feed.events.dead with one log line. */
+fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fb_amqp_msg *msg, const char *reason);
+/* Publishes the current ribbon (retained) to the local broker. */
+int fb_deliver_ribbon_from_store(fb_bridge *b);
+/* Writes the counters to Redis (hash <prefix>stats:bridge:<node>). */
+int fb_stats_publish(fb_bridge *b);
+
+#endif

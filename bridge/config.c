@@ -1,0 +1,74 @@
+/*
+ * config.c - feed-bridge configuration: conf/bridge.conf (key value lines)
+ * plus FEEDPUSH_<KEY> environment overrides, via common/fp_config.
+ */
+#include <stddef.h>
+#include <stdio.h>
+
+#include "bridge.h"
+#include "fp_config.h"
+
+#define CONFIG__ENV "FEEDPUSH_"
+
+static const fp_conf_opt config__table[] = {
+    {"node_id", FP_CONF_STRING, offsetof(fb_config, node_id), "node1", 0, 0, true,
+     "this node's id (the mosquitto beside it has the same)"},
+    {"amqp_host", FP_CONF_STRING, offsetof(fb_config, amqp_host), "127.0.0.1", 0, 0, false,
+     "RabbitMQ host"},
+    {"amqp_port", FP_CONF_INT, offsetof(fb_config, amqp_port), "5672", 1, 65535, false,
+     "RabbitMQ port"},
+    {"amqp_user", FP_CONF_STRING, offsetof(fb_config, amqp_user), "guest", 0, 0, false,
+     "RabbitMQ user"},
+    {"amqp_password", FP_CONF_STRING, offsetof(fb_config, amqp_password), "guest", 0, 0, false,
+     "RabbitMQ password"},
+    {"amqp_vhost", FP_CONF_STRING, offsetof(fb_config, amqp_vhost), "/", 0, 0, false,
+     "RabbitMQ virtual host"},
+    {"prefetch", FP_CONF_INT, offsetof(fb_config, prefetch), "64", 1, 65535, false,
+     "unacked messages in flight per consumer connection"},
+    {"deliver_ttl_ms", FP_CONF_INT, offsetof(fb_config, deliver_ttl_ms), "30000", 100,
+     86400000, false, "a realtime delivery older than this is dropped"},
+    {"deliver_max_length", FP_CONF_INT, offsetof(fb_config, deliver_max_length), "100000", 1,
+     100000000, false, "deliveries queued per node at most (oldest dropped)"},
+    {"deliver_expires_ms", FP_CONF_INT, offsetof(fb_config, deliver_expires_ms), "300000", 1000,
+     604800000, false, "a node's queues vanish after this long unconsumed"},
+    {"redis_host", FP_CONF_STRING, offsetof(fb_config, redis_host), "127.0.0.1", 0, 0, false,
+     "Redis host"},
+    {"redis_port", FP_CONF_INT, offsetof(fb_config, redis_port), "6379", 1, 65535, false,
+     "Redis port"},
+    {"redis_prefix", FP_CONF_STRING, offsetof(fb_config, redis_prefix), "", 0, 0, false,
+     "prefix of every Redis key"},
+    {"feed_length", FP_CONF_INT, offsetof(fb_config, feed_length), "1000", 1, 100000, false,
+     "post ids kept per user feed"},
+    {"ribbon_length", FP_CONF_INT, offsetof(fb_config, ribbon_length), "50", 1, 10000, false,
+     "entries kept in the ribbon"},
+    {"mqtt_host", FP_CONF_STRING, offsetof(fb_config, mqtt_host), "127.0.0.1", 0, 0, false,
+     "the local mosquitto"},
+    {"mqtt_port", FP_CONF_INT, offsetof(fb_config, mqtt_port), "1883", 1, 65535, false,
+     "the local mosquitto's MQTT port"},
+    {"jwt_alg", FP_CONF_STRING, offsetof(fb_config, jwt_alg), "HS256", 0, 0, false,
+     "algorithm of the broker's tokens (HS256, RS256, ES256)"},
+    {"jwt_signing_key", FP_CONF_STRING, offsetof(fb_config, jwt_signing_key), NULL, 0, 0, true,
+     "HS256 secret or RS256/ES256 private key: the bridge mints its service token"},
+    {"token_ttl", FP_CONF_INT, offsetof(fb_config, token_ttl), "3600", 60, 86400, false,
+     "lifetime of the bridge's own token, seconds (renewed at 80%)"},
+    {"timeout_ms", FP_CONF_INT, offsetof(fb_config, timeout_ms), "5000", 100, 60000, false,
+     "network timeout for RabbitMQ, Redis and MQTT operations"},
+    {"log_level", FP_CONF_STRING, offsetof(fb_config, log_level), "info", 0, 0, false,
+     "debug, info, warn or error"},
+};
+#define CONFIG__N (sizeof(config__table) / sizeof(config__table[0]))
+
+int fb_config_load(fb_config *c, const char *path, char *err, size_t errlen)
+{
+    return fp_conf_load(config__table, CONFIG__N, c, path, CONFIG__ENV, err, errlen);
+}
+
+void fb_config_free(fb_config *c)
+{
+    fp_conf_free(config__table, CONFIG__N, c);
+}
+
+void fb_config_usage(FILE *out)
+{
+    fp_conf_usage(config__table, CONFIG__N, CONFIG__ENV, out);
+}

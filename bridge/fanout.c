@@ -1,0 +1,204 @@
+/*
+ * fanout.c - stage 1: one event from feed.events, handled once wherever it
+ * runs.
+ *
+ * The event is validated (common/fp_event); one that can never be
+ * processed is rejected to feed.events.dead with one log line. Otherwise
+ * Redis applies it (bridge/store.c: a script per event), the realtime work
+ * is published to RabbitMQ (one feed.deliver message per node that holds a
+ * recipient, or the ribbon on feed.broadcast) and confirmed, and only then
+ * is the event acked. A crash anywhere before the ack means redelivery,
+ * which the store makes harmless (a post's fan-out is idempotent).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "bridge.h"
+#include "fp_event.h"
+#include "fp_log.h"
+
+static const fb_stat fanout__event_stat[] = {
+    [FP_EVENT_POST_CREATED] = FB_STAT_EVENTS_POST_CREATED,
+    [FP_EVENT_POST_DELETED] = FB_STAT_EVENTS_POST_DELETED,
+    [FP_EVENT_FOLLOW_CREATED] = FB_STAT_EVENTS_FOLLOW_CREATED,
+    [FP_EVENT_FOLLOW_DELETED] = FB_STAT_EVENTS_FOLLOW_DELETED,
+    [FP_EVENT_RIBBON_PUSHED] = FB_STAT_EVENTS_RIBBON_PUSHED,
+    [FP_EVENT_USER_REVOKED] = FB_STAT_EVENTS_USER_REVOKED,
+};
+
+/*
+ * Builds one feed.deliver message: {"type":"deliver","payload":<what each
+ * recipient's feed/<uid> gets>,"recipients":[...]}. payload is compact JSON
+ * text. Returns a malloc'd string or NULL (out of memory).
+ */
+static char *fanout__deliver_message(const char *payload, const fb_node_targets *t)
+{
+    cJSON *root = cJSON_CreateObject(), *p = cJSON_Parse(payload), *list;
+    char *out = NULL;
+    size_t i;
+
+    if (root == NULL || p == NULL)
+        goto done;
+    cJSON_AddStringToObject(root, "type", "deliver");
+    cJSON_AddItemToObject(root, "payload", p);
+    p = NULL;
+    list = cJSON_AddArrayToObject(root, "recipients");
+    if (list == NULL)
+        goto done;
+    for (i = 0; i < t->n_users; i++)
+        cJSON_AddItemToArray(list, cJSON_CreateString(t->users[i]));
+    out = cJSON_PrintUnformatted(root);
+done:
+    cJSON_Delete(p);
+    cJSON_Delete(root);
+    return out;
+}
+
+/*
+ * The payload users receive: the event without its recipients, i.e.
+ * {"type":"post.created","post":{...}} or {"type":"post.deleted",...}.
+ */
+static char *fanout__payload(const fp_event *ev)
+{
+    fp_event copy = *ev;
+
+    copy.has_recipients = false;
+    copy.recipients = NULL;
+    copy.n_recipients = 0;
+    return fp_event_encode(&copy);
+}
+
+/* Publishes one feed.deliver message per node and waits for the confirms. */
+static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev,
+                                             const fb_fanout *f)
+{
+    char *payload, *msg;
+    size_t i;
+    int rc = 0;
+
+    if (f->n_nodes == 0)
+        return FB_DONE;
+    payload = fanout__payload(ev);
+    if (payload == NULL)
+        return FB_RETRY_STORE; /* out of memory: try again */
+    for (i = 0; i < f->n_nodes && rc == 0; i++) {
+        msg = fanout__deliver_message(payload, &f->nodes[i]);
+        if (msg == NULL) {
+            free(payload);
+            return FB_RETRY_STORE;
+        }
+        rc = fb_amqp_publish(b->amqp, FB_EXCHANGE_DELIVER, f->nodes[i].node, msg, strlen(msg));
+        free(msg);
+    }
+    free(payload);
+    if (rc == 0)
+        rc = fb_amqp_confirm(b->amqp);
+    if (rc != 0)
+        return FB_LOST_AMQP;
+    fb_stats_add(&b->stats, FB_STAT_DELIVER_MESSAGES, f->n_nodes);
+    return FB_DONE;
+}
+
+/* What a store call's result means for the message. */
+static fb_outcome fanout__store_outcome(int rc, bool *dead)
+{
+    *dead = rc == -EINVAL;
+    if (rc == 0 || rc == -EINVAL)
+        return FB_DONE;
+    return rc == -EPROTO ? FB_STORE_REFUSED : FB_RETRY_STORE;
+}
+
+static fb_outcome fanout__post(fb_bridge *b, const fp_event *ev, bool *dead)
+{
+    fb_fanout f = {0};
+    fb_outcome out;
+    int rc;
+
+    if (ev->type == FP_EVENT_POST_CREATED)
+        rc = fb_store_post_created(b->store, ev, &f);
+    else
+        rc = fb_store_post_deleted(b->store, ev, &f);
+    out = fanout__store_outcome(rc, dead);
+    if (rc != 0)
+        return out;
+    if (ev->type == FP_EVENT_POST_CREATED && !f.duplicate)
+        fb_stats_add(&b->stats, FB_STAT_FANOUT_RECIPIENTS, f.n_recipients);
+    out = fanout__publish_deliveries(b, ev, &f);
+    fb_fanout_free(&f);
+    return out;
+}
+
+static fb_outcome fanout__ribbon(fb_bridge *b, const fp_event *ev, bool *dead)
+{
+    char *ribbon = NULL;
+    int rc;
+
+    rc = fb_store_ribbon_push(b->store, ev, &ribbon);
+    if (rc != 0)
+        return fanout__store_outcome(rc, dead);
+    rc = fb_amqp_publish(b->amqp, FB_EXCHANGE_BROADCAST, "", ribbon, strlen(ribbon));
+    free(ribbon);
+    if (rc == 0)
+        rc = fb_amqp_confirm(b->amqp);
+    return rc == 0 ? FB_DONE : FB_LOST_AMQP;
+}
+
+/* Applies a valid event. -EINVAL from the store (e.g. following oneself)
+ * is a dead letter, like a schema error. */
+static fb_outcome fanout__apply(fb_bridge *b, const fp_event *ev, bool *dead)
+{
+    int rc;
+
+    *dead = false;
+    switch (ev->type) {
+    case FP_EVENT_POST_CREATED:
+    case FP_EVENT_POST_DELETED:
+        return fanout__post(b, ev, dead);
+    case FP_EVENT_RIBBON_PUSHED:
+        return fanout__ribbon(b, ev, dead);
+    case FP_EVENT_FOLLOW_CREATED:
+    case FP_EVENT_FOLLOW_DELETED:
+        rc = fb_store_follow(b->store, ev);
+        break;
+    case FP_EVENT_USER_REVOKED:
+        rc = fb_store_user_revoked(b->store, ev);
+        break;
+    default:
+        rc = -EINVAL;
+    }
+    return fanout__store_outcome(rc, dead);
+}
+
+fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fb_amqp_msg *msg, const char *reason)
+{
+    fp_warn("dead-lettering event (routing key \"%.64s\", %zu bytes): %s", msg->routing_key,
+            msg->len, reason);
+    fb_stats_add(&b->stats, FB_STAT_DEAD_LETTERS, 1);
+    return fb_amqp_reject(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
+}
+
+fb_outcome fb_fanout_handle(fb_bridge *b, const fb_amqp_msg *msg)
+{
+    char reason[256];
+    fp_event ev;
+    fb_outcome out;
+    bool dead;
+    int rc;
+
+    rc = fp_event_parse(msg->body, msg->len, msg->routing_key, &ev, reason, sizeof(reason));
+    if (rc != 0)
+        return fb_fanout_dead_letter(b, msg, reason);
+    out = fanout__apply(b, &ev, &dead);
+    if (out == FB_DONE && dead) {
+        snprintf(reason, sizeof(reason), "refused: %s", fb_store_errstr(b->store));
+        out = fb_fanout_dead_letter(b, msg, reason);
+    } else if (out == FB_DONE) {
+        fb_stats_add(&b->stats, fanout__event_stat[ev.type], 1);
+        out = fb_amqp_ack(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
+    }
+    fp_event_free(&ev);
+    return out;
+}

@@ -1,0 +1,309 @@
+/*
+ * feed-bridge: RabbitMQ events -> Redis feed caches and ribbon -> per-node
+ * routing -> the local mosquitto. See bridge.h for the modules and
+ * docs/bridge.md for what it does.
+ *
+ *   feed-bridge [-c bridge.conf]
+ *
+ * One thread handles one message at a time, start to ack. Each of the
+ * three links reconnects with a capped backoff when it breaks; SIGTERM or
+ * SIGINT stops consuming, lets the message in hand finish and exits 0
+ * (messages prefetched but not acked go back to RabbitMQ).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mosquitto.h>
+
+#include "bridge.h"
+#include "fp_config.h"
+#include "fp_log.h"
+
+#define MAIN__BACKOFF_MIN_MS 100
+#define MAIN__BACKOFF_MAX_MS 5000
+#define MAIN__POLL_MS 200
+#define MAIN__STATS_EVERY_US 1000000
+#define MAIN__REFUSED_TRIES 5 /* Redis error replies before an event is dead-lettered */
+
+static volatile sig_atomic_t main__stop;
+
+static void main__on_signal(int sig)
+{
+    (void)sig;
+    main__stop = 1;
+}
+
+int64_t fb_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Sleeps ms in short slices, returning early on a stop request. */
+static void main__sleep(int ms)
+{
+    while (ms > 0 && !main__stop) {
+        usleep(50000);
+        ms -= 50;
+    }
+}
+
+/* Doubles *ms up to the cap after sleeping it. */
+static void main__backoff(int *ms)
+{
+    main__sleep(*ms);
+    *ms = *ms * 2 > MAIN__BACKOFF_MAX_MS ? MAIN__BACKOFF_MAX_MS : *ms * 2;
+}
+
+/* ------------------------------------------------------------ links */
+
+static int main__store_up(fb_bridge *b)
+{
+    fb_store_config c = {.host = b->cfg.redis_host,
+                         .port = (int)b->cfg.redis_port,
+                         .prefix = b->cfg.redis_prefix,
+                         .feed_length = (int)b->cfg.feed_length,
+                         .ribbon_length = (int)b->cfg.ribbon_length,
+                         .timeout_ms = (int)b->cfg.timeout_ms};
+    int wait = MAIN__BACKOFF_MIN_MS, rc;
+
+    rc = b->store == NULL ? fb_store_open(&b->store, &c) : fb_store_reconnect(b->store);
+    while (rc != 0 && !main__stop) {
+        fp_warn("redis %s:%d: %s; retrying in %d ms", b->cfg.redis_host, (int)b->cfg.redis_port,
+                b->store != NULL ? fb_store_errstr(b->store) : "out of memory", wait);
+        main__backoff(&wait);
+        rc = b->store == NULL ? fb_store_open(&b->store, &c) : fb_store_reconnect(b->store);
+    }
+    return rc;
+}
+
+static int main__amqp_up(fb_bridge *b)
+{
+    fb_amqp_config c = {.host = b->cfg.amqp_host,
+                        .port = (int)b->cfg.amqp_port,
+                        .user = b->cfg.amqp_user,
+                        .password = b->cfg.amqp_password,
+                        .vhost = b->cfg.amqp_vhost,
+                        .node_id = b->cfg.node_id,
+                        .prefetch = (int)b->cfg.prefetch,
+                        .deliver_ttl_ms = (int)b->cfg.deliver_ttl_ms,
+                        .deliver_max_length = (int)b->cfg.deliver_max_length,
+                        .deliver_expires_ms = (int)b->cfg.deliver_expires_ms,
+                        .timeout_ms = (int)b->cfg.timeout_ms};
+    int wait = MAIN__BACKOFF_MIN_MS, rc;
+
+    rc = b->amqp == NULL ? fb_amqp_open(&b->amqp, &c) : fb_amqp_reconnect(b->amqp);
+    while (rc != 0 && !main__stop) {
+        fp_warn("rabbitmq %s:%d: %s; retrying in %d ms", b->cfg.amqp_host, (int)b->cfg.amqp_port,
+                fb_amqp_errstr(b->amqp), wait);
+        main__backoff(&wait);
+        rc = b->amqp == NULL ? fb_amqp_open(&b->amqp, &c) : fb_amqp_reconnect(b->amqp);
+    }
+    return rc;
+}
+
+/* The MQTT link reconnects by itself; this waits for it (or for stop). */
+static int main__mqtt_up(fb_bridge *b)
+{
+    int wait = MAIN__BACKOFF_MIN_MS;
+
+    while (!fb_mqtt_connected(b->mqtt) && !main__stop) {
+        fp_warn("mqtt %s:%d: not connected (%s); waiting %d ms", b->cfg.mqtt_host,
+                (int)b->cfg.mqtt_port, fb_mqtt_errstr(b->mqtt), wait);
+        main__backoff(&wait);
+    }
+    return main__stop ? -EINTR : 0;
+}
+
+static int main__open(fb_bridge *b)
+{
+    fb_mqtt_config m = {.host = b->cfg.mqtt_host,
+                        .port = (int)b->cfg.mqtt_port,
+                        .node_id = b->cfg.node_id,
+                        .alg = FP_JWT_HS256,
+                        .signing_key_file = b->cfg.jwt_signing_key,
+                        .token_ttl_s = (int)b->cfg.token_ttl,
+                        .timeout_ms = (int)b->cfg.timeout_ms};
+    int rc;
+
+    if (fp_jwt_alg_parse(b->cfg.jwt_alg, &m.alg) != 0) {
+        fp_error("jwt_alg \"%.16s\" is not HS256, RS256 or ES256", b->cfg.jwt_alg);
+        return -EINVAL;
+    }
+    rc = fb_mqtt_open(&b->mqtt, &m);
+    if (rc == -EINVAL || rc == -ENOMEM) {
+        fp_error("%s", fb_mqtt_errstr(b->mqtt));
+        return rc;
+    }
+    if (main__store_up(b) != 0 || main__amqp_up(b) != 0 || main__mqtt_up(b) != 0)
+        return -EINTR;
+    if (fb_deliver_ribbon_from_store(b) != 0)
+        fp_warn("could not publish the current ribbon; it follows the next ribbon event");
+    fp_info("node %s running: rabbitmq %s:%d, redis %s:%d, mqtt %s:%d", b->cfg.node_id,
+            b->cfg.amqp_host, (int)b->cfg.amqp_port, b->cfg.redis_host, (int)b->cfg.redis_port,
+            b->cfg.mqtt_host, (int)b->cfg.mqtt_port);
+    return 0;
+}
+
+/* ------------------------------------------------------------ the loop */
+
+/*
+ * Handles msg until it is settled, repairing whichever link failed on the
+ * way. Returns after a RabbitMQ failure without settling: the broker
+ * redelivers what was not acked.
+ */
+static void main__handle(fb_bridge *b, const fb_amqp_msg *msg)
+{
+    int64_t start = fb_now_us();
+    int refused = 0, wait = MAIN__BACKOFF_MIN_MS;
+    char reason[256];
+    fb_outcome out;
+
+    for (;;) {
+        out = msg->source == FB_SRC_EVENTS ? fb_fanout_handle(b, msg) : fb_deliver_handle(b, msg);
+        if (out == FB_DONE || main__stop)
+            break;
+        if (out == FB_STORE_REFUSED && ++refused >= MAIN__REFUSED_TRIES) {
+            snprintf(reason, sizeof(reason), "redis kept refusing it: %s",
+                     fb_store_errstr(b->store));
+            if (fb_fanout_dead_letter(b, msg, reason) == FB_DONE)
+                break;
+            out = FB_LOST_AMQP;
+        }
+        if (out == FB_STORE_REFUSED) {
+            fp_warn("redis refused an event (%s); retrying in %d ms", fb_store_errstr(b->store),
+                    wait);
+            main__backoff(&wait);
+        } else if (out == FB_RETRY_STORE) {
+            fp_warn("redis: %s; reconnecting", fb_store_errstr(b->store));
+            fb_stats_add(&b->stats, FB_STAT_RECONNECTS_REDIS, 1);
+            if (main__store_up(b) != 0)
+                break;
+        } else if (out == FB_RETRY_MQTT) {
+            fp_warn("%s; publishing again once the broker is back", fb_mqtt_errstr(b->mqtt));
+            main__sleep(MAIN__BACKOFF_MIN_MS);
+            if (main__mqtt_up(b) != 0)
+                break;
+        } else {
+            fp_warn("rabbitmq: %s; reconnecting", fb_amqp_errstr(b->amqp));
+            fb_stats_add(&b->stats, FB_STAT_RECONNECTS_AMQP, 1);
+            main__amqp_up(b);
+            return;
+        }
+    }
+    if (out == FB_DONE)
+        fb_stats_latency(&b->stats, msg->source == FB_SRC_EVENTS, fb_now_us() - start);
+}
+
+static void main__periodic(fb_bridge *b, int64_t *next_stats)
+{
+    int64_t now = fb_now_us();
+
+    fb_mqtt_maintain(b->mqtt);
+    if (now < *next_stats)
+        return;
+    *next_stats = now + MAIN__STATS_EVERY_US;
+    b->stats.v[FB_STAT_RECONNECTS_MQTT] = fb_mqtt_reconnects(b->mqtt);
+    if (fb_stats_publish(b) != 0)
+        fp_debug("redis: counters not written: %s", fb_store_errstr(b->store));
+}
+
+static void main__run(fb_bridge *b)
+{
+    int64_t next_stats = 0;
+    fb_amqp_msg msg;
+    int rc;
+
+    while (!main__stop) {
+        rc = fb_amqp_next(b->amqp, &msg, MAIN__POLL_MS);
+        if (rc == 0)
+            main__handle(b, &msg);
+        else if (rc == -EIO && !main__stop) {
+            fp_warn("rabbitmq: %s; reconnecting", fb_amqp_errstr(b->amqp));
+            fb_stats_add(&b->stats, FB_STAT_RECONNECTS_AMQP, 1);
+            main__amqp_up(b);
+        }
+        main__periodic(b, &next_stats);
+    }
+}
+
+/* ------------------------------------------------------------ main */
+
+static void main__usage(FILE *out)
+{
+    fprintf(out, "usage: feed-bridge [-c bridge.conf]\n\n"
+                 "Options (config file key, default, meaning, environment override):\n");
+    fb_config_usage(out);
+}
+
+static int main__args(int argc, char **argv, const char **conf)
+{
+    int i;
+
+    *conf = NULL;
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            main__usage(stdout);
+            exit(0);
+        }
+        if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+            *conf = argv[++i];
+            continue;
+        }
+        main__usage(stderr);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct sigaction sa;
+    fb_bridge b;
+    fp_log_level level;
+    const char *conf;
+    char err[FP_CONF_ERR_MAX];
+    int rc;
+
+    memset(&b, 0, sizeof(b));
+    fp_log_set_component("feed-bridge");
+    if (main__args(argc, argv, &conf) != 0)
+        return 2;
+    if (fb_config_load(&b.cfg, conf, err, sizeof(err)) != 0) {
+        fp_error("%s", err);
+        return 2;
+    }
+    if (fp_log_level_parse(b.cfg.log_level, &level) != 0) {
+        fp_error("log_level \"%.16s\" is not debug, info, warn or error", b.cfg.log_level);
+        fb_config_free(&b.cfg);
+        return 2;
+    }
+    fp_log_set_level(level);
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = main__on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    mosquitto_lib_init();
+    rc = main__open(&b);
+    if (rc == 0)
+        main__run(&b);
+    if (b.store != NULL && rc == 0)
+        fb_stats_publish(&b);
+    fb_amqp_free(b.amqp);
+    fb_mqtt_free(b.mqtt);
+    fb_store_free(b.store);
+    mosquitto_lib_cleanup();
+    fb_config_free(&b.cfg);
+    if (rc == -EINVAL || rc == -ENOMEM)
+        return 1;
+    fp_info("stopped");
+    return 0;
+}

@@ -1,0 +1,314 @@
+/*
+ * mqtt_link.c - feed-bridge's publisher to its local broker; see mqtt_link.h.
+ *
+ * libmosquitto runs its own network thread (mosquitto_loop_start) and
+ * reconnects with a capped backoff. Callbacks run on that thread and share
+ * the counters below with the main thread under one mutex.
+ */
+#include "mqtt_link.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mosquitto.h>
+
+#include "fp_log.h"
+
+struct fb_mqtt {
+    fb_mqtt_config cfg;
+    char *host;
+    char *signing_key_file;
+    char client_id[96];
+    char sub[96];
+    unsigned char *key;
+    size_t key_len;
+    struct mosquitto *m;
+    time_t token_exp;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool connected;
+    int last_connack;
+    unsigned char pending[65536 / 8]; /* bit per message id awaiting its PUBACK */
+    unsigned char early[65536 / 8];   /* PUBACKs that beat the recording of their mid */
+    unsigned long outstanding;
+    unsigned long reconnects;
+    char errstr[192];
+};
+
+const char *fb_mqtt_errstr(const fb_mqtt *m)
+{
+    return m != NULL ? m->errstr : "out of memory";
+}
+
+static void mqtt__on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+    fb_mqtt *m = obj;
+
+    (void)mosq;
+    pthread_mutex_lock(&m->lock);
+    m->connected = rc == 0;
+    m->last_connack = rc;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    if (rc != 0)
+        fp_warn("mqtt: broker %s:%d refused the bridge: %s", m->host, m->cfg.port,
+                mosquitto_connack_string(rc));
+}
+
+static void mqtt__on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+{
+    fb_mqtt *m = obj;
+    bool was;
+
+    (void)mosq;
+    pthread_mutex_lock(&m->lock);
+    was = m->connected;
+    m->connected = false;
+    if (was && rc != 0)
+        m->reconnects++;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    if (was && rc != 0)
+        fp_warn("mqtt: lost the broker %s:%d (%s); reconnecting", m->host, m->cfg.port,
+                mosquitto_strerror(rc));
+}
+
+/* Sets or clears the bit of mid in map; returns its previous value. */
+static bool mqtt__bit(unsigned char *map, int mid, bool set)
+{
+    unsigned idx = (unsigned)mid & 0xffffu;
+    unsigned char bit = (unsigned char)(1u << (idx & 7u));
+    bool was = (map[idx >> 3] & bit) != 0;
+
+    if (set)
+        map[idx >> 3] |= bit;
+    else
+        map[idx >> 3] &= (unsigned char)~bit;
+    return was;
+}
+
+static void mqtt__on_publish(struct mosquitto *mosq, void *obj, int mid)
+{
+    fb_mqtt *m = obj;
+
+    (void)mosq;
+    pthread_mutex_lock(&m->lock);
+    if (mqtt__bit(m->pending, mid, false))
+        m->outstanding--;
+    else
+        mqtt__bit(m->early, mid, true);
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
+/* Mints a fresh service token and sets it as the password for the next
+ * (re)connect. Returns 0 or -EINVAL with errstr set. */
+static int mqtt__set_token(fb_mqtt *m)
+{
+    fp_jwt_mint_claims c = {0};
+    char *token = NULL, err[256];
+    time_t now = time(NULL);
+    int rc;
+
+    c.sub = m->sub;
+    c.iat = (int64_t)now;
+    c.exp = (int64_t)now + m->cfg.token_ttl_s;
+    c.role = FP_ROLE_SERVICE;
+    rc = fp_jwt_mint(m->cfg.alg, m->key, m->key_len, &c, &token, err, sizeof(err));
+    if (rc != 0) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt: minting the bridge token: %.150s", err);
+        return -EINVAL;
+    }
+    rc = mosquitto_username_pw_set(m->m, m->sub, token);
+    free(token);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt: %s", mosquitto_strerror(rc));
+        return -ENOMEM;
+    }
+    m->token_exp = (time_t)c.exp;
+    return 0;
+}
+
+/* Waits (lock held) until connected or timeout. */
+static bool mqtt__wait_connected(fb_mqtt *m, int timeout_ms)
+{
+    struct timespec until;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    while (!m->connected) {
+        if (pthread_cond_timedwait(&m->cond, &m->lock, &until) != 0)
+            break;
+    }
+    return m->connected;
+}
+
+static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
+{
+    char err[256];
+
+    m->cfg = *c;
+    m->host = strdup(c->host);
+    m->signing_key_file = strdup(c->signing_key_file);
+    if (m->host == NULL || m->signing_key_file == NULL)
+        return -ENOMEM;
+    snprintf(m->sub, sizeof(m->sub), "bridge-%s", c->node_id);
+    snprintf(m->client_id, sizeof(m->client_id), "feed-bridge-%s", c->node_id);
+    if (fp_jwt_load_key(c->alg, c->signing_key_file, &m->key, &m->key_len, err, sizeof(err)) !=
+        0) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt: %.180s", err);
+        return -EINVAL;
+    }
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->cond, NULL);
+    m->m = mosquitto_new(m->client_id, true, m);
+    if (m->m == NULL)
+        return -ENOMEM;
+    mosquitto_connect_callback_set(m->m, mqtt__on_connect);
+    mosquitto_disconnect_callback_set(m->m, mqtt__on_disconnect);
+    mosquitto_publish_callback_set(m->m, mqtt__on_publish);
+    mosquitto_reconnect_delay_set(m->m, 1, 5, true);
+    return mqtt__set_token(m);
+}
+
+int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c)
+{
+    fb_mqtt *m;
+    int rc;
+
+    *out = NULL;
+    m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return -ENOMEM;
+    *out = m;
+    rc = mqtt__init(m, c);
+    if (rc != 0)
+        return rc;
+    /* connect_async + loop_start: the network thread keeps retrying even
+     * when the broker is not up yet. */
+    rc = mosquitto_connect_async(m->m, m->host, m->cfg.port, 30);
+    if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_ERRNO) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt: %s", mosquitto_strerror(rc));
+        return -EIO;
+    }
+    rc = mosquitto_loop_start(m->m);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt: %s", mosquitto_strerror(rc));
+        return -EIO;
+    }
+    pthread_mutex_lock(&m->lock);
+    rc = mqtt__wait_connected(m, m->cfg.timeout_ms) ? 0 : -EIO;
+    if (rc != 0)
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt: broker %s:%d not reachable or refused (%s)",
+                 m->host, m->cfg.port,
+                 m->last_connack != 0 ? mosquitto_connack_string(m->last_connack)
+                                      : "no answer");
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+void fb_mqtt_free(fb_mqtt *m)
+{
+    if (m == NULL)
+        return;
+    if (m->m != NULL) {
+        mosquitto_disconnect(m->m);
+        mosquitto_loop_stop(m->m, true);
+        mosquitto_destroy(m->m);
+        pthread_cond_destroy(&m->cond);
+        pthread_mutex_destroy(&m->lock);
+    }
+    fp_jwt_key_free(m->key, m->key_len);
+    free(m->host);
+    free(m->signing_key_file);
+    free(m);
+}
+
+int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t len, bool retain)
+{
+    int rc, mid = 0;
+
+    /* Never hold our lock across libmosquitto calls (its network thread
+     * takes it in callbacks); a PUBACK that arrives before the mid is
+     * recorded lands in the early map instead. */
+    rc = mosquitto_publish(m->m, &mid, topic, (int)len, payload, 1, retain);
+    if (rc == MOSQ_ERR_SUCCESS) {
+        pthread_mutex_lock(&m->lock);
+        if (!mqtt__bit(m->early, mid, false) && !mqtt__bit(m->pending, mid, true))
+            m->outstanding++;
+        pthread_mutex_unlock(&m->lock);
+    }
+    if (rc != MOSQ_ERR_SUCCESS) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt publish: %s", mosquitto_strerror(rc));
+        return -EIO;
+    }
+    return 0;
+}
+
+int fb_mqtt_flush(fb_mqtt *m)
+{
+    struct timespec until;
+    int rc = 0;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += m->cfg.timeout_ms / 1000 + 1;
+    pthread_mutex_lock(&m->lock);
+    while (m->outstanding > 0) {
+        if (pthread_cond_timedwait(&m->cond, &m->lock, &until) != 0) {
+            snprintf(m->errstr, sizeof(m->errstr), "mqtt: %lu publish(es) not acknowledged",
+                     m->outstanding);
+            rc = -EIO;
+            break;
+        }
+    }
+    /* Whatever is still unacknowledged is retried by the caller as a whole. */
+    memset(m->pending, 0, sizeof(m->pending));
+    memset(m->early, 0, sizeof(m->early));
+    m->outstanding = 0;
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+void fb_mqtt_maintain(fb_mqtt *m)
+{
+    time_t now = time(NULL);
+
+    /* Renew at 80% of the lifetime: well before the plugin's expiry kick. */
+    if (now < m->token_exp - m->cfg.token_ttl_s / 5)
+        return;
+    if (mqtt__set_token(m) != 0) {
+        fp_error("%s", m->errstr);
+        return;
+    }
+    fp_info("mqtt: renewing the bridge token (reconnect)");
+    mosquitto_reconnect_async(m->m);
+}
+
+bool fb_mqtt_connected(fb_mqtt *m)
+{
+    bool c;
+
+    pthread_mutex_lock(&m->lock);
+    c = m->connected;
+    pthread_mutex_unlock(&m->lock);
+    return c;
+}
+
+unsigned long fb_mqtt_reconnects(fb_mqtt *m)
+{
+    unsigned long n;
+
+    pthread_mutex_lock(&m->lock);
+    n = m->reconnects;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}

@@ -1,0 +1,49 @@
+/*
+ * mqtt_link.h - feed-bridge's publisher to its local mosquitto (libmosquitto).
+ *
+ * The bridge authenticates like any client, with a JWT of role service it
+ * mints itself from the signing key (sub = "bridge-<node>"), and renews the
+ * token by reconnecting before it expires (the broker plugin would
+ * disconnect it at exp). Publishes are QoS 1; fb_mqtt_flush() waits until
+ * the broker has acknowledged every one of them.
+ */
+#ifndef FB_MQTT_H
+#define FB_MQTT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fp_jwt.h"
+
+typedef struct {
+    const char *host;
+    int port;
+    const char *node_id;
+    fp_jwt_alg alg;
+    const char *signing_key_file; /* HS256 secret, or RS256/ES256 private key */
+    int token_ttl_s;
+    int timeout_ms; /* for connect and for PUBACKs */
+} fb_mqtt_config;
+
+typedef struct fb_mqtt fb_mqtt;
+
+/* Loads the key, starts the network thread and connects. Returns 0, or
+ * -EIO/-EINVAL/-ENOMEM with fb_mqtt_errstr() saying why; *out is set when
+ * memory allows. libmosquitto reconnects by itself after a drop. */
+int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c);
+const char *fb_mqtt_errstr(const fb_mqtt *m);
+void fb_mqtt_free(fb_mqtt *m);
+
+/* Queues a QoS 1 publish. Returns 0 or -EIO (not connected). */
+int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t len, bool retain);
+/* Waits until every publish so far is acknowledged. Returns 0, or -EIO
+ * (timeout or lost connection: the caller retries the whole batch). */
+int fb_mqtt_flush(fb_mqtt *m);
+/* Reconnects with a fresh token when the current one is near its end.
+ * Call regularly from the main loop. */
+void fb_mqtt_maintain(fb_mqtt *m);
+bool fb_mqtt_connected(fb_mqtt *m);
+/* Connection losses since start (for the reconnects counter). */
+unsigned long fb_mqtt_reconnects(fb_mqtt *m);
+
+#endif

@@ -1,0 +1,51 @@
+-- lib_route.lua - shared by post_created.lua and post_deleted.lua (pasted
+-- in at build time by "--! include"; never loaded on its own).
+--
+-- route(prefix, rcpt, is_rcpt) returns the realtime targets of a post:
+-- one {node, {uid, ...}} per live node holding at least one recipient.
+-- rcpt is the recipient list, is_rcpt the same ids as a set (uid -> true).
+--
+-- A node is live while its heartbeat key node:<node> exists (the broker
+-- plugin refreshes it with a TTL). A node listed in `nodes` without a
+-- heartbeat is stale: it is removed from `nodes` and its online:<node> set
+-- is deleted (stale presence cleanup); a plugin that comes back re-adds
+-- both (heartbeat, and a full presence rewrite on every connect).
+--
+-- Per live node the cheaper side is walked: SMEMBERS of a small online set
+-- checked against is_rcpt, or SMISMEMBER of the recipients in chunks of
+-- 1000 (unpack() has a stack limit) when the online set is larger.
+local function route(prefix, rcpt, is_rcpt)
+    local nodes_key = prefix .. 'nodes'
+    local routes = {}
+    for _, node in ipairs(redis.call('SMEMBERS', nodes_key)) do
+        local online = prefix .. 'online:' .. node
+        if redis.call('EXISTS', prefix .. 'node:' .. node) == 1 then
+            local users = {}
+            local size = redis.call('SCARD', online)
+            if size > 0 and size < #rcpt then
+                for _, uid in ipairs(redis.call('SMEMBERS', online)) do
+                    if is_rcpt[uid] then
+                        users[#users + 1] = uid
+                    end
+                end
+            elseif size > 0 then
+                for first = 1, #rcpt, 1000 do
+                    local last = math.min(first + 999, #rcpt)
+                    local flags = redis.call('SMISMEMBER', online, unpack(rcpt, first, last))
+                    for k = 1, #flags do
+                        if flags[k] == 1 then
+                            users[#users + 1] = rcpt[first + k - 1]
+                        end
+                    end
+                end
+            end
+            if #users > 0 then
+                routes[#routes + 1] = {node, users}
+            end
+        else
+            redis.call('SREM', nodes_key, node)
+            redis.call('DEL', online)
+        end
+    end
+    return routes
+end

@@ -1,0 +1,45 @@
+-- post_deleted.lua - delete a post and compute who gets the realtime
+-- delete notification; one call per delete.
+--
+-- ARGV: prefix, post id, author id, marker TTL (s).
+-- Keys (built from the prefix): post:<id>, fanout:<id>, followers:<author>,
+-- feed:<uid> of the author and each follower, nodes, node:<n>, online:<n>.
+--
+-- DEL post:<id>; fanout:<id> becomes the tombstone "deleted" (so a
+-- redelivered post.created cannot bring the post back); the id is LREM'd
+-- from the feeds of the author and the author's followers. Feeds of
+-- explicit recipients outside the followers keep the id until it is
+-- trimmed away; reads skip ids without a body.
+--
+-- Returns {state, n_recipients, {node, {uid...}}...}: state 0 = the body
+-- was deleted now, 1 = it was already gone.
+--! include lib_route.lua
+
+local prefix, id, author, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+
+local state = 1
+if redis.call('DEL', prefix .. 'post:' .. id) == 1 then
+    state = 0
+end
+redis.call('SET', prefix .. 'fanout:' .. id, 'deleted', 'EX', ttl)
+
+local rcpt, is_rcpt = {}, {}
+for _, uid in ipairs(redis.call('SMEMBERS', prefix .. 'followers:' .. author)) do
+    if not is_rcpt[uid] then
+        is_rcpt[uid] = true
+        rcpt[#rcpt + 1] = uid
+    end
+end
+if not is_rcpt[author] then
+    is_rcpt[author] = true
+    rcpt[#rcpt + 1] = author
+end
+for _, uid in ipairs(rcpt) do
+    redis.call('LREM', prefix .. 'feed:' .. uid, 0, id)
+end
+
+local result = {state, #rcpt}
+for _, r in ipairs(route(prefix, rcpt, is_rcpt)) do
+    result[#result + 1] = r
+end
+return result

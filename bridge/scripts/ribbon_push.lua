@@ -1,0 +1,32 @@
+-- ribbon_push.lua - put one entry at the head of the ribbon, one entry per
+-- user, and return the ribbon.
+--
+-- KEYS[1]: the ribbon list.
+-- ARGV: user id, entry JSON, entry "at" (ms), ribbon length.
+--
+-- Entries of the same user are removed before the LPUSH, then the list is
+-- trimmed to the ribbon length. If the ribbon already holds a NEWER entry
+-- (larger "at") of that user, the push is ignored: a redelivered or late
+-- event never replaces what that user said later. Entries that are not
+-- JSON objects are dropped. Returns the list, newest first.
+local key, uid, entry = KEYS[1], ARGV[1], ARGV[2]
+local at, len = tonumber(ARGV[3]), tonumber(ARGV[4])
+
+local same = {}
+for _, raw in ipairs(redis.call('LRANGE', key, 0, -1)) do
+    local ok, e = pcall(cjson.decode, raw)
+    if not ok or type(e) ~= 'table' then
+        redis.call('LREM', key, 0, raw)
+    elseif e.user_id == uid then
+        if type(e.at) == 'number' and e.at > at then
+            return redis.call('LRANGE', key, 0, -1)
+        end
+        same[#same + 1] = raw
+    end
+end
+for _, raw in ipairs(same) do
+    redis.call('LREM', key, 0, raw)
+end
+redis.call('LPUSH', key, entry)
+redis.call('LTRIM', key, 0, len - 1)
+return redis.call('LRANGE', key, 0, -1)

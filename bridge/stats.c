@@ -1,0 +1,76 @@
+/*
+ * stats.c - what the bridge did, as counters.
+ *
+ * Kept in memory (one thread) and written every second to the Redis hash
+ * <prefix>stats:bridge:<node> (field = counter name, value = number, plus
+ * "updated_ms"), where `feedctl stats` and the gateway's /metrics read
+ * them. Counters only grow; they restart from 0 when the bridge restarts.
+ */
+#include <stdio.h>
+#include <time.h>
+
+#include "bridge.h"
+
+static const char *const stats__names[FB_STAT__COUNT] = {
+    [FB_STAT_EVENTS_POST_CREATED] = "events_post_created",
+    [FB_STAT_EVENTS_POST_DELETED] = "events_post_deleted",
+    [FB_STAT_EVENTS_FOLLOW_CREATED] = "events_follow_created",
+    [FB_STAT_EVENTS_FOLLOW_DELETED] = "events_follow_deleted",
+    [FB_STAT_EVENTS_RIBBON_PUSHED] = "events_ribbon_pushed",
+    [FB_STAT_EVENTS_USER_REVOKED] = "events_user_revoked",
+    [FB_STAT_DEAD_LETTERS] = "dead_letters",
+    [FB_STAT_FANOUT_RECIPIENTS] = "fanout_recipients",
+    [FB_STAT_DELIVER_MESSAGES] = "deliver_messages",
+    [FB_STAT_DELIVERIES] = "deliveries",
+    [FB_STAT_BROADCASTS] = "broadcasts",
+    [FB_STAT_RECONNECTS_AMQP] = "reconnects_amqp",
+    [FB_STAT_RECONNECTS_REDIS] = "reconnects_redis",
+    [FB_STAT_RECONNECTS_MQTT] = "reconnects_mqtt",
+    [FB_STAT_STAGE1_US_SUM] = "stage1_us_sum",
+    [FB_STAT_STAGE1_COUNT] = "stage1_count",
+    [FB_STAT_STAGE1_US_MAX] = "stage1_us_max",
+    [FB_STAT_STAGE2_US_SUM] = "stage2_us_sum",
+    [FB_STAT_STAGE2_COUNT] = "stage2_count",
+    [FB_STAT_STAGE2_US_MAX] = "stage2_us_max",
+};
+
+const char *fb_stat_name(fb_stat s)
+{
+    return s < FB_STAT__COUNT ? stats__names[s] : "?";
+}
+
+void fb_stats_add(fb_stats *st, fb_stat s, uint64_t n)
+{
+    st->v[s] += n;
+}
+
+void fb_stats_latency(fb_stats *st, bool stage1, int64_t us)
+{
+    fb_stat sum = stage1 ? FB_STAT_STAGE1_US_SUM : FB_STAT_STAGE2_US_SUM;
+    fb_stat count = stage1 ? FB_STAT_STAGE1_COUNT : FB_STAT_STAGE2_COUNT;
+    fb_stat max = stage1 ? FB_STAT_STAGE1_US_MAX : FB_STAT_STAGE2_US_MAX;
+
+    if (us < 0)
+        us = 0;
+    st->v[sum] += (uint64_t)us;
+    st->v[count]++;
+    if ((uint64_t)us > st->v[max])
+        st->v[max] = (uint64_t)us;
+}
+
+int fb_stats_publish(fb_bridge *b)
+{
+    const char *names[FB_STAT__COUNT + 1];
+    uint64_t values[FB_STAT__COUNT + 1];
+    struct timespec ts;
+    size_t i;
+
+    for (i = 0; i < FB_STAT__COUNT; i++) {
+        names[i] = stats__names[i];
+        values[i] = b->stats.v[i];
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    names[i] = "updated_ms";
+    values[i] = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    return fb_store_put_stats(b->store, b->cfg.node_id, names, values, FB_STAT__COUNT + 1);
+}

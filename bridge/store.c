@@ -1,0 +1,897 @@
+/*
+ * store.c - feed-bridge's Redis work (see store.h for the contract).
+ *
+ * One synchronous hiredis connection. Whatever touches more than a couple
+ * of keys runs as one Lua script from bridge/scripts/ (embedded at build
+ * time into fb_store_scripts.h by embed_lua.cmake): the scripts are loaded
+ * with SCRIPT LOAD on every (re)connect and run with EVALSHA; a NOSCRIPT
+ * reply (Redis restarted, SCRIPT FLUSH) loads them again and retries once.
+ *
+ * The scripts that derive key names from data (post ids, followers) get
+ * the prefix as ARGV[1] and build their keys themselves; this targets a
+ * single Redis instance, not Redis Cluster.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+
+#include "store.h"
+#include "fb_store_scripts.h"
+
+#define STORE__SHA_LEN 40
+#define STORE__KEY_MAX (FB_STORE_PREFIX_MAX + 32 + FP_ID_BUFSZ)
+#define STORE__TIMEOUT_MS_MAX 600000
+#define STORE__POST_CREATED_ARGS 7 /* ARGV of post_created.lua before the recipients */
+
+enum {
+    STORE__POST_CREATED,
+    STORE__POST_DELETED,
+    STORE__FEED_READ,
+    STORE__RIBBON_PUSH,
+    STORE__USER_REVOKED,
+    STORE__N_SCRIPTS
+};
+
+static const struct {
+    const char *name;
+    const char *body;
+    size_t len;
+} store__scripts[STORE__N_SCRIPTS] = {
+    [STORE__POST_CREATED] = {"post_created", fb_lua_post_created, sizeof(fb_lua_post_created) - 1},
+    [STORE__POST_DELETED] = {"post_deleted", fb_lua_post_deleted, sizeof(fb_lua_post_deleted) - 1},
+    [STORE__FEED_READ] = {"feed_read", fb_lua_feed_read, sizeof(fb_lua_feed_read) - 1},
+    [STORE__RIBBON_PUSH] = {"ribbon_push", fb_lua_ribbon_push, sizeof(fb_lua_ribbon_push) - 1},
+    [STORE__USER_REVOKED] = {"user_revoked", fb_lua_user_revoked, sizeof(fb_lua_user_revoked) - 1},
+};
+
+struct fb_store {
+    redisContext *c; /* NULL while not connected */
+    char *host;
+    int port;
+    char *prefix;
+    int feed_length;
+    int ribbon_length;
+    int timeout_ms;
+    bool configured; /* the config passed validation */
+    char sha[STORE__N_SCRIPTS][STORE__SHA_LEN + 1];
+    int err; /* last failure: hiredis REDIS_ERR_* or 0 */
+    char errstr[128];
+};
+
+/* ------------------------------------------------------------ errors */
+
+/* Records a failure: the context's I/O error when it has one, else what. */
+static void store__fail(fb_store *s, const char *what)
+{
+    if (s->c != NULL && s->c->err != 0) {
+        s->err = s->c->err;
+        snprintf(s->errstr, sizeof(s->errstr), "%.48s: %.72s", what, s->c->errstr);
+    } else {
+        s->err = REDIS_ERR_OTHER;
+        snprintf(s->errstr, sizeof(s->errstr), "%.120s", what);
+    }
+}
+
+/* Records an error reply (or a reply of the wrong shape when r is not an
+ * error). Returns -EPROTO. */
+static int store__protocol(fb_store *s, const char *what, const redisReply *r)
+{
+    s->err = REDIS_ERR_OTHER;
+    if (r != NULL && r->type == REDIS_REPLY_ERROR)
+        snprintf(s->errstr, sizeof(s->errstr), "%.48s: %.72s", what, r->str);
+    else
+        snprintf(s->errstr, sizeof(s->errstr), "%.48s: unexpected reply", what);
+    return -EPROTO;
+}
+
+/* Records a refused argument. Returns -EINVAL. */
+static int store__invalid(fb_store *s, const char *what, const char *reason)
+{
+    s->err = REDIS_ERR_OTHER;
+    snprintf(s->errstr, sizeof(s->errstr), "%.48s: %.72s", what, reason);
+    return -EINVAL;
+}
+
+/* 0 when there is a usable connection, else -EIO (errstr kept or set). */
+static int store__connected(fb_store *s)
+{
+    if (s->c != NULL && s->c->err == 0)
+        return 0;
+    if (s->errstr[0] == '\0')
+        store__fail(s, "not connected");
+    return -EIO;
+}
+
+/* Checks that ev is a valid event of type t. Returns 0 or -EINVAL. */
+static int store__check_event(fb_store *s, const fp_event *ev, fp_event_type t)
+{
+    char reason[96];
+
+    if (ev == NULL || ev->type != t)
+        return store__invalid(s, "event", "missing or of the wrong type");
+    if (fp_event_validate(ev, reason, sizeof(reason)) != 0)
+        return store__invalid(s, fp_event_type_name(t), reason);
+    return 0;
+}
+
+/* -------------------------------------------------------- connection */
+
+/*
+ * Loads every script (SCRIPT LOAD, pipelined) and keeps their SHA1s.
+ * Returns 0, -EIO (connection) or -EPROTO (Redis refused a script).
+ */
+static int store__load_scripts(fb_store *s)
+{
+    redisReply *r;
+    void *reply;
+    int rc = 0;
+    size_t i;
+
+    for (i = 0; i < STORE__N_SCRIPTS; i++) {
+        if (redisAppendCommand(s->c, "SCRIPT LOAD %b", store__scripts[i].body,
+                               store__scripts[i].len) != REDIS_OK) {
+            store__fail(s, "SCRIPT LOAD");
+            return -EIO;
+        }
+    }
+    for (i = 0; i < STORE__N_SCRIPTS; i++) {
+        reply = NULL;
+        if (redisGetReply(s->c, &reply) != REDIS_OK) {
+            store__fail(s, "SCRIPT LOAD");
+            return -EIO;
+        }
+        r = reply;
+        if (r->type == REDIS_REPLY_STRING && r->len == STORE__SHA_LEN)
+            memcpy(s->sha[i], r->str, STORE__SHA_LEN + 1);
+        else if (rc == 0)
+            rc = store__protocol(s, store__scripts[i].name, r);
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+static void store__disconnect(fb_store *s)
+{
+    if (s->c != NULL)
+        redisFree(s->c);
+    s->c = NULL;
+}
+
+/*
+ * (Re)connects with the configured timeouts and loads the scripts.
+ * Returns 0 or -EIO; on failure there is no connection and err/errstr
+ * say why.
+ */
+static int store__connect(fb_store *s)
+{
+    struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
+
+    store__disconnect(s);
+    s->err = 0;
+    s->errstr[0] = '\0';
+    s->c = redisConnectWithTimeout(s->host, s->port, tv);
+    if (s->c == NULL) {
+        s->err = REDIS_ERR_OOM;
+        snprintf(s->errstr, sizeof(s->errstr), "connect: out of memory");
+        return -EIO;
+    }
+    if (s->c->err != 0 || redisSetTimeout(s->c, tv) != REDIS_OK) {
+        store__fail(s, "connect");
+        goto fail;
+    }
+    redisEnableKeepAlive(s->c);
+    if (store__load_scripts(s) != 0)
+        goto fail;
+    return 0;
+fail:
+    store__disconnect(s);
+    return -EIO;
+}
+
+/* Validates and copies the numeric settings. Returns 0 or -EINVAL. */
+static int store__configure(fb_store *s, const fb_store_config *c)
+{
+    if (c->port < 0 || c->port > 65535)
+        return store__invalid(s, "config", "port out of range");
+    if (strlen(s->prefix) > FB_STORE_PREFIX_MAX)
+        return store__invalid(s, "config", "prefix longer than 128 bytes");
+    if (c->feed_length < 0 || c->feed_length > FB_STORE_FEED_LENGTH_MAX)
+        return store__invalid(s, "config", "feed_length out of range");
+    if (c->ribbon_length < 0 || c->ribbon_length > FB_STORE_RIBBON_LENGTH_MAX)
+        return store__invalid(s, "config", "ribbon_length out of range");
+    if (c->timeout_ms < 0 || c->timeout_ms > STORE__TIMEOUT_MS_MAX)
+        return store__invalid(s, "config", "timeout_ms out of range");
+    s->port = c->port != 0 ? c->port : 6379;
+    s->feed_length = c->feed_length != 0 ? c->feed_length : FB_STORE_FEED_LENGTH_DEFAULT;
+    s->ribbon_length = c->ribbon_length != 0 ? c->ribbon_length : FB_STORE_RIBBON_LENGTH_DEFAULT;
+    s->timeout_ms = c->timeout_ms != 0 ? c->timeout_ms : FB_STORE_TIMEOUT_MS_DEFAULT;
+    s->configured = true;
+    return 0;
+}
+
+/* Validates and copies the config, connects and loads the scripts (see
+ * store.h for what *out holds on failure). */
+int fb_store_open(fb_store **out, const fb_store_config *c)
+{
+    fb_store *s;
+    int rc;
+
+    if (out == NULL)
+        return -EINVAL;
+    *out = NULL;
+    if (c == NULL)
+        return -EINVAL;
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    s->host = strdup(c->host != NULL ? c->host : "127.0.0.1");
+    s->prefix = strdup(c->prefix != NULL ? c->prefix : "");
+    if (s->host == NULL || s->prefix == NULL) {
+        fb_store_free(s);
+        return -ENOMEM;
+    }
+    *out = s;
+    rc = store__configure(s, c);
+    if (rc != 0)
+        return rc;
+    return store__connect(s);
+}
+
+const char *fb_store_errstr(const fb_store *s)
+{
+    return s != NULL ? s->errstr : "no store";
+}
+
+int fb_store_err(const fb_store *s)
+{
+    return s != NULL ? s->err : REDIS_ERR_OTHER;
+}
+
+int fb_store_reconnect(fb_store *s)
+{
+    if (s == NULL)
+        return -EINVAL;
+    if (!s->configured)
+        return -EINVAL;
+    return store__connect(s);
+}
+
+void fb_store_free(fb_store *s)
+{
+    if (s == NULL)
+        return;
+    store__disconnect(s);
+    free(s->prefix);
+    free(s->host);
+    free(s);
+}
+
+/* ----------------------------------------------------------- helpers */
+
+/* Builds "<prefix><name><id>" into buf (STORE__KEY_MAX bytes; always fits:
+ * the prefix and ids are bounded). */
+static void store__key(const fb_store *s, char *buf, const char *name, const char *id)
+{
+    snprintf(buf, STORE__KEY_MAX, "%s%s%s", s->prefix, name, id);
+}
+
+/*
+ * Runs script `which` with EVALSHA: argv[0 .. nkeys-1] are its KEYS, the
+ * rest its ARGV, argvlen their lengths. On NOSCRIPT the scripts are loaded
+ * again and the call retried once. Returns 0 with *reply set (the caller
+ * frees it), -EIO, -EPROTO (error reply, recorded) or -ENOMEM.
+ */
+static int store__eval(fb_store *s, int which, size_t nkeys, size_t argc, const char **argv,
+                       const size_t *argvlen, redisReply **reply)
+{
+    const char *name = store__scripts[which].name;
+    const char **av = NULL;
+    size_t *al = NULL;
+    redisReply *r = NULL;
+    char numkeys[24];
+    int attempt, rc;
+
+    *reply = NULL;
+    rc = store__connected(s);
+    if (rc != 0)
+        return rc;
+    av = malloc((argc + 3) * sizeof(*av));
+    al = malloc((argc + 3) * sizeof(*al));
+    if (av == NULL || al == NULL) {
+        rc = -ENOMEM;
+        goto done;
+    }
+    snprintf(numkeys, sizeof(numkeys), "%zu", nkeys);
+    av[0] = "EVALSHA";
+    al[0] = strlen(av[0]);
+    al[1] = STORE__SHA_LEN;
+    av[2] = numkeys;
+    al[2] = strlen(numkeys);
+    memcpy(av + 3, argv, argc * sizeof(*av));
+    memcpy(al + 3, argvlen, argc * sizeof(*al));
+    for (attempt = 0; attempt < 2; attempt++) {
+        av[1] = s->sha[which];
+        r = redisCommandArgv(s->c, (int)(argc + 3), av, al);
+        if (r == NULL) {
+            store__fail(s, name);
+            rc = -EIO;
+            goto done;
+        }
+        if (r->type != REDIS_REPLY_ERROR)
+            break;
+        if (attempt == 0 && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+            freeReplyObject(r);
+            r = NULL;
+            rc = store__load_scripts(s);
+            if (rc != 0)
+                goto done;
+            continue;
+        }
+        rc = store__protocol(s, name, r);
+        goto done;
+    }
+    *reply = r;
+    r = NULL;
+    rc = 0;
+done:
+    if (r != NULL)
+        freeReplyObject(r);
+    free(al);
+    free(av);
+    return rc;
+}
+
+/* Copies a string reply that is a valid id into dst. False otherwise. */
+static bool store__copy_id(const redisReply *r, char *dst)
+{
+    if (r->type != REDIS_REPLY_STRING || !fp_id_valid_n(r->str, r->len))
+        return false;
+    memcpy(dst, r->str, r->len);
+    dst[r->len] = '\0';
+    return true;
+}
+
+void fb_fanout_free(fb_fanout *f)
+{
+    size_t i;
+
+    if (f == NULL)
+        return;
+    for (i = 0; i < f->n_nodes; i++)
+        free(f->nodes[i].users);
+    free(f->nodes);
+    memset(f, 0, sizeof(*f));
+}
+
+/*
+ * Reads the users of one {node, {uid...}} element into t. Entries that
+ * are not valid ids are skipped. Returns 1 when t got a node with users,
+ * 0 when there was nothing usable, -EPROTO (bad shape) or -ENOMEM.
+ */
+static int store__parse_node(fb_store *s, const char *what, const redisReply *e, fb_node_targets *t)
+{
+    const redisReply *users;
+    size_t k;
+
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+        e->element[1]->type != REDIS_REPLY_ARRAY)
+        return store__protocol(s, what, e);
+    users = e->element[1];
+    if (!store__copy_id(e->element[0], t->node) || users->elements == 0)
+        return 0;
+    t->users = calloc(users->elements, sizeof(*t->users));
+    if (t->users == NULL)
+        return -ENOMEM;
+    for (k = 0; k < users->elements; k++) {
+        if (store__copy_id(users->element[k], t->users[t->n_users]))
+            t->n_users++;
+    }
+    if (t->n_users > 0)
+        return 1;
+    free(t->users);
+    t->users = NULL;
+    return 0;
+}
+
+/*
+ * Turns the reply of post_created.lua / post_deleted.lua
+ * ({state, n_recipients, {node, {uid...}}...}) into *out. Node and user
+ * ids that are not valid ids (foreign data in Redis) are skipped. Returns
+ * 0, -EPROTO or -ENOMEM; on failure *out holds nothing.
+ */
+static int store__parse_fanout(fb_store *s, const char *what, const redisReply *r, fb_fanout *out)
+{
+    size_t i, n;
+    int rc;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER ||
+        r->element[1]->integer < 0)
+        return store__protocol(s, what, r);
+    out->duplicate = r->element[0]->integer != 0;
+    out->n_recipients = (size_t)r->element[1]->integer;
+    n = r->elements - 2;
+    if (n == 0)
+        return 0;
+    out->nodes = calloc(n, sizeof(*out->nodes));
+    if (out->nodes == NULL)
+        return -ENOMEM;
+    for (i = 0; i < n; i++) {
+        rc = store__parse_node(s, what, r->element[i + 2], &out->nodes[out->n_nodes]);
+        if (rc < 0)
+            goto fail;
+        if (rc == 1)
+            out->n_nodes++;
+    }
+    return 0;
+fail:
+    fb_fanout_free(out);
+    return rc;
+}
+
+/* Formats v in decimal into buf (24 bytes). */
+static void store__i64(char *buf, int64_t v)
+{
+    snprintf(buf, 24, "%" PRId64, v);
+}
+
+/* Adds v to obj as an exact JSON integer. Returns false on ENOMEM. */
+static bool store__add_i64(cJSON *obj, const char *key, int64_t v)
+{
+    char buf[24];
+
+    store__i64(buf, v);
+    return cJSON_AddRawToObject(obj, key, buf) != NULL;
+}
+
+/* The stored post body {"id","author_id","text","created_at"}; malloc'd,
+ * NULL on ENOMEM. */
+static char *store__post_json(const fp_post *p)
+{
+    cJSON *o;
+    char *json = NULL;
+
+    o = cJSON_CreateObject();
+    if (o == NULL)
+        return NULL;
+    if (cJSON_AddStringToObject(o, "id", p->id) == NULL ||
+        cJSON_AddStringToObject(o, "author_id", p->author_id) == NULL ||
+        cJSON_AddStringToObject(o, "text", p->text) == NULL ||
+        !store__add_i64(o, "created_at", p->created_at))
+        goto done;
+    json = cJSON_PrintUnformatted(o);
+done:
+    cJSON_Delete(o);
+    return json;
+}
+
+/* A ribbon entry {"user_id","name"?,"text"?,"at"}; malloc'd, NULL on ENOMEM. */
+static char *store__entry_json(const fp_ribbon_entry *e)
+{
+    cJSON *o;
+    char *json = NULL;
+
+    o = cJSON_CreateObject();
+    if (o == NULL)
+        return NULL;
+    if (cJSON_AddStringToObject(o, "user_id", e->user_id) == NULL)
+        goto done;
+    if (e->name != NULL && cJSON_AddStringToObject(o, "name", e->name) == NULL)
+        goto done;
+    if (e->text != NULL && cJSON_AddStringToObject(o, "text", e->text) == NULL)
+        goto done;
+    if (!store__add_i64(o, "at", e->at))
+        goto done;
+    json = cJSON_PrintUnformatted(o);
+done:
+    cJSON_Delete(o);
+    return json;
+}
+
+/*
+ * Builds {"type":"ribbon","entries":[...]} from a list reply of entry JSON
+ * strings, in order; an entry that is not a JSON object is left out.
+ * Returns 0 with *out malloc'd, -EPROTO or -ENOMEM.
+ */
+static int store__ribbon_json(fb_store *s, const char *what, const redisReply *r, char **out)
+{
+    cJSON *root, *entries, *e;
+    size_t i;
+    int rc = -ENOMEM;
+
+    if (r->type != REDIS_REPLY_ARRAY)
+        return store__protocol(s, what, r);
+    root = cJSON_CreateObject();
+    if (root == NULL)
+        return -ENOMEM;
+    if (cJSON_AddStringToObject(root, "type", "ribbon") == NULL)
+        goto done;
+    entries = cJSON_AddArrayToObject(root, "entries");
+    if (entries == NULL)
+        goto done;
+    for (i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        e = cJSON_ParseWithLength(r->element[i]->str, r->element[i]->len);
+        if (e == NULL || !cJSON_IsObject(e)) {
+            cJSON_Delete(e);
+            continue;
+        }
+        cJSON_AddItemToArray(entries, e);
+    }
+    *out = cJSON_PrintUnformatted(root);
+    if (*out != NULL)
+        rc = 0;
+done:
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* ----------------------------------------------------------- posts */
+
+/*
+ * post.created: one EVALSHA of post_created.lua with the post JSON and,
+ * when given, the explicit recipients (at most FP_RECIPIENTS_MAX) as ARGV.
+ * Returns 0 with *out filled, -EINVAL, -EIO, -EPROTO or -ENOMEM.
+ */
+int fb_store_post_created(fb_store *s, const fp_event *ev, fb_fanout *out)
+{
+    const char **argv = NULL;
+    size_t *argvlen = NULL, argc, i;
+    char feed_len[24], ttl[24], *body = NULL;
+    redisReply *r = NULL;
+    int rc;
+
+    if (s == NULL || out == NULL)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    rc = store__check_event(s, ev, FP_EVENT_POST_CREATED);
+    if (rc != 0)
+        return rc;
+    body = store__post_json(&ev->post);
+    argc = STORE__POST_CREATED_ARGS + (ev->has_recipients ? ev->n_recipients : 0);
+    argv = malloc(argc * sizeof(*argv));
+    argvlen = malloc(argc * sizeof(*argvlen));
+    if (body == NULL || argv == NULL || argvlen == NULL) {
+        rc = -ENOMEM;
+        goto done;
+    }
+    store__i64(feed_len, s->feed_length);
+    store__i64(ttl, FB_STORE_MARKER_TTL_S);
+    argv[0] = s->prefix;
+    argv[1] = ev->post.id;
+    argv[2] = ev->post.author_id;
+    argv[3] = body;
+    argv[4] = feed_len;
+    argv[5] = ttl;
+    argv[6] = ev->has_recipients ? "1" : "0";
+    for (i = STORE__POST_CREATED_ARGS; i < argc; i++)
+        argv[i] = ev->recipients[i - STORE__POST_CREATED_ARGS];
+    for (i = 0; i < argc; i++)
+        argvlen[i] = strlen(argv[i]);
+    rc = store__eval(s, STORE__POST_CREATED, 0, argc, argv, argvlen, &r);
+    if (rc != 0)
+        goto done;
+    rc = store__parse_fanout(s, "post_created", r, out);
+done:
+    if (r != NULL)
+        freeReplyObject(r);
+    free(argvlen);
+    free(argv);
+    free(body);
+    return rc;
+}
+
+/* post.deleted: one EVALSHA of post_deleted.lua. Returns like
+ * fb_store_post_created(). */
+int fb_store_post_deleted(fb_store *s, const fp_event *ev, fb_fanout *out)
+{
+    const char *argv[4];
+    size_t argvlen[4], i;
+    redisReply *r = NULL;
+    char ttl[24];
+    int rc;
+
+    if (s == NULL || out == NULL)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    rc = store__check_event(s, ev, FP_EVENT_POST_DELETED);
+    if (rc != 0)
+        return rc;
+    store__i64(ttl, FB_STORE_MARKER_TTL_S);
+    argv[0] = s->prefix;
+    argv[1] = ev->post_id;
+    argv[2] = ev->author_id;
+    argv[3] = ttl;
+    for (i = 0; i < 4; i++)
+        argvlen[i] = strlen(argv[i]);
+    rc = store__eval(s, STORE__POST_DELETED, 0, 4, argv, argvlen, &r);
+    if (rc != 0)
+        return rc;
+    rc = store__parse_fanout(s, "post_deleted", r, out);
+    freeReplyObject(r);
+    return rc;
+}
+
+/*
+ * Feed read: one EVALSHA of feed_read.lua (ids whose body exists, newest
+ * first, each once). Returns 0, -EINVAL, -EIO, -EPROTO or -ENOMEM.
+ */
+int fb_store_feed_ids(fb_store *s, const char *uid, size_t limit, char (**ids)[FP_ID_BUFSZ],
+                      size_t *n)
+{
+    const char *argv[3];
+    size_t argvlen[3], i;
+    char(*out)[FP_ID_BUFSZ] = NULL;
+    redisReply *r = NULL;
+    char lim[24];
+    size_t count = 0;
+    int rc;
+
+    if (s == NULL || ids == NULL || n == NULL)
+        return -EINVAL;
+    *ids = NULL;
+    *n = 0;
+    if (!fp_id_valid(uid))
+        return store__invalid(s, "feed_ids", "user id is not a valid id");
+    if (limit == 0)
+        return 0;
+    snprintf(lim, sizeof(lim), "%zu", limit);
+    argv[0] = s->prefix;
+    argv[1] = uid;
+    argv[2] = lim;
+    for (i = 0; i < 3; i++)
+        argvlen[i] = strlen(argv[i]);
+    rc = store__eval(s, STORE__FEED_READ, 0, 3, argv, argvlen, &r);
+    if (rc != 0)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements > limit) {
+        rc = store__protocol(s, "feed_read", r);
+        goto done;
+    }
+    if (r->elements > 0) {
+        out = calloc(r->elements, sizeof(*out));
+        if (out == NULL) {
+            rc = -ENOMEM;
+            goto done;
+        }
+    }
+    for (i = 0; i < r->elements; i++) {
+        if (store__copy_id(r->element[i], out[count]))
+            count++;
+    }
+    if (count == 0) {
+        free(out);
+        out = NULL;
+    }
+    *ids = out;
+    *n = count;
+done:
+    freeReplyObject(r);
+    return rc;
+}
+
+/* ----------------------------------------------------------- follows */
+
+/*
+ * Reads the 4 replies of MULTI, op, op, EXEC (always all of them, so the
+ * connection stays in step). Returns 0, -EIO or -EPROTO.
+ */
+static int store__read_transaction(fb_store *s, const char *what)
+{
+    redisReply *r;
+    void *reply;
+    size_t i, k;
+    int rc = 0;
+
+    for (i = 0; i < 4; i++) {
+        reply = NULL;
+        if (redisGetReply(s->c, &reply) != REDIS_OK) {
+            store__fail(s, what);
+            return -EIO;
+        }
+        r = reply;
+        if (rc == 0 && r->type == REDIS_REPLY_ERROR)
+            rc = store__protocol(s, what, r);
+        if (rc == 0 && i == 3 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2))
+            rc = store__protocol(s, what, r);
+        for (k = 0; rc == 0 && i == 3 && k < r->elements; k++) {
+            if (r->element[k]->type == REDIS_REPLY_ERROR)
+                rc = store__protocol(s, what, r->element[k]);
+        }
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+/*
+ * follow.created / follow.deleted: both set updates in one MULTI/EXEC,
+ * pipelined (one round trip). Returns 0, -EINVAL, -EIO or -EPROTO.
+ */
+int fb_store_follow(fb_store *s, const fp_event *ev)
+{
+    char followers[STORE__KEY_MAX], following[STORE__KEY_MAX];
+    const char *op, *what;
+    int rc;
+
+    if (s == NULL || ev == NULL)
+        return -EINVAL;
+    if (ev->type != FP_EVENT_FOLLOW_CREATED && ev->type != FP_EVENT_FOLLOW_DELETED)
+        return store__invalid(s, "follow", "not a follow event");
+    rc = store__check_event(s, ev, ev->type);
+    if (rc != 0)
+        return rc;
+    what = fp_event_type_name(ev->type);
+    if (strcmp(ev->follower_id, ev->followee_id) == 0)
+        return store__invalid(s, what, "a user cannot follow themselves");
+    rc = store__connected(s);
+    if (rc != 0)
+        return rc;
+    op = ev->type == FP_EVENT_FOLLOW_CREATED ? "SADD" : "SREM";
+    store__key(s, followers, "followers:", ev->followee_id);
+    store__key(s, following, "following:", ev->follower_id);
+    if (redisAppendCommand(s->c, "MULTI") != REDIS_OK ||
+        redisAppendCommand(s->c, "%s %s %s", op, followers, ev->follower_id) != REDIS_OK ||
+        redisAppendCommand(s->c, "%s %s %s", op, following, ev->followee_id) != REDIS_OK ||
+        redisAppendCommand(s->c, "EXEC") != REDIS_OK) {
+        store__fail(s, what);
+        return -EIO;
+    }
+    return store__read_transaction(s, what);
+}
+
+/* ------------------------------------------------------------ ribbon */
+
+/*
+ * ribbon.pushed: encodes the entry, runs ribbon_push.lua (dedupe, LPUSH,
+ * LTRIM, return the list) and wraps the list as the MQTT ribbon message.
+ * Returns 0 with *ribbon_json malloc'd, -EINVAL, -EIO, -EPROTO or -ENOMEM.
+ */
+int fb_store_ribbon_push(fb_store *s, const fp_event *ev, char **ribbon_json)
+{
+    char key[STORE__KEY_MAX], at[24], len[24], *entry = NULL;
+    const char *argv[5];
+    size_t argvlen[5], i;
+    redisReply *r = NULL;
+    int rc;
+
+    if (s == NULL || ribbon_json == NULL)
+        return -EINVAL;
+    *ribbon_json = NULL;
+    rc = store__check_event(s, ev, FP_EVENT_RIBBON_PUSHED);
+    if (rc != 0)
+        return rc;
+    entry = store__entry_json(&ev->entry);
+    if (entry == NULL)
+        return -ENOMEM;
+    store__key(s, key, "ribbon", "");
+    store__i64(at, ev->entry.at);
+    store__i64(len, s->ribbon_length);
+    argv[0] = key;
+    argv[1] = ev->entry.user_id;
+    argv[2] = entry;
+    argv[3] = at;
+    argv[4] = len;
+    for (i = 0; i < 5; i++)
+        argvlen[i] = strlen(argv[i]);
+    rc = store__eval(s, STORE__RIBBON_PUSH, 1, 5, argv, argvlen, &r);
+    if (rc != 0)
+        goto done;
+    rc = store__ribbon_json(s, "ribbon_push", r, ribbon_json);
+done:
+    if (r != NULL)
+        freeReplyObject(r);
+    free(entry);
+    return rc;
+}
+
+/* The ribbon (LRANGE) as the MQTT ribbon message. Returns like
+ * fb_store_ribbon_push(). */
+int fb_store_ribbon_get(fb_store *s, char **ribbon_json)
+{
+    char key[STORE__KEY_MAX];
+    redisReply *r;
+    int rc;
+
+    if (s == NULL || ribbon_json == NULL)
+        return -EINVAL;
+    *ribbon_json = NULL;
+    rc = store__connected(s);
+    if (rc != 0)
+        return rc;
+    store__key(s, key, "ribbon", "");
+    r = redisCommand(s->c, "LRANGE %s 0 -1", key);
+    if (r == NULL) {
+        store__fail(s, "ribbon_get");
+        return -EIO;
+    }
+    rc = store__ribbon_json(s, "ribbon_get", r, ribbon_json);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* -------------------------------------------------------- revocation */
+
+/*
+ * user.revoked: user_revoked.lua raises revoked:<uid> (never lowers it)
+ * and publishes "<uid> <value>" on <prefix>revoked, atomically. Returns 0,
+ * -EINVAL, -EIO or -EPROTO.
+ */
+int fb_store_user_revoked(fb_store *s, const fp_event *ev)
+{
+    char key[STORE__KEY_MAX], channel[STORE__KEY_MAX], before[24];
+    const char *argv[4];
+    size_t argvlen[4], i;
+    redisReply *r = NULL;
+    int rc;
+
+    if (s == NULL)
+        return -EINVAL;
+    rc = store__check_event(s, ev, FP_EVENT_USER_REVOKED);
+    if (rc != 0)
+        return rc;
+    store__key(s, key, "revoked:", ev->user_id);
+    store__key(s, channel, "revoked", "");
+    store__i64(before, ev->before);
+    argv[0] = key;
+    argv[1] = channel;
+    argv[2] = ev->user_id;
+    argv[3] = before;
+    for (i = 0; i < 4; i++)
+        argvlen[i] = strlen(argv[i]);
+    rc = store__eval(s, STORE__USER_REVOKED, 1, 4, argv, argvlen, &r);
+    if (rc != 0)
+        return rc;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        rc = store__protocol(s, "user_revoked", r);
+    freeReplyObject(r);
+    return rc;
+}
+
+int fb_store_put_stats(fb_store *s, const char *node, const char *const *names,
+                       const uint64_t *values, size_t n)
+{
+    char key[STORE__KEY_MAX], (*nums)[24] = NULL;
+    const char **argv = NULL;
+    redisReply *r;
+    size_t i;
+    int rc;
+
+    if (s == NULL || node == NULL || !fp_id_valid(node) || n == 0)
+        return -EINVAL;
+    rc = store__connected(s);
+    if (rc != 0)
+        return rc;
+    argv = calloc(2 + 2 * n, sizeof(*argv));
+    nums = calloc(n, sizeof(*nums));
+    if (argv == NULL || nums == NULL) {
+        rc = -ENOMEM;
+        goto done;
+    }
+    store__key(s, key, "stats:bridge:", node);
+    argv[0] = "HSET";
+    argv[1] = key;
+    for (i = 0; i < n; i++) {
+        snprintf(nums[i], sizeof(nums[i]), "%llu", (unsigned long long)values[i]);
+        argv[2 + 2 * i] = names[i];
+        argv[3 + 2 * i] = nums[i];
+    }
+    r = redisCommandArgv(s->c, (int)(2 + 2 * n), argv, NULL);
+    if (r == NULL) {
+        store__fail(s, "stats");
+        rc = -EIO;
+    } else {
+        rc = r->type == REDIS_REPLY_INTEGER ? 0 : store__protocol(s, "stats", r);
+        freeReplyObject(r);
+    }
+done:
+    free(nums);
+    free(argv);
+    return rc;
+}

@@ -1,0 +1,832 @@
+/*
+ * bridge_store: feed-bridge's Redis layer (bridge/store.c) against a real
+ * redis-server started by the harness, one per test: post fan-out (followers,
+ * explicit recipients, the feed cap, redelivery), online targeting per live
+ * node with stale-node cleanup, deletes, follows, the ribbon script,
+ * revocation with its pub/sub message, NOSCRIPT recovery, a Redis restart,
+ * and the time of a 10,000-follower fan-out.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "fp_harness.h"
+#include "store.h"
+
+#define PREFIX "pfx:"
+
+typedef struct {
+    fp_server redis;
+    fb_store *st;     /* opened with PREFIX */
+    redisContext *rc; /* raw connection for setup and checks */
+} env;
+
+/* ------------------------------------------------------------ helpers */
+
+static redisContext *raw_connect(const fp_server *s)
+{
+    struct timeval tv = {5, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
+
+    assert_non_null(c);
+    if (c->err != 0)
+        fail_msg("connect to redis on %d: %s", s->port, c->errstr);
+    assert_int_equal(redisSetTimeout(c, tv), REDIS_OK);
+    return c;
+}
+
+static fb_store *open_store(const fp_server *s, const char *prefix, int feed_length)
+{
+    fb_store_config cfg = {.host = "127.0.0.1",
+                           .port = s->port,
+                           .prefix = prefix,
+                           .feed_length = feed_length,
+                           .timeout_ms = 5000};
+    fb_store *st = NULL;
+    int rc = fb_store_open(&st, &cfg);
+
+    if (rc != 0)
+        fail_msg("fb_store_open: %d (%s)", rc, fb_store_errstr(st));
+    return st;
+}
+
+static int setup(void **state)
+{
+    env *e = calloc(1, sizeof(*e));
+
+    assert_non_null(e);
+    assert_int_equal(fp_server_start(&e->redis, "redis", NULL), 0);
+    e->rc = raw_connect(&e->redis);
+    e->st = open_store(&e->redis, PREFIX, 0);
+    *state = e;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    env *e = *state;
+
+    fb_store_free(e->st);
+    redisFree(e->rc);
+    fp_server_stop(&e->redis);
+    free(e);
+    return 0;
+}
+
+/* Runs one command on the raw connection; the reply must not be an error. */
+__attribute__((format(printf, 2, 3))) static redisReply *cmd(redisContext *c, const char *fmt, ...)
+{
+    redisReply *r;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r == NULL)
+        fail_msg("redis: %s", c->errstr);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("redis: %s", r->str);
+    return r;
+}
+
+/* Same, reply dropped. */
+#define run(c, ...) freeReplyObject(cmd((c), __VA_ARGS__))
+
+static long long cmd_int(redisContext *c, const char *fmt, const char *arg)
+{
+    redisReply *r = cmd(c, fmt, arg);
+    long long v;
+
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* Parses an event from printf-formatted JSON (the codec the bridge uses). */
+__attribute__((format(printf, 2, 3))) static void event(fp_event *ev, const char *fmt, ...)
+{
+    char body[4096], reason[128];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof(body));
+    if (fp_event_parse(body, (size_t)n, NULL, ev, reason, sizeof(reason)) != 0)
+        fail_msg("event %s: %s", body, reason);
+}
+
+static void post(fb_store *st, const char *id, const char *author, fb_fanout *f)
+{
+    fp_event ev;
+    int rc;
+
+    event(&ev,
+          "{\"type\":\"post.created\",\"post\":{\"id\":\"%s\",\"author_id\":\"%s\","
+          "\"text\":\"hello from %s\",\"created_at\":1700000000000}}",
+          id, author, author);
+    rc = fb_store_post_created(st, &ev, f);
+    if (rc != 0)
+        fail_msg("post_created %s: %d (%s)", id, rc, fb_store_errstr(st));
+    fp_event_free(&ev);
+}
+
+static void follow(fb_store *st, const char *type, const char *follower, const char *followee)
+{
+    fp_event ev;
+
+    event(&ev, "{\"type\":\"%s\",\"follower_id\":\"%s\",\"followee_id\":\"%s\"}", type, follower,
+          followee);
+    assert_int_equal(fb_store_follow(st, &ev), 0);
+    fp_event_free(&ev);
+}
+
+/* How many times id occurs in the raw list key. */
+static size_t list_count(redisContext *c, const char *key, const char *id)
+{
+    redisReply *r = cmd(c, "LRANGE %s 0 -1", key);
+    size_t i, n = 0;
+
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    for (i = 0; i < r->elements; i++)
+        n += strcmp(r->element[i]->str, id) == 0;
+    freeReplyObject(r);
+    return n;
+}
+
+/* True when fb_store_feed_ids(uid) returns id. */
+static bool feed_has(fb_store *st, const char *uid, const char *id)
+{
+    char(*ids)[FP_ID_BUFSZ] = NULL;
+    size_t n = 0, i;
+    bool found = false;
+
+    assert_int_equal(fb_store_feed_ids(st, uid, 1000, &ids, &n), 0);
+    for (i = 0; i < n; i++)
+        found = found || strcmp(ids[i], id) == 0;
+    free(ids);
+    return found;
+}
+
+static const fb_node_targets *find_node(const fb_fanout *f, const char *node)
+{
+    size_t i;
+
+    for (i = 0; i < f->n_nodes; i++) {
+        if (strcmp(f->nodes[i].node, node) == 0)
+            return &f->nodes[i];
+    }
+    return NULL;
+}
+
+static bool has_user(const fb_node_targets *t, const char *uid)
+{
+    size_t i;
+
+    for (i = 0; i < t->n_users; i++) {
+        if (strcmp(t->users[i], uid) == 0)
+            return true;
+    }
+    return false;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ------------------------------------------------------------- posts */
+
+/* B follows A; A posts: B's and A's feeds hold it, C's does not. */
+static void seed_scenario(fb_store *st, redisContext *rc, const char *prefix)
+{
+    fb_fanout f;
+    redisReply *r;
+    cJSON *body;
+    char key[64];
+
+    follow(st, "follow.created", "B", "A");
+    post(st, "p1", "A", &f);
+    assert_false(f.duplicate);
+    assert_int_equal(f.n_recipients, 2);
+    assert_int_equal(f.n_nodes, 0); /* nobody online anywhere */
+    fb_fanout_free(&f);
+
+    assert_true(feed_has(st, "B", "p1"));
+    assert_true(feed_has(st, "A", "p1"));
+    assert_false(feed_has(st, "C", "p1"));
+
+    snprintf(key, sizeof(key), "%spost:p1", prefix);
+    r = cmd(rc, "GET %s", key);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    body = cJSON_Parse(r->str);
+    assert_non_null(body);
+    assert_string_equal(cJSON_GetObjectItem(body, "id")->valuestring, "p1");
+    assert_string_equal(cJSON_GetObjectItem(body, "author_id")->valuestring, "A");
+    assert_string_equal(cJSON_GetObjectItem(body, "text")->valuestring, "hello from A");
+    assert_true(cJSON_GetObjectItem(body, "created_at")->valuedouble == 1700000000000.0);
+    cJSON_Delete(body);
+    freeReplyObject(r);
+    snprintf(key, sizeof(key), "%sfeed:B", prefix);
+    assert_int_equal(list_count(rc, key, "p1"), 1);
+}
+
+static void test_seed_scenario(void **state)
+{
+    env *e = *state;
+    fb_store *plain;
+
+    seed_scenario(e->st, e->rc, PREFIX);
+    /* The same without a prefix, on the same server: separate keys. */
+    plain = open_store(&e->redis, "", 0);
+    assert_false(feed_has(plain, "B", "p1"));
+    seed_scenario(plain, e->rc, "");
+    fb_store_free(plain);
+    assert_int_equal(cmd_int(e->rc, "EXISTS %s", "followers:A"), 1);
+    assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "followers:A"), 1);
+}
+
+/* Explicit recipients replace the followers; the author is added. */
+static void test_explicit_recipients(void **state)
+{
+    env *e = *state;
+    fb_fanout f;
+    fp_event ev;
+
+    follow(e->st, "follow.created", "B", "A");
+    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"p2\",\"author_id\":\"A\","
+               "\"text\":\"just you two\",\"created_at\":1},\"recipients\":[\"C\",\"D\",\"C\"]}");
+    assert_int_equal(fb_store_post_created(e->st, &ev, &f), 0);
+    fp_event_free(&ev);
+    assert_int_equal(f.n_recipients, 3);
+    fb_fanout_free(&f);
+    assert_true(feed_has(e->st, "C", "p2"));
+    assert_true(feed_has(e->st, "D", "p2"));
+    assert_true(feed_has(e->st, "A", "p2"));
+    assert_false(feed_has(e->st, "B", "p2"));
+}
+
+/* 1,500 posts: the follower's feed holds exactly the newest 1,000, newest first. */
+static void test_feed_cap(void **state)
+{
+    env *e = *state;
+    char(*ids)[FP_ID_BUFSZ] = NULL;
+    char id[16];
+    fb_fanout f;
+    size_t n = 0, i;
+
+    follow(e->st, "follow.created", "B", "A");
+    for (i = 0; i < 1500; i++) {
+        snprintf(id, sizeof(id), "p%04zu", i);
+        post(e->st, id, "A", &f);
+        fb_fanout_free(&f);
+    }
+    assert_int_equal(cmd_int(e->rc, "LLEN %s", PREFIX "feed:B"), 1000);
+    assert_int_equal(fb_store_feed_ids(e->st, "B", 5000, &ids, &n), 0);
+    assert_int_equal(n, 1000);
+    for (i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "p%04zu", 1499 - i);
+        assert_string_equal(ids[i], id);
+    }
+    free(ids);
+    /* A limit smaller than the feed. */
+    assert_int_equal(fb_store_feed_ids(e->st, "B", 3, &ids, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(ids[0], "p1499");
+    assert_string_equal(ids[2], "p1497");
+    free(ids);
+    assert_int_equal(fb_store_feed_ids(e->st, "B", 0, &ids, &n), 0);
+    assert_int_equal(n, 0);
+    assert_null(ids);
+}
+
+/* The same post.created twice: each feed holds the id once. */
+static void test_redelivery(void **state)
+{
+    env *e = *state;
+    fb_fanout f;
+
+    follow(e->st, "follow.created", "B", "A");
+    post(e->st, "p3", "A", &f);
+    assert_false(f.duplicate);
+    fb_fanout_free(&f);
+    post(e->st, "p3", "A", &f);
+    assert_true(f.duplicate);
+    assert_int_equal(f.n_recipients, 2);
+    fb_fanout_free(&f);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:B", "p3"), 1);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:A", "p3"), 1);
+    assert_int_equal(cmd_int(e->rc, "TTL %s", PREFIX "fanout:p3") > 86400, 1);
+}
+
+/*
+ * Realtime targets: n1 (live) has B online, n2 is in nodes without a
+ * heartbeat (stale: cleaned up), n3 (live) has a big online set holding
+ * the author. Both intersection strategies of lib_route.lua run.
+ */
+static void test_online_targeting(void **state)
+{
+    env *e = *state;
+    const fb_node_targets *t;
+    char uid[16];
+    fb_fanout f;
+    int i;
+
+    follow(e->st, "follow.created", "B", "A");
+    follow(e->st, "follow.created", "C", "A");
+    run(e->rc, "SET %s %s EX 30", PREFIX "node:n1", "1");
+    run(e->rc, "SET %s %s EX 30", PREFIX "node:n3", "1");
+    run(e->rc, "SADD %s n1 n2 n3", PREFIX "nodes");
+    run(e->rc, "SADD %s B X", PREFIX "online:n1");
+    run(e->rc, "SADD %s C", PREFIX "online:n2");
+    run(e->rc, "SADD %s A", PREFIX "online:n3");
+    for (i = 0; i < 100; i++) {
+        snprintf(uid, sizeof(uid), "other%d", i);
+        run(e->rc, "SADD %s %s", PREFIX "online:n3", uid);
+    }
+
+    post(e->st, "p4", "A", &f);
+    assert_int_equal(f.n_recipients, 3);
+    assert_int_equal(f.n_nodes, 2);
+    t = find_node(&f, "n1");
+    assert_non_null(t);
+    assert_int_equal(t->n_users, 1);
+    assert_string_equal(t->users[0], "B");
+    t = find_node(&f, "n3");
+    assert_non_null(t);
+    assert_int_equal(t->n_users, 1);
+    assert_string_equal(t->users[0], "A");
+    assert_null(find_node(&f, "n2"));
+    fb_fanout_free(&f);
+    assert_null(f.nodes);
+
+    /* n2 was cleaned up: out of nodes, its online set gone. */
+    assert_int_equal(cmd_int(e->rc, "SISMEMBER %s n2", PREFIX "nodes"), 0);
+    assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "online:n2"), 0);
+    assert_int_equal(cmd_int(e->rc, "SISMEMBER %s n1", PREFIX "nodes"), 1);
+
+    /* A redelivery still computes the targets. */
+    post(e->st, "p4", "A", &f);
+    assert_true(f.duplicate);
+    t = find_node(&f, "n1");
+    assert_non_null(t);
+    assert_true(has_user(t, "B"));
+    fb_fanout_free(&f);
+}
+
+/* post.deleted: body gone, feeds no longer return it, online targets. */
+static void test_post_deleted(void **state)
+{
+    env *e = *state;
+    const fb_node_targets *t;
+    fb_fanout f;
+    fp_event ev, del;
+
+    follow(e->st, "follow.created", "B", "A");
+    run(e->rc, "SET %s %s EX 30", PREFIX "node:n1", "1");
+    run(e->rc, "SADD %s n1", PREFIX "nodes");
+    run(e->rc, "SADD %s B", PREFIX "online:n1");
+    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"p5\",\"author_id\":\"A\","
+               "\"text\":\"oops\",\"created_at\":5},\"recipients\":[\"B\",\"C\"]}");
+    assert_int_equal(fb_store_post_created(e->st, &ev, &f), 0);
+    fb_fanout_free(&f);
+    post(e->st, "p6", "A", &f);
+    fb_fanout_free(&f);
+    assert_true(feed_has(e->st, "C", "p5"));
+
+    event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"p5\",\"author_id\":\"A\"}");
+    assert_int_equal(fb_store_post_deleted(e->st, &del, &f), 0);
+    assert_false(f.duplicate);
+    assert_int_equal(f.n_recipients, 2); /* B (follower) and A */
+    assert_int_equal(f.n_nodes, 1);
+    t = find_node(&f, "n1");
+    assert_non_null(t);
+    assert_int_equal(t->n_users, 1);
+    assert_string_equal(t->users[0], "B");
+    fb_fanout_free(&f);
+
+    assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "post:p5"), 0);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:B", "p5"), 0);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:A", "p5"), 0);
+    /* C is no follower: the id is still in the list, the read skips it. */
+    assert_int_equal(list_count(e->rc, PREFIX "feed:C", "p5"), 1);
+    assert_false(feed_has(e->st, "C", "p5"));
+    assert_false(feed_has(e->st, "B", "p5"));
+    assert_true(feed_has(e->st, "B", "p6"));
+
+    /* Deleting again: already gone. */
+    assert_int_equal(fb_store_post_deleted(e->st, &del, &f), 0);
+    assert_true(f.duplicate);
+    fb_fanout_free(&f);
+
+    /* A late redelivery of the create does not bring the post back. */
+    assert_int_equal(fb_store_post_created(e->st, &ev, &f), 0);
+    assert_true(f.duplicate);
+    assert_int_equal(f.n_recipients, 0);
+    assert_int_equal(f.n_nodes, 0);
+    fb_fanout_free(&f);
+    assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "post:p5"), 0);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:B", "p5"), 0);
+    fp_event_free(&ev);
+    fp_event_free(&del);
+}
+
+/* ----------------------------------------------------------- follows */
+
+static void test_follow_unfollow(void **state)
+{
+    env *e = *state;
+    fp_event ev;
+
+    follow(e->st, "follow.created", "B", "A");
+    follow(e->st, "follow.created", "C", "A");
+    follow(e->st, "follow.created", "B", "A"); /* idempotent */
+    assert_int_equal(cmd_int(e->rc, "SCARD %s", PREFIX "followers:A"), 2);
+    assert_int_equal(cmd_int(e->rc, "SISMEMBER %s B", PREFIX "followers:A"), 1);
+    assert_int_equal(cmd_int(e->rc, "SISMEMBER %s A", PREFIX "following:B"), 1);
+    follow(e->st, "follow.deleted", "B", "A");
+    assert_int_equal(cmd_int(e->rc, "SISMEMBER %s B", PREFIX "followers:A"), 0);
+    assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "following:B"), 0);
+    assert_int_equal(cmd_int(e->rc, "SISMEMBER %s C", PREFIX "followers:A"), 1);
+
+    /* Following oneself, or the wrong event type, is refused. */
+    event(&ev, "{\"type\":\"follow.created\",\"follower_id\":\"A\",\"followee_id\":\"A\"}");
+    assert_int_equal(fb_store_follow(e->st, &ev), -EINVAL);
+    assert_non_null(strstr(fb_store_errstr(e->st), "themselves"));
+    fp_event_free(&ev);
+    event(&ev, "{\"type\":\"post.deleted\",\"post_id\":\"p\",\"author_id\":\"A\"}");
+    assert_int_equal(fb_store_follow(e->st, &ev), -EINVAL);
+    fp_event_free(&ev);
+    assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "followers:A"), 1);
+
+    /* A key of the wrong type: Redis' error comes back as -EPROTO, and the
+     * connection stays usable. */
+    run(e->rc, "SET %s x", PREFIX "followers:Z");
+    event(&ev, "{\"type\":\"follow.created\",\"follower_id\":\"Y\",\"followee_id\":\"Z\"}");
+    assert_int_equal(fb_store_follow(e->st, &ev), -EPROTO);
+    assert_non_null(strstr(fb_store_errstr(e->st), "WRONGTYPE"));
+    fp_event_free(&ev);
+    follow(e->st, "follow.created", "Y", "A");
+}
+
+/* ------------------------------------------------------------ ribbon */
+
+static char *ribbon_push(fb_store *st, const char *uid, long long at)
+{
+    char *json = NULL;
+    fp_event ev;
+    int rc;
+
+    event(&ev,
+          "{\"type\":\"ribbon.pushed\",\"entry\":{\"user_id\":\"%s\",\"name\":\"User %s\","
+          "\"text\":\"hi \\\"there\\\"\",\"at\":%lld}}",
+          uid, uid, at);
+    rc = fb_store_ribbon_push(st, &ev, &json);
+    if (rc != 0)
+        fail_msg("ribbon_push: %d (%s)", rc, fb_store_errstr(st));
+    fp_event_free(&ev);
+    assert_non_null(json);
+    return json;
+}
+
+/* Checks the ribbon JSON: at most max entries, each user once, "at"
+ * strictly decreasing; returns the number of entries, first user in first. */
+static size_t ribbon_check(const char *json, size_t max, char *first)
+{
+    cJSON *root = cJSON_Parse(json), *entries, *en;
+    double prev_at = 1e300;
+    size_t n, i, j;
+
+    assert_non_null(root);
+    assert_string_equal(cJSON_GetObjectItem(root, "type")->valuestring, "ribbon");
+    entries = cJSON_GetObjectItem(root, "entries");
+    assert_true(cJSON_IsArray(entries));
+    n = (size_t)cJSON_GetArraySize(entries);
+    assert_true(n <= max);
+    for (i = 0; i < n; i++) {
+        en = cJSON_GetArrayItem(entries, (int)i);
+        assert_true(cJSON_GetObjectItem(en, "at")->valuedouble < prev_at);
+        prev_at = cJSON_GetObjectItem(en, "at")->valuedouble;
+        assert_string_equal(cJSON_GetObjectItem(en, "text")->valuestring, "hi \"there\"");
+        for (j = 0; j < i; j++) {
+            assert_string_not_equal(
+                cJSON_GetObjectItem(cJSON_GetArrayItem(entries, (int)j), "user_id")->valuestring,
+                cJSON_GetObjectItem(en, "user_id")->valuestring);
+        }
+    }
+    if (n > 0)
+        snprintf(first, FP_ID_BUFSZ, "%s",
+                 cJSON_GetObjectItem(cJSON_GetArrayItem(entries, 0), "user_id")->valuestring);
+    cJSON_Delete(root);
+    return n;
+}
+
+/* 60 pushes of 40 users (some repeated); then 60 distinct users (the cap). */
+static void test_ribbon(void **state)
+{
+    env *e = *state;
+    char uid[16], first[FP_ID_BUFSZ], *json, *got;
+    size_t i, n = 0;
+
+    for (i = 0; i < 60; i++) {
+        /* u00..u39 once each, then 20 repeats: u00, u07, u14, ... */
+        snprintf(uid, sizeof(uid), "u%02zu", i < 40 ? i : i * 7 % 40);
+        json = ribbon_push(e->st, uid, 1000 + (long long)i);
+        n = ribbon_check(json, 50, first);
+        assert_string_equal(first, uid); /* the pushed (or repeated) user is in front */
+        free(json);
+    }
+    assert_int_equal(n, 40);
+    assert_int_equal(cmd_int(e->rc, "LLEN %s", PREFIX "ribbon"), 40);
+
+    /* An older entry of a user already on the ribbon is ignored. */
+    json = ribbon_push(e->st, "u05", 10);
+    assert_int_equal(ribbon_check(json, 50, first), 40);
+    assert_string_not_equal(first, "u05");
+    free(json);
+
+    /* 60 distinct new users: capped at 50, the newest first. */
+    for (i = 0; i < 60; i++) {
+        snprintf(uid, sizeof(uid), "v%02zu", i);
+        json = ribbon_push(e->st, uid, 5000 + (long long)i);
+        free(json);
+    }
+    assert_int_equal(fb_store_ribbon_get(e->st, &got), 0);
+    assert_int_equal(ribbon_check(got, 50, first), 50);
+    assert_string_equal(first, "v59");
+    free(got);
+    assert_int_equal(cmd_int(e->rc, "LLEN %s", PREFIX "ribbon"), 50);
+}
+
+/* -------------------------------------------------------- revocation */
+
+static void revoke(fb_store *st, const char *uid, long long before)
+{
+    fp_event ev;
+
+    event(&ev, "{\"type\":\"user.revoked\",\"user_id\":\"%s\",\"before\":%lld}", uid, before);
+    assert_int_equal(fb_store_user_revoked(st, &ev), 0);
+    fp_event_free(&ev);
+}
+
+static void check_message(redisContext *sub, const char *text)
+{
+    redisReply *r = NULL;
+
+    assert_int_equal(redisGetReply(sub, (void **)&r), REDIS_OK);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(r->element[0]->str, "message");
+    assert_string_equal(r->element[1]->str, PREFIX "revoked");
+    assert_string_equal(r->element[2]->str, text);
+    freeReplyObject(r);
+}
+
+static void check_value(redisContext *c, const char *key, const char *value)
+{
+    redisReply *r = cmd(c, "GET %s", key);
+
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, value);
+    freeReplyObject(r);
+}
+
+static void test_revocation(void **state)
+{
+    env *e = *state;
+    redisContext *sub = raw_connect(&e->redis);
+
+    run(sub, "SUBSCRIBE %s", PREFIX "revoked");
+    revoke(e->st, "u1", 2000);
+    check_message(sub, "u1 2000");
+    check_value(e->rc, PREFIX "revoked:u1", "2000");
+
+    /* Never lowered; the message repeats the cut-off in effect. */
+    revoke(e->st, "u1", 1000);
+    check_message(sub, "u1 2000");
+    check_value(e->rc, PREFIX "revoked:u1", "2000");
+
+    revoke(e->st, "u1", 3000);
+    check_message(sub, "u1 3000");
+    check_value(e->rc, PREFIX "revoked:u1", "3000");
+
+    /* 2^53 stays exact (no Lua number formatting). */
+    revoke(e->st, "u2", 9007199254740992LL);
+    check_message(sub, "u2 9007199254740992");
+    check_value(e->rc, PREFIX "revoked:u2", "9007199254740992");
+    redisFree(sub);
+}
+
+/* ------------------------------------------------------------ faults */
+
+/* SCRIPT FLUSH: the next calls re-load the scripts and work. */
+static void test_noscript_recovery(void **state)
+{
+    env *e = *state;
+    fb_fanout f;
+    char *json;
+
+    follow(e->st, "follow.created", "B", "A");
+    post(e->st, "p7", "A", &f);
+    fb_fanout_free(&f);
+    run(e->rc, "SCRIPT FLUSH");
+    post(e->st, "p8", "A", &f);
+    assert_false(f.duplicate);
+    fb_fanout_free(&f);
+    assert_true(feed_has(e->st, "B", "p8"));
+    run(e->rc, "SCRIPT FLUSH");
+    json = ribbon_push(e->st, "u1", 1);
+    free(json);
+    run(e->rc, "SCRIPT FLUSH");
+    revoke(e->st, "u1", 5);
+}
+
+/* Redis restarts: -EIO, then fb_store_reconnect() and calls work again. */
+static void test_restart(void **state)
+{
+    env *e = *state;
+    fb_fanout f;
+    fp_event ev;
+    char *json = NULL;
+
+    follow(e->st, "follow.created", "B", "A");
+    assert_int_equal(fp_server_restart(&e->redis), 0);
+    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"p9\",\"author_id\":\"A\","
+               "\"text\":\"after restart\",\"created_at\":9}}");
+    assert_int_equal(fb_store_post_created(e->st, &ev, &f), -EIO);
+    assert_int_not_equal(fb_store_err(e->st), 0);
+    assert_true(fb_store_errstr(e->st)[0] != '\0');
+    printf("# after restart: %s\n", fb_store_errstr(e->st));
+    /* Still broken until reconnected. */
+    assert_int_equal(fb_store_ribbon_get(e->st, &json), -EIO);
+
+    assert_int_equal(fb_store_reconnect(e->st), 0);
+    assert_int_equal(fb_store_err(e->st), 0);
+    assert_int_equal(fb_store_post_created(e->st, &ev, &f), 0);
+    assert_false(f.duplicate);
+    assert_int_equal(f.n_recipients, 1); /* the test server keeps no data */
+    fb_fanout_free(&f);
+    fp_event_free(&ev);
+    assert_true(feed_has(e->st, "A", "p9"));
+
+    /* Redis gone for good: reconnect fails with -EIO and a reason. */
+    assert_int_equal(fp_server_stop(&e->redis), 0);
+    assert_int_equal(fb_store_reconnect(e->st), -EIO);
+    assert_true(fb_store_errstr(e->st)[0] != '\0');
+    assert_int_equal(fb_store_ribbon_get(e->st, &json), -EIO);
+    assert_null(json);
+}
+
+/* Bad configurations and arguments. */
+static void test_bad_arguments(void **state)
+{
+    env *e = *state;
+    fb_store_config cfg = {.port = e->redis.port, .feed_length = -1};
+    char(*ids)[FP_ID_BUFSZ] = NULL;
+    fb_store *st = NULL;
+    fb_fanout f;
+    fp_event ev;
+    size_t n;
+
+    assert_int_equal(fb_store_open(&st, &cfg), -EINVAL);
+    assert_non_null(st);
+    assert_non_null(strstr(fb_store_errstr(st), "feed_length"));
+    assert_int_equal(fb_store_reconnect(st), -EINVAL);
+    fb_store_free(st);
+    assert_int_equal(fb_store_open(&st, NULL), -EINVAL);
+    assert_null(st);
+
+    /* Nothing listens on port 1: -EIO, the store is kept for the reason. */
+    cfg.port = 1;
+    cfg.feed_length = 0;
+    cfg.timeout_ms = 500;
+    assert_int_equal(fb_store_open(&st, &cfg), -EIO);
+    assert_non_null(st);
+    printf("# no server: %s\n", fb_store_errstr(st));
+    assert_true(fb_store_errstr(st)[0] != '\0');
+    assert_int_equal(fb_store_ribbon_get(st, &(char *){NULL}), -EIO);
+    fb_store_free(st);
+
+    assert_int_equal(fb_store_feed_ids(e->st, "not valid!", 10, &ids, &n), -EINVAL);
+    event(&ev, "{\"type\":\"post.deleted\",\"post_id\":\"p\",\"author_id\":\"A\"}");
+    assert_int_equal(fb_store_post_created(e->st, &ev, &f), -EINVAL);
+    assert_int_equal(f.n_nodes, 0);
+    assert_int_equal(fb_store_user_revoked(e->st, &ev), -EINVAL);
+    assert_int_equal(fb_store_ribbon_push(e->st, &ev, &(char *){NULL}), -EINVAL);
+    fp_event_free(&ev);
+    /* A hand-built event that breaks the rules. */
+    memset(&ev, 0, sizeof(ev));
+    ev.type = FP_EVENT_POST_DELETED;
+    snprintf(ev.post_id, sizeof(ev.post_id), "a/b");
+    snprintf(ev.author_id, sizeof(ev.author_id), "A");
+    assert_int_equal(fb_store_post_deleted(e->st, &ev, &f), -EINVAL);
+    assert_non_null(strstr(fb_store_errstr(e->st), "post_id"));
+}
+
+/* ------------------------------------------------------------- scale */
+
+/* A post of an author with 10,000 followers is one call; print its time. */
+static void test_big_fanout(void **state)
+{
+    env *e = *state;
+    const char *argv[1002];
+    char uids[1000][16];
+    const fb_node_targets *t;
+    redisReply *r;
+    double t0, dt;
+    fb_fanout f;
+    fp_event del;
+    size_t i, k;
+
+    /* followers:big = f00000..f09999 (pipelined, 1,000 per SADD); half of
+     * them (the even ones) online on live node n1. */
+    for (i = 0; i < 10000; i += 1000) {
+        argv[0] = "SADD";
+        argv[1] = PREFIX "followers:big";
+        for (k = 0; k < 1000; k++) {
+            snprintf(uids[k], sizeof(uids[k]), "f%05zu", i + k);
+            argv[k + 2] = uids[k];
+        }
+        r = redisCommandArgv(e->rc, 1002, argv, NULL);
+        assert_non_null(r);
+        freeReplyObject(r);
+        argv[1] = PREFIX "online:n1";
+        for (k = 0; k < 500; k++)
+            argv[k + 2] = uids[2 * k];
+        r = redisCommandArgv(e->rc, 502, argv, NULL);
+        assert_non_null(r);
+        freeReplyObject(r);
+    }
+    run(e->rc, "SET %s %s EX 30", PREFIX "node:n1", "1");
+    run(e->rc, "SADD %s n1", PREFIX "nodes");
+
+    t0 = now_s();
+    post(e->st, "big1", "big", &f);
+    dt = now_s() - t0;
+    printf("# 10,000-follower fan-out: %.1f ms (one script call)\n", dt * 1000.0);
+    assert_true(dt < 2.0);
+    assert_int_equal(f.n_recipients, 10001);
+    t = find_node(&f, "n1");
+    assert_non_null(t);
+    assert_int_equal(t->n_users, 5000);
+    assert_true(has_user(t, "f09998"));
+    assert_false(has_user(t, "f09999"));
+    fb_fanout_free(&f);
+    assert_true(feed_has(e->st, "f00000", "big1"));
+    assert_true(feed_has(e->st, "f09999", "big1"));
+    assert_true(feed_has(e->st, "big", "big1"));
+
+    t0 = now_s();
+    post(e->st, "big1", "big", &f);
+    dt = now_s() - t0;
+    printf("# redelivery of it: %.1f ms\n", dt * 1000.0);
+    assert_true(f.duplicate);
+    fb_fanout_free(&f);
+    assert_int_equal(cmd_int(e->rc, "LLEN %s", PREFIX "feed:f04242"), 1);
+
+    event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"big1\",\"author_id\":\"big\"}");
+    t0 = now_s();
+    assert_int_equal(fb_store_post_deleted(e->st, &del, &f), 0);
+    dt = now_s() - t0;
+    printf("# its delete: %.1f ms\n", dt * 1000.0);
+    assert_true(dt < 2.0);
+    t = find_node(&f, "n1");
+    assert_non_null(t);
+    assert_int_equal(t->n_users, 5000);
+    fb_fanout_free(&f);
+    fp_event_free(&del);
+    assert_int_equal(cmd_int(e->rc, "LLEN %s", PREFIX "feed:f04242"), 0);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_seed_scenario),    T(test_explicit_recipients),
+        T(test_feed_cap),         T(test_redelivery),
+        T(test_online_targeting), T(test_post_deleted),
+        T(test_follow_unfollow),  T(test_ribbon),
+        T(test_revocation),       T(test_noscript_recovery),
+        T(test_restart),          T(test_bad_arguments),
+        T(test_big_fanout),
+    };
+#undef T
+    signal(SIGPIPE, SIG_IGN);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
