@@ -45,6 +45,7 @@ static fb_outcome deliver__feeds(fb_bridge *b, const char *payload, const cJSON 
     }
     if (fb_mqtt_flush(b->mqtt) != 0)
         return FB_RETRY_MQTT;
+    fp_debug("delivered to %zu local recipient(s)", n);
     fb_stats_add(&b->stats, FB_STAT_DELIVERIES, n);
     return FB_DONE;
 }

@@ -126,6 +126,9 @@ static fb_outcome fanout__post(fb_bridge *b, const fp_event *ev, bool *dead)
         return out;
     if (ev->type == FP_EVENT_POST_CREATED && !f.duplicate)
         fb_stats_add(&b->stats, FB_STAT_FANOUT_RECIPIENTS, f.n_recipients);
+    fp_debug("%s %s: %zu feed(s)%s, online on %zu node(s)", fp_event_type_name(ev->type),
+             ev->type == FP_EVENT_POST_CREATED ? ev->post.id : ev->post_id, f.n_recipients,
+             f.duplicate ? " (already done)" : "", f.n_nodes);
     out = fanout__publish_deliveries(b, ev, &f);
     fb_fanout_free(&f);
     return out;

@@ -130,6 +130,13 @@ int fp_server_stop(fp_server *s)
     return harness__run(argv);
 }
 
+int fp_server_vhost(const fp_server *s, const char *name)
+{
+    char *argv[] = {"fp-server", "vhost", (char *)s->dir, (char *)name, NULL};
+
+    return harness__run(argv);
+}
+
 int fp_server_kill(fp_server *s)
 {
     if (s->pid <= 0)

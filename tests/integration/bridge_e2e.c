@@ -1,0 +1,283 @@
+/*
+ * feed-bridge end to end: RabbitMQ event in, Redis feed lists and MQTT
+ * deliveries out, through a real mosquitto with feed_auth.so (the bridge
+ * authenticates with its own service token).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "bridge_env.h"
+
+static fp_bridge_env env;
+
+static int setup(void **state)
+{
+    (void)state;
+    return fp_bridge_env_start(&env, "n1");
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return fp_bridge_env_stop(&env);
+}
+
+static redisContext *redis(void)
+{
+    redisContext *c = redisConnect("127.0.0.1", env.p.redis.port);
+
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    return c;
+}
+
+/* Publishes an event built from fmt. */
+__attribute__((format(printf, 2, 3))) static void event(const char *rk, const char *fmt, ...)
+{
+    char body[4096];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof(body), fmt, ap);
+    va_end(ap);
+    assert_int_equal(fp_bridge_publish(&env, rk, body), 0);
+}
+
+static void follow(const char *follower, const char *followee)
+{
+    event("follow.created", "{\"type\":\"follow.created\",\"follower_id\":\"%s\",\"followee_id\":\"%s\"}",
+          follower, followee);
+}
+
+static void post(const char *id, const char *author, const char *text)
+{
+    event("post.created",
+          "{\"type\":\"post.created\",\"post\":{\"id\":\"%s\",\"author_id\":\"%s\",\"text\":\"%s\","
+          "\"created_at\":%lld}}",
+          id, author, text, (long long)time(NULL) * 1000);
+}
+
+/* Waits until the bridge has handled n events of the stage-1 counter. */
+static void wait_stage1(long long n)
+{
+    int i;
+
+    for (i = 0; i < 300 && fp_bridge_stat(&env, "stage1_count") < n; i++)
+        usleep(20000);
+    /* Counters are flushed every second; wait for the value itself. */
+    for (i = 0; i < 300 && fp_bridge_stat(&env, "stage1_count") < n; i++)
+        usleep(20000);
+    assert_true(fp_bridge_stat(&env, "stage1_count") >= n);
+}
+
+/* LRANGE feed:<uid> as one comma-joined string. */
+static void feed_of(const char *uid, char *out, size_t len)
+{
+    redisContext *c = redis();
+    redisReply *r = redisCommand(c, "LRANGE feed:%s 0 -1", uid);
+    size_t i, n = 0;
+
+    assert_non_null(r);
+    out[0] = '\0';
+    for (i = 0; i < r->elements && n + 1 < len; i++)
+        n += (size_t)snprintf(out + n, len - n, "%s%s", i > 0 ? "," : "", r->element[i]->str);
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+/* Connects uid and subscribes to its feed. c must stay where it is: the
+ * client's callbacks point at it. */
+static void connect_user(fp_mqtt *c, const char *uid)
+{
+    char *tok = fp_plugin_env_token_now(&env.p, uid, FP_ROLE_USER);
+    char topic[80];
+
+    assert_int_equal(fp_mqtt_connect(c, env.p.mosq.port, NULL, uid, tok, 4, 3000), 0);
+    snprintf(topic, sizeof(topic), "feed/%s", uid);
+    assert_int_equal(fp_mqtt_subscribe(c, topic, 3000), 1);
+    free(tok);
+}
+
+/* Presence reaches Redis through the plugin's thread: wait for it. */
+static void wait_online(const char *uid)
+{
+    redisContext *c = redis();
+    redisReply *r;
+    int i, member = 0;
+
+    for (i = 0; i < 100 && !member; i++) {
+        r = redisCommand(c, "SISMEMBER online:%s %s", env.p.node_id, uid);
+        member = r != NULL && r->integer == 1;
+        freeReplyObject(r);
+        if (!member)
+            usleep(20000);
+    }
+    redisFree(c);
+    assert_true(member);
+}
+
+/* The seed scenario: B follows A and is connected; A posts; B gets it
+ * live, A's own session too, C (not following) nothing, offline follower
+ * D has it in the feed list only. Then the delete. */
+static void test_seed_scenario(void **state)
+{
+    fp_mqtt a, b, c;
+    char feed[256];
+    int64_t t0;
+
+    (void)state;
+    follow("B", "A");
+    follow("D", "A");
+    connect_user(&a, "A");
+    connect_user(&b, "B");
+    connect_user(&c, "C");
+    wait_online("A");
+    wait_online("B");
+    wait_online("C");
+
+    t0 = fp_now_ms();
+    post("p1", "A", "hello from A");
+    assert_int_equal(fp_mqtt_wait_messages(&b, 1, 1000), 1);
+    printf("# A's post reached B %lld ms after the publish\n", (long long)(fp_now_ms() - t0));
+    assert_string_equal(b.last_topic, "feed/B");
+    assert_non_null(strstr(b.last_payload, "\"type\":\"post.created\""));
+    assert_non_null(strstr(b.last_payload, "\"id\":\"p1\""));
+    assert_non_null(strstr(b.last_payload, "hello from A"));
+    assert_int_equal(fp_mqtt_wait_messages(&a, 1, 1000), 1);
+    assert_string_equal(a.last_topic, "feed/A");
+    fp_mqtt_pump(&c, 300);
+    assert_int_equal(c.received, 0);
+
+    feed_of("B", feed, sizeof(feed));
+    assert_string_equal(feed, "p1");
+    feed_of("D", feed, sizeof(feed));
+    assert_string_equal(feed, "p1");
+    feed_of("A", feed, sizeof(feed));
+    assert_string_equal(feed, "p1");
+    feed_of("C", feed, sizeof(feed));
+    assert_string_equal(feed, "");
+
+    /* Delete: B is told, and the post body is gone (the read path skips it). */
+    event("post.deleted", "{\"type\":\"post.deleted\",\"post_id\":\"p1\",\"author_id\":\"A\"}");
+    assert_int_equal(fp_mqtt_wait_messages(&b, 2, 1000), 2);
+    assert_non_null(strstr(b.last_payload, "\"type\":\"post.deleted\""));
+    assert_non_null(strstr(b.last_payload, "\"post_id\":\"p1\""));
+    feed_of("B", feed, sizeof(feed));
+    assert_string_equal(feed, "");
+
+    fp_mqtt_close(&a);
+    fp_mqtt_close(&b);
+    fp_mqtt_close(&c);
+}
+
+/* 1,500 posts: every follower's list holds exactly the newest 1,000. */
+static void test_feed_capped_at_1000(void **state)
+{
+    redisContext *rc;
+    redisReply *r;
+    char id[32];
+    long long before = fp_bridge_stat(&env, "stage1_count");
+    int i;
+
+    (void)state;
+    follow("F1", "W");
+    for (i = 1; i <= 1500; i++) {
+        snprintf(id, sizeof(id), "w%d", i);
+        post(id, "W", "x");
+    }
+    wait_stage1(before + 1501);
+    rc = redis();
+    r = redisCommand(rc, "LRANGE feed:F1 0 -1");
+    assert_non_null(r);
+    assert_int_equal(r->elements, 1000);
+    for (i = 0; i < 1000; i++) {
+        snprintf(id, sizeof(id), "w%d", 1500 - i);
+        assert_string_equal(r->element[i]->str, id);
+    }
+    freeReplyObject(r);
+    redisFree(rc);
+}
+
+/* 60 pushes of 40 users: 50 entries, one per user; a later subscriber
+ * gets the current ribbon at once (retained). */
+static void test_ribbon(void **state)
+{
+    long long before = fp_bridge_stat(&env, "stage1_count");
+    char *tok;
+    fp_mqtt c;
+    int i, entries = 0;
+    const char *p;
+
+    (void)state;
+    for (i = 0; i < 60; i++)
+        event("ribbon.pushed",
+              "{\"type\":\"ribbon.pushed\",\"entry\":{\"user_id\":\"r%d\",\"name\":\"R %d\",\"at\":%d}}",
+              i % 40, i, 1000 + i);
+    wait_stage1(before + 60);
+    usleep(300000); /* the broadcast stage follows the fan-out stage */
+    tok = fp_plugin_env_token_now(&env.p, "viewer", FP_ROLE_USER);
+    assert_int_equal(fp_mqtt_connect(&c, env.p.mosq.port, NULL, "viewer", tok, 4, 3000), 0);
+    assert_int_equal(fp_mqtt_subscribe(&c, "ribbon", 3000), 1);
+    assert_true(fp_mqtt_wait_messages(&c, 1, 2000) >= 1);
+    assert_true(c.last_retain);
+    assert_non_null(strstr(c.last_payload, "\"type\":\"ribbon\""));
+    for (p = c.last_payload; (p = strstr(p, "\"user_id\"")) != NULL; p++)
+        entries++;
+    assert_int_equal(entries, 40); /* 40 distinct users, fewer than 50 */
+    /* The newest push (i = 59, user r19) is first. */
+    assert_true(strstr(c.last_payload, "\"r19\"") < strstr(c.last_payload, "\"r18\""));
+    fp_mqtt_close(&c);
+    free(tok);
+}
+
+/* Malformed and unknown events are dead-lettered; the next good one is
+ * processed normally. */
+static void test_dead_letters(void **state)
+{
+    long long dead = fp_bridge_stat(&env, "dead_letters");
+    char feed[64];
+    int i;
+
+    (void)state;
+    event("post.created", "{\"type\":\"post.created\",\"post\":");
+    event("post.shared", "{\"type\":\"post.shared\",\"post_id\":\"z\"}");
+    event("post.created", "{\"type\":\"post.deleted\",\"post_id\":\"z\",\"author_id\":\"A\"}");
+    post("good1", "G", "still working");
+    for (i = 0; i < 200 && fp_bridge_queue_depth(&env, "feed.events.dead") < 3; i++)
+        usleep(20000);
+    assert_int_equal(fp_bridge_queue_depth(&env, "feed.events.dead"), 3);
+    for (i = 0; i < 150 && fp_bridge_stat(&env, "dead_letters") < dead + 3; i++)
+        usleep(20000);
+    assert_int_equal(fp_bridge_stat(&env, "dead_letters"), dead + 3);
+    feed_of("G", feed, sizeof(feed));
+    assert_string_equal(feed, "good1");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_seed_scenario),
+        cmocka_unit_test(test_dead_letters),
+        cmocka_unit_test(test_ribbon),
+        cmocka_unit_test(test_feed_capped_at_1000),
+    };
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    mosquitto_lib_init();
+    rc = cmocka_run_group_tests(tests, setup, teardown);
+    mosquitto_lib_cleanup();
+    return rc;
+}
