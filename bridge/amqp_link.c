@@ -17,7 +17,7 @@
 #define AMQP__MAX_PENDING 256 /* publishes between two confirms */
 
 struct fb_amqp {
-    fb_amqp_config cfg; /* strings owned */
+    fb_amqp_config cfg;          /* strings owned */
     amqp_connection_state_t in;  /* consumer */
     amqp_connection_state_t out; /* publisher with confirms */
     amqp_envelope_t env;
@@ -59,8 +59,7 @@ static int amqp__reply_error(fb_amqp *a, amqp_rpc_reply_t r, const char *what)
         amqp__set_error(a, r.library_error, "%s: %s", what, amqp_error_string2(r.library_error));
         return -EIO;
     }
-    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-        r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+    if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION && r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
         ch = r.reply.decoded;
         snprintf(detail, sizeof(detail), "channel closed by broker (%u): %.*s", ch->reply_code,
                  (int)ch->reply_text.len, (const char *)ch->reply_text.bytes);
@@ -70,8 +69,8 @@ static int amqp__reply_error(fb_amqp *a, amqp_rpc_reply_t r, const char *what)
     if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
         r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
         co = r.reply.decoded;
-        snprintf(detail, sizeof(detail), "connection closed by broker (%u): %.*s",
-                 co->reply_code, (int)co->reply_text.len, (const char *)co->reply_text.bytes);
+        snprintf(detail, sizeof(detail), "connection closed by broker (%u): %.*s", co->reply_code,
+                 (int)co->reply_text.len, (const char *)co->reply_text.bytes);
         amqp__set_error(a, co->reply_code, "%s: %s", what, detail);
         return -EIO;
     }
@@ -157,8 +156,8 @@ static amqp_table_entry_t amqp__arg_int(const char *k, int v)
 
 static int amqp__exchange(fb_amqp *a, const char *name, const char *type)
 {
-    amqp_exchange_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name),
-                          amqp_cstring_bytes(type), 0, 1, 0, 0, amqp_empty_table);
+    amqp_exchange_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(type),
+                          0, 1, 0, 0, amqp_empty_table);
     return amqp__check(a, a->out, name);
 }
 
@@ -206,8 +205,8 @@ static int amqp__declare(fb_amqp *a)
 
 static int amqp__consume(fb_amqp *a, const char *queue, const char *tag)
 {
-    amqp_basic_consume(a->in, AMQP__CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag),
-                       0, 0, 0, amqp_empty_table);
+    amqp_basic_consume(a->in, AMQP__CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag), 0,
+                       0, 0, amqp_empty_table);
     return amqp__check(a, a->in, queue);
 }
 
@@ -364,7 +363,7 @@ int fb_amqp_next(fb_amqp *a, fb_amqp_msg *msg, int timeout_ms)
     msg->tag = a->env.delivery_tag;
     msg->redelivered = a->env.redelivered != 0;
     n = a->env.routing_key.len < sizeof(msg->routing_key) - 1 ? a->env.routing_key.len
-                                                               : sizeof(msg->routing_key) - 1;
+                                                              : sizeof(msg->routing_key) - 1;
     memcpy(msg->routing_key, a->env.routing_key.bytes, n);
     msg->routing_key[n] = '\0';
     msg->body = a->env.message.body.bytes;

@@ -43,10 +43,10 @@ typedef enum { FB_SRC_EVENTS = 1, FB_SRC_DELIVER, FB_SRC_BROADCAST } fb_amqp_sou
 
 typedef struct {
     fb_amqp_source source;
-    uint64_t tag;          /* delivery tag for ack/reject */
+    uint64_t tag; /* delivery tag for ack/reject */
     bool redelivered;
     char routing_key[256];
-    const void *body;      /* valid until the next fb_amqp_next / fb_amqp_done */
+    const void *body; /* valid until the next fb_amqp_next / fb_amqp_done */
     size_t len;
 } fb_amqp_msg;
 

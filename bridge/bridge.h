@@ -61,17 +61,17 @@ typedef enum {
     FB_STAT_EVENTS_RIBBON_PUSHED,
     FB_STAT_EVENTS_USER_REVOKED,
     FB_STAT_DEAD_LETTERS,
-    FB_STAT_FANOUT_RECIPIENTS,   /* feed entries written */
-    FB_STAT_DELIVER_MESSAGES,    /* feed.deliver messages published */
-    FB_STAT_DELIVERIES,          /* MQTT publishes to feed/<uid> */
-    FB_STAT_BROADCASTS,          /* MQTT publishes to ribbon */
+    FB_STAT_FANOUT_RECIPIENTS, /* feed entries written */
+    FB_STAT_DELIVER_MESSAGES,  /* feed.deliver messages published */
+    FB_STAT_DELIVERIES,        /* MQTT publishes to feed/<uid> */
+    FB_STAT_BROADCASTS,        /* MQTT publishes to ribbon */
     FB_STAT_RECONNECTS_AMQP,
     FB_STAT_RECONNECTS_REDIS,
     FB_STAT_RECONNECTS_MQTT,
-    FB_STAT_STAGE1_US_SUM,       /* event received -> acked, microseconds */
+    FB_STAT_STAGE1_US_SUM, /* event received -> acked, microseconds */
     FB_STAT_STAGE1_COUNT,
     FB_STAT_STAGE1_US_MAX,
-    FB_STAT_STAGE2_US_SUM,       /* delivery received -> acked */
+    FB_STAT_STAGE2_US_SUM, /* delivery received -> acked */
     FB_STAT_STAGE2_COUNT,
     FB_STAT_STAGE2_US_MAX,
     FB_STAT__COUNT

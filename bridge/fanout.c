@@ -72,8 +72,7 @@ static char *fanout__payload(const fp_event *ev)
 }
 
 /* Publishes one feed.deliver message per node and waits for the confirms. */
-static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev,
-                                             const fb_fanout *f)
+static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev, const fb_fanout *f)
 {
     char *payload, *msg;
     size_t i;

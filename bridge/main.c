@@ -74,13 +74,20 @@ static int main__store_up(fb_bridge *b)
                          .timeout_ms = (int)b->cfg.timeout_ms};
     int wait = MAIN__BACKOFF_MIN_MS, rc;
 
+    bool failed = false;
+
     rc = b->store == NULL ? fb_store_open(&b->store, &c) : fb_store_reconnect(b->store);
     while (rc != 0 && !main__stop) {
-        fp_warn("redis %s:%d: %s; retrying in %d ms", b->cfg.redis_host, (int)b->cfg.redis_port,
-                b->store != NULL ? fb_store_errstr(b->store) : "out of memory", wait);
+        fp_log(
+            failed ? FP_LOG_DEBUG : FP_LOG_WARN, "redis %s:%d: %s; retrying (backoff up to %d ms)",
+            b->cfg.redis_host, (int)b->cfg.redis_port,
+            b->store != NULL ? fb_store_errstr(b->store) : "out of memory", MAIN__BACKOFF_MAX_MS);
+        failed = true;
         main__backoff(&wait);
         rc = b->store == NULL ? fb_store_open(&b->store, &c) : fb_store_reconnect(b->store);
     }
+    if (rc == 0 && failed)
+        fp_info("redis %s:%d: connected again", b->cfg.redis_host, (int)b->cfg.redis_port);
     return rc;
 }
 
@@ -99,13 +106,19 @@ static int main__amqp_up(fb_bridge *b)
                         .timeout_ms = (int)b->cfg.timeout_ms};
     int wait = MAIN__BACKOFF_MIN_MS, rc;
 
+    bool failed = false;
+
     rc = b->amqp == NULL ? fb_amqp_open(&b->amqp, &c) : fb_amqp_reconnect(b->amqp);
     while (rc != 0 && !main__stop) {
-        fp_warn("rabbitmq %s:%d: %s; retrying in %d ms", b->cfg.amqp_host, (int)b->cfg.amqp_port,
-                fb_amqp_errstr(b->amqp), wait);
+        fp_log(failed ? FP_LOG_DEBUG : FP_LOG_WARN,
+               "rabbitmq %s:%d: %s; retrying (backoff up to %d ms)", b->cfg.amqp_host,
+               (int)b->cfg.amqp_port, fb_amqp_errstr(b->amqp), MAIN__BACKOFF_MAX_MS);
+        failed = true;
         main__backoff(&wait);
         rc = b->amqp == NULL ? fb_amqp_open(&b->amqp, &c) : fb_amqp_reconnect(b->amqp);
     }
+    if (rc == 0 && failed)
+        fp_info("rabbitmq %s:%d: connected again", b->cfg.amqp_host, (int)b->cfg.amqp_port);
     return rc;
 }
 
@@ -114,9 +127,12 @@ static int main__mqtt_up(fb_bridge *b)
 {
     int wait = MAIN__BACKOFF_MIN_MS;
 
+    bool failed = false;
+
     while (!fb_mqtt_connected(b->mqtt) && !main__stop) {
-        fp_warn("mqtt %s:%d: not connected (%s); waiting %d ms", b->cfg.mqtt_host,
-                (int)b->cfg.mqtt_port, fb_mqtt_errstr(b->mqtt), wait);
+        fp_log(failed ? FP_LOG_DEBUG : FP_LOG_WARN, "mqtt %s:%d: not connected (%s); waiting",
+               b->cfg.mqtt_host, (int)b->cfg.mqtt_port, fb_mqtt_errstr(b->mqtt));
+        failed = true;
         main__backoff(&wait);
     }
     return main__stop ? -EINTR : 0;

@@ -163,8 +163,7 @@ static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
         return -ENOMEM;
     snprintf(m->sub, sizeof(m->sub), "bridge-%s", c->node_id);
     snprintf(m->client_id, sizeof(m->client_id), "feed-bridge-%s", c->node_id);
-    if (fp_jwt_load_key(c->alg, c->signing_key_file, &m->key, &m->key_len, err, sizeof(err)) !=
-        0) {
+    if (fp_jwt_load_key(c->alg, c->signing_key_file, &m->key, &m->key_len, err, sizeof(err)) != 0) {
         snprintf(m->errstr, sizeof(m->errstr), "mqtt: %.180s", err);
         return -EINVAL;
     }
@@ -210,8 +209,7 @@ int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c)
     if (rc != 0)
         snprintf(m->errstr, sizeof(m->errstr), "mqtt: broker %s:%d not reachable or refused (%s)",
                  m->host, m->cfg.port,
-                 m->last_connack != 0 ? mosquitto_connack_string(m->last_connack)
-                                      : "no answer");
+                 m->last_connack != 0 ? mosquitto_connack_string(m->last_connack) : "no answer");
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
