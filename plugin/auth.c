@@ -28,7 +28,8 @@ void fa_log_safe(const char *s, char *out, size_t outsz)
         s = "(none)";
     for (i = 0; s[i] != '\0' && i < 64 && i + 1 < outsz; i++) {
         unsigned char c = (unsigned char)s[i];
-        out[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+        /* Quotes too: the id is logged between quotes. */
+        out[i] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
     }
     out[i] = '\0';
 }
@@ -127,6 +128,12 @@ static int auth__check_context(fa_plugin *pl, const char *client_id, const char 
     holder = fa_sessions_find_id(&pl->sessions, client_id);
     if (holder != NULL && strcmp(holder->sub, c->sub) != 0)
         return auth__refuse(client_id, "client id is in use by another user");
+    /* The bridges' client ids are reserved, so no user can squat on one
+     * while a bridge reconnects. */
+    if (c->role != FP_ROLE_SERVICE &&
+        strncmp(client_id, FA_SERVICE_CLIENT_PREFIX, strlen(FA_SERVICE_CLIENT_PREFIX)) == 0)
+        return auth__refuse(client_id, "client ids starting with \"" FA_SERVICE_CLIENT_PREFIX
+                                       "\" are reserved for services");
     return 0;
 }
 

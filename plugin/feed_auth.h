@@ -33,6 +33,10 @@
 struct mosquitto;
 struct mosquitto_opt;
 
+/* Client ids with this prefix may only be used by role service (the
+ * bridges connect as feed-bridge-<node>). */
+#define FA_SERVICE_CLIENT_PREFIX "feed-bridge-"
+
 /* ------------------------------------------------------------- options */
 
 typedef struct {

@@ -11,6 +11,26 @@
 
 extern char **environ;
 
+static int harness__failures;
+
+void fp_harness_fail(const char *why)
+{
+    fprintf(stderr, "fp_harness: %s\n", why);
+    harness__failures++;
+}
+
+int fp_harness_exit(int cmocka_rc)
+{
+    if (cmocka_rc != 0)
+        return cmocka_rc;
+    if (harness__failures > 0) {
+        fprintf(stderr, "fp_harness: %d failure(s) outside the test bodies (see above)\n",
+                harness__failures);
+        return 1;
+    }
+    return 0;
+}
+
 static const char *harness__env(const char *name)
 {
     const char *v = getenv(name);
@@ -126,8 +146,13 @@ int fp_server_restart(fp_server *s)
 int fp_server_stop(fp_server *s)
 {
     char *argv[] = {"fp-server", "stop", s->kind, s->dir, NULL};
+    char why[PATH_MAX + 64];
 
-    return harness__run(argv);
+    if (harness__run(argv) == 0)
+        return 0;
+    snprintf(why, sizeof(why), "stopping %s in %s failed", s->kind, s->dir);
+    fp_harness_fail(why);
+    return -1;
 }
 
 int fp_server_vhost(const fp_server *s, const char *name)

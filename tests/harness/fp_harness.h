@@ -45,4 +45,14 @@ int fp_server_running(const fp_server *s);
  * Returns 0 or -1 when the fixture did not start it. */
 int fp_server_shared(fp_server *s, const char *kind);
 
+/*
+ * cmocka 1.1.5 reports a failed group setup/teardown but still exits 0, so
+ * what a teardown finds (a sanitizer report in a broker log, a daemon that
+ * did not stop cleanly) is counted here instead: fp_server_stop() counts
+ * its failures, fp_harness_fail() adds others. Tests end main() with
+ *     return fp_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
+ */
+void fp_harness_fail(const char *why);
+int fp_harness_exit(int cmocka_rc);
+
 #endif

@@ -148,7 +148,7 @@ int fp_bridge_env_stop(fp_bridge_env *e)
     if (e->bridge > 0) {
         status = fp_bridge_signal(e, SIGTERM, 5000);
         if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fprintf(stderr, "bridge_env: feed-bridge did not exit 0 within 5 s of SIGTERM\n");
+            fp_harness_fail("feed-bridge did not exit 0 within 5 s of SIGTERM");
             if (e->bridge > 0)
                 fp_bridge_signal(e, SIGKILL, 2000);
             rc = -1;

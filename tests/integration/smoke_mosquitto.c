@@ -116,7 +116,7 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     mosquitto_lib_init();
-    rc = cmocka_run_group_tests(tests, NULL, NULL);
+    rc = fp_harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
     mosquitto_lib_cleanup();
     return rc;
 }

@@ -108,5 +108,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quorum_queue_confirm_get),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return fp_harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

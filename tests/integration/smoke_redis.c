@@ -88,5 +88,5 @@ int main(void)
         cmocka_unit_test(test_redis_kill),
     };
     signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return fp_harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
