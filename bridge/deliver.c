@@ -42,6 +42,8 @@ static fb_outcome deliver__feeds(fb_bridge *b, const char *payload, const cJSON 
         if (fb_mqtt_publish(b->mqtt, topic, payload, len, false) != 0)
             return FB_RETRY_MQTT;
         n++;
+        if (n % FB_MQTT_BATCH_MAX == 0 && fb_mqtt_flush(b->mqtt) != 0)
+            return FB_RETRY_MQTT;
     }
     if (fb_mqtt_flush(b->mqtt) != 0)
         return FB_RETRY_MQTT;

@@ -101,7 +101,9 @@ static void mqtt__on_publish(struct mosquitto *mosq, void *obj, int mid)
         m->outstanding--;
     else
         mqtt__bit(m->early, mid, true);
-    pthread_cond_broadcast(&m->cond);
+    /* Only the last PUBACK of a batch is worth waking the flusher for. */
+    if (m->outstanding == 0)
+        pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
 }
 

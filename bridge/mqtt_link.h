@@ -34,6 +34,10 @@ int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c);
 const char *fb_mqtt_errstr(const fb_mqtt *m);
 void fb_mqtt_free(fb_mqtt *m);
 
+/* Most publishes between two flushes: PUBACKs are matched by the 16-bit
+ * message id, so a batch must stay well below 65,536. */
+#define FB_MQTT_BATCH_MAX 10000
+
 /* Queues a QoS 1 publish. Returns 0 or -EIO (not connected). */
 int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t len, bool retain);
 /* Waits until every publish so far is acknowledged. Returns 0, or -EIO
