@@ -230,9 +230,10 @@ static int amqp__connect(fb_amqp *a)
     amqp_basic_qos(a->in, AMQP__CHANNEL, 0, (uint16_t)a->cfg.prefetch, 0);
     if (amqp__check(a, a->in, "basic.qos") != 0)
         return -EIO;
-    if (amqp__consume(a, FB_QUEUE_EVENTS, "events") != 0 ||
-        amqp__consume(a, a->q_deliver, "deliver") != 0 ||
-        amqp__consume(a, a->q_broadcast, "broadcast") != 0)
+    if (a->cfg.consume_events && amqp__consume(a, FB_QUEUE_EVENTS, "events") != 0)
+        return -EIO;
+    if (a->cfg.consume_node && (amqp__consume(a, a->q_deliver, "deliver") != 0 ||
+                                amqp__consume(a, a->q_broadcast, "broadcast") != 0))
         return -EIO;
     a->err = 0;
     a->errstr[0] = '\0';

@@ -1,10 +1,11 @@
 /*
  * amqp_link.h - feed-bridge's RabbitMQ link (rabbitmq-c).
  *
- * Two connections: one consumes (feed.events.bridge, this node's
+ * Two connections: one consumes (feed.events.bridge, and/or this node's
  * feed.deliver.<node> and feed.broadcast.<node>) with a prefetch limit and
  * manual acks; the other publishes with publisher confirms. Keeping them
- * apart means waiting for a confirm never has to buffer deliveries.
+ * apart means waiting for a confirm never has to buffer deliveries. A link
+ * is used by one thread; feed-bridge runs one link per stage.
  *
  * The topology of docs/protocol.md is declared idempotently on connect.
  * Every function returns 0 or a negative errno; on -EIO the link is
@@ -37,6 +38,8 @@ typedef struct {
     int deliver_max_length; /* oldest dropped beyond this */
     int deliver_expires_ms; /* queue deleted after this long without a consumer */
     int timeout_ms;         /* socket and confirm timeout */
+    bool consume_events;    /* stage 1: feed.events.bridge */
+    bool consume_node;      /* stage 2: feed.deliver.<node>, feed.broadcast.<node> */
 } fb_amqp_config;
 
 typedef enum { FB_SRC_EVENTS = 1, FB_SRC_DELIVER, FB_SRC_BROADCAST } fb_amqp_source;

@@ -12,6 +12,7 @@
 #ifndef FEED_BRIDGE_H
 #define FEED_BRIDGE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,8 +78,9 @@ typedef enum {
     FB_STAT__COUNT
 } fb_stat;
 
+/* Shared by the two stage threads: every counter is atomic. */
 typedef struct {
-    uint64_t v[FB_STAT__COUNT];
+    _Atomic uint64_t v[FB_STAT__COUNT];
 } fb_stats;
 
 const char *fb_stat_name(fb_stat s);
@@ -87,13 +89,17 @@ void fb_stats_latency(fb_stats *st, bool stage1, int64_t us);
 
 /* ------------------------------------------------------------ the bridge */
 
+/*
+ * Two threads, one per stage, so waiting for a broker's PUBACKs never holds
+ * up fan-out: stage 1 owns amqp and store, stage 2 owns amqp_node and mqtt.
+ */
 typedef struct {
     fb_config cfg;
-    fb_amqp *amqp;
+    fb_amqp *amqp;      /* stage 1: consumes feed.events.bridge, publishes */
+    fb_amqp *amqp_node; /* stage 2: consumes this node's queues */
     fb_store *store;
     fb_mqtt *mqtt;
     fb_stats stats;
-    int64_t started_us;
 } fb_bridge;
 
 int64_t fb_now_us(void);

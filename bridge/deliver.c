@@ -24,7 +24,7 @@ static fb_outcome deliver__drop(fb_bridge *b, const fb_amqp_msg *msg, const char
 {
     fp_error("dropping a malformed %s message (%zu bytes): %s",
              msg->source == FB_SRC_DELIVER ? "feed.deliver" : "feed.broadcast", msg->len, why);
-    return fb_amqp_reject(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
+    return fb_amqp_reject(b->amqp_node, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
 }
 
 /* Publishes payload to feed/<uid> for every recipient, then waits for the PUBACKs. */
@@ -115,7 +115,7 @@ fb_outcome fb_deliver_handle(fb_bridge *b, const fb_amqp_msg *msg)
     }
     if (out != FB_DONE)
         return out;
-    return fb_amqp_ack(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
+    return fb_amqp_ack(b->amqp_node, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
 }
 
 int fb_deliver_ribbon_from_store(fb_bridge *b)

@@ -5,12 +5,16 @@
  *
  *   feed-bridge [-c bridge.conf]
  *
- * One thread handles one message at a time, start to ack. Each of the
- * three links reconnects with a capped backoff when it breaks; SIGTERM or
- * SIGINT stops consuming, lets the message in hand finish and exits 0
- * (messages prefetched but not acked go back to RabbitMQ).
+ * Two threads, one per stage, each handling one message at a time from
+ * receipt to ack: stage 1 (fan-out: its AMQP link and Redis) and stage 2
+ * (delivery: this node's queues on a second AMQP link, and the local
+ * broker). Each link reconnects with a capped backoff when it breaks;
+ * SIGTERM or SIGINT stops consuming, lets the messages in hand finish and
+ * exits 0 (messages prefetched but not acked go back to RabbitMQ).
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +34,9 @@
 #define MAIN__STATS_EVERY_US 1000000
 #define MAIN__REFUSED_TRIES 5 /* Redis error replies before an event is dead-lettered */
 
-static volatile sig_atomic_t main__stop;
+/* Set by the signal handler, read by both stage threads (lock-free atomic,
+ * so async-signal-safe). */
+static atomic_int main__stop;
 
 static void main__on_signal(int sig)
 {
@@ -91,7 +97,9 @@ static int main__store_up(fb_bridge *b)
     return rc;
 }
 
-static int main__amqp_up(fb_bridge *b)
+/* (Re)opens one stage's AMQP link, *link, retrying until it works or stop.
+ * stage1 selects what it consumes. */
+static int main__amqp_up(fb_bridge *b, fb_amqp **link, bool stage1)
 {
     fb_amqp_config c = {.host = b->cfg.amqp_host,
                         .port = (int)b->cfg.amqp_port,
@@ -103,19 +111,20 @@ static int main__amqp_up(fb_bridge *b)
                         .deliver_ttl_ms = (int)b->cfg.deliver_ttl_ms,
                         .deliver_max_length = (int)b->cfg.deliver_max_length,
                         .deliver_expires_ms = (int)b->cfg.deliver_expires_ms,
-                        .timeout_ms = (int)b->cfg.timeout_ms};
+                        .timeout_ms = (int)b->cfg.timeout_ms,
+                        .consume_events = stage1,
+                        .consume_node = !stage1};
     int wait = MAIN__BACKOFF_MIN_MS, rc;
-
     bool failed = false;
 
-    rc = b->amqp == NULL ? fb_amqp_open(&b->amqp, &c) : fb_amqp_reconnect(b->amqp);
+    rc = *link == NULL ? fb_amqp_open(link, &c) : fb_amqp_reconnect(*link);
     while (rc != 0 && !main__stop) {
         fp_log(failed ? FP_LOG_DEBUG : FP_LOG_WARN,
                "rabbitmq %s:%d: %s; retrying (backoff up to %d ms)", b->cfg.amqp_host,
-               (int)b->cfg.amqp_port, fb_amqp_errstr(b->amqp), MAIN__BACKOFF_MAX_MS);
+               (int)b->cfg.amqp_port, fb_amqp_errstr(*link), MAIN__BACKOFF_MAX_MS);
         failed = true;
         main__backoff(&wait);
-        rc = b->amqp == NULL ? fb_amqp_open(&b->amqp, &c) : fb_amqp_reconnect(b->amqp);
+        rc = *link == NULL ? fb_amqp_open(link, &c) : fb_amqp_reconnect(*link);
     }
     if (rc == 0 && failed)
         fp_info("rabbitmq %s:%d: connected again", b->cfg.amqp_host, (int)b->cfg.amqp_port);
@@ -158,7 +167,8 @@ static int main__open(fb_bridge *b)
         fp_error("%s", fb_mqtt_errstr(b->mqtt));
         return rc;
     }
-    if (main__store_up(b) != 0 || main__amqp_up(b) != 0 || main__mqtt_up(b) != 0)
+    if (main__store_up(b) != 0 || main__amqp_up(b, &b->amqp, true) != 0 ||
+        main__amqp_up(b, &b->amqp_node, false) != 0 || main__mqtt_up(b) != 0)
         return -EINTR;
     if (fb_deliver_ribbon_from_store(b) != 0)
         fp_warn("could not publish the current ribbon; it follows the next ribbon event");
@@ -173,17 +183,18 @@ static int main__open(fb_bridge *b)
 /*
  * Handles msg until it is settled, repairing whichever link failed on the
  * way. Returns after a RabbitMQ failure without settling: the broker
- * redelivers what was not acked.
+ * redelivers what was not acked. link is the stage's AMQP link.
  */
-static void main__handle(fb_bridge *b, const fb_amqp_msg *msg)
+static void main__handle(fb_bridge *b, fb_amqp **link, const fb_amqp_msg *msg)
 {
+    bool stage1 = msg->source == FB_SRC_EVENTS;
     int64_t start = fb_now_us();
     int refused = 0, wait = MAIN__BACKOFF_MIN_MS;
     char reason[256];
     fb_outcome out;
 
     for (;;) {
-        out = msg->source == FB_SRC_EVENTS ? fb_fanout_handle(b, msg) : fb_deliver_handle(b, msg);
+        out = stage1 ? fb_fanout_handle(b, msg) : fb_deliver_handle(b, msg);
         if (out == FB_DONE || main__stop)
             break;
         if (out == FB_STORE_REFUSED && ++refused >= MAIN__REFUSED_TRIES) {
@@ -208,46 +219,71 @@ static void main__handle(fb_bridge *b, const fb_amqp_msg *msg)
             if (main__mqtt_up(b) != 0)
                 break;
         } else {
-            fp_warn("rabbitmq: %s; reconnecting", fb_amqp_errstr(b->amqp));
+            fp_warn("rabbitmq: %s; reconnecting", fb_amqp_errstr(*link));
             fb_stats_add(&b->stats, FB_STAT_RECONNECTS_AMQP, 1);
-            main__amqp_up(b);
+            main__amqp_up(b, link, stage1);
             return;
         }
     }
     if (out == FB_DONE)
-        fb_stats_latency(&b->stats, msg->source == FB_SRC_EVENTS, fb_now_us() - start);
+        fb_stats_latency(&b->stats, stage1, fb_now_us() - start);
 }
 
 static void main__periodic(fb_bridge *b, int64_t *next_stats)
 {
     int64_t now = fb_now_us();
 
-    fb_mqtt_maintain(b->mqtt);
     if (now < *next_stats)
         return;
     *next_stats = now + MAIN__STATS_EVERY_US;
-    b->stats.v[FB_STAT_RECONNECTS_MQTT] = fb_mqtt_reconnects(b->mqtt);
+    atomic_store(&b->stats.v[FB_STAT_RECONNECTS_MQTT], fb_mqtt_reconnects(b->mqtt));
     if (fb_stats_publish(b) != 0)
         fp_debug("redis: counters not written: %s", fb_store_errstr(b->store));
 }
 
-static void main__run(fb_bridge *b)
+/* One stage's loop: take a message from its link, handle it, repeat. */
+static void main__loop(fb_bridge *b, fb_amqp **link, bool stage1)
 {
     int64_t next_stats = 0;
     fb_amqp_msg msg;
     int rc;
 
     while (!main__stop) {
-        rc = fb_amqp_next(b->amqp, &msg, MAIN__POLL_MS);
+        rc = fb_amqp_next(*link, &msg, MAIN__POLL_MS);
         if (rc == 0)
-            main__handle(b, &msg);
+            main__handle(b, link, &msg);
         else if (rc == -EIO && !main__stop) {
-            fp_warn("rabbitmq: %s; reconnecting", fb_amqp_errstr(b->amqp));
+            fp_warn("rabbitmq: %s; reconnecting", fb_amqp_errstr(*link));
             fb_stats_add(&b->stats, FB_STAT_RECONNECTS_AMQP, 1);
-            main__amqp_up(b);
+            main__amqp_up(b, link, stage1);
         }
-        main__periodic(b, &next_stats);
+        if (stage1)
+            main__periodic(b, &next_stats);
+        else
+            fb_mqtt_maintain(b->mqtt); /* the MQTT link belongs to stage 2 */
     }
+}
+
+static void *main__stage2(void *arg)
+{
+    fb_bridge *b = arg;
+
+    main__loop(b, &b->amqp_node, false);
+    return NULL;
+}
+
+/* Stage 2 on its own thread, stage 1 (and the periodic work, which uses
+ * stage 1's Redis link) on this one. */
+static void main__run(fb_bridge *b)
+{
+    pthread_t stage2;
+
+    if (pthread_create(&stage2, NULL, main__stage2, b) != 0) {
+        fp_error("cannot start the delivery thread");
+        return;
+    }
+    main__loop(b, &b->amqp, true);
+    pthread_join(stage2, NULL);
 }
 
 /* ------------------------------------------------------------ main */
@@ -314,6 +350,7 @@ int main(int argc, char **argv)
     if (b.store != NULL && rc == 0)
         fb_stats_publish(&b);
     fb_amqp_free(b.amqp);
+    fb_amqp_free(b.amqp_node);
     fb_mqtt_free(b.mqtt);
     fb_store_free(b.store);
     mosquitto_lib_cleanup();

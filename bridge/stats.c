@@ -1,7 +1,7 @@
 /*
  * stats.c - what the bridge did, as counters.
  *
- * Kept in memory (one thread) and written every second to the Redis hash
+ * Kept in memory (atomics: both stage threads count) and written every second to the Redis hash
  * <prefix>stats:bridge:<node> (field = counter name, value = number, plus
  * "updated_ms"), where `feedctl stats` and the gateway's /metrics read
  * them. Counters only grow; they restart from 0 when the bridge restarts.
@@ -41,7 +41,7 @@ const char *fb_stat_name(fb_stat s)
 
 void fb_stats_add(fb_stats *st, fb_stat s, uint64_t n)
 {
-    st->v[s] += n;
+    atomic_fetch_add_explicit(&st->v[s], n, memory_order_relaxed);
 }
 
 void fb_stats_latency(fb_stats *st, bool stage1, int64_t us)
@@ -50,12 +50,15 @@ void fb_stats_latency(fb_stats *st, bool stage1, int64_t us)
     fb_stat count = stage1 ? FB_STAT_STAGE1_COUNT : FB_STAT_STAGE2_COUNT;
     fb_stat max = stage1 ? FB_STAT_STAGE1_US_MAX : FB_STAT_STAGE2_US_MAX;
 
-    if (us < 0)
-        us = 0;
-    st->v[sum] += (uint64_t)us;
-    st->v[count]++;
-    if ((uint64_t)us > st->v[max])
-        st->v[max] = (uint64_t)us;
+    uint64_t v, seen;
+
+    v = us < 0 ? 0 : (uint64_t)us;
+    fb_stats_add(st, sum, v);
+    fb_stats_add(st, count, 1);
+    seen = atomic_load_explicit(&st->v[max], memory_order_relaxed);
+    while (v > seen && !atomic_compare_exchange_weak_explicit(
+                           &st->v[max], &seen, v, memory_order_relaxed, memory_order_relaxed))
+        ;
 }
 
 int fb_stats_publish(fb_bridge *b)
@@ -67,7 +70,7 @@ int fb_stats_publish(fb_bridge *b)
 
     for (i = 0; i < FB_STAT__COUNT; i++) {
         names[i] = stats__names[i];
-        values[i] = b->stats.v[i];
+        values[i] = atomic_load_explicit(&b->stats.v[i], memory_order_relaxed);
     }
     clock_gettime(CLOCK_REALTIME, &ts);
     names[i] = "updated_ms";
