@@ -1,0 +1,472 @@
+/*
+ * feed_auth.so, kicks: a real mosquitto with the plugin disconnects a
+ * client within 1 s of its token's exp, and every live session of a
+ * revoked user within 1 s of the revocation message, while other users
+ * stay connected. A revocation written while the plugin's Redis link is
+ * down is loaded when the plugin reconnects. Latencies are measured on
+ * the client side and asserted against the contract's limits.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "plugin_env.h"
+
+#define KICK_LIMIT_MS 1000 /* contract: kicked within 1 s */
+#define KICK_SLACK_MS 100  /* client-side detection, scheduling */
+
+static fp_plugin_env env;
+static bool mosq_frozen;     /* SIGSTOPped by a test; teardown resumes it */
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* The wall clock (ms since the epoch) at the monotonic instant mono_ms. */
+static double wall_ms_at(int64_t mono_ms)
+{
+    struct timespec rt;
+
+    clock_gettime(CLOCK_REALTIME, &rt);
+    return (double)rt.tv_sec * 1000.0 + (double)rt.tv_nsec / 1e6 - (double)(fp_now_ms() - mono_ms);
+}
+
+/* ------------------------------------------------------------ redis */
+
+static redisContext *redis_open(void)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", env.redis.port, tv);
+
+    assert_non_null(c);
+    if (c->err != 0)
+        fail_msg("redis on port %d: %s", env.redis.port, c->errstr);
+    return c;
+}
+
+/* Runs a command whose reply must be an integer and returns it. */
+static long long redis_int(redisContext *c, const char *fmt, ...)
+{
+    redisReply *r;
+    long long v;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r == NULL)
+        fail_msg("redis \"%s\": %s", fmt, c->errstr);
+    if (r->type != REDIS_REPLY_INTEGER)
+        fail_msg("redis \"%s\": reply type %d (%s)", fmt, r->type, r->str != NULL ? r->str : "");
+    v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+/* Runs a command whose reply must be the status OK. */
+static void redis_ok(redisContext *c, const char *fmt, ...)
+{
+    redisReply *r;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    if (r == NULL)
+        fail_msg("redis \"%s\": %s", fmt, c->errstr);
+    if (r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK") != 0)
+        fail_msg("redis \"%s\": reply type %d (%s)", fmt, r->type, r->str != NULL ? r->str : "");
+    freeReplyObject(r);
+}
+
+/* Subscribers of the revocation channel (the plugin's link: 1 or 0). */
+static long long revoked_subscribers(redisContext *c)
+{
+    redisReply *r = redisCommand(c, "PUBSUB NUMSUB revoked");
+    long long n;
+
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 2);
+    assert_int_equal(r->element[1]->type, REDIS_REPLY_INTEGER);
+    n = r->element[1]->integer;
+    freeReplyObject(r);
+    return n;
+}
+
+/* Waits until the plugin is subscribed to the revocation channel. */
+static void wait_plugin_subscribed(redisContext *c)
+{
+    int64_t end = fp_now_ms() + 3000;
+
+    while (revoked_subscribers(c) != 1) {
+        if (fp_now_ms() >= end)
+            fail_msg("the plugin did not subscribe to \"revoked\" within 3 s");
+        sleep_ms(10);
+    }
+}
+
+/* ------------------------------------------------------------ mqtt */
+
+/* One non-blocking turn of c's network loop; records a close. */
+static void mqtt_turn(fp_mqtt *c)
+{
+    if (c->disconnected)
+        return;
+    if (mosquitto_loop(c->m, 0, 1) != MOSQ_ERR_SUCCESS && !c->disconnected) {
+        c->disconnected = true;
+        c->closed_at_ms = fp_now_ms();
+    }
+}
+
+/*
+ * Runs the network loops of all n clients together (so each close is
+ * stamped when it happens, not when its turn comes) until every one is
+ * closed or timeout_ms passed. Returns how many are still open.
+ */
+static size_t wait_all_closed(fp_mqtt *const *cs, size_t n, int timeout_ms)
+{
+    int64_t end = fp_now_ms() + timeout_ms;
+    struct pollfd fds[8];
+    size_t i, open;
+
+    assert_true(n <= 8);
+    for (;;) {
+        open = 0;
+        for (i = 0; i < n; i++) {
+            mqtt_turn(cs[i]);
+            if (!cs[i]->disconnected) {
+                fds[open].fd = mosquitto_socket(cs[i]->m);
+                fds[open].events = POLLIN;
+                open++;
+            }
+        }
+        if (open == 0 || fp_now_ms() >= end)
+            return open;
+        poll(fds, (nfds_t)open, 10);
+    }
+}
+
+/* c is still connected: a SUBACK for its own feed comes back. */
+static void assert_alive(fp_mqtt *c, const char *sub)
+{
+    char topic[96];
+
+    snprintf(topic, sizeof(topic), "feed/%s", sub);
+    fp_mqtt_pump(c, 50);
+    assert_false(c->disconnected);
+    assert_int_equal(fp_mqtt_subscribe(c, topic, 2000), 1);
+    assert_false(c->disconnected);
+}
+
+/* Connects user with tok and expects CONNACK want (v3.1.1 code). */
+static void assert_connack(const char *client_id, const char *user, const char *tok, int want)
+{
+    fp_mqtt c;
+
+    assert_int_equal(fp_mqtt_connect(&c, env.mosq.port, client_id, user, tok, 4, 3000), want);
+    fp_mqtt_close(&c);
+}
+
+/* Byte size of the broker's log, to look for lines written after it. */
+static long mosq_log_size(void)
+{
+    char path[PATH_MAX + 32];
+    FILE *f;
+    long n;
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", env.mosq.dir);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+/* Waits until the broker's log holds needle after byte offset from. */
+static void wait_mosq_log(long from, const char *needle, int timeout_ms)
+{
+    char path[PATH_MAX + 32], line[1024];
+    int64_t end = fp_now_ms() + timeout_ms;
+    bool found = false;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", env.mosq.dir);
+    while (!found) {
+        f = fopen(path, "r");
+        assert_non_null(f);
+        fseek(f, from, SEEK_SET);
+        while (!found && fgets(line, sizeof(line), f) != NULL)
+            found = strstr(line, needle) != NULL;
+        fclose(f);
+        if (found)
+            break;
+        if (fp_now_ms() >= end)
+            fail_msg("\"%s\" not in the broker log within %d ms", needle, timeout_ms);
+        sleep_ms(20);
+    }
+}
+
+/* True when the broker's log (all its runs so far) holds a sanitizer
+ * report; the report's first line is printed. */
+static bool mosq_log_has_sanitizer_report(void)
+{
+    static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                        "runtime error:"};
+    char path[PATH_MAX + 32], line[1024];
+    bool found = false;
+    size_t i;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", env.mosq.dir);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        for (i = 0; !found && i < sizeof(marks) / sizeof(marks[0]); i++)
+            found = strstr(line, marks[i]) != NULL;
+    }
+    fclose(f);
+    if (found)
+        print_message("sanitizer report in %s: %s", path, line);
+    return found;
+}
+
+/* ------------------------------------------------------------ fixtures */
+
+/* One Redis + broker for the whole file: under ASan each start and stop
+ * of the pair costs seconds. Tests use distinct users. */
+static int group_setup(void **state)
+{
+    (void)state;
+    mosq_frozen = false;
+    return fp_plugin_env_start(&env, "n1", NULL);
+}
+
+/* A failed stop (e.g. a sanitizer report in the broker's log) is counted
+ * by the harness and fails the run through fp_harness_exit(). */
+static int group_teardown(void **state)
+{
+    (void)state;
+    return fp_plugin_env_stop(&env);
+}
+
+/* Each test starts with both servers up and the plugin subscribed to the
+ * revocation channel, whatever an earlier failed test left behind. */
+static int setup(void **state)
+{
+    redisContext *c;
+
+    (void)state;
+    if (!fp_server_running(&env.redis))
+        assert_int_equal(fp_server_restart(&env.redis), 0);
+    if (!fp_server_running(&env.mosq))
+        assert_int_equal(fp_server_restart(&env.mosq), 0);
+    c = redis_open();
+    wait_plugin_subscribed(c);
+    redisFree(c);
+    return 0;
+}
+
+/* After each test: the broker is alive (ASan and UBSan abort it on an
+ * error) and has logged no sanitizer report. */
+static int teardown(void **state)
+{
+    (void)state;
+    if (mosq_frozen)
+        kill((pid_t)-env.mosq.pid, SIGCONT);
+    mosq_frozen = false;
+    assert_true(fp_server_running(&env.mosq));
+    assert_false(mosq_log_has_sanitizer_report());
+    return 0;
+}
+
+/* ------------------------------------------------------------ tests */
+
+/*
+ * A token with exp = now + 2: the broker closes the connection not before
+ * exp and no later than exp + 1 s (+ slack); the same token is then
+ * refused. Another user's session with a long token is not touched.
+ */
+static void test_expiry_disconnects_within_1s(void **state)
+{
+    int64_t now = (int64_t)time(NULL), exp = now + 2;
+    char *tok = fp_plugin_env_token(&env, "alice", now, exp, FP_ROLE_USER);
+    char *tok_bob = fp_plugin_env_token_now(&env, "bob", FP_ROLE_USER);
+    fp_mqtt alice, bob;
+    fp_mqtt *alices[] = {&alice};
+    double closed_wall, exp_wall = (double)exp * 1000.0;
+
+    (void)state;
+    assert_int_equal(fp_mqtt_connect(&bob, env.mosq.port, "bob-1", "bob", tok_bob, 4, 3000), 0);
+    assert_int_equal(fp_mqtt_connect(&alice, env.mosq.port, "alice-1", "alice", tok, 4, 3000), 0);
+    assert_int_equal(wait_all_closed(alices, 1, 4000), 0);
+    closed_wall = wall_ms_at(alice.closed_at_ms);
+    print_message("expiry: closed %.0f ms after exp\n", closed_wall - exp_wall);
+    assert_true(closed_wall >= exp_wall);
+    assert_true(closed_wall <= exp_wall + KICK_LIMIT_MS + KICK_SLACK_MS);
+    fp_mqtt_close(&alice);
+
+    /* The expired token is refused outright (v3.1.1: 5, v5: 135). */
+    assert_connack("alice-1", "alice", tok, 5);
+    assert_int_equal(fp_mqtt_connect(&alice, env.mosq.port, "alice-1", "alice", tok, 5, 3000), 135);
+    fp_mqtt_close(&alice);
+
+    /* Bob lived through the kick and later expiry sweeps. */
+    fp_mqtt_pump(&bob, 500);
+    assert_alive(&bob, "bob");
+    fp_mqtt_close(&bob);
+    free(tok);
+    free(tok_bob);
+}
+
+/*
+ * SET revoked:rev + PUBLISH "rev <before>": both sessions of rev close
+ * within 1 s of the PUBLISH, carol's does not; rev's old token is refused
+ * from then on and a token issued at or after the cut-off is accepted.
+ */
+static void test_revocation_kicks_every_session_within_1s(void **state)
+{
+    int64_t now = (int64_t)time(NULL), before = now + 1, t0;
+    char *old = fp_plugin_env_token(&env, "rev", now - 10, now + 3600, FP_ROLE_USER);
+    char *fresh = fp_plugin_env_token(&env, "rev", before, before + 3600, FP_ROLE_USER);
+    char *tok_carol = fp_plugin_env_token_now(&env, "carol", FP_ROLE_USER);
+    fp_mqtt r1, r2, carol, r3;
+    fp_mqtt *revs[] = {&r1, &r2};
+    redisContext *rc = redis_open();
+    size_t i;
+
+    (void)state;
+    assert_int_equal(fp_mqtt_connect(&r1, env.mosq.port, "rev-1", "rev", old, 4, 3000), 0);
+    assert_int_equal(fp_mqtt_connect(&r2, env.mosq.port, "rev-2", "rev", old, 5, 3000), 0);
+    assert_int_equal(fp_mqtt_connect(&carol, env.mosq.port, "carol-1", "carol", tok_carol, 4, 3000),
+                     0);
+    assert_alive(&r1, "rev");
+    assert_alive(&r2, "rev");
+
+    /* What the bridge will do: the key first, then the message. */
+    redis_ok(rc, "SET revoked:rev %lld", (long long)before);
+    t0 = fp_now_ms();
+    assert_int_equal(redis_int(rc, "PUBLISH revoked %s%lld", "rev ", (long long)before), 1);
+    assert_int_equal(wait_all_closed(revs, 2, 3000), 0);
+    for (i = 0; i < 2; i++) {
+        print_message("revocation: rev-%zu closed %lld ms after the PUBLISH\n", i + 1,
+                      (long long)(revs[i]->closed_at_ms - t0));
+        assert_true(revs[i]->closed_at_ms >= t0);
+        assert_true(revs[i]->closed_at_ms - t0 <= KICK_LIMIT_MS);
+    }
+    fp_mqtt_close(&r1);
+    fp_mqtt_close(&r2);
+    assert_alive(&carol, "carol");
+
+    /* The old token is refused now; a token issued at the cut-off is not,
+     * and its session is left alone. */
+    assert_connack("rev-1", "rev", old, 5);
+    assert_int_equal(fp_mqtt_connect(&r3, env.mosq.port, "rev-3", "rev", fresh, 4, 3000), 0);
+    fp_mqtt_pump(&r3, 500);
+    assert_alive(&r3, "rev");
+    fp_mqtt_close(&r3);
+    assert_alive(&carol, "carol");
+    fp_mqtt_close(&carol);
+    redisFree(rc);
+    free(old);
+    free(fresh);
+    free(tok_carol);
+}
+
+/*
+ * Redis goes away (the plugin notices and retries), comes back empty on
+ * the same port, and the bridge writes revoked:late before the plugin has
+ * reconnected, without a message (none could reach the plugin). The
+ * plugin loads revoked:* when it reconnects: late's live session is
+ * kicked, late's old token refused, a newer one accepted; dora stays.
+ *
+ * Ordering: the plugin reconnects with a backoff of at most 2 s, which
+ * could beat the SET. So the broker is frozen (SIGSTOP) from just before
+ * the restart until the key is written; no Redis connection of the plugin
+ * can exist in between, which PUBSUB NUMSUB confirms.
+ */
+static void test_revocation_loaded_after_redis_outage(void **state)
+{
+    int64_t now = (int64_t)time(NULL), before = now + 1, t0;
+    char *old = fp_plugin_env_token(&env, "late", now - 10, now + 3600, FP_ROLE_USER);
+    char *fresh = fp_plugin_env_token(&env, "late", before, before + 3600, FP_ROLE_USER);
+    char *tok_dora = fp_plugin_env_token_now(&env, "dora", FP_ROLE_USER);
+    fp_mqtt live, dora, again;
+    fp_mqtt *lives[] = {&live};
+    redisContext *rc;
+    long log_from;
+
+    (void)state;
+    assert_int_equal(fp_mqtt_connect(&live, env.mosq.port, "late-1", "late", old, 4, 3000), 0);
+    assert_int_equal(fp_mqtt_connect(&dora, env.mosq.port, "dora-1", "dora", tok_dora, 4, 3000), 0);
+
+    log_from = mosq_log_size();
+    assert_int_equal(fp_server_stop(&env.redis), 0);
+    wait_mosq_log(log_from, "presence paused", 3000);
+    assert_alive(&live, "late"); /* nothing revoked yet */
+
+    assert_int_equal(kill((pid_t)-env.mosq.pid, SIGSTOP), 0);
+    mosq_frozen = true;
+    assert_int_equal(fp_server_restart(&env.redis), 0);
+    rc = redis_open();
+    assert_int_equal(revoked_subscribers(rc), 0);
+    redis_ok(rc, "SET revoked:late %lld", (long long)before);
+    assert_int_equal(kill((pid_t)-env.mosq.pid, SIGCONT), 0);
+    mosq_frozen = false;
+    t0 = fp_now_ms();
+
+    assert_int_equal(wait_all_closed(lives, 1, 5000), 0);
+    print_message("revocation after outage: late-1 closed %lld ms after the broker resumed\n",
+                  (long long)(live.closed_at_ms - t0));
+    assert_true(live.closed_at_ms - t0 <= 3000);
+    fp_mqtt_close(&live);
+    wait_plugin_subscribed(rc);
+
+    assert_connack("late-1", "late", old, 5);
+    assert_int_equal(fp_mqtt_connect(&again, env.mosq.port, "late-2", "late", fresh, 4, 3000), 0);
+    assert_alive(&again, "late");
+    fp_mqtt_close(&again);
+    assert_alive(&dora, "dora");
+    fp_mqtt_close(&dora);
+    redisFree(rc);
+    free(old);
+    free(fresh);
+    free(tok_dora);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_expiry_disconnects_within_1s, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_kicks_every_session_within_1s, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_loaded_after_redis_outage, setup, teardown),
+    };
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    mosquitto_lib_init();
+    rc = fp_harness_exit(cmocka_run_group_tests(tests, group_setup, group_teardown));
+    mosquitto_lib_cleanup();
+    return rc;
+}

@@ -1,0 +1,580 @@
+/*
+ * feed_auth.so, presence: online:<node> in Redis holds exactly the users
+ * with at least one session on the node, whether sessions end with a
+ * DISCONNECT, a dead process or a dropped socket; node:<node> is a
+ * heartbeat with a TTL of 3 intervals; stale entries are cleared when the
+ * broker starts; authentication does not wait for Redis, and presence is
+ * exact again shortly after Redis comes back. Redis is read with hiredis.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "plugin_env.h"
+
+#define ONLINE "online:n1"
+
+static fp_plugin_env env;
+static redisContext *rc;     /* the test's own Redis connection */
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ------------------------------------------------------------ redis */
+
+/* (Re)connects rc to the env's Redis. */
+static void redis_open(void)
+{
+    struct timeval tv = {2, 0};
+
+    if (rc != NULL)
+        redisFree(rc);
+    rc = redisConnectWithTimeout("127.0.0.1", env.redis.port, tv);
+    assert_non_null(rc);
+    if (rc->err != 0)
+        fail_msg("redis on port %d: %s", env.redis.port, rc->errstr);
+}
+
+/* Runs a command whose reply must be an integer and returns it. */
+static long long redis_int(const char *fmt, ...)
+{
+    redisReply *r;
+    long long v;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = redisvCommand(rc, fmt, ap);
+    va_end(ap);
+    if (r == NULL)
+        fail_msg("redis \"%s\": %s", fmt, rc->errstr);
+    if (r->type != REDIS_REPLY_INTEGER)
+        fail_msg("redis \"%s\": reply type %d (%s)", fmt, r->type, r->str != NULL ? r->str : "");
+    v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static bool is_online(const char *user)
+{
+    return redis_int("SISMEMBER %s %s", ONLINE, user) == 1;
+}
+
+/* SMEMBERS online:n1 == want (as sets). Prints the set when describe. */
+static bool online_is(const char *const *want, size_t n, bool describe)
+{
+    redisReply *r = redisCommand(rc, "SMEMBERS %s", ONLINE);
+    bool same;
+    size_t i, j;
+
+    if (r == NULL)
+        fail_msg("redis SMEMBERS: %s", rc->errstr);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    same = r->elements == n;
+    for (i = 0; same && i < n; i++) {
+        same = false;
+        for (j = 0; j < r->elements; j++)
+            same = same || strcmp(r->element[j]->str, want[i]) == 0;
+    }
+    if (!same && describe) {
+        print_message("%s holds %zu:", ONLINE, r->elements);
+        for (j = 0; j < r->elements; j++)
+            print_message(" %s", r->element[j]->str);
+        print_message("\n");
+    }
+    freeReplyObject(r);
+    return same;
+}
+
+/* Polls until user's membership is present; returns the ms it took, or
+ * fails the test after timeout_ms. */
+static int64_t wait_online(const char *user, bool present, int timeout_ms)
+{
+    int64_t t0 = fp_now_ms();
+
+    while (is_online(user) != present) {
+        if (fp_now_ms() - t0 >= timeout_ms)
+            fail_msg("%s still %s %s after %d ms", user, present ? "not in" : "in", ONLINE,
+                     timeout_ms);
+        sleep_ms(5);
+    }
+    return fp_now_ms() - t0;
+}
+
+/* Polls until online:n1 is exactly want; returns the ms it took. */
+static int64_t wait_online_is(const char *const *want, size_t n, int timeout_ms)
+{
+    int64_t t0 = fp_now_ms();
+
+    while (!online_is(want, n, false)) {
+        if (fp_now_ms() - t0 >= timeout_ms) {
+            online_is(want, n, true);
+            fail_msg("%s not the expected %zu users after %d ms", ONLINE, n, timeout_ms);
+        }
+        sleep_ms(10);
+    }
+    return fp_now_ms() - t0;
+}
+
+/* True when online:n1 is empty within timeout_ms. */
+static bool online_empty_within(int timeout_ms)
+{
+    int64_t end = fp_now_ms() + timeout_ms;
+
+    while (redis_int("EXISTS %s", ONLINE) != 0) {
+        if (fp_now_ms() >= end)
+            return false;
+        sleep_ms(10);
+    }
+    return true;
+}
+
+/* Waits until the plugin's Redis link is up: node:n1 written. */
+static void wait_plugin_linked(void)
+{
+    int64_t end = fp_now_ms() + 3000;
+
+    while (redis_int("EXISTS node:n1") != 1) {
+        if (fp_now_ms() >= end)
+            fail_msg("the plugin wrote no heartbeat within 3 s");
+        sleep_ms(10);
+    }
+}
+
+/*
+ * Barrier: the plugin handles connects and disconnects in order, and the
+ * Redis thread writes the changes in order. Once a marker user connected
+ * after some event shows up in online:n1, that event's write (if any) has
+ * been made. The marker leaves again before returning.
+ */
+static void presence_barrier(void)
+{
+    char *tok = fp_plugin_env_token_now(&env, "marker", FP_ROLE_USER);
+    fp_mqtt m;
+
+    assert_int_equal(fp_mqtt_connect(&m, env.mosq.port, "marker-1", "marker", tok, 4, 3000), 0);
+    wait_online("marker", true, 2000);
+    fp_mqtt_close(&m);
+    wait_online("marker", false, 2000);
+    free(tok);
+}
+
+/* ------------------------------------------------------------ mqtt */
+
+/* Byte size of the broker's log, to look for lines written after it. */
+static long mosq_log_size(void)
+{
+    char path[PATH_MAX + 32];
+    FILE *f;
+    long n;
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", env.mosq.dir);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+/* Waits until the broker's log holds needle after byte offset from. */
+static void wait_mosq_log(long from, const char *needle, int timeout_ms)
+{
+    char path[PATH_MAX + 32], line[1024];
+    int64_t end = fp_now_ms() + timeout_ms;
+    bool found = false;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", env.mosq.dir);
+    while (!found) {
+        f = fopen(path, "r");
+        assert_non_null(f);
+        fseek(f, from, SEEK_SET);
+        while (!found && fgets(line, sizeof(line), f) != NULL)
+            found = strstr(line, needle) != NULL;
+        fclose(f);
+        if (found)
+            break;
+        if (fp_now_ms() >= end)
+            fail_msg("\"%s\" not in the broker log within %d ms", needle, timeout_ms);
+        sleep_ms(20);
+    }
+}
+
+/* Connects a session of user (a fresh token each time). */
+static void connect_user(fp_mqtt *c, const char *client_id, const char *user)
+{
+    char *tok = fp_plugin_env_token_now(&env, user, FP_ROLE_USER);
+
+    assert_int_equal(fp_mqtt_connect(c, env.mosq.port, client_id, user, tok, 4, 3000), 0);
+    free(tok);
+}
+
+/* True when the broker's log (all its runs so far) holds a sanitizer
+ * report; the report's first line is printed. */
+static bool mosq_log_has_sanitizer_report(void)
+{
+    static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                        "runtime error:"};
+    char path[PATH_MAX + 32], line[1024];
+    bool found = false;
+    size_t i;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", env.mosq.dir);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        for (i = 0; !found && i < sizeof(marks) / sizeof(marks[0]); i++)
+            found = strstr(line, marks[i]) != NULL;
+    }
+    fclose(f);
+    if (found)
+        print_message("sanitizer report in %s: %s", path, line);
+    return found;
+}
+
+/* ------------------------------------------------------------ fixtures */
+
+/* One Redis + broker for the whole file: under ASan each start and stop
+ * of the pair costs seconds. Tests use distinct users. */
+static int group_setup(void **state)
+{
+    (void)state;
+    rc = NULL;
+    return fp_plugin_env_start(&env, "n1", NULL);
+}
+
+/* A failed stop (e.g. a sanitizer report in the broker's log) is counted
+ * by the harness and fails the run through fp_harness_exit(). */
+static int group_teardown(void **state)
+{
+    (void)state;
+    return fp_plugin_env_stop(&env);
+}
+
+/* Each test starts with both servers up, the plugin linked to Redis and
+ * nobody online, whatever an earlier failed test left behind. */
+static int setup(void **state)
+{
+    (void)state;
+    if (!fp_server_running(&env.redis))
+        assert_int_equal(fp_server_restart(&env.redis), 0);
+    if (!fp_server_running(&env.mosq))
+        assert_int_equal(fp_server_restart(&env.mosq), 0);
+    redis_open();
+    wait_plugin_linked();
+    if (!online_empty_within(2000)) {
+        /* A failed test left sessions behind: start the broker afresh. */
+        print_message("setup: %s not empty, restarting the broker\n", ONLINE);
+        assert_int_equal(fp_server_restart(&env.mosq), 0);
+        wait_plugin_linked();
+        wait_online_is(NULL, 0, 2000);
+    }
+    return 0;
+}
+
+/* After each test: the broker is alive (ASan and UBSan abort it on an
+ * error) and has logged no sanitizer report. */
+static int teardown(void **state)
+{
+    (void)state;
+    if (rc != NULL)
+        redisFree(rc);
+    rc = NULL;
+    assert_true(fp_server_running(&env.mosq));
+    assert_false(mosq_log_has_sanitizer_report());
+    return 0;
+}
+
+/* ------------------------------------------------------------ tests */
+
+/*
+ * One user, two sessions: in the set within 1 s of the first connect,
+ * still in (once) with two and with one, out within 1 s of the last close.
+ */
+static void test_presence_follows_sessions(void **state)
+{
+    fp_mqtt a1, a2;
+    int64_t ms;
+
+    (void)state;
+    connect_user(&a1, "alice-1", "alice");
+    ms = wait_online("alice", true, 1000);
+    print_message("presence: alice in %s %lld ms after CONNACK\n", ONLINE, (long long)ms);
+    assert_int_equal(redis_int("SCARD %s", ONLINE), 1);
+
+    connect_user(&a2, "alice-2", "alice");
+    presence_barrier();
+    assert_true(is_online("alice"));
+    assert_int_equal(redis_int("SCARD %s", ONLINE), 1);
+
+    fp_mqtt_close(&a1);
+    presence_barrier();
+    assert_true(is_online("alice"));
+    assert_int_equal(redis_int("SCARD %s", ONLINE), 1);
+
+    fp_mqtt_close(&a2);
+    ms = wait_online("alice", false, 1000);
+    print_message("presence: alice out of %s %lld ms after the last close\n", ONLINE,
+                  (long long)ms);
+    assert_int_equal(redis_int("EXISTS %s", ONLINE), 0);
+}
+
+/*
+ * A client process dies (SIGKILL: no DISCONNECT, the kernel closes the
+ * socket): its user leaves online:n1 within 2 s; others stay.
+ */
+static void test_presence_killed_client_leaves(void **state)
+{
+    const char *only_bob[] = {"bob"};
+    char *tok = fp_plugin_env_token_now(&env, "dave", FP_ROLE_USER);
+    fp_mqtt bob, child;
+    pid_t pid;
+    int status, i;
+    int64_t t0, ms;
+
+    (void)state;
+    connect_user(&bob, "bob-1", "bob");
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* The child: connect, then idle until killed (or 30 s). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (fp_mqtt_connect(&child, env.mosq.port, "dave-1", "dave", tok, 4, 3000) != 0)
+            _exit(1);
+        for (i = 0; i < 300; i++)
+            sleep_ms(100);
+        _exit(0);
+    }
+    free(tok);
+    t0 = fp_now_ms();
+    while (!is_online("dave") && fp_now_ms() - t0 < 3000 && waitpid(pid, &status, WNOHANG) == 0)
+        sleep_ms(5);
+    if (!is_online("dave")) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fail_msg("the child's session of dave never showed up in %s", ONLINE);
+    }
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    t0 = fp_now_ms();
+    ms = wait_online("dave", false, 2000);
+    print_message("presence: dave out %lld ms after his process was killed\n", (long long)ms);
+    assert_true(fp_now_ms() - t0 <= 2000);
+    wait_online_is(only_bob, 1, 1000);
+    fp_mqtt_pump(&bob, 50);
+    assert_false(bob.disconnected);
+    fp_mqtt_close(&bob);
+}
+
+/*
+ * A client whose socket is shut down under it (no DISCONNECT packet):
+ * the broker sees the close and the user leaves online:n1 within 2 s.
+ */
+static void test_presence_dropped_socket_leaves(void **state)
+{
+    fp_mqtt eve;
+    int fd;
+    int64_t ms;
+
+    (void)state;
+    connect_user(&eve, "eve-1", "eve");
+    wait_online("eve", true, 1000);
+    fd = mosquitto_socket(eve.m);
+    assert_true(fd >= 0);
+    assert_int_equal(shutdown(fd, SHUT_RDWR), 0);
+    ms = wait_online("eve", false, 2000);
+    print_message("presence: eve out %lld ms after her socket was shut down\n", (long long)ms);
+    fp_mqtt_close(&eve);
+}
+
+/*
+ * node:n1 is a heartbeat with a TTL of 3 x heartbeat_interval (the env
+ * uses 1 s) that is refreshed, and nodes contains n1.
+ */
+static void test_presence_node_heartbeat(void **state)
+{
+    long long ttl, pttl, last, now_s;
+    int64_t end;
+    bool refreshed = false;
+    redisReply *r;
+
+    (void)state;
+    ttl = redis_int("TTL node:n1");
+    assert_true(ttl >= 1 && ttl <= 3);
+    assert_int_equal(redis_int("SISMEMBER nodes n1"), 1);
+
+    /* The value is the time of the beat (unix seconds). */
+    r = redisCommand(rc, "GET node:n1");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    now_s = (long long)time(NULL);
+    assert_true(atoll(r->str) >= now_s - 3 && atoll(r->str) <= now_s);
+    freeReplyObject(r);
+
+    /* Refreshed: within 2 s the remaining lifetime goes up again. */
+    last = redis_int("PTTL node:n1");
+    end = fp_now_ms() + 2000;
+    while (!refreshed && fp_now_ms() < end) {
+        sleep_ms(20);
+        pttl = redis_int("PTTL node:n1");
+        assert_true(pttl > 0 && pttl <= 3000);
+        refreshed = pttl > last + 100;
+        last = pttl;
+    }
+    assert_true(refreshed);
+}
+
+/*
+ * Leftovers in online:n1 (a ghost nobody is connected as) are gone after
+ * the broker restarts, and the users who connect again are in the set.
+ */
+static void test_presence_stale_cleared_on_restart(void **state)
+{
+    const char *only_alice[] = {"alice"};
+    fp_mqtt a;
+
+    (void)state;
+    connect_user(&a, "alice-1", "alice");
+    wait_online("alice", true, 1000);
+    assert_int_equal(redis_int("SADD %s ghost", ONLINE), 1);
+
+    assert_int_equal(fp_server_restart(&env.mosq), 0);
+    assert_true(fp_mqtt_wait_closed(&a, 3000) >= 0);
+    fp_mqtt_close(&a);
+    wait_plugin_linked();
+    wait_online_is(NULL, 0, 2000);
+
+    connect_user(&a, "alice-1", "alice");
+    wait_online_is(only_alice, 1, 1000);
+    fp_mqtt_close(&a);
+    wait_online_is(NULL, 0, 1000);
+}
+
+/*
+ * The broker crashes (SIGKILL: no clean withdrawal), leaving alice and a
+ * ghost in online:n1. The restarted broker's plugin clears both before
+ * anyone connects, then tracks the users who come back.
+ */
+static void test_presence_stale_cleared_after_crash(void **state)
+{
+    const char *stale[] = {"alice", "ghost"}, *only_alice[] = {"alice"};
+    fp_mqtt a;
+    int64_t ms;
+
+    (void)state;
+    connect_user(&a, "alice-1", "alice");
+    wait_online("alice", true, 1000);
+    assert_int_equal(redis_int("SADD %s ghost", ONLINE), 1);
+
+    assert_int_equal(fp_server_kill(&env.mosq), 0);
+    assert_true(fp_mqtt_wait_closed(&a, 3000) >= 0);
+    fp_mqtt_close(&a);
+    assert_true(online_is(stale, 2, true)); /* nobody cleaned up */
+
+    assert_int_equal(fp_server_restart(&env.mosq), 0);
+    ms = wait_online_is(NULL, 0, 3000);
+    print_message("presence: stale entries gone %lld ms after the broker was up\n", (long long)ms);
+    connect_user(&a, "alice-1", "alice");
+    wait_online_is(only_alice, 1, 1000);
+    fp_mqtt_close(&a);
+}
+
+/*
+ * Redis stops: a valid client still connects in under 100 ms, another
+ * leaves. Redis restarts on the same port with the data it had saved
+ * (alice, bob), and within 5 s online:n1 is exactly who is connected.
+ */
+static void test_presence_redis_outage(void **state)
+{
+    const char *before[] = {"alice", "bob"}, *after[] = {"alice", "carol"};
+    fp_mqtt a, b, c;
+    redisReply *r;
+    int64_t t0, connect_ms, ms;
+    long log_from;
+
+    (void)state;
+    connect_user(&a, "alice-1", "alice");
+    connect_user(&b, "bob-1", "bob");
+    wait_online_is(before, 2, 1000);
+    /* Like a Redis with persistence: it comes back with this set. */
+    r = redisCommand(rc, "SAVE");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(rc);
+    rc = NULL;
+
+    log_from = mosq_log_size();
+    assert_int_equal(fp_server_stop(&env.redis), 0);
+    t0 = fp_now_ms();
+    connect_user(&c, "carol-1", "carol");
+    connect_ms = fp_now_ms() - t0;
+    print_message("presence: connect with Redis down took %lld ms\n", (long long)connect_ms);
+    assert_true(connect_ms < 100);
+    fp_mqtt_close(&b);
+    /* Once more after the plugin has logged the outage and is retrying. */
+    wait_mosq_log(log_from, "presence paused", 3000);
+    t0 = fp_now_ms();
+    connect_user(&b, "bob-2", "bob");
+    connect_ms = fp_now_ms() - t0;
+    print_message("presence: connect while the plugin retries took %lld ms\n",
+                  (long long)connect_ms);
+    assert_true(connect_ms < 100);
+    fp_mqtt_close(&b);
+
+    assert_int_equal(fp_server_restart(&env.redis), 0);
+    t0 = fp_now_ms();
+    redis_open();
+    ms = wait_online_is(after, 2, 5000);
+    print_message("presence: exact %lld ms after Redis restarted\n", (long long)(ms));
+    assert_true(fp_now_ms() - t0 <= 5000);
+    wait_plugin_linked();
+    assert_int_equal(redis_int("SISMEMBER nodes n1"), 1);
+    fp_mqtt_close(&a);
+    fp_mqtt_close(&c);
+    wait_online_is(NULL, 0, 1000);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_presence_follows_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_killed_client_leaves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_dropped_socket_leaves, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_node_heartbeat, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_stale_cleared_on_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_stale_cleared_after_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_redis_outage, setup, teardown),
+    };
+    int rc_all;
+
+    signal(SIGPIPE, SIG_IGN);
+    mosquitto_lib_init();
+    rc_all = fp_harness_exit(cmocka_run_group_tests(tests, group_setup, group_teardown));
+    mosquitto_lib_cleanup();
+    return rc_all;
+}
