@@ -177,7 +177,8 @@ static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
     mosquitto_connect_callback_set(m->m, mqtt__on_connect);
     mosquitto_disconnect_callback_set(m->m, mqtt__on_disconnect);
     mosquitto_publish_callback_set(m->m, mqtt__on_publish);
-    mosquitto_reconnect_delay_set(m->m, 1, 5, true);
+    /* 1 s, then 2 s between attempts: a restarted broker is back quickly. */
+    mosquitto_reconnect_delay_set(m->m, 1, 2, false);
     return mqtt__set_token(m);
 }
 

@@ -187,16 +187,31 @@ static int redis__drain_replies(fa_redis *rs, size_t n, const char *what)
     return rc;
 }
 
-static int redis__heartbeat(fa_redis *rs)
+/*
+ * Refreshes node:<node> (TTL 3 intervals) and our entry in nodes. SET ...
+ * GET returns the previous value: none means the key had lapsed (Redis
+ * stalled longer than the TTL), and routing may then have dropped this
+ * node's presence as stale, so *lapsed asks for a rewrite. Needs Redis
+ * 6.2 or later.
+ */
+static int redis__heartbeat(fa_redis *rs, bool *lapsed)
 {
     char ttl[24], now[24];
+    redisReply *r = NULL;
 
     snprintf(ttl, sizeof(ttl), "%lld", (long long)(rs->o->heartbeat_interval * 3));
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
-    redisAppendCommand(rs->cmd, "SET %s %s EX %s", rs->key_node, now, ttl);
+    redisAppendCommand(rs->cmd, "SET %s %s EX %s GET", rs->key_node, now, ttl);
     redisAppendCommand(rs->cmd, "SADD %s %s", rs->key_nodes, rs->o->node_id);
     rs->next_heartbeat_ms = redis__now_ms() + rs->o->heartbeat_interval * 1000;
-    return redis__drain_replies(rs, 2, "heartbeat");
+    if (redisGetReply(rs->cmd, (void **)&r) != REDIS_OK) {
+        redis__set_error(rs, rs->cmd, "heartbeat");
+        return -EIO;
+    }
+    *lapsed = r != NULL && r->type == REDIS_REPLY_NIL;
+    if (redis__reply_ok(rs, rs->cmd, r, "heartbeat") != 0)
+        return -EIO;
+    return redis__drain_replies(rs, 1, "heartbeat");
 }
 
 /* Rewrites online:<node> from the local table in one transaction. */
@@ -334,6 +349,7 @@ static int redis__load_revocations(fa_redis *rs)
 static int redis__connect(fa_redis *rs)
 {
     redisReply *r;
+    bool lapsed;
 
     rs->cmd = redis__open(rs);
     if (rs->cmd == NULL)
@@ -346,7 +362,8 @@ static int redis__connect(fa_redis *rs)
         goto fail;
     /* Heartbeat first: routing treats a node without one as gone and
      * deletes its presence set, which the resync is about to write. */
-    if (redis__heartbeat(rs) != 0 || redis__load_revocations(rs) != 0 || redis__resync(rs) != 0)
+    if (redis__heartbeat(rs, &lapsed) != 0 || redis__load_revocations(rs) != 0 ||
+        redis__resync(rs) != 0)
         goto fail;
     rs->connected = true;
     return 0;
@@ -420,13 +437,21 @@ static void redis__fail(fa_redis *rs)
 static int redis__step(fa_redis *rs)
 {
     int64_t wait = rs->next_heartbeat_ms - redis__now_ms();
+    bool lapsed;
 
     if (redis__wait(rs, wait > 250 ? 250 : wait) == 1 && redis__read_subscription(rs) != 0)
         return -EIO;
     if (redis__flush_presence(rs) != 0)
         return -EIO;
-    if (redis__now_ms() >= rs->next_heartbeat_ms && redis__heartbeat(rs) != 0)
+    if (redis__now_ms() < rs->next_heartbeat_ms)
+        return 0;
+    if (redis__heartbeat(rs, &lapsed) != 0)
         return -EIO;
+    if (lapsed) {
+        redis__log(rs, MOSQ_LOG_NOTICE, "heartbeat of node %s had lapsed; rewriting presence",
+                   rs->o->node_id);
+        return redis__resync(rs);
+    }
     return 0;
 }
 
