@@ -144,6 +144,7 @@ int fa_on_basic_auth(int event, void *event_data, void *userdata)
     const char *client_id = mosquitto_client_id(ev->client);
     fp_jwt_claims claims;
     char reason[256], why[300], old_sub[FP_ID_BUFSZ];
+    fp_role old_role;
     int rc;
 
     (void)event;
@@ -161,10 +162,13 @@ int fa_on_basic_auth(int event, void *event_data, void *userdata)
     if (rc != 0)
         return rc;
     /* A connection authenticates once; never count one twice. */
-    if (fa_sessions_remove(&pl->sessions, ev->client, old_sub) == 1)
+    if (fa_sessions_remove(&pl->sessions, ev->client, old_sub, &old_role) == 1 &&
+        old_role == FP_ROLE_USER)
         fa_presence_session_down(&pl->presence, old_sub);
     if (fa_sessions_add(&pl->sessions, ev->client, client_id, &claims) != 0)
         return auth__refuse(client_id, "out of memory");
-    fa_presence_session_up(&pl->presence, claims.sub);
+    /* Presence lists users; a bridge's connection is not one. */
+    if (claims.role == FP_ROLE_USER)
+        fa_presence_session_up(&pl->presence, claims.sub);
     return MOSQ_ERR_SUCCESS;
 }

@@ -92,8 +92,10 @@ fa_session *fa_sessions_find_id(fa_sessions *t, const char *client_id);
 /* Adds a session (claims already verified). Returns 0 or -ENOMEM. */
 int fa_sessions_add(fa_sessions *t, struct mosquitto *client, const char *client_id,
                     const fp_jwt_claims *c);
-/* Removes and frees the session of client; returns 1 if there was one. */
-int fa_sessions_remove(fa_sessions *t, const struct mosquitto *client, char *sub_out);
+/* Removes and frees the session of client; returns 1 if there was one,
+ * with its sub and role in *sub_out / *role_out (each may be NULL). */
+int fa_sessions_remove(fa_sessions *t, const struct mosquitto *client, char *sub_out,
+                       fp_role *role_out);
 void fa_sessions_clear(fa_sessions *t);
 
 /* ------------------------------------------------------------ revocations */
@@ -145,7 +147,8 @@ typedef struct {
 
 int fa_presence_init(fa_presence *p);
 void fa_presence_destroy(fa_presence *p);
-/* Broker thread: one more / one fewer session of sub on this node. */
+/* Broker thread: one more / one fewer session of sub on this node. Only
+ * role user sessions count: presence lists users, not the bridges. */
 void fa_presence_session_up(fa_presence *p, const char *sub);
 void fa_presence_session_down(fa_presence *p, const char *sub);
 /* Redis thread: takes the queued deltas (caller frees with

@@ -24,9 +24,10 @@ int fa_on_disconnect(int event, void *event_data, void *userdata)
     struct mosquitto_evt_disconnect *ev = event_data;
     fa_plugin *pl = userdata;
     char sub[FP_ID_BUFSZ];
+    fp_role role;
 
     (void)event;
-    if (fa_sessions_remove(&pl->sessions, ev->client, sub) == 1)
+    if (fa_sessions_remove(&pl->sessions, ev->client, sub, &role) == 1 && role == FP_ROLE_USER)
         fa_presence_session_down(&pl->presence, sub);
     return MOSQ_ERR_SUCCESS;
 }

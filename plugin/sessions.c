@@ -70,7 +70,8 @@ static void sessions__free(fa_sessions *t, fa_session *s)
     free(s);
 }
 
-int fa_sessions_remove(fa_sessions *t, const struct mosquitto *client, char *sub_out)
+int fa_sessions_remove(fa_sessions *t, const struct mosquitto *client, char *sub_out,
+                       fp_role *role_out)
 {
     fa_session *s = fa_sessions_find(t, client);
 
@@ -78,6 +79,8 @@ int fa_sessions_remove(fa_sessions *t, const struct mosquitto *client, char *sub
         return 0;
     if (sub_out != NULL)
         memcpy(sub_out, s->sub, FP_ID_BUFSZ);
+    if (role_out != NULL)
+        *role_out = s->role;
     sessions__free(t, s);
     return 1;
 }

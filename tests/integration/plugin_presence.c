@@ -346,6 +346,22 @@ static void test_presence_follows_sessions(void **state)
  * A client process dies (SIGKILL: no DISCONNECT, the kernel closes the
  * socket): its user leaves online:n1 within 2 s; others stay.
  */
+/* A service connection (the bridge) is not a user: never in presence. */
+static void test_presence_ignores_services(void **state)
+{
+    char *tok = fp_plugin_env_token_now(&env, "bridge-n1", FP_ROLE_SERVICE);
+    fp_mqtt svc;
+
+    (void)state;
+    assert_int_equal(fp_mqtt_connect(&svc, env.mosq.port, "feed-bridge-n1", "bridge-n1", tok, 4,
+                                     3000),
+                     0);
+    presence_barrier(); /* everything before this has reached Redis */
+    assert_false(is_online("bridge-n1"));
+    fp_mqtt_close(&svc);
+    free(tok);
+}
+
 static void test_presence_killed_client_leaves(void **state)
 {
     const char *only_bob[] = {"bob"};
@@ -563,6 +579,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_presence_follows_sessions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_ignores_services, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_killed_client_leaves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_dropped_socket_leaves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_node_heartbeat, setup, teardown),

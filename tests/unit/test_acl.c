@@ -72,11 +72,11 @@ static void test_sessions_table(void **state)
     assert_int_equal(t.count, 2);
     assert_ptr_equal(fa_sessions_find_id(&t, "tab1"), fa_sessions_find(&t, b));
     assert_false(fa_sessions_find(&t, a)->in_by_id);
-    assert_int_equal(fa_sessions_remove(&t, a, sub), 1);
+    assert_int_equal(fa_sessions_remove(&t, a, sub, NULL), 1);
     assert_string_equal(sub, "alice");
     assert_ptr_equal(fa_sessions_find_id(&t, "tab1"), fa_sessions_find(&t, b));
-    assert_int_equal(fa_sessions_remove(&t, a, sub), 0);
-    assert_int_equal(fa_sessions_remove(&t, b, NULL), 1);
+    assert_int_equal(fa_sessions_remove(&t, a, sub, NULL), 0);
+    assert_int_equal(fa_sessions_remove(&t, b, NULL, NULL), 1);
     assert_null(fa_sessions_find_id(&t, "tab1"));
     assert_int_equal(t.count, 0);
 
