@@ -51,23 +51,23 @@ static const char *kick__reason(fa_plugin *pl, const fa_session *s, int64_t now,
  * Collects the client ids to kick first and kicks afterwards, because a
  * kick may remove sessions from the table. Only the newest session of a
  * client id is kicked by id; an older one is already being taken over.
+ * Allocates only when something is due.
  */
 static void kick__sweep(fa_plugin *pl, int64_t now, bool revocations)
 {
     fa_session *s, *tmp;
-    char **ids, id[80];
+    char **ids = NULL, id[80];
     const char *why;
     size_t n = 0, i;
 
-    if (pl->sessions.count == 0)
-        return;
-    ids = calloc(pl->sessions.count, sizeof(*ids));
-    if (ids == NULL)
-        return; /* retried at the next tick */
     HASH_ITER(hh_client, pl->sessions.by_client, s, tmp) {
         why = s->in_by_id && !s->kicked ? kick__reason(pl, s, now, revocations) : NULL;
-        if (why == NULL || n == pl->sessions.count)
+        if (why == NULL)
             continue;
+        if (ids == NULL)
+            ids = calloc(pl->sessions.count, sizeof(*ids));
+        if (ids == NULL || n == pl->sessions.count)
+            break; /* out of memory: the next tick tries again */
         ids[n] = strdup(s->client_id);
         if (ids[n] == NULL)
             continue;

@@ -66,9 +66,12 @@ void fa_presence_destroy(fa_presence *p)
 }
 
 /* Queues a delta (lock held). On allocation failure or a full queue the
- * queue is dropped and a resync requested instead. */
-static void presence__queue(fa_presence *p, fa_presence_op op, const char *sub)
+ * queue is dropped and a resync requested instead. Returns true when the
+ * Redis thread must be woken: the queue was empty (a non-empty queue has
+ * its wake-up pending already, and the thread takes the whole queue). */
+static bool presence__queue(fa_presence *p, fa_presence_op op, const char *sub)
 {
+    bool was_idle = p->head == NULL && !p->overflow;
     fa_presence_delta *d = NULL;
 
     if (!p->overflow && p->queued < PRESENCE__QUEUE_MAX)
@@ -79,13 +82,14 @@ static void presence__queue(fa_presence *p, fa_presence_op op, const char *sub)
         p->tail = &p->head;
         p->queued = 0;
         p->overflow = true;
-        return;
+        return was_idle;
     }
     d->op = op;
     memcpy(d->sub, sub, sizeof(d->sub));
     *p->tail = d;
     p->tail = &d->next;
     p->queued++;
+    return was_idle;
 }
 
 static void presence__wake(fa_presence *p)
@@ -100,7 +104,7 @@ static void presence__wake(fa_presence *p)
 void fa_presence_session_up(fa_presence *p, const char *sub)
 {
     fa_presence_user *u = NULL;
-    bool changed = false;
+    bool wake = false;
 
     pthread_mutex_lock(&p->lock);
     HASH_FIND_STR(p->users, sub, u);
@@ -112,30 +116,27 @@ void fa_presence_session_up(fa_presence *p, const char *sub)
             HASH_ADD_STR(p->users, sub, u);
         }
     }
-    if (u != NULL && u->sessions++ == 0) {
-        presence__queue(p, FA_PRESENCE_ADD, sub);
-        changed = true;
-    }
+    if (u != NULL && u->sessions++ == 0)
+        wake = presence__queue(p, FA_PRESENCE_ADD, sub);
     pthread_mutex_unlock(&p->lock);
-    if (changed)
+    if (wake)
         presence__wake(p);
 }
 
 void fa_presence_session_down(fa_presence *p, const char *sub)
 {
     fa_presence_user *u = NULL;
-    bool changed = false;
+    bool wake = false;
 
     pthread_mutex_lock(&p->lock);
     HASH_FIND_STR(p->users, sub, u);
     if (u != NULL && --u->sessions == 0) {
         HASH_DEL(p->users, u);
         free(u);
-        presence__queue(p, FA_PRESENCE_REMOVE, sub);
-        changed = true;
+        wake = presence__queue(p, FA_PRESENCE_REMOVE, sub);
     }
     pthread_mutex_unlock(&p->lock);
-    if (changed)
+    if (wake)
         presence__wake(p);
 }
 
