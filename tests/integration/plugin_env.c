@@ -91,6 +91,29 @@ int fp_plugin_env_stop(fp_plugin_env *e)
     return rc;
 }
 
+bool fp_plugin_env_sanitizer_report(const fp_plugin_env *e)
+{
+    static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                        "runtime error:"};
+    char path[PATH_MAX + 32], line[1024];
+    bool found = false;
+    size_t i;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", e->mosq.dir);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        for (i = 0; !found && i < sizeof(marks) / sizeof(marks[0]); i++)
+            found = strstr(line, marks[i]) != NULL;
+    }
+    fclose(f);
+    if (found)
+        fprintf(stderr, "sanitizer report in %s: %s", path, line);
+    return found;
+}
+
 char *fp_plugin_env_token(const fp_plugin_env *e, const char *sub, int64_t iat, int64_t exp,
                           fp_role role)
 {

@@ -36,6 +36,11 @@ int fp_plugin_env_start(fp_plugin_env *e, const char *node_id, const char *extra
  * the broker log), so tests assert on it. */
 int fp_plugin_env_stop(fp_plugin_env *e);
 
+/* True when the broker's log (all its runs so far) holds a sanitizer
+ * report (ASan, LSan or UBSan); its first line is printed. Lets a test
+ * check after each step what the final stop would otherwise find. */
+bool fp_plugin_env_sanitizer_report(const fp_plugin_env *e);
+
 /* A token for sub signed with the env's secret; iat/exp absolute unix
  * seconds (iat 0 = omitted). Returns a malloc'd string (abort on failure). */
 char *fp_plugin_env_token(const fp_plugin_env *e, const char *sub, int64_t iat, int64_t exp,

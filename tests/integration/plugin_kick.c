@@ -227,30 +227,6 @@ static void wait_mosq_log(long from, const char *needle, int timeout_ms)
     }
 }
 
-/* True when the broker's log (all its runs so far) holds a sanitizer
- * report; the report's first line is printed. */
-static bool mosq_log_has_sanitizer_report(void)
-{
-    static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
-                                        "runtime error:"};
-    char path[PATH_MAX + 32], line[1024];
-    bool found = false;
-    size_t i;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", env.mosq.dir);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    while (!found && fgets(line, sizeof(line), f) != NULL) {
-        for (i = 0; !found && i < sizeof(marks) / sizeof(marks[0]); i++)
-            found = strstr(line, marks[i]) != NULL;
-    }
-    fclose(f);
-    if (found)
-        print_message("sanitizer report in %s: %s", path, line);
-    return found;
-}
-
 /* ------------------------------------------------------------ fixtures */
 
 /* One Redis + broker for the whole file: under ASan each start and stop
@@ -296,7 +272,7 @@ static int teardown(void **state)
         kill((pid_t)-env.mosq.pid, SIGCONT);
     mosq_frozen = false;
     assert_true(fp_server_running(&env.mosq));
-    assert_false(mosq_log_has_sanitizer_report());
+    assert_false(fp_plugin_env_sanitizer_report(&env));
     return 0;
 }
 
