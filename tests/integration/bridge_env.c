@@ -10,29 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <amqp_tcp_socket.h>
 #include <hiredis/hiredis.h>
 
 extern char **environ;
-
-static int env__amqp_connect(fp_bridge_env *e)
-{
-    amqp_socket_t *sock;
-    amqp_rpc_reply_t r;
-
-    e->pub = amqp_new_connection();
-    sock = amqp_tcp_socket_new(e->pub);
-    if (sock == NULL || amqp_socket_open(sock, "127.0.0.1", e->rabbit.port) != AMQP_STATUS_OK)
-        return -1;
-    r = amqp_login(e->pub, e->vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
-    if (r.reply_type != AMQP_RESPONSE_NORMAL)
-        return -1;
-    amqp_channel_open(e->pub, 1);
-    if (amqp_get_rpc_reply(e->pub).reply_type != AMQP_RESPONSE_NORMAL)
-        return -1;
-    amqp_confirm_select(e->pub, 1);
-    return amqp_get_rpc_reply(e->pub).reply_type == AMQP_RESPONSE_NORMAL ? 0 : -1;
-}
 
 int fp_bridge_env_start(fp_bridge_env *e, const char *node_id)
 {
@@ -47,7 +27,7 @@ int fp_bridge_env_start(fp_bridge_env *e, const char *node_id)
     snprintf(e->bridge_log, sizeof(e->bridge_log), "%s/feed-bridge.log", e->p.dir);
     if (fp_bridge_start(e) != 0)
         return -1;
-    return env__amqp_connect(e);
+    return fp_event_pub_open(&e->pub, e->rabbit.port, e->vhost);
 }
 
 /* The child: its own process group, killed with the test, FEEDPUSH_*
@@ -140,11 +120,7 @@ int fp_bridge_env_stop(fp_bridge_env *e)
 {
     int rc = 0, status;
 
-    if (e->pub != NULL) {
-        amqp_connection_close(e->pub, AMQP_REPLY_SUCCESS);
-        amqp_destroy_connection(e->pub);
-        e->pub = NULL;
-    }
+    fp_event_pub_close(&e->pub);
     if (e->bridge > 0) {
         status = fp_bridge_signal(e, SIGTERM, 5000);
         if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -161,35 +137,12 @@ int fp_bridge_env_stop(fp_bridge_env *e)
 
 int fp_bridge_publish(fp_bridge_env *e, const char *rk, const char *body)
 {
-    amqp_basic_properties_t props;
-    struct timeval tv = {10, 0};
-    amqp_frame_t f;
-
-    memset(&props, 0, sizeof(props));
-    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
-    props.delivery_mode = 2;
-    props.content_type = amqp_cstring_bytes("application/json");
-    if (amqp_basic_publish(e->pub, 1, amqp_cstring_bytes("feed.events"), amqp_cstring_bytes(rk),
-                           0, 0, &props, amqp_cstring_bytes(body)) != AMQP_STATUS_OK)
-        return -1;
-    e->published++;
-    for (;;) {
-        if (amqp_simple_wait_frame_noblock(e->pub, &f, &tv) != AMQP_STATUS_OK)
-            return -1;
-        if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_ACK_METHOD &&
-            ((amqp_basic_ack_t *)f.payload.method.decoded)->delivery_tag >= e->published)
-            return 0;
-        if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id != AMQP_BASIC_ACK_METHOD)
-            return -1;
-    }
+    return fp_event_pub_send(&e->pub, rk, body);
 }
 
 int fp_bridge_queue_depth(fp_bridge_env *e, const char *queue)
 {
-    amqp_queue_declare_ok_t *ok;
-
-    ok = amqp_queue_declare(e->pub, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
-    return ok != NULL ? (int)ok->message_count : -1;
+    return fp_event_pub_queue_depth(&e->pub, queue);
 }
 
 long long fp_bridge_stat(fp_bridge_env *e, const char *name)

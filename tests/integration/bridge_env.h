@@ -10,8 +10,7 @@
 
 #include <sys/types.h>
 
-#include <amqp.h>
-
+#include "event_pub.h"
 #include "plugin_env.h"
 
 typedef struct {
@@ -20,8 +19,7 @@ typedef struct {
     char vhost[64];
     pid_t bridge;           /* 0 when not running */
     char bridge_log[PATH_MAX + 32];
-    amqp_connection_state_t pub; /* the test's publisher */
-    uint64_t published;
+    fp_event_pub pub;       /* the test's publisher (a backend) */
 } fp_bridge_env;
 
 /* Starts everything and waits until the bridge consumes. 0 or -1. */

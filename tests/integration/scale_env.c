@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <amqp_tcp_socket.h>
 #include <hiredis/hiredis.h>
 
 #define SCALE__BRIDGE_READY_MS 15000
@@ -198,25 +197,6 @@ static int scale__signal_bridge(fp_scale_node *n, int sig, int wait_ms)
 
 /* Opens the test's publisher: guest in the vhost, channel 1 in confirm
  * mode. 0 or -1. */
-static int scale__amqp_connect(fp_scale_env *e)
-{
-    amqp_socket_t *sock;
-    amqp_rpc_reply_t r;
-
-    e->pub = amqp_new_connection();
-    sock = amqp_tcp_socket_new(e->pub);
-    if (sock == NULL || amqp_socket_open(sock, "127.0.0.1", e->rabbit.port) != AMQP_STATUS_OK)
-        return -1;
-    r = amqp_login(e->pub, e->vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
-    if (r.reply_type != AMQP_RESPONSE_NORMAL)
-        return -1;
-    amqp_channel_open(e->pub, 1);
-    if (amqp_get_rpc_reply(e->pub).reply_type != AMQP_RESPONSE_NORMAL)
-        return -1;
-    amqp_confirm_select(e->pub, 1);
-    return amqp_get_rpc_reply(e->pub).reply_type == AMQP_RESPONSE_NORMAL ? 0 : -1;
-}
-
 int fp_scale_env_start(fp_scale_env *e, int n_nodes)
 {
     const char *tmp = getenv("FP_TEST_TMP");
@@ -262,7 +242,7 @@ int fp_scale_env_start(fp_scale_env *e, int n_nodes)
         if (scale__wait_bridge(e, &e->node[i], deadline) != 0)
             return -1;
     }
-    return scale__amqp_connect(e);
+    return fp_event_pub_open(&e->pub, e->rabbit.port, e->vhost);
 }
 
 int fp_scale_env_stop(fp_scale_env *e)
@@ -270,11 +250,7 @@ int fp_scale_env_stop(fp_scale_env *e)
     char why[128];
     int rc = 0, i, status;
 
-    if (e->pub != NULL) {
-        amqp_connection_close(e->pub, AMQP_REPLY_SUCCESS);
-        amqp_destroy_connection(e->pub);
-        e->pub = NULL;
-    }
+    fp_event_pub_close(&e->pub);
     /* All bridges are asked at once, then each must have exited 0. */
     for (i = 0; i < e->n_nodes; i++) {
         if (e->node[i].bridge > 0)
@@ -371,35 +347,12 @@ char *fp_scale_token(const fp_scale_env *e, const char *sub)
 
 int fp_scale_publish(fp_scale_env *e, const char *rk, const char *body)
 {
-    amqp_basic_properties_t props;
-    struct timeval tv = {10, 0};
-    amqp_frame_t f;
-
-    memset(&props, 0, sizeof(props));
-    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
-    props.delivery_mode = 2;
-    props.content_type = amqp_cstring_bytes("application/json");
-    if (amqp_basic_publish(e->pub, 1, amqp_cstring_bytes("feed.events"), amqp_cstring_bytes(rk), 0,
-                           0, &props, amqp_cstring_bytes(body)) != AMQP_STATUS_OK)
-        return -1;
-    e->published++;
-    for (;;) {
-        if (amqp_simple_wait_frame_noblock(e->pub, &f, &tv) != AMQP_STATUS_OK)
-            return -1;
-        if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_ACK_METHOD &&
-            ((amqp_basic_ack_t *)f.payload.method.decoded)->delivery_tag >= e->published)
-            return 0;
-        if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id != AMQP_BASIC_ACK_METHOD)
-            return -1;
-    }
+    return fp_event_pub_send(&e->pub, rk, body);
 }
 
 int fp_scale_queue_depth(fp_scale_env *e, const char *queue)
 {
-    amqp_queue_declare_ok_t *ok;
-
-    ok = amqp_queue_declare(e->pub, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
-    return ok != NULL ? (int)ok->message_count : -1;
+    return fp_event_pub_queue_depth(&e->pub, queue);
 }
 
 /* Runs one command on a connection of its own. NULL when redis failed. */

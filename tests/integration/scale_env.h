@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <amqp.h>
+#include "event_pub.h"
 
 #include "plugin_env.h"
 
@@ -44,8 +44,7 @@ typedef struct {
     char vhost[64];
     int n_nodes;
     fp_scale_node node[FP_SCALE_MAX_NODES];
-    amqp_connection_state_t pub; /* the test's publisher (confirms) */
-    uint64_t published;
+    fp_event_pub pub; /* the test's publisher (a backend) */
 } fp_scale_env;
 
 /* Starts redis, the vhost and n_nodes node pairs, each bridge consuming.

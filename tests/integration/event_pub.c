@@ -1,0 +1,69 @@
+#include "event_pub.h"
+
+#include <string.h>
+#include <sys/time.h>
+
+#include <amqp_tcp_socket.h>
+
+int fp_event_pub_open(fp_event_pub *p, int port, const char *vhost)
+{
+    amqp_socket_t *sock;
+    amqp_rpc_reply_t r;
+
+    memset(p, 0, sizeof(*p));
+    p->c = amqp_new_connection();
+    sock = amqp_tcp_socket_new(p->c);
+    if (sock == NULL || amqp_socket_open(sock, "127.0.0.1", port) != AMQP_STATUS_OK)
+        return -1;
+    r = amqp_login(p->c, vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return -1;
+    amqp_channel_open(p->c, 1);
+    if (amqp_get_rpc_reply(p->c).reply_type != AMQP_RESPONSE_NORMAL)
+        return -1;
+    amqp_confirm_select(p->c, 1);
+    return amqp_get_rpc_reply(p->c).reply_type == AMQP_RESPONSE_NORMAL ? 0 : -1;
+}
+
+int fp_event_pub_send(fp_event_pub *p, const char *rk, const char *body)
+{
+    amqp_basic_properties_t props;
+    struct timeval tv = {10, 0};
+    amqp_frame_t f;
+
+    memset(&props, 0, sizeof(props));
+    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
+    props.delivery_mode = 2;
+    props.content_type = amqp_cstring_bytes("application/json");
+    if (amqp_basic_publish(p->c, 1, amqp_cstring_bytes("feed.events"), amqp_cstring_bytes(rk), 0,
+                           0, &props, amqp_cstring_bytes(body)) != AMQP_STATUS_OK)
+        return -1;
+    p->published++;
+    for (;;) {
+        if (amqp_simple_wait_frame_noblock(p->c, &f, &tv) != AMQP_STATUS_OK)
+            return -1;
+        if (f.frame_type != AMQP_FRAME_METHOD)
+            continue;
+        if (f.payload.method.id != AMQP_BASIC_ACK_METHOD)
+            return -1;
+        if (((amqp_basic_ack_t *)f.payload.method.decoded)->delivery_tag >= p->published)
+            return 0;
+    }
+}
+
+int fp_event_pub_queue_depth(fp_event_pub *p, const char *queue)
+{
+    amqp_queue_declare_ok_t *ok;
+
+    ok = amqp_queue_declare(p->c, 1, amqp_cstring_bytes(queue), 1, 0, 0, 0, amqp_empty_table);
+    return ok != NULL ? (int)ok->message_count : -1;
+}
+
+void fp_event_pub_close(fp_event_pub *p)
+{
+    if (p->c == NULL)
+        return;
+    amqp_connection_close(p->c, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(p->c);
+    p->c = NULL;
+}
