@@ -114,6 +114,50 @@ bool fp_plugin_env_sanitizer_report(const fp_plugin_env *e)
     return found;
 }
 
+long fp_plugin_env_log_size(const fp_plugin_env *e)
+{
+    char path[PATH_MAX + 32];
+    FILE *f;
+    long n;
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", e->mosq.dir);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+bool fp_plugin_env_log_wait(const fp_plugin_env *e, long from, const char *needle,
+                            int timeout_ms)
+{
+    char path[PATH_MAX + 32], line[1024];
+    int64_t end = fp_now_ms() + timeout_ms;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", e->mosq.dir);
+    for (;;) {
+        f = fopen(path, "r");
+        if (f != NULL) {
+            fseek(f, from > 0 ? from : 0, SEEK_SET);
+            while (fgets(line, sizeof(line), f) != NULL) {
+                if (strstr(line, needle) != NULL) {
+                    fclose(f);
+                    return true;
+                }
+            }
+            fclose(f);
+        }
+        if (fp_now_ms() >= end) {
+            fprintf(stderr, "\"%s\" not in the broker log within %d ms\n", needle, timeout_ms);
+            return false;
+        }
+        usleep(20000);
+    }
+}
+
 char *fp_plugin_env_token(const fp_plugin_env *e, const char *sub, int64_t iat, int64_t exp,
                           fp_role role)
 {

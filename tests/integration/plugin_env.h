@@ -41,6 +41,15 @@ int fp_plugin_env_stop(fp_plugin_env *e);
  * check after each step what the final stop would otherwise find. */
 bool fp_plugin_env_sanitizer_report(const fp_plugin_env *e);
 
+/* Byte size of the broker's log, to look for lines written after it
+ * (-1 when it cannot be read). */
+long fp_plugin_env_log_size(const fp_plugin_env *e);
+
+/* Waits up to timeout_ms until the broker's log holds needle after byte
+ * offset from. False (and a line on stderr) when it never does. */
+bool fp_plugin_env_log_wait(const fp_plugin_env *e, long from, const char *needle,
+                            int timeout_ms);
+
 /* A token for sub signed with the env's secret; iat/exp absolute unix
  * seconds (iat 0 = omitted). Returns a malloc'd string (abort on failure). */
 char *fp_plugin_env_token(const fp_plugin_env *e, const char *sub, int64_t iat, int64_t exp,

@@ -187,46 +187,6 @@ static void assert_connack(const char *client_id, const char *user, const char *
     fp_mqtt_close(&c);
 }
 
-/* Byte size of the broker's log, to look for lines written after it. */
-static long mosq_log_size(void)
-{
-    char path[PATH_MAX + 32];
-    FILE *f;
-    long n;
-
-    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", env.mosq.dir);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fclose(f);
-    return n;
-}
-
-/* Waits until the broker's log holds needle after byte offset from. */
-static void wait_mosq_log(long from, const char *needle, int timeout_ms)
-{
-    char path[PATH_MAX + 32], line[1024];
-    int64_t end = fp_now_ms() + timeout_ms;
-    bool found = false;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", env.mosq.dir);
-    while (!found) {
-        f = fopen(path, "r");
-        assert_non_null(f);
-        fseek(f, from, SEEK_SET);
-        while (!found && fgets(line, sizeof(line), f) != NULL)
-            found = strstr(line, needle) != NULL;
-        fclose(f);
-        if (found)
-            break;
-        if (fp_now_ms() >= end)
-            fail_msg("\"%s\" not in the broker log within %d ms", needle, timeout_ms);
-        sleep_ms(20);
-    }
-}
-
 /* ------------------------------------------------------------ fixtures */
 
 /* One Redis + broker for the whole file: under ASan each start and stop
@@ -396,9 +356,9 @@ static void test_revocation_loaded_after_redis_outage(void **state)
     assert_int_equal(fp_mqtt_connect(&live, env.mosq.port, "late-1", "late", old, 4, 3000), 0);
     assert_int_equal(fp_mqtt_connect(&dora, env.mosq.port, "dora-1", "dora", tok_dora, 4, 3000), 0);
 
-    log_from = mosq_log_size();
+    log_from = fp_plugin_env_log_size(&env);
     assert_int_equal(fp_server_stop(&env.redis), 0);
-    wait_mosq_log(log_from, "presence paused", 3000);
+    assert_true(fp_plugin_env_log_wait(&env, log_from, "presence paused", 3000));
     assert_alive(&live, "late"); /* nothing revoked yet */
 
     assert_int_equal(kill((pid_t)-env.mosq.pid, SIGSTOP), 0);

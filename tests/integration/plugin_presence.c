@@ -182,46 +182,6 @@ static void presence_barrier(void)
 
 /* ------------------------------------------------------------ mqtt */
 
-/* Byte size of the broker's log, to look for lines written after it. */
-static long mosq_log_size(void)
-{
-    char path[PATH_MAX + 32];
-    FILE *f;
-    long n;
-
-    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", env.mosq.dir);
-    f = fopen(path, "r");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fclose(f);
-    return n;
-}
-
-/* Waits until the broker's log holds needle after byte offset from. */
-static void wait_mosq_log(long from, const char *needle, int timeout_ms)
-{
-    char path[PATH_MAX + 32], line[1024];
-    int64_t end = fp_now_ms() + timeout_ms;
-    bool found = false;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", env.mosq.dir);
-    while (!found) {
-        f = fopen(path, "r");
-        assert_non_null(f);
-        fseek(f, from, SEEK_SET);
-        while (!found && fgets(line, sizeof(line), f) != NULL)
-            found = strstr(line, needle) != NULL;
-        fclose(f);
-        if (found)
-            break;
-        if (fp_now_ms() >= end)
-            fail_msg("\"%s\" not in the broker log within %d ms", needle, timeout_ms);
-        sleep_ms(20);
-    }
-}
-
 /* Connects a session of user (a fresh token each time). */
 static void connect_user(fp_mqtt *c, const char *client_id, const char *user)
 {
@@ -520,7 +480,7 @@ static void test_presence_redis_outage(void **state)
     redisFree(rc);
     rc = NULL;
 
-    log_from = mosq_log_size();
+    log_from = fp_plugin_env_log_size(&env);
     assert_int_equal(fp_server_stop(&env.redis), 0);
     t0 = fp_now_ms();
     connect_user(&c, "carol-1", "carol");
@@ -529,7 +489,7 @@ static void test_presence_redis_outage(void **state)
     assert_true(connect_ms < 100);
     fp_mqtt_close(&b);
     /* Once more after the plugin has logged the outage and is retrying. */
-    wait_mosq_log(log_from, "presence paused", 3000);
+    assert_true(fp_plugin_env_log_wait(&env, log_from, "presence paused", 3000));
     t0 = fp_now_ms();
     connect_user(&b, "bob-2", "bob");
     connect_ms = fp_now_ms() - t0;
