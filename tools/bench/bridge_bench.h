@@ -30,6 +30,21 @@
  * of receipt in another thread). */
 int64_t bb_now_ns(void);
 
+/* Process helpers shared by the bridge and scale-out benches. */
+/* Spawns argv (argv[0] looked up in PATH). Returns the pid or -1. */
+pid_t bb_spawn(char *const argv[]);
+/* Waits for pid. Returns its exit status, or -1 when killed or not a child. */
+int bb_wait(pid_t pid);
+/* Reads KEY=<number> from DIR/KIND.env (written by tools/fp-server); -1 if absent. */
+long bb_read_env(const char *dir, const char *kind, const char *key);
+/* Starts `fp-server start KIND DIR [--conf CONF]` owned by this process;
+ * returns the starter's pid (or -1). Pair with bb_server_ready(). */
+pid_t bb_server_spawn(const char *fp_server, const char *kind, const char *dir, const char *conf);
+/* Waits for the starter, then reads the server's port and process group. 0 or -1. */
+int bb_server_ready(pid_t starter, const char *kind, const char *dir, int *port, pid_t *pgid);
+/* The process group of /proc/<pid>, or -1. */
+long bb_pgrp(const char *pid);
+
 /* ------------------------------------------------------------ environment */
 
 /* The servers of one node pair and the bridge, all ours. */

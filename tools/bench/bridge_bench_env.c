@@ -43,7 +43,7 @@ int64_t bb_now_ns(void)
 /* ------------------------------------------------------------ fp-server */
 
 /* Spawns argv (argv[0] looked up in PATH). Returns the pid or -1. */
-static pid_t env__spawn(char *const argv[])
+pid_t bb_spawn(char *const argv[])
 {
     pid_t pid;
     int rc;
@@ -58,7 +58,7 @@ static pid_t env__spawn(char *const argv[])
 
 /* Waits for pid. Returns its exit status, or -1 when killed or when pid
  * is not a child (a failed spawn). */
-static int env__wait(pid_t pid)
+int bb_wait(pid_t pid)
 {
     int status;
 
@@ -71,15 +71,15 @@ static int env__wait(pid_t pid)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-/* Reads KEY=<number> from ROOT/KIND.env. Returns the number or -1. */
-static long env__read_env(const bb_env *e, const char *kind, const char *key)
+/* Reads KEY=<number> from DIR/KIND.env. Returns the number or -1. */
+long bb_read_env(const char *dir, const char *kind, const char *key)
 {
-    char path[PATH_MAX + 32], line[256];
+    char path[PATH_MAX + 64], line[256];
     size_t klen = strlen(key);
     long v = -1;
     FILE *f;
 
-    snprintf(path, sizeof(path), "%s/%s.env", e->root, kind);
+    snprintf(path, sizeof(path), "%s/%s.env", dir, kind);
     f = fopen(path, "r");
     if (f == NULL) {
         fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
@@ -95,17 +95,17 @@ static long env__read_env(const bb_env *e, const char *kind, const char *key)
 
 /* Starts `fp-server start KIND ROOT --owner <us> [--conf FILE]` without
  * waiting for it. Returns the fp-server pid or -1. */
-static pid_t env__server_spawn(bb_env *e, const char *kind, const char *conf)
+pid_t bb_server_spawn(const char *fp_server, const char *kind, const char *dir, const char *conf)
 {
     char owner[24];
     char *argv[10];
     int n = 0;
 
     snprintf(owner, sizeof(owner), "%ld", (long)getpid());
-    argv[n++] = e->fp_server;
+    argv[n++] = (char *)fp_server;
     argv[n++] = "start";
     argv[n++] = (char *)kind;
-    argv[n++] = e->root;
+    argv[n++] = (char *)dir;
     argv[n++] = "--owner";
     argv[n++] = owner;
     if (conf != NULL) {
@@ -113,21 +113,21 @@ static pid_t env__server_spawn(bb_env *e, const char *kind, const char *conf)
         argv[n++] = (char *)conf;
     }
     argv[n] = NULL;
-    return env__spawn(argv);
+    return bb_spawn(argv);
 }
 
 /* Waits for the fp-server start of kind; fills its port and process
  * group. Returns 0 or -1. */
-static int env__server_ready(bb_env *e, pid_t starter, const char *kind, int *port, pid_t *pgid)
+int bb_server_ready(pid_t starter, const char *kind, const char *dir, int *port, pid_t *pgid)
 {
     long p, pid;
 
-    if (starter < 0 || env__wait(starter) != 0) {
-        fprintf(stderr, "bench: fp-server could not start %s in %s\n", kind, e->root);
+    if (starter < 0 || bb_wait(starter) != 0) {
+        fprintf(stderr, "bench: fp-server could not start %s in %s\n", kind, dir);
         return -1;
     }
-    p = env__read_env(e, kind, "PORT");
-    pid = env__read_env(e, kind, "PID");
+    p = bb_read_env(dir, kind, "PORT");
+    pid = bb_read_env(dir, kind, "PID");
     if (p < 0 || pid < 0)
         return -1;
     *port = (int)p;
@@ -326,16 +326,16 @@ int bb_env_start(bb_env *e)
         return -1;
     }
     /* RabbitMQ takes the longest: it boots while the others start. */
-    rabbit = env__server_spawn(e, "rabbitmq", NULL);
-    starter = env__server_spawn(e, "redis", NULL);
-    if (env__server_ready(e, starter, "redis", &e->redis_port, &e->redis_pgid) != 0)
+    rabbit = bb_server_spawn(e->fp_server, "rabbitmq", e->root, NULL);
+    starter = bb_server_spawn(e->fp_server, "redis", e->root, NULL);
+    if (bb_server_ready(starter, "redis", e->root, &e->redis_port, &e->redis_pgid) != 0)
         goto fail;
     if (env__write_plugin_conf(e, conf, sizeof(conf)) != 0)
         goto fail;
-    starter = env__server_spawn(e, "mosquitto", conf);
-    if (env__server_ready(e, starter, "mosquitto", &e->mqtt_port, &e->mqtt_pgid) != 0)
+    starter = bb_server_spawn(e->fp_server, "mosquitto", e->root, conf);
+    if (bb_server_ready(starter, "mosquitto", e->root, &e->mqtt_port, &e->mqtt_pgid) != 0)
         goto fail;
-    if (env__server_ready(e, rabbit, "rabbitmq", &e->amqp_port, &e->amqp_pgid) != 0) {
+    if (bb_server_ready(rabbit, "rabbitmq", e->root, &e->amqp_port, &e->amqp_pgid) != 0) {
         rabbit = -1;
         goto fail;
     }
@@ -349,7 +349,7 @@ int bb_env_start(bb_env *e)
     return env__bridge_start(e);
 fail:
     if (rabbit > 0)
-        env__wait(rabbit);
+        bb_wait(rabbit);
     return -1;
 }
 
@@ -370,13 +370,13 @@ int bb_env_stop(bb_env *e)
     e->key = NULL;
     if (e->root[0] == '\0')
         return rc;
-    if (env__wait(env__spawn(stop)) != 0)
+    if (bb_wait(bb_spawn(stop)) != 0)
         rc = -1;
-    if (env__wait(env__spawn(orphans)) != 0)
+    if (bb_wait(bb_spawn(orphans)) != 0)
         rc = -1;
     if (e->keep)
         fprintf(stderr, "bench: servers' and bridge logs kept in %s\n", e->root);
-    else if (env__wait(env__spawn(rm)) != 0)
+    else if (bb_wait(bb_spawn(rm)) != 0)
         rc = -1;
     e->root[0] = '\0';
     return rc;
@@ -541,7 +541,7 @@ int bb_redis_ping(bb_env *e, int n, double *p50_us, double *p99_us)
 /* ------------------------------------------------------------ CPU */
 
 /* Field 5 (the process group) of /proc/<pid>/stat, or -1. */
-static long env__pgrp(const char *pid)
+long bb_pgrp(const char *pid)
 {
     char path[300], buf[1024], *p;
     int field;
@@ -619,7 +619,7 @@ void bb_cpu_sample(const bb_env *e, bb_cpu *out)
             break;
         if (d->d_name[0] < '0' || d->d_name[0] > '9')
             continue;
-        pgrp = env__pgrp(d->d_name);
+        pgrp = bb_pgrp(d->d_name);
         if (pgrp <= 0)
             continue;
         for (k = 0; k < BB_P_BENCH; k++) {

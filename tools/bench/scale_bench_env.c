@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,104 +29,7 @@
 #include "fp_jwt.h"
 #include "scale_bench.h"
 
-extern char **environ;
-
 /* ------------------------------------------------------------ processes */
-
-/* Spawns argv (argv[0] looked up in PATH). Returns the pid or -1. */
-static pid_t env__spawn(char *const argv[])
-{
-    pid_t pid;
-    int rc;
-
-    rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
-    if (rc != 0) {
-        fprintf(stderr, "bench: cannot run %s: %s\n", argv[0], strerror(rc));
-        return -1;
-    }
-    return pid;
-}
-
-/* Waits for pid. Returns its exit status, or -1 when killed or when pid
- * is not a child (a failed spawn). */
-static int env__wait(pid_t pid)
-{
-    int status;
-
-    if (pid <= 0)
-        return -1;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-/* Reads KEY=<number> from DIR/KIND.env. Returns the number or -1. */
-static long env__read_env(const char *dir, const char *kind, const char *key)
-{
-    char path[PATH_MAX + 64], line[256];
-    size_t klen = strlen(key);
-    long v = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s.env", dir, kind);
-    f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, key, klen) == 0 && line[klen] == '=')
-            v = atol(line + klen + 1);
-    }
-    fclose(f);
-    return v > 0 ? v : -1;
-}
-
-/* Starts `fp-server start KIND DIR --owner <us> [--conf FILE]` without
- * waiting for it. Returns the fp-server pid or -1. */
-static pid_t env__server_spawn(const sb_env *e, const char *kind, const char *dir, const char *conf)
-{
-    char owner[24];
-    char *argv[10];
-    int n = 0;
-
-    snprintf(owner, sizeof(owner), "%ld", (long)getpid());
-    argv[n++] = (char *)e->fp_server;
-    argv[n++] = "start";
-    argv[n++] = (char *)kind;
-    argv[n++] = (char *)dir;
-    argv[n++] = "--owner";
-    argv[n++] = owner;
-    if (conf != NULL) {
-        argv[n++] = "--conf";
-        argv[n++] = (char *)conf;
-    }
-    argv[n] = NULL;
-    return env__spawn(argv);
-}
-
-/* Waits for the fp-server start of kind in dir; fills its port and
- * process group (fp-server starts each server in its own session).
- * Returns 0 or -1. */
-static int env__server_ready(pid_t starter, const char *kind, const char *dir, int *port,
-                             pid_t *pgid)
-{
-    long p, pid;
-
-    if (starter < 0 || env__wait(starter) != 0) {
-        fprintf(stderr, "bench: fp-server could not start %s in %s\n", kind, dir);
-        return -1;
-    }
-    p = env__read_env(dir, kind, "PORT");
-    pid = env__read_env(dir, kind, "PID");
-    if (p < 0 || pid < 0)
-        return -1;
-    *port = (int)p;
-    *pgid = (pid_t)pid;
-    return 0;
-}
 
 /* Runs `fp-server VERB ARG1 [ARG2]` to its end. Returns its status. */
 static int env__fp_server(const sb_env *e, const char *verb, const char *a1, const char *a2)
@@ -141,7 +43,7 @@ static int env__fp_server(const sb_env *e, const char *verb, const char *a1, con
     if (a2 != NULL)
         argv[n++] = (char *)a2;
     argv[n] = NULL;
-    return env__wait(env__spawn(argv));
+    return bb_wait(bb_spawn(argv));
 }
 
 /* ------------------------------------------------------------ files */
@@ -290,13 +192,13 @@ int sb_env_start(sb_env *e)
         return -1;
     }
     /* RabbitMQ takes the longest: it boots while redis starts. */
-    rabbit = env__server_spawn(e, "rabbitmq", e->root, NULL);
-    starter = env__server_spawn(e, "redis", e->root, NULL);
-    if (env__server_ready(starter, "redis", e->root, &e->redis_port, &e->redis_pgid) != 0)
+    rabbit = bb_server_spawn(e->fp_server, "rabbitmq", e->root, NULL);
+    starter = bb_server_spawn(e->fp_server, "redis", e->root, NULL);
+    if (bb_server_ready(starter, "redis", e->root, &e->redis_port, &e->redis_pgid) != 0)
         goto cleanup;
     starter = rabbit;
     rabbit = -1;
-    if (env__server_ready(starter, "rabbitmq", e->root, &e->amqp_port, &e->amqp_pgid) != 0)
+    if (bb_server_ready(starter, "rabbitmq", e->root, &e->amqp_port, &e->amqp_pgid) != 0)
         goto cleanup;
     snprintf(e->vhost, sizeof(e->vhost), "feedpush-scale");
     if (env__fp_server(e, "vhost", e->root, e->vhost) != 0) {
@@ -312,7 +214,7 @@ int sb_env_start(sb_env *e)
     rc = 0;
 cleanup:
     if (rabbit > 0)
-        env__wait(rabbit);
+        bb_wait(rabbit);
     return rc;
 }
 
@@ -348,12 +250,12 @@ int sb_nodes_start(sb_env *e, int n)
         if (env__node_prepare(e, &e->node[i], i + 1, conf, sizeof(conf)) != 0)
             rc = -1;
         else
-            starter[i] = env__server_spawn(e, "mosquitto", e->node[i].dir, conf);
+            starter[i] = bb_server_spawn(e->fp_server, "mosquitto", e->node[i].dir, conf);
     }
     e->n_nodes = n;
     for (i = 0; i < n; i++) {
-        if (env__server_ready(starter[i], "mosquitto", e->node[i].dir, &e->node[i].mqtt_port,
-                              &e->node[i].mqtt_pgid) != 0)
+        if (bb_server_ready(starter[i], "mosquitto", e->node[i].dir, &e->node[i].mqtt_port,
+                            &e->node[i].mqtt_pgid) != 0)
             rc = -1;
     }
     if (rc != 0)
@@ -430,7 +332,7 @@ int sb_env_stop(sb_env *e)
     } else {
         char *rm[] = {"rm", "-rf", e->root, NULL};
 
-        if (env__wait(env__spawn(rm)) != 0)
+        if (bb_wait(bb_spawn(rm)) != 0)
             rc = -1;
     }
     e->root[0] = '\0';
@@ -535,28 +437,6 @@ fail:
 
 /* ------------------------------------------------------------ CPU */
 
-/* Field 5 (the process group) of /proc/<pid>/stat, or -1. */
-static long env__pgrp(const char *pid)
-{
-    char path[300], buf[1024], *p;
-    int field;
-    size_t n;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%.256s/stat", pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* The command name (field 2) may hold spaces: start after its ')'. */
-    p = strrchr(buf, ')');
-    for (field = 2; p != NULL && field < 5; field++)
-        p = strchr(p + 1, ' ');
-    return p != NULL ? strtol(p + 1, NULL, 10) : -1;
-}
-
 /* The context switches of one thread, from its status file: adds them
  * to *vol and *invol. */
 static void env__switches(const char *path, double *vol, double *invol)
@@ -656,7 +536,7 @@ void sb_cpu_sample(const sb_env *e, sb_cpu *out)
             break;
         if (d->d_name[0] < '0' || d->d_name[0] > '9')
             continue;
-        pgrp = env__pgrp(d->d_name);
+        pgrp = bb_pgrp(d->d_name);
         if (pgrp <= 0)
             continue;
         if (pgrp == e->redis_pgid)
