@@ -194,8 +194,11 @@ static int amqp__declare(fb_amqp *a)
         amqp__exchange(a, FB_EXCHANGE_BROADCAST, "fanout") != 0)
         return -EIO;
     if (amqp__queue(a, FB_QUEUE_DEAD, true, NULL, 0, FB_EXCHANGE_DLX, "") != 0 ||
-        amqp__queue(a, FB_QUEUE_EVENTS, true, events, 2, FB_EXCHANGE_EVENTS, "#") != 0 ||
-        amqp__queue(a, a->q_deliver, false, node, 4, FB_EXCHANGE_DELIVER, a->cfg.node_id) != 0 ||
+        amqp__queue(a, FB_QUEUE_EVENTS, true, events, 2, FB_EXCHANGE_EVENTS, "#") != 0)
+        return -EIO;
+    if (a->cfg.node_id == NULL)
+        return 0; /* a publisher only (feed-gateway): no node queues */
+    if (amqp__queue(a, a->q_deliver, false, node, 4, FB_EXCHANGE_DELIVER, a->cfg.node_id) != 0 ||
         amqp__queue(a, a->q_broadcast, false, node, 4, FB_EXCHANGE_BROADCAST, "") != 0)
         return -EIO;
     return 0;
@@ -224,6 +227,8 @@ static int amqp__connect(fb_amqp *a)
     amqp_confirm_select(a->out, AMQP__CHANNEL);
     if (amqp__check(a, a->out, "confirm.select") != 0)
         return -EIO;
+    if (!a->cfg.consume_events && !a->cfg.consume_node)
+        goto connected; /* a publisher only: no consumer connection */
     rc = amqp__connect_one(a, &a->in, "amqp consumer");
     if (rc != 0)
         return rc;
@@ -235,6 +240,7 @@ static int amqp__connect(fb_amqp *a)
     if (a->cfg.consume_node && (amqp__consume(a, a->q_deliver, "deliver") != 0 ||
                                 amqp__consume(a, a->q_broadcast, "broadcast") != 0))
         return -EIO;
+connected:
     a->err = 0;
     a->errstr[0] = '\0';
     return 0;
@@ -255,10 +261,12 @@ static int amqp__copy_config(fb_amqp *a, const fb_amqp_config *c)
     a->cfg.user = strdup(c->user);
     a->cfg.password = strdup(c->password);
     a->cfg.vhost = strdup(c->vhost);
-    a->cfg.node_id = strdup(c->node_id);
+    a->cfg.node_id = c->node_id != NULL ? strdup(c->node_id) : NULL;
     if (a->cfg.host == NULL || a->cfg.user == NULL || a->cfg.password == NULL ||
-        a->cfg.vhost == NULL || a->cfg.node_id == NULL)
+        a->cfg.vhost == NULL || (c->node_id != NULL && a->cfg.node_id == NULL))
         return -ENOMEM;
+    if (c->node_id == NULL)
+        return 0;
     snprintf(a->q_deliver, sizeof(a->q_deliver), "%s.%s", FB_EXCHANGE_DELIVER, c->node_id);
     snprintf(a->q_broadcast, sizeof(a->q_broadcast), "%s.%s", FB_EXCHANGE_BROADCAST, c->node_id);
     return 0;
@@ -474,4 +482,15 @@ int fb_amqp_confirm(fb_amqp *a)
     }
     a->n_pending = 0;
     return 0;
+}
+
+int fb_amqp_ping(fb_amqp *a)
+{
+    if (a->out == NULL) {
+        amqp__set_error(a, -1, "%s: %s", "amqp ping", "not connected");
+        return -EIO;
+    }
+    amqp_exchange_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(FB_EXCHANGE_EVENTS),
+                          amqp_cstring_bytes("topic"), 1, 1, 0, 0, amqp_empty_table);
+    return amqp__check(a, a->out, "amqp ping");
 }

@@ -1,5 +1,5 @@
 /*
- * amqp_link.h - feed-bridge's RabbitMQ link (rabbitmq-c).
+ * amqp_link.h - the RabbitMQ link of feed-bridge and feed-gateway (rabbitmq-c).
  *
  * Two connections: one consumes (feed.events.bridge, and/or this node's
  * feed.deliver.<node> and feed.broadcast.<node>) with a prefetch limit and
@@ -8,6 +8,9 @@
  * is used by one thread; feed-bridge runs one link per stage.
  *
  * The topology of docs/protocol.md is declared idempotently on connect.
+ * With no node id and nothing to consume the link is a publisher only
+ * (feed-gateway): one connection, and only the event exchange and queues
+ * are declared, so events wait in feed.events.bridge until a bridge runs.
  * Every function returns 0 or a negative errno; on -EIO the link is
  * broken, err/errstr say why, and the caller reconnects with
  * fb_amqp_reconnect() (messages not acked are redelivered by the broker).
@@ -32,7 +35,8 @@ typedef struct {
     const char *user;
     const char *password;
     const char *vhost;
-    const char *node_id;
+    const char *node_id;    /* NULL: a publisher only (feed-gateway): no node
+                             * queues; requires both consume_* false */
     int prefetch;           /* unacked messages in flight on the consumer */
     int deliver_ttl_ms;     /* per-message TTL of feed.deliver.<node> */
     int deliver_max_length; /* oldest dropped beyond this */
@@ -79,5 +83,10 @@ int fb_amqp_publish(fb_amqp *a, const char *exchange, const char *routing_key, c
 /* Waits until RabbitMQ confirmed every publish since the last call.
  * Returns 0, or -EIO on a nack, a timeout or a broken link. */
 int fb_amqp_confirm(fb_amqp *a);
+
+/* One round trip on the publisher connection (a passive declare of
+ * feed.events): 0 when RabbitMQ answers, else -EIO. Call it with no
+ * publish awaiting its confirm. */
+int fb_amqp_ping(fb_amqp *a);
 
 #endif

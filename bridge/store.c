@@ -21,22 +21,8 @@
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
-#include "store.h"
 #include "fb_store_scripts.h"
-
-#define STORE__SHA_LEN 40
-#define STORE__KEY_MAX (FB_STORE_PREFIX_MAX + 32 + FP_ID_BUFSZ)
-#define STORE__TIMEOUT_MS_MAX 600000
-#define STORE__POST_CREATED_ARGS 7 /* ARGV of post_created.lua before the recipients */
-
-enum {
-    STORE__POST_CREATED,
-    STORE__POST_DELETED,
-    STORE__FEED_READ,
-    STORE__RIBBON_PUSH,
-    STORE__USER_REVOKED,
-    STORE__N_SCRIPTS
-};
+#include "store_priv.h"
 
 static const struct {
     const char *name;
@@ -50,24 +36,10 @@ static const struct {
     [STORE__USER_REVOKED] = {"user_revoked", fb_lua_user_revoked, sizeof(fb_lua_user_revoked) - 1},
 };
 
-struct fb_store {
-    redisContext *c; /* NULL while not connected */
-    char *host;
-    int port;
-    char *prefix;
-    int feed_length;
-    int ribbon_length;
-    int timeout_ms;
-    bool configured; /* the config passed validation */
-    char sha[STORE__N_SCRIPTS][STORE__SHA_LEN + 1];
-    int err; /* last failure: hiredis REDIS_ERR_* or 0 */
-    char errstr[128];
-};
-
 /* ------------------------------------------------------------ errors */
 
 /* Records a failure: the context's I/O error when it has one, else what. */
-static void store__fail(fb_store *s, const char *what)
+void store__fail(fb_store *s, const char *what)
 {
     if (s->c != NULL && s->c->err != 0) {
         s->err = s->c->err;
@@ -80,7 +52,7 @@ static void store__fail(fb_store *s, const char *what)
 
 /* Records an error reply (or a reply of the wrong shape when r is not an
  * error). Returns -EPROTO. */
-static int store__protocol(fb_store *s, const char *what, const redisReply *r)
+int store__protocol(fb_store *s, const char *what, const redisReply *r)
 {
     s->err = REDIS_ERR_OTHER;
     if (r != NULL && r->type == REDIS_REPLY_ERROR)
@@ -91,7 +63,7 @@ static int store__protocol(fb_store *s, const char *what, const redisReply *r)
 }
 
 /* Records a refused argument. Returns -EINVAL. */
-static int store__invalid(fb_store *s, const char *what, const char *reason)
+int store__invalid(fb_store *s, const char *what, const char *reason)
 {
     s->err = REDIS_ERR_OTHER;
     snprintf(s->errstr, sizeof(s->errstr), "%.48s: %.72s", what, reason);
@@ -99,7 +71,7 @@ static int store__invalid(fb_store *s, const char *what, const char *reason)
 }
 
 /* 0 when there is a usable connection, else -EIO (errstr kept or set). */
-static int store__connected(fb_store *s)
+int store__connected(fb_store *s)
 {
     if (s->c != NULL && s->c->err == 0)
         return 0;
@@ -276,7 +248,7 @@ void fb_store_free(fb_store *s)
 
 /* Builds "<prefix><name><id>" into buf (STORE__KEY_MAX bytes; always fits:
  * the prefix and ids are bounded). */
-static void store__key(const fb_store *s, char *buf, const char *name, const char *id)
+void store__key(const fb_store *s, char *buf, const char *name, const char *id)
 {
     snprintf(buf, STORE__KEY_MAX, "%s%s%s", s->prefix, name, id);
 }
@@ -287,7 +259,7 @@ static void store__key(const fb_store *s, char *buf, const char *name, const cha
  * again and the call retried once. Returns 0 with *reply set (the caller
  * frees it), -EIO, -EPROTO (error reply, recorded) or -ENOMEM.
  */
-static int store__eval(fb_store *s, int which, size_t nkeys, size_t argc, const char **argv,
+int store__eval(fb_store *s, int which, size_t nkeys, size_t argc, const char **argv,
                        const size_t *argvlen, redisReply **reply)
 {
     const char *name = store__scripts[which].name;
@@ -348,7 +320,7 @@ done:
 }
 
 /* Copies a string reply that is a valid id into dst. False otherwise. */
-static bool store__copy_id(const redisReply *r, char *dst)
+bool store__copy_id(const redisReply *r, char *dst)
 {
     if (r->type != REDIS_REPLY_STRING || !fp_id_valid_n(r->str, r->len))
         return false;
@@ -615,64 +587,6 @@ int fb_store_post_deleted(fb_store *s, const fp_event *ev, fb_fanout *out)
     if (rc != 0)
         return rc;
     rc = store__parse_fanout(s, "post_deleted", r, out);
-    freeReplyObject(r);
-    return rc;
-}
-
-/*
- * Feed read: one EVALSHA of feed_read.lua (ids whose body exists, newest
- * first, each once). Returns 0, -EINVAL, -EIO, -EPROTO or -ENOMEM.
- */
-int fb_store_feed_ids(fb_store *s, const char *uid, size_t limit, char (**ids)[FP_ID_BUFSZ],
-                      size_t *n)
-{
-    const char *argv[3];
-    size_t argvlen[3], i;
-    char(*out)[FP_ID_BUFSZ] = NULL;
-    redisReply *r = NULL;
-    char lim[24];
-    size_t count = 0;
-    int rc;
-
-    if (s == NULL || ids == NULL || n == NULL)
-        return -EINVAL;
-    *ids = NULL;
-    *n = 0;
-    if (!fp_id_valid(uid))
-        return store__invalid(s, "feed_ids", "user id is not a valid id");
-    if (limit == 0)
-        return 0;
-    snprintf(lim, sizeof(lim), "%zu", limit);
-    argv[0] = s->prefix;
-    argv[1] = uid;
-    argv[2] = lim;
-    for (i = 0; i < 3; i++)
-        argvlen[i] = strlen(argv[i]);
-    rc = store__eval(s, STORE__FEED_READ, 0, 3, argv, argvlen, &r);
-    if (rc != 0)
-        return rc;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements > limit) {
-        rc = store__protocol(s, "feed_read", r);
-        goto done;
-    }
-    if (r->elements > 0) {
-        out = calloc(r->elements, sizeof(*out));
-        if (out == NULL) {
-            rc = -ENOMEM;
-            goto done;
-        }
-    }
-    for (i = 0; i < r->elements; i++) {
-        if (store__copy_id(r->element[i], out[count]))
-            count++;
-    }
-    if (count == 0) {
-        free(out);
-        out = NULL;
-    }
-    *ids = out;
-    *n = count;
-done:
     freeReplyObject(r);
     return rc;
 }

@@ -34,6 +34,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "fp_event.h"
 #include "fp_id.h"
@@ -146,6 +147,30 @@ int fb_store_ribbon_get(fb_store *s, char **ribbon_json);
  */
 int fb_store_user_revoked(fb_store *s, const fp_event *ev);
 
+/* ------------------------------------------------------------------
+ * Reads (store_read.c), served by feed-gateway.
+ */
+
+/* One page of a feed: parallel arrays of ids and post bodies (JSON). */
+typedef struct {
+    char (*ids)[FP_ID_BUFSZ];
+    char **posts; /* each malloc'd: {"id","author_id","text","created_at"} */
+    size_t n;
+} fb_feed_page;
+
+/* Free what p holds and zero it. Safe on a zeroed struct, idempotent. */
+void fb_feed_page_free(fb_feed_page *p);
+
+/*
+ * The newest posts (at most limit) of feed:<uid> whose body still exists,
+ * newest first, each once, in one script call. before NULL or "": from
+ * the newest; else a post id, and the page starts after that entry (empty
+ * when the id is not in the feed). limit 0 gives an empty page. *out is
+ * zeroed first and holds nothing to free on failure.
+ */
+int fb_store_feed_page(fb_store *s, const char *uid, size_t limit, const char *before,
+                       fb_feed_page *out);
+
 /*
  * The newest ids (at most limit) of feed:<uid> whose post body still
  * exists, newest first, each once. *ids is malloc'd (free() it), NULL when
@@ -153,6 +178,34 @@ int fb_store_user_revoked(fb_store *s, const fp_event *ev);
  */
 int fb_store_feed_ids(fb_store *s, const char *uid, size_t limit, char (**ids)[FP_ID_BUFSZ],
                       size_t *n);
+
+/* The author of post:<id> into author. -ENOENT when there is no such post
+ * (never created, or deleted). */
+int fb_store_post_author(fb_store *s, const char *post_id, char author[FP_ID_BUFSZ]);
+
+/* following:<uid>, sorted; *ids malloc'd (free() it), NULL when *n is 0. */
+int fb_store_following(fb_store *s, const char *uid, char (**ids)[FP_ID_BUFSZ], size_t *n);
+
+/* revoked:<uid> (tokens with an older iat are refused), 0 when unset. */
+int fb_store_revoked_before(fb_store *s, const char *uid, int64_t *before);
+
+/* PING: 0 when Redis answers. */
+int fb_store_ping(fb_store *s);
+
+/* One field of a bridge's counter hash stats:bridge:<node>. */
+typedef struct {
+    char node[FP_ID_BUFSZ];
+    char name[48];
+    uint64_t value;
+} fb_stat_sample;
+
+/*
+ * The counters of every node in `nodes` (SMEMBERS, then one pipelined
+ * HGETALL per node), nodes sorted; fields that are not a name of
+ * [a-z0-9_] with a decimal value are skipped. *out malloc'd (free() it),
+ * NULL when *n is 0.
+ */
+int fb_store_stats_get(fb_store *s, fb_stat_sample **out, size_t *n);
 
 /* Writes counters to the hash <prefix>stats:bridge:<node> (HSET of every
  * name/value pair, one round trip). Returns 0, -EIO or -EPROTO. */

@@ -574,6 +574,27 @@ static int event__parse_schema(const cJSON *root, fp_event *ev, event__reason *r
  * anything else; on any failure *ev is freed and zeroed. Returns 0, -EINVAL,
  * -E2BIG or -ENOMEM.
  */
+int fp_json_object_parse(const char *body, size_t len, struct cJSON **root, char *reason,
+                         size_t reason_len)
+{
+    event__reason r = {reason, reason_len};
+    int rc;
+
+    if (reason != NULL && reason_len > 0)
+        reason[0] = '\0';
+    if (root == NULL)
+        return -EINVAL;
+    *root = NULL;
+    if (body == NULL || len == 0)
+        return event__fail(&r, -EINVAL, "empty body");
+    rc = event__parse_json(body, len, root, &r);
+    if (rc < 0) {
+        cJSON_Delete(*root);
+        *root = NULL;
+    }
+    return rc;
+}
+
 int fp_event_parse(const char *body, size_t len, const char *routing_key, fp_event *ev,
                    char *reason, size_t reason_len)
 {

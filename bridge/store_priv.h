@@ -1,0 +1,60 @@
+/*
+ * store_priv.h - what the files of feed_bridge_store share (store.c: the
+ * connection, scripts and the bridge's writes; store_read.c: the reads
+ * feed-gateway serves). Not for users of the module: see store.h.
+ */
+#ifndef FB_STORE_PRIV_H
+#define FB_STORE_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <hiredis/hiredis.h>
+
+#include "store.h"
+
+#define STORE__SHA_LEN 40
+#define STORE__KEY_MAX (FB_STORE_PREFIX_MAX + 32 + FP_ID_BUFSZ)
+#define STORE__TIMEOUT_MS_MAX 600000
+#define STORE__POST_CREATED_ARGS 7 /* ARGV of post_created.lua before the recipients */
+
+enum {
+    STORE__POST_CREATED,
+    STORE__POST_DELETED,
+    STORE__FEED_READ,
+    STORE__RIBBON_PUSH,
+    STORE__USER_REVOKED,
+    STORE__N_SCRIPTS
+};
+
+struct fb_store {
+    redisContext *c; /* NULL while not connected */
+    char *host;
+    int port;
+    char *prefix;
+    int feed_length;
+    int ribbon_length;
+    int timeout_ms;
+    bool configured; /* the config passed validation */
+    char sha[STORE__N_SCRIPTS][STORE__SHA_LEN + 1];
+    int err; /* last failure: hiredis REDIS_ERR_* or 0 */
+    char errstr[128];
+};
+
+/* Records a failure: the context's I/O error when it has one, else what. */
+void store__fail(fb_store *s, const char *what);
+/* Records an error reply (or a reply of the wrong shape). Returns -EPROTO. */
+int store__protocol(fb_store *s, const char *what, const redisReply *r);
+/* Records a refused argument. Returns -EINVAL. */
+int store__invalid(fb_store *s, const char *what, const char *reason);
+/* 0 when there is a usable connection, else -EIO. */
+int store__connected(fb_store *s);
+/* "<prefix><name><id>" into buf (STORE__KEY_MAX bytes). */
+void store__key(const fb_store *s, char *buf, const char *name, const char *id);
+/* EVALSHA of script `which` (reloaded and retried once on NOSCRIPT). */
+int store__eval(fb_store *s, int which, size_t nkeys, size_t argc, const char **argv,
+                const size_t *argvlen, redisReply **reply);
+/* Copies a string reply that is a valid id into dst. False otherwise. */
+bool store__copy_id(const redisReply *r, char *dst);
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * backend.c - feed-gateway's Redis store (bridge/store) and RabbitMQ
+ * publisher (bridge/amqp_link, publisher only, with confirms).
+ *
+ * Both are opened at start; one that is down then is logged and opened
+ * on first use. After a failure a backend is not retried for
+ * BACKEND__RETRY_US, so while it is down requests get their 503 at once
+ * instead of each waiting for a connect timeout. Every outage is logged
+ * once when it starts and once when it ends.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fp_log.h"
+#include "gateway.h"
+
+#define BACKEND__RETRY_US 1000000
+
+int64_t fg_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t fg_now_ms_real(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Logs the start of an outage (once) and arms the retry delay. */
+static void backend__down(int64_t *retry_us, const char *what, const char *why)
+{
+    if (*retry_us == 0)
+        fp_warn("%s unreachable: %s (requests that need it get 503 until it is back)", what,
+                why);
+    *retry_us = fg_now_us() + BACKEND__RETRY_US;
+}
+
+/* Logs the end of an outage. */
+static void backend__up(int64_t *retry_us, const char *what)
+{
+    if (*retry_us != 0)
+        fp_info("%s reachable again", what);
+    *retry_us = 0;
+}
+
+int fg_backend_open(fg_gateway *gw)
+{
+    fb_store_config sc = {.host = gw->cfg.redis_host,
+                          .port = (int)gw->cfg.redis_port,
+                          .prefix = gw->cfg.redis_prefix,
+                          .timeout_ms = (int)gw->cfg.timeout_ms};
+    fb_amqp_config ac = {.host = gw->cfg.amqp_host,
+                         .port = (int)gw->cfg.amqp_port,
+                         .user = gw->cfg.amqp_user,
+                         .password = gw->cfg.amqp_password,
+                         .vhost = gw->cfg.amqp_vhost,
+                         .node_id = NULL,
+                         .prefetch = 1,
+                         .timeout_ms = (int)gw->cfg.timeout_ms};
+    int rc;
+
+    rc = fb_store_open(&gw->store, &sc);
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc == -EINVAL) {
+        fp_error("redis: %s", fb_store_errstr(gw->store));
+        return rc;
+    }
+    if (rc != 0)
+        backend__down(&gw->store_retry_us, "redis", fb_store_errstr(gw->store));
+    rc = fb_amqp_open(&gw->amqp, &ac);
+    if (rc == -ENOMEM || gw->amqp == NULL)
+        return -ENOMEM;
+    if (rc != 0)
+        backend__down(&gw->amqp_retry_us, "rabbitmq", fb_amqp_errstr(gw->amqp));
+    return 0;
+}
+
+void fg_backend_close(fg_gateway *gw)
+{
+    fb_store_free(gw->store);
+    gw->store = NULL;
+    fb_amqp_free(gw->amqp);
+    gw->amqp = NULL;
+}
+
+int fg_backend_store_reconnect(fg_gateway *gw)
+{
+    if (gw->store_retry_us != 0 && fg_now_us() < gw->store_retry_us)
+        return -EIO;
+    if (fb_store_reconnect(gw->store) != 0) {
+        backend__down(&gw->store_retry_us, "redis", fb_store_errstr(gw->store));
+        return -EIO;
+    }
+    backend__up(&gw->store_retry_us, "redis");
+    return 0;
+}
+
+fb_store *fg_backend_store(fg_gateway *gw)
+{
+    /* A store that failed (or never connected) reports an error until it
+     * is reconnected; a healthy one has err 0 since its last connect. */
+    if (gw->store_retry_us != 0 && fg_backend_store_reconnect(gw) != 0)
+        return NULL;
+    return gw->store;
+}
+
+/* Reconnects the publisher unless a recent attempt failed. 0 or -EIO. */
+static int backend__amqp_reconnect(fg_gateway *gw)
+{
+    if (gw->amqp_retry_us != 0 && fg_now_us() < gw->amqp_retry_us)
+        return -EIO;
+    if (fb_amqp_reconnect(gw->amqp) != 0) {
+        backend__down(&gw->amqp_retry_us, "rabbitmq", fb_amqp_errstr(gw->amqp));
+        return -EIO;
+    }
+    backend__up(&gw->amqp_retry_us, "rabbitmq");
+    return 0;
+}
+
+/* The pieces of work done on the publisher link. */
+typedef struct {
+    const char *rk; /* NULL: a ping */
+    const char *body;
+    size_t len;
+} backend__op;
+
+/* Runs op once on the current link. 0 or -EIO. */
+static int backend__amqp_once(fg_gateway *gw, const backend__op *op)
+{
+    if (op->rk == NULL)
+        return fb_amqp_ping(gw->amqp);
+    if (fb_amqp_publish(gw->amqp, FB_EXCHANGE_EVENTS, op->rk, op->body, op->len) != 0)
+        return -EIO;
+    return fb_amqp_confirm(gw->amqp);
+}
+
+/*
+ * Runs op; when the link is broken (or was closed while idle) it
+ * reconnects and runs it once more. A publish repeated that way is
+ * harmless: every event is idempotent downstream. 0 or -EIO.
+ */
+static int backend__amqp_run(fg_gateway *gw, const backend__op *op)
+{
+    int rc;
+
+    if (gw->amqp_retry_us != 0 && backend__amqp_reconnect(gw) != 0)
+        return -EIO;
+    rc = backend__amqp_once(gw, op);
+    if (rc == 0)
+        return 0;
+    fp_info("rabbitmq: %s; reconnecting", fb_amqp_errstr(gw->amqp));
+    gw->amqp_retry_us = 0;
+    rc = backend__amqp_reconnect(gw);
+    if (rc == 0)
+        rc = backend__amqp_once(gw, op);
+    if (rc != 0)
+        backend__down(&gw->amqp_retry_us, "rabbitmq", fb_amqp_errstr(gw->amqp));
+    return rc;
+}
+
+int fg_backend_publish(fg_gateway *gw, const fp_event *ev)
+{
+    backend__op op = {fp_event_type_name(ev->type), NULL, 0};
+    char *body;
+    int rc;
+
+    body = fp_event_encode(ev);
+    if (body == NULL || op.rk == NULL) {
+        free(body);
+        return -EINVAL;
+    }
+    op.body = body;
+    op.len = strlen(body);
+    rc = backend__amqp_run(gw, &op);
+    free(body);
+    return rc;
+}
+
+int fg_backend_amqp_ping(fg_gateway *gw, const char **errstr)
+{
+    backend__op op = {NULL, NULL, 0};
+    int rc = backend__amqp_run(gw, &op);
+
+    *errstr = fb_amqp_errstr(gw->amqp);
+    return rc;
+}
+
+bool fg_publish(fg_gateway *gw, const fp_event *ev, fg_response *resp)
+{
+    int rc = fg_backend_publish(gw, ev);
+
+    if (rc == 0)
+        return true;
+    if (rc == -EIO)
+        fg_respond_unavailable(resp, "rabbitmq");
+    else
+        fg_respond_internal(resp, "event encoding", rc);
+    return false;
+}
+
+void fg_respond_store_error(fg_gateway *gw, fg_response *resp, int rc, const char *what)
+{
+    if (rc == -EIO) {
+        fg_respond_unavailable(resp, "redis");
+        return;
+    }
+    fp_error("%s: %s", what, fb_store_errstr(gw->store));
+    fg_respond_internal(resp, what, rc);
+}

@@ -1,0 +1,79 @@
+/*
+ * config.c - feed-gateway configuration: conf/gateway.conf (key value
+ * lines) plus FEEDPUSH_<KEY> environment overrides, via common/fp_config.
+ */
+#include <stddef.h>
+#include <stdio.h>
+
+#include "fp_config.h"
+#include "gateway.h"
+
+#define CONFIG__ENV "FEEDPUSH_"
+
+static const fp_conf_opt config__table[] = {
+    {"http_host", FP_CONF_STRING, offsetof(fg_config, http_host), "127.0.0.1", 0, 0, false,
+     "address the HTTP server listens on"},
+    {"http_port", FP_CONF_INT, offsetof(fg_config, http_port), "8080", 1, 65535, false,
+     "HTTP port"},
+    {"www_dir", FP_CONF_STRING, offsetof(fg_config, www_dir), "gateway/www", 0, 0, false,
+     "the browser client served at / (\"\" serves none)"},
+    {"mqtt_js_dir", FP_CONF_STRING, offsetof(fg_config, mqtt_js_dir), "node_modules/mqtt/dist", 0,
+     0, false, "MQTT.js build served at /vendor/ (npm package mqtt)"},
+    {"mqtt_ws_urls", FP_CONF_STRING, offsetof(fg_config, mqtt_ws_urls),
+     "ws://127.0.0.1:9001/mqtt", 0, 0, false,
+     "brokers' WebSocket URLs for the browser, comma-separated (it picks one)"},
+    {"amqp_host", FP_CONF_STRING, offsetof(fg_config, amqp_host), "127.0.0.1", 0, 0, false,
+     "RabbitMQ host"},
+    {"amqp_port", FP_CONF_INT, offsetof(fg_config, amqp_port), "5672", 1, 65535, false,
+     "RabbitMQ port"},
+    {"amqp_user", FP_CONF_STRING, offsetof(fg_config, amqp_user), "guest", 0, 0, false,
+     "RabbitMQ user"},
+    {"amqp_password", FP_CONF_STRING, offsetof(fg_config, amqp_password), "guest", 0, 0, false,
+     "RabbitMQ password"},
+    {"amqp_vhost", FP_CONF_STRING, offsetof(fg_config, amqp_vhost), "/", 0, 0, false,
+     "RabbitMQ virtual host"},
+    {"redis_host", FP_CONF_STRING, offsetof(fg_config, redis_host), "127.0.0.1", 0, 0, false,
+     "Redis host"},
+    {"redis_port", FP_CONF_INT, offsetof(fg_config, redis_port), "6379", 1, 65535, false,
+     "Redis port"},
+    {"redis_prefix", FP_CONF_STRING, offsetof(fg_config, redis_prefix), "", 0, 0, false,
+     "prefix of every Redis key (the bridges' redis_prefix)"},
+    {"jwt_alg", FP_CONF_STRING, offsetof(fg_config, jwt_alg), "HS256", 0, 0, false,
+     "the one accepted token algorithm (HS256, RS256, ES256)"},
+    {"jwt_key", FP_CONF_STRING, offsetof(fg_config, jwt_key), NULL, 0, 0, true,
+     "HS256 secret file or RS256/ES256 public key file (verification)"},
+    {"jwt_issuer", FP_CONF_STRING, offsetof(fg_config, jwt_issuer), "", 0, 0, false,
+     "required iss claim (\"\" = not checked)"},
+    {"jwt_audience", FP_CONF_STRING, offsetof(fg_config, jwt_audience), "", 0, 0, false,
+     "required aud claim (\"\" = not checked)"},
+    {"jwt_leeway", FP_CONF_INT, offsetof(fg_config, jwt_leeway), "5", 0, 300, false,
+     "clock-skew allowance for nbf/iat, seconds"},
+    {"dev_mode", FP_CONF_BOOL, offsetof(fg_config, dev_mode), "off", 0, 0, false,
+     "serve POST /api/v1/dev/token: tokens for anyone who asks (never in production)"},
+    {"jwt_signing_key", FP_CONF_STRING, offsetof(fg_config, jwt_signing_key), "", 0, 0, false,
+     "dev mode: HS256 secret or RS256/ES256 private key the dev tokens are signed with"},
+    {"dev_token_ttl", FP_CONF_INT, offsetof(fg_config, dev_token_ttl), "900", 10, 86400, false,
+     "lifetime of a dev token, seconds"},
+    {"max_body_bytes", FP_CONF_INT, offsetof(fg_config, max_body_bytes), "65536", 1024, 1048576,
+     false, "largest request body accepted (413 beyond)"},
+    {"timeout_ms", FP_CONF_INT, offsetof(fg_config, timeout_ms), "2000", 100, 60000, false,
+     "network timeout for Redis and RabbitMQ operations"},
+    {"log_level", FP_CONF_STRING, offsetof(fg_config, log_level), "info", 0, 0, false,
+     "debug, info, warn or error"},
+};
+#define CONFIG__N (sizeof(config__table) / sizeof(config__table[0]))
+
+int fg_config_load(fg_config *c, const char *path, char *err, size_t errlen)
+{
+    return fp_conf_load(config__table, CONFIG__N, c, path, CONFIG__ENV, err, errlen);
+}
+
+void fg_config_free(fg_config *c)
+{
+    fp_conf_free(config__table, CONFIG__N, c);
+}
+
+void fg_config_usage(FILE *out)
+{
+    fp_conf_usage(config__table, CONFIG__N, CONFIG__ENV, out);
+}

@@ -1,0 +1,250 @@
+/*
+ * gateway.h - private header of feed-gateway.
+ *
+ *   main.c      wiring: config, backends, the HTTP server, signals
+ *   config.c    gateway.conf + FEEDPUSH_* environment
+ *   http.c      libwebsockets: requests in (method, path, headers, body),
+ *               responses out, the static mounts of the browser client
+ *   routes.c    the route table: path + method -> handler, 404/405
+ *   auth.c      bearer tokens (common/fp_jwt) and revocation
+ *   backend.c   the Redis store and the RabbitMQ publisher, reconnects
+ *   posts.c     POST/DELETE /api/v1/posts          follows.c  /api/v1/follows
+ *   reads.c     GET /api/v1/feed, /api/v1/ribbon (and POST ribbon)
+ *   dev.c       GET /api/v1/config, POST /api/v1/dev/token
+ *   health.c    GET /healthz, GET /metrics         metrics.c  counters
+ *   response.c  JSON responses and errors
+ */
+#ifndef FEED_GATEWAY_H
+#define FEED_GATEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "amqp_link.h"
+#include "fp_event.h"
+#include "fp_jwt.h"
+#include "store.h"
+
+typedef struct {
+    char *http_host;
+    int64_t http_port;
+    char *www_dir;
+    char *mqtt_js_dir;
+    char *mqtt_ws_urls;
+    char *amqp_host;
+    int64_t amqp_port;
+    char *amqp_user;
+    char *amqp_password;
+    char *amqp_vhost;
+    char *redis_host;
+    int64_t redis_port;
+    char *redis_prefix;
+    char *jwt_alg;
+    char *jwt_key;
+    char *jwt_issuer;
+    char *jwt_audience;
+    int64_t jwt_leeway;
+    bool dev_mode;
+    char *jwt_signing_key;
+    int64_t dev_token_ttl;
+    int64_t max_body_bytes;
+    int64_t timeout_ms;
+    char *log_level;
+} fg_config;
+
+/* Loads path (NULL = none) and the environment. 0 or -errno, err filled. */
+int fg_config_load(fg_config *c, const char *path, char *err, size_t errlen);
+void fg_config_free(fg_config *c);
+void fg_config_usage(FILE *out);
+
+/* ------------------------------------------------------------ metrics */
+
+typedef enum {
+    FG_ROUTE_CONFIG,
+    FG_ROUTE_DEV_TOKEN,
+    FG_ROUTE_POSTS,
+    FG_ROUTE_POST,
+    FG_ROUTE_FOLLOWS,
+    FG_ROUTE_FOLLOW,
+    FG_ROUTE_FEED,
+    FG_ROUTE_RIBBON,
+    FG_ROUTE_HEALTHZ,
+    FG_ROUTE_METRICS,
+    FG_ROUTE_UNKNOWN, /* no route matched (404) */
+    FG_ROUTE__COUNT
+} fg_route_id;
+
+/* The route's path pattern, the `route` label ("/api/v1/posts/{id}"). */
+const char *fg_route_label(fg_route_id r);
+
+#define FG_METRICS_BUCKETS 12
+#define FG_METRICS_SERIES 128 /* distinct (route, method, status) kept */
+
+typedef struct {
+    fg_route_id route;
+    char method[8];
+    int status;
+    uint64_t count;
+} fg_request_series;
+
+typedef struct {
+    fg_request_series series[FG_METRICS_SERIES];
+    size_t n_series;
+    uint64_t overflow; /* requests of series beyond FG_METRICS_SERIES */
+    uint64_t buckets[FG_ROUTE__COUNT][FG_METRICS_BUCKETS];
+    uint64_t count[FG_ROUTE__COUNT];
+    double sum_s[FG_ROUTE__COUNT];
+} fg_metrics;
+
+/* Counts one finished request that took us microseconds. */
+void fg_metrics_observe(fg_metrics *m, fg_route_id route, const char *method, int status,
+                        int64_t us);
+/* printf onto the growing buffer *out (*len bytes used of *cap; *out may
+ * start NULL), always NUL-terminated. 0 or -ENOMEM. */
+int fg_buf_printf(char **out, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Appends the gateway's series in Prometheus text format to out. 0 or
+ * -ENOMEM. */
+int fg_metrics_render(const fg_metrics *m, char **out, size_t *len, size_t *cap);
+
+/* ------------------------------------------------------------ the gateway */
+
+typedef struct {
+    fg_config cfg;
+    fb_store *store;
+    fb_amqp *amqp;
+    int64_t store_retry_us; /* no reconnect attempt before this (fail fast) */
+    int64_t amqp_retry_us;
+    fp_jwt_verifier *verifier;
+    fp_jwt_alg alg;
+    unsigned char *signing_key; /* dev mode only */
+    size_t signing_key_len;
+    fg_metrics metrics;
+} fg_gateway;
+
+int64_t fg_now_us(void);
+int64_t fg_now_ms_real(void);
+
+/* Opens (or tries to open) Redis and RabbitMQ; a backend that is down is
+ * logged once and retried on use. Returns 0 or -ENOMEM / -EINVAL. */
+int fg_backend_open(fg_gateway *gw);
+void fg_backend_close(fg_gateway *gw);
+/* The store, reconnected first when its last call broke the connection.
+ * NULL when Redis is down (the caller answers 503). */
+fb_store *fg_backend_store(fg_gateway *gw);
+/* Reconnects the store after a call returned -EIO. 0 or -EIO. */
+int fg_backend_store_reconnect(fg_gateway *gw);
+/*
+ * Encodes ev, publishes it to feed.events (routing key = its type) and
+ * waits for RabbitMQ's confirm; on a broken link it reconnects and tries
+ * once more. Returns 0, -EINVAL (ev invalid) or -EIO (RabbitMQ down).
+ */
+int fg_backend_publish(fg_gateway *gw, const fp_event *ev);
+/* RabbitMQ answers (a passive declare on the publisher link). 0 or -EIO;
+ * errstr says why. */
+int fg_backend_amqp_ping(fg_gateway *gw, const char **errstr);
+
+/* Runs a store call; on -EIO reconnects once and runs it again. */
+#define FG_STORE_CALL(gw, rc, call)                                              \
+    do {                                                                         \
+        (rc) = (call);                                                           \
+        if ((rc) == -EIO && fg_backend_store_reconnect(gw) == 0)                 \
+            (rc) = (call);                                                       \
+    } while (0)
+
+/* ------------------------------------------------------------ requests */
+
+typedef enum {
+    FG_GET = 1,
+    FG_POST,
+    FG_PUT,
+    FG_DELETE,
+    FG_HEAD,
+    FG_PATCH,
+    FG_OPTIONS,
+    FG_METHOD_OTHER
+} fg_method;
+
+const char *fg_method_name(fg_method m);
+
+typedef struct {
+    fg_method method;
+    char path[512];           /* decoded, without the query */
+    const char *param;        /* the {id} segment of the route, inside path */
+    char limit[16];           /* ?limit= ("" when absent) */
+    char before[FP_ID_BUFSZ + 1];
+    bool bad_query;           /* a query argument too long to hold */
+    const char *bearer;       /* the Authorization bearer token, or NULL */
+    const char *body;         /* NUL-terminated */
+    size_t body_len;
+    fp_jwt_claims caller;     /* filled by the router for authenticated routes */
+} fg_request;
+
+typedef struct {
+    int status;
+    char *body; /* malloc'd */
+    size_t len;
+    const char *content_type;
+    const char *allow; /* Allow header for 405 */
+} fg_response;
+
+/* Routes req and fills resp (always: errors become JSON error bodies). */
+fg_route_id fg_route(fg_gateway *gw, fg_request *req, fg_response *resp);
+
+/* Handlers: each fills resp. */
+void fg_posts_create(fg_gateway *gw, const fg_request *req, fg_response *resp);
+void fg_posts_delete(fg_gateway *gw, const fg_request *req, fg_response *resp);
+void fg_follows_put(fg_gateway *gw, const fg_request *req, fg_response *resp);
+void fg_follows_delete(fg_gateway *gw, const fg_request *req, fg_response *resp);
+void fg_follows_list(fg_gateway *gw, const fg_request *req, fg_response *resp);
+void fg_reads_feed(fg_gateway *gw, const fg_request *req, fg_response *resp);
+void fg_reads_ribbon(fg_gateway *gw, const fg_request *req, fg_response *resp);
+void fg_reads_ribbon_push(fg_gateway *gw, const fg_request *req, fg_response *resp);
+void fg_dev_config(fg_gateway *gw, const fg_request *req, fg_response *resp);
+void fg_dev_token(fg_gateway *gw, const fg_request *req, fg_response *resp);
+void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp);
+void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp);
+
+/*
+ * Verifies req->bearer and checks revocation. Returns 0 with *claims
+ * filled, or fills resp with 401 (or 503 when Redis is down) and returns
+ * -1.
+ */
+int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims,
+                  fg_response *resp);
+
+/* ------------------------------------------------------------ responses */
+
+/* resp = status with obj printed as the body; obj is consumed (freed). */
+void fg_respond_json(fg_response *resp, int status, cJSON *obj);
+/* resp = {"error":code,"message":...}. */
+void fg_respond_error(fg_response *resp, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* resp = 503 naming the backend that is down (errstr goes to the log only
+ * once per outage, not to the client). */
+void fg_respond_unavailable(fg_response *resp, const char *what);
+/* fg_backend_publish, answering 503 (RabbitMQ down) or 500 on failure.
+ * True when the event went. */
+bool fg_publish(fg_gateway *gw, const fp_event *ev, fg_response *resp);
+/* Answers a failed store call: 503 for -EIO, else 500 with the store's
+ * errstr logged. */
+void fg_respond_store_error(fg_gateway *gw, fg_response *resp, int rc, const char *what);
+/* resp = 500, logged. */
+void fg_respond_internal(fg_response *resp, const char *what, int rc);
+/* Parses the body as one JSON object; on failure fills resp with 400 and
+ * returns NULL. An empty body gives an empty object when allow_empty. */
+cJSON *fg_body_object(const fg_request *req, fg_response *resp, bool allow_empty);
+
+/* ------------------------------------------------------------ the server */
+
+/* Runs the HTTP server until *stop becomes non-zero. 0 or -1 (could not
+ * listen: logged). */
+int fg_http_run(fg_gateway *gw, volatile int *stop);
+/* Wakes the server loop (from a signal handler). */
+void fg_http_wake(void);
+
+#endif

@@ -1,0 +1,119 @@
+/*
+ * health.c - GET /healthz (Redis and RabbitMQ answer) and GET /metrics
+ * (the gateway's own series and every live node's bridge counters).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+
+void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp)
+{
+    const char *amqp_err = "";
+    cJSON *out = cJSON_CreateObject();
+    fb_store *st;
+    bool redis_ok = false, amqp_ok;
+    int rc = -EIO;
+
+    (void)req;
+    st = fg_backend_store(gw);
+    if (st != NULL)
+        FG_STORE_CALL(gw, rc, fb_store_ping(st));
+    redis_ok = rc == 0;
+    amqp_ok = fg_backend_amqp_ping(gw, &amqp_err) == 0;
+    if (out == NULL ||
+        cJSON_AddStringToObject(out, "status", redis_ok && amqp_ok ? "ok" : "down") == NULL ||
+        cJSON_AddStringToObject(out, "redis", redis_ok ? "ok" : "down") == NULL ||
+        cJSON_AddStringToObject(out, "rabbitmq", amqp_ok ? "ok" : "down") == NULL) {
+        cJSON_Delete(out);
+        fg_respond_json(resp, 500, NULL);
+        return;
+    }
+    if (!redis_ok || !amqp_ok) {
+        char msg[320];
+
+        snprintf(msg, sizeof(msg), "%s%s%s", redis_ok ? "" : "redis unreachable",
+                 !redis_ok && !amqp_ok ? "; " : "", amqp_ok ? "" : "rabbitmq unreachable");
+        cJSON_AddStringToObject(out, "error", "unavailable");
+        cJSON_AddStringToObject(out, "message", msg);
+    }
+    fg_respond_json(resp, redis_ok && amqp_ok ? 200 : 503, out);
+}
+
+/* Whether a bridge counter is a gauge (a maximum, a timestamp). */
+static bool health__gauge(const char *name)
+{
+    size_t n = strlen(name);
+
+    return strcmp(name, "updated_ms") == 0 || (n > 4 && strcmp(name + n - 4, "_max") == 0);
+}
+
+/*
+ * The bridge counters: feedpush_bridge_<name>_total{node} for counters,
+ * feedpush_bridge_<name>{node} for gauges. Samples arrive grouped by node
+ * in the same field order, so each name's TYPE line is written once, the
+ * first time it is seen (a linear scan: a few dozen names).
+ */
+static int health__bridge(const fb_stat_sample *s, size_t n, char **out, size_t *len, size_t *cap)
+{
+    size_t i, j;
+    bool seen;
+    int rc = 0;
+
+    for (i = 0; rc == 0 && i < n; i++) {
+        bool gauge = health__gauge(s[i].name);
+
+        seen = false;
+        for (j = 0; j < i && !seen; j++)
+            seen = strcmp(s[j].name, s[i].name) == 0;
+        if (!seen)
+            rc = fg_buf_printf(out, len, cap, "# TYPE feedpush_bridge_%s%s %s\n", s[i].name,
+                              gauge ? "" : "_total", gauge ? "gauge" : "counter");
+        if (rc == 0)
+            rc = fg_buf_printf(out, len, cap, "feedpush_bridge_%s%s{node=\"%s\"} %llu\n",
+                              s[i].name, gauge ? "" : "_total", s[i].node,
+                              (unsigned long long)s[i].value);
+    }
+    return rc;
+}
+
+void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp)
+{
+    fb_stat_sample *samples = NULL;
+    size_t n = 0, len = 0, cap = 4096;
+    char *out = malloc(cap);
+    fb_store *st;
+    int rc = -EIO, stats_rc = -EIO;
+
+    (void)req;
+    if (out == NULL) {
+        fg_respond_json(resp, 500, NULL);
+        return;
+    }
+    out[0] = '\0';
+    st = fg_backend_store(gw);
+    if (st != NULL)
+        FG_STORE_CALL(gw, stats_rc, fb_store_stats_get(st, &samples, &n));
+    rc = fg_metrics_render(&gw->metrics, &out, &len, &cap);
+    if (rc == 0)
+        rc = fg_buf_printf(&out, &len, &cap,
+                          "# HELP feedpush_bridge_up Whether the bridges' counters could be "
+                          "read from Redis.\n# TYPE feedpush_bridge_up gauge\n"
+                          "feedpush_bridge_up %d\n",
+                          stats_rc == 0 ? 1 : 0);
+    if (rc == 0)
+        rc = health__bridge(samples, n, &out, &len, &cap);
+    free(samples);
+    if (rc != 0) {
+        free(out);
+        fg_respond_json(resp, 500, NULL);
+        return;
+    }
+    free(resp->body);
+    resp->status = 200;
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    resp->body = out;
+    resp->len = len;
+}

@@ -1,0 +1,434 @@
+/*
+ * http.c - feed-gateway's HTTP/1.1 server on libwebsockets.
+ *
+ * One vhost, one service thread. Mounts: /api, /healthz and /metrics go
+ * to our protocol callback; /vendor/ serves MQTT.js from mqtt_js_dir and
+ * / serves the browser client from www_dir (lws file mounts, which refuse
+ * paths escaping their directory). Anything else also reaches the
+ * callback and gets a JSON 404.
+ *
+ * A request is read whole before it is routed: method, decoded path,
+ * query arguments, the bearer token and a body of at most max_body_bytes
+ * (a larger Content-Length is answered 413 at once and the connection
+ * closed; a body without Content-Length is 411). The response is queued
+ * and written from the writeable callback in chunks of HTTP__CHUNK bytes.
+ * Every response carries the vhost headers (nosniff, CSP, ...).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libwebsockets.h>
+
+#include "fp_log.h"
+#include "gateway.h"
+
+#define HTTP__CHUNK 16384
+#define HTTP__PROTOCOL "feed-gateway-http"
+#define HTTP__BEARER "Bearer "
+
+typedef struct {
+    fg_request req;
+    fg_response resp;
+    char *auth;   /* Authorization header value, malloc'd */
+    char *body;   /* malloc'd, NUL-terminated */
+    size_t body_len;
+    size_t body_cap;
+    int64_t t0_us;
+    fg_route_id route;
+    bool responding; /* resp is ready */
+    bool headers_sent;
+    bool close_after;
+    size_t sent;
+} http__session;
+
+static struct lws_context *http__ctx;
+static fg_gateway *http__gw;
+
+/* Frees a session's request and response, ready for the next request on
+ * the same (kept-alive) connection. */
+static void http__reset(http__session *s)
+{
+    free(s->auth);
+    free(s->body);
+    free(s->resp.body);
+    memset(s, 0, sizeof(*s));
+}
+
+static fg_method http__method(struct lws *wsi, enum lws_token_indexes *tok)
+{
+    static const struct {
+        enum lws_token_indexes t;
+        fg_method m;
+    } map[] = {{WSI_TOKEN_GET_URI, FG_GET},         {WSI_TOKEN_POST_URI, FG_POST},
+               {WSI_TOKEN_PUT_URI, FG_PUT},         {WSI_TOKEN_DELETE_URI, FG_DELETE},
+               {WSI_TOKEN_HEAD_URI, FG_HEAD},       {WSI_TOKEN_PATCH_URI, FG_PATCH},
+               {WSI_TOKEN_OPTIONS_URI, FG_OPTIONS}};
+    size_t i;
+
+    for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+        if (lws_hdr_total_length(wsi, map[i].t) > 0) {
+            *tok = map[i].t;
+            return map[i].m;
+        }
+    }
+    return FG_METHOD_OTHER;
+}
+
+/* Copies one query value (after "name=") into dst; too long marks the
+ * request bad. */
+static void http__arg(fg_request *req, const char *frag, const char *name, char *dst, size_t cap)
+{
+    size_t n = strlen(name);
+
+    if (strncmp(frag, name, n) != 0 || frag[n] != '=')
+        return;
+    if (strlen(frag + n + 1) >= cap) {
+        req->bad_query = true;
+        return;
+    }
+    snprintf(dst, cap, "%s", frag + n + 1);
+}
+
+/* Reads the query arguments we know (limit, before); others are ignored. */
+static void http__query(struct lws *wsi, fg_request *req)
+{
+    char frag[128];
+    int i, len;
+
+    for (i = 0; i < 32; i++) {
+        len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (len <= 0)
+            break;
+        if ((size_t)len >= sizeof(frag)) {
+            req->bad_query = true;
+            continue;
+        }
+        if (lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
+            break;
+        http__arg(req, frag, "limit", req->limit, sizeof(req->limit));
+        http__arg(req, frag, "before", req->before, sizeof(req->before));
+    }
+}
+
+/* The bearer token, if the Authorization header has one. A header longer
+ * than any acceptable token is kept as "" (refused as malformed). */
+static int http__auth(struct lws *wsi, http__session *s)
+{
+    int len = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    size_t pre = strlen(HTTP__BEARER);
+
+    if (len <= 0)
+        return 0;
+    if ((size_t)len > FP_JWT_MAX_BYTES + pre + 16) {
+        s->req.bearer = "";
+        return 0;
+    }
+    s->auth = malloc((size_t)len + 1);
+    if (s->auth == NULL)
+        return -ENOMEM;
+    if (lws_hdr_copy(wsi, s->auth, len + 1, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+        return -EINVAL;
+    if (strncasecmp(s->auth, HTTP__BEARER, pre) == 0)
+        s->req.bearer = s->auth + pre;
+    return 0;
+}
+
+/* Routes the complete request and asks for a writeable callback. */
+static void http__dispatch(struct lws *wsi, http__session *s)
+{
+    s->req.body = s->body != NULL ? s->body : "";
+    s->req.body_len = s->body_len;
+    s->route = fg_route(http__gw, &s->req, &s->resp);
+    s->responding = true;
+    lws_callback_on_writable(wsi);
+}
+
+/* Answers now with an error, without routing (the request is unusable). */
+static void http__refuse(struct lws *wsi, http__session *s, int status, const char *code,
+                         const char *message, bool close_after)
+{
+    fg_respond_error(&s->resp, status, code, "%s", message);
+    s->route = FG_ROUTE_UNKNOWN;
+    s->responding = true;
+    s->close_after = close_after;
+    lws_callback_on_writable(wsi);
+}
+
+/*
+ * LWS_CALLBACK_HTTP: the request line and headers are in. Returns what
+ * the callback returns (0, or -1 to drop the connection).
+ */
+static int http__on_request(struct lws *wsi, http__session *s)
+{
+    enum lws_token_indexes tok = WSI_TOKEN_GET_URI;
+    char num[24];
+    long long clen = 0;
+    int len;
+
+    http__reset(s);
+    s->t0_us = fg_now_us();
+    s->req.method = http__method(wsi, &tok);
+    if (s->req.method == FG_METHOD_OTHER) {
+        http__refuse(wsi, s, 405, "method_not_allowed", "unsupported method", true);
+        return 0;
+    }
+    len = lws_hdr_total_length(wsi, tok);
+    if (len < 0 || (size_t)len >= sizeof(s->req.path)) {
+        http__refuse(wsi, s, 414, "uri_too_long", "the path is too long", true);
+        return 0;
+    }
+    if (lws_hdr_copy(wsi, s->req.path, sizeof(s->req.path), tok) < 0)
+        return -1;
+    http__query(wsi, &s->req);
+    if (http__auth(wsi, s) != 0)
+        return -1;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        http__refuse(wsi, s, 411, "length_required", "send the body with a Content-Length",
+                     true);
+        return 0;
+    }
+    if (lws_hdr_copy(wsi, num, sizeof(num), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+        clen = strtoll(num, NULL, 10);
+    if (clen > http__gw->cfg.max_body_bytes) {
+        char msg[96];
+
+        snprintf(msg, sizeof(msg), "the body is larger than %lld bytes",
+                 (long long)http__gw->cfg.max_body_bytes);
+        http__refuse(wsi, s, 413, "payload_too_large", msg, true);
+        return 0;
+    }
+    if (clen > 0)
+        return 0; /* wait for LWS_CALLBACK_HTTP_BODY(_COMPLETION) */
+    http__dispatch(wsi, s);
+    return 0;
+}
+
+/* LWS_CALLBACK_HTTP_BODY: a piece of the body. */
+static int http__on_body(http__session *s, const void *in, size_t len)
+{
+    size_t max = (size_t)http__gw->cfg.max_body_bytes;
+    char *grown;
+
+    if (s->responding)
+        return 0; /* already refused: drain */
+    if (s->body_len + len > max)
+        return -1; /* more than its Content-Length said: drop */
+    if (s->body_len + len + 1 > s->body_cap) {
+        size_t cap = s->body_cap == 0 ? 1024 : s->body_cap;
+
+        while (cap < s->body_len + len + 1)
+            cap *= 2;
+        grown = realloc(s->body, cap);
+        if (grown == NULL)
+            return -1;
+        s->body = grown;
+        s->body_cap = cap;
+    }
+    memcpy(s->body + s->body_len, in, len);
+    s->body_len += len;
+    s->body[s->body_len] = '\0';
+    return 0;
+}
+
+/* Writes the status line and headers. 0 or -1. */
+static int http__write_headers(struct lws *wsi, http__session *s)
+{
+    unsigned char buf[LWS_PRE + 2048], *start = &buf[LWS_PRE], *p = start;
+    unsigned char *end = &buf[sizeof(buf) - 1];
+
+    if (lws_add_http_common_headers(wsi, (unsigned int)s->resp.status, s->resp.content_type,
+                                    s->resp.len, &p, end) != 0 ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) != 0)
+        return -1;
+    if (s->resp.allow != NULL &&
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
+                                    (const unsigned char *)s->resp.allow,
+                                    (int)strlen(s->resp.allow), &p, end) != 0)
+        return -1;
+    if (s->close_after &&
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
+                                     5, &p, end) != 0)
+        return -1;
+    if (lws_finalize_write_http_header(wsi, start, &p, end) != 0)
+        return -1;
+    s->headers_sent = true;
+    return 0;
+}
+
+/*
+ * LWS_CALLBACK_HTTP_WRITEABLE: headers first, then the body a chunk at a
+ * time. After the last chunk the request is counted and the connection
+ * kept for the next request (or closed). Returns 0 or -1 (close).
+ */
+static int http__on_writeable(struct lws *wsi, http__session *s)
+{
+    static unsigned char out[LWS_PRE + HTTP__CHUNK];
+    size_t left, n;
+    bool last;
+
+    if (!s->responding)
+        return 0;
+    if (!s->headers_sent) {
+        fg_metrics_observe(&http__gw->metrics, s->route, fg_method_name(s->req.method),
+                           s->resp.status, fg_now_us() - s->t0_us);
+        if (http__write_headers(wsi, s) != 0)
+            return -1;
+    }
+    left = s->resp.len - s->sent;
+    n = left < HTTP__CHUNK ? left : HTTP__CHUNK;
+    last = n == left;
+    memcpy(out + LWS_PRE, s->resp.body + s->sent, n);
+    if (lws_write(wsi, out + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+        return -1;
+    s->sent += n;
+    if (!last) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (s->close_after)
+        return -1;
+    http__reset(s);
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+}
+
+static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                          size_t len)
+{
+    http__session *s = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return http__on_request(wsi, s);
+    case LWS_CALLBACK_HTTP_BODY:
+        return http__on_body(s, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (!s->responding)
+            http__dispatch(wsi, s);
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return http__on_writeable(wsi, s);
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        if (s != NULL)
+            http__reset(s);
+        break;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols http__protocols[] = {
+    {HTTP__PROTOCOL, http__callback, sizeof(http__session), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+/* Headers on every response: the page may run scripts and styles from
+ * its own origin only and talk to the brokers' WebSockets. */
+static const struct lws_protocol_vhost_options http__hdr_referrer = {
+    NULL, NULL, "referrer-policy:", "no-referrer"};
+static const struct lws_protocol_vhost_options http__hdr_frame = {
+    &http__hdr_referrer, NULL, "x-frame-options:", "DENY"};
+static const struct lws_protocol_vhost_options http__hdr_nosniff = {
+    &http__hdr_frame, NULL, "x-content-type-options:", "nosniff"};
+static const struct lws_protocol_vhost_options http__headers = {
+    &http__hdr_nosniff, NULL, "content-security-policy:",
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' ws: wss:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"};
+
+static const struct lws_protocol_vhost_options http__mime_mjs = {NULL, NULL, ".mjs",
+                                                                 "text/javascript"};
+
+/* Routes lws's own log lines (errors and warnings) into ours. */
+static void http__lws_log(int level, const char *line)
+{
+    size_t n = strlen(line);
+
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+        n--;
+    fp_log(level == LLL_ERR ? FP_LOG_ERROR : FP_LOG_WARN, "lws: %.*s", (int)n, line);
+}
+
+/* Fills the mounts: the callback ones always, the file ones when their
+ * directory is configured. Returns the head of the list. */
+static const struct lws_http_mount *http__mounts(const fg_config *c, struct lws_http_mount *m)
+{
+    static const char *const callback_paths[] = {"/api", "/healthz", "/metrics"};
+    struct lws_http_mount *head = NULL;
+    size_t i;
+
+    memset(m, 0, 5 * sizeof(*m));
+    for (i = 0; i < 3; i++) {
+        m[i].mountpoint = callback_paths[i];
+        m[i].mountpoint_len = (unsigned char)strlen(callback_paths[i]);
+        m[i].origin = HTTP__PROTOCOL;
+        m[i].origin_protocol = LWSMPRO_CALLBACK;
+        m[i].mount_next = head;
+        head = &m[i];
+    }
+    if (c->mqtt_js_dir[0] != '\0') {
+        m[3].mountpoint = "/vendor";
+        m[3].mountpoint_len = 7;
+        m[3].origin = c->mqtt_js_dir;
+        m[3].origin_protocol = LWSMPRO_FILE;
+        m[3].extra_mimetypes = &http__mime_mjs;
+        m[3].mount_next = head;
+        head = &m[3];
+    }
+    if (c->www_dir[0] != '\0') {
+        m[4].mountpoint = "/";
+        m[4].mountpoint_len = 1;
+        m[4].origin = c->www_dir;
+        m[4].def = "index.html";
+        m[4].origin_protocol = LWSMPRO_FILE;
+        m[4].mount_next = head;
+        head = &m[4];
+    }
+    return head;
+}
+
+int fg_http_run(fg_gateway *gw, volatile int *stop)
+{
+    struct lws_context_creation_info info;
+    struct lws_http_mount mounts[5];
+
+    http__gw = gw;
+    lws_set_log_level(LLL_ERR | LLL_WARN, http__lws_log);
+    memset(&info, 0, sizeof(info));
+    info.port = (int)gw->cfg.http_port;
+    info.iface = gw->cfg.http_host;
+    info.protocols = http__protocols;
+    info.mounts = http__mounts(&gw->cfg, mounts);
+    info.headers = &http__headers;
+    info.vhost_name = "feed-gateway";
+    info.server_string = "feed-gateway";
+    info.max_http_header_data = FP_JWT_MAX_BYTES + 4096;
+    info.keepalive_timeout = 30;
+    info.timeout_secs = 20;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    http__ctx = lws_create_context(&info);
+    if (http__ctx == NULL) {
+        fp_error("cannot serve HTTP on %s:%lld (see the lws line above)", gw->cfg.http_host,
+                 (long long)gw->cfg.http_port);
+        return -1;
+    }
+    fp_info("running: HTTP on http://%s:%lld/ (dev mode %s)", gw->cfg.http_host,
+            (long long)gw->cfg.http_port, gw->cfg.dev_mode ? "ON: anyone can get a token" : "off");
+    while (!*stop) {
+        if (lws_service(http__ctx, 0) < 0)
+            break;
+    }
+    lws_context_destroy(http__ctx);
+    http__ctx = NULL;
+    return 0;
+}
+
+void fg_http_wake(void)
+{
+    if (http__ctx != NULL)
+        lws_cancel_service(http__ctx);
+}

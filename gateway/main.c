@@ -1,0 +1,149 @@
+/*
+ * feed-gateway: the HTTP API of feedpush and the browser client. See
+ * gateway.h for the modules and docs/gateway.md for the API.
+ *
+ *   feed-gateway [-c gateway.conf]
+ *
+ * Loads the configuration and the token keys (a bad one stops it with one
+ * line), opens Redis and RabbitMQ (either may be down at start: requests
+ * that need it get 503 until it is back), then serves HTTP until SIGTERM
+ * or SIGINT, and exits 0.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fp_config.h"
+#include "fp_log.h"
+#include "gateway.h"
+
+static volatile int main__stop;
+
+static void main__on_signal(int sig)
+{
+    (void)sig;
+    main__stop = 1;
+    fg_http_wake();
+}
+
+static void main__usage(FILE *out)
+{
+    fprintf(out, "usage: feed-gateway [-c gateway.conf]\n\n"
+                 "Configuration keys (file lines \"key value\"; environment FEEDPUSH_<KEY>):\n");
+    fg_config_usage(out);
+}
+
+/* A configured file that must exist (www_dir/index.html, mqtt.min.js). */
+static int main__need_file(const char *dir, const char *name, const char *key)
+{
+    char path[4096];
+    struct stat st;
+
+    if (dir[0] == '\0')
+        return 0;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode))
+        return 0;
+    fp_error("%s %s: no %s there (set %s \"\" to serve no browser client)", key, dir, name, key);
+    return -ENOENT;
+}
+
+/* Builds the token verifier and, in dev mode, loads the signing key. */
+static int main__keys(fg_gateway *gw)
+{
+    fp_jwt_config jc = {0};
+    char err[512];
+    int rc;
+
+    if (fp_jwt_alg_parse(gw->cfg.jwt_alg, &gw->alg) != 0) {
+        fp_error("jwt_alg %s: must be HS256, RS256 or ES256", gw->cfg.jwt_alg);
+        return -EINVAL;
+    }
+    jc.alg = gw->alg;
+    jc.key_file = gw->cfg.jwt_key;
+    jc.issuer = gw->cfg.jwt_issuer;
+    jc.audience = gw->cfg.jwt_audience;
+    jc.leeway_s = (int)gw->cfg.jwt_leeway;
+    rc = fp_jwt_verifier_new(&jc, &gw->verifier, err, sizeof(err));
+    if (rc != 0) {
+        fp_error("jwt_key: %s", err);
+        return rc;
+    }
+    if (!gw->cfg.dev_mode)
+        return 0;
+    if (gw->cfg.jwt_signing_key[0] == '\0') {
+        fp_error("dev_mode is on but jwt_signing_key is not set (dev tokens need it)");
+        return -EINVAL;
+    }
+    rc = fp_jwt_load_key(gw->alg, gw->cfg.jwt_signing_key, &gw->signing_key,
+                         &gw->signing_key_len, err, sizeof(err));
+    if (rc != 0)
+        fp_error("jwt_signing_key: %s", err);
+    return rc;
+}
+
+/* Parses the command line: -c FILE, --help. Returns 0, 1 (help shown) or 2. */
+static int main__args(int argc, char **argv, const char **conf)
+{
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            *conf = argv[++i];
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            main__usage(stdout);
+            return 1;
+        } else {
+            main__usage(stderr);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static fg_gateway gw; /* large (metrics); zeroed */
+    const char *conf = NULL;
+    fp_log_level level;
+    char err[FP_CONF_ERR_MAX];
+    int rc;
+
+    fp_log_set_component("feed-gateway");
+    rc = main__args(argc, argv, &conf);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    if (fg_config_load(&gw.cfg, conf, err, sizeof(err)) != 0) {
+        fp_error("%s", err);
+        return 1;
+    }
+    rc = 1;
+    if (fp_log_level_parse(gw.cfg.log_level, &level) != 0) {
+        fp_error("log_level %s: must be debug, info, warn or error", gw.cfg.log_level);
+        goto done;
+    }
+    fp_log_set_level(level);
+    if (main__keys(&gw) != 0 ||
+        main__need_file(gw.cfg.www_dir, "index.html", "www_dir") != 0 ||
+        main__need_file(gw.cfg.mqtt_js_dir, "mqtt.min.js", "mqtt_js_dir") != 0)
+        goto done;
+    if (fg_backend_open(&gw) != 0)
+        goto done;
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGTERM, main__on_signal);
+    signal(SIGINT, main__on_signal);
+    if (fg_http_run(&gw, &main__stop) == 0) {
+        fp_info("stopped");
+        rc = 0;
+    }
+done:
+    fg_backend_close(&gw);
+    fp_jwt_key_free(gw.signing_key, gw.signing_key_len);
+    fp_jwt_verifier_free(gw.verifier);
+    fg_config_free(&gw.cfg);
+    return rc;
+}

@@ -1,0 +1,136 @@
+/*
+ * metrics.c - request counters and latency histograms of feed-gateway,
+ * rendered in the Prometheus text format (0.0.4).
+ *
+ * Kept per (route, method, status) in a small fixed table: routes are the
+ * route table's patterns, never raw paths, so clients cannot grow it;
+ * series beyond FG_METRICS_SERIES (not reachable with today's routes) are
+ * only counted in feedpush_gateway_requests_overflow_total.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+
+/* Upper bounds of the latency buckets, seconds (+Inf is implied). */
+static const double metrics__le[FG_METRICS_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                       0.05,   0.1,   0.25,   0.5,   1,    2.5};
+
+void fg_metrics_observe(fg_metrics *m, fg_route_id route, const char *method, int status,
+                        int64_t us)
+{
+    double s = us > 0 ? (double)us / 1e6 : 0;
+    fg_request_series *x = NULL;
+    size_t i;
+
+    if (route >= FG_ROUTE__COUNT)
+        route = FG_ROUTE_UNKNOWN;
+    for (i = 0; i < m->n_series && x == NULL; i++) {
+        if (m->series[i].route == route && m->series[i].status == status &&
+            strcmp(m->series[i].method, method) == 0)
+            x = &m->series[i];
+    }
+    if (x == NULL && m->n_series < FG_METRICS_SERIES) {
+        x = &m->series[m->n_series++];
+        x->route = route;
+        x->status = status;
+        snprintf(x->method, sizeof(x->method), "%s", method);
+    }
+    if (x != NULL)
+        x->count++;
+    else
+        m->overflow++;
+    for (i = 0; i < FG_METRICS_BUCKETS; i++) {
+        if (s <= metrics__le[i])
+            m->buckets[route][i]++;
+    }
+    m->count[route]++;
+    m->sum_s[route] += s;
+}
+
+int fg_buf_printf(char **out, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    va_list ap;
+    char *grown;
+    int n;
+
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(*out != NULL ? *out + *len : NULL, *out != NULL ? *cap - *len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return -ENOMEM;
+        if (*out != NULL && *len + (size_t)n < *cap) {
+            *len += (size_t)n;
+            return 0;
+        }
+        grown = realloc(*out, *cap * 2 + (size_t)n + 1);
+        if (grown == NULL)
+            return -ENOMEM;
+        *out = grown;
+        *cap = *cap * 2 + (size_t)n + 1;
+    }
+}
+
+/* The histogram of one route. */
+static int metrics__histogram(const fg_metrics *m, fg_route_id r, char **out, size_t *len,
+                              size_t *cap)
+{
+    const char *label = fg_route_label(r);
+    const char *name = "feedpush_gateway_request_duration_seconds";
+    int rc = 0;
+    size_t i;
+
+    for (i = 0; rc == 0 && i < FG_METRICS_BUCKETS; i++)
+        rc = fg_buf_printf(out, len, cap, "%s_bucket{route=\"%s\",le=\"%g\"} %llu\n", name,
+                             label, metrics__le[i], (unsigned long long)m->buckets[r][i]);
+    if (rc == 0)
+        rc = fg_buf_printf(out, len, cap, "%s_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", name,
+                             label, (unsigned long long)m->count[r]);
+    if (rc == 0)
+        rc = fg_buf_printf(out, len, cap, "%s_sum{route=\"%s\"} %.6f\n", name, label,
+                             m->sum_s[r]);
+    if (rc == 0)
+        rc = fg_buf_printf(out, len, cap, "%s_count{route=\"%s\"} %llu\n", name, label,
+                             (unsigned long long)m->count[r]);
+    return rc;
+}
+
+int fg_metrics_render(const fg_metrics *m, char **out, size_t *len, size_t *cap)
+{
+    const fg_request_series *x;
+    int rc;
+    size_t i;
+
+    rc = fg_buf_printf(out, len, cap,
+                         "# HELP feedpush_gateway_requests_total API requests answered.\n"
+                         "# TYPE feedpush_gateway_requests_total counter\n");
+    for (i = 0; rc == 0 && i < m->n_series; i++) {
+        x = &m->series[i];
+        rc = fg_buf_printf(out, len, cap,
+                             "feedpush_gateway_requests_total{route=\"%s\",method=\"%s\","
+                             "status=\"%d\"} %llu\n",
+                             fg_route_label(x->route), x->method, x->status,
+                             (unsigned long long)x->count);
+    }
+    if (rc == 0)
+        rc = fg_buf_printf(out, len, cap,
+                             "# HELP feedpush_gateway_requests_overflow_total Requests of "
+                             "series beyond the table.\n"
+                             "# TYPE feedpush_gateway_requests_overflow_total counter\n"
+                             "feedpush_gateway_requests_overflow_total %llu\n",
+                             (unsigned long long)m->overflow);
+    if (rc == 0)
+        rc = fg_buf_printf(out, len, cap,
+                             "# HELP feedpush_gateway_request_duration_seconds Time from a "
+                             "request's arrival to its response being queued.\n"
+                             "# TYPE feedpush_gateway_request_duration_seconds histogram\n");
+    for (i = 0; rc == 0 && i < FG_ROUTE__COUNT; i++) {
+        if (m->count[i] > 0)
+            rc = metrics__histogram(m, (fg_route_id)i, out, len, cap);
+    }
+    return rc;
+}

@@ -1,0 +1,172 @@
+/*
+ * reads.c - GET /api/v1/feed (one page of the caller's feed cache) and
+ * the ribbon: GET /api/v1/ribbon, POST /api/v1/ribbon (ribbon.pushed for
+ * the caller).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+
+#define READS__LIMIT_DEFAULT 50
+#define READS__LIMIT_MAX 1000
+
+/* ?limit=: 1..READS__LIMIT_MAX, default READS__LIMIT_DEFAULT. 0 or -1. */
+static int reads__limit(const char *s, size_t *out)
+{
+    size_t v = 0, i;
+
+    if (s[0] == '\0') {
+        *out = READS__LIMIT_DEFAULT;
+        return 0;
+    }
+    for (i = 0; s[i] != '\0'; i++) {
+        if (s[i] < '0' || s[i] > '9' || i >= 4)
+            return -1;
+        v = v * 10 + (size_t)(s[i] - '0');
+    }
+    if (v < 1 || v > READS__LIMIT_MAX)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* {"posts":[...],"next_before":id|null} from a page of stored bodies;
+ * a body that does not parse is skipped. */
+static cJSON *reads__page_json(const fb_feed_page *page, size_t limit)
+{
+    cJSON *out = cJSON_CreateObject(), *arr, *post;
+    size_t i;
+
+    arr = cJSON_AddArrayToObject(out, "posts");
+    if (arr == NULL) {
+        cJSON_Delete(out);
+        return NULL;
+    }
+    for (i = 0; i < page->n; i++) {
+        post = cJSON_Parse(page->posts[i]);
+        if (post == NULL || !cJSON_IsObject(post)) {
+            cJSON_Delete(post);
+            continue;
+        }
+        cJSON_AddItemToArray(arr, post);
+    }
+    if (page->n == limit)
+        post = cJSON_AddStringToObject(out, "next_before", page->ids[page->n - 1]);
+    else
+        post = cJSON_AddNullToObject(out, "next_before");
+    if (post == NULL) {
+        cJSON_Delete(out);
+        return NULL;
+    }
+    return out;
+}
+
+void fg_reads_feed(fg_gateway *gw, const fg_request *req, fg_response *resp)
+{
+    fb_feed_page page = {0};
+    fb_store *st;
+    size_t limit;
+    int rc;
+
+    if (req->bad_query || reads__limit(req->limit, &limit) != 0) {
+        fg_respond_error(resp, 400, "bad_request", "limit: an integer from 1 to %d",
+                         READS__LIMIT_MAX);
+        return;
+    }
+    if (req->before[0] != '\0' && !fp_id_valid(req->before)) {
+        fg_respond_error(resp, 400, "bad_request", "before: a post id");
+        return;
+    }
+    st = fg_backend_store(gw);
+    if (st == NULL) {
+        fg_respond_unavailable(resp, "redis");
+        return;
+    }
+    FG_STORE_CALL(gw, rc, fb_store_feed_page(st, req->caller.sub, limit, req->before, &page));
+    if (rc != 0) {
+        fg_respond_store_error(gw, resp, rc, "feed read");
+        return;
+    }
+    fg_respond_json(resp, 200, reads__page_json(&page, limit));
+    fb_feed_page_free(&page);
+}
+
+void fg_reads_ribbon(fg_gateway *gw, const fg_request *req, fg_response *resp)
+{
+    char *json = NULL;
+    fb_store *st;
+    int rc;
+
+    (void)req;
+    st = fg_backend_store(gw);
+    if (st == NULL) {
+        fg_respond_unavailable(resp, "redis");
+        return;
+    }
+    FG_STORE_CALL(gw, rc, fb_store_ribbon_get(st, &json));
+    if (rc != 0) {
+        fg_respond_store_error(gw, resp, rc, "ribbon read");
+        return;
+    }
+    /* The same document subscribers of the retained `ribbon` topic get. */
+    free(resp->body);
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->body = json;
+    resp->len = strlen(json);
+}
+
+/* An optional string field of the ribbon body: NULL when absent or null,
+ * else it must be a string. Returns 0 or -1 (400 filled). */
+static int reads__opt_string(const cJSON *body, const char *key, char **out, fg_response *resp)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+
+    *out = NULL;
+    if (v == NULL || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsString(v)) {
+        fg_respond_error(resp, 400, "bad_request", "%s: a string is expected", key);
+        return -1;
+    }
+    *out = v->valuestring;
+    return 0;
+}
+
+void fg_reads_ribbon_push(fg_gateway *gw, const fg_request *req, fg_response *resp)
+{
+    fp_event ev = {.type = FP_EVENT_RIBBON_PUSHED};
+    cJSON *body, *out, *entry;
+    char reason[160];
+
+    body = fg_body_object(req, resp, true);
+    if (body == NULL)
+        return;
+    if (reads__opt_string(body, "name", &ev.entry.name, resp) != 0 ||
+        reads__opt_string(body, "text", &ev.entry.text, resp) != 0)
+        goto done;
+    snprintf(ev.entry.user_id, sizeof(ev.entry.user_id), "%s", req->caller.sub);
+    ev.entry.at = fg_now_ms_real();
+    if (fp_event_validate(&ev, reason, sizeof(reason)) != 0) {
+        fg_respond_error(resp, 400, "bad_request", "%s",
+                         strncmp(reason, "entry.", 6) == 0 ? reason + 6 : reason);
+        goto done;
+    }
+    if (!fg_publish(gw, &ev, resp))
+        goto done;
+    out = cJSON_CreateObject();
+    entry = cJSON_AddObjectToObject(out, "entry");
+    if (entry == NULL || cJSON_AddStringToObject(entry, "user_id", ev.entry.user_id) == NULL ||
+        (ev.entry.name != NULL && cJSON_AddStringToObject(entry, "name", ev.entry.name) == NULL) ||
+        (ev.entry.text != NULL && cJSON_AddStringToObject(entry, "text", ev.entry.text) == NULL) ||
+        cJSON_AddNumberToObject(entry, "at", (double)ev.entry.at) == NULL) {
+        cJSON_Delete(out);
+        out = NULL;
+    }
+    fg_respond_json(resp, 202, out);
+done:
+    cJSON_Delete(body); /* the entry's strings pointed into it */
+}

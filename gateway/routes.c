@@ -1,0 +1,124 @@
+/*
+ * routes.c - the route table of feed-gateway: a path (with at most one
+ * {id} segment) and a method pick a handler; authenticated routes get the
+ * verified caller in req->caller first. No match is 404, a known path
+ * with another method 405 with an Allow header.
+ */
+#include <string.h>
+
+#include "gateway.h"
+
+typedef void (*route__handler)(fg_gateway *gw, const fg_request *req, fg_response *resp);
+
+typedef struct {
+    fg_method method;
+    route__handler fn;
+    bool auth;
+} route__method;
+
+#define ROUTE__METHODS 3
+
+typedef struct {
+    fg_route_id id;
+    const char *path;  /* whole path, or the part before {id} */
+    bool param;        /* path + "{id}": one non-empty segment */
+    const char *allow; /* for 405 */
+    route__method m[ROUTE__METHODS];
+} route__entry;
+
+static const route__entry route__table[] = {
+    {FG_ROUTE_CONFIG, "/api/v1/config", false, "GET", {{FG_GET, fg_dev_config, false}}},
+    {FG_ROUTE_DEV_TOKEN, "/api/v1/dev/token", false, "POST", {{FG_POST, fg_dev_token, false}}},
+    {FG_ROUTE_POSTS, "/api/v1/posts", false, "POST", {{FG_POST, fg_posts_create, true}}},
+    {FG_ROUTE_POST, "/api/v1/posts/", true, "DELETE", {{FG_DELETE, fg_posts_delete, true}}},
+    {FG_ROUTE_FOLLOWS, "/api/v1/follows", false, "GET", {{FG_GET, fg_follows_list, true}}},
+    {FG_ROUTE_FOLLOW,
+     "/api/v1/follows/",
+     true,
+     "PUT, DELETE",
+     {{FG_PUT, fg_follows_put, true}, {FG_DELETE, fg_follows_delete, true}}},
+    {FG_ROUTE_FEED, "/api/v1/feed", false, "GET", {{FG_GET, fg_reads_feed, true}}},
+    {FG_ROUTE_RIBBON,
+     "/api/v1/ribbon",
+     false,
+     "GET, POST",
+     {{FG_GET, fg_reads_ribbon, true}, {FG_POST, fg_reads_ribbon_push, true}}},
+    {FG_ROUTE_HEALTHZ, "/healthz", false, "GET", {{FG_GET, fg_health_check, false}}},
+    {FG_ROUTE_METRICS, "/metrics", false, "GET", {{FG_GET, fg_health_metrics, false}}},
+};
+#define ROUTE__N (sizeof(route__table) / sizeof(route__table[0]))
+
+static const char *const route__labels[FG_ROUTE__COUNT] = {
+    [FG_ROUTE_CONFIG] = "/api/v1/config",
+    [FG_ROUTE_DEV_TOKEN] = "/api/v1/dev/token",
+    [FG_ROUTE_POSTS] = "/api/v1/posts",
+    [FG_ROUTE_POST] = "/api/v1/posts/{id}",
+    [FG_ROUTE_FOLLOWS] = "/api/v1/follows",
+    [FG_ROUTE_FOLLOW] = "/api/v1/follows/{id}",
+    [FG_ROUTE_FEED] = "/api/v1/feed",
+    [FG_ROUTE_RIBBON] = "/api/v1/ribbon",
+    [FG_ROUTE_HEALTHZ] = "/healthz",
+    [FG_ROUTE_METRICS] = "/metrics",
+    [FG_ROUTE_UNKNOWN] = "unknown",
+};
+
+const char *fg_route_label(fg_route_id r)
+{
+    return r < FG_ROUTE__COUNT ? route__labels[r] : "unknown";
+}
+
+const char *fg_method_name(fg_method m)
+{
+    switch (m) {
+    case FG_GET: return "GET";
+    case FG_POST: return "POST";
+    case FG_PUT: return "PUT";
+    case FG_DELETE: return "DELETE";
+    case FG_HEAD: return "HEAD";
+    case FG_PATCH: return "PATCH";
+    case FG_OPTIONS: return "OPTIONS";
+    default: return "OTHER";
+    }
+}
+
+/* Does path match e? Sets *param to the {id} segment of a param route. */
+static bool route__match(const route__entry *e, const char *path, const char **param)
+{
+    size_t n = strlen(e->path);
+
+    if (!e->param)
+        return strcmp(path, e->path) == 0;
+    if (strncmp(path, e->path, n) != 0 || path[n] == '\0' || strchr(path + n, '/') != NULL)
+        return false;
+    *param = path + n;
+    return true;
+}
+
+fg_route_id fg_route(fg_gateway *gw, fg_request *req, fg_response *resp)
+{
+    const route__entry *e = NULL;
+    const char *param = NULL;
+    size_t i;
+
+    for (i = 0; i < ROUTE__N && e == NULL; i++) {
+        if (route__match(&route__table[i], req->path, &param))
+            e = &route__table[i];
+    }
+    if (e == NULL) {
+        fg_respond_error(resp, 404, "not_found", "no such route");
+        return FG_ROUTE_UNKNOWN;
+    }
+    req->param = param;
+    for (i = 0; i < ROUTE__METHODS && e->m[i].fn != NULL; i++) {
+        if (e->m[i].method != req->method)
+            continue;
+        if (e->m[i].auth && fg_auth_check(gw, req, &req->caller, resp) != 0)
+            return e->id;
+        e->m[i].fn(gw, req, resp);
+        return e->id;
+    }
+    fg_respond_error(resp, 405, "method_not_allowed", "%s is not allowed here (allowed: %s)",
+                     fg_method_name(req->method), e->allow);
+    resp->allow = e->allow;
+    return e->id;
+}
