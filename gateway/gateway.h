@@ -192,6 +192,9 @@ typedef struct {
     const char *allow; /* Allow header for 405 */
 } fg_response;
 
+/* The route a path belongs to (FG_ROUTE_UNKNOWN when none), for counting
+ * requests refused before routing. */
+fg_route_id fg_route_lookup(const char *path);
 /* Routes req and fills resp (always: errors become JSON error bodies). */
 fg_route_id fg_route(fg_gateway *gw, fg_request *req, fg_response *resp);
 

@@ -151,7 +151,7 @@ static void http__refuse(struct lws *wsi, http__session *s, int status, const ch
                          const char *message, bool close_after)
 {
     fg_respond_error(&s->resp, status, code, "%s", message);
-    s->route = FG_ROUTE_UNKNOWN;
+    s->route = fg_route_lookup(s->req.path);
     s->responding = true;
     s->close_after = close_after;
     lws_callback_on_writable(wsi);

@@ -94,16 +94,32 @@ static bool route__match(const route__entry *e, const char *path, const char **p
     return true;
 }
 
-fg_route_id fg_route(fg_gateway *gw, fg_request *req, fg_response *resp)
+/* The route entry path belongs to, or NULL. */
+static const route__entry *route__find(const char *path, const char **param)
 {
-    const route__entry *e = NULL;
-    const char *param = NULL;
     size_t i;
 
-    for (i = 0; i < ROUTE__N && e == NULL; i++) {
-        if (route__match(&route__table[i], req->path, &param))
-            e = &route__table[i];
+    for (i = 0; i < ROUTE__N; i++) {
+        if (route__match(&route__table[i], path, param))
+            return &route__table[i];
     }
+    return NULL;
+}
+
+fg_route_id fg_route_lookup(const char *path)
+{
+    const char *param = NULL;
+    const route__entry *e = route__find(path, &param);
+
+    return e != NULL ? e->id : FG_ROUTE_UNKNOWN;
+}
+
+fg_route_id fg_route(fg_gateway *gw, fg_request *req, fg_response *resp)
+{
+    const char *param = NULL;
+    const route__entry *e = route__find(req->path, &param);
+    size_t i;
+
     if (e == NULL) {
         fg_respond_error(resp, 404, "not_found", "no such route");
         return FG_ROUTE_UNKNOWN;

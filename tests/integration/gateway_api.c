@@ -1,0 +1,669 @@
+/*
+ * feed-gateway's HTTP API against the whole stack: real RabbitMQ (a vhost
+ * of this test's own), Redis, mosquitto with feed_auth.so, feed-bridge and
+ * the gateway, spoken to with libcurl (and raw sockets for garbage).
+ * Every endpoint, each of its error statuses, malformed bodies, refused
+ * tokens, Redis and RabbitMQ outages, and the gateway surviving garbage.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "gateway_env.h"
+
+static fp_gateway_env env;
+
+static int setup(void **state)
+{
+    (void)state;
+    return fp_gateway_env_start(&env, "n1");
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    return fp_gateway_env_stop(&env);
+}
+
+/* ------------------------------------------------------------ helpers */
+
+/* A request whose reply must be JSON; returns the parsed body (caller
+ * deletes) after asserting the status. */
+static cJSON *call(long want, const char *method, const char *path, const char *token,
+                   const char *body)
+{
+    fp_http_reply r;
+    cJSON *j;
+    long got = fp_http(&env, method, path, token, body, &r);
+
+    if (got != want)
+        fprintf(stderr, "%s %s: got %ld, want %ld: %s\n", method, path, got, want, r.body);
+    assert_int_equal(got, want);
+    assert_non_null(strstr(r.content_type, "application/json"));
+    j = cJSON_Parse(r.body);
+    if (j == NULL)
+        fprintf(stderr, "%s %s: not JSON: %s\n", method, path, r.body);
+    assert_non_null(j);
+    fp_http_reply_free(&r);
+    return j;
+}
+
+static const char *str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    assert_true(cJSON_IsString(v));
+    return v->valuestring;
+}
+
+/* The request fails with status and {"error":code,"message":non-empty}. */
+static void refused(long status, const char *code, const char *method, const char *path,
+                    const char *token, const char *body)
+{
+    cJSON *j = call(status, method, path, token, body);
+
+    assert_string_equal(str(j, "error"), code);
+    assert_true(strlen(str(j, "message")) > 0);
+    cJSON_Delete(j);
+}
+
+static char *token(const char *sub)
+{
+    return fp_gateway_token(&env, sub);
+}
+
+/* Index of post id in the caller's first feed page (limit 1000), or -1. */
+static int feed_index(const char *tok, const char *post_id)
+{
+    cJSON *j = call(200, "GET", "/api/v1/feed?limit=1000", tok, NULL), *p;
+    int i = 0, found = -1;
+
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "posts"))
+    {
+        if (found < 0 && strcmp(str(p, "id"), post_id) == 0)
+            found = i;
+        i++;
+    }
+    cJSON_Delete(j);
+    return found;
+}
+
+/* Waits (up to 5 s) until post_id is (or is not) in the caller's feed:
+ * events are applied by the bridge a moment after the API accepted them. */
+static bool feed_has(const char *tok, const char *post_id, bool want)
+{
+    int i;
+
+    for (i = 0; i < 100; i++) {
+        if ((feed_index(tok, post_id) >= 0) == want)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+/* Waits until the caller's follows list does (or does not) hold uid. */
+static bool following(const char *tok, const char *uid, bool want)
+{
+    cJSON *j, *v;
+    bool has;
+    int i;
+
+    for (i = 0; i < 100; i++) {
+        j = call(200, "GET", "/api/v1/follows", tok, NULL);
+        has = false;
+        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(j, "following"))
+        {
+            has = has || strcmp(v->valuestring, uid) == 0;
+        }
+        cJSON_Delete(j);
+        if (has == want)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+/* Posts text as tok; returns the new post id (malloc'd). */
+static char *post(const char *tok, const char *text)
+{
+    cJSON *body = cJSON_CreateObject(), *j;
+    char *b, *id;
+
+    cJSON_AddStringToObject(body, "text", text);
+    b = cJSON_PrintUnformatted(body);
+    j = call(201, "POST", "/api/v1/posts", tok, b);
+    id = strdup(str(cJSON_GetObjectItemCaseSensitive(j, "post"), "id"));
+    free(b);
+    cJSON_Delete(body);
+    cJSON_Delete(j);
+    return id;
+}
+
+static void follow(const char *tok, const char *uid)
+{
+    char path[128];
+
+    snprintf(path, sizeof(path), "/api/v1/follows/%s", uid);
+    cJSON_Delete(call(200, "PUT", path, tok, NULL));
+}
+
+static redisContext *redis(void)
+{
+    redisContext *c = redisConnect("127.0.0.1", env.b.p.redis.port);
+
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    return c;
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_config(void **state)
+{
+    cJSON *j, *urls;
+    char want[64];
+
+    (void)state;
+    j = call(200, "GET", "/api/v1/config", NULL, NULL);
+    urls = cJSON_GetObjectItemCaseSensitive(j, "mqtt_ws_urls");
+    assert_int_equal(cJSON_GetArraySize(urls), 1);
+    snprintf(want, sizeof(want), "ws://127.0.0.1:%d/mqtt", env.b.p.mosq.ws_port);
+    assert_string_equal(cJSON_GetArrayItem(urls, 0)->valuestring, want);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "dev_mode")));
+    cJSON_Delete(j);
+}
+
+static void test_dev_token(void **state)
+{
+    cJSON *j, *exp;
+    char *tok;
+    int64_t now = (int64_t)time(NULL);
+
+    (void)state;
+    j = call(200, "POST", "/api/v1/dev/token", NULL, "{\"user_id\":\"dev_user\"}");
+    assert_string_equal(str(j, "user_id"), "dev_user");
+    exp = cJSON_GetObjectItemCaseSensitive(j, "expires_at");
+    assert_true(cJSON_IsNumber(exp));
+    assert_true(exp->valuedouble >= (double)(now + 590) && exp->valuedouble <= (double)(now + 610));
+    tok = strdup(str(j, "token"));
+    cJSON_Delete(j);
+    /* The token works on the API as that user... */
+    cJSON_Delete(call(200, "GET", "/api/v1/follows", tok, NULL));
+    free(tok);
+
+    refused(400, "bad_request", "POST", "/api/v1/dev/token", NULL, "{\"user_id\":\"a/b\"}");
+    refused(400, "bad_request", "POST", "/api/v1/dev/token", NULL, "{\"user_id\":42}");
+    refused(400, "bad_request", "POST", "/api/v1/dev/token", NULL, "{\"user_id\":");
+    refused(400, "bad_request", "POST", "/api/v1/dev/token", NULL, NULL);
+    refused(405, "method_not_allowed", "GET", "/api/v1/dev/token", NULL, NULL);
+}
+
+static void test_auth_refusals(void **state)
+{
+    static const char alg_none[] = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
+                                   "eyJzdWIiOiJtYWxsb3J5IiwiZXhwIjo0MTAyNDQ0ODAwfQ.";
+    unsigned char other[48];
+    fp_jwt_mint_claims c = {0};
+    int64_t now = (int64_t)time(NULL);
+    char *expired, *forged = NULL, *tok, err[128], *tampered;
+    redisContext *r;
+    redisReply *rep;
+
+    (void)state;
+    refused(401, "unauthorized", "GET", "/api/v1/feed", NULL, NULL);
+    refused(401, "unauthorized", "GET", "/api/v1/feed", "not-a-token", NULL);
+    refused(401, "unauthorized", "GET", "/api/v1/feed", alg_none, NULL);
+    expired = fp_plugin_env_token(&env.b.p, "eve", now - 100, now - 10, FP_ROLE_USER);
+    refused(401, "unauthorized", "GET", "/api/v1/feed", expired, NULL);
+    free(expired);
+    /* Signed with another secret. */
+    memset(other, 'x', sizeof(other));
+    c.sub = "eve";
+    c.iat = now;
+    c.exp = now + 600;
+    assert_int_equal(fp_jwt_mint(FP_JWT_HS256, other, sizeof(other), &c, &forged, err,
+                                 sizeof(err)),
+                     0);
+    refused(401, "unauthorized", "GET", "/api/v1/feed", forged, NULL);
+    free(forged);
+    /* A valid token with its payload changed (sub swapped). */
+    tok = token("eve");
+    tampered = strdup(tok);
+    tampered[strchr(tampered, '.') - tampered + 3] ^= 1;
+    refused(401, "unauthorized", "GET", "/api/v1/feed", tampered, NULL);
+    free(tampered);
+    /* A token of a user revoked after it was issued. */
+    cJSON_Delete(call(200, "GET", "/api/v1/feed", tok, NULL));
+    r = redis();
+    rep = redisCommand(r, "SET revoked:eve %lld", (long long)now + 1);
+    freeReplyObject(rep);
+    redisFree(r);
+    refused(401, "unauthorized", "GET", "/api/v1/feed", tok, NULL);
+    free(tok);
+    /* A fresh token (iat after the revocation) is accepted again. */
+    tok = fp_plugin_env_token(&env.b.p, "eve", now + 2, now + 600, FP_ROLE_USER);
+    cJSON_Delete(call(200, "GET", "/api/v1/feed", tok, NULL));
+    free(tok);
+}
+
+static void test_follows(void **state)
+{
+    char *fa = token("fa"), *fb = token("fb");
+    cJSON *j;
+
+    (void)state;
+    j = call(200, "PUT", "/api/v1/follows/fb", fa, NULL);
+    assert_string_equal(str(j, "follower_id"), "fa");
+    assert_string_equal(str(j, "followee_id"), "fb");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "following")));
+    cJSON_Delete(j);
+    assert_true(following(fa, "fb", true));
+    /* fb follows nobody. */
+    j = call(200, "GET", "/api/v1/follows", fb, NULL);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "following")), 0);
+    cJSON_Delete(j);
+
+    refused(400, "bad_request", "PUT", "/api/v1/follows/fa", fa, NULL);
+    refused(400, "bad_request", "PUT", "/api/v1/follows/bad.id", fa, NULL);
+    refused(404, "not_found", "PUT", "/api/v1/follows/", fa, NULL);
+    refused(404, "not_found", "PUT", "/api/v1/follows/x/y", fa, NULL);
+    refused(405, "method_not_allowed", "POST", "/api/v1/follows/fb", fa, NULL);
+    refused(401, "unauthorized", "PUT", "/api/v1/follows/fb", NULL, NULL);
+
+    j = call(200, "DELETE", "/api/v1/follows/fb", fa, NULL);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "following")));
+    cJSON_Delete(j);
+    assert_true(following(fa, "fb", false));
+    free(fa);
+    free(fb);
+}
+
+static void test_posts(void **state)
+{
+    char *a = token("pa"), *b = token("pb"), *c = token("pc"), *id, big[8300];
+    cJSON *j, *p;
+    int64_t before = (int64_t)time(NULL) * 1000;
+
+    (void)state;
+    follow(b, "pa");
+    assert_true(following(b, "pa", true));
+    j = call(201, "POST", "/api/v1/posts", a, "{\"text\":\"first <b>post</b>\"}");
+    p = cJSON_GetObjectItemCaseSensitive(j, "post");
+    assert_string_equal(str(p, "author_id"), "pa");
+    assert_string_equal(str(p, "text"), "first <b>post</b>");
+    assert_true(fp_id_valid(str(p, "id")));
+    assert_true(cJSON_GetObjectItemCaseSensitive(p, "created_at")->valuedouble >= (double)before);
+    id = strdup(str(p, "id"));
+    cJSON_Delete(j);
+    assert_true(feed_has(b, id, true));  /* the follower */
+    assert_true(feed_has(a, id, true));  /* the author's other tabs */
+    assert_int_equal(feed_index(c, id), -1); /* nobody else */
+    free(id);
+
+    refused(400, "bad_request", "POST", "/api/v1/posts", a, "{}");
+    refused(400, "bad_request", "POST", "/api/v1/posts", a, "{\"text\":42}");
+    refused(400, "bad_request", "POST", "/api/v1/posts", a, "{\"text\":\"\"}");
+    refused(400, "bad_request", "POST", "/api/v1/posts", a, "{\"text\":\"a\\u0000b\"}");
+    refused(400, "bad_request", "POST", "/api/v1/posts", a, "{\"text\":\"\xff\xfe\"}");
+    refused(400, "bad_request", "POST", "/api/v1/posts", a, "{\"text\":\"x\"");
+    refused(400, "bad_request", "POST", "/api/v1/posts", a, "{\"text\":\"x\"} trailing");
+    refused(400, "bad_request", "POST", "/api/v1/posts", a, "[\"text\"]");
+    refused(400, "bad_request", "POST", "/api/v1/posts", a, NULL);
+    memset(big, 'x', sizeof(big));
+    memcpy(big, "{\"text\":\"", 9);
+    snprintf(big + 9 + 8193, sizeof(big) - 9 - 8193, "\"}");
+    refused(400, "bad_request", "POST", "/api/v1/posts", a, big);
+    refused(401, "unauthorized", "POST", "/api/v1/posts", NULL, "{\"text\":\"x\"}");
+    refused(405, "method_not_allowed", "GET", "/api/v1/posts", a, NULL);
+    free(a);
+    free(b);
+    free(c);
+}
+
+static void test_feed_pages(void **state)
+{
+    char *a = token("fpa"), *ids[5], path[160];
+    cJSON *j, *posts;
+    int i;
+
+    (void)state;
+    for (i = 0; i < 5; i++) {
+        char text[16];
+
+        snprintf(text, sizeof(text), "p%d", i);
+        ids[i] = post(a, text);
+    }
+    assert_true(feed_has(a, ids[4], true));
+    assert_true(feed_has(a, ids[0], true));
+    /* Newest first, two per page, following next_before. */
+    j = call(200, "GET", "/api/v1/feed?limit=2", a, NULL);
+    posts = cJSON_GetObjectItemCaseSensitive(j, "posts");
+    assert_int_equal(cJSON_GetArraySize(posts), 2);
+    assert_string_equal(str(cJSON_GetArrayItem(posts, 0), "id"), ids[4]);
+    assert_string_equal(str(cJSON_GetArrayItem(posts, 1), "id"), ids[3]);
+    assert_string_equal(str(cJSON_GetArrayItem(posts, 1), "text"), "p3");
+    assert_string_equal(str(j, "next_before"), ids[3]);
+    cJSON_Delete(j);
+    snprintf(path, sizeof(path), "/api/v1/feed?limit=2&before=%s", ids[3]);
+    j = call(200, "GET", path, a, NULL);
+    posts = cJSON_GetObjectItemCaseSensitive(j, "posts");
+    assert_int_equal(cJSON_GetArraySize(posts), 2);
+    assert_string_equal(str(cJSON_GetArrayItem(posts, 0), "id"), ids[2]);
+    assert_string_equal(str(cJSON_GetArrayItem(posts, 1), "id"), ids[1]);
+    cJSON_Delete(j);
+    snprintf(path, sizeof(path), "/api/v1/feed?before=%s&limit=2", ids[1]);
+    j = call(200, "GET", path, a, NULL);
+    posts = cJSON_GetObjectItemCaseSensitive(j, "posts");
+    assert_int_equal(cJSON_GetArraySize(posts), 1);
+    assert_string_equal(str(cJSON_GetArrayItem(posts, 0), "id"), ids[0]);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "next_before")));
+    cJSON_Delete(j);
+    /* The default page holds all five; an unknown cursor gives nothing. */
+    j = call(200, "GET", "/api/v1/feed", a, NULL);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "posts")), 5);
+    cJSON_Delete(j);
+    j = call(200, "GET", "/api/v1/feed?before=nosuchpost", a, NULL);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "posts")), 0);
+    cJSON_Delete(j);
+
+    refused(400, "bad_request", "GET", "/api/v1/feed?limit=0", a, NULL);
+    refused(400, "bad_request", "GET", "/api/v1/feed?limit=1001", a, NULL);
+    refused(400, "bad_request", "GET", "/api/v1/feed?limit=ten", a, NULL);
+    refused(400, "bad_request", "GET", "/api/v1/feed?limit=-1", a, NULL);
+    refused(400, "bad_request", "GET", "/api/v1/feed?before=a%2Fb", a, NULL);
+    for (i = 0; i < 5; i++)
+        free(ids[i]);
+    free(a);
+}
+
+static void test_delete(void **state)
+{
+    char *a = token("da"), *b = token("db"), *id, path[128];
+    cJSON *j;
+
+    (void)state;
+    follow(b, "da");
+    assert_true(following(b, "da", true));
+    id = post(a, "soon gone");
+    assert_true(feed_has(b, id, true));
+    snprintf(path, sizeof(path), "/api/v1/posts/%s", id);
+    refused(403, "forbidden", "DELETE", path, b, NULL);
+    refused(404, "not_found", "DELETE", "/api/v1/posts/nosuchpost", a, NULL);
+    refused(400, "bad_request", "DELETE", "/api/v1/posts/bad.id", a, NULL);
+    refused(401, "unauthorized", "DELETE", path, NULL, NULL);
+    j = call(200, "DELETE", path, a, NULL);
+    assert_string_equal(str(j, "post_id"), id);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "deleted")));
+    cJSON_Delete(j);
+    assert_true(feed_has(b, id, false));
+    assert_true(feed_has(a, id, false));
+    /* Once the bridge applied it, the post is gone for the API too. */
+    refused(404, "not_found", "DELETE", path, a, NULL);
+    free(id);
+    free(a);
+    free(b);
+}
+
+/* True when the ribbon (GET) holds an entry of uid with text. */
+static bool ribbon_has(const char *tok, const char *uid, const char *text)
+{
+    cJSON *j, *e;
+    bool has = false;
+    int i;
+
+    for (i = 0; i < 100 && !has; i++) {
+        j = call(200, "GET", "/api/v1/ribbon", tok, NULL);
+        assert_string_equal(str(j, "type"), "ribbon");
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "entries"))
+        {
+            const cJSON *t = cJSON_GetObjectItemCaseSensitive(e, "text");
+
+            has = has || (strcmp(str(e, "user_id"), uid) == 0 && cJSON_IsString(t) &&
+                          strcmp(t->valuestring, text) == 0);
+        }
+        cJSON_Delete(j);
+        if (!has)
+            usleep(50000);
+    }
+    return has;
+}
+
+static void test_ribbon(void **state)
+{
+    char *a = token("ra"), big[700];
+    cJSON *j, *e;
+
+    (void)state;
+    j = call(202, "POST", "/api/v1/ribbon", a, "{\"text\":\"look at me\",\"name\":\"Ra\"}");
+    e = cJSON_GetObjectItemCaseSensitive(j, "entry");
+    assert_string_equal(str(e, "user_id"), "ra");
+    assert_string_equal(str(e, "name"), "Ra");
+    assert_string_equal(str(e, "text"), "look at me");
+    cJSON_Delete(j);
+    assert_true(ribbon_has(a, "ra", "look at me"));
+    /* An empty body pushes the user without text. */
+    cJSON_Delete(call(202, "POST", "/api/v1/ribbon", a, NULL));
+
+    memset(big, 'y', sizeof(big));
+    memcpy(big, "{\"text\":\"", 9);
+    snprintf(big + 9 + 513, sizeof(big) - 9 - 513, "\"}");
+    refused(400, "bad_request", "POST", "/api/v1/ribbon", a, big);
+    refused(400, "bad_request", "POST", "/api/v1/ribbon", a, "{\"name\":7}");
+    refused(400, "bad_request", "POST", "/api/v1/ribbon", a, "{\"text\":[]}");
+    refused(400, "bad_request", "POST", "/api/v1/ribbon", a, "not json");
+    refused(401, "unauthorized", "GET", "/api/v1/ribbon", NULL, NULL);
+    refused(405, "method_not_allowed", "DELETE", "/api/v1/ribbon", a, NULL);
+    free(a);
+}
+
+/* Garbage on the wire: the gateway answers what it can, drops the rest and
+ * keeps serving. */
+static void test_garbage(void **state)
+{
+    static const char binary[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x00\xff";
+    char *a = token("ga"), out[4096], *big, *hdr;
+    fp_http_reply r;
+    size_t n = 70000;
+    int i;
+
+    (void)state;
+    big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'z', n);
+    memcpy(big, "{\"text\":\"", 9);
+    memcpy(big + n - 2, "\"}", 3);
+    refused(413, "payload_too_large", "POST", "/api/v1/posts", a, big);
+    free(big);
+
+    /* A Content-Length far beyond the limit is refused before the body. */
+    fp_http_raw(&env,
+                "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n{", 69,
+                out, sizeof(out), 2000);
+    assert_non_null(strstr(out, " 413 "));
+    /* A chunked body is refused (411). */
+    fp_http_raw(&env,
+                "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "5\r\nhello\r\n0\r\n\r\n",
+                strlen("POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                       "\r\n5\r\nhello\r\n0\r\n\r\n"),
+                out, sizeof(out), 2000);
+    assert_non_null(strstr(out, " 411 "));
+    fp_http_raw(&env, "GARBAGE\r\n\r\n", 11, out, sizeof(out), 1000);
+    fp_http_raw(&env, binary, sizeof(binary) - 1, out, sizeof(out), 1000);
+    fp_http_raw(&env, "GET /api/v1/feed HTTP/1.1\r\nHost:", 32, out, sizeof(out), 300);
+    fp_http_raw(&env, "", 0, out, sizeof(out), 100);
+    /* A header far beyond the header space. */
+    hdr = malloc(70000);
+    assert_non_null(hdr);
+    n = (size_t)snprintf(hdr, 70000, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(hdr + n, 'h', 60000);
+    memcpy(hdr + n + 60000, "\r\n\r\n", 4);
+    fp_http_raw(&env, hdr, n + 60004, out, sizeof(out), 2000);
+    assert_null(strstr(out, " 200 "));
+    free(hdr);
+    /* An oversized Authorization header is a refused token, not a crash. */
+    hdr = malloc(20000);
+    assert_non_null(hdr);
+    memset(hdr, 'a', 12000);
+    hdr[12000] = '\0';
+    assert_true(fp_http(&env, "GET", "/api/v1/feed", hdr, NULL, NULL) >= 400);
+    free(hdr);
+    /* Unknown routes; methods a route does not take (Allow says which). */
+    refused(404, "not_found", "GET", "/api/v1/nope", a, NULL);
+    refused(404, "not_found", "GET", "/nothing-here", NULL, NULL);
+    assert_int_equal(fp_http(&env, "PATCH", "/api/v1/posts", a, "{}", &r), 405);
+    assert_string_equal(r.allow, "POST");
+    fp_http_reply_free(&r);
+    assert_int_equal(fp_http(&env, "DELETE", "/api/v1/follows", a, NULL, &r), 405);
+    assert_string_equal(r.allow, "GET");
+    fp_http_reply_free(&r);
+
+    /* Still serving, and the same connection logic works many times. */
+    for (i = 0; i < 50; i++)
+        assert_int_equal(fp_http(&env, "GET", "/healthz", NULL, NULL, NULL), 200);
+    assert_true(fp_gateway_alive(&env));
+    free(a);
+}
+
+static void test_static_client(void **state)
+{
+    fp_http_reply r;
+
+    (void)state;
+    assert_int_equal(fp_http(&env, "GET", "/", NULL, NULL, &r), 200);
+    assert_non_null(strstr(r.content_type, "text/html"));
+    assert_non_null(strstr(r.body, "/vendor/mqtt.min.js"));
+    fp_http_reply_free(&r);
+    assert_int_equal(fp_http(&env, "GET", "/vendor/mqtt.min.js", NULL, NULL, &r), 200);
+    assert_true(r.len > 100000);
+    fp_http_reply_free(&r);
+    assert_int_equal(fp_http(&env, "GET", "/app.js", NULL, NULL, NULL), 200);
+    assert_int_equal(fp_http(&env, "GET", "/no-such-file.js", NULL, NULL, NULL), 404);
+    assert_true(fp_http(&env, "GET", "/../../../../etc/passwd", NULL, NULL, &r) != 200 ||
+                strstr(r.body, "root:") == NULL);
+    fp_http_reply_free(&r);
+}
+
+static void test_metrics(void **state)
+{
+    fp_http_reply r;
+    int i;
+
+    (void)state;
+    /* The bridge writes its counters every second. */
+    for (i = 0; i < 40 && fp_bridge_stat(&env.b, "events_post_created") < 1; i++)
+        usleep(100000);
+    assert_int_equal(fp_http(&env, "GET", "/metrics", NULL, NULL, &r), 200);
+    assert_non_null(strstr(r.content_type, "text/plain"));
+    assert_non_null(strstr(r.body, "# TYPE feedpush_gateway_requests_total counter\n"));
+    assert_non_null(strstr(r.body, "feedpush_gateway_requests_total{route=\"/api/v1/posts\","
+                                   "method=\"POST\",status=\"201\"}"));
+    assert_non_null(strstr(r.body, "feedpush_gateway_requests_total{route=\"/api/v1/posts\","
+                                   "method=\"POST\",status=\"413\"}"));
+    assert_non_null(strstr(r.body, "route=\"/api/v1/posts/{id}\",method=\"DELETE\","
+                                   "status=\"403\"}"));
+    assert_non_null(strstr(r.body, "# TYPE feedpush_gateway_request_duration_seconds histogram"));
+    assert_non_null(strstr(r.body, "feedpush_gateway_request_duration_seconds_bucket{route=\"/api/"
+                                   "v1/feed\",le=\"+Inf\"}"));
+    assert_non_null(strstr(r.body, "feedpush_gateway_request_duration_seconds_count{route=\"/api/"
+                                   "v1/feed\"}"));
+    assert_non_null(strstr(r.body, "feedpush_bridge_up 1\n"));
+    assert_non_null(strstr(r.body, "# TYPE feedpush_bridge_deliveries_total counter\n"));
+    assert_non_null(strstr(r.body, "feedpush_bridge_events_post_created_total{node=\"n1\"} "));
+    assert_null(strstr(r.body, "feedpush_bridge_events_post_created_total{node=\"n1\"} 0\n"));
+    assert_non_null(strstr(r.body, "# TYPE feedpush_bridge_stage1_us_max gauge\n"));
+    fp_http_reply_free(&r);
+}
+
+/* Redis down: 503 for what needs it, /healthz says which; back when it is. */
+static void test_redis_outage(void **state)
+{
+    char *a = token("oa");
+    cJSON *j;
+    int i;
+
+    (void)state;
+    cJSON_Delete(call(200, "GET", "/healthz", NULL, NULL));
+    assert_int_equal(fp_server_stop(&env.b.p.redis), 0);
+    j = call(503, "GET", "/healthz", NULL, NULL);
+    assert_string_equal(str(j, "status"), "down");
+    assert_string_equal(str(j, "redis"), "down");
+    assert_string_equal(str(j, "rabbitmq"), "ok");
+    cJSON_Delete(j);
+    refused(503, "unavailable", "GET", "/api/v1/feed", a, NULL);
+    refused(503, "unavailable", "GET", "/api/v1/ribbon", a, NULL);
+    /* Routes that need no Redis still work. */
+    cJSON_Delete(call(200, "GET", "/api/v1/config", NULL, NULL));
+    assert_int_equal(fp_http(&env, "GET", "/metrics", NULL, NULL, NULL), 200);
+    assert_int_equal(fp_server_restart(&env.b.p.redis), 0);
+    for (i = 0; i < 50 && fp_http(&env, "GET", "/healthz", NULL, NULL, NULL) != 200; i++)
+        usleep(100000);
+    cJSON_Delete(call(200, "GET", "/healthz", NULL, NULL));
+    cJSON_Delete(call(200, "GET", "/api/v1/feed", a, NULL));
+    free(a);
+}
+
+/* RabbitMQ unreachable: writes are 503 (nothing is lost silently), reads
+ * still work, /healthz names it. */
+static void test_rabbitmq_outage(void **state)
+{
+    char *a = token("qa");
+    cJSON *j;
+
+    (void)state;
+    env.amqp_port = 1; /* nothing listens there */
+    assert_int_equal(fp_gateway_start(&env), 0);
+    j = call(503, "GET", "/healthz", NULL, NULL);
+    assert_string_equal(str(j, "rabbitmq"), "down");
+    assert_string_equal(str(j, "redis"), "ok");
+    cJSON_Delete(j);
+    refused(503, "unavailable", "POST", "/api/v1/posts", a, "{\"text\":\"lost?\"}");
+    refused(503, "unavailable", "PUT", "/api/v1/follows/qb", a, NULL);
+    refused(503, "unavailable", "POST", "/api/v1/ribbon", a, NULL);
+    cJSON_Delete(call(200, "GET", "/api/v1/feed", a, NULL));
+    env.amqp_port = env.b.rabbit.port;
+    assert_int_equal(fp_gateway_start(&env), 0);
+    cJSON_Delete(call(200, "GET", "/healthz", NULL, NULL));
+    free(a);
+}
+
+static void test_dev_mode_off(void **state)
+{
+    cJSON *j;
+
+    (void)state;
+    env.dev_mode = false;
+    assert_int_equal(fp_gateway_start(&env), 0);
+    j = call(200, "GET", "/api/v1/config", NULL, NULL);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "dev_mode")));
+    cJSON_Delete(j);
+    refused(404, "not_found", "POST", "/api/v1/dev/token", NULL, "{\"user_id\":\"x\"}");
+    env.dev_mode = true;
+    assert_int_equal(fp_gateway_start(&env), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config),        cmocka_unit_test(test_dev_token),
+        cmocka_unit_test(test_auth_refusals), cmocka_unit_test(test_follows),
+        cmocka_unit_test(test_posts),         cmocka_unit_test(test_feed_pages),
+        cmocka_unit_test(test_delete),        cmocka_unit_test(test_ribbon),
+        cmocka_unit_test(test_garbage),       cmocka_unit_test(test_static_client),
+        cmocka_unit_test(test_metrics),       cmocka_unit_test(test_redis_outage),
+        cmocka_unit_test(test_rabbitmq_outage), cmocka_unit_test(test_dev_mode_off),
+    };
+
+    return fp_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
+}

@@ -1,0 +1,310 @@
+#include "gateway_env.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+/* A loopback port nobody listens on right now (bind to 0, read, close). */
+static int env__free_port(void)
+{
+    struct sockaddr_in a = {0};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+    if (fd < 0)
+        return -1;
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+int fp_gateway_env_start(fp_gateway_env *e, const char *node_id)
+{
+    memset(e, 0, sizeof(*e));
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+        return -1;
+    if (fp_bridge_env_start(&e->b, node_id) != 0)
+        return -1;
+    e->dev_mode = true;
+    e->amqp_port = e->b.rabbit.port;
+    snprintf(e->log, sizeof(e->log), "%s/feed-gateway.log", e->b.p.dir);
+    return fp_gateway_start(e);
+}
+
+/* The child: own process group, killed with the test, FEEDPUSH_* config,
+ * output appended to the log. Never returns. */
+static void env__exec_gateway(fp_gateway_env *e, const char *bin)
+{
+    const char *src = getenv("FP_SOURCE_DIR");
+    char v[8][PATH_MAX + 64];
+    int fd;
+
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    fd = open(e->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
+    snprintf(v[0], sizeof(v[0]), "%d", e->port);
+    snprintf(v[1], sizeof(v[1]), "%d", e->amqp_port);
+    snprintf(v[2], sizeof(v[2]), "%d", e->b.p.redis.port);
+    snprintf(v[3], sizeof(v[3]), "ws://127.0.0.1:%d/mqtt", e->b.p.mosq.ws_port);
+    snprintf(v[4], sizeof(v[4]), "%s/gateway/www", src != NULL ? src : ".");
+    snprintf(v[5], sizeof(v[5]), "%s/node_modules/mqtt/dist", src != NULL ? src : ".");
+    if (realpath(e->b.p.dir, v[7]) == NULL)
+        snprintf(v[7], sizeof(v[7]), "%s", e->b.p.dir);
+    snprintf(v[6], sizeof(v[6]), "%.*s/gateway", PATH_MAX, v[7]);
+    setenv("FEEDPUSH_HTTP_PORT", v[0], 1);
+    setenv("FEEDPUSH_AMQP_PORT", v[1], 1);
+    setenv("FEEDPUSH_AMQP_VHOST", e->b.vhost, 1);
+    setenv("FEEDPUSH_REDIS_PORT", v[2], 1);
+    setenv("FEEDPUSH_MQTT_WS_URLS", v[3], 1);
+    setenv("FEEDPUSH_WWW_DIR", v[4], 1);
+    setenv("FEEDPUSH_MQTT_JS_DIR", v[5], 1);
+    setenv("FEEDPUSH_JWT_KEY", e->b.p.secret_path, 1);
+    setenv("FEEDPUSH_JWT_SIGNING_KEY", e->b.p.secret_path, 1);
+    setenv("FEEDPUSH_DEV_MODE", e->dev_mode ? "on" : "off", 1);
+    setenv("FEEDPUSH_DEV_TOKEN_TTL", "600", 1);
+    setenv("FEEDPUSH_TIMEOUT_MS", "1000", 1);
+    setenv("FEEDPUSH_LOG_LEVEL", "debug", 1);
+    /* The harness's orphan check finds it by this marker. */
+    setenv("FEEDPUSH_HARNESS", v[6], 1);
+    execl(bin, bin, (char *)NULL);
+    _exit(127);
+}
+
+bool fp_gateway_alive(fp_gateway_env *e)
+{
+    if (e->gw <= 0)
+        return false;
+    if (waitpid(e->gw, NULL, WNOHANG) == e->gw) {
+        e->gw = 0;
+        return false;
+    }
+    return true;
+}
+
+int fp_gateway_start(fp_gateway_env *e)
+{
+    const char *bin = getenv("FP_GATEWAY");
+    pid_t pid;
+    int i;
+
+    if (bin == NULL) {
+        fprintf(stderr, "gateway_env: FP_GATEWAY not set (run through ctest)\n");
+        return -1;
+    }
+    if (e->gw > 0 && fp_gateway_stop(e) != 0)
+        return -1;
+    e->port = env__free_port();
+    if (e->port <= 0)
+        return -1;
+    snprintf(e->url, sizeof(e->url), "http://127.0.0.1:%d", e->port);
+    pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0)
+        env__exec_gateway(e, bin);
+    e->gw = pid;
+    for (i = 0; i < 150; i++) {
+        if (fp_http(e, "GET", "/api/v1/config", NULL, NULL, NULL) == 200)
+            return 0;
+        if (!fp_gateway_alive(e)) {
+            fprintf(stderr, "gateway_env: feed-gateway exited at start, see %s\n", e->log);
+            return -1;
+        }
+        usleep(100000);
+    }
+    fprintf(stderr, "gateway_env: feed-gateway not answering after 15 s, see %s\n", e->log);
+    return -1;
+}
+
+int fp_gateway_stop(fp_gateway_env *e)
+{
+    int status, waited;
+
+    if (e->gw <= 0)
+        return 0;
+    kill(e->gw, SIGTERM);
+    for (waited = 0; waited <= 5000; waited += 20) {
+        if (waitpid(e->gw, &status, WNOHANG) == e->gw) {
+            e->gw = 0;
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                return 0;
+            fp_harness_fail("feed-gateway did not exit 0 on SIGTERM");
+            return -1;
+        }
+        usleep(20000);
+    }
+    kill(e->gw, SIGKILL);
+    waitpid(e->gw, NULL, 0);
+    e->gw = 0;
+    fp_harness_fail("feed-gateway did not exit within 5 s of SIGTERM");
+    return -1;
+}
+
+int fp_gateway_env_stop(fp_gateway_env *e)
+{
+    int rc = fp_gateway_stop(e);
+
+    if (fp_bridge_env_stop(&e->b) != 0)
+        rc = -1;
+    curl_global_cleanup();
+    return rc;
+}
+
+/* ------------------------------------------------------------ HTTP client */
+
+static size_t env__on_body(char *data, size_t size, size_t n, void *user)
+{
+    fp_http_reply *r = user;
+    size_t len = size * n;
+    char *grown = realloc(r->body, r->len + len + 1);
+
+    if (grown == NULL)
+        return 0;
+    r->body = grown;
+    memcpy(r->body + r->len, data, len);
+    r->len += len;
+    r->body[r->len] = '\0';
+    return len;
+}
+
+/* Copies "Allow:" into the reply. */
+static size_t env__on_header(char *data, size_t size, size_t n, void *user)
+{
+    fp_http_reply *r = user;
+    size_t len = size * n, k = 6, m;
+
+    if (len > k && strncasecmp(data, "allow:", k) == 0) {
+        while (k < len && data[k] == ' ')
+            k++;
+        m = len - k;
+        while (m > 0 && (data[k + m - 1] == '\r' || data[k + m - 1] == '\n'))
+            m--;
+        if (m >= sizeof(r->allow))
+            m = sizeof(r->allow) - 1;
+        memcpy(r->allow, data + k, m);
+        r->allow[m] = '\0';
+    }
+    return len;
+}
+
+long fp_http(fp_gateway_env *e, const char *method, const char *path, const char *token,
+             const char *body, fp_http_reply *reply)
+{
+    fp_http_reply local = {0};
+    fp_http_reply *r = reply != NULL ? reply : &local;
+    struct curl_slist *h = NULL;
+    char url[2048], auth[9000];
+    const char *ct = NULL;
+    CURL *c = curl_easy_init();
+    CURLcode rc;
+    long status;
+
+    memset(r, 0, sizeof(*r));
+    r->body = calloc(1, 1);
+    if (c == NULL || r->body == NULL) {
+        curl_easy_cleanup(c);
+        return 0;
+    }
+    snprintf(url, sizeof(url), "%s%s", e->url, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, env__on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, env__on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    if (token != NULL) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        h = curl_slist_append(h, auth);
+    }
+    if (body != NULL) {
+        h = curl_slist_append(h, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    rc = curl_easy_perform(c);
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+        curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+        if (ct != NULL)
+            snprintf(r->content_type, sizeof(r->content_type), "%s", ct);
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    status = r->status;
+    if (reply == NULL)
+        fp_http_reply_free(&local);
+    return status;
+}
+
+void fp_http_reply_free(fp_http_reply *r)
+{
+    free(r->body);
+    memset(r, 0, sizeof(*r));
+}
+
+long fp_http_raw(fp_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
+                 int timeout_ms)
+{
+    struct sockaddr_in a = {0};
+    struct pollfd p;
+    size_t got = 0;
+    ssize_t n;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), waited = 0;
+
+    if (fd < 0)
+        return -1;
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)e->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    if (len > 0 && send(fd, req, len, MSG_NOSIGNAL) < 0) {
+        close(fd);
+        return 0;
+    }
+    p.fd = fd;
+    p.events = POLLIN;
+    while (got + 1 < cap && waited < timeout_ms) {
+        if (poll(&p, 1, 50) <= 0) {
+            waited += 50;
+            continue;
+        }
+        n = recv(fd, out + got, cap - 1 - got, 0);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    out[got] = '\0';
+    close(fd);
+    return (long)got;
+}
+
+char *fp_gateway_token(fp_gateway_env *e, const char *sub)
+{
+    return fp_plugin_env_token_now(&e->b.p, sub, FP_ROLE_USER);
+}
