@@ -1,0 +1,482 @@
+#!/usr/bin/env node
+// feed_e2e.mjs: the browser client end to end, in real Chromium (Debian's,
+// driven by playwright-core), against a running feed-gateway and the stack
+// behind it (mosquitto + feed_auth.so, feed-bridge, Redis, RabbitMQ).
+//
+// Three users A, B, C (one browser context each) sign in through the page's
+// dev-token form; B follows A; A posts and B sees it live within 2 s while C
+// does not; A pushes to the ribbon and A and B see it; a post with HTML in
+// it shows as text; A deletes a post and it leaves B's page within 2 s.
+// Any uncaught page error or console error fails the run.
+//
+// Environment:
+//   FP_GATEWAY_URL  the gateway, e.g. http://127.0.0.1:8080 (required)
+//   FP_SHOTS_DIR    where screenshots go (default: a new dir under /tmp)
+//   FP_RUN_ID       short unique string; user ids are a<id>, b<id>, c<id>
+//                   (default: random)
+//   FP_CHROMIUM     the browser binary (default /usr/bin/chromium)
+//   FP_E2E_TIMEOUT_MS  bound for the whole run (default 90000)
+//
+// Prints one line per step passed ("ok N - step (detail)"); exits 0 when
+// every step passed, 1 naming the failing step otherwise, 2 on a usage
+// error. The browser is always closed.
+import { chromium } from 'playwright-core';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const LIVE_MS = 2000;          // the realtime budget the scenario asserts
+const STEP_TIMEOUT_MS = 15000; // default bound for one wait inside a step
+
+function usage(message) {
+    process.stderr.write(`feed_e2e: ${message}\n` +
+        'usage: FP_GATEWAY_URL=http://HOST:PORT [FP_SHOTS_DIR=DIR] [FP_RUN_ID=ID] node tests/browser/feed_e2e.mjs\n');
+    process.exit(2);
+}
+
+const gatewayUrl = (process.env.FP_GATEWAY_URL || '').replace(/\/+$/, '');
+if (!gatewayUrl) usage('FP_GATEWAY_URL is not set');
+if (!/^https?:\/\/[^/]+$/.test(gatewayUrl)) usage(`FP_GATEWAY_URL must be http(s)://HOST:PORT, got "${gatewayUrl}"`);
+const runId = (process.env.FP_RUN_ID || Math.random().toString(36).slice(2, 10)).replace(/[^A-Za-z0-9_-]/g, '');
+if (!runId || runId.length > 60) usage('FP_RUN_ID must hold 1-60 characters of [A-Za-z0-9_-]');
+const shotsDir = process.env.FP_SHOTS_DIR || mkdtempSync(path.join(tmpdir(), 'feed_e2e-'));
+const totalMs = Number(process.env.FP_E2E_TIMEOUT_MS || 90000);
+if (!Number.isFinite(totalMs) || totalMs < 1000) usage('FP_E2E_TIMEOUT_MS must be a number of ms >= 1000');
+const chromiumPath = process.env.FP_CHROMIUM || '/usr/bin/chromium';
+
+const USERS = { A: `a${runId}`, B: `b${runId}`, C: `c${runId}` };
+
+// ------------------------------------------------------------------ steps
+
+class StepFailure extends Error {}
+
+let stepNo = 0;
+let currentStep = '(start)';
+let aborted = false;   // the deadline passed: whatever still runs must not report
+const pageErrors = [];
+
+function assert(cond, message) {
+    if (!cond) throw new StepFailure(message);
+}
+
+async function step(name, fn) {
+    if (aborted) throw new StepFailure('aborted');
+    currentStep = name;
+    const detail = await fn();
+    if (aborted) throw new StepFailure('aborted');
+    assertNoPageErrors();
+    stepNo += 1;
+    process.stdout.write(`ok ${stepNo} - ${name}${detail ? ` (${detail})` : ''}\n`);
+}
+
+function assertNoPageErrors() {
+    if (pageErrors.length) {
+        throw new StepFailure(`page error(s): ${pageErrors.join(' | ')}`);
+    }
+}
+
+// A wait that fails the step with a readable message instead of
+// playwright's TimeoutError text.
+async function waitOr(message, promise) {
+    try {
+        return await promise;
+    } catch (err) {
+        if (err instanceof StepFailure) throw err;
+        const why = err && err.name === 'TimeoutError' ? 'timed out' : (err && err.message ? err.message.split('\n')[0] : String(err));
+        throw new StepFailure(`${message} (${why})`);
+    }
+}
+
+// ------------------------------------------------------------------ page helpers
+
+const tid = (id) => `[data-testid="${id}"]`;
+
+function attachErrorHooks(name, page) {
+    page.on('pageerror', (err) => {
+        pageErrors.push(`${name}: uncaught ${err.name || 'Error'}: ${err.message}`);
+    });
+    page.on('console', (msg) => {
+        if (msg.type() !== 'error') return;
+        const url = (msg.location() && msg.location().url) || '';
+        // The browser's own favicon probe is not the page's doing.
+        if (/\/favicon\.ico(\?|$)/.test(url)) return;
+        pageErrors.push(`${name}: console error: ${msg.text()}${url ? ` [${url}]` : ''}`);
+    });
+}
+
+async function connState(page) {
+    return page.evaluate(() => {
+        const e = document.getElementById('conn-state');
+        return e ? { text: e.textContent, state: e.getAttribute('data-state') } : null;
+    });
+}
+
+async function signIn(name, page, userId) {
+    await waitOr(`${name}: the page did not load from ${gatewayUrl}/`,
+        page.goto(gatewayUrl + '/', { waitUntil: 'domcontentloaded' }));
+    const input = page.locator(tid('signin-user'));
+    await waitOr(`${name}: no visible dev sign-in field [data-testid=signin-user] (is dev_mode on in the gateway?)`,
+        input.waitFor({ state: 'visible', timeout: STEP_TIMEOUT_MS }));
+    await input.fill(userId);
+    const tokenResponse = page.waitForResponse(
+        (r) => r.url().endsWith('/api/v1/dev/token') && r.request().method() === 'POST',
+        { timeout: STEP_TIMEOUT_MS });
+    await page.locator(tid('signin-button')).click();
+    const resp = await waitOr(`${name}: no answer to POST /api/v1/dev/token`, tokenResponse);
+    assert(resp.status() === 200, `${name}: POST /api/v1/dev/token answered ${resp.status()}: ${await resp.text()}`);
+    const body = await resp.json();
+    assert(typeof body.token === 'string' && body.user_id === userId,
+        `${name}: POST /api/v1/dev/token gave no token for ${userId}: ${JSON.stringify(body)}`);
+    await waitOr(`${name}: [data-testid=signed-in-as] does not show ${userId}`,
+        page.waitForFunction(([sel, uid]) => {
+            const e = document.querySelector(sel);
+            return e && e.textContent.trim() === uid;
+        }, [tid('signed-in-as'), userId], { timeout: STEP_TIMEOUT_MS }).then(() => true));
+    return body.token;
+}
+
+async function waitLive(name, page) {
+    const t0 = Date.now();
+    try {
+        await page.waitForFunction(() => {
+            const e = document.getElementById('conn-state');
+            return e && e.getAttribute('data-state') === 'live' && e.textContent === 'live';
+        }, null, { timeout: STEP_TIMEOUT_MS });
+    } catch (err) {
+        const s = await connState(page).catch(() => null);
+        throw new StepFailure(`${name}: #conn-state did not become "live" within ${STEP_TIMEOUT_MS} ms ` +
+            `(it shows ${s ? `text "${s.text}", data-state "${s.state}"` : 'nothing: no #conn-state element'})`);
+    }
+    return Date.now() - t0;
+}
+
+// Records, in the page, the moment (Date.now(), the same clock as ours) a
+// post text equal to `text` first appears in the feed.
+async function watchForText(page, text) {
+    await page.evaluate(([feedSel, textSel, t]) => {
+        const seen = (window.__fpE2eSeen = window.__fpE2eSeen || {});
+        const check = () => {
+            if (seen[t]) return;
+            for (const n of document.querySelectorAll(textSel)) {
+                if (n.textContent === t) {
+                    seen[t] = Date.now();
+                    return;
+                }
+            }
+        };
+        new MutationObserver(check).observe(document.querySelector(feedSel) || document.body,
+            { childList: true, subtree: true, characterData: true });
+        check();
+    }, [tid('feed'), tid('post-text'), text]);
+}
+
+async function seenAt(page, text, timeoutMs) {
+    try {
+        const handle = await page.waitForFunction((t) => (window.__fpE2eSeen || {})[t] || 0, text,
+            { timeout: timeoutMs, polling: 20 });
+        return await handle.jsonValue();
+    } catch (err) {
+        if (err && err.name === 'TimeoutError') return null;
+        throw err;
+    }
+}
+
+async function postsWithText(page, text) {
+    return page.evaluate(([postSel, textSel, t]) => Array.from(document.querySelectorAll(postSel))
+        .filter((p) => {
+            const n = p.querySelector(textSel);
+            return n && n.textContent === t;
+        })
+        .map((p) => ({ id: p.getAttribute('data-post-id'), author: p.getAttribute('data-author') })),
+    [tid('post'), tid('post-text'), text]);
+}
+
+async function api(token, method, route) {
+    const res = await fetch(gatewayUrl + '/api/v1' + route, {
+        method,
+        headers: { Authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(5000),
+    });
+    const text = await res.text();
+    let body = null;
+    try {
+        body = JSON.parse(text);
+    } catch {
+        body = text;
+    }
+    return { status: res.status, body };
+}
+
+async function compose(page, text) {
+    const area = page.locator(tid('compose-text'));
+    await area.fill(text);
+    const send = page.locator(tid('compose-send'));
+    const response = page.waitForResponse(
+        (r) => r.url().endsWith('/api/v1/posts') && r.request().method() === 'POST', { timeout: STEP_TIMEOUT_MS });
+    response.catch(() => {});   // awaited by the caller; a click failure must not leave it unhandled
+    const t0 = Date.now();
+    await waitOr('the compose button [data-testid=compose-send] cannot be clicked (missing or disabled)',
+        send.click({ timeout: 5000 }));
+    return { t0, response };
+}
+
+async function checkPostCreated(who, response) {
+    const resp = await waitOr(`${who}: no answer to POST /api/v1/posts`, response);
+    assert(resp.status() === 201, `${who}: POST /api/v1/posts answered ${resp.status()}: ${await resp.text()}`);
+    const body = await resp.json();
+    assert(body && body.post && typeof body.post.id === 'string',
+        `${who}: POST /api/v1/posts 201 without post.id: ${JSON.stringify(body)}`);
+    return body.post;
+}
+
+// ------------------------------------------------------------------ scenario
+
+async function scenario(browser, pages) {
+    const ctxOptions = {
+        A: { viewport: { width: 1200, height: 900 } },
+        B: { viewport: { width: 1200, height: 900 } },
+        // C as a phone, so the screenshots show the narrow layout too.
+        C: { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 },
+    };
+    const tokens = {};
+
+    await step('open three browser contexts', async () => {
+        for (const name of ['A', 'B', 'C']) {
+            const ctx = await browser.newContext(ctxOptions[name]);
+            ctx.setDefaultTimeout(STEP_TIMEOUT_MS);
+            const page = await ctx.newPage();
+            attachErrorHooks(name, page);
+            pages[name] = page;
+        }
+        return `A=${USERS.A} B=${USERS.B} C=${USERS.C}`;
+    });
+
+    for (const name of ['A', 'B', 'C']) {
+        await step(`${name} signs in with a dev token and goes live`, async () => {
+            tokens[name] = await signIn(name, pages[name], USERS[name]);
+            const ms = await waitLive(name, pages[name]);
+            return `live after ${ms} ms`;
+        });
+    }
+
+    const { A, B, C } = pages;
+
+    await step('B follows A through the page', async () => {
+        await B.locator(tid('follow-user')).fill(USERS.A);
+        const put = B.waitForResponse((r) => r.url().endsWith(`/api/v1/follows/${USERS.A}`) && r.request().method() === 'PUT',
+            { timeout: STEP_TIMEOUT_MS });
+        await B.locator(tid('follow-button')).click();
+        const resp = await waitOr('B: no answer to PUT /api/v1/follows/A', put);
+        assert(resp.status() === 200, `B: PUT /api/v1/follows/${USERS.A} answered ${resp.status()}: ${await resp.text()}`);
+        await waitOr(`B: the page's follow list does not show ${USERS.A}`,
+            B.waitForFunction(([uid]) => Array.from(document.querySelectorAll('[data-testid="following"] [data-user]'))
+                .some((e) => e.getAttribute('data-user') === uid) ||
+                Array.from(document.querySelectorAll('[data-testid="following"] li'))
+                    .some((e) => e.textContent.includes(uid)), [USERS.A], { timeout: 5000 }));
+        // The follow is applied by a bridge a few ms after the 200: wait
+        // until the API (Redis) has it, so A's next post goes to B.
+        const t0 = Date.now();
+        let last;
+        while (Date.now() - t0 < 5000) {
+            last = await api(tokens.B, 'GET', '/follows');
+            if (last.status === 200 && Array.isArray(last.body.following) && last.body.following.includes(USERS.A)) {
+                return `GET /api/v1/follows has ${USERS.A} after ${Date.now() - t0} ms`;
+            }
+            await sleep(50);
+        }
+        throw new StepFailure(`GET /api/v1/follows for B does not list ${USERS.A} 5 s after the follow: ` +
+            `${last.status} ${JSON.stringify(last.body)}`);
+    });
+
+    const text1 = `hello from ${USERS.A} ${Date.now()} ${Math.random().toString(36).slice(2, 8)}`;
+    let post1;
+    let bSeenAt;
+    await step('A posts; B sees it live within 2 s', async () => {
+        await watchForText(B, text1);
+        await watchForText(C, text1);
+        await watchForText(A, text1);
+        const { t0, response } = await compose(A, text1);
+        post1 = await checkPostCreated('A', response);
+        const at = await seenAt(B, text1, LIVE_MS + 1000);
+        assert(at !== null, `B's page did not show A's post within ${LIVE_MS + 1000} ms of the click (no reload)`);
+        const ms = at - t0;
+        assert(ms <= LIVE_MS, `B's page showed A's post ${ms} ms after the click, over the ${LIVE_MS} ms budget`);
+        bSeenAt = at;
+        const onB = await postsWithText(B, text1);
+        assert(onB.length === 1, `B's page shows A's post ${onB.length} times, expected once`);
+        assert(onB[0].id === post1.id, `B's post element has data-post-id "${onB[0].id}", the API said "${post1.id}"`);
+        assert(onB[0].author === USERS.A, `B's post element has data-author "${onB[0].author}", expected "${USERS.A}"`);
+        return `${ms} ms from click to B's page`;
+    });
+
+    await step("A's own page shows the post", async () => {
+        const at = await seenAt(A, text1, LIVE_MS);
+        assert(at !== null, `A's page does not show A's own post within ${LIVE_MS} ms`);
+        const onA = await postsWithText(A, text1);
+        assert(onA.length === 1, `A's page shows the post ${onA.length} times, expected once`);
+        const del = A.locator(`${tid('post')}[data-post-id="${post1.id}"] ${tid('post-delete')}`);
+        assert(await del.count() === 1, "A's own post has no delete button [data-testid=post-delete]");
+        const ta = await A.locator(tid('compose-text')).inputValue();
+        assert(ta === '', `A's compose box was not cleared after posting (holds "${ta.slice(0, 40)}")`);
+        return 'once, with a delete button';
+    });
+
+    await step("C (not a follower) does not get the post", async () => {
+        const wait = bSeenAt + 1000 - Date.now();
+        if (wait > 0) await sleep(wait);
+        const onC = await postsWithText(C, text1);
+        assert(onC.length === 0, `C's page shows A's post (${JSON.stringify(onC)}), but C does not follow A`);
+        const bDel = await B.locator(`${tid('post')}[data-post-id="${post1.id}"] ${tid('post-delete')}`).count();
+        assert(bDel === 0, "B's page offers a delete button on A's post");
+        return 'checked 1 s after B had it';
+    });
+
+    await step('A pushes to the ribbon; A and B see it within 2 s', async () => {
+        const entrySel = `${tid('ribbon')} ${tid('ribbon-entry')}[data-user="${USERS.A}"]`;
+        const resp = A.waitForResponse((r) => r.url().endsWith('/api/v1/ribbon') && r.request().method() === 'POST',
+            { timeout: STEP_TIMEOUT_MS });
+        const t0 = Date.now();
+        await A.locator(tid('ribbon-push')).click();
+        const r = await waitOr('A: no answer to POST /api/v1/ribbon', resp);
+        assert(r.status() === 202, `A: POST /api/v1/ribbon answered ${r.status()}: ${await r.text()}`);
+        const times = {};
+        await Promise.all([['A', A], ['B', B]].map(async ([name, page]) => {
+            await waitOr(`${name}'s ribbon [data-testid=ribbon] shows no entry for ${USERS.A} within ${LIVE_MS} ms of the click`,
+                page.waitForSelector(entrySel, { timeout: Math.max(1, t0 + LIVE_MS - Date.now()) }));
+            times[name] = Date.now() - t0;
+        }));
+        const first = await B.locator(`${tid('ribbon')} ${tid('ribbon-entry')}`).first().getAttribute('data-user');
+        assert(first === USERS.A, `B's ribbon does not show ${USERS.A} first (newest): first entry is ${first}`);
+        return `A ${times.A} ms, B ${times.B} ms`;
+    });
+
+    const evil = '<script>window.__pwned=1</script><b>bold</b>';
+    await step('a post with HTML in it shows as plain text', async () => {
+        await watchForText(B, evil);
+        const { response } = await compose(A, evil);
+        await checkPostCreated('A', response);
+        const at = await seenAt(B, evil, 5000);
+        assert(at !== null, "B's page shows no post whose text is exactly the HTML string (within 5 s)");
+        const check = await B.evaluate(([postSel, textSel, t]) => {
+            const out = [];
+            for (const p of document.querySelectorAll(postSel)) {
+                const n = p.querySelector(textSel);
+                if (n && n.textContent === t) {
+                    out.push({ b: n.querySelectorAll('b').length, script: p.querySelectorAll('script').length, html: n.innerHTML });
+                }
+            }
+            return { posts: out, pwned: typeof window.__pwned, bold: document.querySelectorAll(`${postSel} b`).length };
+        }, [tid('post'), tid('post-text'), evil]);
+        assert(check.posts.length === 1, `B shows the HTML post ${check.posts.length} times, expected once`);
+        assert(check.posts[0].b === 0 && check.bold === 0, `B's post text contains a <b> element: ${check.posts[0].html}`);
+        assert(check.posts[0].script === 0, `B's post contains a <script> element: ${check.posts[0].html}`);
+        assert(check.pwned === 'undefined', `window.__pwned is ${check.pwned} on B's page: the script ran`);
+        const pwnedA = await A.evaluate(() => typeof window.__pwned);
+        assert(pwnedA === 'undefined', `window.__pwned is ${pwnedA} on A's page: the script ran`);
+        return 'textContent exact, no <b>, window.__pwned undefined';
+    });
+
+    await step("A deletes the first post; it leaves B's page within 2 s", async () => {
+        const sel = `${tid('post')}[data-post-id="${post1.id}"]`;
+        assert(await B.locator(sel).count() === 1, "B's page no longer shows the first post before the delete");
+        const del = A.waitForResponse((r) => r.url().endsWith(`/api/v1/posts/${post1.id}`) && r.request().method() === 'DELETE',
+            { timeout: STEP_TIMEOUT_MS });
+        const t0 = Date.now();
+        await A.locator(`${sel} ${tid('post-delete')}`).click();
+        const resp = await waitOr(`A: no answer to DELETE /api/v1/posts/${post1.id}`, del);
+        assert(resp.status() === 200, `A: DELETE /api/v1/posts/${post1.id} answered ${resp.status()}: ${await resp.text()}`);
+        await waitOr(`B's page still shows the deleted post ${LIVE_MS} ms after the click`,
+            B.waitForSelector(sel, { state: 'detached', timeout: Math.max(1, t0 + LIVE_MS - Date.now()) }));
+        const ms = Date.now() - t0;
+        await waitOr("A's page still shows the deleted post",
+            A.waitForSelector(sel, { state: 'detached', timeout: LIVE_MS }));
+        const rest = await postsWithText(B, evil);
+        assert(rest.length === 1, "B's page lost the other post (the HTML one) with the delete");
+        return `${ms} ms from click to gone on B`;
+    });
+
+    await step('all three pages are still live, no page errors', async () => {
+        for (const [name, page] of Object.entries(pages)) {
+            const s = await connState(page);
+            assert(s && s.state === 'live' && s.text === 'live',
+                `${name}: #conn-state is ${s ? `"${s.text}"/${s.state}` : 'missing'}, expected live`);
+        }
+        return '';
+    });
+}
+
+// ------------------------------------------------------------------ run
+
+async function screenshots(pages, prefix) {
+    const saved = [];
+    for (const [name, page] of Object.entries(pages)) {
+        const file = path.join(shotsDir, `${prefix}${name}.png`);
+        try {
+            await page.screenshot({ path: file, fullPage: true, timeout: 3000 });
+            saved.push(file);
+        } catch (err) {
+            process.stderr.write(`feed_e2e: screenshot of ${name} failed: ${err.message.split('\n')[0]}\n`);
+        }
+    }
+    return saved;
+}
+
+async function main() {
+    mkdirSync(shotsDir, { recursive: true });
+    let browser = null;
+    const pages = {};
+    let failure = null;
+    let timer;
+    // The scenario gets the budget minus what screenshots and closing may
+    // take; a last timer ends the process whatever hangs.
+    const scenarioMs = Math.max(1000, totalMs - 15000);
+    const deadline = new Promise((_, reject) => {
+        timer = setTimeout(() => {
+            aborted = true;
+            reject(new StepFailure(`the scenario exceeded ${scenarioMs} ms`));
+        }, scenarioMs);
+    });
+    setTimeout(() => {
+        process.stderr.write(`FAIL - ${currentStep}: the whole run exceeded ${totalMs} ms\n`);
+        process.exit(1);
+    }, totalMs).unref();
+    try {
+        await Promise.race([(async () => {
+            currentStep = 'launch chromium';
+            browser = await chromium.launch({
+                executablePath: chromiumPath,
+                headless: true,
+                timeout: 30000,
+                args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+                    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+            });
+            await scenario(browser, pages);
+        })(), deadline]);
+    } catch (err) {
+        failure = err;
+    }
+    clearTimeout(timer);
+
+    let code = 0;
+    if (failure) {
+        code = 1;
+        const message = failure instanceof StepFailure ? failure.message : (failure && failure.stack) || String(failure);
+        process.stderr.write(`FAIL - ${currentStep}: ${message}\n`);
+        const saved = await screenshots(pages, 'feed_e2e-FAILED-');
+        if (saved.length) process.stderr.write(`screenshots: ${saved.join(' ')}\n`);
+    } else {
+        const saved = await screenshots(pages, 'feed_e2e-');
+        process.stdout.write(`all ${stepNo} steps passed; screenshots: ${saved.join(' ')}\n`);
+        if (saved.length !== Object.keys(pages).length) code = 1;
+    }
+    if (browser) {
+        await Promise.race([browser.close().catch(() => {}), sleep(5000)]);
+    }
+    return code;
+}
+
+main().then((code) => process.exit(code), (err) => {
+    process.stderr.write(`FAIL - ${currentStep}: ${err && err.stack ? err.stack : err}\n`);
+    process.exit(1);
+});
