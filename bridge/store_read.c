@@ -217,7 +217,8 @@ int fb_store_following(fb_store *s, const char *uid, char (**ids)[FP_ID_BUFSZ], 
         if (store__copy_id(r->element[i], (*ids)[count]))
             count++;
     }
-    qsort(*ids, count, sizeof(**ids), store__cmp_id);
+    if (count > 1)
+        qsort(*ids, count, sizeof(**ids), store__cmp_id);
     *n = count;
     if (count == 0) {
         free(*ids);

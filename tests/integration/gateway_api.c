@@ -472,6 +472,10 @@ static void test_ribbon(void **state)
 static void test_garbage(void **state)
 {
     static const char binary[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x00\xff";
+    static const char huge_length[] = "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\n"
+                                      "Content-Length: 99999999\r\n\r\n{";
+    static const char chunked[] = "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
     char *a = token("ga"), out[4096], *big, *hdr;
     fp_http_reply r;
     size_t n = 70000;
@@ -487,17 +491,10 @@ static void test_garbage(void **state)
     free(big);
 
     /* A Content-Length far beyond the limit is refused before the body. */
-    fp_http_raw(&env,
-                "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n{", 69,
-                out, sizeof(out), 2000);
+    fp_http_raw(&env, huge_length, sizeof(huge_length) - 1, out, sizeof(out), 2000);
     assert_non_null(strstr(out, " 413 "));
     /* A chunked body is refused (411). */
-    fp_http_raw(&env,
-                "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                "5\r\nhello\r\n0\r\n\r\n",
-                strlen("POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-                       "\r\n5\r\nhello\r\n0\r\n\r\n"),
-                out, sizeof(out), 2000);
+    fp_http_raw(&env, chunked, sizeof(chunked) - 1, out, sizeof(out), 2000);
     assert_non_null(strstr(out, " 411 "));
     fp_http_raw(&env, "GARBAGE\r\n\r\n", 11, out, sizeof(out), 1000);
     fp_http_raw(&env, binary, sizeof(binary) - 1, out, sizeof(out), 1000);

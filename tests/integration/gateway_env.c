@@ -125,7 +125,11 @@ int fp_gateway_start(fp_gateway_env *e)
         env__exec_gateway(e, bin);
     e->gw = pid;
     for (i = 0; i < 150; i++) {
-        if (fp_http(e, "GET", "/api/v1/config", NULL, NULL, NULL) == 200)
+        char none[8];
+
+        /* Listening yet? (A plain connect, so curl logs no refusals.) */
+        if (fp_http_raw(e, "", 0, none, sizeof(none), 0) >= 0 &&
+            fp_http(e, "GET", "/api/v1/config", NULL, NULL, NULL) == 200)
             return 0;
         if (!fp_gateway_alive(e)) {
             fprintf(stderr, "gateway_env: feed-gateway exited at start, see %s\n", e->log);
@@ -245,6 +249,8 @@ long fp_http(fp_gateway_env *e, const char *method, const char *path, const char
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     rc = curl_easy_perform(c);
+    if (rc != CURLE_OK)
+        fprintf(stderr, "gateway_env: %s %s: %s\n", method, url, curl_easy_strerror(rc));
     if (rc == CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
         curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
