@@ -16,6 +16,15 @@
 //                   (default: random)
 //   FP_CHROMIUM     the browser binary (default /usr/bin/chromium)
 //   FP_E2E_TIMEOUT_MS  bound for the whole run (default 90000)
+//   FP_BROKER_CONTROL  "stdio": the harness that runs this script stops and
+//                   starts the broker on request: the script writes
+//                   "fp-e2e: broker stop" / "fp-e2e: broker start" on stdout
+//                   and waits for a line "done" on stdin. Then two more
+//                   steps run: no post is lost across a broker outage, and
+//                   the pages renew their dev tokens and stay live past the
+//                   first tokens' expiry (give the gateway a short
+//                   dev_token_ttl, e.g. 30 s). Without it those steps are
+//                   skipped (and say so).
 //
 // Prints one line per step passed ("ok N - step (detail)"); exits 0 when
 // every step passed, 1 naming the failing step otherwise, 2 on a usage
@@ -25,6 +34,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createInterface } from 'node:readline';
 
 const LIVE_MS = 2000;          // the realtime budget the scenario asserts
 const STEP_TIMEOUT_MS = 15000; // default bound for one wait inside a step
@@ -230,6 +240,36 @@ async function checkPostCreated(who, response) {
     return body.post;
 }
 
+// Asks the harness to do something to the stack and waits for its "done".
+const brokerControl = process.env.FP_BROKER_CONTROL === 'stdio';
+let harnessLines = null;
+async function harness(cmd) {
+    if (!harnessLines) harnessLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+    process.stdout.write(`fp-e2e: ${cmd}\n`);
+    const next = await Promise.race([harnessLines.next(), sleep(30000).then(() => null)]);
+    assert(next && !next.done && next.value.trim() === 'done',
+        `the harness did not answer "done" to "${cmd}" (got ${next ? JSON.stringify(next.value) : 'nothing in 30 s'})`);
+}
+
+// The exp claim of a JWT (display decoding only; the gateway verifies).
+function tokenExp(token) {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    return JSON.parse(Buffer.from(part, 'base64').toString('utf8')).exp;
+}
+
+async function waitConn(name, page, states, timeoutMs) {
+    try {
+        await page.waitForFunction((want) => {
+            const e = document.getElementById('conn-state');
+            return e && want.includes(e.getAttribute('data-state'));
+        }, states, { timeout: timeoutMs, polling: 50 });
+    } catch (err) {
+        const s = await connState(page).catch(() => null);
+        throw new StepFailure(`${name}: #conn-state did not become ${states.join(' or ')} within ${timeoutMs} ms ` +
+            `(it shows ${s ? `"${s.text}"` : 'nothing'})`);
+    }
+}
+
 // ------------------------------------------------------------------ scenario
 
 async function scenario(browser, pages) {
@@ -240,6 +280,7 @@ async function scenario(browser, pages) {
         C: { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 },
     };
     const tokens = {};
+    const devTokens = { A: 0, B: 0, C: 0 };   // dev tokens each page fetched
 
     await step('open three browser contexts', async () => {
         for (const name of ['A', 'B', 'C']) {
@@ -247,6 +288,9 @@ async function scenario(browser, pages) {
             ctx.setDefaultTimeout(STEP_TIMEOUT_MS);
             const page = await ctx.newPage();
             attachErrorHooks(name, page);
+            page.on('response', (r) => {
+                if (r.url().endsWith('/api/v1/dev/token') && r.status() === 200) devTokens[name] += 1;
+            });
             pages[name] = page;
         }
         return `A=${USERS.A} B=${USERS.B} C=${USERS.C}`;
@@ -394,6 +438,45 @@ async function scenario(browser, pages) {
         const rest = await postsWithText(B, evil);
         assert(rest.length === 1, "B's page lost the other post (the HTML one) with the delete");
         return `${ms} ms from click to gone on B`;
+    });
+
+    await step('the broker goes away and comes back; B gets the post A wrote meanwhile', async () => {
+        if (!brokerControl) return 'skipped: FP_BROKER_CONTROL is not set';
+        await harness('broker stop');
+        await waitConn('B', B, ['reconnecting', 'offline'], 10000);
+        const text = `written while the broker was down ${Date.now()}`;
+        await watchForText(B, text);
+        const { response } = await compose(A, text);
+        await checkPostCreated('A', response);     // the API works without the broker
+        assert(await postsWithText(B, text).then((l) => l.length) === 0, "B's page shows the post while offline");
+        const t0 = Date.now();
+        await harness('broker start');
+        await waitConn('B', B, ['live'], 20000);
+        const live = Date.now() - t0;
+        const at = await seenAt(B, text, 5000);
+        assert(at !== null, "B's page is live again but does not show the post written during the outage");
+        await waitConn('A', A, ['live'], 20000);
+        await waitConn('C', C, ['live'], 20000);
+        return `B live ${live} ms after the restart, post shown ${Math.max(0, at - t0)} ms after it`;
+    });
+
+    await step('the pages renew their dev tokens and stay live past the first ones\' expiry', async () => {
+        if (!brokerControl) return 'skipped: FP_BROKER_CONTROL is not set';
+        const exp = Math.max(...Object.values(tokens).map(tokenExp));
+        const waitMs = exp * 1000 + 2000 - Date.now();
+        assert(waitMs < 60000, `the dev tokens live ${Math.round(waitMs / 1000)} s more: give the gateway a short dev_token_ttl`);
+        if (waitMs > 0) await sleep(waitMs);
+        for (const [name, page] of Object.entries(pages)) {
+            assert(devTokens[name] >= 2, `${name}: the page fetched ${devTokens[name]} dev token(s), no renewal`);
+            await waitConn(name, page, ['live'], 10000);
+        }
+        const text = `after the renewal ${Date.now()}`;
+        await watchForText(B, text);
+        const { t0, response } = await compose(A, text);
+        await checkPostCreated('A', response);    // A's API calls carry the new token
+        const at = await seenAt(B, text, LIVE_MS);
+        assert(at !== null, `B did not get A's post within ${LIVE_MS} ms after the renewal`);
+        return `dev tokens fetched: A ${devTokens.A}, B ${devTokens.B}, C ${devTokens.C}; post live in ${at - t0} ms`;
     });
 
     await step('all three pages are still live, no page errors', async () => {

@@ -26,7 +26,7 @@ static fp_gateway_env env;
 static int setup(void **state)
 {
     (void)state;
-    return fp_gateway_env_start(&env, "n1");
+    return fp_gateway_env_start(&env, "n1", 0);
 }
 
 static int teardown(void **state)

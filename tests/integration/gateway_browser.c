@@ -4,12 +4,16 @@
  * WebSockets, feed-bridge, feed-gateway serving gateway/www/) and
  * tests/browser/feed_e2e.mjs driving Debian's headless Chromium through
  * playwright-core against it: three users, follow, live post within 2 s,
- * not to a stranger, ribbon, HTML shown as text, delete. The script's
- * steps are printed; its exit status is the verdict. Screenshots go to
- * <build>/browser-shots/.
+ * not to a stranger, ribbon, HTML shown as text, delete; then, with this
+ * harness stopping and starting the broker when the script asks
+ * (FP_BROKER_CONTROL=stdio), no post lost across a broker outage, and dev
+ * tokens (30 s here) renewed with the pages staying live past the first
+ * ones' expiry. The script's steps are printed; its exit status is the
+ * verdict. Screenshots go to <build>/browser-shots/.
  */
 #include <setjmp.h>
 #include <signal.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +36,7 @@ static fp_gateway_env env;
 static int setup(void **state)
 {
     (void)state;
-    return fp_gateway_env_start(&env, "n1");
+    return fp_gateway_env_start(&env, "n1", 30);
 }
 
 static int teardown(void **state)
@@ -41,31 +45,88 @@ static int teardown(void **state)
     return fp_gateway_env_stop(&env);
 }
 
+/* Does what the script asked for on one of its stdout lines ("fp-e2e:
+ * broker stop|start"); returns the answer for its stdin. */
+static const char *browser__command(const char *line)
+{
+    if (strcmp(line, "fp-e2e: broker stop") == 0)
+        return fp_server_stop(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
+    if (strcmp(line, "fp-e2e: broker start") == 0)
+        return fp_server_restart(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
+    return NULL;
+}
+
+/* Echoes the script's output and answers its requests until it closes its
+ * stdout or the deadline passes. */
+static void browser__converse(int out_fd, int in_fd, int64_t deadline_ms)
+{
+    char buf[8192], line[1024];
+    size_t n_line = 0;
+    ssize_t n, i;
+    const char *answer;
+    struct pollfd p = {out_fd, POLLIN, 0};
+
+    while (fp_now_ms() < deadline_ms) {
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        n = read(out_fd, buf, sizeof(buf));
+        if (n <= 0)
+            return;
+        fwrite(buf, 1, (size_t)n, stdout);
+        fflush(stdout);
+        for (i = 0; i < n; i++) {
+            if (buf[i] != '\n') {
+                if (n_line + 1 < sizeof(line))
+                    line[n_line++] = buf[i];
+                continue;
+            }
+            line[n_line] = '\0';
+            n_line = 0;
+            answer = browser__command(line);
+            if (answer != NULL && write(in_fd, answer, strlen(answer)) < 0)
+                return;
+        }
+    }
+}
+
 /* Runs node on the script with the stack's URL; returns its wait status
  * (or -1 when it had to be killed after BROWSER__TIMEOUT_S). */
 static int browser__run(const char *script, const char *shots)
 {
     char run_id[32];
+    int to_child[2], from_child[2], status = 0;
     pid_t pid;
-    int status = 0, waited;
 
     snprintf(run_id, sizeof(run_id), "t%ld", (long)getpid());
+    assert_int_equal(pipe(to_child), 0);
+    assert_int_equal(pipe(from_child), 0);
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(to_child[0], STDIN_FILENO);
+        dup2(from_child[1], STDOUT_FILENO);
+        close(to_child[1]);
+        close(from_child[0]);
         setenv("FP_GATEWAY_URL", env.url, 1);
         setenv("FP_SHOTS_DIR", shots, 1);
         setenv("FP_RUN_ID", run_id, 1);
+        setenv("FP_BROKER_CONTROL", "stdio", 1);
+        setenv("FP_E2E_TIMEOUT_MS", "130000", 1);
         execlp("node", "node", script, (char *)NULL);
         _exit(127);
     }
-    for (waited = 0; waited < BROWSER__TIMEOUT_S * 10; waited++) {
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            return status;
-        usleep(100000);
-    }
+    close(to_child[0]);
+    close(from_child[1]);
+    browser__converse(from_child[0], to_child[1], fp_now_ms() + BROWSER__TIMEOUT_S * 1000);
+    close(from_child[0]);
+    close(to_child[1]);
+    if (waitpid(pid, &status, WNOHANG) == pid)
+        return status;
+    usleep(500000);
+    if (waitpid(pid, &status, WNOHANG) == pid)
+        return status;
     kill(-pid, SIGKILL);
     waitpid(pid, &status, 0);
     return -1;

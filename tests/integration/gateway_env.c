@@ -34,9 +34,10 @@ static int env__free_port(void)
     return port;
 }
 
-int fp_gateway_env_start(fp_gateway_env *e, const char *node_id)
+int fp_gateway_env_start(fp_gateway_env *e, const char *node_id, int dev_token_ttl)
 {
     memset(e, 0, sizeof(*e));
+    e->dev_token_ttl = dev_token_ttl;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         return -1;
     if (fp_bridge_env_start(&e->b, node_id) != 0)
@@ -82,7 +83,8 @@ static void env__exec_gateway(fp_gateway_env *e, const char *bin)
     setenv("FEEDPUSH_JWT_KEY", e->b.p.secret_path, 1);
     setenv("FEEDPUSH_JWT_SIGNING_KEY", e->b.p.secret_path, 1);
     setenv("FEEDPUSH_DEV_MODE", e->dev_mode ? "on" : "off", 1);
-    setenv("FEEDPUSH_DEV_TOKEN_TTL", "600", 1);
+    snprintf(v[0], sizeof(v[0]), "%d", e->dev_token_ttl > 0 ? e->dev_token_ttl : 600);
+    setenv("FEEDPUSH_DEV_TOKEN_TTL", v[0], 1);
     setenv("FEEDPUSH_TIMEOUT_MS", "1000", 1);
     setenv("FEEDPUSH_LOG_LEVEL", "debug", 1);
     /* The harness's orphan check finds it by this marker. */

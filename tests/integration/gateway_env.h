@@ -17,13 +17,15 @@ typedef struct {
     pid_t gw;     /* 0 when not running */
     int port;
     bool dev_mode;
+    int dev_token_ttl; /* seconds; 0 = 600 */
     int amqp_port; /* what the gateway is told (a dead port for outage tests) */
     char url[64];  /* http://127.0.0.1:<port> */
     char log[PATH_MAX + 32];
 } fp_gateway_env;
 
-/* Starts the node pair and a gateway (dev mode on). 0 or -1. */
-int fp_gateway_env_start(fp_gateway_env *e, const char *node_id);
+/* Starts the node pair and a gateway (dev mode on, dev tokens living
+ * dev_token_ttl seconds; 0 = 600). 0 or -1. */
+int fp_gateway_env_start(fp_gateway_env *e, const char *node_id, int dev_token_ttl);
 /* SIGTERMs the gateway (it must exit 0 within 5 s), then stops the rest.
  * -1 if anything did not stop cleanly. */
 int fp_gateway_env_stop(fp_gateway_env *e);
