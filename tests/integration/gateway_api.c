@@ -516,6 +516,14 @@ static void test_garbage(void **state)
     hdr[12000] = '\0';
     assert_true(fp_http(&env, "GET", "/api/v1/feed", hdr, NULL, NULL) >= 400);
     free(hdr);
+    /* A path longer than any route. */
+    hdr = malloc(700);
+    assert_non_null(hdr);
+    memcpy(hdr, "/api/v1/posts/", 14);
+    memset(hdr + 14, 'p', 600);
+    hdr[614] = '\0';
+    refused(414, "uri_too_long", "DELETE", hdr, a, NULL);
+    free(hdr);
     /* Unknown routes; methods a route does not take (Allow says which). */
     refused(404, "not_found", "GET", "/api/v1/nope", a, NULL);
     refused(404, "not_found", "GET", "/nothing-here", NULL, NULL);
