@@ -19,7 +19,10 @@
  *     followers:a<k>), the users f<(k*U/A + i) % U>, i < F_k: every
  *     follower is online, and spread over the nodes like the users;
  *   - a burst of --posts P post.created events, post p by a<p % A>,
- *     published to feed.events as fast as publisher confirms allow.
+ *     published to feed.events as fast as publisher confirms allow, or
+ *     with --rate R at R posts/s, evenly spaced on an absolute schedule
+ *     (clock_nanosleep, TIMER_ABSTIME), so that the load can be one that
+ *     leaves the machine below saturation.
  *
  * Per N: deliveries/s = MQTT messages received by the users / (last
  * receipt - first publish); CPU per delivery = CPU seconds of every
@@ -30,7 +33,9 @@
  * before each burst shows what the node pairs use by themselves
  * (heartbeats, counters, keepalives). Each node's own
  * counters (stats:bridge:n<i> deliveries) and its users' receipts show
- * that a node delivered exactly its own users' messages.
+ * that a node delivered exactly its own users' messages. Each receipt is
+ * also timed against its publish (the post text carries the publish time):
+ * p50 and p99 publish -> receipt latency per burst.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -58,6 +63,7 @@ typedef struct {
     int n_configs;
     size_t users, authors, fmin, fmax, posts, warmup;
     int bursts, threads, window;
+    double rate; /* posts/s published; 0: as fast as confirms allow */
     sb_env env;
 } sb_opts;
 
@@ -86,7 +92,12 @@ typedef struct {
     size_t wrong_users; /* users whose receipts differ from what they follow */
     double seconds;     /* first publish -> last receipt */
     double publish_s;   /* first publish -> last confirm */
+    double pub_rate;    /* posts/s published: first to last publish */
+    double lag_ms;      /* --rate: the latest a publish went out after its slot */
     double rate;        /* deliveries/s */
+    /* Publish -> receipt latency: p50, p99, max, and the receipts timed. */
+    double p50_ms, p99_ms, max_ms;
+    size_t samples;
     double mosq_s, bridge_s, redis_s, rabbit_s, bench_s, other_s;
     double machine_s;  /* busy time of all CPUs, everybody's */
     double idle_cpus;  /* CPUs the node pairs used idle, just before */
@@ -164,14 +175,14 @@ static uint64_t sb__node_expected(const sb_opts *o, const sb_load *l, int n, int
 /* ------------------------------------------------------------ a burst */
 
 /* A post.created event by a<author>, id "p<phase>-<seq>", whose text
- * carries the phase. */
-static void sb__post(char *body, size_t len, int phase, size_t seq, size_t author)
+ * carries the phase and ns, the publish time. */
+static void sb__post(char *body, size_t len, int phase, size_t seq, size_t author, int64_t ns)
 {
     char text[64];
     struct timespec rt;
 
     clock_gettime(CLOCK_REALTIME, &rt);
-    sb_post_text(text, sizeof(text), phase, seq);
+    sb_post_text(text, sizeof(text), phase, seq, ns);
     snprintf(body, len,
              "{\"type\":\"post.created\",\"post\":{\"id\":\"p%d-%zu\",\"author_id\":\"a%zu\","
              "\"text\":\"%s\",\"created_at\":%lld}}",
@@ -179,28 +190,76 @@ static void sb__post(char *body, size_t len, int phase, size_t seq, size_t autho
              (long long)rt.tv_sec * 1000 + (long long)(rt.tv_nsec / 1000000));
 }
 
+/* When a publish went out and when its burst's last confirm came. */
+typedef struct {
+    int64_t first_ns, last_ns; /* the first and the last publish */
+    int64_t confirmed_ns;      /* the last confirm */
+    int64_t lag_ns;            /* --rate: the latest a publish was after its slot */
+} sb_pubtimes;
+
+/* Sleeps until CLOCK_MONOTONIC reaches ns (bb_now_ns's clock); returns at
+ * once when it is past. */
+static void sb__sleep_until(int64_t ns)
+{
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
 /*
  * Publishes posts 0..n-1 of phase, keeping at most window unconfirmed,
- * then waits for the last confirm; *confirmed_ns: when it came. Returns 0
- * or -1.
+ * then waits for the last confirm. With --rate R, post i goes out at
+ * start + i/R s (an absolute schedule: a late publish does not shift the
+ * ones after it); otherwise as fast as the window allows. Every post
+ * carries the time it went out. Returns 0 or -1.
  */
-static int sb__publish(const sb_opts *o, bb_pub *p, int phase, size_t n, int64_t *confirmed_ns)
+static int sb__publish(const sb_opts *o, bb_pub *p, int phase, size_t n, sb_pubtimes *pt)
 {
     char body[SB__BODY_MAX];
+    int64_t start = bb_now_ns(), due = start, sent;
     size_t i;
 
+    memset(pt, 0, sizeof(*pt));
     for (i = 0; i < n; i++) {
         if (p->published - p->confirmed >= (uint64_t)o->window &&
             bb_pub_wait(p, p->published - (uint64_t)o->window + 1, SB__STALL_MS) != 0)
             return -1;
-        sb__post(body, sizeof(body), phase, i, i % o->authors);
+        if (o->rate > 0) {
+            due = start + (int64_t)((double)i * 1e9 / o->rate);
+            sb__sleep_until(due);
+        }
+        sent = bb_now_ns();
+        if (o->rate > 0 && sent - due > pt->lag_ns)
+            pt->lag_ns = sent - due;
+        if (i == 0)
+            pt->first_ns = sent;
+        pt->last_ns = sent;
+        sb__post(body, sizeof(body), phase, i, i % o->authors, sent);
         if (bb_pub_send(p, "post.created", body) != 0)
             return -1;
     }
     if (bb_pub_wait(p, p->published, SB__STALL_MS) != 0)
         return -1;
-    *confirmed_ns = bb_now_ns();
+    pt->confirmed_ns = bb_now_ns();
     return 0;
+}
+
+/* Nearest-rank percentile p (0..100] of sorted v[0..n-1], in ms. */
+static double sb__pct_ms(const int64_t *v, size_t n, double p)
+{
+    size_t rank;
+
+    if (n == 0)
+        return 0.0;
+    rank = (size_t)(p / 100.0 * (double)n + 0.999999);
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return (double)v[rank - 1] / 1e6;
 }
 
 /* Waits until the users have `expected` receipts, giving up after
@@ -266,8 +325,9 @@ static int sb__burst(sb_opts *o, const sb_load *l, bb_pub *p, sb_subs *s, int ph
 {
     long long want[SB_MAX_NODES];
     sb_marks now;
+    sb_pubtimes pt;
     sb_cpu c0, c1;
-    int64_t t0, confirmed = 0, t_last;
+    int64_t t0, t_last, *lat;
     int i, n = o->env.n_nodes;
     size_t j;
 
@@ -278,7 +338,9 @@ static int sb__burst(sb_opts *o, const sb_load *l, bb_pub *p, sb_subs *s, int ph
         r->node[i].expected = sb__node_expected(o, l, n, i, &r->node[i].users);
         want[i] = m->deliv[i] + (long long)r->node[i].expected;
     }
-    sb_subs_phase(s, phase);
+    /* Any client thread may get every receipt: room for all in each. */
+    if (sb_subs_phase(s, phase, (size_t)l->total + 16) != 0)
+        fprintf(stderr, "bench: no memory for the latencies; not measured\n");
     /* The node pairs' own background (heartbeats, counters, keepalives):
      * one idle second, so a fixed cost per node shows apart. */
     sb_cpu_sample(&o->env, &c0);
@@ -290,7 +352,7 @@ static int sb__burst(sb_opts *o, const sb_load *l, bb_pub *p, sb_subs *s, int ph
     r->idle_cpus /= (double)(bb_now_ns() - t0) / 1e9;
     sb_cpu_sample(&o->env, &c0);
     t0 = bb_now_ns();
-    if (sb__publish(o, p, phase, o->posts, &confirmed) != 0) {
+    if (sb__publish(o, p, phase, o->posts, &pt) != 0) {
         fprintf(stderr, "bench: publishing the burst failed\n");
         return -1;
     }
@@ -299,8 +361,17 @@ static int sb__burst(sb_opts *o, const sb_load *l, bb_pub *p, sb_subs *s, int ph
     t_last = sb_subs_last_ns(s);
     r->ran = true;
     r->seconds = t_last > t0 ? (double)(t_last - t0) / 1e9 : 0.0;
-    r->publish_s = (double)(confirmed - t0) / 1e9;
+    r->publish_s = (double)(pt.confirmed_ns - t0) / 1e9;
+    r->pub_rate = o->posts > 1 && pt.last_ns > pt.first_ns
+                      ? (double)(o->posts - 1) / ((double)(pt.last_ns - pt.first_ns) / 1e9)
+                      : 0.0;
+    r->lag_ms = (double)pt.lag_ns / 1e6;
     r->rate = r->seconds > 0 ? (double)r->received / r->seconds : 0.0;
+    lat = sb_subs_latencies(s, &r->samples);
+    r->p50_ms = sb__pct_ms(lat, r->samples, 50.0);
+    r->p99_ms = sb__pct_ms(lat, r->samples, 99.0);
+    r->max_ms = r->samples > 0 ? (double)lat[r->samples - 1] / 1e6 : 0.0;
+    free(lat);
     /* Late duplicates would show here: give stragglers a moment. */
     usleep(200000);
     r->received = sb_subs_received(s, &r->stray);
@@ -384,7 +455,7 @@ static int sb__config(sb_opts *o, const sb_load *l, int n, int config, sb_run *r
         goto cleanup;
     /* Warm-up: links, scripts and queues in use; its receipts not kept. */
     if (o->warmup > 0) {
-        int64_t confirmed;
+        sb_pubtimes pt;
         uint64_t want = 0;
         size_t p, i, k;
 
@@ -396,8 +467,8 @@ static int sb__config(sb_opts *o, const sb_load *l, int n, int config, sb_run *r
             for (i = 0; i < l->followers[k]; i++)
                 base[(l->first[k] + i) % o->users % (size_t)n]++;
         }
-        sb_subs_phase(subs, 100 + config);
-        if (sb__publish(o, &pub, 100 + config, o->warmup, &confirmed) != 0)
+        sb_subs_phase(subs, 100 + config, 0);
+        if (sb__publish(o, &pub, 100 + config, o->warmup, &pt) != 0)
             goto cleanup;
         got = sb__await(subs, want);
         if (got != want) {
@@ -498,6 +569,12 @@ static void sb__print_header(const sb_opts *o, const sb_load *l)
         printf(" a%zu %zu", k, l->followers[k]);
     printf("\n  = %llu deliveries per burst; %zu warm-up posts first, not measured\n",
            (unsigned long long)l->total, o->warmup);
+    if (o->rate > 0)
+        printf("  paced: %g posts/s, evenly spaced (about %.0f deliveries/s)\n", o->rate,
+               o->posts > 0 ? o->rate * (double)l->total / (double)o->posts : 0.0);
+    else
+        printf("  unpaced: each burst as fast as publisher confirms allow (window %d)\n",
+               o->window);
     fflush(stdout);
 }
 
@@ -527,6 +604,11 @@ static void sb__print_run(const sb_run *r, int burst)
     printf("  context switches of the node pairs' threads per delivery: %.3f voluntary (waits),\n"
            "  %.3f involuntary (preempted)\n",
            d > 0 ? r->vol / d : 0.0, d > 0 ? r->invol / d : 0.0);
+    printf("  published %.1f posts/s", r->pub_rate);
+    if (r->lag_ms > 0)
+        printf(" (paced: the latest publish %.2f ms after its slot)", r->lag_ms);
+    printf(";\n  latency publish -> receipt: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%zu samples)\n",
+           r->p50_ms, r->p99_ms, r->max_ms, r->samples);
     printf("  %-5s %6s %9s %9s %11s %8s %9s %10s %10s %8s\n", "node", "users", "expected",
            "received", "deliveries", "share", "events", "dlv msgs", "mosq CPU s", "bridge s");
     for (i = 0; i < r->nodes; i++) {
@@ -562,38 +644,40 @@ static double sb__median(double *v, int n)
 static void sb__print(const sb_opts *o, sb_run runs[][SB__MAX_BURSTS])
 {
     double rate[SB__MAX_BURSTS], cost[SB__MAX_BURSTS], vol[SB__MAX_BURSTS];
-    double invol[SB__MAX_BURSTS], base = 0;
+    double invol[SB__MAX_BURSTS], mosq[SB__MAX_BURSTS], bridge[SB__MAX_BURSTS];
+    double busy[SB__MAX_BURSTS], p50[SB__MAX_BURSTS], p99[SB__MAX_BURSTS], base = 0;
     const sb_run *r;
     int c, b, k;
 
     printf("\nPer node count: deliveries/s = receipts / (last receipt - first publish);\n"
            "CPU us/delivery = CPU time of all mosquitto + all feed-bridge processes during the\n"
            "burst / receipts (shared redis, rabbitmq and the clients shown apart).\n");
-    printf("  %5s %5s %9s %7s %12s %12s %8s %9s %8s %9s %8s %5s %6s\n", "nodes", "burst",
+    printf("  %5s %5s %9s %7s %12s %12s %8s %9s %8s %9s %8s %5s %6s %7s %7s\n", "nodes", "burst",
            "received", "seconds", "deliveries/s", "node CPU us", "mosq us", "bridge us", "redis us",
-           "rabbit us", "clients", "busy", "other");
+           "rabbit us", "clients", "busy", "other", "p50 ms", "p99 ms");
     for (c = 0; c < o->n_configs; c++) {
         for (b = 0; b < o->bursts; b++) {
             r = &runs[c][b];
             if (!r->ran)
                 continue;
-            printf(
-                "  %5d %5d %9llu %7.2f %12.0f %12.1f %8.1f %9.1f %8.1f %9.1f %8.1f %5.2f %6.2f%s\n",
-                r->nodes, b + 1, (unsigned long long)r->received, r->seconds, r->rate,
-                sb__us(r->mosq_s + r->bridge_s, r->received), sb__us(r->mosq_s, r->received),
-                sb__us(r->bridge_s, r->received), sb__us(r->redis_s, r->received),
-                sb__us(r->rabbit_s, r->received), sb__us(r->bench_s, r->received),
-                r->seconds > 0 ? r->machine_s / r->seconds : 0.0,
-                r->seconds > 0 ? r->other_s / r->seconds : 0.0,
-                r->complete ? "" : "  (incomplete)");
+            printf("  %5d %5d %9llu %7.2f %12.0f %12.1f %8.1f %9.1f %8.1f %9.1f %8.1f %5.2f %6.2f "
+                   "%7.2f %7.2f%s\n",
+                   r->nodes, b + 1, (unsigned long long)r->received, r->seconds, r->rate,
+                   sb__us(r->mosq_s + r->bridge_s, r->received), sb__us(r->mosq_s, r->received),
+                   sb__us(r->bridge_s, r->received), sb__us(r->redis_s, r->received),
+                   sb__us(r->rabbit_s, r->received), sb__us(r->bench_s, r->received),
+                   r->seconds > 0 ? r->machine_s / r->seconds : 0.0,
+                   r->seconds > 0 ? r->other_s / r->seconds : 0.0, r->p50_ms, r->p99_ms,
+                   r->complete ? "" : "  (incomplete)");
         }
     }
     printf("\nbusy: CPUs busy during the burst (/proc/stat), all processes; other: those of\n"
-           "processes this run did not start.\n");
+           "processes this run did not start. p50, p99: publish -> receipt latency.\n");
     printf("\nMedian of the bursts per node count (waits, preempted: context switches of the\n"
            "mosquitto and feed-bridge threads per delivery, voluntary and involuntary):\n");
-    printf("  %5s %12s %12s %18s %14s %14s\n", "nodes", "deliveries/s", "node CPU us",
-           "relative to first", "waits/dlv", "preempted/dlv");
+    printf("  %5s %12s %12s %9s %9s %18s %5s %10s %13s %7s %7s\n", "nodes", "deliveries/s",
+           "node CPU us", "mosq us", "bridge us", "relative to first", "busy", "waits/dlv",
+           "preempted/dlv", "p50 ms", "p99 ms");
     for (c = 0; c < o->n_configs; c++) {
         for (b = 0, k = 0; b < o->bursts; b++) {
             r = &runs[c][b];
@@ -603,6 +687,11 @@ static void sb__print(const sb_opts *o, sb_run runs[][SB__MAX_BURSTS])
             cost[k] = sb__us(r->mosq_s + r->bridge_s, r->received);
             vol[k] = r->vol / (double)r->received;
             invol[k] = r->invol / (double)r->received;
+            mosq[k] = sb__us(r->mosq_s, r->received);
+            bridge[k] = sb__us(r->bridge_s, r->received);
+            busy[k] = r->seconds > 0 ? r->machine_s / r->seconds : 0.0;
+            p50[k] = r->p50_ms;
+            p99[k] = r->p99_ms;
             k++;
         }
         if (k == 0)
@@ -611,10 +700,16 @@ static void sb__print(const sb_opts *o, sb_run runs[][SB__MAX_BURSTS])
         cost[0] = sb__median(cost, k);
         vol[0] = sb__median(vol, k);
         invol[0] = sb__median(invol, k);
+        mosq[0] = sb__median(mosq, k);
+        bridge[0] = sb__median(bridge, k);
+        busy[0] = sb__median(busy, k);
+        p50[0] = sb__median(p50, k);
+        p99[0] = sb__median(p99, k);
         if (base <= 0)
             base = cost[0];
-        printf("  %5d %12.0f %12.1f %18.2f %14.3f %14.3f\n", o->nodes[c], rate[0], cost[0],
-               cost[0] / base, vol[0], invol[0]);
+        printf("  %5d %12.0f %12.1f %9.1f %9.1f %18.2f %5.2f %10.3f %13.3f %7.2f %7.2f\n",
+               o->nodes[c], rate[0], cost[0], mosq[0], bridge[0], cost[0] / base, busy[0], vol[0],
+               invol[0], p50[0], p99[0]);
     }
     fflush(stdout);
 }
@@ -634,6 +729,8 @@ static void sb__usage(FILE *f, const sb_opts *o)
             "  -b, --bursts K        measured bursts per node count (2)\n"
             "  -t, --threads N       client threads in this process (4)\n"
             "  -w, --window N        unconfirmed publishes at most (500)\n"
+            "  -r, --rate R          posts/s published, evenly spaced (absolute schedule);\n"
+            "                        0 = each burst as fast as confirms allow (0)\n"
             "      --heartbeat S     plugin_opt_heartbeat_interval (1)\n"
             "      --bridge FILE     feed-bridge to run (%s)\n"
             "      --plugin FILE     feed_auth.so to load (%s)\n"
@@ -726,6 +823,7 @@ static int sb__parse(sb_opts *o, int argc, char **argv)
         {"bursts", required_argument, NULL, 'b'},
         {"threads", required_argument, NULL, 't'},
         {"window", required_argument, NULL, 'w'},
+        {"rate", required_argument, NULL, 'r'},
         {"heartbeat", required_argument, NULL, 'H'},
         {"bridge", required_argument, NULL, 'B'},
         {"plugin", required_argument, NULL, 'P'},
@@ -740,7 +838,7 @@ static int sb__parse(sb_opts *o, int argc, char **argv)
 
     sb__defaults(o);
     for (;;) {
-        c = getopt_long(argc, argv, "N:u:a:f:p:W:b:t:w:h", longs, NULL);
+        c = getopt_long(argc, argv, "N:u:a:f:p:W:b:t:w:r:h", longs, NULL);
         if (c == -1)
             break;
         switch (c) {
@@ -786,6 +884,9 @@ static int sb__parse(sb_opts *o, int argc, char **argv)
         case 'w':
             rc = sb__num("window", optarg, 1, 65535, &v);
             o->window = (int)v;
+            break;
+        case 'r':
+            rc = sb__num("rate", optarg, 0, 1e6, &o->rate);
             break;
         case 'H':
             rc = sb__num("heartbeat", optarg, 1, 300, &v);

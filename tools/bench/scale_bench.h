@@ -9,7 +9,8 @@
  *                       child), the AMQP publisher's login, CPU accounting
  *   scale_bench_subs.c  the online users: libmosquitto clients, each on
  *                       exactly one node, driven by a few epoll threads,
- *                       counting receipts per user and per node
+ *                       counting receipts per user and per node and
+ *                       timing each receipt against its publish
  *
  * From bridge_bench_env.c (linked in, unchanged): bb_now_ns() and the
  * publisher with confirms (bb_pub_send, bb_pub_wait, bb_pub_close).
@@ -127,8 +128,11 @@ void sb_subs_stop(sb_subs *s);
 size_t sb_subs_dropped(sb_subs *s);
 
 /* Counts from now on the receipts whose post text is "sb:<phase>:..."
- * (sb_post_text); every counter restarts. */
-void sb_subs_phase(sb_subs *s, int phase);
+ * (sb_post_text); every counter restarts. When lat_capacity > 0, also
+ * records the latency (receipt - publish time in the text) of up to
+ * lat_capacity receipts per client thread. Returns 0, or -1 when the
+ * latency buffers could not be allocated (counting goes on). */
+int sb_subs_phase(sb_subs *s, int phase, size_t lat_capacity);
 
 /* Receipts of the current phase so far; *other: those of no phase or of
  * another one (late or stray). */
@@ -142,7 +146,12 @@ uint64_t sb_subs_node(sb_subs *s, int i);
 /* Monotonic ns of the latest receipt of the current phase (0: none). */
 int64_t sb_subs_last_ns(sb_subs *s);
 
-/* The post text the subscribers parse: "sb:<phase>:<seq>". */
-void sb_post_text(char *buf, size_t len, int phase, size_t seq);
+/* The latencies recorded in the current phase (ns), sorted ascending;
+ * *n set. Stops recording. A malloc'd array (free it), or NULL when none. */
+int64_t *sb_subs_latencies(sb_subs *s, size_t *n);
+
+/* The post text the subscribers parse: "sb:<phase>:<seq>:<ns>", ns the
+ * publish time (bb_now_ns, CLOCK_MONOTONIC). */
+void sb_post_text(char *buf, size_t len, int phase, size_t seq, int64_t ns);
 
 #endif

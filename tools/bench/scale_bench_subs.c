@@ -14,6 +14,11 @@
  * calls mosquitto_loop_read() (a QoS 1 PUBLISH is acknowledged from inside
  * it) and writes what is queued at once. At most SUBS__CONNECTING connects
  * per thread wait for their CONNACK.
+ *
+ * The post text also carries its publish time (CLOCK_MONOTONIC, one clock
+ * for the machine): each thread records receipt - publish for its own
+ * receipts in an array of its own, merged and sorted once the phase is
+ * over (sb_subs_latencies).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -54,6 +59,10 @@ struct subs__thread {
     int ep;
     subs__client *clients;
     size_t n, next, connecting;
+    pthread_mutex_t lock; /* guards lat, n_lat, cap_lat */
+    bool lock_init;
+    int64_t *lat; /* latencies of this thread's receipts, ns */
+    size_t n_lat, cap_lat;
 };
 
 struct sb_subs {
@@ -62,7 +71,7 @@ struct sb_subs {
     int n_threads, n_nodes;
     size_t n;
     atomic_uint_fast64_t *per_user; /* receipts of the phase, per user */
-    atomic_bool stop;
+    atomic_bool stop, recording;
     atomic_int phase;
     atomic_uint_fast64_t hits, other;
     atomic_uint_fast64_t per_node[SB_MAX_NODES];
@@ -70,9 +79,9 @@ struct sb_subs {
     atomic_size_t ready, failed, dropped;
 };
 
-void sb_post_text(char *buf, size_t len, int phase, size_t seq)
+void sb_post_text(char *buf, size_t len, int phase, size_t seq, int64_t ns)
 {
-    snprintf(buf, len, "sb:%d:%zu", phase, seq);
+    snprintf(buf, len, "sb:%d:%zu:%lld", phase, seq, (long long)ns);
 }
 
 /* ------------------------------------------------------------ callbacks */
@@ -118,15 +127,18 @@ static void subs__last(sb_subs *s, int64_t now)
         ;
 }
 
-/* Counts a receipt whose post text carries the current phase. */
+/* Counts a receipt whose post text carries the current phase, and
+ * records its latency while the phase records them. */
 static void subs__on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
 {
     subs__client *c = obj;
-    sb_subs *s = c->t->s;
+    subs__thread *t = c->t;
+    sb_subs *s = t->s;
     int64_t now = bb_now_ns();
     char buf[1024];
     const char *p;
-    size_t n;
+    long long ts;
+    size_t n, seq;
     int phase;
 
     (void)m;
@@ -136,7 +148,7 @@ static void subs__on_message(struct mosquitto *m, void *obj, const struct mosqui
     memcpy(buf, msg->payload, n);
     buf[n] = '\0';
     p = strstr(buf, SUBS__TEXT_TAG);
-    if (p == NULL || sscanf(p + strlen(SUBS__TEXT_TAG), "%d:", &phase) != 1 ||
+    if (p == NULL || sscanf(p + strlen(SUBS__TEXT_TAG), "%d:%zu:%lld", &phase, &seq, &ts) != 3 ||
         phase != atomic_load(&s->phase)) {
         atomic_fetch_add(&s->other, 1);
         return;
@@ -145,6 +157,12 @@ static void subs__on_message(struct mosquitto *m, void *obj, const struct mosqui
     atomic_fetch_add(&s->per_node[c->node], 1);
     atomic_fetch_add(&s->hits, 1);
     subs__last(s, now);
+    if (!atomic_load(&s->recording))
+        return;
+    pthread_mutex_lock(&t->lock);
+    if (t->n_lat < t->cap_lat)
+        t->lat[t->n_lat++] = now - (int64_t)ts;
+    pthread_mutex_unlock(&t->lock);
 }
 
 /* ------------------------------------------------------------ the threads */
@@ -308,6 +326,9 @@ int sb_subs_start(sb_subs **out, const sb_env *e, size_t n, int threads, int tim
         t = &s->threads[k];
         t->s = s;
         t->ep = -1;
+        if (pthread_mutex_init(&t->lock, NULL) != 0)
+            return -1;
+        t->lock_init = true;
         /* Users are dealt round robin: f0, f<threads>, ... go to thread 0. */
         per = n / (size_t)threads + ((size_t)k < n % (size_t)threads ? 1 : 0);
         t->clients = calloc(per > 0 ? per : 1, sizeof(*t->clients));
@@ -350,7 +371,10 @@ void sb_subs_stop(sb_subs *s)
     for (k = 0; k < s->n_threads && s->threads != NULL; k++) {
         if (s->threads[k].ep >= 0)
             close(s->threads[k].ep);
+        if (s->threads[k].lock_init)
+            pthread_mutex_destroy(&s->threads[k].lock);
         free(s->threads[k].clients);
+        free(s->threads[k].lat);
     }
     free(s->threads);
     free(s->per_user);
@@ -362,12 +386,29 @@ size_t sb_subs_dropped(sb_subs *s)
     return atomic_load(&s->dropped);
 }
 
-void sb_subs_phase(sb_subs *s, int phase)
+int sb_subs_phase(sb_subs *s, int phase, size_t lat_capacity)
 {
+    subs__thread *t;
     size_t j;
-    int i;
+    int i, rc = 0;
 
+    atomic_store(&s->recording, false);
     atomic_store(&s->phase, -1);
+    for (i = 0; i < s->n_threads; i++) {
+        t = &s->threads[i];
+        pthread_mutex_lock(&t->lock);
+        free(t->lat);
+        t->lat = NULL;
+        t->n_lat = t->cap_lat = 0;
+        if (lat_capacity > 0) {
+            t->lat = malloc(lat_capacity * sizeof(*t->lat));
+            if (t->lat != NULL)
+                t->cap_lat = lat_capacity;
+            else
+                rc = -1;
+        }
+        pthread_mutex_unlock(&t->lock);
+    }
     for (j = 0; j < s->n; j++)
         atomic_store(&s->per_user[j], 0);
     for (i = 0; i < SB_MAX_NODES; i++)
@@ -375,7 +416,9 @@ void sb_subs_phase(sb_subs *s, int phase)
     atomic_store(&s->hits, 0);
     atomic_store(&s->other, 0);
     atomic_store(&s->last_ns, 0);
+    atomic_store(&s->recording, lat_capacity > 0 && rc == 0);
     atomic_store(&s->phase, phase);
+    return rc;
 }
 
 uint64_t sb_subs_received(sb_subs *s, uint64_t *other)
@@ -398,4 +441,41 @@ uint64_t sb_subs_node(sb_subs *s, int i)
 int64_t sb_subs_last_ns(sb_subs *s)
 {
     return atomic_load(&s->last_ns);
+}
+
+static int subs__cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+int64_t *sb_subs_latencies(sb_subs *s, size_t *n)
+{
+    int64_t *all;
+    size_t total = 0;
+    int k;
+
+    *n = 0;
+    atomic_store(&s->recording, false);
+    for (k = 0; k < s->n_threads; k++) {
+        pthread_mutex_lock(&s->threads[k].lock);
+        total += s->threads[k].n_lat;
+        pthread_mutex_unlock(&s->threads[k].lock);
+    }
+    if (total == 0)
+        return NULL;
+    all = malloc(total * sizeof(*all));
+    if (all == NULL)
+        return NULL;
+    for (k = 0; k < s->n_threads; k++) {
+        pthread_mutex_lock(&s->threads[k].lock);
+        if (*n + s->threads[k].n_lat <= total) {
+            memcpy(all + *n, s->threads[k].lat, s->threads[k].n_lat * sizeof(*all));
+            *n += s->threads[k].n_lat;
+        }
+        pthread_mutex_unlock(&s->threads[k].lock);
+    }
+    qsort(all, *n, sizeof(*all), subs__cmp_i64);
+    return all;
 }
