@@ -1,11 +1,13 @@
 #include "fp_harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -204,4 +206,18 @@ int fp_server_shared(fp_server *s, const char *kind)
     snprintf(s->kind, sizeof(s->kind), "%s", kind);
     snprintf(s->dir, sizeof(s->dir), "%s/shared", tmp);
     return harness__read_env(s);
+}
+
+void fp_harness_child(const char *log_path)
+{
+    int fd;
+
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        close(fd);
+    }
 }

@@ -45,6 +45,11 @@ int fp_server_running(const fp_server *s);
  * Returns 0 or -1 when the fixture did not start it. */
 int fp_server_shared(fp_server *s, const char *kind);
 
+/* In a forked child that is about to exec a daemon under test: its own
+ * process group, SIGKILL when the test process dies, stdout and stderr
+ * appended to log_path. */
+void fp_harness_child(const char *log_path);
+
 /*
  * cmocka 1.1.5 reports a failed group setup/teardown but still exits 0, so
  * what a teardown finds (a sanitizer report in a broker log, a daemon that

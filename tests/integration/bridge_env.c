@@ -35,16 +35,8 @@ int fp_bridge_env_start(fp_bridge_env *e, const char *node_id)
 static void env__exec_bridge(fp_bridge_env *e, const char *bin)
 {
     char v[6][PATH_MAX + 64];
-    int fd;
 
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    fd = open(e->bridge_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        close(fd);
-    }
+    fp_harness_child(e->bridge_log);
     snprintf(v[0], sizeof(v[0]), "%s", e->p.node_id);
     snprintf(v[1], sizeof(v[1]), "%d", e->rabbit.port);
     snprintf(v[2], sizeof(v[2]), "%d", e->p.redis.port);

@@ -54,16 +54,8 @@ static void env__exec_gateway(fp_gateway_env *e, const char *bin)
 {
     const char *src = getenv("FP_SOURCE_DIR");
     char v[8][PATH_MAX + 64];
-    int fd;
 
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    fd = open(e->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        close(fd);
-    }
+    fp_harness_child(e->log);
     snprintf(v[0], sizeof(v[0]), "%d", e->port);
     snprintf(v[1], sizeof(v[1]), "%d", e->amqp_port);
     snprintf(v[2], sizeof(v[2]), "%d", e->b.p.redis.port);

@@ -92,16 +92,8 @@ static int scale__start_broker(fp_scale_env *e, fp_scale_node *n)
 static void scale__exec_bridge(const fp_scale_env *e, const fp_scale_node *n, const char *bin)
 {
     char v[5][PATH_MAX + 96];
-    int fd;
 
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    fd = open(n->bridge_log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-        dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
-        close(fd);
-    }
+    fp_harness_child(n->bridge_log);
     snprintf(v[0], sizeof(v[0]), "%d", e->rabbit.port);
     snprintf(v[1], sizeof(v[1]), "%d", e->redis.port);
     snprintf(v[2], sizeof(v[2]), "%d", n->mosq.port);
