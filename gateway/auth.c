@@ -11,8 +11,7 @@
 #include "fp_log.h"
 #include "gateway.h"
 
-int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims,
-                  fg_response *resp)
+int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, fg_response *resp)
 {
     char reason[160];
     fb_store *st;

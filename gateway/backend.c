@@ -38,8 +38,7 @@ int64_t fg_now_ms_real(void)
 static void backend__down(int64_t *retry_us, const char *what, const char *why)
 {
     if (*retry_us == 0)
-        fp_warn("%s unreachable: %s (requests that need it get 503 until it is back)", what,
-                why);
+        fp_warn("%s unreachable: %s (requests that need it get 503 until it is back)", what, why);
     *retry_us = fg_now_us() + BACKEND__RETRY_US;
 }
 

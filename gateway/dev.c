@@ -77,8 +77,8 @@ void fg_dev_token(fg_gateway *gw, const fg_request *req, fg_response *resp)
     c.exp = c.iat + gw->cfg.dev_token_ttl;
     c.iss = gw->cfg.jwt_issuer;
     c.aud = gw->cfg.jwt_audience;
-    if (fp_jwt_mint(gw->alg, gw->signing_key, gw->signing_key_len, &c, &token, err,
-                    sizeof(err)) != 0) {
+    if (fp_jwt_mint(gw->alg, gw->signing_key, gw->signing_key_len, &c, &token, err, sizeof(err)) !=
+        0) {
         fp_error("dev token: %s", err);
         fg_respond_error(resp, 500, "internal", "could not sign a token");
         goto done;

@@ -29,10 +29,10 @@ static void follows__change(fg_gateway *gw, const fg_request *req, fg_response *
     if (!fg_publish(gw, &ev, resp))
         return;
     out = cJSON_CreateObject();
-    if (out != NULL && (cJSON_AddStringToObject(out, "follower_id", ev.follower_id) == NULL ||
-                        cJSON_AddStringToObject(out, "followee_id", ev.followee_id) == NULL ||
-                        cJSON_AddBoolToObject(out, "following", t == FP_EVENT_FOLLOW_CREATED) ==
-                            NULL)) {
+    if (out != NULL &&
+        (cJSON_AddStringToObject(out, "follower_id", ev.follower_id) == NULL ||
+         cJSON_AddStringToObject(out, "followee_id", ev.followee_id) == NULL ||
+         cJSON_AddBoolToObject(out, "following", t == FP_EVENT_FOLLOW_CREATED) == NULL)) {
         cJSON_Delete(out);
         out = NULL;
     }

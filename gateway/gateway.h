@@ -149,11 +149,11 @@ int fg_backend_publish(fg_gateway *gw, const fp_event *ev);
 int fg_backend_amqp_ping(fg_gateway *gw, const char **errstr);
 
 /* Runs a store call; on -EIO reconnects once and runs it again. */
-#define FG_STORE_CALL(gw, rc, call)                                              \
-    do {                                                                         \
-        (rc) = (call);                                                           \
-        if ((rc) == -EIO && fg_backend_store_reconnect(gw) == 0)                 \
-            (rc) = (call);                                                       \
+#define FG_STORE_CALL(gw, rc, call)                                                                \
+    do {                                                                                           \
+        (rc) = (call);                                                                             \
+        if ((rc) == -EIO && fg_backend_store_reconnect(gw) == 0)                                   \
+            (rc) = (call);                                                                         \
     } while (0)
 
 /* ------------------------------------------------------------ requests */
@@ -173,15 +173,15 @@ const char *fg_method_name(fg_method m);
 
 typedef struct {
     fg_method method;
-    char path[512];           /* decoded, without the query */
-    const char *param;        /* the {id} segment of the route, inside path */
-    char limit[16];           /* ?limit= ("" when absent) */
+    char path[512];    /* decoded, without the query */
+    const char *param; /* the {id} segment of the route, inside path */
+    char limit[16];    /* ?limit= ("" when absent) */
     char before[FP_ID_BUFSZ + 1];
-    bool bad_query;           /* a query argument too long to hold */
-    const char *bearer;       /* the Authorization bearer token, or NULL */
-    const char *body;         /* NUL-terminated */
+    bool bad_query;     /* a query argument too long to hold */
+    const char *bearer; /* the Authorization bearer token, or NULL */
+    const char *body;   /* NUL-terminated */
     size_t body_len;
-    fp_jwt_claims caller;     /* filled by the router for authenticated routes */
+    fp_jwt_claims caller; /* filled by the router for authenticated routes */
 } fg_request;
 
 typedef struct {
@@ -217,8 +217,7 @@ void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp)
  * filled, or fills resp with 401 (or 503 when Redis is down) and returns
  * -1.
  */
-int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims,
-                  fg_response *resp);
+int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, fg_response *resp);
 
 /* ------------------------------------------------------------ responses */
 

@@ -70,11 +70,10 @@ static int health__bridge(const fb_stat_sample *s, size_t n, char **out, size_t 
             seen = strcmp(s[j].name, s[i].name) == 0;
         if (!seen)
             rc = fg_buf_printf(out, len, cap, "# TYPE feedpush_bridge_%s%s %s\n", s[i].name,
-                              gauge ? "" : "_total", gauge ? "gauge" : "counter");
+                               gauge ? "" : "_total", gauge ? "gauge" : "counter");
         if (rc == 0)
-            rc = fg_buf_printf(out, len, cap, "feedpush_bridge_%s%s{node=\"%s\"} %llu\n",
-                              s[i].name, gauge ? "" : "_total", s[i].node,
-                              (unsigned long long)s[i].value);
+            rc = fg_buf_printf(out, len, cap, "feedpush_bridge_%s%s{node=\"%s\"} %llu\n", s[i].name,
+                               gauge ? "" : "_total", s[i].node, (unsigned long long)s[i].value);
     }
     return rc;
 }
@@ -99,10 +98,10 @@ void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp)
     rc = fg_metrics_render(&gw->metrics, &out, &len, &cap);
     if (rc == 0)
         rc = fg_buf_printf(&out, &len, &cap,
-                          "# HELP feedpush_bridge_up Whether the bridges' counters could be "
-                          "read from Redis.\n# TYPE feedpush_bridge_up gauge\n"
-                          "feedpush_bridge_up %d\n",
-                          stats_rc == 0 ? 1 : 0);
+                           "# HELP feedpush_bridge_up Whether the bridges' counters could be "
+                           "read from Redis.\n# TYPE feedpush_bridge_up gauge\n"
+                           "feedpush_bridge_up %d\n",
+                           stats_rc == 0 ? 1 : 0);
     if (rc == 0)
         rc = health__bridge(samples, n, &out, &len, &cap);
     free(samples);

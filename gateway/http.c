@@ -32,8 +32,8 @@
 typedef struct {
     fg_request req;
     fg_response resp;
-    char *auth;   /* Authorization header value, malloc'd */
-    char *body;   /* malloc'd, NUL-terminated */
+    char *auth; /* Authorization header value, malloc'd */
+    char *body; /* malloc'd, NUL-terminated */
     size_t body_len;
     size_t body_cap;
     int64_t t0_us;
@@ -62,9 +62,9 @@ static fg_method http__method(struct lws *wsi, enum lws_token_indexes *tok)
     static const struct {
         enum lws_token_indexes t;
         fg_method m;
-    } map[] = {{WSI_TOKEN_GET_URI, FG_GET},         {WSI_TOKEN_POST_URI, FG_POST},
-               {WSI_TOKEN_PUT_URI, FG_PUT},         {WSI_TOKEN_DELETE_URI, FG_DELETE},
-               {WSI_TOKEN_HEAD_URI, FG_HEAD},       {WSI_TOKEN_PATCH_URI, FG_PATCH},
+    } map[] = {{WSI_TOKEN_GET_URI, FG_GET},        {WSI_TOKEN_POST_URI, FG_POST},
+               {WSI_TOKEN_PUT_URI, FG_PUT},        {WSI_TOKEN_DELETE_URI, FG_DELETE},
+               {WSI_TOKEN_HEAD_URI, FG_HEAD},      {WSI_TOKEN_PATCH_URI, FG_PATCH},
                {WSI_TOKEN_OPTIONS_URI, FG_OPTIONS}};
     size_t i;
 
@@ -186,8 +186,7 @@ static int http__on_request(struct lws *wsi, http__session *s)
     if (http__auth(wsi, s) != 0)
         return -1;
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
-        http__refuse(wsi, s, 411, "length_required", "send the body with a Content-Length",
-                     true);
+        http__refuse(wsi, s, 411, "length_required", "send the body with a Content-Length", true);
         return 0;
     }
     if (lws_hdr_copy(wsi, num, sizeof(num), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
@@ -245,13 +244,13 @@ static int http__write_headers(struct lws *wsi, http__session *s)
                                     (const unsigned char *)"no-store", 8, &p, end) != 0)
         return -1;
     if (s->resp.allow != NULL &&
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
-                                    (const unsigned char *)s->resp.allow,
-                                    (int)strlen(s->resp.allow), &p, end) != 0)
+        lws_add_http_header_by_name(
+            wsi, (const unsigned char *)"allow:", (const unsigned char *)s->resp.allow,
+            (int)strlen(s->resp.allow), &p, end) != 0)
         return -1;
     if (s->close_after &&
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
-                                     5, &p, end) != 0)
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
+                                     &p, end) != 0)
         return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end) != 0)
         return -1;
@@ -331,8 +330,8 @@ static const struct lws_protocols http__protocols[] = {
  * its own origin only and talk to the brokers' WebSockets. */
 static const struct lws_protocol_vhost_options http__hdr_referrer = {
     NULL, NULL, "referrer-policy:", "no-referrer"};
-static const struct lws_protocol_vhost_options http__hdr_frame = {
-    &http__hdr_referrer, NULL, "x-frame-options:", "DENY"};
+static const struct lws_protocol_vhost_options http__hdr_frame = {&http__hdr_referrer, NULL,
+                                                                  "x-frame-options:", "DENY"};
 static const struct lws_protocol_vhost_options http__hdr_nosniff = {
     &http__hdr_frame, NULL, "x-content-type-options:", "nosniff"};
 static const struct lws_protocol_vhost_options http__headers = {

@@ -79,8 +79,8 @@ static int main__keys(fg_gateway *gw)
         fp_error("dev_mode is on but jwt_signing_key is not set (dev tokens need it)");
         return -EINVAL;
     }
-    rc = fp_jwt_load_key(gw->alg, gw->cfg.jwt_signing_key, &gw->signing_key,
-                         &gw->signing_key_len, err, sizeof(err));
+    rc = fp_jwt_load_key(gw->alg, gw->cfg.jwt_signing_key, &gw->signing_key, &gw->signing_key_len,
+                         err, sizeof(err));
     if (rc != 0)
         fp_error("jwt_signing_key: %s", err);
     return rc;
@@ -127,8 +127,7 @@ int main(int argc, char **argv)
         goto done;
     }
     fp_log_set_level(level);
-    if (main__keys(&gw) != 0 ||
-        main__need_file(gw.cfg.www_dir, "index.html", "www_dir") != 0 ||
+    if (main__keys(&gw) != 0 || main__need_file(gw.cfg.www_dir, "index.html", "www_dir") != 0 ||
         main__need_file(gw.cfg.mqtt_js_dir, "mqtt.min.js", "mqtt_js_dir") != 0)
         goto done;
     if (fg_backend_open(&gw) != 0)

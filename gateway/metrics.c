@@ -85,17 +85,16 @@ static int metrics__histogram(const fg_metrics *m, fg_route_id r, char **out, si
     size_t i;
 
     for (i = 0; rc == 0 && i < FG_METRICS_BUCKETS; i++)
-        rc = fg_buf_printf(out, len, cap, "%s_bucket{route=\"%s\",le=\"%g\"} %llu\n", name,
-                             label, metrics__le[i], (unsigned long long)m->buckets[r][i]);
+        rc = fg_buf_printf(out, len, cap, "%s_bucket{route=\"%s\",le=\"%g\"} %llu\n", name, label,
+                           metrics__le[i], (unsigned long long)m->buckets[r][i]);
     if (rc == 0)
-        rc = fg_buf_printf(out, len, cap, "%s_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", name,
-                             label, (unsigned long long)m->count[r]);
+        rc = fg_buf_printf(out, len, cap, "%s_bucket{route=\"%s\",le=\"+Inf\"} %llu\n", name, label,
+                           (unsigned long long)m->count[r]);
     if (rc == 0)
-        rc = fg_buf_printf(out, len, cap, "%s_sum{route=\"%s\"} %.6f\n", name, label,
-                             m->sum_s[r]);
+        rc = fg_buf_printf(out, len, cap, "%s_sum{route=\"%s\"} %.6f\n", name, label, m->sum_s[r]);
     if (rc == 0)
         rc = fg_buf_printf(out, len, cap, "%s_count{route=\"%s\"} %llu\n", name, label,
-                             (unsigned long long)m->count[r]);
+                           (unsigned long long)m->count[r]);
     return rc;
 }
 
@@ -106,28 +105,28 @@ int fg_metrics_render(const fg_metrics *m, char **out, size_t *len, size_t *cap)
     size_t i;
 
     rc = fg_buf_printf(out, len, cap,
-                         "# HELP feedpush_gateway_requests_total API requests answered.\n"
-                         "# TYPE feedpush_gateway_requests_total counter\n");
+                       "# HELP feedpush_gateway_requests_total API requests answered.\n"
+                       "# TYPE feedpush_gateway_requests_total counter\n");
     for (i = 0; rc == 0 && i < m->n_series; i++) {
         x = &m->series[i];
         rc = fg_buf_printf(out, len, cap,
-                             "feedpush_gateway_requests_total{route=\"%s\",method=\"%s\","
-                             "status=\"%d\"} %llu\n",
-                             fg_route_label(x->route), x->method, x->status,
-                             (unsigned long long)x->count);
+                           "feedpush_gateway_requests_total{route=\"%s\",method=\"%s\","
+                           "status=\"%d\"} %llu\n",
+                           fg_route_label(x->route), x->method, x->status,
+                           (unsigned long long)x->count);
     }
     if (rc == 0)
         rc = fg_buf_printf(out, len, cap,
-                             "# HELP feedpush_gateway_requests_overflow_total Requests of "
-                             "series beyond the table.\n"
-                             "# TYPE feedpush_gateway_requests_overflow_total counter\n"
-                             "feedpush_gateway_requests_overflow_total %llu\n",
-                             (unsigned long long)m->overflow);
+                           "# HELP feedpush_gateway_requests_overflow_total Requests of "
+                           "series beyond the table.\n"
+                           "# TYPE feedpush_gateway_requests_overflow_total counter\n"
+                           "feedpush_gateway_requests_overflow_total %llu\n",
+                           (unsigned long long)m->overflow);
     if (rc == 0)
         rc = fg_buf_printf(out, len, cap,
-                             "# HELP feedpush_gateway_request_duration_seconds Time from a "
-                             "request's arrival to its response being queued.\n"
-                             "# TYPE feedpush_gateway_request_duration_seconds histogram\n");
+                           "# HELP feedpush_gateway_request_duration_seconds Time from a "
+                           "request's arrival to its response being queued.\n"
+                           "# TYPE feedpush_gateway_request_duration_seconds histogram\n");
     for (i = 0; rc == 0 && i < FG_ROUTE__COUNT; i++) {
         if (m->count[i] > 0)
             rc = metrics__histogram(m, (fg_route_id)i, out, len, cap);

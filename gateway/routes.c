@@ -20,75 +20,76 @@ typedef struct {
 
 typedef struct {
     fg_route_id id;
-    const char *path;  /* whole path, or the part before {id} */
-    bool param;        /* path + "{id}": one non-empty segment */
-    const char *allow; /* for 405 */
+    const char *pattern; /* the path; a trailing "{id}" matches one non-empty
+                          * segment. Also the metrics' route label. */
+    const char *allow;   /* for 405 */
     route__method m[ROUTE__METHODS];
 } route__entry;
 
 static const route__entry route__table[] = {
-    {FG_ROUTE_CONFIG, "/api/v1/config", false, "GET", {{FG_GET, fg_dev_config, false}}},
-    {FG_ROUTE_DEV_TOKEN, "/api/v1/dev/token", false, "POST", {{FG_POST, fg_dev_token, false}}},
-    {FG_ROUTE_POSTS, "/api/v1/posts", false, "POST", {{FG_POST, fg_posts_create, true}}},
-    {FG_ROUTE_POST, "/api/v1/posts/", true, "DELETE", {{FG_DELETE, fg_posts_delete, true}}},
-    {FG_ROUTE_FOLLOWS, "/api/v1/follows", false, "GET", {{FG_GET, fg_follows_list, true}}},
+    {FG_ROUTE_CONFIG, "/api/v1/config", "GET", {{FG_GET, fg_dev_config, false}}},
+    {FG_ROUTE_DEV_TOKEN, "/api/v1/dev/token", "POST", {{FG_POST, fg_dev_token, false}}},
+    {FG_ROUTE_POSTS, "/api/v1/posts", "POST", {{FG_POST, fg_posts_create, true}}},
+    {FG_ROUTE_POST, "/api/v1/posts/{id}", "DELETE", {{FG_DELETE, fg_posts_delete, true}}},
+    {FG_ROUTE_FOLLOWS, "/api/v1/follows", "GET", {{FG_GET, fg_follows_list, true}}},
     {FG_ROUTE_FOLLOW,
-     "/api/v1/follows/",
-     true,
+     "/api/v1/follows/{id}",
      "PUT, DELETE",
      {{FG_PUT, fg_follows_put, true}, {FG_DELETE, fg_follows_delete, true}}},
-    {FG_ROUTE_FEED, "/api/v1/feed", false, "GET", {{FG_GET, fg_reads_feed, true}}},
+    {FG_ROUTE_FEED, "/api/v1/feed", "GET", {{FG_GET, fg_reads_feed, true}}},
     {FG_ROUTE_RIBBON,
      "/api/v1/ribbon",
-     false,
      "GET, POST",
      {{FG_GET, fg_reads_ribbon, true}, {FG_POST, fg_reads_ribbon_push, true}}},
-    {FG_ROUTE_HEALTHZ, "/healthz", false, "GET", {{FG_GET, fg_health_check, false}}},
-    {FG_ROUTE_METRICS, "/metrics", false, "GET", {{FG_GET, fg_health_metrics, false}}},
+    {FG_ROUTE_HEALTHZ, "/healthz", "GET", {{FG_GET, fg_health_check, false}}},
+    {FG_ROUTE_METRICS, "/metrics", "GET", {{FG_GET, fg_health_metrics, false}}},
 };
 #define ROUTE__N (sizeof(route__table) / sizeof(route__table[0]))
 
-static const char *const route__labels[FG_ROUTE__COUNT] = {
-    [FG_ROUTE_CONFIG] = "/api/v1/config",
-    [FG_ROUTE_DEV_TOKEN] = "/api/v1/dev/token",
-    [FG_ROUTE_POSTS] = "/api/v1/posts",
-    [FG_ROUTE_POST] = "/api/v1/posts/{id}",
-    [FG_ROUTE_FOLLOWS] = "/api/v1/follows",
-    [FG_ROUTE_FOLLOW] = "/api/v1/follows/{id}",
-    [FG_ROUTE_FEED] = "/api/v1/feed",
-    [FG_ROUTE_RIBBON] = "/api/v1/ribbon",
-    [FG_ROUTE_HEALTHZ] = "/healthz",
-    [FG_ROUTE_METRICS] = "/metrics",
-    [FG_ROUTE_UNKNOWN] = "unknown",
-};
-
 const char *fg_route_label(fg_route_id r)
 {
-    return r < FG_ROUTE__COUNT ? route__labels[r] : "unknown";
+    size_t i;
+
+    for (i = 0; i < ROUTE__N; i++) {
+        if (route__table[i].id == r)
+            return route__table[i].pattern;
+    }
+    return "unknown";
 }
 
 const char *fg_method_name(fg_method m)
 {
     switch (m) {
-    case FG_GET: return "GET";
-    case FG_POST: return "POST";
-    case FG_PUT: return "PUT";
-    case FG_DELETE: return "DELETE";
-    case FG_HEAD: return "HEAD";
-    case FG_PATCH: return "PATCH";
-    case FG_OPTIONS: return "OPTIONS";
-    default: return "OTHER";
+    case FG_GET:
+        return "GET";
+    case FG_POST:
+        return "POST";
+    case FG_PUT:
+        return "PUT";
+    case FG_DELETE:
+        return "DELETE";
+    case FG_HEAD:
+        return "HEAD";
+    case FG_PATCH:
+        return "PATCH";
+    case FG_OPTIONS:
+        return "OPTIONS";
+    default:
+        return "OTHER";
     }
 }
+
+#define ROUTE__PARAM "{id}"
 
 /* Does path match e? Sets *param to the {id} segment of a param route. */
 static bool route__match(const route__entry *e, const char *path, const char **param)
 {
-    size_t n = strlen(e->path);
+    size_t n = strlen(e->pattern), k = strlen(ROUTE__PARAM);
 
-    if (!e->param)
-        return strcmp(path, e->path) == 0;
-    if (strncmp(path, e->path, n) != 0 || path[n] == '\0' || strchr(path + n, '/') != NULL)
+    if (n < k || strcmp(e->pattern + n - k, ROUTE__PARAM) != 0)
+        return strcmp(path, e->pattern) == 0;
+    n -= k;
+    if (strncmp(path, e->pattern, n) != 0 || path[n] == '\0' || strchr(path + n, '/') != NULL)
         return false;
     *param = path + n;
     return true;

@@ -232,8 +232,7 @@ static void test_auth_refusals(void **state)
     c.sub = "eve";
     c.iat = now;
     c.exp = now + 600;
-    assert_int_equal(fp_jwt_mint(FP_JWT_HS256, other, sizeof(other), &c, &forged, err,
-                                 sizeof(err)),
+    assert_int_equal(fp_jwt_mint(FP_JWT_HS256, other, sizeof(other), &c, &forged, err, sizeof(err)),
                      0);
     refused(401, "unauthorized", "GET", "/api/v1/feed", forged, NULL);
     free(forged);
@@ -306,8 +305,8 @@ static void test_posts(void **state)
     assert_true(cJSON_GetObjectItemCaseSensitive(p, "created_at")->valuedouble >= (double)before);
     id = strdup(str(p, "id"));
     cJSON_Delete(j);
-    assert_true(feed_has(b, id, true));  /* the follower */
-    assert_true(feed_has(a, id, true));  /* the author's other tabs */
+    assert_true(feed_has(b, id, true));      /* the follower */
+    assert_true(feed_has(a, id, true));      /* the author's other tabs */
     assert_int_equal(feed_index(c, id), -1); /* nobody else */
     free(id);
 
@@ -661,12 +660,12 @@ static void test_dev_mode_off(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config),        cmocka_unit_test(test_dev_token),
-        cmocka_unit_test(test_auth_refusals), cmocka_unit_test(test_follows),
-        cmocka_unit_test(test_posts),         cmocka_unit_test(test_feed_pages),
-        cmocka_unit_test(test_delete),        cmocka_unit_test(test_ribbon),
-        cmocka_unit_test(test_garbage),       cmocka_unit_test(test_static_client),
-        cmocka_unit_test(test_metrics),       cmocka_unit_test(test_redis_outage),
+        cmocka_unit_test(test_config),          cmocka_unit_test(test_dev_token),
+        cmocka_unit_test(test_auth_refusals),   cmocka_unit_test(test_follows),
+        cmocka_unit_test(test_posts),           cmocka_unit_test(test_feed_pages),
+        cmocka_unit_test(test_delete),          cmocka_unit_test(test_ribbon),
+        cmocka_unit_test(test_garbage),         cmocka_unit_test(test_static_client),
+        cmocka_unit_test(test_metrics),         cmocka_unit_test(test_redis_outage),
         cmocka_unit_test(test_rabbitmq_outage), cmocka_unit_test(test_dev_mode_off),
     };
 

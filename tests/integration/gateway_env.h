@@ -14,12 +14,12 @@
 
 typedef struct {
     fp_bridge_env b;
-    pid_t gw;     /* 0 when not running */
+    pid_t gw; /* 0 when not running */
     int port;
     bool dev_mode;
     int dev_token_ttl; /* seconds; 0 = 600 */
-    int amqp_port; /* what the gateway is told (a dead port for outage tests) */
-    char url[64];  /* http://127.0.0.1:<port> */
+    int amqp_port;     /* what the gateway is told (a dead port for outage tests) */
+    char url[64];      /* http://127.0.0.1:<port> */
     char log[PATH_MAX + 32];
 } fp_gateway_env;
 
@@ -39,8 +39,8 @@ int fp_gateway_stop(fp_gateway_env *e);
 bool fp_gateway_alive(fp_gateway_env *e);
 
 typedef struct {
-    long status;   /* 0 when no reply came */
-    char *body;    /* malloc'd, NUL-terminated ("" when empty) */
+    long status; /* 0 when no reply came */
+    char *body;  /* malloc'd, NUL-terminated ("" when empty) */
     size_t len;
     char content_type[128];
     char allow[64];

@@ -222,9 +222,8 @@ static void test_unreachable(void **state)
 
     (void)state;
     /* Nothing listens on port 1. */
-    snprintf(cmd, sizeof(cmd),
-             "%s --url http://127.0.0.1:1 --as x --key %s feed >/dev/null 2>&1", bin,
-             env.b.p.secret_path);
+    snprintf(cmd, sizeof(cmd), "%s --url http://127.0.0.1:1 --as x --key %s feed >/dev/null 2>&1",
+             bin, env.b.p.secret_path);
     status = system(cmd);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 1);
