@@ -265,21 +265,6 @@ static int bb__run_deliver(bb_opts *o, bb_pub *p, bb_subs *s, int phase, size_t 
     return r->complete ? 0 : -1;
 }
 
-/* Nearest-rank percentile p (0..100] of sorted v[0..n-1], in ms. */
-static double bb__pct_ms(const int64_t *v, size_t n, double p)
-{
-    size_t rank;
-
-    if (n == 0)
-        return 0.0;
-    rank = (size_t)(p / 100.0 * (double)n + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return (double)v[rank - 1] / 1e6;
-}
-
 /* Run 3: posts at a steady rate, one confirm at a time (a backend
  * publishing as posts are written), each receipt timed. */
 static int bb__run_latency(bb_opts *o, bb_pub *p, bb_subs *s, int phase, double rate, bb_row *row)
@@ -321,8 +306,8 @@ static int bb__run_latency(bb_opts *o, bb_pub *p, bb_subs *s, int phase, double 
     r->seconds = (double)(bb_subs_last_ns(s) - t0) / 1e9;
     lat = bb_subs_latencies(s, &n_lat);
     r->samples = n_lat;
-    r->p50_ms = bb__pct_ms(lat, n_lat, 50.0);
-    r->p99_ms = bb__pct_ms(lat, n_lat, 99.0);
+    r->p50_ms = bb_pct_ms(lat, n_lat, 50.0);
+    r->p99_ms = bb_pct_ms(lat, n_lat, 99.0);
     r->max_ms = n_lat > 0 ? (double)lat[n_lat - 1] / 1e6 : 0.0;
     free(lat);
     bb__finish(&o->env, &m, posts, posts, r);

@@ -29,6 +29,10 @@
  * so a timestamp taken here at publish time can be compared with the time
  * of receipt in another thread). */
 int64_t bb_now_ns(void);
+/* Sorts v[0..n-1] ascending. */
+void bb_sort_i64(int64_t *v, size_t n);
+/* Nearest-rank percentile p (0..100] of sorted v[0..n-1] (ns), in ms. */
+double bb_pct_ms(const int64_t *v, size_t n, double p);
 
 /* Process helpers shared by the bridge and scale-out benches. */
 /* Spawns argv (argv[0] looked up in PATH). Returns the pid or -1. */

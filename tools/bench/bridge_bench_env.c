@@ -515,6 +515,26 @@ static int env__cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+void bb_sort_i64(int64_t *v, size_t n)
+{
+    if (n > 1)
+        qsort(v, n, sizeof(*v), env__cmp_i64);
+}
+
+double bb_pct_ms(const int64_t *v, size_t n, double p)
+{
+    size_t rank;
+
+    if (n == 0)
+        return 0.0;
+    rank = (size_t)(p / 100.0 * (double)n + 0.999999);
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return (double)v[rank - 1] / 1e6;
+}
+
 int bb_redis_ping(bb_env *e, int n, double *p50_us, double *p99_us)
 {
     int64_t rtt[1000], t0;
@@ -532,7 +552,7 @@ int bb_redis_ping(bb_env *e, int n, double *p50_us, double *p99_us)
         freeReplyObject(r);
         usleep(1000);
     }
-    qsort(rtt, (size_t)n, sizeof(rtt[0]), env__cmp_i64);
+    bb_sort_i64(rtt, (size_t)n);
     *p50_us = (double)rtt[n / 2] / 1e3;
     *p99_us = (double)rtt[(n * 99) / 100] / 1e3;
     return 0;

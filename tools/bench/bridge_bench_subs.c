@@ -413,13 +413,6 @@ int64_t bb_subs_last_ns(bb_subs *s)
     return atomic_load(&s->last_ns);
 }
 
-static int subs__cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-    return (x > y) - (x < y);
-}
-
 int64_t *bb_subs_latencies(bb_subs *s, size_t *n)
 {
     int64_t *all;
@@ -446,6 +439,6 @@ int64_t *bb_subs_latencies(bb_subs *s, size_t *n)
         }
         pthread_mutex_unlock(&s->threads[k].lock);
     }
-    qsort(all, *n, sizeof(*all), subs__cmp_i64);
+    bb_sort_i64(all, *n);
     return all;
 }

@@ -247,21 +247,6 @@ static int sb__publish(const sb_opts *o, bb_pub *p, int phase, size_t n, sb_pubt
     return 0;
 }
 
-/* Nearest-rank percentile p (0..100] of sorted v[0..n-1], in ms. */
-static double sb__pct_ms(const int64_t *v, size_t n, double p)
-{
-    size_t rank;
-
-    if (n == 0)
-        return 0.0;
-    rank = (size_t)(p / 100.0 * (double)n + 0.999999);
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return (double)v[rank - 1] / 1e6;
-}
-
 /* Waits until the users have `expected` receipts, giving up after
  * SB__STALL_MS without progress. Returns the receipts. */
 static uint64_t sb__await(sb_subs *s, uint64_t expected)
@@ -368,8 +353,8 @@ static int sb__burst(sb_opts *o, const sb_load *l, bb_pub *p, sb_subs *s, int ph
     r->lag_ms = (double)pt.lag_ns / 1e6;
     r->rate = r->seconds > 0 ? (double)r->received / r->seconds : 0.0;
     lat = sb_subs_latencies(s, &r->samples);
-    r->p50_ms = sb__pct_ms(lat, r->samples, 50.0);
-    r->p99_ms = sb__pct_ms(lat, r->samples, 99.0);
+    r->p50_ms = bb_pct_ms(lat, r->samples, 50.0);
+    r->p99_ms = bb_pct_ms(lat, r->samples, 99.0);
     r->max_ms = r->samples > 0 ? (double)lat[r->samples - 1] / 1e6 : 0.0;
     free(lat);
     /* Late duplicates would show here: give stragglers a moment. */

@@ -443,13 +443,6 @@ int64_t sb_subs_last_ns(sb_subs *s)
     return atomic_load(&s->last_ns);
 }
 
-static int subs__cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-    return (x > y) - (x < y);
-}
-
 int64_t *sb_subs_latencies(sb_subs *s, size_t *n)
 {
     int64_t *all;
@@ -476,6 +469,6 @@ int64_t *sb_subs_latencies(sb_subs *s, size_t *n)
         }
         pthread_mutex_unlock(&s->threads[k].lock);
     }
-    qsort(all, *n, sizeof(*all), subs__cmp_i64);
+    bb_sort_i64(all, *n);
     return all;
 }
