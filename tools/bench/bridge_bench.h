@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -33,6 +34,28 @@ int64_t bb_now_ns(void);
 void bb_sort_i64(int64_t *v, size_t n);
 /* Nearest-rank percentile p (0..100] of sorted v[0..n-1] (ns), in ms. */
 double bb_pct_ms(const int64_t *v, size_t n, double p);
+
+/* The receipt latencies one client thread records (ns), behind its own
+ * lock: the thread adds, the bench resets and merges between bursts. */
+typedef struct {
+    pthread_mutex_t lock;
+    bool lock_init;
+    int64_t *v;
+    size_t n, cap;
+} bb_lat_log;
+
+/* 0, or -1 when the lock cannot be made. */
+int bb_lat_init(bb_lat_log *l);
+/* Frees the buffer and the lock (safe on a zeroed log). */
+void bb_lat_free(bb_lat_log *l);
+/* Empties the log and gives it room for capacity samples (0: none).
+ * 0, or -1 when that memory is not there. */
+int bb_lat_reset(bb_lat_log *l, size_t capacity);
+/* Records one sample; dropped when the log is full. */
+void bb_lat_add(bb_lat_log *l, int64_t ns);
+/* Every sample of logs[0..n_logs-1], sorted ascending, in one malloc'd
+ * array (NULL when there are none or memory ran out); *n samples. */
+int64_t *bb_lat_merge(bb_lat_log *const *logs, int n_logs, size_t *n);
 
 /* Process helpers shared by the bridge and scale-out benches. */
 /* Spawns argv (argv[0] looked up in PATH). Returns the pid or -1. */

@@ -535,6 +535,80 @@ double bb_pct_ms(const int64_t *v, size_t n, double p)
     return (double)v[rank - 1] / 1e6;
 }
 
+int bb_lat_init(bb_lat_log *l)
+{
+    if (pthread_mutex_init(&l->lock, NULL) != 0)
+        return -1;
+    l->lock_init = true;
+    return 0;
+}
+
+void bb_lat_free(bb_lat_log *l)
+{
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+    if (l->lock_init)
+        pthread_mutex_destroy(&l->lock);
+    l->lock_init = false;
+}
+
+int bb_lat_reset(bb_lat_log *l, size_t capacity)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&l->lock);
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+    if (capacity > 0) {
+        l->v = malloc(capacity * sizeof(*l->v));
+        if (l->v != NULL)
+            l->cap = capacity;
+        else
+            rc = -1;
+    }
+    pthread_mutex_unlock(&l->lock);
+    return rc;
+}
+
+void bb_lat_add(bb_lat_log *l, int64_t ns)
+{
+    pthread_mutex_lock(&l->lock);
+    if (l->n < l->cap)
+        l->v[l->n++] = ns;
+    pthread_mutex_unlock(&l->lock);
+}
+
+int64_t *bb_lat_merge(bb_lat_log *const *logs, int n_logs, size_t *n)
+{
+    int64_t *all;
+    size_t total = 0;
+    int k;
+
+    *n = 0;
+    for (k = 0; k < n_logs; k++) {
+        pthread_mutex_lock(&logs[k]->lock);
+        total += logs[k]->n;
+        pthread_mutex_unlock(&logs[k]->lock);
+    }
+    if (total == 0)
+        return NULL;
+    all = malloc(total * sizeof(*all));
+    if (all == NULL)
+        return NULL;
+    for (k = 0; k < n_logs; k++) {
+        pthread_mutex_lock(&logs[k]->lock);
+        if (*n + logs[k]->n <= total) {
+            memcpy(all + *n, logs[k]->v, logs[k]->n * sizeof(*all));
+            *n += logs[k]->n;
+        }
+        pthread_mutex_unlock(&logs[k]->lock);
+    }
+    bb_sort_i64(all, *n);
+    return all;
+}
+
 int bb_redis_ping(bb_env *e, int n, double *p50_us, double *p99_us)
 {
     int64_t rtt[1000], t0;

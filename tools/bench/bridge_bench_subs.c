@@ -56,9 +56,7 @@ struct subs__thread {
     int ep;
     subs__client *clients;
     size_t n, next, connecting;
-    pthread_mutex_t lock; /* guards lat, n_lat, cap_lat */
-    int64_t *lat;
-    size_t n_lat, cap_lat;
+    bb_lat_log lat; /* latencies of this thread's receipts */
 };
 
 struct bb_subs {
@@ -150,10 +148,7 @@ static void subs__on_message(struct mosquitto *m, void *obj, const struct mosqui
     subs__last(s, now);
     if (!atomic_load(&s->recording))
         return;
-    pthread_mutex_lock(&t->lock);
-    if (t->n_lat < t->cap_lat)
-        t->lat[t->n_lat++] = now - (int64_t)ts;
-    pthread_mutex_unlock(&t->lock);
+    bb_lat_add(&t->lat, now - (int64_t)ts);
 }
 
 /* ------------------------------------------------------------ the threads */
@@ -309,11 +304,13 @@ int bb_subs_start(bb_subs **out, const bb_env *e, size_t n, int threads, int tim
     if (s->threads == NULL)
         return -1;
     s->n_threads = threads;
+    for (k = 0; k < threads; k++)
+        s->threads[k].ep = -1; /* nothing to close if setup stops early */
     for (k = 0; k < threads; k++) {
         t = &s->threads[k];
         t->s = s;
-        t->ep = -1;
-        pthread_mutex_init(&t->lock, NULL);
+        if (bb_lat_init(&t->lat) != 0)
+            return -1;
         /* Users are dealt round robin: f0, f<threads>, ... go to thread 0. */
         per = n / (size_t)threads + ((size_t)k < n % (size_t)threads ? 1 : 0);
         t->clients = calloc(per > 0 ? per : 1, sizeof(*t->clients));
@@ -354,8 +351,7 @@ void bb_subs_stop(bb_subs *s)
         if (s->threads[k].ep >= 0)
             close(s->threads[k].ep);
         free(s->threads[k].clients);
-        free(s->threads[k].lat);
-        pthread_mutex_destroy(&s->threads[k].lock);
+        bb_lat_free(&s->threads[k].lat);
     }
     free(s->threads);
     free(s);
@@ -383,19 +379,9 @@ int bb_subs_phase(bb_subs *s, int phase, size_t lat_capacity)
     atomic_store(&s->last_ns, 0);
     for (k = 0; k < s->n_threads; k++) {
         t = &s->threads[k];
-        pthread_mutex_lock(&t->lock);
-        free(t->lat);
-        t->lat = NULL;
-        t->n_lat = t->cap_lat = 0;
         /* Any thread may get every receipt (one follower online). */
-        if (lat_capacity > 0) {
-            t->lat = malloc(lat_capacity * sizeof(*t->lat));
-            if (t->lat != NULL)
-                t->cap_lat = lat_capacity;
-            else
-                rc = -1;
-        }
-        pthread_mutex_unlock(&t->lock);
+        if (bb_lat_reset(&t->lat, lat_capacity) != 0)
+            rc = -1;
     }
     atomic_store(&s->recording, lat_capacity > 0);
     return rc;
@@ -415,30 +401,17 @@ int64_t bb_subs_last_ns(bb_subs *s)
 
 int64_t *bb_subs_latencies(bb_subs *s, size_t *n)
 {
+    bb_lat_log **logs = calloc((size_t)s->n_threads, sizeof(*logs));
     int64_t *all;
-    size_t total = 0;
     int k;
 
     *n = 0;
     atomic_store(&s->recording, false);
-    for (k = 0; k < s->n_threads; k++) {
-        pthread_mutex_lock(&s->threads[k].lock);
-        total += s->threads[k].n_lat;
-        pthread_mutex_unlock(&s->threads[k].lock);
-    }
-    if (total == 0)
+    if (logs == NULL)
         return NULL;
-    all = malloc(total * sizeof(*all));
-    if (all == NULL)
-        return NULL;
-    for (k = 0; k < s->n_threads; k++) {
-        pthread_mutex_lock(&s->threads[k].lock);
-        if (*n + s->threads[k].n_lat <= total) {
-            memcpy(all + *n, s->threads[k].lat, s->threads[k].n_lat * sizeof(*all));
-            *n += s->threads[k].n_lat;
-        }
-        pthread_mutex_unlock(&s->threads[k].lock);
-    }
-    bb_sort_i64(all, *n);
+    for (k = 0; k < s->n_threads; k++)
+        logs[k] = &s->threads[k].lat;
+    all = bb_lat_merge(logs, s->n_threads, n);
+    free(logs);
     return all;
 }

@@ -59,10 +59,7 @@ struct subs__thread {
     int ep;
     subs__client *clients;
     size_t n, next, connecting;
-    pthread_mutex_t lock; /* guards lat, n_lat, cap_lat */
-    bool lock_init;
-    int64_t *lat; /* latencies of this thread's receipts, ns */
-    size_t n_lat, cap_lat;
+    bb_lat_log lat; /* latencies of this thread's receipts */
 };
 
 struct sb_subs {
@@ -159,10 +156,7 @@ static void subs__on_message(struct mosquitto *m, void *obj, const struct mosqui
     subs__last(s, now);
     if (!atomic_load(&s->recording))
         return;
-    pthread_mutex_lock(&t->lock);
-    if (t->n_lat < t->cap_lat)
-        t->lat[t->n_lat++] = now - (int64_t)ts;
-    pthread_mutex_unlock(&t->lock);
+    bb_lat_add(&t->lat, now - (int64_t)ts);
 }
 
 /* ------------------------------------------------------------ the threads */
@@ -322,13 +316,13 @@ int sb_subs_start(sb_subs **out, const sb_env *e, size_t n, int threads, int tim
     if (s->per_user == NULL || s->threads == NULL)
         return -1;
     s->n_threads = threads;
+    for (k = 0; k < threads; k++)
+        s->threads[k].ep = -1; /* nothing to close if setup stops early */
     for (k = 0; k < threads; k++) {
         t = &s->threads[k];
         t->s = s;
-        t->ep = -1;
-        if (pthread_mutex_init(&t->lock, NULL) != 0)
+        if (bb_lat_init(&t->lat) != 0)
             return -1;
-        t->lock_init = true;
         /* Users are dealt round robin: f0, f<threads>, ... go to thread 0. */
         per = n / (size_t)threads + ((size_t)k < n % (size_t)threads ? 1 : 0);
         t->clients = calloc(per > 0 ? per : 1, sizeof(*t->clients));
@@ -371,10 +365,8 @@ void sb_subs_stop(sb_subs *s)
     for (k = 0; k < s->n_threads && s->threads != NULL; k++) {
         if (s->threads[k].ep >= 0)
             close(s->threads[k].ep);
-        if (s->threads[k].lock_init)
-            pthread_mutex_destroy(&s->threads[k].lock);
+        bb_lat_free(&s->threads[k].lat);
         free(s->threads[k].clients);
-        free(s->threads[k].lat);
     }
     free(s->threads);
     free(s->per_user);
@@ -396,18 +388,8 @@ int sb_subs_phase(sb_subs *s, int phase, size_t lat_capacity)
     atomic_store(&s->phase, -1);
     for (i = 0; i < s->n_threads; i++) {
         t = &s->threads[i];
-        pthread_mutex_lock(&t->lock);
-        free(t->lat);
-        t->lat = NULL;
-        t->n_lat = t->cap_lat = 0;
-        if (lat_capacity > 0) {
-            t->lat = malloc(lat_capacity * sizeof(*t->lat));
-            if (t->lat != NULL)
-                t->cap_lat = lat_capacity;
-            else
-                rc = -1;
-        }
-        pthread_mutex_unlock(&t->lock);
+        if (bb_lat_reset(&t->lat, lat_capacity) != 0)
+            rc = -1;
     }
     for (j = 0; j < s->n; j++)
         atomic_store(&s->per_user[j], 0);
@@ -445,30 +427,17 @@ int64_t sb_subs_last_ns(sb_subs *s)
 
 int64_t *sb_subs_latencies(sb_subs *s, size_t *n)
 {
+    bb_lat_log **logs = calloc((size_t)s->n_threads, sizeof(*logs));
     int64_t *all;
-    size_t total = 0;
     int k;
 
     *n = 0;
     atomic_store(&s->recording, false);
-    for (k = 0; k < s->n_threads; k++) {
-        pthread_mutex_lock(&s->threads[k].lock);
-        total += s->threads[k].n_lat;
-        pthread_mutex_unlock(&s->threads[k].lock);
-    }
-    if (total == 0)
+    if (logs == NULL)
         return NULL;
-    all = malloc(total * sizeof(*all));
-    if (all == NULL)
-        return NULL;
-    for (k = 0; k < s->n_threads; k++) {
-        pthread_mutex_lock(&s->threads[k].lock);
-        if (*n + s->threads[k].n_lat <= total) {
-            memcpy(all + *n, s->threads[k].lat, s->threads[k].n_lat * sizeof(*all));
-            *n += s->threads[k].n_lat;
-        }
-        pthread_mutex_unlock(&s->threads[k].lock);
-    }
-    bb_sort_i64(all, *n);
+    for (k = 0; k < s->n_threads; k++)
+        logs[k] = &s->threads[k].lat;
+    all = bb_lat_merge(logs, s->n_threads, n);
+    free(logs);
     return all;
 }
