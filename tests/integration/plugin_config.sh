@@ -5,8 +5,15 @@
 # sanitizer build, FP_MOSQUITTO_PRELOAD.
 set -euo pipefail
 
-dir=$(mktemp -d "$FP_TEST_TMP/plugin-config.XXXXXX")
+# mosquitto drops to its own user before it loads the plugin and reads the
+# key file: both must be where that user can reach them, whatever the
+# clone's location. FP_TEST_TMP's real directory is (tools/fp-server
+# root-up); the build tree may not be, so the plugin is copied there.
+dir=$(mktemp -d "$(readlink -f "$FP_TEST_TMP")/plugin-config.XXXXXX")
 chmod 755 "$dir"
+cp "$FP_PLUGIN" "$dir/feed_auth.so"
+chmod 644 "$dir/feed_auth.so"
+FP_PLUGIN=$dir/feed_auth.so
 head -c 48 /dev/urandom | base64 -w0 >"$dir/secret"
 printf 'short\n' >"$dir/short"
 chmod 644 "$dir/secret" "$dir/short"
