@@ -8,25 +8,17 @@
  * apart.
  */
 #include "fp_event.h"
+#include "fp_json.h"
 
 #include <cjson/cJSON.h>
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__GNUC__)
-#define EVENT__PRINTF(f, a) __attribute__((format(printf, f, a)))
-#else
-#define EVENT__PRINTF(f, a)
-#endif
-
 #define EVENT__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-/* Longest piece of untrusted input quoted back in a reason. */
-#define EVENT__QUOTE_MAX 64
 
 typedef enum { EVENT__ID, EVENT__TEXT, EVENT__TS } event__kind;
 
@@ -143,95 +135,8 @@ int fp_event_type_parse(const char *s, fp_event_type *out)
 
 /* ------------------------------------------------------------ helpers */
 
-/*
- * Write a formatted reason (if there is somewhere to write it) and return
- * rc, so callers can say `return event__fail(r, -EINVAL, ...)`.
- */
-EVENT__PRINTF(3, 4)
-static int event__fail(event__reason *r, int rc, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (r == NULL || r->buf == NULL || r->len == 0)
-        return rc;
-    va_start(ap, fmt);
-    vsnprintf(r->buf, r->len, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-/*
- * Copy untrusted text s into out (outsz bytes) for quoting in a reason:
- * at most EVENT__QUOTE_MAX bytes, every byte that is not printable ASCII
- * (or is a quote or backslash) replaced by '?', "..." appended when cut.
- */
-static void event__quote(const char *s, char *out, size_t outsz)
-{
-    size_t i;
-    size_t n = 0;
-
-    for (i = 0; s[i] != '\0' && i < EVENT__QUOTE_MAX && n + 1 < outsz; i++) {
-        unsigned char c = (unsigned char)s[i];
-        out[n++] = (c < 0x20 || c > 0x7e || c == '"' || c == '\\') ? '?' : (char)c;
-    }
-    out[n] = '\0';
-    if (s[i] != '\0' && n + 4 <= outsz)
-        memcpy(out + n, "...", 4);
-}
-
-/*
- * Length of the well-formed UTF-8 sequence at s (avail > 0 bytes there),
- * or 0 when it is invalid: bad lead or continuation byte, truncated,
- * overlong, a UTF-16 surrogate or beyond U+10FFFF.
- */
-static size_t event__utf8_seq(const unsigned char *s, size_t avail)
-{
-    size_t n, k;
-    uint32_t cp, min;
-
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-        n = 2;
-        cp = s[0] & 0x1f;
-        min = 0x80;
-    } else if ((s[0] & 0xf0) == 0xe0) {
-        n = 3;
-        cp = s[0] & 0x0f;
-        min = 0x800;
-    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        n = 4;
-        cp = s[0] & 0x07;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (avail < n)
-        return 0;
-    for (k = 1; k < n; k++) {
-        if ((s[k] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[k] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-/* True when the len bytes at s are strict UTF-8 (see event__utf8_seq). */
-static bool event__utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-
-    while (i < len) {
-        size_t n = event__utf8_seq(p + i, len - i);
-        if (n == 0)
-            return false;
-        i += n;
-    }
-    return true;
-}
+/* Writes a reason to r (see fp_json_refuse) and returns rc. */
+#define event__fail(r, rc, ...) fp_json_refuse((r)->buf, (r)->len, (rc), __VA_ARGS__)
 
 /* malloc'd copy of the len bytes at s plus a NUL; NULL on ENOMEM. */
 static char *event__strndup(const char *s, size_t len)
@@ -274,7 +179,7 @@ static int event__check_text(const char *s, const event__field *f, event__reason
         return event__fail(r, -EINVAL, "%s: longer than %zu bytes", f->path, f->max);
     if (len < f->min)
         return event__fail(r, -EINVAL, "%s: must not be empty", f->path);
-    if (!event__utf8_valid(s, len))
+    if (!fp_json_utf8_valid(s, len))
         return event__fail(r, -EINVAL, "%s: not valid UTF-8", f->path);
     return 0;
 }
@@ -296,61 +201,6 @@ static int event__check_ts(int64_t v, const char *path, event__reason *r)
 /* ----------------------------------------------------------- parsing */
 
 /*
- * True when the JSON text of len bytes (already known to be valid JSON)
- * has a \u0000 escape inside a string. cJSON would decode it to a NUL and
- * silently cut the C string there, so such bodies are refused.
- */
-static bool event__has_nul_escape(const char *s, size_t len)
-{
-    bool in_string = false;
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        if (!in_string) {
-            in_string = s[i] == '"';
-        } else if (s[i] == '"') {
-            in_string = false;
-        } else if (s[i] == '\\' && i + 1 < len) {
-            if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
-                return true;
-            i++; /* skip the escaped character */
-        }
-    }
-    return false;
-}
-
-/*
- * Parse the body with cJSON into *root (caller deletes). Refuses NUL bytes,
- * malformed JSON (reporting the byte offset), trailing data, \u0000 escapes
- * and a top level that is not an object. Returns 0 or -EINVAL.
- */
-static int event__parse_json(const char *body, size_t len, cJSON **root, event__reason *r)
-{
-    const char *nul = memchr(body, '\0', len);
-    const char *end = NULL;
-    size_t off;
-
-    *root = NULL;
-    if (nul != NULL)
-        return event__fail(r, -EINVAL, "NUL byte in body at offset %zu", (size_t)(nul - body));
-    *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (*root == NULL) {
-        off = (end != NULL && end >= body) ? (size_t)(end - body) : 0;
-        return event__fail(r, -EINVAL, "malformed JSON at offset %zu", off);
-    }
-    off = (size_t)(end - body);
-    while (off < len && strchr(" \t\r\n", body[off]) != NULL)
-        off++;
-    if (off < len)
-        return event__fail(r, -EINVAL, "malformed JSON at offset %zu: trailing data", off);
-    if (event__has_nul_escape(body, len))
-        return event__fail(r, -EINVAL, "a string contains \\u0000");
-    if (!cJSON_IsObject(*root))
-        return event__fail(r, -EINVAL, "top level is not a JSON object");
-    return 0;
-}
-
-/*
  * Read "type" from root, check it is known and, when routing_key is not
  * NULL, equal to it. Returns 0 or -EINVAL.
  */
@@ -358,17 +208,17 @@ static int event__parse_type(const cJSON *root, const char *routing_key, fp_even
                              event__reason *r)
 {
     const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, "type");
-    char q1[EVENT__QUOTE_MAX + 4], q2[EVENT__QUOTE_MAX + 4];
+    char q1[FP_JSON_QUOTE_MAX + 4], q2[FP_JSON_QUOTE_MAX + 4];
 
     if (item == NULL)
         return event__fail(r, -EINVAL, "missing field \"type\"");
     if (!cJSON_IsString(item))
         return event__fail(r, -EINVAL, "type: expected a string");
-    event__quote(item->valuestring, q1, sizeof(q1));
+    fp_json_quote(item->valuestring, q1, sizeof(q1));
     if (fp_event_type_parse(item->valuestring, type) < 0)
         return event__fail(r, -EINVAL, "unknown event type \"%s\"", q1);
     if (routing_key != NULL && strcmp(routing_key, item->valuestring) != 0) {
-        event__quote(routing_key, q2, sizeof(q2));
+        fp_json_quote(routing_key, q2, sizeof(q2));
         return event__fail(r, -EINVAL, "type \"%s\" does not match routing key \"%s\"", q1, q2);
     }
     return 0;
@@ -574,27 +424,6 @@ static int event__parse_schema(const cJSON *root, fp_event *ev, event__reason *r
  * anything else; on any failure *ev is freed and zeroed. Returns 0, -EINVAL,
  * -E2BIG or -ENOMEM.
  */
-int fp_json_object_parse(const char *body, size_t len, struct cJSON **root, char *reason,
-                         size_t reason_len)
-{
-    event__reason r = {reason, reason_len};
-    int rc;
-
-    if (reason != NULL && reason_len > 0)
-        reason[0] = '\0';
-    if (root == NULL)
-        return -EINVAL;
-    *root = NULL;
-    if (body == NULL || len == 0)
-        return event__fail(&r, -EINVAL, "empty body");
-    rc = event__parse_json(body, len, root, &r);
-    if (rc < 0) {
-        cJSON_Delete(*root);
-        *root = NULL;
-    }
-    return rc;
-}
-
 int fp_event_parse(const char *body, size_t len, const char *routing_key, fp_event *ev,
                    char *reason, size_t reason_len)
 {
@@ -609,9 +438,7 @@ int fp_event_parse(const char *body, size_t len, const char *routing_key, fp_eve
     memset(ev, 0, sizeof(*ev));
     if (len > FP_EVENT_MAX_BYTES)
         return event__fail(&r, -E2BIG, "body larger than %d bytes", FP_EVENT_MAX_BYTES);
-    if (body == NULL || len == 0)
-        return event__fail(&r, -EINVAL, "empty body");
-    rc = event__parse_json(body, len, &root, &r);
+    rc = fp_json_object_parse(body, len, &root, reason, reason_len);
     if (rc < 0)
         goto fail;
     rc = event__parse_type(root, routing_key, &ev->type, &r);

@@ -104,18 +104,6 @@ int fp_event_validate(const fp_event *ev, char *reason, size_t reason_len);
  */
 char *fp_event_encode(const fp_event *ev);
 
-struct cJSON;
-
-/*
- * Parse len bytes as exactly one JSON object under the rules event bodies
- * follow: no NUL byte, no \u0000 escape (cJSON would cut the string
- * there), nothing but blanks after it. Returns 0 with *root set
- * (cJSON_Delete it) or -EINVAL with reason filled as by fp_event_parse().
- * Used for request bodies that are not events (feed-gateway).
- */
-int fp_json_object_parse(const char *body, size_t len, struct cJSON **root, char *reason,
-                         size_t reason_len);
-
 /* Free what ev owns and zero it. Safe on a zeroed struct and idempotent. */
 void fp_event_free(fp_event *ev);
 

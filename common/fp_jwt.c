@@ -6,15 +6,16 @@
  * length cap, compact form, our own decode of the header and an exact
  * match of its "alg" against the configured one. Only then is libjwt asked
  * to check the signature with the configured key, and its idea of the
- * algorithm is asserted again afterwards. Claims are read from the
- * payload libjwt verified (jwt_get_grants_json) and checked with types.
+ * algorithm is asserted again afterwards. The header and the claims set
+ * are read once each, by fp_json (duplicate members refused), from the
+ * bytes the signature covers, and the claims are checked with types.
  */
 #include "fp_jwt.h"
+#include "fp_json.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,6 @@
 
 /* Largest integer a JSON number (an IEEE double) holds exactly: 2^53 - 1. */
 #define JWT__INT_MAX 9007199254740991.0
-/* Characters of a token value echoed in a reason (after sanitising). */
-#define JWT__ECHO_MAX 24
 
 struct fp_jwt_verifier {
     fp_jwt_alg alg;
@@ -53,51 +52,10 @@ typedef struct {
     size_t sig_off, sig_len;
 } jwt__parts;
 
-static void jwt__fmt(char *buf, size_t len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int jwt__refuse(char *reason, size_t len, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* snprintf into buf when there is one; a NULL or empty buffer is skipped. */
-static void jwt__fmt(char *buf, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (buf == NULL || len == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(buf, len, fmt, ap);
-    va_end(ap);
-}
-
-/* Writes a refusal reason and returns -code. */
-static int jwt__refuse(char *reason, size_t len, int code, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (reason != NULL && len > 0) {
-        va_start(ap, fmt);
-        vsnprintf(reason, len, fmt, ap);
-        va_end(ap);
-    }
-    return -code;
-}
-
-/* Copies at most JWT__ECHO_MAX characters of an untrusted string into out
- * (JWT__ECHO_MAX + 4 bytes), every character outside [A-Za-z0-9_-]
- * replaced by '?', and "..." appended when cut. Safe to print and log. */
-static void jwt__sanitize(const char *in, char *out)
-{
-    size_t i;
-
-    for (i = 0; in[i] != '\0' && i < JWT__ECHO_MAX; i++)
-        out[i] = fp_id_valid_n(&in[i], 1) ? in[i] : '?';
-    if (in[i] != '\0') {
-        memcpy(&out[i], "...", 3);
-        i += 3;
-    }
-    out[i] = '\0';
-}
+/* Writes an error for a caller (see fp_json_refuse). */
+#define jwt__fmt(buf, len, ...) ((void)fp_json_refuse((buf), (len), 0, __VA_ARGS__))
+/* Writes a refusal reason and evaluates to -code. */
+#define jwt__refuse(reason, len, code, ...) fp_json_refuse((reason), (len), -(code), __VA_ARGS__)
 
 /* Thread-safe strerror into a caller buffer (XSI strerror_r). */
 static const char *jwt__errstr(int errnum, char *buf, size_t len)
@@ -568,51 +526,28 @@ static unsigned char *jwt__b64url_decode(const char *src, size_t n, size_t *out_
 }
 
 /*
- * Parses len bytes of JSON text (NUL-terminated at len) that must be an
- * object. Text with a NUL byte or a \u0000 escape is refused: cJSON would
- * cut strings there while other parsers would not. Returns the object or
- * NULL.
+ * Decodes one base64url part of a token and reads it as a JSON object under
+ * fp_json's rules (no duplicate member, no \u0000, strict UTF-8). what
+ * names the part in the reason. Returns 0 with *out set (cJSON_Delete it)
+ * or -FP_JWT_E_MALFORMED / -ENOMEM with a reason.
  */
-static cJSON *jwt__parse_object(const char *text, size_t len)
+static int jwt__decode_part(const char *part, size_t n, const char *what, cJSON **out,
+                            char *reason, size_t rlen)
 {
-    cJSON *json;
-
-    if (memchr(text, '\0', len) != NULL || strstr(text, "\\u0000") != NULL)
-        return NULL;
-    json = cJSON_ParseWithLengthOpts(text, len + 1, NULL, 1);
-    if (json != NULL && !cJSON_IsObject(json)) {
-        cJSON_Delete(json);
-        json = NULL;
-    }
-    return json;
-}
-
-/* Decodes one base64url part of token and parses it as a JSON object. */
-static cJSON *jwt__decode_part(const char *part, size_t n)
-{
+    char why[160];
     size_t len;
     unsigned char *text = jwt__b64url_decode(part, n, &len);
-    cJSON *json;
+    int rc;
 
+    *out = NULL;
     if (text == NULL)
-        return NULL;
-    json = jwt__parse_object((const char *)text, len);
+        return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED, "token %s is not base64url", what);
+    rc = fp_json_object_parse((const char *)text, len, out, why, sizeof(why));
     free(text);
-    return json;
-}
-
-/* Counts the members of obj called name (cJSON keeps duplicates). */
-static int jwt__count_members(const cJSON *obj, const char *name)
-{
-    const cJSON *it;
-    int n = 0;
-
-    cJSON_ArrayForEach(it, obj)
-    {
-        if (it->string != NULL && strcmp(it->string, name) == 0)
-            n++;
-    }
-    return n;
+    if (rc != 0)
+        return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED, "token %s is not a valid JSON object: %s",
+                           what, why);
+    return 0;
 }
 
 /*
@@ -632,25 +567,23 @@ static int jwt__check_header_extras(const cJSON *hdr, char *reason, size_t rlen)
 }
 
 /*
- * Checks a decoded header: exactly one "alg" (cJSON would see the first of
- * two, libjwt's jansson the last), a string equal to the configured
- * algorithm; then the other members.
+ * Checks a decoded header (fp_json already refused a second "alg", which
+ * cJSON and libjwt's jansson would resolve differently): "alg" a string
+ * equal to the configured algorithm; then the other members.
  */
 static int jwt__check_header(const fp_jwt_verifier *v, const cJSON *hdr, char *reason, size_t rlen)
 {
     const cJSON *alg = cJSON_GetObjectItemCaseSensitive(hdr, "alg");
     const char *want = fp_jwt_alg_name(v->alg);
-    char echo[JWT__ECHO_MAX + 4];
+    char echo[FP_JSON_QUOTE_MAX + 4];
 
     if (alg == NULL)
         return jwt__refuse(reason, rlen, FP_JWT_E_ALG, "token header has no alg (configured %s)",
                            want);
-    if (jwt__count_members(hdr, "alg") != 1)
-        return jwt__refuse(reason, rlen, FP_JWT_E_ALG, "token header has more than one alg");
     if (!cJSON_IsString(alg))
         return jwt__refuse(reason, rlen, FP_JWT_E_ALG, "token header alg is not a string");
     if (strcmp(alg->valuestring, want) != 0) {
-        jwt__sanitize(alg->valuestring, echo);
+        fp_json_quote(alg->valuestring, echo, sizeof(echo));
         return jwt__refuse(reason, rlen, FP_JWT_E_ALG, "algorithm %s not allowed (configured %s)",
                            echo, want);
     }
@@ -659,48 +592,48 @@ static int jwt__check_header(const fp_jwt_verifier *v, const cJSON *hdr, char *r
 
 /*
  * Everything that must hold before the signature is checked: form, header
- * and alg, signature length, and a payload that decodes to a JSON object.
+ * and alg, signature length, and a payload that reads as a JSON object.
+ * That object is the claims set, returned in *claims (cJSON_Delete it):
+ * the signature covers these very bytes, so once it verifies they are
+ * the claims, and they are read only this once. Returns 0 or a negated
+ * refusal code with *claims NULL.
  */
-static int jwt__precheck(const fp_jwt_verifier *v, const char *token, char *reason, size_t rlen)
+static int jwt__precheck(const fp_jwt_verifier *v, const char *token, cJSON **claims,
+                         char *reason, size_t rlen)
 {
     jwt__parts p = {0};
-    cJSON *json;
+    cJSON *hdr;
     int rc;
 
+    *claims = NULL;
     rc = jwt__split(token, &p, reason, rlen);
     if (rc != 0)
         return rc;
-    json = jwt__decode_part(token, p.hdr_len);
-    if (json == NULL)
-        return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED, "token header is not a JSON object");
-    rc = jwt__check_header(v, json, reason, rlen);
-    cJSON_Delete(json);
+    rc = jwt__decode_part(token, p.hdr_len, "header", &hdr, reason, rlen);
+    if (rc != 0)
+        return rc;
+    rc = jwt__check_header(v, hdr, reason, rlen);
+    cJSON_Delete(hdr);
     if (rc != 0)
         return rc;
     if (p.sig_len != v->sig_b64_len)
         return jwt__refuse(reason, rlen, FP_JWT_E_SIGNATURE,
                            "signature has %zu characters, %s needs %zu", p.sig_len,
                            fp_jwt_alg_name(v->alg), v->sig_b64_len);
-    json = jwt__decode_part(token + p.pay_off, p.pay_len);
-    if (json == NULL)
-        return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED,
-                           "token payload is not a valid JSON object");
-    cJSON_Delete(json);
-    return 0;
+    return jwt__decode_part(token + p.pay_off, p.pay_len, "payload", claims, reason, rlen);
 }
 
 /* ------------------------------------------- signature (libjwt) + claims */
 
 /*
- * Has libjwt check the signature with the configured key, asserts it used
- * the configured algorithm, and returns the verified payload as a cJSON
- * object in *claims. Returns 0 or a negated refusal code (-ENOMEM).
+ * Has libjwt check the signature with the configured key and asserts it
+ * used the configured algorithm. Returns 0 or a negated refusal code
+ * (-ENOMEM).
  */
-static int jwt__decode(const fp_jwt_verifier *v, const char *token, cJSON **claims, char *reason,
-                       size_t rlen)
+static int jwt__check_signature(const fp_jwt_verifier *v, const char *token, char *reason,
+                                size_t rlen)
 {
     jwt_t *jwt = NULL;
-    char *text = NULL;
     int rc;
 
     rc = jwt_decode(&jwt, token, v->key, (int)v->key_len);
@@ -710,22 +643,9 @@ static int jwt__decode(const fp_jwt_verifier *v, const char *token, cJSON **clai
     if (rc != 0 || jwt == NULL)
         return jwt__refuse(reason, rlen, FP_JWT_E_SIGNATURE, "signature verification failed");
     /* Defence in depth: the header check above already pinned it. */
-    if (jwt_get_alg(jwt) != v->lib_alg) {
+    if (jwt_get_alg(jwt) != v->lib_alg)
         rc = jwt__refuse(reason, rlen, FP_JWT_E_ALG, "decoded algorithm %s, configured %s",
                          jwt_alg_str(jwt_get_alg(jwt)), fp_jwt_alg_name(v->alg));
-        goto fail;
-    }
-    text = jwt_get_grants_json(jwt, NULL);
-    if (text == NULL) {
-        rc = jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED, "token payload unreadable");
-        goto fail;
-    }
-    *claims = jwt__parse_object(text, strlen(text));
-    if (*claims == NULL)
-        rc = jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED,
-                         "token payload is not a valid JSON object");
-fail:
-    free(text);
     jwt_free(jwt);
     return rc;
 }
@@ -857,7 +777,7 @@ static int jwt__check_sub(const cJSON *claims, fp_jwt_claims *out, char *reason,
 static int jwt__check_role(const cJSON *claims, fp_jwt_claims *out, char *reason, size_t rlen)
 {
     const cJSON *role = cJSON_GetObjectItemCaseSensitive(claims, "role");
-    char echo[JWT__ECHO_MAX + 4];
+    char echo[FP_JSON_QUOTE_MAX + 4];
 
     out->role = FP_ROLE_USER;
     if (role == NULL)
@@ -870,7 +790,7 @@ static int jwt__check_role(const cJSON *claims, fp_jwt_claims *out, char *reason
         out->role = FP_ROLE_SERVICE;
         return 0;
     }
-    jwt__sanitize(role->valuestring, echo);
+    fp_json_quote(role->valuestring, echo, sizeof(echo));
     return jwt__refuse(reason, rlen, FP_JWT_E_ROLE, "role %s not allowed (user or service)", echo);
 }
 
@@ -914,9 +834,9 @@ int fp_jwt_verify(const fp_jwt_verifier *v, const char *token, int64_t now, fp_j
         return jwt__refuse(reason, reason_len, EINVAL, "no verifier");
     if (token == NULL)
         return jwt__refuse(reason, reason_len, FP_JWT_E_MALFORMED, "no token");
-    rc = jwt__precheck(v, token, reason, reason_len);
+    rc = jwt__precheck(v, token, &claims, reason, reason_len);
     if (rc == 0)
-        rc = jwt__decode(v, token, &claims, reason, reason_len);
+        rc = jwt__check_signature(v, token, reason, reason_len);
     if (rc == 0)
         rc = jwt__check_claims(v, claims, now, &tmp, reason, reason_len);
     cJSON_Delete(claims);

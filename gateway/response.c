@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fp_json.h"
 #include "fp_log.h"
 #include "gateway.h"
 

@@ -952,49 +952,6 @@ static void test_encode_built_struct(void **state)
     free(json);
 }
 
-/* fp_json_object_parse: request bodies under the event rules. */
-static void test_json_object_parse(void **state)
-{
-    static const char nul_body[] = "{\"a\":\"x\0y\"}";
-    const cJSON *v;
-    cJSON *root = NULL;
-    char reason[128];
-
-    (void)state;
-    assert_int_equal(fp_json_object_parse("{\"text\":\"hi\"} \n", 15, &root, reason,
-                                          sizeof(reason)),
-                     0);
-    v = cJSON_GetObjectItemCaseSensitive(root, "text");
-    assert_true(cJSON_IsString(v));
-    assert_string_equal(v->valuestring, "hi");
-    assert_string_equal(reason, "");
-    cJSON_Delete(root);
-
-    assert_int_equal(fp_json_object_parse("{\"t\":\"a\\u0000b\"}", 16, &root, reason,
-                                          sizeof(reason)),
-                     -EINVAL);
-    assert_null(root);
-    assert_non_null(strstr(reason, "\\u0000"));
-    /* An escaped backslash before u0000 is ordinary text. */
-    assert_int_equal(fp_json_object_parse("{\"t\":\"a\\\\u0000b\"}", 17, &root, reason,
-                                          sizeof(reason)),
-                     0);
-    cJSON_Delete(root);
-    assert_int_equal(fp_json_object_parse(nul_body, sizeof(nul_body) - 1, &root, reason,
-                                          sizeof(reason)),
-                     -EINVAL);
-    assert_non_null(strstr(reason, "NUL byte"));
-    assert_int_equal(fp_json_object_parse("{} {}", 5, &root, reason, sizeof(reason)), -EINVAL);
-    assert_non_null(strstr(reason, "trailing"));
-    assert_int_equal(fp_json_object_parse("[1]", 3, &root, reason, sizeof(reason)), -EINVAL);
-    assert_non_null(strstr(reason, "not a JSON object"));
-    assert_int_equal(fp_json_object_parse("{\"a\":", 5, &root, reason, sizeof(reason)), -EINVAL);
-    assert_non_null(strstr(reason, "malformed"));
-    assert_int_equal(fp_json_object_parse("", 0, &root, reason, sizeof(reason)), -EINVAL);
-    assert_int_equal(fp_json_object_parse("{}", 2, NULL, reason, sizeof(reason)), -EINVAL);
-    assert_null(root);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1028,7 +985,6 @@ int main(void)
         cmocka_unit_test(test_reason_buffer),
         cmocka_unit_test(test_encode_invalid),
         cmocka_unit_test(test_encode_built_struct),
-        cmocka_unit_test(test_json_object_parse),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -512,17 +512,20 @@ static void test_alg_mismatch(void **state)
     expect_refused_free(g.rs, read_token("es256.jwt"), FP_JWT_E_ALG);
     expect_refused_free(g.es, read_token("hs256.jwt"), FP_JWT_E_ALG);
     expect_refused_free(g.hs, read_token("rs256.jwt"), FP_JWT_E_ALG);
-    /* Two alg members: cJSON keeps the first, libjwt's jansson the last. */
+    /* Two alg members (cJSON keeps the first, libjwt's jansson the last):
+     * refused as malformed before either is looked at. */
     expect_refused_free(g.rs,
                         sign_hs("{\"alg\":\"RS256\",\"alg\":\"HS256\"}", "{" GOOD ",\"sub\":\"m\"}",
                                 g.rs_pub, g.rs_pub_len),
-                        FP_JWT_E_ALG);
+                        FP_JWT_E_MALFORMED);
 }
 
 static void test_reason_text(void **state)
 {
     char *tok =
-        tok_raw("{\"alg\":\"HS256<script>alert(1)</script>AAAAAAAAAAAAAAAAAAAAAAAA\"}", "{}", "");
+        tok_raw("{\"alg\":\"HS256<script>alert(1)</script>"
+                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+                "{}", "");
     char reason[256] = "";
 
     (void)state;
@@ -553,7 +556,8 @@ static void test_expiry(void **state)
     free(tok);
     expect_refused_free(g.hs, tok_hs("{\"sub\":\"u\",\"iss\":\"" ISS "\",\"aud\":\"" AUD "\"}"),
                         FP_JWT_E_EXP_MISSING);
-    expect_refused_free(g.hs, tok_hs("{" GOOD ",\"sub\":\"u\",\"exp\":\"4102444800\"}"),
+    expect_refused_free(g.hs, tok_hs("{\"sub\":\"u\",\"iss\":\"" ISS "\",\"aud\":\"" AUD
+                                     "\",\"exp\":\"4102444800\"}"),
                         FP_JWT_E_CLAIM_TYPE);
 }
 
@@ -671,6 +675,34 @@ static void test_sub(void **state)
     expect_ok(g.hs, tok, NOW, &c);
     assert_int_equal(strlen(c.sub), FP_ID_MAX);
     free(tok);
+}
+
+/* Header and claims are read once, by fp_json: a name given twice is
+ * refused (readers differ on which one counts), escapes are read exactly. */
+static void test_duplicates_and_escapes(void **state)
+{
+    char reason[256] = "";
+    fp_jwt_claims c;
+    char *tok;
+
+    (void)state;
+    /* Without the rule this authenticated as alice. */
+    tok = tok_hs("{" GOOD ",\"sub\":\"bob\",\"sub\":\"alice\"}");
+    expect_refused(g.hs, tok, NOW, FP_JWT_E_MALFORMED);
+    fp_jwt_verify(g.hs, tok, NOW, NULL, reason, sizeof(reason));
+    assert_non_null(strstr(reason, "sub: duplicate member"));
+    free(tok);
+    expect_refused_free(g.hs, tok_hs("{" GOOD ",\"exp\":1,\"sub\":\"bob\"}"), FP_JWT_E_MALFORMED);
+    expect_refused_free(g.hs, tok_raw("{\"alg\":\"none\",\"alg\":\"HS256\"}", "{}", ""),
+                        FP_JWT_E_MALFORMED);
+    /* An escaped backslash followed by u0000 is text, not a NUL escape. */
+    tok = tok_hs("{" GOOD ",\"sub\":\"abc\",\"note\":\"a\\\\u0000b\"}");
+    expect_ok(g.hs, tok, NOW, &c);
+    assert_string_equal(c.sub, "abc");
+    free(tok);
+    /* Invalid UTF-8 in a claim the verifier does not read is refused too. */
+    expect_refused_free(g.hs, tok_hs("{" GOOD ",\"sub\":\"abc\",\"x\":\"\xff\"}"),
+                        FP_JWT_E_MALFORMED);
 }
 
 static void test_role(void **state)
@@ -927,6 +959,7 @@ int main(void)
         cmocka_unit_test(test_issuer),
         cmocka_unit_test(test_audience),
         cmocka_unit_test(test_sub),
+        cmocka_unit_test(test_duplicates_and_escapes),
         cmocka_unit_test(test_role),
         cmocka_unit_test(test_too_long),
         cmocka_unit_test(test_garbage),

@@ -1,0 +1,226 @@
+/*
+ * fp_json.c - the strict JSON object reader (see fp_json.h) on cJSON.
+ */
+#include "fp_json.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+int fp_json_refuse(char *reason, size_t reason_len, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (reason == NULL || reason_len == 0)
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf(reason, reason_len, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void fp_json_quote(const char *s, char *out, size_t outsz)
+{
+    size_t i, n = 0;
+
+    if (outsz == 0)
+        return;
+    for (i = 0; s[i] != '\0' && i < FP_JSON_QUOTE_MAX && n + 1 < outsz; i++) {
+        unsigned char c = (unsigned char)s[i];
+        out[n++] = (c < 0x20 || c > 0x7e || strchr("\"\\<>&'`", c) != NULL) ? '?' : (char)c;
+    }
+    out[n] = '\0';
+    if (s[i] != '\0' && n + 4 <= outsz)
+        memcpy(out + n, "...", 4);
+}
+
+/*
+ * Length of the well-formed UTF-8 sequence at s (avail > 0 bytes there),
+ * or 0 when it is invalid: bad lead or continuation byte, truncated,
+ * overlong, a UTF-16 surrogate or beyond U+10FFFF.
+ */
+static size_t json__utf8_seq(const unsigned char *s, size_t avail)
+{
+    size_t n, k;
+    uint32_t cp, min;
+
+    if (s[0] < 0x80)
+        return 1;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+        n = 2;
+        cp = s[0] & 0x1f;
+        min = 0x80;
+    } else if ((s[0] & 0xf0) == 0xe0) {
+        n = 3;
+        cp = s[0] & 0x0f;
+        min = 0x800;
+    } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+        n = 4;
+        cp = s[0] & 0x07;
+        min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (avail < n)
+        return 0;
+    for (k = 1; k < n; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+bool fp_json_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, n;
+
+    while (i < len) {
+        n = json__utf8_seq(p + i, len - i);
+        if (n == 0)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+/*
+ * True when the JSON text of len bytes (already known to be valid JSON)
+ * has a \u0000 escape inside a string. An escaped backslash followed by
+ * "u0000" is text, not an escape: each escape is skipped whole.
+ */
+static bool json__has_nul_escape(const char *s, size_t len)
+{
+    bool in_string = false;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        if (!in_string) {
+            in_string = s[i] == '"';
+        } else if (s[i] == '"') {
+            in_string = false;
+        } else if (s[i] == '\\' && i + 1 < len) {
+            if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
+                return true;
+            i++; /* skip the escaped character */
+        }
+    }
+    return false;
+}
+
+/* Longest member path named in a reason ("post.text", "recipients[3]"). */
+#define JSON__PATH_MAX 96
+
+/* Appends ".name" (or "name" at the top) or "[i]" to path, cut to fit. */
+static void json__path_push(char *path, const cJSON *parent, const cJSON *item, size_t i)
+{
+    size_t n = strlen(path);
+    char quoted[FP_JSON_QUOTE_MAX + 4];
+
+    if (cJSON_IsArray(parent)) {
+        snprintf(path + n, JSON__PATH_MAX - n, "[%zu]", i);
+        return;
+    }
+    fp_json_quote(item->string != NULL ? item->string : "", quoted, sizeof(quoted));
+    snprintf(path + n, JSON__PATH_MAX - n, "%s%s", n > 0 ? "." : "", quoted);
+}
+
+/*
+ * Walks the children of item (path names item, "" for the root): every
+ * member name and string value must be strict UTF-8, and no object may
+ * hold two members of the same name. Returns 0 or -EINVAL with a reason
+ * naming the member. Quadratic in the members of one object: the readers
+ * cap what they parse (1 MiB events and bodies, 8 KiB tokens).
+ */
+static int json__check_members(const cJSON *item, char *path, char *reason, size_t rlen)
+{
+    size_t n = strlen(path), i = 0;
+    const cJSON *a, *b;
+    int rc;
+
+    for (a = item->child; a != NULL; a = a->next, i++) {
+        json__path_push(path, item, a, i);
+        if (a->string != NULL && !fp_json_utf8_valid(a->string, strlen(a->string)))
+            return fp_json_refuse(reason, rlen, -EINVAL, "%s: member name not valid UTF-8", path);
+        for (b = a->next; cJSON_IsObject(item) && b != NULL; b = b->next) {
+            if (strcmp(a->string, b->string) == 0)
+                return fp_json_refuse(reason, rlen, -EINVAL, "%s: duplicate member", path);
+        }
+        if (cJSON_IsString(a) && !fp_json_utf8_valid(a->valuestring, strlen(a->valuestring)))
+            return fp_json_refuse(reason, rlen, -EINVAL, "%s: not valid UTF-8", path);
+        rc = json__check_members(a, path, reason, rlen);
+        if (rc != 0)
+            return rc;
+        path[n] = '\0';
+    }
+    return 0;
+}
+
+/* The rules on the raw bytes, before cJSON sees them. 0 or -EINVAL. */
+static int json__check_bytes(const char *text, size_t len, char *reason, size_t rlen)
+{
+    const char *nul;
+
+    if (text == NULL || len == 0)
+        return fp_json_refuse(reason, rlen, -EINVAL, "empty body");
+    nul = memchr(text, '\0', len);
+    if (nul != NULL)
+        return fp_json_refuse(reason, rlen, -EINVAL, "NUL byte in body at offset %zu",
+                              (size_t)(nul - text));
+    return 0;
+}
+
+/* The rules on the parsed tree. 0 or -EINVAL. */
+static int json__check_tree(const char *text, size_t len, const cJSON *root, char *reason,
+                            size_t rlen)
+{
+    char path[JSON__PATH_MAX] = "";
+
+    if (json__has_nul_escape(text, len))
+        return fp_json_refuse(reason, rlen, -EINVAL, "a string contains \\u0000");
+    if (!cJSON_IsObject(root))
+        return fp_json_refuse(reason, rlen, -EINVAL, "top level is not a JSON object");
+    return json__check_members(root, path, reason, rlen);
+}
+
+int fp_json_object_parse(const char *text, size_t len, struct cJSON **root, char *reason,
+                         size_t reason_len)
+{
+    const char *end = NULL;
+    size_t off;
+    int rc;
+
+    if (reason != NULL && reason_len > 0)
+        reason[0] = '\0';
+    if (root == NULL)
+        return -EINVAL;
+    *root = NULL;
+    rc = json__check_bytes(text, len, reason, reason_len);
+    if (rc != 0)
+        return rc;
+    *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (*root == NULL) {
+        off = (end != NULL && end >= text) ? (size_t)(end - text) : 0;
+        return fp_json_refuse(reason, reason_len, -EINVAL, "malformed JSON at offset %zu", off);
+    }
+    off = (size_t)(end - text);
+    while (off < len && strchr(" \t\r\n", text[off]) != NULL)
+        off++;
+    if (off < len)
+        rc = fp_json_refuse(reason, reason_len, -EINVAL,
+                            "malformed JSON at offset %zu: trailing data", off);
+    else
+        rc = json__check_tree(text, len, *root, reason, reason_len);
+    if (rc != 0) {
+        cJSON_Delete(*root);
+        *root = NULL;
+    }
+    return rc;
+}

@@ -1,0 +1,160 @@
+/*
+ * fp_json: the one reader of untrusted JSON objects (events, request
+ * bodies, JWT headers and claims) and the reason helpers.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "fp_json.h"
+
+/* Parses len bytes of text and expects -EINVAL with want in the reason. */
+static void expect_refused_n(const char *text, size_t len, const char *want)
+{
+    cJSON *root = (cJSON *)1;
+    char reason[160] = "x";
+
+    assert_int_equal(fp_json_object_parse(text, len, &root, reason, sizeof(reason)), -EINVAL);
+    assert_null(root);
+    if (strstr(reason, want) == NULL)
+        fail_msg("reason \"%s\" does not contain \"%s\"", reason, want);
+}
+
+/* The same for a NUL-terminated text. */
+static void expect_refused(const char *text, const char *want)
+{
+    expect_refused_n(text, text != NULL ? strlen(text) : 0, want);
+}
+
+static cJSON *expect_ok(const char *text)
+{
+    cJSON *root = NULL;
+    char reason[160] = "x";
+
+    assert_int_equal(fp_json_object_parse(text, strlen(text), &root, reason, sizeof(reason)), 0);
+    assert_non_null(root);
+    assert_string_equal(reason, "");
+    return root;
+}
+
+static void test_object(void **state)
+{
+    cJSON *root = expect_ok("{\"text\":\"hi\"} \n");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "text");
+
+    (void)state;
+    assert_true(cJSON_IsString(v));
+    assert_string_equal(v->valuestring, "hi");
+    cJSON_Delete(root);
+    /* Only len bytes count: what follows them is not read. */
+    assert_int_equal(fp_json_object_parse("{}garbage", 2, &root, NULL, 0), 0);
+    cJSON_Delete(root);
+}
+
+static void test_nul(void **state)
+{
+    static const char nul_body[] = "{\"a\":\"x\0y\"}";
+    cJSON *root;
+
+    (void)state;
+    expect_refused_n(nul_body, sizeof(nul_body) - 1, "NUL byte in body at offset 7");
+    expect_refused("{\"t\":\"a\\u0000b\"}", "\\u0000");
+    /* An escaped backslash followed by u0000 is text, not an escape. */
+    root = expect_ok("{\"t\":\"a\\\\u0000b\"}");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "t")->valuestring, "a\\u0000b");
+    cJSON_Delete(root);
+    /* ... and an escaped backslash before a real \u0000 does not hide it. */
+    expect_refused("{\"t\":\"a\\\\\\u0000b\"}", "\\u0000");
+}
+
+static void test_structure(void **state)
+{
+    cJSON *root;
+
+    (void)state;
+    expect_refused("{} {}", "trailing data");
+    expect_refused("[1]", "top level is not a JSON object");
+    expect_refused("\"s\"", "top level is not a JSON object");
+    expect_refused("{\"a\":", "malformed JSON at offset");
+    expect_refused("", "empty body");
+    expect_refused(NULL, "empty body");
+    assert_int_equal(fp_json_object_parse("{}", 2, NULL, NULL, 0), -EINVAL);
+    /* No reason buffer is fine. */
+    assert_int_equal(fp_json_object_parse("[", 1, &root, NULL, 0), -EINVAL);
+    assert_null(root);
+}
+
+static void test_duplicates(void **state)
+{
+    cJSON *root;
+
+    (void)state;
+    expect_refused("{\"sub\":\"bob\",\"sub\":\"alice\"}", "sub: duplicate member");
+    expect_refused("{\"a\":1,\"b\":2,\"a\":3}", "a: duplicate member");
+    /* Nested objects and objects inside arrays too. */
+    expect_refused("{\"post\":{\"id\":\"p\",\"id\":\"q\"}}", "post.id: duplicate member");
+    expect_refused("{\"l\":[{\"x\":1},{\"x\":1,\"x\":2}]}", "l[1].x: duplicate member");
+    /* Names differing in case, and equal values, are distinct members. */
+    root = expect_ok("{\"a\":1,\"A\":1,\"o\":{\"a\":1},\"l\":[1,1]}");
+    cJSON_Delete(root);
+}
+
+static void test_utf8(void **state)
+{
+    static const char *const bad[] = {
+        "\xff", "a\x80", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+        "\xe2\x82",
+    };
+    char text[64];
+    size_t i;
+    cJSON *root;
+
+    (void)state;
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "{\"post\":{\"text\":\"%s\"}}", bad[i]);
+        expect_refused(text, "post.text: not valid UTF-8");
+        snprintf(text, sizeof(text), "{\"k%s\":1}", bad[i]);
+        expect_refused(text, "member name not valid UTF-8");
+        assert_false(fp_json_utf8_valid(bad[i], strlen(bad[i])));
+    }
+    root = expect_ok("{\"t\":\"\x7f\xc2\x80\xdf\xbf\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\","
+                     "\"e\":\"\\ud83d\\ude00\"}");
+    cJSON_Delete(root);
+}
+
+static void test_quote_and_refuse(void **state)
+{
+    char out[FP_JSON_QUOTE_MAX + 4], reason[32], long_in[200];
+
+    (void)state;
+    fp_json_quote("a\"b\\c<d>e&f'g`h\ni\xff", out, sizeof(out));
+    assert_string_equal(out, "a?b?c?d?e?f?g?h?i?");
+    memset(long_in, 'x', sizeof(long_in) - 1);
+    long_in[sizeof(long_in) - 1] = '\0';
+    fp_json_quote(long_in, out, sizeof(out));
+    assert_int_equal(strlen(out), FP_JSON_QUOTE_MAX + 3);
+    assert_string_equal(out + FP_JSON_QUOTE_MAX, "...");
+    fp_json_quote("abcdef", out, 4);
+    assert_string_equal(out, "abc");
+    assert_int_equal(fp_json_refuse(reason, sizeof(reason), -EINVAL, "n=%d", 7), -EINVAL);
+    assert_string_equal(reason, "n=7");
+    assert_int_equal(fp_json_refuse(NULL, 0, -E2BIG, "ignored"), -E2BIG);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_object),     cmocka_unit_test(test_nul),
+        cmocka_unit_test(test_structure),  cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_utf8),       cmocka_unit_test(test_quote_and_refuse),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
