@@ -21,6 +21,7 @@
 #include "amqp_link.h"
 #include "mqtt_link.h"
 #include "store.h"
+#include "fp_time.h"
 
 typedef struct {
     char *node_id;
@@ -102,7 +103,6 @@ typedef struct {
     fb_stats stats;
 } fb_bridge;
 
-int64_t fb_now_us(void);
 
 /* Outcome of handling one message. */
 typedef enum {

@@ -44,14 +44,6 @@ static void main__on_signal(int sig)
     main__stop = 1;
 }
 
-int64_t fb_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Sleeps ms in short slices, returning early on a stop request. */
 static void main__sleep(int ms)
 {
@@ -184,7 +176,7 @@ static int main__open(fb_bridge *b)
 static void main__handle(fb_bridge *b, fb_amqp **link, const fb_amqp_msg *msg)
 {
     bool stage1 = msg->source == FB_SRC_EVENTS;
-    int64_t start = fb_now_us();
+    int64_t start = fp_time_mono_us();
     int refused = 0, wait = MAIN__BACKOFF_MIN_MS;
     char reason[256];
     fb_outcome out;
@@ -222,12 +214,12 @@ static void main__handle(fb_bridge *b, fb_amqp **link, const fb_amqp_msg *msg)
         }
     }
     if (out == FB_DONE)
-        fb_stats_latency(&b->stats, stage1, fb_now_us() - start);
+        fb_stats_latency(&b->stats, stage1, fp_time_mono_us() - start);
 }
 
 static void main__periodic(fb_bridge *b, int64_t *next_stats)
 {
-    int64_t now = fb_now_us();
+    int64_t now = fp_time_mono_us();
 
     if (now < *next_stats)
         return;

@@ -17,6 +17,7 @@
 #include <mosquitto.h>
 
 #include "fp_log.h"
+#include "fp_time.h"
 
 struct fb_mqtt {
     fb_mqtt_config cfg;
@@ -138,15 +139,8 @@ static int mqtt__set_token(fb_mqtt *m)
 /* Waits (lock held) until connected or timeout. */
 static bool mqtt__wait_connected(fb_mqtt *m, int timeout_ms)
 {
-    struct timespec until;
+    struct timespec until = fp_time_real_deadline(timeout_ms);
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
     while (!m->connected) {
         if (pthread_cond_timedwait(&m->cond, &m->lock, &until) != 0)
             break;
@@ -257,11 +251,9 @@ int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t l
 
 int fb_mqtt_flush(fb_mqtt *m)
 {
-    struct timespec until;
+    struct timespec until = fp_time_real_deadline(m->cfg.timeout_ms + 1000);
     int rc = 0;
 
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += m->cfg.timeout_ms / 1000 + 1;
     pthread_mutex_lock(&m->lock);
     while (m->outstanding > 0) {
         if (pthread_cond_timedwait(&m->cond, &m->lock, &until) != 0) {

@@ -65,15 +65,13 @@ int fb_stats_publish(fb_bridge *b)
 {
     const char *names[FB_STAT__COUNT + 1];
     uint64_t values[FB_STAT__COUNT + 1];
-    struct timespec ts;
     size_t i;
 
     for (i = 0; i < FB_STAT__COUNT; i++) {
         names[i] = stats__names[i];
         values[i] = atomic_load_explicit(&b->stats.v[i], memory_order_relaxed);
     }
-    clock_gettime(CLOCK_REALTIME, &ts);
     names[i] = "updated_ms";
-    values[i] = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    values[i] = (uint64_t)fp_time_real_ms();
     return fb_store_put_stats(b->store, b->cfg.node_id, names, values, FB_STAT__COUNT + 1);
 }

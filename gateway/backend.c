@@ -18,28 +18,12 @@
 
 #define BACKEND__RETRY_US 1000000
 
-int64_t fg_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t fg_now_ms_real(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Logs the start of an outage (once) and arms the retry delay. */
 static void backend__down(int64_t *retry_us, const char *what, const char *why)
 {
     if (*retry_us == 0)
         fp_warn("%s unreachable: %s (requests that need it get 503 until it is back)", what, why);
-    *retry_us = fg_now_us() + BACKEND__RETRY_US;
+    *retry_us = fp_time_mono_us() + BACKEND__RETRY_US;
 }
 
 /* Logs the end of an outage. */
@@ -93,7 +77,7 @@ void fg_backend_close(fg_gateway *gw)
 
 int fg_backend_store_reconnect(fg_gateway *gw)
 {
-    if (gw->store_retry_us != 0 && fg_now_us() < gw->store_retry_us)
+    if (gw->store_retry_us != 0 && fp_time_mono_us() < gw->store_retry_us)
         return -EIO;
     if (fb_store_reconnect(gw->store) != 0) {
         backend__down(&gw->store_retry_us, "redis", fb_store_errstr(gw->store));
@@ -115,7 +99,7 @@ fb_store *fg_backend_store(fg_gateway *gw)
 /* Reconnects the publisher unless a recent attempt failed. 0 or -EIO. */
 static int backend__amqp_reconnect(fg_gateway *gw)
 {
-    if (gw->amqp_retry_us != 0 && fg_now_us() < gw->amqp_retry_us)
+    if (gw->amqp_retry_us != 0 && fp_time_mono_us() < gw->amqp_retry_us)
         return -EIO;
     if (fb_amqp_reconnect(gw->amqp) != 0) {
         backend__down(&gw->amqp_retry_us, "rabbitmq", fb_amqp_errstr(gw->amqp));

@@ -27,6 +27,7 @@
 #include "amqp_link.h"
 #include "fp_event.h"
 #include "fp_jwt.h"
+#include "fp_time.h"
 #include "store.h"
 
 typedef struct {
@@ -126,8 +127,6 @@ typedef struct {
     fg_metrics metrics;
 } fg_gateway;
 
-int64_t fg_now_us(void);
-int64_t fg_now_ms_real(void);
 
 /* Opens (or tries to open) Redis and RabbitMQ; a backend that is down is
  * logged once and retried on use. Returns 0 or -ENOMEM / -EINVAL. */

@@ -169,7 +169,7 @@ static int http__on_request(struct lws *wsi, http__session *s)
     int len;
 
     http__reset(s);
-    s->t0_us = fg_now_us();
+    s->t0_us = fp_time_mono_us();
     s->req.method = http__method(wsi, &tok);
     if (s->req.method == FG_METHOD_OTHER) {
         http__refuse(wsi, s, 405, "method_not_allowed", "unsupported method", true);
@@ -273,7 +273,7 @@ static int http__on_writeable(struct lws *wsi, http__session *s)
         return 0;
     if (!s->headers_sent) {
         fg_metrics_observe(&http__gw->metrics, s->route, fg_method_name(s->req.method),
-                           s->resp.status, fg_now_us() - s->t0_us);
+                           s->resp.status, fp_time_mono_us() - s->t0_us);
         if (http__write_headers(wsi, s) != 0)
             return -1;
     }

@@ -57,7 +57,7 @@ void fg_posts_create(fg_gateway *gw, const fg_request *req, fg_response *resp)
         fg_respond_error(resp, 400, "bad_request", "text: a string is required");
         goto done;
     }
-    ev.post.created_at = fg_now_ms_real();
+    ev.post.created_at = fp_time_real_ms();
     snprintf(ev.post.author_id, sizeof(ev.post.author_id), "%s", req->caller.sub);
     ev.post.text = text->valuestring;
     if (posts__new_id(ev.post.created_at, ev.post.id) != 0) {

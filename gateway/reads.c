@@ -149,7 +149,7 @@ void fg_reads_ribbon_push(fg_gateway *gw, const fg_request *req, fg_response *re
         reads__opt_string(body, "text", &ev.entry.text, resp) != 0)
         goto done;
     snprintf(ev.entry.user_id, sizeof(ev.entry.user_id), "%s", req->caller.sub);
-    ev.entry.at = fg_now_ms_real();
+    ev.entry.at = fp_time_real_ms();
     if (fp_event_validate(&ev, reason, sizeof(reason)) != 0) {
         fg_respond_error(resp, 400, "bad_request", "%s",
                          strncmp(reason, "entry.", 6) == 0 ? reason + 6 : reason);

@@ -29,6 +29,7 @@
 
 #include "fp_id.h"
 #include "fp_jwt.h"
+#include "fp_time.h"
 
 struct mosquitto;
 struct mosquitto_opt;

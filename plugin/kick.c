@@ -84,20 +84,11 @@ static void kick__sweep(fa_plugin *pl, int64_t now, bool revocations)
     free(ids);
 }
 
-/* Milliseconds on the monotonic clock. */
-static int64_t kick__now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int fa_on_tick(int event, void *event_data, void *userdata)
 {
     fa_plugin *pl = userdata;
     bool revocations;
-    int64_t now_ms = kick__now_ms();
+    int64_t now_ms = fp_time_mono_ms();
 
     (void)event;
     (void)event_data;

@@ -65,14 +65,6 @@ struct fa_redis {
     size_t log_n;
 };
 
-static int64_t redis__now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Queues a log line for the broker thread; drops it when the queue is full. */
 __attribute__((format(printf, 3, 4))) static void redis__log(fa_redis *rs, int level,
                                                              const char *fmt, ...)
@@ -203,7 +195,7 @@ static int redis__heartbeat(fa_redis *rs, bool *lapsed)
     snprintf(now, sizeof(now), "%lld", (long long)time(NULL));
     redisAppendCommand(rs->cmd, "SET %s %s EX %s GET", rs->key_node, now, ttl);
     redisAppendCommand(rs->cmd, "SADD %s %s", rs->key_nodes, rs->o->node_id);
-    rs->next_heartbeat_ms = redis__now_ms() + rs->o->heartbeat_interval * 1000;
+    rs->next_heartbeat_ms = fp_time_mono_ms() + rs->o->heartbeat_interval * 1000;
     if (redisGetReply(rs->cmd, (void **)&r) != REDIS_OK) {
         redis__set_error(rs, rs->cmd, "heartbeat");
         return -EIO;
@@ -427,7 +419,7 @@ static void redis__fail(fa_redis *rs)
                    rs->o->redis_host, (int)rs->o->redis_port, rs->errstr);
     rs->was_down = true;
     redis__disconnect(rs);
-    rs->next_attempt_ms = redis__now_ms() + rs->backoff_ms;
+    rs->next_attempt_ms = fp_time_mono_ms() + rs->backoff_ms;
     rs->backoff_ms *= 2;
     if (rs->backoff_ms > REDIS__BACKOFF_MAX_MS)
         rs->backoff_ms = REDIS__BACKOFF_MAX_MS;
@@ -436,14 +428,14 @@ static void redis__fail(fa_redis *rs)
 /* One turn of the loop while connected. Returns 0 or -EIO. */
 static int redis__step(fa_redis *rs)
 {
-    int64_t wait = rs->next_heartbeat_ms - redis__now_ms();
+    int64_t wait = rs->next_heartbeat_ms - fp_time_mono_ms();
     bool lapsed;
 
     if (redis__wait(rs, wait > 250 ? 250 : wait) == 1 && redis__read_subscription(rs) != 0)
         return -EIO;
     if (redis__flush_presence(rs) != 0)
         return -EIO;
-    if (redis__now_ms() < rs->next_heartbeat_ms)
+    if (fp_time_mono_ms() < rs->next_heartbeat_ms)
         return 0;
     if (redis__heartbeat(rs, &lapsed) != 0)
         return -EIO;
@@ -465,8 +457,8 @@ static void *redis__main(void *arg)
                 redis__fail(rs);
             continue;
         }
-        if (redis__now_ms() < rs->next_attempt_ms) {
-            redis__wait(rs, rs->next_attempt_ms - redis__now_ms());
+        if (fp_time_mono_ms() < rs->next_attempt_ms) {
+            redis__wait(rs, rs->next_attempt_ms - fp_time_mono_ms());
             continue;
         }
         if (redis__connect(rs) != 0) {

@@ -371,12 +371,12 @@ static bool feeds_complete(const char *t, int n, int from)
  */
 static void settle(const char *t, int n, int from)
 {
-    int64_t end = fp_now_ms() + SETTLE_TIMEOUT_MS;
+    int64_t end = fp_time_mono_ms() + SETTLE_TIMEOUT_MS;
     long long before, after;
 
-    while (!feeds_complete(t, n, from) && fp_now_ms() < end)
+    while (!feeds_complete(t, n, from) && fp_time_mono_ms() < end)
         sleep_ms(50);
-    while (fp_now_ms() < end) {
+    while (fp_time_mono_ms() < end) {
         before = fp_bridge_stat(&env, "stage1_count");
         sleep_ms(1200);
         after = fp_bridge_stat(&env, "stage1_count");
@@ -420,12 +420,12 @@ static int assert_feeds(const char *t, int n, int from)
  */
 static int64_t wait_post_everywhere(const char *t, int i)
 {
-    int64_t t0 = fp_now_ms();
+    int64_t t0 = fp_time_mono_ms();
     char id[64];
     int k, found;
 
     post_id(t, i, id, sizeof(id));
-    while (fp_now_ms() - t0 < RECOVERY_TIMEOUT_MS) {
+    while (fp_time_mono_ms() - t0 < RECOVERY_TIMEOUT_MS) {
         found = 0;
         for (k = 0; k < N_RCPT; k++) {
             redisReply *r = rq("LPOS feed:%s%s %s", t, rcpt_suffix[k], id);
@@ -435,7 +435,7 @@ static int64_t wait_post_everywhere(const char *t, int i)
             freeReplyObject(r);
         }
         if (found == N_RCPT)
-            return fp_now_ms() - t0;
+            return fp_time_mono_ms() - t0;
         sleep_ms(10);
     }
     return -1;
@@ -468,11 +468,11 @@ static void assert_same_bridge(pid_t before)
  * "updated_ms" is removed first so fp_bridge_start waits for the new one. */
 static int64_t restart_bridge(void)
 {
-    int64_t t0 = fp_now_ms();
+    int64_t t0 = fp_time_mono_ms();
 
     rq_ok(rq("HDEL stats:bridge:%s updated_ms", env.p.node_id));
     assert_int_equal(fp_bridge_start(&env), 0);
-    return fp_now_ms() - t0;
+    return fp_time_mono_ms() - t0;
 }
 
 /* ------------------------------------------------------------ live watcher */
@@ -612,14 +612,14 @@ static int watcher_count(watcher *w, int from, int n)
  * the milliseconds it took or -1. */
 static int64_t watcher_wait(watcher *w, int from, int n, int timeout_ms)
 {
-    int64_t t0 = fp_now_ms();
+    int64_t t0 = fp_time_mono_ms();
 
     while (watcher_count(w, from, n) < n - from) {
-        if (fp_now_ms() - t0 > timeout_ms)
+        if (fp_time_mono_ms() - t0 > timeout_ms)
             return -1;
         sleep_ms(10);
     }
-    return fp_now_ms() - t0;
+    return fp_time_mono_ms() - t0;
 }
 
 /* Asserts that the online follower got every post live at least once. */
@@ -822,7 +822,7 @@ static void test_bridge_sigkill(void **state)
     stream_start(&s, t, n, false);
 
     stream_wait(&s, n / 2);
-    down = fp_now_ms();
+    down = fp_time_mono_ms();
     status = fp_bridge_signal(&env, SIGKILL, 2000);
     assert_true(status != -1);
     assert_true(WIFSIGNALED(status));
@@ -830,7 +830,7 @@ static void test_bridge_sigkill(void **state)
     stream_wait(&s, n / 2 + 50); /* while it is down */
     start_ms = restart_bridge();
     printf("# bridge SIGKILLed: down %lld ms, of which the new process took %lld ms to start\n",
-           (long long)(fp_now_ms() - down), (long long)start_ms);
+           (long long)(fp_time_mono_ms() - down), (long long)start_ms);
     report_recovery("bridge restarted after SIGKILL", t, stream_next(&s));
 
     stream_join(&s);
@@ -847,7 +847,7 @@ static void live_again(watcher *w, int i, int64_t since)
     if (watcher_wait(w, i, i + 1, 15000) < 0)
         fail_msg("%s (connected after the restart) did not get post %d live", w->uid, i);
     printf("# mosquitto restarted: live posts reach users again %lld ms after the restart\n",
-           (long long)(fp_now_ms() - since));
+           (long long)(fp_time_mono_ms() - since));
 }
 
 /* mosquitto restarted (the plugin reloads) under the stream: the bridge's
@@ -870,9 +870,9 @@ static void test_mosquitto_restart(void **state)
     stream_start(&s, t, n, false);
 
     stream_wait(&s, n / 3);
-    t0 = fp_now_ms();
+    t0 = fp_time_mono_ms();
     assert_int_equal(fp_server_restart(&env.p.mosq), 0);
-    back = fp_now_ms();
+    back = fp_time_mono_ms();
     printf("# mosquitto restart took %lld ms\n", (long long)(back - t0));
     report_recovery("mosquitto restarted", t, stream_next(&s));
 
@@ -918,9 +918,9 @@ static void stop_mid_stream(int sig, const char *t, int n)
     stream_start(&s, t, n, false);
 
     stream_wait(&s, n / 2);
-    t0 = fp_now_ms();
+    t0 = fp_time_mono_ms();
     status = fp_bridge_signal(&env, sig, 5000);
-    stop_ms = fp_now_ms() - t0;
+    stop_ms = fp_time_mono_ms() - t0;
     if (status == -1)
         fail_msg("feed-bridge still running 5 s after %s", strsignal(sig));
     assert_true(WIFEXITED(status));

@@ -22,6 +22,7 @@
 #include <hiredis/hiredis.h>
 
 #include "fp_harness.h"
+#include "fp_time.h"
 #include "store.h"
 
 #define PREFIX "pfx:"
@@ -205,10 +206,7 @@ static bool has_user(const fb_node_targets *t, const char *uid)
 
 static double now_s(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)fp_time_mono_ns() / 1e9;
 }
 
 /* ------------------------------------------------------------- posts */

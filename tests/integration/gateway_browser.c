@@ -66,7 +66,7 @@ static void browser__converse(int out_fd, int in_fd, int64_t deadline_ms)
     const char *answer;
     struct pollfd p = {out_fd, POLLIN, 0};
 
-    while (fp_now_ms() < deadline_ms) {
+    while (fp_time_mono_ms() < deadline_ms) {
         if (poll(&p, 1, 100) <= 0)
             continue;
         n = read(out_fd, buf, sizeof(buf));
@@ -119,7 +119,7 @@ static int browser__run(const char *script, const char *shots)
     }
     close(to_child[0]);
     close(from_child[1]);
-    browser__converse(from_child[0], to_child[1], fp_now_ms() + BROWSER__TIMEOUT_S * 1000);
+    browser__converse(from_child[0], to_child[1], fp_time_mono_ms() + BROWSER__TIMEOUT_S * 1000);
     close(from_child[0]);
     close(to_child[1]);
     if (waitpid(pid, &status, WNOHANG) == pid)

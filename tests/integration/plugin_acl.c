@@ -80,7 +80,7 @@ static void on_publish(struct mosquitto *m, void *obj, int mid, int rc,
  */
 static int publish(fp_mqtt *c, const char *topic, const char *payload, bool retain)
 {
-    int64_t end = fp_now_ms() + WAIT_MS;
+    int64_t end = fp_time_mono_ms() + WAIT_MS;
 
     mosquitto_publish_v5_callback_set(c->m, on_publish);
     pub_done = false;
@@ -88,7 +88,7 @@ static int publish(fp_mqtt *c, const char *topic, const char *payload, bool reta
     if (mosquitto_publish(c->m, &pub_mid, topic, (int)strlen(payload), payload, 1, retain) !=
         MOSQ_ERR_SUCCESS)
         return -1;
-    while (!pub_done && !c->disconnected && fp_now_ms() < end) {
+    while (!pub_done && !c->disconnected && fp_time_mono_ms() < end) {
         if (mosquitto_loop(c->m, 50, 1) != MOSQ_ERR_SUCCESS)
             break;
     }

@@ -184,7 +184,7 @@ static bool log_line_has(const char *log, const char *a, const char *b)
 /* Waits up to LOG_WAIT_MS for a broker log line holding both a and b. */
 static bool log_wait(const fp_plugin_env *e, const char *a, const char *b)
 {
-    int64_t end = fp_now_ms() + LOG_WAIT_MS;
+    int64_t end = fp_time_mono_ms() + LOG_WAIT_MS;
     bool found;
     char *log;
 
@@ -192,7 +192,7 @@ static bool log_wait(const fp_plugin_env *e, const char *a, const char *b)
         log = read_log(e);
         found = log_line_has(log, a, b);
         free(log);
-        if (found || fp_now_ms() >= end)
+        if (found || fp_time_mono_ms() >= end)
             return found;
         sleep_ms(20);
     }
@@ -569,8 +569,8 @@ static void test_v5_enhanced_auth_refused(void **state)
         MOSQ_ERR_SUCCESS);
     rc = mosquitto_connect_bind_v5(m, "127.0.0.1", env.mosq.port, 60, NULL, props);
     mosquitto_property_free_all(&props);
-    end = fp_now_ms() + CONNECT_MS;
-    while (rc == MOSQ_ERR_SUCCESS && connack < 0 && fp_now_ms() < end) {
+    end = fp_time_mono_ms() + CONNECT_MS;
+    while (rc == MOSQ_ERR_SUCCESS && connack < 0 && fp_time_mono_ms() < end) {
         if (mosquitto_loop(m, 50, 1) != MOSQ_ERR_SUCCESS)
             break;
     }
@@ -620,11 +620,11 @@ static void test_revoked_user_old_tokens_refused(void **state)
     assert_int_equal(fp_mqtt_connect(&live, env.mosq.port, "rvk-live", "rvk", old, 4, CONNECT_MS),
                      0);
     revoke_user(&env, "rvk", before);
-    end = fp_now_ms() + 2000;
+    end = fp_time_mono_ms() + 2000;
     for (;;) {
         rc = fp_mqtt_connect(&c, env.mosq.port, "rvk-old", "rvk", old, 4, CONNECT_MS);
         fp_mqtt_close(&c);
-        if (rc != 0 || fp_now_ms() >= end)
+        if (rc != 0 || fp_time_mono_ms() >= end)
             break;
         sleep_ms(50);
     }
@@ -668,11 +668,11 @@ static void test_client_id_of_other_user_refused(void **state)
     assert_false(a.disconnected);
     assert_int_equal(fp_mqtt_subscribe(&a, "feed/alice", 3000), 1);
     fp_mqtt_close(&a);
-    end = fp_now_ms() + 2000;
+    end = fp_time_mono_ms() + 2000;
     for (;;) {
         rc = fp_mqtt_connect(&b, env.mosq.port, "shared-1", "bob", bob, 4, CONNECT_MS);
         fp_mqtt_close(&b);
-        if (rc == 0 || fp_now_ms() >= end)
+        if (rc == 0 || fp_time_mono_ms() >= end)
             break;
         sleep_ms(50);
     }

@@ -12,14 +12,6 @@
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
-int64_t fp_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* 48 random bytes as the HS256 secret, written to a file mosquitto reads. */
 static int env__write_secret(fp_plugin_env *e)
 {
@@ -134,7 +126,7 @@ bool fp_plugin_env_log_wait(const fp_plugin_env *e, long from, const char *needl
                             int timeout_ms)
 {
     char path[PATH_MAX + 32], line[1024];
-    int64_t end = fp_now_ms() + timeout_ms;
+    int64_t end = fp_time_mono_ms() + timeout_ms;
     FILE *f;
 
     snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", e->mosq.dir);
@@ -150,7 +142,7 @@ bool fp_plugin_env_log_wait(const fp_plugin_env *e, long from, const char *needl
             }
             fclose(f);
         }
-        if (fp_now_ms() >= end) {
+        if (fp_time_mono_ms() >= end) {
             fprintf(stderr, "\"%s\" not in the broker log within %d ms\n", needle, timeout_ms);
             return false;
         }
@@ -193,7 +185,7 @@ static void mqtt__on_connect(struct mosquitto *m, void *obj, int rc, int flags,
     (void)flags;
     (void)props;
     c->connack = rc;
-    c->connected_at_ms = fp_now_ms();
+    c->connected_at_ms = fp_time_mono_ms();
 }
 
 static void mqtt__on_disconnect(struct mosquitto *m, void *obj, int rc,
@@ -206,7 +198,7 @@ static void mqtt__on_disconnect(struct mosquitto *m, void *obj, int rc,
     (void)props;
     c->disconnected = true;
     if (c->closed_at_ms == 0)
-        c->closed_at_ms = fp_now_ms();
+        c->closed_at_ms = fp_time_mono_ms();
 }
 
 static void mqtt__on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *qos,
@@ -264,14 +256,14 @@ static void mqtt__loop(fp_mqtt *c, int ms)
     }
     if (mosquitto_loop(c->m, ms, 1) != MOSQ_ERR_SUCCESS && !c->disconnected) {
         c->disconnected = true;
-        c->closed_at_ms = fp_now_ms();
+        c->closed_at_ms = fp_time_mono_ms();
     }
 }
 
 int fp_mqtt_connect(fp_mqtt *c, int port, const char *client_id, const char *user,
                     const char *password, int protocol, int timeout_ms)
 {
-    int64_t end = fp_now_ms() + timeout_ms;
+    int64_t end = fp_time_mono_ms() + timeout_ms;
 
     memset(c, 0, sizeof(*c));
     c->connack = -1;
@@ -289,19 +281,19 @@ int fp_mqtt_connect(fp_mqtt *c, int port, const char *client_id, const char *use
         return -1;
     if (mosquitto_connect(c->m, "127.0.0.1", port, 60) != MOSQ_ERR_SUCCESS)
         return -1;
-    while (c->connack < 0 && !c->disconnected && fp_now_ms() < end)
+    while (c->connack < 0 && !c->disconnected && fp_time_mono_ms() < end)
         mqtt__loop(c, 50);
     return c->connack;
 }
 
 int fp_mqtt_subscribe(fp_mqtt *c, const char *topic, int timeout_ms)
 {
-    int64_t end = fp_now_ms() + timeout_ms;
+    int64_t end = fp_time_mono_ms() + timeout_ms;
 
     c->suback = false;
     if (mosquitto_subscribe(c->m, NULL, topic, 1) != MOSQ_ERR_SUCCESS)
         return -1;
-    while (!c->suback && !c->disconnected && fp_now_ms() < end)
+    while (!c->suback && !c->disconnected && fp_time_mono_ms() < end)
         mqtt__loop(c, 50);
     return c->suback && c->n_granted > 0 ? c->granted[0] : -1;
 }
@@ -309,7 +301,7 @@ int fp_mqtt_subscribe(fp_mqtt *c, const char *topic, int timeout_ms)
 int fp_mqtt_publish(fp_mqtt *c, const char *topic, const char *payload, bool retain,
                     int timeout_ms)
 {
-    int64_t end = fp_now_ms() + timeout_ms;
+    int64_t end = fp_time_mono_ms() + timeout_ms;
     int mid;
 
     published_ack = false;
@@ -317,34 +309,34 @@ int fp_mqtt_publish(fp_mqtt *c, const char *topic, const char *payload, bool ret
         MOSQ_ERR_SUCCESS)
         return -1;
     published_mid = mid;
-    while (!published_ack && !c->disconnected && fp_now_ms() < end)
+    while (!published_ack && !c->disconnected && fp_time_mono_ms() < end)
         mqtt__loop(c, 50);
     return published_ack ? 0 : -1;
 }
 
 int fp_mqtt_wait_messages(fp_mqtt *c, int n, int timeout_ms)
 {
-    int64_t end = fp_now_ms() + timeout_ms;
+    int64_t end = fp_time_mono_ms() + timeout_ms;
 
-    while (c->received < n && !c->disconnected && fp_now_ms() < end)
+    while (c->received < n && !c->disconnected && fp_time_mono_ms() < end)
         mqtt__loop(c, 50);
     return c->received;
 }
 
 int64_t fp_mqtt_wait_closed(fp_mqtt *c, int timeout_ms)
 {
-    int64_t end = fp_now_ms() + timeout_ms;
+    int64_t end = fp_time_mono_ms() + timeout_ms;
 
-    while (!c->disconnected && fp_now_ms() < end)
+    while (!c->disconnected && fp_time_mono_ms() < end)
         mqtt__loop(c, 50);
     return c->disconnected ? c->closed_at_ms - c->connected_at_ms : -1;
 }
 
 void fp_mqtt_pump(fp_mqtt *c, int ms)
 {
-    int64_t end = fp_now_ms() + ms;
+    int64_t end = fp_time_mono_ms() + ms;
 
-    while (fp_now_ms() < end)
+    while (fp_time_mono_ms() < end)
         mqtt__loop(c, 50);
 }
 

@@ -18,6 +18,7 @@
 
 #include "fp_harness.h"
 #include "fp_jwt.h"
+#include "fp_time.h"
 
 typedef struct {
     fp_server redis;
@@ -75,8 +76,6 @@ typedef struct {
     bool last_retain;
 } fp_mqtt;
 
-/* Monotonic milliseconds. */
-int64_t fp_now_ms(void);
 
 /* Connects to 127.0.0.1:port (protocol 4 = 3.1.1, 5 = v5) and waits up to
  * timeout_ms for the CONNACK. Returns the CONNACK code (0 = accepted, 5 /

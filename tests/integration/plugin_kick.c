@@ -47,7 +47,7 @@ static double wall_ms_at(int64_t mono_ms)
     struct timespec rt;
 
     clock_gettime(CLOCK_REALTIME, &rt);
-    return (double)rt.tv_sec * 1000.0 + (double)rt.tv_nsec / 1e6 - (double)(fp_now_ms() - mono_ms);
+    return (double)rt.tv_sec * 1000.0 + (double)rt.tv_nsec / 1e6 - (double)(fp_time_mono_ms() - mono_ms);
 }
 
 /* ------------------------------------------------------------ redis */
@@ -116,10 +116,10 @@ static long long revoked_subscribers(redisContext *c)
 /* Waits until the plugin is subscribed to the revocation channel. */
 static void wait_plugin_subscribed(redisContext *c)
 {
-    int64_t end = fp_now_ms() + 3000;
+    int64_t end = fp_time_mono_ms() + 3000;
 
     while (revoked_subscribers(c) != 1) {
-        if (fp_now_ms() >= end)
+        if (fp_time_mono_ms() >= end)
             fail_msg("the plugin did not subscribe to \"revoked\" within 3 s");
         sleep_ms(10);
     }
@@ -134,7 +134,7 @@ static void mqtt_turn(fp_mqtt *c)
         return;
     if (mosquitto_loop(c->m, 0, 1) != MOSQ_ERR_SUCCESS && !c->disconnected) {
         c->disconnected = true;
-        c->closed_at_ms = fp_now_ms();
+        c->closed_at_ms = fp_time_mono_ms();
     }
 }
 
@@ -145,7 +145,7 @@ static void mqtt_turn(fp_mqtt *c)
  */
 static size_t wait_all_closed(fp_mqtt *const *cs, size_t n, int timeout_ms)
 {
-    int64_t end = fp_now_ms() + timeout_ms;
+    int64_t end = fp_time_mono_ms() + timeout_ms;
     struct pollfd fds[8];
     size_t i, open;
 
@@ -160,7 +160,7 @@ static size_t wait_all_closed(fp_mqtt *const *cs, size_t n, int timeout_ms)
                 open++;
             }
         }
-        if (open == 0 || fp_now_ms() >= end)
+        if (open == 0 || fp_time_mono_ms() >= end)
             return open;
         poll(fds, (nfds_t)open, 10);
     }
@@ -301,7 +301,7 @@ static void test_revocation_kicks_every_session_within_1s(void **state)
 
     /* What the bridge will do: the key first, then the message. */
     redis_ok(rc, "SET revoked:rev %lld", (long long)before);
-    t0 = fp_now_ms();
+    t0 = fp_time_mono_ms();
     assert_int_equal(redis_int(rc, "PUBLISH revoked %s%lld", "rev ", (long long)before), 1);
     assert_int_equal(wait_all_closed(revs, 2, 3000), 0);
     for (i = 0; i < 2; i++) {
@@ -369,7 +369,7 @@ static void test_revocation_loaded_after_redis_outage(void **state)
     redis_ok(rc, "SET revoked:late %lld", (long long)before);
     assert_int_equal(kill((pid_t)-env.mosq.pid, SIGCONT), 0);
     mosq_frozen = false;
-    t0 = fp_now_ms();
+    t0 = fp_time_mono_ms();
 
     assert_int_equal(wait_all_closed(lives, 1, 5000), 0);
     print_message("revocation after outage: late-1 closed %lld ms after the broker resumed\n",

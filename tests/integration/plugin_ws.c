@@ -230,7 +230,7 @@ static void on_publish(struct mosquitto *m, void *obj, int mid, int rc,
  * delivered to a subscriber, 16 none matched), or -1 when none came. */
 static int publish(fp_mqtt *c, const char *topic, const char *payload)
 {
-    int64_t end = fp_now_ms() + CONNECT_MS;
+    int64_t end = fp_time_mono_ms() + CONNECT_MS;
 
     mosquitto_publish_v5_callback_set(c->m, on_publish);
     pub_done = false;
@@ -238,7 +238,7 @@ static int publish(fp_mqtt *c, const char *topic, const char *payload)
     if (mosquitto_publish(c->m, &pub_mid, topic, (int)strlen(payload), payload, 1, false) !=
         MOSQ_ERR_SUCCESS)
         return -1;
-    while (!pub_done && !c->disconnected && fp_now_ms() < end) {
+    while (!pub_done && !c->disconnected && fp_time_mono_ms() < end) {
         if (mosquitto_loop(c->m, 50, 1) != MOSQ_ERR_SUCCESS)
             break;
     }
@@ -281,11 +281,11 @@ static void test_ws_valid_token_receives_feed(void **state)
                      0);
     /* PUBACK 0 instead of 16 once the node client's subscription is in
      * (node's start-up alone can take seconds on a loaded 2-core machine). */
-    end = fp_now_ms() + 25000;
+    end = fp_time_mono_ms() + 25000;
     for (i = 0; i < 2; i++) {
         for (;;) {
             rcs[i] = publish(&svc, topics[i], payloads[i]);
-            if (rcs[i] != 16 || fp_now_ms() >= end)
+            if (rcs[i] != 16 || fp_time_mono_ms() >= end)
                 break;
             sleep_ms(50);
         }

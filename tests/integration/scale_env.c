@@ -150,7 +150,7 @@ static int scale__wait_bridge(fp_scale_env *e, fp_scale_node *n, int64_t deadlin
                     n->bridge_log);
             return -1;
         }
-        if (fp_now_ms() > deadline_ms)
+        if (fp_time_mono_ms() > deadline_ms)
             break;
         usleep(50000);
     }
@@ -163,7 +163,7 @@ static int scale__wait_bridge(fp_scale_env *e, fp_scale_node *n, int64_t deadlin
  * status, or -1 when it is still running (or was not). */
 static int scale__reap_bridge(fp_scale_node *n, int wait_ms)
 {
-    int64_t end = fp_now_ms() + wait_ms;
+    int64_t end = fp_time_mono_ms() + wait_ms;
     int status;
 
     if (n->bridge <= 0)
@@ -174,7 +174,7 @@ static int scale__reap_bridge(fp_scale_node *n, int wait_ms)
             return status;
         }
         usleep(20000);
-    } while (fp_now_ms() <= end);
+    } while (fp_time_mono_ms() <= end);
     return -1;
 }
 
@@ -229,7 +229,7 @@ int fp_scale_env_start(fp_scale_env *e, int n_nodes)
         if (scale__spawn_bridge(e, &e->node[i]) != 0)
             return -1;
     }
-    deadline = fp_now_ms() + SCALE__BRIDGE_READY_MS;
+    deadline = fp_time_mono_ms() + SCALE__BRIDGE_READY_MS;
     for (i = 0; i < n_nodes; i++) {
         if (scale__wait_bridge(e, &e->node[i], deadline) != 0)
             return -1;
@@ -310,7 +310,7 @@ int fp_scale_node_restart(fp_scale_env *e, int i)
         return -1;
     if (scale__spawn_bridge(e, n) != 0)
         return -1;
-    return scale__wait_bridge(e, n, fp_now_ms() + SCALE__BRIDGE_READY_MS);
+    return scale__wait_bridge(e, n, fp_time_mono_ms() + SCALE__BRIDGE_READY_MS);
 }
 
 int fp_scale_port(const fp_scale_env *e, int i)

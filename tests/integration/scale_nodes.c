@@ -125,7 +125,7 @@ static void follow(const char *follower, const char *followee)
  * monotonic time just before the publish. */
 static int64_t post(const char *id, const char *author)
 {
-    int64_t t0 = fp_now_ms();
+    int64_t t0 = fp_time_mono_ms();
 
     event("post.created",
           "{\"type\":\"post.created\",\"post\":{\"id\":\"%s\",\"author_id\":\"%s\","
@@ -175,11 +175,11 @@ static void connect_user(fp_mqtt *c, int node, const char *uid, const char *cid)
 static int64_t wait_all(fp_mqtt *const *cs, int n, const int *want, int64_t t0, int timeout_ms,
                         int64_t *at)
 {
-    int64_t end = fp_now_ms() + timeout_ms, worst = 0;
+    int64_t end = fp_time_mono_ms() + timeout_ms, worst = 0;
     int k, done;
 
     for (k = 0; k < n; k++)
-        at[k] = cs[k]->received >= want[k] ? fp_now_ms() - t0 : -1;
+        at[k] = cs[k]->received >= want[k] ? fp_time_mono_ms() - t0 : -1;
     for (;;) {
         done = 0;
         for (k = 0; k < n; k++) {
@@ -187,11 +187,11 @@ static int64_t wait_all(fp_mqtt *const *cs, int n, const int *want, int64_t t0, 
                 mosquitto_loop(cs[k]->m, 5, 1) != MOSQ_ERR_SUCCESS)
                 cs[k]->disconnected = true;
             if (at[k] < 0 && cs[k]->received >= want[k])
-                at[k] = fp_now_ms() - t0;
+                at[k] = fp_time_mono_ms() - t0;
             if (at[k] >= 0)
                 done++;
         }
-        if (done == n || fp_now_ms() > end)
+        if (done == n || fp_time_mono_ms() > end)
             break;
     }
     for (k = 0; k < n; k++) {
@@ -433,16 +433,16 @@ static void test_node_crash_and_rejoin(void **state)
     assert_live(&c, "C on n2 before the crash", "s3_C", "s3_p1", 1, t0);
 
     /* The crash: nothing of n2 gets to clean up. */
-    t_kill = fp_now_ms();
+    t_kill = fp_time_mono_ms();
     assert_int_equal(fp_scale_node_kill(&env, 2), 0);
     assert_true(fp_mqtt_wait_closed(&c, 3000) >= 0);
     fp_mqtt_close(&c);
 
     /* Its heartbeat lapses within the TTL. */
     while (fp_scale_redis_int(&env, "EXISTS node:n2") != 0 &&
-           fp_now_ms() - t_kill < HEARTBEAT_TTL_MS + EXPIRY_MARGIN_MS)
+           fp_time_mono_ms() - t_kill < HEARTBEAT_TTL_MS + EXPIRY_MARGIN_MS)
         sleep_ms(20);
-    expiry_ms = fp_now_ms() - t_kill;
+    expiry_ms = fp_time_mono_ms() - t_kill;
     printf("# n2 SIGKILLed: node:n2 expired %lld ms later (TTL %d ms)\n", (long long)expiry_ms,
            HEARTBEAT_TTL_MS);
     if (fp_scale_redis_int(&env, "EXISTS node:n2") != 0)
@@ -482,18 +482,18 @@ static void test_node_crash_and_rejoin(void **state)
     assert_live(&c, "C moved to n1", "s3_C", "s3_p4", 2, t0);
 
     /* n2 restarts on the same ports and rejoins by itself. */
-    t0 = fp_now_ms();
+    t0 = fp_time_mono_ms();
     assert_int_equal(fp_scale_node_restart(&env, 2), 0);
     while ((fp_scale_redis_int(&env, "EXISTS node:n2") != 1 ||
             fp_scale_redis_int(&env, "SISMEMBER nodes n2") != 1) &&
-           fp_now_ms() - t0 < WAIT_MS)
+           fp_time_mono_ms() - t0 < WAIT_MS)
         sleep_ms(20);
-    rejoin_ms = fp_now_ms() - t0;
+    rejoin_ms = fp_time_mono_ms() - t0;
     assert_int_equal(fp_scale_redis_int(&env, "EXISTS node:n2"), 1);
     assert_int_equal(fp_scale_redis_int(&env, "SISMEMBER nodes n2"), 1);
     printf("# n2 restarted (mosquitto + bridge ready) and back in nodes %lld ms after the "
            "restart began; it was down %lld ms\n",
-           (long long)rejoin_ms, (long long)(fp_now_ms() - t_kill));
+           (long long)rejoin_ms, (long long)(fp_time_mono_ms() - t_kill));
 
     /* A user on the rejoined node gets posts again, C on n1 too. */
     connect_user(&d, 2, "s3_D", "s3_D-tab");

@@ -16,9 +16,7 @@
 #include <stdint.h>
 
 #include "fp_jwt.h"
-
-/* Monotonic nanoseconds. */
-int64_t bench_now_ns(void);
+#include "fp_time.h"
 
 /* ------------------------------------------------------------ environment */
 

@@ -21,14 +21,6 @@
 
 extern char **environ;
 
-int64_t bench_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /*
  * Runs argv (argv[0] looked up in PATH) and waits. quiet sends its stdout
  * and stderr to /dev/null. Returns the exit status, or -1 when it could
@@ -441,7 +433,7 @@ void bench_cpu_take(const bench_env *e, long broker_pid, bench_cpu_sample *s)
     int i;
 
     memset(s, 0, sizeof(*s));
-    s->t_ns = bench_now_ns();
+    s->t_ns = fp_time_mono_ns();
     f = fopen("/proc/stat", "r");
     if (f != NULL) {
         if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],

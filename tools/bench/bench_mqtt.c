@@ -67,7 +67,7 @@ static void mqtt__on_connect(struct mosquitto *m, void *obj, int rc)
 
     (void)m;
     s->connack = rc;
-    s->t_connack = bench_now_ns();
+    s->t_connack = fp_time_mono_ns();
 }
 
 /* Frees the slot's client (closing its socket if still open). */
@@ -76,7 +76,7 @@ static void mqtt__slot_free(mqtt__worker *w, mqtt__slot *s)
     mosquitto_destroy(s->m);
     s->m = NULL;
     s->state = MQTT__IDLE;
-    w->end_ns = bench_now_ns();
+    w->end_ns = fp_time_mono_ns();
 }
 
 /*
@@ -98,7 +98,7 @@ static int mqtt__slot_start(mqtt__worker *w, mqtt__slot *s, size_t idx)
     mosquitto_connect_callback_set(s->m, mqtt__on_connect);
     if (mosquitto_username_pw_set(s->m, user, w->tokens[w->o->first + idx]) != MOSQ_ERR_SUCCESS)
         goto fail;
-    s->t0 = bench_now_ns();
+    s->t0 = fp_time_mono_ns();
     if (mosquitto_connect(s->m, w->b->host, w->b->port, 60) != MOSQ_ERR_SUCCESS)
         goto fail;
     s->state = MQTT__CONNECTING;
@@ -181,7 +181,7 @@ static void mqtt__slot_event(mqtt__worker *w, mqtt__slot *s, short revents, int6
 
     if (s->state == MQTT__CLOSING) {
         /* Nothing more is sent to us: readable means the broker closed. */
-        if (revents != 0 || bench_now_ns() - s->t_connack > timeout_ns)
+        if (revents != 0 || fp_time_mono_ns() - s->t_connack > timeout_ns)
             mqtt__slot_free(w, s);
         return;
     }
@@ -191,7 +191,7 @@ static void mqtt__slot_event(mqtt__worker *w, mqtt__slot *s, short revents, int6
         rc = mosquitto_loop_read(s->m, 1);
     if (s->connack >= 0)
         mqtt__slot_connack(w, s);
-    else if (rc != MOSQ_ERR_SUCCESS || bench_now_ns() - s->t0 > timeout_ns)
+    else if (rc != MOSQ_ERR_SUCCESS || fp_time_mono_ns() - s->t0 > timeout_ns)
         mqtt__slot_fail(w, s);
 }
 
@@ -319,7 +319,7 @@ int bench_connect_storm(const bench_broker *b, char **tokens, size_t n, const be
         fprintf(stderr, "bench: cannot start client threads\n");
         abort();
     }
-    t0 = bench_now_ns();
+    t0 = fp_time_mono_ns();
     pthread_barrier_wait(&start);
     for (i = 0; i < started; i++) {
         pthread_join(tids[i], NULL);
@@ -399,7 +399,7 @@ static void mqtt__e2e_on_message(struct mosquitto *m, void *obj,
     (void)msg;
     pthread_mutex_lock(&st->lock);
     st->received++;
-    st->last_ns = bench_now_ns();
+    st->last_ns = fp_time_mono_ns();
     mqtt__e2e_signal(st);
 }
 
@@ -408,15 +408,8 @@ static void mqtt__e2e_on_message(struct mosquitto *m, void *obj,
 static bool mqtt__e2e_wait(mqtt__e2e *st, bool (*cond_fn)(const mqtt__e2e *, size_t), size_t arg,
                            int ms)
 {
-    struct timespec dl;
+    struct timespec dl = fp_time_real_deadline(ms);
 
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += ms / 1000;
-    dl.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (dl.tv_nsec >= 1000000000) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000;
-    }
     while (!cond_fn(st, arg)) {
         if (pthread_cond_timedwait(&st->cond, &st->lock, &dl) == ETIMEDOUT)
             return cond_fn(st, arg);
@@ -528,7 +521,7 @@ int bench_e2e(const bench_broker *b, size_t n, int window, bench_e2e_result *r)
     }
     pthread_mutex_unlock(&st.lock);
 
-    t0 = bench_now_ns();
+    t0 = fp_time_mono_ns();
     for (i = 0; i < n; i++) {
         if (i >= (size_t)window) {
             pthread_mutex_lock(&st.lock);

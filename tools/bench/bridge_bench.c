@@ -89,15 +89,13 @@ static void bb__post(char *body, size_t len, int phase, size_t seq, const char *
                      int64_t now_ns)
 {
     char text[64];
-    struct timespec rt;
 
-    clock_gettime(CLOCK_REALTIME, &rt);
     bb_post_text(text, sizeof(text), phase, now_ns);
     snprintf(body, len,
              "{\"type\":\"post.created\",\"post\":{\"id\":\"p%d-%zu\",\"author_id\":\"%s\","
              "\"text\":\"%s\",\"created_at\":%lld}}",
              phase, seq, author, text,
-             (long long)rt.tv_sec * 1000 + (long long)(rt.tv_nsec / 1000000));
+             (long long)fp_time_real_ms());
 }
 
 /* ------------------------------------------------------------ measuring */
@@ -116,7 +114,7 @@ static void bb__mark(bb_env *e, bb_mark *m)
     m->s2_count = bb_stat(e, "stage2_count");
     bb_redis_cmdstat(e, "evalsha", &m->lua_calls, &m->lua_usec);
     bb_cpu_sample(e, &m->cpu);
-    m->t0 = bb_now_ns();
+    m->t0 = fp_time_mono_ns();
 }
 
 static double bb__mean(long long sum0, long long sum1, long long n0, long long n1)
@@ -172,13 +170,13 @@ static int bb__burst(bb_pub *p, int window, int phase, const char *author, size_
         if (p->published - p->confirmed >= (uint64_t)window &&
             bb_pub_wait(p, p->published - (uint64_t)window + 1, BB__STALL_MS) != 0)
             return -1;
-        bb__post(body, sizeof(body), phase, i, author, bb_now_ns());
+        bb__post(body, sizeof(body), phase, i, author, fp_time_mono_ns());
         if (bb_pub_send(p, "post.created", body) != 0)
             return -1;
     }
     if (bb_pub_wait(p, p->published, BB__STALL_MS) != 0)
         return -1;
-    *confirmed_ns = bb_now_ns();
+    *confirmed_ns = fp_time_mono_ns();
     return 0;
 }
 
@@ -197,11 +195,11 @@ static int bb__run_fanout(bb_opts *o, bb_pub *p, int phase, size_t posts, bb_row
     bb__mark(&o->env, &m);
     if (bb__burst(p, o->window, phase, author, posts, &confirmed) != 0)
         return -1;
-    t_end = bb_now_ns() + (int64_t)BB__STALL_MS * 1000000 * 4;
-    while (!bb_redis_feed_head_is(&o->env, "f0", last) && bb_now_ns() < t_end)
+    t_end = fp_time_mono_ns() + (int64_t)BB__STALL_MS * 1000000 * 4;
+    while (!bb_redis_feed_head_is(&o->env, "f0", last) && fp_time_mono_ns() < t_end)
         usleep(BB__POLL_US);
     r->complete = bb_redis_feed_head_is(&o->env, "f0", last);
-    t_end = bb_now_ns();
+    t_end = fp_time_mono_ns();
     r->ran = true;
     r->seconds = (double)(t_end - m.t0) / 1e9;
     r->publish_s = (double)(confirmed - m.t0) / 1e9;
@@ -218,18 +216,18 @@ static int bb__run_fanout(bb_opts *o, bb_pub *p, int phase, size_t posts, bb_row
 static void bb__await(bb_opts *o, bb_subs *s, uint64_t expected, const char *last, int64_t *s1_ns)
 {
     uint64_t got, prev = 0;
-    int64_t progress = bb_now_ns();
+    int64_t progress = fp_time_mono_ns();
 
     for (;;) {
         if (*s1_ns == 0 && bb_redis_feed_head_is(&o->env, "f0", last))
-            *s1_ns = bb_now_ns();
+            *s1_ns = fp_time_mono_ns();
         got = bb_subs_received(s, NULL);
         if (got >= expected && *s1_ns != 0)
             return;
         if (got != prev) {
             prev = got;
-            progress = bb_now_ns();
-        } else if (bb_now_ns() - progress > (int64_t)BB__STALL_MS * 1000000) {
+            progress = fp_time_mono_ns();
+        } else if (fp_time_mono_ns() - progress > (int64_t)BB__STALL_MS * 1000000) {
             return;
         }
         usleep(BB__POLL_US);
@@ -287,16 +285,16 @@ static int bb__run_latency(bb_opts *o, bb_pub *p, bb_subs *s, int phase, double 
     t0 = m.t0;
     for (i = 0; i < posts; i++) {
         due = t0 + (int64_t)((double)i * 1e9 / rate);
-        now = bb_now_ns();
+        now = fp_time_mono_ns();
         if (due > now)
             usleep((useconds_t)((due - now) / 1000));
-        sent = bb_now_ns();
+        sent = fp_time_mono_ns();
         bb__post(body, sizeof(body), phase, i, author, sent);
         if (bb_pub_send(p, "post.created", body) != 0 ||
             bb_pub_wait(p, p->published, BB__STALL_MS) != 0)
             return -1;
     }
-    r->publish_s = (double)(bb_now_ns() - t0) / 1e9;
+    r->publish_s = (double)(fp_time_mono_ns() - t0) / 1e9;
     /* The rate achieved: posts - 1 intervals from the first to the last. */
     r->rate = posts > 1 && sent > t0 ? (double)(posts - 1) / ((double)(sent - t0) / 1e9) : rate;
     bb__await(o, s, r->expected, last, &s1);
@@ -763,7 +761,7 @@ int main(int argc, char **argv)
 {
     bb_opts o;
     bb_row rows[BB__MAX_CASES];
-    int64_t t0 = bb_now_ns();
+    int64_t t0 = fp_time_mono_ns();
     int rc;
 
     rc = bb__parse(&o, argc, argv);
@@ -777,7 +775,7 @@ int main(int argc, char **argv)
     rc = bb_env_start(&o.env);
     if (rc == 0) {
         fprintf(stderr, "bench: servers up after %.1f s (temp dir %s)\n",
-                (double)(bb_now_ns() - t0) / 1e9, o.env.root);
+                (double)(fp_time_mono_ns() - t0) / 1e9, o.env.root);
         rc = bb__runs(&o, rows);
     }
     if (bb_env_stop(&o.env) != 0) {
@@ -786,7 +784,7 @@ int main(int argc, char **argv)
     }
     mosquitto_lib_cleanup();
     bb__print(&o, rows);
-    printf("\n  total %.1f s\n", (double)(bb_now_ns() - t0) / 1e9);
+    printf("\n  total %.1f s\n", (double)(fp_time_mono_ns() - t0) / 1e9);
     if (rc != 0) {
         fprintf(stderr, "bench: the run did not complete\n");
         return 1;

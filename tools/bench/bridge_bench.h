@@ -25,11 +25,9 @@
 #include <hiredis/hiredis.h>
 
 #include "fp_id.h"
-
-/* Monotonic nanoseconds (CLOCK_MONOTONIC: one clock for the whole machine,
- * so a timestamp taken here at publish time can be compared with the time
- * of receipt in another thread). */
-int64_t bb_now_ns(void);
+#include "fp_time.h" /* fp_time_mono_ns(): one clock for the whole machine, so a
+                        publish time can be compared with a receipt time taken
+                        in another thread */
 /* Sorts v[0..n-1] ascending. */
 void bb_sort_i64(int64_t *v, size_t n);
 /* Nearest-rank percentile p (0..100] of sorted v[0..n-1] (ns), in ms. */

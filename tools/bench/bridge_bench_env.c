@@ -32,14 +32,6 @@ extern char **environ;
 
 #define ENV__SADD_BATCH 1000
 
-int64_t bb_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* ------------------------------------------------------------ fp-server */
 
 /* Spawns argv (argv[0] looked up in PATH). Returns the pid or -1. */
@@ -414,12 +406,12 @@ long long bb_stat(bb_env *e, const char *name)
 
 long long bb_stat_wait(bb_env *e, const char *name, long long want, int ms)
 {
-    int64_t end = bb_now_ns() + (int64_t)ms * 1000000;
+    int64_t end = fp_time_mono_ns() + (int64_t)ms * 1000000;
     long long v;
 
     for (;;) {
         v = bb_stat(e, name);
-        if (v >= want || bb_now_ns() >= end)
+        if (v >= want || fp_time_mono_ns() >= end)
             return v;
         usleep(20000);
     }
@@ -618,9 +610,9 @@ int bb_redis_ping(bb_env *e, int n, double *p50_us, double *p99_us)
     if (n > 1000)
         n = 1000;
     for (i = 0; i < n; i++) {
-        t0 = bb_now_ns();
+        t0 = fp_time_mono_ns();
         r = redisCommand(e->redis, "PING");
-        rtt[i] = bb_now_ns() - t0;
+        rtt[i] = fp_time_mono_ns() - t0;
         if (r == NULL)
             return -1;
         freeReplyObject(r);
@@ -785,14 +777,14 @@ int bb_pub_send(bb_pub *p, const char *rk, const char *body)
  */
 int bb_pub_wait(bb_pub *p, uint64_t upto, int timeout_ms)
 {
-    int64_t end = bb_now_ns() + (int64_t)timeout_ms * 1000000;
+    int64_t end = fp_time_mono_ns() + (int64_t)timeout_ms * 1000000;
     struct timeval tv;
     amqp_frame_t f;
     uint64_t tag;
     int64_t left;
 
     while (p->confirmed < upto) {
-        left = end - bb_now_ns();
+        left = end - fp_time_mono_ns();
         if (left <= 0)
             return -1;
         tv.tv_sec = (time_t)(left / 1000000000);

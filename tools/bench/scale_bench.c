@@ -179,15 +179,13 @@ static uint64_t sb__node_expected(const sb_opts *o, const sb_load *l, int n, int
 static void sb__post(char *body, size_t len, int phase, size_t seq, size_t author, int64_t ns)
 {
     char text[64];
-    struct timespec rt;
 
-    clock_gettime(CLOCK_REALTIME, &rt);
     sb_post_text(text, sizeof(text), phase, seq, ns);
     snprintf(body, len,
              "{\"type\":\"post.created\",\"post\":{\"id\":\"p%d-%zu\",\"author_id\":\"a%zu\","
              "\"text\":\"%s\",\"created_at\":%lld}}",
              phase, seq, author, text,
-             (long long)rt.tv_sec * 1000 + (long long)(rt.tv_nsec / 1000000));
+             (long long)fp_time_real_ms());
 }
 
 /* When a publish went out and when its burst's last confirm came. */
@@ -197,7 +195,7 @@ typedef struct {
     int64_t lag_ns;            /* --rate: the latest a publish was after its slot */
 } sb_pubtimes;
 
-/* Sleeps until CLOCK_MONOTONIC reaches ns (bb_now_ns's clock); returns at
+/* Sleeps until CLOCK_MONOTONIC reaches ns (fp_time_mono_ns's clock); returns at
  * once when it is past. */
 static void sb__sleep_until(int64_t ns)
 {
@@ -219,7 +217,7 @@ static void sb__sleep_until(int64_t ns)
 static int sb__publish(const sb_opts *o, bb_pub *p, int phase, size_t n, sb_pubtimes *pt)
 {
     char body[SB__BODY_MAX];
-    int64_t start = bb_now_ns(), due = start, sent;
+    int64_t start = fp_time_mono_ns(), due = start, sent;
     size_t i;
 
     memset(pt, 0, sizeof(*pt));
@@ -231,7 +229,7 @@ static int sb__publish(const sb_opts *o, bb_pub *p, int phase, size_t n, sb_pubt
             due = start + (int64_t)((double)i * 1e9 / o->rate);
             sb__sleep_until(due);
         }
-        sent = bb_now_ns();
+        sent = fp_time_mono_ns();
         if (o->rate > 0 && sent - due > pt->lag_ns)
             pt->lag_ns = sent - due;
         if (i == 0)
@@ -243,7 +241,7 @@ static int sb__publish(const sb_opts *o, bb_pub *p, int phase, size_t n, sb_pubt
     }
     if (bb_pub_wait(p, p->published, SB__STALL_MS) != 0)
         return -1;
-    pt->confirmed_ns = bb_now_ns();
+    pt->confirmed_ns = fp_time_mono_ns();
     return 0;
 }
 
@@ -252,7 +250,7 @@ static int sb__publish(const sb_opts *o, bb_pub *p, int phase, size_t n, sb_pubt
 static uint64_t sb__await(sb_subs *s, uint64_t expected)
 {
     uint64_t got, prev = 0;
-    int64_t progress = bb_now_ns();
+    int64_t progress = fp_time_mono_ns();
 
     for (;;) {
         got = sb_subs_received(s, NULL);
@@ -260,8 +258,8 @@ static uint64_t sb__await(sb_subs *s, uint64_t expected)
             return got;
         if (got != prev) {
             prev = got;
-            progress = bb_now_ns();
-        } else if (bb_now_ns() - progress > (int64_t)SB__STALL_MS * 1000000) {
+            progress = fp_time_mono_ns();
+        } else if (fp_time_mono_ns() - progress > (int64_t)SB__STALL_MS * 1000000) {
             return got;
         }
         usleep(SB__POLL_US);
@@ -273,7 +271,7 @@ static uint64_t sb__await(sb_subs *s, uint64_t expected)
 static void sb__counters(sb_opts *o, const long long *want, long long *deliv, long long *events,
                          long long *messages)
 {
-    int64_t end = bb_now_ns() + 3000000000LL;
+    int64_t end = fp_time_mono_ns() + 3000000000LL;
     bool all;
     int i;
 
@@ -284,7 +282,7 @@ static void sb__counters(sb_opts *o, const long long *want, long long *deliv, lo
             if (deliv[i] < want[i])
                 all = false;
         }
-        if (all || bb_now_ns() >= end)
+        if (all || fp_time_mono_ns() >= end)
             break;
         usleep(20000);
     }
@@ -329,14 +327,14 @@ static int sb__burst(sb_opts *o, const sb_load *l, bb_pub *p, sb_subs *s, int ph
     /* The node pairs' own background (heartbeats, counters, keepalives):
      * one idle second, so a fixed cost per node shows apart. */
     sb_cpu_sample(&o->env, &c0);
-    t0 = bb_now_ns();
+    t0 = fp_time_mono_ns();
     usleep(1000000);
     sb_cpu_sample(&o->env, &c1);
     for (i = 0; i < n; i++)
         r->idle_cpus += c1.mosq[i] - c0.mosq[i] + c1.bridge[i] - c0.bridge[i];
-    r->idle_cpus /= (double)(bb_now_ns() - t0) / 1e9;
+    r->idle_cpus /= (double)(fp_time_mono_ns() - t0) / 1e9;
     sb_cpu_sample(&o->env, &c0);
-    t0 = bb_now_ns();
+    t0 = fp_time_mono_ns();
     if (sb__publish(o, p, phase, o->posts, &pt) != 0) {
         fprintf(stderr, "bench: publishing the burst failed\n");
         return -1;
@@ -930,7 +928,7 @@ int main(int argc, char **argv)
     static sb_run runs[SB__MAX_CONFIGS][SB__MAX_BURSTS];
     sb_opts o;
     sb_load l;
-    int64_t t0 = bb_now_ns();
+    int64_t t0 = fp_time_mono_ns();
     int c, rc;
 
     rc = sb__parse(&o, argc, argv);
@@ -945,7 +943,7 @@ int main(int argc, char **argv)
     rc = sb_env_start(&o.env);
     if (rc == 0)
         fprintf(stderr, "bench: servers up after %.1f s (temp dir %s)\n",
-                (double)(bb_now_ns() - t0) / 1e9, o.env.root);
+                (double)(fp_time_mono_ns() - t0) / 1e9, o.env.root);
     for (c = 0; c < o.n_configs && rc == 0; c++)
         rc = sb__config(&o, &l, o.nodes[c], c, runs[c]);
     if (sb_env_stop(&o.env) != 0) {
@@ -962,7 +960,7 @@ int main(int argc, char **argv)
         }
     }
     sb__print(&o, runs);
-    printf("\n  total %.1f s\n", (double)(bb_now_ns() - t0) / 1e9);
+    printf("\n  total %.1f s\n", (double)(fp_time_mono_ns() - t0) / 1e9);
     free(l.per_user);
     if (rc != 0) {
         fprintf(stderr, "bench: the run did not complete\n");

@@ -12,7 +12,7 @@
  *                       counting receipts per user and per node and
  *                       timing each receipt against its publish
  *
- * From bridge_bench_env.c (linked in, unchanged): bb_now_ns() and the
+ * From bridge_bench_env.c (linked in, unchanged): fp_time_mono_ns() and the
  * publisher with confirms (bb_pub_send, bb_pub_wait, bb_pub_close).
  */
 #ifndef FP_SCALE_BENCH_H
@@ -151,7 +151,7 @@ int64_t sb_subs_last_ns(sb_subs *s);
 int64_t *sb_subs_latencies(sb_subs *s, size_t *n);
 
 /* The post text the subscribers parse: "sb:<phase>:<seq>:<ns>", ns the
- * publish time (bb_now_ns, CLOCK_MONOTONIC). */
+ * publish time (fp_time_mono_ns). */
 void sb_post_text(char *buf, size_t len, int phase, size_t seq, int64_t ns);
 
 #endif

@@ -131,7 +131,7 @@ static void subs__on_message(struct mosquitto *m, void *obj, const struct mosqui
     subs__client *c = obj;
     subs__thread *t = c->t;
     sb_subs *s = t->s;
-    int64_t now = bb_now_ns();
+    int64_t now = fp_time_mono_ns();
     char buf[1024];
     const char *p;
     long long ts;
@@ -259,7 +259,7 @@ static void *subs__thread_main(void *arg)
 {
     subs__thread *t = arg;
     struct epoll_event evs[SUBS__EVENTS];
-    int64_t next_sweep = bb_now_ns();
+    int64_t next_sweep = fp_time_mono_ns();
     int i, k;
 
     while (!atomic_load(&t->s->stop)) {
@@ -270,9 +270,9 @@ static void *subs__thread_main(void *arg)
             break;
         for (i = 0; i < k; i++)
             subs__service(t, evs[i].data.ptr, evs[i].events);
-        if (bb_now_ns() >= next_sweep) {
+        if (fp_time_mono_ns() >= next_sweep) {
             subs__sweep(t);
-            next_sweep = bb_now_ns() + 500000000;
+            next_sweep = fp_time_mono_ns() + 500000000;
         }
     }
     for (i = 0; i < (int)t->next; i++) {
@@ -290,7 +290,7 @@ static void *subs__thread_main(void *arg)
 
 int sb_subs_start(sb_subs **out, const sb_env *e, size_t n, int threads, int timeout_ms)
 {
-    int64_t end = bb_now_ns() + (int64_t)timeout_ms * 1000000;
+    int64_t end = fp_time_mono_ns() + (int64_t)timeout_ms * 1000000;
     subs__thread *t;
     sb_subs *s;
     size_t i, per, j;
@@ -341,7 +341,7 @@ int sb_subs_start(sb_subs **out, const sb_env *e, size_t n, int threads, int tim
             return -1;
         s->threads[k].started = true;
     }
-    while (atomic_load(&s->ready) + atomic_load(&s->failed) < n && bb_now_ns() < end)
+    while (atomic_load(&s->ready) + atomic_load(&s->failed) < n && fp_time_mono_ns() < end)
         usleep(10000);
     if (atomic_load(&s->ready) < n) {
         fprintf(stderr, "bench: %zu of %zu subscribers ready (%zu failed) after %d ms\n",

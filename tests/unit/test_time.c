@@ -1,0 +1,70 @@
+/* fp_time: the clocks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "fp_time.h"
+
+static void test_monotonic_units(void **state)
+{
+    int64_t ns = fp_time_mono_ns(), us = fp_time_mono_us(), ms = fp_time_mono_ms();
+    int64_t ns2 = fp_time_mono_ns();
+    struct timespec pause = {0, 20 * 1000000L};
+
+    (void)state;
+    assert_true(ns > 0);
+    assert_true(ns2 >= ns);
+    /* Read in this order, each is no earlier than the one before it. */
+    assert_true(us >= ns / 1000);
+    assert_true(ms >= us / 1000);
+    assert_true(ns2 / 1000000 >= ms);
+    nanosleep(&pause, NULL);
+    assert_true(fp_time_mono_ms() - ms >= 20);
+}
+
+static void test_real(void **state)
+{
+    int64_t ms = fp_time_real_ms();
+    int64_t s = (int64_t)time(NULL);
+
+    (void)state;
+    /* Within a second of time(2), in milliseconds since the epoch. */
+    assert_true(ms / 1000 >= s - 1 && ms / 1000 <= s + 1);
+}
+
+static int64_t ts_ns(struct timespec t)
+{
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* The deadline is ms after the instant it was taken, normalised. */
+static void test_deadline(void **state)
+{
+    struct timespec before, after, d;
+    int ms;
+
+    (void)state;
+    for (ms = 0; ms <= 2500; ms += 250) {
+        clock_gettime(CLOCK_REALTIME, &before);
+        d = fp_time_real_deadline(ms);
+        clock_gettime(CLOCK_REALTIME, &after);
+        assert_true(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+        assert_true(ts_ns(d) >= ts_ns(before) + (int64_t)ms * 1000000);
+        assert_true(ts_ns(d) <= ts_ns(after) + (int64_t)ms * 1000000);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_monotonic_units),
+        cmocka_unit_test(test_real),
+        cmocka_unit_test(test_deadline),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
