@@ -84,7 +84,6 @@ typedef struct {
     _Atomic uint64_t v[FB_STAT__COUNT];
 } fb_stats;
 
-const char *fb_stat_name(fb_stat s);
 void fb_stats_add(fb_stats *st, fb_stat s, uint64_t n);
 void fb_stats_latency(fb_stats *st, bool stage1, int64_t us);
 

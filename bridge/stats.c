@@ -34,11 +34,6 @@ static const char *const stats__names[FB_STAT__COUNT] = {
     [FB_STAT_STAGE2_US_MAX] = "stage2_us_max",
 };
 
-const char *fb_stat_name(fb_stat s)
-{
-    return s < FB_STAT__COUNT ? stats__names[s] : "?";
-}
-
 void fb_stats_add(fb_stats *st, fb_stat s, uint64_t n)
 {
     atomic_fetch_add_explicit(&st->v[s], n, memory_order_relaxed);

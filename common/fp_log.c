@@ -26,11 +26,6 @@ void fp_log_set_level(fp_log_level level)
     log__level = (int)level;
 }
 
-fp_log_level fp_log_get_level(void)
-{
-    return (fp_log_level)log__level;
-}
-
 void fp_log_set_fd(int fd)
 {
     log__fd = fd;

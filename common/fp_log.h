@@ -27,7 +27,6 @@ void fp_log_set_component(const char *name);
 
 /* Messages below level are dropped. Default FP_LOG_INFO. */
 void fp_log_set_level(fp_log_level level);
-fp_log_level fp_log_get_level(void);
 
 /* Parses "debug", "info", "warn", "error" or "off" (any case).
  * Returns 0 and sets *out, or -EINVAL. */

@@ -3,7 +3,8 @@
  *
  * A thin C face over tools/fp-server: start a redis-server,
  * rabbitmq-server or mosquitto on a free loopback port, restart it on the
- * same port (fault tests), stop it. The script path and the run's temp dir
+ * same port (fault tests), stop it. (fp-server also starts feed-bridge and
+ * feed-gateway; the tests fork those themselves, see fp_harness_child.) The script path and the run's temp dir
  * come from the environment CTest sets (FP_HARNESS, FP_TEST_TMP). Servers a
  * test starts are also stopped by a watchdog if the test dies first.
  */
@@ -13,7 +14,7 @@
 #include <limits.h>
 
 typedef struct fp_server {
-    char kind[16];      /* "redis", "rabbitmq" or "mosquitto" */
+    char kind[16];      /* "redis", "rabbitmq" or "mosquitto" (tools/fp-server's KIND) */
     char dir[PATH_MAX]; /* where KIND.env, the data and the log live */
     char conf[PATH_MAX];/* mosquitto: extra config appended ("" = anonymous allowed) */
     int port;

@@ -184,9 +184,7 @@ int bb_subs_start(bb_subs **out, const bb_env *e, size_t n, int threads, int tim
 /* Disconnects every client and joins the threads. NULL is fine. */
 void bb_subs_stop(bb_subs *s);
 
-/* Clients with an accepted CONNACK and a SUBACK, and how many of those
- * lost their connection since. */
-size_t bb_subs_ready(bb_subs *s);
+/* Clients that lost their connection after their SUBACK. */
 size_t bb_subs_dropped(bb_subs *s);
 
 /*

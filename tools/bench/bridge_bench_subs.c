@@ -357,11 +357,6 @@ void bb_subs_stop(bb_subs *s)
     free(s);
 }
 
-size_t bb_subs_ready(bb_subs *s)
-{
-    return atomic_load(&s->ready);
-}
-
 size_t bb_subs_dropped(bb_subs *s)
 {
     return atomic_load(&s->dropped);
