@@ -75,6 +75,7 @@ typedef enum {
     FG_ROUTE_RIBBON,
     FG_ROUTE_HEALTHZ,
     FG_ROUTE_METRICS,
+    FG_ROUTE_STATS,
     FG_ROUTE_UNKNOWN, /* no route matched (404) */
     FG_ROUTE__COUNT
 } fg_route_id;
@@ -111,6 +112,8 @@ int fg_buf_printf(char **out, size_t *len, size_t *cap, const char *fmt, ...)
 /* Appends the gateway's series in Prometheus text format to out. 0 or
  * -ENOMEM. */
 int fg_metrics_render(const fg_metrics *m, char **out, size_t *len, size_t *cap);
+/* Every request counted so far (all series and the overflow). */
+uint64_t fg_metrics_requests(const fg_metrics *m);
 
 /* ------------------------------------------------------------ the gateway */
 
@@ -210,6 +213,7 @@ void fg_dev_config(fg_gateway *gw, const fg_request *req, fg_response *resp);
 void fg_dev_token(fg_gateway *gw, const fg_request *req, fg_response *resp);
 void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp);
 void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp);
+void fg_health_stats(fg_gateway *gw, const fg_request *req, fg_response *resp);
 
 /*
  * Verifies req->bearer and checks revocation. Returns 0 with *claims

@@ -1,6 +1,7 @@
 /*
- * health.c - GET /healthz (Redis and RabbitMQ answer) and GET /metrics
- * (the gateway's own series and every live node's bridge counters).
+ * health.c - GET /healthz (Redis and RabbitMQ answer), GET /metrics (the
+ * gateway's own series and every live node's bridge counters, Prometheus
+ * text) and GET /api/v1/stats (the same counters as JSON, for feedctl).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -115,4 +116,53 @@ void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp)
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     resp->body = out;
     resp->len = len;
+}
+
+/* Adds every sample to nodes as nodes[node][name] = value. 0 or -ENOMEM. */
+static int health__stats_nodes(const fb_stat_sample *s, size_t n, cJSON *nodes)
+{
+    cJSON *node;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        node = cJSON_GetObjectItemCaseSensitive(nodes, s[i].node);
+        if (node == NULL)
+            node = cJSON_AddObjectToObject(nodes, s[i].node);
+        if (node == NULL || cJSON_AddNumberToObject(node, s[i].name, (double)s[i].value) == NULL)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/*
+ * GET /api/v1/stats: {"bridges_up":bool,"nodes":{"<node>":{"<counter>":N,
+ * ...}},"gateway_requests_total":N}. The counters are the fields of every
+ * live node's stats:bridge:<node> hash, as /metrics has them; bridges_up
+ * is false (and nodes empty) when Redis could not be read. Values are
+ * JSON numbers, exact up to 2^53.
+ */
+void fg_health_stats(fg_gateway *gw, const fg_request *req, fg_response *resp)
+{
+    fb_stat_sample *samples = NULL;
+    cJSON *out = cJSON_CreateObject(), *nodes;
+    fb_store *st;
+    size_t n = 0;
+    int rc = -EIO;
+
+    (void)req;
+    st = fg_backend_store(gw);
+    if (st != NULL)
+        FG_STORE_CALL(gw, rc, fb_store_stats_get(st, &samples, &n));
+    nodes = cJSON_AddObjectToObject(out, "nodes");
+    if (out == NULL || nodes == NULL || cJSON_AddBoolToObject(out, "bridges_up", rc == 0) == NULL ||
+        (rc == 0 && health__stats_nodes(samples, n, nodes) != 0) ||
+        cJSON_AddNumberToObject(out, "gateway_requests_total",
+                                (double)fg_metrics_requests(&gw->metrics)) == NULL) {
+        free(samples);
+        cJSON_Delete(out);
+        fg_respond_json(resp, 500, NULL);
+        return;
+    }
+    free(samples);
+    fg_respond_json(resp, 200, out);
 }

@@ -51,6 +51,16 @@ void fg_metrics_observe(fg_metrics *m, fg_route_id route, const char *method, in
     m->sum_s[route] += s;
 }
 
+uint64_t fg_metrics_requests(const fg_metrics *m)
+{
+    uint64_t n = m->overflow;
+    size_t i;
+
+    for (i = 0; i < m->n_series; i++)
+        n += m->series[i].count;
+    return n;
+}
+
 int fg_buf_printf(char **out, size_t *len, size_t *cap, const char *fmt, ...)
 {
     va_list ap;

@@ -43,6 +43,7 @@ static const route__entry route__table[] = {
      {{FG_GET, fg_reads_ribbon, true}, {FG_POST, fg_reads_ribbon_push, true}}},
     {FG_ROUTE_HEALTHZ, "/healthz", "GET", {{FG_GET, fg_health_check, false}}},
     {FG_ROUTE_METRICS, "/metrics", "GET", {{FG_GET, fg_health_metrics, false}}},
+    {FG_ROUTE_STATS, "/api/v1/stats", "GET", {{FG_GET, fg_health_stats, false}}},
 };
 #define ROUTE__N (sizeof(route__table) / sizeof(route__table[0]))
 

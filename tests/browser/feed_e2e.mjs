@@ -528,18 +528,23 @@ async function scenario(browser, pages) {
 
 // ------------------------------------------------------------------ run
 
+// Screenshots of every page, taken side by side. Each may take up to
+// SHOT_TIMEOUT_MS: a full-page capture on a loaded 2-core machine (the
+// sanitizer build running beside it) has taken over 3 s. The run keeps
+// 15 s of its budget for this and for closing the browser.
+const SHOT_TIMEOUT_MS = 10000;
 async function screenshots(pages, prefix) {
-    const saved = [];
-    for (const [name, page] of Object.entries(pages)) {
+    const taken = await Promise.all(Object.entries(pages).map(async ([name, page]) => {
         const file = path.join(shotsDir, `${prefix}${name}.png`);
         try {
-            await page.screenshot({ path: file, fullPage: true, timeout: 3000 });
-            saved.push(file);
+            await page.screenshot({ path: file, fullPage: true, timeout: SHOT_TIMEOUT_MS });
+            return file;
         } catch (err) {
             process.stderr.write(`feed_e2e: screenshot of ${name} failed: ${err.message.split('\n')[0]}\n`);
+            return null;
         }
-    }
-    return saved;
+    }));
+    return taken.filter((f) => f !== null);
 }
 
 async function main() {

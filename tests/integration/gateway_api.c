@@ -590,6 +590,34 @@ static void test_metrics(void **state)
     fp_http_reply_free(&r);
 }
 
+/* GET /api/v1/stats: the same bridge counters as JSON, per node. */
+static void test_stats(void **state)
+{
+    const cJSON *nodes, *n1, *v;
+    cJSON *j;
+    int i;
+
+    (void)state;
+    for (i = 0; i < 40 && fp_bridge_stat(&env.b, "events_post_created") < 1; i++)
+        usleep(100000);
+    j = call(200, "GET", "/api/v1/stats", NULL, NULL);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "bridges_up")));
+    nodes = cJSON_GetObjectItemCaseSensitive(j, "nodes");
+    assert_true(cJSON_IsObject(nodes));
+    n1 = cJSON_GetObjectItemCaseSensitive(nodes, "n1");
+    assert_true(cJSON_IsObject(n1));
+    v = cJSON_GetObjectItemCaseSensitive(n1, "events_post_created");
+    assert_true(cJSON_IsNumber(v) && v->valuedouble >= 1);
+    v = cJSON_GetObjectItemCaseSensitive(n1, "deliveries");
+    assert_true(cJSON_IsNumber(v));
+    v = cJSON_GetObjectItemCaseSensitive(n1, "updated_ms");
+    assert_true(cJSON_IsNumber(v) && v->valuedouble > 1.7e12);
+    v = cJSON_GetObjectItemCaseSensitive(j, "gateway_requests_total");
+    assert_true(cJSON_IsNumber(v) && v->valuedouble >= 1);
+    cJSON_Delete(j);
+    refused(405, "method_not_allowed", "POST", "/api/v1/stats", NULL, "{}");
+}
+
 /* Redis down: 503 for what needs it, /healthz says which; back when it is. */
 static void test_redis_outage(void **state)
 {
@@ -610,6 +638,10 @@ static void test_redis_outage(void **state)
     /* Routes that need no Redis still work. */
     cJSON_Delete(call(200, "GET", "/api/v1/config", NULL, NULL));
     assert_int_equal(fp_http(&env, "GET", "/metrics", NULL, NULL, NULL), 200);
+    j = call(200, "GET", "/api/v1/stats", NULL, NULL);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "bridges_up")));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "nodes")), 0);
+    cJSON_Delete(j);
     assert_int_equal(fp_server_restart(&env.b.p.redis), 0);
     for (i = 0; i < 50 && fp_http(&env, "GET", "/healthz", NULL, NULL, NULL) != 200; i++)
         usleep(100000);
@@ -665,7 +697,7 @@ int main(void)
         cmocka_unit_test(test_posts),           cmocka_unit_test(test_feed_pages),
         cmocka_unit_test(test_delete),          cmocka_unit_test(test_ribbon),
         cmocka_unit_test(test_garbage),         cmocka_unit_test(test_static_client),
-        cmocka_unit_test(test_metrics),         cmocka_unit_test(test_redis_outage),
+        cmocka_unit_test(test_metrics),         cmocka_unit_test(test_stats),         cmocka_unit_test(test_redis_outage),
         cmocka_unit_test(test_rabbitmq_outage), cmocka_unit_test(test_dev_mode_off),
     };
 
