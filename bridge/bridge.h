@@ -6,8 +6,9 @@
  *   fanout.c   stage 1: feed.events -> Redis -> feed.deliver / feed.broadcast
  *   deliver.c  stage 2: feed.deliver.<node>, feed.broadcast.<node> -> local MQTT
  *   stats.c    counters, published to Redis for feedctl stats and /metrics
- *   amqp_link.c  RabbitMQ link     store.c  Redis (scripts in scripts/)
  *   mqtt_link.c  local broker link
+ * Redis and RabbitMQ through the backend library (backend/: fp_store.h,
+ * fp_amqp.h).
  */
 #ifndef FEED_BRIDGE_H
 #define FEED_BRIDGE_H
@@ -18,9 +19,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "amqp_link.h"
+#include "fp_amqp.h"
 #include "mqtt_link.h"
-#include "store.h"
+#include "fp_store.h"
 #include "fp_time.h"
 
 typedef struct {
@@ -95,9 +96,9 @@ void fb_stats_latency(fb_stats *st, bool stage1, int64_t us);
  */
 typedef struct {
     fb_config cfg;
-    fb_amqp *amqp;      /* stage 1: consumes feed.events.bridge, publishes */
-    fb_amqp *amqp_node; /* stage 2: consumes this node's queues */
-    fb_store *store;
+    fp_amqp *amqp;      /* stage 1: consumes feed.events.bridge, publishes */
+    fp_amqp *amqp_node; /* stage 2: consumes this node's queues */
+    fp_store *store;
     fb_mqtt *mqtt;
     fb_stats stats;
 } fb_bridge;
@@ -112,10 +113,10 @@ typedef enum {
     FB_LOST_AMQP,     /* RabbitMQ failed: reconnect; unacked work is redelivered */
 } fb_outcome;
 
-fb_outcome fb_fanout_handle(fb_bridge *b, const fb_amqp_msg *msg);
-fb_outcome fb_deliver_handle(fb_bridge *b, const fb_amqp_msg *msg);
+fb_outcome fb_fanout_handle(fb_bridge *b, const fp_amqp_msg *msg);
+fb_outcome fb_deliver_handle(fb_bridge *b, const fp_amqp_msg *msg);
 /* Rejects an event to feed.events.dead with one log line. */
-fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fb_amqp_msg *msg, const char *reason);
+fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fp_amqp_msg *msg, const char *reason);
 /* Publishes the current ribbon (retained) to the local broker. */
 int fb_deliver_ribbon_from_store(fb_bridge *b);
 /* Writes the counters to Redis (hash <prefix>stats:bridge:<node>). */

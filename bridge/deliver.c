@@ -20,11 +20,11 @@
 
 #define DELIVER__TOPIC_MAX (5 + FP_ID_MAX + 1)
 
-static fb_outcome deliver__drop(fb_bridge *b, const fb_amqp_msg *msg, const char *why)
+static fb_outcome deliver__drop(fb_bridge *b, const fp_amqp_msg *msg, const char *why)
 {
     fp_error("dropping a malformed %s message (%zu bytes): %s",
-             msg->source == FB_SRC_DELIVER ? "feed.deliver" : "feed.broadcast", msg->len, why);
-    return fb_amqp_reject(b->amqp_node, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
+             msg->source == FP_AMQP_SRC_DELIVER ? "feed.deliver" : "feed.broadcast", msg->len, why);
+    return fp_amqp_reject(b->amqp_node, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
 }
 
 /* Publishes payload to feed/<uid> for every recipient, then waits for the PUBACKs. */
@@ -54,7 +54,7 @@ static fb_outcome deliver__feeds(fb_bridge *b, const char *payload, const cJSON 
 
 /* Delivers one feed.deliver message. *why is set (and nothing published)
  * when the message is malformed. */
-static fb_outcome deliver__one(fb_bridge *b, const fb_amqp_msg *msg, const char **why)
+static fb_outcome deliver__one(fb_bridge *b, const fp_amqp_msg *msg, const char **why)
 {
     cJSON *root, *payload, *recipients;
     fb_outcome out = FB_RETRY_MQTT;
@@ -87,7 +87,7 @@ static fb_outcome deliver__ribbon(fb_bridge *b, const void *body, size_t len)
     return FB_DONE;
 }
 
-static bool deliver__is_ribbon(const fb_amqp_msg *msg)
+static bool deliver__is_ribbon(const fp_amqp_msg *msg)
 {
     cJSON *root = cJSON_ParseWithLength(msg->body, msg->len), *type;
     bool ok;
@@ -99,12 +99,12 @@ static bool deliver__is_ribbon(const fb_amqp_msg *msg)
     return ok;
 }
 
-fb_outcome fb_deliver_handle(fb_bridge *b, const fb_amqp_msg *msg)
+fb_outcome fb_deliver_handle(fb_bridge *b, const fp_amqp_msg *msg)
 {
     const char *why = NULL;
     fb_outcome out;
 
-    if (msg->source == FB_SRC_BROADCAST) {
+    if (msg->source == FP_AMQP_SRC_BROADCAST) {
         if (!deliver__is_ribbon(msg))
             return deliver__drop(b, msg, "not a ribbon document");
         out = deliver__ribbon(b, msg->body, msg->len);
@@ -115,7 +115,7 @@ fb_outcome fb_deliver_handle(fb_bridge *b, const fb_amqp_msg *msg)
     }
     if (out != FB_DONE)
         return out;
-    return fb_amqp_ack(b->amqp_node, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
+    return fp_amqp_ack(b->amqp_node, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
 }
 
 int fb_deliver_ribbon_from_store(fb_bridge *b)
@@ -123,7 +123,7 @@ int fb_deliver_ribbon_from_store(fb_bridge *b)
     char *ribbon = NULL;
     int rc;
 
-    rc = fb_store_ribbon_get(b->store, &ribbon);
+    rc = fp_store_ribbon_get(b->store, &ribbon);
     if (rc != 0)
         return rc;
     rc = fb_mqtt_publish(b->mqtt, "ribbon", ribbon, strlen(ribbon), true);

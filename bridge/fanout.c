@@ -4,7 +4,7 @@
  *
  * The event is validated (common/fp_event); one that can never be
  * processed is rejected to feed.events.dead with one log line. Otherwise
- * Redis applies it (bridge/store.c: a script per event), the realtime work
+ * Redis applies it (fp_store: a script per event), the realtime work
  * is published to RabbitMQ (one feed.deliver message per node that holds a
  * recipient, or the ribbon on feed.broadcast) and confirmed, and only then
  * is the event acked. A crash anywhere before the ack means redelivery,
@@ -34,7 +34,7 @@ static const fb_stat fanout__event_stat[] = {
  * recipient's feed/<uid> gets>,"recipients":[...]}. payload is compact JSON
  * text. Returns a malloc'd string or NULL (out of memory).
  */
-static char *fanout__deliver_message(const char *payload, const fb_node_targets *t)
+static char *fanout__deliver_message(const char *payload, const fp_node_targets *t)
 {
     cJSON *root = cJSON_CreateObject(), *p = cJSON_Parse(payload), *list;
     char *out = NULL;
@@ -72,7 +72,7 @@ static char *fanout__payload(const fp_event *ev)
 }
 
 /* Publishes one feed.deliver message per node and waits for the confirms. */
-static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev, const fb_fanout *f)
+static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev, const fp_fanout *f)
 {
     char *payload, *msg;
     size_t i;
@@ -89,12 +89,12 @@ static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev, c
             free(payload);
             return FB_RETRY_STORE;
         }
-        rc = fb_amqp_publish(b->amqp, FB_EXCHANGE_DELIVER, f->nodes[i].node, msg, strlen(msg));
+        rc = fp_amqp_publish(b->amqp, FP_EXCHANGE_DELIVER, f->nodes[i].node, msg, strlen(msg));
         free(msg);
     }
     free(payload);
     if (rc == 0)
-        rc = fb_amqp_confirm(b->amqp);
+        rc = fp_amqp_confirm(b->amqp);
     if (rc != 0)
         return FB_LOST_AMQP;
     fb_stats_add(&b->stats, FB_STAT_DELIVER_MESSAGES, f->n_nodes);
@@ -112,14 +112,14 @@ static fb_outcome fanout__store_outcome(int rc, bool *dead)
 
 static fb_outcome fanout__post(fb_bridge *b, const fp_event *ev, bool *dead)
 {
-    fb_fanout f = {0};
+    fp_fanout f = {0};
     fb_outcome out;
     int rc;
 
     if (ev->type == FP_EVENT_POST_CREATED)
-        rc = fb_store_post_created(b->store, ev, &f);
+        rc = fp_store_post_created(b->store, ev, &f);
     else
-        rc = fb_store_post_deleted(b->store, ev, &f);
+        rc = fp_store_post_deleted(b->store, ev, &f);
     out = fanout__store_outcome(rc, dead);
     if (rc != 0)
         return out;
@@ -129,7 +129,7 @@ static fb_outcome fanout__post(fb_bridge *b, const fp_event *ev, bool *dead)
              ev->type == FP_EVENT_POST_CREATED ? ev->post.id : ev->post_id, f.n_recipients,
              f.duplicate ? " (already done)" : "", f.n_nodes);
     out = fanout__publish_deliveries(b, ev, &f);
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
     return out;
 }
 
@@ -138,13 +138,13 @@ static fb_outcome fanout__ribbon(fb_bridge *b, const fp_event *ev, bool *dead)
     char *ribbon = NULL;
     int rc;
 
-    rc = fb_store_ribbon_push(b->store, ev, &ribbon);
+    rc = fp_store_ribbon_push(b->store, ev, &ribbon);
     if (rc != 0)
         return fanout__store_outcome(rc, dead);
-    rc = fb_amqp_publish(b->amqp, FB_EXCHANGE_BROADCAST, "", ribbon, strlen(ribbon));
+    rc = fp_amqp_publish(b->amqp, FP_EXCHANGE_BROADCAST, "", ribbon, strlen(ribbon));
     free(ribbon);
     if (rc == 0)
-        rc = fb_amqp_confirm(b->amqp);
+        rc = fp_amqp_confirm(b->amqp);
     return rc == 0 ? FB_DONE : FB_LOST_AMQP;
 }
 
@@ -163,10 +163,10 @@ static fb_outcome fanout__apply(fb_bridge *b, const fp_event *ev, bool *dead)
         return fanout__ribbon(b, ev, dead);
     case FP_EVENT_FOLLOW_CREATED:
     case FP_EVENT_FOLLOW_DELETED:
-        rc = fb_store_follow(b->store, ev);
+        rc = fp_store_follow(b->store, ev);
         break;
     case FP_EVENT_USER_REVOKED:
-        rc = fb_store_user_revoked(b->store, ev);
+        rc = fp_store_user_revoked(b->store, ev);
         break;
     default:
         rc = -EINVAL;
@@ -174,15 +174,15 @@ static fb_outcome fanout__apply(fb_bridge *b, const fp_event *ev, bool *dead)
     return fanout__store_outcome(rc, dead);
 }
 
-fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fb_amqp_msg *msg, const char *reason)
+fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fp_amqp_msg *msg, const char *reason)
 {
     fp_warn("dead-lettering event (routing key \"%.64s\", %zu bytes): %s", msg->routing_key,
             msg->len, reason);
     fb_stats_add(&b->stats, FB_STAT_DEAD_LETTERS, 1);
-    return fb_amqp_reject(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
+    return fp_amqp_reject(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
 }
 
-fb_outcome fb_fanout_handle(fb_bridge *b, const fb_amqp_msg *msg)
+fb_outcome fb_fanout_handle(fb_bridge *b, const fp_amqp_msg *msg)
 {
     char reason[256];
     fp_event ev;
@@ -195,11 +195,11 @@ fb_outcome fb_fanout_handle(fb_bridge *b, const fb_amqp_msg *msg)
         return fb_fanout_dead_letter(b, msg, reason);
     out = fanout__apply(b, &ev, &dead);
     if (out == FB_DONE && dead) {
-        snprintf(reason, sizeof(reason), "refused: %s", fb_store_errstr(b->store));
+        snprintf(reason, sizeof(reason), "refused: %s", fp_store_errstr(b->store));
         out = fb_fanout_dead_letter(b, msg, reason);
     } else if (out == FB_DONE) {
         fb_stats_add(&b->stats, fanout__event_stat[ev.type], 1);
-        out = fb_amqp_ack(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
+        out = fp_amqp_ack(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
     }
     fp_event_free(&ev);
     return out;

@@ -64,7 +64,7 @@ static void main__backoff(int *ms)
 
 static int main__store_up(fb_bridge *b)
 {
-    fb_store_config c = {.host = b->cfg.redis_host,
+    fp_store_config c = {.host = b->cfg.redis_host,
                          .port = (int)b->cfg.redis_port,
                          .prefix = b->cfg.redis_prefix,
                          .feed_length = (int)b->cfg.feed_length,
@@ -74,15 +74,15 @@ static int main__store_up(fb_bridge *b)
 
     bool failed = false;
 
-    rc = b->store == NULL ? fb_store_open(&b->store, &c) : fb_store_reconnect(b->store);
+    rc = b->store == NULL ? fp_store_open(&b->store, &c) : fp_store_reconnect(b->store);
     while (rc != 0 && !main__stop) {
         fp_log(
             failed ? FP_LOG_DEBUG : FP_LOG_WARN, "redis %s:%d: %s; retrying (backoff up to %d ms)",
             b->cfg.redis_host, (int)b->cfg.redis_port,
-            b->store != NULL ? fb_store_errstr(b->store) : "out of memory", MAIN__BACKOFF_MAX_MS);
+            b->store != NULL ? fp_store_errstr(b->store) : "out of memory", MAIN__BACKOFF_MAX_MS);
         failed = true;
         main__backoff(&wait);
-        rc = b->store == NULL ? fb_store_open(&b->store, &c) : fb_store_reconnect(b->store);
+        rc = b->store == NULL ? fp_store_open(&b->store, &c) : fp_store_reconnect(b->store);
     }
     if (rc == 0 && failed)
         fp_info("redis %s:%d: connected again", b->cfg.redis_host, (int)b->cfg.redis_port);
@@ -91,9 +91,9 @@ static int main__store_up(fb_bridge *b)
 
 /* (Re)opens one stage's AMQP link, *link, retrying until it works or stop.
  * stage1 selects what it consumes. */
-static int main__amqp_up(fb_bridge *b, fb_amqp **link, bool stage1)
+static int main__amqp_up(fb_bridge *b, fp_amqp **link, bool stage1)
 {
-    fb_amqp_config c = {.host = b->cfg.amqp_host,
+    fp_amqp_config c = {.host = b->cfg.amqp_host,
                         .port = (int)b->cfg.amqp_port,
                         .user = b->cfg.amqp_user,
                         .password = b->cfg.amqp_password,
@@ -109,14 +109,14 @@ static int main__amqp_up(fb_bridge *b, fb_amqp **link, bool stage1)
     int wait = MAIN__BACKOFF_MIN_MS, rc;
     bool failed = false;
 
-    rc = *link == NULL ? fb_amqp_open(link, &c) : fb_amqp_reconnect(*link);
+    rc = *link == NULL ? fp_amqp_open(link, &c) : fp_amqp_reconnect(*link);
     while (rc != 0 && !main__stop) {
         fp_log(failed ? FP_LOG_DEBUG : FP_LOG_WARN,
                "rabbitmq %s:%d: %s; retrying (backoff up to %d ms)", b->cfg.amqp_host,
-               (int)b->cfg.amqp_port, fb_amqp_errstr(*link), MAIN__BACKOFF_MAX_MS);
+               (int)b->cfg.amqp_port, fp_amqp_errstr(*link), MAIN__BACKOFF_MAX_MS);
         failed = true;
         main__backoff(&wait);
-        rc = *link == NULL ? fb_amqp_open(link, &c) : fb_amqp_reconnect(*link);
+        rc = *link == NULL ? fp_amqp_open(link, &c) : fp_amqp_reconnect(*link);
     }
     if (rc == 0 && failed)
         fp_info("rabbitmq %s:%d: connected again", b->cfg.amqp_host, (int)b->cfg.amqp_port);
@@ -173,9 +173,9 @@ static int main__open(fb_bridge *b)
  * way. Returns after a RabbitMQ failure without settling: the broker
  * redelivers what was not acked. link is the stage's AMQP link.
  */
-static void main__handle(fb_bridge *b, fb_amqp **link, const fb_amqp_msg *msg)
+static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
 {
-    bool stage1 = msg->source == FB_SRC_EVENTS;
+    bool stage1 = msg->source == FP_AMQP_SRC_EVENTS;
     int64_t start = fp_time_mono_us();
     int refused = 0, wait = MAIN__BACKOFF_MIN_MS;
     char reason[256];
@@ -187,17 +187,17 @@ static void main__handle(fb_bridge *b, fb_amqp **link, const fb_amqp_msg *msg)
             break;
         if (out == FB_STORE_REFUSED && ++refused >= MAIN__REFUSED_TRIES) {
             snprintf(reason, sizeof(reason), "redis kept refusing it: %s",
-                     fb_store_errstr(b->store));
+                     fp_store_errstr(b->store));
             if (fb_fanout_dead_letter(b, msg, reason) == FB_DONE)
                 break;
             out = FB_LOST_AMQP;
         }
         if (out == FB_STORE_REFUSED) {
-            fp_warn("redis refused an event (%s); retrying in %d ms", fb_store_errstr(b->store),
+            fp_warn("redis refused an event (%s); retrying in %d ms", fp_store_errstr(b->store),
                     wait);
             main__backoff(&wait);
         } else if (out == FB_RETRY_STORE) {
-            fp_warn("redis: %s; reconnecting", fb_store_errstr(b->store));
+            fp_warn("redis: %s; reconnecting", fp_store_errstr(b->store));
             fb_stats_add(&b->stats, FB_STAT_RECONNECTS_REDIS, 1);
             if (main__store_up(b) != 0)
                 break;
@@ -207,7 +207,7 @@ static void main__handle(fb_bridge *b, fb_amqp **link, const fb_amqp_msg *msg)
             if (main__mqtt_up(b) != 0)
                 break;
         } else {
-            fp_warn("rabbitmq: %s; reconnecting", fb_amqp_errstr(*link));
+            fp_warn("rabbitmq: %s; reconnecting", fp_amqp_errstr(*link));
             fb_stats_add(&b->stats, FB_STAT_RECONNECTS_AMQP, 1);
             main__amqp_up(b, link, stage1);
             return;
@@ -226,22 +226,22 @@ static void main__periodic(fb_bridge *b, int64_t *next_stats)
     *next_stats = now + MAIN__STATS_EVERY_US;
     atomic_store(&b->stats.v[FB_STAT_RECONNECTS_MQTT], fb_mqtt_reconnects(b->mqtt));
     if (fb_stats_publish(b) != 0)
-        fp_debug("redis: counters not written: %s", fb_store_errstr(b->store));
+        fp_debug("redis: counters not written: %s", fp_store_errstr(b->store));
 }
 
 /* One stage's loop: take a message from its link, handle it, repeat. */
-static void main__loop(fb_bridge *b, fb_amqp **link, bool stage1)
+static void main__loop(fb_bridge *b, fp_amqp **link, bool stage1)
 {
     int64_t next_stats = 0;
-    fb_amqp_msg msg;
+    fp_amqp_msg msg;
     int rc;
 
     while (!main__stop) {
-        rc = fb_amqp_next(*link, &msg, MAIN__POLL_MS);
+        rc = fp_amqp_next(*link, &msg, MAIN__POLL_MS);
         if (rc == 0)
             main__handle(b, link, &msg);
         else if (rc == -EIO && !main__stop) {
-            fp_warn("rabbitmq: %s; reconnecting", fb_amqp_errstr(*link));
+            fp_warn("rabbitmq: %s; reconnecting", fp_amqp_errstr(*link));
             fb_stats_add(&b->stats, FB_STAT_RECONNECTS_AMQP, 1);
             main__amqp_up(b, link, stage1);
         }
@@ -337,10 +337,10 @@ int main(int argc, char **argv)
         main__run(&b);
     if (b.store != NULL && rc == 0)
         fb_stats_publish(&b);
-    fb_amqp_free(b.amqp);
-    fb_amqp_free(b.amqp_node);
+    fp_amqp_free(b.amqp);
+    fp_amqp_free(b.amqp_node);
     fb_mqtt_free(b.mqtt);
-    fb_store_free(b.store);
+    fp_store_free(b.store);
     mosquitto_lib_cleanup();
     fb_config_free(&b.cfg);
     if (rc == -EINVAL || rc == -ENOMEM)

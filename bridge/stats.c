@@ -68,5 +68,5 @@ int fb_stats_publish(fb_bridge *b)
     }
     names[i] = "updated_ms";
     values[i] = (uint64_t)fp_time_real_ms();
-    return fb_store_put_stats(b->store, b->cfg.node_id, names, values, FB_STAT__COUNT + 1);
+    return fp_store_put_stats(b->store, b->cfg.node_id, names, values, FB_STAT__COUNT + 1);
 }

@@ -14,7 +14,7 @@
 int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, fg_response *resp)
 {
     char reason[160];
-    fb_store *st;
+    fp_store *st;
     int64_t before = 0;
     int rc;
 
@@ -35,7 +35,7 @@ int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, 
         fg_respond_unavailable(resp, "redis");
         return -1;
     }
-    FG_STORE_CALL(gw, rc, fb_store_revoked_before(st, claims->sub, &before));
+    FG_STORE_CALL(gw, rc, fp_store_revoked_before(st, claims->sub, &before));
     if (rc == -EIO) {
         fg_respond_unavailable(resp, "redis");
         return -1;

@@ -1,6 +1,7 @@
 /*
- * backend.c - feed-gateway's Redis store (bridge/store) and RabbitMQ
- * publisher (bridge/amqp_link, publisher only, with confirms).
+ * backend.c - feed-gateway's Redis store (fp_store) and RabbitMQ
+ * publisher (fp_amqp, publisher only, with confirms), both from the
+ * backend library.
  *
  * Both are opened at start; one that is down then is logged and opened
  * on first use. After a failure a backend is not retried for
@@ -36,11 +37,11 @@ static void backend__up(int64_t *retry_us, const char *what)
 
 int fg_backend_open(fg_gateway *gw)
 {
-    fb_store_config sc = {.host = gw->cfg.redis_host,
+    fp_store_config sc = {.host = gw->cfg.redis_host,
                           .port = (int)gw->cfg.redis_port,
                           .prefix = gw->cfg.redis_prefix,
                           .timeout_ms = (int)gw->cfg.timeout_ms};
-    fb_amqp_config ac = {.host = gw->cfg.amqp_host,
+    fp_amqp_config ac = {.host = gw->cfg.amqp_host,
                          .port = (int)gw->cfg.amqp_port,
                          .user = gw->cfg.amqp_user,
                          .password = gw->cfg.amqp_password,
@@ -50,28 +51,28 @@ int fg_backend_open(fg_gateway *gw)
                          .timeout_ms = (int)gw->cfg.timeout_ms};
     int rc;
 
-    rc = fb_store_open(&gw->store, &sc);
+    rc = fp_store_open(&gw->store, &sc);
     if (rc == -ENOMEM)
         return rc;
     if (rc == -EINVAL) {
-        fp_error("redis: %s", fb_store_errstr(gw->store));
+        fp_error("redis: %s", fp_store_errstr(gw->store));
         return rc;
     }
     if (rc != 0)
-        backend__down(&gw->store_retry_us, "redis", fb_store_errstr(gw->store));
-    rc = fb_amqp_open(&gw->amqp, &ac);
+        backend__down(&gw->store_retry_us, "redis", fp_store_errstr(gw->store));
+    rc = fp_amqp_open(&gw->amqp, &ac);
     if (rc == -ENOMEM || gw->amqp == NULL)
         return -ENOMEM;
     if (rc != 0)
-        backend__down(&gw->amqp_retry_us, "rabbitmq", fb_amqp_errstr(gw->amqp));
+        backend__down(&gw->amqp_retry_us, "rabbitmq", fp_amqp_errstr(gw->amqp));
     return 0;
 }
 
 void fg_backend_close(fg_gateway *gw)
 {
-    fb_store_free(gw->store);
+    fp_store_free(gw->store);
     gw->store = NULL;
-    fb_amqp_free(gw->amqp);
+    fp_amqp_free(gw->amqp);
     gw->amqp = NULL;
 }
 
@@ -79,15 +80,15 @@ int fg_backend_store_reconnect(fg_gateway *gw)
 {
     if (gw->store_retry_us != 0 && fp_time_mono_us() < gw->store_retry_us)
         return -EIO;
-    if (fb_store_reconnect(gw->store) != 0) {
-        backend__down(&gw->store_retry_us, "redis", fb_store_errstr(gw->store));
+    if (fp_store_reconnect(gw->store) != 0) {
+        backend__down(&gw->store_retry_us, "redis", fp_store_errstr(gw->store));
         return -EIO;
     }
     backend__up(&gw->store_retry_us, "redis");
     return 0;
 }
 
-fb_store *fg_backend_store(fg_gateway *gw)
+fp_store *fg_backend_store(fg_gateway *gw)
 {
     /* A store that failed (or never connected) reports an error until it
      * is reconnected; a healthy one has err 0 since its last connect. */
@@ -101,8 +102,8 @@ static int backend__amqp_reconnect(fg_gateway *gw)
 {
     if (gw->amqp_retry_us != 0 && fp_time_mono_us() < gw->amqp_retry_us)
         return -EIO;
-    if (fb_amqp_reconnect(gw->amqp) != 0) {
-        backend__down(&gw->amqp_retry_us, "rabbitmq", fb_amqp_errstr(gw->amqp));
+    if (fp_amqp_reconnect(gw->amqp) != 0) {
+        backend__down(&gw->amqp_retry_us, "rabbitmq", fp_amqp_errstr(gw->amqp));
         return -EIO;
     }
     backend__up(&gw->amqp_retry_us, "rabbitmq");
@@ -120,10 +121,10 @@ typedef struct {
 static int backend__amqp_once(fg_gateway *gw, const backend__op *op)
 {
     if (op->rk == NULL)
-        return fb_amqp_ping(gw->amqp);
-    if (fb_amqp_publish(gw->amqp, FB_EXCHANGE_EVENTS, op->rk, op->body, op->len) != 0)
+        return fp_amqp_ping(gw->amqp);
+    if (fp_amqp_publish(gw->amqp, FP_EXCHANGE_EVENTS, op->rk, op->body, op->len) != 0)
         return -EIO;
-    return fb_amqp_confirm(gw->amqp);
+    return fp_amqp_confirm(gw->amqp);
 }
 
 /*
@@ -140,13 +141,13 @@ static int backend__amqp_run(fg_gateway *gw, const backend__op *op)
     rc = backend__amqp_once(gw, op);
     if (rc == 0)
         return 0;
-    fp_info("rabbitmq: %s; reconnecting", fb_amqp_errstr(gw->amqp));
+    fp_info("rabbitmq: %s; reconnecting", fp_amqp_errstr(gw->amqp));
     gw->amqp_retry_us = 0;
     rc = backend__amqp_reconnect(gw);
     if (rc == 0)
         rc = backend__amqp_once(gw, op);
     if (rc != 0)
-        backend__down(&gw->amqp_retry_us, "rabbitmq", fb_amqp_errstr(gw->amqp));
+        backend__down(&gw->amqp_retry_us, "rabbitmq", fp_amqp_errstr(gw->amqp));
     return rc;
 }
 
@@ -173,7 +174,7 @@ int fg_backend_amqp_ping(fg_gateway *gw, const char **errstr)
     backend__op op = {NULL, NULL, 0};
     int rc = backend__amqp_run(gw, &op);
 
-    *errstr = fb_amqp_errstr(gw->amqp);
+    *errstr = fp_amqp_errstr(gw->amqp);
     return rc;
 }
 
@@ -196,6 +197,6 @@ void fg_respond_store_error(fg_gateway *gw, fg_response *resp, int rc, const cha
         fg_respond_unavailable(resp, "redis");
         return;
     }
-    fp_error("%s: %s", what, fb_store_errstr(gw->store));
+    fp_error("%s: %s", what, fp_store_errstr(gw->store));
     fg_respond_internal(resp, what, rc);
 }

@@ -53,7 +53,7 @@ void fg_follows_list(fg_gateway *gw, const fg_request *req, fg_response *resp)
 {
     char(*ids)[FP_ID_BUFSZ] = NULL;
     cJSON *out, *arr;
-    fb_store *st;
+    fp_store *st;
     size_t i, n = 0;
     int rc;
 
@@ -62,7 +62,7 @@ void fg_follows_list(fg_gateway *gw, const fg_request *req, fg_response *resp)
         fg_respond_unavailable(resp, "redis");
         return;
     }
-    FG_STORE_CALL(gw, rc, fb_store_following(st, req->caller.sub, &ids, &n));
+    FG_STORE_CALL(gw, rc, fp_store_following(st, req->caller.sub, &ids, &n));
     if (rc != 0) {
         fg_respond_store_error(gw, resp, rc, "follows read");
         return;

@@ -24,11 +24,11 @@
 
 #include <cjson/cJSON.h>
 
-#include "amqp_link.h"
+#include "fp_amqp.h"
 #include "fp_event.h"
 #include "fp_jwt.h"
 #include "fp_time.h"
-#include "store.h"
+#include "fp_store.h"
 
 typedef struct {
     char *http_host;
@@ -119,8 +119,8 @@ uint64_t fg_metrics_requests(const fg_metrics *m);
 
 typedef struct {
     fg_config cfg;
-    fb_store *store;
-    fb_amqp *amqp;
+    fp_store *store;
+    fp_amqp *amqp;
     int64_t store_retry_us; /* no reconnect attempt before this (fail fast) */
     int64_t amqp_retry_us;
     fp_jwt_verifier *verifier;
@@ -137,7 +137,7 @@ int fg_backend_open(fg_gateway *gw);
 void fg_backend_close(fg_gateway *gw);
 /* The store, reconnected first when its last call broke the connection.
  * NULL when Redis is down (the caller answers 503). */
-fb_store *fg_backend_store(fg_gateway *gw);
+fp_store *fg_backend_store(fg_gateway *gw);
 /* Reconnects the store after a call returned -EIO. 0 or -EIO. */
 int fg_backend_store_reconnect(fg_gateway *gw);
 /*

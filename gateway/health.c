@@ -14,14 +14,14 @@ void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp)
 {
     const char *amqp_err = "";
     cJSON *out = cJSON_CreateObject();
-    fb_store *st;
+    fp_store *st;
     bool redis_ok = false, amqp_ok;
     int rc = -EIO;
 
     (void)req;
     st = fg_backend_store(gw);
     if (st != NULL)
-        FG_STORE_CALL(gw, rc, fb_store_ping(st));
+        FG_STORE_CALL(gw, rc, fp_store_ping(st));
     redis_ok = rc == 0;
     amqp_ok = fg_backend_amqp_ping(gw, &amqp_err) == 0;
     if (out == NULL ||
@@ -57,7 +57,7 @@ static bool health__gauge(const char *name)
  * in the same field order, so each name's TYPE line is written once, the
  * first time it is seen (a linear scan: a few dozen names).
  */
-static int health__bridge(const fb_stat_sample *s, size_t n, char **out, size_t *len, size_t *cap)
+static int health__bridge(const fp_stat_sample *s, size_t n, char **out, size_t *len, size_t *cap)
 {
     size_t i, j;
     bool seen;
@@ -81,10 +81,10 @@ static int health__bridge(const fb_stat_sample *s, size_t n, char **out, size_t 
 
 void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp)
 {
-    fb_stat_sample *samples = NULL;
+    fp_stat_sample *samples = NULL;
     size_t n = 0, len = 0, cap = 4096;
     char *out = malloc(cap);
-    fb_store *st;
+    fp_store *st;
     int rc = -EIO, stats_rc = -EIO;
 
     (void)req;
@@ -95,7 +95,7 @@ void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp)
     out[0] = '\0';
     st = fg_backend_store(gw);
     if (st != NULL)
-        FG_STORE_CALL(gw, stats_rc, fb_store_stats_get(st, &samples, &n));
+        FG_STORE_CALL(gw, stats_rc, fp_store_stats_get(st, &samples, &n));
     rc = fg_metrics_render(&gw->metrics, &out, &len, &cap);
     if (rc == 0)
         rc = fg_buf_printf(&out, &len, &cap,
@@ -119,7 +119,7 @@ void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp)
 }
 
 /* Adds every sample to nodes as nodes[node][name] = value. 0 or -ENOMEM. */
-static int health__stats_nodes(const fb_stat_sample *s, size_t n, cJSON *nodes)
+static int health__stats_nodes(const fp_stat_sample *s, size_t n, cJSON *nodes)
 {
     cJSON *node;
     size_t i;
@@ -143,16 +143,16 @@ static int health__stats_nodes(const fb_stat_sample *s, size_t n, cJSON *nodes)
  */
 void fg_health_stats(fg_gateway *gw, const fg_request *req, fg_response *resp)
 {
-    fb_stat_sample *samples = NULL;
+    fp_stat_sample *samples = NULL;
     cJSON *out = cJSON_CreateObject(), *nodes;
-    fb_store *st;
+    fp_store *st;
     size_t n = 0;
     int rc = -EIO;
 
     (void)req;
     st = fg_backend_store(gw);
     if (st != NULL)
-        FG_STORE_CALL(gw, rc, fb_store_stats_get(st, &samples, &n));
+        FG_STORE_CALL(gw, rc, fp_store_stats_get(st, &samples, &n));
     nodes = cJSON_AddObjectToObject(out, "nodes");
     if (out == NULL || nodes == NULL || cJSON_AddBoolToObject(out, "bridges_up", rc == 0) == NULL ||
         (rc == 0 && health__stats_nodes(samples, n, nodes) != 0) ||

@@ -87,7 +87,7 @@ void fg_posts_delete(fg_gateway *gw, const fg_request *req, fg_response *resp)
 {
     fp_event ev = {.type = FP_EVENT_POST_DELETED};
     char author[FP_ID_BUFSZ];
-    fb_store *st;
+    fp_store *st;
     cJSON *out;
     int rc;
 
@@ -100,7 +100,7 @@ void fg_posts_delete(fg_gateway *gw, const fg_request *req, fg_response *resp)
         fg_respond_unavailable(resp, "redis");
         return;
     }
-    FG_STORE_CALL(gw, rc, fb_store_post_author(st, req->param, author));
+    FG_STORE_CALL(gw, rc, fp_store_post_author(st, req->param, author));
     if (rc == -ENOENT) {
         fg_respond_error(resp, 404, "not_found", "no post %s", req->param);
         return;

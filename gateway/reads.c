@@ -35,7 +35,7 @@ static int reads__limit(const char *s, size_t *out)
 
 /* {"posts":[...],"next_before":id|null} from a page of stored bodies;
  * a body that does not parse is skipped. */
-static cJSON *reads__page_json(const fb_feed_page *page, size_t limit)
+static cJSON *reads__page_json(const fp_feed_page *page, size_t limit)
 {
     cJSON *out = cJSON_CreateObject(), *arr, *post;
     size_t i;
@@ -66,8 +66,8 @@ static cJSON *reads__page_json(const fb_feed_page *page, size_t limit)
 
 void fg_reads_feed(fg_gateway *gw, const fg_request *req, fg_response *resp)
 {
-    fb_feed_page page = {0};
-    fb_store *st;
+    fp_feed_page page = {0};
+    fp_store *st;
     size_t limit;
     int rc;
 
@@ -85,19 +85,19 @@ void fg_reads_feed(fg_gateway *gw, const fg_request *req, fg_response *resp)
         fg_respond_unavailable(resp, "redis");
         return;
     }
-    FG_STORE_CALL(gw, rc, fb_store_feed_page(st, req->caller.sub, limit, req->before, &page));
+    FG_STORE_CALL(gw, rc, fp_store_feed_page(st, req->caller.sub, limit, req->before, &page));
     if (rc != 0) {
         fg_respond_store_error(gw, resp, rc, "feed read");
         return;
     }
     fg_respond_json(resp, 200, reads__page_json(&page, limit));
-    fb_feed_page_free(&page);
+    fp_feed_page_free(&page);
 }
 
 void fg_reads_ribbon(fg_gateway *gw, const fg_request *req, fg_response *resp)
 {
     char *json = NULL;
-    fb_store *st;
+    fp_store *st;
     int rc;
 
     (void)req;
@@ -106,7 +106,7 @@ void fg_reads_ribbon(fg_gateway *gw, const fg_request *req, fg_response *resp)
         fg_respond_unavailable(resp, "redis");
         return;
     }
-    FG_STORE_CALL(gw, rc, fb_store_ribbon_get(st, &json));
+    FG_STORE_CALL(gw, rc, fp_store_ribbon_get(st, &json));
     if (rc != 0) {
         fg_respond_store_error(gw, resp, rc, "ribbon read");
         return;

@@ -30,6 +30,7 @@
 #include <mosquitto_broker.h>
 
 #include "feed_auth.h"
+#include "fp_keys.h"
 
 #define REDIS__BACKOFF_MIN_MS 100
 #define REDIS__BACKOFF_MAX_MS 2000
@@ -474,14 +475,6 @@ static void *redis__main(void *arg)
     return NULL;
 }
 
-/* Builds "<prefix><name><suffix>" into buf. Returns 0 or -ENAMETOOLONG. */
-static int redis__key(char *buf, const char *prefix, const char *name, const char *suffix)
-{
-    int n = snprintf(buf, REDIS__KEY_MAX, "%s%s%s", prefix, name, suffix);
-
-    return n < 0 || n >= REDIS__KEY_MAX ? -ENAMETOOLONG : 0;
-}
-
 int fa_redis_start(fa_redis **out, const fa_options *o, fa_presence *p, fa_revocations *r)
 {
     fa_redis *rs;
@@ -495,11 +488,12 @@ int fa_redis_start(fa_redis **out, const fa_options *o, fa_presence *p, fa_revoc
     rs->revocations = r;
     rs->backoff_ms = REDIS__BACKOFF_MIN_MS;
     atomic_init(&rs->stop, false);
-    if (redis__key(rs->key_online, o->redis_prefix, "online:", o->node_id) != 0 ||
-        redis__key(rs->key_node, o->redis_prefix, "node:", o->node_id) != 0 ||
-        redis__key(rs->key_nodes, o->redis_prefix, "nodes", "") != 0 ||
-        redis__key(rs->key_revoked, o->redis_prefix, "revoked:", "") != 0 ||
-        redis__key(rs->chan_revoked, o->redis_prefix, "revoked", "") != 0) {
+    if (fp_key(rs->key_online, REDIS__KEY_MAX, o->redis_prefix, FP_KEY_ONLINE, o->node_id) != 0 ||
+        fp_key(rs->key_node, REDIS__KEY_MAX, o->redis_prefix, FP_KEY_NODE, o->node_id) != 0 ||
+        fp_key(rs->key_nodes, REDIS__KEY_MAX, o->redis_prefix, FP_KEY_NODES, NULL) != 0 ||
+        fp_key(rs->key_revoked, REDIS__KEY_MAX, o->redis_prefix, FP_KEY_REVOKED, NULL) != 0 ||
+        fp_key(rs->chan_revoked, REDIS__KEY_MAX, o->redis_prefix, FP_KEY_REVOKED_CHANNEL, NULL) !=
+            0) {
         free(rs);
         return -ENAMETOOLONG;
     }

@@ -1,5 +1,5 @@
 /*
- * bridge_store: feed-bridge's Redis layer (bridge/store.c) against a real
+ * bridge_store: the backend's Redis layer (backend/store.c) against a real
  * redis-server started by the harness, one per test: post fan-out (followers,
  * explicit recipients, the feed cap, redelivery), online targeting per live
  * node with stale-node cleanup, deletes, follows, the ribbon script,
@@ -23,13 +23,13 @@
 
 #include "fp_harness.h"
 #include "fp_time.h"
-#include "store.h"
+#include "fp_store.h"
 
 #define PREFIX "pfx:"
 
 typedef struct {
     fp_server redis;
-    fb_store *st;     /* opened with PREFIX */
+    fp_store *st;     /* opened with PREFIX */
     redisContext *rc; /* raw connection for setup and checks */
 } env;
 
@@ -47,18 +47,18 @@ static redisContext *raw_connect(const fp_server *s)
     return c;
 }
 
-static fb_store *open_store(const fp_server *s, const char *prefix, int feed_length)
+static fp_store *open_store(const fp_server *s, const char *prefix, int feed_length)
 {
-    fb_store_config cfg = {.host = "127.0.0.1",
+    fp_store_config cfg = {.host = "127.0.0.1",
                            .port = s->port,
                            .prefix = prefix,
                            .feed_length = feed_length,
                            .timeout_ms = 5000};
-    fb_store *st = NULL;
-    int rc = fb_store_open(&st, &cfg);
+    fp_store *st = NULL;
+    int rc = fp_store_open(&st, &cfg);
 
     if (rc != 0)
-        fail_msg("fb_store_open: %d (%s)", rc, fb_store_errstr(st));
+        fail_msg("fp_store_open: %d (%s)", rc, fp_store_errstr(st));
     return st;
 }
 
@@ -78,7 +78,7 @@ static int teardown(void **state)
 {
     env *e = *state;
 
-    fb_store_free(e->st);
+    fp_store_free(e->st);
     redisFree(e->rc);
     fp_server_stop(&e->redis);
     free(e);
@@ -130,7 +130,7 @@ __attribute__((format(printf, 2, 3))) static void event(fp_event *ev, const char
         fail_msg("event %s: %s", body, reason);
 }
 
-static void post(fb_store *st, const char *id, const char *author, fb_fanout *f)
+static void post(fp_store *st, const char *id, const char *author, fp_fanout *f)
 {
     fp_event ev;
     int rc;
@@ -139,19 +139,19 @@ static void post(fb_store *st, const char *id, const char *author, fb_fanout *f)
           "{\"type\":\"post.created\",\"post\":{\"id\":\"%s\",\"author_id\":\"%s\","
           "\"text\":\"hello from %s\",\"created_at\":1700000000000}}",
           id, author, author);
-    rc = fb_store_post_created(st, &ev, f);
+    rc = fp_store_post_created(st, &ev, f);
     if (rc != 0)
-        fail_msg("post_created %s: %d (%s)", id, rc, fb_store_errstr(st));
+        fail_msg("post_created %s: %d (%s)", id, rc, fp_store_errstr(st));
     fp_event_free(&ev);
 }
 
-static void follow(fb_store *st, const char *type, const char *follower, const char *followee)
+static void follow(fp_store *st, const char *type, const char *follower, const char *followee)
 {
     fp_event ev;
 
     event(&ev, "{\"type\":\"%s\",\"follower_id\":\"%s\",\"followee_id\":\"%s\"}", type, follower,
           followee);
-    assert_int_equal(fb_store_follow(st, &ev), 0);
+    assert_int_equal(fp_store_follow(st, &ev), 0);
     fp_event_free(&ev);
 }
 
@@ -168,21 +168,21 @@ static size_t list_count(redisContext *c, const char *key, const char *id)
     return n;
 }
 
-/* True when fb_store_feed_ids(uid) returns id. */
-static bool feed_has(fb_store *st, const char *uid, const char *id)
+/* True when fp_store_feed_ids(uid) returns id. */
+static bool feed_has(fp_store *st, const char *uid, const char *id)
 {
     char(*ids)[FP_ID_BUFSZ] = NULL;
     size_t n = 0, i;
     bool found = false;
 
-    assert_int_equal(fb_store_feed_ids(st, uid, 1000, &ids, &n), 0);
+    assert_int_equal(fp_store_feed_ids(st, uid, 1000, &ids, &n), 0);
     for (i = 0; i < n; i++)
         found = found || strcmp(ids[i], id) == 0;
     free(ids);
     return found;
 }
 
-static const fb_node_targets *find_node(const fb_fanout *f, const char *node)
+static const fp_node_targets *find_node(const fp_fanout *f, const char *node)
 {
     size_t i;
 
@@ -193,7 +193,7 @@ static const fb_node_targets *find_node(const fb_fanout *f, const char *node)
     return NULL;
 }
 
-static bool has_user(const fb_node_targets *t, const char *uid)
+static bool has_user(const fp_node_targets *t, const char *uid)
 {
     size_t i;
 
@@ -212,9 +212,9 @@ static double now_s(void)
 /* ------------------------------------------------------------- posts */
 
 /* B follows A; A posts: B's and A's feeds hold it, C's does not. */
-static void seed_scenario(fb_store *st, redisContext *rc, const char *prefix)
+static void seed_scenario(fp_store *st, redisContext *rc, const char *prefix)
 {
-    fb_fanout f;
+    fp_fanout f;
     redisReply *r;
     cJSON *body;
     char key[64];
@@ -224,7 +224,7 @@ static void seed_scenario(fb_store *st, redisContext *rc, const char *prefix)
     assert_false(f.duplicate);
     assert_int_equal(f.n_recipients, 2);
     assert_int_equal(f.n_nodes, 0); /* nobody online anywhere */
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
 
     assert_true(feed_has(st, "B", "p1"));
     assert_true(feed_has(st, "A", "p1"));
@@ -248,14 +248,14 @@ static void seed_scenario(fb_store *st, redisContext *rc, const char *prefix)
 static void test_seed_scenario(void **state)
 {
     env *e = *state;
-    fb_store *plain;
+    fp_store *plain;
 
     seed_scenario(e->st, e->rc, PREFIX);
     /* The same without a prefix, on the same server: separate keys. */
     plain = open_store(&e->redis, "", 0);
     assert_false(feed_has(plain, "B", "p1"));
     seed_scenario(plain, e->rc, "");
-    fb_store_free(plain);
+    fp_store_free(plain);
     assert_int_equal(cmd_int(e->rc, "EXISTS %s", "followers:A"), 1);
     assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "followers:A"), 1);
 }
@@ -264,16 +264,16 @@ static void test_seed_scenario(void **state)
 static void test_explicit_recipients(void **state)
 {
     env *e = *state;
-    fb_fanout f;
+    fp_fanout f;
     fp_event ev;
 
     follow(e->st, "follow.created", "B", "A");
     event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"p2\",\"author_id\":\"A\","
                "\"text\":\"just you two\",\"created_at\":1},\"recipients\":[\"C\",\"D\",\"C\"]}");
-    assert_int_equal(fb_store_post_created(e->st, &ev, &f), 0);
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
     fp_event_free(&ev);
     assert_int_equal(f.n_recipients, 3);
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
     assert_true(feed_has(e->st, "C", "p2"));
     assert_true(feed_has(e->st, "D", "p2"));
     assert_true(feed_has(e->st, "A", "p2"));
@@ -286,17 +286,17 @@ static void test_feed_cap(void **state)
     env *e = *state;
     char(*ids)[FP_ID_BUFSZ] = NULL;
     char id[16];
-    fb_fanout f;
+    fp_fanout f;
     size_t n = 0, i;
 
     follow(e->st, "follow.created", "B", "A");
     for (i = 0; i < 1500; i++) {
         snprintf(id, sizeof(id), "p%04zu", i);
         post(e->st, id, "A", &f);
-        fb_fanout_free(&f);
+        fp_fanout_free(&f);
     }
     assert_int_equal(cmd_int(e->rc, "LLEN %s", PREFIX "feed:B"), 1000);
-    assert_int_equal(fb_store_feed_ids(e->st, "B", 5000, &ids, &n), 0);
+    assert_int_equal(fp_store_feed_ids(e->st, "B", 5000, &ids, &n), 0);
     assert_int_equal(n, 1000);
     for (i = 0; i < n; i++) {
         snprintf(id, sizeof(id), "p%04zu", 1499 - i);
@@ -304,12 +304,12 @@ static void test_feed_cap(void **state)
     }
     free(ids);
     /* A limit smaller than the feed. */
-    assert_int_equal(fb_store_feed_ids(e->st, "B", 3, &ids, &n), 0);
+    assert_int_equal(fp_store_feed_ids(e->st, "B", 3, &ids, &n), 0);
     assert_int_equal(n, 3);
     assert_string_equal(ids[0], "p1499");
     assert_string_equal(ids[2], "p1497");
     free(ids);
-    assert_int_equal(fb_store_feed_ids(e->st, "B", 0, &ids, &n), 0);
+    assert_int_equal(fp_store_feed_ids(e->st, "B", 0, &ids, &n), 0);
     assert_int_equal(n, 0);
     assert_null(ids);
 }
@@ -318,16 +318,16 @@ static void test_feed_cap(void **state)
 static void test_redelivery(void **state)
 {
     env *e = *state;
-    fb_fanout f;
+    fp_fanout f;
 
     follow(e->st, "follow.created", "B", "A");
     post(e->st, "p3", "A", &f);
     assert_false(f.duplicate);
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
     post(e->st, "p3", "A", &f);
     assert_true(f.duplicate);
     assert_int_equal(f.n_recipients, 2);
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
     assert_int_equal(list_count(e->rc, PREFIX "feed:B", "p3"), 1);
     assert_int_equal(list_count(e->rc, PREFIX "feed:A", "p3"), 1);
     assert_int_equal(cmd_int(e->rc, "TTL %s", PREFIX "fanout:p3") > 86400, 1);
@@ -341,9 +341,9 @@ static void test_redelivery(void **state)
 static void test_online_targeting(void **state)
 {
     env *e = *state;
-    const fb_node_targets *t;
+    const fp_node_targets *t;
     char uid[16];
-    fb_fanout f;
+    fp_fanout f;
     int i;
 
     follow(e->st, "follow.created", "B", "A");
@@ -371,7 +371,7 @@ static void test_online_targeting(void **state)
     assert_int_equal(t->n_users, 1);
     assert_string_equal(t->users[0], "A");
     assert_null(find_node(&f, "n2"));
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
     assert_null(f.nodes);
 
     /* n2 was cleaned up: out of nodes, its online set gone. */
@@ -385,15 +385,15 @@ static void test_online_targeting(void **state)
     t = find_node(&f, "n1");
     assert_non_null(t);
     assert_true(has_user(t, "B"));
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
 }
 
 /* post.deleted: body gone, feeds no longer return it, online targets. */
 static void test_post_deleted(void **state)
 {
     env *e = *state;
-    const fb_node_targets *t;
-    fb_fanout f;
+    const fp_node_targets *t;
+    fp_fanout f;
     fp_event ev, del;
 
     follow(e->st, "follow.created", "B", "A");
@@ -402,14 +402,14 @@ static void test_post_deleted(void **state)
     run(e->rc, "SADD %s B", PREFIX "online:n1");
     event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"p5\",\"author_id\":\"A\","
                "\"text\":\"oops\",\"created_at\":5},\"recipients\":[\"B\",\"C\"]}");
-    assert_int_equal(fb_store_post_created(e->st, &ev, &f), 0);
-    fb_fanout_free(&f);
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
+    fp_fanout_free(&f);
     post(e->st, "p6", "A", &f);
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
     assert_true(feed_has(e->st, "C", "p5"));
 
     event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"p5\",\"author_id\":\"A\"}");
-    assert_int_equal(fb_store_post_deleted(e->st, &del, &f), 0);
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
     assert_false(f.duplicate);
     assert_int_equal(f.n_recipients, 2); /* B (follower) and A */
     assert_int_equal(f.n_nodes, 1);
@@ -417,7 +417,7 @@ static void test_post_deleted(void **state)
     assert_non_null(t);
     assert_int_equal(t->n_users, 1);
     assert_string_equal(t->users[0], "B");
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
 
     assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "post:p5"), 0);
     assert_int_equal(list_count(e->rc, PREFIX "feed:B", "p5"), 0);
@@ -429,16 +429,16 @@ static void test_post_deleted(void **state)
     assert_true(feed_has(e->st, "B", "p6"));
 
     /* Deleting again: already gone. */
-    assert_int_equal(fb_store_post_deleted(e->st, &del, &f), 0);
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
     assert_true(f.duplicate);
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
 
     /* A late redelivery of the create does not bring the post back. */
-    assert_int_equal(fb_store_post_created(e->st, &ev, &f), 0);
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
     assert_true(f.duplicate);
     assert_int_equal(f.n_recipients, 0);
     assert_int_equal(f.n_nodes, 0);
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
     assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "post:p5"), 0);
     assert_int_equal(list_count(e->rc, PREFIX "feed:B", "p5"), 0);
     fp_event_free(&ev);
@@ -465,11 +465,11 @@ static void test_follow_unfollow(void **state)
 
     /* Following oneself, or the wrong event type, is refused. */
     event(&ev, "{\"type\":\"follow.created\",\"follower_id\":\"A\",\"followee_id\":\"A\"}");
-    assert_int_equal(fb_store_follow(e->st, &ev), -EINVAL);
-    assert_non_null(strstr(fb_store_errstr(e->st), "themselves"));
+    assert_int_equal(fp_store_follow(e->st, &ev), -EINVAL);
+    assert_non_null(strstr(fp_store_errstr(e->st), "themselves"));
     fp_event_free(&ev);
     event(&ev, "{\"type\":\"post.deleted\",\"post_id\":\"p\",\"author_id\":\"A\"}");
-    assert_int_equal(fb_store_follow(e->st, &ev), -EINVAL);
+    assert_int_equal(fp_store_follow(e->st, &ev), -EINVAL);
     fp_event_free(&ev);
     assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "followers:A"), 1);
 
@@ -477,15 +477,15 @@ static void test_follow_unfollow(void **state)
      * connection stays usable. */
     run(e->rc, "SET %s x", PREFIX "followers:Z");
     event(&ev, "{\"type\":\"follow.created\",\"follower_id\":\"Y\",\"followee_id\":\"Z\"}");
-    assert_int_equal(fb_store_follow(e->st, &ev), -EPROTO);
-    assert_non_null(strstr(fb_store_errstr(e->st), "WRONGTYPE"));
+    assert_int_equal(fp_store_follow(e->st, &ev), -EPROTO);
+    assert_non_null(strstr(fp_store_errstr(e->st), "WRONGTYPE"));
     fp_event_free(&ev);
     follow(e->st, "follow.created", "Y", "A");
 }
 
 /* ------------------------------------------------------------ ribbon */
 
-static char *ribbon_push(fb_store *st, const char *uid, long long at)
+static char *ribbon_push(fp_store *st, const char *uid, long long at)
 {
     char *json = NULL;
     fp_event ev;
@@ -495,9 +495,9 @@ static char *ribbon_push(fb_store *st, const char *uid, long long at)
           "{\"type\":\"ribbon.pushed\",\"entry\":{\"user_id\":\"%s\",\"name\":\"User %s\","
           "\"text\":\"hi \\\"there\\\"\",\"at\":%lld}}",
           uid, uid, at);
-    rc = fb_store_ribbon_push(st, &ev, &json);
+    rc = fp_store_ribbon_push(st, &ev, &json);
     if (rc != 0)
-        fail_msg("ribbon_push: %d (%s)", rc, fb_store_errstr(st));
+        fail_msg("ribbon_push: %d (%s)", rc, fp_store_errstr(st));
     fp_event_free(&ev);
     assert_non_null(json);
     return json;
@@ -565,7 +565,7 @@ static void test_ribbon(void **state)
         json = ribbon_push(e->st, uid, 5000 + (long long)i);
         free(json);
     }
-    assert_int_equal(fb_store_ribbon_get(e->st, &got), 0);
+    assert_int_equal(fp_store_ribbon_get(e->st, &got), 0);
     assert_int_equal(ribbon_check(got, 50, first), 50);
     assert_string_equal(first, "v59");
     free(got);
@@ -574,12 +574,12 @@ static void test_ribbon(void **state)
 
 /* -------------------------------------------------------- revocation */
 
-static void revoke(fb_store *st, const char *uid, long long before)
+static void revoke(fp_store *st, const char *uid, long long before)
 {
     fp_event ev;
 
     event(&ev, "{\"type\":\"user.revoked\",\"user_id\":\"%s\",\"before\":%lld}", uid, before);
-    assert_int_equal(fb_store_user_revoked(st, &ev), 0);
+    assert_int_equal(fp_store_user_revoked(st, &ev), 0);
     fp_event_free(&ev);
 }
 
@@ -637,16 +637,16 @@ static void test_revocation(void **state)
 static void test_noscript_recovery(void **state)
 {
     env *e = *state;
-    fb_fanout f;
+    fp_fanout f;
     char *json;
 
     follow(e->st, "follow.created", "B", "A");
     post(e->st, "p7", "A", &f);
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
     run(e->rc, "SCRIPT FLUSH");
     post(e->st, "p8", "A", &f);
     assert_false(f.duplicate);
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
     assert_true(feed_has(e->st, "B", "p8"));
     run(e->rc, "SCRIPT FLUSH");
     json = ribbon_push(e->st, "u1", 1);
@@ -655,11 +655,11 @@ static void test_noscript_recovery(void **state)
     revoke(e->st, "u1", 5);
 }
 
-/* Redis restarts: -EIO, then fb_store_reconnect() and calls work again. */
+/* Redis restarts: -EIO, then fp_store_reconnect() and calls work again. */
 static void test_restart(void **state)
 {
     env *e = *state;
-    fb_fanout f;
+    fp_fanout f;
     fp_event ev;
     char *json = NULL;
 
@@ -667,27 +667,27 @@ static void test_restart(void **state)
     assert_int_equal(fp_server_restart(&e->redis), 0);
     event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"p9\",\"author_id\":\"A\","
                "\"text\":\"after restart\",\"created_at\":9}}");
-    assert_int_equal(fb_store_post_created(e->st, &ev, &f), -EIO);
-    assert_int_not_equal(fb_store_err(e->st), 0);
-    assert_true(fb_store_errstr(e->st)[0] != '\0');
-    printf("# after restart: %s\n", fb_store_errstr(e->st));
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), -EIO);
+    assert_int_not_equal(fp_store_err(e->st), 0);
+    assert_true(fp_store_errstr(e->st)[0] != '\0');
+    printf("# after restart: %s\n", fp_store_errstr(e->st));
     /* Still broken until reconnected. */
-    assert_int_equal(fb_store_ribbon_get(e->st, &json), -EIO);
+    assert_int_equal(fp_store_ribbon_get(e->st, &json), -EIO);
 
-    assert_int_equal(fb_store_reconnect(e->st), 0);
-    assert_int_equal(fb_store_err(e->st), 0);
-    assert_int_equal(fb_store_post_created(e->st, &ev, &f), 0);
+    assert_int_equal(fp_store_reconnect(e->st), 0);
+    assert_int_equal(fp_store_err(e->st), 0);
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
     assert_false(f.duplicate);
     assert_int_equal(f.n_recipients, 1); /* the test server keeps no data */
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
     fp_event_free(&ev);
     assert_true(feed_has(e->st, "A", "p9"));
 
     /* Redis gone for good: reconnect fails with -EIO and a reason. */
     assert_int_equal(fp_server_stop(&e->redis), 0);
-    assert_int_equal(fb_store_reconnect(e->st), -EIO);
-    assert_true(fb_store_errstr(e->st)[0] != '\0');
-    assert_int_equal(fb_store_ribbon_get(e->st, &json), -EIO);
+    assert_int_equal(fp_store_reconnect(e->st), -EIO);
+    assert_true(fp_store_errstr(e->st)[0] != '\0');
+    assert_int_equal(fp_store_ribbon_get(e->st, &json), -EIO);
     assert_null(json);
 }
 
@@ -695,46 +695,46 @@ static void test_restart(void **state)
 static void test_bad_arguments(void **state)
 {
     env *e = *state;
-    fb_store_config cfg = {.port = e->redis.port, .feed_length = -1};
+    fp_store_config cfg = {.port = e->redis.port, .feed_length = -1};
     char(*ids)[FP_ID_BUFSZ] = NULL;
-    fb_store *st = NULL;
-    fb_fanout f;
+    fp_store *st = NULL;
+    fp_fanout f;
     fp_event ev;
     size_t n;
 
-    assert_int_equal(fb_store_open(&st, &cfg), -EINVAL);
+    assert_int_equal(fp_store_open(&st, &cfg), -EINVAL);
     assert_non_null(st);
-    assert_non_null(strstr(fb_store_errstr(st), "feed_length"));
-    assert_int_equal(fb_store_reconnect(st), -EINVAL);
-    fb_store_free(st);
-    assert_int_equal(fb_store_open(&st, NULL), -EINVAL);
+    assert_non_null(strstr(fp_store_errstr(st), "feed_length"));
+    assert_int_equal(fp_store_reconnect(st), -EINVAL);
+    fp_store_free(st);
+    assert_int_equal(fp_store_open(&st, NULL), -EINVAL);
     assert_null(st);
 
     /* Nothing listens on port 1: -EIO, the store is kept for the reason. */
     cfg.port = 1;
     cfg.feed_length = 0;
     cfg.timeout_ms = 500;
-    assert_int_equal(fb_store_open(&st, &cfg), -EIO);
+    assert_int_equal(fp_store_open(&st, &cfg), -EIO);
     assert_non_null(st);
-    printf("# no server: %s\n", fb_store_errstr(st));
-    assert_true(fb_store_errstr(st)[0] != '\0');
-    assert_int_equal(fb_store_ribbon_get(st, &(char *){NULL}), -EIO);
-    fb_store_free(st);
+    printf("# no server: %s\n", fp_store_errstr(st));
+    assert_true(fp_store_errstr(st)[0] != '\0');
+    assert_int_equal(fp_store_ribbon_get(st, &(char *){NULL}), -EIO);
+    fp_store_free(st);
 
-    assert_int_equal(fb_store_feed_ids(e->st, "not valid!", 10, &ids, &n), -EINVAL);
+    assert_int_equal(fp_store_feed_ids(e->st, "not valid!", 10, &ids, &n), -EINVAL);
     event(&ev, "{\"type\":\"post.deleted\",\"post_id\":\"p\",\"author_id\":\"A\"}");
-    assert_int_equal(fb_store_post_created(e->st, &ev, &f), -EINVAL);
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), -EINVAL);
     assert_int_equal(f.n_nodes, 0);
-    assert_int_equal(fb_store_user_revoked(e->st, &ev), -EINVAL);
-    assert_int_equal(fb_store_ribbon_push(e->st, &ev, &(char *){NULL}), -EINVAL);
+    assert_int_equal(fp_store_user_revoked(e->st, &ev), -EINVAL);
+    assert_int_equal(fp_store_ribbon_push(e->st, &ev, &(char *){NULL}), -EINVAL);
     fp_event_free(&ev);
     /* A hand-built event that breaks the rules. */
     memset(&ev, 0, sizeof(ev));
     ev.type = FP_EVENT_POST_DELETED;
     snprintf(ev.post_id, sizeof(ev.post_id), "a/b");
     snprintf(ev.author_id, sizeof(ev.author_id), "A");
-    assert_int_equal(fb_store_post_deleted(e->st, &ev, &f), -EINVAL);
-    assert_non_null(strstr(fb_store_errstr(e->st), "post_id"));
+    assert_int_equal(fp_store_post_deleted(e->st, &ev, &f), -EINVAL);
+    assert_non_null(strstr(fp_store_errstr(e->st), "post_id"));
 }
 
 /* ------------------------------------------------------------- scale */
@@ -745,10 +745,10 @@ static void test_big_fanout(void **state)
     env *e = *state;
     const char *argv[1002];
     char uids[1000][16];
-    const fb_node_targets *t;
+    const fp_node_targets *t;
     redisReply *r;
     double t0, dt;
-    fb_fanout f;
+    fp_fanout f;
     fp_event del;
     size_t i, k;
 
@@ -785,7 +785,7 @@ static void test_big_fanout(void **state)
     assert_int_equal(t->n_users, 5000);
     assert_true(has_user(t, "f09998"));
     assert_false(has_user(t, "f09999"));
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
     assert_true(feed_has(e->st, "f00000", "big1"));
     assert_true(feed_has(e->st, "f09999", "big1"));
     assert_true(feed_has(e->st, "big", "big1"));
@@ -795,19 +795,19 @@ static void test_big_fanout(void **state)
     dt = now_s() - t0;
     printf("# redelivery of it: %.1f ms\n", dt * 1000.0);
     assert_true(f.duplicate);
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
     assert_int_equal(cmd_int(e->rc, "LLEN %s", PREFIX "feed:f04242"), 1);
 
     event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"big1\",\"author_id\":\"big\"}");
     t0 = now_s();
-    assert_int_equal(fb_store_post_deleted(e->st, &del, &f), 0);
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
     dt = now_s() - t0;
     printf("# its delete: %.1f ms\n", dt * 1000.0);
     assert_true(dt < 2.0);
     t = find_node(&f, "n1");
     assert_non_null(t);
     assert_int_equal(t->n_users, 5000);
-    fb_fanout_free(&f);
+    fp_fanout_free(&f);
     fp_event_free(&del);
     assert_int_equal(cmd_int(e->rc, "LLEN %s", PREFIX "feed:f04242"), 0);
 }

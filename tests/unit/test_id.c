@@ -1,4 +1,5 @@
-/* Unit tests for common/fp_id: the id rule of the v1 contract. */
+/* Unit tests for common/fp_id (the id rule of the v1 contract) and
+ * common/fp_keys (the Redis keys built from ids). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +8,10 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+
 #include "fp_id.h"
+#include "fp_keys.h"
 
 static void test_valid_ids(void **state)
 {
@@ -52,12 +56,31 @@ static void test_valid_n(void **state)
     assert_false(fp_id_valid_n(NULL, 3));
 }
 
+static void test_keys(void **state)
+{
+    char buf[32];
+
+    (void)state;
+    assert_int_equal(fp_key(buf, sizeof(buf), "app:", FP_KEY_FEED, "alice"), 0);
+    assert_string_equal(buf, "app:feed:alice");
+    assert_int_equal(fp_key(buf, sizeof(buf), NULL, FP_KEY_NODES, NULL), 0);
+    assert_string_equal(buf, "nodes");
+    assert_int_equal(fp_key(buf, sizeof(buf), "", FP_KEY_REVOKED_CHANNEL, ""), 0);
+    assert_string_equal(buf, "revoked");
+    /* 31 bytes fit, 32 do not (and the result is cut, NUL-terminated). */
+    assert_int_equal(fp_key(buf, sizeof(buf), "0123456789012345678901", "post:", "abcd"), 0);
+    assert_int_equal(fp_key(buf, sizeof(buf), "0123456789012345678901", "post:", "abcde"),
+                     -ENAMETOOLONG);
+    assert_int_equal(strlen(buf), sizeof(buf) - 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_ids),
         cmocka_unit_test(test_invalid_ids),
         cmocka_unit_test(test_valid_n),
+        cmocka_unit_test(test_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

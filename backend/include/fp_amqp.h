@@ -1,5 +1,5 @@
 /*
- * amqp_link.h - the RabbitMQ link of feed-bridge and feed-gateway (rabbitmq-c).
+ * fp_amqp.h - the RabbitMQ link of feed-bridge and feed-gateway (rabbitmq-c).
  *
  * Two connections: one consumes (feed.events.bridge, and/or this node's
  * feed.deliver.<node> and feed.broadcast.<node>) with a prefetch limit and
@@ -13,21 +13,21 @@
  * are declared, so events wait in feed.events.bridge until a bridge runs.
  * Every function returns 0 or a negative errno; on -EIO the link is
  * broken, err/errstr say why, and the caller reconnects with
- * fb_amqp_reconnect() (messages not acked are redelivered by the broker).
+ * fp_amqp_reconnect() (messages not acked are redelivered by the broker).
  */
-#ifndef FB_AMQP_H
-#define FB_AMQP_H
+#ifndef FP_AMQP_H
+#define FP_AMQP_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define FB_EXCHANGE_EVENTS "feed.events"
-#define FB_EXCHANGE_DLX "feed.events.dlx"
-#define FB_QUEUE_EVENTS "feed.events.bridge"
-#define FB_QUEUE_DEAD "feed.events.dead"
-#define FB_EXCHANGE_DELIVER "feed.deliver"
-#define FB_EXCHANGE_BROADCAST "feed.broadcast"
+#define FP_EXCHANGE_EVENTS "feed.events"
+#define FP_EXCHANGE_DLX "feed.events.dlx"
+#define FP_QUEUE_EVENTS "feed.events.bridge"
+#define FP_QUEUE_DEAD "feed.events.dead"
+#define FP_EXCHANGE_DELIVER "feed.deliver"
+#define FP_EXCHANGE_BROADCAST "feed.broadcast"
 
 typedef struct {
     const char *host;
@@ -44,49 +44,49 @@ typedef struct {
     int timeout_ms;         /* socket and confirm timeout */
     bool consume_events;    /* stage 1: feed.events.bridge */
     bool consume_node;      /* stage 2: feed.deliver.<node>, feed.broadcast.<node> */
-} fb_amqp_config;
+} fp_amqp_config;
 
-typedef enum { FB_SRC_EVENTS = 1, FB_SRC_DELIVER, FB_SRC_BROADCAST } fb_amqp_source;
+typedef enum { FP_AMQP_SRC_EVENTS = 1, FP_AMQP_SRC_DELIVER, FP_AMQP_SRC_BROADCAST } fp_amqp_source;
 
 typedef struct {
-    fb_amqp_source source;
+    fp_amqp_source source;
     uint64_t tag; /* delivery tag for ack/reject */
     bool redelivered;
     char routing_key[256];
-    const void *body; /* valid until the next fb_amqp_next / fb_amqp_done */
+    const void *body; /* valid until the next fp_amqp_next / fp_amqp_done */
     size_t len;
-} fb_amqp_msg;
+} fp_amqp_msg;
 
-typedef struct fb_amqp fb_amqp;
+typedef struct fp_amqp fp_amqp;
 
 /* Connects both connections, declares the topology, starts consuming.
  * Returns 0, -EIO (errstr says why) or -ENOMEM. *out is set whenever
  * memory allows, so the caller can read the error and retry. */
-int fb_amqp_open(fb_amqp **out, const fb_amqp_config *c);
-int fb_amqp_reconnect(fb_amqp *a);
-const char *fb_amqp_errstr(const fb_amqp *a);
-void fb_amqp_free(fb_amqp *a);
+int fp_amqp_open(fp_amqp **out, const fp_amqp_config *c);
+int fp_amqp_reconnect(fp_amqp *a);
+const char *fp_amqp_errstr(const fp_amqp *a);
+void fp_amqp_free(fp_amqp *a);
 
 /* Waits up to timeout_ms for a message. Returns 0 (msg filled),
  * -ETIMEDOUT or -EIO. */
-int fb_amqp_next(fb_amqp *a, fb_amqp_msg *msg, int timeout_ms);
+int fp_amqp_next(fp_amqp *a, fp_amqp_msg *msg, int timeout_ms);
 /* Releases the last message's memory (after its ack/reject). */
-void fb_amqp_done(fb_amqp *a);
+void fp_amqp_done(fp_amqp *a);
 
-int fb_amqp_ack(fb_amqp *a, uint64_t tag);
+int fp_amqp_ack(fp_amqp *a, uint64_t tag);
 /* Rejects without requeue: an event goes to feed.events.dead. */
-int fb_amqp_reject(fb_amqp *a, uint64_t tag);
+int fp_amqp_reject(fp_amqp *a, uint64_t tag);
 
 /* Publishes a persistent JSON message and queues it for confirmation. */
-int fb_amqp_publish(fb_amqp *a, const char *exchange, const char *routing_key, const void *body,
+int fp_amqp_publish(fp_amqp *a, const char *exchange, const char *routing_key, const void *body,
                     size_t len);
 /* Waits until RabbitMQ confirmed every publish since the last call.
  * Returns 0, or -EIO on a nack, a timeout or a broken link. */
-int fb_amqp_confirm(fb_amqp *a);
+int fp_amqp_confirm(fp_amqp *a);
 
 /* One round trip on the publisher connection (a passive declare of
  * feed.events): 0 when RabbitMQ answers, else -EIO. Call it with no
  * publish awaiting its confirm. */
-int fb_amqp_ping(fb_amqp *a);
+int fp_amqp_ping(fp_amqp *a);
 
 #endif

@@ -1,10 +1,10 @@
 /*
- * store.h - every Redis operation of feed-bridge (docs/protocol.md, Redis
- * keys; design "Routing a post").
+ * fp_store.h - every Redis operation of feed-bridge and feed-gateway
+ * (docs/protocol.md, Redis keys; key names in fp_keys.h).
  *
- * One fb_store is one synchronous hiredis connection; it is not
+ * One fp_store is one synchronous hiredis connection; it is not
  * thread-safe (one per thread). Multi-key work runs as Lua scripts from
- * bridge/scripts/ (embedded at build time), loaded with SCRIPT LOAD when
+ * backend/scripts/ (embedded at build time), loaded with SCRIPT LOAD when
  * connecting and run with EVALSHA; a NOSCRIPT error (Redis restarted or
  * SCRIPT FLUSH) re-loads them and retries the call once.
  *
@@ -13,7 +13,7 @@
  * channel "revoked"); read: nodes, node:<node>, online:<node> (written by
  * the broker plugin). Added by this module: fanout:<post id>, "1" once a
  * post's feed pushes are done and "deleted" once it was deleted; it
- * expires after FB_STORE_MARKER_TTL_S and makes post.created idempotent.
+ * expires after FP_STORE_MARKER_TTL_S and makes post.created idempotent.
  *
  * Stale presence cleanup: routing (post.created / post.deleted) treats a
  * node as live while node:<node> exists; a node in `nodes` without it is
@@ -23,14 +23,14 @@
  *   -EINVAL  a bad argument (the event is not of the right type or breaks
  *            fp_event_validate(), a follow of oneself, ...);
  *   -EIO     connection trouble: the connection is unusable until
- *            fb_store_reconnect() succeeds (retry with a backoff);
+ *            fp_store_reconnect() succeeds (retry with a backoff);
  *   -EPROTO  Redis answered with an error (OOM, WRONGTYPE, BUSY, ...) or a
  *            reply of an unexpected shape; the connection is still usable;
  *   -ENOMEM  out of memory.
- * After -EIO / -EPROTO, fb_store_errstr() says why (for the log).
+ * After -EIO / -EPROTO, fp_store_errstr() says why (for the log).
  */
-#ifndef FB_STORE_H
-#define FB_STORE_H
+#ifndef FP_STORE_H
+#define FP_STORE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -38,69 +38,70 @@
 
 #include "fp_event.h"
 #include "fp_id.h"
+#include "fp_keys.h"
 
-#define FB_STORE_FEED_LENGTH_DEFAULT 1000
-#define FB_STORE_RIBBON_LENGTH_DEFAULT 50
-#define FB_STORE_TIMEOUT_MS_DEFAULT 5000
-#define FB_STORE_FEED_LENGTH_MAX 1000000
-#define FB_STORE_RIBBON_LENGTH_MAX 10000
-#define FB_STORE_PREFIX_MAX 128           /* bytes */
-#define FB_STORE_MARKER_TTL_S (7 * 86400) /* lifetime of fanout:<id> */
+#define FP_STORE_FEED_LENGTH_DEFAULT 1000
+#define FP_STORE_RIBBON_LENGTH_DEFAULT 50
+#define FP_STORE_TIMEOUT_MS_DEFAULT 5000
+#define FP_STORE_FEED_LENGTH_MAX 1000000
+#define FP_STORE_RIBBON_LENGTH_MAX 10000
+#define FP_STORE_PREFIX_MAX FP_KEY_PREFIX_MAX /* bytes */
+#define FP_STORE_MARKER_TTL_S (7 * 86400) /* lifetime of fanout:<id> */
 
-typedef struct fb_store fb_store;
+typedef struct fp_store fp_store;
 
 typedef struct {
     const char *host;   /* NULL: "127.0.0.1" */
     int port;           /* 0: 6379 */
-    const char *prefix; /* NULL or "": no prefix; at most FB_STORE_PREFIX_MAX bytes */
-    int feed_length;    /* 0: FB_STORE_FEED_LENGTH_DEFAULT; 1..FB_STORE_FEED_LENGTH_MAX */
-    int ribbon_length;  /* 0: FB_STORE_RIBBON_LENGTH_DEFAULT; 1..FB_STORE_RIBBON_LENGTH_MAX */
-    int timeout_ms;     /* connect and per-command I/O; 0: FB_STORE_TIMEOUT_MS_DEFAULT */
-} fb_store_config;
+    const char *prefix; /* NULL or "": no prefix; at most FP_STORE_PREFIX_MAX bytes */
+    int feed_length;    /* 0: FP_STORE_FEED_LENGTH_DEFAULT; 1..FP_STORE_FEED_LENGTH_MAX */
+    int ribbon_length;  /* 0: FP_STORE_RIBBON_LENGTH_DEFAULT; 1..FP_STORE_RIBBON_LENGTH_MAX */
+    int timeout_ms;     /* connect and per-command I/O; 0: FP_STORE_TIMEOUT_MS_DEFAULT */
+} fp_store_config;
 
 /*
  * Copy the config, connect and load the scripts. Returns 0, -EINVAL (bad
  * config), -EIO (could not connect or load the scripts) or -ENOMEM. On
- * -EINVAL and -EIO *out is still set, so fb_store_errstr() can say why,
- * and after -EIO fb_store_reconnect() may be tried; free it with
- * fb_store_free() in every case. *out is NULL only on -ENOMEM (or when
+ * -EINVAL and -EIO *out is still set, so fp_store_errstr() can say why,
+ * and after -EIO fp_store_reconnect() may be tried; free it with
+ * fp_store_free() in every case. *out is NULL only on -ENOMEM (or when
  * out or c is NULL: -EINVAL).
  */
-int fb_store_open(fb_store **out, const fb_store_config *c);
+int fp_store_open(fp_store **out, const fp_store_config *c);
 
 /* Why the most recent failing call failed ("" when none failed since the
  * last successful (re)connect); never NULL. */
-const char *fb_store_errstr(const fb_store *s);
+const char *fp_store_errstr(const fp_store *s);
 
 /* hiredis REDIS_ERR_* of the last failure (REDIS_ERR_OTHER for an error
  * reply), 0 when there was none since the last (re)connect. */
-int fb_store_err(const fb_store *s);
+int fp_store_err(const fp_store *s);
 
 /* Drop the connection, connect again and re-load the scripts. 0 or -EIO. */
-int fb_store_reconnect(fb_store *s);
+int fp_store_reconnect(fp_store *s);
 
 /* Close the connection and free s. NULL is fine. */
-void fb_store_free(fb_store *s);
+void fp_store_free(fp_store *s);
 
 /* The users of one live node who must get a realtime delivery. */
 typedef struct {
     char node[FP_ID_BUFSZ];
     char (*users)[FP_ID_BUFSZ];
     size_t n_users;
-} fb_node_targets;
+} fp_node_targets;
 
 /* Result of routing a post.created / post.deleted. */
 typedef struct {
-    fb_node_targets *nodes; /* one per live node with at least one target */
+    fp_node_targets *nodes; /* one per live node with at least one target */
     size_t n_nodes;
     size_t n_recipients; /* feeds the post went to (author included) */
     bool duplicate;      /* post.created: redelivery, or the post is already
                           * deleted (then n_recipients is 0 and there are no
                           * targets); post.deleted: the body was already gone */
-} fb_fanout;
+} fp_fanout;
 
 /* Free what f holds and zero it. Safe on a zeroed struct, idempotent. */
-void fb_fanout_free(fb_fanout *f);
+void fp_fanout_free(fp_fanout *f);
 
 /*
  * post.created, in one script call: recipients = ev->recipients when
@@ -111,7 +112,7 @@ void fb_fanout_free(fb_fanout *f);
  * online on each live node. A post already deleted is not stored again.
  * *out is zeroed first and holds nothing to free on failure.
  */
-int fb_store_post_created(fb_store *s, const fp_event *ev, fb_fanout *out);
+int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out);
 
 /*
  * post.deleted, in one script call: DEL post:<id>, LREM the id from the
@@ -119,14 +120,14 @@ int fb_store_post_created(fb_store *s, const fp_event *ev, fb_fanout *out);
  * post.created cannot restore it, and fill *out with the author and
  * followers online on each live node (they get the delete notification).
  */
-int fb_store_post_deleted(fb_store *s, const fp_event *ev, fb_fanout *out);
+int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out);
 
 /*
  * follow.created (SADD followers:<followee> follower, SADD
  * following:<follower> followee) or follow.deleted (the SREMs), in one
  * MULTI/EXEC. Following oneself is -EINVAL.
  */
-int fb_store_follow(fb_store *s, const fp_event *ev);
+int fp_store_follow(fp_store *s, const fp_event *ev);
 
 /*
  * ribbon.pushed: the entry ({"user_id","name"?,"text"?,"at"}) replaces
@@ -135,17 +136,17 @@ int fb_store_follow(fb_store *s, const fp_event *ev);
  * *ribbon_json to the malloc'd {"type":"ribbon","entries":[...]}, newest
  * first (free() it).
  */
-int fb_store_ribbon_push(fb_store *s, const fp_event *ev, char **ribbon_json);
+int fp_store_ribbon_push(fp_store *s, const fp_event *ev, char **ribbon_json);
 
-/* The current ribbon as fb_store_ribbon_push() returns it. */
-int fb_store_ribbon_get(fb_store *s, char **ribbon_json);
+/* The current ribbon as fp_store_ribbon_push() returns it. */
+int fp_store_ribbon_get(fp_store *s, char **ribbon_json);
 
 /*
  * user.revoked: revoked:<uid> becomes max(current, before), never lower,
  * and "<uid> <value in effect>" is published on <prefix>revoked, in one
  * script call.
  */
-int fb_store_user_revoked(fb_store *s, const fp_event *ev);
+int fp_store_user_revoked(fp_store *s, const fp_event *ev);
 
 /* ------------------------------------------------------------------
  * Reads (store_read.c), served by feed-gateway.
@@ -156,10 +157,10 @@ typedef struct {
     char (*ids)[FP_ID_BUFSZ];
     char **posts; /* each malloc'd: {"id","author_id","text","created_at"} */
     size_t n;
-} fb_feed_page;
+} fp_feed_page;
 
 /* Free what p holds and zero it. Safe on a zeroed struct, idempotent. */
-void fb_feed_page_free(fb_feed_page *p);
+void fp_feed_page_free(fp_feed_page *p);
 
 /*
  * The newest posts (at most limit) of feed:<uid> whose body still exists,
@@ -168,36 +169,36 @@ void fb_feed_page_free(fb_feed_page *p);
  * when the id is not in the feed). limit 0 gives an empty page. *out is
  * zeroed first and holds nothing to free on failure.
  */
-int fb_store_feed_page(fb_store *s, const char *uid, size_t limit, const char *before,
-                       fb_feed_page *out);
+int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *before,
+                       fp_feed_page *out);
 
 /*
  * The newest ids (at most limit) of feed:<uid> whose post body still
  * exists, newest first, each once. *ids is malloc'd (free() it), NULL when
  * *n is 0. limit 0 gives no ids.
  */
-int fb_store_feed_ids(fb_store *s, const char *uid, size_t limit, char (**ids)[FP_ID_BUFSZ],
+int fp_store_feed_ids(fp_store *s, const char *uid, size_t limit, char (**ids)[FP_ID_BUFSZ],
                       size_t *n);
 
 /* The author of post:<id> into author. -ENOENT when there is no such post
  * (never created, or deleted). */
-int fb_store_post_author(fb_store *s, const char *post_id, char author[FP_ID_BUFSZ]);
+int fp_store_post_author(fp_store *s, const char *post_id, char author[FP_ID_BUFSZ]);
 
 /* following:<uid>, sorted; *ids malloc'd (free() it), NULL when *n is 0. */
-int fb_store_following(fb_store *s, const char *uid, char (**ids)[FP_ID_BUFSZ], size_t *n);
+int fp_store_following(fp_store *s, const char *uid, char (**ids)[FP_ID_BUFSZ], size_t *n);
 
 /* revoked:<uid> (tokens with an older iat are refused), 0 when unset. */
-int fb_store_revoked_before(fb_store *s, const char *uid, int64_t *before);
+int fp_store_revoked_before(fp_store *s, const char *uid, int64_t *before);
 
 /* PING: 0 when Redis answers. */
-int fb_store_ping(fb_store *s);
+int fp_store_ping(fp_store *s);
 
 /* One field of a bridge's counter hash stats:bridge:<node>. */
 typedef struct {
     char node[FP_ID_BUFSZ];
     char name[48];
     uint64_t value;
-} fb_stat_sample;
+} fp_stat_sample;
 
 /*
  * The counters of every node in `nodes` (SMEMBERS, then one pipelined
@@ -205,11 +206,11 @@ typedef struct {
  * [a-z0-9_] with a decimal value are skipped. *out malloc'd (free() it),
  * NULL when *n is 0.
  */
-int fb_store_stats_get(fb_store *s, fb_stat_sample **out, size_t *n);
+int fp_store_stats_get(fp_store *s, fp_stat_sample **out, size_t *n);
 
 /* Writes counters to the hash <prefix>stats:bridge:<node> (HSET of every
  * name/value pair, one round trip). Returns 0, -EIO or -EPROTO. */
-int fb_store_put_stats(fb_store *s, const char *node, const char *const *names,
+int fp_store_put_stats(fp_store *s, const char *node, const char *const *names,
                        const uint64_t *values, size_t n);
 
 #endif

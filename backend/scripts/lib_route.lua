@@ -15,11 +15,11 @@
 -- checked against is_rcpt, or SMISMEMBER of the recipients in chunks of
 -- 1000 (unpack() has a stack limit) when the online set is larger.
 local function route(prefix, rcpt, is_rcpt)
-    local nodes_key = prefix .. 'nodes'
+    local nodes_key = prefix .. '@FP_KEY_NODES@'
     local routes = {}
     for _, node in ipairs(redis.call('SMEMBERS', nodes_key)) do
-        local online = prefix .. 'online:' .. node
-        if redis.call('EXISTS', prefix .. 'node:' .. node) == 1 then
+        local online = prefix .. '@FP_KEY_ONLINE@' .. node
+        if redis.call('EXISTS', prefix .. '@FP_KEY_NODE@' .. node) == 1 then
             local users = {}
             local size = redis.call('SCARD', online)
             if size > 0 and size < #rcpt then

@@ -12,7 +12,7 @@
 -- not in the list the page is empty. Read-only.
 -- Returns id1, body1, id2, body2, ... newest first.
 local prefix, uid, limit, before = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] or ''
-local feed = prefix .. 'feed:' .. uid
+local feed = prefix .. '@FP_KEY_FEED@' .. uid
 local out, seen, n = {}, {}, 0
 local start = 0
 local skipping = before ~= ''
@@ -29,7 +29,7 @@ while n < limit do
             end
         elseif n < limit and not seen[id] then
             seen[id] = true
-            local body = redis.call('GET', prefix .. 'post:' .. id)
+            local body = redis.call('GET', prefix .. '@FP_KEY_POST@' .. id)
             if body then
                 out[#out + 1] = id
                 out[#out + 1] = body

@@ -18,13 +18,13 @@
 local prefix, id, author, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local state = 1
-if redis.call('DEL', prefix .. 'post:' .. id) == 1 then
+if redis.call('DEL', prefix .. '@FP_KEY_POST@' .. id) == 1 then
     state = 0
 end
-redis.call('SET', prefix .. 'fanout:' .. id, 'deleted', 'EX', ttl)
+redis.call('SET', prefix .. '@FP_KEY_FANOUT@' .. id, 'deleted', 'EX', ttl)
 
 local rcpt, is_rcpt = {}, {}
-for _, uid in ipairs(redis.call('SMEMBERS', prefix .. 'followers:' .. author)) do
+for _, uid in ipairs(redis.call('SMEMBERS', prefix .. '@FP_KEY_FOLLOWERS@' .. author)) do
     if not is_rcpt[uid] then
         is_rcpt[uid] = true
         rcpt[#rcpt + 1] = uid
@@ -35,7 +35,7 @@ if not is_rcpt[author] then
     rcpt[#rcpt + 1] = author
 end
 for _, uid in ipairs(rcpt) do
-    redis.call('LREM', prefix .. 'feed:' .. uid, 0, id)
+    redis.call('LREM', prefix .. '@FP_KEY_FEED@' .. uid, 0, id)
 end
 
 local result = {state, #rcpt}

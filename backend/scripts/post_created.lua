@@ -20,7 +20,7 @@
 
 local prefix, id, author, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local feed_len, ttl, explicit = tonumber(ARGV[5]), ARGV[6], ARGV[7] == '1'
-local marker_key = prefix .. 'fanout:' .. id
+local marker_key = prefix .. '@FP_KEY_FANOUT@' .. id
 
 local marker = redis.call('GET', marker_key)
 if marker == 'deleted' then
@@ -39,19 +39,19 @@ if explicit then
         add(ARGV[i])
     end
 else
-    for _, uid in ipairs(redis.call('SMEMBERS', prefix .. 'followers:' .. author)) do
+    for _, uid in ipairs(redis.call('SMEMBERS', prefix .. '@FP_KEY_FOLLOWERS@' .. author)) do
         add(uid)
     end
 end
 add(author)
 
-redis.call('SET', prefix .. 'post:' .. id, body, 'NX')
+redis.call('SET', prefix .. '@FP_KEY_POST@' .. id, body, 'NX')
 local state = 1
 if not marker then
     state = 0
     redis.call('SET', marker_key, '1', 'EX', ttl)
     for _, uid in ipairs(rcpt) do
-        local feed = prefix .. 'feed:' .. uid
+        local feed = prefix .. '@FP_KEY_FEED@' .. uid
         redis.call('LPUSH', feed, id)
         redis.call('LTRIM', feed, 0, feed_len - 1)
     end

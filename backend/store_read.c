@@ -1,7 +1,7 @@
 /*
- * store_read.c - the reads of feed_bridge_store that feed-gateway serves
- * (feed pages, post authors, follows, revocations, health, the bridges'
- * counters); see store.h. Each is one round trip (or one pipeline).
+ * store_read.c - the reads of the store that feed-gateway serves (feed
+ * pages, post authors, follows, revocations, health, the bridges'
+ * counters); see fp_store.h. Each is one round trip (or one pipeline).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -16,7 +16,7 @@
 
 #define STORE__STAT_NAME_MAX 47
 
-void fb_feed_page_free(fb_feed_page *p)
+void fp_feed_page_free(fp_feed_page *p)
 {
     size_t i;
 
@@ -34,7 +34,7 @@ void fb_feed_page_free(fb_feed_page *p)
  * Pairs whose id is not a valid id are skipped. Returns 0, -EPROTO or
  * -ENOMEM (page then freed by the caller).
  */
-static int store__parse_page(fb_store *s, const redisReply *r, size_t limit, fb_feed_page *page)
+static int store__parse_page(fp_store *s, const redisReply *r, size_t limit, fp_feed_page *page)
 {
     size_t i, pairs;
 
@@ -63,8 +63,8 @@ static int store__parse_page(fb_store *s, const redisReply *r, size_t limit, fb_
     return 0;
 }
 
-int fb_store_feed_page(fb_store *s, const char *uid, size_t limit, const char *before,
-                       fb_feed_page *out)
+int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *before,
+                       fp_feed_page *out)
 {
     const char *argv[4];
     size_t argvlen[4], i;
@@ -96,27 +96,27 @@ int fb_store_feed_page(fb_store *s, const char *uid, size_t limit, const char *b
     rc = store__parse_page(s, r, limit, out);
     freeReplyObject(r);
     if (rc != 0)
-        fb_feed_page_free(out);
+        fp_feed_page_free(out);
     return rc;
 }
 
-int fb_store_feed_ids(fb_store *s, const char *uid, size_t limit, char (**ids)[FP_ID_BUFSZ],
+int fp_store_feed_ids(fp_store *s, const char *uid, size_t limit, char (**ids)[FP_ID_BUFSZ],
                       size_t *n)
 {
-    fb_feed_page page;
+    fp_feed_page page;
     int rc;
 
     if (ids == NULL || n == NULL)
         return -EINVAL;
     *ids = NULL;
     *n = 0;
-    rc = fb_store_feed_page(s, uid, limit, NULL, &page);
+    rc = fp_store_feed_page(s, uid, limit, NULL, &page);
     if (rc != 0)
         return rc;
     *ids = page.ids;
     *n = page.n;
     page.ids = NULL;
-    fb_feed_page_free(&page);
+    fp_feed_page_free(&page);
     if (*n == 0) {
         free(*ids);
         *ids = NULL;
@@ -126,7 +126,7 @@ int fb_store_feed_ids(fb_store *s, const char *uid, size_t limit, char (**ids)[F
 
 /* Runs one command (printf-style, hiredis) and checks the connection.
  * Returns the reply (caller frees) or NULL with -EIO recorded. */
-static redisReply *store__command(fb_store *s, const char *what, const char *fmt, ...)
+static redisReply *store__command(fp_store *s, const char *what, const char *fmt, ...)
 {
     redisReply *r;
     va_list ap;
@@ -141,7 +141,7 @@ static redisReply *store__command(fb_store *s, const char *what, const char *fmt
     return r;
 }
 
-int fb_store_post_author(fb_store *s, const char *post_id, char author[FP_ID_BUFSZ])
+int fp_store_post_author(fp_store *s, const char *post_id, char author[FP_ID_BUFSZ])
 {
     char key[STORE__KEY_MAX];
     const cJSON *a;
@@ -154,7 +154,7 @@ int fb_store_post_author(fb_store *s, const char *post_id, char author[FP_ID_BUF
     author[0] = '\0';
     if (!fp_id_valid(post_id))
         return store__invalid(s, "post_author", "post id is not a valid id");
-    store__key(s, key, "post:", post_id);
+    store__key(s, key, FP_KEY_POST, post_id);
     r = store__command(s, "post_author", "GET %s", key);
     if (r == NULL)
         return -EIO;
@@ -185,7 +185,7 @@ static int store__cmp_id(const void *a, const void *b)
     return strcmp(a, b);
 }
 
-int fb_store_following(fb_store *s, const char *uid, char (**ids)[FP_ID_BUFSZ], size_t *n)
+int fp_store_following(fp_store *s, const char *uid, char (**ids)[FP_ID_BUFSZ], size_t *n)
 {
     char key[STORE__KEY_MAX];
     redisReply *r;
@@ -198,7 +198,7 @@ int fb_store_following(fb_store *s, const char *uid, char (**ids)[FP_ID_BUFSZ], 
     *n = 0;
     if (!fp_id_valid(uid))
         return store__invalid(s, "following", "user id is not a valid id");
-    store__key(s, key, "following:", uid);
+    store__key(s, key, FP_KEY_FOLLOWING, uid);
     r = store__command(s, "following", "SMEMBERS %s", key);
     if (r == NULL)
         return -EIO;
@@ -229,7 +229,7 @@ done:
     return rc;
 }
 
-int fb_store_revoked_before(fb_store *s, const char *uid, int64_t *before)
+int fp_store_revoked_before(fp_store *s, const char *uid, int64_t *before)
 {
     char key[STORE__KEY_MAX], *end;
     redisReply *r;
@@ -241,7 +241,7 @@ int fb_store_revoked_before(fb_store *s, const char *uid, int64_t *before)
     *before = 0;
     if (!fp_id_valid(uid))
         return store__invalid(s, "revoked", "user id is not a valid id");
-    store__key(s, key, "revoked:", uid);
+    store__key(s, key, FP_KEY_REVOKED, uid);
     r = store__command(s, "revoked", "GET %s", key);
     if (r == NULL)
         return -EIO;
@@ -259,7 +259,7 @@ int fb_store_revoked_before(fb_store *s, const char *uid, int64_t *before)
     return rc;
 }
 
-int fb_store_ping(fb_store *s)
+int fp_store_ping(fp_store *s)
 {
     redisReply *r;
     int rc = 0;
@@ -306,10 +306,10 @@ static bool store__stat_value(const redisReply *r, uint64_t *v)
 }
 
 /* Appends the fields of one HGETALL reply for node to *out. */
-static int store__add_samples(const char *node, const redisReply *h, fb_stat_sample **out,
+static int store__add_samples(const char *node, const redisReply *h, fp_stat_sample **out,
                               size_t *n)
 {
-    fb_stat_sample *grown;
+    fp_stat_sample *grown;
     size_t i;
     uint64_t v;
 
@@ -334,8 +334,8 @@ static int store__add_samples(const char *node, const redisReply *h, fb_stat_sam
 }
 
 /* Sends one HGETALL per node and collects the replies in order. */
-static int store__stats_pipeline(fb_store *s, char (*nodes)[FP_ID_BUFSZ], size_t n_nodes,
-                                 fb_stat_sample **out, size_t *n)
+static int store__stats_pipeline(fp_store *s, char (*nodes)[FP_ID_BUFSZ], size_t n_nodes,
+                                 fp_stat_sample **out, size_t *n)
 {
     char key[STORE__KEY_MAX];
     void *reply;
@@ -343,7 +343,7 @@ static int store__stats_pipeline(fb_store *s, char (*nodes)[FP_ID_BUFSZ], size_t
     int rc = 0;
 
     for (i = 0; i < n_nodes; i++) {
-        store__key(s, key, "stats:bridge:", nodes[i]);
+        store__key(s, key, FP_KEY_STATS_BRIDGE, nodes[i]);
         if (redisAppendCommand(s->c, "HGETALL %s", key) != REDIS_OK) {
             store__fail(s, "stats");
             return -EIO;
@@ -362,7 +362,7 @@ static int store__stats_pipeline(fb_store *s, char (*nodes)[FP_ID_BUFSZ], size_t
     return rc;
 }
 
-int fb_store_stats_get(fb_store *s, fb_stat_sample **out, size_t *n)
+int fp_store_stats_get(fp_store *s, fp_stat_sample **out, size_t *n)
 {
     char(*nodes)[FP_ID_BUFSZ] = NULL;
     char key[STORE__KEY_MAX];
@@ -374,7 +374,7 @@ int fb_store_stats_get(fb_store *s, fb_stat_sample **out, size_t *n)
         return -EINVAL;
     *out = NULL;
     *n = 0;
-    store__key(s, key, "nodes", "");
+    store__key(s, key, FP_KEY_NODES, "");
     r = store__command(s, "stats", "SMEMBERS %s", key);
     if (r == NULL)
         return -EIO;

@@ -1,7 +1,7 @@
 /*
- * amqp_link.c - feed-bridge's RabbitMQ link; see amqp_link.h.
+ * amqp.c - the RabbitMQ link of feed-bridge and feed-gateway; see fp_amqp.h.
  */
-#include "amqp_link.h"
+#include "fp_amqp.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,8 +16,8 @@
 #define AMQP__HEARTBEAT_S 30
 #define AMQP__MAX_PENDING 256 /* publishes between two confirms */
 
-struct fb_amqp {
-    fb_amqp_config cfg;          /* strings owned */
+struct fp_amqp {
+    fp_amqp_config cfg;          /* strings owned */
     amqp_connection_state_t in;  /* consumer */
     amqp_connection_state_t out; /* publisher with confirms */
     amqp_envelope_t env;
@@ -32,12 +32,12 @@ struct fb_amqp {
     char q_broadcast[128];
 };
 
-const char *fb_amqp_errstr(const fb_amqp *a)
+const char *fp_amqp_errstr(const fp_amqp *a)
 {
     return a != NULL ? a->errstr : "out of memory";
 }
 
-static void amqp__set_error(fb_amqp *a, int err, const char *fmt, const char *what,
+static void amqp__set_error(fp_amqp *a, int err, const char *fmt, const char *what,
                             const char *detail)
 {
     a->err = err;
@@ -49,7 +49,7 @@ static void amqp__set_error(fb_amqp *a, int err, const char *fmt, const char *wh
  * timeout) or the broker's channel/connection close with its reply text.
  * Returns -EIO.
  */
-static int amqp__reply_error(fb_amqp *a, amqp_rpc_reply_t r, const char *what)
+static int amqp__reply_error(fp_amqp *a, amqp_rpc_reply_t r, const char *what)
 {
     char detail[160];
     amqp_channel_close_t *ch;
@@ -78,7 +78,7 @@ static int amqp__reply_error(fb_amqp *a, amqp_rpc_reply_t r, const char *what)
     return -EIO;
 }
 
-static int amqp__check(fb_amqp *a, amqp_connection_state_t c, const char *what)
+static int amqp__check(fp_amqp *a, amqp_connection_state_t c, const char *what)
 {
     amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
 
@@ -93,7 +93,7 @@ static struct timeval amqp__tv(int ms)
 }
 
 /* Opens one connection, logs in and opens channel 1. */
-static int amqp__connect_one(fb_amqp *a, amqp_connection_state_t *out, const char *what)
+static int amqp__connect_one(fp_amqp *a, amqp_connection_state_t *out, const char *what)
 {
     struct timeval tv = amqp__tv(a->cfg.timeout_ms);
     amqp_connection_state_t c;
@@ -154,14 +154,14 @@ static amqp_table_entry_t amqp__arg_int(const char *k, int v)
     return e;
 }
 
-static int amqp__exchange(fb_amqp *a, const char *name, const char *type)
+static int amqp__exchange(fp_amqp *a, const char *name, const char *type)
 {
     amqp_exchange_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(type),
                           0, 1, 0, 0, amqp_empty_table);
     return amqp__check(a, a->out, name);
 }
 
-static int amqp__queue(fb_amqp *a, const char *name, bool durable, amqp_table_entry_t *args,
+static int amqp__queue(fp_amqp *a, const char *name, bool durable, amqp_table_entry_t *args,
                        int n_args, const char *exchange, const char *binding)
 {
     amqp_table_t t = {n_args, args};
@@ -179,41 +179,41 @@ static int amqp__queue(fb_amqp *a, const char *name, bool durable, amqp_table_en
  * one with different arguments than an existing queue fails with the
  * broker's PRECONDITION_FAILED text in errstr.
  */
-static int amqp__declare(fb_amqp *a)
+static int amqp__declare(fp_amqp *a)
 {
     amqp_table_entry_t events[2] = {amqp__arg_str("x-queue-type", "quorum"),
-                                    amqp__arg_str("x-dead-letter-exchange", FB_EXCHANGE_DLX)};
+                                    amqp__arg_str("x-dead-letter-exchange", FP_EXCHANGE_DLX)};
     amqp_table_entry_t node[4] = {amqp__arg_int("x-message-ttl", a->cfg.deliver_ttl_ms),
                                   amqp__arg_int("x-max-length", a->cfg.deliver_max_length),
                                   amqp__arg_str("x-overflow", "drop-head"),
                                   amqp__arg_int("x-expires", a->cfg.deliver_expires_ms)};
 
-    if (amqp__exchange(a, FB_EXCHANGE_EVENTS, "topic") != 0 ||
-        amqp__exchange(a, FB_EXCHANGE_DLX, "fanout") != 0 ||
-        amqp__exchange(a, FB_EXCHANGE_DELIVER, "direct") != 0 ||
-        amqp__exchange(a, FB_EXCHANGE_BROADCAST, "fanout") != 0)
+    if (amqp__exchange(a, FP_EXCHANGE_EVENTS, "topic") != 0 ||
+        amqp__exchange(a, FP_EXCHANGE_DLX, "fanout") != 0 ||
+        amqp__exchange(a, FP_EXCHANGE_DELIVER, "direct") != 0 ||
+        amqp__exchange(a, FP_EXCHANGE_BROADCAST, "fanout") != 0)
         return -EIO;
-    if (amqp__queue(a, FB_QUEUE_DEAD, true, NULL, 0, FB_EXCHANGE_DLX, "") != 0 ||
-        amqp__queue(a, FB_QUEUE_EVENTS, true, events, 2, FB_EXCHANGE_EVENTS, "#") != 0)
+    if (amqp__queue(a, FP_QUEUE_DEAD, true, NULL, 0, FP_EXCHANGE_DLX, "") != 0 ||
+        amqp__queue(a, FP_QUEUE_EVENTS, true, events, 2, FP_EXCHANGE_EVENTS, "#") != 0)
         return -EIO;
     if (a->cfg.node_id == NULL)
         return 0; /* a publisher only (feed-gateway): no node queues */
-    if (amqp__queue(a, a->q_deliver, false, node, 4, FB_EXCHANGE_DELIVER, a->cfg.node_id) != 0 ||
-        amqp__queue(a, a->q_broadcast, false, node, 4, FB_EXCHANGE_BROADCAST, "") != 0)
+    if (amqp__queue(a, a->q_deliver, false, node, 4, FP_EXCHANGE_DELIVER, a->cfg.node_id) != 0 ||
+        amqp__queue(a, a->q_broadcast, false, node, 4, FP_EXCHANGE_BROADCAST, "") != 0)
         return -EIO;
     return 0;
 }
 
 /* ------------------------------------------------------------ connect */
 
-static int amqp__consume(fb_amqp *a, const char *queue, const char *tag)
+static int amqp__consume(fp_amqp *a, const char *queue, const char *tag)
 {
     amqp_basic_consume(a->in, AMQP__CHANNEL, amqp_cstring_bytes(queue), amqp_cstring_bytes(tag), 0,
                        0, 0, amqp_empty_table);
     return amqp__check(a, a->in, queue);
 }
 
-static int amqp__connect(fb_amqp *a)
+static int amqp__connect(fp_amqp *a)
 {
     int rc;
 
@@ -235,7 +235,7 @@ static int amqp__connect(fb_amqp *a)
     amqp_basic_qos(a->in, AMQP__CHANNEL, 0, (uint16_t)a->cfg.prefetch, 0);
     if (amqp__check(a, a->in, "basic.qos") != 0)
         return -EIO;
-    if (a->cfg.consume_events && amqp__consume(a, FB_QUEUE_EVENTS, "events") != 0)
+    if (a->cfg.consume_events && amqp__consume(a, FP_QUEUE_EVENTS, "events") != 0)
         return -EIO;
     if (a->cfg.consume_node && (amqp__consume(a, a->q_deliver, "deliver") != 0 ||
                                 amqp__consume(a, a->q_broadcast, "broadcast") != 0))
@@ -246,15 +246,15 @@ connected:
     return 0;
 }
 
-static void amqp__disconnect(fb_amqp *a)
+static void amqp__disconnect(fp_amqp *a)
 {
-    fb_amqp_done(a);
+    fp_amqp_done(a);
     amqp__close_one(&a->in);
     amqp__close_one(&a->out);
 }
 
 /* Copies the config strings so the caller's may go away. */
-static int amqp__copy_config(fb_amqp *a, const fb_amqp_config *c)
+static int amqp__copy_config(fp_amqp *a, const fp_amqp_config *c)
 {
     a->cfg = *c;
     a->cfg.host = strdup(c->host);
@@ -267,28 +267,28 @@ static int amqp__copy_config(fb_amqp *a, const fb_amqp_config *c)
         return -ENOMEM;
     if (c->node_id == NULL)
         return 0;
-    snprintf(a->q_deliver, sizeof(a->q_deliver), "%s.%s", FB_EXCHANGE_DELIVER, c->node_id);
-    snprintf(a->q_broadcast, sizeof(a->q_broadcast), "%s.%s", FB_EXCHANGE_BROADCAST, c->node_id);
+    snprintf(a->q_deliver, sizeof(a->q_deliver), "%s.%s", FP_EXCHANGE_DELIVER, c->node_id);
+    snprintf(a->q_broadcast, sizeof(a->q_broadcast), "%s.%s", FP_EXCHANGE_BROADCAST, c->node_id);
     return 0;
 }
 
-int fb_amqp_open(fb_amqp **out, const fb_amqp_config *c)
+int fp_amqp_open(fp_amqp **out, const fp_amqp_config *c)
 {
-    fb_amqp *a;
+    fp_amqp *a;
 
     *out = NULL;
     a = calloc(1, sizeof(*a));
     if (a == NULL)
         return -ENOMEM;
     if (amqp__copy_config(a, c) != 0) {
-        fb_amqp_free(a);
+        fp_amqp_free(a);
         return -ENOMEM;
     }
     *out = a;
-    return fb_amqp_reconnect(a);
+    return fp_amqp_reconnect(a);
 }
 
-int fb_amqp_reconnect(fb_amqp *a)
+int fp_amqp_reconnect(fp_amqp *a)
 {
     int rc;
 
@@ -299,7 +299,7 @@ int fb_amqp_reconnect(fb_amqp *a)
     return rc;
 }
 
-void fb_amqp_free(fb_amqp *a)
+void fp_amqp_free(fp_amqp *a)
 {
     if (a == NULL)
         return;
@@ -314,13 +314,13 @@ void fb_amqp_free(fb_amqp *a)
 
 /* ------------------------------------------------------------ consume */
 
-static fb_amqp_source amqp__source(const amqp_bytes_t *tag)
+static fp_amqp_source amqp__source(const amqp_bytes_t *tag)
 {
     if (tag->len == 7 && memcmp(tag->bytes, "deliver", 7) == 0)
-        return FB_SRC_DELIVER;
+        return FP_AMQP_SRC_DELIVER;
     if (tag->len == 9 && memcmp(tag->bytes, "broadcast", 9) == 0)
-        return FB_SRC_BROADCAST;
-    return FB_SRC_EVENTS;
+        return FP_AMQP_SRC_BROADCAST;
+    return FP_AMQP_SRC_EVENTS;
 }
 
 /*
@@ -328,7 +328,7 @@ static fb_amqp_source amqp__source(const amqp_bytes_t *tag)
  * consumer: a close from the broker is an error; anything else (e.g. a
  * basic.cancel because a queue was deleted) also means re-establishing.
  */
-static int amqp__unexpected(fb_amqp *a)
+static int amqp__unexpected(fp_amqp *a)
 {
     struct timeval tv = amqp__tv(a->cfg.timeout_ms);
     amqp_frame_t f;
@@ -347,7 +347,7 @@ static int amqp__unexpected(fb_amqp *a)
     return -ETIMEDOUT; /* a stray frame (e.g. heartbeat): nothing to do */
 }
 
-int fb_amqp_next(fb_amqp *a, fb_amqp_msg *msg, int timeout_ms)
+int fp_amqp_next(fp_amqp *a, fp_amqp_msg *msg, int timeout_ms)
 {
     struct timeval tv = amqp__tv(timeout_ms);
     amqp_rpc_reply_t r;
@@ -357,7 +357,7 @@ int fb_amqp_next(fb_amqp *a, fb_amqp_msg *msg, int timeout_ms)
         amqp__set_error(a, -1, "%s: %s", "amqp consumer", "not connected");
         return -EIO;
     }
-    fb_amqp_done(a);
+    fp_amqp_done(a);
     amqp_maybe_release_buffers(a->in);
     r = amqp_consume_message(a->in, &a->env, &tv, 0);
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
@@ -380,7 +380,7 @@ int fb_amqp_next(fb_amqp *a, fb_amqp_msg *msg, int timeout_ms)
     return 0;
 }
 
-void fb_amqp_done(fb_amqp *a)
+void fp_amqp_done(fp_amqp *a)
 {
     if (!a->have_env)
         return;
@@ -388,7 +388,7 @@ void fb_amqp_done(fb_amqp *a)
     a->have_env = false;
 }
 
-int fb_amqp_ack(fb_amqp *a, uint64_t tag)
+int fp_amqp_ack(fp_amqp *a, uint64_t tag)
 {
     int rc = amqp_basic_ack(a->in, AMQP__CHANNEL, tag, 0);
 
@@ -399,7 +399,7 @@ int fb_amqp_ack(fb_amqp *a, uint64_t tag)
     return 0;
 }
 
-int fb_amqp_reject(fb_amqp *a, uint64_t tag)
+int fp_amqp_reject(fp_amqp *a, uint64_t tag)
 {
     int rc = amqp_basic_reject(a->in, AMQP__CHANNEL, tag, 0);
 
@@ -412,7 +412,7 @@ int fb_amqp_reject(fb_amqp *a, uint64_t tag)
 
 /* ------------------------------------------------------------ publish */
 
-int fb_amqp_publish(fb_amqp *a, const char *exchange, const char *routing_key, const void *body,
+int fp_amqp_publish(fp_amqp *a, const char *exchange, const char *routing_key, const void *body,
                     size_t len)
 {
     amqp_basic_properties_t props;
@@ -423,7 +423,7 @@ int fb_amqp_publish(fb_amqp *a, const char *exchange, const char *routing_key, c
         amqp__set_error(a, -1, "%s: %s", "amqp publish", "not connected");
         return -EIO;
     }
-    if (a->n_pending == AMQP__MAX_PENDING && fb_amqp_confirm(a) != 0)
+    if (a->n_pending == AMQP__MAX_PENDING && fp_amqp_confirm(a) != 0)
         return -EIO;
     memset(&props, 0, sizeof(props));
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
@@ -442,7 +442,7 @@ int fb_amqp_publish(fb_amqp *a, const char *exchange, const char *routing_key, c
 }
 
 /* Marks tag (or every tag up to it) confirmed. Returns how many are left. */
-static size_t amqp__mark(fb_amqp *a, uint64_t tag, bool multiple)
+static size_t amqp__mark(fp_amqp *a, uint64_t tag, bool multiple)
 {
     size_t i, left = 0;
 
@@ -455,7 +455,7 @@ static size_t amqp__mark(fb_amqp *a, uint64_t tag, bool multiple)
     return left;
 }
 
-int fb_amqp_confirm(fb_amqp *a)
+int fp_amqp_confirm(fp_amqp *a)
 {
     struct timeval tv = amqp__tv(a->cfg.timeout_ms);
     amqp_basic_ack_t *ack;
@@ -484,13 +484,13 @@ int fb_amqp_confirm(fb_amqp *a)
     return 0;
 }
 
-int fb_amqp_ping(fb_amqp *a)
+int fp_amqp_ping(fp_amqp *a)
 {
     if (a->out == NULL) {
         amqp__set_error(a, -1, "%s: %s", "amqp ping", "not connected");
         return -EIO;
     }
-    amqp_exchange_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(FB_EXCHANGE_EVENTS),
+    amqp_exchange_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(FP_EXCHANGE_EVENTS),
                           amqp_cstring_bytes("topic"), 1, 1, 0, 0, amqp_empty_table);
     return amqp__check(a, a->out, "amqp ping");
 }

@@ -1,9 +1,10 @@
 /*
- * store.c - feed-bridge's Redis work (see store.h for the contract).
+ * store.c - the Redis connection, the scripts and the event writes of
+ * feed-bridge (see fp_store.h for the contract).
  *
  * One synchronous hiredis connection. Whatever touches more than a couple
- * of keys runs as one Lua script from bridge/scripts/ (embedded at build
- * time into fb_store_scripts.h by embed_lua.cmake): the scripts are loaded
+ * of keys runs as one Lua script from backend/scripts/ (embedded at build
+ * time into fp_store_scripts.h by embed_lua.cmake): the scripts are loaded
  * with SCRIPT LOAD on every (re)connect and run with EVALSHA; a NOSCRIPT
  * reply (Redis restarted, SCRIPT FLUSH) loads them again and retries once.
  *
@@ -21,7 +22,7 @@
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
-#include "fb_store_scripts.h"
+#include "fp_store_scripts.h"
 #include "store_priv.h"
 
 static const struct {
@@ -29,17 +30,17 @@ static const struct {
     const char *body;
     size_t len;
 } store__scripts[STORE__N_SCRIPTS] = {
-    [STORE__POST_CREATED] = {"post_created", fb_lua_post_created, sizeof(fb_lua_post_created) - 1},
-    [STORE__POST_DELETED] = {"post_deleted", fb_lua_post_deleted, sizeof(fb_lua_post_deleted) - 1},
-    [STORE__FEED_READ] = {"feed_read", fb_lua_feed_read, sizeof(fb_lua_feed_read) - 1},
-    [STORE__RIBBON_PUSH] = {"ribbon_push", fb_lua_ribbon_push, sizeof(fb_lua_ribbon_push) - 1},
-    [STORE__USER_REVOKED] = {"user_revoked", fb_lua_user_revoked, sizeof(fb_lua_user_revoked) - 1},
+    [STORE__POST_CREATED] = {"post_created", fp_lua_post_created, sizeof(fp_lua_post_created) - 1},
+    [STORE__POST_DELETED] = {"post_deleted", fp_lua_post_deleted, sizeof(fp_lua_post_deleted) - 1},
+    [STORE__FEED_READ] = {"feed_read", fp_lua_feed_read, sizeof(fp_lua_feed_read) - 1},
+    [STORE__RIBBON_PUSH] = {"ribbon_push", fp_lua_ribbon_push, sizeof(fp_lua_ribbon_push) - 1},
+    [STORE__USER_REVOKED] = {"user_revoked", fp_lua_user_revoked, sizeof(fp_lua_user_revoked) - 1},
 };
 
 /* ------------------------------------------------------------ errors */
 
 /* Records a failure: the context's I/O error when it has one, else what. */
-void store__fail(fb_store *s, const char *what)
+void store__fail(fp_store *s, const char *what)
 {
     if (s->c != NULL && s->c->err != 0) {
         s->err = s->c->err;
@@ -52,7 +53,7 @@ void store__fail(fb_store *s, const char *what)
 
 /* Records an error reply (or a reply of the wrong shape when r is not an
  * error). Returns -EPROTO. */
-int store__protocol(fb_store *s, const char *what, const redisReply *r)
+int store__protocol(fp_store *s, const char *what, const redisReply *r)
 {
     s->err = REDIS_ERR_OTHER;
     if (r != NULL && r->type == REDIS_REPLY_ERROR)
@@ -63,7 +64,7 @@ int store__protocol(fb_store *s, const char *what, const redisReply *r)
 }
 
 /* Records a refused argument. Returns -EINVAL. */
-int store__invalid(fb_store *s, const char *what, const char *reason)
+int store__invalid(fp_store *s, const char *what, const char *reason)
 {
     s->err = REDIS_ERR_OTHER;
     snprintf(s->errstr, sizeof(s->errstr), "%.48s: %.72s", what, reason);
@@ -71,7 +72,7 @@ int store__invalid(fb_store *s, const char *what, const char *reason)
 }
 
 /* 0 when there is a usable connection, else -EIO (errstr kept or set). */
-int store__connected(fb_store *s)
+int store__connected(fp_store *s)
 {
     if (s->c != NULL && s->c->err == 0)
         return 0;
@@ -81,7 +82,7 @@ int store__connected(fb_store *s)
 }
 
 /* Checks that ev is a valid event of type t. Returns 0 or -EINVAL. */
-static int store__check_event(fb_store *s, const fp_event *ev, fp_event_type t)
+static int store__check_event(fp_store *s, const fp_event *ev, fp_event_type t)
 {
     char reason[96];
 
@@ -98,7 +99,7 @@ static int store__check_event(fb_store *s, const fp_event *ev, fp_event_type t)
  * Loads every script (SCRIPT LOAD, pipelined) and keeps their SHA1s.
  * Returns 0, -EIO (connection) or -EPROTO (Redis refused a script).
  */
-static int store__load_scripts(fb_store *s)
+static int store__load_scripts(fp_store *s)
 {
     redisReply *r;
     void *reply;
@@ -128,7 +129,7 @@ static int store__load_scripts(fb_store *s)
     return rc;
 }
 
-static void store__disconnect(fb_store *s)
+static void store__disconnect(fp_store *s)
 {
     if (s->c != NULL)
         redisFree(s->c);
@@ -140,7 +141,7 @@ static void store__disconnect(fb_store *s)
  * Returns 0 or -EIO; on failure there is no connection and err/errstr
  * say why.
  */
-static int store__connect(fb_store *s)
+static int store__connect(fp_store *s)
 {
     struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
 
@@ -167,31 +168,31 @@ fail:
 }
 
 /* Validates and copies the numeric settings. Returns 0 or -EINVAL. */
-static int store__configure(fb_store *s, const fb_store_config *c)
+static int store__configure(fp_store *s, const fp_store_config *c)
 {
     if (c->port < 0 || c->port > 65535)
         return store__invalid(s, "config", "port out of range");
-    if (strlen(s->prefix) > FB_STORE_PREFIX_MAX)
+    if (strlen(s->prefix) > FP_STORE_PREFIX_MAX)
         return store__invalid(s, "config", "prefix longer than 128 bytes");
-    if (c->feed_length < 0 || c->feed_length > FB_STORE_FEED_LENGTH_MAX)
+    if (c->feed_length < 0 || c->feed_length > FP_STORE_FEED_LENGTH_MAX)
         return store__invalid(s, "config", "feed_length out of range");
-    if (c->ribbon_length < 0 || c->ribbon_length > FB_STORE_RIBBON_LENGTH_MAX)
+    if (c->ribbon_length < 0 || c->ribbon_length > FP_STORE_RIBBON_LENGTH_MAX)
         return store__invalid(s, "config", "ribbon_length out of range");
     if (c->timeout_ms < 0 || c->timeout_ms > STORE__TIMEOUT_MS_MAX)
         return store__invalid(s, "config", "timeout_ms out of range");
     s->port = c->port != 0 ? c->port : 6379;
-    s->feed_length = c->feed_length != 0 ? c->feed_length : FB_STORE_FEED_LENGTH_DEFAULT;
-    s->ribbon_length = c->ribbon_length != 0 ? c->ribbon_length : FB_STORE_RIBBON_LENGTH_DEFAULT;
-    s->timeout_ms = c->timeout_ms != 0 ? c->timeout_ms : FB_STORE_TIMEOUT_MS_DEFAULT;
+    s->feed_length = c->feed_length != 0 ? c->feed_length : FP_STORE_FEED_LENGTH_DEFAULT;
+    s->ribbon_length = c->ribbon_length != 0 ? c->ribbon_length : FP_STORE_RIBBON_LENGTH_DEFAULT;
+    s->timeout_ms = c->timeout_ms != 0 ? c->timeout_ms : FP_STORE_TIMEOUT_MS_DEFAULT;
     s->configured = true;
     return 0;
 }
 
 /* Validates and copies the config, connects and loads the scripts (see
- * store.h for what *out holds on failure). */
-int fb_store_open(fb_store **out, const fb_store_config *c)
+ * fp_store.h for what *out holds on failure). */
+int fp_store_open(fp_store **out, const fp_store_config *c)
 {
-    fb_store *s;
+    fp_store *s;
     int rc;
 
     if (out == NULL)
@@ -205,7 +206,7 @@ int fb_store_open(fb_store **out, const fb_store_config *c)
     s->host = strdup(c->host != NULL ? c->host : "127.0.0.1");
     s->prefix = strdup(c->prefix != NULL ? c->prefix : "");
     if (s->host == NULL || s->prefix == NULL) {
-        fb_store_free(s);
+        fp_store_free(s);
         return -ENOMEM;
     }
     *out = s;
@@ -215,17 +216,17 @@ int fb_store_open(fb_store **out, const fb_store_config *c)
     return store__connect(s);
 }
 
-const char *fb_store_errstr(const fb_store *s)
+const char *fp_store_errstr(const fp_store *s)
 {
     return s != NULL ? s->errstr : "no store";
 }
 
-int fb_store_err(const fb_store *s)
+int fp_store_err(const fp_store *s)
 {
     return s != NULL ? s->err : REDIS_ERR_OTHER;
 }
 
-int fb_store_reconnect(fb_store *s)
+int fp_store_reconnect(fp_store *s)
 {
     if (s == NULL)
         return -EINVAL;
@@ -234,7 +235,7 @@ int fb_store_reconnect(fb_store *s)
     return store__connect(s);
 }
 
-void fb_store_free(fb_store *s)
+void fp_store_free(fp_store *s)
 {
     if (s == NULL)
         return;
@@ -248,9 +249,11 @@ void fb_store_free(fb_store *s)
 
 /* Builds "<prefix><name><id>" into buf (STORE__KEY_MAX bytes; always fits:
  * the prefix and ids are bounded). */
-void store__key(const fb_store *s, char *buf, const char *name, const char *id)
+void store__key(const fp_store *s, char *buf, const char *name, const char *id)
 {
-    snprintf(buf, STORE__KEY_MAX, "%s%s%s", s->prefix, name, id);
+    /* Cannot be cut: STORE__KEY_MAX has room for the longest prefix, name
+     * and id, and fp_store_open() refused a longer prefix. */
+    (void)fp_key(buf, STORE__KEY_MAX, s->prefix, name, id);
 }
 
 /*
@@ -259,7 +262,7 @@ void store__key(const fb_store *s, char *buf, const char *name, const char *id)
  * again and the call retried once. Returns 0 with *reply set (the caller
  * frees it), -EIO, -EPROTO (error reply, recorded) or -ENOMEM.
  */
-int store__eval(fb_store *s, int which, size_t nkeys, size_t argc, const char **argv,
+int store__eval(fp_store *s, int which, size_t nkeys, size_t argc, const char **argv,
                        const size_t *argvlen, redisReply **reply)
 {
     const char *name = store__scripts[which].name;
@@ -329,7 +332,7 @@ bool store__copy_id(const redisReply *r, char *dst)
     return true;
 }
 
-void fb_fanout_free(fb_fanout *f)
+void fp_fanout_free(fp_fanout *f)
 {
     size_t i;
 
@@ -346,7 +349,7 @@ void fb_fanout_free(fb_fanout *f)
  * are not valid ids are skipped. Returns 1 when t got a node with users,
  * 0 when there was nothing usable, -EPROTO (bad shape) or -ENOMEM.
  */
-static int store__parse_node(fb_store *s, const char *what, const redisReply *e, fb_node_targets *t)
+static int store__parse_node(fp_store *s, const char *what, const redisReply *e, fp_node_targets *t)
 {
     const redisReply *users;
     size_t k;
@@ -377,7 +380,7 @@ static int store__parse_node(fb_store *s, const char *what, const redisReply *e,
  * ids that are not valid ids (foreign data in Redis) are skipped. Returns
  * 0, -EPROTO or -ENOMEM; on failure *out holds nothing.
  */
-static int store__parse_fanout(fb_store *s, const char *what, const redisReply *r, fb_fanout *out)
+static int store__parse_fanout(fp_store *s, const char *what, const redisReply *r, fp_fanout *out)
 {
     size_t i, n;
     int rc;
@@ -403,7 +406,7 @@ static int store__parse_fanout(fb_store *s, const char *what, const redisReply *
     }
     return 0;
 fail:
-    fb_fanout_free(out);
+    fp_fanout_free(out);
     return rc;
 }
 
@@ -471,7 +474,7 @@ done:
  * strings, in order; an entry that is not a JSON object is left out.
  * Returns 0 with *out malloc'd, -EPROTO or -ENOMEM.
  */
-static int store__ribbon_json(fb_store *s, const char *what, const redisReply *r, char **out)
+static int store__ribbon_json(fp_store *s, const char *what, const redisReply *r, char **out)
 {
     cJSON *root, *entries, *e;
     size_t i;
@@ -512,7 +515,7 @@ done:
  * when given, the explicit recipients (at most FP_RECIPIENTS_MAX) as ARGV.
  * Returns 0 with *out filled, -EINVAL, -EIO, -EPROTO or -ENOMEM.
  */
-int fb_store_post_created(fb_store *s, const fp_event *ev, fb_fanout *out)
+int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
 {
     const char **argv = NULL;
     size_t *argvlen = NULL, argc, i;
@@ -535,7 +538,7 @@ int fb_store_post_created(fb_store *s, const fp_event *ev, fb_fanout *out)
         goto done;
     }
     store__i64(feed_len, s->feed_length);
-    store__i64(ttl, FB_STORE_MARKER_TTL_S);
+    store__i64(ttl, FP_STORE_MARKER_TTL_S);
     argv[0] = s->prefix;
     argv[1] = ev->post.id;
     argv[2] = ev->post.author_id;
@@ -561,8 +564,8 @@ done:
 }
 
 /* post.deleted: one EVALSHA of post_deleted.lua. Returns like
- * fb_store_post_created(). */
-int fb_store_post_deleted(fb_store *s, const fp_event *ev, fb_fanout *out)
+ * fp_store_post_created(). */
+int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
 {
     const char *argv[4];
     size_t argvlen[4], i;
@@ -576,7 +579,7 @@ int fb_store_post_deleted(fb_store *s, const fp_event *ev, fb_fanout *out)
     rc = store__check_event(s, ev, FP_EVENT_POST_DELETED);
     if (rc != 0)
         return rc;
-    store__i64(ttl, FB_STORE_MARKER_TTL_S);
+    store__i64(ttl, FP_STORE_MARKER_TTL_S);
     argv[0] = s->prefix;
     argv[1] = ev->post_id;
     argv[2] = ev->author_id;
@@ -597,7 +600,7 @@ int fb_store_post_deleted(fb_store *s, const fp_event *ev, fb_fanout *out)
  * Reads the 4 replies of MULTI, op, op, EXEC (always all of them, so the
  * connection stays in step). Returns 0, -EIO or -EPROTO.
  */
-static int store__read_transaction(fb_store *s, const char *what)
+static int store__read_transaction(fp_store *s, const char *what)
 {
     redisReply *r;
     void *reply;
@@ -628,7 +631,7 @@ static int store__read_transaction(fb_store *s, const char *what)
  * follow.created / follow.deleted: both set updates in one MULTI/EXEC,
  * pipelined (one round trip). Returns 0, -EINVAL, -EIO or -EPROTO.
  */
-int fb_store_follow(fb_store *s, const fp_event *ev)
+int fp_store_follow(fp_store *s, const fp_event *ev)
 {
     char followers[STORE__KEY_MAX], following[STORE__KEY_MAX];
     const char *op, *what;
@@ -648,8 +651,8 @@ int fb_store_follow(fb_store *s, const fp_event *ev)
     if (rc != 0)
         return rc;
     op = ev->type == FP_EVENT_FOLLOW_CREATED ? "SADD" : "SREM";
-    store__key(s, followers, "followers:", ev->followee_id);
-    store__key(s, following, "following:", ev->follower_id);
+    store__key(s, followers, FP_KEY_FOLLOWERS, ev->followee_id);
+    store__key(s, following, FP_KEY_FOLLOWING, ev->follower_id);
     if (redisAppendCommand(s->c, "MULTI") != REDIS_OK ||
         redisAppendCommand(s->c, "%s %s %s", op, followers, ev->follower_id) != REDIS_OK ||
         redisAppendCommand(s->c, "%s %s %s", op, following, ev->followee_id) != REDIS_OK ||
@@ -667,7 +670,7 @@ int fb_store_follow(fb_store *s, const fp_event *ev)
  * LTRIM, return the list) and wraps the list as the MQTT ribbon message.
  * Returns 0 with *ribbon_json malloc'd, -EINVAL, -EIO, -EPROTO or -ENOMEM.
  */
-int fb_store_ribbon_push(fb_store *s, const fp_event *ev, char **ribbon_json)
+int fp_store_ribbon_push(fp_store *s, const fp_event *ev, char **ribbon_json)
 {
     char key[STORE__KEY_MAX], at[24], len[24], *entry = NULL;
     const char *argv[5];
@@ -684,7 +687,7 @@ int fb_store_ribbon_push(fb_store *s, const fp_event *ev, char **ribbon_json)
     entry = store__entry_json(&ev->entry);
     if (entry == NULL)
         return -ENOMEM;
-    store__key(s, key, "ribbon", "");
+    store__key(s, key, FP_KEY_RIBBON, "");
     store__i64(at, ev->entry.at);
     store__i64(len, s->ribbon_length);
     argv[0] = key;
@@ -706,8 +709,8 @@ done:
 }
 
 /* The ribbon (LRANGE) as the MQTT ribbon message. Returns like
- * fb_store_ribbon_push(). */
-int fb_store_ribbon_get(fb_store *s, char **ribbon_json)
+ * fp_store_ribbon_push(). */
+int fp_store_ribbon_get(fp_store *s, char **ribbon_json)
 {
     char key[STORE__KEY_MAX];
     redisReply *r;
@@ -719,7 +722,7 @@ int fb_store_ribbon_get(fb_store *s, char **ribbon_json)
     rc = store__connected(s);
     if (rc != 0)
         return rc;
-    store__key(s, key, "ribbon", "");
+    store__key(s, key, FP_KEY_RIBBON, "");
     r = redisCommand(s->c, "LRANGE %s 0 -1", key);
     if (r == NULL) {
         store__fail(s, "ribbon_get");
@@ -737,7 +740,7 @@ int fb_store_ribbon_get(fb_store *s, char **ribbon_json)
  * and publishes "<uid> <value>" on <prefix>revoked, atomically. Returns 0,
  * -EINVAL, -EIO or -EPROTO.
  */
-int fb_store_user_revoked(fb_store *s, const fp_event *ev)
+int fp_store_user_revoked(fp_store *s, const fp_event *ev)
 {
     char key[STORE__KEY_MAX], channel[STORE__KEY_MAX], before[24];
     const char *argv[4];
@@ -750,8 +753,8 @@ int fb_store_user_revoked(fb_store *s, const fp_event *ev)
     rc = store__check_event(s, ev, FP_EVENT_USER_REVOKED);
     if (rc != 0)
         return rc;
-    store__key(s, key, "revoked:", ev->user_id);
-    store__key(s, channel, "revoked", "");
+    store__key(s, key, FP_KEY_REVOKED, ev->user_id);
+    store__key(s, channel, FP_KEY_REVOKED_CHANNEL, "");
     store__i64(before, ev->before);
     argv[0] = key;
     argv[1] = channel;
@@ -768,7 +771,7 @@ int fb_store_user_revoked(fb_store *s, const fp_event *ev)
     return rc;
 }
 
-int fb_store_put_stats(fb_store *s, const char *node, const char *const *names,
+int fp_store_put_stats(fp_store *s, const char *node, const char *const *names,
                        const uint64_t *values, size_t n)
 {
     char key[STORE__KEY_MAX], (*nums)[24] = NULL;
@@ -788,7 +791,7 @@ int fb_store_put_stats(fb_store *s, const char *node, const char *const *names,
         rc = -ENOMEM;
         goto done;
     }
-    store__key(s, key, "stats:bridge:", node);
+    store__key(s, key, FP_KEY_STATS_BRIDGE, node);
     argv[0] = "HSET";
     argv[1] = key;
     for (i = 0; i < n; i++) {

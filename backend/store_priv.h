@@ -1,20 +1,21 @@
 /*
- * store_priv.h - what the files of feed_bridge_store share (store.c: the
+ * store_priv.h - what the files of the store share (store.c: the
  * connection, scripts and the bridge's writes; store_read.c: the reads
- * feed-gateway serves). Not for users of the module: see store.h.
+ * feed-gateway serves). Private to backend/: users see fp_store.h.
  */
-#ifndef FB_STORE_PRIV_H
-#define FB_STORE_PRIV_H
+#ifndef FP_STORE_PRIV_H
+#define FP_STORE_PRIV_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #include <hiredis/hiredis.h>
 
-#include "store.h"
+#include "fp_keys.h"
+#include "fp_store.h"
 
 #define STORE__SHA_LEN 40
-#define STORE__KEY_MAX (FB_STORE_PREFIX_MAX + 32 + FP_ID_BUFSZ)
+#define STORE__KEY_MAX (FP_STORE_PREFIX_MAX + 32 + FP_ID_BUFSZ) /* names are < 32 bytes */
 #define STORE__TIMEOUT_MS_MAX 600000
 #define STORE__POST_CREATED_ARGS 7 /* ARGV of post_created.lua before the recipients */
 
@@ -27,7 +28,7 @@ enum {
     STORE__N_SCRIPTS
 };
 
-struct fb_store {
+struct fp_store {
     redisContext *c; /* NULL while not connected */
     char *host;
     int port;
@@ -42,17 +43,17 @@ struct fb_store {
 };
 
 /* Records a failure: the context's I/O error when it has one, else what. */
-void store__fail(fb_store *s, const char *what);
+void store__fail(fp_store *s, const char *what);
 /* Records an error reply (or a reply of the wrong shape). Returns -EPROTO. */
-int store__protocol(fb_store *s, const char *what, const redisReply *r);
+int store__protocol(fp_store *s, const char *what, const redisReply *r);
 /* Records a refused argument. Returns -EINVAL. */
-int store__invalid(fb_store *s, const char *what, const char *reason);
+int store__invalid(fp_store *s, const char *what, const char *reason);
 /* 0 when there is a usable connection, else -EIO. */
-int store__connected(fb_store *s);
+int store__connected(fp_store *s);
 /* "<prefix><name><id>" into buf (STORE__KEY_MAX bytes). */
-void store__key(const fb_store *s, char *buf, const char *name, const char *id);
+void store__key(const fp_store *s, char *buf, const char *name, const char *id);
 /* EVALSHA of script `which` (reloaded and retried once on NOSCRIPT). */
-int store__eval(fb_store *s, int which, size_t nkeys, size_t argc, const char **argv,
+int store__eval(fp_store *s, int which, size_t nkeys, size_t argc, const char **argv,
                 const size_t *argvlen, redisReply **reply);
 /* Copies a string reply that is a valid id into dst. False otherwise. */
 bool store__copy_id(const redisReply *r, char *dst);
