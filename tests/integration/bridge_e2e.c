@@ -20,18 +20,18 @@
 
 #include "bridge_env.h"
 
-static fp_bridge_env env;
+static ft_bridge_env env;
 
 static int setup(void **state)
 {
     (void)state;
-    return fp_bridge_env_start(&env, "n1");
+    return ft_bridge_env_start(&env, "n1");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return fp_bridge_env_stop(&env);
+    return ft_bridge_env_stop(&env);
 }
 
 static redisContext *redis(void)
@@ -52,7 +52,7 @@ __attribute__((format(printf, 2, 3))) static void event(const char *rk, const ch
     va_start(ap, fmt);
     vsnprintf(body, sizeof(body), fmt, ap);
     va_end(ap);
-    assert_int_equal(fp_bridge_publish(&env, rk, body), 0);
+    assert_int_equal(ft_bridge_publish(&env, rk, body), 0);
 }
 
 static void follow(const char *follower, const char *followee)
@@ -74,12 +74,12 @@ static void wait_stage1(long long n)
 {
     int i;
 
-    for (i = 0; i < 300 && fp_bridge_stat(&env, "stage1_count") < n; i++)
+    for (i = 0; i < 300 && ft_bridge_stat(&env, "stage1_count") < n; i++)
         usleep(20000);
     /* Counters are flushed every second; wait for the value itself. */
-    for (i = 0; i < 300 && fp_bridge_stat(&env, "stage1_count") < n; i++)
+    for (i = 0; i < 300 && ft_bridge_stat(&env, "stage1_count") < n; i++)
         usleep(20000);
-    assert_true(fp_bridge_stat(&env, "stage1_count") >= n);
+    assert_true(ft_bridge_stat(&env, "stage1_count") >= n);
 }
 
 /* LRANGE feed:<uid> as one comma-joined string. */
@@ -99,14 +99,14 @@ static void feed_of(const char *uid, char *out, size_t len)
 
 /* Connects uid and subscribes to its feed. c must stay where it is: the
  * client's callbacks point at it. */
-static void connect_user(fp_mqtt *c, const char *uid)
+static void connect_user(ft_mqtt *c, const char *uid)
 {
-    char *tok = fp_plugin_env_token_now(&env.p, uid, FP_ROLE_USER);
+    char *tok = ft_plugin_env_token_now(&env.p, uid, FP_ROLE_USER);
     char topic[80];
 
-    assert_int_equal(fp_mqtt_connect(c, env.p.mosq.port, NULL, uid, tok, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_connect(c, env.p.mosq.port, NULL, uid, tok, 4, 3000), 0);
     snprintf(topic, sizeof(topic), "feed/%s", uid);
-    assert_int_equal(fp_mqtt_subscribe(c, topic, 3000), 1);
+    assert_int_equal(ft_mqtt_subscribe(c, topic, 3000), 1);
     free(tok);
 }
 
@@ -133,7 +133,7 @@ static void wait_online(const char *uid)
  * D has it in the feed list only. Then the delete. */
 static void test_seed_scenario(void **state)
 {
-    fp_mqtt a, b, c;
+    ft_mqtt a, b, c;
     char feed[256];
     int64_t t0;
 
@@ -149,15 +149,15 @@ static void test_seed_scenario(void **state)
 
     t0 = fp_time_mono_ms();
     post("p1", "A", "hello from A");
-    assert_int_equal(fp_mqtt_wait_messages(&b, 1, 1000), 1);
+    assert_int_equal(ft_mqtt_wait_messages(&b, 1, 1000), 1);
     printf("# A's post reached B %lld ms after the publish\n", (long long)(fp_time_mono_ms() - t0));
     assert_string_equal(b.last_topic, "feed/B");
     assert_non_null(strstr(b.last_payload, "\"type\":\"post.created\""));
     assert_non_null(strstr(b.last_payload, "\"id\":\"p1\""));
     assert_non_null(strstr(b.last_payload, "hello from A"));
-    assert_int_equal(fp_mqtt_wait_messages(&a, 1, 1000), 1);
+    assert_int_equal(ft_mqtt_wait_messages(&a, 1, 1000), 1);
     assert_string_equal(a.last_topic, "feed/A");
-    fp_mqtt_pump(&c, 300);
+    ft_mqtt_pump(&c, 300);
     assert_int_equal(c.received, 0);
 
     feed_of("B", feed, sizeof(feed));
@@ -171,15 +171,15 @@ static void test_seed_scenario(void **state)
 
     /* Delete: B is told, and the post body is gone (the read path skips it). */
     event("post.deleted", "{\"type\":\"post.deleted\",\"post_id\":\"p1\",\"author_id\":\"A\"}");
-    assert_int_equal(fp_mqtt_wait_messages(&b, 2, 1000), 2);
+    assert_int_equal(ft_mqtt_wait_messages(&b, 2, 1000), 2);
     assert_non_null(strstr(b.last_payload, "\"type\":\"post.deleted\""));
     assert_non_null(strstr(b.last_payload, "\"post_id\":\"p1\""));
     feed_of("B", feed, sizeof(feed));
     assert_string_equal(feed, "");
 
-    fp_mqtt_close(&a);
-    fp_mqtt_close(&b);
-    fp_mqtt_close(&c);
+    ft_mqtt_close(&a);
+    ft_mqtt_close(&b);
+    ft_mqtt_close(&c);
 }
 
 /* 1,500 posts: every follower's list holds exactly the newest 1,000. */
@@ -188,7 +188,7 @@ static void test_feed_capped_at_1000(void **state)
     redisContext *rc;
     redisReply *r;
     char id[32];
-    long long before = fp_bridge_stat(&env, "stage1_count");
+    long long before = ft_bridge_stat(&env, "stage1_count");
     int i;
 
     (void)state;
@@ -214,9 +214,9 @@ static void test_feed_capped_at_1000(void **state)
  * per user, newest first; a later subscriber gets it at once (retained). */
 static void test_ribbon(void **state)
 {
-    long long before = fp_bridge_stat(&env, "stage1_count");
+    long long before = ft_bridge_stat(&env, "stage1_count");
     char *tok, needle[32];
-    fp_mqtt c;
+    ft_mqtt c;
     int i, entries = 0, u;
     const char *p, *first;
 
@@ -226,12 +226,12 @@ static void test_ribbon(void **state)
               "{\"type\":\"ribbon.pushed\",\"entry\":{\"user_id\":\"r%d\",\"name\":\"R %d\",\"at\":%d}}",
               i % 55, i, 1000 + i);
     wait_stage1(before + 60);
-    tok = fp_plugin_env_token_now(&env.p, "viewer", FP_ROLE_USER);
-    assert_int_equal(fp_mqtt_connect(&c, env.p.mosq.port, NULL, "viewer", tok, 4, 3000), 0);
-    assert_int_equal(fp_mqtt_subscribe(&c, "ribbon", 3000), 1);
+    tok = ft_plugin_env_token_now(&env.p, "viewer", FP_ROLE_USER);
+    assert_int_equal(ft_mqtt_connect(&c, env.p.mosq.port, NULL, "viewer", tok, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_subscribe(&c, "ribbon", 3000), 1);
     /* The broadcast stage may still be publishing: wait for the last one. */
     for (i = 0; i < 40 && strstr(c.last_payload, "\"R 59\"") == NULL; i++)
-        fp_mqtt_wait_messages(&c, c.received + 1, 100);
+        ft_mqtt_wait_messages(&c, c.received + 1, 100);
     assert_true(c.last_retain || c.received > 1);
     assert_non_null(strstr(c.last_payload, "\"type\":\"ribbon\""));
     for (p = c.last_payload; (p = strstr(p, "\"user_id\"")) != NULL; p++)
@@ -247,7 +247,7 @@ static void test_ribbon(void **state)
      * entry (push 4) is gone. */
     assert_true(strstr(c.last_payload, "\"R 59\"") < strstr(c.last_payload, "\"R 58\""));
     assert_null(strstr(c.last_payload, "\"R 4\""));
-    fp_mqtt_close(&c);
+    ft_mqtt_close(&c);
     free(tok);
 }
 
@@ -255,7 +255,7 @@ static void test_ribbon(void **state)
  * processed normally. */
 static void test_dead_letters(void **state)
 {
-    long long dead = fp_bridge_stat(&env, "dead_letters");
+    long long dead = ft_bridge_stat(&env, "dead_letters");
     char feed[64];
     int i;
 
@@ -264,12 +264,12 @@ static void test_dead_letters(void **state)
     event("post.shared", "{\"type\":\"post.shared\",\"post_id\":\"z\"}");
     event("post.created", "{\"type\":\"post.deleted\",\"post_id\":\"z\",\"author_id\":\"A\"}");
     post("good1", "G", "still working");
-    for (i = 0; i < 200 && fp_bridge_queue_depth(&env, "feed.events.dead") < 3; i++)
+    for (i = 0; i < 200 && ft_bridge_queue_depth(&env, "feed.events.dead") < 3; i++)
         usleep(20000);
-    assert_int_equal(fp_bridge_queue_depth(&env, "feed.events.dead"), 3);
-    for (i = 0; i < 150 && fp_bridge_stat(&env, "dead_letters") < dead + 3; i++)
+    assert_int_equal(ft_bridge_queue_depth(&env, "feed.events.dead"), 3);
+    for (i = 0; i < 150 && ft_bridge_stat(&env, "dead_letters") < dead + 3; i++)
         usleep(20000);
-    assert_int_equal(fp_bridge_stat(&env, "dead_letters"), dead + 3);
+    assert_int_equal(ft_bridge_stat(&env, "dead_letters"), dead + 3);
     feed_of("G", feed, sizeof(feed));
     assert_string_equal(feed, "good1");
 }
@@ -286,7 +286,7 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     mosquitto_lib_init();
-    rc = fp_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
+    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
     mosquitto_lib_cleanup();
     return rc;
 }

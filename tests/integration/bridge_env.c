@@ -14,29 +14,29 @@
 
 extern char **environ;
 
-int fp_bridge_env_start(fp_bridge_env *e, const char *node_id)
+int ft_bridge_env_start(ft_bridge_env *e, const char *node_id)
 {
     memset(e, 0, sizeof(*e));
-    if (fp_plugin_env_start(&e->p, node_id, NULL) != 0)
+    if (ft_plugin_env_start(&e->p, node_id, NULL) != 0)
         return -1;
-    if (fp_server_shared(&e->rabbit, "rabbitmq") != 0)
+    if (ft_server_shared(&e->rabbit, "rabbitmq") != 0)
         return -1;
     snprintf(e->vhost, sizeof(e->vhost), "t%ld-%s", (long)getpid(), node_id);
-    if (fp_server_vhost(&e->rabbit, e->vhost) != 0)
+    if (ft_server_vhost(&e->rabbit, e->vhost) != 0)
         return -1;
     snprintf(e->bridge_log, sizeof(e->bridge_log), "%s/feed-bridge.log", e->p.dir);
-    if (fp_bridge_start(e) != 0)
+    if (ft_bridge_start(e) != 0)
         return -1;
-    return fp_event_pub_open(&e->pub, e->rabbit.port, e->vhost);
+    return ft_event_pub_open(&e->pub, e->rabbit.port, e->vhost);
 }
 
 /* The child: its own process group, killed with the test, FEEDPUSH_*
  * configuration, output appended to the log. Never returns. */
-static void env__exec_bridge(fp_bridge_env *e, const char *bin)
+static void env__exec_bridge(ft_bridge_env *e, const char *bin)
 {
     char v[6][PATH_MAX + 64];
 
-    fp_harness_child(e->bridge_log);
+    ft_harness_child(e->bridge_log);
     snprintf(v[0], sizeof(v[0]), "%s", e->p.node_id);
     snprintf(v[1], sizeof(v[1]), "%d", e->rabbit.port);
     snprintf(v[2], sizeof(v[2]), "%d", e->p.redis.port);
@@ -59,7 +59,7 @@ static void env__exec_bridge(fp_bridge_env *e, const char *bin)
     _exit(127);
 }
 
-int fp_bridge_start(fp_bridge_env *e)
+int ft_bridge_start(ft_bridge_env *e)
 {
     const char *bin = getenv("FP_BRIDGE");
     pid_t pid;
@@ -78,7 +78,7 @@ int fp_bridge_start(fp_bridge_env *e)
     /* Ready once it has written its counters, i.e. after it connected
      * everything and declared the topology. */
     for (i = 0; i < 150; i++) {
-        if (fp_bridge_stat(e, "updated_ms") > 0)
+        if (ft_bridge_stat(e, "updated_ms") > 0)
             return 0;
         if (waitpid(pid, NULL, WNOHANG) == pid) {
             e->bridge = 0;
@@ -91,7 +91,7 @@ int fp_bridge_start(fp_bridge_env *e)
     return -1;
 }
 
-int fp_bridge_signal(fp_bridge_env *e, int sig, int wait_ms)
+int ft_bridge_signal(ft_bridge_env *e, int sig, int wait_ms)
 {
     int status, waited;
 
@@ -108,36 +108,36 @@ int fp_bridge_signal(fp_bridge_env *e, int sig, int wait_ms)
     return -1;
 }
 
-int fp_bridge_env_stop(fp_bridge_env *e)
+int ft_bridge_env_stop(ft_bridge_env *e)
 {
     int rc = 0, status;
 
-    fp_event_pub_close(&e->pub);
+    ft_event_pub_close(&e->pub);
     if (e->bridge > 0) {
-        status = fp_bridge_signal(e, SIGTERM, 5000);
+        status = ft_bridge_signal(e, SIGTERM, 5000);
         if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            fp_harness_fail("feed-bridge did not exit 0 within 5 s of SIGTERM");
+            ft_harness_fail("feed-bridge did not exit 0 within 5 s of SIGTERM");
             if (e->bridge > 0)
-                fp_bridge_signal(e, SIGKILL, 2000);
+                ft_bridge_signal(e, SIGKILL, 2000);
             rc = -1;
         }
     }
-    if (fp_plugin_env_stop(&e->p) != 0)
+    if (ft_plugin_env_stop(&e->p) != 0)
         rc = -1;
     return rc;
 }
 
-int fp_bridge_publish(fp_bridge_env *e, const char *rk, const char *body)
+int ft_bridge_publish(ft_bridge_env *e, const char *rk, const char *body)
 {
-    return fp_event_pub_send(&e->pub, rk, body);
+    return ft_event_pub_send(&e->pub, rk, body);
 }
 
-int fp_bridge_queue_depth(fp_bridge_env *e, const char *queue)
+int ft_bridge_queue_depth(ft_bridge_env *e, const char *queue)
 {
-    return fp_event_pub_queue_depth(&e->pub, queue);
+    return ft_event_pub_queue_depth(&e->pub, queue);
 }
 
-long long fp_bridge_stat(fp_bridge_env *e, const char *name)
+long long ft_bridge_stat(ft_bridge_env *e, const char *name)
 {
     struct timeval tv = {2, 0};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", e->p.redis.port, tv);

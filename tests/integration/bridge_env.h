@@ -14,33 +14,33 @@
 #include "plugin_env.h"
 
 typedef struct {
-    fp_plugin_env p;
-    fp_server rabbit;
+    ft_plugin_env p;
+    ft_server rabbit;
     char vhost[64];
     pid_t bridge;           /* 0 when not running */
     char bridge_log[PATH_MAX + 32];
-    fp_event_pub pub;       /* the test's publisher (a backend) */
-} fp_bridge_env;
+    ft_event_pub pub;       /* the test's publisher (a backend) */
+} ft_bridge_env;
 
 /* Starts everything and waits until the bridge consumes. 0 or -1. */
-int fp_bridge_env_start(fp_bridge_env *e, const char *node_id);
+int ft_bridge_env_start(ft_bridge_env *e, const char *node_id);
 /* SIGTERMs the bridge (it must exit 0 within 5 s) and stops the servers.
  * Returns -1 if anything did not stop cleanly. */
-int fp_bridge_env_stop(fp_bridge_env *e);
+int ft_bridge_env_stop(ft_bridge_env *e);
 
 /* Starts the bridge process and waits (up to 15 s) for its first counters
  * in Redis, which it writes once it consumes. 0 or -1. */
-int fp_bridge_start(fp_bridge_env *e);
+int ft_bridge_start(ft_bridge_env *e);
 /* Sends sig and waits up to wait_ms. Returns the exit status as from
  * waitpid (WIFEXITED etc.), or -1 when it did not end in time. */
-int fp_bridge_signal(fp_bridge_env *e, int sig, int wait_ms);
+int ft_bridge_signal(ft_bridge_env *e, int sig, int wait_ms);
 
 /* Publishes one event body to feed.events with routing key rk and waits
  * for the broker's confirm. 0 or -1. */
-int fp_bridge_publish(fp_bridge_env *e, const char *rk, const char *body);
+int ft_bridge_publish(ft_bridge_env *e, const char *rk, const char *body);
 /* Messages ready in a queue of the test's vhost, or -1. */
-int fp_bridge_queue_depth(fp_bridge_env *e, const char *queue);
+int ft_bridge_queue_depth(ft_bridge_env *e, const char *queue);
 /* A counter the bridge wrote to Redis (stats:bridge:<node>), or -1. */
-long long fp_bridge_stat(fp_bridge_env *e, const char *name);
+long long ft_bridge_stat(ft_bridge_env *e, const char *name);
 
 #endif

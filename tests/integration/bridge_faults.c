@@ -57,7 +57,7 @@
 #define WATCH_MAX 1024 /* post indexes a watcher can count */
 #define N_RCPT 4
 
-static fp_bridge_env env;
+static ft_bridge_env env;
 
 /* The recipients of a test's posts: the author and the three followers. */
 static const char *const rcpt_suffix[N_RCPT] = {"a", "f1", "f2", "f3"};
@@ -65,13 +65,13 @@ static const char *const rcpt_suffix[N_RCPT] = {"a", "f1", "f2", "f3"};
 static int setup(void **state)
 {
     (void)state;
-    return fp_bridge_env_start(&env, "n1");
+    return ft_bridge_env_start(&env, "n1");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return fp_bridge_env_stop(&env);
+    return ft_bridge_env_stop(&env);
 }
 
 static void sleep_ms(int ms)
@@ -181,7 +181,7 @@ static void publish_post(const char *t, int i)
     char body[512];
 
     post_body(t, i, false, body, sizeof(body));
-    assert_int_equal(fp_bridge_publish(&env, "post.created", body), 0);
+    assert_int_equal(ft_bridge_publish(&env, "post.created", body), 0);
 }
 
 /* The three follows of test t, then waits until Redis has them. */
@@ -194,7 +194,7 @@ static void follow_author(const char *t)
         snprintf(body, sizeof(body),
                  "{\"type\":\"follow.created\",\"follower_id\":\"%sf%d\",\"followee_id\":\"%sa\"}",
                  t, i, t);
-        assert_int_equal(fp_bridge_publish(&env, "follow.created", body), 0);
+        assert_int_equal(ft_bridge_publish(&env, "follow.created", body), 0);
     }
     for (i = 0; i < 250 && rq_int("SCARD followers:%sa", t) != 3; i++)
         sleep_ms(20);
@@ -230,7 +230,7 @@ static void *stream_run(void *arg)
 
     for (i = 0; i < s->n && !atomic_load(&s->stop); i++) {
         post_body(s->t, i, s->explicit_rcpt, body, sizeof(body));
-        if (fp_bridge_publish(&env, "post.created", body) != 0) {
+        if (ft_bridge_publish(&env, "post.created", body) != 0) {
             atomic_store(&s->failed, 1);
             break;
         }
@@ -377,11 +377,11 @@ static void settle(const char *t, int n, int from)
     while (!feeds_complete(t, n, from) && fp_time_mono_ms() < end)
         sleep_ms(50);
     while (fp_time_mono_ms() < end) {
-        before = fp_bridge_stat(&env, "stage1_count");
+        before = ft_bridge_stat(&env, "stage1_count");
         sleep_ms(1200);
-        after = fp_bridge_stat(&env, "stage1_count");
+        after = ft_bridge_stat(&env, "stage1_count");
         if (before == after && before >= 0 &&
-            fp_bridge_queue_depth(&env, "feed.events.bridge") == 0)
+            ft_bridge_queue_depth(&env, "feed.events.bridge") == 0)
             return;
     }
     print_message("the bridge did not settle within %d ms\n", SETTLE_TIMEOUT_MS);
@@ -465,13 +465,13 @@ static void assert_same_bridge(pid_t before)
 }
 
 /* Starts the bridge again and waits until it is up: the old process's
- * "updated_ms" is removed first so fp_bridge_start waits for the new one. */
+ * "updated_ms" is removed first so ft_bridge_start waits for the new one. */
 static int64_t restart_bridge(void)
 {
     int64_t t0 = fp_time_mono_ms();
 
     rq_ok(rq("HDEL stats:bridge:%s updated_ms", env.p.node_id));
-    assert_int_equal(fp_bridge_start(&env), 0);
+    assert_int_equal(ft_bridge_start(&env), 0);
     return fp_time_mono_ms() - t0;
 }
 
@@ -565,7 +565,7 @@ static void watcher_start(watcher *w, const char *t, const char *suffix)
     pthread_mutex_init(&w->lock, NULL);
     w->m = mosquitto_new(NULL, true, w);
     assert_non_null(w->m);
-    tok = fp_plugin_env_token_now(&env.p, w->uid, FP_ROLE_USER);
+    tok = ft_plugin_env_token_now(&env.p, w->uid, FP_ROLE_USER);
     assert_int_equal(mosquitto_username_pw_set(w->m, w->uid, tok), MOSQ_ERR_SUCCESS);
     free(tok);
     mosquitto_connect_callback_set(w->m, watcher_on_connect);
@@ -680,7 +680,7 @@ static int cleanup(void **state)
     }
     if (env.bridge <= 0) {
         freeReplyObject(rq("HDEL stats:bridge:%s updated_ms", env.p.node_id));
-        return fp_bridge_start(&env);
+        return ft_bridge_start(&env);
     }
     return 0;
 }
@@ -696,7 +696,7 @@ static void test_redis_client_kill_and_pause(void **state)
     const char *t = "rk_";
     int n = 700, i, live;
     pid_t pid = env.bridge;
-    long long rec0 = fp_bridge_stat(&env, "reconnects_redis");
+    long long rec0 = ft_bridge_stat(&env, "reconnects_redis");
     static watcher w;
     static stream s;
 
@@ -723,7 +723,7 @@ static void test_redis_client_kill_and_pause(void **state)
     settle(t, n + 1, 0);
     assert_feeds(t, n + 1, 0);
     assert_same_bridge(pid);
-    assert_true(fp_bridge_stat(&env, "reconnects_redis") >= rec0 + 2);
+    assert_true(ft_bridge_stat(&env, "reconnects_redis") >= rec0 + 2);
     assert_watcher_from(&w, live, n + 1);
     watcher_stop(&w);
 }
@@ -737,7 +737,7 @@ static void test_redis_restart_empty(void **state)
     const char *t = "re_";
     int n = STREAM_POSTS, from, kept;
     pid_t pid = env.bridge;
-    long long rec0 = fp_bridge_stat(&env, "reconnects_redis");
+    long long rec0 = ft_bridge_stat(&env, "reconnects_redis");
     redisReply *dir;
     char path[PATH_MAX + 16];
     static stream s;
@@ -756,7 +756,7 @@ static void test_redis_restart_empty(void **state)
 
     stream_start(&s, t, n, true);
     stream_wait(&s, n / 2);
-    assert_int_equal(fp_server_restart(&env.p.redis), 0);
+    assert_int_equal(ft_server_restart(&env.p.redis), 0);
     from = stream_next(&s);
     assert_int_equal(rq_int("EXISTS faults:before"), 0); /* it did lose everything */
     report_recovery("redis restarted empty", t, from);
@@ -767,7 +767,7 @@ static void test_redis_restart_empty(void **state)
     printf("# redis restarted empty: %d of the %d posts before the restart survived in a feed\n",
            kept, from);
     assert_same_bridge(pid);
-    assert_true(fp_bridge_stat(&env, "reconnects_redis") > rec0);
+    assert_true(ft_bridge_stat(&env, "reconnects_redis") > rec0);
 }
 
 /* A real restart that keeps the data (an RDB written at shutdown): every
@@ -777,7 +777,7 @@ static void test_redis_restart_keeps_data(void **state)
     const char *t = "rd_";
     int n = STREAM_POSTS, live;
     pid_t pid = env.bridge;
-    long long rec0 = fp_bridge_stat(&env, "reconnects_redis");
+    long long rec0 = ft_bridge_stat(&env, "reconnects_redis");
     static watcher w;
     static stream s;
 
@@ -791,7 +791,7 @@ static void test_redis_restart_keeps_data(void **state)
 
     stream_start(&s, t, n, false);
     stream_wait(&s, n / 2);
-    assert_int_equal(fp_server_restart(&env.p.redis), 0);
+    assert_int_equal(ft_server_restart(&env.p.redis), 0);
     assert_int_equal(rq_int("EXISTS faults:kept"), 1);
     report_recovery("redis restarted (data kept)", t, stream_next(&s));
     live = live_again_from(&w, &s);
@@ -801,7 +801,7 @@ static void test_redis_restart_keeps_data(void **state)
     settle(t, n + 1, 0);
     assert_feeds(t, n + 1, 0);
     assert_same_bridge(pid);
-    assert_true(fp_bridge_stat(&env, "reconnects_redis") > rec0);
+    assert_true(ft_bridge_stat(&env, "reconnects_redis") > rec0);
     assert_watcher_from(&w, live, n + 1);
     watcher_stop(&w);
 }
@@ -823,7 +823,7 @@ static void test_bridge_sigkill(void **state)
 
     stream_wait(&s, n / 2);
     down = fp_time_mono_ms();
-    status = fp_bridge_signal(&env, SIGKILL, 2000);
+    status = ft_bridge_signal(&env, SIGKILL, 2000);
     assert_true(status != -1);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGKILL);
@@ -859,7 +859,7 @@ static void test_mosquitto_restart(void **state)
     const char *t = "mq_";
     int n = 450, from1, from2;
     pid_t pid = env.bridge;
-    long long mq0 = fp_bridge_stat(&env, "reconnects_mqtt");
+    long long mq0 = ft_bridge_stat(&env, "reconnects_mqtt");
     int64_t t0, back;
     static watcher w1, w2;
     static stream s;
@@ -871,7 +871,7 @@ static void test_mosquitto_restart(void **state)
 
     stream_wait(&s, n / 3);
     t0 = fp_time_mono_ms();
-    assert_int_equal(fp_server_restart(&env.p.mosq), 0);
+    assert_int_equal(ft_server_restart(&env.p.mosq), 0);
     back = fp_time_mono_ms();
     printf("# mosquitto restart took %lld ms\n", (long long)(back - t0));
     report_recovery("mosquitto restarted", t, stream_next(&s));
@@ -899,7 +899,7 @@ static void test_mosquitto_restart(void **state)
     settle(t, n + 1, 0);
     assert_feeds(t, n + 1, 0);
     assert_same_bridge(pid);
-    assert_true(fp_bridge_stat(&env, "reconnects_mqtt") > mq0);
+    assert_true(ft_bridge_stat(&env, "reconnects_mqtt") > mq0);
     watcher_stop(&w2);
     watcher_stop(&w1);
 }
@@ -919,7 +919,7 @@ static void stop_mid_stream(int sig, const char *t, int n)
 
     stream_wait(&s, n / 2);
     t0 = fp_time_mono_ms();
-    status = fp_bridge_signal(&env, sig, 5000);
+    status = ft_bridge_signal(&env, sig, 5000);
     stop_ms = fp_time_mono_ms() - t0;
     if (status == -1)
         fail_msg("feed-bridge still running 5 s after %s", strsignal(sig));
@@ -966,7 +966,7 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     mosquitto_lib_init();
-    rc = fp_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
+    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
     mosquitto_lib_cleanup();
     return rc;
 }

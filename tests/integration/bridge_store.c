@@ -21,21 +21,21 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
-#include "fp_harness.h"
+#include "ft_harness.h"
 #include "fp_time.h"
 #include "fp_store.h"
 
 #define PREFIX "pfx:"
 
 typedef struct {
-    fp_server redis;
+    ft_server redis;
     fp_store *st;     /* opened with PREFIX */
     redisContext *rc; /* raw connection for setup and checks */
 } env;
 
 /* ------------------------------------------------------------ helpers */
 
-static redisContext *raw_connect(const fp_server *s)
+static redisContext *raw_connect(const ft_server *s)
 {
     struct timeval tv = {5, 0};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
@@ -47,7 +47,7 @@ static redisContext *raw_connect(const fp_server *s)
     return c;
 }
 
-static fp_store *open_store(const fp_server *s, const char *prefix, int feed_length)
+static fp_store *open_store(const ft_server *s, const char *prefix, int feed_length)
 {
     fp_store_config cfg = {.host = "127.0.0.1",
                            .port = s->port,
@@ -67,7 +67,7 @@ static int setup(void **state)
     env *e = calloc(1, sizeof(*e));
 
     assert_non_null(e);
-    assert_int_equal(fp_server_start(&e->redis, "redis", NULL), 0);
+    assert_int_equal(ft_server_start(&e->redis, "redis", NULL), 0);
     e->rc = raw_connect(&e->redis);
     e->st = open_store(&e->redis, PREFIX, 0);
     *state = e;
@@ -80,7 +80,7 @@ static int teardown(void **state)
 
     fp_store_free(e->st);
     redisFree(e->rc);
-    fp_server_stop(&e->redis);
+    ft_server_stop(&e->redis);
     free(e);
     return 0;
 }
@@ -664,7 +664,7 @@ static void test_restart(void **state)
     char *json = NULL;
 
     follow(e->st, "follow.created", "B", "A");
-    assert_int_equal(fp_server_restart(&e->redis), 0);
+    assert_int_equal(ft_server_restart(&e->redis), 0);
     event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"p9\",\"author_id\":\"A\","
                "\"text\":\"after restart\",\"created_at\":9}}");
     assert_int_equal(fp_store_post_created(e->st, &ev, &f), -EIO);
@@ -684,7 +684,7 @@ static void test_restart(void **state)
     assert_true(feed_has(e->st, "A", "p9"));
 
     /* Redis gone for good: reconnect fails with -EIO and a reason. */
-    assert_int_equal(fp_server_stop(&e->redis), 0);
+    assert_int_equal(ft_server_stop(&e->redis), 0);
     assert_int_equal(fp_store_reconnect(e->st), -EIO);
     assert_true(fp_store_errstr(e->st)[0] != '\0');
     assert_int_equal(fp_store_ribbon_get(e->st, &json), -EIO);

@@ -5,7 +5,7 @@
 
 #include <amqp_tcp_socket.h>
 
-int fp_event_pub_open(fp_event_pub *p, int port, const char *vhost)
+int ft_event_pub_open(ft_event_pub *p, int port, const char *vhost)
 {
     amqp_socket_t *sock;
     amqp_rpc_reply_t r;
@@ -25,7 +25,7 @@ int fp_event_pub_open(fp_event_pub *p, int port, const char *vhost)
     return amqp_get_rpc_reply(p->c).reply_type == AMQP_RESPONSE_NORMAL ? 0 : -1;
 }
 
-int fp_event_pub_send(fp_event_pub *p, const char *rk, const char *body)
+int ft_event_pub_send(ft_event_pub *p, const char *rk, const char *body)
 {
     amqp_basic_properties_t props;
     struct timeval tv = {10, 0};
@@ -51,7 +51,7 @@ int fp_event_pub_send(fp_event_pub *p, const char *rk, const char *body)
     }
 }
 
-int fp_event_pub_queue_depth(fp_event_pub *p, const char *queue)
+int ft_event_pub_queue_depth(ft_event_pub *p, const char *queue)
 {
     amqp_queue_declare_ok_t *ok;
 
@@ -59,7 +59,7 @@ int fp_event_pub_queue_depth(fp_event_pub *p, const char *queue)
     return ok != NULL ? (int)ok->message_count : -1;
 }
 
-void fp_event_pub_close(fp_event_pub *p)
+void ft_event_pub_close(ft_event_pub *p)
 {
     if (p->c == NULL)
         return;

@@ -13,15 +13,15 @@
 typedef struct {
     amqp_connection_state_t c;
     uint64_t published; /* publish sequence number of the last publish */
-} fp_event_pub;
+} ft_event_pub;
 
 /* Connects as guest to 127.0.0.1:port, vhost, with confirms on. 0 or -1. */
-int fp_event_pub_open(fp_event_pub *p, int port, const char *vhost);
+int ft_event_pub_open(ft_event_pub *p, int port, const char *vhost);
 /* Publishes body to feed.events with routing key rk and waits for the
  * broker's confirm. 0 or -1. */
-int fp_event_pub_send(fp_event_pub *p, const char *rk, const char *body);
+int ft_event_pub_send(ft_event_pub *p, const char *rk, const char *body);
 /* Messages ready in queue, or -1. */
-int fp_event_pub_queue_depth(fp_event_pub *p, const char *queue);
-void fp_event_pub_close(fp_event_pub *p);
+int ft_event_pub_queue_depth(ft_event_pub *p, const char *queue);
+void ft_event_pub_close(ft_event_pub *p);
 
 #endif

@@ -21,18 +21,18 @@
 
 #include "gateway_env.h"
 
-static fp_gateway_env env;
+static ft_gateway_env env;
 
 static int setup(void **state)
 {
     (void)state;
-    return fp_gateway_env_start(&env, "n1", 0);
+    return ft_gateway_env_start(&env, "n1", 0);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return fp_gateway_env_stop(&env);
+    return ft_gateway_env_stop(&env);
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -42,9 +42,9 @@ static int teardown(void **state)
 static cJSON *call(long want, const char *method, const char *path, const char *token,
                    const char *body)
 {
-    fp_http_reply r;
+    ft_http_reply r;
     cJSON *j;
-    long got = fp_http(&env, method, path, token, body, &r);
+    long got = ft_http(&env, method, path, token, body, &r);
 
     if (got != want)
         fprintf(stderr, "%s %s: got %ld, want %ld: %s\n", method, path, got, want, r.body);
@@ -54,7 +54,7 @@ static cJSON *call(long want, const char *method, const char *path, const char *
     if (j == NULL)
         fprintf(stderr, "%s %s: not JSON: %s\n", method, path, r.body);
     assert_non_null(j);
-    fp_http_reply_free(&r);
+    ft_http_reply_free(&r);
     return j;
 }
 
@@ -79,7 +79,7 @@ static void refused(long status, const char *code, const char *method, const cha
 
 static char *token(const char *sub)
 {
-    return fp_gateway_token(&env, sub);
+    return ft_gateway_token(&env, sub);
 }
 
 /* Index of post id in the caller's first feed page (limit 1000), or -1. */
@@ -224,7 +224,7 @@ static void test_auth_refusals(void **state)
     refused(401, "unauthorized", "GET", "/api/v1/feed", NULL, NULL);
     refused(401, "unauthorized", "GET", "/api/v1/feed", "not-a-token", NULL);
     refused(401, "unauthorized", "GET", "/api/v1/feed", alg_none, NULL);
-    expired = fp_plugin_env_token(&env.b.p, "eve", now - 100, now - 10, FP_ROLE_USER);
+    expired = ft_plugin_env_token(&env.b.p, "eve", now - 100, now - 10, FP_ROLE_USER);
     refused(401, "unauthorized", "GET", "/api/v1/feed", expired, NULL);
     free(expired);
     /* Signed with another secret. */
@@ -251,7 +251,7 @@ static void test_auth_refusals(void **state)
     refused(401, "unauthorized", "GET", "/api/v1/feed", tok, NULL);
     free(tok);
     /* A fresh token (iat after the revocation) is accepted again. */
-    tok = fp_plugin_env_token(&env.b.p, "eve", now + 2, now + 600, FP_ROLE_USER);
+    tok = ft_plugin_env_token(&env.b.p, "eve", now + 2, now + 600, FP_ROLE_USER);
     cJSON_Delete(call(200, "GET", "/api/v1/feed", tok, NULL));
     free(tok);
 }
@@ -476,7 +476,7 @@ static void test_garbage(void **state)
     static const char chunked[] = "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\n"
                                   "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
     char *a = token("ga"), out[4096], *big, *hdr;
-    fp_http_reply r;
+    ft_http_reply r;
     size_t n = 70000;
     int i;
 
@@ -490,22 +490,22 @@ static void test_garbage(void **state)
     free(big);
 
     /* A Content-Length far beyond the limit is refused before the body. */
-    fp_http_raw(&env, huge_length, sizeof(huge_length) - 1, out, sizeof(out), 2000);
+    ft_http_raw(&env, huge_length, sizeof(huge_length) - 1, out, sizeof(out), 2000);
     assert_non_null(strstr(out, " 413 "));
     /* A chunked body is refused (411). */
-    fp_http_raw(&env, chunked, sizeof(chunked) - 1, out, sizeof(out), 2000);
+    ft_http_raw(&env, chunked, sizeof(chunked) - 1, out, sizeof(out), 2000);
     assert_non_null(strstr(out, " 411 "));
-    fp_http_raw(&env, "GARBAGE\r\n\r\n", 11, out, sizeof(out), 1000);
-    fp_http_raw(&env, binary, sizeof(binary) - 1, out, sizeof(out), 1000);
-    fp_http_raw(&env, "GET /api/v1/feed HTTP/1.1\r\nHost:", 32, out, sizeof(out), 300);
-    fp_http_raw(&env, "", 0, out, sizeof(out), 100);
+    ft_http_raw(&env, "GARBAGE\r\n\r\n", 11, out, sizeof(out), 1000);
+    ft_http_raw(&env, binary, sizeof(binary) - 1, out, sizeof(out), 1000);
+    ft_http_raw(&env, "GET /api/v1/feed HTTP/1.1\r\nHost:", 32, out, sizeof(out), 300);
+    ft_http_raw(&env, "", 0, out, sizeof(out), 100);
     /* A header far beyond the header space. */
     hdr = malloc(70000);
     assert_non_null(hdr);
     n = (size_t)snprintf(hdr, 70000, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
     memset(hdr + n, 'h', 60000);
     memcpy(hdr + n + 60000, "\r\n\r\n", 4);
-    fp_http_raw(&env, hdr, n + 60004, out, sizeof(out), 2000);
+    ft_http_raw(&env, hdr, n + 60004, out, sizeof(out), 2000);
     assert_null(strstr(out, " 200 "));
     free(hdr);
     /* An oversized Authorization header is a refused token, not a crash. */
@@ -513,7 +513,7 @@ static void test_garbage(void **state)
     assert_non_null(hdr);
     memset(hdr, 'a', 12000);
     hdr[12000] = '\0';
-    assert_true(fp_http(&env, "GET", "/api/v1/feed", hdr, NULL, NULL) >= 400);
+    assert_true(ft_http(&env, "GET", "/api/v1/feed", hdr, NULL, NULL) >= 400);
     free(hdr);
     /* A path longer than any route. */
     hdr = malloc(700);
@@ -526,49 +526,49 @@ static void test_garbage(void **state)
     /* Unknown routes; methods a route does not take (Allow says which). */
     refused(404, "not_found", "GET", "/api/v1/nope", a, NULL);
     refused(404, "not_found", "GET", "/nothing-here", NULL, NULL);
-    assert_int_equal(fp_http(&env, "PATCH", "/api/v1/posts", a, "{}", &r), 405);
+    assert_int_equal(ft_http(&env, "PATCH", "/api/v1/posts", a, "{}", &r), 405);
     assert_string_equal(r.allow, "POST");
-    fp_http_reply_free(&r);
-    assert_int_equal(fp_http(&env, "DELETE", "/api/v1/follows", a, NULL, &r), 405);
+    ft_http_reply_free(&r);
+    assert_int_equal(ft_http(&env, "DELETE", "/api/v1/follows", a, NULL, &r), 405);
     assert_string_equal(r.allow, "GET");
-    fp_http_reply_free(&r);
+    ft_http_reply_free(&r);
 
     /* Still serving, and the same connection logic works many times. */
     for (i = 0; i < 50; i++)
-        assert_int_equal(fp_http(&env, "GET", "/healthz", NULL, NULL, NULL), 200);
-    assert_true(fp_gateway_alive(&env));
+        assert_int_equal(ft_http(&env, "GET", "/healthz", NULL, NULL, NULL), 200);
+    assert_true(ft_gateway_alive(&env));
     free(a);
 }
 
 static void test_static_client(void **state)
 {
-    fp_http_reply r;
+    ft_http_reply r;
 
     (void)state;
-    assert_int_equal(fp_http(&env, "GET", "/", NULL, NULL, &r), 200);
+    assert_int_equal(ft_http(&env, "GET", "/", NULL, NULL, &r), 200);
     assert_non_null(strstr(r.content_type, "text/html"));
     assert_non_null(strstr(r.body, "/vendor/mqtt.min.js"));
-    fp_http_reply_free(&r);
-    assert_int_equal(fp_http(&env, "GET", "/vendor/mqtt.min.js", NULL, NULL, &r), 200);
+    ft_http_reply_free(&r);
+    assert_int_equal(ft_http(&env, "GET", "/vendor/mqtt.min.js", NULL, NULL, &r), 200);
     assert_true(r.len > 100000);
-    fp_http_reply_free(&r);
-    assert_int_equal(fp_http(&env, "GET", "/app.js", NULL, NULL, NULL), 200);
-    assert_int_equal(fp_http(&env, "GET", "/no-such-file.js", NULL, NULL, NULL), 404);
-    assert_true(fp_http(&env, "GET", "/../../../../etc/passwd", NULL, NULL, &r) != 200 ||
+    ft_http_reply_free(&r);
+    assert_int_equal(ft_http(&env, "GET", "/app.js", NULL, NULL, NULL), 200);
+    assert_int_equal(ft_http(&env, "GET", "/no-such-file.js", NULL, NULL, NULL), 404);
+    assert_true(ft_http(&env, "GET", "/../../../../etc/passwd", NULL, NULL, &r) != 200 ||
                 strstr(r.body, "root:") == NULL);
-    fp_http_reply_free(&r);
+    ft_http_reply_free(&r);
 }
 
 static void test_metrics(void **state)
 {
-    fp_http_reply r;
+    ft_http_reply r;
     int i;
 
     (void)state;
     /* The bridge writes its counters every second. */
-    for (i = 0; i < 40 && fp_bridge_stat(&env.b, "events_post_created") < 1; i++)
+    for (i = 0; i < 40 && ft_bridge_stat(&env.b, "events_post_created") < 1; i++)
         usleep(100000);
-    assert_int_equal(fp_http(&env, "GET", "/metrics", NULL, NULL, &r), 200);
+    assert_int_equal(ft_http(&env, "GET", "/metrics", NULL, NULL, &r), 200);
     assert_non_null(strstr(r.content_type, "text/plain"));
     assert_non_null(strstr(r.body, "# TYPE feedpush_gateway_requests_total counter\n"));
     assert_non_null(strstr(r.body, "feedpush_gateway_requests_total{route=\"/api/v1/posts\","
@@ -587,7 +587,7 @@ static void test_metrics(void **state)
     assert_non_null(strstr(r.body, "feedpush_bridge_events_post_created_total{node=\"n1\"} "));
     assert_null(strstr(r.body, "feedpush_bridge_events_post_created_total{node=\"n1\"} 0\n"));
     assert_non_null(strstr(r.body, "# TYPE feedpush_bridge_stage1_us_max gauge\n"));
-    fp_http_reply_free(&r);
+    ft_http_reply_free(&r);
 }
 
 /* GET /api/v1/stats: the same bridge counters as JSON, per node. */
@@ -598,7 +598,7 @@ static void test_stats(void **state)
     int i;
 
     (void)state;
-    for (i = 0; i < 40 && fp_bridge_stat(&env.b, "events_post_created") < 1; i++)
+    for (i = 0; i < 40 && ft_bridge_stat(&env.b, "events_post_created") < 1; i++)
         usleep(100000);
     j = call(200, "GET", "/api/v1/stats", NULL, NULL);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "bridges_up")));
@@ -627,7 +627,7 @@ static void test_redis_outage(void **state)
 
     (void)state;
     cJSON_Delete(call(200, "GET", "/healthz", NULL, NULL));
-    assert_int_equal(fp_server_stop(&env.b.p.redis), 0);
+    assert_int_equal(ft_server_stop(&env.b.p.redis), 0);
     j = call(503, "GET", "/healthz", NULL, NULL);
     assert_string_equal(str(j, "status"), "down");
     assert_string_equal(str(j, "redis"), "down");
@@ -637,13 +637,13 @@ static void test_redis_outage(void **state)
     refused(503, "unavailable", "GET", "/api/v1/ribbon", a, NULL);
     /* Routes that need no Redis still work. */
     cJSON_Delete(call(200, "GET", "/api/v1/config", NULL, NULL));
-    assert_int_equal(fp_http(&env, "GET", "/metrics", NULL, NULL, NULL), 200);
+    assert_int_equal(ft_http(&env, "GET", "/metrics", NULL, NULL, NULL), 200);
     j = call(200, "GET", "/api/v1/stats", NULL, NULL);
     assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "bridges_up")));
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "nodes")), 0);
     cJSON_Delete(j);
-    assert_int_equal(fp_server_restart(&env.b.p.redis), 0);
-    for (i = 0; i < 50 && fp_http(&env, "GET", "/healthz", NULL, NULL, NULL) != 200; i++)
+    assert_int_equal(ft_server_restart(&env.b.p.redis), 0);
+    for (i = 0; i < 50 && ft_http(&env, "GET", "/healthz", NULL, NULL, NULL) != 200; i++)
         usleep(100000);
     cJSON_Delete(call(200, "GET", "/healthz", NULL, NULL));
     cJSON_Delete(call(200, "GET", "/api/v1/feed", a, NULL));
@@ -659,7 +659,7 @@ static void test_rabbitmq_outage(void **state)
 
     (void)state;
     env.amqp_port = 1; /* nothing listens there */
-    assert_int_equal(fp_gateway_start(&env), 0);
+    assert_int_equal(ft_gateway_start(&env), 0);
     j = call(503, "GET", "/healthz", NULL, NULL);
     assert_string_equal(str(j, "rabbitmq"), "down");
     assert_string_equal(str(j, "redis"), "ok");
@@ -669,7 +669,7 @@ static void test_rabbitmq_outage(void **state)
     refused(503, "unavailable", "POST", "/api/v1/ribbon", a, NULL);
     cJSON_Delete(call(200, "GET", "/api/v1/feed", a, NULL));
     env.amqp_port = env.b.rabbit.port;
-    assert_int_equal(fp_gateway_start(&env), 0);
+    assert_int_equal(ft_gateway_start(&env), 0);
     cJSON_Delete(call(200, "GET", "/healthz", NULL, NULL));
     free(a);
 }
@@ -680,13 +680,13 @@ static void test_dev_mode_off(void **state)
 
     (void)state;
     env.dev_mode = false;
-    assert_int_equal(fp_gateway_start(&env), 0);
+    assert_int_equal(ft_gateway_start(&env), 0);
     j = call(200, "GET", "/api/v1/config", NULL, NULL);
     assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "dev_mode")));
     cJSON_Delete(j);
     refused(404, "not_found", "POST", "/api/v1/dev/token", NULL, "{\"user_id\":\"x\"}");
     env.dev_mode = true;
-    assert_int_equal(fp_gateway_start(&env), 0);
+    assert_int_equal(ft_gateway_start(&env), 0);
 }
 
 int main(void)
@@ -701,5 +701,5 @@ int main(void)
         cmocka_unit_test(test_rabbitmq_outage), cmocka_unit_test(test_dev_mode_off),
     };
 
-    return fp_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
+    return ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

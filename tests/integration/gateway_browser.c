@@ -31,18 +31,18 @@
 
 #define BROWSER__TIMEOUT_S 150
 
-static fp_gateway_env env;
+static ft_gateway_env env;
 
 static int setup(void **state)
 {
     (void)state;
-    return fp_gateway_env_start(&env, "n1", 30);
+    return ft_gateway_env_start(&env, "n1", 30);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return fp_gateway_env_stop(&env);
+    return ft_gateway_env_stop(&env);
 }
 
 /* Does what the script asked for on one of its stdout lines ("fp-e2e:
@@ -50,9 +50,9 @@ static int teardown(void **state)
 static const char *browser__command(const char *line)
 {
     if (strcmp(line, "fp-e2e: broker stop") == 0)
-        return fp_server_stop(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
+        return ft_server_stop(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
     if (strcmp(line, "fp-e2e: broker start") == 0)
-        return fp_server_restart(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
+        return ft_server_restart(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
     return NULL;
 }
 
@@ -149,8 +149,8 @@ static void test_two_users_live(void **state)
     assert_true(status != -1 && WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     /* The gateway and the broker took all of that without a hiccup. */
-    assert_true(fp_gateway_alive(&env));
-    assert_false(fp_plugin_env_sanitizer_report(&env.b.p));
+    assert_true(ft_gateway_alive(&env));
+    assert_false(ft_plugin_env_sanitizer_report(&env.b.p));
 }
 
 int main(void)
@@ -159,5 +159,5 @@ int main(void)
         cmocka_unit_test(test_two_users_live),
     };
 
-    return fp_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
+    return ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

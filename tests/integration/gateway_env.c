@@ -34,28 +34,28 @@ static int env__free_port(void)
     return port;
 }
 
-int fp_gateway_env_start(fp_gateway_env *e, const char *node_id, int dev_token_ttl)
+int ft_gateway_env_start(ft_gateway_env *e, const char *node_id, int dev_token_ttl)
 {
     memset(e, 0, sizeof(*e));
     e->dev_token_ttl = dev_token_ttl;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         return -1;
-    if (fp_bridge_env_start(&e->b, node_id) != 0)
+    if (ft_bridge_env_start(&e->b, node_id) != 0)
         return -1;
     e->dev_mode = true;
     e->amqp_port = e->b.rabbit.port;
     snprintf(e->log, sizeof(e->log), "%s/feed-gateway.log", e->b.p.dir);
-    return fp_gateway_start(e);
+    return ft_gateway_start(e);
 }
 
 /* The child: own process group, killed with the test, FEEDPUSH_* config,
  * output appended to the log. Never returns. */
-static void env__exec_gateway(fp_gateway_env *e, const char *bin)
+static void env__exec_gateway(ft_gateway_env *e, const char *bin)
 {
     const char *src = getenv("FP_SOURCE_DIR");
     char v[8][PATH_MAX + 64];
 
-    fp_harness_child(e->log);
+    ft_harness_child(e->log);
     snprintf(v[0], sizeof(v[0]), "%d", e->port);
     snprintf(v[1], sizeof(v[1]), "%d", e->amqp_port);
     snprintf(v[2], sizeof(v[2]), "%d", e->b.p.redis.port);
@@ -85,7 +85,7 @@ static void env__exec_gateway(fp_gateway_env *e, const char *bin)
     _exit(127);
 }
 
-bool fp_gateway_alive(fp_gateway_env *e)
+bool ft_gateway_alive(ft_gateway_env *e)
 {
     if (e->gw <= 0)
         return false;
@@ -96,7 +96,7 @@ bool fp_gateway_alive(fp_gateway_env *e)
     return true;
 }
 
-int fp_gateway_start(fp_gateway_env *e)
+int ft_gateway_start(ft_gateway_env *e)
 {
     const char *bin = getenv("FP_GATEWAY");
     pid_t pid;
@@ -106,7 +106,7 @@ int fp_gateway_start(fp_gateway_env *e)
         fprintf(stderr, "gateway_env: FP_GATEWAY not set (run through ctest)\n");
         return -1;
     }
-    if (e->gw > 0 && fp_gateway_stop(e) != 0)
+    if (e->gw > 0 && ft_gateway_stop(e) != 0)
         return -1;
     e->port = env__free_port();
     if (e->port <= 0)
@@ -122,10 +122,10 @@ int fp_gateway_start(fp_gateway_env *e)
         char none[8];
 
         /* Listening yet? (A plain connect, so curl logs no refusals.) */
-        if (fp_http_raw(e, "", 0, none, sizeof(none), 0) >= 0 &&
-            fp_http(e, "GET", "/api/v1/config", NULL, NULL, NULL) == 200)
+        if (ft_http_raw(e, "", 0, none, sizeof(none), 0) >= 0 &&
+            ft_http(e, "GET", "/api/v1/config", NULL, NULL, NULL) == 200)
             return 0;
-        if (!fp_gateway_alive(e)) {
+        if (!ft_gateway_alive(e)) {
             fprintf(stderr, "gateway_env: feed-gateway exited at start, see %s\n", e->log);
             return -1;
         }
@@ -135,7 +135,7 @@ int fp_gateway_start(fp_gateway_env *e)
     return -1;
 }
 
-int fp_gateway_stop(fp_gateway_env *e)
+int ft_gateway_stop(ft_gateway_env *e)
 {
     int status, waited;
 
@@ -147,7 +147,7 @@ int fp_gateway_stop(fp_gateway_env *e)
             e->gw = 0;
             if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
                 return 0;
-            fp_harness_fail("feed-gateway did not exit 0 on SIGTERM");
+            ft_harness_fail("feed-gateway did not exit 0 on SIGTERM");
             return -1;
         }
         usleep(20000);
@@ -155,15 +155,15 @@ int fp_gateway_stop(fp_gateway_env *e)
     kill(e->gw, SIGKILL);
     waitpid(e->gw, NULL, 0);
     e->gw = 0;
-    fp_harness_fail("feed-gateway did not exit within 5 s of SIGTERM");
+    ft_harness_fail("feed-gateway did not exit within 5 s of SIGTERM");
     return -1;
 }
 
-int fp_gateway_env_stop(fp_gateway_env *e)
+int ft_gateway_env_stop(ft_gateway_env *e)
 {
-    int rc = fp_gateway_stop(e);
+    int rc = ft_gateway_stop(e);
 
-    if (fp_bridge_env_stop(&e->b) != 0)
+    if (ft_bridge_env_stop(&e->b) != 0)
         rc = -1;
     curl_global_cleanup();
     return rc;
@@ -173,7 +173,7 @@ int fp_gateway_env_stop(fp_gateway_env *e)
 
 static size_t env__on_body(char *data, size_t size, size_t n, void *user)
 {
-    fp_http_reply *r = user;
+    ft_http_reply *r = user;
     size_t len = size * n;
     char *grown = realloc(r->body, r->len + len + 1);
 
@@ -189,7 +189,7 @@ static size_t env__on_body(char *data, size_t size, size_t n, void *user)
 /* Copies "Allow:" into the reply. */
 static size_t env__on_header(char *data, size_t size, size_t n, void *user)
 {
-    fp_http_reply *r = user;
+    ft_http_reply *r = user;
     size_t len = size * n, k = 6, m;
 
     if (len > k && strncasecmp(data, "allow:", k) == 0) {
@@ -206,11 +206,11 @@ static size_t env__on_header(char *data, size_t size, size_t n, void *user)
     return len;
 }
 
-long fp_http(fp_gateway_env *e, const char *method, const char *path, const char *token,
-             const char *body, fp_http_reply *reply)
+long ft_http(ft_gateway_env *e, const char *method, const char *path, const char *token,
+             const char *body, ft_http_reply *reply)
 {
-    fp_http_reply local = {0};
-    fp_http_reply *r = reply != NULL ? reply : &local;
+    ft_http_reply local = {0};
+    ft_http_reply *r = reply != NULL ? reply : &local;
     struct curl_slist *h = NULL;
     char url[2048], auth[9000];
     const char *ct = NULL;
@@ -255,17 +255,17 @@ long fp_http(fp_gateway_env *e, const char *method, const char *path, const char
     curl_easy_cleanup(c);
     status = r->status;
     if (reply == NULL)
-        fp_http_reply_free(&local);
+        ft_http_reply_free(&local);
     return status;
 }
 
-void fp_http_reply_free(fp_http_reply *r)
+void ft_http_reply_free(ft_http_reply *r)
 {
     free(r->body);
     memset(r, 0, sizeof(*r));
 }
 
-long fp_http_raw(fp_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
+long ft_http_raw(ft_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
                  int timeout_ms)
 {
     struct sockaddr_in a = {0};
@@ -304,7 +304,7 @@ long fp_http_raw(fp_gateway_env *e, const void *req, size_t len, char *out, size
     return (long)got;
 }
 
-char *fp_gateway_token(fp_gateway_env *e, const char *sub)
+char *ft_gateway_token(ft_gateway_env *e, const char *sub)
 {
-    return fp_plugin_env_token_now(&e->b.p, sub, FP_ROLE_USER);
+    return ft_plugin_env_token_now(&e->b.p, sub, FP_ROLE_USER);
 }

@@ -13,7 +13,7 @@
 #include "bridge_env.h"
 
 typedef struct {
-    fp_bridge_env b;
+    ft_bridge_env b;
     pid_t gw; /* 0 when not running */
     int port;
     bool dev_mode;
@@ -21,22 +21,22 @@ typedef struct {
     int amqp_port;     /* what the gateway is told (a dead port for outage tests) */
     char url[64];      /* http://127.0.0.1:<port> */
     char log[PATH_MAX + 32];
-} fp_gateway_env;
+} ft_gateway_env;
 
 /* Starts the node pair and a gateway (dev mode on, dev tokens living
  * dev_token_ttl seconds; 0 = 600). 0 or -1. */
-int fp_gateway_env_start(fp_gateway_env *e, const char *node_id, int dev_token_ttl);
+int ft_gateway_env_start(ft_gateway_env *e, const char *node_id, int dev_token_ttl);
 /* SIGTERMs the gateway (it must exit 0 within 5 s), then stops the rest.
  * -1 if anything did not stop cleanly. */
-int fp_gateway_env_stop(fp_gateway_env *e);
+int ft_gateway_env_stop(ft_gateway_env *e);
 
 /* (Re)starts the gateway with the env's dev_mode and amqp_port and waits
  * until it answers HTTP. 0 or -1. */
-int fp_gateway_start(fp_gateway_env *e);
+int ft_gateway_start(ft_gateway_env *e);
 /* SIGTERM and wait; fails (-1) unless it exits 0 within 5 s. */
-int fp_gateway_stop(fp_gateway_env *e);
+int ft_gateway_stop(ft_gateway_env *e);
 /* True while the gateway process runs. */
-bool fp_gateway_alive(fp_gateway_env *e);
+bool ft_gateway_alive(ft_gateway_env *e);
 
 typedef struct {
     long status; /* 0 when no reply came */
@@ -44,22 +44,22 @@ typedef struct {
     size_t len;
     char content_type[128];
     char allow[64];
-} fp_http_reply;
+} ft_http_reply;
 
 /* One request: method, path (with query), bearer token or NULL, body or
  * NULL. Returns the status (0 when the request failed). reply may be NULL;
- * free it with fp_http_reply_free(). */
-long fp_http(fp_gateway_env *e, const char *method, const char *path, const char *token,
-             const char *body, fp_http_reply *reply);
-void fp_http_reply_free(fp_http_reply *r);
+ * free it with ft_http_reply_free(). */
+long ft_http(ft_gateway_env *e, const char *method, const char *path, const char *token,
+             const char *body, ft_http_reply *reply);
+void ft_http_reply_free(ft_http_reply *r);
 
 /* Sends raw bytes on a fresh TCP connection, reads what comes back until
  * the server closes or timeout_ms passes, into out (NUL-terminated).
  * Returns the bytes read, or -1 if it could not connect. */
-long fp_http_raw(fp_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
+long ft_http_raw(ft_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
                  int timeout_ms);
 
 /* A user token (an hour, iat now) signed with the stack's secret. */
-char *fp_gateway_token(fp_gateway_env *e, const char *sub);
+char *ft_gateway_token(ft_gateway_env *e, const char *sub);
 
 #endif

@@ -20,18 +20,18 @@
 
 #include "gateway_env.h"
 
-static fp_gateway_env env;
+static ft_gateway_env env;
 
 static int setup(void **state)
 {
     (void)state;
-    return fp_gateway_env_start(&env, "n1", 0);
+    return ft_gateway_env_start(&env, "n1", 0);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return fp_gateway_env_stop(&env);
+    return ft_gateway_env_stop(&env);
 }
 
 typedef struct {
@@ -110,14 +110,14 @@ static void feedctl(run_result *r, ...)
 }
 
 /* Waits until an MQTT message whose payload contains needle arrived. */
-static bool mqtt_got(fp_mqtt *m, const char *needle)
+static bool mqtt_got(ft_mqtt *m, const char *needle)
 {
     int i;
 
     for (i = 0; i < 40; i++) {
         if (strstr(m->last_payload, needle) != NULL)
             return true;
-        fp_mqtt_wait_messages(m, m->received + 1, 100);
+        ft_mqtt_wait_messages(m, m->received + 1, 100);
     }
     return strstr(m->last_payload, needle) != NULL;
 }
@@ -125,15 +125,15 @@ static bool mqtt_got(fp_mqtt *m, const char *needle)
 static void test_terminal_walkthrough(void **state)
 {
     const char *key = env.b.p.secret_path;
-    char *tok = fp_gateway_token(&env, "cb"), id[80] = "";
-    fp_mqtt m = {0};
+    char *tok = ft_gateway_token(&env, "cb"), id[80] = "";
+    ft_mqtt m = {0};
     run_result r;
     int i;
 
     (void)state;
     /* B listens like mosquitto_sub -t feed/cb. */
-    assert_int_equal(fp_mqtt_connect(&m, env.b.p.mosq.port, NULL, "cb", tok, 4, 5000), 0);
-    assert_int_equal(fp_mqtt_subscribe(&m, "feed/cb", 5000), 1);
+    assert_int_equal(ft_mqtt_connect(&m, env.b.p.mosq.port, NULL, "cb", tok, 4, 5000), 0);
+    assert_int_equal(ft_mqtt_subscribe(&m, "feed/cb", 5000), 1);
     free(tok);
 
     feedctl(&r, "--key", key, "--as", "cb", "follow", "ca", NULL);
@@ -141,7 +141,7 @@ static void test_terminal_walkthrough(void **state)
     for (i = 0; i < 50; i++) {
         feedctl(&r, "--as", "cb", "--key", key, "--json", "feed", NULL);
         assert_int_equal(r.status, 0);
-        if (fp_bridge_stat(&env.b, "events_follow_created") >= 1)
+        if (ft_bridge_stat(&env.b, "events_follow_created") >= 1)
             break;
         usleep(100000);
     }
@@ -188,7 +188,7 @@ static void test_terminal_walkthrough(void **state)
     feedctl(&r, "stats", NULL);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "n1"));
-    fp_mqtt_close(&m);
+    ft_mqtt_close(&m);
 }
 
 static void test_refusals(void **state)
@@ -237,5 +237,5 @@ int main(void)
         cmocka_unit_test(test_unreachable),
     };
 
-    return fp_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
+    return ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
 }

@@ -27,28 +27,28 @@
 #define WAIT_MS 3000
 #define SUB_DENIED(protocol) ((protocol) == 5 ? 135 : 128)
 
-static fp_plugin_env env;
+static ft_plugin_env env;
 
 static int setup(void **state)
 {
     (void)state;
-    return fp_plugin_env_start(&env, "acl1", NULL);
+    return ft_plugin_env_start(&env, "acl1", NULL);
 }
 
 /* Fails when a stop failed, e.g. a sanitizer report in the broker log. */
 static int teardown(void **state)
 {
     (void)state;
-    return fp_plugin_env_stop(&env);
+    return ft_plugin_env_stop(&env);
 }
 
 /* Connects sub with a fresh token of role; asserts the CONNACK accepted
  * it. The client id is "<client_id>". */
-static void connect_as(fp_mqtt *c, const char *client_id, const char *sub, fp_role role,
+static void connect_as(ft_mqtt *c, const char *client_id, const char *sub, fp_role role,
                        int protocol)
 {
-    char *tok = fp_plugin_env_token_now(&env, sub, role);
-    int rc = fp_mqtt_connect(c, env.mosq.port, client_id, sub, tok, protocol, CONNECT_MS);
+    char *tok = ft_plugin_env_token_now(&env, sub, role);
+    int rc = ft_mqtt_connect(c, env.mosq.port, client_id, sub, tok, protocol, CONNECT_MS);
 
     free(tok);
     assert_int_equal(rc, 0);
@@ -78,7 +78,7 @@ static void on_publish(struct mosquitto *m, void *obj, int mid, int rc,
  * under 3.1.1, where mosquitto acks a denied publish and drops it), or -1
  * when none came.
  */
-static int publish(fp_mqtt *c, const char *topic, const char *payload, bool retain)
+static int publish(ft_mqtt *c, const char *topic, const char *payload, bool retain)
 {
     int64_t end = fp_time_mono_ms() + WAIT_MS;
 
@@ -97,10 +97,10 @@ static int publish(fp_mqtt *c, const char *topic, const char *payload, bool reta
 
 /* Waits for exactly one message on c (and a little more for a second),
  * and asserts it is topic/payload. */
-static void expect_only_message(fp_mqtt *c, const char *topic, const char *payload)
+static void expect_only_message(ft_mqtt *c, const char *topic, const char *payload)
 {
-    assert_int_equal(fp_mqtt_wait_messages(c, 1, WAIT_MS), 1);
-    fp_mqtt_pump(c, 100);
+    assert_int_equal(ft_mqtt_wait_messages(c, 1, WAIT_MS), 1);
+    ft_mqtt_pump(c, 100);
     assert_int_equal(c->received, 1);
     assert_string_equal(c->last_topic, topic);
     assert_string_equal(c->last_payload, payload);
@@ -110,17 +110,17 @@ static void expect_only_message(fp_mqtt *c, const char *topic, const char *paylo
 
 static void test_user_subscribe_own_feed_and_ribbon(void **state)
 {
-    fp_mqtt c4, c5;
+    ft_mqtt c4, c5;
 
     (void)state;
     connect_as(&c4, "sub-ok-4", "alice", FP_ROLE_USER, 4);
     connect_as(&c5, "sub-ok-5", "alice", FP_ROLE_USER, 5);
-    assert_int_equal(fp_mqtt_subscribe(&c4, "feed/alice", WAIT_MS), 1);
-    assert_int_equal(fp_mqtt_subscribe(&c4, "ribbon", WAIT_MS), 1);
-    assert_int_equal(fp_mqtt_subscribe(&c5, "feed/alice", WAIT_MS), 1);
-    assert_int_equal(fp_mqtt_subscribe(&c5, "ribbon", WAIT_MS), 1);
-    fp_mqtt_close(&c4);
-    fp_mqtt_close(&c5);
+    assert_int_equal(ft_mqtt_subscribe(&c4, "feed/alice", WAIT_MS), 1);
+    assert_int_equal(ft_mqtt_subscribe(&c4, "ribbon", WAIT_MS), 1);
+    assert_int_equal(ft_mqtt_subscribe(&c5, "feed/alice", WAIT_MS), 1);
+    assert_int_equal(ft_mqtt_subscribe(&c5, "ribbon", WAIT_MS), 1);
+    ft_mqtt_close(&c4);
+    ft_mqtt_close(&c5);
 }
 
 static void test_user_subscribe_denied(void **state)
@@ -145,22 +145,22 @@ static void test_user_subscribe_denied(void **state)
     };
     int protocol;
     size_t i;
-    fp_mqtt c;
+    ft_mqtt c;
 
     (void)state;
     for (protocol = 4; protocol <= 5; protocol++) {
         connect_as(&c, protocol == 5 ? "sub-no-5" : "sub-no-4", "alice", FP_ROLE_USER, protocol);
         for (i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
-            int granted = fp_mqtt_subscribe(&c, topics[i], WAIT_MS);
+            int granted = ft_mqtt_subscribe(&c, topics[i], WAIT_MS);
 
             if (granted != SUB_DENIED(protocol))
                 fail_msg("user alice, MQTT %d, subscribe \"%s\": granted %d, want %d", protocol,
                          topics[i], granted, SUB_DENIED(protocol));
         }
         /* Denials do not cost the connection its rights. */
-        assert_int_equal(fp_mqtt_subscribe(&c, "feed/alice", WAIT_MS), 1);
+        assert_int_equal(ft_mqtt_subscribe(&c, "feed/alice", WAIT_MS), 1);
         assert_false(c.disconnected);
-        fp_mqtt_close(&c);
+        ft_mqtt_close(&c);
     }
 }
 
@@ -168,40 +168,40 @@ static void test_user_subscribe_denied(void **state)
  * what the service sends bob; bob does. */
 static void test_user_receives_only_own_feed(void **state)
 {
-    fp_mqtt alice, bob, svc;
+    ft_mqtt alice, bob, svc;
 
     (void)state;
     connect_as(&alice, "own-alice", "alice", FP_ROLE_USER, 4);
     connect_as(&bob, "own-bob", "bob", FP_ROLE_USER, 5);
     connect_as(&svc, "own-svc", "svc", FP_ROLE_SERVICE, 5);
-    assert_int_equal(fp_mqtt_subscribe(&alice, "feed/alice", WAIT_MS), 1);
-    assert_int_equal(fp_mqtt_subscribe(&alice, "feed/bob", WAIT_MS), 128);
-    assert_int_equal(fp_mqtt_subscribe(&alice, "#", WAIT_MS), 128);
-    assert_int_equal(fp_mqtt_subscribe(&bob, "feed/bob", WAIT_MS), 1);
+    assert_int_equal(ft_mqtt_subscribe(&alice, "feed/alice", WAIT_MS), 1);
+    assert_int_equal(ft_mqtt_subscribe(&alice, "feed/bob", WAIT_MS), 128);
+    assert_int_equal(ft_mqtt_subscribe(&alice, "#", WAIT_MS), 128);
+    assert_int_equal(ft_mqtt_subscribe(&bob, "feed/bob", WAIT_MS), 1);
 
     assert_int_equal(publish(&svc, "feed/bob", "to-bob", false), 0);
     assert_int_equal(publish(&svc, "feed/alice", "to-alice", false), 0);
     expect_only_message(&bob, "feed/bob", "to-bob");
     expect_only_message(&alice, "feed/alice", "to-alice");
-    fp_mqtt_close(&alice);
-    fp_mqtt_close(&bob);
-    fp_mqtt_close(&svc);
+    ft_mqtt_close(&alice);
+    ft_mqtt_close(&bob);
+    ft_mqtt_close(&svc);
 }
 
 /* A user's publishes to its own feed and to ribbon reach nobody, not even
  * as a retained message. */
 static void test_user_publish_not_delivered(void **state)
 {
-    fp_mqtt alice, carol, dave, gina, svc;
+    ft_mqtt alice, carol, dave, gina, svc;
 
     (void)state;
     connect_as(&alice, "pub-alice", "alice", FP_ROLE_USER, 5);
     connect_as(&carol, "pub-carol", "carol", FP_ROLE_USER, 4);
     connect_as(&dave, "pub-dave", "dave", FP_ROLE_USER, 4);
     connect_as(&svc, "pub-svc", "svc", FP_ROLE_SERVICE, 5);
-    assert_int_equal(fp_mqtt_subscribe(&alice, "feed/alice", WAIT_MS), 1);
-    assert_int_equal(fp_mqtt_subscribe(&alice, "ribbon", WAIT_MS), 1);
-    assert_int_equal(fp_mqtt_subscribe(&carol, "ribbon", WAIT_MS), 1);
+    assert_int_equal(ft_mqtt_subscribe(&alice, "feed/alice", WAIT_MS), 1);
+    assert_int_equal(ft_mqtt_subscribe(&alice, "ribbon", WAIT_MS), 1);
+    assert_int_equal(ft_mqtt_subscribe(&carol, "ribbon", WAIT_MS), 1);
 
     assert_int_equal(publish(&alice, "feed/alice", "self", false), 135);
     assert_int_equal(publish(&alice, "ribbon", "from-alice", false), 135);
@@ -216,22 +216,22 @@ static void test_user_publish_not_delivered(void **state)
     /* Had dave's retained publish been kept, a new subscriber would get it
      * first. */
     connect_as(&gina, "pub-gina", "gina", FP_ROLE_USER, 4);
-    assert_int_equal(fp_mqtt_subscribe(&gina, "ribbon", WAIT_MS), 1);
+    assert_int_equal(ft_mqtt_subscribe(&gina, "ribbon", WAIT_MS), 1);
     assert_int_equal(publish(&svc, "ribbon", "control-2", false), 0);
     expect_only_message(&gina, "ribbon", "control-2");
     assert_false(gina.last_retain);
-    fp_mqtt_close(&alice);
-    fp_mqtt_close(&carol);
-    fp_mqtt_close(&dave);
-    fp_mqtt_close(&gina);
-    fp_mqtt_close(&svc);
+    ft_mqtt_close(&alice);
+    ft_mqtt_close(&carol);
+    ft_mqtt_close(&dave);
+    ft_mqtt_close(&gina);
+    ft_mqtt_close(&svc);
 }
 
 static void test_service_publish(void **state)
 {
     static const char *const denied[] = {"feed/a/b", "other",  "feed/",     "feed",
                                          "ribbon/x", "$SYS/x", "feed/bob/x"};
-    fp_mqtt bob, carol, svc, svc4;
+    ft_mqtt bob, carol, svc, svc4;
     size_t i;
 
     (void)state;
@@ -239,8 +239,8 @@ static void test_service_publish(void **state)
     connect_as(&carol, "svc-carol", "carol", FP_ROLE_USER, 5);
     connect_as(&svc, "svc-5", "svc", FP_ROLE_SERVICE, 5);
     connect_as(&svc4, "svc-4", "svc", FP_ROLE_SERVICE, 4);
-    assert_int_equal(fp_mqtt_subscribe(&bob, "feed/bob", WAIT_MS), 1);
-    assert_int_equal(fp_mqtt_subscribe(&carol, "ribbon", WAIT_MS), 1);
+    assert_int_equal(ft_mqtt_subscribe(&bob, "feed/bob", WAIT_MS), 1);
+    assert_int_equal(ft_mqtt_subscribe(&carol, "ribbon", WAIT_MS), 1);
 
     for (i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
         int rc = publish(&svc, denied[i], "nope", false);
@@ -255,10 +255,10 @@ static void test_service_publish(void **state)
     expect_only_message(&bob, "feed/bob", "hello bob");
     assert_int_equal(publish(&svc4, "ribbon", "news", false), 0);
     expect_only_message(&carol, "ribbon", "news");
-    fp_mqtt_close(&bob);
-    fp_mqtt_close(&carol);
-    fp_mqtt_close(&svc);
-    fp_mqtt_close(&svc4);
+    ft_mqtt_close(&bob);
+    ft_mqtt_close(&carol);
+    ft_mqtt_close(&svc);
+    ft_mqtt_close(&svc4);
 }
 
 static void test_service_subscribe_denied(void **state)
@@ -266,20 +266,20 @@ static void test_service_subscribe_denied(void **state)
     static const char *const topics[] = {"feed/bob", "ribbon", "#", "feed/+", "other"};
     int protocol;
     size_t i;
-    fp_mqtt c;
+    ft_mqtt c;
 
     (void)state;
     for (protocol = 4; protocol <= 5; protocol++) {
         connect_as(&c, protocol == 5 ? "svcsub-5" : "svcsub-4", "svc", FP_ROLE_SERVICE, protocol);
         for (i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
-            int granted = fp_mqtt_subscribe(&c, topics[i], WAIT_MS);
+            int granted = ft_mqtt_subscribe(&c, topics[i], WAIT_MS);
 
             if (granted != SUB_DENIED(protocol))
                 fail_msg("service, MQTT %d, subscribe \"%s\": granted %d, want %d", protocol,
                          topics[i], granted, SUB_DENIED(protocol));
         }
         assert_false(c.disconnected);
-        fp_mqtt_close(&c);
+        ft_mqtt_close(&c);
     }
 }
 
@@ -288,7 +288,7 @@ static void test_service_subscribe_denied(void **state)
  * no other test sees the retained message. */
 static void test_retained_ribbon(void **state)
 {
-    fp_mqtt svc, erin, frank;
+    ft_mqtt svc, erin, frank;
     int rc;
 
     (void)state;
@@ -296,20 +296,20 @@ static void test_retained_ribbon(void **state)
     rc = publish(&svc, "ribbon", "breaking", true);
     assert_true(rc >= 0 && rc < 128);
     connect_as(&erin, "ret-erin", "erin", FP_ROLE_USER, 4);
-    assert_int_equal(fp_mqtt_subscribe(&erin, "ribbon", WAIT_MS), 1);
+    assert_int_equal(ft_mqtt_subscribe(&erin, "ribbon", WAIT_MS), 1);
     expect_only_message(&erin, "ribbon", "breaking");
     assert_true(erin.last_retain);
 
     rc = publish(&svc, "ribbon", "", true);
     assert_true(rc >= 0 && rc < 128);
     connect_as(&frank, "ret-frank", "frank", FP_ROLE_USER, 5);
-    assert_int_equal(fp_mqtt_subscribe(&frank, "ribbon", WAIT_MS), 1);
+    assert_int_equal(ft_mqtt_subscribe(&frank, "ribbon", WAIT_MS), 1);
     assert_int_equal(publish(&svc, "ribbon", "live", false), 0);
     expect_only_message(&frank, "ribbon", "live");
     assert_false(frank.last_retain);
-    fp_mqtt_close(&svc);
-    fp_mqtt_close(&erin);
-    fp_mqtt_close(&frank);
+    ft_mqtt_close(&svc);
+    ft_mqtt_close(&erin);
+    ft_mqtt_close(&frank);
 }
 
 int main(void)
@@ -327,7 +327,7 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     mosquitto_lib_init();
-    rc = fp_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
+    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
     mosquitto_lib_cleanup();
     return rc;
 }

@@ -30,19 +30,19 @@
 #define CONNECT_MS 3000
 #define LOG_WAIT_MS 2000
 
-static fp_plugin_env env;
+static ft_plugin_env env;
 
 static int setup(void **state)
 {
     (void)state;
-    return fp_plugin_env_start(&env, "n1", NULL);
+    return ft_plugin_env_start(&env, "n1", NULL);
 }
 
 /* Fails when a stop failed, e.g. a sanitizer report in the broker log. */
 static int teardown(void **state)
 {
     (void)state;
-    return fp_plugin_env_stop(&env);
+    return ft_plugin_env_stop(&env);
 }
 
 static void sleep_ms(int ms)
@@ -84,7 +84,7 @@ static char *b64url(const void *data, size_t n)
  * with HMAC md over e's secret, or with an empty signature when md is
  * NULL. Returns a malloc'd string.
  */
-static char *hand_token(const fp_plugin_env *e, const char *header, const char *payload,
+static char *hand_token(const ft_plugin_env *e, const char *header, const char *payload,
                         const EVP_MD *md)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
@@ -114,13 +114,13 @@ static char *hand_token(const fp_plugin_env *e, const char *header, const char *
 #define HDR_HS256 "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
 
 /* A hand-built HS256 token with this payload, signed with e's secret. */
-static char *hs256_token(const fp_plugin_env *e, const char *payload)
+static char *hs256_token(const ft_plugin_env *e, const char *payload)
 {
     return hand_token(e, HDR_HS256, payload, EVP_sha256());
 }
 
 /* A token minted by common/fp_jwt with e's secret (nbf, iss, aud...). */
-static char *mint(const fp_plugin_env *e, const fp_jwt_mint_claims *c)
+static char *mint(const ft_plugin_env *e, const fp_jwt_mint_claims *c)
 {
     char *tok = NULL, err[256];
 
@@ -132,7 +132,7 @@ static char *mint(const fp_plugin_env *e, const fp_jwt_mint_claims *c)
 /* ------------------------------------------------------------ broker log */
 
 /* The whole broker log of e; malloc'd, "" when there is none yet. */
-static char *read_log(const fp_plugin_env *e)
+static char *read_log(const ft_plugin_env *e)
 {
     char path[PATH_MAX + 32], *buf;
     size_t n = 0, cap = 65536, got;
@@ -182,7 +182,7 @@ static bool log_line_has(const char *log, const char *a, const char *b)
 }
 
 /* Waits up to LOG_WAIT_MS for a broker log line holding both a and b. */
-static bool log_wait(const fp_plugin_env *e, const char *a, const char *b)
+static bool log_wait(const ft_plugin_env *e, const char *a, const char *b)
 {
     int64_t end = fp_time_mono_ms() + LOG_WAIT_MS;
     bool found;
@@ -200,7 +200,7 @@ static bool log_wait(const fp_plugin_env *e, const char *a, const char *b)
 
 /* Asserts the broker log holds neither the token nor any of its parts
  * long enough to be recognisable. */
-static void assert_log_free_of(const fp_plugin_env *e, const char *token)
+static void assert_log_free_of(const ft_plugin_env *e, const char *token)
 {
     char *log = read_log(e), *copy = strdup(token), *part, *save = NULL;
     bool leaked = strstr(log, token) != NULL;
@@ -222,15 +222,15 @@ static void assert_log_free_of(const fp_plugin_env *e, const char *token)
  * not-authorised CONNACK, a log line "refused client \"<client_id>\"" that
  * contains why, and no trace of the token in the log.
  */
-static void expect_refused(const fp_plugin_env *e, const char *client_id, const char *user,
+static void expect_refused(const ft_plugin_env *e, const char *client_id, const char *user,
                            const char *token, int protocol, const char *why)
 {
     char needle[128];
-    fp_mqtt c;
+    ft_mqtt c;
     int rc;
 
-    rc = fp_mqtt_connect(&c, e->mosq.port, client_id, user, token, protocol, CONNECT_MS);
-    fp_mqtt_close(&c);
+    rc = ft_mqtt_connect(&c, e->mosq.port, client_id, user, token, protocol, CONNECT_MS);
+    ft_mqtt_close(&c);
     assert_int_equal(rc, protocol == 5 ? 135 : 5);
     snprintf(needle, sizeof(needle), "refused client \"%s\":", client_id);
     if (!log_wait(e, needle, why))
@@ -240,14 +240,14 @@ static void expect_refused(const fp_plugin_env *e, const char *client_id, const 
 }
 
 /* Connects and asserts the CONNACK accepted it (then disconnects). */
-static void expect_accepted(const fp_plugin_env *e, const char *client_id, const char *user,
+static void expect_accepted(const ft_plugin_env *e, const char *client_id, const char *user,
                             const char *token, int protocol)
 {
-    fp_mqtt c;
+    ft_mqtt c;
     int rc;
 
-    rc = fp_mqtt_connect(&c, e->mosq.port, client_id, user, token, protocol, CONNECT_MS);
-    fp_mqtt_close(&c);
+    rc = ft_mqtt_connect(&c, e->mosq.port, client_id, user, token, protocol, CONNECT_MS);
+    ft_mqtt_close(&c);
     assert_int_equal(rc, 0);
 }
 
@@ -255,19 +255,19 @@ static void expect_accepted(const fp_plugin_env *e, const char *client_id, const
 
 static void test_valid_token_accepted(void **state)
 {
-    char *tok = fp_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
-    fp_mqtt c;
+    char *tok = ft_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
+    ft_mqtt c;
 
     (void)state;
-    assert_int_equal(fp_mqtt_connect(&c, env.mosq.port, NULL, "alice", tok, 4, 3000), 0);
-    assert_int_equal(fp_mqtt_subscribe(&c, "feed/alice", 3000), 1);
-    fp_mqtt_close(&c);
+    assert_int_equal(ft_mqtt_connect(&c, env.mosq.port, NULL, "alice", tok, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_subscribe(&c, "feed/alice", 3000), 1);
+    ft_mqtt_close(&c);
     free(tok);
 }
 
 static void test_username_must_equal_sub(void **state)
 {
-    char *tok = fp_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
+    char *tok = ft_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
 
     (void)state;
     expect_refused(&env, "user-ne-4", "bob", tok, 4, "username does not match the token's sub");
@@ -293,7 +293,7 @@ static void test_hand_built_token_accepted(void **state)
 
 static void test_bad_signature_refused(void **state)
 {
-    char *tok = fp_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
+    char *tok = ft_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
     char *sig = strrchr(tok, '.') + 1;
 
     (void)state;
@@ -343,7 +343,7 @@ static void test_other_algorithm_refused(void **state)
 static void test_expired_refused(void **state)
 {
     int64_t now = now_s();
-    char *tok = fp_plugin_env_token(&env, "alice", now - 7200, now - 60, FP_ROLE_USER);
+    char *tok = ft_plugin_env_token(&env, "alice", now - 7200, now - 60, FP_ROLE_USER);
 
     (void)state;
     expect_refused(&env, "expired-4", "alice", tok, 4, "token refused (expired)");
@@ -373,7 +373,7 @@ static void test_not_yet_valid_refused(void **state)
 /* A second broker configured with an issuer and an audience. */
 static void test_issuer_and_audience(void **state)
 {
-    static fp_plugin_env env2;
+    static ft_plugin_env env2;
     int64_t now = now_s();
     fp_jwt_mint_claims c = {
         .sub = "alice", .iat = now, .exp = now + 3600, .iss = "feedpush", .aud = "feed"};
@@ -381,7 +381,7 @@ static void test_issuer_and_audience(void **state)
 
     (void)state;
     assert_int_equal(
-        fp_plugin_env_start(&env2, "n2", "plugin_opt_issuer feedpush\nplugin_opt_audience feed"),
+        ft_plugin_env_start(&env2, "n2", "plugin_opt_issuer feedpush\nplugin_opt_audience feed"),
         0);
     ok = mint(&env2, &c);
     c.iss = "feedpush-evil";
@@ -410,7 +410,7 @@ static void test_issuer_and_audience(void **state)
     expect_refused(&env2, "aud-none", "alice", no_aud, 4, "token refused (audience)");
     /* A token of the first broker (other secret) is no good here. */
     free(ok);
-    ok = fp_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
+    ok = ft_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
     expect_refused(&env2, "other-secret", "alice", ok, 4, "token refused (signature)");
 
     free(ok);
@@ -419,7 +419,7 @@ static void test_issuer_and_audience(void **state)
     free(bad_aud);
     free(no_aud);
     free(aud_list);
-    assert_int_equal(fp_plugin_env_stop(&env2), 0);
+    assert_int_equal(ft_plugin_env_stop(&env2), 0);
 }
 
 static void test_missing_sub_or_exp_refused(void **state)
@@ -520,14 +520,14 @@ static void test_no_password_refused(void **state)
 static void test_long_client_id_capped_in_log(void **state)
 {
     char client_id[128], needle[128], *log;
-    fp_mqtt c;
+    ft_mqtt c;
     int rc;
 
     (void)state;
     memset(client_id, 'c', 64);
     snprintf(client_id + 64, sizeof(client_id) - 64, "-TAIL-BEYOND-64");
-    rc = fp_mqtt_connect(&c, env.mosq.port, client_id, "alice", NULL, 4, CONNECT_MS);
-    fp_mqtt_close(&c);
+    rc = ft_mqtt_connect(&c, env.mosq.port, client_id, "alice", NULL, 4, CONNECT_MS);
+    ft_mqtt_close(&c);
     assert_int_equal(rc, 5);
     /* The 64-byte prefix closed by the quote: nothing of the tail. */
     snprintf(needle, sizeof(needle), "refused client \"%.64s\":", client_id);
@@ -552,7 +552,7 @@ static void on_connect_rc(struct mosquitto *m, void *obj, int rc, int flags,
  * refuse, even with a valid token as password. */
 static void test_v5_enhanced_auth_refused(void **state)
 {
-    char *tok = fp_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
+    char *tok = ft_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
     mosquitto_property *props = NULL;
     struct mosquitto *m;
     int connack = -1, rc;
@@ -584,7 +584,7 @@ static void test_v5_enhanced_auth_refused(void **state)
 /* Raises the revocation of uid the way the control plane does: the key
  * revoked:<uid> and a message "<uid> <before>" on the channel revoked,
  * which the plugin must be listening to. */
-static void revoke_user(const fp_plugin_env *e, const char *uid, int64_t before)
+static void revoke_user(const ft_plugin_env *e, const char *uid, int64_t before)
 {
     struct timeval tv = {2, 0};
     redisContext *r = redisConnectWithTimeout("127.0.0.1", e->redis.port, tv);
@@ -609,21 +609,21 @@ static void revoke_user(const fp_plugin_env *e, const char *uid, int64_t before)
 static void test_revoked_user_old_tokens_refused(void **state)
 {
     int64_t before = now_s(), end;
-    char *old = fp_plugin_env_token(&env, "rvk", before - 60, before + 3600, FP_ROLE_USER);
-    char *no_iat = fp_plugin_env_token(&env, "rvk", 0, before + 3600, FP_ROLE_USER);
-    char *fresh = fp_plugin_env_token(&env, "rvk", before, before + 3600, FP_ROLE_USER);
-    fp_mqtt live, c;
+    char *old = ft_plugin_env_token(&env, "rvk", before - 60, before + 3600, FP_ROLE_USER);
+    char *no_iat = ft_plugin_env_token(&env, "rvk", 0, before + 3600, FP_ROLE_USER);
+    char *fresh = ft_plugin_env_token(&env, "rvk", before, before + 3600, FP_ROLE_USER);
+    ft_mqtt live, c;
     int rc;
 
     (void)state;
     /* Valid until the revocation. */
-    assert_int_equal(fp_mqtt_connect(&live, env.mosq.port, "rvk-live", "rvk", old, 4, CONNECT_MS),
+    assert_int_equal(ft_mqtt_connect(&live, env.mosq.port, "rvk-live", "rvk", old, 4, CONNECT_MS),
                      0);
     revoke_user(&env, "rvk", before);
     end = fp_time_mono_ms() + 2000;
     for (;;) {
-        rc = fp_mqtt_connect(&c, env.mosq.port, "rvk-old", "rvk", old, 4, CONNECT_MS);
-        fp_mqtt_close(&c);
+        rc = ft_mqtt_connect(&c, env.mosq.port, "rvk-old", "rvk", old, 4, CONNECT_MS);
+        ft_mqtt_close(&c);
         if (rc != 0 || fp_time_mono_ms() >= end)
             break;
         sleep_ms(50);
@@ -634,15 +634,15 @@ static void test_revoked_user_old_tokens_refused(void **state)
     expect_refused(&env, "rvk-old-5", "rvk", old, 5, "issued before its revocation");
     expect_refused(&env, "rvk-noiat", "rvk", no_iat, 4, "issued before its revocation");
     /* The live session of the old token is kicked. */
-    assert_true(fp_mqtt_wait_closed(&live, 2000) >= 0);
-    fp_mqtt_close(&live);
+    assert_true(ft_mqtt_wait_closed(&live, 2000) >= 0);
+    ft_mqtt_close(&live);
     assert_true(log_wait(&env, "disconnecting client \"rvk-live\"", "user revoked"));
     /* A token issued at or after the cut-off is fine and stays connected. */
-    assert_int_equal(fp_mqtt_connect(&c, env.mosq.port, "rvk-new", "rvk", fresh, 4, CONNECT_MS), 0);
-    assert_int_equal(fp_mqtt_subscribe(&c, "feed/rvk", 3000), 1);
-    fp_mqtt_pump(&c, 300);
+    assert_int_equal(ft_mqtt_connect(&c, env.mosq.port, "rvk-new", "rvk", fresh, 4, CONNECT_MS), 0);
+    assert_int_equal(ft_mqtt_subscribe(&c, "feed/rvk", 3000), 1);
+    ft_mqtt_pump(&c, 300);
     assert_false(c.disconnected);
-    fp_mqtt_close(&c);
+    ft_mqtt_close(&c);
     free(old);
     free(no_iat);
     free(fresh);
@@ -652,26 +652,26 @@ static void test_revoked_user_old_tokens_refused(void **state)
  * owner); once the owner is gone the id is free again. */
 static void test_client_id_of_other_user_refused(void **state)
 {
-    char *alice = fp_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
-    char *bob = fp_plugin_env_token_now(&env, "bob", FP_ROLE_USER);
+    char *alice = ft_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
+    char *bob = ft_plugin_env_token_now(&env, "bob", FP_ROLE_USER);
     int64_t end;
-    fp_mqtt a, b;
+    ft_mqtt a, b;
     int rc;
 
     (void)state;
-    assert_int_equal(fp_mqtt_connect(&a, env.mosq.port, "shared-1", "alice", alice, 4, CONNECT_MS),
+    assert_int_equal(ft_mqtt_connect(&a, env.mosq.port, "shared-1", "alice", alice, 4, CONNECT_MS),
                      0);
     expect_refused(&env, "shared-1", "bob", bob, 4, "client id is in use by another user");
     expect_refused(&env, "shared-1", "bob", bob, 5, "client id is in use by another user");
     /* alice's session is untouched and still authorised. */
-    fp_mqtt_pump(&a, 100);
+    ft_mqtt_pump(&a, 100);
     assert_false(a.disconnected);
-    assert_int_equal(fp_mqtt_subscribe(&a, "feed/alice", 3000), 1);
-    fp_mqtt_close(&a);
+    assert_int_equal(ft_mqtt_subscribe(&a, "feed/alice", 3000), 1);
+    ft_mqtt_close(&a);
     end = fp_time_mono_ms() + 2000;
     for (;;) {
-        rc = fp_mqtt_connect(&b, env.mosq.port, "shared-1", "bob", bob, 4, CONNECT_MS);
-        fp_mqtt_close(&b);
+        rc = ft_mqtt_connect(&b, env.mosq.port, "shared-1", "bob", bob, 4, CONNECT_MS);
+        ft_mqtt_close(&b);
         if (rc == 0 || fp_time_mono_ms() >= end)
             break;
         sleep_ms(50);
@@ -685,22 +685,22 @@ static void test_client_id_of_other_user_refused(void **state)
  * new session keeps the id (another user is still refused). */
 static void test_client_id_takeover_by_same_user(void **state)
 {
-    char *alice = fp_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
-    char *bob = fp_plugin_env_token_now(&env, "bob", FP_ROLE_USER);
-    fp_mqtt a1, a2;
+    char *alice = ft_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
+    char *bob = ft_plugin_env_token_now(&env, "bob", FP_ROLE_USER);
+    ft_mqtt a1, a2;
 
     (void)state;
-    assert_int_equal(fp_mqtt_connect(&a1, env.mosq.port, "shared-2", "alice", alice, 4, CONNECT_MS),
+    assert_int_equal(ft_mqtt_connect(&a1, env.mosq.port, "shared-2", "alice", alice, 4, CONNECT_MS),
                      0);
-    assert_int_equal(fp_mqtt_connect(&a2, env.mosq.port, "shared-2", "alice", alice, 5, CONNECT_MS),
+    assert_int_equal(ft_mqtt_connect(&a2, env.mosq.port, "shared-2", "alice", alice, 5, CONNECT_MS),
                      0);
-    assert_true(fp_mqtt_wait_closed(&a1, 2000) >= 0);
-    fp_mqtt_close(&a1);
-    assert_int_equal(fp_mqtt_subscribe(&a2, "feed/alice", 3000), 1);
+    assert_true(ft_mqtt_wait_closed(&a1, 2000) >= 0);
+    ft_mqtt_close(&a1);
+    assert_int_equal(ft_mqtt_subscribe(&a2, "feed/alice", 3000), 1);
     expect_refused(&env, "shared-2", "bob", bob, 4, "client id is in use by another user");
-    fp_mqtt_pump(&a2, 100);
+    ft_mqtt_pump(&a2, 100);
     assert_false(a2.disconnected);
-    fp_mqtt_close(&a2);
+    ft_mqtt_close(&a2);
     free(alice);
     free(bob);
 }
@@ -709,21 +709,21 @@ static void test_client_id_takeover_by_same_user(void **state)
  * neutralised in the log line that quotes it. */
 static void test_reserved_and_quoted_client_ids(void **state)
 {
-    char *alice = fp_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
-    char *svc = fp_plugin_env_token_now(&env, "bridge-n1", FP_ROLE_SERVICE);
-    fp_mqtt c;
+    char *alice = ft_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
+    char *svc = ft_plugin_env_token_now(&env, "bridge-n1", FP_ROLE_SERVICE);
+    ft_mqtt c;
 
     (void)state;
     expect_refused(&env, "feed-bridge-n1", "alice", alice, 4,
                    "client ids starting with \"feed-bridge-\" are reserved for services");
-    assert_int_equal(fp_mqtt_connect(&c, env.mosq.port, "feed-bridge-n1", "bridge-n1", svc, 4,
+    assert_int_equal(ft_mqtt_connect(&c, env.mosq.port, "feed-bridge-n1", "bridge-n1", svc, 4,
                                      CONNECT_MS),
                      0);
-    fp_mqtt_close(&c);
-    assert_int_not_equal(fp_mqtt_connect(&c, env.mosq.port, "q\": forged", "bob", alice, 4,
+    ft_mqtt_close(&c);
+    assert_int_not_equal(ft_mqtt_connect(&c, env.mosq.port, "q\": forged", "bob", alice, 4,
                                          CONNECT_MS),
                          0);
-    fp_mqtt_close(&c);
+    ft_mqtt_close(&c);
     assert_true(log_wait(&env, "refused client \"q?: forged\"", "username does not match"));
     free(alice);
     free(svc);
@@ -756,7 +756,7 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     mosquitto_lib_init();
-    rc = fp_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
+    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
     mosquitto_lib_cleanup();
     return rc;
 }

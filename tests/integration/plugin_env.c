@@ -13,7 +13,7 @@
 #include <mqtt_protocol.h>
 
 /* 48 random bytes as the HS256 secret, written to a file mosquitto reads. */
-static int env__write_secret(fp_plugin_env *e)
+static int env__write_secret(ft_plugin_env *e)
 {
     int fd = open("/dev/urandom", O_RDONLY);
     ssize_t n;
@@ -40,7 +40,7 @@ static int env__write_secret(fp_plugin_env *e)
     return 0;
 }
 
-int fp_plugin_env_start(fp_plugin_env *e, const char *node_id, const char *extra)
+int ft_plugin_env_start(ft_plugin_env *e, const char *node_id, const char *extra)
 {
     const char *tmp = getenv("FP_TEST_TMP"), *plugin = getenv("FP_PLUGIN");
     char conf[PATH_MAX + 32];
@@ -57,7 +57,7 @@ int fp_plugin_env_start(fp_plugin_env *e, const char *node_id, const char *extra
         return -1;
     if (env__write_secret(e) != 0)
         return -1;
-    if (fp_server_start(&e->redis, "redis", NULL) != 0)
+    if (ft_server_start(&e->redis, "redis", NULL) != 0)
         return -1;
     snprintf(conf, sizeof(conf), "%s/plugin.conf", e->dir);
     f = fopen(conf, "w");
@@ -69,21 +69,21 @@ int fp_plugin_env_start(fp_plugin_env *e, const char *node_id, const char *extra
             "plugin_opt_heartbeat_interval 1\n%s\n",
             plugin, e->secret_path, node_id, e->redis.port, extra != NULL ? extra : "");
     fclose(f);
-    return fp_server_start(&e->mosq, "mosquitto", conf);
+    return ft_server_start(&e->mosq, "mosquitto", conf);
 }
 
-int fp_plugin_env_stop(fp_plugin_env *e)
+int ft_plugin_env_stop(ft_plugin_env *e)
 {
     int rc = 0;
 
-    if (e->mosq.pid > 0 && fp_server_stop(&e->mosq) != 0)
+    if (e->mosq.pid > 0 && ft_server_stop(&e->mosq) != 0)
         rc = -1;
-    if (e->redis.pid > 0 && fp_server_stop(&e->redis) != 0)
+    if (e->redis.pid > 0 && ft_server_stop(&e->redis) != 0)
         rc = -1;
     return rc;
 }
 
-bool fp_plugin_env_sanitizer_report(const fp_plugin_env *e)
+bool ft_plugin_env_sanitizer_report(const ft_plugin_env *e)
 {
     static const char *const marks[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                                         "runtime error:"};
@@ -106,7 +106,7 @@ bool fp_plugin_env_sanitizer_report(const fp_plugin_env *e)
     return found;
 }
 
-long fp_plugin_env_log_size(const fp_plugin_env *e)
+long ft_plugin_env_log_size(const ft_plugin_env *e)
 {
     char path[PATH_MAX + 32];
     FILE *f;
@@ -122,7 +122,7 @@ long fp_plugin_env_log_size(const fp_plugin_env *e)
     return n;
 }
 
-bool fp_plugin_env_log_wait(const fp_plugin_env *e, long from, const char *needle,
+bool ft_plugin_env_log_wait(const ft_plugin_env *e, long from, const char *needle,
                             int timeout_ms)
 {
     char path[PATH_MAX + 32], line[1024];
@@ -150,7 +150,7 @@ bool fp_plugin_env_log_wait(const fp_plugin_env *e, long from, const char *needl
     }
 }
 
-char *fp_plugin_env_token(const fp_plugin_env *e, const char *sub, int64_t iat, int64_t exp,
+char *ft_plugin_env_token(const ft_plugin_env *e, const char *sub, int64_t iat, int64_t exp,
                           fp_role role)
 {
     fp_jwt_mint_claims c = {0};
@@ -167,11 +167,11 @@ char *fp_plugin_env_token(const fp_plugin_env *e, const char *sub, int64_t iat, 
     return tok;
 }
 
-char *fp_plugin_env_token_now(const fp_plugin_env *e, const char *sub, fp_role role)
+char *ft_plugin_env_token_now(const ft_plugin_env *e, const char *sub, fp_role role)
 {
     int64_t now = (int64_t)time(NULL);
 
-    return fp_plugin_env_token(e, sub, now, now + 3600, role);
+    return ft_plugin_env_token(e, sub, now, now + 3600, role);
 }
 
 /* ------------------------------------------------------------ MQTT client */
@@ -179,7 +179,7 @@ char *fp_plugin_env_token_now(const fp_plugin_env *e, const char *sub, fp_role r
 static void mqtt__on_connect(struct mosquitto *m, void *obj, int rc, int flags,
                              const mosquitto_property *props)
 {
-    fp_mqtt *c = obj;
+    ft_mqtt *c = obj;
 
     (void)m;
     (void)flags;
@@ -191,7 +191,7 @@ static void mqtt__on_connect(struct mosquitto *m, void *obj, int rc, int flags,
 static void mqtt__on_disconnect(struct mosquitto *m, void *obj, int rc,
                                 const mosquitto_property *props)
 {
-    fp_mqtt *c = obj;
+    ft_mqtt *c = obj;
 
     (void)m;
     (void)rc;
@@ -204,7 +204,7 @@ static void mqtt__on_disconnect(struct mosquitto *m, void *obj, int rc,
 static void mqtt__on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *qos,
                                const mosquitto_property *props)
 {
-    fp_mqtt *c = obj;
+    ft_mqtt *c = obj;
     int i;
 
     (void)m;
@@ -219,7 +219,7 @@ static void mqtt__on_subscribe(struct mosquitto *m, void *obj, int mid, int n, c
 static void mqtt__on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
                              const mosquitto_property *props)
 {
-    fp_mqtt *c = obj;
+    ft_mqtt *c = obj;
     size_t n = (size_t)msg->payloadlen;
 
     (void)m;
@@ -248,7 +248,7 @@ static void mqtt__on_publish(struct mosquitto *m, void *obj, int mid, int rc,
 }
 
 /* Runs one loop iteration; a closed connection is recorded, not an error. */
-static void mqtt__loop(fp_mqtt *c, int ms)
+static void mqtt__loop(ft_mqtt *c, int ms)
 {
     if (c->disconnected) {
         usleep((useconds_t)ms * 1000);
@@ -260,7 +260,7 @@ static void mqtt__loop(fp_mqtt *c, int ms)
     }
 }
 
-int fp_mqtt_connect(fp_mqtt *c, int port, const char *client_id, const char *user,
+int ft_mqtt_connect(ft_mqtt *c, int port, const char *client_id, const char *user,
                     const char *password, int protocol, int timeout_ms)
 {
     int64_t end = fp_time_mono_ms() + timeout_ms;
@@ -286,7 +286,7 @@ int fp_mqtt_connect(fp_mqtt *c, int port, const char *client_id, const char *use
     return c->connack;
 }
 
-int fp_mqtt_subscribe(fp_mqtt *c, const char *topic, int timeout_ms)
+int ft_mqtt_subscribe(ft_mqtt *c, const char *topic, int timeout_ms)
 {
     int64_t end = fp_time_mono_ms() + timeout_ms;
 
@@ -298,7 +298,7 @@ int fp_mqtt_subscribe(fp_mqtt *c, const char *topic, int timeout_ms)
     return c->suback && c->n_granted > 0 ? c->granted[0] : -1;
 }
 
-int fp_mqtt_publish(fp_mqtt *c, const char *topic, const char *payload, bool retain,
+int ft_mqtt_publish(ft_mqtt *c, const char *topic, const char *payload, bool retain,
                     int timeout_ms)
 {
     int64_t end = fp_time_mono_ms() + timeout_ms;
@@ -314,7 +314,7 @@ int fp_mqtt_publish(fp_mqtt *c, const char *topic, const char *payload, bool ret
     return published_ack ? 0 : -1;
 }
 
-int fp_mqtt_wait_messages(fp_mqtt *c, int n, int timeout_ms)
+int ft_mqtt_wait_messages(ft_mqtt *c, int n, int timeout_ms)
 {
     int64_t end = fp_time_mono_ms() + timeout_ms;
 
@@ -323,7 +323,7 @@ int fp_mqtt_wait_messages(fp_mqtt *c, int n, int timeout_ms)
     return c->received;
 }
 
-int64_t fp_mqtt_wait_closed(fp_mqtt *c, int timeout_ms)
+int64_t ft_mqtt_wait_closed(ft_mqtt *c, int timeout_ms)
 {
     int64_t end = fp_time_mono_ms() + timeout_ms;
 
@@ -332,7 +332,7 @@ int64_t fp_mqtt_wait_closed(fp_mqtt *c, int timeout_ms)
     return c->disconnected ? c->closed_at_ms - c->connected_at_ms : -1;
 }
 
-void fp_mqtt_pump(fp_mqtt *c, int ms)
+void ft_mqtt_pump(ft_mqtt *c, int ms)
 {
     int64_t end = fp_time_mono_ms() + ms;
 
@@ -340,7 +340,7 @@ void fp_mqtt_pump(fp_mqtt *c, int ms)
         mqtt__loop(c, 50);
 }
 
-void fp_mqtt_close(fp_mqtt *c)
+void ft_mqtt_close(ft_mqtt *c)
 {
     if (c->m == NULL)
         return;

@@ -1,7 +1,7 @@
 /*
  * plugin_env.h - a broker with feed_auth.so for integration tests.
  *
- * fp_plugin_env_start() starts a redis-server and a mosquitto loading the
+ * ft_plugin_env_start() starts a redis-server and a mosquitto loading the
  * plugin (HS256, a fresh secret, the given node id, presence in that
  * Redis), both on free loopback ports through the harness. Tokens are
  * minted with common/fp_jwt. The MQTT helpers wrap libmosquitto for the
@@ -16,48 +16,48 @@
 
 #include <mosquitto.h>
 
-#include "fp_harness.h"
+#include "ft_harness.h"
 #include "fp_jwt.h"
 #include "fp_time.h"
 
 typedef struct {
-    fp_server redis;
-    fp_server mosq;
+    ft_server redis;
+    ft_server mosq;
     char dir[PATH_MAX];         /* test files: secret, plugin config */
     char secret_path[PATH_MAX + 16];
     unsigned char secret[48];
     char node_id[FP_ID_BUFSZ];
-} fp_plugin_env;
+} ft_plugin_env;
 
 /* Starts redis and mosquitto+plugin. extra: more plugin_opt_* lines (or
  * NULL). Returns 0 or -1. */
-int fp_plugin_env_start(fp_plugin_env *e, const char *node_id, const char *extra);
+int ft_plugin_env_start(ft_plugin_env *e, const char *node_id, const char *extra);
 
 /* Stops both. Returns -1 when a stop failed (e.g. a sanitizer report in
  * the broker log), so tests assert on it. */
-int fp_plugin_env_stop(fp_plugin_env *e);
+int ft_plugin_env_stop(ft_plugin_env *e);
 
 /* True when the broker's log (all its runs so far) holds a sanitizer
  * report (ASan, LSan or UBSan); its first line is printed. Lets a test
  * check after each step what the final stop would otherwise find. */
-bool fp_plugin_env_sanitizer_report(const fp_plugin_env *e);
+bool ft_plugin_env_sanitizer_report(const ft_plugin_env *e);
 
 /* Byte size of the broker's log, to look for lines written after it
  * (-1 when it cannot be read). */
-long fp_plugin_env_log_size(const fp_plugin_env *e);
+long ft_plugin_env_log_size(const ft_plugin_env *e);
 
 /* Waits up to timeout_ms until the broker's log holds needle after byte
  * offset from. False (and a line on stderr) when it never does. */
-bool fp_plugin_env_log_wait(const fp_plugin_env *e, long from, const char *needle,
+bool ft_plugin_env_log_wait(const ft_plugin_env *e, long from, const char *needle,
                             int timeout_ms);
 
 /* A token for sub signed with the env's secret; iat/exp absolute unix
  * seconds (iat 0 = omitted). Returns a malloc'd string (abort on failure). */
-char *fp_plugin_env_token(const fp_plugin_env *e, const char *sub, int64_t iat, int64_t exp,
+char *ft_plugin_env_token(const ft_plugin_env *e, const char *sub, int64_t iat, int64_t exp,
                           fp_role role);
 
 /* A token valid for an hour from now. */
-char *fp_plugin_env_token_now(const fp_plugin_env *e, const char *sub, fp_role role);
+char *ft_plugin_env_token_now(const ft_plugin_env *e, const char *sub, fp_role role);
 
 /* ------------------------------------------------------------ MQTT client */
 
@@ -74,37 +74,37 @@ typedef struct {
     char last_topic[256];
     char last_payload[4096];
     bool last_retain;
-} fp_mqtt;
+} ft_mqtt;
 
 
 /* Connects to 127.0.0.1:port (protocol 4 = 3.1.1, 5 = v5) and waits up to
  * timeout_ms for the CONNACK. Returns the CONNACK code (0 = accepted, 5 /
  * 135 = not authorised), or -1 when none came. c must be freed with
- * fp_mqtt_close() either way. client_id NULL = generated. */
-int fp_mqtt_connect(fp_mqtt *c, int port, const char *client_id, const char *user,
+ * ft_mqtt_close() either way. client_id NULL = generated. */
+int ft_mqtt_connect(ft_mqtt *c, int port, const char *client_id, const char *user,
                     const char *password, int protocol, int timeout_ms);
 
 /* Subscribes at QoS 1 and waits for the SUBACK. Returns the granted QoS
  * (0..2, or >= 128 when refused), or -1 on timeout / closed connection. */
-int fp_mqtt_subscribe(fp_mqtt *c, const char *topic, int timeout_ms);
+int ft_mqtt_subscribe(ft_mqtt *c, const char *topic, int timeout_ms);
 
 /* Publishes at QoS 1 and runs the loop until the PUBACK or timeout.
  * Returns 0 when acknowledged, -1 otherwise. */
-int fp_mqtt_publish(fp_mqtt *c, const char *topic, const char *payload, bool retain,
+int ft_mqtt_publish(ft_mqtt *c, const char *topic, const char *payload, bool retain,
                     int timeout_ms);
 
 /* Runs the loop until c->received >= n, the connection closes, or timeout.
  * Returns c->received. */
-int fp_mqtt_wait_messages(fp_mqtt *c, int n, int timeout_ms);
+int ft_mqtt_wait_messages(ft_mqtt *c, int n, int timeout_ms);
 
 /* Runs the loop until the broker closes the connection or timeout.
  * Returns ms from CONNACK to close, or -1 if still open. */
-int64_t fp_mqtt_wait_closed(fp_mqtt *c, int timeout_ms);
+int64_t ft_mqtt_wait_closed(ft_mqtt *c, int timeout_ms);
 
 /* Runs the loop for ms milliseconds (to let the broker act). */
-void fp_mqtt_pump(fp_mqtt *c, int ms);
+void ft_mqtt_pump(ft_mqtt *c, int ms);
 
 /* Disconnects (if connected) and frees. */
-void fp_mqtt_close(fp_mqtt *c);
+void ft_mqtt_close(ft_mqtt *c);
 
 #endif

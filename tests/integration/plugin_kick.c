@@ -30,7 +30,7 @@
 #define KICK_LIMIT_MS 1000 /* contract: kicked within 1 s */
 #define KICK_SLACK_MS 100  /* client-side detection, scheduling */
 
-static fp_plugin_env env;
+static ft_plugin_env env;
 static bool mosq_frozen;     /* SIGSTOPped by a test; teardown resumes it */
 
 static void sleep_ms(int ms)
@@ -128,7 +128,7 @@ static void wait_plugin_subscribed(redisContext *c)
 /* ------------------------------------------------------------ mqtt */
 
 /* One non-blocking turn of c's network loop; records a close. */
-static void mqtt_turn(fp_mqtt *c)
+static void mqtt_turn(ft_mqtt *c)
 {
     if (c->disconnected)
         return;
@@ -143,7 +143,7 @@ static void mqtt_turn(fp_mqtt *c)
  * stamped when it happens, not when its turn comes) until every one is
  * closed or timeout_ms passed. Returns how many are still open.
  */
-static size_t wait_all_closed(fp_mqtt *const *cs, size_t n, int timeout_ms)
+static size_t wait_all_closed(ft_mqtt *const *cs, size_t n, int timeout_ms)
 {
     int64_t end = fp_time_mono_ms() + timeout_ms;
     struct pollfd fds[8];
@@ -167,24 +167,24 @@ static size_t wait_all_closed(fp_mqtt *const *cs, size_t n, int timeout_ms)
 }
 
 /* c is still connected: a SUBACK for its own feed comes back. */
-static void assert_alive(fp_mqtt *c, const char *sub)
+static void assert_alive(ft_mqtt *c, const char *sub)
 {
     char topic[96];
 
     snprintf(topic, sizeof(topic), "feed/%s", sub);
-    fp_mqtt_pump(c, 50);
+    ft_mqtt_pump(c, 50);
     assert_false(c->disconnected);
-    assert_int_equal(fp_mqtt_subscribe(c, topic, 2000), 1);
+    assert_int_equal(ft_mqtt_subscribe(c, topic, 2000), 1);
     assert_false(c->disconnected);
 }
 
 /* Connects user with tok and expects CONNACK want (v3.1.1 code). */
 static void assert_connack(const char *client_id, const char *user, const char *tok, int want)
 {
-    fp_mqtt c;
+    ft_mqtt c;
 
-    assert_int_equal(fp_mqtt_connect(&c, env.mosq.port, client_id, user, tok, 4, 3000), want);
-    fp_mqtt_close(&c);
+    assert_int_equal(ft_mqtt_connect(&c, env.mosq.port, client_id, user, tok, 4, 3000), want);
+    ft_mqtt_close(&c);
 }
 
 /* ------------------------------------------------------------ fixtures */
@@ -195,15 +195,15 @@ static int group_setup(void **state)
 {
     (void)state;
     mosq_frozen = false;
-    return fp_plugin_env_start(&env, "n1", NULL);
+    return ft_plugin_env_start(&env, "n1", NULL);
 }
 
 /* A failed stop (e.g. a sanitizer report in the broker's log) is counted
- * by the harness and fails the run through fp_harness_exit(). */
+ * by the harness and fails the run through ft_harness_exit(). */
 static int group_teardown(void **state)
 {
     (void)state;
-    return fp_plugin_env_stop(&env);
+    return ft_plugin_env_stop(&env);
 }
 
 /* Each test starts with both servers up and the plugin subscribed to the
@@ -213,10 +213,10 @@ static int setup(void **state)
     redisContext *c;
 
     (void)state;
-    if (!fp_server_running(&env.redis))
-        assert_int_equal(fp_server_restart(&env.redis), 0);
-    if (!fp_server_running(&env.mosq))
-        assert_int_equal(fp_server_restart(&env.mosq), 0);
+    if (!ft_server_running(&env.redis))
+        assert_int_equal(ft_server_restart(&env.redis), 0);
+    if (!ft_server_running(&env.mosq))
+        assert_int_equal(ft_server_restart(&env.mosq), 0);
     c = redis_open();
     wait_plugin_subscribed(c);
     redisFree(c);
@@ -231,8 +231,8 @@ static int teardown(void **state)
     if (mosq_frozen)
         kill((pid_t)-env.mosq.pid, SIGCONT);
     mosq_frozen = false;
-    assert_true(fp_server_running(&env.mosq));
-    assert_false(fp_plugin_env_sanitizer_report(&env));
+    assert_true(ft_server_running(&env.mosq));
+    assert_false(ft_plugin_env_sanitizer_report(&env));
     return 0;
 }
 
@@ -246,31 +246,31 @@ static int teardown(void **state)
 static void test_expiry_disconnects_within_1s(void **state)
 {
     int64_t now = (int64_t)time(NULL), exp = now + 2;
-    char *tok = fp_plugin_env_token(&env, "alice", now, exp, FP_ROLE_USER);
-    char *tok_bob = fp_plugin_env_token_now(&env, "bob", FP_ROLE_USER);
-    fp_mqtt alice, bob;
-    fp_mqtt *alices[] = {&alice};
+    char *tok = ft_plugin_env_token(&env, "alice", now, exp, FP_ROLE_USER);
+    char *tok_bob = ft_plugin_env_token_now(&env, "bob", FP_ROLE_USER);
+    ft_mqtt alice, bob;
+    ft_mqtt *alices[] = {&alice};
     double closed_wall, exp_wall = (double)exp * 1000.0;
 
     (void)state;
-    assert_int_equal(fp_mqtt_connect(&bob, env.mosq.port, "bob-1", "bob", tok_bob, 4, 3000), 0);
-    assert_int_equal(fp_mqtt_connect(&alice, env.mosq.port, "alice-1", "alice", tok, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_connect(&bob, env.mosq.port, "bob-1", "bob", tok_bob, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_connect(&alice, env.mosq.port, "alice-1", "alice", tok, 4, 3000), 0);
     assert_int_equal(wait_all_closed(alices, 1, 4000), 0);
     closed_wall = wall_ms_at(alice.closed_at_ms);
     print_message("expiry: closed %.0f ms after exp\n", closed_wall - exp_wall);
     assert_true(closed_wall >= exp_wall);
     assert_true(closed_wall <= exp_wall + KICK_LIMIT_MS + KICK_SLACK_MS);
-    fp_mqtt_close(&alice);
+    ft_mqtt_close(&alice);
 
     /* The expired token is refused outright (v3.1.1: 5, v5: 135). */
     assert_connack("alice-1", "alice", tok, 5);
-    assert_int_equal(fp_mqtt_connect(&alice, env.mosq.port, "alice-1", "alice", tok, 5, 3000), 135);
-    fp_mqtt_close(&alice);
+    assert_int_equal(ft_mqtt_connect(&alice, env.mosq.port, "alice-1", "alice", tok, 5, 3000), 135);
+    ft_mqtt_close(&alice);
 
     /* Bob lived through the kick and later expiry sweeps. */
-    fp_mqtt_pump(&bob, 500);
+    ft_mqtt_pump(&bob, 500);
     assert_alive(&bob, "bob");
-    fp_mqtt_close(&bob);
+    ft_mqtt_close(&bob);
     free(tok);
     free(tok_bob);
 }
@@ -283,18 +283,18 @@ static void test_expiry_disconnects_within_1s(void **state)
 static void test_revocation_kicks_every_session_within_1s(void **state)
 {
     int64_t now = (int64_t)time(NULL), before = now + 1, t0;
-    char *old = fp_plugin_env_token(&env, "rev", now - 10, now + 3600, FP_ROLE_USER);
-    char *fresh = fp_plugin_env_token(&env, "rev", before, before + 3600, FP_ROLE_USER);
-    char *tok_carol = fp_plugin_env_token_now(&env, "carol", FP_ROLE_USER);
-    fp_mqtt r1, r2, carol, r3;
-    fp_mqtt *revs[] = {&r1, &r2};
+    char *old = ft_plugin_env_token(&env, "rev", now - 10, now + 3600, FP_ROLE_USER);
+    char *fresh = ft_plugin_env_token(&env, "rev", before, before + 3600, FP_ROLE_USER);
+    char *tok_carol = ft_plugin_env_token_now(&env, "carol", FP_ROLE_USER);
+    ft_mqtt r1, r2, carol, r3;
+    ft_mqtt *revs[] = {&r1, &r2};
     redisContext *rc = redis_open();
     size_t i;
 
     (void)state;
-    assert_int_equal(fp_mqtt_connect(&r1, env.mosq.port, "rev-1", "rev", old, 4, 3000), 0);
-    assert_int_equal(fp_mqtt_connect(&r2, env.mosq.port, "rev-2", "rev", old, 5, 3000), 0);
-    assert_int_equal(fp_mqtt_connect(&carol, env.mosq.port, "carol-1", "carol", tok_carol, 4, 3000),
+    assert_int_equal(ft_mqtt_connect(&r1, env.mosq.port, "rev-1", "rev", old, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_connect(&r2, env.mosq.port, "rev-2", "rev", old, 5, 3000), 0);
+    assert_int_equal(ft_mqtt_connect(&carol, env.mosq.port, "carol-1", "carol", tok_carol, 4, 3000),
                      0);
     assert_alive(&r1, "rev");
     assert_alive(&r2, "rev");
@@ -310,19 +310,19 @@ static void test_revocation_kicks_every_session_within_1s(void **state)
         assert_true(revs[i]->closed_at_ms >= t0);
         assert_true(revs[i]->closed_at_ms - t0 <= KICK_LIMIT_MS);
     }
-    fp_mqtt_close(&r1);
-    fp_mqtt_close(&r2);
+    ft_mqtt_close(&r1);
+    ft_mqtt_close(&r2);
     assert_alive(&carol, "carol");
 
     /* The old token is refused now; a token issued at the cut-off is not,
      * and its session is left alone. */
     assert_connack("rev-1", "rev", old, 5);
-    assert_int_equal(fp_mqtt_connect(&r3, env.mosq.port, "rev-3", "rev", fresh, 4, 3000), 0);
-    fp_mqtt_pump(&r3, 500);
+    assert_int_equal(ft_mqtt_connect(&r3, env.mosq.port, "rev-3", "rev", fresh, 4, 3000), 0);
+    ft_mqtt_pump(&r3, 500);
     assert_alive(&r3, "rev");
-    fp_mqtt_close(&r3);
+    ft_mqtt_close(&r3);
     assert_alive(&carol, "carol");
-    fp_mqtt_close(&carol);
+    ft_mqtt_close(&carol);
     redisFree(rc);
     free(old);
     free(fresh);
@@ -344,26 +344,26 @@ static void test_revocation_kicks_every_session_within_1s(void **state)
 static void test_revocation_loaded_after_redis_outage(void **state)
 {
     int64_t now = (int64_t)time(NULL), before = now + 1, t0;
-    char *old = fp_plugin_env_token(&env, "late", now - 10, now + 3600, FP_ROLE_USER);
-    char *fresh = fp_plugin_env_token(&env, "late", before, before + 3600, FP_ROLE_USER);
-    char *tok_dora = fp_plugin_env_token_now(&env, "dora", FP_ROLE_USER);
-    fp_mqtt live, dora, again;
-    fp_mqtt *lives[] = {&live};
+    char *old = ft_plugin_env_token(&env, "late", now - 10, now + 3600, FP_ROLE_USER);
+    char *fresh = ft_plugin_env_token(&env, "late", before, before + 3600, FP_ROLE_USER);
+    char *tok_dora = ft_plugin_env_token_now(&env, "dora", FP_ROLE_USER);
+    ft_mqtt live, dora, again;
+    ft_mqtt *lives[] = {&live};
     redisContext *rc;
     long log_from;
 
     (void)state;
-    assert_int_equal(fp_mqtt_connect(&live, env.mosq.port, "late-1", "late", old, 4, 3000), 0);
-    assert_int_equal(fp_mqtt_connect(&dora, env.mosq.port, "dora-1", "dora", tok_dora, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_connect(&live, env.mosq.port, "late-1", "late", old, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_connect(&dora, env.mosq.port, "dora-1", "dora", tok_dora, 4, 3000), 0);
 
-    log_from = fp_plugin_env_log_size(&env);
-    assert_int_equal(fp_server_stop(&env.redis), 0);
-    assert_true(fp_plugin_env_log_wait(&env, log_from, "presence paused", 3000));
+    log_from = ft_plugin_env_log_size(&env);
+    assert_int_equal(ft_server_stop(&env.redis), 0);
+    assert_true(ft_plugin_env_log_wait(&env, log_from, "presence paused", 3000));
     assert_alive(&live, "late"); /* nothing revoked yet */
 
     assert_int_equal(kill((pid_t)-env.mosq.pid, SIGSTOP), 0);
     mosq_frozen = true;
-    assert_int_equal(fp_server_restart(&env.redis), 0);
+    assert_int_equal(ft_server_restart(&env.redis), 0);
     rc = redis_open();
     assert_int_equal(revoked_subscribers(rc), 0);
     redis_ok(rc, "SET revoked:late %lld", (long long)before);
@@ -375,15 +375,15 @@ static void test_revocation_loaded_after_redis_outage(void **state)
     print_message("revocation after outage: late-1 closed %lld ms after the broker resumed\n",
                   (long long)(live.closed_at_ms - t0));
     assert_true(live.closed_at_ms - t0 <= 3000);
-    fp_mqtt_close(&live);
+    ft_mqtt_close(&live);
     wait_plugin_subscribed(rc);
 
     assert_connack("late-1", "late", old, 5);
-    assert_int_equal(fp_mqtt_connect(&again, env.mosq.port, "late-2", "late", fresh, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_connect(&again, env.mosq.port, "late-2", "late", fresh, 4, 3000), 0);
     assert_alive(&again, "late");
-    fp_mqtt_close(&again);
+    ft_mqtt_close(&again);
     assert_alive(&dora, "dora");
-    fp_mqtt_close(&dora);
+    ft_mqtt_close(&dora);
     redisFree(rc);
     free(old);
     free(fresh);
@@ -402,7 +402,7 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     mosquitto_lib_init();
-    rc = fp_harness_exit(cmocka_run_group_tests(tests, group_setup, group_teardown));
+    rc = ft_harness_exit(cmocka_run_group_tests(tests, group_setup, group_teardown));
     mosquitto_lib_cleanup();
     return rc;
 }

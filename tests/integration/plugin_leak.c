@@ -7,7 +7,7 @@
  * and the broker must stop cleanly.
  *
  * This is the plugin's leak check: in the sanitizer build (FEEDPUSH_SANITIZE)
- * the broker runs with ASan/LSan preloaded, and fp_plugin_env_stop() fails
+ * the broker runs with ASan/LSan preloaded, and ft_plugin_env_stop() fails
  * when the broker's log holds a sanitizer report, such as memory the plugin
  * lost along one of these paths.
  */
@@ -36,13 +36,13 @@
 #define LEAK_REFUSED 100
 #define LEAK_TIMEOUT_MS 5000
 
-static fp_plugin_env env;
+static ft_plugin_env env;
 static bool env_stopped;
 
 static int setup(void **state)
 {
     (void)state;
-    return fp_plugin_env_start(&env, LEAK_NODE, NULL);
+    return ft_plugin_env_start(&env, LEAK_NODE, NULL);
 }
 
 static int teardown(void **state)
@@ -50,7 +50,7 @@ static int teardown(void **state)
     (void)state;
     /* After a failed test; the last test stops the env itself. */
     if (!env_stopped)
-        fp_plugin_env_stop(&env);
+        ft_plugin_env_stop(&env);
     return 0;
 }
 
@@ -67,15 +67,15 @@ static int leak_refused_code(int protocol)
 }
 
 /* Connects (must be accepted) and subscribes to the user's feed (QoS 1). */
-static void leak_connect_subscribe(fp_mqtt *c, const char *client_id, const char *sub,
+static void leak_connect_subscribe(ft_mqtt *c, const char *client_id, const char *sub,
                                    const char *token, int protocol)
 {
     char topic[FP_ID_BUFSZ + 8];
 
     snprintf(topic, sizeof(topic), "feed/%s", sub);
     assert_int_equal(
-        fp_mqtt_connect(c, env.mosq.port, client_id, sub, token, protocol, LEAK_TIMEOUT_MS), 0);
-    assert_int_equal(fp_mqtt_subscribe(c, topic, LEAK_TIMEOUT_MS), 1);
+        ft_mqtt_connect(c, env.mosq.port, client_id, sub, token, protocol, LEAK_TIMEOUT_MS), 0);
+    assert_int_equal(ft_mqtt_subscribe(c, topic, LEAK_TIMEOUT_MS), 1);
 }
 
 /*
@@ -83,27 +83,27 @@ static void leak_connect_subscribe(fp_mqtt *c, const char *client_id, const char
  * the old connection, whose session the plugin must still remove by
  * pointer while the new one owns the id.
  */
-static void leak_takeover(fp_mqtt *old, const char *client_id, const char *sub, const char *token,
+static void leak_takeover(ft_mqtt *old, const char *client_id, const char *sub, const char *token,
                           int protocol)
 {
-    fp_mqtt c;
+    ft_mqtt c;
 
     leak_connect_subscribe(&c, client_id, sub, token, protocol);
-    assert_true(fp_mqtt_wait_closed(old, LEAK_TIMEOUT_MS) >= 0);
-    fp_mqtt_close(&c);
+    assert_true(ft_mqtt_wait_closed(old, LEAK_TIMEOUT_MS) >= 0);
+    ft_mqtt_close(&c);
 }
 
 static void test_churn_valid_clients(void **state)
 {
     char *tokens[LEAK_USERS];
     char subs[LEAK_USERS][FP_ID_BUFSZ], id[64];
-    fp_mqtt c, second;
+    ft_mqtt c, second;
     int i, u, p;
 
     (void)state;
     for (u = 0; u < LEAK_USERS; u++) {
         snprintf(subs[u], sizeof(subs[u]), "leak%d", u);
-        tokens[u] = fp_plugin_env_token_now(&env, subs[u], FP_ROLE_USER);
+        tokens[u] = ft_plugin_env_token_now(&env, subs[u], FP_ROLE_USER);
     }
     for (i = 0; i < LEAK_CLIENTS; i++) {
         u = i % LEAK_USERS;
@@ -113,13 +113,13 @@ static void test_churn_valid_clients(void **state)
         if (i % LEAK_SECOND_EVERY == 0) {
             snprintf(id, sizeof(id), "leak-%d-b", i);
             leak_connect_subscribe(&second, id, subs[u], tokens[u], leak_protocol(i + 1));
-            fp_mqtt_close(&second);
+            ft_mqtt_close(&second);
         }
         if (i % LEAK_TAKEOVER_EVERY == LEAK_TAKEOVER_EVERY / 2) {
             snprintf(id, sizeof(id), "leak-%d", i);
             leak_takeover(&c, id, subs[u], tokens[u], p);
         }
-        fp_mqtt_close(&c);
+        ft_mqtt_close(&c);
     }
     for (u = 0; u < LEAK_USERS; u++)
         free(tokens[u]);
@@ -133,13 +133,13 @@ static void test_churn_valid_clients(void **state)
 static void test_refused_connects(void **state)
 {
     int64_t now = (int64_t)time(NULL);
-    char *good = fp_plugin_env_token_now(&env, "leak0", FP_ROLE_USER);
-    char *expired = fp_plugin_env_token(&env, "leak0", now - 7200, now - 3600, FP_ROLE_USER);
+    char *good = ft_plugin_env_token_now(&env, "leak0", FP_ROLE_USER);
+    char *expired = ft_plugin_env_token(&env, "leak0", now - 7200, now - 3600, FP_ROLE_USER);
     char *badsig = strdup(good);
     const char *token, *user;
     char id[64];
     size_t len;
-    fp_mqtt c;
+    ft_mqtt c;
     int i, p;
 
     (void)state;
@@ -165,9 +165,9 @@ static void test_refused_connects(void **state)
         }
         p = leak_protocol(i / 4);
         snprintf(id, sizeof(id), "refused-%d", i);
-        assert_int_equal(fp_mqtt_connect(&c, env.mosq.port, id, user, token, p, LEAK_TIMEOUT_MS),
+        assert_int_equal(ft_mqtt_connect(&c, env.mosq.port, id, user, token, p, LEAK_TIMEOUT_MS),
                          leak_refused_code(p));
-        fp_mqtt_close(&c);
+        ft_mqtt_close(&c);
     }
     free(badsig);
     free(expired);
@@ -214,7 +214,7 @@ static void test_broker_stops_clean(void **state)
 {
     (void)state;
     env_stopped = true;
-    assert_int_equal(fp_plugin_env_stop(&env), 0);
+    assert_int_equal(ft_plugin_env_stop(&env), 0);
 }
 
 int main(void)
@@ -231,7 +231,7 @@ int main(void)
     /* tools/fp-server gives instrumented brokers the suppression for
      * mosquitto's own websockets leak; every other leak fails the stop. */
     mosquitto_lib_init();
-    rc = fp_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
+    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
     mosquitto_lib_cleanup();
     return rc;
 }

@@ -31,7 +31,7 @@
 
 #define ONLINE "online:n1"
 
-static fp_plugin_env env;
+static ft_plugin_env env;
 static redisContext *rc;     /* the test's own Redis connection */
 
 static void sleep_ms(int ms)
@@ -170,12 +170,12 @@ static void wait_plugin_linked(void)
  */
 static void presence_barrier(void)
 {
-    char *tok = fp_plugin_env_token_now(&env, "marker", FP_ROLE_USER);
-    fp_mqtt m;
+    char *tok = ft_plugin_env_token_now(&env, "marker", FP_ROLE_USER);
+    ft_mqtt m;
 
-    assert_int_equal(fp_mqtt_connect(&m, env.mosq.port, "marker-1", "marker", tok, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_connect(&m, env.mosq.port, "marker-1", "marker", tok, 4, 3000), 0);
     wait_online("marker", true, 2000);
-    fp_mqtt_close(&m);
+    ft_mqtt_close(&m);
     wait_online("marker", false, 2000);
     free(tok);
 }
@@ -183,11 +183,11 @@ static void presence_barrier(void)
 /* ------------------------------------------------------------ mqtt */
 
 /* Connects a session of user (a fresh token each time). */
-static void connect_user(fp_mqtt *c, const char *client_id, const char *user)
+static void connect_user(ft_mqtt *c, const char *client_id, const char *user)
 {
-    char *tok = fp_plugin_env_token_now(&env, user, FP_ROLE_USER);
+    char *tok = ft_plugin_env_token_now(&env, user, FP_ROLE_USER);
 
-    assert_int_equal(fp_mqtt_connect(c, env.mosq.port, client_id, user, tok, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_connect(c, env.mosq.port, client_id, user, tok, 4, 3000), 0);
     free(tok);
 }
 
@@ -199,15 +199,15 @@ static int group_setup(void **state)
 {
     (void)state;
     rc = NULL;
-    return fp_plugin_env_start(&env, "n1", NULL);
+    return ft_plugin_env_start(&env, "n1", NULL);
 }
 
 /* A failed stop (e.g. a sanitizer report in the broker's log) is counted
- * by the harness and fails the run through fp_harness_exit(). */
+ * by the harness and fails the run through ft_harness_exit(). */
 static int group_teardown(void **state)
 {
     (void)state;
-    return fp_plugin_env_stop(&env);
+    return ft_plugin_env_stop(&env);
 }
 
 /* Each test starts with both servers up, the plugin linked to Redis and
@@ -215,16 +215,16 @@ static int group_teardown(void **state)
 static int setup(void **state)
 {
     (void)state;
-    if (!fp_server_running(&env.redis))
-        assert_int_equal(fp_server_restart(&env.redis), 0);
-    if (!fp_server_running(&env.mosq))
-        assert_int_equal(fp_server_restart(&env.mosq), 0);
+    if (!ft_server_running(&env.redis))
+        assert_int_equal(ft_server_restart(&env.redis), 0);
+    if (!ft_server_running(&env.mosq))
+        assert_int_equal(ft_server_restart(&env.mosq), 0);
     redis_open();
     wait_plugin_linked();
     if (!online_empty_within(2000)) {
         /* A failed test left sessions behind: start the broker afresh. */
         print_message("setup: %s not empty, restarting the broker\n", ONLINE);
-        assert_int_equal(fp_server_restart(&env.mosq), 0);
+        assert_int_equal(ft_server_restart(&env.mosq), 0);
         wait_plugin_linked();
         wait_online_is(NULL, 0, 2000);
     }
@@ -239,8 +239,8 @@ static int teardown(void **state)
     if (rc != NULL)
         redisFree(rc);
     rc = NULL;
-    assert_true(fp_server_running(&env.mosq));
-    assert_false(fp_plugin_env_sanitizer_report(&env));
+    assert_true(ft_server_running(&env.mosq));
+    assert_false(ft_plugin_env_sanitizer_report(&env));
     return 0;
 }
 
@@ -252,7 +252,7 @@ static int teardown(void **state)
  */
 static void test_presence_follows_sessions(void **state)
 {
-    fp_mqtt a1, a2;
+    ft_mqtt a1, a2;
     int64_t ms;
 
     (void)state;
@@ -266,12 +266,12 @@ static void test_presence_follows_sessions(void **state)
     assert_true(is_online("alice"));
     assert_int_equal(redis_int("SCARD %s", ONLINE), 1);
 
-    fp_mqtt_close(&a1);
+    ft_mqtt_close(&a1);
     presence_barrier();
     assert_true(is_online("alice"));
     assert_int_equal(redis_int("SCARD %s", ONLINE), 1);
 
-    fp_mqtt_close(&a2);
+    ft_mqtt_close(&a2);
     ms = wait_online("alice", false, 1000);
     print_message("presence: alice out of %s %lld ms after the last close\n", ONLINE,
                   (long long)ms);
@@ -285,24 +285,24 @@ static void test_presence_follows_sessions(void **state)
 /* A service connection (the bridge) is not a user: never in presence. */
 static void test_presence_ignores_services(void **state)
 {
-    char *tok = fp_plugin_env_token_now(&env, "bridge-n1", FP_ROLE_SERVICE);
-    fp_mqtt svc;
+    char *tok = ft_plugin_env_token_now(&env, "bridge-n1", FP_ROLE_SERVICE);
+    ft_mqtt svc;
 
     (void)state;
-    assert_int_equal(fp_mqtt_connect(&svc, env.mosq.port, "feed-bridge-n1", "bridge-n1", tok, 4,
+    assert_int_equal(ft_mqtt_connect(&svc, env.mosq.port, "feed-bridge-n1", "bridge-n1", tok, 4,
                                      3000),
                      0);
     presence_barrier(); /* everything before this has reached Redis */
     assert_false(is_online("bridge-n1"));
-    fp_mqtt_close(&svc);
+    ft_mqtt_close(&svc);
     free(tok);
 }
 
 static void test_presence_killed_client_leaves(void **state)
 {
     const char *only_bob[] = {"bob"};
-    char *tok = fp_plugin_env_token_now(&env, "dave", FP_ROLE_USER);
-    fp_mqtt bob, child;
+    char *tok = ft_plugin_env_token_now(&env, "dave", FP_ROLE_USER);
+    ft_mqtt bob, child;
     pid_t pid;
     int status, i;
     int64_t t0, ms;
@@ -314,7 +314,7 @@ static void test_presence_killed_client_leaves(void **state)
     if (pid == 0) {
         /* The child: connect, then idle until killed (or 30 s). */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (fp_mqtt_connect(&child, env.mosq.port, "dave-1", "dave", tok, 4, 3000) != 0)
+        if (ft_mqtt_connect(&child, env.mosq.port, "dave-1", "dave", tok, 4, 3000) != 0)
             _exit(1);
         for (i = 0; i < 300; i++)
             sleep_ms(100);
@@ -337,9 +337,9 @@ static void test_presence_killed_client_leaves(void **state)
     print_message("presence: dave out %lld ms after his process was killed\n", (long long)ms);
     assert_true(fp_time_mono_ms() - t0 <= 2000);
     wait_online_is(only_bob, 1, 1000);
-    fp_mqtt_pump(&bob, 50);
+    ft_mqtt_pump(&bob, 50);
     assert_false(bob.disconnected);
-    fp_mqtt_close(&bob);
+    ft_mqtt_close(&bob);
 }
 
 /*
@@ -348,7 +348,7 @@ static void test_presence_killed_client_leaves(void **state)
  */
 static void test_presence_dropped_socket_leaves(void **state)
 {
-    fp_mqtt eve;
+    ft_mqtt eve;
     int fd;
     int64_t ms;
 
@@ -360,7 +360,7 @@ static void test_presence_dropped_socket_leaves(void **state)
     assert_int_equal(shutdown(fd, SHUT_RDWR), 0);
     ms = wait_online("eve", false, 2000);
     print_message("presence: eve out %lld ms after her socket was shut down\n", (long long)ms);
-    fp_mqtt_close(&eve);
+    ft_mqtt_close(&eve);
 }
 
 /*
@@ -407,22 +407,22 @@ static void test_presence_node_heartbeat(void **state)
 static void test_presence_stale_cleared_on_restart(void **state)
 {
     const char *only_alice[] = {"alice"};
-    fp_mqtt a;
+    ft_mqtt a;
 
     (void)state;
     connect_user(&a, "alice-1", "alice");
     wait_online("alice", true, 1000);
     assert_int_equal(redis_int("SADD %s ghost", ONLINE), 1);
 
-    assert_int_equal(fp_server_restart(&env.mosq), 0);
-    assert_true(fp_mqtt_wait_closed(&a, 3000) >= 0);
-    fp_mqtt_close(&a);
+    assert_int_equal(ft_server_restart(&env.mosq), 0);
+    assert_true(ft_mqtt_wait_closed(&a, 3000) >= 0);
+    ft_mqtt_close(&a);
     wait_plugin_linked();
     wait_online_is(NULL, 0, 2000);
 
     connect_user(&a, "alice-1", "alice");
     wait_online_is(only_alice, 1, 1000);
-    fp_mqtt_close(&a);
+    ft_mqtt_close(&a);
     wait_online_is(NULL, 0, 1000);
 }
 
@@ -434,7 +434,7 @@ static void test_presence_stale_cleared_on_restart(void **state)
 static void test_presence_stale_cleared_after_crash(void **state)
 {
     const char *stale[] = {"alice", "ghost"}, *only_alice[] = {"alice"};
-    fp_mqtt a;
+    ft_mqtt a;
     int64_t ms;
 
     (void)state;
@@ -442,17 +442,17 @@ static void test_presence_stale_cleared_after_crash(void **state)
     wait_online("alice", true, 1000);
     assert_int_equal(redis_int("SADD %s ghost", ONLINE), 1);
 
-    assert_int_equal(fp_server_kill(&env.mosq), 0);
-    assert_true(fp_mqtt_wait_closed(&a, 3000) >= 0);
-    fp_mqtt_close(&a);
+    assert_int_equal(ft_server_kill(&env.mosq), 0);
+    assert_true(ft_mqtt_wait_closed(&a, 3000) >= 0);
+    ft_mqtt_close(&a);
     assert_true(online_is(stale, 2, true)); /* nobody cleaned up */
 
-    assert_int_equal(fp_server_restart(&env.mosq), 0);
+    assert_int_equal(ft_server_restart(&env.mosq), 0);
     ms = wait_online_is(NULL, 0, 3000);
     print_message("presence: stale entries gone %lld ms after the broker was up\n", (long long)ms);
     connect_user(&a, "alice-1", "alice");
     wait_online_is(only_alice, 1, 1000);
-    fp_mqtt_close(&a);
+    ft_mqtt_close(&a);
 }
 
 /*
@@ -463,7 +463,7 @@ static void test_presence_stale_cleared_after_crash(void **state)
 static void test_presence_redis_outage(void **state)
 {
     const char *before[] = {"alice", "bob"}, *after[] = {"alice", "carol"};
-    fp_mqtt a, b, c;
+    ft_mqtt a, b, c;
     redisReply *r;
     int64_t t0, connect_ms, ms;
     long log_from;
@@ -480,25 +480,25 @@ static void test_presence_redis_outage(void **state)
     redisFree(rc);
     rc = NULL;
 
-    log_from = fp_plugin_env_log_size(&env);
-    assert_int_equal(fp_server_stop(&env.redis), 0);
+    log_from = ft_plugin_env_log_size(&env);
+    assert_int_equal(ft_server_stop(&env.redis), 0);
     t0 = fp_time_mono_ms();
     connect_user(&c, "carol-1", "carol");
     connect_ms = fp_time_mono_ms() - t0;
     print_message("presence: connect with Redis down took %lld ms\n", (long long)connect_ms);
     assert_true(connect_ms < 100);
-    fp_mqtt_close(&b);
+    ft_mqtt_close(&b);
     /* Once more after the plugin has logged the outage and is retrying. */
-    assert_true(fp_plugin_env_log_wait(&env, log_from, "presence paused", 3000));
+    assert_true(ft_plugin_env_log_wait(&env, log_from, "presence paused", 3000));
     t0 = fp_time_mono_ms();
     connect_user(&b, "bob-2", "bob");
     connect_ms = fp_time_mono_ms() - t0;
     print_message("presence: connect while the plugin retries took %lld ms\n",
                   (long long)connect_ms);
     assert_true(connect_ms < 100);
-    fp_mqtt_close(&b);
+    ft_mqtt_close(&b);
 
-    assert_int_equal(fp_server_restart(&env.redis), 0);
+    assert_int_equal(ft_server_restart(&env.redis), 0);
     t0 = fp_time_mono_ms();
     redis_open();
     ms = wait_online_is(after, 2, 5000);
@@ -506,8 +506,8 @@ static void test_presence_redis_outage(void **state)
     assert_true(fp_time_mono_ms() - t0 <= 5000);
     wait_plugin_linked();
     assert_int_equal(redis_int("SISMEMBER nodes n1"), 1);
-    fp_mqtt_close(&a);
-    fp_mqtt_close(&c);
+    ft_mqtt_close(&a);
+    ft_mqtt_close(&c);
     wait_online_is(NULL, 0, 1000);
 }
 
@@ -527,7 +527,7 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     mosquitto_lib_init();
-    rc_all = fp_harness_exit(cmocka_run_group_tests(tests, group_setup, group_teardown));
+    rc_all = ft_harness_exit(cmocka_run_group_tests(tests, group_setup, group_teardown));
     mosquitto_lib_cleanup();
     return rc_all;
 }

@@ -35,19 +35,19 @@
 
 extern char **environ;
 
-static fp_plugin_env env;
+static ft_plugin_env env;
 
 static int setup(void **state)
 {
     (void)state;
-    return fp_plugin_env_start(&env, "ws1", NULL);
+    return ft_plugin_env_start(&env, "ws1", NULL);
 }
 
 /* Fails when a stop failed, e.g. a sanitizer report in the broker log. */
 static int teardown(void **state)
 {
     (void)state;
-    return fp_plugin_env_stop(&env);
+    return ft_plugin_env_stop(&env);
 }
 
 static void sleep_ms(int ms)
@@ -228,7 +228,7 @@ static void on_publish(struct mosquitto *m, void *obj, int mid, int rc,
 
 /* Publishes at QoS 1 over MQTT 5 and returns the PUBACK reason code (0
  * delivered to a subscriber, 16 none matched), or -1 when none came. */
-static int publish(fp_mqtt *c, const char *topic, const char *payload)
+static int publish(ft_mqtt *c, const char *topic, const char *payload)
 {
     int64_t end = fp_time_mono_ms() + CONNECT_MS;
 
@@ -254,12 +254,12 @@ static void test_ws_valid_token_receives_feed(void **state)
 {
     static const char *const users[] = {"alice", "bob"};
     static const char *const proto[] = {"4", "5"};
-    char *svc_tok = fp_plugin_env_token_now(&env, "svc", FP_ROLE_SERVICE);
+    char *svc_tok = ft_plugin_env_token_now(&env, "svc", FP_ROLE_SERVICE);
     char *toks[2], topics[2][32], payloads[2][32];
     const cJSON *granted, *msgs, *m;
     int rcs[2] = {-1, -1};
     int64_t end;
-    fp_mqtt svc;
+    ft_mqtt svc;
     ws_run runs[2];
     size_t i;
     cJSON *out;
@@ -271,13 +271,13 @@ static void test_ws_valid_token_receives_feed(void **state)
             proto[i],       "--subscribe", topics[i],    "--expect", "1",
             "--timeout-ms", WS_TIMEOUT,    NULL};
 
-        toks[i] = fp_plugin_env_token_now(&env, users[i], FP_ROLE_USER);
+        toks[i] = ft_plugin_env_token_now(&env, users[i], FP_ROLE_USER);
         args[3] = toks[i];
         snprintf(topics[i], sizeof(topics[i]), "feed/%s", users[i]);
         snprintf(payloads[i], sizeof(payloads[i]), "hello-%s-v%s", users[i], proto[i]);
         ws_start(&runs[i], args);
     }
-    assert_int_equal(fp_mqtt_connect(&svc, env.mosq.port, "ws-svc", "svc", svc_tok, 5, CONNECT_MS),
+    assert_int_equal(ft_mqtt_connect(&svc, env.mosq.port, "ws-svc", "svc", svc_tok, 5, CONNECT_MS),
                      0);
     /* PUBACK 0 instead of 16 once the node client's subscription is in
      * (node's start-up alone can take seconds on a loaded 2-core machine). */
@@ -290,7 +290,7 @@ static void test_ws_valid_token_receives_feed(void **state)
             sleep_ms(50);
         }
     }
-    fp_mqtt_close(&svc);
+    ft_mqtt_close(&svc);
     for (i = 0; i < 2; i++) {
         out = ws_finish(&runs[i]);
         assert_int_equal(rcs[i], 0);
@@ -315,9 +315,9 @@ static void test_ws_valid_token_receives_feed(void **state)
 static void test_ws_bad_tokens_refused(void **state)
 {
     int64_t now = (int64_t)time(NULL);
-    char *good = fp_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
+    char *good = ft_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
     char *bad_sig = strdup(good), *sig;
-    char *expired = fp_plugin_env_token(&env, "alice", now - 7200, now - 60, FP_ROLE_USER);
+    char *expired = ft_plugin_env_token(&env, "alice", now - 7200, now - 60, FP_ROLE_USER);
     char *none = alg_none_token("alice");
     struct {
         const char *name, *user, *token;
@@ -376,7 +376,7 @@ static void test_ws_bad_tokens_refused(void **state)
 static void test_ws_subscribe_acl(void **state)
 {
     static const char *const topics[] = {"#", "feed/bob", "feed/alice", "ribbon"};
-    char *tok = fp_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
+    char *tok = ft_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
     const char *proto[] = {"4", "5"};
     const cJSON *granted, *pubs, *g;
     ws_run runs[2];
@@ -449,7 +449,7 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     mosquitto_lib_init();
-    rc = fp_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
+    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
     mosquitto_lib_cleanup();
     return rc;
 }

@@ -24,7 +24,7 @@
 #define SCALE__BRIDGE_READY_MS 15000
 #define SCALE__BRIDGE_STOP_MS 5000
 
-static fp_scale_node *scale__node(fp_scale_env *e, int i)
+static ft_scale_node *scale__node(ft_scale_env *e, int i)
 {
     if (i < 1 || i > e->n_nodes)
         return NULL;
@@ -33,7 +33,7 @@ static fp_scale_node *scale__node(fp_scale_env *e, int i)
 
 /* 48 random bytes (no newline bytes: the verifier strips one) as the
  * HS256 secret, written where mosquitto (its own user) can read it. */
-static int scale__write_secret(fp_scale_env *e)
+static int scale__write_secret(ft_scale_env *e)
 {
     int fd = open("/dev/urandom", O_RDONLY);
     ssize_t n;
@@ -61,7 +61,7 @@ static int scale__write_secret(fp_scale_env *e)
 }
 
 /* Writes node i's plugin config and starts its mosquitto. 0 or -1. */
-static int scale__start_broker(fp_scale_env *e, fp_scale_node *n)
+static int scale__start_broker(ft_scale_env *e, ft_scale_node *n)
 {
     const char *plugin = getenv("FP_PLUGIN");
     char conf[PATH_MAX + 64];
@@ -81,7 +81,7 @@ static int scale__start_broker(fp_scale_env *e, fp_scale_node *n)
             "plugin_opt_heartbeat_interval 1\n",
             plugin, e->secret_path, n->id, e->redis.port);
     fclose(f);
-    if (fp_server_start(&n->mosq, "mosquitto", conf) != 0)
+    if (ft_server_start(&n->mosq, "mosquitto", conf) != 0)
         return -1;
     n->mosq_up = true;
     return 0;
@@ -89,11 +89,11 @@ static int scale__start_broker(fp_scale_env *e, fp_scale_node *n)
 
 /* The bridge child: its own process group, killed with the test, output
  * appended to the node's log. Never returns. */
-static void scale__exec_bridge(const fp_scale_env *e, const fp_scale_node *n, const char *bin)
+static void scale__exec_bridge(const ft_scale_env *e, const ft_scale_node *n, const char *bin)
 {
     char v[5][PATH_MAX + 96];
 
-    fp_harness_child(n->bridge_log);
+    ft_harness_child(n->bridge_log);
     snprintf(v[0], sizeof(v[0]), "%d", e->rabbit.port);
     snprintf(v[1], sizeof(v[1]), "%d", e->redis.port);
     snprintf(v[2], sizeof(v[2]), "%d", n->mosq.port);
@@ -115,7 +115,7 @@ static void scale__exec_bridge(const fp_scale_env *e, const fp_scale_node *n, co
 }
 
 /* Forks node n's bridge (not waiting for it). 0 or -1. */
-static int scale__spawn_bridge(fp_scale_env *e, fp_scale_node *n)
+static int scale__spawn_bridge(ft_scale_env *e, ft_scale_node *n)
 {
     const char *bin = getenv("FP_BRIDGE");
     pid_t pid;
@@ -125,7 +125,7 @@ static int scale__spawn_bridge(fp_scale_env *e, fp_scale_node *n)
         return -1;
     }
     /* Readiness is the new process's first "updated_ms". */
-    fp_scale_redis_int(e, "HDEL stats:bridge:%s updated_ms", n->id);
+    ft_scale_redis_int(e, "HDEL stats:bridge:%s updated_ms", n->id);
     pid = fork();
     if (pid < 0)
         return -1;
@@ -137,12 +137,12 @@ static int scale__spawn_bridge(fp_scale_env *e, fp_scale_node *n)
 
 /* Waits until node n's bridge has written its counters, i.e. connected
  * everything and declared the topology. 0 or -1. */
-static int scale__wait_bridge(fp_scale_env *e, fp_scale_node *n, int64_t deadline_ms)
+static int scale__wait_bridge(ft_scale_env *e, ft_scale_node *n, int64_t deadline_ms)
 {
     int i = (int)(n - e->node) + 1;
 
     for (;;) {
-        if (fp_scale_stat(e, i, "updated_ms") > 0)
+        if (ft_scale_stat(e, i, "updated_ms") > 0)
             return 0;
         if (waitpid(n->bridge, NULL, WNOHANG) == n->bridge) {
             n->bridge = 0;
@@ -161,7 +161,7 @@ static int scale__wait_bridge(fp_scale_env *e, fp_scale_node *n, int64_t deadlin
 
 /* Waits up to wait_ms for node n's bridge to end. Returns the waitpid
  * status, or -1 when it is still running (or was not). */
-static int scale__reap_bridge(fp_scale_node *n, int wait_ms)
+static int scale__reap_bridge(ft_scale_node *n, int wait_ms)
 {
     int64_t end = fp_time_mono_ms() + wait_ms;
     int status;
@@ -179,7 +179,7 @@ static int scale__reap_bridge(fp_scale_node *n, int wait_ms)
 }
 
 /* Sends sig to node n's bridge and waits up to wait_ms for it to end. */
-static int scale__signal_bridge(fp_scale_node *n, int sig, int wait_ms)
+static int scale__signal_bridge(ft_scale_node *n, int sig, int wait_ms)
 {
     if (n->bridge <= 0)
         return -1;
@@ -189,14 +189,14 @@ static int scale__signal_bridge(fp_scale_node *n, int sig, int wait_ms)
 
 /* Opens the test's publisher: guest in the vhost, channel 1 in confirm
  * mode. 0 or -1. */
-int fp_scale_env_start(fp_scale_env *e, int n_nodes)
+int ft_scale_env_start(ft_scale_env *e, int n_nodes)
 {
     const char *tmp = getenv("FP_TEST_TMP");
     int64_t deadline;
     int i;
 
     memset(e, 0, sizeof(*e));
-    if (tmp == NULL || n_nodes < 1 || n_nodes > FP_SCALE_MAX_NODES) {
+    if (tmp == NULL || n_nodes < 1 || n_nodes > FT_SCALE_MAX_NODES) {
         fprintf(stderr, "scale_env: FP_TEST_TMP not set (run through ctest) or bad node count\n");
         return -1;
     }
@@ -206,15 +206,15 @@ int fp_scale_env_start(fp_scale_env *e, int n_nodes)
         return -1;
     if (scale__write_secret(e) != 0)
         return -1;
-    if (fp_server_start(&e->redis, "redis", NULL) != 0)
+    if (ft_server_start(&e->redis, "redis", NULL) != 0)
         return -1;
-    if (fp_server_shared(&e->rabbit, "rabbitmq") != 0)
+    if (ft_server_shared(&e->rabbit, "rabbitmq") != 0)
         return -1;
     snprintf(e->vhost, sizeof(e->vhost), "t%ld-scale", (long)getpid());
-    if (fp_server_vhost(&e->rabbit, e->vhost) != 0)
+    if (ft_server_vhost(&e->rabbit, e->vhost) != 0)
         return -1;
     for (i = 0; i < n_nodes; i++) {
-        fp_scale_node *n = &e->node[i];
+        ft_scale_node *n = &e->node[i];
 
         snprintf(n->id, sizeof(n->id), "n%d", i + 1);
         snprintf(n->dir, sizeof(n->dir), "%s/%s", e->dir, n->id);
@@ -234,22 +234,22 @@ int fp_scale_env_start(fp_scale_env *e, int n_nodes)
         if (scale__wait_bridge(e, &e->node[i], deadline) != 0)
             return -1;
     }
-    return fp_event_pub_open(&e->pub, e->rabbit.port, e->vhost);
+    return ft_event_pub_open(&e->pub, e->rabbit.port, e->vhost);
 }
 
-int fp_scale_env_stop(fp_scale_env *e)
+int ft_scale_env_stop(ft_scale_env *e)
 {
     char why[128];
     int rc = 0, i, status;
 
-    fp_event_pub_close(&e->pub);
+    ft_event_pub_close(&e->pub);
     /* All bridges are asked at once, then each must have exited 0. */
     for (i = 0; i < e->n_nodes; i++) {
         if (e->node[i].bridge > 0)
             kill(e->node[i].bridge, SIGTERM);
     }
     for (i = 0; i < e->n_nodes; i++) {
-        fp_scale_node *n = &e->node[i];
+        ft_scale_node *n = &e->node[i];
 
         if (n->bridge <= 0)
             continue;
@@ -257,26 +257,26 @@ int fp_scale_env_stop(fp_scale_env *e)
         if (status == -1 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
             snprintf(why, sizeof(why), "feed-bridge %s did not exit 0 within 5 s of SIGTERM",
                      n->id);
-            fp_harness_fail(why);
+            ft_harness_fail(why);
             if (n->bridge > 0)
                 scale__signal_bridge(n, SIGKILL, 2000);
             rc = -1;
         }
     }
     for (i = 0; i < e->n_nodes; i++) {
-        if (e->node[i].mosq_up && fp_server_stop(&e->node[i].mosq) != 0)
+        if (e->node[i].mosq_up && ft_server_stop(&e->node[i].mosq) != 0)
             rc = -1;
         e->node[i].mosq_up = false;
     }
-    if (e->redis.pid > 0 && fp_server_stop(&e->redis) != 0)
+    if (e->redis.pid > 0 && ft_server_stop(&e->redis) != 0)
         rc = -1;
     e->redis.pid = 0;
     return rc;
 }
 
-int fp_scale_node_kill(fp_scale_env *e, int i)
+int ft_scale_node_kill(ft_scale_env *e, int i)
 {
-    fp_scale_node *n = scale__node(e, i);
+    ft_scale_node *n = scale__node(e, i);
     int status, rc = 0;
 
     if (n == NULL)
@@ -287,23 +287,23 @@ int fp_scale_node_kill(fp_scale_env *e, int i)
             rc = -1;
     }
     if (n->mosq_up) {
-        if (fp_server_kill(&n->mosq) != 0)
+        if (ft_server_kill(&n->mosq) != 0)
             rc = -1;
         n->mosq_up = false;
     }
     return rc;
 }
 
-int fp_scale_node_restart(fp_scale_env *e, int i)
+int ft_scale_node_restart(ft_scale_env *e, int i)
 {
-    fp_scale_node *n = scale__node(e, i);
+    ft_scale_node *n = scale__node(e, i);
     int port;
 
     if (n == NULL || n->bridge > 0 || n->mosq_up)
         return -1;
     port = n->mosq.port;
-    /* fp_server_restart reuses the port (and the WebSocket port). */
-    if (fp_server_restart(&n->mosq) != 0)
+    /* ft_server_restart reuses the port (and the WebSocket port). */
+    if (ft_server_restart(&n->mosq) != 0)
         return -1;
     n->mosq_up = true;
     if (n->mosq.port != port)
@@ -313,14 +313,14 @@ int fp_scale_node_restart(fp_scale_env *e, int i)
     return scale__wait_bridge(e, n, fp_time_mono_ms() + SCALE__BRIDGE_READY_MS);
 }
 
-int fp_scale_port(const fp_scale_env *e, int i)
+int ft_scale_port(const ft_scale_env *e, int i)
 {
     if (i < 1 || i > e->n_nodes)
         return -1;
     return e->node[i - 1].mosq.port;
 }
 
-char *fp_scale_token(const fp_scale_env *e, const char *sub)
+char *ft_scale_token(const ft_scale_env *e, const char *sub)
 {
     fp_jwt_mint_claims c = {0};
     int64_t now = (int64_t)time(NULL);
@@ -337,18 +337,18 @@ char *fp_scale_token(const fp_scale_env *e, const char *sub)
     return tok;
 }
 
-int fp_scale_publish(fp_scale_env *e, const char *rk, const char *body)
+int ft_scale_publish(ft_scale_env *e, const char *rk, const char *body)
 {
-    return fp_event_pub_send(&e->pub, rk, body);
+    return ft_event_pub_send(&e->pub, rk, body);
 }
 
-int fp_scale_queue_depth(fp_scale_env *e, const char *queue)
+int ft_scale_queue_depth(ft_scale_env *e, const char *queue)
 {
-    return fp_event_pub_queue_depth(&e->pub, queue);
+    return ft_event_pub_queue_depth(&e->pub, queue);
 }
 
 /* Runs one command on a connection of its own. NULL when redis failed. */
-static redisReply *scale__redis(const fp_scale_env *e, const char *fmt, va_list ap)
+static redisReply *scale__redis(const ft_scale_env *e, const char *fmt, va_list ap)
 {
     struct timeval tv = {2, 0};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", e->redis.port, tv);
@@ -364,7 +364,7 @@ static redisReply *scale__redis(const fp_scale_env *e, const char *fmt, va_list 
     return r;
 }
 
-long long fp_scale_redis_int(const fp_scale_env *e, const char *fmt, ...)
+long long ft_scale_redis_int(const ft_scale_env *e, const char *fmt, ...)
 {
     redisReply *r;
     long long v = -1;
@@ -380,7 +380,7 @@ long long fp_scale_redis_int(const fp_scale_env *e, const char *fmt, ...)
 }
 
 /* Wraps the va_list variant for a fixed format. */
-static redisReply *scale__redis_cmd(const fp_scale_env *e, const char *fmt, ...)
+static redisReply *scale__redis_cmd(const ft_scale_env *e, const char *fmt, ...)
 {
     redisReply *r;
     va_list ap;
@@ -391,7 +391,7 @@ static redisReply *scale__redis_cmd(const fp_scale_env *e, const char *fmt, ...)
     return r;
 }
 
-long long fp_scale_stat(const fp_scale_env *e, int i, const char *name)
+long long ft_scale_stat(const ft_scale_env *e, int i, const char *name)
 {
     redisReply *r;
     long long v = -1;

@@ -47,12 +47,12 @@
 #define EXPIRY_MARGIN_MS 2000
 #define WAIT_MS 5000 /* upper bound for things that have no limit of their own */
 
-static fp_scale_env env;
+static ft_scale_env env;
 
 static int setup(void **state)
 {
     (void)state;
-    return fp_scale_env_start(&env, N_NODES);
+    return ft_scale_env_start(&env, N_NODES);
 }
 
 /* Prints each bridge's stage timings (event received -> acked, delivery
@@ -69,9 +69,9 @@ static void print_stage_times(void)
             snprintf(f_sum, sizeof(f_sum), "stage%d_us_sum", stage);
             snprintf(f_count, sizeof(f_count), "stage%d_count", stage);
             snprintf(f_max, sizeof(f_max), "stage%d_us_max", stage);
-            sum = fp_scale_stat(&env, i, f_sum);
-            count = fp_scale_stat(&env, i, f_count);
-            max = fp_scale_stat(&env, i, f_max);
+            sum = ft_scale_stat(&env, i, f_sum);
+            count = ft_scale_stat(&env, i, f_count);
+            max = ft_scale_stat(&env, i, f_max);
             if (count > 0)
                 printf("# bridge n%d stage %d: %lld messages, mean %lld us, max %lld us\n", i,
                        stage, count, sum / count, max);
@@ -83,7 +83,7 @@ static int teardown(void **state)
 {
     (void)state;
     print_stage_times();
-    return fp_scale_env_stop(&env);
+    return ft_scale_env_stop(&env);
 }
 
 static void sleep_ms(int ms)
@@ -102,7 +102,7 @@ __attribute__((format(printf, 2, 3))) static void event(const char *rk, const ch
     va_start(ap, fmt);
     vsnprintf(body, sizeof(body), fmt, ap);
     va_end(ap);
-    assert_int_equal(fp_scale_publish(&env, rk, body), 0);
+    assert_int_equal(ft_scale_publish(&env, rk, body), 0);
 }
 
 /* follower follows followee; waits until Redis has it. */
@@ -114,7 +114,7 @@ static void follow(const char *follower, const char *followee)
           "{\"type\":\"follow.created\",\"follower_id\":\"%s\",\"followee_id\":\"%s\"}", follower,
           followee);
     for (i = 0; i < 250; i++) {
-        if (fp_scale_redis_int(&env, "SISMEMBER followers:%s %s", followee, follower) == 1)
+        if (ft_scale_redis_int(&env, "SISMEMBER followers:%s %s", followee, follower) == 1)
             return;
         sleep_ms(20);
     }
@@ -142,7 +142,7 @@ static void wait_presence(int node, const char *uid, int want)
     int i;
 
     for (i = 0; i < 250; i++) {
-        if (fp_scale_redis_int(&env, "SISMEMBER online:n%d %s", node, uid) == want)
+        if (ft_scale_redis_int(&env, "SISMEMBER online:n%d %s", node, uid) == want)
             return;
         sleep_ms(20);
     }
@@ -152,14 +152,14 @@ static void wait_presence(int node, const char *uid, int want)
 /* Connects uid to node's broker with client id cid, subscribes to its feed
  * and waits until the plugin has it in online:n<node>. c must stay where
  * it is (the client's callbacks point at it). */
-static void connect_user(fp_mqtt *c, int node, const char *uid, const char *cid)
+static void connect_user(ft_mqtt *c, int node, const char *uid, const char *cid)
 {
-    char *tok = fp_scale_token(&env, uid);
+    char *tok = ft_scale_token(&env, uid);
     char topic[80];
 
-    assert_int_equal(fp_mqtt_connect(c, fp_scale_port(&env, node), cid, uid, tok, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_connect(c, ft_scale_port(&env, node), cid, uid, tok, 4, 3000), 0);
     snprintf(topic, sizeof(topic), "feed/%s", uid);
-    assert_int_equal(fp_mqtt_subscribe(c, topic, 3000), 1);
+    assert_int_equal(ft_mqtt_subscribe(c, topic, 3000), 1);
     free(tok);
     wait_presence(node, uid, 1);
 }
@@ -172,7 +172,7 @@ static void connect_user(fp_mqtt *c, int node, const char *uid, const char *cid)
  * from t0 at which client k got there (-1 if it did not). Returns the
  * largest, or -1.
  */
-static int64_t wait_all(fp_mqtt *const *cs, int n, const int *want, int64_t t0, int timeout_ms,
+static int64_t wait_all(ft_mqtt *const *cs, int n, const int *want, int64_t t0, int timeout_ms,
                         int64_t *at)
 {
     int64_t end = fp_time_mono_ms() + timeout_ms, worst = 0;
@@ -204,7 +204,7 @@ static int64_t wait_all(fp_mqtt *const *cs, int n, const int *want, int64_t t0, 
 }
 
 /* Asserts that c's latest message is post id on feed/<uid>. */
-static void assert_got_post(const fp_mqtt *c, const char *uid, const char *id)
+static void assert_got_post(const ft_mqtt *c, const char *uid, const char *id)
 {
     char topic[80], needle[96];
 
@@ -220,10 +220,10 @@ static void assert_got_post(const fp_mqtt *c, const char *uid, const char *id)
  * at most LIVE_MS from t0; the last one must be post id for uid. Returns
  * the latency.
  */
-static int64_t assert_live(fp_mqtt *c, const char *what, const char *uid, const char *id, int want,
+static int64_t assert_live(ft_mqtt *c, const char *what, const char *uid, const char *id, int want,
                            int64_t t0)
 {
-    fp_mqtt *cs[1] = {c};
+    ft_mqtt *cs[1] = {c};
     int64_t at[1], ms;
 
     ms = wait_all(cs, 1, &want, t0, WAIT_MS, at);
@@ -247,7 +247,7 @@ static void read_counters(const char *name, long long v[N_NODES + 1])
 
     v[0] = 0;
     for (i = 1; i <= N_NODES; i++) {
-        v[i] = fp_scale_stat(&env, i, name);
+        v[i] = ft_scale_stat(&env, i, name);
         if (v[i] < 0)
             v[i] = 0;
     }
@@ -289,12 +289,12 @@ static void wait_counter(int node, const char *name, long long target)
     int i;
 
     for (i = 0; i < WAIT_MS / 20; i++) {
-        if (fp_scale_stat(&env, node, name) >= target)
+        if (ft_scale_stat(&env, node, name) >= target)
             return;
         sleep_ms(20);
     }
     fail_msg("%s of n%d never reached %lld (is %lld)", name, node, target,
-             fp_scale_stat(&env, node, name));
+             ft_scale_stat(&env, node, name));
 }
 
 static long long sum_of(const long long v[N_NODES + 1])
@@ -330,7 +330,7 @@ static void test_delivered_only_where_connected(void **state)
 {
     const long long want[N_NODES + 1] = {0, 0, 1, 0};
     long long deliv[N_NODES + 1], msgs[N_NODES + 1], msgs_now[N_NODES + 1];
-    fp_mqtt b;
+    ft_mqtt b;
     int64_t t0;
 
     (void)state;
@@ -348,9 +348,9 @@ static void test_delivered_only_where_connected(void **state)
     assert_grew("deliveries", deliv, want);
     read_counters("deliver_messages", msgs_now);
     assert_int_equal(sum_of(msgs_now) - sum_of(msgs), 1);
-    fp_mqtt_pump(&b, 100);
+    ft_mqtt_pump(&b, 100);
     assert_int_equal(b.received, 1);
-    fp_mqtt_close(&b);
+    ft_mqtt_close(&b);
 }
 
 /* B has sessions on n1 and n3 at once: both get it, n2 publishes nothing. */
@@ -358,8 +358,8 @@ static void test_two_sessions_two_nodes(void **state)
 {
     const long long want[N_NODES + 1] = {0, 1, 0, 1};
     long long deliv[N_NODES + 1], msgs[N_NODES + 1], msgs_now[N_NODES + 1];
-    fp_mqtt b1, b3;
-    fp_mqtt *cs[2] = {&b1, &b3};
+    ft_mqtt b1, b3;
+    ft_mqtt *cs[2] = {&b1, &b3};
     const int one_each[2] = {1, 1};
     int64_t t0, at[2];
 
@@ -367,7 +367,7 @@ static void test_two_sessions_two_nodes(void **state)
     follow("s2_B", "s2_A");
     connect_user(&b1, 1, "s2_B", "s2_B-tab1");
     connect_user(&b3, 3, "s2_B", "s2_B-tab3");
-    assert_int_equal(fp_scale_redis_int(&env, "SISMEMBER online:n2 s2_B"), 0);
+    assert_int_equal(ft_scale_redis_int(&env, "SISMEMBER online:n2 s2_B"), 0);
     settled_counters("deliveries", deliv, "deliver_messages", msgs);
 
     t0 = post("s2_p1", "s2_A");
@@ -387,12 +387,12 @@ static void test_two_sessions_two_nodes(void **state)
     assert_grew("deliveries", deliv, want);
     read_counters("deliver_messages", msgs_now);
     assert_int_equal(sum_of(msgs_now) - sum_of(msgs), 2);
-    fp_mqtt_pump(&b1, 100);
-    fp_mqtt_pump(&b3, 100);
+    ft_mqtt_pump(&b1, 100);
+    ft_mqtt_pump(&b3, 100);
     assert_int_equal(b1.received, 1);
     assert_int_equal(b3.received, 1);
-    fp_mqtt_close(&b1);
-    fp_mqtt_close(&b3);
+    ft_mqtt_close(&b1);
+    ft_mqtt_close(&b3);
 }
 
 /* Sum of a counter over the nodes in mask (bit i = node i). */
@@ -404,7 +404,7 @@ static long long sum_nodes(const char *name, unsigned mask)
     for (i = 1; i <= N_NODES; i++) {
         if ((mask & (1u << i)) == 0)
             continue;
-        v = fp_scale_stat(&env, i, name);
+        v = ft_scale_stat(&env, i, name);
         s += v > 0 ? v : 0;
     }
     return s;
@@ -419,8 +419,8 @@ static void test_node_crash_and_rejoin(void **state)
 {
     const unsigned alive = (1u << 1) | (1u << 3);
     long long msgs[N_NODES + 1], events[N_NODES + 1], msgs0, events0, depth0;
-    fp_mqtt c, d;
-    fp_mqtt *cs[2] = {&d, &c};
+    ft_mqtt c, d;
+    ft_mqtt *cs[2] = {&d, &c};
     const int want[2] = {1, 3};
     int64_t t0, t_kill, expiry_ms, rejoin_ms, at[2];
     int i;
@@ -434,29 +434,29 @@ static void test_node_crash_and_rejoin(void **state)
 
     /* The crash: nothing of n2 gets to clean up. */
     t_kill = fp_time_mono_ms();
-    assert_int_equal(fp_scale_node_kill(&env, 2), 0);
-    assert_true(fp_mqtt_wait_closed(&c, 3000) >= 0);
-    fp_mqtt_close(&c);
+    assert_int_equal(ft_scale_node_kill(&env, 2), 0);
+    assert_true(ft_mqtt_wait_closed(&c, 3000) >= 0);
+    ft_mqtt_close(&c);
 
     /* Its heartbeat lapses within the TTL. */
-    while (fp_scale_redis_int(&env, "EXISTS node:n2") != 0 &&
+    while (ft_scale_redis_int(&env, "EXISTS node:n2") != 0 &&
            fp_time_mono_ms() - t_kill < HEARTBEAT_TTL_MS + EXPIRY_MARGIN_MS)
         sleep_ms(20);
     expiry_ms = fp_time_mono_ms() - t_kill;
     printf("# n2 SIGKILLed: node:n2 expired %lld ms later (TTL %d ms)\n", (long long)expiry_ms,
            HEARTBEAT_TTL_MS);
-    if (fp_scale_redis_int(&env, "EXISTS node:n2") != 0)
+    if (ft_scale_redis_int(&env, "EXISTS node:n2") != 0)
         fail_msg("node:n2 still exists %lld ms after the kill (TTL %d ms + %d ms margin)",
                  (long long)expiry_ms, HEARTBEAT_TTL_MS, EXPIRY_MARGIN_MS);
     /* What the crash left behind: routing is what cleans it up. */
-    assert_int_equal(fp_scale_redis_int(&env, "SISMEMBER online:n2 s3_C"), 1);
-    assert_int_equal(fp_scale_redis_int(&env, "SISMEMBER nodes n2"), 1);
+    assert_int_equal(ft_scale_redis_int(&env, "SISMEMBER online:n2 s3_C"), 1);
+    assert_int_equal(ft_scale_redis_int(&env, "SISMEMBER nodes n2"), 1);
 
     /* A post whose only "online" recipient is C, stale on n2. */
     settled_counters("deliver_messages", msgs, "events_post_created", events);
     msgs0 = msgs[1] + msgs[3];
     events0 = events[1] + events[3];
-    depth0 = fp_scale_queue_depth(&env, "feed.deliver.n2");
+    depth0 = ft_scale_queue_depth(&env, "feed.deliver.n2");
     assert_true(depth0 >= 0);
     post("s3_p2", "s3_X");
     for (i = 0; i < WAIT_MS / 20 && sum_nodes("events_post_created", alive) < events0 + 1; i++)
@@ -466,13 +466,13 @@ static void test_node_crash_and_rejoin(void **state)
     printf("# post for C after n2 expired: deliver_messages of n1+n3 %lld -> %lld, "
            "feed.deliver.n2 depth %lld -> %d\n",
            msgs0, sum_nodes("deliver_messages", alive), depth0,
-           fp_scale_queue_depth(&env, "feed.deliver.n2"));
+           ft_scale_queue_depth(&env, "feed.deliver.n2"));
     assert_int_equal(sum_nodes("deliver_messages", alive), msgs0);
-    assert_int_equal(fp_scale_queue_depth(&env, "feed.deliver.n2"), depth0);
-    assert_int_equal(fp_scale_redis_int(&env, "SISMEMBER nodes n2"), 0);
-    assert_int_equal(fp_scale_redis_int(&env, "EXISTS online:n2"), 0);
+    assert_int_equal(ft_scale_queue_depth(&env, "feed.deliver.n2"), depth0);
+    assert_int_equal(ft_scale_redis_int(&env, "SISMEMBER nodes n2"), 0);
+    assert_int_equal(ft_scale_redis_int(&env, "EXISTS online:n2"), 0);
     /* C catches up from the feed list. */
-    assert_true(fp_scale_redis_int(&env, "LPOS feed:s3_C s3_p2") >= 0);
+    assert_true(ft_scale_redis_int(&env, "LPOS feed:s3_C s3_p2") >= 0);
 
     /* C reconnects to n1 and gets the next posts live. */
     connect_user(&c, 1, "s3_C", "s3_C-tab");
@@ -483,14 +483,14 @@ static void test_node_crash_and_rejoin(void **state)
 
     /* n2 restarts on the same ports and rejoins by itself. */
     t0 = fp_time_mono_ms();
-    assert_int_equal(fp_scale_node_restart(&env, 2), 0);
-    while ((fp_scale_redis_int(&env, "EXISTS node:n2") != 1 ||
-            fp_scale_redis_int(&env, "SISMEMBER nodes n2") != 1) &&
+    assert_int_equal(ft_scale_node_restart(&env, 2), 0);
+    while ((ft_scale_redis_int(&env, "EXISTS node:n2") != 1 ||
+            ft_scale_redis_int(&env, "SISMEMBER nodes n2") != 1) &&
            fp_time_mono_ms() - t0 < WAIT_MS)
         sleep_ms(20);
     rejoin_ms = fp_time_mono_ms() - t0;
-    assert_int_equal(fp_scale_redis_int(&env, "EXISTS node:n2"), 1);
-    assert_int_equal(fp_scale_redis_int(&env, "SISMEMBER nodes n2"), 1);
+    assert_int_equal(ft_scale_redis_int(&env, "EXISTS node:n2"), 1);
+    assert_int_equal(ft_scale_redis_int(&env, "SISMEMBER nodes n2"), 1);
     printf("# n2 restarted (mosquitto + bridge ready) and back in nodes %lld ms after the "
            "restart began; it was down %lld ms\n",
            (long long)rejoin_ms, (long long)(fp_time_mono_ms() - t_kill));
@@ -509,8 +509,8 @@ static void test_node_crash_and_rejoin(void **state)
     assert_got_post(&d, "s3_D", "s3_p5");
     assert_got_post(&c, "s3_C", "s3_p5");
     wait_counter(2, "deliveries", 1); /* the new n2 bridge counts from 0 */
-    fp_mqtt_close(&c);
-    fp_mqtt_close(&d);
+    ft_mqtt_close(&c);
+    ft_mqtt_close(&d);
 }
 
 int main(void)
@@ -525,7 +525,7 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     mosquitto_lib_init();
-    rc = fp_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
+    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
     mosquitto_lib_cleanup();
     return rc;
 }

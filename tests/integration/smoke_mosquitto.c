@@ -18,7 +18,7 @@
 #include <cmocka.h>
 #include <mosquitto.h>
 
-#include "fp_harness.h"
+#include "ft_harness.h"
 
 typedef struct {
     int subscribed;
@@ -71,13 +71,13 @@ static int tcp_accepts(int port)
 
 static void test_mosquitto_pub_sub(void **state)
 {
-    fp_server s;
+    ft_server s;
     sub_state st = {0};
     struct mosquitto *sub, *pub;
     int mid;
 
     (void)state;
-    assert_int_equal(fp_server_start(&s, "mosquitto", NULL), 0);
+    assert_int_equal(ft_server_start(&s, "mosquitto", NULL), 0);
     assert_true(tcp_accepts(s.ws_port));
 
     sub = mosquitto_new("smoke-sub", true, &st);
@@ -103,7 +103,7 @@ static void test_mosquitto_pub_sub(void **state)
     mosquitto_disconnect(sub);
     mosquitto_destroy(pub);
     mosquitto_destroy(sub);
-    assert_int_equal(fp_server_stop(&s), 0);
+    assert_int_equal(ft_server_stop(&s), 0);
     assert_false(tcp_accepts(s.port));
 }
 
@@ -116,7 +116,7 @@ int main(void)
 
     signal(SIGPIPE, SIG_IGN);
     mosquitto_lib_init();
-    rc = fp_harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
+    rc = ft_harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
     mosquitto_lib_cleanup();
     return rc;
 }

@@ -16,7 +16,7 @@
 #include <amqp_tcp_socket.h>
 #include <cmocka.h>
 
-#include "fp_harness.h"
+#include "ft_harness.h"
 
 static void expect_ok(amqp_connection_state_t c, const char *what)
 {
@@ -26,7 +26,7 @@ static void expect_ok(amqp_connection_state_t c, const char *what)
         fail_msg("%s failed (reply type %d)", what, (int)r.reply_type);
 }
 
-static amqp_connection_state_t connect_to(const fp_server *s)
+static amqp_connection_state_t connect_to(const ft_server *s)
 {
     amqp_connection_state_t c = amqp_new_connection();
     amqp_socket_t *sock = amqp_tcp_socket_new(c);
@@ -54,7 +54,7 @@ static void wait_for_ack(amqp_connection_state_t c)
 
 static void test_quorum_queue_confirm_get(void **state)
 {
-    fp_server s;
+    ft_server s;
     amqp_connection_state_t c;
     amqp_table_entry_t arg;
     amqp_table_t args;
@@ -64,7 +64,7 @@ static void test_quorum_queue_confirm_get(void **state)
     char qname[64];
 
     (void)state;
-    assert_int_equal(fp_server_shared(&s, "rabbitmq"), 0);
+    assert_int_equal(ft_server_shared(&s, "rabbitmq"), 0);
     c = connect_to(&s);
     snprintf(qname, sizeof(qname), "smoke.quorum.%ld", (long)getpid());
 
@@ -108,5 +108,5 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quorum_queue_confirm_get),
     };
-    return fp_harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
+    return ft_harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -13,9 +13,9 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
-#include "fp_harness.h"
+#include "ft_harness.h"
 
-static redisContext *connect_to(const fp_server *s)
+static redisContext *connect_to(const ft_server *s)
 {
     struct timeval tv = {2, 0};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
@@ -28,12 +28,12 @@ static redisContext *connect_to(const fp_server *s)
 
 static void test_redis_set_get_restart_stop(void **state)
 {
-    fp_server s;
+    ft_server s;
     redisContext *c;
     redisReply *r;
 
     (void)state;
-    assert_int_equal(fp_server_start(&s, "redis", NULL), 0);
+    assert_int_equal(ft_server_start(&s, "redis", NULL), 0);
     c = connect_to(&s);
     r = redisCommand(c, "SET %s %s", "smoke:key", "value");
     assert_non_null(r);
@@ -49,7 +49,7 @@ static void test_redis_set_get_restart_stop(void **state)
      * and the test server keeps no data across restarts. */
     int old_port = s.port;
     long old_pid = s.pid;
-    assert_int_equal(fp_server_restart(&s), 0);
+    assert_int_equal(ft_server_restart(&s), 0);
     assert_int_equal(s.port, old_port);
     assert_int_not_equal(s.pid, old_pid);
     r = redisCommand(c, "PING");
@@ -62,8 +62,8 @@ static void test_redis_set_get_restart_stop(void **state)
     freeReplyObject(r);
     redisFree(c);
 
-    assert_int_equal(fp_server_stop(&s), 0);
-    assert_false(fp_server_running(&s));
+    assert_int_equal(ft_server_stop(&s), 0);
+    assert_false(ft_server_running(&s));
     c = redisConnect("127.0.0.1", s.port);
     assert_non_null(c);
     assert_int_not_equal(c->err, 0);
@@ -72,13 +72,13 @@ static void test_redis_set_get_restart_stop(void **state)
 
 static void test_redis_kill(void **state)
 {
-    fp_server s;
+    ft_server s;
 
     (void)state;
-    assert_int_equal(fp_server_start(&s, "redis", NULL), 0);
-    assert_true(fp_server_running(&s));
-    assert_int_equal(fp_server_kill(&s), 0);
-    assert_false(fp_server_running(&s));
+    assert_int_equal(ft_server_start(&s, "redis", NULL), 0);
+    assert_true(ft_server_running(&s));
+    assert_int_equal(ft_server_kill(&s), 0);
+    assert_false(ft_server_running(&s));
 }
 
 int main(void)
@@ -88,5 +88,5 @@ int main(void)
         cmocka_unit_test(test_redis_kill),
     };
     signal(SIGPIPE, SIG_IGN);
-    return fp_harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
+    return ft_harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -1,4 +1,4 @@
-#include "fp_harness.h"
+#include "ft_harness.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,18 +15,18 @@ extern char **environ;
 
 static int harness__failures;
 
-void fp_harness_fail(const char *why)
+void ft_harness_fail(const char *why)
 {
-    fprintf(stderr, "fp_harness: %s\n", why);
+    fprintf(stderr, "ft_harness: %s\n", why);
     harness__failures++;
 }
 
-int fp_harness_exit(int cmocka_rc)
+int ft_harness_exit(int cmocka_rc)
 {
     if (cmocka_rc != 0)
         return cmocka_rc;
     if (harness__failures > 0) {
-        fprintf(stderr, "fp_harness: %d failure(s) outside the test bodies (see above)\n",
+        fprintf(stderr, "ft_harness: %d failure(s) outside the test bodies (see above)\n",
                 harness__failures);
         return 1;
     }
@@ -38,7 +38,7 @@ static const char *harness__env(const char *name)
     const char *v = getenv(name);
 
     if (v == NULL || *v == '\0') {
-        fprintf(stderr, "fp_harness: %s is not set (run the test through ctest)\n", name);
+        fprintf(stderr, "ft_harness: %s is not set (run the test through ctest)\n", name);
         return NULL;
     }
     return v;
@@ -63,7 +63,7 @@ static int harness__run(char *const argv[])
     args[i] = NULL;
     rc = posix_spawn(&pid, script, NULL, NULL, args, environ);
     if (rc != 0) {
-        fprintf(stderr, "fp_harness: cannot run %s: %s\n", script, strerror(rc));
+        fprintf(stderr, "ft_harness: cannot run %s: %s\n", script, strerror(rc));
         return -1;
     }
     while (waitpid(pid, &status, 0) < 0) {
@@ -74,7 +74,7 @@ static int harness__run(char *const argv[])
 }
 
 /* Reads PORT, WS_PORT and PID from DIR/KIND.env. Returns 0 or -1. */
-static int harness__read_env(fp_server *s)
+static int harness__read_env(ft_server *s)
 {
     char path[PATH_MAX + 32], line[512];
     FILE *f;
@@ -82,7 +82,7 @@ static int harness__read_env(fp_server *s)
     snprintf(path, sizeof(path), "%s/%s.env", s->dir, s->kind);
     f = fopen(path, "r");
     if (f == NULL) {
-        fprintf(stderr, "fp_harness: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "ft_harness: %s: %s\n", path, strerror(errno));
         return -1;
     }
     s->port = s->ws_port = 0;
@@ -99,7 +99,7 @@ static int harness__read_env(fp_server *s)
     return s->port > 0 && s->pid > 0 ? 0 : -1;
 }
 
-static int harness__start(fp_server *s, const char *port)
+static int harness__start(ft_server *s, const char *port)
 {
     char owner[32];
     char *argv[12] = {"fp-server", "start", s->kind, s->dir, "--owner", owner};
@@ -120,7 +120,7 @@ static int harness__start(fp_server *s, const char *port)
     return harness__read_env(s);
 }
 
-int fp_server_start(fp_server *s, const char *kind, const char *conf)
+int ft_server_start(ft_server *s, const char *kind, const char *conf)
 {
     static int seq;
     const char *tmp = harness__env("FP_TEST_TMP");
@@ -135,17 +135,17 @@ int fp_server_start(fp_server *s, const char *kind, const char *conf)
     return harness__start(s, NULL);
 }
 
-int fp_server_restart(fp_server *s)
+int ft_server_restart(ft_server *s)
 {
     char port[16];
 
     snprintf(port, sizeof(port), "%d", s->port);
-    if (fp_server_stop(s) != 0)
+    if (ft_server_stop(s) != 0)
         return -1;
     return harness__start(s, port);
 }
 
-int fp_server_stop(fp_server *s)
+int ft_server_stop(ft_server *s)
 {
     char *argv[] = {"fp-server", "stop", s->kind, s->dir, NULL};
     char why[PATH_MAX + 64];
@@ -153,28 +153,28 @@ int fp_server_stop(fp_server *s)
     if (harness__run(argv) == 0)
         return 0;
     snprintf(why, sizeof(why), "stopping %s in %s failed", s->kind, s->dir);
-    fp_harness_fail(why);
+    ft_harness_fail(why);
     return -1;
 }
 
-int fp_server_vhost(const fp_server *s, const char *name)
+int ft_server_vhost(const ft_server *s, const char *name)
 {
     char *argv[] = {"fp-server", "vhost", (char *)s->dir, (char *)name, NULL};
 
     return harness__run(argv);
 }
 
-int fp_server_kill(fp_server *s)
+int ft_server_kill(ft_server *s)
 {
     if (s->pid <= 0)
         return -1;
     /* The server leads its own process group: take the whole group. */
     if (kill((pid_t)-s->pid, SIGKILL) != 0)
         return -1;
-    return fp_server_stop(s); /* reaps leftovers (epmd) and forgets it */
+    return ft_server_stop(s); /* reaps leftovers (epmd) and forgets it */
 }
 
-int fp_server_running(const fp_server *s)
+int ft_server_running(const ft_server *s)
 {
     char path[64], buf[512], *paren;
     size_t n;
@@ -196,7 +196,7 @@ int fp_server_running(const fp_server *s)
     return paren[2] != 'Z' && paren[2] != 'X';
 }
 
-int fp_server_shared(fp_server *s, const char *kind)
+int ft_server_shared(ft_server *s, const char *kind)
 {
     const char *tmp = harness__env("FP_TEST_TMP");
 
@@ -208,7 +208,7 @@ int fp_server_shared(fp_server *s, const char *kind)
     return harness__read_env(s);
 }
 
-void fp_harness_child(const char *log_path)
+void ft_harness_child(const char *log_path)
 {
     int fd;
 

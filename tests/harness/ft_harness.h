@@ -1,64 +1,64 @@
 /*
- * fp_harness.h - real servers for integration tests.
+ * ft_harness.h - real servers for integration tests.
  *
  * A thin C face over tools/fp-server: start a redis-server,
  * rabbitmq-server or mosquitto on a free loopback port, restart it on the
  * same port (fault tests), stop it. (fp-server also starts feed-bridge and
- * feed-gateway; the tests fork those themselves, see fp_harness_child.) The script path and the run's temp dir
+ * feed-gateway; the tests fork those themselves, see ft_harness_child.) The script path and the run's temp dir
  * come from the environment CTest sets (FP_HARNESS, FP_TEST_TMP). Servers a
  * test starts are also stopped by a watchdog if the test dies first.
  */
-#ifndef FP_HARNESS_H
-#define FP_HARNESS_H
+#ifndef FT_HARNESS_H
+#define FT_HARNESS_H
 
 #include <limits.h>
 
-typedef struct fp_server {
+typedef struct ft_server {
     char kind[16];      /* "redis", "rabbitmq" or "mosquitto" (tools/fp-server's KIND) */
     char dir[PATH_MAX]; /* where KIND.env, the data and the log live */
     char conf[PATH_MAX];/* mosquitto: extra config appended ("" = anonymous allowed) */
     int port;
     int ws_port;        /* mosquitto: MQTT over WebSockets */
     long pid;
-} fp_server;
+} ft_server;
 
 /* Starts a server of this kind in a fresh dir under FP_TEST_TMP. conf is
  * mosquitto-only (NULL for none). Returns 0 or -1 (reason on stderr). */
-int fp_server_start(fp_server *s, const char *kind, const char *conf);
+int ft_server_start(ft_server *s, const char *kind, const char *conf);
 
 /* Stops it and starts it again on the same port(s). Returns 0 or -1. */
-int fp_server_restart(fp_server *s);
+int ft_server_restart(ft_server *s);
 
 /* Stops it (SIGTERM, then SIGKILL after 15 s). Returns 0 or -1. */
-int fp_server_stop(fp_server *s);
+int ft_server_stop(ft_server *s);
 
 /* Kills it with SIGKILL, as a crash would. Returns 0 or -1. */
-int fp_server_kill(fp_server *s);
+int ft_server_kill(ft_server *s);
 
 /* RabbitMQ only: creates a virtual host that the guest user may use, so a
  * test gets the whole AMQP topology to itself. Takes ~4 s. 0 or -1. */
-int fp_server_vhost(const fp_server *s, const char *name);
+int ft_server_vhost(const ft_server *s, const char *name);
 
 /* 1 when the server's main process is running (zombies do not count). */
-int fp_server_running(const fp_server *s);
+int ft_server_running(const ft_server *s);
 
 /* Attaches to the run-wide server of a CTest fixture (today: "rabbitmq").
  * Returns 0 or -1 when the fixture did not start it. */
-int fp_server_shared(fp_server *s, const char *kind);
+int ft_server_shared(ft_server *s, const char *kind);
 
 /* In a forked child that is about to exec a daemon under test: its own
  * process group, SIGKILL when the test process dies, stdout and stderr
  * appended to log_path. */
-void fp_harness_child(const char *log_path);
+void ft_harness_child(const char *log_path);
 
 /*
  * cmocka 1.1.5 reports a failed group setup/teardown but still exits 0, so
  * what a teardown finds (a sanitizer report in a broker log, a daemon that
- * did not stop cleanly) is counted here instead: fp_server_stop() counts
- * its failures, fp_harness_fail() adds others. Tests end main() with
- *     return fp_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
+ * did not stop cleanly) is counted here instead: ft_server_stop() counts
+ * its failures, ft_harness_fail() adds others. Tests end main() with
+ *     return ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
  */
-void fp_harness_fail(const char *why);
-int fp_harness_exit(int cmocka_rc);
+void ft_harness_fail(const char *why);
+int ft_harness_exit(int cmocka_rc);
 
 #endif
