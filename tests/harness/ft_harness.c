@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -220,4 +222,65 @@ void ft_harness_child(const char *log_path)
         dup2(fd, STDERR_FILENO);
         close(fd);
     }
+}
+
+void ft_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+int ft_secret_write(const char *path, unsigned char *secret, size_t len)
+{
+    int fd = open("/dev/urandom", O_RDONLY);
+    ssize_t n;
+    size_t k;
+    FILE *f;
+
+    if (fd < 0)
+        return -1;
+    n = read(fd, secret, len);
+    close(fd);
+    if (n != (ssize_t)len)
+        return -1;
+    for (k = 0; k < len; k++) {
+        if (secret[k] == '\n' || secret[k] == '\r')
+            secret[k] = 'x';
+    }
+    f = fopen(path, "wb");
+    if (f == NULL)
+        return -1;
+    if (fwrite(secret, 1, len, f) != len) {
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    /* mosquitto drops to its own user: readable by others (tools/fp-server
+     * copies it for that user when the path cannot be reached). */
+    return chmod(path, 0644);
+}
+
+int ft_plugin_conf_write(const char *path, const char *key_file, const char *node_id,
+                         int redis_port, const char *extra)
+{
+    const char *plugin = harness__env("FP_PLUGIN");
+    FILE *f;
+    int rc;
+
+    if (plugin == NULL)
+        return -1;
+    f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f,
+            "plugin %s\nplugin_opt_alg HS256\nplugin_opt_key_file %s\nplugin_opt_node_id %s\n"
+            "plugin_opt_redis_host 127.0.0.1\nplugin_opt_redis_port %d\n"
+            "plugin_opt_heartbeat_interval 1\n%s\n",
+            plugin, key_file, node_id, redis_port, extra != NULL ? extra : "");
+    rc = ferror(f) ? -1 : 0;
+    if (fclose(f) != 0)
+        rc = -1;
+    return rc;
 }

@@ -12,6 +12,7 @@
 #define FT_HARNESS_H
 
 #include <limits.h>
+#include <stddef.h>
 
 typedef struct ft_server {
     char kind[16];      /* "redis", "rabbitmq" or "mosquitto" (tools/fp-server's KIND) */
@@ -50,6 +51,21 @@ int ft_server_shared(ft_server *s, const char *kind);
  * process group, SIGKILL when the test process dies, stdout and stderr
  * appended to log_path. */
 void ft_harness_child(const char *log_path);
+
+/* Sleeps ms milliseconds (resumed after a signal). */
+void ft_sleep_ms(int ms);
+
+/* Fills secret with len random bytes (none '\n' or '\r': the verifier
+ * strips one trailing newline) and writes them to a new file path, mode
+ * 0644. Returns 0 or -1. */
+int ft_secret_write(const char *path, unsigned char *secret, size_t len);
+
+/* Writes to path the config lines that load the plugin under test
+ * ($FP_PLUGIN) into a test broker: HS256 with key_file, node_id, presence
+ * in the Redis on 127.0.0.1:redis_port with a heartbeat every second,
+ * then extra (more plugin_opt_* lines, or NULL). Returns 0 or -1. */
+int ft_plugin_conf_write(const char *path, const char *key_file, const char *node_id,
+                         int redis_port, const char *extra);
 
 /*
  * cmocka 1.1.5 reports a failed group setup/teardown but still exits 0, so

@@ -18,20 +18,20 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
-#include "bridge_env.h"
+#include "node_env.h"
 
-static ft_bridge_env env;
+static ft_node_env env;
 
 static int setup(void **state)
 {
     (void)state;
-    return ft_bridge_env_start(&env, "n1");
+    return ft_node_env_start(&env, 1);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return ft_bridge_env_stop(&env);
+    return ft_node_env_stop(&env);
 }
 
 static redisContext *redis(void)
@@ -52,7 +52,7 @@ __attribute__((format(printf, 2, 3))) static void event(const char *rk, const ch
     va_start(ap, fmt);
     vsnprintf(body, sizeof(body), fmt, ap);
     va_end(ap);
-    assert_int_equal(ft_bridge_publish(&env, rk, body), 0);
+    assert_int_equal(ft_node_publish(&env, rk, body), 0);
 }
 
 static void follow(const char *follower, const char *followee)
@@ -74,12 +74,12 @@ static void wait_stage1(long long n)
 {
     int i;
 
-    for (i = 0; i < 300 && ft_bridge_stat(&env, "stage1_count") < n; i++)
+    for (i = 0; i < 300 && ft_node_stat(&env, 1, "stage1_count") < n; i++)
         usleep(20000);
     /* Counters are flushed every second; wait for the value itself. */
-    for (i = 0; i < 300 && ft_bridge_stat(&env, "stage1_count") < n; i++)
+    for (i = 0; i < 300 && ft_node_stat(&env, 1, "stage1_count") < n; i++)
         usleep(20000);
-    assert_true(ft_bridge_stat(&env, "stage1_count") >= n);
+    assert_true(ft_node_stat(&env, 1, "stage1_count") >= n);
 }
 
 /* LRANGE feed:<uid> as one comma-joined string. */
@@ -188,7 +188,7 @@ static void test_feed_capped_at_1000(void **state)
     redisContext *rc;
     redisReply *r;
     char id[32];
-    long long before = ft_bridge_stat(&env, "stage1_count");
+    long long before = ft_node_stat(&env, 1, "stage1_count");
     int i;
 
     (void)state;
@@ -214,7 +214,7 @@ static void test_feed_capped_at_1000(void **state)
  * per user, newest first; a later subscriber gets it at once (retained). */
 static void test_ribbon(void **state)
 {
-    long long before = ft_bridge_stat(&env, "stage1_count");
+    long long before = ft_node_stat(&env, 1, "stage1_count");
     char *tok, needle[32];
     ft_mqtt c;
     int i, entries = 0, u;
@@ -255,7 +255,7 @@ static void test_ribbon(void **state)
  * processed normally. */
 static void test_dead_letters(void **state)
 {
-    long long dead = ft_bridge_stat(&env, "dead_letters");
+    long long dead = ft_node_stat(&env, 1, "dead_letters");
     char feed[64];
     int i;
 
@@ -264,12 +264,12 @@ static void test_dead_letters(void **state)
     event("post.shared", "{\"type\":\"post.shared\",\"post_id\":\"z\"}");
     event("post.created", "{\"type\":\"post.deleted\",\"post_id\":\"z\",\"author_id\":\"A\"}");
     post("good1", "G", "still working");
-    for (i = 0; i < 200 && ft_bridge_queue_depth(&env, "feed.events.dead") < 3; i++)
+    for (i = 0; i < 200 && ft_node_queue_depth(&env, "feed.events.dead") < 3; i++)
         usleep(20000);
-    assert_int_equal(ft_bridge_queue_depth(&env, "feed.events.dead"), 3);
-    for (i = 0; i < 150 && ft_bridge_stat(&env, "dead_letters") < dead + 3; i++)
+    assert_int_equal(ft_node_queue_depth(&env, "feed.events.dead"), 3);
+    for (i = 0; i < 150 && ft_node_stat(&env, 1, "dead_letters") < dead + 3; i++)
         usleep(20000);
-    assert_int_equal(ft_bridge_stat(&env, "dead_letters"), dead + 3);
+    assert_int_equal(ft_node_stat(&env, 1, "dead_letters"), dead + 3);
     feed_of("G", feed, sizeof(feed));
     assert_string_equal(feed, "good1");
 }
@@ -282,11 +282,6 @@ int main(void)
         cmocka_unit_test(test_ribbon),
         cmocka_unit_test(test_feed_capped_at_1000),
     };
-    int rc;
 
-    signal(SIGPIPE, SIG_IGN);
-    mosquitto_lib_init();
-    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
-    mosquitto_lib_cleanup();
-    return rc;
+    return ft_mqtt_run(tests, setup, teardown);
 }

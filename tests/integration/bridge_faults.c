@@ -47,17 +47,17 @@
 #include <hiredis/hiredis.h>
 #include <mosquitto.h>
 
-#include "bridge_env.h"
+#include "node_env.h"
 
 #define STREAM_POSTS 300
 #define STREAM_PACE_US 5000 /* between two confirmed publishes */
-#define PAUSE_MS 2500       /* longer than the bridge's 2 s timeout (bridge_env) */
+#define PAUSE_MS 2500       /* longer than the bridge's 2 s timeout (node_env) */
 #define SETTLE_TIMEOUT_MS 30000
 #define RECOVERY_TIMEOUT_MS 20000
 #define WATCH_MAX 1024 /* post indexes a watcher can count */
 #define N_RCPT 4
 
-static ft_bridge_env env;
+static ft_node_env env;
 
 /* The recipients of a test's posts: the author and the three followers. */
 static const char *const rcpt_suffix[N_RCPT] = {"a", "f1", "f2", "f3"};
@@ -65,18 +65,13 @@ static const char *const rcpt_suffix[N_RCPT] = {"a", "f1", "f2", "f3"};
 static int setup(void **state)
 {
     (void)state;
-    return ft_bridge_env_start(&env, "n1");
+    return ft_node_env_start(&env, 1);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    return ft_bridge_env_stop(&env);
-}
-
-static void sleep_ms(int ms)
-{
-    usleep((useconds_t)ms * 1000);
+    return ft_node_env_stop(&env);
 }
 
 /* ------------------------------------------------------------ redis */
@@ -147,7 +142,7 @@ static void wait_online(const char *uid)
     for (i = 0; i < 150; i++) {
         if (rq_int("SISMEMBER online:%s %s", env.p.node_id, uid) == 1)
             return;
-        sleep_ms(20);
+        ft_sleep_ms(20);
     }
     fail_msg("%s never showed up in online:%s", uid, env.p.node_id);
 }
@@ -181,7 +176,7 @@ static void publish_post(const char *t, int i)
     char body[512];
 
     post_body(t, i, false, body, sizeof(body));
-    assert_int_equal(ft_bridge_publish(&env, "post.created", body), 0);
+    assert_int_equal(ft_node_publish(&env, "post.created", body), 0);
 }
 
 /* The three follows of test t, then waits until Redis has them. */
@@ -194,10 +189,10 @@ static void follow_author(const char *t)
         snprintf(body, sizeof(body),
                  "{\"type\":\"follow.created\",\"follower_id\":\"%sf%d\",\"followee_id\":\"%sa\"}",
                  t, i, t);
-        assert_int_equal(ft_bridge_publish(&env, "follow.created", body), 0);
+        assert_int_equal(ft_node_publish(&env, "follow.created", body), 0);
     }
     for (i = 0; i < 250 && rq_int("SCARD followers:%sa", t) != 3; i++)
-        sleep_ms(20);
+        ft_sleep_ms(20);
     assert_int_equal(rq_int("SCARD followers:%sa", t), 3);
 }
 
@@ -230,7 +225,7 @@ static void *stream_run(void *arg)
 
     for (i = 0; i < s->n && !atomic_load(&s->stop); i++) {
         post_body(s->t, i, s->explicit_rcpt, body, sizeof(body));
-        if (ft_bridge_publish(&env, "post.created", body) != 0) {
+        if (ft_node_publish(&env, "post.created", body) != 0) {
             atomic_store(&s->failed, 1);
             break;
         }
@@ -259,7 +254,7 @@ static void stream_wait(stream *s, int k)
     int i;
 
     for (i = 0; i < 3000 && atomic_load(&s->sent) < k && !atomic_load(&s->failed); i++)
-        sleep_ms(10);
+        ft_sleep_ms(10);
     assert_false(atomic_load(&s->failed));
     assert_true(atomic_load(&s->sent) >= k);
 }
@@ -375,13 +370,13 @@ static void settle(const char *t, int n, int from)
     long long before, after;
 
     while (!feeds_complete(t, n, from) && fp_time_mono_ms() < end)
-        sleep_ms(50);
+        ft_sleep_ms(50);
     while (fp_time_mono_ms() < end) {
-        before = ft_bridge_stat(&env, "stage1_count");
-        sleep_ms(1200);
-        after = ft_bridge_stat(&env, "stage1_count");
+        before = ft_node_stat(&env, 1, "stage1_count");
+        ft_sleep_ms(1200);
+        after = ft_node_stat(&env, 1, "stage1_count");
         if (before == after && before >= 0 &&
-            ft_bridge_queue_depth(&env, "feed.events.bridge") == 0)
+            ft_node_queue_depth(&env, "feed.events.bridge") == 0)
             return;
     }
     print_message("the bridge did not settle within %d ms\n", SETTLE_TIMEOUT_MS);
@@ -436,7 +431,7 @@ static int64_t wait_post_everywhere(const char *t, int i)
         }
         if (found == N_RCPT)
             return fp_time_mono_ms() - t0;
-        sleep_ms(10);
+        ft_sleep_ms(10);
     }
     return -1;
 }
@@ -460,18 +455,18 @@ static void assert_same_bridge(pid_t before)
 {
     int status;
 
-    assert_int_equal(env.bridge, before);
-    assert_int_equal(waitpid(env.bridge, &status, WNOHANG), 0);
+    assert_int_equal(env.node[0].bridge, before);
+    assert_int_equal(waitpid(env.node[0].bridge, &status, WNOHANG), 0);
 }
 
 /* Starts the bridge again and waits until it is up: the old process's
- * "updated_ms" is removed first so ft_bridge_start waits for the new one. */
+ * "updated_ms" is removed first so ft_node_bridge_start waits for the new one. */
 static int64_t restart_bridge(void)
 {
     int64_t t0 = fp_time_mono_ms();
 
     rq_ok(rq("HDEL stats:bridge:%s updated_ms", env.p.node_id));
-    assert_int_equal(ft_bridge_start(&env), 0);
+    assert_int_equal(ft_node_bridge_start(&env, 1), 0);
     return fp_time_mono_ms() - t0;
 }
 
@@ -546,9 +541,9 @@ static void watcher_wait_connected(watcher *w, int connects)
     int i;
 
     for (i = 0; i < 500 && watcher_connects(w) < connects; i++)
-        sleep_ms(20);
+        ft_sleep_ms(20);
     assert_true(watcher_connects(w) >= connects);
-    sleep_ms(100); /* the SUBACK follows the CONNACK */
+    ft_sleep_ms(100); /* the SUBACK follows the CONNACK */
     wait_online(w->uid);
 }
 
@@ -617,7 +612,7 @@ static int64_t watcher_wait(watcher *w, int from, int n, int timeout_ms)
     while (watcher_count(w, from, n) < n - from) {
         if (fp_time_mono_ms() - t0 > timeout_ms)
             return -1;
-        sleep_ms(10);
+        ft_sleep_ms(10);
     }
     return fp_time_mono_ms() - t0;
 }
@@ -641,7 +636,7 @@ static int live_again_from(watcher *w, stream *s)
 
     wait_online(w->uid);
     for (i = 0; i < 250 && rq_int("EXISTS node:%s", env.p.node_id) != 1; i++)
-        sleep_ms(20);
+        ft_sleep_ms(20);
     assert_int_equal(rq_int("EXISTS node:%s", env.p.node_id), 1);
     return stream_next(s) + 1;
 }
@@ -678,9 +673,9 @@ static int cleanup(void **state)
         if (running_watchers[i] != NULL)
             watcher_stop(running_watchers[i]);
     }
-    if (env.bridge <= 0) {
+    if (env.node[0].bridge <= 0) {
         freeReplyObject(rq("HDEL stats:bridge:%s updated_ms", env.p.node_id));
-        return ft_bridge_start(&env);
+        return ft_node_bridge_start(&env, 1);
     }
     return 0;
 }
@@ -695,8 +690,8 @@ static void test_redis_client_kill_and_pause(void **state)
 {
     const char *t = "rk_";
     int n = 700, i, live;
-    pid_t pid = env.bridge;
-    long long rec0 = ft_bridge_stat(&env, "reconnects_redis");
+    pid_t pid = env.node[0].bridge;
+    long long rec0 = ft_node_stat(&env, 1, "reconnects_redis");
     static watcher w;
     static stream s;
 
@@ -708,13 +703,13 @@ static void test_redis_client_kill_and_pause(void **state)
     stream_wait(&s, 100);
     for (i = 0; i < 5; i++) {
         rq_ok(rq("CLIENT KILL TYPE normal"));
-        sleep_ms(100);
+        ft_sleep_ms(100);
     }
     report_recovery("redis clients killed 5x", t, stream_next(&s));
 
     stream_wait(&s, 250);
     rq_ok(rq("CLIENT PAUSE %d ALL", PAUSE_MS));
-    sleep_ms(PAUSE_MS);
+    ft_sleep_ms(PAUSE_MS);
     report_recovery("redis paused 2.5 s", t, stream_next(&s));
     live = live_again_from(&w, &s);
 
@@ -723,7 +718,7 @@ static void test_redis_client_kill_and_pause(void **state)
     settle(t, n + 1, 0);
     assert_feeds(t, n + 1, 0);
     assert_same_bridge(pid);
-    assert_true(ft_bridge_stat(&env, "reconnects_redis") >= rec0 + 2);
+    assert_true(ft_node_stat(&env, 1, "reconnects_redis") >= rec0 + 2);
     assert_watcher_from(&w, live, n + 1);
     watcher_stop(&w);
 }
@@ -736,8 +731,8 @@ static void test_redis_restart_empty(void **state)
 {
     const char *t = "re_";
     int n = STREAM_POSTS, from, kept;
-    pid_t pid = env.bridge;
-    long long rec0 = ft_bridge_stat(&env, "reconnects_redis");
+    pid_t pid = env.node[0].bridge;
+    long long rec0 = ft_node_stat(&env, 1, "reconnects_redis");
     redisReply *dir;
     char path[PATH_MAX + 16];
     static stream s;
@@ -767,7 +762,7 @@ static void test_redis_restart_empty(void **state)
     printf("# redis restarted empty: %d of the %d posts before the restart survived in a feed\n",
            kept, from);
     assert_same_bridge(pid);
-    assert_true(ft_bridge_stat(&env, "reconnects_redis") > rec0);
+    assert_true(ft_node_stat(&env, 1, "reconnects_redis") > rec0);
 }
 
 /* A real restart that keeps the data (an RDB written at shutdown): every
@@ -776,8 +771,8 @@ static void test_redis_restart_keeps_data(void **state)
 {
     const char *t = "rd_";
     int n = STREAM_POSTS, live;
-    pid_t pid = env.bridge;
-    long long rec0 = ft_bridge_stat(&env, "reconnects_redis");
+    pid_t pid = env.node[0].bridge;
+    long long rec0 = ft_node_stat(&env, 1, "reconnects_redis");
     static watcher w;
     static stream s;
 
@@ -801,7 +796,7 @@ static void test_redis_restart_keeps_data(void **state)
     settle(t, n + 1, 0);
     assert_feeds(t, n + 1, 0);
     assert_same_bridge(pid);
-    assert_true(ft_bridge_stat(&env, "reconnects_redis") > rec0);
+    assert_true(ft_node_stat(&env, 1, "reconnects_redis") > rec0);
     assert_watcher_from(&w, live, n + 1);
     watcher_stop(&w);
 }
@@ -823,7 +818,7 @@ static void test_bridge_sigkill(void **state)
 
     stream_wait(&s, n / 2);
     down = fp_time_mono_ms();
-    status = ft_bridge_signal(&env, SIGKILL, 2000);
+    status = ft_node_bridge_signal(&env, 1, SIGKILL, 2000);
     assert_true(status != -1);
     assert_true(WIFSIGNALED(status));
     assert_int_equal(WTERMSIG(status), SIGKILL);
@@ -858,8 +853,8 @@ static void test_mosquitto_restart(void **state)
 {
     const char *t = "mq_";
     int n = 450, from1, from2;
-    pid_t pid = env.bridge;
-    long long mq0 = ft_bridge_stat(&env, "reconnects_mqtt");
+    pid_t pid = env.node[0].bridge;
+    long long mq0 = ft_node_stat(&env, 1, "reconnects_mqtt");
     int64_t t0, back;
     static watcher w1, w2;
     static stream s;
@@ -899,7 +894,7 @@ static void test_mosquitto_restart(void **state)
     settle(t, n + 1, 0);
     assert_feeds(t, n + 1, 0);
     assert_same_bridge(pid);
-    assert_true(ft_bridge_stat(&env, "reconnects_mqtt") > mq0);
+    assert_true(ft_node_stat(&env, 1, "reconnects_mqtt") > mq0);
     watcher_stop(&w2);
     watcher_stop(&w1);
 }
@@ -919,7 +914,7 @@ static void stop_mid_stream(int sig, const char *t, int n)
 
     stream_wait(&s, n / 2);
     t0 = fp_time_mono_ms();
-    status = ft_bridge_signal(&env, sig, 5000);
+    status = ft_node_bridge_signal(&env, 1, sig, 5000);
     stop_ms = fp_time_mono_ms() - t0;
     if (status == -1)
         fail_msg("feed-bridge still running 5 s after %s", strsignal(sig));
@@ -962,11 +957,6 @@ int main(void)
         cmocka_unit_test_teardown(test_sigint_mid_stream, cleanup),
         cmocka_unit_test_teardown(test_sigterm_mid_stream, cleanup),
     };
-    int rc;
 
-    signal(SIGPIPE, SIG_IGN);
-    mosquitto_lib_init();
-    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
-    mosquitto_lib_cleanup();
-    return rc;
+    return ft_mqtt_run(tests, setup, teardown);
 }

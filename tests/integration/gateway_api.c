@@ -26,7 +26,7 @@ static ft_gateway_env env;
 static int setup(void **state)
 {
     (void)state;
-    return ft_gateway_env_start(&env, "n1", 0);
+    return ft_gateway_env_start(&env, 0);
 }
 
 static int teardown(void **state)
@@ -566,7 +566,7 @@ static void test_metrics(void **state)
 
     (void)state;
     /* The bridge writes its counters every second. */
-    for (i = 0; i < 40 && ft_bridge_stat(&env.b, "events_post_created") < 1; i++)
+    for (i = 0; i < 40 && ft_node_stat(&env.b, 1, "events_post_created") < 1; i++)
         usleep(100000);
     assert_int_equal(ft_http(&env, "GET", "/metrics", NULL, NULL, &r), 200);
     assert_non_null(strstr(r.content_type, "text/plain"));
@@ -598,7 +598,7 @@ static void test_stats(void **state)
     int i;
 
     (void)state;
-    for (i = 0; i < 40 && ft_bridge_stat(&env.b, "events_post_created") < 1; i++)
+    for (i = 0; i < 40 && ft_node_stat(&env.b, 1, "events_post_created") < 1; i++)
         usleep(100000);
     j = call(200, "GET", "/api/v1/stats", NULL, NULL);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "bridges_up")));

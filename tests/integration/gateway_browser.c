@@ -36,7 +36,7 @@ static ft_gateway_env env;
 static int setup(void **state)
 {
     (void)state;
-    return ft_gateway_env_start(&env, "n1", 30);
+    return ft_gateway_env_start(&env, 30);
 }
 
 static int teardown(void **state)

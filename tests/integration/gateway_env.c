@@ -34,13 +34,13 @@ static int env__free_port(void)
     return port;
 }
 
-int ft_gateway_env_start(ft_gateway_env *e, const char *node_id, int dev_token_ttl)
+int ft_gateway_env_start(ft_gateway_env *e, int dev_token_ttl)
 {
     memset(e, 0, sizeof(*e));
     e->dev_token_ttl = dev_token_ttl;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         return -1;
-    if (ft_bridge_env_start(&e->b, node_id) != 0)
+    if (ft_node_env_start(&e->b, 1) != 0)
         return -1;
     e->dev_mode = true;
     e->amqp_port = e->b.rabbit.port;
@@ -163,7 +163,7 @@ int ft_gateway_env_stop(ft_gateway_env *e)
 {
     int rc = ft_gateway_stop(e);
 
-    if (ft_bridge_env_stop(&e->b) != 0)
+    if (ft_node_env_stop(&e->b) != 0)
         rc = -1;
     curl_global_cleanup();
     return rc;

@@ -1,6 +1,6 @@
 /*
  * gateway_env.h - a whole stack for feed-gateway tests: one node pair and
- * the run's RabbitMQ (bridge_env) plus a feed-gateway process on a free
+ * the run's RabbitMQ (node_env) plus a feed-gateway process on a free
  * loopback port, configured through FEEDPUSH_* variables, and an HTTP
  * client (libcurl) to talk to it.
  */
@@ -10,10 +10,10 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "bridge_env.h"
+#include "node_env.h"
 
 typedef struct {
-    ft_bridge_env b;
+    ft_node_env b;
     pid_t gw; /* 0 when not running */
     int port;
     bool dev_mode;
@@ -25,7 +25,7 @@ typedef struct {
 
 /* Starts the node pair and a gateway (dev mode on, dev tokens living
  * dev_token_ttl seconds; 0 = 600). 0 or -1. */
-int ft_gateway_env_start(ft_gateway_env *e, const char *node_id, int dev_token_ttl);
+int ft_gateway_env_start(ft_gateway_env *e, int dev_token_ttl);
 /* SIGTERMs the gateway (it must exit 0 within 5 s), then stops the rest.
  * -1 if anything did not stop cleanly. */
 int ft_gateway_env_stop(ft_gateway_env *e);

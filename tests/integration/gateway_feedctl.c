@@ -25,7 +25,7 @@ static ft_gateway_env env;
 static int setup(void **state)
 {
     (void)state;
-    return ft_gateway_env_start(&env, "n1", 0);
+    return ft_gateway_env_start(&env, 0);
 }
 
 static int teardown(void **state)
@@ -141,7 +141,7 @@ static void test_terminal_walkthrough(void **state)
     for (i = 0; i < 50; i++) {
         feedctl(&r, "--as", "cb", "--key", key, "--json", "feed", NULL);
         assert_int_equal(r.status, 0);
-        if (ft_bridge_stat(&env.b, "events_follow_created") >= 1)
+        if (ft_node_stat(&env.b, 1, "events_follow_created") >= 1)
             break;
         usleep(100000);
     }

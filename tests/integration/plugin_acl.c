@@ -323,11 +323,6 @@ int main(void)
         cmocka_unit_test(test_service_subscribe_denied),
         cmocka_unit_test(test_retained_ribbon),
     };
-    int rc;
 
-    signal(SIGPIPE, SIG_IGN);
-    mosquitto_lib_init();
-    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
-    mosquitto_lib_cleanup();
-    return rc;
+    return ft_mqtt_run(tests, setup, teardown);
 }

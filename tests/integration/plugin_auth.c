@@ -45,12 +45,6 @@ static int teardown(void **state)
     return ft_plugin_env_stop(&env);
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
 
 static int64_t now_s(void)
 {
@@ -194,7 +188,7 @@ static bool log_wait(const ft_plugin_env *e, const char *a, const char *b)
         free(log);
         if (found || fp_time_mono_ms() >= end)
             return found;
-        sleep_ms(20);
+        ft_sleep_ms(20);
     }
 }
 
@@ -626,7 +620,7 @@ static void test_revoked_user_old_tokens_refused(void **state)
         ft_mqtt_close(&c);
         if (rc != 0 || fp_time_mono_ms() >= end)
             break;
-        sleep_ms(50);
+        ft_sleep_ms(50);
     }
     assert_int_equal(rc, 5);
     assert_true(log_wait(&env, "refused client \"rvk-old\":", "issued before its revocation"));
@@ -674,7 +668,7 @@ static void test_client_id_of_other_user_refused(void **state)
         ft_mqtt_close(&b);
         if (rc == 0 || fp_time_mono_ms() >= end)
             break;
-        sleep_ms(50);
+        ft_sleep_ms(50);
     }
     assert_int_equal(rc, 0);
     free(alice);
@@ -752,11 +746,6 @@ int main(void)
         cmocka_unit_test(test_client_id_takeover_by_same_user),
         cmocka_unit_test(test_reserved_and_quoted_client_ids),
     };
-    int rc;
 
-    signal(SIGPIPE, SIG_IGN);
-    mosquitto_lib_init();
-    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
-    mosquitto_lib_cleanup();
-    return rc;
+    return ft_mqtt_run(tests, setup, teardown);
 }

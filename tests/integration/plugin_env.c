@@ -1,7 +1,10 @@
 #include "plugin_env.h"
 
 #include <errno.h>
-#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,66 +12,32 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cmocka.h>
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
 
-/* 48 random bytes as the HS256 secret, written to a file mosquitto reads. */
-static int env__write_secret(ft_plugin_env *e)
-{
-    int fd = open("/dev/urandom", O_RDONLY);
-    ssize_t n;
-    FILE *f;
-
-    if (fd < 0)
-        return -1;
-    n = read(fd, e->secret, sizeof(e->secret));
-    close(fd);
-    if (n != (ssize_t)sizeof(e->secret))
-        return -1;
-    /* No newline bytes: the verifier strips one trailing newline. */
-    for (n = 0; n < (ssize_t)sizeof(e->secret); n++) {
-        if (e->secret[n] == '\n' || e->secret[n] == '\r')
-            e->secret[n] = 'x';
-    }
-    snprintf(e->secret_path, sizeof(e->secret_path), "%s/jwt.secret", e->dir);
-    f = fopen(e->secret_path, "wb");
-    if (f == NULL)
-        return -1;
-    fwrite(e->secret, 1, sizeof(e->secret), f);
-    fclose(f);
-    chmod(e->secret_path, 0644); /* mosquitto drops to its own user */
-    return 0;
-}
-
 int ft_plugin_env_start(ft_plugin_env *e, const char *node_id, const char *extra)
 {
-    const char *tmp = getenv("FP_TEST_TMP"), *plugin = getenv("FP_PLUGIN");
+    const char *tmp = getenv("FP_TEST_TMP");
     char conf[PATH_MAX + 32];
-    FILE *f;
 
     memset(e, 0, sizeof(*e));
-    if (tmp == NULL || plugin == NULL) {
-        fprintf(stderr, "plugin_env: FP_TEST_TMP / FP_PLUGIN not set (run through ctest)\n");
+    if (tmp == NULL) {
+        fprintf(stderr, "plugin_env: FP_TEST_TMP not set (run through ctest)\n");
         return -1;
     }
     snprintf(e->node_id, sizeof(e->node_id), "%s", node_id);
     snprintf(e->dir, sizeof(e->dir), "%s/plugin-%ld-%s", tmp, (long)getpid(), node_id);
     if (mkdir(e->dir, 0755) != 0 && errno != EEXIST)
         return -1;
-    if (env__write_secret(e) != 0)
+    snprintf(e->secret_path, sizeof(e->secret_path), "%s/jwt.secret", e->dir);
+    if (ft_secret_write(e->secret_path, e->secret, sizeof(e->secret)) != 0)
         return -1;
     if (ft_server_start(&e->redis, "redis", NULL) != 0)
         return -1;
     snprintf(conf, sizeof(conf), "%s/plugin.conf", e->dir);
-    f = fopen(conf, "w");
-    if (f == NULL)
+    if (ft_plugin_conf_write(conf, e->secret_path, node_id, e->redis.port, extra) != 0)
         return -1;
-    fprintf(f,
-            "plugin %s\nplugin_opt_alg HS256\nplugin_opt_key_file %s\nplugin_opt_node_id %s\n"
-            "plugin_opt_redis_host 127.0.0.1\nplugin_opt_redis_port %d\n"
-            "plugin_opt_heartbeat_interval 1\n%s\n",
-            plugin, e->secret_path, node_id, e->redis.port, extra != NULL ? extra : "");
-    fclose(f);
     return ft_server_start(&e->mosq, "mosquitto", conf);
 }
 
@@ -348,4 +317,16 @@ void ft_mqtt_close(ft_mqtt *c)
         mosquitto_disconnect(c->m);
     mosquitto_destroy(c->m);
     c->m = NULL;
+}
+
+int ft_mqtt_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
+                      ft_fixture_fn setup, ft_fixture_fn teardown)
+{
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    mosquitto_lib_init();
+    rc = ft_harness_exit(_cmocka_run_group_tests(name, tests, n, setup, teardown));
+    mosquitto_lib_cleanup();
+    return rc;
 }

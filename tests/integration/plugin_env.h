@@ -107,4 +107,20 @@ void ft_mqtt_pump(ft_mqtt *c, int ms);
 /* Disconnects (if connected) and frees. */
 void ft_mqtt_close(ft_mqtt *c);
 
+/* ------------------------------------------------------------ main() */
+
+struct CMUnitTest;
+typedef int (*ft_fixture_fn)(void **state);
+
+/*
+ * The main() of a test that speaks MQTT: SIGPIPE ignored (a broker may
+ * close a socket mid-write), libmosquitto initialised for the run, the
+ * group run, and what the teardown found counted (ft_harness_exit):
+ *     return ft_mqtt_run(tests, setup, teardown);
+ */
+int ft_mqtt_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
+                      ft_fixture_fn setup, ft_fixture_fn teardown);
+#define ft_mqtt_run(tests, setup, teardown)                                                        \
+    ft_mqtt_run_group(#tests, tests, sizeof(tests) / sizeof((tests)[0]), setup, teardown)
+
 #endif

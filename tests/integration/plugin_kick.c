@@ -33,14 +33,6 @@
 static ft_plugin_env env;
 static bool mosq_frozen;     /* SIGSTOPped by a test; teardown resumes it */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* The wall clock (ms since the epoch) at the monotonic instant mono_ms. */
 static double wall_ms_at(int64_t mono_ms)
 {
@@ -121,7 +113,7 @@ static void wait_plugin_subscribed(redisContext *c)
     while (revoked_subscribers(c) != 1) {
         if (fp_time_mono_ms() >= end)
             fail_msg("the plugin did not subscribe to \"revoked\" within 3 s");
-        sleep_ms(10);
+        ft_sleep_ms(10);
     }
 }
 
@@ -398,11 +390,6 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_revocation_loaded_after_redis_outage, setup, teardown),
     };
-    int rc;
 
-    signal(SIGPIPE, SIG_IGN);
-    mosquitto_lib_init();
-    rc = ft_harness_exit(cmocka_run_group_tests(tests, group_setup, group_teardown));
-    mosquitto_lib_cleanup();
-    return rc;
+    return ft_mqtt_run(tests, group_setup, group_teardown);
 }

@@ -225,13 +225,8 @@ int main(void)
         cmocka_unit_test(test_presence_drained),
         cmocka_unit_test(test_broker_stops_clean),
     };
-    int rc;
 
-    signal(SIGPIPE, SIG_IGN);
     /* tools/fp-server gives instrumented brokers the suppression for
      * mosquitto's own websockets leak; every other leak fails the stop. */
-    mosquitto_lib_init();
-    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
-    mosquitto_lib_cleanup();
-    return rc;
+    return ft_mqtt_run(tests, setup, teardown);
 }

@@ -34,14 +34,6 @@
 static ft_plugin_env env;
 static redisContext *rc;     /* the test's own Redis connection */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* ------------------------------------------------------------ redis */
 
 /* (Re)connects rc to the env's Redis. */
@@ -117,7 +109,7 @@ static int64_t wait_online(const char *user, bool present, int timeout_ms)
         if (fp_time_mono_ms() - t0 >= timeout_ms)
             fail_msg("%s still %s %s after %d ms", user, present ? "not in" : "in", ONLINE,
                      timeout_ms);
-        sleep_ms(5);
+        ft_sleep_ms(5);
     }
     return fp_time_mono_ms() - t0;
 }
@@ -132,7 +124,7 @@ static int64_t wait_online_is(const char *const *want, size_t n, int timeout_ms)
             online_is(want, n, true);
             fail_msg("%s not the expected %zu users after %d ms", ONLINE, n, timeout_ms);
         }
-        sleep_ms(10);
+        ft_sleep_ms(10);
     }
     return fp_time_mono_ms() - t0;
 }
@@ -145,7 +137,7 @@ static bool online_empty_within(int timeout_ms)
     while (redis_int("EXISTS %s", ONLINE) != 0) {
         if (fp_time_mono_ms() >= end)
             return false;
-        sleep_ms(10);
+        ft_sleep_ms(10);
     }
     return true;
 }
@@ -158,7 +150,7 @@ static void wait_plugin_linked(void)
     while (redis_int("EXISTS node:n1") != 1) {
         if (fp_time_mono_ms() >= end)
             fail_msg("the plugin wrote no heartbeat within 3 s");
-        sleep_ms(10);
+        ft_sleep_ms(10);
     }
 }
 
@@ -317,13 +309,13 @@ static void test_presence_killed_client_leaves(void **state)
         if (ft_mqtt_connect(&child, env.mosq.port, "dave-1", "dave", tok, 4, 3000) != 0)
             _exit(1);
         for (i = 0; i < 300; i++)
-            sleep_ms(100);
+            ft_sleep_ms(100);
         _exit(0);
     }
     free(tok);
     t0 = fp_time_mono_ms();
     while (!is_online("dave") && fp_time_mono_ms() - t0 < 3000 && waitpid(pid, &status, WNOHANG) == 0)
-        sleep_ms(5);
+        ft_sleep_ms(5);
     if (!is_online("dave")) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
@@ -391,7 +383,7 @@ static void test_presence_node_heartbeat(void **state)
     last = redis_int("PTTL node:n1");
     end = fp_time_mono_ms() + 2000;
     while (!refreshed && fp_time_mono_ms() < end) {
-        sleep_ms(20);
+        ft_sleep_ms(20);
         pttl = redis_int("PTTL node:n1");
         assert_true(pttl > 0 && pttl <= 3000);
         refreshed = pttl > last + 100;
@@ -523,11 +515,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_presence_stale_cleared_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_redis_outage, setup, teardown),
     };
-    int rc_all;
 
-    signal(SIGPIPE, SIG_IGN);
-    mosquitto_lib_init();
-    rc_all = ft_harness_exit(cmocka_run_group_tests(tests, group_setup, group_teardown));
-    mosquitto_lib_cleanup();
-    return rc_all;
+    return ft_mqtt_run(tests, group_setup, group_teardown);
 }

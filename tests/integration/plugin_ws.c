@@ -50,12 +50,6 @@ static int teardown(void **state)
     return ft_plugin_env_stop(&env);
 }
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
 
 /* ------------------------------------------------------------ node client */
 
@@ -287,7 +281,7 @@ static void test_ws_valid_token_receives_feed(void **state)
             rcs[i] = publish(&svc, topics[i], payloads[i]);
             if (rcs[i] != 16 || fp_time_mono_ms() >= end)
                 break;
-            sleep_ms(50);
+            ft_sleep_ms(50);
         }
     }
     ft_mqtt_close(&svc);
@@ -445,11 +439,6 @@ int main(void)
         cmocka_unit_test(test_ws_bad_tokens_refused),
         cmocka_unit_test(test_ws_subscribe_acl),
     };
-    int rc;
 
-    signal(SIGPIPE, SIG_IGN);
-    mosquitto_lib_init();
-    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
-    mosquitto_lib_cleanup();
-    return rc;
+    return ft_mqtt_run(tests, setup, teardown);
 }

@@ -1,7 +1,7 @@
 /*
  * Scale-out across node pairs (the issue's acceptance): three nodes n1..n3
  * (mosquitto + feed_auth.so + feed-bridge each) share one redis and one
- * RabbitMQ vhost (scale_env). A post is delivered over MQTT only by the
+ * RabbitMQ vhost (node_env). A post is delivered over MQTT only by the
  * node(s) where a recipient is connected:
  *
  *   1. B on n2 only, author A offline: B gets the post on feed/B within
@@ -38,7 +38,7 @@
 #include <cmocka.h>
 #include <mosquitto.h>
 
-#include "scale_env.h"
+#include "node_env.h"
 
 #define N_NODES 3
 #define LIVE_MS 1000  /* the limit: post published -> on the client */
@@ -47,12 +47,12 @@
 #define EXPIRY_MARGIN_MS 2000
 #define WAIT_MS 5000 /* upper bound for things that have no limit of their own */
 
-static ft_scale_env env;
+static ft_node_env env;
 
 static int setup(void **state)
 {
     (void)state;
-    return ft_scale_env_start(&env, N_NODES);
+    return ft_node_env_start(&env, N_NODES);
 }
 
 /* Prints each bridge's stage timings (event received -> acked, delivery
@@ -69,9 +69,9 @@ static void print_stage_times(void)
             snprintf(f_sum, sizeof(f_sum), "stage%d_us_sum", stage);
             snprintf(f_count, sizeof(f_count), "stage%d_count", stage);
             snprintf(f_max, sizeof(f_max), "stage%d_us_max", stage);
-            sum = ft_scale_stat(&env, i, f_sum);
-            count = ft_scale_stat(&env, i, f_count);
-            max = ft_scale_stat(&env, i, f_max);
+            sum = ft_node_stat(&env, i, f_sum);
+            count = ft_node_stat(&env, i, f_count);
+            max = ft_node_stat(&env, i, f_max);
             if (count > 0)
                 printf("# bridge n%d stage %d: %lld messages, mean %lld us, max %lld us\n", i,
                        stage, count, sum / count, max);
@@ -83,12 +83,7 @@ static int teardown(void **state)
 {
     (void)state;
     print_stage_times();
-    return ft_scale_env_stop(&env);
-}
-
-static void sleep_ms(int ms)
-{
-    usleep((useconds_t)ms * 1000);
+    return ft_node_env_stop(&env);
 }
 
 /* ------------------------------------------------------------ events */
@@ -102,7 +97,7 @@ __attribute__((format(printf, 2, 3))) static void event(const char *rk, const ch
     va_start(ap, fmt);
     vsnprintf(body, sizeof(body), fmt, ap);
     va_end(ap);
-    assert_int_equal(ft_scale_publish(&env, rk, body), 0);
+    assert_int_equal(ft_node_publish(&env, rk, body), 0);
 }
 
 /* follower follows followee; waits until Redis has it. */
@@ -114,9 +109,9 @@ static void follow(const char *follower, const char *followee)
           "{\"type\":\"follow.created\",\"follower_id\":\"%s\",\"followee_id\":\"%s\"}", follower,
           followee);
     for (i = 0; i < 250; i++) {
-        if (ft_scale_redis_int(&env, "SISMEMBER followers:%s %s", followee, follower) == 1)
+        if (ft_node_redis_int(&env, "SISMEMBER followers:%s %s", followee, follower) == 1)
             return;
-        sleep_ms(20);
+        ft_sleep_ms(20);
     }
     fail_msg("follow %s -> %s not applied within 5 s", follower, followee);
 }
@@ -142,9 +137,9 @@ static void wait_presence(int node, const char *uid, int want)
     int i;
 
     for (i = 0; i < 250; i++) {
-        if (ft_scale_redis_int(&env, "SISMEMBER online:n%d %s", node, uid) == want)
+        if (ft_node_redis_int(&env, "SISMEMBER online:n%d %s", node, uid) == want)
             return;
-        sleep_ms(20);
+        ft_sleep_ms(20);
     }
     fail_msg("%s %s online:n%d after 5 s", uid, want ? "not in" : "still in", node);
 }
@@ -154,10 +149,10 @@ static void wait_presence(int node, const char *uid, int want)
  * it is (the client's callbacks point at it). */
 static void connect_user(ft_mqtt *c, int node, const char *uid, const char *cid)
 {
-    char *tok = ft_scale_token(&env, uid);
+    char *tok = ft_node_token(&env, uid);
     char topic[80];
 
-    assert_int_equal(ft_mqtt_connect(c, ft_scale_port(&env, node), cid, uid, tok, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_connect(c, ft_node_port(&env, node), cid, uid, tok, 4, 3000), 0);
     snprintf(topic, sizeof(topic), "feed/%s", uid);
     assert_int_equal(ft_mqtt_subscribe(c, topic, 3000), 1);
     free(tok);
@@ -247,7 +242,7 @@ static void read_counters(const char *name, long long v[N_NODES + 1])
 
     v[0] = 0;
     for (i = 1; i <= N_NODES; i++) {
-        v[i] = ft_scale_stat(&env, i, name);
+        v[i] = ft_node_stat(&env, i, name);
         if (v[i] < 0)
             v[i] = 0;
     }
@@ -272,7 +267,7 @@ static void settled_counters(const char *n1, long long a[N_NODES + 1], const cha
     read_counters(n1, a);
     read_counters(n2, b);
     for (i = 0; i < 8; i++) {
-        sleep_ms(FLUSH_MS);
+        ft_sleep_ms(FLUSH_MS);
         read_counters(n1, a2);
         read_counters(n2, b2);
         if (same_counters(a, a2) && same_counters(b, b2))
@@ -289,12 +284,12 @@ static void wait_counter(int node, const char *name, long long target)
     int i;
 
     for (i = 0; i < WAIT_MS / 20; i++) {
-        if (ft_scale_stat(&env, node, name) >= target)
+        if (ft_node_stat(&env, node, name) >= target)
             return;
-        sleep_ms(20);
+        ft_sleep_ms(20);
     }
     fail_msg("%s of n%d never reached %lld (is %lld)", name, node, target,
-             ft_scale_stat(&env, node, name));
+             ft_node_stat(&env, node, name));
 }
 
 static long long sum_of(const long long v[N_NODES + 1])
@@ -344,7 +339,7 @@ static void test_delivered_only_where_connected(void **state)
     /* n2's count includes it once flushed; then one more period for the
      * others to show anything they might have done. */
     wait_counter(2, "deliveries", deliv[2] + 1);
-    sleep_ms(FLUSH_MS);
+    ft_sleep_ms(FLUSH_MS);
     assert_grew("deliveries", deliv, want);
     read_counters("deliver_messages", msgs_now);
     assert_int_equal(sum_of(msgs_now) - sum_of(msgs), 1);
@@ -367,7 +362,7 @@ static void test_two_sessions_two_nodes(void **state)
     follow("s2_B", "s2_A");
     connect_user(&b1, 1, "s2_B", "s2_B-tab1");
     connect_user(&b3, 3, "s2_B", "s2_B-tab3");
-    assert_int_equal(ft_scale_redis_int(&env, "SISMEMBER online:n2 s2_B"), 0);
+    assert_int_equal(ft_node_redis_int(&env, "SISMEMBER online:n2 s2_B"), 0);
     settled_counters("deliveries", deliv, "deliver_messages", msgs);
 
     t0 = post("s2_p1", "s2_A");
@@ -383,7 +378,7 @@ static void test_two_sessions_two_nodes(void **state)
 
     wait_counter(1, "deliveries", deliv[1] + 1);
     wait_counter(3, "deliveries", deliv[3] + 1);
-    sleep_ms(FLUSH_MS);
+    ft_sleep_ms(FLUSH_MS);
     assert_grew("deliveries", deliv, want);
     read_counters("deliver_messages", msgs_now);
     assert_int_equal(sum_of(msgs_now) - sum_of(msgs), 2);
@@ -404,7 +399,7 @@ static long long sum_nodes(const char *name, unsigned mask)
     for (i = 1; i <= N_NODES; i++) {
         if ((mask & (1u << i)) == 0)
             continue;
-        v = ft_scale_stat(&env, i, name);
+        v = ft_node_stat(&env, i, name);
         s += v > 0 ? v : 0;
     }
     return s;
@@ -434,45 +429,45 @@ static void test_node_crash_and_rejoin(void **state)
 
     /* The crash: nothing of n2 gets to clean up. */
     t_kill = fp_time_mono_ms();
-    assert_int_equal(ft_scale_node_kill(&env, 2), 0);
+    assert_int_equal(ft_node_kill(&env, 2), 0);
     assert_true(ft_mqtt_wait_closed(&c, 3000) >= 0);
     ft_mqtt_close(&c);
 
     /* Its heartbeat lapses within the TTL. */
-    while (ft_scale_redis_int(&env, "EXISTS node:n2") != 0 &&
+    while (ft_node_redis_int(&env, "EXISTS node:n2") != 0 &&
            fp_time_mono_ms() - t_kill < HEARTBEAT_TTL_MS + EXPIRY_MARGIN_MS)
-        sleep_ms(20);
+        ft_sleep_ms(20);
     expiry_ms = fp_time_mono_ms() - t_kill;
     printf("# n2 SIGKILLed: node:n2 expired %lld ms later (TTL %d ms)\n", (long long)expiry_ms,
            HEARTBEAT_TTL_MS);
-    if (ft_scale_redis_int(&env, "EXISTS node:n2") != 0)
+    if (ft_node_redis_int(&env, "EXISTS node:n2") != 0)
         fail_msg("node:n2 still exists %lld ms after the kill (TTL %d ms + %d ms margin)",
                  (long long)expiry_ms, HEARTBEAT_TTL_MS, EXPIRY_MARGIN_MS);
     /* What the crash left behind: routing is what cleans it up. */
-    assert_int_equal(ft_scale_redis_int(&env, "SISMEMBER online:n2 s3_C"), 1);
-    assert_int_equal(ft_scale_redis_int(&env, "SISMEMBER nodes n2"), 1);
+    assert_int_equal(ft_node_redis_int(&env, "SISMEMBER online:n2 s3_C"), 1);
+    assert_int_equal(ft_node_redis_int(&env, "SISMEMBER nodes n2"), 1);
 
     /* A post whose only "online" recipient is C, stale on n2. */
     settled_counters("deliver_messages", msgs, "events_post_created", events);
     msgs0 = msgs[1] + msgs[3];
     events0 = events[1] + events[3];
-    depth0 = ft_scale_queue_depth(&env, "feed.deliver.n2");
+    depth0 = ft_node_queue_depth(&env, "feed.deliver.n2");
     assert_true(depth0 >= 0);
     post("s3_p2", "s3_X");
     for (i = 0; i < WAIT_MS / 20 && sum_nodes("events_post_created", alive) < events0 + 1; i++)
-        sleep_ms(20);
+        ft_sleep_ms(20);
     assert_int_equal(sum_nodes("events_post_created", alive), events0 + 1);
-    sleep_ms(FLUSH_MS);
+    ft_sleep_ms(FLUSH_MS);
     printf("# post for C after n2 expired: deliver_messages of n1+n3 %lld -> %lld, "
            "feed.deliver.n2 depth %lld -> %d\n",
            msgs0, sum_nodes("deliver_messages", alive), depth0,
-           ft_scale_queue_depth(&env, "feed.deliver.n2"));
+           ft_node_queue_depth(&env, "feed.deliver.n2"));
     assert_int_equal(sum_nodes("deliver_messages", alive), msgs0);
-    assert_int_equal(ft_scale_queue_depth(&env, "feed.deliver.n2"), depth0);
-    assert_int_equal(ft_scale_redis_int(&env, "SISMEMBER nodes n2"), 0);
-    assert_int_equal(ft_scale_redis_int(&env, "EXISTS online:n2"), 0);
+    assert_int_equal(ft_node_queue_depth(&env, "feed.deliver.n2"), depth0);
+    assert_int_equal(ft_node_redis_int(&env, "SISMEMBER nodes n2"), 0);
+    assert_int_equal(ft_node_redis_int(&env, "EXISTS online:n2"), 0);
     /* C catches up from the feed list. */
-    assert_true(ft_scale_redis_int(&env, "LPOS feed:s3_C s3_p2") >= 0);
+    assert_true(ft_node_redis_int(&env, "LPOS feed:s3_C s3_p2") >= 0);
 
     /* C reconnects to n1 and gets the next posts live. */
     connect_user(&c, 1, "s3_C", "s3_C-tab");
@@ -483,14 +478,14 @@ static void test_node_crash_and_rejoin(void **state)
 
     /* n2 restarts on the same ports and rejoins by itself. */
     t0 = fp_time_mono_ms();
-    assert_int_equal(ft_scale_node_restart(&env, 2), 0);
-    while ((ft_scale_redis_int(&env, "EXISTS node:n2") != 1 ||
-            ft_scale_redis_int(&env, "SISMEMBER nodes n2") != 1) &&
+    assert_int_equal(ft_node_restart(&env, 2), 0);
+    while ((ft_node_redis_int(&env, "EXISTS node:n2") != 1 ||
+            ft_node_redis_int(&env, "SISMEMBER nodes n2") != 1) &&
            fp_time_mono_ms() - t0 < WAIT_MS)
-        sleep_ms(20);
+        ft_sleep_ms(20);
     rejoin_ms = fp_time_mono_ms() - t0;
-    assert_int_equal(ft_scale_redis_int(&env, "EXISTS node:n2"), 1);
-    assert_int_equal(ft_scale_redis_int(&env, "SISMEMBER nodes n2"), 1);
+    assert_int_equal(ft_node_redis_int(&env, "EXISTS node:n2"), 1);
+    assert_int_equal(ft_node_redis_int(&env, "SISMEMBER nodes n2"), 1);
     printf("# n2 restarted (mosquitto + bridge ready) and back in nodes %lld ms after the "
            "restart began; it was down %lld ms\n",
            (long long)rejoin_ms, (long long)(fp_time_mono_ms() - t_kill));
@@ -521,11 +516,6 @@ int main(void)
         /* Last: it crashes n2 (and brings it back). */
         cmocka_unit_test(test_node_crash_and_rejoin),
     };
-    int rc;
 
-    signal(SIGPIPE, SIG_IGN);
-    mosquitto_lib_init();
-    rc = ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
-    mosquitto_lib_cleanup();
-    return rc;
+    return ft_mqtt_run(tests, setup, teardown);
 }

@@ -19,6 +19,7 @@
 #include <mosquitto.h>
 
 #include "ft_harness.h"
+#include "plugin_env.h" /* ft_mqtt_run */
 
 typedef struct {
     int subscribed;
@@ -112,11 +113,6 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mosquitto_pub_sub),
     };
-    int rc;
 
-    signal(SIGPIPE, SIG_IGN);
-    mosquitto_lib_init();
-    rc = ft_harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
-    mosquitto_lib_cleanup();
-    return rc;
+    return ft_mqtt_run(tests, NULL, NULL);
 }

@@ -1,0 +1,97 @@
+/*
+ * node_env.h - N feedpush node pairs for integration tests: one redis, the
+ * run's RabbitMQ in a virtual host of the test's own, and nodes n1..nN,
+ * each a mosquitto loading feed_auth.so (plugin_opt_node_id n<i>,
+ * heartbeat every second, so node:n<i> lives 3 s) and a feed-bridge
+ * process (FEEDPUSH_NODE_ID n<i>, FEEDPUSH_MQTT_PORT of its own broker),
+ * configured through FEEDPUSH_* variables. All nodes share the redis and
+ * the vhost: the bridges compete for feed.events.bridge and each consumes
+ * its own feed.deliver.n<i>. Events are published the way a backend would:
+ * to feed.events with publisher confirms.
+ *
+ * Node 1 is the plugin environment p (its redis, secret and broker), so
+ * the plugin helpers (tokens, broker log, sanitizer report) work on it
+ * unchanged. Nodes are numbered 1..N in every function, as in their ids.
+ * A node pair can be SIGKILLed (a crash) and restarted on the same ports.
+ */
+#ifndef NODE_ENV_H
+#define NODE_ENV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "event_pub.h"
+#include "plugin_env.h"
+
+#define FT_NODES_MAX 8
+
+typedef struct {
+    char id[FP_ID_BUFSZ];    /* "n<i>" */
+    char dir[PATH_MAX + 16]; /* plugin config, bridge log */
+    char bridge_log[PATH_MAX + 64];
+    ft_server own_mosq; /* nodes 2..N; node 1's broker is p.mosq */
+    ft_server *mosq;    /* this node's broker */
+    bool mosq_up;
+    pid_t bridge; /* 0 when not running */
+} ft_node;
+
+typedef struct {
+    ft_plugin_env p; /* redis, the HS256 secret, node 1's broker */
+    ft_server rabbit;
+    char vhost[64];
+    int n_nodes;
+    ft_node node[FT_NODES_MAX];
+    ft_event_pub pub; /* the test's publisher (a backend) */
+} ft_node_env;
+
+/* Starts redis, the vhost and n_nodes node pairs, each bridge consuming.
+ * Returns 0 or -1 (reason on stderr). */
+int ft_node_env_start(ft_node_env *e, int n_nodes);
+
+/* SIGTERMs every bridge (each must exit 0 within 5 s), stops the brokers
+ * and redis. Returns -1 if anything did not stop cleanly (also counted by
+ * ft_harness_fail, so the run fails). */
+int ft_node_env_stop(ft_node_env *e);
+
+/* Starts node i's bridge and waits (up to 15 s) for its first counters in
+ * Redis, which it writes once it consumes. 0 or -1. */
+int ft_node_bridge_start(ft_node_env *e, int i);
+
+/* Sends sig to node i's bridge and waits up to wait_ms. Returns the exit
+ * status as from waitpid (WIFEXITED etc.), or -1 when it did not end in
+ * time (or was not running). */
+int ft_node_bridge_signal(ft_node_env *e, int i, int sig, int wait_ms);
+
+/* Node pair i crashes: its bridge and its mosquitto SIGKILLed, nothing
+ * cleaned up. Returns 0 or -1. */
+int ft_node_kill(ft_node_env *e, int i);
+
+/* Starts node pair i again on the same MQTT/WebSocket ports: mosquitto
+ * first, then the bridge, which is waited for. Returns 0 or -1. */
+int ft_node_restart(ft_node_env *e, int i);
+
+/* The MQTT port of node i's mosquitto (-1 for a bad i). */
+int ft_node_port(const ft_node_env *e, int i);
+
+/* A user token for sub, valid for an hour (abort on failure). Free it. */
+char *ft_node_token(const ft_node_env *e, const char *sub);
+
+/* Publishes one event body to feed.events with routing key rk and waits
+ * for RabbitMQ's confirm. 0 or -1. */
+int ft_node_publish(ft_node_env *e, const char *rk, const char *body);
+
+/* Messages ready in a queue of the vhost (passive declare: the queue must
+ * exist), or -1. */
+int ft_node_queue_depth(ft_node_env *e, const char *queue);
+
+/* A counter of node i's bridge (HGET stats:bridge:n<i> name), or -1 when
+ * absent. */
+long long ft_node_stat(const ft_node_env *e, int i, const char *name);
+
+/* An integer reply of a redis command (e.g. "EXISTS node:n2"), or -1 when
+ * redis failed or answered something else. */
+long long ft_node_redis_int(const ft_node_env *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif
