@@ -531,8 +531,8 @@ static unsigned char *jwt__b64url_decode(const char *src, size_t n, size_t *out_
  * names the part in the reason. Returns 0 with *out set (cJSON_Delete it)
  * or -FP_JWT_E_MALFORMED / -ENOMEM with a reason.
  */
-static int jwt__decode_part(const char *part, size_t n, const char *what, cJSON **out,
-                            char *reason, size_t rlen)
+static int jwt__decode_part(const char *part, size_t n, const char *what, cJSON **out, char *reason,
+                            size_t rlen)
 {
     char why[160];
     size_t len;
@@ -545,8 +545,8 @@ static int jwt__decode_part(const char *part, size_t n, const char *what, cJSON 
     rc = fp_json_object_parse((const char *)text, len, out, why, sizeof(why));
     free(text);
     if (rc != 0)
-        return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED, "token %s is not a valid JSON object: %s",
-                           what, why);
+        return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED,
+                           "token %s is not a valid JSON object: %s", what, why);
     return 0;
 }
 
@@ -598,8 +598,8 @@ static int jwt__check_header(const fp_jwt_verifier *v, const cJSON *hdr, char *r
  * the claims, and they are read only this once. Returns 0 or a negated
  * refusal code with *claims NULL.
  */
-static int jwt__precheck(const fp_jwt_verifier *v, const char *token, cJSON **claims,
-                         char *reason, size_t rlen)
+static int jwt__precheck(const fp_jwt_verifier *v, const char *token, cJSON **claims, char *reason,
+                         size_t rlen)
 {
     jwt__parts p = {0};
     cJSON *hdr;

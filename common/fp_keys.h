@@ -17,17 +17,17 @@
 
 #define FP_KEY_PREFIX_MAX 128
 
-#define FP_KEY_FOLLOWERS "followers:"  /* set of users following <uid> */
-#define FP_KEY_FOLLOWING "following:"  /* set of users <uid> follows */
-#define FP_KEY_POST "post:"            /* the post's JSON body */
-#define FP_KEY_FEED "feed:"            /* list of post ids, newest first */
-#define FP_KEY_FANOUT "fanout:"        /* "1" once pushed, "deleted" tombstone */
-#define FP_KEY_RIBBON "ribbon"         /* list of ribbon entries, newest first */
-#define FP_KEY_REVOKED "revoked:"      /* unix s: tokens issued earlier are refused */
-#define FP_KEY_REVOKED_CHANNEL "revoked" /* pub/sub: "<uid> <before>" */
-#define FP_KEY_NODES "nodes"           /* set of node ids that heartbeat */
-#define FP_KEY_NODE "node:"            /* a node's heartbeat, with a TTL */
-#define FP_KEY_ONLINE "online:"        /* set of users connected to <node> */
+#define FP_KEY_FOLLOWERS "followers:"       /* set of users following <uid> */
+#define FP_KEY_FOLLOWING "following:"       /* set of users <uid> follows */
+#define FP_KEY_POST "post:"                 /* the post's JSON body */
+#define FP_KEY_FEED "feed:"                 /* list of post ids, newest first */
+#define FP_KEY_FANOUT "fanout:"             /* "1" once pushed, "deleted" tombstone */
+#define FP_KEY_RIBBON "ribbon"              /* list of ribbon entries, newest first */
+#define FP_KEY_REVOKED "revoked:"           /* unix s: tokens issued earlier are refused */
+#define FP_KEY_REVOKED_CHANNEL "revoked"    /* pub/sub: "<uid> <before>" */
+#define FP_KEY_NODES "nodes"                /* set of node ids that heartbeat */
+#define FP_KEY_NODE "node:"                 /* a node's heartbeat, with a TTL */
+#define FP_KEY_ONLINE "online:"             /* set of users connected to <node> */
 #define FP_KEY_STATS_BRIDGE "stats:bridge:" /* hash of a node's bridge counters */
 
 /*

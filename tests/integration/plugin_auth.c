@@ -45,7 +45,6 @@ static int teardown(void **state)
     return ft_plugin_env_stop(&env);
 }
 
-
 static int64_t now_s(void)
 {
     return (int64_t)time(NULL);
@@ -53,64 +52,12 @@ static int64_t now_s(void)
 
 /* ------------------------------------------------------------ tokens */
 
-/* n bytes as unpadded base64url; malloc'd. */
-static char *b64url(const void *data, size_t n)
-{
-    char *out = malloc(4 * ((n + 2) / 3) + 1);
-    size_t len, i;
-
-    assert_non_null(out);
-    len = (size_t)EVP_EncodeBlock((unsigned char *)out, data, (int)n);
-    while (len > 0 && out[len - 1] == '=')
-        len--;
-    out[len] = '\0';
-    for (i = 0; i < len; i++) {
-        if (out[i] == '+')
-            out[i] = '-';
-        else if (out[i] == '/')
-            out[i] = '_';
-    }
-    return out;
-}
-
-/*
- * A compact JWT built by hand from header and payload JSON text, signed
- * with HMAC md over e's secret, or with an empty signature when md is
- * NULL. Returns a malloc'd string.
- */
-static char *hand_token(const ft_plugin_env *e, const char *header, const char *payload,
-                        const EVP_MD *md)
-{
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    char *h = b64url(header, strlen(header));
-    char *p = b64url(payload, strlen(payload));
-    char *input, *sig, *tok;
-    size_t n = strlen(h) + 1 + strlen(p);
-
-    input = malloc(n + 1);
-    assert_non_null(input);
-    snprintf(input, n + 1, "%s.%s", h, p);
-    if (md != NULL)
-        assert_non_null(
-            HMAC(md, e->secret, (int)sizeof(e->secret), (unsigned char *)input, n, mac, &mac_len));
-    sig = b64url(mac, mac_len);
-    tok = malloc(n + 1 + strlen(sig) + 1);
-    assert_non_null(tok);
-    snprintf(tok, n + 1 + strlen(sig) + 1, "%s.%s", input, sig);
-    free(h);
-    free(p);
-    free(input);
-    free(sig);
-    return tok;
-}
-
 #define HDR_HS256 "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"
 
 /* A hand-built HS256 token with this payload, signed with e's secret. */
 static char *hs256_token(const ft_plugin_env *e, const char *payload)
 {
-    return hand_token(e, HDR_HS256, payload, EVP_sha256());
+    return ft_plugin_env_hand_token(e, HDR_HS256, payload, EVP_sha256());
 }
 
 /* A token minted by common/fp_jwt with e's secret (nbf, iss, aud...). */
@@ -307,7 +254,7 @@ static void test_alg_none_refused(void **state)
     (void)state;
     snprintf(payload, sizeof(payload), "{\"sub\":\"alice\",\"iat\":%lld,\"exp\":%lld}",
              (long long)now, (long long)now + 3600);
-    tok = hand_token(&env, "{\"alg\":\"none\",\"typ\":\"JWT\"}", payload, NULL);
+    tok = ft_plugin_env_hand_token(&env, "{\"alg\":\"none\",\"typ\":\"JWT\"}", payload, NULL);
     assert_int_equal(tok[strlen(tok) - 1], '.'); /* empty signature */
     expect_refused(&env, "algnone-4", "alice", tok, 4, "token refused (algorithm)");
     expect_refused(&env, "algnone-5", "alice", tok, 5, "token refused (algorithm)");
@@ -324,8 +271,8 @@ static void test_other_algorithm_refused(void **state)
     (void)state;
     snprintf(payload, sizeof(payload), "{\"sub\":\"alice\",\"iat\":%lld,\"exp\":%lld}",
              (long long)now, (long long)now + 3600);
-    hs384 = hand_token(&env, "{\"alg\":\"HS384\",\"typ\":\"JWT\"}", payload, EVP_sha384());
-    rs256 = hand_token(&env, "{\"alg\":\"RS256\",\"typ\":\"JWT\"}", payload, EVP_sha256());
+    hs384 = ft_plugin_env_hand_token(&env, "{\"alg\":\"HS384\",\"typ\":\"JWT\"}", payload, EVP_sha384());
+    rs256 = ft_plugin_env_hand_token(&env, "{\"alg\":\"RS256\",\"typ\":\"JWT\"}", payload, EVP_sha256());
     expect_refused(&env, "hs384-4", "alice", hs384, 4, "token refused (algorithm)");
     expect_refused(&env, "hs384-5", "alice", hs384, 5, "token refused (algorithm)");
     expect_refused(&env, "rs256-4", "alice", rs256, 4, "token refused (algorithm)");

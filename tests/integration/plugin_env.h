@@ -59,6 +59,14 @@ char *ft_plugin_env_token(const ft_plugin_env *e, const char *sub, int64_t iat, 
 /* A token valid for an hour from now. */
 char *ft_plugin_env_token_now(const ft_plugin_env *e, const char *sub, fp_role role);
 
+struct evp_md_st;
+/* A compact JWT built by hand from header and payload JSON text (for
+ * tokens fp_jwt would never mint), signed with HMAC md (e.g. EVP_sha256())
+ * over e's secret, or with an empty signature when md is NULL. Returns a
+ * malloc'd string (abort on failure). */
+char *ft_plugin_env_hand_token(const ft_plugin_env *e, const char *header, const char *payload,
+                               const struct evp_md_st *md);
+
 /* ------------------------------------------------------------ MQTT client */
 
 typedef struct {

@@ -50,7 +50,6 @@ static int teardown(void **state)
     return ft_plugin_env_stop(&env);
 }
 
-
 /* ------------------------------------------------------------ node client */
 
 typedef struct {
@@ -160,46 +159,17 @@ static const cJSON *json_array(const cJSON *obj, const char *name)
 
 /* ------------------------------------------------------------ tokens */
 
-/* n bytes as unpadded base64url; malloc'd. */
-static char *b64url(const void *data, size_t n)
-{
-    char *out = malloc(4 * ((n + 2) / 3) + 1);
-    size_t len, i;
-
-    assert_non_null(out);
-    len = (size_t)EVP_EncodeBlock((unsigned char *)out, data, (int)n);
-    while (len > 0 && out[len - 1] == '=')
-        len--;
-    out[len] = '\0';
-    for (i = 0; i < len; i++) {
-        if (out[i] == '+')
-            out[i] = '-';
-        else if (out[i] == '/')
-            out[i] = '_';
-    }
-    return out;
-}
-
 /* An otherwise valid token for sub with header alg "none" and an empty
  * signature; malloc'd. */
 static char *alg_none_token(const char *sub)
 {
     static const char header[] = "{\"alg\":\"none\",\"typ\":\"JWT\"}";
     int64_t now = (int64_t)time(NULL);
-    char payload[256], *h, *p, *tok;
-    size_t n;
+    char payload[256];
 
     snprintf(payload, sizeof(payload), "{\"sub\":\"%s\",\"iat\":%lld,\"exp\":%lld}", sub,
              (long long)now, (long long)now + 3600);
-    h = b64url(header, strlen(header));
-    p = b64url(payload, strlen(payload));
-    n = strlen(h) + strlen(p) + 3;
-    tok = malloc(n);
-    assert_non_null(tok);
-    snprintf(tok, n, "%s.%s.", h, p);
-    free(h);
-    free(p);
-    return tok;
+    return ft_plugin_env_hand_token(&env, header, payload, NULL);
 }
 
 /* ------------------------------------------------------------ TCP service */

@@ -109,8 +109,7 @@ static void test_duplicates(void **state)
 static void test_utf8(void **state)
 {
     static const char *const bad[] = {
-        "\xff", "a\x80", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
-        "\xe2\x82",
+        "\xff", "a\x80", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82",
     };
     char text[64];
     size_t i;
@@ -151,9 +150,9 @@ static void test_quote_and_refuse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_object),     cmocka_unit_test(test_nul),
-        cmocka_unit_test(test_structure),  cmocka_unit_test(test_duplicates),
-        cmocka_unit_test(test_utf8),       cmocka_unit_test(test_quote_and_refuse),
+        cmocka_unit_test(test_object),    cmocka_unit_test(test_nul),
+        cmocka_unit_test(test_structure), cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_utf8),      cmocka_unit_test(test_quote_and_refuse),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
