@@ -301,6 +301,25 @@ int ft_node_publish(ft_node_env *e, const char *rk, const char *body)
     return ft_event_pub_send(&e->pub, rk, body);
 }
 
+int ft_node_publishf(ft_node_env *e, const char *rk, const char *fmt, ...)
+{
+    char *body = malloc(65536);
+    va_list ap;
+    int n, rc = -1;
+
+    if (body == NULL)
+        return -1;
+    va_start(ap, fmt);
+    n = vsnprintf(body, 65536, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && n < 65536)
+        rc = ft_node_publish(e, rk, body);
+    else
+        fprintf(stderr, "node_env: event body of %d bytes is too long\n", n);
+    free(body);
+    return rc;
+}
+
 int ft_node_queue_depth(ft_node_env *e, const char *queue)
 {
     return ft_event_pub_queue_depth(&e->pub, queue);

@@ -81,6 +81,10 @@ char *ft_node_token(const ft_node_env *e, const char *sub);
  * for RabbitMQ's confirm. 0 or -1. */
 int ft_node_publish(ft_node_env *e, const char *rk, const char *body);
 
+/* ft_node_publish of a body built from fmt (at most 64 KiB). 0 or -1. */
+int ft_node_publishf(ft_node_env *e, const char *rk, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Messages ready in a queue of the vhost (passive declare: the queue must
  * exist), or -1. */
 int ft_node_queue_depth(ft_node_env *e, const char *queue);

@@ -89,16 +89,7 @@ static int teardown(void **state)
 /* ------------------------------------------------------------ events */
 
 /* Publishes an event built from fmt (waits for RabbitMQ's confirm). */
-__attribute__((format(printf, 2, 3))) static void event(const char *rk, const char *fmt, ...)
-{
-    char body[1024];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(body, sizeof(body), fmt, ap);
-    va_end(ap);
-    assert_int_equal(ft_node_publish(&env, rk, body), 0);
-}
+#define event(...) assert_int_equal(ft_node_publishf(&env, __VA_ARGS__), 0)
 
 /* follower follows followee; waits until Redis has it. */
 static void follow(const char *follower, const char *followee)
