@@ -1,149 +1,34 @@
 /*
- * bench_env.c - what the benchmark runs against: a temp dir with key
- * material, a redis-server and one mosquitto + feed_auth.so per algorithm,
- * all started and stopped through tools/fp-server (free loopback ports, a
- * watchdog that stops them if this process dies), and the tokens.
+ * bench_env.c - what the benches run against, started through the test
+ * harness (tests/harness, tools/fp-server: free loopback ports, a watchdog
+ * that stops a server if this process dies): a temp dir that is the
+ * harness's FP_TEST_TMP, an HS256 secret, redis-server, rabbitmq-server
+ * and node pairs n<i> (mosquitto + feed_auth.so, feed-bridge as our child
+ * through ft_harness_child). Also the Redis questions the runs ask and the
+ * backend's AMQP publisher.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <spawn.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include <amqp_tcp_socket.h>
 
-extern char **environ;
+#include "bench_lib.h"
 
-/*
- * Runs argv (argv[0] looked up in PATH) and waits. quiet sends its stdout
- * and stderr to /dev/null. Returns the exit status, or -1 when it could
- * not run or was killed.
- */
-static int env__run(char *const argv[], bool quiet)
-{
-    posix_spawn_file_actions_t fa;
-    pid_t pid;
-    int rc, status;
+#define ENV__SADD_BATCH 1000
+#define ENV__BODY_MAX 512
 
-    posix_spawn_file_actions_init(&fa);
-    if (quiet) {
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    }
-    rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        fprintf(stderr, "bench: cannot run %s: %s\n", argv[0], strerror(rc));
-        return -1;
-    }
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+/* ------------------------------------------------------------ start / stop */
 
-/* Reads PORT= and PID= from DIR/KIND.env. Returns the port or -1. */
-static int env__read_env(const char *dir, const char *kind, long *pid)
-{
-    char path[PATH_MAX + 32], line[256];
-    int port = -1;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s.env", dir, kind);
-    f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "bench: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    *pid = 0;
-    while (fgets(line, sizeof(line), f) != NULL) {
-        if (strncmp(line, "PORT=", 5) == 0)
-            port = atoi(line + 5);
-        else if (strncmp(line, "PID=", 4) == 0)
-            *pid = atol(line + 4);
-    }
-    fclose(f);
-    return port > 0 ? port : -1;
-}
-
-/*
- * fp-server start KIND DIR [--conf FILE], owned by this process (its
- * watchdog stops the server if we die). Returns the port (and the
- * server's pid in *pid) or -1.
- */
-static int env__server_start(bench_env *e, const char *kind, const char *dir, const char *conf,
-                             long *pid)
-{
-    char owner[24];
-    char *argv[10];
-    int n = 0;
-
-    snprintf(owner, sizeof(owner), "%ld", (long)getpid());
-    argv[n++] = e->fp_server;
-    argv[n++] = "start";
-    argv[n++] = (char *)kind;
-    argv[n++] = (char *)dir;
-    argv[n++] = "--owner";
-    argv[n++] = owner;
-    if (conf != NULL) {
-        argv[n++] = "--conf";
-        argv[n++] = (char *)conf;
-    }
-    argv[n] = NULL;
-    if (env__run(argv, false) != 0) {
-        fprintf(stderr, "bench: fp-server could not start %s in %s\n", kind, dir);
-        return -1;
-    }
-    return env__read_env(dir, kind, pid);
-}
-
-/* fp-server stop KIND DIR. Returns 0 or -1 (e.g. a sanitizer report). */
-static int env__server_stop(bench_env *e, const char *kind, const char *dir)
-{
-    char *argv[] = {e->fp_server, "stop", (char *)kind, (char *)dir, NULL};
-
-    return env__run(argv, false) == 0 ? 0 : -1;
-}
-
-int bench_env_start(bench_env *e)
-{
-    const char *tmp = getenv("TMPDIR");
-    char redis_dir[PATH_MAX + 16], abs[PATH_MAX];
-
-    if (access(e->fp_server, X_OK) != 0) {
-        fprintf(stderr, "bench: %s: %s\n", e->fp_server, strerror(errno));
-        return -1;
-    }
-    /* mosquitto runs in its own directory: give it an absolute path. */
-    if (realpath(e->plugin, abs) == NULL || access(abs, R_OK) != 0) {
-        fprintf(stderr, "bench: plugin %s: %s\n", e->plugin, strerror(errno));
-        return -1;
-    }
-    snprintf(e->plugin, sizeof(e->plugin), "%s", abs);
-    snprintf(e->root, sizeof(e->root), "%s/feedpush-bench.XXXXXX",
-             tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-    if (mkdtemp(e->root) == NULL) {
-        fprintf(stderr, "bench: mkdtemp %s: %s\n", e->root, strerror(errno));
-        e->root[0] = '\0';
-        return -1;
-    }
-    /* mosquitto drops to its own user and must read the key files. */
-    chmod(e->root, 0755);
-    snprintf(redis_dir, sizeof(redis_dir), "%s/redis", e->root);
-    e->redis_port = env__server_start(e, "redis", redis_dir, NULL, &e->redis_pid);
-    return e->redis_port > 0 ? 0 : -1;
-}
-
-/* 48 random bytes (no newline bytes) as the HS256 secret file. */
-static int env__write_secret(const char *path)
+int bench_write_secret(const char *path)
 {
     unsigned char secret[48];
     int fd = open("/dev/urandom", O_RDONLY);
@@ -170,301 +55,513 @@ static int env__write_secret(const char *path)
     return chmod(path, 0644);
 }
 
-/* A key pair with the openssl CLI: priv (for minting), pub (for the
- * plugin). RS256: RSA 2048; ES256: EC P-256. Returns 0 or -1. */
-static int env__write_keypair(fp_jwt_alg alg, const char *priv, const char *pub)
-{
-    char *gen_rsa[] = {"openssl", "genpkey",    "-algorithm",
-                       "RSA",     "-pkeyopt",   "rsa_keygen_bits:2048",
-                       "-out",    (char *)priv, NULL};
-    char *gen_ec[] = {"openssl", "genpkey",    "-algorithm",
-                      "EC",      "-pkeyopt",   "ec_paramgen_curve:P-256",
-                      "-out",    (char *)priv, NULL};
-    char *extract[] = {"openssl", "pkey", "-in",       (char *)priv,
-                       "-pubout", "-out", (char *)pub, NULL};
-
-    if (env__run(alg == FP_JWT_RS256 ? gen_rsa : gen_ec, true) != 0 ||
-        env__run(extract, true) != 0) {
-        fprintf(stderr, "bench: openssl could not make a %s key pair\n", fp_jwt_alg_name(alg));
-        return -1;
-    }
-    return chmod(pub, 0644);
-}
-
 /*
- * Writes the key material of alg into the temp dir and the plugin lines
- * that use it into conf. *mint_key is the file tokens are signed with.
- * Returns 0 or -1.
+ * The temp dir goes under the harness's FP_TEST_TMP when ctest set one
+ * (the servers fixture then finds whatever is left), else under TMPDIR;
+ * the harness then starts every server below it.
  */
-static int env__write_plugin_conf(bench_env *e, fp_jwt_alg alg, const char *name, const char *conf,
-                                  char *mint_key, size_t mint_key_len)
+int bench_env_start(bench_env *e, const bench_common *c, bool with_rabbit)
 {
-    char pub[PATH_MAX + 32];
-    FILE *f;
-    int rc;
+    const char *base = getenv("FP_TEST_TMP");
+    struct timeval tv = {5, 0};
+    char err[512];
 
-    if (alg == FP_JWT_HS256) {
-        snprintf(mint_key, mint_key_len, "%s/%s.secret", e->root, name);
-        snprintf(pub, sizeof(pub), "%s", mint_key);
-        rc = env__write_secret(mint_key);
-    } else {
-        snprintf(mint_key, mint_key_len, "%s/%s.key", e->root, name);
-        snprintf(pub, sizeof(pub), "%s/%s.pub", e->root, name);
-        rc = env__write_keypair(alg, mint_key, pub);
-    }
-    if (rc != 0)
-        return -1;
-    f = fopen(conf, "w");
-    if (f == NULL)
-        return -1;
-    fprintf(f,
-            "plugin %s\nplugin_opt_alg %s\nplugin_opt_key_file %s\nplugin_opt_node_id bench-%s\n"
-            "plugin_opt_redis_host 127.0.0.1\nplugin_opt_redis_port %d\n",
-            e->plugin, fp_jwt_alg_name(alg), pub, name, e->redis_port);
-    return fclose(f) == 0 ? 0 : -1;
-}
-
-int bench_env_broker_start(bench_env *e, fp_jwt_alg alg, bench_broker *b)
-{
-    char name[8], conf[PATH_MAX + 32], mint_key[PATH_MAX + 32], err[512];
-    size_t i;
-
-    memset(b, 0, sizeof(*b));
-    b->alg = alg;
-    snprintf(b->host, sizeof(b->host), "127.0.0.1");
-    snprintf(name, sizeof(name), "%s", fp_jwt_alg_name(alg));
-    for (i = 0; name[i] != '\0'; i++)
-        name[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
-    snprintf(conf, sizeof(conf), "%s/%s.conf", e->root, name);
-    if (env__write_plugin_conf(e, alg, name, conf, mint_key, sizeof(mint_key)) != 0) {
-        fprintf(stderr, "bench: cannot write the %s key or plugin config\n", name);
+    memset(e, 0, sizeof(*e));
+    e->c = c;
+#ifdef FP_BENCH_SANITIZED
+    /* This build's plugin needs the sanitizer runtimes in mosquitto. */
+    if (getenv("FP_MOSQUITTO_PRELOAD") == NULL || *getenv("FP_MOSQUITTO_PRELOAD") == '\0') {
+        fprintf(stderr, "bench: a FEEDPUSH_SANITIZE build needs FP_MOSQUITTO_PRELOAD (ctest sets "
+                        "it); benchmark a normal build\n");
         return -1;
     }
-    if (fp_jwt_load_key(alg, mint_key, &b->key, &b->key_len, err, sizeof(err)) != 0) {
-        fprintf(stderr, "bench: %s\n", err);
+#endif
+    if (access(c->fp_server, X_OK) != 0 || access(c->plugin, R_OK) != 0) {
+        fprintf(stderr, "bench: need %s and %s\n", c->fp_server, c->plugin);
         return -1;
     }
-    snprintf(b->dir, sizeof(b->dir), "%s/%s", e->root, name);
-    b->port = env__server_start(e, "mosquitto", b->dir, conf, &b->pid);
-    if (b->port < 0) {
-        bench_env_broker_stop(e, b);
+    /* Under ctest the rabbitmq fixture's server saves a slow start. */
+    e->shared_rabbit = with_rabbit && base != NULL && *base != '\0' &&
+                       ft_server_shared(&e->rabbit, "rabbitmq") == 0;
+    if (base == NULL || *base == '\0')
+        base = getenv("TMPDIR");
+    snprintf(e->root, sizeof(e->root), "%s/feedpush-bench.XXXXXX",
+             base != NULL && *base != '\0' ? base : "/tmp");
+    if (mkdtemp(e->root) == NULL) {
+        fprintf(stderr, "bench: mkdtemp %s: %s\n", e->root, strerror(errno));
+        e->root[0] = '\0';
         return -1;
     }
+    /* rabbitmq and mosquitto run as their own users and must reach it. */
+    chmod(e->root, 0755);
+    setenv("FP_HARNESS", c->fp_server, 1);
+    setenv("FP_TEST_TMP", e->root, 1);
+    snprintf(e->secret_path, sizeof(e->secret_path), "%s/jwt.secret", e->root);
+    if (bench_write_secret(e->secret_path) != 0 ||
+        fp_jwt_load_key(FP_JWT_HS256, e->secret_path, &e->key, &e->key_len, err, sizeof(err)) !=
+            0) {
+        fprintf(stderr, "bench: cannot make the HS256 secret\n");
+        return -1;
+    }
+    if (ft_server_start(&e->redis, "redis", NULL) != 0)
+        return -1;
+    snprintf(e->vhost, sizeof(e->vhost), "/");
+    if (e->shared_rabbit) {
+        snprintf(e->vhost, sizeof(e->vhost), "bench-%ld", (long)getpid());
+        if (ft_server_vhost(&e->rabbit, e->vhost) != 0)
+            return -1;
+    } else if (with_rabbit && ft_server_start(&e->rabbit, "rabbitmq", NULL) != 0) {
+        return -1;
+    }
+    e->rc = redisConnectWithTimeout("127.0.0.1", e->redis.port, tv);
+    if (e->rc == NULL || e->rc->err != 0) {
+        fprintf(stderr, "bench: cannot connect to our redis\n");
+        return -1;
+    }
+    redisSetTimeout(e->rc, tv);
     return 0;
 }
 
-int bench_env_broker_stop(bench_env *e, bench_broker *b)
+int bench_env_stop(bench_env *e, bool ok)
 {
-    int rc = 0;
-
-    if (b->dir[0] != '\0' && env__server_stop(e, "mosquitto", b->dir) != 0)
-        rc = -1;
-    b->dir[0] = '\0';
-    b->pid = 0;
-    if (b->key != NULL)
-        fp_jwt_key_free(b->key, b->key_len);
-    b->key = NULL;
-    return rc;
-}
-
-int bench_env_stop(bench_env *e)
-{
-    char redis_dir[PATH_MAX + 16];
+    char *orphans[] = {(char *)e->c->fp_server, "orphans", e->root, NULL};
     char *rm[] = {"rm", "-rf", e->root, NULL};
     int rc = 0;
 
-    if (e->root[0] == '\0')
-        return 0;
-    snprintf(redis_dir, sizeof(redis_dir), "%s/redis", e->root);
-    if (e->redis_port > 0 && env__server_stop(e, "redis", redis_dir) != 0)
+    if (bench_nodes_stop(e) != 0)
         rc = -1;
-    e->redis_port = 0;
-    e->redis_pid = 0;
-    if (e->keep)
-        fprintf(stderr, "bench: servers' logs kept in %s\n", e->root);
-    else if (env__run(rm, false) != 0)
+    if (e->rc != NULL)
+        redisFree(e->rc);
+    e->rc = NULL;
+    if (e->key != NULL)
+        fp_jwt_key_free(e->key, e->key_len);
+    e->key = NULL;
+    if (e->rabbit.port > 0 && !e->shared_rabbit && ft_server_stop(&e->rabbit) != 0)
+        rc = -1;
+    if (e->redis.port > 0 && ft_server_stop(&e->redis) != 0)
+        rc = -1;
+    e->rabbit.port = e->redis.port = 0;
+    if (e->root[0] == '\0')
+        return rc;
+    if (bench_run(orphans, true) != 0) {
+        fprintf(stderr, "bench: processes were left behind under %s\n", e->root);
+        rc = -1;
+    }
+    if (e->c->keep || !ok || rc != 0)
+        fprintf(stderr, "bench: servers' and bridges' logs kept in %s\n", e->root);
+    else if (bench_run(rm, false) != 0)
         rc = -1;
     e->root[0] = '\0';
     return rc;
 }
 
-/* ------------------------------------------------------------ tokens */
-
-typedef struct {
-    const bench_broker *b;
-    char **tokens;
-    size_t from, to;
-    int64_t now;
-    int failed;
-} env__mint_job;
-
-static void *env__mint_thread(void *arg)
+int bench_broker_start(bench_env *e, ft_server *s, fp_jwt_alg alg, const char *key_file,
+                       const char *node_id)
 {
-    env__mint_job *j = arg;
-    fp_jwt_mint_claims c;
-    char sub[FP_ID_BUFSZ], err[256];
-    size_t i;
+    char conf[PATH_MAX + 64], buf[4096];
+    FILE *f, *in;
+    size_t n;
 
-    for (i = j->from; i < j->to; i++) {
-        memset(&c, 0, sizeof(c));
-        snprintf(sub, sizeof(sub), "u%zu", i);
-        c.sub = sub;
-        c.iat = j->now;
-        c.exp = j->now + 3600;
-        c.role = FP_ROLE_USER;
-        if (fp_jwt_mint(j->b->alg, j->b->key, j->b->key_len, &c, &j->tokens[i], err, sizeof(err)) !=
-            0) {
-            fprintf(stderr, "bench: minting token %zu: %s\n", i, err);
-            j->failed = 1;
-            return NULL;
+    snprintf(conf, sizeof(conf), "%s/%s.conf", e->root, node_id);
+    f = fopen(conf, "w");
+    if (f == NULL)
+        return -1;
+    /* The production defaults except the node id, key and Redis port. */
+    fprintf(f,
+            "plugin %s\nplugin_opt_alg %s\nplugin_opt_key_file %s\nplugin_opt_node_id %s\n"
+            "plugin_opt_redis_host 127.0.0.1\nplugin_opt_redis_port %d\n",
+            e->c->plugin, fp_jwt_alg_name(alg), key_file, node_id, e->redis.port);
+    if (e->heartbeat_s > 0)
+        fprintf(f, "plugin_opt_heartbeat_interval %d\n", e->heartbeat_s);
+    in = e->broker_conf != NULL ? fopen(e->broker_conf, "r") : NULL;
+    if (e->broker_conf != NULL && in == NULL)
+        fprintf(stderr, "bench: %s: %s\n", e->broker_conf, strerror(errno));
+    for (n = 1; in != NULL && n > 0;) {
+        n = fread(buf, 1, sizeof(buf), in);
+        fwrite(buf, 1, n, f);
+    }
+    if (in != NULL)
+        fclose(in);
+    if (fclose(f) != 0 || (e->broker_conf != NULL && in == NULL))
+        return -1;
+    return ft_server_start(s, "mosquitto", conf);
+}
+
+/* ------------------------------------------------------------ node pairs */
+
+/* The bridge child of node n: ft_harness_child (own group, killed with
+ * us, log in the temp dir), FEEDPUSH_* configuration. Never returns. */
+static void env__exec_bridge(const bench_env *e, const bench_node *n)
+{
+    char v[4][PATH_MAX + 128];
+
+    snprintf(v[0], sizeof(v[0]), "%s/feed-bridge-%s.log", e->root, n->id);
+    ft_harness_child(v[0]);
+    snprintf(v[1], sizeof(v[1]), "%d", e->rabbit.port);
+    snprintf(v[2], sizeof(v[2]), "%d", e->redis.port);
+    snprintf(v[3], sizeof(v[3]), "%d", n->mosq.port);
+    setenv("FEEDPUSH_NODE_ID", n->id, 1);
+    setenv("FEEDPUSH_AMQP_PORT", v[1], 1);
+    setenv("FEEDPUSH_AMQP_VHOST", e->vhost, 1);
+    setenv("FEEDPUSH_REDIS_PORT", v[2], 1);
+    setenv("FEEDPUSH_MQTT_PORT", v[3], 1);
+    setenv("FEEDPUSH_JWT_SIGNING_KEY", e->secret_path, 1);
+    setenv("FEEDPUSH_LOG_LEVEL", e->c->log_level, 1);
+    /* fp-server's orphan check finds our processes by this marker. */
+    snprintf(v[0], sizeof(v[0]), "%s/bridge-%s", e->root, n->id);
+    setenv("FEEDPUSH_HARNESS", v[0], 1);
+    execl(e->c->bridge, e->c->bridge, (char *)NULL);
+    _exit(127);
+}
+
+/* Has every node's plugin heartbeated and every bridge written counters? */
+static bool env__nodes_ready(bench_env *e)
+{
+    int i;
+
+    for (i = 0; i < e->n_nodes; i++) {
+        if (bench_redis_int(e, "EXISTS node:%s", e->node[i].id) != 1 ||
+            bench_stat(e, i, "updated_ms") <= 0)
+            return false;
+    }
+    return true;
+}
+
+int bench_nodes_start(bench_env *e, int n)
+{
+    bench_node *nd;
+    pid_t pid;
+    int i, k;
+
+    if (n < 1 || n > BENCH_MAX_NODES || access(e->c->bridge, X_OK) != 0) {
+        fprintf(stderr, "bench: %d nodes of %s: no\n", n, e->c->bridge);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        nd = &e->node[i];
+        memset(nd, 0, sizeof(*nd));
+        snprintf(nd->id, sizeof(nd->id), "n%d", i + 1);
+        e->n_nodes = i + 1;
+        if (bench_broker_start(e, &nd->mosq, FP_JWT_HS256, e->secret_path, nd->id) != 0)
+            return -1;
+    }
+    for (i = 0; i < n; i++) {
+        pid = fork();
+        if (pid < 0)
+            return -1;
+        if (pid == 0)
+            env__exec_bridge(e, &e->node[i]);
+        e->node[i].bridge = pid;
+    }
+    for (k = 0; k < 300; k++) {
+        if (env__nodes_ready(e))
+            return 0;
+        for (i = 0; i < n; i++) {
+            if (waitpid(e->node[i].bridge, NULL, WNOHANG) == e->node[i].bridge) {
+                e->node[i].bridge = 0;
+                fprintf(stderr, "bench: feed-bridge %s exited at start, see %s\n", e->node[i].id,
+                        e->root);
+                return -1;
+            }
+        }
+        usleep(100000);
+    }
+    fprintf(stderr, "bench: the %d node pairs were not ready after 30 s\n", n);
+    return -1;
+}
+
+/* Waits up to 5 s for bridge n after its SIGTERM, then SIGKILLs its group.
+ * Returns 0 when it exited 0. */
+static int env__bridge_wait(bench_node *n)
+{
+    int status = 0, waited;
+
+    for (waited = 0; waited < 5000; waited += 20) {
+        if (waitpid(n->bridge, &status, WNOHANG) == n->bridge) {
+            n->bridge = 0;
+            return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+        }
+        usleep(20000);
+    }
+    fprintf(stderr, "bench: feed-bridge %s ignored SIGTERM for 5 s; killing it\n", n->id);
+    kill(-n->bridge, SIGKILL);
+    waitpid(n->bridge, &status, 0);
+    n->bridge = 0;
+    return -1;
+}
+
+int bench_nodes_stop(bench_env *e)
+{
+    int i, rc = 0;
+
+    for (i = 0; i < e->n_nodes; i++) {
+        if (e->node[i].bridge > 0)
+            kill(e->node[i].bridge, SIGTERM);
+    }
+    for (i = 0; i < e->n_nodes; i++) {
+        if (e->node[i].bridge > 0 && env__bridge_wait(&e->node[i]) != 0) {
+            fprintf(stderr, "bench: feed-bridge %s did not exit cleanly, see %s\n", e->node[i].id,
+                    e->root);
+            rc = -1;
         }
     }
-    return NULL;
+    for (i = 0; i < e->n_nodes; i++) {
+        if (e->node[i].mosq.port > 0 && ft_server_stop(&e->node[i].mosq) != 0)
+            rc = -1;
+        e->node[i].mosq.port = 0;
+    }
+    e->n_nodes = 0;
+    return rc;
+}
+
+void bench_env_cpu(const bench_env *e, bench_cpu *out)
+{
+    long groups[BENCH_MAX_GROUPS];
+    int i;
+
+    memset(groups, 0, sizeof(groups));
+    groups[BENCH_G_REDIS] = e->redis.pid;
+    groups[BENCH_G_RABBIT] = e->rabbit.pid;
+    for (i = 0; i < e->n_nodes; i++) {
+        groups[BENCH_G_MOSQ(i)] = e->node[i].mosq.pid;
+        groups[BENCH_G_BRIDGE(i)] = e->node[i].bridge;
+    }
+    bench_cpu_sample(groups, BENCH_MAX_GROUPS, out);
+}
+
+/* ------------------------------------------------------------ Redis */
+
+long long bench_stat(bench_env *e, int i, const char *name)
+{
+    redisReply *r = redisCommand(e->rc, "HGET stats:bridge:%s %s", e->node[i].id, name);
+    long long v = -1;
+
+    if (r != NULL && r->type == REDIS_REPLY_STRING)
+        v = atoll(r->str);
+    freeReplyObject(r);
+    return v;
+}
+
+long long bench_stat_wait(bench_env *e, int i, const char *name, long long want, int64_t end_ns)
+{
+    long long v = bench_stat(e, i, name);
+
+    while (v < want && fp_time_mono_ns() < end_ns) {
+        usleep(20000);
+        v = bench_stat(e, i, name);
+    }
+    return v;
+}
+
+long long bench_redis_int(bench_env *e, const char *fmt, ...)
+{
+    redisReply *r;
+    long long v = -1;
+    va_list ap;
+
+    va_start(ap, fmt);
+    r = redisvCommand(e->rc, fmt, ap);
+    va_end(ap);
+    if (r != NULL && r->type == REDIS_REPLY_INTEGER)
+        v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+int bench_redis_followers(bench_env *e, const char *author, const size_t *ids, size_t n)
+{
+    const char **argv = malloc((ENV__SADD_BATCH + 2) * sizeof(*argv));
+    char(*names)[24] = malloc(ENV__SADD_BATCH * sizeof(*names)), key[FP_ID_BUFSZ + 16];
+    size_t i, j, batch, sent = 0;
+    redisReply *r;
+    int rc = -1;
+
+    if (argv == NULL || names == NULL)
+        goto done;
+    snprintf(key, sizeof(key), "followers:%s", author);
+    freeReplyObject(redisCommand(e->rc, "DEL %s", key));
+    argv[0] = "SADD";
+    argv[1] = key;
+    for (i = 0; i < n; i += batch) {
+        batch = n - i < ENV__SADD_BATCH ? n - i : ENV__SADD_BATCH;
+        for (j = 0; j < batch; j++) {
+            snprintf(names[j], sizeof(names[j]), "f%zu", ids[i + j]);
+            argv[j + 2] = names[j];
+        }
+        if (redisAppendCommandArgv(e->rc, (int)batch + 2, argv, NULL) != REDIS_OK)
+            goto done;
+        sent++;
+    }
+    rc = 0;
+    for (i = 0; i < sent; i++) {
+        if (redisGetReply(e->rc, (void **)&r) != REDIS_OK) {
+            rc = -1;
+            break;
+        }
+        if (r->type == REDIS_REPLY_ERROR)
+            rc = -1;
+        freeReplyObject(r);
+    }
+done:
+    free(names);
+    free(argv);
+    return rc;
+}
+
+int bench_await_online(bench_env *e, size_t users)
+{
+    long long have = 0;
+    size_t want, n = (size_t)e->n_nodes;
+    int i = 0, k;
+
+    for (k = 0; k < 1000; k++) {
+        for (i = 0; i < e->n_nodes; i++) {
+            want = users / n + ((size_t)i < users % n ? 1 : 0);
+            have = bench_redis_int(e, "SCARD online:%s", e->node[i].id);
+            if (have != (long long)want)
+                break;
+        }
+        if (i == e->n_nodes)
+            return 0;
+        usleep(10000);
+    }
+    fprintf(stderr, "bench: online:%s has %lld users, not its share of %zu\n", e->node[i].id, have,
+            users);
+    return -1;
+}
+
+/* ------------------------------------------------------------ AMQP */
+
+int bench_pub_open(bench_pub *p, const bench_env *e)
+{
+    amqp_socket_t *sock;
+    amqp_rpc_reply_t r;
+
+    memset(p, 0, sizeof(*p));
+    p->conn = amqp_new_connection();
+    if (p->conn == NULL)
+        return -1;
+    sock = amqp_tcp_socket_new(p->conn);
+    if (sock == NULL || amqp_socket_open(sock, "127.0.0.1", e->rabbit.port) != AMQP_STATUS_OK)
+        goto fail;
+    r = amqp_login(p->conn, e->vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        goto fail;
+    amqp_channel_open(p->conn, 1);
+    if (amqp_get_rpc_reply(p->conn).reply_type != AMQP_RESPONSE_NORMAL)
+        goto fail;
+    amqp_confirm_select(p->conn, 1);
+    if (amqp_get_rpc_reply(p->conn).reply_type != AMQP_RESPONSE_NORMAL)
+        goto fail;
+    return 0;
+fail:
+    fprintf(stderr, "bench: cannot open the AMQP publisher on port %d\n", e->rabbit.port);
+    bench_pub_close(p);
+    return -1;
+}
+
+void bench_pub_close(bench_pub *p)
+{
+    if (p->conn == NULL)
+        return;
+    amqp_connection_close(p->conn, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(p->conn);
+    p->conn = NULL;
 }
 
 /*
- * Mints tokens i = 0..n-1 for users u<i>, splitting the range over up to
- * threads threads (RSA signing is slow). Returns the array or NULL.
+ * Reads confirms until tag upto is confirmed. RabbitMQ confirms the
+ * messages of one channel routed to one queue in order, so the highest
+ * tag acked so far stands for all below it.
  */
-char **bench_tokens_mint(const bench_broker *b, size_t n, int threads)
+int bench_pub_wait(bench_pub *p, uint64_t upto, int timeout_ms)
 {
-    env__mint_job jobs[16];
-    pthread_t tids[16];
-    char **tokens;
-    int i, started = 0, failed = 0;
+    int64_t end = fp_time_mono_ns() + (int64_t)timeout_ms * 1000000, left;
+    struct timeval tv;
+    amqp_frame_t f;
+    uint64_t tag;
 
-    if (threads < 1)
-        threads = 1;
-    if (threads > 16)
-        threads = 16;
-    tokens = calloc(n > 0 ? n : 1, sizeof(*tokens));
-    if (tokens == NULL)
-        return NULL;
-    for (i = 0; i < threads; i++) {
-        jobs[i].b = b;
-        jobs[i].tokens = tokens;
-        jobs[i].from = n * (size_t)i / (size_t)threads;
-        jobs[i].to = n * (size_t)(i + 1) / (size_t)threads;
-        jobs[i].now = (int64_t)time(NULL);
-        jobs[i].failed = 0;
-        if (pthread_create(&tids[i], NULL, env__mint_thread, &jobs[i]) != 0) {
-            failed = 1;
-            break;
+    while (p->confirmed < upto) {
+        left = end - fp_time_mono_ns();
+        if (left <= 0)
+            return -1;
+        tv.tv_sec = (time_t)(left / 1000000000);
+        tv.tv_usec = (suseconds_t)(left % 1000000000 / 1000);
+        if (amqp_simple_wait_frame_noblock(p->conn, &f, &tv) != AMQP_STATUS_OK)
+            return -1;
+        if (f.frame_type != AMQP_FRAME_METHOD)
+            continue;
+        if (f.payload.method.id != AMQP_BASIC_ACK_METHOD) {
+            fprintf(stderr, "bench: RabbitMQ refused a publish (method 0x%08x)\n",
+                    (unsigned)f.payload.method.id);
+            return -1;
         }
-        started++;
+        tag = ((amqp_basic_ack_t *)f.payload.method.decoded)->delivery_tag;
+        if (tag > p->confirmed)
+            p->confirmed = tag;
     }
-    for (i = 0; i < started; i++) {
-        pthread_join(tids[i], NULL);
-        failed |= jobs[i].failed;
-    }
-    if (failed) {
-        bench_tokens_free(tokens, n);
-        return NULL;
-    }
-    return tokens;
+    return 0;
 }
 
-void bench_tokens_free(char **tokens, size_t n)
+void bench_post_text(char *buf, size_t len, int phase, size_t seq, int64_t ns)
 {
+    snprintf(buf, len, "fp:%d:%zu:%lld", phase, seq, (long long)ns);
+}
+
+/* Publishes one post.created event (persistent). Returns 0 or -1. */
+static int env__send(bench_pub *p, int phase, size_t seq, size_t author, int64_t ns)
+{
+    amqp_basic_properties_t props;
+    char body[ENV__BODY_MAX], text[64];
+
+    bench_post_text(text, sizeof(text), phase, seq, ns);
+    snprintf(body, sizeof(body),
+             "{\"type\":\"post.created\",\"post\":{\"id\":\"p%d-%zu\",\"author_id\":\"a%zu\","
+             "\"text\":\"%s\",\"created_at\":%lld}}",
+             phase, seq, author, text, (long long)fp_time_real_ms());
+    memset(&props, 0, sizeof(props));
+    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
+    props.delivery_mode = 2;
+    props.content_type = amqp_cstring_bytes("application/json");
+    if (amqp_basic_publish(p->conn, 1, amqp_cstring_bytes("feed.events"),
+                           amqp_cstring_bytes("post.created"), 0, 0, &props,
+                           amqp_cstring_bytes(body)) != AMQP_STATUS_OK)
+        return -1;
+    p->published++;
+    return 0;
+}
+
+int bench_publish(bench_pub *p, int window, double rate, int phase, size_t n, size_t author0,
+                  size_t n_authors, bench_pubtimes *pt)
+{
+    int64_t start = fp_time_mono_ns(), due = start, sent;
+    struct timespec ts;
     size_t i;
 
-    if (tokens == NULL)
-        return;
-    for (i = 0; i < n; i++)
-        free(tokens[i]);
-    free(tokens);
-}
-
-char *bench_token_one(const bench_broker *b, const char *sub, fp_role role)
-{
-    fp_jwt_mint_claims c;
-    char *tok = NULL, err[256];
-    int64_t now = (int64_t)time(NULL);
-
-    memset(&c, 0, sizeof(c));
-    c.sub = sub;
-    c.iat = now;
-    c.exp = now + 3600;
-    c.role = role;
-    if (fp_jwt_mint(b->alg, b->key, b->key_len, &c, &tok, err, sizeof(err)) != 0) {
-        fprintf(stderr, "bench: minting a token for %s: %s\n", sub, err);
-        return NULL;
-    }
-    return tok;
-}
-
-/* ------------------------------------------------------------ CPU use */
-
-/* utime + stime of a process (all its threads), in seconds; 0 if gone. */
-static double env__proc_cpu_s(long pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long long utime = 0, stime = 0;
-    size_t n;
-    FILE *f;
-    int field;
-
-    if (pid <= 0)
-        return 0.0;
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0.0;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* "pid (comm) state ...": fields count from the last ')'; utime is
-     * field 14 and stime 15 of the whole line. */
-    p = strrchr(buf, ')');
-    if (p == NULL)
-        return 0.0;
-    for (field = 2; field < 14 && p != NULL; field++)
-        p = strchr(p + 1, ' ');
-    if (p == NULL || sscanf(p, " %llu %llu", &utime, &stime) != 2)
-        return 0.0;
-    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
-void bench_cpu_take(const bench_env *e, long broker_pid, bench_cpu_sample *s)
-{
-    unsigned long long v[8] = {0};
-    struct rusage ru;
-    FILE *f;
-    int i;
-
-    memset(s, 0, sizeof(*s));
-    s->t_ns = fp_time_mono_ns();
-    f = fopen("/proc/stat", "r");
-    if (f != NULL) {
-        if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                   &v[4], &v[5], &v[6], &v[7]) == 8) {
-            for (i = 0; i < 8; i++)
-                s->total_ticks += v[i];
-            s->idle_ticks = v[3] + v[4]; /* idle + iowait */
+    memset(pt, 0, sizeof(*pt));
+    for (i = 0; i < n; i++) {
+        if (p->published - p->confirmed >= (uint64_t)window &&
+            bench_pub_wait(p, p->published - (uint64_t)window + 1, BENCH_STALL_MS) != 0)
+            return -1;
+        if (rate > 0) {
+            /* An absolute schedule: a late publish does not shift the next. */
+            due = start + (int64_t)((double)i * 1e9 / rate);
+            ts.tv_sec = (time_t)(due / 1000000000);
+            ts.tv_nsec = (long)(due % 1000000000);
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+                ;
         }
-        fclose(f);
+        sent = fp_time_mono_ns();
+        if (rate > 0 && sent - due > pt->lag_ns)
+            pt->lag_ns = sent - due;
+        if (i == 0)
+            pt->first_ns = sent;
+        pt->last_ns = sent;
+        if (env__send(p, phase, i, author0 + i % n_authors, sent) != 0)
+            return -1;
     }
-    if (getrusage(RUSAGE_SELF, &ru) == 0)
-        s->self_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                    (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-    s->broker_s = env__proc_cpu_s(broker_pid);
-    s->redis_s = e != NULL ? env__proc_cpu_s(e->redis_pid) : 0.0;
-}
-
-void bench_cpu_diff(const bench_cpu_sample *a, const bench_cpu_sample *b, bench_cpu_use *u)
-{
-    double wall = (double)(b->t_ns - a->t_ns) / 1e9;
-    double ticks = (double)(b->total_ticks - a->total_ticks);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-
-    memset(u, 0, sizeof(*u));
-    if (wall <= 0 || ticks <= 0 || cpus <= 0)
-        return;
-    u->busy = (ticks - (double)(b->idle_ticks - a->idle_ticks)) / ticks * (double)cpus;
-    u->client = (b->self_s - a->self_s) / wall;
-    u->broker = (b->broker_s - a->broker_s) / wall;
-    u->redis = (b->redis_s - a->redis_s) / wall;
-    u->other = u->busy - u->client - u->broker - u->redis;
-    if (u->other < 0)
-        u->other = 0;
+    if (bench_pub_wait(p, p->published, BENCH_STALL_MS) != 0)
+        return -1;
+    pt->confirmed_ns = fp_time_mono_ns();
+    return 0;
 }

@@ -1,24 +1,21 @@
 /*
- * scale_bench_subs.c - the online users of feedpush-bench-scale.
+ * bench_subs.c - the subscriber pool: users f0..f<U-1> online as real
+ * MQTT clients, user f<j> on node j % N only (N = 1: all on one broker).
+ * Each has a user token, connects (MQTT 3.1.1, clean session, client id
+ * bench-f<j>) and subscribes to feed/f<j> at QoS 1, which also makes that
+ * node's plugin list it in online:<node>. A message for f<j> can only
+ * arrive through its node's broker, so the per-node counts show which
+ * node delivered what.
  *
- * User f<j> connects to exactly one node, node (j % N) + 1, as a real
- * client (a user token minted with the nodes' HS256 secret; MQTT 3.1.1,
- * clean session, client id sb-f<j>) and subscribes to feed/f<j> at QoS 1,
- * which also makes that node's plugin list it in online:n<i>. A message
- * for f<j> can therefore only arrive through the broker of its node: the
- * per-node receipt counts show which node delivered what.
- *
- * As in bridge_bench_subs.c, a few threads drive all clients without
- * libmosquitto's own thread per client: each thread owns a slice of the
- * clients, waits on one epoll set for their sockets to become readable,
+ * A few threads drive all clients without libmosquitto's thread per
+ * client: each owns a slice, waits on one epoll set for their sockets,
  * calls mosquitto_loop_read() (a QoS 1 PUBLISH is acknowledged from inside
  * it) and writes what is queued at once. At most SUBS__CONNECTING connects
- * per thread wait for their CONNACK.
+ * per thread wait for their CONNACK, so no listen backlog overflows.
  *
- * The post text also carries its publish time (CLOCK_MONOTONIC, one clock
- * for the machine): each thread records receipt - publish for its own
- * receipts in an array of its own, merged and sorted once the phase is
- * over (sb_subs_latencies).
+ * A receipt counts for the current phase when its text reads
+ * "fp:<phase>:<seq>:<ns>" (bench_post_text); its latency is the receipt
+ * time minus ns, both fp_time_mono_ns().
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,17 +24,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <mosquitto.h>
 
-#include "fp_jwt.h"
-#include "scale_bench.h"
+#include "bench_lib.h"
 
-#define SUBS__CONNECTING 32 /* connects awaiting their CONNACK, per thread */
+#define SUBS__CONNECTING 32
 #define SUBS__EVENTS 64
-#define SUBS__TEXT_TAG "\"text\":\"sb:"
+#define SUBS__TAG "\"text\":\"fp:"
 
 typedef struct subs__thread subs__thread;
 
@@ -45,41 +40,35 @@ typedef struct {
     struct mosquitto *m;
     subs__thread *t;
     size_t idx;  /* user f<idx> */
-    int node;    /* 0-based index into the env's nodes */
+    int node;    /* 0-based */
     int connack; /* -1 until the CONNACK */
-    bool subscribed;
-    bool refused; /* CONNACK other than 0, or the subscription refused */
-    bool dead;    /* refused, failed or closed: no longer watched */
+    bool subscribed, refused, dead;
 } subs__client;
 
 struct subs__thread {
-    sb_subs *s;
+    bench_subs *s;
     pthread_t tid;
-    bool started;
+    bool started, lock_init;
     int ep;
     subs__client *clients;
     size_t n, next, connecting;
-    bb_lat_log lat; /* latencies of this thread's receipts */
+    pthread_mutex_t lock; /* guards lat */
+    int64_t *lat;
+    size_t n_lat, cap_lat;
 };
 
-struct sb_subs {
-    const sb_env *e;
+struct bench_subs {
+    bench_subs_cfg cfg;
     subs__thread *threads;
-    int n_threads, n_nodes;
-    size_t n;
-    atomic_uint_fast64_t *per_user; /* receipts of the phase, per user */
+    int n_threads;
+    atomic_uint_fast64_t *per_user;
+    atomic_uint_fast64_t per_node[BENCH_MAX_NODES];
     atomic_bool stop, recording;
     atomic_int phase;
     atomic_uint_fast64_t hits, other;
-    atomic_uint_fast64_t per_node[SB_MAX_NODES];
     atomic_int_fast64_t last_ns;
     atomic_size_t ready, failed, dropped;
 };
-
-void sb_post_text(char *buf, size_t len, int phase, size_t seq, int64_t ns)
-{
-    snprintf(buf, len, "sb:%d:%zu:%lld", phase, seq, (long long)ns);
-}
 
 /* ------------------------------------------------------------ callbacks */
 
@@ -90,15 +79,12 @@ static void subs__on_connect(struct mosquitto *m, void *obj, int rc)
 
     c->connack = rc;
     c->t->connecting--;
-    if (rc != 0) {
-        c->refused = true;
-        return;
-    }
     snprintf(topic, sizeof(topic), "feed/f%zu", c->idx);
-    if (mosquitto_subscribe(m, NULL, topic, 1) != MOSQ_ERR_SUCCESS)
+    if (rc != 0 || mosquitto_subscribe(m, NULL, topic, 1) != MOSQ_ERR_SUCCESS)
         c->refused = true;
 }
 
+/* The SUBACK: the client is ready, or refused when the grant is not QoS 0-2. */
 static void subs__on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *granted)
 {
     subs__client *c = obj;
@@ -115,23 +101,15 @@ static void subs__on_subscribe(struct mosquitto *m, void *obj, int mid, int n, c
     }
 }
 
-/* Raises s->last_ns to now unless another thread already went past it. */
-static void subs__last(sb_subs *s, int64_t now)
-{
-    int_fast64_t seen = atomic_load(&s->last_ns);
-
-    while (seen < now && !atomic_compare_exchange_weak(&s->last_ns, &seen, now))
-        ;
-}
-
-/* Counts a receipt whose post text carries the current phase, and
- * records its latency while the phase records them. */
+/* Counts a receipt of the current phase per user and node, raises
+ * last_ns, and records its latency while the phase records them. */
 static void subs__on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
 {
     subs__client *c = obj;
     subs__thread *t = c->t;
-    sb_subs *s = t->s;
+    bench_subs *s = t->s;
     int64_t now = fp_time_mono_ns();
+    int_fast64_t seen;
     char buf[1024];
     const char *p;
     long long ts;
@@ -140,23 +118,27 @@ static void subs__on_message(struct mosquitto *m, void *obj, const struct mosqui
 
     (void)m;
     n = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
-    if (n >= sizeof(buf))
-        n = sizeof(buf) - 1;
+    n = n < sizeof(buf) ? n : sizeof(buf) - 1;
     memcpy(buf, msg->payload, n);
     buf[n] = '\0';
-    p = strstr(buf, SUBS__TEXT_TAG);
-    if (p == NULL || sscanf(p + strlen(SUBS__TEXT_TAG), "%d:%zu:%lld", &phase, &seq, &ts) != 3 ||
+    p = strstr(buf, SUBS__TAG);
+    if (p == NULL || sscanf(p + strlen(SUBS__TAG), "%d:%zu:%lld", &phase, &seq, &ts) != 3 ||
         phase != atomic_load(&s->phase)) {
         atomic_fetch_add(&s->other, 1);
         return;
     }
+    atomic_fetch_add(&s->hits, 1);
     atomic_fetch_add(&s->per_user[c->idx], 1);
     atomic_fetch_add(&s->per_node[c->node], 1);
-    atomic_fetch_add(&s->hits, 1);
-    subs__last(s, now);
+    seen = atomic_load(&s->last_ns);
+    while (seen < now && !atomic_compare_exchange_weak(&s->last_ns, &seen, now))
+        ;
     if (!atomic_load(&s->recording))
         return;
-    bb_lat_add(&t->lat, now - (int64_t)ts);
+    pthread_mutex_lock(&t->lock);
+    if (t->n_lat < t->cap_lat)
+        t->lat[t->n_lat++] = now - (int64_t)ts;
+    pthread_mutex_unlock(&t->lock);
 }
 
 /* ------------------------------------------------------------ the threads */
@@ -171,38 +153,26 @@ static void subs__kill(subs__thread *t, subs__client *c)
     c->dead = true;
     if (c->connack < 0)
         t->connecting--;
-    if (c->subscribed)
-        atomic_fetch_add(&t->s->dropped, 1);
-    else
-        atomic_fetch_add(&t->s->failed, 1);
+    atomic_fetch_add(c->subscribed ? &t->s->dropped : &t->s->failed, 1);
     fd = mosquitto_socket(c->m);
     if (fd >= 0)
         epoll_ctl(t->ep, EPOLL_CTL_DEL, fd, NULL);
 }
 
-/* Starts the connect of client c to its node: TCP connect and CONNECT
- * written. A failure marks it dead. */
+/* Starts the connect of c to its node: TCP connect and CONNECT written.
+ * A failure marks it dead. */
 static void subs__start_one(subs__thread *t, subs__client *c)
 {
-    const sb_env *e = t->s->e;
-    fp_jwt_mint_claims cl;
+    const bench_subs_cfg *cfg = &t->s->cfg;
     struct epoll_event ev;
-    char cid[32], user[24], *tok = NULL, err[256];
-    int64_t now = (int64_t)time(NULL);
+    char cid[32], user[24], *tok = NULL;
 
     c->t = t;
     c->connack = -1;
-    snprintf(cid, sizeof(cid), "sb-f%zu", c->idx);
+    snprintf(cid, sizeof(cid), "bench-f%zu", c->idx);
     snprintf(user, sizeof(user), "f%zu", c->idx);
-    memset(&cl, 0, sizeof(cl));
-    cl.sub = user;
-    cl.iat = now;
-    cl.exp = now + 3600;
-    cl.role = FP_ROLE_USER;
-    if (fp_jwt_mint(FP_JWT_HS256, e->key, e->key_len, &cl, &tok, err, sizeof(err)) != 0) {
-        fprintf(stderr, "bench: minting a token for %s: %s\n", user, err);
+    if (bench_token(cfg->alg, cfg->key, cfg->key_len, user, FP_ROLE_USER, &tok) != 0)
         goto fail;
-    }
     c->m = mosquitto_new(cid, true, c);
     if (c->m == NULL)
         goto fail;
@@ -210,19 +180,19 @@ static void subs__start_one(subs__thread *t, subs__client *c)
     mosquitto_subscribe_callback_set(c->m, subs__on_subscribe);
     mosquitto_message_callback_set(c->m, subs__on_message);
     if (mosquitto_username_pw_set(c->m, user, tok) != MOSQ_ERR_SUCCESS ||
-        mosquitto_connect(c->m, "127.0.0.1", e->node[c->node].mqtt_port, 60) != MOSQ_ERR_SUCCESS)
+        mosquitto_connect(c->m, cfg->host != NULL ? cfg->host : "127.0.0.1", cfg->ports[c->node],
+                          60) != MOSQ_ERR_SUCCESS)
         goto fail;
-    free(tok);
     memset(&ev, 0, sizeof(ev));
     ev.events = EPOLLIN;
     ev.data.ptr = c;
     if (epoll_ctl(t->ep, EPOLL_CTL_ADD, mosquitto_socket(c->m), &ev) != 0)
-        goto fail_quiet;
+        goto fail;
+    free(tok);
     t->connecting++;
     return;
 fail:
     free(tok);
-fail_quiet:
     c->dead = true;
     atomic_fetch_add(&t->s->failed, 1);
 }
@@ -242,25 +212,15 @@ static void subs__service(subs__thread *t, subs__client *c, uint32_t events)
         subs__kill(t, c);
 }
 
-/* Once in a while: keepalive PINGs, and writes left over after EAGAIN. */
-static void subs__sweep(subs__thread *t)
-{
-    size_t i;
-
-    for (i = 0; i < t->next; i++) {
-        if (t->clients[i].dead)
-            continue;
-        mosquitto_loop_misc(t->clients[i].m);
-        subs__service(t, &t->clients[i], 0);
-    }
-}
-
+/* One thread: starts its clients a few at a time, services their sockets,
+ * every 0.5 s keepalives and writes left over after EAGAIN. */
 static void *subs__thread_main(void *arg)
 {
     subs__thread *t = arg;
     struct epoll_event evs[SUBS__EVENTS];
     int64_t next_sweep = fp_time_mono_ns();
-    int i, k;
+    size_t i;
+    int k, j;
 
     while (!atomic_load(&t->s->stop)) {
         while (t->next < t->n && t->connecting < SUBS__CONNECTING)
@@ -268,14 +228,19 @@ static void *subs__thread_main(void *arg)
         k = epoll_wait(t->ep, evs, SUBS__EVENTS, 50);
         if (k < 0 && errno != EINTR)
             break;
-        for (i = 0; i < k; i++)
-            subs__service(t, evs[i].data.ptr, evs[i].events);
-        if (fp_time_mono_ns() >= next_sweep) {
-            subs__sweep(t);
-            next_sweep = fp_time_mono_ns() + 500000000;
+        for (j = 0; j < k; j++)
+            subs__service(t, evs[j].data.ptr, evs[j].events);
+        if (fp_time_mono_ns() < next_sweep)
+            continue;
+        for (i = 0; i < t->next; i++) {
+            if (t->clients[i].dead)
+                continue;
+            mosquitto_loop_misc(t->clients[i].m);
+            subs__service(t, &t->clients[i], 0);
         }
+        next_sweep = fp_time_mono_ns() + 500000000;
     }
-    for (i = 0; i < (int)t->next; i++) {
+    for (i = 0; i < t->next; i++) {
         if (t->clients[i].m == NULL)
             continue;
         if (!t->clients[i].dead)
@@ -288,28 +253,25 @@ static void *subs__thread_main(void *arg)
 
 /* ------------------------------------------------------------ API */
 
-int sb_subs_start(sb_subs **out, const sb_env *e, size_t n, int threads, int timeout_ms)
+/* Users are dealt round robin: f<k>, f<k + threads>, ... go to thread k. */
+int bench_subs_start(bench_subs **out, const bench_subs_cfg *cfg)
 {
-    int64_t end = fp_time_mono_ns() + (int64_t)timeout_ms * 1000000;
+    int64_t end = fp_time_mono_ns() + (int64_t)cfg->timeout_ms * 1000000;
+    size_t i, per, n = cfg->users;
     subs__thread *t;
-    sb_subs *s;
-    size_t i, per, j;
-    int k;
+    bench_subs *s;
+    int k, threads = cfg->threads;
 
     *out = NULL;
-    if (e->n_nodes < 1 || n == 0)
+    if (cfg->n_nodes < 1 || cfg->n_nodes > BENCH_MAX_NODES || n == 0)
         return -1;
-    if (threads < 1)
-        threads = 1;
-    if ((size_t)threads > n)
-        threads = (int)n;
+    threads = threads < 1 ? 1 : threads;
+    threads = (size_t)threads > n ? (int)n : threads;
     s = calloc(1, sizeof(*s));
     if (s == NULL)
         return -1;
     *out = s;
-    s->e = e;
-    s->n = n;
-    s->n_nodes = e->n_nodes;
+    s->cfg = *cfg;
     atomic_init(&s->phase, -1);
     s->per_user = calloc(n, sizeof(*s->per_user));
     s->threads = calloc((size_t)threads, sizeof(*s->threads));
@@ -321,9 +283,9 @@ int sb_subs_start(sb_subs **out, const sb_env *e, size_t n, int threads, int tim
     for (k = 0; k < threads; k++) {
         t = &s->threads[k];
         t->s = s;
-        if (bb_lat_init(&t->lat) != 0)
+        if (pthread_mutex_init(&t->lock, NULL) != 0)
             return -1;
-        /* Users are dealt round robin: f0, f<threads>, ... go to thread 0. */
+        t->lock_init = true;
         per = n / (size_t)threads + ((size_t)k < n % (size_t)threads ? 1 : 0);
         t->clients = calloc(per > 0 ? per : 1, sizeof(*t->clients));
         t->ep = epoll_create1(EPOLL_CLOEXEC);
@@ -331,9 +293,8 @@ int sb_subs_start(sb_subs **out, const sb_env *e, size_t n, int threads, int tim
             return -1;
         t->n = per;
         for (i = 0; i < per; i++) {
-            j = (size_t)k + i * (size_t)threads;
-            t->clients[i].idx = j;
-            t->clients[i].node = (int)(j % (size_t)e->n_nodes);
+            t->clients[i].idx = (size_t)k + i * (size_t)threads;
+            t->clients[i].node = (int)(t->clients[i].idx % (size_t)cfg->n_nodes);
         }
     }
     for (k = 0; k < threads; k++) {
@@ -345,27 +306,29 @@ int sb_subs_start(sb_subs **out, const sb_env *e, size_t n, int threads, int tim
         usleep(10000);
     if (atomic_load(&s->ready) < n) {
         fprintf(stderr, "bench: %zu of %zu subscribers ready (%zu failed) after %d ms\n",
-                atomic_load(&s->ready), n, atomic_load(&s->failed), timeout_ms);
+                atomic_load(&s->ready), n, atomic_load(&s->failed), cfg->timeout_ms);
         return -1;
     }
     return 0;
 }
 
-void sb_subs_stop(sb_subs *s)
+void bench_subs_stop(bench_subs *s)
 {
     int k;
 
     if (s == NULL)
         return;
     atomic_store(&s->stop, true);
-    for (k = 0; k < s->n_threads && s->threads != NULL; k++) {
+    for (k = 0; k < s->n_threads; k++) {
         if (s->threads[k].started)
             pthread_join(s->threads[k].tid, NULL);
     }
-    for (k = 0; k < s->n_threads && s->threads != NULL; k++) {
+    for (k = 0; k < s->n_threads; k++) {
         if (s->threads[k].ep >= 0)
             close(s->threads[k].ep);
-        bb_lat_free(&s->threads[k].lat);
+        if (s->threads[k].lock_init)
+            pthread_mutex_destroy(&s->threads[k].lock);
+        free(s->threads[k].lat);
         free(s->threads[k].clients);
     }
     free(s->threads);
@@ -373,28 +336,35 @@ void sb_subs_stop(sb_subs *s)
     free(s);
 }
 
-size_t sb_subs_dropped(sb_subs *s)
+size_t bench_subs_dropped(bench_subs *s)
 {
     return atomic_load(&s->dropped);
 }
 
-int sb_subs_phase(sb_subs *s, int phase, size_t lat_capacity)
+/* Any client thread may get every receipt: room for all in each. */
+int bench_subs_phase(bench_subs *s, int phase, size_t lat_capacity)
 {
     subs__thread *t;
     size_t j;
-    int i, rc = 0;
+    int k, rc = 0;
 
     atomic_store(&s->recording, false);
     atomic_store(&s->phase, -1);
-    for (i = 0; i < s->n_threads; i++) {
-        t = &s->threads[i];
-        if (bb_lat_reset(&t->lat, lat_capacity) != 0)
+    for (k = 0; k < s->n_threads; k++) {
+        t = &s->threads[k];
+        pthread_mutex_lock(&t->lock);
+        free(t->lat);
+        t->lat = lat_capacity > 0 ? malloc(lat_capacity * sizeof(*t->lat)) : NULL;
+        t->n_lat = 0;
+        t->cap_lat = t->lat != NULL ? lat_capacity : 0;
+        if (lat_capacity > 0 && t->lat == NULL)
             rc = -1;
+        pthread_mutex_unlock(&t->lock);
     }
-    for (j = 0; j < s->n; j++)
+    for (j = 0; j < s->cfg.users; j++)
         atomic_store(&s->per_user[j], 0);
-    for (i = 0; i < SB_MAX_NODES; i++)
-        atomic_store(&s->per_node[i], 0);
+    for (k = 0; k < BENCH_MAX_NODES; k++)
+        atomic_store(&s->per_node[k], 0);
     atomic_store(&s->hits, 0);
     atomic_store(&s->other, 0);
     atomic_store(&s->last_ns, 0);
@@ -403,41 +373,71 @@ int sb_subs_phase(sb_subs *s, int phase, size_t lat_capacity)
     return rc;
 }
 
-uint64_t sb_subs_received(sb_subs *s, uint64_t *other)
+uint64_t bench_subs_received(bench_subs *s, uint64_t *other)
 {
     if (other != NULL)
         *other = atomic_load(&s->other);
     return atomic_load(&s->hits);
 }
 
-uint64_t sb_subs_user(sb_subs *s, size_t j)
+uint64_t bench_subs_user(bench_subs *s, size_t j)
 {
-    return j < s->n ? atomic_load(&s->per_user[j]) : 0;
+    return j < s->cfg.users ? atomic_load(&s->per_user[j]) : 0;
 }
 
-uint64_t sb_subs_node(sb_subs *s, int i)
+uint64_t bench_subs_node(bench_subs *s, int i)
 {
-    return i >= 1 && i <= SB_MAX_NODES ? atomic_load(&s->per_node[i - 1]) : 0;
+    return i >= 0 && i < BENCH_MAX_NODES ? atomic_load(&s->per_node[i]) : 0;
 }
 
-int64_t sb_subs_last_ns(sb_subs *s)
+int64_t bench_subs_last_ns(bench_subs *s)
 {
     return atomic_load(&s->last_ns);
 }
 
-int64_t *sb_subs_latencies(sb_subs *s, size_t *n)
+int64_t *bench_subs_latencies(bench_subs *s, size_t *n)
 {
-    bb_lat_log **logs = calloc((size_t)s->n_threads, sizeof(*logs));
     int64_t *all;
+    size_t total = 0;
     int k;
 
     *n = 0;
     atomic_store(&s->recording, false);
-    if (logs == NULL)
-        return NULL;
-    for (k = 0; k < s->n_threads; k++)
-        logs[k] = &s->threads[k].lat;
-    all = bb_lat_merge(logs, s->n_threads, n);
-    free(logs);
+    for (k = 0; k < s->n_threads; k++) {
+        pthread_mutex_lock(&s->threads[k].lock);
+        total += s->threads[k].n_lat;
+        pthread_mutex_unlock(&s->threads[k].lock);
+    }
+    all = total > 0 ? malloc(total * sizeof(*all)) : NULL;
+    for (k = 0; k < s->n_threads && all != NULL; k++) {
+        pthread_mutex_lock(&s->threads[k].lock);
+        if (*n + s->threads[k].n_lat <= total) {
+            memcpy(all + *n, s->threads[k].lat, s->threads[k].n_lat * sizeof(*all));
+            *n += s->threads[k].n_lat;
+        }
+        pthread_mutex_unlock(&s->threads[k].lock);
+    }
+    bench_sort_i64(all, *n);
     return all;
+}
+
+uint64_t bench_subs_await(bench_subs *s, uint64_t expected, bool (*more)(void *), void *arg)
+{
+    uint64_t got, prev = 0;
+    int64_t progress = fp_time_mono_ns();
+    bool pending;
+
+    for (;;) {
+        pending = more != NULL && more(arg);
+        got = bench_subs_received(s, NULL);
+        if (got >= expected && !pending)
+            return got;
+        if (got != prev) {
+            prev = got;
+            progress = fp_time_mono_ns();
+        } else if (fp_time_mono_ns() - progress > (int64_t)BENCH_STALL_MS * 1000000) {
+            return got;
+        }
+        usleep(2000);
+    }
 }

@@ -1,0 +1,437 @@
+/*
+ * bench_lib.c - options, numbers, the machine, CPU time, child processes
+ * and tokens for the benches (bench_lib.h).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_lib.h"
+
+extern char **environ;
+
+/* ------------------------------------------------------------ options */
+
+#define LIB__MAX_OPTS 40
+
+/* The options of every bench; their offsets are into bench_common. */
+static const bench_opt lib__common[] = {
+    {"plugin", 0, "FILE", BENCH_OPT_STRING, offsetof(bench_common, plugin), 0, 0, FP_BENCH_PLUGIN,
+     NULL, "feed_auth.so to load"},
+    {"fp-server", 0, "FILE", BENCH_OPT_STRING, offsetof(bench_common, fp_server), 0, 0,
+     FP_BENCH_SOURCE_DIR "/tools/fp-server", NULL, "tools/fp-server"},
+    {"keep", 0, NULL, BENCH_OPT_FLAG, offsetof(bench_common, keep), 0, 0, NULL, NULL,
+     "keep the temp dir with the servers' logs"},
+    {"smoke", 0, NULL, BENCH_OPT_FLAG, offsetof(bench_common, smoke), 0, 0, NULL, NULL,
+     "seconds, tiny sizes: fails unless the measured path works (ctest -L bench)"},
+    {"bridge", 0, "FILE", BENCH_OPT_STRING, offsetof(bench_common, bridge), 0, 0, FP_BENCH_BRIDGE,
+     NULL, "feed-bridge to run"},
+    {"log-level", 0, "L", BENCH_OPT_STRING, offsetof(bench_common, log_level), 0, 0, "info", NULL,
+     "the bridges' log level"},
+};
+#define LIB__N_COMMON(with_bridge) ((with_bridge) ? 6 : 4)
+
+/* Parses "1,2,3" (or one number) into l. Returns 0 or -1. */
+static int lib__number(const bench_opt *o, const char *s, double *out)
+{
+    char *end = NULL;
+    double v;
+
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno != 0 || end == s || *end != '\0' || v < o->min || v > o->max) {
+        fprintf(stderr, "bench: --%s: \"%s\" is not a number in %g..%g\n", o->name, s, o->min,
+                o->max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Stores the value s of option o at its offset in cfg. Returns 0 or -1. */
+static int lib__store(const bench_opt *o, void *cfg, const char *s)
+{
+    char *field = (char *)cfg + o->offset, buf[256], *tok, *save = NULL;
+    bench_list *l = (bench_list *)field;
+    double v = 0;
+
+    switch (o->type) {
+    case BENCH_OPT_FLAG:
+        *(bool *)field = true;
+        return 0;
+    case BENCH_OPT_STRING:
+        *(const char **)field = s;
+        return 0;
+    case BENCH_OPT_LIST:
+        snprintf(buf, sizeof(buf), "%s", s);
+        l->n = 0;
+        for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+            if (l->n == BENCH_MAX_LIST || lib__number(o, tok, &l->v[l->n]) != 0)
+                return -1;
+            l->n++;
+        }
+        return l->n > 0 ? 0 : -1;
+    default:
+        break;
+    }
+    if (lib__number(o, s, &v) != 0)
+        return -1;
+    if (o->type == BENCH_OPT_SIZE)
+        *(size_t *)field = (size_t)v;
+    else if (o->type == BENCH_OPT_INT)
+        *(int *)field = (int)v;
+    else
+        *(double *)field = v;
+    return 0;
+}
+
+/* One --help line per option, with its default. */
+static void lib__usage(FILE *f, const bench_opt *o, size_t n)
+{
+    char left[64], letter[8];
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        snprintf(letter, sizeof(letter), o[i].letter ? "-%c, " : "    ", o[i].letter);
+        snprintf(left, sizeof(left), "%s--%s %s", letter, o[i].name, o[i].arg ? o[i].arg : "");
+        fprintf(f, "  %-24s %s%s%s%s\n", left, o[i].help, o[i].def ? " (" : "",
+                o[i].def ? o[i].def : "", o[i].def ? ")" : "");
+    }
+}
+
+/*
+ * getopt_long over the bench's table and the common one. Returns 0, 1
+ * after --help, or -1.
+ */
+int bench_parse(const char *prog, const bench_opt *opts, size_t n_opts, void *cfg, bench_common *c,
+                bool with_bridge, int argc, char **argv)
+{
+    struct option longs[LIB__MAX_OPTS + 2];
+    const bench_opt *which[LIB__MAX_OPTS];
+    void *where[LIB__MAX_OPTS];
+    size_t n_common = LIB__N_COMMON(with_bridge), n = 0, i;
+    char shorts[2 * LIB__MAX_OPTS + 2], *sp = shorts;
+    int ch, idx;
+
+    memset(c, 0, sizeof(*c));
+    for (i = 0; i < n_opts + n_common && n < LIB__MAX_OPTS; i++, n++) {
+        which[n] = i < n_opts ? &opts[i] : &lib__common[i - n_opts];
+        where[n] = i < n_opts ? cfg : (void *)c;
+        longs[n].name = which[n]->name;
+        longs[n].has_arg = which[n]->arg != NULL ? required_argument : no_argument;
+        longs[n].flag = NULL;
+        longs[n].val = 256 + (int)n;
+        if (which[n]->def != NULL && lib__store(which[n], where[n], which[n]->def) != 0)
+            return -1;
+        if (which[n]->letter != 0) {
+            *sp++ = (char)which[n]->letter;
+            if (which[n]->arg != NULL)
+                *sp++ = ':';
+        }
+    }
+    memset(&longs[n], 0, sizeof(longs[n]) * 2);
+    longs[n].name = "help";
+    longs[n].val = 'h';
+    *sp++ = 'h';
+    *sp = '\0';
+    for (;;) {
+        ch = getopt_long(argc, argv, shorts, longs, NULL);
+        if (ch == -1)
+            break;
+        idx = -1;
+        for (i = 0; i < n; i++) {
+            if (ch == 256 + (int)i || ch == which[i]->letter)
+                idx = (int)i;
+        }
+        if (ch == 'h' || idx < 0) {
+            fprintf(ch == 'h' ? stdout : stderr, "usage: %s [options]\n", prog);
+            lib__usage(ch == 'h' ? stdout : stderr, opts, n_opts);
+            lib__usage(ch == 'h' ? stdout : stderr, lib__common, n_common);
+            return ch == 'h' ? 1 : -1;
+        }
+        if (lib__store(which[idx], where[idx], optarg) != 0)
+            return -1;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "bench: unexpected argument \"%s\" (see --help)\n", argv[optind]);
+        return -1;
+    }
+    for (i = 0; i < n && c->smoke; i++) {
+        if (which[i]->smoke != NULL && lib__store(which[i], where[i], which[i]->smoke) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ numbers */
+
+static int lib__cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+    return (x > y) - (x < y);
+}
+
+static int lib__cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+void bench_sort_i64(int64_t *v, size_t n)
+{
+    if (n > 1)
+        qsort(v, n, sizeof(*v), lib__cmp_i64);
+}
+
+double bench_pct_ms(const int64_t *v, size_t n, double p)
+{
+    size_t rank;
+
+    if (n == 0)
+        return 0.0;
+    rank = (size_t)(p / 100.0 * (double)n + 0.999999);
+    if (rank < 1)
+        rank = 1;
+    if (rank > n)
+        rank = n;
+    return (double)v[rank - 1] / 1e6;
+}
+
+double bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), lib__cmp_double);
+    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
+double bench_us_per(double cpu_s, uint64_t n)
+{
+    return n > 0 ? cpu_s * 1e6 / (double)n : 0.0;
+}
+
+void bench_loadavg(char *out, size_t len)
+{
+    double l[3];
+    FILE *f = fopen("/proc/loadavg", "r");
+
+    snprintf(out, len, "?");
+    if (f == NULL)
+        return;
+    if (fscanf(f, "%lf %lf %lf", &l[0], &l[1], &l[2]) == 3)
+        snprintf(out, len, "%.2f %.2f %.2f", l[0], l[1], l[2]);
+    fclose(f);
+}
+
+/* The machine line: CPUs, the model name of /proc/cpuinfo, the load. */
+void bench_print_machine(const char *prog)
+{
+    char line[512], model[256] = "unknown", load[64], *colon;
+    FILE *f = fopen("/proc/cpuinfo", "r");
+
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+        colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) != 0 || colon == NULL)
+            continue;
+        colon += strspn(colon + 1, " \t") + 1;
+        colon[strcspn(colon, "\n")] = '\0';
+        snprintf(model, sizeof(model), "%s", colon);
+        break;
+    }
+    if (f != NULL)
+        fclose(f);
+    bench_loadavg(load, sizeof(load));
+    printf("%s: %ld CPUs (%s), load average %s\n", prog, sysconf(_SC_NPROCESSORS_ONLN), model,
+           load);
+}
+
+/* ------------------------------------------------------------ CPU */
+
+/* Adds what every thread of /proc/<pid> used so far to *t: schedstat
+ * (ns on a CPU, ns waiting) and the status file's context switches. */
+static void lib__threads(const char *pid, bench_times *t)
+{
+    char path[600], line[128];
+    unsigned long long on, queued;
+    struct dirent *d;
+    DIR *dir;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%.256s/task", pid);
+    dir = opendir(path);
+    if (dir == NULL)
+        return;
+    for (d = readdir(dir); d != NULL; d = readdir(dir)) {
+        if (d->d_name[0] < '0' || d->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%.256s/task/%.256s/schedstat", pid, d->d_name);
+        f = fopen(path, "r");
+        if (f != NULL && fscanf(f, "%llu %llu", &on, &queued) == 2) {
+            t->cpu += (double)on / 1e9;
+            t->wait += (double)queued / 1e9;
+        }
+        if (f != NULL)
+            fclose(f);
+        snprintf(path, sizeof(path), "/proc/%.256s/task/%.256s/status", pid, d->d_name);
+        f = fopen(path, "r");
+        while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+            if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+                t->vol += strtod(line + 24, NULL);
+            else if (strncmp(line, "nonvoluntary_ctxt_switches:", 27) == 0)
+                t->invol += strtod(line + 27, NULL);
+        }
+        if (f != NULL)
+            fclose(f);
+    }
+    closedir(dir);
+}
+
+/* Field 5 (the process group) of /proc/<pid>/stat, or -1. */
+static long lib__pgrp(const char *pid)
+{
+    char path[300], buf[1024], *p;
+    int field;
+    size_t n;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%.256s/stat", pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The command name (field 2) may hold spaces: count after its ')'. */
+    p = strrchr(buf, ')');
+    for (field = 2; p != NULL && field < 5; field++)
+        p = strchr(p + 1, ' ');
+    return p != NULL ? strtol(p + 1, NULL, 10) : -1;
+}
+
+/* Busy seconds of all CPUs: /proc/stat's first line minus idle, iowait. */
+static double lib__machine_busy(void)
+{
+    unsigned long long v[8];
+    long hz = sysconf(_SC_CLK_TCK);
+    FILE *f = fopen("/proc/stat", "r");
+    int n;
+
+    if (f == NULL)
+        return 0;
+    n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4],
+               &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n != 8 || hz <= 0)
+        return 0;
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)hz;
+}
+
+/*
+ * Every process is attributed by its process group: fp-server starts each
+ * server in a session of its own (the PID in its .env), and each bridge
+ * leads its own group. Walks /proc once.
+ */
+void bench_cpu_sample(const long *pgids, int n, bench_cpu *out)
+{
+    struct rusage ru;
+    struct dirent *d;
+    long pgrp;
+    DIR *dir;
+    int k;
+
+    memset(out, 0, sizeof(*out));
+    out->t_ns = fp_time_mono_ns();
+    out->machine = lib__machine_busy();
+    lib__threads("self", &out->self);
+    /* Threads that have ended (a connect storm's) count too. */
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        out->self.cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                        (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    dir = opendir("/proc");
+    if (dir == NULL)
+        return;
+    for (d = readdir(dir); d != NULL; d = readdir(dir)) {
+        if (d->d_name[0] < '0' || d->d_name[0] > '9')
+            continue;
+        pgrp = lib__pgrp(d->d_name);
+        for (k = 0; k < n && pgrp > 0; k++) {
+            if (pgids[k] == pgrp)
+                lib__threads(d->d_name, &out->g[k]);
+        }
+    }
+    closedir(dir);
+}
+
+static void lib__times_diff(const bench_times *a, const bench_times *b, bench_times *d)
+{
+    d->cpu = b->cpu - a->cpu;
+    d->wait = b->wait - a->wait;
+    d->vol = b->vol - a->vol;
+    d->invol = b->invol - a->invol;
+}
+
+void bench_cpu_diff(const bench_cpu *a, const bench_cpu *b, bench_cpu *d)
+{
+    int k;
+
+    d->t_ns = b->t_ns - a->t_ns;
+    d->machine = b->machine - a->machine;
+    lib__times_diff(&a->self, &b->self, &d->self);
+    for (k = 0; k < BENCH_MAX_GROUPS; k++)
+        lib__times_diff(&a->g[k], &b->g[k], &d->g[k]);
+}
+
+/* ------------------------------------------------------------ processes, tokens */
+
+int bench_run(char *const argv[], bool quiet)
+{
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    int rc, status;
+
+    posix_spawn_file_actions_init(&fa);
+    if (quiet) {
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    }
+    rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        fprintf(stderr, "bench: cannot run %s: %s\n", argv[0], strerror(rc));
+        return -1;
+    }
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int bench_token(fp_jwt_alg alg, const unsigned char *key, size_t key_len, const char *sub,
+                fp_role role, char **out)
+{
+    fp_jwt_mint_claims c;
+    int64_t now = (int64_t)time(NULL);
+    char err[256];
+
+    memset(&c, 0, sizeof(c));
+    c.sub = sub;
+    c.iat = now;
+    c.exp = now + 3600;
+    c.role = role;
+    *out = NULL;
+    if (fp_jwt_mint(alg, key, key_len, &c, out, err, sizeof(err)) != 0) {
+        fprintf(stderr, "bench: minting a token for %s: %s\n", sub, err);
+        return -1;
+    }
+    return 0;
+}

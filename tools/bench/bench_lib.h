@@ -1,0 +1,254 @@
+/*
+ * bench_lib.h - what the three benchmarks share (docs/benchmarks.md).
+ *
+ *   bench_lib.c   options (a table, like fp_config), percentiles, the
+ *                 machine line, CPU time from /proc, child processes, tokens
+ *   bench_env.c   servers through the test harness (tests/harness): redis,
+ *                 rabbitmq, node pairs (mosquitto + feed_auth.so and a
+ *                 feed-bridge child), Redis questions, the AMQP publisher
+ *   bench_subs.c  the subscriber pool: users f0..f<U-1> spread over N nodes,
+ *                 counting receipts and timing each against its publish
+ *
+ * Times come from fp_time_mono_ns(): one clock for the whole machine, so a
+ * publish time in a post can be compared with a receipt time in another
+ * thread.
+ */
+#ifndef FP_BENCH_LIB_H
+#define FP_BENCH_LIB_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <amqp.h>
+#include <hiredis/hiredis.h>
+
+#include "fp_id.h"
+#include "fp_jwt.h"
+#include "fp_time.h"
+#include "ft_harness.h"
+
+#define BENCH_MAX_NODES 8
+#define BENCH_MAX_LIST 8
+#define BENCH_STALL_MS 15000 /* a run with no progress for this long gives up */
+
+/* ------------------------------------------------------------ options */
+
+typedef enum {
+    BENCH_OPT_SIZE,   /* size_t */
+    BENCH_OPT_INT,    /* int */
+    BENCH_OPT_DOUBLE, /* double */
+    BENCH_OPT_STRING, /* const char *, pointing into argv */
+    BENCH_OPT_FLAG,   /* bool, no argument */
+    BENCH_OPT_LIST,   /* bench_list: "1,100,10000" */
+} bench_opt_type;
+
+typedef struct {
+    double v[BENCH_MAX_LIST];
+    int n;
+} bench_list;
+
+/* One option: --name (and -letter when letter != 0), stored at offset in
+ * the caller's struct, numbers checked against min..max; def is its
+ * default and smoke its value under --smoke (NULL: none), as text. */
+typedef struct {
+    const char *name;
+    int letter;
+    const char *arg; /* metavar for --help; NULL for a flag */
+    bench_opt_type type;
+    size_t offset;
+    double min, max;
+    const char *def, *smoke, *help;
+} bench_opt;
+
+/* The options every bench takes (paths default to this build tree). */
+typedef struct {
+    const char *fp_server, *plugin, *bridge, *log_level;
+    bool keep;  /* keep the temp dir with the servers' logs */
+    bool smoke; /* tiny sizes, a check that the measured path works */
+} bench_common;
+
+/* Fills cfg and c from the defaults, argv, then the smoke values under
+ * --smoke. with_bridge adds --bridge and --log-level. Returns 0, 1 after
+ * --help, or -1 (printed). */
+int bench_parse(const char *prog, const bench_opt *opts, size_t n_opts, void *cfg, bench_common *c,
+                bool with_bridge, int argc, char **argv);
+
+/* ------------------------------------------------------------ numbers */
+
+void bench_sort_i64(int64_t *v, size_t n);
+/* Nearest-rank percentile p (0..100] of sorted v[0..n-1] (ns), in ms. */
+double bench_pct_ms(const int64_t *v, size_t n, double p);
+/* Median of v[0..n-1] (n >= 1; sorts v). */
+double bench_median(double *v, int n);
+/* Microseconds of CPU per item, 0 when n is 0. */
+double bench_us_per(double cpu_s, uint64_t n);
+/* "1.23 0.98 0.50" from /proc/loadavg, or "?". */
+void bench_loadavg(char *out, size_t len);
+/* Prints "<prog>: N CPUs (model), load average ...". */
+void bench_print_machine(const char *prog);
+
+/* ------------------------------------------------------------ CPU */
+
+#define BENCH_MAX_GROUPS (2 + 2 * BENCH_MAX_NODES)
+
+/* Seconds on a CPU and runnable but waiting (schedstat), context switches
+ * (voluntary = waits, involuntary = preemptions), over all threads. */
+typedef struct {
+    double cpu, wait, vol, invol;
+} bench_times;
+
+typedef struct {
+    int64_t t_ns;
+    double machine;   /* busy seconds of all CPUs (/proc/stat) */
+    bench_times self; /* cpu: getrusage, ended threads included */
+    bench_times g[BENCH_MAX_GROUPS];
+} bench_cpu;
+
+/* Samples this process and every process of the groups pgids[0..n-1]. */
+void bench_cpu_sample(const long *pgids, int n, bench_cpu *out);
+/* b - a, field by field, into d (t_ns: the interval). */
+void bench_cpu_diff(const bench_cpu *a, const bench_cpu *b, bench_cpu *d);
+
+/* ------------------------------------------------------------ processes, tokens */
+
+/* Runs argv (PATH lookup) to its end; quiet drops its output. Returns the
+ * exit status, or -1 when it could not run or was killed. */
+int bench_run(char *const argv[], bool quiet);
+
+/* Mints a token for sub with role, valid one hour. Returns 0 or -1. */
+int bench_token(fp_jwt_alg alg, const unsigned char *key, size_t key_len, const char *sub,
+                fp_role role, char **out);
+
+/* ------------------------------------------------------------ servers */
+
+typedef struct {
+    char id[FP_ID_BUFSZ];
+    ft_server mosq; /* pid: its process group */
+    pid_t bridge;   /* our child, leads its own group; 0 = none */
+} bench_node;
+
+typedef struct {
+    const bench_common *c;
+    char root[PATH_MAX]; /* temp dir, FP_TEST_TMP of the harness; "" until made */
+    char secret_path[PATH_MAX + 32];
+    unsigned char *key; /* the HS256 secret, for user tokens */
+    size_t key_len;
+    ft_server redis, rabbit; /* port 0: not running */
+    bool shared_rabbit;      /* the ctest fixture's, in a vhost of ours */
+    char vhost[32];
+    redisContext *rc;
+    int heartbeat_s;         /* plugin_opt_heartbeat_interval; 0 = its default */
+    const char *broker_conf; /* a file of more mosquitto lines, or NULL */
+    int n_nodes;
+    bench_node node[BENCH_MAX_NODES];
+} bench_env;
+
+/* CPU groups of bench_env_cpu: indexes into bench_cpu.g. */
+#define BENCH_G_REDIS 0
+#define BENCH_G_RABBIT 1
+#define BENCH_G_MOSQ(i) (2 + 2 * (i))
+#define BENCH_G_BRIDGE(i) (3 + 2 * (i))
+
+/* Makes the temp dir and the HS256 secret, points the harness at them,
+ * starts redis and, when with_rabbit, rabbitmq (under ctest: the rabbitmq
+ * fixture's, in a vhost of ours). Returns 0 or -1. */
+int bench_env_start(bench_env *e, const bench_common *c, bool with_rabbit);
+/* Stops nodes and servers, checks for orphans, removes the temp dir
+ * unless keep or !ok. Safe after a partial start. Returns 0 or -1. */
+int bench_env_stop(bench_env *e, bool ok);
+/* Writes 48 random bytes (no newlines), mode 0644. Returns 0 or -1. */
+int bench_write_secret(const char *path);
+/* Starts a mosquitto with the plugin: alg, key_file (the secret or public
+ * key), node id. Returns 0 or -1. */
+int bench_broker_start(bench_env *e, ft_server *s, fp_jwt_alg alg, const char *key_file,
+                       const char *node_id);
+/* Starts node pairs n1..n<n> (brokers, then bridges) and waits until each
+ * plugin heartbeats and each bridge has written counters. 0 or -1. */
+int bench_nodes_start(bench_env *e, int n);
+/* Bridges first (SIGTERM; each must exit 0 within 5 s), then brokers. */
+int bench_nodes_stop(bench_env *e);
+void bench_env_cpu(const bench_env *e, bench_cpu *out);
+
+/* A field of stats:bridge:<node i>, -1 when absent. */
+long long bench_stat(bench_env *e, int i, const char *name);
+/* The field once it is >= want (bridges write them once a second), or
+ * its value when end_ns (fp_time_mono_ns) has passed. */
+long long bench_stat_wait(bench_env *e, int i, const char *name, long long want, int64_t end_ns);
+/* An integer reply (SCARD, EXISTS...), -1 otherwise. */
+long long bench_redis_int(bench_env *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* SADD followers:<author> f<ids[i]>..., pipelined in batches. 0 or -1. */
+int bench_redis_followers(bench_env *e, const char *author, const size_t *ids, size_t n);
+/* Waits until online:<node i> holds its share of users f0..f<users-1>
+ * (f<j> on node j % N). 0 or -1. */
+int bench_await_online(bench_env *e, size_t users);
+
+/* ------------------------------------------------------------ publisher */
+
+/* The backend: feed.events with publisher confirms, on our rabbitmq. */
+typedef struct {
+    amqp_connection_state_t conn;
+    uint64_t published, confirmed; /* delivery tags */
+} bench_pub;
+
+typedef struct {
+    int64_t first_ns, last_ns; /* the first and the last publish */
+    int64_t confirmed_ns;      /* the last confirm */
+    int64_t lag_ns;            /* paced: the latest a publish was after its slot */
+} bench_pubtimes;
+
+int bench_pub_open(bench_pub *p, const bench_env *e);
+void bench_pub_close(bench_pub *p);
+/* Waits until tag upto is confirmed (a nack or timeout: -1). */
+int bench_pub_wait(bench_pub *p, uint64_t upto, int timeout_ms);
+/*
+ * Publishes posts 0..n-1 of phase, id "p<phase>-<i>", post i by
+ * a<author0 + i % n_authors>, at most window unconfirmed; rate > 0 paces
+ * them at start + i/rate s (absolute schedule). Each post's text carries
+ * its publish time. Waits for the last confirm. Returns 0 or -1.
+ */
+int bench_publish(bench_pub *p, int window, double rate, int phase, size_t n, size_t author0,
+                  size_t n_authors, bench_pubtimes *pt);
+/* The text the subscribers parse: "fp:<phase>:<seq>:<ns>". */
+void bench_post_text(char *buf, size_t len, int phase, size_t seq, int64_t ns);
+
+/* ------------------------------------------------------------ subscribers */
+
+typedef struct bench_subs bench_subs;
+
+typedef struct {
+    fp_jwt_alg alg; /* tokens minted with key */
+    const unsigned char *key;
+    size_t key_len;
+    const char *host;           /* of every node; NULL = 127.0.0.1 */
+    int ports[BENCH_MAX_NODES]; /* MQTT port of node i */
+    int n_nodes;
+    size_t users; /* f0..f<users-1>, f<j> on node j % n_nodes */
+    int threads;
+    int timeout_ms; /* until every SUBACK */
+} bench_subs_cfg;
+
+/* Connects the users (MQTT 3.1.1, clean session, QoS 1 subscription to
+ * feed/f<j>). 0 once all have their SUBACK, or -1; free *out either way. */
+int bench_subs_start(bench_subs **out, const bench_subs_cfg *cfg);
+void bench_subs_stop(bench_subs *s);
+/* Clients that lost their connection after their SUBACK. */
+size_t bench_subs_dropped(bench_subs *s);
+/* Counts the receipts of phase from now on (counters restart); records
+ * up to lat_capacity latencies per thread when > 0. 0 or -1 (no memory). */
+int bench_subs_phase(bench_subs *s, int phase, size_t lat_capacity);
+/* Receipts of the phase; *other: of no or another phase (stray). */
+uint64_t bench_subs_received(bench_subs *s, uint64_t *other);
+uint64_t bench_subs_user(bench_subs *s, size_t j);
+uint64_t bench_subs_node(bench_subs *s, int i);
+/* Monotonic ns of the phase's latest receipt (0: none). */
+int64_t bench_subs_last_ns(bench_subs *s);
+/* The phase's latencies (ns), sorted; stops recording. malloc'd or NULL. */
+int64_t *bench_subs_latencies(bench_subs *s, size_t *n);
+/* Waits for expected receipts (and until more(arg) is false, when given),
+ * giving up after BENCH_STALL_MS without progress. Returns the receipts. */
+uint64_t bench_subs_await(bench_subs *s, uint64_t expected, bool (*more)(void *), void *arg);
+
+#endif
