@@ -28,33 +28,6 @@
 
 /* ------------------------------------------------------------ start / stop */
 
-int bench_write_secret(const char *path)
-{
-    unsigned char secret[48];
-    int fd = open("/dev/urandom", O_RDONLY);
-    ssize_t n;
-    size_t i;
-    FILE *f;
-
-    if (fd < 0)
-        return -1;
-    n = read(fd, secret, sizeof(secret));
-    close(fd);
-    if (n != (ssize_t)sizeof(secret))
-        return -1;
-    for (i = 0; i < sizeof(secret); i++) {
-        if (secret[i] == '\n' || secret[i] == '\r')
-            secret[i] = 'x';
-    }
-    f = fopen(path, "wb");
-    if (f == NULL)
-        return -1;
-    n = (ssize_t)fwrite(secret, 1, sizeof(secret), f);
-    if (fclose(f) != 0 || n != (ssize_t)sizeof(secret))
-        return -1;
-    return chmod(path, 0644);
-}
-
 /*
  * The temp dir goes under the harness's FP_TEST_TMP when ctest set one
  * (the servers fixture then finds whatever is left), else under TMPDIR;
@@ -64,6 +37,7 @@ int bench_env_start(bench_env *e, const bench_common *c, bool with_rabbit)
 {
     const char *base = getenv("FP_TEST_TMP");
     struct timeval tv = {5, 0};
+    unsigned char secret[48];
     char err[512];
 
     memset(e, 0, sizeof(*e));
@@ -97,7 +71,7 @@ int bench_env_start(bench_env *e, const bench_common *c, bool with_rabbit)
     setenv("FP_HARNESS", c->fp_server, 1);
     setenv("FP_TEST_TMP", e->root, 1);
     snprintf(e->secret_path, sizeof(e->secret_path), "%s/jwt.secret", e->root);
-    if (bench_write_secret(e->secret_path) != 0 ||
+    if (ft_secret_write(e->secret_path, secret, sizeof(secret)) != 0 ||
         fp_jwt_load_key(FP_JWT_HS256, e->secret_path, &e->key, &e->key_len, err, sizeof(err)) !=
             0) {
         fprintf(stderr, "bench: cannot make the HS256 secret\n");

@@ -159,8 +159,6 @@ int bench_env_start(bench_env *e, const bench_common *c, bool with_rabbit);
 /* Stops nodes and servers, checks for orphans, removes the temp dir
  * unless keep or !ok. Safe after a partial start. Returns 0 or -1. */
 int bench_env_stop(bench_env *e, bool ok);
-/* Writes 48 random bytes (no newlines), mode 0644. Returns 0 or -1. */
-int bench_write_secret(const char *path);
 /* Starts a mosquitto with the plugin: alg, key_file (the secret or public
  * key), node id. Returns 0 or -1. */
 int bench_broker_start(bench_env *e, ft_server *s, fp_jwt_alg alg, const char *key_file,
