@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -118,47 +119,99 @@ static bool json__has_nul_escape(const char *s, size_t len)
 /* Longest member path named in a reason ("post.text", "recipients[3]"). */
 #define JSON__PATH_MAX 96
 
-/* Appends ".name" (or "name" at the top) or "[i]" to path, cut to fit. */
-static void json__path_push(char *path, const cJSON *parent, const cJSON *item, size_t i)
+/* Appends ".name" (or "name" at the top) or, when name is NULL, "[i]" to
+ * path, cut to fit. */
+static void json__path_push(char *path, const char *name, size_t i)
 {
     size_t n = strlen(path);
     char quoted[FP_JSON_QUOTE_MAX + 4];
 
-    if (cJSON_IsArray(parent)) {
+    if (name == NULL) {
         snprintf(path + n, JSON__PATH_MAX - n, "[%zu]", i);
         return;
     }
-    fp_json_quote(item->string != NULL ? item->string : "", quoted, sizeof(quoted));
+    fp_json_quote(name, quoted, sizeof(quoted));
     snprintf(path + n, JSON__PATH_MAX - n, "%s%s", n > 0 ? "." : "", quoted);
+}
+
+static int json__cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Objects up to this many members are checked pairwise, larger ones by
+ * sorting their names: a 1 MiB body can hold 100,000 members, and a
+ * pairwise check of that many would hold the reader for seconds. */
+#define JSON__PAIRWISE_MAX 16
+
+/*
+ * The member name object obj holds twice, or NULL when every name is
+ * unique. Returns -ENOMEM (and NULL in *dup) when memory ran out, else 0.
+ */
+static int json__duplicate(const cJSON *obj, const char **dup)
+{
+    const cJSON *a, *b;
+    const char **names;
+    size_t n = 0, k;
+
+    *dup = NULL;
+    for (a = obj->child; a != NULL; a = a->next)
+        n++;
+    if (n <= JSON__PAIRWISE_MAX) {
+        for (a = obj->child; a != NULL && *dup == NULL; a = a->next) {
+            for (b = a->next; b != NULL && *dup == NULL; b = b->next) {
+                if (strcmp(a->string, b->string) == 0)
+                    *dup = a->string;
+            }
+        }
+        return 0;
+    }
+    names = malloc(n * sizeof(*names));
+    if (names == NULL)
+        return -ENOMEM;
+    for (a = obj->child, k = 0; a != NULL; a = a->next)
+        names[k++] = a->string;
+    qsort(names, n, sizeof(*names), json__cmp_names);
+    for (k = 1; k < n && *dup == NULL; k++) {
+        if (strcmp(names[k - 1], names[k]) == 0)
+            *dup = names[k];
+    }
+    free(names);
+    return 0;
 }
 
 /*
  * Walks the children of item (path names item, "" for the root): every
  * member name and string value must be strict UTF-8, and no object may
- * hold two members of the same name. Returns 0 or -EINVAL with a reason
- * naming the member. Quadratic in the members of one object: the readers
- * cap what they parse (1 MiB events and bodies, 8 KiB tokens).
+ * hold two members of the same name. Returns 0, -EINVAL with a reason
+ * naming the member, or -ENOMEM.
  */
 static int json__check_members(const cJSON *item, char *path, char *reason, size_t rlen)
 {
     size_t n = strlen(path), i = 0;
-    const cJSON *a, *b;
+    bool object = cJSON_IsObject(item);
+    const char *dup = NULL;
+    const cJSON *a;
     int rc;
 
     for (a = item->child; a != NULL; a = a->next, i++) {
-        json__path_push(path, item, a, i);
-        if (a->string != NULL && !fp_json_utf8_valid(a->string, strlen(a->string)))
+        json__path_push(path, object ? a->string : NULL, i);
+        if (object && !fp_json_utf8_valid(a->string, strlen(a->string)))
             return fp_json_refuse(reason, rlen, -EINVAL, "%s: member name not valid UTF-8", path);
-        for (b = a->next; cJSON_IsObject(item) && b != NULL; b = b->next) {
-            if (strcmp(a->string, b->string) == 0)
-                return fp_json_refuse(reason, rlen, -EINVAL, "%s: duplicate member", path);
-        }
         if (cJSON_IsString(a) && !fp_json_utf8_valid(a->valuestring, strlen(a->valuestring)))
             return fp_json_refuse(reason, rlen, -EINVAL, "%s: not valid UTF-8", path);
         rc = json__check_members(a, path, reason, rlen);
         if (rc != 0)
             return rc;
         path[n] = '\0';
+    }
+    if (!object)
+        return 0;
+    if (json__duplicate(item, &dup) != 0)
+        return fp_json_refuse(reason, rlen, -ENOMEM, "out of memory");
+    if (dup != NULL) {
+        json__path_push(path, dup, 0);
+        return fp_json_refuse(reason, rlen, -EINVAL, "%s: duplicate member", path);
     }
     return 0;
 }

@@ -28,7 +28,8 @@ struct cJSON;
  *     other readers would not);
  *   - no object anywhere holds two members of the same name (readers
  *     disagree on which one counts: RFC 8259 4, RFC 7519 4).
- * Returns 0 with *root set (cJSON_Delete it), or -EINVAL with a reason
+ * Returns 0 with *root set (cJSON_Delete it), or -EINVAL (-ENOMEM when
+ * memory ran out) with a reason
  * (always NUL-terminated when reason_len > 0, "" on success) and *root
  * NULL.
  */

@@ -544,6 +544,8 @@ static int jwt__decode_part(const char *part, size_t n, const char *what, cJSON 
         return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED, "token %s is not base64url", what);
     rc = fp_json_object_parse((const char *)text, len, out, why, sizeof(why));
     free(text);
+    if (rc == -ENOMEM)
+        return jwt__refuse(reason, rlen, ENOMEM, "out of memory");
     if (rc != 0)
         return jwt__refuse(reason, rlen, FP_JWT_E_MALFORMED,
                            "token %s is not a valid JSON object: %s", what, why);

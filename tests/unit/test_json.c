@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -91,6 +92,26 @@ static void test_structure(void **state)
     assert_null(root);
 }
 
+/* {"k0":0,...,"k19999":0} parses; with "k0" again at the end it does not. */
+static void big_object_check(void)
+{
+    size_t cap = 20000 * 16 + 64, n = 0, i;
+    char *text = malloc(cap);
+    cJSON *root;
+
+    assert_non_null(text);
+    text[n++] = '{';
+    for (i = 0; i < 20000; i++)
+        n += (size_t)snprintf(text + n, cap - n, "%s\"k%zu\":0", i > 0 ? "," : "", i);
+    memcpy(text + n, "}", 2);
+    root = expect_ok(text);
+    assert_int_equal(cJSON_GetArraySize(root), 20000);
+    cJSON_Delete(root);
+    memcpy(text + n, ",\"k0\":1}", 9);
+    expect_refused(text, "k0: duplicate member");
+    free(text);
+}
+
 static void test_duplicates(void **state)
 {
     cJSON *root;
@@ -101,6 +122,9 @@ static void test_duplicates(void **state)
     /* Nested objects and objects inside arrays too. */
     expect_refused("{\"post\":{\"id\":\"p\",\"id\":\"q\"}}", "post.id: duplicate member");
     expect_refused("{\"l\":[{\"x\":1},{\"x\":1,\"x\":2}]}", "l[1].x: duplicate member");
+    /* Large objects are checked by sorting their names: a duplicate at
+     * either end of 20,000 members is found, unique names pass. */
+    big_object_check();
     /* Names differing in case, and equal values, are distinct members. */
     root = expect_ok("{\"a\":1,\"A\":1,\"o\":{\"a\":1},\"l\":[1,1]}");
     cJSON_Delete(root);
