@@ -200,20 +200,15 @@ fg_route_id fg_route_lookup(const char *path);
 /* Routes req and fills resp (always: errors become JSON error bodies). */
 fg_route_id fg_route(fg_gateway *gw, fg_request *req, fg_response *resp);
 
-/* Handlers: each fills resp. */
-void fg_posts_create(fg_gateway *gw, const fg_request *req, fg_response *resp);
-void fg_posts_delete(fg_gateway *gw, const fg_request *req, fg_response *resp);
-void fg_follows_put(fg_gateway *gw, const fg_request *req, fg_response *resp);
-void fg_follows_delete(fg_gateway *gw, const fg_request *req, fg_response *resp);
-void fg_follows_list(fg_gateway *gw, const fg_request *req, fg_response *resp);
-void fg_reads_feed(fg_gateway *gw, const fg_request *req, fg_response *resp);
-void fg_reads_ribbon(fg_gateway *gw, const fg_request *req, fg_response *resp);
-void fg_reads_ribbon_push(fg_gateway *gw, const fg_request *req, fg_response *resp);
-void fg_dev_config(fg_gateway *gw, const fg_request *req, fg_response *resp);
-void fg_dev_token(fg_gateway *gw, const fg_request *req, fg_response *resp);
-void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp);
-void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp);
-void fg_health_stats(fg_gateway *gw, const fg_request *req, fg_response *resp);
+/* A request handler: fills resp (always; errors become JSON error
+ * bodies). The route table (routes.c) maps paths and methods to these. */
+typedef void fg_handler(fg_gateway *gw, const fg_request *req, fg_response *resp);
+
+fg_handler fg_posts_create, fg_posts_delete; /* posts.c */
+fg_handler fg_follows_put, fg_follows_delete, fg_follows_list; /* follows.c */
+fg_handler fg_reads_feed, fg_reads_ribbon, fg_reads_ribbon_push; /* reads.c */
+fg_handler fg_dev_config, fg_dev_token; /* dev.c */
+fg_handler fg_health_check, fg_health_metrics, fg_health_stats; /* health.c */
 
 /*
  * Verifies req->bearer and checks revocation. Returns 0 with *claims

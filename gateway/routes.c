@@ -8,11 +8,9 @@
 
 #include "gateway.h"
 
-typedef void (*route__handler)(fg_gateway *gw, const fg_request *req, fg_response *resp);
-
 typedef struct {
     fg_method method;
-    route__handler fn;
+    fg_handler *fn;
     bool auth;
 } route__method;
 

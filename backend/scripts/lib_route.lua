@@ -1,6 +1,19 @@
 -- lib_route.lua - shared by post_created.lua and post_deleted.lua (pasted
 -- in at build time by "--! include"; never loaded on its own).
 --
+-- recipients() returns an empty recipient list, the same ids as a set
+-- (uid -> true), and add(uid), which appends uid unless it is there.
+local function recipients()
+    local rcpt, is_rcpt = {}, {}
+    local function add(uid)
+        if not is_rcpt[uid] then
+            is_rcpt[uid] = true
+            rcpt[#rcpt + 1] = uid
+        end
+    end
+    return rcpt, is_rcpt, add
+end
+
 -- route(prefix, rcpt, is_rcpt) returns the realtime targets of a post:
 -- one {node, {uid, ...}} per live node holding at least one recipient.
 -- rcpt is the recipient list, is_rcpt the same ids as a set (uid -> true).
@@ -48,4 +61,14 @@ local function route(prefix, rcpt, is_rcpt)
         end
     end
     return routes
+end
+
+-- routed_reply(state, prefix, rcpt, is_rcpt) is the scripts' reply:
+-- {state, #rcpt, route(prefix, rcpt, is_rcpt)...}.
+local function routed_reply(state, prefix, rcpt, is_rcpt)
+    local result = {state, #rcpt}
+    for _, r in ipairs(route(prefix, rcpt, is_rcpt)) do
+        result[#result + 1] = r
+    end
+    return result
 end

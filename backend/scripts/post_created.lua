@@ -27,13 +27,7 @@ if marker == 'deleted' then
     return {2, 0}
 end
 
-local rcpt, is_rcpt = {}, {}
-local function add(uid)
-    if not is_rcpt[uid] then
-        is_rcpt[uid] = true
-        rcpt[#rcpt + 1] = uid
-    end
-end
+local rcpt, is_rcpt, add = recipients()
 if explicit then
     for i = 8, #ARGV do
         add(ARGV[i])
@@ -57,8 +51,4 @@ if not marker then
     end
 end
 
-local result = {state, #rcpt}
-for _, r in ipairs(route(prefix, rcpt, is_rcpt)) do
-    result[#result + 1] = r
-end
-return result
+return routed_reply(state, prefix, rcpt, is_rcpt)

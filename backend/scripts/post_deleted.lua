@@ -23,23 +23,13 @@ if redis.call('DEL', prefix .. '@FP_KEY_POST@' .. id) == 1 then
 end
 redis.call('SET', prefix .. '@FP_KEY_FANOUT@' .. id, 'deleted', 'EX', ttl)
 
-local rcpt, is_rcpt = {}, {}
+local rcpt, is_rcpt, add = recipients()
 for _, uid in ipairs(redis.call('SMEMBERS', prefix .. '@FP_KEY_FOLLOWERS@' .. author)) do
-    if not is_rcpt[uid] then
-        is_rcpt[uid] = true
-        rcpt[#rcpt + 1] = uid
-    end
+    add(uid)
 end
-if not is_rcpt[author] then
-    is_rcpt[author] = true
-    rcpt[#rcpt + 1] = author
-end
+add(author)
 for _, uid in ipairs(rcpt) do
     redis.call('LREM', prefix .. '@FP_KEY_FEED@' .. uid, 0, id)
 end
 
-local result = {state, #rcpt}
-for _, r in ipairs(route(prefix, rcpt, is_rcpt)) do
-    result[#result + 1] = r
-end
-return result
+return routed_reply(state, prefix, rcpt, is_rcpt)

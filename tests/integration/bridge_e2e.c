@@ -18,30 +18,13 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "ft_redis.h"
 #include "node_env.h"
+#include "ft_main.h"
 
 static ft_node_env env;
 
-static int setup(void **state)
-{
-    (void)state;
-    return ft_node_env_start(&env, 1);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return ft_node_env_stop(&env);
-}
-
-static redisContext *redis(void)
-{
-    redisContext *c = redisConnect("127.0.0.1", env.p.redis.port);
-
-    assert_non_null(c);
-    assert_int_equal(c->err, 0);
-    return c;
-}
+FT_FIXTURES(ft_node_env_start(&env, 1), ft_node_env_stop(&env))
 
 /* Publishes an event built from fmt (waits for RabbitMQ's confirm). */
 #define event(...) assert_int_equal(ft_node_publishf(&env, __VA_ARGS__), 0)
@@ -76,11 +59,10 @@ static void wait_stage1(long long n)
 /* LRANGE feed:<uid> as one comma-joined string. */
 static void feed_of(const char *uid, char *out, size_t len)
 {
-    redisContext *c = redis();
-    redisReply *r = redisCommand(c, "LRANGE feed:%s 0 -1", uid);
+    redisContext *c = ft_redis_connect(env.p.redis.port);
+    redisReply *r = ft_redis_cmd(c, "LRANGE feed:%s 0 -1", uid);
     size_t i, n = 0;
 
-    assert_non_null(r);
     out[0] = '\0';
     for (i = 0; i < r->elements && n + 1 < len; i++)
         n += (size_t)snprintf(out + n, len - n, "%s%s", i > 0 ? "," : "", r->element[i]->str);
@@ -104,14 +86,11 @@ static void connect_user(ft_mqtt *c, const char *uid)
 /* Presence reaches Redis through the plugin's thread: wait for it. */
 static void wait_online(const char *uid)
 {
-    redisContext *c = redis();
-    redisReply *r;
+    redisContext *c = ft_redis_connect(env.p.redis.port);
     int i, member = 0;
 
     for (i = 0; i < 100 && !member; i++) {
-        r = redisCommand(c, "SISMEMBER online:%s %s", env.p.node_id, uid);
-        member = r != NULL && r->integer == 1;
-        freeReplyObject(r);
+        member = ft_redis_int(c, "SISMEMBER online:%s %s", env.p.node_id, uid) == 1;
         if (!member)
             usleep(20000);
     }
@@ -189,9 +168,8 @@ static void test_feed_capped_at_1000(void **state)
         post(id, "W", "x");
     }
     wait_stage1(before + 1501);
-    rc = redis();
-    r = redisCommand(rc, "LRANGE feed:F1 0 -1");
-    assert_non_null(r);
+    rc = ft_redis_connect(env.p.redis.port);
+    r = ft_redis_cmd(rc, "LRANGE feed:F1 0 -1");
     assert_int_equal(r->elements, 1000);
     for (i = 0; i < 1000; i++) {
         snprintf(id, sizeof(id), "w%d", 1500 - i);
@@ -265,14 +243,8 @@ static void test_dead_letters(void **state)
     assert_string_equal(feed, "good1");
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_seed_scenario),
         cmocka_unit_test(test_dead_letters),
         cmocka_unit_test(test_ribbon),
-        cmocka_unit_test(test_feed_capped_at_1000),
-    };
-
-    return ft_mqtt_run(tests, setup, teardown);
-}
+        cmocka_unit_test(test_feed_capped_at_1000))

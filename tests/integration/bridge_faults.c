@@ -47,7 +47,9 @@
 #include <hiredis/hiredis.h>
 #include <mosquitto.h>
 
+#include "ft_redis.h"
 #include "node_env.h"
+#include "ft_main.h"
 
 #define STREAM_POSTS 300
 #define STREAM_PACE_US 5000 /* between two confirmed publishes */
@@ -62,67 +64,14 @@ static ft_node_env env;
 /* The recipients of a test's posts: the author and the three followers. */
 static const char *const rcpt_suffix[N_RCPT] = {"a", "f1", "f2", "f3"};
 
-static int setup(void **state)
-{
-    (void)state;
-    return ft_node_env_start(&env, 1);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return ft_node_env_stop(&env);
-}
+FT_FIXTURES(ft_node_env_start(&env, 1), ft_node_env_stop(&env))
 
 /* ------------------------------------------------------------ redis */
 
-/*
- * Runs one command on a connection of its own (Redis is restarted under
- * our feet, so nothing is kept). Returns the reply (freeReplyObject it) or
- * NULL when Redis could not be reached or the command failed on the way.
- */
-__attribute__((format(printf, 1, 2))) static redisReply *rq(const char *fmt, ...)
-{
-    struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", env.p.redis.port, tv);
-    redisReply *r = NULL;
-    va_list ap;
-
-    if (c == NULL || c->err != 0) {
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    redisFree(c);
-    return r;
-}
-
-/* An integer reply of rq(), or -1. */
-__attribute__((format(printf, 1, 2))) static long long rq_int(const char *fmt, ...)
-{
-    struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", env.p.redis.port, tv);
-    redisReply *r;
-    long long v = -1;
-    va_list ap;
-
-    if (c == NULL || c->err != 0) {
-        redisFree(c);
-        return -1;
-    }
-    redisSetTimeout(c, tv);
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r != NULL && r->type == REDIS_REPLY_INTEGER)
-        v = r->integer;
-    freeReplyObject(r);
-    redisFree(c);
-    return v;
-}
+/* A command (rq) or an integer reply, -1 for anything else (rq_int), on a
+ * connection of its own: Redis is restarted under our feet. */
+#define rq(...) ft_redis_once(env.p.redis.port, __VA_ARGS__)
+#define rq_int(...) ft_redis_once_int(env.p.redis.port, __VA_ARGS__)
 
 /* Asserts that a command got a status or integer reply (not an error). */
 static void rq_ok(redisReply *r)
@@ -652,6 +601,42 @@ static void assert_watcher_from(watcher *w, int from, int n)
            from - watcher_count(w, 0, from), from);
 }
 
+/* A test's scenario begins: t's author followed, follower f1 online
+ * (watcher w), and stream s of n posts running. */
+static void scenario_start(const char *t, watcher *w, stream *s, int n)
+{
+    follow_author(t);
+    watcher_start(w, t, "f1");
+    stream_start(s, t, n, false);
+}
+
+/* The scenario ends after a fault the bridge rode out: once the stream is
+ * done, every feed has each of the n posts once and w got all of them
+ * live. */
+static void scenario_end_all(const char *t, watcher *w, stream *s, int n)
+{
+    stream_join(s);
+    settle(t, n, 0);
+    assert_feeds(t, n, 0);
+    assert_watcher_all(w, n);
+    watcher_stop(w);
+}
+
+/* The scenario ends after a Redis fault that kept the data: once the
+ * stream is done, one more post (so the live check is never empty); every
+ * feed has each post once, the bridge is still process pid, and w got
+ * every post from live on (live_again_from) live. */
+static void redis_fault_end(const char *t, watcher *w, stream *s, int n, int live, pid_t pid)
+{
+    stream_join(s);
+    publish_post(t, n);
+    settle(t, n + 1, 0);
+    assert_feeds(t, n + 1, 0);
+    assert_same_bridge(pid);
+    assert_watcher_from(w, live, n + 1);
+    watcher_stop(w);
+}
+
 /*
  * After each test, also a failed one (cmocka jumps out of it): stops the
  * stream and the watchers it left running and starts the bridge again if
@@ -696,9 +681,7 @@ static void test_redis_client_kill_and_pause(void **state)
     static stream s;
 
     (void)state;
-    follow_author(t);
-    watcher_start(&w, t, "f1");
-    stream_start(&s, t, n, false);
+    scenario_start(t, &w, &s, n);
 
     stream_wait(&s, 100);
     for (i = 0; i < 5; i++) {
@@ -713,14 +696,8 @@ static void test_redis_client_kill_and_pause(void **state)
     report_recovery("redis paused 2.5 s", t, stream_next(&s));
     live = live_again_from(&w, &s);
 
-    stream_join(&s);
-    publish_post(t, n); /* so the live check is never empty */
-    settle(t, n + 1, 0);
-    assert_feeds(t, n + 1, 0);
-    assert_same_bridge(pid);
+    redis_fault_end(t, &w, &s, n, live, pid);
     assert_true(ft_node_stat(&env, 1, "reconnects_redis") >= rec0 + 2);
-    assert_watcher_from(&w, live, n + 1);
-    watcher_stop(&w);
 }
 
 /* A real restart without persistence: everything in Redis is gone. The
@@ -777,28 +754,19 @@ static void test_redis_restart_keeps_data(void **state)
     static stream s;
 
     (void)state;
-    follow_author(t);
-    watcher_start(&w, t, "f1");
     /* The harness starts Redis with --save "": a save point makes the
      * SIGTERM shutdown write dump.rdb, which the restart loads. */
     rq_ok(rq("CONFIG SET save %s", "3600 1"));
     rq_ok(rq("SET faults:kept 1"));
-
-    stream_start(&s, t, n, false);
+    scenario_start(t, &w, &s, n);
     stream_wait(&s, n / 2);
     assert_int_equal(ft_server_restart(&env.p.redis), 0);
     assert_int_equal(rq_int("EXISTS faults:kept"), 1);
     report_recovery("redis restarted (data kept)", t, stream_next(&s));
     live = live_again_from(&w, &s);
 
-    stream_join(&s);
-    publish_post(t, n); /* so the live check is never empty */
-    settle(t, n + 1, 0);
-    assert_feeds(t, n + 1, 0);
-    assert_same_bridge(pid);
+    redis_fault_end(t, &w, &s, n, live, pid);
     assert_true(ft_node_stat(&env, 1, "reconnects_redis") > rec0);
-    assert_watcher_from(&w, live, n + 1);
-    watcher_stop(&w);
 }
 
 /* The bridge killed (no chance to ack what it holds), posts keep coming
@@ -812,9 +780,7 @@ static void test_bridge_sigkill(void **state)
     static stream s;
 
     (void)state;
-    follow_author(t);
-    watcher_start(&w, t, "f1");
-    stream_start(&s, t, n, false);
+    scenario_start(t, &w, &s, n);
 
     stream_wait(&s, n / 2);
     down = fp_time_mono_ms();
@@ -828,11 +794,7 @@ static void test_bridge_sigkill(void **state)
            (long long)(fp_time_mono_ms() - down), (long long)start_ms);
     report_recovery("bridge restarted after SIGKILL", t, stream_next(&s));
 
-    stream_join(&s);
-    settle(t, n, 0);
-    assert_feeds(t, n, 0);
-    assert_watcher_all(&w, n);
-    watcher_stop(&w);
+    scenario_end_all(t, &w, &s, n);
 }
 
 /* Waits for post i to reach w live (15 s at most) and reports how long
@@ -908,9 +870,7 @@ static void stop_mid_stream(int sig, const char *t, int n)
     static watcher w;
     static stream s;
 
-    follow_author(t);
-    watcher_start(&w, t, "f1");
-    stream_start(&s, t, n, false);
+    scenario_start(t, &w, &s, n);
 
     stream_wait(&s, n / 2);
     t0 = fp_time_mono_ms();
@@ -926,11 +886,7 @@ static void stop_mid_stream(int sig, const char *t, int n)
     restart_bridge();
     report_recovery("bridge restarted after a clean stop", t, stream_next(&s));
 
-    stream_join(&s);
-    settle(t, n, 0);
-    assert_feeds(t, n, 0);
-    assert_watcher_all(&w, n);
-    watcher_stop(&w);
+    scenario_end_all(t, &w, &s, n);
 }
 
 static void test_sigint_mid_stream(void **state)
@@ -945,9 +901,7 @@ static void test_sigterm_mid_stream(void **state)
     stop_mid_stream(SIGTERM, "st_", STREAM_POSTS / 2);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_redis_client_kill_and_pause, cleanup),
         /* Before the restart that writes an RDB (it unlinks it anyway). */
         cmocka_unit_test_teardown(test_redis_restart_empty, cleanup),
@@ -955,8 +909,4 @@ int main(void)
         cmocka_unit_test_teardown(test_bridge_sigkill, cleanup),
         cmocka_unit_test_teardown(test_mosquitto_restart, cleanup),
         cmocka_unit_test_teardown(test_sigint_mid_stream, cleanup),
-        cmocka_unit_test_teardown(test_sigterm_mid_stream, cleanup),
-    };
-
-    return ft_mqtt_run(tests, setup, teardown);
-}
+        cmocka_unit_test_teardown(test_sigterm_mid_stream, cleanup))

@@ -24,6 +24,8 @@
 #include "ft_harness.h"
 #include "fp_time.h"
 #include "fp_store.h"
+#include "ft_main.h"
+#include "ft_redis.h"
 
 #define PREFIX "pfx:"
 
@@ -34,18 +36,6 @@ typedef struct {
 } env;
 
 /* ------------------------------------------------------------ helpers */
-
-static redisContext *raw_connect(const ft_server *s)
-{
-    struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
-
-    assert_non_null(c);
-    if (c->err != 0)
-        fail_msg("connect to redis on %d: %s", s->port, c->errstr);
-    assert_int_equal(redisSetTimeout(c, tv), REDIS_OK);
-    return c;
-}
 
 static fp_store *open_store(const ft_server *s, const char *prefix, int feed_length)
 {
@@ -68,7 +58,7 @@ static int setup(void **state)
 
     assert_non_null(e);
     assert_int_equal(ft_server_start(&e->redis, "redis", NULL), 0);
-    e->rc = raw_connect(&e->redis);
+    e->rc = ft_redis_connect(e->redis.port);
     e->st = open_store(&e->redis, PREFIX, 0);
     *state = e;
     return 0;
@@ -85,35 +75,9 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Runs one command on the raw connection; the reply must not be an error. */
-__attribute__((format(printf, 2, 3))) static redisReply *cmd(redisContext *c, const char *fmt, ...)
-{
-    redisReply *r;
-    va_list ap;
-
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL)
-        fail_msg("redis: %s", c->errstr);
-    if (r->type == REDIS_REPLY_ERROR)
-        fail_msg("redis: %s", r->str);
-    return r;
-}
-
-/* Same, reply dropped. */
-#define run(c, ...) freeReplyObject(cmd((c), __VA_ARGS__))
-
-static long long cmd_int(redisContext *c, const char *fmt, const char *arg)
-{
-    redisReply *r = cmd(c, fmt, arg);
-    long long v;
-
-    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
-    v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
+/* A command on the raw connection whose reply must not be an error, the
+ * reply dropped. */
+#define run(c, ...) freeReplyObject(ft_redis_cmd((c), __VA_ARGS__))
 
 /* Parses an event from printf-formatted JSON (the codec the bridge uses). */
 __attribute__((format(printf, 2, 3))) static void event(fp_event *ev, const char *fmt, ...)
@@ -158,7 +122,7 @@ static void follow(fp_store *st, const char *type, const char *follower, const c
 /* How many times id occurs in the raw list key. */
 static size_t list_count(redisContext *c, const char *key, const char *id)
 {
-    redisReply *r = cmd(c, "LRANGE %s 0 -1", key);
+    redisReply *r = ft_redis_cmd(c, "LRANGE %s 0 -1", key);
     size_t i, n = 0;
 
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
@@ -231,7 +195,7 @@ static void seed_scenario(fp_store *st, redisContext *rc, const char *prefix)
     assert_false(feed_has(st, "C", "p1"));
 
     snprintf(key, sizeof(key), "%spost:p1", prefix);
-    r = cmd(rc, "GET %s", key);
+    r = ft_redis_cmd(rc, "GET %s", key);
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     body = cJSON_Parse(r->str);
     assert_non_null(body);
@@ -256,8 +220,8 @@ static void test_seed_scenario(void **state)
     assert_false(feed_has(plain, "B", "p1"));
     seed_scenario(plain, e->rc, "");
     fp_store_free(plain);
-    assert_int_equal(cmd_int(e->rc, "EXISTS %s", "followers:A"), 1);
-    assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "followers:A"), 1);
+    assert_int_equal(ft_redis_int(e->rc, "EXISTS %s", "followers:A"), 1);
+    assert_int_equal(ft_redis_int(e->rc, "EXISTS %s", PREFIX "followers:A"), 1);
 }
 
 /* Explicit recipients replace the followers; the author is added. */
@@ -295,7 +259,7 @@ static void test_feed_cap(void **state)
         post(e->st, id, "A", &f);
         fp_fanout_free(&f);
     }
-    assert_int_equal(cmd_int(e->rc, "LLEN %s", PREFIX "feed:B"), 1000);
+    assert_int_equal(ft_redis_int(e->rc, "LLEN %s", PREFIX "feed:B"), 1000);
     assert_int_equal(fp_store_feed_ids(e->st, "B", 5000, &ids, &n), 0);
     assert_int_equal(n, 1000);
     for (i = 0; i < n; i++) {
@@ -330,7 +294,7 @@ static void test_redelivery(void **state)
     fp_fanout_free(&f);
     assert_int_equal(list_count(e->rc, PREFIX "feed:B", "p3"), 1);
     assert_int_equal(list_count(e->rc, PREFIX "feed:A", "p3"), 1);
-    assert_int_equal(cmd_int(e->rc, "TTL %s", PREFIX "fanout:p3") > 86400, 1);
+    assert_int_equal(ft_redis_int(e->rc, "TTL %s", PREFIX "fanout:p3") > 86400, 1);
 }
 
 /*
@@ -375,9 +339,9 @@ static void test_online_targeting(void **state)
     assert_null(f.nodes);
 
     /* n2 was cleaned up: out of nodes, its online set gone. */
-    assert_int_equal(cmd_int(e->rc, "SISMEMBER %s n2", PREFIX "nodes"), 0);
-    assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "online:n2"), 0);
-    assert_int_equal(cmd_int(e->rc, "SISMEMBER %s n1", PREFIX "nodes"), 1);
+    assert_int_equal(ft_redis_int(e->rc, "SISMEMBER %s n2", PREFIX "nodes"), 0);
+    assert_int_equal(ft_redis_int(e->rc, "EXISTS %s", PREFIX "online:n2"), 0);
+    assert_int_equal(ft_redis_int(e->rc, "SISMEMBER %s n1", PREFIX "nodes"), 1);
 
     /* A redelivery still computes the targets. */
     post(e->st, "p4", "A", &f);
@@ -419,7 +383,7 @@ static void test_post_deleted(void **state)
     assert_string_equal(t->users[0], "B");
     fp_fanout_free(&f);
 
-    assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "post:p5"), 0);
+    assert_int_equal(ft_redis_int(e->rc, "EXISTS %s", PREFIX "post:p5"), 0);
     assert_int_equal(list_count(e->rc, PREFIX "feed:B", "p5"), 0);
     assert_int_equal(list_count(e->rc, PREFIX "feed:A", "p5"), 0);
     /* C is no follower: the id is still in the list, the read skips it. */
@@ -439,7 +403,7 @@ static void test_post_deleted(void **state)
     assert_int_equal(f.n_recipients, 0);
     assert_int_equal(f.n_nodes, 0);
     fp_fanout_free(&f);
-    assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "post:p5"), 0);
+    assert_int_equal(ft_redis_int(e->rc, "EXISTS %s", PREFIX "post:p5"), 0);
     assert_int_equal(list_count(e->rc, PREFIX "feed:B", "p5"), 0);
     fp_event_free(&ev);
     fp_event_free(&del);
@@ -455,13 +419,13 @@ static void test_follow_unfollow(void **state)
     follow(e->st, "follow.created", "B", "A");
     follow(e->st, "follow.created", "C", "A");
     follow(e->st, "follow.created", "B", "A"); /* idempotent */
-    assert_int_equal(cmd_int(e->rc, "SCARD %s", PREFIX "followers:A"), 2);
-    assert_int_equal(cmd_int(e->rc, "SISMEMBER %s B", PREFIX "followers:A"), 1);
-    assert_int_equal(cmd_int(e->rc, "SISMEMBER %s A", PREFIX "following:B"), 1);
+    assert_int_equal(ft_redis_int(e->rc, "SCARD %s", PREFIX "followers:A"), 2);
+    assert_int_equal(ft_redis_int(e->rc, "SISMEMBER %s B", PREFIX "followers:A"), 1);
+    assert_int_equal(ft_redis_int(e->rc, "SISMEMBER %s A", PREFIX "following:B"), 1);
     follow(e->st, "follow.deleted", "B", "A");
-    assert_int_equal(cmd_int(e->rc, "SISMEMBER %s B", PREFIX "followers:A"), 0);
-    assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "following:B"), 0);
-    assert_int_equal(cmd_int(e->rc, "SISMEMBER %s C", PREFIX "followers:A"), 1);
+    assert_int_equal(ft_redis_int(e->rc, "SISMEMBER %s B", PREFIX "followers:A"), 0);
+    assert_int_equal(ft_redis_int(e->rc, "EXISTS %s", PREFIX "following:B"), 0);
+    assert_int_equal(ft_redis_int(e->rc, "SISMEMBER %s C", PREFIX "followers:A"), 1);
 
     /* Following oneself, or the wrong event type, is refused. */
     event(&ev, "{\"type\":\"follow.created\",\"follower_id\":\"A\",\"followee_id\":\"A\"}");
@@ -471,7 +435,7 @@ static void test_follow_unfollow(void **state)
     event(&ev, "{\"type\":\"post.deleted\",\"post_id\":\"p\",\"author_id\":\"A\"}");
     assert_int_equal(fp_store_follow(e->st, &ev), -EINVAL);
     fp_event_free(&ev);
-    assert_int_equal(cmd_int(e->rc, "EXISTS %s", PREFIX "followers:A"), 1);
+    assert_int_equal(ft_redis_int(e->rc, "EXISTS %s", PREFIX "followers:A"), 1);
 
     /* A key of the wrong type: Redis' error comes back as -EPROTO, and the
      * connection stays usable. */
@@ -551,7 +515,7 @@ static void test_ribbon(void **state)
         free(json);
     }
     assert_int_equal(n, 40);
-    assert_int_equal(cmd_int(e->rc, "LLEN %s", PREFIX "ribbon"), 40);
+    assert_int_equal(ft_redis_int(e->rc, "LLEN %s", PREFIX "ribbon"), 40);
 
     /* An older entry of a user already on the ribbon is ignored. */
     json = ribbon_push(e->st, "u05", 10);
@@ -569,7 +533,7 @@ static void test_ribbon(void **state)
     assert_int_equal(ribbon_check(got, 50, first), 50);
     assert_string_equal(first, "v59");
     free(got);
-    assert_int_equal(cmd_int(e->rc, "LLEN %s", PREFIX "ribbon"), 50);
+    assert_int_equal(ft_redis_int(e->rc, "LLEN %s", PREFIX "ribbon"), 50);
 }
 
 /* -------------------------------------------------------- revocation */
@@ -598,7 +562,7 @@ static void check_message(redisContext *sub, const char *text)
 
 static void check_value(redisContext *c, const char *key, const char *value)
 {
-    redisReply *r = cmd(c, "GET %s", key);
+    redisReply *r = ft_redis_cmd(c, "GET %s", key);
 
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_string_equal(r->str, value);
@@ -608,7 +572,7 @@ static void check_value(redisContext *c, const char *key, const char *value)
 static void test_revocation(void **state)
 {
     env *e = *state;
-    redisContext *sub = raw_connect(&e->redis);
+    redisContext *sub = ft_redis_connect(e->redis.port);
 
     run(sub, "SUBSCRIBE %s", PREFIX "revoked");
     revoke(e->st, "u1", 2000);
@@ -796,7 +760,7 @@ static void test_big_fanout(void **state)
     printf("# redelivery of it: %.1f ms\n", dt * 1000.0);
     assert_true(f.duplicate);
     fp_fanout_free(&f);
-    assert_int_equal(cmd_int(e->rc, "LLEN %s", PREFIX "feed:f04242"), 1);
+    assert_int_equal(ft_redis_int(e->rc, "LLEN %s", PREFIX "feed:f04242"), 1);
 
     event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"big1\",\"author_id\":\"big\"}");
     t0 = now_s();
@@ -809,22 +773,16 @@ static void test_big_fanout(void **state)
     assert_int_equal(t->n_users, 5000);
     fp_fanout_free(&f);
     fp_event_free(&del);
-    assert_int_equal(cmd_int(e->rc, "LLEN %s", PREFIX "feed:f04242"), 0);
+    assert_int_equal(ft_redis_int(e->rc, "LLEN %s", PREFIX "feed:f04242"), 0);
 }
 
-int main(void)
-{
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_seed_scenario),    T(test_explicit_recipients),
         T(test_feed_cap),         T(test_redelivery),
         T(test_online_targeting), T(test_post_deleted),
         T(test_follow_unfollow),  T(test_ribbon),
         T(test_revocation),       T(test_noscript_recovery),
         T(test_restart),          T(test_bad_arguments),
-        T(test_big_fanout),
-    };
+        T(test_big_fanout))
 #undef T
-    signal(SIGPIPE, SIG_IGN);
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}

@@ -1,9 +1,13 @@
 #include "event_pub.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <amqp_tcp_socket.h>
+
+#include "fp_time.h"
 
 int ft_event_pub_open(ft_event_pub *p, int port, const char *vhost)
 {
@@ -25,11 +29,9 @@ int ft_event_pub_open(ft_event_pub *p, int port, const char *vhost)
     return amqp_get_rpc_reply(p->c).reply_type == AMQP_RESPONSE_NORMAL ? 0 : -1;
 }
 
-int ft_event_pub_send(ft_event_pub *p, const char *rk, const char *body)
+int ft_event_pub_post(ft_event_pub *p, const char *rk, const char *body)
 {
     amqp_basic_properties_t props;
-    struct timeval tv = {10, 0};
-    amqp_frame_t f;
 
     memset(&props, 0, sizeof(props));
     props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
@@ -39,16 +41,48 @@ int ft_event_pub_send(ft_event_pub *p, const char *rk, const char *body)
                            0, &props, amqp_cstring_bytes(body)) != AMQP_STATUS_OK)
         return -1;
     p->published++;
-    for (;;) {
+    return 0;
+}
+
+/*
+ * Reads confirms until upto is confirmed. RabbitMQ confirms the messages
+ * of one channel routed to one queue in order, so the highest tag acked so
+ * far stands for all below it.
+ */
+int ft_event_pub_wait(ft_event_pub *p, uint64_t upto, int timeout_ms)
+{
+    int64_t left, end = fp_time_mono_ms() + timeout_ms;
+    struct timeval tv;
+    amqp_frame_t f;
+    uint64_t tag;
+
+    while (p->confirmed < upto) {
+        left = end - fp_time_mono_ms();
+        if (left <= 0)
+            return -1;
+        tv.tv_sec = (time_t)(left / 1000);
+        tv.tv_usec = (suseconds_t)(left % 1000 * 1000);
         if (amqp_simple_wait_frame_noblock(p->c, &f, &tv) != AMQP_STATUS_OK)
             return -1;
         if (f.frame_type != AMQP_FRAME_METHOD)
             continue;
-        if (f.payload.method.id != AMQP_BASIC_ACK_METHOD)
+        if (f.payload.method.id != AMQP_BASIC_ACK_METHOD) {
+            fprintf(stderr, "event_pub: RabbitMQ refused a publish (method 0x%08x)\n",
+                    (unsigned)f.payload.method.id);
             return -1;
-        if (((amqp_basic_ack_t *)f.payload.method.decoded)->delivery_tag >= p->published)
-            return 0;
+        }
+        tag = ((amqp_basic_ack_t *)f.payload.method.decoded)->delivery_tag;
+        if (tag > p->confirmed)
+            p->confirmed = tag;
     }
+    return 0;
+}
+
+int ft_event_pub_send(ft_event_pub *p, const char *rk, const char *body)
+{
+    if (ft_event_pub_post(p, rk, body) != 0)
+        return -1;
+    return ft_event_pub_wait(p, p->published, 10000);
 }
 
 int ft_event_pub_queue_depth(ft_event_pub *p, const char *queue)

@@ -19,21 +19,13 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "ft_redis.h"
 #include "gateway_env.h"
+#include "ft_main.h"
 
 static ft_gateway_env env;
 
-static int setup(void **state)
-{
-    (void)state;
-    return ft_gateway_env_start(&env, 0);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return ft_gateway_env_stop(&env);
-}
+FT_FIXTURES(ft_gateway_env_start(&env, 0), ft_gateway_env_stop(&env))
 
 /* ------------------------------------------------------------ helpers */
 
@@ -158,13 +150,15 @@ static void follow(const char *tok, const char *uid)
     cJSON_Delete(call(200, "PUT", path, tok, NULL));
 }
 
-static redisContext *redis(void)
+/* GET path with token tok (200 expected): the size of the body's array
+ * member name. */
+static int array_size(const char *path, const char *tok, const char *name)
 {
-    redisContext *c = redisConnect("127.0.0.1", env.b.p.redis.port);
+    cJSON *j = call(200, "GET", path, tok, NULL);
+    int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, name));
 
-    assert_non_null(c);
-    assert_int_equal(c->err, 0);
-    return c;
+    cJSON_Delete(j);
+    return n;
 }
 
 /* ------------------------------------------------------------ tests */
@@ -218,7 +212,6 @@ static void test_auth_refusals(void **state)
     int64_t now = (int64_t)time(NULL);
     char *expired, *forged = NULL, *tok, err[128], *tampered;
     redisContext *r;
-    redisReply *rep;
 
     (void)state;
     refused(401, "unauthorized", "GET", "/api/v1/feed", NULL, NULL);
@@ -244,9 +237,8 @@ static void test_auth_refusals(void **state)
     free(tampered);
     /* A token of a user revoked after it was issued. */
     cJSON_Delete(call(200, "GET", "/api/v1/feed", tok, NULL));
-    r = redis();
-    rep = redisCommand(r, "SET revoked:eve %lld", (long long)now + 1);
-    freeReplyObject(rep);
+    r = ft_redis_connect(env.b.p.redis.port);
+    ft_redis_ok(r, "SET revoked:eve %lld", (long long)now + 1);
     redisFree(r);
     refused(401, "unauthorized", "GET", "/api/v1/feed", tok, NULL);
     free(tok);
@@ -269,9 +261,7 @@ static void test_follows(void **state)
     cJSON_Delete(j);
     assert_true(following(fa, "fb", true));
     /* fb follows nobody. */
-    j = call(200, "GET", "/api/v1/follows", fb, NULL);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "following")), 0);
-    cJSON_Delete(j);
+    assert_int_equal(array_size("/api/v1/follows", fb, "following"), 0);
 
     refused(400, "bad_request", "PUT", "/api/v1/follows/fa", fa, NULL);
     refused(400, "bad_request", "PUT", "/api/v1/follows/bad.id", fa, NULL);
@@ -369,12 +359,8 @@ static void test_feed_pages(void **state)
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "next_before")));
     cJSON_Delete(j);
     /* The default page holds all five; an unknown cursor gives nothing. */
-    j = call(200, "GET", "/api/v1/feed", a, NULL);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "posts")), 5);
-    cJSON_Delete(j);
-    j = call(200, "GET", "/api/v1/feed?before=nosuchpost", a, NULL);
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "posts")), 0);
-    cJSON_Delete(j);
+    assert_int_equal(array_size("/api/v1/feed", a, "posts"), 5);
+    assert_int_equal(array_size("/api/v1/feed?before=nosuchpost", a, "posts"), 0);
 
     refused(400, "bad_request", "GET", "/api/v1/feed?limit=0", a, NULL);
     refused(400, "bad_request", "GET", "/api/v1/feed?limit=1001", a, NULL);
@@ -689,17 +675,19 @@ static void test_dev_mode_off(void **state)
     assert_int_equal(ft_gateway_start(&env), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_config),          cmocka_unit_test(test_dev_token),
-        cmocka_unit_test(test_auth_refusals),   cmocka_unit_test(test_follows),
-        cmocka_unit_test(test_posts),           cmocka_unit_test(test_feed_pages),
-        cmocka_unit_test(test_delete),          cmocka_unit_test(test_ribbon),
-        cmocka_unit_test(test_garbage),         cmocka_unit_test(test_static_client),
-        cmocka_unit_test(test_metrics),         cmocka_unit_test(test_stats),         cmocka_unit_test(test_redis_outage),
-        cmocka_unit_test(test_rabbitmq_outage), cmocka_unit_test(test_dev_mode_off),
-    };
-
-    return ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
-}
+FT_MAIN(ft_harness_run, setup, teardown,
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_dev_token),
+        cmocka_unit_test(test_auth_refusals),
+        cmocka_unit_test(test_follows),
+        cmocka_unit_test(test_posts),
+        cmocka_unit_test(test_feed_pages),
+        cmocka_unit_test(test_delete),
+        cmocka_unit_test(test_ribbon),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_static_client),
+        cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_redis_outage),
+        cmocka_unit_test(test_rabbitmq_outage),
+        cmocka_unit_test(test_dev_mode_off))

@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "gateway_env.h"
+#include "ft_main.h"
 
 /* Bounds against a hang, not timings: a run takes ~40 s alone in the
  * sanitizer build, and up to 145 s was measured with two other test
@@ -38,17 +39,7 @@
 
 static ft_gateway_env env;
 
-static int setup(void **state)
-{
-    (void)state;
-    return ft_gateway_env_start(&env, 30);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return ft_gateway_env_stop(&env);
-}
+FT_FIXTURES(ft_gateway_env_start(&env, 30), ft_gateway_env_stop(&env))
 
 /* Does what the script asked for on one of its stdout lines ("fp-e2e:
  * broker stop|start"); returns the answer for its stdin. */
@@ -158,11 +149,5 @@ static void test_two_users_live(void **state)
     assert_false(ft_plugin_env_sanitizer_report(&env.b.p));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_two_users_live),
-    };
-
-    return ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
-}
+FT_MAIN(ft_harness_run, setup, teardown,
+        cmocka_unit_test(test_two_users_live))

@@ -19,20 +19,11 @@
 #include <cmocka.h>
 
 #include "gateway_env.h"
+#include "ft_main.h"
 
 static ft_gateway_env env;
 
-static int setup(void **state)
-{
-    (void)state;
-    return ft_gateway_env_start(&env, 0);
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    return ft_gateway_env_stop(&env);
-}
+FT_FIXTURES(ft_gateway_env_start(&env, 0), ft_gateway_env_stop(&env))
 
 typedef struct {
     int status; /* exit status, -1 when it did not exit normally */
@@ -229,13 +220,7 @@ static void test_unreachable(void **state)
     assert_int_equal(WEXITSTATUS(status), 1);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_terminal_walkthrough),
         cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_unreachable),
-    };
-
-    return ft_harness_exit(cmocka_run_group_tests(tests, setup, teardown));
-}
+        cmocka_unit_test(test_unreachable))

@@ -37,7 +37,7 @@ static int node__start_broker(ft_node_env *e, ft_node *n)
     char conf[PATH_MAX + 64];
 
     snprintf(conf, sizeof(conf), "%s/plugin.conf", n->dir);
-    if (ft_plugin_conf_write(conf, e->p.secret_path, n->id, e->p.redis.port, NULL) != 0)
+    if (ft_plugin_conf_write(conf, e->p.secret_path, n->id, e->p.redis.port, e->opts.extra) != 0)
         return -1;
     if (ft_server_start(n->mosq, "mosquitto", conf) != 0)
         return -1;
@@ -66,7 +66,7 @@ static void node__exec_bridge(const ft_node_env *e, const ft_node *n, const char
     setenv("FEEDPUSH_MQTT_PORT", v[2], 1);
     setenv("FEEDPUSH_JWT_SIGNING_KEY", e->p.secret_path, 1);
     setenv("FEEDPUSH_TIMEOUT_MS", "2000", 1);
-    setenv("FEEDPUSH_LOG_LEVEL", "debug", 1);
+    setenv("FEEDPUSH_LOG_LEVEL", e->opts.log_level != NULL ? e->opts.log_level : "debug", 1);
     /* The harness's orphan check finds it by this marker. */
     setenv("FEEDPUSH_HARNESS", v[3], 1);
     execl(bin, bin, (char *)NULL);
@@ -158,6 +158,11 @@ static int node__init(ft_node_env *e, int i)
 
 int ft_node_env_start(ft_node_env *e, int n_nodes)
 {
+    return ft_node_env_start_opts(e, n_nodes, NULL);
+}
+
+int ft_node_env_start_opts(ft_node_env *e, int n_nodes, const ft_node_opts *opts)
+{
     int64_t deadline;
     int i;
 
@@ -167,13 +172,20 @@ int ft_node_env_start(ft_node_env *e, int n_nodes)
         return -1;
     }
     e->n_nodes = n_nodes;
-    if (ft_plugin_env_start(&e->p, "n1", NULL) != 0)
+    if (opts != NULL)
+        e->opts = *opts;
+    if (ft_plugin_env_start(&e->p, "n1", e->opts.extra) != 0)
         return -1;
-    if (ft_server_shared(&e->rabbit, "rabbitmq") != 0)
+    if (e->opts.rabbit != NULL) {
+        e->rabbit = *e->opts.rabbit;
+        snprintf(e->vhost, sizeof(e->vhost), "%s", e->opts.vhost);
+    } else if (ft_server_shared(&e->rabbit, "rabbitmq") != 0) {
         return -1;
-    snprintf(e->vhost, sizeof(e->vhost), "t%ld-nodes", (long)getpid());
-    if (ft_server_vhost(&e->rabbit, e->vhost) != 0)
-        return -1;
+    } else {
+        snprintf(e->vhost, sizeof(e->vhost), "t%ld-nodes", (long)getpid());
+        if (ft_server_vhost(&e->rabbit, e->vhost) != 0)
+            return -1;
+    }
     for (i = 1; i <= n_nodes; i++) {
         if (node__init(e, i) != 0)
             return -1;

@@ -36,8 +36,19 @@ typedef struct {
     pid_t bridge; /* 0 when not running */
 } ft_node;
 
+/* What a caller other than a test (the benches) may set; all NULL: the
+ * tests' setup. */
+typedef struct {
+    const ft_server *rabbit; /* a RabbitMQ of the caller's, in vhost (which
+                                exists); NULL: the run's, in a vhost of ours */
+    const char *vhost;
+    const char *extra;     /* more config lines for every broker, or NULL */
+    const char *log_level; /* the bridges' FEEDPUSH_LOG_LEVEL; NULL: debug */
+} ft_node_opts;
+
 typedef struct {
     ft_plugin_env p; /* redis, the HS256 secret, node 1's broker */
+    ft_node_opts opts;
     ft_server rabbit;
     char vhost[64];
     int n_nodes;
@@ -48,6 +59,8 @@ typedef struct {
 /* Starts redis, the vhost and n_nodes node pairs, each bridge consuming.
  * Returns 0 or -1 (reason on stderr). */
 int ft_node_env_start(ft_node_env *e, int n_nodes);
+/* The same with opts (NULL: none). */
+int ft_node_env_start_opts(ft_node_env *e, int n_nodes, const ft_node_opts *opts);
 
 /* SIGTERMs every bridge (each must exit 0 within 5 s), stops the brokers
  * and redis. Returns -1 if anything did not stop cleanly (also counted by

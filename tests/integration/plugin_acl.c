@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "plugin_env.h"
+#include "ft_main.h"
 
 #define CONNECT_MS 3000
 #define WAIT_MS 3000
@@ -29,18 +30,8 @@
 
 static ft_plugin_env env;
 
-static int setup(void **state)
-{
-    (void)state;
-    return ft_plugin_env_start(&env, "acl1", NULL);
-}
-
 /* Fails when a stop failed, e.g. a sanitizer report in the broker log. */
-static int teardown(void **state)
-{
-    (void)state;
-    return ft_plugin_env_stop(&env);
-}
+FT_FIXTURES(ft_plugin_env_start(&env, "acl1", NULL), ft_plugin_env_stop(&env))
 
 /* Connects sub with a fresh token of role; asserts the CONNACK accepted
  * it. The client id is "<client_id>". */
@@ -55,45 +46,6 @@ static void connect_as(ft_mqtt *c, const char *client_id, const char *sub, fp_ro
 }
 
 /* ------------------------------------------------------------ publish */
-
-static int pub_mid = -1;
-static int pub_rc = -1;
-static bool pub_done;
-
-static void on_publish(struct mosquitto *m, void *obj, int mid, int rc,
-                       const mosquitto_property *props)
-{
-    (void)m;
-    (void)obj;
-    (void)props;
-    if (mid == pub_mid) {
-        pub_rc = rc;
-        pub_done = true;
-    }
-}
-
-/*
- * Publishes at QoS 1 and waits for the PUBACK. Returns its reason code
- * (MQTT 5: 0, 16 no matching subscribers, 135 not authorised; always 0
- * under 3.1.1, where mosquitto acks a denied publish and drops it), or -1
- * when none came.
- */
-static int publish(ft_mqtt *c, const char *topic, const char *payload, bool retain)
-{
-    int64_t end = fp_time_mono_ms() + WAIT_MS;
-
-    mosquitto_publish_v5_callback_set(c->m, on_publish);
-    pub_done = false;
-    pub_rc = -1;
-    if (mosquitto_publish(c->m, &pub_mid, topic, (int)strlen(payload), payload, 1, retain) !=
-        MOSQ_ERR_SUCCESS)
-        return -1;
-    while (!pub_done && !c->disconnected && fp_time_mono_ms() < end) {
-        if (mosquitto_loop(c->m, 50, 1) != MOSQ_ERR_SUCCESS)
-            break;
-    }
-    return pub_done ? pub_rc : -1;
-}
 
 /* Waits for exactly one message on c (and a little more for a second),
  * and asserts it is topic/payload. */
@@ -179,8 +131,8 @@ static void test_user_receives_only_own_feed(void **state)
     assert_int_equal(ft_mqtt_subscribe(&alice, "#", WAIT_MS), 128);
     assert_int_equal(ft_mqtt_subscribe(&bob, "feed/bob", WAIT_MS), 1);
 
-    assert_int_equal(publish(&svc, "feed/bob", "to-bob", false), 0);
-    assert_int_equal(publish(&svc, "feed/alice", "to-alice", false), 0);
+    assert_int_equal(ft_mqtt_publish(&svc, "feed/bob", "to-bob", false, WAIT_MS), 0);
+    assert_int_equal(ft_mqtt_publish(&svc, "feed/alice", "to-alice", false, WAIT_MS), 0);
     expect_only_message(&bob, "feed/bob", "to-bob");
     expect_only_message(&alice, "feed/alice", "to-alice");
     ft_mqtt_close(&alice);
@@ -203,21 +155,21 @@ static void test_user_publish_not_delivered(void **state)
     assert_int_equal(ft_mqtt_subscribe(&alice, "ribbon", WAIT_MS), 1);
     assert_int_equal(ft_mqtt_subscribe(&carol, "ribbon", WAIT_MS), 1);
 
-    assert_int_equal(publish(&alice, "feed/alice", "self", false), 135);
-    assert_int_equal(publish(&alice, "ribbon", "from-alice", false), 135);
-    assert_int_equal(publish(&dave, "ribbon", "from-dave", true), 0); /* 3.1.1: acked, dropped */
-    assert_int_equal(publish(&dave, "feed/dave", "from-dave", false), 0);
+    assert_int_equal(ft_mqtt_publish(&alice, "feed/alice", "self", false, WAIT_MS), 135);
+    assert_int_equal(ft_mqtt_publish(&alice, "ribbon", "from-alice", false, WAIT_MS), 135);
+    assert_int_equal(ft_mqtt_publish(&dave, "ribbon", "from-dave", true, WAIT_MS), 0); /* 3.1.1: acked, dropped */
+    assert_int_equal(ft_mqtt_publish(&dave, "feed/dave", "from-dave", false, WAIT_MS), 0);
     assert_false(alice.disconnected);
     assert_false(dave.disconnected);
 
-    assert_int_equal(publish(&svc, "ribbon", "control", false), 0);
+    assert_int_equal(ft_mqtt_publish(&svc, "ribbon", "control", false, WAIT_MS), 0);
     expect_only_message(&carol, "ribbon", "control");
     expect_only_message(&alice, "ribbon", "control");
     /* Had dave's retained publish been kept, a new subscriber would get it
      * first. */
     connect_as(&gina, "pub-gina", "gina", FP_ROLE_USER, 4);
     assert_int_equal(ft_mqtt_subscribe(&gina, "ribbon", WAIT_MS), 1);
-    assert_int_equal(publish(&svc, "ribbon", "control-2", false), 0);
+    assert_int_equal(ft_mqtt_publish(&svc, "ribbon", "control-2", false, WAIT_MS), 0);
     expect_only_message(&gina, "ribbon", "control-2");
     assert_false(gina.last_retain);
     ft_mqtt_close(&alice);
@@ -243,17 +195,17 @@ static void test_service_publish(void **state)
     assert_int_equal(ft_mqtt_subscribe(&carol, "ribbon", WAIT_MS), 1);
 
     for (i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
-        int rc = publish(&svc, denied[i], "nope", false);
+        int rc = ft_mqtt_publish(&svc, denied[i], "nope", false, WAIT_MS);
 
         if (rc != 135)
             fail_msg("service publish to \"%s\": PUBACK %d, want 135", denied[i], rc);
     }
     /* Any valid id's feed is allowed, whether or not anyone listens. */
-    assert_int_equal(publish(&svc, "feed/nobody-here", "x", false), 16);
+    assert_int_equal(ft_mqtt_publish(&svc, "feed/nobody-here", "x", false, WAIT_MS), 16);
 
-    assert_int_equal(publish(&svc, "feed/bob", "hello bob", false), 0);
+    assert_int_equal(ft_mqtt_publish(&svc, "feed/bob", "hello bob", false, WAIT_MS), 0);
     expect_only_message(&bob, "feed/bob", "hello bob");
-    assert_int_equal(publish(&svc4, "ribbon", "news", false), 0);
+    assert_int_equal(ft_mqtt_publish(&svc4, "ribbon", "news", false, WAIT_MS), 0);
     expect_only_message(&carol, "ribbon", "news");
     ft_mqtt_close(&bob);
     ft_mqtt_close(&carol);
@@ -293,18 +245,18 @@ static void test_retained_ribbon(void **state)
 
     (void)state;
     connect_as(&svc, "ret-svc", "svc", FP_ROLE_SERVICE, 5);
-    rc = publish(&svc, "ribbon", "breaking", true);
+    rc = ft_mqtt_publish(&svc, "ribbon", "breaking", true, WAIT_MS);
     assert_true(rc >= 0 && rc < 128);
     connect_as(&erin, "ret-erin", "erin", FP_ROLE_USER, 4);
     assert_int_equal(ft_mqtt_subscribe(&erin, "ribbon", WAIT_MS), 1);
     expect_only_message(&erin, "ribbon", "breaking");
     assert_true(erin.last_retain);
 
-    rc = publish(&svc, "ribbon", "", true);
+    rc = ft_mqtt_publish(&svc, "ribbon", "", true, WAIT_MS);
     assert_true(rc >= 0 && rc < 128);
     connect_as(&frank, "ret-frank", "frank", FP_ROLE_USER, 5);
     assert_int_equal(ft_mqtt_subscribe(&frank, "ribbon", WAIT_MS), 1);
-    assert_int_equal(publish(&svc, "ribbon", "live", false), 0);
+    assert_int_equal(ft_mqtt_publish(&svc, "ribbon", "live", false, WAIT_MS), 0);
     expect_only_message(&frank, "ribbon", "live");
     assert_false(frank.last_retain);
     ft_mqtt_close(&svc);
@@ -312,17 +264,11 @@ static void test_retained_ribbon(void **state)
     ft_mqtt_close(&frank);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_user_subscribe_own_feed_and_ribbon),
         cmocka_unit_test(test_user_subscribe_denied),
         cmocka_unit_test(test_user_receives_only_own_feed),
         cmocka_unit_test(test_user_publish_not_delivered),
         cmocka_unit_test(test_service_publish),
         cmocka_unit_test(test_service_subscribe_denied),
-        cmocka_unit_test(test_retained_ribbon),
-    };
-
-    return ft_mqtt_run(tests, setup, teardown);
-}
+        cmocka_unit_test(test_retained_ribbon))

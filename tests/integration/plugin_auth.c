@@ -25,25 +25,17 @@
 #include <openssl/hmac.h>
 #include <mqtt_protocol.h>
 
+#include "ft_redis.h"
 #include "plugin_env.h"
+#include "ft_main.h"
 
 #define CONNECT_MS 3000
 #define LOG_WAIT_MS 2000
 
 static ft_plugin_env env;
 
-static int setup(void **state)
-{
-    (void)state;
-    return ft_plugin_env_start(&env, "n1", NULL);
-}
-
 /* Fails when a stop failed, e.g. a sanitizer report in the broker log. */
-static int teardown(void **state)
-{
-    (void)state;
-    return ft_plugin_env_stop(&env);
-}
+FT_FIXTURES(ft_plugin_env_start(&env, "n1", NULL), ft_plugin_env_stop(&env))
 
 static int64_t now_s(void)
 {
@@ -192,6 +184,34 @@ static void expect_accepted(const ft_plugin_env *e, const char *client_id, const
     assert_int_equal(rc, 0);
 }
 
+/* expect_refused under MQTT 3.1.1 and 5, as clients "<name>-4" and
+ * "<name>-5". */
+static void expect_refused_both(const ft_plugin_env *e, const char *name, const char *user,
+                                const char *token, const char *why)
+{
+    char id[64];
+    int protocol;
+
+    for (protocol = 4; protocol <= 5; protocol++) {
+        snprintf(id, sizeof(id), "%s-%d", name, protocol);
+        expect_refused(e, id, user, token, protocol, why);
+    }
+}
+
+/* expect_accepted under MQTT 3.1.1 and 5, as clients "<name>-4" and
+ * "<name>-5". */
+static void expect_accepted_both(const ft_plugin_env *e, const char *name, const char *user,
+                                 const char *token)
+{
+    char id[64];
+    int protocol;
+
+    for (protocol = 4; protocol <= 5; protocol++) {
+        snprintf(id, sizeof(id), "%s-%d", name, protocol);
+        expect_accepted(e, id, user, token, protocol);
+    }
+}
+
 /* ------------------------------------------------------------ tests */
 
 static void test_valid_token_accepted(void **state)
@@ -211,8 +231,7 @@ static void test_username_must_equal_sub(void **state)
     char *tok = ft_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
 
     (void)state;
-    expect_refused(&env, "user-ne-4", "bob", tok, 4, "username does not match the token's sub");
-    expect_refused(&env, "user-ne-5", "bob", tok, 5, "username does not match the token's sub");
+    expect_refused_both(&env, "user-ne", "bob", tok, "username does not match the token's sub");
     free(tok);
 }
 
@@ -227,8 +246,7 @@ static void test_hand_built_token_accepted(void **state)
     snprintf(payload, sizeof(payload), "{\"sub\":\"alice\",\"iat\":%lld,\"exp\":%lld}",
              (long long)now, (long long)now + 3600);
     tok = hs256_token(&env, payload);
-    expect_accepted(&env, "hand-ok-4", "alice", tok, 4);
-    expect_accepted(&env, "hand-ok-5", "alice", tok, 5);
+    expect_accepted_both(&env, "hand-ok", "alice", tok);
     free(tok);
 }
 
@@ -241,8 +259,7 @@ static void test_bad_signature_refused(void **state)
     /* A middle character: all six of its bits are signature bits. */
     assert_true(strlen(sig) > 20);
     sig[10] = sig[10] == 'A' ? 'B' : 'A';
-    expect_refused(&env, "badsig-4", "alice", tok, 4, "token refused (signature)");
-    expect_refused(&env, "badsig-5", "alice", tok, 5, "token refused (signature)");
+    expect_refused_both(&env, "badsig", "alice", tok, "token refused (signature)");
     free(tok);
 }
 
@@ -256,8 +273,7 @@ static void test_alg_none_refused(void **state)
              (long long)now, (long long)now + 3600);
     tok = ft_plugin_env_hand_token(&env, "{\"alg\":\"none\",\"typ\":\"JWT\"}", payload, NULL);
     assert_int_equal(tok[strlen(tok) - 1], '.'); /* empty signature */
-    expect_refused(&env, "algnone-4", "alice", tok, 4, "token refused (algorithm)");
-    expect_refused(&env, "algnone-5", "alice", tok, 5, "token refused (algorithm)");
+    expect_refused_both(&env, "algnone", "alice", tok, "token refused (algorithm)");
     free(tok);
 }
 
@@ -273,10 +289,8 @@ static void test_other_algorithm_refused(void **state)
              (long long)now, (long long)now + 3600);
     hs384 = ft_plugin_env_hand_token(&env, "{\"alg\":\"HS384\",\"typ\":\"JWT\"}", payload, EVP_sha384());
     rs256 = ft_plugin_env_hand_token(&env, "{\"alg\":\"RS256\",\"typ\":\"JWT\"}", payload, EVP_sha256());
-    expect_refused(&env, "hs384-4", "alice", hs384, 4, "token refused (algorithm)");
-    expect_refused(&env, "hs384-5", "alice", hs384, 5, "token refused (algorithm)");
-    expect_refused(&env, "rs256-4", "alice", rs256, 4, "token refused (algorithm)");
-    expect_refused(&env, "rs256-5", "alice", rs256, 5, "token refused (algorithm)");
+    expect_refused_both(&env, "hs384", "alice", hs384, "token refused (algorithm)");
+    expect_refused_both(&env, "rs256", "alice", rs256, "token refused (algorithm)");
     free(hs384);
     free(rs256);
 }
@@ -287,8 +301,7 @@ static void test_expired_refused(void **state)
     char *tok = ft_plugin_env_token(&env, "alice", now - 7200, now - 60, FP_ROLE_USER);
 
     (void)state;
-    expect_refused(&env, "expired-4", "alice", tok, 4, "token refused (expired)");
-    expect_refused(&env, "expired-5", "alice", tok, 5, "token refused (expired)");
+    expect_refused_both(&env, "expired", "alice", tok, "token refused (expired)");
     free(tok);
 }
 
@@ -304,8 +317,7 @@ static void test_not_yet_valid_refused(void **state)
     late = mint(&env, &c);
     c.nbf = now + 2;
     soon = mint(&env, &c);
-    expect_refused(&env, "nbf-4", "alice", late, 4, "token refused (not yet valid)");
-    expect_refused(&env, "nbf-5", "alice", late, 5, "token refused (not yet valid)");
+    expect_refused_both(&env, "nbf", "alice", late, "token refused (not yet valid)");
     expect_accepted(&env, "nbf-leeway", "alice", soon, 4);
     free(late);
     free(soon);
@@ -340,14 +352,11 @@ static void test_issuer_and_audience(void **state)
              (long long)now, (long long)now + 3600);
     aud_list = hs256_token(&env2, payload);
 
-    expect_accepted(&env2, "issaud-ok-4", "alice", ok, 4);
-    expect_accepted(&env2, "issaud-ok-5", "alice", ok, 5);
+    expect_accepted_both(&env2, "issaud-ok", "alice", ok);
     expect_accepted(&env2, "issaud-list", "alice", aud_list, 4);
-    expect_refused(&env2, "iss-bad-4", "alice", bad_iss, 4, "token refused (issuer)");
-    expect_refused(&env2, "iss-bad-5", "alice", bad_iss, 5, "token refused (issuer)");
+    expect_refused_both(&env2, "iss-bad", "alice", bad_iss, "token refused (issuer)");
     expect_refused(&env2, "iss-none", "alice", no_iss, 4, "token refused (issuer)");
-    expect_refused(&env2, "aud-bad-4", "alice", bad_aud, 4, "token refused (audience)");
-    expect_refused(&env2, "aud-bad-5", "alice", bad_aud, 5, "token refused (audience)");
+    expect_refused_both(&env2, "aud-bad", "alice", bad_aud, "token refused (audience)");
     expect_refused(&env2, "aud-none", "alice", no_aud, 4, "token refused (audience)");
     /* A token of the first broker (other secret) is no good here. */
     free(ok);
@@ -374,10 +383,8 @@ static void test_missing_sub_or_exp_refused(void **state)
     no_sub = hs256_token(&env, payload);
     snprintf(payload, sizeof(payload), "{\"sub\":\"alice\",\"iat\":%lld}", (long long)now);
     no_exp = hs256_token(&env, payload);
-    expect_refused(&env, "nosub-4", "alice", no_sub, 4, "token refused (sub)");
-    expect_refused(&env, "nosub-5", "alice", no_sub, 5, "token refused (sub)");
-    expect_refused(&env, "noexp-4", "alice", no_exp, 4, "token refused (exp missing)");
-    expect_refused(&env, "noexp-5", "alice", no_exp, 5, "token refused (exp missing)");
+    expect_refused_both(&env, "nosub", "alice", no_sub, "token refused (sub)");
+    expect_refused_both(&env, "noexp", "alice", no_exp, "token refused (exp missing)");
     free(no_sub);
     free(no_exp);
 }
@@ -441,8 +448,7 @@ static void test_token_over_8k_refused(void **state)
     assert_true(strlen(fits) >= FP_JWT_MAX_BYTES - 2);
     assert_true(strlen(over) > FP_JWT_MAX_BYTES);
     expect_accepted(&env, "long-fits", "alice", fits, 4);
-    expect_refused(&env, "long-over-4", "alice", over, 4, "token refused (too long)");
-    expect_refused(&env, "long-over-5", "alice", over, 5, "token refused (too long)");
+    expect_refused_both(&env, "long-over", "alice", over, "token refused (too long)");
     free(fits);
     free(over);
 }
@@ -450,10 +456,8 @@ static void test_token_over_8k_refused(void **state)
 static void test_no_password_refused(void **state)
 {
     (void)state;
-    expect_refused(&env, "nopw-4", "alice", NULL, 4, "no username or no password");
-    expect_refused(&env, "nopw-5", "alice", NULL, 5, "no username or no password");
-    expect_refused(&env, "anon-4", NULL, NULL, 4, "no username or no password");
-    expect_refused(&env, "anon-5", NULL, NULL, 5, "no username or no password");
+    expect_refused_both(&env, "nopw", "alice", NULL, "no username or no password");
+    expect_refused_both(&env, "anon", NULL, NULL, "no username or no password");
 }
 
 /* Client ids are the client's choice: the log line carries at most 64
@@ -527,23 +531,13 @@ static void test_v5_enhanced_auth_refused(void **state)
  * which the plugin must be listening to. */
 static void revoke_user(const ft_plugin_env *e, const char *uid, int64_t before)
 {
-    struct timeval tv = {2, 0};
-    redisContext *r = redisConnectWithTimeout("127.0.0.1", e->redis.port, tv);
-    redisReply *rep;
+    redisContext *r = ft_redis_connect(e->redis.port);
     char msg[96];
 
-    assert_non_null(r);
-    assert_int_equal(r->err, 0);
-    rep = redisCommand(r, "SET revoked:%s %lld", uid, (long long)before);
-    assert_non_null(rep);
-    assert_int_equal(rep->type, REDIS_REPLY_STATUS);
-    freeReplyObject(rep);
+    ft_redis_ok(r, "SET revoked:%s %lld", uid, (long long)before);
     snprintf(msg, sizeof(msg), "%s %lld", uid, (long long)before);
-    rep = redisCommand(r, "PUBLISH revoked %s", msg);
-    assert_non_null(rep);
-    assert_int_equal(rep->type, REDIS_REPLY_INTEGER);
-    assert_true(rep->integer >= 1); /* the plugin's subscription */
-    freeReplyObject(rep);
+    /* At least the plugin's subscription. */
+    assert_true(ft_redis_int(r, "PUBLISH revoked %s", msg) >= 1);
     redisFree(r);
 }
 
@@ -670,9 +664,7 @@ static void test_reserved_and_quoted_client_ids(void **state)
     free(svc);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_valid_token_accepted),
         cmocka_unit_test(test_username_must_equal_sub),
         cmocka_unit_test(test_hand_built_token_accepted),
@@ -691,8 +683,4 @@ int main(void)
         cmocka_unit_test(test_revoked_user_old_tokens_refused),
         cmocka_unit_test(test_client_id_of_other_user_refused),
         cmocka_unit_test(test_client_id_takeover_by_same_user),
-        cmocka_unit_test(test_reserved_and_quoted_client_ids),
-    };
-
-    return ft_mqtt_run(tests, setup, teardown);
-}
+        cmocka_unit_test(test_reserved_and_quoted_client_ids))

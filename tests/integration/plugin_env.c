@@ -18,6 +18,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "ft_main.h"
+
 int ft_plugin_env_start(ft_plugin_env *e, const char *node_id, const char *extra)
 {
     const char *tmp = getenv("FP_TEST_TMP");
@@ -205,17 +207,16 @@ static void mqtt__on_message(struct mosquitto *m, void *obj, const struct mosqui
 }
 
 static int published_mid = -1;
-static bool published_ack;
+static int published_rc = -1; /* the PUBACK's reason code, -1 until it came */
 
 static void mqtt__on_publish(struct mosquitto *m, void *obj, int mid, int rc,
                              const mosquitto_property *props)
 {
     (void)m;
     (void)obj;
-    (void)rc;
     (void)props;
     if (mid == published_mid)
-        published_ack = true;
+        published_rc = rc;
 }
 
 /* Runs one loop iteration; a closed connection is recorded, not an error. */
@@ -275,14 +276,14 @@ int ft_mqtt_publish(ft_mqtt *c, const char *topic, const char *payload, bool ret
     int64_t end = fp_time_mono_ms() + timeout_ms;
     int mid;
 
-    published_ack = false;
+    published_rc = -1;
     if (mosquitto_publish(c->m, &mid, topic, (int)strlen(payload), payload, 1, retain) !=
         MOSQ_ERR_SUCCESS)
         return -1;
     published_mid = mid;
-    while (!published_ack && !c->disconnected && fp_time_mono_ms() < end)
+    while (published_rc < 0 && !c->disconnected && fp_time_mono_ms() < end)
         mqtt__loop(c, 50);
-    return published_ack ? 0 : -1;
+    return published_rc;
 }
 
 int ft_mqtt_wait_messages(ft_mqtt *c, int n, int timeout_ms)
@@ -373,13 +374,12 @@ char *ft_plugin_env_hand_token(const ft_plugin_env *e, const char *header, const
 }
 
 int ft_mqtt_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
-                      ft_fixture_fn setup, ft_fixture_fn teardown)
+                      int (*setup)(void **state), int (*teardown)(void **state))
 {
     int rc;
 
-    signal(SIGPIPE, SIG_IGN);
     mosquitto_lib_init();
-    rc = ft_harness_exit(_cmocka_run_group_tests(name, tests, n, setup, teardown));
+    rc = ft_harness_run(name, tests, n, setup, teardown);
     mosquitto_lib_cleanup();
     return rc;
 }

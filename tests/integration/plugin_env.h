@@ -96,8 +96,12 @@ int ft_mqtt_connect(ft_mqtt *c, int port, const char *client_id, const char *use
  * (0..2, or >= 128 when refused), or -1 on timeout / closed connection. */
 int ft_mqtt_subscribe(ft_mqtt *c, const char *topic, int timeout_ms);
 
-/* Publishes at QoS 1 and runs the loop until the PUBACK or timeout.
- * Returns 0 when acknowledged, -1 otherwise. */
+/*
+ * Publishes at QoS 1 and runs the loop until the PUBACK or timeout.
+ * Returns the PUBACK's reason code (MQTT 5: 0, 16 no matching subscribers,
+ * 135 not authorised; always 0 under 3.1.1, where mosquitto acks a denied
+ * publish and drops it), or -1 when none came.
+ */
 int ft_mqtt_publish(ft_mqtt *c, const char *topic, const char *payload, bool retain,
                     int timeout_ms);
 
@@ -117,18 +121,10 @@ void ft_mqtt_close(ft_mqtt *c);
 
 /* ------------------------------------------------------------ main() */
 
+/* The runner of tests that speak MQTT (FT_MAIN, ft_main.h): ft_harness_run
+ * with libmosquitto initialised for the run. */
 struct CMUnitTest;
-typedef int (*ft_fixture_fn)(void **state);
-
-/*
- * The main() of a test that speaks MQTT: SIGPIPE ignored (a broker may
- * close a socket mid-write), libmosquitto initialised for the run, the
- * group run, and what the teardown found counted (ft_harness_exit):
- *     return ft_mqtt_run(tests, setup, teardown);
- */
 int ft_mqtt_run_group(const char *name, const struct CMUnitTest *tests, size_t n,
-                      ft_fixture_fn setup, ft_fixture_fn teardown);
-#define ft_mqtt_run(tests, setup, teardown)                                                        \
-    ft_mqtt_run_group(#tests, tests, sizeof(tests) / sizeof((tests)[0]), setup, teardown)
+                      int (*setup)(void **state), int (*teardown)(void **state));
 
 #endif

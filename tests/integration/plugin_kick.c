@@ -25,7 +25,9 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "ft_redis.h"
 #include "plugin_env.h"
+#include "ft_main.h"
 
 #define KICK_LIMIT_MS 1000 /* contract: kicked within 1 s */
 #define KICK_SLACK_MS 100  /* client-side detection, scheduling */
@@ -44,59 +46,12 @@ static double wall_ms_at(int64_t mono_ms)
 
 /* ------------------------------------------------------------ redis */
 
-static redisContext *redis_open(void)
-{
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", env.redis.port, tv);
-
-    assert_non_null(c);
-    if (c->err != 0)
-        fail_msg("redis on port %d: %s", env.redis.port, c->errstr);
-    return c;
-}
-
-/* Runs a command whose reply must be an integer and returns it. */
-static long long redis_int(redisContext *c, const char *fmt, ...)
-{
-    redisReply *r;
-    long long v;
-    va_list ap;
-
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL)
-        fail_msg("redis \"%s\": %s", fmt, c->errstr);
-    if (r->type != REDIS_REPLY_INTEGER)
-        fail_msg("redis \"%s\": reply type %d (%s)", fmt, r->type, r->str != NULL ? r->str : "");
-    v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
-/* Runs a command whose reply must be the status OK. */
-static void redis_ok(redisContext *c, const char *fmt, ...)
-{
-    redisReply *r;
-    va_list ap;
-
-    va_start(ap, fmt);
-    r = redisvCommand(c, fmt, ap);
-    va_end(ap);
-    if (r == NULL)
-        fail_msg("redis \"%s\": %s", fmt, c->errstr);
-    if (r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK") != 0)
-        fail_msg("redis \"%s\": reply type %d (%s)", fmt, r->type, r->str != NULL ? r->str : "");
-    freeReplyObject(r);
-}
-
 /* Subscribers of the revocation channel (the plugin's link: 1 or 0). */
 static long long revoked_subscribers(redisContext *c)
 {
-    redisReply *r = redisCommand(c, "PUBSUB NUMSUB revoked");
+    redisReply *r = ft_redis_cmd(c, "PUBSUB NUMSUB revoked");
     long long n;
 
-    assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     assert_int_equal(r->elements, 2);
     assert_int_equal(r->element[1]->type, REDIS_REPLY_INTEGER);
@@ -209,7 +164,7 @@ static int setup(void **state)
         assert_int_equal(ft_server_restart(&env.redis), 0);
     if (!ft_server_running(&env.mosq))
         assert_int_equal(ft_server_restart(&env.mosq), 0);
-    c = redis_open();
+    c = ft_redis_connect(env.redis.port);
     wait_plugin_subscribed(c);
     redisFree(c);
     return 0;
@@ -280,7 +235,7 @@ static void test_revocation_kicks_every_session_within_1s(void **state)
     char *tok_carol = ft_plugin_env_token_now(&env, "carol", FP_ROLE_USER);
     ft_mqtt r1, r2, carol, r3;
     ft_mqtt *revs[] = {&r1, &r2};
-    redisContext *rc = redis_open();
+    redisContext *rc = ft_redis_connect(env.redis.port);
     size_t i;
 
     (void)state;
@@ -292,9 +247,9 @@ static void test_revocation_kicks_every_session_within_1s(void **state)
     assert_alive(&r2, "rev");
 
     /* What the bridge will do: the key first, then the message. */
-    redis_ok(rc, "SET revoked:rev %lld", (long long)before);
+    ft_redis_ok(rc, "SET revoked:rev %lld", (long long)before);
     t0 = fp_time_mono_ms();
-    assert_int_equal(redis_int(rc, "PUBLISH revoked %s%lld", "rev ", (long long)before), 1);
+    assert_int_equal(ft_redis_int(rc, "PUBLISH revoked %s%lld", "rev ", (long long)before), 1);
     assert_int_equal(wait_all_closed(revs, 2, 3000), 0);
     for (i = 0; i < 2; i++) {
         print_message("revocation: rev-%zu closed %lld ms after the PUBLISH\n", i + 1,
@@ -356,9 +311,9 @@ static void test_revocation_loaded_after_redis_outage(void **state)
     assert_int_equal(kill((pid_t)-env.mosq.pid, SIGSTOP), 0);
     mosq_frozen = true;
     assert_int_equal(ft_server_restart(&env.redis), 0);
-    rc = redis_open();
+    rc = ft_redis_connect(env.redis.port);
     assert_int_equal(revoked_subscribers(rc), 0);
-    redis_ok(rc, "SET revoked:late %lld", (long long)before);
+    ft_redis_ok(rc, "SET revoked:late %lld", (long long)before);
     assert_int_equal(kill((pid_t)-env.mosq.pid, SIGCONT), 0);
     mosq_frozen = false;
     t0 = fp_time_mono_ms();
@@ -382,14 +337,8 @@ static void test_revocation_loaded_after_redis_outage(void **state)
     free(tok_dora);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_expiry_disconnects_within_1s, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_kicks_every_session_within_1s, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_revocation_loaded_after_redis_outage, setup, teardown),
-    };
-
-    return ft_mqtt_run(tests, group_setup, group_teardown);
-}
+        cmocka_unit_test_setup_teardown(test_revocation_loaded_after_redis_outage, setup, teardown))

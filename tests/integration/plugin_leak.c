@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "plugin_env.h"
+#include "ft_main.h"
 
 #define LEAK_NODE "leak"
 #define LEAK_CLIENTS 1000
@@ -217,16 +218,10 @@ static void test_broker_stops_clean(void **state)
     assert_int_equal(ft_plugin_env_stop(&env), 0);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+/* tools/fp-server gives instrumented brokers the suppression for
+ * mosquitto's own websockets leak; every other leak fails the stop. */
+FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_churn_valid_clients),
         cmocka_unit_test(test_refused_connects),
         cmocka_unit_test(test_presence_drained),
-        cmocka_unit_test(test_broker_stops_clean),
-    };
-
-    /* tools/fp-server gives instrumented brokers the suppression for
-     * mosquitto's own websockets leak; every other leak fails the stop. */
-    return ft_mqtt_run(tests, setup, teardown);
-}
+        cmocka_unit_test(test_broker_stops_clean))

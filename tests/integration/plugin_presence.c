@@ -27,7 +27,9 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "ft_redis.h"
 #include "plugin_env.h"
+#include "ft_main.h"
 
 #define ONLINE "online:n1"
 
@@ -39,34 +41,13 @@ static redisContext *rc;     /* the test's own Redis connection */
 /* (Re)connects rc to the env's Redis. */
 static void redis_open(void)
 {
-    struct timeval tv = {2, 0};
-
     if (rc != NULL)
         redisFree(rc);
-    rc = redisConnectWithTimeout("127.0.0.1", env.redis.port, tv);
-    assert_non_null(rc);
-    if (rc->err != 0)
-        fail_msg("redis on port %d: %s", env.redis.port, rc->errstr);
+    rc = ft_redis_connect(env.redis.port);
 }
 
-/* Runs a command whose reply must be an integer and returns it. */
-static long long redis_int(const char *fmt, ...)
-{
-    redisReply *r;
-    long long v;
-    va_list ap;
-
-    va_start(ap, fmt);
-    r = redisvCommand(rc, fmt, ap);
-    va_end(ap);
-    if (r == NULL)
-        fail_msg("redis \"%s\": %s", fmt, rc->errstr);
-    if (r->type != REDIS_REPLY_INTEGER)
-        fail_msg("redis \"%s\": reply type %d (%s)", fmt, r->type, r->str != NULL ? r->str : "");
-    v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
+/* A command on rc whose reply must be an integer. */
+#define redis_int(...) ft_redis_int(rc, __VA_ARGS__)
 
 static bool is_online(const char *user)
 {
@@ -76,12 +57,10 @@ static bool is_online(const char *user)
 /* SMEMBERS online:n1 == want (as sets). Prints the set when describe. */
 static bool online_is(const char *const *want, size_t n, bool describe)
 {
-    redisReply *r = redisCommand(rc, "SMEMBERS %s", ONLINE);
+    redisReply *r = ft_redis_cmd(rc, "SMEMBERS %s", ONLINE);
     bool same;
     size_t i, j;
 
-    if (r == NULL)
-        fail_msg("redis SMEMBERS: %s", rc->errstr);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     same = r->elements == n;
     for (i = 0; same && i < n; i++) {
@@ -372,8 +351,7 @@ static void test_presence_node_heartbeat(void **state)
     assert_int_equal(redis_int("SISMEMBER nodes n1"), 1);
 
     /* The value is the time of the beat (unix seconds). */
-    r = redisCommand(rc, "GET node:n1");
-    assert_non_null(r);
+    r = ft_redis_cmd(rc, "GET node:n1");
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     now_s = (long long)time(NULL);
     assert_true(atoll(r->str) >= now_s - 3 && atoll(r->str) <= now_s);
@@ -456,7 +434,6 @@ static void test_presence_redis_outage(void **state)
 {
     const char *before[] = {"alice", "bob"}, *after[] = {"alice", "carol"};
     ft_mqtt a, b, c;
-    redisReply *r;
     int64_t t0, connect_ms, ms;
     long log_from;
 
@@ -465,10 +442,7 @@ static void test_presence_redis_outage(void **state)
     connect_user(&b, "bob-1", "bob");
     wait_online_is(before, 2, 1000);
     /* Like a Redis with persistence: it comes back with this set. */
-    r = redisCommand(rc, "SAVE");
-    assert_non_null(r);
-    assert_int_equal(r->type, REDIS_REPLY_STATUS);
-    freeReplyObject(r);
+    ft_redis_ok(rc, "SAVE");
     redisFree(rc);
     rc = NULL;
 
@@ -503,9 +477,7 @@ static void test_presence_redis_outage(void **state)
     wait_online_is(NULL, 0, 1000);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_presence_follows_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_ignores_services, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_killed_client_leaves, setup, teardown),
@@ -513,8 +485,4 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_presence_node_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_stale_cleared_on_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_stale_cleared_after_crash, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_presence_redis_outage, setup, teardown),
-    };
-
-    return ft_mqtt_run(tests, group_setup, group_teardown);
-}
+        cmocka_unit_test_setup_teardown(test_presence_redis_outage, setup, teardown))

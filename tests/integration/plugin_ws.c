@@ -28,6 +28,7 @@
 #include <openssl/evp.h>
 
 #include "plugin_env.h"
+#include "ft_main.h"
 
 #define CONNECT_MS 3000
 #define WS_TIMEOUT "30000" /* an upper bound; runs end as soon as they are done */
@@ -37,18 +38,8 @@ extern char **environ;
 
 static ft_plugin_env env;
 
-static int setup(void **state)
-{
-    (void)state;
-    return ft_plugin_env_start(&env, "ws1", NULL);
-}
-
 /* Fails when a stop failed, e.g. a sanitizer report in the broker log. */
-static int teardown(void **state)
-{
-    (void)state;
-    return ft_plugin_env_stop(&env);
-}
+FT_FIXTURES(ft_plugin_env_start(&env, "ws1", NULL), ft_plugin_env_stop(&env))
 
 /* ------------------------------------------------------------ node client */
 
@@ -172,43 +163,6 @@ static char *alg_none_token(const char *sub)
     return ft_plugin_env_hand_token(&env, header, payload, NULL);
 }
 
-/* ------------------------------------------------------------ TCP service */
-
-static int pub_mid = -1;
-static int pub_rc = -1;
-static bool pub_done;
-
-static void on_publish(struct mosquitto *m, void *obj, int mid, int rc,
-                       const mosquitto_property *props)
-{
-    (void)m;
-    (void)obj;
-    (void)props;
-    if (mid == pub_mid) {
-        pub_rc = rc;
-        pub_done = true;
-    }
-}
-
-/* Publishes at QoS 1 over MQTT 5 and returns the PUBACK reason code (0
- * delivered to a subscriber, 16 none matched), or -1 when none came. */
-static int publish(ft_mqtt *c, const char *topic, const char *payload)
-{
-    int64_t end = fp_time_mono_ms() + CONNECT_MS;
-
-    mosquitto_publish_v5_callback_set(c->m, on_publish);
-    pub_done = false;
-    pub_rc = -1;
-    if (mosquitto_publish(c->m, &pub_mid, topic, (int)strlen(payload), payload, 1, false) !=
-        MOSQ_ERR_SUCCESS)
-        return -1;
-    while (!pub_done && !c->disconnected && fp_time_mono_ms() < end) {
-        if (mosquitto_loop(c->m, 50, 1) != MOSQ_ERR_SUCCESS)
-            break;
-    }
-    return pub_done ? pub_rc : -1;
-}
-
 /* ------------------------------------------------------------ tests */
 
 /* alice (MQTT 3.1.1) and bob (MQTT 5) connect over WebSockets at once,
@@ -248,7 +202,7 @@ static void test_ws_valid_token_receives_feed(void **state)
     end = fp_time_mono_ms() + 25000;
     for (i = 0; i < 2; i++) {
         for (;;) {
-            rcs[i] = publish(&svc, topics[i], payloads[i]);
+            rcs[i] = ft_mqtt_publish(&svc, topics[i], payloads[i], false, CONNECT_MS);
             if (rcs[i] != 16 || fp_time_mono_ms() >= end)
                 break;
             ft_sleep_ms(50);
@@ -402,13 +356,7 @@ static void test_ws_subscribe_acl(void **state)
     free(tok);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_ws_valid_token_receives_feed),
         cmocka_unit_test(test_ws_bad_tokens_refused),
-        cmocka_unit_test(test_ws_subscribe_acl),
-    };
-
-    return ft_mqtt_run(tests, setup, teardown);
-}
+        cmocka_unit_test(test_ws_subscribe_acl))

@@ -39,6 +39,7 @@
 #include <mosquitto.h>
 
 #include "node_env.h"
+#include "ft_main.h"
 
 #define N_NODES 3
 #define LIVE_MS 1000  /* the limit: post published -> on the client */
@@ -202,25 +203,36 @@ static void assert_got_post(const ft_mqtt *c, const char *uid, const char *id)
 }
 
 /*
- * Waits until client c has received `want` messages and asserts it took
- * at most LIVE_MS from t0; the last one must be post id for uid. Returns
- * the latency.
+ * Waits until each client cs[k] (user uids[k]) has received want[k]
+ * messages, and asserts that each got there at most LIVE_MS after t0 and
+ * that its last message is post id. what names the step in the report.
  */
-static int64_t assert_live(ft_mqtt *c, const char *what, const char *uid, const char *id, int want,
-                           int64_t t0)
+static void assert_live_all(const char *what, ft_mqtt *const *cs, const char *const *uids,
+                            const int *want, int n, const char *id, int64_t t0)
 {
-    ft_mqtt *cs[1] = {c};
-    int64_t at[1], ms;
+    int64_t at[N_NODES];
+    int k;
 
-    ms = wait_all(cs, 1, &want, t0, WAIT_MS, at);
-    if (ms < 0)
-        fail_msg("%s: %s never got post %s (%d of %d messages)", what, uid, id, c->received, want);
-    printf("# %s: post %s reached %s %lld ms after the publish\n", what, id, uid, (long long)ms);
-    if (ms > LIVE_MS)
-        fail_msg("%s: post %s took %lld ms to reach %s (limit %d ms)", what, id, (long long)ms, uid,
-                 LIVE_MS);
-    assert_got_post(c, uid, id);
-    return ms;
+    assert_true(n <= N_NODES);
+    wait_all(cs, n, want, t0, WAIT_MS, at);
+    for (k = 0; k < n; k++) {
+        if (at[k] < 0)
+            fail_msg("%s: %s never got post %s (%d of %d messages)", what, uids[k], id,
+                     cs[k]->received, want[k]);
+        printf("# %s: post %s reached %s %lld ms after the publish\n", what, id, uids[k],
+               (long long)at[k]);
+        if (at[k] > LIVE_MS)
+            fail_msg("%s: post %s took %lld ms to reach %s (limit %d ms)", what, id,
+                     (long long)at[k], uids[k], LIVE_MS);
+        assert_got_post(cs[k], uids[k], id);
+    }
+}
+
+/* assert_live_all for one client. */
+static void assert_live(ft_mqtt *c, const char *what, const char *uid, const char *id, int want,
+                        int64_t t0)
+{
+    assert_live_all(what, &c, &uid, &want, 1, id, t0);
 }
 
 /* ------------------------------------------------------------ counters */
@@ -309,13 +321,37 @@ static void assert_grew(const char *name, const long long before[N_NODES + 1],
     assert_int_equal(bad, 0);
 }
 
+/*
+ * After a post: waits until each node i with want[i] > 0 has counted
+ * want[i] more deliveries than deliv[i], then one counter period more for
+ * the others to show anything they might have done, and asserts that each
+ * node's deliveries grew by exactly want[i] and that all nodes together
+ * published n_msgs more MQTT messages than msgs[].
+ */
+static void assert_delivered(const long long deliv[N_NODES + 1],
+                             const long long want[N_NODES + 1],
+                             const long long msgs[N_NODES + 1], long long n_msgs)
+{
+    long long msgs_now[N_NODES + 1];
+    int i;
+
+    for (i = 1; i <= N_NODES; i++) {
+        if (want[i] > 0)
+            wait_counter(i, "deliveries", deliv[i] + want[i]);
+    }
+    ft_sleep_ms(FLUSH_MS);
+    assert_grew("deliveries", deliv, want);
+    read_counters("deliver_messages", msgs_now);
+    assert_int_equal(sum_of(msgs_now) - sum_of(msgs), n_msgs);
+}
+
 /* ------------------------------------------------------------ the tests */
 
 /* B is connected to n2 only; A (offline) posts: only n2 publishes it. */
 static void test_delivered_only_where_connected(void **state)
 {
     const long long want[N_NODES + 1] = {0, 0, 1, 0};
-    long long deliv[N_NODES + 1], msgs[N_NODES + 1], msgs_now[N_NODES + 1];
+    long long deliv[N_NODES + 1], msgs[N_NODES + 1];
     ft_mqtt b;
     int64_t t0;
 
@@ -327,13 +363,7 @@ static void test_delivered_only_where_connected(void **state)
     t0 = post("s1_p1", "s1_A");
     assert_live(&b, "B on n2", "s1_B", "s1_p1", 1, t0);
 
-    /* n2's count includes it once flushed; then one more period for the
-     * others to show anything they might have done. */
-    wait_counter(2, "deliveries", deliv[2] + 1);
-    ft_sleep_ms(FLUSH_MS);
-    assert_grew("deliveries", deliv, want);
-    read_counters("deliver_messages", msgs_now);
-    assert_int_equal(sum_of(msgs_now) - sum_of(msgs), 1);
+    assert_delivered(deliv, want, msgs, 1);
     ft_mqtt_pump(&b, 100);
     assert_int_equal(b.received, 1);
     ft_mqtt_close(&b);
@@ -343,11 +373,12 @@ static void test_delivered_only_where_connected(void **state)
 static void test_two_sessions_two_nodes(void **state)
 {
     const long long want[N_NODES + 1] = {0, 1, 0, 1};
-    long long deliv[N_NODES + 1], msgs[N_NODES + 1], msgs_now[N_NODES + 1];
+    long long deliv[N_NODES + 1], msgs[N_NODES + 1];
     ft_mqtt b1, b3;
     ft_mqtt *cs[2] = {&b1, &b3};
+    const char *const uids[2] = {"s2_B", "s2_B"};
     const int one_each[2] = {1, 1};
-    int64_t t0, at[2];
+    int64_t t0;
 
     (void)state;
     follow("s2_B", "s2_A");
@@ -357,22 +388,9 @@ static void test_two_sessions_two_nodes(void **state)
     settled_counters("deliveries", deliv, "deliver_messages", msgs);
 
     t0 = post("s2_p1", "s2_A");
-    if (wait_all(cs, 2, one_each, t0, WAIT_MS, at) < 0)
-        fail_msg("post missing: session on n1 got %d, on n3 %d", b1.received, b3.received);
-    printf("# B on n1 and n3: post reached the n1 session after %lld ms, the n3 session after "
-           "%lld ms\n",
-           (long long)at[0], (long long)at[1]);
-    assert_true(at[0] <= LIVE_MS);
-    assert_true(at[1] <= LIVE_MS);
-    assert_got_post(&b1, "s2_B", "s2_p1");
-    assert_got_post(&b3, "s2_B", "s2_p1");
+    assert_live_all("B on n1 and n3", cs, uids, one_each, 2, "s2_p1", t0);
 
-    wait_counter(1, "deliveries", deliv[1] + 1);
-    wait_counter(3, "deliveries", deliv[3] + 1);
-    ft_sleep_ms(FLUSH_MS);
-    assert_grew("deliveries", deliv, want);
-    read_counters("deliver_messages", msgs_now);
-    assert_int_equal(sum_of(msgs_now) - sum_of(msgs), 2);
+    assert_delivered(deliv, want, msgs, 2);
     ft_mqtt_pump(&b1, 100);
     ft_mqtt_pump(&b3, 100);
     assert_int_equal(b1.received, 1);
@@ -407,8 +425,9 @@ static void test_node_crash_and_rejoin(void **state)
     long long msgs[N_NODES + 1], events[N_NODES + 1], msgs0, events0, depth0;
     ft_mqtt c, d;
     ft_mqtt *cs[2] = {&d, &c};
+    const char *const uids[2] = {"s3_D", "s3_C"};
     const int want[2] = {1, 3};
-    int64_t t0, t_kill, expiry_ms, rejoin_ms, at[2];
+    int64_t t0, t_kill, expiry_ms, rejoin_ms;
     int i;
 
     (void)state;
@@ -484,29 +503,14 @@ static void test_node_crash_and_rejoin(void **state)
     /* A user on the rejoined node gets posts again, C on n1 too. */
     connect_user(&d, 2, "s3_D", "s3_D-tab");
     t0 = post("s3_p5", "s3_X");
-    if (wait_all(cs, 2, want, t0, WAIT_MS, at) < 0)
-        fail_msg("post s3_p5 missing: D on n2 has %d messages (want 1), C on n1 %d (want 3)",
-                 d.received, c.received);
-    printf("# after n2 rejoined: post s3_p5 reached D on n2 after %lld ms, C on n1 after %lld "
-           "ms\n",
-           (long long)at[0], (long long)at[1]);
-    assert_true(at[0] <= LIVE_MS);
-    assert_true(at[1] <= LIVE_MS);
-    assert_got_post(&d, "s3_D", "s3_p5");
-    assert_got_post(&c, "s3_C", "s3_p5");
+    assert_live_all("after n2 rejoined (D on n2, C on n1)", cs, uids, want, 2, "s3_p5", t0);
     wait_counter(2, "deliveries", 1); /* the new n2 bridge counts from 0 */
     ft_mqtt_close(&c);
     ft_mqtt_close(&d);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_delivered_only_where_connected),
         cmocka_unit_test(test_two_sessions_two_nodes),
         /* Last: it crashes n2 (and brings it back). */
-        cmocka_unit_test(test_node_crash_and_rejoin),
-    };
-
-    return ft_mqtt_run(tests, setup, teardown);
-}
+        cmocka_unit_test(test_node_crash_and_rejoin))

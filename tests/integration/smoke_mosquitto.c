@@ -19,7 +19,8 @@
 #include <mosquitto.h>
 
 #include "ft_harness.h"
-#include "plugin_env.h" /* ft_mqtt_run */
+#include "plugin_env.h" /* ft_mqtt_run_group */
+#include "ft_main.h"
 
 typedef struct {
     int subscribed;
@@ -108,11 +109,5 @@ static void test_mosquitto_pub_sub(void **state)
     assert_false(tcp_accepts(s.port));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_mosquitto_pub_sub),
-    };
-
-    return ft_mqtt_run(tests, NULL, NULL);
-}
+FT_MAIN(ft_mqtt_run_group, NULL, NULL,
+        cmocka_unit_test(test_mosquitto_pub_sub))

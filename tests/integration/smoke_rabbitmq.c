@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "ft_harness.h"
+#include "ft_main.h"
 
 static void expect_ok(amqp_connection_state_t c, const char *what)
 {
@@ -103,10 +104,5 @@ static void test_quorum_queue_confirm_get(void **state)
     amqp_destroy_connection(c);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_quorum_queue_confirm_get),
-    };
-    return ft_harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
-}
+FT_MAIN(ft_harness_run, NULL, NULL,
+        cmocka_unit_test(test_quorum_queue_confirm_get))

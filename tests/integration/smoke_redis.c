@@ -14,17 +14,8 @@
 #include <hiredis/hiredis.h>
 
 #include "ft_harness.h"
-
-static redisContext *connect_to(const ft_server *s)
-{
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
-
-    assert_non_null(c);
-    if (c->err != 0)
-        fail_msg("connect to redis on %d: %s", s->port, c->errstr);
-    return c;
-}
+#include "ft_main.h"
+#include "ft_redis.h"
 
 static void test_redis_set_get_restart_stop(void **state)
 {
@@ -34,13 +25,9 @@ static void test_redis_set_get_restart_stop(void **state)
 
     (void)state;
     assert_int_equal(ft_server_start(&s, "redis", NULL), 0);
-    c = connect_to(&s);
-    r = redisCommand(c, "SET %s %s", "smoke:key", "value");
-    assert_non_null(r);
-    assert_string_equal(r->str, "OK");
-    freeReplyObject(r);
-    r = redisCommand(c, "GET %s", "smoke:key");
-    assert_non_null(r);
+    c = ft_redis_connect(s.port);
+    ft_redis_ok(c, "SET %s %s", "smoke:key", "value");
+    r = ft_redis_cmd(c, "GET %s", "smoke:key");
     assert_int_equal(r->type, REDIS_REPLY_STRING);
     assert_string_equal(r->str, "value");
     freeReplyObject(r);
@@ -55,9 +42,8 @@ static void test_redis_set_get_restart_stop(void **state)
     r = redisCommand(c, "PING");
     assert_null(r);
     redisFree(c);
-    c = connect_to(&s);
-    r = redisCommand(c, "GET %s", "smoke:key");
-    assert_non_null(r);
+    c = ft_redis_connect(s.port);
+    r = ft_redis_cmd(c, "GET %s", "smoke:key");
     assert_int_equal(r->type, REDIS_REPLY_NIL);
     freeReplyObject(r);
     redisFree(c);
@@ -81,12 +67,6 @@ static void test_redis_kill(void **state)
     assert_false(ft_server_running(&s));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_harness_run, NULL, NULL,
         cmocka_unit_test(test_redis_set_get_restart_stop),
-        cmocka_unit_test(test_redis_kill),
-    };
-    signal(SIGPIPE, SIG_IGN);
-    return ft_harness_exit(cmocka_run_group_tests(tests, NULL, NULL));
-}
+        cmocka_unit_test(test_redis_kill))

@@ -1,6 +1,7 @@
 /* Unit tests for the plugin's pure parts: the ACL rules and the session table. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -9,9 +10,43 @@
 #include <cmocka.h>
 
 #include "feed_auth.h"
+#include "ft_main.h"
 
-static void test_user_rules(void **state)
+/* One question to the topic rules: may a user ("alice") or the service
+ * ("bridge") do access on topic? */
+typedef struct {
+    fp_role role;
+    const char *topic;
+    int access;
+    bool allowed;
+} acl_case;
+
+#define USER(topic, access, allowed) {FP_ROLE_USER, topic, access, allowed}
+#define SERVICE(topic, access, allowed) {FP_ROLE_SERVICE, topic, access, allowed}
+
+static void test_rules(void **state)
 {
+    static const acl_case cases[] = {
+        USER("feed/alice", FA_ACL_SUBSCRIBE, true),
+        USER("feed/alice", FA_ACL_READ, true),
+        USER("ribbon", FA_ACL_SUBSCRIBE, true),
+        USER("ribbon", FA_ACL_READ, true),
+        USER("anything", FA_ACL_UNSUBSCRIBE, true),
+        /* Users publish nothing, not even to their own feed. */
+        USER("feed/alice", FA_ACL_WRITE, false),
+        USER("ribbon", FA_ACL_WRITE, false),
+        SERVICE("feed/bob", FA_ACL_WRITE, true),
+        SERVICE("ribbon", FA_ACL_WRITE, true),
+        SERVICE("feed/a/b", FA_ACL_WRITE, false),
+        SERVICE("feed/+", FA_ACL_WRITE, false),
+        SERVICE("feed/#", FA_ACL_WRITE, false),
+        SERVICE("feed/", FA_ACL_WRITE, false),
+        SERVICE("other", FA_ACL_WRITE, false),
+        SERVICE("feed/bob", FA_ACL_SUBSCRIBE, false),
+        SERVICE("feed/bob", FA_ACL_READ, false),
+        SERVICE(NULL, FA_ACL_WRITE, false),
+    };
+    /* Topics a user may neither subscribe to nor read from. */
     static const char *const denied[] = {
         "#", "+", "feed/#", "feed/+", "feed/bob", "$SYS/#", "$SYS/broker/uptime",
         "feed/alice/x", "feed/alice/#", "ribbon/#", "ribbon/x", "feed/", "feed", "", "Feed/alice",
@@ -20,33 +55,18 @@ static void test_user_rules(void **state)
     size_t i;
 
     (void)state;
-    assert_true(fa_acl_allowed(FP_ROLE_USER, "alice", "feed/alice", FA_ACL_SUBSCRIBE));
-    assert_true(fa_acl_allowed(FP_ROLE_USER, "alice", "feed/alice", FA_ACL_READ));
-    assert_true(fa_acl_allowed(FP_ROLE_USER, "alice", "ribbon", FA_ACL_SUBSCRIBE));
-    assert_true(fa_acl_allowed(FP_ROLE_USER, "alice", "ribbon", FA_ACL_READ));
-    assert_true(fa_acl_allowed(FP_ROLE_USER, "alice", "anything", FA_ACL_UNSUBSCRIBE));
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const acl_case *c = &cases[i];
+        const char *sub = c->role == FP_ROLE_USER ? "alice" : "bridge";
+
+        if (fa_acl_allowed(c->role, sub, c->topic, c->access) != c->allowed)
+            fail_msg("%s, access %d on \"%s\": %s expected", sub, c->access,
+                     c->topic != NULL ? c->topic : "(null)", c->allowed ? "allowed" : "denied");
+    }
     for (i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
         assert_false(fa_acl_allowed(FP_ROLE_USER, "alice", denied[i], FA_ACL_SUBSCRIBE));
         assert_false(fa_acl_allowed(FP_ROLE_USER, "alice", denied[i], FA_ACL_READ));
     }
-    /* Users publish nothing, not even to their own feed. */
-    assert_false(fa_acl_allowed(FP_ROLE_USER, "alice", "feed/alice", FA_ACL_WRITE));
-    assert_false(fa_acl_allowed(FP_ROLE_USER, "alice", "ribbon", FA_ACL_WRITE));
-}
-
-static void test_service_rules(void **state)
-{
-    (void)state;
-    assert_true(fa_acl_allowed(FP_ROLE_SERVICE, "bridge", "feed/bob", FA_ACL_WRITE));
-    assert_true(fa_acl_allowed(FP_ROLE_SERVICE, "bridge", "ribbon", FA_ACL_WRITE));
-    assert_false(fa_acl_allowed(FP_ROLE_SERVICE, "bridge", "feed/a/b", FA_ACL_WRITE));
-    assert_false(fa_acl_allowed(FP_ROLE_SERVICE, "bridge", "feed/+", FA_ACL_WRITE));
-    assert_false(fa_acl_allowed(FP_ROLE_SERVICE, "bridge", "feed/#", FA_ACL_WRITE));
-    assert_false(fa_acl_allowed(FP_ROLE_SERVICE, "bridge", "feed/", FA_ACL_WRITE));
-    assert_false(fa_acl_allowed(FP_ROLE_SERVICE, "bridge", "other", FA_ACL_WRITE));
-    assert_false(fa_acl_allowed(FP_ROLE_SERVICE, "bridge", "feed/bob", FA_ACL_SUBSCRIBE));
-    assert_false(fa_acl_allowed(FP_ROLE_SERVICE, "bridge", "feed/bob", FA_ACL_READ));
-    assert_false(fa_acl_allowed(FP_ROLE_SERVICE, "bridge", NULL, FA_ACL_WRITE));
 }
 
 static void test_sessions_table(void **state)
@@ -86,12 +106,6 @@ static void test_sessions_table(void **state)
     assert_null(t.by_client);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_user_rules),
-        cmocka_unit_test(test_service_rules),
-        cmocka_unit_test(test_sessions_table),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+FT_MAIN(ft_unit_run, NULL, NULL,
+        cmocka_unit_test(test_rules),
+        cmocka_unit_test(test_sessions_table))

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "fp_config.h"
+#include "ft_main.h"
 
 typedef struct {
     char *redis_host;
@@ -187,9 +188,7 @@ static void test_usage_lists_every_key(void **state)
     assert_non_null(strstr(buf, "(required)"));
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test_teardown(test_file_and_defaults, teardown),
         cmocka_unit_test_teardown(test_env_overrides_file, teardown),
         cmocka_unit_test_teardown(test_no_file_env_only, teardown),
@@ -197,7 +196,4 @@ int main(void)
         cmocka_unit_test_teardown(test_env_error_names_variable, teardown),
         cmocka_unit_test_teardown(test_missing_file, teardown),
         cmocka_unit_test_teardown(test_overlong_line, teardown),
-        cmocka_unit_test_teardown(test_usage_lists_every_key, teardown),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test_teardown(test_usage_lists_every_key, teardown))

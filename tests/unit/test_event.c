@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "fp_event.h"
+#include "ft_main.h"
 
 #define REASON_SZ 256
 
@@ -186,6 +187,34 @@ static void roundtrip(const char *body, fp_event *a)
     fp_event_free(&b);
 }
 
+/* Encodes ev, asserts that the JSON is want, and frees ev. */
+static void expect_encoded(fp_event *ev, const char *want)
+{
+    char *json = fp_event_encode(ev);
+
+    assert_non_null(json);
+    assert_string_equal(json, want);
+    free(json);
+    fp_event_free(ev);
+}
+
+/* Encodes ev, asserts that the JSON has part (expect_encoded_has) or has
+ * not (expect_encoded_lacks), and frees ev. */
+static void expect_encoded_part(fp_event *ev, const char *part, bool has)
+{
+    char *json = fp_event_encode(ev);
+
+    assert_non_null(json);
+    if (has)
+        assert_non_null(strstr(json, part));
+    else
+        assert_null(strstr(json, part));
+    free(json);
+    fp_event_free(ev);
+}
+#define expect_encoded_has(ev, part) expect_encoded_part(ev, part, true)
+#define expect_encoded_lacks(ev, part) expect_encoded_part(ev, part, false)
+
 /* ------------------------------------------------------ type names */
 
 static void test_type_names(void **state)
@@ -234,7 +263,6 @@ static void test_post_created_roundtrip(void **state)
 static void test_post_created_recipients_roundtrip(void **state)
 {
     fp_event ev;
-    char *json;
 
     (void)state;
     roundtrip("{\"type\":\"post.created\",\"post\":{\"id\":\"p-2\",\"author_id\":\"A_1\","
@@ -247,17 +275,12 @@ static void test_post_created_recipients_roundtrip(void **state)
     assert_string_equal(ev.recipients[1], "bob");
     assert_string_equal(ev.recipients[2], "zed");
     assert_int_equal(ev.post.created_at, 0);
-    json = fp_event_encode(&ev);
-    assert_non_null(json);
-    assert_non_null(strstr(json, "\"recipients\":[\"amy\",\"bob\",\"zed\"]"));
-    free(json);
-    fp_event_free(&ev);
+    expect_encoded_has(&ev, "\"recipients\":[\"amy\",\"bob\",\"zed\"]");
 }
 
 static void test_post_created_empty_and_null_recipients(void **state)
 {
     fp_event ev;
-    char *json;
 
     (void)state;
     roundtrip("{\"type\":\"post.created\",\"post\":{\"id\":\"p\",\"author_id\":\"a\","
@@ -265,22 +288,14 @@ static void test_post_created_empty_and_null_recipients(void **state)
               &ev);
     assert_true(ev.has_recipients);
     assert_int_equal(ev.n_recipients, 0);
-    json = fp_event_encode(&ev);
-    assert_non_null(json);
-    assert_non_null(strstr(json, "\"recipients\":[]"));
-    free(json);
-    fp_event_free(&ev);
+    expect_encoded_has(&ev, "\"recipients\":[]");
 
     /* null counts as absent */
     roundtrip("{\"type\":\"post.created\",\"post\":{\"id\":\"p\",\"author_id\":\"a\","
               "\"text\":\"t\",\"created_at\":1},\"recipients\":null}",
               &ev);
     assert_false(ev.has_recipients);
-    json = fp_event_encode(&ev);
-    assert_non_null(json);
-    assert_null(strstr(json, "recipients"));
-    free(json);
-    fp_event_free(&ev);
+    expect_encoded_lacks(&ev, "recipients");
 }
 
 static void test_post_created_limits_roundtrip(void **state)
@@ -306,7 +321,6 @@ static void test_post_created_limits_roundtrip(void **state)
 static void test_post_created_multibyte_roundtrip(void **state)
 {
     fp_event ev;
-    char *json;
 
     (void)state;
     /* 2-, 3- and 4-byte UTF-8 raw, plus a surrogate pair escape (U+1F600) */
@@ -316,17 +330,12 @@ static void test_post_created_multibyte_roundtrip(void **state)
         &ev);
     assert_string_equal(ev.post.text, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80 \xf0\x9f\x98\x80");
     assert_int_equal(ev.post.created_at, 1000);
-    json = fp_event_encode(&ev);
-    assert_non_null(json);
-    assert_non_null(strstr(json, "\"created_at\":1000"));
-    free(json);
-    fp_event_free(&ev);
+    expect_encoded_has(&ev, "\"created_at\":1000");
 }
 
 static void test_post_deleted_roundtrip(void **state)
 {
     fp_event ev;
-    char *json;
 
     (void)state;
     roundtrip("{\"type\":\"post.deleted\",\"post_id\":\"p1\",\"author_id\":\"alice\"}", &ev);
@@ -334,18 +343,12 @@ static void test_post_deleted_roundtrip(void **state)
     assert_string_equal(ev.post_id, "p1");
     assert_string_equal(ev.author_id, "alice");
     assert_null(ev.post.text);
-    json = fp_event_encode(&ev);
-    assert_non_null(json);
-    assert_string_equal(json,
-                        "{\"type\":\"post.deleted\",\"post_id\":\"p1\",\"author_id\":\"alice\"}");
-    free(json);
-    fp_event_free(&ev);
+    expect_encoded(&ev, "{\"type\":\"post.deleted\",\"post_id\":\"p1\",\"author_id\":\"alice\"}");
 }
 
 static void test_follow_roundtrip(void **state)
 {
     fp_event ev;
-    char *json;
 
     (void)state;
     roundtrip("{\"type\":\"follow.created\",\"follower_id\":\"bob\",\"followee_id\":\"alice\"}",
@@ -360,12 +363,7 @@ static void test_follow_roundtrip(void **state)
     assert_int_equal(ev.type, FP_EVENT_FOLLOW_DELETED);
     assert_string_equal(ev.follower_id, "bob");
     assert_string_equal(ev.followee_id, "alice");
-    json = fp_event_encode(&ev);
-    assert_non_null(json);
-    assert_string_equal(
-        json, "{\"type\":\"follow.deleted\",\"follower_id\":\"bob\",\"followee_id\":\"alice\"}");
-    free(json);
-    fp_event_free(&ev);
+    expect_encoded(&ev, "{\"type\":\"follow.deleted\",\"follower_id\":\"bob\",\"followee_id\":\"alice\"}");
 }
 
 static void test_ribbon_roundtrip_full(void **state)
@@ -387,19 +385,13 @@ static void test_ribbon_roundtrip_full(void **state)
 static void test_ribbon_roundtrip_minimal(void **state)
 {
     fp_event ev;
-    char *json;
 
     (void)state;
     roundtrip("{\"type\":\"ribbon.pushed\",\"entry\":{\"user_id\":\"u1\",\"at\":5}}", &ev);
     assert_null(ev.entry.name);
     assert_null(ev.entry.text);
     assert_int_equal(ev.entry.at, 5);
-    json = fp_event_encode(&ev);
-    assert_non_null(json);
-    assert_string_equal(json,
-                        "{\"type\":\"ribbon.pushed\",\"entry\":{\"user_id\":\"u1\",\"at\":5}}");
-    free(json);
-    fp_event_free(&ev);
+    expect_encoded(&ev, "{\"type\":\"ribbon.pushed\",\"entry\":{\"user_id\":\"u1\",\"at\":5}}");
 
     /* null optional fields are absent; empty strings are kept */
     roundtrip("{\"type\":\"ribbon.pushed\",\"entry\":{\"user_id\":\"u1\",\"name\":null,"
@@ -426,7 +418,6 @@ static void test_user_revoked_roundtrip(void **state)
 static void test_extra_fields_ignored(void **state)
 {
     fp_event ev;
-    char *json;
 
     (void)state;
     expect_ok("  {\"v\":2,\"type\":\"user.revoked\",\"user_id\":\"u\",\"before\":3,"
@@ -434,11 +425,7 @@ static void test_extra_fields_ignored(void **state)
               "user.revoked", &ev);
     assert_string_equal(ev.user_id, "u");
     assert_int_equal(ev.before, 3);
-    json = fp_event_encode(&ev);
-    assert_non_null(json);
-    assert_string_equal(json, "{\"type\":\"user.revoked\",\"user_id\":\"u\",\"before\":3}");
-    free(json);
-    fp_event_free(&ev);
+    expect_encoded(&ev, "{\"type\":\"user.revoked\",\"user_id\":\"u\",\"before\":3}");
 }
 
 /* ---------------------------------------------------- failure classes */
@@ -952,9 +939,7 @@ static void test_encode_built_struct(void **state)
     free(json);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_type_names),
         cmocka_unit_test(test_post_created_roundtrip),
         cmocka_unit_test(test_post_created_recipients_roundtrip),
@@ -984,8 +969,4 @@ int main(void)
         cmocka_unit_test(test_free_safety),
         cmocka_unit_test(test_reason_buffer),
         cmocka_unit_test(test_encode_invalid),
-        cmocka_unit_test(test_encode_built_struct),
-    };
-
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_encode_built_struct))

@@ -12,6 +12,7 @@
 
 #include "fp_id.h"
 #include "fp_keys.h"
+#include "ft_main.h"
 
 static void test_valid_ids(void **state)
 {
@@ -74,13 +75,8 @@ static void test_keys(void **state)
     assert_int_equal(strlen(buf), sizeof(buf) - 1);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_valid_ids),
         cmocka_unit_test(test_invalid_ids),
         cmocka_unit_test(test_valid_n),
-        cmocka_unit_test(test_keys),
-    };
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_keys))

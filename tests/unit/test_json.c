@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "fp_json.h"
+#include "ft_main.h"
 
 /* Parses len bytes of text and expects -EINVAL with want in the reason. */
 static void expect_refused_n(const char *text, size_t len, const char *want)
@@ -171,13 +172,10 @@ static void test_quote_and_refuse(void **state)
     assert_int_equal(fp_json_refuse(NULL, 0, -E2BIG, "ignored"), -E2BIG);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_object),    cmocka_unit_test(test_nul),
-        cmocka_unit_test(test_structure), cmocka_unit_test(test_duplicates),
-        cmocka_unit_test(test_utf8),      cmocka_unit_test(test_quote_and_refuse),
-    };
-
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+FT_MAIN(ft_unit_run, NULL, NULL,
+        cmocka_unit_test(test_object),
+        cmocka_unit_test(test_nul),
+        cmocka_unit_test(test_structure),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_quote_and_refuse))

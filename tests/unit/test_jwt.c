@@ -26,6 +26,7 @@
 #include <openssl/pem.h>
 
 #include "fp_jwt.h"
+#include "ft_main.h"
 
 /* "Now" for every test: 2025-06-15. Vectors expire in 2100. */
 #define NOW ((int64_t)1750000000)
@@ -940,9 +941,7 @@ static void test_concurrent(void **state)
     free(tok);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_unit_run, setup, teardown,
         cmocka_unit_test(test_alg_names),
         cmocka_unit_test(test_node_vectors),
         cmocka_unit_test(test_mint_roundtrip),
@@ -965,8 +964,4 @@ int main(void)
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_verifier_errors),
         cmocka_unit_test(test_key_files),
-        cmocka_unit_test(test_concurrent),
-    };
-
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+        cmocka_unit_test(test_concurrent))

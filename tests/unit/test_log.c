@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "fp_log.h"
+#include "ft_main.h"
 
 static int pipe_fds[2];
 
@@ -120,14 +121,9 @@ static void test_level_parse(void **state)
     assert_int_equal(fp_log_level_parse(NULL, &l), -EINVAL);
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_unit_run, setup, teardown,
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_level_filter),
         cmocka_unit_test(test_control_chars_cannot_forge_lines),
         cmocka_unit_test(test_long_line_truncated),
-        cmocka_unit_test(test_level_parse),
-    };
-    return cmocka_run_group_tests(tests, setup, teardown);
-}
+        cmocka_unit_test(test_level_parse))

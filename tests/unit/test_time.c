@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "fp_time.h"
+#include "ft_main.h"
 
 static void test_monotonic_units(void **state)
 {
@@ -58,13 +59,7 @@ static void test_deadline(void **state)
     }
 }
 
-int main(void)
-{
-    const struct CMUnitTest tests[] = {
+FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_monotonic_units),
         cmocka_unit_test(test_real),
-        cmocka_unit_test(test_deadline),
-    };
-
-    return cmocka_run_group_tests(tests, NULL, NULL);
-}
+        cmocka_unit_test(test_deadline))

@@ -660,19 +660,20 @@ static void auth__print(const auth_row *rows, int n, bool own)
 
 /* ------------------------------------------------------------ main */
 
-/* The key material of alg in the temp dir: HS256 uses the env's secret,
- * RS256 and ES256 a key pair from the openssl CLI. *pub: the plugin's
- * file; *priv: the one to mint with. Returns 0 or -1. */
+/* The key material of alg in the temp dir: HS256 a fresh secret, RS256
+ * and ES256 a key pair from the openssl CLI. *pub: the plugin's file;
+ * *priv: the one to mint with. Returns 0 or -1. */
 static int auth__keys(bench_env *e, fp_jwt_alg alg, char *pub, char *priv, size_t len)
 {
+    unsigned char secret[48];
     char *gen[] = {"openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
                    "-out",    priv,      NULL};
     char *extract[] = {"openssl", "pkey", "-in", priv, "-pubout", "-out", pub, NULL};
 
     if (alg == FP_JWT_HS256) {
-        snprintf(pub, len, "%s", e->secret_path);
-        snprintf(priv, len, "%s", e->secret_path);
-        return 0;
+        snprintf(priv, len, "%s/jwt.secret", e->root);
+        snprintf(pub, len, "%s", priv);
+        return ft_secret_write(priv, secret, sizeof(secret));
     }
     snprintf(priv, len, "%s/%s.key", e->root, fp_jwt_alg_name(alg));
     snprintf(pub, len, "%s/%s.pub", e->root, fp_jwt_alg_name(alg));
@@ -685,6 +686,27 @@ static int auth__keys(bench_env *e, fp_jwt_alg alg, char *pub, char *priv, size_
         return -1;
     }
     return chmod(pub, 0644);
+}
+
+/* Starts a mosquitto with the plugin's production defaults but for alg,
+ * key_file (the secret or public key), node id and Redis port. 0 or -1. */
+static int auth__broker_start(const bench_env *e, ft_server *s, fp_jwt_alg alg,
+                              const char *key_file, const char *node_id, int redis_port)
+{
+    char conf[PATH_MAX + 64];
+    FILE *f;
+
+    snprintf(conf, sizeof(conf), "%s/%s.conf", e->root, node_id);
+    f = fopen(conf, "w");
+    if (f == NULL)
+        return -1;
+    fprintf(f,
+            "plugin %s\nplugin_opt_alg %s\nplugin_opt_key_file %s\nplugin_opt_node_id %s\n"
+            "plugin_opt_redis_host 127.0.0.1\nplugin_opt_redis_port %d\n",
+            e->c->plugin, fp_jwt_alg_name(alg), key_file, node_id, redis_port);
+    if (fclose(f) != 0)
+        return -1;
+    return ft_server_start(s, "mosquitto", conf);
 }
 
 /* The storm on broker b, and the end-to-end run on the first one. */
@@ -707,11 +729,12 @@ static int auth__run(const auth_opts *o, const bench_common *c, const fp_jwt_alg
 {
     char pub[PATH_MAX + 64], priv[PATH_MAX + 64], err[512], node[32];
     static bench_env e;
-    ft_server s;
+    ft_server redis, s;
     auth_broker b;
     int i, rc = 0;
 
     memset(&b, 0, sizeof(b));
+    memset(&redis, 0, sizeof(redis));
     b.host = o->host;
     if (o->port > 0) {
         b.alg = algs[0];
@@ -725,6 +748,8 @@ static int auth__run(const auth_opts *o, const bench_common *c, const fp_jwt_alg
         return rc;
     }
     rc = bench_env_start(&e, c, false);
+    if (rc == 0)
+        rc = ft_server_start(&redis, "redis", NULL);
     for (i = 0; i < n && rc == 0; i++) {
         b.alg = algs[i];
         snprintf(node, sizeof(node), "bench-%s", fp_jwt_alg_name(b.alg));
@@ -732,11 +757,11 @@ static int auth__run(const auth_opts *o, const bench_common *c, const fp_jwt_alg
         if (rc == 0)
             rc = fp_jwt_load_key(b.alg, priv, &b.key, &b.key_len, err, sizeof(err));
         if (rc == 0)
-            rc = bench_broker_start(&e, &s, b.alg, pub, node);
+            rc = auth__broker_start(&e, &s, b.alg, pub, node, redis.port);
         if (rc == 0) {
             b.port = s.port;
             b.pid = s.pid;
-            rc = auth__broker(o, &b, e.redis.pid, &rows[i], e2e, e2e_s);
+            rc = auth__broker(o, &b, redis.pid, &rows[i], e2e, e2e_s);
             if (ft_server_stop(&s) != 0)
                 rc = -1;
         }
@@ -744,6 +769,8 @@ static int auth__run(const auth_opts *o, const bench_common *c, const fp_jwt_alg
             fp_jwt_key_free(b.key, b.key_len);
         b.key = NULL;
     }
+    if (redis.port > 0 && ft_server_stop(&redis) != 0)
+        rc = -1;
     if (bench_env_stop(&e, rc == 0) != 0)
         rc = -1;
     return rc;

@@ -3,9 +3,9 @@
  *
  *   bench_lib.c   options (a table, like fp_config), percentiles, the
  *                 machine line, CPU time from /proc, child processes, tokens
- *   bench_env.c   servers through the test harness (tests/harness): redis,
- *                 rabbitmq, node pairs (mosquitto + feed_auth.so and a
- *                 feed-bridge child), Redis questions, the AMQP publisher
+ *   bench_env.c   servers through the test harness (tests/harness):
+ *                 rabbitmq, the integration tests' node pairs (node_env),
+ *                 Redis questions, paced and windowed publishing
  *   bench_subs.c  the subscriber pool: users f0..f<U-1> spread over N nodes,
  *                 counting receipts and timing each against its publish
  *
@@ -22,15 +22,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include <amqp.h>
 #include <hiredis/hiredis.h>
 
 #include "fp_id.h"
 #include "fp_jwt.h"
 #include "fp_time.h"
-#include "ft_harness.h"
+#include "node_env.h"
 
-#define BENCH_MAX_NODES 8
+#define BENCH_MAX_NODES FT_NODES_MAX
 #define BENCH_MAX_LIST 8
 #define BENCH_STALL_MS 15000 /* a run with no progress for this long gives up */
 
@@ -125,25 +124,17 @@ int bench_token(fp_jwt_alg alg, const unsigned char *key, size_t key_len, const 
 /* ------------------------------------------------------------ servers */
 
 typedef struct {
-    char id[FP_ID_BUFSZ];
-    ft_server mosq; /* pid: its process group */
-    pid_t bridge;   /* our child, leads its own group; 0 = none */
-} bench_node;
-
-typedef struct {
     const bench_common *c;
     char root[PATH_MAX]; /* temp dir, FP_TEST_TMP of the harness; "" until made */
-    char secret_path[PATH_MAX + 32];
-    unsigned char *key; /* the HS256 secret, for user tokens */
-    size_t key_len;
-    ft_server redis, rabbit; /* port 0: not running */
-    bool shared_rabbit;      /* the ctest fixture's, in a vhost of ours */
+    ft_server rabbit;    /* port 0: not running */
+    bool shared_rabbit;  /* the ctest fixture's, in a vhost of ours */
     char vhost[32];
-    redisContext *rc;
-    int heartbeat_s;         /* plugin_opt_heartbeat_interval; 0 = its default */
+    int heartbeat_s;         /* plugin_opt_heartbeat_interval of the nodes */
     const char *broker_conf; /* a file of more mosquitto lines, or NULL */
-    int n_nodes;
-    bench_node node[BENCH_MAX_NODES];
+    char extra[4096];        /* both, as the brokers' extra config */
+    ft_node_env nodes;       /* redis, node pairs n1..nN, the publisher */
+    bool nodes_up;
+    redisContext *rc; /* to the nodes' redis */
 } bench_env;
 
 /* CPU groups of bench_env_cpu: indexes into bench_cpu.g. */
@@ -152,31 +143,23 @@ typedef struct {
 #define BENCH_G_MOSQ(i) (2 + 2 * (i))
 #define BENCH_G_BRIDGE(i) (3 + 2 * (i))
 
-/* Makes the temp dir and the HS256 secret, points the harness at them,
- * starts redis and, when with_rabbit, rabbitmq (under ctest: the rabbitmq
- * fixture's, in a vhost of ours). Returns 0 or -1. */
+/* Makes the temp dir, points the harness (and node_env: FP_PLUGIN,
+ * FP_BRIDGE) at it and, when with_rabbit, starts rabbitmq (under ctest:
+ * the rabbitmq fixture's, in a vhost of ours). Returns 0 or -1. */
 int bench_env_start(bench_env *e, const bench_common *c, bool with_rabbit);
 /* Stops nodes and servers, checks for orphans, removes the temp dir
  * unless keep or !ok. Safe after a partial start. Returns 0 or -1. */
 int bench_env_stop(bench_env *e, bool ok);
-/* Starts a mosquitto with the plugin: alg, key_file (the secret or public
- * key), node id. Returns 0 or -1. */
-int bench_broker_start(bench_env *e, ft_server *s, fp_jwt_alg alg, const char *key_file,
-                       const char *node_id);
-/* Starts node pairs n1..n<n> (brokers, then bridges) and waits until each
- * plugin heartbeats and each bridge has written counters. 0 or -1. */
+/* Starts redis and node pairs n1..n<n> (node_env, which waits for the
+ * bridges' counters), then waits for each plugin's heartbeat. 0 or -1. */
 int bench_nodes_start(bench_env *e, int n);
-/* Bridges first (SIGTERM; each must exit 0 within 5 s), then brokers. */
+/* Bridges first (SIGTERM; each must exit 0 within 5 s), then brokers, redis. */
 int bench_nodes_stop(bench_env *e);
 void bench_env_cpu(const bench_env *e, bench_cpu *out);
 
-/* A field of stats:bridge:<node i>, -1 when absent. */
-long long bench_stat(bench_env *e, int i, const char *name);
-/* The field once it is >= want (bridges write them once a second), or
- * its value when end_ns (fp_time_mono_ns) has passed. */
+/* A field of stats:bridge:<node i> (1..N) once it is >= want (bridges write
+ * them once a second), or its value when end_ns (fp_time_mono_ns) has passed. */
 long long bench_stat_wait(bench_env *e, int i, const char *name, long long want, int64_t end_ns);
-/* An integer reply (SCARD, EXISTS...), -1 otherwise. */
-long long bench_redis_int(bench_env *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* SADD followers:<author> f<ids[i]>..., pipelined in batches. 0 or -1. */
 int bench_redis_followers(bench_env *e, const char *author, const size_t *ids, size_t n);
 /* Waits until online:<node i> holds its share of users f0..f<users-1>
@@ -185,29 +168,20 @@ int bench_await_online(bench_env *e, size_t users);
 
 /* ------------------------------------------------------------ publisher */
 
-/* The backend: feed.events with publisher confirms, on our rabbitmq. */
-typedef struct {
-    amqp_connection_state_t conn;
-    uint64_t published, confirmed; /* delivery tags */
-} bench_pub;
-
 typedef struct {
     int64_t first_ns, last_ns; /* the first and the last publish */
     int64_t confirmed_ns;      /* the last confirm */
     int64_t lag_ns;            /* paced: the latest a publish was after its slot */
 } bench_pubtimes;
 
-int bench_pub_open(bench_pub *p, const bench_env *e);
-void bench_pub_close(bench_pub *p);
-/* Waits until tag upto is confirmed (a nack or timeout: -1). */
-int bench_pub_wait(bench_pub *p, uint64_t upto, int timeout_ms);
 /*
- * Publishes posts 0..n-1 of phase, id "p<phase>-<i>", post i by
- * a<author0 + i % n_authors>, at most window unconfirmed; rate > 0 paces
- * them at start + i/rate s (absolute schedule). Each post's text carries
- * its publish time. Waits for the last confirm. Returns 0 or -1.
+ * Publishes posts 0..n-1 of phase with the nodes' publisher, id
+ * "p<phase>-<i>", post i by a<author0 + i % n_authors>, at most window
+ * unconfirmed; rate > 0 paces them at start + i/rate s (absolute
+ * schedule). Each post's text carries its publish time. Waits for the last
+ * confirm. Returns 0 or -1.
  */
-int bench_publish(bench_pub *p, int window, double rate, int phase, size_t n, size_t author0,
+int bench_publish(bench_env *e, int window, double rate, int phase, size_t n, size_t author0,
                   size_t n_authors, bench_pubtimes *pt);
 /* The text the subscribers parse: "fp:<phase>:<seq>:<ns>". */
 void bench_post_text(char *buf, size_t len, int phase, size_t seq, int64_t ns);

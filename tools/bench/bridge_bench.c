@@ -83,7 +83,6 @@ typedef struct {
 typedef struct {
     bb_opts *o;
     bench_env e;
-    bench_pub pub;
     bench_subs *subs;
     char last[FP_ID_BUFSZ]; /* the id of the run's last post */
     int64_t s1_ns;          /* when it headed f0's feed (0: not yet) */
@@ -120,10 +119,10 @@ static void bb__evalsha(bench_env *e, long long *calls, long long *usec)
 /* The start of a run: the counters, Redis's script time, CPU and the clock. */
 static void bb__mark(bb_ctx *x, bb_mark *m)
 {
-    m->s1_sum = bench_stat(&x->e, 0, "stage1_us_sum");
-    m->s1_count = bench_stat(&x->e, 0, "stage1_count");
-    m->s2_sum = bench_stat(&x->e, 0, "stage2_us_sum");
-    m->s2_count = bench_stat(&x->e, 0, "stage2_count");
+    m->s1_sum = ft_node_stat(&x->e.nodes, 1, "stage1_us_sum");
+    m->s1_count = ft_node_stat(&x->e.nodes, 1, "stage1_count");
+    m->s2_sum = ft_node_stat(&x->e.nodes, 1, "stage2_us_sum");
+    m->s2_count = ft_node_stat(&x->e.nodes, 1, "stage2_count");
     bb__evalsha(&x->e, &m->lua_calls, &m->lua_usec);
     bench_env_cpu(&x->e, &m->cpu);
     m->t0 = fp_time_mono_ns();
@@ -154,10 +153,12 @@ static void bb__finish(bb_ctx *x, const bb_mark *m, size_t posts, size_t deliver
     r->t[4] = d.self;
     bb__evalsha(&x->e, &calls, &usec);
     r->lua_us = bb__mean(m->lua_usec, usec, m->lua_calls, calls);
-    s1 = bench_stat_wait(&x->e, 0, "stage1_count", m->s1_count + (long long)posts, end);
-    s2 = bench_stat_wait(&x->e, 0, "stage2_count", m->s2_count + (long long)deliveries, end);
-    r->stage1_us = bb__mean(m->s1_sum, bench_stat(&x->e, 0, "stage1_us_sum"), m->s1_count, s1);
-    r->stage2_us = bb__mean(m->s2_sum, bench_stat(&x->e, 0, "stage2_us_sum"), m->s2_count, s2);
+    s1 = bench_stat_wait(&x->e, 1, "stage1_count", m->s1_count + (long long)posts, end);
+    s2 = bench_stat_wait(&x->e, 1, "stage2_count", m->s2_count + (long long)deliveries, end);
+    r->stage1_us =
+        bb__mean(m->s1_sum, ft_node_stat(&x->e.nodes, 1, "stage1_us_sum"), m->s1_count, s1);
+    r->stage2_us =
+        bb__mean(m->s2_sum, ft_node_stat(&x->e.nodes, 1, "stage2_us_sum"), m->s2_count, s2);
     if (s1 - m->s1_count != (long long)posts)
         fprintf(stderr, "bench: the bridge counted %lld events, %zu were published\n",
                 s1 - m->s1_count, posts);
@@ -195,7 +196,7 @@ static int bb__run_fanout(bb_ctx *x, int phase, size_t posts, bb_row *row)
     snprintf(x->last, sizeof(x->last), "p%d-%zu", phase, posts - 1);
     r->posts = posts;
     bb__mark(x, &m);
-    if (bench_publish(&x->pub, x->o->window, 0, phase, posts, row->followers, 1, &pt) != 0)
+    if (bench_publish(&x->e, x->o->window, 0, phase, posts, row->followers, 1, &pt) != 0)
         return -1;
     t_end = fp_time_mono_ns() + (int64_t)BENCH_STALL_MS * 1000000 * 4;
     while (!bb__head_is_last(x) && fp_time_mono_ns() < t_end)
@@ -225,7 +226,7 @@ static int bb__run_online(bb_ctx *x, int phase, size_t posts, double rate, bb_ro
     if (bench_subs_phase(x->subs, phase, rate > 0 ? (size_t)r->expected + 16 : 0) != 0)
         return -1;
     bb__mark(x, &m);
-    if (bench_publish(&x->pub, rate > 0 ? 1 : x->o->window, rate, phase, posts, row->followers, 1,
+    if (bench_publish(&x->e, rate > 0 ? 1 : x->o->window, rate, phase, posts, row->followers, 1,
                       &pt) != 0)
         return -1;
     bench_subs_await(x->subs, r->expected, bb__stage1_pending, x);
@@ -405,8 +406,6 @@ static int bb__runs(bb_ctx *x, bb_row *rows, int n)
     free(ids);
     bench_loadavg(x->load[0], sizeof(x->load[0]));
     bb__ping(x, &x->ping_us[0][0], &x->ping_us[0][1]);
-    if (bench_pub_open(&x->pub, &x->e) != 0)
-        return -1;
     for (k = 0; k < n; k++) {
         fprintf(stderr, "bench: fan-out, %zu followers, %zu posts...\n", rows[k].followers,
                 (size_t)x->o->events.v[k]);
@@ -416,9 +415,9 @@ static int bb__runs(bb_ctx *x, bb_row *rows, int n)
     fprintf(stderr, "bench: connecting %zu subscribers...\n", x->o->online);
     memset(&sc, 0, sizeof(sc));
     sc.alg = FP_JWT_HS256;
-    sc.key = x->e.key;
-    sc.key_len = x->e.key_len;
-    sc.ports[0] = x->e.node[0].mosq.port;
+    sc.key = x->e.nodes.p.secret;
+    sc.key_len = sizeof(x->e.nodes.p.secret);
+    sc.ports[0] = ft_node_port(&x->e.nodes, 1);
     sc.n_nodes = 1;
     sc.users = x->o->online;
     sc.threads = x->o->threads;
@@ -503,6 +502,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "bench: starting rabbitmq, redis, mosquitto and feed-bridge...\n");
     rc = bench_env_start(&x.e, &c, true);
     x.e.broker_conf = o.broker_conf;
+    x.e.heartbeat_s = 5; /* the plugin's default */
     if (rc == 0)
         rc = bench_nodes_start(&x.e, 1);
     if (rc == 0) {
@@ -511,7 +511,6 @@ int main(int argc, char **argv)
         rc = bb__runs(&x, rows, o.followers.n);
     }
     bench_subs_stop(x.subs);
-    bench_pub_close(&x.pub);
     if (bench_env_stop(&x.e, rc == 0) != 0) {
         fprintf(stderr, "bench: something did not stop cleanly\n");
         rc = -1;

@@ -7,7 +7,7 @@
  * Everything runs on this machine (bench_env.c): one redis-server, one
  * rabbitmq-server, and per node count N the node pairs n1..nN (mosquitto
  * with feed_auth.so, heartbeat every --heartbeat s, and a feed-bridge).
- * Between node counts every node pair is stopped and Redis is flushed.
+ * Between node counts the node pairs and Redis stop; the next starts afresh.
  *
  * The load, the same for every N:
  *   - --users U users f0..f<U-1> online, f<j> on node (j % N) + 1 only;
@@ -118,7 +118,6 @@ typedef struct {
     sb_opts *o;
     sb_load l;
     bench_env e;
-    bench_pub pub;
     bench_subs *subs;
 } sb_ctx;
 
@@ -174,11 +173,11 @@ static void sb__counters(sb_ctx *x, const long long *want, sb_marks *m)
     int64_t end = fp_time_mono_ns() + 3000000000LL;
     int i;
 
-    for (i = 0; i < x->e.n_nodes; i++)
-        m->deliv[i] = bench_stat_wait(&x->e, i, "deliveries", want[i], end);
-    for (i = 0; i < x->e.n_nodes; i++) {
-        m->events[i] = bench_stat(&x->e, i, "events_post_created");
-        m->messages[i] = bench_stat(&x->e, i, "stage2_count");
+    for (i = 0; i < x->e.nodes.n_nodes; i++)
+        m->deliv[i] = bench_stat_wait(&x->e, i + 1, "deliveries", want[i], end);
+    for (i = 0; i < x->e.nodes.n_nodes; i++) {
+        m->events[i] = ft_node_stat(&x->e.nodes, i + 1, "events_post_created");
+        m->messages[i] = ft_node_stat(&x->e.nodes, i + 1, "stage2_count");
     }
 }
 
@@ -211,7 +210,7 @@ static void sb__cpu(const bench_cpu *d, int n, sb_run *r)
 static int sb__burst(sb_ctx *x, int phase, sb_marks *m, sb_run *r)
 {
     long long want[BENCH_MAX_NODES];
-    int i, n = x->e.n_nodes;
+    int i, n = x->e.nodes.n_nodes;
     bench_pubtimes pt;
     bench_cpu c0, c1, d;
     int64_t t_last, *lat;
@@ -239,8 +238,8 @@ static int sb__burst(sb_ctx *x, int phase, sb_marks *m, sb_run *r)
         r->idle_cpus += d.g[BENCH_G_MOSQ(i)].cpu + d.g[BENCH_G_BRIDGE(i)].cpu;
     r->idle_cpus /= (double)d.t_ns / 1e9;
     bench_env_cpu(&x->e, &c0);
-    if (bench_publish(&x->pub, x->o->window, x->o->rate, phase, x->o->posts, 0, x->o->authors,
-                      &pt) != 0) {
+    if (bench_publish(&x->e, x->o->window, x->o->rate, phase, x->o->posts, 0, x->o->authors, &pt) !=
+        0) {
         fprintf(stderr, "bench: publishing the burst failed\n");
         return -1;
     }
@@ -290,7 +289,7 @@ static int sb__warmup(sb_ctx *x, int phase, sb_marks *m)
     long long base[BENCH_MAX_NODES];
     uint64_t want = 0, got;
     bench_pubtimes pt;
-    size_t p, i, k, n = (size_t)x->e.n_nodes;
+    size_t p, i, k, n = (size_t)x->e.nodes.n_nodes;
 
     memset(base, 0, sizeof(base));
     for (p = 0; p < x->o->warmup; p++) {
@@ -301,7 +300,7 @@ static int sb__warmup(sb_ctx *x, int phase, sb_marks *m)
     }
     if (x->o->warmup > 0) {
         bench_subs_phase(x->subs, phase, 0);
-        if (bench_publish(&x->pub, x->o->window, x->o->rate, phase, x->o->warmup, 0, x->o->authors,
+        if (bench_publish(&x->e, x->o->window, x->o->rate, phase, x->o->warmup, 0, x->o->authors,
                           &pt) != 0)
             return -1;
         got = bench_subs_await(x->subs, want, NULL, NULL);
@@ -315,7 +314,7 @@ static int sb__warmup(sb_ctx *x, int phase, sb_marks *m)
     for (k = 0; k < n; k++) {
         if (m->deliv[k] != base[k]) {
             fprintf(stderr, "bench: after the warm-up %s counts %lld deliveries, not %lld\n",
-                    x->e.node[k].id, m->deliv[k], base[k]);
+                    x->e.nodes.node[k].id, m->deliv[k], base[k]);
             return -1;
         }
     }
@@ -323,34 +322,31 @@ static int sb__warmup(sb_ctx *x, int phase, sb_marks *m)
 }
 
 /*
- * Node count n: n node pairs on a flushed Redis, the followers, the users
+ * Node count n: n node pairs on a fresh Redis, the followers, the users
  * online, the warm-up, then o->bursts measured bursts into runs[]. Stops
  * the node pairs again.
  */
 static int sb__config(sb_ctx *x, int n, int config, sb_run *runs)
 {
     bench_subs_cfg sc;
-    redisReply *r;
     sb_marks m;
     int b, i, rc = -1;
 
     fprintf(stderr, "bench: %d node pair(s): starting...\n", n);
-    r = redisCommand(x->e.rc, "FLUSHALL");
-    if (r == NULL || r->type != REDIS_REPLY_STATUS || bench_nodes_start(&x->e, n) != 0 ||
-        sb__load_write(x) != 0)
+    if (bench_nodes_start(&x->e, n) != 0 || sb__load_write(x) != 0)
         goto cleanup;
     memset(&sc, 0, sizeof(sc));
     sc.alg = FP_JWT_HS256;
-    sc.key = x->e.key;
-    sc.key_len = x->e.key_len;
+    sc.key = x->e.nodes.p.secret;
+    sc.key_len = sizeof(x->e.nodes.p.secret);
     for (i = 0; i < n; i++)
-        sc.ports[i] = x->e.node[i].mosq.port;
+        sc.ports[i] = ft_node_port(&x->e.nodes, i + 1);
     sc.n_nodes = n;
     sc.users = x->o->users;
     sc.threads = x->o->threads;
     sc.timeout_ms = 60000;
     if (bench_subs_start(&x->subs, &sc) != 0 || bench_await_online(&x->e, x->o->users) != 0 ||
-        bench_pub_open(&x->pub, &x->e) != 0 || sb__warmup(x, 100 + config, &m) != 0)
+        sb__warmup(x, 100 + config, &m) != 0)
         goto cleanup;
     for (b = 0; b < x->o->bursts; b++) {
         fprintf(stderr, "bench: %d node pair(s): burst %d of %d, %zu posts...\n", n, b + 1,
@@ -367,8 +363,6 @@ static int sb__config(sb_ctx *x, int n, int config, sb_run *runs)
     }
     rc = 0;
 cleanup:
-    freeReplyObject(r);
-    bench_pub_close(&x->pub);
     bench_subs_stop(x->subs);
     x->subs = NULL;
     if (bench_nodes_stop(&x->e) != 0)
