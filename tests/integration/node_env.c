@@ -337,50 +337,6 @@ int ft_node_queue_depth(ft_node_env *e, const char *queue)
     return ft_event_pub_queue_depth(&e->pub, queue);
 }
 
-/* Runs one command on a connection of its own. NULL when redis failed. */
-static redisReply *node__redis(const ft_node_env *e, const char *fmt, va_list ap)
-{
-    struct timeval tv = {2, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", e->p.redis.port, tv);
-    redisReply *r;
-
-    if (c == NULL || c->err != 0) {
-        redisFree(c);
-        return NULL;
-    }
-    redisSetTimeout(c, tv);
-    r = redisvCommand(c, fmt, ap);
-    redisFree(c);
-    return r;
-}
-
-long long ft_node_redis_int(const ft_node_env *e, const char *fmt, ...)
-{
-    redisReply *r;
-    long long v = -1;
-    va_list ap;
-
-    va_start(ap, fmt);
-    r = node__redis(e, fmt, ap);
-    va_end(ap);
-    if (r != NULL && r->type == REDIS_REPLY_INTEGER)
-        v = r->integer;
-    freeReplyObject(r);
-    return v;
-}
-
-/* node__redis for a fixed format. */
-static redisReply *node__redis_cmd(const ft_node_env *e, const char *fmt, ...)
-{
-    redisReply *r;
-    va_list ap;
-
-    va_start(ap, fmt);
-    r = node__redis(e, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
 long long ft_node_stat(const ft_node_env *e, int i, const char *name)
 {
     redisReply *r;
@@ -388,7 +344,7 @@ long long ft_node_stat(const ft_node_env *e, int i, const char *name)
 
     if (i < 1 || i > e->n_nodes)
         return -1;
-    r = node__redis_cmd(e, "HGET stats:bridge:%s %s", e->node[i - 1].id, name);
+    r = ft_redis_once(e->p.redis.port, "HGET stats:bridge:%s %s", e->node[i - 1].id, name);
     if (r != NULL && r->type == REDIS_REPLY_STRING)
         v = atoll(r->str);
     freeReplyObject(r);

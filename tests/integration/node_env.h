@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "event_pub.h"
+#include "ft_redis.h"
 #include "plugin_env.h"
 
 #define FT_NODES_MAX 8
@@ -107,8 +108,7 @@ int ft_node_queue_depth(ft_node_env *e, const char *queue);
 long long ft_node_stat(const ft_node_env *e, int i, const char *name);
 
 /* An integer reply of a redis command (e.g. "EXISTS node:n2"), or -1 when
- * redis failed or answered something else. */
-long long ft_node_redis_int(const ft_node_env *e, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+ * redis failed or answered something else (ft_redis_once_int). */
+#define ft_node_redis_int(e, ...) ft_redis_once_int((e)->p.redis.port, __VA_ARGS__)
 
 #endif

@@ -19,6 +19,7 @@
 #include <openssl/hmac.h>
 
 #include "ft_main.h"
+#include "ft_token.h"
 
 int ft_plugin_env_start(ft_plugin_env *e, const char *node_id, const char *extra)
 {
@@ -322,55 +323,10 @@ void ft_mqtt_close(ft_mqtt *c)
     c->m = NULL;
 }
 
-/* n bytes as unpadded base64url; malloc'd (abort on failure). */
-static char *env__b64url(const void *data, size_t n)
-{
-    char *out = malloc(4 * ((n + 2) / 3) + 1);
-    size_t len, i;
-
-    if (out == NULL)
-        abort();
-    len = (size_t)EVP_EncodeBlock((unsigned char *)out, data, (int)n);
-    while (len > 0 && out[len - 1] == '=')
-        len--;
-    out[len] = '\0';
-    for (i = 0; i < len; i++) {
-        if (out[i] == '+')
-            out[i] = '-';
-        else if (out[i] == '/')
-            out[i] = '_';
-    }
-    return out;
-}
-
 char *ft_plugin_env_hand_token(const ft_plugin_env *e, const char *header, const char *payload,
                                const struct evp_md_st *md)
 {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    char *h = env__b64url(header, strlen(header));
-    char *p = env__b64url(payload, strlen(payload));
-    char *input, *sig, *tok;
-    size_t n = strlen(h) + 1 + strlen(p), tn;
-
-    input = malloc(n + 1);
-    if (input == NULL)
-        abort();
-    snprintf(input, n + 1, "%s.%s", h, p);
-    if (md != NULL && HMAC(md, e->secret, (int)sizeof(e->secret), (unsigned char *)input, n, mac,
-                           &mac_len) == NULL)
-        abort();
-    sig = env__b64url(mac, mac_len);
-    tn = n + 1 + strlen(sig) + 1;
-    tok = malloc(tn);
-    if (tok == NULL)
-        abort();
-    snprintf(tok, tn, "%s.%s", input, sig);
-    free(h);
-    free(p);
-    free(input);
-    free(sig);
-    return tok;
+    return ft_token_hand(header, payload, md, e->secret, sizeof(e->secret));
 }
 
 int ft_mqtt_run_group(const char *name, const struct CMUnitTest *tests, size_t n,

@@ -27,6 +27,7 @@
 
 #include "fp_jwt.h"
 #include "ft_main.h"
+#include "ft_token.h"
 
 /* "Now" for every test: 2025-06-15. Vectors expire in 2100. */
 #define NOW ((int64_t)1750000000)
@@ -91,21 +92,6 @@ static fp_jwt_verifier *make_verifier(fp_jwt_alg alg, const char *key, const cha
     return v;
 }
 
-static char *b64url(const unsigned char *in, size_t n)
-{
-    char *out = malloc(4 * ((n + 2) / 3) + 1);
-    size_t i, len;
-
-    assert_non_null(out);
-    len = (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)n);
-    while (len > 0 && out[len - 1] == '=')
-        len--;
-    out[len] = '\0';
-    for (i = 0; i < len; i++)
-        out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
-    return out;
-}
-
 static unsigned char *unb64url(const char *in, size_t n, size_t *out_len)
 {
     size_t pad = (4 - n % 4) % 4, i;
@@ -128,27 +114,7 @@ static unsigned char *unb64url(const char *in, size_t n, size_t *out_len)
 /* header.payload.HMAC-SHA256(key) with the JSON texts as given. */
 static char *sign_hs(const char *hdr, const char *payload, const unsigned char *key, size_t key_len)
 {
-    char *h = b64url((const unsigned char *)hdr, strlen(hdr));
-    char *p = b64url((const unsigned char *)payload, strlen(payload));
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
-    size_t n = strlen(h) + strlen(p) + 2;
-    char *input = malloc(n), *sig, *tok;
-
-    assert_non_null(input);
-    snprintf(input, n, "%s.%s", h, p);
-    assert_non_null(HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)input,
-                         strlen(input), mac, &mac_len));
-    sig = b64url(mac, mac_len);
-    n += strlen(sig) + 1;
-    tok = malloc(n);
-    assert_non_null(tok);
-    snprintf(tok, n, "%s.%s", input, sig);
-    free(sig);
-    free(input);
-    free(p);
-    free(h);
-    return tok;
+    return ft_token_hand(hdr, payload, EVP_sha256(), key, key_len);
 }
 
 /* HS256 token with the test secret and the payload {fmt...}. */
@@ -162,21 +128,6 @@ static char *tok_hs(const char *fmt, ...)
     vsnprintf(payload, sizeof(payload), fmt, ap);
     va_end(ap);
     return sign_hs(HDR_HS, payload, g.secret, g.secret_len);
-}
-
-/* Token with an arbitrary header and an empty or given signature part. */
-static char *tok_raw(const char *hdr, const char *payload, const char *sig)
-{
-    char *h = b64url((const unsigned char *)hdr, strlen(hdr));
-    char *p = b64url((const unsigned char *)payload, strlen(payload));
-    size_t n = strlen(h) + strlen(p) + strlen(sig) + 3;
-    char *tok = malloc(n);
-
-    assert_non_null(tok);
-    snprintf(tok, n, "%s.%s.%s", h, p, sig);
-    free(p);
-    free(h);
-    return tok;
 }
 
 static void expect_ok(const fp_jwt_verifier *v, const char *tok, int64_t now, fp_jwt_claims *c)
@@ -212,6 +163,13 @@ static void expect_refused(const fp_jwt_verifier *v, const char *tok, int64_t no
         head[8] = '\0';
         assert_null(strstr(reason, head));
     }
+}
+
+/* expect_ok at NOW, then frees tok. */
+static void expect_ok_free(const fp_jwt_verifier *v, char *tok)
+{
+    expect_ok(v, tok, NOW, NULL);
+    free(tok);
 }
 
 static void expect_refused_free(const fp_jwt_verifier *v, char *tok, int code)
@@ -480,14 +438,14 @@ static void test_alg_none(void **state)
 
     (void)state;
     for (i = 0; i < 4; i++) {
-        expect_refused_free(vs[i], tok_raw("{\"alg\":\"none\"}", payload, ""), FP_JWT_E_ALG);
-        expect_refused_free(vs[i], tok_raw("{\"alg\":\"none\",\"typ\":\"JWT\"}", payload, ""),
+        expect_refused_free(vs[i], ft_token_raw("{\"alg\":\"none\"}", payload, ""), FP_JWT_E_ALG);
+        expect_refused_free(vs[i], ft_token_raw("{\"alg\":\"none\",\"typ\":\"JWT\"}", payload, ""),
                             FP_JWT_E_ALG);
-        expect_refused_free(vs[i], tok_raw("{\"alg\":\"None\"}", payload, "c2ln"), FP_JWT_E_ALG);
-        expect_refused_free(vs[i], tok_raw("{\"typ\":\"JWT\"}", payload, ""), FP_JWT_E_ALG);
-        expect_refused_free(vs[i], tok_raw("{\"alg\":null}", payload, ""), FP_JWT_E_ALG);
+        expect_refused_free(vs[i], ft_token_raw("{\"alg\":\"None\"}", payload, "c2ln"), FP_JWT_E_ALG);
+        expect_refused_free(vs[i], ft_token_raw("{\"typ\":\"JWT\"}", payload, ""), FP_JWT_E_ALG);
+        expect_refused_free(vs[i], ft_token_raw("{\"alg\":null}", payload, ""), FP_JWT_E_ALG);
     }
-    expect_refused_free(g.hs, tok_raw("{\"alg\":\"hs256\"}", payload, ""), FP_JWT_E_ALG);
+    expect_refused_free(g.hs, ft_token_raw("{\"alg\":\"hs256\"}", payload, ""), FP_JWT_E_ALG);
 }
 
 /* HS256 keyed with the RS256 public key while RS256 is configured: the
@@ -524,7 +482,7 @@ static void test_alg_mismatch(void **state)
 static void test_reason_text(void **state)
 {
     char *tok =
-        tok_raw("{\"alg\":\"HS256<script>alert(1)</script>"
+        ft_token_raw("{\"alg\":\"HS256<script>alert(1)</script>"
                 "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
                 "{}", "");
     char reason[256] = "";
@@ -596,30 +554,23 @@ static void test_not_before(void **state)
     expect_refused_free(g.hs_open,
                         tok_hs("{" GOOD ",\"sub\":\"u\",\"nbf\":%lld}", (long long)NOW + 61),
                         FP_JWT_E_NOT_YET_VALID);
-    tok = tok_hs("{" GOOD ",\"sub\":\"u\",\"nbf\":%lld}", (long long)NOW + 60);
-    expect_ok(g.hs_open, tok, NOW, NULL);
-    free(tok);
+    expect_ok_free(g.hs_open, tok_hs("{" GOOD ",\"sub\":\"u\",\"nbf\":%lld}", (long long)NOW + 60));
 }
 
 static void test_issued_in_future(void **state)
 {
-    char *tok;
-
     (void)state;
     expect_refused_free(g.hs, tok_hs("{" GOOD ",\"sub\":\"u\",\"iat\":%lld}", (long long)NOW + 1),
                         FP_JWT_E_ISSUED_IN_FUTURE);
     expect_refused_free(g.hs_open,
                         tok_hs("{" GOOD ",\"sub\":\"u\",\"iat\":%lld}", (long long)NOW + 61),
                         FP_JWT_E_ISSUED_IN_FUTURE);
-    tok = tok_hs("{" GOOD ",\"sub\":\"u\",\"iat\":%lld}", (long long)NOW + 60);
-    expect_ok(g.hs_open, tok, NOW, NULL);
-    free(tok);
+    expect_ok_free(g.hs_open, tok_hs("{" GOOD ",\"sub\":\"u\",\"iat\":%lld}", (long long)NOW + 60));
 }
 
 static void test_issuer(void **state)
 {
     const char *tail = "\"aud\":\"" AUD "\",\"exp\":4102444800,\"sub\":\"u\"";
-    char *tok;
 
     (void)state;
     expect_refused_free(g.hs, tok_hs("{%s,\"iss\":\"evil\"}", tail), FP_JWT_E_ISSUER);
@@ -627,15 +578,12 @@ static void test_issuer(void **state)
     expect_refused_free(g.hs, tok_hs("{%s}", tail), FP_JWT_E_ISSUER);
     expect_refused_free(g.hs, tok_hs("{%s,\"iss\":[\"" ISS "\"]}", tail), FP_JWT_E_CLAIM_TYPE);
     /* Not configured: not checked. */
-    tok = tok_hs("{%s,\"iss\":\"anyone\"}", tail);
-    expect_ok(g.hs_open, tok, NOW, NULL);
-    free(tok);
+    expect_ok_free(g.hs_open, tok_hs("{%s,\"iss\":\"anyone\"}", tail));
 }
 
 static void test_audience(void **state)
 {
     const char *tail = "\"iss\":\"" ISS "\",\"exp\":4102444800,\"sub\":\"u\"";
-    char *tok;
 
     (void)state;
     expect_refused_free(g.hs, tok_hs("{%s,\"aud\":\"other\"}", tail), FP_JWT_E_AUDIENCE);
@@ -644,12 +592,8 @@ static void test_audience(void **state)
     expect_refused_free(g.hs, tok_hs("{%s}", tail), FP_JWT_E_AUDIENCE);
     expect_refused_free(g.hs, tok_hs("{%s,\"aud\":7}", tail), FP_JWT_E_CLAIM_TYPE);
     expect_refused_free(g.hs, tok_hs("{%s,\"aud\":[7,\"" AUD "\"]}", tail), FP_JWT_E_CLAIM_TYPE);
-    tok = tok_hs("{%s,\"aud\":[\"other\",\"" AUD "\"]}", tail);
-    expect_ok(g.hs, tok, NOW, NULL);
-    free(tok);
-    tok = tok_hs("{%s,\"aud\":\"whatever\"}", tail);
-    expect_ok(g.hs_open, tok, NOW, NULL);
-    free(tok);
+    expect_ok_free(g.hs, tok_hs("{%s,\"aud\":[\"other\",\"" AUD "\"]}", tail));
+    expect_ok_free(g.hs_open, tok_hs("{%s,\"aud\":\"whatever\"}", tail));
 }
 
 static void test_sub(void **state)
@@ -694,7 +638,7 @@ static void test_duplicates_and_escapes(void **state)
     assert_non_null(strstr(reason, "sub: duplicate member"));
     free(tok);
     expect_refused_free(g.hs, tok_hs("{" GOOD ",\"exp\":1,\"sub\":\"bob\"}"), FP_JWT_E_MALFORMED);
-    expect_refused_free(g.hs, tok_raw("{\"alg\":\"none\",\"alg\":\"HS256\"}", "{}", ""),
+    expect_refused_free(g.hs, ft_token_raw("{\"alg\":\"none\",\"alg\":\"HS256\"}", "{}", ""),
                         FP_JWT_E_MALFORMED);
     /* An escaped backslash followed by u0000 is text, not a NUL escape. */
     tok = tok_hs("{" GOOD ",\"sub\":\"abc\",\"note\":\"a\\\\u0000b\"}");
@@ -778,7 +722,6 @@ static void test_garbage(void **state)
         "eyJhbGciOiJIUzI1NiJ9\n.e30.AA",
     };
     fp_jwt_verifier *vs[3] = {g.hs, g.rs, g.es};
-    char *tok;
     size_t i, j;
 
     (void)state;
@@ -788,9 +731,9 @@ static void test_garbage(void **state)
         expect_refused(vs[j], NULL, NOW, FP_JWT_E_MALFORMED);
     }
     /* Header not an object / not JSON; payload not JSON; crit header. */
-    expect_refused_free(g.hs, tok_raw("[\"HS256\"]", "{}", ""), FP_JWT_E_MALFORMED);
-    expect_refused_free(g.hs, tok_raw("{\"alg\":\"HS256\"", "{}", ""), FP_JWT_E_MALFORMED);
-    expect_refused_free(g.hs, tok_raw("{\"alg\":\"HS256\"} x", "{}", ""), FP_JWT_E_MALFORMED);
+    expect_refused_free(g.hs, ft_token_raw("[\"HS256\"]", "{}", ""), FP_JWT_E_MALFORMED);
+    expect_refused_free(g.hs, ft_token_raw("{\"alg\":\"HS256\"", "{}", ""), FP_JWT_E_MALFORMED);
+    expect_refused_free(g.hs, ft_token_raw("{\"alg\":\"HS256\"} x", "{}", ""), FP_JWT_E_MALFORMED);
     expect_refused_free(g.hs, sign_hs(HDR_HS, "not json", g.secret, g.secret_len),
                         FP_JWT_E_MALFORMED);
     expect_refused_free(g.hs, sign_hs(HDR_HS, "[1,2]", g.secret, g.secret_len), FP_JWT_E_MALFORMED);
@@ -807,13 +750,9 @@ static void test_garbage(void **state)
                                 g.secret, g.secret_len),
                         FP_JWT_E_MALFORMED);
     /* typ is optional and compared without case; other members ignored. */
-    tok = sign_hs("{\"alg\":\"HS256\",\"typ\":\"jwt\",\"kid\":\"k1\"}", "{" GOOD ",\"sub\":\"u\"}",
-                  g.secret, g.secret_len);
-    expect_ok(g.hs, tok, NOW, NULL);
-    free(tok);
-    tok = sign_hs("{\"alg\":\"HS256\"}", "{" GOOD ",\"sub\":\"u\"}", g.secret, g.secret_len);
-    expect_ok(g.hs, tok, NOW, NULL);
-    free(tok);
+    expect_ok_free(g.hs, sign_hs("{\"alg\":\"HS256\",\"typ\":\"jwt\",\"kid\":\"k1\"}", "{" GOOD ",\"sub\":\"u\"}",
+                  g.secret, g.secret_len));
+    expect_ok_free(g.hs, sign_hs("{\"alg\":\"HS256\"}", "{" GOOD ",\"sub\":\"u\"}", g.secret, g.secret_len));
 }
 
 static void test_verifier_errors(void **state)

@@ -1,0 +1,75 @@
+#include "ft_token.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+static void *token__alloc(size_t n)
+{
+    void *p = malloc(n);
+
+    if (p == NULL)
+        abort();
+    return p;
+}
+
+char *ft_b64url(const void *data, size_t n)
+{
+    char *out = token__alloc(4 * ((n + 2) / 3) + 1);
+    size_t len, i;
+
+    len = (size_t)EVP_EncodeBlock((unsigned char *)out, data, (int)n);
+    while (len > 0 && out[len - 1] == '=')
+        len--;
+    out[len] = '\0';
+    for (i = 0; i < len; i++) {
+        if (out[i] == '+')
+            out[i] = '-';
+        else if (out[i] == '/')
+            out[i] = '_';
+    }
+    return out;
+}
+
+char *ft_token_raw(const char *header, const char *payload, const char *sig)
+{
+    char *h = ft_b64url(header, strlen(header));
+    char *p = ft_b64url(payload, strlen(payload));
+    size_t n;
+    char *tok;
+
+    if (sig == NULL)
+        sig = "";
+    n = strlen(h) + strlen(p) + strlen(sig) + 3;
+    tok = token__alloc(n);
+    snprintf(tok, n, "%s.%s.%s", h, p, sig);
+    free(p);
+    free(h);
+    return tok;
+}
+
+char *ft_token_hand(const char *header, const char *payload, const struct evp_md_st *md,
+                    const unsigned char *key, size_t key_len)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    char *unsigned_tok = ft_token_raw(header, payload, NULL);
+    size_t n = strlen(unsigned_tok) - 1; /* without the last '.' */
+    size_t tn;
+    char *sig, *tok;
+
+    if (md == NULL)
+        return unsigned_tok;
+    if (HMAC(md, key, (int)key_len, (unsigned char *)unsigned_tok, n, mac, &mac_len) == NULL)
+        abort();
+    sig = ft_b64url(mac, mac_len);
+    tn = n + 1 + strlen(sig) + 1;
+    tok = token__alloc(tn);
+    snprintf(tok, tn, "%.*s.%s", (int)n, unsigned_tok, sig);
+    free(sig);
+    free(unsigned_tok);
+    return tok;
+}
