@@ -1,19 +1,18 @@
 /*
- * bench_env.c - what the benches run against, started through the test
- * harness (tests/harness, tools/fp-server: free loopback ports, a watchdog
- * that stops a server if this process dies): a temp dir that is the
- * harness's FP_TEST_TMP, rabbitmq-server, and the node pairs of the
- * integration tests (node_env: redis, mosquitto + feed_auth.so and a
- * feed-bridge child per node, the backend's publisher). Also the Redis
- * questions the runs ask and the paced, windowed publishing.
+ * bench_env.c - the servers the benches run against, through the test
+ * harness and the integration tests' node_env; the Redis questions; paced,
+ * windowed publishing; a bridge or scale bench's main().
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <mosquitto.h>
 
 #include "bench_lib.h"
 
@@ -247,7 +246,9 @@ done:
     return rc;
 }
 
-int bench_await_online(bench_env *e, size_t users)
+/* Waits until online:<node i> holds its share of users f0..f<users-1>
+ * (f<j> on node j % N). 0 or -1. */
+static int env__await_online(bench_env *e, size_t users)
 {
     long long have = 0;
     int i = 0, k, n = e->nodes.n_nodes;
@@ -267,6 +268,26 @@ int bench_await_online(bench_env *e, size_t users)
     fprintf(stderr, "bench: online:%s has %lld users, not its share of %zu\n", e->nodes.node[i].id,
             have, users);
     return -1;
+}
+
+int bench_subs_nodes(bench_subs **out, bench_env *e, size_t users, int threads)
+{
+    bench_subs_cfg sc;
+    int i;
+
+    memset(&sc, 0, sizeof(sc));
+    sc.alg = FP_JWT_HS256;
+    sc.key = e->nodes.p.secret;
+    sc.key_len = sizeof(e->nodes.p.secret);
+    sc.n_nodes = e->nodes.n_nodes;
+    for (i = 0; i < sc.n_nodes; i++)
+        sc.ports[i] = ft_node_port(&e->nodes, i + 1);
+    sc.users = users;
+    sc.threads = threads;
+    sc.timeout_ms = 60000;
+    if (bench_subs_start(out, &sc) != 0)
+        return -1;
+    return env__await_online(e, users);
 }
 
 /* ------------------------------------------------------------ publishing */
@@ -322,5 +343,39 @@ int bench_publish(bench_env *e, int window, double rate, int phase, size_t n, si
     if (ft_event_pub_wait(p, p->published, BENCH_STALL_MS) != 0)
         return -1;
     pt->confirmed_ns = fp_time_mono_ns();
+    return 0;
+}
+
+/* ------------------------------------------------------------ main */
+
+int bench_drive(const bench_driver *d, const bench_common *c, bench_env *e, void *arg)
+{
+    int64_t t0 = fp_time_mono_ns();
+    int rc;
+
+    signal(SIGPIPE, SIG_IGN);
+    mosquitto_lib_init();
+    fprintf(stderr, "bench: starting %s...\n", d->servers);
+    rc = bench_env_start(e, c, true);
+    e->broker_conf = d->broker_conf;
+    e->heartbeat_s = d->heartbeat_s;
+    if (rc == 0 && d->nodes > 0)
+        rc = bench_nodes_start(e, d->nodes);
+    if (rc == 0) {
+        fprintf(stderr, "bench: servers up after %.1f s (temp dir %s)\n",
+                (double)(fp_time_mono_ns() - t0) / 1e9, e->root);
+        rc = d->run(arg, e);
+    }
+    if (bench_env_stop(e, rc == 0) != 0) {
+        fprintf(stderr, "bench: something did not stop cleanly\n");
+        rc = -1;
+    }
+    mosquitto_lib_cleanup();
+    d->print(arg);
+    printf("\n  total %.1f s\n", (double)(fp_time_mono_ns() - t0) / 1e9);
+    if (rc != 0) {
+        fprintf(stderr, "bench: the run did not complete\n");
+        return 1;
+    }
     return 0;
 }

@@ -1,7 +1,5 @@
-/*
- * bench_lib.c - options, numbers, the machine, CPU time, child processes
- * and tokens for the benches (bench_lib.h).
- */
+/* bench_lib.c - options, numbers, the machine, CPU time, child processes
+ * and tokens for the benches (bench_lib.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -371,23 +369,39 @@ void bench_cpu_sample(const long *pgids, int n, bench_cpu *out)
     closedir(dir);
 }
 
-static void lib__times_diff(const bench_times *a, const bench_times *b, bench_times *d)
+/* *d += sign * *a, field by field. */
+static void lib__times_add(bench_times *d, const bench_times *a, double sign)
 {
-    d->cpu = b->cpu - a->cpu;
-    d->wait = b->wait - a->wait;
-    d->vol = b->vol - a->vol;
-    d->invol = b->invol - a->invol;
+    d->cpu += sign * a->cpu;
+    d->wait += sign * a->wait;
+    d->vol += sign * a->vol;
+    d->invol += sign * a->invol;
 }
 
 void bench_cpu_diff(const bench_cpu *a, const bench_cpu *b, bench_cpu *d)
 {
     int k;
 
-    d->t_ns = b->t_ns - a->t_ns;
-    d->machine = b->machine - a->machine;
-    lib__times_diff(&a->self, &b->self, &d->self);
+    *d = *b;
+    d->t_ns -= a->t_ns;
+    d->machine -= a->machine;
+    lib__times_add(&d->self, &a->self, -1);
     for (k = 0; k < BENCH_MAX_GROUPS; k++)
-        lib__times_diff(&a->g[k], &b->g[k], &d->g[k]);
+        lib__times_add(&d->g[k], &a->g[k], -1);
+}
+
+void bench_cpu_procs(const bench_cpu *d, int n_nodes, bench_times t[BENCH_P_N])
+{
+    int i;
+
+    memset(t, 0, BENCH_P_N * sizeof(*t));
+    for (i = 0; i < n_nodes; i++) {
+        lib__times_add(&t[BENCH_P_BRIDGE], &d->g[BENCH_G_BRIDGE(i)], 1);
+        lib__times_add(&t[BENCH_P_MOSQ], &d->g[BENCH_G_MOSQ(i)], 1);
+    }
+    t[BENCH_P_REDIS] = d->g[BENCH_G_REDIS];
+    t[BENCH_P_RABBIT] = d->g[BENCH_G_RABBIT];
+    t[BENCH_P_SELF] = d->self;
 }
 
 /* ------------------------------------------------------------ processes, tokens */

@@ -1,17 +1,7 @@
 /*
- * bench_lib.h - what the three benchmarks share (docs/benchmarks.md).
- *
- *   bench_lib.c   options (a table, like fp_config), percentiles, the
- *                 machine line, CPU time from /proc, child processes, tokens
- *   bench_env.c   servers through the test harness (tests/harness):
- *                 rabbitmq, the integration tests' node pairs (node_env),
- *                 Redis questions, paced and windowed publishing
- *   bench_subs.c  the subscriber pool: users f0..f<U-1> spread over N nodes,
- *                 counting receipts and timing each against its publish
- *
- * Times come from fp_time_mono_ns(): one clock for the whole machine, so a
- * publish time in a post can be compared with a receipt time in another
- * thread.
+ * bench_lib.h - what the three benchmarks share; docs/benchmarks.md has the
+ * layout. Times come from fp_time_mono_ns(), one clock for the machine, so
+ * a publish time in a post compares with a receipt time in another thread.
  */
 #ifndef FP_BENCH_LIB_H
 #define FP_BENCH_LIB_H
@@ -62,6 +52,17 @@ typedef struct {
     const char *def, *smoke, *help;
 } bench_opt;
 
+/* --threads and --window of the bridge and scale benches (in struct type;
+ * their help differs). */
+#define BENCH_OPT_THREADS(type, help)                                                              \
+    {                                                                                              \
+        "threads", 't', "N", BENCH_OPT_INT, offsetof(type, threads), 1, 64, "4", "2", help         \
+    }
+#define BENCH_OPT_WINDOW(type, help)                                                               \
+    {                                                                                              \
+        "window", 'w', "N", BENCH_OPT_INT, offsetof(type, window), 1, 65535, "500", NULL, help     \
+    }
+
 /* The options every bench takes (paths default to this build tree). */
 typedef struct {
     const char *fp_server, *plugin, *bridge, *log_level;
@@ -110,6 +111,13 @@ typedef struct {
 void bench_cpu_sample(const long *pgids, int n, bench_cpu *out);
 /* b - a, field by field, into d (t_ns: the interval). */
 void bench_cpu_diff(const bench_cpu *a, const bench_cpu *b, bench_cpu *d);
+
+/* The kinds of process a node pair run's CPU time is split over. */
+enum { BENCH_P_BRIDGE, BENCH_P_REDIS, BENCH_P_RABBIT, BENCH_P_MOSQ, BENCH_P_SELF, BENCH_P_N };
+
+/* Per kind over a bench_env_cpu difference d: the bridges and brokers of
+ * node pairs 0..n_nodes-1 summed. */
+void bench_cpu_procs(const bench_cpu *d, int n_nodes, bench_times t[BENCH_P_N]);
 
 /* ------------------------------------------------------------ processes, tokens */
 
@@ -162,9 +170,19 @@ void bench_env_cpu(const bench_env *e, bench_cpu *out);
 long long bench_stat_wait(bench_env *e, int i, const char *name, long long want, int64_t end_ns);
 /* SADD followers:<author> f<ids[i]>..., pipelined in batches. 0 or -1. */
 int bench_redis_followers(bench_env *e, const char *author, const size_t *ids, size_t n);
-/* Waits until online:<node i> holds its share of users f0..f<users-1>
- * (f<j> on node j % N). 0 or -1. */
-int bench_await_online(bench_env *e, size_t users);
+
+/* A bridge or scale bench's main() after its options and header: the
+ * servers (rabbitmq, redis and nodes node pairs when nodes > 0), run, the
+ * servers stopped, print, the "total" line. Returns the exit status. */
+typedef struct {
+    const char *servers; /* "bench: starting <servers>..." */
+    int nodes, heartbeat_s;
+    const char *broker_conf;
+    int (*run)(void *arg, bench_env *e); /* 0 or -1 */
+    void (*print)(void *arg);
+} bench_driver;
+
+int bench_drive(const bench_driver *d, const bench_common *c, bench_env *e, void *arg);
 
 /* ------------------------------------------------------------ publisher */
 
@@ -205,6 +223,9 @@ typedef struct {
 /* Connects the users (MQTT 3.1.1, clean session, QoS 1 subscription to
  * feed/f<j>). 0 once all have their SUBACK, or -1; free *out either way. */
 int bench_subs_start(bench_subs **out, const bench_subs_cfg *cfg);
+/* bench_subs_start for the node pairs of e (their HS256 secret), then
+ * waits until each node's online set holds its share. 0 or -1. */
+int bench_subs_nodes(bench_subs **out, bench_env *e, size_t users, int threads);
 void bench_subs_stop(bench_subs *s);
 /* Clients that lost their connection after their SUBACK. */
 size_t bench_subs_dropped(bench_subs *s);
@@ -217,8 +238,13 @@ uint64_t bench_subs_user(bench_subs *s, size_t j);
 uint64_t bench_subs_node(bench_subs *s, int i);
 /* Monotonic ns of the phase's latest receipt (0: none). */
 int64_t bench_subs_last_ns(bench_subs *s);
-/* The phase's latencies (ns), sorted; stops recording. malloc'd or NULL. */
-int64_t *bench_subs_latencies(bench_subs *s, size_t *n);
+typedef struct {
+    double p50_ms, p99_ms, max_ms;
+    size_t n;
+} bench_lat;
+
+/* Sums up the phase's latencies; stops recording. */
+void bench_subs_lat(bench_subs *s, bench_lat *out);
 /* Waits for expected receipts (and until more(arg) is false, when given),
  * giving up after BENCH_STALL_MS without progress. Returns the receipts. */
 uint64_t bench_subs_await(bench_subs *s, uint64_t expected, bool (*more)(void *), void *arg);

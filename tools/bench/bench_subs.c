@@ -1,21 +1,11 @@
 /*
- * bench_subs.c - the subscriber pool: users f0..f<U-1> online as real
- * MQTT clients, user f<j> on node j % N only (N = 1: all on one broker).
- * Each has a user token, connects (MQTT 3.1.1, clean session, client id
- * bench-f<j>) and subscribes to feed/f<j> at QoS 1, which also makes that
- * node's plugin list it in online:<node>. A message for f<j> can only
- * arrive through its node's broker, so the per-node counts show which
- * node delivered what.
- *
- * A few threads drive all clients without libmosquitto's thread per
- * client: each owns a slice, waits on one epoll set for their sockets,
- * calls mosquitto_loop_read() (a QoS 1 PUBLISH is acknowledged from inside
- * it) and writes what is queued at once. At most SUBS__CONNECTING connects
- * per thread wait for their CONNACK, so no listen backlog overflows.
- *
- * A receipt counts for the current phase when its text reads
- * "fp:<phase>:<seq>:<ns>" (bench_post_text); its latency is the receipt
- * time minus ns, both fp_time_mono_ns().
+ * bench_subs.c - the subscriber pool: users f0..f<U-1> as real MQTT
+ * clients, f<j> on node j % N only, so per-node counts show which node
+ * delivered what. A few threads drive all clients through one epoll set
+ * each (mosquitto_loop_read acknowledges a QoS 1 PUBLISH), at most
+ * SUBS__CONNECTING connects per thread waiting for their CONNACK. A
+ * receipt counts for the phase its text names (bench_post_text); its
+ * latency is the receipt time minus the publish time the text carries.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -395,30 +385,32 @@ int64_t bench_subs_last_ns(bench_subs *s)
     return atomic_load(&s->last_ns);
 }
 
-int64_t *bench_subs_latencies(bench_subs *s, size_t *n)
+/* Every thread's latencies of the phase, sorted and summed up. */
+void bench_subs_lat(bench_subs *s, bench_lat *out)
 {
-    int64_t *all;
-    size_t total = 0;
+    int64_t *all = NULL, *grown;
+    subs__thread *t;
+    size_t n = 0;
     int k;
 
-    *n = 0;
     atomic_store(&s->recording, false);
     for (k = 0; k < s->n_threads; k++) {
-        pthread_mutex_lock(&s->threads[k].lock);
-        total += s->threads[k].n_lat;
-        pthread_mutex_unlock(&s->threads[k].lock);
-    }
-    all = total > 0 ? malloc(total * sizeof(*all)) : NULL;
-    for (k = 0; k < s->n_threads && all != NULL; k++) {
-        pthread_mutex_lock(&s->threads[k].lock);
-        if (*n + s->threads[k].n_lat <= total) {
-            memcpy(all + *n, s->threads[k].lat, s->threads[k].n_lat * sizeof(*all));
-            *n += s->threads[k].n_lat;
+        t = &s->threads[k];
+        pthread_mutex_lock(&t->lock);
+        grown = t->n_lat > 0 ? realloc(all, (n + t->n_lat) * sizeof(*all)) : NULL;
+        if (grown != NULL) {
+            all = grown;
+            memcpy(all + n, t->lat, t->n_lat * sizeof(*all));
+            n += t->n_lat;
         }
-        pthread_mutex_unlock(&s->threads[k].lock);
+        pthread_mutex_unlock(&t->lock);
     }
-    bench_sort_i64(all, *n);
-    return all;
+    bench_sort_i64(all, n);
+    out->n = n;
+    out->p50_ms = bench_pct_ms(all, n, 50.0);
+    out->p99_ms = bench_pct_ms(all, n, 99.0);
+    out->max_ms = n > 0 ? (double)all[n - 1] / 1e6 : 0.0;
+    free(all);
 }
 
 uint64_t bench_subs_await(bench_subs *s, uint64_t expected, bool (*more)(void *), void *arg)

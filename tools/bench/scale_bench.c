@@ -1,44 +1,20 @@
 /*
  * scale_bench.c - feedpush-bench-scale: does adding node pairs add
  * delivery capacity? The same fixed load is delivered by 1, 2 and 3 node
- * pairs (--nodes), and for each the bench measures deliveries/s and the
- * CPU time the node pairs spend per delivery.
- *
- * Everything runs on this machine (bench_env.c): one redis-server, one
- * rabbitmq-server, and per node count N the node pairs n1..nN (mosquitto
- * with feed_auth.so, heartbeat every --heartbeat s, and a feed-bridge).
- * Between node counts the node pairs and Redis stop; the next starts afresh.
- *
- * The load, the same for every N:
- *   - --users U users f0..f<U-1> online, f<j> on node (j % N) + 1 only;
- *   - --authors A authors; a<k> has F_k followers, F_k spread evenly over
- *     --followers MIN,MAX, written straight into Redis: the users
- *     f<(k*U/A + i) % U>, i < F_k, all online, spread like the users;
- *   - a burst of --posts P post.created events, post p by a<p % A>, as
- *     fast as publisher confirms allow, or paced with --rate R posts/s on
- *     an absolute schedule, so the load can leave the machine unsaturated.
- *
- * Per N: deliveries/s = receipts / (last receipt - first publish); CPU per
- * delivery = CPU seconds of every mosquitto and feed-bridge (all threads,
- * /proc schedstat) over the same interval / deliveries. Redis, RabbitMQ
- * and this process are shown apart. One idle second before each burst
- * shows what the node pairs use by themselves. Each node's counters
- * (stats:bridge:n<i> deliveries) and its users' receipts show that a node
- * delivered exactly its own users' messages; each receipt is timed
- * against its publish.
+ * pairs (--nodes); per node count the bench measures deliveries/s and the
+ * node pairs' CPU time per delivery (docs/benchmarks.md, "Scale-out").
  */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <mosquitto.h>
-
 #include "bench_lib.h"
 
 #define SB__MAX_BURSTS 5
 #define SB__MAX_AUTHORS 64
+#define SB__MAX_USERS 20000
+#define SB__MAX_POSTS 100000
 
 typedef struct {
     bench_list nodes, followers;
@@ -50,22 +26,20 @@ typedef struct {
 static const bench_opt sb__opts[] = {
     {"nodes", 'N', "LIST", BENCH_OPT_LIST, offsetof(sb_opts, nodes), 1, BENCH_MAX_NODES, "1,2,3",
      "2", "node pair counts, one run each (at most 8)"},
-    {"users", 'u', "U", BENCH_OPT_SIZE, offsetof(sb_opts, users), 1, 20000, "600", "20",
+    {"users", 'u', "U", BENCH_OPT_SIZE, offsetof(sb_opts, users), 1, SB__MAX_USERS, "600", "20",
      "users online, split over the nodes"},
     {"authors", 'a', "A", BENCH_OPT_SIZE, offsetof(sb_opts, authors), 1, SB__MAX_AUTHORS, "4", "2",
      "authors of the burst's posts"},
-    {"followers", 'f', "MIN,MAX", BENCH_OPT_LIST, offsetof(sb_opts, followers), 1, 20000, "100,200",
-     "5,10", "followers per author, spread over A"},
-    {"posts", 'p', "P", BENCH_OPT_SIZE, offsetof(sb_opts, posts), 1, 100000, "300", "20",
+    {"followers", 'f', "MIN,MAX", BENCH_OPT_LIST, offsetof(sb_opts, followers), 1, SB__MAX_USERS,
+     "100,200", "5,10", "followers per author, spread over A"},
+    {"posts", 'p', "P", BENCH_OPT_SIZE, offsetof(sb_opts, posts), 1, SB__MAX_POSTS, "300", "20",
      "posts per burst"},
-    {"warmup", 'W', "W", BENCH_OPT_SIZE, offsetof(sb_opts, warmup), 0, 100000, "30", "4",
+    {"warmup", 'W', "W", BENCH_OPT_SIZE, offsetof(sb_opts, warmup), 0, SB__MAX_POSTS, "30", "4",
      "warm-up posts per node count, not measured"},
     {"bursts", 'b', "K", BENCH_OPT_INT, offsetof(sb_opts, bursts), 1, SB__MAX_BURSTS, "2", "1",
      "measured bursts per node count"},
-    {"threads", 't', "N", BENCH_OPT_INT, offsetof(sb_opts, threads), 1, 64, "4", "2",
-     "client threads in this process"},
-    {"window", 'w', "N", BENCH_OPT_INT, offsetof(sb_opts, window), 1, 65535, "500", NULL,
-     "unconfirmed publishes at most"},
+    BENCH_OPT_THREADS(sb_opts, "client threads in this process"),
+    BENCH_OPT_WINDOW(sb_opts, "unconfirmed publishes at most"),
     {"rate", 'r', "R", BENCH_OPT_DOUBLE, offsetof(sb_opts, rate), 0, 1e6, "0", NULL,
      "posts/s, evenly spaced (absolute schedule); 0 = as fast as confirms allow"},
     {"heartbeat", 0, "S", BENCH_OPT_INT, offsetof(sb_opts, heartbeat), 1, 300, "1", NULL,
@@ -100,12 +74,11 @@ typedef struct {
     double pub_rate;    /* posts/s published: first to last publish */
     double lag_ms;      /* --rate: the latest a publish went out after its slot */
     double rate;        /* deliveries/s */
-    double p50_ms, p99_ms, max_ms;
-    size_t samples;
-    double mosq_s, bridge_s, redis_s, rabbit_s, bench_s, other_s;
-    double machine_s;  /* busy time of all CPUs, everybody's */
-    double idle_cpus;  /* CPUs the node pairs used idle, just before */
-    double vol, invol; /* the node pairs' context switches */
+    bench_lat lat;
+    bench_times t[BENCH_P_N]; /* bridges and brokers: all node pairs' */
+    double machine_s;         /* busy time of all CPUs, everybody's */
+    double other_s;           /* of that, not ours */
+    double idle_cpus;         /* CPUs the node pairs used idle, just before */
     sb_node_run node[BENCH_MAX_NODES];
 } sb_run;
 
@@ -115,10 +88,11 @@ typedef struct {
 } sb_marks;
 
 typedef struct {
-    sb_opts *o;
+    sb_opts o;
     sb_load l;
     bench_env e;
     bench_subs *subs;
+    sb_run runs[BENCH_MAX_LIST][SB__MAX_BURSTS]; /* per node count */
 } sb_ctx;
 
 /* ------------------------------------------------------------ the load */
@@ -148,15 +122,15 @@ static int sb__load_make(const sb_opts *o, sb_load *l)
 /* SADD followers:a<k> for every author. Returns 0 or -1. */
 static int sb__load_write(sb_ctx *x)
 {
-    size_t *ids = malloc(x->o->users * sizeof(*ids)), k, i;
+    size_t *ids = malloc(x->o.users * sizeof(*ids)), k, i;
     char author[FP_ID_BUFSZ];
     int rc = 0;
 
     if (ids == NULL)
         return -1;
-    for (k = 0; k < x->o->authors && rc == 0; k++) {
+    for (k = 0; k < x->o.authors && rc == 0; k++) {
         for (i = 0; i < x->l.followers[k]; i++)
-            ids[i] = (x->l.first[k] + i) % x->o->users;
+            ids[i] = (x->l.first[k] + i) % x->o.users;
         snprintf(author, sizeof(author), "a%zu", k);
         rc = bench_redis_followers(&x->e, author, ids, x->l.followers[k]);
     }
@@ -181,24 +155,18 @@ static void sb__counters(sb_ctx *x, const long long *want, sb_marks *m)
     }
 }
 
-/* Fills r's CPU figures from the difference d over the burst. */
-static void sb__cpu(const bench_cpu *d, int n, sb_run *r)
+/* CPUs the node pairs use by themselves: over one idle second. */
+static double sb__idle_cpus(sb_ctx *x)
 {
-    int i;
+    bench_cpu c0, c1, d;
+    bench_times t[BENCH_P_N];
 
-    for (i = 0; i < n; i++) {
-        r->node[i].mosq_s = d->g[BENCH_G_MOSQ(i)].cpu;
-        r->node[i].bridge_s = d->g[BENCH_G_BRIDGE(i)].cpu;
-        r->mosq_s += r->node[i].mosq_s;
-        r->bridge_s += r->node[i].bridge_s;
-        r->vol += d->g[BENCH_G_MOSQ(i)].vol + d->g[BENCH_G_BRIDGE(i)].vol;
-        r->invol += d->g[BENCH_G_MOSQ(i)].invol + d->g[BENCH_G_BRIDGE(i)].invol;
-    }
-    r->redis_s = d->g[BENCH_G_REDIS].cpu;
-    r->rabbit_s = d->g[BENCH_G_RABBIT].cpu;
-    r->bench_s = d->self.cpu;
-    r->machine_s = d->machine;
-    r->other_s = r->machine_s - (r->mosq_s + r->bridge_s + r->redis_s + r->rabbit_s + r->bench_s);
+    bench_env_cpu(&x->e, &c0);
+    usleep(1000000);
+    bench_env_cpu(&x->e, &c1);
+    bench_cpu_diff(&c0, &c1, &d);
+    bench_cpu_procs(&d, x->e.nodes.n_nodes, t);
+    return (t[BENCH_P_MOSQ].cpu + t[BENCH_P_BRIDGE].cpu) / ((double)d.t_ns / 1e9);
 }
 
 /*
@@ -213,7 +181,7 @@ static int sb__burst(sb_ctx *x, int phase, sb_marks *m, sb_run *r)
     int i, n = x->e.nodes.n_nodes;
     bench_pubtimes pt;
     bench_cpu c0, c1, d;
-    int64_t t_last, *lat;
+    int64_t t_last;
     sb_marks now;
     size_t j;
 
@@ -221,7 +189,7 @@ static int sb__burst(sb_ctx *x, int phase, sb_marks *m, sb_run *r)
     r->nodes = n;
     r->expected = x->l.total;
     for (i = 0; i < n; i++) {
-        for (j = (size_t)i; j < x->o->users; j += (size_t)n) {
+        for (j = (size_t)i; j < x->o.users; j += (size_t)n) {
             r->node[i].expected += x->l.per_user[j];
             r->node[i].users++;
         }
@@ -229,16 +197,9 @@ static int sb__burst(sb_ctx *x, int phase, sb_marks *m, sb_run *r)
     }
     if (bench_subs_phase(x->subs, phase, (size_t)x->l.total + 16) != 0)
         fprintf(stderr, "bench: no memory for the latencies; not measured\n");
-    /* One idle second: the node pairs' own background shows apart. */
+    r->idle_cpus = sb__idle_cpus(x);
     bench_env_cpu(&x->e, &c0);
-    usleep(1000000);
-    bench_env_cpu(&x->e, &c1);
-    bench_cpu_diff(&c0, &c1, &d);
-    for (i = 0; i < n; i++)
-        r->idle_cpus += d.g[BENCH_G_MOSQ(i)].cpu + d.g[BENCH_G_BRIDGE(i)].cpu;
-    r->idle_cpus /= (double)d.t_ns / 1e9;
-    bench_env_cpu(&x->e, &c0);
-    if (bench_publish(&x->e, x->o->window, x->o->rate, phase, x->o->posts, 0, x->o->authors, &pt) !=
+    if (bench_publish(&x->e, x->o.window, x->o.rate, phase, x->o.posts, 0, x->o.authors, &pt) !=
         0) {
         fprintf(stderr, "bench: publishing the burst failed\n");
         return -1;
@@ -250,25 +211,27 @@ static int sb__burst(sb_ctx *x, int phase, sb_marks *m, sb_run *r)
     r->ran = true;
     r->seconds = t_last > c0.t_ns ? (double)(t_last - c0.t_ns) / 1e9 : 0.0;
     r->publish_s = (double)(pt.confirmed_ns - c0.t_ns) / 1e9;
-    r->pub_rate = x->o->posts > 1 && pt.last_ns > pt.first_ns
-                      ? (double)(x->o->posts - 1) / ((double)(pt.last_ns - pt.first_ns) / 1e9)
+    r->pub_rate = x->o.posts > 1 && pt.last_ns > pt.first_ns
+                      ? (double)(x->o.posts - 1) / ((double)(pt.last_ns - pt.first_ns) / 1e9)
                       : 0.0;
     r->lag_ms = (double)pt.lag_ns / 1e6;
     r->rate = r->seconds > 0 ? (double)r->received / r->seconds : 0.0;
-    lat = bench_subs_latencies(x->subs, &r->samples);
-    r->p50_ms = bench_pct_ms(lat, r->samples, 50.0);
-    r->p99_ms = bench_pct_ms(lat, r->samples, 99.0);
-    r->max_ms = r->samples > 0 ? (double)lat[r->samples - 1] / 1e6 : 0.0;
-    free(lat);
+    bench_subs_lat(x->subs, &r->lat);
     /* Late duplicates would show here: give stragglers a moment. */
     usleep(200000);
     r->received = bench_subs_received(x->subs, &r->stray);
-    for (j = 0; j < x->o->users; j++)
+    for (j = 0; j < x->o.users; j++)
         r->wrong_users += bench_subs_user(x->subs, j) != x->l.per_user[j];
     sb__counters(x, want, &now);
-    sb__cpu(&d, n, r);
+    bench_cpu_procs(&d, n, r->t);
+    r->machine_s = d.machine;
+    r->other_s = d.machine;
+    for (i = 0; i < BENCH_P_N; i++)
+        r->other_s -= r->t[i].cpu;
     r->complete = r->received == r->expected && r->wrong_users == 0;
     for (i = 0; i < n; i++) {
+        r->node[i].mosq_s = d.g[BENCH_G_MOSQ(i)].cpu;
+        r->node[i].bridge_s = d.g[BENCH_G_BRIDGE(i)].cpu;
         r->node[i].received = bench_subs_node(x->subs, i);
         r->node[i].deliveries = now.deliv[i] - m->deliv[i];
         r->node[i].events = now.events[i] - m->events[i];
@@ -292,15 +255,15 @@ static int sb__warmup(sb_ctx *x, int phase, sb_marks *m)
     size_t p, i, k, n = (size_t)x->e.nodes.n_nodes;
 
     memset(base, 0, sizeof(base));
-    for (p = 0; p < x->o->warmup; p++) {
-        k = p % x->o->authors;
+    for (p = 0; p < x->o.warmup; p++) {
+        k = p % x->o.authors;
         want += x->l.followers[k];
         for (i = 0; i < x->l.followers[k]; i++)
-            base[(x->l.first[k] + i) % x->o->users % n]++;
+            base[(x->l.first[k] + i) % x->o.users % n]++;
     }
-    if (x->o->warmup > 0) {
+    if (x->o.warmup > 0) {
         bench_subs_phase(x->subs, phase, 0);
-        if (bench_publish(&x->e, x->o->window, x->o->rate, phase, x->o->warmup, 0, x->o->authors,
+        if (bench_publish(&x->e, x->o.window, x->o.rate, phase, x->o.warmup, 0, x->o.authors,
                           &pt) != 0)
             return -1;
         got = bench_subs_await(x->subs, want, NULL, NULL);
@@ -323,34 +286,22 @@ static int sb__warmup(sb_ctx *x, int phase, sb_marks *m)
 
 /*
  * Node count n: n node pairs on a fresh Redis, the followers, the users
- * online, the warm-up, then o->bursts measured bursts into runs[]. Stops
+ * online, the warm-up, then --bursts measured bursts into runs[]. Stops
  * the node pairs again.
  */
 static int sb__config(sb_ctx *x, int n, int config, sb_run *runs)
 {
-    bench_subs_cfg sc;
     sb_marks m;
-    int b, i, rc = -1;
+    int b, rc = -1;
 
     fprintf(stderr, "bench: %d node pair(s): starting...\n", n);
-    if (bench_nodes_start(&x->e, n) != 0 || sb__load_write(x) != 0)
-        goto cleanup;
-    memset(&sc, 0, sizeof(sc));
-    sc.alg = FP_JWT_HS256;
-    sc.key = x->e.nodes.p.secret;
-    sc.key_len = sizeof(x->e.nodes.p.secret);
-    for (i = 0; i < n; i++)
-        sc.ports[i] = ft_node_port(&x->e.nodes, i + 1);
-    sc.n_nodes = n;
-    sc.users = x->o->users;
-    sc.threads = x->o->threads;
-    sc.timeout_ms = 60000;
-    if (bench_subs_start(&x->subs, &sc) != 0 || bench_await_online(&x->e, x->o->users) != 0 ||
+    if (bench_nodes_start(&x->e, n) != 0 || sb__load_write(x) != 0 ||
+        bench_subs_nodes(&x->subs, &x->e, x->o.users, x->o.threads) != 0 ||
         sb__warmup(x, 100 + config, &m) != 0)
         goto cleanup;
-    for (b = 0; b < x->o->bursts; b++) {
+    for (b = 0; b < x->o.bursts; b++) {
         fprintf(stderr, "bench: %d node pair(s): burst %d of %d, %zu posts...\n", n, b + 1,
-                x->o->bursts, x->o->posts);
+                x->o.bursts, x->o.posts);
         if (sb__burst(x, 10 * config + b, &m, &runs[b]) != 0) {
             fprintf(stderr, "bench: the burst was incomplete (%llu of %llu receipts)\n",
                     (unsigned long long)runs[b].received, (unsigned long long)runs[b].expected);
@@ -368,6 +319,20 @@ cleanup:
     if (bench_nodes_stop(&x->e) != 0)
         rc = -1;
     return rc;
+}
+
+/* bench_driver.run: every node count in turn. */
+static int sb__runs(void *arg, bench_env *e)
+{
+    sb_ctx *x = arg;
+    int k;
+
+    (void)e;
+    for (k = 0; k < x->o.nodes.n; k++) {
+        if (sb__config(x, (int)x->o.nodes.v[k], k, x->runs[k]) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------ output */
@@ -397,13 +362,52 @@ static void sb__print_header(const sb_opts *o, const sb_load *l)
     fflush(stdout);
 }
 
+/* A burst's figures, per delivery (us, switches) or per second (CPUs). */
+enum {
+    SB__RATE,
+    SB__COST,
+    SB__MOSQ,
+    SB__BRIDGE,
+    SB__REDIS,
+    SB__RABBIT,
+    SB__CLIENTS,
+    SB__BUSY,
+    SB__OTHER,
+    SB__VOL,
+    SB__INVOL,
+    SB__P50,
+    SB__P99,
+    SB__COLS
+};
+
+static void sb__figures(const sb_run *r, double f[SB__COLS])
+{
+    const bench_times *mosq = &r->t[BENCH_P_MOSQ], *bridge = &r->t[BENCH_P_BRIDGE];
+    double d = (double)r->received;
+
+    f[SB__RATE] = r->rate;
+    f[SB__COST] = bench_us_per(mosq->cpu + bridge->cpu, r->received);
+    f[SB__MOSQ] = bench_us_per(mosq->cpu, r->received);
+    f[SB__BRIDGE] = bench_us_per(bridge->cpu, r->received);
+    f[SB__REDIS] = bench_us_per(r->t[BENCH_P_REDIS].cpu, r->received);
+    f[SB__RABBIT] = bench_us_per(r->t[BENCH_P_RABBIT].cpu, r->received);
+    f[SB__CLIENTS] = bench_us_per(r->t[BENCH_P_SELF].cpu, r->received);
+    f[SB__BUSY] = r->seconds > 0 ? r->machine_s / r->seconds : 0.0;
+    f[SB__OTHER] = r->seconds > 0 ? r->other_s / r->seconds : 0.0;
+    f[SB__VOL] = d > 0 ? (mosq->vol + bridge->vol) / d : 0.0;
+    f[SB__INVOL] = d > 0 ? (mosq->invol + bridge->invol) / d : 0.0;
+    f[SB__P50] = r->lat.p50_ms;
+    f[SB__P99] = r->lat.p99_ms;
+}
+
 /* One burst in full: totals, CPU per delivery, switches, latency, per node. */
 static void sb__print_run(const sb_run *r, int burst)
 {
     const sb_node_run *nr;
-    double d = (double)r->received;
+    double d = (double)r->received, f[SB__COLS];
     int i;
 
+    sb__figures(r, f);
     printf("\n%d node pair(s), burst %d: %llu of %llu received (%llu stray), %zu users with\n"
            "  a wrong count; %.2f s (publishing %.2f s), %.0f deliveries/s\n",
            r->nodes, burst + 1, (unsigned long long)r->received, (unsigned long long)r->expected,
@@ -412,19 +416,16 @@ static void sb__print_run(const sb_run *r, int burst)
            " shared: redis %.1f,\n  rabbitmq %.1f; the clients (this process) %.1f;"
            " CPUs busy %.2f, of which other load %.2f;\n  idle just before, the node pairs used "
            "%.4f CPUs\n",
-           bench_us_per(r->mosq_s, r->received), bench_us_per(r->bridge_s, r->received),
-           bench_us_per(r->mosq_s + r->bridge_s, r->received),
-           bench_us_per(r->redis_s, r->received), bench_us_per(r->rabbit_s, r->received),
-           bench_us_per(r->bench_s, r->received), r->seconds > 0 ? r->machine_s / r->seconds : 0.0,
-           r->seconds > 0 ? r->other_s / r->seconds : 0.0, r->idle_cpus);
+           f[SB__MOSQ], f[SB__BRIDGE], f[SB__COST], f[SB__REDIS], f[SB__RABBIT], f[SB__CLIENTS],
+           f[SB__BUSY], f[SB__OTHER], r->idle_cpus);
     printf("  context switches of the node pairs' threads per delivery: %.3f voluntary (waits),\n"
            "  %.3f involuntary (preempted)\n",
-           d > 0 ? r->vol / d : 0.0, d > 0 ? r->invol / d : 0.0);
+           f[SB__VOL], f[SB__INVOL]);
     printf("  published %.1f posts/s", r->pub_rate);
     if (r->lag_ms > 0)
         printf(" (paced: the latest publish %.2f ms after its slot)", r->lag_ms);
     printf(";\n  latency publish -> receipt: p50 %.2f ms, p99 %.2f ms, max %.2f ms (%zu samples)\n",
-           r->p50_ms, r->p99_ms, r->max_ms, r->samples);
+           r->lat.p50_ms, r->lat.p99_ms, r->lat.max_ms, r->lat.n);
     printf("  %-5s %6s %9s %9s %11s %8s %9s %10s %10s %8s\n", "node", "users", "expected",
            "received", "deliveries", "share", "events", "dlv msgs", "mosq CPU s", "bridge s");
     for (i = 0; i < r->nodes; i++) {
@@ -436,25 +437,11 @@ static void sb__print_run(const sb_run *r, int burst)
     }
 }
 
-/* The median table's columns, per burst. */
-enum {
-    SB__RATE,
-    SB__COST,
-    SB__MOSQ,
-    SB__BRIDGE,
-    SB__BUSY,
-    SB__VOL,
-    SB__INVOL,
-    SB__P50,
-    SB__P99,
-    SB__COLS
-};
-
 /* Per node count: the median of its bursts, and the node pairs' CPU per
  * delivery relative to the first node count. */
-static void sb__print_medians(const sb_opts *o, sb_run runs[][SB__MAX_BURSTS])
+static void sb__print_medians(const sb_ctx *x)
 {
-    double v[SB__COLS][SB__MAX_BURSTS], med[SB__COLS], base = 0, d;
+    double v[SB__COLS][SB__MAX_BURSTS], f[SB__COLS], med[SB__COLS], base = 0;
     const sb_run *r;
     int c, b, k, col;
 
@@ -463,21 +450,14 @@ static void sb__print_medians(const sb_opts *o, sb_run runs[][SB__MAX_BURSTS])
     printf("  %5s %12s %12s %9s %9s %18s %5s %10s %13s %7s %7s\n", "nodes", "deliveries/s",
            "node CPU us", "mosq us", "bridge us", "relative to first", "busy", "waits/dlv",
            "preempted/dlv", "p50 ms", "p99 ms");
-    for (c = 0; c < o->nodes.n; c++) {
-        for (b = 0, k = 0; b < o->bursts; b++) {
-            r = &runs[c][b];
+    for (c = 0; c < x->o.nodes.n; c++) {
+        for (b = 0, k = 0; b < x->o.bursts; b++) {
+            r = &x->runs[c][b];
             if (!r->ran || r->received == 0)
                 continue;
-            d = (double)r->received;
-            v[SB__RATE][k] = r->rate;
-            v[SB__COST][k] = bench_us_per(r->mosq_s + r->bridge_s, r->received);
-            v[SB__MOSQ][k] = bench_us_per(r->mosq_s, r->received);
-            v[SB__BRIDGE][k] = bench_us_per(r->bridge_s, r->received);
-            v[SB__BUSY][k] = r->seconds > 0 ? r->machine_s / r->seconds : 0.0;
-            v[SB__VOL][k] = r->vol / d;
-            v[SB__INVOL][k] = r->invol / d;
-            v[SB__P50][k] = r->p50_ms;
-            v[SB__P99][k] = r->p99_ms;
+            sb__figures(r, f);
+            for (col = 0; col < SB__COLS; col++)
+                v[col][k] = f[col];
             k++;
         }
         if (k == 0)
@@ -487,22 +467,24 @@ static void sb__print_medians(const sb_opts *o, sb_run runs[][SB__MAX_BURSTS])
         if (base <= 0)
             base = med[SB__COST];
         printf("  %5d %12.0f %12.1f %9.1f %9.1f %18.2f %5.2f %10.3f %13.3f %7.2f %7.2f\n",
-               (int)o->nodes.v[c], med[SB__RATE], med[SB__COST], med[SB__MOSQ], med[SB__BRIDGE],
+               (int)x->o.nodes.v[c], med[SB__RATE], med[SB__COST], med[SB__MOSQ], med[SB__BRIDGE],
                med[SB__COST] / base, med[SB__BUSY], med[SB__VOL], med[SB__INVOL], med[SB__P50],
                med[SB__P99]);
     }
 }
 
-/* The summary: every burst, then the medians per node count. */
-static void sb__print(const sb_opts *o, sb_run runs[][SB__MAX_BURSTS])
+/* bench_driver.print: every burst, then the medians per node count. */
+static void sb__print(void *arg)
 {
+    const sb_ctx *x = arg;
+    double f[SB__COLS];
     const sb_run *r;
     int c, b;
 
-    for (c = 0; c < o->nodes.n; c++) {
-        for (b = 0; b < o->bursts; b++) {
-            if (runs[c][b].ran)
-                sb__print_run(&runs[c][b], b);
+    for (c = 0; c < x->o.nodes.n; c++) {
+        for (b = 0; b < x->o.bursts; b++) {
+            if (x->runs[c][b].ran)
+                sb__print_run(&x->runs[c][b], b);
         }
     }
     printf("\nPer node count: deliveries/s = receipts / (last receipt - first publish);\n"
@@ -511,26 +493,23 @@ static void sb__print(const sb_opts *o, sb_run runs[][SB__MAX_BURSTS])
     printf("  %5s %5s %9s %7s %12s %12s %8s %9s %8s %9s %8s %5s %6s %7s %7s\n", "nodes", "burst",
            "received", "seconds", "deliveries/s", "node CPU us", "mosq us", "bridge us", "redis us",
            "rabbit us", "clients", "busy", "other", "p50 ms", "p99 ms");
-    for (c = 0; c < o->nodes.n; c++) {
-        for (b = 0; b < o->bursts; b++) {
-            r = &runs[c][b];
+    for (c = 0; c < x->o.nodes.n; c++) {
+        for (b = 0; b < x->o.bursts; b++) {
+            r = &x->runs[c][b];
             if (!r->ran)
                 continue;
+            sb__figures(r, f);
             printf("  %5d %5d %9llu %7.2f %12.0f %12.1f %8.1f %9.1f %8.1f %9.1f %8.1f %5.2f %6.2f "
                    "%7.2f %7.2f%s\n",
-                   r->nodes, b + 1, (unsigned long long)r->received, r->seconds, r->rate,
-                   bench_us_per(r->mosq_s + r->bridge_s, r->received),
-                   bench_us_per(r->mosq_s, r->received), bench_us_per(r->bridge_s, r->received),
-                   bench_us_per(r->redis_s, r->received), bench_us_per(r->rabbit_s, r->received),
-                   bench_us_per(r->bench_s, r->received),
-                   r->seconds > 0 ? r->machine_s / r->seconds : 0.0,
-                   r->seconds > 0 ? r->other_s / r->seconds : 0.0, r->p50_ms, r->p99_ms,
+                   r->nodes, b + 1, (unsigned long long)r->received, r->seconds, f[SB__RATE],
+                   f[SB__COST], f[SB__MOSQ], f[SB__BRIDGE], f[SB__REDIS], f[SB__RABBIT],
+                   f[SB__CLIENTS], f[SB__BUSY], f[SB__OTHER], f[SB__P50], f[SB__P99],
                    r->complete ? "" : "  (incomplete)");
         }
     }
     printf("\nbusy: CPUs busy during the burst (/proc/stat), all processes; other: those of\n"
            "processes this run did not start. p50, p99: publish -> receipt latency.\n");
-    sb__print_medians(o, runs);
+    sb__print_medians(x);
     fflush(stdout);
 }
 
@@ -541,7 +520,6 @@ static int sb__setup(sb_opts *o, bench_common *c, int argc, char **argv)
 {
     int i, rc;
 
-    memset(o, 0, sizeof(*o));
     rc = bench_parse("feedpush-bench-scale", sb__opts, sizeof(sb__opts) / sizeof(sb__opts[0]), o, c,
                      true, argc, argv);
     if (rc != 0)
@@ -566,41 +544,20 @@ static int sb__setup(sb_opts *o, bench_common *c, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    static sb_run runs[BENCH_MAX_LIST][SB__MAX_BURSTS];
     static sb_ctx x;
+    /* Node pairs per node count (sb__runs); heartbeat from --heartbeat. */
+    bench_driver d = {"rabbitmq and redis", 0, 0, NULL, sb__runs, sb__print};
     bench_common c;
-    sb_opts o;
-    int64_t t0 = fp_time_mono_ns();
-    int k, rc;
+    int rc;
 
-    rc = sb__setup(&o, &c, argc, argv);
+    rc = sb__setup(&x.o, &c, argc, argv);
     if (rc != 0)
         return rc > 0 ? 0 : 1;
-    x.o = &o;
-    if (sb__load_make(&o, &x.l) != 0)
+    if (sb__load_make(&x.o, &x.l) != 0)
         return 1;
-    signal(SIGPIPE, SIG_IGN);
-    sb__print_header(&o, &x.l);
-    mosquitto_lib_init();
-    fprintf(stderr, "bench: starting rabbitmq and redis...\n");
-    rc = bench_env_start(&x.e, &c, true);
-    x.e.heartbeat_s = o.heartbeat;
-    if (rc == 0)
-        fprintf(stderr, "bench: servers up after %.1f s (temp dir %s)\n",
-                (double)(fp_time_mono_ns() - t0) / 1e9, x.e.root);
-    for (k = 0; k < o.nodes.n && rc == 0; k++)
-        rc = sb__config(&x, (int)o.nodes.v[k], k, runs[k]);
-    if (bench_env_stop(&x.e, rc == 0) != 0) {
-        fprintf(stderr, "bench: something did not stop cleanly\n");
-        rc = -1;
-    }
-    mosquitto_lib_cleanup();
-    sb__print(&o, runs);
-    printf("\n  total %.1f s\n", (double)(fp_time_mono_ns() - t0) / 1e9);
+    sb__print_header(&x.o, &x.l);
+    d.heartbeat_s = x.o.heartbeat;
+    rc = bench_drive(&d, &c, &x.e, &x);
     free(x.l.per_user);
-    if (rc != 0) {
-        fprintf(stderr, "bench: the run did not complete\n");
-        return 1;
-    }
-    return 0;
+    return rc;
 }
