@@ -1,17 +1,17 @@
 /*
- * fp_jwt.c - JWT verification on top of libjwt 1.10, cJSON and OpenSSL.
+ * fp_jwt.c - JWT verification and minting on cJSON and OpenSSL (fp_jws).
  *
- * libjwt 1.10's jwt_decode() takes the algorithm from the token header, so
- * everything that decides *how* a token is checked happens here first:
- * length cap, compact form, our own decode of the header and an exact
- * match of its "alg" against the configured one. Only then is libjwt asked
- * to check the signature with the configured key, and its idea of the
- * algorithm is asserted again afterwards. The header and the claims set
- * are read once each, by fp_json (duplicate members refused), from the
+ * Nothing in a token decides how it is checked: the algorithm and the key
+ * are the verifier's (RFC 8725). In order: length cap, compact form, the
+ * header's "alg" matched exactly against the configured one, the
+ * signature's length, then the signature itself with the key parsed once
+ * when the verifier was built, then the claims. The header and the claims
+ * set are read once each, by fp_json (duplicate members refused), from the
  * bytes the signature covers, and the claims are checked with types.
  */
 #include "fp_jwt.h"
 #include "fp_json.h"
+#include "fp_jws.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <jwt.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -36,13 +35,14 @@
 
 struct fp_jwt_verifier {
     fp_jwt_alg alg;
-    jwt_alg_t lib_alg;
-    unsigned char *key; /* HS256: secret; RS256/ES256: public key PEM (NUL-terminated) */
-    size_t key_len;
+    unsigned char *secret; /* HS256 */
+    size_t secret_len;
+    EVP_PKEY *pkey;     /* RS256/ES256: the public key, parsed once */
     size_t sig_b64_len; /* exact length of the signature part */
     char *issuer;       /* NULL = not checked */
     char *audience;     /* NULL = not checked */
     int leeway_s;
+    int64_t max_lifetime_s; /* 0 = no limit */
 };
 
 /* Offsets of the three parts of a compact token. */
@@ -65,18 +65,10 @@ static const char *jwt__errstr(int errnum, char *buf, size_t len)
     return buf;
 }
 
-/* libjwt's identifier for one of ours, or JWT_ALG_INVAL. */
-static jwt_alg_t jwt__lib_alg(fp_jwt_alg a)
+/* Is a one of the three algorithms? */
+static bool jwt__alg_known(fp_jwt_alg a)
 {
-    switch (a) {
-    case FP_JWT_HS256:
-        return JWT_ALG_HS256;
-    case FP_JWT_RS256:
-        return JWT_ALG_RS256;
-    case FP_JWT_ES256:
-        return JWT_ALG_ES256;
-    }
-    return JWT_ALG_INVAL;
+    return a == FP_JWT_HS256 || a == FP_JWT_RS256 || a == FP_JWT_ES256;
 }
 
 const char *fp_jwt_alg_name(fp_jwt_alg a)
@@ -113,7 +105,7 @@ const char *fp_jwt_strerror(int code)
     static const char *const names[] = {
         "too long",         "malformed", "algorithm", "signature", "expired",     "not yet valid",
         "issued in future", "issuer",    "audience",  "sub",       "exp missing", "role",
-        "claim type",
+        "claim type",       "lifetime",
     };
     int c = code < 0 ? -code : code;
 
@@ -291,37 +283,10 @@ static size_t jwt__b64url_len(size_t n)
     return n / 3 * 4 + tail[n % 3];
 }
 
-/* Writes pkey's public half as PEM into a new buffer for libjwt. */
-static int jwt__export_public(EVP_PKEY *pkey, unsigned char **out, size_t *len)
-{
-    BIO *mem = BIO_new(BIO_s_mem());
-    char *data = NULL;
-    long n;
-    int rc = -ENOMEM;
-
-    if (mem == NULL)
-        return -ENOMEM;
-    if (PEM_write_bio_PUBKEY(mem, pkey) != 1)
-        goto fail;
-    n = BIO_get_mem_data(mem, &data);
-    if (n <= 0)
-        goto fail;
-    *out = malloc((size_t)n + 1);
-    if (*out == NULL)
-        goto fail;
-    memcpy(*out, data, (size_t)n);
-    (*out)[n] = '\0';
-    *len = (size_t)n;
-    rc = 0;
-fail:
-    BIO_free(mem);
-    return rc;
-}
-
 /*
- * Parses the public key PEM in pem for v->alg, checks its type and stores
- * a canonical re-export of it (so libjwt parses exactly the key checked
- * here) and the expected signature length. Returns 0 or -errno with err.
+ * Parses the public key PEM in pem for v->alg, checks its type and keeps
+ * it in v with the expected signature length. Returns 0 or -errno with
+ * err.
  */
 static int jwt__load_public(fp_jwt_verifier *v, const char *path, const unsigned char *pem,
                             size_t len, char *err, size_t errlen)
@@ -348,12 +313,9 @@ static int jwt__load_public(fp_jwt_verifier *v, const char *path, const unsigned
         jwt__fmt(err, errlen, "jwt key file %s: %s", path, why);
         goto fail;
     }
-    rc = jwt__export_public(pkey, &v->key, &v->key_len);
-    if (rc != 0) {
-        jwt__fmt(err, errlen, "jwt key file %s: out of memory", path);
-        goto fail;
-    }
     v->sig_b64_len = jwt__b64url_len(v->alg == FP_JWT_ES256 ? 64 : (size_t)EVP_PKEY_get_size(pkey));
+    v->pkey = pkey;
+    pkey = NULL;
 fail:
     EVP_PKEY_free(pkey);
     BIO_free(bio);
@@ -373,13 +335,18 @@ static int jwt__dup_opt(const char *s, char **out)
 /* Checks the parts of cfg that need no I/O. Returns 0 or -EINVAL with err. */
 static int jwt__check_config(const fp_jwt_config *cfg, char *err, size_t errlen)
 {
-    if (jwt__lib_alg(cfg->alg) == JWT_ALG_INVAL) {
+    if (!jwt__alg_known(cfg->alg)) {
         jwt__fmt(err, errlen, "jwt algorithm %d not supported", (int)cfg->alg);
         return -EINVAL;
     }
     if (cfg->leeway_s < 0 || cfg->leeway_s > FP_JWT_LEEWAY_MAX) {
         jwt__fmt(err, errlen, "jwt leeway %d s out of range 0..%d", cfg->leeway_s,
                  FP_JWT_LEEWAY_MAX);
+        return -EINVAL;
+    }
+    if (cfg->max_lifetime_s < 0 || cfg->max_lifetime_s > FP_JWT_LIFETIME_MAX) {
+        jwt__fmt(err, errlen, "jwt maximum lifetime %lld s out of range 0..%d",
+                 (long long)cfg->max_lifetime_s, FP_JWT_LIFETIME_MAX);
         return -EINVAL;
     }
     return 0;
@@ -407,8 +374,8 @@ int fp_jwt_verifier_new(const fp_jwt_config *cfg, fp_jwt_verifier **out, char *e
     if (v == NULL)
         return -ENOMEM;
     v->alg = cfg->alg;
-    v->lib_alg = jwt__lib_alg(cfg->alg);
     v->leeway_s = cfg->leeway_s;
+    v->max_lifetime_s = cfg->max_lifetime_s;
     rc = jwt__dup_opt(cfg->issuer, &v->issuer);
     if (rc == 0)
         rc = jwt__dup_opt(cfg->audience, &v->audience);
@@ -420,8 +387,8 @@ int fp_jwt_verifier_new(const fp_jwt_config *cfg, fp_jwt_verifier **out, char *e
     if (rc != 0)
         goto fail;
     if (cfg->alg == FP_JWT_HS256) {
-        v->key = raw;
-        v->key_len = raw_len;
+        v->secret = raw;
+        v->secret_len = raw_len;
         v->sig_b64_len = jwt__b64url_len(32);
         raw = NULL;
     } else {
@@ -445,7 +412,8 @@ void fp_jwt_verifier_free(fp_jwt_verifier *v)
         return;
     free(v->audience);
     free(v->issuer);
-    fp_jwt_key_free(v->key, v->key_len);
+    fp_jwt_key_free(v->secret, v->secret_len);
+    EVP_PKEY_free(v->pkey);
     free(v);
 }
 
@@ -498,34 +466,6 @@ static int jwt__split(const char *token, jwt__parts *p, char *reason, size_t rle
 }
 
 /*
- * Decodes n base64url characters (already checked, n % 4 != 1) with
- * EVP_DecodeBlock after mapping to standard base64 and re-padding.
- * Returns a malloc'd NUL-terminated buffer and its length, or NULL.
- */
-static unsigned char *jwt__b64url_decode(const char *src, size_t n, size_t *out_len)
-{
-    size_t pad = (4 - n % 4) % 4, i;
-    unsigned char *in = malloc(n + pad + 1);
-    unsigned char *out = malloc((n + pad) / 4 * 3 + 1);
-    int r = -1;
-
-    if (in != NULL && out != NULL) {
-        for (i = 0; i < n; i++)
-            in[i] = src[i] == '-' ? '+' : src[i] == '_' ? '/' : (unsigned char)src[i];
-        memset(in + n, '=', pad);
-        r = EVP_DecodeBlock(out, in, (int)(n + pad));
-    }
-    free(in);
-    if (r < 0 || (size_t)r < pad) {
-        free(out);
-        return NULL;
-    }
-    *out_len = (size_t)r - pad;
-    out[*out_len] = '\0';
-    return out;
-}
-
-/*
  * Decodes one base64url part of a token and reads it as a JSON object under
  * fp_json's rules (no duplicate member, no \u0000, strict UTF-8). what
  * names the part in the reason. Returns 0 with *out set (cJSON_Delete it)
@@ -536,7 +476,7 @@ static int jwt__decode_part(const char *part, size_t n, const char *what, cJSON 
 {
     char why[160];
     size_t len;
-    unsigned char *text = jwt__b64url_decode(part, n, &len);
+    unsigned char *text = fp_b64url_decode(part, n, &len);
     int rc;
 
     *out = NULL;
@@ -554,8 +494,7 @@ static int jwt__decode_part(const char *part, size_t n, const char *what, cJSON 
 
 /*
  * Header members other than alg: no "crit" (no extension is understood)
- * and "typ", if present, "JWT" in any case (libjwt 1.10 refuses any other
- * typ; this says so instead of "signature verification failed").
+ * and "typ", if present, "JWT" in any case.
  */
 static int jwt__check_header_extras(const cJSON *hdr, char *reason, size_t rlen)
 {
@@ -570,8 +509,8 @@ static int jwt__check_header_extras(const cJSON *hdr, char *reason, size_t rlen)
 
 /*
  * Checks a decoded header (fp_json already refused a second "alg", which
- * cJSON and libjwt's jansson would resolve differently): "alg" a string
- * equal to the configured algorithm; then the other members.
+ * JSON parsers resolve differently): "alg" a string equal to the
+ * configured algorithm; then the other members.
  */
 static int jwt__check_header(const fp_jwt_verifier *v, const cJSON *hdr, char *reason, size_t rlen)
 {
@@ -600,56 +539,55 @@ static int jwt__check_header(const fp_jwt_verifier *v, const cJSON *hdr, char *r
  * the claims, and they are read only this once. Returns 0 or a negated
  * refusal code with *claims NULL.
  */
-static int jwt__precheck(const fp_jwt_verifier *v, const char *token, cJSON **claims, char *reason,
-                         size_t rlen)
+static int jwt__precheck(const fp_jwt_verifier *v, const char *token, jwt__parts *p,
+                         cJSON **claims, char *reason, size_t rlen)
 {
-    jwt__parts p = {0};
     cJSON *hdr;
     int rc;
 
     *claims = NULL;
-    rc = jwt__split(token, &p, reason, rlen);
+    rc = jwt__split(token, p, reason, rlen);
     if (rc != 0)
         return rc;
-    rc = jwt__decode_part(token, p.hdr_len, "header", &hdr, reason, rlen);
+    rc = jwt__decode_part(token, p->hdr_len, "header", &hdr, reason, rlen);
     if (rc != 0)
         return rc;
     rc = jwt__check_header(v, hdr, reason, rlen);
     cJSON_Delete(hdr);
     if (rc != 0)
         return rc;
-    if (p.sig_len != v->sig_b64_len)
+    if (p->sig_len != v->sig_b64_len)
         return jwt__refuse(reason, rlen, FP_JWT_E_SIGNATURE,
-                           "signature has %zu characters, %s needs %zu", p.sig_len,
+                           "signature has %zu characters, %s needs %zu", p->sig_len,
                            fp_jwt_alg_name(v->alg), v->sig_b64_len);
-    return jwt__decode_part(token + p.pay_off, p.pay_len, "payload", claims, reason, rlen);
+    return jwt__decode_part(token + p->pay_off, p->pay_len, "payload", claims, reason, rlen);
 }
 
-/* ------------------------------------------- signature (libjwt) + claims */
+/* ------------------------------------------------- signature + claims */
 
 /*
- * Has libjwt check the signature with the configured key and asserts it
- * used the configured algorithm. Returns 0 or a negated refusal code
+ * Checks the signature part against "header.payload" with the verifier's
+ * algorithm and key (fp_jws). Returns 0 or a negated refusal code
  * (-ENOMEM).
  */
-static int jwt__check_signature(const fp_jwt_verifier *v, const char *token, char *reason,
-                                size_t rlen)
+static int jwt__check_signature(const fp_jwt_verifier *v, const char *token, const jwt__parts *p,
+                                char *reason, size_t rlen)
 {
-    jwt_t *jwt = NULL;
+    fp_jws_key k = {v->alg, v->secret, v->secret_len, v->pkey};
+    unsigned char *sig;
+    size_t sig_len = 0;
     int rc;
 
-    rc = jwt_decode(&jwt, token, v->key, (int)v->key_len);
-    ERR_clear_error();
-    if (rc == ENOMEM)
+    sig = fp_b64url_decode(token + p->sig_off, p->sig_len, &sig_len);
+    if (sig == NULL)
+        return jwt__refuse(reason, rlen, FP_JWT_E_SIGNATURE, "signature is not base64url");
+    rc = fp_jws_verify(&k, token, p->sig_off - 1, sig, sig_len);
+    free(sig);
+    if (rc < 0)
         return jwt__refuse(reason, rlen, ENOMEM, "out of memory");
-    if (rc != 0 || jwt == NULL)
+    if (rc == 0)
         return jwt__refuse(reason, rlen, FP_JWT_E_SIGNATURE, "signature verification failed");
-    /* Defence in depth: the header check above already pinned it. */
-    if (jwt_get_alg(jwt) != v->lib_alg)
-        rc = jwt__refuse(reason, rlen, FP_JWT_E_ALG, "decoded algorithm %s, configured %s",
-                         jwt_alg_str(jwt_get_alg(jwt)), fp_jwt_alg_name(v->alg));
-    jwt_free(jwt);
-    return rc;
+    return 0;
 }
 
 /*
@@ -676,8 +614,27 @@ static int jwt__int_claim(const cJSON *claims, const char *name, int64_t *val, b
     return 0;
 }
 
+/*
+ * With a maximum lifetime configured: exp - iat (exp - now when there is
+ * no iat, so leaving iat out gains nothing) at most that. Returns 0 or
+ * -FP_JWT_E_LIFETIME.
+ */
+static int jwt__check_lifetime(const fp_jwt_verifier *v, const fp_jwt_claims *c, int64_t now,
+                               char *reason, size_t rlen)
+{
+    int64_t from = c->has_iat ? c->iat : now;
+
+    /* exp is at most 2^53 and now a clock reading: no overflow. */
+    if (v->max_lifetime_s > 0 && c->exp - from > v->max_lifetime_s)
+        return jwt__refuse(reason, rlen, FP_JWT_E_LIFETIME,
+                           "token lifetime %lld s is over the maximum %lld s",
+                           (long long)(c->exp - from), (long long)v->max_lifetime_s);
+    return 0;
+}
+
 /* Reads exp (required), nbf and iat into out and checks them against now.
- * exp is strict; nbf and iat get the configured leeway. */
+ * exp is strict; nbf and iat get the configured leeway; then the
+ * lifetime. */
 static int jwt__check_times(const fp_jwt_verifier *v, const cJSON *claims, int64_t now,
                             fp_jwt_claims *out, char *reason, size_t rlen)
 {
@@ -705,7 +662,7 @@ static int jwt__check_times(const fp_jwt_verifier *v, const cJSON *claims, int64
         return jwt__refuse(reason, rlen, FP_JWT_E_ISSUED_IN_FUTURE,
                            "token issued in the future at %lld (now %lld)", (long long)out->iat,
                            (long long)now);
-    return 0;
+    return jwt__check_lifetime(v, out, now, reason, rlen);
 }
 
 /* iss must be the configured issuer when there is one. */
@@ -816,7 +773,7 @@ static int jwt__check_claims(const fp_jwt_verifier *v, const cJSON *claims, int6
 
 /*
  * Verifies token at time now: pre-checks (length, form, pinned alg,
- * signature length, payload JSON), signature through libjwt, then claims.
+ * signature length, payload JSON), the signature (fp_jws), then claims.
  * Returns 0 with *out filled, or -FP_JWT_E_* (or -EINVAL/-ENOMEM) with a
  * reason; *out is zeroed on failure. Uses no shared mutable state.
  */
@@ -824,6 +781,7 @@ int fp_jwt_verify(const fp_jwt_verifier *v, const char *token, int64_t now, fp_j
                   char *reason, size_t reason_len)
 {
     fp_jwt_claims tmp;
+    jwt__parts p = {0};
     cJSON *claims = NULL;
     int rc;
 
@@ -836,9 +794,9 @@ int fp_jwt_verify(const fp_jwt_verifier *v, const char *token, int64_t now, fp_j
         return jwt__refuse(reason, reason_len, EINVAL, "no verifier");
     if (token == NULL)
         return jwt__refuse(reason, reason_len, FP_JWT_E_MALFORMED, "no token");
-    rc = jwt__precheck(v, token, &claims, reason, reason_len);
+    rc = jwt__precheck(v, token, &p, &claims, reason, reason_len);
     if (rc == 0)
-        rc = jwt__check_signature(v, token, reason, reason_len);
+        rc = jwt__check_signature(v, token, &p, reason, reason_len);
     if (rc == 0)
         rc = jwt__check_claims(v, claims, now, &tmp, reason, reason_len);
     cJSON_Delete(claims);
@@ -847,13 +805,18 @@ int fp_jwt_verify(const fp_jwt_verifier *v, const char *token, int64_t now, fp_j
     return rc;
 }
 
+bool fp_jwt_revoked(bool has_iat, int64_t iat, int64_t before)
+{
+    return before > 0 && (!has_iat || iat <= before);
+}
+
 /* ------------------------------------------------------------- minting */
 
 /* Checks the mint arguments that need no crypto. Returns 0 or -EINVAL. */
 static int jwt__mint_check(fp_jwt_alg alg, size_t key_len, const fp_jwt_mint_claims *c, char *err,
                            size_t errlen)
 {
-    if (jwt__lib_alg(alg) == JWT_ALG_INVAL || key_len > INT_MAX) {
+    if (!jwt__alg_known(alg) || key_len > INT_MAX) {
         jwt__fmt(err, errlen, "jwt mint: bad algorithm or key");
         return -EINVAL;
     }
@@ -866,27 +829,26 @@ static int jwt__mint_check(fp_jwt_alg alg, size_t key_len, const fp_jwt_mint_cla
         jwt__fmt(err, errlen, "jwt mint: sub is not a valid id");
         return -EINVAL;
     }
-    if (c->exp <= 0 || c->exp > LONG_MAX || c->iat < 0 || c->iat > LONG_MAX || c->nbf < 0 ||
-        c->nbf > LONG_MAX || (c->role != FP_ROLE_USER && c->role != FP_ROLE_SERVICE)) {
+    if (c->exp <= 0 || (double)c->exp > JWT__INT_MAX || c->iat < 0 ||
+        (double)c->iat > JWT__INT_MAX || c->nbf < 0 || (double)c->nbf > JWT__INT_MAX ||
+        (c->role != FP_ROLE_USER && c->role != FP_ROLE_SERVICE)) {
         jwt__fmt(err, errlen, "jwt mint: exp, iat, nbf or role out of range");
         return -EINVAL;
     }
     return 0;
 }
 
-/* Checks that a private key PEM suits alg (RS256/ES256). Returns 0 or
- * -EINVAL with err. */
-static int jwt__mint_check_key(fp_jwt_alg alg, const unsigned char *key, size_t key_len, char *err,
-                               size_t errlen)
+/* Parses a private key PEM for alg (RS256/ES256) and checks its type.
+ * Returns 0 with *out set (EVP_PKEY_free it), or -errno with err. */
+static int jwt__mint_key(fp_jwt_alg alg, const unsigned char *key, size_t key_len,
+                         EVP_PKEY **out, char *err, size_t errlen)
 {
-    BIO *bio;
+    BIO *bio = BIO_new_mem_buf(key, (int)key_len);
     EVP_PKEY *pkey;
     char why[96];
     int rc = -EINVAL;
 
-    if (alg == FP_JWT_HS256)
-        return 0;
-    bio = BIO_new_mem_buf(key, (int)key_len);
+    *out = NULL;
     if (bio == NULL)
         return -ENOMEM;
     pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
@@ -896,68 +858,112 @@ static int jwt__mint_check_key(fp_jwt_alg alg, const unsigned char *key, size_t 
         snprintf(why, sizeof(why), "no PEM private key found");
     else
         rc = jwt__key_type_check(alg, pkey, "private", why, sizeof(why));
-    EVP_PKEY_free(pkey);
-    if (rc != 0)
+    if (rc != 0) {
         jwt__fmt(err, errlen, "jwt mint: %s", why);
-    return rc;
+        EVP_PKEY_free(pkey);
+        return rc;
+    }
+    *out = pkey;
+    return 0;
 }
 
-/* Adds the claims of c to jwt. Returns 0 or libjwt's errno value. */
-static int jwt__mint_grants(jwt_t *jwt, const fp_jwt_mint_claims *c)
+/* The claims set of c as compact JSON (cJSON_free it), or NULL when out
+ * of memory. Optional claims are left out when zero or empty. */
+static char *jwt__mint_claims(const fp_jwt_mint_claims *c)
 {
-    int rc;
+    cJSON *o = cJSON_CreateObject();
+    char *out = NULL;
+    bool ok;
 
-    rc = jwt_add_grant(jwt, "sub", c->sub);
-    if (rc == 0)
-        rc = jwt_add_grant_int(jwt, "exp", (long)c->exp);
-    if (rc == 0 && c->iat != 0)
-        rc = jwt_add_grant_int(jwt, "iat", (long)c->iat);
-    if (rc == 0 && c->nbf != 0)
-        rc = jwt_add_grant_int(jwt, "nbf", (long)c->nbf);
-    if (rc == 0 && c->iss != NULL && c->iss[0] != '\0')
-        rc = jwt_add_grant(jwt, "iss", c->iss);
-    if (rc == 0 && c->aud != NULL && c->aud[0] != '\0')
-        rc = jwt_add_grant(jwt, "aud", c->aud);
-    if (rc == 0 && c->role == FP_ROLE_SERVICE)
-        rc = jwt_add_grant(jwt, "role", "service");
-    return rc;
+    if (o == NULL)
+        return NULL;
+    ok = cJSON_AddStringToObject(o, "sub", c->sub) != NULL &&
+         cJSON_AddNumberToObject(o, "exp", (double)c->exp) != NULL;
+    if (ok && c->iat != 0)
+        ok = cJSON_AddNumberToObject(o, "iat", (double)c->iat) != NULL;
+    if (ok && c->nbf != 0)
+        ok = cJSON_AddNumberToObject(o, "nbf", (double)c->nbf) != NULL;
+    if (ok && c->iss != NULL && c->iss[0] != '\0')
+        ok = cJSON_AddStringToObject(o, "iss", c->iss) != NULL;
+    if (ok && c->aud != NULL && c->aud[0] != '\0')
+        ok = cJSON_AddStringToObject(o, "aud", c->aud) != NULL;
+    if (ok && c->role == FP_ROLE_SERVICE)
+        ok = cJSON_AddStringToObject(o, "role", "service") != NULL;
+    if (ok)
+        out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return out;
+}
+
+/* The signing input "b64url(header).b64url(claims)" of a token of c, or
+ * NULL when out of memory. */
+static char *jwt__mint_input(fp_jwt_alg alg, const fp_jwt_mint_claims *c)
+{
+    char header[48], *claims = jwt__mint_claims(c), *h, *p = NULL, *out = NULL;
+    size_t n;
+
+    snprintf(header, sizeof(header), "{\"alg\":\"%s\",\"typ\":\"JWT\"}", fp_jwt_alg_name(alg));
+    h = fp_b64url_encode(header, strlen(header));
+    if (claims != NULL)
+        p = fp_b64url_encode(claims, strlen(claims));
+    if (h != NULL && p != NULL) {
+        n = strlen(h) + 1 + strlen(p) + 1;
+        out = malloc(n);
+        if (out != NULL)
+            snprintf(out, n, "%s.%s", h, p);
+    }
+    free(p);
+    free(h);
+    cJSON_free(claims);
+    return out;
 }
 
 /*
  * Mints a token signed with key (HS256 secret, or RS256/ES256 private key
- * PEM). libjwt writes ES256 signatures as JOSE R||S. Returns 0 with a
+ * PEM, parsed once here). ES256 signatures are JOSE R||S. Returns 0 with a
  * malloc'd token in *token_out, or -errno with err.
  */
 int fp_jwt_mint(fp_jwt_alg alg, const unsigned char *key, size_t key_len,
                 const fp_jwt_mint_claims *c, char **token_out, char *err, size_t errlen)
 {
-    jwt_t *jwt = NULL;
-    char ebuf[128];
+    fp_jws_key k = {alg, key, key_len, NULL};
+    unsigned char *sig = NULL;
+    char *input = NULL, *sig64 = NULL, ebuf[128];
+    size_t sig_len = 0, n;
     int rc;
 
     if (token_out == NULL || key == NULL || c == NULL)
         return -EINVAL;
     *token_out = NULL;
     rc = jwt__mint_check(alg, key_len, c, err, errlen);
-    if (rc == 0)
-        rc = jwt__mint_check_key(alg, key, key_len, err, errlen);
+    if (rc == 0 && alg != FP_JWT_HS256)
+        rc = jwt__mint_key(alg, key, key_len, &k.pkey, err, errlen);
     if (rc != 0)
         return rc;
-    if (jwt_new(&jwt) != 0) {
-        jwt__fmt(err, errlen, "jwt mint: out of memory");
-        return -ENOMEM;
-    }
-    rc = jwt__mint_grants(jwt, c);
-    if (rc == 0)
-        rc = jwt_set_alg(jwt, jwt__lib_alg(alg), key, (int)key_len);
-    if (rc == 0) {
-        errno = 0;
-        *token_out = jwt_encode_str(jwt);
-        rc = *token_out == NULL ? (errno != 0 ? errno : EINVAL) : 0;
-    }
-    ERR_clear_error();
-    jwt_free(jwt);
+    rc = -ENOMEM;
+    input = jwt__mint_input(alg, c);
+    if (input == NULL)
+        goto fail;
+    rc = fp_jws_sign(&k, input, strlen(input), &sig, &sig_len);
     if (rc != 0)
-        jwt__fmt(err, errlen, "jwt mint: signing failed (%s)", jwt__errstr(rc, ebuf, sizeof(ebuf)));
-    return -rc;
+        goto fail;
+    rc = -ENOMEM;
+    sig64 = fp_b64url_encode(sig, sig_len);
+    if (sig64 == NULL)
+        goto fail;
+    n = strlen(input) + 1 + strlen(sig64) + 1;
+    *token_out = malloc(n);
+    if (*token_out == NULL)
+        goto fail;
+    snprintf(*token_out, n, "%s.%s", input, sig64);
+    rc = 0;
+fail:
+    if (rc != 0)
+        jwt__fmt(err, errlen, "jwt mint: signing failed (%s)",
+                 jwt__errstr(-rc, ebuf, sizeof(ebuf)));
+    free(sig64);
+    free(sig);
+    free(input);
+    EVP_PKEY_free(k.pkey);
+    return rc;
 }

@@ -4,7 +4,8 @@
  * A verifier holds one key for one algorithm, pinned by configuration
  * (RFC 8725 section 3.1): the token header's "alg" must equal it exactly,
  * so "none", HS/RS confusion and any algorithm switch are refused before
- * libjwt ever sees the token. Supported: HS256 (shared secret file),
+ * any signature is looked at. Keys are parsed once, when the verifier is
+ * built (fp_jws does the signatures). Supported: HS256 (shared secret file),
  * RS256 (RSA >= 2048 bit public key PEM), ES256 (EC P-256 public key PEM,
  * JOSE R||S signatures).
  *
@@ -43,6 +44,8 @@
 #define FP_JWT_RSA_BITS_MIN 2048
 /* Largest leeway_s accepted by fp_jwt_verifier_new. */
 #define FP_JWT_LEEWAY_MAX 300
+/* Largest configurable maximum token lifetime: ten years, in seconds. */
+#define FP_JWT_LIFETIME_MAX 315360000
 
 typedef enum { FP_JWT_HS256 = 1, FP_JWT_RS256, FP_JWT_ES256 } fp_jwt_alg;
 
@@ -71,6 +74,7 @@ typedef enum {
     FP_JWT_E_EXP_MISSING,      /* no exp claim */
     FP_JWT_E_ROLE,             /* role neither "user" nor "service" */
     FP_JWT_E_CLAIM_TYPE,       /* a claim has the wrong JSON type */
+    FP_JWT_E_LIFETIME,         /* exp - iat over the configured maximum */
 } fp_jwt_refusal;
 
 /* Short name for a refusal code, negative or positive ("expired",
@@ -88,6 +92,9 @@ typedef struct {
     const char *issuer;   /* NULL or "" = not checked */
     const char *audience; /* NULL or "" = not checked */
     int leeway_s;         /* clock-skew allowance for nbf/iat, 0..FP_JWT_LEEWAY_MAX */
+    /* Longest accepted lifetime, exp - iat (exp - now for a token without
+     * iat), in seconds; 0 = no limit, else 1..FP_JWT_LIFETIME_MAX. */
+    int64_t max_lifetime_s;
 } fp_jwt_config;
 
 /* Opaque; holds the key bytes read once and the configuration copied. */
@@ -119,6 +126,17 @@ typedef struct {
  * present, must be "JWT" (any case); a "crit" header is refused. */
 int fp_jwt_verify(const fp_jwt_verifier *v, const char *token, int64_t now, fp_jwt_claims *out,
                   char *reason, size_t reason_len);
+
+/*
+ * Does a revocation of the token's user with cut-off before (unix
+ * seconds; 0 = none) revoke a token issued at iat (has_iat false: no iat
+ * claim)? Every token issued at or before the cut-off is revoked, and so
+ * is a token without iat: iat has one-second resolution, so a token minted
+ * in the revocation's own second cannot be told from one minted just
+ * before it, and RFC 8725 prefers refusing. A user revoked at second T
+ * needs tokens issued at T + 1 or later.
+ */
+bool fp_jwt_revoked(bool has_iat, int64_t iat, int64_t before);
 
 /* Claims for fp_jwt_mint. sub must be a valid id and exp > 0; iat and nbf
  * are omitted when 0, iss and aud when NULL or "". role "service" is

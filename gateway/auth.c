@@ -2,8 +2,9 @@
  * auth.c - the caller of an authenticated route: the bearer token,
  * verified by common/fp_jwt with the deployment's one algorithm (the
  * header's alg is never trusted), then checked against revoked:<sub> the
- * way the broker plugin does (a token issued before the user's revocation,
- * or without iat once the user was revoked, is refused).
+ * way the broker plugin does (fp_jwt_revoked: a token issued at or before
+ * the user's revocation, or without iat once the user was revoked, is
+ * refused).
  */
 #include <errno.h>
 #include <time.h>
@@ -44,9 +45,9 @@ int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, 
         fg_respond_internal(resp, "revocation check", rc);
         return -1;
     }
-    if (before > 0 && (!claims->has_iat || claims->iat < before)) {
-        fg_respond_error(resp, 401, "unauthorized", "token refused: issued before %s was revoked",
-                         claims->sub);
+    if (fp_jwt_revoked(claims->has_iat, claims->iat, before)) {
+        fg_respond_error(resp, 401, "unauthorized",
+                         "token refused: issued at or before %s was revoked", claims->sub);
         return -1;
     }
     return 0;

@@ -68,6 +68,12 @@ static int main__keys(fg_gateway *gw)
     jc.issuer = gw->cfg.jwt_issuer;
     jc.audience = gw->cfg.jwt_audience;
     jc.leeway_s = (int)gw->cfg.jwt_leeway;
+    jc.max_lifetime_s = gw->cfg.jwt_max_lifetime;
+    if (gw->cfg.dev_mode && jc.max_lifetime_s > 0 && gw->cfg.dev_token_ttl > jc.max_lifetime_s) {
+        fp_error("dev_token_ttl %lld is over jwt_max_lifetime %lld: dev tokens would be refused",
+                 (long long)gw->cfg.dev_token_ttl, (long long)jc.max_lifetime_s);
+        return -EINVAL;
+    }
     rc = fp_jwt_verifier_new(&jc, &gw->verifier, err, sizeof(err));
     if (rc != 0) {
         fp_error("jwt_key: %s", err);

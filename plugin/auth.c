@@ -121,8 +121,8 @@ static int auth__check_context(fa_plugin *pl, const char *client_id, const char 
     if (strcmp(username, c->sub) != 0)
         return auth__refuse(client_id, "username does not match the token's sub");
     before = fa_revocations_get(&pl->revocations, c->sub);
-    if (before > 0 && (!c->has_iat || c->iat < before)) {
-        snprintf(why, sizeof(why), "token of %s issued before its revocation", c->sub);
+    if (fp_jwt_revoked(c->has_iat, c->iat, before)) {
+        snprintf(why, sizeof(why), "token of %s issued at or before its revocation", c->sub);
         return auth__refuse(client_id, why);
     }
     holder = fa_sessions_find_id(&pl->sessions, client_id);

@@ -46,6 +46,7 @@ typedef struct {
     char *issuer;   /* optional */
     char *audience; /* optional */
     int64_t leeway;
+    int64_t max_lifetime; /* seconds, exp - iat; 0 = no limit */
     char *node_id;
     char *redis_host;
     int64_t redis_port;
@@ -103,7 +104,7 @@ void fa_sessions_clear(fa_sessions *t);
 
 typedef struct fa_revocation {
     char sub[FP_ID_BUFSZ];
-    int64_t before; /* tokens with iat < before are invalid */
+    int64_t before; /* tokens with iat <= before are invalid (fp_jwt_revoked) */
     UT_hash_handle hh;
 } fa_revocation;
 

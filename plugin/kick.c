@@ -41,7 +41,7 @@ static const char *kick__reason(fa_plugin *pl, const fa_session *s, int64_t now,
         return "token expired";
     if (revocations) {
         before = fa_revocations_get(&pl->revocations, s->sub);
-        if (before > 0 && s->iat < before)
+        if (fp_jwt_revoked(s->iat != 0, s->iat, before))
             return "user revoked";
     }
     return NULL;

@@ -29,6 +29,8 @@ static const fp_conf_opt options__table[] = {
      "required aud claim (unset: not checked)"},
     {"leeway", FP_CONF_INT, offsetof(fa_options, leeway), "5", 0, FP_JWT_LEEWAY_MAX,
      false, "clock-skew allowance for nbf/iat, seconds"},
+    {"max_lifetime", FP_CONF_INT, offsetof(fa_options, max_lifetime), "0", 0,
+     FP_JWT_LIFETIME_MAX, false, "longest token lifetime (exp - iat) accepted, seconds; 0 = none"},
     {"node_id", FP_CONF_STRING, offsetof(fa_options, node_id), NULL, 0, 0, true,
      "this broker's node id"},
     {"redis_host", FP_CONF_STRING, offsetof(fa_options, redis_host), "127.0.0.1", 0, 0, false,

@@ -64,6 +64,7 @@ static int plugin__load_verifier(fa_plugin *pl)
     cfg.issuer = pl->opts.issuer;
     cfg.audience = pl->opts.audience;
     cfg.leeway_s = (int)pl->opts.leeway;
+    cfg.max_lifetime_s = pl->opts.max_lifetime;
     rc = fp_jwt_verifier_new(&cfg, &pl->verifier, err, sizeof(err));
     if (rc != 0) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: %s", err);

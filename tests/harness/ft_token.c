@@ -1,4 +1,5 @@
 #include "ft_token.h"
+#include "fp_jws.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,19 +19,10 @@ static void *token__alloc(size_t n)
 
 char *ft_b64url(const void *data, size_t n)
 {
-    char *out = token__alloc(4 * ((n + 2) / 3) + 1);
-    size_t len, i;
+    char *out = fp_b64url_encode(data, n);
 
-    len = (size_t)EVP_EncodeBlock((unsigned char *)out, data, (int)n);
-    while (len > 0 && out[len - 1] == '=')
-        len--;
-    out[len] = '\0';
-    for (i = 0; i < len; i++) {
-        if (out[i] == '+')
-            out[i] = '-';
-        else if (out[i] == '/')
-            out[i] = '_';
-    }
+    if (out == NULL)
+        abort();
     return out;
 }
 

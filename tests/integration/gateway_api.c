@@ -242,6 +242,10 @@ static void test_auth_refusals(void **state)
     redisFree(r);
     refused(401, "unauthorized", "GET", "/api/v1/feed", tok, NULL);
     free(tok);
+    /* So is one issued in the revocation's own second (fp_jwt_revoked). */
+    tok = ft_plugin_env_token(&env.b.p, "eve", now + 1, now + 600, FP_ROLE_USER);
+    refused(401, "unauthorized", "GET", "/api/v1/feed", tok, NULL);
+    free(tok);
     /* A fresh token (iat after the revocation) is accepted again. */
     tok = ft_plugin_env_token(&env.b.p, "eve", now + 2, now + 600, FP_ROLE_USER);
     cJSON_Delete(call(200, "GET", "/api/v1/feed", tok, NULL));
@@ -660,6 +664,30 @@ static void test_rabbitmq_outage(void **state)
     free(a);
 }
 
+/* jwt_max_lifetime: a token living up to it is accepted, a longer one
+ * refused; a dev_token_ttl over it stops the gateway at start. */
+static void test_max_lifetime(void **state)
+{
+    int64_t now = (int64_t)time(NULL);
+    char *longest = ft_plugin_env_token(&env.b.p, "mia", now, now + 7200, FP_ROLE_USER);
+    char *too_long = ft_plugin_env_token(&env.b.p, "mia", now, now + 7201, FP_ROLE_USER);
+
+    (void)state;
+    setenv("FEEDPUSH_JWT_MAX_LIFETIME", "7200", 1);
+    assert_int_equal(ft_gateway_start(&env), 0);
+    cJSON_Delete(call(200, "GET", "/api/v1/feed", longest, NULL));
+    refused(401, "unauthorized", "GET", "/api/v1/feed", too_long, NULL);
+    /* Dev tokens live 600 s here. */
+    setenv("FEEDPUSH_JWT_MAX_LIFETIME", "300", 1);
+    assert_int_equal(ft_gateway_start(&env), -1);
+    assert_false(ft_gateway_alive(&env));
+    unsetenv("FEEDPUSH_JWT_MAX_LIFETIME");
+    assert_int_equal(ft_gateway_start(&env), 0);
+    cJSON_Delete(call(200, "GET", "/api/v1/feed", too_long, NULL));
+    free(longest);
+    free(too_long);
+}
+
 static void test_dev_mode_off(void **state)
 {
     cJSON *j;
@@ -690,4 +718,5 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_redis_outage),
         cmocka_unit_test(test_rabbitmq_outage),
+        cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_dev_mode_off))

@@ -287,8 +287,10 @@ static void test_other_algorithm_refused(void **state)
     (void)state;
     snprintf(payload, sizeof(payload), "{\"sub\":\"alice\",\"iat\":%lld,\"exp\":%lld}",
              (long long)now, (long long)now + 3600);
-    hs384 = ft_plugin_env_hand_token(&env, "{\"alg\":\"HS384\",\"typ\":\"JWT\"}", payload, EVP_sha384());
-    rs256 = ft_plugin_env_hand_token(&env, "{\"alg\":\"RS256\",\"typ\":\"JWT\"}", payload, EVP_sha256());
+    hs384 = ft_plugin_env_hand_token(&env, "{\"alg\":\"HS384\",\"typ\":\"JWT\"}", payload,
+                                     EVP_sha384());
+    rs256 = ft_plugin_env_hand_token(&env, "{\"alg\":\"RS256\",\"typ\":\"JWT\"}", payload,
+                                     EVP_sha256());
     expect_refused_both(&env, "hs384", "alice", hs384, "token refused (algorithm)");
     expect_refused_both(&env, "rs256", "alice", rs256, "token refused (algorithm)");
     free(hs384);
@@ -323,19 +325,21 @@ static void test_not_yet_valid_refused(void **state)
     free(soon);
 }
 
-/* A second broker configured with an issuer and an audience. */
+/* A second broker configured with an issuer, an audience and a maximum
+ * token lifetime of two hours. */
 static void test_issuer_and_audience(void **state)
 {
     static ft_plugin_env env2;
     int64_t now = now_s();
     fp_jwt_mint_claims c = {
         .sub = "alice", .iat = now, .exp = now + 3600, .iss = "feedpush", .aud = "feed"};
-    char payload[256], *ok, *bad_iss, *no_iss, *bad_aud, *no_aud, *aud_list;
+    char payload[256], *ok, *bad_iss, *no_iss, *bad_aud, *no_aud, *aud_list, *longest, *too_long;
 
     (void)state;
-    assert_int_equal(
-        ft_plugin_env_start(&env2, "n2", "plugin_opt_issuer feedpush\nplugin_opt_audience feed"),
-        0);
+    assert_int_equal(ft_plugin_env_start(&env2, "n2",
+                                         "plugin_opt_issuer feedpush\nplugin_opt_audience feed\n"
+                                         "plugin_opt_max_lifetime 7200"),
+                     0);
     ok = mint(&env2, &c);
     c.iss = "feedpush-evil";
     bad_iss = mint(&env2, &c);
@@ -346,6 +350,11 @@ static void test_issuer_and_audience(void **state)
     bad_aud = mint(&env2, &c);
     c.aud = NULL;
     no_aud = mint(&env2, &c);
+    c.aud = "feed";
+    c.exp = now + 7200;
+    longest = mint(&env2, &c);
+    c.exp = now + 7201;
+    too_long = mint(&env2, &c);
     snprintf(payload, sizeof(payload),
              "{\"sub\":\"alice\",\"iat\":%lld,\"exp\":%lld,\"iss\":\"feedpush\","
              "\"aud\":[\"web\",\"feed\"]}",
@@ -358,6 +367,8 @@ static void test_issuer_and_audience(void **state)
     expect_refused(&env2, "iss-none", "alice", no_iss, 4, "token refused (issuer)");
     expect_refused_both(&env2, "aud-bad", "alice", bad_aud, "token refused (audience)");
     expect_refused(&env2, "aud-none", "alice", no_aud, 4, "token refused (audience)");
+    expect_accepted(&env2, "life-max", "alice", longest, 5);
+    expect_refused_both(&env2, "life-over", "alice", too_long, "token refused (lifetime)");
     /* A token of the first broker (other secret) is no good here. */
     free(ok);
     ok = ft_plugin_env_token_now(&env, "alice", FP_ROLE_USER);
@@ -369,6 +380,8 @@ static void test_issuer_and_audience(void **state)
     free(bad_aud);
     free(no_aud);
     free(aud_list);
+    free(longest);
+    free(too_long);
     assert_int_equal(ft_plugin_env_stop(&env2), 0);
 }
 
@@ -546,7 +559,8 @@ static void test_revoked_user_old_tokens_refused(void **state)
     int64_t before = now_s(), end;
     char *old = ft_plugin_env_token(&env, "rvk", before - 60, before + 3600, FP_ROLE_USER);
     char *no_iat = ft_plugin_env_token(&env, "rvk", 0, before + 3600, FP_ROLE_USER);
-    char *fresh = ft_plugin_env_token(&env, "rvk", before, before + 3600, FP_ROLE_USER);
+    char *at_cut = ft_plugin_env_token(&env, "rvk", before, before + 3600, FP_ROLE_USER);
+    char *fresh = ft_plugin_env_token(&env, "rvk", before + 1, before + 3600, FP_ROLE_USER);
     ft_mqtt live, c;
     int rc;
 
@@ -564,15 +578,17 @@ static void test_revoked_user_old_tokens_refused(void **state)
         ft_sleep_ms(50);
     }
     assert_int_equal(rc, 5);
-    assert_true(log_wait(&env, "refused client \"rvk-old\":", "issued before its revocation"));
+    assert_true(log_wait(&env, "refused client \"rvk-old\":", "at or before its revocation"));
     assert_log_free_of(&env, old);
-    expect_refused(&env, "rvk-old-5", "rvk", old, 5, "issued before its revocation");
-    expect_refused(&env, "rvk-noiat", "rvk", no_iat, 4, "issued before its revocation");
+    expect_refused(&env, "rvk-old-5", "rvk", old, 5, "at or before its revocation");
+    expect_refused(&env, "rvk-noiat", "rvk", no_iat, 4, "at or before its revocation");
+    /* Issued in the revocation's own second: refused too (fp_jwt_revoked). */
+    expect_refused(&env, "rvk-cut", "rvk", at_cut, 4, "at or before its revocation");
     /* The live session of the old token is kicked. */
     assert_true(ft_mqtt_wait_closed(&live, 2000) >= 0);
     ft_mqtt_close(&live);
     assert_true(log_wait(&env, "disconnecting client \"rvk-live\"", "user revoked"));
-    /* A token issued at or after the cut-off is fine and stays connected. */
+    /* A token issued after the cut-off is fine and stays connected. */
     assert_int_equal(ft_mqtt_connect(&c, env.mosq.port, "rvk-new", "rvk", fresh, 4, CONNECT_MS), 0);
     assert_int_equal(ft_mqtt_subscribe(&c, "feed/rvk", 3000), 1);
     ft_mqtt_pump(&c, 300);
@@ -580,6 +596,7 @@ static void test_revoked_user_old_tokens_refused(void **state)
     ft_mqtt_close(&c);
     free(old);
     free(no_iat);
+    free(at_cut);
     free(fresh);
 }
 

@@ -225,13 +225,15 @@ static void test_expiry_disconnects_within_1s(void **state)
 /*
  * SET revoked:rev + PUBLISH "rev <before>": both sessions of rev close
  * within 1 s of the PUBLISH, carol's does not; rev's old token is refused
- * from then on and a token issued at or after the cut-off is accepted.
+ * from then on, and so is one issued in the cut-off's second; a token
+ * issued after the cut-off is accepted.
  */
 static void test_revocation_kicks_every_session_within_1s(void **state)
 {
     int64_t now = (int64_t)time(NULL), before = now + 1, t0;
     char *old = ft_plugin_env_token(&env, "rev", now - 10, now + 3600, FP_ROLE_USER);
-    char *fresh = ft_plugin_env_token(&env, "rev", before, before + 3600, FP_ROLE_USER);
+    char *at_cut = ft_plugin_env_token(&env, "rev", before, before + 3600, FP_ROLE_USER);
+    char *fresh = ft_plugin_env_token(&env, "rev", before + 1, before + 3600, FP_ROLE_USER);
     char *tok_carol = ft_plugin_env_token_now(&env, "carol", FP_ROLE_USER);
     ft_mqtt r1, r2, carol, r3;
     ft_mqtt *revs[] = {&r1, &r2};
@@ -261,9 +263,10 @@ static void test_revocation_kicks_every_session_within_1s(void **state)
     ft_mqtt_close(&r2);
     assert_alive(&carol, "carol");
 
-    /* The old token is refused now; a token issued at the cut-off is not,
-     * and its session is left alone. */
+    /* The old token is refused now, and so is one issued at the cut-off;
+     * a token issued after it is not, and its session is left alone. */
     assert_connack("rev-1", "rev", old, 5);
+    assert_connack("rev-4", "rev", at_cut, 5);
     assert_int_equal(ft_mqtt_connect(&r3, env.mosq.port, "rev-3", "rev", fresh, 4, 3000), 0);
     ft_mqtt_pump(&r3, 500);
     assert_alive(&r3, "rev");
@@ -272,6 +275,7 @@ static void test_revocation_kicks_every_session_within_1s(void **state)
     ft_mqtt_close(&carol);
     redisFree(rc);
     free(old);
+    free(at_cut);
     free(fresh);
     free(tok_carol);
 }
@@ -292,7 +296,7 @@ static void test_revocation_loaded_after_redis_outage(void **state)
 {
     int64_t now = (int64_t)time(NULL), before = now + 1, t0;
     char *old = ft_plugin_env_token(&env, "late", now - 10, now + 3600, FP_ROLE_USER);
-    char *fresh = ft_plugin_env_token(&env, "late", before, before + 3600, FP_ROLE_USER);
+    char *fresh = ft_plugin_env_token(&env, "late", before + 1, before + 3600, FP_ROLE_USER);
     char *tok_dora = ft_plugin_env_token_now(&env, "dora", FP_ROLE_USER);
     ft_mqtt live, dora, again;
     ft_mqtt *lives[] = {&live};

@@ -3,8 +3,8 @@
  * vectors made by node's crypto module, see tests/data/jwt/gen.sh), claim
  * rules and key loading. Needs FP_TEST_DATA = absolute path of tests/data.
  *
- * Tokens with custom payloads are signed here with OpenSSL's HMAC() and
- * base64, independently of libjwt; tokens minted by fp_jwt_mint are
+ * Tokens with custom payloads are built by tests/harness/ft_token (its own
+ * base64url and HMAC, not fp_jws's); tokens minted by fp_jwt_mint are
  * cross-checked with a plain OpenSSL signature verification.
  */
 #include <setjmp.h>
@@ -82,7 +82,8 @@ static char *read_token(const char *name)
 static fp_jwt_verifier *make_verifier(fp_jwt_alg alg, const char *key, const char *iss,
                                       const char *aud, int leeway)
 {
-    fp_jwt_config cfg = {alg, data_path(key), iss, aud, leeway};
+    fp_jwt_config cfg = {
+        .alg = alg, .key_file = data_path(key), .issuer = iss, .audience = aud, .leeway_s = leeway};
     fp_jwt_verifier *v = NULL;
     char err[256] = "";
     int rc = fp_jwt_verifier_new(&cfg, &v, err, sizeof(err));
@@ -298,8 +299,9 @@ static void test_alg_names(void **state)
     assert_string_equal(fp_jwt_strerror(-FP_JWT_E_EXPIRED), "expired");
     assert_string_equal(fp_jwt_strerror(FP_JWT_E_TOO_LONG), "too long");
     assert_string_equal(fp_jwt_strerror(-FP_JWT_E_CLAIM_TYPE), "claim type");
+    assert_string_equal(fp_jwt_strerror(-FP_JWT_E_LIFETIME), "lifetime");
     assert_string_equal(fp_jwt_strerror(0), "ok");
-    assert_string_equal(fp_jwt_strerror(-FP_JWT_E_CLAIM_TYPE - 1), "error");
+    assert_string_equal(fp_jwt_strerror(-FP_JWT_E_LIFETIME - 1), "error");
     assert_string_equal(fp_jwt_strerror(-ENOMEM), "error");
 }
 
@@ -441,7 +443,8 @@ static void test_alg_none(void **state)
         expect_refused_free(vs[i], ft_token_raw("{\"alg\":\"none\"}", payload, ""), FP_JWT_E_ALG);
         expect_refused_free(vs[i], ft_token_raw("{\"alg\":\"none\",\"typ\":\"JWT\"}", payload, ""),
                             FP_JWT_E_ALG);
-        expect_refused_free(vs[i], ft_token_raw("{\"alg\":\"None\"}", payload, "c2ln"), FP_JWT_E_ALG);
+        expect_refused_free(vs[i], ft_token_raw("{\"alg\":\"None\"}", payload, "c2ln"),
+                            FP_JWT_E_ALG);
         expect_refused_free(vs[i], ft_token_raw("{\"typ\":\"JWT\"}", payload, ""), FP_JWT_E_ALG);
         expect_refused_free(vs[i], ft_token_raw("{\"alg\":null}", payload, ""), FP_JWT_E_ALG);
     }
@@ -471,7 +474,7 @@ static void test_alg_mismatch(void **state)
     expect_refused_free(g.rs, read_token("es256.jwt"), FP_JWT_E_ALG);
     expect_refused_free(g.es, read_token("hs256.jwt"), FP_JWT_E_ALG);
     expect_refused_free(g.hs, read_token("rs256.jwt"), FP_JWT_E_ALG);
-    /* Two alg members (cJSON keeps the first, libjwt's jansson the last):
+    /* Two alg members (cJSON keeps the first, jansson the last):
      * refused as malformed before either is looked at. */
     expect_refused_free(g.rs,
                         sign_hs("{\"alg\":\"RS256\",\"alg\":\"HS256\"}", "{" GOOD ",\"sub\":\"m\"}",
@@ -750,14 +753,63 @@ static void test_garbage(void **state)
                                 g.secret, g.secret_len),
                         FP_JWT_E_MALFORMED);
     /* typ is optional and compared without case; other members ignored. */
-    expect_ok_free(g.hs, sign_hs("{\"alg\":\"HS256\",\"typ\":\"jwt\",\"kid\":\"k1\"}", "{" GOOD ",\"sub\":\"u\"}",
-                  g.secret, g.secret_len));
-    expect_ok_free(g.hs, sign_hs("{\"alg\":\"HS256\"}", "{" GOOD ",\"sub\":\"u\"}", g.secret, g.secret_len));
+    expect_ok_free(g.hs, sign_hs("{\"alg\":\"HS256\",\"typ\":\"jwt\",\"kid\":\"k1\"}",
+                                 "{" GOOD ",\"sub\":\"u\"}", g.secret, g.secret_len));
+    expect_ok_free(
+        g.hs, sign_hs("{\"alg\":\"HS256\"}", "{" GOOD ",\"sub\":\"u\"}", g.secret, g.secret_len));
+}
+
+/* A maximum lifetime: exp - iat up to it is accepted, over it refused;
+ * without iat, exp - now counts (leaving iat out gains nothing), and an
+ * old iat does not stretch it. Out-of-range settings are refused. */
+static void test_max_lifetime(void **state)
+{
+    fp_jwt_config cfg = {
+        .alg = FP_JWT_HS256, .key_file = data_path("hs256.secret"), .max_lifetime_s = 3600};
+    fp_jwt_verifier *v = NULL;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(fp_jwt_verifier_new(&cfg, &v, err, sizeof(err)), 0);
+    expect_ok_free(v, tok_hs("{\"sub\":\"u\",\"iat\":%lld,\"exp\":%lld}", (long long)NOW,
+                             (long long)NOW + 3600));
+    expect_refused_free(v,
+                        tok_hs("{\"sub\":\"u\",\"iat\":%lld,\"exp\":%lld}", (long long)NOW,
+                               (long long)NOW + 3601),
+                        FP_JWT_E_LIFETIME);
+    expect_ok_free(v, tok_hs("{\"sub\":\"u\",\"exp\":%lld}", (long long)NOW + 3600));
+    expect_refused_free(v, tok_hs("{\"sub\":\"u\",\"exp\":%lld}", (long long)NOW + 3601),
+                        FP_JWT_E_LIFETIME);
+    expect_refused_free(v,
+                        tok_hs("{\"sub\":\"u\",\"iat\":%lld,\"exp\":%lld}",
+                               (long long)NOW - 7200, (long long)NOW + 60),
+                        FP_JWT_E_LIFETIME);
+    fp_jwt_verifier_free(v);
+    v = NULL;
+    cfg.max_lifetime_s = -1;
+    assert_int_equal(fp_jwt_verifier_new(&cfg, &v, err, sizeof(err)), -EINVAL);
+    cfg.max_lifetime_s = (int64_t)FP_JWT_LIFETIME_MAX + 1;
+    assert_int_equal(fp_jwt_verifier_new(&cfg, &v, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "maximum lifetime"));
+    assert_null(v);
+}
+
+/* A revocation at second T revokes tokens issued at T or earlier, and
+ * tokens without iat; T + 1 is the first second of valid tokens. */
+static void test_revoked(void **state)
+{
+    (void)state;
+    assert_false(fp_jwt_revoked(true, NOW, 0));
+    assert_false(fp_jwt_revoked(false, 0, 0));
+    assert_true(fp_jwt_revoked(true, NOW - 1, NOW));
+    assert_true(fp_jwt_revoked(true, NOW, NOW));
+    assert_false(fp_jwt_revoked(true, NOW + 1, NOW));
+    assert_true(fp_jwt_revoked(false, 0, NOW));
 }
 
 static void test_verifier_errors(void **state)
 {
-    fp_jwt_config cfg = {FP_JWT_HS256, NULL, NULL, NULL, 0};
+    fp_jwt_config cfg = {.alg = FP_JWT_HS256};
     fp_jwt_verifier *v = NULL;
     char err[512], want[4200];
 
@@ -901,6 +953,8 @@ FT_MAIN(ft_unit_run, setup, teardown,
         cmocka_unit_test(test_role),
         cmocka_unit_test(test_too_long),
         cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_max_lifetime),
+        cmocka_unit_test(test_revoked),
         cmocka_unit_test(test_verifier_errors),
         cmocka_unit_test(test_key_files),
         cmocka_unit_test(test_concurrent))
