@@ -254,12 +254,31 @@ static int conf__load_env(const fp_conf_opt *opts, size_t n, void *cfg, const ch
     return 0;
 }
 
+/* Sets every field of the table to its empty value (NULL, 0, false),
+ * whatever it held: nothing in cfg is freed or read. */
+static void conf__clear(const fp_conf_opt *opts, size_t n, void *cfg)
+{
+    void *field;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        field = conf__field(cfg, &opts[i]);
+        if (opts[i].type == FP_CONF_STRING)
+            *(char **)field = NULL;
+        else if (opts[i].type == FP_CONF_INT)
+            *(int64_t *)field = 0;
+        else
+            *(bool *)field = false;
+    }
+}
+
 int fp_conf_defaults(const fp_conf_opt *opts, size_t n, void *cfg, char *err, size_t errlen)
 {
     conf__origin o;
     size_t i;
     int rc;
 
+    conf__clear(opts, n, cfg);
     for (i = 0; i < n; i++) {
         if (opts[i].def == NULL)
             continue;

@@ -46,7 +46,8 @@ typedef struct {
 
 /*
  * Fills cfg from defaults, then the file at path (skipped when path is NULL),
- * then the environment. Returns 0, -ENOENT/-EACCES (file unreadable),
+ * then the environment. The table's fields may hold anything before (they
+ * are overwritten, never freed or read); the rest of cfg is not touched. Returns 0, -ENOENT/-EACCES (file unreadable),
  * -EINVAL (unknown key, bad value, duplicate key, missing required option)
  * or -ENOMEM. On failure err holds one line and cfg holds nothing to free.
  */
@@ -56,7 +57,8 @@ int fp_conf_load(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *
 /*
  * The steps of fp_conf_load() for callers whose options come from
  * elsewhere (the broker plugin's plugin_opt_* pairs):
- *   fp_conf_defaults()  store every default;
+ *   fp_conf_defaults()  clear every field of the table (whatever it
+ *                       held), then store every default;
  *   fp_conf_set()       one key/value; origin names where it came from in
  *                       errors; -ENOENT for an unknown key (err filled);
  *   fp_conf_check_required()  every required option ended up set; errors
