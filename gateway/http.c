@@ -10,10 +10,14 @@
  * A request is read whole before it is routed: method, decoded path,
  * query arguments, the bearer token and a body of at most max_body_bytes
  * (a larger Content-Length is answered 413 at once and the connection
- * closed; a body without Content-Length is 411). The response is queued
- * and written from the writeable callback in chunks of HTTP__CHUNK bytes.
+ * closed; a body without Content-Length is 411, a Content-Length that is
+ * not plain decimal digits 400, and so is a decoded path with a control
+ * character). The response is queued and written from the writeable
+ * callback in chunks of HTTP__CHUNK bytes; after it the connection is
+ * kept for the next request unless the client sent Connection: close.
  * Every response carries the vhost headers (nosniff, CSP, ...).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -153,8 +157,56 @@ static void http__refuse(struct lws *wsi, http__session *s, int status, const ch
     fg_respond_error(&s->resp, status, code, "%s", message);
     s->route = fg_route_lookup(s->req.path);
     s->responding = true;
-    s->close_after = close_after;
+    s->close_after = s->close_after || close_after;
     lws_callback_on_writable(wsi);
+}
+
+/*
+ * The request's Content-Length: 0 when there is none, its value when it
+ * is 1 to 18 decimal digits and nothing else, -1 for anything else (a
+ * sign, a space, a suffix, a longer number), which is answered with 400.
+ */
+static long long http__content_length(struct lws *wsi)
+{
+    char num[24];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    long long v = 0;
+    int i;
+
+    if (n == 0)
+        return 0;
+    if (n < 0 || n > 18 || lws_hdr_copy(wsi, num, sizeof(num), WSI_TOKEN_HTTP_CONTENT_LENGTH) != n)
+        return -1;
+    for (i = 0; i < n; i++) {
+        if (num[i] < '0' || num[i] > '9')
+            return -1;
+        v = v * 10 + (num[i] - '0');
+    }
+    return v;
+}
+
+/* Does the decoded path of n bytes hold a control character (a %0d, a
+ * %00 that ends the string early, ...)? */
+static bool http__path_has_control(const char *path, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f)
+            return true;
+    }
+    return false;
+}
+
+/* Did the client send "Connection: close" (the token in any case)? */
+static bool http__wants_close(struct lws *wsi)
+{
+    char v[64];
+    int i, n = lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_CONNECTION);
+
+    for (i = 0; i < n; i++)
+        v[i] = (char)tolower((unsigned char)v[i]);
+    return n > 0 && strstr(v, "close") != NULL;
 }
 
 /*
@@ -164,12 +216,12 @@ static void http__refuse(struct lws *wsi, http__session *s, int status, const ch
 static int http__on_request(struct lws *wsi, http__session *s)
 {
     enum lws_token_indexes tok = WSI_TOKEN_GET_URI;
-    char num[24];
-    long long clen = 0;
+    long long clen;
     int len;
 
     http__reset(s);
     s->t0_us = fp_time_mono_us();
+    s->close_after = http__wants_close(wsi);
     s->req.method = http__method(wsi, &tok);
     if (s->req.method == FG_METHOD_OTHER) {
         http__refuse(wsi, s, 405, "method_not_allowed", "unsupported method", true);
@@ -180,8 +232,13 @@ static int http__on_request(struct lws *wsi, http__session *s)
         http__refuse(wsi, s, 414, "uri_too_long", "the path is too long", true);
         return 0;
     }
-    if (lws_hdr_copy(wsi, s->req.path, sizeof(s->req.path), tok) < 0)
+    len = lws_hdr_copy(wsi, s->req.path, sizeof(s->req.path), tok);
+    if (len < 0)
         return -1;
+    if (http__path_has_control(s->req.path, len)) {
+        http__refuse(wsi, s, 400, "bad_request", "the path has a control character", true);
+        return 0;
+    }
     http__query(wsi, &s->req);
     if (http__auth(wsi, s) != 0)
         return -1;
@@ -189,8 +246,11 @@ static int http__on_request(struct lws *wsi, http__session *s)
         http__refuse(wsi, s, 411, "length_required", "send the body with a Content-Length", true);
         return 0;
     }
-    if (lws_hdr_copy(wsi, num, sizeof(num), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
-        clen = strtoll(num, NULL, 10);
+    clen = http__content_length(wsi);
+    if (clen < 0) {
+        http__refuse(wsi, s, 400, "bad_request", "Content-Length is not a decimal number", true);
+        return 0;
+    }
     if (clen > http__gw->cfg.max_body_bytes) {
         char msg[96];
 

@@ -5,6 +5,7 @@
  * Every endpoint, each of its error statuses, malformed bodies, refused
  * tokens, Redis and RabbitMQ outages, and the gateway surviving garbage.
  */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -458,6 +459,60 @@ static void test_ribbon(void **state)
 
 /* Garbage on the wire: the gateway answers what it can, drops the rest and
  * keeps serving. */
+/*
+ * Raw requests that the HTTP layer must refuse with 400 (and close), and
+ * Connection: close honoured. Known gaps, in libwebsockets 4.1's parser
+ * before any of our code runs: %0d or %0a in the path ends its request
+ * line there (the rest is lost and the request is taken as HTTP/1.0), %00
+ * drops the connection; bytes after the headers that it does not count as
+ * the body are parsed as a pipelined request, and a malformed one drops
+ * the connection, so the bad lengths below go without a body.
+ */
+static void test_http_strict(void **state)
+{
+    static const char *const bad_lengths[] = {"12abc", "-1", "+5", "5 5", "0x10",
+                                              "9999999999999999999"};
+    /* Without the check these would be 404s (no such route). */
+    static const char *const bad_paths[] = {"/api/v1/feed%01", "/healthz%09", "/api/v1/follows%1f",
+                                            "/api/v1/feed%7f"};
+    char *tok = token("hs"), req[1024], out[4096];
+    int64_t t0;
+    size_t i;
+    int n;
+
+    (void)state;
+    for (i = 0; i < sizeof(bad_lengths) / sizeof(bad_lengths[0]); i++) {
+        n = snprintf(req, sizeof(req),
+                     "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Length: %s\r\n\r\n",
+                     tok, bad_lengths[i]);
+        ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 2000);
+        if (strstr(out, "HTTP/1.1 400 ") == NULL)
+            fail_msg("Content-Length \"%s\": no 400 but: %.80s", bad_lengths[i], out);
+    }
+    for (i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++) {
+        n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+                     bad_paths[i], tok);
+        ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 2000);
+        if (strstr(out, "HTTP/1.1 400 ") == NULL)
+            fail_msg("path %s: no 400 but: %.80s", bad_paths[i], out);
+    }
+    /* Nobody was followed by those. */
+    assert_int_equal(array_size("/api/v1/follows", tok, "following"), 0);
+    /* Connection: close: the answer says so and the gateway closes (well
+     * before the 10 s this read would otherwise wait). */
+    n = snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n");
+    t0 = fp_time_mono_ms();
+    ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 10000);
+    assert_non_null(strstr(out, "HTTP/1.1 200 "));
+    for (i = 0; out[i] != '\0'; i++)
+        out[i] = (char)tolower((unsigned char)out[i]);
+    assert_non_null(strstr(out, "connection: close"));
+    assert_true(fp_time_mono_ms() - t0 < 5000);
+    free(tok);
+}
+
 static void test_garbage(void **state)
 {
     static const char binary[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x00\xff";
@@ -713,6 +768,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_ribbon),
         cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_http_strict),
         cmocka_unit_test(test_static_client),
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_stats),
