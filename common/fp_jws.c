@@ -201,9 +201,9 @@ done:
 int fp_jws_sign(const fp_jws_key *k, const char *input, size_t n, unsigned char **sig,
                 size_t *sig_len)
 {
-    unsigned char mac[EVP_MAX_MD_SIZE], *der = NULL;
+    unsigned char mac[EVP_MAX_MD_SIZE], *raw = NULL;
     unsigned int mac_len = 0;
-    size_t der_len = 0;
+    size_t raw_len = 0;
     int rc;
 
     *sig = NULL;
@@ -218,15 +218,16 @@ int fp_jws_sign(const fp_jws_key *k, const char *input, size_t n, unsigned char 
         *sig_len = mac_len;
         return 0;
     }
-    rc = jws__pk_sign(k->pkey, input, n, &der, &der_len);
+    /* RS256: the signature as it is; ES256: DER, made R||S below. */
+    rc = jws__pk_sign(k->pkey, input, n, &raw, &raw_len);
     if (rc != 0 || k->alg == FP_JWT_RS256) {
-        *sig = der;
-        *sig_len = der_len;
+        *sig = raw;
+        *sig_len = raw_len;
         return rc;
     }
     *sig = malloc(2 * JWS__ES256_HALF);
-    rc = *sig == NULL ? -ENOMEM : jws__der_to_es256(der, der_len, *sig);
-    free(der);
+    rc = *sig == NULL ? -ENOMEM : jws__der_to_es256(raw, raw_len, *sig);
+    free(raw);
     if (rc != 0) {
         free(*sig);
         *sig = NULL;
