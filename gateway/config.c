@@ -57,6 +57,8 @@ static const fp_conf_opt config__table[] = {
      "lifetime of a dev token, seconds"},
     {"max_body_bytes", FP_CONF_INT, offsetof(fg_config, max_body_bytes), "65536", 1024, 1048576,
      false, "largest request body accepted (413 beyond)"},
+    {"body_timeout_ms", FP_CONF_INT, offsetof(fg_config, body_timeout_ms), "10000", 100, 600000,
+     false, "a request body must be whole this long after its headers (408 then)"},
     {"timeout_ms", FP_CONF_INT, offsetof(fg_config, timeout_ms), "2000", 100, 60000, false,
      "network timeout for Redis and RabbitMQ operations"},
     {"log_level", FP_CONF_STRING, offsetof(fg_config, log_level), "info", 0, 0, false,

@@ -54,6 +54,7 @@ typedef struct {
     char *jwt_signing_key;
     int64_t dev_token_ttl;
     int64_t max_body_bytes;
+    int64_t body_timeout_ms;
     int64_t timeout_ms;
     char *log_level;
 } fg_config;

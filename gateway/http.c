@@ -12,9 +12,11 @@
  * (a larger Content-Length is answered 413 at once and the connection
  * closed; a body without Content-Length is 411, a Content-Length that is
  * not plain decimal digits 400, and so is a decoded path with a control
- * character). The response is queued and written from the writeable
- * callback in chunks of HTTP__CHUNK bytes; after it the connection is
- * kept for the next request unless the client sent Connection: close.
+ * character; a body not whole body_timeout_ms after the headers is 408,
+ * however it trickles in). The response is queued and written from the
+ * writeable callback in chunks of HTTP__CHUNK bytes; after it the
+ * connection is kept for the next request unless the client sent
+ * Connection: close.
  * Every response carries the vhost headers (nosniff, CSP, ...).
  */
 #include <ctype.h>
@@ -45,6 +47,7 @@ typedef struct {
     bool responding; /* resp is ready */
     bool headers_sent;
     bool close_after;
+    bool awaiting_body; /* the body timer runs */
     size_t sent;
 } http__session;
 
@@ -259,8 +262,13 @@ static int http__on_request(struct lws *wsi, http__session *s)
         http__refuse(wsi, s, 413, "payload_too_large", msg, true);
         return 0;
     }
-    if (clen > 0)
-        return 0; /* wait for LWS_CALLBACK_HTTP_BODY(_COMPLETION) */
+    if (clen > 0) {
+        /* Wait for LWS_CALLBACK_HTTP_BODY(_COMPLETION), at most
+         * body_timeout_ms in all, however the body trickles in. */
+        s->awaiting_body = true;
+        lws_set_timer_usecs(wsi, (lws_usec_t)http__gw->cfg.body_timeout_ms * 1000);
+        return 0;
+    }
     http__dispatch(wsi, s);
     return 0;
 }
@@ -365,8 +373,16 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_HTTP_BODY:
         return http__on_body(s, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        s->awaiting_body = false;
+        lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
         if (!s->responding)
             http__dispatch(wsi, s);
+        return 0;
+    case LWS_CALLBACK_TIMER:
+        if (s != NULL && s->awaiting_body && !s->responding) {
+            s->awaiting_body = false;
+            http__refuse(wsi, s, 408, "request_timeout", "the body did not arrive in time", true);
+        }
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return http__on_writeable(wsi, s);

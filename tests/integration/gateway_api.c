@@ -719,6 +719,35 @@ static void test_rabbitmq_outage(void **state)
     free(a);
 }
 
+/* A body that is not whole body_timeout_ms after its headers is answered
+ * 408 and the connection closed (the timer is not restarted by body
+ * bytes, so a trickled body fares the same). */
+static void test_body_timeout(void **state)
+{
+    char *tok = token("bt"), req[1024], out[4096];
+    int64_t t0, ms;
+    int n;
+
+    (void)state;
+    setenv("FEEDPUSH_BODY_TIMEOUT_MS", "500", 1);
+    assert_int_equal(ft_gateway_start(&env), 0);
+    n = snprintf(req, sizeof(req),
+                 "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                 "Content-Length: 20\r\n\r\n{\"te",
+                 tok);
+    t0 = fp_time_mono_ms();
+    ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 10000);
+    ms = fp_time_mono_ms() - t0;
+    if (strstr(out, "HTTP/1.1 408 ") == NULL)
+        fail_msg("no 408 after %lld ms but: %.80s", (long long)ms, out);
+    /* The timer's doing (not before it), and closed (not the 10 s read). */
+    assert_true(ms >= 400);
+    assert_true(ms < 5000);
+    unsetenv("FEEDPUSH_BODY_TIMEOUT_MS");
+    assert_int_equal(ft_gateway_start(&env), 0);
+    free(tok);
+}
+
 /* jwt_max_lifetime: a token living up to it is accepted, a longer one
  * refused; a dev_token_ttl over it stops the gateway at start. */
 static void test_max_lifetime(void **state)
@@ -775,4 +804,5 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_redis_outage),
         cmocka_unit_test(test_rabbitmq_outage),
         cmocka_unit_test(test_max_lifetime),
+        cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_dev_mode_off))
