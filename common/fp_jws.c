@@ -114,8 +114,7 @@ static int jws__der_to_es256(const unsigned char *der, size_t len, unsigned char
     ECDSA_SIG *s = d2i_ECDSA_SIG(NULL, &p, (long)len);
     int rc = -EINVAL;
 
-    if (s != NULL &&
-        BN_bn2binpad(ECDSA_SIG_get0_r(s), rs, JWS__ES256_HALF) == JWS__ES256_HALF &&
+    if (s != NULL && BN_bn2binpad(ECDSA_SIG_get0_r(s), rs, JWS__ES256_HALF) == JWS__ES256_HALF &&
         BN_bn2binpad(ECDSA_SIG_get0_s(s), rs + JWS__ES256_HALF, JWS__ES256_HALF) == JWS__ES256_HALF)
         rc = 0;
     ECDSA_SIG_free(s);

@@ -11,8 +11,13 @@
 #include "fp_event.h"
 
 static const char *const fuzz__keys[] = {
-    NULL,           "post.created",  "post.deleted", "follow.created",
-    "follow.deleted", "ribbon.pushed", "user.revoked",
+    NULL,
+    "post.created",
+    "post.deleted",
+    "follow.created",
+    "follow.deleted",
+    "ribbon.pushed",
+    "user.revoked",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

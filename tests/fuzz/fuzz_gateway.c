@@ -161,8 +161,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fp_jwt_verifier_new(&jc, &fuzz__gw.verifier, err, sizeof(err)) != 0 ||
         fp_jwt_load_key(FP_JWT_HS256, path, &fuzz__gw.signing_key, &fuzz__gw.signing_key_len, err,
                         sizeof(err)) != 0 ||
-        fp_jwt_mint(FP_JWT_HS256, fuzz__gw.signing_key, fuzz__gw.signing_key_len, &c,
-                    &fuzz__token, err, sizeof(err)) != 0) {
+        fp_jwt_mint(FP_JWT_HS256, fuzz__gw.signing_key, fuzz__gw.signing_key_len, &c, &fuzz__token,
+                    err, sizeof(err)) != 0) {
         fprintf(stderr, "fuzz_gateway: %s\n", err);
         abort();
     }
