@@ -13,10 +13,10 @@
  * closed; a body without Content-Length is 411, a Content-Length that is
  * not plain decimal digits 400, and so is a decoded path with a control
  * character; a body not whole body_timeout_ms after the headers is 408,
- * however it trickles in). The response is queued and written from the
- * writeable callback in chunks of HTTP__CHUNK bytes; after it the
- * connection is kept for the next request unless the client sent
- * Connection: close.
+ * however it trickles in). The answer is written whole from the callback
+ * that completes the request (lws buffers what the socket does not take),
+ * so pipelined requests are answered in order; after it the connection is
+ * kept for the next request unless the client sent Connection: close.
  * Every response carries the vhost headers (nosniff, CSP, ...).
  */
 #include <ctype.h>
@@ -31,7 +31,6 @@
 #include "fp_log.h"
 #include "gateway.h"
 
-#define HTTP__CHUNK 16384
 #define HTTP__PROTOCOL "feed-gateway-http"
 #define HTTP__BEARER "Bearer "
 
@@ -45,10 +44,8 @@ typedef struct {
     int64_t t0_us;
     fg_route_id route;
     bool responding; /* resp is ready */
-    bool headers_sent;
     bool close_after;
     bool awaiting_body; /* the body timer runs */
-    size_t sent;
 } http__session;
 
 static struct lws_context *http__ctx;
@@ -143,25 +140,44 @@ static int http__auth(struct lws *wsi, http__session *s)
     return 0;
 }
 
-/* Routes the complete request and asks for a writeable callback. */
-static void http__dispatch(struct lws *wsi, http__session *s)
+static int http__send(struct lws *wsi, http__session *s);
+
+/*
+ * The answer in s->resp is ready. With now (from LWS_CALLBACK_HTTP or
+ * _BODY_COMPLETION) it is written at once and the transaction completed:
+ * when a pipelined request is already in lws's buffer, lws drops and
+ * binds the protocol again for it as soon as this callback returns, which
+ * frees the session, so an answer left for the writeable callback would
+ * be lost. Without now (from a timer) it goes out from the writeable
+ * callback. Returns 0, or -1 to close the connection.
+ */
+static int http__answer(struct lws *wsi, http__session *s, bool now)
+{
+    s->responding = true;
+    if (now)
+        return http__send(wsi, s);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* Routes the complete request and answers it. 0 or -1 (close). */
+static int http__dispatch(struct lws *wsi, http__session *s)
 {
     s->req.body = s->body != NULL ? s->body : "";
     s->req.body_len = s->body_len;
     s->route = fg_route(http__gw, &s->req, &s->resp);
-    s->responding = true;
-    lws_callback_on_writable(wsi);
+    return http__answer(wsi, s, true);
 }
 
-/* Answers now with an error, without routing (the request is unusable). */
-static void http__refuse(struct lws *wsi, http__session *s, int status, const char *code,
-                         const char *message, bool close_after)
+/* Answers with an error, without routing (the request is unusable); now
+ * as for http__answer. 0 or -1 (close). */
+static int http__refuse(struct lws *wsi, http__session *s, int status, const char *code,
+                        const char *message, bool close_after, bool now)
 {
     fg_respond_error(&s->resp, status, code, "%s", message);
     s->route = fg_route_lookup(s->req.path);
-    s->responding = true;
     s->close_after = s->close_after || close_after;
-    lws_callback_on_writable(wsi);
+    return http__answer(wsi, s, now);
 }
 
 /*
@@ -227,40 +243,37 @@ static int http__on_request(struct lws *wsi, http__session *s)
     s->close_after = http__wants_close(wsi);
     s->req.method = http__method(wsi, &tok);
     if (s->req.method == FG_METHOD_OTHER) {
-        http__refuse(wsi, s, 405, "method_not_allowed", "unsupported method", true);
-        return 0;
+        return http__refuse(wsi, s, 405, "method_not_allowed", "unsupported method", true, true);
     }
     len = lws_hdr_total_length(wsi, tok);
     if (len < 0 || (size_t)len >= sizeof(s->req.path)) {
-        http__refuse(wsi, s, 414, "uri_too_long", "the path is too long", true);
-        return 0;
+        return http__refuse(wsi, s, 414, "uri_too_long", "the path is too long", true, true);
     }
     len = lws_hdr_copy(wsi, s->req.path, sizeof(s->req.path), tok);
     if (len < 0)
         return -1;
     if (http__path_has_control(s->req.path, len)) {
-        http__refuse(wsi, s, 400, "bad_request", "the path has a control character", true);
-        return 0;
+        return http__refuse(wsi, s, 400, "bad_request", "the path has a control character", true,
+                            true);
     }
     http__query(wsi, &s->req);
     if (http__auth(wsi, s) != 0)
         return -1;
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
-        http__refuse(wsi, s, 411, "length_required", "send the body with a Content-Length", true);
-        return 0;
+        return http__refuse(wsi, s, 411, "length_required", "send the body with a Content-Length",
+                            true, true);
     }
     clen = http__content_length(wsi);
     if (clen < 0) {
-        http__refuse(wsi, s, 400, "bad_request", "Content-Length is not a decimal number", true);
-        return 0;
+        return http__refuse(wsi, s, 400, "bad_request", "Content-Length is not a decimal number",
+                            true, true);
     }
     if (clen > http__gw->cfg.max_body_bytes) {
         char msg[96];
 
         snprintf(msg, sizeof(msg), "the body is larger than %lld bytes",
                  (long long)http__gw->cfg.max_body_bytes);
-        http__refuse(wsi, s, 413, "payload_too_large", msg, true);
-        return 0;
+        return http__refuse(wsi, s, 413, "payload_too_large", msg, true, true);
     }
     if (clen > 0) {
         /* Wait for LWS_CALLBACK_HTTP_BODY(_COMPLETION), at most
@@ -269,8 +282,7 @@ static int http__on_request(struct lws *wsi, http__session *s)
         lws_set_timer_usecs(wsi, (lws_usec_t)http__gw->cfg.body_timeout_ms * 1000);
         return 0;
     }
-    http__dispatch(wsi, s);
-    return 0;
+    return http__dispatch(wsi, s);
 }
 
 /* LWS_CALLBACK_HTTP_BODY: a piece of the body. */
@@ -322,41 +334,32 @@ static int http__write_headers(struct lws *wsi, http__session *s)
         return -1;
     if (lws_finalize_write_http_header(wsi, start, &p, end) != 0)
         return -1;
-    s->headers_sent = true;
     return 0;
 }
 
 /*
- * LWS_CALLBACK_HTTP_WRITEABLE: headers first, then the body a chunk at a
- * time. After the last chunk the request is counted and the connection
- * kept for the next request (or closed). Returns 0 or -1 (close).
+ * Writes the answer whole: status line and headers, then the body in one
+ * lws_write (lws keeps what the socket does not take yet and sends it
+ * before anything else), then completes the transaction, or closes the
+ * connection after a Connection: close. Returns 0, or -1 to close.
  */
-static int http__on_writeable(struct lws *wsi, http__session *s)
+static int http__send(struct lws *wsi, http__session *s)
 {
-    static unsigned char out[LWS_PRE + HTTP__CHUNK];
-    size_t left, n;
-    bool last;
+    unsigned char *out;
+    int n;
 
-    if (!s->responding)
-        return 0;
-    if (!s->headers_sent) {
-        fg_metrics_observe(&http__gw->metrics, s->route, fg_method_name(s->req.method),
-                           s->resp.status, fp_time_mono_us() - s->t0_us);
-        if (http__write_headers(wsi, s) != 0)
-            return -1;
-    }
-    left = s->resp.len - s->sent;
-    n = left < HTTP__CHUNK ? left : HTTP__CHUNK;
-    last = n == left;
-    memcpy(out + LWS_PRE, s->resp.body + s->sent, n);
-    if (lws_write(wsi, out + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) != (int)n)
+    fg_metrics_observe(&http__gw->metrics, s->route, fg_method_name(s->req.method), s->resp.status,
+                       fp_time_mono_us() - s->t0_us);
+    if (http__write_headers(wsi, s) != 0)
         return -1;
-    s->sent += n;
-    if (!last) {
-        lws_callback_on_writable(wsi);
-        return 0;
-    }
-    if (s->close_after)
+    out = malloc(LWS_PRE + s->resp.len + 1);
+    if (out == NULL)
+        return -1;
+    if (s->resp.len > 0)
+        memcpy(out + LWS_PRE, s->resp.body, s->resp.len);
+    n = lws_write(wsi, out + LWS_PRE, s->resp.len, LWS_WRITE_HTTP_FINAL);
+    free(out);
+    if (n != (int)s->resp.len || s->close_after)
         return -1;
     http__reset(s);
     return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
@@ -375,17 +378,17 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         s->awaiting_body = false;
         lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
-        if (!s->responding)
-            http__dispatch(wsi, s);
-        return 0;
+        return s->responding ? 0 : http__dispatch(wsi, s);
     case LWS_CALLBACK_TIMER:
         if (s != NULL && s->awaiting_body && !s->responding) {
             s->awaiting_body = false;
-            http__refuse(wsi, s, 408, "request_timeout", "the body did not arrive in time", true);
+            /* From the writeable callback: a timer callback writes nothing. */
+            return http__refuse(wsi, s, 408, "request_timeout", "the body did not arrive in time",
+                                true, false);
         }
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return http__on_writeable(wsi, s);
+        return s != NULL && s->responding ? http__send(wsi, s) : 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (s != NULL)

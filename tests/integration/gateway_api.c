@@ -748,6 +748,25 @@ static void test_body_timeout(void **state)
     free(tok);
 }
 
+/* Requests pipelined in one write are all answered, in order. */
+static void test_pipelined(void **state)
+{
+    static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /api/v1/nope HTTP/1.1\r\nHost: x\r\n\r\n"
+                              "GET /api/v1/config HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    char out[8192];
+    const char *a, *b, *c;
+
+    (void)state;
+    ft_http_raw(&env, req, sizeof(req) - 1, out, sizeof(out), 5000);
+    a = strstr(out, "HTTP/1.1 200 ");
+    b = a != NULL ? strstr(a + 1, "HTTP/1.1 404 ") : NULL;
+    c = b != NULL ? strstr(b + 1, "HTTP/1.1 200 ") : NULL;
+    if (a == NULL || strstr(a, "\"status\":\"ok\"") == NULL || c == NULL ||
+        strstr(c, "\"mqtt_ws_urls\"") == NULL)
+        fail_msg("three pipelined requests, answers: %.2000s", out);
+}
+
 /* jwt_max_lifetime: a token living up to it is accepted, a longer one
  * refused; a dev_token_ttl over it stops the gateway at start. */
 static void test_max_lifetime(void **state)
@@ -803,6 +822,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_redis_outage),
         cmocka_unit_test(test_rabbitmq_outage),
+        cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_dev_mode_off))
