@@ -141,12 +141,22 @@ static int node__reap_bridge(ft_node *n, int wait_ms)
 static int node__init(ft_node_env *e, int i)
 {
     ft_node *n = &e->node[i - 1];
+    char path[sizeof(n->bridge_log)];
+    int k;
 
+    /* Built in path, not in place: source and destination both lie in
+     * *e, which gcc's restrict check cannot tell apart without -O. */
     snprintf(n->id, sizeof(n->id), "n%d", i);
-    snprintf(n->dir, sizeof(n->dir), "%s/%s", e->p.dir, n->id);
+    k = snprintf(path, sizeof(path), "%s/%s", e->p.dir, n->id);
+    if (k < 0 || (size_t)k >= sizeof(n->dir))
+        return -1;
+    memcpy(n->dir, path, (size_t)k + 1);
     if (mkdir(n->dir, 0755) != 0 && errno != EEXIST)
         return -1;
-    snprintf(n->bridge_log, sizeof(n->bridge_log), "%s/feed-bridge.log", n->dir);
+    k = snprintf(path, sizeof(path), "%s/feed-bridge.log", n->dir);
+    if (k < 0 || (size_t)k >= sizeof(n->bridge_log))
+        return -1;
+    memcpy(n->bridge_log, path, (size_t)k + 1);
     if (i == 1) {
         n->mosq = &e->p.mosq;
         n->mosq_up = true;
