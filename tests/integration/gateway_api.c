@@ -487,7 +487,8 @@ static void test_http_strict(void **state)
                      "Content-Length: %s\r\n\r\n",
                      tok, bad_lengths[i]);
         ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 2000);
-        if (strstr(out, "HTTP/1.1 400 ") == NULL)
+        /* The header's own refusal (an empty body would be a 400 too). */
+        if (strstr(out, "HTTP/1.1 400 ") == NULL || strstr(out, "not a decimal number") == NULL)
             fail_msg("Content-Length \"%s\": no 400 but: %.80s", bad_lengths[i], out);
     }
     for (i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++) {
