@@ -6,8 +6,8 @@
  *
  * Keys are parsed once by the caller: an HS256 secret is bytes, an RS256
  * or ES256 key an EVP_PKEY (public to verify, private to sign) whose type
- * the caller has checked. Used by fp_jwt; the tests' hand-built tokens
- * (tests/harness/ft_token) use its base64url.
+ * the caller has checked. Used by fp_jwt; tests (tests/harness/ft_token,
+ * the JWT unit test) use its base64url.
  */
 #ifndef FP_JWS_H
 #define FP_JWS_H

@@ -284,42 +284,63 @@ static size_t jwt__b64url_len(size_t n)
 }
 
 /*
- * Parses the public key PEM in pem for v->alg, checks its type and keeps
- * it in v with the expected signature length. Returns 0 or -errno with
- * err.
+ * Parses one PEM key, public or private, for alg and checks its type
+ * (jwt__key_type_check). Returns 0 with *out set (EVP_PKEY_free it),
+ * -ENODATA when no such PEM key is found or -EINVAL for the wrong kind of
+ * key (what is wrong in why), or -ENOMEM.
+ */
+static int jwt__parse_key(fp_jwt_alg alg, const unsigned char *pem, size_t len, bool private_key,
+                          EVP_PKEY **out, char *why, size_t whylen)
+{
+    const char *kind = private_key ? "private" : "public";
+    BIO *bio = BIO_new_mem_buf(pem, (int)len);
+    EVP_PKEY *pkey;
+    int rc;
+
+    *out = NULL;
+    if (bio == NULL)
+        return -ENOMEM;
+    if (private_key)
+        pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+    else
+        pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    ERR_clear_error();
+    BIO_free(bio);
+    if (pkey == NULL) {
+        snprintf(why, whylen, "no PEM %s key found", kind);
+        return -ENODATA;
+    }
+    rc = jwt__key_type_check(alg, pkey, kind, why, whylen);
+    if (rc != 0) {
+        EVP_PKEY_free(pkey);
+        return rc;
+    }
+    *out = pkey;
+    return 0;
+}
+
+/*
+ * Parses the public key PEM in pem (NUL-terminated) for v->alg, checks
+ * its type and keeps it in v with the expected signature length. Returns
+ * 0 or -errno with err.
  */
 static int jwt__load_public(fp_jwt_verifier *v, const char *path, const unsigned char *pem,
                             size_t len, char *err, size_t errlen)
 {
-    BIO *bio = BIO_new_mem_buf(pem, (int)len);
-    EVP_PKEY *pkey = NULL;
     char why[96];
-    int rc = -EINVAL;
+    int rc = jwt__parse_key(v->alg, pem, len, false, &v->pkey, why, sizeof(why));
 
-    if (bio == NULL)
-        return -ENOMEM;
-    pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
-    ERR_clear_error();
-    if (pkey == NULL) {
-        snprintf(why, sizeof(why), "%s",
-                 strstr((const char *)pem, "PRIVATE KEY") != NULL
-                     ? "a private key, need the public key (openssl pkey -pubout)"
-                     : "no PEM public key found");
-        jwt__fmt(err, errlen, "jwt key file %s: %s", path, why);
-        goto fail;
-    }
-    rc = jwt__key_type_check(v->alg, pkey, "public", why, sizeof(why));
+    if (rc == -ENOMEM)
+        return rc;
+    if (rc == -ENODATA && strstr((const char *)pem, "PRIVATE KEY") != NULL)
+        snprintf(why, sizeof(why), "a private key, need the public key (openssl pkey -pubout)");
     if (rc != 0) {
         jwt__fmt(err, errlen, "jwt key file %s: %s", path, why);
-        goto fail;
+        return -EINVAL;
     }
-    v->sig_b64_len = jwt__b64url_len(v->alg == FP_JWT_ES256 ? 64 : (size_t)EVP_PKEY_get_size(pkey));
-    v->pkey = pkey;
-    pkey = NULL;
-fail:
-    EVP_PKEY_free(pkey);
-    BIO_free(bio);
-    return rc;
+    v->sig_b64_len =
+        jwt__b64url_len(v->alg == FP_JWT_ES256 ? 64 : (size_t)EVP_PKEY_get_size(v->pkey));
+    return 0;
 }
 
 /* strdup of an optional setting; NULL or "" gives NULL. */
@@ -539,8 +560,8 @@ static int jwt__check_header(const fp_jwt_verifier *v, const cJSON *hdr, char *r
  * the claims, and they are read only this once. Returns 0 or a negated
  * refusal code with *claims NULL.
  */
-static int jwt__precheck(const fp_jwt_verifier *v, const char *token, jwt__parts *p,
-                         cJSON **claims, char *reason, size_t rlen)
+static int jwt__precheck(const fp_jwt_verifier *v, const char *token, jwt__parts *p, cJSON **claims,
+                         char *reason, size_t rlen)
 {
     cJSON *hdr;
     int rc;
@@ -840,30 +861,18 @@ static int jwt__mint_check(fp_jwt_alg alg, size_t key_len, const fp_jwt_mint_cla
 
 /* Parses a private key PEM for alg (RS256/ES256) and checks its type.
  * Returns 0 with *out set (EVP_PKEY_free it), or -errno with err. */
-static int jwt__mint_key(fp_jwt_alg alg, const unsigned char *key, size_t key_len,
-                         EVP_PKEY **out, char *err, size_t errlen)
+static int jwt__mint_key(fp_jwt_alg alg, const unsigned char *key, size_t key_len, EVP_PKEY **out,
+                         char *err, size_t errlen)
 {
-    BIO *bio = BIO_new_mem_buf(key, (int)key_len);
-    EVP_PKEY *pkey;
     char why[96];
-    int rc = -EINVAL;
+    int rc = jwt__parse_key(alg, key, key_len, true, out, why, sizeof(why));
 
-    *out = NULL;
-    if (bio == NULL)
-        return -ENOMEM;
-    pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
-    ERR_clear_error();
-    BIO_free(bio);
-    if (pkey == NULL)
-        snprintf(why, sizeof(why), "no PEM private key found");
-    else
-        rc = jwt__key_type_check(alg, pkey, "private", why, sizeof(why));
+    if (rc == -ENOMEM)
+        return rc;
     if (rc != 0) {
         jwt__fmt(err, errlen, "jwt mint: %s", why);
-        EVP_PKEY_free(pkey);
-        return rc;
+        return -EINVAL;
     }
-    *out = pkey;
     return 0;
 }
 

@@ -156,13 +156,12 @@ static void connect_user(ft_mqtt *c, int node, const char *uid, const char *cid)
 /*
  * Pumps every client (none waits for another) until client k has received
  * want[k] messages, for all k, or timeout_ms passed. at[k] gets the ms
- * from t0 at which client k got there (-1 if it did not). Returns the
- * largest, or -1.
+ * from t0 at which client k got there (-1 if it did not).
  */
-static int64_t wait_all(ft_mqtt *const *cs, int n, const int *want, int64_t t0, int timeout_ms,
-                        int64_t *at)
+static void wait_all(ft_mqtt *const *cs, int n, const int *want, int64_t t0, int timeout_ms,
+                     int64_t *at)
 {
-    int64_t end = fp_time_mono_ms() + timeout_ms, worst = 0;
+    int64_t end = fp_time_mono_ms() + timeout_ms;
     int k, done;
 
     for (k = 0; k < n; k++)
@@ -181,13 +180,6 @@ static int64_t wait_all(ft_mqtt *const *cs, int n, const int *want, int64_t t0, 
         if (done == n || fp_time_mono_ms() > end)
             break;
     }
-    for (k = 0; k < n; k++) {
-        if (at[k] < 0)
-            return -1;
-        if (at[k] > worst)
-            worst = at[k];
-    }
-    return worst;
 }
 
 /* Asserts that c's latest message is post id on feed/<uid>. */

@@ -3,9 +3,9 @@
  * vectors made by node's crypto module, see tests/data/jwt/gen.sh), claim
  * rules and key loading. Needs FP_TEST_DATA = absolute path of tests/data.
  *
- * Tokens with custom payloads are built by tests/harness/ft_token (its own
- * base64url and HMAC, not fp_jws's); tokens minted by fp_jwt_mint are
- * cross-checked with a plain OpenSSL signature verification.
+ * Tokens with custom payloads are built by tests/harness/ft_token (fp_jws's
+ * base64url, its own HMAC); tokens minted by fp_jwt_mint are cross-checked
+ * with a plain OpenSSL signature verification (its own R||S to DER).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +27,7 @@
 
 #include "fp_jwt.h"
 #include "ft_main.h"
+#include "fp_jws.h"
 #include "ft_token.h"
 
 /* "Now" for every test: 2025-06-15. Vectors expire in 2100. */
@@ -91,25 +92,6 @@ static fp_jwt_verifier *make_verifier(fp_jwt_alg alg, const char *key, const cha
     if (rc != 0)
         fail_msg("verifier_new(%s): %d %s", key, rc, err);
     return v;
-}
-
-static unsigned char *unb64url(const char *in, size_t n, size_t *out_len)
-{
-    size_t pad = (4 - n % 4) % 4, i;
-    char *std = malloc(n + pad + 1);
-    unsigned char *out = malloc(n + 4);
-    int r;
-
-    assert_non_null(std);
-    assert_non_null(out);
-    for (i = 0; i < n; i++)
-        std[i] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
-    memset(std + n, '=', pad);
-    r = EVP_DecodeBlock(out, (unsigned char *)std, (int)(n + pad));
-    free(std);
-    assert_true(r >= (int)pad);
-    *out_len = (size_t)r - pad;
-    return out;
 }
 
 /* header.payload.HMAC-SHA256(key) with the JSON texts as given. */
@@ -185,13 +167,14 @@ static bool ossl_verify(const char *tok, const char *pub_name, fp_jwt_alg alg)
 {
     const char *dot = strrchr(tok, '.');
     size_t sig_len, der_len = 0, pem_len;
-    unsigned char *sig = unb64url(dot + 1, strlen(dot + 1), &sig_len), *der = NULL;
+    unsigned char *sig = fp_b64url_decode(dot + 1, strlen(dot + 1), &sig_len), *der = NULL;
     unsigned char *pem = read_data(pub_name, &pem_len);
     BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
     EVP_PKEY *pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     bool ok;
 
+    assert_non_null(sig);
     assert_non_null(pk);
     if (alg == FP_JWT_ES256) {
         ECDSA_SIG *es = ECDSA_SIG_new();
