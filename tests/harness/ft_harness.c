@@ -224,6 +224,13 @@ void ft_harness_child(const char *log_path)
     }
 }
 
+int ft_harness_root_drop(const char *root, bool keep)
+{
+    char *argv[] = {NULL, "root-drop", (char *)root, keep ? "--keep" : NULL, NULL};
+
+    return harness__run(argv);
+}
+
 void ft_sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -262,8 +269,8 @@ int ft_secret_write(const char *path, unsigned char *secret, size_t len)
     return chmod(path, 0644);
 }
 
-int ft_plugin_conf_write(const char *path, const char *key_file, const char *node_id,
-                         int redis_port, const char *extra)
+int ft_plugin_conf_write(const char *path, const char *alg, const char *key_file,
+                         const char *node_id, int redis_port, const char *extra)
 {
     const char *plugin = harness__env("FP_PLUGIN");
     FILE *f;
@@ -275,10 +282,10 @@ int ft_plugin_conf_write(const char *path, const char *key_file, const char *nod
     if (f == NULL)
         return -1;
     fprintf(f,
-            "plugin %s\nplugin_opt_alg HS256\nplugin_opt_key_file %s\nplugin_opt_node_id %s\n"
+            "plugin %s\nplugin_opt_alg %s\nplugin_opt_key_file %s\nplugin_opt_node_id %s\n"
             "plugin_opt_redis_host 127.0.0.1\nplugin_opt_redis_port %d\n"
             "plugin_opt_heartbeat_interval 1\n%s\n",
-            plugin, key_file, node_id, redis_port, extra != NULL ? extra : "");
+            plugin, alg, key_file, node_id, redis_port, extra != NULL ? extra : "");
     rc = ferror(f) ? -1 : 0;
     if (fclose(f) != 0)
         rc = -1;

@@ -12,6 +12,7 @@
 #define FT_HARNESS_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 typedef struct ft_server {
@@ -52,6 +53,11 @@ int ft_server_shared(ft_server *s, const char *kind);
  * appended to log_path. */
 void ft_harness_child(const char *log_path);
 
+/* Checks that nothing the harness started under root is left running
+ * (fp-server orphans kills what is), then removes root unless keep or
+ * something was. Returns 0, or -1 when processes were left behind. */
+int ft_harness_root_drop(const char *root, bool keep);
+
 /* Sleeps ms milliseconds (resumed after a signal). */
 void ft_sleep_ms(int ms);
 
@@ -61,11 +67,12 @@ void ft_sleep_ms(int ms);
 int ft_secret_write(const char *path, unsigned char *secret, size_t len);
 
 /* Writes to path the config lines that load the plugin under test
- * ($FP_PLUGIN) into a test broker: HS256 with key_file, node_id, presence
- * in the Redis on 127.0.0.1:redis_port with a heartbeat every second,
- * then extra (more plugin_opt_* lines, or NULL). Returns 0 or -1. */
-int ft_plugin_conf_write(const char *path, const char *key_file, const char *node_id,
-                         int redis_port, const char *extra);
+ * ($FP_PLUGIN) into a test broker: alg ("HS256", "RS256", "ES256") with
+ * key_file, node_id, presence in the Redis on 127.0.0.1:redis_port with a
+ * heartbeat every second, then extra (more plugin_opt_* lines, or NULL).
+ * Returns 0 or -1. */
+int ft_plugin_conf_write(const char *path, const char *alg, const char *key_file,
+                         const char *node_id, int redis_port, const char *extra);
 
 /*
  * cmocka 1.1.5 reports a failed group setup/teardown but still exits 0, so

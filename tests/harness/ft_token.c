@@ -17,6 +17,23 @@ static void *token__alloc(size_t n)
     return p;
 }
 
+char *ft_token_mint(fp_jwt_alg alg, const unsigned char *key, size_t key_len, const char *sub,
+                    fp_role role, int64_t iat, int64_t exp)
+{
+    fp_jwt_mint_claims c = {0};
+    char *tok = NULL, err[256];
+
+    c.sub = sub;
+    c.iat = iat;
+    c.exp = exp;
+    c.role = role;
+    if (fp_jwt_mint(alg, key, key_len, &c, &tok, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ft_token: minting a token for %s: %s\n", sub, err);
+        return NULL;
+    }
+    return tok;
+}
+
 char *ft_b64url(const void *data, size_t n)
 {
     char *out = fp_b64url_encode(data, n);

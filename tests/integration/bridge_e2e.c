@@ -46,14 +46,7 @@ static void post(const char *id, const char *author, const char *text)
 /* Waits until the bridge has handled n events of the stage-1 counter. */
 static void wait_stage1(long long n)
 {
-    int i;
-
-    for (i = 0; i < 300 && ft_node_stat(&env, 1, "stage1_count") < n; i++)
-        usleep(20000);
-    /* Counters are flushed every second; wait for the value itself. */
-    for (i = 0; i < 300 && ft_node_stat(&env, 1, "stage1_count") < n; i++)
-        usleep(20000);
-    assert_true(ft_node_stat(&env, 1, "stage1_count") >= n);
+    assert_true(ft_node_stat_wait(&env, 1, "stage1_count", n, 12000) >= n);
 }
 
 /* LRANGE feed:<uid> as one comma-joined string. */
@@ -236,8 +229,7 @@ static void test_dead_letters(void **state)
     for (i = 0; i < 200 && ft_node_queue_depth(&env, "feed.events.dead") < 3; i++)
         usleep(20000);
     assert_int_equal(ft_node_queue_depth(&env, "feed.events.dead"), 3);
-    for (i = 0; i < 150 && ft_node_stat(&env, 1, "dead_letters") < dead + 3; i++)
-        usleep(20000);
+    ft_node_stat_wait(&env, 1, "dead_letters", dead + 3, 3000);
     assert_int_equal(ft_node_stat(&env, 1, "dead_letters"), dead + 3);
     feed_of("G", feed, sizeof(feed));
     assert_string_equal(feed, "good1");

@@ -608,12 +608,9 @@ static void test_static_client(void **state)
 static void test_metrics(void **state)
 {
     ft_http_reply r;
-    int i;
 
     (void)state;
-    /* The bridge writes its counters every second. */
-    for (i = 0; i < 40 && ft_node_stat(&env.b, 1, "events_post_created") < 1; i++)
-        usleep(100000);
+    ft_node_stat_wait(&env.b, 1, "events_post_created", 1, 4000);
     assert_int_equal(ft_http(&env, "GET", "/metrics", NULL, NULL, &r), 200);
     assert_non_null(strstr(r.content_type, "text/plain"));
     assert_non_null(strstr(r.body, "# TYPE feedpush_gateway_requests_total counter\n"));
@@ -641,11 +638,9 @@ static void test_stats(void **state)
 {
     const cJSON *nodes, *n1, *v;
     cJSON *j;
-    int i;
 
     (void)state;
-    for (i = 0; i < 40 && ft_node_stat(&env.b, 1, "events_post_created") < 1; i++)
-        usleep(100000);
+    ft_node_stat_wait(&env.b, 1, "events_post_created", 1, 4000);
     j = call(200, "GET", "/api/v1/stats", NULL, NULL);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "bridges_up")));
     nodes = cJSON_GetObjectItemCaseSensitive(j, "nodes");

@@ -37,7 +37,8 @@ static int node__start_broker(ft_node_env *e, ft_node *n)
     char conf[PATH_MAX + 64];
 
     snprintf(conf, sizeof(conf), "%s/plugin.conf", n->dir);
-    if (ft_plugin_conf_write(conf, e->p.secret_path, n->id, e->p.redis.port, e->opts.extra) != 0)
+    if (ft_plugin_conf_write(conf, "HS256", e->p.secret_path, n->id, e->p.redis.port,
+                             e->opts.extra) != 0)
         return -1;
     if (ft_server_start(n->mosq, "mosquitto", conf) != 0)
         return -1;
@@ -210,6 +211,16 @@ int ft_node_env_start_opts(ft_node_env *e, int n_nodes, const ft_node_opts *opts
         if (node__wait_bridge(e, &e->node[i], deadline) != 0)
             return -1;
     }
+    /* Each plugin writes its presence (node:<id>) once it reaches Redis. */
+    for (i = 0; i < n_nodes; i++) {
+        while (ft_node_redis_int(e, "EXISTS node:%s", e->node[i].id) != 1) {
+            if (fp_time_mono_ms() > deadline) {
+                fprintf(stderr, "node_env: no presence of node %s\n", e->node[i].id);
+                return -1;
+            }
+            ft_sleep_ms(20);
+        }
+    }
     return ft_event_pub_open(&e->pub, e->rabbit.port, e->vhost);
 }
 
@@ -345,6 +356,19 @@ int ft_node_publishf(ft_node_env *e, const char *rk, const char *fmt, ...)
 int ft_node_queue_depth(ft_node_env *e, const char *queue)
 {
     return ft_event_pub_queue_depth(&e->pub, queue);
+}
+
+long long ft_node_stat_wait(const ft_node_env *e, int i, const char *name, long long want,
+                            int timeout_ms)
+{
+    int64_t end = fp_time_mono_ms() + timeout_ms;
+    long long v = ft_node_stat(e, i, name);
+
+    while (v < want && fp_time_mono_ms() < end) {
+        ft_sleep_ms(20);
+        v = ft_node_stat(e, i, name);
+    }
+    return v;
 }
 
 long long ft_node_stat(const ft_node_env *e, int i, const char *name)

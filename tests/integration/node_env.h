@@ -57,8 +57,8 @@ typedef struct {
     ft_event_pub pub; /* the test's publisher (a backend) */
 } ft_node_env;
 
-/* Starts redis, the vhost and n_nodes node pairs, each bridge consuming.
- * Returns 0 or -1 (reason on stderr). */
+/* Starts redis, the vhost and n_nodes node pairs, each bridge consuming
+ * and each plugin's presence in Redis. Returns 0 or -1 (reason on stderr). */
 int ft_node_env_start(ft_node_env *e, int n_nodes);
 /* The same with opts (NULL: none). */
 int ft_node_env_start_opts(ft_node_env *e, int n_nodes, const ft_node_opts *opts);
@@ -106,6 +106,11 @@ int ft_node_queue_depth(ft_node_env *e, const char *queue);
 /* A counter of node i's bridge (HGET stats:bridge:n<i> name), or -1 when
  * absent. */
 long long ft_node_stat(const ft_node_env *e, int i, const char *name);
+
+/* ft_node_stat once it is at least want (the bridges write their counters
+ * once a second), or its value after timeout_ms. */
+long long ft_node_stat_wait(const ft_node_env *e, int i, const char *name, long long want,
+                            int timeout_ms);
 
 /* An integer reply of a redis command (e.g. "EXISTS node:n2"), or -1 when
  * redis failed or answered something else (ft_redis_once_int). */

@@ -26,6 +26,7 @@
 #include <mqtt_protocol.h>
 
 #include "ft_redis.h"
+#include "ft_token.h"
 #include "plugin_env.h"
 #include "ft_main.h"
 
@@ -295,6 +296,60 @@ static void test_other_algorithm_refused(void **state)
     expect_refused_both(&env, "rs256", "alice", rs256, "token refused (algorithm)");
     free(hs384);
     free(rs256);
+}
+
+/* A private key of tests/data/jwt ("rs256" or "es256"), loaded for
+ * minting; path gets the matching public key. */
+static unsigned char *data_key(const char *name, fp_jwt_alg alg, char *path, size_t len,
+                               size_t *key_len)
+{
+    const char *src = getenv("FP_SOURCE_DIR");
+    unsigned char *key = NULL;
+    char err[256];
+
+    assert_non_null(src);
+    snprintf(path, len, "%s/tests/data/jwt/%s.key", src, name);
+    if (fp_jwt_load_key(alg, path, &key, key_len, err, sizeof(err)) != 0)
+        fail_msg("%s: %s", path, err);
+    snprintf(path, len, "%s/tests/data/jwt/%s.pub", src, name);
+    return key;
+}
+
+/* Brokers verifying RS256 and ES256 with the public keys of tests/data/jwt
+ * accept the tokens signed with their private keys, and refuse a token of
+ * the other algorithm and an HS256 token: the algorithm is pinned. */
+static void test_asymmetric_algorithms(void **state)
+{
+    static const fp_jwt_alg algs[2] = {FP_JWT_RS256, FP_JWT_ES256};
+    static const char *const names[2] = {"rs256", "es256"};
+    char pub[2][PATH_MAX], *good, *other, *hs;
+    unsigned char *key[2];
+    size_t key_len[2];
+    ft_plugin_env e;
+    int64_t now = now_s();
+    int i;
+
+    (void)state;
+    for (i = 0; i < 2; i++)
+        key[i] = data_key(names[i], algs[i], pub[i], sizeof(pub[i]), &key_len[i]);
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(ft_plugin_env_start_key(&e, names[i], algs[i], pub[i], NULL), 0);
+        good = ft_token_mint(algs[i], key[i], key_len[i], "alice", FP_ROLE_USER, now, now + 600);
+        other = ft_token_mint(algs[1 - i], key[1 - i], key_len[1 - i], "alice", FP_ROLE_USER, now,
+                              now + 600);
+        hs = ft_plugin_env_token_now(&e, "alice", FP_ROLE_USER);
+        assert_non_null(good);
+        assert_non_null(other);
+        expect_accepted_both(&e, "asym-ok", "alice", good);
+        expect_refused_both(&e, "asym-other", "alice", other, "token refused (algorithm)");
+        expect_refused_both(&e, "asym-hs", "alice", hs, "token refused (algorithm)");
+        free(good);
+        free(other);
+        free(hs);
+        assert_int_equal(ft_plugin_env_stop(&e), 0);
+    }
+    for (i = 0; i < 2; i++)
+        fp_jwt_key_free(key[i], key_len[i]);
 }
 
 static void test_expired_refused(void **state)
@@ -688,6 +743,7 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_bad_signature_refused),
         cmocka_unit_test(test_alg_none_refused),
         cmocka_unit_test(test_other_algorithm_refused),
+        cmocka_unit_test(test_asymmetric_algorithms),
         cmocka_unit_test(test_expired_refused),
         cmocka_unit_test(test_not_yet_valid_refused),
         cmocka_unit_test(test_issuer_and_audience),

@@ -23,6 +23,12 @@
 
 int ft_plugin_env_start(ft_plugin_env *e, const char *node_id, const char *extra)
 {
+    return ft_plugin_env_start_key(e, node_id, FP_JWT_HS256, NULL, extra);
+}
+
+int ft_plugin_env_start_key(ft_plugin_env *e, const char *node_id, fp_jwt_alg alg,
+                            const char *key_file, const char *extra)
+{
     const char *tmp = getenv("FP_TEST_TMP");
     char conf[PATH_MAX + 32];
 
@@ -38,10 +44,16 @@ int ft_plugin_env_start(ft_plugin_env *e, const char *node_id, const char *extra
     snprintf(e->secret_path, sizeof(e->secret_path), "%s/jwt.secret", e->dir);
     if (ft_secret_write(e->secret_path, e->secret, sizeof(e->secret)) != 0)
         return -1;
+    e->alg = alg;
+    if (key_file != NULL)
+        snprintf(e->key_path, sizeof(e->key_path), "%s", key_file);
+    else
+        snprintf(e->key_path, sizeof(e->key_path), "%s", e->secret_path);
     if (ft_server_start(&e->redis, "redis", NULL) != 0)
         return -1;
     snprintf(conf, sizeof(conf), "%s/plugin.conf", e->dir);
-    if (ft_plugin_conf_write(conf, e->secret_path, node_id, e->redis.port, extra) != 0)
+    if (ft_plugin_conf_write(conf, fp_jwt_alg_name(alg), e->key_path, node_id, e->redis.port,
+                             extra) != 0)
         return -1;
     return ft_server_start(&e->mosq, "mosquitto", conf);
 }
@@ -127,17 +139,10 @@ bool ft_plugin_env_log_wait(const ft_plugin_env *e, long from, const char *needl
 char *ft_plugin_env_token(const ft_plugin_env *e, const char *sub, int64_t iat, int64_t exp,
                           fp_role role)
 {
-    fp_jwt_mint_claims c = {0};
-    char *tok = NULL, err[256];
+    char *tok = ft_token_mint(FP_JWT_HS256, e->secret, sizeof(e->secret), sub, role, iat, exp);
 
-    c.sub = sub;
-    c.iat = iat;
-    c.exp = exp;
-    c.role = role;
-    if (fp_jwt_mint(FP_JWT_HS256, e->secret, sizeof(e->secret), &c, &tok, err, sizeof(err)) != 0) {
-        fprintf(stderr, "plugin_env: mint: %s\n", err);
+    if (tok == NULL)
         abort();
-    }
     return tok;
 }
 

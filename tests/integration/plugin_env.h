@@ -26,12 +26,19 @@ typedef struct {
     char dir[PATH_MAX];         /* test files: secret, plugin config */
     char secret_path[PATH_MAX + 16];
     unsigned char secret[48];
+    fp_jwt_alg alg;               /* the plugin's */
+    char key_path[PATH_MAX + 16]; /* its key_file: secret_path, or the public key */
     char node_id[FP_ID_BUFSZ];
 } ft_plugin_env;
 
 /* Starts redis and mosquitto+plugin. extra: more plugin_opt_* lines (or
  * NULL). Returns 0 or -1. */
 int ft_plugin_env_start(ft_plugin_env *e, const char *node_id, const char *extra);
+
+/* The same with the plugin verifying alg with key_file (a public key for
+ * RS256 and ES256); key_file NULL: HS256 with the fresh secret. */
+int ft_plugin_env_start_key(ft_plugin_env *e, const char *node_id, fp_jwt_alg alg,
+                            const char *key_file, const char *extra);
 
 /* Stops both. Returns -1 when a stop failed (e.g. a sanitizer report in
  * the broker log), so tests assert on it. */

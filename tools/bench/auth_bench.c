@@ -1,18 +1,18 @@
 /*
  * auth_bench.c - feedpush-bench-auth (docs/benchmarks.md): the cost of
  * feed_auth.so's ACL check; authenticated connects/s per algorithm, on a
- * mosquitto loading the plugin with fresh keys or on the broker at --port;
+ * mosquitto loading the plugin (plugin_env, the keys of tests/data/jwt or
+ * a fresh HS256 secret) or on the broker at --port;
  * QoS 1 messages end to end through the first broker.
  */
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mosquitto.h>
@@ -23,17 +23,14 @@
 
 #define AUTH__MAX_ALGS 3
 #define AUTH__MAX_INFLIGHT 256
-#define AUTH__MAX_THREADS 64 /* the --threads maximum */
 #define AUTH__MAX_MINTERS 16
-#define AUTH__IDS 1024     /* distinct users of the ACL cases (a power of two) */
-#define AUTH__ERROR (-1)   /* a connect's latency: no CONNACK */
-#define AUTH__REFUSED (-2) /* a connect's latency: CONNACK != 0 */
+#define AUTH__IDS 1024 /* distinct users of the ACL cases (a power of two) */
 
 typedef struct {
     size_t connections, pk_connections, warmup, messages;
     int threads, inflight, timeout_ms, window, port;
     double acl_iterations;
-    const char *algs, *host, *key;
+    const char *algs, *key;
 } auth_opts;
 
 static const bench_opt auth__opts[] = {
@@ -58,9 +55,7 @@ static const bench_opt auth__opts[] = {
     {"acl-iterations", 0, "N", BENCH_OPT_DOUBLE, offsetof(auth_opts, acl_iterations), 0, 1e9,
      "5000000", "10000", "calls per ACL case, 0 = skip"},
     {"port", 'p', "N", BENCH_OPT_INT, offsetof(auth_opts, port), 1, 65535, NULL, NULL,
-     "an existing broker's MQTT port (nothing started; needs --key)"},
-    {"host", 0, "H", BENCH_OPT_STRING, offsetof(auth_opts, host), 0, 0, "127.0.0.1", NULL,
-     "the existing broker's address"},
+     "an existing broker's MQTT port on 127.0.0.1 (nothing started; needs --key)"},
     {"key", 'k', "FILE", BENCH_OPT_STRING, offsetof(auth_opts, key), 0, 0, NULL, NULL,
      "HS256 secret or RS256/ES256 private key to mint with; one --alg"},
 };
@@ -69,16 +64,15 @@ static const bench_opt auth__opts[] = {
  * signed with, and what was measured. */
 typedef struct {
     fp_jwt_alg alg;
-    const char *host;
     int port;
-    long pid; /* ours: its process group, else 0 */
+    long pid, redis_pid; /* ours: their process groups, else 0 */
     unsigned char *key;
     size_t key_len;
     bool ran;
     size_t ok, refused, errors; /* refused: CONNACK != 0; errors: no CONNACK */
-    double seconds, p50_ms, p99_ms, max_ms, mint_s;
-    double busy, broker, client, redis, other; /* CPUs during the storm */
-    long received;                             /* end to end; -1: not run */
+    double seconds, rate, p50_ms, p99_ms, max_ms, mint_s; /* rate: connects/s */
+    double busy, broker, client, redis, other;            /* CPUs during the storm */
+    long received;                                        /* end to end; -1: not run */
     double e2e_s;
 } auth_alg;
 
@@ -223,49 +217,19 @@ out:
 
 /* ------------------------------------------------------------ the connect storm */
 
-/* Work for a pool of threads: items i < n, user u<first + i> with
- * tokens[first + i]. Minting fills tokens; a storm connects with them and
- * fills lat[i]: ns to the CONNACK, AUTH__ERROR or AUTH__REFUSED. */
+/* Minting work for a pool of threads: tokens[i] for user f<i>, i < n. */
 typedef struct {
-    const auth_opts *o;
     const auth_alg *a;
     char **tokens;
-    size_t first, n;
-    atomic_size_t next; /* the next item to take */
+    size_t n;
+    atomic_size_t next; /* the next token to mint */
     atomic_bool failed;
-    int64_t *lat;
-} auth__job;
-
-/* One client: idle while m is NULL, then waiting for its CONNACK (connack
- * -1), then, in a storm, for the broker to close the connection. */
-typedef struct {
-    struct mosquitto *m;
-    size_t idx;
-    int64_t t0, t_connack; /* before mosquitto_connect; the CONNACK */
-    int connack;
-} auth__slot;
-
-/* MQTT DISCONNECT: packet type 14, no flags, remaining length 0. */
-static const unsigned char auth__disconnect[2] = {0xe0, 0x00};
-
-/* Runs fn(j) on n threads at once and waits for them. Returns 0, or -1
- * when one could not start (those started still do all the work). */
-static int auth__threads(int n, void *(*fn)(void *), auth__job *j)
-{
-    pthread_t tids[AUTH__MAX_THREADS];
-    int i, started = 0;
-
-    while (started < n && pthread_create(&tids[started], NULL, fn, j) == 0)
-        started++;
-    for (i = 0; i < started; i++)
-        pthread_join(tids[i], NULL);
-    return started == n ? 0 : -1;
-}
+} auth__mint;
 
 /* One minting thread: the next token until none is left or one failed. */
 static void *auth__mint_thread(void *arg)
 {
-    auth__job *j = arg;
+    auth__mint *j = arg;
     char sub[FP_ID_BUFSZ];
     size_t i;
 
@@ -273,161 +237,54 @@ static void *auth__mint_thread(void *arg)
         i = atomic_fetch_add(&j->next, 1);
         if (i >= j->n || atomic_load(&j->failed))
             return NULL;
-        snprintf(sub, sizeof(sub), "u%zu", i);
-        if (bench_token(j->a->alg, j->a->key, j->a->key_len, sub, FP_ROLE_USER, &j->tokens[i]))
+        snprintf(sub, sizeof(sub), "f%zu", i);
+        j->tokens[i] = ft_token_mint(j->a->alg, j->a->key, j->a->key_len, sub, FP_ROLE_USER,
+                                     time(NULL), time(NULL) + 3600);
+        if (j->tokens[i] == NULL)
             atomic_store(&j->failed, true);
     }
 }
 
-static void auth__on_connect(struct mosquitto *m, void *obj, int rc)
+/* Mints j->n tokens on n threads at once. Returns 0 or -1. */
+static int auth__mint_all(int n, auth__mint *j)
 {
-    auth__slot *s = obj;
+    pthread_t tids[AUTH__MAX_MINTERS];
+    int i, started = 0;
 
-    (void)m;
-    s->connack = rc;
-    s->t_connack = fp_time_mono_ns();
+    while (started < n && pthread_create(&tids[started], NULL, auth__mint_thread, j) == 0)
+        started++;
+    for (i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    return started > 0 && !atomic_load(&j->failed) ? 0 : -1;
 }
 
-/* Frees the slot's client, closing its socket if still open. */
-static void auth__slot_free(auth__slot *s)
+/* Connects users f0..f<n-1> once each with tokens[0..n-1], through the
+ * subscriber pool's connect storm, and fills lat[0..n-1]. Returns the
+ * seconds it took, or -1. */
+static double auth__storm(const auth_opts *o, const auth_alg *a, char **tokens, size_t n,
+                          int64_t *lat)
 {
-    mosquitto_destroy(s->m);
-    s->m = NULL;
-}
-
-/* Connects a client in slot s to a's broker as user: TCP connect, CONNECT
- * queued. s->m stays NULL when that failed. */
-static void auth__slot_connect(auth__slot *s, const auth_alg *a, const char *cid, const char *user,
-                               const char *token)
-{
-    s->connack = -1;
-    s->m = mosquitto_new(cid, true, s);
-    if (s->m == NULL)
-        return;
-    mosquitto_connect_callback_set(s->m, auth__on_connect);
-    s->t0 = fp_time_mono_ns();
-    if (mosquitto_username_pw_set(s->m, user, token) != MOSQ_ERR_SUCCESS ||
-        mosquitto_connect(s->m, a->host, a->port, 60) != MOSQ_ERR_SUCCESS)
-        auth__slot_free(s);
-}
-
-/* Starts the storm's next connect in slot s. Returns false when none is left. */
-static bool auth__slot_start(auth__job *j, auth__slot *s)
-{
-    size_t i = atomic_fetch_add(&j->next, 1);
-    char cid[64], user[32];
-
-    if (i >= j->n)
-        return false;
-    snprintf(cid, sizeof(cid), "%s-%zu", fp_jwt_alg_name(j->a->alg), j->first + i);
-    snprintf(user, sizeof(user), "u%zu", j->first + i);
-    s->idx = i;
-    auth__slot_connect(s, j->a, cid, user, j->tokens[j->first + i]);
-    return true;
-}
-
-/*
- * The CONNACK arrived: records it and, when accepted, writes DISCONNECT
- * itself. mosquitto_disconnect() would close the socket right after it,
- * leaving the TIME_WAIT here: 20,000 connects on one host then fill the
- * ephemeral port range. The broker closes first, and the slot waits.
- */
-static void auth__slot_connack(auth__job *j, auth__slot *s)
-{
-    if (s->connack != 0) {
-        j->lat[s->idx] = AUTH__REFUSED;
-        if (mosquitto_socket(s->m) < 0)
-            auth__slot_free(s);
-        return;
-    }
-    j->lat[s->idx] = s->t_connack - s->t0;
-    if (write(mosquitto_socket(s->m), auth__disconnect, 2) != 2)
-        auth__slot_free(s);
-}
-
-/* Handles poll's verdict on slot s. */
-static void auth__slot_event(auth__job *j, auth__slot *s, short revents)
-{
-    int64_t timeout_ns = (int64_t)j->o->timeout_ms * 1000000;
-    int rc = MOSQ_ERR_SUCCESS;
-
-    if (s->connack >= 0) {
-        /* Nothing more is sent to us: readable means the broker closed. */
-        if (revents != 0 || fp_time_mono_ns() - s->t_connack > timeout_ns)
-            auth__slot_free(s);
-        return;
-    }
-    if (revents & POLLOUT)
-        rc = mosquitto_loop_write(s->m, 1);
-    if (rc == MOSQ_ERR_SUCCESS && (revents & (POLLIN | POLLERR | POLLHUP)))
-        rc = mosquitto_loop_read(s->m, 1);
-    if (s->connack >= 0)
-        auth__slot_connack(j, s);
-    else if (rc != MOSQ_ERR_SUCCESS || fp_time_mono_ns() - s->t0 > timeout_ns)
-        auth__slot_free(s);
-}
-
-/* One client thread: keeps o->inflight connects going until none is left,
- * polling all their sockets at once (fds[i] is slot i's, -1 when idle). */
-static void *auth__storm_thread(void *arg)
-{
-    auth__job *j = arg;
-    auth__slot slots[AUTH__MAX_INFLIGHT];
-    struct pollfd fds[AUTH__MAX_INFLIGHT];
-    int i, busy, k = j->o->inflight;
-    bool exhausted = false;
-
-    memset(slots, 0, sizeof(slots));
-    for (;;) {
-        for (i = 0, busy = 0; i < k; i++) {
-            while (slots[i].m == NULL && !exhausted)
-                exhausted = !auth__slot_start(j, &slots[i]);
-            fds[i].fd = slots[i].m != NULL ? mosquitto_socket(slots[i].m) : -1;
-            fds[i].events = POLLIN;
-            if (fds[i].fd >= 0 && slots[i].connack < 0 && mosquitto_want_write(slots[i].m))
-                fds[i].events |= POLLOUT;
-            fds[i].revents = 0;
-            busy += fds[i].fd >= 0;
-        }
-        if (busy == 0 || (poll(fds, (nfds_t)k, 100) < 0 && errno != EINTR))
-            break;
-        for (i = 0; i < k; i++) {
-            if (slots[i].m != NULL)
-                auth__slot_event(j, &slots[i], fds[i].revents);
-        }
-    }
-    for (i = 0; i < k; i++) {
-        if (slots[i].m != NULL)
-            auth__slot_free(&slots[i]);
-    }
-    return NULL;
-}
-
-/* Connects once per token first..first+n-1 and fills lat[0..n-1]. Returns
- * the seconds it took, or -1 when a thread could not start. */
-static double auth__storm(const auth_opts *o, const auth_alg *a, char **tokens, size_t first,
-                          size_t n, int64_t *lat)
-{
-    auth__job j = {.o = o, .a = a, .tokens = tokens, .first = first, .n = n, .lat = lat};
+    bench_subs_cfg sc = {a->alg,     a->key,        a->key_len, {a->port}, 1,           n,
+                         o->threads, o->timeout_ms, 0,          tokens,    o->inflight, lat};
     int64_t t0 = fp_time_mono_ns();
-    size_t i;
+    bench_subs *s;
+    double seconds = -1.0;
 
-    for (i = 0; i < n; i++)
-        lat[i] = AUTH__ERROR;
-    if (auth__threads(o->threads, auth__storm_thread, &j) != 0)
-        return -1.0;
-    return (double)(fp_time_mono_ns() - t0) / 1e9;
+    if (bench_subs_start(&s, &sc) == 0)
+        seconds = (double)(fp_time_mono_ns() - t0) / 1e9;
+    bench_subs_stop(s);
+    return seconds;
 }
 
-/* Mints the tokens (measured + warm-up) on a thread per CPU (RSA signing is
- * slow), runs the warm-up storm, then the measured one with the CPU
+/* Mints the tokens on a thread per CPU (RSA signing is slow), runs the
+ * warm-up storm (the first users), then the measured one with the CPU
  * sampled around it. Returns 0 or -1. */
-static int auth__connects(const auth_opts *o, auth_alg *a, long redis_pid)
+static int auth__connects(const auth_opts *o, auth_alg *a)
 {
     size_t n = a->alg == FP_JWT_HS256 ? o->connections : o->pk_connections, i, k = 0;
-    long groups[2] = {a->pid, redis_pid}, cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    long groups[2] = {a->pid, a->redis_pid}, cpus = sysconf(_SC_NPROCESSORS_ONLN);
     int64_t t0 = fp_time_mono_ns(), *lat = calloc(n + o->warmup + 1, sizeof(*lat));
-    auth__job mint = {.a = a, .n = n + o->warmup};
+    auth__mint mint = {.a = a, .n = n > o->warmup ? n : o->warmup};
     bench_cpu c0, c1, d;
     double wall;
     int rc = -1;
@@ -435,26 +292,26 @@ static int auth__connects(const auth_opts *o, auth_alg *a, long redis_pid)
     fprintf(stderr, "bench: %s: minting %zu tokens...\n", fp_jwt_alg_name(a->alg), mint.n);
     cpus = cpus < 1 ? 1 : cpus > AUTH__MAX_MINTERS ? AUTH__MAX_MINTERS : cpus;
     mint.tokens = calloc(mint.n + 1, sizeof(*mint.tokens));
-    if (lat == NULL || mint.tokens == NULL ||
-        auth__threads((int)cpus, auth__mint_thread, &mint) != 0 || atomic_load(&mint.failed))
+    if (lat == NULL || mint.tokens == NULL || auth__mint_all((int)cpus, &mint) != 0)
         goto out;
     a->mint_s = (double)(fp_time_mono_ns() - t0) / 1e9;
-    if (o->warmup > 0 && auth__storm(o, a, mint.tokens, n, o->warmup, lat + n) < 0)
+    if (o->warmup > 0 && auth__storm(o, a, mint.tokens, o->warmup, lat + n) < 0)
         goto out;
     fprintf(stderr, "bench: %s: %zu connects...\n", fp_jwt_alg_name(a->alg), n);
     bench_cpu_sample(groups, 2, &c0);
-    a->seconds = auth__storm(o, a, mint.tokens, 0, n, lat);
+    a->seconds = auth__storm(o, a, mint.tokens, n, lat);
     if (a->seconds < 0)
         goto out;
     bench_cpu_sample(groups, 2, &c1);
     for (i = 0; i < n; i++) {
         if (lat[i] >= 0)
             lat[k++] = lat[i];
-        else if (lat[i] == AUTH__REFUSED)
+        else if (lat[i] == BENCH_CONNECT_REFUSED)
             a->refused++;
     }
     a->ok = k;
     a->errors = n - k - a->refused;
+    a->rate = a->seconds > 0 ? (double)k / a->seconds : 0.0;
     bench_sort_i64(lat, k);
     a->p50_ms = bench_pct_ms(lat, k, 50.0);
     a->p99_ms = bench_pct_ms(lat, k, 99.0);
@@ -485,25 +342,32 @@ out:
  * last receipt into a->e2e_s. Returns the receipts, or -1. */
 static long auth__e2e(const auth_opts *o, auth_alg *a)
 {
-    bench_subs_cfg sc = {a->alg, a->key, a->key_len, a->host, {a->port}, 1, 1, 1, 5000};
+    bench_subs_cfg sc = {.alg = a->alg,
+                         .key = a->key,
+                         .key_len = a->key_len,
+                         .ports = {a->port},
+                         .n_nodes = 1,
+                         .users = 1,
+                         .threads = 1,
+                         .timeout_ms = 5000};
     char payload[128], text[64], *tok = NULL;
     bench_subs *subs = NULL;
-    auth__slot pub = {0};
+    ft_mqtt pub = {0};
     int64_t t0, stall;
+    int connack = -1;
     long got = -1;
     size_t i;
-    int k;
 
-    if (bench_subs_start(&subs, &sc) != 0 || bench_subs_phase(subs, 1, 0) != 0 ||
-        bench_token(a->alg, a->key, a->key_len, "bench-svc", FP_ROLE_SERVICE, &tok) != 0)
+    tok = ft_token_mint(a->alg, a->key, a->key_len, "bench-svc", FP_ROLE_SERVICE, time(NULL),
+                        time(NULL) + 3600);
+    if (tok == NULL || bench_subs_start(&subs, &sc) != 0)
         goto out;
-    auth__slot_connect(&pub, a, "bench-e2e-pub", "bench-svc", tok);
-    for (k = 0; k < 500 && pub.m != NULL && pub.connack < 0; k++)
-        mosquitto_loop(pub.m, 10, 1);
-    if (pub.m == NULL || pub.connack != 0 || mosquitto_loop_start(pub.m) != MOSQ_ERR_SUCCESS) {
-        fprintf(stderr, "bench: e2e publisher not accepted (CONNACK %d)\n", pub.connack);
+    connack = ft_mqtt_connect(&pub, a->port, "bench-e2e-pub", "bench-svc", tok, 4, 5000);
+    if (connack != 0 || mosquitto_loop_start(pub.m) != MOSQ_ERR_SUCCESS) {
+        fprintf(stderr, "bench: e2e publisher not accepted (CONNACK %d)\n", connack);
         goto out;
     }
+    bench_subs_phase(subs, 1, false);
     t0 = fp_time_mono_ns();
     for (i = 0; i < o->messages; i++) {
         stall = fp_time_mono_ns() + 10000000000LL;
@@ -519,12 +383,11 @@ static long auth__e2e(const auth_opts *o, auth_alg *a)
     got = (long)bench_subs_await(subs, i, NULL, NULL);
     a->e2e_s = (double)(bench_subs_last_ns(subs) - t0) / 1e9;
     a->e2e_s = a->e2e_s > 0 ? a->e2e_s : 0.0;
+    mosquitto_disconnect(pub.m);
+    mosquitto_loop_stop(pub.m, false);
+    pub.disconnected = true;
 out:
-    if (pub.m != NULL) {
-        mosquitto_disconnect(pub.m);
-        mosquitto_loop_stop(pub.m, false);
-        auth__slot_free(&pub);
-    }
+    ft_mqtt_close(&pub);
     free(tok);
     bench_subs_stop(subs);
     return got;
@@ -532,23 +395,27 @@ out:
 
 /* ------------------------------------------------------------ output */
 
-/* The connect table, the CPU table (own: the servers are ours) and the
- * end-to-end line. */
+/* The connect table (connects/s also relative to HS256's of the same
+ * run), the CPU table (own: the servers are ours) and the end-to-end line. */
 static void auth__print(const auth_opts *o, const auth_alg *algs, int n)
 {
     const auth_alg *a;
+    double hs = 0;
+    char vs[16];
 
+    for (a = algs; a < algs + n; a++)
+        hs = a->ran && a->alg == FP_JWT_HS256 ? a->rate : hs;
     printf("\nAuthenticated connects (CONNECT -> CONNACK 0 -> DISCONNECT)\n");
-    printf("  %-6s %8s %7s %7s %8s %11s %8s %8s %8s %8s\n", "alg", "ok", "refused", "errors",
-           "seconds", "connects/s", "p50 ms", "p99 ms", "max ms", "mint s");
+    printf("  %-6s %8s %7s %7s %8s %11s %8s %8s %8s %8s %8s\n", "alg", "ok", "refused", "errors",
+           "seconds", "connects/s", "vs HS256", "p50 ms", "p99 ms", "max ms", "mint s");
     for (a = algs; a < algs + n; a++) {
+        snprintf(vs, sizeof(vs), "%.2f", hs > 0 ? a->rate / hs : 0.0);
         if (!a->ran)
             printf("  %-6s (not run)\n", fp_jwt_alg_name(a->alg));
         else
-            printf("  %-6s %8zu %7zu %7zu %8.2f %11.0f %8.2f %8.2f %8.2f %8.1f\n",
-                   fp_jwt_alg_name(a->alg), a->ok, a->refused, a->errors, a->seconds,
-                   a->seconds > 0 ? (double)a->ok / a->seconds : 0.0, a->p50_ms, a->p99_ms,
-                   a->max_ms, a->mint_s);
+            printf("  %-6s %8zu %7zu %7zu %8.2f %11.0f %8s %8.2f %8.2f %8.2f %8.1f\n",
+                   fp_jwt_alg_name(a->alg), a->ok, a->refused, a->errors, a->seconds, a->rate,
+                   hs > 0 ? vs : "-", a->p50_ms, a->p99_ms, a->max_ms, a->mint_s);
     }
     printf("\nCPU during the measured connects (1.00 = one CPU busy all the time)\n");
     printf("  %-6s %8s %8s %8s %8s %8s\n", "alg", "machine", "broker", "clients", "redis", "other");
@@ -574,68 +441,46 @@ static void auth__print(const auth_opts *o, const auth_alg *algs, int n)
 
 /* ------------------------------------------------------------ main */
 
-/* Fresh key material for a->alg in the temp dir (HS256: a secret; RS256,
- * ES256: a key pair from the openssl CLI) and a mosquitto loading the
- * plugin with its defaults but for those. priv: the key to mint with. */
-static int auth__broker_start(const bench_env *e, int redis_port, auth_alg *a, ft_server *s,
-                              char *priv, size_t len)
+/* A broker of ours for a->alg: redis and mosquitto loading the plugin
+ * (plugin_env), verifying with a fresh HS256 secret or the public key of
+ * tests/data/jwt. priv: the key to mint with. Returns 0 or -1. */
+static int auth__broker_start(auth_alg *a, ft_plugin_env *pe, char *priv, size_t len)
 {
     const char *name = fp_jwt_alg_name(a->alg);
-    bool ec = a->alg == FP_JWT_ES256;
-    char pub[PATH_MAX + 64], conf[PATH_MAX + 64];
-    char *gen[] = {"openssl",    "genpkey",
-                   "-algorithm", ec ? "EC" : "RSA",
-                   "-pkeyopt",   ec ? "ec_paramgen_curve:P-256" : "rsa_keygen_bits:2048",
-                   "-out",       priv,
-                   NULL};
-    char *extract[] = {"openssl", "pkey", "-in", priv, "-pubout", "-out", pub, NULL};
-    unsigned char secret[48];
-    FILE *f;
+    bool hs = a->alg == FP_JWT_HS256;
+    char pub[PATH_MAX], node[32];
 
-    snprintf(priv, len, "%s/%s.key", e->root, name);
-    snprintf(pub, sizeof(pub), "%s/%s.pub", e->root, name);
-    if (a->alg == FP_JWT_HS256) {
-        snprintf(pub, sizeof(pub), "%s", priv);
-        if (ft_secret_write(priv, secret, sizeof(secret)) != 0)
-            return -1;
-    } else if (bench_run(gen, true) != 0 || bench_run(extract, true) != 0 ||
-               chmod(pub, 0644) != 0) {
-        fprintf(stderr, "bench: openssl could not make a %s key pair\n", name);
+    snprintf(pub, sizeof(pub), "%s/tests/data/jwt/%s.pub", FP_BENCH_SOURCE_DIR,
+             a->alg == FP_JWT_RS256 ? "rs256" : "es256");
+    snprintf(node, sizeof(node), "bench-%s", name);
+    if (ft_plugin_env_start_key(pe, node, a->alg, hs ? NULL : pub, NULL) != 0)
         return -1;
-    }
-    snprintf(conf, sizeof(conf), "%s/bench-%s.conf", e->root, name);
-    f = fopen(conf, "w");
-    if (f == NULL)
-        return -1;
-    fprintf(f,
-            "plugin %s\nplugin_opt_alg %s\nplugin_opt_key_file %s\nplugin_opt_node_id bench-%s\n"
-            "plugin_opt_redis_host 127.0.0.1\nplugin_opt_redis_port %d\n",
-            e->c->plugin, name, pub, name, redis_port);
-    if (fclose(f) != 0 || ft_server_start(s, "mosquitto", conf) != 0)
-        return -1;
-    a->port = s->port;
-    a->pid = s->pid;
+    snprintf(priv, len, "%s", hs ? pe->secret_path : pub);
+    if (!hs)
+        memcpy(priv + strlen(priv) - 4, ".key", 4);
+    a->port = pe->mosq.port;
+    a->pid = pe->mosq.pid;
+    a->redis_pid = pe->redis.pid;
     return 0;
 }
 
-/* The run on algorithm a: its key (--key, or fresh material for a broker of
- * ours), the connect storm and, when e2e, the end-to-end run. 0 or -1. */
-static int auth__alg(const auth_opts *o, bench_env *e, const ft_server *redis, auth_alg *a,
-                     bool e2e)
+/* The run on algorithm a: its key (--key, or a broker of ours), the
+ * connect storm and, when e2e, the end-to-end run. 0 or -1. */
+static int auth__alg(const auth_opts *o, auth_alg *a, bool e2e)
 {
     char priv[PATH_MAX + 64], err[512];
-    ft_server s;
+    ft_plugin_env pe;
     int rc = -1;
 
-    memset(&s, 0, sizeof(s));
+    memset(&pe, 0, sizeof(pe));
     snprintf(priv, sizeof(priv), "%s", o->key != NULL ? o->key : "");
-    if (o->port == 0 && auth__broker_start(e, redis->port, a, &s, priv, sizeof(priv)) != 0)
+    if (o->port == 0 && auth__broker_start(a, &pe, priv, sizeof(priv)) != 0)
         goto out;
     if (fp_jwt_load_key(a->alg, priv, &a->key, &a->key_len, err, sizeof(err)) != 0) {
         fprintf(stderr, "bench: %s\n", err);
         goto out;
     }
-    rc = auth__connects(o, a, redis->pid);
+    rc = auth__connects(o, a);
     if (rc == 0 && e2e) {
         fprintf(stderr, "bench: end to end, %zu messages...\n", o->messages);
         a->received = auth__e2e(o, a);
@@ -645,29 +490,22 @@ out:
     if (a->key != NULL)
         fp_jwt_key_free(a->key, a->key_len);
     a->key = NULL;
-    if (s.port > 0 && ft_server_stop(&s) != 0)
+    if (pe.mosq.port > 0 && ft_plugin_env_stop(&pe) != 0)
         rc = -1;
     return rc;
 }
 
-/* Our servers (the temp dir and redis) unless --port, then the run on each
- * algorithm, end to end on the first. Returns 0 or -1. */
+/* Our temp dir unless --port, then the run on each algorithm, end to end
+ * on the first. Returns 0 or -1. */
 static int auth__run(const auth_opts *o, const bench_common *c, auth_alg *algs, int n)
 {
     static bench_env e;
-    ft_server redis;
     int i, rc = 0;
 
-    memset(&redis, 0, sizeof(redis));
-    if (o->port == 0) {
+    if (o->port == 0)
         rc = bench_env_start(&e, c, false);
-        if (rc == 0)
-            rc = ft_server_start(&redis, "redis", NULL);
-    }
     for (i = 0; i < n && rc == 0; i++)
-        rc = auth__alg(o, &e, &redis, &algs[i], i == 0 && o->messages > 0);
-    if (redis.port > 0 && ft_server_stop(&redis) != 0)
-        rc = -1;
+        rc = auth__alg(o, &algs[i], i == 0 && o->messages > 0);
     if (o->port == 0 && bench_env_stop(&e, rc == 0) != 0)
         rc = -1;
     return rc;
@@ -692,7 +530,6 @@ static int auth__setup(auth_opts *o, bench_common *c, auth_alg *algs, int *n, in
             fprintf(stderr, "bench: --alg: \"%s\" is not HS256, RS256 or ES256\n", tok);
             return -1;
         }
-        algs[*n].host = o->host;
         algs[*n].port = o->port;
         algs[(*n)++].received = -1;
     }
@@ -720,7 +557,7 @@ int main(int argc, char **argv)
            "  and takes one CPU; client threads, redis-server and the plugin's Redis thread\n"
            "  share the other.\n");
     if (o.port > 0)
-        printf("  broker: %s:%d (already running)\n", o.host, o.port);
+        printf("  broker: 127.0.0.1:%d (already running)\n", o.port);
     else
         printf("  broker: mosquitto + %s, started by this run\n", c.plugin);
     printf("  connects: %zu HS256 / %zu RS256+ES256, after %zu warm-up each, %d threads x %d "

@@ -1,21 +1,15 @@
-/* bench_lib.c - options, numbers, the machine, CPU time, child processes
- * and tokens for the benches (bench_lib.h). */
+/* bench_lib.c - options, numbers, the machine, CPU time and tokens for
+ * the benches (bench_lib.h). */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "bench_lib.h"
-
-extern char **environ;
 
 /* ------------------------------------------------------------ options */
 
@@ -38,57 +32,45 @@ static const bench_opt lib__common[] = {
 };
 #define LIB__N_COMMON(with_bridge) ((with_bridge) ? 6 : 4)
 
-/* Parses "1,2,3" (or one number) into l. Returns 0 or -1. */
-static int lib__number(const bench_opt *o, const char *s, double *out)
-{
-    char *end = NULL;
-    double v;
-
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || v < o->min || v > o->max) {
-        fprintf(stderr, "bench: --%s: \"%s\" is not a number in %g..%g\n", o->name, s, o->min,
-                o->max);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* Stores the value s of option o at its offset in cfg. Returns 0 or -1. */
+/* Stores the value s of option o at its offset in cfg; numbers ("1,2,3"
+ * for a list) are checked against min..max. Returns 0 or -1 (printed). */
 static int lib__store(const bench_opt *o, void *cfg, const char *s)
 {
-    char *field = (char *)cfg + o->offset, buf[256], *tok, *save = NULL;
-    bench_list *l = (bench_list *)field;
-    double v = 0;
+    char *field = (char *)cfg + o->offset, buf[256], *tok, *end = NULL, *save = NULL;
+    int max = o->type == BENCH_OPT_LIST ? BENCH_MAX_LIST : 1;
+    bench_list l = {{0}, 0};
+    double v;
 
-    switch (o->type) {
-    case BENCH_OPT_FLAG:
-        *(bool *)field = true;
+    if (o->type == BENCH_OPT_FLAG || o->type == BENCH_OPT_STRING) {
+        if (o->type == BENCH_OPT_FLAG)
+            *(bool *)field = true;
+        else
+            *(const char **)field = s;
         return 0;
-    case BENCH_OPT_STRING:
-        *(const char **)field = s;
-        return 0;
-    case BENCH_OPT_LIST:
-        snprintf(buf, sizeof(buf), "%s", s);
-        l->n = 0;
-        for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-            if (l->n == BENCH_MAX_LIST || lib__number(o, tok, &l->v[l->n]) != 0)
-                return -1;
-            l->n++;
-        }
-        return l->n > 0 ? 0 : -1;
-    default:
-        break;
     }
-    if (lib__number(o, s, &v) != 0)
+    snprintf(buf, sizeof(buf), "%s", s);
+    for (tok = strtok_r(buf, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        errno = 0;
+        v = strtod(tok, &end);
+        if (errno != 0 || end == tok || *end != '\0' || v < o->min || v > o->max || l.n == max) {
+            fprintf(stderr, "bench: --%s: \"%s\" is not %s in %g..%g\n", o->name, s,
+                    max > 1 ? "a list of up to 8 numbers" : "a number", o->min, o->max);
+            return -1;
+        }
+        l.v[l.n++] = v;
+    }
+    if (l.n == 0) {
+        fprintf(stderr, "bench: --%s: no value\n", o->name);
         return -1;
-    if (o->type == BENCH_OPT_SIZE)
-        *(size_t *)field = (size_t)v;
+    }
+    if (o->type == BENCH_OPT_LIST)
+        *(bench_list *)field = l;
+    else if (o->type == BENCH_OPT_SIZE)
+        *(size_t *)field = (size_t)l.v[0];
     else if (o->type == BENCH_OPT_INT)
-        *(int *)field = (int)v;
+        *(int *)field = (int)l.v[0];
     else
-        *(double *)field = v;
+        *(double *)field = l.v[0];
     return 0;
 }
 
@@ -220,14 +202,11 @@ double bench_us_per(double cpu_s, uint64_t n)
 void bench_loadavg(char *out, size_t len)
 {
     double l[3];
-    FILE *f = fopen("/proc/loadavg", "r");
 
-    snprintf(out, len, "?");
-    if (f == NULL)
-        return;
-    if (fscanf(f, "%lf %lf %lf", &l[0], &l[1], &l[2]) == 3)
+    if (getloadavg(l, 3) == 3)
         snprintf(out, len, "%.2f %.2f %.2f", l[0], l[1], l[2]);
-    fclose(f);
+    else
+        snprintf(out, len, "?");
 }
 
 /* The machine line: CPUs, the model name of /proc/cpuinfo, the load. */
@@ -293,28 +272,6 @@ static void lib__threads(const char *pid, bench_times *t)
     closedir(dir);
 }
 
-/* Field 5 (the process group) of /proc/<pid>/stat, or -1. */
-static long lib__pgrp(const char *pid)
-{
-    char path[300], buf[1024], *p;
-    int field;
-    size_t n;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "/proc/%.256s/stat", pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* The command name (field 2) may hold spaces: count after its ')'. */
-    p = strrchr(buf, ')');
-    for (field = 2; p != NULL && field < 5; field++)
-        p = strchr(p + 1, ' ');
-    return p != NULL ? strtol(p + 1, NULL, 10) : -1;
-}
-
 /* Busy seconds of all CPUs: /proc/stat's first line minus idle, iowait. */
 static double lib__machine_busy(void)
 {
@@ -360,7 +317,7 @@ void bench_cpu_sample(const long *pgids, int n, bench_cpu *out)
     for (d = readdir(dir); d != NULL; d = readdir(dir)) {
         if (d->d_name[0] < '0' || d->d_name[0] > '9')
             continue;
-        pgrp = lib__pgrp(d->d_name);
+        pgrp = getpgid((pid_t)strtol(d->d_name, NULL, 10));
         for (k = 0; k < n && pgrp > 0; k++) {
             if (pgids[k] == pgrp)
                 lib__threads(d->d_name, &out->g[k]);
@@ -402,50 +359,4 @@ void bench_cpu_procs(const bench_cpu *d, int n_nodes, bench_times t[BENCH_P_N])
     t[BENCH_P_REDIS] = d->g[BENCH_G_REDIS];
     t[BENCH_P_RABBIT] = d->g[BENCH_G_RABBIT];
     t[BENCH_P_SELF] = d->self;
-}
-
-/* ------------------------------------------------------------ processes, tokens */
-
-int bench_run(char *const argv[], bool quiet)
-{
-    posix_spawn_file_actions_t fa;
-    pid_t pid;
-    int rc, status;
-
-    posix_spawn_file_actions_init(&fa);
-    if (quiet) {
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    }
-    rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        fprintf(stderr, "bench: cannot run %s: %s\n", argv[0], strerror(rc));
-        return -1;
-    }
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR)
-            return -1;
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-int bench_token(fp_jwt_alg alg, const unsigned char *key, size_t key_len, const char *sub,
-                fp_role role, char **out)
-{
-    fp_jwt_mint_claims c;
-    int64_t now = (int64_t)time(NULL);
-    char err[256];
-
-    memset(&c, 0, sizeof(c));
-    c.sub = sub;
-    c.iat = now;
-    c.exp = now + 3600;
-    c.role = role;
-    *out = NULL;
-    if (fp_jwt_mint(alg, key, key_len, &c, out, err, sizeof(err)) != 0) {
-        fprintf(stderr, "bench: minting a token for %s: %s\n", sub, err);
-        return -1;
-    }
-    return 0;
 }

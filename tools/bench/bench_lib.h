@@ -17,6 +17,7 @@
 #include "fp_id.h"
 #include "fp_jwt.h"
 #include "fp_time.h"
+#include "ft_token.h"
 #include "node_env.h"
 
 #define BENCH_MAX_NODES FT_NODES_MAX
@@ -51,17 +52,6 @@ typedef struct {
     double min, max;
     const char *def, *smoke, *help;
 } bench_opt;
-
-/* --threads and --window of the bridge and scale benches (in struct type;
- * their help differs). */
-#define BENCH_OPT_THREADS(type, help)                                                              \
-    {                                                                                              \
-        "threads", 't', "N", BENCH_OPT_INT, offsetof(type, threads), 1, 64, "4", "2", help         \
-    }
-#define BENCH_OPT_WINDOW(type, help)                                                               \
-    {                                                                                              \
-        "window", 'w', "N", BENCH_OPT_INT, offsetof(type, window), 1, 65535, "500", NULL, help     \
-    }
 
 /* The options every bench takes (paths default to this build tree). */
 typedef struct {
@@ -119,16 +109,6 @@ enum { BENCH_P_BRIDGE, BENCH_P_REDIS, BENCH_P_RABBIT, BENCH_P_MOSQ, BENCH_P_SELF
  * node pairs 0..n_nodes-1 summed. */
 void bench_cpu_procs(const bench_cpu *d, int n_nodes, bench_times t[BENCH_P_N]);
 
-/* ------------------------------------------------------------ processes, tokens */
-
-/* Runs argv (PATH lookup) to its end; quiet drops its output. Returns the
- * exit status, or -1 when it could not run or was killed. */
-int bench_run(char *const argv[], bool quiet);
-
-/* Mints a token for sub with role, valid one hour. Returns 0 or -1. */
-int bench_token(fp_jwt_alg alg, const unsigned char *key, size_t key_len, const char *sub,
-                fp_role role, char **out);
-
 /* ------------------------------------------------------------ servers */
 
 typedef struct {
@@ -137,10 +117,7 @@ typedef struct {
     ft_server rabbit;    /* port 0: not running */
     bool shared_rabbit;  /* the ctest fixture's, in a vhost of ours */
     char vhost[32];
-    int heartbeat_s;         /* plugin_opt_heartbeat_interval of the nodes */
-    const char *broker_conf; /* a file of more mosquitto lines, or NULL */
-    char extra[4096];        /* both, as the brokers' extra config */
-    ft_node_env nodes;       /* redis, node pairs n1..nN, the publisher */
+    ft_node_env nodes; /* redis, node pairs n1..nN, the publisher */
     bool nodes_up;
     redisContext *rc; /* to the nodes' redis */
 } bench_env;
@@ -159,30 +136,30 @@ int bench_env_start(bench_env *e, const bench_common *c, bool with_rabbit);
  * unless keep or !ok. Safe after a partial start. Returns 0 or -1. */
 int bench_env_stop(bench_env *e, bool ok);
 /* Starts redis and node pairs n1..n<n> (node_env, which waits for the
- * bridges' counters), then waits for each plugin's heartbeat. 0 or -1. */
+ * bridges' counters and each plugin's presence). 0 or -1. */
 int bench_nodes_start(bench_env *e, int n);
 /* Bridges first (SIGTERM; each must exit 0 within 5 s), then brokers, redis. */
 int bench_nodes_stop(bench_env *e);
 void bench_env_cpu(const bench_env *e, bench_cpu *out);
 
-/* A field of stats:bridge:<node i> (1..N) once it is >= want (bridges write
- * them once a second), or its value when end_ns (fp_time_mono_ns) has passed. */
-long long bench_stat_wait(bench_env *e, int i, const char *name, long long want, int64_t end_ns);
-/* SADD followers:<author> f<ids[i]>..., pipelined in batches. 0 or -1. */
-int bench_redis_followers(bench_env *e, const char *author, const size_t *ids, size_t n);
+/* SADD followers:<author> f<(first + i) % users> for i < n, pipelined.
+ * 0 or -1 (printed). */
+int bench_redis_followers(bench_env *e, const char *author, size_t first, size_t n, size_t users);
 
-/* A bridge or scale bench's main() after its options and header: the
- * servers (rabbitmq, redis and nodes node pairs when nodes > 0), run, the
- * servers stopped, print, the "total" line. Returns the exit status. */
+/* A bridge or scale bench's main(): setup (its options: 0, 1 after
+ * --help, or -1), header, the servers (rabbitmq, redis and nodes node
+ * pairs when nodes > 0), run, the servers stopped, print, the "total"
+ * line. Returns the exit status. */
 typedef struct {
     const char *servers; /* "bench: starting <servers>..." */
-    int nodes, heartbeat_s;
-    const char *broker_conf;
+    int nodes;
+    int (*setup)(void *arg, bench_common *c, int argc, char **argv);
+    void (*header)(void *arg, const bench_common *c);
     int (*run)(void *arg, bench_env *e); /* 0 or -1 */
     void (*print)(void *arg);
 } bench_driver;
 
-int bench_drive(const bench_driver *d, const bench_common *c, bench_env *e, void *arg);
+int bench_main(const bench_driver *d, bench_env *e, void *arg, int argc, char **argv);
 
 /* ------------------------------------------------------------ publisher */
 
@@ -190,6 +167,7 @@ typedef struct {
     int64_t first_ns, last_ns; /* the first and the last publish */
     int64_t confirmed_ns;      /* the last confirm */
     int64_t lag_ns;            /* paced: the latest a publish was after its slot */
+    double rate;               /* posts/s, first to last publish; 0: one post */
 } bench_pubtimes;
 
 /*
@@ -208,30 +186,44 @@ void bench_post_text(char *buf, size_t len, int phase, size_t seq, int64_t ns);
 
 typedef struct bench_subs bench_subs;
 
+/* A storm connect's time when it got no CONNACK, or a refusing one. */
+#define BENCH_CONNECT_ERROR (-1)
+#define BENCH_CONNECT_REFUSED (-2)
+
 typedef struct {
     fp_jwt_alg alg; /* tokens minted with key */
     const unsigned char *key;
     size_t key_len;
-    const char *host;           /* of every node; NULL = 127.0.0.1 */
-    int ports[BENCH_MAX_NODES]; /* MQTT port of node i */
+    int ports[BENCH_MAX_NODES]; /* MQTT port of node i, on 127.0.0.1 */
     int n_nodes;
     size_t users; /* f0..f<users-1>, f<j> on node j % n_nodes */
     int threads;
-    int timeout_ms; /* until every SUBACK */
+    int timeout_ms;      /* until every SUBACK; in a storm, per connect */
+    size_t lat_capacity; /* latencies a phase records at most */
+    /* Optional: f<j>'s token is tokens[j] (NULL: minted); at most
+     * connecting connects in progress per thread (0: 32). storm != NULL: a
+     * connect storm, no subscriptions: each user connects, writes
+     * DISCONNECT after the CONNACK and waits for the broker to close;
+     * storm[j] is ns to the CONNACK or BENCH_CONNECT_*. */
+    char **tokens;
+    int connecting;
+    int64_t *storm;
 } bench_subs_cfg;
 
 /* Connects the users (MQTT 3.1.1, clean session, QoS 1 subscription to
- * feed/f<j>). 0 once all have their SUBACK, or -1; free *out either way. */
+ * feed/f<j>). 0 once all have their SUBACK (a storm: once all are done),
+ * or -1; free *out either way. */
 int bench_subs_start(bench_subs **out, const bench_subs_cfg *cfg);
 /* bench_subs_start for the node pairs of e (their HS256 secret), then
  * waits until each node's online set holds its share. 0 or -1. */
-int bench_subs_nodes(bench_subs **out, bench_env *e, size_t users, int threads);
+int bench_subs_nodes(bench_subs **out, bench_env *e, size_t users, int threads,
+                     size_t lat_capacity);
 void bench_subs_stop(bench_subs *s);
 /* Clients that lost their connection after their SUBACK. */
 size_t bench_subs_dropped(bench_subs *s);
 /* Counts the receipts of phase from now on (counters restart); records
- * up to lat_capacity latencies per thread when > 0. 0 or -1 (no memory). */
-int bench_subs_phase(bench_subs *s, int phase, size_t lat_capacity);
+ * up to cfg.lat_capacity latencies when record. */
+void bench_subs_phase(bench_subs *s, int phase, bool record);
 /* Receipts of the phase; *other: of no or another phase (stray). */
 uint64_t bench_subs_received(bench_subs *s, uint64_t *other);
 uint64_t bench_subs_user(bench_subs *s, size_t j);
@@ -246,7 +238,8 @@ typedef struct {
 /* Sums up the phase's latencies; stops recording. */
 void bench_subs_lat(bench_subs *s, bench_lat *out);
 /* Waits for expected receipts (and until more(arg) is false, when given),
- * giving up after BENCH_STALL_MS without progress. Returns the receipts. */
+ * giving up after BENCH_STALL_MS without progress (s NULL: none expected,
+ * 4 x BENCH_STALL_MS in all). Returns the receipts. */
 uint64_t bench_subs_await(bench_subs *s, uint64_t expected, bool (*more)(void *), void *arg);
 
 #endif

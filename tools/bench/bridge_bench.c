@@ -15,7 +15,6 @@ typedef struct {
     double lat_seconds;
     size_t online;
     int threads, window;
-    const char *broker_conf;
 } bb_opts;
 
 static const bench_opt bb__opts[] = {
@@ -29,10 +28,10 @@ static const bench_opt bb__opts[] = {
      "length of each latency run"},
     {"online", 'o', "N", BENCH_OPT_SIZE, offsetof(bb_opts, online), 1, 20000, "1000", "10",
      "users online at most, f0..f<N-1>"},
-    BENCH_OPT_THREADS(bb_opts, "subscriber threads"),
-    BENCH_OPT_WINDOW(bb_opts, "unconfirmed publishes in a burst"),
-    {"broker-conf", 0, "FILE", BENCH_OPT_STRING, offsetof(bb_opts, broker_conf), 0, 0, NULL, NULL,
-     "more mosquitto config lines (e.g. set_tcp_nodelay true)"},
+    {"threads", 't', "N", BENCH_OPT_INT, offsetof(bb_opts, threads), 1, 64, "4", "2",
+     "subscriber threads"},
+    {"window", 'w', "N", BENCH_OPT_INT, offsetof(bb_opts, window), 1, 65535, "500", NULL,
+     "unconfirmed publishes in a burst"},
 };
 
 /* What one run measured; the *_us figures are means, -1 when unknown. */
@@ -118,7 +117,6 @@ static double bb__mean(long long sum0, long long sum1, long long n0, long long n
  * counters once they cover the run's posts (and delivery messages). */
 static void bb__finish(bb_ctx *x, const bb_mark *m, size_t posts, size_t deliveries, bb_run *r)
 {
-    int64_t end = fp_time_mono_ns() + 3000000000LL;
     bench_cpu now, d;
     long long calls, usec, s1, s2;
 
@@ -127,8 +125,9 @@ static void bb__finish(bb_ctx *x, const bb_mark *m, size_t posts, size_t deliver
     bench_cpu_procs(&d, 1, r->t);
     bb__evalsha(&x->e, &calls, &usec);
     r->lua_us = bb__mean(m->lua_usec, usec, m->lua_calls, calls);
-    s1 = bench_stat_wait(&x->e, 1, "stage1_count", m->s1_count + (long long)posts, end);
-    s2 = bench_stat_wait(&x->e, 1, "stage2_count", m->s2_count + (long long)deliveries, end);
+    s1 = ft_node_stat_wait(&x->e.nodes, 1, "stage1_count", m->s1_count + (long long)posts, 3000);
+    s2 = ft_node_stat_wait(&x->e.nodes, 1, "stage2_count", m->s2_count + (long long)deliveries,
+                           3000);
     r->stage1_us =
         bb__mean(m->s1_sum, ft_node_stat(&x->e.nodes, 1, "stage1_us_sum"), m->s1_count, s1);
     r->stage2_us =
@@ -161,7 +160,7 @@ static bool bb__stage1_pending(void *arg)
  */
 static int bb__run(bb_ctx *x, int phase, size_t posts, double rate, bb_row *row, bb_run *r)
 {
-    int64_t t_end, t_last;
+    int64_t t_last;
     bench_pubtimes pt;
     bb_mark m;
 
@@ -169,23 +168,15 @@ static int bb__run(bb_ctx *x, int phase, size_t posts, double rate, bb_row *row,
     x->s1_ns = 0;
     r->posts = posts;
     r->expected = x->subs != NULL ? (uint64_t)posts * row->targets : 0;
-    if (x->subs != NULL &&
-        bench_subs_phase(x->subs, phase, rate > 0 ? (size_t)r->expected + 16 : 0) != 0)
-        return -1;
+    if (x->subs != NULL)
+        bench_subs_phase(x->subs, phase, rate > 0);
     bb__mark(x, &m);
     if (bench_publish(&x->e, rate > 0 ? 1 : x->o.window, rate, phase, posts, row->followers, 1,
                       &pt) != 0)
         return -1;
-    if (x->subs != NULL) {
-        bench_subs_await(x->subs, r->expected, bb__stage1_pending, x);
-        r->received = bench_subs_received(x->subs, &r->stray);
-        t_last = bench_subs_last_ns(x->subs);
-    } else {
-        t_end = fp_time_mono_ns() + (int64_t)BENCH_STALL_MS * 1000000 * 4;
-        while (bb__stage1_pending(x) && fp_time_mono_ns() < t_end)
-            usleep(2000);
-        t_last = x->s1_ns != 0 ? x->s1_ns : fp_time_mono_ns();
-    }
+    bench_subs_await(x->subs, r->expected, bb__stage1_pending, x);
+    r->received = x->subs != NULL ? bench_subs_received(x->subs, &r->stray) : 0;
+    t_last = x->subs != NULL ? bench_subs_last_ns(x->subs) : x->s1_ns;
     r->ran = true;
     r->complete = r->received == r->expected && x->s1_ns != 0;
     r->seconds = t_last > m.t0 ? (double)(t_last - m.t0) / 1e9 : 0.0;
@@ -193,10 +184,7 @@ static int bb__run(bb_ctx *x, int phase, size_t posts, double rate, bb_row *row,
     r->deliv_rate = r->seconds > 0 ? (double)r->received / r->seconds : 0.0;
     r->events_rate = x->s1_ns != 0 ? (double)posts / ((double)(x->s1_ns - m.t0) / 1e9) : 0.0;
     if (rate > 0) {
-        /* The rate achieved: posts - 1 intervals from the first to the last. */
-        r->rate = posts > 1 && pt.last_ns > pt.first_ns
-                      ? (double)(posts - 1) / ((double)(pt.last_ns - pt.first_ns) / 1e9)
-                      : rate;
+        r->rate = pt.rate > 0 ? pt.rate : rate;
         bench_subs_lat(x->subs, &r->lat);
     }
     bb__finish(x, &m, posts, x->subs != NULL ? posts : 0, r);
@@ -252,13 +240,11 @@ static void bb__print_time(const char *what, size_t followers, const bb_run *r)
 /* The machine line and the five tables, after the runs. */
 static void bb__print(void *arg)
 {
-    static const char *const procs[BENCH_P_N] = {"bridge", "redis", "rabbitmq", "mosquitto",
-                                                 "bench"};
     const bb_ctx *x = arg;
     const bb_row *row;
     const bb_run *r;
     char a[32], b[32], c[32];
-    int i, k;
+    int i;
 
     printf("\nMachine while running: load average %s before the runs, %s after;\n"
            "  Redis PING round trip from this process p50/p99 %.0f/%.0f us before, "
@@ -316,13 +302,10 @@ static void bb__print(void *arg)
     }
     printf("\n4. Where the time went: per process, %% of the run's wall time on a CPU (cpu)\n"
            "   and runnable but waiting for a CPU (wait), from /proc/*/task/*/schedstat.\n");
-    printf("  %-10s %9s %8s |", "run", "followers", "seconds");
-    for (k = 0; k < BENCH_P_N; k++)
-        printf(" %10s", procs[k]);
-    printf("\n  %-10s %9s %8s |", "", "", "");
-    for (k = 0; k < BENCH_P_N; k++)
-        printf(" %5s %4s", "cpu", "wait");
-    printf("\n");
+    printf(
+        "  run        followers  seconds |     bridge      redis   rabbitmq  mosquitto      bench\n"
+        "                                |   cpu wait   cpu wait   cpu wait   cpu wait   cpu "
+        "wait\n");
     for (i = 0; i < x->n; i++)
         bb__print_time("fan-out", x->rows[i].followers, &x->rows[i].fanout);
     for (i = 0; i < x->n; i++)
@@ -337,25 +320,24 @@ static void bb__print(void *arg)
 /* The followers of every case: a<F> followed by f0..f<F-1>. 0 or -1. */
 static int bb__followers(bb_ctx *x)
 {
-    size_t *ids, i, max = 0;
     char author[FP_ID_BUFSZ];
+    size_t f;
     int k, rc = 0;
 
-    for (k = 0; k < x->n; k++)
-        max = x->rows[k].followers > max ? x->rows[k].followers : max;
-    ids = malloc(max * sizeof(*ids));
-    if (ids == NULL)
-        return -1;
-    for (i = 0; i < max; i++)
-        ids[i] = i;
     for (k = 0; k < x->n && rc == 0; k++) {
-        snprintf(author, sizeof(author), "a%zu", x->rows[k].followers);
-        rc = bench_redis_followers(&x->e, author, ids, x->rows[k].followers);
-        if (rc != 0)
-            fprintf(stderr, "bench: cannot write followers:%s\n", author);
+        f = x->rows[k].followers;
+        snprintf(author, sizeof(author), "a%zu", f);
+        rc = bench_redis_followers(&x->e, author, 0, f, f);
     }
-    free(ids);
     return rc;
+}
+
+/* The posts of case k's latency run. */
+static size_t bb__lat_posts(const bb_opts *o, int k)
+{
+    size_t n = (size_t)(o->rates.v[k] * o->lat_seconds + 0.5);
+
+    return n > 0 ? n : 1;
 }
 
 /* bench_driver.run: the followers, then the three runs of every case. */
@@ -377,7 +359,9 @@ static int bb__runs(void *arg, bench_env *e)
             return -1;
     }
     fprintf(stderr, "bench: connecting %zu subscribers...\n", o->online);
-    if (bench_subs_nodes(&x->subs, e, o->online, o->threads) != 0)
+    for (k = 0, n = 16; k < x->n; k++) /* room for every latency run's receipts */
+        n += bb__lat_posts(o, k) * x->rows[k].targets;
+    if (bench_subs_nodes(&x->subs, e, o->online, o->threads, n) != 0)
         goto cleanup;
     for (k = 0, row = x->rows; k < x->n; k++, row++) {
         fprintf(stderr, "bench: deliveries, %zu followers (%zu online), %zu posts...\n",
@@ -386,10 +370,9 @@ static int bb__runs(void *arg, bench_env *e)
             goto cleanup;
     }
     for (k = 0, row = x->rows; k < x->n; k++, row++) {
-        n = (size_t)(o->rates.v[k] * o->lat_seconds + 0.5);
         fprintf(stderr, "bench: latency, %zu followers, %.1f posts/s for %.0f s...\n",
                 row->followers, o->rates.v[k], o->lat_seconds);
-        if (bb__run(x, 30 + k, n > 0 ? n : 1, o->rates.v[k], row, &row->latency) != 0)
+        if (bb__run(x, 30 + k, bb__lat_posts(o, k), o->rates.v[k], row, &row->latency) != 0)
             goto cleanup;
     }
     if (bench_subs_dropped(x->subs) > 0) {
@@ -406,8 +389,9 @@ cleanup:
 }
 
 /* The options, and the cases' rows. Returns 0, 1 after --help, or -1. */
-static int bb__setup(bb_ctx *x, bench_common *c, int argc, char **argv)
+static int bb__setup(void *arg, bench_common *c, int argc, char **argv)
 {
+    bb_ctx *x = arg;
     bb_opts *o = &x->o;
     size_t max = 0;
     int k, rc;
@@ -432,18 +416,11 @@ static int bb__setup(bb_ctx *x, bench_common *c, int argc, char **argv)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* bench_driver.header: what runs where. */
+static void bb__header(void *arg, const bench_common *c)
 {
-    static bb_ctx x;
-    /* One node pair, heartbeat 5 s: the plugin's default. */
-    bench_driver d = {
-        "rabbitmq, redis, mosquitto and feed-bridge", 1, 5, NULL, bb__runs, bb__print};
-    bench_common c;
-    int rc;
+    const bb_ctx *x = arg;
 
-    rc = bb__setup(&x, &c, argc, argv);
-    if (rc != 0)
-        return rc > 0 ? 0 : 1;
     bench_print_machine("feedpush-bench-bridge");
     printf("  rabbitmq-server, redis-server, mosquitto + feed_auth.so, feed-bridge and this\n"
            "  process (publisher, MQTT subscribers) all share these CPUs, on loopback.\n"
@@ -451,8 +428,20 @@ int main(int argc, char **argv)
            "  followers: SADD followers:a<F> f0..f<F-1> straight into Redis (no follow events)\n"
            "  online: f0..f%zu as MQTT 3.1.1 clients (QoS 1, %d threads); a post of a<F>\n"
            "  reaches min(F, %zu) of them\n",
-           c.bridge, x.o.online - 1, x.o.threads, x.o.online);
+           c->bridge, x->o.online - 1, x->o.threads, x->o.online);
     fflush(stdout);
-    d.broker_conf = x.o.broker_conf;
-    return bench_drive(&d, &c, &x.e, &x);
+}
+
+int main(int argc, char **argv)
+{
+    static bb_ctx x;
+    /* One node pair. */
+    const bench_driver d = {"rabbitmq, redis, mosquitto and feed-bridge",
+                            1,
+                            bb__setup,
+                            bb__header,
+                            bb__runs,
+                            bb__print};
+
+    return bench_main(&d, &x.e, &x, argc, argv);
 }
