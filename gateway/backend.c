@@ -19,19 +19,22 @@
 
 #define BACKEND__RETRY_US 1000000
 
-/* Logs the start of an outage (once) and arms the retry delay. */
-static void backend__down(int64_t *retry_us, const char *what, const char *why)
+/* Logs the start of an outage (once; at debug level for a worker, whose
+ * outages the health loop reports) and arms the retry delay. */
+static void backend__down(const fg_gateway *gw, int64_t *retry_us, const char *what,
+                          const char *why)
 {
     if (*retry_us == 0)
-        fp_warn("%s unreachable: %s (requests that need it get 503 until it is back)", what, why);
+        fp_log(gw->quiet ? FP_LOG_DEBUG : FP_LOG_WARN,
+               "%s unreachable: %s (requests that need it get 503 until it is back)", what, why);
     *retry_us = fp_time_mono_us() + BACKEND__RETRY_US;
 }
 
 /* Logs the end of an outage. */
-static void backend__up(int64_t *retry_us, const char *what)
+static void backend__up(const fg_gateway *gw, int64_t *retry_us, const char *what)
 {
     if (*retry_us != 0)
-        fp_info("%s reachable again", what);
+        fp_log(gw->quiet ? FP_LOG_DEBUG : FP_LOG_INFO, "%s reachable again", what);
     *retry_us = 0;
 }
 
@@ -59,12 +62,12 @@ int fg_backend_open(fg_gateway *gw)
         return rc;
     }
     if (rc != 0)
-        backend__down(&gw->store_retry_us, "redis", fp_store_errstr(gw->store));
+        backend__down(gw, &gw->store_retry_us, "redis", fp_store_errstr(gw->store));
     rc = fp_amqp_open(&gw->amqp, &ac);
     if (rc == -ENOMEM || gw->amqp == NULL)
         return -ENOMEM;
     if (rc != 0)
-        backend__down(&gw->amqp_retry_us, "rabbitmq", fp_amqp_errstr(gw->amqp));
+        backend__down(gw, &gw->amqp_retry_us, "rabbitmq", fp_amqp_errstr(gw->amqp));
     return 0;
 }
 
@@ -81,10 +84,10 @@ int fg_backend_store_reconnect(fg_gateway *gw)
     if (gw->store_retry_us != 0 && fp_time_mono_us() < gw->store_retry_us)
         return -EIO;
     if (fp_store_reconnect(gw->store) != 0) {
-        backend__down(&gw->store_retry_us, "redis", fp_store_errstr(gw->store));
+        backend__down(gw, &gw->store_retry_us, "redis", fp_store_errstr(gw->store));
         return -EIO;
     }
-    backend__up(&gw->store_retry_us, "redis");
+    backend__up(gw, &gw->store_retry_us, "redis");
     return 0;
 }
 
@@ -103,10 +106,10 @@ static int backend__amqp_reconnect(fg_gateway *gw)
     if (gw->amqp_retry_us != 0 && fp_time_mono_us() < gw->amqp_retry_us)
         return -EIO;
     if (fp_amqp_reconnect(gw->amqp) != 0) {
-        backend__down(&gw->amqp_retry_us, "rabbitmq", fp_amqp_errstr(gw->amqp));
+        backend__down(gw, &gw->amqp_retry_us, "rabbitmq", fp_amqp_errstr(gw->amqp));
         return -EIO;
     }
-    backend__up(&gw->amqp_retry_us, "rabbitmq");
+    backend__up(gw, &gw->amqp_retry_us, "rabbitmq");
     return 0;
 }
 
@@ -147,7 +150,7 @@ static int backend__amqp_run(fg_gateway *gw, const backend__op *op)
     if (rc == 0)
         rc = backend__amqp_once(gw, op);
     if (rc != 0)
-        backend__down(&gw->amqp_retry_us, "rabbitmq", fp_amqp_errstr(gw->amqp));
+        backend__down(gw, &gw->amqp_retry_us, "rabbitmq", fp_amqp_errstr(gw->amqp));
     return rc;
 }
 

@@ -15,6 +15,8 @@ static const fp_conf_opt config__table[] = {
      "address the HTTP server listens on"},
     {"http_port", FP_CONF_INT, offsetof(fg_config, http_port), "8080", 1, 65535, false,
      "HTTP port"},
+    {"http_workers", FP_CONF_INT, offsetof(fg_config, http_workers), "4", 1, 64, false,
+     "HTTP worker threads, each with its own Redis and RabbitMQ links"},
     {"www_dir", FP_CONF_STRING, offsetof(fg_config, www_dir), "gateway/www", 0, 0, false,
      "the browser client served at / (\"\" serves none)"},
     {"mqtt_js_dir", FP_CONF_STRING, offsetof(fg_config, mqtt_js_dir), "node_modules/mqtt/dist", 0,

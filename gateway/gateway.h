@@ -1,17 +1,21 @@
 /*
  * gateway.h - private header of feed-gateway.
  *
- *   main.c      wiring: config, backends, the HTTP server, signals
+ *   main.c      wiring: config, keys, the HTTP workers, the health loop,
+ *               signals
  *   config.c    gateway.conf + FEEDPUSH_* environment
- *   http.c      libwebsockets: requests in (method, path, headers, body),
- *               responses out, the static mounts of the browser client
+ *   http.c      libwebsockets: http_workers threads, each serving its own
+ *               connections on the shared port with its own backend links;
+ *               requests in (method, path, headers, body), responses out,
+ *               the static mounts of the browser client
  *   routes.c    the route table: path + method -> handler, 404/405
  *   auth.c      bearer tokens (common/fp_jwt) and revocation
  *   backend.c   the Redis store and the RabbitMQ publisher, reconnects
  *   posts.c     POST/DELETE /api/v1/posts          follows.c  /api/v1/follows
  *   reads.c     GET /api/v1/feed, /api/v1/ribbon (and POST ribbon)
  *   dev.c       GET /api/v1/config, POST /api/v1/dev/token
- *   health.c    GET /healthz, GET /metrics         metrics.c  counters
+ *   health.c    GET /healthz (from the health loop's state), GET /metrics,
+ *               the health loop                    metrics.c  counters
  *   response.c  JSON responses and errors
  */
 #ifndef FEED_GATEWAY_H
@@ -21,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include <pthread.h>
 
 #include <cjson/cJSON.h>
 
@@ -33,6 +39,7 @@
 typedef struct {
     char *http_host;
     int64_t http_port;
+    int64_t http_workers;
     char *www_dir;
     char *mqtt_js_dir;
     char *mqtt_ws_urls;
@@ -95,7 +102,9 @@ typedef struct {
     uint64_t count;
 } fg_request_series;
 
+/* The gateway's request counters, shared by the workers (lock). */
 typedef struct {
+    pthread_mutex_t lock;
     fg_request_series series[FG_METRICS_SERIES];
     size_t n_series;
     uint64_t overflow; /* requests of series beyond FG_METRICS_SERIES */
@@ -104,6 +113,9 @@ typedef struct {
     double sum_s[FG_ROUTE__COUNT];
 } fg_metrics;
 
+/* Makes m empty, its lock ready. 0 or -errno. */
+int fg_metrics_init(fg_metrics *m);
+void fg_metrics_destroy(fg_metrics *m);
 /* Counts one finished request that took us microseconds. */
 void fg_metrics_observe(fg_metrics *m, fg_route_id route, const char *method, int status,
                         int64_t us);
@@ -113,23 +125,39 @@ int fg_buf_printf(char **out, size_t *len, size_t *cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Appends the gateway's series in Prometheus text format to out. 0 or
  * -ENOMEM. */
-int fg_metrics_render(const fg_metrics *m, char **out, size_t *len, size_t *cap);
+int fg_metrics_render(fg_metrics *m, char **out, size_t *len, size_t *cap);
 /* Every request counted so far (all series and the overflow). */
-uint64_t fg_metrics_requests(const fg_metrics *m);
+uint64_t fg_metrics_requests(fg_metrics *m);
 
 /* ------------------------------------------------------------ the gateway */
 
+/* What every worker reads: the counters, and the backends' health as the
+ * health loop last saw it (lock). */
 typedef struct {
-    fg_config cfg;
+    fg_metrics metrics;
+    pthread_mutex_t lock;
+    bool health_known, redis_ok, amqp_ok;
+    int64_t health_us; /* when the loop last looked (fp_time_mono_us) */
+} fg_shared;
+
+/*
+ * One set of backend links and what a request handler needs. main() owns
+ * the configuration, the keys and the shared state; each HTTP worker and
+ * the health loop has a copy of its own with its own store and publisher
+ * (hiredis and rabbitmq-c connections are used by one thread).
+ */
+typedef struct {
+    fg_config cfg; /* the strings are main()'s, shared read-only */
     fp_store *store;
     fp_amqp *amqp;
     int64_t store_retry_us; /* no reconnect attempt before this (fail fast) */
     int64_t amqp_retry_us;
+    bool quiet; /* a worker: its outages are logged at debug level (the health loop warns) */
     fp_jwt_verifier *verifier;
     fp_jwt_alg alg;
     unsigned char *signing_key; /* dev mode only */
     size_t signing_key_len;
-    fg_metrics metrics;
+    fg_shared *shared;
 } fg_gateway;
 
 
@@ -243,10 +271,17 @@ cJSON *fg_body_object(const fg_request *req, fg_response *resp, bool allow_empty
 
 /* ------------------------------------------------------------ the server */
 
-/* Runs the HTTP server until *stop becomes non-zero. 0 or -1 (could not
- * listen: logged). */
+/* Looks at Redis and RabbitMQ through gw's links and stores what it saw in
+ * gw->shared for GET /healthz. */
+void fg_health_refresh(fg_gateway *gw);
+
+/* Starts cfg.http_workers workers, each a copy of gw with links of its
+ * own, serving HTTP on the shared port, and runs the health loop on gw
+ * (every FG_HEALTH_PERIOD_MS) until *stop becomes non-zero; then stops
+ * the workers. 0 or -1 (could not listen: logged). */
+#define FG_HEALTH_PERIOD_MS 1000
 int fg_http_run(fg_gateway *gw, volatile int *stop);
-/* Wakes the server loop (from a signal handler). */
+/* Wakes the workers (from a signal handler). */
 void fg_http_wake(void);
 
 #endif

@@ -1,7 +1,12 @@
 /*
- * health.c - GET /healthz (Redis and RabbitMQ answer), GET /metrics (the
- * gateway's own series and every live node's bridge counters, Prometheus
- * text) and GET /api/v1/stats (the same counters as JSON, for feedctl).
+ * health.c - GET /healthz (whether Redis and RabbitMQ answer, as the
+ * health loop last saw it), GET /metrics (the gateway's own series and
+ * every live node's bridge counters, Prometheus text) and GET
+ * /api/v1/stats (the same counters as JSON, for feedctl).
+ *
+ * The health loop (fg_health_refresh, from fg_http_run every
+ * FG_HEALTH_PERIOD_MS) pings both on links of its own, so a probe never
+ * waits for a backend's timeout and never queues behind other requests.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,24 +15,42 @@
 
 #include "gateway.h"
 
-void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp)
+void fg_health_refresh(fg_gateway *gw)
 {
     const char *amqp_err = "";
-    cJSON *out = cJSON_CreateObject();
-    fp_store *st;
-    bool redis_ok = false, amqp_ok;
+    fp_store *st = fg_backend_store(gw);
+    bool amqp_ok;
     int rc = -EIO;
 
-    (void)req;
-    st = fg_backend_store(gw);
     if (st != NULL)
         FG_STORE_CALL(gw, rc, fp_store_ping(st));
-    redis_ok = rc == 0;
     amqp_ok = fg_backend_amqp_ping(gw, &amqp_err) == 0;
+    pthread_mutex_lock(&gw->shared->lock);
+    gw->shared->redis_ok = rc == 0;
+    gw->shared->amqp_ok = amqp_ok;
+    gw->shared->health_us = fp_time_mono_us();
+    gw->shared->health_known = true;
+    pthread_mutex_unlock(&gw->shared->lock);
+}
+
+/* The answer carries checked_ms: how long ago the loop looked. */
+void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp)
+{
+    cJSON *out = cJSON_CreateObject();
+    bool redis_ok, amqp_ok;
+    int64_t age_us;
+
+    (void)req;
+    pthread_mutex_lock(&gw->shared->lock);
+    redis_ok = gw->shared->health_known && gw->shared->redis_ok;
+    amqp_ok = gw->shared->health_known && gw->shared->amqp_ok;
+    age_us = fp_time_mono_us() - gw->shared->health_us;
+    pthread_mutex_unlock(&gw->shared->lock);
     if (out == NULL ||
         cJSON_AddStringToObject(out, "status", redis_ok && amqp_ok ? "ok" : "down") == NULL ||
         cJSON_AddStringToObject(out, "redis", redis_ok ? "ok" : "down") == NULL ||
-        cJSON_AddStringToObject(out, "rabbitmq", amqp_ok ? "ok" : "down") == NULL) {
+        cJSON_AddStringToObject(out, "rabbitmq", amqp_ok ? "ok" : "down") == NULL ||
+        cJSON_AddNumberToObject(out, "checked_ms", (double)(age_us / 1000)) == NULL) {
         cJSON_Delete(out);
         fg_respond_json(resp, 500, NULL);
         return;
@@ -96,7 +119,7 @@ void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp)
     st = fg_backend_store(gw);
     if (st != NULL)
         FG_STORE_CALL(gw, stats_rc, fp_store_stats_get(st, &samples, &n));
-    rc = fg_metrics_render(&gw->metrics, &out, &len, &cap);
+    rc = fg_metrics_render(&gw->shared->metrics, &out, &len, &cap);
     if (rc == 0)
         rc = fg_buf_printf(&out, &len, &cap,
                            "# HELP feedpush_bridge_up Whether the bridges' counters could be "
@@ -157,7 +180,7 @@ void fg_health_stats(fg_gateway *gw, const fg_request *req, fg_response *resp)
     if (out == NULL || nodes == NULL || cJSON_AddBoolToObject(out, "bridges_up", rc == 0) == NULL ||
         (rc == 0 && health__stats_nodes(samples, n, nodes) != 0) ||
         cJSON_AddNumberToObject(out, "gateway_requests_total",
-                                (double)fg_metrics_requests(&gw->metrics)) == NULL) {
+                                (double)fg_metrics_requests(&gw->shared->metrics)) == NULL) {
         free(samples);
         cJSON_Delete(out);
         fg_respond_json(resp, 500, NULL);

@@ -1,8 +1,14 @@
 /*
  * http.c - feed-gateway's HTTP/1.1 server on libwebsockets.
  *
- * One vhost, one service thread. Mounts: /api, /healthz and /metrics go
- * to our protocol callback; /vendor/ serves MQTT.js from mqtt_js_dir and
+ * http_workers workers, each a thread with an lws context of its own, a
+ * listening socket of its own on the shared port (SO_REUSEPORT: the kernel
+ * spreads the connections over them; lws 4.1 sets no SO_REUSEPORT itself,
+ * so the worker accepts and hands each connection to lws) and its own
+ * Redis and RabbitMQ links, so a request waiting for Redis or
+ * for a publisher confirm holds up only its worker's other connections.
+ * The main thread meanwhile runs the health loop. Mounts: /api, /healthz
+ * and /metrics go to our protocol callback; /vendor/ serves MQTT.js from mqtt_js_dir and
  * / serves the browser client from www_dir (lws file mounts, which refuse
  * paths escaping their directory). Anything else also reaches the
  * callback and gets a JSON 404.
@@ -19,12 +25,21 @@
  * kept for the next request unless the client sent Connection: close.
  * Every response carries the vhost headers (nosniff, CSP, ...).
  */
+#define _GNU_SOURCE /* accept4 */
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <libwebsockets.h>
 
@@ -32,7 +47,10 @@
 #include "gateway.h"
 
 #define HTTP__PROTOCOL "feed-gateway-http"
+#define HTTP__LISTEN "feed-gateway-listen"
+#define HTTP__BACKLOG 1024
 #define HTTP__BEARER "Bearer "
+#define HTTP__MAX_WORKERS 64 /* the http_workers maximum */
 
 typedef struct {
     fg_request req;
@@ -48,8 +66,26 @@ typedef struct {
     bool awaiting_body; /* the body timer runs */
 } http__session;
 
-static struct lws_context *http__ctx;
-static fg_gateway *http__gw;
+/* A worker: its links (gw), its lws context (the user pointer is the
+ * worker) and the mounts the context points to. */
+typedef struct {
+    fg_gateway gw;
+    struct lws_context *ctx;
+    struct lws_http_mount mounts[5];
+    int listen_fd;
+    pthread_t tid;
+    bool started;
+} http__worker;
+
+static http__worker http__workers[HTTP__MAX_WORKERS];
+static atomic_int http__n_workers; /* contexts made so far */
+static atomic_bool http__quit;     /* the workers are to end */
+
+/* The links of the worker serving wsi. */
+static fg_gateway *http__gw(struct lws *wsi)
+{
+    return &((http__worker *)lws_context_user(lws_get_context(wsi)))->gw;
+}
 
 /* Frees a session's request and response, ready for the next request on
  * the same (kept-alive) connection. */
@@ -165,7 +201,7 @@ static int http__dispatch(struct lws *wsi, http__session *s)
 {
     s->req.body = s->body != NULL ? s->body : "";
     s->req.body_len = s->body_len;
-    s->route = fg_route(http__gw, &s->req, &s->resp);
+    s->route = fg_route(http__gw(wsi), &s->req, &s->resp);
     return http__answer(wsi, s, true);
 }
 
@@ -234,6 +270,7 @@ static bool http__wants_close(struct lws *wsi)
  */
 static int http__on_request(struct lws *wsi, http__session *s)
 {
+    const fg_config *cfg = &http__gw(wsi)->cfg;
     enum lws_token_indexes tok = WSI_TOKEN_GET_URI;
     long long clen;
     int len;
@@ -268,27 +305,27 @@ static int http__on_request(struct lws *wsi, http__session *s)
         return http__refuse(wsi, s, 400, "bad_request", "Content-Length is not a decimal number",
                             true, true);
     }
-    if (clen > http__gw->cfg.max_body_bytes) {
+    if (clen > cfg->max_body_bytes) {
         char msg[96];
 
         snprintf(msg, sizeof(msg), "the body is larger than %lld bytes",
-                 (long long)http__gw->cfg.max_body_bytes);
+                 (long long)cfg->max_body_bytes);
         return http__refuse(wsi, s, 413, "payload_too_large", msg, true, true);
     }
     if (clen > 0) {
         /* Wait for LWS_CALLBACK_HTTP_BODY(_COMPLETION), at most
          * body_timeout_ms in all, however the body trickles in. */
         s->awaiting_body = true;
-        lws_set_timer_usecs(wsi, (lws_usec_t)http__gw->cfg.body_timeout_ms * 1000);
+        lws_set_timer_usecs(wsi, (lws_usec_t)cfg->body_timeout_ms * 1000);
         return 0;
     }
     return http__dispatch(wsi, s);
 }
 
 /* LWS_CALLBACK_HTTP_BODY: a piece of the body. */
-static int http__on_body(http__session *s, const void *in, size_t len)
+static int http__on_body(struct lws *wsi, http__session *s, const void *in, size_t len)
 {
-    size_t max = (size_t)http__gw->cfg.max_body_bytes;
+    size_t max = (size_t)http__gw(wsi)->cfg.max_body_bytes;
     char *grown;
 
     if (s->responding)
@@ -348,7 +385,7 @@ static int http__send(struct lws *wsi, http__session *s)
     unsigned char *out;
     int n;
 
-    fg_metrics_observe(&http__gw->metrics, s->route, fg_method_name(s->req.method), s->resp.status,
+    fg_metrics_observe(&http__gw(wsi)->shared->metrics, s->route, fg_method_name(s->req.method), s->resp.status,
                        fp_time_mono_us() - s->t0_us);
     if (http__write_headers(wsi, s) != 0)
         return -1;
@@ -374,7 +411,7 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_HTTP:
         return http__on_request(wsi, s);
     case LWS_CALLBACK_HTTP_BODY:
-        return http__on_body(s, in, len);
+        return http__on_body(wsi, s, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         s->awaiting_body = false;
         lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
@@ -400,8 +437,36 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+/* The worker's listening socket, adopted as a raw descriptor: readable
+ * means connections wait; each is accepted and given to lws as an HTTP
+ * connection of the vhost. */
+static int http__listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                                 void *in, size_t len)
+{
+    http__worker *w = lws_context_user(lws_get_context(wsi));
+    int fd, one = 1;
+
+    if (reason != LWS_CALLBACK_RAW_RX_FILE)
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    for (;;) {
+        fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            break;
+        /* Headers and body go out in two writes: without this the body of
+         * a small answer waits for the client's delayed ACK (40 ms). */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        /* On failure lws has closed fd. */
+        if (lws_adopt_socket_vhost(lws_get_vhost(wsi), fd) == NULL)
+            fp_warn("lws could not take a new connection");
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+        fp_warn("accept: %s", strerror(errno));
+    return 0;
+}
+
 static const struct lws_protocols http__protocols[] = {
     {HTTP__PROTOCOL, http__callback, sizeof(http__session), 0, 0, NULL, 0},
+    {HTTP__LISTEN, http__listen_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -469,18 +534,77 @@ static const struct lws_http_mount *http__mounts(const fg_config *c, struct lws_
     return head;
 }
 
-int fg_http_run(fg_gateway *gw, volatile int *stop)
+/* A worker's thread: serves its context until the run ends. */
+static void *http__worker_main(void *arg)
+{
+    http__worker *w = arg;
+
+    while (!atomic_load(&http__quit)) {
+        if (lws_service(w->ctx, 0) < 0) {
+            fp_error("an HTTP worker's service loop failed; its connections are dropped");
+            break;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * A non-blocking listening socket on host:port that the other workers
+ * share (SO_REUSEPORT when share). Without share it only proves the port
+ * free: SO_REUSEPORT would let a second gateway of the same user join a
+ * running one's port instead of failing. Returns it, or -1 (logged).
+ */
+static int http__listen(const char *host, int port, bool share)
+{
+    struct sockaddr_in sa;
+    int fd, one = 1;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        fp_error("http_host %s: not an IPv4 address", host);
+        return -1;
+    }
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        (share && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+        bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, HTTP__BACKLOG) != 0) {
+        fp_error("cannot serve HTTP on %s:%d: %s", host, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * Worker w: a copy of gw with links of its own (opened now; one that is
+ * down is retried on use), its listening socket, an lws context that
+ * listens on nothing itself and has that socket adopted, a thread.
+ * Returns 0 or -1 (logged).
+ */
+static int http__worker_start(const fg_gateway *gw, http__worker *w)
 {
     struct lws_context_creation_info info;
-    struct lws_http_mount mounts[5];
+    lws_sock_file_fd_type lfd;
 
-    http__gw = gw;
-    lws_set_log_level(LLL_ERR | LLL_WARN, http__lws_log);
+    w->gw = *gw;
+    w->gw.store = NULL;
+    w->gw.amqp = NULL;
+    w->gw.store_retry_us = 0;
+    w->gw.amqp_retry_us = 0;
+    w->gw.quiet = true;
+    w->listen_fd = -1;
+    if (fg_backend_open(&w->gw) != 0)
+        return -1;
+    w->listen_fd = http__listen(gw->cfg.http_host, (int)gw->cfg.http_port, true);
+    if (w->listen_fd < 0)
+        return -1;
     memset(&info, 0, sizeof(info));
-    info.port = (int)gw->cfg.http_port;
-    info.iface = gw->cfg.http_host;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = http__protocols;
-    info.mounts = http__mounts(&gw->cfg, mounts);
+    info.mounts = http__mounts(&gw->cfg, w->mounts);
     info.headers = &http__headers;
     info.vhost_name = "feed-gateway";
     info.server_string = "feed-gateway";
@@ -488,25 +612,85 @@ int fg_http_run(fg_gateway *gw, volatile int *stop)
     info.keepalive_timeout = 30;
     info.timeout_secs = 20;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
-    http__ctx = lws_create_context(&info);
-    if (http__ctx == NULL) {
-        fp_error("cannot serve HTTP on %s:%lld (see the lws line above)", gw->cfg.http_host,
-                 (long long)gw->cfg.http_port);
+    info.user = w;
+    w->ctx = lws_create_context(&info);
+    if (w->ctx == NULL) {
+        fp_error("cannot start an HTTP worker (see the lws line above)");
         return -1;
     }
-    fp_info("running: HTTP on http://%s:%lld/ (dev mode %s)", gw->cfg.http_host,
-            (long long)gw->cfg.http_port, gw->cfg.dev_mode ? "ON: anyone can get a token" : "off");
-    while (!*stop) {
-        if (lws_service(http__ctx, 0) < 0)
-            break;
+    atomic_fetch_add(&http__n_workers, 1);
+    /* Before the thread runs: nobody else uses the context yet. */
+    lfd.filefd = w->listen_fd;
+    if (lws_adopt_descriptor_vhost(lws_get_vhost_by_name(w->ctx, "feed-gateway"),
+                                   LWS_ADOPT_RAW_FILE_DESC, lfd, HTTP__LISTEN, NULL) == NULL) {
+        fp_error("lws would not watch the listening socket");
+        w->listen_fd = -1; /* lws closed it */
+        return -1;
     }
-    lws_context_destroy(http__ctx);
-    http__ctx = NULL;
+    if (pthread_create(&w->tid, NULL, http__worker_main, w) != 0) {
+        fp_error("cannot start an HTTP worker thread");
+        return -1;
+    }
+    w->started = true;
     return 0;
+}
+
+/* Sleeps ms milliseconds, or less when *stop is set. */
+static void http__nap(volatile int *stop, int ms)
+{
+    for (; ms > 0 && !*stop; ms -= 50)
+        usleep(50000);
+}
+
+int fg_http_run(fg_gateway *gw, volatile int *stop)
+{
+    int i, n = (int)gw->cfg.http_workers, rc = 0;
+    http__worker *w;
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, http__lws_log);
+    n = n < HTTP__MAX_WORKERS ? n : HTTP__MAX_WORKERS;
+    atomic_store(&http__quit, false);
+    rc = http__listen(gw->cfg.http_host, (int)gw->cfg.http_port, false);
+    if (rc < 0)
+        return -1;
+    close(rc);
+    rc = 0;
+    fg_health_refresh(gw); /* the first state, before anyone asks */
+    for (i = 0; i < n && rc == 0; i++)
+        rc = http__worker_start(gw, &http__workers[i]);
+    if (rc == 0) {
+        fp_info("running: HTTP on http://%s:%lld/, %d workers (dev mode %s)", gw->cfg.http_host,
+                (long long)gw->cfg.http_port, n,
+                gw->cfg.dev_mode ? "ON: anyone can get a token" : "off");
+        while (!*stop) {
+            http__nap(stop, FG_HEALTH_PERIOD_MS);
+            if (!*stop)
+                fg_health_refresh(gw);
+        }
+    }
+    atomic_store(&http__quit, true);
+    fg_http_wake();
+    atomic_store(&http__n_workers, 0); /* a signal now wakes nobody */
+    for (i = 0; i < n; i++) {
+        w = &http__workers[i];
+        if (w->started)
+            pthread_join(w->tid, NULL);
+        if (w->ctx != NULL)
+            lws_context_destroy(w->ctx);
+        else if (w->listen_fd >= 0)
+            close(w->listen_fd);
+        fg_backend_close(&w->gw);
+        memset(w, 0, sizeof(*w));
+    }
+    return rc == 0 ? 0 : -1;
 }
 
 void fg_http_wake(void)
 {
-    if (http__ctx != NULL)
-        lws_cancel_service(http__ctx);
+    int i, n = atomic_load(&http__n_workers);
+
+    for (i = 0; i < n; i++) {
+        if (http__workers[i].ctx != NULL)
+            lws_cancel_service(http__workers[i].ctx);
+    }
 }

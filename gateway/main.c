@@ -113,13 +113,17 @@ static int main__args(int argc, char **argv, const char **conf)
 
 int main(int argc, char **argv)
 {
-    static fg_gateway gw; /* large (metrics); zeroed */
+    static fg_shared shared;
+    static fg_gateway gw; /* the health loop's links; the workers copy it */
     const char *conf = NULL;
     fp_log_level level;
     char err[FP_CONF_ERR_MAX];
     int rc;
 
     fp_log_set_component("feed-gateway");
+    if (fg_metrics_init(&shared.metrics) != 0 || pthread_mutex_init(&shared.lock, NULL) != 0)
+        return 1;
+    gw.shared = &shared;
     rc = main__args(argc, argv, &conf);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
@@ -150,5 +154,7 @@ done:
     fp_jwt_key_free(gw.signing_key, gw.signing_key_len);
     fp_jwt_verifier_free(gw.verifier);
     fg_config_free(&gw.cfg);
+    pthread_mutex_destroy(&shared.lock);
+    fg_metrics_destroy(&shared.metrics);
     return rc;
 }

@@ -5,7 +5,8 @@
  * Kept per (route, method, status) in a small fixed table: routes are the
  * route table's patterns, never raw paths, so clients cannot grow it;
  * series beyond FG_METRICS_SERIES (not reachable with today's routes) are
- * only counted in feedpush_gateway_requests_overflow_total.
+ * only counted in feedpush_gateway_requests_overflow_total. The HTTP
+ * workers share one table: every function takes its lock.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -19,6 +20,17 @@
 static const double metrics__le[FG_METRICS_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                                        0.05,   0.1,   0.25,   0.5,   1,    2.5};
 
+int fg_metrics_init(fg_metrics *m)
+{
+    memset(m, 0, sizeof(*m));
+    return -pthread_mutex_init(&m->lock, NULL);
+}
+
+void fg_metrics_destroy(fg_metrics *m)
+{
+    pthread_mutex_destroy(&m->lock);
+}
+
 void fg_metrics_observe(fg_metrics *m, fg_route_id route, const char *method, int status,
                         int64_t us)
 {
@@ -28,6 +40,7 @@ void fg_metrics_observe(fg_metrics *m, fg_route_id route, const char *method, in
 
     if (route >= FG_ROUTE__COUNT)
         route = FG_ROUTE_UNKNOWN;
+    pthread_mutex_lock(&m->lock);
     for (i = 0; i < m->n_series && x == NULL; i++) {
         if (m->series[i].route == route && m->series[i].status == status &&
             strcmp(m->series[i].method, method) == 0)
@@ -49,15 +62,19 @@ void fg_metrics_observe(fg_metrics *m, fg_route_id route, const char *method, in
     }
     m->count[route]++;
     m->sum_s[route] += s;
+    pthread_mutex_unlock(&m->lock);
 }
 
-uint64_t fg_metrics_requests(const fg_metrics *m)
+uint64_t fg_metrics_requests(fg_metrics *m)
 {
-    uint64_t n = m->overflow;
+    uint64_t n;
     size_t i;
 
+    pthread_mutex_lock(&m->lock);
+    n = m->overflow;
     for (i = 0; i < m->n_series; i++)
         n += m->series[i].count;
+    pthread_mutex_unlock(&m->lock);
     return n;
 }
 
@@ -108,12 +125,13 @@ static int metrics__histogram(const fg_metrics *m, fg_route_id r, char **out, si
     return rc;
 }
 
-int fg_metrics_render(const fg_metrics *m, char **out, size_t *len, size_t *cap)
+int fg_metrics_render(fg_metrics *m, char **out, size_t *len, size_t *cap)
 {
     const fg_request_series *x;
     int rc;
     size_t i;
 
+    pthread_mutex_lock(&m->lock);
     rc = fg_buf_printf(out, len, cap,
                        "# HELP feedpush_gateway_requests_total API requests answered.\n"
                        "# TYPE feedpush_gateway_requests_total counter\n");
@@ -141,5 +159,6 @@ int fg_metrics_render(const fg_metrics *m, char **out, size_t *len, size_t *cap)
         if (m->count[i] > 0)
             rc = metrics__histogram(m, (fg_route_id)i, out, len, cap);
     }
+    pthread_mutex_unlock(&m->lock);
     return rc;
 }

@@ -24,6 +24,7 @@
 #include "gateway.h"
 
 static fg_gateway fuzz__gw;
+static fg_shared fuzz__shared;
 static char *fuzz__token;
 static int fuzz__store; /* its address stands for the store */
 
@@ -168,6 +169,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     unlink(path);
     fuzz__gw.alg = FP_JWT_HS256;
+    if (fg_metrics_init(&fuzz__shared.metrics) != 0 ||
+        pthread_mutex_init(&fuzz__shared.lock, NULL) != 0)
+        abort();
+    fuzz__gw.shared = &fuzz__shared;
+    fg_health_refresh(&fuzz__gw); /* both up: /healthz is 200 */
     return 0;
 }
 
