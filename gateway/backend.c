@@ -1,7 +1,7 @@
 /*
  * backend.c - feed-gateway's Redis store (fp_store) and RabbitMQ
  * publisher (fp_amqp, publisher only, with confirms), both from the
- * backend library.
+ * backend library, and the publisher thread the HTTP workers share.
  *
  * Both are opened at start; one that is down then is logged and opened
  * on first use. After a failure a backend is not retried for
@@ -10,6 +10,7 @@
  * once when it starts and once when it ends.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,7 +39,7 @@ static void backend__up(const fg_gateway *gw, int64_t *retry_us, const char *wha
     *retry_us = 0;
 }
 
-int fg_backend_open(fg_gateway *gw)
+int fg_backend_open(fg_gateway *gw, bool store, bool amqp)
 {
     fp_store_config sc = {.host = gw->cfg.redis_host,
                           .port = (int)gw->cfg.redis_port,
@@ -54,15 +55,19 @@ int fg_backend_open(fg_gateway *gw)
                          .timeout_ms = (int)gw->cfg.timeout_ms};
     int rc;
 
-    rc = fp_store_open(&gw->store, &sc);
-    if (rc == -ENOMEM)
-        return rc;
-    if (rc == -EINVAL) {
-        fp_error("redis: %s", fp_store_errstr(gw->store));
-        return rc;
+    if (store) {
+        rc = fp_store_open(&gw->store, &sc);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc == -EINVAL) {
+            fp_error("redis: %s", fp_store_errstr(gw->store));
+            return rc;
+        }
+        if (rc != 0)
+            backend__down(gw, &gw->store_retry_us, "redis", fp_store_errstr(gw->store));
     }
-    if (rc != 0)
-        backend__down(gw, &gw->store_retry_us, "redis", fp_store_errstr(gw->store));
+    if (!amqp)
+        return 0;
     rc = fp_amqp_open(&gw->amqp, &ac);
     if (rc == -ENOMEM || gw->amqp == NULL)
         return -ENOMEM;
@@ -113,32 +118,50 @@ static int backend__amqp_reconnect(fg_gateway *gw)
     return 0;
 }
 
-/* The pieces of work done on the publisher link. */
-typedef struct {
-    const char *rk; /* NULL: a ping */
+/* An event to publish: its routing key and JSON body; in the
+ * publisher's queue, the outcome for the worker waiting on it. */
+typedef struct backend__job {
+    const char *rk;
     const char *body;
     size_t len;
+    int rc;
+    bool done;
+    struct backend__job *next;
+} backend__job;
+
+/* The work done on a publisher link: the jobs, or a ping (jobs NULL). */
+typedef struct {
+    backend__job *jobs;
 } backend__op;
 
-/* Runs op once on the current link. 0 or -EIO. */
+/* Runs op once on the current link: every job published, then their
+ * confirms awaited together. 0 or -EIO. */
 static int backend__amqp_once(fg_gateway *gw, const backend__op *op)
 {
-    if (op->rk == NULL)
-        return fp_amqp_ping(gw->amqp);
-    if (fp_amqp_publish(gw->amqp, FP_EXCHANGE_EVENTS, op->rk, op->body, op->len) != 0)
+    const backend__job *j;
+
+    if (gw->amqp == NULL)
         return -EIO;
+    if (op->jobs == NULL)
+        return fp_amqp_ping(gw->amqp);
+    for (j = op->jobs; j != NULL; j = j->next) {
+        if (fp_amqp_publish(gw->amqp, FP_EXCHANGE_EVENTS, j->rk, j->body, j->len) != 0)
+            return -EIO;
+    }
     return fp_amqp_confirm(gw->amqp);
 }
 
 /*
  * Runs op; when the link is broken (or was closed while idle) it
- * reconnects and runs it once more. A publish repeated that way is
- * harmless: every event is idempotent downstream. 0 or -EIO.
+ * reconnects and runs it once more, all of it. A publish repeated that
+ * way is harmless: every event is idempotent downstream. 0 or -EIO.
  */
 static int backend__amqp_run(fg_gateway *gw, const backend__op *op)
 {
     int rc;
 
+    if (gw->amqp == NULL)
+        return -EIO; /* a link without a publisher (an HTTP worker's) */
     if (gw->amqp_retry_us != 0 && backend__amqp_reconnect(gw) != 0)
         return -EIO;
     rc = backend__amqp_once(gw, op);
@@ -154,27 +177,150 @@ static int backend__amqp_run(fg_gateway *gw, const backend__op *op)
     return rc;
 }
 
+/* ------------------------------------------------------------ the publisher */
+
+/*
+ * The workers' one publisher link. A worker queues its event and waits;
+ * the publisher thread takes everything queued, publishes it back to back
+ * and waits for the confirms together, then wakes the workers of that
+ * batch. While it waits, new events queue for the next batch, so under
+ * load many events are in flight on the link at once and RabbitMQ
+ * confirms them in groups; an event alone goes out at once.
+ */
+struct fg_publisher {
+    fg_gateway gw; /* its link: gw.amqp */
+    pthread_mutex_t lock;
+    pthread_cond_t work, done; /* a job queued; a batch finished */
+    backend__job *head, *tail;
+    bool stop;
+    pthread_t tid;
+};
+
+static void *backend__publisher_main(void *arg)
+{
+    fg_publisher *p = arg;
+    backend__op op;
+    backend__job *j;
+    int rc;
+
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        while (p->head == NULL && !p->stop)
+            pthread_cond_wait(&p->work, &p->lock);
+        if (p->head == NULL)
+            break;
+        op.jobs = p->head;
+        p->head = p->tail = NULL;
+        pthread_mutex_unlock(&p->lock);
+        rc = backend__amqp_run(&p->gw, &op);
+        pthread_mutex_lock(&p->lock);
+        for (j = op.jobs; j != NULL; j = j->next) {
+            j->rc = rc;
+            j->done = true;
+        }
+        pthread_cond_broadcast(&p->done);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
+
+int fg_publisher_start(fg_publisher **out, const fg_gateway *gw)
+{
+    fg_publisher *p = calloc(1, sizeof(*p));
+    int rc = -ENOMEM;
+
+    *out = NULL;
+    if (p == NULL)
+        return -ENOMEM;
+    p->gw = *gw;
+    p->gw.store = NULL;
+    p->gw.amqp = NULL;
+    p->gw.amqp_retry_us = 0;
+    if (pthread_mutex_init(&p->lock, NULL) != 0)
+        goto fail_mutex;
+    if (pthread_cond_init(&p->work, NULL) != 0)
+        goto fail_work;
+    if (pthread_cond_init(&p->done, NULL) != 0)
+        goto fail_done;
+    rc = fg_backend_open(&p->gw, false, true);
+    if (rc != 0)
+        goto fail_open;
+    if (pthread_create(&p->tid, NULL, backend__publisher_main, p) != 0) {
+        rc = -EAGAIN;
+        goto fail_thread;
+    }
+    *out = p;
+    return 0;
+fail_thread:
+    fg_backend_close(&p->gw);
+fail_open:
+    pthread_cond_destroy(&p->done);
+fail_done:
+    pthread_cond_destroy(&p->work);
+fail_work:
+    pthread_mutex_destroy(&p->lock);
+fail_mutex:
+    free(p);
+    return rc;
+}
+
+void fg_publisher_stop(fg_publisher *p)
+{
+    if (p == NULL)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stop = true;
+    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->tid, NULL);
+    fg_backend_close(&p->gw);
+    pthread_cond_destroy(&p->done);
+    pthread_cond_destroy(&p->work);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
+/* Queues job on p and waits until its batch is confirmed (or failed). */
+static int backend__submit(fg_publisher *p, backend__job *job)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->tail != NULL)
+        p->tail->next = job;
+    else
+        p->head = job;
+    p->tail = job;
+    pthread_cond_signal(&p->work);
+    while (!job->done)
+        pthread_cond_wait(&p->done, &p->lock);
+    pthread_mutex_unlock(&p->lock);
+    return job->rc;
+}
+
 int fg_backend_publish(fg_gateway *gw, const fp_event *ev)
 {
-    backend__op op = {fp_event_type_name(ev->type), NULL, 0};
+    backend__job job = {fp_event_type_name(ev->type), NULL, 0, 0, false, NULL};
+    backend__op op = {&job};
     char *body;
     int rc;
 
     body = fp_event_encode(ev);
-    if (body == NULL || op.rk == NULL) {
+    if (body == NULL || job.rk == NULL) {
         free(body);
         return -EINVAL;
     }
-    op.body = body;
-    op.len = strlen(body);
-    rc = backend__amqp_run(gw, &op);
+    job.body = body;
+    job.len = strlen(body);
+    if (gw->shared != NULL && gw->shared->publisher != NULL)
+        rc = backend__submit(gw->shared->publisher, &job);
+    else
+        rc = backend__amqp_run(gw, &op);
     free(body);
     return rc;
 }
 
 int fg_backend_amqp_ping(fg_gateway *gw, const char **errstr)
 {
-    backend__op op = {NULL, NULL, 0};
+    backend__op op = {NULL};
     int rc = backend__amqp_run(gw, &op);
 
     *errstr = fp_amqp_errstr(gw->amqp);

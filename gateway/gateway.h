@@ -131,10 +131,13 @@ uint64_t fg_metrics_requests(fg_metrics *m);
 
 /* ------------------------------------------------------------ the gateway */
 
-/* What every worker reads: the counters, and the backends' health as the
- * health loop last saw it (lock). */
+typedef struct fg_publisher fg_publisher;
+
+/* What every worker reads: the counters, the publisher, and the backends'
+ * health as the health loop last saw it (lock). */
 typedef struct {
     fg_metrics metrics;
+    fg_publisher *publisher; /* NULL: each gateway publishes on its own link */
     pthread_mutex_t lock;
     bool health_known, redis_ok, amqp_ok;
     int64_t health_us; /* when the loop last looked (fp_time_mono_us) */
@@ -142,9 +145,10 @@ typedef struct {
 
 /*
  * One set of backend links and what a request handler needs. main() owns
- * the configuration, the keys and the shared state; each HTTP worker and
- * the health loop has a copy of its own with its own store and publisher
- * (hiredis and rabbitmq-c connections are used by one thread).
+ * the configuration, the keys and the shared state; each HTTP worker (a
+ * store), the publisher thread (a RabbitMQ link) and the health loop (both)
+ * has a copy of its own: hiredis and rabbitmq-c connections are used by
+ * one thread.
  */
 typedef struct {
     fg_config cfg; /* the strings are main()'s, shared read-only */
@@ -161,9 +165,10 @@ typedef struct {
 } fg_gateway;
 
 
-/* Opens (or tries to open) Redis and RabbitMQ; a backend that is down is
- * logged once and retried on use. Returns 0 or -ENOMEM / -EINVAL. */
-int fg_backend_open(fg_gateway *gw);
+/* Opens (or tries to open) Redis when store and RabbitMQ when amqp; a
+ * backend that is down is logged once and retried on use. Returns 0 or
+ * -ENOMEM / -EINVAL. */
+int fg_backend_open(fg_gateway *gw, bool store, bool amqp);
 void fg_backend_close(fg_gateway *gw);
 /* The store, reconnected first when its last call broke the connection.
  * NULL when Redis is down (the caller answers 503). */
@@ -172,10 +177,16 @@ fp_store *fg_backend_store(fg_gateway *gw);
 int fg_backend_store_reconnect(fg_gateway *gw);
 /*
  * Encodes ev, publishes it to feed.events (routing key = its type) and
- * waits for RabbitMQ's confirm; on a broken link it reconnects and tries
- * once more. Returns 0, -EINVAL (ev invalid) or -EIO (RabbitMQ down).
+ * waits for RabbitMQ's confirm: through the shared publisher when there is
+ * one, else on gw's link; on a broken link it reconnects and tries once
+ * more. Returns 0, -EINVAL (ev invalid) or -EIO (RabbitMQ down).
  */
 int fg_backend_publish(fg_gateway *gw, const fp_event *ev);
+/* Starts the publisher thread with a RabbitMQ link of its own (a copy of
+ * gw's settings; a link that is down is retried on use). 0 or -errno. */
+int fg_publisher_start(fg_publisher **out, const fg_gateway *gw);
+/* Publishes what is queued, ends the thread, frees p (NULL: nothing). */
+void fg_publisher_stop(fg_publisher *p);
 /* RabbitMQ answers (a passive declare on the publisher link). 0 or -EIO;
  * errstr says why. */
 int fg_backend_amqp_ping(fg_gateway *gw, const char **errstr);

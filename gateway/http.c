@@ -4,14 +4,15 @@
  * http_workers workers, each a thread with an lws context of its own, a
  * listening socket of its own on the shared port (SO_REUSEPORT: the kernel
  * spreads the connections over them; lws 4.1 sets no SO_REUSEPORT itself,
- * so the worker accepts and hands each connection to lws) and its own
- * Redis and RabbitMQ links, so a request waiting for Redis or
- * for a publisher confirm holds up only its worker's other connections.
+ * so the worker accepts and hands each connection to lws) and a Redis
+ * link of its own, so a request waiting for Redis or for its event's
+ * confirm holds up only its worker's other connections. Events go through
+ * the one publisher thread (backend.c), which confirms them in batches.
  * The main thread meanwhile runs the health loop. Mounts: /api, /healthz
- * and /metrics go to our protocol callback; /vendor/ serves MQTT.js from mqtt_js_dir and
- * / serves the browser client from www_dir (lws file mounts, which refuse
- * paths escaping their directory). Anything else also reaches the
- * callback and gets a JSON 404.
+ * and /metrics go to our protocol callback; /vendor/ serves MQTT.js from
+ * mqtt_js_dir and / serves the browser client from www_dir (lws file
+ * mounts, which refuse paths escaping their directory). Anything else
+ * also reaches the callback and gets a JSON 404.
  *
  * A request is read whole before it is routed: method, decoded path,
  * query arguments, the bearer token and a body of at most max_body_bytes
@@ -385,8 +386,8 @@ static int http__send(struct lws *wsi, http__session *s)
     unsigned char *out;
     int n;
 
-    fg_metrics_observe(&http__gw(wsi)->shared->metrics, s->route, fg_method_name(s->req.method), s->resp.status,
-                       fp_time_mono_us() - s->t0_us);
+    fg_metrics_observe(&http__gw(wsi)->shared->metrics, s->route, fg_method_name(s->req.method),
+                       s->resp.status, fp_time_mono_us() - s->t0_us);
     if (http__write_headers(wsi, s) != 0)
         return -1;
     out = malloc(LWS_PRE + s->resp.len + 1);
@@ -596,7 +597,7 @@ static int http__worker_start(const fg_gateway *gw, http__worker *w)
     w->gw.amqp_retry_us = 0;
     w->gw.quiet = true;
     w->listen_fd = -1;
-    if (fg_backend_open(&w->gw) != 0)
+    if (fg_backend_open(&w->gw, true, false) != 0)
         return -1;
     w->listen_fd = http__listen(gw->cfg.http_host, (int)gw->cfg.http_port, true);
     if (w->listen_fd < 0)
@@ -656,6 +657,7 @@ int fg_http_run(fg_gateway *gw, volatile int *stop)
     close(rc);
     rc = 0;
     fg_health_refresh(gw); /* the first state, before anyone asks */
+    rc = fg_publisher_start(&gw->shared->publisher, gw);
     for (i = 0; i < n && rc == 0; i++)
         rc = http__worker_start(gw, &http__workers[i]);
     if (rc == 0) {
@@ -682,6 +684,8 @@ int fg_http_run(fg_gateway *gw, volatile int *stop)
         fg_backend_close(&w->gw);
         memset(w, 0, sizeof(*w));
     }
+    fg_publisher_stop(gw->shared->publisher);
+    gw->shared->publisher = NULL;
     return rc == 0 ? 0 : -1;
 }
 

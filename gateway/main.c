@@ -140,7 +140,7 @@ int main(int argc, char **argv)
     if (main__keys(&gw) != 0 || main__need_file(gw.cfg.www_dir, "index.html", "www_dir") != 0 ||
         main__need_file(gw.cfg.mqtt_js_dir, "mqtt.min.js", "mqtt_js_dir") != 0)
         goto done;
-    if (fg_backend_open(&gw) != 0)
+    if (fg_backend_open(&gw, true, true) != 0)
         goto done;
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, main__on_signal);
