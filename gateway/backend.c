@@ -84,9 +84,30 @@ void fg_backend_close(fg_gateway *gw)
     gw->amqp = NULL;
 }
 
+/*
+ * Is a reconnect attempt due: no failure pending, its retry delay over,
+ * or (a worker's or the publisher's link) the health loop has seen the
+ * backend answer since that failure, so nobody waits out the delay once
+ * /healthz says it is back.
+ */
+static bool backend__retry_due(const fg_gateway *gw, int64_t retry_us, bool redis)
+{
+    bool up;
+
+    if (retry_us == 0 || fp_time_mono_us() >= retry_us)
+        return true;
+    if (gw->shared == NULL || !gw->quiet)
+        return false;
+    pthread_mutex_lock(&gw->shared->lock);
+    up = gw->shared->health_known && (redis ? gw->shared->redis_ok : gw->shared->amqp_ok) &&
+         gw->shared->health_us > retry_us - BACKEND__RETRY_US;
+    pthread_mutex_unlock(&gw->shared->lock);
+    return up;
+}
+
 int fg_backend_store_reconnect(fg_gateway *gw)
 {
-    if (gw->store_retry_us != 0 && fp_time_mono_us() < gw->store_retry_us)
+    if (!backend__retry_due(gw, gw->store_retry_us, true))
         return -EIO;
     if (fp_store_reconnect(gw->store) != 0) {
         backend__down(gw, &gw->store_retry_us, "redis", fp_store_errstr(gw->store));
@@ -108,7 +129,7 @@ fp_store *fg_backend_store(fg_gateway *gw)
 /* Reconnects the publisher unless a recent attempt failed. 0 or -EIO. */
 static int backend__amqp_reconnect(fg_gateway *gw)
 {
-    if (gw->amqp_retry_us != 0 && fp_time_mono_us() < gw->amqp_retry_us)
+    if (!backend__retry_due(gw, gw->amqp_retry_us, false))
         return -EIO;
     if (fp_amqp_reconnect(gw->amqp) != 0) {
         backend__down(gw, &gw->amqp_retry_us, "rabbitmq", fp_amqp_errstr(gw->amqp));
@@ -140,8 +161,6 @@ static int backend__amqp_once(fg_gateway *gw, const backend__op *op)
 {
     const backend__job *j;
 
-    if (gw->amqp == NULL)
-        return -EIO;
     if (op->jobs == NULL)
         return fp_amqp_ping(gw->amqp);
     for (j = op->jobs; j != NULL; j = j->next) {
@@ -236,6 +255,7 @@ int fg_publisher_start(fg_publisher **out, const fg_gateway *gw)
     p->gw.store = NULL;
     p->gw.amqp = NULL;
     p->gw.amqp_retry_us = 0;
+    p->gw.quiet = true; /* the health loop reports RabbitMQ outages */
     if (pthread_mutex_init(&p->lock, NULL) != 0)
         goto fail_mutex;
     if (pthread_cond_init(&p->work, NULL) != 0)

@@ -5,7 +5,7 @@
  *               signals
  *   config.c    gateway.conf + FEEDPUSH_* environment
  *   http.c      libwebsockets: http_workers threads, each serving its own
- *               connections on the shared port with its own backend links;
+ *               connections on the shared port with its own Redis link;
  *               requests in (method, path, headers, body), responses out,
  *               the static mounts of the browser client
  *   routes.c    the route table: path + method -> handler, 404/405
@@ -156,7 +156,7 @@ typedef struct {
     fp_amqp *amqp;
     int64_t store_retry_us; /* no reconnect attempt before this (fail fast) */
     int64_t amqp_retry_us;
-    bool quiet; /* a worker: its outages are logged at debug level (the health loop warns) */
+    bool quiet; /* a worker or the publisher: outages logged at debug level (the health loop warns) */
     fp_jwt_verifier *verifier;
     fp_jwt_alg alg;
     unsigned char *signing_key; /* dev mode only */
@@ -286,10 +286,11 @@ cJSON *fg_body_object(const fg_request *req, fg_response *resp, bool allow_empty
  * gw->shared for GET /healthz. */
 void fg_health_refresh(fg_gateway *gw);
 
-/* Starts cfg.http_workers workers, each a copy of gw with links of its
- * own, serving HTTP on the shared port, and runs the health loop on gw
- * (every FG_HEALTH_PERIOD_MS) until *stop becomes non-zero; then stops
- * the workers. 0 or -1 (could not listen: logged). */
+/* Starts the publisher thread and cfg.http_workers workers, each a copy
+ * of gw with a Redis link of its own, serving HTTP on the shared port,
+ * and runs the health loop on gw (every FG_HEALTH_PERIOD_MS) until *stop
+ * becomes non-zero; then stops the workers and the publisher. 0 or -1
+ * (could not listen: logged). */
 #define FG_HEALTH_PERIOD_MS 1000
 int fg_http_run(fg_gateway *gw, volatile int *stop);
 /* Wakes the workers (from a signal handler). */

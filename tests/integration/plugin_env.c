@@ -44,15 +44,10 @@ int ft_plugin_env_start_key(ft_plugin_env *e, const char *node_id, fp_jwt_alg al
     snprintf(e->secret_path, sizeof(e->secret_path), "%s/jwt.secret", e->dir);
     if (ft_secret_write(e->secret_path, e->secret, sizeof(e->secret)) != 0)
         return -1;
-    e->alg = alg;
-    if (key_file != NULL)
-        snprintf(e->key_path, sizeof(e->key_path), "%s", key_file);
-    else
-        snprintf(e->key_path, sizeof(e->key_path), "%s", e->secret_path);
     if (ft_server_start(&e->redis, "redis", NULL) != 0)
         return -1;
     snprintf(conf, sizeof(conf), "%s/plugin.conf", e->dir);
-    if (ft_plugin_conf_write(conf, fp_jwt_alg_name(alg), e->key_path, node_id, e->redis.port,
+    if (ft_plugin_conf_write(conf, fp_jwt_alg_name(alg), key_file != NULL ? key_file : e->secret_path, node_id, e->redis.port,
                              extra) != 0)
         return -1;
     return ft_server_start(&e->mosq, "mosquitto", conf);

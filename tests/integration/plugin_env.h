@@ -26,8 +26,6 @@ typedef struct {
     char dir[PATH_MAX];         /* test files: secret, plugin config */
     char secret_path[PATH_MAX + 16];
     unsigned char secret[48];
-    fp_jwt_alg alg;               /* the plugin's */
-    char key_path[PATH_MAX + 16]; /* its key_file: secret_path, or the public key */
     char node_id[FP_ID_BUFSZ];
 } ft_plugin_env;
 
