@@ -27,6 +27,7 @@
 #include "bridge.h"
 #include "fp_config.h"
 #include "fp_log.h"
+#include "fp_version.h"
 
 #define MAIN__BACKOFF_MIN_MS 100
 #define MAIN__BACKOFF_MAX_MS 5000
@@ -278,7 +279,7 @@ static void main__run(fb_bridge *b)
 
 static void main__usage(FILE *out)
 {
-    fprintf(out, "usage: feed-bridge [-c bridge.conf]\n\n"
+    fprintf(out, "usage: feed-bridge [-c bridge.conf] | --help | --version\n\n"
                  "Options (config file key, default, meaning, environment override):\n");
     fb_config_usage(out);
 }
@@ -291,6 +292,10 @@ static int main__args(int argc, char **argv, const char **conf)
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             main__usage(stdout);
+            exit(0);
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("feed-bridge %s\n", FP_VERSION);
             exit(0);
         }
         if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {

@@ -19,6 +19,7 @@
 
 #include "fp_config.h"
 #include "fp_log.h"
+#include "fp_version.h"
 #include "gateway.h"
 
 static volatile int main__stop;
@@ -32,7 +33,7 @@ static void main__on_signal(int sig)
 
 static void main__usage(FILE *out)
 {
-    fprintf(out, "usage: feed-gateway [-c gateway.conf]\n\n"
+    fprintf(out, "usage: feed-gateway [-c gateway.conf] | --help | --version\n\n"
                  "Configuration keys (file lines \"key value\"; environment FEEDPUSH_<KEY>):\n");
     fg_config_usage(out);
 }
@@ -92,7 +93,8 @@ static int main__keys(fg_gateway *gw)
     return rc;
 }
 
-/* Parses the command line: -c FILE, --help. Returns 0, 1 (help shown) or 2. */
+/* Parses the command line: -c FILE, --help, --version. Returns 0, 1 (help
+ * or version shown) or 2. */
 static int main__args(int argc, char **argv, const char **conf)
 {
     int i;
@@ -102,6 +104,9 @@ static int main__args(int argc, char **argv, const char **conf)
             *conf = argv[++i];
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             main__usage(stdout);
+            return 1;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("feed-gateway %s\n", FP_VERSION);
             return 1;
         } else {
             main__usage(stderr);

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "feedctl.h"
+#include "fp_version.h"
 
 /* Most options one command may have, the global ones included. */
 #define MAIN_MAX_OPTS 16
@@ -75,6 +76,7 @@ static const struct option main__global_opts[] = {
     {"key", required_argument, NULL, FC_OPT_KEY},
     {"alg", required_argument, NULL, FC_OPT_ALG},
     {"json", no_argument, NULL, FC_OPT_JSON},
+    {"version", no_argument, NULL, FC_OPT_VERSION},
     {"help", no_argument, NULL, 'h'},
 };
 #define MAIN_NGLOBAL (sizeof(main__global_opts) / sizeof(main__global_opts[0]))
@@ -90,6 +92,7 @@ static const char main__global_help[] =
     "  --alg ALG      algorithm of --key: HS256 (default), RS256 or ES256\n"
     "  --json         print the gateway's JSON reply as it is\n"
     "  -h, --help     this text; feedctl COMMAND --help for one command\n"
+    "  --version      print feedctl's version and exit\n"
     "\n"
     "The token: --token if given; else, with --as, one minted with --key or,\n"
     "without a key, one from the gateway's dev endpoint (dev mode only); else\n"
@@ -135,6 +138,9 @@ static int main__global(fc_ctx *x, int code, const char *arg)
     case FC_OPT_JSON:
         x->json = true;
         return 0;
+    case FC_OPT_VERSION:
+        printf("feedctl %s\n", FP_VERSION);
+        exit(0);
     case FC_OPT_ALG:
         if (fp_jwt_alg_parse(arg, &x->alg) == 0)
             return 0;

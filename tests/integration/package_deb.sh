@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The Debian package: CPack builds it from this build tree; `dpkg-deb -c`
+# must list the installed layout, its control data must name the runtime
+# dependencies, the conffiles and the maintainer scripts; lintian must
+# report no error and `systemd-analyze verify` must accept both units
+# without a word. lintian and systemd-analyze are used where they exist
+# (tools/deps installs lintian; systemd-analyze comes with systemd): a
+# missing one is said, not hidden.
+#
+# Run by ctest with FP_BUILD_DIR and FP_TEST_TMP.
+set -euo pipefail
+
+failures=0
+fail() {
+    echo "FAIL $*"
+    failures=$((failures + 1))
+}
+ok() { echo "ok   $*"; }
+
+t=$(mktemp -d "$(readlink -f "$FP_TEST_TMP")/package.XXXXXX")
+if ! cpack --config "$FP_BUILD_DIR/CPackConfig.cmake" -B "$t" >"$t/cpack.log" 2>&1; then
+    sed 's/^/    /' "$t/cpack.log"
+    echo "FAIL cpack could not build the package"
+    exit 1
+fi
+deb=$(ls "$t"/feedpush_*.deb 2>/dev/null | head -n 1)
+[ -n "$deb" ] || { echo "FAIL cpack made no feedpush_*.deb (see $t/cpack.log)"; exit 1; }
+ok "built ${deb##*/}"
+
+# The layout (docs/deploy.md).
+dpkg-deb -c "$deb" | awk '{print $NF}' | sed 's|^\./|/|' >"$t/contents"
+for f in /usr/bin/feed-bridge /usr/bin/feed-gateway /usr/bin/feedctl /usr/lib/feedpush/feed_auth.so \
+    /usr/share/feedpush/www/index.html /usr/share/feedpush/www/app.js \
+    /usr/share/feedpush/www/style.css /usr/share/feedpush/www/vendor/mqtt.min.js \
+    /etc/feedpush/bridge.conf /etc/feedpush/gateway.conf /etc/feedpush/mosquitto/feedpush.conf \
+    /lib/systemd/system/feed-bridge.service /lib/systemd/system/feed-gateway.service \
+    /usr/share/doc/feedpush/copyright /usr/share/doc/feedpush/changelog.gz \
+    /usr/share/doc/feedpush/deploy.md; do
+    if grep -qxF "$f" "$t/contents"; then ok "dpkg-deb -c lists $f"; else fail "the package lacks $f"; fi
+done
+
+# Control data.
+depends=$(dpkg-deb -f "$deb" Depends)
+for dep in mosquitto libmosquitto1 librabbitmq4 libhiredis0.14 libwebsockets17 libcjson1 libssl3 adduser; do
+    case ", $depends" in *", $dep "* | *", $dep,"* | *", $dep") ok "Depends: $dep" ;;
+    *) fail "Depends lacks $dep: $depends" ;; esac
+done
+mkdir "$t/control"
+dpkg-deb -e "$deb" "$t/control"
+for f in /etc/feedpush/bridge.conf /etc/feedpush/gateway.conf /etc/feedpush/mosquitto/feedpush.conf; do
+    if grep -qxF "$f" "$t/control/conffiles"; then ok "conffile $f"; else fail "$f is not a conffile"; fi
+done
+for s in postinst postrm; do
+    if [ -x "$t/control/$s" ] && sh -n "$t/control/$s"; then ok "$s is an executable sh script"; else fail "$s"; fi
+done
+# Nothing is started before the operator configured it.
+if grep -Eq 'systemctl[^|]*(start|enable|restart)|invoke-rc.d|deb-systemd-invoke' "$t/control/postinst"; then
+    fail "postinst starts or enables a service"
+else
+    ok "postinst neither enables nor starts a service"
+fi
+
+if command -v lintian >/dev/null 2>&1; then
+    rc=0
+    lintian --fail-on error "$deb" >"$t/lintian.log" 2>&1 || rc=$?
+    sed 's/^/    /' "$t/lintian.log"
+    if [ $rc -eq 0 ] && ! grep -q '^E: ' "$t/lintian.log"; then
+        ok "lintian: no errors ($(grep -c '^W: ' "$t/lintian.log" || true) warnings)"
+    else
+        fail "lintian reports errors (exit $rc)"
+    fi
+else
+    echo "skip lintian: not installed (tools/deps installs it)"
+fi
+
+if command -v systemd-analyze >/dev/null 2>&1; then
+    # The package's tree, plus the system's own units (the targets ours
+    # refer to), as the root systemd resolves everything in.
+    root=$t/root
+    dpkg-deb -x "$deb" "$root"
+    cp -rn /lib/systemd/system/. "$root/lib/systemd/system/"
+    rc=0
+    systemd-analyze verify --root="$root" /lib/systemd/system/feed-bridge.service \
+        /lib/systemd/system/feed-gateway.service >"$t/verify.log" 2>&1 || rc=$?
+    # verify exits 0 on unknown keys and bad values: any output is a finding.
+    if [ $rc -eq 0 ] && [ ! -s "$t/verify.log" ]; then
+        ok "systemd-analyze verify accepts both units"
+    else
+        sed 's/^/    /' "$t/verify.log"
+        fail "systemd-analyze verify (exit $rc)"
+    fi
+else
+    echo "skip systemd-analyze: not installed (Debian package systemd)"
+fi
+
+if [ "$failures" -ne 0 ]; then
+    echo "$failures check(s) failed; files in $t"
+    exit 1
+fi
+rm -rf "$t"
+echo "all checks passed"
