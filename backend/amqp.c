@@ -10,7 +10,9 @@
 #include <sys/time.h>
 
 #include <amqp.h>
+#include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
+#include <openssl/ssl.h>
 
 #define AMQP__CHANNEL 1
 #define AMQP__HEARTBEAT_S 30
@@ -92,6 +94,51 @@ static struct timeval amqp__tv(int ms)
     return tv;
 }
 
+/* An empty string is as good as none. */
+static bool amqp__set(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+/*
+ * Makes c's socket a TLS one (amqps): the CA file, or the system's CAs;
+ * the optional client certificate; peer and host name verification on
+ * unless tls_insecure. Returns 0, -ENOMEM, or -EIO when a file is
+ * unusable (errstr names it).
+ */
+static int amqp__tls_socket(fp_amqp *a, amqp_connection_state_t c, amqp_socket_t **out,
+                            const char *what)
+{
+    amqp_socket_t *sock;
+    bool verify = !a->cfg.tls_insecure;
+    int rc;
+
+    sock = amqp_ssl_socket_new(c);
+    if (sock == NULL)
+        return -ENOMEM;
+    if (amqp__set(a->cfg.tls_ca)) {
+        rc = amqp_ssl_socket_set_cacert(sock, a->cfg.tls_ca);
+        if (rc != AMQP_STATUS_OK) {
+            amqp__set_error(a, rc, "%s: tls_ca %s is not a usable PEM file", what, a->cfg.tls_ca);
+            return -EIO;
+        }
+    } else if (SSL_CTX_set_default_verify_paths(amqp_ssl_socket_get_context(sock)) != 1) {
+        amqp__set_error(a, -1, "%s: %s", what, "cannot load the system's CA certificates");
+        return -EIO;
+    }
+    if (amqp__set(a->cfg.tls_cert)) {
+        rc = amqp_ssl_socket_set_key(sock, a->cfg.tls_cert, a->cfg.tls_key);
+        if (rc != AMQP_STATUS_OK) {
+            amqp__set_error(a, rc, "%s: tls_cert/tls_key %s: unusable", what, a->cfg.tls_cert);
+            return -EIO;
+        }
+    }
+    amqp_ssl_socket_set_verify_peer(sock, verify);
+    amqp_ssl_socket_set_verify_hostname(sock, verify);
+    *out = sock;
+    return 0;
+}
+
 /* Opens one connection, logs in and opens channel 1. */
 static int amqp__connect_one(fp_amqp *a, amqp_connection_state_t *out, const char *what)
 {
@@ -105,9 +152,15 @@ static int amqp__connect_one(fp_amqp *a, amqp_connection_state_t *out, const cha
     if (c == NULL)
         return -ENOMEM;
     *out = c;
-    sock = amqp_tcp_socket_new(c);
-    if (sock == NULL)
-        return -ENOMEM;
+    if (a->cfg.tls) {
+        rc = amqp__tls_socket(a, c, &sock, what);
+        if (rc != 0)
+            return rc;
+    } else {
+        sock = amqp_tcp_socket_new(c);
+        if (sock == NULL)
+            return -ENOMEM;
+    }
     rc = amqp_socket_open_noblock(sock, a->cfg.host, a->cfg.port, &tv);
     if (rc != AMQP_STATUS_OK) {
         amqp__set_error(a, rc, "%s: connect: %s", what, amqp_error_string2(rc));
@@ -254,6 +307,12 @@ static void amqp__disconnect(fp_amqp *a)
 }
 
 /* Copies the config strings so the caller's may go away. */
+/* strdup of an optional string: NULL stays NULL. */
+static char *amqp__dup(const char *s)
+{
+    return s != NULL ? strdup(s) : NULL;
+}
+
 static int amqp__copy_config(fp_amqp *a, const fp_amqp_config *c)
 {
     a->cfg = *c;
@@ -261,9 +320,15 @@ static int amqp__copy_config(fp_amqp *a, const fp_amqp_config *c)
     a->cfg.user = strdup(c->user);
     a->cfg.password = strdup(c->password);
     a->cfg.vhost = strdup(c->vhost);
-    a->cfg.node_id = c->node_id != NULL ? strdup(c->node_id) : NULL;
+    a->cfg.node_id = amqp__dup(c->node_id);
+    a->cfg.tls_ca = amqp__dup(c->tls_ca);
+    a->cfg.tls_cert = amqp__dup(c->tls_cert);
+    a->cfg.tls_key = amqp__dup(c->tls_key);
     if (a->cfg.host == NULL || a->cfg.user == NULL || a->cfg.password == NULL ||
-        a->cfg.vhost == NULL || (c->node_id != NULL && a->cfg.node_id == NULL))
+        a->cfg.vhost == NULL || (c->node_id != NULL && a->cfg.node_id == NULL) ||
+        (c->tls_ca != NULL && a->cfg.tls_ca == NULL) ||
+        (c->tls_cert != NULL && a->cfg.tls_cert == NULL) ||
+        (c->tls_key != NULL && a->cfg.tls_key == NULL))
         return -ENOMEM;
     if (c->node_id == NULL)
         return 0;
@@ -309,6 +374,9 @@ void fp_amqp_free(fp_amqp *a)
     free((char *)a->cfg.password);
     free((char *)a->cfg.vhost);
     free((char *)a->cfg.node_id);
+    free((char *)a->cfg.tls_ca);
+    free((char *)a->cfg.tls_cert);
+    free((char *)a->cfg.tls_key);
     free(a);
 }
 

@@ -31,6 +31,11 @@ typedef struct {
     char *amqp_user;
     char *amqp_password;
     char *amqp_vhost;
+    bool amqp_tls;
+    char *amqp_tls_ca;
+    char *amqp_tls_cert;
+    char *amqp_tls_key;
+    bool amqp_tls_verify;
     int64_t prefetch;
     int64_t deliver_ttl_ms;
     int64_t deliver_max_length;
@@ -42,6 +47,8 @@ typedef struct {
     int64_t ribbon_length;
     char *mqtt_host;
     int64_t mqtt_port;
+    bool mqtt_tls;
+    char *mqtt_tls_ca;
     char *jwt_alg;
     char *jwt_signing_key;
     int64_t token_ttl;

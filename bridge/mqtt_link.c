@@ -19,6 +19,9 @@
 #include "fp_log.h"
 #include "fp_time.h"
 
+/* Where Debian keeps the system's CA certificates (hashed names). */
+#define MQTT__SYSTEM_CAS "/etc/ssl/certs"
+
 struct fb_mqtt {
     fb_mqtt_config cfg;
     char *host;
@@ -148,6 +151,28 @@ static bool mqtt__wait_connected(fb_mqtt *m, int timeout_ms)
     return m->connected;
 }
 
+/*
+ * TLS to the broker: its certificate must chain to the CA file (or to one
+ * of the system's CAs) and name m->host; libmosquitto checks both during
+ * every (re)connect. Returns 0 or -EINVAL (errstr says why).
+ */
+static int mqtt__tls(fb_mqtt *m, const fb_mqtt_config *c)
+{
+    bool own_ca = c->tls_ca != NULL && c->tls_ca[0] != '\0';
+    int rc;
+
+    rc = mosquitto_tls_set(m->m, own_ca ? c->tls_ca : NULL, own_ca ? NULL : MQTT__SYSTEM_CAS, NULL,
+                           NULL, NULL);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_tls_insecure_set(m->m, false);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt: TLS with CAs from %.120s: %s",
+                 own_ca ? c->tls_ca : MQTT__SYSTEM_CAS, mosquitto_strerror(rc));
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
 {
     char err[256];
@@ -173,6 +198,8 @@ static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
     mosquitto_publish_callback_set(m->m, mqtt__on_publish);
     /* 1 s, then 2 s between attempts: a restarted broker is back quickly. */
     mosquitto_reconnect_delay_set(m->m, 1, 2, false);
+    if (c->tls && mqtt__tls(m, c) != 0)
+        return -EINVAL;
     return mqtt__set_token(m);
 }
 

@@ -18,6 +18,8 @@
 typedef struct {
     const char *host;
     int port;
+    bool tls;           /* TLS to the broker, certificate and host name verified */
+    const char *tls_ca; /* CA file (PEM); NULL or "": the system's CAs */
     const char *node_id;
     fp_jwt_alg alg;
     const char *signing_key_file; /* HS256 secret, or RS256/ES256 private key */

@@ -50,6 +50,11 @@ int fg_backend_open(fg_gateway *gw, bool store, bool amqp)
                          .user = gw->cfg.amqp_user,
                          .password = gw->cfg.amqp_password,
                          .vhost = gw->cfg.amqp_vhost,
+                         .tls = gw->cfg.amqp_tls,
+                         .tls_insecure = !gw->cfg.amqp_tls_verify,
+                         .tls_ca = gw->cfg.amqp_tls_ca,
+                         .tls_cert = gw->cfg.amqp_tls_cert,
+                         .tls_key = gw->cfg.amqp_tls_key,
                          .node_id = NULL,
                          .prefetch = 1,
                          .timeout_ms = (int)gw->cfg.timeout_ms};

@@ -40,6 +40,8 @@ typedef struct {
     char *http_host;
     int64_t http_port;
     int64_t http_workers;
+    char *tls_cert;
+    char *tls_key;
     char *www_dir;
     char *mqtt_js_dir;
     char *mqtt_ws_urls;
@@ -48,6 +50,11 @@ typedef struct {
     char *amqp_user;
     char *amqp_password;
     char *amqp_vhost;
+    bool amqp_tls;
+    char *amqp_tls_ca;
+    char *amqp_tls_cert;
+    char *amqp_tls_key;
+    bool amqp_tls_verify;
     char *redis_host;
     int64_t redis_port;
     char *redis_prefix;

@@ -613,6 +613,14 @@ static int http__worker_start(const fg_gateway *gw, http__worker *w)
     info.keepalive_timeout = 30;
     info.timeout_secs = 20;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (gw->cfg.tls_cert[0] != '\0') {
+        /* HTTPS on the adopted connections (lws_adopt_socket_vhost allows
+         * TLS); HTTP/1.1 only, the protocol this server implements. */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = gw->cfg.tls_cert;
+        info.ssl_private_key_filepath = gw->cfg.tls_key;
+        info.alpn = "http/1.1";
+    }
     info.user = w;
     w->ctx = lws_create_context(&info);
     if (w->ctx == NULL) {
@@ -661,7 +669,9 @@ int fg_http_run(fg_gateway *gw, volatile int *stop)
     for (i = 0; i < n && rc == 0; i++)
         rc = http__worker_start(gw, &http__workers[i]);
     if (rc == 0) {
-        fp_info("running: HTTP on http://%s:%lld/, %d workers (dev mode %s)", gw->cfg.http_host,
+        fp_info("running: %s on %s://%s:%lld/, %d workers (dev mode %s)",
+                gw->cfg.tls_cert[0] != '\0' ? "HTTPS" : "HTTP",
+                gw->cfg.tls_cert[0] != '\0' ? "https" : "http", gw->cfg.http_host,
                 (long long)gw->cfg.http_port, n,
                 gw->cfg.dev_mode ? "ON: anyone can get a token" : "off");
         while (!*stop) {

@@ -35,6 +35,15 @@ typedef struct {
     const char *user;
     const char *password;
     const char *vhost;
+    /* amqps: TLS with the broker, verifying its certificate chain against
+     * tls_ca (a PEM file; NULL or "": the system's CAs) and its name
+     * against host, unless tls_insecure. tls_cert/tls_key: an optional
+     * client certificate (both or neither). */
+    bool tls;
+    bool tls_insecure;
+    const char *tls_ca;
+    const char *tls_cert;
+    const char *tls_key;
     const char *node_id;    /* NULL: a publisher only (feed-gateway): no node
                              * queues; requires both consume_* false */
     int prefetch;           /* unacked messages in flight on the consumer */

@@ -18,6 +18,11 @@
 //       [--timeout-ms MS]               limit for connect, subscribe, publish
 //                                       and expect together (default 5000);
 //                                       --stay-ms comes on top of it
+//       [--ca FILE]                     wss://: trust only this CA (PEM);
+//                                       the name is checked as always
+//       [--ready-file FILE]             create FILE once the SUBACK came (a
+//                                       caller waits for it before it makes
+//                                       the messages to expect)
 //
 // Steps run in that order and stop early when the connection closes or the
 // timeout passes. Output fields:
@@ -37,6 +42,7 @@
 //                    connection, null if it did not (before we ended it)
 //   disconnect_rc    reason code of an MQTT 5 DISCONNECT from the broker, or
 //                    null
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -47,7 +53,7 @@ function usage(message) {
         'usage: mqtt-ws-client.mjs --url ws://HOST:PORT[/mqtt] [--username U] ' +
         '[--password P] [--client-id ID] [--protocol-version 4|5] ' +
         '[--subscribe TOPIC]... [--publish TOPIC=PAYLOAD]... [--expect N] ' +
-        '[--stay-ms MS] [--timeout-ms MS]\n');
+        '[--stay-ms MS] [--timeout-ms MS] [--ca FILE] [--ready-file FILE]\n');
     process.exit(2);
 }
 
@@ -66,6 +72,8 @@ function parseCommandLine() {
                 expect: { type: 'string', default: '0' },
                 'stay-ms': { type: 'string', default: '0' },
                 'timeout-ms': { type: 'string', default: '5000' },
+                ca: { type: 'string' },
+                'ready-file': { type: 'string' },
             },
             strict: true,
             allowPositionals: false,
@@ -102,6 +110,8 @@ function parseCommandLine() {
         expect: count('expect', 0),
         stayMs: count('stay-ms', 0),
         timeoutMs: count('timeout-ms', 1),
+        ca: values.ca,
+        readyFile: values['ready-file'],
     };
 }
 
@@ -132,6 +142,14 @@ const options = {
 if (args.username !== undefined) options.username = args.username;
 if (args.password !== undefined) options.password = args.password;
 if (args.clientId !== undefined) options.clientId = args.clientId;
+if (args.ca !== undefined) {
+    try {
+        options.ca = readFileSync(args.ca);
+    } catch (err) {
+        usage(`--ca ${args.ca}: ${err.message}`);
+    }
+    options.rejectUnauthorized = true;
+}
 
 const client = mqtt.connect(args.url, options);
 
@@ -200,6 +218,7 @@ async function run() {
             });
         });
         if (!await step('subscribing', subscribed)) return;
+        if (args.readyFile !== undefined) writeFileSync(args.readyFile, 'subscribed\n');
     }
 
     for (const { topic, payload } of args.publish) {

@@ -26,7 +26,7 @@
 
 /* getopt_long codes of the global options (above any single character). */
 enum { FC_OPT_URL = 0x100, FC_OPT_AS, FC_OPT_TOKEN, FC_OPT_KEY, FC_OPT_ALG, FC_OPT_JSON,
-       FC_OPT_VERSION };
+       FC_OPT_VERSION, FC_OPT_CACERT };
 
 typedef struct fc_http fc_http;
 
@@ -37,6 +37,7 @@ typedef struct {
     const char *token;     /* --token, or NULL */
     const char *env_token; /* $FEEDPUSH_TOKEN, or NULL */
     const char *key_file;  /* --key or $FEEDPUSH_JWT_SIGNING_KEY, or NULL */
+    const char *cacert;    /* --cacert or $FEEDPUSH_CACERT: CA file for https, or NULL */
     fp_jwt_alg alg;        /* --alg, HS256 by default */
     bool json;             /* --json: print the raw reply */
     fc_http *http;         /* the HTTP client, made by the first request */

@@ -100,6 +100,9 @@ static fc_http *http__client(fc_ctx *x)
     curl_easy_setopt(h->curl, CURLOPT_ERRORBUFFER, h->errbuf);
     curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "feedctl");
     curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, http__write);
+    /* https: libcurl verifies the certificate and the host name by default. */
+    if (x->cacert != NULL && x->cacert[0] != '\0')
+        curl_easy_setopt(h->curl, CURLOPT_CAINFO, x->cacert);
     x->http = h;
     return h;
 }

@@ -77,6 +77,7 @@ static const struct option main__global_opts[] = {
     {"alg", required_argument, NULL, FC_OPT_ALG},
     {"json", no_argument, NULL, FC_OPT_JSON},
     {"version", no_argument, NULL, FC_OPT_VERSION},
+    {"cacert", required_argument, NULL, FC_OPT_CACERT},
     {"help", no_argument, NULL, 'h'},
 };
 #define MAIN_NGLOBAL (sizeof(main__global_opts) / sizeof(main__global_opts[0]))
@@ -91,6 +92,8 @@ static const char main__global_help[] =
     "                 (default $FEEDPUSH_JWT_SIGNING_KEY)\n"
     "  --alg ALG      algorithm of --key: HS256 (default), RS256 or ES256\n"
     "  --json         print the gateway's JSON reply as it is\n"
+    "  --cacert FILE  CA certificate (PEM) an https gateway's certificate must\n"
+    "                 chain to (default $FEEDPUSH_CACERT, else the system's CAs)\n"
     "  -h, --help     this text; feedctl COMMAND --help for one command\n"
     "  --version      print feedctl's version and exit\n"
     "\n"
@@ -137,6 +140,9 @@ static int main__global(fc_ctx *x, int code, const char *arg)
         return 0;
     case FC_OPT_JSON:
         x->json = true;
+        return 0;
+    case FC_OPT_CACERT:
+        x->cacert = arg;
         return 0;
     case FC_OPT_VERSION:
         printf("feedctl %s\n", FP_VERSION);
@@ -209,6 +215,7 @@ static void main__defaults(fc_ctx *x)
     x->url = url != NULL && *url != '\0' ? url : FC_DEFAULT_URL;
     x->env_token = getenv("FEEDPUSH_TOKEN");
     x->key_file = getenv("FEEDPUSH_JWT_SIGNING_KEY");
+    x->cacert = getenv("FEEDPUSH_CACERT");
     x->alg = FP_JWT_HS256;
 }
 
