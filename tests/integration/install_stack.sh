@@ -15,20 +15,11 @@
 # FP_TEST_TMP and, in the sanitizer build, FP_MOSQUITTO_PRELOAD.
 set -euo pipefail
 
-failures=0
-fail() {
-    echo "FAIL $*"
-    failures=$((failures + 1))
-}
-ok() { echo "ok   $*"; }
-die() {
-    echo "FAIL $*"
-    exit 1
-}
+# shellcheck source=ft_check.sh
+. "$(dirname "$0")/ft_check.sh"
 
 # The brokers drop to their own users: the tree lives where they can read.
-t=$(mktemp -d "$(readlink -f "$FP_TEST_TMP")/install.XXXXXX")
-chmod 755 "$t"
+t=$(ft_tmp install)
 trap '"$FP_HARNESS" stop-all "$t" >/dev/null 2>&1 || true' EXIT
 
 # ---- 1. DESTDIR, prefix /usr: the package's layout and paths ----
@@ -82,7 +73,6 @@ expect_line "$P/etc/feedpush/gateway.conf" "www_dir $P/share/feedpush/www"
 # The operator's part: the key the configs name, and free ports.
 head -c 48 /dev/urandom | base64 -w0 >"$P/etc/feedpush/jwt.secret"
 chmod 644 "$P/etc/feedpush/jwt.secret"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mq=$(free_port)
 ws=$(free_port)
 hp=$(free_port)
@@ -158,8 +148,4 @@ else
     fail "the browser test failed against the installed page"
 fi
 
-if [ "$failures" -ne 0 ]; then
-    echo "$failures check(s) failed; logs in $t"
-    exit 1
-fi
-echo "all checks passed"
+verdict

@@ -10,14 +10,10 @@
 # Run by ctest with FP_BUILD_DIR and FP_TEST_TMP.
 set -euo pipefail
 
-failures=0
-fail() {
-    echo "FAIL $*"
-    failures=$((failures + 1))
-}
-ok() { echo "ok   $*"; }
+# shellcheck source=ft_check.sh
+. "$(dirname "$0")/ft_check.sh"
 
-t=$(mktemp -d "$(readlink -f "$FP_TEST_TMP")/package.XXXXXX")
+t=$(ft_tmp package)
 if ! cpack --config "$FP_BUILD_DIR/CPackConfig.cmake" -B "$t" >"$t/cpack.log" 2>&1; then
     sed 's/^/    /' "$t/cpack.log"
     echo "FAIL cpack could not build the package"
@@ -93,9 +89,5 @@ else
     echo "skip systemd-analyze: not installed (Debian package systemd)"
 fi
 
-if [ "$failures" -ne 0 ]; then
-    echo "$failures check(s) failed; files in $t"
-    exit 1
-fi
-rm -rf "$t"
-echo "all checks passed"
+[ "$failures" -ne 0 ] || rm -rf "$t"
+verdict

@@ -20,19 +20,10 @@
 # FP_BRIDGE, FP_GATEWAY, FP_FEEDCTL and FP_MOSQUITTO_PRELOAD.
 set -euo pipefail
 
-failures=0
-fail() {
-    echo "FAIL $*"
-    failures=$((failures + 1))
-}
-ok() { echo "ok   $*"; }
-die() {
-    echo "FAIL $*"
-    exit 1
-}
+# shellcheck source=ft_check.sh
+. "$(dirname "$0")/ft_check.sh"
 
-t=$(mktemp -d "$(readlink -f "$FP_TEST_TMP")/tls.XXXXXX")
-chmod 755 "$t"
+t=$(ft_tmp tls)
 trap '"$FP_HARNESS" stop-all "$t" >/dev/null 2>&1 || true' EXIT
 src=$FP_SOURCE_DIR
 
@@ -42,7 +33,6 @@ ca=$t/pki/ca.crt
 other=$t/other/ca.crt
 head -c 48 /dev/urandom | base64 -w0 >"$t/secret"
 chmod 644 "$t/secret"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mqtts=$(free_port)
 wss=$(free_port)
 hp=$(free_port)
@@ -204,8 +194,4 @@ else
     fail "certutil is missing (libnss3-tools, tools/deps installs it): the browser cannot be given the CA"
 fi
 
-if [ "$failures" -ne 0 ]; then
-    echo "$failures check(s) failed; logs in $t"
-    exit 1
-fi
-echo "all checks passed"
+verdict

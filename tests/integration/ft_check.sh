@@ -1,0 +1,40 @@
+# ft_check.sh: what the shell integration tests share; sourced, not run.
+#
+#   ok TEXT        one passed check ("ok   TEXT")
+#   fail TEXT      one failed check ("FAIL TEXT"), counted in $failures
+#   die TEXT       a failure that ends the test at once (exit 1)
+#   verdict        the end: exit 1 naming the count (and $t) if any check
+#                  failed, else "all checks passed"
+#   ft_tmp NAME    a fresh directory under the run's FP_TEST_TMP (mode 0755:
+#                  servers that drop to their own users must reach it)
+#   free_port      a loopback port nobody listens on now
+failures=0
+
+ok() { echo "ok   $*"; }
+fail() {
+    echo "FAIL $*"
+    failures=$((failures + 1))
+}
+die() {
+    echo "FAIL $*"
+    exit 1
+}
+
+verdict() {
+    if [ "$failures" -ne 0 ]; then
+        echo "$failures check(s) failed; files in ${t:-?}"
+        exit 1
+    fi
+    echo "all checks passed"
+}
+
+ft_tmp() {
+    local d
+    d=$(mktemp -d "$(readlink -f "$FP_TEST_TMP")/$1.XXXXXX")
+    chmod 755 "$d"
+    echo "$d"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
