@@ -6,8 +6,9 @@
 //
 // Driver (the default role):
 //   node tools/ws-bench.mjs --ws-url ws://127.0.0.1:P/mqtt --gateway http://127.0.0.1:G
+//       (or --ws-url mqtt://127.0.0.1:P: the same clients over MQTT/TCP)
 //       --secret FILE --redis-port N --broker-pid PID --clients N [--procs P]
-//       [--window W] [--authors A] [--rate R] [--seconds S]
+//       [--window W] [--authors A] [--rate R] [--seconds S] [--pids NAME=PID,...]
 // It forks P client processes (each holds N/P connections, W connecting at
 // a time), has client i follow author a<i mod A> through the gateway, waits
 // until every client is connected and subscribed, reads the broker's RSS
@@ -17,7 +18,8 @@
 // client's clock minus the post's created_at, set by the gateway: the whole
 // path gateway -> RabbitMQ -> bridge -> Redis -> broker -> WebSocket).
 // Prints the table on stdout; exits 1 when a client could not connect or a
-// delivery is missing.
+// delivery is missing 30 s after the last post. --pids: processes whose CPU use while posting is
+// reported too (the broker's and the client processes' always are).
 //
 // Client role (forked by the driver): --role client --first I --count N.
 import { fork, execFileSync } from 'node:child_process';
@@ -35,9 +37,10 @@ const { values: opt } = parseArgs({
         secret: { type: 'string' },
         'redis-port': { type: 'string' },
         'broker-pid': { type: 'string' },
+        pids: { type: 'string', default: '' },
         clients: { type: 'string', default: '1000' },
         procs: { type: 'string', default: '2' },
-        window: { type: 'string', default: '100' },
+        window: { type: 'string', default: '250' },
         authors: { type: 'string', default: '20' },
         rate: { type: 'string', default: '2' },
         seconds: { type: 'string', default: '20' },
@@ -131,8 +134,14 @@ async function clientRole() {
     };
     await Promise.all(Array.from({ length: Math.min(window, count) }, worker));
     process.send({ event: 'ready', connected: count - failed, failed, firstError, tStart, tEnd: Date.now() });
+    const progress = setInterval(() => {
+        if (process.connected) process.send({ event: 'progress', received: latencies.length });
+    }, 250);
+    // The driver gone (it ended or died): so do we.
+    process.on('disconnect', () => process.exit(0));
     process.on('message', (m) => {
         if (m.event !== 'finish') return;
+        clearInterval(progress);
         const closedEarly = clients.filter((c) => !c.connected).length;
         process.send({ event: 'done', latencies, closedEarly });
         for (const c of clients) c.end(true);
@@ -145,6 +154,17 @@ async function clientRole() {
 function rssKiB(pid) {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : NaN;
+}
+
+// CPU seconds (user + system) process pid has used so far.
+function cpuSeconds(pid) {
+    try {
+        const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+        return (Number(rest[11]) + Number(rest[12])) / 100; // utime, stime: fields 14, 15
+    } catch {
+        return NaN;
+    }
 }
 
 function redis(...args) {
@@ -198,6 +218,7 @@ async function driver() {
     const children = [];
     const ready = [];
     const done = [];
+    const received = [];
     const per = Math.ceil(n / procs);
     for (let p = 0; p < procs; p++) {
         const first = p * per;
@@ -207,6 +228,8 @@ async function driver() {
             '--first', String(first), '--count', String(count), '--window', opt.window,
             '--prefix', opt.prefix]);
         children.push(child);
+        received.push(0);
+        child.on('message', (m) => { if (m.event === 'progress') received[p] = m.received; });
         ready.push(new Promise((resolve, reject) => {
             child.on('message', (m) => { if (m.event === 'ready') resolve(m); });
             child.on('exit', (code) => reject(new Error(`client process ${p} exited (${code})`)));
@@ -219,14 +242,21 @@ async function driver() {
     const connected = readies.reduce((s, r) => s + r.connected, 0);
     const failed = readies.reduce((s, r) => s + r.failed, 0);
     const connectS = (Math.max(...readies.map((r) => r.tEnd)) - Math.min(...readies.map((r) => r.tStart))) / 1000;
-    // Presence settles: every connected client counted in online:<node>.
-    await sleep(1000);
+    // Presence settles (every client counted in online:<node>); meanwhile
+    // the broker's CPU use with every client connected and nothing to send.
+    const idleBefore = cpuSeconds(brokerPid);
+    await sleep(3000);
+    const idlePct = ((cpuSeconds(brokerPid) - idleBefore) / 3) * 100;
     const rssConnected = rssKiB(brokerPid);
     process.stderr.write(`ws-bench: ${connected} connected (${failed} failed) in ${connectS.toFixed(1)} s\n`);
 
     // Posts: R a second for S seconds, the authors in turn.
     const posts = rate * seconds;
     let expected = 0;
+    const watched = [['mosquitto', brokerPid],
+        ...opt.pids.split(',').filter((s) => s.includes('=')).map((s) => s.split('=')),
+        ...children.map((c, i) => [`clients ${i + 1}`, c.pid])];
+    const cpuBefore = watched.map(([, pid]) => cpuSeconds(pid));
     const tPosts = Date.now();
     for (let j = 0; j < posts; j++) {
         const at = tPosts + (j * 1000) / rate;
@@ -237,8 +267,15 @@ async function driver() {
         expected += Math.floor(n / authors) + (k < n % authors ? 1 : 0);
     }
     const rssPosting = rssKiB(brokerPid);
-    // Deliveries still in flight arrive within the realtime budget.
-    await sleep(3000);
+    const postS = (Date.now() - tPosts) / 1000;
+    const cpu = watched.map(([name, pid], i) =>
+        `${name} ${(((cpuSeconds(pid) - cpuBefore[i]) / postS) * 100).toFixed(0)}%`);
+    // Deliveries still in flight: wait for them (a late one is measured as
+    // late, not lost) up to DRAIN_MS after the last post.
+    const DRAIN_MS = 30000;
+    const drainUntil = Date.now() + DRAIN_MS;
+    while (received.reduce((s, v) => s + v, 0) < expected && Date.now() < drainUntil) await sleep(250);
+    await sleep(500); // one more progress round: nothing beyond expected arrives
     for (const c of children) c.send({ event: 'finish' });
     const results = await Promise.all(done);
     const lat = results.flatMap((r) => r.latencies).sort((a, b) => a - b);
@@ -256,6 +293,8 @@ async function driver() {
     row('delivery rate while posting', `${(expected / seconds).toFixed(0)} /s`);
     row('latency p50 / p90 / p99 / max (ms)', `${pct(lat, 50)} / ${pct(lat, 90)} / ${pct(lat, 99)} / ${lat.length ? lat[lat.length - 1] : NaN}`);
     row('clients that lost their connection', String(closedEarly));
+    row('broker CPU, all connected, idle', `${idlePct.toFixed(0)}%`);
+    row('CPU while posting (100% = one core)', cpu.join(', '));
     const ok = failed === 0 && lat.length === expected && closedEarly === 0;
     process.exit(ok ? 0 : 1);
 }
