@@ -29,17 +29,41 @@ void fp_feed_page_free(fp_feed_page *p)
     memset(p, 0, sizeof(*p));
 }
 
+/* revoked:<uid>'s value (a GET reply: nil when unset) into *before.
+ * Returns 0 or -EPROTO (not a non-negative integer). */
+static int store__revoked_value(fp_store *s, const redisReply *r, int64_t *before)
+{
+    char *end;
+    long long v;
+
+    *before = 0;
+    if (r->type == REDIS_REPLY_NIL)
+        return 0;
+    if (r->type != REDIS_REPLY_STRING)
+        return store__protocol(s, "revoked", r);
+    errno = 0;
+    v = strtoll(r->str, &end, 10);
+    if (errno != 0 || end == r->str || *end != '\0' || v < 0)
+        return store__protocol(s, "revoked: not a number", r);
+    *before = v;
+    return 0;
+}
+
 /*
- * Fills page from feed_read.lua's flat reply (id, body, id, body, ...).
- * Pairs whose id is not a valid id are skipped. Returns 0, -EPROTO or
- * -ENOMEM (page then freed by the caller).
+ * Fills page from feed_read.lua's flat reply (revoked, id, body, id, body,
+ * ...). Pairs whose id is not a valid id are skipped. Returns 0, -EPROTO
+ * or -ENOMEM (page then freed by the caller).
  */
 static int store__parse_page(fp_store *s, const redisReply *r, size_t limit, fp_feed_page *page)
 {
     size_t i, pairs;
+    int rc;
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 0 || r->elements / 2 > limit)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 1 || r->elements / 2 > limit)
         return store__protocol(s, "feed_read", r);
+    rc = store__revoked_value(s, r->element[0], &page->revoked_before);
+    if (rc != 0)
+        return rc;
     pairs = r->elements / 2;
     if (pairs == 0)
         return 0;
@@ -48,9 +72,9 @@ static int store__parse_page(fp_store *s, const redisReply *r, size_t limit, fp_
     if (page->ids == NULL || page->posts == NULL)
         return -ENOMEM;
     for (i = 0; i < pairs; i++) {
-        const redisReply *body = r->element[2 * i + 1];
+        const redisReply *body = r->element[2 * i + 2];
 
-        if (!store__copy_id(r->element[2 * i], page->ids[page->n]) ||
+        if (!store__copy_id(r->element[2 * i + 1], page->ids[page->n]) ||
             body->type != REDIS_REPLY_STRING)
             continue;
         page->posts[page->n] = malloc(body->len + 1);
@@ -81,8 +105,6 @@ int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *b
         before = "";
     if (*before != '\0' && !fp_id_valid(before))
         return store__invalid(s, "feed_read", "before is not a valid id");
-    if (limit == 0)
-        return 0;
     snprintf(lim, sizeof(lim), "%zu", limit);
     argv[0] = s->prefix;
     argv[1] = uid;
@@ -231,10 +253,9 @@ done:
 
 int fp_store_revoked_before(fp_store *s, const char *uid, int64_t *before)
 {
-    char key[STORE__KEY_MAX], *end;
+    char key[STORE__KEY_MAX];
     redisReply *r;
-    long long v;
-    int rc = 0;
+    int rc;
 
     if (s == NULL || before == NULL)
         return -EINVAL;
@@ -245,16 +266,7 @@ int fp_store_revoked_before(fp_store *s, const char *uid, int64_t *before)
     r = store__command(s, "revoked", "GET %s", key);
     if (r == NULL)
         return -EIO;
-    if (r->type == REDIS_REPLY_STRING) {
-        errno = 0;
-        v = strtoll(r->str, &end, 10);
-        if (errno != 0 || end == r->str || *end != '\0' || v < 0)
-            rc = store__protocol(s, "revoked: not a number", r);
-        else
-            *before = v;
-    } else if (r->type != REDIS_REPLY_NIL) {
-        rc = store__protocol(s, "revoked", r);
-    }
+    rc = store__revoked_value(s, r, before);
     freeReplyObject(r);
     return rc;
 }

@@ -12,11 +12,9 @@
 #include "fp_log.h"
 #include "gateway.h"
 
-int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, fg_response *resp)
+int fg_auth_token(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, fg_response *resp)
 {
     char reason[160];
-    fp_store *st;
-    int64_t before = 0;
     int rc;
 
     if (req->bearer == NULL) {
@@ -31,6 +29,27 @@ int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, 
         fg_respond_error(resp, 401, "unauthorized", "token refused: %s", reason);
         return -1;
     }
+    return 0;
+}
+
+int fg_auth_not_revoked(const fp_jwt_claims *claims, int64_t before, fg_response *resp)
+{
+    if (fp_jwt_revoked(claims->has_iat, claims->iat, before)) {
+        fg_respond_error(resp, 401, "unauthorized",
+                         "token refused: issued at or before %s was revoked", claims->sub);
+        return -1;
+    }
+    return 0;
+}
+
+int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, fg_response *resp)
+{
+    fp_store *st;
+    int64_t before = 0;
+    int rc;
+
+    if (fg_auth_token(gw, req, claims, resp) != 0)
+        return -1;
     st = fg_backend_store(gw);
     if (st == NULL) {
         fg_respond_unavailable(resp, "redis");
@@ -45,10 +64,5 @@ int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, 
         fg_respond_internal(resp, "revocation check", rc);
         return -1;
     }
-    if (fp_jwt_revoked(claims->has_iat, claims->iat, before)) {
-        fg_respond_error(resp, 401, "unauthorized",
-                         "token refused: issued at or before %s was revoked", claims->sub);
-        return -1;
-    }
-    return 0;
+    return fg_auth_not_revoked(claims, before, resp);
 }

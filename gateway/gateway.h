@@ -258,12 +258,26 @@ fg_handler fg_reads_feed, fg_reads_ribbon, fg_reads_ribbon_push; /* reads.c */
 fg_handler fg_dev_config, fg_dev_token; /* dev.c */
 fg_handler fg_health_check, fg_health_metrics, fg_health_stats; /* health.c */
 
+/* How a route authenticates its caller (routes.c). */
+typedef enum {
+    FG_AUTH_NONE,  /* open */
+    FG_AUTH_FULL,  /* fg_auth_check: the token, then revoked:<sub> */
+    FG_AUTH_TOKEN, /* the token only: the handler reads revoked:<sub> with its
+                    * own Redis call and must pass fg_auth_not_revoked before
+                    * it answers with data (the feed: one round trip) */
+} fg_auth_mode;
+
 /*
  * Verifies req->bearer and checks revocation. Returns 0 with *claims
  * filled, or fills resp with 401 (or 503 when Redis is down) and returns
  * -1.
  */
 int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, fg_response *resp);
+/* The token alone (fg_auth_check's first half). 0, or -1 with a 401. */
+int fg_auth_token(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, fg_response *resp);
+/* The second half: a token issued at or before before (revoked:<sub>, 0 =
+ * never revoked) is refused. 0, or -1 with a 401. */
+int fg_auth_not_revoked(const fp_jwt_claims *claims, int64_t before, fg_response *resp);
 
 /* ------------------------------------------------------------ responses */
 

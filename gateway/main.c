@@ -59,7 +59,8 @@ static int main__tls(const fg_config *c)
     bool cert = c->tls_cert[0] != '\0', key = c->tls_key[0] != '\0';
 
     if (cert != key) {
-        fp_error("HTTPS needs both tls_cert and tls_key (%s is not set)", cert ? "tls_key" : "tls_cert");
+        fp_error("HTTPS needs both tls_cert and tls_key (%s is not set)",
+                 cert ? "tls_key" : "tls_cert");
         return -EINVAL;
     }
     if (cert && access(c->tls_cert, R_OK) != 0) {
@@ -162,7 +163,8 @@ int main(int argc, char **argv)
         goto done;
     }
     fp_log_set_level(level);
-    if (main__keys(&gw) != 0 || main__tls(&gw.cfg) != 0 || main__need_file(gw.cfg.www_dir, "index.html", "www_dir") != 0 ||
+    if (main__keys(&gw) != 0 || main__tls(&gw.cfg) != 0 ||
+        main__need_file(gw.cfg.www_dir, "index.html", "www_dir") != 0 ||
         main__need_file(gw.cfg.mqtt_js_dir, "mqtt.min.js", "mqtt_js_dir") != 0)
         goto done;
     if (fg_backend_open(&gw, true, true) != 0)

@@ -33,34 +33,54 @@ static int reads__limit(const char *s, size_t *out)
     return 0;
 }
 
-/* {"posts":[...],"next_before":id|null} from a page of stored bodies;
- * a body that does not parse is skipped. */
-static cJSON *reads__page_json(const fp_feed_page *page, size_t limit)
+/* Is body exactly one JSON object, nothing after it? */
+static bool reads__is_object(const char *body)
 {
-    cJSON *out = cJSON_CreateObject(), *arr, *post;
-    size_t i;
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithOpts(body, &end, true);
+    bool ok = v != NULL && cJSON_IsObject(v);
 
-    arr = cJSON_AddArrayToObject(out, "posts");
-    if (arr == NULL) {
-        cJSON_Delete(out);
+    cJSON_Delete(v);
+    return ok;
+}
+
+/*
+ * {"posts":[...],"next_before":id|null} from a page of stored bodies,
+ * spliced in as stored (the bridge wrote them with cJSON) rather than
+ * parsed into a tree and printed again; a body that is not exactly one
+ * JSON object is skipped. Ids are plain [A-Za-z0-9_-] (fp_id_valid): no
+ * escaping. Returns the malloc'd document (and its length) or NULL.
+ */
+static char *reads__page_body(const fp_feed_page *page, size_t limit, size_t *len)
+{
+    static const char head[] = "{\"posts\":[", tail_null[] = "],\"next_before\":null}";
+    size_t i, cap = sizeof(head) + sizeof(tail_null) + FP_ID_BUFSZ + 4, n = 0;
+    bool first = true;
+    char *out;
+
+    for (i = 0; i < page->n; i++)
+        cap += strlen(page->posts[i]) + 1;
+    out = malloc(cap);
+    if (out == NULL)
         return NULL;
-    }
+    memcpy(out, head, sizeof(head) - 1);
+    n = sizeof(head) - 1;
     for (i = 0; i < page->n; i++) {
-        post = cJSON_Parse(page->posts[i]);
-        if (post == NULL || !cJSON_IsObject(post)) {
-            cJSON_Delete(post);
+        size_t l = strlen(page->posts[i]);
+
+        if (!reads__is_object(page->posts[i]))
             continue;
-        }
-        cJSON_AddItemToArray(arr, post);
+        if (!first)
+            out[n++] = ',';
+        memcpy(out + n, page->posts[i], l);
+        n += l;
+        first = false;
     }
-    if (page->n == limit)
-        post = cJSON_AddStringToObject(out, "next_before", page->ids[page->n - 1]);
+    if (page->n == limit && page->n > 0)
+        n += (size_t)snprintf(out + n, cap - n, "],\"next_before\":\"%s\"}", page->ids[limit - 1]);
     else
-        post = cJSON_AddNullToObject(out, "next_before");
-    if (post == NULL) {
-        cJSON_Delete(out);
-        return NULL;
-    }
+        n += (size_t)snprintf(out + n, cap - n, "%s", tail_null);
+    *len = n;
     return out;
 }
 
@@ -68,7 +88,8 @@ void fg_reads_feed(fg_gateway *gw, const fg_request *req, fg_response *resp)
 {
     fp_feed_page page = {0};
     fp_store *st;
-    size_t limit;
+    size_t limit, len = 0;
+    char *body;
     int rc;
 
     if (req->bad_query || reads__limit(req->limit, &limit) != 0) {
@@ -85,13 +106,27 @@ void fg_reads_feed(fg_gateway *gw, const fg_request *req, fg_response *resp)
         fg_respond_unavailable(resp, "redis");
         return;
     }
+    /* The route's auth is FG_AUTH_TOKEN: revoked:<sub> comes with the page. */
     FG_STORE_CALL(gw, rc, fp_store_feed_page(st, req->caller.sub, limit, req->before, &page));
     if (rc != 0) {
         fg_respond_store_error(gw, resp, rc, "feed read");
         return;
     }
-    fg_respond_json(resp, 200, reads__page_json(&page, limit));
+    if (fg_auth_not_revoked(&req->caller, page.revoked_before, resp) != 0) {
+        fp_feed_page_free(&page);
+        return;
+    }
+    body = reads__page_body(&page, limit, &len);
     fp_feed_page_free(&page);
+    if (body == NULL) {
+        fg_respond_internal(resp, "feed page", -ENOMEM);
+        return;
+    }
+    free(resp->body);
+    resp->status = 200;
+    resp->content_type = "application/json";
+    resp->body = body;
+    resp->len = len;
 }
 
 void fg_reads_ribbon(fg_gateway *gw, const fg_request *req, fg_response *resp)

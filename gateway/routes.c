@@ -11,7 +11,7 @@
 typedef struct {
     fg_method method;
     fg_handler *fn;
-    bool auth;
+    fg_auth_mode auth;
 } route__method;
 
 #define ROUTE__METHODS 3
@@ -25,23 +25,23 @@ typedef struct {
 } route__entry;
 
 static const route__entry route__table[] = {
-    {FG_ROUTE_CONFIG, "/api/v1/config", "GET", {{FG_GET, fg_dev_config, false}}},
-    {FG_ROUTE_DEV_TOKEN, "/api/v1/dev/token", "POST", {{FG_POST, fg_dev_token, false}}},
-    {FG_ROUTE_POSTS, "/api/v1/posts", "POST", {{FG_POST, fg_posts_create, true}}},
-    {FG_ROUTE_POST, "/api/v1/posts/{id}", "DELETE", {{FG_DELETE, fg_posts_delete, true}}},
-    {FG_ROUTE_FOLLOWS, "/api/v1/follows", "GET", {{FG_GET, fg_follows_list, true}}},
+    {FG_ROUTE_CONFIG, "/api/v1/config", "GET", {{FG_GET, fg_dev_config, FG_AUTH_NONE}}},
+    {FG_ROUTE_DEV_TOKEN, "/api/v1/dev/token", "POST", {{FG_POST, fg_dev_token, FG_AUTH_NONE}}},
+    {FG_ROUTE_POSTS, "/api/v1/posts", "POST", {{FG_POST, fg_posts_create, FG_AUTH_FULL}}},
+    {FG_ROUTE_POST, "/api/v1/posts/{id}", "DELETE", {{FG_DELETE, fg_posts_delete, FG_AUTH_FULL}}},
+    {FG_ROUTE_FOLLOWS, "/api/v1/follows", "GET", {{FG_GET, fg_follows_list, FG_AUTH_FULL}}},
     {FG_ROUTE_FOLLOW,
      "/api/v1/follows/{id}",
      "PUT, DELETE",
-     {{FG_PUT, fg_follows_put, true}, {FG_DELETE, fg_follows_delete, true}}},
-    {FG_ROUTE_FEED, "/api/v1/feed", "GET", {{FG_GET, fg_reads_feed, true}}},
+     {{FG_PUT, fg_follows_put, FG_AUTH_FULL}, {FG_DELETE, fg_follows_delete, FG_AUTH_FULL}}},
+    {FG_ROUTE_FEED, "/api/v1/feed", "GET", {{FG_GET, fg_reads_feed, FG_AUTH_TOKEN}}},
     {FG_ROUTE_RIBBON,
      "/api/v1/ribbon",
      "GET, POST",
-     {{FG_GET, fg_reads_ribbon, true}, {FG_POST, fg_reads_ribbon_push, true}}},
-    {FG_ROUTE_HEALTHZ, "/healthz", "GET", {{FG_GET, fg_health_check, false}}},
-    {FG_ROUTE_METRICS, "/metrics", "GET", {{FG_GET, fg_health_metrics, false}}},
-    {FG_ROUTE_STATS, "/api/v1/stats", "GET", {{FG_GET, fg_health_stats, false}}},
+     {{FG_GET, fg_reads_ribbon, FG_AUTH_FULL}, {FG_POST, fg_reads_ribbon_push, FG_AUTH_FULL}}},
+    {FG_ROUTE_HEALTHZ, "/healthz", "GET", {{FG_GET, fg_health_check, FG_AUTH_NONE}}},
+    {FG_ROUTE_METRICS, "/metrics", "GET", {{FG_GET, fg_health_metrics, FG_AUTH_NONE}}},
+    {FG_ROUTE_STATS, "/api/v1/stats", "GET", {{FG_GET, fg_health_stats, FG_AUTH_NONE}}},
 };
 #define ROUTE__N (sizeof(route__table) / sizeof(route__table[0]))
 
@@ -128,7 +128,9 @@ fg_route_id fg_route(fg_gateway *gw, fg_request *req, fg_response *resp)
     for (i = 0; i < ROUTE__METHODS && e->m[i].fn != NULL; i++) {
         if (e->m[i].method != req->method)
             continue;
-        if (e->m[i].auth && fg_auth_check(gw, req, &req->caller, resp) != 0)
+        if (e->m[i].auth == FG_AUTH_FULL && fg_auth_check(gw, req, &req->caller, resp) != 0)
+            return e->id;
+        if (e->m[i].auth == FG_AUTH_TOKEN && fg_auth_token(gw, req, &req->caller, resp) != 0)
             return e->id;
         e->m[i].fn(gw, req, resp);
         return e->id;

@@ -152,11 +152,13 @@ int fp_store_user_revoked(fp_store *s, const fp_event *ev);
  * Reads (store_read.c), served by feed-gateway.
  */
 
-/* One page of a feed: parallel arrays of ids and post bodies (JSON). */
+/* One page of a feed: parallel arrays of ids and post bodies (JSON), and
+ * the owner's revocation read in the same script call. */
 typedef struct {
     char (*ids)[FP_ID_BUFSZ];
     char **posts; /* each malloc'd: {"id","author_id","text","created_at"} */
     size_t n;
+    int64_t revoked_before; /* revoked:<uid> (unix seconds), 0 when unset */
 } fp_feed_page;
 
 /* Free what p holds and zero it. Safe on a zeroed struct, idempotent. */
@@ -164,9 +166,11 @@ void fp_feed_page_free(fp_feed_page *p);
 
 /*
  * The newest posts (at most limit) of feed:<uid> whose body still exists,
- * newest first, each once, in one script call. before NULL or "": from
- * the newest; else a post id, and the page starts after that entry (empty
- * when the id is not in the feed). limit 0 gives an empty page. *out is
+ * newest first, each once, and revoked:<uid> (out->revoked_before), in one
+ * script call: the gateway checks the caller's token without a round trip
+ * of its own. before NULL or "": from the newest; else a post id, and the
+ * page starts after that entry (empty when the id is not in the feed).
+ * limit 0 gives an empty page (the revocation is still read). *out is
  * zeroed first and holds nothing to free on failure.
  */
 int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *before,

@@ -328,6 +328,7 @@ static void test_posts(void **state)
 static void test_feed_pages(void **state)
 {
     char *a = token("fpa"), *ids[5], path[160];
+    redisContext *r;
     cJSON *j, *posts;
     int i;
 
@@ -372,6 +373,19 @@ static void test_feed_pages(void **state)
     refused(400, "bad_request", "GET", "/api/v1/feed?limit=ten", a, NULL);
     refused(400, "bad_request", "GET", "/api/v1/feed?limit=-1", a, NULL);
     refused(400, "bad_request", "GET", "/api/v1/feed?before=a%2Fb", a, NULL);
+    /* Stored bodies are spliced into the answer as they are: one that is
+     * not exactly one JSON object is left out, the answer stays JSON. */
+    r = ft_redis_connect(env.b.p.redis.port);
+    ft_redis_ok(r, "SET post:%s %s", ids[2], "not-json");
+    ft_redis_ok(r, "SET post:%s %s", ids[1], "{\"id\":\"x\"},{\"id\":\"y\"}");
+    ft_redis_ok(r, "SET post:%s %s", ids[0], "[1]");
+    redisFree(r);
+    j = call(200, "GET", "/api/v1/feed", a, NULL);
+    posts = cJSON_GetObjectItemCaseSensitive(j, "posts");
+    assert_int_equal(cJSON_GetArraySize(posts), 2);
+    assert_string_equal(str(cJSON_GetArrayItem(posts, 0), "id"), ids[4]);
+    assert_string_equal(str(cJSON_GetArrayItem(posts, 1), "id"), ids[3]);
+    cJSON_Delete(j);
     for (i = 0; i < 5; i++)
         free(ids[i]);
     free(a);

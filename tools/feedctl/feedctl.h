@@ -25,8 +25,16 @@
 #define FC_HELP (-1)
 
 /* getopt_long codes of the global options (above any single character). */
-enum { FC_OPT_URL = 0x100, FC_OPT_AS, FC_OPT_TOKEN, FC_OPT_KEY, FC_OPT_ALG, FC_OPT_JSON,
-       FC_OPT_VERSION, FC_OPT_CACERT };
+enum {
+    FC_OPT_URL = 0x100,
+    FC_OPT_AS,
+    FC_OPT_TOKEN,
+    FC_OPT_KEY,
+    FC_OPT_ALG,
+    FC_OPT_JSON,
+    FC_OPT_VERSION,
+    FC_OPT_CACERT
+};
 
 typedef struct fc_http fc_http;
 
