@@ -14,8 +14,11 @@
 #include <amqp_tcp_socket.h>
 #include <openssl/ssl.h>
 
+#include "fp_time.h"
+
 #define AMQP__CHANNEL 1
-#define AMQP__HEARTBEAT_S 30
+#define AMQP__HEARTBEAT_S 30   /* default heartbeat_s */
+#define AMQP__KEEPALIVE_MS 500 /* fp_amqp_keepalive works at most this often */
 #define AMQP__MAX_PENDING 256 /* publishes between two confirms */
 
 struct fp_amqp {
@@ -28,6 +31,7 @@ struct fp_amqp {
     uint64_t pending[AMQP__MAX_PENDING];
     bool acked[AMQP__MAX_PENDING];
     size_t n_pending;
+    int64_t keepalive_ms; /* monotonic time of the last keepalive */
     int err; /* last failure: an AMQP_STATUS_* or a reply code, 0 if none */
     char errstr[192];
     char q_deliver[128];
@@ -167,8 +171,9 @@ static int amqp__connect_one(fp_amqp *a, amqp_connection_state_t *out, const cha
         return -EIO;
     }
     amqp_set_rpc_timeout(c, &tv);
-    r = amqp_login(c, a->cfg.vhost, 0, 131072, AMQP__HEARTBEAT_S, AMQP_SASL_METHOD_PLAIN,
-                   a->cfg.user, a->cfg.password);
+    r = amqp_login(c, a->cfg.vhost, 0, 131072,
+                   a->cfg.heartbeat_s > 0 ? a->cfg.heartbeat_s : AMQP__HEARTBEAT_S,
+                   AMQP_SASL_METHOD_PLAIN, a->cfg.user, a->cfg.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
         return amqp__reply_error(a, r, what);
     amqp_channel_open(c, AMQP__CHANNEL);
@@ -426,6 +431,8 @@ int fp_amqp_next(fp_amqp *a, fp_amqp_msg *msg, int timeout_ms)
         return -EIO;
     }
     fp_amqp_done(a);
+    if (fp_amqp_keepalive(a) != 0)
+        return -EIO;
     amqp_maybe_release_buffers(a->in);
     r = amqp_consume_message(a->in, &a->env, &tv, 0);
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
@@ -550,6 +557,35 @@ int fp_amqp_confirm(fp_amqp *a)
     }
     a->n_pending = 0;
     return 0;
+}
+
+int fp_amqp_keepalive(fp_amqp *a)
+{
+    struct timeval zero = {0, 0};
+    int64_t now = fp_time_mono_ms();
+    amqp_frame_t f;
+    int rc;
+
+    if (a->out == NULL || a->n_pending > 0 || now - a->keepalive_ms < AMQP__KEEPALIVE_MS)
+        return 0;
+    a->keepalive_ms = now;
+    for (;;) {
+        rc = amqp_simple_wait_frame_noblock(a->out, &f, &zero);
+        if (rc == AMQP_STATUS_TIMEOUT)
+            return 0;
+        if (rc != AMQP_STATUS_OK) {
+            amqp__set_error(a, rc, "%s: %s", "amqp publisher (idle)", amqp_error_string2(rc));
+            return -EIO;
+        }
+        /* Nothing is awaited on an idle link: a close is the broker's. */
+        if (f.frame_type == AMQP_FRAME_METHOD &&
+            (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||
+             f.payload.method.id == AMQP_CHANNEL_CLOSE_METHOD)) {
+            amqp__set_error(a, -1, "%s: broker sent %s", "amqp publisher (idle)",
+                            amqp_method_name(f.payload.method.id));
+            return -EIO;
+        }
+    }
 }
 
 int fp_amqp_ping(fp_amqp *a)

@@ -36,6 +36,7 @@ typedef struct {
     char *amqp_tls_cert;
     char *amqp_tls_key;
     bool amqp_tls_verify;
+    int64_t amqp_heartbeat;
     int64_t prefetch;
     int64_t deliver_ttl_ms;
     int64_t deliver_max_length;

@@ -33,6 +33,8 @@ static const fp_conf_opt config__table[] = {
      "the client certificate's private key file (PEM)"},
     {"amqp_tls_verify", FP_CONF_BOOL, offsetof(fb_config, amqp_tls_verify), "on", 0, 0, false,
      "verify RabbitMQ's certificate and host name (off only for tests)"},
+    {"amqp_heartbeat", FP_CONF_INT, offsetof(fb_config, amqp_heartbeat), "30", 1, 600, false,
+     "AMQP heartbeat, seconds: RabbitMQ drops a link silent for twice that"},
     {"prefetch", FP_CONF_INT, offsetof(fb_config, prefetch), "64", 1, 65535, false,
      "unacked messages in flight per consumer connection"},
     {"deliver_ttl_ms", FP_CONF_INT, offsetof(fb_config, deliver_ttl_ms), "30000", 100, 86400000,

@@ -104,6 +104,7 @@ static int main__amqp_up(fb_bridge *b, fp_amqp **link, bool stage1)
                         .tls_ca = b->cfg.amqp_tls_ca,
                         .tls_cert = b->cfg.amqp_tls_cert,
                         .tls_key = b->cfg.amqp_tls_key,
+                        .heartbeat_s = (int)b->cfg.amqp_heartbeat,
                         .node_id = b->cfg.node_id,
                         .prefetch = (int)b->cfg.prefetch,
                         .deliver_ttl_ms = (int)b->cfg.deliver_ttl_ms,

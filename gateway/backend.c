@@ -19,6 +19,7 @@
 #include "gateway.h"
 
 #define BACKEND__RETRY_US 1000000
+#define BACKEND__KEEPALIVE_MS 1000 /* an idle publisher's heartbeat check */
 
 /* Logs the start of an outage (once; at debug level for a worker, whose
  * outages the health loop reports) and arms the retry delay. */
@@ -55,6 +56,7 @@ int fg_backend_open(fg_gateway *gw, bool store, bool amqp)
                          .tls_ca = gw->cfg.amqp_tls_ca,
                          .tls_cert = gw->cfg.amqp_tls_cert,
                          .tls_key = gw->cfg.amqp_tls_key,
+                         .heartbeat_s = (int)gw->cfg.amqp_heartbeat,
                          .node_id = NULL,
                          .prefetch = 1,
                          .timeout_ms = (int)gw->cfg.timeout_ms};
@@ -220,6 +222,30 @@ struct fg_publisher {
     pthread_t tid;
 };
 
+/* Waits (p->lock held) for a job or the stop, up to a keepalive period.
+ * 0 when woken, ETIMEDOUT when the period passed. */
+static int backend__idle_wait(fg_publisher *p)
+{
+    struct timespec until = fp_time_real_deadline(BACKEND__KEEPALIVE_MS);
+
+    return pthread_cond_timedwait(&p->work, &p->lock, &until) == ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+/* The idle publisher link's heartbeats (fp_amqp_keepalive). A link found
+ * broken is reconnected now, not by the next request; one that is down
+ * is retried here as on use (backend__amqp_reconnect's window). */
+static void backend__keepalive(fg_gateway *gw)
+{
+    if (gw->amqp == NULL)
+        return;
+    if (gw->amqp_retry_us == 0) {
+        if (fp_amqp_keepalive(gw->amqp) == 0)
+            return;
+        fp_info("rabbitmq: %s; reconnecting", fp_amqp_errstr(gw->amqp));
+    }
+    backend__amqp_reconnect(gw);
+}
+
 static void *backend__publisher_main(void *arg)
 {
     fg_publisher *p = arg;
@@ -229,8 +255,15 @@ static void *backend__publisher_main(void *arg)
 
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (p->head == NULL && !p->stop)
-            pthread_cond_wait(&p->work, &p->lock);
+        while (p->head == NULL && !p->stop) {
+            if (backend__idle_wait(p) == 0)
+                continue;
+            /* Nothing to publish for a while: keep the link alive (a
+             * broken one is found now and reconnected on the next use). */
+            pthread_mutex_unlock(&p->lock);
+            backend__keepalive(&p->gw);
+            pthread_mutex_lock(&p->lock);
+        }
         if (p->head == NULL)
             break;
         op.jobs = p->head;

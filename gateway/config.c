@@ -47,6 +47,8 @@ static const fp_conf_opt config__table[] = {
      "the client certificate's private key file (PEM)"},
     {"amqp_tls_verify", FP_CONF_BOOL, offsetof(fg_config, amqp_tls_verify), "on", 0, 0, false,
      "verify RabbitMQ's certificate and host name (off only for tests)"},
+    {"amqp_heartbeat", FP_CONF_INT, offsetof(fg_config, amqp_heartbeat), "30", 1, 600, false,
+     "AMQP heartbeat, seconds: RabbitMQ drops a link silent for twice that"},
     {"redis_host", FP_CONF_STRING, offsetof(fg_config, redis_host), "127.0.0.1", 0, 0, false,
      "Redis host"},
     {"redis_port", FP_CONF_INT, offsetof(fg_config, redis_port), "6379", 1, 65535, false,

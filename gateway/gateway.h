@@ -55,6 +55,7 @@ typedef struct {
     char *amqp_tls_cert;
     char *amqp_tls_key;
     bool amqp_tls_verify;
+    int64_t amqp_heartbeat;
     char *redis_host;
     int64_t redis_port;
     char *redis_prefix;

@@ -51,6 +51,8 @@ typedef struct {
     int deliver_max_length; /* oldest dropped beyond this */
     int deliver_expires_ms; /* queue deleted after this long without a consumer */
     int timeout_ms;         /* socket and confirm timeout */
+    int heartbeat_s;        /* AMQP heartbeat asked for (0: 30 s); the broker
+                             * drops a link silent for twice that */
     bool consume_events;    /* stage 1: feed.events.bridge */
     bool consume_node;      /* stage 2: feed.deliver.<node>, feed.broadcast.<node> */
 } fp_amqp_config;
@@ -79,6 +81,17 @@ void fp_amqp_free(fp_amqp *a);
 /* Waits up to timeout_ms for a message. Returns 0 (msg filled),
  * -ETIMEDOUT or -EIO. */
 int fp_amqp_next(fp_amqp *a, fp_amqp_msg *msg, int timeout_ms);
+/*
+ * Keeps the publisher connection alive while it has nothing to do: reads
+ * what the broker sent without waiting and sends a heartbeat when one is
+ * due, at most every 500 ms (cheaper calls return at once). Without it an
+ * idle publisher link is closed by the broker after two heartbeat
+ * intervals and the next publish pays a reconnect. fp_amqp_next calls it;
+ * a publisher-only link's owner calls it when idle. 0, or -EIO (errstr
+ * says why; reconnect).
+ */
+int fp_amqp_keepalive(fp_amqp *a);
+
 /* Releases the last message's memory (after its ack/reject). */
 void fp_amqp_done(fp_amqp *a);
 

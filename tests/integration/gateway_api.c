@@ -810,6 +810,59 @@ static void test_max_lifetime(void **state)
     free(too_long);
 }
 
+/* The size of file path now (0 when it does not exist). */
+static long file_size(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long n;
+
+    if (f == NULL)
+        return 0;
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+/* Does file path hold text after byte offset from? */
+static bool file_has_after(const char *path, long from, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    bool found = false;
+
+    if (f == NULL)
+        return false;
+    fseek(f, from, SEEK_SET);
+    while (!found && fgets(line, sizeof(line), f) != NULL)
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* An idle publisher link outlives RabbitMQ's heartbeat timeout: with a
+ * heartbeat of 1 s the broker drops a link silent for about 2 s, so after
+ * 5 s without a post (the idleness under test, not a wait for anything)
+ * the next post must go out on the same link, without a reconnect. */
+static void test_idle_publisher(void **state)
+{
+    char *t = token("idler");
+    long from;
+
+    (void)state;
+    setenv("FEEDPUSH_AMQP_HEARTBEAT", "1", 1);
+    assert_int_equal(ft_gateway_start(&env), 0);
+    from = file_size(env.log);
+    free(post(t, "before the pause"));
+    sleep(5);
+    free(post(t, "after the pause"));
+    assert_false(file_has_after(env.log, from, "reconnecting"));
+    assert_false(file_has_after(env.log, from, "rabbitmq unreachable"));
+    unsetenv("FEEDPUSH_AMQP_HEARTBEAT");
+    assert_int_equal(ft_gateway_start(&env), 0);
+    free(t);
+}
+
 static void test_dev_mode_off(void **state)
 {
     cJSON *j;
@@ -825,23 +878,14 @@ static void test_dev_mode_off(void **state)
     assert_int_equal(ft_gateway_start(&env), 0);
 }
 
-FT_MAIN(ft_harness_run, setup, teardown,
-        cmocka_unit_test(test_config),
-        cmocka_unit_test(test_dev_token),
-        cmocka_unit_test(test_auth_refusals),
-        cmocka_unit_test(test_follows),
-        cmocka_unit_test(test_posts),
-        cmocka_unit_test(test_feed_pages),
-        cmocka_unit_test(test_delete),
-        cmocka_unit_test(test_ribbon),
-        cmocka_unit_test(test_garbage),
-        cmocka_unit_test(test_http_strict),
-        cmocka_unit_test(test_static_client),
-        cmocka_unit_test(test_metrics),
-        cmocka_unit_test(test_stats),
-        cmocka_unit_test(test_redis_outage),
-        cmocka_unit_test(test_rabbitmq_outage),
-        cmocka_unit_test(test_pipelined),
-        cmocka_unit_test(test_max_lifetime),
-        cmocka_unit_test(test_body_timeout),
+FT_MAIN(ft_harness_run, setup, teardown, cmocka_unit_test(test_config),
+        cmocka_unit_test(test_dev_token), cmocka_unit_test(test_auth_refusals),
+        cmocka_unit_test(test_follows), cmocka_unit_test(test_posts),
+        cmocka_unit_test(test_feed_pages), cmocka_unit_test(test_delete),
+        cmocka_unit_test(test_ribbon), cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_http_strict), cmocka_unit_test(test_static_client),
+        cmocka_unit_test(test_metrics), cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_redis_outage), cmocka_unit_test(test_rabbitmq_outage),
+        cmocka_unit_test(test_pipelined), cmocka_unit_test(test_max_lifetime),
+        cmocka_unit_test(test_body_timeout), cmocka_unit_test(test_idle_publisher),
         cmocka_unit_test(test_dev_mode_off))
