@@ -23,6 +23,10 @@
 
 struct fp_amqp {
     fp_amqp_config cfg;          /* strings owned */
+    fp_amqp_host hosts[FP_AMQP_HOSTS_MAX];
+    size_t n_hosts, cur; /* cur: the node in use or last tried */
+    bool opened;         /* connected once: a reconnect starts at the next node */
+    char peer[FP_AMQP_HOST_MAX + 8];
     amqp_connection_state_t in;  /* consumer */
     amqp_connection_state_t out; /* publisher with confirms */
     amqp_envelope_t env;
@@ -41,6 +45,72 @@ struct fp_amqp {
 const char *fp_amqp_errstr(const fp_amqp *a)
 {
     return a != NULL ? a->errstr : "out of memory";
+}
+
+const char *fp_amqp_peer(const fp_amqp *a)
+{
+    return a != NULL ? a->peer : "";
+}
+
+/* One entry "host[:port]" (len bytes at s) into h. 0 or -EINVAL. */
+static int amqp__host_parse(const char *s, size_t len, int default_port, fp_amqp_host *h)
+{
+    const char *colon = memchr(s, ':', len);
+    size_t hlen = colon != NULL ? (size_t)(colon - s) : len, i;
+    long port = default_port;
+
+    if (hlen == 0 || hlen > FP_AMQP_HOST_MAX)
+        return -EINVAL;
+    if (colon != NULL) {
+        if (colon + 1 == s + len || (size_t)(s + len - colon - 1) > 5)
+            return -EINVAL;
+        port = 0;
+        for (i = 1; colon + i < s + len; i++) {
+            if (colon[i] < '0' || colon[i] > '9')
+                return -EINVAL;
+            port = port * 10 + (colon[i] - '0');
+        }
+    }
+    if (port < 1 || port > 65535)
+        return -EINVAL;
+    for (i = 0; i < hlen; i++) {
+        if (s[i] == ' ' || s[i] == '\t' || s[i] == '[' || s[i] == ']' || s[i] == '/')
+            return -EINVAL;
+    }
+    memcpy(h->host, s, hlen);
+    h->host[hlen] = '\0';
+    h->port = (int)port;
+    return 0;
+}
+
+int fp_amqp_hosts_parse(const char *list, int default_port, fp_amqp_host hosts[FP_AMQP_HOSTS_MAX],
+                        char *err, size_t errlen)
+{
+    const char *p = list, *end;
+    size_t len;
+    int n = 0;
+
+    for (;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        end = strchr(p, ',');
+        len = end != NULL ? (size_t)(end - p) : strlen(p);
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (n == FP_AMQP_HOSTS_MAX) {
+            snprintf(err, errlen, "more than %d hosts", FP_AMQP_HOSTS_MAX);
+            return -EINVAL;
+        }
+        if (amqp__host_parse(p, len, default_port, &hosts[n]) != 0) {
+            snprintf(err, errlen, "\"%.*s\" is not host or host:port (port 1-65535)",
+                     (int)(len > 80 ? 80 : len), p);
+            return -EINVAL;
+        }
+        n++;
+        if (end == NULL)
+            return n;
+        p = end + 1;
+    }
 }
 
 static void amqp__set_error(fp_amqp *a, int err, const char *fmt, const char *what,
@@ -165,7 +235,7 @@ static int amqp__connect_one(fp_amqp *a, amqp_connection_state_t *out, const cha
         if (sock == NULL)
             return -ENOMEM;
     }
-    rc = amqp_socket_open_noblock(sock, a->cfg.host, a->cfg.port, &tv);
+    rc = amqp_socket_open_noblock(sock, a->hosts[a->cur].host, a->hosts[a->cur].port, &tv);
     if (rc != AMQP_STATUS_OK) {
         amqp__set_error(a, rc, "%s: connect: %s", what, amqp_error_string2(rc));
         return -EIO;
@@ -277,6 +347,7 @@ static int amqp__connect(fp_amqp *a)
 
     a->next_tag = 1;
     a->n_pending = 0;
+    snprintf(a->peer, sizeof(a->peer), "%s:%d", a->hosts[a->cur].host, a->hosts[a->cur].port);
     rc = amqp__connect_one(a, &a->out, "amqp publisher");
     if (rc != 0)
         return rc;
@@ -320,6 +391,8 @@ static char *amqp__dup(const char *s)
 
 static int amqp__copy_config(fp_amqp *a, const fp_amqp_config *c)
 {
+    int rc;
+
     a->cfg = *c;
     a->cfg.host = strdup(c->host);
     a->cfg.user = strdup(c->user);
@@ -335,6 +408,21 @@ static int amqp__copy_config(fp_amqp *a, const fp_amqp_config *c)
         (c->tls_cert != NULL && a->cfg.tls_cert == NULL) ||
         (c->tls_key != NULL && a->cfg.tls_key == NULL))
         return -ENOMEM;
+    if (c->hosts != NULL && c->hosts[0] != '\0') {
+        rc = fp_amqp_hosts_parse(c->hosts, c->port, a->hosts, a->errstr, sizeof(a->errstr));
+        if (rc < 0)
+            return rc;
+        a->n_hosts = (size_t)rc;
+    } else {
+        if (strlen(c->host) > FP_AMQP_HOST_MAX) {
+            snprintf(a->errstr, sizeof(a->errstr), "amqp host \"%.80s...\" is too long", c->host);
+            return -EINVAL;
+        }
+        snprintf(a->hosts[0].host, sizeof(a->hosts[0].host), "%s", c->host);
+        a->hosts[0].port = c->port;
+        a->n_hosts = 1;
+    }
+    a->cfg.hosts = NULL; /* parsed: the caller's string is not kept */
     if (c->node_id == NULL)
         return 0;
     snprintf(a->q_deliver, sizeof(a->q_deliver), "%s.%s", FP_EXCHANGE_DELIVER, c->node_id);
@@ -345,14 +433,16 @@ static int amqp__copy_config(fp_amqp *a, const fp_amqp_config *c)
 int fp_amqp_open(fp_amqp **out, const fp_amqp_config *c)
 {
     fp_amqp *a;
+    int rc;
 
     *out = NULL;
     a = calloc(1, sizeof(*a));
     if (a == NULL)
         return -ENOMEM;
-    if (amqp__copy_config(a, c) != 0) {
-        fp_amqp_free(a);
-        return -ENOMEM;
+    rc = amqp__copy_config(a, c);
+    if (rc != 0) {
+        fp_amqp_free(a); /* -EINVAL: a bad hosts list (fp_amqp_hosts_parse says why) */
+        return rc;
     }
     *out = a;
     return fp_amqp_reconnect(a);
@@ -360,12 +450,22 @@ int fp_amqp_open(fp_amqp **out, const fp_amqp_config *c)
 
 int fp_amqp_reconnect(fp_amqp *a)
 {
-    int rc;
+    size_t tried;
+    int rc = -EIO;
 
-    amqp__disconnect(a);
-    rc = amqp__connect(a);
-    if (rc != 0)
+    for (tried = 0; tried < a->n_hosts; tried++) {
+        if (a->opened || tried > 0)
+            a->cur = (a->cur + 1) % a->n_hosts;
         amqp__disconnect(a);
+        rc = amqp__connect(a);
+        if (rc == 0) {
+            a->opened = true;
+            return 0;
+        }
+        amqp__disconnect(a);
+        if (rc == -ENOMEM)
+            return rc;
+    }
     return rc;
 }
 

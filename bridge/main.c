@@ -96,6 +96,7 @@ static int main__amqp_up(fb_bridge *b, fp_amqp **link, bool stage1)
 {
     fp_amqp_config c = {.host = b->cfg.amqp_host,
                         .port = (int)b->cfg.amqp_port,
+                        .hosts = b->cfg.amqp_hosts,
                         .user = b->cfg.amqp_user,
                         .password = b->cfg.amqp_password,
                         .vhost = b->cfg.amqp_vhost,
@@ -119,14 +120,14 @@ static int main__amqp_up(fb_bridge *b, fp_amqp **link, bool stage1)
     rc = *link == NULL ? fp_amqp_open(link, &c) : fp_amqp_reconnect(*link);
     while (rc != 0 && !main__stop) {
         fp_log(failed ? FP_LOG_DEBUG : FP_LOG_WARN,
-               "rabbitmq %s:%d: %s; retrying (backoff up to %d ms)", b->cfg.amqp_host,
-               (int)b->cfg.amqp_port, fp_amqp_errstr(*link), MAIN__BACKOFF_MAX_MS);
+               "rabbitmq %s: %s; retrying (backoff up to %d ms)", fp_amqp_peer(*link),
+               fp_amqp_errstr(*link), MAIN__BACKOFF_MAX_MS);
         failed = true;
         main__backoff(&wait);
         rc = *link == NULL ? fp_amqp_open(link, &c) : fp_amqp_reconnect(*link);
     }
     if (rc == 0 && failed)
-        fp_info("rabbitmq %s:%d: connected again", b->cfg.amqp_host, (int)b->cfg.amqp_port);
+        fp_info("rabbitmq %s: connected again", fp_amqp_peer(*link));
     return rc;
 }
 
@@ -169,9 +170,9 @@ static int main__open(fb_bridge *b)
         return -EINTR;
     if (fb_deliver_ribbon_from_store(b) != 0)
         fp_warn("could not publish the current ribbon; it follows the next ribbon event");
-    fp_info("node %s running: rabbitmq %s:%d, redis %s:%d, mqtt %s:%d", b->cfg.node_id,
-            b->cfg.amqp_host, (int)b->cfg.amqp_port, b->cfg.redis_host, (int)b->cfg.redis_port,
-            b->cfg.mqtt_host, (int)b->cfg.mqtt_port);
+    fp_info("node %s running: rabbitmq %s, redis %s:%d, mqtt %s:%d", b->cfg.node_id,
+            fp_amqp_peer(b->amqp), b->cfg.redis_host, (int)b->cfg.redis_port, b->cfg.mqtt_host,
+            (int)b->cfg.mqtt_port);
     return 0;
 }
 
@@ -322,6 +323,7 @@ int main(int argc, char **argv)
     fb_bridge b;
     fp_log_level level;
     const char *conf;
+    fp_amqp_host hosts[FP_AMQP_HOSTS_MAX];
     char err[FP_CONF_ERR_MAX];
     int rc;
 
@@ -335,6 +337,12 @@ int main(int argc, char **argv)
     }
     if (fp_log_level_parse(b.cfg.log_level, &level) != 0) {
         fp_error("log_level \"%.16s\" is not debug, info, warn or error", b.cfg.log_level);
+        fb_config_free(&b.cfg);
+        return 2;
+    }
+    if (b.cfg.amqp_hosts[0] != '\0' &&
+        fp_amqp_hosts_parse(b.cfg.amqp_hosts, (int)b.cfg.amqp_port, hosts, err, sizeof(err)) < 0) {
+        fp_error("amqp_hosts: %s", err);
         fb_config_free(&b.cfg);
         return 2;
     }

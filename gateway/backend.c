@@ -48,6 +48,7 @@ int fg_backend_open(fg_gateway *gw, bool store, bool amqp)
                           .timeout_ms = (int)gw->cfg.timeout_ms};
     fp_amqp_config ac = {.host = gw->cfg.amqp_host,
                          .port = (int)gw->cfg.amqp_port,
+                         .hosts = gw->cfg.amqp_hosts,
                          .user = gw->cfg.amqp_user,
                          .password = gw->cfg.amqp_password,
                          .vhost = gw->cfg.amqp_vhost,

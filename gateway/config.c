@@ -37,6 +37,8 @@ static const fp_conf_opt config__table[] = {
      "RabbitMQ password"},
     {"amqp_vhost", FP_CONF_STRING, offsetof(fg_config, amqp_vhost), "/", 0, 0, false,
      "RabbitMQ virtual host"},
+    {"amqp_hosts", FP_CONF_STRING, offsetof(fg_config, amqp_hosts), "", 0, 0, false,
+     "the nodes of a RabbitMQ cluster, host[:port],... tried in turn (\"\" = amqp_host:amqp_port)"},
     {"amqp_tls", FP_CONF_BOOL, offsetof(fg_config, amqp_tls), "off", 0, 0, false,
      "amqps: TLS to RabbitMQ (its TLS port, usually 5671, in amqp_port)"},
     {"amqp_tls_ca", FP_CONF_STRING, offsetof(fg_config, amqp_tls_ca), "", 0, 0, false,

@@ -50,6 +50,7 @@ typedef struct {
     char *amqp_user;
     char *amqp_password;
     char *amqp_vhost;
+    char *amqp_hosts;
     bool amqp_tls;
     char *amqp_tls_ca;
     char *amqp_tls_cert;

@@ -29,9 +29,31 @@
 #define FP_EXCHANGE_DELIVER "feed.deliver"
 #define FP_EXCHANGE_BROADCAST "feed.broadcast"
 
+#define FP_AMQP_HOSTS_MAX 16
+#define FP_AMQP_HOST_MAX 255
+
+/* One RabbitMQ node to dial. */
+typedef struct {
+    char host[FP_AMQP_HOST_MAX + 1];
+    int port;
+} fp_amqp_host;
+
+/*
+ * Parses "host[:port],host[:port],..." (a port left out is default_port;
+ * at most FP_AMQP_HOSTS_MAX entries, spaces around entries ignored; no
+ * IPv6 literals) into hosts. Returns the count (>= 1), or -EINVAL with err
+ * saying which entry is wrong.
+ */
+int fp_amqp_hosts_parse(const char *list, int default_port, fp_amqp_host hosts[FP_AMQP_HOSTS_MAX],
+                        char *err, size_t errlen);
+
 typedef struct {
     const char *host;
     int port;
+    /* Several nodes of a cluster: "host[:port],..." (NULL or "": host and
+     * port alone). The link dials them in turn: the first that answers at
+     * open, the next one after the current when the link is lost. */
+    const char *hosts;
     const char *user;
     const char *password;
     const char *vhost;
@@ -71,11 +93,17 @@ typedef struct {
 typedef struct fp_amqp fp_amqp;
 
 /* Connects both connections, declares the topology, starts consuming.
- * Returns 0, -EIO (errstr says why) or -ENOMEM. *out is set whenever
- * memory allows, so the caller can read the error and retry. */
+ * Returns 0, -EIO (errstr says why), -EINVAL (a hosts list that
+ * fp_amqp_hosts_parse refuses: check it at start-up) or -ENOMEM. On -EIO
+ * *out is set, so the caller can read the error and retry. */
 int fp_amqp_open(fp_amqp **out, const fp_amqp_config *c);
+/* Reconnects, trying every host once, the one after the current first
+ * (the current alone when there is one). 0 or -EIO (errstr: the last
+ * host's failure). */
 int fp_amqp_reconnect(fp_amqp *a);
 const char *fp_amqp_errstr(const fp_amqp *a);
+/* "host:port" of the node the link uses (or last tried). */
+const char *fp_amqp_peer(const fp_amqp *a);
 void fp_amqp_free(fp_amqp *a);
 
 /* Waits up to timeout_ms for a message. Returns 0 (msg filled),

@@ -863,6 +863,27 @@ static void test_idle_publisher(void **state)
     free(t);
 }
 
+/* amqp_hosts: a node that refuses is skipped for the next one in the
+ * list; a list that does not parse stops the gateway at start. */
+static void test_amqp_hosts(void **state)
+{
+    char *t = token("hoster"), *id, list[128];
+
+    (void)state;
+    snprintf(list, sizeof(list), "127.0.0.1:1, 127.0.0.1:%d", env.amqp_port);
+    setenv("FEEDPUSH_AMQP_HOSTS", list, 1);
+    assert_int_equal(ft_gateway_start(&env), 0);
+    id = post(t, "through the second host");
+    assert_true(feed_has(t, id, true));
+    free(id);
+    setenv("FEEDPUSH_AMQP_HOSTS", "127.0.0.1:1,:5672", 1);
+    assert_int_equal(ft_gateway_start(&env), -1);
+    assert_false(ft_gateway_alive(&env));
+    unsetenv("FEEDPUSH_AMQP_HOSTS");
+    assert_int_equal(ft_gateway_start(&env), 0);
+    free(t);
+}
+
 static void test_dev_mode_off(void **state)
 {
     cJSON *j;
@@ -888,4 +909,4 @@ FT_MAIN(ft_harness_run, setup, teardown, cmocka_unit_test(test_config),
         cmocka_unit_test(test_redis_outage), cmocka_unit_test(test_rabbitmq_outage),
         cmocka_unit_test(test_pipelined), cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_body_timeout), cmocka_unit_test(test_idle_publisher),
-        cmocka_unit_test(test_dev_mode_off))
+        cmocka_unit_test(test_amqp_hosts), cmocka_unit_test(test_dev_mode_off))
