@@ -54,4 +54,6 @@ static void test_refusals(void **state)
     assert_non_null(strstr(err, "more than"));
 }
 
-FT_MAIN(ft_unit_run, NULL, NULL, cmocka_unit_test(test_lists), cmocka_unit_test(test_refusals))
+FT_MAIN(ft_unit_run, NULL, NULL,
+        cmocka_unit_test(test_lists),
+        cmocka_unit_test(test_refusals))
