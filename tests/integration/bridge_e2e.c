@@ -235,8 +235,10 @@ static void test_dead_letters(void **state)
     assert_string_equal(feed, "good1");
 }
 
+/* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_seed_scenario),
         cmocka_unit_test(test_dead_letters),
         cmocka_unit_test(test_ribbon),
         cmocka_unit_test(test_feed_capped_at_1000))
+/* clang-format on */

@@ -901,6 +901,7 @@ static void test_sigterm_mid_stream(void **state)
     stop_mid_stream(SIGTERM, "st_", STREAM_POSTS / 2);
 }
 
+/* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_redis_client_kill_and_pause, cleanup),
         /* Before the restart that writes an RDB (it unlinks it anyway). */
@@ -910,3 +911,4 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_mosquitto_restart, cleanup),
         cmocka_unit_test_teardown(test_sigint_mid_stream, cleanup),
         cmocka_unit_test_teardown(test_sigterm_mid_stream, cleanup))
+/* clang-format on */

@@ -777,6 +777,7 @@ static void test_big_fanout(void **state)
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+/* clang-format off */
 FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_seed_scenario),    T(test_explicit_recipients),
         T(test_feed_cap),         T(test_redelivery),
@@ -785,4 +786,5 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_revocation),       T(test_noscript_recovery),
         T(test_restart),          T(test_bad_arguments),
         T(test_big_fanout))
+/* clang-format on */
 #undef T

@@ -899,6 +899,7 @@ static void test_dev_mode_off(void **state)
     assert_int_equal(ft_gateway_start(&env), 0);
 }
 
+/* clang-format off */
 FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_dev_token),
@@ -921,3 +922,4 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_idle_publisher),
         cmocka_unit_test(test_amqp_hosts),
         cmocka_unit_test(test_dev_mode_off))
+/* clang-format on */

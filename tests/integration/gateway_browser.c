@@ -149,5 +149,7 @@ static void test_two_users_live(void **state)
     assert_false(ft_plugin_env_sanitizer_report(&env.b.p));
 }
 
+/* clang-format off */
 FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_two_users_live))
+/* clang-format on */

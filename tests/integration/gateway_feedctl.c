@@ -220,7 +220,9 @@ static void test_unreachable(void **state)
     assert_int_equal(WEXITSTATUS(status), 1);
 }
 
+/* clang-format off */
 FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_terminal_walkthrough),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_unreachable))
+/* clang-format on */

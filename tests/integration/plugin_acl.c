@@ -264,6 +264,7 @@ static void test_retained_ribbon(void **state)
     ft_mqtt_close(&frank);
 }
 
+/* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_user_subscribe_own_feed_and_ribbon),
         cmocka_unit_test(test_user_subscribe_denied),
@@ -272,3 +273,4 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_service_publish),
         cmocka_unit_test(test_service_subscribe_denied),
         cmocka_unit_test(test_retained_ribbon))
+/* clang-format on */

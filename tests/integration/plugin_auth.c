@@ -736,6 +736,7 @@ static void test_reserved_and_quoted_client_ids(void **state)
     free(svc);
 }
 
+/* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_valid_token_accepted),
         cmocka_unit_test(test_username_must_equal_sub),
@@ -757,3 +758,4 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_client_id_of_other_user_refused),
         cmocka_unit_test(test_client_id_takeover_by_same_user),
         cmocka_unit_test(test_reserved_and_quoted_client_ids))
+/* clang-format on */

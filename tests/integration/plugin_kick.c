@@ -341,8 +341,10 @@ static void test_revocation_loaded_after_redis_outage(void **state)
     free(tok_dora);
 }
 
+/* clang-format off */
 FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_expiry_disconnects_within_1s, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_kicks_every_session_within_1s, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_revocation_loaded_after_redis_outage, setup, teardown))
+/* clang-format on */

@@ -220,8 +220,10 @@ static void test_broker_stops_clean(void **state)
 
 /* tools/fp-server gives instrumented brokers the suppression for
  * mosquitto's own websockets leak; every other leak fails the stop. */
+/* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_churn_valid_clients),
         cmocka_unit_test(test_refused_connects),
         cmocka_unit_test(test_presence_drained),
         cmocka_unit_test(test_broker_stops_clean))
+/* clang-format on */

@@ -477,6 +477,7 @@ static void test_presence_redis_outage(void **state)
     wait_online_is(NULL, 0, 1000);
 }
 
+/* clang-format off */
 FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_presence_follows_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_ignores_services, setup, teardown),
@@ -486,3 +487,4 @@ FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_presence_stale_cleared_on_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_stale_cleared_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_redis_outage, setup, teardown))
+/* clang-format on */

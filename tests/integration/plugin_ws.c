@@ -356,7 +356,9 @@ static void test_ws_subscribe_acl(void **state)
     free(tok);
 }
 
+/* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_ws_valid_token_receives_feed),
         cmocka_unit_test(test_ws_bad_tokens_refused),
         cmocka_unit_test(test_ws_subscribe_acl))
+/* clang-format on */

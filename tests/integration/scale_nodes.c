@@ -501,8 +501,10 @@ static void test_node_crash_and_rejoin(void **state)
     ft_mqtt_close(&d);
 }
 
+/* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_delivered_only_where_connected),
         cmocka_unit_test(test_two_sessions_two_nodes),
         /* Last: it crashes n2 (and brings it back). */
         cmocka_unit_test(test_node_crash_and_rejoin))
+/* clang-format on */

@@ -109,5 +109,7 @@ static void test_mosquitto_pub_sub(void **state)
     assert_false(tcp_accepts(s.port));
 }
 
+/* clang-format off */
 FT_MAIN(ft_mqtt_run_group, NULL, NULL,
         cmocka_unit_test(test_mosquitto_pub_sub))
+/* clang-format on */

@@ -104,5 +104,7 @@ static void test_quorum_queue_confirm_get(void **state)
     amqp_destroy_connection(c);
 }
 
+/* clang-format off */
 FT_MAIN(ft_harness_run, NULL, NULL,
         cmocka_unit_test(test_quorum_queue_confirm_get))
+/* clang-format on */

@@ -67,6 +67,8 @@ static void test_redis_kill(void **state)
     assert_false(ft_server_running(&s));
 }
 
+/* clang-format off */
 FT_MAIN(ft_harness_run, NULL, NULL,
         cmocka_unit_test(test_redis_set_get_restart_stop),
         cmocka_unit_test(test_redis_kill))
+/* clang-format on */

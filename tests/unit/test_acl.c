@@ -106,6 +106,8 @@ static void test_sessions_table(void **state)
     assert_null(t.by_client);
 }
 
+/* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_rules),
         cmocka_unit_test(test_sessions_table))
+/* clang-format on */

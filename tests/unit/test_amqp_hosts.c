@@ -54,6 +54,8 @@ static void test_refusals(void **state)
     assert_non_null(strstr(err, "more than"));
 }
 
+/* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_lists),
         cmocka_unit_test(test_refusals))
+/* clang-format on */

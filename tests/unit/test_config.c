@@ -211,6 +211,7 @@ static void test_usage_lists_every_key(void **state)
     assert_non_null(strstr(buf, "(required)"));
 }
 
+/* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test_teardown(test_file_and_defaults, teardown),
         cmocka_unit_test_teardown(test_fields_overwritten, teardown),
@@ -221,3 +222,4 @@ FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test_teardown(test_missing_file, teardown),
         cmocka_unit_test_teardown(test_overlong_line, teardown),
         cmocka_unit_test_teardown(test_usage_lists_every_key, teardown))
+/* clang-format on */

@@ -939,6 +939,7 @@ static void test_encode_built_struct(void **state)
     free(json);
 }
 
+/* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_type_names),
         cmocka_unit_test(test_post_created_roundtrip),
@@ -970,3 +971,4 @@ FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_reason_buffer),
         cmocka_unit_test(test_encode_invalid),
         cmocka_unit_test(test_encode_built_struct))
+/* clang-format on */

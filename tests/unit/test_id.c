@@ -75,8 +75,10 @@ static void test_keys(void **state)
     assert_int_equal(strlen(buf), sizeof(buf) - 1);
 }
 
+/* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_valid_ids),
         cmocka_unit_test(test_invalid_ids),
         cmocka_unit_test(test_valid_n),
         cmocka_unit_test(test_keys))
+/* clang-format on */

@@ -172,6 +172,7 @@ static void test_quote_and_refuse(void **state)
     assert_int_equal(fp_json_refuse(NULL, 0, -E2BIG, "ignored"), -E2BIG);
 }
 
+/* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_object),
         cmocka_unit_test(test_nul),
@@ -179,3 +180,4 @@ FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_quote_and_refuse))
+/* clang-format on */

@@ -915,6 +915,7 @@ static void test_concurrent(void **state)
     free(tok);
 }
 
+/* clang-format off */
 FT_MAIN(ft_unit_run, setup, teardown,
         cmocka_unit_test(test_alg_names),
         cmocka_unit_test(test_node_vectors),
@@ -941,3 +942,4 @@ FT_MAIN(ft_unit_run, setup, teardown,
         cmocka_unit_test(test_verifier_errors),
         cmocka_unit_test(test_key_files),
         cmocka_unit_test(test_concurrent))
+/* clang-format on */

@@ -121,9 +121,11 @@ static void test_level_parse(void **state)
     assert_int_equal(fp_log_level_parse(NULL, &l), -EINVAL);
 }
 
+/* clang-format off */
 FT_MAIN(ft_unit_run, setup, teardown,
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_level_filter),
         cmocka_unit_test(test_control_chars_cannot_forge_lines),
         cmocka_unit_test(test_long_line_truncated),
         cmocka_unit_test(test_level_parse))
+/* clang-format on */

@@ -59,7 +59,9 @@ static void test_deadline(void **state)
     }
 }
 
+/* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_monotonic_units),
         cmocka_unit_test(test_real),
         cmocka_unit_test(test_deadline))
+/* clang-format on */
