@@ -30,7 +30,8 @@ for f in usr/bin/feed-bridge usr/bin/feed-gateway usr/bin/feedctl usr/lib/feedpu
     usr/share/feedpush/www/index.html usr/share/feedpush/www/app.js usr/share/feedpush/www/style.css \
     usr/share/feedpush/www/vendor/mqtt.min.js etc/feedpush/bridge.conf etc/feedpush/gateway.conf \
     etc/feedpush/mosquitto/feedpush.conf lib/systemd/system/feed-bridge.service \
-    lib/systemd/system/feed-gateway.service usr/share/doc/feedpush/copyright; do
+    lib/systemd/system/feed-gateway.service usr/share/doc/feedpush/copyright \
+    usr/share/man/man8/feed-bridge.8.gz usr/share/man/man1/feedctl.1.gz; do
     [ -s "$dd/$f" ] || fail "DESTDIR install lacks /$f"
 done
 # expect_line FILE LINE: FILE has exactly this line.

@@ -31,7 +31,8 @@ for f in /usr/bin/feed-bridge /usr/bin/feed-gateway /usr/bin/feedctl /usr/lib/fe
     /etc/feedpush/bridge.conf /etc/feedpush/gateway.conf /etc/feedpush/mosquitto/feedpush.conf \
     /lib/systemd/system/feed-bridge.service /lib/systemd/system/feed-gateway.service \
     /usr/share/doc/feedpush/copyright /usr/share/doc/feedpush/changelog.gz \
-    /usr/share/doc/feedpush/deploy.md; do
+    /usr/share/doc/feedpush/deploy.md /usr/share/man/man8/feed-bridge.8.gz \
+    /usr/share/man/man8/feed-gateway.8.gz /usr/share/man/man1/feedctl.1.gz; do
     if grep -qxF "$f" "$t/contents"; then ok "dpkg-deb -c lists $f"; else fail "the package lacks $f"; fi
 done
 
