@@ -7,7 +7,8 @@
 #                  failed, else "all checks passed"
 #   ft_tmp NAME    a fresh directory under the run's FP_TEST_TMP (mode 0755:
 #                  servers that drop to their own users must reach it)
-#   free_port      a loopback port nobody listens on now
+#   free_port      a loopback port nobody uses now (as tools/fp-server picks
+#                  them: a race with another process is possible, and rare)
 failures=0
 
 ok() { echo "ok   $*"; }
@@ -36,5 +37,13 @@ ft_tmp() {
 }
 
 free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+    local p i
+    for i in $(seq 1 200); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && ! ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then
+            echo "$p"
+            return 0
+        fi
+    done
+    die "no free port found"
 }
