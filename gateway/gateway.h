@@ -285,6 +285,10 @@ int fg_auth_not_revoked(const fp_jwt_claims *claims, int64_t before, fg_response
 
 /* resp = status with obj printed as the body; obj is consumed (freed). */
 void fg_respond_json(fg_response *resp, int status, cJSON *obj);
+/* resp = status with body (malloc'd, len bytes; consumed) of content_type
+ * (a static string): for a body built as text, not as a cJSON tree. */
+void fg_respond_body(fg_response *resp, int status, const char *content_type, char *body,
+                     size_t len);
 /* resp = {"error":code,"message":...}. */
 void fg_respond_error(fg_response *resp, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

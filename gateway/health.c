@@ -134,11 +134,7 @@ void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp)
         fg_respond_json(resp, 500, NULL);
         return;
     }
-    free(resp->body);
-    resp->status = 200;
-    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    resp->body = out;
-    resp->len = len;
+    fg_respond_body(resp, 200, "text/plain; version=0.0.4; charset=utf-8", out, len);
 }
 
 /* Adds every sample to nodes as nodes[node][name] = value. 0 or -ENOMEM. */

@@ -122,11 +122,7 @@ void fg_reads_feed(fg_gateway *gw, const fg_request *req, fg_response *resp)
         fg_respond_internal(resp, "feed page", -ENOMEM);
         return;
     }
-    free(resp->body);
-    resp->status = 200;
-    resp->content_type = "application/json";
-    resp->body = body;
-    resp->len = len;
+    fg_respond_body(resp, 200, "application/json", body, len);
 }
 
 void fg_reads_ribbon(fg_gateway *gw, const fg_request *req, fg_response *resp)
@@ -147,11 +143,7 @@ void fg_reads_ribbon(fg_gateway *gw, const fg_request *req, fg_response *resp)
         return;
     }
     /* The same document subscribers of the retained `ribbon` topic get. */
-    free(resp->body);
-    resp->status = 200;
-    resp->content_type = "application/json";
-    resp->body = json;
-    resp->len = strlen(json);
+    fg_respond_body(resp, 200, "application/json", json, strlen(json));
 }
 
 /* An optional string field of the ribbon body: NULL when absent or null,

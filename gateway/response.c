@@ -15,19 +15,26 @@
 /* A body that cannot be built (out of memory) is replaced by a fixed one. */
 static const char response__oom[] = "{\"error\":\"internal\",\"message\":\"out of memory\"}";
 
-static void response__set(fg_response *resp, int status, char *body)
+void fg_respond_body(fg_response *resp, int status, const char *content_type, char *body,
+                     size_t len)
 {
     free(resp->body);
-    resp->content_type = "application/json";
+    resp->status = status;
+    resp->content_type = content_type;
+    resp->body = body;
+    resp->len = len;
+}
+
+static void response__set(fg_response *resp, int status, char *body)
+{
+    char *oom;
+
     if (body == NULL) {
-        resp->status = 500;
-        resp->body = strdup(response__oom);
-        resp->len = resp->body != NULL ? strlen(resp->body) : 0;
+        oom = strdup(response__oom);
+        fg_respond_body(resp, 500, "application/json", oom, oom != NULL ? strlen(oom) : 0);
         return;
     }
-    resp->status = status;
-    resp->body = body;
-    resp->len = strlen(body);
+    fg_respond_body(resp, status, "application/json", body, strlen(body));
 }
 
 void fg_respond_json(fg_response *resp, int status, cJSON *obj)
