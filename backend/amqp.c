@@ -47,6 +47,34 @@ const char *fp_amqp_errstr(const fp_amqp *a)
     return a != NULL ? a->errstr : "out of memory";
 }
 
+void fp_amqp_options_apply(const fp_amqp_options *o, fp_amqp_config *c)
+{
+    c->host = o->host;
+    c->port = (int)o->port;
+    c->hosts = o->hosts;
+    c->user = o->user;
+    c->password = o->password;
+    c->vhost = o->vhost;
+    c->tls = o->tls;
+    c->tls_insecure = !o->tls_verify;
+    c->tls_ca = o->tls_ca;
+    c->tls_cert = o->tls_cert;
+    c->tls_key = o->tls_key;
+    c->heartbeat_s = (int)o->heartbeat;
+}
+
+int fp_amqp_options_check(const fp_amqp_options *o, char *err, size_t errlen)
+{
+    fp_amqp_host hosts[FP_AMQP_HOSTS_MAX];
+    char why[192];
+
+    if (o->hosts == NULL || o->hosts[0] == '\0' ||
+        fp_amqp_hosts_parse(o->hosts, (int)o->port, hosts, why, sizeof(why)) > 0)
+        return 0;
+    snprintf(err, errlen, "amqp_hosts: %s", why);
+    return -EINVAL;
+}
+
 const char *fp_amqp_peer(const fp_amqp *a)
 {
     return a != NULL ? a->peer : "";

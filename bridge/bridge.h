@@ -26,18 +26,7 @@
 
 typedef struct {
     char *node_id;
-    char *amqp_host;
-    int64_t amqp_port;
-    char *amqp_user;
-    char *amqp_password;
-    char *amqp_vhost;
-    char *amqp_hosts;
-    bool amqp_tls;
-    char *amqp_tls_ca;
-    char *amqp_tls_cert;
-    char *amqp_tls_key;
-    bool amqp_tls_verify;
-    int64_t amqp_heartbeat;
+    fp_amqp_options amqp; /* the amqp_* keys */
     int64_t prefetch;
     int64_t deliver_ttl_ms;
     int64_t deliver_max_length;

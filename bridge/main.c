@@ -94,19 +94,7 @@ static int main__store_up(fb_bridge *b)
  * stage1 selects what it consumes. */
 static int main__amqp_up(fb_bridge *b, fp_amqp **link, bool stage1)
 {
-    fp_amqp_config c = {.host = b->cfg.amqp_host,
-                        .port = (int)b->cfg.amqp_port,
-                        .hosts = b->cfg.amqp_hosts,
-                        .user = b->cfg.amqp_user,
-                        .password = b->cfg.amqp_password,
-                        .vhost = b->cfg.amqp_vhost,
-                        .tls = b->cfg.amqp_tls,
-                        .tls_insecure = !b->cfg.amqp_tls_verify,
-                        .tls_ca = b->cfg.amqp_tls_ca,
-                        .tls_cert = b->cfg.amqp_tls_cert,
-                        .tls_key = b->cfg.amqp_tls_key,
-                        .heartbeat_s = (int)b->cfg.amqp_heartbeat,
-                        .node_id = b->cfg.node_id,
+    fp_amqp_config c = {.node_id = b->cfg.node_id,
                         .prefetch = (int)b->cfg.prefetch,
                         .deliver_ttl_ms = (int)b->cfg.deliver_ttl_ms,
                         .deliver_max_length = (int)b->cfg.deliver_max_length,
@@ -117,6 +105,7 @@ static int main__amqp_up(fb_bridge *b, fp_amqp **link, bool stage1)
     int wait = MAIN__BACKOFF_MIN_MS, rc;
     bool failed = false;
 
+    fp_amqp_options_apply(&b->cfg.amqp, &c);
     rc = *link == NULL ? fp_amqp_open(link, &c) : fp_amqp_reconnect(*link);
     while (rc != 0 && !main__stop) {
         fp_log(failed ? FP_LOG_DEBUG : FP_LOG_WARN,
@@ -323,7 +312,6 @@ int main(int argc, char **argv)
     fb_bridge b;
     fp_log_level level;
     const char *conf;
-    fp_amqp_host hosts[FP_AMQP_HOSTS_MAX];
     char err[FP_CONF_ERR_MAX];
     int rc;
 
@@ -340,9 +328,8 @@ int main(int argc, char **argv)
         fb_config_free(&b.cfg);
         return 2;
     }
-    if (b.cfg.amqp_hosts[0] != '\0' &&
-        fp_amqp_hosts_parse(b.cfg.amqp_hosts, (int)b.cfg.amqp_port, hosts, err, sizeof(err)) < 0) {
-        fp_error("amqp_hosts: %s", err);
+    if (fp_amqp_options_check(&b.cfg.amqp, err, sizeof(err)) != 0) {
+        fp_error("%s", err);
         fb_config_free(&b.cfg);
         return 2;
     }

@@ -46,19 +46,7 @@ int fg_backend_open(fg_gateway *gw, bool store, bool amqp)
                           .port = (int)gw->cfg.redis_port,
                           .prefix = gw->cfg.redis_prefix,
                           .timeout_ms = (int)gw->cfg.timeout_ms};
-    fp_amqp_config ac = {.host = gw->cfg.amqp_host,
-                         .port = (int)gw->cfg.amqp_port,
-                         .hosts = gw->cfg.amqp_hosts,
-                         .user = gw->cfg.amqp_user,
-                         .password = gw->cfg.amqp_password,
-                         .vhost = gw->cfg.amqp_vhost,
-                         .tls = gw->cfg.amqp_tls,
-                         .tls_insecure = !gw->cfg.amqp_tls_verify,
-                         .tls_ca = gw->cfg.amqp_tls_ca,
-                         .tls_cert = gw->cfg.amqp_tls_cert,
-                         .tls_key = gw->cfg.amqp_tls_key,
-                         .heartbeat_s = (int)gw->cfg.amqp_heartbeat,
-                         .node_id = NULL,
+    fp_amqp_config ac = {.node_id = NULL,
                          .prefetch = 1,
                          .timeout_ms = (int)gw->cfg.timeout_ms};
     int rc;
@@ -76,6 +64,7 @@ int fg_backend_open(fg_gateway *gw, bool store, bool amqp)
     }
     if (!amqp)
         return 0;
+    fp_amqp_options_apply(&gw->cfg.amqp, &ac);
     rc = fp_amqp_open(&gw->amqp, &ac);
     if (rc == -ENOMEM || gw->amqp == NULL)
         return -ENOMEM;

@@ -45,18 +45,7 @@ typedef struct {
     char *www_dir;
     char *mqtt_js_dir;
     char *mqtt_ws_urls;
-    char *amqp_host;
-    int64_t amqp_port;
-    char *amqp_user;
-    char *amqp_password;
-    char *amqp_vhost;
-    char *amqp_hosts;
-    bool amqp_tls;
-    char *amqp_tls_ca;
-    char *amqp_tls_cert;
-    char *amqp_tls_key;
-    bool amqp_tls_verify;
-    int64_t amqp_heartbeat;
+    fp_amqp_options amqp; /* the amqp_* keys */
     char *redis_host;
     int64_t redis_port;
     char *redis_prefix;

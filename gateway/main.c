@@ -74,16 +74,14 @@ static int main__tls(const fg_config *c)
     return 0;
 }
 
-/* amqp_hosts, when set, must parse (fp_amqp_hosts_parse). 0 or -EINVAL. */
-static int main__amqp_hosts(const fg_config *c)
+/* amqp_hosts, when set, must parse. 0 or -EINVAL (logged). */
+static int main__amqp_options(const fg_config *c)
 {
-    fp_amqp_host hosts[FP_AMQP_HOSTS_MAX];
     char err[256];
 
-    if (c->amqp_hosts[0] == '\0' ||
-        fp_amqp_hosts_parse(c->amqp_hosts, (int)c->amqp_port, hosts, err, sizeof(err)) > 0)
+    if (fp_amqp_options_check(&c->amqp, err, sizeof(err)) == 0)
         return 0;
-    fp_error("amqp_hosts: %s", err);
+    fp_error("%s", err);
     return -EINVAL;
 }
 
@@ -176,7 +174,7 @@ int main(int argc, char **argv)
         goto done;
     }
     fp_log_set_level(level);
-    if (main__keys(&gw) != 0 || main__tls(&gw.cfg) != 0 || main__amqp_hosts(&gw.cfg) != 0 ||
+    if (main__keys(&gw) != 0 || main__tls(&gw.cfg) != 0 || main__amqp_options(&gw.cfg) != 0 ||
         main__need_file(gw.cfg.www_dir, "index.html", "www_dir") != 0 ||
         main__need_file(gw.cfg.mqtt_js_dir, "mqtt.min.js", "mqtt_js_dir") != 0)
         goto done;

@@ -47,6 +47,55 @@ typedef struct {
 int fp_amqp_hosts_parse(const char *list, int default_port, fp_amqp_host hosts[FP_AMQP_HOSTS_MAX],
                         char *err, size_t errlen);
 
+/*
+ * The RabbitMQ options feed-bridge and feed-gateway share, as their
+ * configs hold them: the amqp_* keys of both config files
+ * (FP_AMQP_CONF_OPTIONS, the fp_config table entries; the includer needs
+ * fp_config.h and stddef.h), copied into a link's config by
+ * fp_amqp_options_apply and checked at start-up by fp_amqp_options_check.
+ */
+typedef struct {
+    char *host;
+    int64_t port;
+    char *user;
+    char *password;
+    char *vhost;
+    char *hosts;
+    bool tls;
+    char *tls_ca;
+    char *tls_cert;
+    char *tls_key;
+    bool tls_verify;
+    int64_t heartbeat;
+} fp_amqp_options;
+
+/* The fp_conf_opt entries of the fp_amqp_options member of config type. */
+#define FP_AMQP_CONF_OPTIONS(type, member) \
+    {"amqp_host", FP_CONF_STRING, offsetof(type, member.host), "127.0.0.1", 0, 0, false, \
+     "RabbitMQ host"}, \
+    {"amqp_port", FP_CONF_INT, offsetof(type, member.port), "5672", 1, 65535, false, \
+     "RabbitMQ port"}, \
+    {"amqp_user", FP_CONF_STRING, offsetof(type, member.user), "guest", 0, 0, false, \
+     "RabbitMQ user"}, \
+    {"amqp_password", FP_CONF_STRING, offsetof(type, member.password), "guest", 0, 0, false, \
+     "RabbitMQ password"}, \
+    {"amqp_vhost", FP_CONF_STRING, offsetof(type, member.vhost), "/", 0, 0, false, \
+     "RabbitMQ virtual host"}, \
+    {"amqp_hosts", FP_CONF_STRING, offsetof(type, member.hosts), "", 0, 0, false, \
+     "the nodes of a RabbitMQ cluster, host[:port],... tried in turn (\"\" = amqp_host:amqp_port)"}, \
+    {"amqp_tls", FP_CONF_BOOL, offsetof(type, member.tls), "off", 0, 0, false, \
+     "amqps: TLS to RabbitMQ (its TLS port, usually 5671, in amqp_port)"}, \
+    {"amqp_tls_ca", FP_CONF_STRING, offsetof(type, member.tls_ca), "", 0, 0, false, \
+     "CA certificate file (PEM) RabbitMQ's certificate must chain to (\"\" = the system's CAs)"}, \
+    {"amqp_tls_cert", FP_CONF_STRING, offsetof(type, member.tls_cert), "", 0, 0, false, \
+     "client certificate file (PEM) when RabbitMQ asks for one (\"\" = none)"}, \
+    {"amqp_tls_key", FP_CONF_STRING, offsetof(type, member.tls_key), "", 0, 0, false, \
+     "the client certificate's private key file (PEM)"}, \
+    {"amqp_tls_verify", FP_CONF_BOOL, offsetof(type, member.tls_verify), "on", 0, 0, false, \
+     "verify RabbitMQ's certificate and host name (off only for tests)"}, \
+    {"amqp_heartbeat", FP_CONF_INT, offsetof(type, member.heartbeat), "30", 1, 600, false, \
+     "AMQP heartbeat, seconds: RabbitMQ drops a link silent for twice that"}
+
 typedef struct {
     const char *host;
     int port;
@@ -91,6 +140,13 @@ typedef struct {
 } fp_amqp_msg;
 
 typedef struct fp_amqp fp_amqp;
+
+/* Fills c's connection fields (host to heartbeat) from o; the rest of c is
+ * the caller's. o must outlive the fp_amqp_open that copies them. */
+void fp_amqp_options_apply(const fp_amqp_options *o, fp_amqp_config *c);
+/* o's amqp_hosts, when set, must parse (fp_amqp_hosts_parse). 0, or
+ * -EINVAL with err saying why. */
+int fp_amqp_options_check(const fp_amqp_options *o, char *err, size_t errlen);
 
 /* Connects both connections, declares the topology, starts consuming.
  * Returns 0, -EIO (errstr says why), -EINVAL (a hosts list that
