@@ -14,6 +14,7 @@
 #include <amqp_tcp_socket.h>
 #include <openssl/ssl.h>
 
+#include "fp_log.h"
 #include "fp_time.h"
 
 #define AMQP__CHANNEL 1
@@ -23,10 +24,10 @@
 
 struct fp_amqp {
     fp_amqp_config cfg;          /* strings owned */
-    fp_amqp_host hosts[FP_AMQP_HOSTS_MAX];
+    fp_host hosts[FP_HOSTS_MAX];
     size_t n_hosts, cur; /* cur: the node in use or last tried */
     bool opened;         /* connected once: a reconnect starts at the next node */
-    char peer[FP_AMQP_HOST_MAX + 8];
+    char peer[FP_HOST_MAX + 8];
     amqp_connection_state_t in;  /* consumer */
     amqp_connection_state_t out; /* publisher with confirms */
     amqp_envelope_t env;
@@ -36,6 +37,7 @@ struct fp_amqp {
     bool acked[AMQP__MAX_PENDING];
     size_t n_pending;
     int64_t keepalive_ms; /* monotonic time of the last keepalive */
+    bool warned_classic;  /* said that a durable queue is not a quorum one */
     int err; /* last failure: an AMQP_STATUS_* or a reply code, 0 if none */
     char errstr[192];
     char q_deliver[128];
@@ -65,11 +67,11 @@ void fp_amqp_options_apply(const fp_amqp_options *o, fp_amqp_config *c)
 
 int fp_amqp_options_check(const fp_amqp_options *o, char *err, size_t errlen)
 {
-    fp_amqp_host hosts[FP_AMQP_HOSTS_MAX];
+    fp_host hosts[FP_HOSTS_MAX];
     char why[192];
 
     if (o->hosts == NULL || o->hosts[0] == '\0' ||
-        fp_amqp_hosts_parse(o->hosts, (int)o->port, hosts, why, sizeof(why)) > 0)
+        fp_hosts_parse(o->hosts, (int)o->port, hosts, why, sizeof(why)) > 0)
         return 0;
     snprintf(err, errlen, "amqp_hosts: %s", why);
     return -EINVAL;
@@ -78,67 +80,6 @@ int fp_amqp_options_check(const fp_amqp_options *o, char *err, size_t errlen)
 const char *fp_amqp_peer(const fp_amqp *a)
 {
     return a != NULL ? a->peer : "";
-}
-
-/* One entry "host[:port]" (len bytes at s) into h. 0 or -EINVAL. */
-static int amqp__host_parse(const char *s, size_t len, int default_port, fp_amqp_host *h)
-{
-    const char *colon = memchr(s, ':', len);
-    size_t hlen = colon != NULL ? (size_t)(colon - s) : len, i;
-    long port = default_port;
-
-    if (hlen == 0 || hlen > FP_AMQP_HOST_MAX)
-        return -EINVAL;
-    if (colon != NULL) {
-        if (colon + 1 == s + len || (size_t)(s + len - colon - 1) > 5)
-            return -EINVAL;
-        port = 0;
-        for (i = 1; colon + i < s + len; i++) {
-            if (colon[i] < '0' || colon[i] > '9')
-                return -EINVAL;
-            port = port * 10 + (colon[i] - '0');
-        }
-    }
-    if (port < 1 || port > 65535)
-        return -EINVAL;
-    for (i = 0; i < hlen; i++) {
-        if (s[i] == ' ' || s[i] == '\t' || s[i] == '[' || s[i] == ']' || s[i] == '/')
-            return -EINVAL;
-    }
-    memcpy(h->host, s, hlen);
-    h->host[hlen] = '\0';
-    h->port = (int)port;
-    return 0;
-}
-
-int fp_amqp_hosts_parse(const char *list, int default_port, fp_amqp_host hosts[FP_AMQP_HOSTS_MAX],
-                        char *err, size_t errlen)
-{
-    const char *p = list, *end;
-    size_t len;
-    int n = 0;
-
-    for (;;) {
-        while (*p == ' ' || *p == '\t')
-            p++;
-        end = strchr(p, ',');
-        len = end != NULL ? (size_t)(end - p) : strlen(p);
-        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-            len--;
-        if (n == FP_AMQP_HOSTS_MAX) {
-            snprintf(err, errlen, "more than %d hosts", FP_AMQP_HOSTS_MAX);
-            return -EINVAL;
-        }
-        if (amqp__host_parse(p, len, default_port, &hosts[n]) != 0) {
-            snprintf(err, errlen, "\"%.*s\" is not host or host:port (port 1-65535)",
-                     (int)(len > 80 ? 80 : len), p);
-            return -EINVAL;
-        }
-        n++;
-        if (end == NULL)
-            return n;
-        p = end + 1;
-    }
 }
 
 static void amqp__set_error(fp_amqp *a, int err, const char *fmt, const char *what,
@@ -331,14 +272,58 @@ static int amqp__queue(fp_amqp *a, const char *name, bool durable, amqp_table_en
 }
 
 /*
+ * After the broker closed the publisher's channel (a failed declare):
+ * confirms the close and opens the channel again. 0 or -EIO.
+ */
+static int amqp__reopen_channel(fp_amqp *a)
+{
+    amqp_channel_close_ok_t ok = {0};
+
+    if (amqp_send_method(a->out, AMQP__CHANNEL, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) !=
+        AMQP_STATUS_OK)
+        return -EIO;
+    amqp_channel_open(a->out, AMQP__CHANNEL);
+    return amqp__check(a, a->out, "channel.open");
+}
+
+/*
+ * A durable queue of the shared topology (the events queue, the
+ * dead-letter queue), declared as a quorum queue with args. One that
+ * exists with other arguments (a classic queue made by an older
+ * version: PRECONDITION_FAILED) is used as it is, with one warning per
+ * link that it does not survive the loss of its node (docs/scaling.md
+ * says how to migrate it). 0 or -EIO.
+ */
+static int amqp__durable_queue(fp_amqp *a, const char *name, amqp_table_entry_t *args, int n_args,
+                               const char *exchange, const char *binding)
+{
+    if (amqp__queue(a, name, true, args, n_args, exchange, binding) == 0)
+        return 0;
+    if (a->err != AMQP_PRECONDITION_FAILED || amqp__reopen_channel(a) != 0)
+        return -EIO;
+    amqp_queue_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), 1, 0, 0, 0,
+                       amqp_empty_table);
+    if (amqp__check(a, a->out, name) != 0)
+        return -EIO;
+    if (!a->warned_classic)
+        fp_warn("rabbitmq: queue %s exists but is not a quorum queue; it is used as it is, and "
+                "it is lost with its node (docs/scaling.md: migrating to quorum queues)",
+                name);
+    a->warned_classic = true;
+    return 0;
+}
+
+/*
  * Declares everything of docs/protocol.md. Declarations are idempotent;
  * one with different arguments than an existing queue fails with the
- * broker's PRECONDITION_FAILED text in errstr.
+ * broker's PRECONDITION_FAILED text in errstr, except for the durable
+ * queues (amqp__durable_queue).
  */
 static int amqp__declare(fp_amqp *a)
 {
     amqp_table_entry_t events[2] = {amqp__arg_str("x-queue-type", "quorum"),
                                     amqp__arg_str("x-dead-letter-exchange", FP_EXCHANGE_DLX)};
+    amqp_table_entry_t dead[1] = {amqp__arg_str("x-queue-type", "quorum")};
     amqp_table_entry_t node[4] = {amqp__arg_int("x-message-ttl", a->cfg.deliver_ttl_ms),
                                   amqp__arg_int("x-max-length", a->cfg.deliver_max_length),
                                   amqp__arg_str("x-overflow", "drop-head"),
@@ -349,8 +334,8 @@ static int amqp__declare(fp_amqp *a)
         amqp__exchange(a, FP_EXCHANGE_DELIVER, "direct") != 0 ||
         amqp__exchange(a, FP_EXCHANGE_BROADCAST, "fanout") != 0)
         return -EIO;
-    if (amqp__queue(a, FP_QUEUE_DEAD, true, NULL, 0, FP_EXCHANGE_DLX, "") != 0 ||
-        amqp__queue(a, FP_QUEUE_EVENTS, true, events, 2, FP_EXCHANGE_EVENTS, "#") != 0)
+    if (amqp__durable_queue(a, FP_QUEUE_DEAD, dead, 1, FP_EXCHANGE_DLX, "") != 0 ||
+        amqp__durable_queue(a, FP_QUEUE_EVENTS, events, 2, FP_EXCHANGE_EVENTS, "#") != 0)
         return -EIO;
     if (a->cfg.node_id == NULL)
         return 0; /* a publisher only (feed-gateway): no node queues */
@@ -437,12 +422,12 @@ static int amqp__copy_config(fp_amqp *a, const fp_amqp_config *c)
         (c->tls_key != NULL && a->cfg.tls_key == NULL))
         return -ENOMEM;
     if (c->hosts != NULL && c->hosts[0] != '\0') {
-        rc = fp_amqp_hosts_parse(c->hosts, c->port, a->hosts, a->errstr, sizeof(a->errstr));
+        rc = fp_hosts_parse(c->hosts, c->port, a->hosts, a->errstr, sizeof(a->errstr));
         if (rc < 0)
             return rc;
         a->n_hosts = (size_t)rc;
     } else {
-        if (strlen(c->host) > FP_AMQP_HOST_MAX) {
+        if (strlen(c->host) > FP_HOST_MAX) {
             snprintf(a->errstr, sizeof(a->errstr), "amqp host \"%.80s...\" is too long", c->host);
             return -EINVAL;
         }
@@ -469,7 +454,7 @@ int fp_amqp_open(fp_amqp **out, const fp_amqp_config *c)
         return -ENOMEM;
     rc = amqp__copy_config(a, c);
     if (rc != 0) {
-        fp_amqp_free(a); /* -EINVAL: a bad hosts list (fp_amqp_hosts_parse says why) */
+        fp_amqp_free(a); /* -EINVAL: a bad hosts list (fp_hosts_parse says why) */
         return rc;
     }
     *out = a;

@@ -103,7 +103,7 @@ static int main__amqp_up(fb_bridge *b, fp_amqp **link, bool stage1)
                         .consume_events = stage1,
                         .consume_node = !stage1};
     int wait = MAIN__BACKOFF_MIN_MS, rc;
-    bool failed = false;
+    bool failed = false, again = *link != NULL;
 
     fp_amqp_options_apply(&b->cfg.amqp, &c);
     rc = *link == NULL ? fp_amqp_open(link, &c) : fp_amqp_reconnect(*link);
@@ -115,8 +115,9 @@ static int main__amqp_up(fb_bridge *b, fp_amqp **link, bool stage1)
         main__backoff(&wait);
         rc = *link == NULL ? fp_amqp_open(link, &c) : fp_amqp_reconnect(*link);
     }
-    if (rc == 0 && failed)
-        fp_info("rabbitmq %s: connected again", fp_amqp_peer(*link));
+    if (rc == 0 && (failed || again))
+        fp_info("rabbitmq %s: connected again (%s)", fp_amqp_peer(*link),
+                stage1 ? "events" : "deliveries");
     return rc;
 }
 

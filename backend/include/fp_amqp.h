@@ -22,30 +22,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fp_hosts.h"
+
 #define FP_EXCHANGE_EVENTS "feed.events"
 #define FP_EXCHANGE_DLX "feed.events.dlx"
 #define FP_QUEUE_EVENTS "feed.events.bridge"
 #define FP_QUEUE_DEAD "feed.events.dead"
 #define FP_EXCHANGE_DELIVER "feed.deliver"
 #define FP_EXCHANGE_BROADCAST "feed.broadcast"
-
-#define FP_AMQP_HOSTS_MAX 16
-#define FP_AMQP_HOST_MAX 255
-
-/* One RabbitMQ node to dial. */
-typedef struct {
-    char host[FP_AMQP_HOST_MAX + 1];
-    int port;
-} fp_amqp_host;
-
-/*
- * Parses "host[:port],host[:port],..." (a port left out is default_port;
- * at most FP_AMQP_HOSTS_MAX entries, spaces around entries ignored; no
- * IPv6 literals) into hosts. Returns the count (>= 1), or -EINVAL with err
- * saying which entry is wrong.
- */
-int fp_amqp_hosts_parse(const char *list, int default_port, fp_amqp_host hosts[FP_AMQP_HOSTS_MAX],
-                        char *err, size_t errlen);
 
 /*
  * The RabbitMQ options feed-bridge and feed-gateway share, as their
@@ -144,13 +128,13 @@ typedef struct fp_amqp fp_amqp;
 /* Fills c's connection fields (host to heartbeat) from o; the rest of c is
  * the caller's. o must outlive the fp_amqp_open that copies them. */
 void fp_amqp_options_apply(const fp_amqp_options *o, fp_amqp_config *c);
-/* o's amqp_hosts, when set, must parse (fp_amqp_hosts_parse). 0, or
+/* o's amqp_hosts, when set, must parse (fp_hosts_parse). 0, or
  * -EINVAL with err saying why. */
 int fp_amqp_options_check(const fp_amqp_options *o, char *err, size_t errlen);
 
 /* Connects both connections, declares the topology, starts consuming.
  * Returns 0, -EIO (errstr says why), -EINVAL (a hosts list that
- * fp_amqp_hosts_parse refuses: check it at start-up) or -ENOMEM. On -EIO
+ * fp_hosts_parse refuses: check it at start-up) or -ENOMEM. On -EIO
  * *out is set, so the caller can read the error and retry. */
 int fp_amqp_open(fp_amqp **out, const fp_amqp_config *c);
 /* Reconnects, trying every host once, the one after the current first

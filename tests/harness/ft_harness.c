@@ -104,7 +104,7 @@ static int harness__read_env(ft_server *s)
 static int harness__start(ft_server *s, const char *port)
 {
     char owner[32];
-    char *argv[12] = {"fp-server", "start", s->kind, s->dir, "--owner", owner};
+    char *argv[16] = {"fp-server", "start", s->kind, s->dir, "--owner", owner};
     int n = 6;
 
     snprintf(owner, sizeof(owner), "%ld", (long)getpid());
@@ -116,13 +116,18 @@ static int harness__start(ft_server *s, const char *port)
         argv[n++] = "--conf";
         argv[n++] = s->conf;
     }
+    if (s->cluster[0] != '\0') {
+        argv[n++] = "--cluster";
+        argv[n++] = s->cluster;
+    }
     argv[n] = NULL;
     if (harness__run(argv) != 0)
         return -1;
     return harness__read_env(s);
 }
 
-int ft_server_start(ft_server *s, const char *kind, const char *conf)
+/* Fills s for a new server of kind in a fresh dir under FP_TEST_TMP. */
+static int harness__init(ft_server *s, const char *kind)
 {
     static int seq;
     const char *tmp = harness__env("FP_TEST_TMP");
@@ -132,8 +137,23 @@ int ft_server_start(ft_server *s, const char *kind, const char *conf)
     memset(s, 0, sizeof(*s));
     snprintf(s->kind, sizeof(s->kind), "%s", kind);
     snprintf(s->dir, sizeof(s->dir), "%s/t%ld-%d", tmp, (long)getpid(), ++seq);
+    return 0;
+}
+
+int ft_server_start(ft_server *s, const char *kind, const char *conf)
+{
+    if (harness__init(s, kind) != 0)
+        return -1;
     if (conf != NULL)
         snprintf(s->conf, sizeof(s->conf), "%s", conf);
+    return harness__start(s, NULL);
+}
+
+int ft_server_start_node(ft_server *s, const ft_server *epmd)
+{
+    if (harness__init(s, "rabbitmq") != 0)
+        return -1;
+    snprintf(s->cluster, sizeof(s->cluster), "%s", epmd->dir);
     return harness__start(s, NULL);
 }
 

@@ -19,6 +19,7 @@ typedef struct ft_server {
     char kind[16];      /* "redis", "rabbitmq" or "mosquitto" (tools/fp-server's KIND) */
     char dir[PATH_MAX]; /* where KIND.env, the data and the log live */
     char conf[PATH_MAX];/* mosquitto: extra config appended ("" = anonymous allowed) */
+    char cluster[PATH_MAX]; /* rabbitmq: the cluster's dir (its epmd server's), or "" */
     int port;
     int ws_port;        /* mosquitto: MQTT over WebSockets */
     long pid;
@@ -27,6 +28,13 @@ typedef struct ft_server {
 /* Starts a server of this kind in a fresh dir under FP_TEST_TMP. conf is
  * mosquitto-only (NULL for none). Returns 0 or -1 (reason on stderr). */
 int ft_server_start(ft_server *s, const char *kind, const char *conf);
+
+/* A RabbitMQ node of a cluster: epmd is the cluster's port mapper
+ * (ft_server_start(epmd, "epmd", NULL), stopped after the nodes). The
+ * first node started is the seed; later ones join it (tools/fp-server
+ * --cluster). A node restarted or killed and restarted keeps its data and
+ * rejoins. Returns 0 or -1. */
+int ft_server_start_node(ft_server *s, const ft_server *epmd);
 
 /* Stops it and starts it again on the same port(s). Returns 0 or -1. */
 int ft_server_restart(ft_server *s);

@@ -63,6 +63,8 @@ static void node__exec_bridge(const ft_node_env *e, const ft_node *n, const char
     setenv("FEEDPUSH_NODE_ID", n->id, 1);
     setenv("FEEDPUSH_AMQP_PORT", v[0], 1);
     setenv("FEEDPUSH_AMQP_VHOST", e->vhost, 1);
+    if (e->opts.amqp_hosts != NULL)
+        setenv("FEEDPUSH_AMQP_HOSTS", e->opts.amqp_hosts, 1);
     setenv("FEEDPUSH_REDIS_PORT", v[1], 1);
     setenv("FEEDPUSH_MQTT_PORT", v[2], 1);
     setenv("FEEDPUSH_JWT_SIGNING_KEY", e->p.secret_path, 1);

@@ -45,6 +45,8 @@ typedef struct {
     const char *vhost;
     const char *extra;     /* more config lines for every broker, or NULL */
     const char *log_level; /* the bridges' FEEDPUSH_LOG_LEVEL; NULL: debug */
+    const char *amqp_hosts; /* the bridges' FEEDPUSH_AMQP_HOSTS (a cluster's
+                               nodes), or NULL: rabbit alone */
 } ft_node_opts;
 
 typedef struct {

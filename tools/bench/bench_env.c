@@ -101,7 +101,7 @@ int bench_env_stop(bench_env *e, bool ok)
 
 int bench_nodes_start(bench_env *e, int n)
 {
-    ft_node_opts opts = {&e->rabbit, e->vhost, NULL, e->c->log_level};
+    ft_node_opts opts = {.rabbit = &e->rabbit, .vhost = e->vhost, .log_level = e->c->log_level};
     struct timeval tv = {5, 0};
 
     e->nodes_up = true;
