@@ -51,8 +51,13 @@ void store__fail(fp_store *s, const char *what)
     }
 }
 
+static void store__disconnect(fp_store *s);
+
 /* Records an error reply (or a reply of the wrong shape when r is not an
- * error). Returns -EPROTO. */
+ * error). Returns -EPROTO; but a READONLY reply (the server became a
+ * replica: a failover) returns -EIO and marks the connection unusable
+ * (store__connected drops it), so the caller reconnects to the new
+ * primary. Callers may still read the rest of a pipeline. */
 int store__protocol(fp_store *s, const char *what, const redisReply *r)
 {
     s->err = REDIS_ERR_OTHER;
@@ -60,6 +65,10 @@ int store__protocol(fp_store *s, const char *what, const redisReply *r)
         snprintf(s->errstr, sizeof(s->errstr), "%.48s: %.72s", what, r->str);
     else
         snprintf(s->errstr, sizeof(s->errstr), "%.48s: unexpected reply", what);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && fp_sentinel_readonly(r->str)) {
+        s->readonly = true;
+        return -EIO;
+    }
     return -EPROTO;
 }
 
@@ -71,9 +80,21 @@ int store__invalid(fp_store *s, const char *what, const char *reason)
     return -EINVAL;
 }
 
-/* 0 when there is a usable connection, else -EIO (errstr kept or set). */
+/* 0 when there is a usable connection, else -EIO (errstr kept or set).
+ * With Sentinels, a +switch-master seen since the last call drops the
+ * connection first: the caller reconnects to the new primary. */
 int store__connected(fp_store *s)
 {
+    if (s->readonly) {
+        store__disconnect(s);
+        return -EIO; /* errstr: the READONLY reply */
+    }
+    if (s->c != NULL && s->sentinel != NULL && fp_sentinel_switched(s->sentinel) == 1) {
+        store__disconnect(s);
+        s->err = REDIS_ERR_OTHER;
+        snprintf(s->errstr, sizeof(s->errstr), "the primary moved (+switch-master)");
+        return -EIO;
+    }
     if (s->c != NULL && s->c->err == 0)
         return 0;
     if (s->errstr[0] == '\0')
@@ -134,6 +155,7 @@ static void store__disconnect(fp_store *s)
     if (s->c != NULL)
         redisFree(s->c);
     s->c = NULL;
+    s->readonly = false;
 }
 
 /*
@@ -144,11 +166,23 @@ static void store__disconnect(fp_store *s)
 static int store__connect(fp_store *s)
 {
     struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
+    const char *host = s->host;
+    int port = s->port;
 
     store__disconnect(s);
     s->err = 0;
     s->errstr[0] = '\0';
-    s->c = redisConnectWithTimeout(s->host, s->port, tv);
+    if (s->sentinel != NULL) {
+        if (fp_sentinel_primary(s->sentinel, &s->primary) != 0) {
+            s->err = REDIS_ERR_OTHER;
+            snprintf(s->errstr, sizeof(s->errstr), "%.120s", fp_sentinel_errstr(s->sentinel));
+            return -EIO;
+        }
+        host = s->primary.host;
+        port = s->primary.port;
+    }
+    snprintf(s->peer, sizeof(s->peer), "%s:%d", host, port);
+    s->c = redisConnectWithTimeout(host, port, tv);
     if (s->c == NULL) {
         s->err = REDIS_ERR_OOM;
         snprintf(s->errstr, sizeof(s->errstr), "connect: out of memory");
@@ -159,6 +193,10 @@ static int store__connect(fp_store *s)
         goto fail;
     }
     redisEnableKeepAlive(s->c);
+    if (s->sentinel != NULL && fp_sentinel_check_primary(s->c, s->errstr, sizeof(s->errstr)) != 0) {
+        s->err = REDIS_ERR_OTHER;
+        goto fail;
+    }
     if (store__load_scripts(s) != 0)
         goto fail;
     return 0;
@@ -184,6 +222,12 @@ static int store__configure(fp_store *s, const fp_store_config *c)
     s->feed_length = c->feed_length != 0 ? c->feed_length : FP_STORE_FEED_LENGTH_DEFAULT;
     s->ribbon_length = c->ribbon_length != 0 ? c->ribbon_length : FP_STORE_RIBBON_LENGTH_DEFAULT;
     s->timeout_ms = c->timeout_ms != 0 ? c->timeout_ms : FP_STORE_TIMEOUT_MS_DEFAULT;
+    if (c->min_replicas < 0 || c->min_replicas > 100)
+        return store__invalid(s, "config", "min_replicas out of range (0..100)");
+    if (c->wait_timeout_ms < 0 || c->wait_timeout_ms > STORE__TIMEOUT_MS_MAX)
+        return store__invalid(s, "config", "wait_timeout_ms out of range");
+    s->min_replicas = c->min_replicas;
+    s->wait_timeout_ms = c->wait_timeout_ms != 0 ? c->wait_timeout_ms : 1000;
     s->configured = true;
     return 0;
 }
@@ -192,6 +236,7 @@ static int store__configure(fp_store *s, const fp_store_config *c)
  * fp_store.h for what *out holds on failure). */
 int fp_store_open(fp_store **out, const fp_store_config *c)
 {
+    char why[160];
     fp_store *s;
     int rc;
 
@@ -210,10 +255,71 @@ int fp_store_open(fp_store **out, const fp_store_config *c)
         return -ENOMEM;
     }
     *out = s;
+    snprintf(s->peer, sizeof(s->peer), "%s:%d", s->host, c->port != 0 ? c->port : 6379);
     rc = store__configure(s, c);
     if (rc != 0)
         return rc;
+    if (c->sentinels != NULL && c->sentinels[0] != '\0') {
+        rc = fp_sentinel_new(&s->sentinel, c->sentinels, c->master_name, s->timeout_ms, why,
+                             sizeof(why));
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc != 0)
+            return store__invalid(s, "sentinels", why);
+    }
     return store__connect(s);
+}
+
+void fp_store_options_apply(const fp_redis_options *o, fp_store_config *c)
+{
+    c->host = o->host;
+    c->port = (int)o->port;
+    c->prefix = o->prefix;
+    c->sentinels = o->sentinels;
+    c->master_name = o->master_name;
+}
+
+const char *fp_store_peer(const fp_store *s)
+{
+    return s != NULL ? s->peer : "";
+}
+
+int fp_store_sync(fp_store *s)
+{
+    char key[STORE__KEY_MAX], timeout[24];
+    redisReply *r = NULL;
+    long long acked = 0;
+    int rc, i;
+
+    if (s == NULL)
+        return -EINVAL;
+    if (s->min_replicas == 0)
+        return 0;
+    rc = store__connected(s);
+    if (rc != 0)
+        return rc;
+    store__key(s, key, FP_KEY_SYNC, NULL);
+    snprintf(timeout, sizeof(timeout), "%d", s->wait_timeout_ms);
+    redisAppendCommand(s->c, "INCR %s", key);
+    redisAppendCommand(s->c, "WAIT %d %s", s->min_replicas, timeout);
+    for (i = 0; i < 2; i++) {
+        if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
+            store__fail(s, "WAIT");
+            return -EIO;
+        }
+        if (r->type != REDIS_REPLY_INTEGER && rc == 0)
+            rc = store__protocol(s, i == 0 ? "sync" : "WAIT", r);
+        acked = r->type == REDIS_REPLY_INTEGER ? r->integer : 0;
+        freeReplyObject(r);
+    }
+    if (rc != 0)
+        return rc;
+    if (acked >= s->min_replicas)
+        return 0;
+    s->err = REDIS_ERR_OTHER;
+    snprintf(s->errstr, sizeof(s->errstr), "WAIT: %lld of %d replica(s) acknowledged within %d ms",
+             acked, s->min_replicas, s->wait_timeout_ms);
+    return -EAGAIN;
 }
 
 const char *fp_store_errstr(const fp_store *s)
@@ -240,6 +346,7 @@ void fp_store_free(fp_store *s)
     if (s == NULL)
         return;
     store__disconnect(s);
+    fp_sentinel_free(s->sentinel);
     free(s->prefix);
     free(s->host);
     free(s);

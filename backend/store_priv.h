@@ -11,7 +11,9 @@
 
 #include <hiredis/hiredis.h>
 
+#include "fp_hosts.h"
 #include "fp_keys.h"
+#include "fp_sentinel.h"
 #include "fp_store.h"
 
 #define STORE__SHA_LEN 40
@@ -36,6 +38,12 @@ struct fp_store {
     int feed_length;
     int ribbon_length;
     int timeout_ms;
+    fp_sentinel *sentinel; /* NULL: host and port are the server */
+    fp_host primary;       /* with Sentinels: the primary of the moment */
+    char peer[FP_HOST_MAX + 8];
+    int min_replicas;
+    int wait_timeout_ms;
+    bool readonly;   /* a READONLY reply: drop the connection before the next call */
     bool configured; /* the config passed validation */
     char sha[STORE__N_SCRIPTS][STORE__SHA_LEN + 1];
     int err; /* last failure: hiredis REDIS_ERR_* or 0 */

@@ -31,9 +31,9 @@ typedef struct {
     int64_t deliver_ttl_ms;
     int64_t deliver_max_length;
     int64_t deliver_expires_ms;
-    char *redis_host;
-    int64_t redis_port;
-    char *redis_prefix;
+    fp_redis_options redis; /* the redis_* keys */
+    int64_t redis_min_replicas;
+    int64_t redis_wait_timeout_ms;
     int64_t feed_length;
     int64_t ribbon_length;
     char *mqtt_host;
@@ -75,6 +75,8 @@ typedef enum {
     FB_STAT_STAGE2_US_SUM, /* delivery received -> acked */
     FB_STAT_STAGE2_COUNT,
     FB_STAT_STAGE2_US_MAX,
+    FB_STAT_SYNC_US_SUM, /* redis_min_replicas: INCR sync + WAIT, microseconds */
+    FB_STAT_SYNC_COUNT,
     FB_STAT__COUNT
 } fb_stat;
 

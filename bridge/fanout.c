@@ -19,6 +19,7 @@
 #include "bridge.h"
 #include "fp_event.h"
 #include "fp_log.h"
+#include "fp_time.h"
 
 static const fb_stat fanout__event_stat[] = {
     [FP_EVENT_POST_CREATED] = FB_STAT_EVENTS_POST_CREATED,
@@ -174,6 +175,27 @@ static fb_outcome fanout__apply(fb_bridge *b, const fp_event *ev, bool *dead)
     return fanout__store_outcome(rc, dead);
 }
 
+/*
+ * redis_min_replicas: the event's writes must have reached that many
+ * replicas before it is acked. When they did not within the timeout, the
+ * event is handled again after a reconnect (which asks the Sentinels for
+ * the primary again): the scripts are idempotent and the probe write
+ * covers the earlier attempt's writes.
+ */
+static fb_outcome fanout__synced(fb_bridge *b)
+{
+    int64_t t0 = fp_time_mono_us();
+    int rc = fp_store_sync(b->store);
+
+    if (b->cfg.redis_min_replicas > 0) {
+        fb_stats_add(&b->stats, FB_STAT_SYNC_US_SUM, (uint64_t)(fp_time_mono_us() - t0));
+        fb_stats_add(&b->stats, FB_STAT_SYNC_COUNT, 1);
+    }
+    if (rc == 0)
+        return FB_DONE;
+    return rc == -EPROTO ? FB_STORE_REFUSED : FB_RETRY_STORE;
+}
+
 fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fp_amqp_msg *msg, const char *reason)
 {
     fp_warn("dead-lettering event (routing key \"%.64s\", %zu bytes): %s", msg->routing_key,
@@ -198,6 +220,9 @@ fb_outcome fb_fanout_handle(fb_bridge *b, const fp_amqp_msg *msg)
         snprintf(reason, sizeof(reason), "refused: %s", fp_store_errstr(b->store));
         out = fb_fanout_dead_letter(b, msg, reason);
     } else if (out == FB_DONE) {
+        out = fanout__synced(b);
+    }
+    if (out == FB_DONE && !dead) {
         fb_stats_add(&b->stats, fanout__event_stat[ev.type], 1);
         out = fp_amqp_ack(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
     }

@@ -31,6 +31,7 @@
 
 #define MAIN__BACKOFF_MIN_MS 100
 #define MAIN__BACKOFF_MAX_MS 5000
+#define MAIN__SENTINEL_BACKOFF_MAX_MS 1000 /* asking a Sentinel again is cheap */
 #define MAIN__POLL_MS 200
 #define MAIN__STATS_EVERY_US 1000000
 #define MAIN__REFUSED_TRIES 5 /* Redis error replies before an event is dead-lettered */
@@ -54,39 +55,47 @@ static void main__sleep(int ms)
     }
 }
 
-/* Doubles *ms up to the cap after sleeping it. */
-static void main__backoff(int *ms)
+/* Doubles *ms up to cap after sleeping it. */
+static void main__backoff_to(int *ms, int cap)
 {
     main__sleep(*ms);
-    *ms = *ms * 2 > MAIN__BACKOFF_MAX_MS ? MAIN__BACKOFF_MAX_MS : *ms * 2;
+    *ms = *ms * 2 > cap ? cap : *ms * 2;
+}
+
+/* Doubles *ms up to MAIN__BACKOFF_MAX_MS after sleeping it. */
+static void main__backoff(int *ms)
+{
+    main__backoff_to(ms, MAIN__BACKOFF_MAX_MS);
 }
 
 /* ------------------------------------------------------------ links */
 
 static int main__store_up(fb_bridge *b)
 {
-    fp_store_config c = {.host = b->cfg.redis_host,
-                         .port = (int)b->cfg.redis_port,
-                         .prefix = b->cfg.redis_prefix,
-                         .feed_length = (int)b->cfg.feed_length,
+    fp_store_config c = {.feed_length = (int)b->cfg.feed_length,
                          .ribbon_length = (int)b->cfg.ribbon_length,
-                         .timeout_ms = (int)b->cfg.timeout_ms};
-    int wait = MAIN__BACKOFF_MIN_MS, rc;
+                         .timeout_ms = (int)b->cfg.timeout_ms,
+                         .min_replicas = (int)b->cfg.redis_min_replicas,
+                         .wait_timeout_ms = (int)b->cfg.redis_wait_timeout_ms};
+    int wait = MAIN__BACKOFF_MIN_MS, rc, cap = MAIN__BACKOFF_MAX_MS;
+    bool failed = false, again = b->store != NULL;
 
-    bool failed = false;
-
+    fp_store_options_apply(&b->cfg.redis, &c);
+    /* During a failover the Sentinels name the new primary within
+     * seconds: look again soon. */
+    if (c.sentinels[0] != '\0')
+        cap = MAIN__SENTINEL_BACKOFF_MAX_MS;
     rc = b->store == NULL ? fp_store_open(&b->store, &c) : fp_store_reconnect(b->store);
     while (rc != 0 && !main__stop) {
-        fp_log(
-            failed ? FP_LOG_DEBUG : FP_LOG_WARN, "redis %s:%d: %s; retrying (backoff up to %d ms)",
-            b->cfg.redis_host, (int)b->cfg.redis_port,
-            b->store != NULL ? fp_store_errstr(b->store) : "out of memory", MAIN__BACKOFF_MAX_MS);
+        fp_log(failed ? FP_LOG_DEBUG : FP_LOG_WARN, "redis %s: %s; retrying (backoff up to %d ms)",
+               fp_store_peer(b->store),
+               b->store != NULL ? fp_store_errstr(b->store) : "out of memory", cap);
         failed = true;
-        main__backoff(&wait);
+        main__backoff_to(&wait, cap);
         rc = b->store == NULL ? fp_store_open(&b->store, &c) : fp_store_reconnect(b->store);
     }
-    if (rc == 0 && failed)
-        fp_info("redis %s:%d: connected again", b->cfg.redis_host, (int)b->cfg.redis_port);
+    if (rc == 0 && (failed || again))
+        fp_info("redis %s: connected again", fp_store_peer(b->store));
     return rc;
 }
 
@@ -160,8 +169,8 @@ static int main__open(fb_bridge *b)
         return -EINTR;
     if (fb_deliver_ribbon_from_store(b) != 0)
         fp_warn("could not publish the current ribbon; it follows the next ribbon event");
-    fp_info("node %s running: rabbitmq %s, redis %s:%d, mqtt %s:%d", b->cfg.node_id,
-            fp_amqp_peer(b->amqp), b->cfg.redis_host, (int)b->cfg.redis_port, b->cfg.mqtt_host,
+    fp_info("node %s running: rabbitmq %s, redis %s, mqtt %s:%d", b->cfg.node_id,
+            fp_amqp_peer(b->amqp), fp_store_peer(b->store), b->cfg.mqtt_host,
             (int)b->cfg.mqtt_port);
     return 0;
 }
@@ -329,7 +338,8 @@ int main(int argc, char **argv)
         fb_config_free(&b.cfg);
         return 2;
     }
-    if (fp_amqp_options_check(&b.cfg.amqp, err, sizeof(err)) != 0) {
+    if (fp_amqp_options_check(&b.cfg.amqp, err, sizeof(err)) != 0 ||
+        fp_redis_options_check(&b.cfg.redis, err, sizeof(err)) != 0) {
         fp_error("%s", err);
         fb_config_free(&b.cfg);
         return 2;

@@ -32,6 +32,8 @@ static const char *const stats__names[FB_STAT__COUNT] = {
     [FB_STAT_STAGE2_US_SUM] = "stage2_us_sum",
     [FB_STAT_STAGE2_COUNT] = "stage2_count",
     [FB_STAT_STAGE2_US_MAX] = "stage2_us_max",
+    [FB_STAT_SYNC_US_SUM] = "sync_us_sum",
+    [FB_STAT_SYNC_COUNT] = "sync_count",
 };
 
 void fb_stats_add(fb_stats *st, fb_stat s, uint64_t n)

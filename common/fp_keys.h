@@ -29,6 +29,7 @@
 #define FP_KEY_NODE "node:"                 /* a node's heartbeat, with a TTL */
 #define FP_KEY_ONLINE "online:"             /* set of users connected to <node> */
 #define FP_KEY_STATS_BRIDGE "stats:bridge:" /* hash of a node's bridge counters */
+#define FP_KEY_SYNC "sync"                  /* bumped before WAIT (redis_min_replicas) */
 
 /*
  * Writes "<prefix><name><id>" into buf (len bytes); prefix and id may be

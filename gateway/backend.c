@@ -42,15 +42,13 @@ static void backend__up(const fg_gateway *gw, int64_t *retry_us, const char *wha
 
 int fg_backend_open(fg_gateway *gw, bool store, bool amqp)
 {
-    fp_store_config sc = {.host = gw->cfg.redis_host,
-                          .port = (int)gw->cfg.redis_port,
-                          .prefix = gw->cfg.redis_prefix,
-                          .timeout_ms = (int)gw->cfg.timeout_ms};
+    fp_store_config sc = {.timeout_ms = (int)gw->cfg.timeout_ms};
     fp_amqp_config ac = {.node_id = NULL,
                          .prefetch = 1,
                          .timeout_ms = (int)gw->cfg.timeout_ms};
     int rc;
 
+    fp_store_options_apply(&gw->cfg.redis, &sc);
     if (store) {
         rc = fp_store_open(&gw->store, &sc);
         if (rc == -ENOMEM)

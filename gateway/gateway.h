@@ -46,9 +46,7 @@ typedef struct {
     char *mqtt_js_dir;
     char *mqtt_ws_urls;
     fp_amqp_options amqp; /* the amqp_* keys */
-    char *redis_host;
-    int64_t redis_port;
-    char *redis_prefix;
+    fp_redis_options redis; /* the redis_* keys */
     char *jwt_alg;
     char *jwt_key;
     char *jwt_issuer;

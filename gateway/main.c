@@ -74,12 +74,14 @@ static int main__tls(const fg_config *c)
     return 0;
 }
 
-/* amqp_hosts, when set, must parse. 0 or -EINVAL (logged). */
+/* amqp_hosts and redis_sentinels, when set, must parse. 0 or -EINVAL
+ * (logged). */
 static int main__amqp_options(const fg_config *c)
 {
     char err[256];
 
-    if (fp_amqp_options_check(&c->amqp, err, sizeof(err)) == 0)
+    if (fp_amqp_options_check(&c->amqp, err, sizeof(err)) == 0 &&
+        fp_redis_options_check(&c->redis, err, sizeof(err)) == 0)
         return 0;
     fp_error("%s", err);
     return -EINVAL;

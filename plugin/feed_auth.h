@@ -29,6 +29,7 @@
 
 #include "fp_id.h"
 #include "fp_jwt.h"
+#include "fp_sentinel.h"
 #include "fp_time.h"
 
 struct mosquitto;
@@ -48,9 +49,7 @@ typedef struct {
     int64_t leeway;
     int64_t max_lifetime; /* seconds, exp - iat; 0 = no limit */
     char *node_id;
-    char *redis_host;
-    int64_t redis_port;
-    char *redis_prefix;
+    fp_redis_options redis;     /* redis_host ... redis_master_name */
     int64_t heartbeat_interval; /* seconds; node:<id> lives 3 intervals */
 } fa_options;
 

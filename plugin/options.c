@@ -27,18 +27,13 @@ static const fp_conf_opt options__table[] = {
      "required iss claim (unset: not checked)"},
     {"audience", FP_CONF_STRING, offsetof(fa_options, audience), NULL, 0, 0, false,
      "required aud claim (unset: not checked)"},
-    {"leeway", FP_CONF_INT, offsetof(fa_options, leeway), "5", 0, FP_JWT_LEEWAY_MAX,
-     false, "clock-skew allowance for nbf/iat, seconds"},
-    {"max_lifetime", FP_CONF_INT, offsetof(fa_options, max_lifetime), "0", 0,
-     FP_JWT_LIFETIME_MAX, false, "longest token lifetime (exp - iat) accepted, seconds; 0 = none"},
+    {"leeway", FP_CONF_INT, offsetof(fa_options, leeway), "5", 0, FP_JWT_LEEWAY_MAX, false,
+     "clock-skew allowance for nbf/iat, seconds"},
+    {"max_lifetime", FP_CONF_INT, offsetof(fa_options, max_lifetime), "0", 0, FP_JWT_LIFETIME_MAX,
+     false, "longest token lifetime (exp - iat) accepted, seconds; 0 = none"},
     {"node_id", FP_CONF_STRING, offsetof(fa_options, node_id), NULL, 0, 0, true,
      "this broker's node id"},
-    {"redis_host", FP_CONF_STRING, offsetof(fa_options, redis_host), "127.0.0.1", 0, 0, false,
-     "Redis host for presence and revocations"},
-    {"redis_port", FP_CONF_INT, offsetof(fa_options, redis_port), "6379", 1, 65535, false,
-     "Redis port"},
-    {"redis_prefix", FP_CONF_STRING, offsetof(fa_options, redis_prefix), "", 0, 0, false,
-     "prefix of every Redis key and channel"},
+    FP_REDIS_CONF_OPTIONS(fa_options, redis),
     {"heartbeat_interval", FP_CONF_INT, offsetof(fa_options, heartbeat_interval), "5", 1, 300,
      false, "seconds between node heartbeats (the key lives 3 intervals)"},
 };
@@ -58,6 +53,8 @@ int fa_options_parse(fa_options *o, struct mosquitto_opt *opts, int n, char *err
     }
     if (rc == 0)
         rc = fp_conf_check_required(options__table, OPTIONS__N, o, "plugin_opt_", err, errlen);
+    if (rc == 0 && fp_redis_options_check(&o->redis, err, errlen) != 0)
+        rc = -EINVAL;
     if (rc == 0 && !fp_id_valid(o->node_id)) {
         snprintf(err, errlen, "plugin_opt_node_id: \"%.64s\" is not a valid id ([A-Za-z0-9_-], 1-64)",
                  o->node_id);

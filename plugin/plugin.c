@@ -105,7 +105,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
                           struct mosquitto_opt *options, int option_count)
 {
     fa_plugin *pl;
-    char err[512];
+    char err[512], where[FP_HOST_MAX * 2 + 96];
     int rc = MOSQ_ERR_INVAL;
 
     plugin__id = identifier;
@@ -129,10 +129,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     rc = plugin__register(pl);
     if (rc != MOSQ_ERR_SUCCESS)
         goto error_redis;
+    if (pl->opts.redis.sentinels[0] != '\0')
+        snprintf(where, sizeof(where), "the primary \"%s\" of Sentinels %s",
+                 pl->opts.redis.master_name, pl->opts.redis.sentinels);
+    else
+        snprintf(where, sizeof(where), "%s:%d", pl->opts.redis.host, (int)pl->opts.redis.port);
     mosquitto_log_printf(MOSQ_LOG_INFO,
-                         "feed_auth: node %s, %s tokens, presence in Redis %s:%d (prefix \"%s\")",
-                         pl->opts.node_id, pl->opts.alg, pl->opts.redis_host,
-                         (int)pl->opts.redis_port, pl->opts.redis_prefix);
+                         "feed_auth: node %s, %s tokens, presence in Redis %s (prefix \"%s\")",
+                         pl->opts.node_id, pl->opts.alg, where, pl->opts.redis.prefix);
     *userdata = pl;
     return MOSQ_ERR_SUCCESS;
 

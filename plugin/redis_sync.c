@@ -13,8 +13,11 @@
  *
  * On any error both connections are dropped and retried with a capped
  * exponential backoff (100 ms .. 2 s); err/errstr keep the cause for the
- * log. Log lines are queued and written by the broker thread (fa_on_tick),
- * because mosquitto's logging is not thread-safe.
+ * log. With redis_sentinels, every (re)connect asks the Sentinels for the
+ * primary and checks its ROLE; a +switch-master on the Sentinel watch or
+ * a READONLY reply (an error reply like any other) also counts as an
+ * error, so presence and revocations are rebuilt on the new primary. Log lines are queued and
+ * written by the broker thread (fa_on_tick), because mosquitto's logging is not thread-safe.
  */
 #include <errno.h>
 #include <poll.h>
@@ -48,6 +51,8 @@ struct fa_redis {
     fa_revocations *revocations;
     redisContext *cmd; /* commands */
     redisContext *sub; /* SUBSCRIBE only */
+    fp_sentinel *sentinel; /* NULL: redis_host and redis_port are the server */
+    fp_host primary;       /* the server of the moment */
     bool connected;
     bool was_down;     /* a failure was logged; log the recovery */
     int err;           /* last failure: hiredis REDIS_ERR_* or 0 */
@@ -128,7 +133,7 @@ static redisContext *redis__open(fa_redis *rs)
     struct timeval tv = {REDIS__IO_TIMEOUT_MS / 1000, (REDIS__IO_TIMEOUT_MS % 1000) * 1000};
     redisContext *c;
 
-    c = redisConnectWithTimeout(rs->o->redis_host, (int)rs->o->redis_port, tv);
+    c = redisConnectWithTimeout(rs->primary.host, rs->primary.port, tv);
     if (c == NULL) {
         redis__set_error(rs, NULL, "connect: out of memory");
         return NULL;
@@ -338,15 +343,34 @@ static int redis__load_revocations(fa_redis *rs)
     return rc;
 }
 
-/* Connects both contexts, subscribes, then brings Redis up to date. */
+/* With Sentinels: asks them where the primary is now. 0 or -EIO. */
+static int redis__locate(fa_redis *rs)
+{
+    if (rs->sentinel == NULL)
+        return 0;
+    if (fp_sentinel_primary(rs->sentinel, &rs->primary) == 0)
+        return 0;
+    redis__set_error(rs, NULL, fp_sentinel_errstr(rs->sentinel));
+    return -EIO;
+}
+
+/* Connects both contexts (to a primary: checked with ROLE when a
+ * Sentinel named it), subscribes, then brings Redis up to date. */
 static int redis__connect(fa_redis *rs)
 {
+    char why[128];
     redisReply *r;
     bool lapsed;
 
+    if (redis__locate(rs) != 0)
+        return -EIO;
     rs->cmd = redis__open(rs);
     if (rs->cmd == NULL)
         return -EIO;
+    if (rs->sentinel != NULL && fp_sentinel_check_primary(rs->cmd, why, sizeof(why)) != 0) {
+        redis__set_error(rs, NULL, why);
+        goto fail;
+    }
     rs->sub = redis__open(rs);
     if (rs->sub == NULL)
         goto fail;
@@ -387,19 +411,24 @@ static int redis__read_subscription(fa_redis *rs)
     }
 }
 
-/* Waits for a wake-up, a message or the timeout; 1 when the sub fd is readable. */
+/* Waits for a wake-up, a message, a Sentinel notice or the timeout; 1
+ * when the sub fd is readable. */
 static int redis__wait(fa_redis *rs, int64_t timeout_ms)
 {
-    struct pollfd fds[2];
+    struct pollfd fds[3];
     char drain[64];
-    int n = 1;
+    int n = 1, sub = -1;
 
     fds[0].fd = rs->presence->wake_fd[0];
     fds[0].events = POLLIN;
     if (rs->sub != NULL) {
-        fds[1].fd = rs->sub->fd;
-        fds[1].events = POLLIN;
-        n = 2;
+        sub = n;
+        fds[n].fd = rs->sub->fd;
+        fds[n++].events = POLLIN;
+    }
+    if (fp_sentinel_fd(rs->sentinel) >= 0) {
+        fds[n].fd = fp_sentinel_fd(rs->sentinel);
+        fds[n++].events = POLLIN;
     }
     if (timeout_ms < 0)
         timeout_ms = 0;
@@ -409,7 +438,7 @@ static int redis__wait(fa_redis *rs, int64_t timeout_ms)
         while (read(rs->presence->wake_fd[0], drain, sizeof(drain)) > 0)
             ;
     }
-    return n == 2 && fds[1].revents != 0;
+    return sub > 0 && fds[sub].revents != 0;
 }
 
 static void redis__fail(fa_redis *rs)
@@ -417,7 +446,7 @@ static void redis__fail(fa_redis *rs)
     if (rs->connected || !rs->was_down)
         redis__log(rs, MOSQ_LOG_WARNING,
                    "Redis %s:%d unavailable (%s); presence paused, authentication unaffected",
-                   rs->o->redis_host, (int)rs->o->redis_port, rs->errstr);
+                   rs->primary.host, rs->primary.port, rs->errstr);
     rs->was_down = true;
     redis__disconnect(rs);
     rs->next_attempt_ms = fp_time_mono_ms() + rs->backoff_ms;
@@ -434,6 +463,10 @@ static int redis__step(fa_redis *rs)
 
     if (redis__wait(rs, wait > 250 ? 250 : wait) == 1 && redis__read_subscription(rs) != 0)
         return -EIO;
+    if (rs->sentinel != NULL && fp_sentinel_switched(rs->sentinel) == 1) {
+        redis__set_error(rs, NULL, "the primary moved (+switch-master)");
+        return -EIO;
+    }
     if (redis__flush_presence(rs) != 0)
         return -EIO;
     if (fp_time_mono_ms() < rs->next_heartbeat_ms)
@@ -467,8 +500,8 @@ static void *redis__main(void *arg)
             continue;
         }
         if (rs->was_down)
-            redis__log(rs, MOSQ_LOG_NOTICE, "Redis %s:%d reachable again", rs->o->redis_host,
-                       (int)rs->o->redis_port);
+            redis__log(rs, MOSQ_LOG_NOTICE, "Redis %s:%d reachable again", rs->primary.host,
+                       rs->primary.port);
         rs->was_down = false;
         rs->backoff_ms = REDIS__BACKOFF_MIN_MS;
     }
@@ -488,28 +521,37 @@ int fa_redis_start(fa_redis **out, const fa_options *o, fa_presence *p, fa_revoc
     rs->revocations = r;
     rs->backoff_ms = REDIS__BACKOFF_MIN_MS;
     atomic_init(&rs->stop, false);
-    if (fp_key(rs->key_online, REDIS__KEY_MAX, o->redis_prefix, FP_KEY_ONLINE, o->node_id) != 0 ||
-        fp_key(rs->key_node, REDIS__KEY_MAX, o->redis_prefix, FP_KEY_NODE, o->node_id) != 0 ||
-        fp_key(rs->key_nodes, REDIS__KEY_MAX, o->redis_prefix, FP_KEY_NODES, NULL) != 0 ||
-        fp_key(rs->key_revoked, REDIS__KEY_MAX, o->redis_prefix, FP_KEY_REVOKED, NULL) != 0 ||
-        fp_key(rs->chan_revoked, REDIS__KEY_MAX, o->redis_prefix, FP_KEY_REVOKED_CHANNEL, NULL) !=
-            0) {
-        free(rs);
-        return -ENAMETOOLONG;
+    snprintf(rs->primary.host, sizeof(rs->primary.host), "%s", o->redis.host);
+    rs->primary.port = (int)o->redis.port;
+    if (o->redis.sentinels != NULL && o->redis.sentinels[0] != '\0') {
+        rc = fp_sentinel_new(&rs->sentinel, o->redis.sentinels, o->redis.master_name,
+                             REDIS__IO_TIMEOUT_MS, rs->errstr, sizeof(rs->errstr));
+        if (rc != 0)
+            goto fail;
     }
-    rc = pthread_mutex_init(&rs->log_lock, NULL);
-    if (rc != 0) {
-        free(rs);
-        return -rc;
-    }
-    rc = pthread_create(&rs->thread, NULL, redis__main, rs);
-    if (rc != 0) {
-        pthread_mutex_destroy(&rs->log_lock);
-        free(rs);
-        return -rc;
-    }
+    rc = -ENAMETOOLONG;
+    if (fp_key(rs->key_online, REDIS__KEY_MAX, o->redis.prefix, FP_KEY_ONLINE, o->node_id) != 0 ||
+        fp_key(rs->key_node, REDIS__KEY_MAX, o->redis.prefix, FP_KEY_NODE, o->node_id) != 0 ||
+        fp_key(rs->key_nodes, REDIS__KEY_MAX, o->redis.prefix, FP_KEY_NODES, NULL) != 0 ||
+        fp_key(rs->key_revoked, REDIS__KEY_MAX, o->redis.prefix, FP_KEY_REVOKED, NULL) != 0 ||
+        fp_key(rs->chan_revoked, REDIS__KEY_MAX, o->redis.prefix, FP_KEY_REVOKED_CHANNEL, NULL) !=
+            0)
+        goto fail;
+    rc = -pthread_mutex_init(&rs->log_lock, NULL);
+    if (rc != 0)
+        goto fail;
+    rc = -pthread_create(&rs->thread, NULL, redis__main, rs);
+    if (rc != 0)
+        goto fail_lock;
     *out = rs;
     return 0;
+
+fail_lock:
+    pthread_mutex_destroy(&rs->log_lock);
+fail:
+    fp_sentinel_free(rs->sentinel);
+    free(rs);
+    return rc;
 }
 
 /* Best effort, on a clean shutdown: this node no longer holds anyone. */
@@ -537,6 +579,7 @@ void fa_redis_stop(fa_redis *rs)
     pthread_join(rs->thread, NULL);
     redis__withdraw(rs);
     redis__disconnect(rs);
+    fp_sentinel_free(rs->sentinel);
     pthread_mutex_destroy(&rs->log_lock);
     free(rs);
 }

@@ -39,6 +39,7 @@
 #include "fp_event.h"
 #include "fp_id.h"
 #include "fp_keys.h"
+#include "fp_sentinel.h"
 
 #define FP_STORE_FEED_LENGTH_DEFAULT 1000
 #define FP_STORE_RIBBON_LENGTH_DEFAULT 50
@@ -57,7 +58,18 @@ typedef struct {
     int feed_length;    /* 0: FP_STORE_FEED_LENGTH_DEFAULT; 1..FP_STORE_FEED_LENGTH_MAX */
     int ribbon_length;  /* 0: FP_STORE_RIBBON_LENGTH_DEFAULT; 1..FP_STORE_RIBBON_LENGTH_MAX */
     int timeout_ms;     /* connect and per-command I/O; 0: FP_STORE_TIMEOUT_MS_DEFAULT */
+    /* Redis Sentinel: "host[:port],..." of the Sentinels (NULL or "": none,
+     * host and port name the server) and the primary's name there. */
+    const char *sentinels;
+    const char *master_name;
+    int min_replicas;    /* fp_store_sync waits for this many replicas; 0: none */
+    int wait_timeout_ms; /* ... for at most this long; 0: 1000 */
 } fp_store_config;
+
+/* Fills c's connection fields (host to master_name) from o (the redis_*
+ * keys, fp_sentinel.h); the rest of c is the caller's. o must outlive the
+ * fp_store_open that copies them. */
+void fp_store_options_apply(const fp_redis_options *o, fp_store_config *c);
 
 /*
  * Copy the config, connect and load the scripts. Returns 0, -EINVAL (bad
@@ -77,8 +89,24 @@ const char *fp_store_errstr(const fp_store *s);
  * reply), 0 when there was none since the last (re)connect. */
 int fp_store_err(const fp_store *s);
 
-/* Drop the connection, connect again and re-load the scripts. 0 or -EIO. */
+/* Drop the connection, connect again and re-load the scripts. 0 or -EIO.
+ * With Sentinels the primary is asked for again first, and a server that
+ * is not a primary (ROLE) is refused. */
 int fp_store_reconnect(fp_store *s);
+
+/* "host:port" of the Redis in use or last tried (the primary of the
+ * moment with Sentinels); never NULL. */
+const char *fp_store_peer(const fp_store *s);
+
+/*
+ * With min_replicas > 0: makes sure every write this connection made so
+ * far has reached min_replicas replicas (a probe write, INCR sync, then
+ * WAIT, in one round trip). 0 when they have (or min_replicas is 0),
+ * -EAGAIN when fewer acknowledged within wait_timeout_ms (errstr says how
+ * many), -EIO on connection trouble. The bridge acks an event to RabbitMQ
+ * only after this succeeded.
+ */
+int fp_store_sync(fp_store *s);
 
 /* Close the connection and free s. NULL is fine. */
 void fp_store_free(fp_store *s);

@@ -103,7 +103,7 @@ static int harness__read_env(ft_server *s)
 
 static int harness__start(ft_server *s, const char *port)
 {
-    char owner[32];
+    char owner[32], other[16];
     char *argv[16] = {"fp-server", "start", s->kind, s->dir, "--owner", owner};
     int n = 6;
 
@@ -119,6 +119,11 @@ static int harness__start(ft_server *s, const char *port)
     if (s->cluster[0] != '\0') {
         argv[n++] = "--cluster";
         argv[n++] = s->cluster;
+    }
+    if (s->replica_of > 0 || s->monitor > 0) {
+        snprintf(other, sizeof(other), "%d", s->replica_of > 0 ? s->replica_of : s->monitor);
+        argv[n++] = s->replica_of > 0 ? "--replica-of" : "--monitor";
+        argv[n++] = other;
     }
     argv[n] = NULL;
     if (harness__run(argv) != 0)
@@ -154,6 +159,22 @@ int ft_server_start_node(ft_server *s, const ft_server *epmd)
     if (harness__init(s, "rabbitmq") != 0)
         return -1;
     snprintf(s->cluster, sizeof(s->cluster), "%s", epmd->dir);
+    return harness__start(s, NULL);
+}
+
+int ft_server_start_replica(ft_server *s, const ft_server *primary)
+{
+    if (harness__init(s, "redis") != 0)
+        return -1;
+    s->replica_of = primary->port;
+    return harness__start(s, NULL);
+}
+
+int ft_server_start_sentinel(ft_server *s, const ft_server *primary)
+{
+    if (harness__init(s, "sentinel") != 0)
+        return -1;
+    s->monitor = primary->port;
     return harness__start(s, NULL);
 }
 

@@ -20,6 +20,8 @@ typedef struct ft_server {
     char dir[PATH_MAX]; /* where KIND.env, the data and the log live */
     char conf[PATH_MAX];/* mosquitto: extra config appended ("" = anonymous allowed) */
     char cluster[PATH_MAX]; /* rabbitmq: the cluster's dir (its epmd server's), or "" */
+    int replica_of;         /* redis: the primary's port at start, or 0 */
+    int monitor;            /* sentinel: the port of the primary it watches */
     int port;
     int ws_port;        /* mosquitto: MQTT over WebSockets */
     long pid;
@@ -35,6 +37,13 @@ int ft_server_start(ft_server *s, const char *kind, const char *conf);
  * --cluster). A node restarted or killed and restarted keeps its data and
  * rejoins. Returns 0 or -1. */
 int ft_server_start_node(ft_server *s, const ft_server *epmd);
+
+/* A Redis replica of primary (a redis started before). 0 or -1. */
+int ft_server_start_replica(ft_server *s, const ft_server *primary);
+
+/* A Redis Sentinel watching primary as "feedpush" (quorum 2; down after
+ * 3 s: tools/fp-server). 0 or -1. */
+int ft_server_start_sentinel(ft_server *s, const ft_server *primary);
 
 /* Stops it and starts it again on the same port(s). Returns 0 or -1. */
 int ft_server_restart(ft_server *s);

@@ -655,6 +655,46 @@ static void test_restart(void **state)
     assert_null(json);
 }
 
+/* The server becomes a replica (as an old primary does after a
+ * failover): a write gets READONLY, which is -EIO (reconnect), not a
+ * refusal that would dead-letter the event; the next call drops the
+ * connection until fp_store_reconnect(). With redis_min_replicas and no
+ * replica, fp_store_sync() says -EAGAIN and how many acknowledged. */
+static void test_readonly_and_sync(void **state)
+{
+    env *e = *state;
+    fp_store_config cfg = {.host = "127.0.0.1",
+                           .port = e->redis.port,
+                           .prefix = PREFIX,
+                           .min_replicas = 1,
+                           .wait_timeout_ms = 100};
+    fp_store *st = NULL;
+    fp_fanout f;
+    fp_event ev;
+
+    /* A replica of nothing that listens: READONLY for writes. */
+    run(e->rc, "REPLICAOF 127.0.0.1 1");
+    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"ro1\",\"author_id\":\"A\","
+               "\"text\":\"to a replica\",\"created_at\":1}}");
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), -EIO);
+    assert_non_null(strstr(fp_store_errstr(e->st), "READONLY"));
+    assert_int_equal(fp_store_ribbon_get(e->st, &(char *){NULL}), -EIO); /* dropped */
+    run(e->rc, "REPLICAOF NO ONE");
+    assert_int_equal(fp_store_reconnect(e->st), 0);
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
+    fp_fanout_free(&f);
+    assert_int_equal(fp_store_sync(e->st), 0); /* min_replicas 0: nothing to wait for */
+
+    assert_int_equal(fp_store_open(&st, &cfg), 0);
+    assert_int_equal(fp_store_post_created(st, &ev, &f), 0);
+    fp_fanout_free(&f);
+    assert_int_equal(fp_store_sync(st), -EAGAIN);
+    assert_non_null(strstr(fp_store_errstr(st), "0 of 1 replica(s)"));
+    assert_int_equal(ft_redis_int(e->rc, "STRLEN %s", PREFIX "sync"), 1); /* "1": one probe */
+    fp_store_free(st);
+    fp_event_free(&ev);
+}
+
 /* Bad configurations and arguments. */
 static void test_bad_arguments(void **state)
 {
@@ -785,6 +825,7 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_follow_unfollow),  T(test_ribbon),
         T(test_revocation),       T(test_noscript_recovery),
         T(test_restart),          T(test_bad_arguments),
+        T(test_readonly_and_sync),
         T(test_big_fanout))
 /* clang-format on */
 #undef T

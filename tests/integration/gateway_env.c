@@ -36,11 +36,16 @@ static int env__free_port(void)
 
 int ft_gateway_env_start(ft_gateway_env *e, int dev_token_ttl)
 {
+    return ft_gateway_env_start_opts(e, dev_token_ttl, NULL);
+}
+
+int ft_gateway_env_start_opts(ft_gateway_env *e, int dev_token_ttl, const ft_node_opts *opts)
+{
     memset(e, 0, sizeof(*e));
     e->dev_token_ttl = dev_token_ttl;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         return -1;
-    if (ft_node_env_start(&e->b, 1) != 0)
+    if (ft_node_env_start_opts(&e->b, 1, opts) != 0)
         return -1;
     e->dev_mode = true;
     e->amqp_port = e->b.rabbit.port;

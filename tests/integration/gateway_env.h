@@ -26,6 +26,9 @@ typedef struct {
 /* Starts the node pair and a gateway (dev mode on, dev tokens living
  * dev_token_ttl seconds; 0 = 600). 0 or -1. */
 int ft_gateway_env_start(ft_gateway_env *e, int dev_token_ttl);
+/* The same with the node pair's options (ft_node_env_start_opts; NULL:
+ * none). */
+int ft_gateway_env_start_opts(ft_gateway_env *e, int dev_token_ttl, const ft_node_opts *opts);
 /* SIGTERMs the gateway (it must exit 0 within 5 s), then stops the rest.
  * -1 if anything did not stop cleanly. */
 int ft_gateway_env_stop(ft_gateway_env *e);

@@ -187,7 +187,7 @@ int ft_node_env_start_opts(ft_node_env *e, int n_nodes, const ft_node_opts *opts
     e->n_nodes = n_nodes;
     if (opts != NULL)
         e->opts = *opts;
-    if (ft_plugin_env_start(&e->p, "n1", e->opts.extra) != 0)
+    if (ft_plugin_env_start_on(&e->p, "n1", e->opts.redis, e->opts.extra) != 0)
         return -1;
     if (e->opts.rabbit != NULL) {
         e->rabbit = *e->opts.rabbit;

@@ -47,6 +47,8 @@ typedef struct {
     const char *log_level; /* the bridges' FEEDPUSH_LOG_LEVEL; NULL: debug */
     const char *amqp_hosts; /* the bridges' FEEDPUSH_AMQP_HOSTS (a cluster's
                                nodes), or NULL: rabbit alone */
+    const ft_server *redis; /* a running Redis of the caller's (it becomes
+                               p.redis, stopped with the rest), or NULL */
 } ft_node_opts;
 
 typedef struct {

@@ -21,13 +21,30 @@
 #include "ft_main.h"
 #include "ft_token.h"
 
+static int plugin_env__start(ft_plugin_env *e, const char *node_id, fp_jwt_alg alg,
+                             const char *key_file, const ft_server *redis, const char *extra);
+
 int ft_plugin_env_start(ft_plugin_env *e, const char *node_id, const char *extra)
 {
-    return ft_plugin_env_start_key(e, node_id, FP_JWT_HS256, NULL, extra);
+    return plugin_env__start(e, node_id, FP_JWT_HS256, NULL, NULL, extra);
 }
 
 int ft_plugin_env_start_key(ft_plugin_env *e, const char *node_id, fp_jwt_alg alg,
                             const char *key_file, const char *extra)
+{
+    return plugin_env__start(e, node_id, alg, key_file, NULL, extra);
+}
+
+int ft_plugin_env_start_on(ft_plugin_env *e, const char *node_id, const ft_server *redis,
+                           const char *extra)
+{
+    return plugin_env__start(e, node_id, FP_JWT_HS256, NULL, redis, extra);
+}
+
+/* The environment; redis: a running one of the caller's, or NULL for a
+ * new one. */
+static int plugin_env__start(ft_plugin_env *e, const char *node_id, fp_jwt_alg alg,
+                             const char *key_file, const ft_server *redis, const char *extra)
 {
     const char *tmp = getenv("FP_TEST_TMP");
     char conf[PATH_MAX + 32];
@@ -44,7 +61,9 @@ int ft_plugin_env_start_key(ft_plugin_env *e, const char *node_id, fp_jwt_alg al
     snprintf(e->secret_path, sizeof(e->secret_path), "%s/jwt.secret", e->dir);
     if (ft_secret_write(e->secret_path, e->secret, sizeof(e->secret)) != 0)
         return -1;
-    if (ft_server_start(&e->redis, "redis", NULL) != 0)
+    if (redis != NULL)
+        e->redis = *redis;
+    else if (ft_server_start(&e->redis, "redis", NULL) != 0)
         return -1;
     snprintf(conf, sizeof(conf), "%s/plugin.conf", e->dir);
     if (ft_plugin_conf_write(conf, fp_jwt_alg_name(alg), key_file != NULL ? key_file : e->secret_path, node_id, e->redis.port,

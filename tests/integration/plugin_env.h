@@ -33,6 +33,11 @@ typedef struct {
  * NULL). Returns 0 or -1. */
 int ft_plugin_env_start(ft_plugin_env *e, const char *node_id, const char *extra);
 
+/* The same on a Redis the caller started (it becomes e->redis: stopped
+ * with the rest). */
+int ft_plugin_env_start_on(ft_plugin_env *e, const char *node_id, const ft_server *redis,
+                           const char *extra);
+
 /* The same with the plugin verifying alg with key_file (a public key for
  * RS256 and ES256); key_file NULL: HS256 with the fresh secret. */
 int ft_plugin_env_start_key(ft_plugin_env *e, const char *node_id, fp_jwt_alg alg,

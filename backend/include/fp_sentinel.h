@@ -1,0 +1,127 @@
+/*
+ * fp_sentinel.h - finding the Redis primary through Redis Sentinel, for
+ * feed-bridge, feed-gateway (fp_store) and feed_auth.so.
+ *
+ * Debian's hiredis 0.14 knows nothing of Sentinel, so this is the small
+ * part of it feedpush needs: ask the Sentinels in turn for the address of
+ * a named primary (SENTINEL get-master-addr-by-name), check with ROLE that
+ * the server there really is a primary, and watch one Sentinel's
+ * +switch-master channel so a promotion is noticed even while the old
+ * primary still answers. Callers ask again whenever their Redis
+ * connection fails, a write is refused with READONLY, or the watch says
+ * the primary moved.
+ *
+ * Not thread-safe: one fp_sentinel per thread (each has its own watch
+ * connection). Functions return 0 or a negative errno; errstr says why.
+ */
+#ifndef FP_SENTINEL_H
+#define FP_SENTINEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fp_hosts.h"
+
+#define FP_SENTINEL_PORT 26379
+#define FP_SENTINEL_NAME_MAX 64
+
+/*
+ * The Redis options of feed-bridge, feed-gateway and feed_auth.so, as
+ * their configs hold them: the redis_* keys (FP_REDIS_CONF_OPTIONS, the
+ * fp_config table entries; the includer needs fp_config.h and stddef.h),
+ * checked at start-up by fp_redis_options_check.
+ */
+typedef struct {
+    char *host;
+    int64_t port;
+    char *prefix;
+    char *sentinels;
+    char *master_name;
+} fp_redis_options;
+
+/* The fp_conf_opt entries of the fp_redis_options member of config type. */
+#define FP_REDIS_CONF_OPTIONS(type, member)                                                        \
+    {"redis_host",                                                                                 \
+     FP_CONF_STRING,                                                                               \
+     offsetof(type, member.host),                                                                  \
+     "127.0.0.1",                                                                                  \
+     0,                                                                                            \
+     0,                                                                                            \
+     false,                                                                                        \
+     "Redis host (without redis_sentinels)"},                                                      \
+        {"redis_port", FP_CONF_INT, offsetof(type, member.port),           "6379", 1,              \
+         65535,        false,       "Redis port (without redis_sentinels)"},                       \
+        {"redis_prefix",                                                                           \
+         FP_CONF_STRING,                                                                           \
+         offsetof(type, member.prefix),                                                            \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         false,                                                                                    \
+         "prefix of every Redis key (the same in every bridge, gateway and plugin)"},              \
+        {"redis_sentinels",                                                                        \
+         FP_CONF_STRING,                                                                           \
+         offsetof(type, member.sentinels),                                                         \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         false,                                                                                    \
+         "Redis Sentinels, host[:port],... (port 26379): they name the primary (\"\" = "           \
+         "redis_host)"},                                                                           \
+    {                                                                                              \
+        "redis_master_name", FP_CONF_STRING, offsetof(type, member.master_name), "feedpush", 0, 0, \
+            false, "the primary's name in the Sentinels' configuration"                            \
+    }
+
+/* o's redis_sentinels, when set, must parse and redis_master_name be a
+ * name. 0, or -EINVAL with err saying why (-ENOMEM). */
+int fp_redis_options_check(const fp_redis_options *o, char *err, size_t errlen);
+
+typedef struct fp_sentinel fp_sentinel;
+struct redisContext;
+
+/*
+ * A client of the Sentinels in list ("host[:port],...", port 26379 when
+ * left out) for the primary called name, with timeout_ms for each connect
+ * and reply. Returns 0, -EINVAL (a bad list or name: err says why) or
+ * -ENOMEM. Nothing is dialled yet.
+ */
+int fp_sentinel_new(fp_sentinel **out, const char *list, const char *name, int timeout_ms,
+                    char *err, size_t errlen);
+
+/* Closes the watch and frees s. NULL is fine. */
+void fp_sentinel_free(fp_sentinel *s);
+
+/*
+ * Asks the Sentinels in turn, starting with the one that answered last,
+ * for the primary's address, and (re)subscribes the watch to
+ * +switch-master on the one that answered. Returns 0 with *primary
+ * filled, or -EIO when none knew (errstr: the last one's failure).
+ */
+int fp_sentinel_primary(fp_sentinel *s, fp_host *primary);
+
+/*
+ * Without blocking: 1 when the watch saw a +switch-master for this
+ * primary since the last call, else 0. A watch whose Sentinel went away
+ * is dropped (0): the next fp_sentinel_primary opens a new one.
+ */
+int fp_sentinel_switched(fp_sentinel *s);
+
+/* The watch connection's descriptor (for poll), -1 when there is none. */
+int fp_sentinel_fd(const fp_sentinel *s);
+
+/* Why the last failing call failed; never NULL. */
+const char *fp_sentinel_errstr(const fp_sentinel *s);
+
+/*
+ * ROLE on c: 0 when its server is a primary, -EAGAIN when it is a
+ * replica (or a Sentinel), -EIO on an I/O error. err says which.
+ */
+int fp_sentinel_check_primary(struct redisContext *c, char *err, size_t errlen);
+
+/* Is r's text a READONLY error (a write sent to a replica, as an old
+ * primary becomes after a failover)? */
+bool fp_sentinel_readonly(const char *error_text);
+
+#endif

@@ -1,0 +1,273 @@
+/*
+ * sentinel.c - the Redis primary through Redis Sentinel; see fp_sentinel.h.
+ */
+#include "fp_sentinel.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+
+#define SENTINEL__CHANNEL "+switch-master"
+
+struct fp_sentinel {
+    fp_host sentinels[FP_HOSTS_MAX];
+    size_t n, cur; /* cur: the one that answered last */
+    char name[FP_SENTINEL_NAME_MAX + 1];
+    int timeout_ms;
+    redisContext *watch; /* SUBSCRIBE +switch-master, or NULL */
+    bool switched;       /* seen on the watch, not reported yet */
+    char errstr[192];
+};
+
+int fp_sentinel_new(fp_sentinel **out, const char *list, const char *name, int timeout_ms,
+                    char *err, size_t errlen)
+{
+    fp_sentinel *s;
+    int n;
+    size_t i;
+
+    *out = NULL;
+    if (name == NULL || name[0] == '\0' || strlen(name) > FP_SENTINEL_NAME_MAX) {
+        snprintf(err, errlen, "the master name must have 1 to %d characters", FP_SENTINEL_NAME_MAX);
+        return -EINVAL;
+    }
+    for (i = 0; name[i] != '\0'; i++) {
+        if (name[i] <= ' ' || name[i] == 0x7f) {
+            snprintf(err, errlen, "the master name may not hold spaces or control characters");
+            return -EINVAL;
+        }
+    }
+    s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return -ENOMEM;
+    n = fp_hosts_parse(list != NULL ? list : "", FP_SENTINEL_PORT, s->sentinels, err, errlen);
+    if (n < 0) {
+        free(s);
+        return n;
+    }
+    s->n = (size_t)n;
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    s->timeout_ms = timeout_ms > 0 ? timeout_ms : 1000;
+    *out = s;
+    return 0;
+}
+
+static void sentinel__unwatch(fp_sentinel *s)
+{
+    if (s->watch != NULL)
+        redisFree(s->watch);
+    s->watch = NULL;
+}
+
+void fp_sentinel_free(fp_sentinel *s)
+{
+    if (s == NULL)
+        return;
+    sentinel__unwatch(s);
+    free(s);
+}
+
+const char *fp_sentinel_errstr(const fp_sentinel *s)
+{
+    return s != NULL ? s->errstr : "out of memory";
+}
+
+int fp_sentinel_fd(const fp_sentinel *s)
+{
+    return s != NULL && s->watch != NULL ? s->watch->fd : -1;
+}
+
+bool fp_sentinel_readonly(const char *error_text)
+{
+    return error_text != NULL && strncmp(error_text, "READONLY", 8) == 0;
+}
+
+/* Connects to one host with the timeouts. NULL on failure (errstr set). */
+static redisContext *sentinel__dial(fp_sentinel *s, const fp_host *h)
+{
+    struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(h->host, h->port, tv);
+
+    if (c == NULL) {
+        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: out of memory", h->host,
+                 h->port);
+        return NULL;
+    }
+    if (c->err != 0 || redisSetTimeout(c, tv) != REDIS_OK) {
+        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.100s", h->host, h->port,
+                 c->errstr);
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+/*
+ * Asks sentinel h for the primary. 0 with *primary filled, -EIO (I/O, an
+ * error reply, or it does not know the name: errstr says which).
+ */
+static int sentinel__ask(fp_sentinel *s, const fp_host *h, fp_host *primary)
+{
+    redisContext *c = sentinel__dial(s, h);
+    redisReply *r;
+    int rc = -EIO;
+    char *end;
+    long port;
+
+    if (c == NULL)
+        return -EIO;
+    r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", s->name);
+    if (r == NULL) {
+        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.100s", h->host, h->port,
+                 c->errstr);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.100s", h->host, h->port,
+                 r->str);
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+               r->element[0]->type != REDIS_REPLY_STRING ||
+               r->element[1]->type != REDIS_REPLY_STRING || r->element[0]->len > FP_HOST_MAX) {
+        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: knows no primary called \"%s\"",
+                 h->host, h->port, s->name);
+    } else {
+        port = strtol(r->element[1]->str, &end, 10);
+        if (*end != '\0' || port < 1 || port > 65535) {
+            snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: bad port in its answer",
+                     h->host, h->port);
+        } else {
+            memcpy(primary->host, r->element[0]->str, r->element[0]->len);
+            primary->host[r->element[0]->len] = '\0';
+            primary->port = (int)port;
+            rc = 0;
+        }
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+    redisFree(c);
+    return rc;
+}
+
+/* Subscribes a new watch connection on sentinel h (best effort: without
+ * one, connection loss and READONLY still make callers ask again). */
+static void sentinel__watch(fp_sentinel *s, const fp_host *h)
+{
+    redisReply *r;
+
+    sentinel__unwatch(s);
+    s->watch = sentinel__dial(s, h);
+    if (s->watch == NULL)
+        return;
+    r = redisCommand(s->watch, "SUBSCRIBE " SENTINEL__CHANNEL);
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        sentinel__unwatch(s);
+    }
+    if (r != NULL)
+        freeReplyObject(r);
+}
+
+int fp_sentinel_primary(fp_sentinel *s, fp_host *primary)
+{
+    size_t i, k;
+
+    for (i = 0; i < s->n; i++) {
+        k = (s->cur + i) % s->n;
+        if (sentinel__ask(s, &s->sentinels[k], primary) != 0)
+            continue;
+        s->cur = k;
+        s->switched = false;
+        sentinel__watch(s, &s->sentinels[k]);
+        return 0;
+    }
+    return -EIO;
+}
+
+/* A +switch-master message ("<name> <old ip> <old port> <new ip> <new
+ * port>") for our primary? */
+static bool sentinel__is_switch(const fp_sentinel *s, const redisReply *r)
+{
+    size_t len = strlen(s->name);
+    const redisReply *text;
+
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0)
+        return false;
+    text = r->element[2];
+    return text->type == REDIS_REPLY_STRING && text->len > len &&
+           strncmp(text->str, s->name, len) == 0 && text->str[len] == ' ';
+}
+
+int fp_sentinel_switched(fp_sentinel *s)
+{
+    struct pollfd p;
+    void *reply;
+
+    if (s->watch != NULL) {
+        p.fd = s->watch->fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        if (poll(&p, 1, 0) == 1 && redisBufferRead(s->watch) != REDIS_OK) {
+            sentinel__unwatch(s);
+        }
+        while (s->watch != NULL) {
+            reply = NULL;
+            if (redisGetReplyFromReader(s->watch, &reply) != REDIS_OK) {
+                sentinel__unwatch(s);
+                break;
+            }
+            if (reply == NULL)
+                break;
+            if (sentinel__is_switch(s, reply))
+                s->switched = true;
+            freeReplyObject(reply);
+        }
+    }
+    if (!s->switched)
+        return 0;
+    s->switched = false;
+    return 1;
+}
+
+int fp_sentinel_check_primary(redisContext *c, char *err, size_t errlen)
+{
+    redisReply *r = redisCommand(c, "ROLE");
+    int rc;
+
+    if (r == NULL) {
+        snprintf(err, errlen, "ROLE: %s", c->errstr);
+        return -EIO;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+        r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") == 0) {
+        rc = 0;
+    } else {
+        snprintf(err, errlen, "not the primary (ROLE: %s)",
+                 r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                         r->element[0]->type == REDIS_REPLY_STRING
+                     ? r->element[0]->str
+                     : "unexpected reply");
+        rc = -EAGAIN;
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+int fp_redis_options_check(const fp_redis_options *o, char *err, size_t errlen)
+{
+    fp_sentinel *s = NULL;
+    char why[160];
+    int rc;
+
+    if (o->sentinels == NULL || o->sentinels[0] == '\0')
+        return 0;
+    rc = fp_sentinel_new(&s, o->sentinels, o->master_name, 1000, why, sizeof(why));
+    fp_sentinel_free(s);
+    if (rc == -EINVAL)
+        snprintf(err, errlen, "redis_sentinels/redis_master_name: %s", why);
+    else if (rc != 0)
+        snprintf(err, errlen, "out of memory");
+    return rc;
+}

@@ -1,0 +1,433 @@
+/*
+ * Redis loses its primary (the issue's acceptance). A primary, two
+ * replicas and three Sentinels on loopback (tools/fp-server; the
+ * Sentinels call the primary "feedpush", quorum 2, down after 3 s: 1 s
+ * made them fail over twice on a loaded machine); a node
+ * pair and a feed-gateway that find the primary through the Sentinels
+ * (redis_sentinels, plugin_opt_redis_sentinels), the bridge with
+ * redis_min_replicas 1.
+ *
+ * Under a steady stream of posts the primary is SIGKILLed. The Sentinels
+ * promote a replica (the other one follows it, so WAIT still finds a
+ * replica). Within 10 s of the kill, with no restart: the bridge writes
+ * to the new primary, the gateway serves reads from it, and the plugin
+ * has rewritten its presence there. Every post the backend published
+ * (and RabbitMQ confirmed) is in every recipient's feed exactly once,
+ * presence follows connects and disconnects exactly, live delivery goes
+ * on, and a revocation made after the failover kicks the user.
+ *
+ * Printed as "# ..." lines: the failover's timings and what WAIT costs
+ * per event (the bridge's sync_us_sum / sync_count).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+#include <mosquitto.h>
+
+#include "feed_stream.h"
+#include "fp_time.h"
+#include "ft_redis.h"
+#include "gateway_env.h"
+#include "ft_main.h"
+
+#define N_REPLICAS 2
+#define N_SENTINELS 3
+#define STREAM_POSTS 900 /* under the feed length (1000): all stay */
+#define STREAM_PACE_US 12000
+#define KILL_AFTER 150
+#define FOLLOW_LIMIT_MS 10000
+
+static ft_gateway_env env;
+static ft_server primary, replica[N_REPLICAS], sentinel[N_SENTINELS];
+static char sentinels[128], extra[256];
+
+/* The reply of a Sentinel command to sentinel i, or NULL. */
+#define sq(i, ...) ft_redis_once(sentinel[i].port, __VA_ARGS__)
+
+/* The port the Sentinel i names as the primary, or -1. */
+static int sentinel_primary(int i)
+{
+    redisReply *r = sq(i, "SENTINEL get-master-addr-by-name feedpush");
+    int port = -1;
+
+    if (r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+        port = atoi(r->element[1]->str);
+    freeReplyObject(r);
+    return port;
+}
+
+/* The count of entries Sentinel i lists for "SENTINEL <what> feedpush". */
+static int sentinel_count(int i, const char *what)
+{
+    redisReply *r = sq(i, "SENTINEL %s feedpush", what);
+    int n = r != NULL && r->type == REDIS_REPLY_ARRAY ? (int)r->elements : -1;
+
+    freeReplyObject(r);
+    return n;
+}
+
+/* Every Sentinel knows both replicas and the two other Sentinels (else
+ * no quorum could promote anyone). 0 or -1 after 20 s. */
+static int sentinels_ready(void)
+{
+    int64_t end = fp_time_mono_ms() + 20000;
+    int i, ok;
+
+    do {
+        ok = 0;
+        for (i = 0; i < N_SENTINELS; i++)
+            ok += sentinel_count(i, "replicas") == N_REPLICAS &&
+                  sentinel_count(i, "sentinels") == N_SENTINELS - 1;
+        if (ok == N_SENTINELS)
+            return 0;
+        ft_sleep_ms(100);
+    } while (fp_time_mono_ms() < end);
+    fprintf(stderr, "redis_failover: the Sentinels did not find each other and the replicas\n");
+    return -1;
+}
+
+static int setup(void **state)
+{
+    ft_node_opts o = {0};
+    int i, n = 0;
+
+    (void)state;
+    if (ft_server_start(&primary, "redis", NULL) != 0)
+        return -1;
+    for (i = 0; i < N_REPLICAS; i++) {
+        if (ft_server_start_replica(&replica[i], &primary) != 0)
+            return -1;
+    }
+    for (i = 0; i < N_SENTINELS; i++) {
+        if (ft_server_start_sentinel(&sentinel[i], &primary) != 0)
+            return -1;
+        n += snprintf(sentinels + n, sizeof(sentinels) - (size_t)n, "%s127.0.0.1:%d",
+                      i > 0 ? "," : "", sentinel[i].port);
+    }
+    if (sentinels_ready() != 0)
+        return -1;
+    snprintf(extra, sizeof(extra),
+             "plugin_opt_redis_sentinels %s\nplugin_opt_redis_master_name feedpush\n", sentinels);
+    /* The bridge and the gateway inherit these. */
+    setenv("FEEDPUSH_REDIS_SENTINELS", sentinels, 1);
+    setenv("FEEDPUSH_REDIS_MASTER_NAME", "feedpush", 1);
+    setenv("FEEDPUSH_REDIS_MIN_REPLICAS", "1", 1);
+    o.redis = &primary;
+    o.extra = extra;
+    ft_stream_use(&env.b);
+    return ft_gateway_env_start_opts(&env, 0, &o);
+}
+
+static int teardown(void **state)
+{
+    int rc = 0, i;
+
+    (void)state;
+    if (ft_gateway_env_stop(&env) != 0)
+        rc = -1;
+    /* p.redis was stopped with the env; the rest (a no-op for the dead). */
+    for (i = 0; i < N_REPLICAS; i++) {
+        if (replica[i].port != env.b.p.redis.port && ft_server_stop(&replica[i]) != 0)
+            rc = -1;
+    }
+    if (primary.port != env.b.p.redis.port && ft_server_stop(&primary) != 0)
+        rc = -1;
+    for (i = 0; i < N_SENTINELS; i++) {
+        if (ft_server_stop(&sentinel[i]) != 0)
+            rc = -1;
+    }
+    return rc;
+}
+
+static int cleanup(void **state)
+{
+    (void)state;
+    ft_stream_cleanup();
+    return 0;
+}
+
+/* Does the file at path hold needle (anywhere)? */
+static bool file_has(const char *path, const char *needle)
+{
+    char line[1024];
+    bool found = false;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL)
+        return false;
+    while (!found && fgets(line, sizeof(line), f) != NULL)
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* Milliseconds from `since` until cond(arg) held, or -1 after limit_ms. */
+static int64_t until(bool (*cond)(const void *), const void *arg, int64_t since, int limit_ms)
+{
+    while (!cond(arg)) {
+        if (fp_time_mono_ms() - since > limit_ms)
+            return -1;
+        ft_sleep_ms(20);
+    }
+    return fp_time_mono_ms() - since;
+}
+
+static int old_port; /* the primary's before a failover */
+static int new_port; /* the promoted replica's */
+
+static bool promoted(const void *arg)
+{
+    int p = sentinel_primary(0);
+
+    (void)arg;
+    if (p <= 0 || p == old_port)
+        return false;
+    new_port = p;
+    return true;
+}
+
+static bool bridge_follows(const void *arg)
+{
+    char needle[64];
+
+    (void)arg;
+    snprintf(needle, sizeof(needle), "redis 127.0.0.1:%d: connected again", new_port);
+    return file_has(env.b.node[0].bridge_log, needle);
+}
+
+/* The plugin says it reached the new primary (where it rewrites its
+ * heartbeat and presence), and both are there. */
+static bool plugin_follows(const void *arg)
+{
+    char needle[64], log[PATH_MAX + 32];
+
+    snprintf(needle, sizeof(needle), "Redis 127.0.0.1:%d reachable again", new_port);
+    snprintf(log, sizeof(log), "%s/mosquitto/mosquitto.log", env.b.p.mosq.dir);
+    return file_has(log, needle) && ft_redis_once_int(new_port, "EXISTS node:n1") == 1 &&
+           ft_redis_once_int(new_port, "SISMEMBER online:n1 %s", (const char *)arg) == 1;
+}
+
+static bool gateway_serves(const void *arg)
+{
+    char *tok = ft_gateway_token(&env, (const char *)arg);
+    long status = ft_http(&env, "GET", "/api/v1/feed", tok, NULL, NULL);
+
+    free(tok);
+    return status == 200;
+}
+
+/* online:n1 is exactly {a} (b NULL) or {a, b}. */
+static bool online_is(const char *a, const char *b)
+{
+    redisReply *r = ft_redis_once(new_port, "SMEMBERS online:n1");
+    bool ok = r != NULL && r->type == REDIS_REPLY_ARRAY && r->elements == (b != NULL ? 2u : 1u);
+    size_t i;
+
+    for (i = 0; ok && i < r->elements; i++)
+        ok =
+            strcmp(r->element[i]->str, a) == 0 || (b != NULL && strcmp(r->element[i]->str, b) == 0);
+    freeReplyObject(r);
+    return ok;
+}
+
+/* Waits (5 s at most) for online:n1 to be exactly {a[, b]}. */
+static void assert_online(const char *a, const char *b)
+{
+    int i;
+
+    for (i = 0; i < 250 && !online_is(a, b); i++)
+        ft_sleep_ms(20);
+    if (!online_is(a, b))
+        fail_msg("online:n1 is not exactly {%s%s%s}", a, b != NULL ? ", " : "", b != NULL ? b : "");
+}
+
+/* Every Sentinel names env's Redis as the primary, and it has a replica
+ * in sync (else SENTINEL FAILOVER finds no replica to promote, and WAIT
+ * none to wait for). */
+static bool settled(const void *arg)
+{
+    redisReply *r;
+    bool ok;
+    int i;
+
+    (void)arg;
+    for (i = 0; i < N_SENTINELS; i++) {
+        if (sentinel_primary(i) != env.b.p.redis.port)
+            return false;
+    }
+    r = ft_redis_once(env.b.p.redis.port, "INFO replication");
+    ok = r != NULL && r->type == REDIS_REPLY_STRING && strstr(r->str, "state=online") != NULL;
+    freeReplyObject(r);
+    return ok;
+}
+
+/* Swaps the promoted server in as the env's Redis (what the helpers
+ * query and the teardown stops with the env). */
+static void adopt_new_primary(void)
+{
+    int i;
+
+    for (i = 0; i < N_REPLICAS; i++) {
+        if (replica[i].port == new_port)
+            env.b.p.redis = replica[i];
+    }
+    if (primary.port == new_port)
+        env.b.p.redis = primary;
+    assert_int_equal(env.b.p.redis.port, new_port);
+}
+
+/*
+ * Waits for the failover that began at t0 (the Sentinels name another
+ * primary), adopts the new primary, and asserts that the bridge, the
+ * plugin (with online user uid) and the gateway are on it within
+ * FOLLOW_LIMIT_MS of t0. Prints the timings after what.
+ */
+static void follow_failover(const char *what, int64_t t0, const char *uid)
+{
+    int64_t ms_promoted, ms_bridge, ms_plugin, ms_gateway;
+
+    ms_promoted = until(promoted, NULL, t0, FOLLOW_LIMIT_MS);
+    assert_true(ms_promoted >= 0);
+    adopt_new_primary();
+    ms_bridge = until(bridge_follows, NULL, t0, FOLLOW_LIMIT_MS);
+    ms_plugin = until(plugin_follows, uid, t0, FOLLOW_LIMIT_MS);
+    ms_gateway = until(gateway_serves, "reader", t0, FOLLOW_LIMIT_MS);
+    printf("# %s: a replica promoted after %lld ms; the bridge on it after %lld ms, the plugin "
+           "on it after %lld ms, the gateway serving after %lld ms\n",
+           what, (long long)ms_promoted, (long long)ms_bridge, (long long)ms_plugin,
+           (long long)ms_gateway);
+    assert_true(ms_bridge >= 0 && ms_plugin >= 0 && ms_gateway >= 0);
+}
+
+/* After a failover: the Sentinels agree on the new primary and it has a
+ * replica in sync again (20 s at most). */
+static void assert_settled(void)
+{
+    if (until(settled, NULL, fp_time_mono_ms(), 20000) < 0)
+        fail_msg("the Sentinels do not agree on 127.0.0.1:%d with a replica in sync",
+                 env.b.p.redis.port);
+}
+
+static void test_primary_killed(void **state)
+{
+    const char *t = "rf_";
+    static ft_watcher w1, w2;
+    static ft_stream s;
+    int64_t kill_at;
+    long long sync_us, syncs;
+    pid_t bridge = env.b.node[0].bridge;
+    ft_mqtt victim;
+    char *tok, body[160];
+    int from, status;
+
+    (void)state;
+    ft_stream_follow(t);
+    ft_watcher_start(&w1, 1, t, "f1");
+    ft_stream_start(&s, t, STREAM_POSTS, false, STREAM_PACE_US);
+    ft_stream_wait(&s, KILL_AFTER);
+
+    kill_at = fp_time_mono_ms();
+    old_port = env.b.p.redis.port;
+    assert_int_equal(ft_server_kill(&env.b.p.redis), 0);
+    follow_failover("redis primary killed", kill_at, w1.uid);
+    from = ft_stream_next(&s) + 1;
+    assert_true(from < STREAM_POSTS - 50); /* the checks below have posts to look at */
+    assert_settled();
+    ft_feeds_report_recovery("redis primary killed", t, from);
+
+    /* Presence is exact on the new primary: a connect and a disconnect. */
+    ft_watcher_start(&w2, 1, t, "f2");
+    assert_online(w1.uid, w2.uid);
+    ft_watcher_stop(&w2);
+    assert_online(w1.uid, NULL);
+
+    ft_stream_join(&s);
+    ft_feeds_settle(t, STREAM_POSTS, 0);
+    ft_feeds_assert(t, STREAM_POSTS, 0);
+    if (ft_watcher_wait(&w1, from, STREAM_POSTS, 10000) < 0)
+        fail_msg("%s got %d of the %d posts published after the failover live", w1.uid,
+                 ft_watcher_count(&w1, from, STREAM_POSTS), STREAM_POSTS - from);
+    ft_watcher_stop(&w1);
+    assert_int_equal(env.b.node[0].bridge, bridge);
+    assert_int_equal(waitpid(bridge, &status, WNOHANG), 0);
+
+    /* A revocation made now reaches the plugin through the new primary. */
+    tok = ft_plugin_env_token_now(&env.b.p, "rf_victim", FP_ROLE_USER);
+    assert_int_equal(ft_mqtt_connect(&victim, env.b.p.mosq.port, NULL, "rf_victim", tok, 4, 5000),
+                     0);
+    free(tok);
+    snprintf(body, sizeof(body),
+             "{\"type\":\"user.revoked\",\"user_id\":\"rf_victim\",\"before\":%lld}",
+             (long long)time(NULL) + 1);
+    assert_int_equal(ft_node_publish(&env.b, "user.revoked", body), 0);
+    if (ft_mqtt_wait_closed(&victim, 5000) < 0)
+        fail_msg("rf_victim was not kicked after a revocation made after the failover");
+    ft_mqtt_close(&victim);
+
+    sync_us = ft_node_stat(&env.b, 1, "sync_us_sum");
+    syncs = ft_node_stat(&env.b, 1, "sync_count");
+    assert_true(syncs > 0);
+    printf("# redis_min_replicas 1: WAIT took %.0f us per event on average (%lld events)\n",
+           (double)sync_us / (double)syncs, syncs);
+}
+
+/*
+ * A failover while the old primary lives on (SENTINEL FAILOVER: it
+ * becomes a replica, so nothing breaks a connection): the Sentinels'
+ * +switch-master (or a READONLY reply) moves the bridge, the plugin and
+ * the gateway to the new primary. Feeds exact, live delivery goes on.
+ */
+static void test_switch_master(void **state)
+{
+    const char *t = "sw_";
+    static ft_watcher w1;
+    static ft_stream s;
+    redisReply *r;
+    int64_t t0;
+    int from;
+
+    (void)state;
+    assert_settled();
+    ft_stream_follow(t);
+    ft_watcher_start(&w1, 1, t, "f1");
+    ft_stream_start(&s, t, STREAM_POSTS / 2, false, STREAM_PACE_US);
+    ft_stream_wait(&s, KILL_AFTER / 2);
+
+    t0 = fp_time_mono_ms();
+    old_port = env.b.p.redis.port;
+    r = sq(0, "SENTINEL FAILOVER feedpush");
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("SENTINEL FAILOVER: %s", r->str);
+    freeReplyObject(r);
+    follow_failover("SENTINEL FAILOVER (the old primary lives on)", t0, w1.uid);
+    from = ft_stream_next(&s) + 1;
+    assert_true(from < STREAM_POSTS / 2 - 50);
+    assert_settled();
+    ft_feeds_report_recovery("SENTINEL FAILOVER", t, from);
+
+    ft_stream_join(&s);
+    ft_feeds_settle(t, STREAM_POSTS / 2, 0);
+    ft_feeds_assert(t, STREAM_POSTS / 2, 0);
+    if (ft_watcher_wait(&w1, from, STREAM_POSTS / 2, 10000) < 0)
+        fail_msg("%s got %d of the %d posts published after the failover live", w1.uid,
+                 ft_watcher_count(&w1, from, STREAM_POSTS / 2), STREAM_POSTS / 2 - from);
+    ft_watcher_stop(&w1);
+}
+
+/* clang-format off */
+FT_MAIN(ft_mqtt_run_group, setup, teardown,
+        cmocka_unit_test_teardown(test_primary_killed, cleanup),
+        cmocka_unit_test_teardown(test_switch_master, cleanup))
+/* clang-format on */
