@@ -354,7 +354,7 @@ static void fs__on_message(struct mosquitto *m, void *obj, const struct mosquitt
     pthread_mutex_unlock(&w->lock);
 }
 
-static int fs__connects(ft_watcher *w)
+int ft_watcher_connects(ft_watcher *w)
 {
     int n;
 
@@ -368,9 +368,9 @@ void ft_watcher_wait_connected(ft_watcher *w, int connects)
 {
     int i;
 
-    for (i = 0; i < 500 && fs__connects(w) < connects; i++)
+    for (i = 0; i < 500 && ft_watcher_connects(w) < connects; i++)
         ft_sleep_ms(20);
-    assert_true(fs__connects(w) >= connects);
+    assert_true(ft_watcher_connects(w) >= connects);
     ft_sleep_ms(100); /* the SUBACK follows the CONNACK */
     ft_stream_wait_online(w->node, w->uid);
 }

@@ -114,6 +114,8 @@ typedef struct ft_watcher {
  * waits until it is online in Redis. */
 void ft_watcher_start(ft_watcher *w, int node, const char *t, const char *suffix);
 void ft_watcher_stop(ft_watcher *w);
+/* How many times the watcher has connected (and subscribed). */
+int ft_watcher_connects(ft_watcher *w);
 /* Waits until the watcher connected (and subscribed) `connects` times and
  * is online again. */
 void ft_watcher_wait_connected(ft_watcher *w, int connects);

@@ -14,7 +14,8 @@
  * has rewritten its presence there. Every post the backend published
  * (and RabbitMQ confirmed) is in every recipient's feed exactly once,
  * presence follows connects and disconnects exactly, live delivery goes
- * on, and a revocation made after the failover kicks the user.
+ * on to a user who stayed connected throughout, and a revocation made
+ * after the failover kicks the user.
  *
  * Printed as "# ..." lines: the failover's timings and what WAIT costs
  * per event (the bridge's sync_us_sum / sync_count).
@@ -358,6 +359,7 @@ static void test_primary_killed(void **state)
     if (ft_watcher_wait(&w1, from, STREAM_POSTS, 10000) < 0)
         fail_msg("%s got %d of the %d posts published after the failover live", w1.uid,
                  ft_watcher_count(&w1, from, STREAM_POSTS), STREAM_POSTS - from);
+    assert_int_equal(ft_watcher_connects(&w1), 1); /* never kicked nor dropped */
     ft_watcher_stop(&w1);
     assert_int_equal(env.b.node[0].bridge, bridge);
     assert_int_equal(waitpid(bridge, &status, WNOHANG), 0);
