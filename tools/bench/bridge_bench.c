@@ -2,7 +2,11 @@
  * bridge_bench.c - feedpush-bench-bridge: how fast feed-bridge fans posts
  * out and delivers them, and how long a post takes from the backend's AMQP
  * publish to a follower's MQTT client (docs/benchmarks.md, "feed-bridge").
+ * With --replicas N, Redis gets N replicas and every latency case runs a
+ * second time with the bridge restarted with redis_min_replicas N: what
+ * WAIT costs, in the same run.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,8 +18,10 @@ typedef struct {
     bench_list followers, events, rates;
     double lat_seconds;
     size_t online;
-    int threads, window;
+    int threads, window, replicas;
 } bb_opts;
+
+#define BB_REPLICAS_MAX 4
 
 static const bench_opt bb__opts[] = {
     {"followers", 'f', "LIST", BENCH_OPT_LIST, offsetof(bb_opts, followers), 1, 1e6, "1,100,10000",
@@ -32,6 +38,8 @@ static const bench_opt bb__opts[] = {
      "subscriber threads"},
     {"window", 'w', "N", BENCH_OPT_INT, offsetof(bb_opts, window), 1, 65535, "500", NULL,
      "unconfirmed publishes in a burst"},
+    {"replicas", 'R', "N", BENCH_OPT_INT, offsetof(bb_opts, replicas), 0, BB_REPLICAS_MAX, "0", "1",
+     "Redis replicas; >0: each latency case again with redis_min_replicas N"},
 };
 
 /* What one run measured; the *_us figures are means, -1 when unknown. */
@@ -43,7 +51,7 @@ typedef struct {
     double publish_s;   /* first publish -> last confirm */
     double events_rate; /* posts / time until the last post was in f0's feed */
     double deliv_rate;  /* receipts / seconds */
-    double stage1_us, stage2_us, lua_us;
+    double stage1_us, stage2_us, lua_us, sync_us;
     bench_times t[BENCH_P_N];
     double rate; /* latency run: the rate achieved */
     bench_lat lat;
@@ -51,7 +59,7 @@ typedef struct {
 
 typedef struct {
     size_t followers, targets;
-    bb_run fanout, deliver, latency;
+    bb_run fanout, deliver, latency, latency_wait;
 } bb_row;
 
 /* The runs' context: options, cases, servers, subscribers. */
@@ -64,13 +72,14 @@ typedef struct {
     char last[FP_ID_BUFSZ]; /* the id of the run's last post */
     int64_t s1_ns;          /* when it headed f0's feed (0: not yet) */
     double ping_us[2][2];   /* Redis PING p50, p99: before the runs, after */
+    ft_server replica[BB_REPLICAS_MAX];
     char load[2][64];       /* /proc/loadavg then */
 } bb_ctx;
 
 /* ------------------------------------------------------------ measuring */
 
 typedef struct {
-    long long s1_sum, s1_count, s2_sum, s2_count, lua_calls, lua_usec;
+    long long s1_sum, s1_count, s2_sum, s2_count, lua_calls, lua_usec, sync_sum, sync_count;
     bench_cpu cpu;
     int64_t t0;
 } bb_mark;
@@ -100,6 +109,8 @@ static void bb__mark(bb_ctx *x, bb_mark *m)
     m->s1_count = ft_node_stat(&x->e.nodes, 1, "stage1_count");
     m->s2_sum = ft_node_stat(&x->e.nodes, 1, "stage2_us_sum");
     m->s2_count = ft_node_stat(&x->e.nodes, 1, "stage2_count");
+    m->sync_sum = ft_node_stat(&x->e.nodes, 1, "sync_us_sum");
+    m->sync_count = ft_node_stat(&x->e.nodes, 1, "sync_count");
     bb__evalsha(&x->e, &m->lua_calls, &m->lua_usec);
     bench_env_cpu(&x->e, &m->cpu);
     m->t0 = fp_time_mono_ns();
@@ -132,6 +143,8 @@ static void bb__finish(bb_ctx *x, const bb_mark *m, size_t posts, size_t deliver
         bb__mean(m->s1_sum, ft_node_stat(&x->e.nodes, 1, "stage1_us_sum"), m->s1_count, s1);
     r->stage2_us =
         bb__mean(m->s2_sum, ft_node_stat(&x->e.nodes, 1, "stage2_us_sum"), m->s2_count, s2);
+    r->sync_us = bb__mean(m->sync_sum, ft_node_stat(&x->e.nodes, 1, "sync_us_sum"), m->sync_count,
+                          ft_node_stat(&x->e.nodes, 1, "sync_count"));
     if (s1 - m->s1_count != (long long)posts)
         fprintf(stderr, "bench: the bridge counted %lld events, %zu were published\n",
                 s1 - m->s1_count, posts);
@@ -208,6 +221,65 @@ static void bb__machine(bb_ctx *x, int when)
     x->ping_us[when][0] = (double)rtt[100] / 1e3;
     x->ping_us[when][1] = (double)rtt[198] / 1e3;
     bench_loadavg(x->load[when], sizeof(x->load[when]));
+}
+
+/* How often needle occurs in s. */
+static int bb__count(const char *s, const char *needle)
+{
+    int n = 0;
+
+    for (s = strstr(s, needle); s != NULL; s = strstr(s + 1, needle))
+        n++;
+    return n;
+}
+
+/* --replicas: N replicas of the nodes' Redis, in sync. 0 or -1. */
+static int bb__replicas_start(bb_ctx *x)
+{
+    redisReply *r;
+    int i;
+
+    for (i = 0; i < x->o.replicas; i++) {
+        if (ft_server_start_replica(&x->replica[i], &x->e.nodes.p.redis) != 0)
+            return -1;
+    }
+    /* Each replica's line says state=online once its first sync is done. */
+    for (i = 0; i < 600; i++) {
+        r = redisCommand(x->e.rc, "INFO replication");
+        if (r != NULL && r->type == REDIS_REPLY_STRING &&
+            bb__count(r->str, "state=online") == x->o.replicas) {
+            freeReplyObject(r);
+            return 0;
+        }
+        freeReplyObject(r);
+        usleep(50000);
+    }
+    fprintf(stderr, "bench: the Redis replicas did not connect\n");
+    return -1;
+}
+
+static void bb__replicas_stop(bb_ctx *x)
+{
+    int i;
+
+    for (i = 0; i < x->o.replicas; i++) {
+        if (x->replica[i].pid > 0)
+            ft_server_stop(&x->replica[i]);
+    }
+}
+
+/* Restarts the bridge with redis_min_replicas n (inherited from our
+ * environment). 0 or -1. */
+static int bb__bridge_with(bb_ctx *x, int n)
+{
+    char v[16];
+
+    if (ft_node_bridge_signal(&x->e.nodes, 1, SIGTERM, 5000) == -1)
+        return -1;
+    snprintf(v, sizeof(v), "%d", n);
+    setenv("FEEDPUSH_REDIS_MIN_REPLICAS", v, 1);
+    freeReplyObject(redisCommand(x->e.rc, "HDEL stats:bridge:n1 updated_ms"));
+    return ft_node_bridge_start(&x->e.nodes, 1);
 }
 
 /* ------------------------------------------------------------ output */
@@ -300,6 +372,22 @@ static void bb__print(void *arg)
                r->lat.max_ms, bb__us(a, sizeof(a), r->stage1_us),
                bb__us(b, sizeof(b), r->stage2_us));
     }
+    if (x->o.replicas > 0) {
+        printf("\n3b. The same latency runs with the bridge restarted with redis_min_replicas %d\n"
+               "   (%d Redis replica(s) on this machine): an event is acked after INCR sync +\n"
+               "   WAIT. sync us: the bridge's mean time in that round trip.\n",
+               x->o.replicas, x->o.replicas);
+        printf("  %9s %6s %8s %8s %8s %8s %8s %9s %9s %9s\n", "followers", "online", "posts/s",
+               "p50 ms", "p99 ms", "+p50 ms", "+p99 ms", "stage1 us", "+stage1", "sync us");
+        for (row = x->rows; row < x->rows + x->n; row++) {
+            r = &row->latency_wait;
+            printf("  %9zu %6zu %8.1f %8.2f %8.2f %8.2f %8.2f %9s %9.0f %9s%s\n", row->followers,
+                   row->targets, r->rate, r->lat.p50_ms, r->lat.p99_ms,
+                   r->lat.p50_ms - row->latency.lat.p50_ms, r->lat.p99_ms - row->latency.lat.p99_ms,
+                   bb__us(a, sizeof(a), r->stage1_us), r->stage1_us - row->latency.stage1_us,
+                   bb__us(b, sizeof(b), r->sync_us), r->complete ? "" : "  (incomplete)");
+        }
+    }
     printf("\n4. Where the time went: per process, %% of the run's wall time on a CPU (cpu)\n"
            "   and runnable but waiting for a CPU (wait), from /proc/*/task/*/schedstat.\n");
     printf(
@@ -349,7 +437,7 @@ static int bb__runs(void *arg, bench_env *e)
     size_t n;
     int k, rc = -1;
 
-    if (bb__followers(x) != 0)
+    if (bb__followers(x) != 0 || (o->replicas > 0 && bb__replicas_start(x) != 0))
         return -1;
     bb__machine(x, 0);
     for (k = 0, row = x->rows; k < x->n; k++, row++) {
@@ -374,6 +462,13 @@ static int bb__runs(void *arg, bench_env *e)
                 row->followers, o->rates.v[k], o->lat_seconds);
         if (bb__run(x, 30 + k, bb__lat_posts(o, k), o->rates.v[k], row, &row->latency) != 0)
             goto cleanup;
+        if (o->replicas == 0)
+            continue;
+        fprintf(stderr, "bench: the same with redis_min_replicas %d...\n", o->replicas);
+        if (bb__bridge_with(x, o->replicas) != 0 ||
+            bb__run(x, 40 + k, bb__lat_posts(o, k), o->rates.v[k], row, &row->latency_wait) != 0 ||
+            bb__bridge_with(x, 0) != 0)
+            goto cleanup;
     }
     if (bench_subs_dropped(x->subs) > 0) {
         fprintf(stderr, "bench: %zu subscribers lost their connection\n",
@@ -385,6 +480,15 @@ static int bb__runs(void *arg, bench_env *e)
 cleanup:
     bench_subs_stop(x->subs);
     x->subs = NULL;
+    return rc;
+}
+
+/* bench_driver.run with the replicas stopped whatever happened. */
+static int bb__runs_all(void *arg, bench_env *e)
+{
+    int rc = bb__runs(arg, e);
+
+    bb__replicas_stop(arg);
     return rc;
 }
 
@@ -440,7 +544,7 @@ int main(int argc, char **argv)
                             1,
                             bb__setup,
                             bb__header,
-                            bb__runs,
+                            bb__runs_all,
                             bb__print};
 
     return bench_main(&d, &x.e, &x, argc, argv);
