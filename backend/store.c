@@ -228,6 +228,9 @@ static int store__configure(fp_store *s, const fp_store_config *c)
         return store__invalid(s, "config", "wait_timeout_ms out of range");
     s->min_replicas = c->min_replicas;
     s->wait_timeout_ms = c->wait_timeout_ms != 0 ? c->wait_timeout_ms : 1000;
+    /* WAIT's reply must come within the socket's own timeout. */
+    if (s->min_replicas > 0 && s->wait_timeout_ms >= s->timeout_ms)
+        return store__invalid(s, "config", "redis_wait_timeout_ms must be below timeout_ms");
     s->configured = true;
     return 0;
 }

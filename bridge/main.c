@@ -68,6 +68,21 @@ static void main__backoff(int *ms)
     main__backoff_to(ms, MAIN__BACKOFF_MAX_MS);
 }
 
+/* The checks a config needs beyond each key's own: the host lists, and
+ * WAIT's reply within the socket timeout. 0 or -EINVAL (err says why). */
+static int main__check(const fb_config *c, char *err, size_t errlen)
+{
+    if (c->redis_min_replicas > 0 && c->redis_wait_timeout_ms >= c->timeout_ms) {
+        snprintf(err, errlen, "redis_wait_timeout_ms (%lld) must be below timeout_ms (%lld)",
+                 (long long)c->redis_wait_timeout_ms, (long long)c->timeout_ms);
+        return -EINVAL;
+    }
+    if (fp_amqp_options_check(&c->amqp, err, errlen) != 0 ||
+        fp_redis_options_check(&c->redis, err, errlen) != 0)
+        return -EINVAL;
+    return 0;
+}
+
 /* ------------------------------------------------------------ links */
 
 static int main__store_up(fb_bridge *b)
@@ -338,8 +353,7 @@ int main(int argc, char **argv)
         fb_config_free(&b.cfg);
         return 2;
     }
-    if (fp_amqp_options_check(&b.cfg.amqp, err, sizeof(err)) != 0 ||
-        fp_redis_options_check(&b.cfg.redis, err, sizeof(err)) != 0) {
+    if (main__check(&b.cfg, err, sizeof(err)) != 0) {
         fp_error("%s", err);
         fb_config_free(&b.cfg);
         return 2;

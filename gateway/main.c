@@ -76,7 +76,7 @@ static int main__tls(const fg_config *c)
 
 /* amqp_hosts and redis_sentinels, when set, must parse. 0 or -EINVAL
  * (logged). */
-static int main__amqp_options(const fg_config *c)
+static int main__link_options(const fg_config *c)
 {
     char err[256];
 
@@ -176,7 +176,7 @@ int main(int argc, char **argv)
         goto done;
     }
     fp_log_set_level(level);
-    if (main__keys(&gw) != 0 || main__tls(&gw.cfg) != 0 || main__amqp_options(&gw.cfg) != 0 ||
+    if (main__keys(&gw) != 0 || main__tls(&gw.cfg) != 0 || main__link_options(&gw.cfg) != 0 ||
         main__need_file(gw.cfg.www_dir, "index.html", "www_dir") != 0 ||
         main__need_file(gw.cfg.mqtt_js_dir, "mqtt.min.js", "mqtt_js_dir") != 0)
         goto done;
