@@ -16,8 +16,10 @@
  * log. With redis_sentinels, every (re)connect asks the Sentinels for the
  * primary and checks its ROLE; a +switch-master on the Sentinel watch or
  * a READONLY reply (an error reply like any other) also counts as an
- * error, so presence and revocations are rebuilt on the new primary. Log lines are queued and
- * written by the broker thread (fa_on_tick), because mosquitto's logging is not thread-safe.
+ * error, so presence and revocations are rebuilt on the new primary.
+ *
+ * Log lines are queued and written by the broker thread (fa_on_tick),
+ * because mosquitto's logging is not thread-safe.
  */
 #include <errno.h>
 #include <poll.h>
