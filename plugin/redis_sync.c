@@ -457,7 +457,19 @@ static void redis__fail(fa_redis *rs)
         rs->backoff_ms = REDIS__BACKOFF_MAX_MS;
 }
 
-/* One turn of the loop while connected. Returns 0 or -EIO. */
+/* A planned move (+switch-master): reconnect at once, to the new primary,
+ * without the outage warning; "reachable again" follows. */
+static void redis__moved(fa_redis *rs)
+{
+    redis__log(rs, MOSQ_LOG_NOTICE, "Redis primary %s:%d replaced (+switch-master); reconnecting",
+               rs->primary.host, rs->primary.port);
+    rs->was_down = true;
+    redis__disconnect(rs);
+    rs->next_attempt_ms = fp_time_mono_ms();
+}
+
+/* One turn of the loop while connected. Returns 0, -EIO, or -EAGAIN when
+ * the Sentinels announced another primary. */
 static int redis__step(fa_redis *rs)
 {
     int64_t wait = rs->next_heartbeat_ms - fp_time_mono_ms();
@@ -465,10 +477,8 @@ static int redis__step(fa_redis *rs)
 
     if (redis__wait(rs, wait > 250 ? 250 : wait) == 1 && redis__read_subscription(rs) != 0)
         return -EIO;
-    if (rs->sentinel != NULL && fp_sentinel_switched(rs->sentinel) == 1) {
-        redis__set_error(rs, NULL, "the primary moved (+switch-master)");
-        return -EIO;
-    }
+    if (rs->sentinel != NULL && fp_sentinel_switched(rs->sentinel) == 1)
+        return -EAGAIN;
     if (redis__flush_presence(rs) != 0)
         return -EIO;
     if (fp_time_mono_ms() < rs->next_heartbeat_ms)
@@ -486,10 +496,14 @@ static int redis__step(fa_redis *rs)
 static void *redis__main(void *arg)
 {
     fa_redis *rs = arg;
+    int rc;
 
     while (!atomic_load(&rs->stop)) {
         if (rs->connected) {
-            if (redis__step(rs) != 0)
+            rc = redis__step(rs);
+            if (rc == -EAGAIN)
+                redis__moved(rs);
+            else if (rc != 0)
                 redis__fail(rs);
             continue;
         }
