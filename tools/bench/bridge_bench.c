@@ -5,12 +5,23 @@
  * With --replicas N, Redis gets N replicas and every latency case runs a
  * second time with the bridge restarted with redis_min_replicas N: what
  * WAIT costs, in the same run.
+ *
+ * The baseline, in the same run: the delivery and latency runs again with
+ * this process publishing each delivery straight to feed/<uid> (QoS 1, as
+ * a service client of the same broker and plugin, one libmosquitto
+ * client with its own network thread), the same payloads to the same
+ * subscribers: how close the feed path gets to raw MQTT.
  */
+#include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <mosquitto.h>
 
 #include "bench_lib.h"
 
@@ -60,7 +71,14 @@ typedef struct {
 typedef struct {
     size_t followers, targets;
     bb_run fanout, deliver, latency, latency_wait;
+    bb_run deliver_raw, latency_raw; /* the baseline: raw MQTT publishes */
 } bb_row;
+
+/* The raw publisher: a service client of node 1's broker. */
+typedef struct {
+    struct mosquitto *m;
+    atomic_int connack; /* -1 until the CONNACK */
+} bb_raw;
 
 /* The runs' context: options, cases, servers, subscribers. */
 typedef struct {
@@ -73,6 +91,7 @@ typedef struct {
     int64_t s1_ns;          /* when it headed f0's feed (0: not yet) */
     double ping_us[2][2];   /* Redis PING p50, p99: before the runs, after */
     ft_server replica[BB_REPLICAS_MAX];
+    bb_raw raw;
     char load[2][64];       /* /proc/loadavg then */
 } bb_ctx;
 
@@ -201,6 +220,130 @@ static int bb__run(bb_ctx *x, int phase, size_t posts, double rate, bb_row *row,
         bench_subs_lat(x->subs, &r->lat);
     }
     bb__finish(x, &m, posts, x->subs != NULL ? posts : 0, r);
+    return r->complete ? 0 : -1;
+}
+
+static void bb__raw_connected(struct mosquitto *m, void *obj, int rc)
+{
+    bb_raw *r = obj;
+
+    (void)m;
+    atomic_store(&r->connack, rc);
+}
+
+/* Connects the raw publisher to node 1's broker with a service token and
+ * no limit on messages in flight. 0 or -1. */
+static int bb__raw_open(bb_ctx *x)
+{
+    bb_raw *r = &x->raw;
+    char *tok;
+    int i;
+
+    atomic_init(&r->connack, -1);
+    r->m = mosquitto_new("bench-raw", true, r);
+    if (r->m == NULL)
+        return -1;
+    tok = ft_plugin_env_token_now(&x->e.nodes.p, "bench-raw", FP_ROLE_SERVICE);
+    mosquitto_username_pw_set(r->m, "bench-raw", tok);
+    free(tok);
+    mosquitto_max_inflight_messages_set(r->m, 0);
+    mosquitto_connect_callback_set(r->m, bb__raw_connected);
+    if (mosquitto_connect(r->m, "127.0.0.1", ft_node_port(&x->e.nodes, 1), 60) !=
+            MOSQ_ERR_SUCCESS ||
+        mosquitto_loop_start(r->m) != MOSQ_ERR_SUCCESS)
+        return -1;
+    for (i = 0; i < 500 && atomic_load(&r->connack) == -1; i++)
+        usleep(10000);
+    if (atomic_load(&r->connack) != 0) {
+        fprintf(stderr, "bench: the raw publisher was not accepted (%d)\n",
+                atomic_load(&r->connack));
+        return -1;
+    }
+    return 0;
+}
+
+static void bb__raw_close(bb_ctx *x)
+{
+    if (x->raw.m == NULL)
+        return;
+    mosquitto_disconnect(x->raw.m);
+    mosquitto_loop_stop(x->raw.m, false);
+    mosquitto_destroy(x->raw.m);
+    x->raw.m = NULL;
+}
+
+/*
+ * The raw counterpart of bench_publish: for each of n posts (at rate, or
+ * as fast as libmosquitto takes them when rate is 0), the payload the
+ * bridge would deliver, published QoS 1 to feed/f0 .. feed/f<targets-1>.
+ */
+static int bb__raw_publish(bb_ctx *x, double rate, int phase, size_t n, const bb_row *row,
+                           bench_pubtimes *pt)
+{
+    int64_t start = fp_time_mono_ns(), due, sent;
+    char payload[512], text[64], topic[32];
+    struct timespec ts;
+    size_t i, j;
+    int len;
+
+    memset(pt, 0, sizeof(*pt));
+    for (i = 0; i < n; i++) {
+        if (rate > 0) {
+            due = start + (int64_t)((double)i * 1e9 / rate);
+            ts.tv_sec = (time_t)(due / 1000000000);
+            ts.tv_nsec = (long)(due % 1000000000);
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+                ;
+        }
+        sent = fp_time_mono_ns();
+        if (i == 0)
+            pt->first_ns = sent;
+        pt->last_ns = sent;
+        bench_post_text(text, sizeof(text), phase, i, sent);
+        len = snprintf(payload, sizeof(payload),
+                       "{\"type\":\"post.created\",\"post\":{\"id\":\"p%d-%zu\","
+                       "\"author_id\":\"a%zu\",\"text\":\"%s\",\"created_at\":%lld}}",
+                       phase, i, row->followers, text, (long long)fp_time_real_ms());
+        for (j = 0; j < row->targets; j++) {
+            snprintf(topic, sizeof(topic), "feed/f%zu", j);
+            if (mosquitto_publish(x->raw.m, NULL, topic, len, payload, 1, false) !=
+                MOSQ_ERR_SUCCESS)
+                return -1;
+        }
+    }
+    pt->confirmed_ns = fp_time_mono_ns();
+    if (n > 1 && pt->last_ns > pt->first_ns)
+        pt->rate = (double)(n - 1) / ((double)(pt->last_ns - pt->first_ns) / 1e9);
+    return 0;
+}
+
+/* A raw run of a case: like bb__run's delivery and latency runs, with
+ * this process as the publisher and no bridge, RabbitMQ or Redis work. */
+static int bb__raw_run(bb_ctx *x, int phase, size_t posts, double rate, bb_row *row, bb_run *r)
+{
+    bench_pubtimes pt;
+    bb_mark m;
+    int64_t t_last;
+
+    r->posts = posts;
+    r->expected = (uint64_t)posts * row->targets;
+    bench_subs_phase(x->subs, phase, rate > 0);
+    bb__mark(x, &m);
+    if (bb__raw_publish(x, rate, phase, posts, row, &pt) != 0)
+        return -1;
+    bench_subs_await(x->subs, r->expected, NULL, NULL);
+    r->received = bench_subs_received(x->subs, &r->stray);
+    t_last = bench_subs_last_ns(x->subs);
+    r->ran = true;
+    r->complete = r->received == r->expected;
+    r->seconds = t_last > m.t0 ? (double)(t_last - m.t0) / 1e9 : 0.0;
+    r->publish_s = (double)(pt.confirmed_ns - m.t0) / 1e9;
+    r->deliv_rate = r->seconds > 0 ? (double)r->received / r->seconds : 0.0;
+    if (rate > 0) {
+        r->rate = pt.rate > 0 ? pt.rate : rate;
+        bench_subs_lat(x->subs, &r->lat);
+    }
+    bb__finish(x, &m, 0, 0, r);
     return r->complete ? 0 : -1;
 }
 
@@ -388,6 +531,21 @@ static void bb__print(void *arg)
                    bb__us(b, sizeof(b), r->sync_us), r->complete ? "" : "  (incomplete)");
         }
     }
+    printf("\n3c. The feed path next to raw MQTT: the same deliveries published by this process\n"
+           "   straight to feed/<uid> (QoS 1, a service client of the same broker and plugin),\n"
+           "   in the same run. ratio: feed path / raw.\n");
+    printf("  %9s %6s | %12s %12s %6s | %8s %8s %8s %8s %8s\n", "followers", "online",
+           "deliveries/s", "raw", "ratio", "p50 ms", "raw", "p99 ms", "raw", "+p99 ms");
+    for (row = x->rows; row < x->rows + x->n; row++) {
+        printf("  %9zu %6zu | %12.0f %12.0f %6.2f | %8.2f %8.2f %8.2f %8.2f %8.2f%s\n",
+               row->followers, row->targets, row->deliver.deliv_rate, row->deliver_raw.deliv_rate,
+               row->deliver_raw.deliv_rate > 0
+                   ? row->deliver.deliv_rate / row->deliver_raw.deliv_rate
+                   : 0.0,
+               row->latency.lat.p50_ms, row->latency_raw.lat.p50_ms, row->latency.lat.p99_ms,
+               row->latency_raw.lat.p99_ms, row->latency.lat.p99_ms - row->latency_raw.lat.p99_ms,
+               row->deliver_raw.complete && row->latency_raw.complete ? "" : "  (incomplete)");
+    }
     printf("\n4. Where the time went: per process, %% of the run's wall time on a CPU (cpu)\n"
            "   and runnable but waiting for a CPU (wait), from /proc/*/task/*/schedstat.\n");
     printf(
@@ -400,6 +558,10 @@ static void bb__print(void *arg)
         bb__print_time("deliveries", x->rows[i].followers, &x->rows[i].deliver);
     for (i = 0; i < x->n; i++)
         bb__print_time("latency", x->rows[i].followers, &x->rows[i].latency);
+    for (i = 0; i < x->n; i++)
+        bb__print_time("raw deliv.", x->rows[i].followers, &x->rows[i].deliver_raw);
+    for (i = 0; i < x->n; i++)
+        bb__print_time("raw lat.", x->rows[i].followers, &x->rows[i].latency_raw);
     fflush(stdout);
 }
 
@@ -449,18 +611,26 @@ static int bb__runs(void *arg, bench_env *e)
     fprintf(stderr, "bench: connecting %zu subscribers...\n", o->online);
     for (k = 0, n = 16; k < x->n; k++) /* room for every latency run's receipts */
         n += bb__lat_posts(o, k) * x->rows[k].targets;
-    if (bench_subs_nodes(&x->subs, e, o->online, o->threads, n) != 0)
+    for (k = 0; k < x->n; k++) /* and the raw latency runs' */
+        n += bb__lat_posts(o, k) * x->rows[k].targets;
+    if (bench_subs_nodes(&x->subs, e, o->online, o->threads, n) != 0 || bb__raw_open(x) != 0)
         goto cleanup;
     for (k = 0, row = x->rows; k < x->n; k++, row++) {
         fprintf(stderr, "bench: deliveries, %zu followers (%zu online), %zu posts...\n",
                 row->followers, row->targets, (size_t)o->events.v[k]);
         if (bb__run(x, 20 + k, (size_t)o->events.v[k], 0, row, &row->deliver) != 0)
             goto cleanup;
+        fprintf(stderr, "bench: the same deliveries published raw...\n");
+        if (bb__raw_run(x, 50 + k, (size_t)o->events.v[k], 0, row, &row->deliver_raw) != 0)
+            goto cleanup;
     }
     for (k = 0, row = x->rows; k < x->n; k++, row++) {
         fprintf(stderr, "bench: latency, %zu followers, %.1f posts/s for %.0f s...\n",
                 row->followers, o->rates.v[k], o->lat_seconds);
         if (bb__run(x, 30 + k, bb__lat_posts(o, k), o->rates.v[k], row, &row->latency) != 0)
+            goto cleanup;
+        fprintf(stderr, "bench: the same latency run published raw...\n");
+        if (bb__raw_run(x, 60 + k, bb__lat_posts(o, k), o->rates.v[k], row, &row->latency_raw) != 0)
             goto cleanup;
         if (o->replicas == 0)
             continue;
@@ -478,6 +648,7 @@ static int bb__runs(void *arg, bench_env *e)
     bb__machine(x, 1);
     rc = 0;
 cleanup:
+    bb__raw_close(x);
     bench_subs_stop(x->subs);
     x->subs = NULL;
     return rc;
