@@ -236,12 +236,23 @@ static int env__send(ft_event_pub *p, int phase, size_t seq, size_t author, int6
     return ft_event_pub_post(p, "post.created", body);
 }
 
+int64_t bench_pace(int64_t start, size_t i, double rate)
+{
+    int64_t due = start + (int64_t)((double)i * 1e9 / rate);
+    struct timespec ts;
+
+    ts.tv_sec = (time_t)(due / 1000000000);
+    ts.tv_nsec = (long)(due % 1000000000);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+    return due;
+}
+
 int bench_publish(bench_env *e, int window, double rate, int phase, size_t n, size_t author0,
                   size_t n_authors, bench_pubtimes *pt)
 {
     ft_event_pub *p = &e->nodes.pub;
     int64_t start = fp_time_mono_ns(), due = start, sent;
-    struct timespec ts;
     size_t i;
 
     memset(pt, 0, sizeof(*pt));
@@ -249,14 +260,8 @@ int bench_publish(bench_env *e, int window, double rate, int phase, size_t n, si
         if (p->published - p->confirmed >= (uint64_t)window &&
             ft_event_pub_wait(p, p->published - (uint64_t)window + 1, BENCH_STALL_MS) != 0)
             return -1;
-        if (rate > 0) {
-            /* An absolute schedule: a late publish does not shift the next. */
-            due = start + (int64_t)((double)i * 1e9 / rate);
-            ts.tv_sec = (time_t)(due / 1000000000);
-            ts.tv_nsec = (long)(due % 1000000000);
-            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-                ;
-        }
+        if (rate > 0)
+            due = bench_pace(start, i, rate);
         sent = fp_time_mono_ns();
         if (rate > 0 && sent - due > pt->lag_ns)
             pt->lag_ns = sent - due;

@@ -177,6 +177,11 @@ typedef struct {
  * schedule). Each post's text carries its publish time. Waits for the last
  * confirm. Returns 0 or -1.
  */
+/* Sleeps until post i of a schedule of rate posts/s begun at start
+ * (monotonic ns) is due: an absolute schedule, so a late post does not
+ * shift the next. Returns the due time. */
+int64_t bench_pace(int64_t start, size_t i, double rate);
+
 int bench_publish(bench_env *e, int window, double rate, int phase, size_t n, size_t author0,
                   size_t n_authors, bench_pubtimes *pt);
 /* The text the subscribers parse: "fp:<phase>:<seq>:<ns>". */

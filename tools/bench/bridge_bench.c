@@ -12,13 +12,11 @@
  * client with its own network thread), the same payloads to the same
  * subscribers: how close the feed path gets to raw MQTT.
  */
-#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <mosquitto.h>
@@ -296,21 +294,15 @@ static void bb__raw_close(bb_ctx *x)
 static int bb__raw_publish(bb_ctx *x, double rate, int phase, size_t n, const bb_row *row,
                            bench_pubtimes *pt)
 {
-    int64_t start = fp_time_mono_ns(), due, sent;
+    int64_t start = fp_time_mono_ns(), sent;
     char payload[512], text[64], topic[32];
-    struct timespec ts;
     size_t i, j;
     int len;
 
     memset(pt, 0, sizeof(*pt));
     for (i = 0; i < n; i++) {
-        if (rate > 0) {
-            due = start + (int64_t)((double)i * 1e9 / rate);
-            ts.tv_sec = (time_t)(due / 1000000000);
-            ts.tv_nsec = (long)(due % 1000000000);
-            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-                ;
-        }
+        if (rate > 0)
+            bench_pace(start, i, rate);
         sent = fp_time_mono_ns();
         if (i == 0)
             pt->first_ns = sent;
