@@ -200,6 +200,18 @@ int ft_server_stop(ft_server *s)
     return -1;
 }
 
+int ft_servers_stop(ft_server *s, size_t n)
+{
+    int rc = 0;
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (ft_server_stop(&s[i]) != 0)
+            rc = -1;
+    }
+    return rc;
+}
+
 int ft_server_vhost(const ft_server *s, const char *name)
 {
     char *argv[] = {"fp-server", "vhost", (char *)s->dir, (char *)name, NULL};

@@ -51,6 +51,10 @@ int ft_server_restart(ft_server *s);
 /* Stops it (SIGTERM, then SIGKILL after 15 s). Returns 0 or -1. */
 int ft_server_stop(ft_server *s);
 
+/* ft_server_stop on each of n servers (a no-op for one already stopped
+ * or killed). Returns -1 if any stop failed. */
+int ft_servers_stop(ft_server *s, size_t n);
+
 /* Kills it with SIGKILL, as a crash would. Returns 0 or -1. */
 int ft_server_kill(ft_server *s);
 

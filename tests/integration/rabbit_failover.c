@@ -82,20 +82,15 @@ static int setup(void **state)
     return ft_node_env_start_opts(&env, 2, &o);
 }
 
+/* The nodes, then the cluster's port mapper. */
 static int teardown(void **state)
 {
-    int rc = 0, i;
+    int rc = ft_node_env_stop(&env);
 
     (void)state;
-    if (ft_node_env_stop(&env) != 0)
+    if (ft_servers_stop(rabbit, N_RABBIT) != 0)
         rc = -1;
-    for (i = 0; i < N_RABBIT; i++) {
-        if (ft_server_stop(&rabbit[i]) != 0) /* a no-op for one killed */
-            rc = -1;
-    }
-    if (ft_server_stop(&epmd) != 0)
-        rc = -1;
-    return rc;
+    return ft_servers_stop(&epmd, 1) != 0 ? -1 : rc;
 }
 
 static int cleanup(void **state)
