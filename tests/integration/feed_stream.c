@@ -431,17 +431,6 @@ int ft_watcher_count(ft_watcher *w, int from, int n)
     return got;
 }
 
-int ft_watcher_dups(ft_watcher *w, int from, int n)
-{
-    int i, dups = 0;
-
-    pthread_mutex_lock(&w->lock);
-    for (i = from; i < n; i++)
-        dups += w->seen[i] > 1;
-    pthread_mutex_unlock(&w->lock);
-    return dups;
-}
-
 int64_t ft_watcher_wait(ft_watcher *w, int from, int n, int timeout_ms)
 {
     int64_t t0 = fp_time_mono_ms();

@@ -123,8 +123,6 @@ void ft_watcher_wait_connected(ft_watcher *w, int connects);
 void ft_stream_wait_online(int node, const char *uid);
 /* How many of posts from..n-1 the watcher has seen at least once. */
 int ft_watcher_count(ft_watcher *w, int from, int n);
-/* How many of posts from..n-1 the watcher has seen more than once. */
-int ft_watcher_dups(ft_watcher *w, int from, int n);
 /* Waits (up to timeout_ms) until the watcher saw posts from..n-1; returns
  * the milliseconds it took or -1. */
 int64_t ft_watcher_wait(ft_watcher *w, int from, int n, int timeout_ms);
