@@ -28,6 +28,7 @@
 #define FP_KEY_NODES "nodes"                /* set of node ids that heartbeat */
 #define FP_KEY_NODE "node:"                 /* a node's heartbeat, with a TTL */
 #define FP_KEY_ONLINE "online:"             /* set of users connected to <node> */
+#define FP_KEY_SESSIONS "sessions:"         /* set of users with a persistent session on <node> */
 #define FP_KEY_STATS_BRIDGE "stats:bridge:" /* hash of a node's bridge counters */
 #define FP_KEY_SYNC "sync"                  /* bumped before WAIT (redis_min_replicas) */
 

@@ -7,9 +7,12 @@
  *   role service: publish feed/<id> (any valid id) and ribbon; subscribe
  *                 to and receive nothing.
  * Unsubscribing is always allowed. Everything else ($SYS/#, wildcards,
- * other users' feeds) is denied.
+ * other users' feeds) is denied. A persistent session that is offline is
+ * checked like its connection was (deliveries into it are reads), until
+ * its lifetime ends.
  */
 #include <string.h>
+#include <time.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -60,6 +63,12 @@ int fa_on_acl_check(int event, void *event_data, void *userdata)
     (void)event;
     s = fa_sessions_find(&pl->sessions, ev->client);
     if (s == NULL)
+        s = fa_held_adopt(pl, ev->client);
+    if (s == NULL)
+        return MOSQ_ERR_ACL_DENIED;
+    /* An offline persistent session past its lifetime takes nothing more
+     * (the sweep drops its record shortly). */
+    if (s->offline_until != 0 && (int64_t)time(NULL) >= s->offline_until)
         return MOSQ_ERR_ACL_DENIED;
     return fa_acl_allowed(s->role, s->sub, ev->topic, ev->access) ? MOSQ_ERR_SUCCESS
                                                                    : MOSQ_ERR_ACL_DENIED;

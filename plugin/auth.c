@@ -2,6 +2,10 @@
  * auth.c - MOSQ_EVT_BASIC_AUTH: the password is a JWT, the username must
  * equal its sub, and a revoked user's older tokens are refused.
  *
+ * The client id is checked too: "<user>:<name>" ids belong to their user,
+ * persistent sessions need one, and a user holds at most
+ * max_sessions_per_user of them on this node (held.c).
+ *
  * Every refusal is one log line naming the reason and the client id, never
  * the token. The check is CPU work only: the revocation table is an
  * in-memory copy kept current by the Redis thread, so a Redis outage never
@@ -107,14 +111,11 @@ static int auth__refuse(const char *client_id, const char *why)
 
 /*
  * Checks what the token alone cannot: username == sub, the revocation
- * cut-off, and that the client id is not held by another user's live
- * session (which would let one user kick another by taking over its id).
- * Returns 0 or MOSQ_ERR_AUTH (logged).
+ * cut-off, the reserved service prefix. Returns 0 or MOSQ_ERR_AUTH (logged).
  */
 static int auth__check_context(fa_plugin *pl, const char *client_id, const char *username,
                                const fp_jwt_claims *c)
 {
-    fa_session *holder;
     int64_t before;
     char why[160];
 
@@ -125,9 +126,6 @@ static int auth__check_context(fa_plugin *pl, const char *client_id, const char 
         snprintf(why, sizeof(why), "token of %s issued at or before its revocation", c->sub);
         return auth__refuse(client_id, why);
     }
-    holder = fa_sessions_find_id(&pl->sessions, client_id);
-    if (holder != NULL && strcmp(holder->sub, c->sub) != 0)
-        return auth__refuse(client_id, "client id is in use by another user");
     /* The bridges' client ids are reserved, so no user can squat on one
      * while a bridge reconnects. */
     if (c->role != FP_ROLE_SERVICE &&
@@ -137,14 +135,109 @@ static int auth__check_context(fa_plugin *pl, const char *client_id, const char 
     return 0;
 }
 
+/*
+ * Decides whether the session of this connection is held (kept after the
+ * connection ends) and checks the client id against its owner and the
+ * caps. MQTT 3.1.1 says it exactly (clean session off); MQTT 5's session
+ * expiry is not visible to plugins, so an MQTT 5 session with an owned id
+ * is held. Returns 0 with *held set, or MOSQ_ERR_AUTH (logged).
+ */
+static int auth__check_id(fa_plugin *pl, struct mosquitto *client, const char *client_id,
+                          const fp_jwt_claims *c, bool *held)
+{
+    char owner[FP_ID_BUFSZ], why[200];
+    bool owned = fa_client_id_owner(client_id, owner);
+    fa_session *holder = fa_sessions_find_id(&pl->sessions, client_id);
+    bool persistent;
+
+    *held = false;
+    if (owned && strcmp(owner, c->sub) != 0)
+        return auth__refuse(client_id, "client id belongs to another user");
+    if (holder != NULL && strcmp(holder->sub, c->sub) != 0)
+        return auth__refuse(client_id, "client id is in use by another user");
+    if (c->role != FP_ROLE_USER)
+        return 0;
+    if (mosquitto_client_protocol_version(client) == 5)
+        persistent = owned;
+    else
+        persistent = !mosquitto_client_clean_session(client);
+    if (persistent && !owned) {
+        snprintf(why, sizeof(why),
+                 "a persistent session (clean session off) needs a client id \"%s%c<name>\"",
+                 c->sub, FA_OWNER_SEP);
+        return auth__refuse(client_id, why);
+    }
+    if (persistent && (holder == NULL || !holder->held) &&
+        fa_presence_held(&pl->presence, c->sub) >= (unsigned)pl->opts.max_sessions_per_user) {
+        snprintf(why, sizeof(why), "%s already has %u persistent sessions on this node", c->sub,
+                 fa_presence_held(&pl->presence, c->sub));
+        return auth__refuse(client_id, why);
+    }
+    *held = persistent;
+    return 0;
+}
+
+/*
+ * Closes the live connection that holds client_id before a new one of the
+ * same user takes its session over, so an MQTT 5 client is told why
+ * (DISCONNECT, reason 0x98) rather than finding its socket closed. May
+ * free the holder's record (its disconnect runs inside the kick).
+ */
+static void auth__take_over(fa_plugin *pl, const char *client_id)
+{
+    fa_session *holder = fa_sessions_find_id(&pl->sessions, client_id);
+    char id[80];
+
+    if (holder == NULL || !holder->in_by_client || holder->offline_until != 0 || holder->kicked)
+        return;
+    holder->kicked = true;
+    fa_log_safe(client_id, id, sizeof(id));
+    mosquitto_log_printf(MOSQ_LOG_NOTICE,
+                         "feed_auth: disconnecting client \"%s\" of %s: session taken over", id,
+                         holder->sub);
+    mosquitto_kick_client_by_clientid(client_id, false);
+}
+
+/*
+ * Records the new session and counts it. A held session that replaces a
+ * held one of the same id is the same persistent session: counted up
+ * before the old is counted down, so presence never blinks.
+ */
+static int auth__record(fa_plugin *pl, struct mosquitto *client, const char *client_id,
+                        const fp_jwt_claims *c, bool held)
+{
+    fa_session *holder = fa_sessions_find_id(&pl->sessions, client_id);
+    bool holder_held = holder != NULL && holder->held;
+    char holder_sub[FP_ID_BUFSZ];
+    fa_session *s, *replaced;
+
+    if (holder_held)
+        memcpy(holder_sub, holder->sub, sizeof(holder_sub));
+    s = fa_sessions_add(&pl->sessions, client, client_id, c, &replaced);
+    if (s == NULL)
+        return -ENOMEM;
+    s->held = held;
+    /* Presence lists users; a bridge's connection is not one. */
+    if (c->role == FP_ROLE_USER)
+        fa_presence_up(&pl->presence, FA_SET_ONLINE, c->sub);
+    if (held)
+        fa_presence_up(&pl->presence, FA_SET_HELD, c->sub);
+    if (holder_held)
+        fa_presence_down(&pl->presence, FA_SET_HELD, holder_sub);
+    /* An offline record stays in by_client until the broker ends its old
+     * context (which it does while it completes this connect). */
+    return 0;
+}
+
 int fa_on_basic_auth(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_basic_auth *ev = event_data;
     fa_plugin *pl = userdata;
     const char *client_id = mosquitto_client_id(ev->client);
     fp_jwt_claims claims;
-    char reason[256], why[300], old_sub[FP_ID_BUFSZ];
-    fp_role old_role;
+    char reason[256], why[300];
+    fa_session *stale;
+    bool held;
     int rc;
 
     (void)event;
@@ -161,14 +254,16 @@ int fa_on_basic_auth(int event, void *event_data, void *userdata)
     rc = auth__check_context(pl, client_id, ev->username, &claims);
     if (rc != 0)
         return rc;
-    /* A connection authenticates once; never count one twice. */
-    if (fa_sessions_remove(&pl->sessions, ev->client, old_sub, &old_role) == 1 &&
-        old_role == FP_ROLE_USER)
-        fa_presence_session_down(&pl->presence, old_sub);
-    if (fa_sessions_add(&pl->sessions, ev->client, client_id, &claims) != 0)
+    /* A record at this address is stale: a connection authenticates once,
+     * and a context the broker freed (an expired session) may be reused. */
+    stale = fa_sessions_find(&pl->sessions, ev->client);
+    if (stale != NULL)
+        fa_held_drop(pl, stale);
+    rc = auth__check_id(pl, ev->client, client_id, &claims, &held);
+    if (rc != 0)
+        return rc;
+    auth__take_over(pl, client_id);
+    if (auth__record(pl, ev->client, client_id, &claims, held) != 0)
         return auth__refuse(client_id, "out of memory");
-    /* Presence lists users; a bridge's connection is not one. */
-    if (claims.role == FP_ROLE_USER)
-        fa_presence_session_up(&pl->presence, claims.sub);
     return MOSQ_ERR_SUCCESS;
 }

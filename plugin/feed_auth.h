@@ -10,6 +10,8 @@
  *   kick.c      MOSQ_EVT_DISCONNECT; MOSQ_EVT_TICK: kicks on expiry and
  *               revocation
  *   presence.c  per-user session counts handed to the Redis thread
+ *   held.c      persistent sessions: client id ownership, the offline
+ *               records that outlive a connection, their state file
  *   redis_sync.c  the background thread: presence writes, heartbeat,
  *               revocation feed (all Redis I/O happens there)
  *
@@ -39,6 +41,10 @@ struct mosquitto_opt;
  * bridges connect as feed-bridge-<node>). */
 #define FA_SERVICE_CLIENT_PREFIX "feed-bridge-"
 
+/* A client id "<user>:<name>" belongs to <user>: no one else may use it.
+ * Persistent sessions need such an id (held.c). */
+#define FA_OWNER_SEP ':'
+
 /* ------------------------------------------------------------- options */
 
 typedef struct {
@@ -51,6 +57,9 @@ typedef struct {
     char *node_id;
     fp_redis_options redis;     /* redis_host ... redis_master_name */
     int64_t heartbeat_interval; /* seconds; node:<id> lives 3 intervals */
+    int64_t session_max_lifetime;  /* seconds a persistent session outlives its connection */
+    int64_t max_sessions_per_user; /* persistent sessions per user on this node */
+    char *session_file;            /* where held sessions survive a restart; NULL = nowhere */
 } fa_options;
 
 /* Parses the plugin_opt_* pairs. Returns 0 or -EINVAL with err filled. */
@@ -68,14 +77,19 @@ bool fa_acl_allowed(fp_role role, const char *sub, const char *topic, int access
 /* ------------------------------------------------------------ sessions */
 
 typedef struct fa_session {
-    struct mosquitto *client; /* key of by_client */
+    struct mosquitto *client; /* key of by_client; NULL for a record loaded
+                               * from the state file until the broker's
+                               * restored session shows up (fa_held_adopt) */
     char *client_id;          /* key of by_id (only the newest session per id) */
     char sub[FP_ID_BUFSZ];
     fp_role role;
     int64_t exp;
     int64_t iat; /* 0 when the token had none */
     bool in_by_id;
+    bool in_by_client;
     bool kicked; /* a kick was issued; its disconnect is on the way */
+    bool held;   /* a persistent session: kept after its connection ends */
+    int64_t offline_until; /* 0 while connected; else unix s when it expires */
     UT_hash_handle hh_client;
     UT_hash_handle hh_id;
 } fa_session;
@@ -90,14 +104,40 @@ typedef struct {
 fa_session *fa_sessions_find(fa_sessions *t, const struct mosquitto *client);
 /* The newest session using this client id, NULL if none. */
 fa_session *fa_sessions_find_id(fa_sessions *t, const char *client_id);
-/* Adds a session (claims already verified). Returns 0 or -ENOMEM. */
-int fa_sessions_add(fa_sessions *t, struct mosquitto *client, const char *client_id,
-                    const fp_jwt_claims *c);
-/* Removes and frees the session of client; returns 1 if there was one,
- * with its sub and role in *sub_out / *role_out (each may be NULL). */
-int fa_sessions_remove(fa_sessions *t, const struct mosquitto *client, char *sub_out,
-                       fp_role *role_out);
+/* Adds a session (claims already verified; client NULL: a record loaded
+ * from the state file). The session it replaces in by_id (if any) is
+ * returned in *replaced, still in by_client, or freed already (*replaced
+ * NULL) when it had no client. Returns the new session or NULL (ENOMEM). */
+fa_session *fa_sessions_add(fa_sessions *t, struct mosquitto *client, const char *client_id,
+                            const fp_jwt_claims *c, fa_session **replaced);
+/* Indexes s by client (a loaded record meeting its restored session). */
+void fa_sessions_bind(fa_sessions *t, fa_session *s, struct mosquitto *client);
+/* Removes and frees s. */
+void fa_sessions_free(fa_sessions *t, fa_session *s);
 void fa_sessions_clear(fa_sessions *t);
+
+/* ------------------------------------------------------------ held sessions */
+
+/* The owner of a client id "<user>:<name>" into owner (FP_ID_BUFSZ).
+ * False when the id has no valid owner part. */
+bool fa_client_id_owner(const char *client_id, char owner[FP_ID_BUFSZ]);
+
+struct fa_plugin;
+/* Ends s's record as a connection goes: a held session stays (offline,
+ * until session_max_lifetime), anything else is freed. Counts presence. */
+void fa_held_connection_gone(struct fa_plugin *pl, fa_session *s);
+/* Forgets s whatever it is (expired, replaced, stale). Counts presence. */
+void fa_held_drop(struct fa_plugin *pl, fa_session *s);
+/* The record of a client the plugin never authenticated: a session the
+ * broker restored from its persistence file, matched by client id to a
+ * record from the state file. NULL when there is none. */
+fa_session *fa_held_adopt(struct fa_plugin *pl, struct mosquitto *client);
+/* Drops offline records past their lifetime. */
+void fa_held_expire(struct fa_plugin *pl, int64_t now);
+/* Loads / saves plugin_opt_session_file (no file set: nothing, 0).
+ * Returns 0 or -errno (logged). */
+int fa_held_load(struct fa_plugin *pl);
+int fa_held_save(struct fa_plugin *pl);
 
 /* ------------------------------------------------------------ revocations */
 
@@ -122,9 +162,14 @@ int64_t fa_revocations_get(fa_revocations *r, const char *sub);
 
 /* ------------------------------------------------------------ presence */
 
+/* The two sets presence keeps per node: users connected now
+ * (online:<node>) and users with a persistent session there, connected or
+ * not (sessions:<node>). Routing sends to a node in either. */
+typedef enum { FA_SET_ONLINE = 0, FA_SET_HELD = 1, FA_SETS } fa_presence_set;
+
 typedef struct fa_presence_user {
     char sub[FP_ID_BUFSZ];
-    unsigned sessions;
+    unsigned count[FA_SETS]; /* connections; held sessions */
     UT_hash_handle hh;
 } fa_presence_user;
 
@@ -132,9 +177,16 @@ typedef enum { FA_PRESENCE_ADD = 1, FA_PRESENCE_REMOVE } fa_presence_op;
 
 typedef struct fa_presence_delta {
     fa_presence_op op;
+    fa_presence_set set;
     char sub[FP_ID_BUFSZ];
     struct fa_presence_delta *next;
 } fa_presence_delta;
+
+/* One user of a snapshot and the sets it belongs to. */
+typedef struct {
+    char sub[FP_ID_BUFSZ];
+    bool in[FA_SETS];
+} fa_presence_entry;
 
 typedef struct {
     pthread_mutex_t lock;
@@ -148,15 +200,18 @@ typedef struct {
 
 int fa_presence_init(fa_presence *p);
 void fa_presence_destroy(fa_presence *p);
-/* Broker thread: one more / one fewer session of sub on this node. Only
- * role user sessions count: presence lists users, not the bridges. */
-void fa_presence_session_up(fa_presence *p, const char *sub);
-void fa_presence_session_down(fa_presence *p, const char *sub);
+/* Broker thread: one more / one fewer connection (FA_SET_ONLINE) or held
+ * session (FA_SET_HELD) of sub on this node. Only role user sessions
+ * count: presence lists users, not the bridges. */
+void fa_presence_up(fa_presence *p, fa_presence_set set, const char *sub);
+void fa_presence_down(fa_presence *p, fa_presence_set set, const char *sub);
+/* How many held sessions sub has on this node. */
+unsigned fa_presence_held(fa_presence *p, const char *sub);
 /* Redis thread: takes the queued deltas (caller frees with
  * fa_presence_deltas_free); *resync set when the queue overflowed. */
 fa_presence_delta *fa_presence_take(fa_presence *p, bool *resync);
 /* Redis thread: a snapshot of all users (malloc'd array), clears the queue. */
-char (*fa_presence_snapshot(fa_presence *p, size_t *n))[FP_ID_BUFSZ];
+fa_presence_entry *fa_presence_snapshot(fa_presence *p, size_t *n);
 void fa_presence_deltas_free(fa_presence_delta *d);
 
 /* ------------------------------------------------------------ redis thread */
@@ -173,7 +228,7 @@ void fa_redis_drain_log(fa_redis *rs);
 
 /* ------------------------------------------------------------ plugin */
 
-typedef struct {
+typedef struct fa_plugin {
     fa_options opts;
     fp_jwt_verifier *verifier;
     fa_sessions sessions;

@@ -1,9 +1,10 @@
 /*
- * kick.c - the end of sessions: disconnects, and kicking clients whose
+ * kick.c - the end of connections: disconnects, and kicking clients whose
  * token expired or whose user was revoked.
  *
- * MOSQ_EVT_TICK runs on the broker thread many times a second. Expiry is
- * checked at most KICK__EXPIRY_PERIOD_MS apart; revocations as soon as the
+ * MOSQ_EVT_TICK runs on the broker thread many times a second. Expiry (of
+ * tokens, and of offline persistent sessions, held.c) is checked at most
+ * KICK__EXPIRY_PERIOD_MS apart; revocations as soon as the
  * Redis thread has raised one. Both walk the session table, which costs
  * O(sessions) per walk: fine for tens of thousands of sessions per node,
  * a heap keyed by exp would be the next step beyond that.
@@ -23,12 +24,12 @@ int fa_on_disconnect(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_disconnect *ev = event_data;
     fa_plugin *pl = userdata;
-    char sub[FP_ID_BUFSZ];
-    fp_role role;
+    fa_session *s;
 
     (void)event;
-    if (fa_sessions_remove(&pl->sessions, ev->client, sub, &role) == 1 && role == FP_ROLE_USER)
-        fa_presence_session_down(&pl->presence, sub);
+    s = fa_sessions_find(&pl->sessions, ev->client);
+    if (s != NULL)
+        fa_held_connection_gone(pl, s);
     return MOSQ_ERR_SUCCESS;
 }
 
@@ -51,6 +52,8 @@ static const char *kick__reason(fa_plugin *pl, const fa_session *s, int64_t now,
  * Collects the client ids to kick first and kicks afterwards, because a
  * kick may remove sessions from the table. Only the newest session of a
  * client id is kicked by id; an older one is already being taken over.
+ * Offline sessions are never kicked: they have no connection, and
+ * kicking a disconnected context is not something mosquitto 2.0 handles.
  * Allocates only when something is due.
  */
 static void kick__sweep(fa_plugin *pl, int64_t now, bool revocations)
@@ -61,7 +64,9 @@ static void kick__sweep(fa_plugin *pl, int64_t now, bool revocations)
     size_t n = 0, i;
 
     HASH_ITER(hh_client, pl->sessions.by_client, s, tmp) {
-        why = s->in_by_id && !s->kicked ? kick__reason(pl, s, now, revocations) : NULL;
+        why = s->in_by_id && !s->kicked && s->offline_until == 0
+                  ? kick__reason(pl, s, now, revocations)
+                  : NULL;
         if (why == NULL)
             continue;
         if (ids == NULL)
@@ -98,5 +103,6 @@ int fa_on_tick(int event, void *event_data, void *userdata)
         return MOSQ_ERR_SUCCESS;
     pl->next_expiry_check_ms = now_ms + KICK__EXPIRY_PERIOD_MS;
     kick__sweep(pl, (int64_t)time(NULL), revocations);
+    fa_held_expire(pl, (int64_t)time(NULL));
     return MOSQ_ERR_SUCCESS;
 }

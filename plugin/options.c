@@ -36,6 +36,13 @@ static const fp_conf_opt options__table[] = {
     FP_REDIS_CONF_OPTIONS(fa_options, redis),
     {"heartbeat_interval", FP_CONF_INT, offsetof(fa_options, heartbeat_interval), "5", 1, 300,
      false, "seconds between node heartbeats (the key lives 3 intervals)"},
+    {"session_max_lifetime", FP_CONF_INT, offsetof(fa_options, session_max_lifetime), "86400", 1,
+     31536000, false,
+     "seconds a persistent session outlives its connection (= persistent_client_expiration)"},
+    {"max_sessions_per_user", FP_CONF_INT, offsetof(fa_options, max_sessions_per_user), "8", 1,
+     10000, false, "persistent sessions one user may hold on this node"},
+    {"session_file", FP_CONF_STRING, offsetof(fa_options, session_file), NULL, 0, 0, false,
+     "file keeping persistent sessions over a broker restart (unset: not kept)"},
 };
 #define OPTIONS__N (sizeof(options__table) / sizeof(options__table[0]))
 

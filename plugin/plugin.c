@@ -122,6 +122,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         goto error_verifier;
     if (fa_revocations_init(&pl->revocations) != 0)
         goto error_presence;
+    if (fa_held_load(pl) != 0)
+        goto error_held;
     if (fa_redis_start(&pl->redis, &pl->opts, &pl->presence, &pl->revocations) != 0) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot start the Redis thread");
         goto error_revocations;
@@ -143,6 +145,8 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 error_redis:
     fa_redis_stop(pl->redis);
 error_revocations:
+error_held:
+    fa_sessions_clear(&pl->sessions);
     fa_revocations_destroy(&pl->revocations);
 error_presence:
     fa_presence_destroy(&pl->presence);
@@ -164,6 +168,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
     if (pl == NULL)
         return MOSQ_ERR_SUCCESS;
     plugin__unregister(PLUGIN__N_CALLBACKS);
+    fa_held_save(pl);
     fa_redis_stop(pl->redis);
     fa_sessions_clear(&pl->sessions);
     fa_revocations_destroy(&pl->revocations);

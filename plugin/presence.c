@@ -1,10 +1,10 @@
 /*
- * presence.c - how many sessions each user has on this node, and the
- * changes Redis has not seen yet.
+ * presence.c - how many connections and persistent sessions each user has
+ * on this node, and the changes Redis has not seen yet.
  *
- * The broker thread counts sessions per user; only the transitions 0 -> 1
- * (SADD online:<node>) and 1 -> 0 (SREM) become deltas for the Redis
- * thread, which it is woken for through a pipe. When Redis is away the
+ * The broker thread counts both per user; only the transitions 0 -> 1
+ * (SADD online:<node> or sessions:<node>) and 1 -> 0 (SREM) become deltas
+ * for the Redis thread, which it is woken for through a pipe. When Redis is away the
  * queue grows up to PRESENCE__QUEUE_MAX and is then dropped in favour of a
  * full resync (a snapshot of the table), which also happens after every
  * reconnect. So presence is exact once Redis is back, whatever happened
@@ -69,7 +69,7 @@ void fa_presence_destroy(fa_presence *p)
  * queue is dropped and a resync requested instead. Returns true when the
  * Redis thread must be woken: the queue was empty (a non-empty queue has
  * its wake-up pending already, and the thread takes the whole queue). */
-static bool presence__queue(fa_presence *p, fa_presence_op op, const char *sub)
+static bool presence__queue(fa_presence *p, fa_presence_op op, fa_presence_set set, const char *sub)
 {
     bool was_idle = p->head == NULL && !p->overflow;
     fa_presence_delta *d = NULL;
@@ -85,6 +85,7 @@ static bool presence__queue(fa_presence *p, fa_presence_op op, const char *sub)
         return was_idle;
     }
     d->op = op;
+    d->set = set;
     memcpy(d->sub, sub, sizeof(d->sub));
     *p->tail = d;
     p->tail = &d->next;
@@ -101,7 +102,7 @@ static void presence__wake(fa_presence *p)
         return;
 }
 
-void fa_presence_session_up(fa_presence *p, const char *sub)
+void fa_presence_up(fa_presence *p, fa_presence_set set, const char *sub)
 {
     fa_presence_user *u = NULL;
     bool wake = false;
@@ -116,28 +117,42 @@ void fa_presence_session_up(fa_presence *p, const char *sub)
             HASH_ADD_STR(p->users, sub, u);
         }
     }
-    if (u != NULL && u->sessions++ == 0)
-        wake = presence__queue(p, FA_PRESENCE_ADD, sub);
+    if (u != NULL && u->count[set]++ == 0)
+        wake = presence__queue(p, FA_PRESENCE_ADD, set, sub);
     pthread_mutex_unlock(&p->lock);
     if (wake)
         presence__wake(p);
 }
 
-void fa_presence_session_down(fa_presence *p, const char *sub)
+void fa_presence_down(fa_presence *p, fa_presence_set set, const char *sub)
 {
     fa_presence_user *u = NULL;
     bool wake = false;
 
     pthread_mutex_lock(&p->lock);
     HASH_FIND_STR(p->users, sub, u);
-    if (u != NULL && --u->sessions == 0) {
-        HASH_DEL(p->users, u);
-        free(u);
-        wake = presence__queue(p, FA_PRESENCE_REMOVE, sub);
+    if (u != NULL && u->count[set] > 0 && --u->count[set] == 0) {
+        wake = presence__queue(p, FA_PRESENCE_REMOVE, set, sub);
+        if (u->count[FA_SET_ONLINE] == 0 && u->count[FA_SET_HELD] == 0) {
+            HASH_DEL(p->users, u);
+            free(u);
+        }
     }
     pthread_mutex_unlock(&p->lock);
     if (wake)
         presence__wake(p);
+}
+
+unsigned fa_presence_held(fa_presence *p, const char *sub)
+{
+    fa_presence_user *u = NULL;
+    unsigned n;
+
+    pthread_mutex_lock(&p->lock);
+    HASH_FIND_STR(p->users, sub, u);
+    n = u != NULL ? u->count[FA_SET_HELD] : 0;
+    pthread_mutex_unlock(&p->lock);
+    return n;
 }
 
 fa_presence_delta *fa_presence_take(fa_presence *p, bool *resync)
@@ -155,18 +170,22 @@ fa_presence_delta *fa_presence_take(fa_presence *p, bool *resync)
     return d;
 }
 
-char (*fa_presence_snapshot(fa_presence *p, size_t *n))[FP_ID_BUFSZ]
+fa_presence_entry *fa_presence_snapshot(fa_presence *p, size_t *n)
 {
-    char(*all)[FP_ID_BUFSZ];
+    fa_presence_entry *all;
     fa_presence_user *u, *tmp;
     size_t i = 0, count;
+    int k;
 
     pthread_mutex_lock(&p->lock);
     count = HASH_COUNT(p->users);
     all = malloc((count > 0 ? count : 1) * sizeof(*all));
     if (all != NULL) {
         HASH_ITER(hh, p->users, u, tmp) {
-            memcpy(all[i++], u->sub, FP_ID_BUFSZ);
+            memcpy(all[i].sub, u->sub, FP_ID_BUFSZ);
+            for (k = 0; k < FA_SETS; k++)
+                all[i].in[k] = u->count[k] > 0;
+            i++;
         }
         /* The snapshot supersedes whatever was queued. */
         fa_presence_deltas_free(p->head);

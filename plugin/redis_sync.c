@@ -2,9 +2,10 @@
  * redis_sync.c - the plugin's background thread: every byte of Redis I/O
  * the plugin does happens here, never on the broker thread.
  *
- *  - presence: online:<node> follows the local session table; after every
- *    (re)connect it is rewritten whole (MULTI, DEL, SADD ..., EXEC), which
- *    also clears what a previous run of this node left behind;
+ *  - presence: online:<node> (connected users) and sessions:<node> (users
+ *    with a persistent session here) follow the local tables; after every
+ *    (re)connect both are rewritten whole (MULTI, DEL, SADD ..., EXEC),
+ *    which also clears what a previous run of this node left behind;
  *  - heartbeat: node:<node> with a TTL of 3 intervals, and <node> in nodes;
  *  - revocations: SUBSCRIBE to the channel <prefix>revoked (messages
  *    "<user id> <before>"), then load every <prefix>revoked:<uid> key, so
@@ -63,6 +64,7 @@ struct fa_redis {
     int64_t next_attempt_ms;
     int64_t next_heartbeat_ms;
     char key_online[REDIS__KEY_MAX];
+    char key_sessions[REDIS__KEY_MAX];
     char key_node[REDIS__KEY_MAX];
     char key_nodes[REDIS__KEY_MAX];
     char key_revoked[REDIS__KEY_MAX];  /* "<prefix>revoked:" */
@@ -214,12 +216,45 @@ static int redis__heartbeat(fa_redis *rs, bool *lapsed)
     return redis__drain_replies(rs, 1, "heartbeat");
 }
 
-/* Rewrites online:<node> from the local table in one transaction. */
+/* The key of a presence set. */
+static const char *redis__set_key(const fa_redis *rs, fa_presence_set set)
+{
+    return set == FA_SET_HELD ? rs->key_sessions : rs->key_online;
+}
+
+/* Appends SADD key user... for the snapshot's users in set, in chunks.
+ * Returns the number of commands appended. */
+static size_t redis__append_sadds(fa_redis *rs, const fa_presence_entry *users, size_t n,
+                                  fa_presence_set set)
+{
+    const char *argv[REDIS__SADD_CHUNK + 2];
+    size_t i, k = 0, cmds = 0;
+
+    argv[0] = "SADD";
+    argv[1] = redis__set_key(rs, set);
+    for (i = 0; i < n; i++) {
+        if (!users[i].in[set])
+            continue;
+        argv[2 + k++] = users[i].sub;
+        if (k == REDIS__SADD_CHUNK) {
+            redisAppendCommandArgv(rs->cmd, (int)k + 2, argv, NULL);
+            cmds++;
+            k = 0;
+        }
+    }
+    if (k > 0) {
+        redisAppendCommandArgv(rs->cmd, (int)k + 2, argv, NULL);
+        cmds++;
+    }
+    return cmds;
+}
+
+/* Rewrites online:<node> and sessions:<node> from the local table in one
+ * transaction. */
 static int redis__resync(fa_redis *rs)
 {
-    char(*users)[FP_ID_BUFSZ];
-    const char *argv[REDIS__SADD_CHUNK + 2];
-    size_t n, i, k, replies = 3;
+    fa_presence_entry *users;
+    size_t n, replies = 3;
     int rc;
 
     users = fa_presence_snapshot(rs->presence, &n);
@@ -228,15 +263,9 @@ static int redis__resync(fa_redis *rs)
         return -ENOMEM;
     }
     redisAppendCommand(rs->cmd, "MULTI");
-    redisAppendCommand(rs->cmd, "DEL %s", rs->key_online);
-    for (i = 0; i < n; i += k) {
-        argv[0] = "SADD";
-        argv[1] = rs->key_online;
-        for (k = 0; k < REDIS__SADD_CHUNK && i + k < n; k++)
-            argv[k + 2] = users[i + k];
-        redisAppendCommandArgv(rs->cmd, (int)k + 2, argv, NULL);
-        replies++;
-    }
+    redisAppendCommand(rs->cmd, "DEL %s %s", rs->key_online, rs->key_sessions);
+    replies += redis__append_sadds(rs, users, n, FA_SET_ONLINE);
+    replies += redis__append_sadds(rs, users, n, FA_SET_HELD);
     redisAppendCommand(rs->cmd, "EXEC");
     rc = redis__drain_replies(rs, replies, "presence resync");
     free(users);
@@ -261,7 +290,7 @@ static int redis__flush_presence(fa_redis *rs)
     }
     for (d = all; d != NULL; d = d->next, n++)
         redisAppendCommand(rs->cmd, "%s %s %s", d->op == FA_PRESENCE_ADD ? "SADD" : "SREM",
-                           rs->key_online, d->sub);
+                           redis__set_key(rs, d->set), d->sub);
     fa_presence_deltas_free(all);
     if (n == 0)
         return 0;
@@ -547,6 +576,8 @@ int fa_redis_start(fa_redis **out, const fa_options *o, fa_presence *p, fa_revoc
     }
     rc = -ENAMETOOLONG;
     if (fp_key(rs->key_online, REDIS__KEY_MAX, o->redis.prefix, FP_KEY_ONLINE, o->node_id) != 0 ||
+        fp_key(rs->key_sessions, REDIS__KEY_MAX, o->redis.prefix, FP_KEY_SESSIONS, o->node_id) !=
+            0 ||
         fp_key(rs->key_node, REDIS__KEY_MAX, o->redis.prefix, FP_KEY_NODE, o->node_id) != 0 ||
         fp_key(rs->key_nodes, REDIS__KEY_MAX, o->redis.prefix, FP_KEY_NODES, NULL) != 0 ||
         fp_key(rs->key_revoked, REDIS__KEY_MAX, o->redis.prefix, FP_KEY_REVOKED, NULL) != 0 ||
@@ -577,7 +608,7 @@ static void redis__withdraw(fa_redis *rs)
         rs->cmd = redis__open(rs);
     if (rs->cmd == NULL)
         return;
-    redisAppendCommand(rs->cmd, "DEL %s %s", rs->key_online, rs->key_node);
+    redisAppendCommand(rs->cmd, "DEL %s %s %s", rs->key_online, rs->key_sessions, rs->key_node);
     redisAppendCommand(rs->cmd, "SREM %s %s", rs->key_nodes, rs->o->node_id);
     redis__drain_replies(rs, 2, "withdraw");
 }

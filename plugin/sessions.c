@@ -3,9 +3,11 @@
  *
  * Indexed twice with uthash: by the broker's client pointer (ACL checks,
  * disconnects) and by client id (kicks go through
- * mosquitto_kick_client_by_clientid). When a client id is taken over by a
- * new connection, the id index points at the newest session only; the old
- * one stays findable by pointer until its disconnect arrives.
+ * mosquitto_kick_client_by_clientid; ownership). When a client id is taken
+ * over by a new connection, the id index points at the newest session
+ * only; the old one stays findable by pointer until its disconnect
+ * arrives. A record loaded from the state file (held.c) has no client
+ * until its restored session is met, so it is in by_id only.
  * Broker thread only.
  */
 #include <errno.h>
@@ -30,20 +32,38 @@ fa_session *fa_sessions_find_id(fa_sessions *t, const char *client_id)
     return s;
 }
 
-int fa_sessions_add(fa_sessions *t, struct mosquitto *client, const char *client_id,
-                    const fp_jwt_claims *c)
+bool fa_client_id_owner(const char *client_id, char owner[FP_ID_BUFSZ])
+{
+    const char *sep;
+    size_t len;
+
+    if (client_id == NULL)
+        return false;
+    sep = strchr(client_id, FA_OWNER_SEP);
+    if (sep == NULL)
+        return false;
+    len = (size_t)(sep - client_id);
+    if (!fp_id_valid_n(client_id, len))
+        return false;
+    memcpy(owner, client_id, len);
+    owner[len] = '\0';
+    return true;
+}
+
+fa_session *fa_sessions_add(fa_sessions *t, struct mosquitto *client, const char *client_id,
+                            const fp_jwt_claims *c, fa_session **replaced)
 {
     fa_session *s, *old;
 
+    *replaced = NULL;
     s = calloc(1, sizeof(*s));
     if (s == NULL)
-        return -ENOMEM;
+        return NULL;
     s->client_id = strdup(client_id);
     if (s->client_id == NULL) {
         free(s);
-        return -ENOMEM;
+        return NULL;
     }
-    s->client = client;
     memcpy(s->sub, c->sub, sizeof(s->sub));
     s->role = c->role;
     s->exp = c->exp;
@@ -52,17 +72,30 @@ int fa_sessions_add(fa_sessions *t, struct mosquitto *client, const char *client
     if (old != NULL) {
         HASH_DELETE(hh_id, t->by_id, old);
         old->in_by_id = false;
+        if (old->in_by_client)
+            *replaced = old;
+        else
+            fa_sessions_free(t, old); /* a loaded record: nothing else knows it */
     }
-    HASH_ADD(hh_client, t->by_client, client, sizeof(s->client), s);
     HASH_ADD_KEYPTR(hh_id, t->by_id, s->client_id, strlen(s->client_id), s);
     s->in_by_id = true;
     t->count++;
-    return 0;
+    if (client != NULL)
+        fa_sessions_bind(t, s, client);
+    return s;
 }
 
-static void sessions__free(fa_sessions *t, fa_session *s)
+void fa_sessions_bind(fa_sessions *t, fa_session *s, struct mosquitto *client)
 {
-    HASH_DELETE(hh_client, t->by_client, s);
+    s->client = client;
+    HASH_ADD(hh_client, t->by_client, client, sizeof(s->client), s);
+    s->in_by_client = true;
+}
+
+void fa_sessions_free(fa_sessions *t, fa_session *s)
+{
+    if (s->in_by_client)
+        HASH_DELETE(hh_client, t->by_client, s);
     if (s->in_by_id)
         HASH_DELETE(hh_id, t->by_id, s);
     t->count--;
@@ -70,26 +103,15 @@ static void sessions__free(fa_sessions *t, fa_session *s)
     free(s);
 }
 
-int fa_sessions_remove(fa_sessions *t, const struct mosquitto *client, char *sub_out,
-                       fp_role *role_out)
-{
-    fa_session *s = fa_sessions_find(t, client);
-
-    if (s == NULL)
-        return 0;
-    if (sub_out != NULL)
-        memcpy(sub_out, s->sub, FP_ID_BUFSZ);
-    if (role_out != NULL)
-        *role_out = s->role;
-    sessions__free(t, s);
-    return 1;
-}
-
 void fa_sessions_clear(fa_sessions *t)
 {
     fa_session *s, *tmp;
 
     HASH_ITER(hh_client, t->by_client, s, tmp) {
-        sessions__free(t, s);
+        fa_sessions_free(t, s);
+    }
+    HASH_ITER(hh_id, t->by_id, s, tmp)
+    {
+        fa_sessions_free(t, s);
     }
 }

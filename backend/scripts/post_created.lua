@@ -5,7 +5,7 @@
 --       "1" when explicit recipients follow (ARGV[8..]) or "0" to use
 --       followers:<author>.
 -- Keys (built from the prefix): post:<id>, fanout:<id>, followers:<author>,
--- feed:<uid> of every recipient, nodes, node:<n>, online:<n>.
+-- feed:<uid> of every recipient, nodes, node:<n>, online:<n>, sessions:<n>.
 --
 -- Recipients are the explicit list or the author's followers, plus the
 -- author. post:<id> is written only if absent. fanout:<id> marks a post

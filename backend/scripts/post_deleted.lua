@@ -3,7 +3,8 @@
 --
 -- ARGV: prefix, post id, author id, marker TTL (s).
 -- Keys (built from the prefix): post:<id>, fanout:<id>, followers:<author>,
--- feed:<uid> of the author and each follower, nodes, node:<n>, online:<n>.
+-- feed:<uid> of the author and each follower, nodes, node:<n>, online:<n>,
+-- sessions:<n>.
 --
 -- DEL post:<id>; fanout:<id> becomes the tombstone "deleted" (so a
 -- redelivered post.created cannot bring the post back); the id is LREM'd

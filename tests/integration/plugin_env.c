@@ -175,9 +175,9 @@ static void mqtt__on_connect(struct mosquitto *m, void *obj, int rc, int flags,
     ft_mqtt *c = obj;
 
     (void)m;
-    (void)flags;
     (void)props;
     c->connack = rc;
+    c->session_present = (flags & 1) != 0;
     c->connected_at_ms = fp_time_mono_ms();
 }
 
@@ -187,8 +187,9 @@ static void mqtt__on_disconnect(struct mosquitto *m, void *obj, int rc,
     ft_mqtt *c = obj;
 
     (void)m;
-    (void)rc;
     (void)props;
+    if (c->disconnect_rc < 0)
+        c->disconnect_rc = rc;
     c->disconnected = true;
     if (c->closed_at_ms == 0)
         c->closed_at_ms = fp_time_mono_ms();
@@ -223,6 +224,8 @@ static void mqtt__on_message(struct mosquitto *m, void *obj, const struct mosqui
     c->last_payload[n] = '\0';
     snprintf(c->last_topic, sizeof(c->last_topic), "%s", msg->topic);
     c->last_retain = msg->retain;
+    if (c->received < 16)
+        snprintf(c->payloads[c->received], sizeof(c->payloads[0]), "%.255s", c->last_payload);
     c->received++;
 }
 
@@ -255,11 +258,22 @@ static void mqtt__loop(ft_mqtt *c, int ms)
 int ft_mqtt_connect(ft_mqtt *c, int port, const char *client_id, const char *user,
                     const char *password, int protocol, int timeout_ms)
 {
+    return ft_mqtt_connect_session(c, port, client_id, user, password, protocol, true, 0,
+                                   timeout_ms);
+}
+
+int ft_mqtt_connect_session(ft_mqtt *c, int port, const char *client_id, const char *user,
+                            const char *password, int protocol, bool clean, uint32_t session_expiry,
+                            int timeout_ms)
+{
     int64_t end = fp_time_mono_ms() + timeout_ms;
+    mosquitto_property *props = NULL;
+    int rc;
 
     memset(c, 0, sizeof(*c));
     c->connack = -1;
-    c->m = mosquitto_new(client_id, true, c);
+    c->disconnect_rc = -1;
+    c->m = mosquitto_new(client_id, clean, c);
     if (c->m == NULL)
         return -1;
     mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION,
@@ -271,7 +285,13 @@ int ft_mqtt_connect(ft_mqtt *c, int port, const char *client_id, const char *use
     mosquitto_publish_v5_callback_set(c->m, mqtt__on_publish);
     if (user != NULL && mosquitto_username_pw_set(c->m, user, password) != MOSQ_ERR_SUCCESS)
         return -1;
-    if (mosquitto_connect(c->m, "127.0.0.1", port, 60) != MOSQ_ERR_SUCCESS)
+    if (protocol == 5 && session_expiry > 0 &&
+        mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, session_expiry) !=
+            MOSQ_ERR_SUCCESS)
+        return -1;
+    rc = mosquitto_connect_bind_v5(c->m, "127.0.0.1", port, 60, NULL, props);
+    mosquitto_property_free_all(&props);
+    if (rc != MOSQ_ERR_SUCCESS)
         return -1;
     while (c->connack < 0 && !c->disconnected && fp_time_mono_ms() < end)
         mqtt__loop(c, 50);

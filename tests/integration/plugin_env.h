@@ -92,6 +92,10 @@ typedef struct {
     char last_topic[256];
     char last_payload[4096];
     bool last_retain;
+    bool session_present;   /* the CONNACK's flag */
+    int disconnect_rc;      /* v5: the server's DISCONNECT reason code; else the
+                               library's error (e.g. MOSQ_ERR_CONN_LOST); -1 */
+    char payloads[16][256]; /* the first 16 messages' payloads, cut to 255 */
 } ft_mqtt;
 
 
@@ -101,6 +105,12 @@ typedef struct {
  * ft_mqtt_close() either way. client_id NULL = generated. */
 int ft_mqtt_connect(ft_mqtt *c, int port, const char *client_id, const char *user,
                     const char *password, int protocol, int timeout_ms);
+
+/* The same with the session flags: clean (3.1.1 clean session, v5 clean
+ * start) and, for v5, the Session Expiry Interval sent in CONNECT (0: none). */
+int ft_mqtt_connect_session(ft_mqtt *c, int port, const char *client_id, const char *user,
+                            const char *password, int protocol, bool clean, uint32_t session_expiry,
+                            int timeout_ms);
 
 /* Subscribes at QoS 1 and waits for the SUBACK. Returns the granted QoS
  * (0..2, or >= 128 when refused), or -1 on timeout / closed connection. */

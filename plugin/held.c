@@ -1,0 +1,292 @@
+/*
+ * held.c - persistent sessions: who owns a client id, the records that
+ * outlive a connection, and the state file that carries them over a
+ * broker restart.
+ *
+ * A client id "<user>:<name>" belongs to <user> (auth.c refuses everyone
+ * else), and only such ids get persistent sessions. When the connection of
+ * a held session ends, its record stays in the session table, offline,
+ * for session_max_lifetime seconds: the broker keeps queueing the user's
+ * deliveries into it (acl.c admits them), and presence keeps the user in
+ * sessions:<node> so routing sends them here. Past its lifetime the record
+ * goes; so does the user's sessions:<node> entry once no held session is
+ * left.
+ *
+ * mosquitto 2.0 tells a plugin neither a client's session expiry interval
+ * nor when it expires a session, so the plugin keeps its own clock: the
+ * broker's persistent_client_expiration must equal session_max_lifetime
+ * (docs/plugin.md). A record whose broker session went earlier (an MQTT 5
+ * client asking for less) only costs a routed delivery that finds no
+ * subscriber; its client pointer is never used again, because the broker
+ * sends no event for a freed context, and a new connection at the same
+ * address is authenticated first, which drops the stale record.
+ *
+ * Broker thread only.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
+
+#include "feed_auth.h"
+
+#define HELD__MAGIC "feedpush-sessions 1"
+#define HELD__LINE_MAX 1024
+
+void fa_held_drop(fa_plugin *pl, fa_session *s)
+{
+    if (s->role == FP_ROLE_USER && s->offline_until == 0 && s->in_by_client)
+        fa_presence_down(&pl->presence, FA_SET_ONLINE, s->sub);
+    if (s->held && s->in_by_id)
+        fa_presence_down(&pl->presence, FA_SET_HELD, s->sub);
+    fa_sessions_free(&pl->sessions, s);
+}
+
+void fa_held_connection_gone(fa_plugin *pl, fa_session *s)
+{
+    if (!s->held || !s->in_by_id || s->offline_until != 0) {
+        fa_held_drop(pl, s);
+        return;
+    }
+    fa_presence_down(&pl->presence, FA_SET_ONLINE, s->sub);
+    /* The broker expires a session once its end is strictly in the past
+     * (whole seconds): one more second, and the two agree. */
+    s->offline_until = (int64_t)time(NULL) + pl->opts.session_max_lifetime + 1;
+    s->kicked = false;
+}
+
+fa_session *fa_held_adopt(fa_plugin *pl, struct mosquitto *client)
+{
+    const char *id = mosquitto_client_id(client);
+    fa_session *s;
+
+    if (id == NULL)
+        return NULL;
+    s = fa_sessions_find_id(&pl->sessions, id);
+    if (s == NULL || s->in_by_client || s->offline_until == 0)
+        return NULL;
+    fa_sessions_bind(&pl->sessions, s, client);
+    return s;
+}
+
+void fa_held_expire(fa_plugin *pl, int64_t now)
+{
+    fa_session *s, *tmp;
+    char id[80];
+
+    HASH_ITER(hh_id, pl->sessions.by_id, s, tmp)
+    {
+        if (s->offline_until == 0 || s->offline_until > now)
+            continue;
+        fa_log_safe(s->client_id, id, sizeof(id));
+        mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: persistent session \"%s\" of %s expired",
+                             id, s->sub);
+        fa_held_drop(pl, s);
+    }
+}
+
+/* ------------------------------------------------------------ state file */
+
+/* Client ids are any UTF-8 the client chose, so the file holds them in hex. */
+static void held__hex(const char *s, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; s[i] != '\0'; i++) {
+        out[2 * i] = digits[(unsigned char)s[i] >> 4];
+        out[2 * i + 1] = digits[(unsigned char)s[i] & 15];
+    }
+    out[2 * i] = '\0';
+}
+
+static int held__nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Decodes hex into out (outsz bytes). Returns 0 or -EINVAL. */
+static int held__unhex(const char *hex, size_t len, char *out, size_t outsz)
+{
+    size_t i;
+    int hi, lo;
+
+    if (len % 2 != 0 || len == 0 || len / 2 >= outsz)
+        return -EINVAL;
+    for (i = 0; i < len / 2; i++) {
+        hi = held__nibble(hex[2 * i]);
+        lo = held__nibble(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+            return -EINVAL;
+        out[i] = (char)(hi << 4 | lo);
+    }
+    out[i] = '\0';
+    return 0;
+}
+
+/*
+ * One line "<hex client id> <sub> <offline_until>" into a held, offline
+ * record without a client. Returns 1 when added, 0 when skipped (expired,
+ * or the id is not the user's), -EINVAL when malformed, -ENOMEM.
+ */
+static int held__load_line(fa_plugin *pl, char *line, int64_t now)
+{
+    char hex[HELD__LINE_MAX], id[HELD__LINE_MAX / 2], owner[FP_ID_BUFSZ], *end;
+    fp_jwt_claims c;
+    fa_session *s, *replaced;
+    long long until;
+    int n = 0;
+
+    memset(&c, 0, sizeof(c));
+    if (sscanf(line, "%1023s %64s %lld%n", hex, c.sub, &until, &n) != 3 || n == 0)
+        return -EINVAL;
+    end = line + n;
+    if (*end != '\n' && *end != '\0')
+        return -EINVAL;
+    if (held__unhex(hex, strlen(hex), id, sizeof(id)) != 0 || !fp_id_valid(c.sub))
+        return -EINVAL;
+    if (!fa_client_id_owner(id, owner) || strcmp(owner, c.sub) != 0 || until <= now)
+        return 0;
+    if (fa_sessions_find_id(&pl->sessions, id) != NULL)
+        return 0;
+    c.role = FP_ROLE_USER;
+    s = fa_sessions_add(&pl->sessions, NULL, id, &c, &replaced);
+    if (s == NULL)
+        return -ENOMEM;
+    s->held = true;
+    s->offline_until = until;
+    fa_presence_up(&pl->presence, FA_SET_HELD, s->sub);
+    return 1;
+}
+
+/*
+ * Reads plugin_opt_session_file, written by the previous run's fa_held_save.
+ * A missing file is a first start. Malformed lines are skipped with one
+ * warning; the file is the plugin's own, so that means damage, not input.
+ */
+int fa_held_load(fa_plugin *pl)
+{
+    char line[HELD__LINE_MAX + 96];
+    int64_t now = (int64_t)time(NULL);
+    size_t loaded = 0, bad = 0;
+    FILE *f;
+    int rc = 0;
+
+    if (pl->opts.session_file == NULL)
+        return 0;
+    f = fopen(pl->opts.session_file, "r");
+    if (f == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        rc = -errno;
+        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot read %s: %s", pl->opts.session_file,
+                             strerror(errno));
+        return rc;
+    }
+    if (fgets(line, sizeof(line), f) == NULL ||
+        strncmp(line, HELD__MAGIC, strlen(HELD__MAGIC)) != 0) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "feed_auth: %s is not a session file; ignored",
+                             pl->opts.session_file);
+        fclose(f);
+        return 0;
+    }
+    while (rc >= 0 && fgets(line, sizeof(line), f) != NULL) {
+        rc = held__load_line(pl, line, now);
+        if (rc == 1)
+            loaded++;
+        else if (rc == -EINVAL)
+            bad++;
+    }
+    fclose(f);
+    if (rc == -ENOMEM) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: out of memory loading %s",
+                             pl->opts.session_file);
+        return rc;
+    }
+    if (bad > 0)
+        mosquitto_log_printf(MOSQ_LOG_WARNING, "feed_auth: %s: %zu malformed lines skipped",
+                             pl->opts.session_file, bad);
+    mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: %zu persistent sessions loaded from %s", loaded,
+                         pl->opts.session_file);
+    return 0;
+}
+
+/* Writes every held session to f; a connected one is offline from now. */
+static int held__write(fa_plugin *pl, FILE *f, size_t *n)
+{
+    char hex[HELD__LINE_MAX];
+    int64_t now = (int64_t)time(NULL), until;
+    fa_session *s, *tmp;
+
+    if (fprintf(f, "%s\n", HELD__MAGIC) < 0)
+        return -EIO;
+    HASH_ITER(hh_id, pl->sessions.by_id, s, tmp)
+    {
+        if (!s->held || strlen(s->client_id) * 2 >= sizeof(hex))
+            continue;
+        until = s->offline_until != 0 ? s->offline_until : now + pl->opts.session_max_lifetime + 1;
+        held__hex(s->client_id, hex);
+        if (fprintf(f, "%s %s %lld\n", hex, s->sub, (long long)until) < 0)
+            return -EIO;
+        (*n)++;
+    }
+    return 0;
+}
+
+/*
+ * Writes the held sessions to plugin_opt_session_file (a temporary file
+ * renamed over it, mode 0600), for the next run after a graceful restart.
+ */
+int fa_held_save(fa_plugin *pl)
+{
+    char tmp[PATH_MAX];
+    size_t n = 0;
+    FILE *f;
+    int fd, rc;
+
+    if (pl->opts.session_file == NULL)
+        return 0;
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", pl->opts.session_file) >= (int)sizeof(tmp))
+        return -ENAMETOOLONG;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    f = fdopen(fd, "w");
+    if (f == NULL) {
+        rc = -errno;
+        close(fd);
+        unlink(tmp);
+        goto fail;
+    }
+    rc = held__write(pl, f, &n);
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
+        rc = rc != 0 ? rc : -errno;
+    if (fclose(f) != 0 && rc == 0)
+        rc = -errno;
+    if (rc == 0 && rename(tmp, pl->opts.session_file) != 0)
+        rc = -errno;
+    if (rc != 0) {
+        unlink(tmp);
+        goto fail;
+    }
+    mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: %zu persistent sessions saved to %s", n,
+                         pl->opts.session_file);
+    return 0;
+fail:
+    mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot write %s: %s", pl->opts.session_file,
+                         strerror(-rc));
+    return rc;
+}

@@ -1,0 +1,386 @@
+/*
+ * feed_auth.so, persistent sessions, against a real mosquitto with the
+ * plugin: a session with clean session off (3.1.1) or an owned id (MQTT 5)
+ * receives on reconnect what was published to its feed while it was away,
+ * once and in order; sessions:<node> lists its user as long as the
+ * session lasts; a client id "<user>:<name>" is its user's alone; the
+ * per-user session cap and the broker's queue cap hold; 1,000 expired
+ * sessions leave presence empty and broker memory flat; kicks reach an
+ * MQTT 5 client as DISCONNECT 0x98; queued messages and the routing
+ * presence survive a graceful broker restart. The publisher is a service
+ * client, as feed-bridge is.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "ft_redis.h"
+#include "plugin_env.h"
+#include "ft_main.h"
+
+#define LIFETIME_S 3 /* plugin_opt_session_max_lifetime here */
+#define QUEUE_CAP 5  /* max_queued_messages here */
+#define SESSIONS_CAP 2
+#define HELD "sessions:n1"
+#define ONLINE "online:n1"
+#define MQTT_RC_ADMINISTRATIVE_ACTION 152
+#define CONNACK_V3_NOT_AUTHORISED 5
+#define CONNACK_V5_NOT_AUTHORISED 135
+
+static ft_plugin_env env;
+static ft_mqtt pub; /* the service publisher */
+
+static int setup(void **state)
+{
+    char extra[512];
+
+    (void)state;
+    snprintf(extra, sizeof(extra),
+             "plugin_opt_session_max_lifetime %d\n"
+             "plugin_opt_max_sessions_per_user %d\n"
+             "plugin_opt_session_file ./feedpush-sessions\n"
+             "max_queued_messages %d\n"
+             "persistence true\n"
+             "persistence_location ./\n",
+             LIFETIME_S, SESSIONS_CAP, QUEUE_CAP);
+    return ft_plugin_env_start(&env, "n1", extra);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    ft_mqtt_close(&pub);
+    return ft_plugin_env_stop(&env);
+}
+
+/* (Re)connects the service publisher. */
+static void publisher_open(void)
+{
+    char *t = ft_plugin_env_token_now(&env, "bridge", FP_ROLE_SERVICE);
+
+    ft_mqtt_close(&pub);
+    assert_int_equal(ft_mqtt_connect(&pub, env.mosq.port, "feed-bridge-n1", "bridge", t, 5, 5000),
+                     0);
+    free(t);
+}
+
+/* Publishes "<tag><i>" for i in [first, last] to feed/<user>, each acked. */
+static void publish_range(const char *user, const char *tag, int first, int last)
+{
+    char topic[96], payload[64];
+    int i, rc;
+
+    if (pub.m == NULL || pub.disconnected)
+        publisher_open();
+    snprintf(topic, sizeof(topic), "feed/%s", user);
+    for (i = first; i <= last; i++) {
+        snprintf(payload, sizeof(payload), "%s%d", tag, i);
+        rc = ft_mqtt_publish(&pub, topic, payload, false, 5000);
+        /* 16: no subscriber matched, which the offline cases must not see. */
+        assert_int_equal(rc, 0);
+    }
+}
+
+/* Connects user with client_id (a fresh token), session flags as given. */
+static int connect_as(ft_mqtt *c, const char *user, const char *client_id, int protocol, bool clean,
+                      uint32_t expiry)
+{
+    char *t = ft_plugin_env_token_now(&env, user, FP_ROLE_USER);
+    int rc = ft_mqtt_connect_session(c, env.mosq.port, client_id, user, t, protocol, clean, expiry,
+                                     5000);
+
+    free(t);
+    return rc;
+}
+
+/* A persistent session of user, subscribed to its feed, then left. */
+static void leave_session(const char *user, const char *client_id, int protocol)
+{
+    char topic[96];
+    ft_mqtt c;
+
+    assert_int_equal(connect_as(&c, user, client_id, protocol, false, 3600), 0);
+    snprintf(topic, sizeof(topic), "feed/%s", user);
+    assert_int_equal(ft_mqtt_subscribe(&c, topic, 5000), 1);
+    ft_mqtt_close(&c);
+}
+
+static long long redis_int(const char *fmt, const char *a, const char *b)
+{
+    return ft_redis_once_int(env.redis.port, fmt, a, b);
+}
+
+/* Waits up to 3 s until SISMEMBER key user == want. */
+static bool member_wait(const char *key, const char *user, long long want)
+{
+    int64_t end = fp_time_mono_ms() + 3000;
+
+    while (redis_int("SISMEMBER %s %s", key, user) != want) {
+        if (fp_time_mono_ms() >= end)
+            return false;
+        ft_sleep_ms(20);
+    }
+    return true;
+}
+
+/* Reconnects client_id and expects exactly tag<first..last>, in order,
+ * and nothing more within half a second. */
+static void expect_queued(const char *user, const char *client_id, int protocol, const char *tag,
+                          int first, int last)
+{
+    int n = last - first + 1, i;
+    char want[64];
+    ft_mqtt c;
+
+    assert_int_equal(connect_as(&c, user, client_id, protocol, false, 3600), 0);
+    assert_true(c.session_present);
+    assert_int_equal(ft_mqtt_wait_messages(&c, n, 5000), n);
+    ft_mqtt_pump(&c, 500);
+    assert_int_equal(c.received, n);
+    for (i = 0; i < n; i++) {
+        snprintf(want, sizeof(want), "%s%d", tag, first + i);
+        assert_string_equal(c.payloads[i], want);
+    }
+    ft_mqtt_close(&c);
+}
+
+/* 3.1.1 clean session off and MQTT 5 with an owned id: what was published
+ * while away arrives on reconnect, once, in order; sessions:<node> lists
+ * the user while it is away, online:<node> does not. */
+static void test_offline_queue(void **state)
+{
+    (void)state;
+    leave_session("alice", "alice:phone", 4);
+    assert_true(member_wait(HELD, "alice", 1));
+    assert_true(member_wait(ONLINE, "alice", 0));
+    publish_range("alice", "a", 1, 4);
+    expect_queued("alice", "alice:phone", 4, "a", 1, 4);
+
+    leave_session("alice", "alice:tablet", 5);
+    publish_range("alice", "b", 1, 3);
+    expect_queued("alice", "alice:tablet", 5, "b", 1, 3);
+    /* The phone's session got b1..b3 too while it was away. */
+    expect_queued("alice", "alice:phone", 4, "b", 1, 3);
+}
+
+/* "<user>:<name>" is the user's alone, connected or not; a persistent
+ * session needs such an id. The owner then gets its queue intact. */
+static void test_owner(void **state)
+{
+    ft_mqtt c;
+
+    (void)state;
+    leave_session("carol", "carol:phone", 4);
+    publish_range("carol", "c", 1, 2);
+    assert_int_equal(connect_as(&c, "dave", "carol:phone", 4, false, 0), CONNACK_V3_NOT_AUTHORISED);
+    ft_mqtt_close(&c);
+    assert_int_equal(connect_as(&c, "dave", "carol:phone", 4, true, 0), CONNACK_V3_NOT_AUTHORISED);
+    ft_mqtt_close(&c);
+    assert_int_equal(connect_as(&c, "dave", "carol:phone", 5, true, 0), CONNACK_V5_NOT_AUTHORISED);
+    ft_mqtt_close(&c);
+    assert_int_equal(connect_as(&c, "dave", "dave-phone", 4, false, 0), CONNACK_V3_NOT_AUTHORISED);
+    ft_mqtt_close(&c);
+    /* Clean sessions with ids of any form work as before. */
+    assert_int_equal(connect_as(&c, "dave", "dave-phone", 4, true, 0), 0);
+    ft_mqtt_close(&c);
+    expect_queued("carol", "carol:phone", 4, "c", 1, 2);
+}
+
+/* At most SESSIONS_CAP persistent sessions per user and node; resuming
+ * one is not a new one, and clean sessions do not count. */
+static void test_session_cap(void **state)
+{
+    ft_mqtt c;
+
+    (void)state;
+    leave_session("erin", "erin:a", 4);
+    leave_session("erin", "erin:b", 5);
+    assert_int_equal(connect_as(&c, "erin", "erin:c", 4, false, 0), CONNACK_V3_NOT_AUTHORISED);
+    ft_mqtt_close(&c);
+    assert_int_equal(connect_as(&c, "erin", "erin:c", 5, true, 60), CONNACK_V5_NOT_AUTHORISED);
+    ft_mqtt_close(&c);
+    assert_int_equal(connect_as(&c, "erin", "erin:a", 4, false, 0), 0);
+    assert_true(c.session_present);
+    ft_mqtt_close(&c);
+    assert_int_equal(connect_as(&c, "erin", "erin-web", 4, true, 0), 0);
+    ft_mqtt_close(&c);
+}
+
+/* The broker queues at most max_queued_messages per session: the first
+ * ones stay, later ones are dropped. */
+static void test_queue_cap(void **state)
+{
+    (void)state;
+    leave_session("frank", "frank:phone", 4);
+    publish_range("frank", "f", 1, QUEUE_CAP + 3);
+    expect_queued("frank", "frank:phone", 4, "f", 1, QUEUE_CAP);
+}
+
+/* A kicked MQTT 5 client is told why: DISCONNECT 0x98 (Administrative
+ * action) for token expiry, revocation and takeover alike. */
+static void test_kick_reasons(void **state)
+{
+    int64_t now = (int64_t)time(NULL);
+    ft_mqtt c, d;
+    char *t;
+
+    (void)state;
+    t = ft_plugin_env_token(&env, "gus", now, now + 2, FP_ROLE_USER);
+    assert_int_equal(
+        ft_mqtt_connect_session(&c, env.mosq.port, "gus:phone", "gus", t, 5, false, 60, 5000), 0);
+    free(t);
+    assert_true(ft_mqtt_wait_closed(&c, 5000) >= 0);
+    assert_int_equal(c.disconnect_rc, MQTT_RC_ADMINISTRATIVE_ACTION);
+    ft_mqtt_close(&c);
+
+    assert_int_equal(connect_as(&c, "gus", "gus:phone", 5, false, 60), 0);
+    assert_int_equal(connect_as(&d, "gus", "gus:phone", 5, false, 60), 0);
+    assert_true(d.session_present);
+    assert_true(ft_mqtt_wait_closed(&c, 3000) >= 0);
+    assert_int_equal(c.disconnect_rc, MQTT_RC_ADMINISTRATIVE_ACTION);
+    ft_mqtt_close(&c);
+
+    /* d's token is newer than now: revoke at the current second. */
+    now = (int64_t)time(NULL);
+    ft_redis_once_int(env.redis.port, "SET revoked:gus %lld", (long long)now);
+    assert_int_equal(
+        ft_redis_once_int(env.redis.port, "PUBLISH revoked %s%lld", "gus ", (long long)now), 1);
+    assert_true(ft_mqtt_wait_closed(&d, 3000) >= 0);
+    assert_int_equal(d.disconnect_rc, MQTT_RC_ADMINISTRATIVE_ACTION);
+    ft_mqtt_close(&d);
+}
+
+/* The broker's resident memory in KiB (VmRSS), or -1. */
+static long broker_rss_kib(void)
+{
+    char path[64], line[256];
+    long kib = -1;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)env.mosq.pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+            break;
+    }
+    fclose(f);
+    return kib;
+}
+
+#define EXPIRY_SESSIONS 1000
+
+/* EXPIRY_SESSIONS MQTT 5 sessions (x<i>:d, session expiry = the plugin's
+ * lifetime) left behind, then waited out: sessions:<node> holds none of
+ * them. */
+static void expiry_round(int round)
+{
+    char user[32], id[40], topic[48];
+    int64_t end;
+    ft_mqtt c;
+    int i;
+
+    for (i = 0; i < EXPIRY_SESSIONS; i++) {
+        snprintf(user, sizeof(user), "x%d", i);
+        snprintf(id, sizeof(id), "x%d:d", i);
+        snprintf(topic, sizeof(topic), "feed/%s", user);
+        assert_int_equal(connect_as(&c, user, id, 5, false, LIFETIME_S), 0);
+        assert_int_equal(ft_mqtt_subscribe(&c, topic, 5000), 1);
+        ft_mqtt_close(&c);
+    }
+    /* Presence is written by the plugin's Redis thread, a moment later. */
+    end = fp_time_mono_ms() + 3000;
+    while (redis_int("SCARD %s%s", HELD, "") < EXPIRY_SESSIONS) {
+        if (fp_time_mono_ms() >= end)
+            fail_msg("round %d: %lld of %d sessions listed in " HELD, round,
+                     redis_int("SCARD %s%s", HELD, ""), EXPIRY_SESSIONS);
+        ft_sleep_ms(20);
+    }
+    end = fp_time_mono_ms() + (LIFETIME_S + 5) * 1000;
+    while (redis_int("SISMEMBER %s %s", HELD, "x0") != 0 ||
+           redis_int("SISMEMBER %s %s", HELD, "x999") != 0) {
+        if (fp_time_mono_ms() >= end)
+            fail_msg("round %d: sessions still listed %d s after their lifetime", round, 5);
+        ft_sleep_ms(100);
+    }
+    for (i = 0; i < EXPIRY_SESSIONS; i += 97) {
+        snprintf(user, sizeof(user), "x%d", i);
+        assert_int_equal(redis_int("SISMEMBER %s %s", HELD, user), 0);
+    }
+}
+
+/* After the lifetime: nothing is queued (a resume finds no session),
+ * presence is gone, and a second round leaves the broker where the first
+ * left it. */
+static void test_expiry(void **state)
+{
+    long rss1, rss2;
+    int64_t end;
+    ft_mqtt c;
+
+    (void)state;
+    expiry_round(1);
+    /* Past its lifetime a publish to x5 matches no session (16) once the
+     * broker's own once-a-second expiry check ran; until then the plugin
+     * already refuses it into the session. */
+    end = fp_time_mono_ms() + 2000;
+    while (ft_mqtt_publish(&pub, "feed/x5", "late", false, 5000) != 16) {
+        if (fp_time_mono_ms() >= end)
+            fail_msg("the broker still holds x5's session 2 s after the plugin let it go");
+        ft_sleep_ms(100);
+    }
+    assert_int_equal(connect_as(&c, "x5", "x5:d", 5, false, LIFETIME_S), 0);
+    assert_false(c.session_present);
+    ft_mqtt_pump(&c, 300);
+    assert_int_equal(c.received, 0);
+    ft_mqtt_close(&c);
+    ft_sleep_ms((LIFETIME_S + 2) * 1000);
+    rss1 = broker_rss_kib();
+    expiry_round(2);
+    rss2 = broker_rss_kib();
+    print_message("broker VmRSS after round 1: %ld KiB, after round 2: %ld KiB\n", rss1, rss2);
+    assert_true(rss1 > 0 && rss2 > 0);
+    /* A leak of 256 bytes per session would show as 250 KiB. */
+    assert_true(rss2 - rss1 < 250);
+    assert_false(ft_plugin_env_sanitizer_report(&env));
+}
+
+/* A graceful restart with persistence on: the queue survives, and the
+ * state file brings the routing presence and the owner back, so what is
+ * published after the restart and before the reconnect is queued too. */
+static void test_restart(void **state)
+{
+    ft_mqtt c;
+
+    (void)state;
+    leave_session("hana", "hana:phone", 4);
+    publish_range("hana", "h", 1, 2);
+    ft_mqtt_close(&pub);
+    assert_int_equal(ft_server_restart(&env.mosq), 0);
+    assert_true(member_wait(HELD, "hana", 1));
+    publish_range("hana", "h", 3, 3);
+    assert_int_equal(connect_as(&c, "ivan", "hana:phone", 4, false, 0), CONNACK_V3_NOT_AUTHORISED);
+    ft_mqtt_close(&c);
+    expect_queued("hana", "hana:phone", 4, "h", 1, 3);
+}
+
+/* clang-format off */
+FT_MAIN(ft_mqtt_run_group, setup, teardown,
+        cmocka_unit_test(test_offline_queue),
+        cmocka_unit_test(test_owner),
+        cmocka_unit_test(test_session_cap),
+        cmocka_unit_test(test_queue_cap),
+        cmocka_unit_test(test_kick_reasons),
+        cmocka_unit_test(test_restart),
+        cmocka_unit_test(test_expiry))
+/* clang-format on */
