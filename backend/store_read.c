@@ -50,21 +50,33 @@ static int store__revoked_value(fp_store *s, const redisReply *r, int64_t *befor
 }
 
 /*
- * Fills page from feed_read.lua's flat reply (revoked, id, body, id, body,
- * ...). Pairs whose id is not a valid id are skipped. Returns 0, -EPROTO
- * or -ENOMEM (page then freed by the caller).
+ * Fills page from feed_read.lua's flat reply (revoked, cursor, id, body,
+ * id, body, ...). cursor is 0 without an after cursor, else 1 (found, at
+ * the top), 2 (found, more above) or 3 (not found): want_after says which
+ * kind of call it answers. Pairs whose id is not a valid id are skipped.
+ * Returns 0, -EPROTO or -ENOMEM (page then freed by the caller).
  */
-static int store__parse_page(fp_store *s, const redisReply *r, size_t limit, fp_feed_page *page)
+static int store__parse_page(fp_store *s, const redisReply *r, size_t limit, bool want_after,
+                             fp_feed_page *page)
 {
+    static const fp_feed_after cursors[] = {FP_FEED_AFTER_NONE, FP_FEED_AFTER_TOP,
+                                            FP_FEED_AFTER_MORE, FP_FEED_AFTER_MISSING};
+    const redisReply *cur;
     size_t i, pairs;
     int rc;
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 1 || r->elements / 2 > limit)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements % 2 != 0 ||
+        (r->elements - 2) / 2 > limit)
         return store__protocol(s, "feed_read", r);
+    cur = r->element[1];
+    if (cur->type != REDIS_REPLY_INTEGER || cur->integer < 0 || cur->integer > 3 ||
+        (cur->integer != 0) != want_after)
+        return store__protocol(s, "feed_read: cursor", r);
+    page->after = cursors[cur->integer];
     rc = store__revoked_value(s, r->element[0], &page->revoked_before);
     if (rc != 0)
         return rc;
-    pairs = r->elements / 2;
+    pairs = (r->elements - 2) / 2;
     if (pairs == 0)
         return 0;
     page->ids = calloc(pairs, sizeof(*page->ids));
@@ -72,9 +84,9 @@ static int store__parse_page(fp_store *s, const redisReply *r, size_t limit, fp_
     if (page->ids == NULL || page->posts == NULL)
         return -ENOMEM;
     for (i = 0; i < pairs; i++) {
-        const redisReply *body = r->element[2 * i + 2];
+        const redisReply *body = r->element[2 * i + 3];
 
-        if (!store__copy_id(r->element[2 * i + 1], page->ids[page->n]) ||
+        if (!store__copy_id(r->element[2 * i + 2], page->ids[page->n]) ||
             body->type != REDIS_REPLY_STRING)
             continue;
         page->posts[page->n] = malloc(body->len + 1);
@@ -87,15 +99,41 @@ static int store__parse_page(fp_store *s, const redisReply *r, size_t limit, fp_
     return 0;
 }
 
-int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *before,
-                       fp_feed_page *out)
+/*
+ * One feed_read.lua call: before and after are "" or a post id (not
+ * both, checked by the callers). Fills *out (zeroed first; freed again on
+ * failure).
+ */
+static int store__feed_read(fp_store *s, const char *uid, size_t limit, const char *before,
+                            const char *after, fp_feed_page *out)
 {
-    const char *argv[4];
-    size_t argvlen[4], i;
+    const char *argv[5];
+    size_t argvlen[5], i;
     redisReply *r = NULL;
     char lim[24];
     int rc;
 
+    snprintf(lim, sizeof(lim), "%zu", limit);
+    argv[0] = s->prefix;
+    argv[1] = uid;
+    argv[2] = lim;
+    argv[3] = before;
+    argv[4] = after;
+    for (i = 0; i < 5; i++)
+        argvlen[i] = strlen(argv[i]);
+    rc = store__eval(s, STORE__FEED_READ, 0, 5, argv, argvlen, &r);
+    if (rc != 0)
+        return rc;
+    rc = store__parse_page(s, r, limit, *after != '\0', out);
+    freeReplyObject(r);
+    if (rc != 0)
+        fp_feed_page_free(out);
+    return rc;
+}
+
+int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *before,
+                       fp_feed_page *out)
+{
     if (s == NULL || out == NULL)
         return -EINVAL;
     memset(out, 0, sizeof(*out));
@@ -105,21 +143,20 @@ int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *b
         before = "";
     if (*before != '\0' && !fp_id_valid(before))
         return store__invalid(s, "feed_read", "before is not a valid id");
-    snprintf(lim, sizeof(lim), "%zu", limit);
-    argv[0] = s->prefix;
-    argv[1] = uid;
-    argv[2] = lim;
-    argv[3] = before;
-    for (i = 0; i < 4; i++)
-        argvlen[i] = strlen(argv[i]);
-    rc = store__eval(s, STORE__FEED_READ, 0, 4, argv, argvlen, &r);
-    if (rc != 0)
-        return rc;
-    rc = store__parse_page(s, r, limit, out);
-    freeReplyObject(r);
-    if (rc != 0)
-        fp_feed_page_free(out);
-    return rc;
+    return store__feed_read(s, uid, limit, before, "", out);
+}
+
+int fp_store_feed_after(fp_store *s, const char *uid, size_t limit, const char *after,
+                        fp_feed_page *out)
+{
+    if (s == NULL || out == NULL)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    if (!fp_id_valid(uid))
+        return store__invalid(s, "feed_read", "user id is not a valid id");
+    if (!fp_id_valid(after))
+        return store__invalid(s, "feed_read", "after is not a valid id");
+    return store__feed_read(s, uid, limit, "", after, out);
 }
 
 int fp_store_feed_ids(fp_store *s, const char *uid, size_t limit, char (**ids)[FP_ID_BUFSZ],

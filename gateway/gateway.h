@@ -216,6 +216,7 @@ typedef struct {
     const char *param; /* the {id} segment of the route, inside path */
     char limit[16];    /* ?limit= ("" when absent) */
     char before[FP_ID_BUFSZ + 1];
+    char after[FP_ID_BUFSZ + 1];
     bool bad_query;     /* a query argument too long to hold */
     const char *bearer; /* the Authorization bearer token, or NULL */
     const char *body;   /* NUL-terminated */

@@ -133,7 +133,8 @@ static void http__arg(fg_request *req, const char *frag, const char *name, char 
     snprintf(dst, cap, "%s", frag + n + 1);
 }
 
-/* Reads the query arguments we know (limit, before); others are ignored. */
+/* Reads the query arguments we know (limit, before, after); others are
+ * ignored. */
 static void http__query(struct lws *wsi, fg_request *req)
 {
     char frag[128];
@@ -151,6 +152,7 @@ static void http__query(struct lws *wsi, fg_request *req)
             break;
         http__arg(req, frag, "limit", req->limit, sizeof(req->limit));
         http__arg(req, frag, "before", req->before, sizeof(req->before));
+        http__arg(req, frag, "after", req->after, sizeof(req->after));
     }
 }
 

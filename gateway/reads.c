@@ -1,7 +1,8 @@
 /*
- * reads.c - GET /api/v1/feed (one page of the caller's feed cache) and
- * the ribbon: GET /api/v1/ribbon, POST /api/v1/ribbon (ribbon.pushed for
- * the caller).
+ * reads.c - GET /api/v1/feed (one page of the caller's feed cache: the
+ * newest, one older than a `before` cursor, or the posts newer than an
+ * `after` cursor) and the ribbon: GET /api/v1/ribbon, POST /api/v1/ribbon
+ * (ribbon.pushed for the caller).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -44,20 +45,62 @@ static bool reads__is_object(const char *body)
     return ok;
 }
 
+/* The JSON value of a cursor field: the id quoted, or null. */
+static const char *reads__id_or_null(const char *id, char buf[FP_ID_BUFSZ + 2])
+{
+    if (id == NULL)
+        return "null";
+    snprintf(buf, FP_ID_BUFSZ + 2, "\"%s\"", id);
+    return buf;
+}
+
 /*
- * {"posts":[...],"next_before":id|null} from a page of stored bodies,
- * spliced in as stored (the bridge wrote them with cJSON) rather than
- * parsed into a tree and printed again; a body that is not exactly one
- * JSON object is skipped. Ids are plain [A-Za-z0-9_-] (fp_id_valid): no
- * escaping. Returns the malloc'd document (and its length) or NULL.
+ * The end of a page's document, from the bracket that closes "posts":
+ * next_before, and after_found and next_after when the page answers an
+ * after cursor. next_before is the last id of a full page, but null when
+ * the page is the one above a cursor that was found (what is older, the
+ * client has); next_after is the page's newest id when newer posts remain
+ * above the page, else null.
+ */
+static void reads__page_tail(const fp_feed_page *page, size_t limit, char *out, size_t cap)
+{
+    char b[FP_ID_BUFSZ + 2], a[FP_ID_BUFSZ + 2];
+    const char *next_before = NULL, *next_after = NULL;
+    bool found = page->after == FP_FEED_AFTER_TOP || page->after == FP_FEED_AFTER_MORE;
+
+    if (!found && page->n == limit && page->n > 0)
+        next_before = page->ids[limit - 1];
+    if (page->after == FP_FEED_AFTER_MORE && page->n > 0)
+        next_after = page->ids[0];
+    if (page->after == FP_FEED_AFTER_NONE) {
+        snprintf(out, cap, "],\"next_before\":%s}", reads__id_or_null(next_before, b));
+        return;
+    }
+    snprintf(out, cap, "],\"next_before\":%s,\"after_found\":%s,\"next_after\":%s}",
+             reads__id_or_null(next_before, b), found ? "true" : "false",
+             reads__id_or_null(next_after, a));
+}
+
+/*
+ * {"posts":[...],"next_before":id|null} (plus "after_found" and
+ * "next_after" for an after cursor, reads__page_tail) from a page of
+ * stored bodies, spliced in as stored (the bridge wrote them with cJSON)
+ * rather than parsed into a tree and printed again; a body that is not
+ * exactly one JSON object is skipped. Ids are plain [A-Za-z0-9_-]
+ * (fp_id_valid): no escaping. Returns the malloc'd document (and its
+ * length) or NULL.
  */
 static char *reads__page_body(const fp_feed_page *page, size_t limit, size_t *len)
 {
-    static const char head[] = "{\"posts\":[", tail_null[] = "],\"next_before\":null}";
-    size_t i, cap = sizeof(head) + sizeof(tail_null) + FP_ID_BUFSZ + 4, n = 0;
+    static const char head[] = "{\"posts\":[";
+    char tail[128 + 2 * FP_ID_BUFSZ];
+    size_t i, cap, n = 0, tail_len;
     bool first = true;
     char *out;
 
+    reads__page_tail(page, limit, tail, sizeof(tail));
+    tail_len = strlen(tail);
+    cap = sizeof(head) + tail_len + 1;
     for (i = 0; i < page->n; i++)
         cap += strlen(page->posts[i]) + 1;
     out = malloc(cap);
@@ -76,12 +119,41 @@ static char *reads__page_body(const fp_feed_page *page, size_t limit, size_t *le
         n += l;
         first = false;
     }
-    if (page->n == limit && page->n > 0)
-        n += (size_t)snprintf(out + n, cap - n, "],\"next_before\":\"%s\"}", page->ids[limit - 1]);
-    else
-        n += (size_t)snprintf(out + n, cap - n, "%s", tail_null);
+    memcpy(out + n, tail, tail_len + 1);
+    n += tail_len;
     *len = n;
     return out;
+}
+
+/*
+ * The query of a feed read: 0, or -1 with a 400 in resp. limit is 1 to
+ * READS__LIMIT_MAX; before and after are post ids ("" when absent), not
+ * both.
+ */
+static int reads__feed_query(const fg_request *req, size_t *limit, fg_response *resp)
+{
+    if (req->bad_query) {
+        fg_respond_error(resp, 400, "bad_request", "a query argument is too long");
+        return -1;
+    }
+    if (reads__limit(req->limit, limit) != 0) {
+        fg_respond_error(resp, 400, "bad_request", "limit: an integer from 1 to %d",
+                         READS__LIMIT_MAX);
+        return -1;
+    }
+    if (req->before[0] != '\0' && !fp_id_valid(req->before)) {
+        fg_respond_error(resp, 400, "bad_request", "before: a post id");
+        return -1;
+    }
+    if (req->after[0] != '\0' && !fp_id_valid(req->after)) {
+        fg_respond_error(resp, 400, "bad_request", "after: a post id");
+        return -1;
+    }
+    if (req->before[0] != '\0' && req->after[0] != '\0') {
+        fg_respond_error(resp, 400, "bad_request", "before and after cannot be combined");
+        return -1;
+    }
+    return 0;
 }
 
 void fg_reads_feed(fg_gateway *gw, const fg_request *req, fg_response *resp)
@@ -92,22 +164,18 @@ void fg_reads_feed(fg_gateway *gw, const fg_request *req, fg_response *resp)
     char *body;
     int rc;
 
-    if (req->bad_query || reads__limit(req->limit, &limit) != 0) {
-        fg_respond_error(resp, 400, "bad_request", "limit: an integer from 1 to %d",
-                         READS__LIMIT_MAX);
+    if (reads__feed_query(req, &limit, resp) != 0)
         return;
-    }
-    if (req->before[0] != '\0' && !fp_id_valid(req->before)) {
-        fg_respond_error(resp, 400, "bad_request", "before: a post id");
-        return;
-    }
     st = fg_backend_store(gw);
     if (st == NULL) {
         fg_respond_unavailable(resp, "redis");
         return;
     }
     /* The route's auth is FG_AUTH_TOKEN: revoked:<sub> comes with the page. */
-    FG_STORE_CALL(gw, rc, fp_store_feed_page(st, req->caller.sub, limit, req->before, &page));
+    if (req->after[0] != '\0')
+        FG_STORE_CALL(gw, rc, fp_store_feed_after(st, req->caller.sub, limit, req->after, &page));
+    else
+        FG_STORE_CALL(gw, rc, fp_store_feed_page(st, req->caller.sub, limit, req->before, &page));
     if (rc != 0) {
         fg_respond_store_error(gw, resp, rc, "feed read");
         return;

@@ -180,6 +180,14 @@ int fp_store_user_revoked(fp_store *s, const fp_event *ev);
  * Reads (store_read.c), served by feed-gateway.
  */
 
+/* Where the cursor of fp_store_feed_after() was. */
+typedef enum {
+    FP_FEED_AFTER_NONE = 0, /* no after cursor (fp_store_feed_page) */
+    FP_FEED_AFTER_TOP,      /* found; nothing newer remains above the page */
+    FP_FEED_AFTER_MORE,     /* found; newer posts remain above the page */
+    FP_FEED_AFTER_MISSING   /* not in the feed: the page is the newest one */
+} fp_feed_after;
+
 /* One page of a feed: parallel arrays of ids and post bodies (JSON), and
  * the owner's revocation read in the same script call. */
 typedef struct {
@@ -187,6 +195,7 @@ typedef struct {
     char **posts; /* each malloc'd: {"id","author_id","text","created_at"} */
     size_t n;
     int64_t revoked_before; /* revoked:<uid> (unix seconds), 0 when unset */
+    fp_feed_after after;    /* FP_FEED_AFTER_NONE but from fp_store_feed_after */
 } fp_feed_page;
 
 /* Free what p holds and zero it. Safe on a zeroed struct, idempotent. */
@@ -203,6 +212,23 @@ void fp_feed_page_free(fp_feed_page *p);
  */
 int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *before,
                        fp_feed_page *out);
+
+/*
+ * The posts of feed:<uid> newer than the entry after (a post id: its
+ * first occurrence from the newest end, whether or not its body still
+ * exists) whose body still exists, each once: the limit of them nearest
+ * to that entry (the oldest of the newer ones), newest first, so that the
+ * page's newest id is the cursor of the next call. out->after is
+ * FP_FEED_AFTER_MORE when newer posts remain above the page, else
+ * FP_FEED_AFTER_TOP; when after is not in the feed (trimmed, deleted or
+ * never there) it is FP_FEED_AFTER_MISSING and the page is the one
+ * fp_store_feed_page() gives without a cursor. revoked:<uid> comes with
+ * it, in the same script call. limit 0 gives an empty page (out->after
+ * still says whether newer posts exist). *out is zeroed first and holds
+ * nothing to free on failure.
+ */
+int fp_store_feed_after(fp_store *s, const char *uid, size_t limit, const char *after,
+                        fp_feed_page *out);
 
 /*
  * The newest ids (at most limit) of feed:<uid> whose post body still

@@ -89,6 +89,16 @@ int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *b
     return fp_id_valid(uid) ? 0 : -EINVAL;
 }
 
+int fp_store_feed_after(fp_store *s, const char *uid, size_t limit, const char *after,
+                        fp_feed_page *out)
+{
+    (void)s;
+    (void)limit;
+    memset(out, 0, sizeof(*out));
+    out->after = FP_FEED_AFTER_MISSING;
+    return fp_id_valid(uid) && fp_id_valid(after) ? 0 : -EINVAL;
+}
+
 int fp_store_post_author(fp_store *s, const char *post_id, char author[FP_ID_BUFSZ])
 {
     (void)s;

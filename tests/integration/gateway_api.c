@@ -391,6 +391,152 @@ static void test_feed_pages(void **state)
     free(a);
 }
 
+/* GET path as tok (200): the posts' ids are exactly want[0..n-1], in
+ * that order. Returns the body (caller deletes). */
+static cJSON *feed_expect(const char *tok, const char *path, char *const *want, int n)
+{
+    cJSON *j = call(200, "GET", path, tok, NULL);
+    const cJSON *posts = cJSON_GetObjectItemCaseSensitive(j, "posts");
+    int i;
+
+    if (cJSON_GetArraySize(posts) != n)
+        fprintf(stderr, "%s: %d posts, want %d\n", path, cJSON_GetArraySize(posts), n);
+    assert_int_equal(cJSON_GetArraySize(posts), n);
+    for (i = 0; i < n; i++)
+        assert_string_equal(str(cJSON_GetArrayItem(posts, i), "id"), want[i]);
+    return j;
+}
+
+/* Member key of j is the string want, or null when want is NULL. */
+static void id_or_null(const cJSON *j, const char *key, const char *want)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+
+    if (want == NULL)
+        assert_true(cJSON_IsNull(v));
+    else
+        assert_string_equal(str(j, key), want);
+}
+
+/* The cursor members of an after= answer; consumes j. */
+static void after_fields(cJSON *j, bool found, const char *next_after, const char *next_before)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(j, "after_found");
+
+    assert_true(cJSON_IsBool(f));
+    assert_int_equal(cJSON_IsTrue(f), found);
+    id_or_null(j, "next_after", next_after);
+    id_or_null(j, "next_before", next_before);
+    cJSON_Delete(j);
+}
+
+/* GET /api/v1/feed?after=: the posts newer than a post, paged forward
+ * from the cursor, and the answers for a cursor the feed no longer has. */
+static void test_feed_after(void **state)
+{
+    char *a = token("faa"), *ids[8], path[256], big[96];
+    redisContext *r;
+    cJSON *j;
+    int i;
+
+    (void)state;
+    for (i = 0; i < 7; i++) {
+        char text[16];
+
+        snprintf(text, sizeof(text), "a%d", i);
+        ids[i] = post(a, text);
+    }
+    assert_true(feed_has(a, ids[6], true));
+    assert_true(feed_has(a, ids[0], true));
+    /* Exactly the newer posts, newest first; nothing more above them. */
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%s", ids[2]);
+    after_fields(feed_expect(a, path, (char *[]){ids[6], ids[5], ids[4], ids[3]}, 4), true, NULL,
+                 NULL);
+    /* After the newest: caught up, an empty page. */
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%s&limit=1", ids[6]);
+    after_fields(feed_expect(a, path, NULL, 0), true, NULL, NULL);
+    /* Without a cursor (an empty after= is none) the answer is as before. */
+    j = feed_expect(a, "/api/v1/feed?limit=2&after=", (char *[]){ids[6], ids[5]}, 2);
+    assert_string_equal(str(j, "next_before"), ids[5]);
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "after_found"));
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "next_after"));
+    cJSON_Delete(j);
+
+    /* More than limit newer: each page is the oldest `limit` of them,
+     * newest first, and next_after (its newest id) walks forward until
+     * null. A full last page has next_after null too. */
+    snprintf(path, sizeof(path), "/api/v1/feed?limit=2&after=%s", ids[0]);
+    after_fields(feed_expect(a, path, (char *[]){ids[2], ids[1]}, 2), true, ids[2], NULL);
+    snprintf(path, sizeof(path), "/api/v1/feed?limit=2&after=%s", ids[2]);
+    after_fields(feed_expect(a, path, (char *[]){ids[4], ids[3]}, 2), true, ids[4], NULL);
+    snprintf(path, sizeof(path), "/api/v1/feed?limit=2&after=%s", ids[4]);
+    after_fields(feed_expect(a, path, (char *[]){ids[6], ids[5]}, 2), true, NULL, NULL);
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%s&limit=4", ids[0]);
+    after_fields(feed_expect(a, path, (char *[]){ids[4], ids[3], ids[2], ids[1]}, 4), true, ids[4],
+                 NULL);
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%s&limit=4", ids[4]);
+    after_fields(feed_expect(a, path, (char *[]){ids[6], ids[5]}, 2), true, NULL, NULL);
+
+    /* A cursor not in the feed: the newest page, after_found false, and
+     * next_before as without a cursor, to page back over the gap. */
+    after_fields(feed_expect(a, "/api/v1/feed?after=nosuchpost&limit=3",
+                             (char *[]){ids[6], ids[5], ids[4]}, 3),
+                 false, NULL, ids[4]);
+    snprintf(path, sizeof(path), "/api/v1/feed?limit=3&before=%s", ids[4]);
+    cJSON_Delete(feed_expect(a, path, (char *[]){ids[3], ids[2], ids[1]}, 3));
+
+    /* Refused: not an id, too long to be one, too long to hold, a bad
+     * limit with it, and together with before (an empty before is none). */
+    refused(400, "bad_request", "GET", "/api/v1/feed?after=a%2Fb", a, NULL);
+    refused(400, "bad_request", "GET", "/api/v1/feed?after=a.b", a, NULL);
+    memset(big, 'x', sizeof(big));
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%.65s", big);
+    refused(400, "bad_request", "GET", path, a, NULL);
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%.90s", big);
+    refused(400, "bad_request", "GET", path, a, NULL);
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%s&limit=0", ids[1]);
+    refused(400, "bad_request", "GET", path, a, NULL);
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%s&before=%s", ids[1], ids[5]);
+    refused(400, "bad_request", "GET", path, a, NULL);
+    snprintf(path, sizeof(path), "/api/v1/feed?before=%s&after=nosuchpost", ids[5]);
+    refused(400, "bad_request", "GET", path, a, NULL);
+    snprintf(path, sizeof(path), "/api/v1/feed?before=&after=%s", ids[5]);
+    after_fields(feed_expect(a, path, (char *[]){ids[6]}, 1), true, NULL, NULL);
+
+    /* A post that arrives later is what the next catch-up gets. */
+    ids[7] = post(a, "a7");
+    assert_true(feed_has(a, ids[7], true));
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%s", ids[6]);
+    after_fields(feed_expect(a, path, (char *[]){ids[7]}, 1), true, NULL, NULL);
+
+    /* A deleted post leaves the feed: as a cursor it is not found; the
+     * pages above others skip it. */
+    snprintf(path, sizeof(path), "/api/v1/posts/%s", ids[5]);
+    cJSON_Delete(call(200, "DELETE", path, a, NULL));
+    assert_true(feed_has(a, ids[5], false));
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%s", ids[5]);
+    after_fields(
+        feed_expect(a, path, (char *[]){ids[7], ids[6], ids[4], ids[3], ids[2], ids[1], ids[0]}, 7),
+        false, NULL, NULL);
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%s", ids[4]);
+    after_fields(feed_expect(a, path, (char *[]){ids[7], ids[6]}, 2), true, NULL, NULL);
+    /* An id still listed whose body is gone keeps its place as a cursor. */
+    r = ft_redis_connect(env.b.p.redis.port);
+    assert_int_equal(ft_redis_int(r, "DEL post:%s", ids[3]), 1);
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%s", ids[3]);
+    after_fields(feed_expect(a, path, (char *[]){ids[7], ids[6], ids[4]}, 3), true, NULL, NULL);
+    /* Trimmed out of the feed cache (the newest three entries remain). */
+    ft_redis_ok(r, "LTRIM feed:faa 0 2");
+    redisFree(r);
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%s&limit=2", ids[2]);
+    after_fields(feed_expect(a, path, (char *[]){ids[7], ids[6]}, 2), false, NULL, ids[6]);
+    snprintf(path, sizeof(path), "/api/v1/feed?after=%s", ids[4]);
+    after_fields(feed_expect(a, path, (char *[]){ids[7], ids[6]}, 2), true, NULL, NULL);
+    for (i = 0; i < 8; i++)
+        free(ids[i]);
+    free(a);
+}
+
 static void test_delete(void **state)
 {
     char *a = token("da"), *b = token("db"), *id, path[128];
@@ -907,6 +1053,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_follows),
         cmocka_unit_test(test_posts),
         cmocka_unit_test(test_feed_pages),
+        cmocka_unit_test(test_feed_after),
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_ribbon),
         cmocka_unit_test(test_garbage),
