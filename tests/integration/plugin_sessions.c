@@ -350,8 +350,12 @@ static void test_expiry(void **state)
     rss2 = broker_rss_kib();
     print_message("broker VmRSS after round 1: %ld KiB, after round 2: %ld KiB\n", rss1, rss2);
     assert_true(rss1 > 0 && rss2 > 0);
-    /* A leak of 256 bytes per session would show as 250 KiB. */
-    assert_true(rss2 - rss1 < 250);
+    /* Under the sanitizers (the plugin's runtimes preloaded into the
+     * broker) freed memory sits in ASan's quarantine, so RSS says nothing
+     * there; LeakSanitizer checks the plugin at the broker's stop instead.
+     * Without them, a leak of 256 bytes per session would show as 250 KiB. */
+    if (getenv("FP_MOSQUITTO_PRELOAD") == NULL || getenv("FP_MOSQUITTO_PRELOAD")[0] == '\0')
+        assert_true(rss2 - rss1 < 250);
     assert_false(ft_plugin_env_sanitizer_report(&env));
 }
 
