@@ -167,7 +167,8 @@ static int main__open(fb_bridge *b)
                         .alg = FP_JWT_HS256,
                         .signing_key_file = b->cfg.jwt_signing_key,
                         .token_ttl_s = (int)b->cfg.token_ttl,
-                        .timeout_ms = (int)b->cfg.timeout_ms};
+                        .timeout_ms = (int)b->cfg.timeout_ms,
+                        .expiry_ms = (int)b->cfg.deliver_ttl_ms};
     int rc;
 
     if (fp_jwt_alg_parse(b->cfg.jwt_alg, &m.alg) != 0) {
@@ -249,6 +250,7 @@ static void main__periodic(fb_bridge *b, int64_t *next_stats)
         return;
     *next_stats = now + MAIN__STATS_EVERY_US;
     atomic_store(&b->stats.v[FB_STAT_RECONNECTS_MQTT], fb_mqtt_reconnects(b->mqtt));
+    atomic_store(&b->stats.v[FB_STAT_MQTT_REFUSED], fb_mqtt_refused(b->mqtt));
     if (fb_stats_publish(b) != 0)
         fp_debug("redis: counters not written: %s", fp_store_errstr(b->store));
 }

@@ -1,26 +1,42 @@
 /*
  * mqtt_link.c - feed-bridge's publisher to its local broker; see mqtt_link.h.
  *
- * libmosquitto runs its own network thread (mosquitto_loop_start) and
- * reconnects with a capped backoff. Callbacks run on that thread and share
- * the counters below with the main thread under one mutex.
+ * The bridge speaks MQTT 5 to its broker, so that every feed/<uid> publish
+ * carries a Message Expiry Interval: the realtime TTL (deliver_ttl_ms). A
+ * delivery queued for an offline persistent session is dropped by the
+ * broker once it is that old; the device catches up through the HTTP API.
+ * The retained ribbon carries none: it is state, not an event.
+ *
+ * One network thread of ours (mqtt__thread) runs libmosquitto's loop,
+ * which reconnects with a capped backoff. Callbacks run on that thread and
+ * share the counters below with the main thread under one mutex.
  */
 #include "mqtt_link.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 
 #include "fp_log.h"
 #include "fp_time.h"
 
 /* Where Debian keeps the system's CA certificates (hashed names). */
 #define MQTT__SYSTEM_CAS "/etc/ssl/certs"
+#define MQTT__KEEPALIVE_S 30
+/* Pause before the network loop runs again after it gave up (see
+ * mqtt__thread): the longest reconnect delay. */
+#define MQTT__RESTART_MS 2000
+/* MQTT 5 reason codes from 128 on are failures; below, successes. */
+#define MQTT__RC_FAILURE 128
 
 struct fb_mqtt {
     fb_mqtt_config cfg;
@@ -31,15 +47,21 @@ struct fb_mqtt {
     unsigned char *key;
     size_t key_len;
     struct mosquitto *m;
+    mosquitto_property *expiry; /* of every non-retained publish; NULL: none */
+    pthread_t thread;           /* mqtt__thread, once started */
+    bool thread_started;
+    atomic_bool closing; /* fb_mqtt_free() began: the network thread ends */
     time_t token_exp;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool connected;
-    int last_connack;
+    int last_connack;                 /* MQTT 5 reason code */
     unsigned char pending[65536 / 8]; /* bit per message id awaiting its PUBACK */
     unsigned char early[65536 / 8];   /* PUBACKs that beat the recording of their mid */
     unsigned long outstanding;
     unsigned long reconnects;
+    unsigned long refused;          /* PUBACKs with a failure reason code */
+    unsigned char refused_seen[32]; /* bit per failure reason code already logged */
     char errstr[192];
 };
 
@@ -48,27 +70,40 @@ const char *fb_mqtt_errstr(const fb_mqtt *m)
     return m != NULL ? m->errstr : "out of memory";
 }
 
-static void mqtt__on_connect(struct mosquitto *mosq, void *obj, int rc)
+/* A CONNACK; rc is its MQTT 5 reason code (0 = accepted). */
+static void mqtt__on_connect(struct mosquitto *mosq, void *obj, int rc, int flags,
+                             const mosquitto_property *props)
 {
     fb_mqtt *m = obj;
 
     (void)mosq;
+    (void)flags;
+    (void)props;
     pthread_mutex_lock(&m->lock);
     m->connected = rc == 0;
     m->last_connack = rc;
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
     if (rc != 0)
-        fp_warn("mqtt: broker %s:%d refused the bridge: %s", m->host, m->cfg.port,
-                mosquitto_connack_string(rc));
+        fp_warn("mqtt: broker %s:%d refused the bridge: %s (reason code %d)", m->host, m->cfg.port,
+                mosquitto_reason_string(rc), rc);
 }
 
-static void mqtt__on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+/* What ended a connection: rc is the reason code of the broker's MQTT 5
+ * DISCONNECT (128 and above) when it sent one, else a MOSQ_ERR_* code. */
+static const char *mqtt__disconnect_string(int rc)
+{
+    return rc >= MQTT__RC_FAILURE ? mosquitto_reason_string(rc) : mosquitto_strerror(rc);
+}
+
+static void mqtt__on_disconnect(struct mosquitto *mosq, void *obj, int rc,
+                                const mosquitto_property *props)
 {
     fb_mqtt *m = obj;
     bool was;
 
     (void)mosq;
+    (void)props;
     pthread_mutex_lock(&m->lock);
     was = m->connected;
     m->connected = false;
@@ -78,13 +113,14 @@ static void mqtt__on_disconnect(struct mosquitto *mosq, void *obj, int rc)
     pthread_mutex_unlock(&m->lock);
     if (was && rc != 0)
         fp_warn("mqtt: lost the broker %s:%d (%s); reconnecting", m->host, m->cfg.port,
-                mosquitto_strerror(rc));
+                mqtt__disconnect_string(rc));
 }
 
-/* Sets or clears the bit of mid in map; returns its previous value. */
-static bool mqtt__bit(unsigned char *map, int mid, bool set)
+/* Sets or clears bit n of map (n below 65,536 and the map's size in bits:
+ * a message id, or a reason code); returns its previous value. */
+static bool mqtt__bit(unsigned char *map, int n, bool set)
 {
-    unsigned idx = (unsigned)mid & 0xffffu;
+    unsigned idx = (unsigned)n & 0xffffu;
     unsigned char bit = (unsigned char)(1u << (idx & 7u));
     bool was = (map[idx >> 3] & bit) != 0;
 
@@ -95,12 +131,27 @@ static bool mqtt__bit(unsigned char *map, int mid, bool set)
     return was;
 }
 
-static void mqtt__on_publish(struct mosquitto *mosq, void *obj, int mid)
+/*
+ * A PUBACK, with its MQTT 5 reason code rc. 0 and 16 (no matching
+ * subscribers: the user went offline in the meantime) are successes. From
+ * 128 on (e.g. 135, not authorised) the broker refused the publish; it
+ * would refuse it again, so it is settled all the same (not retried),
+ * counted, and logged once per distinct reason code. Either way its mid
+ * leaves the pending map (or enters the early map).
+ */
+static void mqtt__on_publish(struct mosquitto *mosq, void *obj, int mid, int rc,
+                             const mosquitto_property *props)
 {
     fb_mqtt *m = obj;
+    bool first = false;
 
     (void)mosq;
+    (void)props;
     pthread_mutex_lock(&m->lock);
+    if (rc >= MQTT__RC_FAILURE) {
+        m->refused++;
+        first = !mqtt__bit(m->refused_seen, rc & 0xff, true);
+    }
     if (mqtt__bit(m->pending, mid, false))
         m->outstanding--;
     else
@@ -109,6 +160,10 @@ static void mqtt__on_publish(struct mosquitto *mosq, void *obj, int mid)
     if (m->outstanding == 0)
         pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
+    if (first)
+        fp_warn("mqtt: broker %s:%d refused a publish: %s (reason code %d); such publishes are "
+                "dropped and counted, this reason is not logged again",
+                m->host, m->cfg.port, mosquitto_reason_string(rc), rc);
 }
 
 /* Mints a fresh service token and sets it as the password for the next
@@ -173,6 +228,27 @@ static int mqtt__tls(fb_mqtt *m, const fb_mqtt_config *c)
     return 0;
 }
 
+/*
+ * The Message Expiry Interval of non-retained publishes: expiry_ms rounded
+ * up to whole seconds (so never shorter than asked), 1 s at least; none
+ * when expiry_ms is 0. The list is built once and used by every publish.
+ * Returns 0 or -ENOMEM.
+ */
+static int mqtt__expiry(fb_mqtt *m, int expiry_ms)
+{
+    uint32_t secs;
+
+    if (expiry_ms <= 0)
+        return 0;
+    secs = (uint32_t)(((int64_t)expiry_ms + 999) / 1000);
+    if (mosquitto_property_add_int32(&m->expiry, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, secs) !=
+        MOSQ_ERR_SUCCESS) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt: out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
 static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
 {
     char err[256];
@@ -190,17 +266,48 @@ static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
     }
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->cond, NULL);
+    atomic_init(&m->closing, false);
     m->m = mosquitto_new(m->client_id, true, m);
-    if (m->m == NULL)
+    if (m->m == NULL || mqtt__expiry(m, c->expiry_ms) != 0)
         return -ENOMEM;
-    mosquitto_connect_callback_set(m->m, mqtt__on_connect);
-    mosquitto_disconnect_callback_set(m->m, mqtt__on_disconnect);
-    mosquitto_publish_callback_set(m->m, mqtt__on_publish);
+    /* MQTT 5 for the expiry property; the callbacks are the v5 ones, which
+     * get reason codes (a v3 callback would be called too, and twice would
+     * settle a PUBACK twice). The loop runs on our own thread. */
+    mosquitto_int_option(m->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    mosquitto_threaded_set(m->m, true);
+    mosquitto_connect_v5_callback_set(m->m, mqtt__on_connect);
+    mosquitto_disconnect_v5_callback_set(m->m, mqtt__on_disconnect);
+    mosquitto_publish_v5_callback_set(m->m, mqtt__on_publish);
     /* 1 s, then 2 s between attempts: a restarted broker is back quickly. */
     mosquitto_reconnect_delay_set(m->m, 1, 2, false);
     if (c->tls && mqtt__tls(m, c) != 0)
         return -EINVAL;
     return mqtt__set_token(m);
+}
+
+/*
+ * The network thread. mosquitto_loop_forever() reconnects by itself after
+ * a lost connection, but under MQTT 5 it returns for good when the broker
+ * ends the session with a DISCONNECT (a plugin's kick, a session taken
+ * over: libmosquitto then takes the session for closed on purpose) or
+ * refuses a CONNECT (it reads every MQTT 5 refusal as a protocol error).
+ * So it runs again here, MQTT__RESTART_MS later, until fb_mqtt_free().
+ */
+static void *mqtt__thread(void *arg)
+{
+    fb_mqtt *m = arg;
+    int ms;
+
+    for (;;) {
+        mosquitto_loop_forever(m->m, MQTT__KEEPALIVE_S * 1000, 1);
+        for (ms = 0; ms < MQTT__RESTART_MS && !atomic_load(&m->closing); ms += 50)
+            usleep(50000);
+        if (atomic_load(&m->closing))
+            break;
+        fp_debug("mqtt: the network loop ended; connecting to %s:%d again", m->host, m->cfg.port);
+        mosquitto_reconnect_async(m->m); /* a failure is retried by the loop */
+    }
+    return NULL;
 }
 
 int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c)
@@ -216,24 +323,24 @@ int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c)
     rc = mqtt__init(m, c);
     if (rc != 0)
         return rc;
-    /* connect_async + loop_start: the network thread keeps retrying even
-     * when the broker is not up yet. */
-    rc = mosquitto_connect_async(m->m, m->host, m->cfg.port, 30);
+    /* connect_async + the network thread: it keeps retrying even when the
+     * broker is not up yet. */
+    rc = mosquitto_connect_async(m->m, m->host, m->cfg.port, MQTT__KEEPALIVE_S);
     if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_ERRNO) {
         snprintf(m->errstr, sizeof(m->errstr), "mqtt: %s", mosquitto_strerror(rc));
         return -EIO;
     }
-    rc = mosquitto_loop_start(m->m);
-    if (rc != MOSQ_ERR_SUCCESS) {
-        snprintf(m->errstr, sizeof(m->errstr), "mqtt: %s", mosquitto_strerror(rc));
+    if (pthread_create(&m->thread, NULL, mqtt__thread, m) != 0) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt: cannot start the network thread");
         return -EIO;
     }
+    m->thread_started = true;
     pthread_mutex_lock(&m->lock);
     rc = mqtt__wait_connected(m, m->cfg.timeout_ms) ? 0 : -EIO;
     if (rc != 0)
         snprintf(m->errstr, sizeof(m->errstr), "mqtt: broker %s:%d not reachable or refused (%s)",
                  m->host, m->cfg.port,
-                 m->last_connack != 0 ? mosquitto_connack_string(m->last_connack) : "no answer");
+                 m->last_connack != 0 ? mosquitto_reason_string(m->last_connack) : "no answer");
     pthread_mutex_unlock(&m->lock);
     return rc;
 }
@@ -243,12 +350,19 @@ void fb_mqtt_free(fb_mqtt *m)
     if (m == NULL)
         return;
     if (m->m != NULL) {
+        /* As mosquitto_loop_stop(m, true) would: cancel the thread rather
+         * than wait out a reconnect delay. */
+        atomic_store(&m->closing, true);
         mosquitto_disconnect(m->m);
-        mosquitto_loop_stop(m->m, true);
+        if (m->thread_started) {
+            pthread_cancel(m->thread);
+            pthread_join(m->thread, NULL);
+        }
         mosquitto_destroy(m->m);
         pthread_cond_destroy(&m->cond);
         pthread_mutex_destroy(&m->lock);
     }
+    mosquitto_property_free_all(&m->expiry);
     fp_jwt_key_free(m->key, m->key_len);
     free(m->host);
     free(m->signing_key_file);
@@ -261,8 +375,10 @@ int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t l
 
     /* Never hold our lock across libmosquitto calls (its network thread
      * takes it in callbacks); a PUBACK that arrives before the mid is
-     * recorded lands in the early map instead. */
-    rc = mosquitto_publish(m->m, &mid, topic, (int)len, payload, 1, retain);
+     * recorded lands in the early map instead. A retained message is
+     * state and never expires; every other one carries the expiry. */
+    rc = mosquitto_publish_v5(m->m, &mid, topic, (int)len, payload, 1, retain,
+                              retain ? NULL : m->expiry);
     if (rc == MOSQ_ERR_SUCCESS) {
         pthread_mutex_lock(&m->lock);
         if (!mqtt__bit(m->early, mid, false) && !mqtt__bit(m->pending, mid, true))
@@ -329,6 +445,16 @@ unsigned long fb_mqtt_reconnects(fb_mqtt *m)
 
     pthread_mutex_lock(&m->lock);
     n = m->reconnects;
+    pthread_mutex_unlock(&m->lock);
+    return n;
+}
+
+unsigned long fb_mqtt_refused(fb_mqtt *m)
+{
+    unsigned long n;
+
+    pthread_mutex_lock(&m->lock);
+    n = m->refused;
     pthread_mutex_unlock(&m->lock);
     return n;
 }

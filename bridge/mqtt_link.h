@@ -4,8 +4,11 @@
  * The bridge authenticates like any client, with a JWT of role service it
  * mints itself from the signing key (sub = "bridge-<node>"), and renews the
  * token by reconnecting before it expires (the broker plugin would
- * disconnect it at exp). Publishes are QoS 1; fb_mqtt_flush() waits until
- * the broker has acknowledged every one of them.
+ * disconnect it at exp). It speaks MQTT 5. Publishes are QoS 1;
+ * fb_mqtt_flush() waits until the broker has acknowledged every one of
+ * them. Every publish but a retained one carries a Message Expiry Interval
+ * (expiry_ms rounded up to seconds), so the broker drops it from an offline
+ * persistent session once it is older than that.
  */
 #ifndef FB_MQTT_H
 #define FB_MQTT_H
@@ -25,13 +28,15 @@ typedef struct {
     const char *signing_key_file; /* HS256 secret, or RS256/ES256 private key */
     int token_ttl_s;
     int timeout_ms; /* for connect and for PUBACKs */
+    int expiry_ms;  /* of non-retained publishes, rounded up to whole seconds; 0: none */
 } fb_mqtt_config;
 
 typedef struct fb_mqtt fb_mqtt;
 
 /* Loads the key, starts the network thread and connects. Returns 0, or
  * -EIO/-EINVAL/-ENOMEM with fb_mqtt_errstr() saying why; *out is set when
- * memory allows. libmosquitto reconnects by itself after a drop. */
+ * memory allows. The link reconnects by itself after a drop, a DISCONNECT
+ * from the broker or a refused CONNECT. */
 int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c);
 const char *fb_mqtt_errstr(const fb_mqtt *m);
 void fb_mqtt_free(fb_mqtt *m);
@@ -43,7 +48,9 @@ void fb_mqtt_free(fb_mqtt *m);
 /* Queues a QoS 1 publish. Returns 0 or -EIO (not connected). */
 int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t len, bool retain);
 /* Waits until every publish so far is acknowledged. Returns 0, or -EIO
- * (timeout or lost connection: the caller retries the whole batch). */
+ * (timeout or lost connection: the caller retries the whole batch). A
+ * publish the broker refused (PUBACK reason code 128 or above) counts as
+ * acknowledged: it is not retried, see fb_mqtt_refused(). */
 int fb_mqtt_flush(fb_mqtt *m);
 /* Reconnects with a fresh token when the current one is near its end.
  * Call regularly from the main loop. */
@@ -51,5 +58,8 @@ void fb_mqtt_maintain(fb_mqtt *m);
 bool fb_mqtt_connected(fb_mqtt *m);
 /* Connection losses since start (for the reconnects counter). */
 unsigned long fb_mqtt_reconnects(fb_mqtt *m);
+/* Publishes the broker refused since start (PUBACK reason code >= 128,
+ * e.g. 135 not authorised); each distinct reason is logged once. */
+unsigned long fb_mqtt_refused(fb_mqtt *m);
 
 #endif

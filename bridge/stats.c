@@ -26,6 +26,7 @@ static const char *const stats__names[FB_STAT__COUNT] = {
     [FB_STAT_RECONNECTS_AMQP] = "reconnects_amqp",
     [FB_STAT_RECONNECTS_REDIS] = "reconnects_redis",
     [FB_STAT_RECONNECTS_MQTT] = "reconnects_mqtt",
+    [FB_STAT_MQTT_REFUSED] = "mqtt_refused",
     [FB_STAT_STAGE1_US_SUM] = "stage1_us_sum",
     [FB_STAT_STAGE1_COUNT] = "stage1_count",
     [FB_STAT_STAGE1_US_MAX] = "stage1_us_max",

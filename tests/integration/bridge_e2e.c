@@ -1,7 +1,8 @@
 /*
  * feed-bridge end to end: RabbitMQ event in, Redis feed lists and MQTT
  * deliveries out, through a real mosquitto with feed_auth.so (the bridge
- * authenticates with its own service token).
+ * authenticates with its own service token and speaks MQTT 5). The broker
+ * logs at debug level, so its PUBACKs to the bridge can be read.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,14 +18,31 @@
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
 
 #include "ft_redis.h"
 #include "node_env.h"
 #include "ft_main.h"
 
+/* The bridge's deliver_ttl_ms: not a whole number of seconds, so the
+ * expiry its deliveries carry shows the rounding up (to TTL_S). */
+#define TTL_MS 29500
+#define TTL_S ((TTL_MS + 999) / 1000)
+
 static ft_node_env env;
 
-FT_FIXTURES(ft_node_env_start(&env, 1), ft_node_env_stop(&env))
+static int start(void)
+{
+    ft_node_opts opts = {.extra = "log_type debug"};
+    char ttl[16];
+
+    snprintf(ttl, sizeof(ttl), "%d", TTL_MS);
+    setenv("FEEDPUSH_DELIVER_TTL_MS", ttl, 1); /* the bridge inherits it */
+    return ft_node_env_start_opts(&env, 1, &opts);
+}
+
+FT_FIXTURES(start(), ft_node_env_stop(&env))
 
 /* Publishes an event built from fmt (waits for RabbitMQ's confirm). */
 #define event(...) assert_int_equal(ft_node_publishf(&env, __VA_ARGS__), 0)
@@ -89,6 +107,134 @@ static void wait_online(const char *uid)
     }
     redisFree(c);
     assert_true(member);
+}
+
+/* True when the bridge's log (all its runs so far) holds needle. */
+static bool bridge_log_has(const char *needle)
+{
+    char line[1024];
+    bool found = false;
+    FILE *f = fopen(env.node[0].bridge_log, "r");
+
+    assert_non_null(f);
+    while (!found && fgets(line, sizeof(line), f) != NULL)
+        found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* What the last message of an MQTT 5 subscriber carried. */
+static bool expiry_present;
+static uint32_t expiry_s;
+
+/* The message callback of an MQTT 5 client from ft_mqtt_connect (obj is
+ * its ft_mqtt): what ft_mqtt's own records, plus the Message Expiry
+ * Interval. */
+static void on_message_v5(struct mosquitto *m, void *obj, const struct mosquitto_message *msg,
+                          const mosquitto_property *props)
+{
+    ft_mqtt *c = obj;
+    size_t n = (size_t)msg->payloadlen;
+
+    (void)m;
+    expiry_s = 0;
+    expiry_present = mosquitto_property_read_int32(props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL,
+                                                   &expiry_s, false) != NULL;
+    if (n >= sizeof(c->last_payload))
+        n = sizeof(c->last_payload) - 1;
+    memcpy(c->last_payload, msg->payload, n);
+    c->last_payload[n] = '\0';
+    snprintf(c->last_topic, sizeof(c->last_topic), "%s", msg->topic);
+    c->last_retain = msg->retain;
+    if (c->received < 16)
+        snprintf(c->payloads[c->received], sizeof(c->payloads[0]), "%.255s", c->last_payload);
+    c->received++;
+}
+
+/* Connects uid with MQTT 5 and subscribes to topic; messages go through
+ * on_message_v5. */
+static void connect_v5(ft_mqtt *c, const char *uid, const char *topic)
+{
+    char *tok = ft_plugin_env_token_now(&env.p, uid, FP_ROLE_USER);
+
+    assert_int_equal(ft_mqtt_connect(c, env.p.mosq.port, NULL, uid, tok, 5, 3000), 0);
+    mosquitto_message_v5_callback_set(c->m, on_message_v5);
+    assert_int_equal(ft_mqtt_subscribe(c, topic, 3000), 1);
+    free(tok);
+}
+
+/* N is online on the node but not subscribed to feed/N: the broker answers
+ * the bridge's publish with PUBACK reason code 16 (no matching
+ * subscribers), a success. The delivery is acked and not published again:
+ * once N subscribes, the next post is the first thing N gets. Runs first,
+ * while stage 2 has nothing else in hand. */
+static void test_puback_no_subscribers(void **state)
+{
+    char *tok = ft_plugin_env_token_now(&env.p, "N", FP_ROLE_USER);
+    long long acked = ft_node_stat(&env, 1, "stage2_count");
+    long long deliveries = ft_node_stat(&env, 1, "deliveries");
+    long from = ft_plugin_env_log_size(&env.p);
+    ft_mqtt c;
+
+    (void)state;
+    assert_int_equal(ft_mqtt_connect(&c, env.p.mosq.port, NULL, "N", tok, 4, 3000), 0);
+    wait_online("N");
+    post("n1", "N", "nobody listens");
+    assert_true(ft_plugin_env_log_wait(&env.p, from, "Sending PUBACK to feed-bridge-n1 (m", 5000));
+    assert_true(ft_plugin_env_log_wait(&env.p, from, ", rc16)", 1000));
+    assert_true(ft_node_stat_wait(&env, 1, "stage2_count", acked + 1, 5000) >= acked + 1);
+    assert_int_equal(ft_node_stat(&env, 1, "deliveries"), deliveries + 1);
+
+    assert_int_equal(ft_mqtt_subscribe(&c, "feed/N", 3000), 1);
+    post("n2", "N", "now listening");
+    assert_int_equal(ft_mqtt_wait_messages(&c, 1, 3000), 1);
+    assert_non_null(strstr(c.last_payload, "\"id\":\"n2\""));
+    ft_mqtt_pump(&c, 300);
+    assert_int_equal(c.received, 1);
+    assert_false(bridge_log_has("refused a publish"));
+    assert_false(bridge_log_has("not acknowledged"));
+    ft_mqtt_close(&c);
+    free(tok);
+}
+
+/* The bridge connects with MQTT 5, and every feed/<uid> delivery carries a
+ * Message Expiry Interval of deliver_ttl_ms rounded up to seconds. The
+ * broker forwards the time left, so it may be a second less. The retained
+ * ribbon carries none. */
+static void test_deliveries_expire(void **state)
+{
+    long long before = ft_node_stat(&env, 1, "stage1_count");
+    ft_mqtt e, r;
+    int i;
+
+    (void)state;
+    assert_true(ft_plugin_env_log_wait(&env.p, 0, "as feed-bridge-n1 (p5,", 1000));
+    connect_v5(&e, "E", "feed/E");
+    wait_online("E");
+    expiry_present = false;
+    post("e1", "E", "expires with the realtime TTL");
+    assert_int_equal(ft_mqtt_wait_messages(&e, 1, 3000), 1);
+    assert_string_equal(e.last_topic, "feed/E");
+    assert_non_null(strstr(e.last_payload, "\"id\":\"e1\""));
+    assert_true(expiry_present);
+    printf("# feed/E came with a message expiry interval of %u s (deliver_ttl_ms %d)\n",
+           (unsigned)expiry_s, TTL_MS);
+    assert_true(expiry_s > 0);
+    assert_true(expiry_s <= TTL_S);
+    assert_true(expiry_s + 2 >= TTL_S); /* the TTL it is, not some other number */
+    ft_mqtt_close(&e);
+
+    event("ribbon.pushed",
+          "{\"type\":\"ribbon.pushed\",\"entry\":{\"user_id\":\"x5\",\"name\":\"X 5\",\"at\":5}}");
+    wait_stage1(before + 2);
+    connect_v5(&r, "R5", "ribbon");
+    expiry_present = true;
+    for (i = 0; i < 40 && strstr(r.last_payload, "\"X 5\"") == NULL; i++)
+        ft_mqtt_wait_messages(&r, r.received + 1, 100);
+    assert_non_null(strstr(r.last_payload, "\"X 5\""));
+    assert_false(expiry_present);
+    ft_mqtt_close(&r);
+    assert_false(bridge_log_has("refused a publish"));
 }
 
 /* The seed scenario: B follows A and is connected; A posts; B gets it
@@ -237,6 +383,8 @@ static void test_dead_letters(void **state)
 
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
+        cmocka_unit_test(test_puback_no_subscribers),
+        cmocka_unit_test(test_deliveries_expire),
         cmocka_unit_test(test_seed_scenario),
         cmocka_unit_test(test_dead_letters),
         cmocka_unit_test(test_ribbon),
