@@ -131,8 +131,10 @@ static int store__feed_read(fp_store *s, const char *uid, size_t limit, const ch
     return rc;
 }
 
-int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *before,
-                       fp_feed_page *out)
+/* Checks a feed read's ids and runs it: before may be NULL or "" (the
+ * newest page), after NULL (none) or else an id; not both set. */
+static int store__feed(fp_store *s, const char *uid, size_t limit, const char *before,
+                       const char *after, fp_feed_page *out)
 {
     if (s == NULL || out == NULL)
         return -EINVAL;
@@ -143,20 +145,22 @@ int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *b
         before = "";
     if (*before != '\0' && !fp_id_valid(before))
         return store__invalid(s, "feed_read", "before is not a valid id");
-    return store__feed_read(s, uid, limit, before, "", out);
+    if (after != NULL && !fp_id_valid(after))
+        return store__invalid(s, "feed_read", "after is not a valid id");
+    return store__feed_read(s, uid, limit, before, after != NULL ? after : "", out);
+}
+
+int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *before,
+                       fp_feed_page *out)
+{
+    return store__feed(s, uid, limit, before, NULL, out);
 }
 
 int fp_store_feed_after(fp_store *s, const char *uid, size_t limit, const char *after,
                         fp_feed_page *out)
 {
-    if (s == NULL || out == NULL)
-        return -EINVAL;
-    memset(out, 0, sizeof(*out));
-    if (!fp_id_valid(uid))
-        return store__invalid(s, "feed_read", "user id is not a valid id");
-    if (!fp_id_valid(after))
-        return store__invalid(s, "feed_read", "after is not a valid id");
-    return store__feed_read(s, uid, limit, "", after, out);
+    /* A NULL cursor is refused like any invalid one. */
+    return store__feed(s, uid, limit, NULL, after != NULL ? after : "", out);
 }
 
 int fp_store_feed_ids(fp_store *s, const char *uid, size_t limit, char (**ids)[FP_ID_BUFSZ],

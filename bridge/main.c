@@ -245,12 +245,14 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
 static void main__periodic(fb_bridge *b, int64_t *next_stats)
 {
     int64_t now = fp_time_mono_us();
+    unsigned long reconnects, refused;
 
     if (now < *next_stats)
         return;
     *next_stats = now + MAIN__STATS_EVERY_US;
-    atomic_store(&b->stats.v[FB_STAT_RECONNECTS_MQTT], fb_mqtt_reconnects(b->mqtt));
-    atomic_store(&b->stats.v[FB_STAT_MQTT_REFUSED], fb_mqtt_refused(b->mqtt));
+    fb_mqtt_counters(b->mqtt, &reconnects, &refused);
+    atomic_store(&b->stats.v[FB_STAT_RECONNECTS_MQTT], reconnects);
+    atomic_store(&b->stats.v[FB_STAT_MQTT_REFUSED], refused);
     if (fb_stats_publish(b) != 0)
         fp_debug("redis: counters not written: %s", fp_store_errstr(b->store));
 }

@@ -439,22 +439,10 @@ bool fb_mqtt_connected(fb_mqtt *m)
     return c;
 }
 
-unsigned long fb_mqtt_reconnects(fb_mqtt *m)
+void fb_mqtt_counters(fb_mqtt *m, unsigned long *reconnects, unsigned long *refused)
 {
-    unsigned long n;
-
     pthread_mutex_lock(&m->lock);
-    n = m->reconnects;
+    *reconnects = m->reconnects;
+    *refused = m->refused;
     pthread_mutex_unlock(&m->lock);
-    return n;
-}
-
-unsigned long fb_mqtt_refused(fb_mqtt *m)
-{
-    unsigned long n;
-
-    pthread_mutex_lock(&m->lock);
-    n = m->refused;
-    pthread_mutex_unlock(&m->lock);
-    return n;
 }

@@ -50,16 +50,15 @@ int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t l
 /* Waits until every publish so far is acknowledged. Returns 0, or -EIO
  * (timeout or lost connection: the caller retries the whole batch). A
  * publish the broker refused (PUBACK reason code 128 or above) counts as
- * acknowledged: it is not retried, see fb_mqtt_refused(). */
+ * acknowledged: it is not retried, see fb_mqtt_counters(). */
 int fb_mqtt_flush(fb_mqtt *m);
 /* Reconnects with a fresh token when the current one is near its end.
  * Call regularly from the main loop. */
 void fb_mqtt_maintain(fb_mqtt *m);
 bool fb_mqtt_connected(fb_mqtt *m);
-/* Connection losses since start (for the reconnects counter). */
-unsigned long fb_mqtt_reconnects(fb_mqtt *m);
-/* Publishes the broker refused since start (PUBACK reason code >= 128,
- * e.g. 135 not authorised); each distinct reason is logged once. */
-unsigned long fb_mqtt_refused(fb_mqtt *m);
+/* Connection losses since start (the reconnects counter), and publishes
+ * the broker refused (PUBACK reason code >= 128, e.g. 135 not authorised;
+ * each distinct reason is logged once). */
+void fb_mqtt_counters(fb_mqtt *m, unsigned long *reconnects, unsigned long *refused);
 
 #endif

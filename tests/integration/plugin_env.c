@@ -215,9 +215,13 @@ static void mqtt__on_message(struct mosquitto *m, void *obj, const struct mosqui
 {
     ft_mqtt *c = obj;
     size_t n = (size_t)msg->payloadlen;
+    uint32_t expiry;
 
     (void)m;
-    (void)props;
+    c->last_expiry_s = -1;
+    if (mosquitto_property_read_int32(props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, &expiry, false) !=
+        NULL)
+        c->last_expiry_s = expiry;
     if (n >= sizeof(c->last_payload))
         n = sizeof(c->last_payload) - 1;
     memcpy(c->last_payload, msg->payload, n);

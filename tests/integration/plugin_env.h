@@ -92,6 +92,7 @@ typedef struct {
     char last_topic[256];
     char last_payload[4096];
     bool last_retain;
+    int64_t last_expiry_s;  /* the last message's Message Expiry Interval, -1: none */
     bool session_present;   /* the CONNACK's flag */
     int disconnect_rc;      /* v5: the server's DISCONNECT reason code; else the
                                library's error (e.g. MOSQ_ERR_CONN_LOST); -1 */
