@@ -7,7 +7,7 @@
  * are away. Each client reconnects to node 2 and receives exactly those
  * four messages, in order, once.
  *
- * The clients are tests/clients/mqtt_js.mjs and mqtt_paho.py (one output
+ * The clients are tests/tools/mqtt_js.mjs and mqtt_paho.py (one output
  * format for both) and mosquitto_sub itself.
  */
 #include <setjmp.h>
@@ -150,10 +150,10 @@ static void client_argv(const client *c, const char *phase, int n, char *token, 
     else
         snprintf(url, 96, "mqtt://127.0.0.1:%s", port);
     if (c->kind == CLIENT_MQTTJS) {
-        snprintf(script, PATH_MAX, "%s/tests/clients/mqtt_js.mjs", src);
+        snprintf(script, PATH_MAX, "%s/tests/tools/mqtt_js.mjs", src);
         argv[k++] = "node";
     } else {
-        snprintf(script, PATH_MAX, "%s/tests/clients/mqtt_paho.py", src);
+        snprintf(script, PATH_MAX, "%s/tests/tools/mqtt_paho.py", src);
         argv[k++] = "/usr/bin/python3";
     }
     argv[k++] = script;

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """mqtt_paho.py: a small MQTT client (Eclipse Paho, Debian's python3-paho-mqtt)
-for the persistent-session integration tests. tests/clients/mqtt_js.mjs is
+for the persistent-session integration tests. tests/tools/mqtt_js.mjs is
 its MQTT.js twin, with the same options, output and exit codes.
 
 Run it with Debian's /usr/bin/python3 (the shebang), which sees the package.

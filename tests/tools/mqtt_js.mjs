@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // mqtt_js.mjs: a small MQTT client (MQTT.js from the project's node_modules)
 // for the persistent-session integration tests, over TCP (mqtt://) or
-// WebSocket (ws://). tests/clients/mqtt_paho.py is its Paho twin, with the
+// WebSocket (ws://). tests/tools/mqtt_paho.py is its Paho twin, with the
 // same options, output and exit codes.
 //
-//   node tests/clients/mqtt_js.mjs --url mqtt://HOST:PORT|ws://HOST:PORT[/PATH]
+//   node tests/tools/mqtt_js.mjs --url mqtt://HOST:PORT|ws://HOST:PORT[/PATH]
 //       --user U --password TOKEN --id CLIENT_ID [--version 3|5] [--clean 0|1]
 //       [--session-expiry S] [--topic T | --no-subscribe]
 //       [--expect N [--extra-wait MS] | --wait-kick | --subscribe-only]
