@@ -152,8 +152,12 @@ static int main__mqtt_up(fb_bridge *b)
     if (!fb_mqtt_connected(b->mqtt))
         fp_warn("mqtt %s:%d: not connected (%s); waiting for the link", b->cfg.mqtt_host,
                 (int)b->cfg.mqtt_port, fb_mqtt_errstr(b->mqtt));
-    while (!fb_mqtt_connected(b->mqtt) && !main__stop)
+    while (!fb_mqtt_connected(b->mqtt) && !main__stop) {
+        /* A token that runs out while the broker is away is renewed here
+         * too, or every reconnect would offer the expired one. */
+        fb_mqtt_maintain(b->mqtt);
         main__sleep(MAIN__BACKOFF_MIN_MS);
+    }
     return main__stop ? -EINTR : 0;
 }
 

@@ -1,0 +1,109 @@
+/*
+ * feed-bridge's broker token outlives an outage. With token_ttl 60 s (the
+ * least allowed), the broker is SIGKILLed while a post is routed to its
+ * node, and stays down 65 s: longer than the bridge's token lives, with
+ * the delivery in the bridge's hands all along. When the broker is back,
+ * the bridge connects with a fresh token, publishes the delivery it held,
+ * and the next post reaches its user live. (It used to offer the expired
+ * token for ever.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "node_env.h"
+#include "ft_main.h"
+
+#define TOKEN_TTL_S 60
+#define OUTAGE_MS ((TOKEN_TTL_S + 5) * 1000)
+
+static ft_node_env env;
+
+static int start(void)
+{
+    char ttl[16];
+
+    snprintf(ttl, sizeof(ttl), "%d", TOKEN_TTL_S);
+    setenv("FEEDPUSH_TOKEN_TTL", ttl, 1); /* the bridge inherits it */
+    return ft_node_env_start(&env, 1);
+}
+
+FT_FIXTURES(start(), ft_node_env_stop(&env))
+
+static void post(const char *id)
+{
+    assert_int_equal(ft_node_publishf(&env, "post.created",
+                                      "{\"type\":\"post.created\",\"post\":{\"id\":\"%s\","
+                                      "\"author_id\":\"tka\",\"text\":\"t\",\"created_at\":%lld}}",
+                                      id, (long long)time(NULL)),
+                     0);
+}
+
+/* True once the bridge's log holds needle (up to timeout_ms). */
+static bool bridge_log_wait(const char *needle, int timeout_ms)
+{
+    int64_t end = fp_time_mono_ms() + timeout_ms;
+    char line[1024];
+    bool found = false;
+    FILE *f;
+
+    while (!found && fp_time_mono_ms() < end) {
+        f = fopen(env.node[0].bridge_log, "r");
+        while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+            found = strstr(line, needle) != NULL;
+        if (f != NULL)
+            fclose(f);
+        if (!found)
+            ft_sleep_ms(100);
+    }
+    return found;
+}
+
+static void test_outage_longer_than_the_token(void **state)
+{
+    long long deliveries;
+    ft_mqtt u;
+    char *t;
+
+    (void)state;
+    assert_true(ft_node_redis_int(&env, "SADD followers:tka %s", "tku") >= 0);
+    t = ft_node_token(&env, "tku");
+    assert_int_equal(ft_mqtt_connect(&u, ft_node_port(&env, 1), NULL, "tku", t, 4, 5000), 0);
+    assert_int_equal(ft_mqtt_subscribe(&u, "feed/tku", 5000), 1);
+    assert_int_equal(ft_node_redis_int(&env, "SISMEMBER online:n1 %s", "tku"), 1);
+
+    /* The broker dies; its presence stays, and the test keeps its
+     * heartbeat up, as in the seconds before it would lapse, so the post
+     * is routed to it and the bridge holds the delivery. */
+    assert_int_equal(ft_server_kill(&env.p.mosq), 0);
+    assert_true(ft_node_redis_int(&env, "SET node:n1 %s EX 300", "1") != 0);
+    deliveries = ft_node_stat(&env, 1, "deliveries");
+    post("tk1");
+    assert_true(bridge_log_wait("waiting for the link", 10000));
+    ft_sleep_ms(OUTAGE_MS); /* the outage itself: the token must run out */
+
+    assert_int_equal(ft_server_restart(&env.p.mosq), 0);
+    assert_int_equal(ft_node_stat_wait(&env, 1, "deliveries", deliveries + 1, 20000),
+                     deliveries + 1);
+    ft_mqtt_close(&u);
+    assert_int_equal(ft_mqtt_connect(&u, ft_node_port(&env, 1), NULL, "tku", t, 4, 5000), 0);
+    assert_int_equal(ft_mqtt_subscribe(&u, "feed/tku", 5000), 1);
+    post("tk2");
+    assert_int_equal(ft_mqtt_wait_messages(&u, 1, 10000), 1);
+    assert_non_null(strstr(u.last_payload, "\"id\":\"tk2\""));
+    ft_mqtt_close(&u);
+    free(t);
+}
+
+/* clang-format off */
+FT_MAIN(ft_mqtt_run_group, setup, teardown,
+        cmocka_unit_test(test_outage_longer_than_the_token))
+/* clang-format on */
