@@ -32,6 +32,8 @@ static const struct {
 } store__scripts[STORE__N_SCRIPTS] = {
     [STORE__POST_CREATED] = {"post_created", fp_lua_post_created, sizeof(fp_lua_post_created) - 1},
     [STORE__POST_DELETED] = {"post_deleted", fp_lua_post_deleted, sizeof(fp_lua_post_deleted) - 1},
+    [STORE__FANOUT_CHUNK] = {"fanout_chunk", fp_lua_fanout_chunk, sizeof(fp_lua_fanout_chunk) - 1},
+    [STORE__ROUTE_SCAN] = {"route_scan", fp_lua_route_scan, sizeof(fp_lua_route_scan) - 1},
     [STORE__FEED_READ] = {"feed_read", fp_lua_feed_read, sizeof(fp_lua_feed_read) - 1},
     [STORE__RIBBON_PUSH] = {"ribbon_push", fp_lua_ribbon_push, sizeof(fp_lua_ribbon_push) - 1},
     [STORE__USER_REVOKED] = {"user_revoked", fp_lua_user_revoked, sizeof(fp_lua_user_revoked) - 1},
@@ -103,7 +105,7 @@ int store__connected(fp_store *s)
 }
 
 /* Checks that ev is a valid event of type t. Returns 0 or -EINVAL. */
-static int store__check_event(fp_store *s, const fp_event *ev, fp_event_type t)
+int store__check_event(fp_store *s, const fp_event *ev, fp_event_type t)
 {
     char reason[96];
 
@@ -222,6 +224,12 @@ static int store__configure(fp_store *s, const fp_store_config *c)
     s->feed_length = c->feed_length != 0 ? c->feed_length : FP_STORE_FEED_LENGTH_DEFAULT;
     s->ribbon_length = c->ribbon_length != 0 ? c->ribbon_length : FP_STORE_RIBBON_LENGTH_DEFAULT;
     s->timeout_ms = c->timeout_ms != 0 ? c->timeout_ms : FP_STORE_TIMEOUT_MS_DEFAULT;
+    if (c->pull_threshold < -1)
+        return store__invalid(s, "config", "pull_threshold out of range");
+    s->pull_threshold =
+        c->pull_threshold == 0 ? FP_STORE_PULL_THRESHOLD_DEFAULT : c->pull_threshold;
+    if (s->pull_threshold < 0)
+        s->pull_threshold = 0;
     if (c->min_replicas < 0 || c->min_replicas > 100)
         return store__invalid(s, "config", "min_replicas out of range (0..100)");
     if (c->wait_timeout_ms < 0 || c->wait_timeout_ms > STORE__TIMEOUT_MS_MAX)
@@ -442,118 +450,19 @@ bool store__copy_id(const redisReply *r, char *dst)
     return true;
 }
 
-void fp_fanout_free(fp_fanout *f)
-{
-    size_t i;
-
-    if (f == NULL)
-        return;
-    for (i = 0; i < f->n_nodes; i++)
-        free(f->nodes[i].users);
-    free(f->nodes);
-    memset(f, 0, sizeof(*f));
-}
-
-/*
- * Reads the users of one {node, {uid...}} element into t. Entries that
- * are not valid ids are skipped. Returns 1 when t got a node with users,
- * 0 when there was nothing usable, -EPROTO (bad shape) or -ENOMEM.
- */
-static int store__parse_node(fp_store *s, const char *what, const redisReply *e, fp_node_targets *t)
-{
-    const redisReply *users;
-    size_t k;
-
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-        e->element[1]->type != REDIS_REPLY_ARRAY)
-        return store__protocol(s, what, e);
-    users = e->element[1];
-    if (!store__copy_id(e->element[0], t->node) || users->elements == 0)
-        return 0;
-    t->users = calloc(users->elements, sizeof(*t->users));
-    if (t->users == NULL)
-        return -ENOMEM;
-    for (k = 0; k < users->elements; k++) {
-        if (store__copy_id(users->element[k], t->users[t->n_users]))
-            t->n_users++;
-    }
-    if (t->n_users > 0)
-        return 1;
-    free(t->users);
-    t->users = NULL;
-    return 0;
-}
-
-/*
- * Turns the reply of post_created.lua / post_deleted.lua
- * ({state, n_recipients, {node, {uid...}}...}) into *out. Node and user
- * ids that are not valid ids (foreign data in Redis) are skipped. Returns
- * 0, -EPROTO or -ENOMEM; on failure *out holds nothing.
- */
-static int store__parse_fanout(fp_store *s, const char *what, const redisReply *r, fp_fanout *out)
-{
-    size_t i, n;
-    int rc;
-
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
-        r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_INTEGER ||
-        r->element[1]->integer < 0)
-        return store__protocol(s, what, r);
-    out->duplicate = r->element[0]->integer != 0;
-    out->n_recipients = (size_t)r->element[1]->integer;
-    n = r->elements - 2;
-    if (n == 0)
-        return 0;
-    out->nodes = calloc(n, sizeof(*out->nodes));
-    if (out->nodes == NULL)
-        return -ENOMEM;
-    for (i = 0; i < n; i++) {
-        rc = store__parse_node(s, what, r->element[i + 2], &out->nodes[out->n_nodes]);
-        if (rc < 0)
-            goto fail;
-        if (rc == 1)
-            out->n_nodes++;
-    }
-    return 0;
-fail:
-    fp_fanout_free(out);
-    return rc;
-}
-
 /* Formats v in decimal into buf (24 bytes). */
-static void store__i64(char *buf, int64_t v)
+void store__i64(char *buf, int64_t v)
 {
     snprintf(buf, 24, "%" PRId64, v);
 }
 
 /* Adds v to obj as an exact JSON integer. Returns false on ENOMEM. */
-static bool store__add_i64(cJSON *obj, const char *key, int64_t v)
+bool store__add_i64(cJSON *obj, const char *key, int64_t v)
 {
     char buf[24];
 
     store__i64(buf, v);
     return cJSON_AddRawToObject(obj, key, buf) != NULL;
-}
-
-/* The stored post body {"id","author_id","text","created_at"}; malloc'd,
- * NULL on ENOMEM. */
-static char *store__post_json(const fp_post *p)
-{
-    cJSON *o;
-    char *json = NULL;
-
-    o = cJSON_CreateObject();
-    if (o == NULL)
-        return NULL;
-    if (cJSON_AddStringToObject(o, "id", p->id) == NULL ||
-        cJSON_AddStringToObject(o, "author_id", p->author_id) == NULL ||
-        cJSON_AddStringToObject(o, "text", p->text) == NULL ||
-        !store__add_i64(o, "created_at", p->created_at))
-        goto done;
-    json = cJSON_PrintUnformatted(o);
-done:
-    cJSON_Delete(o);
-    return json;
 }
 
 /* A ribbon entry {"user_id","name"?,"text"?,"at"}; malloc'd, NULL on ENOMEM. */
@@ -615,92 +524,6 @@ static int store__ribbon_json(fp_store *s, const char *what, const redisReply *r
         rc = 0;
 done:
     cJSON_Delete(root);
-    return rc;
-}
-
-/* ----------------------------------------------------------- posts */
-
-/*
- * post.created: one EVALSHA of post_created.lua with the post JSON and,
- * when given, the explicit recipients (at most FP_RECIPIENTS_MAX) as ARGV.
- * Returns 0 with *out filled, -EINVAL, -EIO, -EPROTO or -ENOMEM.
- */
-int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
-{
-    const char **argv = NULL;
-    size_t *argvlen = NULL, argc, i;
-    char feed_len[24], ttl[24], *body = NULL;
-    redisReply *r = NULL;
-    int rc;
-
-    if (s == NULL || out == NULL)
-        return -EINVAL;
-    memset(out, 0, sizeof(*out));
-    rc = store__check_event(s, ev, FP_EVENT_POST_CREATED);
-    if (rc != 0)
-        return rc;
-    body = store__post_json(&ev->post);
-    argc = STORE__POST_CREATED_ARGS + (ev->has_recipients ? ev->n_recipients : 0);
-    argv = malloc(argc * sizeof(*argv));
-    argvlen = malloc(argc * sizeof(*argvlen));
-    if (body == NULL || argv == NULL || argvlen == NULL) {
-        rc = -ENOMEM;
-        goto done;
-    }
-    store__i64(feed_len, s->feed_length);
-    store__i64(ttl, FP_STORE_MARKER_TTL_S);
-    argv[0] = s->prefix;
-    argv[1] = ev->post.id;
-    argv[2] = ev->post.author_id;
-    argv[3] = body;
-    argv[4] = feed_len;
-    argv[5] = ttl;
-    argv[6] = ev->has_recipients ? "1" : "0";
-    for (i = STORE__POST_CREATED_ARGS; i < argc; i++)
-        argv[i] = ev->recipients[i - STORE__POST_CREATED_ARGS];
-    for (i = 0; i < argc; i++)
-        argvlen[i] = strlen(argv[i]);
-    rc = store__eval(s, STORE__POST_CREATED, 0, argc, argv, argvlen, &r);
-    if (rc != 0)
-        goto done;
-    rc = store__parse_fanout(s, "post_created", r, out);
-done:
-    if (r != NULL)
-        freeReplyObject(r);
-    free(argvlen);
-    free(argv);
-    free(body);
-    return rc;
-}
-
-/* post.deleted: one EVALSHA of post_deleted.lua. Returns like
- * fp_store_post_created(). */
-int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
-{
-    const char *argv[4];
-    size_t argvlen[4], i;
-    redisReply *r = NULL;
-    char ttl[24];
-    int rc;
-
-    if (s == NULL || out == NULL)
-        return -EINVAL;
-    memset(out, 0, sizeof(*out));
-    rc = store__check_event(s, ev, FP_EVENT_POST_DELETED);
-    if (rc != 0)
-        return rc;
-    store__i64(ttl, FP_STORE_MARKER_TTL_S);
-    argv[0] = s->prefix;
-    argv[1] = ev->post_id;
-    argv[2] = ev->author_id;
-    argv[3] = ttl;
-    for (i = 0; i < 4; i++)
-        argvlen[i] = strlen(argv[i]);
-    rc = store__eval(s, STORE__POST_DELETED, 0, 4, argv, argvlen, &r);
-    if (rc != 0)
-        return rc;
-    rc = store__parse_fanout(s, "post_deleted", r, out);
-    freeReplyObject(r);
     return rc;
 }
 

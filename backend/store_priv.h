@@ -9,6 +9,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 
 #include "fp_hosts.h"
@@ -19,11 +22,12 @@
 #define STORE__SHA_LEN 40
 #define STORE__KEY_MAX (FP_STORE_PREFIX_MAX + 32 + FP_ID_BUFSZ) /* names are < 32 bytes */
 #define STORE__TIMEOUT_MS_MAX 600000
-#define STORE__POST_CREATED_ARGS 7 /* ARGV of post_created.lua before the recipients */
 
 enum {
     STORE__POST_CREATED,
     STORE__POST_DELETED,
+    STORE__FANOUT_CHUNK,
+    STORE__ROUTE_SCAN,
     STORE__FEED_READ,
     STORE__RIBBON_PUSH,
     STORE__USER_REVOKED,
@@ -36,6 +40,7 @@ struct fp_store {
     int port;
     char *prefix;
     int feed_length;
+    long pull_threshold; /* 0: never pull */
     int ribbon_length;
     int timeout_ms;
     fp_sentinel *sentinel; /* NULL: host and port are the server */
@@ -58,6 +63,8 @@ int store__protocol(fp_store *s, const char *what, const redisReply *r);
 int store__invalid(fp_store *s, const char *what, const char *reason);
 /* 0 when there is a usable connection, else -EIO. */
 int store__connected(fp_store *s);
+/* Checks that ev is a valid event of type t. Returns 0 or -EINVAL. */
+int store__check_event(fp_store *s, const fp_event *ev, fp_event_type t);
 /* "<prefix><name><id>" into buf (STORE__KEY_MAX bytes). */
 void store__key(const fp_store *s, char *buf, const char *name, const char *id);
 /* EVALSHA of script `which` (reloaded and retried once on NOSCRIPT). */
@@ -65,5 +72,9 @@ int store__eval(fp_store *s, int which, size_t nkeys, size_t argc, const char **
                 const size_t *argvlen, redisReply **reply);
 /* Copies a string reply that is a valid id into dst. False otherwise. */
 bool store__copy_id(const redisReply *r, char *dst);
+/* Formats v in decimal into buf (24 bytes). */
+void store__i64(char *buf, int64_t v);
+/* Adds v to obj as an exact JSON integer. Returns false on ENOMEM. */
+bool store__add_i64(cJSON *obj, const char *key, int64_t v);
 
 #endif

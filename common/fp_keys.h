@@ -20,8 +20,11 @@
 #define FP_KEY_FOLLOWERS "followers:"       /* set of users following <uid> */
 #define FP_KEY_FOLLOWING "following:"       /* set of users <uid> follows */
 #define FP_KEY_POST "post:"                 /* the post's JSON body */
-#define FP_KEY_FEED "feed:"                 /* list of post ids, newest first */
-#define FP_KEY_FANOUT "fanout:"             /* "1" once pushed, "deleted" tombstone */
+#define FP_KEY_FEED "feed:"                 /* sorted set: post ids by sequence number */
+#define FP_KEY_FANOUT "fanout:"             /* "<seq> <mode> <phase>", "deleted" tombstone */
+#define FP_KEY_SEQ "post_seq"               /* counter: a post's sequence number */
+#define FP_KEY_POSTS "posts:"               /* sorted set: a pull author's posts by seq */
+#define FP_KEY_PULL "pull_authors"          /* set of authors whose posts are pulled */
 #define FP_KEY_RIBBON "ribbon"              /* list of ribbon entries, newest first */
 #define FP_KEY_REVOKED "revoked:"           /* unix s: tokens issued earlier are refused */
 #define FP_KEY_REVOKED_CHANNEL "revoked"    /* pub/sub: "<uid> <before>" */

@@ -48,6 +48,7 @@
 #define FP_STORE_RIBBON_LENGTH_MAX 10000
 #define FP_STORE_PREFIX_MAX FP_KEY_PREFIX_MAX /* bytes */
 #define FP_STORE_MARKER_TTL_S (7 * 86400) /* lifetime of fanout:<id> */
+#define FP_STORE_PULL_THRESHOLD_DEFAULT 10000 /* followers; docs/bridge.md "Big fan-outs" */
 
 typedef struct fp_store fp_store;
 
@@ -57,6 +58,9 @@ typedef struct {
     const char *prefix; /* NULL or "": no prefix; at most FP_STORE_PREFIX_MAX bytes */
     int feed_length;    /* 0: FP_STORE_FEED_LENGTH_DEFAULT; 1..FP_STORE_FEED_LENGTH_MAX */
     int ribbon_length;  /* 0: FP_STORE_RIBBON_LENGTH_DEFAULT; 1..FP_STORE_RIBBON_LENGTH_MAX */
+    /* An author with more followers than this has posts pulled, not
+     * pushed; 0: FP_STORE_PULL_THRESHOLD_DEFAULT, -1: never pulled. */
+    long pull_threshold;
     int timeout_ms;     /* connect and per-command I/O; 0: FP_STORE_TIMEOUT_MS_DEFAULT */
     /* Redis Sentinel: "host[:port],..." of the Sentinels (NULL or "": none,
      * host and port name the server) and the primary's name there. */
@@ -132,21 +136,28 @@ typedef struct {
 void fp_fanout_free(fp_fanout *f);
 
 /*
- * post.created, in one script call: recipients = ev->recipients when
- * has_recipients, else followers:<author>; plus the author. Stores
- * post:<id> ({"id","author_id","text","created_at"}) if absent, pushes the
- * id onto each recipient's feed (trimmed to feed_length) unless a previous
- * delivery of this post already did, and fills *out with the recipients
- * online on each live node. A post already deleted is not stored again.
- * *out is zeroed first and holds nothing to free on failure.
+ * post.created: recipients = ev->recipients when has_recipients, else
+ * followers:<author>; plus the author. Stores post:<id>
+ * ({"id","author_id","text","created_at"}) if absent and gives it its
+ * sequence number; pushes the id onto each recipient's feed (trimmed to
+ * feed_length) unless a previous delivery of this post already did, or,
+ * when the author has more followers than pull_threshold, onto
+ * posts:<author> only (reads merge it in); and fills *out with the
+ * recipients reached on each live node, each once. A post already deleted
+ * is not stored again. The work is split into script calls of a bounded
+ * size (docs/bridge.md, "Big fan-outs"): each returns quickly, so Redis
+ * serves others in between. *out is zeroed first and holds nothing to
+ * free on failure.
  */
 int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out);
 
 /*
- * post.deleted, in one script call: DEL post:<id>, LREM the id from the
- * feeds of the author and their followers, leave a tombstone so a late
- * post.created cannot restore it, and fill *out with the author and
- * followers online on each live node (they get the delete notification).
+ * post.deleted: DEL post:<id>, leave a tombstone so a late post.created
+ * cannot restore it (and a fan-out still pushing it stops), remove the id
+ * from the author's feeds and, unless the author is above pull_threshold,
+ * from the followers' feeds; fill *out with the author and followers
+ * reached on each live node (they get the delete notification). Split
+ * like fp_store_post_created().
  */
 int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out);
 

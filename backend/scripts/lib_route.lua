@@ -1,90 +1,65 @@
--- lib_route.lua - shared by post_created.lua and post_deleted.lua (pasted
--- in at build time by "--! include"; never loaded on its own).
+-- lib_route.lua - where the realtime part of a post goes; pasted into the
+-- post scripts by "--! include" (never loaded on its own).
 --
--- recipients() returns an empty recipient list, the same ids as a set
--- (uid -> true), and add(uid), which appends uid unless it is there.
-local function recipients()
-    local rcpt, is_rcpt = {}, {}
-    local function add(uid)
-        if not is_rcpt[uid] then
-            is_rcpt[uid] = true
-            rcpt[#rcpt + 1] = uid
-        end
-    end
-    return rcpt, is_rcpt, add
-end
+-- A user is reached on a node while listed in online:<node> (connected
+-- there) or sessions:<node> (a persistent session there queues for them
+-- while they are away). A node is live while its heartbeat key node:<node>
+-- exists (the broker plugin refreshes it with a TTL).
 
--- node_users(key, rcpt, is_rcpt, users, seen) appends to users the
--- recipients in the set at key that are not in seen yet. The cheaper side
--- is walked: SMEMBERS of a small set checked against is_rcpt, or
--- SMISMEMBER of the recipients in chunks of 1000 (unpack() has a stack
--- limit) when the set is larger.
-local function node_users(key, rcpt, is_rcpt, users, seen)
-    local size = redis.call('SCARD', key)
-    local function found(uid)
-        if not seen[uid] then
-            seen[uid] = true
-            users[#users + 1] = uid
-        end
-    end
-    if size > 0 and size < #rcpt then
-        for _, uid in ipairs(redis.call('SMEMBERS', key)) do
-            if is_rcpt[uid] then
-                found(uid)
-            end
-        end
-    elseif size > 0 then
-        for first = 1, #rcpt, 1000 do
-            local last = math.min(first + 999, #rcpt)
-            local flags = redis.call('SMISMEMBER', key, unpack(rcpt, first, last))
-            for k = 1, #flags do
-                if flags[k] == 1 then
-                    found(rcpt[first + k - 1])
-                end
-            end
-        end
-    end
-end
-
--- route(prefix, rcpt, is_rcpt) returns the realtime targets of a post:
--- one {node, {uid, ...}} per live node holding at least one recipient,
--- connected there (online:<node>) or with a persistent session there that
--- queues for it while it is away (sessions:<node>).
--- rcpt is the recipient list, is_rcpt the same ids as a set (uid -> true).
---
--- A node is live while its heartbeat key node:<node> exists (the broker
--- plugin refreshes it with a TTL). A node listed in `nodes` without a
--- heartbeat is stale: it is removed from `nodes` and its online:<node> and
--- sessions:<node> sets are deleted (stale presence cleanup); a plugin that
--- comes back re-adds all three (heartbeat, and a full presence rewrite on
--- every connect).
-local function route(prefix, rcpt, is_rcpt)
+-- live_nodes(prefix, author) returns one {node, size, author_here} per
+-- live node: size = SCARD online:<node> + SCARD sessions:<node> (what a
+-- scan of that node costs), author_here = 1 when the author is reached
+-- there. A node listed in `nodes` without a heartbeat is stale: it is
+-- removed from `nodes` and its online:<node> and sessions:<node> sets are
+-- deleted (stale presence cleanup); a plugin that comes back re-adds all
+-- three (heartbeat, and a full presence rewrite on every connect).
+local function live_nodes(prefix, author)
     local nodes_key = prefix .. '@FP_KEY_NODES@'
-    local routes = {}
+    local out = {}
     for _, node in ipairs(redis.call('SMEMBERS', nodes_key)) do
         local online = prefix .. '@FP_KEY_ONLINE@' .. node
         local sessions = prefix .. '@FP_KEY_SESSIONS@' .. node
         if redis.call('EXISTS', prefix .. '@FP_KEY_NODE@' .. node) == 1 then
-            local users, seen = {}, {}
-            node_users(online, rcpt, is_rcpt, users, seen)
-            node_users(sessions, rcpt, is_rcpt, users, seen)
-            if #users > 0 then
-                routes[#routes + 1] = {node, users}
+            local here = 0
+            if redis.call('SISMEMBER', online, author) == 1 or
+                redis.call('SISMEMBER', sessions, author) == 1 then
+                here = 1
             end
+            out[#out + 1] = {node, redis.call('SCARD', online) + redis.call('SCARD', sessions), here}
         else
             redis.call('SREM', nodes_key, node)
             redis.call('DEL', online, sessions)
         end
     end
-    return routes
+    return out
 end
 
--- routed_reply(state, prefix, rcpt, is_rcpt) is the scripts' reply:
--- {state, #rcpt, route(prefix, rcpt, is_rcpt)...}.
-local function routed_reply(state, prefix, rcpt, is_rcpt)
-    local result = {state, #rcpt}
-    for _, r in ipairs(route(prefix, rcpt, is_rcpt)) do
-        result[#result + 1] = r
+-- reached(prefix, node, uids) returns the ids of uids (at most a few
+-- thousand: unpack() has a stack limit) reached on node, each once.
+local function reached(prefix, node, uids)
+    local users, seen = {}, {}
+    if #uids == 0 then
+        return users
     end
-    return result
+    for _, name in ipairs({'@FP_KEY_ONLINE@', '@FP_KEY_SESSIONS@'}) do
+        local flags = redis.call('SMISMEMBER', prefix .. name .. node, unpack(uids))
+        for k = 1, #flags do
+            if flags[k] == 1 and not seen[uids[k]] then
+                seen[uids[k]] = true
+                users[#users + 1] = uids[k]
+            end
+        end
+    end
+    return users
+end
+
+-- begin_reply(state, seq, mode, phase, n, prefix, author) is the reply of
+-- the post scripts' first call: {state, seq, mode, phase, n,
+-- {node, size, author_here}...}.
+local function begin_reply(state, seq, mode, phase, n, prefix, author)
+    local out = {state, tostring(seq), mode, phase, n}
+    for _, node in ipairs(live_nodes(prefix, author)) do
+        out[#out + 1] = node
+    end
+    return out
 end

@@ -1,54 +1,65 @@
--- post_created.lua - store one post, push it onto its recipients' feeds
--- exactly once, and compute its realtime targets; one call per post.
+-- post_created.lua - the first call of a post's fan-out: store the post,
+-- give it its sequence number, decide how it reaches its recipients, and
+-- name the live nodes. fanout_chunk.lua and route_scan.lua do the rest, a
+-- bounded slice per call (docs/bridge.md, "Big fan-outs").
 --
 -- ARGV: prefix, post id, author id, post JSON, feed length, marker TTL (s),
---       "1" when explicit recipients follow (ARGV[8..]) or "0" to use
---       followers:<author>.
--- Keys (built from the prefix): post:<id>, fanout:<id>, followers:<author>,
--- feed:<uid> of every recipient, nodes, node:<n>, online:<n>, sessions:<n>.
+--       "1" when the post has explicit recipients or "0" for the author's
+--       followers, pull threshold (0: never pull).
+-- Keys (built from the prefix): post:<id>, fanout:<id>, post_seq,
+-- followers:<author>, feed:<author>, posts:<author>, pull_authors, nodes,
+-- node:<n>, online:<n>, sessions:<n>.
 --
--- Recipients are the explicit list or the author's followers, plus the
--- author. post:<id> is written only if absent. fanout:<id> marks a post
--- whose pushes are done ("1"), so a redelivered event does not push again;
--- "deleted" is the tombstone post_deleted.lua leaves, and then nothing is
--- stored, pushed or routed (the delete overtook a redelivered create).
+-- post:<id> is written only if absent. fanout:<id> is the marker
+-- "<seq> <mode> <phase>": mode e (explicit recipients), p (pushed to each
+-- follower's feed) or l (pulled: the followers are above the threshold, so
+-- the post goes to posts:<author> and reads merge it in); phase a while
+-- pushes remain, d once they are done. "deleted" is the tombstone
+-- post_deleted.lua leaves, and then nothing is stored or routed (the
+-- delete overtook a redelivered create). A marker "1" (releases before
+-- sequence numbers) is a post whose pushes are done.
 --
--- Returns {state, n_recipients, {node, {uid...}}...}: state 0 = first
--- delivery, 1 = redelivery (feeds untouched, targets computed again),
--- 2 = post already deleted (nothing done, no targets).
+-- The post goes onto the author's own feed here, and a pulled post onto
+-- posts:<author> (the author joins pull_authors).
+--
+-- Returns {state, seq, mode, phase, n_followers, {node, size,
+-- author_here}...}: state 0 = first delivery, 1 = redelivery, 2 = post
+-- already deleted (nothing done, nothing else returned).
+--! include lib_feed.lua
 --! include lib_route.lua
 
 local prefix, id, author, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local feed_len, ttl, explicit = tonumber(ARGV[5]), ARGV[6], ARGV[7] == '1'
+local threshold = tonumber(ARGV[8])
 local marker_key = prefix .. '@FP_KEY_FANOUT@' .. id
 
 local marker = redis.call('GET', marker_key)
 if marker == 'deleted' then
-    return {2, 0}
+    return {2, '0', '', '', 0}
 end
-
-local rcpt, is_rcpt, add = recipients()
-if explicit then
-    for i = 8, #ARGV do
-        add(ARGV[i])
-    end
-else
-    for _, uid in ipairs(redis.call('SMEMBERS', prefix .. '@FP_KEY_FOLLOWERS@' .. author)) do
-        add(uid)
-    end
-end
-add(author)
-
+local n = redis.call('SCARD', prefix .. '@FP_KEY_FOLLOWERS@' .. author)
 redis.call('SET', prefix .. '@FP_KEY_POST@' .. id, body, 'NX')
-local state = 1
-if not marker then
-    state = 0
-    redis.call('SET', marker_key, '1', 'EX', ttl)
-    for _, uid in ipairs(rcpt) do
-        local feed = prefix .. '@FP_KEY_FEED@' .. uid
-        redis.call('LPUSH', feed, id)
-        redis.call('LTRIM', feed, 0, feed_len - 1)
+
+if marker then
+    local seq, mode, phase = string.match(marker, '^(%d+) ([epl]) ([ad])$')
+    if not seq then
+        seq, mode, phase = 0, 'p', 'd'
+        if explicit then
+            mode = 'e'
+        end
     end
+    return begin_reply(1, seq, mode, phase, n, prefix, author)
 end
 
-return routed_reply(state, prefix, rcpt, is_rcpt)
+local seq = redis.call('INCR', prefix .. '@FP_KEY_SEQ@')
+local mode, phase = 'p', 'a'
+if explicit then
+    mode = 'e'
+elseif threshold > 0 and n > threshold then
+    mode, phase = 'l', 'd'
+    feed_add(prefix .. '@FP_KEY_POSTS@' .. author, seq, id, feed_len)
+    redis.call('SADD', prefix .. '@FP_KEY_PULL@', author)
+end
+redis.call('SET', marker_key, seq .. ' ' .. mode .. ' ' .. phase, 'EX', ttl)
+feed_add(prefix .. '@FP_KEY_FEED@' .. author, seq, id, feed_len)
+return begin_reply(0, seq, mode, phase, n, prefix, author)

@@ -1,36 +1,43 @@
--- post_deleted.lua - delete a post and compute who gets the realtime
--- delete notification; one call per delete.
+-- post_deleted.lua - the first call of a delete's fan-out: delete the
+-- post, leave the tombstone, take the id off the author's feeds, and name
+-- the live nodes. fanout_chunk.lua (op "unpush" or "route") and
+-- route_scan.lua do the rest, as for a create.
 --
--- ARGV: prefix, post id, author id, marker TTL (s).
+-- ARGV: prefix, post id, author id, marker TTL (s), pull threshold (0:
+--       never pull).
 -- Keys (built from the prefix): post:<id>, fanout:<id>, followers:<author>,
--- feed:<uid> of the author and each follower, nodes, node:<n>, online:<n>,
--- sessions:<n>.
+-- feed:<author>, posts:<author>, nodes, node:<n>, online:<n>, sessions:<n>.
 --
 -- DEL post:<id>; fanout:<id> becomes the tombstone "deleted" (so a
--- redelivered post.created cannot bring the post back); the id is LREM'd
--- from the feeds of the author and the author's followers. Feeds of
--- explicit recipients outside the followers keep the id until it is
--- trimmed away; reads skip ids without a body.
+-- redelivered post.created cannot bring the post back, and a fan-out
+-- still pushing it stops); the id leaves feed:<author> and posts:<author>.
+-- The mode says what the caller does with the followers' feeds: p, take
+-- the id off each (the author has at most the threshold of followers), or
+-- l, leave them (a pull author's posts are not in them; one pushed before
+-- the author crossed the threshold stays until trimmed, and reads skip
+-- ids without a body). Feeds of explicit recipients outside the followers
+-- keep the id until it is trimmed away, likewise.
 --
--- Returns {state, n_recipients, {node, {uid...}}...}: state 0 = the body
--- was deleted now, 1 = it was already gone.
+-- Returns {state, "0", mode, phase, n_followers, {node, size,
+-- author_here}...}: state 0 = the body was deleted now, 1 = it was already
+-- gone; phase a when the followers' feeds are to be walked.
+--! include lib_feed.lua
 --! include lib_route.lua
 
 local prefix, id, author, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local threshold = tonumber(ARGV[5])
 
 local state = 1
 if redis.call('DEL', prefix .. '@FP_KEY_POST@' .. id) == 1 then
     state = 0
 end
 redis.call('SET', prefix .. '@FP_KEY_FANOUT@' .. id, 'deleted', 'EX', ttl)
+feed_rem(prefix .. '@FP_KEY_FEED@' .. author, id)
+redis.call('ZREM', prefix .. '@FP_KEY_POSTS@' .. author, id)
 
-local rcpt, is_rcpt, add = recipients()
-for _, uid in ipairs(redis.call('SMEMBERS', prefix .. '@FP_KEY_FOLLOWERS@' .. author)) do
-    add(uid)
+local n = redis.call('SCARD', prefix .. '@FP_KEY_FOLLOWERS@' .. author)
+local mode, phase = 'p', 'a'
+if threshold > 0 and n > threshold then
+    mode, phase = 'l', 'd'
 end
-add(author)
-for _, uid in ipairs(rcpt) do
-    redis.call('LREM', prefix .. '@FP_KEY_FEED@' .. uid, 0, id)
-end
-
-return routed_reply(state, prefix, rcpt, is_rcpt)
+return begin_reply(state, 0, mode, phase, n, prefix, author)

@@ -67,11 +67,11 @@ static void wait_stage1(long long n)
     assert_true(ft_node_stat_wait(&env, 1, "stage1_count", n, 12000) >= n);
 }
 
-/* LRANGE feed:<uid> as one comma-joined string. */
+/* feed:<uid>, newest first, as one comma-joined string. */
 static void feed_of(const char *uid, char *out, size_t len)
 {
     redisContext *c = ft_redis_connect(env.p.redis.port);
-    redisReply *r = ft_redis_cmd(c, "LRANGE feed:%s 0 -1", uid);
+    redisReply *r = ft_redis_cmd(c, "ZREVRANGE feed:%s 0 -1", uid);
     size_t i, n = 0;
 
     out[0] = '\0';
@@ -275,7 +275,7 @@ static void test_feed_capped_at_1000(void **state)
     }
     wait_stage1(before + 1501);
     rc = ft_redis_connect(env.p.redis.port);
-    r = ft_redis_cmd(rc, "LRANGE feed:F1 0 -1");
+    r = ft_redis_cmd(rc, "ZREVRANGE feed:F1 0 -1");
     assert_int_equal(r->elements, 1000);
     for (i = 0; i < 1000; i++) {
         snprintf(id, sizeof(id), "w%d", 1500 - i);

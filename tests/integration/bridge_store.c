@@ -119,10 +119,10 @@ static void follow(fp_store *st, const char *type, const char *follower, const c
     fp_event_free(&ev);
 }
 
-/* How many times id occurs in the raw list key. */
+/* How many times id occurs in the feed key (a sorted set: 0 or 1). */
 static size_t list_count(redisContext *c, const char *key, const char *id)
 {
-    redisReply *r = ft_redis_cmd(c, "LRANGE %s 0 -1", key);
+    redisReply *r = ft_redis_cmd(c, "ZREVRANGE %s 0 -1", key);
     size_t i, n = 0;
 
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
@@ -259,7 +259,7 @@ static void test_feed_cap(void **state)
         post(e->st, id, "A", &f);
         fp_fanout_free(&f);
     }
-    assert_int_equal(ft_redis_int(e->rc, "LLEN %s", PREFIX "feed:B"), 1000);
+    assert_int_equal(ft_redis_int(e->rc, "ZCARD %s", PREFIX "feed:B"), 1000);
     assert_int_equal(fp_store_feed_ids(e->st, "B", 5000, &ids, &n), 0);
     assert_int_equal(n, 1000);
     for (i = 0; i < n; i++) {
@@ -781,7 +781,7 @@ static void test_big_fanout(void **state)
     t0 = now_s();
     post(e->st, "big1", "big", &f);
     dt = now_s() - t0;
-    printf("# 10,000-follower fan-out: %.1f ms (one script call)\n", dt * 1000.0);
+    printf("# 10,000-follower fan-out: %.1f ms (in slices)\n", dt * 1000.0);
     assert_true(dt < 2.0);
     assert_int_equal(f.n_recipients, 10001);
     t = find_node(&f, "n1");
@@ -800,7 +800,7 @@ static void test_big_fanout(void **state)
     printf("# redelivery of it: %.1f ms\n", dt * 1000.0);
     assert_true(f.duplicate);
     fp_fanout_free(&f);
-    assert_int_equal(ft_redis_int(e->rc, "LLEN %s", PREFIX "feed:f04242"), 1);
+    assert_int_equal(ft_redis_int(e->rc, "ZCARD %s", PREFIX "feed:f04242"), 1);
 
     event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"big1\",\"author_id\":\"big\"}");
     t0 = now_s();
@@ -813,7 +813,171 @@ static void test_big_fanout(void **state)
     assert_int_equal(t->n_users, 5000);
     fp_fanout_free(&f);
     fp_event_free(&del);
-    assert_int_equal(ft_redis_int(e->rc, "LLEN %s", PREFIX "feed:f04242"), 0);
+    assert_int_equal(ft_redis_int(e->rc, "ZCARD %s", PREFIX "feed:f04242"), 0);
+}
+
+/* The ids of one page of uid's feed, comma-joined (before/after: NULL or
+ * a cursor; at most one of them). */
+static void page_ids(fp_store *st, const char *uid, size_t limit, const char *before,
+                     const char *after, char *buf, size_t len, fp_feed_after *where)
+{
+    fp_feed_page p;
+    size_t i, used = 0;
+    int rc;
+
+    rc = after != NULL ? fp_store_feed_after(st, uid, limit, after, &p)
+                       : fp_store_feed_page(st, uid, limit, before, &p);
+    assert_int_equal(rc, 0);
+    buf[0] = '\0';
+    for (i = 0; i < p.n; i++) {
+        assert_non_null(strstr(p.posts[i], p.ids[i]));
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", i > 0 ? "," : "", p.ids[i]);
+        assert_true(used < len);
+    }
+    if (where != NULL)
+        *where = p.after;
+    fp_feed_page_free(&p);
+}
+
+static void check_page(fp_store *st, const char *uid, size_t limit, const char *before,
+                       const char *want)
+{
+    char got[256];
+
+    page_ids(st, uid, limit, before, NULL, got, sizeof(got), NULL);
+    assert_string_equal(got, want);
+}
+
+/*
+ * Hybrid push/pull: an author above pull_threshold (3 here) has posts
+ * kept in posts:<author> only; reads merge them with the pushed ones in
+ * one order, across pages and cursors; a delete and an unfollow take them
+ * out; routing still reaches every follower online and the author.
+ */
+static void test_pull_author(void **state)
+{
+    env *e = *state;
+    fp_store_config cfg = {.host = "127.0.0.1",
+                           .port = e->redis.port,
+                           .prefix = PREFIX,
+                           .pull_threshold = 3,
+                           .timeout_ms = 5000};
+    const fp_node_targets *t;
+    fp_store *st = NULL;
+    fp_feed_after where;
+    fp_fanout f;
+    fp_event ev;
+    char got[256];
+
+    assert_int_equal(fp_store_open(&st, &cfg), 0);
+    follow(st, "follow.created", "u1", "star");
+    follow(st, "follow.created", "u2", "star");
+    follow(st, "follow.created", "u3", "star");
+    follow(st, "follow.created", "u4", "star");
+    follow(st, "follow.created", "u1", "pal");
+    run(e->rc, "SET %s %s EX 30", PREFIX "node:n1", "1");
+    run(e->rc, "SET %s %s EX 30", PREFIX "node:n2", "1");
+    run(e->rc, "SADD %s n1 n2", PREFIX "nodes");
+    run(e->rc, "SADD %s u1 u2 x1 x2 x3 x4 x5 x6", PREFIX "online:n1");
+    run(e->rc, "SADD %s u3", PREFIX "sessions:n1");
+    run(e->rc, "SADD %s star", PREFIX "online:n2");
+
+    post(st, "p1", "pal", &f);
+    fp_fanout_free(&f);
+    post(st, "p2", "star", &f);
+    assert_false(f.duplicate);
+    assert_int_equal(f.n_recipients, 5);
+    t = find_node(&f, "n1");
+    assert_non_null(t);
+    assert_int_equal(t->n_users, 3);
+    assert_true(has_user(t, "u1") && has_user(t, "u2") && has_user(t, "u3"));
+    t = find_node(&f, "n2");
+    assert_non_null(t);
+    assert_int_equal(t->n_users, 1);
+    assert_string_equal(t->users[0], "star");
+    fp_fanout_free(&f);
+    post(st, "p3", "pal", &f);
+    fp_fanout_free(&f);
+    post(st, "p4", "star", &f);
+    fp_fanout_free(&f);
+
+    /* Not pushed: only the author's feed and posts:star hold them. */
+    assert_int_equal(ft_redis_int(e->rc, "EXISTS %s", PREFIX "feed:u2"), 0);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:u1", "p2"), 0);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:u1", "p3"), 1);
+    assert_int_equal(list_count(e->rc, PREFIX "posts:star", "p4"), 1);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:star", "p4"), 1);
+    assert_int_equal(ft_redis_int(e->rc, "SISMEMBER %s star", PREFIX "pull_authors"), 1);
+
+    /* Merged in one order, whatever the page size. */
+    check_page(st, "u1", 10, NULL, "p4,p3,p2,p1");
+    check_page(st, "u2", 10, NULL, "p4,p2");
+    check_page(st, "star", 10, NULL, "p4,p2");
+    check_page(st, "u1", 1, NULL, "p4");
+    check_page(st, "u1", 2, "p4", "p3,p2");
+    check_page(st, "u1", 2, "p3", "p2,p1");
+    check_page(st, "u1", 2, "p1", "");
+    check_page(st, "u2", 1, "p4", "p2");
+    page_ids(st, "u1", 2, NULL, "p1", got, sizeof(got), &where);
+    assert_string_equal(got, "p3,p2");
+    assert_int_equal(where, FP_FEED_AFTER_MORE);
+    page_ids(st, "u1", 2, NULL, "p2", got, sizeof(got), &where);
+    assert_string_equal(got, "p4,p3");
+    assert_int_equal(where, FP_FEED_AFTER_TOP);
+
+    /* A redelivery: same targets, nothing written twice. */
+    post(st, "p4", "star", &f);
+    assert_true(f.duplicate);
+    assert_non_null(find_node(&f, "n1"));
+    fp_fanout_free(&f);
+    check_page(st, "u1", 10, NULL, "p4,p3,p2,p1");
+
+    /* The delete of a pulled post: gone from every merged page; its
+     * notification reaches the followers online and the author. */
+    event(&ev, "{\"type\":\"post.deleted\",\"post_id\":\"p2\",\"author_id\":\"star\"}");
+    assert_int_equal(fp_store_post_deleted(st, &ev, &f), 0);
+    fp_event_free(&ev);
+    t = find_node(&f, "n1");
+    assert_non_null(t);
+    assert_int_equal(t->n_users, 3);
+    assert_non_null(find_node(&f, "n2"));
+    fp_fanout_free(&f);
+    assert_int_equal(list_count(e->rc, PREFIX "posts:star", "p2"), 0);
+    check_page(st, "u1", 10, NULL, "p4,p3,p1");
+    check_page(st, "u1", 1, "p3", "p1");
+    check_page(st, "star", 10, NULL, "p4");
+
+    /* An unfollow stops the merge; what was pushed stays. */
+    follow(st, "follow.deleted", "u1", "star");
+    check_page(st, "u1", 10, NULL, "p3,p1");
+    fp_store_free(st);
+}
+
+/*
+ * A feed written by a release that kept feeds as lists is turned into a
+ * sorted set on its next push or read, in the same order, below every
+ * newer post.
+ */
+static void test_list_feed_upgrade(void **state)
+{
+    env *e = *state;
+    fp_event ev;
+    fp_fanout f;
+
+    run(e->rc, "SET %s {\"id\":\"old1\"}", PREFIX "post:old1");
+    run(e->rc, "SET %s {\"id\":\"old2\"}", PREFIX "post:old2");
+    run(e->rc, "RPUSH %s old2 old1 old2", PREFIX "feed:v1");
+    run(e->rc, "RPUSH %s old2 old1", PREFIX "feed:v2");
+    check_page(e->st, "v1", 10, NULL, "old2,old1");
+    assert_int_equal(ft_redis_int(e->rc, "ZCARD %s", PREFIX "feed:v1"), 2);
+
+    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"new1\",\"author_id\":\"w\","
+               "\"text\":\"hi\",\"created_at\":1700000000000},\"recipients\":[\"v2\"]}");
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
+    fp_event_free(&ev);
+    fp_fanout_free(&f);
+    check_page(e->st, "v2", 10, NULL, "new1,old2,old1");
+    check_page(e->st, "v2", 10, "old2", "old1");
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -825,7 +989,7 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_follow_unfollow),  T(test_ribbon),
         T(test_revocation),       T(test_noscript_recovery),
         T(test_restart),          T(test_bad_arguments),
-        T(test_readonly_and_sync),
-        T(test_big_fanout))
+        T(test_readonly_and_sync), T(test_big_fanout),
+        T(test_pull_author),      T(test_list_feed_upgrade))
 /* clang-format on */
 #undef T

@@ -149,7 +149,7 @@ void ft_stream_join(ft_stream *s)
 
 int ft_feed_scan_one(const char *t, const char *suffix, int n, int from, ft_feed_scan *out)
 {
-    redisReply *r = fs__rq("LRANGE feed:%s%s 0 -1", t, suffix);
+    redisReply *r = fs__rq("ZREVRANGE feed:%s%s 0 -1", t, suffix);
     size_t tl = strlen(t), i;
     unsigned char *count;
     char *end;

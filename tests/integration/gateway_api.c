@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -526,7 +527,7 @@ static void test_feed_after(void **state)
     snprintf(path, sizeof(path), "/api/v1/feed?after=%s", ids[3]);
     after_fields(feed_expect(a, path, (char *[]){ids[7], ids[6], ids[4]}, 3), true, NULL, NULL);
     /* Trimmed out of the feed cache (the newest three entries remain). */
-    ft_redis_ok(r, "LTRIM feed:faa 0 2");
+    assert_int_equal(ft_redis_int(r, "ZREMRANGEBYRANK feed:faa 0 -4"), 4);
     redisFree(r);
     snprintf(path, sizeof(path), "/api/v1/feed?after=%s&limit=2", ids[2]);
     after_fields(feed_expect(a, path, (char *[]){ids[7], ids[6]}, 2), false, NULL, ids[6]);
@@ -563,6 +564,85 @@ static void test_delete(void **state)
     free(id);
     free(a);
     free(b);
+}
+
+/* Restarts node 1's bridge with FEEDPUSH_PULL_THRESHOLD = value (NULL:
+ * the default). */
+static void bridge_pull_threshold(const char *value)
+{
+    if (value != NULL)
+        setenv("FEEDPUSH_PULL_THRESHOLD", value, 1);
+    else
+        unsetenv("FEEDPUSH_PULL_THRESHOLD");
+    assert_int_equal(ft_node_bridge_signal(&env.b, 1, SIGTERM, 5000), 0);
+    assert_int_equal(ft_node_bridge_start(&env.b, 1), 0);
+}
+
+/*
+ * Hybrid push/pull through the API: the bridge runs with pull_threshold
+ * 2, so "ps" (3 followers) is a pull author and "pp" (1) is not. Each of
+ * pq1's pages merges both in posting order, across before/after cursors;
+ * a deleted post of ps leaves every page; ps's posts never enter the
+ * followers' own feeds.
+ */
+static void test_pull_feed(void **state)
+{
+    char *s = token("ps"), *p = token("pp"), *q1 = token("pq1"), *q2 = token("pq2");
+    char *q3 = token("pq3"), *ids[5], path[192];
+    redisContext *r = ft_redis_connect(env.b.p.redis.port);
+    int i;
+
+    (void)state;
+    bridge_pull_threshold("2");
+    follow(q1, "ps");
+    follow(q2, "ps");
+    follow(q3, "ps");
+    follow(q1, "pp");
+    assert_true(following(q3, "ps", true));
+    assert_true(following(q1, "pp", true));
+    for (i = 0; i < 5; i++) {
+        char text[16];
+
+        snprintf(text, sizeof(text), "m%d", i);
+        ids[i] = post(i % 2 == 0 ? s : p, text);
+        /* One at a time: the order of the sequence numbers is the order
+         * the bridge applies them. */
+        assert_true(feed_has(q1, ids[i], true));
+    }
+    assert_int_equal(ft_redis_int(r, "ZCARD posts:ps"), 3);
+    /* Only pp's two posts were pushed into pq1's feed; pq2's has none. */
+    assert_int_equal(ft_redis_int(r, "ZCARD feed:pq1"), 2);
+    assert_int_equal(ft_redis_int(r, "EXISTS feed:pq2"), 0);
+    cJSON_Delete(
+        feed_expect(q1, "/api/v1/feed", (char *[]){ids[4], ids[3], ids[2], ids[1], ids[0]}, 5));
+    cJSON_Delete(feed_expect(q2, "/api/v1/feed", (char *[]){ids[4], ids[2], ids[0]}, 3));
+    snprintf(path, sizeof(path), "/api/v1/feed?limit=2&before=%s", ids[4]);
+    cJSON_Delete(feed_expect(q1, path, (char *[]){ids[3], ids[2]}, 2));
+    snprintf(path, sizeof(path), "/api/v1/feed?limit=2&before=%s", ids[2]);
+    cJSON_Delete(feed_expect(q1, path, (char *[]){ids[1], ids[0]}, 2));
+    snprintf(path, sizeof(path), "/api/v1/feed?limit=2&after=%s", ids[0]);
+    after_fields(feed_expect(q1, path, (char *[]){ids[2], ids[1]}, 2), true, ids[2], NULL);
+
+    /* The delete of a pulled post, by its author. */
+    snprintf(path, sizeof(path), "/api/v1/posts/%s", ids[2]);
+    cJSON_Delete(call(200, "DELETE", path, s, NULL));
+    assert_true(feed_has(q1, ids[2], false));
+    assert_true(feed_has(q2, ids[2], false));
+    assert_true(feed_has(s, ids[2], false));
+    cJSON_Delete(feed_expect(q1, "/api/v1/feed", (char *[]){ids[4], ids[3], ids[1], ids[0]}, 4));
+    snprintf(path, sizeof(path), "/api/v1/feed?limit=1&before=%s", ids[3]);
+    cJSON_Delete(feed_expect(q1, path, (char *[]){ids[1]}, 1));
+    assert_int_equal(ft_redis_int(r, "ZCARD posts:ps"), 2);
+
+    redisFree(r);
+    bridge_pull_threshold(NULL);
+    for (i = 0; i < 5; i++)
+        free(ids[i]);
+    free(s);
+    free(p);
+    free(q1);
+    free(q2);
+    free(q3);
 }
 
 /* True when the ribbon (GET) holds an entry of uid with text. */
@@ -1068,5 +1148,8 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_idle_publisher),
         cmocka_unit_test(test_amqp_hosts),
-        cmocka_unit_test(test_dev_mode_off))
+        cmocka_unit_test(test_dev_mode_off),
+        /* Last: it restarts the bridge, whose counters test_metrics and
+         * test_stats read. */
+        cmocka_unit_test(test_pull_feed))
 /* clang-format on */

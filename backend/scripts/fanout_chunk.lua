@@ -1,0 +1,72 @@
+-- fanout_chunk.lua - one slice of a post's fan-out: push the post onto
+-- (or remove it from) the feeds of a slice of its recipients, and find
+-- which of them are reached on the nodes the caller names. Called until
+-- the slices run out, after post_created.lua or post_deleted.lua.
+--
+-- ARGV: prefix, post id, author id, seq, feed length, op, cursor, count,
+--       last, n_check, n_check node ids, then the slice's recipients when
+--       cursor is ''.
+--   op: "push" (feed_add), "unpush" (feed_rem) or "route" (no write).
+--   cursor: an SSCAN cursor of followers:<author> ("0" to start): the
+--       slice is what SSCAN ... COUNT count returns; '' when the slice is
+--       given (explicit recipients) and last = "1" on the final one.
+-- Keys (built from the prefix): fanout:<id>, followers:<author>,
+-- feed:<uid> of the slice, online:<n> and sessions:<n> of the nodes.
+--
+-- A push first checks the marker: once it is the tombstone "deleted",
+-- nothing more is pushed (the delete overtook the fan-out). The final
+-- slice of a push (the SSCAN cursor back at "0", or last = "1") sets the
+-- marker's phase to d, so a redelivered event does not push again. A
+-- slice pushed twice (a redelivery after a crash, or an id SSCAN returns
+-- twice) changes nothing: feed_add keeps an id where it is.
+--
+-- Returns {next cursor ("0" when done), state, {node, {uid...}}...}: state
+-- 0, or 2 when the post was deleted (nothing done, no targets).
+--! include lib_feed.lua
+--! include lib_route.lua
+
+local prefix, id, author, seq = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local feed_len, op, cursor = tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local count, last, n_check = ARGV[8], ARGV[9] == '1', tonumber(ARGV[10])
+local marker_key = prefix .. '@FP_KEY_FANOUT@' .. id
+
+local marker
+if op == 'push' then
+    marker = redis.call('GET', marker_key)
+    if marker == 'deleted' then
+        return {'0', 2}
+    end
+end
+
+local uids, next_cursor = {}, '0'
+if cursor ~= '' then
+    local r = redis.call('SSCAN', prefix .. '@FP_KEY_FOLLOWERS@' .. author, cursor, 'COUNT', count)
+    next_cursor, uids = r[1], r[2]
+    last = next_cursor == '0'
+else
+    for i = 11 + n_check, #ARGV do
+        uids[#uids + 1] = ARGV[i]
+    end
+end
+
+for _, uid in ipairs(uids) do
+    local feed = prefix .. '@FP_KEY_FEED@' .. uid
+    if op == 'push' then
+        feed_add(feed, seq, id, feed_len)
+    elseif op == 'unpush' then
+        feed_rem(feed, id)
+    end
+end
+if op == 'push' and last and marker then
+    local done = string.gsub(marker, ' a$', ' d')
+    redis.call('SET', marker_key, done, 'KEEPTTL')
+end
+
+local out = {next_cursor, 0}
+for i = 11, 10 + n_check do
+    local users = reached(prefix, ARGV[i], uids)
+    if #users > 0 then
+        out[#out + 1] = {ARGV[i], users}
+    end
+end
+return out

@@ -1,0 +1,58 @@
+-- lib_feed.lua - feeds as sorted sets; pasted into the scripts that write
+-- or read feeds by "--! include" (never loaded on its own).
+--
+-- A feed (feed:<uid>, and posts:<author> of a pull author) is a sorted
+-- set: member = post id, score = the post's sequence number (INCR
+-- post_seq when the post is first fanned out), so that feeds and the
+-- posts of pull authors merge in one order. It holds at most feed_length
+-- entries: the lowest scores are trimmed.
+
+-- feed_upgrade(key) turns a feed still stored as a list (releases before
+-- sequence numbers) into a sorted set in place: the list's newest entry
+-- gets score -1, the next -2 and so on, below every sequence number, in
+-- the list's order; an id listed twice keeps its newest place.
+local function feed_upgrade(key)
+    if redis.call('TYPE', key)['ok'] ~= 'list' then
+        return
+    end
+    local ids = redis.call('LRANGE', key, 0, -1)
+    redis.call('DEL', key)
+    local seen, args = {}, {}
+    for i, id in ipairs(ids) do
+        if not seen[id] then
+            seen[id] = true
+            args[#args + 1] = -i
+            args[#args + 1] = id
+        end
+        if #args >= 1000 or (i == #ids and #args > 0) then
+            redis.call('ZADD', key, unpack(args))
+            args = {}
+        end
+    end
+end
+
+-- True when a redis.pcall() reply is an error.
+local function feed_failed(r)
+    return type(r) == 'table' and r['err'] ~= nil
+end
+
+-- feed_add(key, seq, id, len) adds id with score seq (unless it is
+-- there: a redelivery keeps its place) and trims the feed to len.
+local function feed_add(key, seq, id, len)
+    if feed_failed(redis.pcall('ZADD', key, 'NX', seq, id)) then
+        feed_upgrade(key)
+        redis.call('ZADD', key, 'NX', seq, id)
+    end
+    local n = redis.call('ZCARD', key)
+    if n > len then
+        redis.call('ZREMRANGEBYRANK', key, 0, n - len - 1)
+    end
+end
+
+-- feed_rem(key, id) removes id from the feed.
+local function feed_rem(key, id)
+    if feed_failed(redis.pcall('ZREM', key, id)) then
+        feed_upgrade(key)
+        redis.call('ZREM', key, id)
+    end
+end

@@ -1,0 +1,585 @@
+/*
+ * store_fanout.c - the fan-out of post.created and post.deleted in Redis,
+ * in slices (see fp_store.h for the contract, docs/bridge.md "Big
+ * fan-outs" for the design).
+ *
+ * A post is one call of post_created.lua (post_deleted.lua for a delete),
+ * which stores it, numbers it and names the live nodes; then as many calls
+ * of fanout_chunk.lua as its recipients need, each pushing the post onto
+ * (or removing it from) at most STORE__PUSH_SLICE feeds and finding which
+ * of them are reached on the nodes that reach many users; then, for each
+ * node that reaches fewer users than the author has followers, calls of
+ * route_scan.lua that walk that node's users (STORE__SCAN_SLICE a call)
+ * and keep the followers. Every call is short, so Redis serves the
+ * plugins and the gateway between them, whatever the follower count.
+ * The targets of all calls are gathered per node, each user once.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_priv.h"
+
+#define STORE__PUSH_SLICE "256"   /* followers per fanout_chunk.lua call (SSCAN COUNT) */
+#define STORE__EXPLICIT_SLICE 256 /* explicit recipients per call */
+#define STORE__SCAN_SLICE "1000"  /* node users per route_scan.lua call */
+#define STORE__CHUNK_ARGS 10      /* ARGV of fanout_chunk.lua before the node ids */
+
+/* A live node as the first call named it. */
+typedef struct {
+    char node[FP_ID_BUFSZ];
+    long long size;   /* users it reaches: online + sessions */
+    bool author_here; /* the author is one of them */
+    bool scan;        /* routed from its side (route_scan.lua) */
+} store__node;
+
+/* The reply of post_created.lua / post_deleted.lua. */
+typedef struct {
+    int state; /* 0 first, 1 again, 2 already deleted (create only) */
+    char seq[24];
+    char mode;   /* 'e' explicit, 'p' pushed, 'l' pulled */
+    bool slices; /* phase a: the recipients' feeds are still to be written */
+    long long n_followers;
+    store__node *nodes;
+    size_t n_nodes;
+} store__begin;
+
+/* One post's fan-out in progress. */
+typedef struct {
+    fp_store *s;
+    const char *what; /* the script family, for errors */
+    const char *id, *author;
+    const char *op; /* for fanout_chunk.lua: push, unpush or route */
+    store__begin b;
+    fp_fanout *out; /* one entry per live node, in b.nodes' order */
+    size_t *cap;    /* allocated users per out->nodes entry */
+} store__run;
+
+/* ------------------------------------------------------------ targets */
+
+/* Appends uid to node i's targets. Returns 0 or -ENOMEM. */
+static int store__target_add(store__run *r, size_t i, const char *uid)
+{
+    fp_node_targets *t = &r->out->nodes[i];
+    char(*grown)[FP_ID_BUFSZ];
+    size_t cap;
+
+    if (t->n_users == r->cap[i]) {
+        cap = r->cap[i] == 0 ? 16 : r->cap[i] * 2;
+        grown = realloc(t->users, cap * sizeof(*t->users));
+        if (grown == NULL)
+            return -ENOMEM;
+        t->users = grown;
+        r->cap[i] = cap;
+    }
+    memcpy(t->users[t->n_users], uid, FP_ID_BUFSZ);
+    t->n_users++;
+    return 0;
+}
+
+/* The index in out->nodes of the node named by a string reply, or -1. */
+static long store__node_index(const store__run *r, const redisReply *name)
+{
+    char node[FP_ID_BUFSZ];
+    size_t i;
+
+    if (!store__copy_id(name, node))
+        return -1;
+    for (i = 0; i < r->out->n_nodes; i++) {
+        if (strcmp(r->out->nodes[i].node, node) == 0)
+            return (long)i;
+    }
+    return -1;
+}
+
+/*
+ * Adds the users of a {uid...} array reply to node i. Entries that are
+ * not valid ids (foreign data in Redis) are skipped. Returns 0, -EPROTO
+ * or -ENOMEM.
+ */
+static int store__targets_add(store__run *r, size_t i, const redisReply *users)
+{
+    char uid[FP_ID_BUFSZ];
+    size_t k;
+    int rc;
+
+    if (users->type != REDIS_REPLY_ARRAY)
+        return store__protocol(r->s, r->what, users);
+    for (k = 0; k < users->elements; k++) {
+        if (!store__copy_id(users->element[k], uid))
+            continue;
+        rc = store__target_add(r, i, uid);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int store__uid_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+/* Sorts each node's targets, drops repeats (a slice may list a user
+ * twice) and the nodes left without targets. */
+static void store__targets_finish(fp_fanout *out)
+{
+    size_t i, k, n, kept = 0;
+    fp_node_targets *t;
+
+    for (i = 0; i < out->n_nodes; i++) {
+        t = &out->nodes[i];
+        if (t->n_users == 0) {
+            free(t->users);
+            continue;
+        }
+        qsort(t->users, t->n_users, sizeof(*t->users), store__uid_cmp);
+        for (n = 1, k = 1; k < t->n_users; k++) {
+            if (strcmp(t->users[k], t->users[n - 1]) != 0)
+                memcpy(t->users[n++], t->users[k], FP_ID_BUFSZ);
+        }
+        t->n_users = n;
+        out->nodes[kept++] = *t;
+    }
+    out->n_nodes = kept;
+    if (kept == 0) {
+        free(out->nodes);
+        out->nodes = NULL;
+    }
+}
+
+void fp_fanout_free(fp_fanout *f)
+{
+    size_t i;
+
+    if (f == NULL)
+        return;
+    for (i = 0; i < f->n_nodes; i++)
+        free(f->nodes[i].users);
+    free(f->nodes);
+    memset(f, 0, sizeof(*f));
+}
+
+/* -------------------------------------------------------- first call */
+
+/* Reads one {node, size, author_here} of the first call's reply into n.
+ * False when it is not of that shape or the node id is not valid. */
+static bool store__parse_node(const redisReply *e, store__node *n)
+{
+    if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||
+        e->element[1]->type != REDIS_REPLY_INTEGER || e->element[2]->type != REDIS_REPLY_INTEGER)
+        return false;
+    if (!store__copy_id(e->element[0], n->node))
+        return false;
+    n->size = e->element[1]->integer;
+    n->author_here = e->element[2]->integer != 0;
+    return true;
+}
+
+/*
+ * Parses the reply of post_created.lua / post_deleted.lua ({state, seq,
+ * mode, phase, n_followers, {node, size, author_here}...}) into r->b and
+ * sets up r->out with one entry per live node, the author already added
+ * where reached. Returns 0, -EPROTO or -ENOMEM.
+ */
+static int store__parse_begin(store__run *r, const redisReply *rep)
+{
+    store__begin *b = &r->b;
+    size_t i, n;
+    int rc;
+
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 5 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER ||
+        rep->element[1]->type != REDIS_REPLY_STRING || rep->element[1]->len >= sizeof(b->seq) ||
+        rep->element[2]->type != REDIS_REPLY_STRING ||
+        rep->element[3]->type != REDIS_REPLY_STRING || rep->element[4]->type != REDIS_REPLY_INTEGER)
+        return store__protocol(r->s, r->what, rep);
+    b->state = (int)rep->element[0]->integer;
+    memcpy(b->seq, rep->element[1]->str, rep->element[1]->len);
+    b->seq[rep->element[1]->len] = '\0';
+    b->mode = rep->element[2]->len == 1 ? rep->element[2]->str[0] : '\0';
+    b->slices = strcmp(rep->element[3]->str, "a") == 0;
+    b->n_followers = rep->element[4]->integer;
+    if (b->state == 2)
+        return 0;
+    if (b->mode != 'e' && b->mode != 'p' && b->mode != 'l')
+        return store__protocol(r->s, r->what, rep);
+    n = rep->elements - 5;
+    if (n == 0)
+        return 0;
+    b->nodes = calloc(n, sizeof(*b->nodes));
+    r->out->nodes = calloc(n, sizeof(*r->out->nodes));
+    r->cap = calloc(n, sizeof(*r->cap));
+    if (b->nodes == NULL || r->out->nodes == NULL || r->cap == NULL)
+        return -ENOMEM;
+    for (i = 0; i < n; i++) {
+        if (!store__parse_node(rep->element[i + 5], &b->nodes[b->n_nodes]))
+            continue;
+        memcpy(r->out->nodes[b->n_nodes].node, b->nodes[b->n_nodes].node, FP_ID_BUFSZ);
+        b->n_nodes++;
+    }
+    r->out->n_nodes = b->n_nodes;
+    for (i = 0; i < b->n_nodes; i++) {
+        if (b->nodes[i].author_here) {
+            rc = store__target_add(r, i, r->author);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------- slices */
+
+/*
+ * One fanout_chunk.lua call over the slice `uids` (explicit recipients;
+ * NULL: the SSCAN slice of followers at *cursor, which is advanced).
+ * Returns 1 when the slices are done, 0 when more remain, 2 when the post
+ * turned out deleted, or -EIO, -EPROTO, -ENOMEM.
+ */
+static int store__chunk(store__run *r, char *cursor, const char (*uids)[FP_ID_BUFSZ], size_t n_uids,
+                        bool last)
+{
+    const char **argv;
+    size_t *argvlen, argc, i, n_check = 0;
+    char feed_len[24], check[24];
+    redisReply *rep = NULL;
+    long idx;
+    int rc;
+
+    argc = STORE__CHUNK_ARGS + r->b.n_nodes + n_uids;
+    argv = malloc(argc * sizeof(*argv));
+    argvlen = malloc(argc * sizeof(*argvlen));
+    if (argv == NULL || argvlen == NULL) {
+        rc = -ENOMEM;
+        goto done;
+    }
+    for (i = 0; i < r->b.n_nodes; i++) {
+        if (!r->b.nodes[i].scan)
+            argv[STORE__CHUNK_ARGS + n_check++] = r->b.nodes[i].node;
+    }
+    for (i = 0; i < n_uids; i++)
+        argv[STORE__CHUNK_ARGS + n_check + i] = uids[i];
+    argc = STORE__CHUNK_ARGS + n_check + n_uids;
+    store__i64(feed_len, r->s->feed_length);
+    store__i64(check, (int64_t)n_check);
+    argv[0] = r->s->prefix;
+    argv[1] = r->id;
+    argv[2] = r->author;
+    argv[3] = r->b.seq;
+    argv[4] = feed_len;
+    argv[5] = r->op;
+    argv[6] = uids == NULL ? cursor : "";
+    argv[7] = STORE__PUSH_SLICE;
+    argv[8] = last ? "1" : "0";
+    argv[9] = check;
+    for (i = 0; i < argc; i++)
+        argvlen[i] = strlen(argv[i]);
+    rc = store__eval(r->s, STORE__FANOUT_CHUNK, 0, argc, argv, argvlen, &rep);
+    if (rc != 0)
+        goto done;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[0]->len >= 24 ||
+        rep->element[1]->type != REDIS_REPLY_INTEGER) {
+        rc = store__protocol(r->s, r->what, rep);
+        goto done;
+    }
+    if (rep->element[1]->integer == 2) {
+        rc = 2;
+        goto done;
+    }
+    for (i = 2; i < rep->elements; i++) {
+        const redisReply *e = rep->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
+            rc = store__protocol(r->s, r->what, e);
+            goto done;
+        }
+        idx = store__node_index(r, e->element[0]);
+        if (idx < 0)
+            continue;
+        rc = store__targets_add(r, (size_t)idx, e->element[1]);
+        if (rc != 0)
+            goto done;
+    }
+    if (uids == NULL) {
+        memcpy(cursor, rep->element[0]->str, rep->element[0]->len);
+        cursor[rep->element[0]->len] = '\0';
+        rc = strcmp(cursor, "0") == 0;
+    } else {
+        rc = last;
+    }
+done:
+    if (rep != NULL)
+        freeReplyObject(rep);
+    free(argvlen);
+    free(argv);
+    return rc;
+}
+
+/* All the slices of an explicit recipient list. Returns 0, 2 (deleted)
+ * or a negative error as store__chunk(). */
+static int store__chunks_explicit(store__run *r, const fp_event *ev)
+{
+    size_t first, n;
+    int rc;
+
+    first = 0;
+    do {
+        n = ev->n_recipients - first;
+        if (n > STORE__EXPLICIT_SLICE)
+            n = STORE__EXPLICIT_SLICE;
+        rc = store__chunk(r, NULL, ev->recipients + first, n, first + n == ev->n_recipients);
+        if (rc < 0 || rc == 2)
+            return rc;
+        first += n;
+    } while (first < ev->n_recipients);
+    return 0;
+}
+
+/* All the SSCAN slices of the author's followers. Returns like
+ * store__chunks_explicit(). */
+static int store__chunks_followers(store__run *r)
+{
+    char cursor[24] = "0";
+    int rc;
+
+    do {
+        rc = store__chunk(r, cursor, NULL, 0, false);
+    } while (rc == 0);
+    return rc == 1 ? 0 : rc;
+}
+
+/*
+ * Routes from node i's side: route_scan.lua over its online:<node>, then
+ * its sessions:<node>, STORE__SCAN_SLICE users a call, keeping the
+ * author's followers. Returns 0, -EIO, -EPROTO or -ENOMEM.
+ */
+static int store__scan_node(store__run *r, size_t i)
+{
+    static const char *const sets[] = {"online", "sessions"};
+    const char *argv[6];
+    size_t argvlen[6], k, set;
+    char cursor[24];
+    redisReply *rep;
+    int rc;
+
+    for (set = 0; set < 2; set++) {
+        strcpy(cursor, "0");
+        do {
+            argv[0] = r->s->prefix;
+            argv[1] = r->author;
+            argv[2] = r->b.nodes[i].node;
+            argv[3] = sets[set];
+            argv[4] = cursor;
+            argv[5] = STORE__SCAN_SLICE;
+            for (k = 0; k < 6; k++)
+                argvlen[k] = strlen(argv[k]);
+            rc = store__eval(r->s, STORE__ROUTE_SCAN, 0, 6, argv, argvlen, &rep);
+            if (rc != 0)
+                return rc;
+            if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+                rep->element[0]->type != REDIS_REPLY_STRING || rep->element[0]->len >= 24) {
+                rc = store__protocol(r->s, r->what, rep);
+                freeReplyObject(rep);
+                return rc;
+            }
+            memcpy(cursor, rep->element[0]->str, rep->element[0]->len);
+            cursor[rep->element[0]->len] = '\0';
+            rc = store__targets_add(r, i, rep->element[1]);
+            freeReplyObject(rep);
+            if (rc != 0)
+                return rc;
+        } while (strcmp(cursor, "0") != 0);
+    }
+    return 0;
+}
+
+/*
+ * Everything after the first call: the slices of the recipients (pushing
+ * or removing when the first call said so, else only checking the nodes
+ * that reach many users), then the scans of the nodes that reach few.
+ * Returns 0, 2 (the post turned out deleted) or a negative error.
+ */
+static int store__fan(store__run *r, const fp_event *explicit_ev)
+{
+    bool check = false;
+    size_t i;
+    int rc;
+
+    for (i = 0; i < r->b.n_nodes; i++) {
+        /* A node is walked from its side when that reads fewer users
+         * than the followers; explicit recipients are always checked. */
+        r->b.nodes[i].scan = explicit_ev == NULL && r->b.nodes[i].size < r->b.n_followers;
+        if (!r->b.nodes[i].scan && r->b.nodes[i].size > 0)
+            check = true;
+    }
+    if (!r->b.slices)
+        r->op = "route";
+    if (explicit_ev != NULL)
+        rc = store__chunks_explicit(r, explicit_ev);
+    else if (r->b.slices || check)
+        rc = store__chunks_followers(r);
+    else
+        rc = 0;
+    if (rc != 0)
+        return rc;
+    for (i = 0; i < r->b.n_nodes; i++) {
+        if (r->b.nodes[i].scan && r->b.nodes[i].size > 0) {
+            rc = store__scan_node(r, i);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* Frees what a run holds besides *out. */
+static void store__run_free(store__run *r)
+{
+    free(r->b.nodes);
+    free(r->cap);
+}
+
+/*
+ * The common tail of both entry points: parse the first call's reply,
+ * fan out, finish the targets. *out is left empty on failure and when the
+ * post is (or turned out) deleted. Returns 0 or a negative error.
+ */
+static int store__run_all(store__run *r, const redisReply *first, const fp_event *explicit_ev)
+{
+    int rc;
+
+    rc = store__parse_begin(r, first);
+    if (rc != 0 || r->b.state == 2)
+        goto fail;
+    rc = store__fan(r, explicit_ev);
+    if (rc == 2) {
+        r->b.state = 2;
+        rc = 0;
+        goto fail;
+    }
+    if (rc != 0)
+        goto fail;
+    store__targets_finish(r->out);
+    store__run_free(r);
+    return 0;
+fail:
+    fp_fanout_free(r->out);
+    store__run_free(r);
+    return rc;
+}
+
+/* ------------------------------------------------------------- posts */
+
+/* The stored post body {"id","author_id","text","created_at"}; malloc'd,
+ * NULL on ENOMEM. */
+static char *store__post_json(const fp_post *p)
+{
+    cJSON *o;
+    char *json = NULL;
+
+    o = cJSON_CreateObject();
+    if (o == NULL)
+        return NULL;
+    if (cJSON_AddStringToObject(o, "id", p->id) == NULL ||
+        cJSON_AddStringToObject(o, "author_id", p->author_id) == NULL ||
+        cJSON_AddStringToObject(o, "text", p->text) == NULL ||
+        !store__add_i64(o, "created_at", p->created_at))
+        goto done;
+    json = cJSON_PrintUnformatted(o);
+done:
+    cJSON_Delete(o);
+    return json;
+}
+
+/*
+ * post.created: post_created.lua, then the slices (store__fan). Returns
+ * 0 with *out filled, -EINVAL, -EIO, -EPROTO or -ENOMEM.
+ */
+int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
+{
+    store__run r = {.s = s, .what = "post_created", .op = "push", .out = out};
+    const char *argv[8];
+    size_t argvlen[8], i;
+    char feed_len[24], ttl[24], threshold[24], *body = NULL;
+    redisReply *rep = NULL;
+    int rc;
+
+    if (s == NULL || out == NULL)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    rc = store__check_event(s, ev, FP_EVENT_POST_CREATED);
+    if (rc != 0)
+        return rc;
+    body = store__post_json(&ev->post);
+    if (body == NULL)
+        return -ENOMEM;
+    r.id = ev->post.id;
+    r.author = ev->post.author_id;
+    store__i64(feed_len, s->feed_length);
+    store__i64(ttl, FP_STORE_MARKER_TTL_S);
+    store__i64(threshold, s->pull_threshold);
+    argv[0] = s->prefix;
+    argv[1] = r.id;
+    argv[2] = r.author;
+    argv[3] = body;
+    argv[4] = feed_len;
+    argv[5] = ttl;
+    argv[6] = ev->has_recipients ? "1" : "0";
+    argv[7] = threshold;
+    for (i = 0; i < 8; i++)
+        argvlen[i] = strlen(argv[i]);
+    rc = store__eval(s, STORE__POST_CREATED, 0, 8, argv, argvlen, &rep);
+    free(body);
+    if (rc != 0)
+        return rc;
+    rc = store__run_all(&r, rep, ev->has_recipients ? ev : NULL);
+    freeReplyObject(rep);
+    if (rc != 0)
+        return rc;
+    out->duplicate = r.b.state != 0;
+    if (r.b.state != 2)
+        out->n_recipients = (ev->has_recipients ? ev->n_recipients : (size_t)r.b.n_followers) + 1;
+    return 0;
+}
+
+/* post.deleted: post_deleted.lua, then the slices. Returns like
+ * fp_store_post_created(). */
+int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
+{
+    store__run r = {.s = s, .what = "post_deleted", .op = "unpush", .out = out};
+    const char *argv[5];
+    size_t argvlen[5], i;
+    char ttl[24], threshold[24];
+    redisReply *rep = NULL;
+    int rc;
+
+    if (s == NULL || out == NULL)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    rc = store__check_event(s, ev, FP_EVENT_POST_DELETED);
+    if (rc != 0)
+        return rc;
+    r.id = ev->post_id;
+    r.author = ev->author_id;
+    store__i64(ttl, FP_STORE_MARKER_TTL_S);
+    store__i64(threshold, s->pull_threshold);
+    argv[0] = s->prefix;
+    argv[1] = r.id;
+    argv[2] = r.author;
+    argv[3] = ttl;
+    argv[4] = threshold;
+    for (i = 0; i < 5; i++)
+        argvlen[i] = strlen(argv[i]);
+    rc = store__eval(s, STORE__POST_DELETED, 0, 5, argv, argvlen, &rep);
+    if (rc != 0)
+        return rc;
+    rc = store__run_all(&r, rep, NULL);
+    freeReplyObject(rep);
+    if (rc != 0)
+        return rc;
+    out->duplicate = r.b.state != 0;
+    out->n_recipients = (size_t)r.b.n_followers + 1;
+    return 0;
+}
