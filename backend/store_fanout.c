@@ -20,8 +20,8 @@
 
 #include "store_priv.h"
 
-#define STORE__PUSH_SLICE "256"   /* followers per fanout_chunk.lua call (SSCAN COUNT) */
-#define STORE__EXPLICIT_SLICE 256 /* explicit recipients per call */
+#define STORE__PUSH_SLICE "128"   /* followers per fanout_chunk.lua call (SSCAN COUNT) */
+#define STORE__EXPLICIT_SLICE 128 /* explicit recipients per call */
 #define STORE__SCAN_SLICE "1000"  /* node users per route_scan.lua call */
 #define STORE__CHUNK_ARGS 10      /* ARGV of fanout_chunk.lua before the node ids */
 
@@ -493,6 +493,18 @@ done:
     return json;
 }
 
+/* The recipients of a post, the author included once: the explicit list
+ * (sorted, without repeats) or the followers (never the author). */
+static size_t store__n_recipients(const fp_event *ev, long long n_followers)
+{
+    if (!ev->has_recipients)
+        return (size_t)n_followers + 1;
+    if (bsearch(ev->post.author_id, ev->recipients, ev->n_recipients, sizeof(*ev->recipients),
+                store__uid_cmp) != NULL)
+        return ev->n_recipients;
+    return ev->n_recipients + 1;
+}
+
 /*
  * post.created: post_created.lua, then the slices (store__fan). Returns
  * 0 with *out filled, -EINVAL, -EIO, -EPROTO or -ENOMEM.
@@ -540,7 +552,7 @@ int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
         return rc;
     out->duplicate = r.b.state != 0;
     if (r.b.state != 2)
-        out->n_recipients = (ev->has_recipients ? ev->n_recipients : (size_t)r.b.n_followers) + 1;
+        out->n_recipients = store__n_recipients(ev, r.b.n_followers);
     return 0;
 }
 

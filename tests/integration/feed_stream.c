@@ -280,7 +280,7 @@ static int64_t fs__wait_post_everywhere(const char *t, int i)
     while (fp_time_mono_ms() - t0 < FS__RECOVERY_TIMEOUT_MS) {
         found = 0;
         for (k = 0; k < FT_STREAM_RCPT; k++) {
-            redisReply *r = fs__rq("LPOS feed:%s%s %s", t, fs__rcpt[k], id);
+            redisReply *r = fs__rq("ZRANK feed:%s%s %s", t, fs__rcpt[k], id);
 
             if (r != NULL && r->type == REDIS_REPLY_INTEGER)
                 found++;
