@@ -4,7 +4,8 @@
  * fan-outs" for the design).
  *
  * A post is one call of post_created.lua (post_deleted.lua for a delete),
- * which stores it, numbers it and names the live nodes; then as many calls
+ * which stores it, numbers it and names the live nodes, and for a post to
+ * at most STORE__INLINE_MAX recipients does the whole fan-out; else as many calls
  * of fanout_chunk.lua as its recipients need, each pushing the post onto
  * (or removing it from) at most STORE__PUSH_SLICE feeds and finding which
  * of them are reached on the nodes that reach many users; then, for each
@@ -24,6 +25,9 @@
 #define STORE__EXPLICIT_SLICE 128 /* explicit recipients per call */
 #define STORE__SCAN_SLICE "1000"  /* node users per route_scan.lua call */
 #define STORE__CHUNK_ARGS 10      /* ARGV of fanout_chunk.lua before the node ids */
+#define STORE__INLINE_MAX 128     /* recipients a first call pushes and routes itself */
+#define STORE__INLINE_MAX_S "128"
+#define STORE__BEGIN_ARGS 9 /* ARGV of post_created.lua before inline recipients */
 
 /* A live node as the first call named it. */
 typedef struct {
@@ -39,6 +43,7 @@ typedef struct {
     char seq[24];
     char mode;   /* 'e' explicit, 'p' pushed, 'l' pulled */
     bool slices; /* phase a: the recipients' feeds are still to be written */
+    bool routed; /* phase r: the first call did it all; the nodes carry their users */
     long long n_followers;
     store__node *nodes;
     size_t n_nodes;
@@ -162,11 +167,11 @@ void fp_fanout_free(fp_fanout *f)
 
 /* -------------------------------------------------------- first call */
 
-/* Reads one {node, size, author_here} of the first call's reply into n.
- * False when it is not of that shape or the node id is not valid. */
+/* Reads one {node, size, author_here[, users]} of the first call's reply
+ * into n. False when it is not of that shape or the node id is not valid. */
 static bool store__parse_node(const redisReply *e, store__node *n)
 {
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 3 ||
+    if (e->type != REDIS_REPLY_ARRAY || (e->elements != 3 && e->elements != 4) ||
         e->element[1]->type != REDIS_REPLY_INTEGER || e->element[2]->type != REDIS_REPLY_INTEGER)
         return false;
     if (!store__copy_id(e->element[0], n->node))
@@ -178,9 +183,10 @@ static bool store__parse_node(const redisReply *e, store__node *n)
 
 /*
  * Parses the reply of post_created.lua / post_deleted.lua ({state, seq,
- * mode, phase, n_followers, {node, size, author_here}...}) into r->b and
- * sets up r->out with one entry per live node, the author already added
- * where reached. Returns 0, -EPROTO or -ENOMEM.
+ * mode, phase, n_followers, {node, size, author_here[, users]}...}) into
+ * r->b and sets up r->out with one entry per live node, the author (and,
+ * in phase r, the users the call routed) already added. Returns 0,
+ * -EPROTO or -ENOMEM.
  */
 static int store__parse_begin(store__run *r, const redisReply *rep)
 {
@@ -199,6 +205,7 @@ static int store__parse_begin(store__run *r, const redisReply *rep)
     b->seq[rep->element[1]->len] = '\0';
     b->mode = rep->element[2]->len == 1 ? rep->element[2]->str[0] : '\0';
     b->slices = strcmp(rep->element[3]->str, "a") == 0;
+    b->routed = strcmp(rep->element[3]->str, "r") == 0;
     b->n_followers = rep->element[4]->integer;
     if (b->state == 2)
         return 0;
@@ -213,15 +220,20 @@ static int store__parse_begin(store__run *r, const redisReply *rep)
     if (b->nodes == NULL || r->out->nodes == NULL || r->cap == NULL)
         return -ENOMEM;
     for (i = 0; i < n; i++) {
-        if (!store__parse_node(rep->element[i + 5], &b->nodes[b->n_nodes]))
+        const redisReply *e = rep->element[i + 5];
+        size_t k = b->n_nodes;
+
+        if (!store__parse_node(e, &b->nodes[k]))
             continue;
-        memcpy(r->out->nodes[b->n_nodes].node, b->nodes[b->n_nodes].node, FP_ID_BUFSZ);
-        b->n_nodes++;
-    }
-    r->out->n_nodes = b->n_nodes;
-    for (i = 0; i < b->n_nodes; i++) {
-        if (b->nodes[i].author_here) {
-            rc = store__target_add(r, i, r->author);
+        memcpy(r->out->nodes[k].node, b->nodes[k].node, FP_ID_BUFSZ);
+        r->out->n_nodes = ++b->n_nodes;
+        if (b->nodes[k].author_here) {
+            rc = store__target_add(r, k, r->author);
+            if (rc != 0)
+                return rc;
+        }
+        if (b->routed && e->elements == 4) {
+            rc = store__targets_add(r, k, e->element[3]);
             if (rc != 0)
                 return rc;
         }
@@ -453,7 +465,8 @@ static int store__run_all(store__run *r, const redisReply *first, const fp_event
     rc = store__parse_begin(r, first);
     if (rc != 0 || r->b.state == 2)
         goto fail;
-    rc = store__fan(r, explicit_ev);
+    if (!r->b.routed)
+        rc = store__fan(r, explicit_ev);
     if (rc == 2) {
         r->b.state = 2;
         rc = 0;
@@ -512,9 +525,10 @@ static size_t store__n_recipients(const fp_event *ev, long long n_followers)
 int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
 {
     store__run r = {.s = s, .what = "post_created", .op = "push", .out = out};
-    const char *argv[8];
-    size_t argvlen[8], i;
+    const char *argv[STORE__BEGIN_ARGS + STORE__INLINE_MAX];
+    size_t argvlen[STORE__BEGIN_ARGS + STORE__INLINE_MAX], argc, i;
     char feed_len[24], ttl[24], threshold[24], *body = NULL;
+    bool inline_rcpt;
     redisReply *rep = NULL;
     int rc;
 
@@ -538,11 +552,16 @@ int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
     argv[3] = body;
     argv[4] = feed_len;
     argv[5] = ttl;
-    argv[6] = ev->has_recipients ? "1" : "0";
+    inline_rcpt = ev->has_recipients && ev->n_recipients <= STORE__INLINE_MAX;
+    argv[6] = !ev->has_recipients ? "0" : inline_rcpt ? "2" : "1";
     argv[7] = threshold;
-    for (i = 0; i < 8; i++)
+    argv[8] = STORE__INLINE_MAX_S;
+    argc = STORE__BEGIN_ARGS;
+    for (i = 0; inline_rcpt && i < ev->n_recipients; i++)
+        argv[argc++] = ev->recipients[i];
+    for (i = 0; i < argc; i++)
         argvlen[i] = strlen(argv[i]);
-    rc = store__eval(s, STORE__POST_CREATED, 0, 8, argv, argvlen, &rep);
+    rc = store__eval(s, STORE__POST_CREATED, 0, argc, argv, argvlen, &rep);
     free(body);
     if (rc != 0)
         return rc;
@@ -561,8 +580,8 @@ int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
 int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
 {
     store__run r = {.s = s, .what = "post_deleted", .op = "unpush", .out = out};
-    const char *argv[5];
-    size_t argvlen[5], i;
+    const char *argv[6];
+    size_t argvlen[6], i;
     char ttl[24], threshold[24];
     redisReply *rep = NULL;
     int rc;
@@ -582,9 +601,10 @@ int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
     argv[2] = r.author;
     argv[3] = ttl;
     argv[4] = threshold;
-    for (i = 0; i < 5; i++)
+    argv[5] = STORE__INLINE_MAX_S;
+    for (i = 0; i < 6; i++)
         argvlen[i] = strlen(argv[i]);
-    rc = store__eval(s, STORE__POST_DELETED, 0, 5, argv, argvlen, &rep);
+    rc = store__eval(s, STORE__POST_DELETED, 0, 6, argv, argvlen, &rep);
     if (rc != 0)
         return rc;
     rc = store__run_all(&r, rep, NULL);

@@ -53,12 +53,20 @@ local function reached(prefix, node, uids)
     return users
 end
 
--- begin_reply(state, seq, mode, phase, n, prefix, author) is the reply of
--- the post scripts' first call: {state, seq, mode, phase, n,
--- {node, size, author_here}...}.
-local function begin_reply(state, seq, mode, phase, n, prefix, author)
+-- begin_reply(state, seq, mode, phase, n, prefix, author, uids) is the
+-- reply of the post scripts' first call: {state, seq, mode, phase, n,
+-- {node, size, author_here}...}. When uids (all the recipients, a small
+-- list) is given, the call routed them too: phase is then r and each node
+-- comes as {node, size, author_here, {uid...}} with those reached there.
+local function begin_reply(state, seq, mode, phase, n, prefix, author, uids)
+    if uids then
+        phase = 'r'
+    end
     local out = {state, tostring(seq), mode, phase, n}
     for _, node in ipairs(live_nodes(prefix, author)) do
+        if uids then
+            node[4] = reached(prefix, node[1], uids)
+        end
         out[#out + 1] = node
     end
     return out

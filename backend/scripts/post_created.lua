@@ -4,11 +4,12 @@
 -- bounded slice per call (docs/bridge.md, "Big fan-outs").
 --
 -- ARGV: prefix, post id, author id, post JSON, feed length, marker TTL (s),
---       "1" when the post has explicit recipients or "0" for the author's
---       followers, pull threshold (0: never pull).
+--       recipients ("0": the author's followers; "1": explicit, given to
+--       fanout_chunk.lua; "2": explicit, ARGV[10..]), pull threshold (0:
+--       never pull), inline maximum.
 -- Keys (built from the prefix): post:<id>, fanout:<id>, post_seq,
 -- followers:<author>, feed:<author>, posts:<author>, pull_authors, nodes,
--- node:<n>, online:<n>, sessions:<n>.
+-- node:<n>, online:<n>, sessions:<n>; feed:<uid> of small fan-outs.
 --
 -- post:<id> is written only if absent. fanout:<id> is the marker
 -- "<seq> <mode> <phase>": mode e (explicit recipients), p (pushed to each
@@ -20,46 +21,68 @@
 -- sequence numbers) is a post whose pushes are done.
 --
 -- The post goes onto the author's own feed here, and a pulled post onto
--- posts:<author> (the author joins pull_authors).
+-- posts:<author> (the author joins pull_authors). A pushed post with at
+-- most "inline maximum" recipients is done here whole: pushes and routing
+-- (phase r in the reply), so a small post costs one call.
 --
 -- Returns {state, seq, mode, phase, n_followers, {node, size,
--- author_here}...}: state 0 = first delivery, 1 = redelivery, 2 = post
--- already deleted (nothing done, nothing else returned).
+-- author_here[, {uid...}]}...} (see begin_reply in lib_route.lua): state 0
+-- = first delivery, 1 = redelivery, 2 = post already deleted (nothing
+-- done, nothing else returned).
 --! include lib_feed.lua
 --! include lib_route.lua
 
 local prefix, id, author, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local feed_len, ttl, explicit = tonumber(ARGV[5]), ARGV[6], ARGV[7] == '1'
-local threshold = tonumber(ARGV[8])
+local feed_len, ttl, source = tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local threshold, inline_max = tonumber(ARGV[8]), tonumber(ARGV[9])
 local marker_key = prefix .. '@FP_KEY_FANOUT@' .. id
+local followers = prefix .. '@FP_KEY_FOLLOWERS@' .. author
 
 local marker = redis.call('GET', marker_key)
 if marker == 'deleted' then
     return {2, '0', '', '', 0}
 end
-local n = redis.call('SCARD', prefix .. '@FP_KEY_FOLLOWERS@' .. author)
+local n = redis.call('SCARD', followers)
 redis.call('SET', prefix .. '@FP_KEY_POST@' .. id, body, 'NX')
 
+local state, seq, mode, phase = 1, nil, nil, nil
 if marker then
-    local seq, mode, phase = string.match(marker, '^(%d+) ([epl]) ([ad])$')
+    seq, mode, phase = string.match(marker, '^(%d+) ([epl]) ([ad])$')
     if not seq then
         seq, mode, phase = 0, 'p', 'd'
-        if explicit then
+        if source ~= '0' then
             mode = 'e'
         end
     end
-    return begin_reply(1, seq, mode, phase, n, prefix, author)
+else
+    state = 0
+    seq = redis.call('INCR', prefix .. '@FP_KEY_SEQ@')
+    mode, phase = 'p', 'a'
+    if source ~= '0' then
+        mode = 'e'
+    elseif threshold > 0 and n > threshold then
+        mode, phase = 'l', 'd'
+        feed_add(prefix .. '@FP_KEY_POSTS@' .. author, seq, id, feed_len)
+        redis.call('SADD', prefix .. '@FP_KEY_PULL@', author)
+    end
+    redis.call('SET', marker_key, seq .. ' ' .. mode .. ' ' .. phase, 'EX', ttl)
+    feed_add(prefix .. '@FP_KEY_FEED@' .. author, seq, id, feed_len)
 end
 
-local seq = redis.call('INCR', prefix .. '@FP_KEY_SEQ@')
-local mode, phase = 'p', 'a'
-if explicit then
-    mode = 'e'
-elseif threshold > 0 and n > threshold then
-    mode, phase = 'l', 'd'
-    feed_add(prefix .. '@FP_KEY_POSTS@' .. author, seq, id, feed_len)
-    redis.call('SADD', prefix .. '@FP_KEY_PULL@', author)
+-- A small fan-out, whole, in this call.
+local uids
+if source == '2' then
+    uids = {}
+    for i = 10, #ARGV do
+        uids[#uids + 1] = ARGV[i]
+    end
+elseif mode == 'p' and n <= inline_max then
+    uids = redis.call('SMEMBERS', followers)
 end
-redis.call('SET', marker_key, seq .. ' ' .. mode .. ' ' .. phase, 'EX', ttl)
-feed_add(prefix .. '@FP_KEY_FEED@' .. author, seq, id, feed_len)
-return begin_reply(0, seq, mode, phase, n, prefix, author)
+if uids and phase == 'a' then
+    for _, uid in ipairs(uids) do
+        feed_add(prefix .. '@FP_KEY_FEED@' .. uid, seq, id, feed_len)
+    end
+    redis.call('SET', marker_key, seq .. ' ' .. mode .. ' d', 'KEEPTTL')
+end
+return begin_reply(state, seq, mode, phase, n, prefix, author, uids)

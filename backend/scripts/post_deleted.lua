@@ -4,7 +4,7 @@
 -- route_scan.lua do the rest, as for a create.
 --
 -- ARGV: prefix, post id, author id, marker TTL (s), pull threshold (0:
---       never pull).
+--       never pull), inline maximum.
 -- Keys (built from the prefix): post:<id>, fanout:<id>, followers:<author>,
 -- feed:<author>, posts:<author>, nodes, node:<n>, online:<n>, sessions:<n>.
 --
@@ -18,14 +18,18 @@
 -- ids without a body). Feeds of explicit recipients outside the followers
 -- keep the id until it is trimmed away, likewise.
 --
+-- With at most "inline maximum" followers, the followers' feeds and the
+-- routing are done here whole (phase r in the reply).
+--
 -- Returns {state, "0", mode, phase, n_followers, {node, size,
--- author_here}...}: state 0 = the body was deleted now, 1 = it was already
--- gone; phase a when the followers' feeds are to be walked.
+-- author_here[, {uid...}]}...}: state 0 = the body was deleted now, 1 = it
+-- was already gone; phase a when the followers' feeds are to be walked.
 --! include lib_feed.lua
 --! include lib_route.lua
 
 local prefix, id, author, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local threshold = tonumber(ARGV[5])
+local threshold, inline_max = tonumber(ARGV[5]), tonumber(ARGV[6])
+local followers = prefix .. '@FP_KEY_FOLLOWERS@' .. author
 
 local state = 1
 if redis.call('DEL', prefix .. '@FP_KEY_POST@' .. id) == 1 then
@@ -35,9 +39,16 @@ redis.call('SET', prefix .. '@FP_KEY_FANOUT@' .. id, 'deleted', 'EX', ttl)
 feed_rem(prefix .. '@FP_KEY_FEED@' .. author, id)
 redis.call('ZREM', prefix .. '@FP_KEY_POSTS@' .. author, id)
 
-local n = redis.call('SCARD', prefix .. '@FP_KEY_FOLLOWERS@' .. author)
+local n = redis.call('SCARD', followers)
 local mode, phase = 'p', 'a'
 if threshold > 0 and n > threshold then
     mode, phase = 'l', 'd'
 end
-return begin_reply(state, 0, mode, phase, n, prefix, author)
+local uids
+if mode == 'p' and n <= inline_max then
+    uids = redis.call('SMEMBERS', followers)
+    for _, uid in ipairs(uids) do
+        feed_rem(prefix .. '@FP_KEY_FEED@' .. uid, id)
+    end
+end
+return begin_reply(state, 0, mode, phase, n, prefix, author, uids)

@@ -244,6 +244,53 @@ static void test_explicit_recipients(void **state)
     assert_false(feed_has(e->st, "B", "p2"));
 }
 
+/* 300 explicit recipients (more than one call's worth, 128): every feed
+ * gets the post, the online ones among them are the targets, and a
+ * redelivery pushes nothing again but routes the same. */
+static void test_explicit_slices(void **state)
+{
+    env *e = *state;
+    char body[8192], uid[16];
+    const fp_node_targets *t;
+    redisReply *r;
+    size_t used;
+    fp_fanout f;
+    fp_event ev;
+    int i, round;
+
+    used = (size_t)snprintf(body, sizeof(body),
+                            "{\"type\":\"post.created\",\"post\":{\"id\":\"px\",\"author_id\":"
+                            "\"A\",\"text\":\"many\",\"created_at\":1},\"recipients\":[");
+    for (i = 0; i < 300; i++)
+        used += (size_t)snprintf(body + used, sizeof(body) - used, "%s\"r%03d\"", i ? "," : "", i);
+    used += (size_t)snprintf(body + used, sizeof(body) - used, "]}");
+    assert_true(used < sizeof(body));
+    run(e->rc, "SET %s %s EX 30", PREFIX "node:n1", "1");
+    run(e->rc, "SADD %s n1", PREFIX "nodes");
+    run(e->rc, "SADD %s r000 r150 r299 other", PREFIX "online:n1");
+    for (round = 0; round < 2; round++) {
+        event(&ev, "%s", body);
+        assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
+        fp_event_free(&ev);
+        assert_int_equal(f.duplicate, round == 1);
+        assert_int_equal(f.n_recipients, 301);
+        t = find_node(&f, "n1");
+        assert_non_null(t);
+        assert_int_equal(t->n_users, 3);
+        assert_true(has_user(t, "r000") && has_user(t, "r150") && has_user(t, "r299"));
+        fp_fanout_free(&f);
+    }
+    for (i = 0; i < 300; i += 37) {
+        snprintf(uid, sizeof(uid), "r%03d", i);
+        assert_true(feed_has(e->st, uid, "px"));
+    }
+    assert_true(feed_has(e->st, "r299", "px"));
+    r = ft_redis_cmd(e->rc, "GET %s", PREFIX "fanout:px");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_true(r->len > 4 && strcmp(r->str + r->len - 4, " e d") == 0);
+    freeReplyObject(r);
+}
+
 /* 1,500 posts: the follower's feed holds exactly the newest 1,000, newest first. */
 static void test_feed_cap(void **state)
 {
@@ -990,6 +1037,7 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_revocation),       T(test_noscript_recovery),
         T(test_restart),          T(test_bad_arguments),
         T(test_readonly_and_sync), T(test_big_fanout),
-        T(test_pull_author),      T(test_list_feed_upgrade))
+        T(test_pull_author),      T(test_list_feed_upgrade),
+        T(test_explicit_slices))
 /* clang-format on */
 #undef T
