@@ -408,16 +408,17 @@ static int store__scan_node(store__run *r, size_t i)
 }
 
 /*
- * Everything after the first call: the slices of the recipients (pushing
- * or removing when the first call said so, else only checking the nodes
- * that reach many users), then the scans of the nodes that reach few.
- * Returns 0, 2 (the post turned out deleted) or a negative error.
+ * The routing after the first call: the nodes that reach fewer users than
+ * the author has followers are walked from their side (route_scan.lua);
+ * the others are checked against the recipients, walked in slices
+ * without writing (fanout_chunk.lua, op route). Returns 0 or a negative
+ * error.
  */
-static int store__fan(store__run *r, const fp_event *explicit_ev)
+static int store__route(store__run *r, const fp_event *explicit_ev)
 {
     bool check = false;
     size_t i;
-    int rc;
+    int rc = 0;
 
     for (i = 0; i < r->b.n_nodes; i++) {
         /* A node is walked from its side when that reads fewer users
@@ -426,14 +427,11 @@ static int store__fan(store__run *r, const fp_event *explicit_ev)
         if (!r->b.nodes[i].scan && r->b.nodes[i].size > 0)
             check = true;
     }
-    if (!r->b.slices)
-        r->op = "route";
-    if (explicit_ev != NULL)
+    r->op = "route";
+    if (check && explicit_ev != NULL)
         rc = store__chunks_explicit(r, explicit_ev);
-    else if (r->b.slices || check)
+    else if (check)
         rc = store__chunks_followers(r);
-    else
-        rc = 0;
     if (rc != 0)
         return rc;
     for (i = 0; i < r->b.n_nodes; i++) {
@@ -455,8 +453,9 @@ static void store__run_free(store__run *r)
 
 /*
  * The common tail of both entry points: parse the first call's reply,
- * fan out, finish the targets. *out is left empty on failure and when the
- * post is (or turned out) deleted. Returns 0 or a negative error.
+ * route, finish the targets and note the slices still to write. *out is
+ * left empty on failure and when the post is deleted. Returns 0 or a
+ * negative error.
  */
 static int store__run_all(store__run *r, const redisReply *first, const fp_event *explicit_ev)
 {
@@ -466,15 +465,12 @@ static int store__run_all(store__run *r, const redisReply *first, const fp_event
     if (rc != 0 || r->b.state == 2)
         goto fail;
     if (!r->b.routed)
-        rc = store__fan(r, explicit_ev);
-    if (rc == 2) {
-        r->b.state = 2;
-        rc = 0;
-        goto fail;
-    }
+        rc = store__route(r, explicit_ev);
     if (rc != 0)
         goto fail;
     store__targets_finish(r->out);
+    r->out->pending = r->b.slices;
+    memcpy(r->out->seq, r->b.seq, sizeof(r->out->seq));
     store__run_free(r);
     return 0;
 fail:
@@ -519,12 +515,12 @@ static size_t store__n_recipients(const fp_event *ev, long long n_followers)
 }
 
 /*
- * post.created: post_created.lua, then the slices (store__fan). Returns
+ * post.created: post_created.lua, then the routing (store__route). Returns
  * 0 with *out filled, -EINVAL, -EIO, -EPROTO or -ENOMEM.
  */
 int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
 {
-    store__run r = {.s = s, .what = "post_created", .op = "push", .out = out};
+    store__run r = {.s = s, .what = "post_created", .out = out};
     const char *argv[STORE__BEGIN_ARGS + STORE__INLINE_MAX];
     size_t argvlen[STORE__BEGIN_ARGS + STORE__INLINE_MAX], argc, i;
     char feed_len[24], ttl[24], threshold[24], *body = NULL;
@@ -579,7 +575,7 @@ int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
  * fp_store_post_created(). */
 int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
 {
-    store__run r = {.s = s, .what = "post_deleted", .op = "unpush", .out = out};
+    store__run r = {.s = s, .what = "post_deleted", .out = out};
     const char *argv[6];
     size_t argvlen[6], i;
     char ttl[24], threshold[24];
@@ -613,5 +609,40 @@ int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
         return rc;
     out->duplicate = r.b.state != 0;
     out->n_recipients = (size_t)r.b.n_followers + 1;
+    out->unpush = true;
     return 0;
+}
+
+/*
+ * The feed writes left after the first call (f->pending): the post added
+ * to (or, for a delete, removed from) the recipients' feeds in slices of
+ * STORE__PUSH_SLICE, the last of which marks the push done. A post
+ * deleted meanwhile stops it (not an error). Returns 0, -EINVAL, -EIO,
+ * -EPROTO or -ENOMEM.
+ */
+int fp_store_post_finish(fp_store *s, const fp_event *ev, const fp_fanout *f)
+{
+    store__run r = {.s = s, .what = "post_finish"};
+    fp_fanout none = {0};
+    int rc;
+
+    if (s == NULL || ev == NULL || f == NULL)
+        return -EINVAL;
+    if (!f->pending)
+        return 0;
+    if (ev->type == FP_EVENT_POST_CREATED) {
+        r.id = ev->post.id;
+        r.author = ev->post.author_id;
+    } else {
+        r.id = ev->post_id;
+        r.author = ev->author_id;
+    }
+    r.op = f->unpush ? "unpush" : "push";
+    r.out = &none;
+    memcpy(r.b.seq, f->seq, sizeof(r.b.seq));
+    if (ev->type == FP_EVENT_POST_CREATED && ev->has_recipients)
+        rc = store__chunks_explicit(&r, ev);
+    else
+        rc = store__chunks_followers(&r);
+    return rc == 2 ? 0 : rc;
 }

@@ -130,6 +130,11 @@ static fb_outcome fanout__post(fb_bridge *b, const fp_event *ev, bool *dead)
              ev->type == FP_EVENT_POST_CREATED ? ev->post.id : ev->post_id, f.n_recipients,
              f.duplicate ? " (already done)" : "", f.n_nodes);
     out = fanout__publish_deliveries(b, ev, &f);
+    if (out == FB_DONE) {
+        /* The live deliveries first; a big fan-out's feed writes after. */
+        rc = fp_store_post_finish(b->store, ev, &f);
+        out = fanout__store_outcome(rc, dead);
+    }
     fp_fanout_free(&f);
     return out;
 }

@@ -130,6 +130,11 @@ typedef struct {
     bool duplicate;      /* post.created: redelivery, or the post is already
                           * deleted (then n_recipients is 0 and there are no
                           * targets); post.deleted: the body was already gone */
+    /* For fp_store_post_finish(): feed writes are left (a big fan-out),
+     * the post's sequence number, and whether they remove the post. */
+    bool pending;
+    char seq[24];
+    bool unpush;
 } fp_fanout;
 
 /* Free what f holds and zero it. Safe on a zeroed struct, idempotent. */
@@ -139,17 +144,29 @@ void fp_fanout_free(fp_fanout *f);
  * post.created: recipients = ev->recipients when has_recipients, else
  * followers:<author>; plus the author. Stores post:<id>
  * ({"id","author_id","text","created_at"}) if absent and gives it its
- * sequence number; pushes the id onto each recipient's feed (trimmed to
- * feed_length) unless a previous delivery of this post already did, or,
- * when the author has more followers than pull_threshold, onto
- * posts:<author> only (reads merge it in); and fills *out with the
- * recipients reached on each live node, each once. A post already deleted
- * is not stored again. The work is split into script calls of a bounded
- * size (docs/bridge.md, "Big fan-outs"): each returns quickly, so Redis
- * serves others in between. *out is zeroed first and holds nothing to
- * free on failure.
+ * sequence number; fills *out with the recipients reached on each live
+ * node, each once; and pushes the id onto each recipient's feed (trimmed
+ * to feed_length) unless a previous delivery of this post already did,
+ * or, when the author has more followers than pull_threshold, onto
+ * posts:<author> only (reads merge it in). A post to at most 128
+ * recipients is pushed here; a bigger one leaves out->pending, and
+ * fp_store_post_finish() pushes it after the caller has sent the live
+ * deliveries, which so do not wait for the feed writes. A post already
+ * deleted is not stored again. The work is split into script calls of a
+ * bounded size (docs/bridge.md, "Big fan-outs"): each returns quickly, so
+ * Redis serves others in between. *out is zeroed first and holds nothing
+ * to free on failure.
  */
 int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out);
+
+/*
+ * The feed writes fp_store_post_created() or fp_store_post_deleted() left
+ * (f->pending; nothing to do otherwise), for the same ev. Until it
+ * returned 0 the event must not be acked: when it is handled again, the
+ * marker fanout:<id> still says so, and the writes are made again
+ * (harmless). Returns 0, -EINVAL, -EIO, -EPROTO or -ENOMEM.
+ */
+int fp_store_post_finish(fp_store *s, const fp_event *ev, const fp_fanout *f);
 
 /*
  * post.deleted: DEL post:<id>, leave a tombstone so a late post.created
@@ -157,7 +174,8 @@ int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out);
  * from the author's feeds and, unless the author is above pull_threshold,
  * from the followers' feeds; fill *out with the author and followers
  * reached on each live node (they get the delete notification). Split
- * like fp_store_post_created().
+ * like fp_store_post_created(), with the removals from the followers'
+ * feeds left to fp_store_post_finish() when there are many.
  */
 int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out);
 
