@@ -21,12 +21,12 @@
 
 #include "store_priv.h"
 
-#define STORE__PUSH_SLICE "128"   /* followers per fanout_chunk.lua call (SSCAN COUNT) */
-#define STORE__EXPLICIT_SLICE 128 /* explicit recipients per call */
+#define STORE__PUSH_SLICE "100"   /* followers per fanout_chunk.lua call (SSCAN COUNT) */
+#define STORE__EXPLICIT_SLICE 100 /* explicit recipients per call */
 #define STORE__SCAN_SLICE "1000"  /* node users per route_scan.lua call */
 #define STORE__CHUNK_ARGS 10      /* ARGV of fanout_chunk.lua before the node ids */
-#define STORE__INLINE_MAX 128     /* recipients a first call pushes and routes itself */
-#define STORE__INLINE_MAX_S "128"
+#define STORE__INLINE_MAX 100     /* recipients a first call pushes and routes itself */
+#define STORE__INLINE_MAX_S "100"
 #define STORE__BEGIN_ARGS 9 /* ARGV of post_created.lua before inline recipients */
 
 /* A live node as the first call named it. */

@@ -148,7 +148,7 @@ void fp_fanout_free(fp_fanout *f);
  * node, each once; and pushes the id onto each recipient's feed (trimmed
  * to feed_length) unless a previous delivery of this post already did,
  * or, when the author has more followers than pull_threshold, onto
- * posts:<author> only (reads merge it in). A post to at most 128
+ * posts:<author> only (reads merge it in). A post to at most 100
  * recipients is pushed here; a bigger one leaves out->pending, and
  * fp_store_post_finish() pushes it after the caller has sent the live
  * deliveries, which so do not wait for the feed writes. A post already

@@ -37,16 +37,14 @@ local function feed_failed(r)
 end
 
 -- feed_add(key, seq, id, len) adds id with score seq (unless it is
--- there: a redelivery keeps its place) and trims the feed to len.
+-- there: a redelivery keeps its place) and trims the feed to len (two
+-- calls: the trim finds nothing to remove in O(log n) when short).
 local function feed_add(key, seq, id, len)
     if feed_failed(redis.pcall('ZADD', key, 'NX', seq, id)) then
         feed_upgrade(key)
         redis.call('ZADD', key, 'NX', seq, id)
     end
-    local n = redis.call('ZCARD', key)
-    if n > len then
-        redis.call('ZREMRANGEBYRANK', key, 0, n - len - 1)
-    end
+    redis.call('ZREMRANGEBYRANK', key, 0, -len - 1)
 end
 
 -- feed_rem(key, id) removes id from the feed.

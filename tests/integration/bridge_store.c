@@ -247,7 +247,7 @@ static void test_explicit_recipients(void **state)
     assert_false(feed_has(e->st, "B", "p2"));
 }
 
-/* 300 explicit recipients (more than one call's worth, 128): every feed
+/* 300 explicit recipients (more than one call's worth, 100): every feed
  * gets the post, the online ones among them are the targets, and a
  * redelivery pushes nothing again but routes the same. */
 static void test_explicit_slices(void **state)

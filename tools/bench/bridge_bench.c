@@ -29,6 +29,8 @@
 #include <mosquitto.h>
 
 #include "bench_lib.h"
+#include "fp_event.h"
+#include "fp_store.h"
 
 typedef struct {
     bench_list followers, events, rates;
@@ -95,6 +97,7 @@ typedef struct {
     double lat_rate; /* posts/s the latency runs were paced at */
     bb_run fanout, deliver, latency, latency_wait;
     bb_run deliver_raw, latency_raw; /* the baseline: raw MQTT publishes */
+    bb_run solo; /* stage 1 alone: posts written by this process, nothing else running */
 } bb_row;
 
 /* The raw publisher: a service client of node 1's broker. */
@@ -239,6 +242,76 @@ static void bb__slowlog_read(bb_ctx *x, bb_run *r)
         }
     }
     freeReplyObject(rep);
+}
+
+/* Posts of "stage 1 alone" per case (bb__solo). */
+#define BB_SOLO_POSTS 10
+
+/* One post of a<followers> through fp_store as feed-bridge writes it:
+ * fp_store_post_created, then fp_store_post_finish. 0 or -1. */
+static int bb__solo_post(fp_store *st, const char *id, size_t followers)
+{
+    char body[256], reason[128];
+    fp_fanout f = {0};
+    fp_event ev;
+    int n, rc;
+
+    n = snprintf(body, sizeof(body),
+                 "{\"type\":\"post.created\",\"post\":{\"id\":\"%s\",\"author_id\":\"a%zu\","
+                 "\"text\":\"alone\",\"created_at\":%lld}}",
+                 id, followers, (long long)fp_time_real_ms());
+    if (fp_event_parse(body, (size_t)n, NULL, &ev, reason, sizeof(reason)) != 0) {
+        fprintf(stderr, "bench: %s: %s\n", body, reason);
+        return -1;
+    }
+    rc = fp_store_post_created(st, &ev, &f);
+    if (rc == 0)
+        rc = fp_store_post_finish(st, &ev, &f);
+    if (rc != 0)
+        fprintf(stderr, "bench: stage 1 alone, %s: %s\n", id, fp_store_errstr(st));
+    fp_fanout_free(&f);
+    fp_event_free(&ev);
+    return rc == 0 ? 0 : -1;
+}
+
+/*
+ * Stage 1 alone, for case k with its users online: BB_SOLO_POSTS posts
+ * of the case's author written by this process through fp_store, the
+ * calls feed-bridge makes, while nothing else runs (no AMQP, no
+ * deliveries; the bridge and the broker idle). The longest Redis call
+ * (SLOWLOG) then shows what the scripts themselves take, without the
+ * preemption a loaded machine adds to the runs' figures; seconds is the
+ * longest post. 0 or -1.
+ */
+static int bb__solo(bb_ctx *x, int k, bb_row *row)
+{
+    fp_store_config c = {.port = x->e.nodes.p.redis.port, .timeout_ms = 60000};
+    fp_store *st = NULL;
+    char id[FP_ID_BUFSZ];
+    int64_t t0;
+    double s;
+    int i, rc = 0;
+
+    if (fp_store_open(&st, &c) != 0) {
+        fprintf(stderr, "bench: stage 1 alone: %s\n", fp_store_errstr(st));
+        fp_store_free(st);
+        return -1;
+    }
+    freeReplyObject(redisCommand(x->e.rc, "SLOWLOG RESET"));
+    for (i = 0; i < BB_SOLO_POSTS && rc == 0; i++) {
+        snprintf(id, sizeof(id), "s%d-%d", k, i);
+        t0 = fp_time_mono_ns();
+        rc = bb__solo_post(st, id, row->followers);
+        s = (double)(fp_time_mono_ns() - t0) / 1e9;
+        if (s > row->solo.seconds)
+            row->solo.seconds = s;
+    }
+    fp_store_free(st);
+    row->solo.ran = true;
+    row->solo.posts = (size_t)i;
+    row->solo.complete = rc == 0;
+    bb__slowlog_read(x, &row->solo);
+    return rc;
 }
 
 /* The start of a run: the counters, Redis's script time, CPU, an empty
@@ -789,7 +862,13 @@ static void bb__print(void *arg)
         bb__print_slow("lat. WAIT", row->followers, &row->latency_wait);
         bb__print_slow("raw deliv.", row->followers, &row->deliver_raw);
         bb__print_slow("raw lat.", row->followers, &row->latency_raw);
+        bb__print_slow("alone", row->followers, &row->solo);
     }
+    printf("   alone: %d posts written by this process through fp_store as feed-bridge writes\n"
+           "   them, with the users online and nothing else running; the longest took:\n",
+           BB_SOLO_POSTS);
+    for (i = 0; i < x->n; i++)
+        printf("  %9zu  %.1f ms\n", x->rows[i].followers, x->rows[i].solo.seconds * 1000.0);
     fflush(stdout);
 }
 
@@ -892,6 +971,12 @@ static int bb__runs(void *arg, bench_env *e)
      * subscribers take one each. */
     if (bb__raw_open(x) != 0 || bench_subs_nodes(&x->subs, e, o->online, o->threads, n) != 0)
         goto cleanup;
+    for (k = 0, row = x->rows; k < x->n; k++, row++) {
+        fprintf(stderr, "bench: stage 1 alone, %zu followers (%zu online), %d posts...\n",
+                row->followers, row->targets, BB_SOLO_POSTS);
+        if (bb__went(x, bb__solo(x, k, row), "stage 1 alone", row->followers) != 0)
+            goto cleanup;
+    }
     for (k = 0, row = x->rows; k < x->n; k++, row++) {
         fprintf(stderr, "bench: deliveries, %zu followers (%zu online), %zu posts...\n",
                 row->followers, row->targets, (size_t)o->events.v[k]);
