@@ -31,6 +31,7 @@ typedef struct {
     int64_t deliver_ttl_ms;
     int64_t deliver_max_length;
     int64_t deliver_expires_ms;
+    char *deliver_mode;     /* "publish" or "control" */
     fp_redis_options redis; /* the redis_* keys */
     int64_t redis_min_replicas;
     int64_t redis_wait_timeout_ms;
@@ -102,6 +103,9 @@ typedef struct {
     fp_amqp *amqp_node; /* stage 2: consumes this node's queues */
     fp_store *store;
     fb_mqtt *mqtt;
+    bool deliver_control;             /* deliver_mode control: one control message per delivery */
+    bool control_refused;             /* the broker refused one: publishing per recipient ... */
+    unsigned long control_refused_at; /* ... until the MQTT link reconnects past this */
     fb_stats stats;
 } fb_bridge;
 

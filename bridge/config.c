@@ -22,6 +22,9 @@ static const fp_conf_opt config__table[] = {
      100000000, false, "deliveries queued per node at most (oldest dropped)"},
     {"deliver_expires_ms", FP_CONF_INT, offsetof(fb_config, deliver_expires_ms), "300000", 1000,
      604800000, false, "a node's queues vanish after this long unconsumed"},
+    {"deliver_mode", FP_CONF_STRING, offsetof(fb_config, deliver_mode), "control", 0, 0, false,
+     "control: one message per delivery, fanned out by feed_auth.so; publish: one MQTT publish "
+     "per recipient"},
     FP_REDIS_CONF_OPTIONS(fb_config, redis),
     {"redis_min_replicas", FP_CONF_INT, offsetof(fb_config, redis_min_replicas), "0", 0, 100, false,
      "ack an event only once its Redis writes reached this many replicas (WAIT)"},

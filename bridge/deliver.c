@@ -5,6 +5,13 @@
  * publish it caused. If the broker goes away mid-way the whole message is
  * published again after it returns (clients dedupe by post id).
  *
+ * deliver_mode publish: one publish to feed/<uid> per recipient.
+ * deliver_mode control: one message per delivery (at most
+ * DELIVER__CONTROL_IDS recipients each) to the broker's control topic,
+ * which feed_auth.so fans out to feed/<uid> inside the broker
+ * (fp_control.h, plugin/fanout.c); its PUBACK comes once the broker has
+ * queued every publish.
+ *
  * A message that cannot be understood is dropped with one log line: these
  * queues carry only what stage 1 wrote, so that is a bug, not input.
  */
@@ -15,10 +22,14 @@
 #include <cjson/cJSON.h>
 
 #include "bridge.h"
+#include "fp_control.h"
 #include "fp_id.h"
 #include "fp_log.h"
 
 #define DELIVER__TOPIC_MAX (5 + FP_ID_MAX + 1)
+/* Recipients per control message at most: bounds the broker thread's time
+ * in one callback and the message's size (about 64 KiB of ids). */
+#define DELIVER__CONTROL_IDS 1000
 
 static fb_outcome deliver__drop(fb_bridge *b, const fp_amqp_msg *msg, const char *why)
 {
@@ -52,6 +63,104 @@ static fb_outcome deliver__feeds(fb_bridge *b, const char *payload, const cJSON 
     return FB_DONE;
 }
 
+/* Sends ids[0..n) one control message: "<expiry_s> <id> ...\n<payload>". */
+static fb_outcome deliver__control_one(fb_bridge *b, const char *payload, size_t len,
+                                       const char *const *ids, size_t n)
+{
+    size_t cap = 16 + n * (FP_ID_MAX + 1) + len, off;
+    char *msg = malloc(cap);
+    size_t i, l;
+    int rc;
+
+    if (msg == NULL)
+        return FB_RETRY_MQTT;
+    off = (size_t)snprintf(msg, cap, "%u", fb_mqtt_expiry_s((int)b->cfg.deliver_ttl_ms));
+    for (i = 0; i < n; i++) {
+        l = strlen(ids[i]);
+        msg[off++] = ' ';
+        memcpy(msg + off, ids[i], l);
+        off += l;
+    }
+    msg[off++] = '\n';
+    memcpy(msg + off, payload, len);
+    off += len;
+    rc = fb_mqtt_publish(b->mqtt, FP_CONTROL_DELIVER_TOPIC, msg, off, false);
+    free(msg);
+    return rc == 0 ? FB_DONE : FB_RETRY_MQTT;
+}
+
+/* deliver_mode control: the valid recipients, DELIVER__CONTROL_IDS per
+ * control message, then waits for their PUBACKs. *refused is set when the
+ * broker refused any of them (nothing counted then). */
+static fb_outcome deliver__control(fb_bridge *b, const char *payload, const cJSON *recipients,
+                                   bool *refused)
+{
+    const char *ids[DELIVER__CONTROL_IDS];
+    const cJSON *r;
+    size_t len = strlen(payload), n = 0, total = 0;
+    unsigned long reconnects, before, after;
+
+    fb_mqtt_counters(b->mqtt, &reconnects, &before);
+    cJSON_ArrayForEach(r, recipients)
+    {
+        if (!cJSON_IsString(r) || !fp_id_valid(r->valuestring))
+            continue;
+        ids[n++] = r->valuestring;
+        if (n == DELIVER__CONTROL_IDS) {
+            if (deliver__control_one(b, payload, len, ids, n) != FB_DONE)
+                return FB_RETRY_MQTT;
+            total += n;
+            n = 0;
+        }
+    }
+    if (n > 0 && deliver__control_one(b, payload, len, ids, n) != FB_DONE)
+        return FB_RETRY_MQTT;
+    total += n;
+    if (fb_mqtt_flush(b->mqtt) != 0)
+        return FB_RETRY_MQTT;
+    fb_mqtt_counters(b->mqtt, &reconnects, &after);
+    *refused = after != before;
+    if (*refused)
+        return FB_DONE;
+    fp_debug("delivered to %zu local recipient(s) through the broker's fan-out", total);
+    fb_stats_add(&b->stats, FB_STAT_DELIVERIES, total);
+    return FB_DONE;
+}
+
+/*
+ * deliver_mode control, unless the broker refused a control message (a
+ * feed_auth.so without the fan-out, e.g. a broker not yet restarted after
+ * an upgrade): that message and the next ones go out as one publish per
+ * recipient (clients dedupe a post received twice), until the link to the
+ * broker reconnects, when control is tried again.
+ */
+static fb_outcome deliver__payload(fb_bridge *b, const char *text, const cJSON *recipients)
+{
+    unsigned long reconnects, refused;
+    bool no = false;
+    fb_outcome out;
+
+    if (!b->deliver_control)
+        return deliver__feeds(b, text, recipients);
+    fb_mqtt_counters(b->mqtt, &reconnects, &refused);
+    if (b->control_refused && reconnects != b->control_refused_at) {
+        fp_info("mqtt: reconnected to the broker since it refused a deliver control message; "
+                "trying deliver_mode control again");
+        b->control_refused = false;
+    }
+    if (!b->control_refused) {
+        out = deliver__control(b, text, recipients, &no);
+        if (out != FB_DONE || !no)
+            return out;
+        fp_warn("mqtt: the broker refused a deliver control message (%s: does its feed_auth.so "
+                "have the fan-out?); publishing per recipient until the broker reconnects",
+                FP_CONTROL_DELIVER_TOPIC);
+        b->control_refused = true;
+        b->control_refused_at = reconnects;
+    }
+    return deliver__feeds(b, text, recipients);
+}
+
 /* Delivers one feed.deliver message. *why is set (and nothing published)
  * when the message is malformed. */
 static fb_outcome deliver__one(fb_bridge *b, const fp_amqp_msg *msg, const char **why)
@@ -71,7 +180,7 @@ static fb_outcome deliver__one(fb_bridge *b, const fp_amqp_msg *msg, const char 
     }
     text = cJSON_PrintUnformatted(payload);
     if (text != NULL)
-        out = deliver__feeds(b, text, recipients);
+        out = deliver__payload(b, text, recipients);
     free(text);
     cJSON_Delete(root);
     return out;

@@ -68,10 +68,15 @@ static void main__backoff(int *ms)
     main__backoff_to(ms, MAIN__BACKOFF_MAX_MS);
 }
 
-/* The checks a config needs beyond each key's own: the host lists, and
- * WAIT's reply within the socket timeout. 0 or -EINVAL (err says why). */
+/* The checks a config needs beyond each key's own: the host lists,
+ * WAIT's reply within the socket timeout, deliver_mode. 0 or -EINVAL (err
+ * says why). */
 static int main__check(const fb_config *c, char *err, size_t errlen)
 {
+    if (strcmp(c->deliver_mode, "publish") != 0 && strcmp(c->deliver_mode, "control") != 0) {
+        snprintf(err, errlen, "deliver_mode \"%.16s\" is not publish or control", c->deliver_mode);
+        return -EINVAL;
+    }
     if (c->redis_min_replicas > 0 && c->redis_wait_timeout_ms >= c->timeout_ms) {
         snprintf(err, errlen, "redis_wait_timeout_ms (%lld) must be below timeout_ms (%lld)",
                  (long long)c->redis_wait_timeout_ms, (long long)c->timeout_ms);
@@ -191,9 +196,9 @@ static int main__open(fb_bridge *b)
         return -EINTR;
     if (fb_deliver_ribbon_from_store(b) != 0)
         fp_warn("could not publish the current ribbon; it follows the next ribbon event");
-    fp_info("node %s running: rabbitmq %s, redis %s, mqtt %s:%d", b->cfg.node_id,
-            fp_amqp_peer(b->amqp), fp_store_peer(b->store), b->cfg.mqtt_host,
-            (int)b->cfg.mqtt_port);
+    fp_info("node %s running: rabbitmq %s, redis %s, mqtt %s:%d (deliver_mode %s)", b->cfg.node_id,
+            fp_amqp_peer(b->amqp), fp_store_peer(b->store), b->cfg.mqtt_host, (int)b->cfg.mqtt_port,
+            b->cfg.deliver_mode);
     return 0;
 }
 
@@ -369,6 +374,7 @@ int main(int argc, char **argv)
         return 2;
     }
     fp_log_set_level(level);
+    b.deliver_control = strcmp(b.cfg.deliver_mode, "control") == 0;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = main__on_signal;
     sigaction(SIGTERM, &sa, NULL);

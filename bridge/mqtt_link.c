@@ -234,15 +234,17 @@ static int mqtt__tls(fb_mqtt *m, const fb_mqtt_config *c)
  * when expiry_ms is 0. The list is built once and used by every publish.
  * Returns 0 or -ENOMEM.
  */
+unsigned fb_mqtt_expiry_s(int expiry_ms)
+{
+    return expiry_ms <= 0 ? 0 : (unsigned)(((int64_t)expiry_ms + 999) / 1000);
+}
+
 static int mqtt__expiry(fb_mqtt *m, int expiry_ms)
 {
-    uint32_t secs;
-
     if (expiry_ms <= 0)
         return 0;
-    secs = (uint32_t)(((int64_t)expiry_ms + 999) / 1000);
-    if (mosquitto_property_add_int32(&m->expiry, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, secs) !=
-        MOSQ_ERR_SUCCESS) {
+    if (mosquitto_property_add_int32(&m->expiry, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL,
+                                     (uint32_t)fb_mqtt_expiry_s(expiry_ms)) != MOSQ_ERR_SUCCESS) {
         snprintf(m->errstr, sizeof(m->errstr), "mqtt: out of memory");
         return -ENOMEM;
     }

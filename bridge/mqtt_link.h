@@ -41,6 +41,10 @@ int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c);
 const char *fb_mqtt_errstr(const fb_mqtt *m);
 void fb_mqtt_free(fb_mqtt *m);
 
+/* The Message Expiry Interval of expiry_ms: rounded up to whole seconds,
+ * 1 at least; 0 (none) when expiry_ms is 0 or less. */
+unsigned fb_mqtt_expiry_s(int expiry_ms);
+
 /* Most publishes between two flushes: PUBACKs are matched by the 16-bit
  * message id, so a batch must stay well below 65,536. */
 #define FB_MQTT_BATCH_MAX 10000

@@ -4,8 +4,9 @@
  *
  *   role user:    subscribe to / receive only feed/<sub> and ribbon,
  *                 exact names (no wildcards); publish nothing.
- *   role service: publish feed/<id> (any valid id) and ribbon; subscribe
- *                 to and receive nothing.
+ *   role service: publish feed/<id> (any valid id), ribbon and the
+ *                 deliver control topic (fanout.c); subscribe to and
+ *                 receive nothing.
  * Unsubscribing is always allowed. Everything else ($SYS/#, wildcards,
  * other users' feeds) is denied. A persistent session that is offline is
  * checked like its connection was (deliveries into it are reads), until
@@ -19,6 +20,7 @@
 #include <mosquitto_plugin.h>
 
 #include "feed_auth.h"
+#include "fp_control.h"
 
 _Static_assert(FA_ACL_READ == MOSQ_ACL_READ && FA_ACL_WRITE == MOSQ_ACL_WRITE &&
                    FA_ACL_SUBSCRIBE == MOSQ_ACL_SUBSCRIBE &&
@@ -48,7 +50,9 @@ bool fa_acl_allowed(fp_role role, const char *sub, const char *topic, int access
     if (access == FA_ACL_UNSUBSCRIBE)
         return true;
     if (role == FP_ROLE_SERVICE)
-        return access == FA_ACL_WRITE && (strcmp(topic, ACL__RIBBON) == 0 || acl__is_any_feed(topic));
+        return access == FA_ACL_WRITE &&
+               (strcmp(topic, ACL__RIBBON) == 0 || acl__is_any_feed(topic) ||
+                strcmp(topic, FP_CONTROL_DELIVER_TOPIC) == 0);
     if (access != FA_ACL_SUBSCRIBE && access != FA_ACL_READ)
         return false;
     return strcmp(topic, ACL__RIBBON) == 0 || acl__is_own_feed(topic, sub);

@@ -12,6 +12,10 @@
  *   presence.c  per-user session counts handed to the Redis thread
  *   held.c      persistent sessions: client id ownership, the offline
  *               records that outlive a connection, their state file
+ *   fanout.c    MOSQ_EVT_CONTROL on $CONTROL/feedpush/v1/deliver: the
+ *               bridge's one message per delivery, published here to
+ *               feed/<uid> per recipient (fp_control.h)
+ *   deliver_msg.c  that message parsed and checked (pure)
  *   redis_sync.c  the background thread: presence writes, heartbeat,
  *               revocation feed (all Redis I/O happens there)
  *
@@ -73,6 +77,24 @@ enum { FA_ACL_READ = 0x01, FA_ACL_WRITE = 0x02, FA_ACL_SUBSCRIBE = 0x04, FA_ACL_
 
 /* True when a client of this role and sub may do access on topic. */
 bool fa_acl_allowed(fp_role role, const char *sub, const char *topic, int access);
+
+/* ------------------------------------------------------------ deliver control */
+
+/* A deliver control message (fp_control.h), pointers into its payload. */
+typedef struct {
+    uint32_t expiry_s; /* 0: none */
+    const char *ids;   /* "<uid> <uid> ...", every one valid */
+    size_t ids_len;
+    size_t n; /* recipients, at least 1 */
+    const char *body;
+    size_t body_len; /* at least 1 */
+} fa_deliver_msg;
+
+/* Parses and checks all of payload. Returns NULL, or why it is malformed
+ * (m then holds nothing usable). */
+const char *fa_deliver_parse(const void *payload, size_t len, fa_deliver_msg *m);
+/* The next recipient from *pos (start at 0): false after the last. */
+bool fa_deliver_next(const fa_deliver_msg *m, size_t *pos, const char **id, size_t *id_len);
 
 /* ------------------------------------------------------------ sessions */
 
@@ -238,11 +260,12 @@ typedef struct fa_plugin {
     int64_t next_expiry_check_ms; /* monotonic; next expiry sweep */
 } fa_plugin;
 
-/* Broker callbacks (auth.c, acl.c, kick.c). */
+/* Broker callbacks (auth.c, acl.c, kick.c, fanout.c). */
 int fa_on_basic_auth(int event, void *event_data, void *userdata);
 int fa_on_acl_check(int event, void *event_data, void *userdata);
 int fa_on_disconnect(int event, void *event_data, void *userdata);
 int fa_on_tick(int event, void *event_data, void *userdata);
+int fa_on_control(int event, void *event_data, void *userdata);
 
 /* Writes s into out (outsz bytes) for a log line: at most 64 bytes,
  * control characters as '?'. For client ids, which clients choose. */

@@ -20,18 +20,22 @@
 #pragma GCC visibility pop
 
 #include "feed_auth.h"
+#include "fp_control.h"
 
 static mosquitto_plugin_id_t *plugin__id;
 
-/* The events this plugin handles, registered and unregistered as a set. */
+/* The events this plugin handles, registered and unregistered as a set;
+ * data is the event_data of both calls (MOSQ_EVT_CONTROL: the topic). */
 static const struct {
     int event;
     MOSQ_FUNC_generic_callback cb;
+    const char *data;
 } plugin__callbacks[] = {
-    {MOSQ_EVT_BASIC_AUTH, fa_on_basic_auth},
-    {MOSQ_EVT_ACL_CHECK, fa_on_acl_check},
-    {MOSQ_EVT_DISCONNECT, fa_on_disconnect},
-    {MOSQ_EVT_TICK, fa_on_tick},
+    {MOSQ_EVT_BASIC_AUTH, fa_on_basic_auth, NULL},
+    {MOSQ_EVT_ACL_CHECK, fa_on_acl_check, NULL},
+    {MOSQ_EVT_DISCONNECT, fa_on_disconnect, NULL},
+    {MOSQ_EVT_TICK, fa_on_tick, NULL},
+    {MOSQ_EVT_CONTROL, fa_on_control, FP_CONTROL_DELIVER_TOPIC},
 };
 #define PLUGIN__N_CALLBACKS (sizeof(plugin__callbacks) / sizeof(plugin__callbacks[0]))
 
@@ -79,7 +83,7 @@ static void plugin__unregister(size_t n)
 
     for (i = 0; i < n; i++)
         mosquitto_callback_unregister(plugin__id, plugin__callbacks[i].event,
-                                      plugin__callbacks[i].cb, NULL);
+                                      plugin__callbacks[i].cb, plugin__callbacks[i].data);
 }
 
 /* Registers every callback; on a failure unregisters the ones done. */
@@ -90,7 +94,7 @@ static int plugin__register(fa_plugin *pl)
 
     for (i = 0; i < PLUGIN__N_CALLBACKS; i++) {
         rc = mosquitto_callback_register(plugin__id, plugin__callbacks[i].event,
-                                         plugin__callbacks[i].cb, NULL, pl);
+                                         plugin__callbacks[i].cb, plugin__callbacks[i].data, pl);
         if (rc != MOSQ_ERR_SUCCESS) {
             mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: registering callback %d failed: %s",
                                  plugin__callbacks[i].event, mosquitto_strerror(rc));

@@ -1,8 +1,9 @@
 /*
  * feed-bridge end to end: RabbitMQ event in, Redis feed lists and MQTT
  * deliveries out, through a real mosquitto with feed_auth.so (the bridge
- * authenticates with its own service token and speaks MQTT 5). The broker
- * logs at debug level, so its PUBACKs to the bridge can be read.
+ * authenticates with its own service token and speaks MQTT 5), with
+ * deliver_mode publish. The broker logs at debug level, so its PUBACKs to
+ * the bridge can be read.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -38,7 +39,10 @@ static int start(void)
     char ttl[16];
 
     snprintf(ttl, sizeof(ttl), "%d", TTL_MS);
-    setenv("FEEDPUSH_DELIVER_TTL_MS", ttl, 1); /* the bridge inherits it */
+    setenv("FEEDPUSH_DELIVER_TTL_MS", ttl, 1); /* the bridge inherits them */
+    /* One publish per recipient: the PUBACKs of feed/<uid> publishes are
+     * checked here; bridge_control covers deliver_mode control. */
+    setenv("FEEDPUSH_DELIVER_MODE", "publish", 1);
     return ft_node_env_start_opts(&env, 1, &opts);
 }
 

@@ -1,4 +1,5 @@
-/* Unit tests for the plugin's pure parts: the ACL rules and the session table. */
+/* Unit tests for the plugin's pure parts: the ACL rules, the session table
+ * and the deliver control message. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -45,6 +46,17 @@ static void test_rules(void **state)
         SERVICE("feed/bob", FA_ACL_SUBSCRIBE, false),
         SERVICE("feed/bob", FA_ACL_READ, false),
         SERVICE(NULL, FA_ACL_WRITE, false),
+        /* The deliver control topic: the service publishes there, no one
+         * else, and no other $CONTROL topic. */
+        SERVICE("$CONTROL/feedpush/v1/deliver", FA_ACL_WRITE, true),
+        SERVICE("$CONTROL/feedpush/v1/deliver", FA_ACL_SUBSCRIBE, false),
+        SERVICE("$CONTROL/feedpush/v1/deliver", FA_ACL_READ, false),
+        SERVICE("$CONTROL/feedpush/v1/deliver/x", FA_ACL_WRITE, false),
+        SERVICE("$CONTROL/feedpush/v1/#", FA_ACL_WRITE, false),
+        SERVICE("$CONTROL/dynamic-security/v1", FA_ACL_WRITE, false),
+        USER("$CONTROL/feedpush/v1/deliver", FA_ACL_WRITE, false),
+        USER("$CONTROL/feedpush/v1/deliver", FA_ACL_SUBSCRIBE, false),
+        USER("$CONTROL/feedpush/v1/deliver", FA_ACL_READ, false),
     };
     /* Topics a user may neither subscribe to nor read from. */
     static const char *const denied[] = {
@@ -153,9 +165,85 @@ static void test_client_id_owner(void **state)
     assert_false(fa_client_id_owner(NULL, owner));
 }
 
+/* Parses s (a C string) as a deliver control message. */
+static const char *parse(const char *s, fa_deliver_msg *m)
+{
+    return fa_deliver_parse(s, strlen(s), m);
+}
+
+/* "<expiry_s> <uid> ...\n<payload>": every recipient in order, the
+ * payload as it is (newlines included). */
+static void test_deliver_parse(void **state)
+{
+    fa_deliver_msg m;
+    const char *id;
+    size_t pos = 0, len;
+    char ids[128] = "";
+
+    (void)state;
+    assert_null(parse("30 B c-1 D_2\n{\"type\":\"post.created\"}\nx", &m));
+    assert_int_equal(m.expiry_s, 30);
+    assert_int_equal(m.n, 3);
+    assert_int_equal(m.body_len, strlen("{\"type\":\"post.created\"}\nx"));
+    assert_memory_equal(m.body, "{\"type\":\"post.created\"}\nx", m.body_len);
+    while (fa_deliver_next(&m, &pos, &id, &len))
+        snprintf(ids + strlen(ids), sizeof(ids) - strlen(ids), "[%.*s]", (int)len, id);
+    assert_string_equal(ids, "[B][c-1][D_2]");
+
+    assert_null(parse("0 x\n{}", &m));
+    assert_int_equal(m.expiry_s, 0);
+    assert_int_equal(m.n, 1);
+    assert_null(parse("4294967295 x\n.", &m));
+    assert_int_equal(m.expiry_s, 4294967295u);
+    /* A 64-character id is the longest. */
+    assert_null(parse("1 u123456789012345678901234567890123456789012345678901234567890123\n.", &m));
+}
+
+/* Anything else is refused as a whole, with a reason. */
+static void test_deliver_parse_malformed(void **state)
+{
+    static const char *const bad[] = {
+        "",
+        "30 B {}",     /* no newline */
+        "\n{}",        /* no header */
+        "30\n{}",      /* no recipients */
+        "30 \n{}",     /* empty recipient */
+        "30 B\n",      /* no payload */
+        "30 B  C\n{}", /* empty recipient between */
+        "30 B \n{}",   /* trailing space */
+        "x B\n{}",     /* expiry not a number */
+        "-1 B\n{}",
+        "4294967296 B\n{}", /* more than 32 bits */
+        "99999999999 B\n{}",
+        "030000000000 B\n{}", /* too many digits */
+        "30 feed/B\n{}",      /* not an id */
+        "30 B+\n{}",
+        "30 #\n{}",
+        "30 B\tC\n{}",
+        "30 B\r\n{}",
+        "30 u1234567890123456789012345678901234567890123456789012345678901234\n{}",
+        " 30 B\n{}",
+    };
+    fa_deliver_msg m;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (parse(bad[i], &m) == NULL)
+            fail_msg("\"%s\" was accepted", bad[i]);
+    }
+    assert_non_null(fa_deliver_parse(NULL, 0, &m));
+    /* A NUL in an id is not an id character. */
+    assert_non_null(fa_deliver_parse("30 B\0C\n{}", 9, &m));
+    /* Only len bytes count: the newline past them is not seen. */
+    assert_non_null(fa_deliver_parse("30 B\n{}", 4, &m));
+}
+
 /* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_rules),
         cmocka_unit_test(test_sessions_table),
-        cmocka_unit_test(test_client_id_owner))
+        cmocka_unit_test(test_client_id_owner),
+        cmocka_unit_test(test_deliver_parse),
+        cmocka_unit_test(test_deliver_parse_malformed))
 /* clang-format on */

@@ -1,0 +1,348 @@
+/*
+ * feed-bridge with deliver_mode control: stage 2 sends one message per
+ * delivery to the broker's $CONTROL/feedpush/v1/deliver, and feed_auth.so
+ * fans it out to feed/<uid> inside the broker (plugin/fanout.c). One node
+ * pair, the broker logging at debug level so the PUBLISHes it received
+ * and the PUBACKs it sent can be counted.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <amqp.h>
+#include <cmocka.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+
+#include "fp_control.h"
+#include "node_env.h"
+#include "ft_main.h"
+
+/* The bridge's deliver_ttl_ms: not whole seconds, so the expiry the
+ * deliveries carry shows the rounding up (to TTL_S). */
+#define TTL_MS 29500
+#define TTL_S ((TTL_MS + 999) / 1000)
+#define FROM_BRIDGE "Received PUBLISH from feed-bridge-n1 "
+#define MALFORMED "refused a malformed deliver control message"
+
+static ft_node_env env;
+
+static int start(void)
+{
+    ft_node_opts opts = {.extra = "log_type debug"};
+    char ttl[16];
+
+    snprintf(ttl, sizeof(ttl), "%d", TTL_MS);
+    setenv("FEEDPUSH_DELIVER_TTL_MS", ttl, 1); /* the bridge inherits them */
+    setenv("FEEDPUSH_DELIVER_MODE", "control", 1);
+    return ft_node_env_start_opts(&env, 1, &opts);
+}
+
+FT_FIXTURES(start(), ft_node_env_stop(&env))
+
+/* Publishes an event built from fmt (waits for RabbitMQ's confirm). */
+#define event(...) assert_int_equal(ft_node_publishf(&env, __VA_ARGS__), 0)
+
+static void follow(const char *follower, const char *followee)
+{
+    event("follow.created",
+          "{\"type\":\"follow.created\",\"follower_id\":\"%s\",\"followee_id\":\"%s\"}", follower,
+          followee);
+}
+
+static void post(const char *id, const char *author, const char *text)
+{
+    event("post.created",
+          "{\"type\":\"post.created\",\"post\":{\"id\":\"%s\",\"author_id\":\"%s\",\"text\":\"%s\","
+          "\"created_at\":%lld}}",
+          id, author, text, (long long)time(NULL) * 1000);
+}
+
+/* Waits until uid is in the Redis set <set>:n1 (presence goes through the
+ * plugin's thread). */
+static void wait_member(const char *set, const char *uid)
+{
+    int i, member = 0;
+
+    for (i = 0; i < 150 && !member; i++) {
+        member = ft_node_redis_int(&env, "SISMEMBER %s:n1 %s", set, uid) == 1;
+        if (!member)
+            usleep(20000);
+    }
+    assert_true(member);
+}
+
+/* Connects uid (protocol 4 or 5) and subscribes to its feed. */
+static void connect_user(ft_mqtt *c, const char *uid, int protocol)
+{
+    char *tok = ft_plugin_env_token_now(&env.p, uid, FP_ROLE_USER);
+    char topic[80];
+
+    assert_int_equal(ft_mqtt_connect(c, env.p.mosq.port, NULL, uid, tok, protocol, 3000), 0);
+    snprintf(topic, sizeof(topic), "feed/%s", uid);
+    assert_int_equal(ft_mqtt_subscribe(c, topic, 3000), 1);
+    free(tok);
+    wait_member("online", uid);
+}
+
+/* Lines of the broker's log after byte from holding needle (and, when not
+ * NULL, also 'and'). */
+static int log_count(long from, const char *needle, const char *and)
+{
+    char path[PATH_MAX + 32], line[2048];
+    int n = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", env.p.mosq.dir);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    fseek(f, from, SEEK_SET);
+    while (fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, needle) != NULL && (and == NULL || strstr(line, and) != NULL);
+    fclose(f);
+    return n;
+}
+
+/* The expiry a delivery carries: deliver_ttl_ms in whole seconds, or a
+ * second or two less (the broker forwards the time left). */
+static void assert_ttl(const ft_mqtt *c)
+{
+    printf("# %s came with a message expiry interval of %lld s (deliver_ttl_ms %d)\n",
+           c->last_topic, (long long)c->last_expiry_s, TTL_MS);
+    assert_true(c->last_expiry_s > 0);
+    assert_true(c->last_expiry_s <= TTL_S);
+    assert_true(c->last_expiry_s + 2 >= TTL_S);
+}
+
+/*
+ * A post to three followers on the node: two connected (MQTT 5 and
+ * 3.1.1), one a persistent session that is offline. The bridge sends the
+ * broker one control message for it, not a publish per follower; each
+ * gets the post, the MQTT 5 ones with the realtime TTL as expiry, and the
+ * offline session finds it queued when it comes back.
+ */
+static void test_fanout_in_broker(void **state)
+{
+    long long deliveries = ft_node_stat(&env, 1, "deliveries");
+    long long acked = ft_node_stat(&env, 1, "stage2_count");
+    char *tok = ft_plugin_env_token_now(&env.p, "cH", FP_ROLE_USER);
+    ft_mqtt b, c, h;
+    long from;
+
+    (void)state;
+    follow("cB", "cA");
+    follow("cC", "cA");
+    follow("cH", "cA");
+    assert_int_equal(
+        ft_mqtt_connect_session(&h, env.p.mosq.port, "cH:phone", "cH", tok, 5, false, 3600, 3000),
+        0);
+    assert_int_equal(ft_mqtt_subscribe(&h, "feed/cH", 3000), 1);
+    ft_mqtt_close(&h);
+    wait_member("sessions", "cH");
+    connect_user(&b, "cB", 5);
+    connect_user(&c, "cC", 4);
+
+    from = ft_plugin_env_log_size(&env.p);
+    post("c1", "cA", "fanned out by the broker");
+    assert_int_equal(ft_mqtt_wait_messages(&b, 1, 3000), 1);
+    assert_string_equal(b.last_topic, "feed/cB");
+    assert_non_null(strstr(b.last_payload, "\"id\":\"c1\""));
+    assert_non_null(strstr(b.last_payload, "fanned out by the broker"));
+    assert_ttl(&b);
+    assert_int_equal(ft_mqtt_wait_messages(&c, 1, 3000), 1);
+    assert_string_equal(c.last_topic, "feed/cC");
+    assert_string_equal(c.last_payload, b.last_payload);
+
+    assert_true(ft_node_stat_wait(&env, 1, "stage2_count", acked + 1, 5000) >= acked + 1);
+    assert_true(ft_node_stat_wait(&env, 1, "deliveries", deliveries + 3, 3000) >= deliveries + 3);
+    /* One control message from the bridge, acknowledged; no feed publish. */
+    assert_int_equal(log_count(from, FROM_BRIDGE, "'" FP_CONTROL_DELIVER_TOPIC "'"), 1);
+    assert_int_equal(log_count(from, FROM_BRIDGE, "'feed/"), 0);
+    assert_int_equal(log_count(from, "Sending PUBACK to feed-bridge-n1 ", ", rc0)"), 1);
+    assert_int_equal(log_count(0, MALFORMED, NULL), 0);
+
+    /* The offline persistent session had it queued. */
+    assert_int_equal(
+        ft_mqtt_connect_session(&h, env.p.mosq.port, "cH:phone", "cH", tok, 5, false, 3600, 3000),
+        0);
+    assert_true(h.session_present);
+    assert_int_equal(ft_mqtt_wait_messages(&h, 1, 3000), 1);
+    assert_string_equal(h.last_topic, "feed/cH");
+    assert_string_equal(h.last_payload, b.last_payload);
+    assert_ttl(&h);
+
+    ft_mqtt_close(&b);
+    ft_mqtt_close(&c);
+    ft_mqtt_close(&h);
+    free(tok);
+}
+
+/* Publishes body to feed.deliver for node n1, as stage 1 would, and waits
+ * for RabbitMQ's confirm. */
+static void deliver_raw(const char *body)
+{
+    amqp_basic_properties_t props;
+
+    memset(&props, 0, sizeof(props));
+    props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
+    props.delivery_mode = 2;
+    props.content_type = amqp_cstring_bytes("application/json");
+    assert_int_equal(amqp_basic_publish(env.pub.c, 1, amqp_cstring_bytes("feed.deliver"),
+                                        amqp_cstring_bytes("n1"), 0, 0, &props,
+                                        amqp_cstring_bytes(body)),
+                     AMQP_STATUS_OK);
+    env.pub.published++;
+    assert_int_equal(ft_event_pub_wait(&env.pub, env.pub.published, 10000), 0);
+}
+
+/* A delivery to 2,500 recipients (three of them online, one in each
+ * thousand, and one invalid id the bridge skips) goes out as three control
+ * messages of at most 1,000 recipients; each online one gets it once. */
+static void test_large_delivery(void **state)
+{
+    static char body[2500 * 12 + 256];
+    long long deliveries = ft_node_stat(&env, 1, "deliveries");
+    long long acked = ft_node_stat(&env, 1, "stage2_count");
+    ft_mqtt u[3];
+    const char *online[3] = {"cU", "cV", "cW"};
+    static const int at[3] = {10, 1500, 2400}; /* where they are in the list */
+    size_t n;
+    long from;
+    int i, k;
+
+    (void)state;
+    for (i = 0; i < 3; i++)
+        connect_user(&u[i], online[i], 5);
+    n = (size_t)snprintf(body, sizeof(body),
+                         "{\"type\":\"deliver\",\"payload\":{\"type\":\"post.created\",\"post\":{"
+                         "\"id\":\"big1\"}},\"recipients\":[\"bad/id\"");
+    for (i = 0, k = 0; i < 2500; i++) {
+        if (k < 3 && i == at[k])
+            n += (size_t)snprintf(body + n, sizeof(body) - n, ",\"%s\"", online[k++]);
+        else
+            n += (size_t)snprintf(body + n, sizeof(body) - n, ",\"x%d\"", i);
+    }
+    snprintf(body + n, sizeof(body) - n, "]}");
+
+    from = ft_plugin_env_log_size(&env.p);
+    deliver_raw(body);
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(ft_mqtt_wait_messages(&u[i], 1, 5000), 1);
+        assert_non_null(strstr(u[i].last_payload, "\"id\":\"big1\""));
+        assert_ttl(&u[i]);
+    }
+    assert_true(ft_node_stat_wait(&env, 1, "stage2_count", acked + 1, 5000) >= acked + 1);
+    assert_true(ft_node_stat_wait(&env, 1, "deliveries", deliveries + 2500, 3000) >=
+                deliveries + 2500);
+    assert_int_equal(ft_node_stat(&env, 1, "deliveries"), deliveries + 2500);
+    assert_int_equal(log_count(from, FROM_BRIDGE, "'" FP_CONTROL_DELIVER_TOPIC "'"), 3);
+    for (i = 0; i < 3; i++) {
+        ft_mqtt_pump(&u[i], i == 0 ? 300 : 0);
+        assert_int_equal(u[i].received, 1);
+        ft_mqtt_close(&u[i]);
+    }
+}
+
+/* A user may not publish to the control topic: the broker's ACL check
+ * (before any control callback) refuses it, PUBACK 135 under MQTT 5
+ * (3.1.1 has no refusal code: acked and dropped), and nothing reaches the
+ * recipient it names. */
+static void test_user_refused(void **state)
+{
+    char *tok = ft_plugin_env_token_now(&env.p, "cX", FP_ROLE_USER);
+    const char *msg = "30 cR\n{\"type\":\"post.created\",\"post\":{\"id\":\"forged\"}}";
+    ft_mqtt r, x5, x4;
+    long from = ft_plugin_env_log_size(&env.p);
+
+    (void)state;
+    connect_user(&r, "cR", 5);
+    assert_int_equal(ft_mqtt_connect(&x5, env.p.mosq.port, NULL, "cX", tok, 5, 3000), 0);
+    assert_int_equal(ft_mqtt_publish(&x5, FP_CONTROL_DELIVER_TOPIC, msg, false, 3000),
+                     MQTT_RC_NOT_AUTHORIZED);
+    assert_int_equal(ft_mqtt_connect(&x4, env.p.mosq.port, NULL, "cX", tok, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_publish(&x4, FP_CONTROL_DELIVER_TOPIC, msg, false, 3000), 0);
+    ft_mqtt_pump(&r, 500);
+    assert_int_equal(r.received, 0);
+    assert_int_equal(log_count(from, "Denied PUBLISH from ", "'" FP_CONTROL_DELIVER_TOPIC "'"), 2);
+    /* Refused by the ACL, so the plugin's callback never saw them. */
+    assert_int_equal(log_count(from, "not a service client", NULL), 0);
+    ft_mqtt_pump(&x5, 100);
+    assert_false(x5.disconnected);
+    ft_mqtt_close(&x5);
+    ft_mqtt_close(&x4);
+    ft_mqtt_close(&r);
+    free(tok);
+}
+
+/* Malformed control messages from a service client are refused as a
+ * whole with one log line each: nothing delivered, the client stays
+ * connected (mosquitto 2.0.11 acks a control message with 0 whatever the
+ * plugin says), the broker keeps running; the next good one is delivered
+ * with its expiry. */
+static void test_malformed_refused(void **state)
+{
+    static const char *const bad[] = {
+        "",
+        "30 cM",
+        "30 cM {\"a\":1}",
+        "30\n{\"a\":1}",
+        "30 \n{\"a\":1}",
+        "30 cM\n",
+        "30 cM  cM\n{\"a\":1}",
+        "x cM\n{\"a\":1}",
+        "4294967296 cM\n{\"a\":1}",
+        "30 feed/cM\n{\"a\":1}",
+        "30 cM/#\n{\"a\":1}",
+        "30 cM+\n{\"a\":1}",
+        "30 u1234567890123456789012345678901234567890123456789012345678901234\n{}",
+    };
+    const size_t n_bad = sizeof(bad) / sizeof(bad[0]);
+    char *tok = ft_plugin_env_token_now(&env.p, "svc-test", FP_ROLE_SERVICE);
+    long from = ft_plugin_env_log_size(&env.p);
+    ft_mqtt m, s;
+    size_t i;
+
+    (void)state;
+    connect_user(&m, "cM", 5);
+    assert_int_equal(ft_mqtt_connect(&s, env.p.mosq.port, NULL, "svc-test", tok, 5, 3000), 0);
+    for (i = 0; i < n_bad; i++) {
+        assert_int_equal(ft_mqtt_publish(&s, FP_CONTROL_DELIVER_TOPIC, bad[i], false, 3000), 0);
+        assert_false(s.disconnected);
+    }
+    assert_true(ft_plugin_env_log_wait(&env.p, from, MALFORMED, 3000));
+    ft_mqtt_pump(&m, 300);
+    assert_int_equal(log_count(from, MALFORMED, NULL), (int)n_bad);
+    assert_int_equal(m.received, 0);
+
+    assert_int_equal(
+        ft_mqtt_publish(&s, FP_CONTROL_DELIVER_TOPIC, "7 cM\n{\"good\":1}", false, 3000), 0);
+    assert_int_equal(ft_mqtt_wait_messages(&m, 1, 3000), 1);
+    assert_string_equal(m.last_topic, "feed/cM");
+    assert_string_equal(m.last_payload, "{\"good\":1}");
+    assert_true(m.last_expiry_s > 0 && m.last_expiry_s <= 7);
+    /* Expiry 0: none. */
+    assert_int_equal(
+        ft_mqtt_publish(&s, FP_CONTROL_DELIVER_TOPIC, "0 cM\n{\"good\":2}", false, 3000), 0);
+    assert_int_equal(ft_mqtt_wait_messages(&m, 2, 3000), 2);
+    assert_string_equal(m.last_payload, "{\"good\":2}");
+    assert_int_equal(m.last_expiry_s, -1);
+    assert_int_equal(log_count(from, MALFORMED, NULL), (int)n_bad);
+    assert_false(ft_plugin_env_sanitizer_report(&env.p));
+    ft_mqtt_close(&s);
+    ft_mqtt_close(&m);
+    free(tok);
+}
+
+/* clang-format off */
+FT_MAIN(ft_mqtt_run_group, setup, teardown,
+        cmocka_unit_test(test_fanout_in_broker),
+        cmocka_unit_test(test_large_delivery),
+        cmocka_unit_test(test_user_refused),
+        cmocka_unit_test(test_malformed_refused))
+/* clang-format on */
