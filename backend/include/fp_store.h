@@ -11,9 +11,14 @@
  * Keys, each preceded by the configured prefix: followers:<uid>,
  * following:<uid>, post:<id>, feed:<uid>, ribbon, revoked:<uid> (and the
  * channel "revoked"); read: nodes, node:<node>, online:<node> (written by
- * the broker plugin). Added by this module: fanout:<post id>, "1" once a
- * post's feed pushes are done and "deleted" once it was deleted; it
- * expires after FP_STORE_MARKER_TTL_S and makes post.created idempotent.
+ * the broker plugin). Added by this module: fanout:<post id>,
+ * "<seq> <mode> <phase>" (the post's sequence number, e/p/l for explicit,
+ * pushed or pulled, a while feed writes remain, d once done; "1" from
+ * older releases = done) and "deleted" once it was deleted; it expires
+ * after FP_STORE_MARKER_TTL_S and makes post.created idempotent. post_seq
+ * (the sequence counter), posts:<uid> and pull_authors (pull authors:
+ * docs/bridge.md "Big fan-outs"). Feeds are sorted sets scored by
+ * sequence number (docs/protocol.md).
  *
  * Stale presence cleanup: routing (post.created / post.deleted) treats a
  * node as live while node:<node> exists; a node in `nodes` without it is
@@ -126,7 +131,8 @@ typedef struct {
 typedef struct {
     fp_node_targets *nodes; /* one per live node with at least one target */
     size_t n_nodes;
-    size_t n_recipients; /* feeds the post went to (author included) */
+    size_t n_recipients; /* recipients (author included); those of a pull
+                          * author get the post through reads, not feeds */
     bool duplicate;      /* post.created: redelivery, or the post is already
                           * deleted (then n_recipients is 0 and there are no
                           * targets); post.deleted: the body was already gone */
@@ -231,21 +237,24 @@ typedef struct {
 void fp_feed_page_free(fp_feed_page *p);
 
 /*
- * The newest posts (at most limit) of feed:<uid> whose body still exists,
- * newest first, each once, and revoked:<uid> (out->revoked_before), in one
+ * The newest posts (at most limit) of uid's feed (feed:<uid> merged with
+ * posts:<a> of each pull author a uid follows, by sequence number) whose
+ * body still exists, newest first, each once, and revoked:<uid>
+ * (out->revoked_before), in one
  * script call: the gateway checks the caller's token without a round trip
  * of its own. before NULL or "": from the newest; else a post id, and the
  * page starts after that entry (empty when the id is not in the feed).
- * limit 0 gives an empty page (the revocation is still read). *out is
- * zeroed first and holds nothing to free on failure.
+ * limit 0 gives an empty page (the revocation is still read). A feed
+ * still stored as a list (older releases) is converted first, so a read
+ * may write. *out is zeroed first and holds nothing to free on failure.
  */
 int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *before,
                        fp_feed_page *out);
 
 /*
- * The posts of feed:<uid> newer than the entry after (a post id: its
- * first occurrence from the newest end, whether or not its body still
- * exists) whose body still exists, each once: the limit of them nearest
+ * The posts of uid's merged feed (as fp_store_feed_page) newer than the
+ * entry after (a post id, whether or not its body still exists) whose
+ * body still exists, each once: the limit of them nearest
  * to that entry (the oldest of the newer ones), newest first, so that the
  * page's newest id is the cursor of the next call. out->after is
  * FP_FEED_AFTER_MORE when newer posts remain above the page, else

@@ -3,18 +3,22 @@
 -- which of them are reached on the nodes the caller names. Called until
 -- the slices run out, after post_created.lua or post_deleted.lua.
 --
--- ARGV: prefix, post id, author id, seq, feed length, op, cursor, count,
+-- ARGV: prefix, post id, author id, seq (unused), feed length, op, cursor, count,
 --       last, n_check, n_check node ids, then the slice's recipients when
 --       cursor is ''.
 --   op: "push" (feed_add), "unpush" (feed_rem) or "route" (no write).
 --   cursor: an SSCAN cursor of followers:<author> ("0" to start): the
 --       slice is what SSCAN ... COUNT count returns; '' when the slice is
 --       given (explicit recipients) and last = "1" on the final one.
--- Keys (built from the prefix): fanout:<id>, followers:<author>,
+-- Keys (built from the prefix): fanout:<id>, post_seq, followers:<author>,
 -- feed:<uid> of the slice, online:<n> and sessions:<n> of the nodes.
 --
 -- A push first checks the marker: once it is the tombstone "deleted",
--- nothing more is pushed (the delete overtook the fan-out). The final
+-- nothing more is pushed (the delete overtook the fan-out). A push slice
+-- scores its feed entries with a sequence number of its own (INCR
+-- post_seq), not the post's: a feed is then ordered as it was written, so
+-- a post written into it after a newer one (its slice came later) lands
+-- above that one, and a reader catching up with `after` cannot miss it. The final
 -- slice of a push (the SSCAN cursor back at "0", or last = "1") sets the
 -- marker's phase to d, so a redelivered event does not push again. A
 -- slice pushed twice (a redelivery after a crash, or an id SSCAN returns
@@ -49,6 +53,9 @@ else
     end
 end
 
+if op == 'push' and #uids > 0 then
+    seq = redis.call('INCR', prefix .. '@FP_KEY_SEQ@')
+end
 for _, uid in ipairs(uids) do
     local feed = prefix .. '@FP_KEY_FEED@' .. uid
     if op == 'push' then

@@ -34,16 +34,27 @@ local function live_nodes(prefix, author)
     return out
 end
 
--- reached(prefix, node, uids) returns the ids of uids (at most a few
--- thousand: unpack() has a stack limit) reached on node, each once.
+-- members(key, ids) returns SMISMEMBER key ids as one list of flags, asked
+-- 1000 at a time (unpack() has a stack limit, and SSCAN may return a whole
+-- compact set whatever its COUNT).
+local function members(key, ids)
+    local flags = {}
+    for first = 1, #ids, 1000 do
+        local part = redis.call('SMISMEMBER', key, unpack(ids, first, math.min(first + 999, #ids)))
+        for k = 1, #part do
+            flags[first + k - 1] = part[k]
+        end
+    end
+    return flags
+end
+
+-- reached(prefix, node, uids) returns the ids of uids reached on node,
+-- each once.
 local function reached(prefix, node, uids)
     local users, seen = {}, {}
-    if #uids == 0 then
-        return users
-    end
     for _, name in ipairs({'@FP_KEY_ONLINE@', '@FP_KEY_SESSIONS@'}) do
-        local flags = redis.call('SMISMEMBER', prefix .. name .. node, unpack(uids))
-        for k = 1, #flags do
+        local flags = members(prefix .. name .. node, uids)
+        for k = 1, #uids do
             if flags[k] == 1 and not seen[uids[k]] then
                 seen[uids[k]] = true
                 users[#users + 1] = uids[k]

@@ -17,12 +17,16 @@ if set == 'sessions' then
     name = '@FP_KEY_SESSIONS@'
 end
 local r = redis.call('SSCAN', prefix .. name .. node, ARGV[5], 'COUNT', ARGV[6])
-local users = {}
-if #r[2] > 0 then
-    local flags = redis.call('SMISMEMBER', prefix .. '@FP_KEY_FOLLOWERS@' .. author, unpack(r[2]))
+local users, ids = {}, r[2]
+-- 1000 at a time: unpack() has a stack limit, and SSCAN returns a compact
+-- set whole whatever its COUNT.
+for first = 1, #ids, 1000 do
+    local last = math.min(first + 999, #ids)
+    local flags = redis.call('SMISMEMBER', prefix .. '@FP_KEY_FOLLOWERS@' .. author,
+        unpack(ids, first, last))
     for k = 1, #flags do
         if flags[k] == 1 then
-            users[#users + 1] = r[2][k]
+            users[#users + 1] = ids[first + k - 1]
         end
     end
 end

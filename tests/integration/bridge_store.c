@@ -1049,6 +1049,39 @@ static void test_list_feed_upgrade(void **state)
     check_page(e->st, "v2", 10, "old2", "old1");
 }
 
+/*
+ * A big post's feeds are written after its routing (and after posts that
+ * came later were written in one call): it must land above them, so that
+ * a reader catching up with after=<the newer post> still gets it.
+ */
+static void test_after_sees_late_writes(void **state)
+{
+    env *e = *state;
+    fp_feed_after where;
+    char got[256];
+    fp_fanout f, g;
+    fp_event ev;
+    int i;
+
+    for (i = 0; i < 150; i++)
+        run(e->rc, "SADD %s u%03d", PREFIX "followers:wide", i);
+    follow(e->st, "follow.created", "u000", "narrow");
+    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"pw\",\"author_id\":"
+               "\"wide\",\"text\":\"first\",\"created_at\":1}}");
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
+    assert_true(f.pending);
+    post(e->st, "pn", "narrow", &g); /* one call: written at once */
+    fp_fanout_free(&g);
+    check_page(e->st, "u000", 10, NULL, "pn");
+    assert_int_equal(fp_store_post_finish(e->st, &ev, &f), 0);
+    fp_fanout_free(&f);
+    fp_event_free(&ev);
+    check_page(e->st, "u000", 10, NULL, "pw,pn");
+    page_ids(e->st, "u000", 10, NULL, "pn", got, sizeof(got), &where);
+    assert_string_equal(got, "pw");
+    assert_int_equal(where, FP_FEED_AFTER_TOP);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 /* clang-format off */
 FT_MAIN(ft_harness_run, NULL, NULL,
@@ -1060,6 +1093,6 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_restart),          T(test_bad_arguments),
         T(test_readonly_and_sync), T(test_big_fanout),
         T(test_pull_author),      T(test_list_feed_upgrade),
-        T(test_explicit_slices))
+        T(test_explicit_slices),  T(test_after_sees_late_writes))
 /* clang-format on */
 #undef T
