@@ -5,9 +5,9 @@
  *
  * A post is one call of post_created.lua (post_deleted.lua for a delete),
  * which stores it, numbers it and names the live nodes, and for a post to
- * at most STORE__INLINE_MAX recipients does the whole fan-out; else as many calls
+ * at most STORE__SLICE recipients does the whole fan-out; else as many calls
  * of fanout_chunk.lua as its recipients need, each pushing the post onto
- * (or removing it from) at most STORE__PUSH_SLICE feeds and finding which
+ * (or removing it from) at most STORE__SLICE feeds and finding which
  * of them are reached on the nodes that reach many users; then, for each
  * node that reaches fewer users than the author has followers, calls of
  * route_scan.lua that walk that node's users (STORE__SCAN_SLICE a call)
@@ -21,13 +21,15 @@
 
 #include "store_priv.h"
 
-#define STORE__PUSH_SLICE "100"   /* followers per fanout_chunk.lua call (SSCAN COUNT) */
-#define STORE__EXPLICIT_SLICE 100 /* explicit recipients per call */
-#define STORE__SCAN_SLICE "1000"  /* node users per route_scan.lua call */
-#define STORE__CHUNK_ARGS 10      /* ARGV of fanout_chunk.lua before the node ids */
-#define STORE__INLINE_MAX 100     /* recipients a first call pushes and routes itself */
-#define STORE__INLINE_MAX_S "100"
-#define STORE__BEGIN_ARGS 9 /* ARGV of post_created.lua before inline recipients */
+/* Feeds per call: a fanout_chunk.lua slice (SSCAN COUNT, or explicit
+ * recipients), and the most a first call pushes and routes itself. */
+#define STORE__SLICE 100
+#define STORE__STR_(x) #x
+#define STORE__STR(x) STORE__STR_(x)
+#define STORE__SLICE_S STORE__STR(STORE__SLICE)
+#define STORE__SCAN_SLICE "1000" /* node users per route_scan.lua call */
+#define STORE__CHUNK_ARGS 9      /* ARGV of fanout_chunk.lua before the node ids */
+#define STORE__BEGIN_ARGS 9      /* ARGV of post_created.lua before inline recipients */
 
 /* A live node as the first call named it. */
 typedef struct {
@@ -39,8 +41,7 @@ typedef struct {
 
 /* The reply of post_created.lua / post_deleted.lua. */
 typedef struct {
-    int state; /* 0 first, 1 again, 2 already deleted (create only) */
-    char seq[24];
+    int state;   /* 0 first, 1 again, 2 already deleted (create only) */
     char mode;   /* 'e' explicit, 'p' pushed, 'l' pulled */
     bool slices; /* phase a: the recipients' feeds are still to be written */
     bool routed; /* phase r: the first call did it all; the nodes carry their users */
@@ -196,13 +197,11 @@ static int store__parse_begin(store__run *r, const redisReply *rep)
 
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 5 ||
         rep->element[0]->type != REDIS_REPLY_INTEGER ||
-        rep->element[1]->type != REDIS_REPLY_STRING || rep->element[1]->len >= sizeof(b->seq) ||
+        rep->element[1]->type != REDIS_REPLY_STRING ||
         rep->element[2]->type != REDIS_REPLY_STRING ||
         rep->element[3]->type != REDIS_REPLY_STRING || rep->element[4]->type != REDIS_REPLY_INTEGER)
         return store__protocol(r->s, r->what, rep);
     b->state = (int)rep->element[0]->integer;
-    memcpy(b->seq, rep->element[1]->str, rep->element[1]->len);
-    b->seq[rep->element[1]->len] = '\0';
     b->mode = rep->element[2]->len == 1 ? rep->element[2]->str[0] : '\0';
     b->slices = strcmp(rep->element[3]->str, "a") == 0;
     b->routed = strcmp(rep->element[3]->str, "r") == 0;
@@ -278,13 +277,12 @@ static int store__chunk(store__run *r, char *cursor, const char (*uids)[FP_ID_BU
     argv[0] = r->s->prefix;
     argv[1] = r->id;
     argv[2] = r->author;
-    argv[3] = r->b.seq;
-    argv[4] = feed_len;
-    argv[5] = r->op;
-    argv[6] = uids == NULL ? cursor : "";
-    argv[7] = STORE__PUSH_SLICE;
-    argv[8] = last ? "1" : "0";
-    argv[9] = check;
+    argv[3] = feed_len;
+    argv[4] = r->op;
+    argv[5] = uids == NULL ? cursor : "";
+    argv[6] = STORE__SLICE_S;
+    argv[7] = last ? "1" : "0";
+    argv[8] = check;
     for (i = 0; i < argc; i++)
         argvlen[i] = strlen(argv[i]);
     rc = store__eval(r->s, STORE__FANOUT_CHUNK, 0, argc, argv, argvlen, &rep);
@@ -339,8 +337,8 @@ static int store__chunks_explicit(store__run *r, const fp_event *ev)
     first = 0;
     do {
         n = ev->n_recipients - first;
-        if (n > STORE__EXPLICIT_SLICE)
-            n = STORE__EXPLICIT_SLICE;
+        if (n > STORE__SLICE)
+            n = STORE__SLICE;
         rc = store__chunk(r, NULL, ev->recipients + first, n, first + n == ev->n_recipients);
         if (rc < 0 || rc == 2)
             return rc;
@@ -470,7 +468,6 @@ static int store__run_all(store__run *r, const redisReply *first, const fp_event
         goto fail;
     store__targets_finish(r->out);
     r->out->pending = r->b.slices;
-    memcpy(r->out->seq, r->b.seq, sizeof(r->out->seq));
     store__run_free(r);
     return 0;
 fail:
@@ -521,8 +518,8 @@ static size_t store__n_recipients(const fp_event *ev, long long n_followers)
 int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
 {
     store__run r = {.s = s, .what = "post_created", .out = out};
-    const char *argv[STORE__BEGIN_ARGS + STORE__INLINE_MAX];
-    size_t argvlen[STORE__BEGIN_ARGS + STORE__INLINE_MAX], argc, i;
+    const char *argv[STORE__BEGIN_ARGS + STORE__SLICE];
+    size_t argvlen[STORE__BEGIN_ARGS + STORE__SLICE], argc, i;
     char feed_len[24], ttl[24], threshold[24], *body = NULL;
     bool inline_rcpt;
     redisReply *rep = NULL;
@@ -548,10 +545,10 @@ int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
     argv[3] = body;
     argv[4] = feed_len;
     argv[5] = ttl;
-    inline_rcpt = ev->has_recipients && ev->n_recipients <= STORE__INLINE_MAX;
+    inline_rcpt = ev->has_recipients && ev->n_recipients <= STORE__SLICE;
     argv[6] = !ev->has_recipients ? "0" : inline_rcpt ? "2" : "1";
     argv[7] = threshold;
-    argv[8] = STORE__INLINE_MAX_S;
+    argv[8] = STORE__SLICE_S;
     argc = STORE__BEGIN_ARGS;
     for (i = 0; inline_rcpt && i < ev->n_recipients; i++)
         argv[argc++] = ev->recipients[i];
@@ -597,7 +594,7 @@ int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
     argv[2] = r.author;
     argv[3] = ttl;
     argv[4] = threshold;
-    argv[5] = STORE__INLINE_MAX_S;
+    argv[5] = STORE__SLICE_S;
     for (i = 0; i < 6; i++)
         argvlen[i] = strlen(argv[i]);
     rc = store__eval(s, STORE__POST_DELETED, 0, 6, argv, argvlen, &rep);
@@ -616,7 +613,7 @@ int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
 /*
  * The feed writes left after the first call (f->pending): the post added
  * to (or, for a delete, removed from) the recipients' feeds in slices of
- * STORE__PUSH_SLICE, the last of which marks the push done. A post
+ * STORE__SLICE, the last of which marks the push done. A post
  * deleted meanwhile stops it (not an error). Returns 0, -EINVAL, -EIO,
  * -EPROTO or -ENOMEM.
  */
@@ -639,7 +636,6 @@ int fp_store_post_finish(fp_store *s, const fp_event *ev, const fp_fanout *f)
     }
     r.op = f->unpush ? "unpush" : "push";
     r.out = &none;
-    memcpy(r.b.seq, f->seq, sizeof(r.b.seq));
     if (ev->type == FP_EVENT_POST_CREATED && ev->has_recipients)
         rc = store__chunks_explicit(&r, ev);
     else

@@ -137,9 +137,8 @@ typedef struct {
                           * deleted (then n_recipients is 0 and there are no
                           * targets); post.deleted: the body was already gone */
     /* For fp_store_post_finish(): feed writes are left (a big fan-out),
-     * the post's sequence number, and whether they remove the post. */
+     * and whether they remove the post. */
     bool pending;
-    char seq[24];
     bool unpush;
 } fp_fanout;
 

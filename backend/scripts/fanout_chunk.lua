@@ -3,9 +3,9 @@
 -- which of them are reached on the nodes the caller names. Called until
 -- the slices run out, after post_created.lua or post_deleted.lua.
 --
--- ARGV: prefix, post id, author id, seq (unused), feed length, op, cursor, count,
---       last, n_check, n_check node ids, then the slice's recipients when
---       cursor is ''.
+-- ARGV: prefix, post id, author id, feed length, op, cursor, count, last,
+--       n_check, n_check node ids, then the slice's recipients when cursor
+--       is ''.
 --   op: "push" (feed_add), "unpush" (feed_rem) or "route" (no write).
 --   cursor: an SSCAN cursor of followers:<author> ("0" to start): the
 --       slice is what SSCAN ... COUNT count returns; '' when the slice is
@@ -18,7 +18,8 @@
 -- scores its feed entries with a sequence number of its own (INCR
 -- post_seq), not the post's: a feed is then ordered as it was written, so
 -- a post written into it after a newer one (its slice came later) lands
--- above that one, and a reader catching up with `after` cannot miss it. The final
+-- above that one, and a reader catching up with `after` cannot miss it.
+-- The final
 -- slice of a push (the SSCAN cursor back at "0", or last = "1") sets the
 -- marker's phase to d, so a redelivered event does not push again. A
 -- slice pushed twice (a redelivery after a crash, or an id SSCAN returns
@@ -29,9 +30,9 @@
 --! include lib_feed.lua
 --! include lib_route.lua
 
-local prefix, id, author, seq = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local feed_len, op, cursor = tonumber(ARGV[5]), ARGV[6], ARGV[7]
-local count, last, n_check = ARGV[8], ARGV[9] == '1', tonumber(ARGV[10])
+local prefix, id, author = ARGV[1], ARGV[2], ARGV[3]
+local feed_len, op, cursor = tonumber(ARGV[4]), ARGV[5], ARGV[6]
+local count, last, n_check = ARGV[7], ARGV[8] == '1', tonumber(ARGV[9])
 local marker_key = prefix .. '@FP_KEY_FANOUT@' .. id
 
 local marker
@@ -48,11 +49,12 @@ if cursor ~= '' then
     next_cursor, uids = r[1], r[2]
     last = next_cursor == '0'
 else
-    for i = 11 + n_check, #ARGV do
+    for i = 10 + n_check, #ARGV do
         uids[#uids + 1] = ARGV[i]
     end
 end
 
+local seq
 if op == 'push' and #uids > 0 then
     seq = redis.call('INCR', prefix .. '@FP_KEY_SEQ@')
 end
@@ -70,7 +72,7 @@ if op == 'push' and last and marker then
 end
 
 local out = {next_cursor, 0}
-for i = 11, 10 + n_check do
+for i = 10, 9 + n_check do
     local users = reached(prefix, ARGV[i], uids)
     if #users > 0 then
         out[#out + 1] = {ARGV[i], users}

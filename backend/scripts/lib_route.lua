@@ -1,5 +1,6 @@
 -- lib_route.lua - where the realtime part of a post goes; pasted into the
--- post scripts by "--! include" (never loaded on its own).
+-- post scripts and route_scan.lua by "--! include" (never loaded on its
+-- own).
 --
 -- A user is reached on a node while listed in online:<node> (connected
 -- there) or sessions:<node> (a persistent session there queues for them

@@ -11,6 +11,7 @@
 --
 -- Returns {next cursor ("0" when done), {uid...}}: the slice's users who
 -- follow the author. Read-only.
+--! include lib_route.lua
 local prefix, author, node, set = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local name = '@FP_KEY_ONLINE@'
 if set == 'sessions' then
@@ -18,16 +19,10 @@ if set == 'sessions' then
 end
 local r = redis.call('SSCAN', prefix .. name .. node, ARGV[5], 'COUNT', ARGV[6])
 local users, ids = {}, r[2]
--- 1000 at a time: unpack() has a stack limit, and SSCAN returns a compact
--- set whole whatever its COUNT.
-for first = 1, #ids, 1000 do
-    local last = math.min(first + 999, #ids)
-    local flags = redis.call('SMISMEMBER', prefix .. '@FP_KEY_FOLLOWERS@' .. author,
-        unpack(ids, first, last))
-    for k = 1, #flags do
-        if flags[k] == 1 then
-            users[#users + 1] = ids[first + k - 1]
-        end
+local flags = members(prefix .. '@FP_KEY_FOLLOWERS@' .. author, ids)
+for k = 1, #ids do
+    if flags[k] == 1 then
+        users[#users + 1] = ids[k]
     end
 end
 return {r[1], users}
