@@ -223,16 +223,22 @@ void bench_post_text(char *buf, size_t len, int phase, size_t seq, int64_t ns)
     snprintf(buf, len, "fp:%d:%zu:%lld", phase, seq, (long long)ns);
 }
 
+int bench_post_event(char *buf, size_t len, const char *id, size_t author, const char *text)
+{
+    return snprintf(buf, len,
+                    "{\"type\":\"post.created\",\"post\":{\"id\":\"%s\",\"author_id\":\"a%zu\","
+                    "\"text\":\"%s\",\"created_at\":%lld}}",
+                    id, author, text, (long long)fp_time_real_ms());
+}
+
 /* Publishes one post.created event without waiting. Returns 0 or -1. */
 static int env__send(ft_event_pub *p, int phase, size_t seq, size_t author, int64_t ns)
 {
-    char body[ENV__BODY_MAX], text[64];
+    char body[ENV__BODY_MAX], text[64], id[FP_ID_BUFSZ];
 
     bench_post_text(text, sizeof(text), phase, seq, ns);
-    snprintf(body, sizeof(body),
-             "{\"type\":\"post.created\",\"post\":{\"id\":\"p%d-%zu\",\"author_id\":\"a%zu\","
-             "\"text\":\"%s\",\"created_at\":%lld}}",
-             phase, seq, author, text, (long long)fp_time_real_ms());
+    snprintf(id, sizeof(id), "p%d-%zu", phase, seq);
+    bench_post_event(body, sizeof(body), id, author, text);
     return ft_event_pub_post(p, "post.created", body);
 }
 

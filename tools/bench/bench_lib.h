@@ -186,6 +186,9 @@ int bench_publish(bench_env *e, int window, double rate, int phase, size_t n, si
                   size_t n_authors, bench_pubtimes *pt);
 /* The text the subscribers parse: "fp:<phase>:<seq>:<ns>". */
 void bench_post_text(char *buf, size_t len, int phase, size_t seq, int64_t ns);
+/* A post.created event of post id by a<author> with text, created now,
+ * into buf (len bytes). Returns its length, as snprintf does. */
+int bench_post_event(char *buf, size_t len, const char *id, size_t author, const char *text);
 
 /* ------------------------------------------------------------ subscribers */
 

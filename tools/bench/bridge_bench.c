@@ -256,10 +256,7 @@ static int bb__solo_post(fp_store *st, const char *id, size_t followers)
     fp_event ev;
     int n, rc;
 
-    n = snprintf(body, sizeof(body),
-                 "{\"type\":\"post.created\",\"post\":{\"id\":\"%s\",\"author_id\":\"a%zu\","
-                 "\"text\":\"alone\",\"created_at\":%lld}}",
-                 id, followers, (long long)fp_time_real_ms());
+    n = bench_post_event(body, sizeof(body), id, followers, "alone");
     if (fp_event_parse(body, (size_t)n, NULL, &ev, reason, sizeof(reason)) != 0) {
         fprintf(stderr, "bench: %s: %s\n", body, reason);
         return -1;
@@ -510,7 +507,7 @@ static int bb__raw_publish(bb_ctx *x, double rate, int phase, size_t n, const bb
                            bench_pubtimes *pt)
 {
     int64_t start = fp_time_mono_ns(), sent;
-    char payload[512], text[64], topic[32];
+    char payload[512], text[64], topic[32], id[FP_ID_BUFSZ];
     size_t i, j;
     int len;
 
@@ -523,10 +520,8 @@ static int bb__raw_publish(bb_ctx *x, double rate, int phase, size_t n, const bb
             pt->first_ns = sent;
         pt->last_ns = sent;
         bench_post_text(text, sizeof(text), phase, i, sent);
-        len = snprintf(payload, sizeof(payload),
-                       "{\"type\":\"post.created\",\"post\":{\"id\":\"p%d-%zu\","
-                       "\"author_id\":\"a%zu\",\"text\":\"%s\",\"created_at\":%lld}}",
-                       phase, i, row->followers, text, (long long)fp_time_real_ms());
+        snprintf(id, sizeof(id), "p%d-%zu", phase, i);
+        len = bench_post_event(payload, sizeof(payload), id, row->followers, text);
         for (j = 0; j < row->targets; j++) {
             while (x->raw.sent - atomic_load(&x->raw.acked) >= (unsigned long long)x->o.window)
                 usleep(50);
