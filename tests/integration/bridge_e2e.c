@@ -116,15 +116,10 @@ static void wait_online(const char *uid)
 /* True when the bridge's log (all its runs so far) holds needle. */
 static bool bridge_log_has(const char *needle)
 {
-    char line[1024];
-    bool found = false;
-    FILE *f = fopen(env.node[0].bridge_log, "r");
+    int rc = ft_log_wait(env.node[0].bridge_log, 0, needle, 0);
 
-    assert_non_null(f);
-    while (!found && fgets(line, sizeof(line), f) != NULL)
-        found = strstr(line, needle) != NULL;
-    fclose(f);
-    return found;
+    assert_true(rc >= 0); /* the log exists */
+    return rc == 1;
 }
 
 /* Connects uid with MQTT 5 and subscribes to topic. */

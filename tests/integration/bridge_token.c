@@ -50,21 +50,7 @@ static void post(const char *id)
 /* True once the bridge's log holds needle (up to timeout_ms). */
 static bool bridge_log_wait(const char *needle, int timeout_ms)
 {
-    int64_t end = fp_time_mono_ms() + timeout_ms;
-    char line[1024];
-    bool found = false;
-    FILE *f;
-
-    while (!found && fp_time_mono_ms() < end) {
-        f = fopen(env.node[0].bridge_log, "r");
-        while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
-            found = strstr(line, needle) != NULL;
-        if (f != NULL)
-            fclose(f);
-        if (!found)
-            ft_sleep_ms(100);
-    }
-    return found;
+    return ft_log_wait(env.node[0].bridge_log, 0, needle, timeout_ms) == 1;
 }
 
 static void test_outage_longer_than_the_token(void **state)

@@ -122,32 +122,41 @@ long ft_plugin_env_log_size(const ft_plugin_env *e)
     return n;
 }
 
-bool ft_plugin_env_log_wait(const ft_plugin_env *e, long from, const char *needle,
-                            int timeout_ms)
+int ft_log_wait(const char *path, long from, const char *needle, int timeout_ms)
 {
-    char path[PATH_MAX + 32], line[1024];
     int64_t end = fp_time_mono_ms() + timeout_ms;
+    char line[1024];
+    bool opened;
     FILE *f;
 
-    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", e->mosq.dir);
     for (;;) {
         f = fopen(path, "r");
+        opened = f != NULL;
         if (f != NULL) {
             fseek(f, from > 0 ? from : 0, SEEK_SET);
             while (fgets(line, sizeof(line), f) != NULL) {
                 if (strstr(line, needle) != NULL) {
                     fclose(f);
-                    return true;
+                    return 1;
                 }
             }
             fclose(f);
         }
-        if (fp_time_mono_ms() >= end) {
-            fprintf(stderr, "\"%s\" not in the broker log within %d ms\n", needle, timeout_ms);
-            return false;
-        }
+        if (fp_time_mono_ms() >= end)
+            return opened ? 0 : -1;
         usleep(20000);
     }
+}
+
+bool ft_plugin_env_log_wait(const ft_plugin_env *e, long from, const char *needle, int timeout_ms)
+{
+    char path[PATH_MAX + 32];
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", e->mosq.dir);
+    if (ft_log_wait(path, from, needle, timeout_ms) == 1)
+        return true;
+    fprintf(stderr, "\"%s\" not in the broker log within %d ms\n", needle, timeout_ms);
+    return false;
 }
 
 char *ft_plugin_env_token(const ft_plugin_env *e, const char *sub, int64_t iat, int64_t exp,

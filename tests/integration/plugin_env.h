@@ -56,6 +56,11 @@ bool ft_plugin_env_sanitizer_report(const ft_plugin_env *e);
  * (-1 when it cannot be read). */
 long ft_plugin_env_log_size(const ft_plugin_env *e);
 
+/* Waits up to timeout_ms (0: looks once) until the file at path holds a
+ * line with needle after byte offset from. 1 when it does, 0 when it
+ * never did, -1 when the file could not be read. */
+int ft_log_wait(const char *path, long from, const char *needle, int timeout_ms);
+
 /* Waits up to timeout_ms until the broker's log holds needle after byte
  * offset from. False (and a line on stderr) when it never does. */
 bool ft_plugin_env_log_wait(const ft_plugin_env *e, long from, const char *needle,
