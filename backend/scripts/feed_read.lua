@@ -62,41 +62,70 @@ local function score_of(id)
     return nil
 end
 
--- Up to `want` {id, body} of existing posts beyond `bound` (a score bound
--- as ZRANGEBYSCORE takes it, '+inf'/'-inf' or '(<score>'), merged from all
--- sources, newest first when desc, else oldest first. Each round reads
--- `size` entries per source: the first `size` of their merge are then in
--- their final order (an entry a source did not return ranks after its
--- `size` returned ones), so the next round starts after the last of them.
+-- Up to `size` entries of src beyond `bound` (a score bound as
+-- ZRANGEBYSCORE takes it, '+inf'/'-inf' or '(<score>'), newest first when
+-- desc, else oldest first: id1, score1, id2, score2, ...
+local function range(src, desc, bound, size)
+    if desc then
+        return redis.call('ZREVRANGEBYSCORE', src, bound, '-inf', 'WITHSCORES', 'LIMIT', 0, size)
+    end
+    return redis.call('ZRANGEBYSCORE', src, bound, '+inf', 'WITHSCORES', 'LIMIT', 0, size)
+end
+
+-- The next `size` entries beyond `bound` of all sources merged, in order:
+-- a list of ids and the score (as Redis wrote it) of the last one, or nil
+-- when none is left. Each source is asked for `size` entries: the first
+-- `size` of their merge are then in their final order (an entry a source
+-- did not return ranks after its `size` returned ones). The scores within
+-- one source are distinct (one sequence number per post and feed), so a
+-- single source's range is already the answer, with no sort.
+local function next_ids(desc, bound, size)
+    local ids = {}
+    if #sources == 1 then
+        local r = range(sources[1], desc, bound, size)
+        for i = 1, #r, 2 do
+            ids[#ids + 1] = r[i]
+        end
+        return ids, r[#r]
+    end
+    local cand = {}
+    for _, src in ipairs(sources) do
+        local r = range(src, desc, bound, size)
+        for i = 1, #r, 2 do
+            cand[#cand + 1] = {r[i], tonumber(r[i + 1]), r[i + 1]}
+        end
+    end
+    if #cand == 0 then
+        return ids, nil
+    end
+    table.sort(cand, function(x, y)
+        if x[2] ~= y[2] then
+            return (x[2] > y[2]) == desc
+        end
+        return x[1] < y[1]
+    end)
+    local take = math.min(size, #cand)
+    for k = 1, take do
+        ids[k] = cand[k][1]
+    end
+    return ids, cand[take][3]
+end
+
+-- Up to `want` {id, body} of existing posts beyond `bound`, merged from
+-- all sources, newest first when desc, else oldest first; a round reads
+-- what is still missing plus a few, and the next starts after its last
+-- entry. An id in two sources (a pull author's post also pushed before
+-- the author crossed the threshold) is taken once.
 local function collect(desc, bound, want)
     local got, seen = {}, {}
     while #got < want do
         local size = want - #got + 8
-        local cand = {}
-        for _, src in ipairs(sources) do
-            local r
-            if desc then
-                r = redis.call('ZREVRANGEBYSCORE', src, bound, '-inf', 'WITHSCORES', 'LIMIT', 0, size)
-            else
-                r = redis.call('ZRANGEBYSCORE', src, bound, '+inf', 'WITHSCORES', 'LIMIT', 0, size)
-            end
-            for i = 1, #r, 2 do
-                cand[#cand + 1] = {r[i], tonumber(r[i + 1]), r[i + 1]}
-            end
-        end
-        if #cand == 0 then
+        local cand, last = next_ids(desc, bound, size)
+        if last == nil then
             break
         end
-        table.sort(cand, function(x, y)
-            if x[2] ~= y[2] then
-                return (x[2] > y[2]) == desc
-            end
-            return x[1] < y[1]
-        end)
-        local take = math.min(size, #cand)
         local ids, keys = {}, {}
-        for k = 1, take do
-            local id = cand[k][1]
+        for _, id in ipairs(cand) do
             if not seen[id] then
                 seen[id] = true
                 ids[#ids + 1] = id
@@ -111,7 +140,7 @@ local function collect(desc, bound, want)
                 end
             end
         end
-        bound = '(' .. cand[take][3]
+        bound = '(' .. last
     end
     return got
 end
