@@ -35,6 +35,8 @@
 /* Pause before the network loop runs again after it gave up (see
  * mqtt__thread): the longest reconnect delay. */
 #define MQTT__RESTART_MS 2000
+/* After a failed token renewal, the next attempt waits this long. */
+#define MQTT__RENEW_RETRY_S 10
 /* MQTT 5 reason codes from 128 on are failures; below, successes. */
 #define MQTT__RC_FAILURE 128
 
@@ -51,9 +53,11 @@ struct fb_mqtt {
     pthread_t thread;           /* mqtt__thread, once started */
     bool thread_started;
     atomic_bool closing; /* fb_mqtt_free() began: the network thread ends */
-    time_t token_exp;
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    time_t token_exp;      /* of the token the next CONNECT offers */
+    bool renew;            /* fb_mqtt_maintain() asked the network thread for a new one */
+    time_t renew_retry_at; /* a renewal failed: not asked again before this */
     bool connected;
     int last_connack;                 /* MQTT 5 reason code */
     unsigned char pending[65536 / 8]; /* bit per message id awaiting its PUBACK */
@@ -166,9 +170,14 @@ static void mqtt__on_publish(struct mosquitto *mosq, void *obj, int mid, int rc,
                 m->host, m->cfg.port, mosquitto_reason_string(rc), rc);
 }
 
-/* Mints a fresh service token and sets it as the password for the next
- * (re)connect. Returns 0 or -EINVAL with errstr set. */
-static int mqtt__set_token(fb_mqtt *m)
+/*
+ * Mints a fresh service token and sets it as the password for the next
+ * (re)connect. libmosquitto reads the password while it connects, on the
+ * network thread, without a lock: so this runs only before that thread
+ * starts (mqtt__init) or on it, between two runs of its loop
+ * (mqtt__thread). Returns 0, or -EINVAL/-ENOMEM with err set.
+ */
+static int mqtt__set_token(fb_mqtt *m, char *errbuf, size_t errlen)
 {
     fp_jwt_mint_claims c = {0};
     char *token = NULL, err[256];
@@ -181,16 +190,18 @@ static int mqtt__set_token(fb_mqtt *m)
     c.role = FP_ROLE_SERVICE;
     rc = fp_jwt_mint(m->cfg.alg, m->key, m->key_len, &c, &token, err, sizeof(err));
     if (rc != 0) {
-        snprintf(m->errstr, sizeof(m->errstr), "mqtt: minting the bridge token: %.150s", err);
+        snprintf(errbuf, errlen, "mqtt: minting the bridge token: %.150s", err);
         return -EINVAL;
     }
     rc = mosquitto_username_pw_set(m->m, m->sub, token);
     free(token);
     if (rc != MOSQ_ERR_SUCCESS) {
-        snprintf(m->errstr, sizeof(m->errstr), "mqtt: %s", mosquitto_strerror(rc));
+        snprintf(errbuf, errlen, "mqtt: %s", mosquitto_strerror(rc));
         return -ENOMEM;
     }
+    pthread_mutex_lock(&m->lock);
     m->token_exp = (time_t)c.exp;
+    pthread_mutex_unlock(&m->lock);
     return 0;
 }
 
@@ -284,7 +295,37 @@ static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
     mosquitto_reconnect_delay_set(m->m, 1, 2, false);
     if (c->tls && mqtt__tls(m, c) != 0)
         return -EINVAL;
-    return mqtt__set_token(m);
+    return mqtt__set_token(m, m->errstr, sizeof(m->errstr));
+}
+
+static bool mqtt__renew_asked(fb_mqtt *m)
+{
+    bool r;
+
+    pthread_mutex_lock(&m->lock);
+    r = m->renew;
+    pthread_mutex_unlock(&m->lock);
+    return r;
+}
+
+/* On the network thread, its loop stopped: the token fb_mqtt_maintain()
+ * asked for, if it did. A failure keeps the current token and is tried
+ * again MQTT__RENEW_RETRY_S later. */
+static void mqtt__renew(fb_mqtt *m)
+{
+    char err[192];
+    int rc;
+
+    if (!mqtt__renew_asked(m))
+        return;
+    rc = mqtt__set_token(m, err, sizeof(err));
+    if (rc != 0)
+        fp_error("%s; trying again in %d s", err, MQTT__RENEW_RETRY_S);
+    pthread_mutex_lock(&m->lock);
+    m->renew = false;
+    if (rc != 0)
+        m->renew_retry_at = time(NULL) + MQTT__RENEW_RETRY_S;
+    pthread_mutex_unlock(&m->lock);
 }
 
 /*
@@ -294,6 +335,8 @@ static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
  * over: libmosquitto then takes the session for closed on purpose) or
  * refuses a CONNECT (it reads every MQTT 5 refusal as a protocol error).
  * So it runs again here, MQTT__RESTART_MS later, until fb_mqtt_free().
+ * It also returns when fb_mqtt_maintain() disconnects to renew the token:
+ * the new token is set here, and the loop runs again at once.
  */
 static void *mqtt__thread(void *arg)
 {
@@ -302,10 +345,12 @@ static void *mqtt__thread(void *arg)
 
     for (;;) {
         mosquitto_loop_forever(m->m, MQTT__KEEPALIVE_S * 1000, 1);
-        for (ms = 0; ms < MQTT__RESTART_MS && !atomic_load(&m->closing); ms += 50)
+        for (ms = 0; ms < MQTT__RESTART_MS && !atomic_load(&m->closing) && !mqtt__renew_asked(m);
+             ms += 50)
             usleep(50000);
         if (atomic_load(&m->closing))
             break;
+        mqtt__renew(m);
         fp_debug("mqtt: the network loop ended; connecting to %s:%d again", m->host, m->cfg.port);
         mosquitto_reconnect_async(m->m); /* a failure is retried by the loop */
     }
@@ -419,16 +464,20 @@ int fb_mqtt_flush(fb_mqtt *m)
 void fb_mqtt_maintain(fb_mqtt *m)
 {
     time_t now = time(NULL);
+    bool due;
 
     /* Renew at 80% of the lifetime: well before the plugin's expiry kick. */
-    if (now < m->token_exp - m->cfg.token_ttl_s / 5)
+    pthread_mutex_lock(&m->lock);
+    due = !m->renew && now >= m->token_exp - m->cfg.token_ttl_s / 5 && now >= m->renew_retry_at;
+    if (due)
+        m->renew = true;
+    pthread_mutex_unlock(&m->lock);
+    if (!due)
         return;
-    if (mqtt__set_token(m) != 0) {
-        fp_error("%s", m->errstr);
-        return;
-    }
     fp_info("mqtt: renewing the bridge token (reconnect)");
-    mosquitto_reconnect_async(m->m);
+    /* Ends the network loop (or its wait for the next attempt); the
+     * network thread then sets the new token and connects again. */
+    mosquitto_disconnect(m->m);
 }
 
 bool fb_mqtt_connected(fb_mqtt *m)

@@ -5,7 +5,9 @@
  * the delivery in the bridge's hands all along. When the broker is back,
  * the bridge connects with a fresh token, publishes the delivery it held,
  * and the next post reaches its user live. (It used to offer the expired
- * token for ever.)
+ * token for ever.) Then the renewal while connected: at 80 % of the
+ * token's life the bridge reconnects with a fresh one, set on its network
+ * thread.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -53,6 +56,14 @@ static bool bridge_log_wait(const char *needle, int timeout_ms)
     return ft_log_wait(env.node[0].bridge_log, 0, needle, timeout_ms) == 1;
 }
 
+/* Byte size of the file at path, -1 when it cannot be read. */
+static long file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
 static void test_outage_longer_than_the_token(void **state)
 {
     long long deliveries;
@@ -89,7 +100,43 @@ static void test_outage_longer_than_the_token(void **state)
     free(t);
 }
 
+/*
+ * At 80 % of its token's life the bridge ends its connection, its network
+ * thread sets a fresh token, and it connects again at once. Past the old
+ * token's end (12 s after the renewal, plus the plugin's check), a post
+ * still reaches its user live, and the broker never refused the bridge
+ * nor disconnected it for an expired token.
+ */
+static void test_renewal_while_connected(void **state)
+{
+    char broker_log[sizeof(env.p.mosq.dir) + 32];
+    long from = file_size(env.node[0].bridge_log), broker_from = ft_plugin_env_log_size(&env.p);
+    ft_mqtt u;
+    char *t;
+
+    (void)state;
+    assert_true(from >= 0 && broker_from >= 0);
+    snprintf(broker_log, sizeof(broker_log), "%s/mosquitto/mosquitto.log", env.p.mosq.dir);
+    assert_true(ft_node_redis_int(&env, "SADD followers:tka %s", "tku") >= 0);
+    t = ft_node_token(&env, "tku");
+    assert_int_equal(ft_mqtt_connect(&u, ft_node_port(&env, 1), NULL, "tku", t, 4, 5000), 0);
+    assert_int_equal(ft_mqtt_subscribe(&u, "feed/tku", 5000), 1);
+
+    assert_int_equal(ft_log_wait(env.node[0].bridge_log, from, "renewing the bridge token",
+                                 TOKEN_TTL_S * 1000),
+                     1);
+    ft_sleep_ms((TOKEN_TTL_S / 5 + 3) * 1000);
+    post("tk3");
+    assert_int_equal(ft_mqtt_wait_messages(&u, 1, 10000), 1);
+    assert_non_null(strstr(u.last_payload, "\"id\":\"tk3\""));
+    assert_int_equal(ft_log_wait(broker_log, broker_from, "client \"feed-bridge-", 0), 0);
+    assert_int_equal(ft_log_wait(env.node[0].bridge_log, from, "refused the bridge", 0), 0);
+    ft_mqtt_close(&u);
+    free(t);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
-        cmocka_unit_test(test_outage_longer_than_the_token))
+        cmocka_unit_test(test_outage_longer_than_the_token),
+        cmocka_unit_test(test_renewal_while_connected))
 /* clang-format on */
