@@ -50,11 +50,11 @@ typedef struct {
 #define BB_CLIENT_NAME "feedpush-bench"
 
 static const bench_opt bb__opts[] = {
-    {"followers", 'f', "LIST", BENCH_OPT_LIST, offsetof(bb_opts, followers), 1, 1e6, "1,100,10000",
+    {"followers", 'f', "LIST", BENCH_OPT_LIST, offsetof(bb_opts, followers), 1, 1e6, "1,100,1000,10000",
      "10", "followers per post, one case each"},
-    {"events", 'n', "LIST", BENCH_OPT_LIST, offsetof(bb_opts, events), 1, 1e6, "2000,500,60", "20",
+    {"events", 'n', "LIST", BENCH_OPT_LIST, offsetof(bb_opts, events), 1, 1e6, "2000,500,200,60", "20",
      "posts per throughput run, per case"},
-    {"rate", 'r', "LIST", BENCH_OPT_LIST, offsetof(bb_opts, rates), 0.1, 1e5, "100,20,2", "20",
+    {"rate", 'r', "LIST", BENCH_OPT_LIST, offsetof(bb_opts, rates), 0.1, 1e5, "100,20,10,2", "20",
      "posts/s of the latency run, per case"},
     {"seconds", 's', "S", BENCH_OPT_DOUBLE, offsetof(bb_opts, lat_seconds), 0.1, 600, "5", "1",
      "length of each latency run"},
