@@ -11,6 +11,7 @@
  * which reconnects with a capped backoff. Callbacks run on that thread and
  * share the counters below with the main thread under one mutex.
  */
+#define _GNU_SOURCE /* pthread_timedjoin_np */
 #include "mqtt_link.h"
 
 #include <errno.h>
@@ -37,6 +38,9 @@
 #define MQTT__RESTART_MS 2000
 /* After a failed token renewal, the next attempt waits this long. */
 #define MQTT__RENEW_RETRY_S 10
+/* How long fb_mqtt_free() lets the network thread end by itself: above
+ * the longest reconnect delay, which it may be sleeping out. */
+#define MQTT__JOIN_MS 3000
 /* MQTT 5 reason codes from 128 on are failures; below, successes. */
 #define MQTT__RC_FAILURE 128
 
@@ -392,19 +396,34 @@ int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c)
     return rc;
 }
 
+/*
+ * Ends the network thread once closing is set and the link disconnected:
+ * libmosquitto's loop then returns, at the latest after the reconnect
+ * delay it may be sleeping out, and so does the thread. Only a thread
+ * still running after MQTT__JOIN_MS (stuck connecting to a host that never
+ * answers) is cancelled: a thread cancelled while it ends by itself
+ * leaves its stack poisoned for AddressSanitizer, which then reports its
+ * exit.
+ */
+static void mqtt__join(fb_mqtt *m)
+{
+    struct timespec until = fp_time_real_deadline(MQTT__JOIN_MS);
+
+    if (pthread_timedjoin_np(m->thread, NULL, &until) == 0)
+        return;
+    pthread_cancel(m->thread);
+    pthread_join(m->thread, NULL);
+}
+
 void fb_mqtt_free(fb_mqtt *m)
 {
     if (m == NULL)
         return;
     if (m->m != NULL) {
-        /* As mosquitto_loop_stop(m, true) would: cancel the thread rather
-         * than wait out a reconnect delay. */
         atomic_store(&m->closing, true);
         mosquitto_disconnect(m->m);
-        if (m->thread_started) {
-            pthread_cancel(m->thread);
-            pthread_join(m->thread, NULL);
-        }
+        if (m->thread_started)
+            mqtt__join(m);
         mosquitto_destroy(m->m);
         pthread_cond_destroy(&m->cond);
         pthread_mutex_destroy(&m->lock);

@@ -149,6 +149,7 @@ static int auth__check_id(fa_plugin *pl, struct mosquitto *client, const char *c
     bool owned = fa_client_id_owner(client_id, owner);
     fa_session *holder = fa_sessions_find_id(&pl->sessions, client_id);
     bool persistent;
+    unsigned n_held;
 
     *held = false;
     if (owned && strcmp(owner, c->sub) != 0)
@@ -167,11 +168,13 @@ static int auth__check_id(fa_plugin *pl, struct mosquitto *client, const char *c
                  c->sub, FA_OWNER_SEP);
         return auth__refuse(client_id, why);
     }
-    if (persistent && (holder == NULL || !holder->held) &&
-        fa_presence_held(&pl->presence, c->sub) >= (unsigned)pl->opts.max_sessions_per_user) {
-        snprintf(why, sizeof(why), "%s already has %u persistent sessions on this node", c->sub,
-                 fa_presence_held(&pl->presence, c->sub));
-        return auth__refuse(client_id, why);
+    if (persistent && (holder == NULL || !holder->held)) {
+        n_held = fa_presence_held(&pl->presence, c->sub);
+        if (n_held >= (unsigned)pl->opts.max_sessions_per_user) {
+            snprintf(why, sizeof(why), "%s already has %u persistent sessions on this node",
+                     c->sub, n_held);
+            return auth__refuse(client_id, why);
+        }
     }
     *held = persistent;
     return 0;

@@ -68,14 +68,10 @@ static void post(const char *id, const char *author, const char *text)
  * plugin's thread). */
 static void wait_member(const char *set, const char *uid)
 {
-    int i, member = 0;
+    char key[32];
 
-    for (i = 0; i < 150 && !member; i++) {
-        member = ft_node_redis_int(&env, "SISMEMBER %s:n1 %s", set, uid) == 1;
-        if (!member)
-            usleep(20000);
-    }
-    assert_true(member);
+    snprintf(key, sizeof(key), "%s:n1", set);
+    assert_int_equal(ft_redis_wait_member(env.p.redis.port, key, uid, 3000), 1);
 }
 
 /* Connects uid (protocol 4 or 5) and subscribes to its feed. */

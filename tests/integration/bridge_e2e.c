@@ -101,16 +101,10 @@ static void connect_user(ft_mqtt *c, const char *uid)
 /* Presence reaches Redis through the plugin's thread: wait for it. */
 static void wait_online(const char *uid)
 {
-    redisContext *c = ft_redis_connect(env.p.redis.port);
-    int i, member = 0;
+    char key[16 + FP_ID_BUFSZ];
 
-    for (i = 0; i < 100 && !member; i++) {
-        member = ft_redis_int(c, "SISMEMBER online:%s %s", env.p.node_id, uid) == 1;
-        if (!member)
-            usleep(20000);
-    }
-    redisFree(c);
-    assert_true(member);
+    snprintf(key, sizeof(key), "online:%s", env.p.node_id);
+    assert_int_equal(ft_redis_wait_member(env.p.redis.port, key, uid, 3000), 1);
 }
 
 /* True when the bridge's log (all its runs so far) holds needle. */

@@ -309,14 +309,11 @@ void ft_feeds_report_recovery(const char *what, const char *t, int i)
 void ft_stream_wait_online(int node, const char *uid)
 {
     const char *id = fs__env->node[node - 1].id;
-    int i;
+    char key[16 + FP_ID_BUFSZ];
 
-    for (i = 0; i < 150; i++) {
-        if (fs__rq_int("SISMEMBER online:%s %s", id, uid) == 1)
-            return;
-        ft_sleep_ms(20);
-    }
-    fail_msg("%s never showed up in online:%s", uid, id);
+    snprintf(key, sizeof(key), "online:%s", id);
+    if (ft_redis_wait_member(fs__env->p.redis.port, key, uid, 3000) != 1)
+        fail_msg("%s never showed up in %s", uid, key);
 }
 
 static void fs__on_connect(struct mosquitto *m, void *obj, int rc)

@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include "ft_harness.h"
+
 #define REDIS__TIMEOUT_S 5
 
 /* Connects with the timeout for the connect and for each command. The
@@ -122,4 +124,17 @@ long long ft_redis_once_int(int port, const char *fmt, ...)
         v = r->integer;
     freeReplyObject(r);
     return v;
+}
+
+int ft_redis_wait_member(int port, const char *key, const char *member, int timeout_ms)
+{
+    int waited;
+
+    for (waited = 0;; waited += 20) {
+        if (ft_redis_once_int(port, "SISMEMBER %s %s", key, member) == 1)
+            return 1;
+        if (waited >= timeout_ms)
+            return 0;
+        ft_sleep_ms(20);
+    }
 }

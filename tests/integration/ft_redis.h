@@ -36,4 +36,9 @@ redisReply *ft_redis_vonce(int port, const char *fmt, va_list ap);
 /* The integer reply of ft_redis_once, or -1 for anything else. */
 long long ft_redis_once_int(int port, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Waits up to timeout_ms until member is in the set key (e.g. a user in a
+ * node's presence set online:<node>), asking every 20 ms with
+ * ft_redis_once_int. 1 when it is, 0 when it never was. */
+int ft_redis_wait_member(int port, const char *key, const char *member, int timeout_ms);
+
 #endif
