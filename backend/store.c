@@ -230,6 +230,9 @@ static int store__configure(fp_store *s, const fp_store_config *c)
         c->pull_threshold == 0 ? FP_STORE_PULL_THRESHOLD_DEFAULT : c->pull_threshold;
     if (s->pull_threshold < 0)
         s->pull_threshold = 0;
+    if (c->post_ttl_s < 0)
+        return store__invalid(s, "config", "post_ttl out of range");
+    s->post_ttl_s = c->post_ttl_s;
     if (c->min_replicas < 0 || c->min_replicas > 100)
         return store__invalid(s, "config", "min_replicas out of range (0..100)");
     if (c->wait_timeout_ms < 0 || c->wait_timeout_ms > STORE__TIMEOUT_MS_MAX)

@@ -29,7 +29,7 @@
 #define STORE__SLICE_S STORE__STR(STORE__SLICE)
 #define STORE__SCAN_SLICE "1000" /* node users per route_scan.lua call */
 #define STORE__CHUNK_ARGS 9      /* ARGV of fanout_chunk.lua before the node ids */
-#define STORE__BEGIN_ARGS 9      /* ARGV of post_created.lua before inline recipients */
+#define STORE__BEGIN_ARGS 10     /* ARGV of post_created.lua before inline recipients */
 
 /* A live node as the first call named it. */
 typedef struct {
@@ -520,7 +520,7 @@ int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
     store__run r = {.s = s, .what = "post_created", .out = out};
     const char *argv[STORE__BEGIN_ARGS + STORE__SLICE];
     size_t argvlen[STORE__BEGIN_ARGS + STORE__SLICE], argc, i;
-    char feed_len[24], ttl[24], threshold[24], *body = NULL;
+    char feed_len[24], ttl[24], threshold[24], post_ttl[24], *body = NULL;
     bool inline_rcpt;
     redisReply *rep = NULL;
     int rc;
@@ -539,6 +539,7 @@ int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
     store__i64(feed_len, s->feed_length);
     store__i64(ttl, FP_STORE_MARKER_TTL_S);
     store__i64(threshold, s->pull_threshold);
+    store__i64(post_ttl, s->post_ttl_s);
     argv[0] = s->prefix;
     argv[1] = r.id;
     argv[2] = r.author;
@@ -549,6 +550,7 @@ int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
     argv[6] = !ev->has_recipients ? "0" : inline_rcpt ? "2" : "1";
     argv[7] = threshold;
     argv[8] = STORE__SLICE_S;
+    argv[9] = post_ttl;
     argc = STORE__BEGIN_ARGS;
     for (i = 0; inline_rcpt && i < ev->n_recipients; i++)
         argv[argc++] = ev->recipients[i];

@@ -41,6 +41,7 @@ struct fp_store {
     char *prefix;
     int feed_length;
     long pull_threshold; /* 0: never pull */
+    long post_ttl_s;     /* of post:<id>; 0: never expires */
     int ribbon_length;
     int timeout_ms;
     fp_sentinel *sentinel; /* NULL: host and port are the server */

@@ -66,6 +66,9 @@ typedef struct {
     /* An author with more followers than this has posts pulled, not
      * pushed; 0: FP_STORE_PULL_THRESHOLD_DEFAULT, -1: never pulled. */
     long pull_threshold;
+    /* post:<id> (a post's body) expires this many seconds after it is
+     * stored; 0: never. Feed reads skip ids whose body is gone. */
+    long post_ttl_s;
     int timeout_ms;     /* connect and per-command I/O; 0: FP_STORE_TIMEOUT_MS_DEFAULT */
     /* Redis Sentinel: "host[:port],..." of the Sentinels (NULL or "": none,
      * host and port name the server) and the primary's name there. */

@@ -5,20 +5,23 @@
 --
 -- ARGV: prefix, post id, author id, post JSON, feed length, marker TTL (s),
 --       recipients ("0": the author's followers; "1": explicit, given to
---       fanout_chunk.lua; "2": explicit, ARGV[10..]), pull threshold (0:
---       never pull), inline maximum.
+--       fanout_chunk.lua; "2": explicit, ARGV[11..]), pull threshold (0:
+--       never pull), inline maximum, post TTL (s; 0: post:<id> never
+--       expires).
 -- Keys (built from the prefix): post:<id>, fanout:<id>, post_seq,
 -- followers:<author>, feed:<author>, posts:<author>, pull_authors, nodes,
 -- node:<n>, online:<n>, sessions:<n>; feed:<uid> of small fan-outs.
 --
--- post:<id> is written only if absent. fanout:<id> is the marker
--- "<seq> <mode> <phase>": mode e (explicit recipients), p (pushed to each
--- follower's feed) or l (pulled: the followers are above the threshold, so
--- the post goes to posts:<author> and reads merge it in); phase a while
--- pushes remain, d once they are done. "deleted" is the tombstone
--- post_deleted.lua leaves, and then nothing is stored or routed (the
--- delete overtook a redelivered create). A marker "1" (releases before
--- sequence numbers) is a post whose pushes are done.
+-- post:<id> is written only if absent, with the post TTL when there is
+-- one (a redelivery after it expired writes it again, for as long).
+-- fanout:<id> is the marker "<seq> <mode> <phase>": mode e (explicit
+-- recipients), p (pushed to each follower's feed) or l (pulled: the
+-- followers are above the threshold, so the post goes to posts:<author>
+-- and reads merge it in); phase a while pushes remain, d once they are
+-- done. "deleted" is the tombstone post_deleted.lua leaves, and then
+-- nothing is stored or routed (the delete overtook a redelivered create).
+-- A marker "1" (releases before sequence numbers) is a post whose pushes
+-- are done.
 --
 -- The post goes onto the author's own feed here, and a pulled post onto
 -- posts:<author> (the author joins pull_authors). A pushed post with at
@@ -35,6 +38,7 @@
 local prefix, id, author, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local feed_len, ttl, source = tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local threshold, inline_max = tonumber(ARGV[8]), tonumber(ARGV[9])
+local post_ttl = tonumber(ARGV[10])
 local marker_key = prefix .. '@FP_KEY_FANOUT@' .. id
 local followers = prefix .. '@FP_KEY_FOLLOWERS@' .. author
 
@@ -43,7 +47,11 @@ if marker == 'deleted' then
     return {2, '0', '', '', 0}
 end
 local n = redis.call('SCARD', followers)
-redis.call('SET', prefix .. '@FP_KEY_POST@' .. id, body, 'NX')
+if post_ttl > 0 then
+    redis.call('SET', prefix .. '@FP_KEY_POST@' .. id, body, 'NX', 'EX', post_ttl)
+else
+    redis.call('SET', prefix .. '@FP_KEY_POST@' .. id, body, 'NX')
+end
 
 local state, seq, mode, phase = 1, nil, nil, nil
 if marker then
@@ -73,7 +81,7 @@ end
 local uids
 if source == '2' then
     uids = {}
-    for i = 10, #ARGV do
+    for i = 11, #ARGV do
         uids[#uids + 1] = ARGV[i]
     end
 elseif mode == 'p' and n <= inline_max then

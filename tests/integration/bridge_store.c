@@ -1082,6 +1082,52 @@ static void test_after_sees_late_writes(void **state)
     assert_int_equal(where, FP_FEED_AFTER_TOP);
 }
 
+/*
+ * post_ttl: a post's body expires that long after it is stored, and a feed
+ * read then skips the post; without post_ttl a body never expires; a
+ * negative post_ttl is refused.
+ */
+static void test_post_ttl(void **state)
+{
+    env *e = *state;
+    fp_store_config cfg = {.host = "127.0.0.1",
+                           .port = e->redis.port,
+                           .prefix = PREFIX,
+                           .post_ttl_s = 3600,
+                           .timeout_ms = 5000};
+    fp_store *st = NULL;
+    fp_fanout f;
+    long long ttl;
+    int i;
+
+    assert_int_equal(fp_store_open(&st, &cfg), 0);
+    follow(st, "follow.created", "r1", "ta");
+    post(st, "tp1", "ta", &f);
+    fp_fanout_free(&f);
+    ttl = ft_redis_int(e->rc, "TTL %s", PREFIX "post:tp1");
+    assert_true(ttl > 3500 && ttl <= 3600);
+    post(st, "tp2", "ta", &f);
+    fp_fanout_free(&f);
+    check_page(st, "r1", 10, NULL, "tp2,tp1");
+    /* tp2's body runs out: the feed skips it. */
+    assert_int_equal(ft_redis_int(e->rc, "PEXPIRE %s 1", PREFIX "post:tp2"), 1);
+    for (i = 0; i < 400 && ft_redis_int(e->rc, "EXISTS %s", PREFIX "post:tp2") != 0; i++)
+        ft_sleep_ms(5);
+    assert_int_equal(ft_redis_int(e->rc, "EXISTS %s", PREFIX "post:tp2"), 0);
+    check_page(st, "r1", 10, NULL, "tp1");
+    fp_store_free(st);
+
+    post(e->st, "tp3", "ta", &f);
+    fp_fanout_free(&f);
+    assert_int_equal(ft_redis_int(e->rc, "TTL %s", PREFIX "post:tp3"), -1);
+
+    st = NULL;
+    cfg.post_ttl_s = -1;
+    assert_int_equal(fp_store_open(&st, &cfg), -EINVAL);
+    assert_non_null(strstr(fp_store_errstr(st), "post_ttl"));
+    fp_store_free(st);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 /* clang-format off */
 FT_MAIN(ft_harness_run, NULL, NULL,
@@ -1093,6 +1139,7 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_restart),          T(test_bad_arguments),
         T(test_readonly_and_sync), T(test_big_fanout),
         T(test_pull_author),      T(test_list_feed_upgrade),
-        T(test_explicit_slices),  T(test_after_sees_late_writes))
+        T(test_explicit_slices),  T(test_after_sees_late_writes),
+        T(test_post_ttl))
 /* clang-format on */
 #undef T
