@@ -261,6 +261,9 @@ int fp_redis_options_check(const fp_redis_options *o, char *err, size_t errlen)
     char why[160];
     int rc;
 
+    rc = fp_redis_password_check(o->password_file, err, errlen);
+    if (rc != 0)
+        return rc;
     if (o->sentinels == NULL || o->sentinels[0] == '\0')
         return 0;
     rc = fp_sentinel_new(&s, o->sentinels, o->master_name, 1000, why, sizeof(why));

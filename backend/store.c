@@ -195,6 +195,10 @@ static int store__connect(fp_store *s)
         goto fail;
     }
     redisEnableKeepAlive(s->c);
+    if (fp_redis_auth(s->c, s->user, s->password_file, s->errstr, sizeof(s->errstr)) != 0) {
+        s->err = REDIS_ERR_OTHER;
+        goto fail;
+    }
     if (s->sentinel != NULL && fp_sentinel_check_primary(s->c, s->errstr, sizeof(s->errstr)) != 0) {
         s->err = REDIS_ERR_OTHER;
         goto fail;
@@ -264,7 +268,13 @@ int fp_store_open(fp_store **out, const fp_store_config *c)
         return -ENOMEM;
     s->host = strdup(c->host != NULL ? c->host : "127.0.0.1");
     s->prefix = strdup(c->prefix != NULL ? c->prefix : "");
-    if (s->host == NULL || s->prefix == NULL) {
+    if (c->password_file != NULL && c->password_file[0] != '\0')
+        s->password_file = strdup(c->password_file);
+    if (c->user != NULL && c->user[0] != '\0')
+        s->user = strdup(c->user);
+    if (s->host == NULL || s->prefix == NULL ||
+        (c->password_file != NULL && c->password_file[0] != '\0' && s->password_file == NULL) ||
+        (c->user != NULL && c->user[0] != '\0' && s->user == NULL)) {
         fp_store_free(s);
         return -ENOMEM;
     }
@@ -291,6 +301,8 @@ void fp_store_options_apply(const fp_redis_options *o, fp_store_config *c)
     c->prefix = o->prefix;
     c->sentinels = o->sentinels;
     c->master_name = o->master_name;
+    c->password_file = o->password_file;
+    c->user = o->user;
 }
 
 const char *fp_store_peer(const fp_store *s)
@@ -361,6 +373,8 @@ void fp_store_free(fp_store *s)
         return;
     store__disconnect(s);
     fp_sentinel_free(s->sentinel);
+    free(s->password_file);
+    free(s->user);
     free(s->prefix);
     free(s->host);
     free(s);

@@ -39,6 +39,8 @@ struct fp_store {
     char *host;
     int port;
     char *prefix;
+    char *user;          /* NULL: the default user */
+    char *password_file; /* NULL: no AUTH */
     int feed_length;
     long pull_threshold; /* 0: never pull */
     long post_ttl_s;     /* of post:<id>; 0: never expires */

@@ -136,6 +136,7 @@ static redisContext *redis__open(fa_redis *rs)
 {
     struct timeval tv = {REDIS__IO_TIMEOUT_MS / 1000, (REDIS__IO_TIMEOUT_MS % 1000) * 1000};
     redisContext *c;
+    char msg[160];
 
     c = redisConnectWithTimeout(rs->primary.host, rs->primary.port, tv);
     if (c == NULL) {
@@ -148,6 +149,11 @@ static redisContext *redis__open(fa_redis *rs)
         return NULL;
     }
     redisEnableKeepAlive(c);
+    if (fp_redis_auth(c, rs->o->redis.user, rs->o->redis.password_file, msg, sizeof(msg)) != 0) {
+        redis__set_error(rs, NULL, msg);
+        redisFree(c);
+        return NULL;
+    }
     return c;
 }
 

@@ -38,6 +38,8 @@ typedef struct {
     char *prefix;
     char *sentinels;
     char *master_name;
+    char *user;          /* "": AUTH as the default user */
+    char *password_file; /* "": no AUTH */
 } fp_redis_options;
 
 /* The fp_conf_opt entries of the fp_redis_options member of config type. */
@@ -69,17 +71,51 @@ typedef struct {
          false,                                                                                    \
          "Redis Sentinels, host[:port],... (port 26379): they name the primary (\"\" = "           \
          "redis_host)"},                                                                           \
+        {"redis_master_name",                                                                      \
+         FP_CONF_STRING,                                                                           \
+         offsetof(type, member.master_name),                                                       \
+         "feedpush",                                                                               \
+         0,                                                                                        \
+         0,                                                                                        \
+         false,                                                                                    \
+         "the primary's name in the Sentinels' configuration"},                                    \
+        {"redis_user",                                                                             \
+         FP_CONF_STRING,                                                                           \
+         offsetof(type, member.user),                                                              \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         false,                                                                                    \
+         "Redis ACL user to AUTH as (\"\" = the default user)"},                                   \
     {                                                                                              \
-        "redis_master_name", FP_CONF_STRING, offsetof(type, member.master_name), "feedpush", 0, 0, \
-            false, "the primary's name in the Sentinels' configuration"                            \
+        "redis_password_file", FP_CONF_STRING, offsetof(type, member.password_file), "", 0, 0,     \
+            false,                                                                                 \
+            "file holding the Redis password, read at each connect to AUTH (\"\" = no AUTH; "      \
+            "Sentinels are not AUTHed)"                                                            \
     }
 
 /* o's redis_sentinels, when set, must parse and redis_master_name be a
- * name. 0, or -EINVAL with err saying why (-ENOMEM). */
+ * name; its redis_password_file, when set, must hold a password
+ * (fp_redis_password_check). 0, or -EINVAL with err saying why (-ENOMEM). */
 int fp_redis_options_check(const fp_redis_options *o, char *err, size_t errlen);
 
-typedef struct fp_sentinel fp_sentinel;
+/* path ("" or NULL: none) holds a password: one line of 1 to 512 bytes.
+ * 0, or -EINVAL with err naming the file and what is wrong. */
+int fp_redis_password_check(const char *path, char *err, size_t errlen);
+
 struct redisContext;
+
+/*
+ * After a connect: AUTH on c with the password in path (read now, so a
+ * rotated one is used from the next connect on), as user when it is set.
+ * Nothing when path is NULL or "". Returns 0, -EINVAL (the file: err says
+ * why), -EIO (no reply) or -EACCES (refused: err holds Redis' reply).
+ * err never holds the password.
+ */
+int fp_redis_auth(struct redisContext *c, const char *user, const char *path, char *err,
+                  size_t errlen);
+
+typedef struct fp_sentinel fp_sentinel;
 
 /*
  * A client of the Sentinels in list ("host[:port],...", port 26379 when

@@ -74,6 +74,10 @@ typedef struct {
      * host and port name the server) and the primary's name there. */
     const char *sentinels;
     const char *master_name;
+    /* AUTH after each connect (fp_redis_auth): the password's file (NULL
+     * or "": no AUTH) and the ACL user (NULL or "": the default user). */
+    const char *password_file;
+    const char *user;
     int min_replicas;    /* fp_store_sync waits for this many replicas; 0: none */
     int wait_timeout_ms; /* ... for at most this long; 0: 1000 */
 } fp_store_config;

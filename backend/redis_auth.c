@@ -1,0 +1,102 @@
+/*
+ * redis_auth.c - AUTH after each Redis connect, with the password read
+ * from redis_password_file; see fp_sentinel.h.
+ *
+ * The file is read again on every connect, so a rotated password is
+ * picked up by the next reconnect, and the password lives in memory only
+ * for the length of the AUTH command (then the buffer is wiped). Errors
+ * name the file and Redis' reply, never the password.
+ */
+#include "fp_sentinel.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <hiredis/hiredis.h>
+
+/* Longest password accepted (Redis itself has no limit; this bounds the
+ * buffer). */
+#define AUTH__MAX 512
+
+/*
+ * Reads the password from path into buf (at most AUTH__MAX bytes, one
+ * trailing "\n" or "\r\n" dropped). Returns its length, or -EINVAL with
+ * err saying why (unreadable, empty, too long, a line break or NUL inside).
+ */
+static int auth__read(const char *path, char *buf, size_t size, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n;
+
+    if (f == NULL) {
+        snprintf(err, errlen, "redis_password_file %.200s: %s", path, strerror(errno));
+        return -EINVAL;
+    }
+    n = fread(buf, 1, size, f);
+    fclose(f);
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    if (n == 0 || n > AUTH__MAX || memchr(buf, '\n', n) != NULL || memchr(buf, '\r', n) != NULL ||
+        memchr(buf, '\0', n) != NULL) {
+        snprintf(err, errlen,
+                 "redis_password_file %.200s: must hold one line of 1 to %d bytes, the password",
+                 path, AUTH__MAX);
+        return -EINVAL;
+    }
+    buf[n] = '\0';
+    return (int)n;
+}
+
+/* Overwrites buf in a way the compiler keeps. */
+static void auth__wipe(char *buf, size_t size)
+{
+    volatile char *p = buf;
+
+    while (size-- > 0)
+        *p++ = 0;
+}
+
+int fp_redis_password_check(const char *path, char *err, size_t errlen)
+{
+    char buf[AUTH__MAX + 3];
+    int n;
+
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    n = auth__read(path, buf, sizeof(buf) - 1, err, errlen);
+    auth__wipe(buf, sizeof(buf));
+    return n < 0 ? n : 0;
+}
+
+int fp_redis_auth(struct redisContext *c, const char *user, const char *path, char *err,
+                  size_t errlen)
+{
+    char buf[AUTH__MAX + 3];
+    redisReply *r;
+    int n, rc = 0;
+
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    n = auth__read(path, buf, sizeof(buf) - 1, err, errlen);
+    if (n < 0)
+        return n;
+    if (user != NULL && user[0] != '\0')
+        r = redisCommand(c, "AUTH %s %b", user, buf, (size_t)n);
+    else
+        r = redisCommand(c, "AUTH %b", buf, (size_t)n);
+    auth__wipe(buf, sizeof(buf));
+    if (r == NULL) {
+        snprintf(err, errlen, "AUTH: %s", c->errstr[0] != '\0' ? c->errstr : "no reply");
+        return -EIO;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "AUTH%s%.64s refused: %.120s", user != NULL && user[0] ? " as " : "",
+                 user != NULL ? user : "", r->str);
+        rc = -EACCES;
+    }
+    freeReplyObject(r);
+    return rc;
+}

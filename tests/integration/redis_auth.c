@@ -1,0 +1,180 @@
+/*
+ * Redis AUTH (redis_user, redis_password_file) against a redis-server
+ * that requires a password: fp_store (what feed-bridge and feed-gateway
+ * connect with) and feed_auth.so connect with the password read from a
+ * file, as the default user or as an ACL user. A wrong password, none, and
+ * a file that is missing or holds no password each fail with a reason
+ * that names the cause and never holds the password.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <hiredis/hiredis.h>
+
+#include "fp_config.h"
+#include "fp_sentinel.h"
+#include "fp_store.h"
+#include "ft_main.h"
+#include "ft_redis.h"
+#include "plugin_env.h"
+
+#define PASSWORD "s3cret-Pw"
+#define ACL_USER "fpuser"
+#define ACL_PASSWORD "acl-Pw2"
+#define WRONG_PASSWORD "not-the-Pw"
+
+static ft_plugin_env env; /* redis (with requirepass) and a broker whose plugin AUTHs */
+static redisContext *rc;  /* the test's own connection, AUTHed */
+static char pw_file[PATH_MAX + 32], acl_file[PATH_MAX + 32], wrong_file[PATH_MAX + 32];
+static char empty_file[PATH_MAX + 32], missing_file[PATH_MAX + 32];
+
+static int write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    if (f == NULL)
+        return -1;
+    fputs(text, f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+/* Redis first, made to require a password (and given an ACL user), then
+ * the broker, whose plugin reads the password from pw_file. */
+static int start(void)
+{
+    ft_server redis;
+    char extra[PATH_MAX + 64];
+
+    if (ft_server_start(&redis, "redis", NULL) != 0)
+        return -1;
+    snprintf(pw_file, sizeof(pw_file), "%s/redis.password", redis.dir);
+    snprintf(acl_file, sizeof(acl_file), "%s/acl.password", redis.dir);
+    snprintf(wrong_file, sizeof(wrong_file), "%s/wrong.password", redis.dir);
+    snprintf(empty_file, sizeof(empty_file), "%s/empty.password", redis.dir);
+    snprintf(missing_file, sizeof(missing_file), "%s/missing.password", redis.dir);
+    if (write_file(pw_file, PASSWORD "\n") != 0 || write_file(acl_file, ACL_PASSWORD) != 0 ||
+        write_file(wrong_file, WRONG_PASSWORD "\n") != 0 || write_file(empty_file, "\n") != 0)
+        return -1;
+    rc = ft_redis_connect(redis.port);
+    ft_redis_ok(rc, "ACL SETUSER %s on >%s ~* &* +@all", ACL_USER, ACL_PASSWORD);
+    ft_redis_ok(rc, "CONFIG SET requirepass %s", PASSWORD);
+    snprintf(extra, sizeof(extra), "plugin_opt_redis_password_file %s\n", pw_file);
+    return ft_plugin_env_start_on(&env, "n1", &redis, extra);
+}
+
+static int stop(void)
+{
+    if (rc != NULL)
+        redisFree(rc);
+    rc = NULL;
+    return ft_plugin_env_stop(&env);
+}
+
+FT_FIXTURES(start(), stop())
+
+/* fp_store_open with these credentials; returns its result, the reason in
+ * why. */
+static int store_open(const char *user, const char *file, char *why, size_t len)
+{
+    fp_store_config c = {.host = "127.0.0.1",
+                         .port = env.redis.port,
+                         .timeout_ms = 3000,
+                         .user = user,
+                         .password_file = file};
+    fp_store *st = NULL;
+    char *ribbon = NULL;
+    int r = fp_store_open(&st, &c);
+
+    snprintf(why, len, "%s", fp_store_errstr(st));
+    if (r == 0)
+        r = fp_store_ribbon_get(st, &ribbon) == 0 ? 0 : -1;
+    free(ribbon);
+    fp_store_free(st);
+    return r;
+}
+
+static void test_store(void **state)
+{
+    char why[256];
+
+    (void)state;
+    /* The default user, then the ACL user, with their passwords. */
+    assert_int_equal(store_open(NULL, pw_file, why, sizeof(why)), 0);
+    assert_int_equal(store_open(ACL_USER, acl_file, why, sizeof(why)), 0);
+
+    assert_int_equal(store_open(NULL, wrong_file, why, sizeof(why)), -EIO);
+    printf("# wrong password: %s\n", why);
+    assert_non_null(strstr(why, "WRONGPASS"));
+    assert_null(strstr(why, WRONG_PASSWORD));
+    assert_int_equal(store_open(ACL_USER, pw_file, why, sizeof(why)), -EIO);
+    assert_non_null(strstr(why, ACL_USER));
+    assert_null(strstr(why, PASSWORD));
+
+    assert_int_equal(store_open(NULL, NULL, why, sizeof(why)), -EIO);
+    printf("# no password: %s\n", why);
+    assert_non_null(strstr(why, "NOAUTH"));
+
+    assert_int_equal(store_open(NULL, missing_file, why, sizeof(why)), -EIO);
+    assert_non_null(strstr(why, missing_file));
+    assert_int_equal(store_open(NULL, empty_file, why, sizeof(why)), -EIO);
+    assert_non_null(strstr(why, empty_file));
+}
+
+/* The daemons' start-up check: a missing or empty file is a config error. */
+static void test_config_check(void **state)
+{
+    fp_redis_options o = {.host = "127.0.0.1", .port = 6379, .sentinels = "", .user = ""};
+    char err[256];
+
+    (void)state;
+    o.password_file = pw_file;
+    assert_int_equal(fp_redis_options_check(&o, err, sizeof(err)), 0);
+    o.password_file = "";
+    assert_int_equal(fp_redis_options_check(&o, err, sizeof(err)), 0);
+    o.password_file = missing_file;
+    assert_int_equal(fp_redis_options_check(&o, err, sizeof(err)), -EINVAL);
+    printf("# missing file: %s\n", err);
+    assert_non_null(strstr(err, missing_file));
+    o.password_file = empty_file;
+    assert_int_equal(fp_redis_options_check(&o, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "one line"));
+}
+
+/* The plugin AUTHs too: a user who connects shows up in its presence set,
+ * which only its Redis thread writes. */
+static void test_plugin(void **state)
+{
+    char *tok = ft_plugin_env_token_now(&env, "pa", FP_ROLE_USER);
+    char log[PATH_MAX + 32];
+    int i, member = 0;
+    ft_mqtt c;
+
+    (void)state;
+    assert_int_equal(ft_mqtt_connect(&c, env.mosq.port, NULL, "pa", tok, 4, 3000), 0);
+    for (i = 0; i < 150 && member != 1; i++) {
+        member = (int)ft_redis_int(rc, "SISMEMBER online:n1 %s", "pa");
+        if (member != 1)
+            ft_sleep_ms(20);
+    }
+    assert_int_equal(member, 1);
+    ft_mqtt_close(&c);
+    free(tok);
+    snprintf(log, sizeof(log), "%s/mosquitto/mosquitto.log", env.mosq.dir);
+    assert_int_equal(ft_log_wait(log, 0, "NOAUTH", 0), 0);
+    assert_int_equal(ft_log_wait(log, 0, "WRONGPASS", 0), 0);
+}
+
+/* clang-format off */
+FT_MAIN(ft_mqtt_run_group, setup, teardown,
+        cmocka_unit_test(test_store),
+        cmocka_unit_test(test_config_check),
+        cmocka_unit_test(test_plugin))
+/* clang-format on */
