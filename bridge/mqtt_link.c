@@ -36,7 +36,8 @@
 /* Pause before the network loop runs again after it gave up (see
  * mqtt__thread): the longest reconnect delay. */
 #define MQTT__RESTART_MS 2000
-/* After a failed token renewal, the next attempt waits this long. */
+/* After a failed token renewal, or a renewal the network thread has not
+ * taken up, the next attempt waits this long. */
 #define MQTT__RENEW_RETRY_S 10
 /* How long fb_mqtt_free() lets the network thread end by itself: above
  * the longest reconnect delay, which it may be sleeping out. */
@@ -61,6 +62,7 @@ struct fb_mqtt {
     pthread_cond_t cond;
     time_t token_exp;      /* of the token the next CONNECT offers */
     bool renew;            /* fb_mqtt_maintain() asked the network thread for a new one */
+    time_t renew_asked_at; /* ... then */
     time_t renew_retry_at; /* a renewal failed: not asked again before this */
     bool connected;
     int last_connack;                 /* MQTT 5 reason code */
@@ -355,6 +357,8 @@ static void *mqtt__thread(void *arg)
         if (atomic_load(&m->closing))
             break;
         mqtt__renew(m);
+        if (atomic_load(&m->closing))
+            break;
         fp_debug("mqtt: the network loop ended; connecting to %s:%d again", m->host, m->cfg.port);
         mosquitto_reconnect_async(m->m); /* a failure is retried by the loop */
     }
@@ -485,11 +489,18 @@ void fb_mqtt_maintain(fb_mqtt *m)
     time_t now = time(NULL);
     bool due;
 
-    /* Renew at 80% of the lifetime: well before the plugin's expiry kick. */
+    /* Renew at 80% of the lifetime: well before the plugin's expiry kick.
+     * A request still pending after MQTT__RENEW_RETRY_S is made again: its
+     * disconnect can go unseen when it crosses a reconnect in progress. */
     pthread_mutex_lock(&m->lock);
-    due = !m->renew && now >= m->token_exp - m->cfg.token_ttl_s / 5 && now >= m->renew_retry_at;
-    if (due)
+    if (m->renew)
+        due = now >= m->renew_asked_at + MQTT__RENEW_RETRY_S;
+    else
+        due = now >= m->token_exp - m->cfg.token_ttl_s / 5 && now >= m->renew_retry_at;
+    if (due) {
         m->renew = true;
+        m->renew_asked_at = now;
+    }
     pthread_mutex_unlock(&m->lock);
     if (!due)
         return;
