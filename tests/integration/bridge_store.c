@@ -653,8 +653,12 @@ static void test_revocation(void **state)
 static void test_noscript_recovery(void **state)
 {
     env *e = *state;
+    redisReply *r;
+    char uid[16];
     fp_fanout f;
+    fp_event ev;
     char *json;
+    int i;
 
     follow(e->st, "follow.created", "B", "A");
     post(e->st, "p7", "A", &f);
@@ -669,6 +673,27 @@ static void test_noscript_recovery(void **state)
     free(json);
     run(e->rc, "SCRIPT FLUSH");
     revoke(e->st, "u1", 5);
+
+    /* Scripts lost between a big post's routing and its feed writes: the
+     * pipelined writes reload them and send the batch again. */
+    for (i = 0; i < 250; i++)
+        run(e->rc, "SADD %s f%03d", PREFIX "followers:C", i);
+    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"p9\",\"author_id\":\"C\","
+               "\"text\":\"big\",\"created_at\":1}}");
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
+    assert_true(f.pending);
+    run(e->rc, "SCRIPT FLUSH");
+    assert_int_equal(fp_store_post_finish(e->st, &ev, &f), 0);
+    fp_event_free(&ev);
+    fp_fanout_free(&f);
+    for (i = 0; i < 250; i++) {
+        snprintf(uid, sizeof(uid), "f%03d", i);
+        assert_true(feed_has(e->st, uid, "p9"));
+    }
+    r = ft_redis_cmd(e->rc, "GET %s", PREFIX "fanout:p9");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_true(r->len > 4 && strcmp(r->str + r->len - 4, " p d") == 0);
+    freeReplyObject(r);
 }
 
 /* Redis restarts: -EIO, then fp_store_reconnect() and calls work again. */
