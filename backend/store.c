@@ -393,16 +393,17 @@ void store__key(const fp_store *s, char *buf, const char *name, const char *id)
 
 /*
  * Runs script `which` with EVALSHA: argv[0 .. nkeys-1] are its KEYS, the
- * rest its ARGV, argvlen their lengths. On NOSCRIPT the scripts are loaded
- * again and the call retried once. Returns 0 with *reply set (the caller
- * frees it), -EIO, -EPROTO (error reply, recorded) or -ENOMEM.
+ * rest its ARGV, all strings (their lengths are taken here). On NOSCRIPT
+ * the scripts are loaded again and the call retried once. Returns 0 with
+ * *reply set (the caller frees it), -EIO, -EPROTO (error reply, recorded)
+ * or -ENOMEM.
  */
 int store__eval(fp_store *s, int which, size_t nkeys, size_t argc, const char **argv,
-                       const size_t *argvlen, redisReply **reply)
+                redisReply **reply)
 {
     const char *name = store__scripts[which].name;
     const char **av = NULL;
-    size_t *al = NULL;
+    size_t *al = NULL, i;
     redisReply *r = NULL;
     char numkeys[24];
     int attempt, rc;
@@ -424,7 +425,8 @@ int store__eval(fp_store *s, int which, size_t nkeys, size_t argc, const char **
     av[2] = numkeys;
     al[2] = strlen(numkeys);
     memcpy(av + 3, argv, argc * sizeof(*av));
-    memcpy(al + 3, argvlen, argc * sizeof(*al));
+    for (i = 0; i < argc; i++)
+        al[3 + i] = strlen(argv[i]);
     for (attempt = 0; attempt < 2; attempt++) {
         av[1] = s->sha[which];
         r = redisCommandArgv(s->c, (int)(argc + 3), av, al);
@@ -624,7 +626,6 @@ int fp_store_ribbon_push(fp_store *s, const fp_event *ev, char **ribbon_json)
 {
     char key[STORE__KEY_MAX], at[24], len[24], *entry = NULL;
     const char *argv[5];
-    size_t argvlen[5], i;
     redisReply *r = NULL;
     int rc;
 
@@ -645,9 +646,7 @@ int fp_store_ribbon_push(fp_store *s, const fp_event *ev, char **ribbon_json)
     argv[2] = entry;
     argv[3] = at;
     argv[4] = len;
-    for (i = 0; i < 5; i++)
-        argvlen[i] = strlen(argv[i]);
-    rc = store__eval(s, STORE__RIBBON_PUSH, 1, 5, argv, argvlen, &r);
+    rc = store__eval(s, STORE__RIBBON_PUSH, 1, 5, argv, &r);
     if (rc != 0)
         goto done;
     rc = store__ribbon_json(s, "ribbon_push", r, ribbon_json);
@@ -694,7 +693,6 @@ int fp_store_user_revoked(fp_store *s, const fp_event *ev)
 {
     char key[STORE__KEY_MAX], channel[STORE__KEY_MAX], before[24];
     const char *argv[4];
-    size_t argvlen[4], i;
     redisReply *r = NULL;
     int rc;
 
@@ -710,9 +708,7 @@ int fp_store_user_revoked(fp_store *s, const fp_event *ev)
     argv[1] = channel;
     argv[2] = ev->user_id;
     argv[3] = before;
-    for (i = 0; i < 4; i++)
-        argvlen[i] = strlen(argv[i]);
-    rc = store__eval(s, STORE__USER_REVOKED, 1, 4, argv, argvlen, &r);
+    rc = store__eval(s, STORE__USER_REVOKED, 1, 4, argv, &r);
     if (rc != 0)
         return rc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)

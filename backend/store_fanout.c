@@ -252,7 +252,7 @@ static int store__chunk(store__run *r, char *cursor, const char (*uids)[FP_ID_BU
                         bool last)
 {
     const char **argv;
-    size_t *argvlen, argc, i, n_check = 0;
+    size_t argc, i, n_check = 0;
     char feed_len[24], check[24];
     redisReply *rep = NULL;
     long idx;
@@ -260,8 +260,7 @@ static int store__chunk(store__run *r, char *cursor, const char (*uids)[FP_ID_BU
 
     argc = STORE__CHUNK_ARGS + r->b.n_nodes + n_uids;
     argv = malloc(argc * sizeof(*argv));
-    argvlen = malloc(argc * sizeof(*argvlen));
-    if (argv == NULL || argvlen == NULL) {
+    if (argv == NULL) {
         rc = -ENOMEM;
         goto done;
     }
@@ -283,9 +282,7 @@ static int store__chunk(store__run *r, char *cursor, const char (*uids)[FP_ID_BU
     argv[6] = STORE__SLICE_S;
     argv[7] = last ? "1" : "0";
     argv[8] = check;
-    for (i = 0; i < argc; i++)
-        argvlen[i] = strlen(argv[i]);
-    rc = store__eval(r->s, STORE__FANOUT_CHUNK, 0, argc, argv, argvlen, &rep);
+    rc = store__eval(r->s, STORE__FANOUT_CHUNK, 0, argc, argv, &rep);
     if (rc != 0)
         goto done;
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
@@ -322,7 +319,6 @@ static int store__chunk(store__run *r, char *cursor, const char (*uids)[FP_ID_BU
 done:
     if (rep != NULL)
         freeReplyObject(rep);
-    free(argvlen);
     free(argv);
     return rc;
 }
@@ -369,7 +365,7 @@ static int store__scan_node(store__run *r, size_t i)
 {
     static const char *const sets[] = {"online", "sessions"};
     const char *argv[6];
-    size_t argvlen[6], k, set;
+    size_t set;
     char cursor[24];
     redisReply *rep;
     int rc;
@@ -383,9 +379,7 @@ static int store__scan_node(store__run *r, size_t i)
             argv[3] = sets[set];
             argv[4] = cursor;
             argv[5] = STORE__SCAN_SLICE;
-            for (k = 0; k < 6; k++)
-                argvlen[k] = strlen(argv[k]);
-            rc = store__eval(r->s, STORE__ROUTE_SCAN, 0, 6, argv, argvlen, &rep);
+            rc = store__eval(r->s, STORE__ROUTE_SCAN, 0, 6, argv, &rep);
             if (rc != 0)
                 return rc;
             if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
@@ -519,7 +513,7 @@ int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
 {
     store__run r = {.s = s, .what = "post_created", .out = out};
     const char *argv[STORE__BEGIN_ARGS + STORE__SLICE];
-    size_t argvlen[STORE__BEGIN_ARGS + STORE__SLICE], argc, i;
+    size_t argc, i;
     char feed_len[24], ttl[24], threshold[24], post_ttl[24], *body = NULL;
     bool inline_rcpt;
     redisReply *rep = NULL;
@@ -554,9 +548,7 @@ int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
     argc = STORE__BEGIN_ARGS;
     for (i = 0; inline_rcpt && i < ev->n_recipients; i++)
         argv[argc++] = ev->recipients[i];
-    for (i = 0; i < argc; i++)
-        argvlen[i] = strlen(argv[i]);
-    rc = store__eval(s, STORE__POST_CREATED, 0, argc, argv, argvlen, &rep);
+    rc = store__eval(s, STORE__POST_CREATED, 0, argc, argv, &rep);
     free(body);
     if (rc != 0)
         return rc;
@@ -576,7 +568,6 @@ int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
 {
     store__run r = {.s = s, .what = "post_deleted", .out = out};
     const char *argv[6];
-    size_t argvlen[6], i;
     char ttl[24], threshold[24];
     redisReply *rep = NULL;
     int rc;
@@ -597,9 +588,7 @@ int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
     argv[3] = ttl;
     argv[4] = threshold;
     argv[5] = STORE__SLICE_S;
-    for (i = 0; i < 6; i++)
-        argvlen[i] = strlen(argv[i]);
-    rc = store__eval(s, STORE__POST_DELETED, 0, 6, argv, argvlen, &rep);
+    rc = store__eval(s, STORE__POST_DELETED, 0, 6, argv, &rep);
     if (rc != 0)
         return rc;
     rc = store__run_all(&r, rep, NULL);

@@ -72,7 +72,7 @@ int store__check_event(fp_store *s, const fp_event *ev, fp_event_type t);
 void store__key(const fp_store *s, char *buf, const char *name, const char *id);
 /* EVALSHA of script `which` (reloaded and retried once on NOSCRIPT). */
 int store__eval(fp_store *s, int which, size_t nkeys, size_t argc, const char **argv,
-                const size_t *argvlen, redisReply **reply);
+                redisReply **reply);
 /* Copies a string reply that is a valid id into dst. False otherwise. */
 bool store__copy_id(const redisReply *r, char *dst);
 /* Formats v in decimal into buf (24 bytes). */

@@ -108,7 +108,6 @@ static int store__feed_read(fp_store *s, const char *uid, size_t limit, const ch
                             const char *after, fp_feed_page *out)
 {
     const char *argv[5];
-    size_t argvlen[5], i;
     redisReply *r = NULL;
     char lim[24];
     int rc;
@@ -119,9 +118,7 @@ static int store__feed_read(fp_store *s, const char *uid, size_t limit, const ch
     argv[2] = lim;
     argv[3] = before;
     argv[4] = after;
-    for (i = 0; i < 5; i++)
-        argvlen[i] = strlen(argv[i]);
-    rc = store__eval(s, STORE__FEED_READ, 0, 5, argv, argvlen, &r);
+    rc = store__eval(s, STORE__FEED_READ, 0, 5, argv, &r);
     if (rc != 0)
         return rc;
     rc = store__parse_page(s, r, limit, *after != '\0', out);
