@@ -19,11 +19,10 @@
 -- post_seq), not the post's: a feed is then ordered as it was written, so
 -- a post written into it after a newer one (its slice came later) lands
 -- above that one, and a reader catching up with `after` cannot miss it.
--- The final
--- slice of a push (the SSCAN cursor back at "0", or last = "1") sets the
--- marker's phase to d, so a redelivered event does not push again. A
--- slice pushed twice (a redelivery after a crash, or an id SSCAN returns
--- twice) changes nothing: feed_add keeps an id where it is.
+-- The final slice of a push (the SSCAN cursor back at "0", or last = "1")
+-- sets the marker's phase to d, so a redelivered event does not push
+-- again. A slice pushed twice (a redelivery after a crash, or an id SSCAN
+-- returns twice) changes nothing: feed_add keeps an id where it is.
 --
 -- Returns {next cursor ("0" when done), state, {node, {uid...}}...}: state
 -- 0, or 2 when the post was deleted (nothing done, no targets).

@@ -2,9 +2,10 @@
 -- or read feeds by "--! include" (never loaded on its own).
 --
 -- A feed (feed:<uid>, and posts:<author> of a pull author) is a sorted
--- set: member = post id, score = the post's sequence number (INCR
--- post_seq when the post is first fanned out), so that feeds and the
--- posts of pull authors merge in one order. It holds at most feed_length
+-- set: member = post id, score = the sequence number it was written with
+-- (INCR post_seq: the post's own when it is first fanned out, a fresh one
+-- per slice of a big post's later writes), so that feeds and the posts of
+-- pull authors merge in one order. It holds at most feed_length
 -- entries: the lowest scores are trimmed.
 
 -- feed_upgrade(key) turns a feed still stored as a list (releases before
