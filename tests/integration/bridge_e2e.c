@@ -53,16 +53,12 @@ FT_FIXTURES(start(), ft_node_env_stop(&env))
 
 static void follow(const char *follower, const char *followee)
 {
-    event("follow.created", "{\"type\":\"follow.created\",\"follower_id\":\"%s\",\"followee_id\":\"%s\"}",
-          follower, followee);
+    assert_int_equal(ft_node_follow(&env, follower, followee), 0);
 }
 
 static void post(const char *id, const char *author, const char *text)
 {
-    event("post.created",
-          "{\"type\":\"post.created\",\"post\":{\"id\":\"%s\",\"author_id\":\"%s\",\"text\":\"%s\","
-          "\"created_at\":%lld}}",
-          id, author, text, (long long)time(NULL) * 1000);
+    assert_int_equal(ft_node_post(&env, id, author, text), 0);
 }
 
 /* Waits until the bridge has handled n events of the stage-1 counter. */

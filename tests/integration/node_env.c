@@ -355,6 +355,23 @@ int ft_node_publishf(ft_node_env *e, const char *rk, const char *fmt, ...)
     return rc;
 }
 
+int ft_node_follow(ft_node_env *e, const char *follower, const char *followee)
+{
+    return ft_node_publishf(
+        e, "follow.created",
+        "{\"type\":\"follow.created\",\"follower_id\":\"%s\",\"followee_id\":\"%s\"}", follower,
+        followee);
+}
+
+int ft_node_post(ft_node_env *e, const char *id, const char *author, const char *text)
+{
+    return ft_node_publishf(
+        e, "post.created",
+        "{\"type\":\"post.created\",\"post\":{\"id\":\"%s\",\"author_id\":\"%s\",\"text\":\"%s\","
+        "\"created_at\":%lld}}",
+        id, author, text, (long long)time(NULL) * 1000);
+}
+
 int ft_node_queue_depth(ft_node_env *e, const char *queue)
 {
     return ft_event_pub_queue_depth(&e->pub, queue);

@@ -103,6 +103,14 @@ int ft_node_publish(ft_node_env *e, const char *rk, const char *body);
 int ft_node_publishf(ft_node_env *e, const char *rk, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* A follow.created event (follower follows followee), published and
+ * confirmed. 0 or -1. */
+int ft_node_follow(ft_node_env *e, const char *follower, const char *followee);
+
+/* A post.created event of post id by author with text (no explicit
+ * recipients; created_at now), published and confirmed. 0 or -1. */
+int ft_node_post(ft_node_env *e, const char *id, const char *author, const char *text);
+
 /* Messages ready in a queue of the vhost (passive declare: the queue must
  * exist), or -1. */
 int ft_node_queue_depth(ft_node_env *e, const char *queue);
