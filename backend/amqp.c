@@ -4,6 +4,7 @@
 #include "fp_amqp.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,13 @@
 #define AMQP__KEEPALIVE_MS 500 /* fp_amqp_keepalive works at most this often */
 #define AMQP__MAX_PENDING 256 /* publishes between two confirms */
 
+/* A consumed message whose ack waits for the confirms of the publishes up
+ * to seq (fp_amqp_ack_confirmed). */
+typedef struct {
+    uint64_t tag;
+    uint64_t seq;
+} amqp__held;
+
 struct fp_amqp {
     fp_amqp_config cfg;          /* strings owned */
     fp_host hosts[FP_HOSTS_MAX];
@@ -33,9 +41,11 @@ struct fp_amqp {
     amqp_envelope_t env;
     bool have_env;
     uint64_t next_tag; /* publish sequence number of the next publish */
-    uint64_t pending[AMQP__MAX_PENDING];
-    bool acked[AMQP__MAX_PENDING];
+    uint64_t pending[AMQP__MAX_PENDING]; /* publishes awaiting their confirm, */
+    bool acked[AMQP__MAX_PENDING];       /* oldest first; the head is never acked */
     size_t n_pending;
+    amqp__held *held; /* consumed messages to ack once publishes are confirmed */
+    size_t n_held, cap_held;
     int64_t keepalive_ms; /* monotonic time of the last keepalive */
     bool warned_classic;  /* said that a durable queue is not a quorum one */
     int err; /* last failure: an AMQP_STATUS_* or a reply code, 0 if none */
@@ -185,6 +195,16 @@ static int amqp__tls_socket(fp_amqp *a, amqp_connection_state_t c, amqp_socket_t
 /* Opens one connection, logs in and opens channel 1. */
 static int amqp__connect_one(fp_amqp *a, amqp_connection_state_t *out, const char *what)
 {
+    /* Without consumer_cancel_notify (rabbitmq-c does not offer it), a
+     * consumer whose queue is lost with its RabbitMQ node is dropped in
+     * silence and the link waits for ever; with it the broker sends
+     * basic.cancel, which fp_amqp_next reports as a failure to
+     * reconnect on. */
+    amqp_table_entry_t cap = {amqp_cstring_bytes("consumer_cancel_notify"),
+                              {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}};
+    amqp_table_entry_t prop = {amqp_cstring_bytes("capabilities"),
+                               {.kind = AMQP_FIELD_KIND_TABLE, .value.table = {1, &cap}}};
+    amqp_table_t props = {1, &prop};
     struct timeval tv = amqp__tv(a->cfg.timeout_ms);
     amqp_connection_state_t c;
     amqp_socket_t *sock;
@@ -210,9 +230,9 @@ static int amqp__connect_one(fp_amqp *a, amqp_connection_state_t *out, const cha
         return -EIO;
     }
     amqp_set_rpc_timeout(c, &tv);
-    r = amqp_login(c, a->cfg.vhost, 0, 131072,
-                   a->cfg.heartbeat_s > 0 ? a->cfg.heartbeat_s : AMQP__HEARTBEAT_S,
-                   AMQP_SASL_METHOD_PLAIN, a->cfg.user, a->cfg.password);
+    r = amqp_login_with_properties(c, a->cfg.vhost, 0, 131072,
+                                   a->cfg.heartbeat_s > 0 ? a->cfg.heartbeat_s : AMQP__HEARTBEAT_S,
+                                   &props, AMQP_SASL_METHOD_PLAIN, a->cfg.user, a->cfg.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
         return amqp__reply_error(a, r, what);
     amqp_channel_open(c, AMQP__CHANNEL);
@@ -360,6 +380,7 @@ static int amqp__connect(fp_amqp *a)
 
     a->next_tag = 1;
     a->n_pending = 0;
+    a->n_held = 0; /* the old link's messages come again */
     snprintf(a->peer, sizeof(a->peer), "%s:%d", a->hosts[a->cur].host, a->hosts[a->cur].port);
     rc = amqp__connect_one(a, &a->out, "amqp publisher");
     if (rc != 0)
@@ -495,6 +516,7 @@ void fp_amqp_free(fp_amqp *a)
     free((char *)a->cfg.tls_ca);
     free((char *)a->cfg.tls_cert);
     free((char *)a->cfg.tls_key);
+    free(a->held);
     free(a);
 }
 
@@ -525,6 +547,11 @@ static int amqp__unexpected(fp_amqp *a)
         amqp__set_error(a, rc, "%s: %s", "amqp consumer", amqp_error_string2(rc));
         return -EIO;
     }
+    if (f.frame_type == AMQP_FRAME_METHOD && f.payload.method.id == AMQP_BASIC_CANCEL_METHOD) {
+        amqp__set_error(a, -1, "%s: %s", "amqp consumer",
+                        "the broker cancelled it (its queue was deleted or lost with its node)");
+        return -EIO;
+    }
     if (f.frame_type == AMQP_FRAME_METHOD) {
         amqp__set_error(a, -1, "%s: broker sent %s", "amqp consumer",
                         amqp_method_name(f.payload.method.id));
@@ -533,11 +560,55 @@ static int amqp__unexpected(fp_amqp *a)
     return -ETIMEDOUT; /* a stray frame (e.g. heartbeat): nothing to do */
 }
 
+static int amqp__read_confirm(fp_amqp *a, struct timeval *tv);
+static int amqp__release(fp_amqp *a);
+
+/*
+ * While consumed messages are held for confirms (fp_amqp_ack_confirmed),
+ * waits on both connections: confirms are read as they come and release
+ * their acks. Returns 0 once the consumer connection has something to
+ * read or nothing is held any more (*timeout_ms: what is left of the
+ * wait), -ETIMEDOUT, or -EIO. Without held messages it returns at once.
+ */
+static int amqp__await(fp_amqp *a, int *timeout_ms)
+{
+    struct timeval zero = {0, 0};
+    int64_t until = fp_time_mono_ms() + *timeout_ms;
+    struct pollfd fds[2];
+    int rc;
+
+    while (a->n_held > 0) {
+        if (amqp_frames_enqueued(a->in) || amqp_data_in_buffer(a->in))
+            break;
+        if (!amqp_frames_enqueued(a->out) && !amqp_data_in_buffer(a->out)) {
+            fds[0] = (struct pollfd){.fd = amqp_get_sockfd(a->in), .events = POLLIN};
+            fds[1] = (struct pollfd){.fd = amqp_get_sockfd(a->out), .events = POLLIN};
+            rc = poll(fds, 2, (int)(until > fp_time_mono_ms() ? until - fp_time_mono_ms() : 0));
+            if (rc < 0 && errno == EINTR)
+                continue;
+            if (rc < 0) {
+                amqp__set_error(a, -1, "%s: %s", "amqp consumer", strerror(errno));
+                return -EIO;
+            }
+            if (rc == 0)
+                return -ETIMEDOUT;
+            if (fds[0].revents != 0)
+                break;
+        }
+        rc = amqp__read_confirm(a, &zero);
+        if (rc == -EIO || (rc == 0 && amqp__release(a) != 0))
+            return -EIO;
+    }
+    *timeout_ms = (int)(until > fp_time_mono_ms() ? until - fp_time_mono_ms() : 0);
+    return 0;
+}
+
 int fp_amqp_next(fp_amqp *a, fp_amqp_msg *msg, int timeout_ms)
 {
-    struct timeval tv = amqp__tv(timeout_ms);
+    struct timeval tv;
     amqp_rpc_reply_t r;
     size_t n;
+    int rc;
 
     if (a->in == NULL) {
         amqp__set_error(a, -1, "%s: %s", "amqp consumer", "not connected");
@@ -546,6 +617,10 @@ int fp_amqp_next(fp_amqp *a, fp_amqp_msg *msg, int timeout_ms)
     fp_amqp_done(a);
     if (fp_amqp_keepalive(a) != 0)
         return -EIO;
+    rc = amqp__await(a, &timeout_ms);
+    if (rc != 0)
+        return rc;
+    tv = amqp__tv(timeout_ms);
     amqp_maybe_release_buffers(a->in);
     r = amqp_consume_message(a->in, &a->env, &tv, 0);
     if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION && r.library_error == AMQP_STATUS_TIMEOUT)
@@ -629,46 +704,102 @@ int fp_amqp_publish(fp_amqp *a, const char *exchange, const char *routing_key, c
     return 0;
 }
 
-/* Marks tag (or every tag up to it) confirmed. Returns how many are left. */
-static size_t amqp__mark(fp_amqp *a, uint64_t tag, bool multiple)
+/* Marks tag (or every tag up to it) confirmed and drops the confirmed
+ * publishes from the head of pending. */
+static void amqp__mark(fp_amqp *a, uint64_t tag, bool multiple)
 {
-    size_t i, left = 0;
+    size_t i, head = 0;
 
     for (i = 0; i < a->n_pending; i++) {
         if (a->pending[i] == tag || (multiple && a->pending[i] <= tag))
             a->acked[i] = true;
-        if (!a->acked[i])
-            left++;
     }
-    return left;
+    while (head < a->n_pending && a->acked[head])
+        head++;
+    a->n_pending -= head;
+    memmove(a->pending, a->pending + head, a->n_pending * sizeof(a->pending[0]));
+    memmove(a->acked, a->acked + head, a->n_pending * sizeof(a->acked[0]));
+}
+
+/* Acks the held messages whose publishes are all confirmed. 0 or -EIO. */
+static int amqp__release(fp_amqp *a)
+{
+    uint64_t upto = a->n_pending > 0 ? a->pending[0] - 1 : a->next_tag - 1;
+    size_t done = 0;
+
+    while (done < a->n_held && a->held[done].seq <= upto) {
+        if (fp_amqp_ack(a, a->held[done].tag) != 0)
+            return -EIO;
+        done++;
+    }
+    a->n_held -= done;
+    memmove(a->held, a->held + done, a->n_held * sizeof(*a->held));
+    return 0;
+}
+
+/*
+ * Reads one frame of the publisher connection, waiting up to tv, and
+ * marks the confirm it carries. Returns 0, -ETIMEDOUT (no whole frame
+ * came) or -EIO (a nack, a close or a broken link: errstr says which).
+ */
+static int amqp__read_confirm(fp_amqp *a, struct timeval *tv)
+{
+    amqp_basic_ack_t *ack;
+    amqp_frame_t f;
+    int rc = amqp_simple_wait_frame_noblock(a->out, &f, tv);
+
+    if (rc == AMQP_STATUS_TIMEOUT)
+        return -ETIMEDOUT;
+    if (rc != AMQP_STATUS_OK) {
+        amqp__set_error(a, rc, "%s: %s", "amqp confirm", amqp_error_string2(rc));
+        return -EIO;
+    }
+    if (f.frame_type != AMQP_FRAME_METHOD)
+        return 0; /* a heartbeat */
+    if (f.payload.method.id != AMQP_BASIC_ACK_METHOD) {
+        amqp__set_error(a, -1, "%s: broker answered %s", "amqp confirm",
+                        amqp_method_name(f.payload.method.id));
+        return -EIO;
+    }
+    ack = f.payload.method.decoded;
+    amqp__mark(a, ack->delivery_tag, ack->multiple != 0);
+    return 0;
 }
 
 int fp_amqp_confirm(fp_amqp *a)
 {
     struct timeval tv = amqp__tv(a->cfg.timeout_ms);
-    amqp_basic_ack_t *ack;
-    amqp_frame_t f;
-    size_t left = a->n_pending;
     int rc;
 
-    while (left > 0) {
-        rc = amqp_simple_wait_frame_noblock(a->out, &f, &tv);
-        if (rc != AMQP_STATUS_OK) {
-            amqp__set_error(a, rc, "%s: %s", "amqp confirm", amqp_error_string2(rc));
+    while (a->n_pending > 0) {
+        rc = amqp__read_confirm(a, &tv);
+        if (rc == -ETIMEDOUT)
+            amqp__set_error(a, AMQP_STATUS_TIMEOUT, "%s: %s", "amqp confirm",
+                            amqp_error_string2(AMQP_STATUS_TIMEOUT));
+        if (rc != 0)
             return -EIO;
-        }
-        if (f.frame_type != AMQP_FRAME_METHOD)
-            continue;
-        if (f.payload.method.id == AMQP_BASIC_ACK_METHOD) {
-            ack = f.payload.method.decoded;
-            left = amqp__mark(a, ack->delivery_tag, ack->multiple != 0);
-            continue;
-        }
-        amqp__set_error(a, -1, "%s: broker answered %s", "amqp confirm",
-                        amqp_method_name(f.payload.method.id));
-        return -EIO;
     }
-    a->n_pending = 0;
+    return amqp__release(a);
+}
+
+int fp_amqp_ack_confirmed(fp_amqp *a, uint64_t tag)
+{
+    amqp__held *grown;
+    size_t cap;
+
+    if (a->n_pending == 0)
+        return fp_amqp_ack(a, tag);
+    if (a->n_held == a->cap_held) {
+        cap = a->cap_held > 0 ? a->cap_held * 2 : 64;
+        grown = realloc(a->held, cap * sizeof(*grown));
+        if (grown == NULL) /* out of memory: wait for the confirms instead */
+            return fp_amqp_confirm(a) == 0 ? fp_amqp_ack(a, tag) : -EIO;
+        a->held = grown;
+        a->cap_held = cap;
+    }
+    a->held[a->n_held].tag = tag;
+    a->held[a->n_held].seq = a->next_tag - 1;
+    a->n_held++;
     return 0;
 }
 

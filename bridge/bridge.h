@@ -73,7 +73,7 @@ typedef enum {
     FB_STAT_RECONNECTS_REDIS,
     FB_STAT_RECONNECTS_MQTT,
     FB_STAT_MQTT_REFUSED,  /* publishes the broker refused (PUBACK reason >= 128) */
-    FB_STAT_STAGE1_US_SUM, /* event received -> acked, microseconds */
+    FB_STAT_STAGE1_US_SUM, /* event received -> handled (its ack may wait for confirms), us */
     FB_STAT_STAGE1_COUNT,
     FB_STAT_STAGE1_US_MAX,
     FB_STAT_STAGE2_US_SUM, /* delivery received -> acked */

@@ -6,9 +6,12 @@
  * processed is rejected to feed.events.dead with one log line. Otherwise
  * Redis applies it (fp_store: a script per event), the realtime work
  * is published to RabbitMQ (one feed.deliver message per node that holds a
- * recipient, or the ribbon on feed.broadcast) and confirmed, and only then
- * is the event acked. A crash anywhere before the ack means redelivery,
- * which the store makes harmless (a post's fan-out is idempotent).
+ * recipient, or the ribbon on feed.broadcast), and the event is acked once
+ * RabbitMQ has confirmed those publishes. Stage 1 does not wait for the
+ * confirms: it takes the next event while they come, and fp_amqp sends
+ * the acks as they arrive (fp_amqp_ack_confirmed). A crash anywhere
+ * before the ack means redelivery, which the store makes harmless (a
+ * post's fan-out is idempotent).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -72,7 +75,8 @@ static char *fanout__payload(const fp_event *ev)
     return fp_event_encode(&copy);
 }
 
-/* Publishes one feed.deliver message per node and waits for the confirms. */
+/* Publishes one feed.deliver message per node; the event's ack waits for
+ * their confirms. */
 static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev, const fp_fanout *f)
 {
     char *payload, *msg;
@@ -94,8 +98,6 @@ static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev, c
         free(msg);
     }
     free(payload);
-    if (rc == 0)
-        rc = fp_amqp_confirm(b->amqp);
     if (rc != 0)
         return FB_LOST_AMQP;
     fb_stats_add(&b->stats, FB_STAT_DELIVER_MESSAGES, f->n_nodes);
@@ -149,8 +151,6 @@ static fb_outcome fanout__ribbon(fb_bridge *b, const fp_event *ev, bool *dead)
         return fanout__store_outcome(rc, dead);
     rc = fp_amqp_publish(b->amqp, FP_EXCHANGE_BROADCAST, "", ribbon, strlen(ribbon));
     free(ribbon);
-    if (rc == 0)
-        rc = fp_amqp_confirm(b->amqp);
     return rc == 0 ? FB_DONE : FB_LOST_AMQP;
 }
 
@@ -206,6 +206,10 @@ fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fp_amqp_msg *msg, const cha
     fp_warn("dead-lettering event (routing key \"%.64s\", %zu bytes): %s", msg->routing_key,
             msg->len, reason);
     fb_stats_add(&b->stats, FB_STAT_DEAD_LETTERS, 1);
+    /* What the event published before it failed is confirmed first, as
+     * if it had been acked. */
+    if (fp_amqp_confirm(b->amqp) != 0)
+        return FB_LOST_AMQP;
     return fp_amqp_reject(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
 }
 
@@ -229,7 +233,7 @@ fb_outcome fb_fanout_handle(fb_bridge *b, const fp_amqp_msg *msg)
     }
     if (out == FB_DONE && !dead) {
         fb_stats_add(&b->stats, fanout__event_stat[ev.type], 1);
-        out = fp_amqp_ack(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
+        out = fp_amqp_ack_confirmed(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
     }
     fp_event_free(&ev);
     return out;

@@ -5,12 +5,15 @@
  *
  *   feed-bridge [-c bridge.conf]
  *
- * Two threads, one per stage, each handling one message at a time from
- * receipt to ack: stage 1 (fan-out: its AMQP link and Redis) and stage 2
- * (delivery: this node's queues on a second AMQP link, and the local
- * broker). Each link reconnects with a capped backoff when it breaks;
- * SIGTERM or SIGINT stops consuming, lets the messages in hand finish and
- * exits 0 (messages prefetched but not acked go back to RabbitMQ).
+ * Two threads, one per stage, each handling one message at a time: stage
+ * 1 (fan-out: its AMQP link and Redis) and stage 2 (delivery: this node's
+ * queues on a second AMQP link, and the local broker). Stage 2 acks a
+ * message when it is done with it; stage 1 acks an event once RabbitMQ
+ * has confirmed what the event published, and takes the next event
+ * meanwhile (fanout.c). Each link reconnects with a capped backoff when
+ * it breaks; SIGTERM or SIGINT stops consuming, lets the messages in hand
+ * finish, waits for the last confirms and exits 0 (messages prefetched
+ * but not acked go back to RabbitMQ).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -290,6 +293,12 @@ static void main__loop(fb_bridge *b, fp_amqp **link, bool stage1)
         else
             fb_mqtt_maintain(b->mqtt); /* the MQTT link belongs to stage 2 */
     }
+    /* Stopping: the events whose acks wait for confirms are acked now, or
+     * RabbitMQ delivers them again (harmless, but their posts would reach
+     * the online followers twice). */
+    if (stage1 && fp_amqp_confirm(*link) != 0)
+        fp_warn("rabbitmq: %s; the last events are handled again after the restart",
+                fp_amqp_errstr(*link));
 }
 
 static void *main__stage2(void *arg)

@@ -146,7 +146,8 @@ const char *fp_amqp_errstr(const fp_amqp *a);
 const char *fp_amqp_peer(const fp_amqp *a);
 void fp_amqp_free(fp_amqp *a);
 
-/* Waits up to timeout_ms for a message. Returns 0 (msg filled),
+/* Waits up to timeout_ms for a message, reading the confirms that release
+ * held acks meanwhile (fp_amqp_ack_confirmed). Returns 0 (msg filled),
  * -ETIMEDOUT or -EIO. */
 int fp_amqp_next(fp_amqp *a, fp_amqp_msg *msg, int timeout_ms);
 /*
@@ -164,14 +165,24 @@ int fp_amqp_keepalive(fp_amqp *a);
 void fp_amqp_done(fp_amqp *a);
 
 int fp_amqp_ack(fp_amqp *a, uint64_t tag);
+/*
+ * Acks the consumed message tag once RabbitMQ has confirmed every publish
+ * made on this link so far, without waiting for it: at once when none
+ * awaits its confirm, else later, as fp_amqp_next (while it waits for the
+ * next message), fp_amqp_confirm or a publish that fills the window reads
+ * the confirms. A message held so when the link breaks is not acked: the
+ * broker delivers it again after the reconnect. 0 or -EIO.
+ */
+int fp_amqp_ack_confirmed(fp_amqp *a, uint64_t tag);
 /* Rejects without requeue: an event goes to feed.events.dead. */
 int fp_amqp_reject(fp_amqp *a, uint64_t tag);
 
 /* Publishes a persistent JSON message and queues it for confirmation. */
 int fp_amqp_publish(fp_amqp *a, const char *exchange, const char *routing_key, const void *body,
                     size_t len);
-/* Waits until RabbitMQ confirmed every publish since the last call.
- * Returns 0, or -EIO on a nack, a timeout or a broken link. */
+/* Waits until RabbitMQ confirmed every publish so far, then sends the acks
+ * held for them (fp_amqp_ack_confirmed). Returns 0, or -EIO on a nack, a
+ * timeout or a broken link. */
 int fp_amqp_confirm(fp_amqp *a);
 
 /* One round trip on the publisher connection (a passive declare of

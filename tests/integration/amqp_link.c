@@ -1,0 +1,232 @@
+/*
+ * fp_amqp against the run's RabbitMQ, in a vhost of this test's own.
+ *
+ * Held acks (fp_amqp_ack_confirmed): a consumed event's ack waits for the
+ * confirms of what was published before it, goes out once fp_amqp_next
+ * or fp_amqp_confirm has read them, and is never sent by a link that
+ * broke first, so RabbitMQ delivers the event again. This is how
+ * feed-bridge's stage 1 acks an event without waiting for its
+ * feed.deliver publishes (bridge/fanout.c).
+ *
+ * A consumer whose queue goes away (deleted, or lost with its RabbitMQ
+ * node) hears of it: fp_amqp_next fails, so the bridge reconnects and
+ * declares the queue again instead of waiting for ever.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <amqp.h>
+#include <amqp_tcp_socket.h>
+#include <cmocka.h>
+
+#include "fp_amqp.h"
+#include "ft_harness.h"
+#include "ft_main.h"
+
+static fp_amqp *link_;
+static char node[32];
+static char vhost[64];
+static int port;
+
+/* A link that consumes feed.events.bridge in a vhost of its own. */
+static int setup(void **state)
+{
+    fp_amqp_config c = {.host = "127.0.0.1",
+                        .user = "guest",
+                        .password = "guest",
+                        .vhost = vhost,
+                        .node_id = node,
+                        .prefetch = 10,
+                        .deliver_ttl_ms = 60000,
+                        .deliver_max_length = 1000,
+                        .deliver_expires_ms = 600000,
+                        .timeout_ms = 5000,
+                        .consume_events = true};
+    ft_server s;
+
+    (void)state;
+    snprintf(vhost, sizeof(vhost), "t%ld-confirms", (long)getpid());
+    snprintf(node, sizeof(node), "c%ld", (long)getpid());
+    if (ft_server_shared(&s, "rabbitmq") != 0 || ft_server_vhost(&s, vhost) != 0)
+        return -1;
+    port = c.port = s.port;
+    if (fp_amqp_open(&link_, &c) != 0) {
+        fprintf(stderr, "fp_amqp_open: %s\n", fp_amqp_errstr(link_));
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fp_amqp_free(link_);
+    return 0;
+}
+
+/* Publishes one event on the link itself and takes it from the queue:
+ * its delivery tag. redelivered: what the broker says of it. */
+static uint64_t take_event(const char *body, bool *redelivered)
+{
+    fp_amqp_msg m;
+
+    assert_int_equal(fp_amqp_publish(link_, FP_EXCHANGE_EVENTS, "post.created", body, strlen(body)),
+                     0);
+    assert_int_equal(fp_amqp_confirm(link_), 0);
+    if (fp_amqp_next(link_, &m, 5000) != 0)
+        fail_msg("no event came back: %s", fp_amqp_errstr(link_));
+    assert_int_equal(m.source, FP_AMQP_SRC_EVENTS);
+    assert_int_equal(m.len, strlen(body));
+    assert_memory_equal(m.body, body, m.len);
+    *redelivered = m.redelivered;
+    return m.tag;
+}
+
+/* The event's ack, held behind a publish, then the link breaks: the
+ * event comes again after the reconnect. */
+static uint64_t hold_and_break(const char *body)
+{
+    fp_amqp_msg m;
+    bool again;
+    uint64_t tag = take_event(body, &again);
+
+    assert_false(again);
+    assert_int_equal(fp_amqp_publish(link_, FP_EXCHANGE_DELIVER, node, "{}", 2), 0);
+    assert_int_equal(fp_amqp_ack_confirmed(link_, tag), 0);
+    assert_int_equal(fp_amqp_reconnect(link_), 0);
+    if (fp_amqp_next(link_, &m, 5000) != 0)
+        fail_msg("the held event did not come again: %s", fp_amqp_errstr(link_));
+    assert_true(m.redelivered);
+    assert_int_equal(m.len, strlen(body));
+    assert_memory_equal(m.body, body, m.len);
+    return m.tag;
+}
+
+/* Nothing is left in the queue: after a reconnect no event comes. */
+static void assert_queue_settled(void)
+{
+    fp_amqp_msg m;
+
+    assert_int_equal(fp_amqp_reconnect(link_), 0);
+    assert_int_equal(fp_amqp_next(link_, &m, 1000), -ETIMEDOUT);
+}
+
+/* A held ack is not sent before the confirm is read: the broken link's
+ * event is delivered again. */
+static void test_held_ack_not_sent_before_confirm(void **state)
+{
+    uint64_t tag;
+
+    (void)state;
+    tag = hold_and_break("{\"n\":1}");
+    assert_int_equal(fp_amqp_ack(link_, tag), 0);
+    assert_queue_settled();
+}
+
+/* fp_amqp_next, waiting for the next message, reads the confirm and sends
+ * the held ack. */
+static void test_next_sends_held_ack(void **state)
+{
+    fp_amqp_msg m;
+    uint64_t tag;
+
+    (void)state;
+    tag = hold_and_break("{\"n\":2}");
+    assert_int_equal(fp_amqp_publish(link_, FP_EXCHANGE_DELIVER, node, "{}", 2), 0);
+    assert_int_equal(fp_amqp_ack_confirmed(link_, tag), 0);
+    assert_int_equal(fp_amqp_next(link_, &m, 1000), -ETIMEDOUT);
+    assert_queue_settled();
+}
+
+/* fp_amqp_confirm sends every held ack once all publishes are confirmed;
+ * with nothing awaiting a confirm the ack goes at once. */
+static void test_confirm_sends_held_acks(void **state)
+{
+    uint64_t tag[2];
+    bool again;
+
+    (void)state;
+    tag[0] = take_event("{\"n\":3}", &again);
+    assert_int_equal(fp_amqp_publish(link_, FP_EXCHANGE_DELIVER, node, "{}", 2), 0);
+    assert_int_equal(fp_amqp_ack_confirmed(link_, tag[0]), 0);
+    assert_int_equal(fp_amqp_publish(link_, FP_EXCHANGE_DELIVER, node, "{}", 2), 0);
+    assert_int_equal(fp_amqp_confirm(link_), 0);
+    assert_queue_settled();
+
+    tag[1] = take_event("{\"n\":4}", &again);
+    assert_int_equal(fp_amqp_ack_confirmed(link_, tag[1]), 0); /* nothing pending */
+    assert_queue_settled();
+}
+
+/* Deletes queue through a connection of its own, as an operator would. */
+static void delete_queue(const char *queue)
+{
+    amqp_connection_state_t c = amqp_new_connection();
+    amqp_socket_t *sock = amqp_tcp_socket_new(c);
+    amqp_rpc_reply_t r;
+
+    assert_non_null(sock);
+    assert_int_equal(amqp_socket_open(sock, "127.0.0.1", port), AMQP_STATUS_OK);
+    r = amqp_login(c, vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest");
+    assert_int_equal(r.reply_type, AMQP_RESPONSE_NORMAL);
+    amqp_channel_open(c, 1);
+    amqp_queue_delete(c, 1, amqp_cstring_bytes(queue), 0, 0);
+    assert_int_equal(amqp_get_rpc_reply(c).reply_type, AMQP_RESPONSE_NORMAL);
+    amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+    amqp_destroy_connection(c);
+}
+
+/* A stage-2 link whose feed.deliver.<node> is deleted: fp_amqp_next
+ * fails at once (basic.cancel), and a reconnect declares the queue again
+ * and consumes it. */
+static void test_lost_queue_is_a_failure(void **state)
+{
+    char queue[80], other[48];
+    fp_amqp_config c = {.host = "127.0.0.1",
+                        .port = port,
+                        .user = "guest",
+                        .password = "guest",
+                        .vhost = vhost,
+                        .node_id = other,
+                        .prefetch = 10,
+                        .deliver_ttl_ms = 60000,
+                        .deliver_max_length = 1000,
+                        .deliver_expires_ms = 600000,
+                        .timeout_ms = 5000,
+                        .consume_node = true};
+    fp_amqp *a = NULL;
+    fp_amqp_msg m;
+
+    (void)state;
+    snprintf(other, sizeof(other), "%s-lost", node); /* a node queue nothing was sent to */
+    if (fp_amqp_open(&a, &c) != 0)
+        fail_msg("fp_amqp_open: %s", fp_amqp_errstr(a));
+    snprintf(queue, sizeof(queue), "%s.%s", FP_EXCHANGE_DELIVER, other);
+    delete_queue(queue);
+    assert_int_equal(fp_amqp_next(a, &m, 5000), -EIO);
+    if (strstr(fp_amqp_errstr(a), "cancelled") == NULL)
+        fail_msg("not the cancel: %s", fp_amqp_errstr(a));
+
+    assert_int_equal(fp_amqp_reconnect(a), 0);
+    assert_int_equal(fp_amqp_publish(a, FP_EXCHANGE_DELIVER, other, "{\"d\":1}", 7), 0);
+    assert_int_equal(fp_amqp_confirm(a), 0);
+    if (fp_amqp_next(a, &m, 5000) != 0)
+        fail_msg("no delivery after the reconnect: %s", fp_amqp_errstr(a));
+    assert_int_equal(m.source, FP_AMQP_SRC_DELIVER);
+    assert_int_equal(fp_amqp_ack(a, m.tag), 0);
+    fp_amqp_free(a);
+}
+
+/* clang-format off */
+FT_MAIN(ft_harness_run, setup, teardown,
+        cmocka_unit_test(test_held_ack_not_sent_before_confirm),
+        cmocka_unit_test(test_next_sends_held_ack),
+        cmocka_unit_test(test_confirm_sends_held_acks),
+        cmocka_unit_test(test_lost_queue_is_a_failure))
+/* clang-format on */
