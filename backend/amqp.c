@@ -44,6 +44,8 @@ struct fp_amqp {
     uint64_t pending[AMQP__MAX_PENDING]; /* publishes awaiting their confirm, */
     bool acked[AMQP__MAX_PENDING];       /* oldest first; the head is never acked */
     size_t n_pending;
+    int64_t confirm_ms; /* monotonic ms: the last confirm, or the publish that
+                         * made pending non-empty; too old = a stuck link */
     amqp__held *held; /* consumed messages to ack once publishes are confirmed */
     size_t n_held, cap_held;
     int64_t keepalive_ms; /* monotonic time of the last keepalive */
@@ -568,12 +570,14 @@ static int amqp__release(fp_amqp *a);
  * waits on both connections: confirms are read as they come and release
  * their acks. Returns 0 once the consumer connection has something to
  * read or nothing is held any more (*timeout_ms: what is left of the
- * wait), -ETIMEDOUT, or -EIO. Without held messages it returns at once.
+ * wait), -ETIMEDOUT, or -EIO (also when no confirm came for timeout_ms of
+ * the config: the link is taken as broken, like fp_amqp_confirm would).
+ * Without held messages it returns at once.
  */
 static int amqp__await(fp_amqp *a, int *timeout_ms)
 {
     struct timeval zero = {0, 0};
-    int64_t until = fp_time_mono_ms() + *timeout_ms;
+    int64_t until = fp_time_mono_ms() + *timeout_ms, now, stuck, wait;
     struct pollfd fds[2];
     int rc;
 
@@ -581,17 +585,27 @@ static int amqp__await(fp_amqp *a, int *timeout_ms)
         if (amqp_frames_enqueued(a->in) || amqp_data_in_buffer(a->in))
             break;
         if (!amqp_frames_enqueued(a->out) && !amqp_data_in_buffer(a->out)) {
+            now = fp_time_mono_ms();
+            stuck = a->confirm_ms + a->cfg.timeout_ms; /* no confirm for that long */
+            if (now >= stuck) {
+                amqp__set_error(a, AMQP_STATUS_TIMEOUT, "%s: %s", "amqp confirm",
+                                amqp_error_string2(AMQP_STATUS_TIMEOUT));
+                return -EIO;
+            }
             fds[0] = (struct pollfd){.fd = amqp_get_sockfd(a->in), .events = POLLIN};
             fds[1] = (struct pollfd){.fd = amqp_get_sockfd(a->out), .events = POLLIN};
-            rc = poll(fds, 2, (int)(until > fp_time_mono_ms() ? until - fp_time_mono_ms() : 0));
+            wait = (until < stuck ? until : stuck) - now;
+            rc = poll(fds, 2, wait > 0 ? (int)wait : 0);
             if (rc < 0 && errno == EINTR)
                 continue;
             if (rc < 0) {
                 amqp__set_error(a, -1, "%s: %s", "amqp consumer", strerror(errno));
                 return -EIO;
             }
-            if (rc == 0)
+            if (rc == 0 && fp_time_mono_ms() >= until)
                 return -ETIMEDOUT;
+            if (rc == 0)
+                continue; /* the confirm deadline: checked above */
             if (fds[0].revents != 0)
                 break;
         }
@@ -698,6 +712,8 @@ int fp_amqp_publish(fp_amqp *a, const char *exchange, const char *routing_key, c
         amqp__set_error(a, rc, "%s: %s", "amqp publish", amqp_error_string2(rc));
         return -EIO;
     }
+    if (a->n_pending == 0)
+        a->confirm_ms = fp_time_mono_ms();
     a->pending[a->n_pending] = a->next_tag++;
     a->acked[a->n_pending] = false;
     a->n_pending++;
@@ -716,6 +732,8 @@ static void amqp__mark(fp_amqp *a, uint64_t tag, bool multiple)
     }
     while (head < a->n_pending && a->acked[head])
         head++;
+    if (head > 0)
+        a->confirm_ms = fp_time_mono_ms();
     a->n_pending -= head;
     memmove(a->pending, a->pending + head, a->n_pending * sizeof(a->pending[0]));
     memmove(a->acked, a->acked + head, a->n_pending * sizeof(a->acked[0]));
