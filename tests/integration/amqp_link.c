@@ -34,20 +34,29 @@ static char node[32];
 static char vhost[64];
 static int port;
 
+/* A bridge's link for node_id in the test's vhost: stage 1's (events) or
+ * stage 2's. */
+static fp_amqp_config link_config(const char *node_id, bool events)
+{
+    return (fp_amqp_config){.host = "127.0.0.1",
+                            .port = port,
+                            .user = "guest",
+                            .password = "guest",
+                            .vhost = vhost,
+                            .node_id = node_id,
+                            .prefetch = 10,
+                            .deliver_ttl_ms = 60000,
+                            .deliver_max_length = 1000,
+                            .deliver_expires_ms = 600000,
+                            .timeout_ms = 5000,
+                            .consume_events = events,
+                            .consume_node = !events};
+}
+
 /* A link that consumes feed.events.bridge in a vhost of its own. */
 static int setup(void **state)
 {
-    fp_amqp_config c = {.host = "127.0.0.1",
-                        .user = "guest",
-                        .password = "guest",
-                        .vhost = vhost,
-                        .node_id = node,
-                        .prefetch = 10,
-                        .deliver_ttl_ms = 60000,
-                        .deliver_max_length = 1000,
-                        .deliver_expires_ms = 600000,
-                        .timeout_ms = 5000,
-                        .consume_events = true};
+    fp_amqp_config c;
     ft_server s;
 
     (void)state;
@@ -55,7 +64,8 @@ static int setup(void **state)
     snprintf(node, sizeof(node), "c%ld", (long)getpid());
     if (ft_server_shared(&s, "rabbitmq") != 0 || ft_server_vhost(&s, vhost) != 0)
         return -1;
-    port = c.port = s.port;
+    port = s.port;
+    c = link_config(node, true);
     if (fp_amqp_open(&link_, &c) != 0) {
         fprintf(stderr, "fp_amqp_open: %s\n", fp_amqp_errstr(link_));
         return -1;
@@ -188,18 +198,7 @@ static void delete_queue(const char *queue)
 static void test_lost_queue_is_a_failure(void **state)
 {
     char queue[80], other[48];
-    fp_amqp_config c = {.host = "127.0.0.1",
-                        .port = port,
-                        .user = "guest",
-                        .password = "guest",
-                        .vhost = vhost,
-                        .node_id = other,
-                        .prefetch = 10,
-                        .deliver_ttl_ms = 60000,
-                        .deliver_max_length = 1000,
-                        .deliver_expires_ms = 600000,
-                        .timeout_ms = 5000,
-                        .consume_node = true};
+    fp_amqp_config c = link_config(other, false);
     fp_amqp *a = NULL;
     fp_amqp_msg m;
 
