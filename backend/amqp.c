@@ -750,6 +750,8 @@ static int amqp__release(fp_amqp *a)
             return -EIO;
         done++;
     }
+    if (done == 0)
+        return 0; /* held may be NULL: nothing was ever held */
     a->n_held -= done;
     memmove(a->held, a->held + done, a->n_held * sizeof(*a->held));
     return 0;
