@@ -37,15 +37,22 @@ typedef struct {
 
 /* ------------------------------------------------------------ helpers */
 
+/* The config each store of these tests starts from: the test's Redis,
+ * prefix, a 5 s timeout; a test sets the field it is about. */
+static fp_store_config store_config(const ft_server *s, const char *prefix)
+{
+    return (fp_store_config){
+        .host = "127.0.0.1", .port = s->port, .prefix = prefix, .timeout_ms = 5000};
+}
+
 static fp_store *open_store(const ft_server *s, const char *prefix, int feed_length)
 {
-    fp_store_config cfg = {.host = "127.0.0.1",
-                           .port = s->port,
-                           .prefix = prefix,
-                           .feed_length = feed_length,
-                           .timeout_ms = 5000};
+    fp_store_config cfg = store_config(s, prefix);
     fp_store *st = NULL;
-    int rc = fp_store_open(&st, &cfg);
+    int rc;
+
+    cfg.feed_length = feed_length;
+    rc = fp_store_open(&st, &cfg);
 
     if (rc != 0)
         fail_msg("fp_store_open: %d (%s)", rc, fp_store_errstr(st));
@@ -740,14 +747,13 @@ static void test_restart(void **state)
 static void test_readonly_and_sync(void **state)
 {
     env *e = *state;
-    fp_store_config cfg = {.host = "127.0.0.1",
-                           .port = e->redis.port,
-                           .prefix = PREFIX,
-                           .min_replicas = 1,
-                           .wait_timeout_ms = 100};
+    fp_store_config cfg = store_config(&e->redis, PREFIX);
     fp_store *st = NULL;
     fp_fanout f;
     fp_event ev;
+
+    cfg.min_replicas = 1;
+    cfg.wait_timeout_ms = 100;
 
     /* A replica of nothing that listens: READONLY for writes. */
     run(e->rc, "REPLICAOF 127.0.0.1 1");
@@ -951,11 +957,7 @@ static void check_page(fp_store *st, const char *uid, size_t limit, const char *
 static void test_pull_author(void **state)
 {
     env *e = *state;
-    fp_store_config cfg = {.host = "127.0.0.1",
-                           .port = e->redis.port,
-                           .prefix = PREFIX,
-                           .pull_threshold = 3,
-                           .timeout_ms = 5000};
+    fp_store_config cfg = store_config(&e->redis, PREFIX);
     const fp_node_targets *t;
     fp_store *st = NULL;
     fp_feed_after where;
@@ -963,6 +965,7 @@ static void test_pull_author(void **state)
     fp_event ev;
     char got[256];
 
+    cfg.pull_threshold = 3;
     assert_int_equal(fp_store_open(&st, &cfg), 0);
     follow(st, "follow.created", "u1", "star");
     follow(st, "follow.created", "u2", "star");
@@ -1115,16 +1118,13 @@ static void test_after_sees_late_writes(void **state)
 static void test_post_ttl(void **state)
 {
     env *e = *state;
-    fp_store_config cfg = {.host = "127.0.0.1",
-                           .port = e->redis.port,
-                           .prefix = PREFIX,
-                           .post_ttl_s = 3600,
-                           .timeout_ms = 5000};
+    fp_store_config cfg = store_config(&e->redis, PREFIX);
     fp_store *st = NULL;
     fp_fanout f;
     long long ttl;
     int i;
 
+    cfg.post_ttl_s = 3600;
     assert_int_equal(fp_store_open(&st, &cfg), 0);
     follow(st, "follow.created", "r1", "ta");
     post(st, "tp1", "ta", &f);
