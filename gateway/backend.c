@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <sys/eventfd.h>
 
 #include "fp_log.h"
 #include "gateway.h"
@@ -134,14 +137,17 @@ static int backend__amqp_reconnect(fg_gateway *gw)
     return 0;
 }
 
-/* An event to publish: its routing key and JSON body; in the
- * publisher's queue, the outcome for the worker waiting on it. */
+/* An event to publish: its routing key and JSON body; with the
+ * publisher, the outcome for the worker waiting on it. */
 typedef struct backend__job {
     const char *rk;
     const char *body;
     size_t len;
     int rc;
     bool done;
+    int tries;           /* links the publisher published it on */
+    uint64_t seq;        /* its publish sequence number there (0: not yet) */
+    pthread_cond_t cond; /* the publisher's: signalled when done */
     struct backend__job *next;
 } backend__job;
 
@@ -194,20 +200,31 @@ static int backend__amqp_run(fg_gateway *gw, const backend__op *op)
 /* ------------------------------------------------------------ the publisher */
 
 /*
- * The workers' one publisher link. A worker queues its event and waits;
- * the publisher thread takes everything queued, publishes it back to back
- * and waits for the confirms together, then wakes the workers of that
- * batch. While it waits, new events queue for the next batch, so under
- * load many events are in flight on the link at once and RabbitMQ
- * confirms them in groups; an event alone goes out at once.
+ * The workers' one publisher link, with many events in flight. A worker
+ * queues its event and waits. The publisher thread publishes what is
+ * queued at once, whatever still awaits its confirm, and answers each
+ * worker when RabbitMQ has confirmed its event (confirms come in order,
+ * often several in one). While it waits for confirms it also waits on
+ * an eventfd, which a worker writes when it queues an event then, so a
+ * new event never waits for older ones' confirms.
+ *
+ * When the link breaks, the thread reconnects and publishes again every
+ * event not yet confirmed, in order (harmless: every event is idempotent
+ * downstream); an event whose second link broke too, or every one when
+ * RabbitMQ cannot be reached, fails and its worker answers 503.
  */
 struct fg_publisher {
     fg_gateway gw; /* its link: gw.amqp */
     pthread_mutex_t lock;
-    pthread_cond_t work, done; /* a job queued; a batch finished */
-    backend__job *head, *tail;
+    pthread_cond_t work;       /* a job queued, or the stop, while it is idle */
+    int wake;                  /* eventfd: the same while it waits for confirms */
+    bool polling;              /* it waits for confirms: a new job writes wake */
+    backend__job *head, *tail; /* queued by workers, not taken yet */
     bool stop;
     pthread_t tid;
+    /* The thread's own: taken jobs not done yet, oldest first (those
+     * published on the current link first, in publish order). */
+    backend__job *sent, *sent_tail;
 };
 
 /* Waits (p->lock held) for a job or the stop, up to a keepalive period.
@@ -234,16 +251,147 @@ static void backend__keepalive(fg_gateway *gw)
     backend__amqp_reconnect(gw);
 }
 
+/* Ends job with rc and wakes its worker, who may free it at once.
+ * p->lock held. */
+static void backend__finish(backend__job *j, int rc)
+{
+    j->rc = rc;
+    j->done = true;
+    pthread_cond_signal(&j->cond);
+}
+
+/* Fails every job taken, its worker answers 503. */
+static void backend__fail_sent(fg_publisher *p)
+{
+    backend__job *j;
+
+    pthread_mutex_lock(&p->lock);
+    while (p->sent != NULL) {
+        j = p->sent;
+        p->sent = j->next;
+        backend__finish(j, -EIO);
+    }
+    p->sent_tail = NULL;
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Publishes every taken job not yet published on the current link, in
+ * order. 0, or -EIO when the link broke (errstr says why). While RabbitMQ
+ * is down (backend__amqp_reconnect's window) the jobs fail at once. */
+static int backend__flush(fg_publisher *p)
+{
+    fg_gateway *gw = &p->gw;
+    backend__job *j;
+
+    if (gw->amqp == NULL || (gw->amqp_retry_us != 0 && backend__amqp_reconnect(gw) != 0)) {
+        backend__fail_sent(p);
+        return 0;
+    }
+    for (j = p->sent; j != NULL; j = j->next) {
+        if (j->seq != 0)
+            continue;
+        if (fp_amqp_publish(gw->amqp, FP_EXCHANGE_EVENTS, j->rk, j->body, j->len) != 0)
+            return -EIO;
+        j->seq = fp_amqp_published(gw->amqp);
+        j->tries++;
+    }
+    return 0;
+}
+
+/*
+ * Waits for confirms, or for a worker to queue a job (at once when one is
+ * queued), and answers the workers whose events are confirmed. 0, or -EIO
+ * when the link broke or no confirm came for the config's timeout.
+ */
+static int backend__await_confirms(fg_publisher *p)
+{
+    fg_gateway *gw = &p->gw;
+    uint64_t upto, drained;
+    backend__job *j;
+    bool wait;
+    int rc;
+
+    pthread_mutex_lock(&p->lock);
+    wait = p->head == NULL && !p->stop;
+    p->polling = wait;
+    pthread_mutex_unlock(&p->lock);
+    rc = fp_amqp_wait_confirms(gw->amqp, p->wake, wait ? BACKEND__KEEPALIVE_MS : 0);
+    if (wait) {
+        pthread_mutex_lock(&p->lock);
+        p->polling = false;
+        pthread_mutex_unlock(&p->lock);
+        if (read(p->wake, &drained, sizeof(drained)) < 0 && errno != EAGAIN)
+            fp_debug("publisher: eventfd: %s", strerror(errno));
+    }
+    if (rc == -EIO)
+        return -EIO;
+    upto = fp_amqp_confirmed(gw->amqp);
+    pthread_mutex_lock(&p->lock);
+    while (p->sent != NULL && p->sent->seq != 0 && p->sent->seq <= upto) {
+        j = p->sent;
+        p->sent = j->next;
+        backend__finish(j, 0);
+    }
+    if (p->sent == NULL)
+        p->sent_tail = NULL;
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+/* The link broke: reconnects (logging why), and keeps for publishing
+ * again every job that was published on one link only; the others, and
+ * all of them when the reconnect fails, fail. */
+static void backend__relink(fg_publisher *p)
+{
+    fg_gateway *gw = &p->gw;
+    backend__job **jp, *j;
+    int again = 0;
+    bool up;
+
+    fp_info("rabbitmq: %s; reconnecting", fp_amqp_errstr(gw->amqp));
+    gw->amqp_retry_us = 0;
+    up = backend__amqp_reconnect(gw) == 0;
+    pthread_mutex_lock(&p->lock);
+    p->sent_tail = NULL;
+    jp = &p->sent;
+    while (*jp != NULL) {
+        j = *jp;
+        j->seq = 0;
+        if (up && j->tries < 2) {
+            again += j->tries;
+            p->sent_tail = j;
+            jp = &j->next;
+            continue;
+        }
+        *jp = j->next;
+        backend__finish(j, -EIO);
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (again > 0)
+        fp_info("rabbitmq: publishing %d unconfirmed events again on the new link", again);
+}
+
+/* Moves the queued jobs to the end of sent. p->lock held. */
+static void backend__take(fg_publisher *p)
+{
+    if (p->head == NULL)
+        return;
+    if (p->sent_tail != NULL)
+        p->sent_tail->next = p->head;
+    else
+        p->sent = p->head;
+    p->sent_tail = p->tail;
+    p->head = p->tail = NULL;
+}
+
 static void *backend__publisher_main(void *arg)
 {
     fg_publisher *p = arg;
-    backend__op op;
-    backend__job *j;
     int rc;
 
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (p->head == NULL && !p->stop) {
+        while (p->head == NULL && p->sent == NULL && !p->stop) {
             if (backend__idle_wait(p) == 0)
                 continue;
             /* Nothing to publish for a while: keep the link alive (a
@@ -252,18 +400,16 @@ static void *backend__publisher_main(void *arg)
             backend__keepalive(&p->gw);
             pthread_mutex_lock(&p->lock);
         }
-        if (p->head == NULL)
-            break;
-        op.jobs = p->head;
-        p->head = p->tail = NULL;
+        if (p->head == NULL && p->sent == NULL)
+            break; /* stopped, and every job answered */
+        backend__take(p);
         pthread_mutex_unlock(&p->lock);
-        rc = backend__amqp_run(&p->gw, &op);
+        rc = backend__flush(p);
+        if (rc == 0 && p->sent != NULL)
+            rc = backend__await_confirms(p);
+        if (rc != 0)
+            backend__relink(p);
         pthread_mutex_lock(&p->lock);
-        for (j = op.jobs; j != NULL; j = j->next) {
-            j->rc = rc;
-            j->done = true;
-        }
-        pthread_cond_broadcast(&p->done);
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;
@@ -282,12 +428,13 @@ int fg_publisher_start(fg_publisher **out, const fg_gateway *gw)
     p->gw.amqp = NULL;
     p->gw.amqp_retry_us = 0;
     p->gw.quiet = true; /* the health loop reports RabbitMQ outages */
+    p->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (p->wake < 0)
+        goto fail_wake;
     if (pthread_mutex_init(&p->lock, NULL) != 0)
         goto fail_mutex;
     if (pthread_cond_init(&p->work, NULL) != 0)
         goto fail_work;
-    if (pthread_cond_init(&p->done, NULL) != 0)
-        goto fail_done;
     rc = fg_backend_open(&p->gw, false, true);
     if (rc != 0)
         goto fail_open;
@@ -300,14 +447,29 @@ int fg_publisher_start(fg_publisher **out, const fg_gateway *gw)
 fail_thread:
     fg_backend_close(&p->gw);
 fail_open:
-    pthread_cond_destroy(&p->done);
-fail_done:
     pthread_cond_destroy(&p->work);
 fail_work:
     pthread_mutex_destroy(&p->lock);
 fail_mutex:
+    close(p->wake);
+fail_wake:
     free(p);
     return rc;
+}
+
+/* Wakes the publisher thread, idle or waiting for confirms. p->lock
+ * held. */
+static void backend__wake(fg_publisher *p)
+{
+    uint64_t one = 1;
+
+    if (!p->polling) {
+        pthread_cond_signal(&p->work);
+        return;
+    }
+    p->polling = false; /* one write per wait is enough */
+    if (write(p->wake, &one, sizeof(one)) < 0)
+        fp_debug("publisher: eventfd: %s", strerror(errno)); /* it wakes within a second */
 }
 
 void fg_publisher_stop(fg_publisher *p)
@@ -316,35 +478,39 @@ void fg_publisher_stop(fg_publisher *p)
         return;
     pthread_mutex_lock(&p->lock);
     p->stop = true;
-    pthread_cond_signal(&p->work);
+    backend__wake(p);
     pthread_mutex_unlock(&p->lock);
     pthread_join(p->tid, NULL);
     fg_backend_close(&p->gw);
-    pthread_cond_destroy(&p->done);
     pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->lock);
+    close(p->wake);
     free(p);
 }
 
-/* Queues job on p and waits until its batch is confirmed (or failed). */
+/* Queues job on p and waits until it is confirmed (or failed). 0, -EIO,
+ * or -ENOMEM. */
 static int backend__submit(fg_publisher *p, backend__job *job)
 {
+    if (pthread_cond_init(&job->cond, NULL) != 0)
+        return -ENOMEM;
     pthread_mutex_lock(&p->lock);
     if (p->tail != NULL)
         p->tail->next = job;
     else
         p->head = job;
     p->tail = job;
-    pthread_cond_signal(&p->work);
+    backend__wake(p);
     while (!job->done)
-        pthread_cond_wait(&p->done, &p->lock);
+        pthread_cond_wait(&job->cond, &p->lock);
     pthread_mutex_unlock(&p->lock);
+    pthread_cond_destroy(&job->cond);
     return job->rc;
 }
 
 int fg_backend_publish(fg_gateway *gw, const fp_event *ev)
 {
-    backend__job job = {fp_event_type_name(ev->type), NULL, 0, 0, false, NULL};
+    backend__job job = {.rk = fp_event_type_name(ev->type)};
     backend__op op = {&job};
     char *body;
     int rc;

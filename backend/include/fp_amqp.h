@@ -164,6 +164,15 @@ int fp_amqp_keepalive(fp_amqp *a);
 /* Releases the last message's memory (after its ack/reject). */
 void fp_amqp_done(fp_amqp *a);
 
+/*
+ * Acks tag. The ack is deferred and sent with the next ones as one
+ * ("multiple"): once half the prefetch window is acked, before the link
+ * waits for a message (fp_amqp_next), in fp_amqp_confirm, and when the
+ * link is closed or reconnected, if it still works (if not, the broker
+ * delivers those messages again). Messages must be settled in the order
+ * they came, as the bridge does; a tag below one deferred is acked alone.
+ * 0 or -EIO.
+ */
 int fp_amqp_ack(fp_amqp *a, uint64_t tag);
 /*
  * Acks the consumed message tag once RabbitMQ has confirmed every publish
@@ -185,6 +194,22 @@ int fp_amqp_publish(fp_amqp *a, const char *exchange, const char *routing_key, c
  * timeout or a broken link. */
 int fp_amqp_confirm(fp_amqp *a);
 
+/* The publish sequence number of the last publish on the link (1 for the
+ * first after each connect; 0: none yet). */
+uint64_t fp_amqp_published(const fp_amqp *a);
+/* Every publish on the link with a sequence number up to this one is
+ * confirmed. */
+uint64_t fp_amqp_confirmed(const fp_amqp *a);
+/*
+ * For a publisher with many publishes in flight: waits up to timeout_ms
+ * until confirms come, or wake_fd (-1: none) is readable (it is not read
+ * here), then reads every confirm that came and sends the acks they
+ * release (fp_amqp_ack_confirmed). Returns 0 at once when nothing awaits
+ * its confirm. 0 (confirms read, or woken), -ETIMEDOUT, or -EIO on a
+ * nack, a broken link, or no confirm for timeout_ms of the config while
+ * publishes await theirs.
+ */
+int fp_amqp_wait_confirms(fp_amqp *a, int wake_fd, int timeout_ms);
 /* One round trip on the publisher connection (a passive declare of
  * feed.events): 0 when RabbitMQ answers, else -EIO. Call it with no
  * publish awaiting its confirm. */

@@ -8,6 +8,11 @@
  * feed-bridge's stage 1 acks an event without waiting for its
  * feed.deliver publishes (bridge/fanout.c).
  *
+ * Acks (fp_amqp_ack) are deferred and sent as one: a consumer with many
+ * messages in its prefetch window never stalls on them, and they are out
+ * before the link waits for the next message, so a bridge that dies then
+ * does not get those messages again.
+ *
  * A consumer whose queue goes away (deleted, or lost with its RabbitMQ
  * node) hears of it: fp_amqp_next fails, so the bridge reconnects and
  * declares the queue again instead of waiting for ever.
@@ -20,6 +25,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <sys/wait.h>
 
 #include <amqp.h>
 #include <amqp_tcp_socket.h>
@@ -174,6 +181,100 @@ static void test_confirm_sends_held_acks(void **state)
     assert_queue_settled();
 }
 
+/* A stage-2 link of its own for node_id (its queue declared), or NULL. */
+static fp_amqp *node_link(const char *node_id)
+{
+    fp_amqp_config c = link_config(node_id, false);
+    fp_amqp *a = NULL;
+
+    if (fp_amqp_open(&a, &c) != 0) {
+        fprintf(stderr, "fp_amqp_open: %s\n", fp_amqp_errstr(a));
+        fp_amqp_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+/* Publishes n deliveries for node_id on link_, confirmed. */
+static void send_deliveries(const char *node_id, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        assert_int_equal(fp_amqp_publish(link_, FP_EXCHANGE_DELIVER, node_id, "{}", 2), 0);
+    assert_int_equal(fp_amqp_confirm(link_), 0);
+}
+
+/* Three times the prefetch window (10), each message acked as it comes:
+ * the deferred acks never leave the consumer without credit. */
+static void test_acks_keep_the_window_open(void **state)
+{
+    char other[48];
+    fp_amqp *a;
+    fp_amqp_msg m;
+    int i;
+
+    (void)state;
+    snprintf(other, sizeof(other), "%s-window", node);
+    a = node_link(other);
+    assert_non_null(a);
+    send_deliveries(other, 30);
+    for (i = 0; i < 30; i++) {
+        if (fp_amqp_next(a, &m, 5000) != 0)
+            fail_msg("delivery %d of 30 did not come: %s", i + 1, fp_amqp_errstr(a));
+        assert_int_equal(fp_amqp_ack(a, m.tag), 0);
+    }
+    assert_int_equal(fp_amqp_next(a, &m, 500), -ETIMEDOUT);
+    fp_amqp_free(a);
+}
+
+/* A child process takes three deliveries, acks them, waits in
+ * fp_amqp_next and dies there without closing its link: the acks were
+ * sent before the wait, so no delivery comes again. The child's exit
+ * code: 0, or the step that went wrong. */
+static int ack_then_die(const char *node_id)
+{
+    fp_amqp *a = node_link(node_id);
+    fp_amqp_msg m;
+    int i;
+
+    if (a == NULL)
+        return 2;
+    for (i = 0; i < 3; i++) {
+        if (fp_amqp_next(a, &m, 5000) != 0 || fp_amqp_ack(a, m.tag) != 0)
+            return 3;
+    }
+    return fp_amqp_next(a, &m, 300) == -ETIMEDOUT ? 0 : 4; /* _exit: no close, no flush */
+}
+
+static void test_acks_sent_before_waiting(void **state)
+{
+    char other[48];
+    fp_amqp *a;
+    fp_amqp_msg m;
+    pid_t pid;
+    int status;
+
+    (void)state;
+    snprintf(other, sizeof(other), "%s-die", node);
+    a = node_link(other); /* declares the queue */
+    assert_non_null(a);
+    fp_amqp_free(a);
+    send_deliveries(other, 3);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(ack_then_die(other));
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    a = node_link(other);
+    assert_non_null(a);
+    if (fp_amqp_next(a, &m, 1000) != -ETIMEDOUT)
+        fail_msg("a delivery acked before the wait came again");
+    fp_amqp_free(a);
+}
+
 /* Deletes queue through a connection of its own, as an operator would. */
 static void delete_queue(const char *queue)
 {
@@ -227,5 +328,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_held_ack_not_sent_before_confirm),
         cmocka_unit_test(test_next_sends_held_ack),
         cmocka_unit_test(test_confirm_sends_held_acks),
+        cmocka_unit_test(test_acks_keep_the_window_open),
+        cmocka_unit_test(test_acks_sent_before_waiting),
         cmocka_unit_test(test_lost_queue_is_a_failure))
 /* clang-format on */

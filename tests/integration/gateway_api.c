@@ -6,6 +6,7 @@
  * tokens, Redis and RabbitMQ outages, and the gateway surviving garbage.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "ft_proxy.h"
 #include "ft_redis.h"
 #include "gateway_env.h"
 #include "ft_main.h"
@@ -1089,6 +1091,76 @@ static void test_idle_publisher(void **state)
     free(t);
 }
 
+/* A poster thread: one POST, its status and the post's id. */
+typedef struct {
+    const char *tok;
+    long status;
+    char id[64];
+} poster;
+
+static void *poster_main(void *arg)
+{
+    poster *ps = arg;
+    char body[400];
+    ft_http_reply r;
+    cJSON *j, *id;
+
+    /* No cmocka here: a thread of its own. A long text: each publish is over 300 bytes
+     * (test_publisher_relink). */
+    snprintf(body, sizeof(body), "{\"text\":\"%0300d\"}", 7);
+    ps->status = ft_http(&env, "POST", "/api/v1/posts", ps->tok, body, &r);
+    j = cJSON_Parse(r.body);
+    id = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "post"), "id");
+    if (ps->status == 201 && cJSON_IsString(id))
+        snprintf(ps->id, sizeof(ps->id), "%s", id->valuestring);
+    cJSON_Delete(j);
+    ft_http_reply_free(&r);
+    return NULL;
+}
+
+/* The publisher's link breaks with events published and not confirmed
+ * (a relay between the gateway and RabbitMQ holds the broker's answers,
+ * then cuts every connection): the gateway reconnects and publishes them
+ * again, so every post is answered 201 and is in the feed. */
+static void test_publisher_relink(void **state)
+{
+    char *t = token("relinker");
+    pthread_t th[4];
+    poster ps[4];
+    ft_proxy *px;
+    long from, sent;
+    int i;
+
+    (void)state;
+    assert_int_equal(ft_proxy_start(&px, env.b.rabbit.port), 0);
+    env.amqp_port = ft_proxy_port(px);
+    assert_int_equal(ft_gateway_start(&env), 0);
+    free(post(t, "before the cut")); /* the publisher's link is up */
+    from = file_size(env.log);
+    assert_int_equal(ft_proxy_hold(px), 0);
+    sent = ft_proxy_sent(px);
+    for (i = 0; i < 4; i++) {
+        ps[i] = (poster){.tok = t};
+        assert_int_equal(pthread_create(&th[i], NULL, poster_main, &ps[i]), 0);
+    }
+    /* Until at least three of the four are published (the health loop's
+     * pings are far smaller), with no confirm coming back. */
+    for (i = 0; i < 200 && ft_proxy_sent(px) - sent < 4 * 300; i++)
+        ft_sleep_ms(25);
+    assert_true(ft_proxy_sent(px) - sent >= 4 * 300);
+    assert_true(ft_proxy_cut(px) >= 1);
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(ps[i].status, 201);
+        assert_true(feed_has(t, ps[i].id, true));
+    }
+    assert_true(file_has_after(env.log, from, "unconfirmed events again on the new link"));
+    env.amqp_port = env.b.rabbit.port;
+    assert_int_equal(ft_gateway_start(&env), 0);
+    ft_proxy_stop(px);
+    free(t);
+}
+
 /* amqp_hosts: a node that refuses is skipped for the next one in the
  * list; a list that does not parse stops the gateway at start. */
 static void test_amqp_hosts(void **state)
@@ -1147,6 +1219,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_idle_publisher),
+        cmocka_unit_test(test_publisher_relink),
         cmocka_unit_test(test_amqp_hosts),
         cmocka_unit_test(test_dev_mode_off),
         /* Last: it restarts the bridge, whose counters test_metrics and
