@@ -51,6 +51,9 @@ static const fp_conf_opt config__table[] = {
      false, "largest request body accepted (413 beyond)"},
     {"body_timeout_ms", FP_CONF_INT, offsetof(fg_config, body_timeout_ms), "10000", 100, 600000,
      false, "a request body must be whole this long after its headers (408 then)"},
+    {"revocation_cache", FP_CONF_BOOL, offsetof(fg_config, revocation_cache), "on", 0, 0, false,
+     "keep users' revocations in memory, kept right by Redis's revocations channel (off: read "
+     "Redis on every token check)"},
     {"timeout_ms", FP_CONF_INT, offsetof(fg_config, timeout_ms), "2000", 100, 60000, false,
      "network timeout for Redis and RabbitMQ operations"},
     {"log_level", FP_CONF_STRING, offsetof(fg_config, log_level), "info", 0, 0, false,

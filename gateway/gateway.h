@@ -10,6 +10,7 @@
  *               the static mounts of the browser client
  *   routes.c    the route table: path + method -> handler, 404/405
  *   auth.c      bearer tokens (common/fp_jwt) and revocation
+ *   revoked.c   the revocation cache, kept by the revocations channel
  *   backend.c   the Redis store and the RabbitMQ publisher, reconnects
  *   posts.c     POST/DELETE /api/v1/posts          follows.c  /api/v1/follows
  *   reads.c     GET /api/v1/feed, /api/v1/ribbon (and POST ribbon)
@@ -58,6 +59,7 @@ typedef struct {
     int64_t dev_token_ttl;
     int64_t max_body_bytes;
     int64_t body_timeout_ms;
+    bool revocation_cache;
     int64_t timeout_ms;
     char *log_level;
 } fg_config;
@@ -128,12 +130,14 @@ uint64_t fg_metrics_requests(fg_metrics *m);
 /* ------------------------------------------------------------ the gateway */
 
 typedef struct fg_publisher fg_publisher;
+typedef struct fg_revoked fg_revoked;
 
 /* What every worker reads: the counters, the publisher, and the backends'
  * health as the health loop last saw it (lock). */
 typedef struct {
     fg_metrics metrics;
     fg_publisher *publisher; /* NULL: each gateway publishes on its own link */
+    fg_revoked *revoked;     /* NULL: no revocation cache */
     pthread_mutex_t lock;
     bool health_known, redis_ok, amqp_ok;
     int64_t health_us; /* when the loop last looked (fp_time_mono_us) */
@@ -178,6 +182,17 @@ int fg_backend_store_reconnect(fg_gateway *gw);
  * more. Returns 0, -EINVAL (ev invalid) or -EIO (RabbitMQ down).
  */
 int fg_backend_publish(fg_gateway *gw, const fp_event *ev);
+/* The revocation cache (revoked.c): its thread with a Redis link of its
+ * own subscribed to the revocations channel. 0 or a negative errno. */
+int fg_revoked_start(fg_revoked **out, const fg_gateway *gw);
+void fg_revoked_stop(fg_revoked *r);
+/* uid's revoked:<uid> from the cache: 0 with *before set, or -ENOENT (a
+ * miss, or no cache: r NULL or its subscription down), then *gen says
+ * whether the value read from Redis may be kept: pass it to
+ * fg_revoked_put. */
+int fg_revoked_get(fg_revoked *r, const char *uid, int64_t *before, uint64_t *gen);
+void fg_revoked_put(fg_revoked *r, const char *uid, int64_t before, uint64_t gen);
+
 /* Starts the publisher thread with a RabbitMQ link of its own (a copy of
  * gw's settings; a link that is down is retried on use). 0 or -errno. */
 int fg_publisher_start(fg_publisher **out, const fg_gateway *gw);

@@ -668,6 +668,8 @@ int fg_http_run(fg_gateway *gw, volatile int *stop)
     rc = 0;
     fg_health_refresh(gw); /* the first state, before anyone asks */
     rc = fg_publisher_start(&gw->shared->publisher, gw);
+    if (rc == 0 && gw->cfg.revocation_cache)
+        rc = fg_revoked_start(&gw->shared->revoked, gw);
     for (i = 0; i < n && rc == 0; i++)
         rc = http__worker_start(gw, &http__workers[i]);
     if (rc == 0) {
@@ -696,6 +698,8 @@ int fg_http_run(fg_gateway *gw, volatile int *stop)
         fg_backend_close(&w->gw);
         memset(w, 0, sizeof(*w));
     }
+    fg_revoked_stop(gw->shared->revoked);
+    gw->shared->revoked = NULL;
     fg_publisher_stop(gw->shared->publisher);
     gw->shared->publisher = NULL;
     return rc == 0 ? 0 : -1;

@@ -292,6 +292,23 @@ int fp_store_following(fp_store *s, const char *uid, char (**ids)[FP_ID_BUFSZ], 
 /* revoked:<uid> (tokens with an older iat are refused), 0 when unset. */
 int fp_store_revoked_before(fp_store *s, const char *uid, int64_t *before);
 
+/*
+ * The revocations channel (store_sub.c). fp_store_subscribe_revoked makes
+ * s a subscriber of <prefix>revoked until it is reconnected; meanwhile
+ * only the two calls below, fp_store_reconnect and fp_store_free may be
+ * used on it. 0, -EIO or -EPROTO (an unexpected reply).
+ */
+int fp_store_subscribe_revoked(fp_store *s);
+/* Sends a PING on a subscriber without waiting: its answer comes through
+ * fp_store_revoked_next. 0 or -EIO. */
+int fp_store_sub_ping(fp_store *s);
+/* Waits up to timeout_ms for the subscriber's next message: 0 with uid
+ * and *before ("<uid> <before>", a raise of revoked:<uid>), 1 for the
+ * answer to a PING, -ETIMEDOUT, -EPROTO (a message that is not that
+ * form; errstr says so; the subscription goes on) or -EIO (the link
+ * broke). */
+int fp_store_revoked_next(fp_store *s, int timeout_ms, char uid[FP_ID_BUFSZ], int64_t *before);
+
 /* PING: 0 when Redis answers. */
 int fp_store_ping(fp_store *s);
 

@@ -207,6 +207,31 @@ static void test_dev_token(void **state)
     refused(405, "method_not_allowed", "GET", "/api/v1/dev/token", NULL, NULL);
 }
 
+/* Polls GET path with tok until it answers want: true when it did within
+ * 2 s (a revocation reaches the gateway's cache through Redis pub/sub). */
+static bool until_status(long want, const char *path, const char *tok)
+{
+    int i;
+
+    for (i = 0; i < 100; i++) {
+        if (ft_http(&env, "GET", path, tok, NULL, NULL) == want)
+            return true;
+        ft_sleep_ms(20);
+    }
+    return false;
+}
+
+/* A revocation as feed-bridge applies it (fp_store_user_revoked): the
+ * value raised and "<uid> <before>" published. */
+static void revoke_user(const char *uid, long long before)
+{
+    redisContext *r = ft_redis_connect(env.b.p.redis.port);
+
+    ft_redis_ok(r, "SET revoked:%s %lld", uid, before);
+    assert_true(ft_redis_int(r, "PUBLISH revoked %s%s%lld", uid, " ", before) >= 1);
+    redisFree(r);
+}
+
 static void test_auth_refusals(void **state)
 {
     static const char alg_none[] = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0."
@@ -215,7 +240,6 @@ static void test_auth_refusals(void **state)
     fp_jwt_mint_claims c = {0};
     int64_t now = (int64_t)time(NULL);
     char *expired, *forged = NULL, *tok, err[128], *tampered;
-    redisContext *r;
 
     (void)state;
     refused(401, "unauthorized", "GET", "/api/v1/feed", NULL, NULL);
@@ -241,9 +265,8 @@ static void test_auth_refusals(void **state)
     free(tampered);
     /* A token of a user revoked after it was issued. */
     cJSON_Delete(call(200, "GET", "/api/v1/feed", tok, NULL));
-    r = ft_redis_connect(env.b.p.redis.port);
-    ft_redis_ok(r, "SET revoked:eve %lld", (long long)now + 1);
-    redisFree(r);
+    revoke_user("eve", (long long)now + 1);
+    assert_true(until_status(401, "/api/v1/feed", tok));
     refused(401, "unauthorized", "GET", "/api/v1/feed", tok, NULL);
     free(tok);
     /* So is one issued in the revocation's own second (fp_jwt_revoked). */
@@ -1091,6 +1114,60 @@ static void test_idle_publisher(void **state)
     free(t);
 }
 
+/* Waits up to 5 s until the gateway's log has text after from. */
+static bool log_until(long from, const char *text)
+{
+    int i;
+
+    for (i = 0; i < 250; i++) {
+        if (file_has_after(env.log, from, text))
+            return true;
+        ft_sleep_ms(20);
+    }
+    return false;
+}
+
+/*
+ * The revocation cache: a user's value is kept in memory (a SET that
+ * bypasses the revocations channel is not seen), a message on the channel
+ * reaches it, and while its subscription is down every check reads Redis
+ * again; once the subscription is back the cache starts empty.
+ */
+static void test_revocation_cache(void **state)
+{
+    int64_t now = (int64_t)time(NULL);
+    char *a = token("rc_a"), *b = token("rc_b");
+    redisContext *r = ft_redis_connect(env.b.p.redis.port);
+    long from = file_size(env.log);
+
+    (void)state;
+    cJSON_Delete(call(200, "GET", "/api/v1/follows", a, NULL)); /* rc_a cached: 0 */
+    ft_redis_ok(r, "SET revoked:rc_a %lld", (long long)now + 1);
+    cJSON_Delete(call(200, "GET", "/api/v1/follows", a, NULL));        /* from memory */
+    assert_true(ft_redis_int(r, "PUBLISH revoked %s", "rc_a 1") >= 1); /* lower: ignored */
+    assert_true(ft_redis_int(r, "PUBLISH revoked %s", "rc_a not-a-number") >= 1); /* logged */
+    revoke_user("rc_a", (long long)now + 1);
+    assert_true(until_status(401, "/api/v1/follows", a));
+    assert_true(file_has_after(env.log, from, "(message ignored)"));
+
+    /* The subscription killed and kept down (Redis takes no new
+     * connections; the workers keep theirs): the cache is off, so a
+     * bypassing SET is seen at once. */
+    cJSON_Delete(call(200, "GET", "/api/v1/follows", b, NULL)); /* rc_b cached: 0 */
+    from = file_size(env.log);
+    ft_redis_ok(r, "CONFIG SET maxclients 1");
+    assert_true(ft_redis_int(r, "CLIENT KILL TYPE pubsub") >= 1);
+    assert_true(log_until(from, "every token check reads Redis"));
+    ft_redis_ok(r, "SET revoked:rc_b %lld", (long long)now + 1);
+    refused(401, "unauthorized", "GET", "/api/v1/follows", b, NULL);
+    ft_redis_ok(r, "CONFIG SET maxclients 10000");
+    assert_true(log_until(from, "subscribed again; cache on"));
+    refused(401, "unauthorized", "GET", "/api/v1/follows", b, NULL);
+    redisFree(r);
+    free(a);
+    free(b);
+}
+
 /* A poster thread: one POST, its status and the post's id. */
 typedef struct {
     const char *tok;
@@ -1220,6 +1297,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_idle_publisher),
         cmocka_unit_test(test_publisher_relink),
+        cmocka_unit_test(test_revocation_cache),
         cmocka_unit_test(test_amqp_hosts),
         cmocka_unit_test(test_dev_mode_off),
         /* Last: it restarts the bridge, whose counters test_metrics and
