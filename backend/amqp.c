@@ -715,7 +715,8 @@ static int amqp__flush_acks(fp_amqp *a)
  * a quorum queue. It is right because every message of the channel is
  * settled in order: a message below tag is acked already, deferred, or
  * rejected (a reject is sent at once; a multiple ack skips it). A tag
- * out of that order is acked alone.
+ * out of that order (below the deferred ones) is acked alone at once:
+ * the later multiple ack skips it too.
  */
 int fp_amqp_ack(fp_amqp *a, uint64_t tag)
 {
@@ -724,7 +725,7 @@ int fp_amqp_ack(fp_amqp *a, uint64_t tag)
         return -EIO;
     }
     if (a->n_acks > 0 && tag <= a->ack_upto)
-        return amqp__flush_acks(a) == 0 ? amqp__send_ack(a, tag, false) : -EIO;
+        return amqp__send_ack(a, tag, false);
     a->ack_upto = tag;
     a->n_acks++;
     if (a->n_acks * 2 >= a->cfg.prefetch)

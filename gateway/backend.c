@@ -312,7 +312,7 @@ static int backend__await_confirms(fg_publisher *p)
     int rc;
 
     pthread_mutex_lock(&p->lock);
-    wait = p->head == NULL && !p->stop;
+    wait = p->head == NULL; /* on stop too: the last confirms are awaited */
     p->polling = wait;
     pthread_mutex_unlock(&p->lock);
     rc = fp_amqp_wait_confirms(gw->amqp, p->wake, wait ? BACKEND__KEEPALIVE_MS : 0);

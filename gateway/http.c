@@ -7,8 +7,10 @@
  * so the worker accepts and hands each connection to lws) and a Redis
  * link of its own, so a request waiting for Redis or for its event's
  * confirm holds up only its worker's other connections. Events go through
- * the one publisher thread (backend.c), which confirms them in batches.
- * The main thread meanwhile runs the health loop. Mounts: /api, /healthz
+ * the one publisher thread (backend.c), which keeps many in flight and
+ * answers each worker when its event is confirmed; token checks take
+ * revocations from the cache (revoked.c) when it is on. The main thread
+ * meanwhile runs the health loop. Mounts: /api, /healthz
  * and /metrics go to our protocol callback; /vendor/ serves MQTT.js from
  * mqtt_js_dir and / serves the browser client from www_dir (lws file
  * mounts, which refuse paths escaping their directory). Anything else
