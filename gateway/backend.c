@@ -74,6 +74,16 @@ int fg_backend_open(fg_gateway *gw, bool store, bool amqp)
     return 0;
 }
 
+void fg_backend_copy(fg_gateway *dst, const fg_gateway *gw)
+{
+    *dst = *gw;
+    dst->store = NULL;
+    dst->amqp = NULL;
+    dst->store_retry_us = 0;
+    dst->amqp_retry_us = 0;
+    dst->quiet = true; /* the health loop reports the outages */
+}
+
 void fg_backend_close(fg_gateway *gw)
 {
     fp_store_free(gw->store);
@@ -423,11 +433,7 @@ int fg_publisher_start(fg_publisher **out, const fg_gateway *gw)
     *out = NULL;
     if (p == NULL)
         return -ENOMEM;
-    p->gw = *gw;
-    p->gw.store = NULL;
-    p->gw.amqp = NULL;
-    p->gw.amqp_retry_us = 0;
-    p->gw.quiet = true; /* the health loop reports RabbitMQ outages */
+    fg_backend_copy(&p->gw, gw);
     p->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->wake < 0)
         goto fail_wake;

@@ -170,6 +170,10 @@ typedef struct {
  * -ENOMEM / -EINVAL. */
 int fg_backend_open(fg_gateway *gw, bool store, bool amqp);
 void fg_backend_close(fg_gateway *gw);
+/* dst becomes a copy of gw for a thread of its own: the same config,
+ * keys and shared state, no links yet (fg_backend_open), outages logged
+ * at debug level (the health loop warns). */
+void fg_backend_copy(fg_gateway *dst, const fg_gateway *gw);
 /* The store, reconnected first when its last call broke the connection.
  * NULL when Redis is down (the caller answers 503). */
 fp_store *fg_backend_store(fg_gateway *gw);

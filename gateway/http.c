@@ -594,12 +594,7 @@ static int http__worker_start(const fg_gateway *gw, http__worker *w)
     struct lws_context_creation_info info;
     lws_sock_file_fd_type lfd;
 
-    w->gw = *gw;
-    w->gw.store = NULL;
-    w->gw.amqp = NULL;
-    w->gw.store_retry_us = 0;
-    w->gw.amqp_retry_us = 0;
-    w->gw.quiet = true;
+    fg_backend_copy(&w->gw, gw);
     w->listen_fd = -1;
     if (fg_backend_open(&w->gw, true, false) != 0)
         return -1;

@@ -222,11 +222,7 @@ int fg_revoked_start(fg_revoked **out, const fg_gateway *gw)
     r->slots = calloc(REVOKED__SLOTS, sizeof(*r->slots));
     if (r->slots == NULL)
         goto fail_slots;
-    r->gw = *gw;
-    r->gw.store = NULL;
-    r->gw.amqp = NULL;
-    r->gw.store_retry_us = 0;
-    r->gw.quiet = true;
+    fg_backend_copy(&r->gw, gw);
     if (pthread_mutex_init(&r->lock, NULL) != 0)
         goto fail_mutex;
     rc = fg_backend_open(&r->gw, true, false);

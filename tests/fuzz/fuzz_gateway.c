@@ -9,7 +9,8 @@
  * HTTP parsing is not covered.
  *
  * The backend is a small in-memory one, defined here in place of
- * gateway/backend.c and backend/store_read.c: nobody is revoked, post p1
+ * gateway/backend.c, gateway/revoked.c (no cache) and
+ * backend/store_read.c: nobody is revoked, post p1
  * is u1's, feeds and follows are empty, every publish succeeds after the
  * event encodes. A crash, leak or UB is a finding; so is a response
  * without a status or a 5xx, which this backend never causes.
@@ -47,6 +48,24 @@ int fg_backend_amqp_ping(fg_gateway *gw, const char **errstr)
     (void)gw;
     *errstr = "";
     return 0;
+}
+
+/* No revocation cache: every check reads the store below. */
+int fg_revoked_get(fg_revoked *r, const char *uid, int64_t *before, uint64_t *gen)
+{
+    (void)r;
+    (void)uid;
+    (void)before;
+    *gen = 0;
+    return -ENOENT;
+}
+
+void fg_revoked_put(fg_revoked *r, const char *uid, int64_t before, uint64_t gen)
+{
+    (void)r;
+    (void)uid;
+    (void)before;
+    (void)gen;
 }
 
 bool fg_publish(fg_gateway *gw, const fp_event *ev, fg_response *resp)

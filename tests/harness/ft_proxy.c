@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +29,10 @@ struct ft_proxy {
     int listen_fd;
     int port;
     int cmd[2];              /* the test writes 'c' (cut), 'h' (hold) or 's' (stop) */
-    int done[2];             /* the thread answers: how many (cut), 0 (hold) */
-    int hold;                /* the target's side is not read */
+    int done[2];             /* the thread answers: how many it cut or holds */
     atomic_long sent;        /* bytes relayed from clients */
     int pair[PROXY__MAX][2]; /* client, server; -1 when free */
+    bool held[PROXY__MAX];   /* the server's side is not read */
     pthread_t tid;
 };
 
@@ -55,6 +56,7 @@ static void proxy__close_pair(ft_proxy *p, int i)
     close(p->pair[i][0]);
     close(p->pair[i][1]);
     p->pair[i][0] = p->pair[i][1] = -1;
+    p->held[i] = false;
 }
 
 static void proxy__accept(ft_proxy *p)
@@ -106,12 +108,14 @@ static int proxy__command(ft_proxy *p)
 
     if (read(p->cmd[0], &c, 1) != 1 || c == 's')
         return 0;
-    p->hold = c == 'h';
-    for (i = 0; i < PROXY__MAX && c == 'c'; i++) {
-        if (p->pair[i][0] >= 0) {
+    for (i = 0; i < PROXY__MAX; i++) {
+        if (p->pair[i][0] < 0)
+            continue;
+        if (c == 'c')
             proxy__close_pair(p, i);
-            n++;
-        }
+        else
+            p->held[i] = true;
+        n++;
     }
     if (write(p->done[1], &n, sizeof(n)) != sizeof(n))
         return 0;
@@ -129,8 +133,8 @@ static void *proxy__main(void *arg)
         fds[1] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
         for (i = 0; i < PROXY__MAX; i++) {
             for (k = 0; k < 2; k++)
-                fds[2 + 2 * i + k] =
-                    (struct pollfd){.fd = k == 1 && p->hold ? -1 : p->pair[i][k], .events = POLLIN};
+                fds[2 + 2 * i + k] = (struct pollfd){
+                    .fd = k == 1 && p->held[i] ? -1 : p->pair[i][k], .events = POLLIN};
         }
         n = poll(fds, 2 + 2 * PROXY__MAX, -1);
         if (n < 0 && errno == EINTR)
@@ -171,6 +175,22 @@ static int proxy__listen(ft_proxy *p)
     return 0;
 }
 
+/* Closes its own descriptors (-1: none) and frees it. */
+static void proxy__free(ft_proxy *p)
+{
+    if (p->listen_fd >= 0)
+        close(p->listen_fd);
+    if (p->cmd[0] >= 0)
+        close(p->cmd[0]);
+    if (p->cmd[1] >= 0)
+        close(p->cmd[1]);
+    if (p->done[0] >= 0)
+        close(p->done[0]);
+    if (p->done[1] >= 0)
+        close(p->done[1]);
+    free(p);
+}
+
 int ft_proxy_start(ft_proxy **out, int target_port)
 {
     ft_proxy *p = calloc(1, sizeof(*p));
@@ -186,12 +206,7 @@ int ft_proxy_start(ft_proxy **out, int target_port)
     if (proxy__listen(p) != 0 || pipe2(p->cmd, O_CLOEXEC) != 0 || pipe2(p->done, O_CLOEXEC) != 0 ||
         pthread_create(&p->tid, NULL, proxy__main, p) != 0) {
         fprintf(stderr, "ft_proxy: %s\n", strerror(errno));
-        close(p->listen_fd);
-        close(p->cmd[0]);
-        close(p->cmd[1]);
-        close(p->done[0]);
-        close(p->done[1]);
-        free(p);
+        proxy__free(p);
         return -1;
     }
     *out = p;
@@ -234,10 +249,5 @@ void ft_proxy_stop(ft_proxy *p)
         return;
     if (write(p->cmd[1], "s", 1) == 1)
         pthread_join(p->tid, NULL);
-    close(p->listen_fd);
-    close(p->cmd[0]);
-    close(p->cmd[1]);
-    close(p->done[0]);
-    close(p->done[1]);
-    free(p);
+    proxy__free(p);
 }

@@ -13,8 +13,10 @@ typedef struct ft_proxy ft_proxy;
 int ft_proxy_start(ft_proxy **out, int target_port);
 /* The port it listens on. */
 int ft_proxy_port(const ft_proxy *p);
-/* Stops relaying what the target sends (the clients' bytes still go
- * through), as a server that hangs would, until the next cut. 0 or -1. */
+/* Stops relaying what the target sends on the connections relayed now
+ * (the clients' bytes still go through; new connections are relayed in
+ * full), as a server that hangs would, until they are cut. Returns how
+ * many it holds, or -1. */
 int ft_proxy_hold(ft_proxy *p);
 /* Bytes relayed from clients to the target so far. */
 long ft_proxy_sent(ft_proxy *p);

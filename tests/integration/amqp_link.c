@@ -13,6 +13,9 @@
  * before the link waits for the next message, so a bridge that dies then
  * does not get those messages again.
  *
+ * A link whose confirms stop coming (RabbitMQ hangs) is given up after
+ * timeout_ms, and its held messages come again.
+ *
  * A consumer whose queue goes away (deleted, or lost with its RabbitMQ
  * node) hears of it: fp_amqp_next fails, so the bridge reconnects and
  * declares the queue again instead of waiting for ever.
@@ -33,6 +36,8 @@
 #include <cmocka.h>
 
 #include "fp_amqp.h"
+#include "fp_time.h"
+#include "ft_proxy.h"
 #include "ft_harness.h"
 #include "ft_main.h"
 
@@ -275,6 +280,49 @@ static void test_acks_sent_before_waiting(void **state)
     fp_amqp_free(a);
 }
 
+/* A held ack whose confirm never comes (a relay holds RabbitMQ's answers
+ * to the link): fp_amqp_next fails once timeout_ms has passed without a
+ * confirm, and the held message comes again on a new link. */
+static void test_confirm_timeout_breaks_the_link(void **state)
+{
+    char other[48];
+    fp_amqp_config c;
+    fp_amqp *a = NULL;
+    fp_amqp_msg m;
+    ft_proxy *px;
+    int64_t t0;
+
+    (void)state;
+    snprintf(other, sizeof(other), "%s-stall", node);
+    assert_int_equal(ft_proxy_start(&px, port), 0);
+    c = link_config(other, false);
+    c.port = ft_proxy_port(px);
+    c.timeout_ms = 1000;
+    if (fp_amqp_open(&a, &c) != 0)
+        fail_msg("fp_amqp_open through the relay: %s", fp_amqp_errstr(a));
+    send_deliveries(other, 1);
+    if (fp_amqp_next(a, &m, 5000) != 0)
+        fail_msg("no delivery: %s", fp_amqp_errstr(a));
+    assert_true(ft_proxy_hold(px) >= 2); /* both connections of the link */
+    assert_int_equal(fp_amqp_publish(a, FP_EXCHANGE_DELIVER, "nowhere", "{}", 2), 0);
+    assert_int_equal(fp_amqp_ack_confirmed(a, m.tag), 0);
+    t0 = fp_time_mono_ms();
+    assert_int_equal(fp_amqp_next(a, &m, 10000), -EIO);
+    if (strstr(fp_amqp_errstr(a), "amqp confirm") == NULL)
+        fail_msg("not the confirm timeout: %s", fp_amqp_errstr(a));
+    assert_true(fp_time_mono_ms() - t0 < 5000);
+    assert_true(ft_proxy_cut(px) >= 2); /* then closing the link fails fast */
+    fp_amqp_free(a);
+    ft_proxy_stop(px);
+    a = node_link(other);
+    assert_non_null(a);
+    if (fp_amqp_next(a, &m, 5000) != 0)
+        fail_msg("the held delivery did not come again: %s", fp_amqp_errstr(a));
+    assert_true(m.redelivered);
+    assert_int_equal(fp_amqp_ack(a, m.tag), 0);
+    fp_amqp_free(a);
+}
+
 /* Deletes queue through a connection of its own, as an operator would. */
 static void delete_queue(const char *queue)
 {
@@ -330,5 +378,6 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_confirm_sends_held_acks),
         cmocka_unit_test(test_acks_keep_the_window_open),
         cmocka_unit_test(test_acks_sent_before_waiting),
+        cmocka_unit_test(test_confirm_timeout_breaks_the_link),
         cmocka_unit_test(test_lost_queue_is_a_failure))
 /* clang-format on */
