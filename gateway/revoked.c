@@ -61,7 +61,7 @@ static size_t revoked__hash(const char *uid)
 }
 
 /* The slot of uid, or with create a new one (the table emptied first
- * when 3/4 full), or NULL. r->lock held. */
+ * when 3/4 full, which starts a new generation), or NULL. r->lock held. */
 static revoked__slot *revoked__find(fg_revoked *r, const char *uid, bool create)
 {
     size_t i = revoked__hash(uid);
@@ -76,8 +76,11 @@ static revoked__slot *revoked__find(fg_revoked *r, const char *uid, bool create)
     if (!create)
         return NULL;
     if (r->used >= REVOKED__SLOTS / 4 * 3) {
+        /* Emptied: values read from Redis before now may be older than a
+         * message whose slot just went, so their puts are refused. */
         memset(r->slots, 0, REVOKED__SLOTS * sizeof(*r->slots));
         r->used = 0;
+        r->gen++;
         i = revoked__hash(uid);
     }
     snprintf(r->slots[i].uid, sizeof(r->slots[i].uid), "%s", uid);
