@@ -198,10 +198,9 @@ static void *revoked__main(void *arg)
             revoked__nap(r, REVOKED__RETRY_MS);
             continue;
         }
-        if (down)
-            fp_info("revocations: subscribed again; cache on");
-        down = false;
         revoked__reset(r, true);
+        fp_info("revocations: subscribed%s; cache on", down ? " again" : "");
+        down = false;
         why = revoked__listen(r);
         revoked__reset(r, false);
         if (why != NULL) {

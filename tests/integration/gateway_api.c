@@ -1141,6 +1141,9 @@ static void test_revocation_cache(void **state)
     long from = file_size(env.log);
 
     (void)state;
+    /* A gateway of its own, whose cache is on before the first check. */
+    assert_int_equal(ft_gateway_start(&env), 0);
+    assert_true(log_until(from, "revocations: subscribed; cache on"));
     cJSON_Delete(call(200, "GET", "/api/v1/follows", a, NULL)); /* rc_a cached: 0 */
     ft_redis_ok(r, "SET revoked:rc_a %lld", (long long)now + 1);
     cJSON_Delete(call(200, "GET", "/api/v1/follows", a, NULL));        /* from memory */
