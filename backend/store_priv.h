@@ -54,6 +54,7 @@ struct fp_store {
     bool readonly;   /* a READONLY reply: drop the connection before the next call */
     bool configured; /* the config passed validation */
     char sha[STORE__N_SCRIPTS][STORE__SHA_LEN + 1];
+    const fp_body_cache *bodies; /* NULL: feed reads MGET every body */
     int err; /* last failure: hiredis REDIS_ERR_* or 0 */
     char errstr[128];
 };

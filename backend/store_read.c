@@ -15,6 +15,11 @@
 #include "store_priv.h"
 
 #define STORE__STAT_NAME_MAX 47
+/* A stretch's bound: '(' and a score as Redis prints it. */
+#define STORE__BOUND_MAX 64
+/* A feed read asks for this many ids more than it still needs: a deleted
+ * or expired post leaves its id until it is trimmed. */
+#define STORE__FEED_SLACK 8
 
 void fp_feed_page_free(fp_feed_page *p)
 {
@@ -26,6 +31,7 @@ void fp_feed_page_free(fp_feed_page *p)
         free(p->posts[i]);
     free(p->posts);
     free(p->ids);
+    free(p->cached);
     memset(p, 0, sizeof(*p));
 }
 
@@ -50,79 +56,305 @@ static int store__revoked_value(fp_store *s, const redisReply *r, int64_t *befor
 }
 
 /*
- * Fills page from feed_read.lua's flat reply (revoked, cursor, id, body,
- * id, body, ...). cursor is 0 without an after cursor, else 1 (found, at
- * the top), 2 (found, more above) or 3 (not found): want_after says which
- * kind of call it answers. Pairs whose id is not a valid id are skipped.
- * Returns 0, -EPROTO or -ENOMEM (page then freed by the caller).
+ * One feed_read.lua call (see the script for mode and arg): its reply,
+ * checked to be revoked, cursor (0 or 3), last ('' or a bound) and ids.
+ * Returns 0 with *out set (the caller frees it), or a negative errno.
  */
-static int store__parse_page(fp_store *s, const redisReply *r, size_t limit, bool want_after,
-                             fp_feed_page *page)
+static int store__feed_stretch(fp_store *s, const char *uid, size_t size, const char *mode,
+                               const char *arg, redisReply **out)
 {
-    static const fp_feed_after cursors[] = {FP_FEED_AFTER_NONE, FP_FEED_AFTER_TOP,
-                                            FP_FEED_AFTER_MORE, FP_FEED_AFTER_MISSING};
-    const redisReply *cur;
-    size_t i, pairs;
+    const char *argv[5];
+    redisReply *r = NULL;
+    char sz[24];
     int rc;
 
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->elements % 2 != 0 ||
-        (r->elements - 2) / 2 > limit)
-        return store__protocol(s, "feed_read", r);
-    cur = r->element[1];
-    if (cur->type != REDIS_REPLY_INTEGER || cur->integer < 0 || cur->integer > 3 ||
-        (cur->integer != 0) != want_after)
-        return store__protocol(s, "feed_read: cursor", r);
-    page->after = cursors[cur->integer];
-    rc = store__revoked_value(s, r->element[0], &page->revoked_before);
+    snprintf(sz, sizeof(sz), "%zu", size);
+    argv[0] = s->prefix;
+    argv[1] = uid;
+    argv[2] = sz;
+    argv[3] = mode;
+    argv[4] = arg;
+    rc = store__eval(s, STORE__FEED_READ, 0, 5, argv, &r);
     if (rc != 0)
         return rc;
-    pairs = (r->elements - 2) / 2;
-    if (pairs == 0)
-        return 0;
-    page->ids = calloc(pairs, sizeof(*page->ids));
-    page->posts = calloc(pairs, sizeof(*page->posts));
-    if (page->ids == NULL || page->posts == NULL)
-        return -ENOMEM;
-    for (i = 0; i < pairs; i++) {
-        const redisReply *body = r->element[2 * i + 3];
-
-        if (!store__copy_id(r->element[2 * i + 2], page->ids[page->n]) ||
-            body->type != REDIS_REPLY_STRING)
-            continue;
-        page->posts[page->n] = malloc(body->len + 1);
-        if (page->posts[page->n] == NULL)
-            return -ENOMEM;
-        memcpy(page->posts[page->n], body->str, body->len);
-        page->posts[page->n][body->len] = '\0';
-        page->n++;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->elements - 3 > size ||
+        r->element[1]->type != REDIS_REPLY_INTEGER ||
+        (r->element[1]->integer != 0 && r->element[1]->integer != 3) ||
+        r->element[2]->type != REDIS_REPLY_STRING || r->element[2]->len >= STORE__BOUND_MAX) {
+        rc = store__protocol(s, "feed_read", r);
+        freeReplyObject(r);
+        return rc;
     }
+    *out = r;
     return 0;
 }
 
+/* Is id among the first n of page? */
+static bool store__page_has(const fp_feed_page *page, const char *id)
+{
+    size_t i;
+
+    for (i = 0; i < page->n; i++) {
+        if (strcmp(page->ids[i], id) == 0)
+            return true;
+    }
+    return false;
+}
+
+void fp_store_set_body_cache(fp_store *s, const fp_body_cache *cache)
+{
+    if (s != NULL)
+        s->bodies = cache;
+}
+
 /*
- * One feed_read.lua call: before and after are "" or a post id (not
- * both, checked by the callers). Fills *out (zeroed first; freed again on
- * failure).
+ * MGET of the n keys (av[1..n], av[0] is "MGET"), with tracking on for
+ * them when redirect > 0: CLIENT TRACKING on REDIRECT <redirect> OPTIN
+ * and CLIENT CACHING yes go first, in the same pipeline. Returns the
+ * MGET's reply (an array of n) or NULL (error recorded; *rc set);
+ * *tracked says whether Redis took the tracking.
+ */
+static redisReply *store__mget(fp_store *s, const char **av, size_t n, long long redirect,
+                               bool *tracked, int *rc)
+{
+    redisReply *m = NULL, *t = NULL, *c = NULL;
+    char id[24];
+    int ok;
+
+    *tracked = false;
+    snprintf(id, sizeof(id), "%lld", redirect);
+    ok = redirect <= 0 ||
+         (redisAppendCommand(s->c, "CLIENT TRACKING on REDIRECT %s OPTIN", id) == REDIS_OK &&
+          redisAppendCommand(s->c, "CLIENT CACHING yes") == REDIS_OK);
+    if (ok)
+        ok = redisAppendCommandArgv(s->c, (int)(n + 1), av, NULL) == REDIS_OK;
+    if (ok && redirect > 0)
+        ok = redisGetReply(s->c, (void **)&t) == REDIS_OK &&
+             redisGetReply(s->c, (void **)&c) == REDIS_OK;
+    if (ok)
+        ok = redisGetReply(s->c, (void **)&m) == REDIS_OK;
+    if (!ok) {
+        store__fail(s, "feed_read: post bodies");
+        *rc = -EIO;
+    } else if (m->type != REDIS_REPLY_ARRAY || m->elements != n) {
+        *rc = store__protocol(s, "feed_read: post bodies", m);
+    } else {
+        *tracked = t != NULL && c != NULL && t->type == REDIS_REPLY_STATUS &&
+                   c->type == REDIS_REPLY_STATUS;
+        *rc = 0;
+    }
+    if (t != NULL)
+        freeReplyObject(t);
+    if (c != NULL)
+        freeReplyObject(c);
+    if (*rc != 0 && m != NULL) {
+        freeReplyObject(m);
+        m = NULL;
+    }
+    return m;
+}
+
+/*
+ * Appends to page, up to want, the ids of a stretch (elements 3.. of r)
+ * whose post:<id> exists, with their bodies: from the body cache when it
+ * has them, the others read with one MGET (and offered to the cache).
+ * Ids that are not valid ids are skipped, and so is an id the page holds
+ * already (a post in two sources under two scores) when dedupe is set.
+ * page's arrays have room for want. Returns 0, -EIO, -EPROTO or -ENOMEM.
+ */
+static int store__feed_bodies(fp_store *s, const redisReply *r, size_t want, bool dedupe,
+                              fp_feed_page *page)
+{
+    size_t i, k, n = 0, misses = 0, nids = r->elements - 3;
+    char(*ids)[FP_ID_BUFSZ] = NULL;
+    char(*keys)[STORE__KEY_MAX] = NULL;
+    char **bodies = NULL, **fresh = NULL;
+    const char **av = NULL;
+    redisReply *m = NULL;
+    long long redirect = 0;
+    uint64_t epoch = 0;
+    bool tracked = false;
+    int rc = -ENOMEM;
+
+    if (nids == 0)
+        return 0;
+    ids = malloc(nids * sizeof(*ids));
+    keys = malloc(nids * sizeof(*keys));
+    av = malloc((nids + 1) * sizeof(*av));
+    bodies = calloc(nids, sizeof(*bodies));
+    fresh = calloc(nids, sizeof(*fresh));
+    if (ids == NULL || keys == NULL || av == NULL || bodies == NULL || fresh == NULL)
+        goto done;
+    for (i = 0; i < nids; i++) {
+        if (!store__copy_id(r->element[3 + i], ids[n]) || (dedupe && store__page_has(page, ids[n])))
+            continue;
+        n++;
+    }
+    if (s->bodies != NULL && n > 0)
+        redirect = s->bodies->get(s->bodies->ctx, ids, n, bodies, &epoch);
+    av[0] = "MGET";
+    for (i = 0; i < n; i++) {
+        if (bodies[i] != NULL)
+            continue;
+        store__key(s, keys[misses], FP_KEY_POST, ids[i]);
+        av[1 + misses] = keys[misses];
+        misses++;
+    }
+    rc = 0;
+    if (misses > 0) {
+        m = store__mget(s, av, misses, redirect, &tracked, &rc);
+        if (m == NULL)
+            goto done;
+    }
+    for (i = 0, k = 0; i < n; i++) {
+        const redisReply *b;
+
+        if (bodies[i] != NULL)
+            continue;
+        b = m->element[k++];
+        if (b->type != REDIS_REPLY_STRING)
+            continue;
+        fresh[i] = malloc(b->len + 1);
+        if (fresh[i] == NULL) {
+            rc = -ENOMEM;
+            goto done;
+        }
+        memcpy(fresh[i], b->str, b->len);
+        fresh[i][b->len] = '\0';
+    }
+    if (tracked)
+        s->bodies->put(s->bodies->ctx, ids, n, fresh, epoch);
+    for (i = 0; i < n && page->n < want; i++) {
+        char **from = bodies[i] != NULL ? &bodies[i] : &fresh[i];
+
+        if (*from == NULL)
+            continue;
+        page->posts[page->n] = *from;
+        page->cached[page->n] = from == &bodies[i];
+        *from = NULL;
+        memcpy(page->ids[page->n], ids[i], FP_ID_BUFSZ);
+        page->n++;
+    }
+done:
+    if (m != NULL)
+        freeReplyObject(m);
+    for (i = 0; bodies != NULL && fresh != NULL && i < nids; i++) {
+        free(bodies[i]);
+        free(fresh[i]);
+    }
+    free(fresh);
+    free(bodies);
+    free(av);
+    free(keys);
+    free(ids);
+    return rc;
+}
+
+/* Reverses the order of page's entries. */
+static void store__page_reverse(fp_feed_page *page)
+{
+    char id[FP_ID_BUFSZ];
+    size_t i, j;
+    char *p;
+    bool c;
+
+    for (i = 0, j = page->n; i + 1 < j; i++, j--) {
+        memcpy(id, page->ids[i], FP_ID_BUFSZ);
+        memcpy(page->ids[i], page->ids[j - 1], FP_ID_BUFSZ);
+        memcpy(page->ids[j - 1], id, FP_ID_BUFSZ);
+        p = page->posts[i];
+        page->posts[i] = page->posts[j - 1];
+        page->posts[j - 1] = p;
+        c = page->cached[i];
+        page->cached[i] = page->cached[j - 1];
+        page->cached[j - 1] = c;
+    }
+}
+
+/*
+ * Fills page with up to want existing posts, starting with the stretch r
+ * (which this takes and frees) and going on from its bound, newest first
+ * when desc, else oldest first, until the page is full or the merge has
+ * no more. Each round is one script call and one MGET, and asks for what
+ * is still missing plus a few (a deleted or expired post leaves its id
+ * until it is trimmed), so a first page is usually one round.
+ */
+static int store__feed_collect(fp_store *s, const char *uid, size_t want, bool desc, redisReply *r,
+                               fp_feed_page *page)
+{
+    char bound[STORE__BOUND_MAX];
+    size_t rounds = 0;
+    int rc = 0;
+
+    page->ids = calloc(want > 0 ? want : 1, sizeof(*page->ids));
+    page->posts = calloc(want > 0 ? want : 1, sizeof(*page->posts));
+    page->cached = calloc(want > 0 ? want : 1, sizeof(*page->cached));
+    if (page->ids == NULL || page->posts == NULL || page->cached == NULL) {
+        freeReplyObject(r);
+        return -ENOMEM;
+    }
+    for (;;) {
+        rc = store__feed_bodies(s, r, want, rounds > 0, page);
+        memcpy(bound, r->element[2]->str, r->element[2]->len + 1);
+        freeReplyObject(r);
+        r = NULL;
+        if (rc != 0 || page->n >= want || bound[0] == '\0')
+            return rc;
+        rounds++;
+        rc = store__feed_stretch(s, uid, want - page->n + STORE__FEED_SLACK,
+                                 desc ? "below" : "above", bound, &r);
+        if (rc != 0)
+            return rc;
+    }
+}
+
+/*
+ * A feed read: before and after are "" or a post id (not both, checked by
+ * the callers). Fills *out (zeroed first; freed again on failure).
  */
 static int store__feed_read(fp_store *s, const char *uid, size_t limit, const char *before,
                             const char *after, fp_feed_page *out)
 {
-    const char *argv[5];
+    const char *mode = *after != '\0' ? "after" : *before != '\0' ? "before" : "new";
+    size_t want = limit, size = limit + (*after != '\0') + STORE__FEED_SLACK;
+    bool found, desc = true;
     redisReply *r = NULL;
-    char lim[24];
     int rc;
 
-    snprintf(lim, sizeof(lim), "%zu", limit);
-    argv[0] = s->prefix;
-    argv[1] = uid;
-    argv[2] = lim;
-    argv[3] = before;
-    argv[4] = after;
-    rc = store__eval(s, STORE__FEED_READ, 0, 5, argv, &r);
+    if (limit == 0 && *after == '\0')
+        size = 0; /* only the revocation */
+    rc = store__feed_stretch(s, uid, size, mode, *after != '\0' ? after : before, &r);
     if (rc != 0)
         return rc;
-    rc = store__parse_page(s, r, limit, *after != '\0', out);
-    freeReplyObject(r);
+    rc = store__revoked_value(s, r->element[0], &out->revoked_before);
+    if (rc != 0 || size == 0)
+        goto done;
+    found = r->element[1]->integer == 0;
+    if (*before != '\0' && !found)
+        goto done;
+    if (*after != '\0') {
+        /* Found: the nearest ones above it, oldest first, and one more to
+         * tell whether newer posts remain. Not found: the newest page. */
+        out->after = found ? FP_FEED_AFTER_TOP : FP_FEED_AFTER_MISSING;
+        desc = !found;
+        want = found ? limit + 1 : limit;
+    }
+    rc = store__feed_collect(s, uid, want, desc, r, out);
+    r = NULL;
+    if (rc != 0)
+        goto done;
+    if (!desc) {
+        if (out->n > limit) {
+            out->after = FP_FEED_AFTER_MORE;
+            free(out->posts[limit]);
+            out->posts[limit] = NULL;
+            out->n = limit;
+        }
+        store__page_reverse(out);
+    }
+done:
+    if (r != NULL)
+        freeReplyObject(r);
     if (rc != 0)
         fp_feed_page_free(out);
     return rc;

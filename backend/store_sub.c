@@ -1,9 +1,10 @@
 /*
- * store_sub.c - a store turned subscriber of the revocations channel
- * (<prefix>revoked, docs/protocol.md), for feed-gateway's revocation
- * cache. Reads never block longer than the caller asks: a hiredis read
- * timeout would leave the context unusable, so the socket is polled
- * first.
+ * store_sub.c - a store turned subscriber, for feed-gateway's caches: of
+ * the revocations channel (<prefix>revoked, docs/protocol.md) and of
+ * Redis's invalidations (__redis__:invalidate: the post bodies the
+ * gateway cached changed or went). Reads never block longer than the
+ * caller asks: a hiredis read timeout would leave the context unusable,
+ * so the socket is polled first.
  */
 #include <errno.h>
 #include <poll.h>
@@ -38,6 +39,39 @@ int fp_store_subscribe_revoked(fp_store *s)
         return -EIO;
     store__key(s, chan, FP_KEY_REVOKED_CHANNEL, "");
     r = redisCommand(s->c, "SUBSCRIBE %s", chan);
+    if (r == NULL) {
+        store__fail(s, "subscribe");
+        return -EIO;
+    }
+    if (!sub__is(r, 3, "subscribe"))
+        rc = store__protocol(s, "subscribe", r);
+    freeReplyObject(r);
+    return rc;
+}
+
+int fp_store_subscribe_invalidations(fp_store *s, long long *client_id)
+{
+    redisReply *r;
+    int rc = 0;
+
+    if (s == NULL || client_id == NULL)
+        return -EINVAL;
+    *client_id = 0;
+    if (store__connected(s) != 0)
+        return -EIO;
+    r = redisCommand(s->c, "CLIENT ID");
+    if (r == NULL) {
+        store__fail(s, "client id");
+        return -EIO;
+    }
+    if (r->type != REDIS_REPLY_INTEGER || r->integer <= 0) {
+        rc = store__protocol(s, "client id", r);
+        freeReplyObject(r);
+        return rc;
+    }
+    *client_id = r->integer;
+    freeReplyObject(r);
+    r = redisCommand(s->c, "SUBSCRIBE __redis__:invalidate");
     if (r == NULL) {
         store__fail(s, "subscribe");
         return -EIO;
@@ -125,24 +159,78 @@ static int sub__parse(fp_store *s, const redisReply *payload, char *uid, int64_t
     return 0;
 }
 
-int fp_store_revoked_next(fp_store *s, int timeout_ms, char uid[FP_ID_BUFSZ], int64_t *before)
+void fp_sub_msg_free(fp_sub_msg *m)
+{
+    if (m == NULL)
+        return;
+    free(m->ids);
+    m->ids = NULL;
+    m->n = 0;
+}
+
+/*
+ * An invalidation's payload into m: nil (everything was flushed) or the
+ * keys that changed, of which the post bodies (<prefix>post:<id>) are
+ * kept as ids. Returns 0, -EPROTO or -ENOMEM.
+ */
+static int sub__invalidated(fp_store *s, const redisReply *keys, fp_sub_msg *m)
+{
+    char head[STORE__KEY_MAX];
+    size_t i, hl;
+
+    if (keys->type == REDIS_REPLY_NIL) {
+        m->kind = FP_SUB_FLUSHED;
+        return 0;
+    }
+    if (keys->type != REDIS_REPLY_ARRAY)
+        return store__protocol(s, "invalidation", keys);
+    m->kind = FP_SUB_INVALIDATED;
+    if (keys->elements == 0)
+        return 0;
+    m->ids = calloc(keys->elements, sizeof(*m->ids));
+    if (m->ids == NULL)
+        return -ENOMEM;
+    store__key(s, head, FP_KEY_POST, "");
+    hl = strlen(head);
+    for (i = 0; i < keys->elements; i++) {
+        const redisReply *k = keys->element[i];
+
+        if (k->type != REDIS_REPLY_STRING || k->len <= hl || memcmp(k->str, head, hl) != 0 ||
+            !fp_id_valid_n(k->str + hl, k->len - hl))
+            continue;
+        memcpy(m->ids[m->n], k->str + hl, k->len - hl);
+        m->ids[m->n][k->len - hl] = '\0';
+        m->n++;
+    }
+    return 0;
+}
+
+int fp_store_sub_next(fp_store *s, int timeout_ms, fp_sub_msg *m)
 {
     redisReply *r = NULL;
     int rc;
 
-    if (s == NULL || uid == NULL || before == NULL)
+    if (s == NULL || m == NULL)
         return -EINVAL;
+    memset(m, 0, sizeof(*m));
     if (store__connected(s) != 0)
         return -EIO;
     rc = sub__read(s, timeout_ms, &r);
     if (rc != 0)
         return rc;
-    if (sub__is(r, 3, "message"))
-        rc = sub__parse(s, r->element[2], uid, before);
-    else if (sub__is(r, 2, "pong"))
-        rc = 1;
-    else
+    if (sub__is(r, 3, "message") && r->element[1]->type == REDIS_REPLY_STRING &&
+        strcmp(r->element[1]->str, "__redis__:invalidate") == 0) {
+        rc = sub__invalidated(s, r->element[2], m);
+    } else if (sub__is(r, 3, "message")) {
+        m->kind = FP_SUB_REVOKED;
+        rc = sub__parse(s, r->element[2], m->uid, &m->before);
+    } else if (sub__is(r, 2, "pong")) {
+        m->kind = FP_SUB_PONG;
+    } else {
         rc = store__protocol(s, "subscription", r);
+    }
     freeReplyObject(r);
+    if (rc != 0)
+        fp_sub_msg_free(m);
     return rc;
 }

@@ -62,6 +62,8 @@ int fg_backend_open(fg_gateway *gw, bool store, bool amqp)
         }
         if (rc != 0)
             backend__down(gw, &gw->store_retry_us, "redis", fp_store_errstr(gw->store));
+        if (gw->shared != NULL)
+            fp_store_set_body_cache(gw->store, fg_bodies_cache(gw->shared->bodies));
     }
     if (!amqp)
         return 0;

@@ -54,6 +54,9 @@ static const fp_conf_opt config__table[] = {
     {"revocation_cache", FP_CONF_BOOL, offsetof(fg_config, revocation_cache), "on", 0, 0, false,
      "keep users' revocations in memory, kept right by Redis's revocations channel (off: read "
      "Redis on every token check)"},
+    {"post_cache_mb", FP_CONF_INT, offsetof(fg_config, post_cache_mb), "64", 0, 65536, false,
+     "memory for post bodies kept by the gateway, kept right by Redis's client-side caching, "
+     "MiB (0: read every body from Redis)"},
     {"timeout_ms", FP_CONF_INT, offsetof(fg_config, timeout_ms), "2000", 100, 60000, false,
      "network timeout for Redis and RabbitMQ operations"},
     {"log_level", FP_CONF_STRING, offsetof(fg_config, log_level), "info", 0, 0, false,

@@ -10,7 +10,9 @@
  *               the static mounts of the browser client
  *   routes.c    the route table: path + method -> handler, 404/405
  *   auth.c      bearer tokens (common/fp_jwt) and revocation
- *   revoked.c   the revocation cache, kept by the revocations channel
+ *   revoked.c   the revocation cache, kept by the revocations channel;
+ *               the thread of the gateway's subscriptions
+ *   bodies.c    the post body cache, kept by Redis's invalidations
  *   backend.c   the Redis store and the RabbitMQ publisher, reconnects
  *   posts.c     POST/DELETE /api/v1/posts          follows.c  /api/v1/follows
  *   reads.c     GET /api/v1/feed, /api/v1/ribbon (and POST ribbon)
@@ -60,6 +62,7 @@ typedef struct {
     int64_t max_body_bytes;
     int64_t body_timeout_ms;
     bool revocation_cache;
+    int64_t post_cache_mb;
     int64_t timeout_ms;
     char *log_level;
 } fg_config;
@@ -131,13 +134,15 @@ uint64_t fg_metrics_requests(fg_metrics *m);
 
 typedef struct fg_publisher fg_publisher;
 typedef struct fg_revoked fg_revoked;
+typedef struct fg_bodies fg_bodies;
 
 /* What every worker reads: the counters, the publisher, and the backends'
  * health as the health loop last saw it (lock). */
 typedef struct {
     fg_metrics metrics;
     fg_publisher *publisher; /* NULL: each gateway publishes on its own link */
-    fg_revoked *revoked;     /* NULL: no revocation cache */
+    fg_revoked *revoked;     /* NULL: no subscriber thread */
+    fg_bodies *bodies;       /* NULL: no post body cache */
     pthread_mutex_t lock;
     bool health_known, redis_ok, amqp_ok;
     int64_t health_us; /* when the loop last looked (fp_time_mono_us) */
@@ -186,8 +191,10 @@ int fg_backend_store_reconnect(fg_gateway *gw);
  * more. Returns 0, -EINVAL (ev invalid) or -EIO (RabbitMQ down).
  */
 int fg_backend_publish(fg_gateway *gw, const fp_event *ev);
-/* The revocation cache (revoked.c): its thread with a Redis link of its
- * own subscribed to the revocations channel. 0 or a negative errno. */
+/* The revocation cache (revoked.c) and the thread of the gateway's
+ * subscriptions, with a Redis link of its own: the revocations channel
+ * when cfg.revocation_cache is on, Redis's invalidations for
+ * gw->shared->bodies when there is one. 0 or a negative errno. */
 int fg_revoked_start(fg_revoked **out, const fg_gateway *gw);
 void fg_revoked_stop(fg_revoked *r);
 /* uid's revoked:<uid> from the cache: 0 with *before set, or -ENOENT (a
@@ -196,6 +203,25 @@ void fg_revoked_stop(fg_revoked *r);
  * fg_revoked_put. */
 int fg_revoked_get(fg_revoked *r, const char *uid, int64_t *before, uint64_t *gen);
 void fg_revoked_put(fg_revoked *r, const char *uid, int64_t before, uint64_t gen);
+
+/* The post body cache (bodies.c), of at most max_bytes. 0 or -ENOMEM. */
+int fg_bodies_new(fg_bodies **out, size_t max_bytes);
+void fg_bodies_free(fg_bodies *b);
+/* What the workers' stores read through (fp_store_set_body_cache). */
+const fp_body_cache *fg_bodies_cache(fg_bodies *b);
+/* Empties the cache; from now on it keeps bodies read with tracking
+ * redirected to redirect (the subscriber's client id), or none when
+ * redirect is 0 (the subscriber is down). */
+void fg_bodies_live(fg_bodies *b, long long redirect);
+/* Drops the bodies of ids, and every read still under way may not keep
+ * what it read. */
+void fg_bodies_invalidate(fg_bodies *b, char (*ids)[FP_ID_BUFSZ], size_t n);
+/* Drops every body (Redis was flushed). */
+void fg_bodies_flush(fg_bodies *b);
+/* Is body exactly one JSON object, nothing after it? */
+bool fg_body_is_object(const char *body);
+/* FNV-1a of a NUL-terminated id. */
+uint64_t fg_id_hash(const char *id);
 
 /* Starts the publisher thread with a RabbitMQ link of its own (a copy of
  * gw's settings; a link that is down is retried on use). 0 or -errno. */

@@ -665,7 +665,9 @@ int fg_http_run(fg_gateway *gw, volatile int *stop)
     rc = 0;
     fg_health_refresh(gw); /* the first state, before anyone asks */
     rc = fg_publisher_start(&gw->shared->publisher, gw);
-    if (rc == 0 && gw->cfg.revocation_cache)
+    if (rc == 0 && gw->cfg.post_cache_mb > 0)
+        rc = fg_bodies_new(&gw->shared->bodies, (size_t)gw->cfg.post_cache_mb << 20);
+    if (rc == 0 && (gw->cfg.revocation_cache || gw->shared->bodies != NULL))
         rc = fg_revoked_start(&gw->shared->revoked, gw);
     for (i = 0; i < n && rc == 0; i++)
         rc = http__worker_start(gw, &http__workers[i]);
@@ -697,6 +699,8 @@ int fg_http_run(fg_gateway *gw, volatile int *stop)
     }
     fg_revoked_stop(gw->shared->revoked);
     gw->shared->revoked = NULL;
+    fg_bodies_free(gw->shared->bodies);
+    gw->shared->bodies = NULL;
     fg_publisher_stop(gw->shared->publisher);
     gw->shared->publisher = NULL;
     return rc == 0 ? 0 : -1;

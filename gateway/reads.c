@@ -34,17 +34,6 @@ static int reads__limit(const char *s, size_t *out)
     return 0;
 }
 
-/* Is body exactly one JSON object, nothing after it? */
-static bool reads__is_object(const char *body)
-{
-    const char *end = NULL;
-    cJSON *v = cJSON_ParseWithOpts(body, &end, true);
-    bool ok = v != NULL && cJSON_IsObject(v);
-
-    cJSON_Delete(v);
-    return ok;
-}
-
 /* The JSON value of a cursor field: the id quoted, or null. */
 static const char *reads__id_or_null(const char *id, char buf[FP_ID_BUFSZ + 2])
 {
@@ -86,7 +75,8 @@ static void reads__page_tail(const fp_feed_page *page, size_t limit, char *out, 
  * "next_after" for an after cursor, reads__page_tail) from a page of
  * stored bodies, spliced in as stored (the bridge wrote them with cJSON)
  * rather than parsed into a tree and printed again; a body that is not
- * exactly one JSON object is skipped. Ids are plain [A-Za-z0-9_-]
+ * exactly one JSON object is skipped (those from the body cache were
+ * checked when it took them). Ids are plain [A-Za-z0-9_-]
  * (fp_id_valid): no escaping. Returns the malloc'd document (and its
  * length) or NULL.
  */
@@ -111,8 +101,8 @@ static char *reads__page_body(const fp_feed_page *page, size_t limit, size_t *le
     for (i = 0; i < page->n; i++) {
         size_t l = strlen(page->posts[i]);
 
-        if (!reads__is_object(page->posts[i]))
-            continue;
+        if ((page->cached == NULL || !page->cached[i]) && !fg_body_is_object(page->posts[i]))
+            continue; /* the cache keeps objects only */
         if (!first)
             out[n++] = ',';
         memcpy(out + n, page->posts[i], l);

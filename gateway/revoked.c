@@ -13,6 +13,11 @@
  * read (a generation number), and a cached value only goes up, so a
  * message that came during the read wins over it.
  *
+ * The same thread keeps the post body cache (bodies.c) right: its link
+ * also listens to Redis's invalidations, and the cache is live exactly
+ * when the link is. With revocation_cache off it serves the body cache
+ * alone.
+ *
  * Known limits: a revocation takes effect at the gateway when its
  * message arrives, milliseconds after Redis applied it (as the brokers'
  * kicks do); a subscription whose link dies silently is found within two
@@ -47,17 +52,15 @@ struct fg_revoked {
     size_t used;
     uint64_t gen; /* bumped each time the cache is emptied */
     bool live;    /* the subscription is up: values may be cached */
+    bool revocations;  /* revocation_cache on */
+    fg_bodies *bodies; /* NULL: no body cache */
     atomic_bool stop;
     pthread_t tid;
 };
 
 static size_t revoked__hash(const char *uid)
 {
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-
-    for (; *uid != '\0'; uid++)
-        h = (h ^ (unsigned char)*uid) * 1099511628211ULL;
-    return (size_t)(h % REVOKED__SLOTS);
+    return (size_t)(fg_id_hash(uid) % REVOKED__SLOTS);
 }
 
 /* The slot of uid, or with create a new one (the table emptied first
@@ -96,7 +99,7 @@ static void revoked__reset(fg_revoked *r, bool live)
     memset(r->slots, 0, REVOKED__SLOTS * sizeof(*r->slots));
     r->used = 0;
     r->gen++;
-    r->live = live;
+    r->live = live && r->revocations;
     pthread_mutex_unlock(&r->lock);
 }
 
@@ -151,27 +154,39 @@ static void revoked__nap(fg_revoked *r, int ms)
         nanosleep(&step, NULL);
 }
 
+/* One message of the subscription. */
+static void revoked__message(fg_revoked *r, fp_sub_msg *m)
+{
+    if (m->kind == FP_SUB_REVOKED)
+        revoked__raise(r, m->uid, m->before, 0);
+    else if (m->kind == FP_SUB_INVALIDATED)
+        fg_bodies_invalidate(r->bodies, m->ids, m->n);
+    else if (m->kind == FP_SUB_FLUSHED)
+        fg_bodies_flush(r->bodies);
+    fp_sub_msg_free(m);
+}
+
 /*
  * Reads the subscription until it breaks or the thread is stopped:
- * messages raise cached values, a PING after REVOKED__PING_MS of silence
- * must be answered within as long. Returns why it ended (for the log).
+ * messages raise cached values or drop cached bodies, a PING after
+ * REVOKED__PING_MS of silence must be answered within as long. Returns
+ * why it ended (for the log).
  */
 static const char *revoked__listen(fg_revoked *r)
 {
     fp_store *st = r->gw.store;
-    char uid[FP_ID_BUFSZ];
-    int64_t before;
     bool pinged = false;
+    fp_sub_msg m;
     int rc;
 
     while (!atomic_load(&r->stop)) {
-        rc = fp_store_revoked_next(st, REVOKED__PING_MS, uid, &before);
-        if (rc == 0)
-            revoked__raise(r, uid, before, 0);
-        else if (rc == 1)
+        rc = fp_store_sub_next(st, REVOKED__PING_MS, &m);
+        if (rc == 0 && m.kind == FP_SUB_PONG)
             pinged = false;
+        else if (rc == 0)
+            revoked__message(r, &m);
         else if (rc == -EPROTO)
-            fp_warn("revocations: %s (message ignored)", fp_store_errstr(st));
+            fp_warn("subscription: %s (message ignored)", fp_store_errstr(st));
         else if (rc == -ETIMEDOUT && pinged)
             return "no answer to a ping";
         else if (rc == -ETIMEDOUT && fp_store_sub_ping(st) == 0)
@@ -182,31 +197,73 @@ static const char *revoked__listen(fg_revoked *r)
     return NULL;
 }
 
+/* What is cached while the subscription is down, for the log. */
+static const char *revoked__down_text(const fg_revoked *r)
+{
+    if (r->revocations && r->bodies != NULL)
+        return "every token check and every post body reads Redis";
+    if (r->revocations)
+        return "every token check reads Redis";
+    return "every post body reads Redis";
+}
+
+/*
+ * Subscribes: to the invalidations first when there is a body cache (a
+ * subscriber cannot ask for its client id), then to the revocations.
+ * Invalidations refused (an ACL without CLIENT or __redis__:invalidate)
+ * leave the body cache off, logged once. 0 or -1.
+ */
+static int revoked__subscribe(fg_revoked *r, long long *client_id, bool *refused)
+{
+    fp_store *st = r->gw.store;
+    int rc;
+
+    *client_id = 0;
+    if (fp_store_reconnect(st) != 0)
+        return -1;
+    if (r->bodies != NULL) {
+        rc = fp_store_subscribe_invalidations(st, client_id);
+        if (rc == -EPROTO && !*refused)
+            fp_warn("post body cache off: Redis refused its invalidations (%s)",
+                    fp_store_errstr(st));
+        if (rc == -EPROTO)
+            *refused = true;
+        else if (rc != 0)
+            return -1;
+    }
+    if (r->revocations && fp_store_subscribe_revoked(st) != 0)
+        return -1;
+    if (!r->revocations && *client_id == 0)
+        return -1; /* nothing to listen to */
+    return 0;
+}
+
 static void *revoked__main(void *arg)
 {
     fg_revoked *r = arg;
+    bool down = false, refused = false;
+    long long client_id;
     const char *why;
-    bool down = false;
 
     while (!atomic_load(&r->stop)) {
-        if (fp_store_reconnect(r->gw.store) != 0 || fp_store_subscribe_revoked(r->gw.store) != 0) {
-            if (!down)
-                fp_warn("revocations: %s; every token check reads Redis until the subscription "
-                        "is back",
-                        fp_store_errstr(r->gw.store));
+        if (revoked__subscribe(r, &client_id, &refused) != 0) {
+            if (!down && !(refused && !r->revocations))
+                fp_warn("subscription: %s; %s until it is back", fp_store_errstr(r->gw.store),
+                        revoked__down_text(r));
             down = true;
             revoked__nap(r, REVOKED__RETRY_MS);
             continue;
         }
         revoked__reset(r, true);
-        fp_info("revocations: subscribed%s; cache on", down ? " again" : "");
+        fg_bodies_live(r->bodies, client_id);
+        fp_info("subscription up%s: revocation cache %s, post body cache %s", down ? " again" : "",
+                r->revocations ? "on" : "off", client_id != 0 ? "on" : "off");
         down = false;
         why = revoked__listen(r);
         revoked__reset(r, false);
+        fg_bodies_live(r->bodies, 0);
         if (why != NULL) {
-            fp_warn("revocations: %s; every token check reads Redis until the subscription is "
-                    "back",
-                    why);
+            fp_warn("subscription: %s; %s until it is back", why, revoked__down_text(r));
             down = true;
         }
     }
@@ -225,6 +282,8 @@ int fg_revoked_start(fg_revoked **out, const fg_gateway *gw)
     if (r->slots == NULL)
         goto fail_slots;
     fg_backend_copy(&r->gw, gw);
+    r->revocations = gw->cfg.revocation_cache;
+    r->bodies = gw->shared->bodies;
     if (pthread_mutex_init(&r->lock, NULL) != 0)
         goto fail_mutex;
     rc = fg_backend_open(&r->gw, true, false);

@@ -234,6 +234,7 @@ typedef enum {
 typedef struct {
     char (*ids)[FP_ID_BUFSZ];
     char **posts; /* each malloc'd: {"id","author_id","text","created_at"} */
+    bool *cached; /* posts[i] came from the body cache (fp_body_cache) */
     size_t n;
     int64_t revoked_before; /* revoked:<uid> (unix seconds), 0 when unset */
     fp_feed_after after;    /* FP_FEED_AFTER_NONE but from fp_store_feed_after */
@@ -241,6 +242,31 @@ typedef struct {
 
 /* Free what p holds and zero it. Safe on a zeroed struct, idempotent. */
 void fp_feed_page_free(fp_feed_page *p);
+
+/*
+ * A cache of post bodies that feed reads go through (feed-gateway's,
+ * gateway/bodies.c), kept right by Redis's client-side caching: the bodies
+ * it lacks are read with tracking on (CLIENT TRACKING ... REDIRECT <id>
+ * OPTIN, CLIENT CACHING yes, MGET, in one pipeline), so Redis tells the
+ * client <id>, a subscriber of __redis__:invalidate, when one of them
+ * changes or goes (fp_store_subscribe_invalidations).
+ *
+ * get: for each of the n ids, bodies[i] = a malloc'd copy of its cached
+ * body, or NULL; returns the client id to redirect tracking to, with
+ * *epoch set, or 0 when the cache is off (nothing filled).
+ * put: offers bodies (NULL: none) read with tracking on after get
+ * returned epoch; the cache keeps them only if nothing was invalidated
+ * since. Both are called from any thread that reads feeds.
+ */
+typedef struct {
+    void *ctx;
+    long long (*get)(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char **bodies, uint64_t *epoch);
+    void (*put)(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char *const *bodies, uint64_t epoch);
+} fp_body_cache;
+
+/* Feed reads on s go through cache from now on (NULL: none). The cache
+ * must outlive its use by s. */
+void fp_store_set_body_cache(fp_store *s, const fp_body_cache *cache);
 
 /*
  * The newest posts (at most limit) of uid's feed (feed:<uid> merged with
@@ -293,21 +319,45 @@ int fp_store_following(fp_store *s, const char *uid, char (**ids)[FP_ID_BUFSZ], 
 int fp_store_revoked_before(fp_store *s, const char *uid, int64_t *before);
 
 /*
- * The revocations channel (store_sub.c). fp_store_subscribe_revoked makes
- * s a subscriber of <prefix>revoked until it is reconnected; meanwhile
- * only the two calls below, fp_store_reconnect and fp_store_free may be
- * used on it. 0, -EIO or -EPROTO (an unexpected reply).
+ * The subscriptions of feed-gateway (store_sub.c): the revocations
+ * channel and Redis's invalidations. fp_store_subscribe_revoked makes s a
+ * subscriber of <prefix>revoked until it is reconnected; meanwhile only
+ * the calls below, fp_store_reconnect and fp_store_free may be used on
+ * it. 0, -EIO or -EPROTO (an unexpected reply).
  */
 int fp_store_subscribe_revoked(fp_store *s);
+/* Subscribes s to __redis__:invalidate and gives its client id, the one
+ * that fp_body_cache.get returns. Must come before
+ * fp_store_subscribe_revoked (a subscriber cannot ask for its id). 0,
+ * -EIO or -EPROTO (refused, for instance by an ACL; s still works). */
+int fp_store_subscribe_invalidations(fp_store *s, long long *client_id);
 /* Sends a PING on a subscriber without waiting: its answer comes through
- * fp_store_revoked_next. 0 or -EIO. */
+ * fp_store_sub_next. 0 or -EIO. */
 int fp_store_sub_ping(fp_store *s);
-/* Waits up to timeout_ms for the subscriber's next message: 0 with uid
- * and *before ("<uid> <before>", a raise of revoked:<uid>), 1 for the
- * answer to a PING, -ETIMEDOUT, -EPROTO (a message that is not that
- * form; errstr says so; the subscription goes on) or -EIO (the link
- * broke). */
-int fp_store_revoked_next(fp_store *s, int timeout_ms, char uid[FP_ID_BUFSZ], int64_t *before);
+
+/* A subscriber's message. */
+typedef enum {
+    FP_SUB_REVOKED,     /* "<uid> <before>": a raise of revoked:<uid> */
+    FP_SUB_PONG,        /* the answer to fp_store_sub_ping */
+    FP_SUB_INVALIDATED, /* these post:<id> keys changed or went (ids, n) */
+    FP_SUB_FLUSHED      /* every key may have changed (FLUSHALL, FLUSHDB) */
+} fp_sub_kind;
+
+typedef struct {
+    fp_sub_kind kind;
+    char uid[FP_ID_BUFSZ]; /* FP_SUB_REVOKED */
+    int64_t before;
+    char (*ids)[FP_ID_BUFSZ]; /* FP_SUB_INVALIDATED: malloc'd, NULL when n is 0 */
+    size_t n;
+} fp_sub_msg;
+
+/* Frees what m holds. */
+void fp_sub_msg_free(fp_sub_msg *m);
+/* Waits up to timeout_ms for the subscriber's next message into *m: 0,
+ * -ETIMEDOUT, -EPROTO (a message that is not of its form; errstr says
+ * so; the subscription goes on), -ENOMEM or -EIO (the link broke).
+ * Invalidated keys other than post bodies are left out of m->ids. */
+int fp_store_sub_next(fp_store *s, int timeout_ms, fp_sub_msg *m);
 
 /* PING: 0 when Redis answers. */
 int fp_store_ping(fp_store *s);

@@ -95,6 +95,7 @@ void fp_feed_page_free(fp_feed_page *p)
         free(p->posts[i]);
     free(p->posts);
     free(p->ids);
+    free(p->cached);
     memset(p, 0, sizeof(*p));
 }
 

@@ -1111,6 +1111,54 @@ static void test_after_sees_late_writes(void **state)
 }
 
 /*
+ * A page skips the posts whose body is gone, however many in a row: the
+ * read goes on past them stretch by stretch (each asks for a few more ids
+ * than it still needs), newest first, below a cursor and above one; a
+ * post listed in two sources under two scores shows once in a page,
+ * where its higher score puts it.
+ */
+static void test_feed_gaps(void **state)
+{
+    env *e = *state;
+    char got[256], id[16];
+    fp_feed_after where;
+    fp_fanout f;
+    int i;
+
+    follow(e->st, "follow.created", "g1", "ga");
+    for (i = 0; i < 40; i++) {
+        snprintf(id, sizeof(id), "q%02d", i);
+        post(e->st, id, "ga", &f);
+        fp_fanout_free(&f);
+    }
+    for (i = 10; i < 30; i++) /* 20 in a row: more than a stretch's spare ids */
+        run(e->rc, "DEL %sq%02d", PREFIX "post:", i);
+
+    check_page(e->st, "g1", 3, NULL, "q39,q38,q37");
+    check_page(e->st, "g1", 12, NULL, "q39,q38,q37,q36,q35,q34,q33,q32,q31,q30,q09,q08");
+    check_page(e->st, "g1", 2, "q30", "q09,q08");
+    check_page(e->st, "g1", 2, "q20", "q09,q08"); /* a gone post is still a cursor */
+    check_page(e->st, "g1", 5, "q02", "q01,q00");
+    page_ids(e->st, "g1", 3, NULL, "q08", got, sizeof(got), &where);
+    assert_string_equal(got, "q31,q30,q09");
+    assert_int_equal(where, FP_FEED_AFTER_MORE);
+    page_ids(e->st, "g1", 10, NULL, "q12", got, sizeof(got), &where);
+    assert_string_equal(got, "q39,q38,q37,q36,q35,q34,q33,q32,q31,q30");
+    assert_int_equal(where, FP_FEED_AFTER_TOP);
+    page_ids(e->st, "g1", 0, NULL, "q12", got, sizeof(got), &where);
+    assert_string_equal(got, "");
+    assert_int_equal(where, FP_FEED_AFTER_MORE);
+
+    /* q05 also in a pull author's posts, above everything: first, once. */
+    run(e->rc, "SADD %s ga", PREFIX "pull_authors");
+    run(e->rc, "ZADD %s 1000000000 q05", PREFIX "posts:ga");
+    check_page(e->st, "g1", 16, NULL,
+               "q05,q39,q38,q37,q36,q35,q34,q33,q32,q31,q30,q09,q08,q07,q06,q04");
+    /* Below a cursor only the lower copy is in range. */
+    check_page(e->st, "g1", 3, "q07", "q06,q05,q04");
+}
+
+/*
  * post_ttl: a post's body expires that long after it is stored, and a feed
  * read then skips the post; without post_ttl a body never expires; a
  * negative post_ttl is refused.
@@ -1165,6 +1213,6 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_readonly_and_sync), T(test_big_fanout),
         T(test_pull_author),      T(test_list_feed_upgrade),
         T(test_explicit_slices),  T(test_after_sees_late_writes),
-        T(test_post_ttl))
+        T(test_post_ttl),         T(test_feed_gaps))
 /* clang-format on */
 #undef T

@@ -1143,7 +1143,7 @@ static void test_revocation_cache(void **state)
     (void)state;
     /* A gateway of its own, whose cache is on before the first check. */
     assert_int_equal(ft_gateway_start(&env), 0);
-    assert_true(log_until(from, "revocations: subscribed; cache on"));
+    assert_true(log_until(from, "subscription up: revocation cache on"));
     cJSON_Delete(call(200, "GET", "/api/v1/follows", a, NULL)); /* rc_a cached: 0 */
     ft_redis_ok(r, "SET revoked:rc_a %lld", (long long)now + 1);
     cJSON_Delete(call(200, "GET", "/api/v1/follows", a, NULL));        /* from memory */
@@ -1160,11 +1160,11 @@ static void test_revocation_cache(void **state)
     from = file_size(env.log);
     ft_redis_ok(r, "CONFIG SET maxclients 1");
     assert_true(ft_redis_int(r, "CLIENT KILL TYPE pubsub") >= 1);
-    assert_true(log_until(from, "every token check reads Redis"));
+    assert_true(log_until(from, "reads Redis until it is back"));
     ft_redis_ok(r, "SET revoked:rc_b %lld", (long long)now + 1);
     refused(401, "unauthorized", "GET", "/api/v1/follows", b, NULL);
     ft_redis_ok(r, "CONFIG SET maxclients 10000");
-    assert_true(log_until(from, "subscribed again; cache on"));
+    assert_true(log_until(from, "subscription up again: revocation cache on"));
     refused(401, "unauthorized", "GET", "/api/v1/follows", b, NULL);
     redisFree(r);
     free(a);

@@ -1,0 +1,245 @@
+/*
+ * bodies.c - the gateway's cache of post bodies (post:<id>), shared by
+ * the HTTP workers: a feed page takes the bodies it finds here and reads
+ * only the others from Redis (backend/store_read.c, through
+ * fp_body_cache).
+ *
+ * It is kept right by Redis's client-side caching. A body is read into
+ * the cache with tracking on, redirected to the client id of the
+ * gateway's subscriber (revoked.c), so Redis sends that subscriber the
+ * key on __redis__:invalidate when the body changes, is deleted or
+ * expires, and the thread drops it here. While the subscriber is not
+ * live the cache is off (empty, nothing kept); each time it becomes live
+ * the cache starts empty. A body read from Redis is kept only if no
+ * invalidation came since before that read (an epoch number): one that
+ * came after drops it again.
+ *
+ * Only bodies that are one JSON object are kept, so a page need not check
+ * them again. When the bodies kept would pass max_bytes the cache is
+ * emptied and fills again from the next reads.
+ *
+ * Known limits: an invalidation takes effect when its message arrives,
+ * milliseconds after the change (a page read meanwhile may still show
+ * the old body); a subscriber whose link dies silently is found within
+ * two pings (revoked.c), and until then changes can be missed. An
+ * expired body is dropped when Redis deletes it, which for a key nobody
+ * touches can be some time after its TTL ran out.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway.h"
+
+#define BODIES__BUCKETS 65536 /* chained */
+
+typedef struct bodies__entry {
+    struct bodies__entry *next;
+    size_t len;
+    char id[FP_ID_BUFSZ];
+    char body[]; /* len bytes and a NUL */
+} bodies__entry;
+
+struct fg_bodies {
+    pthread_mutex_t lock;
+    bodies__entry **buckets;
+    size_t bytes;       /* kept: entries and bodies */
+    size_t max_bytes;   /* emptied before passing this */
+    uint64_t epoch;     /* bumped by every invalidation and every emptying */
+    long long redirect; /* the subscriber's client id; 0: the cache is off */
+    fp_body_cache ops;
+};
+
+uint64_t fg_id_hash(const char *id)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+
+    for (; *id != '\0'; id++)
+        h = (h ^ (unsigned char)*id) * 1099511628211ULL;
+    return h;
+}
+
+bool fg_body_is_object(const char *body)
+{
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithOpts(body, &end, true);
+    bool ok = v != NULL && cJSON_IsObject(v);
+
+    cJSON_Delete(v);
+    return ok;
+}
+
+/* The link to id's entry (NULL at the end of its chain). b->lock held. */
+static bodies__entry **bodies__slot(fg_bodies *b, const char *id)
+{
+    bodies__entry **e = &b->buckets[fg_id_hash(id) % BODIES__BUCKETS];
+
+    while (*e != NULL && strcmp((*e)->id, id) != 0)
+        e = &(*e)->next;
+    return e;
+}
+
+/* Drops every entry and starts a new epoch. b->lock held. */
+static void bodies__empty(fg_bodies *b)
+{
+    bodies__entry *e, *next;
+    size_t i;
+
+    for (i = 0; i < BODIES__BUCKETS && b->bytes > 0; i++) {
+        for (e = b->buckets[i]; e != NULL; e = next) {
+            next = e->next;
+            free(e);
+        }
+        b->buckets[i] = NULL;
+    }
+    b->bytes = 0;
+    b->epoch++;
+}
+
+/* fp_body_cache.get: copies of the cached bodies of ids. */
+static long long bodies__get(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char **out,
+                             uint64_t *epoch)
+{
+    fg_bodies *b = ctx;
+    const bodies__entry *e;
+    long long redirect;
+    size_t i;
+
+    pthread_mutex_lock(&b->lock);
+    redirect = b->redirect;
+    *epoch = b->epoch;
+    for (i = 0; i < n && redirect != 0; i++) {
+        e = *bodies__slot(b, ids[i]);
+        if (e == NULL)
+            continue;
+        out[i] = malloc(e->len + 1);
+        if (out[i] != NULL) /* else read from Redis */
+            memcpy(out[i], e->body, e->len + 1);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return redirect;
+}
+
+/* Keeps body as id's (one JSON object, checked by the caller). b->lock
+ * held. */
+static void bodies__keep(fg_bodies *b, const char *id, const char *body)
+{
+    size_t len = strlen(body), size = sizeof(bodies__entry) + len + 1;
+    bodies__entry **slot = bodies__slot(b, id), *e;
+
+    if (*slot != NULL || size > b->max_bytes)
+        return;
+    if (b->bytes + size > b->max_bytes) {
+        bodies__empty(b);
+        slot = bodies__slot(b, id);
+    }
+    e = malloc(size);
+    if (e == NULL)
+        return;
+    e->next = NULL;
+    e->len = len;
+    memcpy(e->id, id, FP_ID_BUFSZ);
+    memcpy(e->body, body, len + 1);
+    *slot = e;
+    b->bytes += size;
+}
+
+/* fp_body_cache.put: keeps the bodies that are one JSON object, unless
+ * the epoch moved on since they were read. */
+static void bodies__put(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char *const *bodies,
+                        uint64_t epoch)
+{
+    fg_bodies *b = ctx;
+    bool *ok = calloc(n > 0 ? n : 1, sizeof(*ok));
+    size_t i;
+
+    if (ok == NULL)
+        return;
+    for (i = 0; i < n; i++) /* the parse outside the lock */
+        ok[i] = bodies[i] != NULL && fg_body_is_object(bodies[i]);
+    pthread_mutex_lock(&b->lock);
+    for (i = 0; i < n && b->redirect != 0 && b->epoch == epoch; i++) {
+        if (ok[i])
+            bodies__keep(b, ids[i], bodies[i]);
+    }
+    pthread_mutex_unlock(&b->lock);
+    free(ok);
+}
+
+int fg_bodies_new(fg_bodies **out, size_t max_bytes)
+{
+    fg_bodies *b = calloc(1, sizeof(*b));
+
+    *out = NULL;
+    if (b == NULL)
+        return -ENOMEM;
+    b->buckets = calloc(BODIES__BUCKETS, sizeof(*b->buckets));
+    if (b->buckets == NULL)
+        goto fail;
+    if (pthread_mutex_init(&b->lock, NULL) != 0)
+        goto fail;
+    b->max_bytes = max_bytes;
+    b->ops = (fp_body_cache){.ctx = b, .get = bodies__get, .put = bodies__put};
+    *out = b;
+    return 0;
+fail:
+    free(b->buckets);
+    free(b);
+    return -ENOMEM;
+}
+
+void fg_bodies_free(fg_bodies *b)
+{
+    if (b == NULL)
+        return;
+    bodies__empty(b);
+    pthread_mutex_destroy(&b->lock);
+    free(b->buckets);
+    free(b);
+}
+
+const fp_body_cache *fg_bodies_cache(fg_bodies *b)
+{
+    return b != NULL ? &b->ops : NULL;
+}
+
+void fg_bodies_live(fg_bodies *b, long long redirect)
+{
+    if (b == NULL)
+        return;
+    pthread_mutex_lock(&b->lock);
+    bodies__empty(b);
+    b->redirect = redirect;
+    pthread_mutex_unlock(&b->lock);
+}
+
+void fg_bodies_invalidate(fg_bodies *b, char (*ids)[FP_ID_BUFSZ], size_t n)
+{
+    bodies__entry **slot, *e;
+    size_t i;
+
+    if (b == NULL)
+        return;
+    pthread_mutex_lock(&b->lock);
+    for (i = 0; i < n; i++) {
+        slot = bodies__slot(b, ids[i]);
+        e = *slot;
+        if (e == NULL)
+            continue;
+        *slot = e->next;
+        b->bytes -= sizeof(*e) + e->len + 1;
+        free(e);
+    }
+    b->epoch++;
+    pthread_mutex_unlock(&b->lock);
+}
+
+void fg_bodies_flush(fg_bodies *b)
+{
+    if (b == NULL)
+        return;
+    pthread_mutex_lock(&b->lock);
+    bodies__empty(b);
+    pthread_mutex_unlock(&b->lock);
+}
