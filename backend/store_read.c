@@ -157,7 +157,7 @@ static redisReply *store__mget(fp_store *s, const char **av, size_t n, long long
 /*
  * Appends to page, up to want, the ids of a stretch (elements 3.. of r)
  * whose post:<id> exists, with their bodies: from the body cache when it
- * has them, the others read with one MGET (and offered to the cache).
+ * knows them, the others read with one MGET (and offered to the cache).
  * Ids that are not valid ids are skipped, and so is an id the page holds
  * already (a post in two sources under two scores) when dedupe is set.
  * page's arrays have room for want. Returns 0, -EIO, -EPROTO or -ENOMEM.
@@ -166,24 +166,27 @@ static int store__feed_bodies(fp_store *s, const redisReply *r, size_t want, boo
                               fp_feed_page *page)
 {
     size_t i, k, n = 0, misses = 0, nids = r->elements - 3;
-    char(*ids)[FP_ID_BUFSZ] = NULL;
+    char(*ids)[FP_ID_BUFSZ] = NULL, (*mids)[FP_ID_BUFSZ] = NULL;
     char(*keys)[STORE__KEY_MAX] = NULL;
     char **bodies = NULL, **fresh = NULL;
     const char **av = NULL;
     redisReply *m = NULL;
     long long redirect = 0;
     uint64_t epoch = 0;
-    bool tracked = false;
+    bool tracked = false, *gone = NULL;
     int rc = -ENOMEM;
 
     if (nids == 0)
         return 0;
     ids = malloc(nids * sizeof(*ids));
+    mids = malloc(nids * sizeof(*mids));
     keys = malloc(nids * sizeof(*keys));
     av = malloc((nids + 1) * sizeof(*av));
-    bodies = calloc(nids, sizeof(*bodies));
-    fresh = calloc(nids, sizeof(*fresh));
-    if (ids == NULL || keys == NULL || av == NULL || bodies == NULL || fresh == NULL)
+    bodies = calloc(nids, sizeof(*bodies)); /* by id */
+    fresh = calloc(nids, sizeof(*fresh));   /* by miss */
+    gone = calloc(nids, sizeof(*gone));
+    if (ids == NULL || mids == NULL || keys == NULL || av == NULL || bodies == NULL ||
+        fresh == NULL || gone == NULL)
         goto done;
     for (i = 0; i < nids; i++) {
         if (!store__copy_id(r->element[3 + i], ids[n]) || (dedupe && store__page_has(page, ids[n])))
@@ -191,11 +194,12 @@ static int store__feed_bodies(fp_store *s, const redisReply *r, size_t want, boo
         n++;
     }
     if (s->bodies != NULL && n > 0)
-        redirect = s->bodies->get(s->bodies->ctx, ids, n, bodies, &epoch);
+        redirect = s->bodies->get(s->bodies->ctx, ids, n, bodies, gone, &epoch);
     av[0] = "MGET";
     for (i = 0; i < n; i++) {
-        if (bodies[i] != NULL)
+        if (bodies[i] != NULL || gone[i])
             continue;
+        memcpy(mids[misses], ids[i], FP_ID_BUFSZ);
         store__key(s, keys[misses], FP_KEY_POST, ids[i]);
         av[1 + misses] = keys[misses];
         misses++;
@@ -206,27 +210,26 @@ static int store__feed_bodies(fp_store *s, const redisReply *r, size_t want, boo
         if (m == NULL)
             goto done;
     }
-    for (i = 0, k = 0; i < n; i++) {
-        const redisReply *b;
+    for (k = 0; k < misses; k++) {
+        const redisReply *b = m->element[k];
 
-        if (bodies[i] != NULL)
-            continue;
-        b = m->element[k++];
         if (b->type != REDIS_REPLY_STRING)
             continue;
-        fresh[i] = malloc(b->len + 1);
-        if (fresh[i] == NULL) {
+        fresh[k] = malloc(b->len + 1);
+        if (fresh[k] == NULL) {
             rc = -ENOMEM;
             goto done;
         }
-        memcpy(fresh[i], b->str, b->len);
-        fresh[i][b->len] = '\0';
+        memcpy(fresh[k], b->str, b->len);
+        fresh[k][b->len] = '\0';
     }
     if (tracked)
-        s->bodies->put(s->bodies->ctx, ids, n, fresh, epoch);
-    for (i = 0; i < n && page->n < want; i++) {
-        char **from = bodies[i] != NULL ? &bodies[i] : &fresh[i];
+        s->bodies->put(s->bodies->ctx, mids, misses, fresh, epoch);
+    for (i = 0, k = 0; i < n && page->n < want; i++) {
+        char **from = &bodies[i];
 
+        if (bodies[i] == NULL && !gone[i])
+            from = &fresh[k++];
         if (*from == NULL)
             continue;
         page->posts[page->n] = *from;
@@ -242,10 +245,12 @@ done:
         free(bodies[i]);
         free(fresh[i]);
     }
+    free(gone);
     free(fresh);
     free(bodies);
     free(av);
     free(keys);
+    free(mids);
     free(ids);
     return rc;
 }

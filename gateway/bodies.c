@@ -15,8 +15,9 @@
  * came after drops it again.
  *
  * Only bodies that are one JSON object are kept, so a page need not check
- * them again. When the bodies kept would pass max_bytes the cache is
- * emptied and fills again from the next reads.
+ * them again; so is the absence of a body (a post deleted or expired
+ * whose id a feed still holds), which Redis tracks the same way. When the bodies kept would pass
+ * max_bytes the cache is emptied and fills again from the next reads.
  *
  * Known limits: an invalidation takes effect when its message arrives,
  * milliseconds after the change (a page read meanwhile may still show
@@ -37,6 +38,7 @@
 typedef struct bodies__entry {
     struct bodies__entry *next;
     size_t len;
+    bool gone; /* post:<id> does not exist (body is "") */
     char id[FP_ID_BUFSZ];
     char body[]; /* len bytes and a NUL */
 } bodies__entry;
@@ -97,8 +99,9 @@ static void bodies__empty(fg_bodies *b)
     b->epoch++;
 }
 
-/* fp_body_cache.get: copies of the cached bodies of ids. */
-static long long bodies__get(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char **out,
+/* fp_body_cache.get: copies of the cached bodies of ids, and which are
+ * known to have none. */
+static long long bodies__get(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char **out, bool *gone,
                              uint64_t *epoch)
 {
     fg_bodies *b = ctx;
@@ -113,6 +116,9 @@ static long long bodies__get(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char
         e = *bodies__slot(b, ids[i]);
         if (e == NULL)
             continue;
+        gone[i] = e->gone;
+        if (e->gone)
+            continue;
         out[i] = malloc(e->len + 1);
         if (out[i] != NULL) /* else read from Redis */
             memcpy(out[i], e->body, e->len + 1);
@@ -121,11 +127,11 @@ static long long bodies__get(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char
     return redirect;
 }
 
-/* Keeps body as id's (one JSON object, checked by the caller). b->lock
- * held. */
+/* Keeps body as id's (one JSON object, checked by the caller; NULL: id
+ * has none). b->lock held. */
 static void bodies__keep(fg_bodies *b, const char *id, const char *body)
 {
-    size_t len = strlen(body), size = sizeof(bodies__entry) + len + 1;
+    size_t len = body != NULL ? strlen(body) : 0, size = sizeof(bodies__entry) + len + 1;
     bodies__entry **slot = bodies__slot(b, id), *e;
 
     if (*slot != NULL || size > b->max_bytes)
@@ -139,14 +145,15 @@ static void bodies__keep(fg_bodies *b, const char *id, const char *body)
         return;
     e->next = NULL;
     e->len = len;
+    e->gone = body == NULL;
     memcpy(e->id, id, FP_ID_BUFSZ);
-    memcpy(e->body, body, len + 1);
+    memcpy(e->body, body != NULL ? body : "", len + 1);
     *slot = e;
     b->bytes += size;
 }
 
-/* fp_body_cache.put: keeps the bodies that are one JSON object, unless
- * the epoch moved on since they were read. */
+/* fp_body_cache.put: keeps the bodies that are one JSON object, and the
+ * ids that have none, unless the epoch moved on since they were read. */
 static void bodies__put(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char *const *bodies,
                         uint64_t epoch)
 {
@@ -157,7 +164,7 @@ static void bodies__put(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char *con
     if (ok == NULL)
         return;
     for (i = 0; i < n; i++) /* the parse outside the lock */
-        ok[i] = bodies[i] != NULL && fg_body_is_object(bodies[i]);
+        ok[i] = bodies[i] == NULL || fg_body_is_object(bodies[i]);
     pthread_mutex_lock(&b->lock);
     for (i = 0; i < n && b->redirect != 0 && b->epoch == epoch; i++) {
         if (ok[i])

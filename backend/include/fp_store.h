@@ -252,15 +252,18 @@ void fp_feed_page_free(fp_feed_page *p);
  * changes or goes (fp_store_subscribe_invalidations).
  *
  * get: for each of the n ids, bodies[i] = a malloc'd copy of its cached
- * body, or NULL; returns the client id to redirect tracking to, with
- * *epoch set, or 0 when the cache is off (nothing filled).
- * put: offers bodies (NULL: none) read with tracking on after get
- * returned epoch; the cache keeps them only if nothing was invalidated
- * since. Both are called from any thread that reads feeds.
+ * body, or NULL, and gone[i] = whether the cache knows it has none;
+ * returns the client id to redirect tracking to, with *epoch set, or 0
+ * when the cache is off (nothing filled).
+ * put: offers what was read with tracking on, after get returned epoch,
+ * for the n ids: bodies[i], NULL when post:<id> does not exist; the cache
+ * keeps them only if nothing was invalidated since. Both are called from
+ * any thread that reads feeds.
  */
 typedef struct {
     void *ctx;
-    long long (*get)(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char **bodies, uint64_t *epoch);
+    long long (*get)(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char **bodies, bool *gone,
+                     uint64_t *epoch);
     void (*put)(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char *const *bodies, uint64_t epoch);
 } fp_body_cache;
 

@@ -1171,6 +1171,115 @@ static void test_revocation_cache(void **state)
     free(b);
 }
 
+/* Redis's count of MGET calls so far (INFO commandstats). */
+static long long mget_calls(redisContext *r)
+{
+    static const char key[] = "cmdstat_mget:calls=";
+    redisReply *rep = ft_redis_cmd(r, "INFO commandstats");
+    const char *p = strstr(rep->str, key);
+    long long n = p != NULL ? atoll(p + sizeof(key) - 1) : 0;
+
+    freeReplyObject(rep);
+    return n;
+}
+
+/* The text of post id in the caller's first feed page, "" when it is not
+ * there; into buf. */
+static const char *feed_text(const char *tok, const char *id, char *buf, size_t len)
+{
+    cJSON *j = call(200, "GET", "/api/v1/feed?limit=50", tok, NULL), *p;
+
+    buf[0] = '\0';
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "posts"))
+    {
+        if (strcmp(str(p, "id"), id) == 0)
+            snprintf(buf, len, "%s", str(p, "text"));
+    }
+    cJSON_Delete(j);
+    return buf;
+}
+
+/* Waits (up to 5 s) until post id's text in the caller's feed is want. */
+static bool until_text(const char *tok, const char *id, const char *want)
+{
+    char buf[128];
+    int i;
+
+    for (i = 0; i < 100; i++) {
+        if (strcmp(feed_text(tok, id, buf, sizeof(buf)), want) == 0)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+/* Stores a body for post id by hand, as an operator might. */
+static void set_body(redisContext *r, const char *id, const char *text)
+{
+    char body[256];
+
+    snprintf(body, sizeof(body),
+             "{\"id\":\"%s\",\"author_id\":\"pc_a\",\"text\":\"%s\",\"created_at\":1}", id, text);
+    ft_redis_ok(r, "SET post:%s %s", id, body);
+}
+
+/*
+ * The post body cache: a body read once is served from memory (no MGET);
+ * a body changed, deleted or expired in Redis by any means is dropped
+ * once Redis's invalidation comes; while the subscription is down every
+ * read goes to Redis, and once it is back the cache starts empty.
+ */
+static void test_post_cache(void **state)
+{
+    char *a = token("pc_a"), *p1, *p2, *p3, buf[128];
+    redisContext *r = ft_redis_connect(env.b.p.redis.port);
+    long from = file_size(env.log);
+    long long n;
+
+    (void)state;
+    assert_int_equal(ft_gateway_start(&env), 0);
+    assert_true(log_until(from, "post body cache on"));
+    p1 = post(a, "first");
+    assert_true(feed_has(a, p1, true)); /* read from Redis once: now cached */
+    n = mget_calls(r);
+    assert_string_equal(feed_text(a, p1, buf, sizeof(buf)), "first");
+    assert_int_equal(mget_calls(r), n);
+
+    set_body(r, p1, "edited by hand");
+    assert_true(until_text(a, p1, "edited by hand"));
+    assert_int_equal(ft_redis_int(r, "DEL post:%s", p1), 1);
+    assert_true(feed_has(a, p1, false));
+    p2 = post(a, "second");
+    assert_true(feed_has(a, p2, true));
+    assert_true(ft_redis_int(r, "PEXPIRE post:%s 100", p2) == 1);
+    assert_true(feed_has(a, p2, false));
+
+    /* The subscription killed and kept down: the cache is off. */
+    p3 = post(a, "third");
+    assert_true(feed_has(a, p3, true));
+    from = file_size(env.log);
+    ft_redis_ok(r, "CONFIG SET maxclients 1");
+    assert_true(ft_redis_int(r, "CLIENT KILL TYPE pubsub") >= 1);
+    assert_true(log_until(from, "reads Redis until it is back"));
+    n = mget_calls(r);
+    assert_string_equal(feed_text(a, p3, buf, sizeof(buf)), "third");
+    assert_int_equal(mget_calls(r), n + 1);
+    set_body(r, p3, "seen at once");
+    assert_string_equal(feed_text(a, p3, buf, sizeof(buf)), "seen at once");
+    ft_redis_ok(r, "CONFIG SET maxclients 10000");
+    assert_true(log_until(from, "subscription up again"));
+    assert_true(log_until(from, "post body cache on"));
+    n = mget_calls(r);
+    assert_string_equal(feed_text(a, p3, buf, sizeof(buf)), "seen at once");
+    assert_string_equal(feed_text(a, p3, buf, sizeof(buf)), "seen at once");
+    assert_int_equal(mget_calls(r), n + 1); /* empty after the restart, then cached */
+    redisFree(r);
+    free(p3);
+    free(p2);
+    free(p1);
+    free(a);
+}
+
 /* A poster thread: one POST, its status and the post's id. */
 typedef struct {
     const char *tok;
@@ -1335,6 +1444,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_publisher_relink),
         cmocka_unit_test(test_publisher_confirm_timeout),
         cmocka_unit_test(test_revocation_cache),
+        cmocka_unit_test(test_post_cache),
         cmocka_unit_test(test_amqp_hosts),
         cmocka_unit_test(test_dev_mode_off),
         /* Last: it restarts the bridge, whose counters test_metrics and
