@@ -52,6 +52,7 @@ int fp_store_subscribe_revoked(fp_store *s)
 int fp_store_subscribe_invalidations(fp_store *s, long long *client_id)
 {
     redisReply *r;
+    long long id;
     int rc = 0;
 
     if (s == NULL || client_id == NULL)
@@ -69,7 +70,7 @@ int fp_store_subscribe_invalidations(fp_store *s, long long *client_id)
         freeReplyObject(r);
         return rc;
     }
-    *client_id = r->integer;
+    id = r->integer;
     freeReplyObject(r);
     r = redisCommand(s->c, "SUBSCRIBE __redis__:invalidate");
     if (r == NULL) {
@@ -78,6 +79,8 @@ int fp_store_subscribe_invalidations(fp_store *s, long long *client_id)
     }
     if (!sub__is(r, 3, "subscribe"))
         rc = store__protocol(s, "subscribe", r);
+    else
+        *client_id = id; /* only once it listens */
     freeReplyObject(r);
     return rc;
 }

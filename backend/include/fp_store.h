@@ -330,9 +330,9 @@ int fp_store_revoked_before(fp_store *s, const char *uid, int64_t *before);
  */
 int fp_store_subscribe_revoked(fp_store *s);
 /* Subscribes s to __redis__:invalidate and gives its client id, the one
- * that fp_body_cache.get returns. Must come before
- * fp_store_subscribe_revoked (a subscriber cannot ask for its id). 0,
- * -EIO or -EPROTO (refused, for instance by an ACL; s still works). */
+ * that fp_body_cache.get returns (0 unless this succeeded). Must come
+ * before fp_store_subscribe_revoked (a subscriber cannot ask for its id).
+ * 0, -EIO or -EPROTO (refused, for instance by an ACL; s still works). */
 int fp_store_subscribe_invalidations(fp_store *s, long long *client_id);
 /* Sends a PING on a subscriber without waiting: its answer comes through
  * fp_store_sub_next. 0 or -EIO. */

@@ -1227,7 +1227,8 @@ static void set_body(redisContext *r, const char *id, const char *text)
  * The post body cache: a body read once is served from memory (no MGET);
  * a body changed, deleted or expired in Redis by any means is dropped
  * once Redis's invalidation comes; while the subscription is down every
- * read goes to Redis, and once it is back the cache starts empty.
+ * read goes to Redis, and once it is back the cache starts empty; with
+ * the invalidations refused the cache stays off.
  */
 static void test_post_cache(void **state)
 {
@@ -1273,6 +1274,19 @@ static void test_post_cache(void **state)
     assert_string_equal(feed_text(a, p3, buf, sizeof(buf)), "seen at once");
     assert_string_equal(feed_text(a, p3, buf, sizeof(buf)), "seen at once");
     assert_int_equal(mget_calls(r), n + 1); /* empty after the restart, then cached */
+
+    /* Invalidations refused (an ACL without the channel): said once, and
+     * every page reads its bodies from Redis. */
+    from = file_size(env.log);
+    ft_redis_ok(r, "ACL SETUSER default resetchannels &revoked");
+    assert_int_equal(ft_gateway_start(&env), 0);
+    assert_true(log_until(from, "post body cache off: Redis refused its invalidations"));
+    assert_true(log_until(from, "revocation cache on, post body cache off"));
+    n = mget_calls(r);
+    assert_string_equal(feed_text(a, p3, buf, sizeof(buf)), "seen at once");
+    assert_string_equal(feed_text(a, p3, buf, sizeof(buf)), "seen at once");
+    assert_int_equal(mget_calls(r), n + 2);
+    ft_redis_ok(r, "ACL SETUSER default allchannels");
     redisFree(r);
     free(p3);
     free(p2);
