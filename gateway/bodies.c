@@ -50,6 +50,8 @@ struct fg_bodies {
     size_t max_bytes;   /* emptied before passing this */
     uint64_t epoch;     /* bumped by every invalidation and every emptying */
     long long redirect; /* the subscriber's client id; 0: the cache is off */
+    uint64_t hits;      /* ids answered from memory (a body, or none) */
+    uint64_t misses;    /* ids left to Redis */
     fp_body_cache ops;
 };
 
@@ -116,6 +118,7 @@ static long long bodies__get(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char
         e = *bodies__slot(b, ids[i]);
         if (e == NULL)
             continue;
+        b->hits++;
         gone[i] = e->gone;
         if (e->gone)
             continue;
@@ -123,6 +126,8 @@ static long long bodies__get(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char
         if (out[i] != NULL) /* else read from Redis */
             memcpy(out[i], e->body, e->len + 1);
     }
+    for (i = 0; i < n; i++)
+        b->misses += out[i] == NULL && !gone[i];
     pthread_mutex_unlock(&b->lock);
     return redirect;
 }
@@ -249,4 +254,32 @@ void fg_bodies_flush(fg_bodies *b)
     pthread_mutex_lock(&b->lock);
     bodies__empty(b);
     pthread_mutex_unlock(&b->lock);
+}
+
+int fg_bodies_render(fg_bodies *b, char **out, size_t *len, size_t *cap)
+{
+    uint64_t hits, misses, bytes;
+
+    if (b == NULL)
+        return 0;
+    pthread_mutex_lock(&b->lock);
+    hits = b->hits;
+    misses = b->misses;
+    bytes = b->bytes;
+    pthread_mutex_unlock(&b->lock);
+    return fg_buf_printf(out, len, cap,
+                         "# HELP feedpush_gateway_post_cache_hits_total Post bodies (or their "
+                         "absence) a feed page took from the post body cache.\n"
+                         "# TYPE feedpush_gateway_post_cache_hits_total counter\n"
+                         "feedpush_gateway_post_cache_hits_total %llu\n"
+                         "# HELP feedpush_gateway_post_cache_misses_total Post bodies a feed "
+                         "page read from Redis.\n"
+                         "# TYPE feedpush_gateway_post_cache_misses_total counter\n"
+                         "feedpush_gateway_post_cache_misses_total %llu\n"
+                         "# HELP feedpush_gateway_post_cache_bytes Memory the post body cache "
+                         "holds.\n"
+                         "# TYPE feedpush_gateway_post_cache_bytes gauge\n"
+                         "feedpush_gateway_post_cache_bytes %llu\n",
+                         (unsigned long long)hits, (unsigned long long)misses,
+                         (unsigned long long)bytes);
 }

@@ -218,6 +218,9 @@ void fg_bodies_live(fg_bodies *b, long long redirect);
 void fg_bodies_invalidate(fg_bodies *b, char (*ids)[FP_ID_BUFSZ], size_t n);
 /* Drops every body (Redis was flushed). */
 void fg_bodies_flush(fg_bodies *b);
+/* Appends the cache's counters in Prometheus text format to out (as
+ * fg_metrics_render; nothing when b is NULL). 0 or -ENOMEM. */
+int fg_bodies_render(fg_bodies *b, char **out, size_t *len, size_t *cap);
 /* Is body exactly one JSON object, nothing after it? */
 bool fg_body_is_object(const char *body);
 /* FNV-1a of a NUL-terminated id. */

@@ -121,6 +121,8 @@ void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp)
         FG_STORE_CALL(gw, stats_rc, fp_store_stats_get(st, &samples, &n));
     rc = fg_metrics_render(&gw->shared->metrics, &out, &len, &cap);
     if (rc == 0)
+        rc = fg_bodies_render(gw->shared->bodies, &out, &len, &cap);
+    if (rc == 0)
         rc = fg_buf_printf(&out, &len, &cap,
                            "# HELP feedpush_bridge_up Whether the bridges' counters could be "
                            "read from Redis.\n# TYPE feedpush_bridge_up gauge\n"

@@ -1183,6 +1183,23 @@ static long long mget_calls(redisContext *r)
     return n;
 }
 
+/* The value of an unlabelled series in GET /metrics, -1 when absent. */
+static double metric_value(const char *name)
+{
+    char key[128];
+    ft_http_reply rep;
+    const char *p;
+    double v = -1;
+
+    assert_int_equal(ft_http(&env, "GET", "/metrics", NULL, NULL, &rep), 200);
+    snprintf(key, sizeof(key), "\n%s ", name);
+    p = strstr(rep.body, key);
+    if (p != NULL)
+        v = strtod(p + strlen(key), NULL);
+    ft_http_reply_free(&rep);
+    return v;
+}
+
 /* The text of post id in the caller's first feed page, "" when it is not
  * there; into buf. */
 static const char *feed_text(const char *tok, const char *id, char *buf, size_t len)
@@ -1245,6 +1262,9 @@ static void test_post_cache(void **state)
     n = mget_calls(r);
     assert_string_equal(feed_text(a, p1, buf, sizeof(buf)), "first");
     assert_int_equal(mget_calls(r), n);
+    assert_true(metric_value("feedpush_gateway_post_cache_hits_total") >= 1);
+    assert_true(metric_value("feedpush_gateway_post_cache_misses_total") >= 1);
+    assert_true(metric_value("feedpush_gateway_post_cache_bytes") > 0);
 
     set_body(r, p1, "edited by hand");
     assert_true(until_text(a, p1, "edited by hand"));
