@@ -280,8 +280,8 @@ static void store__page_reverse(fp_feed_page *page)
  * Fills page with up to want existing posts, starting with the stretch r
  * (which this takes and frees) and going on from its bound, newest first
  * when desc, else oldest first, until the page is full or the merge has
- * no more. Each round is one script call and one MGET, and asks for what
- * is still missing plus a few (a deleted or expired post leaves its id
+ * no more. Each round is one script call and at most one MGET, and asks
+ * for what is still missing plus a few (a deleted or expired post leaves its id
  * until it is trimmed), so a first page is usually one round.
  */
 static int store__feed_collect(fp_store *s, const char *uid, size_t want, bool desc, redisReply *r,
@@ -344,6 +344,8 @@ static int store__feed_read(fp_store *s, const char *uid, size_t limit, const ch
         desc = !found;
         want = found ? limit + 1 : limit;
     }
+    if (want == 0)
+        goto done; /* after, not found, limit 0: nothing to read */
     rc = store__feed_collect(s, uid, want, desc, r, out);
     r = NULL;
     if (rc != 0)
