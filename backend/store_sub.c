@@ -129,7 +129,7 @@ static int sub__read(fp_store *s, int timeout_ms, redisReply **out)
     *out = r;
     return 0;
 fail:
-    store__fail(s, "subscription");
+    store__fail(s, "read");
     return -EIO;
 }
 

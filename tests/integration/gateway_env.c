@@ -101,6 +101,27 @@ bool ft_gateway_alive(ft_gateway_env *e)
     return true;
 }
 
+/* Copies the last lines of the gateway's log to stderr (the log goes
+ * with the test's temp dir, so a failed start says why in the test's own
+ * output). */
+static void env__log_tail(const ft_gateway_env *e)
+{
+    char buf[2048];
+    FILE *f = fopen(e->log, "r");
+    long size;
+    size_t n;
+
+    if (f == NULL)
+        return;
+    fseek(f, 0, SEEK_END);
+    size = ftell(f);
+    fseek(f, size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0, SEEK_SET);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    fprintf(stderr, "gateway_env: the end of %s:\n%s\n", e->log, buf);
+}
+
 int ft_gateway_start(ft_gateway_env *e)
 {
     const char *bin = getenv("FP_GATEWAY");
@@ -131,12 +152,14 @@ int ft_gateway_start(ft_gateway_env *e)
             ft_http(e, "GET", "/api/v1/config", NULL, NULL, NULL) == 200)
             return 0;
         if (!ft_gateway_alive(e)) {
-            fprintf(stderr, "gateway_env: feed-gateway exited at start, see %s\n", e->log);
+            fprintf(stderr, "gateway_env: feed-gateway exited at start\n");
+            env__log_tail(e);
             return -1;
         }
         usleep(100000);
     }
-    fprintf(stderr, "gateway_env: feed-gateway not answering after 15 s, see %s\n", e->log);
+    fprintf(stderr, "gateway_env: feed-gateway not answering after 15 s\n");
+    env__log_tail(e);
     return -1;
 }
 
