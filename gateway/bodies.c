@@ -16,8 +16,10 @@
  *
  * Only bodies that are one JSON object are kept, so a page need not check
  * them again; so is the absence of a body (a post deleted or expired
- * whose id a feed still holds), which Redis tracks the same way. When the bodies kept would pass
- * max_bytes the cache is emptied and fills again from the next reads.
+ * whose id a feed still holds), which Redis tracks the same way. When the
+ * bodies kept would pass max_bytes, an eighth of the cache goes: whole
+ * hash chains, from where the last eviction stopped (a sweep in hash
+ * order, so what goes is unrelated to how recently it was read).
  *
  * Known limits: an invalidation takes effect when its message arrives,
  * milliseconds after the change (a page read meanwhile may still show
@@ -47,7 +49,8 @@ struct fg_bodies {
     pthread_mutex_t lock;
     bodies__entry **buckets;
     size_t bytes;       /* kept: entries and bodies */
-    size_t max_bytes;   /* emptied before passing this */
+    size_t max_bytes;   /* never passed: bodies__evict first */
+    size_t sweep;       /* the bucket the next eviction starts at */
     uint64_t epoch;     /* bumped by every invalidation and every emptying */
     long long redirect; /* the subscriber's client id; 0: the cache is off */
     uint64_t hits;      /* ids answered from memory (a body, or none) */
@@ -101,6 +104,25 @@ static void bodies__empty(fg_bodies *b)
     b->epoch++;
 }
 
+/* Frees whole chains from b->sweep on until at most target bytes are
+ * kept. Dropping entries never makes the cache wrong, so the epoch stays.
+ * b->lock held. */
+static void bodies__evict(fg_bodies *b, size_t target)
+{
+    bodies__entry *e, *next;
+    size_t i;
+
+    for (i = 0; i < BODIES__BUCKETS && b->bytes > target; i++) {
+        for (e = b->buckets[b->sweep]; e != NULL; e = next) {
+            next = e->next;
+            b->bytes -= sizeof(*e) + e->len + 1;
+            free(e);
+        }
+        b->buckets[b->sweep] = NULL;
+        b->sweep = (b->sweep + 1) % BODIES__BUCKETS;
+    }
+}
+
 /* fp_body_cache.get: copies of the cached bodies of ids, and which are
  * known to have none. */
 static long long bodies__get(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char **out, bool *gone,
@@ -139,10 +161,10 @@ static void bodies__keep(fg_bodies *b, const char *id, const char *body)
     size_t len = body != NULL ? strlen(body) : 0, size = sizeof(bodies__entry) + len + 1;
     bodies__entry **slot = bodies__slot(b, id), *e;
 
-    if (*slot != NULL || size > b->max_bytes)
+    if (*slot != NULL || size > b->max_bytes / 8)
         return;
     if (b->bytes + size > b->max_bytes) {
-        bodies__empty(b);
+        bodies__evict(b, b->max_bytes - b->max_bytes / 8 - size);
         slot = bodies__slot(b, id);
     }
     e = malloc(size);
