@@ -1247,7 +1247,8 @@ static void set_body(redisContext *r, const char *id, const char *text)
 /*
  * The post body cache: a body read once is served from memory (no MGET);
  * a body changed, deleted or expired in Redis by any means is dropped
- * once Redis's invalidation comes; while the subscription is down every
+ * once Redis's invalidation comes, and so is a known absence when the
+ * body appears; while the subscription is down every
  * read goes to Redis, and once it is back the cache starts empty; with
  * the invalidations refused the cache stays off.
  */
@@ -1257,6 +1258,7 @@ static void test_post_cache(void **state)
     redisContext *r = ft_redis_connect(env.b.p.redis.port);
     long from = file_size(env.log);
     long long n;
+    int i;
 
     (void)state;
     assert_int_equal(ft_gateway_start(&env), 0);
@@ -1272,6 +1274,15 @@ static void test_post_cache(void **state)
 
     set_body(r, p1, "edited by hand");
     assert_true(until_text(a, p1, "edited by hand"));
+    assert_int_equal(ft_redis_int(r, "DEL post:%s", p1), 1);
+    assert_true(feed_has(a, p1, false));
+    for (i = 0, n = -1; i < 100 && n != mget_calls(r); i++) {
+        n = mget_calls(r);
+        feed_text(a, p1, buf, sizeof(buf));
+    }
+    assert_true(i < 100);            /* a page without MGET: p1 known to have no body */
+    set_body(r, p1, "back by hand"); /* Redis tracks the missing key too */
+    assert_true(until_text(a, p1, "back by hand"));
     assert_int_equal(ft_redis_int(r, "DEL post:%s", p1), 1);
     assert_true(feed_has(a, p1, false));
     p2 = post(a, "second");
