@@ -118,14 +118,12 @@ static redisReply *store__mget(fp_store *s, const char **av, size_t n, long long
                                bool *tracked, int *rc)
 {
     redisReply *m = NULL, *t = NULL, *c = NULL;
-    char id[24];
     int ok;
 
     *tracked = false;
-    snprintf(id, sizeof(id), "%lld", redirect);
-    ok = redirect <= 0 ||
-         (redisAppendCommand(s->c, "CLIENT TRACKING on REDIRECT %s OPTIN", id) == REDIS_OK &&
-          redisAppendCommand(s->c, "CLIENT CACHING yes") == REDIS_OK);
+    ok = redirect <= 0 || (redisAppendCommand(s->c, "CLIENT TRACKING on REDIRECT %lld OPTIN",
+                                              redirect) == REDIS_OK &&
+                           redisAppendCommand(s->c, "CLIENT CACHING yes") == REDIS_OK);
     if (ok)
         ok = redisAppendCommandArgv(s->c, (int)(n + 1), av, NULL) == REDIS_OK;
     if (ok && redirect > 0)

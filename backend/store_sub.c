@@ -18,6 +18,9 @@
 #include "fp_keys.h"
 #include "store_priv.h"
 
+/* Where Redis sends the invalidations of client-side caching. */
+#define SUB__INVALIDATE "__redis__:invalidate"
+
 /* True when r is an array of n elements whose first is the string kind. */
 static bool sub__is(const redisReply *r, size_t n, const char *kind)
 {
@@ -72,7 +75,7 @@ int fp_store_subscribe_invalidations(fp_store *s, long long *client_id)
     }
     id = r->integer;
     freeReplyObject(r);
-    r = redisCommand(s->c, "SUBSCRIBE __redis__:invalidate");
+    r = redisCommand(s->c, "SUBSCRIBE " SUB__INVALIDATE);
     if (r == NULL) {
         store__fail(s, "subscribe");
         return -EIO;
@@ -222,7 +225,7 @@ int fp_store_sub_next(fp_store *s, int timeout_ms, fp_sub_msg *m)
     if (rc != 0)
         return rc;
     if (sub__is(r, 3, "message") && r->element[1]->type == REDIS_REPLY_STRING &&
-        strcmp(r->element[1]->str, "__redis__:invalidate") == 0) {
+        strcmp(r->element[1]->str, SUB__INVALIDATE) == 0) {
         rc = sub__invalidated(s, r->element[2], m);
     } else if (sub__is(r, 3, "message")) {
         m->kind = FP_SUB_REVOKED;

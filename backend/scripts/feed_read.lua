@@ -63,19 +63,17 @@ end
 
 -- Up to `size` entries of src beyond `bound` (a score bound as
 -- ZRANGEBYSCORE takes it, '+inf'/'-inf' or '(<score>'), newest first when
--- desc, else oldest first.
+-- desc, else oldest first; with their scores (id1, score1, ...) when
+-- scores is set.
 local function range(src, desc, bound, scores)
-    local w = scores and 'WITHSCORES' or nil
+    local cmd, far = 'ZRANGEBYSCORE', '+inf'
     if desc then
-        if w then
-            return redis.call('ZREVRANGEBYSCORE', src, bound, '-inf', w, 'LIMIT', 0, size)
-        end
-        return redis.call('ZREVRANGEBYSCORE', src, bound, '-inf', 'LIMIT', 0, size)
+        cmd, far = 'ZREVRANGEBYSCORE', '-inf'
     end
-    if w then
-        return redis.call('ZRANGEBYSCORE', src, bound, '+inf', w, 'LIMIT', 0, size)
+    if scores then
+        return redis.call(cmd, src, bound, far, 'WITHSCORES', 'LIMIT', 0, size)
     end
-    return redis.call('ZRANGEBYSCORE', src, bound, '+inf', 'LIMIT', 0, size)
+    return redis.call(cmd, src, bound, far, 'LIMIT', 0, size)
 end
 
 -- The next `size` entries beyond `bound` of all sources merged, in order,
