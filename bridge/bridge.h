@@ -65,6 +65,7 @@ typedef enum {
     FB_STAT_EVENTS_RIBBON_PUSHED,
     FB_STAT_EVENTS_USER_REVOKED,
     FB_STAT_DEAD_LETTERS,
+    FB_STAT_EVENT_BATCHES,     /* feed.events messages that were batches */
     FB_STAT_FANOUT_RECIPIENTS, /* feed entries written */
     FB_STAT_DELIVER_MESSAGES,  /* feed.deliver messages published */
     FB_STAT_DELIVERIES,        /* MQTT publishes to feed/<uid> */
@@ -107,6 +108,7 @@ typedef struct {
     bool deliver_control;             /* deliver_mode control: one control message per delivery */
     bool control_refused;             /* the broker refused one: publishing per recipient ... */
     unsigned long control_refused_at; /* ... until the MQTT link reconnects past this */
+    size_t batch_next; /* stage 1: the event of a batch to handle next (fb_fanout_begin) */
     fb_stats stats;
 } fb_bridge;
 
@@ -120,10 +122,17 @@ typedef enum {
     FB_LOST_AMQP,     /* RabbitMQ failed: reconnect; unacked work is redelivered */
 } fb_outcome;
 
+/* Stage 1 takes a new message: a batch's events are handled from its
+ * first (fb_fanout_handle called again for the same message goes on from
+ * where it stopped). */
+void fb_fanout_begin(fb_bridge *b);
 fb_outcome fb_fanout_handle(fb_bridge *b, const fp_amqp_msg *msg);
 fb_outcome fb_deliver_handle(fb_bridge *b, const fp_amqp_msg *msg);
 /* Rejects an event to feed.events.dead with one log line. */
 fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fp_amqp_msg *msg, const char *reason);
+/* Redis keeps refusing msg: dead-letters it, or in a batch the event it
+ * stopped at, and goes on with the batch's next events. */
+fb_outcome fb_fanout_give_up(fb_bridge *b, const fp_amqp_msg *msg, const char *reason);
 /* Publishes the current ribbon (retained) to the local broker. */
 int fb_deliver_ribbon_from_store(fb_bridge *b);
 /* Writes the counters to Redis (hash <prefix>stats:bridge:<node>). */

@@ -21,6 +21,7 @@
 
 #include "bridge.h"
 #include "fp_event.h"
+#include "fp_event_batch.h"
 #include "fp_log.h"
 #include "fp_time.h"
 
@@ -213,6 +214,118 @@ fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fp_amqp_msg *msg, const cha
     return fp_amqp_reject(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
 }
 
+/*
+ * Dead-letters event i of a batch alone: it is published to the
+ * dead-letter exchange as its own message (under its type's routing key)
+ * and the rest of the batch goes on. The publish is confirmed with the
+ * batch's other work, before the batch is acked.
+ */
+static fb_outcome fanout__dead_batched(fb_bridge *b, const fp_event_batch *batch, size_t i,
+                                       const char *reason)
+{
+    const char *rk;
+    char *text = fp_event_batch_text(batch, i, &rk);
+    int rc;
+
+    if (text == NULL)
+        return FB_RETRY_STORE; /* out of memory: the batch is handled again */
+    fp_warn("dead-lettering event %zu of a batch of %zu (type \"%.64s\", %zu bytes): %s", i + 1,
+            batch->n, rk, strlen(text), reason);
+    fb_stats_add(&b->stats, FB_STAT_DEAD_LETTERS, 1);
+    rc = fp_amqp_publish(b->amqp, FP_EXCHANGE_DLX, rk, text, strlen(text));
+    free(text);
+    return rc == 0 ? FB_DONE : FB_LOST_AMQP;
+}
+
+/* Handles event i of a batch as fb_fanout_handle does a message's, but
+ * its dead letter is its own (fanout__dead_batched). */
+static fb_outcome fanout__batched(fb_bridge *b, const fp_event_batch *batch, size_t i)
+{
+    char reason[256];
+    fp_event ev;
+    fb_outcome out;
+    bool dead;
+    int rc;
+
+    rc = fp_event_batch_get(batch, i, &ev, reason, sizeof(reason));
+    if (rc == -ENOMEM)
+        return FB_RETRY_STORE;
+    if (rc != 0)
+        return fanout__dead_batched(b, batch, i, reason);
+    out = fanout__apply(b, &ev, &dead);
+    if (out == FB_DONE && dead) {
+        snprintf(reason, sizeof(reason), "refused: %s", fp_store_errstr(b->store));
+        out = fanout__dead_batched(b, batch, i, reason);
+    } else if (out == FB_DONE) {
+        fb_stats_add(&b->stats, fanout__event_stat[ev.type], 1);
+    }
+    fp_event_free(&ev);
+    return out;
+}
+
+/*
+ * A batch (fp_event_batch.h): its events in order from b->batch_next,
+ * then one ack for the message. After a failure that retries (Redis or
+ * the broker lost, Redis refusing) main.c calls again for the same
+ * message, and the batch goes on from the event that failed; after a
+ * RabbitMQ failure the batch is redelivered and handled from its start,
+ * which the store makes harmless, as for one event. A malformed batch is
+ * dead-lettered whole.
+ */
+static fb_outcome fanout__batch(fb_bridge *b, const fp_amqp_msg *msg)
+{
+    fp_event_batch batch;
+    char reason[256];
+    fb_outcome out = FB_DONE;
+    int rc;
+
+    rc = fp_event_batch_parse(msg->body, msg->len, &batch, reason, sizeof(reason));
+    if (rc == -ENOMEM)
+        return FB_RETRY_STORE;
+    if (rc != 0)
+        return fb_fanout_dead_letter(b, msg, reason);
+    while (b->batch_next < batch.n && out == FB_DONE) {
+        out = fanout__batched(b, &batch, b->batch_next);
+        if (out == FB_DONE)
+            b->batch_next++;
+    }
+    fp_event_batch_free(&batch);
+    if (out == FB_DONE)
+        out = fanout__synced(b);
+    if (out == FB_DONE) {
+        fb_stats_add(&b->stats, FB_STAT_EVENT_BATCHES, 1);
+        out = fp_amqp_ack_confirmed(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
+    }
+    return out;
+}
+
+void fb_fanout_begin(fb_bridge *b)
+{
+    b->batch_next = 0;
+}
+
+fb_outcome fb_fanout_give_up(fb_bridge *b, const fp_amqp_msg *msg, const char *reason)
+{
+    fp_event_batch batch;
+    fb_outcome out;
+
+    if (!fp_event_is_batch(msg->routing_key))
+        return fb_fanout_dead_letter(b, msg, reason);
+    if (fp_event_batch_parse(msg->body, msg->len, &batch, NULL, 0) != 0 ||
+        b->batch_next >= batch.n) {
+        /* Not refused for one of its events: the batch itself goes. */
+        if (batch.root_ != NULL)
+            fp_event_batch_free(&batch);
+        return fb_fanout_dead_letter(b, msg, reason);
+    }
+    out = fanout__dead_batched(b, &batch, b->batch_next, reason);
+    fp_event_batch_free(&batch);
+    if (out != FB_DONE)
+        return out;
+    b->batch_next++;
+    return fb_fanout_handle(b, msg);
+}
+
 fb_outcome fb_fanout_handle(fb_bridge *b, const fp_amqp_msg *msg)
 {
     char reason[256];
@@ -221,6 +334,8 @@ fb_outcome fb_fanout_handle(fb_bridge *b, const fp_amqp_msg *msg)
     bool dead;
     int rc;
 
+    if (fp_event_is_batch(msg->routing_key))
+        return fanout__batch(b, msg);
     rc = fp_event_parse(msg->body, msg->len, msg->routing_key, &ev, reason, sizeof(reason));
     if (rc != 0)
         return fb_fanout_dead_letter(b, msg, reason);

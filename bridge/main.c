@@ -221,6 +221,8 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
     char reason[256];
     fb_outcome out;
 
+    if (stage1)
+        fb_fanout_begin(b);
     for (;;) {
         out = stage1 ? fb_fanout_handle(b, msg) : fb_deliver_handle(b, msg);
         if (out == FB_DONE || main__stop)
@@ -228,9 +230,10 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
         if (out == FB_STORE_REFUSED && ++refused >= MAIN__REFUSED_TRIES) {
             snprintf(reason, sizeof(reason), "redis kept refusing it: %s",
                      fp_store_errstr(b->store));
-            if (fb_fanout_dead_letter(b, msg, reason) == FB_DONE)
+            refused = 0;
+            out = fb_fanout_give_up(b, msg, reason);
+            if (out == FB_DONE || main__stop)
                 break;
-            out = FB_LOST_AMQP;
         }
         if (out == FB_STORE_REFUSED) {
             fp_warn("redis refused an event (%s); retrying in %d ms", fp_store_errstr(b->store),

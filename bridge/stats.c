@@ -19,6 +19,7 @@ static const char *const stats__names[FB_STAT__COUNT] = {
     [FB_STAT_EVENTS_RIBBON_PUSHED] = "events_ribbon_pushed",
     [FB_STAT_EVENTS_USER_REVOKED] = "events_user_revoked",
     [FB_STAT_DEAD_LETTERS] = "dead_letters",
+    [FB_STAT_EVENT_BATCHES] = "event_batches",
     [FB_STAT_FANOUT_RECIPIENTS] = "fanout_recipients",
     [FB_STAT_DELIVER_MESSAGES] = "deliver_messages",
     [FB_STAT_DELIVERIES] = "deliveries",

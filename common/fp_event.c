@@ -440,18 +440,33 @@ int fp_event_parse(const char *body, size_t len, const char *routing_key, fp_eve
         return event__fail(&r, -E2BIG, "body larger than %d bytes", FP_EVENT_MAX_BYTES);
     rc = fp_json_object_parse(body, len, &root, reason, reason_len);
     if (rc < 0)
-        goto fail;
+        return rc;
+    rc = fp_event_from_json(root, routing_key, ev, reason, reason_len);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/*
+ * The schema part of fp_event_parse, on an object already read by
+ * fp_json_object_parse (one event of a batch). Returns 0 or -EINVAL
+ * (-ENOMEM); on failure *ev holds nothing to free.
+ */
+int fp_event_from_json(const struct cJSON *root, const char *routing_key, fp_event *ev,
+                       char *reason, size_t reason_len)
+{
+    event__reason r = {reason, reason_len};
+    int rc;
+
+    if (reason != NULL && reason_len > 0)
+        reason[0] = '\0';
+    memset(ev, 0, sizeof(*ev));
+    if (!cJSON_IsObject(root))
+        return event__fail(&r, -EINVAL, "not a JSON object");
     rc = event__parse_type(root, routing_key, &ev->type, &r);
+    if (rc == 0)
+        rc = event__parse_schema(root, ev, &r);
     if (rc < 0)
-        goto fail;
-    rc = event__parse_schema(root, ev, &r);
-    if (rc < 0)
-        goto fail;
-    cJSON_Delete(root);
-    return 0;
-fail:
-    cJSON_Delete(root);
-    fp_event_free(ev);
+        fp_event_free(ev);
     return rc;
 }
 

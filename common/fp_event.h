@@ -90,6 +90,15 @@ int fp_event_parse(const char *body, size_t len, const char *routing_key, fp_eve
                    char *reason, size_t reason_len);
 
 /*
+ * fp_event_parse() on a JSON object already parsed by
+ * fp_json_object_parse() (an event inside a batch, fp_event_batch.h): the
+ * size and JSON checks are the caller's. Same returns.
+ */
+struct cJSON;
+int fp_event_from_json(const struct cJSON *root, const char *routing_key, fp_event *ev,
+                       char *reason, size_t reason_len);
+
+/*
  * Check that a struct built in code obeys the same rules fp_event_parse()
  * enforces (the fields of ev->type only). Returns 0 or -EINVAL with reason
  * filled like fp_event_parse().

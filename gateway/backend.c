@@ -18,11 +18,16 @@
 
 #include <sys/eventfd.h>
 
+#include "fp_event_batch.h"
 #include "fp_log.h"
 #include "gateway.h"
 
 #define BACKEND__RETRY_US 1000000
 #define BACKEND__KEEPALIVE_MS 1000 /* an idle publisher's heartbeat check */
+/* With publish_batch above 1: messages awaiting their confirms before the
+ * next events wait, to go together in one message when a confirm comes. */
+#define BACKEND__IN_FLIGHT 2
+#define BACKEND__BATCH_BYTES (256 * 1024) /* a batch grows no bigger */
 
 /* Logs the start of an outage (once; at debug level for a worker, whose
  * outages the health loop reports) and arms the retry delay. */
@@ -237,6 +242,9 @@ struct fg_publisher {
     /* The thread's own: taken jobs not done yet, oldest first (those
      * published on the current link first, in publish order). */
     backend__job *sent, *sent_tail;
+    const char **bodies;                /* a batch's bodies and their lengths, */
+    size_t *lens;                       /* cfg.publish_batch of each */
+    uint64_t events, messages, batches; /* published (again after a relink too); p->lock */
 };
 
 /* Waits (p->lock held) for a job or the stop, up to a keepalive period.
@@ -287,9 +295,87 @@ static void backend__fail_sent(fg_publisher *p)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Publishes every taken job not yet published on the current link, in
- * order. 0, or -EIO when the link broke (errstr says why). While RabbitMQ
- * is down (backend__amqp_reconnect's window) the jobs fail at once. */
+/*
+ * Publishes first and the jobs after it, up to cfg.publish_batch of them
+ * and BACKEND__BATCH_BYTES, as one message: a job alone as its event, more
+ * as a batch (fp_event_batch.h); without memory for the batch, first goes
+ * alone. *next: the first job left. 0, or -EIO when the link broke.
+ */
+static int backend__publish_group(fg_publisher *p, backend__job *first, backend__job **next)
+{
+    fg_gateway *gw = &p->gw;
+    size_t n = 0, bytes = 0, len = 0;
+    backend__job *j;
+    char *batch = NULL;
+    int rc;
+
+    for (j = first; j != NULL && n < (size_t)gw->cfg.publish_batch; j = j->next) {
+        if (n > 0 && bytes + j->len > BACKEND__BATCH_BYTES)
+            break;
+        p->bodies[n] = j->body;
+        p->lens[n++] = j->len;
+        bytes += j->len;
+    }
+    if (n > 1)
+        batch = fp_event_batch_join(p->bodies, p->lens, n, &len);
+    if (batch == NULL) {
+        n = 1;
+        rc = fp_amqp_publish(gw->amqp, FP_EXCHANGE_EVENTS, first->rk, first->body, first->len);
+    } else {
+        rc = fp_amqp_publish(gw->amqp, FP_EXCHANGE_EVENTS, FP_EVENT_BATCH_TYPE, batch, len);
+        free(batch);
+    }
+    if (rc != 0)
+        return -EIO;
+    pthread_mutex_lock(&p->lock);
+    p->events += n;
+    p->messages++;
+    p->batches += n > 1;
+    pthread_mutex_unlock(&p->lock);
+    for (j = first; n > 0; j = j->next, n--) {
+        j->seq = fp_amqp_published(gw->amqp);
+        j->tries++;
+    }
+    *next = j;
+    return 0;
+}
+
+int fg_publisher_render(fg_publisher *p, char **out, size_t *len, size_t *cap)
+{
+    uint64_t events, messages, batches;
+
+    if (p == NULL)
+        return 0;
+    pthread_mutex_lock(&p->lock);
+    events = p->events;
+    messages = p->messages;
+    batches = p->batches;
+    pthread_mutex_unlock(&p->lock);
+    return fg_buf_printf(out, len, cap,
+                         "# HELP feedpush_gateway_events_published_total Events published to "
+                         "RabbitMQ.\n"
+                         "# TYPE feedpush_gateway_events_published_total counter\n"
+                         "feedpush_gateway_events_published_total %llu\n"
+                         "# HELP feedpush_gateway_event_messages_total RabbitMQ messages those "
+                         "events went in.\n"
+                         "# TYPE feedpush_gateway_event_messages_total counter\n"
+                         "feedpush_gateway_event_messages_total %llu\n"
+                         "# HELP feedpush_gateway_event_batches_total Those messages that were "
+                         "batches of two events or more.\n"
+                         "# TYPE feedpush_gateway_event_batches_total counter\n"
+                         "feedpush_gateway_event_batches_total %llu\n",
+                         (unsigned long long)events, (unsigned long long)messages,
+                         (unsigned long long)batches);
+}
+
+/*
+ * Publishes the taken jobs not yet published on the current link, in
+ * order, as far as the window allows: with publish_batch above 1, no more
+ * than BACKEND__IN_FLIGHT messages await their confirms, and the jobs
+ * after wait to go together. 0, or -EIO when the link broke (errstr says
+ * why). While RabbitMQ is down (backend__amqp_reconnect's window) the
+ * jobs fail at once.
+ */
 static int backend__flush(fg_publisher *p)
 {
     fg_gateway *gw = &p->gw;
@@ -299,13 +385,15 @@ static int backend__flush(fg_publisher *p)
         backend__fail_sent(p);
         return 0;
     }
-    for (j = p->sent; j != NULL; j = j->next) {
-        if (j->seq != 0)
-            continue;
-        if (fp_amqp_publish(gw->amqp, FP_EXCHANGE_EVENTS, j->rk, j->body, j->len) != 0)
+    j = p->sent;
+    while (j != NULL && j->seq != 0)
+        j = j->next; /* the jobs not yet published come after those that are */
+    while (j != NULL) {
+        if (gw->cfg.publish_batch > 1 &&
+            fp_amqp_published(gw->amqp) - fp_amqp_confirmed(gw->amqp) >= BACKEND__IN_FLIGHT)
+            break;
+        if (backend__publish_group(p, j, &j) != 0)
             return -EIO;
-        j->seq = fp_amqp_published(gw->amqp);
-        j->tries++;
     }
     return 0;
 }
@@ -436,6 +524,10 @@ int fg_publisher_start(fg_publisher **out, const fg_gateway *gw)
     if (p == NULL)
         return -ENOMEM;
     fg_backend_copy(&p->gw, gw);
+    p->bodies = calloc((size_t)gw->cfg.publish_batch, sizeof(*p->bodies));
+    p->lens = calloc((size_t)gw->cfg.publish_batch, sizeof(*p->lens));
+    if (p->bodies == NULL || p->lens == NULL)
+        goto fail_wake;
     p->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (p->wake < 0)
         goto fail_wake;
@@ -461,6 +553,8 @@ fail_work:
 fail_mutex:
     close(p->wake);
 fail_wake:
+    free(p->lens);
+    free(p->bodies);
     free(p);
     return rc;
 }
@@ -493,6 +587,8 @@ void fg_publisher_stop(fg_publisher *p)
     pthread_cond_destroy(&p->work);
     pthread_mutex_destroy(&p->lock);
     close(p->wake);
+    free(p->lens);
+    free(p->bodies);
     free(p);
 }
 

@@ -57,6 +57,9 @@ static const fp_conf_opt config__table[] = {
     {"post_cache_mb", FP_CONF_INT, offsetof(fg_config, post_cache_mb), "64", 0, 65536, false,
      "memory for post bodies kept by the gateway, kept right by Redis's client-side caching, "
      "MiB (0: read every body from Redis)"},
+    {"publish_batch", FP_CONF_INT, offsetof(fg_config, publish_batch), "64", 1, 1000, false,
+     "most events in one RabbitMQ message: events waiting while earlier ones await their "
+     "confirms go together (1: one message per event)"},
     {"timeout_ms", FP_CONF_INT, offsetof(fg_config, timeout_ms), "2000", 100, 60000, false,
      "network timeout for Redis and RabbitMQ operations"},
     {"log_level", FP_CONF_STRING, offsetof(fg_config, log_level), "info", 0, 0, false,

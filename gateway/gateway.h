@@ -63,6 +63,7 @@ typedef struct {
     int64_t body_timeout_ms;
     bool revocation_cache;
     int64_t post_cache_mb;
+    int64_t publish_batch;
     int64_t timeout_ms;
     char *log_level;
 } fg_config;
@@ -231,6 +232,10 @@ uint64_t fg_id_hash(const char *id);
 int fg_publisher_start(fg_publisher **out, const fg_gateway *gw);
 /* Publishes what is queued, ends the thread, frees p (NULL: nothing). */
 void fg_publisher_stop(fg_publisher *p);
+/* Appends the publisher's counters (events, messages, batches) in
+ * Prometheus text format to out (as fg_metrics_render; nothing when p is
+ * NULL). 0 or -ENOMEM. */
+int fg_publisher_render(fg_publisher *p, char **out, size_t *len, size_t *cap);
 /* RabbitMQ answers (a passive declare on the publisher link). 0 or -EIO;
  * errstr says why. */
 int fg_backend_amqp_ping(fg_gateway *gw, const char **errstr);

@@ -123,6 +123,8 @@ void fg_health_metrics(fg_gateway *gw, const fg_request *req, fg_response *resp)
     if (rc == 0)
         rc = fg_bodies_render(gw->shared->bodies, &out, &len, &cap);
     if (rc == 0)
+        rc = fg_publisher_render(gw->shared->publisher, &out, &len, &cap);
+    if (rc == 0)
         rc = fg_buf_printf(&out, &len, &cap,
                            "# HELP feedpush_bridge_up Whether the bridges' counters could be "
                            "read from Redis.\n# TYPE feedpush_bridge_up gauge\n"

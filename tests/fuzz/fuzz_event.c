@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fp_event.h"
+#include "fp_event_batch.h"
 
 static const char *const fuzz__keys[] = {
     NULL,
@@ -18,25 +19,21 @@ static const char *const fuzz__keys[] = {
     "follow.deleted",
     "ribbon.pushed",
     "user.revoked",
+    FP_EVENT_BATCH_TYPE,
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* An event accepted must encode, parse back and encode the same. */
+static void fuzz__roundtrip(const fp_event *ev)
 {
-    const char *key;
     char reason[256], *json, *again;
-    fp_event ev, back;
+    fp_event back;
 
-    if (size == 0)
-        return 0;
-    key = fuzz__keys[data[0] % (sizeof(fuzz__keys) / sizeof(fuzz__keys[0]))];
-    if (fp_event_parse((const char *)data + 1, size - 1, key, &ev, reason, sizeof(reason)) != 0)
-        return 0;
-    json = fp_event_encode(&ev);
+    json = fp_event_encode(ev);
     if (json == NULL)
         abort();
-    if (fp_event_parse(json, strlen(json), fp_event_type_name(ev.type), &back, reason,
+    if (fp_event_parse(json, strlen(json), fp_event_type_name(ev->type), &back, reason,
                        sizeof(reason)) != 0)
         abort();
     again = fp_event_encode(&back);
@@ -45,6 +42,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(again);
     free(json);
     fp_event_free(&back);
+}
+
+/* Every event of a batch, as the bridge takes them. */
+static void fuzz__batch(const char *body, size_t len)
+{
+    char reason[256], *text;
+    const char *rk;
+    fp_event_batch b;
+    fp_event ev;
+    size_t i;
+
+    if (fp_event_batch_parse(body, len, &b, reason, sizeof(reason)) != 0)
+        return;
+    for (i = 0; i < b.n; i++) {
+        text = fp_event_batch_text(&b, i, &rk);
+        if (text == NULL || rk == NULL)
+            abort();
+        free(text);
+        if (fp_event_batch_get(&b, i, &ev, reason, sizeof(reason)) != 0)
+            continue;
+        fuzz__roundtrip(&ev);
+        fp_event_free(&ev);
+    }
+    fp_event_batch_free(&b);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *key;
+    char reason[256];
+    fp_event ev;
+
+    if (size == 0)
+        return 0;
+    key = fuzz__keys[data[0] % (sizeof(fuzz__keys) / sizeof(fuzz__keys[0]))];
+    if (fp_event_is_batch(key)) {
+        fuzz__batch((const char *)data + 1, size - 1);
+        return 0;
+    }
+    if (fp_event_parse((const char *)data + 1, size - 1, key, &ev, reason, sizeof(reason)) != 0)
+        return 0;
+    fuzz__roundtrip(&ev);
     fp_event_free(&ev);
     return 0;
 }

@@ -337,12 +337,58 @@ static void test_dead_letters(void **state)
     assert_string_equal(feed, "good1");
 }
 
+/* A batch (docs/protocol.md, "Batches"): its events are handled in order;
+ * a bad event inside is dead-lettered alone, with one log line, and the
+ * others go on; a malformed batch is dead-lettered whole. */
+static void test_batches(void **state)
+{
+    long long dead = ft_node_stat(&env, 1, "dead_letters");
+    long long batches = ft_node_stat(&env, 1, "event_batches");
+    int depth = ft_node_queue_depth(&env, "feed.events.dead"), i;
+    char feed[64];
+
+    (void)state;
+    follow("bf", "B");
+    event("batch", "{\"type\":\"batch\",\"events\":["
+                   "{\"type\":\"post.created\",\"post\":{\"id\":\"b1\",\"author_id\":\"B\","
+                   "\"text\":\"one\",\"created_at\":1}},"
+                   "{\"type\":\"post.created\",\"post\":{\"id\":\"b2\"}},"
+                   "{\"type\":\"follow.created\",\"follower_id\":\"S\",\"followee_id\":\"S\"},"
+                   "{\"type\":\"batch\",\"events\":[]},"
+                   "{\"type\":\"post.created\",\"post\":{\"id\":\"b3\",\"author_id\":\"B\","
+                   "\"text\":\"three\",\"created_at\":3}}]}");
+    assert_true(ft_node_stat_wait(&env, 1, "event_batches", batches + 1, 12000) >= batches + 1);
+    feed_of("bf", feed, sizeof(feed));
+    assert_string_equal(feed, "b3,b1");
+    assert_int_equal(ft_node_stat(&env, 1, "dead_letters"), dead + 3);
+    for (i = 0; i < 200 && ft_node_queue_depth(&env, "feed.events.dead") < depth + 3; i++)
+        usleep(20000);
+    assert_int_equal(ft_node_queue_depth(&env, "feed.events.dead"), depth + 3);
+    assert_true(bridge_log_has("dead-lettering event 2 of a batch of 5 (type \"post.created\""));
+    assert_true(bridge_log_has("dead-lettering event 3 of a batch of 5 (type \"follow.created\""));
+    assert_true(bridge_log_has("dead-lettering event 4 of a batch of 5 (type \"batch\""));
+
+    /* Not a batch at all: the message goes whole, and nothing of it is
+     * handled. */
+    event("batch", "{\"type\":\"batch\",\"events\":{\"a\":1}}");
+    event("batch", "{\"type\":\"post.created\",\"events\":[{\"type\":\"post.deleted\","
+                   "\"post_id\":\"b1\",\"author_id\":\"B\"}]}");
+    ft_node_stat_wait(&env, 1, "dead_letters", dead + 5, 6000);
+    assert_int_equal(ft_node_stat(&env, 1, "dead_letters"), dead + 5);
+    assert_true(bridge_log_has("batch: events: expected an array"));
+    assert_true(bridge_log_has("batch: type: expected \"batch\""));
+    assert_int_equal(ft_node_stat(&env, 1, "event_batches"), batches + 1);
+    feed_of("bf", feed, sizeof(feed));
+    assert_string_equal(feed, "b3,b1");
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_puback_no_subscribers),
         cmocka_unit_test(test_deliveries_expire),
         cmocka_unit_test(test_seed_scenario),
         cmocka_unit_test(test_dead_letters),
+        cmocka_unit_test(test_batches),
         cmocka_unit_test(test_ribbon),
         cmocka_unit_test(test_feed_capped_at_1000))
 /* clang-format on */

@@ -1359,40 +1359,63 @@ static void *poster_main(void *arg)
 /* The publisher's link breaks with events published and not confirmed
  * (a relay between the gateway and RabbitMQ holds the broker's answers,
  * then cuts every connection): the gateway reconnects and publishes them
- * again, so every post is answered 201 and is in the feed. */
+ * again, so every post is answered 201 and is in the feed. While two
+ * messages await their confirms the next posts wait, and events that
+ * wait go together: the two published alone before the cut go again in
+ * one batch (docs/gateway.md, "Batches"). */
 static void test_publisher_relink(void **state)
 {
     char *t = token("relinker");
-    pthread_t th[4];
-    poster ps[4];
+    double events, messages, batches;
+    pthread_t th[6];
+    poster ps[6];
     ft_proxy *px;
-    long from, sent;
+    long from, sent, one;
     int i;
 
     (void)state;
     assert_int_equal(ft_proxy_start(&px, env.b.rabbit.port), 0);
     env.amqp_port = ft_proxy_port(px);
     assert_int_equal(ft_gateway_start(&env), 0);
-    free(post(t, "before the cut")); /* the publisher's link is up */
+    /* The publisher's link is up, and the bytes of one such post's
+     * publish, alone. */
+    ps[0] = (poster){.tok = t};
+    one = ft_proxy_sent(px);
+    poster_main(&ps[0]);
+    assert_int_equal(ps[0].status, 201);
+    one = ft_proxy_sent(px) - one;
+    /* Read now: while the link is held, a request may wait behind a
+     * worker that waits for its confirm. */
+    events = metric_value("feedpush_gateway_events_published_total");
+    messages = metric_value("feedpush_gateway_event_messages_total");
+    batches = metric_value("feedpush_gateway_event_batches_total");
+    assert_true(events >= 1 && messages >= 1);
     from = file_size(env.log);
     assert_true(ft_proxy_hold(px) >= 1);
     sent = ft_proxy_sent(px);
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 6; i++) {
         ps[i] = (poster){.tok = t};
         assert_int_equal(pthread_create(&th[i], NULL, poster_main, &ps[i]), 0);
     }
-    /* Until at least three of the four are published (the health loop's
-     * pings are far smaller), with no confirm coming back. */
-    for (i = 0; i < 200 && ft_proxy_sent(px) - sent < 4 * 300; i++)
+    /* Until two events or more are published (one alone is less, a batch
+     * of two too), with no confirm coming back. */
+    for (i = 0; i < 200 && ft_proxy_sent(px) - sent < 2 * one; i++)
         ft_sleep_ms(25);
-    assert_true(ft_proxy_sent(px) - sent >= 4 * 300);
+    assert_true(ft_proxy_sent(px) - sent >= 2 * one);
     assert_true(ft_proxy_cut(px) >= 1);
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < 6; i++) {
         assert_int_equal(pthread_join(th[i], NULL), 0);
         assert_int_equal(ps[i].status, 201);
         assert_true(feed_has(t, ps[i].id, true));
     }
     assert_true(file_has_after(env.log, from, "unconfirmed events again on the new link"));
+    assert_true(metric_value("feedpush_gateway_event_batches_total") >= batches + 1);
+    assert_true(metric_value("feedpush_gateway_events_published_total") >= events + 8);
+    /* Fewer messages than events: at least the two (or more) published
+     * before the cut went again together. */
+    assert_true(metric_value("feedpush_gateway_event_messages_total") -
+                    metric_value("feedpush_gateway_events_published_total") <=
+                messages - events - 1);
     env.amqp_port = env.b.rabbit.port;
     assert_int_equal(ft_gateway_start(&env), 0);
     ft_proxy_stop(px);

@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "fp_event.h"
+#include "fp_event_batch.h"
 #include "ft_main.h"
 
 #define REASON_SZ 256
@@ -939,6 +940,96 @@ static void test_encode_built_struct(void **state)
     free(json);
 }
 
+/* Batches: joined bodies parse back event by event; a bad event is that
+ * event's failure only; the envelope's own rules refuse the whole. */
+static void test_batch(void **state)
+{
+    const char *bodies[3] = {
+        "{\"type\":\"follow.created\",\"follower_id\":\"a\",\"followee_id\":\"b\"}",
+        "{\"type\":\"post.deleted\",\"post_id\":\"p\"}", "{\"type\":\"batch\",\"events\":[]}"};
+    size_t lens[3], len, i;
+    char reason[160], *text, *big;
+    const char *rk, *mixed = "{\"type\":\"batch\",\"events\":[7,{\"type\":3}]}";
+    fp_event_batch b;
+    fp_event ev;
+
+    (void)state;
+    for (i = 0; i < 3; i++)
+        lens[i] = strlen(bodies[i]);
+    text = fp_event_batch_join(bodies, lens, 3, &len);
+    assert_non_null(text);
+    assert_int_equal(len, strlen(text));
+    assert_true(fp_event_is_batch("batch"));
+    assert_false(fp_event_is_batch("post.created"));
+    assert_false(fp_event_is_batch(NULL));
+    assert_int_equal(fp_event_batch_parse(text, len, &b, reason, sizeof(reason)), 0);
+    assert_string_equal(reason, "");
+    assert_int_equal(b.n, 3);
+    assert_int_equal(fp_event_batch_get(&b, 0, &ev, reason, sizeof(reason)), 0);
+    assert_int_equal(ev.type, FP_EVENT_FOLLOW_CREATED);
+    assert_string_equal(ev.follower_id, "a");
+    assert_string_equal(ev.followee_id, "b");
+    fp_event_free(&ev);
+    assert_int_equal(fp_event_batch_get(&b, 1, &ev, reason, sizeof(reason)), -EINVAL);
+    assert_string_equal(reason, "missing field \"author_id\"");
+    assert_int_equal(fp_event_batch_get(&b, 2, &ev, reason, sizeof(reason)), -EINVAL);
+    assert_string_equal(reason, "unknown event type \"batch\"");
+    free(text);
+    text = fp_event_batch_text(&b, 1, &rk);
+    assert_string_equal(text, bodies[1]);
+    assert_string_equal(rk, "post.deleted");
+    free(text);
+    fp_event_batch_free(&b);
+    assert_null(b.root_);
+
+    /* An element that is not an object, and one without a string type. */
+    assert_int_equal(fp_event_batch_parse(mixed, strlen(mixed), &b, reason, sizeof(reason)), 0);
+    assert_int_equal(fp_event_batch_get(&b, 0, &ev, reason, sizeof(reason)), -EINVAL);
+    assert_string_equal(reason, "not a JSON object");
+    free(fp_event_batch_text(&b, 0, &rk));
+    assert_string_equal(rk, "");
+    assert_int_equal(fp_event_batch_get(&b, 1, &ev, reason, sizeof(reason)), -EINVAL);
+    assert_string_equal(reason, "type: expected a string");
+    fp_event_batch_free(&b);
+
+    /* The envelope. */
+    static const struct {
+        const char *body;
+        const char *reason;
+    } bad[] = {
+        {"{\"type\":\"post.created\",\"events\":[{}]}", "batch: type: expected \"batch\""},
+        {"{\"events\":[{}]}", "batch: type: expected \"batch\""},
+        {"{\"type\":\"batch\"}", "batch: events: expected an array"},
+        {"{\"type\":\"batch\",\"events\":{}}", "batch: events: expected an array"},
+        {"{\"type\":\"batch\",\"events\":[]}", "batch: events: 0, not 1 to 1000"},
+        {"[1]", NULL},
+        {"{\"type\":\"batch\",\"events\":[{\"a\":1,\"a\":2}]}", NULL},
+    };
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(
+            fp_event_batch_parse(bad[i].body, strlen(bad[i].body), &b, reason, sizeof(reason)),
+            -EINVAL);
+        assert_null(b.root_);
+        assert_true(reason[0] != '\0');
+        if (bad[i].reason != NULL)
+            assert_string_equal(reason, bad[i].reason);
+    }
+    /* 1001 events, and a body over 1 MiB. */
+    big = malloc(FP_EVENT_MAX_BYTES + 2);
+    assert_non_null(big);
+    len = (size_t)snprintf(big, 64, "{\"type\":\"batch\",\"events\":[");
+    for (i = 0; i < 1001; i++)
+        len += (size_t)snprintf(big + len, 8, "%s{}", i > 0 ? "," : "");
+    len += (size_t)snprintf(big + len, 8, "]}");
+    assert_int_equal(fp_event_batch_parse(big, len, &b, reason, sizeof(reason)), -EINVAL);
+    assert_string_equal(reason, "batch: events: 1001, not 1 to 1000");
+    memset(big, ' ', FP_EVENT_MAX_BYTES + 1);
+    assert_int_equal(fp_event_batch_parse(big, FP_EVENT_MAX_BYTES + 1, &b, reason, sizeof(reason)),
+                     -E2BIG);
+    assert_string_equal(reason, "batch: body larger than 1048576 bytes");
+    free(big);
+}
+
 /* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_type_names),
@@ -970,5 +1061,6 @@ FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_free_safety),
         cmocka_unit_test(test_reason_buffer),
         cmocka_unit_test(test_encode_invalid),
-        cmocka_unit_test(test_encode_built_struct))
+        cmocka_unit_test(test_encode_built_struct),
+        cmocka_unit_test(test_batch))
 /* clang-format on */
