@@ -122,7 +122,7 @@ int store__check_event(fp_store *s, const fp_event *ev, fp_event_type t)
  * Loads every script (SCRIPT LOAD, pipelined) and keeps their SHA1s.
  * Returns 0, -EIO (connection) or -EPROTO (Redis refused a script).
  */
-static int store__load_scripts(fp_store *s)
+int store__load_scripts(fp_store *s)
 {
     redisReply *r;
     void *reply;
@@ -392,71 +392,97 @@ void store__key(const fp_store *s, char *buf, const char *name, const char *id)
 }
 
 /*
- * Runs script `which` with EVALSHA: argv[0 .. nkeys-1] are its KEYS, the
- * rest its ARGV, all strings (their lengths are taken here). On NOSCRIPT
- * the scripts are loaded again and the call retried once. Returns 0 with
- * *reply set (the caller frees it), -EIO, -EPROTO (error reply, recorded)
- * or -ENOMEM.
+ * Queues EVALSHA of script `which` on the link without sending it:
+ * argv[0 .. nkeys-1] are its KEYS, the rest its ARGV, all strings (their
+ * lengths are taken here). hiredis sends it with the next read. Returns
+ * 0, -EIO (not connected) or -ENOMEM.
  */
-int store__eval(fp_store *s, int which, size_t nkeys, size_t argc, const char **argv,
-                redisReply **reply)
+int store__eval_append(fp_store *s, int which, size_t nkeys, size_t argc, const char **argv)
 {
-    const char *name = store__scripts[which].name;
-    const char **av = NULL;
-    size_t *al = NULL, i;
-    redisReply *r = NULL;
+    const char **av;
+    size_t *al, i;
     char numkeys[24];
-    int attempt, rc;
+    int rc;
 
-    *reply = NULL;
     rc = store__connected(s);
     if (rc != 0)
         return rc;
+    rc = -ENOMEM;
     av = malloc((argc + 3) * sizeof(*av));
     al = malloc((argc + 3) * sizeof(*al));
-    if (av == NULL || al == NULL) {
-        rc = -ENOMEM;
+    if (av == NULL || al == NULL)
         goto done;
-    }
     snprintf(numkeys, sizeof(numkeys), "%zu", nkeys);
     av[0] = "EVALSHA";
     al[0] = strlen(av[0]);
+    av[1] = s->sha[which];
     al[1] = STORE__SHA_LEN;
     av[2] = numkeys;
     al[2] = strlen(numkeys);
     memcpy(av + 3, argv, argc * sizeof(*av));
     for (i = 0; i < argc; i++)
         al[3 + i] = strlen(argv[i]);
-    for (attempt = 0; attempt < 2; attempt++) {
-        av[1] = s->sha[which];
-        r = redisCommandArgv(s->c, (int)(argc + 3), av, al);
-        if (r == NULL) {
-            store__fail(s, name);
-            rc = -EIO;
-            goto done;
-        }
-        if (r->type != REDIS_REPLY_ERROR)
-            break;
-        if (attempt == 0 && strncmp(r->str, "NOSCRIPT", 8) == 0) {
-            freeReplyObject(r);
-            r = NULL;
-            rc = store__load_scripts(s);
-            if (rc != 0)
-                goto done;
-            continue;
-        }
-        rc = store__protocol(s, name, r);
-        goto done;
-    }
-    *reply = r;
-    r = NULL;
-    rc = 0;
+    rc = redisAppendCommandArgv(s->c, (int)(argc + 3), av, al) == REDIS_OK ? 0 : -ENOMEM;
 done:
-    if (r != NULL)
-        freeReplyObject(r);
     free(al);
     free(av);
     return rc;
+}
+
+/*
+ * Reads the reply of a call store__eval_append queued. Returns 0 with
+ * *reply set (the caller frees it), -ENOENT on NOSCRIPT (the scripts
+ * must be loaded again), -EIO (the link failed), or -EPROTO (an error
+ * reply, recorded).
+ */
+int store__eval_reply(fp_store *s, int which, redisReply **reply)
+{
+    redisReply *r = NULL;
+    int rc;
+
+    *reply = NULL;
+    if (redisGetReply(s->c, (void **)&r) != REDIS_OK || r == NULL) {
+        store__fail(s, store__scripts[which].name);
+        return -EIO;
+    }
+    if (r->type != REDIS_REPLY_ERROR) {
+        *reply = r;
+        return 0;
+    }
+    rc = strncmp(r->str, "NOSCRIPT", 8) == 0 ? -ENOENT
+                                             : store__protocol(s, store__scripts[which].name, r);
+    freeReplyObject(r);
+    return rc;
+}
+
+/*
+ * Runs script `which` with EVALSHA (store__eval_append). On NOSCRIPT the
+ * scripts are loaded again and the call retried once. Returns 0 with
+ * *reply set (the caller frees it), -EIO, -EPROTO (error reply, recorded)
+ * or -ENOMEM.
+ */
+int store__eval(fp_store *s, int which, size_t nkeys, size_t argc, const char **argv,
+                redisReply **reply)
+{
+    int attempt, rc = 0;
+
+    *reply = NULL;
+    for (attempt = 0; attempt < 2; attempt++) {
+        rc = store__eval_append(s, which, nkeys, argc, argv);
+        if (rc == 0)
+            rc = store__eval_reply(s, which, reply);
+        if (rc != -ENOENT)
+            return rc;
+        if (attempt == 0) {
+            rc = store__load_scripts(s);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    s->err = REDIS_ERR_OTHER;
+    snprintf(s->errstr, sizeof(s->errstr), "%s: NOSCRIPT after loading the scripts",
+             store__scripts[which].name);
+    return -EPROTO;
 }
 
 /* Copies a string reply that is a valid id into dst. False otherwise. */

@@ -505,61 +505,155 @@ static size_t store__n_recipients(const fp_event *ev, long long n_followers)
     return ev->n_recipients + 1;
 }
 
-/*
- * post.created: post_created.lua, then the routing (store__route). Returns
- * 0 with *out filled, -EINVAL, -EIO, -EPROTO or -ENOMEM.
- */
-int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
-{
-    store__run r = {.s = s, .what = "post_created", .out = out};
+/* The arguments of one post_created.lua call, and what they point at. */
+typedef struct {
     const char *argv[STORE__BEGIN_ARGS + STORE__SLICE];
-    size_t argc, i;
-    char feed_len[24], ttl[24], threshold[24], post_ttl[24], *body = NULL;
+    size_t argc;
+    char feed_len[24], ttl[24], threshold[24], post_ttl[24];
+    char *body;
+} store__post_call;
+
+/* Builds c for ev (checked to be a valid post.created). 0, -EINVAL or
+ * -ENOMEM; free c->body after the call either way. */
+static int store__post_call_init(fp_store *s, const fp_event *ev, store__post_call *c)
+{
     bool inline_rcpt;
-    redisReply *rep = NULL;
+    size_t i;
     int rc;
 
-    if (s == NULL || out == NULL)
-        return -EINVAL;
-    memset(out, 0, sizeof(*out));
+    c->body = NULL;
     rc = store__check_event(s, ev, FP_EVENT_POST_CREATED);
     if (rc != 0)
         return rc;
-    body = store__post_json(&ev->post);
-    if (body == NULL)
+    c->body = store__post_json(&ev->post);
+    if (c->body == NULL)
         return -ENOMEM;
+    store__i64(c->feed_len, s->feed_length);
+    store__i64(c->ttl, FP_STORE_MARKER_TTL_S);
+    store__i64(c->threshold, s->pull_threshold);
+    store__i64(c->post_ttl, s->post_ttl_s);
+    c->argv[0] = s->prefix;
+    c->argv[1] = ev->post.id;
+    c->argv[2] = ev->post.author_id;
+    c->argv[3] = c->body;
+    c->argv[4] = c->feed_len;
+    c->argv[5] = c->ttl;
+    inline_rcpt = ev->has_recipients && ev->n_recipients <= STORE__SLICE;
+    c->argv[6] = !ev->has_recipients ? "0" : inline_rcpt ? "2" : "1";
+    c->argv[7] = c->threshold;
+    c->argv[8] = STORE__SLICE_S;
+    c->argv[9] = c->post_ttl;
+    c->argc = STORE__BEGIN_ARGS;
+    for (i = 0; inline_rcpt && i < ev->n_recipients; i++)
+        c->argv[c->argc++] = ev->recipients[i];
+    return 0;
+}
+
+/* The rest of a post.created after post_created.lua answered rep: the
+ * routing (store__route) into *out. 0 or a negative error; *out is
+ * empty on failure. */
+static int store__post_routed(fp_store *s, const fp_event *ev, const redisReply *rep,
+                              fp_fanout *out)
+{
+    store__run r = {.s = s, .what = "post_created", .out = out};
+    int rc;
+
     r.id = ev->post.id;
     r.author = ev->post.author_id;
-    store__i64(feed_len, s->feed_length);
-    store__i64(ttl, FP_STORE_MARKER_TTL_S);
-    store__i64(threshold, s->pull_threshold);
-    store__i64(post_ttl, s->post_ttl_s);
-    argv[0] = s->prefix;
-    argv[1] = r.id;
-    argv[2] = r.author;
-    argv[3] = body;
-    argv[4] = feed_len;
-    argv[5] = ttl;
-    inline_rcpt = ev->has_recipients && ev->n_recipients <= STORE__SLICE;
-    argv[6] = !ev->has_recipients ? "0" : inline_rcpt ? "2" : "1";
-    argv[7] = threshold;
-    argv[8] = STORE__SLICE_S;
-    argv[9] = post_ttl;
-    argc = STORE__BEGIN_ARGS;
-    for (i = 0; inline_rcpt && i < ev->n_recipients; i++)
-        argv[argc++] = ev->recipients[i];
-    rc = store__eval(s, STORE__POST_CREATED, 0, argc, argv, &rep);
-    free(body);
-    if (rc != 0)
-        return rc;
     rc = store__run_all(&r, rep, ev->has_recipients ? ev : NULL);
-    freeReplyObject(rep);
     if (rc != 0)
         return rc;
     out->duplicate = r.b.state != 0;
     if (r.b.state != 2)
         out->n_recipients = store__n_recipients(ev, r.b.n_followers);
     return 0;
+}
+
+/*
+ * post.created: post_created.lua, then the routing (store__route). Returns
+ * 0 with *out filled, -EINVAL, -EIO, -EPROTO or -ENOMEM.
+ */
+int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out)
+{
+    store__post_call c;
+    redisReply *rep = NULL;
+    int rc;
+
+    if (s == NULL || out == NULL)
+        return -EINVAL;
+    memset(out, 0, sizeof(*out));
+    rc = store__post_call_init(s, ev, &c);
+    if (rc == 0)
+        rc = store__eval(s, STORE__POST_CREATED, 0, c.argc, c.argv, &rep);
+    free(c.body);
+    if (rc != 0)
+        return rc;
+    rc = store__post_routed(s, ev, rep, out);
+    freeReplyObject(rep);
+    return rc;
+}
+
+/*
+ * Several post.created in one round trip: their post_created.lua calls
+ * are sent together and their replies read together, then each is routed
+ * like fp_store_post_created (a big post's routing may take more calls).
+ * A call refused with NOSCRIPT is run again alone (scripts reloaded).
+ * Returns 0 with rcs[i] and outs[i] what fp_store_post_created would have
+ * given for evs[i], or -EIO / -ENOMEM when the link failed or memory ran
+ * out first (then outs hold nothing, and which calls ran is unknown: all
+ * are harmless to run again).
+ */
+int fp_store_posts_created(fp_store *s, const fp_event *const *evs, size_t n, fp_fanout *outs,
+                           int *rcs)
+{
+    store__post_call *calls;
+    redisReply **reps;
+    size_t i, sent;
+    int rc = 0;
+
+    if (s == NULL || evs == NULL || outs == NULL || rcs == NULL)
+        return -EINVAL;
+    memset(outs, 0, n * sizeof(*outs));
+    calls = calloc(n, sizeof(*calls));
+    reps = calloc(n, sizeof(*reps));
+    if (calls == NULL || reps == NULL) {
+        rc = -ENOMEM;
+        goto done;
+    }
+    /* Every call queued, then every reply read: the routing after may
+     * take calls of its own, which must not read these replies. */
+    for (sent = 0; sent < n && rc == 0; sent++) {
+        rcs[sent] = store__post_call_init(s, evs[sent], &calls[sent]);
+        if (rcs[sent] == 0)
+            rcs[sent] =
+                store__eval_append(s, STORE__POST_CREATED, 0, calls[sent].argc, calls[sent].argv);
+        if (rcs[sent] == -ENOMEM || rcs[sent] == -EIO)
+            rc = rcs[sent];
+    }
+    for (i = 0; i < sent && rc != -EIO; i++) {
+        if (rcs[i] == 0)
+            rcs[i] = store__eval_reply(s, STORE__POST_CREATED, &reps[i]);
+        if (rcs[i] == -EIO)
+            rc = -EIO; /* the link is gone: no reply after this one */
+    }
+    for (i = 0; i < n && rc == 0; i++) {
+        if (rcs[i] == 0)
+            rcs[i] = store__post_routed(s, evs[i], reps[i], &outs[i]);
+        else if (rcs[i] == -ENOENT)
+            rcs[i] = fp_store_post_created(s, evs[i], &outs[i]);
+    }
+done:
+    for (i = 0; calls != NULL && i < n; i++)
+        free(calls[i].body);
+    for (i = 0; reps != NULL && i < n; i++)
+        freeReplyObject(reps[i]);
+    free(reps);
+    free(calls);
+    if (rc != 0) {
+        for (i = 0; i < n; i++)
+            fp_fanout_free(&outs[i]);
+    }
+    return rc;
 }
 
 /* post.deleted: post_deleted.lua, then the slices. Returns like

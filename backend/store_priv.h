@@ -74,6 +74,12 @@ void store__key(const fp_store *s, char *buf, const char *name, const char *id);
 /* EVALSHA of script `which` (reloaded and retried once on NOSCRIPT). */
 int store__eval(fp_store *s, int which, size_t nkeys, size_t argc, const char **argv,
                 redisReply **reply);
+/* The same in two halves, for pipelines: queue the call, then read its
+ * reply (-ENOENT on NOSCRIPT). */
+int store__eval_append(fp_store *s, int which, size_t nkeys, size_t argc, const char **argv);
+int store__eval_reply(fp_store *s, int which, redisReply **reply);
+/* SCRIPT LOAD of every script. 0, -EIO or -EPROTO. */
+int store__load_scripts(fp_store *s);
 /* Copies a string reply that is a valid id into dst. False otherwise. */
 bool store__copy_id(const redisReply *r, char *dst);
 /* Formats v in decimal into buf (24 bytes). */

@@ -95,6 +95,8 @@ void fb_stats_latency(fb_stats *st, bool stage1, int64_t us);
 
 /* ------------------------------------------------------------ the bridge */
 
+#define FB_PREFETCH 32 /* posts of a batch whose first store calls go together */
+
 /*
  * Two threads, one per stage, so waiting for a broker's PUBACKs never holds
  * up fan-out: stage 1 owns amqp and store, stage 2 owns amqp_node and mqtt.
@@ -109,6 +111,11 @@ typedef struct {
     bool control_refused;             /* the broker refused one: publishing per recipient ... */
     unsigned long control_refused_at; /* ... until the MQTT link reconnects past this */
     size_t batch_next; /* stage 1: the event of a batch to handle next (fb_fanout_begin) */
+    /* Stage 1: the first store calls of a batch's posts pre_from ..
+     * pre_from + pre_n - 1, run together (fanout.c, fanout__prefetch). */
+    size_t pre_from, pre_n;
+    fp_fanout pre_outs[FB_PREFETCH];
+    int pre_rcs[FB_PREFETCH];
     fb_stats stats;
 } fb_bridge;
 

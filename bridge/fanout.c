@@ -114,32 +114,43 @@ static fb_outcome fanout__store_outcome(int rc, bool *dead)
     return rc == -EPROTO ? FB_STORE_REFUSED : FB_RETRY_STORE;
 }
 
+/* A post once its store call answered rc with *f: the counters, the live
+ * deliveries, then the feed writes left (fp_store_post_finish). Frees
+ * *f. */
+static fb_outcome fanout__post_stored(fb_bridge *b, const fp_event *ev, int rc, fp_fanout *f,
+                                      bool *dead)
+{
+    fb_outcome out = fanout__store_outcome(rc, dead);
+
+    if (rc != 0) {
+        fp_fanout_free(f);
+        return out;
+    }
+    if (ev->type == FP_EVENT_POST_CREATED && !f->duplicate)
+        fb_stats_add(&b->stats, FB_STAT_FANOUT_RECIPIENTS, f->n_recipients);
+    fp_debug("%s %s: %zu feed(s)%s, online on %zu node(s)", fp_event_type_name(ev->type),
+             ev->type == FP_EVENT_POST_CREATED ? ev->post.id : ev->post_id, f->n_recipients,
+             f->duplicate ? " (already done)" : "", f->n_nodes);
+    out = fanout__publish_deliveries(b, ev, f);
+    if (out == FB_DONE) {
+        /* The live deliveries first; a big fan-out's feed writes after. */
+        rc = fp_store_post_finish(b->store, ev, f);
+        out = fanout__store_outcome(rc, dead);
+    }
+    fp_fanout_free(f);
+    return out;
+}
+
 static fb_outcome fanout__post(fb_bridge *b, const fp_event *ev, bool *dead)
 {
     fp_fanout f = {0};
-    fb_outcome out;
     int rc;
 
     if (ev->type == FP_EVENT_POST_CREATED)
         rc = fp_store_post_created(b->store, ev, &f);
     else
         rc = fp_store_post_deleted(b->store, ev, &f);
-    out = fanout__store_outcome(rc, dead);
-    if (rc != 0)
-        return out;
-    if (ev->type == FP_EVENT_POST_CREATED && !f.duplicate)
-        fb_stats_add(&b->stats, FB_STAT_FANOUT_RECIPIENTS, f.n_recipients);
-    fp_debug("%s %s: %zu feed(s)%s, online on %zu node(s)", fp_event_type_name(ev->type),
-             ev->type == FP_EVENT_POST_CREATED ? ev->post.id : ev->post_id, f.n_recipients,
-             f.duplicate ? " (already done)" : "", f.n_nodes);
-    out = fanout__publish_deliveries(b, ev, &f);
-    if (out == FB_DONE) {
-        /* The live deliveries first; a big fan-out's feed writes after. */
-        rc = fp_store_post_finish(b->store, ev, &f);
-        out = fanout__store_outcome(rc, dead);
-    }
-    fp_fanout_free(&f);
-    return out;
+    return fanout__post_stored(b, ev, rc, &f, dead);
 }
 
 static fb_outcome fanout__ribbon(fb_bridge *b, const fp_event *ev, bool *dead)
@@ -237,8 +248,57 @@ static fb_outcome fanout__dead_batched(fb_bridge *b, const fp_event_batch *batch
     return rc == 0 ? FB_DONE : FB_LOST_AMQP;
 }
 
+/* Drops what fanout__prefetch kept. */
+static void fanout__prefetch_drop(fb_bridge *b)
+{
+    size_t i;
+
+    for (i = 0; i < b->pre_n; i++)
+        fp_fanout_free(&b->pre_outs[i]);
+    b->pre_from = b->pre_n = 0;
+}
+
+/*
+ * The post.created events of a batch from i on (up to FB_PREFETCH, until
+ * another type or an invalid event) run their first store call together,
+ * in one round trip to Redis (fp_store_posts_created), and their results
+ * are kept for fanout__batched; none when event i is not one. Returns
+ * FB_DONE, or FB_RETRY_STORE when the link failed or memory ran out.
+ */
+static fb_outcome fanout__prefetch(fb_bridge *b, const fp_event_batch *batch, size_t i)
+{
+    fp_event evs[FB_PREFETCH];
+    const fp_event *ptrs[FB_PREFETCH];
+    size_t n = 0, k;
+    int rc = 0;
+
+    fanout__prefetch_drop(b);
+    while (n < FB_PREFETCH && i + n < batch->n) {
+        if (fp_event_batch_get(batch, i + n, &evs[n], NULL, 0) != 0)
+            break;
+        if (evs[n].type != FP_EVENT_POST_CREATED) {
+            fp_event_free(&evs[n]);
+            break;
+        }
+        ptrs[n] = &evs[n];
+        n++;
+    }
+    if (n > 1)
+        rc = fp_store_posts_created(b->store, ptrs, n, b->pre_outs, b->pre_rcs);
+    for (k = 0; k < n; k++)
+        fp_event_free(&evs[k]);
+    if (rc != 0)
+        return FB_RETRY_STORE;
+    if (n > 1) {
+        b->pre_from = i;
+        b->pre_n = n;
+    }
+    return FB_DONE;
+}
+
 /* Handles event i of a batch as fb_fanout_handle does a message's, but
- * its dead letter is its own (fanout__dead_batched). */
+ * its dead letter is its own (fanout__dead_batched); a post.created whose
+ * store call ran in a prefetch takes its result from there. */
 static fb_outcome fanout__batched(fb_bridge *b, const fp_event_batch *batch, size_t i)
 {
     char reason[256];
@@ -247,12 +307,21 @@ static fb_outcome fanout__batched(fb_bridge *b, const fp_event_batch *batch, siz
     bool dead;
     int rc;
 
+    if (i < b->pre_from || i >= b->pre_from + b->pre_n) {
+        out = fanout__prefetch(b, batch, i);
+        if (out != FB_DONE)
+            return out;
+    }
     rc = fp_event_batch_get(batch, i, &ev, reason, sizeof(reason));
     if (rc == -ENOMEM)
         return FB_RETRY_STORE;
     if (rc != 0)
         return fanout__dead_batched(b, batch, i, reason);
-    out = fanout__apply(b, &ev, &dead);
+    if (i >= b->pre_from && i < b->pre_from + b->pre_n)
+        out = fanout__post_stored(b, &ev, b->pre_rcs[i - b->pre_from],
+                                  &b->pre_outs[i - b->pre_from], &dead);
+    else
+        out = fanout__apply(b, &ev, &dead);
     if (out == FB_DONE && dead) {
         snprintf(reason, sizeof(reason), "refused: %s", fp_store_errstr(b->store));
         out = fanout__dead_batched(b, batch, i, reason);
@@ -289,6 +358,9 @@ static fb_outcome fanout__batch(fb_bridge *b, const fp_amqp_msg *msg)
         if (out == FB_DONE)
             b->batch_next++;
     }
+    /* Done, or handled again from the event that failed: what the
+     * prefetch kept is not used again (run again, it is harmless). */
+    fanout__prefetch_drop(b);
     fp_event_batch_free(&batch);
     if (out == FB_DONE)
         out = fanout__synced(b);
@@ -302,6 +374,7 @@ static fb_outcome fanout__batch(fb_bridge *b, const fp_amqp_msg *msg)
 void fb_fanout_begin(fb_bridge *b)
 {
     b->batch_next = 0;
+    fanout__prefetch_drop(b);
 }
 
 fb_outcome fb_fanout_give_up(fb_bridge *b, const fp_amqp_msg *msg, const char *reason)

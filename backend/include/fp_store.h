@@ -172,6 +172,17 @@ void fp_fanout_free(fp_fanout *f);
 int fp_store_post_created(fp_store *s, const fp_event *ev, fp_fanout *out);
 
 /*
+ * fp_store_post_created for n events in one round trip (their first
+ * calls pipelined; a batch's posts). Returns 0 with rcs[i] and outs[i]
+ * what fp_store_post_created would have given for evs[i] (free each
+ * out), or -EIO / -ENOMEM when the link failed or memory ran out before
+ * every reply was read: then outs hold nothing, and any of the calls may
+ * have run (running them again is harmless).
+ */
+int fp_store_posts_created(fp_store *s, const fp_event *const *evs, size_t n, fp_fanout *outs,
+                           int *rcs);
+
+/*
  * The feed writes fp_store_post_created() or fp_store_post_deleted() left
  * (f->pending; nothing to do otherwise), for the same ev. Until it
  * returned 0 the event must not be acked: when it is handled again, the

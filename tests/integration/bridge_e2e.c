@@ -346,6 +346,7 @@ static void test_batches(void **state)
     long long batches = ft_node_stat(&env, 1, "event_batches");
     int depth = ft_node_queue_depth(&env, "feed.events.dead"), i;
     char feed[64];
+    ft_mqtt c;
 
     (void)state;
     follow("bf", "B");
@@ -380,6 +381,28 @@ static void test_batches(void **state)
     assert_int_equal(ft_node_stat(&env, 1, "event_batches"), batches + 1);
     feed_of("bf", feed, sizeof(feed));
     assert_string_equal(feed, "b3,b1");
+
+    /* Posts in a row run their first store calls together (one round
+     * trip); the delete between them and the post after come after, in
+     * order, and each post still reaches its online follower live. */
+    connect_user(&c, "bf");
+    wait_online("bf");
+    event("batch", "{\"type\":\"batch\",\"events\":["
+                   "{\"type\":\"post.created\",\"post\":{\"id\":\"c1\",\"author_id\":\"B\","
+                   "\"text\":\"c one\",\"created_at\":4}},"
+                   "{\"type\":\"post.created\",\"post\":{\"id\":\"c2\",\"author_id\":\"B\","
+                   "\"text\":\"c two\",\"created_at\":5}},"
+                   "{\"type\":\"post.created\",\"post\":{\"id\":\"c3\",\"author_id\":\"B\","
+                   "\"text\":\"c three\",\"created_at\":6}},"
+                   "{\"type\":\"post.deleted\",\"post_id\":\"c2\",\"author_id\":\"B\"},"
+                   "{\"type\":\"post.created\",\"post\":{\"id\":\"c4\",\"author_id\":\"B\","
+                   "\"text\":\"c four\",\"created_at\":7}}]}");
+    assert_true(ft_node_stat_wait(&env, 1, "event_batches", batches + 2, 12000) >= batches + 2);
+    feed_of("bf", feed, sizeof(feed));
+    assert_string_equal(feed, "c4,c3,c1,b3,b1");
+    assert_true(ft_mqtt_wait_messages(&c, 5, 5000) >= 5);
+    assert_non_null(strstr(c.last_payload, "\"c four\""));
+    ft_mqtt_close(&c);
 }
 
 /* clang-format off */
