@@ -342,30 +342,22 @@ static int backend__publish_group(fg_publisher *p, backend__job *first, backend_
 
 int fg_publisher_render(fg_publisher *p, char **out, size_t *len, size_t *cap)
 {
-    uint64_t events, messages, batches;
+    fg_metric_value v[] = {
+        {"feedpush_gateway_events_published_total", "Events published to RabbitMQ.", false, 0},
+        {"feedpush_gateway_event_messages_total", "RabbitMQ messages those events went in.", false,
+         0},
+        {"feedpush_gateway_event_batches_total",
+         "Those messages that were batches of two events or more.", false, 0},
+    };
 
     if (p == NULL)
         return 0;
     pthread_mutex_lock(&p->lock);
-    events = p->events;
-    messages = p->messages;
-    batches = p->batches;
+    v[0].value = p->events;
+    v[1].value = p->messages;
+    v[2].value = p->batches;
     pthread_mutex_unlock(&p->lock);
-    return fg_buf_printf(out, len, cap,
-                         "# HELP feedpush_gateway_events_published_total Events published to "
-                         "RabbitMQ.\n"
-                         "# TYPE feedpush_gateway_events_published_total counter\n"
-                         "feedpush_gateway_events_published_total %llu\n"
-                         "# HELP feedpush_gateway_event_messages_total RabbitMQ messages those "
-                         "events went in.\n"
-                         "# TYPE feedpush_gateway_event_messages_total counter\n"
-                         "feedpush_gateway_event_messages_total %llu\n"
-                         "# HELP feedpush_gateway_event_batches_total Those messages that were "
-                         "batches of two events or more.\n"
-                         "# TYPE feedpush_gateway_event_batches_total counter\n"
-                         "feedpush_gateway_event_batches_total %llu\n",
-                         (unsigned long long)events, (unsigned long long)messages,
-                         (unsigned long long)batches);
+    return fg_metrics_render_values(v, sizeof(v) / sizeof(v[0]), out, len, cap);
 }
 
 /*

@@ -280,28 +280,20 @@ void fg_bodies_flush(fg_bodies *b)
 
 int fg_bodies_render(fg_bodies *b, char **out, size_t *len, size_t *cap)
 {
-    uint64_t hits, misses, bytes;
+    fg_metric_value v[] = {
+        {"feedpush_gateway_post_cache_hits_total",
+         "Post bodies (or their absence) a feed page took from the post body cache.", false, 0},
+        {"feedpush_gateway_post_cache_misses_total", "Post bodies a feed page read from Redis.",
+         false, 0},
+        {"feedpush_gateway_post_cache_bytes", "Memory the post body cache holds.", true, 0},
+    };
 
     if (b == NULL)
         return 0;
     pthread_mutex_lock(&b->lock);
-    hits = b->hits;
-    misses = b->misses;
-    bytes = b->bytes;
+    v[0].value = b->hits;
+    v[1].value = b->misses;
+    v[2].value = b->bytes;
     pthread_mutex_unlock(&b->lock);
-    return fg_buf_printf(out, len, cap,
-                         "# HELP feedpush_gateway_post_cache_hits_total Post bodies (or their "
-                         "absence) a feed page took from the post body cache.\n"
-                         "# TYPE feedpush_gateway_post_cache_hits_total counter\n"
-                         "feedpush_gateway_post_cache_hits_total %llu\n"
-                         "# HELP feedpush_gateway_post_cache_misses_total Post bodies a feed "
-                         "page read from Redis.\n"
-                         "# TYPE feedpush_gateway_post_cache_misses_total counter\n"
-                         "feedpush_gateway_post_cache_misses_total %llu\n"
-                         "# HELP feedpush_gateway_post_cache_bytes Memory the post body cache "
-                         "holds.\n"
-                         "# TYPE feedpush_gateway_post_cache_bytes gauge\n"
-                         "feedpush_gateway_post_cache_bytes %llu\n",
-                         (unsigned long long)hits, (unsigned long long)misses,
-                         (unsigned long long)bytes);
+    return fg_metrics_render_values(v, sizeof(v) / sizeof(v[0]), out, len, cap);
 }

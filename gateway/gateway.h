@@ -13,12 +13,14 @@
  *   revoked.c   the revocation cache, kept by the revocations channel;
  *               the thread of the gateway's subscriptions
  *   bodies.c    the post body cache, kept by Redis's invalidations
- *   backend.c   the Redis store and the RabbitMQ publisher, reconnects
+ *   backend.c   the Redis store and the RabbitMQ publisher (batches),
+ *               reconnects
  *   posts.c     POST/DELETE /api/v1/posts          follows.c  /api/v1/follows
  *   reads.c     GET /api/v1/feed, /api/v1/ribbon (and POST ribbon)
  *   dev.c       GET /api/v1/config, POST /api/v1/dev/token
  *   health.c    GET /healthz (from the health loop's state), GET /metrics,
  *               the health loop                    metrics.c  counters
+ *   prom.c      the Prometheus text format: a growing buffer, plain values
  *   response.c  JSON responses and errors
  */
 #ifndef FEED_GATEWAY_H
@@ -130,6 +132,20 @@ int fg_buf_printf(char **out, size_t *len, size_t *cap, const char *fmt, ...)
 int fg_metrics_render(fg_metrics *m, char **out, size_t *len, size_t *cap);
 /* Every request counted so far (all series and the overflow). */
 uint64_t fg_metrics_requests(fg_metrics *m);
+
+/* One value of /metrics: its name, help text, and whether it is a gauge
+ * (else a counter). */
+typedef struct {
+    const char *name;
+    const char *help;
+    bool gauge;
+    uint64_t value;
+} fg_metric_value;
+
+/* Appends n values in Prometheus text format to out (as
+ * fg_metrics_render). 0 or -ENOMEM. */
+int fg_metrics_render_values(const fg_metric_value *v, size_t n, char **out, size_t *len,
+                             size_t *cap);
 
 /* ------------------------------------------------------------ the gateway */
 

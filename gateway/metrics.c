@@ -78,30 +78,6 @@ uint64_t fg_metrics_requests(fg_metrics *m)
     return n;
 }
 
-int fg_buf_printf(char **out, size_t *len, size_t *cap, const char *fmt, ...)
-{
-    va_list ap;
-    char *grown;
-    int n;
-
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(*out != NULL ? *out + *len : NULL, *out != NULL ? *cap - *len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-            return -ENOMEM;
-        if (*out != NULL && *len + (size_t)n < *cap) {
-            *len += (size_t)n;
-            return 0;
-        }
-        grown = realloc(*out, *cap * 2 + (size_t)n + 1);
-        if (grown == NULL)
-            return -ENOMEM;
-        *out = grown;
-        *cap = *cap * 2 + (size_t)n + 1;
-    }
-}
-
 /* The histogram of one route. */
 static int metrics__histogram(const fg_metrics *m, fg_route_id r, char **out, size_t *len,
                               size_t *cap)

@@ -337,6 +337,11 @@ static void test_dead_letters(void **state)
     assert_string_equal(feed, "good1");
 }
 
+/* A post.created event's JSON, as a string literal (for batches). */
+#define POST_JSON(id, text, at)                                                                    \
+    "{\"type\":\"post.created\",\"post\":{\"id\":\"" id "\",\"author_id\":\"B\",\"text\":\"" text  \
+    "\",\"created_at\":" #at "}}"
+
 /* A batch (docs/protocol.md, "Batches"): its events are handled in order;
  * a bad event inside is dead-lettered alone, with one log line, and the
  * others go on; a malformed batch is dead-lettered whole. */
@@ -350,14 +355,13 @@ static void test_batches(void **state)
 
     (void)state;
     follow("bf", "B");
-    event("batch", "{\"type\":\"batch\",\"events\":["
-                   "{\"type\":\"post.created\",\"post\":{\"id\":\"b1\",\"author_id\":\"B\","
-                   "\"text\":\"one\",\"created_at\":1}},"
-                   "{\"type\":\"post.created\",\"post\":{\"id\":\"b2\"}},"
-                   "{\"type\":\"follow.created\",\"follower_id\":\"S\",\"followee_id\":\"S\"},"
-                   "{\"type\":\"batch\",\"events\":[]},"
-                   "{\"type\":\"post.created\",\"post\":{\"id\":\"b3\",\"author_id\":\"B\","
-                   "\"text\":\"three\",\"created_at\":3}}]}");
+    event("batch",
+          "{\"type\":\"batch\",\"events\":[" POST_JSON(
+              "b1", "one",
+              1) ","
+                 "{\"type\":\"post.created\",\"post\":{\"id\":\"b2\"}},"
+                 "{\"type\":\"follow.created\",\"follower_id\":\"S\",\"followee_id\":\"S\"},"
+                 "{\"type\":\"batch\",\"events\":[]}," POST_JSON("b3", "three", 3) "]}");
     assert_true(ft_node_stat_wait(&env, 1, "event_batches", batches + 1, 12000) >= batches + 1);
     feed_of("bf", feed, sizeof(feed));
     assert_string_equal(feed, "b3,b1");
@@ -387,16 +391,12 @@ static void test_batches(void **state)
      * order, and each post still reaches its online follower live. */
     connect_user(&c, "bf");
     wait_online("bf");
-    event("batch", "{\"type\":\"batch\",\"events\":["
-                   "{\"type\":\"post.created\",\"post\":{\"id\":\"c1\",\"author_id\":\"B\","
-                   "\"text\":\"c one\",\"created_at\":4}},"
-                   "{\"type\":\"post.created\",\"post\":{\"id\":\"c2\",\"author_id\":\"B\","
-                   "\"text\":\"c two\",\"created_at\":5}},"
-                   "{\"type\":\"post.created\",\"post\":{\"id\":\"c3\",\"author_id\":\"B\","
-                   "\"text\":\"c three\",\"created_at\":6}},"
-                   "{\"type\":\"post.deleted\",\"post_id\":\"c2\",\"author_id\":\"B\"},"
-                   "{\"type\":\"post.created\",\"post\":{\"id\":\"c4\",\"author_id\":\"B\","
-                   "\"text\":\"c four\",\"created_at\":7}}]}");
+    event("batch", "{\"type\":\"batch\",\"events\":[" POST_JSON("c1", "c one", 4) "," POST_JSON(
+                       "c2", "c two",
+                       5) "," POST_JSON("c3", "c three",
+                                        6) ","
+                                           "{\"type\":\"post.deleted\",\"post_id\":\"c2\",\"author_"
+                                           "id\":\"B\"}," POST_JSON("c4", "c four", 7) "]}");
     assert_true(ft_node_stat_wait(&env, 1, "event_batches", batches + 2, 12000) >= batches + 2);
     feed_of("bf", feed, sizeof(feed));
     assert_string_equal(feed, "c4,c3,c1,b3,b1");

@@ -14,33 +14,6 @@
 #include "ft_main.h"
 #include "gateway.h"
 
-/* metrics.c's, which this test does not link: printf onto a growing
- * buffer. */
-int fg_buf_printf(char **out, size_t *len, size_t *cap, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return -1;
-    if (*out == NULL || *len + (size_t)n + 1 > *cap) {
-        char *grown = realloc(*out, *len + (size_t)n + 1);
-
-        if (grown == NULL)
-            return -1;
-        *out = grown;
-        *cap = *len + (size_t)n + 1;
-    }
-    va_start(ap, fmt);
-    vsnprintf(*out + *len, *cap - *len, fmt, ap);
-    va_end(ap);
-    *len += (size_t)n;
-    return 0;
-}
-
 /* One counter of fg_bodies_render. */
 static unsigned long long counter(fg_bodies *b, const char *name)
 {
