@@ -7,7 +7,6 @@
 #include <cjson/cJSON.h>
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,24 +17,6 @@
 bool fp_event_is_batch(const char *routing_key)
 {
     return routing_key != NULL && strcmp(routing_key, FP_EVENT_BATCH_TYPE) == 0;
-}
-
-/* Writes a refusal ("batch: ...") to reason when there is room; returns rc. */
-__attribute__((format(printf, 4, 5))) static int batch__fail(char *reason, size_t reason_len,
-                                                             int rc, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (reason == NULL || reason_len == 0)
-        return rc;
-    n = snprintf(reason, reason_len, "batch: ");
-    if (n > 0 && (size_t)n < reason_len) {
-        va_start(ap, fmt);
-        vsnprintf(reason + n, reason_len - (size_t)n, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
 }
 
 int fp_event_batch_parse(const char *body, size_t len, fp_event_batch *b, char *reason,
@@ -49,8 +30,8 @@ int fp_event_batch_parse(const char *body, size_t len, fp_event_batch *b, char *
     if (reason != NULL && reason_len > 0)
         reason[0] = '\0';
     if (len > FP_EVENT_MAX_BYTES)
-        return batch__fail(reason, reason_len, -E2BIG, "body larger than %d bytes",
-                           FP_EVENT_MAX_BYTES);
+        return fp_json_refuse(reason, reason_len, -E2BIG, "batch: body larger than %d bytes",
+                              FP_EVENT_MAX_BYTES);
     rc = fp_json_object_parse(body, len, &root, reason, reason_len);
     if (rc < 0)
         return rc;
@@ -58,16 +39,17 @@ int fp_event_batch_parse(const char *body, size_t len, fp_event_batch *b, char *
     events = cJSON_GetObjectItemCaseSensitive(root, "events");
     rc = -EINVAL;
     if (!cJSON_IsString(type) || strcmp(type->valuestring, FP_EVENT_BATCH_TYPE) != 0) {
-        batch__fail(reason, reason_len, rc, "type: expected \"%s\"", FP_EVENT_BATCH_TYPE);
+        fp_json_refuse(reason, reason_len, rc, "batch: type: expected \"%s\"", FP_EVENT_BATCH_TYPE);
         goto fail;
     }
     if (!cJSON_IsArray(events)) {
-        batch__fail(reason, reason_len, rc, "events: expected an array");
+        fp_json_refuse(reason, reason_len, rc, "batch: events: expected an array");
         goto fail;
     }
     n = cJSON_GetArraySize(events);
     if (n < 1 || n > FP_EVENT_BATCH_MAX) {
-        batch__fail(reason, reason_len, rc, "events: %d, not 1 to %d", n, FP_EVENT_BATCH_MAX);
+        fp_json_refuse(reason, reason_len, rc, "batch: events: %d, not 1 to %d", n,
+                       FP_EVENT_BATCH_MAX);
         goto fail;
     }
     b->root_ = root;

@@ -351,6 +351,7 @@ static void test_batches(void **state)
     long long batches = ft_node_stat(&env, 1, "event_batches");
     int depth = ft_node_queue_depth(&env, "feed.events.dead"), i;
     char feed[64];
+    redisContext *r;
     ft_mqtt c;
 
     (void)state;
@@ -403,6 +404,25 @@ static void test_batches(void **state)
     assert_true(ft_mqtt_wait_messages(&c, 5, 5000) >= 5);
     assert_non_null(strstr(c.last_payload, "\"c four\""));
     ft_mqtt_close(&c);
+
+    /* Redis keeps refusing one event (followers:W is not a set): after
+     * its retries that event alone is dead-lettered, and the batch goes
+     * on from the next. */
+    r = ft_redis_connect(env.p.redis.port);
+    freeReplyObject(ft_redis_cmd(r, "SET followers:W not-a-set"));
+    event("batch",
+          "{\"type\":\"batch\",\"events\":[" POST_JSON(
+              "d1", "d one", 8) ","
+                                "{\"type\":\"follow.created\",\"follower_id\":\"X\",\"followee_"
+                                "id\":\"W\"}," POST_JSON("d2", "d two", 9) "]}");
+    assert_true(ft_node_stat_wait(&env, 1, "event_batches", batches + 3, 15000) >= batches + 3);
+    feed_of("bf", feed, sizeof(feed));
+    assert_string_equal(feed, "d2,d1,c4,c3,c1,b3,b1");
+    assert_int_equal(ft_node_stat(&env, 1, "dead_letters"), dead + 6);
+    assert_true(bridge_log_has("dead-lettering event 2 of a batch of 3 (type \"follow.created\""));
+    assert_true(bridge_log_has("redis kept refusing it: "));
+    freeReplyObject(ft_redis_cmd(r, "DEL followers:W"));
+    redisFree(r);
 }
 
 /* clang-format off */
