@@ -244,7 +244,7 @@ struct fg_publisher {
     backend__job *sent, *sent_tail;
     const char **bodies;                /* a batch's bodies and their lengths, */
     size_t *lens;                       /* cfg.publish_batch of each */
-    uint64_t events, messages, batches; /* published (again after a relink too); p->lock */
+    _Atomic uint64_t events, messages, batches; /* published (again after a relink too) */
 };
 
 /* Waits (p->lock held) for a job or the stop, up to a keepalive period.
@@ -327,11 +327,9 @@ static int backend__publish_group(fg_publisher *p, backend__job *first, backend_
     }
     if (rc != 0)
         return -EIO;
-    pthread_mutex_lock(&p->lock);
     p->events += n;
     p->messages++;
     p->batches += n > 1;
-    pthread_mutex_unlock(&p->lock);
     for (j = first; n > 0; j = j->next, n--) {
         j->seq = fp_amqp_published(gw->amqp);
         j->tries++;
@@ -352,11 +350,9 @@ int fg_publisher_render(fg_publisher *p, char **out, size_t *len, size_t *cap)
 
     if (p == NULL)
         return 0;
-    pthread_mutex_lock(&p->lock);
     v[0].value = p->events;
     v[1].value = p->messages;
     v[2].value = p->batches;
-    pthread_mutex_unlock(&p->lock);
     return fg_metrics_render_values(v, sizeof(v) / sizeof(v[0]), out, len, cap);
 }
 
