@@ -22,6 +22,7 @@
 #include "bridge.h"
 #include "fp_event.h"
 #include "fp_event_batch.h"
+#include "fp_json.h"
 #include "fp_log.h"
 #include "fp_time.h"
 
@@ -234,16 +235,23 @@ fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fp_amqp_msg *msg, const cha
 static fb_outcome fanout__dead_batched(fb_bridge *b, const fp_event_batch *batch, size_t i,
                                        const char *reason)
 {
-    const char *rk;
-    char *text = fp_event_batch_text(batch, i, &rk);
+    char q[FP_JSON_QUOTE_MAX + 4];
+    const char *type;
+    char *text = fp_event_batch_text(batch, i, &type);
+    fp_event_type t;
     int rc;
 
     if (text == NULL)
         return FB_RETRY_STORE; /* out of memory: the batch is handled again */
-    fp_warn("dead-lettering event %zu of a batch of %zu (type \"%.64s\", %zu bytes): %s", i + 1,
-            batch->n, rk, strlen(text), reason);
+    fp_json_quote(type, q, sizeof(q));
+    fp_warn("dead-lettering event %zu of a batch of %zu (type \"%s\", %zu bytes): %s", i + 1,
+            batch->n, q, strlen(text), reason);
     fb_stats_add(&b->stats, FB_STAT_DEAD_LETTERS, 1);
-    rc = fp_amqp_publish(b->amqp, FP_EXCHANGE_DLX, rk, text, strlen(text));
+    /* Its type as routing key only when it is one: any other string may
+     * be too long for one (the dead-letter exchange ignores it). */
+    if (fp_event_type_parse(type, &t) != 0)
+        type = "";
+    rc = fp_amqp_publish(b->amqp, FP_EXCHANGE_DLX, type, text, strlen(text));
     free(text);
     return rc == 0 ? FB_DONE : FB_LOST_AMQP;
 }
@@ -387,8 +395,7 @@ fb_outcome fb_fanout_give_up(fb_bridge *b, const fp_amqp_msg *msg, const char *r
     if (fp_event_batch_parse(msg->body, msg->len, &batch, NULL, 0) != 0 ||
         b->batch_next >= batch.n) {
         /* Not refused for one of its events: the batch itself goes. */
-        if (batch.root_ != NULL)
-            fp_event_batch_free(&batch);
+        fp_event_batch_free(&batch);
         return fb_fanout_dead_letter(b, msg, reason);
     }
     out = fanout__dead_batched(b, &batch, b->batch_next, reason);

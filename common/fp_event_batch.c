@@ -74,12 +74,12 @@ int fp_event_batch_get(const fp_event_batch *b, size_t i, fp_event *ev, char *re
     return fp_event_from_json(batch__item(b, i), NULL, ev, reason, reason_len);
 }
 
-char *fp_event_batch_text(const fp_event_batch *b, size_t i, const char **rk)
+char *fp_event_batch_text(const fp_event_batch *b, size_t i, const char **type)
 {
     const cJSON *item = batch__item(b, i);
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(item, "type");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(item, "type");
 
-    *rk = cJSON_IsString(type) ? type->valuestring : "";
+    *type = cJSON_IsString(t) ? t->valuestring : "";
     return cJSON_PrintUnformatted(item);
 }
 

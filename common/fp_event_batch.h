@@ -47,8 +47,9 @@ int fp_event_batch_get(const fp_event_batch *b, size_t i, fp_event *ev, char *re
                        size_t reason_len);
 
 /* Event i as compact JSON text (for its dead letter), malloc'd, or NULL
- * (out of memory). *rk: its "type" when that is a string, else "". */
-char *fp_event_batch_text(const fp_event_batch *b, size_t i, const char **rk);
+ * (out of memory). *type: its "type" when that is a string (any string,
+ * of any length: untrusted), else "". */
+char *fp_event_batch_text(const fp_event_batch *b, size_t i, const char **type);
 
 void fp_event_batch_free(fp_event_batch *b);
 

@@ -350,7 +350,7 @@ static void test_batches(void **state)
     long long dead = ft_node_stat(&env, 1, "dead_letters");
     long long batches = ft_node_stat(&env, 1, "event_batches");
     int depth = ft_node_queue_depth(&env, "feed.events.dead"), i;
-    char feed[64];
+    char feed[64], longtype[300];
     redisContext *r;
     ft_mqtt c;
 
@@ -423,6 +423,19 @@ static void test_batches(void **state)
     assert_true(bridge_log_has("redis kept refusing it: "));
     freeReplyObject(ft_redis_cmd(r, "DEL followers:W"));
     redisFree(r);
+
+    /* An event whose type is too long for a routing key: its dead letter
+     * goes without one, and the batch goes on. */
+    memset(longtype, 'x', sizeof(longtype) - 1);
+    longtype[sizeof(longtype) - 1] = '\0';
+    event("batch",
+          "{\"type\":\"batch\",\"events\":[{\"type\":\"%s\"}," POST_JSON("bz", "z one", 10) "]}",
+          longtype);
+    assert_true(ft_node_stat_wait(&env, 1, "event_batches", batches + 4, 12000) >= batches + 4);
+    feed_of("bf", feed, sizeof(feed));
+    assert_string_equal(feed, "bz,d2,d1,c4,c3,c1,b3,b1");
+    assert_int_equal(ft_node_stat(&env, 1, "dead_letters"), dead + 7);
+    assert_true(bridge_log_has("dead-lettering event 1 of a batch of 2 (type \"xxxx"));
 }
 
 /* clang-format off */
