@@ -2,8 +2,8 @@
  * fp_event_batch.h - several events in one feed.events message.
  *
  * Under load feed-gateway puts the events it has waiting into one message
- * (docs/protocol.md, "Batches"): RabbitMQ's work is per message, so a
- * batch of n events costs it about what one event does. A batch is
+ * (docs/protocol.md, "Batches"): much of RabbitMQ's work is per message,
+ * so a batch costs it far less than its events one by one. A batch is
  *
  *   {"type":"batch","events":[<event>, ...]}     routing key "batch"
  *
