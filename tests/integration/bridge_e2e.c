@@ -342,6 +342,18 @@ static void test_dead_letters(void **state)
     "{\"type\":\"post.created\",\"post\":{\"id\":\"" id "\",\"author_id\":\"B\",\"text\":\"" text  \
     "\",\"created_at\":" #at "}}"
 
+/* Waits until the bridge has handled `batches` batches in all, then checks
+ * bf's feed (newest first) and the dead letters counted in all. */
+static void batches_handled(long long batches, const char *want_feed, long long dead)
+{
+    char feed[64];
+
+    assert_true(ft_node_stat_wait(&env, 1, "event_batches", batches, 15000) >= batches);
+    feed_of("bf", feed, sizeof(feed));
+    assert_string_equal(feed, want_feed);
+    assert_int_equal(ft_node_stat(&env, 1, "dead_letters"), dead);
+}
+
 /* A batch (docs/protocol.md, "Batches"): its events are handled in order;
  * a bad event inside is dead-lettered alone, with one log line, and the
  * others go on; a malformed batch is dead-lettered whole. */
@@ -363,10 +375,7 @@ static void test_batches(void **state)
                  "{\"type\":\"post.created\",\"post\":{\"id\":\"b2\"}},"
                  "{\"type\":\"follow.created\",\"follower_id\":\"S\",\"followee_id\":\"S\"},"
                  "{\"type\":\"batch\",\"events\":[]}," POST_JSON("b3", "three", 3) "]}");
-    assert_true(ft_node_stat_wait(&env, 1, "event_batches", batches + 1, 12000) >= batches + 1);
-    feed_of("bf", feed, sizeof(feed));
-    assert_string_equal(feed, "b3,b1");
-    assert_int_equal(ft_node_stat(&env, 1, "dead_letters"), dead + 3);
+    batches_handled(batches + 1, "b3,b1", dead + 3);
     for (i = 0; i < 200 && ft_node_queue_depth(&env, "feed.events.dead") < depth + 3; i++)
         usleep(20000);
     assert_int_equal(ft_node_queue_depth(&env, "feed.events.dead"), depth + 3);
@@ -398,9 +407,7 @@ static void test_batches(void **state)
                                         6) ","
                                            "{\"type\":\"post.deleted\",\"post_id\":\"c2\",\"author_"
                                            "id\":\"B\"}," POST_JSON("c4", "c four", 7) "]}");
-    assert_true(ft_node_stat_wait(&env, 1, "event_batches", batches + 2, 12000) >= batches + 2);
-    feed_of("bf", feed, sizeof(feed));
-    assert_string_equal(feed, "c4,c3,c1,b3,b1");
+    batches_handled(batches + 2, "c4,c3,c1,b3,b1", dead + 5);
     assert_true(ft_mqtt_wait_messages(&c, 5, 5000) >= 5);
     assert_non_null(strstr(c.last_payload, "\"c four\""));
     ft_mqtt_close(&c);
@@ -415,10 +422,7 @@ static void test_batches(void **state)
               "d1", "d one", 8) ","
                                 "{\"type\":\"follow.created\",\"follower_id\":\"X\",\"followee_"
                                 "id\":\"W\"}," POST_JSON("d2", "d two", 9) "]}");
-    assert_true(ft_node_stat_wait(&env, 1, "event_batches", batches + 3, 15000) >= batches + 3);
-    feed_of("bf", feed, sizeof(feed));
-    assert_string_equal(feed, "d2,d1,c4,c3,c1,b3,b1");
-    assert_int_equal(ft_node_stat(&env, 1, "dead_letters"), dead + 6);
+    batches_handled(batches + 3, "d2,d1,c4,c3,c1,b3,b1", dead + 6);
     assert_true(bridge_log_has("dead-lettering event 2 of a batch of 3 (type \"follow.created\""));
     assert_true(bridge_log_has("redis kept refusing it: "));
     freeReplyObject(ft_redis_cmd(r, "DEL followers:W"));
@@ -431,10 +435,7 @@ static void test_batches(void **state)
     event("batch",
           "{\"type\":\"batch\",\"events\":[{\"type\":\"%s\"}," POST_JSON("bz", "z one", 10) "]}",
           longtype);
-    assert_true(ft_node_stat_wait(&env, 1, "event_batches", batches + 4, 12000) >= batches + 4);
-    feed_of("bf", feed, sizeof(feed));
-    assert_string_equal(feed, "bz,d2,d1,c4,c3,c1,b3,b1");
-    assert_int_equal(ft_node_stat(&env, 1, "dead_letters"), dead + 7);
+    batches_handled(batches + 4, "bz,d2,d1,c4,c3,c1,b3,b1", dead + 7);
     assert_true(bridge_log_has("dead-lettering event 1 of a batch of 2 (type \"xxxx"));
 }
 
