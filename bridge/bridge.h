@@ -4,6 +4,7 @@
  *   main.c     wiring: config, signals, the loop, reconnects with backoff
  *   config.c   bridge.conf + FEEDPUSH_* environment
  *   fanout.c   stage 1: feed.events -> Redis -> feed.deliver / feed.broadcast
+ *              (this node's own share straight to its broker: deliver.c)
  *   deliver.c  stage 2: feed.deliver.<node>, feed.broadcast.<node> -> local MQTT
  *   stats.c    counters, published to Redis for feedctl stats and /metrics
  *   mqtt_link.c  local broker link
@@ -32,6 +33,7 @@ typedef struct {
     int64_t deliver_max_length;
     int64_t deliver_expires_ms;
     char *deliver_mode;     /* "publish" or "control" */
+    char *local_delivery;   /* "direct" or "queue": how this node's own share reaches it */
     fp_redis_options redis; /* the redis_* keys */
     int64_t redis_min_replicas;
     int64_t redis_wait_timeout_ms;
@@ -97,19 +99,30 @@ void fb_stats_latency(fb_stats *st, bool stage1, int64_t us);
 
 #define FB_PREFETCH 32 /* posts of a batch whose first store calls go together */
 
+/* A link to the local broker and what deliver.c has learnt through it. */
+typedef struct {
+    fb_mqtt *mqtt;
+    bool control_refused;             /* the broker refused one: publishing per recipient ... */
+    unsigned long control_refused_at; /* ... until this link reconnects past this */
+} fb_outlet;
+
 /*
- * Two threads, one per stage, so waiting for a broker's PUBACKs never holds
- * up fan-out: stage 1 owns amqp and store, stage 2 owns amqp_node and mqtt.
+ * Two threads, one per stage, so that stage 2's waits for a broker's
+ * PUBACKs never hold up fan-out: stage 1 owns amqp, store and direct;
+ * stage 2 owns amqp_node and node.
  */
 typedef struct {
     fb_config cfg;
     fp_amqp *amqp;      /* stage 1: consumes feed.events.bridge, publishes */
     fp_amqp *amqp_node; /* stage 2: consumes this node's queues */
     fp_store *store;
-    fb_mqtt *mqtt;
-    bool deliver_control;             /* deliver_mode control: one control message per delivery */
-    bool control_refused;             /* the broker refused one: publishing per recipient ... */
-    unsigned long control_refused_at; /* ... until the MQTT link reconnects past this */
+    fb_outlet node;        /* stage 2: deliveries from feed.deliver.<node>, ribbons */
+    fb_outlet direct;      /* stage 1: this node's own recipients (local_delivery direct) */
+    bool deliver_control;  /* deliver_mode control: one control message per delivery */
+    bool local_direct;     /* local_delivery direct */
+    bool direct_failing;   /* stage 1: direct deliveries fell back to the queue (fanout.c) ... */
+    bool direct_failed_up; /* ... with the direct link up (PUBACKs missing) ... */
+    unsigned long direct_failed_at; /* ... at this count of its reconnects */
     size_t batch_next; /* stage 1: the event of a batch to handle next (fb_fanout_begin) */
     /* Stage 1: the first store calls of a batch's posts pre_from ..
      * pre_from + pre_n - 1, run together (fanout.c, fanout__prefetch). */
@@ -135,6 +148,11 @@ typedef enum {
 void fb_fanout_begin(fb_bridge *b);
 fb_outcome fb_fanout_handle(fb_bridge *b, const fp_amqp_msg *msg);
 fb_outcome fb_deliver_handle(fb_bridge *b, const fp_amqp_msg *msg);
+/* Stage 1, local_delivery direct: delivers payload (the text users get)
+ * to t's users through the direct link, as stage 2 would, and waits for
+ * the broker's PUBACKs. FB_DONE, or FB_RETRY_MQTT (link down or a PUBACK
+ * missing: the caller queues the delivery instead). */
+fb_outcome fb_deliver_direct(fb_bridge *b, const char *payload, const fp_node_targets *t);
 /* Rejects an event to feed.events.dead with one log line. */
 fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fp_amqp_msg *msg, const char *reason);
 /* Redis keeps refusing msg: dead-letters it, or in a batch the event it

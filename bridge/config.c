@@ -25,6 +25,9 @@ static const fp_conf_opt config__table[] = {
     {"deliver_mode", FP_CONF_STRING, offsetof(fb_config, deliver_mode), "control", 0, 0, false,
      "control: one message per delivery, fanned out by feed_auth.so; publish: one MQTT publish "
      "per recipient"},
+    {"local_delivery", FP_CONF_STRING, offsetof(fb_config, local_delivery), "direct", 0, 0, false,
+     "direct: this node's own recipients straight from fan-out to its broker; queue: through "
+     "feed.deliver.<node> like the other nodes'"},
     FP_REDIS_CONF_OPTIONS(fb_config, redis),
     {"redis_min_replicas", FP_CONF_INT, offsetof(fb_config, redis_min_replicas), "0", 0, 100, false,
      "ack an event only once its Redis writes reached this many replicas (WAIT)"},

@@ -38,25 +38,22 @@ static fb_outcome deliver__drop(fb_bridge *b, const fp_amqp_msg *msg, const char
     return fp_amqp_reject(b->amqp_node, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
 }
 
-/* Publishes payload to feed/<uid> for every recipient, then waits for the PUBACKs. */
-static fb_outcome deliver__feeds(fb_bridge *b, const char *payload, const cJSON *recipients)
+/* Publishes payload to feed/<uid> for each of ids[0..n), then waits for
+ * the PUBACKs. */
+static fb_outcome deliver__feeds(fb_bridge *b, fb_outlet *o, const char *payload,
+                                 const char *const *ids, size_t n)
 {
     char topic[DELIVER__TOPIC_MAX];
-    const cJSON *r;
-    size_t len = strlen(payload), n = 0;
+    size_t len = strlen(payload), i;
 
-    cJSON_ArrayForEach(r, recipients)
-    {
-        if (!cJSON_IsString(r) || !fp_id_valid(r->valuestring))
-            continue;
-        snprintf(topic, sizeof(topic), "feed/%s", r->valuestring);
-        if (fb_mqtt_publish(b->mqtt, topic, payload, len, false) != 0)
+    for (i = 0; i < n; i++) {
+        snprintf(topic, sizeof(topic), "feed/%s", ids[i]);
+        if (fb_mqtt_publish(o->mqtt, topic, payload, len, false) != 0)
             return FB_RETRY_MQTT;
-        n++;
-        if (n % FB_MQTT_BATCH_MAX == 0 && fb_mqtt_flush(b->mqtt) != 0)
+        if ((i + 1) % FB_MQTT_BATCH_MAX == 0 && fb_mqtt_flush(o->mqtt) != 0)
             return FB_RETRY_MQTT;
     }
-    if (fb_mqtt_flush(b->mqtt) != 0)
+    if (fb_mqtt_flush(o->mqtt) != 0)
         return FB_RETRY_MQTT;
     fp_debug("delivered to %zu local recipient(s)", n);
     fb_stats_add(&b->stats, FB_STAT_DELIVERIES, n);
@@ -64,7 +61,7 @@ static fb_outcome deliver__feeds(fb_bridge *b, const char *payload, const cJSON 
 }
 
 /* Sends ids[0..n) one control message: "<expiry_s> <id> ...\n<payload>". */
-static fb_outcome deliver__control_one(fb_bridge *b, const char *payload, size_t len,
+static fb_outcome deliver__control_one(fb_bridge *b, fb_outlet *o, const char *payload, size_t len,
                                        const char *const *ids, size_t n)
 {
     size_t cap = 16 + n * (FP_ID_MAX + 1) + len, off;
@@ -84,81 +81,99 @@ static fb_outcome deliver__control_one(fb_bridge *b, const char *payload, size_t
     msg[off++] = '\n';
     memcpy(msg + off, payload, len);
     off += len;
-    rc = fb_mqtt_publish(b->mqtt, FP_CONTROL_DELIVER_TOPIC, msg, off, false);
+    rc = fb_mqtt_publish(o->mqtt, FP_CONTROL_DELIVER_TOPIC, msg, off, false);
     free(msg);
     return rc == 0 ? FB_DONE : FB_RETRY_MQTT;
 }
 
-/* deliver_mode control: the valid recipients, DELIVER__CONTROL_IDS per
- * control message, then waits for their PUBACKs. *refused is set when the
- * broker refused any of them (nothing counted then). */
-static fb_outcome deliver__control(fb_bridge *b, const char *payload, const cJSON *recipients,
-                                   bool *refused)
+/* deliver_mode control: ids[0..n), DELIVER__CONTROL_IDS per control
+ * message, then waits for their PUBACKs. *refused is set when the broker
+ * refused any of them (nothing counted then). */
+static fb_outcome deliver__control(fb_bridge *b, fb_outlet *o, const char *payload,
+                                   const char *const *ids, size_t n, bool *refused)
 {
-    const char *ids[DELIVER__CONTROL_IDS];
-    const cJSON *r;
-    size_t len = strlen(payload), n = 0, total = 0;
+    size_t len = strlen(payload), i, k;
     unsigned long reconnects, before, after;
 
-    fb_mqtt_counters(b->mqtt, &reconnects, &before);
-    cJSON_ArrayForEach(r, recipients)
-    {
-        if (!cJSON_IsString(r) || !fp_id_valid(r->valuestring))
-            continue;
-        ids[n++] = r->valuestring;
-        if (n == DELIVER__CONTROL_IDS) {
-            if (deliver__control_one(b, payload, len, ids, n) != FB_DONE)
-                return FB_RETRY_MQTT;
-            total += n;
-            n = 0;
-        }
+    fb_mqtt_counters(o->mqtt, &reconnects, &before);
+    for (i = 0; i < n; i += k) {
+        k = n - i < DELIVER__CONTROL_IDS ? n - i : DELIVER__CONTROL_IDS;
+        if (deliver__control_one(b, o, payload, len, ids + i, k) != FB_DONE)
+            return FB_RETRY_MQTT;
     }
-    if (n > 0 && deliver__control_one(b, payload, len, ids, n) != FB_DONE)
+    if (fb_mqtt_flush(o->mqtt) != 0)
         return FB_RETRY_MQTT;
-    total += n;
-    if (fb_mqtt_flush(b->mqtt) != 0)
-        return FB_RETRY_MQTT;
-    fb_mqtt_counters(b->mqtt, &reconnects, &after);
+    fb_mqtt_counters(o->mqtt, &reconnects, &after);
     *refused = after != before;
     if (*refused)
         return FB_DONE;
-    fp_debug("delivered to %zu local recipient(s) through the broker's fan-out", total);
-    fb_stats_add(&b->stats, FB_STAT_DELIVERIES, total);
+    fp_debug("delivered to %zu local recipient(s) through the broker's fan-out", n);
+    fb_stats_add(&b->stats, FB_STAT_DELIVERIES, n);
     return FB_DONE;
 }
 
 /*
- * deliver_mode control, unless the broker refused a control message (a
- * feed_auth.so without the fan-out, e.g. a broker not yet restarted after
- * an upgrade): that message and the next ones go out as one publish per
- * recipient (clients dedupe a post received twice), until the link to the
- * broker reconnects, when control is tried again.
+ * Delivers payload to ids[0..n) through o. deliver_mode control, unless
+ * the broker refused a control message on this link (a feed_auth.so
+ * without the fan-out, e.g. a broker not yet restarted after an upgrade):
+ * that message and the next ones go out as one publish per recipient
+ * (clients dedupe a post received twice), until the link reconnects, when
+ * control is tried again.
  */
-static fb_outcome deliver__payload(fb_bridge *b, const char *text, const cJSON *recipients)
+static fb_outcome deliver__payload(fb_bridge *b, fb_outlet *o, const char *text,
+                                   const char *const *ids, size_t n)
 {
     unsigned long reconnects, refused;
     bool no = false;
     fb_outcome out;
 
+    if (n == 0)
+        return FB_DONE;
     if (!b->deliver_control)
-        return deliver__feeds(b, text, recipients);
-    fb_mqtt_counters(b->mqtt, &reconnects, &refused);
-    if (b->control_refused && reconnects != b->control_refused_at) {
+        return deliver__feeds(b, o, text, ids, n);
+    fb_mqtt_counters(o->mqtt, &reconnects, &refused);
+    if (o->control_refused && reconnects != o->control_refused_at) {
         fp_info("mqtt: reconnected to the broker since it refused a deliver control message; "
                 "trying deliver_mode control again");
-        b->control_refused = false;
+        o->control_refused = false;
     }
-    if (!b->control_refused) {
-        out = deliver__control(b, text, recipients, &no);
+    if (!o->control_refused) {
+        out = deliver__control(b, o, text, ids, n, &no);
         if (out != FB_DONE || !no)
             return out;
         fp_warn("mqtt: the broker refused a deliver control message (%s: does its feed_auth.so "
                 "have the fan-out?); publishing per recipient until the broker reconnects",
                 FP_CONTROL_DELIVER_TOPIC);
-        b->control_refused = true;
-        b->control_refused_at = reconnects;
+        o->control_refused = true;
+        o->control_refused_at = reconnects;
     }
-    return deliver__feeds(b, text, recipients);
+    return deliver__feeds(b, o, text, ids, n);
+}
+
+/* The valid ids of a feed.deliver message's recipients, in a malloc'd
+ * array (*n of them; NULL when there are none or memory ran out, which
+ * *oom tells apart). They point into recipients. */
+static const char **deliver__ids(const cJSON *recipients, size_t *n, bool *oom)
+{
+    const char **ids;
+    const cJSON *r;
+    int size = cJSON_GetArraySize(recipients);
+
+    *n = 0;
+    *oom = false;
+    if (size <= 0)
+        return NULL;
+    ids = malloc((size_t)size * sizeof(*ids));
+    if (ids == NULL) {
+        *oom = true;
+        return NULL;
+    }
+    cJSON_ArrayForEach(r, recipients)
+    {
+        if (cJSON_IsString(r) && fp_id_valid(r->valuestring))
+            ids[(*n)++] = r->valuestring;
+    }
+    return ids;
 }
 
 /* Delivers one feed.deliver message. *why is set (and nothing published)
@@ -167,7 +182,10 @@ static fb_outcome deliver__one(fb_bridge *b, const fp_amqp_msg *msg, const char 
 {
     cJSON *root, *payload, *recipients;
     fb_outcome out = FB_RETRY_MQTT;
+    const char **ids;
     char *text;
+    size_t n;
+    bool oom;
 
     *why = NULL;
     root = cJSON_ParseWithLength(msg->body, msg->len);
@@ -179,10 +197,32 @@ static fb_outcome deliver__one(fb_bridge *b, const fp_amqp_msg *msg, const char 
         return FB_DONE;
     }
     text = cJSON_PrintUnformatted(payload);
-    if (text != NULL)
-        out = deliver__payload(b, text, recipients);
+    ids = deliver__ids(recipients, &n, &oom);
+    if (text != NULL && !oom)
+        out = deliver__payload(b, &b->node, text, ids, n);
+    free(ids);
     free(text);
     cJSON_Delete(root);
+    return out;
+}
+
+fb_outcome fb_deliver_direct(fb_bridge *b, const char *payload, const fp_node_targets *t)
+{
+    const char **ids;
+    fb_outcome out;
+    size_t i;
+
+    if (t->n_users == 0)
+        return FB_DONE;
+    if (b->direct.mqtt == NULL || !fb_mqtt_connected(b->direct.mqtt))
+        return FB_RETRY_MQTT;
+    ids = malloc(t->n_users * sizeof(*ids));
+    if (ids == NULL)
+        return FB_RETRY_MQTT;
+    for (i = 0; i < t->n_users; i++)
+        ids[i] = t->users[i];
+    out = deliver__payload(b, &b->direct, payload, ids, t->n_users);
+    free(ids);
     return out;
 }
 
@@ -190,7 +230,8 @@ static fb_outcome deliver__one(fb_bridge *b, const fp_amqp_msg *msg, const char 
  * subscribes later gets it at once. */
 static fb_outcome deliver__ribbon(fb_bridge *b, const void *body, size_t len)
 {
-    if (fb_mqtt_publish(b->mqtt, "ribbon", body, len, true) != 0 || fb_mqtt_flush(b->mqtt) != 0)
+    if (fb_mqtt_publish(b->node.mqtt, "ribbon", body, len, true) != 0 ||
+        fb_mqtt_flush(b->node.mqtt) != 0)
         return FB_RETRY_MQTT;
     fb_stats_add(&b->stats, FB_STAT_BROADCASTS, 1);
     return FB_DONE;
@@ -235,9 +276,9 @@ int fb_deliver_ribbon_from_store(fb_bridge *b)
     rc = fp_store_ribbon_get(b->store, &ribbon);
     if (rc != 0)
         return rc;
-    rc = fb_mqtt_publish(b->mqtt, "ribbon", ribbon, strlen(ribbon), true);
+    rc = fb_mqtt_publish(b->node.mqtt, "ribbon", ribbon, strlen(ribbon), true);
     if (rc == 0)
-        rc = fb_mqtt_flush(b->mqtt);
+        rc = fb_mqtt_flush(b->node.mqtt);
     free(ribbon);
     return rc;
 }

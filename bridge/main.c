@@ -38,6 +38,8 @@
 #define MAIN__POLL_MS 200
 #define MAIN__STATS_EVERY_US 1000000
 #define MAIN__REFUSED_TRIES 5 /* Redis error replies before an event is dead-lettered */
+/* Stage 1's link to the broker: client id feed-bridge-<node>-direct. */
+#define MAIN__DIRECT_SUFFIX "-direct"
 
 /* Set by the signal handler, read by both stage threads (lock-free atomic,
  * so async-signal-safe). */
@@ -72,12 +74,17 @@ static void main__backoff(int *ms)
 }
 
 /* The checks a config needs beyond each key's own: the host lists,
- * WAIT's reply within the socket timeout, deliver_mode. 0 or -EINVAL (err
+ * WAIT's reply within the socket timeout, deliver_mode, local_delivery. 0
+ * or -EINVAL (err
  * says why). */
 static int main__check(const fb_config *c, char *err, size_t errlen)
 {
     if (strcmp(c->deliver_mode, "publish") != 0 && strcmp(c->deliver_mode, "control") != 0) {
         snprintf(err, errlen, "deliver_mode \"%.16s\" is not publish or control", c->deliver_mode);
+        return -EINVAL;
+    }
+    if (strcmp(c->local_delivery, "direct") != 0 && strcmp(c->local_delivery, "queue") != 0) {
+        snprintf(err, errlen, "local_delivery \"%.16s\" is not direct or queue", c->local_delivery);
         return -EINVAL;
     }
     if (c->redis_min_replicas > 0 && c->redis_wait_timeout_ms >= c->timeout_ms) {
@@ -160,13 +167,13 @@ static int main__amqp_up(fb_bridge *b, fp_amqp **link, bool stage1)
  * checking its state every 100 ms: a flag, no I/O. */
 static int main__mqtt_up(fb_bridge *b)
 {
-    if (!fb_mqtt_connected(b->mqtt))
+    if (!fb_mqtt_connected(b->node.mqtt))
         fp_warn("mqtt %s:%d: not connected (%s); waiting for the link", b->cfg.mqtt_host,
-                (int)b->cfg.mqtt_port, fb_mqtt_errstr(b->mqtt));
-    while (!fb_mqtt_connected(b->mqtt) && !main__stop) {
+                (int)b->cfg.mqtt_port, fb_mqtt_errstr(b->node.mqtt));
+    while (!fb_mqtt_connected(b->node.mqtt) && !main__stop) {
         /* A token that runs out while the broker is away is renewed here
          * too, or every reconnect would offer the expired one. */
-        fb_mqtt_maintain(b->mqtt);
+        fb_mqtt_maintain(b->node.mqtt);
         main__sleep(MAIN__BACKOFF_MIN_MS);
     }
     return main__stop ? -EINTR : 0;
@@ -190,19 +197,30 @@ static int main__open(fb_bridge *b)
         fp_error("jwt_alg \"%.16s\" is not HS256, RS256 or ES256", b->cfg.jwt_alg);
         return -EINVAL;
     }
-    rc = fb_mqtt_open(&b->mqtt, &m);
+    rc = fb_mqtt_open(&b->node.mqtt, &m);
     if (rc == -EINVAL || rc == -ENOMEM) {
-        fp_error("%s", fb_mqtt_errstr(b->mqtt));
+        fp_error("%s", fb_mqtt_errstr(b->node.mqtt));
         return rc;
+    }
+    if (b->local_direct) {
+        /* Stage 1's own link: it reconnects by itself, and until it is up
+         * this node's deliveries take the queue (fanout__direct). */
+        m.client_suffix = MAIN__DIRECT_SUFFIX;
+        rc = fb_mqtt_open(&b->direct.mqtt, &m);
+        if (rc == -EINVAL || rc == -ENOMEM) {
+            fp_error("%s", fb_mqtt_errstr(b->direct.mqtt));
+            return rc;
+        }
     }
     if (main__store_up(b) != 0 || main__amqp_up(b, &b->amqp, true) != 0 ||
         main__amqp_up(b, &b->amqp_node, false) != 0 || main__mqtt_up(b) != 0)
         return -EINTR;
     if (fb_deliver_ribbon_from_store(b) != 0)
         fp_warn("could not publish the current ribbon; it follows the next ribbon event");
-    fp_info("node %s running: rabbitmq %s, redis %s, mqtt %s:%d (deliver_mode %s)", b->cfg.node_id,
-            fp_amqp_peer(b->amqp), fp_store_peer(b->store), b->cfg.mqtt_host, (int)b->cfg.mqtt_port,
-            b->cfg.deliver_mode);
+    fp_info("node %s running: rabbitmq %s, redis %s, mqtt %s:%d (deliver_mode %s, "
+            "local_delivery %s)",
+            b->cfg.node_id, fp_amqp_peer(b->amqp), fp_store_peer(b->store), b->cfg.mqtt_host,
+            (int)b->cfg.mqtt_port, b->cfg.deliver_mode, b->cfg.local_delivery);
     return 0;
 }
 
@@ -245,7 +263,7 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
             if (main__store_up(b) != 0)
                 break;
         } else if (out == FB_RETRY_MQTT) {
-            fp_warn("%s; publishing again once the broker is back", fb_mqtt_errstr(b->mqtt));
+            fp_warn("%s; publishing again once the broker is back", fb_mqtt_errstr(b->node.mqtt));
             main__sleep(MAIN__BACKOFF_MIN_MS);
             if (main__mqtt_up(b) != 0)
                 break;
@@ -263,12 +281,18 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
 static void main__periodic(fb_bridge *b, int64_t *next_stats)
 {
     int64_t now = fp_time_mono_us();
-    unsigned long reconnects, refused;
+    unsigned long reconnects, refused, direct_reconnects, direct_refused;
 
     if (now < *next_stats)
         return;
     *next_stats = now + MAIN__STATS_EVERY_US;
-    fb_mqtt_counters(b->mqtt, &reconnects, &refused);
+    fb_mqtt_counters(b->node.mqtt, &reconnects, &refused);
+    if (b->direct.mqtt != NULL) {
+        fb_mqtt_counters(b->direct.mqtt, &direct_reconnects, &direct_refused);
+        reconnects += direct_reconnects;
+        refused += direct_refused;
+        fb_mqtt_maintain(b->direct.mqtt); /* stage 1's link */
+    }
     atomic_store(&b->stats.v[FB_STAT_RECONNECTS_MQTT], reconnects);
     atomic_store(&b->stats.v[FB_STAT_MQTT_REFUSED], refused);
     if (fb_stats_publish(b) != 0)
@@ -294,7 +318,7 @@ static void main__loop(fb_bridge *b, fp_amqp **link, bool stage1)
         if (stage1)
             main__periodic(b, &next_stats);
         else
-            fb_mqtt_maintain(b->mqtt); /* the MQTT link belongs to stage 2 */
+            fb_mqtt_maintain(b->node.mqtt); /* the MQTT link belongs to stage 2 */
     }
     /* Stopping: the events whose acks wait for confirms are acked now, or
      * RabbitMQ delivers them again (harmless, but their posts would reach
@@ -388,6 +412,7 @@ int main(int argc, char **argv)
     }
     fp_log_set_level(level);
     b.deliver_control = strcmp(b.cfg.deliver_mode, "control") == 0;
+    b.local_direct = strcmp(b.cfg.local_delivery, "direct") == 0;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = main__on_signal;
     sigaction(SIGTERM, &sa, NULL);
@@ -401,7 +426,8 @@ int main(int argc, char **argv)
         fb_stats_publish(&b);
     fp_amqp_free(b.amqp);
     fp_amqp_free(b.amqp_node);
-    fb_mqtt_free(b.mqtt);
+    fb_mqtt_free(b.direct.mqtt);
+    fb_mqtt_free(b.node.mqtt);
     fp_store_free(b.store);
     mosquitto_lib_cleanup();
     fb_config_free(&b.cfg);

@@ -85,6 +85,7 @@ static void mqtt__on_connect(struct mosquitto *mosq, void *obj, int rc, int flag
                              const mosquitto_property *props)
 {
     fb_mqtt *m = obj;
+    unsigned long losses;
 
     (void)mosq;
     (void)flags;
@@ -92,8 +93,11 @@ static void mqtt__on_connect(struct mosquitto *mosq, void *obj, int rc, int flag
     pthread_mutex_lock(&m->lock);
     m->connected = rc == 0;
     m->last_connack = rc;
+    losses = m->reconnects;
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
+    if (rc == 0 && losses > 0)
+        fp_info("mqtt: %s connected to the broker again", m->client_id);
     if (rc != 0)
         fp_warn("mqtt: broker %s:%d refused the bridge: %s (reason code %d)", m->host, m->cfg.port,
                 mosquitto_reason_string(rc), rc);
@@ -122,8 +126,8 @@ static void mqtt__on_disconnect(struct mosquitto *mosq, void *obj, int rc,
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
     if (was && rc != 0)
-        fp_warn("mqtt: lost the broker %s:%d (%s); reconnecting", m->host, m->cfg.port,
-                mqtt__disconnect_string(rc));
+        fp_warn("mqtt: %s lost the broker %s:%d (%s); reconnecting", m->client_id, m->host,
+                m->cfg.port, mqtt__disconnect_string(rc));
 }
 
 /* Sets or clears bit n of map (n below 65,536 and the map's size in bits:
@@ -278,7 +282,8 @@ static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
     if (m->host == NULL || m->signing_key_file == NULL)
         return -ENOMEM;
     snprintf(m->sub, sizeof(m->sub), "bridge-%s", c->node_id);
-    snprintf(m->client_id, sizeof(m->client_id), "feed-bridge-%s", c->node_id);
+    snprintf(m->client_id, sizeof(m->client_id), "feed-bridge-%s%s", c->node_id,
+             c->client_suffix != NULL ? c->client_suffix : "");
     if (fp_jwt_load_key(c->alg, c->signing_key_file, &m->key, &m->key_len, err, sizeof(err)) != 0) {
         snprintf(m->errstr, sizeof(m->errstr), "mqtt: %.180s", err);
         return -EINVAL;

@@ -2,7 +2,8 @@
  * mqtt_link.h - feed-bridge's publisher to its local mosquitto (libmosquitto).
  *
  * The bridge authenticates like any client, with a JWT of role service it
- * mints itself from the signing key (sub = "bridge-<node>"), and renews the
+ * mints itself from the signing key (sub = "bridge-<node>"; each link has
+ * a client id of its own, "feed-bridge-<node>[suffix]"), and renews the
  * token by reconnecting before it expires (the broker plugin would
  * disconnect it at exp). It speaks MQTT 5. Publishes are QoS 1;
  * fb_mqtt_flush() waits until the broker has acknowledged every one of
@@ -24,6 +25,7 @@ typedef struct {
     bool tls;           /* TLS to the broker, certificate and host name verified */
     const char *tls_ca; /* CA file (PEM); NULL or "": the system's CAs */
     const char *node_id;
+    const char *client_suffix; /* client id "feed-bridge-<node_id><suffix>"; NULL: none */
     fp_jwt_alg alg;
     const char *signing_key_file; /* HS256 secret, or RS256/ES256 private key */
     int token_ttl_s;

@@ -1,9 +1,12 @@
 /*
- * feed-bridge with deliver_mode control: stage 2 sends one message per
+ * feed-bridge with deliver_mode control: the bridge sends one message per
  * delivery to the broker's $CONTROL/feedpush/v1/deliver, and feed_auth.so
- * fans it out to feed/<uid> inside the broker (plugin/fanout.c). One node
- * pair, the broker logging at debug level so the PUBLISHes it received
- * and the PUBACKs it sent can be counted.
+ * fans it out to feed/<uid> inside the broker (plugin/fanout.c). With
+ * local_delivery direct (the default) a post's deliveries to this node
+ * go from stage 1 through its own link (client id feed-bridge-n1-direct);
+ * what comes through feed.deliver.n1 goes through stage 2's
+ * (feed-bridge-n1). One node pair, the broker logging at debug level so
+ * the PUBLISHes it received and the PUBACKs it sent can be counted.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +33,8 @@
 #define TTL_MS 29500
 #define TTL_S ((TTL_MS + 999) / 1000)
 #define FROM_BRIDGE "Received PUBLISH from feed-bridge-n1 "
+#define FROM_DIRECT "Received PUBLISH from feed-bridge-n1-direct "
+#define DIRECT_ID "feed-bridge-n1-direct"
 #define MALFORMED "refused a malformed deliver control message"
 
 static ft_node_env env;
@@ -110,15 +116,18 @@ static void assert_ttl(const ft_mqtt *c)
 
 /*
  * A post to three followers on the node: two connected (MQTT 5 and
- * 3.1.1), one a persistent session that is offline. The bridge sends the
- * broker one control message for it, not a publish per follower; each
- * gets the post, the MQTT 5 ones with the realtime TTL as expiry, and the
- * offline session finds it queued when it comes back.
+ * 3.1.1), one a persistent session that is offline. Stage 1 sends the
+ * broker one control message for it through its direct link, not a
+ * publish per follower and nothing through feed.deliver.n1; each gets the
+ * post, the MQTT 5 ones with the realtime TTL as expiry, and the offline
+ * session finds it queued when it comes back.
  */
 static void test_fanout_in_broker(void **state)
 {
     long long deliveries = ft_node_stat(&env, 1, "deliveries");
+    long long events = ft_node_stat(&env, 1, "stage1_count");
     long long acked = ft_node_stat(&env, 1, "stage2_count");
+    long long queued = ft_node_stat(&env, 1, "deliver_messages");
     char *tok = ft_plugin_env_token_now(&env.p, "cH", FP_ROLE_USER);
     ft_mqtt b, c, h;
     long from;
@@ -147,12 +156,16 @@ static void test_fanout_in_broker(void **state)
     assert_string_equal(c.last_topic, "feed/cC");
     assert_string_equal(c.last_payload, b.last_payload);
 
-    assert_true(ft_node_stat_wait(&env, 1, "stage2_count", acked + 1, 5000) >= acked + 1);
+    assert_true(ft_node_stat_wait(&env, 1, "stage1_count", events + 1, 5000) >= events + 1);
     assert_true(ft_node_stat_wait(&env, 1, "deliveries", deliveries + 3, 3000) >= deliveries + 3);
-    /* One control message from the bridge, acknowledged; no feed publish. */
-    assert_int_equal(log_count(from, FROM_BRIDGE, "'" FP_CONTROL_DELIVER_TOPIC "'"), 1);
-    assert_int_equal(log_count(from, FROM_BRIDGE, "'feed/"), 0);
-    assert_int_equal(log_count(from, "Sending PUBACK to feed-bridge-n1 ", ", rc0)"), 1);
+    /* One control message from stage 1, acknowledged; no feed publish,
+     * nothing queued for stage 2. */
+    assert_int_equal(log_count(from, FROM_DIRECT, "'" FP_CONTROL_DELIVER_TOPIC "'"), 1);
+    assert_int_equal(log_count(from, FROM_DIRECT, "'feed/"), 0);
+    assert_int_equal(log_count(from, "Sending PUBACK to " DIRECT_ID " ", ", rc0)"), 1);
+    assert_int_equal(log_count(from, FROM_BRIDGE, NULL), 0);
+    assert_int_equal(ft_node_stat(&env, 1, "deliver_messages"), queued);
+    assert_int_equal(ft_node_stat(&env, 1, "stage2_count"), acked);
     assert_int_equal(log_count(0, MALFORMED, NULL), 0);
 
     /* The offline persistent session had it queued. */
@@ -169,6 +182,81 @@ static void test_fanout_in_broker(void **state)
     ft_mqtt_close(&c);
     ft_mqtt_close(&h);
     free(tok);
+}
+
+/* Bytes in the file at path so far (0 when it does not exist). */
+static long file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/*
+ * local_delivery direct while its link is down: a service client takes
+ * over the direct link's client id, so the broker closes the bridge's
+ * connection (the bridge connects again 2 s later and takes the id back).
+ * A post in between reaches its online follower through feed.deliver.n1
+ * and stage 2's link, with one log line. Once the direct link is back,
+ * the next post goes straight again, with one line saying so. The post
+ * must be handled inside the bridge's 2 s pause: when it was not (the
+ * direct link was back first, so it went straight), the round runs again,
+ * three at most.
+ */
+static void test_direct_falls_back(void **state)
+{
+    char *svc = ft_plugin_env_token_now(&env.p, "bridge-n1", FP_ROLE_SERVICE);
+    const char *blog = env.node[0].bridge_log;
+    long long queued = ft_node_stat(&env, 1, "deliver_messages"), events;
+    long from = 0, bfrom = 0;
+    bool fell = false;
+    char id[8];
+    ft_mqtt f, imp;
+    int round;
+
+    (void)state;
+    follow("cF", "cE");
+    connect_user(&f, "cF", 5);
+    for (round = 0; round < 3 && !fell; round++) {
+        from = ft_plugin_env_log_size(&env.p);
+        bfrom = file_size(blog);
+        assert_int_equal(
+            ft_mqtt_connect(&imp, env.p.mosq.port, DIRECT_ID, "bridge-n1", svc, 5, 3000), 0);
+        assert_int_equal(ft_log_wait(blog, bfrom, DIRECT_ID " lost the broker", 5000), 1);
+        snprintf(id, sizeof(id), "e%d", round);
+        post(id, "cE", "while the direct link is down");
+        assert_int_equal(ft_mqtt_wait_messages(&f, round + 1, 5000), round + 1);
+        assert_non_null(strstr(f.last_payload, id));
+        fell = ft_log_wait(blog, bfrom,
+                           "the direct link is down; this node's deliveries go "
+                           "through feed.deliver.n1",
+                           0) == 1;
+        printf("# round %d: the post went %s\n", round, fell ? "through the queue" : "straight");
+        assert_int_equal(ft_log_wait(blog, bfrom, DIRECT_ID " connected to the broker again", 5000),
+                         1);
+        ft_mqtt_close(&imp);
+    }
+    assert_true(fell);
+    /* Delivered by stage 2 from the queue: one control message on its link. */
+    assert_true(ft_node_stat_wait(&env, 1, "deliver_messages", queued + 1, 3000) >= queued + 1);
+    assert_int_equal(log_count(from, FROM_BRIDGE, "'" FP_CONTROL_DELIVER_TOPIC "'"), 1);
+    assert_int_equal(log_count(from, FROM_DIRECT, NULL), 0);
+
+    /* The direct link is back (logged above): straight again. */
+    from = ft_plugin_env_log_size(&env.p);
+    events = ft_node_stat(&env, 1, "stage1_count");
+    post("eback", "cE", "straight again");
+    assert_int_equal(ft_mqtt_wait_messages(&f, round + 1, 5000), round + 1);
+    assert_non_null(strstr(f.last_payload, "\"id\":\"eback\""));
+    assert_int_equal(ft_log_wait(blog, bfrom, "go straight to its broker again", 3000), 1);
+    assert_int_equal(log_count(from, FROM_DIRECT, "'" FP_CONTROL_DELIVER_TOPIC "'"), 1);
+    assert_int_equal(log_count(from, FROM_BRIDGE, NULL), 0);
+    assert_true(ft_node_stat_wait(&env, 1, "stage1_count", events + 1, 3000) >= events + 1);
+    assert_int_equal(ft_node_stat(&env, 1, "deliver_messages"), queued + 1);
+    ft_mqtt_pump(&f, 200);
+    assert_int_equal(f.received, round + 1);
+    ft_mqtt_close(&f);
+    free(svc);
 }
 
 /* Publishes body to feed.deliver for node n1, as stage 1 would, and waits
@@ -330,6 +418,7 @@ static void test_malformed_refused(void **state)
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_fanout_in_broker),
+        cmocka_unit_test(test_direct_falls_back),
         cmocka_unit_test(test_large_delivery),
         cmocka_unit_test(test_user_refused),
         cmocka_unit_test(test_malformed_refused))

@@ -2,7 +2,7 @@
  * feed-bridge end to end: RabbitMQ event in, Redis feed lists and MQTT
  * deliveries out, through a real mosquitto with feed_auth.so (the bridge
  * authenticates with its own service token and speaks MQTT 5), with
- * deliver_mode publish. The broker logs at debug level, so its PUBACKs to
+ * deliver_mode publish and local_delivery queue. The broker logs at debug level, so its PUBACKs to
  * the bridge can be read.
  */
 #include <setjmp.h>
@@ -43,6 +43,10 @@ static int start(void)
     /* One publish per recipient: the PUBACKs of feed/<uid> publishes are
      * checked here; bridge_control covers deliver_mode control. */
     setenv("FEEDPUSH_DELIVER_MODE", "publish", 1);
+    /* Stage 2 delivers: every post's deliveries take feed.deliver.n1;
+     * bridge_control and the other node tests cover local_delivery
+     * direct, the default. */
+    setenv("FEEDPUSH_LOCAL_DELIVERY", "queue", 1);
     return ft_node_env_start_opts(&env, 1, &opts);
 }
 
@@ -132,6 +136,7 @@ static void test_puback_no_subscribers(void **state)
     char *tok = ft_plugin_env_token_now(&env.p, "N", FP_ROLE_USER);
     long long acked = ft_node_stat(&env, 1, "stage2_count");
     long long deliveries = ft_node_stat(&env, 1, "deliveries");
+    long long queued = ft_node_stat(&env, 1, "deliver_messages");
     long from = ft_plugin_env_log_size(&env.p);
     ft_mqtt c;
 
@@ -143,6 +148,7 @@ static void test_puback_no_subscribers(void **state)
     assert_true(ft_plugin_env_log_wait(&env.p, from, ", rc16)", 1000));
     assert_true(ft_node_stat_wait(&env, 1, "stage2_count", acked + 1, 5000) >= acked + 1);
     assert_int_equal(ft_node_stat(&env, 1, "deliveries"), deliveries + 1);
+    assert_int_equal(ft_node_stat(&env, 1, "deliver_messages"), queued + 1);
 
     assert_int_equal(ft_mqtt_subscribe(&c, "feed/N", 3000), 1);
     post("n2", "N", "now listening");
