@@ -6,9 +6,11 @@
  *
  *   1. B on n2 only, author A offline: B gets the post on feed/B within
  *      1 s; n2 delivers exactly one publish, n1 and n3 none; one
- *      feed.deliver message in all.
+ *      feed.deliver message in all, none when n2's own bridge took the
+ *      post (it delivers to its node directly).
  *   2. B on n1 and n3 at once (two client ids): both sessions get it; n1
- *      and n3 deliver one each, n2 none; two feed.deliver messages.
+ *      and n3 deliver one each, n2 none; two feed.deliver messages, one
+ *      less when the bridge of n1 or n3 took the post.
  *   3. n2's mosquitto and bridge SIGKILLed while C is connected there:
  *      node:n2 expires within the heartbeat TTL (3 s) + a margin; a post
  *      for C then produces no feed.deliver message (the counters of the
@@ -317,15 +319,17 @@ static void assert_grew(const char *name, const long long before[N_NODES + 1],
  * After a post: waits until each node i with want[i] > 0 has counted
  * want[i] more deliveries than deliv[i], then one counter period more for
  * the others to show anything they might have done, and asserts that each
- * node's deliveries grew by exactly want[i] and that all nodes together
- * published n_msgs more MQTT messages than msgs[].
+ * node's deliveries grew by exactly want[i], and that the bridges
+ * published one feed.deliver message per node with a recipient but the
+ * node of the bridge that took the post (its events_post_created grew
+ * from events[]), which delivered its own share directly
+ * (local_delivery direct).
  */
-static void assert_delivered(const long long deliv[N_NODES + 1],
-                             const long long want[N_NODES + 1],
-                             const long long msgs[N_NODES + 1], long long n_msgs)
+static void assert_delivered(const long long deliv[N_NODES + 1], const long long want[N_NODES + 1],
+                             const long long msgs[N_NODES + 1], const long long events[N_NODES + 1])
 {
-    long long msgs_now[N_NODES + 1];
-    int i;
+    long long msgs_now[N_NODES + 1], events_now[N_NODES + 1], n_msgs = 0;
+    int i, took = 0;
 
     for (i = 1; i <= N_NODES; i++) {
         if (want[i] > 0)
@@ -333,6 +337,18 @@ static void assert_delivered(const long long deliv[N_NODES + 1],
     }
     ft_sleep_ms(FLUSH_MS);
     assert_grew("deliveries", deliv, want);
+    read_counters("events_post_created", events_now);
+    assert_int_equal(sum_of(events_now) - sum_of(events), 1);
+    for (i = 1; i <= N_NODES; i++) {
+        if (events_now[i] > events[i])
+            took = i;
+        if (want[i] > 0)
+            n_msgs++;
+    }
+    if (want[took] > 0)
+        n_msgs--;
+    printf("# the bridge of n%d took the post: %lld feed.deliver message(s) expected\n", took,
+           n_msgs);
     read_counters("deliver_messages", msgs_now);
     assert_int_equal(sum_of(msgs_now) - sum_of(msgs), n_msgs);
 }
@@ -343,7 +359,7 @@ static void assert_delivered(const long long deliv[N_NODES + 1],
 static void test_delivered_only_where_connected(void **state)
 {
     const long long want[N_NODES + 1] = {0, 0, 1, 0};
-    long long deliv[N_NODES + 1], msgs[N_NODES + 1];
+    long long deliv[N_NODES + 1], msgs[N_NODES + 1], events[N_NODES + 1];
     ft_mqtt b;
     int64_t t0;
 
@@ -351,11 +367,12 @@ static void test_delivered_only_where_connected(void **state)
     follow("s1_B", "s1_A");
     connect_user(&b, 2, "s1_B", "s1_B-tab");
     settled_counters("deliveries", deliv, "deliver_messages", msgs);
+    read_counters("events_post_created", events);
 
     t0 = post("s1_p1", "s1_A");
     assert_live(&b, "B on n2", "s1_B", "s1_p1", 1, t0);
 
-    assert_delivered(deliv, want, msgs, 1);
+    assert_delivered(deliv, want, msgs, events);
     ft_mqtt_pump(&b, 100);
     assert_int_equal(b.received, 1);
     ft_mqtt_close(&b);
@@ -365,7 +382,7 @@ static void test_delivered_only_where_connected(void **state)
 static void test_two_sessions_two_nodes(void **state)
 {
     const long long want[N_NODES + 1] = {0, 1, 0, 1};
-    long long deliv[N_NODES + 1], msgs[N_NODES + 1];
+    long long deliv[N_NODES + 1], msgs[N_NODES + 1], events[N_NODES + 1];
     ft_mqtt b1, b3;
     ft_mqtt *cs[2] = {&b1, &b3};
     const char *const uids[2] = {"s2_B", "s2_B"};
@@ -378,11 +395,12 @@ static void test_two_sessions_two_nodes(void **state)
     connect_user(&b3, 3, "s2_B", "s2_B-tab3");
     assert_int_equal(ft_node_redis_int(&env, "SISMEMBER online:n2 s2_B"), 0);
     settled_counters("deliveries", deliv, "deliver_messages", msgs);
+    read_counters("events_post_created", events);
 
     t0 = post("s2_p1", "s2_A");
     assert_live_all("B on n1 and n3", cs, uids, one_each, 2, "s2_p1", t0);
 
-    assert_delivered(deliv, want, msgs, 2);
+    assert_delivered(deliv, want, msgs, events);
     ft_mqtt_pump(&b1, 100);
     ft_mqtt_pump(&b3, 100);
     assert_int_equal(b1.received, 1);
