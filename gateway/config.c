@@ -15,8 +15,9 @@ static const fp_conf_opt config__table[] = {
      "address the HTTP server listens on"},
     {"http_port", FP_CONF_INT, offsetof(fg_config, http_port), "8080", 1, 65535, false,
      "HTTP port"},
-    {"http_workers", FP_CONF_INT, offsetof(fg_config, http_workers), "16", 1, 64, false,
-     "HTTP worker threads, each with its own Redis link (requests waiting on one block only it)"},
+    {"http_workers", FP_CONF_INT, offsetof(fg_config, http_workers), "32", 1, 64, false,
+     "HTTP worker threads, each with its own Redis link (requests waiting on one block only it; "
+     "a post holds its worker until confirmed)"},
     {"tls_cert", FP_CONF_STRING, offsetof(fg_config, tls_cert), "", 0, 0, false,
      "certificate chain file (PEM): with tls_key, serve HTTPS instead of HTTP"},
     {"tls_key", FP_CONF_STRING, offsetof(fg_config, tls_key), "", 0, 0, false,
