@@ -150,8 +150,11 @@ static bool env__log_has_since(const ft_gateway_env *e, long from, const char *n
 
 /*
  * Starts the gateway once on a port free a moment ago, and waits until it
- * answers. 0; 1 when it exited because another process took that port
- * between the pick and its bind (the caller picks again); -1 otherwise.
+ * answers and has logged that it is running: the first worker answers
+ * while the others are still opening their Redis links, and a test that
+ * then stops Redis taking new connections would leave those without one.
+ * 0; 1 when it exited because another process took that port between the
+ * pick and its bind (the caller picks again); -1 otherwise.
  */
 static int env__start_once(ft_gateway_env *e, const char *bin)
 {
@@ -174,7 +177,8 @@ static int env__start_once(ft_gateway_env *e, const char *bin)
 
         /* Listening yet? (A plain connect, so curl logs no refusals.) */
         if (ft_http_raw(e, "", 0, none, sizeof(none), 0) >= 0 &&
-            ft_http(e, "GET", "/api/v1/config", NULL, NULL, NULL) == 200)
+            ft_http(e, "GET", "/api/v1/config", NULL, NULL, NULL) == 200 &&
+            env__log_has_since(e, from, "] running: "))
             return 0;
         if (!ft_gateway_alive(e)) {
             if (env__log_has_since(e, from, "Address already in use")) {
