@@ -74,9 +74,8 @@ static void main__backoff(int *ms)
 }
 
 /* The checks a config needs beyond each key's own: the host lists,
- * WAIT's reply within the socket timeout, deliver_mode, local_delivery. 0
- * or -EINVAL (err
- * says why). */
+ * WAIT's reply within the socket timeout, deliver_mode, local_delivery.
+ * 0 or -EINVAL (err says why). */
 static int main__check(const fb_config *c, char *err, size_t errlen)
 {
     if (strcmp(c->deliver_mode, "publish") != 0 && strcmp(c->deliver_mode, "control") != 0) {
