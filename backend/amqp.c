@@ -985,3 +985,30 @@ int fp_amqp_ping(fp_amqp *a)
                           amqp_cstring_bytes("topic"), 1, 1, 0, 0, amqp_empty_table);
     return amqp__check(a, a->out, "amqp ping");
 }
+
+int fp_amqp_check_consumers(fp_amqp *a)
+{
+    const char *queues[2] = {a->q_deliver, a->q_broadcast};
+    amqp_queue_declare_ok_t *ok;
+    size_t i;
+
+    if (!a->cfg.consume_node)
+        return 0;
+    if (a->out == NULL) {
+        amqp__set_error(a, -1, "%s: %s", "amqp consumer check", "not connected");
+        return -EIO;
+    }
+    for (i = 0; i < 2; i++) {
+        ok = amqp_queue_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(queues[i]), 1, 0, 0, 0,
+                                amqp_empty_table);
+        if (amqp__check(a, a->out, queues[i]) != 0)
+            return -EIO;
+        if (ok == NULL || ok->consumer_count == 0) {
+            amqp__set_error(a, -1, "%s: %s", queues[i],
+                            "RabbitMQ lists no consumer of it (lost with a node, without a "
+                            "cancel)");
+            return -EIO;
+        }
+    }
+    return 0;
+}

@@ -38,6 +38,9 @@
 #define MAIN__POLL_MS 200
 #define MAIN__STATS_EVERY_US 1000000
 #define MAIN__REFUSED_TRIES 5 /* Redis error replies before an event is dead-lettered */
+/* Stage 2, idle: how often it checks that RabbitMQ still lists its
+ * consumers (fp_amqp_check_consumers). */
+#define MAIN__CHECK_EVERY_US 1000000
 /* Stage 1's link to the broker: client id feed-bridge-<node>-direct. */
 #define MAIN__DIRECT_SUFFIX "-direct"
 
@@ -298,15 +301,33 @@ static void main__periodic(fb_bridge *b, int64_t *next_stats)
         fp_debug("redis: counters not written: %s", fp_store_errstr(b->store));
 }
 
+/*
+ * Stage 2 while it waits: once a second at most, makes sure RabbitMQ
+ * still lists its consumers; after a node loss it can keep a consumer on
+ * a queue it deleted, and this node's deliveries would then stop without
+ * an error. Returns -EIO when the link must reconnect.
+ */
+static int main__check_consumers(fb_bridge *b, int64_t *next_check)
+{
+    int64_t now = fp_time_mono_us();
+
+    if (now < *next_check)
+        return 0;
+    *next_check = now + MAIN__CHECK_EVERY_US;
+    return fp_amqp_check_consumers(b->amqp_node);
+}
+
 /* One stage's loop: take a message from its link, handle it, repeat. */
 static void main__loop(fb_bridge *b, fp_amqp **link, bool stage1)
 {
-    int64_t next_stats = 0;
+    int64_t next_stats = 0, next_check = 0;
     fp_amqp_msg msg;
     int rc;
 
     while (!main__stop) {
         rc = fp_amqp_next(*link, &msg, MAIN__POLL_MS);
+        if (rc == -ETIMEDOUT && !stage1 && main__check_consumers(b, &next_check) != 0)
+            rc = -EIO;
         if (rc == 0)
             main__handle(b, link, &msg);
         else if (rc == -EIO && !main__stop) {

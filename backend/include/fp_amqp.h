@@ -214,5 +214,15 @@ int fp_amqp_wait_confirms(fp_amqp *a, int wake_fd, int timeout_ms);
  * feed.events): 0 when RabbitMQ answers, else -EIO. Call it with no
  * publish awaiting its confirm. */
 int fp_amqp_ping(fp_amqp *a);
+/*
+ * For a link that consumes its node's queues: a passive declare of each
+ * on the publisher connection, which must find the queue and at least one
+ * consumer (this link's). RabbitMQ can accept a consumer on a queue whose
+ * node has just died and then delete the queue without the cancel that
+ * consumer_cancel_notify promises; the consumer then waits for ever on a
+ * queue nobody routes to. Call it while the link is idle. 0, or -EIO
+ * (errstr says why: reconnect, which declares and consumes again).
+ */
+int fp_amqp_check_consumers(fp_amqp *a);
 
 #endif

@@ -371,6 +371,39 @@ static void test_lost_queue_is_a_failure(void **state)
     fp_amqp_free(a);
 }
 
+/*
+ * fp_amqp_check_consumers: 0 on a link that consumes its node queues;
+ * -EIO once the queue it consumes is gone and another of the same name,
+ * with no consumer, took its place (what a node loss can leave, checked
+ * here before the link reads the cancel RabbitMQ sends in this simpler
+ * case); 0 again after a reconnect.
+ */
+static void test_check_consumers(void **state)
+{
+    char queue[80], other[48];
+    fp_amqp_config c = link_config(other, false), pc;
+    fp_amqp *a = NULL, *p = NULL;
+
+    (void)state;
+    snprintf(other, sizeof(other), "%s-check", node);
+    pc = link_config(other, false);
+    pc.consume_node = false; /* declares the node queues, consumes nothing */
+    if (fp_amqp_open(&a, &c) != 0)
+        fail_msg("fp_amqp_open: %s", fp_amqp_errstr(a));
+    assert_int_equal(fp_amqp_check_consumers(a), 0);
+    snprintf(queue, sizeof(queue), "%s.%s", FP_EXCHANGE_DELIVER, other);
+    delete_queue(queue);
+    if (fp_amqp_open(&p, &pc) != 0)
+        fail_msg("fp_amqp_open (declaring): %s", fp_amqp_errstr(p));
+    assert_int_equal(fp_amqp_check_consumers(a), -EIO);
+    if (strstr(fp_amqp_errstr(a), "no consumer") == NULL)
+        fail_msg("not the missing consumer: %s", fp_amqp_errstr(a));
+    assert_int_equal(fp_amqp_reconnect(a), 0);
+    assert_int_equal(fp_amqp_check_consumers(a), 0);
+    fp_amqp_free(p);
+    fp_amqp_free(a);
+}
+
 /* clang-format off */
 FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_held_ack_not_sent_before_confirm),
@@ -379,5 +412,6 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_acks_keep_the_window_open),
         cmocka_unit_test(test_acks_sent_before_waiting),
         cmocka_unit_test(test_confirm_timeout_breaks_the_link),
-        cmocka_unit_test(test_lost_queue_is_a_failure))
+        cmocka_unit_test(test_lost_queue_is_a_failure),
+        cmocka_unit_test(test_check_consumers))
 /* clang-format on */
