@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -184,14 +183,6 @@ static void test_fanout_in_broker(void **state)
     free(tok);
 }
 
-/* Bytes in the file at path so far (0 when it does not exist). */
-static long file_size(const char *path)
-{
-    struct stat st;
-
-    return stat(path, &st) == 0 ? (long)st.st_size : 0;
-}
-
 /*
  * local_delivery direct while its link is down: a service client takes
  * over the direct link's client id, so the broker closes the bridge's
@@ -219,7 +210,7 @@ static void test_direct_falls_back(void **state)
     connect_user(&f, "cF", 5);
     for (round = 0; round < 3 && !fell; round++) {
         from = ft_plugin_env_log_size(&env.p);
-        bfrom = file_size(blog);
+        bfrom = ft_log_size(blog);
         assert_int_equal(
             ft_mqtt_connect(&imp, env.p.mosq.port, DIRECT_ID, "bridge-n1", svc, 5, 3000), 0);
         assert_int_equal(ft_log_wait(blog, bfrom, DIRECT_ID " lost the broker", 5000), 1);

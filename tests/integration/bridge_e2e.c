@@ -2,8 +2,8 @@
  * feed-bridge end to end: RabbitMQ event in, Redis feed lists and MQTT
  * deliveries out, through a real mosquitto with feed_auth.so (the bridge
  * authenticates with its own service token and speaks MQTT 5), with
- * deliver_mode publish and local_delivery queue. The broker logs at debug level, so its PUBACKs to
- * the bridge can be read.
+ * deliver_mode publish and local_delivery queue. The broker logs at debug
+ * level, so its PUBACKs to the bridge can be read.
  */
 #include <setjmp.h>
 #include <stdarg.h>

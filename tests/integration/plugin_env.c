@@ -106,20 +106,25 @@ bool ft_plugin_env_sanitizer_report(const ft_plugin_env *e)
     return found;
 }
 
-long ft_plugin_env_log_size(const ft_plugin_env *e)
+long ft_log_size(const char *path)
 {
-    char path[PATH_MAX + 32];
-    FILE *f;
+    FILE *f = fopen(path, "r");
     long n;
 
-    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", e->mosq.dir);
-    f = fopen(path, "r");
     if (f == NULL)
         return -1;
     fseek(f, 0, SEEK_END);
     n = ftell(f);
     fclose(f);
     return n;
+}
+
+long ft_plugin_env_log_size(const ft_plugin_env *e)
+{
+    char path[PATH_MAX + 32];
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", e->mosq.dir);
+    return ft_log_size(path);
 }
 
 int ft_log_wait(const char *path, long from, const char *needle, int timeout_ms)

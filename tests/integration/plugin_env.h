@@ -52,8 +52,10 @@ int ft_plugin_env_stop(ft_plugin_env *e);
  * check after each step what the final stop would otherwise find. */
 bool ft_plugin_env_sanitizer_report(const ft_plugin_env *e);
 
-/* Byte size of the broker's log, to look for lines written after it
- * (-1 when it cannot be read). */
+/* Byte size of the file at path (a log), to look for lines written
+ * after it (-1 when it cannot be read). */
+long ft_log_size(const char *path);
+/* The same for the broker's log. */
 long ft_plugin_env_log_size(const ft_plugin_env *e);
 
 /* Waits up to timeout_ms (0: looks once) until the file at path holds a
