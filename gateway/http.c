@@ -54,6 +54,8 @@
 #define HTTP__BACKLOG 1024
 #define HTTP__BEARER "Bearer "
 #define HTTP__MAX_WORKERS 64 /* the http_workers maximum */
+#define HTTP__TX_MAX (1024 * 1024) /* one send() of an answer at most */
+#define HTTP__HEADERS_MAX 2048     /* room for an answer's status line and headers */
 
 typedef struct {
     fg_request req;
@@ -354,54 +356,62 @@ static int http__on_body(struct lws *wsi, http__session *s, const void *in, size
     return 0;
 }
 
-/* Writes the status line and headers. 0 or -1. */
-static int http__write_headers(struct lws *wsi, http__session *s)
+/* Adds the status line and headers at *p (at most up to end) and the
+ * blank line that ends them. 0 or -1 (they do not fit). */
+static int http__add_headers(struct lws *wsi, http__session *s, unsigned char **p,
+                             unsigned char *end)
 {
-    unsigned char buf[LWS_PRE + 2048], *start = &buf[LWS_PRE], *p = start;
-    unsigned char *end = &buf[sizeof(buf) - 1];
-
     if (lws_add_http_common_headers(wsi, (unsigned int)s->resp.status, s->resp.content_type,
-                                    s->resp.len, &p, end) != 0 ||
+                                    s->resp.len, p, end) != 0 ||
         lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-store", 8, &p, end) != 0)
+                                    (const unsigned char *)"no-store", 8, p, end) != 0)
         return -1;
     if (s->resp.allow != NULL &&
         lws_add_http_header_by_name(
             wsi, (const unsigned char *)"allow:", (const unsigned char *)s->resp.allow,
-            (int)strlen(s->resp.allow), &p, end) != 0)
+            (int)strlen(s->resp.allow), p, end) != 0)
         return -1;
     if (s->close_after &&
         lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
-                                     &p, end) != 0)
+                                     p, end) != 0)
         return -1;
-    if (lws_finalize_write_http_header(wsi, start, &p, end) != 0)
+    if (lws_finalize_http_header(wsi, p, end) != 0)
         return -1;
     return 0;
 }
 
 /*
- * Writes the answer whole: status line and headers, then the body in one
- * lws_write (lws keeps what the socket does not take yet and sends it
- * before anything else), then completes the transaction, or closes the
- * connection after a Connection: close. Returns 0, or -1 to close.
+ * Writes the answer whole in one lws_write: status line, headers and body
+ * together, so a small answer is one segment and one wake-up of the
+ * client, not two (lws keeps what the socket does not take yet and sends
+ * it before anything else). HTTP/1.1 only: over h2 lws would have to
+ * frame headers and body apart. Then completes the transaction, or
+ * closes the connection after a Connection: close. Returns 0, or -1 to
+ * close.
  */
 static int http__send(struct lws *wsi, http__session *s)
 {
-    unsigned char *out;
+    unsigned char *out, *start, *p;
+    size_t len;
     int n;
 
     fg_metrics_observe(&http__gw(wsi)->shared->metrics, s->route, fg_method_name(s->req.method),
                        s->resp.status, fp_time_mono_us() - s->t0_us);
-    if (http__write_headers(wsi, s) != 0)
-        return -1;
-    out = malloc(LWS_PRE + s->resp.len + 1);
+    out = malloc(LWS_PRE + HTTP__HEADERS_MAX + s->resp.len);
     if (out == NULL)
         return -1;
+    start = out + LWS_PRE;
+    p = start;
+    if (http__add_headers(wsi, s, &p, start + HTTP__HEADERS_MAX) != 0) {
+        free(out);
+        return -1;
+    }
     if (s->resp.len > 0)
-        memcpy(out + LWS_PRE, s->resp.body, s->resp.len);
-    n = lws_write(wsi, out + LWS_PRE, s->resp.len, LWS_WRITE_HTTP_FINAL);
+        memcpy(p, s->resp.body, s->resp.len);
+    len = (size_t)(p - start) + s->resp.len;
+    n = lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL);
     free(out);
-    if (n != (int)s->resp.len || s->close_after)
+    if (n != (int)len || s->close_after)
         return -1;
     http__reset(s);
     return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
@@ -457,8 +467,9 @@ static int http__listen_callback(struct lws *wsi, enum lws_callback_reasons reas
         fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             break;
-        /* Headers and body go out in two writes: without this the body of
-         * a small answer waits for the client's delayed ACK (40 ms). */
+        /* An answer is one write, but pipelined answers and the rest of a
+         * large one that the socket did not take at once would otherwise
+         * wait for the client's delayed ACK (40 ms). */
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         /* On failure lws has closed fd. */
         if (lws_adopt_socket_vhost(lws_get_vhost(wsi), fd) == NULL)
@@ -470,7 +481,11 @@ static int http__listen_callback(struct lws *wsi, enum lws_callback_reasons reas
 }
 
 static const struct lws_protocols http__protocols[] = {
-    {HTTP__PROTOCOL, http__callback, sizeof(http__session), 0, 0, NULL, 0},
+    /* tx_packet_size: lws sends at most this much of a write at once and
+     * buffers the rest for the next writeable callback, another pass of
+     * its loop (4 KiB by default: a page of 50 posts took two). Larger
+     * than any answer of ours: the socket takes what it can. */
+    {HTTP__PROTOCOL, http__callback, sizeof(http__session), 0, 0, NULL, HTTP__TX_MAX},
     {HTTP__LISTEN, http__listen_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -1041,6 +1041,62 @@ static void test_pipelined(void **state)
         fail_msg("three pipelined requests, answers: %.2000s", out);
 }
 
+/* An answer far larger than one send (a page of 40 posts of 8,000 bytes,
+ * some 320 KB, which the socket may take in pieces) comes whole, with the
+ * bytes its Content-Length says, and a request pipelined after it is
+ * answered after it. */
+static void test_large_answer(void **state)
+{
+    static const size_t cap = 1024 * 1024;
+    char *tok = token("lg"), *text = malloc(8001), *ids[40], req[2048], *out = malloc(cap);
+    const char *body, *second, *len_hdr;
+    cJSON *j;
+    long got, clen;
+    int i, n;
+
+    (void)state;
+    assert_non_null(text);
+    assert_non_null(out);
+    memset(text, 'x', 8000);
+    text[8000] = '\0';
+    for (i = 0; i < 40; i++) {
+        text[0] = (char)('a' + i % 26);
+        ids[i] = post(tok, text);
+    }
+    assert_true(feed_has(tok, ids[39], true));
+    assert_true(feed_has(tok, ids[0], true));
+    n = snprintf(
+        req, sizeof(req),
+        "GET /api/v1/feed?limit=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        tok);
+    got = ft_http_raw(&env, req, (size_t)n, out, cap, 10000);
+    assert_true(got > 40 * 8000);
+    if (strncmp(out, "HTTP/1.1 200 ", 13) != 0 || strstr(out, "\r\n\r\n") == NULL)
+        fail_msg("the page's answer begins: %.300s", out);
+    len_hdr = strstr(out, "\r\ncontent-length: "); /* lws writes header names in lower case */
+    assert_non_null(len_hdr);
+    clen = strtol(len_hdr + 18, NULL, 10);
+    body = strstr(out, "\r\n\r\n") + 4;
+    assert_true(clen > 40 * 8000);
+    assert_true(body + clen <= out + got);
+    second = body + clen;
+    if (strncmp(second, "HTTP/1.1 200 ", 13) != 0 || strstr(second, "\"status\":\"ok\"") == NULL)
+        fail_msg("after %ld bytes of the page, the next answer: %.300s", clen, second);
+    j = cJSON_ParseWithLength(body, (size_t)clen);
+    assert_non_null(j);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "posts")), 40);
+    assert_int_equal(
+        strlen(str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "posts"), 0), "text")),
+        8000);
+    cJSON_Delete(j);
+    for (i = 0; i < 40; i++)
+        free(ids[i]);
+    free(out);
+    free(text);
+    free(tok);
+}
+
 /* jwt_max_lifetime: a token living up to it is accepted, a longer one
  * refused; a dev_token_ttl over it stops the gateway at start. */
 static void test_max_lifetime(void **state)
@@ -1510,6 +1566,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_redis_outage),
         cmocka_unit_test(test_rabbitmq_outage),
         cmocka_unit_test(test_pipelined),
+        cmocka_unit_test(test_large_answer),
         cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_idle_publisher),
