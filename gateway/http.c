@@ -483,8 +483,9 @@ static int http__listen_callback(struct lws *wsi, enum lws_callback_reasons reas
 static const struct lws_protocols http__protocols[] = {
     /* tx_packet_size: lws sends at most this much of a write at once and
      * buffers the rest for the next writeable callback, another pass of
-     * its loop (4 KiB by default: a page of 50 posts took two). Larger
-     * than any answer of ours: the socket takes what it can. */
+     * its loop (4 KiB by default: a page of 50 posts took two). 1 MiB
+     * is more than most answers (the socket takes what it can); only a
+     * page of hundreds of long posts goes in several pieces. */
     {HTTP__PROTOCOL, http__callback, sizeof(http__session), 0, 0, NULL, HTTP__TX_MAX},
     {HTTP__LISTEN, http__listen_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
