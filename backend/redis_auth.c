@@ -1,6 +1,7 @@
 /*
- * redis_auth.c - AUTH after each Redis connect, with the password read
- * from redis_password_file; see fp_sentinel.h.
+ * redis_auth.c - AUTH after each Redis or Sentinel connect, with the
+ * password read from redis_password_file (redis_sentinel_password_file);
+ * see fp_sentinel.h.
  *
  * The file is read again on every connect, so a rotated password is
  * picked up by the next reconnect, and the password lives in memory only
@@ -22,15 +23,17 @@
 /*
  * Reads the password from path into buf (at most AUTH__MAX bytes, one
  * trailing "\n" or "\r\n" dropped). Returns its length, or -EINVAL with
- * err saying why (unreadable, empty, too long, a line break or NUL inside).
+ * err saying why (unreadable, empty, too long, a line break or NUL inside)
+ * and naming key, the option that names the file.
  */
-static int auth__read(const char *path, char *buf, size_t size, char *err, size_t errlen)
+static int auth__read(const char *key, const char *path, char *buf, size_t size, char *err,
+                      size_t errlen)
 {
     FILE *f = fopen(path, "rb");
     size_t n;
 
     if (f == NULL) {
-        snprintf(err, errlen, "redis_password_file %.200s: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s %.200s: %s", key, path, strerror(errno));
         return -EINVAL;
     }
     n = fread(buf, 1, size, f);
@@ -41,8 +44,7 @@ static int auth__read(const char *path, char *buf, size_t size, char *err, size_
         n--;
     if (n == 0 || n > AUTH__MAX || memchr(buf, '\n', n) != NULL || memchr(buf, '\r', n) != NULL ||
         memchr(buf, '\0', n) != NULL) {
-        snprintf(err, errlen,
-                 "redis_password_file %.200s: must hold one line of 1 to %d bytes, the password",
+        snprintf(err, errlen, "%s %.200s: must hold one line of 1 to %d bytes, the password", key,
                  path, AUTH__MAX);
         return -EINVAL;
     }
@@ -59,20 +61,20 @@ static void auth__wipe(char *buf, size_t size)
         *p++ = 0;
 }
 
-int fp_redis_password_check(const char *path, char *err, size_t errlen)
+int fp_redis_password_check(const char *key, const char *path, char *err, size_t errlen)
 {
     char buf[AUTH__MAX + 3];
     int n;
 
     if (path == NULL || path[0] == '\0')
         return 0;
-    n = auth__read(path, buf, sizeof(buf) - 1, err, errlen);
+    n = auth__read(key, path, buf, sizeof(buf) - 1, err, errlen);
     auth__wipe(buf, sizeof(buf));
     return n < 0 ? n : 0;
 }
 
-int fp_redis_auth(struct redisContext *c, const char *user, const char *path, char *err,
-                  size_t errlen)
+int fp_redis_auth(struct redisContext *c, const char *key, const char *user, const char *path,
+                  char *err, size_t errlen)
 {
     char buf[AUTH__MAX + 3];
     redisReply *r;
@@ -80,7 +82,7 @@ int fp_redis_auth(struct redisContext *c, const char *user, const char *path, ch
 
     if (path == NULL || path[0] == '\0')
         return 0;
-    n = auth__read(path, buf, sizeof(buf) - 1, err, errlen);
+    n = auth__read(key, path, buf, sizeof(buf) - 1, err, errlen);
     if (n < 0)
         return n;
     if (user != NULL && user[0] != '\0')

@@ -19,9 +19,11 @@ struct fp_sentinel {
     size_t n, cur; /* cur: the one that answered last */
     char name[FP_SENTINEL_NAME_MAX + 1];
     int timeout_ms;
+    char *user;          /* AUTH as (NULL: the default user) */
+    char *password_file; /* AUTH with the password in it (NULL: no AUTH) */
     redisContext *watch; /* SUBSCRIBE +switch-master, or NULL */
     bool switched;       /* seen on the watch, not reported yet */
-    char errstr[192];
+    char errstr[320];
 };
 
 int fp_sentinel_new(fp_sentinel **out, const char *list, const char *name, int timeout_ms,
@@ -64,11 +66,29 @@ static void sentinel__unwatch(fp_sentinel *s)
     s->watch = NULL;
 }
 
+int fp_sentinel_auth(fp_sentinel *s, const char *user, const char *path)
+{
+    free(s->user);
+    free(s->password_file);
+    s->user = NULL;
+    s->password_file = NULL;
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    s->password_file = strdup(path);
+    if (user != NULL && user[0] != '\0')
+        s->user = strdup(user);
+    if (s->password_file == NULL || (user != NULL && user[0] != '\0' && s->user == NULL))
+        return -ENOMEM;
+    return 0;
+}
+
 void fp_sentinel_free(fp_sentinel *s)
 {
     if (s == NULL)
         return;
     sentinel__unwatch(s);
+    free(s->user);
+    free(s->password_file);
     free(s);
 }
 
@@ -87,11 +107,13 @@ bool fp_sentinel_readonly(const char *error_text)
     return error_text != NULL && strncmp(error_text, "READONLY", 8) == 0;
 }
 
-/* Connects to one host with the timeouts. NULL on failure (errstr set). */
+/* Connects to one host with the timeouts, and AUTHs when a password is
+ * set (fp_sentinel_auth). NULL on failure (errstr set). */
 static redisContext *sentinel__dial(fp_sentinel *s, const fp_host *h)
 {
     struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(h->host, h->port, tv);
+    char why[160];
 
     if (c == NULL) {
         snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: out of memory", h->host,
@@ -101,6 +123,12 @@ static redisContext *sentinel__dial(fp_sentinel *s, const fp_host *h)
     if (c->err != 0 || redisSetTimeout(c, tv) != REDIS_OK) {
         snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.100s", h->host, h->port,
                  c->errstr);
+        redisFree(c);
+        return NULL;
+    }
+    if (fp_redis_auth(c, "redis_sentinel_password_file", s->user, s->password_file, why,
+                      sizeof(why)) != 0) {
+        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.120s", h->host, h->port, why);
         redisFree(c);
         return NULL;
     }
@@ -261,7 +289,10 @@ int fp_redis_options_check(const fp_redis_options *o, char *err, size_t errlen)
     char why[160];
     int rc;
 
-    rc = fp_redis_password_check(o->password_file, err, errlen);
+    rc = fp_redis_password_check("redis_password_file", o->password_file, err, errlen);
+    if (rc == 0)
+        rc = fp_redis_password_check("redis_sentinel_password_file", o->sentinel_password_file, err,
+                                     errlen);
     if (rc != 0)
         return rc;
     if (o->sentinels == NULL || o->sentinels[0] == '\0')

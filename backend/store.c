@@ -177,7 +177,7 @@ static int store__connect(fp_store *s)
     if (s->sentinel != NULL) {
         if (fp_sentinel_primary(s->sentinel, &s->primary) != 0) {
             s->err = REDIS_ERR_OTHER;
-            snprintf(s->errstr, sizeof(s->errstr), "%.120s", fp_sentinel_errstr(s->sentinel));
+            snprintf(s->errstr, sizeof(s->errstr), "%.200s", fp_sentinel_errstr(s->sentinel));
             return -EIO;
         }
         host = s->primary.host;
@@ -195,7 +195,8 @@ static int store__connect(fp_store *s)
         goto fail;
     }
     redisEnableKeepAlive(s->c);
-    if (fp_redis_auth(s->c, s->user, s->password_file, s->errstr, sizeof(s->errstr)) != 0) {
+    if (fp_redis_auth(s->c, "redis_password_file", s->user, s->password_file, s->errstr,
+                      sizeof(s->errstr)) != 0) {
         s->err = REDIS_ERR_OTHER;
         goto fail;
     }
@@ -286,6 +287,8 @@ int fp_store_open(fp_store **out, const fp_store_config *c)
     if (c->sentinels != NULL && c->sentinels[0] != '\0') {
         rc = fp_sentinel_new(&s->sentinel, c->sentinels, c->master_name, s->timeout_ms, why,
                              sizeof(why));
+        if (rc == 0)
+            rc = fp_sentinel_auth(s->sentinel, c->sentinel_user, c->sentinel_password_file);
         if (rc == -ENOMEM)
             return rc;
         if (rc != 0)
@@ -303,6 +306,8 @@ void fp_store_options_apply(const fp_redis_options *o, fp_store_config *c)
     c->master_name = o->master_name;
     c->password_file = o->password_file;
     c->user = o->user;
+    c->sentinel_password_file = o->sentinel_password_file;
+    c->sentinel_user = o->sentinel_user;
 }
 
 const char *fp_store_peer(const fp_store *s)

@@ -56,7 +56,7 @@ struct fp_store {
     char sha[STORE__N_SCRIPTS][STORE__SHA_LEN + 1];
     const fp_body_cache *bodies; /* NULL: feed reads MGET every body */
     int err; /* last failure: hiredis REDIS_ERR_* or 0 */
-    char errstr[128];
+    char errstr[256];
 };
 
 /* Records a failure: the context's I/O error when it has one, else what. */

@@ -149,7 +149,8 @@ static redisContext *redis__open(fa_redis *rs)
         return NULL;
     }
     redisEnableKeepAlive(c);
-    if (fp_redis_auth(c, rs->o->redis.user, rs->o->redis.password_file, msg, sizeof(msg)) != 0) {
+    if (fp_redis_auth(c, "redis_password_file", rs->o->redis.user, rs->o->redis.password_file, msg,
+                      sizeof(msg)) != 0) {
         redis__set_error(rs, NULL, msg);
         redisFree(c);
         return NULL;
@@ -577,6 +578,9 @@ int fa_redis_start(fa_redis **out, const fa_options *o, fa_presence *p, fa_revoc
     if (o->redis.sentinels != NULL && o->redis.sentinels[0] != '\0') {
         rc = fp_sentinel_new(&rs->sentinel, o->redis.sentinels, o->redis.master_name,
                              REDIS__IO_TIMEOUT_MS, rs->errstr, sizeof(rs->errstr));
+        if (rc == 0)
+            rc = fp_sentinel_auth(rs->sentinel, o->redis.sentinel_user,
+                                  o->redis.sentinel_password_file);
         if (rc != 0)
             goto fail;
     }

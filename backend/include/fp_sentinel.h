@@ -38,8 +38,10 @@ typedef struct {
     char *prefix;
     char *sentinels;
     char *master_name;
-    char *user;          /* "": AUTH as the default user */
-    char *password_file; /* "": no AUTH */
+    char *user;                   /* "": AUTH as the default user */
+    char *password_file;          /* "": no AUTH */
+    char *sentinel_user;          /* the same for the Sentinels: "": the default user */
+    char *sentinel_password_file; /* "": the Sentinels are not AUTHed */
 } fp_redis_options;
 
 /* The fp_conf_opt entries of the fp_redis_options member of config type. */
@@ -87,21 +89,39 @@ typedef struct {
          0,                                                                                        \
          false,                                                                                    \
          "Redis ACL user to AUTH as (\"\" = the default user)"},                                   \
+        {"redis_password_file",                                                                    \
+         FP_CONF_STRING,                                                                           \
+         offsetof(type, member.password_file),                                                     \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         false,                                                                                    \
+         "file holding the Redis password, read at each connect to AUTH (\"\" = no AUTH)"},        \
+        {"redis_sentinel_user",                                                                    \
+         FP_CONF_STRING,                                                                           \
+         offsetof(type, member.sentinel_user),                                                     \
+         "",                                                                                       \
+         0,                                                                                        \
+         0,                                                                                        \
+         false,                                                                                    \
+         "ACL user to AUTH as on the Sentinels (\"\" = the default user)"},                        \
     {                                                                                              \
-        "redis_password_file", FP_CONF_STRING, offsetof(type, member.password_file), "", 0, 0,     \
-            false,                                                                                 \
-            "file holding the Redis password, read at each connect to AUTH (\"\" = no AUTH; "      \
-            "Sentinels are not AUTHed)"                                                            \
+        "redis_sentinel_password_file", FP_CONF_STRING,                                            \
+            offsetof(type, member.sentinel_password_file), "", 0, 0, false,                        \
+            "file holding the Sentinels' password, read at each connect to a Sentinel to AUTH "    \
+            "(\"\" = no AUTH)"                                                                     \
     }
 
 /* o's redis_sentinels, when set, must parse and redis_master_name be a
- * name; its redis_password_file, when set, must hold a password
- * (fp_redis_password_check). 0, or -EINVAL with err saying why (-ENOMEM). */
+ * name; its redis_password_file and redis_sentinel_password_file, when
+ * set, must hold a password (fp_redis_password_check). 0, or -EINVAL
+ * with err saying why (-ENOMEM). */
 int fp_redis_options_check(const fp_redis_options *o, char *err, size_t errlen);
 
 /* path ("" or NULL: none) holds a password: one line of 1 to 512 bytes.
- * 0, or -EINVAL with err naming the file and what is wrong. */
-int fp_redis_password_check(const char *path, char *err, size_t errlen);
+ * 0, or -EINVAL with err naming key (the option that names the file,
+ * e.g. "redis_password_file"), the file and what is wrong. */
+int fp_redis_password_check(const char *key, const char *path, char *err, size_t errlen);
 
 struct redisContext;
 
@@ -109,11 +129,11 @@ struct redisContext;
  * After a connect: AUTH on c with the password in path (read now, so a
  * rotated one is used from the next connect on), as user when it is set.
  * Nothing when path is NULL or "". Returns 0, -EINVAL (the file: err says
- * why), -EIO (no reply) or -EACCES (refused: err holds Redis' reply).
- * err never holds the password.
+ * why, naming key as fp_redis_password_check does), -EIO (no reply) or
+ * -EACCES (refused: err holds Redis' reply). err never holds the password.
  */
-int fp_redis_auth(struct redisContext *c, const char *user, const char *path, char *err,
-                  size_t errlen);
+int fp_redis_auth(struct redisContext *c, const char *key, const char *user, const char *path,
+                  char *err, size_t errlen);
 
 typedef struct fp_sentinel fp_sentinel;
 
@@ -125,6 +145,15 @@ typedef struct fp_sentinel fp_sentinel;
  */
 int fp_sentinel_new(fp_sentinel **out, const char *list, const char *name, int timeout_ms,
                     char *err, size_t errlen);
+
+/*
+ * Every later connection to a Sentinel AUTHs first (fp_redis_auth with
+ * the password in path, as user when it is set; "" or NULL path: none),
+ * for Sentinels that require a password. A refused AUTH fails that
+ * Sentinel like an unreachable one, with errstr saying so. Returns 0 or
+ * -ENOMEM.
+ */
+int fp_sentinel_auth(fp_sentinel *s, const char *user, const char *path);
 
 /* Closes the watch and frees s. NULL is fine. */
 void fp_sentinel_free(fp_sentinel *s);

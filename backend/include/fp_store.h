@@ -78,6 +78,9 @@ typedef struct {
      * or "": no AUTH) and the ACL user (NULL or "": the default user). */
     const char *password_file;
     const char *user;
+    /* The same for the Sentinels (fp_sentinel_auth). */
+    const char *sentinel_password_file;
+    const char *sentinel_user;
     int min_replicas;    /* fp_store_sync waits for this many replicas; 0: none */
     int wait_timeout_ms; /* ... for at most this long; 0: 1000 */
 } fp_store_config;

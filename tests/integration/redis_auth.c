@@ -4,7 +4,9 @@
  * connect with) and feed_auth.so connect with the password read from a
  * file, as the default user or as an ACL user. A wrong password, none, and
  * a file that is missing or holds no password each fail with a reason
- * that names the cause and never holds the password.
+ * that names the cause and never holds the password. The same for a
+ * Redis Sentinel that requires a password of its own
+ * (redis_sentinel_user, redis_sentinel_password_file).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -30,11 +32,16 @@
 #define ACL_USER "fpuser"
 #define ACL_PASSWORD "acl-Pw2"
 #define WRONG_PASSWORD "not-the-Pw"
+#define SENTINEL_PASSWORD "sentinel-Pw3"
+#define SENTINEL_USER "fpwatch"
+#define SENTINEL_USER_PASSWORD "watch-Pw4"
 
 static ft_plugin_env env; /* redis (with requirepass) and a broker whose plugin AUTHs */
 static redisContext *rc;  /* the test's own connection, AUTHed */
 static char pw_file[PATH_MAX + 32], acl_file[PATH_MAX + 32], wrong_file[PATH_MAX + 32];
 static char empty_file[PATH_MAX + 32], missing_file[PATH_MAX + 32];
+static ft_server sentinel; /* one Sentinel of that Redis, with a password of its own */
+static char sentinel_addr[64], spw_file[PATH_MAX + 32], suser_file[PATH_MAX + 32];
 
 static int write_file(const char *path, const char *text)
 {
@@ -46,8 +53,39 @@ static int write_file(const char *path, const char *text)
     return fclose(f) == 0 ? 0 : -1;
 }
 
-/* Redis first, made to require a password (and given an ACL user), then
- * the broker, whose plugin reads the password from pw_file. */
+/* A Sentinel of redis that AUTHs to it, then made to require a password
+ * of its own from its default user, with an ACL user beside it. */
+static int start_sentinel(const ft_server *redis)
+{
+    redisReply *r;
+    int ok;
+
+    snprintf(spw_file, sizeof(spw_file), "%s/sentinel.password", redis->dir);
+    snprintf(suser_file, sizeof(suser_file), "%s/sentinel-user.password", redis->dir);
+    if (write_file(spw_file, SENTINEL_PASSWORD "\n") != 0 ||
+        write_file(suser_file, SENTINEL_USER_PASSWORD "\n") != 0 ||
+        ft_server_start_sentinel(&sentinel, redis) != 0)
+        return -1;
+    snprintf(sentinel_addr, sizeof(sentinel_addr), "127.0.0.1:%d", sentinel.port);
+    r = ft_redis_once(sentinel.port, "SENTINEL SET feedpush auth-pass %s", PASSWORD);
+    ok = r != NULL && r->type == REDIS_REPLY_STATUS;
+    if (r != NULL)
+        freeReplyObject(r);
+    r = ft_redis_once(sentinel.port, "ACL SETUSER %s on >%s ~* &* +@all", SENTINEL_USER,
+                      SENTINEL_USER_PASSWORD);
+    ok = ok && r != NULL && r->type == REDIS_REPLY_STATUS;
+    if (r != NULL)
+        freeReplyObject(r);
+    r = ft_redis_once(sentinel.port, "ACL SETUSER default resetpass >%s on", SENTINEL_PASSWORD);
+    ok = ok && r != NULL && r->type == REDIS_REPLY_STATUS;
+    if (r != NULL)
+        freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+/* Redis first, made to require a password (and given an ACL user), its
+ * Sentinel, then the broker, whose plugin reads the password from
+ * pw_file. */
 static int start(void)
 {
     ft_server redis;
@@ -66,32 +104,33 @@ static int start(void)
     rc = ft_redis_connect(redis.port);
     ft_redis_ok(rc, "ACL SETUSER %s on >%s ~* &* +@all", ACL_USER, ACL_PASSWORD);
     ft_redis_ok(rc, "CONFIG SET requirepass %s", PASSWORD);
+    if (start_sentinel(&redis) != 0)
+        return -1;
     snprintf(extra, sizeof(extra), "plugin_opt_redis_password_file %s\n", pw_file);
     return ft_plugin_env_start_on(&env, "n1", &redis, extra);
 }
 
 static int stop(void)
 {
+    int r = 0;
+
     if (rc != NULL)
         redisFree(rc);
     rc = NULL;
-    return ft_plugin_env_stop(&env);
+    if (sentinel.pid > 0 && ft_server_stop(&sentinel) != 0)
+        r = -1;
+    return ft_plugin_env_stop(&env) != 0 ? -1 : r;
 }
 
 FT_FIXTURES(start(), stop())
 
-/* fp_store_open with these credentials; returns its result, the reason in
+/* fp_store_open with c, then a read; returns the result, the reason in
  * why. */
-static int store_open(const char *user, const char *file, char *why, size_t len)
+static int store_try(const fp_store_config *c, char *why, size_t len)
 {
-    fp_store_config c = {.host = "127.0.0.1",
-                         .port = env.redis.port,
-                         .timeout_ms = 3000,
-                         .user = user,
-                         .password_file = file};
     fp_store *st = NULL;
     char *ribbon = NULL;
-    int r = fp_store_open(&st, &c);
+    int r = fp_store_open(&st, c);
 
     snprintf(why, len, "%s", fp_store_errstr(st));
     if (r == 0)
@@ -99,6 +138,32 @@ static int store_open(const char *user, const char *file, char *why, size_t len)
     free(ribbon);
     fp_store_free(st);
     return r;
+}
+
+/* store_try on Redis with these credentials. */
+static int store_open(const char *user, const char *file, char *why, size_t len)
+{
+    fp_store_config c = {.host = "127.0.0.1",
+                         .port = env.redis.port,
+                         .timeout_ms = 3000,
+                         .user = user,
+                         .password_file = file};
+
+    return store_try(&c, why, len);
+}
+
+/* store_try through the Sentinel, with the Redis password and these
+ * Sentinel credentials. */
+static int store_open_sentinel(const char *suser, const char *sfile, char *why, size_t len)
+{
+    fp_store_config c = {.sentinels = sentinel_addr,
+                         .master_name = "feedpush",
+                         .timeout_ms = 3000,
+                         .password_file = pw_file,
+                         .sentinel_user = suser,
+                         .sentinel_password_file = sfile};
+
+    return store_try(&c, why, len);
 }
 
 static void test_store(void **state)
@@ -128,6 +193,34 @@ static void test_store(void **state)
     assert_non_null(strstr(why, empty_file));
 }
 
+/* A Sentinel that requires a password: found through with it (its
+ * default user, then its ACL user); without it, or with a wrong one, the
+ * reason names the Sentinel and its refusal, never the password. */
+static void test_sentinel_store(void **state)
+{
+    char why[256];
+
+    (void)state;
+    assert_int_equal(store_open_sentinel(NULL, spw_file, why, sizeof(why)), 0);
+    assert_int_equal(store_open_sentinel(SENTINEL_USER, suser_file, why, sizeof(why)), 0);
+
+    assert_int_equal(store_open_sentinel(NULL, NULL, why, sizeof(why)), -EIO);
+    printf("# no Sentinel password: %s\n", why);
+    assert_non_null(strstr(why, sentinel_addr));
+    assert_non_null(strstr(why, "NOAUTH"));
+    assert_int_equal(store_open_sentinel(NULL, wrong_file, why, sizeof(why)), -EIO);
+    printf("# wrong Sentinel password: %s\n", why);
+    assert_non_null(strstr(why, sentinel_addr));
+    assert_non_null(strstr(why, "WRONGPASS"));
+    assert_null(strstr(why, WRONG_PASSWORD));
+    assert_int_equal(store_open_sentinel(SENTINEL_USER, spw_file, why, sizeof(why)), -EIO);
+    assert_non_null(strstr(why, SENTINEL_USER));
+    assert_null(strstr(why, SENTINEL_PASSWORD));
+    assert_int_equal(store_open_sentinel(NULL, missing_file, why, sizeof(why)), -EIO);
+    assert_non_null(strstr(why, "redis_sentinel_password_file"));
+    assert_non_null(strstr(why, missing_file));
+}
+
 /* The daemons' start-up check: a missing or empty file is a config error. */
 static void test_config_check(void **state)
 {
@@ -146,6 +239,18 @@ static void test_config_check(void **state)
     o.password_file = empty_file;
     assert_int_equal(fp_redis_options_check(&o, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "one line"));
+    /* The Sentinels' file alike, named as its own option. */
+    o.password_file = pw_file;
+    o.sentinel_password_file = spw_file;
+    assert_int_equal(fp_redis_options_check(&o, err, sizeof(err)), 0);
+    o.sentinel_password_file = missing_file;
+    assert_int_equal(fp_redis_options_check(&o, err, sizeof(err)), -EINVAL);
+    printf("# missing Sentinel file: %s\n", err);
+    assert_non_null(strstr(err, "redis_sentinel_password_file"));
+    assert_non_null(strstr(err, missing_file));
+    o.sentinel_password_file = empty_file;
+    assert_int_equal(fp_redis_options_check(&o, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "redis_sentinel_password_file"));
 }
 
 /* The plugin AUTHs too: a user who connects shows up in its presence set,
@@ -172,9 +277,46 @@ static void test_plugin(void **state)
     assert_int_equal(ft_log_wait(log, 0, "WRONGPASS", 0), 0);
 }
 
+/* A second broker on the same Redis whose plugin finds it through the
+ * Sentinel, as its ACL user: a user who connects there shows up in that
+ * node's presence set. */
+static void test_sentinel_plugin(void **state)
+{
+    static ft_plugin_env env2;
+    char extra[3 * PATH_MAX + 256], log[PATH_MAX + 32], *tok;
+    int i, member = 0;
+    bool refused;
+    ft_mqtt c;
+
+    (void)state;
+    snprintf(extra, sizeof(extra),
+             "plugin_opt_redis_password_file %s\nplugin_opt_redis_sentinels %s\n"
+             "plugin_opt_redis_master_name feedpush\nplugin_opt_redis_sentinel_user %s\n"
+             "plugin_opt_redis_sentinel_password_file %s\n",
+             pw_file, sentinel_addr, SENTINEL_USER, suser_file);
+    assert_int_equal(ft_plugin_env_start_on(&env2, "n2", &env.redis, extra), 0);
+    env2.redis.pid = 0; /* env's: stopped by stop() */
+    tok = ft_plugin_env_token_now(&env2, "ps", FP_ROLE_USER);
+    assert_int_equal(ft_mqtt_connect(&c, env2.mosq.port, NULL, "ps", tok, 4, 3000), 0);
+    for (i = 0; i < 150 && member != 1; i++) {
+        member = (int)ft_redis_int(rc, "SISMEMBER online:n2 %s", "ps");
+        if (member != 1)
+            ft_sleep_ms(20);
+    }
+    ft_mqtt_close(&c);
+    free(tok);
+    snprintf(log, sizeof(log), "%s/mosquitto/mosquitto.log", env2.mosq.dir);
+    refused = ft_log_wait(log, 0, "NOAUTH", 0) != 0 || ft_log_wait(log, 0, "WRONGPASS", 0) != 0;
+    assert_int_equal(ft_plugin_env_stop(&env2), 0);
+    assert_int_equal(member, 1);
+    assert_false(refused);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_store),
+        cmocka_unit_test(test_sentinel_store),
         cmocka_unit_test(test_config_check),
-        cmocka_unit_test(test_plugin))
+        cmocka_unit_test(test_plugin),
+        cmocka_unit_test(test_sentinel_plugin))
 /* clang-format on */
