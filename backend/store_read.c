@@ -107,12 +107,22 @@ void fp_store_set_body_cache(fp_store *s, const fp_body_cache *cache)
         s->bodies = cache;
 }
 
+/* The error text of a tracking command's reply, or NULL when it is not
+ * an error. */
+static const char *store__tracking_error(const redisReply *r)
+{
+    if (r == NULL)
+        return "no reply";
+    return r->type == REDIS_REPLY_ERROR ? r->str : r->type == REDIS_REPLY_STATUS ? NULL : "?";
+}
+
 /*
  * MGET of the n keys (av[1..n], av[0] is "MGET"), with tracking on for
  * them when redirect > 0: CLIENT TRACKING on REDIRECT <redirect> OPTIN
  * and CLIENT CACHING yes go first, in the same pipeline. Returns the
  * MGET's reply (an array of n) or NULL (error recorded; *rc set);
- * *tracked says whether Redis took the tracking.
+ * *tracked says whether Redis took the tracking (when it refused, the
+ * cache is told why: fp_body_cache.refused).
  */
 static redisReply *store__mget(fp_store *s, const char **av, size_t n, long long redirect,
                                bool *tracked, int *rc)
@@ -137,8 +147,13 @@ static redisReply *store__mget(fp_store *s, const char **av, size_t n, long long
     } else if (m->type != REDIS_REPLY_ARRAY || m->elements != n) {
         *rc = store__protocol(s, "feed_read: post bodies", m);
     } else {
-        *tracked = t != NULL && c != NULL && t->type == REDIS_REPLY_STATUS &&
-                   c->type == REDIS_REPLY_STATUS;
+        const char *why = store__tracking_error(t);
+
+        if (why == NULL)
+            why = store__tracking_error(c);
+        *tracked = redirect > 0 && why == NULL;
+        if (redirect > 0 && why != NULL && s->bodies->refused != NULL)
+            s->bodies->refused(s->bodies->ctx, why);
         *rc = 0;
     }
     if (t != NULL)

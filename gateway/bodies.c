@@ -12,7 +12,9 @@
  * live the cache is off (empty, nothing kept); each time it becomes live
  * the cache starts empty. A body read from Redis is kept only if no
  * invalidation came since before that read (an epoch number): one that
- * came after drops it again.
+ * came after drops it again. When Redis refuses the tracking (an ACL
+ * without CLIENT TRACKING), nothing is kept and that is logged once, until
+ * a read's tracking is taken again or the cache goes live again.
  *
  * Only bodies that are one JSON object are kept, so a page need not check
  * them again; so is the absence of a body (a post deleted or expired
@@ -33,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fp_log.h"
 #include "gateway.h"
 
 #define BODIES__BUCKETS 65536 /* chained */
@@ -55,6 +58,7 @@ struct fg_bodies {
     long long redirect; /* the subscriber's client id; 0: the cache is off */
     uint64_t hits;      /* ids answered from memory (a body, or none) */
     uint64_t misses;    /* ids left to Redis */
+    bool refused;       /* Redis refused the tracking of a read: logged */
     fp_body_cache ops;
 };
 
@@ -185,7 +189,7 @@ static void bodies__put(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char *con
                         uint64_t epoch)
 {
     fg_bodies *b = ctx;
-    bool *ok = calloc(n > 0 ? n : 1, sizeof(*ok));
+    bool *ok = calloc(n > 0 ? n : 1, sizeof(*ok)), again;
     size_t i;
 
     if (ok == NULL)
@@ -193,12 +197,33 @@ static void bodies__put(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char *con
     for (i = 0; i < n; i++) /* the parse outside the lock */
         ok[i] = bodies[i] == NULL || fg_body_is_object(bodies[i]);
     pthread_mutex_lock(&b->lock);
+    again = b->refused;
+    b->refused = false;
     for (i = 0; i < n && b->redirect != 0 && b->epoch == epoch; i++) {
         if (ok[i])
             bodies__keep(b, ids[i], bodies[i]);
     }
     pthread_mutex_unlock(&b->lock);
     free(ok);
+    if (again)
+        fp_info("Redis tracks post bodies again: post body cache on");
+}
+
+/* fp_body_cache.refused: logged once, until a read's tracking is taken
+ * again or the cache goes live again. */
+static void bodies__refused(void *ctx, const char *reply)
+{
+    fg_bodies *b = ctx;
+    bool say;
+
+    pthread_mutex_lock(&b->lock);
+    say = !b->refused;
+    b->refused = true;
+    pthread_mutex_unlock(&b->lock);
+    if (say)
+        fp_warn("Redis refused CLIENT TRACKING (%.160s): post bodies are not cached, every feed "
+                "page reads them from Redis until it takes it",
+                reply);
 }
 
 int fg_bodies_new(fg_bodies **out, size_t max_bytes)
@@ -214,7 +239,8 @@ int fg_bodies_new(fg_bodies **out, size_t max_bytes)
     if (pthread_mutex_init(&b->lock, NULL) != 0)
         goto fail;
     b->max_bytes = max_bytes;
-    b->ops = (fp_body_cache){.ctx = b, .get = bodies__get, .put = bodies__put};
+    b->ops = (fp_body_cache){
+        .ctx = b, .get = bodies__get, .put = bodies__put, .refused = bodies__refused};
     *out = b;
     return 0;
 fail:
@@ -245,6 +271,7 @@ void fg_bodies_live(fg_bodies *b, long long redirect)
     pthread_mutex_lock(&b->lock);
     bodies__empty(b);
     b->redirect = redirect;
+    b->refused = false;
     pthread_mutex_unlock(&b->lock);
 }
 

@@ -271,14 +271,18 @@ void fp_feed_page_free(fp_feed_page *p);
  * when the cache is off (nothing filled).
  * put: offers what was read with tracking on, after get returned epoch,
  * for the n ids: bodies[i], NULL when post:<id> does not exist; the cache
- * keeps them only if nothing was invalidated since. Both are called from
- * any thread that reads feeds.
+ * keeps them only if nothing was invalidated since.
+ * refused (may be NULL): Redis answered the tracking commands with an
+ * error (reply, e.g. an ACL without CLIENT TRACKING), so what was read is
+ * not offered: every page reads its bodies from Redis while it refuses.
+ * All are called from any thread that reads feeds.
  */
 typedef struct {
     void *ctx;
     long long (*get)(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char **bodies, bool *gone,
                      uint64_t *epoch);
     void (*put)(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char *const *bodies, uint64_t epoch);
+    void (*refused)(void *ctx, const char *reply);
 } fp_body_cache;
 
 /* Feed reads on s go through cache from now on (NULL: none). The cache

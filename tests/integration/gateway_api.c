@@ -1135,20 +1135,27 @@ static long file_size(const char *path)
     return n;
 }
 
-/* Does file path hold text after byte offset from? */
-static bool file_has_after(const char *path, long from, const char *text)
+/* How many lines of file path after byte offset from hold text (-1: the
+ * file cannot be read). */
+static int file_count_after(const char *path, long from, const char *text)
 {
     FILE *f = fopen(path, "r");
     char line[1024];
-    bool found = false;
+    int n = 0;
 
     if (f == NULL)
-        return false;
+        return -1;
     fseek(f, from, SEEK_SET);
-    while (!found && fgets(line, sizeof(line), f) != NULL)
-        found = strstr(line, text) != NULL;
+    while (fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, text) != NULL;
     fclose(f);
-    return found;
+    return n;
+}
+
+/* Does file path hold text after byte offset from? */
+static bool file_has_after(const char *path, long from, const char *text)
+{
+    return file_count_after(path, from, text) > 0;
 }
 
 /* An idle publisher link outlives RabbitMQ's heartbeat timeout: with a
@@ -1306,11 +1313,12 @@ static void set_body(redisContext *r, const char *id, const char *text)
  * once Redis's invalidation comes, and so is a known absence when the
  * body appears; while the subscription is down every
  * read goes to Redis, and once it is back the cache starts empty; with
- * the invalidations refused the cache stays off.
+ * CLIENT TRACKING refused nothing is cached until it is allowed again;
+ * with the invalidations refused the cache stays off.
  */
 static void test_post_cache(void **state)
 {
-    char *a = token("pc_a"), *p1, *p2, *p3, buf[128];
+    char *a = token("pc_a"), *p1, *p2, *p3, *p4, buf[128];
     redisContext *r = ft_redis_connect(env.b.p.redis.port);
     long from = file_size(env.log);
     long long n;
@@ -1366,6 +1374,25 @@ static void test_post_cache(void **state)
     assert_string_equal(feed_text(a, p3, buf, sizeof(buf)), "seen at once");
     assert_int_equal(mget_calls(r), n + 1); /* empty after the restart, then cached */
 
+    /* CLIENT TRACKING refused (an ACL without that subcommand): said once,
+     * and every page reads its bodies from Redis, right; allowed again,
+     * the next read is tracked and cached. */
+    from = file_size(env.log);
+    ft_redis_ok(r, "ACL SETUSER default -client|tracking");
+    p4 = post(a, "fourth");
+    assert_true(feed_has(a, p4, true));
+    n = mget_calls(r);
+    assert_string_equal(feed_text(a, p4, buf, sizeof(buf)), "fourth");
+    assert_string_equal(feed_text(a, p4, buf, sizeof(buf)), "fourth");
+    ft_redis_ok(r, "ACL SETUSER default +client|tracking");
+    assert_int_equal(mget_calls(r), n + 2);
+    assert_int_equal(file_count_after(env.log, from, "Redis refused CLIENT TRACKING"), 1);
+    n = mget_calls(r);
+    assert_string_equal(feed_text(a, p4, buf, sizeof(buf)), "fourth");
+    assert_string_equal(feed_text(a, p4, buf, sizeof(buf)), "fourth");
+    assert_int_equal(mget_calls(r), n + 1);
+    assert_true(log_until(from, "Redis tracks post bodies again: post body cache on"));
+
     /* Invalidations refused (an ACL without the channel): said once, and
      * every page reads its bodies from Redis. */
     from = file_size(env.log);
@@ -1379,6 +1406,7 @@ static void test_post_cache(void **state)
     assert_int_equal(mget_calls(r), n + 2);
     ft_redis_ok(r, "ACL SETUSER default allchannels");
     redisFree(r);
+    free(p4);
     free(p3);
     free(p2);
     free(p1);
