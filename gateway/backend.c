@@ -23,7 +23,7 @@
 #include "gateway.h"
 
 #define BACKEND__RETRY_US 1000000
-#define BACKEND__KEEPALIVE_MS 1000 /* an idle publisher's heartbeat check */
+#define BACKEND__KEEPALIVE_MS 1000 /* an idle publisher's heartbeat check, at most */
 /* With publish_batch above 1: messages awaiting their confirms before the
  * next events wait, to go together in one message when a confirm comes. */
 #define BACKEND__IN_FLIGHT 2
@@ -247,11 +247,17 @@ struct fg_publisher {
     _Atomic uint64_t events, messages, batches; /* published (again after a relink too) */
 };
 
-/* Waits (p->lock held) for a job or the stop, up to a keepalive period.
- * 0 when woken, ETIMEDOUT when the period passed. */
+/* Waits (p->lock held) for a job or the stop, up to a keepalive period:
+ * BACKEND__KEEPALIVE_MS, or half the AMQP heartbeat when that is shorter
+ * (RabbitMQ drops a link silent for two heartbeats, and the library sends
+ * one only when a heartbeat passed since its last frame: checking at half
+ * of it leaves half a heartbeat to spare). 0 when woken, ETIMEDOUT when
+ * the period passed. */
 static int backend__idle_wait(fg_publisher *p)
 {
-    struct timespec until = fp_time_real_deadline(BACKEND__KEEPALIVE_MS);
+    int64_t half = p->gw.cfg.amqp.heartbeat * 1000 / 2;
+    struct timespec until = fp_time_real_deadline(
+        half > 0 && half < BACKEND__KEEPALIVE_MS ? (int)half : BACKEND__KEEPALIVE_MS);
 
     return pthread_cond_timedwait(&p->work, &p->lock, &until) == ETIMEDOUT ? ETIMEDOUT : 0;
 }

@@ -37,9 +37,10 @@ ft_tmp() {
 }
 
 free_port() {
-    local p i
+    local p i lo=32768
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
     for i in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % (lo - 10000)))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && ! ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then
             echo "$p"
             return 0
