@@ -113,7 +113,7 @@ static redisContext *sentinel__dial(fp_sentinel *s, const fp_host *h)
 {
     struct timeval tv = {s->timeout_ms / 1000, (s->timeout_ms % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(h->host, h->port, tv);
-    char why[160];
+    char why[256];
 
     if (c == NULL) {
         snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: out of memory", h->host,
@@ -128,7 +128,7 @@ static redisContext *sentinel__dial(fp_sentinel *s, const fp_host *h)
     }
     if (fp_redis_auth(c, "redis_sentinel_password_file", s->user, s->password_file, why,
                       sizeof(why)) != 0) {
-        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.120s", h->host, h->port, why);
+        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.200s", h->host, h->port, why);
         redisFree(c);
         return NULL;
     }
@@ -286,7 +286,7 @@ int fp_sentinel_check_primary(redisContext *c, char *err, size_t errlen)
 int fp_redis_options_check(const fp_redis_options *o, char *err, size_t errlen)
 {
     fp_sentinel *s = NULL;
-    char why[160];
+    char why[256];
     int rc;
 
     rc = fp_redis_password_check("redis_password_file", o->password_file, err, errlen);
