@@ -227,6 +227,8 @@ static int auth__record(fa_plugin *pl, struct mosquitto *client, const char *cli
         fa_presence_up(&pl->presence, FA_SET_HELD, c->sub);
     if (holder_held)
         fa_presence_down(&pl->presence, FA_SET_HELD, holder_sub);
+    if (held || holder_held)
+        pl->held_changes++;
     /* An offline record stays in by_client until the broker ends its old
      * context (which it does while it completes this connect). */
     return 0;

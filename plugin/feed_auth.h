@@ -64,6 +64,7 @@ typedef struct {
     int64_t session_max_lifetime;  /* seconds a persistent session outlives its connection */
     int64_t max_sessions_per_user; /* persistent sessions per user on this node */
     char *session_file;            /* where held sessions survive a restart; NULL = nowhere */
+    int64_t session_save_interval; /* seconds between saves while they change; 0 = at stop */
 } fa_options;
 
 /* Parses the plugin_opt_* pairs. Returns 0 or -EINVAL with err filled. */
@@ -160,6 +161,10 @@ void fa_held_expire(struct fa_plugin *pl, int64_t now);
  * Returns 0 or -errno (logged). */
 int fa_held_load(struct fa_plugin *pl);
 int fa_held_save(struct fa_plugin *pl);
+/* From the tick: saves the file when held sessions changed and
+ * session_save_interval has passed since the last save (now_ms:
+ * monotonic). */
+void fa_held_autosave(struct fa_plugin *pl, int64_t now_ms);
 
 /* ------------------------------------------------------------ revocations */
 
@@ -258,6 +263,10 @@ typedef struct fa_plugin {
     fa_revocations revocations;
     fa_redis *redis;
     int64_t next_expiry_check_ms; /* monotonic; next expiry sweep */
+    uint64_t held_changes;        /* changes to held sessions since start */
+    uint64_t held_saved;          /* held_changes at the last save that worked */
+    int64_t next_held_save_ms;    /* monotonic; no autosave before */
+    bool held_save_failing;       /* the last autosave failed (logged once) */
 } fa_plugin;
 
 /* Broker callbacks (auth.c, acl.c, kick.c, fanout.c). */

@@ -1,7 +1,9 @@
 /*
  * held.c - persistent sessions: who owns a client id, the records that
  * outlive a connection, and the state file that carries them over a
- * broker restart.
+ * broker restart: written at a graceful stop, and every
+ * session_save_interval seconds while they change, so that a crash
+ * loses no more of them than the broker's autosave loses of its sessions.
  *
  * A client id "<user>:<name>" belongs to <user> (auth.c refuses everyone
  * else), and only such ids get persistent sessions. When the connection of
@@ -42,6 +44,8 @@
 
 void fa_held_drop(fa_plugin *pl, fa_session *s)
 {
+    if (s->held)
+        pl->held_changes++;
     if (s->role == FP_ROLE_USER && s->offline_until == 0 && s->in_by_client)
         fa_presence_down(&pl->presence, FA_SET_ONLINE, s->sub);
     if (s->held && s->in_by_id)
@@ -56,6 +60,7 @@ void fa_held_connection_gone(fa_plugin *pl, fa_session *s)
         return;
     }
     fa_presence_down(&pl->presence, FA_SET_ONLINE, s->sub);
+    pl->held_changes++;
     /* The broker expires a session once its end is strictly in the past
      * (whole seconds): one more second, and the two agree. */
     s->offline_until = (int64_t)time(NULL) + pl->opts.session_max_lifetime + 1;
@@ -73,6 +78,7 @@ fa_session *fa_held_adopt(fa_plugin *pl, struct mosquitto *client)
     if (s == NULL || s->in_by_client || s->offline_until == 0)
         return NULL;
     fa_sessions_bind(&pl->sessions, s, client);
+    pl->held_changes++;
     return s;
 }
 
@@ -137,8 +143,12 @@ static int held__unhex(const char *hex, size_t len, char *out, size_t outsz)
 
 /*
  * One line "<hex client id> <sub> <offline_until>" into a held, offline
- * record without a client. Returns 1 when added, 0 when skipped (expired,
- * or the id is not the user's), -EINVAL when malformed, -ENOMEM.
+ * record without a client. offline_until 0: the session was connected
+ * when the file was written, so its connection ended at that moment or
+ * later (a crash), and it lasts session_max_lifetime from now: too long
+ * only costs a routed delivery that finds no subscriber. Returns 1 when
+ * added, 0 when skipped (expired, or the id is not the user's), -EINVAL
+ * when malformed, -ENOMEM.
  */
 static int held__load_line(fa_plugin *pl, char *line, int64_t now)
 {
@@ -156,6 +166,8 @@ static int held__load_line(fa_plugin *pl, char *line, int64_t now)
         return -EINVAL;
     if (held__unhex(hex, strlen(hex), id, sizeof(id)) != 0 || !fp_id_valid(c.sub))
         return -EINVAL;
+    if (until == 0)
+        until = now + pl->opts.session_max_lifetime + 1;
     if (!fa_client_id_owner(id, owner) || strcmp(owner, c.sub) != 0 || until <= now)
         return 0;
     if (fa_sessions_find_id(&pl->sessions, id) != NULL)
@@ -222,11 +234,12 @@ int fa_held_load(fa_plugin *pl)
     return 0;
 }
 
-/* Writes every held session to f; a connected one is offline from now. */
+/* Writes every held session to f; a connected one with offline_until 0
+ * (held__load_line). */
 static int held__write(fa_plugin *pl, FILE *f, size_t *n)
 {
     char hex[HELD__LINE_MAX];
-    int64_t now = (int64_t)time(NULL), until;
+    int64_t until;
     fa_session *s, *tmp;
 
     if (fprintf(f, "%s\n", HELD__MAGIC) < 0)
@@ -235,7 +248,7 @@ static int held__write(fa_plugin *pl, FILE *f, size_t *n)
     {
         if (!s->held || strlen(s->client_id) * 2 >= sizeof(hex))
             continue;
-        until = s->offline_until != 0 ? s->offline_until : now + pl->opts.session_max_lifetime + 1;
+        until = s->offline_until;
         held__hex(s->client_id, hex);
         if (fprintf(f, "%s %s %lld\n", hex, s->sub, (long long)until) < 0)
             return -EIO;
@@ -245,48 +258,100 @@ static int held__write(fa_plugin *pl, FILE *f, size_t *n)
 }
 
 /*
- * Writes the held sessions to plugin_opt_session_file (a temporary file
- * renamed over it, mode 0600), for the next run after a graceful restart.
+ * Writes the held sessions to plugin_opt_session_file: a temporary file,
+ * synced, renamed over it (mode 0600), so a crash leaves the old file or
+ * the new one whole. *n: how many. Returns 0 or -errno; logs nothing.
  */
-int fa_held_save(fa_plugin *pl)
+static int held__save_file(fa_plugin *pl, size_t *n)
 {
     char tmp[PATH_MAX];
-    size_t n = 0;
     FILE *f;
     int fd, rc;
 
-    if (pl->opts.session_file == NULL)
-        return 0;
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", pl->opts.session_file) >= (int)sizeof(tmp))
         return -ENAMETOOLONG;
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = -errno;
-        goto fail;
-    }
+    if (fd < 0)
+        return -errno;
     f = fdopen(fd, "w");
     if (f == NULL) {
         rc = -errno;
         close(fd);
         unlink(tmp);
-        goto fail;
+        return rc;
     }
-    rc = held__write(pl, f, &n);
+    rc = held__write(pl, f, n);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0)
         rc = rc != 0 ? rc : -errno;
     if (fclose(f) != 0 && rc == 0)
         rc = -errno;
     if (rc == 0 && rename(tmp, pl->opts.session_file) != 0)
         rc = -errno;
-    if (rc != 0) {
+    if (rc != 0)
         unlink(tmp);
-        goto fail;
+    return rc;
+}
+
+/*
+ * Writes the held sessions for the next run, at a graceful stop
+ * (mosquitto_plugin_cleanup). Returns 0 or -errno, logged either way.
+ */
+int fa_held_save(fa_plugin *pl)
+{
+    size_t n = 0;
+    int rc;
+
+    if (pl->opts.session_file == NULL)
+        return 0;
+    rc = held__save_file(pl, &n);
+    if (rc != 0) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot write %s: %s", pl->opts.session_file,
+                             strerror(-rc));
+        return rc;
     }
     mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: %zu persistent sessions saved to %s", n,
                          pl->opts.session_file);
     return 0;
-fail:
-    mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot write %s: %s", pl->opts.session_file,
-                         strerror(-rc));
-    return rc;
+}
+
+/*
+ * Saves the held sessions while the broker runs, at most once every
+ * session_save_interval seconds and only when they changed, so a crash
+ * (SIGKILL, power loss) loses at most that interval of them, as the
+ * broker's autosave_interval bounds what it loses of its own sessions.
+ * The write and its fsync run on the broker thread: with many sessions
+ * (about 100 bytes each) that is a pause like the broker's own autosave.
+ * A failure is logged once, and so is the first save that works again;
+ * a failed save is tried again after the next interval.
+ */
+void fa_held_autosave(fa_plugin *pl, int64_t now_ms)
+{
+    uint64_t changes = pl->held_changes;
+    size_t n = 0;
+    int rc;
+
+    if (pl->opts.session_file == NULL || pl->opts.session_save_interval == 0)
+        return;
+    if (changes == pl->held_saved || now_ms < pl->next_held_save_ms)
+        return;
+    pl->next_held_save_ms = now_ms + pl->opts.session_save_interval * 1000;
+    rc = held__save_file(pl, &n);
+    if (rc != 0) {
+        if (!pl->held_save_failing)
+            mosquitto_log_printf(MOSQ_LOG_ERR,
+                                 "feed_auth: cannot write %s: %s (a crash now loses the "
+                                 "persistent sessions since the last save; trying again every "
+                                 "%lld s)",
+                                 pl->opts.session_file, strerror(-rc),
+                                 (long long)pl->opts.session_save_interval);
+        pl->held_save_failing = true;
+        return;
+    }
+    if (pl->held_save_failing)
+        mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: %s written again", pl->opts.session_file);
+    else
+        mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: %zu persistent sessions saved to %s", n,
+                             pl->opts.session_file);
+    pl->held_save_failing = false;
+    pl->held_saved = changes;
 }

@@ -43,6 +43,9 @@ static const fp_conf_opt options__table[] = {
      10000, false, "persistent sessions one user may hold on this node"},
     {"session_file", FP_CONF_STRING, offsetof(fa_options, session_file), NULL, 0, 0, false,
      "file keeping persistent sessions over a broker restart (unset: not kept)"},
+    {"session_save_interval", FP_CONF_INT, offsetof(fa_options, session_save_interval), "60", 0,
+     86400, false,
+     "seconds between saves of session_file while sessions change (0: only at a graceful stop)"},
 };
 #define OPTIONS__N (sizeof(options__table) / sizeof(options__table[0]))
 

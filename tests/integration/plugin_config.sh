@@ -67,6 +67,9 @@ expect_refusal bad_port 'plugin_opt_redis_port: redis_port: 70000 is out of rang
     "$good\nplugin_opt_redis_port 70000"
 expect_refusal bad_leeway 'plugin_opt_leeway: leeway: "soon" is not an integer' \
     "$good\nplugin_opt_leeway soon"
+expect_refusal bad_save_interval \
+    'plugin_opt_session_save_interval: session_save_interval: -1 is out of range 0..86400' \
+    "$good\nplugin_opt_session_save_interval -1"
 expect_refusal bad_sentinels 'redis_sentinels/redis_master_name: "s1:0" is not host or host:port' \
     "$good\nplugin_opt_redis_sentinels s1:0"
 expect_refusal bad_master_name 'the master name may not hold spaces' \

@@ -153,6 +153,25 @@ int ft_log_wait(const char *path, long from, const char *needle, int timeout_ms)
     }
 }
 
+int ft_plugin_env_log_count(const ft_plugin_env *e, long from, const char *needle)
+{
+    char path[PATH_MAX + 32], line[1024];
+    int n = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", e->mosq.dir);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    fseek(f, from > 0 ? from : 0, SEEK_SET);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strstr(line, needle) != NULL)
+            n++;
+    }
+    fclose(f);
+    return n;
+}
+
 bool ft_plugin_env_log_wait(const ft_plugin_env *e, long from, const char *needle, int timeout_ms)
 {
     char path[PATH_MAX + 32];

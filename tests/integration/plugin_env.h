@@ -63,6 +63,10 @@ long ft_plugin_env_log_size(const ft_plugin_env *e);
  * never did, -1 when the file could not be read. */
 int ft_log_wait(const char *path, long from, const char *needle, int timeout_ms);
 
+/* How many lines of the broker's log after byte offset from hold needle
+ * (-1 when it cannot be read). */
+int ft_plugin_env_log_count(const ft_plugin_env *e, long from, const char *needle);
+
 /* Waits up to timeout_ms until the broker's log holds needle after byte
  * offset from. False (and a line on stderr) when it never does. */
 bool ft_plugin_env_log_wait(const ft_plugin_env *e, long from, const char *needle,

@@ -7,7 +7,8 @@
  * per-user session cap and the broker's queue cap hold; 1,000 expired
  * sessions leave presence empty and broker memory flat; kicks reach an
  * MQTT 5 client as DISCONNECT 0x98; queued messages and the routing
- * presence survive a graceful broker restart. The publisher is a service
+ * presence survive a graceful broker restart, and a crash after the
+ * broker's and the plugin's periodic saves. The publisher is a service
  * client, as feed-bridge is.
  */
 #include <setjmp.h>
@@ -19,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -41,16 +44,18 @@ static ft_mqtt pub; /* the service publisher */
 
 static int setup(void **state)
 {
-    char extra[512];
+    char extra[640];
 
     (void)state;
     snprintf(extra, sizeof(extra),
              "plugin_opt_session_max_lifetime %d\n"
              "plugin_opt_max_sessions_per_user %d\n"
              "plugin_opt_session_file ./feedpush-sessions\n"
+             "plugin_opt_session_save_interval 1\n"
              "max_queued_messages %d\n"
              "persistence true\n"
-             "persistence_location ./\n",
+             "persistence_location ./\n"
+             "autosave_interval 1\n",
              LIFETIME_S, SESSIONS_CAP, QUEUE_CAP);
     return ft_plugin_env_start(&env, "n1", extra);
 }
@@ -407,6 +412,93 @@ static void test_restart(void **state)
     expect_queued("hana", "hana:phone", 4, "h", 1, 3);
 }
 
+/* A crash: the broker killed (SIGKILL) while a persistent session is
+ * connected, after its autosave and the plugin's periodic save (every
+ * second here) have both seen the session. The restarted broker restores
+ * it, and the plugin its record: sessions:<node> lists the user, the id is
+ * still the user's, and what is published before the device is back is
+ * queued for it and delivered on reconnect. */
+static void test_crash(void **state)
+{
+    long before = ft_plugin_env_log_size(&env), subscribed;
+    ft_mqtt c, other;
+
+    (void)state;
+    assert_int_equal(connect_as(&c, "kira", "kira:phone", 5, false, 3600), 0);
+    assert_int_equal(ft_mqtt_subscribe(&c, "feed/kira", 5000), 1);
+    subscribed = ft_plugin_env_log_size(&env);
+    assert_true(ft_plugin_env_log_wait(&env, before, "persistent sessions saved to", 5000));
+    assert_true(ft_plugin_env_log_wait(&env, subscribed, "Saving in-memory database", 5000));
+    ft_mqtt_close(&pub);
+    assert_int_equal(ft_server_kill(&env.mosq), 0);
+    ft_mqtt_close(&c);
+    assert_int_equal(ft_server_restart(&env.mosq), 0);
+    assert_true(member_wait(HELD, "kira", 1));
+    publish_range("kira", "k", 1, 3);
+    assert_int_equal(connect_as(&other, "ivan", "kira:phone", 4, false, 0),
+                     CONNACK_V3_NOT_AUTHORISED);
+    ft_mqtt_close(&other);
+    expect_queued("kira", "kira:phone", 5, "k", 1, 3);
+}
+
+/* A persistent session of user on e's broker, left connected (close it). */
+static void hold_on(ft_plugin_env *e, ft_mqtt *c, const char *user, const char *client_id)
+{
+    char *t = ft_plugin_env_token_now(e, user, FP_ROLE_USER);
+
+    assert_int_equal(
+        ft_mqtt_connect_session(c, e->mosq.port, client_id, user, t, 5, false, 3600, 5000), 0);
+    free(t);
+}
+
+/* The periodic save into a directory that is not there: the failure is
+ * logged once, however often the save is tried again, and once the
+ * directory is made the next save works, says so, and holds every
+ * session. */
+static void test_save_failing(void **state)
+{
+    char dir[] = "/tmp/feedpush-save-XXXXXX", sub[64], file[96], extra[256], line[256];
+    ft_plugin_env e2;
+    ft_mqtt a, b;
+    bool has_a = false, has_b = false;
+    FILE *f;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(chmod(dir, 0777), 0); /* the broker runs as its own user */
+    snprintf(sub, sizeof(sub), "%s/state", dir);
+    snprintf(file, sizeof(file), "%s/sessions", sub);
+    snprintf(extra, sizeof(extra),
+             "plugin_opt_session_file %s\nplugin_opt_session_save_interval 1\n", file);
+    assert_int_equal(ft_plugin_env_start(&e2, "n2", extra), 0);
+    hold_on(&e2, &a, "lena", "lena:phone");
+    assert_true(ft_plugin_env_log_wait(&e2, 0, "cannot write", 5000));
+    hold_on(&e2, &b, "lena", "lena:tablet");
+    /* Two more intervals: saves tried, and failed, without a word. */
+    ft_sleep_ms(2500);
+    assert_int_equal(ft_plugin_env_log_count(&e2, 0, "cannot write"), 1);
+    assert_int_equal(ft_plugin_env_log_count(&e2, 0, "written again"), 0);
+    assert_int_equal(mkdir(sub, 0777), 0);
+    assert_int_equal(chmod(sub, 0777), 0);
+    assert_true(ft_plugin_env_log_wait(&e2, 0, "written again", 5000));
+    f = fopen(file, "r");
+    assert_non_null(f);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        /* Client ids in hex: "lena:phone", "lena:tablet"; connected: 0. */
+        has_a = has_a || strcmp(line, "6c656e613a70686f6e65 lena 0\n") == 0;
+        has_b = has_b || strcmp(line, "6c656e613a7461626c6574 lena 0\n") == 0;
+    }
+    fclose(f);
+    assert_true(has_a && has_b);
+    assert_int_equal(ft_plugin_env_log_count(&e2, 0, "cannot write"), 1);
+    ft_mqtt_close(&a);
+    ft_mqtt_close(&b);
+    assert_int_equal(ft_plugin_env_stop(&e2), 0);
+    unlink(file);
+    rmdir(sub);
+    rmdir(dir);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_offline_queue),
@@ -415,5 +507,7 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_queue_cap),
         cmocka_unit_test(test_kick_reasons),
         cmocka_unit_test(test_restart),
+        cmocka_unit_test(test_crash),
+        cmocka_unit_test(test_save_failing),
         cmocka_unit_test(test_expiry))
 /* clang-format on */
