@@ -234,9 +234,10 @@ int fa_held_load(fa_plugin *pl)
     return 0;
 }
 
-/* Writes every held session to f; a connected one with offline_until 0
- * (held__load_line). */
-static int held__write(fa_plugin *pl, FILE *f, size_t *n)
+/* Writes every held session to f; a connected one with offline_until
+ * connected_until: 0 while the broker runs (held__load_line), the end of
+ * its lifetime from now at a graceful stop, which ends its connection. */
+static int held__write(fa_plugin *pl, FILE *f, int64_t connected_until, size_t *n)
 {
     char hex[HELD__LINE_MAX];
     int64_t until;
@@ -248,7 +249,7 @@ static int held__write(fa_plugin *pl, FILE *f, size_t *n)
     {
         if (!s->held || strlen(s->client_id) * 2 >= sizeof(hex))
             continue;
-        until = s->offline_until;
+        until = s->offline_until != 0 ? s->offline_until : connected_until;
         held__hex(s->client_id, hex);
         if (fprintf(f, "%s %s %lld\n", hex, s->sub, (long long)until) < 0)
             return -EIO;
@@ -260,9 +261,10 @@ static int held__write(fa_plugin *pl, FILE *f, size_t *n)
 /*
  * Writes the held sessions to plugin_opt_session_file: a temporary file,
  * synced, renamed over it (mode 0600), so a crash leaves the old file or
- * the new one whole. *n: how many. Returns 0 or -errno; logs nothing.
+ * the new one whole. connected_until: as held__write. *n: how many.
+ * Returns 0 or -errno; logs nothing.
  */
-static int held__save_file(fa_plugin *pl, size_t *n)
+static int held__save_file(fa_plugin *pl, int64_t connected_until, size_t *n)
 {
     char tmp[PATH_MAX];
     FILE *f;
@@ -280,7 +282,7 @@ static int held__save_file(fa_plugin *pl, size_t *n)
         unlink(tmp);
         return rc;
     }
-    rc = held__write(pl, f, n);
+    rc = held__write(pl, f, connected_until, n);
     if (fflush(f) != 0 || fsync(fileno(f)) != 0)
         rc = rc != 0 ? rc : -errno;
     if (fclose(f) != 0 && rc == 0)
@@ -303,7 +305,7 @@ int fa_held_save(fa_plugin *pl)
 
     if (pl->opts.session_file == NULL)
         return 0;
-    rc = held__save_file(pl, &n);
+    rc = held__save_file(pl, (int64_t)time(NULL) + pl->opts.session_max_lifetime + 1, &n);
     if (rc != 0) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot write %s: %s", pl->opts.session_file,
                              strerror(-rc));
@@ -335,7 +337,7 @@ void fa_held_autosave(fa_plugin *pl, int64_t now_ms)
     if (changes == pl->held_saved || now_ms < pl->next_held_save_ms)
         return;
     pl->next_held_save_ms = now_ms + pl->opts.session_save_interval * 1000;
-    rc = held__save_file(pl, &n);
+    rc = held__save_file(pl, 0, &n);
     if (rc != 0) {
         if (!pl->held_save_failing)
             mosquitto_log_printf(MOSQ_LOG_ERR,
