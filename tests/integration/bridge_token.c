@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -57,13 +56,6 @@ static bool bridge_log_wait(const char *needle, int timeout_ms)
 }
 
 /* Byte size of the file at path, -1 when it cannot be read. */
-static long file_size(const char *path)
-{
-    struct stat st;
-
-    return stat(path, &st) == 0 ? (long)st.st_size : -1;
-}
-
 static void test_outage_longer_than_the_token(void **state)
 {
     long long deliveries;
@@ -110,7 +102,7 @@ static void test_outage_longer_than_the_token(void **state)
 static void test_renewal_while_connected(void **state)
 {
     char broker_log[sizeof(env.p.mosq.dir) + 32];
-    long from = file_size(env.node[0].bridge_log), broker_from = ft_plugin_env_log_size(&env.p);
+    long from = ft_log_size(env.node[0].bridge_log), broker_from = ft_plugin_env_log_size(&env.p);
     ft_mqtt u;
     char *t;
 

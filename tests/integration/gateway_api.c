@@ -1122,40 +1122,10 @@ static void test_max_lifetime(void **state)
 }
 
 /* The size of file path now (0 when it does not exist). */
-static long file_size(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    long n;
-
-    if (f == NULL)
-        return 0;
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fclose(f);
-    return n;
-}
-
-/* How many lines of file path after byte offset from hold text (-1: the
- * file cannot be read). */
-static int file_count_after(const char *path, long from, const char *text)
-{
-    FILE *f = fopen(path, "r");
-    char line[1024];
-    int n = 0;
-
-    if (f == NULL)
-        return -1;
-    fseek(f, from, SEEK_SET);
-    while (fgets(line, sizeof(line), f) != NULL)
-        n += strstr(line, text) != NULL;
-    fclose(f);
-    return n;
-}
-
 /* Does file path hold text after byte offset from? */
 static bool file_has_after(const char *path, long from, const char *text)
 {
-    return file_count_after(path, from, text) > 0;
+    return ft_log_count(path, from, text) > 0;
 }
 
 /* An idle publisher link outlives RabbitMQ's heartbeat timeout: with a
@@ -1170,7 +1140,7 @@ static void test_idle_publisher(void **state)
     (void)state;
     setenv("FEEDPUSH_AMQP_HEARTBEAT", "1", 1);
     assert_int_equal(ft_gateway_start(&env), 0);
-    from = file_size(env.log);
+    from = ft_log_size(env.log);
     free(post(t, "before the pause"));
     sleep(5);
     free(post(t, "after the pause"));
@@ -1229,7 +1199,7 @@ static void test_revocation_cache(void **state)
     int64_t now = (int64_t)time(NULL);
     char *a = token("rc_a"), *b = token("rc_b");
     redisContext *r = admin_open();
-    long from = file_size(env.log);
+    long from = ft_log_size(env.log);
 
     (void)state;
     /* A gateway of its own, whose cache is on before the first check. */
@@ -1248,7 +1218,7 @@ static void test_revocation_cache(void **state)
      * connections; the workers keep theirs): the cache is off, so a
      * bypassing SET is seen at once. */
     cJSON_Delete(call(200, "GET", "/api/v1/follows", b, NULL)); /* rc_b cached: 0 */
-    from = file_size(env.log);
+    from = ft_log_size(env.log);
     ft_redis_ok(r, "CONFIG SET maxclients 1");
     assert_true(ft_redis_int(r, "CLIENT KILL TYPE pubsub") >= 1);
     assert_true(log_until(from, "reads Redis until it is back"));
@@ -1343,7 +1313,7 @@ static void test_post_cache(void **state)
 {
     char *a = token("pc_a"), *p1, *p2, *p3, *p4, buf[128];
     redisContext *r = admin_open();
-    long from = file_size(env.log);
+    long from = ft_log_size(env.log);
     long long n;
     int i;
 
@@ -1380,7 +1350,7 @@ static void test_post_cache(void **state)
     /* The subscription killed and kept down: the cache is off. */
     p3 = post(a, "third");
     assert_true(feed_has(a, p3, true));
-    from = file_size(env.log);
+    from = ft_log_size(env.log);
     ft_redis_ok(r, "CONFIG SET maxclients 1");
     assert_true(ft_redis_int(r, "CLIENT KILL TYPE pubsub") >= 1);
     assert_true(log_until(from, "reads Redis until it is back"));
@@ -1400,7 +1370,7 @@ static void test_post_cache(void **state)
     /* CLIENT TRACKING refused (an ACL without that subcommand): said once,
      * and every page reads its bodies from Redis, right; allowed again,
      * the next read is tracked and cached. */
-    from = file_size(env.log);
+    from = ft_log_size(env.log);
     ft_redis_ok(r, "ACL SETUSER default -client|tracking");
     p4 = post(a, "fourth");
     assert_true(feed_has(a, p4, true));
@@ -1409,7 +1379,7 @@ static void test_post_cache(void **state)
     assert_string_equal(feed_text(a, p4, buf, sizeof(buf)), "fourth");
     ft_redis_ok(r, "ACL SETUSER default +client|tracking");
     assert_int_equal(mget_calls(r), n + 2);
-    assert_int_equal(file_count_after(env.log, from, "Redis refused CLIENT TRACKING"), 1);
+    assert_int_equal(ft_log_count(env.log, from, "Redis refused CLIENT TRACKING"), 1);
     n = mget_calls(r);
     assert_string_equal(feed_text(a, p4, buf, sizeof(buf)), "fourth");
     assert_string_equal(feed_text(a, p4, buf, sizeof(buf)), "fourth");
@@ -1418,7 +1388,7 @@ static void test_post_cache(void **state)
 
     /* Invalidations refused (an ACL without the channel): said once, and
      * every page reads its bodies from Redis. */
-    from = file_size(env.log);
+    from = ft_log_size(env.log);
     ft_redis_ok(r, "ACL SETUSER default resetchannels &revoked");
     assert_int_equal(ft_gateway_start(&env), 0);
     assert_true(log_until(from, "post body cache off: Redis refused its invalidations"));
@@ -1496,7 +1466,7 @@ static void test_publisher_relink(void **state)
     messages = metric_value("feedpush_gateway_event_messages_total");
     batches = metric_value("feedpush_gateway_event_batches_total");
     assert_true(events >= 1 && messages >= 1);
-    from = file_size(env.log);
+    from = ft_log_size(env.log);
     assert_true(ft_proxy_hold(px) >= 1);
     sent = ft_proxy_sent(px);
     for (i = 0; i < 6; i++) {
@@ -1546,7 +1516,7 @@ static void test_publisher_confirm_timeout(void **state)
     setenv("FEEDPUSH_TIMEOUT_MS", "1000", 1);
     assert_int_equal(ft_gateway_start(&env), 0);
     free(post(t, "before the stall"));
-    from = file_size(env.log);
+    from = ft_log_size(env.log);
     assert_true(ft_proxy_hold(px) >= 1);
     assert_int_equal(pthread_create(&th, NULL, poster_main, &ps), 0);
     assert_int_equal(pthread_join(th, NULL), 0);

@@ -153,14 +153,12 @@ int ft_log_wait(const char *path, long from, const char *needle, int timeout_ms)
     }
 }
 
-int ft_plugin_env_log_count(const ft_plugin_env *e, long from, const char *needle)
+int ft_log_count(const char *path, long from, const char *needle)
 {
-    char path[PATH_MAX + 32], line[1024];
+    char line[1024];
     int n = 0;
-    FILE *f;
+    FILE *f = fopen(path, "r");
 
-    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", e->mosq.dir);
-    f = fopen(path, "r");
     if (f == NULL)
         return -1;
     fseek(f, from > 0 ? from : 0, SEEK_SET);
@@ -170,6 +168,14 @@ int ft_plugin_env_log_count(const ft_plugin_env *e, long from, const char *needl
     }
     fclose(f);
     return n;
+}
+
+int ft_plugin_env_log_count(const ft_plugin_env *e, long from, const char *needle)
+{
+    char path[PATH_MAX + 32];
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", e->mosq.dir);
+    return ft_log_count(path, from, needle);
 }
 
 bool ft_plugin_env_log_wait(const ft_plugin_env *e, long from, const char *needle, int timeout_ms)

@@ -63,8 +63,10 @@ long ft_plugin_env_log_size(const ft_plugin_env *e);
  * never did, -1 when the file could not be read. */
 int ft_log_wait(const char *path, long from, const char *needle, int timeout_ms);
 
-/* How many lines of the broker's log after byte offset from hold needle
- * (-1 when it cannot be read). */
+/* How many lines of the file at path after byte offset from (below 0:
+ * from the start) hold needle; -1 when it cannot be read. */
+int ft_log_count(const char *path, long from, const char *needle);
+/* The same for the broker's log. */
 int ft_plugin_env_log_count(const ft_plugin_env *e, long from, const char *needle);
 
 /* Waits up to timeout_ms until the broker's log holds needle after byte
