@@ -7,8 +7,9 @@
 #                  failed, else "all checks passed"
 #   ft_tmp NAME    a fresh directory under the run's FP_TEST_TMP (mode 0755:
 #                  servers that drop to their own users must reach it)
-#   free_port      a loopback port nobody uses now (as tools/fp-server picks
-#                  them: a race with another process is possible, and rare)
+#   free_port      a loopback port nobody uses now (fp-server port, as servers'
+#                  ports are picked: a race with another process is possible,
+#                  and rare)
 failures=0
 
 ok() { echo "ok   $*"; }
@@ -37,14 +38,5 @@ ft_tmp() {
 }
 
 free_port() {
-    local p i lo=32768
-    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
-    for i in $(seq 1 200); do
-        p=$((10000 + RANDOM % (lo - 10000)))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && ! ss -Htan "sport = :$p" 2>/dev/null | grep -q .; then
-            echo "$p"
-            return 0
-        fi
-    done
-    die "no free port found"
+    "$FP_HARNESS" port || die "no free port found"
 }

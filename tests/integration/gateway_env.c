@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,26 +14,58 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
-/* A loopback port nobody listens on right now (bind to 0, read, close). */
+/* The first port of the kernel's ephemeral range (32768 when unknown). */
+static int env__ephemeral_low(void)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    int lo = 32768;
+
+    if (f != NULL) {
+        if (fscanf(f, "%d", &lo) != 1)
+            lo = 32768;
+        fclose(f);
+    }
+    return lo;
+}
+
+/*
+ * A loopback port nobody holds right now, below the ephemeral range as
+ * tools/fp-server picks servers' ports: a port from that range may be
+ * taken meanwhile as the source port of any outgoing connection. Tries
+ * random ones with a bind. Returns the port or -1.
+ */
 static int env__free_port(void)
 {
+    static bool seeded;
     struct sockaddr_in a = {0};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    int span = env__ephemeral_low() - 10000, i, fd, port;
 
-    if (fd < 0)
+    if (span < 2000)
         return -1;
+    if (!seeded) {
+        srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+        seeded = true;
+    }
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
+    for (i = 0; i < 200; i++) {
+        port = 10000 + (int)(random() % span);
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            return -1;
+        a.sin_port = htons((uint16_t)port);
+        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+            close(fd);
+            return port;
+        }
+        close(fd);
+    }
+    return -1;
 }
 
 int ft_gateway_env_start(ft_gateway_env *e, int dev_token_ttl)
