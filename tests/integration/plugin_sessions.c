@@ -14,6 +14,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -473,13 +474,15 @@ static void hold_on(ft_plugin_env *e, ft_mqtt *c, const char *user, const char *
  * session. */
 static void test_save_failing(void **state)
 {
-    char dir[] = "/tmp/feedpush-save-XXXXXX", sub[64], file[96], extra[256], line[256];
+    char dir[PATH_MAX], sub[PATH_MAX + 8], file[PATH_MAX + 24], extra[PATH_MAX + 96], line[256];
     ft_plugin_env e2;
     ft_mqtt a, b;
     bool has_a = false, has_b = false;
     FILE *f;
 
     (void)state;
+    assert_non_null(getenv("FP_TEST_TMP"));
+    snprintf(dir, sizeof(dir), "%s/save-XXXXXX", getenv("FP_TEST_TMP"));
     assert_non_null(mkdtemp(dir));
     assert_int_equal(chmod(dir, 0777), 0); /* the broker runs as its own user */
     snprintf(sub, sizeof(sub), "%s/state", dir);
