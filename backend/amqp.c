@@ -749,10 +749,20 @@ int fp_amqp_reject(fp_amqp *a, uint64_t tag)
 int fp_amqp_publish(fp_amqp *a, const char *exchange, const char *routing_key, const void *body,
                     size_t len)
 {
+    return fp_amqp_publish_headers(a, exchange, routing_key, body, len, NULL, 0);
+}
+
+int fp_amqp_publish_headers(fp_amqp *a, const char *exchange, const char *routing_key,
+                            const void *body, size_t len, const fp_amqp_header *h, size_t n)
+{
+    amqp_table_entry_t headers[FP_AMQP_HEADERS_MAX];
     amqp_basic_properties_t props;
     amqp_bytes_t b = {len, (void *)body};
+    size_t i;
     int rc;
 
+    if (n > FP_AMQP_HEADERS_MAX)
+        return -EINVAL;
     if (a->out == NULL) {
         amqp__set_error(a, -1, "%s: %s", "amqp publish", "not connected");
         return -EIO;
@@ -763,6 +773,13 @@ int fp_amqp_publish(fp_amqp *a, const char *exchange, const char *routing_key, c
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
     props.content_type = amqp_cstring_bytes("application/json");
     props.delivery_mode = 2; /* persistent */
+    if (n > 0) {
+        for (i = 0; i < n; i++)
+            headers[i] = amqp__arg_str(h[i].key, h[i].value);
+        props._flags |= AMQP_BASIC_HEADERS_FLAG;
+        props.headers.num_entries = (int)n;
+        props.headers.entries = headers;
+    }
     rc = amqp_basic_publish(a->out, AMQP__CHANNEL, amqp_cstring_bytes(exchange),
                             amqp_cstring_bytes(routing_key), 0, 0, &props, b);
     if (rc != AMQP_STATUS_OK) {

@@ -26,6 +26,9 @@
 #include "fp_log.h"
 #include "fp_time.h"
 
+/* The longest reason a batched event's dead letter carries. */
+#define FANOUT__REASON_MAX 512
+
 static const fb_stat fanout__event_stat[] = {
     [FP_EVENT_POST_CREATED] = FB_STAT_EVENTS_POST_CREATED,
     [FP_EVENT_POST_DELETED] = FB_STAT_EVENTS_POST_DELETED,
@@ -287,13 +290,17 @@ fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fp_amqp_msg *msg, const cha
 /*
  * Dead-letters event i of a batch alone: it is published to the
  * dead-letter exchange as its own message (under its type's routing key)
- * and the rest of the batch goes on. The publish is confirmed with the
- * batch's other work, before the batch is acked.
+ * and the rest of the batch goes on. RabbitMQ gives it no x-death header
+ * (it was not rejected), so it carries x-feedpush-reason (the log line's
+ * reason, up to FANOUT__REASON_MAX bytes) and x-feedpush-batch ("<i> of
+ * <n>"). The publish is confirmed with the batch's other work, before the
+ * batch is acked.
  */
 static fb_outcome fanout__dead_batched(fb_bridge *b, const fp_event_batch *batch, size_t i,
                                        const char *reason)
 {
-    char q[FP_JSON_QUOTE_MAX + 4];
+    char q[FP_JSON_QUOTE_MAX + 4], why[FANOUT__REASON_MAX + 1], where[48];
+    fp_amqp_header h[2] = {{"x-feedpush-reason", why}, {"x-feedpush-batch", where}};
     const char *type;
     char *text = fp_event_batch_text(batch, i, &type);
     fp_event_type t;
@@ -309,7 +316,9 @@ static fb_outcome fanout__dead_batched(fb_bridge *b, const fp_event_batch *batch
      * be too long for one (the dead-letter exchange ignores it). */
     if (fp_event_type_parse(type, &t) != 0)
         type = "";
-    rc = fp_amqp_publish(b->amqp, FP_EXCHANGE_DLX, type, text, strlen(text));
+    snprintf(why, sizeof(why), "%s", reason);
+    snprintf(where, sizeof(where), "%zu of %zu", i + 1, batch->n);
+    rc = fp_amqp_publish_headers(b->amqp, FP_EXCHANGE_DLX, type, text, strlen(text), h, 2);
     free(text);
     return rc == 0 ? FB_DONE : FB_LOST_AMQP;
 }

@@ -189,6 +189,19 @@ int fp_amqp_reject(fp_amqp *a, uint64_t tag);
 /* Publishes a persistent JSON message and queues it for confirmation. */
 int fp_amqp_publish(fp_amqp *a, const char *exchange, const char *routing_key, const void *body,
                     size_t len);
+
+/* A string header of a published message (its application headers). */
+typedef struct fp_amqp_header {
+    const char *key;
+    const char *value;
+} fp_amqp_header;
+
+#define FP_AMQP_HEADERS_MAX 4
+
+/* fp_amqp_publish with n headers (at most FP_AMQP_HEADERS_MAX: more is
+ * -EINVAL). */
+int fp_amqp_publish_headers(fp_amqp *a, const char *exchange, const char *routing_key,
+                            const void *body, size_t len, const fp_amqp_header *h, size_t n);
 /* Waits until RabbitMQ confirmed every publish so far, then sends the acks
  * held for them (fp_amqp_ack_confirmed). Returns 0, or -EIO on a nack, a
  * timeout or a broken link. */

@@ -360,6 +360,39 @@ static void batches_handled(long long batches, const char *want_feed, long long 
     assert_int_equal(ft_node_stat(&env, 1, "dead_letters"), dead);
 }
 
+/* Empties feed.events.dead after test_batches: the events of a batch
+ * dead-lettered alone carry the reason their log line gave and their
+ * place in the batch (RabbitMQ gives them no x-death: they were not
+ * rejected), in order; the messages rejected whole (test_dead_letters'
+ * `whole_before` and the two malformed batches) carry RabbitMQ's x-death
+ * and neither header. */
+static void dead_letters_taken(int whole_before)
+{
+    static const char *const places[] = {"2 of 5", "3 of 5", "4 of 5", "2 of 3", "1 of 2"};
+    /* A batch inside a batch is an unknown type: no routing key. */
+    static const char *const keys[] = {"post.created", "follow.created", "", "follow.created", ""};
+    ft_event_taken m;
+    int inner = 0, whole = 0, rc;
+
+    while ((rc = ft_event_pub_take(&env.pub, "feed.events.dead", &m)) == 1) {
+        if (m.x_death) {
+            assert_string_equal(m.reason, "");
+            assert_string_equal(m.batch, "");
+            whole++;
+            continue;
+        }
+        assert_true(inner < 5);
+        assert_string_equal(m.batch, places[inner]);
+        assert_string_equal(m.routing_key, keys[inner]);
+        assert_true(m.reason[0] != '\0');
+        assert_true(bridge_log_has(m.reason));
+        inner++;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(inner, 5);
+    assert_int_equal(whole, whole_before + 2);
+}
+
 /* A batch (docs/protocol.md, "Batches"): its events are handled in order;
  * a bad event inside is dead-lettered alone, with one log line, and the
  * others go on; a malformed batch is dead-lettered whole. */
@@ -443,6 +476,7 @@ static void test_batches(void **state)
           longtype);
     batches_handled(batches + 4, "bz,d2,d1,c4,c3,c1,b3,b1", dead + 7);
     assert_true(bridge_log_has("dead-lettering event 1 of a batch of 2 (type \"xxxx"));
+    dead_letters_taken(depth);
 }
 
 /* clang-format off */

@@ -93,6 +93,51 @@ int ft_event_pub_queue_depth(ft_event_pub *p, const char *queue)
     return ok != NULL ? (int)ok->message_count : -1;
 }
 
+/* A string header's value into out (outsz bytes). */
+static void event_pub__header(const amqp_table_entry_t *e, char *out, size_t outsz)
+{
+    if (e->value.kind != AMQP_FIELD_KIND_UTF8 && e->value.kind != AMQP_FIELD_KIND_BYTES)
+        return;
+    snprintf(out, outsz, "%.*s", (int)e->value.value.bytes.len,
+             (const char *)e->value.value.bytes.bytes);
+}
+
+int ft_event_pub_take(ft_event_pub *p, const char *queue, ft_event_taken *m)
+{
+    const amqp_basic_get_ok_t *ok;
+    const amqp_table_entry_t *e;
+    amqp_rpc_reply_t r;
+    amqp_message_t msg;
+    int i;
+
+    memset(m, 0, sizeof(*m));
+    r = amqp_basic_get(p->c, 1, amqp_cstring_bytes(queue), 1);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return -1;
+    if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
+        return 0;
+    ok = r.reply.decoded;
+    snprintf(m->routing_key, sizeof(m->routing_key), "%.*s", (int)ok->routing_key.len,
+             (const char *)ok->routing_key.bytes);
+    r = amqp_read_message(p->c, 1, &msg, 0);
+    if (r.reply_type != AMQP_RESPONSE_NORMAL)
+        return -1;
+    snprintf(m->body, sizeof(m->body), "%.*s", (int)msg.body.len, (const char *)msg.body.bytes);
+    if (msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
+        for (i = 0; i < msg.properties.headers.num_entries; i++) {
+            e = &msg.properties.headers.entries[i];
+            if (e->key.len == 7 && memcmp(e->key.bytes, "x-death", 7) == 0)
+                m->x_death = true;
+            else if (e->key.len == 17 && memcmp(e->key.bytes, "x-feedpush-reason", 17) == 0)
+                event_pub__header(e, m->reason, sizeof(m->reason));
+            else if (e->key.len == 16 && memcmp(e->key.bytes, "x-feedpush-batch", 16) == 0)
+                event_pub__header(e, m->batch, sizeof(m->batch));
+        }
+    }
+    amqp_destroy_message(&msg);
+    return 1;
+}
+
 void ft_event_pub_close(ft_event_pub *p)
 {
     if (p->c == NULL)

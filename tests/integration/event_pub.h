@@ -1,11 +1,13 @@
 /*
  * event_pub.h - a backend's side of RabbitMQ for tests: publish events to
- * feed.events with publisher confirms, and look at queue depths, in a
- * virtual host of the test's own.
+ * feed.events with publisher confirms, look at queue depths and take
+ * messages from a queue (the dead letters), in a virtual host of the
+ * test's own.
  */
 #ifndef EVENT_PUB_H
 #define EVENT_PUB_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <amqp.h>
@@ -28,6 +30,19 @@ int ft_event_pub_post(ft_event_pub *p, const char *rk, const char *body);
 int ft_event_pub_wait(ft_event_pub *p, uint64_t upto, int timeout_ms);
 /* Messages ready in queue, or -1. */
 int ft_event_pub_queue_depth(ft_event_pub *p, const char *queue);
+
+/* A message taken from a queue (strings cut to fit). */
+typedef struct {
+    char routing_key[256];
+    char body[2048];
+    char reason[640]; /* its header x-feedpush-reason, "" without */
+    char batch[64];   /* its header x-feedpush-batch, "" without */
+    bool x_death;     /* RabbitMQ's x-death header: it was rejected */
+} ft_event_taken;
+
+/* Takes the next message of queue (basic.get, acked). 1 when there was
+ * one, 0 when the queue is empty, -1 on an error. */
+int ft_event_pub_take(ft_event_pub *p, const char *queue, ft_event_taken *m);
 void ft_event_pub_close(ft_event_pub *p);
 
 #endif
