@@ -166,8 +166,10 @@ static int held__load_line(fa_plugin *pl, char *line, int64_t now)
         return -EINVAL;
     if (held__unhex(hex, strlen(hex), id, sizeof(id)) != 0 || !fp_id_valid(c.sub))
         return -EINVAL;
-    if (until == 0)
+    if (until == 0) {
         until = now + pl->opts.session_max_lifetime + 1;
+        pl->held_changes++; /* the next save writes that end, not 0 again */
+    }
     if (!fa_client_id_owner(id, owner) || strcmp(owner, c.sub) != 0 || until <= now)
         return 0;
     if (fa_sessions_find_id(&pl->sessions, id) != NULL)
@@ -183,8 +185,9 @@ static int held__load_line(fa_plugin *pl, char *line, int64_t now)
 }
 
 /*
- * Reads plugin_opt_session_file, written by the previous run's fa_held_save.
- * A missing file is a first start. Malformed lines are skipped with one
+ * Reads plugin_opt_session_file, written by the previous run at its
+ * graceful stop (fa_held_save) or at its last periodic save before a
+ * crash (fa_held_autosave). A missing file is a first start. Malformed lines are skipped with one
  * warning; the file is the plugin's own, so that means damage, not input.
  */
 int fa_held_load(fa_plugin *pl)
@@ -258,11 +261,34 @@ static int held__write(fa_plugin *pl, FILE *f, int64_t connected_until, size_t *
     return 0;
 }
 
+/* Syncs the directory of path, so that a rename into it survives a power
+ * loss. Returns 0 or -errno. */
+static int held__sync_dir(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    int fd, rc = 0;
+
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    if (fsync(fd) != 0)
+        rc = -errno;
+    close(fd);
+    return rc;
+}
+
 /*
  * Writes the held sessions to plugin_opt_session_file: a temporary file,
- * synced, renamed over it (mode 0600), so a crash leaves the old file or
- * the new one whole. connected_until: as held__write. *n: how many.
- * Returns 0 or -errno; logs nothing.
+ * synced, renamed over it (mode 0600), its directory synced, so a crash
+ * or a power loss leaves the old file or the new one whole. connected_until: as held__write. *n:
+ * how many. Returns 0 or -errno; logs nothing.
  */
 static int held__save_file(fa_plugin *pl, int64_t connected_until, size_t *n)
 {
@@ -289,9 +315,11 @@ static int held__save_file(fa_plugin *pl, int64_t connected_until, size_t *n)
         rc = -errno;
     if (rc == 0 && rename(tmp, pl->opts.session_file) != 0)
         rc = -errno;
-    if (rc != 0)
+    if (rc != 0) {
         unlink(tmp);
-    return rc;
+        return rc;
+    }
+    return held__sync_dir(pl->opts.session_file);
 }
 
 /*

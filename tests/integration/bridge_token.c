@@ -55,7 +55,6 @@ static bool bridge_log_wait(const char *needle, int timeout_ms)
     return ft_log_wait(env.node[0].bridge_log, 0, needle, timeout_ms) == 1;
 }
 
-/* Byte size of the file at path, -1 when it cannot be read. */
 static void test_outage_longer_than_the_token(void **state)
 {
     long long deliveries;

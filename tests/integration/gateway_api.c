@@ -1121,7 +1121,6 @@ static void test_max_lifetime(void **state)
     free(too_long);
 }
 
-/* The size of file path now (0 when it does not exist). */
 /* Does file path hold text after byte offset from? */
 static bool file_has_after(const char *path, long from, const char *text)
 {
@@ -1165,8 +1164,9 @@ static bool log_until(long from, const char *text)
 }
 
 /* The Redis link of a test that sets maxclients 1 (Redis then takes no
- * new connection): admin_close, its teardown, lets them in again through
- * it, so a failure meanwhile does not leave the next tests locked out. */
+ * new connection) or narrows the default user's ACL: admin_close, its
+ * teardown, undoes both through it, so a failure meanwhile does not leave
+ * the next tests locked out. */
 static redisContext *admin;
 
 static redisContext *admin_open(void)
@@ -1184,10 +1184,13 @@ static int admin_close(void **state)
         return 0;
     x = redisCommand(admin, "CONFIG SET maxclients 10000");
     freeReplyObject(x);
+    x = redisCommand(admin, "ACL SETUSER default +client|tracking allchannels");
+    freeReplyObject(x);
     redisFree(admin);
     admin = NULL;
     return 0;
 }
+
 /*
  * The revocation cache: a user's value is kept in memory (a SET that
  * bypasses the revocations channel is not seen), a message on the channel

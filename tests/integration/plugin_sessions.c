@@ -42,23 +42,69 @@
 
 static ft_plugin_env env;
 static ft_mqtt pub; /* the service publisher */
+static char session_file[PATH_MAX]; /* the plugin's, where the test can read it */
+
+/* A directory under the run's FP_TEST_TMP that the broker (its own user)
+ * may write in: dir (PATH_MAX bytes) from template name ("…-XXXXXX").
+ * 0 or -1. */
+static int shared_dir(char *dir, const char *name)
+{
+    const char *tmp = getenv("FP_TEST_TMP");
+
+    if (tmp == NULL || snprintf(dir, PATH_MAX, "%s/%s", tmp, name) >= PATH_MAX ||
+        mkdtemp(dir) == NULL)
+        return -1;
+    return chmod(dir, 0777);
+}
 
 static int setup(void **state)
 {
-    char extra[640];
+    char extra[PATH_MAX + 512], dir[PATH_MAX];
 
     (void)state;
+    if (shared_dir(dir, "sessions-XXXXXX") != 0 ||
+        snprintf(session_file, sizeof(session_file), "%.*s/feedpush-sessions", PATH_MAX - 32,
+                 dir) >= (int)sizeof(session_file))
+        return -1;
     snprintf(extra, sizeof(extra),
              "plugin_opt_session_max_lifetime %d\n"
              "plugin_opt_max_sessions_per_user %d\n"
-             "plugin_opt_session_file ./feedpush-sessions\n"
+             "plugin_opt_session_file %s\n"
              "plugin_opt_session_save_interval 1\n"
              "max_queued_messages %d\n"
              "persistence true\n"
              "persistence_location ./\n"
              "autosave_interval 1\n",
-             LIFETIME_S, SESSIONS_CAP, QUEUE_CAP);
+             LIFETIME_S, SESSIONS_CAP, session_file, QUEUE_CAP);
     return ft_plugin_env_start(&env, "n1", extra);
+}
+
+/* Does the file at path hold the line want (with its newline)? */
+static bool file_has_line(const char *path, const char *want)
+{
+    char line[512];
+    bool found = false;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL)
+        return false;
+    while (!found && fgets(line, sizeof(line), f) != NULL)
+        found = strcmp(line, want) == 0;
+    fclose(f);
+    return found;
+}
+
+/* Waits up to timeout_ms until the file at path holds the line want. */
+static bool file_line_wait(const char *path, const char *want, int timeout_ms)
+{
+    int64_t end = fp_time_mono_ms() + timeout_ms;
+
+    while (!file_has_line(path, want)) {
+        if (fp_time_mono_ms() >= end)
+            return false;
+        ft_sleep_ms(20);
+    }
+    return true;
 }
 
 static int teardown(void **state)
@@ -435,21 +481,28 @@ static bool log_lines_wait(long from, const char *needle, int n, int timeout_ms)
  * queued for it and delivered on reconnect. */
 static void test_crash(void **state)
 {
-    long before = ft_plugin_env_log_size(&env), subscribed;
+    long subscribed, restarted;
     ft_mqtt c, other;
 
     (void)state;
     assert_int_equal(connect_as(&c, "kira", "kira:phone", 5, false, 3600), 0);
     assert_int_equal(ft_mqtt_subscribe(&c, "feed/kira", 5000), 1);
     subscribed = ft_plugin_env_log_size(&env);
-    assert_true(ft_plugin_env_log_wait(&env, before, "persistent sessions saved to", 5000));
+    /* The plugin's save: "kira:phone" in hex, connected (0). */
+    assert_true(file_line_wait(session_file, "6b6972613a70686f6e65 kira 0\n", 10000));
     /* The broker logs a save as it begins it, so a second line is when
      * the first save after the subscription is on disk. */
-    assert_true(log_lines_wait(subscribed, "Saving in-memory database", 2, 5000));
+    assert_true(log_lines_wait(subscribed, "Saving in-memory database", 2, 10000));
     ft_mqtt_close(&pub);
     assert_int_equal(ft_server_kill(&env.mosq), 0);
     ft_mqtt_close(&c);
+    restarted = ft_plugin_env_log_size(&env);
     assert_int_equal(ft_server_restart(&env.mosq), 0);
+    /* Redis still lists kira from before the kill: the record must come
+     * from the file, loaded at the start. */
+    assert_true(ft_plugin_env_log_wait(&env, restarted, "persistent sessions loaded from", 5000));
+    assert_int_equal(
+        ft_plugin_env_log_count(&env, restarted, "feed_auth: 0 persistent sessions loaded"), 0);
     assert_true(member_wait(HELD, "kira", 1));
     publish_range("kira", "k", 1, 3);
     assert_int_equal(connect_as(&other, "ivan", "kira:phone", 4, false, 0),
@@ -472,23 +525,30 @@ static void hold_on(ft_plugin_env *e, ft_mqtt *c, const char *user, const char *
  * logged once, however often the save is tried again, and once the
  * directory is made the next save works, says so, and holds every
  * session. */
+static ft_plugin_env e2; /* test_save_failing's broker */
+static bool e2_up;
+
+static int e2_stop(void **state)
+{
+    (void)state;
+    if (!e2_up)
+        return 0;
+    e2_up = false;
+    return ft_plugin_env_stop(&e2);
+}
+
 static void test_save_failing(void **state)
 {
-    char dir[PATH_MAX], sub[PATH_MAX + 8], file[PATH_MAX + 24], extra[PATH_MAX + 96], line[256];
-    ft_plugin_env e2;
+    char dir[PATH_MAX], sub[PATH_MAX + 8], file[PATH_MAX + 24], extra[PATH_MAX + 96];
     ft_mqtt a, b;
-    bool has_a = false, has_b = false;
-    FILE *f;
 
     (void)state;
-    assert_non_null(getenv("FP_TEST_TMP"));
-    snprintf(dir, sizeof(dir), "%s/save-XXXXXX", getenv("FP_TEST_TMP"));
-    assert_non_null(mkdtemp(dir));
-    assert_int_equal(chmod(dir, 0777), 0); /* the broker runs as its own user */
+    assert_int_equal(shared_dir(dir, "save-XXXXXX"), 0);
     snprintf(sub, sizeof(sub), "%s/state", dir);
     snprintf(file, sizeof(file), "%s/sessions", sub);
     snprintf(extra, sizeof(extra),
              "plugin_opt_session_file %s\nplugin_opt_session_save_interval 1\n", file);
+    e2_up = true;
     assert_int_equal(ft_plugin_env_start(&e2, "n2", extra), 0);
     hold_on(&e2, &a, "lena", "lena:phone");
     assert_true(ft_plugin_env_log_wait(&e2, 0, "cannot write", 5000));
@@ -500,22 +560,12 @@ static void test_save_failing(void **state)
     assert_int_equal(mkdir(sub, 0777), 0);
     assert_int_equal(chmod(sub, 0777), 0);
     assert_true(ft_plugin_env_log_wait(&e2, 0, "written again", 5000));
-    f = fopen(file, "r");
-    assert_non_null(f);
-    while (fgets(line, sizeof(line), f) != NULL) {
-        /* Client ids in hex: "lena:phone", "lena:tablet"; connected: 0. */
-        has_a = has_a || strcmp(line, "6c656e613a70686f6e65 lena 0\n") == 0;
-        has_b = has_b || strcmp(line, "6c656e613a7461626c6574 lena 0\n") == 0;
-    }
-    fclose(f);
-    assert_true(has_a && has_b);
+    /* Client ids in hex: "lena:phone", "lena:tablet"; connected: 0. */
+    assert_true(file_has_line(file, "6c656e613a70686f6e65 lena 0\n"));
+    assert_true(file_has_line(file, "6c656e613a7461626c6574 lena 0\n"));
     assert_int_equal(ft_plugin_env_log_count(&e2, 0, "cannot write"), 1);
     ft_mqtt_close(&a);
     ft_mqtt_close(&b);
-    assert_int_equal(ft_plugin_env_stop(&e2), 0);
-    unlink(file);
-    rmdir(sub);
-    rmdir(dir);
 }
 
 /* clang-format off */
@@ -527,6 +577,6 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_kick_reasons),
         cmocka_unit_test(test_restart),
         cmocka_unit_test(test_crash),
-        cmocka_unit_test(test_save_failing),
+        cmocka_unit_test_teardown(test_save_failing, e2_stop),
         cmocka_unit_test(test_expiry))
 /* clang-format on */
