@@ -12,7 +12,6 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -156,29 +155,10 @@ static void env__log_tail(const ft_gateway_env *e)
     fprintf(stderr, "gateway_env: the end of %s:\n%s\n", e->log, buf);
 }
 
-/* The size of the gateway's log now (0 when there is none yet). */
-static long env__log_size(const ft_gateway_env *e)
-{
-    struct stat st;
-
-    return stat(e->log, &st) == 0 ? (long)st.st_size : 0;
-}
-
 /* Does the gateway's log hold needle past offset from? */
 static bool env__log_has_since(const ft_gateway_env *e, long from, const char *needle)
 {
-    char line[1024];
-    FILE *f = fopen(e->log, "r");
-    bool found = false;
-
-    if (f == NULL)
-        return false;
-    if (fseek(f, from, SEEK_SET) == 0) {
-        while (!found && fgets(line, sizeof(line), f) != NULL)
-            found = strstr(line, needle) != NULL;
-    }
-    fclose(f);
-    return found;
+    return ft_log_count(e->log, from, needle) > 0;
 }
 
 /*
@@ -191,7 +171,7 @@ static bool env__log_has_since(const ft_gateway_env *e, long from, const char *n
  */
 static int env__start_once(ft_gateway_env *e, const char *bin)
 {
-    long from = env__log_size(e);
+    long from = ft_log_size(e->log);
     pid_t pid;
     int i;
 

@@ -130,25 +130,14 @@ long ft_plugin_env_log_size(const ft_plugin_env *e)
 int ft_log_wait(const char *path, long from, const char *needle, int timeout_ms)
 {
     int64_t end = fp_time_mono_ms() + timeout_ms;
-    char line[1024];
-    bool opened;
-    FILE *f;
+    int n;
 
     for (;;) {
-        f = fopen(path, "r");
-        opened = f != NULL;
-        if (f != NULL) {
-            fseek(f, from > 0 ? from : 0, SEEK_SET);
-            while (fgets(line, sizeof(line), f) != NULL) {
-                if (strstr(line, needle) != NULL) {
-                    fclose(f);
-                    return 1;
-                }
-            }
-            fclose(f);
-        }
+        n = ft_log_count(path, from, needle);
+        if (n > 0)
+            return 1;
         if (fp_time_mono_ms() >= end)
-            return opened ? 0 : -1;
+            return n < 0 ? -1 : 0;
         usleep(20000);
     }
 }

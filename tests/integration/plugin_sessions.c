@@ -143,15 +143,22 @@ static void publish_range(const char *user, const char *tag, int first, int last
 }
 
 /* Connects user with client_id (a fresh token), session flags as given. */
-static int connect_as(ft_mqtt *c, const char *user, const char *client_id, int protocol, bool clean,
-                      uint32_t expiry)
+static int connect_on(ft_plugin_env *e, ft_mqtt *c, const char *user, const char *client_id,
+                      int protocol, bool clean, uint32_t expiry)
 {
-    char *t = ft_plugin_env_token_now(&env, user, FP_ROLE_USER);
-    int rc = ft_mqtt_connect_session(c, env.mosq.port, client_id, user, t, protocol, clean, expiry,
-                                     5000);
+    char *t = ft_plugin_env_token_now(e, user, FP_ROLE_USER);
+    int rc =
+        ft_mqtt_connect_session(c, e->mosq.port, client_id, user, t, protocol, clean, expiry, 5000);
 
     free(t);
     return rc;
+}
+
+/* connect_on the suite's broker. */
+static int connect_as(ft_mqtt *c, const char *user, const char *client_id, int protocol, bool clean,
+                      uint32_t expiry)
+{
+    return connect_on(&env, c, user, client_id, protocol, clean, expiry);
 }
 
 /* A persistent session of user, subscribed to its feed, then left. */
@@ -511,16 +518,6 @@ static void test_crash(void **state)
     expect_queued("kira", "kira:phone", 5, "k", 1, 3);
 }
 
-/* A persistent session of user on e's broker, left connected (close it). */
-static void hold_on(ft_plugin_env *e, ft_mqtt *c, const char *user, const char *client_id)
-{
-    char *t = ft_plugin_env_token_now(e, user, FP_ROLE_USER);
-
-    assert_int_equal(
-        ft_mqtt_connect_session(c, e->mosq.port, client_id, user, t, 5, false, 3600, 5000), 0);
-    free(t);
-}
-
 /* The periodic save into a directory that is not there: the failure is
  * logged once, however often the save is tried again, and once the
  * directory is made the next save works, says so, and holds every
@@ -550,9 +547,9 @@ static void test_save_failing(void **state)
              "plugin_opt_session_file %s\nplugin_opt_session_save_interval 1\n", file);
     e2_up = true;
     assert_int_equal(ft_plugin_env_start(&e2, "n2", extra), 0);
-    hold_on(&e2, &a, "lena", "lena:phone");
+    assert_int_equal(connect_on(&e2, &a, "lena", "lena:phone", 5, false, 3600), 0);
     assert_true(ft_plugin_env_log_wait(&e2, 0, "cannot write", 5000));
-    hold_on(&e2, &b, "lena", "lena:tablet");
+    assert_int_equal(connect_on(&e2, &b, "lena", "lena:tablet", 5, false, 3600), 0);
     /* Two more intervals: saves tried, and failed, without a word. */
     ft_sleep_ms(2500);
     assert_int_equal(ft_plugin_env_log_count(&e2, 0, "cannot write"), 1);

@@ -149,21 +149,6 @@ static int cleanup(void **state)
     return 0;
 }
 
-/* Does the file at path hold needle (anywhere)? */
-static bool file_has(const char *path, const char *needle)
-{
-    char line[1024];
-    bool found = false;
-    FILE *f = fopen(path, "r");
-
-    if (f == NULL)
-        return false;
-    while (!found && fgets(line, sizeof(line), f) != NULL)
-        found = strstr(line, needle) != NULL;
-    fclose(f);
-    return found;
-}
-
 /* Milliseconds from `since` until cond(arg) held, or -1 after limit_ms. */
 static int64_t until(bool (*cond)(const void *), const void *arg, int64_t since, int limit_ms)
 {
@@ -195,7 +180,7 @@ static bool bridge_follows(const void *arg)
 
     (void)arg;
     snprintf(needle, sizeof(needle), "redis 127.0.0.1:%d: connected again", new_port);
-    return file_has(env.b.node[0].bridge_log, needle);
+    return ft_log_count(env.b.node[0].bridge_log, 0, needle) > 0;
 }
 
 /* The plugin says it reached the new primary (where it rewrites its
@@ -206,7 +191,7 @@ static bool plugin_follows(const void *arg)
 
     snprintf(needle, sizeof(needle), "Redis 127.0.0.1:%d reachable again", new_port);
     snprintf(log, sizeof(log), "%s/mosquitto/mosquitto.log", env.b.p.mosq.dir);
-    return file_has(log, needle) && ft_redis_once_int(new_port, "EXISTS node:n1") == 1 &&
+    return ft_log_count(log, 0, needle) > 0 && ft_redis_once_int(new_port, "EXISTS node:n1") == 1 &&
            ft_redis_once_int(new_port, "SISMEMBER online:n1 %s", (const char *)arg) == 1;
 }
 
