@@ -1,7 +1,7 @@
 /*
  * amqp.c - the RabbitMQ link of feed-bridge and feed-gateway; see fp_amqp.h.
  */
-#include "fp_amqp.h"
+#include "amqp_priv.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -17,46 +17,6 @@
 
 #include "fp_log.h"
 #include "fp_time.h"
-
-#define AMQP__CHANNEL 1
-#define AMQP__HEARTBEAT_S 30   /* default heartbeat_s */
-#define AMQP__KEEPALIVE_MS 500 /* fp_amqp_keepalive works at most this often */
-#define AMQP__MAX_PENDING 256 /* publishes between two confirms */
-
-/* A consumed message whose ack waits for the confirms of the publishes up
- * to seq (fp_amqp_ack_confirmed). */
-typedef struct {
-    uint64_t tag;
-    uint64_t seq;
-} amqp__held;
-
-struct fp_amqp {
-    fp_amqp_config cfg;          /* strings owned */
-    fp_host hosts[FP_HOSTS_MAX];
-    size_t n_hosts, cur; /* cur: the node in use or last tried */
-    bool opened;         /* connected once: a reconnect starts at the next node */
-    char peer[FP_HOST_MAX + 8];
-    amqp_connection_state_t in;  /* consumer */
-    amqp_connection_state_t out; /* publisher with confirms */
-    amqp_envelope_t env;
-    bool have_env;
-    uint64_t next_tag; /* publish sequence number of the next publish */
-    uint64_t pending[AMQP__MAX_PENDING]; /* publishes awaiting their confirm, */
-    bool acked[AMQP__MAX_PENDING];       /* oldest first; the head is never acked */
-    size_t n_pending;
-    int64_t confirm_ms; /* monotonic ms: the last confirm, or the publish that
-                         * made pending non-empty; too old = a stuck link */
-    amqp__held *held; /* consumed messages to ack once publishes are confirmed */
-    size_t n_held, cap_held;
-    uint64_t ack_upto;    /* acks not sent yet: every message up to this tag */
-    int n_acks;           /* how many (sent as one ack, "multiple") */
-    int64_t keepalive_ms; /* monotonic time of the last keepalive */
-    bool warned_classic;  /* said that a durable queue is not a quorum one */
-    int err; /* last failure: an AMQP_STATUS_* or a reply code, 0 if none */
-    char errstr[192];
-    char q_deliver[128];
-    char q_broadcast[128];
-};
 
 static int amqp__flush_acks(fp_amqp *a);
 
@@ -98,8 +58,7 @@ const char *fp_amqp_peer(const fp_amqp *a)
     return a != NULL ? a->peer : "";
 }
 
-static void amqp__set_error(fp_amqp *a, int err, const char *fmt, const char *what,
-                            const char *detail)
+void amqp__set_error(fp_amqp *a, int err, const char *fmt, const char *what, const char *detail)
 {
     a->err = err;
     snprintf(a->errstr, sizeof(a->errstr), fmt, what, detail);
@@ -119,7 +78,7 @@ static int amqp__confirm_timeout(fp_amqp *a)
  * timeout) or the broker's channel/connection close with its reply text.
  * Returns -EIO.
  */
-static int amqp__reply_error(fp_amqp *a, amqp_rpc_reply_t r, const char *what)
+int amqp__reply_error(fp_amqp *a, amqp_rpc_reply_t r, const char *what)
 {
     char detail[160];
     amqp_channel_close_t *ch;
@@ -148,7 +107,7 @@ static int amqp__reply_error(fp_amqp *a, amqp_rpc_reply_t r, const char *what)
     return -EIO;
 }
 
-static int amqp__check(fp_amqp *a, amqp_connection_state_t c, const char *what)
+int amqp__check(fp_amqp *a, amqp_connection_state_t c, const char *what)
 {
     amqp_rpc_reply_t r = amqp_get_rpc_reply(c);
 
@@ -432,6 +391,7 @@ static void amqp__disconnect(fp_amqp *a)
         (void)amqp__flush_acks(a);
     a->n_acks = 0;
     fp_amqp_done(a);
+    amqp__dead_done(a);
     amqp__close_one(&a->in);
     amqp__close_one(&a->out);
 }

@@ -146,10 +146,12 @@ static char *conf__trim(char *s)
 
 /*
  * Applies one line of the file. seen[] records the line each option was
- * set on, to refuse duplicates. Returns 0 or a negative error (err filled).
+ * set on, to refuse duplicates; part: a key not in the table is skipped
+ * (fp_conf_load_part). Returns 0 or a negative error (err filled).
  */
 static int conf__apply_line(const fp_conf_opt *opts, size_t n, void *cfg, char *line,
-                            const char *path, int lineno, int *seen, char *err, size_t errlen)
+                            const char *path, int lineno, int *seen, bool part, char *err,
+                            size_t errlen)
 {
     conf__origin o;
     const fp_conf_opt *opt;
@@ -166,6 +168,8 @@ static int conf__apply_line(const fp_conf_opt *opts, size_t n, void *cfg, char *
     value = conf__trim(value);
     snprintf(o.where, sizeof(o.where), "%s:%d", path, lineno);
     opt = conf__find(opts, n, key);
+    if (opt == NULL && part)
+        return 0;
     if (opt == NULL) {
         snprintf(err, errlen, "%s: unknown key \"%.64s\"", o.where, key);
         return -EINVAL;
@@ -188,7 +192,7 @@ static int conf__apply_line(const fp_conf_opt *opts, size_t n, void *cfg, char *
  * rather than silently split. Returns 0 or a negative error (err filled).
  */
 static int conf__load_file(const fp_conf_opt *opts, size_t n, void *cfg, const char *path,
-                           char *err, size_t errlen)
+                           bool part, char *err, size_t errlen)
 {
     char line[CONF__LINE_MAX];
     int lineno = 0, rc = 0, *seen;
@@ -211,7 +215,7 @@ static int conf__load_file(const fp_conf_opt *opts, size_t n, void *cfg, const c
             rc = -EINVAL;
             break;
         }
-        rc = conf__apply_line(opts, n, cfg, line, path, lineno, seen, err, errlen);
+        rc = conf__apply_line(opts, n, cfg, line, path, lineno, seen, part, err, errlen);
         if (rc != 0)
             break;
     }
@@ -326,8 +330,10 @@ int fp_conf_check_required(const fp_conf_opt *opts, size_t n_opts, void *cfg,
                                 err, errlen);
 }
 
-int fp_conf_load(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *path,
-                 const char *env_prefix, char *err, size_t errlen)
+/* fp_conf_load and fp_conf_load_part; part: keys not in the table are
+ * skipped. */
+static int conf__load(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *path,
+                      const char *env_prefix, bool part, char *err, size_t errlen)
 {
     int rc;
 
@@ -335,7 +341,7 @@ int fp_conf_load(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *
         err[0] = '\0';
     rc = fp_conf_defaults(opts, n_opts, cfg, err, errlen);
     if (rc == 0 && path != NULL)
-        rc = conf__load_file(opts, n_opts, cfg, path, err, errlen);
+        rc = conf__load_file(opts, n_opts, cfg, path, part, err, errlen);
     if (rc == 0)
         rc = conf__load_env(opts, n_opts, cfg, env_prefix, err, errlen);
     if (rc == 0)
@@ -344,6 +350,18 @@ int fp_conf_load(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *
     if (rc != 0)
         fp_conf_free(opts, n_opts, cfg);
     return rc;
+}
+
+int fp_conf_load(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *path,
+                 const char *env_prefix, char *err, size_t errlen)
+{
+    return conf__load(opts, n_opts, cfg, path, env_prefix, false, err, errlen);
+}
+
+int fp_conf_load_part(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *path,
+                      const char *env_prefix, char *err, size_t errlen)
+{
+    return conf__load(opts, n_opts, cfg, path, env_prefix, true, err, errlen);
 }
 
 void fp_conf_free(const fp_conf_opt *opts, size_t n_opts, void *cfg)

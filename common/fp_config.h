@@ -53,6 +53,13 @@ typedef struct {
  */
 int fp_conf_load(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *path,
                  const char *env_prefix, char *err, size_t errlen);
+/*
+ * fp_conf_load for a tool that needs a part of a daemon's options (feedctl
+ * reading the amqp_* keys of bridge.conf): the file's keys that are not in
+ * the table are skipped, not refused. The rest is checked as there.
+ */
+int fp_conf_load_part(const fp_conf_opt *opts, size_t n_opts, void *cfg, const char *path,
+                      const char *env_prefix, char *err, size_t errlen);
 
 /*
  * The steps of fp_conf_load() for callers whose options come from

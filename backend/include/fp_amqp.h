@@ -238,4 +238,43 @@ int fp_amqp_ping(fp_amqp *a);
  */
 int fp_amqp_check_consumers(fp_amqp *a);
 
+/*
+ * Dead letters: feed.events.dead for an operator's tool (feedctl
+ * dead-letters), on a publisher-only link (no node id, nothing consumed).
+ * A letter is taken unacked: it leaves the queue with fp_amqp_dead_replay
+ * (published again to feed.events, then acked) and goes back to its place
+ * when the link is closed (fp_amqp_free), which is how a listing leaves
+ * the queue as it was. Calls made with publishes awaiting their confirm
+ * wait for them first.
+ */
+#define FP_AMQP_DEAD_REASON_MAX 512
+
+typedef struct {
+    uint64_t tag;
+    char routing_key[256]; /* the key it was published with: its event type, "batch" or "" */
+    char reason[FP_AMQP_DEAD_REASON_MAX + 1]; /* x-feedpush-reason; "" without */
+    char batch[32];                           /* x-feedpush-batch, "<i> of <n>"; "" without */
+    /* x-death's newest entry, when RabbitMQ dead-lettered it (the bridge
+     * rejected the whole message): "" and 0 without. */
+    char death_queue[256]; /* the queue it left, feed.events.bridge */
+    char death_reason[32]; /* "rejected", "expired", ... */
+    int64_t death_count;   /* times it was dead-lettered from there */
+    int64_t death_time;    /* when, seconds since the epoch */
+    const void *body;      /* valid until the next letter is taken or fp_amqp_free */
+    size_t len;
+} fp_amqp_dead;
+
+/* Letters ready in feed.events.dead (taken ones are not counted). 0 or -EIO. */
+int fp_amqp_dead_count(fp_amqp *a, uint32_t *n);
+/* Takes the next letter into d (basic.get, not acked). 1, 0 when the
+ * queue has none ready, or -EIO. */
+int fp_amqp_dead_get(fp_amqp *a, fp_amqp_dead *d);
+/* Publishes d's body to feed.events with its routing key, waits for the
+ * confirm, then acks d: at least once (a replay cut between the two leaves
+ * the letter in the queue, and handling an event twice is harmless, see
+ * docs/protocol.md). 0 or -EIO. */
+int fp_amqp_dead_replay(fp_amqp *a, const fp_amqp_dead *d);
+/* Drops every ready letter; *n: how many. Taken ones stay. 0 or -EIO. */
+int fp_amqp_dead_purge(fp_amqp *a, uint32_t *n);
+
 #endif

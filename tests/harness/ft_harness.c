@@ -344,3 +344,65 @@ int ft_plugin_conf_write(const char *path, const char *alg, const char *key_file
         rc = -1;
     return rc;
 }
+
+/* Reads fd to its end into buf (NUL-terminated, cut at cap: the rest is
+ * read and dropped, so the writer never blocks). */
+static void harness__slurp(int fd, char *buf, size_t cap)
+{
+    size_t got = 0;
+    ssize_t n;
+    char sink[512];
+
+    for (;;) {
+        if (got + 1 < cap)
+            n = read(fd, buf + got, cap - 1 - got);
+        else
+            n = read(fd, sink, sizeof(sink));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (got + 1 < cap)
+            got += (size_t)n;
+    }
+    buf[got] = '\0';
+}
+
+/* stdout is read to its end first, then stderr: a command that fills the
+ * stderr pipe (64 KiB) before it closes stdout would block, which the
+ * commands run here never do. */
+int ft_run(ft_run_result *r, const char *const *argv)
+{
+    int out[2], err[2], status;
+    pid_t pid;
+
+    r->status = -1;
+    r->out[0] = r->err[0] = '\0';
+    if (pipe(out) != 0)
+        return -1;
+    if (pipe(err) != 0) {
+        close(out[0]);
+        close(out[1]);
+        return -1;
+    }
+    pid = fork();
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        dup2(err[1], STDERR_FILENO);
+        close(out[0]);
+        close(err[0]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    if (pid > 0) {
+        harness__slurp(out[0], r->out, sizeof(r->out));
+        harness__slurp(err[0], r->err, sizeof(r->err));
+    }
+    close(out[0]);
+    close(err[0]);
+    if (pid > 0 && waitpid(pid, &status, 0) == pid)
+        r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r->status;
+}

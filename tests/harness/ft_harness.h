@@ -79,6 +79,19 @@ void ft_harness_child(const char *log_path);
  * something was. Returns 0, or -1 when processes were left behind. */
 int ft_harness_root_drop(const char *root, bool keep);
 
+/* What a command run by ft_run did: its exit status (-1 when it did not
+ * exit normally, 127 when it could not be run) and what it wrote,
+ * NUL-terminated and cut to fit. */
+typedef struct {
+    int status;
+    char out[16384];
+    char err[4096];
+} ft_run_result;
+
+/* Runs argv[0] (a path) with argv, NULL-terminated, to its end, with its
+ * stdout and stderr read into r. Returns r->status. */
+int ft_run(ft_run_result *r, const char *const *argv);
+
 /* Sleeps ms milliseconds (resumed after a signal). */
 void ft_sleep_ms(int ms);
 

@@ -3,9 +3,11 @@
  * test. B listens to feed/B over MQTT (as mosquitto_sub would), feedctl
  * follows, posts, reads the feed and the ribbon, deletes and reads the
  * counters through feed-gateway; refusals exit 1 with the gateway's
- * error, usage errors exit 2.
+ * error, usage errors exit 2. `dead-letters` lists, replays and purges
+ * the run's feed.events.dead straight on RabbitMQ.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,9 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 
 #include "gateway_env.h"
 #include "ft_main.h"
@@ -25,79 +30,38 @@ static ft_gateway_env env;
 
 FT_FIXTURES(ft_gateway_env_start(&env, 0), ft_gateway_env_stop(&env))
 
-typedef struct {
-    int status; /* exit status, -1 when it did not exit normally */
-    char out[8192];
-    char err[2048];
-} run_result;
-
-/* Reads fd to EOF into buf (NUL-terminated, cut at cap). */
-static void slurp(int fd, char *buf, size_t cap)
+/* Runs feedctl with first (n entries) and then the arguments of ap up to
+ * a NULL, without the token variables of whoever runs the tests. */
+static void feedctl_v(ft_run_result *r, const char *const *first, int n, va_list ap)
 {
-    size_t got = 0;
-    ssize_t n;
-    char sink[512];
+    const char *argv[32] = {getenv("FP_FEEDCTL")};
+    int i;
 
-    for (;;) {
-        if (got + 1 < cap)
-            n = read(fd, buf + got, cap - 1 - got);
-        else
-            n = read(fd, sink, sizeof(sink));
-        if (n <= 0)
-            break;
-        if (got + 1 < cap)
-            got += (size_t)n;
-    }
-    buf[got] = '\0';
-}
-
-/* Runs feedctl --url <gateway> ARGS... (NULL-terminated). */
-static void feedctl(run_result *r, ...)
-{
-    const char *bin = getenv("FP_FEEDCTL"), *argv[32];
-    int out[2], err[2], status, n = 0;
-    va_list ap;
-    pid_t pid;
-
-    assert_non_null(bin);
-    argv[n++] = bin;
-    argv[n++] = "--url";
-    argv[n++] = env.url;
-    va_start(ap, r);
-    while (n < 31) {
+    assert_non_null(argv[0]);
+    for (i = 0; i < n; i++)
+        argv[i + 1] = first[i];
+    for (n++; n < 31; n++) {
         argv[n] = va_arg(ap, const char *);
         if (argv[n] == NULL)
             break;
-        n++;
     }
-    va_end(ap);
     argv[n] = NULL;
-    assert_int_equal(pipe(out), 0);
-    assert_int_equal(pipe(err), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        dup2(err[1], STDERR_FILENO);
-        close(out[0]);
-        close(err[0]);
-        unsetenv("FEEDPUSH_TOKEN");
-        unsetenv("FEEDPUSH_JWT_SIGNING_KEY");
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    /* stderr is small; read stdout first, then stderr. */
-    slurp(out[0], r->out, sizeof(r->out));
-    slurp(err[0], r->err, sizeof(r->err));
-    close(out[0]);
-    close(err[0]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    if (r->status != 0)
-        fprintf(stderr, "feedctl %s ... -> %d: %s", argv[3] != NULL ? argv[3] : "", r->status,
-                r->err);
+    unsetenv("FEEDPUSH_TOKEN");
+    unsetenv("FEEDPUSH_JWT_SIGNING_KEY");
+    if (ft_run(r, argv) != 0)
+        fprintf(stderr, "feedctl %s %s ... -> %d: %s", argv[1] != NULL ? argv[1] : "",
+                argv[1] != NULL && argv[2] != NULL ? argv[2] : "", r->status, r->err);
+}
+
+/* Runs feedctl --url <gateway> ARGS... (NULL-terminated). */
+static void feedctl(ft_run_result *r, ...)
+{
+    const char *first[] = {"--url", env.url};
+    va_list ap;
+
+    va_start(ap, r);
+    feedctl_v(r, first, 2, ap);
+    va_end(ap);
 }
 
 /* Waits until an MQTT message whose payload contains needle arrived. */
@@ -118,7 +82,7 @@ static void test_terminal_walkthrough(void **state)
     const char *key = env.b.p.secret_path;
     char *tok = ft_gateway_token(&env, "cb"), id[80] = "";
     ft_mqtt m = {0};
-    run_result r;
+    ft_run_result r;
     int i;
 
     (void)state;
@@ -185,7 +149,7 @@ static void test_terminal_walkthrough(void **state)
 static void test_refusals(void **state)
 {
     const char *key = env.b.p.secret_path;
-    run_result r;
+    ft_run_result r;
 
     (void)state;
     feedctl(&r, "--key", key, "--as", "ca", "follow", "ca", NULL);
@@ -220,9 +184,194 @@ static void test_unreachable(void **state)
     assert_int_equal(WEXITSTATUS(status), 1);
 }
 
+/* Runs feedctl dead-letters ARGS... (NULL-terminated) on the stack's
+ * RabbitMQ: its port and vhost from FEEDPUSH_AMQP_* (set in the test
+ * process, inherited), unless config (a file) is given instead. */
+static void dead_letters(ft_run_result *r, const char *config, ...)
+{
+    const char *first[] = {"dead-letters", "--config", config};
+    char port[16];
+    va_list ap;
+
+    if (config != NULL) {
+        unsetenv("FEEDPUSH_AMQP_PORT");
+        unsetenv("FEEDPUSH_AMQP_VHOST");
+    } else {
+        snprintf(port, sizeof(port), "%d", env.b.rabbit.port);
+        setenv("FEEDPUSH_AMQP_PORT", port, 1);
+        setenv("FEEDPUSH_AMQP_VHOST", env.b.vhost, 1);
+    }
+    va_start(ap, config);
+    feedctl_v(r, first, config != NULL ? 3 : 1, ap);
+    va_end(ap);
+}
+
+/* Checks a reply of the stack's Redis: not NULL, not an error. */
+static void redis_ok(redisReply *r)
+{
+    assert_non_null(r);
+    assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
+    freeReplyObject(r);
+}
+
+/* Waits until feed.events.dead holds n letters. */
+static void dead_depth_is(int n)
+{
+    int i;
+
+    for (i = 0; i < 750 && ft_node_queue_depth(&env.b, "feed.events.dead") != n; i++)
+        usleep(20000);
+    assert_int_equal(ft_node_queue_depth(&env.b, "feed.events.dead"), n);
+}
+
+/* The number of lines of s. */
+static int lines_of(const char *s)
+{
+    int n = 0;
+
+    for (; *s != '\0'; s++)
+        n += *s == '\n';
+    return n;
+}
+
+#define FOLLOW_X "{\"type\":\"follow.created\",\"follower_id\":\"dx\",\"followee_id\":\"dw\"}"
+#define FOLLOW_Y "{\"type\":\"follow.created\",\"follower_id\":\"dy\",\"followee_id\":\"dw\"}"
+
+/*
+ * Three dead letters: a follow Redis kept refusing (followers:dw is not a
+ * set), rejected whole (x-death); another one inside a batch, dead-lettered
+ * alone by the bridge (its reason and place in headers); and malformed
+ * JSON. `list` shows them in order with their reasons and leaves them;
+ * once Redis is mended, `replay --limit 2` brings the two follows back
+ * through the bridge and leaves the third; `purge --yes` drops it.
+ */
+static void test_dead_letters(void **state)
+{
+    int base = ft_node_queue_depth(&env.b, "feed.events.dead");
+    long long dead = ft_node_stat(&env.b, 1, "dead_letters");
+    char conf[PATH_MAX + 32], *l2, *l3;
+    time_t t0 = time(NULL);
+    ft_run_result r;
+    cJSON *arr, *e;
+    FILE *f;
+
+    (void)state;
+    assert_int_equal(base, 0);
+    redis_ok(ft_redis_once(env.b.p.redis.port, "SET followers:dw not-a-set"));
+    assert_int_equal(ft_node_publish(&env.b, "follow.created", FOLLOW_X), 0);
+    assert_int_equal(ft_node_publish(&env.b, "batch",
+                                     "{\"type\":\"batch\",\"events\":[{\"type\":\"post.deleted\","
+                                     "\"post_id\":\"nothing\",\"author_id\":\"dz\"}," FOLLOW_Y
+                                     "]}"),
+                     0);
+    assert_int_equal(ft_node_publish(&env.b, "post.created", "{\"type\":"), 0);
+    dead_depth_is(3);
+    assert_true(ft_node_stat_wait(&env.b, 1, "dead_letters", dead + 3, 5000) >= dead + 3);
+
+    dead_letters(&r, NULL, NULL);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(lines_of(r.out), 3);
+    l2 = strstr(r.out, "\n2  ");
+    l3 = strstr(r.out, "\n3  ");
+    assert_non_null(l2);
+    assert_non_null(l3);
+    assert_true(strncmp(r.out, "1  follow.created  ", 19) == 0);
+    assert_non_null(strstr(r.out, "rejected by feed.events.bridge 1 time(s); the bridge's log"));
+    assert_true(strstr(r.out, "\"follower_id\":\"dx\"") < l2);
+    assert_true(strncmp(l2,
+                        "\n2  follow.created  -  event 2 of 2 of a batch: redis kept "
+                        "refusing it: ",
+                        58) == 0);
+    assert_true(strstr(l2, "\"follower_id\":\"dy\"") < l3);
+    assert_true(strncmp(l3, "\n3  post.created  ", 18) == 0);
+    assert_non_null(strstr(l3, "rejected by feed.events.bridge"));
+    dead_depth_is(3); /* a listing leaves them */
+
+    dead_letters(&r, NULL, "--json", "--limit", "2", NULL);
+    assert_int_equal(r.status, 0);
+    arr = cJSON_Parse(r.out);
+    assert_true(cJSON_IsArray(arr));
+    assert_int_equal(cJSON_GetArraySize(arr), 2);
+    e = cJSON_GetArrayItem(arr, 0);
+    assert_string_equal(cJSON_GetObjectItem(e, "body")->valuestring, FOLLOW_X);
+    assert_string_equal(cJSON_GetObjectItem(e, "death_queue")->valuestring, "feed.events.bridge");
+    assert_string_equal(cJSON_GetObjectItem(e, "death_reason")->valuestring, "rejected");
+    assert_int_equal(cJSON_GetObjectItem(e, "death_count")->valueint, 1);
+    assert_true(cJSON_GetObjectItem(e, "death_time")->valuedouble >= (double)t0 - 1);
+    assert_true(cJSON_GetObjectItem(e, "death_time")->valuedouble <= (double)time(NULL) + 1);
+    assert_string_equal(cJSON_GetObjectItem(e, "reason")->valuestring, "");
+    e = cJSON_GetArrayItem(arr, 1);
+    assert_string_equal(cJSON_GetObjectItem(e, "body")->valuestring, FOLLOW_Y);
+    assert_string_equal(cJSON_GetObjectItem(e, "routing_key")->valuestring, "follow.created");
+    assert_string_equal(cJSON_GetObjectItem(e, "batch")->valuestring, "2 of 2");
+    assert_string_equal(cJSON_GetObjectItem(e, "death_queue")->valuestring, "");
+    assert_true(ft_log_wait(env.b.node[0].bridge_log, 0,
+                            cJSON_GetObjectItem(e, "reason")->valuestring, 0) == 1);
+    cJSON_Delete(arr);
+
+    dead_letters(&r, NULL, "--limit", "1", NULL);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(lines_of(r.out), 2);
+    assert_non_null(strstr(r.out, "\n(2 more: --limit)\n"));
+
+    /* Mended: the two follows go through on replay; the JSON is left. */
+    redis_ok(ft_redis_once(env.b.p.redis.port, "DEL followers:dw"));
+    dead_letters(&r, NULL, "replay", "--limit", "2", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "replayed 2 dead letter(s) to feed.events\n"
+                               "1 left in feed.events.dead\n");
+    assert_int_equal(ft_redis_wait_member(env.b.p.redis.port, "followers:dw", "dx", 10000), 1);
+    assert_int_equal(ft_redis_wait_member(env.b.p.redis.port, "followers:dw", "dy", 10000), 1);
+    dead_depth_is(1);
+    assert_int_equal(ft_node_stat(&env.b, 1, "dead_letters"), dead + 3);
+
+    /* The same through a config file of the bridge's, other keys and all. */
+    snprintf(conf, sizeof(conf), "%s/dead.conf", env.b.node[0].dir);
+    f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "node_id n1\nredis_port 6379\namqp_port %d\namqp_vhost %s\n", env.b.rabbit.port,
+            env.b.vhost);
+    fclose(f);
+    dead_letters(&r, conf, NULL);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(lines_of(r.out), 1);
+    assert_non_null(strstr(r.out, "1  post.created  "));
+
+    dead_letters(&r, conf, "purge", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--yes"));
+    dead_depth_is(1);
+    dead_letters(&r, conf, "purge", "--yes", NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "purged 1 dead letter(s)\n");
+    dead_depth_is(0);
+    dead_letters(&r, NULL, NULL);
+    assert_int_equal(r.status, 0);
+    assert_string_equal(r.out, "no dead letters\n");
+
+    /* Bad settings exit 2 and name the file's line; no RabbitMQ exits 1. */
+    f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "node_id n1\namqp_port 0\n");
+    fclose(f);
+    dead_letters(&r, conf, NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "dead.conf:2:"));
+    f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "amqp_port 1\n"); /* nothing listens on port 1 */
+    fclose(f);
+    dead_letters(&r, conf, NULL);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "rabbitmq 127.0.0.1:1: "));
+    dead_letters(&r, NULL, "forget", NULL);
+    assert_int_equal(r.status, 2);
+}
+
 /* clang-format off */
 FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_terminal_walkthrough),
         cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_unreachable))
+        cmocka_unit_test(test_unreachable),
+        cmocka_unit_test(test_dead_letters))
 /* clang-format on */

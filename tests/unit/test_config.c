@@ -126,6 +126,28 @@ static void test_no_file_env_only(void **state)
     fp_conf_free(opts, N_OPTS, &c);
 }
 
+/* fp_conf_load_part: the file's other keys are skipped, the table's keys
+ * are still checked, and the environment still overrides the file. */
+static void test_part_skips_other_keys(void **state)
+{
+    test_cfg c = {0};
+    char err[FP_CONF_ERR_MAX];
+
+    (void)state;
+    write_conf("amqp_host mq\nnode_id n1\nredis_port 7000\nfeed_length 10\n");
+    assert_int_equal(fp_conf_load(opts, N_OPTS, &c, path, PREFIX, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "unknown key \"amqp_host\""));
+    setenv(PREFIX "REDIS_PORT", "7001", 1);
+    assert_int_equal(fp_conf_load_part(opts, N_OPTS, &c, path, PREFIX, err, sizeof(err)), 0);
+    assert_string_equal(c.node_id, "n1");
+    assert_int_equal(c.redis_port, 7001);
+    fp_conf_free(opts, N_OPTS, &c);
+    write_conf("amqp_host mq\nnode_id n1\nredis_port 0\n");
+    assert_int_equal(fp_conf_load_part(opts, N_OPTS, &c, path, PREFIX, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, ":3:"));
+    assert_null(c.node_id);
+}
+
 /* Loads text and expects failure with an error containing want. */
 static void expect_error(const char *text, int want_rc, const char *want)
 {
@@ -217,6 +239,7 @@ FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test_teardown(test_fields_overwritten, teardown),
         cmocka_unit_test_teardown(test_env_overrides_file, teardown),
         cmocka_unit_test_teardown(test_no_file_env_only, teardown),
+        cmocka_unit_test_teardown(test_part_skips_other_keys, teardown),
         cmocka_unit_test_teardown(test_errors_name_file_and_line, teardown),
         cmocka_unit_test_teardown(test_env_error_names_variable, teardown),
         cmocka_unit_test_teardown(test_missing_file, teardown),

@@ -1,7 +1,8 @@
 /*
  * feedctl.h - what the feedctl files share: the global options, the
  * option parser (main.c), the token choice (token.c), the one small HTTP
- * client (http.c) and the commands (commands.c, stats.c).
+ * client (http.c) and the commands (commands.c, stats.c; dead.c talks to
+ * RabbitMQ instead of the gateway).
  *
  * Exit codes: 0 done, 1 the gateway refused or could not be reached,
  * 2 usage error. A command returns FC_HELP when it saw --help; main.c
@@ -101,5 +102,7 @@ int fc_cmd_feed(fc_ctx *x, int argc, char **argv);
 int fc_cmd_ribbon(fc_ctx *x, int argc, char **argv);
 /* stats.c */
 int fc_cmd_stats(fc_ctx *x, int argc, char **argv);
+/* dead.c: RabbitMQ's feed.events.dead */
+int fc_cmd_dead_letters(fc_ctx *x, int argc, char **argv);
 
 #endif

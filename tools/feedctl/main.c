@@ -4,11 +4,13 @@
  *   feedctl token <user_id> [options]       mint a signed JWT (dev and tests)
  *   feedctl [global options] <command> ...  talk to feed-gateway's HTTP API:
  *       post, delete, follow, unfollow, feed, ribbon, stats
+ *   feedctl dead-letters ...                RabbitMQ's dead-letter queue
  *
  * main.c: the usage texts, the option parser every gateway command shares
  * (global options are accepted before and after the command) and the
  * dispatch. token.c: `token` and the choice of bearer token; http.c: the
- * libcurl client; commands.c, stats.c: the gateway commands. The API is
+ * libcurl client; commands.c, stats.c: the gateway commands; dead.c:
+ * dead-letters, on RabbitMQ. The API is
  * docs/gateway.md; its "feedctl" section describes this tool.
  */
 #include <getopt.h>
@@ -66,6 +68,28 @@ static const main_command main__commands[] = {
      "fanout_recipients, deliveries, dead_letters, reconnects), then the\n"
      "gateway's total requests. With --json: the parsed samples as JSON.\n",
      fc_cmd_stats},
+    {"dead-letters", "dead-letters [list|replay|purge]",
+     "events in feed.events.dead: show, replay, drop",
+     "Works on RabbitMQ's queue feed.events.dead directly (not through the\n"
+     "gateway; no token needed). Its settings are the amqp_* keys of a\n"
+     "feed-bridge or feed-gateway config file (--config; the other keys are\n"
+     "ignored), overridden by $FEEDPUSH_AMQP_HOST, $FEEDPUSH_AMQP_PORT, ... as\n"
+     "for the daemons; without either, guest@127.0.0.1:5672, vhost /.\n"
+     "  list (default)  the letters, oldest first, one line each:\n"
+     "                  N  ROUTING_KEY  WHEN  WHY  BODY (cut at 160 bytes);\n"
+     "                  they stay in the queue. With --json: an array of\n"
+     "                  {routing_key, reason, batch, death_queue, death_reason,\n"
+     "                  death_count, death_time, body}.\n"
+     "  replay          publishes them again to feed.events with their routing\n"
+     "                  keys, oldest first, each removed once RabbitMQ confirmed\n"
+     "                  its copy. Fix the cause first: a letter that fails again\n"
+     "                  comes back (at the end of the queue).\n"
+     "  purge --yes     drops every letter for good.\n"
+     "  --config FILE   bridge.conf or gateway.conf to take the amqp_* keys from\n"
+     "  --limit N       at most N letters, 1-1000000 (list: 100 by default;\n"
+     "                  replay: every letter there at the start)\n"
+     "Exit status: 1 when RabbitMQ refused or cannot be reached.\n",
+     fc_cmd_dead_letters},
 };
 #define MAIN_NCOMMANDS (sizeof(main__commands) / sizeof(main__commands[0]))
 

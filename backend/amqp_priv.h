@@ -1,0 +1,68 @@
+/*
+ * amqp_priv.h - what the files of the RabbitMQ link share (amqp.c: the
+ * link, amqp_dead.c: the dead-letter queue for an operator's tool): the
+ * link's struct and its error helpers. Not exported.
+ */
+#ifndef FP_AMQP_PRIV_H
+#define FP_AMQP_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <amqp.h>
+
+#include "fp_amqp.h"
+
+#define AMQP__CHANNEL 1
+#define AMQP__HEARTBEAT_S 30   /* default heartbeat_s */
+#define AMQP__KEEPALIVE_MS 500 /* fp_amqp_keepalive works at most this often */
+#define AMQP__MAX_PENDING 256  /* publishes between two confirms */
+
+/* A consumed message whose ack waits for the confirms of the publishes up
+ * to seq (fp_amqp_ack_confirmed). */
+typedef struct {
+    uint64_t tag;
+    uint64_t seq;
+} amqp__held;
+
+struct fp_amqp {
+    fp_amqp_config cfg; /* strings owned */
+    fp_host hosts[FP_HOSTS_MAX];
+    size_t n_hosts, cur; /* cur: the node in use or last tried */
+    bool opened;         /* connected once: a reconnect starts at the next node */
+    char peer[FP_HOST_MAX + 8];
+    amqp_connection_state_t in;  /* consumer */
+    amqp_connection_state_t out; /* publisher with confirms */
+    amqp_envelope_t env;
+    bool have_env;
+    uint64_t next_tag;                   /* publish sequence number of the next publish */
+    uint64_t pending[AMQP__MAX_PENDING]; /* publishes awaiting their confirm, */
+    bool acked[AMQP__MAX_PENDING];       /* oldest first; the head is never acked */
+    size_t n_pending;
+    int64_t confirm_ms; /* monotonic ms: the last confirm, or the publish that
+                         * made pending non-empty; too old = a stuck link */
+    amqp__held *held;   /* consumed messages to ack once publishes are confirmed */
+    size_t n_held, cap_held;
+    uint64_t ack_upto;    /* acks not sent yet: every message up to this tag */
+    int n_acks;           /* how many (sent as one ack, "multiple") */
+    int64_t keepalive_ms; /* monotonic time of the last keepalive */
+    bool warned_classic;  /* said that a durable queue is not a quorum one */
+    int err;              /* last failure: an AMQP_STATUS_* or a reply code, 0 if none */
+    char errstr[192];
+    char q_deliver[128];
+    char q_broadcast[128];
+    amqp_envelope_t dead; /* the last dead letter taken (fp_amqp_dead_get) */
+    bool have_dead;
+};
+
+/* Records a failure: err, and errstr built from fmt with what and detail. */
+void amqp__set_error(fp_amqp *a, int err, const char *fmt, const char *what, const char *detail);
+/* Turns a failed RPC reply into err/errstr. Returns -EIO. */
+int amqp__reply_error(fp_amqp *a, amqp_rpc_reply_t r, const char *what);
+/* The RPC reply of the last call on c: 0, or -EIO with errstr naming what. */
+int amqp__check(fp_amqp *a, amqp_connection_state_t c, const char *what);
+/* Frees the last dead letter taken, if any (amqp_dead.c). */
+void amqp__dead_done(fp_amqp *a);
+
+#endif
