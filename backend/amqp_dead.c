@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void amqp__dead_done(fp_amqp *a)
@@ -70,6 +71,20 @@ static int64_t dead__number(const amqp_field_value_t *v)
     }
 }
 
+/* d->time from x-feedpush-time, decimal seconds (ahead of x-death's). */
+static void dead__time(const amqp_field_value_t *v, fp_amqp_dead *d)
+{
+    char buf[24], *end;
+    long long t;
+
+    buf[0] = '\0';
+    dead__string(v, buf, sizeof(buf));
+    errno = 0;
+    t = strtoll(buf, &end, 10);
+    if (errno == 0 && end != buf && *end == '\0' && t > 0)
+        d->time = t;
+}
+
 /* Fills d's death_* from x-death, an array of tables, newest first. */
 static void dead__death(const amqp_field_value_t *v, fp_amqp_dead *d)
 {
@@ -89,8 +104,8 @@ static void dead__death(const amqp_field_value_t *v, fp_amqp_dead *d)
             dead__string(&e->value, d->death_reason, sizeof(d->death_reason));
         else if (dead__key_is(e, "count"))
             d->death_count = dead__number(&e->value);
-        else if (dead__key_is(e, "time"))
-            d->death_time = dead__number(&e->value);
+        else if (dead__key_is(e, "time") && d->time == 0)
+            d->time = dead__number(&e->value);
     }
 }
 
@@ -111,6 +126,8 @@ static void dead__fill(const fp_amqp *a, fp_amqp_dead *d)
             dead__string(&e->value, d->reason, sizeof(d->reason));
         else if (dead__key_is(e, "x-feedpush-batch"))
             dead__string(&e->value, d->batch, sizeof(d->batch));
+        else if (dead__key_is(e, "x-feedpush-time"))
+            dead__time(&e->value, d);
         else if (dead__key_is(e, "x-death"))
             dead__death(&e->value, d);
     }

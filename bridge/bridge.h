@@ -153,7 +153,8 @@ fb_outcome fb_deliver_handle(fb_bridge *b, const fp_amqp_msg *msg);
  * the broker's PUBACKs. FB_DONE, or FB_RETRY_MQTT (link down or a PUBACK
  * missing: the caller queues the delivery instead). */
 fb_outcome fb_deliver_direct(fb_bridge *b, const char *payload, const fp_node_targets *t);
-/* Rejects an event to feed.events.dead with one log line. */
+/* Dead-letters an event to feed.events.dead with its reason (header
+ * x-feedpush-reason) and one log line, then acks it once confirmed. */
 fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fp_amqp_msg *msg, const char *reason);
 /* Redis keeps refusing msg: dead-letters it, or in a batch the event it
  * stopped at, and goes on with the batch's next events. */

@@ -3,7 +3,8 @@
  * runs.
  *
  * The event is validated (common/fp_event); one that can never be
- * processed is rejected to feed.events.dead with one log line. Otherwise
+ * processed is dead-lettered to feed.events.dead with its reason, and one
+ * log line. Otherwise
  * Redis applies it (fp_store: a script per event), the realtime work
  * is published to RabbitMQ (one feed.deliver message per node that holds a
  * recipient, or the ribbon on feed.broadcast), and the event is acked once
@@ -26,8 +27,8 @@
 #include "fp_log.h"
 #include "fp_time.h"
 
-/* The longest reason a batched event's dead letter carries. */
-#define FANOUT__REASON_MAX 512
+/* The longest reason a dead letter carries. */
+#define FANOUT__REASON_MAX FP_AMQP_DEAD_REASON_MAX
 
 static const fb_stat fanout__event_stat[] = {
     [FP_EVENT_POST_CREATED] = FB_STAT_EVENTS_POST_CREATED,
@@ -275,32 +276,48 @@ static fb_outcome fanout__synced(fb_bridge *b)
     return rc == -EPROTO ? FB_STORE_REFUSED : FB_RETRY_STORE;
 }
 
+/*
+ * Publishes a dead letter to the dead-letter exchange under routing key
+ * rk, with the headers x-feedpush-reason (reason, cut at
+ * FANOUT__REASON_MAX bytes), x-feedpush-time (now, seconds since the
+ * epoch) and, when where is not NULL, x-feedpush-batch. The publish is
+ * confirmed with the rest of the message's work, before its ack: unlike
+ * a reject (a quorum queue dead-letters at most once), it is not lost if
+ * feed.events.dead cannot take it at once. 0 or -EIO.
+ */
+static int fanout__publish_dead(fb_bridge *b, const char *rk, const void *body, size_t len,
+                                const char *reason, const char *where)
+{
+    char why[FANOUT__REASON_MAX + 1], now[24];
+    fp_amqp_header h[3] = {
+        {"x-feedpush-reason", why}, {"x-feedpush-time", now}, {"x-feedpush-batch", where}};
+
+    snprintf(why, sizeof(why), "%s", reason);
+    snprintf(now, sizeof(now), "%lld", (long long)(fp_time_real_ms() / 1000));
+    return fp_amqp_publish_headers(b->amqp, FP_EXCHANGE_DLX, rk, body, len, h,
+                                   where != NULL ? 3 : 2);
+}
+
 fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fp_amqp_msg *msg, const char *reason)
 {
     fp_warn("dead-lettering event (routing key \"%.64s\", %zu bytes): %s", msg->routing_key,
             msg->len, reason);
     fb_stats_add(&b->stats, FB_STAT_DEAD_LETTERS, 1);
-    /* What the event published before it failed is confirmed first, as
-     * if it had been acked. */
-    if (fp_amqp_confirm(b->amqp) != 0)
+    if (fanout__publish_dead(b, msg->routing_key, msg->body, msg->len, reason, NULL) != 0)
         return FB_LOST_AMQP;
-    return fp_amqp_reject(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
+    return fp_amqp_ack_confirmed(b->amqp, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
 }
 
 /*
- * Dead-letters event i of a batch alone: it is published to the
- * dead-letter exchange as its own message (under its type's routing key)
- * and the rest of the batch goes on. RabbitMQ gives it no x-death header
- * (it was not rejected), so it carries x-feedpush-reason (the log line's
- * reason, up to FANOUT__REASON_MAX bytes) and x-feedpush-batch ("<i> of
- * <n>"). The publish is confirmed with the batch's other work, before the
- * batch is acked.
+ * Dead-letters event i of a batch alone: published as its own message
+ * (under its type's routing key), with its place ("<i> of <n>") as well
+ * as its reason, and the rest of the batch goes on. The publish is
+ * confirmed with the batch's other work, before the batch is acked.
  */
 static fb_outcome fanout__dead_batched(fb_bridge *b, const fp_event_batch *batch, size_t i,
                                        const char *reason)
 {
-    char q[FP_JSON_QUOTE_MAX + 4], why[FANOUT__REASON_MAX + 1], where[48];
-    fp_amqp_header h[2] = {{"x-feedpush-reason", why}, {"x-feedpush-batch", where}};
+    char q[FP_JSON_QUOTE_MAX + 4], where[48];
     const char *type;
     char *text = fp_event_batch_text(batch, i, &type);
     fp_event_type t;
@@ -316,9 +333,8 @@ static fb_outcome fanout__dead_batched(fb_bridge *b, const fp_event_batch *batch
      * be too long for one (the dead-letter exchange ignores it). */
     if (fp_event_type_parse(type, &t) != 0)
         type = "";
-    snprintf(why, sizeof(why), "%s", reason);
     snprintf(where, sizeof(where), "%zu of %zu", i + 1, batch->n);
-    rc = fp_amqp_publish_headers(b->amqp, FP_EXCHANGE_DLX, type, text, strlen(text), h, 2);
+    rc = fanout__publish_dead(b, type, text, strlen(text), reason, where);
     free(text);
     return rc == 0 ? FB_DONE : FB_LOST_AMQP;
 }

@@ -253,13 +253,14 @@ typedef struct {
     uint64_t tag;
     char routing_key[256]; /* the key it was published with: its event type, "batch" or "" */
     char reason[FP_AMQP_DEAD_REASON_MAX + 1]; /* x-feedpush-reason; "" without */
-    char batch[32];                           /* x-feedpush-batch, "<i> of <n>"; "" without */
-    /* x-death's newest entry, when RabbitMQ dead-lettered it (the bridge
-     * rejected the whole message): "" and 0 without. */
+    char batch[32]; /* x-feedpush-batch, "<i> of <n>": an event of a batch; "" without */
+    int64_t time;   /* when it died, seconds since the epoch (x-feedpush-time,
+                     * else x-death's); 0 when not known */
+    /* x-death's newest entry, when RabbitMQ dead-lettered it (a bridge
+     * older than fp_amqp_dead rejected it whole): "" and 0 without. */
     char death_queue[256]; /* the queue it left, feed.events.bridge */
     char death_reason[32]; /* "rejected", "expired", ... */
     int64_t death_count;   /* times it was dead-lettered from there */
-    int64_t death_time;    /* when, seconds since the epoch */
     const void *body;      /* valid until the next letter is taken or fp_amqp_free */
     size_t len;
 } fp_amqp_dead;

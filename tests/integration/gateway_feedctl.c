@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <amqp.h>
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -238,18 +239,43 @@ static int lines_of(const char *s)
 #define FOLLOW_Y "{\"type\":\"follow.created\",\"follower_id\":\"dy\",\"followee_id\":\"dw\"}"
 
 /*
- * Three dead letters: a follow Redis kept refusing (followers:dw is not a
- * set), rejected whole (x-death); another one inside a batch, dead-lettered
- * alone by the bridge (its reason and place in headers); and malformed
- * JSON. `list` shows them in order with their reasons and leaves them;
- * once Redis is mended, `replay --limit 2` brings the two follows back
- * through the bridge and leaves the third; `purge --yes` drops it.
+ * A letter as RabbitMQ itself dead-letters one (as a bridge older than
+ * `dead-letters` did, with a reject): a message that expires at once in
+ * a queue of the test's whose dead-letter exchange is feed.events.dlx.
+ * It carries x-death (queue dl.old, reason expired) and no reason header.
+ */
+static void expired_letter(void)
+{
+    amqp_table_entry_t args[2] = {
+        {amqp_cstring_bytes("x-message-ttl"), {.kind = AMQP_FIELD_KIND_I32, .value.i32 = 0}},
+        {amqp_cstring_bytes("x-dead-letter-exchange"),
+         {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("feed.events.dlx")}}};
+    amqp_table_t t = {2, args};
+    ft_event_pub p;
+
+    assert_int_equal(ft_event_pub_open(&p, env.b.rabbit.port, env.b.vhost), 0);
+    assert_non_null(amqp_queue_declare(p.c, 1, amqp_cstring_bytes("dl.old"), 0, 0, 0, 1, t));
+    assert_int_equal(amqp_basic_publish(p.c, 1, amqp_cstring_bytes(""),
+                                        amqp_cstring_bytes("dl.old"), 0, 0, NULL,
+                                        amqp_cstring_bytes("{\"old\":1}")),
+                     AMQP_STATUS_OK);
+    ft_event_pub_close(&p);
+}
+
+/*
+ * Four dead letters: a follow Redis kept refusing (followers:dw is not a
+ * set), another one inside a batch (its place in the batch as well), and
+ * malformed JSON, all three published by the bridge with their reasons;
+ * then one RabbitMQ dead-lettered itself (x-death). `list` shows them in
+ * order with their reasons and leaves them; once Redis is mended,
+ * `replay --limit 2` brings the two follows back through the bridge and
+ * leaves the rest; `purge --yes` drops them.
  */
 static void test_dead_letters(void **state)
 {
     int base = ft_node_queue_depth(&env.b, "feed.events.dead");
     long long dead = ft_node_stat(&env.b, 1, "dead_letters");
-    char conf[PATH_MAX + 32], *l2, *l3;
+    char conf[PATH_MAX + 32], *l2, *l3, *l4;
     time_t t0 = time(NULL);
     ft_run_result r;
     cJSON *arr, *e;
@@ -267,62 +293,74 @@ static void test_dead_letters(void **state)
     assert_int_equal(ft_node_publish(&env.b, "post.created", "{\"type\":"), 0);
     dead_depth_is(3);
     assert_true(ft_node_stat_wait(&env.b, 1, "dead_letters", dead + 3, 5000) >= dead + 3);
+    expired_letter();
+    dead_depth_is(4);
 
     dead_letters(&r, NULL, NULL);
     assert_int_equal(r.status, 0);
-    assert_int_equal(lines_of(r.out), 3);
+    assert_int_equal(lines_of(r.out), 4);
     l2 = strstr(r.out, "\n2  ");
     l3 = strstr(r.out, "\n3  ");
-    assert_non_null(l2);
-    assert_non_null(l3);
-    assert_true(strncmp(r.out, "1  follow.created  ", 19) == 0);
-    assert_non_null(strstr(r.out, "rejected by feed.events.bridge 1 time(s); the bridge's log"));
+    l4 = strstr(r.out, "\n4  ");
+    assert_true(l2 != NULL && l3 > l2 && l4 > l3);
+    assert_true(strncmp(r.out, "1  follow.created  20", 21) == 0);
+    assert_true(strstr(r.out, "  redis kept refusing it: ") < l2);
     assert_true(strstr(r.out, "\"follower_id\":\"dx\"") < l2);
-    assert_true(strncmp(l2,
-                        "\n2  follow.created  -  event 2 of 2 of a batch: redis kept "
-                        "refusing it: ",
-                        58) == 0);
+    assert_true(strncmp(l2, "\n2  follow.created  20", 21) == 0);
+    assert_true(strstr(l2, "  event 2 of 2 of a batch: redis kept refusing it: ") < l3);
     assert_true(strstr(l2, "\"follower_id\":\"dy\"") < l3);
-    assert_true(strncmp(l3, "\n3  post.created  ", 18) == 0);
-    assert_non_null(strstr(l3, "rejected by feed.events.bridge"));
-    dead_depth_is(3); /* a listing leaves them */
+    assert_true(strncmp(l3, "\n3  post.created  20", 20) == 0);
+    assert_true(strstr(l3, "{\"type\":\n") == l4 - strlen("{\"type\":"));
+    assert_true(strncmp(l4, "\n4  dl.old  20", 14) == 0);
+    assert_non_null(strstr(l4, "  expired from dl.old (x-death, 1 time(s))  {\"old\":1}\n"));
+    dead_depth_is(4); /* a listing leaves them */
 
-    dead_letters(&r, NULL, "--json", "--limit", "2", NULL);
+    dead_letters(&r, NULL, "--json", NULL);
     assert_int_equal(r.status, 0);
     arr = cJSON_Parse(r.out);
     assert_true(cJSON_IsArray(arr));
-    assert_int_equal(cJSON_GetArraySize(arr), 2);
+    assert_int_equal(cJSON_GetArraySize(arr), 4);
     e = cJSON_GetArrayItem(arr, 0);
     assert_string_equal(cJSON_GetObjectItem(e, "body")->valuestring, FOLLOW_X);
-    assert_string_equal(cJSON_GetObjectItem(e, "death_queue")->valuestring, "feed.events.bridge");
-    assert_string_equal(cJSON_GetObjectItem(e, "death_reason")->valuestring, "rejected");
-    assert_int_equal(cJSON_GetObjectItem(e, "death_count")->valueint, 1);
-    assert_true(cJSON_GetObjectItem(e, "death_time")->valuedouble >= (double)t0 - 1);
-    assert_true(cJSON_GetObjectItem(e, "death_time")->valuedouble <= (double)time(NULL) + 1);
-    assert_string_equal(cJSON_GetObjectItem(e, "reason")->valuestring, "");
-    e = cJSON_GetArrayItem(arr, 1);
-    assert_string_equal(cJSON_GetObjectItem(e, "body")->valuestring, FOLLOW_Y);
     assert_string_equal(cJSON_GetObjectItem(e, "routing_key")->valuestring, "follow.created");
-    assert_string_equal(cJSON_GetObjectItem(e, "batch")->valuestring, "2 of 2");
+    assert_string_equal(cJSON_GetObjectItem(e, "batch")->valuestring, "");
     assert_string_equal(cJSON_GetObjectItem(e, "death_queue")->valuestring, "");
+    assert_true(cJSON_GetObjectItem(e, "time")->valuedouble >= (double)t0 - 1);
+    assert_true(cJSON_GetObjectItem(e, "time")->valuedouble <= (double)time(NULL) + 1);
     assert_true(ft_log_wait(env.b.node[0].bridge_log, 0,
                             cJSON_GetObjectItem(e, "reason")->valuestring, 0) == 1);
+    e = cJSON_GetArrayItem(arr, 1);
+    assert_string_equal(cJSON_GetObjectItem(e, "body")->valuestring, FOLLOW_Y);
+    assert_string_equal(cJSON_GetObjectItem(e, "batch")->valuestring, "2 of 2");
+    assert_true(ft_log_wait(env.b.node[0].bridge_log, 0,
+                            cJSON_GetObjectItem(e, "reason")->valuestring, 0) == 1);
+    e = cJSON_GetArrayItem(arr, 2);
+    assert_string_equal(cJSON_GetObjectItem(e, "body")->valuestring, "{\"type\":");
+    assert_true(ft_log_wait(env.b.node[0].bridge_log, 0,
+                            cJSON_GetObjectItem(e, "reason")->valuestring, 0) == 1);
+    e = cJSON_GetArrayItem(arr, 3);
+    assert_string_equal(cJSON_GetObjectItem(e, "reason")->valuestring, "");
+    assert_string_equal(cJSON_GetObjectItem(e, "death_queue")->valuestring, "dl.old");
+    assert_string_equal(cJSON_GetObjectItem(e, "death_reason")->valuestring, "expired");
+    assert_int_equal(cJSON_GetObjectItem(e, "death_count")->valueint, 1);
+    assert_true(cJSON_GetObjectItem(e, "time")->valuedouble >= (double)t0 - 1);
+    assert_true(cJSON_GetObjectItem(e, "time")->valuedouble <= (double)time(NULL) + 1);
     cJSON_Delete(arr);
 
     dead_letters(&r, NULL, "--limit", "1", NULL);
     assert_int_equal(r.status, 0);
     assert_int_equal(lines_of(r.out), 2);
-    assert_non_null(strstr(r.out, "\n(2 more: --limit)\n"));
+    assert_non_null(strstr(r.out, "\n(3 more: --limit)\n"));
 
-    /* Mended: the two follows go through on replay; the JSON is left. */
+    /* Mended: the two follows go through on replay; the rest is left. */
     redis_ok(ft_redis_once(env.b.p.redis.port, "DEL followers:dw"));
     dead_letters(&r, NULL, "replay", "--limit", "2", NULL);
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "replayed 2 dead letter(s) to feed.events\n"
-                               "1 left in feed.events.dead\n");
+                               "2 left in feed.events.dead\n");
     assert_int_equal(ft_redis_wait_member(env.b.p.redis.port, "followers:dw", "dx", 10000), 1);
     assert_int_equal(ft_redis_wait_member(env.b.p.redis.port, "followers:dw", "dy", 10000), 1);
-    dead_depth_is(1);
+    dead_depth_is(2);
     assert_int_equal(ft_node_stat(&env.b, 1, "dead_letters"), dead + 3);
 
     /* The same through a config file of the bridge's, other keys and all. */
@@ -334,16 +372,17 @@ static void test_dead_letters(void **state)
     fclose(f);
     dead_letters(&r, conf, NULL);
     assert_int_equal(r.status, 0);
-    assert_int_equal(lines_of(r.out), 1);
-    assert_non_null(strstr(r.out, "1  post.created  "));
+    assert_int_equal(lines_of(r.out), 2);
+    assert_true(strncmp(r.out, "1  post.created  ", 17) == 0);
+    assert_non_null(strstr(r.out, "\n2  dl.old  "));
 
     dead_letters(&r, conf, "purge", NULL);
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "--yes"));
-    dead_depth_is(1);
+    dead_depth_is(2);
     dead_letters(&r, conf, "purge", "--yes", NULL);
     assert_int_equal(r.status, 0);
-    assert_string_equal(r.out, "purged 1 dead letter(s)\n");
+    assert_string_equal(r.out, "purged 2 dead letter(s)\n");
     dead_depth_is(0);
     dead_letters(&r, NULL, NULL);
     assert_int_equal(r.status, 0);

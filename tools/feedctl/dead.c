@@ -103,7 +103,8 @@ static int dead__fail(fp_amqp *a, const char *what)
 }
 
 /* Why d is dead, in words, into buf: its reason header, else what its
- * x-death says, else "-". */
+ * x-death says (a letter from a bridge that rejected it whole: its log
+ * has the reason), else "-". */
 static void dead__why(const fp_amqp_dead *d, char *buf, size_t len)
 {
     if (d->reason[0] != '\0' && d->batch[0] != '\0')
@@ -111,7 +112,7 @@ static void dead__why(const fp_amqp_dead *d, char *buf, size_t len)
     else if (d->reason[0] != '\0')
         snprintf(buf, len, "%s", d->reason);
     else if (d->death_queue[0] != '\0')
-        snprintf(buf, len, "%s by %s %" PRId64 " time(s); the bridge's log says why",
+        snprintf(buf, len, "%s from %s (x-death, %" PRId64 " time(s))",
                  d->death_reason[0] != '\0' ? d->death_reason : "dead-lettered", d->death_queue,
                  d->death_count);
     else
@@ -124,10 +125,10 @@ static void dead__print_line(uint32_t n, const fp_amqp_dead *d)
 {
     char why[FP_AMQP_DEAD_REASON_MAX + 600], body[DEAD_BODY_SHOWN + 1], when[32] = "-";
     size_t shown = d->len < DEAD_BODY_SHOWN ? d->len : DEAD_BODY_SHOWN;
-    time_t t = (time_t)d->death_time;
+    time_t t = (time_t)d->time;
     struct tm tm;
 
-    if (d->death_time > 0 && localtime_r(&t, &tm) != NULL)
+    if (d->time > 0 && localtime_r(&t, &tm) != NULL)
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
     dead__why(d, why, sizeof(why));
     memcpy(body, d->body, shown);
@@ -158,18 +159,22 @@ static int dead__json_add(cJSON *arr, const fp_amqp_dead *d)
     ok = cJSON_AddStringToObject(o, "routing_key", d->routing_key) != NULL &&
          cJSON_AddStringToObject(o, "reason", d->reason) != NULL &&
          cJSON_AddStringToObject(o, "batch", d->batch) != NULL &&
+         cJSON_AddNumberToObject(o, "time", (double)d->time) != NULL &&
          cJSON_AddStringToObject(o, "death_queue", d->death_queue) != NULL &&
          cJSON_AddStringToObject(o, "death_reason", d->death_reason) != NULL &&
          cJSON_AddNumberToObject(o, "death_count", (double)d->death_count) != NULL &&
-         cJSON_AddNumberToObject(o, "death_time", (double)d->death_time) != NULL &&
          cJSON_AddStringToObject(o, "body", body) != NULL;
     free(body);
     return ok ? 0 : -ENOMEM;
 }
 
 /*
- * `list`: takes up to limit letters of the count ready at the start and
- * prints them; closing the link puts them back in their places.
+ * `list`: prints the first limit letters of those ready at the start. It
+ * takes all of them, not only those it prints: RabbitMQ puts a letter it
+ * gets back (when the link closes) at the end of the queue, so taking
+ * them all puts them back in their order, and a replay after a listing
+ * still goes oldest first. A large queue takes a while (one round trip a
+ * letter). Letters that arrive meanwhile end up ahead of them.
  */
 static int dead__list(fp_amqp *a, uint32_t limit, bool json)
 {
@@ -182,12 +187,14 @@ static int dead__list(fp_amqp *a, uint32_t limit, bool json)
     if (json && arr == NULL)
         return FC_FAIL;
     rc = fp_amqp_dead_count(a, &total);
-    while (rc == 0 && n < total && n < limit) {
+    while (rc == 0 && n < total) {
         rc = fp_amqp_dead_get(a, &d);
         if (rc <= 0)
             break;
         n++;
         rc = 0;
+        if (n > limit)
+            continue;
         if (!json)
             dead__print_line(n, &d);
         else if (dead__json_add(arr, &d) != 0)
@@ -204,8 +211,8 @@ static int dead__list(fp_amqp *a, uint32_t limit, bool json)
             return FC_FAIL;
         printf("%s\n", text);
         free(text);
-    } else if (total > n) {
-        printf("(%" PRIu32 " more: --limit)\n", total - n);
+    } else if (n > limit) {
+        printf("(%" PRIu32 " more: --limit)\n", n - limit);
     } else if (n == 0) {
         printf("no dead letters\n");
     }
