@@ -49,20 +49,24 @@ int ft_event_pub_post(ft_event_pub *p, const char *rk, const char *body)
  * of one channel routed to one queue in order, so the highest tag acked so
  * far stands for all below it.
  */
-int ft_event_pub_wait(ft_event_pub *p, uint64_t upto, int timeout_ms)
+int ft_event_pub_wait_until(ft_event_pub *p, uint64_t upto, int64_t deadline_ns)
 {
-    int64_t left, end = fp_time_mono_ms() + timeout_ms;
+    int64_t left;
     struct timeval tv;
     amqp_frame_t f;
     uint64_t tag;
+    int rc;
 
     while (p->confirmed < upto) {
-        left = end - fp_time_mono_ms();
+        left = deadline_ns - fp_time_mono_ns();
         if (left <= 0)
-            return -1;
-        tv.tv_sec = (time_t)(left / 1000);
-        tv.tv_usec = (suseconds_t)(left % 1000 * 1000);
-        if (amqp_simple_wait_frame_noblock(p->c, &f, &tv) != AMQP_STATUS_OK)
+            return 1;
+        tv.tv_sec = (time_t)(left / 1000000000);
+        tv.tv_usec = (suseconds_t)(left % 1000000000 / 1000);
+        rc = amqp_simple_wait_frame_noblock(p->c, &f, &tv);
+        if (rc == AMQP_STATUS_TIMEOUT)
+            return 1;
+        if (rc != AMQP_STATUS_OK)
             return -1;
         if (f.frame_type != AMQP_FRAME_METHOD)
             continue;
@@ -76,6 +80,13 @@ int ft_event_pub_wait(ft_event_pub *p, uint64_t upto, int timeout_ms)
             p->confirmed = tag;
     }
     return 0;
+}
+
+int ft_event_pub_wait(ft_event_pub *p, uint64_t upto, int timeout_ms)
+{
+    return ft_event_pub_wait_until(p, upto, fp_time_mono_ns() + (int64_t)timeout_ms * 1000000) == 0
+               ? 0
+               : -1;
 }
 
 int ft_event_pub_send(ft_event_pub *p, const char *rk, const char *body)

@@ -15,6 +15,7 @@
 #include <mosquitto.h>
 
 #include "bench_lib.h"
+#include "fp_event_batch.h"
 
 #define ENV__BODY_MAX 512
 
@@ -283,6 +284,112 @@ int bench_publish(bench_env *e, int window, double rate, int phase, size_t n, si
     if (n > 1 && pt->last_ns > pt->first_ns)
         pt->rate = (double)(n - 1) / ((double)(pt->last_ns - pt->first_ns) / 1e9);
     return 0;
+}
+
+/* The batches of bench_publish_batched: up to ENV__BATCH_MAX events. */
+#define ENV__BATCH_MAX 64
+
+typedef struct {
+    char body[ENV__BATCH_MAX][ENV__BODY_MAX];
+    const char *bodies[ENV__BATCH_MAX];
+    size_t lens[ENV__BATCH_MAX];
+    size_t n;
+} env__batch;
+
+/* Publishes what q holds: one event as itself, several as one batch
+ * message (fp_event_batch_join), and empties q. 0 or -1. */
+static int env__flush(ft_event_pub *p, env__batch *q)
+{
+    size_t len, i;
+    char *batch;
+    int rc;
+
+    if (q->n == 1) {
+        q->n = 0;
+        return ft_event_pub_post(p, "post.created", q->body[0]);
+    }
+    for (i = 0; i < q->n; i++) {
+        q->bodies[i] = q->body[i];
+        q->lens[i] = strlen(q->body[i]);
+    }
+    batch = fp_event_batch_join(q->bodies, q->lens, q->n, &len);
+    q->n = 0;
+    if (batch == NULL)
+        return -1;
+    rc = ft_event_pub_post(p, FP_EVENT_BATCH_TYPE, batch);
+    free(batch);
+    return rc;
+}
+
+/* While q holds events and fewer than in_flight messages await their
+ * confirms, publishes them; with in_flight reached, waits for a confirm
+ * until deadline (monotonic ns). 0 or -1. */
+static int env__pump(ft_event_pub *p, env__batch *q, int in_flight, int64_t deadline)
+{
+    int rc;
+
+    for (;;) {
+        if (q->n > 0 && p->published - p->confirmed < (uint64_t)in_flight) {
+            if (env__flush(p, q) != 0)
+                return -1;
+            continue;
+        }
+        if (q->n == 0 || fp_time_mono_ns() >= deadline)
+            return 0;
+        rc = ft_event_pub_wait_until(p, p->confirmed + 1, deadline);
+        if (rc < 0)
+            return -1;
+    }
+}
+
+int bench_publish_batched(bench_env *e, int in_flight, double rate, int phase, size_t n,
+                          size_t author0, size_t n_authors, bench_pubtimes *pt)
+{
+    ft_event_pub *p = &e->nodes.pub;
+    int64_t start = fp_time_mono_ns(), due, now;
+    char text[64], id[FP_ID_BUFSZ];
+    env__batch *q = calloc(1, sizeof(*q));
+    size_t i;
+    int rc = -1;
+
+    if (q == NULL)
+        return -1;
+    memset(pt, 0, sizeof(*pt));
+    for (i = 0; i < n; i++) {
+        due = rate > 0 ? start + (int64_t)((double)i * 1e9 / rate) : 0;
+        /* A full batch waits for room (as the gateway's POSTs would);
+         * then the queued posts go out while the post waits for its slot. */
+        if (q->n == ENV__BATCH_MAX &&
+            (env__pump(p, q, in_flight, fp_time_mono_ns() + BENCH_STALL_MS * 1000000LL) != 0 ||
+             q->n == ENV__BATCH_MAX))
+            goto done;
+        if (env__pump(p, q, in_flight, due) != 0)
+            goto done;
+        if (rate > 0)
+            bench_pace(start, i, rate);
+        now = fp_time_mono_ns();
+        if (rate > 0 && now - due > pt->lag_ns)
+            pt->lag_ns = now - due;
+        if (i == 0)
+            pt->first_ns = now;
+        pt->last_ns = now;
+        bench_post_text(text, sizeof(text), phase, i, now);
+        snprintf(id, sizeof(id), "p%d-%zu", phase, i);
+        bench_post_event(q->body[q->n++], ENV__BODY_MAX, id, author0 + i % n_authors, text);
+        if (env__pump(p, q, in_flight, 0) != 0)
+            goto done;
+    }
+    if (env__pump(p, q, in_flight, fp_time_mono_ns() + BENCH_STALL_MS * 1000000LL) != 0 || q->n > 0)
+        goto done;
+    if (ft_event_pub_wait(p, p->published, BENCH_STALL_MS) != 0)
+        goto done;
+    pt->confirmed_ns = fp_time_mono_ns();
+    if (n > 1 && pt->last_ns > pt->first_ns)
+        pt->rate = (double)(n - 1) / ((double)(pt->last_ns - pt->first_ns) / 1e9);
+    rc = 0;
+done:
+    free(q);
+    return rc;
 }
 
 /* ------------------------------------------------------------ main */

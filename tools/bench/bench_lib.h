@@ -184,6 +184,16 @@ int64_t bench_pace(int64_t start, size_t i, double rate);
 
 int bench_publish(bench_env *e, int window, double rate, int phase, size_t n, size_t author0,
                   size_t n_authors, bench_pubtimes *pt);
+/*
+ * bench_publish as feed-gateway's publisher does it: at most in_flight
+ * messages await their confirms; the posts that come meanwhile wait and
+ * go together as one batch message (up to 64, fp_event_batch.h) when a
+ * confirm comes, one alone as itself. Each post's text carries the time
+ * it was handed to the publisher, so its wait for a batch counts in its
+ * latency. 0 or -1.
+ */
+int bench_publish_batched(bench_env *e, int in_flight, double rate, int phase, size_t n,
+                          size_t author0, size_t n_authors, bench_pubtimes *pt);
 /* The text the subscribers parse: "fp:<phase>:<seq>:<ns>". */
 void bench_post_text(char *buf, size_t len, int phase, size_t seq, int64_t ns);
 /* A post.created event of post id by a<author> with text, created now,

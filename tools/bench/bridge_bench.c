@@ -39,6 +39,7 @@ typedef struct {
     int threads, window, replicas, slowlog_us;
     bool half;
     bool paced;
+    int batch; /* --gateway-publisher: messages in flight; 0: off */
 } bb_opts;
 
 #define BB_REPLICAS_MAX 4
@@ -73,6 +74,9 @@ static const bench_opt bb__opts[] = {
     {"paced", 0, NULL, BENCH_OPT_FLAG, offsetof(bb_opts, paced), 0, 0, NULL, NULL,
      "latency runs at --rate paced by the schedule alone, publishes windowed as with --half "
      "(default: one confirm at a time)"},
+    {"gateway-publisher", 0, "N", BENCH_OPT_INT, offsetof(bb_opts, batch), 0, 64, "0", NULL,
+     "publish posts as feed-gateway does: at most N messages awaiting their confirms, the posts "
+     "meanwhile in one batch message (2 is the gateway's; 0: one message per post)"},
     {"slowlog-us", 0, "US", BENCH_OPT_INT, offsetof(bb_opts, slowlog_us), 0, 1e6, "10", NULL,
      "SLOWLOG threshold during the runs (0 logs every call, those inside scripts too)"},
 };
@@ -419,8 +423,10 @@ static int bb__run(bb_ctx *x, int phase, size_t posts, double rate, bb_row *row,
     /* --half, --paced: paced by the schedule alone, like the raw runs (a
      * late confirm does not delay the next post, so its wait is counted);
      * otherwise one confirm at a time. */
-    if (bench_publish(&x->e, rate > 0 && !x->o.half && !x->o.paced ? 1 : x->o.window, rate, phase,
-                      posts, row->followers, 1, &pt) != 0)
+    if (x->o.batch > 0
+            ? bench_publish_batched(&x->e, x->o.batch, rate, phase, posts, row->followers, 1, &pt)
+            : bench_publish(&x->e, rate > 0 && !x->o.half && !x->o.paced ? 1 : x->o.window, rate,
+                            phase, posts, row->followers, 1, &pt))
         return -1;
     bench_subs_await(x->subs, r->expected, bb__stage1_pending, x);
     r->received = x->subs != NULL ? bench_subs_received(x->subs, &r->stray) : 0;
@@ -1078,6 +1084,10 @@ static void bb__header(void *arg, const bench_common *c)
                "  deliveries/s of that case, as posts/s (/ online / 2), publishes windowed\n");
     else if (x->o.paced)
         printf("  latency: each case's two runs (feed path, raw) at --rate, publishes windowed\n");
+    if (x->o.batch > 0)
+        printf("  publisher: as feed-gateway's, at most %d messages awaiting their confirms, the\n"
+               "  posts meanwhile in one batch message (a post's latency counts its wait)\n",
+               x->o.batch);
     fflush(stdout);
 }
 
