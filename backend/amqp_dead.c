@@ -161,6 +161,7 @@ int fp_amqp_dead_get(fp_amqp *a, fp_amqp_dead *d)
     amqp__dead_done(a);
     if (dead__ready(a, "amqp basic.get") != 0)
         return -EIO;
+    amqp__recycle(a); /* the last letter's frames */
     r = amqp_basic_get(a->out, AMQP__CHANNEL, amqp_cstring_bytes(FP_QUEUE_DEAD), 0);
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
         return amqp__reply_error(a, r, "amqp basic.get");

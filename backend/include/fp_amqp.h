@@ -183,7 +183,8 @@ int fp_amqp_ack(fp_amqp *a, uint64_t tag);
  * broker delivers it again after the reconnect. 0 or -EIO.
  */
 int fp_amqp_ack_confirmed(fp_amqp *a, uint64_t tag);
-/* Rejects without requeue: an event goes to feed.events.dead. */
+/* Rejects without requeue: RabbitMQ drops it, or dead-letters it when its
+ * queue has a dead-letter exchange (feed.events.bridge has). */
 int fp_amqp_reject(fp_amqp *a, uint64_t tag);
 
 /* Publishes a persistent JSON message and queues it for confirmation. */
@@ -242,10 +243,11 @@ int fp_amqp_check_consumers(fp_amqp *a);
  * Dead letters: feed.events.dead for an operator's tool (feedctl
  * dead-letters), on a publisher-only link (no node id, nothing consumed).
  * A letter is taken unacked: it leaves the queue with fp_amqp_dead_replay
- * (published again to feed.events, then acked) and goes back to its place
- * when the link is closed (fp_amqp_free), which is how a listing leaves
- * the queue as it was. Calls made with publishes awaiting their confirm
- * wait for them first.
+ * (published again to feed.events, then acked) and goes back to the queue
+ * when the link is closed (fp_amqp_free), at its end (RabbitMQ 3.10's
+ * quorum queue), so a listing that takes every letter leaves them in their
+ * order. Calls made with publishes awaiting their confirm wait for them
+ * first.
  */
 #define FP_AMQP_DEAD_REASON_MAX 512
 

@@ -58,9 +58,10 @@ int ft_event_pub_wait_until(ft_event_pub *p, uint64_t upto, int64_t deadline_ns)
     int rc;
 
     while (p->confirmed < upto) {
+        amqp_maybe_release_buffers_on_channel(p->c, 1); /* the confirms read */
         left = deadline_ns - fp_time_mono_ns();
-        if (left <= 0)
-            return 1;
+        if (left < 0)
+            left = 0; /* past it: what has come is still read */
         tv.tv_sec = (time_t)(left / 1000000000);
         tv.tv_usec = (suseconds_t)(left % 1000000000 / 1000);
         rc = amqp_simple_wait_frame_noblock(p->c, &f, &tv);

@@ -28,7 +28,8 @@ int ft_event_pub_post(ft_event_pub *p, const char *rk, const char *body);
 /* Waits up to timeout_ms until publish upto is confirmed. 0, or -1 on a
  * nack (said on stderr) or timeout. */
 int ft_event_pub_wait(ft_event_pub *p, uint64_t upto, int timeout_ms);
-/* ft_event_pub_wait until a monotonic deadline (fp_time_mono_ns): 0
+/* ft_event_pub_wait until a monotonic deadline (fp_time_mono_ns; one
+ * already past reads the confirms that have come, without waiting): 0
  * when upto is confirmed, 1 when the deadline came first, -1 on a nack
  * or a broken link. */
 int ft_event_pub_wait_until(ft_event_pub *p, uint64_t upto, int64_t deadline_ns);

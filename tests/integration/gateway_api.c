@@ -1501,6 +1501,53 @@ static void test_publisher_relink(void **state)
     free(t);
 }
 
+/* publish_in_flight 4: with RabbitMQ's answers held, four posts are
+ * published alone and the next ones wait (nothing more goes out); once
+ * the link is cut they go again, and every post is answered 201. */
+static void test_publisher_in_flight(void **state)
+{
+    char *t = token("inflight");
+    pthread_t th[7];
+    poster ps[7];
+    ft_proxy *px;
+    long sent, one;
+    int i;
+
+    (void)state;
+    assert_int_equal(ft_proxy_start(&px, env.b.rabbit.port), 0);
+    env.amqp_port = ft_proxy_port(px);
+    setenv("FEEDPUSH_PUBLISH_IN_FLIGHT", "4", 1);
+    assert_int_equal(ft_gateway_start(&env), 0);
+    ps[0] = (poster){.tok = t};
+    one = ft_proxy_sent(px);
+    poster_main(&ps[0]);
+    assert_int_equal(ps[0].status, 201);
+    one = ft_proxy_sent(px) - one;
+    assert_true(ft_proxy_hold(px) >= 1);
+    sent = ft_proxy_sent(px);
+    for (i = 0; i < 7; i++) {
+        ps[i] = (poster){.tok = t};
+        assert_int_equal(pthread_create(&th[i], NULL, poster_main, &ps[i]), 0);
+    }
+    for (i = 0; i < 200 && ft_proxy_sent(px) - sent < 4 * one; i++)
+        ft_sleep_ms(25);
+    assert_true(ft_proxy_sent(px) - sent >= 4 * one);
+    /* The other three wait for a confirm that does not come. */
+    ft_sleep_ms(500);
+    assert_true(ft_proxy_sent(px) - sent < 5 * one);
+    assert_true(ft_proxy_cut(px) >= 1);
+    for (i = 0; i < 7; i++) {
+        assert_int_equal(pthread_join(th[i], NULL), 0);
+        assert_int_equal(ps[i].status, 201);
+        assert_true(feed_has(t, ps[i].id, true));
+    }
+    unsetenv("FEEDPUSH_PUBLISH_IN_FLIGHT");
+    env.amqp_port = env.b.rabbit.port;
+    assert_int_equal(ft_gateway_start(&env), 0);
+    ft_proxy_stop(px);
+    free(t);
+}
+
 /* RabbitMQ takes a publish but never confirms it (the relay holds its
  * answers on that link): after timeout_ms the publisher gives the link up,
  * publishes the event again on a new one, and the post is answered 201
@@ -1594,6 +1641,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_idle_publisher),
         cmocka_unit_test(test_publisher_relink),
+        cmocka_unit_test(test_publisher_in_flight),
         cmocka_unit_test(test_publisher_confirm_timeout),
         cmocka_unit_test_teardown(test_revocation_cache, admin_close),
         cmocka_unit_test_teardown(test_post_cache, admin_close),

@@ -225,6 +225,25 @@ static void dead_depth_is(int n)
     assert_int_equal(ft_node_queue_depth(&env.b, "feed.events.dead"), n);
 }
 
+/* needle is in s before end (the next line). */
+static void in_line(const char *s, const char *needle, const char *end)
+{
+    const char *at = strstr(s, needle);
+
+    assert_non_null(at);
+    assert_true(at < end);
+}
+
+/* Letter e (listed with --json) has a reason, and the bridge logged it. */
+static void reason_logged(const cJSON *e)
+{
+    const cJSON *why = cJSON_GetObjectItem(e, "reason");
+
+    assert_true(cJSON_IsString(why));
+    assert_true(strlen(why->valuestring) > 10);
+    assert_int_equal(ft_log_wait(env.b.node[0].bridge_log, 0, why->valuestring, 0), 1);
+}
+
 /* The number of lines of s. */
 static int lines_of(const char *s)
 {
@@ -304,11 +323,11 @@ static void test_dead_letters(void **state)
     l4 = strstr(r.out, "\n4  ");
     assert_true(l2 != NULL && l3 > l2 && l4 > l3);
     assert_true(strncmp(r.out, "1  follow.created  20", 21) == 0);
-    assert_true(strstr(r.out, "  redis kept refusing it: ") < l2);
-    assert_true(strstr(r.out, "\"follower_id\":\"dx\"") < l2);
+    in_line(r.out, "  redis kept refusing it: ", l2);
+    in_line(r.out, "\"follower_id\":\"dx\"", l2);
     assert_true(strncmp(l2, "\n2  follow.created  20", 21) == 0);
-    assert_true(strstr(l2, "  event 2 of 2 of a batch: redis kept refusing it: ") < l3);
-    assert_true(strstr(l2, "\"follower_id\":\"dy\"") < l3);
+    in_line(l2, "  event 2 of 2 of a batch: redis kept refusing it: ", l3);
+    in_line(l2, "\"follower_id\":\"dy\"", l3);
     assert_true(strncmp(l3, "\n3  post.created  20", 20) == 0);
     assert_true(strstr(l3, "{\"type\":\n") == l4 - strlen("{\"type\":"));
     assert_true(strncmp(l4, "\n4  dl.old  20", 14) == 0);
@@ -317,6 +336,7 @@ static void test_dead_letters(void **state)
 
     dead_letters(&r, NULL, "--json", NULL);
     assert_int_equal(r.status, 0);
+    dead_depth_is(4);
     arr = cJSON_Parse(r.out);
     assert_true(cJSON_IsArray(arr));
     assert_int_equal(cJSON_GetArraySize(arr), 4);
@@ -327,17 +347,14 @@ static void test_dead_letters(void **state)
     assert_string_equal(cJSON_GetObjectItem(e, "death_queue")->valuestring, "");
     assert_true(cJSON_GetObjectItem(e, "time")->valuedouble >= (double)t0 - 1);
     assert_true(cJSON_GetObjectItem(e, "time")->valuedouble <= (double)time(NULL) + 1);
-    assert_true(ft_log_wait(env.b.node[0].bridge_log, 0,
-                            cJSON_GetObjectItem(e, "reason")->valuestring, 0) == 1);
+    reason_logged(e);
     e = cJSON_GetArrayItem(arr, 1);
     assert_string_equal(cJSON_GetObjectItem(e, "body")->valuestring, FOLLOW_Y);
     assert_string_equal(cJSON_GetObjectItem(e, "batch")->valuestring, "2 of 2");
-    assert_true(ft_log_wait(env.b.node[0].bridge_log, 0,
-                            cJSON_GetObjectItem(e, "reason")->valuestring, 0) == 1);
+    reason_logged(e);
     e = cJSON_GetArrayItem(arr, 2);
     assert_string_equal(cJSON_GetObjectItem(e, "body")->valuestring, "{\"type\":");
-    assert_true(ft_log_wait(env.b.node[0].bridge_log, 0,
-                            cJSON_GetObjectItem(e, "reason")->valuestring, 0) == 1);
+    reason_logged(e);
     e = cJSON_GetArrayItem(arr, 3);
     assert_string_equal(cJSON_GetObjectItem(e, "reason")->valuestring, "");
     assert_string_equal(cJSON_GetObjectItem(e, "death_queue")->valuestring, "dl.old");
@@ -347,10 +364,13 @@ static void test_dead_letters(void **state)
     assert_true(cJSON_GetObjectItem(e, "time")->valuedouble <= (double)time(NULL) + 1);
     cJSON_Delete(arr);
 
+    /* RabbitMQ takes a closed link's letters back in the background. */
+    dead_depth_is(4);
     dead_letters(&r, NULL, "--limit", "1", NULL);
     assert_int_equal(r.status, 0);
     assert_int_equal(lines_of(r.out), 2);
     assert_non_null(strstr(r.out, "\n(3 more: --limit)\n"));
+    dead_depth_is(4);
 
     /* Mended: the two follows go through on replay; the rest is left. */
     redis_ok(ft_redis_once(env.b.p.redis.port, "DEL followers:dw"));

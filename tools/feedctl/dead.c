@@ -62,8 +62,8 @@ static int dead__option(int code, const char *arg, void *arg_ctx)
  * Loads the settings (defaults, the amqp_* keys of args' config file,
  * FEEDPUSH_AMQP_*) into conf and opens a publisher-only link. Returns 0
  * with *out set (conf to be freed by the caller), FC_USAGE for a bad
- * setting, or FC_FAIL for an unreadable file or when RabbitMQ cannot be
- * reached (all said on stderr; nothing left to free).
+ * setting or an unreadable file, or FC_FAIL when RabbitMQ cannot be
+ * reached or memory ran out (all said on stderr; nothing left to free).
  */
 static int dead__open(const dead_args *args, dead_conf *conf, fp_amqp **out)
 {
@@ -74,10 +74,16 @@ static int dead__open(const dead_args *args, dead_conf *conf, fp_amqp **out)
     rc = fp_conf_load_part(dead__table, DEAD_NOPTS, conf, args->config, "FEEDPUSH_", err,
                            sizeof(err));
     if (rc != 0) { /* nothing loaded is left */
-        fprintf(stderr, "feedctl: %s\n", err);
-        return rc == -EINVAL ? FC_USAGE : FC_FAIL;
+        fprintf(stderr, "feedctl: %s\n", rc == -ENOMEM ? "out of memory" : err);
+        return rc == -ENOMEM ? FC_FAIL : FC_USAGE;
     }
-    if (fp_amqp_options_check(&conf->amqp, err, sizeof(err)) != 0) {
+    rc = fp_amqp_options_check(&conf->amqp, err, sizeof(err));
+    if (rc == 0 && (conf->amqp.hosts == NULL || conf->amqp.hosts[0] == '\0') &&
+        strlen(conf->amqp.host) > FP_HOST_MAX) {
+        snprintf(err, sizeof(err), "amqp_host is longer than %d bytes", FP_HOST_MAX);
+        rc = -EINVAL;
+    }
+    if (rc != 0) {
         fprintf(stderr, "feedctl: %s\n", err);
         fp_conf_free(dead__table, DEAD_NOPTS, conf);
         return FC_USAGE;
@@ -92,6 +98,13 @@ static int dead__open(const dead_args *args, dead_conf *conf, fp_amqp **out)
     fp_amqp_free(*out);
     *out = NULL;
     fp_conf_free(dead__table, DEAD_NOPTS, conf);
+    return FC_FAIL;
+}
+
+/* Says that memory ran out. FC_FAIL. */
+static int dead__oom(void)
+{
+    fprintf(stderr, "feedctl: out of memory\n");
     return FC_FAIL;
 }
 
@@ -131,7 +144,8 @@ static void dead__print_line(uint32_t n, const fp_amqp_dead *d)
     if (d->time > 0 && localtime_r(&t, &tm) != NULL)
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
     dead__why(d, why, sizeof(why));
-    memcpy(body, d->body, shown);
+    if (shown > 0)
+        memcpy(body, d->body, shown);
     body[shown] = '\0';
     printf("%" PRIu32 "  ", n);
     fc_put_clean(stdout, d->routing_key[0] != '\0' ? d->routing_key : "-");
@@ -154,7 +168,8 @@ static int dead__json_add(cJSON *arr, const fp_amqp_dead *d)
         free(body);
         return -ENOMEM;
     }
-    memcpy(body, d->body, d->len);
+    if (d->len > 0)
+        memcpy(body, d->body, d->len);
     body[d->len] = '\0';
     ok = cJSON_AddStringToObject(o, "routing_key", d->routing_key) != NULL &&
          cJSON_AddStringToObject(o, "reason", d->reason) != NULL &&
@@ -185,7 +200,7 @@ static int dead__list(fp_amqp *a, uint32_t limit, bool json)
     int rc;
 
     if (json && arr == NULL)
-        return FC_FAIL;
+        return dead__oom();
     rc = fp_amqp_dead_count(a, &total);
     while (rc == 0 && n < total) {
         rc = fp_amqp_dead_get(a, &d);
@@ -202,13 +217,13 @@ static int dead__list(fp_amqp *a, uint32_t limit, bool json)
     }
     if (rc < 0) {
         cJSON_Delete(arr);
-        return rc == -ENOMEM ? FC_FAIL : dead__fail(a, "list");
+        return rc == -ENOMEM ? dead__oom() : dead__fail(a, "list");
     }
     if (json) {
         text = cJSON_PrintUnformatted(arr);
         cJSON_Delete(arr);
         if (text == NULL)
-            return FC_FAIL;
+            return dead__oom();
         printf("%s\n", text);
         free(text);
     } else if (n > limit) {
@@ -260,6 +275,12 @@ static int dead__purge(fp_amqp *a)
     return 0;
 }
 
+/*
+ * `dead-letters [list|replay|purge]`: checks the arguments before any
+ * link (purge without --yes is a usage error), opens the link, runs the
+ * verb, closes (which puts listed letters back). Returns 0, FC_FAIL,
+ * FC_USAGE or FC_HELP.
+ */
 int fc_cmd_dead_letters(fc_ctx *x, int argc, char **argv)
 {
     static const struct option opts[] = {

@@ -4,8 +4,8 @@
  * client (http.c) and the commands (commands.c, stats.c; dead.c talks to
  * RabbitMQ instead of the gateway).
  *
- * Exit codes: 0 done, 1 the gateway refused or could not be reached,
- * 2 usage error. A command returns FC_HELP when it saw --help; main.c
+ * Exit codes: 0 done, 1 the gateway (dead-letters: RabbitMQ) refused or
+ * could not be reached, 2 usage error. A command returns FC_HELP when it saw --help; main.c
  * then prints that command's help and exits 0.
  */
 #ifndef FEEDCTL_H

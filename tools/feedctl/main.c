@@ -90,7 +90,8 @@ static const main_command main__commands[] = {
      "  --config FILE   bridge.conf or gateway.conf to take the amqp_* keys from\n"
      "  --limit N       at most N letters, 1-1000000 (list: 100 by default;\n"
      "                  replay: every letter there at the start)\n"
-     "Exit status: 1 when RabbitMQ refused or cannot be reached.\n",
+     "Exit status: 1 when RabbitMQ refused or cannot be reached; 2 for a bad\n"
+     "setting or an unreadable --config.\n",
      fc_cmd_dead_letters},
 };
 #define MAIN_NCOMMANDS (sizeof(main__commands) / sizeof(main__commands[0]))
