@@ -1435,6 +1435,24 @@ static void *poster_main(void *arg)
     return NULL;
 }
 
+/* Restarts the gateway with its RabbitMQ behind a relay, and posts once
+ * as tok: the publisher's link is up, and *one is the bytes of one such
+ * post's publish, alone. Returns the relay. */
+static ft_proxy *relay_up(const char *tok, long *one)
+{
+    poster ps = {.tok = tok};
+    ft_proxy *px;
+
+    assert_int_equal(ft_proxy_start(&px, env.b.rabbit.port), 0);
+    env.amqp_port = ft_proxy_port(px);
+    assert_int_equal(ft_gateway_start(&env), 0);
+    *one = ft_proxy_sent(px);
+    poster_main(&ps);
+    assert_int_equal(ps.status, 201);
+    *one = ft_proxy_sent(px) - *one;
+    return px;
+}
+
 /* The publisher's link breaks with events published and not confirmed
  * (a relay between the gateway and RabbitMQ holds the broker's answers,
  * then cuts every connection): the gateway reconnects and publishes them
@@ -1453,16 +1471,7 @@ static void test_publisher_relink(void **state)
     int i;
 
     (void)state;
-    assert_int_equal(ft_proxy_start(&px, env.b.rabbit.port), 0);
-    env.amqp_port = ft_proxy_port(px);
-    assert_int_equal(ft_gateway_start(&env), 0);
-    /* The publisher's link is up, and the bytes of one such post's
-     * publish, alone. */
-    ps[0] = (poster){.tok = t};
-    one = ft_proxy_sent(px);
-    poster_main(&ps[0]);
-    assert_int_equal(ps[0].status, 201);
-    one = ft_proxy_sent(px) - one;
+    px = relay_up(t, &one);
     /* Read now: while the link is held, a request may wait behind a
      * worker that waits for its confirm. */
     events = metric_value("feedpush_gateway_events_published_total");
@@ -1531,18 +1540,11 @@ static void test_publisher_in_flight(void **state)
     int i;
 
     (void)state;
-    assert_int_equal(ft_proxy_start(&px, env.b.rabbit.port), 0);
-    env.amqp_port = ft_proxy_port(px);
     setenv("FEEDPUSH_PUBLISH_IN_FLIGHT", "4", 1);
     /* No confirm comes: the link must not be given up meanwhile (after
      * timeout_ms, 1 s in these tests, it would be, and published again). */
     env.timeout_ms = 20000;
-    assert_int_equal(ft_gateway_start(&env), 0);
-    ps[0] = (poster){.tok = t};
-    one = ft_proxy_sent(px);
-    poster_main(&ps[0]);
-    assert_int_equal(ps[0].status, 201);
-    one = ft_proxy_sent(px) - one;
+    px = relay_up(t, &one);
     assert_true(ft_proxy_hold(px) >= 1);
     sent = ft_proxy_sent(px);
     for (i = 0; i < 7; i++) {
