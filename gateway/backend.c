@@ -23,7 +23,10 @@
 #include "gateway.h"
 
 #define BACKEND__RETRY_US 1000000
-#define BACKEND__KEEPALIVE_MS 1000        /* an idle publisher's heartbeat check, at most */
+#define BACKEND__KEEPALIVE_MS 1000 /* an idle publisher's heartbeat check, at most */
+/* With publish_batch above 1: messages awaiting their confirms before the
+ * next events wait, to go together in one message when a confirm comes. */
+#define BACKEND__IN_FLIGHT 2
 #define BACKEND__BATCH_BYTES (256 * 1024) /* a batch grows no bigger */
 
 /* Logs the start of an outage (once; at debug level for a worker, whose
@@ -362,7 +365,7 @@ int fg_publisher_render(fg_publisher *p, char **out, size_t *len, size_t *cap)
 /*
  * Publishes the taken jobs not yet published on the current link, in
  * order, as far as the window allows: with publish_batch above 1, no more
- * than publish_in_flight messages await their confirms, and the jobs
+ * than BACKEND__IN_FLIGHT messages await their confirms, and the jobs
  * after wait to go together. 0, or -EIO when the link broke (errstr says
  * why). While RabbitMQ is down (backend__amqp_reconnect's window) the
  * jobs fail at once.
@@ -381,8 +384,7 @@ static int backend__flush(fg_publisher *p)
         j = j->next; /* the jobs not yet published come after those that are */
     while (j != NULL) {
         if (gw->cfg.publish_batch > 1 &&
-            fp_amqp_published(gw->amqp) - fp_amqp_confirmed(gw->amqp) >=
-                (uint64_t)gw->cfg.publish_in_flight)
+            fp_amqp_published(gw->amqp) - fp_amqp_confirmed(gw->amqp) >= BACKEND__IN_FLIGHT)
             break;
         if (backend__publish_group(p, j, &j) != 0)
             return -EIO;

@@ -61,9 +61,6 @@ static const fp_conf_opt config__table[] = {
     {"publish_batch", FP_CONF_INT, offsetof(fg_config, publish_batch), "64", 1, 1000, false,
      "most events in one RabbitMQ message: events waiting while earlier ones await their "
      "confirms go together (1: one message per event)"},
-    {"publish_in_flight", FP_CONF_INT, offsetof(fg_config, publish_in_flight), "2", 1, 64, false,
-     "with publish_batch above 1, messages awaiting RabbitMQ's confirms before the next events "
-     "wait to go together (more: less wait when confirms are slow, smaller batches)"},
     {"timeout_ms", FP_CONF_INT, offsetof(fg_config, timeout_ms), "2000", 100, 60000, false,
      "network timeout for Redis and RabbitMQ operations"},
     {"log_level", FP_CONF_STRING, offsetof(fg_config, log_level), "info", 0, 0, false,

@@ -66,7 +66,6 @@ typedef struct {
     bool revocation_cache;
     int64_t post_cache_mb;
     int64_t publish_batch;
-    int64_t publish_in_flight;
     int64_t timeout_ms;
     char *log_level;
 } fg_config;

@@ -19,7 +19,6 @@ typedef struct {
     bool dev_mode;
     int dev_token_ttl; /* seconds; 0 = 600 */
     int amqp_port;     /* what the gateway is told (a dead port for outage tests) */
-    int timeout_ms;    /* the gateway's timeout_ms; 0 = 1000 */
     char url[64];      /* http://127.0.0.1:<port> */
     char log[PATH_MAX + 32];
 } ft_gateway_env;
