@@ -232,15 +232,50 @@ int bench_post_event(char *buf, size_t len, const char *id, size_t author, const
                     id, author, text, (long long)fp_time_real_ms());
 }
 
-/* Publishes one post.created event without waiting. Returns 0 or -1. */
-static int env__send(ft_event_pub *p, int phase, size_t seq, size_t author, int64_t ns)
+/* Post seq of phase by a<author>, its text carrying ns, as a
+ * post.created event into body (ENV__BODY_MAX bytes). */
+static void env__body(char *body, int phase, size_t seq, size_t author, int64_t ns)
 {
-    char body[ENV__BODY_MAX], text[64], id[FP_ID_BUFSZ];
+    char text[64], id[FP_ID_BUFSZ];
 
     bench_post_text(text, sizeof(text), phase, seq, ns);
     snprintf(id, sizeof(id), "p%d-%zu", phase, seq);
-    bench_post_event(body, sizeof(body), id, author, text);
+    bench_post_event(body, ENV__BODY_MAX, id, author, text);
+}
+
+/* Publishes one post.created event without waiting. Returns 0 or -1. */
+static int env__send(ft_event_pub *p, int phase, size_t seq, size_t author, int64_t ns)
+{
+    char body[ENV__BODY_MAX];
+
+    env__body(body, phase, seq, author, ns);
     return ft_event_pub_post(p, "post.created", body);
+}
+
+/* Records in pt that post i was published at now (due: its slot when
+ * paced). Returns now. */
+static int64_t env__stamp(bench_pubtimes *pt, size_t i, double rate, int64_t due)
+{
+    int64_t now = fp_time_mono_ns();
+
+    if (rate > 0 && now - due > pt->lag_ns)
+        pt->lag_ns = now - due;
+    if (i == 0)
+        pt->first_ns = now;
+    pt->last_ns = now;
+    return now;
+}
+
+/* Waits for the last confirm, then fills pt's confirmed_ns and rate for
+ * n posts. 0 or -1. */
+static int env__finish(ft_event_pub *p, size_t n, bench_pubtimes *pt)
+{
+    if (ft_event_pub_wait(p, p->published, BENCH_STALL_MS) != 0)
+        return -1;
+    pt->confirmed_ns = fp_time_mono_ns();
+    if (n > 1 && pt->last_ns > pt->first_ns)
+        pt->rate = (double)(n - 1) / ((double)(pt->last_ns - pt->first_ns) / 1e9);
+    return 0;
 }
 
 int64_t bench_pace(int64_t start, size_t i, double rate)
@@ -269,21 +304,11 @@ int bench_publish(bench_env *e, int window, double rate, int phase, size_t n, si
             return -1;
         if (rate > 0)
             due = bench_pace(start, i, rate);
-        sent = fp_time_mono_ns();
-        if (rate > 0 && sent - due > pt->lag_ns)
-            pt->lag_ns = sent - due;
-        if (i == 0)
-            pt->first_ns = sent;
-        pt->last_ns = sent;
+        sent = env__stamp(pt, i, rate, due);
         if (env__send(p, phase, i, author0 + i % n_authors, sent) != 0)
             return -1;
     }
-    if (ft_event_pub_wait(p, p->published, BENCH_STALL_MS) != 0)
-        return -1;
-    pt->confirmed_ns = fp_time_mono_ns();
-    if (n > 1 && pt->last_ns > pt->first_ns)
-        pt->rate = (double)(n - 1) / ((double)(pt->last_ns - pt->first_ns) / 1e9);
-    return 0;
+    return env__finish(p, n, pt);
 }
 
 /* The batches of bench_publish_batched: up to ENV__BATCH_MAX events. */
@@ -348,7 +373,6 @@ int bench_publish_batched(bench_env *e, int in_flight, double rate, int phase, s
 {
     ft_event_pub *p = &e->nodes.pub;
     int64_t start = fp_time_mono_ns(), due, now;
-    char text[64], id[FP_ID_BUFSZ];
     env__batch *q = calloc(1, sizeof(*q));
     size_t i;
     int rc = -1;
@@ -368,26 +392,14 @@ int bench_publish_batched(bench_env *e, int in_flight, double rate, int phase, s
             goto done;
         if (rate > 0)
             bench_pace(start, i, rate);
-        now = fp_time_mono_ns();
-        if (rate > 0 && now - due > pt->lag_ns)
-            pt->lag_ns = now - due;
-        if (i == 0)
-            pt->first_ns = now;
-        pt->last_ns = now;
-        bench_post_text(text, sizeof(text), phase, i, now);
-        snprintf(id, sizeof(id), "p%d-%zu", phase, i);
-        bench_post_event(q->body[q->n++], ENV__BODY_MAX, id, author0 + i % n_authors, text);
+        now = env__stamp(pt, i, rate, due);
+        env__body(q->body[q->n++], phase, i, author0 + i % n_authors, now);
         if (env__pump(p, q, in_flight, 0) != 0)
             goto done;
     }
     if (env__pump(p, q, in_flight, fp_time_mono_ns() + BENCH_STALL_MS * 1000000LL) != 0 || q->n > 0)
         goto done;
-    if (ft_event_pub_wait(p, p->published, BENCH_STALL_MS) != 0)
-        goto done;
-    pt->confirmed_ns = fp_time_mono_ns();
-    if (n > 1 && pt->last_ns > pt->first_ns)
-        pt->rate = (double)(n - 1) / ((double)(pt->last_ns - pt->first_ns) / 1e9);
-    rc = 0;
+    rc = env__finish(p, n, pt);
 done:
     free(q);
     return rc;
