@@ -733,16 +733,9 @@ int fp_amqp_publish_headers(fp_amqp *a, const char *exchange, const char *routin
     amqp_basic_properties_t props;
     amqp_bytes_t b = {len, (void *)body};
     size_t i;
-    int rc;
 
     if (n > FP_AMQP_HEADERS_MAX)
         return -EINVAL;
-    if (a->out == NULL) {
-        amqp__set_error(a, -1, "%s: %s", "amqp publish", "not connected");
-        return -EIO;
-    }
-    if (a->n_pending == AMQP__MAX_PENDING && fp_amqp_confirm(a) != 0)
-        return -EIO;
     memset(&props, 0, sizeof(props));
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
     props.content_type = amqp_cstring_bytes("application/json");
@@ -754,8 +747,22 @@ int fp_amqp_publish_headers(fp_amqp *a, const char *exchange, const char *routin
         props.headers.num_entries = (int)n;
         props.headers.entries = headers;
     }
+    return amqp__publish_props(a, exchange, routing_key, &props, b);
+}
+
+int amqp__publish_props(fp_amqp *a, const char *exchange, const char *routing_key,
+                        const amqp_basic_properties_t *props, amqp_bytes_t body)
+{
+    int rc;
+
+    if (a->out == NULL) {
+        amqp__set_error(a, -1, "%s: %s", "amqp publish", "not connected");
+        return -EIO;
+    }
+    if (a->n_pending == AMQP__MAX_PENDING && fp_amqp_confirm(a) != 0)
+        return -EIO;
     rc = amqp_basic_publish(a->out, AMQP__CHANNEL, amqp_cstring_bytes(exchange),
-                            amqp_cstring_bytes(routing_key), 0, 0, &props, b);
+                            amqp_cstring_bytes(routing_key), 0, 0, props, body);
     if (rc != AMQP_STATUS_OK) {
         amqp__set_error(a, rc, "%s: %s", "amqp publish", amqp_error_string2(rc));
         return -EIO;

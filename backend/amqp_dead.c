@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A kept letter's routing key (fp_amqp_dead_keep): its copy is routed to
+ * the queue by name. */
+#define DEAD__KEY_HEADER "x-feedpush-routing-key"
+
 void amqp__dead_done(fp_amqp *a)
 {
     if (!a->have_dead)
@@ -122,7 +126,9 @@ static void dead__fill(const fp_amqp *a, fp_amqp_dead *d)
         return;
     for (i = 0; i < p->headers.num_entries; i++) {
         e = &p->headers.entries[i];
-        if (dead__key_is(e, "x-feedpush-reason"))
+        if (dead__key_is(e, DEAD__KEY_HEADER))
+            dead__string(&e->value, d->routing_key, sizeof(d->routing_key));
+        else if (dead__key_is(e, "x-feedpush-reason"))
             dead__string(&e->value, d->reason, sizeof(d->reason));
         else if (dead__key_is(e, "x-feedpush-batch"))
             dead__string(&e->value, d->batch, sizeof(d->batch));
@@ -186,6 +192,64 @@ int fp_amqp_dead_replay(fp_amqp *a, const fp_amqp_dead *d)
 
     if (fp_amqp_publish(a, FP_EXCHANGE_EVENTS, d->routing_key, d->body, d->len) != 0 ||
         fp_amqp_confirm(a) != 0)
+        return -EIO;
+    rc = amqp_basic_ack(a->out, AMQP__CHANNEL, d->tag, 0);
+    if (rc != AMQP_STATUS_OK) {
+        amqp__set_error(a, rc, "%s: %s", "amqp ack", amqp_error_string2(rc));
+        return -EIO;
+    }
+    return 0;
+}
+
+/*
+ * The headers of the letter taken last, for its copy: all of them but
+ * x-delivery-count (the queue's count of the original's deliveries) and
+ * an older DEAD__KEY_HEADER, then DEAD__KEY_HEADER with key. Returns
+ * the entries (to free) with *n set, or NULL (out of memory).
+ */
+static amqp_table_entry_t *dead__copy_headers(const fp_amqp *a, const char *key, int *n)
+{
+    const amqp_basic_properties_t *p = &a->dead.message.properties;
+    int i, have = (p->_flags & AMQP_BASIC_HEADERS_FLAG) != 0 ? p->headers.num_entries : 0;
+    amqp_table_entry_t *out = malloc((size_t)(have + 1) * sizeof(*out));
+    const amqp_table_entry_t *e;
+
+    if (out == NULL)
+        return NULL;
+    *n = 0;
+    for (i = 0; i < have; i++) {
+        e = &p->headers.entries[i];
+        if (!dead__key_is(e, "x-delivery-count") && !dead__key_is(e, DEAD__KEY_HEADER))
+            out[(*n)++] = *e;
+    }
+    out[*n].key = amqp_cstring_bytes(DEAD__KEY_HEADER);
+    out[*n].value.kind = AMQP_FIELD_KIND_UTF8;
+    out[*n].value.value.bytes = amqp_cstring_bytes(key);
+    (*n)++;
+    return out;
+}
+
+int fp_amqp_dead_keep(fp_amqp *a, const fp_amqp_dead *d)
+{
+    amqp_basic_properties_t props;
+    amqp_table_entry_t *headers;
+    int n, rc;
+
+    if (!a->have_dead || d->tag == 0) {
+        amqp__set_error(a, -1, "%s: %s", "amqp keep", "no letter taken");
+        return -EIO;
+    }
+    headers = dead__copy_headers(a, d->routing_key, &n);
+    if (headers == NULL)
+        return -ENOMEM;
+    props = a->dead.message.properties;
+    props._flags |= AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.headers.num_entries = n;
+    props.headers.entries = headers;
+    props.delivery_mode = 2; /* persistent */
+    rc = amqp__publish_props(a, "", FP_QUEUE_DEAD, &props, a->dead.message.body);
+    free(headers); /* encoded by the publish */
+    if (rc != 0 || fp_amqp_confirm(a) != 0)
         return -EIO;
     rc = amqp_basic_ack(a->out, AMQP__CHANNEL, d->tag, 0);
     if (rc != AMQP_STATUS_OK) {

@@ -62,6 +62,10 @@ void amqp__set_error(fp_amqp *a, int err, const char *fmt, const char *what, con
 int amqp__reply_error(fp_amqp *a, amqp_rpc_reply_t r, const char *what);
 /* The RPC reply of the last call on c: 0, or -EIO with errstr naming what. */
 int amqp__check(fp_amqp *a, amqp_connection_state_t c, const char *what);
+/* Publishes body with props on the publisher connection, tracked for its
+ * confirm as fp_amqp_publish's are. 0 or -EIO (amqp.c). */
+int amqp__publish_props(fp_amqp *a, const char *exchange, const char *routing_key,
+                        const amqp_basic_properties_t *props, amqp_bytes_t body);
 /* Frees the frames the publisher connection's channel has read (amqp.c). */
 void amqp__recycle(fp_amqp *a);
 /* Frees the last dead letter taken, if any (amqp_dead.c). */

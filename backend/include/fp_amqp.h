@@ -242,18 +242,20 @@ int fp_amqp_check_consumers(fp_amqp *a);
 /*
  * Dead letters: feed.events.dead for an operator's tool (feedctl
  * dead-letters), on a publisher-only link (no node id, nothing consumed).
- * A letter is taken unacked: it leaves the queue with fp_amqp_dead_replay
- * (published again to feed.events, then acked) and goes back to the queue
- * when the link is closed (fp_amqp_free), at its end (RabbitMQ 3.10's
- * quorum queue), so a listing that takes every letter leaves them in their
- * order. Calls made with publishes awaiting their confirm wait for them
- * first.
+ * A letter is taken unacked. It leaves the queue with fp_amqp_dead_replay
+ * (published again to feed.events, then acked), or goes to its end as a
+ * fresh copy with fp_amqp_dead_keep; one neither replayed nor kept goes
+ * back when the link is closed (fp_amqp_free), and that counts as a
+ * delivery: a queue with a delivery-limit (RabbitMQ 4's default, or a
+ * policy's) drops a letter given back that often. Calls made with
+ * publishes awaiting their confirm wait for them first.
  */
 #define FP_AMQP_DEAD_REASON_MAX 512
 
 typedef struct {
     uint64_t tag;
-    char routing_key[256]; /* the key it was published with: its event type, "batch" or "" */
+    char routing_key[256]; /* the key it was published with: its event type, "batch" or ""
+                            * (a kept copy's: x-feedpush-routing-key) */
     char reason[FP_AMQP_DEAD_REASON_MAX + 1]; /* x-feedpush-reason; "" without */
     char batch[32]; /* x-feedpush-batch, "<i> of <n>": an event of a batch; "" without */
     int64_t time;   /* when it died, seconds since the epoch (x-feedpush-time,
@@ -277,6 +279,16 @@ int fp_amqp_dead_get(fp_amqp *a, fp_amqp_dead *d);
  * the letter in the queue, and handling an event twice is harmless, see
  * docs/protocol.md). 0 or -EIO. */
 int fp_amqp_dead_replay(fp_amqp *a, const fp_amqp_dead *d);
+/*
+ * Puts d, the letter taken last, at the end of the queue as a fresh
+ * message: a copy with its properties and headers (x-delivery-count
+ * dropped, its routing key in x-feedpush-routing-key) published to the
+ * queue by name, then, once RabbitMQ confirmed it, d acked. The copy has
+ * no delivery to its count, so listing letters never wears them out. At
+ * least once: a link lost between the confirm and the ack leaves both.
+ * 0, -ENOMEM or -EIO.
+ */
+int fp_amqp_dead_keep(fp_amqp *a, const fp_amqp_dead *d);
 /* Drops every ready letter; *n: how many. Taken ones stay. 0 or -EIO. */
 int fp_amqp_dead_purge(fp_amqp *a, uint32_t *n);
 

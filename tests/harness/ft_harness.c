@@ -219,6 +219,15 @@ int ft_server_vhost(const ft_server *s, const char *name)
     return harness__run(argv);
 }
 
+int ft_server_policy(const ft_server *s, const char *vhost, const char *name, const char *pattern,
+                     const char *definition)
+{
+    char *argv[] = {"fp-server",  "policy",        (char *)s->dir,     (char *)vhost,
+                    (char *)name, (char *)pattern, (char *)definition, NULL};
+
+    return harness__run(argv);
+}
+
 int ft_server_kill(ft_server *s)
 {
     if (s->pid <= 0)

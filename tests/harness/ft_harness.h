@@ -62,6 +62,11 @@ int ft_server_kill(ft_server *s);
  * test gets the whole AMQP topology to itself. Takes ~4 s. 0 or -1. */
 int ft_server_vhost(const ft_server *s, const char *name);
 
+/* RabbitMQ only: sets policy name (definition: JSON) on the queues of
+ * vhost whose names match pattern (rabbitmqctl set_policy). 0 or -1. */
+int ft_server_policy(const ft_server *s, const char *vhost, const char *name, const char *pattern,
+                     const char *definition);
+
 /* 1 when the server's main process is running (zombies do not count). */
 int ft_server_running(const ft_server *s);
 

@@ -286,7 +286,9 @@ static void expired_letter(void)
  * set), another one inside a batch (its place in the batch as well), and
  * malformed JSON, all three published by the bridge with their reasons;
  * then one RabbitMQ dead-lettered itself (x-death). `list` shows them in
- * order with their reasons and leaves them; once Redis is mended,
+ * order with their reasons and leaves them, however often it is run with
+ * a delivery-limit of 1 on the queue (a letter given back would be
+ * dropped: listing keeps a fresh copy of each); once Redis is mended,
  * `replay --limit 2` brings the two follows back through the bridge and
  * leaves the rest; `purge --yes` drops them.
  */
@@ -302,6 +304,9 @@ static void test_dead_letters(void **state)
 
     (void)state;
     assert_int_equal(base, 0);
+    assert_int_equal(ft_server_policy(&env.b.rabbit, env.b.vhost, "dead-limit",
+                                      "^feed\\.events\\.dead$", "{\"delivery-limit\":1}"),
+                     0);
     redis_ok(ft_redis_once(env.b.p.redis.port, "SET followers:dw not-a-set"));
     assert_int_equal(ft_node_publish(&env.b, "follow.created", FOLLOW_X), 0);
     assert_int_equal(ft_node_publish(&env.b, "batch",

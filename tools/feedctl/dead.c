@@ -1,7 +1,7 @@
 /*
  * dead.c - `feedctl dead-letters`: the events waiting in feed.events.dead,
  * straight from RabbitMQ (not through the gateway). `list` shows them with
- * the reason each carries and leaves them where they are; `replay`
+ * the reason each carries and leaves them in their order; `replay`
  * publishes them to feed.events again, oldest first, each acked only once
  * RabbitMQ confirmed its copy; `purge --yes` drops them. The link's
  * settings are the amqp_* keys of a feed-bridge or feed-gateway config
@@ -185,11 +185,13 @@ static int dead__json_add(cJSON *arr, const fp_amqp_dead *d)
 
 /*
  * `list`: prints the first limit letters of those ready at the start. It
- * takes all of them, not only those it prints: RabbitMQ puts a letter it
- * gets back (when the link closes) at the end of the queue, so taking
- * them all puts them back in their order, and a replay after a listing
- * still goes oldest first. A large queue takes a while (one round trip a
- * letter). Letters that arrive meanwhile end up ahead of them.
+ * takes all of them, not only those it prints, and puts each at the end
+ * of the queue as a fresh copy (fp_amqp_dead_keep), so they stay in their
+ * order and a replay after a listing still goes oldest first. Not given
+ * back: a letter given back counts as delivered, and a queue with a
+ * delivery-limit (RabbitMQ 4's default of 20, or a policy's) drops it
+ * after that many listings. A large queue takes a while (two round trips
+ * a letter). A letter that arrives meanwhile may end up among them.
  */
 static int dead__list(fp_amqp *a, uint32_t limit, bool json)
 {
@@ -206,8 +208,10 @@ static int dead__list(fp_amqp *a, uint32_t limit, bool json)
         rc = fp_amqp_dead_get(a, &d);
         if (rc <= 0)
             break;
+        rc = fp_amqp_dead_keep(a, &d);
+        if (rc != 0)
+            break;
         n++;
-        rc = 0;
         if (n > limit)
             continue;
         if (!json)
@@ -278,7 +282,8 @@ static int dead__purge(fp_amqp *a)
 /*
  * `dead-letters [list|replay|purge]`: checks the arguments before any
  * link (purge without --yes is a usage error), opens the link, runs the
- * verb, closes (which puts listed letters back). Returns 0, FC_FAIL,
+ * verb, closes (which gives back a letter taken when a failure stopped
+ * it). Returns 0, FC_FAIL,
  * FC_USAGE or FC_HELP.
  */
 int fc_cmd_dead_letters(fc_ctx *x, int argc, char **argv)
