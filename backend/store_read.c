@@ -21,20 +21,6 @@
  * or expired post leaves its id until it is trimmed. */
 #define STORE__FEED_SLACK 8
 
-void fp_feed_page_free(fp_feed_page *p)
-{
-    size_t i;
-
-    if (p == NULL)
-        return;
-    for (i = 0; i < p->n; i++)
-        free(p->posts[i]);
-    free(p->posts);
-    free(p->ids);
-    free(p->cached);
-    memset(p, 0, sizeof(*p));
-}
-
 /* revoked:<uid>'s value (a GET reply: nil when unset) into *before.
  * Returns 0 or -EPROTO (not a non-negative integer). */
 static int store__revoked_value(fp_store *s, const redisReply *r, int64_t *before)

@@ -97,18 +97,6 @@ void fg_respond_store_error(fg_gateway *gw, fg_response *resp, int rc, const cha
     fg_respond_internal(resp, what, rc);
 }
 
-void fp_feed_page_free(fp_feed_page *p)
-{
-    size_t i;
-
-    for (i = 0; i < p->n; i++)
-        free(p->posts[i]);
-    free(p->posts);
-    free(p->ids);
-    free(p->cached);
-    memset(p, 0, sizeof(*p));
-}
-
 int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *before,
                        fp_feed_page *out)
 {
