@@ -19,14 +19,19 @@
  * A request is read whole before it is routed: method, decoded path,
  * query arguments, the bearer token and a body of at most max_body_bytes
  * (a larger Content-Length is answered 413 at once and the connection
- * closed; a body without Content-Length is 411, a Content-Length that is
- * not plain decimal digits 400, and so is a decoded path with a control
+ * closed; a body sent with Transfer-Encoding is 411, a Content-Length that
+ * is not plain decimal digits 400, and so is a decoded path with a control
  * character; a body not whole body_timeout_ms after the headers is 408,
- * however it trickles in). The answer is written whole from the callback
- * that completes the request (lws buffers what the socket does not take),
- * so pipelined requests are answered in order; after it the connection is
- * kept for the next request unless the client sent Connection: close.
- * Every response carries the vhost headers (nosniff, CSP, ...).
+ * however it trickles in). A POST, PUT or PATCH without Content-Length
+ * has no body (RFC 9112); it is answered, then its connection closed,
+ * because lws would read what follows on it as that request's body. The
+ * answer is written whole from the callback that completes the request
+ * (lws buffers what the socket does not take), so pipelined requests are
+ * answered in order; after it the connection is kept for the next request
+ * unless the client sent Connection: close, in which case it is closed
+ * once the answer is out, however long that takes. The answer to a HEAD
+ * has no body. Every response carries the vhost headers (nosniff, CSP,
+ * ...).
  */
 #define _GNU_SOURCE /* accept4 */
 #include <ctype.h>
@@ -68,6 +73,7 @@ typedef struct {
     fg_route_id route;
     bool responding; /* resp is ready */
     bool close_after;
+    bool closing;       /* answered with close_after, lws still sending it */
     bool awaiting_body; /* the body timer runs */
 } http__session;
 
@@ -137,27 +143,32 @@ static void http__arg(fg_request *req, const char *frag, const char *name, char 
     snprintf(dst, cap, "%s", frag + n + 1);
 }
 
-/* Reads the query arguments we know (limit, before, after); others are
- * ignored. */
-static void http__query(struct lws *wsi, fg_request *req)
+/*
+ * Reads the query arguments we know (limit, before, after), each of them
+ * wherever it stands; others are ignored whatever their length, and so
+ * are empty ones (the "" between "&&"). One of ours too long for its
+ * field marks the request bad. 0 or -ENOMEM.
+ */
+static int http__query(struct lws *wsi, fg_request *req)
 {
-    char frag[128];
-    int i, len;
+    int i, len, total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    char *frag;
 
-    for (i = 0; i < 32; i++) {
-        len = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
-        if (len <= 0)
-            break;
-        if ((size_t)len >= sizeof(frag)) {
-            req->bad_query = true;
-            continue;
-        }
-        if (lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) < 0)
-            break;
+    if (total <= 0)
+        return 0;
+    frag = malloc((size_t)total + 1); /* room for the longest argument */
+    if (frag == NULL)
+        return -ENOMEM;
+    for (i = 0;; i++) {
+        len = lws_hdr_copy_fragment(wsi, frag, total + 1, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (len < 0)
+            break; /* no argument i: the last one was read */
         http__arg(req, frag, "limit", req->limit, sizeof(req->limit));
         http__arg(req, frag, "before", req->before, sizeof(req->before));
         http__arg(req, frag, "after", req->after, sizeof(req->after));
     }
+    free(frag);
+    return 0;
 }
 
 /* The bearer token, if the Authorization header has one. A header longer
@@ -300,8 +311,7 @@ static int http__on_request(struct lws *wsi, http__session *s)
         return http__refuse(wsi, s, 400, "bad_request", "the path has a control character", true,
                             true);
     }
-    http__query(wsi, &s->req);
-    if (http__auth(wsi, s) != 0)
+    if (http__query(wsi, &s->req) != 0 || http__auth(wsi, s) != 0)
         return -1;
     if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
         return http__refuse(wsi, s, 411, "length_required", "send the body with a Content-Length",
@@ -319,6 +329,9 @@ static int http__on_request(struct lws *wsi, http__session *s)
                  (long long)cfg->max_body_bytes);
         return http__refuse(wsi, s, 413, "payload_too_large", msg, true, true);
     }
+    if ((s->req.method == FG_POST || s->req.method == FG_PUT || s->req.method == FG_PATCH) &&
+        lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+        s->close_after = true; /* lws now waits for a body that never comes */
     if (clen > 0) {
         /* Wait for LWS_CALLBACK_HTTP_BODY(_COMPLETION), at most
          * body_timeout_ms in all, however the body trickles in. */
@@ -385,12 +398,16 @@ static int http__add_headers(struct lws *wsi, http__session *s, unsigned char **
  * together, so a small answer is one segment and one wake-up of the
  * client, not two (lws keeps what the socket does not take yet and sends
  * it before anything else). HTTP/1.1 only: over h2 lws would have to
- * frame headers and body apart. Then completes the transaction, or
- * closes the connection after a Connection: close. Returns 0, or -1 to
- * close.
+ * frame headers and body apart. A HEAD's answer is its headers alone.
+ * Then completes the transaction, or, with close_after, closes the
+ * connection: at once when the socket took everything, else from the
+ * writeable callback once lws has sent the rest (closing at once would
+ * give lws 5 s to send it, which cuts a large answer to a slow client).
+ * Returns 0, or -1 to close.
  */
 static int http__send(struct lws *wsi, http__session *s)
 {
+    size_t body = s->req.method == FG_HEAD ? 0 : s->resp.len;
     unsigned char *out, *start, *p;
     size_t len;
     int n;
@@ -406,12 +423,19 @@ static int http__send(struct lws *wsi, http__session *s)
         free(out);
         return -1;
     }
-    if (s->resp.len > 0)
-        memcpy(p, s->resp.body, s->resp.len);
-    len = (size_t)(p - start) + s->resp.len;
+    if (body > 0)
+        memcpy(p, s->resp.body, body);
+    len = (size_t)(p - start) + body;
     n = lws_write(wsi, start, len, LWS_WRITE_HTTP_FINAL);
     free(out);
-    if (n != (int)len || s->close_after)
+    if (n != (int)len)
+        return -1;
+    if (s->close_after && lws_send_pipe_choked(wsi)) {
+        s->closing = true; /* lws calls back once it has sent it all */
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (s->close_after)
         return -1;
     http__reset(s);
     return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
@@ -440,6 +464,8 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         }
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (s != NULL && s->closing)
+            return -1; /* the answer is out */
         return s != NULL && s->responding ? http__send(wsi, s) : 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
@@ -626,7 +652,12 @@ static int http__worker_start(const fg_gateway *gw, http__worker *w)
     info.server_string = "feed-gateway";
     info.max_http_header_data = FP_JWT_MAX_BYTES + 4096;
     info.keepalive_timeout = 30;
+    /* lws's own wait for the next piece of a body: longer than
+     * body_timeout_ms, so that a slow body gets its 408, not a silent
+     * close. */
     info.timeout_secs = 20;
+    if (gw->cfg.body_timeout_ms / 1000 + 2 > info.timeout_secs)
+        info.timeout_secs = (unsigned int)(gw->cfg.body_timeout_ms / 1000 + 2);
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
     if (gw->cfg.tls_cert[0] != '\0') {
         /* HTTPS on the adopted connections (lws_adopt_socket_vhost allows

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "fp_event.h"
 #include "ft_proxy.h"
 #include "ft_redis.h"
 #include "gateway_env.h"
@@ -783,6 +784,107 @@ static void test_http_strict(void **state)
     free(tok);
 }
 
+/* out in lower case (header names and values compared as such). */
+static void lower(char *out)
+{
+    for (; *out != '\0'; out++)
+        *out = (char)tolower((unsigned char)*out);
+}
+
+/* The ids of a feed answer's posts in order, comma-joined, into buf. */
+static void page_ids(const char *answer, char *buf, size_t len)
+{
+    const char *body = strstr(answer, "\r\n\r\n");
+    cJSON *j = body != NULL ? cJSON_Parse(body + 4) : NULL, *p;
+    size_t used = 0;
+
+    buf[0] = '\0';
+    if (j == NULL)
+        fail_msg("not a JSON answer: %.300s", answer);
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "posts"))
+    {
+        used += (size_t)snprintf(buf + used, len - used, "%s%s", used > 0 ? "," : "", str(p, "id"));
+        if (used >= len)
+            fail_msg("too many posts");
+    }
+    cJSON_Delete(j);
+}
+
+/*
+ * Requests at HTTP/1.1's edges, each on a connection of its own:
+ * - a PUT without Content-Length has no body: it is carried out and
+ *   answered with Connection: close, and the connection closed at once
+ *   (lws would take a request behind it as the body that never came);
+ * - a HEAD's answer is its headers alone, so the request behind it is
+ *   answered right after them, in step;
+ * - empty query arguments ("&&") and a long unknown one hide neither
+ *   limit nor before: each page is the one asked for.
+ */
+static void test_http_edges(void **state)
+{
+    char *tok = token("he"), req[4096], out[16384], pad[401], want[256], got[256];
+    char *ids[3];
+    const char *second;
+    int64_t t0;
+    int i, n;
+
+    (void)state;
+    n = snprintf(req, sizeof(req),
+                 "PUT /api/v1/follows/hf HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+                 "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                 tok);
+    t0 = fp_time_mono_ms();
+    ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 10000);
+    if (strncmp(out, "HTTP/1.1 200 ", 13) != 0)
+        fail_msg("PUT without Content-Length: %.300s", out);
+    lower(out);
+    assert_non_null(strstr(out, "connection: close"));
+    assert_null(strstr(out + 1, "http/1.1 ")); /* one answer, then closed */
+    assert_true(fp_time_mono_ms() - t0 < 5000);
+    assert_true(following(tok, "hf", true));
+
+    n = snprintf(req, sizeof(req),
+                 "HEAD /api/v1/feed HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+                 "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                 tok);
+    ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 10000);
+    second = strstr(out, "\r\n\r\n");
+    if (strncmp(out, "HTTP/1.1 405 ", 13) != 0 || second == NULL ||
+        strncmp(second + 4, "HTTP/1.1 200 ", 13) != 0 ||
+        strstr(second, "\"status\":\"ok\"") == NULL)
+        fail_msg("HEAD then GET on one connection: %.600s", out);
+
+    for (i = 0; i < 3; i++) {
+        char text[8];
+
+        snprintf(text, sizeof(text), "e%d", i);
+        ids[i] = post(tok, text);
+    }
+    assert_true(feed_has(tok, ids[0], true));
+    memset(pad, 'z', sizeof(pad) - 1);
+    pad[sizeof(pad) - 1] = '\0';
+    n = snprintf(req, sizeof(req),
+                 "GET /api/v1/feed?&limit=1&&before=%s&x=%s HTTP/1.1\r\nHost: x\r\n"
+                 "Authorization: Bearer %s\r\nConnection: close\r\n\r\n",
+                 ids[2], pad, tok);
+    ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 10000);
+    if (strncmp(out, "HTTP/1.1 200 ", 13) != 0)
+        fail_msg("empty and long query arguments: %.300s", out);
+    page_ids(out, got, sizeof(got));
+    assert_string_equal(got, ids[1]);
+    n = snprintf(req, sizeof(req),
+                 "GET /api/v1/feed?x=%s&&after=%s HTTP/1.1\r\nHost: x\r\n"
+                 "Authorization: Bearer %s\r\nConnection: close\r\n\r\n",
+                 pad, ids[0], tok);
+    ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 10000);
+    page_ids(out, got, sizeof(got));
+    snprintf(want, sizeof(want), "%s,%s", ids[2], ids[1]);
+    assert_string_equal(got, want);
+    for (i = 0; i < 3; i++)
+        free(ids[i]);
+    free(tok);
+}
+
 static void test_garbage(void **state)
 {
     static const char binary[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x00\xff";
@@ -1092,6 +1194,54 @@ static void test_large_answer(void **state)
     cJSON_Delete(j);
     for (i = 0; i < 40; i++)
         free(ids[i]);
+    free(out);
+    free(text);
+    free(tok);
+}
+
+/*
+ * With Connection: close, an answer larger than the socket takes (800
+ * posts of 8,192 bytes, some 6.6 MB, over the kernel's 4 MB send buffer)
+ * comes whole to a client that reads nothing for 6 s: the gateway closes
+ * once lws has sent it all (lws, told to close at once, gives what it
+ * still holds 5 s).
+ */
+static void test_close_slow_reader(void **state)
+{
+    static const size_t cap = 8 * 1024 * 1024;
+    char *tok = token("cs"), *text = malloc(FP_POST_TEXT_MAX + 1), *first = NULL, *id, req[2048];
+    char *out = malloc(cap);
+    const char *body, *len_hdr;
+    long got, clen;
+    int i, n;
+
+    (void)state;
+    assert_non_null(text);
+    assert_non_null(out);
+    memset(text, 'y', FP_POST_TEXT_MAX);
+    text[FP_POST_TEXT_MAX] = '\0';
+    for (i = 0; i < 800; i++) {
+        id = post(tok, text);
+        if (first == NULL)
+            first = id;
+        else
+            free(id);
+    }
+    assert_true(feed_has(tok, first, true));
+    n = snprintf(req, sizeof(req),
+                 "GET /api/v1/feed?limit=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                 "Connection: close\r\n\r\n",
+                 tok);
+    got = ft_http_raw_slow(&env, req, (size_t)n, out, cap, 10000, 6000);
+    body = strstr(out, "\r\n\r\n");
+    len_hdr = strstr(out, "\r\ncontent-length: ");
+    if (strncmp(out, "HTTP/1.1 200 ", 13) != 0 || body == NULL || len_hdr == NULL)
+        fail_msg("the page's answer to a slow reader begins: %.300s", out);
+    clen = strtol(len_hdr + 18, NULL, 10);
+    assert_true(clen > 800 * FP_POST_TEXT_MAX);
+    if (got != (long)(body + 4 - out) + clen)
+        fail_msg("a slow reader got %ld bytes of %ld", got, (long)(body + 4 - out) + clen);
+    free(first);
     free(out);
     free(text);
     free(tok);
@@ -1593,6 +1743,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_ribbon),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_http_strict),
+        cmocka_unit_test(test_http_edges),
         cmocka_unit_test(test_static_client),
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_stats),
@@ -1600,6 +1751,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_rabbitmq_outage),
         cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_large_answer),
+        cmocka_unit_test(test_close_slow_reader),
         cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_idle_publisher),

@@ -362,17 +362,23 @@ void ft_http_reply_free(ft_http_reply *r)
     memset(r, 0, sizeof(*r));
 }
 
-long ft_http_raw(ft_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
-                 int timeout_ms)
+/* ft_http_raw and ft_http_raw_slow: delay_ms > 0 makes the socket's
+ * receive buffer small and waits that long after sending, before reading. */
+static long gateway__raw(ft_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
+                         int timeout_ms, int delay_ms)
 {
     struct sockaddr_in a = {0};
     struct pollfd p;
     size_t got = 0;
     ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), waited = 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), waited = 0, small = 4096;
 
     if (fd < 0)
         return -1;
+    if (delay_ms > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) != 0) {
+        close(fd);
+        return -1;
+    }
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)e->port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -384,6 +390,8 @@ long ft_http_raw(ft_gateway_env *e, const void *req, size_t len, char *out, size
         close(fd);
         return 0;
     }
+    if (delay_ms > 0)
+        usleep((useconds_t)delay_ms * 1000);
     p.fd = fd;
     p.events = POLLIN;
     while (got + 1 < cap && waited < timeout_ms) {
@@ -399,6 +407,18 @@ long ft_http_raw(ft_gateway_env *e, const void *req, size_t len, char *out, size
     out[got] = '\0';
     close(fd);
     return (long)got;
+}
+
+long ft_http_raw(ft_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
+                 int timeout_ms)
+{
+    return gateway__raw(e, req, len, out, cap, timeout_ms, 0);
+}
+
+long ft_http_raw_slow(ft_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
+                      int timeout_ms, int delay_ms)
+{
+    return gateway__raw(e, req, len, out, cap, timeout_ms, delay_ms);
 }
 
 char *ft_gateway_token(ft_gateway_env *e, const char *sub)

@@ -61,6 +61,10 @@ void ft_http_reply_free(ft_http_reply *r);
  * Returns the bytes read, or -1 if it could not connect. */
 long ft_http_raw(ft_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
                  int timeout_ms);
+/* ft_http_raw by a slow reader: a small receive buffer, and nothing read
+ * for delay_ms after the request is sent. */
+long ft_http_raw_slow(ft_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
+                      int timeout_ms, int delay_ms);
 
 /* A user token (an hour, iat now) signed with the stack's secret. */
 char *ft_gateway_token(ft_gateway_env *e, const char *sub);
