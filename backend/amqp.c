@@ -558,19 +558,60 @@ static int amqp__read_confirm(fp_amqp *a, struct timeval *tv);
 static int amqp__release(fp_amqp *a);
 
 /*
+ * Past the confirm deadline: is the link stuck, or was the caller away
+ * (busy with its other links) while confirms came? True when nothing
+ * waits to be read on the publisher socket either.
+ */
+static bool amqp__stuck(fp_amqp *a)
+{
+    struct pollfd p = {.fd = amqp_get_sockfd(a->out), .events = POLLIN};
+
+    return poll(&p, 1, 0) == 0;
+}
+
+/*
+ * amqp__await's wait on both connections, the deferred acks sent first,
+ * for the sooner of to_stuck (the confirm deadline) and to_until (the
+ * caller's) ms. Returns 1 when the consumer connection is readable, 0
+ * when the publisher one is, -EAGAIN to look again (a signal, or the
+ * confirm deadline came), -ETIMEDOUT (the caller's time is up) or -EIO.
+ */
+static int amqp__await_poll(fp_amqp *a, int64_t to_stuck, int64_t to_until)
+{
+    int64_t wait = to_until < to_stuck ? to_until : to_stuck;
+    struct pollfd fds[2];
+    int rc;
+
+    if (amqp__flush_acks(a) != 0)
+        return -EIO; /* about to wait: the deferred acks go first */
+    fds[0] = (struct pollfd){.fd = amqp_get_sockfd(a->in), .events = POLLIN};
+    fds[1] = (struct pollfd){.fd = amqp_get_sockfd(a->out), .events = POLLIN};
+    rc = poll(fds, 2, wait > 0 ? (int)wait : 0);
+    if (rc < 0 && errno == EINTR)
+        return -EAGAIN;
+    if (rc < 0) {
+        amqp__set_error(a, -1, "%s: %s", "amqp consumer", strerror(errno));
+        return -EIO;
+    }
+    if (rc == 0)
+        return to_until <= to_stuck ? -ETIMEDOUT : -EAGAIN;
+    return fds[0].revents != 0 ? 1 : 0;
+}
+
+/*
  * While consumed messages are held for confirms (fp_amqp_ack_confirmed),
  * waits on both connections: confirms are read as they come and release
  * their acks. Returns 0 once the consumer connection has something to
  * read or nothing is held any more (*timeout_ms: what is left of the
  * wait), -ETIMEDOUT, or -EIO (also when no confirm came for timeout_ms of
- * the config: the link is taken as broken, like fp_amqp_confirm would).
- * Without held messages it returns at once.
+ * the config: the link is taken as broken, like fp_amqp_confirm would;
+ * time the caller spent elsewhere does not count when confirms came
+ * meanwhile). Without held messages it returns at once.
  */
 static int amqp__await(fp_amqp *a, int *timeout_ms)
 {
     struct timeval zero = {0, 0};
-    int64_t until = fp_time_mono_ms() + *timeout_ms, now, stuck, wait;
-    struct pollfd fds[2];
+    int64_t until = fp_time_mono_ms() + *timeout_ms, now, stuck;
     int rc;
 
     while (a->n_held > 0) {
@@ -579,26 +620,15 @@ static int amqp__await(fp_amqp *a, int *timeout_ms)
         if (!amqp_frames_enqueued(a->out) && !amqp_data_in_buffer(a->out)) {
             now = fp_time_mono_ms();
             stuck = a->confirm_ms + a->cfg.timeout_ms; /* no confirm for that long */
-            if (now >= stuck)
+            if (now >= stuck && amqp__stuck(a))
                 return amqp__confirm_timeout(a);
-            if (amqp__flush_acks(a) != 0)
-                return -EIO; /* about to wait: the deferred acks go first */
-            fds[0] = (struct pollfd){.fd = amqp_get_sockfd(a->in), .events = POLLIN};
-            fds[1] = (struct pollfd){.fd = amqp_get_sockfd(a->out), .events = POLLIN};
-            wait = (until < stuck ? until : stuck) - now;
-            rc = poll(fds, 2, wait > 0 ? (int)wait : 0);
-            if (rc < 0 && errno == EINTR)
-                continue;
-            if (rc < 0) {
-                amqp__set_error(a, -1, "%s: %s", "amqp consumer", strerror(errno));
-                return -EIO;
-            }
-            if (rc == 0 && fp_time_mono_ms() >= until)
-                return -ETIMEDOUT;
-            if (rc == 0)
-                continue; /* the confirm deadline: checked above */
-            if (fds[0].revents != 0)
+            rc = now < stuck ? amqp__await_poll(a, stuck - now, until - now) : 0;
+            if (rc == 1)
                 break;
+            if (rc == -EAGAIN)
+                continue;
+            if (rc < 0)
+                return rc;
         }
         rc = amqp__read_confirm(a, &zero);
         if (rc == -EIO || (rc == 0 && amqp__release(a) != 0))
@@ -907,13 +937,16 @@ int fp_amqp_wait_confirms(fp_amqp *a, int wake_fd, int timeout_ms)
     if (!amqp_frames_enqueued(a->out) && !amqp_data_in_buffer(a->out)) {
         now = fp_time_mono_ms();
         stuck = a->confirm_ms + a->cfg.timeout_ms; /* no confirm for that long */
-        if (now >= stuck)
-            return amqp__confirm_timeout(a);
-        rc = amqp__poll_out(a, wake_fd, stuck - now < timeout_ms ? (int)(stuck - now) : timeout_ms);
-        if (rc == -ETIMEDOUT && fp_time_mono_ms() >= stuck)
-            return amqp__confirm_timeout(a);
-        if (rc <= 0)
-            return rc;
+        if (now >= stuck && amqp__stuck(a))
+            return amqp__confirm_timeout(a); /* not when confirms came meanwhile */
+        if (now < stuck) {
+            rc = amqp__poll_out(a, wake_fd,
+                                stuck - now < timeout_ms ? (int)(stuck - now) : timeout_ms);
+            if (rc == -ETIMEDOUT && fp_time_mono_ms() >= stuck)
+                return amqp__confirm_timeout(a);
+            if (rc <= 0)
+                return rc;
+        }
     }
     /* Everything that came: whole frames until none is left to read. */
     while (a->n_pending > 0) {

@@ -14,7 +14,8 @@
  * does not get those messages again.
  *
  * A link whose confirms stop coming (RabbitMQ hangs) is given up after
- * timeout_ms, and its held messages come again.
+ * timeout_ms, and its held messages come again; a caller busy elsewhere
+ * for that long is not taken for it.
  *
  * A consumer whose queue goes away (deleted, or lost with its RabbitMQ
  * node) hears of it: fp_amqp_next fails, so the bridge reconnects and
@@ -326,6 +327,48 @@ static void test_confirm_timeout_breaks_the_link(void **state)
     fp_amqp_free(a);
 }
 
+/*
+ * Time the caller spends away from the link (the bridge waiting on its
+ * MQTT link or on Redis) is not RabbitMQ withholding confirms: a confirm
+ * that came meanwhile, waiting in the socket, is read and releases its
+ * held ack, in fp_amqp_next as in fp_amqp_wait_confirms, however long
+ * past timeout_ms the caller comes back.
+ */
+static void test_away_is_no_confirm_timeout(void **state)
+{
+    char other[48];
+    fp_amqp_config c;
+    fp_amqp *a = NULL;
+    fp_amqp_msg m;
+
+    (void)state;
+    snprintf(other, sizeof(other), "%s-away", node);
+    c = link_config(other, false);
+    c.timeout_ms = 1000;
+    if (fp_amqp_open(&a, &c) != 0)
+        fail_msg("fp_amqp_open: %s", fp_amqp_errstr(a));
+    send_deliveries(other, 1);
+    if (fp_amqp_next(a, &m, 5000) != 0)
+        fail_msg("no delivery: %s", fp_amqp_errstr(a));
+    assert_int_equal(fp_amqp_publish(a, FP_EXCHANGE_DELIVER, "nowhere", "{}", 2), 0);
+    assert_int_equal(fp_amqp_ack_confirmed(a, m.tag), 0);
+    usleep(1500 * 1000); /* away for longer than timeout_ms */
+    if (fp_amqp_next(a, &m, 300) != -ETIMEDOUT)
+        fail_msg("fp_amqp_next after a while away: %s", fp_amqp_errstr(a));
+    assert_int_equal(fp_amqp_confirmed(a), fp_amqp_published(a));
+
+    assert_int_equal(fp_amqp_publish(a, FP_EXCHANGE_DELIVER, "nowhere", "{}", 2), 0);
+    usleep(1500 * 1000);
+    if (fp_amqp_wait_confirms(a, -1, 300) != 0)
+        fail_msg("fp_amqp_wait_confirms after a while away: %s", fp_amqp_errstr(a));
+    assert_int_equal(fp_amqp_confirmed(a), fp_amqp_published(a));
+    fp_amqp_free(a);
+    a = node_link(other); /* the delivery was acked: it does not come again */
+    assert_non_null(a);
+    assert_int_equal(fp_amqp_next(a, &m, 1000), -ETIMEDOUT);
+    fp_amqp_free(a);
+}
+
 /* Deletes queue through a connection of its own, as an operator would. */
 static void delete_queue(const char *queue)
 {
@@ -462,6 +505,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_acks_keep_the_window_open),
         cmocka_unit_test(test_acks_sent_before_waiting),
         cmocka_unit_test(test_confirm_timeout_breaks_the_link),
+        cmocka_unit_test(test_away_is_no_confirm_timeout),
         cmocka_unit_test(test_lost_queue_is_a_failure),
         cmocka_unit_test(test_check_consumers),
         cmocka_unit_test(test_publisher_memory))

@@ -24,6 +24,7 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "fp_jws.h"
 #include "gateway_env.h"
 #include "ft_main.h"
 
@@ -432,10 +433,47 @@ static void test_dead_letters(void **state)
     assert_int_equal(r.status, 2);
 }
 
+/* A letter whose body is not UTF-8 (the bridge dead-letters it as
+ * malformed): --json gives its body as null and its exact bytes in
+ * body_base64url, and the output is still valid JSON. */
+static void test_dead_letter_bytes(void **state)
+{
+    static const char bad[] = "{\"type\":\"post.created\",\"text\":\"\xff\xfe\"}";
+    const cJSON *e, *b64;
+    unsigned char *bytes;
+    ft_run_result r;
+    cJSON *arr;
+    size_t n;
+
+    (void)state;
+    dead_depth_is(0);
+    assert_int_equal(ft_node_publish(&env.b, "post.created", bad), 0);
+    dead_depth_is(1);
+    dead_letters(&r, NULL, "--json", NULL);
+    assert_int_equal(r.status, 0);
+    arr = cJSON_Parse(r.out);
+    if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != 1)
+        fail_msg("not a JSON array of one letter: %.300s", r.out);
+    e = cJSON_GetArrayItem(arr, 0);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(e, "body")));
+    b64 = cJSON_GetObjectItem(e, "body_base64url");
+    assert_true(cJSON_IsString(b64));
+    bytes = fp_b64url_decode(b64->valuestring, strlen(b64->valuestring), &n);
+    assert_non_null(bytes);
+    assert_int_equal(n, sizeof(bad) - 1);
+    assert_memory_equal(bytes, bad, n);
+    free(bytes);
+    cJSON_Delete(arr);
+    dead_letters(&r, NULL, "purge", "--yes", NULL);
+    assert_int_equal(r.status, 0);
+    dead_depth_is(0);
+}
+
 /* clang-format off */
 FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_terminal_walkthrough),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_unreachable),
-        cmocka_unit_test(test_dead_letters))
+        cmocka_unit_test(test_dead_letters),
+        cmocka_unit_test(test_dead_letter_bytes))
 /* clang-format on */

@@ -18,6 +18,8 @@
 #include "feedctl.h"
 #include "fp_amqp.h"
 #include "fp_config.h"
+#include "fp_json.h"
+#include "fp_jws.h"
 
 #define DEAD_TIMEOUT_MS 10000
 #define DEAD_LIST_DEFAULT 100
@@ -156,21 +158,43 @@ static void dead__print_line(uint32_t n, const fp_amqp_dead *d)
     fputs(d->len > shown ? "...\n" : "\n", stdout);
 }
 
+/* d's body into o: as the string "body" when it is strict UTF-8 without
+ * a NUL byte (what JSON can hold as it is), else "body" null and its
+ * exact bytes in "body_base64url" (unpadded): a dead letter is often
+ * exactly the body that is not text. true, or false when out of memory. */
+static bool dead__json_body(cJSON *o, const fp_amqp_dead *d)
+{
+    char *text;
+    bool ok;
+
+    if (d->len == 0 ||
+        (fp_json_utf8_valid(d->body, d->len) && memchr(d->body, '\0', d->len) == NULL)) {
+        text = malloc(d->len + 1);
+        if (text == NULL)
+            return false;
+        if (d->len > 0)
+            memcpy(text, d->body, d->len);
+        text[d->len] = '\0';
+        ok = cJSON_AddStringToObject(o, "body", text) != NULL;
+    } else {
+        text = fp_b64url_encode(d->body, d->len);
+        ok = text != NULL && cJSON_AddNullToObject(o, "body") != NULL &&
+             cJSON_AddStringToObject(o, "body_base64url", text) != NULL;
+    }
+    free(text);
+    return ok;
+}
+
 /* d as a JSON object added to arr. 0 or -ENOMEM. */
 static int dead__json_add(cJSON *arr, const fp_amqp_dead *d)
 {
     cJSON *o = cJSON_CreateObject();
-    char *body = malloc(d->len + 1);
     bool ok;
 
-    if (o == NULL || body == NULL || !cJSON_AddItemToArray(arr, o)) {
+    if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
         cJSON_Delete(o);
-        free(body);
         return -ENOMEM;
     }
-    if (d->len > 0)
-        memcpy(body, d->body, d->len);
-    body[d->len] = '\0';
     ok = cJSON_AddStringToObject(o, "routing_key", d->routing_key) != NULL &&
          cJSON_AddStringToObject(o, "reason", d->reason) != NULL &&
          cJSON_AddStringToObject(o, "batch", d->batch) != NULL &&
@@ -178,8 +202,7 @@ static int dead__json_add(cJSON *arr, const fp_amqp_dead *d)
          cJSON_AddStringToObject(o, "death_queue", d->death_queue) != NULL &&
          cJSON_AddStringToObject(o, "death_reason", d->death_reason) != NULL &&
          cJSON_AddNumberToObject(o, "death_count", (double)d->death_count) != NULL &&
-         cJSON_AddStringToObject(o, "body", body) != NULL;
-    free(body);
+         dead__json_body(o, d);
     return ok ? 0 : -ENOMEM;
 }
 
