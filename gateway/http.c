@@ -348,8 +348,8 @@ static int http__on_body(struct lws *wsi, http__session *s, const void *in, size
     size_t max = (size_t)http__gw(wsi)->cfg.max_body_bytes;
     char *grown;
 
-    if (s->responding)
-        return 0; /* already refused: drain */
+    if (s->responding || !s->awaiting_body)
+        return 0; /* already refused, or answered without a body: drain */
     if (s->body_len + len > max)
         return -1; /* more than its Content-Length said: drop */
     if (s->body_len + len + 1 > s->body_cap) {
@@ -452,6 +452,10 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_HTTP_BODY:
         return http__on_body(wsi, s, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        /* Only for a body waited for: lws also completes a POST with
+         * Content-Length: 0, which was answered from LWS_CALLBACK_HTTP. */
+        if (!s->awaiting_body)
+            return 0;
         s->awaiting_body = false;
         lws_set_timer_usecs(wsi, LWS_SET_TIMER_USEC_CANCEL);
         return s->responding ? 0 : http__dispatch(wsi, s);
