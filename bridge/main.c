@@ -264,6 +264,12 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
             fb_stats_add(&b->stats, FB_STAT_RECONNECTS_REDIS, 1);
             if (main__store_up(b) != 0)
                 break;
+            /* With redis_min_replicas, what the message wrote before may
+             * be lost with a primary no replica had caught up with, and
+             * the WAIT after the reconnect covers only what this link
+             * writes: a batch goes again from its first event. */
+            if (stage1 && b->cfg.redis_min_replicas > 0)
+                fb_fanout_begin(b);
         } else if (out == FB_RETRY_MQTT) {
             fp_warn("%s; publishing again once the broker is back", fb_mqtt_errstr(b->node.mqtt));
             main__sleep(MAIN__BACKOFF_MIN_MS);

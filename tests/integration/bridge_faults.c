@@ -423,6 +423,71 @@ static void test_sigterm_mid_stream(void **state)
     stop_mid_stream(SIGTERM, "st_", STREAM_POSTS / 2);
 }
 
+/* The bridge again, started with redis_min_replicas (set) or without. */
+static void bridge_min_replicas(bool set)
+{
+    int status = ft_node_bridge_signal(&env, 1, SIGTERM, 5000);
+
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    if (set) {
+        setenv("FEEDPUSH_REDIS_MIN_REPLICAS", "1", 1);
+        setenv("FEEDPUSH_REDIS_WAIT_TIMEOUT_MS", "100", 1);
+    }
+    restart_bridge();
+    unsetenv("FEEDPUSH_REDIS_MIN_REPLICAS");
+    unsetenv("FEEDPUSH_REDIS_WAIT_TIMEOUT_MS");
+}
+
+static ft_server replica;  /* test_batch_again_after_sync_failed's */
+static bool with_replicas; /* the bridge runs with redis_min_replicas */
+
+/* Stops that test's replica and gives the bridge its usual settings back,
+ * also after a failure. */
+static int replicas_cleanup(void **state)
+{
+    if (replica.pid > 0)
+        ft_server_stop(&replica);
+    memset(&replica, 0, sizeof(replica));
+    if (with_replicas && env.node[0].bridge > 0)
+        bridge_min_replicas(false);
+    with_replicas = false;
+    return cleanup(state);
+}
+
+/*
+ * redis_min_replicas 1 and no replica: a batch of two follows is written
+ * but not acknowledged by a replica (WAIT fails), and its writes are
+ * then lost, as a primary's are when it dies before a replica caught up
+ * (here they are deleted). Once a replica is there, the batch is acked
+ * with both follows in Redis: after each reconnect the batch went again
+ * from its first event, rather than from where it stopped, which would
+ * have run only the WAIT.
+ */
+static void test_batch_again_after_sync_failed(void **state)
+{
+    long long batches;
+
+    (void)state;
+    with_replicas = true;
+    bridge_min_replicas(true);
+    batches = ft_node_stat(&env, 1, "event_batches");
+    assert_int_equal(
+        ft_node_publish(
+            &env, "batch",
+            "{\"type\":\"batch\",\"events\":["
+            "{\"type\":\"follow.created\",\"follower_id\":\"rb1\",\"followee_id\":\"rbw\"},"
+            "{\"type\":\"follow.created\",\"follower_id\":\"rb2\",\"followee_id\":\"rbw\"}]}"),
+        0);
+    assert_int_equal(ft_redis_wait_member(env.p.redis.port, "followers:rbw", "rb1", 10000), 1);
+    assert_int_equal(ft_redis_wait_member(env.p.redis.port, "followers:rbw", "rb2", 10000), 1);
+    assert_true(ft_node_stat(&env, 1, "event_batches") <= batches); /* not acked: no replica */
+    rq_ok(rq("DEL followers:rbw following:rb1 following:rb2"));
+    assert_int_equal(ft_server_start_replica(&replica, &env.p.redis), 0);
+    assert_true(ft_node_stat_wait(&env, 1, "event_batches", batches + 1, 20000) >= batches + 1);
+    assert_int_equal(rq_int("SISMEMBER followers:rbw rb1"), 1);
+    assert_int_equal(rq_int("SISMEMBER followers:rbw rb2"), 1);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_redis_client_kill_and_pause, cleanup),
@@ -432,5 +497,6 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_bridge_sigkill, cleanup),
         cmocka_unit_test_teardown(test_mosquitto_restart, cleanup),
         cmocka_unit_test_teardown(test_sigint_mid_stream, cleanup),
-        cmocka_unit_test_teardown(test_sigterm_mid_stream, cleanup))
+        cmocka_unit_test_teardown(test_sigterm_mid_stream, cleanup),
+        cmocka_unit_test_teardown(test_batch_again_after_sync_failed, replicas_cleanup))
 /* clang-format on */
