@@ -545,6 +545,12 @@ static void *redis__main(void *arg)
         }
         if (fp_time_mono_ms() < rs->next_attempt_ms) {
             redis__wait(rs, rs->next_attempt_ms - fp_time_mono_ms());
+            /* The Sentinels' notices are read while down too: one left
+             * unread, or a watch the Sentinel closed, would end every
+             * wait at once (a thread spinning on a core of the broker's
+             * machine). A new primary is tried at once. */
+            if (rs->sentinel != NULL && fp_sentinel_switched(rs->sentinel) == 1)
+                rs->next_attempt_ms = fp_time_mono_ms();
             continue;
         }
         if (redis__connect(rs) != 0) {
