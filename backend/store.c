@@ -55,11 +55,36 @@ void store__fail(fp_store *s, const char *what)
 
 static void store__disconnect(fp_store *s);
 
+/*
+ * Is an error reply one of Redis's passing states rather than a refusal
+ * of the command itself: out of memory under noeviction (OOM), a script
+ * running too long (BUSY), a restart loading its data (LOADING), a
+ * replica cut off from its primary (MASTERDOWN), too few replicas for
+ * min-replicas-to-write (NOREPLICAS), a failing snapshot (MISCONF), a
+ * cluster in flux (TRYAGAIN, CLUSTERDOWN)? The code is the reply's first
+ * word.
+ */
+static bool store__transient(const char *text)
+{
+    static const char *const codes[] = {"OOM",        "BUSY",    "LOADING",  "MASTERDOWN",
+                                        "NOREPLICAS", "MISCONF", "TRYAGAIN", "CLUSTERDOWN"};
+    size_t i, n;
+
+    for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+        n = strlen(codes[i]);
+        if (strncmp(text, codes[i], n) == 0 && (text[n] == ' ' || text[n] == '\0'))
+            return true;
+    }
+    return false;
+}
+
 /* Records an error reply (or a reply of the wrong shape when r is not an
  * error). Returns -EPROTO; but a READONLY reply (the server became a
  * replica: a failover) returns -EIO and marks the connection unusable
  * (store__connected drops it), so the caller reconnects to the new
- * primary. Callers may still read the rest of a pipeline. */
+ * primary; and one of Redis's passing states (store__transient) returns
+ * -EBUSY: the same call may succeed a little later. Callers may still
+ * read the rest of a pipeline. */
 int store__protocol(fp_store *s, const char *what, const redisReply *r)
 {
     s->err = REDIS_ERR_OTHER;
@@ -71,6 +96,8 @@ int store__protocol(fp_store *s, const char *what, const redisReply *r)
         s->readonly = true;
         return -EIO;
     }
+    if (r != NULL && r->type == REDIS_REPLY_ERROR && store__transient(r->str))
+        return -EBUSY;
     return -EPROTO;
 }
 

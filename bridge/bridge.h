@@ -138,6 +138,7 @@ typedef enum {
     FB_DONE = 0,      /* acked or rejected: next message */
     FB_RETRY_STORE,   /* Redis connection failed: reconnect and handle it again */
     FB_STORE_REFUSED, /* Redis answered with an error: retry a few times, then dead-letter */
+    FB_STORE_BUSY,    /* Redis is in a passing state (OOM, LOADING...): wait, handle again */
     FB_RETRY_MQTT,    /* the local broker failed: wait for it, handle again */
     FB_LOST_AMQP,     /* RabbitMQ failed: reconnect; unacked work is redelivered */
 } fb_outcome;

@@ -169,12 +169,21 @@ static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev, c
 }
 
 /* What a store call's result means for the message. */
+/* A failed store call's outcome: refused (-EPROTO), Redis in a passing
+ * state (-EBUSY), else the link to repair. */
+static fb_outcome fanout__store_error(int rc)
+{
+    if (rc == -EPROTO)
+        return FB_STORE_REFUSED;
+    return rc == -EBUSY ? FB_STORE_BUSY : FB_RETRY_STORE;
+}
+
 static fb_outcome fanout__store_outcome(int rc, bool *dead)
 {
     *dead = rc == -EINVAL;
     if (rc == 0 || rc == -EINVAL)
         return FB_DONE;
-    return rc == -EPROTO ? FB_STORE_REFUSED : FB_RETRY_STORE;
+    return fanout__store_error(rc);
 }
 
 /* A post once its store call answered rc with *f: the counters, the live
@@ -273,7 +282,7 @@ static fb_outcome fanout__synced(fb_bridge *b)
     }
     if (rc == 0)
         return FB_DONE;
-    return rc == -EPROTO ? FB_STORE_REFUSED : FB_RETRY_STORE;
+    return fanout__store_error(rc);
 }
 
 /*

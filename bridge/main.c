@@ -237,7 +237,7 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
 {
     bool stage1 = msg->source == FP_AMQP_SRC_EVENTS;
     int64_t start = fp_time_mono_us();
-    int refused = 0, wait = MAIN__BACKOFF_MIN_MS;
+    int refused = 0, busy = 0, wait = MAIN__BACKOFF_MIN_MS;
     char reason[256];
     fb_outcome out;
 
@@ -258,6 +258,13 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
         if (out == FB_STORE_REFUSED) {
             fp_warn("redis refused an event (%s); retrying in %d ms", fp_store_errstr(b->store),
                     wait);
+            main__backoff(&wait);
+        } else if (out == FB_STORE_BUSY) {
+            /* Not the event's fault: waited out, however long, never
+             * dead-lettered. Said once per event, then at debug level. */
+            fp_log(busy++ == 0 ? FP_LOG_WARN : FP_LOG_DEBUG,
+                   "redis cannot take the event now (%s); retrying (backoff up to %d ms)",
+                   fp_store_errstr(b->store), MAIN__BACKOFF_MAX_MS);
             main__backoff(&wait);
         } else if (out == FB_RETRY_STORE) {
             fp_warn("redis: %s; reconnecting", fp_store_errstr(b->store));

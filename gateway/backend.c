@@ -652,7 +652,7 @@ bool fg_publish(fg_gateway *gw, const fp_event *ev, fg_response *resp)
 
 void fg_respond_store_error(fg_gateway *gw, fg_response *resp, int rc, const char *what)
 {
-    if (rc == -EIO) {
+    if (rc == -EIO || rc == -EBUSY) { /* down, or in a passing state (OOM, LOADING...) */
         fg_respond_unavailable(resp, "redis");
         return;
     }

@@ -423,6 +423,47 @@ static void test_sigterm_mid_stream(void **state)
     stop_mid_stream(SIGTERM, "st_", STREAM_POSTS / 2);
 }
 
+/* Gives Redis its memory back, also after a failure. */
+static int oom_cleanup(void **state)
+{
+    freeReplyObject(rq("CONFIG SET maxmemory 0"));
+    return cleanup(state);
+}
+
+/*
+ * Redis out of memory (maxmemory reached under noeviction: it refuses
+ * every write with OOM) is a passing state, not a bad event: the bridge
+ * tries the event again and again with a backoff, well past the five
+ * refusals after which a refused event is dead-lettered, and applies it
+ * once Redis has room. Nothing is dead-lettered.
+ */
+static void test_redis_oom_waited_out(void **state)
+{
+    const char *log = env.node[0].bridge_log;
+    long from = ft_log_size(log);
+    int dead = ft_node_queue_depth(&env, "feed.events.dead");
+    int i;
+
+    (void)state;
+    rq_ok(rq("CONFIG SET maxmemory 1"));
+    assert_int_equal(
+        ft_node_publish(
+            &env, "follow.created",
+            "{\"type\":\"follow.created\",\"follower_id\":\"ro1\",\"followee_id\":\"row\"}"),
+        0);
+    for (i = 0; i < 400 && ft_log_count(log, from, "redis cannot take the event now") < 7; i++)
+        ft_sleep_ms(25);
+    if (ft_log_count(log, from, "redis cannot take the event now") < 7)
+        fail_msg("the bridge did not keep trying the event: %d tries logged",
+                 ft_log_count(log, from, "redis cannot take the event now"));
+    assert_true(ft_log_count(log, from, "OOM command not allowed") >= 1); /* the reason, said */
+    assert_int_equal(ft_node_queue_depth(&env, "feed.events.dead"), dead);
+    assert_int_equal(rq_int("SCARD followers:row"), 0);
+    rq_ok(rq("CONFIG SET maxmemory 0"));
+    assert_int_equal(ft_redis_wait_member(env.p.redis.port, "followers:row", "ro1", 10000), 1);
+    assert_int_equal(ft_node_queue_depth(&env, "feed.events.dead"), dead);
+}
+
 /* The bridge again, started with redis_min_replicas (set) or without. */
 static void bridge_min_replicas(bool set)
 {
@@ -498,5 +539,6 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_mosquitto_restart, cleanup),
         cmocka_unit_test_teardown(test_sigint_mid_stream, cleanup),
         cmocka_unit_test_teardown(test_sigterm_mid_stream, cleanup),
+        cmocka_unit_test_teardown(test_redis_oom_waited_out, oom_cleanup),
         cmocka_unit_test_teardown(test_batch_again_after_sync_failed, replicas_cleanup))
 /* clang-format on */
