@@ -41,9 +41,46 @@ char *fp_b64url_encode(const void *data, size_t n)
     return out;
 }
 
+/* The 6-bit value of a base64url character, or -1 for any other. */
+static int jws__b64url_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    return c == '_' ? 63 : -1;
+}
+
 /*
- * Maps to standard base64, pads, and decodes with EVP_DecodeBlock, which
- * counts the padding as zero bytes: they are taken off again.
+ * Is src (n characters) base64url in its one canonical spelling: only
+ * the alphabet's characters (no padding, no whitespace, none of standard
+ * base64's + and /), and a last character whose bits past the data are
+ * zero? Without the last check a token had four spellings or more that
+ * all verified (RFC 4648, section 3.5).
+ */
+static bool jws__b64url_canonical(const char *src, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (jws__b64url_value(src[i]) < 0)
+            return false;
+    }
+    if (n % 4 == 2)
+        return (jws__b64url_value(src[n - 1]) & 0x0f) == 0;
+    if (n % 4 == 3)
+        return (jws__b64url_value(src[n - 1]) & 0x03) == 0;
+    return n % 4 == 0;
+}
+
+/*
+ * Checks that src is canonical base64url, maps it to standard base64,
+ * pads, and decodes with EVP_DecodeBlock, which counts the padding as
+ * zero bytes: they are taken off again.
  */
 unsigned char *fp_b64url_decode(const char *src, size_t n, size_t *out_len)
 {
@@ -52,7 +89,7 @@ unsigned char *fp_b64url_decode(const char *src, size_t n, size_t *out_len)
     unsigned char *out = malloc((n + pad) / 4 * 3 + 1);
     int r = -1;
 
-    if (in != NULL && out != NULL && n % 4 != 1) {
+    if (in != NULL && out != NULL && jws__b64url_canonical(src, n)) {
         for (i = 0; i < n; i++) {
             if (src[i] == '-')
                 in[i] = '+';

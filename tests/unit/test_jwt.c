@@ -408,6 +408,21 @@ static void test_bad_signature(void **state)
     tok[strlen(tok) - 4] = '\0';
     expect_refused_free(g.rs, tok, FP_JWT_E_SIGNATURE);
     expect_refused_free(g.es, read_token("es256-der.jwt"), FP_JWT_E_SIGNATURE);
+    /* The same signature spelled another way: a last character with a
+     * bit set past the data, which decodes to the same bytes (base64url
+     * has one spelling of each value; the canonical one verifies above). */
+    for (i = 0; i < 3; i++) {
+        static const char abc[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        char *last;
+
+        tok = read_token(files[i]);
+        last = tok + strlen(tok) - 1;
+        assert_non_null(strchr(abc, *last));
+        assert_int_equal((strchr(abc, *last) - abc) & 1, 0);
+        *last = abc[(strchr(abc, *last) - abc) | 1];
+        expect_refused_free(vs[i], tok, FP_JWT_E_SIGNATURE);
+    }
     /* Signed with a different secret. */
     expect_refused_free(g.hs,
                         sign_hs(HDR_HS, "{" GOOD ",\"sub\":\"u\"}",
