@@ -186,19 +186,24 @@ int fp_amqp_dead_get(fp_amqp *a, fp_amqp_dead *d)
     return 1;
 }
 
-int fp_amqp_dead_replay(fp_amqp *a, const fp_amqp_dead *d)
+/* Acks the letter taken with tag: it leaves the queue. 0 or -EIO. */
+static int dead__ack(fp_amqp *a, uint64_t tag)
 {
-    int rc;
+    int rc = amqp_basic_ack(a->out, AMQP__CHANNEL, tag, 0);
 
-    if (fp_amqp_publish(a, FP_EXCHANGE_EVENTS, d->routing_key, d->body, d->len) != 0 ||
-        fp_amqp_confirm(a) != 0)
-        return -EIO;
-    rc = amqp_basic_ack(a->out, AMQP__CHANNEL, d->tag, 0);
     if (rc != AMQP_STATUS_OK) {
         amqp__set_error(a, rc, "%s: %s", "amqp ack", amqp_error_string2(rc));
         return -EIO;
     }
     return 0;
+}
+
+int fp_amqp_dead_replay(fp_amqp *a, const fp_amqp_dead *d)
+{
+    if (fp_amqp_publish(a, FP_EXCHANGE_EVENTS, d->routing_key, d->body, d->len) != 0 ||
+        fp_amqp_confirm(a) != 0)
+        return -EIO;
+    return dead__ack(a, d->tag);
 }
 
 /*
@@ -251,12 +256,7 @@ int fp_amqp_dead_keep(fp_amqp *a, const fp_amqp_dead *d)
     free(headers); /* encoded by the publish */
     if (rc != 0 || fp_amqp_confirm(a) != 0)
         return -EIO;
-    rc = amqp_basic_ack(a->out, AMQP__CHANNEL, d->tag, 0);
-    if (rc != AMQP_STATUS_OK) {
-        amqp__set_error(a, rc, "%s: %s", "amqp ack", amqp_error_string2(rc));
-        return -EIO;
-    }
-    return 0;
+    return dead__ack(a, d->tag);
 }
 
 int fp_amqp_dead_purge(fp_amqp *a, uint32_t *n)

@@ -284,14 +284,30 @@ static void test_acks_sent_before_waiting(void **state)
     fp_amqp_free(a);
 }
 
+/* A stage-2 link of its own for node_id with timeout_ms 1 s, on port (a
+ * relay's, or RabbitMQ's), with one delivery taken into *m. */
+static fp_amqp *taken_one(const char *node_id, int on_port, fp_amqp_msg *m)
+{
+    fp_amqp_config c = link_config(node_id, false);
+    fp_amqp *a = NULL;
+
+    c.port = on_port;
+    c.timeout_ms = 1000;
+    if (fp_amqp_open(&a, &c) != 0)
+        fail_msg("fp_amqp_open on port %d: %s", on_port, fp_amqp_errstr(a));
+    send_deliveries(node_id, 1);
+    if (fp_amqp_next(a, m, 5000) != 0)
+        fail_msg("no delivery: %s", fp_amqp_errstr(a));
+    return a;
+}
+
 /* A held ack whose confirm never comes (a relay holds RabbitMQ's answers
  * to the link): fp_amqp_next fails once timeout_ms has passed without a
  * confirm, and the held message comes again on a new link. */
 static void test_confirm_timeout_breaks_the_link(void **state)
 {
     char other[48];
-    fp_amqp_config c;
-    fp_amqp *a = NULL;
+    fp_amqp *a;
     fp_amqp_msg m;
     ft_proxy *px;
     int64_t t0;
@@ -299,14 +315,7 @@ static void test_confirm_timeout_breaks_the_link(void **state)
     (void)state;
     snprintf(other, sizeof(other), "%s-stall", node);
     assert_int_equal(ft_proxy_start(&px, port), 0);
-    c = link_config(other, false);
-    c.port = ft_proxy_port(px);
-    c.timeout_ms = 1000;
-    if (fp_amqp_open(&a, &c) != 0)
-        fail_msg("fp_amqp_open through the relay: %s", fp_amqp_errstr(a));
-    send_deliveries(other, 1);
-    if (fp_amqp_next(a, &m, 5000) != 0)
-        fail_msg("no delivery: %s", fp_amqp_errstr(a));
+    a = taken_one(other, ft_proxy_port(px), &m);
     assert_true(ft_proxy_hold(px) >= 2); /* both connections of the link */
     assert_int_equal(fp_amqp_publish(a, FP_EXCHANGE_DELIVER, "nowhere", "{}", 2), 0);
     assert_int_equal(fp_amqp_ack_confirmed(a, m.tag), 0);
@@ -337,19 +346,12 @@ static void test_confirm_timeout_breaks_the_link(void **state)
 static void test_away_is_no_confirm_timeout(void **state)
 {
     char other[48];
-    fp_amqp_config c;
-    fp_amqp *a = NULL;
+    fp_amqp *a;
     fp_amqp_msg m;
 
     (void)state;
     snprintf(other, sizeof(other), "%s-away", node);
-    c = link_config(other, false);
-    c.timeout_ms = 1000;
-    if (fp_amqp_open(&a, &c) != 0)
-        fail_msg("fp_amqp_open: %s", fp_amqp_errstr(a));
-    send_deliveries(other, 1);
-    if (fp_amqp_next(a, &m, 5000) != 0)
-        fail_msg("no delivery: %s", fp_amqp_errstr(a));
+    a = taken_one(other, port, &m);
     assert_int_equal(fp_amqp_publish(a, FP_EXCHANGE_DELIVER, "nowhere", "{}", 2), 0);
     assert_int_equal(fp_amqp_ack_confirmed(a, m.tag), 0);
     usleep(1500 * 1000); /* away for longer than timeout_ms */
