@@ -238,15 +238,22 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
     bool stage1 = msg->source == FP_AMQP_SRC_EVENTS;
     int64_t start = fp_time_mono_us();
     int refused = 0, busy = 0, wait = MAIN__BACKOFF_MIN_MS;
+    size_t next;
     char reason[256];
     fb_outcome out;
 
     if (stage1)
         fb_fanout_begin(b);
     for (;;) {
+        next = b->batch_next;
         out = stage1 ? fb_fanout_handle(b, msg) : fb_deliver_handle(b, msg);
         if (out == FB_DONE || main__stop)
             break;
+        if (b->batch_next != next) { /* a batch went on: its next event's own tries */
+            refused = 0;
+            busy = 0;
+            wait = MAIN__BACKOFF_MIN_MS;
+        }
         if (out == FB_STORE_REFUSED && ++refused >= MAIN__REFUSED_TRIES) {
             snprintf(reason, sizeof(reason), "redis kept refusing it: %s",
                      fp_store_errstr(b->store));

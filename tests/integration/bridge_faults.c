@@ -423,6 +423,45 @@ static void test_sigterm_mid_stream(void **state)
     stop_mid_stream(SIGTERM, "st_", STREAM_POSTS / 2);
 }
 
+/*
+ * Redis refusals (WRONGTYPE) count per event of a batch: the first event
+ * is refused twice, then its key is mended and it goes through; the
+ * second is refused for good and gets its own five tries (four logged,
+ * the fifth dead-letters it), not what the first left of them.
+ */
+static void test_batch_refusals_per_event(void **state)
+{
+    const char *log = env.node[0].bridge_log;
+    long from = ft_log_size(log);
+    int dead = ft_node_queue_depth(&env, "feed.events.dead");
+    int i;
+
+    (void)state;
+    rq_ok(rq("SET followers:rrw not-a-set"));
+    rq_ok(rq("SET followers:rrv not-a-set"));
+    assert_int_equal(
+        ft_node_publish(
+            &env, "batch",
+            "{\"type\":\"batch\",\"events\":["
+            "{\"type\":\"follow.created\",\"follower_id\":\"rr1\",\"followee_id\":\"rrw\"},"
+            "{\"type\":\"follow.created\",\"follower_id\":\"rr2\",\"followee_id\":\"rrv\"}]}"),
+        0);
+    assert_int_equal(ft_log_wait(log, from, "redis refused an event", 10000), 1);
+    for (i = 0; i < 200 && ft_log_count(log, from, "redis refused an event") < 2; i++)
+        ft_sleep_ms(5);
+    rq_ok(rq("DEL followers:rrw"));
+    assert_int_equal(ft_redis_wait_member(env.p.redis.port, "followers:rrw", "rr1", 10000), 1);
+    for (i = 0; i < 400 && ft_node_queue_depth(&env, "feed.events.dead") != dead + 1; i++)
+        ft_sleep_ms(25);
+    assert_int_equal(ft_node_queue_depth(&env, "feed.events.dead"), dead + 1);
+    /* The first event's two or more, then the second's four. */
+    if (ft_log_count(log, from, "redis refused an event") < 6)
+        fail_msg("%d refusals logged: the second event did not get its own five tries",
+                 ft_log_count(log, from, "redis refused an event"));
+    assert_int_equal(ft_log_count(log, from, "dead-lettering event 2 of a batch of 2"), 1);
+    rq_ok(rq("DEL followers:rrv"));
+}
+
 /* Gives Redis its memory back, also after a failure. */
 static int oom_cleanup(void **state)
 {
@@ -539,6 +578,7 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_mosquitto_restart, cleanup),
         cmocka_unit_test_teardown(test_sigint_mid_stream, cleanup),
         cmocka_unit_test_teardown(test_sigterm_mid_stream, cleanup),
+        cmocka_unit_test_teardown(test_batch_refusals_per_event, cleanup),
         cmocka_unit_test_teardown(test_redis_oom_waited_out, oom_cleanup),
         cmocka_unit_test_teardown(test_batch_again_after_sync_failed, replicas_cleanup))
 /* clang-format on */
