@@ -168,7 +168,6 @@ static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev, c
     return out;
 }
 
-/* What a store call's result means for the message. */
 /* A failed store call's outcome: refused (-EPROTO), Redis in a passing
  * state (-EBUSY), else the link to repair. */
 static fb_outcome fanout__store_error(int rc)
@@ -178,6 +177,7 @@ static fb_outcome fanout__store_error(int rc)
     return rc == -EBUSY ? FB_STORE_BUSY : FB_RETRY_STORE;
 }
 
+/* What a store call's result means for the message. */
 static fb_outcome fanout__store_outcome(int rc, bool *dead)
 {
     *dead = rc == -EINVAL;
