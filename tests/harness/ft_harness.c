@@ -238,26 +238,50 @@ int ft_server_kill(ft_server *s)
     return ft_server_stop(s); /* reaps leftovers (epmd) and forgets it */
 }
 
-int ft_server_running(const ft_server *s)
+/* The fields of /proc/<pid>/stat after "pid (comm) " (the command name
+ * may hold spaces and parentheses: it ends at the last ')'), read into
+ * buf: the state first. NULL when there is no such process. */
+static const char *harness__proc_stat(long pid, char *buf, size_t len)
 {
-    char path[64], buf[512], *paren;
+    char path[64], *paren;
     size_t n;
     FILE *f;
 
-    if (s->pid <= 0)
-        return 0;
-    snprintf(path, sizeof(path), "/proc/%ld/stat", s->pid);
+    if (pid <= 0)
+        return NULL;
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
     f = fopen(path, "r");
     if (f == NULL)
-        return 0;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
+        return NULL;
+    n = fread(buf, 1, len - 1, f);
     fclose(f);
     buf[n] = '\0';
-    /* "pid (comm) S ...": the state follows the last ')'. */
     paren = strrchr(buf, ')');
     if (paren == NULL || paren[1] == '\0' || paren[2] == '\0')
-        return 0;
-    return paren[2] != 'Z' && paren[2] != 'X';
+        return NULL;
+    return paren + 2;
+}
+
+int ft_server_running(const ft_server *s)
+{
+    char buf[512];
+    const char *f = harness__proc_stat(s->pid, buf, sizeof(buf));
+
+    return f != NULL && *f != 'Z' && *f != 'X';
+}
+
+double ft_server_cpu_seconds(const ft_server *s)
+{
+    unsigned long long ut, st;
+    char buf[1024];
+    const char *f = harness__proc_stat(s->pid, buf, sizeof(buf));
+
+    /* state ppid pgrp session tty tpgid flags minflt cminflt majflt
+     * cmajflt utime stime */
+    if (f == NULL ||
+        sscanf(f, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 int ft_server_shared(ft_server *s, const char *kind)

@@ -70,6 +70,9 @@ int ft_server_policy(const ft_server *s, const char *vhost, const char *name, co
 /* 1 when the server's main process is running (zombies do not count). */
 int ft_server_running(const ft_server *s);
 
+/* CPU seconds (user + system) the server's main process has used, or -1. */
+double ft_server_cpu_seconds(const ft_server *s);
+
 /* Attaches to the run-wide server of a CTest fixture (today: "rabbitmq").
  * Returns 0 or -1 when the fixture did not start it. */
 int ft_server_shared(ft_server *s, const char *kind);

@@ -423,6 +423,19 @@ static void test_sigterm_mid_stream(void **state)
     stop_mid_stream(SIGTERM, "st_", STREAM_POSTS / 2);
 }
 
+/* Publishes a batch of two follows (f1 follows w1, f2 follows w2) and
+ * waits for RabbitMQ's confirm. */
+static void publish_two_follows(const char *f1, const char *w1, const char *f2, const char *w2)
+{
+#define FOLLOW_JSON "{\"type\":\"follow.created\",\"follower_id\":\"%s\",\"followee_id\":\"%s\"}"
+    assert_int_equal(ft_node_publishf(&env, "batch",
+                                      "{\"type\":\"batch\",\"events\":[" FOLLOW_JSON "," FOLLOW_JSON
+                                      "]}",
+                                      f1, w1, f2, w2),
+                     0);
+#undef FOLLOW_JSON
+}
+
 /*
  * Redis refusals (WRONGTYPE) count per event of a batch: the first event
  * is refused twice, then its key is mended and it goes through; the
@@ -439,13 +452,7 @@ static void test_batch_refusals_per_event(void **state)
     (void)state;
     rq_ok(rq("SET followers:rrw not-a-set"));
     rq_ok(rq("SET followers:rrv not-a-set"));
-    assert_int_equal(
-        ft_node_publish(
-            &env, "batch",
-            "{\"type\":\"batch\",\"events\":["
-            "{\"type\":\"follow.created\",\"follower_id\":\"rr1\",\"followee_id\":\"rrw\"},"
-            "{\"type\":\"follow.created\",\"follower_id\":\"rr2\",\"followee_id\":\"rrv\"}]}"),
-        0);
+    publish_two_follows("rr1", "rrw", "rr2", "rrv");
     assert_int_equal(ft_log_wait(log, from, "redis refused an event", 10000), 1);
     for (i = 0; i < 200 && ft_log_count(log, from, "redis refused an event") < 2; i++)
         ft_sleep_ms(5);
@@ -485,11 +492,7 @@ static void test_redis_oom_waited_out(void **state)
 
     (void)state;
     rq_ok(rq("CONFIG SET maxmemory 1"));
-    assert_int_equal(
-        ft_node_publish(
-            &env, "follow.created",
-            "{\"type\":\"follow.created\",\"follower_id\":\"ro1\",\"followee_id\":\"row\"}"),
-        0);
+    assert_int_equal(ft_node_follow(&env, "ro1", "row"), 0);
     for (i = 0; i < 400 && ft_log_count(log, from, "redis cannot take the event now") < 7; i++)
         ft_sleep_ms(25);
     if (ft_log_count(log, from, "redis cannot take the event now") < 7)
@@ -551,13 +554,7 @@ static void test_batch_again_after_sync_failed(void **state)
     with_replicas = true;
     bridge_min_replicas(true);
     batches = ft_node_stat(&env, 1, "event_batches");
-    assert_int_equal(
-        ft_node_publish(
-            &env, "batch",
-            "{\"type\":\"batch\",\"events\":["
-            "{\"type\":\"follow.created\",\"follower_id\":\"rb1\",\"followee_id\":\"rbw\"},"
-            "{\"type\":\"follow.created\",\"follower_id\":\"rb2\",\"followee_id\":\"rbw\"}]}"),
-        0);
+    publish_two_follows("rb1", "rbw", "rb2", "rbw");
     assert_int_equal(ft_redis_wait_member(env.p.redis.port, "followers:rbw", "rb1", 10000), 1);
     assert_int_equal(ft_redis_wait_member(env.p.redis.port, "followers:rbw", "rb2", 10000), 1);
     assert_true(ft_node_stat(&env, 1, "event_batches") <= batches); /* not acked: no replica */

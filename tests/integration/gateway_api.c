@@ -727,6 +727,13 @@ static void test_ribbon(void **state)
     free(a);
 }
 
+/* out in lower case (header names and values compared as such). */
+static void lower(char *out)
+{
+    for (; *out != '\0'; out++)
+        *out = (char)tolower((unsigned char)*out);
+}
+
 /* Garbage on the wire: the gateway answers what it can, drops the rest and
  * keeps serving. */
 /*
@@ -777,18 +784,10 @@ static void test_http_strict(void **state)
     t0 = fp_time_mono_ms();
     ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 10000);
     assert_non_null(strstr(out, "HTTP/1.1 200 "));
-    for (i = 0; out[i] != '\0'; i++)
-        out[i] = (char)tolower((unsigned char)out[i]);
+    lower(out);
     assert_non_null(strstr(out, "connection: close"));
     assert_true(fp_time_mono_ms() - t0 < 5000);
     free(tok);
-}
-
-/* out in lower case (header names and values compared as such). */
-static void lower(char *out)
-{
-    for (; *out != '\0'; out++)
-        *out = (char)tolower((unsigned char)*out);
 }
 
 /* The ids of a feed answer's posts in order, comma-joined, into buf. */

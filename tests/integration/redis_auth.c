@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
@@ -317,28 +316,6 @@ static void test_sentinel_plugin(void **state)
     assert_false(refused);
 }
 
-/* CPU seconds (user + system) process pid has used, or -1. */
-static double cpu_seconds(long pid)
-{
-    char path[64], buf[1024], *p;
-    unsigned long long ut, st;
-    FILE *f;
-    size_t n;
-
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    p = strrchr(buf, ')'); /* the command name may hold spaces */
-    if (p == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 /*
  * Redis out of reach for the plugin (its password changed, its links
  * killed) and then the Sentinel gone too: the plugin's thread waits
@@ -368,9 +345,9 @@ static void test_sentinel_gone_while_down(void **state)
     assert_int_equal(ft_server_stop(&sentinel), 0);
     sentinel.pid = 0;
     ft_sleep_ms(500);
-    cpu0 = cpu_seconds(env2.mosq.pid);
+    cpu0 = ft_server_cpu_seconds(&env2.mosq);
     ft_sleep_ms(3000);
-    cpu1 = cpu_seconds(env2.mosq.pid);
+    cpu1 = ft_server_cpu_seconds(&env2.mosq);
     ft_redis_ok(rc, "CONFIG SET requirepass %s", PASSWORD);
     member = presence(&env, "n1", "ph"); /* env's plugin reconnects too */
     assert_int_equal(ft_plugin_env_stop(&env2), 0);
