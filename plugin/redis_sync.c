@@ -344,18 +344,37 @@ static void redis__on_message(fa_redis *rs, const redisReply *r)
     redis__apply_revocation(rs, buf, space + 1);
 }
 
+/*
+ * Writes "<key with every glob character escaped>*" to out (at least
+ * 2 * strlen(key) + 2 bytes): the MATCH pattern of the keys that start
+ * with key, whatever redis_prefix holds ("*", "?", "[" or "\" included).
+ */
+static void redis__prefix_pattern(const char *key, char *out)
+{
+    size_t o = 0;
+
+    for (; *key != '\0'; key++) {
+        if (strchr("*?[]\\", *key) != NULL)
+            out[o++] = '\\';
+        out[o++] = *key;
+    }
+    out[o++] = '*';
+    out[o] = '\0';
+}
+
 /* Loads every <prefix>revoked:<uid> key (SCAN + GET, pipelined per page). */
 static int redis__load_revocations(fa_redis *rs)
 {
-    char pattern[REDIS__KEY_MAX + 2], cursor[32] = "0";
+    char pattern[2 * REDIS__KEY_MAX + 2], cursor[32] = "0";
     size_t plen = strlen(rs->key_revoked), i;
     redisReply *r, *keys, *g;
     int rc = 0;
 
-    snprintf(pattern, sizeof(pattern), "%s*", rs->key_revoked);
+    redis__prefix_pattern(rs->key_revoked, pattern);
     do {
         r = redisCommand(rs->cmd, "SCAN %s MATCH %s COUNT " REDIS__SCAN_COUNT, cursor, pattern);
-        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
             redis__set_error(rs, rs->cmd, "loading revocations");
             if (r != NULL)
                 freeReplyObject(r);
@@ -372,7 +391,8 @@ static int redis__load_revocations(fa_redis *rs)
                 rc = -EIO;
                 break;
             }
-            if (g->type == REDIS_REPLY_STRING && keys->element[i]->len > plen)
+            if (g->type == REDIS_REPLY_STRING && keys->element[i]->len > plen &&
+                memcmp(keys->element[i]->str, rs->key_revoked, plen) == 0)
                 redis__apply_revocation(rs, keys->element[i]->str + plen, g->str);
             freeReplyObject(g);
         }

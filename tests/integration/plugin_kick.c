@@ -341,10 +341,49 @@ static void test_revocation_loaded_after_redis_outage(void **state)
     free(tok_dora);
 }
 
+/*
+ * redis_prefix is a key prefix, not a pattern. A plugin with the prefix
+ * "p*" loads the revocation p*revoked:pat (pat's old token is refused)
+ * and not pXrevoked:innocent, a key of another prefix that the plain
+ * pattern "p*revoked:*" would match (innocent's token is accepted).
+ */
+static void test_prefix_is_not_a_pattern(void **state)
+{
+    int64_t now = (int64_t)time(NULL);
+    ft_plugin_env e2;
+    ft_server redis;
+    redisContext *rc;
+    char *tok_pat, *tok_innocent;
+    ft_mqtt c;
+
+    (void)state;
+    assert_int_equal(ft_server_start(&redis, "redis", NULL), 0);
+    rc = ft_redis_connect(redis.port);
+    ft_redis_ok(rc, "SET p*revoked:pat %lld", (long long)(now + 1));
+    ft_redis_ok(rc, "SET pXrevoked:innocent %lld", (long long)(now + 1));
+    assert_int_equal(ft_plugin_env_start_on(&e2, "n2", &redis, "plugin_opt_redis_prefix p*\n"), 0);
+    tok_pat = ft_plugin_env_token(&e2, "pat", now - 10, now + 3600, FP_ROLE_USER);
+    tok_innocent = ft_plugin_env_token(&e2, "innocent", now - 10, now + 3600, FP_ROLE_USER);
+    /* revocations are loaded before the presence resync */
+    assert_true(ft_plugin_env_log_wait(&e2, 0, "presence of node n2 resynced", 5000));
+
+    assert_int_equal(ft_mqtt_connect(&c, e2.mosq.port, "pat-1", "pat", tok_pat, 4, 3000), 5);
+    ft_mqtt_close(&c);
+    assert_int_equal(
+        ft_mqtt_connect(&c, e2.mosq.port, "innocent-1", "innocent", tok_innocent, 4, 3000), 0);
+    ft_mqtt_close(&c);
+    redisFree(rc);
+    free(tok_pat);
+    free(tok_innocent);
+    assert_false(ft_plugin_env_sanitizer_report(&e2));
+    assert_int_equal(ft_plugin_env_stop(&e2), 0);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_expiry_disconnects_within_1s, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_kicks_every_session_within_1s, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_revocation_loaded_after_redis_outage, setup, teardown))
+        cmocka_unit_test_setup_teardown(test_revocation_loaded_after_redis_outage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prefix_is_not_a_pattern, setup, teardown))
 /* clang-format on */
