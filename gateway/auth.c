@@ -60,12 +60,8 @@ int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, 
         return -1;
     }
     FG_STORE_CALL(gw, rc, fp_store_revoked_before(st, claims->sub, &before));
-    if (rc == -EIO) {
-        fg_respond_unavailable(resp, "redis");
-        return -1;
-    }
     if (rc != 0) {
-        fg_respond_internal(resp, "revocation check", rc);
+        fg_respond_store_error(gw, resp, rc, "revocation check");
         return -1;
     }
     fg_revoked_put(cache, claims->sub, before, gen);

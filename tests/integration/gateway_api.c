@@ -1070,6 +1070,53 @@ static void test_redis_outage(void **state)
     free(a);
 }
 
+/* Makes the stack's Redis a primary that serves again (also the teardown
+ * of test_redis_refusing_is_503, so a failure there leaves no replica
+ * behind for the tests after it). */
+static int redis_serving(void **state)
+{
+    redisContext *rc = ft_redis_connect(env.b.p.redis.port);
+
+    (void)state;
+    ft_redis_ok(rc, "REPLICAOF NO ONE");
+    ft_redis_ok(rc, "CONFIG SET replica-serve-stale-data yes");
+    redisFree(rc);
+    return 0;
+}
+
+/*
+ * Redis up but refusing for a while (here MASTERDOWN: made a replica of a
+ * dead port with replica-serve-stale-data off): 503, not 500, from the
+ * revocation check of a route with full auth (bb, not yet cached) and
+ * from the reads (ba, whose revocation state is cached); 200 again once
+ * Redis serves.
+ */
+static void test_redis_refusing_is_503(void **state)
+{
+    char *a = token("ba"), *b = token("bb");
+    redisContext *rc = ft_redis_connect(env.b.p.redis.port);
+    redisReply *r;
+
+    (void)state;
+    cJSON_Delete(call(200, "GET", "/api/v1/ribbon", a, NULL));
+    ft_redis_ok(rc, "CONFIG SET replica-serve-stale-data no");
+    ft_redis_ok(rc, "REPLICAOF 127.0.0.1 1");
+    r = redisCommand(rc, "GET feedpush-test");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ERROR);
+    assert_int_equal(strncmp(r->str, "MASTERDOWN", 10), 0);
+    freeReplyObject(r);
+    refused(503, "unavailable", "GET", "/api/v1/ribbon", b, NULL);
+    refused(503, "unavailable", "GET", "/api/v1/ribbon", a, NULL);
+    refused(503, "unavailable", "GET", "/api/v1/feed", a, NULL);
+    refused(503, "unavailable", "GET", "/api/v1/follows", a, NULL);
+    redis_serving(NULL);
+    cJSON_Delete(call(200, "GET", "/api/v1/ribbon", b, NULL));
+    redisFree(rc);
+    free(a);
+    free(b);
+}
+
 /* RabbitMQ unreachable: writes are 503 (nothing is lost silently), reads
  * still work, /healthz names it. */
 static void test_rabbitmq_outage(void **state)
@@ -1747,6 +1794,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_metrics),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_redis_outage),
+        cmocka_unit_test_teardown(test_redis_refusing_is_503, redis_serving),
         cmocka_unit_test(test_rabbitmq_outage),
         cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_large_answer),
