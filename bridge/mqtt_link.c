@@ -370,10 +370,22 @@ static void *mqtt__thread(void *arg)
     return NULL;
 }
 
+/* Why the link is not up after fb_mqtt_open's wait (lock held): the
+ * broker's refusal, else the first attempt's failure (first: what
+ * mosquitto_connect_async returned), else no answer. */
+static const char *mqtt__no_link_reason(const fb_mqtt *m, int first)
+{
+    if (m->last_connack != 0)
+        return mosquitto_reason_string(m->last_connack);
+    if (first != MOSQ_ERR_SUCCESS && first != MOSQ_ERR_ERRNO)
+        return mosquitto_strerror(first);
+    return "no answer";
+}
+
 int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c)
 {
     fb_mqtt *m;
-    int rc;
+    int rc, first;
 
     *out = NULL;
     m = calloc(1, sizeof(*m));
@@ -384,11 +396,13 @@ int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c)
     if (rc != 0)
         return rc;
     /* connect_async + the network thread: it keeps retrying even when the
-     * broker is not up yet. */
-    rc = mosquitto_connect_async(m->m, m->host, m->cfg.port, MQTT__KEEPALIVE_S);
-    if (rc != MOSQ_ERR_SUCCESS && rc != MOSQ_ERR_ERRNO) {
-        snprintf(m->errstr, sizeof(m->errstr), "mqtt: %s", mosquitto_strerror(rc));
-        return -EIO;
+     * broker is not up yet, or its name does not resolve yet (a failed
+     * first attempt, MOSQ_ERR_EAI or the like, is retried by the loop as
+     * any later one; only bad arguments are final). */
+    first = mosquitto_connect_async(m->m, m->host, m->cfg.port, MQTT__KEEPALIVE_S);
+    if (first == MOSQ_ERR_INVAL || first == MOSQ_ERR_NOMEM) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt: %s", mosquitto_strerror(first));
+        return first == MOSQ_ERR_NOMEM ? -ENOMEM : -EINVAL;
     }
     if (pthread_create(&m->thread, NULL, mqtt__thread, m) != 0) {
         snprintf(m->errstr, sizeof(m->errstr), "mqtt: cannot start the network thread");
@@ -399,8 +413,7 @@ int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c)
     rc = mqtt__wait_connected(m, m->cfg.timeout_ms) ? 0 : -EIO;
     if (rc != 0)
         snprintf(m->errstr, sizeof(m->errstr), "mqtt: broker %s:%d not reachable or refused (%s)",
-                 m->host, m->cfg.port,
-                 m->last_connack != 0 ? mosquitto_reason_string(m->last_connack) : "no answer");
+                 m->host, m->cfg.port, mqtt__no_link_reason(m, first));
     pthread_mutex_unlock(&m->lock);
     return rc;
 }

@@ -35,10 +35,12 @@ typedef struct {
 
 typedef struct fb_mqtt fb_mqtt;
 
-/* Loads the key, starts the network thread and connects. Returns 0, or
- * -EIO/-EINVAL/-ENOMEM with fb_mqtt_errstr() saying why; *out is set when
- * memory allows. The link reconnects by itself after a drop, a DISCONNECT
- * from the broker or a refused CONNECT. */
+/* Loads the key, starts the network thread and connects. Returns 0;
+ * -EIO when the link is not up within timeout_ms (it keeps trying: a
+ * broker not up yet, a host name that does not resolve yet); or -EINVAL /
+ * -ENOMEM, final. fb_mqtt_errstr() says why; *out is set when memory
+ * allows. The link reconnects by itself after a drop, a DISCONNECT from
+ * the broker or a refused CONNECT. */
 int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c);
 const char *fb_mqtt_errstr(const fb_mqtt *m);
 void fb_mqtt_free(fb_mqtt *m);

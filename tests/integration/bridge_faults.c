@@ -28,6 +28,7 @@
  * The node pair is shared by the group; each test has its own ids (author
  * <t>a, followers <t>f1..3, posts <t>p0000...).
  */
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,6 +39,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <pthread.h>
@@ -565,6 +568,88 @@ static void test_batch_again_after_sync_failed(void **state)
     assert_int_equal(rq_int("SISMEMBER followers:rbw rb2"), 1);
 }
 
+static char hosts_path[PATH_MAX + 32]; /* test_broker_name_resolves_later's */
+static char *asan_options;             /* ASAN_OPTIONS before that test */
+
+/* The environment of the test process as before that test; the bridge
+ * again with the usual settings, also after a failure. */
+static int names_cleanup(void **state)
+{
+    unsetenv("FEEDPUSH_MQTT_HOST");
+    unsetenv("LD_PRELOAD");
+    unsetenv("NSS_WRAPPER_HOSTS");
+    unsetenv("NSS_WRAPPER_DISABLE_DEEPBIND");
+    if (asan_options != NULL)
+        setenv("ASAN_OPTIONS", asan_options, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(asan_options);
+    asan_options = NULL;
+    if (env.node[0].bridge > 0 && ft_node_bridge_signal(&env, 1, SIGTERM, 5000) == -1)
+        return -1;
+    return cleanup(state);
+}
+
+/* Writes the bridge's hosts file (nss_wrapper's format, as /etc/hosts). */
+static void hosts_write(const char *text, bool backdate)
+{
+    struct timespec old[2] = {{0, 0}, {0, 0}};
+    FILE *f = fopen(hosts_path, "w");
+
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    /* nss_wrapper reads the file again when its mtime changes: the first
+     * version is dated back, so a rewrite within the same second counts. */
+    if (backdate) {
+        old[0].tv_sec = old[1].tv_sec = time(NULL) - 3600;
+        assert_int_equal(utimensat(AT_FDCWD, hosts_path, old, 0), 0);
+    }
+}
+
+/*
+ * The broker's host name does not resolve when the bridge starts (a DNS
+ * record not there yet), then does: the bridge connects without a
+ * restart. Names are resolved through nss_wrapper with a hosts file of
+ * the test's. Before the fix the first failed lookup ended the start of
+ * the MQTT link, and the bridge waited for the link for ever.
+ */
+static void test_broker_name_resolves_later(void **state)
+{
+    const char *tmp = getenv("FP_TEST_TMP"), *asan = getenv("ASAN_OPTIONS");
+    char opts[1024];
+    long log_from;
+    int status;
+
+    (void)state;
+    assert_non_null(tmp);
+    snprintf(hosts_path, sizeof(hosts_path), "%s/hosts-%ld", tmp, (long)getpid());
+    hosts_write("127.0.0.2 other.test\n", true);
+    status = ft_node_bridge_signal(&env, 1, SIGTERM, 5000);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    asan_options = asan != NULL ? strdup(asan) : NULL;
+    /* A preloaded library ahead of ASan's runtime is fine here. */
+    snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0", asan != NULL ? asan : "",
+             asan != NULL && asan[0] != '\0' ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+    setenv("FEEDPUSH_MQTT_HOST", "fp-broker.test", 1);
+    setenv("NSS_WRAPPER_HOSTS", hosts_path, 1);
+    setenv("NSS_WRAPPER_DISABLE_DEEPBIND", "1", 1); /* ASan refuses RTLD_DEEPBIND */
+    setenv("LD_PRELOAD", "libnss_wrapper.so", 1);
+    log_from = ft_log_size(env.node[0].bridge_log);
+    rq_ok(rq("HDEL stats:bridge:%s updated_ms", env.p.node_id));
+    assert_int_equal(ft_node_bridge_spawn(&env, 1), 0);
+    unsetenv("LD_PRELOAD"); /* for the bridge alone */
+
+    /* Its first connect failed (the open's wait ran out): now the name. */
+    assert_int_equal(ft_log_wait(env.node[0].bridge_log, log_from, "waiting for the link", 10000),
+                     1);
+    hosts_write("127.0.0.2 other.test\n127.0.0.1 fp-broker.test\n", false);
+    assert_int_equal(ft_node_bridge_wait(&env, 1), 0);
+    assert_int_equal(ft_log_count(env.node[0].bridge_log, log_from, "running: rabbitmq"), 1);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_redis_client_kill_and_pause, cleanup),
@@ -577,5 +662,6 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_sigterm_mid_stream, cleanup),
         cmocka_unit_test_teardown(test_batch_refusals_per_event, cleanup),
         cmocka_unit_test_teardown(test_redis_oom_waited_out, oom_cleanup),
-        cmocka_unit_test_teardown(test_batch_again_after_sync_failed, replicas_cleanup))
+        cmocka_unit_test_teardown(test_batch_again_after_sync_failed, replicas_cleanup),
+        cmocka_unit_test_teardown(test_broker_name_resolves_later, names_cleanup))
 /* clang-format on */

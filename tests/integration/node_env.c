@@ -263,13 +263,29 @@ int ft_node_env_stop(ft_node_env *e)
     return rc;
 }
 
-int ft_node_bridge_start(ft_node_env *e, int i)
+int ft_node_bridge_spawn(ft_node_env *e, int i)
 {
     ft_node *n = node__get(e, i);
 
-    if (n == NULL || n->bridge > 0 || node__spawn_bridge(e, n) != 0)
+    if (n == NULL || n->bridge > 0)
+        return -1;
+    return node__spawn_bridge(e, n);
+}
+
+int ft_node_bridge_wait(ft_node_env *e, int i)
+{
+    ft_node *n = node__get(e, i);
+
+    if (n == NULL || n->bridge <= 0)
         return -1;
     return node__wait_bridge(e, n, fp_time_mono_ms() + NODE__BRIDGE_READY_MS);
+}
+
+int ft_node_bridge_start(ft_node_env *e, int i)
+{
+    if (ft_node_bridge_spawn(e, i) != 0)
+        return -1;
+    return ft_node_bridge_wait(e, i);
 }
 
 int ft_node_bridge_signal(ft_node_env *e, int i, int sig, int wait_ms)

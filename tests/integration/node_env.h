@@ -75,6 +75,10 @@ int ft_node_env_stop(ft_node_env *e);
 /* Starts node i's bridge and waits (up to 15 s) for its first counters in
  * Redis, which it writes once it consumes. 0 or -1. */
 int ft_node_bridge_start(ft_node_env *e, int i);
+/* Its two halves: the process started (with the test's environment as it
+ * is now), then the wait for its first counters. 0 or -1. */
+int ft_node_bridge_spawn(ft_node_env *e, int i);
+int ft_node_bridge_wait(ft_node_env *e, int i);
 
 /* Sends sig to node i's bridge and waits up to wait_ms. Returns the exit
  * status as from waitpid (WIFEXITED etc.), or -1 when it did not end in
