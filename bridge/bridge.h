@@ -121,8 +121,7 @@ typedef struct {
     bool deliver_control;  /* deliver_mode control: one control message per delivery */
     bool local_direct;     /* local_delivery direct */
     bool direct_failing;   /* stage 1: direct deliveries fell back to the queue (fanout.c) ... */
-    bool direct_failed_up; /* ... with the direct link up (PUBACKs missing) ... */
-    unsigned long direct_failed_at; /* ... at this count of its reconnects */
+    unsigned long direct_failed_at; /* ... at this count of the direct link's connects */
     size_t batch_next; /* stage 1: the event of a batch to handle next (fb_fanout_begin) */
     /* Stage 1: the first store calls of a batch's posts pre_from ..
      * pre_from + pre_n - 1, run together (fanout.c, fanout__prefetch). */

@@ -103,17 +103,18 @@ static fb_outcome fanout__queue_delivery(fb_bridge *b, const char *payload,
  * broker. True when it got there; false when it must take the queue
  * instead: the direct link is down, or a PUBACK did not come (the broker
  * may have some of them; clients dedupe a post received twice). After
- * that the queue is used until the link is up again, and, when the
- * PUBACKs went missing on a live link, until it has reconnected, so that
- * a hung broker costs stage 1 one timeout, not one per event.
+ * that the queue is used until the link has connected again, so that a
+ * hung broker costs stage 1 one timeout, not one per event. A link that
+ * is up but missed PUBACKs is made to connect again (fb_mqtt_relink): a
+ * broker that was only slow is used again as soon as it accepts the new
+ * connection, one that hangs never accepts it.
  */
 static bool fanout__direct(fb_bridge *b, const char *payload, const fp_node_targets *t)
 {
-    unsigned long reconnects, refused;
+    unsigned long connects = fb_mqtt_connects(b->direct.mqtt);
     bool up = fb_mqtt_connected(b->direct.mqtt);
 
-    fb_mqtt_counters(b->direct.mqtt, &reconnects, &refused);
-    if (b->direct_failing && (!up || (b->direct_failed_up && reconnects == b->direct_failed_at)))
+    if (b->direct_failing && (!up || connects == b->direct_failed_at))
         return false;
     if (fb_deliver_direct(b, payload, t) != FB_DONE) {
         /* A link down (e.g. renewing its token) is routine; PUBACKs
@@ -126,9 +127,10 @@ static bool fanout__direct(fb_bridge *b, const char *payload, const fp_node_targ
             fp_info("mqtt: the direct link is down; this node's deliveries go through "
                     "feed.deliver.%s until it is back",
                     b->cfg.node_id);
+        if (up)
+            fb_mqtt_relink(b->direct.mqtt);
         b->direct_failing = true;
-        b->direct_failed_up = up;
-        b->direct_failed_at = reconnects;
+        b->direct_failed_at = connects;
         return false;
     }
     if (b->direct_failing)

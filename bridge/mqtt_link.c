@@ -69,6 +69,7 @@ struct fb_mqtt {
     unsigned char pending[65536 / 8]; /* bit per message id awaiting its PUBACK */
     unsigned char early[65536 / 8];   /* PUBACKs that beat the recording of their mid */
     unsigned long outstanding;
+    unsigned long connects; /* CONNACKs that accepted the link */
     unsigned long reconnects;
     unsigned long refused;          /* PUBACKs with a failure reason code */
     unsigned char refused_seen[32]; /* bit per failure reason code already logged */
@@ -93,6 +94,8 @@ static void mqtt__on_connect(struct mosquitto *mosq, void *obj, int rc, int flag
     pthread_mutex_lock(&m->lock);
     m->connected = rc == 0;
     m->last_connack = rc;
+    if (rc == 0)
+        m->connects++;
     losses = m->reconnects;
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
@@ -526,6 +529,27 @@ void fb_mqtt_maintain(fb_mqtt *m)
     /* Ends the network loop (or its wait for the next attempt); the
      * network thread then sets the new token and connects again. */
     mosquitto_disconnect(m->m);
+}
+
+void fb_mqtt_relink(fb_mqtt *m)
+{
+    /* As a token renewal, which it also is: the network thread connects
+     * again at once, with a fresh token. */
+    pthread_mutex_lock(&m->lock);
+    m->renew = true;
+    m->renew_asked_at = time(NULL);
+    pthread_mutex_unlock(&m->lock);
+    mosquitto_disconnect(m->m);
+}
+
+unsigned long fb_mqtt_connects(fb_mqtt *m)
+{
+    unsigned long n;
+
+    pthread_mutex_lock(&m->lock);
+    n = m->connects;
+    pthread_mutex_unlock(&m->lock);
+    return n;
 }
 
 bool fb_mqtt_connected(fb_mqtt *m)

@@ -63,7 +63,13 @@ int fb_mqtt_flush(fb_mqtt *m);
 /* Reconnects with a fresh token when the current one is near its end.
  * Call regularly from the main loop. */
 void fb_mqtt_maintain(fb_mqtt *m);
+/* Drops the connection and connects again at once (with a fresh token):
+ * for a link whose broker stopped acknowledging. Publishes not yet
+ * acknowledged may reach the broker twice. */
+void fb_mqtt_relink(fb_mqtt *m);
 bool fb_mqtt_connected(fb_mqtt *m);
+/* Connections the broker accepted since start (the first one included). */
+unsigned long fb_mqtt_connects(fb_mqtt *m);
 /* Connection losses since start (the reconnects counter), and publishes
  * the broker refused (PUBACK reason code >= 128, e.g. 135 not authorised;
  * each distinct reason is logged once). */

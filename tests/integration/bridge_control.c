@@ -9,6 +9,7 @@
  * the PUBLISHes it received and the PUBACKs it sent can be counted.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -250,6 +251,71 @@ static void test_direct_falls_back(void **state)
     free(svc);
 }
 
+static bool broker_stopped; /* SIGSTOPped by a test; its teardown resumes it */
+
+static int resume_broker(void **state)
+{
+    (void)state;
+    if (broker_stopped)
+        kill((pid_t)-env.p.mosq.pid, SIGCONT);
+    broker_stopped = false;
+    return 0;
+}
+
+/* Runs c's loop until a message whose payload holds needle came (as the
+ * last one so far), or timeout_ms. True when it did. */
+static bool wait_payload(ft_mqtt *c, const char *needle, int timeout_ms)
+{
+    int64_t end = fp_time_mono_ms() + timeout_ms;
+
+    while (strstr(c->last_payload, needle) == NULL && fp_time_mono_ms() < end)
+        ft_mqtt_pump(c, 20);
+    return strstr(c->last_payload, needle) != NULL;
+}
+
+/*
+ * A broker slow to acknowledge, not gone: it is stopped (SIGSTOP) longer
+ * than the bridge waits for a PUBACK, so a post's direct delivery falls
+ * back to the queue, then resumed. Its connections never dropped, yet
+ * deliveries go straight again within seconds (the bridge connects the
+ * direct link again), rather than through the queue until the next
+ * unexpected drop of the link.
+ */
+static void test_direct_back_after_slow_pubacks(void **state)
+{
+    const char *blog = env.node[0].bridge_log;
+    long bfrom = ft_log_size(blog), from;
+    bool straight = false;
+    char id[8];
+    ft_mqtt f;
+    int i;
+
+    (void)state;
+    follow("cP", "cO");
+    connect_user(&f, "cP", 5);
+    assert_int_equal(kill((pid_t)-env.p.mosq.pid, SIGSTOP), 0);
+    broker_stopped = true;
+    post("o0", "cO", "to a stopped broker");
+    assert_int_equal(ft_log_wait(blog, bfrom, "until the direct link has reconnected", 10000), 1);
+    assert_int_equal(kill((pid_t)-env.p.mosq.pid, SIGCONT), 0);
+    broker_stopped = false;
+    assert_true(wait_payload(&f, "\"id\":\"o0\"", 10000));
+
+    /* A post every 300 ms or so until one goes straight: 30 at most. */
+    for (i = 1; i <= 30 && !straight; i++) {
+        snprintf(id, sizeof(id), "o%d", i);
+        post(id, "cO", "after the stop");
+        straight = ft_log_wait(blog, bfrom, "go straight to its broker again", 300) == 1;
+    }
+    printf("# straight again at the %d. post after the broker resumed\n", i - 1);
+    assert_true(straight);
+    from = ft_plugin_env_log_size(&env.p);
+    post("oback", "cO", "straight");
+    assert_true(wait_payload(&f, "\"id\":\"oback\"", 5000));
+    assert_int_equal(log_count(from, FROM_DIRECT, "'" FP_CONTROL_DELIVER_TOPIC "'"), 1);
+    ft_mqtt_close(&f);
+}
+
 /* Publishes body to feed.deliver for node n1, as stage 1 would, and waits
  * for RabbitMQ's confirm. */
 static void deliver_raw(const char *body)
@@ -412,5 +478,7 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_direct_falls_back),
         cmocka_unit_test(test_large_delivery),
         cmocka_unit_test(test_user_refused),
-        cmocka_unit_test(test_malformed_refused))
+        cmocka_unit_test(test_malformed_refused),
+        /* Last: the copies its stop leaves are still being counted after it. */
+        cmocka_unit_test_teardown(test_direct_back_after_slow_pubacks, resume_broker))
 /* clang-format on */
