@@ -12,7 +12,7 @@
 
 static const fp_conf_opt config__table[] = {
     {"node_id", FP_CONF_STRING, offsetof(fb_config, node_id), "node1", 0, 0, true,
-     "this node's id (the mosquitto beside it has the same)"},
+     "this node's id, [A-Za-z0-9_-] 1-64 (the mosquitto beside it has the same)"},
     FP_AMQP_CONF_OPTIONS(fb_config, amqp),
     {"prefetch", FP_CONF_INT, offsetof(fb_config, prefetch), "64", 1, 65535, false,
      "unacked messages in flight per consumer connection"},

@@ -29,6 +29,7 @@
 
 #include "bridge.h"
 #include "fp_config.h"
+#include "fp_id.h"
 #include "fp_log.h"
 #include "fp_version.h"
 
@@ -76,11 +77,17 @@ static void main__backoff(int *ms)
     main__backoff_to(ms, MAIN__BACKOFF_MAX_MS);
 }
 
-/* The checks a config needs beyond each key's own: the host lists,
- * WAIT's reply within the socket timeout, deliver_mode, local_delivery.
- * 0 or -EINVAL (err says why). */
+/* The checks a config needs beyond each key's own: node_id an id (as
+ * the plugin's: it names queues, Redis keys and the client ids), the host
+ * lists, WAIT's reply within the socket timeout, deliver_mode,
+ * local_delivery. 0 or -EINVAL (err says why). */
 static int main__check(const fb_config *c, char *err, size_t errlen)
 {
+    if (!fp_id_valid(c->node_id)) {
+        snprintf(err, errlen, "node_id \"%.64s\" is not a valid id ([A-Za-z0-9_-], 1-64)",
+                 c->node_id);
+        return -EINVAL;
+    }
     if (strcmp(c->deliver_mode, "publish") != 0 && strcmp(c->deliver_mode, "control") != 0) {
         snprintf(err, errlen, "deliver_mode \"%.16s\" is not publish or control", c->deliver_mode);
         return -EINVAL;
