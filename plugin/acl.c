@@ -7,6 +7,8 @@
  *   role service: publish feed/<id> (any valid id), ribbon and the
  *                 deliver control topic (fanout.c); subscribe to and
  *                 receive nothing.
+ * Only the ribbon may be published retained: it is state, while a
+ * retained feed/<id> event would reach every later subscriber again.
  * Unsubscribing is always allowed. Everything else ($SYS/#, wildcards,
  * other users' feeds) is denied. A persistent session that is offline is
  * checked like its connection was (deliveries into it are reads), until
@@ -58,6 +60,11 @@ bool fa_acl_allowed(fp_role role, const char *sub, const char *topic, int access
     return strcmp(topic, ACL__RIBBON) == 0 || acl__is_own_feed(topic, sub);
 }
 
+bool fa_acl_retain_allowed(const char *topic)
+{
+    return topic != NULL && strcmp(topic, ACL__RIBBON) == 0;
+}
+
 int fa_on_acl_check(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_acl_check *ev = event_data;
@@ -73,6 +80,8 @@ int fa_on_acl_check(int event, void *event_data, void *userdata)
     /* An offline persistent session past its lifetime takes nothing more
      * (the sweep drops its record shortly). */
     if (s->offline_until != 0 && (int64_t)time(NULL) >= s->offline_until)
+        return MOSQ_ERR_ACL_DENIED;
+    if (ev->access == MOSQ_ACL_WRITE && ev->retain && !fa_acl_retain_allowed(ev->topic))
         return MOSQ_ERR_ACL_DENIED;
     return fa_acl_allowed(s->role, s->sub, ev->topic, ev->access) ? MOSQ_ERR_SUCCESS
                                                                    : MOSQ_ERR_ACL_DENIED;

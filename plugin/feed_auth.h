@@ -78,6 +78,8 @@ enum { FA_ACL_READ = 0x01, FA_ACL_WRITE = 0x02, FA_ACL_SUBSCRIBE = 0x04, FA_ACL_
 
 /* True when a client of this role and sub may do access on topic. */
 bool fa_acl_allowed(fp_role role, const char *sub, const char *topic, int access);
+/* True when a publish to topic may be retained: on ribbon only. */
+bool fa_acl_retain_allowed(const char *topic);
 
 /* ------------------------------------------------------------ deliver control */
 

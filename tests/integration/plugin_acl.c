@@ -183,7 +183,7 @@ static void test_service_publish(void **state)
 {
     static const char *const denied[] = {"feed/a/b", "other",  "feed/",     "feed",
                                          "ribbon/x", "$SYS/x", "feed/bob/x"};
-    ft_mqtt bob, carol, svc, svc4;
+    ft_mqtt bob, bob2, carol, svc, svc4;
     size_t i;
 
     (void)state;
@@ -200,11 +200,20 @@ static void test_service_publish(void **state)
         if (rc != 135)
             fail_msg("service publish to \"%s\": PUBACK %d, want 135", denied[i], rc);
     }
+    /* Retained only on ribbon: a retained feed event would reach every
+     * later subscriber again (3.1.1: acked and dropped). */
+    assert_int_equal(ft_mqtt_publish(&svc, "feed/bob", "kept?", true, WAIT_MS), 135);
+    assert_int_equal(ft_mqtt_publish(&svc4, "feed/bob", "kept-4?", true, WAIT_MS), 0);
+    connect_as(&bob2, "svc-bob2", "bob", FP_ROLE_USER, 5);
+    assert_int_equal(ft_mqtt_subscribe(&bob2, "feed/bob", WAIT_MS), 1);
     /* Any valid id's feed is allowed, whether or not anyone listens. */
     assert_int_equal(ft_mqtt_publish(&svc, "feed/nobody-here", "x", false, WAIT_MS), 16);
 
     assert_int_equal(ft_mqtt_publish(&svc, "feed/bob", "hello bob", false, WAIT_MS), 0);
     expect_only_message(&bob, "feed/bob", "hello bob");
+    expect_only_message(&bob2, "feed/bob", "hello bob");
+    assert_false(bob2.last_retain);
+    ft_mqtt_close(&bob2);
     assert_int_equal(ft_mqtt_publish(&svc4, "ribbon", "news", false, WAIT_MS), 0);
     expect_only_message(&carol, "ribbon", "news");
     ft_mqtt_close(&bob);

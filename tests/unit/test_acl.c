@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "feed_auth.h"
+#include "fp_control.h"
 #include "ft_main.h"
 
 /* One question to the topic rules: may a user ("alice") or the service
@@ -78,6 +79,22 @@ static void test_rules(void **state)
     for (i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
         assert_false(fa_acl_allowed(FP_ROLE_USER, "alice", denied[i], FA_ACL_SUBSCRIBE));
         assert_false(fa_acl_allowed(FP_ROLE_USER, "alice", denied[i], FA_ACL_READ));
+    }
+}
+
+/* Retained publishes: the ribbon only, exactly. */
+static void test_retain(void **state)
+{
+    static const char *const denied[] = {
+        "feed/bob", "feed/", FP_CONTROL_DELIVER_TOPIC, "ribbon/x", "Ribbon", "ribbonx", ""};
+    size_t i;
+
+    (void)state;
+    assert_true(fa_acl_retain_allowed("ribbon"));
+    assert_false(fa_acl_retain_allowed(NULL));
+    for (i = 0; i < sizeof(denied) / sizeof(denied[0]); i++) {
+        if (fa_acl_retain_allowed(denied[i]))
+            fail_msg("a retained publish to \"%s\" was allowed", denied[i]);
     }
 }
 
@@ -242,6 +259,7 @@ static void test_deliver_parse_malformed(void **state)
 /* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_rules),
+        cmocka_unit_test(test_retain),
         cmocka_unit_test(test_sessions_table),
         cmocka_unit_test(test_client_id_owner),
         cmocka_unit_test(test_deliver_parse),
