@@ -334,6 +334,44 @@ static void deliver_raw(const char *body)
     assert_int_equal(ft_event_pub_wait(&env.pub, env.pub.published, 10000), 0);
 }
 
+/*
+ * Stage 2 against a hung broker: it is stopped (SIGSTOP) for 15 s, five
+ * times the bridge's wait for a PUBACK, while a feed.deliver message is
+ * in hand. The bridge connects its link again after the first missed
+ * PUBACK and waits for a broker that answers, rather than publishing a
+ * copy into the stalled connection at every try: once the broker
+ * resumes, the user gets the post, and the broker received at most three
+ * copies (the first, libmosquitto's resend of it on the new connection,
+ * the bridge's retry), not one per timeout (five before the fix).
+ */
+static void test_hung_broker_few_copies(void **state)
+{
+    const char *blog = env.node[0].bridge_log;
+    long from, bfrom;
+    int copies, tries;
+    ft_mqtt u;
+
+    (void)state;
+    connect_user(&u, "cQ", 5);
+    from = ft_plugin_env_log_size(&env.p);
+    bfrom = ft_log_size(blog);
+    assert_int_equal(kill((pid_t)-env.p.mosq.pid, SIGSTOP), 0);
+    broker_stopped = true;
+    deliver_raw("{\"type\":\"deliver\",\"payload\":{\"type\":\"post.created\",\"post\":{"
+                "\"id\":\"hq1\"}},\"recipients\":[\"cQ\"]}");
+    ft_sleep_ms(15000); /* the fault's length */
+    assert_int_equal(kill((pid_t)-env.p.mosq.pid, SIGCONT), 0);
+    broker_stopped = false;
+    assert_true(wait_payload(&u, "\"id\":\"hq1\"", 10000));
+    ft_mqtt_pump(&u, 500); /* copies still on their way */
+    copies = log_count(from, FROM_BRIDGE, "'" FP_CONTROL_DELIVER_TOPIC "'");
+    tries = ft_log_count(blog, bfrom, "publishing again once the broker is back");
+    printf("# %d cop%s reached the broker, after %d tr%s\n", copies, copies == 1 ? "y" : "ies",
+           tries, tries == 1 ? "y" : "ies");
+    assert_true(copies >= 1 && copies <= 3);
+    ft_mqtt_close(&u);
+}
+
 /* A delivery to 2,500 recipients (three of them online, one in each
  * thousand, and one invalid id the bridge skips) goes out as three control
  * messages of at most 1,000 recipients; each online one gets it once. */
@@ -479,6 +517,7 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_large_delivery),
         cmocka_unit_test(test_user_refused),
         cmocka_unit_test(test_malformed_refused),
-        /* Last: the copies its stop leaves are still being counted after it. */
+        /* Last: the copies their stops leave are still being counted after them. */
+        cmocka_unit_test_teardown(test_hung_broker_few_copies, resume_broker),
         cmocka_unit_test_teardown(test_direct_back_after_slow_pubacks, resume_broker))
 /* clang-format on */
