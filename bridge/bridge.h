@@ -122,6 +122,13 @@ typedef struct {
     bool local_direct;     /* local_delivery direct */
     bool direct_failing;   /* stage 1: direct deliveries fell back to the queue (fanout.c) ... */
     unsigned long direct_failed_at; /* ... at this count of the direct link's connects */
+    /* Own-node deliveries queued by stage 1 carry run and a sequence
+     * number: the last one given (stage 1), the highest stage 2 has
+     * delivered (written by stage 2 only). Direct deliveries resume only
+     * once stage 2 has caught up, so that they keep routing order. */
+    char run[24];
+    uint64_t queued_seq;
+    atomic_uint_fast64_t queued_done;
     size_t batch_next; /* stage 1: the event of a batch to handle next (fb_fanout_begin) */
     /* Stage 1: the first store calls of a batch's posts pre_from ..
      * pre_from + pre_n - 1, run together (fanout.c, fanout__prefetch). */

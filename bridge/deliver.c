@@ -176,6 +176,21 @@ static const char **deliver__ids(const cJSON *recipients, size_t *n, bool *oom)
     return ids;
 }
 
+/* After a delivery: one of this process's own queued shares ("run" this
+ * run's, "seq") raises queued_done, which stage 1 waits for before it
+ * delivers straight again (fanout.c). Stage 2 is its only writer. */
+static void deliver__queued_done(fb_bridge *b, const cJSON *root)
+{
+    const cJSON *run = cJSON_GetObjectItemCaseSensitive(root, "run");
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(root, "seq");
+
+    if (!cJSON_IsString(run) || strcmp(run->valuestring, b->run) != 0 || !cJSON_IsNumber(seq) ||
+        seq->valuedouble < 1)
+        return;
+    if ((uint64_t)seq->valuedouble > atomic_load(&b->queued_done))
+        atomic_store(&b->queued_done, (uint64_t)seq->valuedouble);
+}
+
 /* Delivers one feed.deliver message. *why is set (and nothing published)
  * when the message is malformed. */
 static fb_outcome deliver__one(fb_bridge *b, const fp_amqp_msg *msg, const char **why)
@@ -200,6 +215,8 @@ static fb_outcome deliver__one(fb_bridge *b, const fp_amqp_msg *msg, const char 
     ids = deliver__ids(recipients, &n, &oom);
     if (text != NULL && !oom)
         out = deliver__payload(b, &b->node, text, ids, n);
+    if (out == FB_DONE)
+        deliver__queued_done(b, root);
     free(ids);
     free(text);
     cJSON_Delete(root);

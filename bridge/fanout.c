@@ -41,10 +41,13 @@ static const fb_stat fanout__event_stat[] = {
 
 /*
  * Builds one feed.deliver message: {"type":"deliver","payload":<what each
- * recipient's feed/<uid> gets>,"recipients":[...]}. payload is compact JSON
- * text. Returns a malloc'd string or NULL (out of memory).
+ * recipient's feed/<uid> gets>,"recipients":[...]}, and, for this node's
+ * own share (seq above 0), "run" and "seq" (see fb_bridge.queued_seq).
+ * payload is compact JSON text. Returns a malloc'd string or NULL (out of
+ * memory).
  */
-static char *fanout__deliver_message(const char *payload, const fp_node_targets *t)
+static char *fanout__deliver_message(const fb_bridge *b, const char *payload,
+                                     const fp_node_targets *t, uint64_t seq)
 {
     cJSON *root = cJSON_CreateObject(), *p = cJSON_Parse(payload), *list;
     char *out = NULL;
@@ -55,6 +58,9 @@ static char *fanout__deliver_message(const char *payload, const fp_node_targets 
     cJSON_AddStringToObject(root, "type", "deliver");
     cJSON_AddItemToObject(root, "payload", p);
     p = NULL;
+    if (seq > 0 && (cJSON_AddStringToObject(root, "run", b->run) == NULL ||
+                    cJSON_AddNumberToObject(root, "seq", (double)seq) == NULL))
+        goto done;
     list = cJSON_AddArrayToObject(root, "recipients");
     if (list == NULL)
         goto done;
@@ -81,11 +87,12 @@ static char *fanout__payload(const fp_event *ev)
     return fp_event_encode(&copy);
 }
 
-/* Publishes one feed.deliver message, to t's node. */
+/* Publishes one feed.deliver message, to t's node (seq: see
+ * fanout__deliver_message). */
 static fb_outcome fanout__queue_delivery(fb_bridge *b, const char *payload,
-                                         const fp_node_targets *t)
+                                         const fp_node_targets *t, uint64_t seq)
 {
-    char *msg = fanout__deliver_message(payload, t);
+    char *msg = fanout__deliver_message(b, payload, t, seq);
     int rc;
 
     if (msg == NULL)
@@ -107,14 +114,19 @@ static fb_outcome fanout__queue_delivery(fb_bridge *b, const char *payload,
  * hung broker costs stage 1 one timeout, not one per event. A link that
  * is up but missed PUBACKs is made to connect again (fb_mqtt_relink): a
  * broker that was only slow is used again as soon as it accepts the new
- * connection, one that hangs never accepts it.
+ * connection, one that hangs never accepts it. And the link is used again
+ * only once stage 2 has delivered every share queued meanwhile (under a
+ * steady stream, at the first event that finds it caught up): a post's
+ * delete going straight could otherwise reach a follower before the post,
+ * still in the queue.
  */
 static bool fanout__direct(fb_bridge *b, const char *payload, const fp_node_targets *t)
 {
     unsigned long connects = fb_mqtt_connects(b->direct.mqtt);
     bool up = fb_mqtt_connected(b->direct.mqtt);
 
-    if (b->direct_failing && (!up || connects == b->direct_failed_at))
+    if (b->direct_failing &&
+        (!up || connects == b->direct_failed_at || atomic_load(&b->queued_done) < b->queued_seq))
         return false;
     if (fb_deliver_direct(b, payload, t) != FB_DONE) {
         /* A link down (e.g. renewing its token) is routine; PUBACKs
@@ -162,10 +174,10 @@ static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev, c
         if (b->local_direct && strcmp(f->nodes[i].node, b->cfg.node_id) == 0)
             own = &f->nodes[i];
         else
-            out = fanout__queue_delivery(b, payload, &f->nodes[i]);
+            out = fanout__queue_delivery(b, payload, &f->nodes[i], 0);
     }
     if (out == FB_DONE && own != NULL && !fanout__direct(b, payload, own))
-        out = fanout__queue_delivery(b, payload, own);
+        out = fanout__queue_delivery(b, payload, own, ++b->queued_seq);
     free(payload);
     return out;
 }

@@ -466,6 +466,11 @@ int main(int argc, char **argv)
     fp_log_set_level(level);
     b.deliver_control = strcmp(b.cfg.deliver_mode, "control") == 0;
     b.local_direct = strcmp(b.cfg.local_delivery, "direct") == 0;
+    /* This process's mark on its own queued deliveries (fanout.c): one of
+     * an earlier run, still in the queue, is not waited for. */
+    snprintf(b.run, sizeof(b.run), "%lx-%llx", (unsigned long)getpid(),
+             (unsigned long long)fp_time_real_ms());
+    atomic_init(&b.queued_done, 0);
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = main__on_signal;
     sigaction(SIGTERM, &sa, NULL);
