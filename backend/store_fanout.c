@@ -30,6 +30,7 @@
 #define STORE__SCAN_SLICE "1000" /* node users per route_scan.lua call */
 #define STORE__CHUNK_ARGS 9      /* ARGV of fanout_chunk.lua before the node ids */
 #define STORE__BEGIN_ARGS 10     /* ARGV of post_created.lua before inline recipients */
+#define STORE__DELETE_ARGS 7     /* ARGV of post_deleted.lua before inline recipients */
 
 /* A live node as the first call named it. */
 typedef struct {
@@ -493,13 +494,14 @@ done:
     return json;
 }
 
-/* The recipients of a post, the author included once: the explicit list
- * (sorted, without repeats) or the followers (never the author). */
-static size_t store__n_recipients(const fp_event *ev, long long n_followers)
+/* The recipients of a post (author: its author), the author included
+ * once: the explicit list (sorted, without repeats) or the followers
+ * (never the author). */
+static size_t store__n_recipients(const fp_event *ev, const char *author, long long n_followers)
 {
     if (!ev->has_recipients)
         return (size_t)n_followers + 1;
-    if (bsearch(ev->post.author_id, ev->recipients, ev->n_recipients, sizeof(*ev->recipients),
+    if (bsearch(author, ev->recipients, ev->n_recipients, sizeof(*ev->recipients),
                 store__uid_cmp) != NULL)
         return ev->n_recipients;
     return ev->n_recipients + 1;
@@ -565,7 +567,7 @@ static int store__post_routed(fp_store *s, const fp_event *ev, const redisReply 
         return rc;
     out->duplicate = r.b.state != 0;
     if (r.b.state != 2)
-        out->n_recipients = store__n_recipients(ev, r.b.n_followers);
+        out->n_recipients = store__n_recipients(ev, ev->post.author_id, r.b.n_followers);
     return 0;
 }
 
@@ -661,9 +663,11 @@ done:
 int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
 {
     store__run r = {.s = s, .what = "post_deleted", .out = out};
-    const char *argv[6];
+    const char *argv[STORE__DELETE_ARGS + STORE__SLICE];
     char ttl[24], threshold[24];
     redisReply *rep = NULL;
+    bool inline_rcpt;
+    size_t argc, i;
     int rc;
 
     if (s == NULL || out == NULL)
@@ -682,15 +686,20 @@ int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
     argv[3] = ttl;
     argv[4] = threshold;
     argv[5] = STORE__SLICE_S;
-    rc = store__eval(s, STORE__POST_DELETED, 0, 6, argv, &rep);
+    inline_rcpt = ev->has_recipients && ev->n_recipients <= STORE__SLICE;
+    argv[6] = !ev->has_recipients ? "0" : inline_rcpt ? "2" : "1";
+    argc = STORE__DELETE_ARGS;
+    for (i = 0; inline_rcpt && i < ev->n_recipients; i++)
+        argv[argc++] = ev->recipients[i];
+    rc = store__eval(s, STORE__POST_DELETED, 0, argc, argv, &rep);
     if (rc != 0)
         return rc;
-    rc = store__run_all(&r, rep, NULL);
+    rc = store__run_all(&r, rep, ev->has_recipients ? ev : NULL);
     freeReplyObject(rep);
     if (rc != 0)
         return rc;
     out->duplicate = r.b.state != 0;
-    out->n_recipients = (size_t)r.b.n_followers + 1;
+    out->n_recipients = store__n_recipients(ev, ev->author_id, r.b.n_followers);
     out->unpush = true;
     return 0;
 }
@@ -721,7 +730,7 @@ int fp_store_post_finish(fp_store *s, const fp_event *ev, const fp_fanout *f)
     }
     r.op = f->unpush ? "unpush" : "push";
     r.out = &none;
-    if (ev->type == FP_EVENT_POST_CREATED && ev->has_recipients)
+    if (ev->has_recipients)
         rc = store__chunks_explicit(&r, ev);
     else
         rc = store__chunks_followers(&r);

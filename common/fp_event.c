@@ -95,7 +95,7 @@ static const event__field event__revoked_fields[] = {
 /* Indexed by fp_event_type; entry 0 is unused. */
 static const event__schema event__schemas[] = {
     [FP_EVENT_POST_CREATED] = EVENT__SCHEMA(event__post_created_fields, true),
-    [FP_EVENT_POST_DELETED] = EVENT__SCHEMA(event__post_deleted_fields, false),
+    [FP_EVENT_POST_DELETED] = EVENT__SCHEMA(event__post_deleted_fields, true),
     [FP_EVENT_FOLLOW_CREATED] = EVENT__SCHEMA(event__follow_fields, false),
     [FP_EVENT_FOLLOW_DELETED] = EVENT__SCHEMA(event__follow_fields, false),
     [FP_EVENT_RIBBON_PUSHED] = EVENT__SCHEMA(event__ribbon_fields, false),

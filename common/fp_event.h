@@ -6,7 +6,7 @@
  *
  *   post.created   {"type","post":{"id","author_id","text","created_at"},
  *                   "recipients"?:[ids]}
- *   post.deleted   {"type","post_id","author_id"}
+ *   post.deleted   {"type","post_id","author_id","recipients"?:[ids]}
  *   follow.created {"type","follower_id","followee_id"}
  *   follow.deleted {"type","follower_id","followee_id"}
  *   ribbon.pushed  {"type","entry":{"user_id","name"?,"text"?,"at"}}
@@ -66,7 +66,7 @@ typedef struct {
 typedef struct {
     fp_event_type type;
     fp_post post;                    /* post.created */
-    bool has_recipients;             /* post.created: "recipients" present */
+    bool has_recipients;             /* post.created/deleted: "recipients" present */
     char (*recipients)[FP_ID_BUFSZ]; /* malloc'd array, deduplicated, sorted */
     size_t n_recipients;
     char post_id[FP_ID_BUFSZ];     /* post.deleted */

@@ -4,7 +4,9 @@
 -- route_scan.lua do the rest, as for a create.
 --
 -- ARGV: prefix, post id, author id, marker TTL (s), pull threshold (0:
---       never pull), inline maximum.
+--       never pull), inline maximum, recipients ("0": the author's
+--       followers; "1": explicit, given to fanout_chunk.lua; "2":
+--       explicit, ARGV[8..]).
 -- Keys (built from the prefix): post:<id>, fanout:<id>, followers:<author>,
 -- feed:<author>, posts:<author>, nodes, node:<n>, online:<n>, sessions:<n>.
 --
@@ -15,8 +17,10 @@
 -- the id off each (the author has at most the threshold of followers), or
 -- l, leave them (a pull author's posts are not in them; one pushed before
 -- the author crossed the threshold stays until trimmed, and reads skip
--- ids without a body). Feeds of explicit recipients outside the followers
--- keep the id until it is trimmed away, likewise.
+-- ids without a body). A delete that names the post's explicit
+-- recipients (mode e) takes the id off their feeds and is routed to them
+-- instead of the followers; one that does not leaves their feeds to be
+-- trimmed, and reaches the followers alone.
 --
 -- With at most "inline maximum" followers, the followers' feeds and the
 -- routing are done here whole (phase r in the reply).
@@ -29,6 +33,7 @@
 
 local prefix, id, author, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local threshold, inline_max = tonumber(ARGV[5]), tonumber(ARGV[6])
+local source = ARGV[7]
 local followers = prefix .. '@FP_KEY_FOLLOWERS@' .. author
 
 local state = 1
@@ -41,12 +46,21 @@ redis.call('ZREM', prefix .. '@FP_KEY_POSTS@' .. author, id)
 
 local n = redis.call('SCARD', followers)
 local mode, phase = 'p', 'a'
-if threshold > 0 and n > threshold then
+if source ~= '0' then
+    mode = 'e'
+elseif threshold > 0 and n > threshold then
     mode, phase = 'l', 'd'
 end
 local uids
-if mode == 'p' and n <= inline_max then
+if source == '2' then
+    uids = {}
+    for i = 8, #ARGV do
+        uids[#uids + 1] = ARGV[i]
+    end
+elseif mode == 'p' and n <= inline_max then
     uids = redis.call('SMEMBERS', followers)
+end
+if uids then
     for _, uid in ipairs(uids) do
         feed_rem(prefix .. '@FP_KEY_FEED@' .. uid, id)
     end

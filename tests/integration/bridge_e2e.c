@@ -201,7 +201,8 @@ static void test_deliveries_expire(void **state)
 
 /* The seed scenario: B follows A and is connected; A posts; B gets it
  * live, A's own session too, C (not following) nothing, offline follower
- * D has it in the feed list only. Then the delete. */
+ * D has it in the feed list only. Then the delete. Then a post to
+ * explicit recipients and its delete naming them. */
 static void test_seed_scenario(void **state)
 {
     ft_mqtt a, b, c;
@@ -247,6 +248,26 @@ static void test_seed_scenario(void **state)
     assert_non_null(strstr(b.last_payload, "\"post_id\":\"p1\""));
     feed_of("B", feed, sizeof(feed));
     assert_string_equal(feed, "");
+
+    /* A post to C alone (no follower of A), then its delete naming C: C
+     * gets both live and its feed loses the id; B, a follower but no
+     * recipient, gets neither. */
+    event("post.created", "{\"type\":\"post.created\",\"post\":{\"id\":\"p2\",\"author_id\":"
+                          "\"A\",\"text\":\"for C\",\"created_at\":2},\"recipients\":[\"C\"]}");
+    assert_int_equal(ft_mqtt_wait_messages(&c, 1, 1000), 1);
+    assert_non_null(strstr(c.last_payload, "\"id\":\"p2\""));
+    feed_of("C", feed, sizeof(feed));
+    assert_string_equal(feed, "p2");
+    event("post.deleted", "{\"type\":\"post.deleted\",\"post_id\":\"p2\",\"author_id\":\"A\","
+                          "\"recipients\":[\"C\"]}");
+    assert_int_equal(ft_mqtt_wait_messages(&c, 2, 1000), 2);
+    assert_non_null(strstr(c.last_payload, "\"type\":\"post.deleted\""));
+    assert_non_null(strstr(c.last_payload, "\"post_id\":\"p2\""));
+    assert_null(strstr(c.last_payload, "recipients"));
+    feed_of("C", feed, sizeof(feed));
+    assert_string_equal(feed, "");
+    ft_mqtt_pump(&b, 300);
+    assert_int_equal(b.received, 2);
 
     ft_mqtt_close(&a);
     ft_mqtt_close(&b);

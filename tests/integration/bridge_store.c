@@ -468,6 +468,89 @@ static void test_post_deleted(void **state)
     fp_event_free(&del);
 }
 
+/*
+ * A post.deleted naming the post's explicit recipients: their feeds lose
+ * the id and the online ones among them are the targets, followers or
+ * not; with more recipients than one call takes (300), in slices.
+ */
+static void test_post_deleted_explicit(void **state)
+{
+    env *e = *state;
+    char body[8192], del_body[8192], uid[16];
+    const fp_node_targets *t;
+    size_t used, dused;
+    fp_fanout f;
+    fp_event ev, del;
+    int i;
+
+    follow(e->st, "follow.created", "B", "A");
+    run(e->rc, "SET %s %s EX 30", PREFIX "node:n1", "1");
+    run(e->rc, "SADD %s n1", PREFIX "nodes");
+    run(e->rc, "SADD %s B C D", PREFIX "online:n1");
+    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"p8\",\"author_id\":\"A\","
+               "\"text\":\"for C and D\",\"created_at\":8},\"recipients\":[\"C\",\"D\"]}");
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
+    fp_fanout_free(&f);
+    fp_event_free(&ev);
+    assert_true(feed_has(e->st, "D", "p8"));
+
+    event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"p8\",\"author_id\":\"A\","
+                "\"recipients\":[\"D\",\"C\",\"D\"]}");
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
+    assert_false(f.duplicate);
+    assert_int_equal(f.n_recipients, 3); /* C, D and A */
+    t = find_node(&f, "n1");
+    assert_non_null(t);
+    assert_int_equal(t->n_users, 2); /* not B: a follower, no recipient */
+    assert_true(has_user(t, "C") && has_user(t, "D"));
+    assert_false(f.pending);
+    fp_fanout_free(&f);
+    fp_event_free(&del);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:C", "p8"), 0);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:D", "p8"), 0);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:A", "p8"), 0);
+
+    /* 300 recipients: the first call routes, the slices unpush. */
+    used = (size_t)snprintf(body, sizeof(body),
+                            "{\"type\":\"post.created\",\"post\":{\"id\":\"pz\",\"author_id\":"
+                            "\"A\",\"text\":\"many\",\"created_at\":1},\"recipients\":[");
+    dused = (size_t)snprintf(del_body, sizeof(del_body),
+                             "{\"type\":\"post.deleted\",\"post_id\":\"pz\",\"author_id\":"
+                             "\"A\",\"recipients\":[");
+    for (i = 0; i < 300; i++) {
+        used += (size_t)snprintf(body + used, sizeof(body) - used, "%s\"z%03d\"", i ? "," : "", i);
+        dused += (size_t)snprintf(del_body + dused, sizeof(del_body) - dused, "%s\"z%03d\"",
+                                  i ? "," : "", i);
+    }
+    used += (size_t)snprintf(body + used, sizeof(body) - used, "]}");
+    dused += (size_t)snprintf(del_body + dused, sizeof(del_body) - dused, "]}");
+    assert_true(used < sizeof(body) && dused < sizeof(del_body));
+    run(e->rc, "SADD %s z000 z150 z299", PREFIX "online:n1");
+    event(&ev, "%s", body);
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
+    assert_int_equal(fp_store_post_finish(e->st, &ev, &f), 0);
+    fp_fanout_free(&f);
+    fp_event_free(&ev);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:z150", "pz"), 1);
+
+    event(&del, "%s", del_body);
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
+    assert_true(f.pending);
+    assert_int_equal(f.n_recipients, 301);
+    t = find_node(&f, "n1");
+    assert_non_null(t);
+    assert_int_equal(t->n_users, 3);
+    assert_true(has_user(t, "z000") && has_user(t, "z150") && has_user(t, "z299"));
+    assert_int_equal(fp_store_post_finish(e->st, &del, &f), 0);
+    fp_fanout_free(&f);
+    fp_event_free(&del);
+    for (i = 0; i < 300; i += 23) {
+        snprintf(uid, sizeof(uid), PREFIX "feed:z%03d", i);
+        assert_int_equal(list_count(e->rc, uid, "pz"), 0);
+    }
+    assert_int_equal(list_count(e->rc, PREFIX "feed:z299", "pz"), 0);
+}
+
 /* ----------------------------------------------------------- follows */
 
 static void test_follow_unfollow(void **state)
@@ -1204,7 +1287,7 @@ static void test_post_ttl(void **state)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 /* clang-format off */
 FT_MAIN(ft_harness_run, NULL, NULL,
-        T(test_seed_scenario),    T(test_explicit_recipients),
+        T(test_seed_scenario),    T(test_explicit_recipients), T(test_post_deleted_explicit),
         T(test_feed_cap),         T(test_redelivery),
         T(test_online_targeting), T(test_post_deleted),
         T(test_follow_unfollow),  T(test_ribbon),

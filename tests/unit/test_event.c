@@ -344,7 +344,21 @@ static void test_post_deleted_roundtrip(void **state)
     assert_string_equal(ev.post_id, "p1");
     assert_string_equal(ev.author_id, "alice");
     assert_null(ev.post.text);
+    assert_false(ev.has_recipients);
     expect_encoded(&ev, "{\"type\":\"post.deleted\",\"post_id\":\"p1\",\"author_id\":\"alice\"}");
+
+    /* Naming the post's explicit recipients, checked and kept as a
+     * post.created's. */
+    roundtrip("{\"type\":\"post.deleted\",\"post_id\":\"p1\",\"author_id\":\"alice\","
+              "\"recipients\":[\"zed\",\"amy\",\"zed\"]}",
+              &ev);
+    assert_true(ev.has_recipients);
+    assert_int_equal(ev.n_recipients, 2);
+    assert_string_equal(ev.recipients[0], "amy");
+    expect_encoded_has(&ev, "\"recipients\":[\"amy\",\"zed\"]");
+    expect_fail("{\"type\":\"post.deleted\",\"post_id\":\"p1\",\"author_id\":\"alice\","
+                "\"recipients\":[\"bad/id\"]}",
+                NULL, -EINVAL, "recipients[0]: not a valid id");
 }
 
 static void test_follow_roundtrip(void **state)
