@@ -183,6 +183,21 @@ static double now_s(void)
     return (double)fp_time_mono_ns() / 1e9;
 }
 
+/* Node n1 is live (its heartbeat and its place in nodes) with the users
+ * (ids, up to a NULL) online on it. */
+static void n1_live(env *e, ...)
+{
+    const char *uid;
+    va_list ap;
+
+    run(e->rc, "SET %s %s EX 30", PREFIX "node:n1", "1");
+    run(e->rc, "SADD %s n1", PREFIX "nodes");
+    va_start(ap, e);
+    for (uid = va_arg(ap, const char *); uid != NULL; uid = va_arg(ap, const char *))
+        run(e->rc, "SADD %s %s", PREFIX "online:n1", uid);
+    va_end(ap);
+}
+
 /* ------------------------------------------------------------- posts */
 
 /* B follows A; A posts: B's and A's feeds hold it, C's does not. */
@@ -275,9 +290,7 @@ static void test_explicit_slices(void **state)
         used += (size_t)snprintf(body + used, sizeof(body) - used, "%s\"r%03d\"", i ? "," : "", i);
     used += (size_t)snprintf(body + used, sizeof(body) - used, "]}");
     assert_true(used < sizeof(body));
-    run(e->rc, "SET %s %s EX 30", PREFIX "node:n1", "1");
-    run(e->rc, "SADD %s n1", PREFIX "nodes");
-    run(e->rc, "SADD %s r000 r150 r299 other", PREFIX "online:n1");
+    n1_live(e, "r000", "r150", "r299", "other", NULL);
     for (round = 0; round < 2; round++) {
         event(&ev, "%s", body);
         assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
@@ -420,9 +433,7 @@ static void test_post_deleted(void **state)
     fp_event ev, del;
 
     follow(e->st, "follow.created", "B", "A");
-    run(e->rc, "SET %s %s EX 30", PREFIX "node:n1", "1");
-    run(e->rc, "SADD %s n1", PREFIX "nodes");
-    run(e->rc, "SADD %s B", PREFIX "online:n1");
+    n1_live(e, "B", NULL);
     event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"p5\",\"author_id\":\"A\","
                "\"text\":\"oops\",\"created_at\":5},\"recipients\":[\"B\",\"C\"]}");
     assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
@@ -484,9 +495,7 @@ static void test_post_deleted_explicit(void **state)
     int i;
 
     follow(e->st, "follow.created", "B", "A");
-    run(e->rc, "SET %s %s EX 30", PREFIX "node:n1", "1");
-    run(e->rc, "SADD %s n1", PREFIX "nodes");
-    run(e->rc, "SADD %s B C D", PREFIX "online:n1");
+    n1_live(e, "B", "C", "D", NULL);
     event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"p8\",\"author_id\":\"A\","
                "\"text\":\"for C and D\",\"created_at\":8},\"recipients\":[\"C\",\"D\"]}");
     assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
