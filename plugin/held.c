@@ -40,7 +40,8 @@
 #include "feed_auth.h"
 
 #define HELD__MAGIC "feedpush-sessions 1"
-#define HELD__LINE_MAX 1024
+/* The longest client id MQTT allows (a two-byte length). */
+#define HELD__ID_MAX 65535
 
 void fa_held_drop(fa_plugin *pl, fa_session *s)
 {
@@ -142,29 +143,32 @@ static int held__unhex(const char *hex, size_t len, char *out, size_t outsz)
 }
 
 /*
- * One line "<hex client id> <sub> <offline_until>" into a held, offline
- * record without a client. offline_until 0: the session was connected
+ * One line "<hex client id> <sub> <offline_until>" (any client id MQTT
+ * allows, so up to 131,070 hex digits) into a held, offline record
+ * without a client. offline_until 0: the session was connected
  * when the file was written, so its connection ended at that moment or
  * later (a crash), and it lasts session_max_lifetime from now: too long
- * only costs a routed delivery that finds no subscriber. Returns 1 when
- * added, 0 when skipped (expired, or the id is not the user's), -EINVAL
- * when malformed, -ENOMEM.
+ * only costs a routed delivery that finds no subscriber. id: a buffer of
+ * HELD__ID_MAX + 1 bytes. Returns 1 when added, 0 when skipped (expired,
+ * or the id is not the user's), -EINVAL when malformed, -ENOMEM.
  */
-static int held__load_line(fa_plugin *pl, char *line, int64_t now)
+static int held__load_line(fa_plugin *pl, char *line, char *id, int64_t now)
 {
-    char hex[HELD__LINE_MAX], id[HELD__LINE_MAX / 2], owner[FP_ID_BUFSZ], *end;
+    char owner[FP_ID_BUFSZ], *end;
+    size_t hex_len = strcspn(line, " ");
     fp_jwt_claims c;
     fa_session *s, *replaced;
     long long until;
     int n = 0;
 
     memset(&c, 0, sizeof(c));
-    if (sscanf(line, "%1023s %64s %lld%n", hex, c.sub, &until, &n) != 3 || n == 0)
+    if (line[hex_len] != ' ' || sscanf(line + hex_len, " %64s %lld%n", c.sub, &until, &n) != 2 ||
+        n == 0)
         return -EINVAL;
-    end = line + n;
+    end = line + hex_len + n;
     if (*end != '\n' && *end != '\0')
         return -EINVAL;
-    if (held__unhex(hex, strlen(hex), id, sizeof(id)) != 0 || !fp_id_valid(c.sub))
+    if (held__unhex(line, hex_len, id, HELD__ID_MAX + 1) != 0 || !fp_id_valid(c.sub))
         return -EINVAL;
     if (until == 0) {
         until = now + pl->opts.session_max_lifetime + 1;
@@ -192,9 +196,9 @@ static int held__load_line(fa_plugin *pl, char *line, int64_t now)
  */
 int fa_held_load(fa_plugin *pl)
 {
-    char line[HELD__LINE_MAX + 96];
     int64_t now = (int64_t)time(NULL);
-    size_t loaded = 0, bad = 0;
+    size_t loaded = 0, bad = 0, cap = 0;
+    char *line = NULL, *id;
     FILE *f;
     int rc = 0;
 
@@ -209,20 +213,26 @@ int fa_held_load(fa_plugin *pl)
                              strerror(errno));
         return rc;
     }
-    if (fgets(line, sizeof(line), f) == NULL ||
-        strncmp(line, HELD__MAGIC, strlen(HELD__MAGIC)) != 0) {
+    if (getline(&line, &cap, f) < 0 || strncmp(line, HELD__MAGIC, strlen(HELD__MAGIC)) != 0) {
         mosquitto_log_printf(MOSQ_LOG_WARNING, "feed_auth: %s is not a session file; ignored",
                              pl->opts.session_file);
+        free(line);
         fclose(f);
         return 0;
     }
-    while (rc >= 0 && fgets(line, sizeof(line), f) != NULL) {
-        rc = held__load_line(pl, line, now);
+    /* getline: a line of any length (a long client id), never split. */
+    id = malloc(HELD__ID_MAX + 1);
+    if (id == NULL)
+        rc = -ENOMEM;
+    while (rc >= 0 && getline(&line, &cap, f) >= 0) {
+        rc = held__load_line(pl, line, id, now);
         if (rc == 1)
             loaded++;
         else if (rc == -EINVAL)
             bad++;
     }
+    free(id);
+    free(line);
     fclose(f);
     if (rc == -ENOMEM) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: out of memory loading %s",
@@ -242,23 +252,29 @@ int fa_held_load(fa_plugin *pl)
  * its lifetime from now at a graceful stop, which ends its connection. */
 static int held__write(fa_plugin *pl, FILE *f, int64_t connected_until, size_t *n)
 {
-    char hex[HELD__LINE_MAX];
+    char *hex = malloc(2 * HELD__ID_MAX + 1);
     int64_t until;
     fa_session *s, *tmp;
+    int rc = 0;
 
+    if (hex == NULL)
+        return -ENOMEM;
     if (fprintf(f, "%s\n", HELD__MAGIC) < 0)
-        return -EIO;
+        rc = -EIO;
     HASH_ITER(hh_id, pl->sessions.by_id, s, tmp)
     {
-        if (!s->held || strlen(s->client_id) * 2 >= sizeof(hex))
+        /* MQTT caps a client id at HELD__ID_MAX bytes: none is longer. */
+        if (rc != 0 || !s->held || strlen(s->client_id) > HELD__ID_MAX)
             continue;
         until = s->offline_until != 0 ? s->offline_until : connected_until;
         held__hex(s->client_id, hex);
         if (fprintf(f, "%s %s %lld\n", hex, s->sub, (long long)until) < 0)
-            return -EIO;
-        (*n)++;
+            rc = -EIO;
+        else
+            (*n)++;
     }
-    return 0;
+    free(hex);
+    return rc;
 }
 
 /* Syncs the directory of path, so that a rename into it survives a power

@@ -449,21 +449,31 @@ static void test_expiry(void **state)
 
 /* A graceful restart with persistence on: the queue survives, and the
  * state file brings the routing presence and the owner back, so what is
- * published after the restart and before the reconnect is queued too. */
+ * published after the restart and before the reconnect is queued too;
+ * also for a session whose client id is longer than a line buffer. */
 static void test_restart(void **state)
 {
+    char long_id[5 + 2000 + 1];
     ft_mqtt c;
 
     (void)state;
+    /* kira's only session has a client id of 2,005 bytes. */
+    memcpy(long_id, "kira:", 5);
+    memset(long_id + 5, 'x', 2000);
+    long_id[5 + 2000] = '\0';
     leave_session("hana", "hana:phone", 4);
+    leave_session("kira", long_id, 4);
     publish_range("hana", "h", 1, 2);
     ft_mqtt_close(&pub);
     assert_int_equal(ft_server_restart(&env.mosq), 0);
     assert_true(member_wait(HELD, "hana", 1));
+    assert_true(member_wait(HELD, "kira", 1));
     publish_range("hana", "h", 3, 3);
+    publish_range("kira", "k", 1, 1);
     assert_int_equal(connect_as(&c, "ivan", "hana:phone", 4, false, 0), CONNACK_V3_NOT_AUTHORISED);
     ft_mqtt_close(&c);
     expect_queued("hana", "hana:phone", 4, "h", 1, 3);
+    expect_queued("kira", long_id, 4, "k", 1, 1);
 }
 
 /* Waits up to timeout_ms until n lines of the broker's log after offset
