@@ -184,8 +184,9 @@ static void deliver__queued_done(fb_bridge *b, const cJSON *root)
     const cJSON *run = cJSON_GetObjectItemCaseSensitive(root, "run");
     const cJSON *seq = cJSON_GetObjectItemCaseSensitive(root, "seq");
 
+    /* Exact in a double up to 2^53; anything else is not ours. */
     if (!cJSON_IsString(run) || strcmp(run->valuestring, b->run) != 0 || !cJSON_IsNumber(seq) ||
-        seq->valuedouble < 1)
+        seq->valuedouble < 1 || seq->valuedouble > 9007199254740992.0)
         return;
     if ((uint64_t)seq->valuedouble > atomic_load(&b->queued_done))
         atomic_store(&b->queued_done, (uint64_t)seq->valuedouble);

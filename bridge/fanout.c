@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -106,6 +107,21 @@ static fb_outcome fanout__queue_delivery(fb_bridge *b, const char *payload,
 }
 
 /*
+ * Waits, at most timeout_ms, until stage 2 has delivered every own-node
+ * share stage 1 queued (queued_done reaches queued_seq), checking every
+ * millisecond. Stage 1 queues nothing meanwhile, so the wait converges
+ * unless stage 2 is stuck or far behind.
+ */
+static void fanout__catch_up(fb_bridge *b)
+{
+    int64_t end = fp_time_mono_ms() + b->cfg.timeout_ms;
+    struct timespec ms = {0, 1000000};
+
+    while (atomic_load(&b->queued_done) < b->queued_seq && fp_time_mono_ms() < end)
+        nanosleep(&ms, NULL);
+}
+
+/*
  * local_delivery direct: this node's own share (t) straight to its
  * broker. True when it got there; false when it must take the queue
  * instead: the direct link is down, or a PUBACK did not come (the broker
@@ -115,16 +131,22 @@ static fb_outcome fanout__queue_delivery(fb_bridge *b, const char *payload,
  * is up but missed PUBACKs is made to connect again (fb_mqtt_relink): a
  * broker that was only slow is used again as soon as it accepts the new
  * connection, one that hangs never accepts it. And the link is used again
- * only once stage 2 has delivered every share queued meanwhile (under a
- * steady stream, at the first event that finds it caught up): a post's
+ * only once stage 2 has delivered every share queued meanwhile: a post's
  * delete going straight could otherwise reach a follower before the post,
- * still in the queue.
+ * still in the queue. The first event after the link is back waits for
+ * that (fanout__catch_up); if stage 2 needs longer, events keep taking
+ * the queue until one finds it caught up.
  */
 static bool fanout__direct(fb_bridge *b, const char *payload, const fp_node_targets *t)
 {
     unsigned long connects = fb_mqtt_connects(b->direct.mqtt);
     bool up = fb_mqtt_connected(b->direct.mqtt);
 
+    if (b->direct_failing && up && connects != b->direct_failed_at &&
+        connects != b->direct_waited_at) {
+        b->direct_waited_at = connects;
+        fanout__catch_up(b);
+    }
     if (b->direct_failing &&
         (!up || connects == b->direct_failed_at || atomic_load(&b->queued_done) < b->queued_seq))
         return false;

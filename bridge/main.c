@@ -292,13 +292,10 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
             if (stage1 && b->cfg.redis_min_replicas > 0)
                 fb_fanout_begin(b);
         } else if (out == FB_RETRY_MQTT) {
+            /* After missing PUBACKs the link is connecting again
+             * (fb_mqtt_flush): main__mqtt_up waits for a broker that
+             * answers. */
             fp_warn("%s; publishing again once the broker is back", fb_mqtt_errstr(b->node.mqtt));
-            /* PUBACKs missing on a live link: a hung or slow broker. The
-             * link connects again, so the next try waits for a broker that
-             * answers instead of piling more copies into this connection
-             * (libmosquitto keeps each until it is acknowledged). */
-            if (fb_mqtt_connected(b->node.mqtt))
-                fb_mqtt_relink(b->node.mqtt);
             main__sleep(MAIN__BACKOFF_MIN_MS);
             if (main__mqtt_up(b) != 0)
                 break;

@@ -483,9 +483,28 @@ int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t l
     return 0;
 }
 
+/*
+ * Lock held: marks the link down and asks the network thread for a new
+ * connection (with a fresh token, as a renewal). True when the caller is
+ * to end the current connection (mosquitto_disconnect, outside the lock):
+ * it was up. Marking it down at once, not when the DISCONNECT has gone out
+ * (which a stalled socket can hold back until the keepalive ends it),
+ * makes every user of the link wait for the new connection.
+ */
+static bool mqtt__relink_locked(fb_mqtt *m)
+{
+    if (!m->connected)
+        return false;
+    m->connected = false;
+    m->renew = true;
+    m->renew_asked_at = time(NULL);
+    return true;
+}
+
 int fb_mqtt_flush(fb_mqtt *m)
 {
     struct timespec until = fp_time_real_deadline(m->cfg.timeout_ms + 1000);
+    bool relink = false;
     int rc = 0;
 
     pthread_mutex_lock(&m->lock);
@@ -494,6 +513,12 @@ int fb_mqtt_flush(fb_mqtt *m)
             snprintf(m->errstr, sizeof(m->errstr), "mqtt: %lu publish(es) not acknowledged",
                      m->outstanding);
             rc = -EIO;
+            /* A broker that took the publishes but does not acknowledge
+             * them (hung, or slow): a new connection, so that the next try
+             * waits for one that answers instead of piling more copies
+             * into this one (libmosquitto keeps each until acknowledged,
+             * and sends it again on the new connection). */
+            relink = mqtt__relink_locked(m);
             break;
         }
     }
@@ -502,6 +527,8 @@ int fb_mqtt_flush(fb_mqtt *m)
     memset(m->early, 0, sizeof(m->early));
     m->outstanding = 0;
     pthread_mutex_unlock(&m->lock);
+    if (relink)
+        mosquitto_disconnect(m->m);
     return rc;
 }
 
@@ -533,13 +560,13 @@ void fb_mqtt_maintain(fb_mqtt *m)
 
 void fb_mqtt_relink(fb_mqtt *m)
 {
-    /* As a token renewal, which it also is: the network thread connects
-     * again at once, with a fresh token. */
+    bool relink;
+
     pthread_mutex_lock(&m->lock);
-    m->renew = true;
-    m->renew_asked_at = time(NULL);
+    relink = mqtt__relink_locked(m);
     pthread_mutex_unlock(&m->lock);
-    mosquitto_disconnect(m->m);
+    if (relink)
+        mosquitto_disconnect(m->m);
 }
 
 unsigned long fb_mqtt_connects(fb_mqtt *m)

@@ -56,16 +56,18 @@ unsigned fb_mqtt_expiry_s(int expiry_ms);
 /* Queues a QoS 1 publish. Returns 0 or -EIO (not connected). */
 int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t len, bool retain);
 /* Waits until every publish so far is acknowledged. Returns 0, or -EIO
- * (timeout or lost connection: the caller retries the whole batch). A
+ * (timeout or lost connection: the caller retries the whole batch; after
+ * a timeout on a live link, the link connects again, fb_mqtt_relink). A
  * publish the broker refused (PUBACK reason code 128 or above) counts as
  * acknowledged: it is not retried, see fb_mqtt_counters(). */
 int fb_mqtt_flush(fb_mqtt *m);
 /* Reconnects with a fresh token when the current one is near its end.
  * Call regularly from the main loop. */
 void fb_mqtt_maintain(fb_mqtt *m);
-/* Drops the connection and connects again at once (with a fresh token):
- * for a link whose broker stopped acknowledging. Publishes not yet
- * acknowledged may reach the broker twice. */
+/* Drops the connection, if up, and connects again at once (with a fresh
+ * token): for a link whose broker stopped acknowledging. The link counts
+ * as down from this call on. Publishes not yet acknowledged may reach
+ * the broker twice. */
 void fb_mqtt_relink(fb_mqtt *m);
 bool fb_mqtt_connected(fb_mqtt *m);
 /* Connections the broker accepted since start (the first one included). */

@@ -198,9 +198,10 @@ int fp_store_post_finish(fp_store *s, const fp_event *ev, const fp_fanout *f);
  * post.deleted: DEL post:<id>, leave a tombstone so a late post.created
  * cannot restore it (and a fan-out still pushing it stops), remove the id
  * from the author's feeds and, unless the author is above pull_threshold,
- * from the followers' feeds; fill *out with the author and followers
+ * from the followers' feeds, or from the explicit recipients' when the
+ * event names them; fill *out with the author and those recipients
  * reached on each live node (they get the delete notification). Split
- * like fp_store_post_created(), with the removals from the followers'
+ * like fp_store_post_created(), with the removals from the recipients'
  * feeds left to fp_store_post_finish() when there are many.
  */
 int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out);

@@ -398,11 +398,16 @@ static void test_delete_after_post_across_switch(void **state)
         ft_mqtt_close(&f);
     }
     assert_true(window);
-    /* Stage 2 has delivered the delete: the next post goes straight. */
+    /* Straight again once stage 2 has caught up: at the delete already
+     * (stage 1 waits for it) or at a post after it, 10 at most. */
     connect_user(&f, "cG", 5);
-    post("dback", "cD", "straight again");
-    assert_true(wait_payload(&f, "\"id\":\"dback\"", 5000));
-    assert_int_equal(ft_log_wait(blog, bfrom, "go straight to its broker again", 3000), 1);
+    for (round = 0; round < 10 && ft_log_wait(blog, bfrom, "go straight to its broker again",
+                                              round == 0 ? 0 : 300) != 1;
+         round++) {
+        snprintf(id, sizeof(id), "db%d", round);
+        post(id, "cD", "after");
+    }
+    assert_int_equal(ft_log_wait(blog, bfrom, "go straight to its broker again", 0), 1);
     ft_mqtt_close(&f);
     free(svc);
 }
