@@ -73,7 +73,7 @@ typedef struct {
     fg_route_id route;
     bool responding; /* resp is ready */
     bool close_after;
-    bool closing;       /* answered with close_after, lws still sending it */
+    bool draining;      /* the answer is written, lws still sending it */
     bool awaiting_body; /* the body timer runs */
 } http__session;
 
@@ -393,6 +393,16 @@ static int http__add_headers(struct lws *wsi, http__session *s, unsigned char **
     return 0;
 }
 
+/* The answer is out: the connection closes (close_after) or takes the
+ * next request. Returns 0, or -1 to close. */
+static int http__sent(struct lws *wsi, http__session *s)
+{
+    if (s->close_after)
+        return -1;
+    http__reset(s);
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+}
+
 /*
  * Writes the answer whole in one lws_write: status line, headers and body
  * together, so a small answer is one segment and one wake-up of the
@@ -400,9 +410,11 @@ static int http__add_headers(struct lws *wsi, http__session *s, unsigned char **
  * it before anything else). HTTP/1.1 only: over h2 lws would have to
  * frame headers and body apart. A HEAD's answer is its headers alone.
  * Then completes the transaction, or, with close_after, closes the
- * connection: at once when the socket took everything, else from the
- * writeable callback once lws has sent the rest (closing at once would
- * give lws 5 s to send it, which cuts a large answer to a slow client).
+ * connection (http__sent): at once when the socket took everything, else
+ * from the writeable callback once lws has sent the rest (closing at once
+ * would give lws 5 s to send it, which cuts a large answer to a slow
+ * client). A client that has not read the rest send_timeout_ms later is
+ * cut off: the connection and what lws holds of the answer go.
  * Returns 0, or -1 to close.
  */
 static int http__send(struct lws *wsi, http__session *s)
@@ -430,15 +442,14 @@ static int http__send(struct lws *wsi, http__session *s)
     free(out);
     if (n != (int)len)
         return -1;
-    if (s->close_after && lws_send_pipe_choked(wsi)) {
-        s->closing = true; /* lws calls back once it has sent it all */
+    if (lws_send_pipe_choked(wsi)) {
+        s->draining = true; /* lws calls back once it has sent it all */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+                        (int)((http__gw(wsi)->cfg.send_timeout_ms + 999) / 1000));
         lws_callback_on_writable(wsi);
         return 0;
     }
-    if (s->close_after)
-        return -1;
-    http__reset(s);
-    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+    return http__sent(wsi, s);
 }
 
 static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -468,8 +479,11 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         }
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (s != NULL && s->closing)
-            return -1; /* the answer is out */
+        if (s != NULL && s->draining) { /* the answer is out */
+            lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+            s->draining = false;
+            return http__sent(wsi, s);
+        }
         return s != NULL && s->responding ? http__send(wsi, s) : 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:

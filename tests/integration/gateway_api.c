@@ -1293,6 +1293,54 @@ static void test_close_slow_reader(void **state)
     free(tok);
 }
 
+/*
+ * send_timeout_ms: a client that does not read its answer does not hold
+ * the connection (and the answer's buffered bytes) beyond it. With 1 s,
+ * a reader that waits 4 s before reading the 6.6 MB page of
+ * test_close_slow_reader's user gets what the sockets held, not all of
+ * it, with and without keep-alive; a reader that does not wait gets
+ * everything. Then the gateway again with the default (120 s).
+ */
+static void test_send_timeout(void **state)
+{
+    static const size_t cap = 8 * 1024 * 1024;
+    static const char *const conn[] = {"Connection: close\r\n", ""};
+    char *tok = token("cs"), *out = malloc(cap), req[2048];
+    const char *body, *len_hdr;
+    long got, whole;
+    int i, n;
+
+    (void)state;
+    assert_non_null(out);
+    setenv("FEEDPUSH_SEND_TIMEOUT_MS", "1000", 1);
+    assert_int_equal(ft_gateway_start(&env), 0);
+    unsetenv("FEEDPUSH_SEND_TIMEOUT_MS");
+    for (i = 0; i < 2; i++) {
+        n = snprintf(req, sizeof(req),
+                     "GET /api/v1/feed?limit=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                     "%s\r\n%s\r\n",
+                     tok, conn[i]);
+        /* Keep-alive: the connection stays open after the answer, so
+         * the reader that does not wait stops after 2 s of silence. */
+        got = ft_http_raw_slow(&env, req, (size_t)n, out, cap, i == 0 ? 10000 : 2000, 0);
+        body = strstr(out, "\r\n\r\n");
+        len_hdr = strstr(out, "\r\ncontent-length: ");
+        if (strncmp(out, "HTTP/1.1 200 ", 13) != 0 || body == NULL || len_hdr == NULL)
+            fail_msg("the page's answer begins: %.300s", out);
+        whole = (long)(body + 4 - out) + strtol(len_hdr + 18, NULL, 10);
+        assert_true(whole > 800L * FP_POST_TEXT_MAX);
+        if (got != whole)
+            fail_msg("a reader that did not wait got %ld bytes of %ld", got, whole);
+        got = ft_http_raw_slow(&env, req, (size_t)n, out, cap, 10000, 4000);
+        printf("# %s: a reader 4 s late got %ld of %ld bytes\n", i == 0 ? "close" : "keep-alive",
+               got, whole);
+        assert_true(got > 0 && got < whole);
+    }
+    assert_int_equal(ft_gateway_start(&env), 0);
+    free(out);
+    free(tok);
+}
+
 /* jwt_max_lifetime: a token living up to it is accepted, a longer one
  * refused; a dev_token_ttl over it stops the gateway at start. */
 static void test_max_lifetime(void **state)
@@ -1799,6 +1847,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_large_answer),
         cmocka_unit_test(test_close_slow_reader),
+        cmocka_unit_test(test_send_timeout),
         cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_idle_publisher),
