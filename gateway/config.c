@@ -52,7 +52,7 @@ static const fp_conf_opt config__table[] = {
      false, "largest request body accepted (413 beyond)"},
     {"body_timeout_ms", FP_CONF_INT, offsetof(fg_config, body_timeout_ms), "10000", 100, 600000,
      false, "a request body must be whole this long after its headers (408 then)"},
-    {"send_timeout_ms", FP_CONF_INT, offsetof(fg_config, send_timeout_ms), "120000", 1000, 3600000,
+    {"send_timeout_ms", FP_CONF_INT, offsetof(fg_config, send_timeout_ms), "20000", 1000, 3600000,
      false,
      "an answer the client has not read whole this long after it was written: the connection "
      "is closed"},

@@ -1299,7 +1299,7 @@ static void test_close_slow_reader(void **state)
  * a reader that waits 4 s before reading the 6.6 MB page of
  * test_close_slow_reader's user gets what the sockets held, not all of
  * it, with and without keep-alive; a reader that does not wait gets
- * everything. Then the gateway again with the default (120 s).
+ * everything. Then the gateway again with the default (20 s).
  */
 static void test_send_timeout(void **state)
 {
