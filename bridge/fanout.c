@@ -128,7 +128,8 @@ static void fanout__catch_up(fb_bridge *b)
  * may have some of them; clients dedupe a post received twice). After
  * that the queue is used until the link has connected again, so that a
  * hung broker costs stage 1 one timeout, not one per event. A link that
- * is up but missed PUBACKs is made to connect again (fb_mqtt_relink): a
+ * is up but missed PUBACKs connects again (fb_mqtt_flush relinks it; the
+ * call here covers a failure of ours on a live link, out of memory): a
  * broker that was only slow is used again as soon as it accepts the new
  * connection, one that hangs never accepts it. And the link is used again
  * only once stage 2 has delivered every share queued meanwhile: a post's

@@ -269,6 +269,20 @@ static void test_explicit_recipients(void **state)
     assert_false(feed_has(e->st, "B", "p2"));
 }
 
+/* Writes to body (cap bytes) head, an event's JSON up to its
+ * "recipients":[, then the ids <tag>000 .. <tag><n - 1> and "]}". */
+static void with_recipients(char *body, size_t cap, const char *head, char tag, int n)
+{
+    size_t used = (size_t)snprintf(body, cap, "%s", head);
+    int i;
+
+    for (i = 0; i < n && used < cap; i++)
+        used += (size_t)snprintf(body + used, cap - used, "%s\"%c%03d\"", i ? "," : "", tag, i);
+    if (used < cap)
+        used += (size_t)snprintf(body + used, cap - used, "]}");
+    assert_true(used < cap);
+}
+
 /* 300 explicit recipients (more than one call's worth, 100): every feed
  * gets the post, the online ones among them are the targets, and a
  * redelivery pushes nothing again but routes the same. */
@@ -278,18 +292,14 @@ static void test_explicit_slices(void **state)
     char body[8192], uid[16];
     const fp_node_targets *t;
     redisReply *r;
-    size_t used;
     fp_fanout f;
     fp_event ev;
     int i, round;
 
-    used = (size_t)snprintf(body, sizeof(body),
-                            "{\"type\":\"post.created\",\"post\":{\"id\":\"px\",\"author_id\":"
-                            "\"A\",\"text\":\"many\",\"created_at\":1},\"recipients\":[");
-    for (i = 0; i < 300; i++)
-        used += (size_t)snprintf(body + used, sizeof(body) - used, "%s\"r%03d\"", i ? "," : "", i);
-    used += (size_t)snprintf(body + used, sizeof(body) - used, "]}");
-    assert_true(used < sizeof(body));
+    with_recipients(body, sizeof(body),
+                    "{\"type\":\"post.created\",\"post\":{\"id\":\"px\",\"author_id\":"
+                    "\"A\",\"text\":\"many\",\"created_at\":1},\"recipients\":[",
+                    'r', 300);
     n1_live(e, "r000", "r150", "r299", "other", NULL);
     for (round = 0; round < 2; round++) {
         event(&ev, "%s", body);
@@ -489,7 +499,6 @@ static void test_post_deleted_explicit(void **state)
     env *e = *state;
     char body[8192], del_body[8192], uid[16];
     const fp_node_targets *t;
-    size_t used, dused;
     fp_fanout f;
     fp_event ev, del;
     int i;
@@ -520,20 +529,14 @@ static void test_post_deleted_explicit(void **state)
     assert_int_equal(list_count(e->rc, PREFIX "feed:A", "p8"), 0);
 
     /* 300 recipients: the first call routes, the slices unpush. */
-    used = (size_t)snprintf(body, sizeof(body),
-                            "{\"type\":\"post.created\",\"post\":{\"id\":\"pz\",\"author_id\":"
-                            "\"A\",\"text\":\"many\",\"created_at\":1},\"recipients\":[");
-    dused = (size_t)snprintf(del_body, sizeof(del_body),
-                             "{\"type\":\"post.deleted\",\"post_id\":\"pz\",\"author_id\":"
-                             "\"A\",\"recipients\":[");
-    for (i = 0; i < 300; i++) {
-        used += (size_t)snprintf(body + used, sizeof(body) - used, "%s\"z%03d\"", i ? "," : "", i);
-        dused += (size_t)snprintf(del_body + dused, sizeof(del_body) - dused, "%s\"z%03d\"",
-                                  i ? "," : "", i);
-    }
-    used += (size_t)snprintf(body + used, sizeof(body) - used, "]}");
-    dused += (size_t)snprintf(del_body + dused, sizeof(del_body) - dused, "]}");
-    assert_true(used < sizeof(body) && dused < sizeof(del_body));
+    with_recipients(body, sizeof(body),
+                    "{\"type\":\"post.created\",\"post\":{\"id\":\"pz\",\"author_id\":"
+                    "\"A\",\"text\":\"many\",\"created_at\":1},\"recipients\":[",
+                    'z', 300);
+    with_recipients(del_body, sizeof(del_body),
+                    "{\"type\":\"post.deleted\",\"post_id\":\"pz\",\"author_id\":"
+                    "\"A\",\"recipients\":[",
+                    'z', 300);
     run(e->rc, "SADD %s z000 z150 z299", PREFIX "online:n1");
     event(&ev, "%s", body);
     assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
