@@ -452,6 +452,25 @@ static int http__send(struct lws *wsi, http__session *s)
     return http__sent(wsi, s);
 }
 
+/*
+ * LWS_CALLBACK_FILTER_HTTP_CONNECTION while an answer drains: the client
+ * pipelined a request behind it. lws 4.1 reads it into the header table
+ * of the request being answered (reset only when the transaction
+ * completes), drops its bytes and would run the old request again, and
+ * the connection could send nothing more (lws then believes its headers
+ * are not yet in). The connection is closed instead, without waiting for
+ * the rest of the answer: a client that pipelines sends again what was
+ * not answered whole (RFC 9112, 9.3.2). Logged once per connection (it
+ * closes). Returns -1.
+ */
+static int http__pipelined(http__session *s)
+{
+    fp_info("%s %s: a request pipelined behind its answer, which was still being sent: the "
+            "connection is closed",
+            fg_method_name(s->req.method), s->req.path);
+    return -1;
+}
+
 static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                           size_t len)
 {
@@ -478,6 +497,10 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
                                 true, false);
         }
         return 0;
+    case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
+        if (s != NULL && s->draining)
+            return http__pipelined(s);
+        break;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (s != NULL && s->draining) { /* the answer is out */
             lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);

@@ -1341,6 +1341,73 @@ static void test_send_timeout(void **state)
     free(tok);
 }
 
+/* The length with headers of the answer that out (got bytes) begins
+ * with, or -1 (with a message) when it is not a 200 with a
+ * Content-Length. */
+static long answer_length(const char *out, long got)
+{
+    const char *body, *len_hdr;
+
+    if (got < 13 || strncmp(out, "HTTP/1.1 200 ", 13) != 0) {
+        print_message("the answer (%ld bytes) begins: %.200s\n", got, got > 0 ? out : "");
+        return -1;
+    }
+    body = strstr(out, "\r\n\r\n");
+    len_hdr = strstr(out, "\r\ncontent-length: ");
+    if (body == NULL || len_hdr == NULL || len_hdr > body)
+        return -1;
+    return (long)(body + 4 - out) + strtol(len_hdr + 18, NULL, 10);
+}
+
+/*
+ * A request pipelined behind an answer that the socket did not take
+ * whole (the 6.6 MB page of test_close_slow_reader's user, to a reader
+ * that waits 1 s), sent with the first request or while its answer
+ * drains: lws cannot take it then, so the gateway closes the connection
+ * before the answer is whole and says so once. Before, lws ran the first
+ * request again in the pipelined one's place, and the connection stalled
+ * until the send timeout. Without pipelining, keep-alive goes on after
+ * such an answer.
+ */
+static void test_pipelined_while_draining(void **state)
+{
+    static const size_t cap = 16 * 1024 * 1024;
+    static const char *const how[] = {"sent together", "sent while draining"};
+    char *tok = token("cs"), *out = malloc(cap), big[2048], small[2048], both[4096];
+    long got, first, from;
+    bool closed;
+    int round;
+
+    (void)state;
+    assert_non_null(out);
+    snprintf(big, sizeof(big),
+             "GET /api/v1/feed?limit=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+             tok);
+    snprintf(small, sizeof(small),
+             "GET /api/v1/feed?limit=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+             tok);
+    snprintf(both, sizeof(both), "%s%s", big, small);
+    for (round = 0; round < 2; round++) {
+        from = ft_log_size(env.log);
+        if (round == 0)
+            got = ft_http_raw_then(&env, both, "", out, cap, 10000, 1000, &closed);
+        else
+            got = ft_http_raw_then(&env, big, small, out, cap, 10000, 1000, &closed);
+        first = answer_length(out, got);
+        print_message("# %s: %ld bytes of the first answer's %ld, closed %d\n", how[round], got,
+                      first, closed);
+        assert_true(first > 800L * FP_POST_TEXT_MAX);
+        assert_true(got < first);
+        assert_true(closed);
+        assert_int_equal(ft_log_count(env.log, from, "a request pipelined behind its answer"), 1);
+    }
+    got = ft_http_raw_then(&env, big, "", out, cap, 2000, 1000, &closed);
+    assert_int_equal(got, answer_length(out, got));
+    assert_false(closed);
+    free(out);
+    free(tok);
+}
+
 /* jwt_max_lifetime: a token living up to it is accepted, a longer one
  * refused; a dev_token_ttl over it stops the gateway at start. */
 static void test_max_lifetime(void **state)
@@ -1848,6 +1915,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_large_answer),
         cmocka_unit_test(test_close_slow_reader),
         cmocka_unit_test(test_send_timeout),
+        cmocka_unit_test(test_pipelined_while_draining),
         cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_idle_publisher),

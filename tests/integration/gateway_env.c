@@ -362,10 +362,13 @@ void ft_http_reply_free(ft_http_reply *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* ft_http_raw and ft_http_raw_slow: delay_ms > 0 makes the socket's
- * receive buffer small and waits that long after sending, before reading. */
-static long gateway__raw(ft_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
-                         int timeout_ms, int delay_ms)
+/* ft_http_raw, ft_http_raw_slow and ft_http_raw_then: delay_ms > 0 makes
+ * the socket's receive buffer small and waits that long after sending
+ * req, before reading; then (len2 > 0) req2 is sent and the reading
+ * begins. *closed (if not NULL) tells whether the server closed. */
+static long gateway__raw(ft_gateway_env *e, const void *req, size_t len, const char *req2,
+                         size_t len2, char *out, size_t cap, int timeout_ms, int delay_ms,
+                         bool *closed)
 {
     struct sockaddr_in a = {0};
     struct pollfd p;
@@ -386,12 +389,18 @@ static long gateway__raw(ft_gateway_env *e, const void *req, size_t len, char *o
         close(fd);
         return -1;
     }
+    if (closed != NULL)
+        *closed = false;
     if (len > 0 && send(fd, req, len, MSG_NOSIGNAL) < 0) {
         close(fd);
         return 0;
     }
     if (delay_ms > 0)
         usleep((useconds_t)delay_ms * 1000);
+    if (len2 > 0 && send(fd, req2, len2, MSG_NOSIGNAL) < 0) {
+        close(fd);
+        return 0;
+    }
     p.fd = fd;
     p.events = POLLIN;
     while (got + 1 < cap && waited < timeout_ms) {
@@ -400,8 +409,11 @@ static long gateway__raw(ft_gateway_env *e, const void *req, size_t len, char *o
             continue;
         }
         n = recv(fd, out + got, cap - 1 - got, 0);
-        if (n <= 0)
+        if (n <= 0) {
+            if (closed != NULL)
+                *closed = n == 0 || errno == ECONNRESET;
             break;
+        }
         got += (size_t)n;
     }
     out[got] = '\0';
@@ -412,13 +424,20 @@ static long gateway__raw(ft_gateway_env *e, const void *req, size_t len, char *o
 long ft_http_raw(ft_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
                  int timeout_ms)
 {
-    return gateway__raw(e, req, len, out, cap, timeout_ms, 0);
+    return gateway__raw(e, req, len, NULL, 0, out, cap, timeout_ms, 0, NULL);
 }
 
 long ft_http_raw_slow(ft_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
                       int timeout_ms, int delay_ms)
 {
-    return gateway__raw(e, req, len, out, cap, timeout_ms, delay_ms);
+    return gateway__raw(e, req, len, NULL, 0, out, cap, timeout_ms, delay_ms, NULL);
+}
+
+long ft_http_raw_then(ft_gateway_env *e, const char *req, const char *req2, char *out, size_t cap,
+                      int timeout_ms, int delay_ms, bool *closed)
+{
+    return gateway__raw(e, req, strlen(req), req2, strlen(req2), out, cap, timeout_ms, delay_ms,
+                        closed);
 }
 
 char *ft_gateway_token(ft_gateway_env *e, const char *sub)

@@ -65,6 +65,10 @@ long ft_http_raw(ft_gateway_env *e, const void *req, size_t len, char *out, size
  * for delay_ms after the request is sent. */
 long ft_http_raw_slow(ft_gateway_env *e, const void *req, size_t len, char *out, size_t cap,
                       int timeout_ms, int delay_ms);
+/* ft_http_raw_slow that sends req2 after the delay, before reading;
+ * *closed: whether the reading ended because the server closed. */
+long ft_http_raw_then(ft_gateway_env *e, const char *req, const char *req2, char *out, size_t cap,
+                      int timeout_ms, int delay_ms, bool *closed);
 
 /* A user token (an hour, iat now) signed with the stack's secret. */
 char *ft_gateway_token(ft_gateway_env *e, const char *sub);
