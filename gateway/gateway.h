@@ -113,6 +113,7 @@ typedef struct {
     fg_request_series series[FG_METRICS_SERIES];
     size_t n_series;
     uint64_t overflow; /* requests of series beyond FG_METRICS_SERIES */
+    uint64_t cut;      /* answers whose connection ended before they were sent whole */
     uint64_t buckets[FG_ROUTE__COUNT][FG_METRICS_BUCKETS];
     uint64_t count[FG_ROUTE__COUNT];
     double sum_s[FG_ROUTE__COUNT];
@@ -133,6 +134,8 @@ int fg_buf_printf(char **out, size_t *len, size_t *cap, const char *fmt, ...)
 int fg_metrics_render(fg_metrics *m, char **out, size_t *len, size_t *cap);
 /* Every request counted so far (all series and the overflow). */
 uint64_t fg_metrics_requests(fg_metrics *m);
+/* Counts an answer whose connection ended before it was sent whole. */
+void fg_metrics_cut(fg_metrics *m);
 
 /* One value of /metrics: its name, help text, and whether it is a gauge
  * (else a counter). */

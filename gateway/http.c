@@ -471,6 +471,43 @@ static int http__pipelined(http__session *s)
     return -1;
 }
 
+/*
+ * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: the request asks to switch to h2c or
+ * WebSocket. lws would switch (its default), and the API speaks neither:
+ * an h2c client would wait for an answer that never comes, a WebSocket
+ * would hold its connection with nothing to say. The request is answered
+ * 400 upgrade_not_supported and the connection closed. The answer is
+ * made in a session of its own: lws has bound no protocol (and so no
+ * session) to the connection yet. Returns -1.
+ */
+static int http__upgrade(struct lws *wsi)
+{
+    enum lws_token_indexes tok = WSI_TOKEN_GET_URI;
+    http__session s;
+
+    memset(&s, 0, sizeof(s));
+    s.t0_us = fp_time_mono_us();
+    s.req.method = http__method(wsi, &tok);
+    if (s.req.method == FG_METHOD_OTHER ||
+        lws_hdr_copy(wsi, s.req.path, sizeof(s.req.path), tok) < 0)
+        s.req.path[0] = '\0';
+    (void)http__refuse(wsi, &s, 400, "upgrade_not_supported",
+                       "this API speaks HTTP/1.1 only: send the request without Upgrade", true,
+                       true);
+    http__reset(&s);
+    return -1;
+}
+
+/* The connection ended while lws still held part of the answer: the
+ * send timeout, a client gone, or http__pipelined. Logged and counted
+ * (feedpush_gateway_answers_cut_total). */
+static void http__cut(struct lws *wsi, http__session *s)
+{
+    fg_metrics_cut(&http__gw(wsi)->shared->metrics);
+    fp_info("%s %s: the connection ended before the answer (%zu bytes) was sent whole",
+            fg_method_name(s->req.method), s->req.path, s->resp.len);
+}
+
 static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                           size_t len)
 {
@@ -497,6 +534,8 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
                                 true, false);
         }
         return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return http__upgrade(wsi);
     case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
         if (s != NULL && s->draining)
             return http__pipelined(s);
@@ -510,6 +549,9 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         return s != NULL && s->responding ? http__send(wsi, s) : 0;
     case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        /* On a close lws drops the protocol first. */
+        if (s != NULL && s->draining)
+            http__cut(wsi, s);
         if (s != NULL)
             http__reset(s);
         break;

@@ -78,6 +78,13 @@ uint64_t fg_metrics_requests(fg_metrics *m)
     return n;
 }
 
+void fg_metrics_cut(fg_metrics *m)
+{
+    pthread_mutex_lock(&m->lock);
+    m->cut++;
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* The histogram of one route. */
 static int metrics__histogram(const fg_metrics *m, fg_route_id r, char **out, size_t *len,
                               size_t *cap)
@@ -119,13 +126,16 @@ int fg_metrics_render(fg_metrics *m, char **out, size_t *len, size_t *cap)
                            fg_route_label(x->route), x->method, x->status,
                            (unsigned long long)x->count);
     }
-    if (rc == 0)
-        rc = fg_buf_printf(out, len, cap,
-                           "# HELP feedpush_gateway_requests_overflow_total Requests of "
-                           "series beyond the table.\n"
-                           "# TYPE feedpush_gateway_requests_overflow_total counter\n"
-                           "feedpush_gateway_requests_overflow_total %llu\n",
-                           (unsigned long long)m->overflow);
+    if (rc == 0) {
+        const fg_metric_value v[] = {
+            {"feedpush_gateway_requests_overflow_total", "Requests of series beyond the table.",
+             false, m->overflow},
+            {"feedpush_gateway_answers_cut_total",
+             "Answers whose connection ended before they were sent whole.", false, m->cut},
+        };
+
+        rc = fg_metrics_render_values(v, sizeof(v) / sizeof(v[0]), out, len, cap);
+    }
     if (rc == 0)
         rc = fg_buf_printf(out, len, cap,
                            "# HELP feedpush_gateway_request_duration_seconds Time from a "

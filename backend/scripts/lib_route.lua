@@ -65,6 +65,25 @@ local function reached(prefix, node, uids)
     return users
 end
 
+-- inline_uids(source, first, mode, n, inline_max, followers) is who the
+-- post scripts' first call fans out to itself: the recipients the call
+-- names (source "2", ARGV[first] on), or the n followers (the set at key
+-- followers) when there are at most inline_max of them in push mode. nil:
+-- the slices do it (fanout_chunk.lua), or there is nobody.
+local function inline_uids(source, first, mode, n, inline_max, followers)
+    if source == '2' then
+        local uids = {}
+        for i = first, #ARGV do
+            uids[#uids + 1] = ARGV[i]
+        end
+        return uids
+    end
+    if mode == 'p' and n <= inline_max then
+        return redis.call('SMEMBERS', followers)
+    end
+    return nil
+end
+
 -- begin_reply(state, seq, mode, phase, n, prefix, author, uids) is the
 -- reply of the post scripts' first call: {state, seq, mode, phase, n,
 -- {node, size, author_here}...}. When uids (all the recipients, a small

@@ -78,15 +78,7 @@ else
 end
 
 -- A small fan-out, whole, in this call.
-local uids
-if source == '2' then
-    uids = {}
-    for i = 11, #ARGV do
-        uids[#uids + 1] = ARGV[i]
-    end
-elseif mode == 'p' and n <= inline_max then
-    uids = redis.call('SMEMBERS', followers)
-end
+local uids = inline_uids(source, 11, mode, n, inline_max, followers)
 if uids and phase == 'a' then
     for _, uid in ipairs(uids) do
         feed_add(prefix .. '@FP_KEY_FEED@' .. uid, seq, id, feed_len)

@@ -51,15 +51,7 @@ if source ~= '0' then
 elseif threshold > 0 and n > threshold then
     mode, phase = 'l', 'd'
 end
-local uids
-if source == '2' then
-    uids = {}
-    for i = 8, #ARGV do
-        uids[#uids + 1] = ARGV[i]
-    end
-elseif mode == 'p' and n <= inline_max then
-    uids = redis.call('SMEMBERS', followers)
-end
+local uids = inline_uids(source, 8, mode, n, inline_max, followers)
 if uids then
     for _, uid in ipairs(uids) do
         feed_rem(prefix .. '@FP_KEY_FEED@' .. uid, id)

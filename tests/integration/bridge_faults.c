@@ -457,8 +457,7 @@ static void test_batch_refusals_per_event(void **state)
     rq_ok(rq("SET followers:rrv not-a-set"));
     publish_two_follows("rr1", "rrw", "rr2", "rrv");
     assert_int_equal(ft_log_wait(log, from, "redis refused an event", 10000), 1);
-    for (i = 0; i < 200 && ft_log_count(log, from, "redis refused an event") < 2; i++)
-        ft_sleep_ms(5);
+    (void)ft_log_wait_n(log, from, "redis refused an event", 2, 1000);
     rq_ok(rq("DEL followers:rrw"));
     assert_int_equal(ft_redis_wait_member(env.p.redis.port, "followers:rrw", "rr1", 10000), 1);
     for (i = 0; i < 400 && ft_node_queue_depth(&env, "feed.events.dead") != dead + 1; i++)
@@ -491,16 +490,14 @@ static void test_redis_oom_waited_out(void **state)
     const char *log = env.node[0].bridge_log;
     long from = ft_log_size(log);
     int dead = ft_node_queue_depth(&env, "feed.events.dead");
-    int i;
+    int tries;
 
     (void)state;
     rq_ok(rq("CONFIG SET maxmemory 1"));
     assert_int_equal(ft_node_follow(&env, "ro1", "row"), 0);
-    for (i = 0; i < 400 && ft_log_count(log, from, "redis cannot take the event now") < 7; i++)
-        ft_sleep_ms(25);
-    if (ft_log_count(log, from, "redis cannot take the event now") < 7)
-        fail_msg("the bridge did not keep trying the event: %d tries logged",
-                 ft_log_count(log, from, "redis cannot take the event now"));
+    tries = ft_log_wait_n(log, from, "redis cannot take the event now", 7, 10000);
+    if (tries < 7)
+        fail_msg("the bridge did not keep trying the event: %d tries logged", tries);
     assert_true(ft_log_count(log, from, "OOM command not allowed") >= 1); /* the reason, said */
     assert_int_equal(ft_node_queue_depth(&env, "feed.events.dead"), dead);
     assert_int_equal(rq_int("SCARD followers:row"), 0);

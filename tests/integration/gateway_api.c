@@ -1293,6 +1293,23 @@ static void test_close_slow_reader(void **state)
     free(tok);
 }
 
+/* The value of an unlabelled series in GET /metrics, -1 when absent. */
+static double metric_value(const char *name)
+{
+    char key[128];
+    ft_http_reply rep;
+    const char *p;
+    double v = -1;
+
+    assert_int_equal(ft_http(&env, "GET", "/metrics", NULL, NULL, &rep), 200);
+    snprintf(key, sizeof(key), "\n%s ", name);
+    p = strstr(rep.body, key);
+    if (p != NULL)
+        v = strtod(p + strlen(key), NULL);
+    ft_http_reply_free(&rep);
+    return v;
+}
+
 /*
  * send_timeout_ms: a client that does not read its answer does not hold
  * the connection (and the answer's buffered bytes) beyond it. With 1 s,
@@ -1307,7 +1324,7 @@ static void test_send_timeout(void **state)
     static const char *const conn[] = {"Connection: close\r\n", ""};
     char *tok = token("cs"), *out = malloc(cap), req[2048];
     const char *body, *len_hdr;
-    long got, whole;
+    long got, whole, from;
     int i, n;
 
     (void)state;
@@ -1331,10 +1348,15 @@ static void test_send_timeout(void **state)
         assert_true(whole > 800L * FP_POST_TEXT_MAX);
         if (got != whole)
             fail_msg("a reader that did not wait got %ld bytes of %ld", got, whole);
+        from = ft_log_size(env.log);
         got = ft_http_raw_slow(&env, req, (size_t)n, out, cap, 10000, 4000);
         printf("# %s: a reader 4 s late got %ld of %ld bytes\n", i == 0 ? "close" : "keep-alive",
                got, whole);
         assert_true(got > 0 && got < whole);
+        /* Counted, then logged, as lws closes. */
+        assert_int_equal(ft_log_wait(env.log, from, "before the answer", 5000), 1);
+        assert_true(metric_value("feedpush_gateway_answers_cut_total") == i + 1);
+        assert_int_equal(ft_log_count(env.log, from, "before the answer"), 1);
     }
     assert_int_equal(ft_gateway_start(&env), 0);
     free(out);
@@ -1375,6 +1397,7 @@ static void test_pipelined_while_draining(void **state)
     static const char *const how[] = {"sent together", "sent while draining"};
     char *tok = token("cs"), *out = malloc(cap), big[2048], small[2048], both[4096];
     long got, first, from;
+    double cut;
     bool closed;
     int round;
 
@@ -1387,6 +1410,7 @@ static void test_pipelined_while_draining(void **state)
              "GET /api/v1/feed?limit=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
              tok);
     snprintf(both, sizeof(both), "%s%s", big, small);
+    cut = metric_value("feedpush_gateway_answers_cut_total");
     for (round = 0; round < 2; round++) {
         from = ft_log_size(env.log);
         if (round == 0)
@@ -1400,11 +1424,47 @@ static void test_pipelined_while_draining(void **state)
         assert_true(got < first);
         assert_true(closed);
         assert_int_equal(ft_log_count(env.log, from, "a request pipelined behind its answer"), 1);
+        assert_int_equal(ft_log_wait(env.log, from, "before the answer", 5000), 1);
+        assert_true(metric_value("feedpush_gateway_answers_cut_total") == cut + round + 1);
     }
     got = ft_http_raw_then(&env, big, "", out, cap, 2000, 1000, &closed);
     assert_int_equal(got, answer_length(out, got));
     assert_false(closed);
     free(out);
+    free(tok);
+}
+
+/*
+ * The API speaks HTTP/1.1 only: a request that asks to switch to h2c (as
+ * curl --http2 does) or to a WebSocket is answered 400
+ * upgrade_not_supported, and the connection closed. Before, lws switched:
+ * the h2c client got no answer, the WebSocket an idle connection.
+ */
+static void test_upgrade_refused(void **state)
+{
+    static const char *const up[] = {"h2c", "websocket"};
+    char *tok = token("cs"), out[65536], req[2048];
+    bool closed;
+    int i;
+
+    (void)state;
+    for (i = 0; i < 2; i++) {
+        snprintf(req, sizeof(req),
+                 "GET /api/v1/feed?limit=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                 "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: %s\r\n"
+                 "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                 tok, up[i]);
+        ft_http_raw_then(&env, req, "", out, sizeof(out), 5000, 0, &closed);
+        /* The status line says HTTP/1.0: lws has not taken the request's
+         * version yet when it asks whether to switch. */
+        if (strncmp(out, "HTTP/1.", 7) != 0 || strncmp(out + 8, " 400 ", 5) != 0 ||
+            strstr(out, "upgrade_not_supported") == NULL)
+            fail_msg("Upgrade: %s was answered: %.300s", up[i], out);
+        assert_true(closed);
+    }
+    /* And the same request without Upgrade is served. */
+    cJSON_Delete(call(200, "GET", "/api/v1/feed?limit=1", tok, NULL));
     free(tok);
 }
 
@@ -1555,23 +1615,6 @@ static long long mget_calls(redisContext *r)
 
     freeReplyObject(rep);
     return n;
-}
-
-/* The value of an unlabelled series in GET /metrics, -1 when absent. */
-static double metric_value(const char *name)
-{
-    char key[128];
-    ft_http_reply rep;
-    const char *p;
-    double v = -1;
-
-    assert_int_equal(ft_http(&env, "GET", "/metrics", NULL, NULL, &rep), 200);
-    snprintf(key, sizeof(key), "\n%s ", name);
-    p = strstr(rep.body, key);
-    if (p != NULL)
-        v = strtod(p + strlen(key), NULL);
-    ft_http_reply_free(&rep);
-    return v;
 }
 
 /* The text of post id in the caller's first feed page, "" when it is not
@@ -1916,6 +1959,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_close_slow_reader),
         cmocka_unit_test(test_send_timeout),
         cmocka_unit_test(test_pipelined_while_draining),
+        cmocka_unit_test(test_upgrade_refused),
         cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_idle_publisher),

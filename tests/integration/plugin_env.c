@@ -127,19 +127,24 @@ long ft_plugin_env_log_size(const ft_plugin_env *e)
     return ft_log_size(path);
 }
 
-int ft_log_wait(const char *path, long from, const char *needle, int timeout_ms)
+int ft_log_wait_n(const char *path, long from, const char *needle, int n, int timeout_ms)
 {
     int64_t end = fp_time_mono_ms() + timeout_ms;
-    int n;
+    int seen;
 
     for (;;) {
-        n = ft_log_count(path, from, needle);
-        if (n > 0)
-            return 1;
-        if (fp_time_mono_ms() >= end)
-            return n < 0 ? -1 : 0;
+        seen = ft_log_count(path, from, needle);
+        if (seen >= n || seen < 0 || fp_time_mono_ms() >= end)
+            return seen;
         usleep(20000);
     }
+}
+
+int ft_log_wait(const char *path, long from, const char *needle, int timeout_ms)
+{
+    int seen = ft_log_wait_n(path, from, needle, 1, timeout_ms);
+
+    return seen < 0 ? -1 : seen > 0;
 }
 
 int ft_log_count(const char *path, long from, const char *needle)
@@ -165,6 +170,15 @@ int ft_plugin_env_log_count(const ft_plugin_env *e, long from, const char *needl
 
     snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", e->mosq.dir);
     return ft_log_count(path, from, needle);
+}
+
+int ft_plugin_env_log_wait_n(const ft_plugin_env *e, long from, const char *needle, int n,
+                             int timeout_ms)
+{
+    char path[PATH_MAX + 32];
+
+    snprintf(path, sizeof(path), "%s/mosquitto/mosquitto.log", e->mosq.dir);
+    return ft_log_wait_n(path, from, needle, n, timeout_ms);
 }
 
 bool ft_plugin_env_log_wait(const ft_plugin_env *e, long from, const char *needle, int timeout_ms)

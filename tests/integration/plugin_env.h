@@ -62,6 +62,10 @@ long ft_plugin_env_log_size(const ft_plugin_env *e);
  * line with needle after byte offset from. 1 when it does, 0 when it
  * never did, -1 when the file could not be read. */
 int ft_log_wait(const char *path, long from, const char *needle, int timeout_ms);
+/* Waits up to timeout_ms until n such lines are there. Returns how many
+ * were there last (n or more when they came), -1 when the file could not
+ * be read. */
+int ft_log_wait_n(const char *path, long from, const char *needle, int n, int timeout_ms);
 
 /* How many lines of the file at path after byte offset from (below 0:
  * from the start) hold needle; -1 when it cannot be read. */
@@ -73,6 +77,9 @@ int ft_plugin_env_log_count(const ft_plugin_env *e, long from, const char *needl
  * offset from. False (and a line on stderr) when it never does. */
 bool ft_plugin_env_log_wait(const ft_plugin_env *e, long from, const char *needle,
                             int timeout_ms);
+/* ft_log_wait_n on the broker's log. */
+int ft_plugin_env_log_wait_n(const ft_plugin_env *e, long from, const char *needle, int n,
+                             int timeout_ms);
 
 /* A token for sub signed with the env's secret; iat/exp absolute unix
  * seconds (iat 0 = omitted). Returns a malloc'd string (abort on failure). */

@@ -476,20 +476,6 @@ static void test_restart(void **state)
     expect_queued("kira", long_id, 4, "k", 1, 1);
 }
 
-/* Waits up to timeout_ms until n lines of the broker's log after offset
- * from hold needle. */
-static bool log_lines_wait(long from, const char *needle, int n, int timeout_ms)
-{
-    int64_t end = fp_time_mono_ms() + timeout_ms;
-
-    while (ft_plugin_env_log_count(&env, from, needle) < n) {
-        if (fp_time_mono_ms() >= end)
-            return false;
-        ft_sleep_ms(20);
-    }
-    return true;
-}
-
 /* A crash: the broker killed (SIGKILL) while a persistent session is
  * connected, after its autosave and the plugin's periodic save (every
  * second here) have both seen the session. The restarted broker restores
@@ -509,7 +495,8 @@ static void test_crash(void **state)
     assert_true(file_line_wait(session_file, "6b6972613a70686f6e65 kira 0\n", 10000));
     /* The broker logs a save as it begins it, so a second line is when
      * the first save after the subscription is on disk. */
-    assert_true(log_lines_wait(subscribed, "Saving in-memory database", 2, 10000));
+    assert_true(ft_plugin_env_log_wait_n(&env, subscribed, "Saving in-memory database", 2, 10000) >=
+                2);
     ft_mqtt_close(&pub);
     assert_int_equal(ft_server_kill(&env.mosq), 0);
     ft_mqtt_close(&c);
