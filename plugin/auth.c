@@ -38,66 +38,6 @@ void fa_log_safe(const char *s, char *out, size_t outsz)
     out[i] = '\0';
 }
 
-/* ------------------------------------------------------------ revocations */
-
-int fa_revocations_init(fa_revocations *r)
-{
-    int rc;
-
-    r->map = NULL;
-    atomic_init(&r->pending, false);
-    rc = pthread_mutex_init(&r->lock, NULL);
-    return rc == 0 ? 0 : -rc;
-}
-
-void fa_revocations_destroy(fa_revocations *r)
-{
-    fa_revocation *e, *tmp;
-
-    HASH_ITER(hh, r->map, e, tmp) {
-        HASH_DEL(r->map, e);
-        free(e);
-    }
-    pthread_mutex_destroy(&r->lock);
-}
-
-void fa_revocations_raise(fa_revocations *r, const char *sub, int64_t before)
-{
-    fa_revocation *e = NULL;
-    bool raised = false;
-
-    if (!fp_id_valid(sub) || before <= 0)
-        return;
-    pthread_mutex_lock(&r->lock);
-    HASH_FIND_STR(r->map, sub, e);
-    if (e == NULL) {
-        e = calloc(1, sizeof(*e));
-        if (e != NULL) {
-            snprintf(e->sub, sizeof(e->sub), "%s", sub);
-            HASH_ADD_STR(r->map, sub, e);
-        }
-    }
-    if (e != NULL && before > e->before) {
-        e->before = before;
-        raised = true;
-    }
-    pthread_mutex_unlock(&r->lock);
-    if (raised)
-        atomic_store(&r->pending, true);
-}
-
-int64_t fa_revocations_get(fa_revocations *r, const char *sub)
-{
-    fa_revocation *e = NULL;
-    int64_t before;
-
-    pthread_mutex_lock(&r->lock);
-    HASH_FIND_STR(r->map, sub, e);
-    before = e != NULL ? e->before : 0;
-    pthread_mutex_unlock(&r->lock);
-    return before;
-}
-
 /* ------------------------------------------------------------ basic auth */
 
 static int auth__refuse(const char *client_id, const char *why)

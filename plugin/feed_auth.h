@@ -12,6 +12,8 @@
  *   presence.c  per-user session counts handed to the Redis thread
  *   held.c      persistent sessions: client id ownership, the offline
  *               records that outlive a connection, their state file
+ *   revocations.c  the revocation table, and its file
+ *   statefile.c the plugin's files, each replaced whole
  *   fanout.c    MOSQ_EVT_CONTROL on $CONTROL/feedpush/v1/deliver: the
  *               bridge's one message per delivery, published here to
  *               feed/<uid> per recipient (fp_control.h)
@@ -21,7 +23,7 @@
  *
  * Threads: every mosquitto callback runs on the broker thread. The Redis
  * thread shares exactly two things with it, each behind its own mutex: the
- * presence table (presence.c) and the revocation table (auth.c).
+ * presence table (presence.c) and the revocation table (revocations.c).
  */
 #ifndef FEED_AUTH_H
 #define FEED_AUTH_H
@@ -30,6 +32,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <uthash.h>
 
@@ -65,6 +68,7 @@ typedef struct {
     int64_t max_sessions_per_user; /* persistent sessions per user on this node */
     char *session_file;            /* where held sessions survive a restart; NULL = nowhere */
     int64_t session_save_interval; /* seconds between saves while they change; 0 = at stop */
+    char *revocation_file;         /* where revocations survive a restart; NULL = nowhere */
 } fa_options;
 
 /* Parses the plugin_opt_* pairs. Returns 0 or -EINVAL with err filled. */
@@ -180,14 +184,32 @@ typedef struct {
     pthread_mutex_t lock;
     fa_revocation *map;
     atomic_bool pending; /* new entries the broker thread has not acted on */
+    atomic_bool dirty;   /* raised since the file was last written */
+    const char *file;    /* plugin_opt_revocation_file (options own it), or NULL */
 } fa_revocations;
 
-int fa_revocations_init(fa_revocations *r);
+/* An empty table; file: where it is kept (NULL: in memory only). */
+int fa_revocations_init(fa_revocations *r, const char *file);
 void fa_revocations_destroy(fa_revocations *r);
 /* Raises the cut-off for sub (never lowers it). Any thread. */
 void fa_revocations_raise(fa_revocations *r, const char *sub, int64_t before);
 /* The cut-off for sub, 0 when none. Any thread. */
 int64_t fa_revocations_get(fa_revocations *r, const char *sub);
+/* Loads the table's file, at start (none yet: nothing). Returns 0 or
+ * -errno (logged): a file that exists but cannot be read. */
+int fa_revocations_load(fa_revocations *r);
+/* Writes the table to its file when it changed since the last write.
+ * Returns 0 (with *n entries written, or 0 when nothing was due) or
+ * -errno; logs nothing (it runs on the Redis thread). */
+int fa_revocations_save(fa_revocations *r, size_t *n);
+
+/* ------------------------------------------------------------ state files */
+
+/* Replaces the file at path with what write(f, arg) writes: a temporary
+ * file (mode 0600), synced, renamed over it, its directory synced, so a
+ * crash or a power loss leaves the old file or the new one whole. Returns
+ * 0, write's negative return, or -errno; logs nothing. */
+int fa_statefile_replace(const char *path, int (*write)(FILE *f, void *arg), void *arg);
 
 /* ------------------------------------------------------------ presence */
 

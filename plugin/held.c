@@ -26,13 +26,10 @@
  * Broker thread only.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -247,11 +244,21 @@ int fa_held_load(fa_plugin *pl)
     return 0;
 }
 
-/* Writes every held session to f; a connected one with offline_until
- * connected_until: 0 while the broker runs (held__load_line), the end of
- * its lifetime from now at a graceful stop, which ends its connection. */
-static int held__write(fa_plugin *pl, FILE *f, int64_t connected_until, size_t *n)
+/* What held__write needs: the end of a connected session's lifetime
+ * (0 while the broker runs, see held__load_line), and the count. */
+typedef struct {
+    fa_plugin *pl;
+    int64_t connected_until;
+    size_t n;
+} held__out;
+
+/* Writes every held session to f (a fa_statefile_replace writer; arg: a
+ * held__out); a connected one with offline_until connected_until: 0 while
+ * the broker runs (held__load_line), the end of its lifetime from now at
+ * a graceful stop, which ends its connection. Returns 0 or -errno. */
+static int held__write(FILE *f, void *arg)
 {
+    held__out *o = arg;
     char *hex = malloc(2 * HELD__ID_MAX + 1);
     int64_t until;
     fa_session *s, *tmp;
@@ -261,81 +268,32 @@ static int held__write(fa_plugin *pl, FILE *f, int64_t connected_until, size_t *
         return -ENOMEM;
     if (fprintf(f, "%s\n", HELD__MAGIC) < 0)
         rc = -EIO;
-    HASH_ITER(hh_id, pl->sessions.by_id, s, tmp)
+    HASH_ITER(hh_id, o->pl->sessions.by_id, s, tmp)
     {
         /* MQTT caps a client id at HELD__ID_MAX bytes: none is longer. */
         if (rc != 0 || !s->held || strlen(s->client_id) > HELD__ID_MAX)
             continue;
-        until = s->offline_until != 0 ? s->offline_until : connected_until;
+        until = s->offline_until != 0 ? s->offline_until : o->connected_until;
         held__hex(s->client_id, hex);
         if (fprintf(f, "%s %s %lld\n", hex, s->sub, (long long)until) < 0)
             rc = -EIO;
         else
-            (*n)++;
+            o->n++;
     }
     free(hex);
     return rc;
 }
 
-/* Syncs the directory of path, so that a rename into it survives a power
- * loss. Returns 0 or -errno. */
-static int held__sync_dir(const char *path)
-{
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    int fd, rc = 0;
-
-    if (slash == NULL)
-        snprintf(dir, sizeof(dir), ".");
-    else if (slash == path)
-        snprintf(dir, sizeof(dir), "/");
-    else
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (fsync(fd) != 0)
-        rc = -errno;
-    close(fd);
-    return rc;
-}
-
-/*
- * Writes the held sessions to plugin_opt_session_file: a temporary file,
- * synced, renamed over it (mode 0600), its directory synced, so a crash
- * or a power loss leaves the old file or the new one whole. connected_until: as held__write. *n:
- * how many. Returns 0 or -errno; logs nothing.
- */
+/* Writes the held sessions to plugin_opt_session_file (whole, see
+ * fa_statefile_replace). connected_until: as held__write. *n: how many.
+ * Returns 0 or -errno; logs nothing. */
 static int held__save_file(fa_plugin *pl, int64_t connected_until, size_t *n)
 {
-    char tmp[PATH_MAX];
-    FILE *f;
-    int fd, rc;
+    held__out o = {.pl = pl, .connected_until = connected_until, .n = 0};
+    int rc = fa_statefile_replace(pl->opts.session_file, held__write, &o);
 
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp", pl->opts.session_file) >= (int)sizeof(tmp))
-        return -ENAMETOOLONG;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    f = fdopen(fd, "w");
-    if (f == NULL) {
-        rc = -errno;
-        close(fd);
-        unlink(tmp);
-        return rc;
-    }
-    rc = held__write(pl, f, connected_until, n);
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-        rc = rc != 0 ? rc : -errno;
-    if (fclose(f) != 0 && rc == 0)
-        rc = -errno;
-    if (rc == 0 && rename(tmp, pl->opts.session_file) != 0)
-        rc = -errno;
-    if (rc != 0) {
-        unlink(tmp);
-        return rc;
-    }
-    return held__sync_dir(pl->opts.session_file);
+    *n = o.n;
+    return rc;
 }
 
 /*

@@ -46,6 +46,8 @@ static const fp_conf_opt options__table[] = {
     {"session_save_interval", FP_CONF_INT, offsetof(fa_options, session_save_interval), "60", 0,
      86400, false,
      "seconds between saves of session_file while sessions change (0: only at a graceful stop)"},
+    {"revocation_file", FP_CONF_STRING, offsetof(fa_options, revocation_file), NULL, 0, 0, false,
+     "file keeping the revocations over a broker restart (unset: loaded from Redis only)"},
 };
 #define OPTIONS__N (sizeof(options__table) / sizeof(options__table[0]))
 

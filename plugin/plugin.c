@@ -124,8 +124,10 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         goto error_options;
     if (fa_presence_init(&pl->presence) != 0)
         goto error_verifier;
-    if (fa_revocations_init(&pl->revocations) != 0)
+    if (fa_revocations_init(&pl->revocations, pl->opts.revocation_file) != 0)
         goto error_presence;
+    if (fa_revocations_load(&pl->revocations) != 0)
+        goto error_held;
     if (fa_held_load(pl) != 0)
         goto error_held;
     if (fa_redis_start(&pl->redis, &pl->opts, &pl->presence, &pl->revocations) != 0) {

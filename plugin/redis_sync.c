@@ -362,6 +362,20 @@ static void redis__prefix_pattern(const char *key, char *out)
     out[o] = '\0';
 }
 
+/* Writes the revocations to plugin_opt_revocation_file when they rose
+ * (fa_revocations_save); a failure is logged, and tried again at the next
+ * rise. */
+static void redis__save_revocations(fa_redis *rs)
+{
+    size_t n;
+    int rc = fa_revocations_save(rs->revocations, &n);
+
+    if (rc != 0)
+        redis__log(rs, MOSQ_LOG_ERR, "cannot write %s: %s", rs->revocations->file, strerror(-rc));
+    else if (n > 0)
+        redis__log(rs, MOSQ_LOG_INFO, "%zu revocations saved to %s", n, rs->revocations->file);
+}
+
 /* Loads every <prefix>revoked:<uid> key (SCAN + GET, pipelined per page). */
 static int redis__load_revocations(fa_redis *rs)
 {
@@ -398,6 +412,8 @@ static int redis__load_revocations(fa_redis *rs)
         }
         freeReplyObject(r);
     } while (rc == 0 && strcmp(cursor, "0") != 0);
+    if (rc == 0)
+        redis__save_revocations(rs);
     return rc;
 }
 
@@ -462,8 +478,10 @@ static int redis__read_subscription(fa_redis *rs)
             redis__set_error(rs, rs->sub, "subscription");
             return -EIO;
         }
-        if (reply == NULL)
+        if (reply == NULL) {
+            redis__save_revocations(rs);
             return 0;
+        }
         redis__on_message(rs, reply);
         freeReplyObject(reply);
     }

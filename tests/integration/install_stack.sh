@@ -94,6 +94,7 @@ aport=$(sed -n 's/^PORT=//p' "$shared/rabbitmq.env")
     sed -e "s|^listener 1883 |listener $mq |" -e "s|^listener 9001 |listener $ws |" \
         -e "s|^plugin_opt_redis_port .*|plugin_opt_redis_port $rport|" \
         -e "s|^plugin_opt_session_file .*|plugin_opt_session_file ./feedpush-sessions|" \
+        -e "s|^plugin_opt_revocation_file .*|plugin_opt_revocation_file ./feedpush-revocations|" \
         "$P/etc/feedpush/mosquitto/feedpush.conf"
 } >"$t/mosquitto.conf"
 "$FP_HARNESS" start mosquitto "$t" --port "$mq" --ws-port "$ws" --config "$t/mosquitto.conf" \

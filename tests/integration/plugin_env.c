@@ -127,6 +127,16 @@ long ft_plugin_env_log_size(const ft_plugin_env *e)
     return ft_log_size(path);
 }
 
+int ft_shared_dir(char *dir, const char *name)
+{
+    const char *tmp = getenv("FP_TEST_TMP");
+
+    if (tmp == NULL || snprintf(dir, PATH_MAX, "%s/%s", tmp, name) >= PATH_MAX ||
+        mkdtemp(dir) == NULL)
+        return -1;
+    return chmod(dir, 0777);
+}
+
 int ft_log_wait_n(const char *path, long from, const char *needle, int n, int timeout_ms)
 {
     int64_t end = fp_time_mono_ms() + timeout_ms;

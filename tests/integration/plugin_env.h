@@ -52,6 +52,11 @@ int ft_plugin_env_stop(ft_plugin_env *e);
  * check after each step what the final stop would otherwise find. */
 bool ft_plugin_env_sanitizer_report(const ft_plugin_env *e);
 
+/* A directory under the run's FP_TEST_TMP that the broker (its own user)
+ * may write in: dir (PATH_MAX bytes) from template name ("...-XXXXXX").
+ * 0 or -1. */
+int ft_shared_dir(char *dir, const char *name);
+
 /* Byte size of the file at path (a log), to look for lines written
  * after it (-1 when it cannot be read). */
 long ft_log_size(const char *path);

@@ -379,11 +379,98 @@ static void test_prefix_is_not_a_pattern(void **state)
     assert_int_equal(ft_plugin_env_stop(&e2), 0);
 }
 
+/* Does the file at path hold line (a whole line)? */
+static bool file_has_line(const char *path, const char *line)
+{
+    char buf[256];
+    bool found = false;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL)
+        return false;
+    while (!found && fgets(buf, sizeof(buf), f) != NULL)
+        found = strcmp(buf, line) == 0;
+    fclose(f);
+    return found;
+}
+
+/*
+ * revocation_file: a broker restarted while Redis is out of reach still
+ * refuses a revoked token. keep is revoked (the key and the message, as
+ * user_revoked.lua writes them) and the cut-off reaches the file; the
+ * broker restarts with Redis stopped, loads the file and refuses keep's
+ * old token, and accepts a token issued after the cut-off. Without the
+ * file the old token was accepted until Redis came back.
+ */
+static void test_revocation_file_survives_restart(void **state)
+{
+    int64_t now = (int64_t)time(NULL), before = now + 1, end;
+    char dir[PATH_MAX], path[PATH_MAX + 16], extra[PATH_MAX + 64], line[96];
+    char failed[PATH_MAX + 64];
+    char *old, *fresh;
+    ft_plugin_env e2;
+    ft_server redis;
+    redisContext *rc;
+    ft_mqtt c;
+    FILE *junk;
+    long from;
+
+    (void)state;
+    assert_int_equal(ft_shared_dir(dir, "revocations-XXXXXX"), 0);
+    snprintf(path, sizeof(path), "%s/revoked", dir);
+    snprintf(extra, sizeof(extra), "plugin_opt_revocation_file %s\n", path);
+    assert_int_equal(ft_server_start(&redis, "redis", NULL), 0);
+    assert_int_equal(ft_plugin_env_start_on(&e2, "n3", &redis, extra), 0);
+    old = ft_plugin_env_token(&e2, "keep", now - 10, now + 3600, FP_ROLE_USER);
+    fresh = ft_plugin_env_token(&e2, "keep", before + 1, before + 3600, FP_ROLE_USER);
+    rc = ft_redis_connect(redis.port);
+    wait_plugin_subscribed(rc);
+    snprintf(line, sizeof(line), "keep %lld", (long long)before);
+    ft_redis_ok(rc, "SET revoked:keep %lld", (long long)before);
+    assert_int_equal(ft_redis_int(rc, "PUBLISH revoked %s", line), 1);
+    strcat(line, "\n");
+    end = fp_time_mono_ms() + 5000;
+    while (!file_has_line(path, line) && fp_time_mono_ms() < end)
+        ft_sleep_ms(20);
+    assert_true(file_has_line(path, line));
+
+    assert_int_equal(ft_server_stop(&redis), 0);
+    from = ft_plugin_env_log_size(&e2);
+    assert_int_equal(ft_server_restart(&e2.mosq), 0);
+    assert_true(ft_plugin_env_log_wait(&e2, from, "1 revocations loaded from", 5000));
+    assert_int_equal(ft_mqtt_connect(&c, e2.mosq.port, "keep-1", "keep", old, 4, 3000), 5);
+    ft_mqtt_close(&c);
+    assert_int_equal(ft_mqtt_connect(&c, e2.mosq.port, "keep-2", "keep", fresh, 4, 3000), 0);
+    ft_mqtt_close(&c);
+
+    /* A file that is not a revocation file stops the broker at start;
+     * none at all is a first start. */
+    junk = fopen(path, "w");
+    assert_non_null(junk);
+    fputs("keep 1\n", junk);
+    fclose(junk);
+    assert_int_equal(ft_server_restart(&e2.mosq), -1);
+    /* fp-server sets each failed start's log aside. */
+    snprintf(failed, sizeof(failed), "%s/mosquitto/mosquitto.log.failed-start-1", e2.mosq.dir);
+    assert_int_equal(ft_log_count(failed, 0, "is not a revocation file"), 1);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(ft_server_restart(&e2.mosq), 0);
+
+    assert_int_equal(ft_server_restart(&redis), 0);
+    redisFree(rc);
+    free(old);
+    free(fresh);
+    assert_false(ft_plugin_env_sanitizer_report(&e2));
+    assert_int_equal(ft_plugin_env_stop(&e2), 0);
+    assert_int_equal(ft_server_stop(&redis), 0);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_expiry_disconnects_within_1s, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_kicks_every_session_within_1s, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_revocation_loaded_after_redis_outage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_prefix_is_not_a_pattern, setup, teardown))
+        cmocka_unit_test_setup_teardown(test_prefix_is_not_a_pattern, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_file_survives_restart, setup, teardown))
 /* clang-format on */

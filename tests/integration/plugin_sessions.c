@@ -44,25 +44,12 @@ static ft_plugin_env env;
 static ft_mqtt pub; /* the service publisher */
 static char session_file[PATH_MAX]; /* the plugin's, where the test can read it */
 
-/* A directory under the run's FP_TEST_TMP that the broker (its own user)
- * may write in: dir (PATH_MAX bytes) from template name ("…-XXXXXX").
- * 0 or -1. */
-static int shared_dir(char *dir, const char *name)
-{
-    const char *tmp = getenv("FP_TEST_TMP");
-
-    if (tmp == NULL || snprintf(dir, PATH_MAX, "%s/%s", tmp, name) >= PATH_MAX ||
-        mkdtemp(dir) == NULL)
-        return -1;
-    return chmod(dir, 0777);
-}
-
 static int setup(void **state)
 {
     char extra[PATH_MAX + 512], dir[PATH_MAX];
 
     (void)state;
-    if (shared_dir(dir, "sessions-XXXXXX") != 0 ||
+    if (ft_shared_dir(dir, "sessions-XXXXXX") != 0 ||
         snprintf(session_file, sizeof(session_file), "%.*s/feedpush-sessions", PATH_MAX - 32,
                  dir) >= (int)sizeof(session_file))
         return -1;
@@ -537,7 +524,7 @@ static void test_save_failing(void **state)
     ft_mqtt a, b;
 
     (void)state;
-    assert_int_equal(shared_dir(dir, "save-XXXXXX"), 0);
+    assert_int_equal(ft_shared_dir(dir, "save-XXXXXX"), 0);
     snprintf(sub, sizeof(sub), "%s/state", dir);
     snprintf(file, sizeof(file), "%s/sessions", sub);
     snprintf(extra, sizeof(extra),

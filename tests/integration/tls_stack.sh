@@ -55,6 +55,7 @@ sed -e '/^listener 1883 /,/^protocol/d' -e '/^listener 9001 /,/^protocol/d' \
     -e "s|^plugin /.*|plugin $FP_PLUGIN|" -e "s|^plugin_opt_key_file .*|plugin_opt_key_file $t/secret|" \
     -e "s|^plugin_opt_redis_port .*|plugin_opt_redis_port $rport|" \
     -e "s|^plugin_opt_session_file .*|plugin_opt_session_file ./feedpush-sessions|" \
+    -e "s|^plugin_opt_revocation_file .*|plugin_opt_revocation_file ./feedpush-revocations|" \
     "$src/mosquitto.conf" >"$t/mosquitto.conf"
 n=$(grep -c '^listener ' "$t/mosquitto.conf")
 [ "$n" -eq 2 ] || die "expected the 2 TLS listeners in the rendered mosquitto.conf, got $n"
