@@ -566,22 +566,32 @@ done:
 }
 
 /*
- * Builds {"type":"ribbon","entries":[...]} from a list reply of entry JSON
- * strings, in order; an entry that is not a JSON object is left out.
- * Returns 0 with *out malloc'd, -EPROTO or -ENOMEM.
+ * Builds {"type":"ribbon","version":N,"entries":[...]} from the ribbon's
+ * version (an integer or a decimal string; nil: 0) and a list reply of
+ * entry JSON strings, in order; an entry that is not a JSON object is
+ * left out. Returns 0 with *out malloc'd, -EPROTO or -ENOMEM.
  */
-static int store__ribbon_json(fp_store *s, const char *what, const redisReply *r, char **out)
+static int store__ribbon_json(fp_store *s, const char *what, const redisReply *v,
+                              const redisReply *r, char **out)
 {
     cJSON *root, *entries, *e;
+    long long version = 0;
     size_t i;
     int rc = -ENOMEM;
 
-    if (r->type != REDIS_REPLY_ARRAY)
+    if (v->type == REDIS_REPLY_INTEGER)
+        version = v->integer;
+    else if (v->type == REDIS_REPLY_STRING)
+        version = strtoll(v->str, NULL, 10);
+    else if (v->type != REDIS_REPLY_NIL)
+        return store__protocol(s, what, v);
+    if (r->type != REDIS_REPLY_ARRAY || version < 0)
         return store__protocol(s, what, r);
     root = cJSON_CreateObject();
     if (root == NULL)
         return -ENOMEM;
-    if (cJSON_AddStringToObject(root, "type", "ribbon") == NULL)
+    if (cJSON_AddStringToObject(root, "type", "ribbon") == NULL ||
+        cJSON_AddNumberToObject(root, "version", (double)version) == NULL)
         goto done;
     entries = cJSON_AddArrayToObject(root, "entries");
     if (entries == NULL)
@@ -608,9 +618,11 @@ done:
 
 /*
  * Reads the 4 replies of MULTI, op, op, EXEC (always all of them, so the
- * connection stays in step). Returns 0, -EIO or -EPROTO.
+ * connection stays in step). With exec, hands the EXEC reply (an array of
+ * the two ops' replies, neither an error) to the caller, who frees it.
+ * Returns 0, -EIO or -EPROTO.
  */
-static int store__read_transaction(fp_store *s, const char *what)
+static int store__read_transaction(fp_store *s, const char *what, redisReply **exec)
 {
     redisReply *r;
     void *reply;
@@ -632,7 +644,10 @@ static int store__read_transaction(fp_store *s, const char *what)
             if (r->element[k]->type == REDIS_REPLY_ERROR)
                 rc = store__protocol(s, what, r->element[k]);
         }
-        freeReplyObject(r);
+        if (rc == 0 && i == 3 && exec != NULL)
+            *exec = r; /* the caller's */
+        else
+            freeReplyObject(r);
     }
     return rc;
 }
@@ -670,7 +685,7 @@ int fp_store_follow(fp_store *s, const fp_event *ev)
         store__fail(s, what);
         return -EIO;
     }
-    return store__read_transaction(s, what);
+    return store__read_transaction(s, what, NULL);
 }
 
 /* ------------------------------------------------------------ ribbon */
@@ -682,8 +697,8 @@ int fp_store_follow(fp_store *s, const fp_event *ev)
  */
 int fp_store_ribbon_push(fp_store *s, const fp_event *ev, char **ribbon_json)
 {
-    char key[STORE__KEY_MAX], at[24], len[24], *entry = NULL;
-    const char *argv[5];
+    char key[STORE__KEY_MAX], vkey[STORE__KEY_MAX], at[24], len[24], *entry = NULL;
+    const char *argv[6];
     redisReply *r = NULL;
     int rc;
 
@@ -697,17 +712,23 @@ int fp_store_ribbon_push(fp_store *s, const fp_event *ev, char **ribbon_json)
     if (entry == NULL)
         return -ENOMEM;
     store__key(s, key, FP_KEY_RIBBON, "");
+    store__key(s, vkey, FP_KEY_RIBBON_VERSION, "");
     store__i64(at, ev->entry.at);
     store__i64(len, s->ribbon_length);
     argv[0] = key;
-    argv[1] = ev->entry.user_id;
-    argv[2] = entry;
-    argv[3] = at;
-    argv[4] = len;
-    rc = store__eval(s, STORE__RIBBON_PUSH, 1, 5, argv, &r);
+    argv[1] = vkey;
+    argv[2] = ev->entry.user_id;
+    argv[3] = entry;
+    argv[4] = at;
+    argv[5] = len;
+    rc = store__eval(s, STORE__RIBBON_PUSH, 2, 6, argv, &r);
     if (rc != 0)
         goto done;
-    rc = store__ribbon_json(s, "ribbon_push", r, ribbon_json);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        rc = store__protocol(s, "ribbon_push", r);
+        goto done;
+    }
+    rc = store__ribbon_json(s, "ribbon_push", r->element[0], r->element[1], ribbon_json);
 done:
     if (r != NULL)
         freeReplyObject(r);
@@ -719,7 +740,7 @@ done:
  * fp_store_ribbon_push(). */
 int fp_store_ribbon_get(fp_store *s, char **ribbon_json)
 {
-    char key[STORE__KEY_MAX];
+    char key[STORE__KEY_MAX], vkey[STORE__KEY_MAX];
     redisReply *r;
     int rc;
 
@@ -730,12 +751,16 @@ int fp_store_ribbon_get(fp_store *s, char **ribbon_json)
     if (rc != 0)
         return rc;
     store__key(s, key, FP_KEY_RIBBON, "");
-    r = redisCommand(s->c, "LRANGE %s 0 -1", key);
-    if (r == NULL) {
-        store__fail(s, "ribbon_get");
-        return -EIO;
-    }
-    rc = store__ribbon_json(s, "ribbon_get", r, ribbon_json);
+    store__key(s, vkey, FP_KEY_RIBBON_VERSION, "");
+    /* One transaction: the version names the list read with it. */
+    redisAppendCommand(s->c, "MULTI");
+    redisAppendCommand(s->c, "GET %s", vkey);
+    redisAppendCommand(s->c, "LRANGE %s 0 -1", key);
+    redisAppendCommand(s->c, "EXEC");
+    rc = store__read_transaction(s, "ribbon_get", &r);
+    if (rc != 0)
+        return rc;
+    rc = store__ribbon_json(s, "ribbon_get", r->element[0], r->element[1], ribbon_json);
     freeReplyObject(r);
     return rc;
 }

@@ -130,6 +130,7 @@ typedef struct {
     uint64_t queued_seq;
     atomic_uint_fast64_t queued_done;
     unsigned long direct_waited_at; /* stage 1: the connects count it last waited for them at */
+    int64_t ribbon_version;         /* stage 2: the newest ribbon version published to the broker */
     size_t batch_next; /* stage 1: the event of a batch to handle next (fb_fanout_begin) */
     /* Stage 1: the first store calls of a batch's posts pre_from ..
      * pre_from + pre_n - 1, run together (fanout.c, fanout__prefetch). */

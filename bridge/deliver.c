@@ -244,38 +244,63 @@ fb_outcome fb_deliver_direct(fb_bridge *b, const char *payload, const fp_node_ta
     return out;
 }
 
-/* Publishes a ribbon document retained on "ribbon", so a client that
- * subscribes later gets it at once. */
-static fb_outcome deliver__ribbon(fb_bridge *b, const void *body, size_t len)
+/*
+ * Publishes a ribbon document of the given version retained on "ribbon",
+ * so a client that subscribes later gets it at once, unless this broker
+ * has a newer one: ribbons reach feed.broadcast from every node's stage
+ * 1, and one made earlier can arrive later. Version 0 (a document without
+ * one) is always published.
+ */
+static fb_outcome deliver__ribbon(fb_bridge *b, const void *body, size_t len, int64_t version)
 {
+    if (version > 0 && version < b->ribbon_version) {
+        fp_debug("ribbon version %lld skipped: version %lld is out", (long long)version,
+                 (long long)b->ribbon_version);
+        return FB_DONE;
+    }
     if (fb_mqtt_publish(b->node.mqtt, "ribbon", body, len, true) != 0 ||
         fb_mqtt_flush(b->node.mqtt) != 0)
         return FB_RETRY_MQTT;
+    if (version > b->ribbon_version)
+        b->ribbon_version = version;
     fb_stats_add(&b->stats, FB_STAT_BROADCASTS, 1);
     return FB_DONE;
 }
 
-static bool deliver__is_ribbon(const fp_amqp_msg *msg)
+/* The version of a ribbon document ({"type":"ribbon","version":N,
+ * "entries":[...]}, N a whole number; 0 without one), or -1 when body is
+ * not one. */
+static int64_t deliver__ribbon_version(const void *body, size_t len)
 {
-    cJSON *root = cJSON_ParseWithLength(msg->body, msg->len), *type;
-    bool ok;
+    cJSON *root = cJSON_ParseWithLength(body, len), *type, *version;
+    int64_t v = -1;
 
     type = cJSON_GetObjectItemCaseSensitive(root, "type");
-    ok = cJSON_IsString(type) && strcmp(type->valuestring, "ribbon") == 0 &&
-         cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "entries"));
+    version = cJSON_GetObjectItemCaseSensitive(root, "version");
+    if (cJSON_IsString(type) && strcmp(type->valuestring, "ribbon") == 0 &&
+        cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "entries"))) {
+        if (version == NULL)
+            v = 0;
+        else if (cJSON_IsNumber(version) && version->valuedouble >= 0 &&
+                 version->valuedouble <= 9007199254740992.0 &&
+                 version->valuedouble == (double)(int64_t)version->valuedouble)
+            v = (int64_t)version->valuedouble;
+    }
     cJSON_Delete(root);
-    return ok;
+    return v;
 }
 
 fb_outcome fb_deliver_handle(fb_bridge *b, const fp_amqp_msg *msg)
 {
     const char *why = NULL;
+    int64_t version;
     fb_outcome out;
 
     if (msg->source == FP_AMQP_SRC_BROADCAST) {
-        if (!deliver__is_ribbon(msg))
+        version = deliver__ribbon_version(msg->body, msg->len);
+        if (version < 0)
             return deliver__drop(b, msg, "not a ribbon document");
-        out = deliver__ribbon(b, msg->body, msg->len);
+        out = deliver__ribbon(b, msg->body, msg->len, version);
     } else {
         out = deliver__one(b, msg, &why);
         if (why != NULL)
@@ -297,6 +322,10 @@ int fb_deliver_ribbon_from_store(fb_bridge *b)
     rc = fb_mqtt_publish(b->node.mqtt, "ribbon", ribbon, strlen(ribbon), true);
     if (rc == 0)
         rc = fb_mqtt_flush(b->node.mqtt);
+    /* Before stage 2 runs: any ribbon it takes later that is older than
+     * this one is skipped. */
+    if (rc == 0)
+        b->ribbon_version = deliver__ribbon_version(ribbon, strlen(ribbon));
     free(ribbon);
     return rc;
 }

@@ -26,6 +26,7 @@
 #define FP_KEY_POSTS "posts:"               /* sorted set: a pull author's posts by seq */
 #define FP_KEY_PULL "pull_authors"          /* set of authors whose posts are pulled */
 #define FP_KEY_RIBBON "ribbon"              /* list of ribbon entries, newest first */
+#define FP_KEY_RIBBON_VERSION "ribbon_version" /* counter: raised by every change of the ribbon */
 #define FP_KEY_REVOKED "revoked:"           /* unix s: tokens issued earlier are refused */
 #define FP_KEY_REVOKED_CHANNEL "revoked"    /* pub/sub: "<uid> <before>" */
 #define FP_KEY_NODES "nodes"                /* set of node ids that heartbeat */

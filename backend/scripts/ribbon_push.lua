@@ -1,15 +1,18 @@
 -- ribbon_push.lua - put one entry at the head of the ribbon, one entry per
 -- user, and return the ribbon.
 --
--- KEYS[1]: the ribbon list.
+-- KEYS[1]: the ribbon list; KEYS[2]: its version (a counter).
 -- ARGV: user id, entry JSON, entry "at" (ms), ribbon length.
 --
 -- Entries of the same user are removed before the LPUSH, then the list is
--- trimmed to the ribbon length. If the ribbon already holds a NEWER entry
--- (larger "at") of that user, the push is ignored: a redelivered or late
--- event never replaces what that user said later. Entries that are not
--- JSON objects are dropped. Returns the list, newest first.
-local key, uid, entry = KEYS[1], ARGV[1], ARGV[2]
+-- trimmed to the ribbon length, and the version goes up by one. If the
+-- ribbon already holds a NEWER entry (larger "at") of that user, the push
+-- is ignored: a redelivered or late event never replaces what that user
+-- said later. Entries that are not JSON objects are dropped. Returns
+-- {version, the list newest first}: the version names that list, so that
+-- of two ribbons published by different bridges the newer one wins
+-- (bridge.md, "Ribbon").
+local key, vkey, uid, entry = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local at, len = tonumber(ARGV[3]), tonumber(ARGV[4])
 
 local same = {}
@@ -19,7 +22,7 @@ for _, raw in ipairs(redis.call('LRANGE', key, 0, -1)) do
         redis.call('LREM', key, 0, raw)
     elseif e.user_id == uid then
         if type(e.at) == 'number' and e.at > at then
-            return redis.call('LRANGE', key, 0, -1)
+            return {tonumber(redis.call('GET', vkey)) or 0, redis.call('LRANGE', key, 0, -1)}
         end
         same[#same + 1] = raw
     end
@@ -29,4 +32,4 @@ for _, raw in ipairs(same) do
 end
 redis.call('LPUSH', key, entry)
 redis.call('LTRIM', key, 0, len - 1)
-return redis.call('LRANGE', key, 0, -1)
+return {redis.call('INCR', vkey), redis.call('LRANGE', key, 0, -1)}

@@ -342,6 +342,57 @@ static void test_ribbon(void **state)
     free(tok);
 }
 
+/* Sends a ribbon document to feed.broadcast, as a node's stage 1 does. */
+static void broadcast_ribbon(long long version, const char *user)
+{
+    char doc[256];
+
+    snprintf(doc, sizeof(doc),
+             "{\"type\":\"ribbon\",\"version\":%lld,\"entries\":[{\"user_id\":\"%s\","
+             "\"at\":1}]}",
+             version, user);
+    assert_int_equal(ft_event_pub_post_to(&env.pub, "feed.broadcast", "", doc), 0);
+    assert_int_equal(ft_event_pub_wait(&env.pub, env.pub.published, 10000), 0);
+}
+
+/*
+ * Ribbons carry a version (ribbon_push.lua raises it with every change),
+ * and stage 2 never replaces a newer one: ribbons of two nodes' stage 1
+ * can reach feed.broadcast in the opposite order. After test_ribbon's
+ * pushes, three documents go out as such bridges could send them: V+2,
+ * then V+1 (older: skipped), then V+3. A subscriber sees V+2 and V+3
+ * only; before, V+1 replaced V+2 (three messages, the retained ribbon an
+ * old one until the next push).
+ */
+static void test_ribbon_newest_wins(void **state)
+{
+    char *tok = ft_plugin_env_token_now(&env.p, "viewer", FP_ROLE_USER);
+    const char *v;
+    long long version;
+    ft_mqtt c;
+    int got, i;
+
+    (void)state;
+    assert_int_equal(ft_mqtt_connect(&c, env.p.mosq.port, NULL, "viewer", tok, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_subscribe(&c, "ribbon", 3000), 1);
+    assert_int_equal(ft_mqtt_wait_messages(&c, 1, 3000), 1); /* the retained one */
+    v = strstr(c.last_payload, "\"version\":");
+    assert_non_null(v);
+    version = strtoll(v + 10, NULL, 10);
+    assert_true(version >= 60); /* one per push of test_ribbon at least */
+    got = c.received;
+    broadcast_ribbon(version + 2, "newer");
+    broadcast_ribbon(version + 1, "older");
+    broadcast_ribbon(version + 3, "newest");
+    for (i = 0; i < 50 && strstr(c.last_payload, "\"newest\"") == NULL; i++)
+        ft_mqtt_wait_messages(&c, c.received + 1, 100);
+    assert_non_null(strstr(c.last_payload, "\"newest\""));
+    /* Stage 2 takes them in order: "newest" came, so "older" was handled. */
+    assert_int_equal(c.received, got + 2);
+    ft_mqtt_close(&c);
+    free(tok);
+}
+
 /* Malformed and unknown events are dead-lettered; the next good one is
  * processed normally. */
 static void test_dead_letters(void **state)
@@ -511,5 +562,6 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_dead_letters),
         cmocka_unit_test(test_batches),
         cmocka_unit_test(test_ribbon),
+        cmocka_unit_test(test_ribbon_newest_wins),
         cmocka_unit_test(test_feed_capped_at_1000))
 /* clang-format on */

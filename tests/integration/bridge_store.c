@@ -653,11 +653,23 @@ static size_t ribbon_check(const char *json, size_t max, char *first)
     return n;
 }
 
-/* 60 pushes of 40 users (some repeated); then 60 distinct users (the cap). */
+/* The ribbon JSON's "version" (-1 when it has none). */
+static long long ribbon_version(const char *json)
+{
+    cJSON *root = cJSON_Parse(json), *v = cJSON_GetObjectItem(root, "version");
+    long long version = cJSON_IsNumber(v) ? (long long)v->valuedouble : -1;
+
+    cJSON_Delete(root);
+    return version;
+}
+
+/* 60 pushes of 40 users (some repeated); then 60 distinct users (the cap).
+ * Every push that changes the ribbon raises its version by one. */
 static void test_ribbon(void **state)
 {
     env *e = *state;
     char uid[16], first[FP_ID_BUFSZ], *json, *got;
+    long long v0 = ft_redis_int(e->rc, "INCRBY %s 0", PREFIX "ribbon_version");
     size_t i, n = 0;
 
     for (i = 0; i < 60; i++) {
@@ -666,15 +678,18 @@ static void test_ribbon(void **state)
         json = ribbon_push(e->st, uid, 1000 + (long long)i);
         n = ribbon_check(json, 50, first);
         assert_string_equal(first, uid); /* the pushed (or repeated) user is in front */
+        assert_int_equal(ribbon_version(json), v0 + (long long)i + 1);
         free(json);
     }
     assert_int_equal(n, 40);
     assert_int_equal(ft_redis_int(e->rc, "LLEN %s", PREFIX "ribbon"), 40);
 
-    /* An older entry of a user already on the ribbon is ignored. */
+    /* An older entry of a user already on the ribbon is ignored: the
+     * ribbon and its version stay. */
     json = ribbon_push(e->st, "u05", 10);
     assert_int_equal(ribbon_check(json, 50, first), 40);
     assert_string_not_equal(first, "u05");
+    assert_int_equal(ribbon_version(json), v0 + 60);
     free(json);
 
     /* 60 distinct new users: capped at 50, the newest first. */
@@ -686,6 +701,7 @@ static void test_ribbon(void **state)
     assert_int_equal(fp_store_ribbon_get(e->st, &got), 0);
     assert_int_equal(ribbon_check(got, 50, first), 50);
     assert_string_equal(first, "v59");
+    assert_int_equal(ribbon_version(got), v0 + 120);
     free(got);
     assert_int_equal(ft_redis_int(e->rc, "LLEN %s", PREFIX "ribbon"), 50);
 }

@@ -25,6 +25,8 @@ int ft_event_pub_open(ft_event_pub *p, int port, const char *vhost);
 int ft_event_pub_send(ft_event_pub *p, const char *rk, const char *body);
 /* The publish of ft_event_pub_send without the wait (persistent, JSON). */
 int ft_event_pub_post(ft_event_pub *p, const char *rk, const char *body);
+/* ft_event_pub_post to another exchange (feed.broadcast, as a bridge). */
+int ft_event_pub_post_to(ft_event_pub *p, const char *exchange, const char *rk, const char *body);
 /* Waits up to timeout_ms until publish upto is confirmed. 0, or -1 on a
  * nack (said on stderr) or timeout. */
 int ft_event_pub_wait(ft_event_pub *p, uint64_t upto, int timeout_ms);
