@@ -692,7 +692,8 @@ int fp_store_follow(fp_store *s, const fp_event *ev)
 
 /*
  * ribbon.pushed: encodes the entry, runs ribbon_push.lua (dedupe, LPUSH,
- * LTRIM, return the list) and wraps the list as the MQTT ribbon message.
+ * LTRIM, raise the version, return it and the list) and wraps them as the
+ * MQTT ribbon message.
  * Returns 0 with *ribbon_json malloc'd, -EINVAL, -EIO, -EPROTO or -ENOMEM.
  */
 int fp_store_ribbon_push(fp_store *s, const fp_event *ev, char **ribbon_json)
@@ -753,10 +754,13 @@ int fp_store_ribbon_get(fp_store *s, char **ribbon_json)
     store__key(s, key, FP_KEY_RIBBON, "");
     store__key(s, vkey, FP_KEY_RIBBON_VERSION, "");
     /* One transaction: the version names the list read with it. */
-    redisAppendCommand(s->c, "MULTI");
-    redisAppendCommand(s->c, "GET %s", vkey);
-    redisAppendCommand(s->c, "LRANGE %s 0 -1", key);
-    redisAppendCommand(s->c, "EXEC");
+    if (redisAppendCommand(s->c, "MULTI") != REDIS_OK ||
+        redisAppendCommand(s->c, "GET %s", vkey) != REDIS_OK ||
+        redisAppendCommand(s->c, "LRANGE %s 0 -1", key) != REDIS_OK ||
+        redisAppendCommand(s->c, "EXEC") != REDIS_OK) {
+        store__fail(s, "ribbon_get");
+        return -EIO;
+    }
     rc = store__read_transaction(s, "ribbon_get", &r);
     if (rc != 0)
         return rc;

@@ -404,6 +404,29 @@ static int http__sent(struct lws *wsi, http__session *s)
 }
 
 /*
+ * The answer is written and lws holds what the socket did not take: it
+ * sends that when the socket is writeable again, within send_timeout_ms
+ * or the connection is cut. With close_after the writeable callback
+ * closes once all is out. Otherwise the transaction is completed now and
+ * lws completes it for real in the same pass of its loop that sends the
+ * last byte: a request the client sends once it has read the answer would
+ * otherwise be read before the writeable callback, into the old request's
+ * header table (http__pipelined). The session stays draining until lws
+ * drops the protocol (http__dropped). Returns 0, or -1 to close.
+ */
+static int http__draining(struct lws *wsi, http__session *s)
+{
+    s->draining = true;
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
+                    (int)((http__gw(wsi)->cfg.send_timeout_ms + 999) / 1000));
+    if (s->close_after) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    return lws_http_transaction_completed(wsi) != 0 ? -1 : 0;
+}
+
+/*
  * Writes the answer whole in one lws_write: status line, headers and body
  * together, so a small answer is one segment and one wake-up of the
  * client, not two (lws keeps what the socket does not take yet and sends
@@ -411,11 +434,9 @@ static int http__sent(struct lws *wsi, http__session *s)
  * frame headers and body apart. A HEAD's answer is its headers alone.
  * Then completes the transaction, or, with close_after, closes the
  * connection (http__sent): at once when the socket took everything, else
- * from the writeable callback once lws has sent the rest (closing at once
- * would give lws 5 s to send it, which cuts a large answer to a slow
- * client). A client that has not read the rest send_timeout_ms later is
- * cut off: the connection and what lws holds of the answer go.
- * Returns 0, or -1 to close.
+ * as http__draining says (closing at once would give lws 5 s to send the
+ * rest, which cuts a large answer to a slow client). Returns 0, or -1 to
+ * close.
  */
 static int http__send(struct lws *wsi, http__session *s)
 {
@@ -442,13 +463,8 @@ static int http__send(struct lws *wsi, http__session *s)
     free(out);
     if (n != (int)len)
         return -1;
-    if (lws_send_pipe_choked(wsi)) {
-        s->draining = true; /* lws calls back once it has sent it all */
-        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT,
-                        (int)((http__gw(wsi)->cfg.send_timeout_ms + 999) / 1000));
-        lws_callback_on_writable(wsi);
-        return 0;
-    }
+    if (lws_send_pipe_choked(wsi))
+        return http__draining(wsi, s);
     return http__sent(wsi, s);
 }
 
@@ -458,10 +474,11 @@ static int http__send(struct lws *wsi, http__session *s)
  * of the request being answered (reset only when the transaction
  * completes), drops its bytes and would run the old request again, and
  * the connection could send nothing more (lws then believes its headers
- * are not yet in). The connection is closed instead, without waiting for
- * the rest of the answer: a client that pipelines sends again what was
- * not answered whole (RFC 9112, 9.3.2). Logged once per connection (it
- * closes). Returns -1.
+ * are not yet in). The connection is closed instead; lws sends no more of
+ * the answer (for that same reason) and drops it within its 5 s close
+ * timeout. A client that pipelines sends again what was not answered
+ * whole (RFC 9112, 9.3.2). Logged once per connection (it closes), and
+ * counted as a cut answer (http__cut). Returns -1.
  */
 static int http__pipelined(http__session *s)
 {
@@ -473,18 +490,22 @@ static int http__pipelined(http__session *s)
 
 /*
  * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: the request asks to switch to h2c or
- * WebSocket. lws would switch (its default), and the API speaks neither:
- * an h2c client would wait for an answer that never comes, a WebSocket
- * would hold its connection with nothing to say. The request is answered
- * 400 upgrade_not_supported and the connection closed. The answer is
- * made in a session of its own: lws has bound no protocol (and so no
- * session) to the connection yet. Returns -1.
+ * WebSocket (up). lws would switch (its default), and the API speaks
+ * neither: an h2c client would wait for an answer that never comes, a
+ * WebSocket would hold its connection with nothing to say. The request is
+ * answered 400 upgrade_not_supported and the connection closed. Any other
+ * upgrade lws has answered 403 itself before asking: it is only closed.
+ * The answer is made in a session of its own: on a connection's first
+ * request lws has bound no protocol yet, so there may be no session.
+ * Returns -1.
  */
-static int http__upgrade(struct lws *wsi)
+static int http__upgrade(struct lws *wsi, const char *up)
 {
     enum lws_token_indexes tok = WSI_TOKEN_GET_URI;
     http__session s;
 
+    if (up == NULL || (strcasecmp(up, "h2c") != 0 && strcasecmp(up, "websocket") != 0))
+        return -1;
     memset(&s, 0, sizeof(s));
     s.t0_us = fp_time_mono_us();
     s.req.method = http__method(wsi, &tok);
@@ -498,14 +519,57 @@ static int http__upgrade(struct lws *wsi)
     return -1;
 }
 
-/* The connection ended while lws still held part of the answer: the
- * send timeout, a client gone, or http__pipelined. Logged and counted
- * (feedpush_gateway_answers_cut_total). */
-static void http__cut(struct lws *wsi, http__session *s)
+/* What a draining answer was, kept in lws's opaque pointer of the wsi
+ * from the protocol's drop until lws either binds it again (the answer
+ * went out whole: the transaction completed) or closes (it did not). */
+typedef struct {
+    fg_method method;
+    size_t len;
+    char path[sizeof(((fg_request *)0)->path)];
+} http__drop_note;
+
+/* Logs and counts (feedpush_gateway_answers_cut_total) an answer whose
+ * connection ended while lws still held part of it: the send timeout, a
+ * client gone, or http__pipelined. */
+static void http__cut(struct lws *wsi, fg_method method, const char *path, size_t len)
 {
     fg_metrics_cut(&http__gw(wsi)->shared->metrics);
     fp_info("%s %s: the connection ended before the answer (%zu bytes) was sent whole",
-            fg_method_name(s->req.method), s->req.path, s->resp.len);
+            fg_method_name(method), path, len);
+}
+
+/* Frees the drop note; with cut, the answer it tells of was cut. */
+static void http__drop_note_end(struct lws *wsi, bool cut)
+{
+    http__drop_note *note = lws_get_opaque_user_data(wsi);
+
+    if (note == NULL)
+        return;
+    if (cut)
+        http__cut(wsi, note->method, note->path, note->len);
+    free(note);
+    lws_set_opaque_user_data(wsi, NULL);
+}
+
+/* LWS_CALLBACK_HTTP_DROP_PROTOCOL: the transaction completed (a bind
+ * follows) or the connection closes (LWS_CALLBACK_CLOSED_HTTP follows);
+ * a draining answer is noted to tell which (out of memory: taken as
+ * whole). The session is freed after this. */
+static void http__dropped(struct lws *wsi, http__session *s)
+{
+    http__drop_note *note;
+
+    if (s->draining) {
+        http__drop_note_end(wsi, false);
+        note = malloc(sizeof(*note));
+        if (note != NULL) {
+            note->method = s->req.method;
+            note->len = s->resp.len;
+            memcpy(note->path, s->req.path, sizeof(note->path));
+            lws_set_opaque_user_data(wsi, note);
+        }
+    }
+    http__reset(s);
 }
 
 static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -535,25 +599,36 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         }
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return http__upgrade(wsi);
+        return http__upgrade(wsi, in);
     case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
         if (s != NULL && s->draining)
             return http__pipelined(s);
         break;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (s != NULL && s->draining) { /* the answer is out */
-            lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
-            s->draining = false;
-            return http__sent(wsi, s);
+        if (s != NULL && s->draining) {
+            if (!s->close_after)
+                return 0;        /* lws completes the transaction (http__draining) */
+            s->draining = false; /* the answer is out: close */
+            return -1;
         }
         return s != NULL && s->responding ? http__send(wsi, s) : 0;
-    case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-        /* On a close lws drops the protocol first. */
+        if (s != NULL)
+            http__dropped(wsi, s);
+        break;
+    case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
+        http__drop_note_end(wsi, false);
+        break;
+    case LWS_CALLBACK_CLOSED_HTTP:
+        /* lws drops the protocol first: the note tells of a cut. */
         if (s != NULL && s->draining)
-            http__cut(wsi, s);
+            http__cut(wsi, s->req.method, s->req.path, s->resp.len);
+        http__drop_note_end(wsi, true);
         if (s != NULL)
             http__reset(s);
+        break;
+    case LWS_CALLBACK_WSI_DESTROY:
+        http__drop_note_end(wsi, false);
         break;
     default:
         break;

@@ -165,6 +165,18 @@ error_free:
     return rc == MOSQ_ERR_SUCCESS ? MOSQ_ERR_INVAL : rc;
 }
 
+/* At a graceful stop, once the Redis thread is gone: the revocations, if
+ * their last write failed. Logged when it fails again. */
+static void plugin__save_revocations(fa_plugin *pl)
+{
+    size_t n;
+    int rc = fa_revocations_save(&pl->revocations, &n);
+
+    if (rc != 0)
+        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot write %s: %s", pl->revocations.file,
+                             strerror(-rc));
+}
+
 int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int option_count)
 {
     fa_plugin *pl = userdata;
@@ -176,6 +188,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
     plugin__unregister(PLUGIN__N_CALLBACKS);
     fa_held_save(pl);
     fa_redis_stop(pl->redis);
+    plugin__save_revocations(pl);
     fa_sessions_clear(&pl->sessions);
     fa_revocations_destroy(&pl->revocations);
     fa_presence_destroy(&pl->presence);

@@ -5,13 +5,15 @@
 -- ARGV: user id, entry JSON, entry "at" (ms), ribbon length.
 --
 -- Entries of the same user are removed before the LPUSH, then the list is
--- trimmed to the ribbon length, and the version goes up by one. If the
--- ribbon already holds a NEWER entry (larger "at") of that user, the push
--- is ignored: a redelivered or late event never replaces what that user
--- said later. Entries that are not JSON objects are dropped. Returns
--- {version, the list newest first}: the version names that list, so that
--- of two ribbons published by different bridges the newer one wins
--- (bridge.md, "Ribbon").
+-- trimmed to the ribbon length, and the version rises: to Redis's clock
+-- in milliseconds, or by one if it is there already. So it rises even
+-- when Redis lost the last changes (a failover, a restore): the clock has
+-- gone on meanwhile. If the ribbon already holds a NEWER entry (larger
+-- "at") of that user, the push is ignored: a redelivered or late event
+-- never replaces what that user said later. Entries that are not JSON
+-- objects are dropped. Returns {version, the list newest first}: the
+-- version names that list, so that of two ribbons published by different
+-- bridges the newer one wins (bridge.md).
 local key, vkey, uid, entry = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local at, len = tonumber(ARGV[3]), tonumber(ARGV[4])
 
@@ -32,4 +34,8 @@ for _, raw in ipairs(same) do
 end
 redis.call('LPUSH', key, entry)
 redis.call('LTRIM', key, 0, len - 1)
-return {redis.call('INCR', vkey), redis.call('LRANGE', key, 0, -1)}
+local t = redis.call('TIME')
+local version = math.max((tonumber(redis.call('GET', vkey)) or 0) + 1,
+    tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+redis.call('SET', vkey, string.format('%d', version))
+return {version, redis.call('LRANGE', key, 0, -1)}

@@ -1435,6 +1435,27 @@ static void test_pipelined_while_draining(void **state)
 }
 
 /*
+ * Keep-alive after large answers: a client that sends its next request as
+ * soon as it has read the 6.6 MB page of test_close_slow_reader's user
+ * whole (no pipelining) gets every answer, 100 times on one connection.
+ * lws sends the last part of such an answer in one pass of its loop and
+ * calls back in the next: a request read in between was taken for a
+ * pipelined one (the connection closed) until the transaction was
+ * completed when lws sent the last byte.
+ */
+static void test_keepalive_after_draining(void **state)
+{
+    char *tok = token("cs"), req[2048];
+
+    (void)state;
+    snprintf(req, sizeof(req),
+             "GET /api/v1/feed?limit=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+             tok);
+    assert_int_equal(ft_http_rounds(&env, req, 100, 5000), 100);
+    free(tok);
+}
+
+/*
  * The API speaks HTTP/1.1 only: a request that asks to switch to h2c (as
  * curl --http2 does) or to a WebSocket is answered 400
  * upgrade_not_supported, and the connection closed. Before, lws switched:
@@ -1959,6 +1980,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_close_slow_reader),
         cmocka_unit_test(test_send_timeout),
         cmocka_unit_test(test_pipelined_while_draining),
+        cmocka_unit_test(test_keepalive_after_draining),
         cmocka_unit_test(test_upgrade_refused),
         cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_body_timeout),

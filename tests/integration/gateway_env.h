@@ -70,6 +70,13 @@ long ft_http_raw_slow(ft_gateway_env *e, const void *req, size_t len, char *out,
 long ft_http_raw_then(ft_gateway_env *e, const char *req, const char *req2, char *out, size_t cap,
                       int timeout_ms, int delay_ms, bool *closed);
 
+/* Sends req (keep-alive) on one connection rounds times, each time once
+ * the whole answer to the previous one has been read (as a client that
+ * does not pipeline). Returns how many answers came whole before the
+ * connection closed or timeout_ms passed without data (rounds when all
+ * did), -1 if it could not connect. */
+int ft_http_rounds(ft_gateway_env *e, const char *req, int rounds, int timeout_ms);
+
 /* A user token (an hour, iat now) signed with the stack's secret. */
 char *ft_gateway_token(ft_gateway_env *e, const char *sub);
 

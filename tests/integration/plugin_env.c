@@ -144,8 +144,8 @@ int ft_log_wait_n(const char *path, long from, const char *needle, int n, int ti
 
     for (;;) {
         seen = ft_log_count(path, from, needle);
-        if (seen >= n || seen < 0 || fp_time_mono_ms() >= end)
-            return seen;
+        if (seen >= n || fp_time_mono_ms() >= end)
+            return seen; /* a file not there yet is looked for again */
         usleep(20000);
     }
 }

@@ -69,7 +69,7 @@ long ft_plugin_env_log_size(const ft_plugin_env *e);
 int ft_log_wait(const char *path, long from, const char *needle, int timeout_ms);
 /* Waits up to timeout_ms until n such lines are there. Returns how many
  * were there last (n or more when they came), -1 when the file could not
- * be read. */
+ * be read by then. */
 int ft_log_wait_n(const char *path, long from, const char *needle, int n, int timeout_ms);
 
 /* How many lines of the file at path after byte offset from (below 0:
