@@ -362,6 +362,26 @@ void ft_http_reply_free(ft_http_reply *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* A TCP connection to the gateway (with a small receive buffer when
+ * small): its fd, or -1. */
+static int gateway__connect(const ft_gateway_env *e, bool small)
+{
+    struct sockaddr_in a = {0};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), size = 4096;
+
+    if (fd < 0)
+        return -1;
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)e->port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if ((small && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size)) != 0) ||
+        connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* ft_http_raw, ft_http_raw_slow and ft_http_raw_then: delay_ms > 0 makes
  * the socket's receive buffer small and waits that long after sending
  * req, before reading; then (len2 > 0) req2 is sent and the reading
@@ -370,25 +390,13 @@ static long gateway__raw(ft_gateway_env *e, const void *req, size_t len, const c
                          size_t len2, char *out, size_t cap, int timeout_ms, int delay_ms,
                          bool *closed)
 {
-    struct sockaddr_in a = {0};
     struct pollfd p;
     size_t got = 0;
     ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), waited = 0, small = 4096;
+    int fd = gateway__connect(e, delay_ms > 0), waited = 0;
 
     if (fd < 0)
         return -1;
-    if (delay_ms > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) != 0) {
-        close(fd);
-        return -1;
-    }
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)e->port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
     if (closed != NULL)
         *closed = false;
     if (len > 0 && send(fd, req, len, MSG_NOSIGNAL) < 0) {
@@ -453,23 +461,15 @@ static ssize_t gateway__recv(int fd, char *buf, size_t len, int timeout_ms)
 
 int ft_http_rounds(ft_gateway_env *e, const char *req, int rounds, int timeout_ms)
 {
-    struct sockaddr_in a = {0};
     char head[65536], body[65536];
     const char *end, *len_hdr;
     long long left;
     size_t have;
     ssize_t n;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), r;
+    int fd = gateway__connect(e, false), r;
 
     if (fd < 0)
         return -1;
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)e->port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
-        close(fd);
-        return -1;
-    }
     for (r = 0; r < rounds; r++) {
         if (send(fd, req, strlen(req), MSG_NOSIGNAL) < 0)
             break;
