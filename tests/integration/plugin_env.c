@@ -137,6 +137,32 @@ int ft_shared_dir(char *dir, const char *name)
     return chmod(dir, 0777);
 }
 
+bool ft_file_has_line(const char *path, const char *want)
+{
+    char line[512];
+    bool found = false;
+    FILE *f = fopen(path, "r");
+
+    if (f == NULL)
+        return false;
+    while (!found && fgets(line, sizeof(line), f) != NULL)
+        found = strcmp(line, want) == 0;
+    fclose(f);
+    return found;
+}
+
+bool ft_file_line_wait(const char *path, const char *want, int timeout_ms)
+{
+    int64_t end = fp_time_mono_ms() + timeout_ms;
+
+    while (!ft_file_has_line(path, want)) {
+        if (fp_time_mono_ms() >= end)
+            return false;
+        usleep(20000);
+    }
+    return true;
+}
+
 int ft_log_wait_n(const char *path, long from, const char *needle, int n, int timeout_ms)
 {
     int64_t end = fp_time_mono_ms() + timeout_ms;

@@ -57,6 +57,12 @@ bool ft_plugin_env_sanitizer_report(const ft_plugin_env *e);
  * 0 or -1. */
 int ft_shared_dir(char *dir, const char *name);
 
+/* Does the file at path hold the line want (with its newline)? Lines
+ * are compared up to 511 bytes. */
+bool ft_file_has_line(const char *path, const char *want);
+/* Waits up to timeout_ms until it does. */
+bool ft_file_line_wait(const char *path, const char *want, int timeout_ms);
+
 /* Byte size of the file at path (a log), to look for lines written
  * after it (-1 when it cannot be read). */
 long ft_log_size(const char *path);

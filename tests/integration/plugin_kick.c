@@ -379,21 +379,6 @@ static void test_prefix_is_not_a_pattern(void **state)
     assert_int_equal(ft_plugin_env_stop(&e2), 0);
 }
 
-/* Does the file at path hold line (a whole line)? */
-static bool file_has_line(const char *path, const char *line)
-{
-    char buf[256];
-    bool found = false;
-    FILE *f = fopen(path, "r");
-
-    if (f == NULL)
-        return false;
-    while (!found && fgets(buf, sizeof(buf), f) != NULL)
-        found = strcmp(buf, line) == 0;
-    fclose(f);
-    return found;
-}
-
 /*
  * revocation_file: a broker restarted while Redis is out of reach still
  * refuses a revoked token. keep is revoked (the key and the message, as
@@ -404,7 +389,7 @@ static bool file_has_line(const char *path, const char *line)
  */
 static void test_revocation_file_survives_restart(void **state)
 {
-    int64_t now = (int64_t)time(NULL), before = now + 1, end;
+    int64_t now = (int64_t)time(NULL), before = now + 1;
     char dir[PATH_MAX], path[PATH_MAX + 16], extra[PATH_MAX + 64], line[96];
     char failed[PATH_MAX + 64];
     char *old, *fresh;
@@ -429,10 +414,7 @@ static void test_revocation_file_survives_restart(void **state)
     ft_redis_ok(rc, "SET revoked:keep %lld", (long long)before);
     assert_int_equal(ft_redis_int(rc, "PUBLISH revoked %s", line), 1);
     strcat(line, "\n");
-    end = fp_time_mono_ms() + 5000;
-    while (!file_has_line(path, line) && fp_time_mono_ms() < end)
-        ft_sleep_ms(20);
-    assert_true(file_has_line(path, line));
+    assert_true(ft_file_line_wait(path, line, 5000));
 
     assert_int_equal(ft_server_stop(&redis), 0);
     from = ft_plugin_env_log_size(&e2);

@@ -66,34 +66,6 @@ static int setup(void **state)
     return ft_plugin_env_start(&env, "n1", extra);
 }
 
-/* Does the file at path hold the line want (with its newline)? */
-static bool file_has_line(const char *path, const char *want)
-{
-    char line[512];
-    bool found = false;
-    FILE *f = fopen(path, "r");
-
-    if (f == NULL)
-        return false;
-    while (!found && fgets(line, sizeof(line), f) != NULL)
-        found = strcmp(line, want) == 0;
-    fclose(f);
-    return found;
-}
-
-/* Waits up to timeout_ms until the file at path holds the line want. */
-static bool file_line_wait(const char *path, const char *want, int timeout_ms)
-{
-    int64_t end = fp_time_mono_ms() + timeout_ms;
-
-    while (!file_has_line(path, want)) {
-        if (fp_time_mono_ms() >= end)
-            return false;
-        ft_sleep_ms(20);
-    }
-    return true;
-}
-
 static int teardown(void **state)
 {
     (void)state;
@@ -479,7 +451,7 @@ static void test_crash(void **state)
     assert_int_equal(ft_mqtt_subscribe(&c, "feed/kira", 5000), 1);
     subscribed = ft_plugin_env_log_size(&env);
     /* The plugin's save: "kira:phone" in hex, connected (0). */
-    assert_true(file_line_wait(session_file, "6b6972613a70686f6e65 kira 0\n", 10000));
+    assert_true(ft_file_line_wait(session_file, "6b6972613a70686f6e65 kira 0\n", 10000));
     /* The broker logs a save as it begins it, so a second line is when
      * the first save after the subscription is on disk. */
     assert_true(ft_plugin_env_log_wait_n(&env, subscribed, "Saving in-memory database", 2, 10000) >=
@@ -542,8 +514,8 @@ static void test_save_failing(void **state)
     assert_int_equal(chmod(sub, 0777), 0);
     assert_true(ft_plugin_env_log_wait(&e2, 0, "written again", 5000));
     /* Client ids in hex: "lena:phone", "lena:tablet"; connected: 0. */
-    assert_true(file_has_line(file, "6c656e613a70686f6e65 lena 0\n"));
-    assert_true(file_has_line(file, "6c656e613a7461626c6574 lena 0\n"));
+    assert_true(ft_file_has_line(file, "6c656e613a70686f6e65 lena 0\n"));
+    assert_true(ft_file_has_line(file, "6c656e613a7461626c6574 lena 0\n"));
     assert_int_equal(ft_plugin_env_log_count(&e2, 0, "cannot write"), 1);
     ft_mqtt_close(&a);
     ft_mqtt_close(&b);
