@@ -28,26 +28,26 @@
     // ---------------------------------------------------------------- state
 
     const state = {
-        config: null,
-        session: null,      // {token, userId, kind: 'dev'|'pasted', iat, exp}
-        epoch: 0,           // bumped at every sign-in / sign-out: late answers are dropped
-        client: null,       // the MQTT.js client of this session
-        everLive: false,
-        subscribed: false,  // the current connection has its SUBACK
-        connects: 0,
-        posts: new Map(),   // id -> {post, el, pending}
-        deleted: new Set(), // ids seen deleted: never shown again
-        nextBefore: undefined, // undefined: first page not loaded; null: no older posts
-        feedLoaded: false,
-        loadingOlder: false,
-        ribbon: [],
-        ribbonLive: false,  // a ribbon came over MQTT: the GET answer is older
-        following: [],
-        renewing: false,
-        renewTimer: 0,
-        refusedTimer: 0,
-        refusedRenewAt: 0,  // last time a broker refusal made us fetch a dev token
-        tickTimer: 0,
+        config : null,
+        session : null, // {token, userId, kind: 'dev'|'pasted', iat, exp}
+        epoch : 0,      // bumped at every sign-in / sign-out: late answers are dropped
+        client : null,  // the MQTT.js client of this session
+        everLive : false,
+        subscribed : false, // the current connection has its SUBACK
+        connects : 0,
+        posts : new Map(),      // id -> {post, el, pending}
+        deleted : new Set(),    // ids seen deleted: never shown again
+        nextBefore : undefined, // undefined: first page not loaded; null: no older posts
+        feedLoaded : false,
+        loadingOlder : false,
+        ribbon : [],
+        ribbonVersion : -1, // version of the ribbon shown: an older document is ignored
+        following : [],
+        renewing : false,
+        renewTimer : 0,
+        refusedTimer : 0,
+        refusedRenewAt : 0, // last time a broker refusal made us fetch a dev token
+        tickTimer : 0,
     };
 
     // ---------------------------------------------------------------- DOM helpers
@@ -361,9 +361,13 @@
                 return;
             }
             if (topic === 'ribbon') {
-                if (text === '') { setRibbon([], true); return; }
+                if (text === '') {
+                    setRibbon([], null);
+                    return;
+                }
                 const msg = parseJson(text);
-                if (msg && msg.type === 'ribbon' && Array.isArray(msg.entries)) setRibbon(msg.entries, true);
+                if (msg && msg.type === 'ribbon' && Array.isArray(msg.entries))
+                    setRibbon(msg.entries, msg.version);
                 return;
             }
             if (topic !== feedTopic) return;
@@ -835,8 +839,18 @@
         return e && typeof e === 'object' && typeof e.user_id === 'string' && ID_RE.test(e.user_id);
     }
 
-    function setRibbon(entries, live) {
-        if (live) state.ribbonLive = true;
+    // Shows a ribbon document unless the one shown is newer. Each node's
+    // broker keeps its own retained copy, and after a switch of node (or a
+    // GET answered before a push) an older document can arrive after a
+    // newer one: versions only grow (docs/protocol.md). A document without
+    // a version (an empty retained message) is always shown.
+    function setRibbon(entries, version)
+    {
+        if (Number.isSafeInteger(version)) {
+            if (version < state.ribbonVersion)
+                return;
+            state.ribbonVersion = version;
+        }
         state.ribbon = entries.filter(validEntry);
         renderRibbon();
     }
@@ -864,8 +878,8 @@
 
     async function loadRibbon() {
         const data = await api('GET', '/ribbon');
-        if (state.ribbonLive) return;  // the retained message is at least as new
-        if (data && Array.isArray(data.entries)) setRibbon(data.entries, false);
+        if (data && Array.isArray(data.entries))
+            setRibbon(data.entries, data.version);
     }
 
     $('ribbon-form').addEventListener('submit', async (ev) => {
@@ -968,7 +982,7 @@
         state.feedLoaded = false;
         state.loadingOlder = false;
         state.ribbon = [];
-        state.ribbonLive = false;
+        state.ribbonVersion = -1;
         state.following = [];
         state.renewing = false;
     }

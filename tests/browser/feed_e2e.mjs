@@ -18,15 +18,17 @@
 //                   (default: random)
 //   FP_CHROMIUM     the browser binary (default /usr/bin/chromium)
 //   FP_E2E_TIMEOUT_MS  bound for the whole run (default 90000)
-//   FP_BROKER_CONTROL  "stdio": the harness that runs this script stops and
-//                   starts the broker on request: the script writes
-//                   "fp-e2e: broker stop" / "fp-e2e: broker start" on stdout
-//                   and waits for a line "done" on stdin. Then two more
-//                   steps run: no post is lost across a broker outage, and
-//                   the pages renew their dev tokens and stay live past the
-//                   first tokens' expiry (give the gateway a short
-//                   dev_token_ttl, e.g. 30 s). Without it those steps are
-//                   skipped (and say so).
+//   FP_BROKER_CONTROL  "stdio": the harness that runs this script acts on
+//                   the stack on request: the script writes "fp-e2e: broker
+//                   stop" / "fp-e2e: broker start" / "fp-e2e: publish TOPIC
+//                   PAYLOAD" (as a service client, QoS 1, not retained) on
+//                   stdout and waits for a line "done" on stdin. Then three
+//                   more steps run: an older ribbon document does not
+//                   replace a newer one on the page, no post is lost across
+//                   a broker outage, and the pages renew their dev tokens
+//                   and stay live past the first tokens' expiry (give the
+//                   gateway a short dev_token_ttl, e.g. 30 s). Without it
+//                   those steps are skipped (and say so).
 //
 // Prints one line per step passed ("ok N - step (detail)"); exits 0 when
 // every step passed, 1 naming the failing step otherwise, 2 on a usage
@@ -428,6 +430,37 @@ async function scenario(browser, pages) {
         const first = await B.locator(`${tid('ribbon')} ${tid('ribbon-entry')}`).first().getAttribute('data-user');
         assert(first === USERS.A, `B's ribbon does not show ${USERS.A} first (newest): first entry is ${first}`);
         return `A ${times.A} ms, B ${times.B} ms`;
+    });
+
+    await step('an older ribbon (a late one from another node) does not replace the newer one shown', async () => {
+        if (!brokerControl) return 'skipped: FP_BROKER_CONTROL is not set';
+        const r = await api(tokens.B, 'GET', '/ribbon');
+        assert(r.status === 200 && r.body && Number.isSafeInteger(r.body.version),
+            `GET /api/v1/ribbon gave no version: ${r.status} ${JSON.stringify(r.body)}`);
+        const v = r.body.version;
+        const newer = `rn${runId}`, older = `ro${runId}`;
+        const doc = (version, uid) => JSON.stringify({ type: 'ribbon', version, entries: [{ user_id: uid, at: Date.now() }] });
+        // A newer document first: it must be shown (the page takes the
+        // harness's messages on the ribbon topic at all).
+        await harness(`publish ribbon ${doc(v + 1, newer)}`);
+        await waitOr(`B's ribbon does not show ${newer} (a document of version ${v + 1}; the page had ${v})`,
+            B.waitForSelector(`${tid('ribbon')} ${tid('ribbon-entry')}[data-user="${newer}"]`, { timeout: STEP_TIMEOUT_MS }));
+        // Then an older one, and after it a post on B's feed: the broker
+        // sends B both in that order, so once the post shows, the older
+        // ribbon has reached the page too.
+        const marker = `after an older ribbon ${Date.now()}`;
+        await watchForText(B, marker);
+        await harness(`publish ribbon ${doc(v, older)}`);
+        const post = { id: `m${Date.now()}`, author_id: USERS.A, text: marker, created_at: Date.now() };
+        await harness(`publish feed/${USERS.B} ${JSON.stringify({ type: 'post.created', post })}`);
+        const at = await seenAt(B, marker, STEP_TIMEOUT_MS);
+        assert(at !== null, `B's page does not show the post published after the older ribbon (within ${STEP_TIMEOUT_MS} ms)`);
+        const shown = await B.locator(`${tid('ribbon')} ${tid('ribbon-entry')}`)
+            .evaluateAll((els) => els.map((e) => e.getAttribute('data-user')));
+        assert(shown.length === 1 && shown[0] === newer,
+            `B's ribbon shows ${JSON.stringify(shown)} after a document of version ${v} came: ` +
+            `expected the version ${v + 1} one (${newer}) kept`);
+        return `version ${v + 1} kept over ${v}`;
     });
 
     const evil = '<script>window.__pwned=1</script><b>bold</b>';

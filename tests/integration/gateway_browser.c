@@ -5,8 +5,9 @@
  * tests/browser/feed_e2e.mjs driving Debian's headless Chromium through
  * playwright-core against it: three users, follow, live post within 2 s,
  * not to a stranger, ribbon, HTML shown as text, delete; then, with this
- * harness stopping and starting the broker when the script asks
- * (FP_BROKER_CONTROL=stdio), no post lost across a broker outage, and dev
+ * harness publishing as a service and stopping and starting the broker
+ * when the script asks (FP_BROKER_CONTROL=stdio), an older ribbon document
+ * not shown over a newer one, no post lost across a broker outage, and dev
  * tokens (30 s here) renewed with the pages staying live past the first
  * ones' expiry. The script's steps are printed; its exit status is the
  * verdict. Screenshots go to <build>/browser-shots/.
@@ -41,14 +42,45 @@ static ft_gateway_env env;
 
 FT_FIXTURES(ft_gateway_env_start(&env, 30), ft_gateway_env_stop(&env))
 
+/* Publishes payload on topic as a service client of the broker, at QoS 1,
+ * not retained, as a bridge of another node would. Returns 0 once the
+ * broker acknowledged it, -1 otherwise. */
+static int browser__publish(const char *topic, const char *payload)
+{
+    ft_mqtt c;
+    char *tok = ft_plugin_env_token_now(&env.b.p, "e2e-service", FP_ROLE_SERVICE);
+    int rc = -1;
+
+    if (ft_mqtt_connect(&c, env.b.p.mosq.port, NULL, "e2e-service", tok, 4, 5000) == 0 &&
+        ft_mqtt_publish(&c, topic, payload, false, 5000) == 0)
+        rc = 0;
+    ft_mqtt_close(&c);
+    free(tok);
+    return rc;
+}
+
 /* Does what the script asked for on one of its stdout lines ("fp-e2e:
- * broker stop|start"); returns the answer for its stdin. */
+ * broker stop|start", "fp-e2e: publish TOPIC PAYLOAD"); returns the answer
+ * for its stdin. */
 static const char *browser__command(const char *line)
 {
+    static const char publish[] = "fp-e2e: publish ";
+    char topic[256];
+    const char *sp;
+
     if (strcmp(line, "fp-e2e: broker stop") == 0)
         return ft_server_stop(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
     if (strcmp(line, "fp-e2e: broker start") == 0)
         return ft_server_restart(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
+    if (strncmp(line, publish, sizeof(publish) - 1) == 0) {
+        line += sizeof(publish) - 1;
+        sp = strchr(line, ' ');
+        if (sp == NULL || (size_t)(sp - line) >= sizeof(topic))
+            return "failed\n";
+        memcpy(topic, line, (size_t)(sp - line));
+        topic[sp - line] = '\0';
+        return browser__publish(topic, sp + 1) == 0 ? "done\n" : "failed\n";
+    }
     return NULL;
 }
 
