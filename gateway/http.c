@@ -61,6 +61,7 @@
 #define HTTP__MAX_WORKERS 64 /* the http_workers maximum */
 #define HTTP__TX_MAX (1024 * 1024) /* one send() of an answer at most */
 #define HTTP__HEADERS_MAX 2048     /* room for an answer's status line and headers */
+#define HTTP__CONNECT_TIMEOUT_S 5  /* a CONNECT's answer must be taken by then */
 
 typedef struct {
     fg_request req;
@@ -271,15 +272,26 @@ static bool http__path_has_control(const char *path, int n)
     return false;
 }
 
-/* Did the client send "Connection: close" (the token in any case)? */
+/*
+ * Does the connection close after this answer? As lws decides it (and
+ * acts on it when the transaction completes): HTTP/1.1 keeps it open
+ * unless "Connection: close", HTTP/1.0 closes it unless the header is
+ * "keep-alive" (the whole value, any case). Also when the header lists
+ * "close" among other tokens, which lws does not see: the gateway closes
+ * those itself.
+ */
 static bool http__wants_close(struct lws *wsi)
 {
-    char v[64];
+    char v[64], ver[16];
     int i, n = lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_CONNECTION);
+    bool http11 =
+        lws_hdr_copy(wsi, ver, sizeof(ver), WSI_TOKEN_HTTP) > 7 && ver[5] == '1' && ver[7] == '1';
 
     for (i = 0; i < n; i++)
         v[i] = (char)tolower((unsigned char)v[i]);
-    return n > 0 && strstr(v, "close") != NULL;
+    if (n > 0 && strstr(v, "close") != NULL)
+        return true;
+    return !http11 && !(n > 0 && strcmp(v, "keep-alive") == 0);
 }
 
 /*
@@ -490,7 +502,7 @@ static int http__pipelined(http__session *s)
 
 /*
  * LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: the request asks to switch to h2c or
- * WebSocket (up). lws would switch (its default), and the API speaks
+ * WebSocket. lws would switch (its default), and the API speaks
  * neither: an h2c client would wait for an answer that never comes, a
  * WebSocket would hold its connection with nothing to say. The request is
  * answered 400 upgrade_not_supported and the connection closed. Any other
@@ -499,12 +511,16 @@ static int http__pipelined(http__session *s)
  * request lws has bound no protocol yet, so there may be no session.
  * Returns -1.
  */
-static int http__upgrade(struct lws *wsi, const char *up)
+static int http__upgrade(struct lws *wsi)
 {
     enum lws_token_indexes tok = WSI_TOKEN_GET_URI;
     http__session s;
+    char up[16];
 
-    if (up == NULL || (strcasecmp(up, "h2c") != 0 && strcasecmp(up, "websocket") != 0))
+    /* Not the callback's pointer into the header table: after its own 403
+     * on a keep-alive connection, lws has freed the table when it asks. */
+    if (lws_hdr_copy(wsi, up, sizeof(up), WSI_TOKEN_UPGRADE) <= 0 ||
+        (strcasecmp(up, "h2c") != 0 && strcasecmp(up, "websocket") != 0))
         return -1;
     memset(&s, 0, sizeof(s));
     s.t0_us = fp_time_mono_us();
@@ -516,6 +532,35 @@ static int http__upgrade(struct lws *wsi, const char *up)
                        "this API speaks HTTP/1.1 only: send the request without Upgrade", true,
                        true);
     http__reset(&s);
+    return -1;
+}
+
+/*
+ * CONNECT, a proxy's method, is not an HTTP request to lws 4.1: it turns
+ * the connection into a raw socket bound to this protocol
+ * (LWS_CALLBACK_RAW_ADOPT), with no timeout, which the client could hold
+ * for ever. It is answered 405 from the raw writeable callback (writing)
+ * and closed; a client that does not read is cut after
+ * HTTP__CONNECT_TIMEOUT_S. Returns 0, or -1 to close.
+ */
+static int http__connect(struct lws *wsi, bool writing)
+{
+    static const char body[] = "{\"error\":\"method_not_allowed\","
+                               "\"message\":\"CONNECT is not supported: this is not a proxy\"}";
+    unsigned char buf[LWS_PRE + 512];
+    int n;
+
+    if (!writing) {
+        fp_info("CONNECT refused (405): not a proxy");
+        lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, HTTP__CONNECT_TIMEOUT_S);
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    n = snprintf((char *)buf + LWS_PRE, sizeof(buf) - LWS_PRE,
+                 "HTTP/1.1 405 Method Not Allowed\r\ncontent-type: application/json\r\n"
+                 "connection: close\r\ncontent-length: %zu\r\n\r\n%s",
+                 sizeof(body) - 1, body);
+    (void)lws_write(wsi, buf + LWS_PRE, (size_t)n, LWS_WRITE_RAW);
     return -1;
 }
 
@@ -559,7 +604,9 @@ static void http__dropped(struct lws *wsi, http__session *s)
 {
     http__drop_note *note;
 
-    if (s->draining) {
+    /* Nothing held by lws: the answer went out whole, whatever comes
+     * next (a client that half-closed is closed once lws has flushed). */
+    if (s->draining && lws_partial_buffered(wsi)) {
         http__drop_note_end(wsi, false);
         note = malloc(sizeof(*note));
         if (note != NULL) {
@@ -599,7 +646,7 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         }
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-        return http__upgrade(wsi, in);
+        return http__upgrade(wsi);
     case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
         if (s != NULL && s->draining)
             return http__pipelined(s);
@@ -621,15 +668,23 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         break;
     case LWS_CALLBACK_CLOSED_HTTP:
         /* lws drops the protocol first: the note tells of a cut. */
-        if (s != NULL && s->draining)
+        if (s != NULL && s->draining && lws_partial_buffered(wsi))
             http__cut(wsi, s->req.method, s->req.path, s->resp.len);
         http__drop_note_end(wsi, true);
         if (s != NULL)
             http__reset(s);
         break;
     case LWS_CALLBACK_WSI_DESTROY:
-        http__drop_note_end(wsi, false);
+        /* A note left: closed without LWS_CALLBACK_CLOSED_HTTP (lws skips
+         * it on some early closes), still a cut. */
+        http__drop_note_end(wsi, true);
         break;
+    case LWS_CALLBACK_RAW_ADOPT:
+        return http__connect(wsi, false);
+    case LWS_CALLBACK_RAW_WRITEABLE:
+        return http__connect(wsi, true);
+    case LWS_CALLBACK_RAW_RX:
+        return 0; /* what the client sends after CONNECT is not read */
     default:
         break;
     }

@@ -1435,6 +1435,57 @@ static void test_pipelined_while_draining(void **state)
 }
 
 /*
+ * HTTP/1.0 without "Connection: keep-alive" (ab, curl -0, a proxy speaking
+ * 1.0 upstream): lws closes the connection after the answer. A large
+ * answer that the socket did not take at once goes out whole and is not
+ * counted as cut. It was: the gateway took the connection for a
+ * keep-alive one and lws's close for a cut. Checked against a real cut
+ * made after it (a request pipelined behind a large answer), which must
+ * be the only one counted.
+ */
+static void test_http10_whole(void **state)
+{
+    static const size_t cap = 16 * 1024 * 1024;
+    char *tok = token("cs"), *out = malloc(cap), req[2048], both[4096];
+    const char *body, *len_hdr;
+    long got, whole, from;
+    double cut;
+    bool closed;
+    int n;
+
+    (void)state;
+    assert_non_null(out);
+    cut = metric_value("feedpush_gateway_answers_cut_total");
+    from = ft_log_size(env.log);
+    snprintf(req, sizeof(req),
+             "GET /api/v1/feed?limit=1000 HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+             tok);
+    got = ft_http_raw_then(&env, req, "", out, cap, 10000, 1000, &closed);
+    body = strstr(out, "\r\n\r\n");
+    len_hdr = strstr(out, "\r\ncontent-length: ");
+    if (strncmp(out, "HTTP/1.", 7) != 0 || strncmp(out + 8, " 200 ", 5) != 0 || body == NULL ||
+        len_hdr == NULL)
+        fail_msg("the HTTP/1.0 answer begins: %.300s", out);
+    whole = (long)(body + 4 - out) + strtol(len_hdr + 18, NULL, 10);
+    assert_true(whole > 800L * FP_POST_TEXT_MAX);
+    assert_int_equal(got, whole);
+    assert_true(closed);
+
+    snprintf(req, sizeof(req),
+             "GET /api/v1/feed?limit=1000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n",
+             tok);
+    n = snprintf(both, sizeof(both), "%s%s", req, req);
+    assert_true(n > 0 && (size_t)n < sizeof(both));
+    got = ft_http_raw_then(&env, both, "", out, cap, 10000, 1000, &closed);
+    assert_true(closed);
+    assert_int_equal(ft_log_wait(env.log, from, "before the answer", 5000), 1);
+    assert_true(metric_value("feedpush_gateway_answers_cut_total") == cut + 1);
+    assert_int_equal(ft_log_count(env.log, from, "before the answer"), 1);
+    free(out);
+    free(tok);
+}
+
+/*
  * Keep-alive after large answers: a client that sends its next request as
  * soon as it has read the 6.6 MB page of test_close_slow_reader's user
  * whole (no pipelining) gets every answer, 100 times on one connection.
@@ -1484,9 +1535,40 @@ static void test_upgrade_refused(void **state)
             fail_msg("Upgrade: %s was answered: %.300s", up[i], out);
         assert_true(closed);
     }
+    /* Any other Upgrade, on a keep-alive connection's second request:
+     * lws answers 403 itself and has let go of the request's headers by
+     * the time it asks us (the value is not read then). */
+    snprintf(req, sizeof(req),
+             "GET /api/v1/feed?limit=1 HTTP/1.1\r\nHost: x\r\n"
+             "Authorization: Bearer %s\r\n\r\n",
+             tok);
+    ft_http_raw_then(&env, req,
+                     "GET /api/v1/feed?limit=1 HTTP/1.1\r\nHost: x\r\n"
+                     "Connection: Upgrade\r\nUpgrade: foo\r\n\r\n",
+                     out, sizeof(out), 5000, 100, &closed);
+    if (strncmp(out, "HTTP/1.1 200 ", 13) != 0 || strstr(out, " 403 ") == NULL)
+        fail_msg("Upgrade: foo after a first request was answered: %.300s", out);
+    assert_true(closed);
     /* And the same request without Upgrade is served. */
     cJSON_Delete(call(200, "GET", "/api/v1/feed?limit=1", tok, NULL));
     free(tok);
+}
+
+/* CONNECT (a proxy's method): lws would turn the connection into a raw
+ * socket with no timeout, held for as long as the client likes. It is
+ * answered 405 and closed. */
+static void test_connect_refused(void **state)
+{
+    static const char req[] = "CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n";
+    char out[4096];
+    bool closed;
+
+    (void)state;
+    ft_http_raw_then(&env, req, "", out, sizeof(out), 5000, 0, &closed);
+    if (strncmp(out, "HTTP/1.1 405 ", 13) != 0 || strstr(out, "method_not_allowed") == NULL)
+        fail_msg("CONNECT was answered: %.300s", out);
+    assert_true(closed);
+    assert_true(ft_gateway_alive(&env));
 }
 
 /* jwt_max_lifetime: a token living up to it is accepted, a longer one
@@ -1982,6 +2064,8 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_pipelined_while_draining),
         cmocka_unit_test(test_keepalive_after_draining),
         cmocka_unit_test(test_upgrade_refused),
+        cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_http10_whole),
         cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_idle_publisher),
