@@ -72,6 +72,17 @@ int fa_options_parse(fa_options *o, struct mosquitto_opt *opts, int n, char *err
                  o->node_id);
         rc = -EINVAL;
     }
+    /* Both files are rewritten through "<path>.tmp", each by its own
+     * thread: one path would leave whichever was written last, and the
+     * other would refuse it at the next start. */
+    if (rc == 0 && o->session_file != NULL && o->revocation_file != NULL &&
+        strcmp(o->session_file, o->revocation_file) == 0) {
+        snprintf(err, errlen,
+                 "plugin_opt_session_file and plugin_opt_revocation_file are the "
+                 "same file (%.128s): give each its own",
+                 o->session_file);
+        rc = -EINVAL;
+    }
     if (rc != 0) {
         fa_options_free(o);
         return -EINVAL;

@@ -45,6 +45,8 @@
 #define REDIS__SCAN_COUNT "1000"
 #define REDIS__LOG_LINES 32
 #define REDIS__KEY_MAX 256
+/* After a failed write of the revocation file, the next try. */
+#define REDIS__SAVE_RETRY_MS 5000
 
 struct fa_redis {
     pthread_t thread;
@@ -63,6 +65,8 @@ struct fa_redis {
     int64_t backoff_ms;
     int64_t next_attempt_ms;
     int64_t next_heartbeat_ms;
+    int64_t next_save_ms; /* the revocation file: no write before (a retry) */
+    bool save_failing;    /* its last write failed (logged) */
     char key_online[REDIS__KEY_MAX];
     char key_sessions[REDIS__KEY_MAX];
     char key_node[REDIS__KEY_MAX];
@@ -362,18 +366,39 @@ static void redis__prefix_pattern(const char *key, char *out)
     out[o] = '\0';
 }
 
-/* Writes the revocations to plugin_opt_revocation_file when they rose
- * (fa_revocations_save); a failure is logged, and tried again at the next
- * rise. */
+/*
+ * Writes the revocations to plugin_opt_revocation_file if they rose since
+ * the last write (fa_revocations_save), unless a failed write is waiting
+ * for its retry time. Called at every turn of the thread's loop, with
+ * Redis up or down, so a failed write is tried again every
+ * REDIS__SAVE_RETRY_MS until it works, whether or not another revocation
+ * comes: the file must hold the cut-offs before a crash. The failure is
+ * logged once, and so is the write that works again.
+ */
 static void redis__save_revocations(fa_redis *rs)
 {
     size_t n;
-    int rc = fa_revocations_save(rs->revocations, &n);
+    int rc;
 
-    if (rc != 0)
-        redis__log(rs, MOSQ_LOG_ERR, "cannot write %s: %s", rs->revocations->file, strerror(-rc));
-    else if (n > 0)
+    if (fp_time_mono_ms() < rs->next_save_ms)
+        return;
+    rc = fa_revocations_save(rs->revocations, &n);
+    if (rc != 0) {
+        if (!rs->save_failing)
+            redis__log(rs, MOSQ_LOG_ERR, "cannot write %s: %s; trying again every %d s",
+                       rs->revocations->file, strerror(-rc), REDIS__SAVE_RETRY_MS / 1000);
+        rs->save_failing = true;
+        rs->next_save_ms = fp_time_mono_ms() + REDIS__SAVE_RETRY_MS;
+        return;
+    }
+    if (n == 0)
+        return;
+    if (rs->save_failing)
+        redis__log(rs, MOSQ_LOG_NOTICE, "%zu revocations saved to %s again", n,
+                   rs->revocations->file);
+    else
         redis__log(rs, MOSQ_LOG_INFO, "%zu revocations saved to %s", n, rs->revocations->file);
+    rs->save_failing = false;
 }
 
 /* Loads every <prefix>revoked:<uid> key (SCAN + GET, pipelined per page). */
@@ -570,9 +595,11 @@ static int redis__step(fa_redis *rs)
 static void *redis__main(void *arg)
 {
     fa_redis *rs = arg;
+    int64_t wait;
     int rc;
 
     while (!atomic_load(&rs->stop)) {
+        redis__save_revocations(rs);
         if (rs->connected) {
             rc = redis__step(rs);
             if (rc == -EAGAIN)
@@ -582,7 +609,10 @@ static void *redis__main(void *arg)
             continue;
         }
         if (fp_time_mono_ms() < rs->next_attempt_ms) {
-            redis__wait(rs, rs->next_attempt_ms - fp_time_mono_ms());
+            wait = rs->next_attempt_ms;
+            if (rs->save_failing && rs->next_save_ms < wait)
+                wait = rs->next_save_ms;
+            redis__wait(rs, wait - fp_time_mono_ms());
             /* The Sentinels' notices are read while down too: one left
              * unread, or a watch the Sentinel closed, would end every
              * wait at once (a thread spinning on a core of the broker's

@@ -146,7 +146,15 @@ int fa_revocations_load(fa_revocations *r)
             bad++;
     }
     free(line);
+    /* A read error is not the end of the file: the cut-offs after it
+     * would be missing, and the next save would drop them. */
+    rc = ferror(f) ? -EIO : 0;
     fclose(f);
+    if (rc != 0) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot read %s: read error after %zu lines",
+                             r->file, loaded + bad);
+        return rc;
+    }
     if (bad > 0)
         mosquitto_log_printf(MOSQ_LOG_WARNING, "feed_auth: %s: %zu malformed lines skipped",
                              r->file, bad);

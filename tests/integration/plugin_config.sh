@@ -74,6 +74,9 @@ expect_refusal bad_sentinels 'redis_sentinels/redis_master_name: "s1:0" is not h
     "$good\nplugin_opt_redis_sentinels s1:0"
 expect_refusal bad_master_name 'the master name may not hold spaces' \
     "$good\nplugin_opt_redis_sentinels s1\nplugin_opt_redis_master_name a\tb"
+expect_refusal same_state_file \
+    'plugin_opt_session_file and plugin_opt_revocation_file are the same file' \
+    "$good\nplugin_opt_session_file $dir/state\nplugin_opt_revocation_file $dir/state"
 
 if [ "$failures" -ne 0 ]; then
     echo "$failures configuration case(s) failed"

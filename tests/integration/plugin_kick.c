@@ -447,6 +447,64 @@ static void test_revocation_file_survives_restart(void **state)
     assert_int_equal(ft_server_stop(&redis), 0);
 }
 
+/*
+ * A failed write of the revocation file is tried again by itself: no
+ * other revocation comes (Redis is stopped) and the file still gets the
+ * cut-off, in time for a crash. The write fails while a directory sits
+ * where the plugin writes its temporary file; once it is gone, the next
+ * try (within 5 s) writes the file, the broker is killed (SIGKILL) and
+ * restarted with Redis still down, and refuses the revoked token. Before,
+ * the write was tried again only at the next revocation message.
+ */
+static void test_revocation_file_write_retried(void **state)
+{
+    int64_t now = (int64_t)time(NULL), before = now + 1;
+    char dir[PATH_MAX], path[PATH_MAX + 16], tmp[PATH_MAX + 32], extra[PATH_MAX + 64], line[96];
+    char again[PATH_MAX + 64], *old;
+    ft_plugin_env e2;
+    ft_server redis;
+    redisContext *rc;
+    ft_mqtt c;
+    long from;
+
+    (void)state;
+    assert_int_equal(ft_shared_dir(dir, "revocations-XXXXXX"), 0);
+    snprintf(path, sizeof(path), "%s/revoked", dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    snprintf(extra, sizeof(extra), "plugin_opt_revocation_file %s\n", path);
+    assert_int_equal(ft_server_start(&redis, "redis", NULL), 0);
+    assert_int_equal(ft_plugin_env_start_on(&e2, "n4", &redis, extra), 0);
+    old = ft_plugin_env_token(&e2, "keep", now - 10, now + 3600, FP_ROLE_USER);
+    rc = ft_redis_connect(redis.port);
+    wait_plugin_subscribed(rc);
+    assert_int_equal(mkdir(tmp, 0755), 0);
+    from = ft_plugin_env_log_size(&e2);
+    snprintf(line, sizeof(line), "keep %lld", (long long)before);
+    ft_redis_ok(rc, "SET revoked:keep %lld", (long long)before);
+    assert_int_equal(ft_redis_int(rc, "PUBLISH revoked %s", line), 1);
+    assert_true(ft_plugin_env_log_wait(&e2, from, "cannot write", 5000));
+    redisFree(rc);
+    assert_int_equal(ft_server_stop(&redis), 0);
+
+    assert_int_equal(rmdir(tmp), 0);
+    strcat(line, "\n");
+    assert_true(ft_file_line_wait(path, line, 10000));
+    snprintf(again, sizeof(again), "1 revocations saved to %s again", path);
+    assert_true(ft_plugin_env_log_wait(&e2, from, again, 5000));
+    assert_int_equal(ft_plugin_env_log_count(&e2, from, "cannot write"), 1);
+
+    assert_int_equal(ft_server_kill(&e2.mosq), 0);
+    from = ft_plugin_env_log_size(&e2);
+    assert_int_equal(ft_server_restart(&e2.mosq), 0);
+    assert_true(ft_plugin_env_log_wait(&e2, from, "1 revocations loaded from", 5000));
+    assert_int_equal(ft_mqtt_connect(&c, e2.mosq.port, "keep-1", "keep", old, 4, 3000), 5);
+    ft_mqtt_close(&c);
+
+    free(old);
+    assert_false(ft_plugin_env_sanitizer_report(&e2));
+    assert_int_equal(ft_plugin_env_stop(&e2), 0);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_expiry_disconnects_within_1s, setup, teardown),
@@ -454,5 +512,6 @@ FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_revocation_loaded_after_redis_outage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_is_not_a_pattern, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_revocation_file_survives_restart, setup, teardown))
+        cmocka_unit_test_setup_teardown(test_revocation_file_survives_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_file_write_retried, setup, teardown))
 /* clang-format on */
