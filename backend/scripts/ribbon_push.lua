@@ -13,18 +13,33 @@
 -- never replaces what that user said later. Entries that are not JSON
 -- objects are dropped. Returns {version, the list newest first}: the
 -- version names that list, so that of two ribbons published by different
--- bridges the newer one wins (bridge.md).
+-- bridges the newer one wins (bridge.md). An ignored push raises it too
+-- when it dropped entries (the list changed) or the counter was lost
+-- (its list must not go out as version 0, the lowest of all).
 local key, vkey, uid, entry = KEYS[1], KEYS[2], ARGV[1], ARGV[2]
 local at, len = tonumber(ARGV[3]), tonumber(ARGV[4])
 
-local same = {}
+local function raise()
+    local t = redis.call('TIME')
+    local version = math.max((tonumber(redis.call('GET', vkey)) or 0) + 1,
+        tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+    redis.call('SET', vkey, string.format('%d', version))
+    return version
+end
+
+local same, dropped = {}, false
 for _, raw in ipairs(redis.call('LRANGE', key, 0, -1)) do
     local ok, e = pcall(cjson.decode, raw)
     if not ok or type(e) ~= 'table' then
         redis.call('LREM', key, 0, raw)
+        dropped = true
     elseif e.user_id == uid then
         if type(e.at) == 'number' and e.at > at then
-            return {tonumber(redis.call('GET', vkey)) or 0, redis.call('LRANGE', key, 0, -1)}
+            local version = tonumber(redis.call('GET', vkey))
+            if dropped or version == nil then
+                version = raise()
+            end
+            return {version, redis.call('LRANGE', key, 0, -1)}
         end
         same[#same + 1] = raw
     end
@@ -34,8 +49,4 @@ for _, raw in ipairs(same) do
 end
 redis.call('LPUSH', key, entry)
 redis.call('LTRIM', key, 0, len - 1)
-local t = redis.call('TIME')
-local version = math.max((tonumber(redis.call('GET', vkey)) or 0) + 1,
-    tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-redis.call('SET', vkey, string.format('%d', version))
-return {version, redis.call('LRANGE', key, 0, -1)}
+return {raise(), redis.call('LRANGE', key, 0, -1)}

@@ -895,8 +895,13 @@
         try {
             const data = await api('POST', '/ribbon', text ? { text } : {});
             input.value = '';
-            if (data && validEntry(data.entry)) {
-                // Shown at once; the retained ribbon follows over MQTT.
+            const shown = data && validEntry(data.entry)
+                              ? state.ribbon.find((e) => e.user_id === data.entry.user_id)
+                              : undefined;
+            // Shown at once; the retained ribbon follows over MQTT (unless
+            // it came first: then it already holds this entry or a newer one).
+            if (data && validEntry(data.entry) &&
+                !(shown && typeof shown.at === 'number' && shown.at >= data.entry.at)) {
                 state.ribbon = [data.entry].concat(state.ribbon.filter((e) => e.user_id !== data.entry.user_id));
                 renderRibbon();
             }

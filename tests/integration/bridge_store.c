@@ -708,8 +708,27 @@ static void test_ribbon(void **state)
     assert_int_equal(ribbon_version(json), version);
     free(json);
 
+    /* An ignored push that drops an entry which is not a JSON object
+     * changed the list: its version rises. */
+    ft_redis_int(e->rc, "LPUSH %s %s", PREFIX "ribbon", "junk");
+    json = ribbon_push(e->st, "u05", 11);
+    assert_int_equal(ribbon_check(json, 50, first), 40);
+    assert_string_not_equal(first, "u05");
+    assert_true(ribbon_version(json) > version);
+    version = ribbon_version(json);
+    free(json);
+    assert_int_equal(ft_redis_int(e->rc, "LLEN %s", PREFIX "ribbon"), 40);
+
     /* The counter lost (a failover, a restore): the next version is still
-     * at least the clock, past what was published before it. */
+     * at least the clock, past what was published before it; an ignored
+     * push too (not version 0, which every ribbon would replace). */
+    ft_redis_int(e->rc, "DEL %s", PREFIX "ribbon_version");
+    now = redis_ms(e->rc);
+    json = ribbon_push(e->st, "u05", 12);
+    assert_int_equal(ribbon_check(json, 50, first), 40);
+    assert_string_not_equal(first, "u05");
+    assert_true(ribbon_version(json) >= now);
+    free(json);
     ft_redis_int(e->rc, "DEL %s", PREFIX "ribbon_version");
     now = redis_ms(e->rc);
     json = ribbon_push(e->st, "u06", 3000);
