@@ -131,6 +131,9 @@ typedef struct {
     atomic_uint_fast64_t queued_done;
     unsigned long direct_waited_at; /* stage 1: the connects count it last waited for them at */
     int64_t ribbon_version;         /* stage 2: the newest ribbon version published to the broker */
+    char *ribbon_doc;               /* stage 2: that ribbon (NULL: none yet), ... */
+    size_t ribbon_len;
+    unsigned long ribbon_losses; /* ... published since the link's last loss of the broker */
     size_t batch_next; /* stage 1: the event of a batch to handle next (fb_fanout_begin) */
     /* Stage 1: the first store calls of a batch's posts pre_from ..
      * pre_from + pre_n - 1, run together (fanout.c, fanout__prefetch). */
@@ -170,6 +173,10 @@ fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fp_amqp_msg *msg, const cha
 fb_outcome fb_fanout_give_up(fb_bridge *b, const fp_amqp_msg *msg, const char *reason);
 /* Publishes the current ribbon (retained) to the local broker. */
 int fb_deliver_ribbon_from_store(fb_bridge *b);
+/* Stage 2, between messages: after the link lost the broker (a restart
+ * without persistence loses retained messages), publishes the last
+ * ribbon again. */
+void fb_deliver_ribbon_again(fb_bridge *b);
 /* Writes the counters to Redis (hash <prefix>stats:bridge:<node>). */
 int fb_stats_publish(fb_bridge *b);
 

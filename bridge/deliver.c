@@ -251,16 +251,50 @@ fb_outcome fb_deliver_direct(fb_bridge *b, const char *payload, const fp_node_ta
  * 1, and one made earlier can arrive later. Version 0 (a document without
  * one) is always published.
  */
+/* The stage 2 link's count of lost connections so far. */
+static unsigned long deliver__losses(fb_bridge *b)
+{
+    unsigned long losses, refused;
+
+    fb_mqtt_counters(b->node.mqtt, &losses, &refused);
+    return losses;
+}
+
+/*
+ * Keeps a copy of the ribbon just published (body, len): what the broker
+ * retains now. losses: deliver__losses() from before the publish, so a
+ * loss during it still counts for fb_deliver_ribbon_again. Out of
+ * memory, the previous copy stays: at worst an older ribbon is published
+ * again after a loss, until the next push.
+ */
+static void deliver__ribbon_keep(fb_bridge *b, const void *body, size_t len, unsigned long losses)
+{
+    char *copy = malloc(len + 1);
+
+    if (copy == NULL)
+        return;
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    free(b->ribbon_doc);
+    b->ribbon_doc = copy;
+    b->ribbon_len = len;
+    b->ribbon_losses = losses;
+}
+
 static fb_outcome deliver__ribbon(fb_bridge *b, const void *body, size_t len, int64_t version)
 {
+    unsigned long losses;
+
     if (version > 0 && version < b->ribbon_version) {
         fp_debug("ribbon version %lld skipped: version %lld is out", (long long)version,
                  (long long)b->ribbon_version);
         return FB_DONE;
     }
+    losses = deliver__losses(b);
     if (fb_mqtt_publish(b->node.mqtt, "ribbon", body, len, true) != 0 ||
         fb_mqtt_flush(b->node.mqtt) != 0)
         return FB_RETRY_MQTT;
+    deliver__ribbon_keep(b, body, len, losses);
     if (version > b->ribbon_version)
         b->ribbon_version = version;
     fb_stats_add(&b->stats, FB_STAT_BROADCASTS, 1);
@@ -313,19 +347,42 @@ fb_outcome fb_deliver_handle(fb_bridge *b, const fp_amqp_msg *msg)
 
 int fb_deliver_ribbon_from_store(fb_bridge *b)
 {
+    unsigned long losses;
     char *ribbon = NULL;
     int rc;
 
     rc = fp_store_ribbon_get(b->store, &ribbon);
     if (rc != 0)
         return rc;
+    losses = deliver__losses(b);
     rc = fb_mqtt_publish(b->node.mqtt, "ribbon", ribbon, strlen(ribbon), true);
     if (rc == 0)
         rc = fb_mqtt_flush(b->node.mqtt);
     /* Before stage 2 runs: any ribbon it takes later that is older than
      * this one is skipped. */
-    if (rc == 0)
+    if (rc == 0) {
         b->ribbon_version = deliver__ribbon_version(ribbon, strlen(ribbon));
+        deliver__ribbon_keep(b, ribbon, strlen(ribbon), losses);
+    }
     free(ribbon);
     return rc;
+}
+
+void fb_deliver_ribbon_again(fb_bridge *b)
+{
+    unsigned long losses;
+
+    if (b->ribbon_doc == NULL || !fb_mqtt_connected(b->node.mqtt))
+        return;
+    losses = deliver__losses(b);
+    if (losses == b->ribbon_losses)
+        return;
+    /* Tried again at the next turn if the link fails meanwhile. */
+    if (fb_mqtt_publish(b->node.mqtt, "ribbon", b->ribbon_doc, b->ribbon_len, true) != 0 ||
+        fb_mqtt_flush(b->node.mqtt) != 0)
+        return;
+    b->ribbon_losses = losses;
+    fb_stats_add(&b->stats, FB_STAT_BROADCASTS, 1);
+    fp_info("ribbon version %lld published again: the link to the broker was lost",
+            (long long)b->ribbon_version);
 }

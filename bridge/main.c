@@ -367,8 +367,10 @@ static void main__loop(fb_bridge *b, fp_amqp **link, bool stage1)
         }
         if (stage1)
             main__periodic(b, &next_stats);
-        else
+        else {
             fb_mqtt_maintain(b->node.mqtt); /* the MQTT link belongs to stage 2 */
+            fb_deliver_ribbon_again(b);
+        }
     }
     /* Stopping: the events whose acks wait for confirms are acked now, or
      * RabbitMQ delivers them again (harmless, but their posts would reach
@@ -483,6 +485,7 @@ int main(int argc, char **argv)
     fp_amqp_free(b.amqp_node);
     fb_mqtt_free(b.direct.mqtt);
     fb_mqtt_free(b.node.mqtt);
+    free(b.ribbon_doc);
     fp_store_free(b.store);
     mosquitto_lib_cleanup();
     fb_config_free(&b.cfg);

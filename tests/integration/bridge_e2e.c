@@ -400,6 +400,42 @@ static void test_ribbon_newest_wins(void **state)
     free(tok);
 }
 
+/*
+ * The broker restarts (without persistence here, as a broker whose
+ * retained messages were lost): once the bridge's link is back, the bridge
+ * publishes its last ribbon again, so a user who subscribes then gets it.
+ * Before, the broker had no ribbon for new subscribers until the next
+ * push or a restart of the bridge.
+ */
+static void test_ribbon_after_broker_restart(void **state)
+{
+    char *tok = ft_plugin_env_token_now(&env.p, "viewer", FP_ROLE_USER);
+    const char *blog = env.node[0].bridge_log;
+    ft_mqtt c;
+    long from;
+
+    (void)state;
+    /* test_ribbon_newest_wins's last push: what the broker retains. */
+    assert_int_equal(ft_mqtt_connect(&c, env.p.mosq.port, NULL, "viewer", tok, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_subscribe(&c, "ribbon", 3000), 1);
+    assert_int_equal(ft_mqtt_wait_messages(&c, 1, 3000), 1);
+    assert_non_null(strstr(c.last_payload, "\"later\""));
+    ft_mqtt_close(&c);
+
+    from = ft_log_size(blog);
+    assert_int_equal(ft_server_restart(&env.p.mosq), 0);
+    /* The bridge reconnects (within 2 s) and publishes it again, once. */
+    assert_int_equal(ft_log_wait(blog, from, "published again", 15000), 1);
+    assert_int_equal(ft_log_count(blog, from, "published again"), 1);
+    assert_int_equal(ft_mqtt_connect(&c, env.p.mosq.port, NULL, "viewer", tok, 4, 3000), 0);
+    assert_int_equal(ft_mqtt_subscribe(&c, "ribbon", 3000), 1);
+    assert_int_equal(ft_mqtt_wait_messages(&c, 1, 3000), 1);
+    assert_true(c.last_retain);
+    assert_non_null(strstr(c.last_payload, "\"later\""));
+    ft_mqtt_close(&c);
+    free(tok);
+}
+
 /* Malformed and unknown events are dead-lettered; the next good one is
  * processed normally. */
 static void test_dead_letters(void **state)
@@ -570,5 +606,6 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_batches),
         cmocka_unit_test(test_ribbon),
         cmocka_unit_test(test_ribbon_newest_wins),
+        cmocka_unit_test(test_ribbon_after_broker_restart),
         cmocka_unit_test(test_feed_capped_at_1000))
 /* clang-format on */
