@@ -62,6 +62,7 @@
 #define HTTP__TX_MAX (1024 * 1024) /* one send() of an answer at most */
 #define HTTP__HEADERS_MAX 2048     /* room for an answer's status line and headers */
 #define HTTP__CONNECT_TIMEOUT_S 5  /* a CONNECT's answer must be taken by then */
+#define HTTP__ACCEPT_PAUSE_US 100000 /* out of descriptors: accept again after */
 
 typedef struct {
     fg_request req;
@@ -85,6 +86,7 @@ typedef struct {
     struct lws_context *ctx;
     struct lws_http_mount mounts[5];
     int listen_fd;
+    bool accept_paused; /* out of descriptors: accepting waits (http__accept_pause) */
     pthread_t tid;
     bool started;
 } http__worker;
@@ -295,6 +297,29 @@ static bool http__wants_close(struct lws *wsi)
 }
 
 /*
+ * A request with a body that says "Expect: 100-continue" (curl sends it
+ * for bodies over 1 KB, then waits a second for it) gets the interim
+ * "100 Continue" once its headers passed the checks, as RFC 9110 10.1.1
+ * asks; lws 4.1 does not send it. Other expectations are ignored.
+ * Returns 0, or -1 when the write failed (close).
+ */
+static int http__continue(struct lws *wsi)
+{
+    static const char interim[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    unsigned char buf[LWS_PRE + sizeof(interim)];
+    char v[32];
+
+    if (lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP_EXPECT) <= 0 ||
+        strcasecmp(v, "100-continue") != 0)
+        return 0;
+    memcpy(buf + LWS_PRE, interim, sizeof(interim) - 1);
+    if (lws_write(wsi, buf + LWS_PRE, sizeof(interim) - 1, LWS_WRITE_RAW) !=
+        (int)sizeof(interim) - 1)
+        return -1;
+    return 0;
+}
+
+/*
  * LWS_CALLBACK_HTTP: the request line and headers are in. Returns what
  * the callback returns (0, or -1 to drop the connection).
  */
@@ -345,6 +370,8 @@ static int http__on_request(struct lws *wsi, http__session *s)
         lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
         s->close_after = true; /* lws now waits for a body that never comes */
     if (clen > 0) {
+        if (http__continue(wsi) != 0)
+            return -1;
         /* Wait for LWS_CALLBACK_HTTP_BODY(_COMPLETION), at most
          * body_timeout_ms in all, however the body trickles in. */
         s->awaiting_body = true;
@@ -694,18 +721,43 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 /* The worker's listening socket, adopted as a raw descriptor: readable
  * means connections wait; each is accepted and given to lws as an HTTP
  * connection of the vhost. */
+/*
+ * accept() failed for want of a descriptor or memory (EMFILE, ENFILE,
+ * ENOBUFS, ENOMEM): the listening socket stays readable, and polling it
+ * again at once would spin the worker and log the failure thousands of
+ * times a second. Polling pauses for HTTP__ACCEPT_PAUSE_US instead (the
+ * connections wait in the backlog), and the episode is logged once.
+ */
+static void http__accept_pause(struct lws *wsi, http__worker *w, int err)
+{
+    if (!w->accept_paused)
+        fp_warn("accept: %s; new connections wait (tried again every %d ms)", strerror(err),
+                HTTP__ACCEPT_PAUSE_US / 1000);
+    w->accept_paused = true;
+    lws_rx_flow_control(wsi, 0);
+    lws_set_timer_usecs(wsi, HTTP__ACCEPT_PAUSE_US);
+}
+
 static int http__listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                                  void *in, size_t len)
 {
     http__worker *w = lws_context_user(lws_get_context(wsi));
     int fd, one = 1;
 
+    if (reason == LWS_CALLBACK_TIMER) {
+        lws_rx_flow_control(wsi, 1); /* http__accept_pause is over */
+        return 0;
+    }
     if (reason != LWS_CALLBACK_RAW_RX_FILE)
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     for (;;) {
         fd = accept4(w->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             break;
+        if (w->accept_paused) {
+            fp_info("accept: taking new connections again");
+            w->accept_paused = false;
+        }
         /* An answer is one write, but pipelined answers and the rest of a
          * large one that the socket did not take at once would otherwise
          * wait for the client's delayed ACK (40 ms). */
@@ -714,7 +766,9 @@ static int http__listen_callback(struct lws *wsi, enum lws_callback_reasons reas
         if (lws_adopt_socket_vhost(lws_get_vhost(wsi), fd) == NULL)
             fp_warn("lws could not take a new connection");
     }
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        http__accept_pause(wsi, w, errno);
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
         fp_warn("accept: %s", strerror(errno));
     return 0;
 }

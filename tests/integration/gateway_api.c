@@ -5,7 +5,11 @@
  * Every endpoint, each of its error statuses, malformed bodies, refused
  * tokens, Redis and RabbitMQ outages, and the gateway surviving garbage.
  */
+#define _GNU_SOURCE /* prlimit */
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -15,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1554,6 +1560,104 @@ static void test_upgrade_refused(void **state)
     free(tok);
 }
 
+/*
+ * "Expect: 100-continue" (curl sends it for bodies over 1 KB and waits a
+ * second for the answer): the gateway answers "100 Continue" before the
+ * body comes, then the request's own answer. Before, no 100 came: curl
+ * lost a second, a client that waits for it got 408 after body_timeout_ms.
+ */
+static void test_expect_continue(void **state)
+{
+    static const char body[] = "{\"text\":\"sent after 100 Continue\"}";
+    char *tok = token("ec"), out[8192], req[2048];
+    bool closed;
+
+    (void)state;
+    snprintf(req, sizeof(req),
+             "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Expect: 100-continue\r\nConnection: close\r\n\r\n",
+             tok, sizeof(body) - 1);
+    /* The body goes 300 ms after the headers; the answer to read ends
+     * with the connection. */
+    ft_http_raw_then(&env, req, body, out, sizeof(out), 5000, 300, &closed);
+    if (strncmp(out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 ", 38) != 0)
+        fail_msg("a POST with Expect: 100-continue was answered: %.300s", out);
+    assert_true(closed);
+    /* Without Expect: no interim answer. */
+    snprintf(req, sizeof(req),
+             "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n\r\n",
+             tok, sizeof(body) - 1);
+    ft_http_raw_then(&env, req, body, out, sizeof(out), 5000, 0, &closed);
+    if (strncmp(out, "HTTP/1.1 201 ", 13) != 0)
+        fail_msg("a POST without Expect was answered: %.300s", out);
+    free(tok);
+}
+
+/* The descriptors process pid has open. */
+static int open_fds(pid_t pid)
+{
+    char path[64];
+    struct dirent *d;
+    DIR *dir;
+    int n = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    dir = opendir(path);
+    assert_non_null(dir);
+    while ((d = readdir(dir)) != NULL)
+        n += d->d_name[0] != '.';
+    closedir(dir);
+    return n;
+}
+
+/*
+ * Out of descriptors (the gateway's limit lowered to what it has open plus
+ * 4, then 24 connections): accept() fails with EMFILE and the listening
+ * socket stays readable. Each worker pauses accepting and says so once;
+ * before, it spun, logging the failure tens of thousands of times a
+ * second. With the limit back, the connections wait no longer than the
+ * pause and requests are served.
+ */
+static void test_out_of_descriptors(void **state)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    struct rlimit lim, low;
+    int fds[24], i, lines, failures, paused;
+    long from;
+
+    (void)state;
+    assert_int_equal(prlimit(env.gw, RLIMIT_NOFILE, NULL, &lim), 0);
+    low = lim;
+    low.rlim_cur = (rlim_t)open_fds(env.gw) + 4;
+    from = ft_log_size(env.log);
+    assert_int_equal(prlimit(env.gw, RLIMIT_NOFILE, &low, NULL), 0);
+    a.sin_port = htons((uint16_t)env.port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (i = 0; i < 24; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof(a)), 0);
+    }
+    paused = ft_log_wait(env.log, from, "new connections wait", 5000);
+    /* What a second of it logs: at most once per worker (32). The limit
+     * is restored before any assertion: the later tests need it. */
+    ft_sleep_ms(1000);
+    lines = ft_log_count(env.log, from, "new connections wait");
+    failures = ft_log_count(env.log, from, "accept: ");
+    assert_int_equal(prlimit(env.gw, RLIMIT_NOFILE, &lim, NULL), 0);
+    for (i = 0; i < 24; i++)
+        close(fds[i]);
+    printf("# out of descriptors: %d accept failures logged in the first second\n", failures);
+    assert_int_equal(paused, 1);
+    assert_true(lines >= 1 && lines <= 32 && failures == lines);
+    cJSON_Delete(call(200, "GET", "/api/v1/config", NULL, NULL));
+    assert_int_equal(ft_log_wait(env.log, from, "taking new connections again", 5000), 1);
+    assert_true(ft_gateway_alive(&env));
+}
+
 /* CONNECT (a proxy's method): lws would turn the connection into a raw
  * socket with no timeout, held for as long as the client likes. It is
  * answered 405 and closed. */
@@ -2065,6 +2169,8 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_keepalive_after_draining),
         cmocka_unit_test(test_upgrade_refused),
         cmocka_unit_test(test_connect_refused),
+        cmocka_unit_test(test_expect_continue),
+        cmocka_unit_test(test_out_of_descriptors),
         cmocka_unit_test(test_http10_whole),
         cmocka_unit_test(test_max_lifetime),
         cmocka_unit_test(test_body_timeout),
