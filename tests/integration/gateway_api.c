@@ -1569,30 +1569,28 @@ static void test_upgrade_refused(void **state)
 static void test_expect_continue(void **state)
 {
     static const char body[] = "{\"text\":\"sent after 100 Continue\"}";
+    static const char *const expect[] = {"Expect: 100-continue\r\n", ""};
+    static const char *const want[] = {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 ",
+                                       "HTTP/1.1 201 "};
     char *tok = token("ec"), out[8192], req[2048];
     bool closed;
+    int i;
 
     (void)state;
-    snprintf(req, sizeof(req),
-             "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-             "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-             "Expect: 100-continue\r\nConnection: close\r\n\r\n",
-             tok, sizeof(body) - 1);
-    /* The body goes 300 ms after the headers; the answer to read ends
-     * with the connection. */
-    ft_http_raw_then(&env, req, body, out, sizeof(out), 5000, 300, &closed);
-    if (strncmp(out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 ", 38) != 0)
-        fail_msg("a POST with Expect: 100-continue was answered: %.300s", out);
-    assert_true(closed);
-    /* Without Expect: no interim answer. */
-    snprintf(req, sizeof(req),
-             "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-             "Content-Type: application/json\r\nContent-Length: %zu\r\n"
-             "Connection: close\r\n\r\n",
-             tok, sizeof(body) - 1);
-    ft_http_raw_then(&env, req, body, out, sizeof(out), 5000, 0, &closed);
-    if (strncmp(out, "HTTP/1.1 201 ", 13) != 0)
-        fail_msg("a POST without Expect was answered: %.300s", out);
+    for (i = 0; i < 2; i++) {
+        snprintf(req, sizeof(req),
+                 "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n%s"
+                 "Connection: close\r\n\r\n",
+                 tok, sizeof(body) - 1, expect[i]);
+        /* The body goes 300 ms after the headers; the answer to read
+         * ends with the connection. Without Expect: no interim answer. */
+        ft_http_raw_then(&env, req, body, out, sizeof(out), 5000, 300, &closed);
+        if (strncmp(out, want[i], strlen(want[i])) != 0)
+            fail_msg("a POST %s was answered: %.300s", i == 0 ? "with Expect" : "without Expect",
+                     out);
+        assert_true(closed);
+    }
     free(tok);
 }
 
