@@ -360,10 +360,10 @@ int fb_deliver_ribbon_from_store(fb_bridge *b)
         rc = fb_mqtt_flush(b->node.mqtt);
     /* Before stage 2 runs: any ribbon it takes later that is older than
      * this one is skipped. */
-    if (rc == 0) {
-        b->ribbon_version = deliver__ribbon_version(ribbon, strlen(ribbon));
-        deliver__ribbon_keep(b, ribbon, strlen(ribbon), losses);
-    }
+    b->ribbon_version = deliver__ribbon_version(ribbon, strlen(ribbon));
+    /* Not sent: kept as lost with the link, so that stage 2 publishes it
+     * once the link is up (fb_deliver_ribbon_again). */
+    deliver__ribbon_keep(b, ribbon, strlen(ribbon), rc == 0 ? losses : losses - 1);
     free(ribbon);
     return rc;
 }

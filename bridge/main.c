@@ -252,11 +252,11 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
     if (stage1)
         fb_fanout_begin(b);
     for (;;) {
-        next = b->batch_next;
+        next = stage1 ? b->batch_next : 0; /* batch_next is stage 1's */
         out = stage1 ? fb_fanout_handle(b, msg) : fb_deliver_handle(b, msg);
         if (out == FB_DONE || main__stop)
             break;
-        if (b->batch_next != next) { /* a batch went on: its next event's own tries */
+        if (stage1 && b->batch_next != next) { /* a batch went on: its next event's own tries */
             refused = 0;
             busy = 0;
             wait = MAIN__BACKOFF_MIN_MS;

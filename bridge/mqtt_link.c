@@ -73,6 +73,7 @@ struct fb_mqtt {
     unsigned long reconnects;
     unsigned long refused;          /* PUBACKs with a failure reason code */
     unsigned char refused_seen[32]; /* bit per failure reason code already logged */
+    unsigned char unsendable_seen[8]; /* bit per mqtt__unsendable error already logged */
     char errstr[192];
 };
 
@@ -460,6 +461,35 @@ void fb_mqtt_free(fb_mqtt *m)
     free(m);
 }
 
+/*
+ * Errors of mosquitto_publish_v5 that publishing again cannot mend: the
+ * message is larger than the broker takes (the Maximum Packet Size of its
+ * CONNACK, or MQTT's own limit) or asks for what it does not offer
+ * (retained messages, QoS 1), or the arguments are wrong.
+ */
+static bool mqtt__unsendable(int rc)
+{
+    return rc == MOSQ_ERR_OVERSIZE_PACKET || rc == MOSQ_ERR_PAYLOAD_SIZE ||
+           rc == MOSQ_ERR_RETAIN_NOT_SUPPORTED || rc == MOSQ_ERR_QOS_NOT_SUPPORTED ||
+           rc == MOSQ_ERR_MALFORMED_UTF8 || rc == MOSQ_ERR_INVAL;
+}
+
+/* An unsendable publish (rc): settled as one the broker refused, counted
+ * with them, and logged once per error. */
+static void mqtt__refuse_unsendable(fb_mqtt *m, const char *topic, size_t len, int rc)
+{
+    bool first;
+
+    pthread_mutex_lock(&m->lock);
+    m->refused++;
+    first = !mqtt__bit(m->unsendable_seen, rc & 0x3f, true);
+    pthread_mutex_unlock(&m->lock);
+    if (first)
+        fp_warn("mqtt: a publish to %s (%zu bytes) cannot be sent to broker %s:%d: %s; such "
+                "publishes are dropped and counted as refused, this error is not logged again",
+                topic, len, m->host, m->cfg.port, mosquitto_strerror(rc));
+}
+
 int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t len, bool retain)
 {
     int rc, mid = 0;
@@ -475,6 +505,10 @@ int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t l
         if (!mqtt__bit(m->early, mid, false) && !mqtt__bit(m->pending, mid, true))
             m->outstanding++;
         pthread_mutex_unlock(&m->lock);
+    }
+    if (rc != MOSQ_ERR_SUCCESS && mqtt__unsendable(rc)) {
+        mqtt__refuse_unsendable(m, topic, len, rc);
+        return 0;
     }
     if (rc != MOSQ_ERR_SUCCESS) {
         snprintf(m->errstr, sizeof(m->errstr), "mqtt publish: %s", mosquitto_strerror(rc));
@@ -496,6 +530,10 @@ static bool mqtt__relink_locked(fb_mqtt *m)
     if (!m->connected)
         return false;
     m->connected = false;
+    /* A loss of the broker like any other (unlike a token renewal): the
+     * broker may be restarting (fb_deliver_ribbon_again), and the link's
+     * "connected again" follows. */
+    m->reconnects++;
     m->renew = true;
     m->renew_asked_at = time(NULL);
     return true;
