@@ -225,7 +225,8 @@ static int main__open(fb_bridge *b)
         main__amqp_up(b, &b->amqp_node, false) != 0 || main__mqtt_up(b) != 0)
         return -EINTR;
     if (fb_deliver_ribbon_from_store(b) != 0)
-        fp_warn("could not publish the current ribbon; it follows the next ribbon event");
+        fp_warn("could not publish the current ribbon at start; it goes out once the broker "
+                "link is back, or with the next ribbon event if Redis could not be read");
     fp_info("node %s running: rabbitmq %s, redis %s, mqtt %s:%d (deliver_mode %s, "
             "local_delivery %s)",
             b->cfg.node_id, fp_amqp_peer(b->amqp), fp_store_peer(b->store), b->cfg.mqtt_host,
