@@ -222,7 +222,7 @@ static int mqtt__set_token(fb_mqtt *m, char *errbuf, size_t errlen)
 /* Waits (lock held) until connected or timeout. */
 static bool mqtt__wait_connected(fb_mqtt *m, int timeout_ms)
 {
-    struct timespec until = fp_time_real_deadline(timeout_ms);
+    struct timespec until = fp_time_mono_deadline(timeout_ms);
 
     while (!m->connected) {
         if (pthread_cond_timedwait(&m->cond, &m->lock, &until) != 0)
@@ -293,7 +293,8 @@ static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
         return -EINVAL;
     }
     pthread_mutex_init(&m->lock, NULL);
-    pthread_cond_init(&m->cond, NULL);
+    if (fp_time_cond_init(&m->cond) != 0)
+        return -ENOMEM;
     atomic_init(&m->closing, false);
     m->m = mosquitto_new(m->client_id, true, m);
     if (m->m == NULL || mqtt__expiry(m, c->expiry_ms) != 0)
@@ -541,7 +542,7 @@ static bool mqtt__relink_locked(fb_mqtt *m)
 
 int fb_mqtt_flush(fb_mqtt *m)
 {
-    struct timespec until = fp_time_real_deadline(m->cfg.timeout_ms + 1000);
+    struct timespec until = fp_time_mono_deadline(m->cfg.timeout_ms + 1000);
     bool relink = false;
     int rc = 0;
 

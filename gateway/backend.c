@@ -256,7 +256,7 @@ struct fg_publisher {
 static int backend__idle_wait(fg_publisher *p)
 {
     int64_t half = p->gw.cfg.amqp.heartbeat * 1000 / 2;
-    struct timespec until = fp_time_real_deadline(
+    struct timespec until = fp_time_mono_deadline(
         half > 0 && half < BACKEND__KEEPALIVE_MS ? (int)half : BACKEND__KEEPALIVE_MS);
 
     return pthread_cond_timedwait(&p->work, &p->lock, &until) == ETIMEDOUT ? ETIMEDOUT : 0;
@@ -527,7 +527,7 @@ int fg_publisher_start(fg_publisher **out, const fg_gateway *gw)
         goto fail_wake;
     if (pthread_mutex_init(&p->lock, NULL) != 0)
         goto fail_mutex;
-    if (pthread_cond_init(&p->work, NULL) != 0)
+    if (fp_time_cond_init(&p->work) != 0)
         goto fail_work;
     rc = fg_backend_open(&p->gw, false, true);
     if (rc != 0)

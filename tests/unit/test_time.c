@@ -1,4 +1,6 @@
 /* fp_time: the clocks. */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,9 +61,39 @@ static void test_deadline(void **state)
     }
 }
 
+/*
+ * A condition variable from fp_time_cond_init() takes monotonic deadlines:
+ * a wait until 100 ms from now lasts at least 100 ms by the monotonic
+ * clock. On the default (real-time) clock the same instant, counted from
+ * boot, lies decades in the past and the wait would end at once.
+ */
+static void test_mono_cond_wait(void **state)
+{
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond;
+    struct timespec until, d = fp_time_mono_deadline(0), now;
+    int64_t t0;
+    int rc = 0;
+
+    (void)state;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    assert_true(ts_ns(d) <= ts_ns(now) && ts_ns(now) - ts_ns(d) < 1000000000);
+    assert_int_equal(fp_time_cond_init(&cond), 0);
+    pthread_mutex_lock(&lock);
+    t0 = fp_time_mono_ms();
+    until = fp_time_mono_deadline(100);
+    while (rc == 0)
+        rc = pthread_cond_timedwait(&cond, &lock, &until);
+    pthread_mutex_unlock(&lock);
+    assert_int_equal(rc, ETIMEDOUT);
+    assert_true(fp_time_mono_ms() - t0 >= 100);
+    pthread_cond_destroy(&cond);
+}
+
 /* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_monotonic_units),
         cmocka_unit_test(test_real),
-        cmocka_unit_test(test_deadline))
+        cmocka_unit_test(test_deadline),
+        cmocka_unit_test(test_mono_cond_wait))
 /* clang-format on */
