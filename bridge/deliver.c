@@ -86,9 +86,28 @@ static fb_outcome deliver__control_one(fb_bridge *b, fb_outlet *o, const char *p
     return rc == 0 ? FB_DONE : FB_RETRY_MQTT;
 }
 
-/* deliver_mode control: ids[0..n), DELIVER__CONTROL_IDS per control
- * message, then waits for their PUBACKs. *refused is set when the broker
- * refused any of them (nothing counted then). */
+/*
+ * How many of ids[0..n) go in the next control message for a payload of
+ * len bytes: at most DELIVER__CONTROL_IDS, and no more than the broker's
+ * Maximum Packet Size takes (at least one: a message too large even so
+ * is dropped by fb_mqtt_publish, as one publish per recipient would be).
+ */
+static size_t deliver__control_batch(fb_outlet *o, size_t len, const char *const *ids, size_t n)
+{
+    size_t topic = strlen(FP_CONTROL_DELIVER_TOPIC), size = 10 + 1 + len, next, k;
+
+    for (k = 0; k < n && k < DELIVER__CONTROL_IDS; k++) {
+        next = size + 1 + strlen(ids[k]);
+        if (k > 0 && !fb_mqtt_fits(o->mqtt, topic, next, false))
+            break;
+        size = next;
+    }
+    return k;
+}
+
+/* deliver_mode control: ids[0..n) in control messages of
+ * deliver__control_batch ids, then waits for their PUBACKs. *refused is
+ * set when the broker refused any of them (nothing counted then). */
 static fb_outcome deliver__control(fb_bridge *b, fb_outlet *o, const char *payload,
                                    const char *const *ids, size_t n, bool *refused)
 {
@@ -97,7 +116,7 @@ static fb_outcome deliver__control(fb_bridge *b, fb_outlet *o, const char *paylo
 
     fb_mqtt_counters(o->mqtt, &reconnects, &before);
     for (i = 0; i < n; i += k) {
-        k = n - i < DELIVER__CONTROL_IDS ? n - i : DELIVER__CONTROL_IDS;
+        k = deliver__control_batch(o, len, ids + i, n - i);
         if (deliver__control_one(b, o, payload, len, ids + i, k) != FB_DONE)
             return FB_RETRY_MQTT;
     }

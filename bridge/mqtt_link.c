@@ -72,6 +72,8 @@ struct fb_mqtt {
     unsigned long connects; /* CONNACKs that accepted the link */
     unsigned long reconnects;
     unsigned long refused;          /* PUBACKs with a failure reason code */
+    unsigned long unsendable;       /* publishes never sent: too large (mqtt__unsendable) */
+    uint32_t max_packet;            /* the broker's Maximum Packet Size (CONNACK); 0: none */
     unsigned char refused_seen[32]; /* bit per failure reason code already logged */
     unsigned char unsendable_seen[8]; /* bit per mqtt__unsendable error already logged */
     char errstr[192];
@@ -88,13 +90,17 @@ static void mqtt__on_connect(struct mosquitto *mosq, void *obj, int rc, int flag
 {
     fb_mqtt *m = obj;
     unsigned long losses;
+    uint32_t max_packet = 0;
 
     (void)mosq;
     (void)flags;
-    (void)props;
+    if (rc == 0)
+        mosquitto_property_read_int32(props, MQTT_PROP_MAXIMUM_PACKET_SIZE, &max_packet, false);
     pthread_mutex_lock(&m->lock);
     m->connected = rc == 0;
     m->last_connack = rc;
+    if (rc == 0)
+        m->max_packet = max_packet;
     if (rc == 0)
         m->connects++;
     losses = m->reconnects;
@@ -464,25 +470,24 @@ void fb_mqtt_free(fb_mqtt *m)
 
 /*
  * Errors of mosquitto_publish_v5 that publishing again cannot mend: the
- * message is larger than the broker takes (the Maximum Packet Size of its
- * CONNACK, or MQTT's own limit) or asks for what it does not offer
- * (retained messages, QoS 1), or the arguments are wrong.
+ * message is larger than MQTT allows or asks for what the broker does not
+ * offer (QoS 1), or the arguments are wrong.
  */
 static bool mqtt__unsendable(int rc)
 {
     return rc == MOSQ_ERR_OVERSIZE_PACKET || rc == MOSQ_ERR_PAYLOAD_SIZE ||
-           rc == MOSQ_ERR_RETAIN_NOT_SUPPORTED || rc == MOSQ_ERR_QOS_NOT_SUPPORTED ||
-           rc == MOSQ_ERR_MALFORMED_UTF8 || rc == MOSQ_ERR_INVAL;
+           rc == MOSQ_ERR_QOS_NOT_SUPPORTED || rc == MOSQ_ERR_MALFORMED_UTF8 ||
+           rc == MOSQ_ERR_INVAL;
 }
 
-/* An unsendable publish (rc): settled as one the broker refused, counted
- * with them, and logged once per error. */
+/* An unsendable publish (rc): settled, counted, and logged once per
+ * error. */
 static void mqtt__refuse_unsendable(fb_mqtt *m, const char *topic, size_t len, int rc)
 {
     bool first;
 
     pthread_mutex_lock(&m->lock);
-    m->refused++;
+    m->unsendable++;
     first = !mqtt__bit(m->unsendable_seen, rc & 0x3f, true);
     pthread_mutex_unlock(&m->lock);
     if (first)
@@ -491,10 +496,47 @@ static void mqtt__refuse_unsendable(fb_mqtt *m, const char *topic, size_t len, i
                 topic, len, m->host, m->cfg.port, mosquitto_strerror(rc));
 }
 
+/* Bytes of an MQTT variable byte integer holding v. */
+static size_t mqtt__varint_len(size_t v)
+{
+    return v < 128 ? 1 : v < 16384 ? 2 : v < 2097152 ? 3 : 4;
+}
+
+/*
+ * The whole size of the PUBLISH fb_mqtt_publish sends (QoS 1, MQTT 5):
+ * fixed header, topic, packet id, properties (the expiry on a message
+ * that is not retained: 5 bytes), payload; what a broker holds against
+ * its Maximum Packet Size.
+ */
+static size_t mqtt__publish_size(const fb_mqtt *m, size_t topic_len, size_t len, bool retain)
+{
+    size_t props = !retain && m->expiry != NULL ? 5 : 0;
+    size_t remaining = 2 + topic_len + 2 + mqtt__varint_len(props) + props + len;
+
+    return 1 + mqtt__varint_len(remaining) + remaining;
+}
+
+bool fb_mqtt_fits(fb_mqtt *m, size_t topic_len, size_t len, bool retain)
+{
+    uint32_t max;
+
+    pthread_mutex_lock(&m->lock);
+    max = m->max_packet;
+    pthread_mutex_unlock(&m->lock);
+    return max == 0 || mqtt__publish_size(m, topic_len, len, retain) <= max;
+}
+
 int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t len, bool retain)
 {
     int rc, mid = 0;
 
+    /* Checked here, not left to libmosquitto: 2.0.11 counts a publish
+     * one byte short in mosquitto_publish_v5, and the one that passes
+     * that check by one byte then fails its send, which aborts. */
+    if (!fb_mqtt_fits(m, strlen(topic), len, retain)) {
+        mqtt__refuse_unsendable(m, topic, len, MOSQ_ERR_OVERSIZE_PACKET);
+        return 0;
+    }
     /* Never hold our lock across libmosquitto calls (its network thread
      * takes it in callbacks); a PUBACK that arrives before the mid is
      * recorded lands in the early map instead. A retained message is
@@ -634,4 +676,14 @@ void fb_mqtt_counters(fb_mqtt *m, unsigned long *reconnects, unsigned long *refu
     *reconnects = m->reconnects;
     *refused = m->refused;
     pthread_mutex_unlock(&m->lock);
+}
+
+unsigned long fb_mqtt_unsendable(fb_mqtt *m)
+{
+    unsigned long n;
+
+    pthread_mutex_lock(&m->lock);
+    n = m->unsendable;
+    pthread_mutex_unlock(&m->lock);
+    return n;
 }

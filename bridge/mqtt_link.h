@@ -76,5 +76,12 @@ unsigned long fb_mqtt_connects(fb_mqtt *m);
  * the broker refused (PUBACK reason code >= 128, e.g. 135 not authorised;
  * each distinct reason is logged once). */
 void fb_mqtt_counters(fb_mqtt *m, unsigned long *reconnects, unsigned long *refused);
+/* Publishes never sent because the broker could not take them (over the
+ * Maximum Packet Size of its CONNACK, or MQTT's limits): dropped, each
+ * distinct error logged once. */
+unsigned long fb_mqtt_unsendable(fb_mqtt *m);
+/* Whether a publish of len bytes to a topic of topic_len bytes fits the
+ * broker's Maximum Packet Size (true while none is known). */
+bool fb_mqtt_fits(fb_mqtt *m, size_t topic_len, size_t len, bool retain);
 
 #endif

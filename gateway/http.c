@@ -274,6 +274,15 @@ static bool http__path_has_control(const char *path, int n)
     return false;
 }
 
+/* Is the request HTTP/1.1 (as lws reads the version: else 1.0)? */
+static bool http__is_11(struct lws *wsi)
+{
+    char ver[16];
+
+    return lws_hdr_copy(wsi, ver, sizeof(ver), WSI_TOKEN_HTTP) > 7 && ver[5] == '1' &&
+           ver[7] == '1';
+}
+
 /*
  * Does the connection close after this answer? As lws decides it (and
  * acts on it when the transaction completes): HTTP/1.1 keeps it open
@@ -284,10 +293,9 @@ static bool http__path_has_control(const char *path, int n)
  */
 static bool http__wants_close(struct lws *wsi)
 {
-    char v[64], ver[16];
+    char v[64];
     int i, n = lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_CONNECTION);
-    bool http11 =
-        lws_hdr_copy(wsi, ver, sizeof(ver), WSI_TOKEN_HTTP) > 7 && ver[5] == '1' && ver[7] == '1';
+    bool http11 = http__is_11(wsi);
 
     for (i = 0; i < n; i++)
         v[i] = (char)tolower((unsigned char)v[i]);
@@ -300,7 +308,8 @@ static bool http__wants_close(struct lws *wsi)
  * A request with a body that says "Expect: 100-continue" (curl sends it
  * for bodies over 1 KB, then waits a second for it) gets the interim
  * "100 Continue" once its headers passed the checks, as RFC 9110 10.1.1
- * asks; lws 4.1 does not send it. Other expectations are ignored.
+ * asks (of HTTP/1.1 requests); lws 4.1 does not send it. Other
+ * expectations are ignored.
  * Returns 0, or -1 when the write failed (close).
  */
 static int http__continue(struct lws *wsi)
@@ -309,7 +318,9 @@ static int http__continue(struct lws *wsi)
     unsigned char buf[LWS_PRE + sizeof(interim)];
     char v[32];
 
-    if (lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP_EXPECT) <= 0 ||
+    /* An HTTP/1.0 client could take the interim answer for the final
+     * one: RFC 9110 has the server ignore the expectation then. */
+    if (!http__is_11(wsi) || lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP_EXPECT) <= 0 ||
         strcasecmp(v, "100-continue") != 0)
         return 0;
     memcpy(buf + LWS_PRE, interim, sizeof(interim) - 1);
