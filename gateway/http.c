@@ -578,8 +578,10 @@ static int http__upgrade(struct lws *wsi)
  * the connection into a raw socket bound to this protocol
  * (LWS_CALLBACK_RAW_ADOPT), with no timeout, which the client could hold
  * for ever. It is answered 405 from the raw writeable callback (writing)
- * and closed; a client that does not read is cut after
- * HTTP__CONNECT_TIMEOUT_S. Returns 0, or -1 to close.
+ * and closed at once (lws does not flush a raw socket before closing it:
+ * the short answer goes if the socket takes it); a socket that never
+ * becomes writeable is closed after HTTP__CONNECT_TIMEOUT_S. Returns 0,
+ * or -1 to close.
  */
 static int http__connect(struct lws *wsi, bool writing)
 {
