@@ -306,7 +306,7 @@ static bool http__wants_close(struct lws *wsi)
 
 /*
  * A request with a body that says "Expect: 100-continue" (curl sends it
- * for bodies over 1 KB, then waits a second for it) gets the interim
+ * before a larger body, then waits up to a second for it) gets the interim
  * "100 Continue" once its headers passed the checks, as RFC 9110 10.1.1
  * asks (of HTTP/1.1 requests); lws 4.1 does not send it. Other
  * expectations are ignored.

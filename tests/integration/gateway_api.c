@@ -1561,8 +1561,8 @@ static void test_upgrade_refused(void **state)
 }
 
 /*
- * "Expect: 100-continue" (curl sends it for bodies over 1 KB and waits a
- * second for the answer): the gateway answers "100 Continue" before the
+ * "Expect: 100-continue" (curl sends it before a larger body and waits up
+ * to a second for the answer): the gateway answers "100 Continue" before the
  * body comes, then the request's own answer. Before, no 100 came: curl
  * lost a second, a client that waits for it got 408 after body_timeout_ms.
  */
