@@ -437,9 +437,7 @@ static int redis__load_revocations(fa_redis *rs)
         }
         freeReplyObject(r);
     } while (rc == 0 && strcmp(cursor, "0") != 0);
-    if (rc == 0)
-        redis__save_revocations(rs);
-    return rc;
+    return rc; /* the file is written at the loop's next turn (redis__main) */
 }
 
 /* With Sentinels: asks them where the primary is now. 0 or -EIO. */
@@ -503,10 +501,8 @@ static int redis__read_subscription(fa_redis *rs)
             redis__set_error(rs, rs->sub, "subscription");
             return -EIO;
         }
-        if (reply == NULL) {
-            redis__save_revocations(rs);
+        if (reply == NULL)
             return 0;
-        }
         redis__on_message(rs, reply);
         freeReplyObject(reply);
     }
