@@ -104,6 +104,7 @@ typedef struct {
     fb_mqtt *mqtt;
     bool control_refused;             /* the broker refused one: publishing per recipient ... */
     unsigned long control_refused_at; /* ... until this link reconnects past this */
+    bool control_other_logged;        /* a refusal of another kind was logged */
 } fb_outlet;
 
 /*

@@ -20,6 +20,8 @@
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
 
 #include "bridge.h"
 #include "fp_control.h"
@@ -38,25 +40,46 @@ static fb_outcome deliver__drop(fb_bridge *b, const fp_amqp_msg *msg, const char
     return fp_amqp_reject(b->amqp_node, msg->tag) == 0 ? FB_DONE : FB_LOST_AMQP;
 }
 
+/* Flushes o's link and adds to *count the recipients of the batch's n
+ * that the broker took: less one for each publish it refused or that was
+ * dropped unsent (a publish per recipient; a control message dropped
+ * unsent had one). *refused_rc, when not NULL: the first refusal's
+ * reason code, or 0. */
+static int deliver__flush(fb_outlet *o, size_t n, size_t *count, int *refused_rc)
+{
+    fb_mqtt_batch batch;
+    size_t lost;
+    int rc = fb_mqtt_flush(o->mqtt, &batch);
+
+    lost = batch.refused + batch.unsendable;
+    *count += lost < n ? n - lost : 0;
+    if (refused_rc != NULL)
+        *refused_rc = batch.refused_rc;
+    return rc;
+}
+
 /* Publishes payload to feed/<uid> for each of ids[0..n), then waits for
  * the PUBACKs. */
 static fb_outcome deliver__feeds(fb_bridge *b, fb_outlet *o, const char *payload,
                                  const char *const *ids, size_t n)
 {
     char topic[DELIVER__TOPIC_MAX];
-    size_t len = strlen(payload), i;
+    size_t len = strlen(payload), i, from = 0, count = 0;
 
     for (i = 0; i < n; i++) {
         snprintf(topic, sizeof(topic), "feed/%s", ids[i]);
         if (fb_mqtt_publish(o->mqtt, topic, payload, len, false) != 0)
             return FB_RETRY_MQTT;
-        if ((i + 1) % FB_MQTT_BATCH_MAX == 0 && fb_mqtt_flush(o->mqtt) != 0)
-            return FB_RETRY_MQTT;
+        if ((i + 1) % FB_MQTT_BATCH_MAX == 0) {
+            if (deliver__flush(o, i + 1 - from, &count, NULL) != 0)
+                return FB_RETRY_MQTT;
+            from = i + 1;
+        }
     }
-    if (fb_mqtt_flush(o->mqtt) != 0)
+    if (deliver__flush(o, n - from, &count, NULL) != 0)
         return FB_RETRY_MQTT;
-    fp_debug("delivered to %zu local recipient(s)", n);
-    fb_stats_add(&b->stats, FB_STAT_DELIVERIES, n);
+    fp_debug("delivered to %zu of %zu local recipient(s)", count, n);
+    fb_stats_add(&b->stats, FB_STAT_DELIVERIES, count);
     return FB_DONE;
 }
 
@@ -105,46 +128,58 @@ static size_t deliver__control_batch(fb_outlet *o, size_t len, const char *const
     return k;
 }
 
-/* deliver_mode control: ids[0..n) in control messages of
- * deliver__control_batch ids, then waits for their PUBACKs. *refused is
- * set when the broker refused any of them (nothing counted then). */
+/*
+ * deliver_mode control: ids[0..n) in control messages of
+ * deliver__control_batch ids, then waits for their PUBACKs. *refused_rc
+ * is the reason code of the first one the broker refused (nothing
+ * counted then), else 0. A control message dropped unsent (too large
+ * even for one recipient, so it carried one) is not counted either.
+ */
 static fb_outcome deliver__control(fb_bridge *b, fb_outlet *o, const char *payload,
-                                   const char *const *ids, size_t n, bool *refused)
+                                   const char *const *ids, size_t n, int *refused_rc)
 {
-    size_t len = strlen(payload), i, k;
-    unsigned long reconnects, before, after;
+    size_t len = strlen(payload), i, k, count = 0;
 
-    fb_mqtt_counters(o->mqtt, &reconnects, &before);
+    *refused_rc = 0;
     for (i = 0; i < n; i += k) {
         k = deliver__control_batch(o, len, ids + i, n - i);
         if (deliver__control_one(b, o, payload, len, ids + i, k) != FB_DONE)
             return FB_RETRY_MQTT;
     }
-    if (fb_mqtt_flush(o->mqtt) != 0)
+    if (deliver__flush(o, n, &count, refused_rc) != 0)
         return FB_RETRY_MQTT;
-    fb_mqtt_counters(o->mqtt, &reconnects, &after);
-    *refused = after != before;
-    if (*refused)
+    if (*refused_rc != 0)
         return FB_DONE;
-    fp_debug("delivered to %zu local recipient(s) through the broker's fan-out", n);
-    fb_stats_add(&b->stats, FB_STAT_DELIVERIES, n);
+    fp_debug("delivered to %zu of %zu local recipient(s) through the broker's fan-out", count, n);
+    fb_stats_add(&b->stats, FB_STAT_DELIVERIES, count);
     return FB_DONE;
 }
 
+/* Whether a control message's refusal (reason code rc) says that the
+ * broker has no fan-out: its ACL refused the topic (135, a feed_auth.so
+ * without it), or it has no $CONTROL topics at all (131). Any other
+ * refusal (149: over mosquitto's message_size_limit, say) is of that
+ * message only. */
+static bool deliver__no_fanout(int rc)
+{
+    return rc == MQTT_RC_NOT_AUTHORIZED || rc == MQTT_RC_IMPLEMENTATION_SPECIFIC;
+}
+
 /*
- * Delivers payload to ids[0..n) through o. deliver_mode control, unless
- * the broker refused a control message on this link (a feed_auth.so
- * without the fan-out, e.g. a broker not yet restarted after an upgrade):
- * that message and the next ones go out as one publish per recipient
- * (clients dedupe a post received twice), until the link reconnects, when
- * control is tried again.
+ * Delivers payload to ids[0..n) through o: deliver_mode control, unless
+ * the broker refused a control message on this link for lack of the
+ * fan-out (a feed_auth.so without it, e.g. a broker not yet restarted
+ * after an upgrade): that message and the next ones go out as one
+ * publish per recipient (clients dedupe a post received twice), until
+ * the link reconnects, when control is tried again. A control message
+ * refused for another reason goes out per recipient alone.
  */
 static fb_outcome deliver__payload(fb_bridge *b, fb_outlet *o, const char *text,
                                    const char *const *ids, size_t n)
 {
     unsigned long reconnects, refused;
-    bool no = false;
     fb_outcome out;
+    int rc = 0;
 
     if (n == 0)
         return FB_DONE;
@@ -157,14 +192,25 @@ static fb_outcome deliver__payload(fb_bridge *b, fb_outlet *o, const char *text,
         o->control_refused = false;
     }
     if (!o->control_refused) {
-        out = deliver__control(b, o, text, ids, n, &no);
-        if (out != FB_DONE || !no)
+        out = deliver__control(b, o, text, ids, n, &rc);
+        if (out != FB_DONE || rc == 0)
             return out;
-        fp_warn("mqtt: the broker refused a deliver control message (%s: does its feed_auth.so "
-                "have the fan-out?); publishing per recipient until the broker reconnects",
-                FP_CONTROL_DELIVER_TOPIC);
-        o->control_refused = true;
-        o->control_refused_at = reconnects;
+        if (deliver__no_fanout(rc)) {
+            fp_warn("mqtt: the broker refused a deliver control message (%s: does its "
+                    "feed_auth.so have the fan-out?); publishing per recipient until the broker "
+                    "reconnects",
+                    FP_CONTROL_DELIVER_TOPIC);
+            /* Read again: a loss during the attempt must not end the
+             * fallback at once. */
+            fb_mqtt_counters(o->mqtt, &reconnects, &refused);
+            o->control_refused = true;
+            o->control_refused_at = reconnects;
+        } else if (!o->control_other_logged) {
+            fp_warn("mqtt: the broker refused a deliver control message: %s (reason code %d); "
+                    "such a message is delivered per recipient instead, this is not logged again",
+                    mosquitto_reason_string(rc), rc);
+            o->control_other_logged = true;
+        }
     }
     return deliver__feeds(b, o, text, ids, n);
 }
@@ -311,7 +357,7 @@ static fb_outcome deliver__ribbon(fb_bridge *b, const void *body, size_t len, in
     }
     losses = deliver__losses(b);
     if (fb_mqtt_publish(b->node.mqtt, "ribbon", body, len, true) != 0 ||
-        fb_mqtt_flush(b->node.mqtt) != 0)
+        fb_mqtt_flush(b->node.mqtt, NULL) != 0)
         return FB_RETRY_MQTT;
     deliver__ribbon_keep(b, body, len, losses);
     if (version > b->ribbon_version)
@@ -376,7 +422,7 @@ int fb_deliver_ribbon_from_store(fb_bridge *b)
     losses = deliver__losses(b);
     rc = fb_mqtt_publish(b->node.mqtt, "ribbon", ribbon, strlen(ribbon), true);
     if (rc == 0)
-        rc = fb_mqtt_flush(b->node.mqtt);
+        rc = fb_mqtt_flush(b->node.mqtt, NULL);
     /* Before stage 2 runs: any ribbon it takes later that is older than
      * this one is skipped. */
     b->ribbon_version = deliver__ribbon_version(ribbon, strlen(ribbon));
@@ -398,7 +444,7 @@ void fb_deliver_ribbon_again(fb_bridge *b)
         return;
     /* Tried again at the next turn if the link fails meanwhile. */
     if (fb_mqtt_publish(b->node.mqtt, "ribbon", b->ribbon_doc, b->ribbon_len, true) != 0 ||
-        fb_mqtt_flush(b->node.mqtt) != 0)
+        fb_mqtt_flush(b->node.mqtt, NULL) != 0)
         return;
     b->ribbon_losses = losses;
     fb_stats_add(&b->stats, FB_STAT_BROADCASTS, 1);

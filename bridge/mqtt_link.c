@@ -68,7 +68,10 @@ struct fb_mqtt {
     int last_connack;                 /* MQTT 5 reason code */
     unsigned char pending[65536 / 8]; /* bit per message id awaiting its PUBACK */
     unsigned char early[65536 / 8];   /* PUBACKs that beat the recording of their mid */
+    unsigned char early_refused[65536 / 8]; /* ... of them, those with a failure code */
+    unsigned char early_rc[65536];          /* ... and that code (read under that bit only) */
     unsigned long outstanding;
+    fb_mqtt_batch batch;    /* the current batch's (fb_mqtt_flush) */
     unsigned long connects; /* CONNACKs that accepted the link */
     unsigned long reconnects;
     unsigned long refused;          /* PUBACKs with a failure reason code */
@@ -155,13 +158,22 @@ static bool mqtt__bit(unsigned char *map, int n, bool set)
     return was;
 }
 
+/* Lock held: a publish of the current batch was refused with rc. */
+static void mqtt__batch_refused(fb_mqtt *m, int rc)
+{
+    if (m->batch.refused++ == 0)
+        m->batch.refused_rc = rc;
+}
+
 /*
  * A PUBACK, with its MQTT 5 reason code rc. 0 and 16 (no matching
  * subscribers: the user went offline in the meantime) are successes. From
  * 128 on (e.g. 135, not authorised) the broker refused the publish; it
  * would refuse it again, so it is settled all the same (not retried),
  * counted, and logged once per distinct reason code. Either way its mid
- * leaves the pending map (or enters the early map).
+ * leaves the pending map, and a refusal counts for the current batch; or
+ * it enters the early map, and fb_mqtt_publish decides when it records
+ * the mid (a PUBACK of a publish from before the batch never is).
  */
 static void mqtt__on_publish(struct mosquitto *mosq, void *obj, int mid, int rc,
                              const mosquitto_property *props)
@@ -176,10 +188,17 @@ static void mqtt__on_publish(struct mosquitto *mosq, void *obj, int mid, int rc,
         m->refused++;
         first = !mqtt__bit(m->refused_seen, rc & 0xff, true);
     }
-    if (mqtt__bit(m->pending, mid, false))
+    if (mqtt__bit(m->pending, mid, false)) {
         m->outstanding--;
-    else
+        if (rc >= MQTT__RC_FAILURE)
+            mqtt__batch_refused(m, rc);
+    } else {
+        /* Its publish is still being recorded (fb_mqtt_publish), or is
+         * not of this batch: the recording decides. */
         mqtt__bit(m->early, mid, true);
+        mqtt__bit(m->early_refused, mid, rc >= MQTT__RC_FAILURE);
+        m->early_rc[mid & 0xffff] = (unsigned char)rc;
+    }
     /* Only the last PUBACK of a batch is worth waking the flusher for. */
     if (m->outstanding == 0)
         pthread_cond_broadcast(&m->cond);
@@ -488,6 +507,7 @@ static void mqtt__refuse_unsendable(fb_mqtt *m, const char *topic, size_t len, i
 
     pthread_mutex_lock(&m->lock);
     m->unsendable++;
+    m->batch.unsendable++;
     first = !mqtt__bit(m->unsendable_seen, rc & 0x3f, true);
     pthread_mutex_unlock(&m->lock);
     if (first)
@@ -545,8 +565,12 @@ int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t l
                               retain ? NULL : m->expiry);
     if (rc == MOSQ_ERR_SUCCESS) {
         pthread_mutex_lock(&m->lock);
-        if (!mqtt__bit(m->early, mid, false) && !mqtt__bit(m->pending, mid, true))
+        if (mqtt__bit(m->early, mid, false)) {
+            if (mqtt__bit(m->early_refused, mid, false))
+                mqtt__batch_refused(m, m->early_rc[mid & 0xffff]);
+        } else if (!mqtt__bit(m->pending, mid, true)) {
             m->outstanding++;
+        }
         pthread_mutex_unlock(&m->lock);
     }
     if (rc != MOSQ_ERR_SUCCESS && mqtt__unsendable(rc)) {
@@ -582,7 +606,7 @@ static bool mqtt__relink_locked(fb_mqtt *m)
     return true;
 }
 
-int fb_mqtt_flush(fb_mqtt *m)
+int fb_mqtt_flush(fb_mqtt *m, fb_mqtt_batch *batch)
 {
     struct timespec until = fp_time_mono_deadline(m->cfg.timeout_ms + 1000);
     bool relink = false;
@@ -606,7 +630,11 @@ int fb_mqtt_flush(fb_mqtt *m)
     /* Whatever is still unacknowledged is retried by the caller as a whole. */
     memset(m->pending, 0, sizeof(m->pending));
     memset(m->early, 0, sizeof(m->early));
+    memset(m->early_refused, 0, sizeof(m->early_refused));
     m->outstanding = 0;
+    if (batch != NULL)
+        *batch = m->batch;
+    memset(&m->batch, 0, sizeof(m->batch));
     pthread_mutex_unlock(&m->lock);
     if (relink)
         mosquitto_disconnect(m->m);

@@ -53,14 +53,27 @@ unsigned fb_mqtt_expiry_s(int expiry_ms);
  * message id, so a batch must stay well below 65,536. */
 #define FB_MQTT_BATCH_MAX 10000
 
-/* Queues a QoS 1 publish. Returns 0 or -EIO (not connected). */
+/* Queues a QoS 1 publish. Returns 0 or -EIO (not connected). A publish
+ * the broker cannot take (see fb_mqtt_unsendable) is dropped: 0 too. */
 int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t len, bool retain);
+
+/* What became of the publishes of one batch, those made since the
+ * previous fb_mqtt_flush(): a late PUBACK of an earlier publish (one
+ * libmosquitto sent again after a reconnect, say) is not counted here. */
+typedef struct {
+    unsigned long refused;    /* PUBACKs with a reason code of 128 or more */
+    int refused_rc;           /* the first of them; 0: none */
+    unsigned long unsendable; /* dropped unsent (fb_mqtt_unsendable) */
+} fb_mqtt_batch;
+
 /* Waits until every publish so far is acknowledged. Returns 0, or -EIO
  * (timeout or lost connection: the caller retries the whole batch; after
  * a timeout on a live link, the link connects again, fb_mqtt_relink). A
  * publish the broker refused (PUBACK reason code 128 or above) counts as
- * acknowledged: it is not retried, see fb_mqtt_counters(). */
-int fb_mqtt_flush(fb_mqtt *m);
+ * acknowledged: it is not retried. *batch (when not NULL) tells what
+ * became of the batch's publishes, also when -EIO; the next batch starts
+ * after this call either way. */
+int fb_mqtt_flush(fb_mqtt *m, fb_mqtt_batch *batch);
 /* Reconnects with a fresh token when the current one is near its end.
  * Call regularly from the main loop. */
 void fb_mqtt_maintain(fb_mqtt *m);

@@ -37,11 +37,18 @@
 #define DIRECT_ID "feed-bridge-n1-direct"
 #define MALFORMED "refused a malformed deliver control message"
 
+/* The broker's message_size_limit: a larger payload gets PUBACK 149. */
+#define SIZE_LIMIT 40000
+#define FT_STR_(x) #x
+#define FT_STR(x) FT_STR_(x)
+
 static ft_node_env env;
 
 static int start(void)
 {
-    ft_node_opts opts = {.extra = "log_type debug"};
+    /* message_size_limit: for test_oversized_control (test_large_delivery's
+     * control messages are 6 KB). */
+    ft_node_opts opts = {.extra = "log_type debug\nmessage_size_limit " FT_STR(SIZE_LIMIT)};
     char ttl[16];
 
     snprintf(ttl, sizeof(ttl), "%d", TTL_MS);
@@ -517,6 +524,61 @@ static void test_large_delivery(void **state)
     }
 }
 
+/*
+ * A control message the broker refuses for its size (mosquitto's
+ * message_size_limit, which its CONNACK does not announce: PUBACK 149)
+ * and not for want of the fan-out: 700 recipients with 60-character ids
+ * make it 43 KB, each of their publishes is small. That delivery goes out
+ * per recipient (logged once), and the next one goes through the control
+ * topic again. Before, any refusal made the link publish per recipient
+ * until it reconnected.
+ */
+static void test_oversized_control(void **state)
+{
+    static char body[700 * 64 + 256];
+    long long deliveries = ft_node_stat(&env, 1, "deliveries");
+    long long acked = ft_node_stat(&env, 1, "stage2_count");
+    const char *blog = env.node[0].bridge_log;
+    long bfrom = ft_log_size(blog), from = ft_plugin_env_log_size(&env.p);
+    size_t n;
+    ft_mqtt u;
+    int i;
+
+    (void)state;
+    connect_user(&u, "cZ", 5);
+    n = (size_t)snprintf(body, sizeof(body),
+                         "{\"type\":\"deliver\",\"payload\":{\"type\":\"post.created\",\"post\":{"
+                         "\"id\":\"wide1\"}},\"recipients\":[\"cZ\"");
+    for (i = 1; i < 700; i++)
+        n += (size_t)snprintf(body + n, sizeof(body) - n, ",\"z%059d\"", i);
+    snprintf(body + n, sizeof(body) - n, "]}");
+    assert_true(n > SIZE_LIMIT);
+    deliver_raw(body);
+    assert_true(wait_payload(&u, "\"id\":\"wide1\"", 10000));
+    assert_true(ft_node_stat_wait(&env, 1, "stage2_count", acked + 1, 5000) >= acked + 1);
+    assert_int_equal(ft_log_wait(blog, bfrom, "(reason code 149)", 3000), 1);
+    /* Refused once, then one publish per recipient. */
+    assert_int_equal(log_count(from, FROM_BRIDGE, "'" FP_CONTROL_DELIVER_TOPIC "'"), 0);
+    assert_int_equal(log_count(from, FROM_BRIDGE, "'feed/"), 700);
+    assert_true(ft_node_stat_wait(&env, 1, "deliveries", deliveries + 700, 3000) >=
+                deliveries + 700);
+    assert_int_equal(ft_node_stat(&env, 1, "deliveries"), deliveries + 700);
+
+    /* The next delivery: one control message again. */
+    from = ft_plugin_env_log_size(&env.p);
+    deliver_raw("{\"type\":\"deliver\",\"payload\":{\"type\":\"post.created\",\"post\":{"
+                "\"id\":\"wide2\"}},\"recipients\":[\"cZ\"]}");
+    assert_true(wait_payload(&u, "\"id\":\"wide2\"", 5000));
+    assert_true(ft_node_stat_wait(&env, 1, "stage2_count", acked + 2, 5000) >= acked + 2);
+    assert_int_equal(log_count(from, FROM_BRIDGE, "'" FP_CONTROL_DELIVER_TOPIC "'"), 1);
+    assert_int_equal(log_count(from, FROM_BRIDGE, "'feed/"), 0);
+    assert_int_equal(ft_log_count(blog, bfrom, "does its feed_auth.so have the fan-out"), 0);
+    assert_int_equal(ft_log_count(blog, bfrom, "refused a deliver control message"), 1);
+    ft_mqtt_pump(&u, 200);
+    assert_int_equal(u.received, 2);
+    ft_mqtt_close(&u);
+}
+
 /* A user may not publish to the control topic: the broker's ACL check
  * (before any control callback) refuses it, PUBACK 135 under MQTT 5
  * (3.1.1 has no refusal code: acked and dropped), and nothing reaches the
@@ -612,6 +674,7 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_fanout_in_broker),
         cmocka_unit_test(test_direct_falls_back),
         cmocka_unit_test(test_large_delivery),
+        cmocka_unit_test(test_oversized_control),
         cmocka_unit_test(test_user_refused),
         cmocka_unit_test(test_malformed_refused),
         /* Last: the copies their faults leave are still being counted after them. */
