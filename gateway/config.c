@@ -56,6 +56,9 @@ static const fp_conf_opt config__table[] = {
      false,
      "an answer the client has not read whole this long after it was written: the connection "
      "is closed"},
+    {"keep_alive", FP_CONF_BOOL, offsetof(fg_config, keep_alive), "off", 0, 0, false,
+     "keep a connection open for the next request (off: closed after each answer); on only when "
+     "no connection carries two clients' requests (docs/gateway.md, \"Known gaps\")"},
     {"revocation_cache", FP_CONF_BOOL, offsetof(fg_config, revocation_cache), "on", 0, 0, false,
      "keep users' revocations in memory, kept right by Redis's revocations channel (off: read "
      "Redis on every token check)"},

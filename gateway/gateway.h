@@ -64,6 +64,7 @@ typedef struct {
     int64_t max_body_bytes;
     int64_t body_timeout_ms;
     int64_t send_timeout_ms;
+    bool keep_alive;
     bool revocation_cache;
     int64_t post_cache_mb;
     int64_t publish_batch;

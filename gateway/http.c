@@ -343,7 +343,9 @@ static int http__on_request(struct lws *wsi, http__session *s)
 
     http__reset(s);
     s->t0_us = fp_time_mono_us();
-    s->close_after = http__wants_close(wsi);
+    /* keep_alive off: no request is read after this one on the
+     * connection, so none can hide in its body (docs/gateway.md). */
+    s->close_after = !cfg->keep_alive || http__wants_close(wsi);
     s->req.method = http__method(wsi, &tok);
     if (s->req.method == FG_METHOD_OTHER) {
         return http__refuse(wsi, s, 405, "method_not_allowed", "unsupported method", true, true);
