@@ -27,9 +27,12 @@
  * because lws would read what follows on it as that request's body. The
  * answer is written whole from the callback that completes the request
  * (lws buffers what the socket does not take), so pipelined requests are
- * answered in order; after it the connection is kept for the next request
- * unless the client sent Connection: close, in which case it is closed
- * once the answer is out, however long that takes. The answer to a HEAD
+ * answered in order. After it the connection is closed once the answer is
+ * out, however long that takes, unless keep_alive is on (then only when
+ * the client sent Connection: close): with keep_alive off (the default)
+ * no connection serves a second request, files included
+ * (http__second_request), so nothing lws 4.1 misreads into a request's
+ * body is ever run (docs/gateway.md, "Known gaps"). The answer to a HEAD
  * has no body. Every response carries the vhost headers (nosniff, CSP,
  * ...).
  */
@@ -608,7 +611,11 @@ static int http__connect(struct lws *wsi, bool writing)
 
 /* What a draining answer was, kept in lws's opaque pointer of the wsi
  * from the protocol's drop until lws either binds it again (the answer
- * went out whole: the transaction completed) or closes (it did not). */
+ * went out whole: the transaction completed) or closes (it did not).
+ * Otherwise that pointer is NULL until the connection's first request,
+ * &http__served after it (http__second_request). */
+static char http__served;
+
 typedef struct {
     fg_method method;
     size_t len;
@@ -630,12 +637,50 @@ static void http__drop_note_end(struct lws *wsi, bool cut)
 {
     http__drop_note *note = lws_get_opaque_user_data(wsi);
 
-    if (note == NULL)
+    if (note == NULL || (void *)note == &http__served)
         return;
     if (cut)
         http__cut(wsi, note->method, note->path, note->len);
     free(note);
-    lws_set_opaque_user_data(wsi, NULL);
+    lws_set_opaque_user_data(wsi, &http__served);
+}
+
+/*
+ * LWS_CALLBACK_FILTER_HTTP_CONNECTION, for every request (the API's and
+ * the files lws serves): notes that the connection has had one. With
+ * keep_alive off, a second request on it is not served: the connection
+ * closes (-1). The gateway's own answers close their connection then, and
+ * so does a file's (LWS_CALLBACK_HTTP_FILE_COMPLETION); this is for the
+ * answers lws completes itself and keeps the connection after (a 301 to a
+ * directory's slash, a HEAD or a 304 of a file, a 416).
+ */
+static int http__second_request(struct lws *wsi)
+{
+    if (lws_get_opaque_user_data(wsi) == NULL) {
+        lws_set_opaque_user_data(wsi, &http__served);
+        return 0;
+    }
+    if (http__gw(wsi)->cfg.keep_alive)
+        return 0;
+    fp_debug("a second request on a connection (keep_alive off): closed");
+    return -1;
+}
+
+/* LWS_CALLBACK_ADD_HEADERS, for a file lws serves (its mount names our
+ * protocol when keep_alive is off, http__mounts): says the connection
+ * closes after it. Returns 0, or -1 when the headers do not fit. */
+static int http__file_headers(struct lws *wsi, struct lws_process_html_args *args)
+{
+    unsigned char *p = (unsigned char *)args->p, *end = p + args->max_len;
+
+    if (http__gw(wsi)->cfg.keep_alive)
+        return 0;
+    if (lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
+                                     &p, end) != 0)
+        return -1;
+    args->max_len -= (int)(p - (unsigned char *)args->p);
+    args->p = (char *)p;
+    return 0;
 }
 
 /* LWS_CALLBACK_HTTP_DROP_PROTOCOL: the transaction completed (a bind
@@ -692,6 +737,16 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_FILTER_HTTP_CONNECTION:
         if (s != NULL && s->draining)
             return http__pipelined(s);
+        if (http__second_request(wsi) != 0)
+            return -1;
+        break;
+    case LWS_CALLBACK_ADD_HEADERS:
+        return http__file_headers(wsi, in);
+    case LWS_CALLBACK_HTTP_FILE_COMPLETION:
+        /* keep_alive off: closed once the file is out (all of it: lws
+         * calls this when it holds nothing more). */
+        if (!http__gw(wsi)->cfg.keep_alive)
+            return -1;
         break;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (s != NULL && s->draining) {
@@ -843,6 +898,9 @@ static const struct lws_http_mount *http__mounts(const fg_config *c, struct lws_
         head = &m[i];
     }
     if (c->mqtt_js_dir[0] != '\0') {
+        /* keep_alive off: lws asks our protocol for extra headers
+         * (http__file_headers) only when the mount names it. */
+        m[3].protocol = c->keep_alive ? NULL : HTTP__PROTOCOL;
         m[3].mountpoint = "/vendor";
         m[3].mountpoint_len = 7;
         m[3].origin = c->mqtt_js_dir;
@@ -852,6 +910,7 @@ static const struct lws_http_mount *http__mounts(const fg_config *c, struct lws_
         head = &m[3];
     }
     if (c->www_dir[0] != '\0') {
+        m[4].protocol = c->keep_alive ? NULL : HTTP__PROTOCOL;
         m[4].mountpoint = "/";
         m[4].mountpoint_len = 1;
         m[4].origin = c->www_dir;
