@@ -183,6 +183,7 @@ static fb_outcome deliver__payload(fb_bridge *b, fb_outlet *o, const char *text,
 
     if (n == 0)
         return FB_DONE;
+    fb_mqtt_begin(o->mqtt);
     if (!b->deliver_control)
         return deliver__feeds(b, o, text, ids, n);
     fb_mqtt_counters(o->mqtt, &reconnects, &refused);
@@ -356,6 +357,7 @@ static fb_outcome deliver__ribbon(fb_bridge *b, const void *body, size_t len, in
         return FB_DONE;
     }
     losses = deliver__losses(b);
+    fb_mqtt_begin(b->node.mqtt);
     if (fb_mqtt_publish(b->node.mqtt, "ribbon", body, len, true) != 0 ||
         fb_mqtt_flush(b->node.mqtt, NULL) != 0)
         return FB_RETRY_MQTT;
@@ -420,6 +422,7 @@ int fb_deliver_ribbon_from_store(fb_bridge *b)
     if (rc != 0)
         return rc;
     losses = deliver__losses(b);
+    fb_mqtt_begin(b->node.mqtt);
     rc = fb_mqtt_publish(b->node.mqtt, "ribbon", ribbon, strlen(ribbon), true);
     if (rc == 0)
         rc = fb_mqtt_flush(b->node.mqtt, NULL);
@@ -443,6 +446,7 @@ void fb_deliver_ribbon_again(fb_bridge *b)
     if (losses == b->ribbon_losses)
         return;
     /* Tried again at the next turn if the link fails meanwhile. */
+    fb_mqtt_begin(b->node.mqtt);
     if (fb_mqtt_publish(b->node.mqtt, "ribbon", b->ribbon_doc, b->ribbon_len, true) != 0 ||
         fb_mqtt_flush(b->node.mqtt, NULL) != 0)
         return;

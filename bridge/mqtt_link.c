@@ -72,6 +72,7 @@ struct fb_mqtt {
     unsigned char early_rc[65536];          /* ... and that code (read under that bit only) */
     unsigned long outstanding;
     fb_mqtt_batch batch;    /* the current batch's (fb_mqtt_flush) */
+    bool unflushed;         /* publishes since the last flush (fb_mqtt_begin) */
     unsigned long connects; /* CONNACKs that accepted the link */
     unsigned long reconnects;
     unsigned long refused;          /* PUBACKs with a failure reason code */
@@ -565,6 +566,7 @@ int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t l
                               retain ? NULL : m->expiry);
     if (rc == MOSQ_ERR_SUCCESS) {
         pthread_mutex_lock(&m->lock);
+        m->unflushed = true;
         if (mqtt__bit(m->early, mid, false)) {
             if (mqtt__bit(m->early_refused, mid, false))
                 mqtt__batch_refused(m, m->early_rc[mid & 0xffff]);
@@ -606,6 +608,26 @@ static bool mqtt__relink_locked(fb_mqtt *m)
     return true;
 }
 
+/* Lock held: the next publish starts a new batch; the PUBACKs of the
+ * publishes before it no longer count. */
+static void mqtt__batch_clear_locked(fb_mqtt *m)
+{
+    memset(m->pending, 0, sizeof(m->pending));
+    memset(m->early, 0, sizeof(m->early));
+    memset(m->early_refused, 0, sizeof(m->early_refused));
+    m->outstanding = 0;
+    memset(&m->batch, 0, sizeof(m->batch));
+    m->unflushed = false;
+}
+
+void fb_mqtt_begin(fb_mqtt *m)
+{
+    pthread_mutex_lock(&m->lock);
+    if (m->unflushed)
+        mqtt__batch_clear_locked(m);
+    pthread_mutex_unlock(&m->lock);
+}
+
 int fb_mqtt_flush(fb_mqtt *m, fb_mqtt_batch *batch)
 {
     struct timespec until = fp_time_mono_deadline(m->cfg.timeout_ms + 1000);
@@ -628,13 +650,9 @@ int fb_mqtt_flush(fb_mqtt *m, fb_mqtt_batch *batch)
         }
     }
     /* Whatever is still unacknowledged is retried by the caller as a whole. */
-    memset(m->pending, 0, sizeof(m->pending));
-    memset(m->early, 0, sizeof(m->early));
-    memset(m->early_refused, 0, sizeof(m->early_refused));
-    m->outstanding = 0;
     if (batch != NULL)
         *batch = m->batch;
-    memset(&m->batch, 0, sizeof(m->batch));
+    mqtt__batch_clear_locked(m);
     pthread_mutex_unlock(&m->lock);
     if (relink)
         mosquitto_disconnect(m->m);

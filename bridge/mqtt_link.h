@@ -66,6 +66,10 @@ typedef struct {
     unsigned long unsendable; /* dropped unsent (fb_mqtt_unsendable) */
 } fb_mqtt_batch;
 
+/* Starts a batch: the publishes of one that was not flushed (its caller
+ * gave up on a failed publish, to retry it whole later) no longer count,
+ * nor do their PUBACKs, whenever they come. */
+void fb_mqtt_begin(fb_mqtt *m);
 /* Waits until every publish so far is acknowledged. Returns 0, or -EIO
  * (timeout or lost connection: the caller retries the whole batch; after
  * a timeout on a live link, the link connects again, fb_mqtt_relink). A
