@@ -1584,8 +1584,8 @@ static void files_then_hidden(const char *hidden)
         ft_http_raw_then(&env, first, hidden, out, sizeof(out), 5000, 100, &closed);
         if (strncmp(out, "HTTP/1.", 7) != 0 || strncmp(out + 8, want[i], 5) != 0 ||
             occurrences(out, "HTTP/1.") != 1 || !closed)
-            fail_msg("%s, then the request hidden in its body, was answered (%s): %.600s",
-                     heads[i], closed ? "closed" : "left open", out);
+            fail_msg("%s, then the request hidden in its body, was answered (%s): %.600s", heads[i],
+                     closed ? "closed" : "left open", out);
         /* lws writes a 304 and a 301 without asking for headers. */
         if (i < 2)
             assert_non_null(strcasestr(out, "connection: close"));
