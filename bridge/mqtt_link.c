@@ -509,6 +509,7 @@ static void mqtt__refuse_unsendable(fb_mqtt *m, const char *topic, size_t len, i
     pthread_mutex_lock(&m->lock);
     m->unsendable++;
     m->batch.unsendable++;
+    m->unflushed = true;
     first = !mqtt__bit(m->unsendable_seen, rc & 0x3f, true);
     pthread_mutex_unlock(&m->lock);
     if (first)

@@ -90,6 +90,7 @@ typedef struct {
     struct lws_http_mount mounts[5];
     int listen_fd;
     bool accept_paused; /* out of descriptors: accepting waits (http__accept_pause) */
+    bool completing;    /* lws is completing a transaction (http__completed) */
     pthread_t tid;
     bool started;
 } http__worker;
@@ -646,13 +647,13 @@ static void http__drop_note_end(struct lws *wsi, bool cut)
 }
 
 /*
- * LWS_CALLBACK_FILTER_HTTP_CONNECTION, for every request (the API's and
- * the files lws serves): notes that the connection has had one. With
- * keep_alive off, a second request on it is not served: the connection
- * closes (-1). The gateway's own answers close their connection then, and
- * so does a file's (LWS_CALLBACK_HTTP_FILE_COMPLETION); this is for the
- * answers lws completes itself and keeps the connection after (a 301 to a
- * directory's slash, a HEAD or a 304 of a file, a 416).
+ * LWS_CALLBACK_FILTER_HTTP_CONNECTION, for every request lws asks about
+ * (the API's and the files it serves; not a redirect, which it answers
+ * before): notes that the connection has had one. With keep_alive off, a
+ * second request on it is not served: the connection closes (-1). The
+ * gateway's own answers close their connection, a file's too
+ * (LWS_CALLBACK_HTTP_FILE_COMPLETION), and so do the transactions lws
+ * completes itself (http__completed); this is the backstop.
  */
 static int http__second_request(struct lws *wsi)
 {
@@ -664,6 +665,32 @@ static int http__second_request(struct lws *wsi)
         return 0;
     fp_debug("a second request on a connection (keep_alive off): closed");
     return -1;
+}
+
+/*
+ * LWS_CALLBACK_HTTP_DROP_PROTOCOL (in: lws's reason) and the
+ * LWS_CALLBACK_HTTP_BIND_PROTOCOL that follows it at once: with
+ * keep_alive off, a transaction lws completes (an answer it made itself:
+ * a HEAD or a 304 of a file, a 415, a 416) ends the connection, by
+ * failing the bind lws_http_transaction_completed makes to wait for the
+ * next request (it then closes). The gateway's own answers close before
+ * that, and so do files (LWS_CALLBACK_HTTP_FILE_COMPLETION).
+ * http__second_request cannot do this alone: lws answers a redirect (a
+ * 301 to /vendor/) before it asks whether to serve a request. The reason
+ * is the name of the lws 4.1 function that completes transactions.
+ * Returns 0, or -1 (bind) to close.
+ */
+static int http__completed(struct lws *wsi, enum lws_callback_reasons reason, const void *in)
+{
+    http__worker *w = lws_context_user(lws_get_context(wsi));
+    bool completing = w->completing;
+
+    if (reason == LWS_CALLBACK_HTTP_DROP_PROTOCOL) {
+        w->completing = in != NULL && strcmp(in, "lws_http_transaction_completed") == 0;
+        return 0;
+    }
+    w->completing = false;
+    return completing && !http__gw(wsi)->cfg.keep_alive ? -1 : 0;
 }
 
 /* LWS_CALLBACK_ADD_HEADERS, for a file lws serves (its mount names our
@@ -759,9 +786,12 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         if (s != NULL)
             http__dropped(wsi, s);
+        http__completed(wsi, reason, in);
         break;
     case LWS_CALLBACK_HTTP_BIND_PROTOCOL:
         http__drop_note_end(wsi, false);
+        if (http__completed(wsi, reason, in) != 0)
+            return -1;
         break;
     case LWS_CALLBACK_CLOSED_HTTP:
         /* lws drops the protocol first: the note tells of a cut. */

@@ -1562,6 +1562,7 @@ static void app_js_etag(char *etag, size_t cap)
  * Content-Length, and the request in its body sent 100 ms later. */
 static void files_then_hidden(const char *hidden)
 {
+    static const char redirect[] = "GET /vendor HTTP/1.1\r\nHost: evil\r\n\r\n";
     char etag[64], req[512], out[65536];
     const char *heads[4];
     /* lws's 301 says HTTP/1.0. */
@@ -1590,6 +1591,16 @@ static void files_then_hidden(const char *hidden)
         if (i < 2)
             assert_non_null(strcasestr(out, "connection: close"));
     }
+    /* A redirect hidden behind an answer lws completes: lws answers a
+     * redirect before it asks whether to serve the request. */
+    snprintf(req, sizeof(req),
+             "HEAD /app.js HTTP/1.1\r\nHost: x\r\nCache: x\r\nContent-Length: %zu\r\n\r\n",
+             strlen(redirect));
+    ft_http_raw_then(&env, req, redirect, out, sizeof(out), 5000, 100, &closed);
+    if (strncmp(out, "HTTP/1.1 200 ", 13) != 0 || occurrences(out, "HTTP/1.") != 1 || !closed ||
+        strstr(out, "evil") != NULL)
+        fail_msg("HEAD, then a redirect hidden in its body, was answered (%s): %.600s",
+                 closed ? "closed" : "left open", out);
 }
 
 /*

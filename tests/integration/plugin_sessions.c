@@ -46,7 +46,8 @@ static char session_file[PATH_MAX]; /* the plugin's, where the test can read it 
 
 static int setup(void **state)
 {
-    char extra[PATH_MAX + 512], dir[PATH_MAX];
+    char extra[PATH_MAX + 512], dir[PATH_MAX], tun[1024];
+    const char *tunables;
 
     (void)state;
     if (ft_shared_dir(dir, "sessions-XXXXXX") != 0 ||
@@ -68,7 +69,11 @@ static int setup(void **state)
      * (a run measured 400 KiB less after one round than after the next),
      * and has one arena for all threads, so its resident memory after a
      * round is the most it ever held. Brokers of this test inherit it. */
-    setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1", 1);
+    tunables = getenv("GLIBC_TUNABLES");
+    snprintf(tun, sizeof(tun),
+             "%s%sglibc.malloc.trim_threshold=1073741824:glibc.malloc.arena_max=1",
+             tunables != NULL ? tunables : "", tunables != NULL && tunables[0] != '\0' ? ":" : "");
+    setenv("GLIBC_TUNABLES", tun, 1);
     return ft_plugin_env_start(&env, "n1", extra);
 }
 
