@@ -657,6 +657,11 @@ static void http__drop_note_end(struct lws *wsi, bool cut)
  */
 static int http__second_request(struct lws *wsi)
 {
+    http__worker *w = lws_context_user(lws_get_context(wsi));
+
+    /* No transaction is being completed while a request starts: a flag
+     * left by a bind that failed inside lws (out of memory) goes here. */
+    w->completing = false;
     if (lws_get_opaque_user_data(wsi) == NULL) {
         lws_set_opaque_user_data(wsi, &http__served);
         return 0;
