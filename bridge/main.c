@@ -320,11 +320,10 @@ static void main__periodic(fb_bridge *b, int64_t *next_stats)
         return;
     *next_stats = now + MAIN__STATS_EVERY_US;
     fb_mqtt_counters(b->node.mqtt, &reconnects, &refused);
-    refused += fb_mqtt_unsendable(b->node.mqtt);
     if (b->direct.mqtt != NULL) {
         fb_mqtt_counters(b->direct.mqtt, &direct_reconnects, &direct_refused);
         reconnects += direct_reconnects;
-        refused += direct_refused + fb_mqtt_unsendable(b->direct.mqtt);
+        refused += direct_refused;
         fb_mqtt_maintain(b->direct.mqtt); /* stage 1's link */
     }
     atomic_store(&b->stats.v[FB_STAT_RECONNECTS_MQTT], reconnects);

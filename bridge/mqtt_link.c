@@ -68,8 +68,7 @@ struct fb_mqtt {
     int last_connack;                 /* MQTT 5 reason code */
     unsigned char pending[65536 / 8]; /* bit per message id awaiting its PUBACK */
     unsigned char early[65536 / 8];   /* PUBACKs that beat the recording of their mid */
-    unsigned char early_refused[65536 / 8]; /* ... of them, those with a failure code */
-    unsigned char early_rc[65536];          /* ... and that code (read under that bit only) */
+    unsigned char early_rc[65536];    /* ... and their reason codes (read under that bit only) */
     unsigned long outstanding;
     fb_mqtt_batch batch;    /* the current batch's (fb_mqtt_flush) */
     bool unflushed;         /* publishes since the last flush (fb_mqtt_begin) */
@@ -103,10 +102,10 @@ static void mqtt__on_connect(struct mosquitto *mosq, void *obj, int rc, int flag
     pthread_mutex_lock(&m->lock);
     m->connected = rc == 0;
     m->last_connack = rc;
-    if (rc == 0)
+    if (rc == 0) {
         m->max_packet = max_packet;
-    if (rc == 0)
         m->connects++;
+    }
     losses = m->reconnects;
     pthread_cond_broadcast(&m->cond);
     pthread_mutex_unlock(&m->lock);
@@ -197,7 +196,6 @@ static void mqtt__on_publish(struct mosquitto *mosq, void *obj, int mid, int rc,
         /* Its publish is still being recorded (fb_mqtt_publish), or is
          * not of this batch: the recording decides. */
         mqtt__bit(m->early, mid, true);
-        mqtt__bit(m->early_refused, mid, rc >= MQTT__RC_FAILURE);
         m->early_rc[mid & 0xffff] = (unsigned char)rc;
     }
     /* Only the last PUBACK of a batch is worth waking the flusher for. */
@@ -569,7 +567,7 @@ int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t l
         pthread_mutex_lock(&m->lock);
         m->unflushed = true;
         if (mqtt__bit(m->early, mid, false)) {
-            if (mqtt__bit(m->early_refused, mid, false))
+            if (m->early_rc[mid & 0xffff] >= MQTT__RC_FAILURE)
                 mqtt__batch_refused(m, m->early_rc[mid & 0xffff]);
         } else if (!mqtt__bit(m->pending, mid, true)) {
             m->outstanding++;
@@ -615,7 +613,6 @@ static void mqtt__batch_clear_locked(fb_mqtt *m)
 {
     memset(m->pending, 0, sizeof(m->pending));
     memset(m->early, 0, sizeof(m->early));
-    memset(m->early_refused, 0, sizeof(m->early_refused));
     m->outstanding = 0;
     memset(&m->batch, 0, sizeof(m->batch));
     m->unflushed = false;
@@ -721,16 +718,6 @@ void fb_mqtt_counters(fb_mqtt *m, unsigned long *reconnects, unsigned long *refu
 {
     pthread_mutex_lock(&m->lock);
     *reconnects = m->reconnects;
-    *refused = m->refused;
+    *refused = m->refused + m->unsendable;
     pthread_mutex_unlock(&m->lock);
-}
-
-unsigned long fb_mqtt_unsendable(fb_mqtt *m)
-{
-    unsigned long n;
-
-    pthread_mutex_lock(&m->lock);
-    n = m->unsendable;
-    pthread_mutex_unlock(&m->lock);
-    return n;
 }

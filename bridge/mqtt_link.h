@@ -54,7 +54,8 @@ unsigned fb_mqtt_expiry_s(int expiry_ms);
 #define FB_MQTT_BATCH_MAX 10000
 
 /* Queues a QoS 1 publish. Returns 0 or -EIO (not connected). A publish
- * the broker cannot take (see fb_mqtt_unsendable) is dropped: 0 too. */
+ * the broker cannot take (unsendable, fb_mqtt_counters) is dropped: 0
+ * too. */
 int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t len, bool retain);
 
 /* What became of the publishes of one batch, those made since the
@@ -63,7 +64,7 @@ int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t l
 typedef struct {
     unsigned long refused;    /* PUBACKs with a reason code of 128 or more */
     int refused_rc;           /* the first of them; 0: none */
-    unsigned long unsendable; /* dropped unsent (fb_mqtt_unsendable) */
+    unsigned long unsendable; /* dropped unsent (fb_mqtt_counters) */
 } fb_mqtt_batch;
 
 /* Starts a batch: the publishes of one that was not flushed (its caller
@@ -91,12 +92,10 @@ bool fb_mqtt_connected(fb_mqtt *m);
 unsigned long fb_mqtt_connects(fb_mqtt *m);
 /* Connection losses since start (the reconnects counter), and publishes
  * the broker refused (PUBACK reason code >= 128, e.g. 135 not authorised;
- * each distinct reason is logged once). */
+ * each distinct reason is logged once) or could not take: unsendable
+ * ones, dropped unsent (over the Maximum Packet Size of its CONNACK, or
+ * MQTT's limits; each distinct error logged once). */
 void fb_mqtt_counters(fb_mqtt *m, unsigned long *reconnects, unsigned long *refused);
-/* Publishes never sent because the broker could not take them (over the
- * Maximum Packet Size of its CONNACK, or MQTT's limits): dropped, each
- * distinct error logged once. */
-unsigned long fb_mqtt_unsendable(fb_mqtt *m);
 /* Whether a publish of len bytes to a topic of topic_len bytes fits the
  * broker's Maximum Packet Size (true while none is known). */
 bool fb_mqtt_fits(fb_mqtt *m, size_t topic_len, size_t len, bool retain);

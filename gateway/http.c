@@ -823,9 +823,6 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-/* The worker's listening socket, adopted as a raw descriptor: readable
- * means connections wait; each is accepted and given to lws as an HTTP
- * connection of the vhost. */
 /*
  * accept() failed for want of a descriptor or memory (EMFILE, ENFILE,
  * ENOBUFS, ENOMEM): the listening socket stays readable, and polling it
@@ -843,6 +840,9 @@ static void http__accept_pause(struct lws *wsi, http__worker *w, int err)
     lws_set_timer_usecs(wsi, HTTP__ACCEPT_PAUSE_US);
 }
 
+/* The worker's listening socket, adopted as a raw descriptor: readable
+ * means connections wait; each is accepted and given to lws as an HTTP
+ * connection of the vhost. */
 static int http__listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
                                  void *in, size_t len)
 {
