@@ -265,6 +265,9 @@ static int store__configure(fp_store *s, const fp_store_config *c)
     if (c->post_ttl_s < 0)
         return store__invalid(s, "config", "post_ttl out of range");
     s->post_ttl_s = c->post_ttl_s;
+    if (c->revocation_ttl_s < 0)
+        return store__invalid(s, "config", "revocation_ttl out of range");
+    s->revocation_ttl_s = c->revocation_ttl_s;
     if (c->min_replicas < 0 || c->min_replicas > 100)
         return store__invalid(s, "config", "min_replicas out of range (0..100)");
     if (c->wait_timeout_ms < 0 || c->wait_timeout_ms > STORE__TIMEOUT_MS_MAX)
@@ -772,14 +775,15 @@ int fp_store_ribbon_get(fp_store *s, char **ribbon_json)
 /* -------------------------------------------------------- revocation */
 
 /*
- * user.revoked: user_revoked.lua raises revoked:<uid> (never lowers it)
- * and publishes "<uid> <value>" on <prefix>revoked, atomically. Returns 0,
+ * user.revoked: user_revoked.lua raises revoked:<uid> (never lowers it),
+ * sets it to expire revocation_ttl after its value when that is set, and
+ * publishes "<uid> <value>" on <prefix>revoked, atomically. Returns 0,
  * -EINVAL, -EIO or -EPROTO.
  */
 int fp_store_user_revoked(fp_store *s, const fp_event *ev)
 {
-    char key[STORE__KEY_MAX], channel[STORE__KEY_MAX], before[24];
-    const char *argv[4];
+    char key[STORE__KEY_MAX], channel[STORE__KEY_MAX], before[24], ttl[24];
+    const char *argv[5];
     redisReply *r = NULL;
     int rc;
 
@@ -795,7 +799,9 @@ int fp_store_user_revoked(fp_store *s, const fp_event *ev)
     argv[1] = channel;
     argv[2] = ev->user_id;
     argv[3] = before;
-    rc = store__eval(s, STORE__USER_REVOKED, 1, 4, argv, &r);
+    store__i64(ttl, s->revocation_ttl_s);
+    argv[4] = ttl;
+    rc = store__eval(s, STORE__USER_REVOKED, 1, 5, argv, &r);
     if (rc != 0)
         return rc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)

@@ -44,6 +44,7 @@ struct fp_store {
     int feed_length;
     long pull_threshold; /* 0: never pull */
     long post_ttl_s;     /* of post:<id>; 0: never expires */
+    long revocation_ttl_s; /* of revoked:<uid>, from its cut-off; 0: never */
     int ribbon_length;
     int timeout_ms;
     fp_sentinel *sentinel; /* NULL: host and port are the server */

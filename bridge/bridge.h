@@ -40,6 +40,7 @@ typedef struct {
     int64_t feed_length;
     int64_t pull_threshold;
     int64_t post_ttl;
+    int64_t revocation_ttl;
     int64_t ribbon_length;
     char *mqtt_host;
     int64_t mqtt_port;

@@ -115,6 +115,7 @@ static int main__store_up(fb_bridge *b)
                          .pull_threshold =
                              b->cfg.pull_threshold > 0 ? (long)b->cfg.pull_threshold : -1,
                          .post_ttl_s = (long)b->cfg.post_ttl,
+                         .revocation_ttl_s = (long)b->cfg.revocation_ttl,
                          .ribbon_length = (int)b->cfg.ribbon_length,
                          .timeout_ms = (int)b->cfg.timeout_ms,
                          .min_replicas = (int)b->cfg.redis_min_replicas,

@@ -43,6 +43,7 @@ struct fp_jwt_verifier {
     char *audience;     /* NULL = not checked */
     int leeway_s;
     int64_t max_lifetime_s; /* 0 = no limit */
+    bool require_iat;
 };
 
 /* Offsets of the three parts of a compact token. */
@@ -103,9 +104,9 @@ int fp_jwt_alg_parse(const char *s, fp_jwt_alg *out)
 const char *fp_jwt_strerror(int code)
 {
     static const char *const names[] = {
-        "too long",         "malformed", "algorithm", "signature", "expired",     "not yet valid",
-        "issued in future", "issuer",    "audience",  "sub",       "exp missing", "role",
-        "claim type",       "lifetime",
+        "too long",         "malformed", "algorithm",   "signature", "expired",     "not yet valid",
+        "issued in future", "issuer",    "audience",    "sub",       "exp missing", "role",
+        "claim type",       "lifetime",  "iat missing",
     };
     int c = code < 0 ? -code : code;
 
@@ -397,6 +398,7 @@ int fp_jwt_verifier_new(const fp_jwt_config *cfg, fp_jwt_verifier **out, char *e
     v->alg = cfg->alg;
     v->leeway_s = cfg->leeway_s;
     v->max_lifetime_s = cfg->max_lifetime_s;
+    v->require_iat = cfg->require_iat;
     rc = jwt__dup_opt(cfg->issuer, &v->issuer);
     if (rc == 0)
         rc = jwt__dup_opt(cfg->audience, &v->audience);
@@ -654,8 +656,8 @@ static int jwt__check_lifetime(const fp_jwt_verifier *v, const fp_jwt_claims *c,
 }
 
 /* Reads exp (required), nbf and iat into out and checks them against now.
- * exp is strict; nbf and iat get the configured leeway; then the
- * lifetime. */
+ * exp is strict; nbf and iat get the configured leeway; then iat's
+ * presence (require_iat) and the lifetime. */
 static int jwt__check_times(const fp_jwt_verifier *v, const cJSON *claims, int64_t now,
                             fp_jwt_claims *out, char *reason, size_t rlen)
 {
@@ -683,6 +685,8 @@ static int jwt__check_times(const fp_jwt_verifier *v, const cJSON *claims, int64
         return jwt__refuse(reason, rlen, FP_JWT_E_ISSUED_IN_FUTURE,
                            "token issued in the future at %lld (now %lld)", (long long)out->iat,
                            (long long)now);
+    if (v->require_iat && !out->has_iat)
+        return jwt__refuse(reason, rlen, FP_JWT_E_IAT_MISSING, "token has no iat claim");
     return jwt__check_lifetime(v, out, now, reason, rlen);
 }
 
@@ -829,6 +833,11 @@ int fp_jwt_verify(const fp_jwt_verifier *v, const char *token, int64_t now, fp_j
 bool fp_jwt_revoked(bool has_iat, int64_t iat, int64_t before)
 {
     return before > 0 && (!has_iat || iat <= before);
+}
+
+int64_t fp_jwt_revocation_keep(const fp_jwt_config *cfg)
+{
+    return cfg->require_iat && cfg->max_lifetime_s > 0 ? cfg->max_lifetime_s : 0;
 }
 
 /* ------------------------------------------------------------- minting */

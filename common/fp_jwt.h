@@ -13,7 +13,8 @@
  * 0..2^53-1, else FP_JWT_E_CLAIM_TYPE):
  *   exp  required; refused when now >= exp (no leeway)
  *   nbf  optional; refused when now + leeway < nbf
- *   iat  optional; refused when iat > now + leeway
+ *   iat  optional (required with require_iat); refused when
+ *        iat > now + leeway
  *   iss  exact string match when an issuer is configured
  *   aud  string equal to, or array containing, the configured audience
  *   sub  required; a valid id (fp_id_valid)
@@ -75,6 +76,7 @@ typedef enum {
     FP_JWT_E_ROLE,             /* role neither "user" nor "service" */
     FP_JWT_E_CLAIM_TYPE,       /* a claim has the wrong JSON type */
     FP_JWT_E_LIFETIME,         /* exp - iat over the configured maximum */
+    FP_JWT_E_IAT_MISSING,      /* no iat claim, and require_iat is set */
 } fp_jwt_refusal;
 
 /* Short name for a refusal code, negative or positive ("expired",
@@ -95,6 +97,11 @@ typedef struct {
     /* Longest accepted lifetime, exp - iat (exp - now for a token without
      * iat), in seconds; 0 = no limit, else 1..FP_JWT_LIFETIME_MAX. */
     int64_t max_lifetime_s;
+    /* Refuse tokens without iat (FP_JWT_E_IAT_MISSING). With a maximum
+     * lifetime too, a revocation's cut-off can be forgotten max_lifetime_s
+     * after it (fp_jwt_revocation_expires): no token it revokes is valid
+     * then, while a token without iat would be valid again. */
+    bool require_iat;
 } fp_jwt_config;
 
 /* Opaque; holds the key bytes read once and the configuration copied. */
@@ -137,6 +144,16 @@ int fp_jwt_verify(const fp_jwt_verifier *v, const char *token, int64_t now, fp_j
  * needs tokens issued at T + 1 or later.
  */
 bool fp_jwt_revoked(bool has_iat, int64_t iat, int64_t before);
+
+/*
+ * How long a revocation matters under cfg, in seconds; 0 = for ever.
+ * With require_iat and a maximum lifetime, every token a cut-off revokes
+ * (iat <= before) has exp <= before + max_lifetime_s, so from that second
+ * on the cut-off refuses nothing cfg would accept and can be forgotten.
+ * Without iat required, a token without iat issued before the cut-off
+ * may have any exp: the cut-off is kept for ever.
+ */
+int64_t fp_jwt_revocation_keep(const fp_jwt_config *cfg);
 
 /* Claims for fp_jwt_mint. sub must be a valid id and exp > 0; iat and nbf
  * are omitted when 0, iss and aud when NULL or "". role "service" is

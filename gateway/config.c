@@ -42,6 +42,8 @@ static const fp_conf_opt config__table[] = {
      "clock-skew allowance for nbf/iat, seconds"},
     {"jwt_max_lifetime", FP_CONF_INT, offsetof(fg_config, jwt_max_lifetime), "0", 0,
      FP_JWT_LIFETIME_MAX, false, "longest token lifetime (exp - iat) accepted, seconds; 0 = none"},
+    {"jwt_require_iat", FP_CONF_BOOL, offsetof(fg_config, jwt_require_iat), "off", 0, 0, false,
+     "refuse tokens without iat (as plugin_opt_require_iat)"},
     {"dev_mode", FP_CONF_BOOL, offsetof(fg_config, dev_mode), "off", 0, 0, false,
      "serve POST /api/v1/dev/token: tokens for anyone who asks (never in production)"},
     {"jwt_signing_key", FP_CONF_STRING, offsetof(fg_config, jwt_signing_key), "", 0, 0, false,

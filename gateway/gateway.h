@@ -58,6 +58,7 @@ typedef struct {
     char *jwt_audience;
     int64_t jwt_leeway;
     int64_t jwt_max_lifetime;
+    bool jwt_require_iat;
     bool dev_mode;
     char *jwt_signing_key;
     int64_t dev_token_ttl;

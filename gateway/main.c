@@ -104,6 +104,7 @@ static int main__keys(fg_gateway *gw)
     jc.audience = gw->cfg.jwt_audience;
     jc.leeway_s = (int)gw->cfg.jwt_leeway;
     jc.max_lifetime_s = gw->cfg.jwt_max_lifetime;
+    jc.require_iat = gw->cfg.jwt_require_iat;
     if (gw->cfg.dev_mode && jc.max_lifetime_s > 0 && gw->cfg.dev_token_ttl > jc.max_lifetime_s) {
         fp_error("dev_token_ttl %lld is over jwt_max_lifetime %lld: dev tokens would be refused",
                  (long long)gw->cfg.dev_token_ttl, (long long)jc.max_lifetime_s);

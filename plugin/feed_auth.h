@@ -61,6 +61,7 @@ typedef struct {
     char *audience; /* optional */
     int64_t leeway;
     int64_t max_lifetime; /* seconds, exp - iat; 0 = no limit */
+    bool require_iat;     /* tokens without iat refused; revocations then expire */
     char *node_id;
     fp_redis_options redis;     /* redis_host ... redis_master_name */
     int64_t heartbeat_interval; /* seconds; node:<id> lives 3 intervals */
@@ -184,15 +185,22 @@ typedef struct {
     pthread_mutex_t lock;
     fa_revocation *map;
     atomic_bool pending; /* new entries the broker thread has not acted on */
-    atomic_bool dirty;   /* raised since the file was last written */
+    atomic_bool dirty;   /* changed since the file was last written */
     const char *file;    /* plugin_opt_revocation_file (options own it), or NULL */
+    int64_t keep_s;      /* a cut-off is dropped keep_s after it; 0 = kept for ever */
+    int64_t next_prune;  /* unix seconds: no prune before (Redis thread only) */
 } fa_revocations;
 
-/* An empty table; file: where it is kept (NULL: in memory only). */
-int fa_revocations_init(fa_revocations *r, const char *file);
+/* An empty table; file: where it is kept (NULL: in memory only); keep_s:
+ * how long a cut-off matters (fp_jwt_revocation_keep; 0 = for ever). */
+int fa_revocations_init(fa_revocations *r, const char *file, int64_t keep_s);
 void fa_revocations_destroy(fa_revocations *r);
-/* Raises the cut-off for sub (never lowers it). Any thread. */
-void fa_revocations_raise(fa_revocations *r, const char *sub, int64_t before);
+/* Raises the cut-off for sub (never lowers it); one already past keep_s
+ * at now (unix seconds) is ignored. Any thread. */
+void fa_revocations_raise(fa_revocations *r, const char *sub, int64_t before, int64_t now);
+/* Drops the cut-offs past keep_s at now, at most once a minute or once
+ * per keep_s if shorter (Redis thread). Returns how many went; the file is then due for a write. */
+size_t fa_revocations_prune(fa_revocations *r, int64_t now);
 /* The cut-off for sub, 0 when none. Any thread. */
 int64_t fa_revocations_get(fa_revocations *r, const char *sub);
 /* Loads the table's file, at start (none yet: nothing). Returns 0 or
@@ -285,6 +293,7 @@ typedef struct fa_plugin {
     fa_sessions sessions;
     fa_presence presence;
     fa_revocations revocations;
+    int64_t revocation_keep; /* seconds a cut-off matters; 0 = for ever */
     fa_redis *redis;
     int64_t next_expiry_check_ms; /* monotonic; next expiry sweep */
     uint64_t held_changes;        /* changes to held sessions since start */

@@ -31,6 +31,8 @@ static const fp_conf_opt options__table[] = {
      "clock-skew allowance for nbf/iat, seconds"},
     {"max_lifetime", FP_CONF_INT, offsetof(fa_options, max_lifetime), "0", 0, FP_JWT_LIFETIME_MAX,
      false, "longest token lifetime (exp - iat) accepted, seconds; 0 = none"},
+    {"require_iat", FP_CONF_BOOL, offsetof(fa_options, require_iat), "off", 0, 0, false,
+     "refuse tokens without iat (with max_lifetime, revocations are then forgotten after it)"},
     {"node_id", FP_CONF_STRING, offsetof(fa_options, node_id), NULL, 0, 0, true,
      "this broker's node id"},
     FP_REDIS_CONF_OPTIONS(fa_options, redis),

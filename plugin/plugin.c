@@ -69,11 +69,13 @@ static int plugin__load_verifier(fa_plugin *pl)
     cfg.audience = pl->opts.audience;
     cfg.leeway_s = (int)pl->opts.leeway;
     cfg.max_lifetime_s = pl->opts.max_lifetime;
+    cfg.require_iat = pl->opts.require_iat;
     rc = fp_jwt_verifier_new(&cfg, &pl->verifier, err, sizeof(err));
     if (rc != 0) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: %s", err);
         return -EINVAL;
     }
+    pl->revocation_keep = fp_jwt_revocation_keep(&cfg);
     return 0;
 }
 
@@ -124,7 +126,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         goto error_options;
     if (fa_presence_init(&pl->presence) != 0)
         goto error_verifier;
-    if (fa_revocations_init(&pl->revocations, pl->opts.revocation_file) != 0)
+    if (fa_revocations_init(&pl->revocations, pl->opts.revocation_file, pl->revocation_keep) != 0)
         goto error_presence;
     if (fa_revocations_load(&pl->revocations) != 0)
         goto error_held;
@@ -145,6 +147,14 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     mosquitto_log_printf(MOSQ_LOG_INFO,
                          "feed_auth: node %s, %s tokens, presence in Redis %s (prefix \"%s\")",
                          pl->opts.node_id, pl->opts.alg, where, pl->opts.redis.prefix);
+    if (pl->revocation_keep > 0)
+        mosquitto_log_printf(MOSQ_LOG_INFO,
+                             "feed_auth: tokens need iat; a revocation is forgotten %lld s after "
+                             "its cut-off (max_lifetime)",
+                             (long long)pl->revocation_keep);
+    else if (pl->opts.require_iat)
+        mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: tokens need iat; revocations are kept for "
+                                            "ever (no max_lifetime)");
     *userdata = pl;
     return MOSQ_ERR_SUCCESS;
 

@@ -322,7 +322,7 @@ static void redis__apply_revocation(fa_redis *rs, const char *uid, const char *b
                    fp_id_valid(uid) ? uid : "(invalid id)");
         return;
     }
-    fa_revocations_raise(rs->revocations, uid, before);
+    fa_revocations_raise(rs->revocations, uid, before, (int64_t)time(NULL));
 }
 
 static void redis__on_message(fa_redis *rs, const redisReply *r)
@@ -367,8 +367,8 @@ static void redis__prefix_pattern(const char *key, char *out)
 }
 
 /*
- * Writes the revocations to plugin_opt_revocation_file if they rose since
- * the last write (fa_revocations_save), unless a failed write is waiting
+ * Writes the revocations to plugin_opt_revocation_file if they changed
+ * since the last write (fa_revocations_save), unless a failed write is waiting
  * for its retry time. Called at every turn of the thread's loop, with
  * Redis up or down, so a failed write is tried again every
  * REDIS__SAVE_RETRY_MS until it works, whether or not another revocation
@@ -399,6 +399,16 @@ static void redis__save_revocations(fa_redis *rs)
     else
         redis__log(rs, MOSQ_LOG_INFO, "%zu revocations saved to %s", n, rs->revocations->file);
     rs->save_failing = false;
+}
+
+/* Drops the revocations older than max_lifetime (with require_iat; at
+ * most once a minute, fa_revocations_prune) and logs how many went. */
+static void redis__prune_revocations(fa_redis *rs)
+{
+    size_t n = fa_revocations_prune(rs->revocations, (int64_t)time(NULL));
+
+    if (n > 0)
+        redis__log(rs, MOSQ_LOG_INFO, "%zu revocations older than max_lifetime dropped", n);
 }
 
 /* Loads every <prefix>revoked:<uid> key (SCAN + GET, pipelined per page). */
@@ -595,6 +605,7 @@ static void *redis__main(void *arg)
     int rc;
 
     while (!atomic_load(&rs->stop)) {
+        redis__prune_revocations(rs);
         redis__save_revocations(rs);
         if (rs->connected) {
             rc = redis__step(rs);

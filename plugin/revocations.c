@@ -11,11 +11,20 @@
  * broker accepts a client: a broker that starts while Redis is out of
  * reach still refuses the tokens revoked before. Without it, those
  * tokens are accepted until the plugin first reaches Redis.
+ *
+ * With require_iat and max_lifetime (fp_jwt_revocation_keep), a cut-off
+ * is forgotten max_lifetime after it: every token it revoked has expired
+ * by then. Cut-offs already that old are not taken in (from Redis or the
+ * file), and the Redis thread drops the others once a minute (or once
+ * per max_lifetime when that is shorter), so the table and the file hold
+ * only the revocations that still refuse something. Without both options
+ * they are kept for ever.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -23,13 +32,18 @@
 #include "feed_auth.h"
 
 #define REVOCATIONS__MAGIC "feedpush-revocations 1"
+/* Longest time between two prunes of the table, seconds: a shorter
+ * keep time prunes as often as it lasts. */
+#define REVOCATIONS__PRUNE_PERIOD 60
 
-int fa_revocations_init(fa_revocations *r, const char *file)
+int fa_revocations_init(fa_revocations *r, const char *file, int64_t keep_s)
 {
     int rc;
 
     r->map = NULL;
     r->file = file;
+    r->keep_s = keep_s;
+    r->next_prune = 0;
     atomic_init(&r->pending, false);
     atomic_init(&r->dirty, false);
     rc = pthread_mutex_init(&r->lock, NULL);
@@ -48,13 +62,22 @@ void fa_revocations_destroy(fa_revocations *r)
     pthread_mutex_destroy(&r->lock);
 }
 
-/* Raises sub's cut-off; true when it rose. */
-static bool revocations__raise(fa_revocations *r, const char *sub, int64_t before)
+/* Is a cut-off at before past its keep time at now? before may be any
+ * value a damaged file or key holds, so keep_s (at most ten years) is
+ * taken from now, a clock reading: no overflow. */
+static bool revocations__expired(const fa_revocations *r, int64_t before, int64_t now)
+{
+    return r->keep_s > 0 && before <= now - r->keep_s;
+}
+
+/* Raises sub's cut-off; true when it rose. A cut-off past its keep time
+ * is not taken (false). */
+static bool revocations__raise(fa_revocations *r, const char *sub, int64_t before, int64_t now)
 {
     fa_revocation *e = NULL;
     bool raised = false;
 
-    if (!fp_id_valid(sub) || before <= 0)
+    if (!fp_id_valid(sub) || before <= 0 || revocations__expired(r, before, now))
         return false;
     pthread_mutex_lock(&r->lock);
     HASH_FIND_STR(r->map, sub, e);
@@ -73,13 +96,45 @@ static bool revocations__raise(fa_revocations *r, const char *sub, int64_t befor
     return raised;
 }
 
-void fa_revocations_raise(fa_revocations *r, const char *sub, int64_t before)
+void fa_revocations_raise(fa_revocations *r, const char *sub, int64_t before, int64_t now)
 {
-    if (!revocations__raise(r, sub, before))
+    if (!revocations__raise(r, sub, before, now))
         return;
     atomic_store(&r->pending, true);
     if (r->file != NULL)
         atomic_store(&r->dirty, true);
+}
+
+/*
+ * Drops every cut-off past its keep time at now, and marks the file due
+ * for a write when one went. Runs at most once every
+ * REVOCATIONS__PRUNE_PERIOD seconds, or keep_s if shorter (the Redis
+ * thread calls it at every turn of its loop), so a cut-off stays at most
+ * that long past its time. A pass holds the table's lock: an auth waits
+ * for at most one pass over the table. Returns how many went.
+ */
+size_t fa_revocations_prune(fa_revocations *r, int64_t now)
+{
+    fa_revocation *e, *tmp;
+    size_t n = 0;
+
+    if (r->keep_s <= 0 || now < r->next_prune)
+        return 0;
+    r->next_prune =
+        now + (r->keep_s < REVOCATIONS__PRUNE_PERIOD ? r->keep_s : REVOCATIONS__PRUNE_PERIOD);
+    pthread_mutex_lock(&r->lock);
+    HASH_ITER(hh, r->map, e, tmp)
+    {
+        if (revocations__expired(r, e->before, now)) {
+            HASH_DEL(r->map, e);
+            free(e);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (n > 0 && r->file != NULL)
+        atomic_store(&r->dirty, true);
+    return n;
 }
 
 int64_t fa_revocations_get(fa_revocations *r, const char *sub)
@@ -94,8 +149,9 @@ int64_t fa_revocations_get(fa_revocations *r, const char *sub)
     return before;
 }
 
-/* Applies one "<uid> <cut-off>" line of the file. True when well formed. */
-static bool revocations__load_line(fa_revocations *r, const char *line)
+/* Applies one "<uid> <cut-off>" line of the file; counts it in *old when
+ * past its keep time at now. True when well formed. */
+static bool revocations__load_line(fa_revocations *r, const char *line, int64_t now, size_t *old)
 {
     char sub[FP_ID_BUFSZ];
     long long before;
@@ -104,7 +160,10 @@ static bool revocations__load_line(fa_revocations *r, const char *line)
     if (sscanf(line, "%64s %lld%n", sub, &before, &end) != 2 || line[end] != '\n' ||
         !fp_id_valid(sub) || before <= 0)
         return false;
-    revocations__raise(r, sub, before);
+    if (revocations__expired(r, before, now))
+        (*old)++;
+    else
+        revocations__raise(r, sub, before, now);
     return true;
 }
 
@@ -116,7 +175,8 @@ static bool revocations__load_line(fa_revocations *r, const char *line)
  */
 int fa_revocations_load(fa_revocations *r)
 {
-    size_t loaded = 0, bad = 0, cap = 0;
+    size_t loaded = 0, bad = 0, old = 0, cap = 0;
+    int64_t now = (int64_t)time(NULL);
     char *line = NULL;
     FILE *f;
     int rc;
@@ -140,7 +200,7 @@ int fa_revocations_load(fa_revocations *r)
         return -EINVAL;
     }
     while (getline(&line, &cap, f) >= 0) {
-        if (revocations__load_line(r, line))
+        if (revocations__load_line(r, line, now, &old))
             loaded++;
         else
             bad++;
@@ -158,6 +218,15 @@ int fa_revocations_load(fa_revocations *r)
     if (bad > 0)
         mosquitto_log_printf(MOSQ_LOG_WARNING, "feed_auth: %s: %zu malformed lines skipped",
                              r->file, bad);
+    if (old > 0) {
+        /* The next write leaves them out. */
+        atomic_store(&r->dirty, true);
+        mosquitto_log_printf(MOSQ_LOG_INFO,
+                             "feed_auth: %zu revocations loaded from %s, %zu older than "
+                             "max_lifetime dropped",
+                             loaded - old, r->file, old);
+        return 0;
+    }
     mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: %zu revocations loaded from %s", loaded,
                          r->file);
     return 0;

@@ -69,6 +69,10 @@ typedef struct {
     /* post:<id> (a post's body) expires this many seconds after it is
      * stored; 0: never. Feed reads skip ids whose body is gone. */
     long post_ttl_s;
+    /* revoked:<uid> expires this many seconds after its cut-off (its
+     * value); 0: never. Safe only when every verifier requires iat and
+     * caps the lifetime at most this (fp_jwt_revocation_keep). */
+    long revocation_ttl_s;
     int timeout_ms;     /* connect and per-command I/O; 0: FP_STORE_TIMEOUT_MS_DEFAULT */
     /* Redis Sentinel: "host[:port],..." of the Sentinels (NULL or "": none,
      * host and port name the server) and the primary's name there. */

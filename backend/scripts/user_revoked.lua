@@ -2,15 +2,19 @@
 -- broker node.
 --
 -- KEYS[1]: revoked:<uid>.
--- ARGV: channel (<prefix>revoked), user id, before (unix s, decimal).
+-- ARGV: channel (<prefix>revoked), user id, before (unix s, decimal),
+-- ttl (seconds the key outlives the cut-off in effect; 0: for ever).
 --
 -- revoked:<uid> becomes max(current, before): it is never lowered (a value
 -- that is not a number counts as absent). Then "<uid> <value>" is published
 -- with the value now in effect, so a redelivered or older event repeats the
--- current cut-off instead of announcing a lower one. Values stay strings
--- (Lua numbers would print 2^53 in exponent form).
+-- current cut-off instead of announcing a lower one. With a ttl the key
+-- expires ttl seconds after the value in effect (EXPIREAT at every event,
+-- so a key written before the ttl was set gets one too, and one already
+-- past it goes at once). Values stay strings (Lua numbers would print 2^53
+-- in exponent form).
 -- Returns {raised (1/0), value in effect}.
-local key, channel, uid, before = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local key, channel, uid, before, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 
 local cur = redis.call('GET', key)
 local raised = 0
@@ -18,6 +22,11 @@ if not cur or not tonumber(cur) or tonumber(cur) < tonumber(before) then
     redis.call('SET', key, before)
     cur = before
     raised = 1
+end
+if ttl > 0 then
+    -- pcall: a value set by hand that no expiry time can follow (1e300)
+    -- keeps the key for ever rather than failing the event.
+    redis.pcall('EXPIREAT', key, tonumber(cur) + ttl)
 end
 redis.call('PUBLISH', channel, uid .. ' ' .. cur)
 return {raised, cur}

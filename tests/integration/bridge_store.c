@@ -806,6 +806,56 @@ static void test_revocation(void **state)
     revoke(e->st, "u2", 9007199254740992LL);
     check_message(sub, "u2 9007199254740992");
     check_value(e->rc, PREFIX "revoked:u2", "9007199254740992");
+    assert_int_equal(ft_redis_int(e->rc, "TTL %s", PREFIX "revoked:u1"), -1); /* for ever */
+    redisFree(sub);
+}
+
+/* revocation_ttl: the key expires ttl after the cut-off in effect, the
+ * expiry follows a raise, a key kept for ever gets one at its next event,
+ * and a cut-off already older than the ttl is announced but not kept. */
+static void test_revocation_ttl(void **state)
+{
+    env *e = *state;
+    fp_store_config cfg = store_config(&e->redis, PREFIX);
+    long long now = (long long)time(NULL);
+    redisContext *sub = ft_redis_connect(e->redis.port);
+    fp_store *st = NULL;
+    char text[64];
+
+    cfg.revocation_ttl_s = 3600;
+    assert_int_equal(fp_store_open(&st, &cfg), 0);
+    run(sub, "SUBSCRIBE %s", PREFIX "revoked");
+
+    revoke(st, "t1", now);
+    snprintf(text, sizeof(text), "t1 %lld", now);
+    check_message(sub, text);
+    assert_int_equal(ft_redis_int(e->rc, "EXPIRETIME %s", PREFIX "revoked:t1"), now + 3600);
+    revoke(st, "t1", now + 60);
+    snprintf(text, sizeof(text), "t1 %lld", now + 60);
+    check_message(sub, text);
+    assert_int_equal(ft_redis_int(e->rc, "EXPIRETIME %s", PREFIX "revoked:t1"), now + 3660);
+    revoke(st, "t1", now); /* not lowered, nor its expiry */
+    check_message(sub, text);
+    assert_int_equal(ft_redis_int(e->rc, "EXPIRETIME %s", PREFIX "revoked:t1"), now + 3660);
+
+    run(e->rc, "SET %s %lld", PREFIX "revoked:t2", now);
+    assert_int_equal(ft_redis_int(e->rc, "EXPIRETIME %s", PREFIX "revoked:t2"), -1);
+    revoke(st, "t2", now - 10);
+    snprintf(text, sizeof(text), "t2 %lld", now);
+    check_message(sub, text);
+    assert_int_equal(ft_redis_int(e->rc, "EXPIRETIME %s", PREFIX "revoked:t2"), now + 3600);
+
+    revoke(st, "t3", now - 3600);
+    snprintf(text, sizeof(text), "t3 %lld", now - 3600);
+    check_message(sub, text);
+    assert_int_equal(ft_redis_int(e->rc, "EXISTS %s", PREFIX "revoked:t3"), 0);
+
+    /* A value no expiry can follow, set by hand, stays for ever. */
+    run(e->rc, "SET %s 1e300", PREFIX "revoked:t4");
+    revoke(st, "t4", now);
+    check_message(sub, "t4 1e300");
+    assert_int_equal(ft_redis_int(e->rc, "EXPIRETIME %s", PREFIX "revoked:t4"), -1);
+    fp_store_free(st);
     redisFree(sub);
 }
 
@@ -1363,7 +1413,8 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_feed_cap),         T(test_redelivery),
         T(test_online_targeting), T(test_post_deleted),
         T(test_follow_unfollow),  T(test_ribbon),
-        T(test_revocation),       T(test_noscript_recovery),
+        T(test_revocation),       T(test_revocation_ttl),
+        T(test_noscript_recovery),
         T(test_restart),          T(test_bad_arguments),
         T(test_readonly_and_sync), T(test_big_fanout),
         T(test_pull_author),      T(test_list_feed_upgrade),

@@ -1843,6 +1843,30 @@ static void test_max_lifetime(void **state)
     free(too_long);
 }
 
+/* jwt_require_iat: a token without iat is refused, one with iat accepted;
+ * without the option both are accepted. */
+static void test_require_iat(void **state)
+{
+    int64_t now = (int64_t)time(NULL);
+    char *with = ft_plugin_env_token(&env.b.p, "ivy", now, now + 3600, FP_ROLE_USER);
+    char *without = ft_plugin_env_token(&env.b.p, "ivy", 0, now + 3600, FP_ROLE_USER);
+    cJSON *j;
+
+    (void)state;
+    setenv("FEEDPUSH_JWT_REQUIRE_IAT", "on", 1);
+    assert_int_equal(ft_gateway_start(&env), 0);
+    cJSON_Delete(call(200, "GET", "/api/v1/feed", with, NULL));
+    j = call(401, "GET", "/api/v1/feed", without, NULL);
+    assert_string_equal(str(j, "error"), "unauthorized");
+    assert_string_equal(str(j, "message"), "token refused: token has no iat claim");
+    cJSON_Delete(j);
+    unsetenv("FEEDPUSH_JWT_REQUIRE_IAT");
+    assert_int_equal(ft_gateway_start(&env), 0);
+    cJSON_Delete(call(200, "GET", "/api/v1/feed", without, NULL));
+    free(with);
+    free(without);
+}
+
 /* Does file path hold text after byte offset from? */
 static bool file_has_after(const char *path, long from, const char *text)
 {
@@ -2318,6 +2342,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_out_of_descriptors),
         cmocka_unit_test(test_http10_whole),
         cmocka_unit_test(test_max_lifetime),
+        cmocka_unit_test(test_require_iat),
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_idle_publisher),
         cmocka_unit_test(test_publisher_relink),

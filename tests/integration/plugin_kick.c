@@ -379,6 +379,28 @@ static void test_prefix_is_not_a_pattern(void **state)
     assert_int_equal(ft_plugin_env_stop(&e2), 0);
 }
 
+/* path (PATH_MAX + 16 bytes): a revocation file in a fresh directory the
+ * broker may write in. */
+static void revocation_path(char *path)
+{
+    char dir[PATH_MAX];
+
+    assert_int_equal(ft_shared_dir(dir, "revocations-XXXXXX"), 0);
+    snprintf(path, PATH_MAX + 16, "%s/revoked", dir);
+}
+
+/* Starts a Redis of its own and a broker (node) beside it whose plugin
+ * keeps its revocations in path, with the plugin_opt_ lines more. */
+static void revocation_env_start(ft_plugin_env *e, ft_server *redis, const char *node,
+                                 const char *path, const char *more)
+{
+    char extra[PATH_MAX + 256];
+
+    snprintf(extra, sizeof(extra), "plugin_opt_revocation_file %s\n%s", path, more);
+    assert_int_equal(ft_server_start(redis, "redis", NULL), 0);
+    assert_int_equal(ft_plugin_env_start_on(e, node, redis, extra), 0);
+}
+
 /*
  * revocation_file: a broker restarted while Redis is out of reach still
  * refuses a revoked token. keep is revoked (the key and the message, as
@@ -390,8 +412,7 @@ static void test_prefix_is_not_a_pattern(void **state)
 static void test_revocation_file_survives_restart(void **state)
 {
     int64_t now = (int64_t)time(NULL), before = now + 1;
-    char dir[PATH_MAX], path[PATH_MAX + 16], extra[PATH_MAX + 64], line[96];
-    char failed[PATH_MAX + 64];
+    char path[PATH_MAX + 16], line[96], failed[PATH_MAX + 64];
     char *old, *fresh;
     ft_plugin_env e2;
     ft_server redis;
@@ -401,11 +422,8 @@ static void test_revocation_file_survives_restart(void **state)
     long from;
 
     (void)state;
-    assert_int_equal(ft_shared_dir(dir, "revocations-XXXXXX"), 0);
-    snprintf(path, sizeof(path), "%s/revoked", dir);
-    snprintf(extra, sizeof(extra), "plugin_opt_revocation_file %s\n", path);
-    assert_int_equal(ft_server_start(&redis, "redis", NULL), 0);
-    assert_int_equal(ft_plugin_env_start_on(&e2, "n3", &redis, extra), 0);
+    revocation_path(path);
+    revocation_env_start(&e2, &redis, "n3", path, "");
     old = ft_plugin_env_token(&e2, "keep", now - 10, now + 3600, FP_ROLE_USER);
     fresh = ft_plugin_env_token(&e2, "keep", before + 1, before + 3600, FP_ROLE_USER);
     rc = ft_redis_connect(redis.port);
@@ -459,7 +477,7 @@ static void test_revocation_file_survives_restart(void **state)
 static void test_revocation_file_write_retried(void **state)
 {
     int64_t now = (int64_t)time(NULL), before = now + 1;
-    char dir[PATH_MAX], path[PATH_MAX + 16], tmp[PATH_MAX + 32], extra[PATH_MAX + 64], line[96];
+    char path[PATH_MAX + 16], tmp[PATH_MAX + 32], line[96];
     char again[PATH_MAX + 64], *old;
     ft_plugin_env e2;
     ft_server redis;
@@ -468,12 +486,9 @@ static void test_revocation_file_write_retried(void **state)
     long from;
 
     (void)state;
-    assert_int_equal(ft_shared_dir(dir, "revocations-XXXXXX"), 0);
-    snprintf(path, sizeof(path), "%s/revoked", dir);
+    revocation_path(path);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    snprintf(extra, sizeof(extra), "plugin_opt_revocation_file %s\n", path);
-    assert_int_equal(ft_server_start(&redis, "redis", NULL), 0);
-    assert_int_equal(ft_plugin_env_start_on(&e2, "n4", &redis, extra), 0);
+    revocation_env_start(&e2, &redis, "n4", path, "");
     old = ft_plugin_env_token(&e2, "keep", now - 10, now + 3600, FP_ROLE_USER);
     rc = ft_redis_connect(redis.port);
     wait_plugin_subscribed(rc);
@@ -505,6 +520,98 @@ static void test_revocation_file_write_retried(void **state)
     assert_int_equal(ft_plugin_env_stop(&e2), 0);
 }
 
+/* Waits up to timeout_ms until the file at path no longer holds line. */
+static bool file_line_gone_wait(const char *path, const char *line, int timeout_ms)
+{
+    int64_t end = fp_time_mono_ms() + timeout_ms;
+
+    while (ft_file_has_line(path, line)) {
+        if (fp_time_mono_ms() >= end)
+            return false;
+        ft_sleep_ms(20);
+    }
+    return true;
+}
+
+/*
+ * require_iat with max_lifetime 4: a revocation is forgotten 4 s after its
+ * cut-off, when every token it revoked has expired.
+ *  - At start, the file's cut-off from 1970 is dropped (and left out of
+ *    the file), one from the future is kept.
+ *  - A token without iat is refused, even of a user never revoked.
+ *  - gone is revoked now: its token issued before is refused and the
+ *    cut-off reaches the file; an ancient cut-off sent on the channel
+ *    (anc) is not taken in.
+ *  - Within max_lifetime + the prune period (4 s + 4 s) of the cut-off,
+ *    gone's line leaves the file, and the drop is logged; the future
+ *    cut-off stays.
+ */
+static void test_revocation_forgotten_after_max_lifetime(void **state)
+{
+    int64_t now = (int64_t)time(NULL), before;
+    char path[PATH_MAX + 16], line[96], kept[96];
+    char *old, *noiat;
+    ft_plugin_env e2;
+    ft_server redis;
+    redisContext *rc;
+    ft_mqtt c;
+    FILE *f;
+    long from;
+
+    (void)state;
+    revocation_path(path);
+    snprintf(kept, sizeof(kept), "later %lld\n", (long long)(now + 3600));
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "feedpush-revocations 1\nstale 1000\n%s", kept);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, 0666), 0);
+    revocation_env_start(&e2, &redis, "n5", path,
+                         "plugin_opt_require_iat true\nplugin_opt_max_lifetime 4\n");
+    assert_true(ft_plugin_env_log_wait(&e2, 0, "1 revocations loaded from", 5000));
+    assert_true(ft_plugin_env_log_wait(&e2, 0, "1 older than max_lifetime dropped", 5000));
+    assert_true(file_line_gone_wait(path, "stale 1000\n", 5000));
+    assert_true(ft_file_has_line(path, kept));
+
+    now = (int64_t)time(NULL);
+    noiat = ft_plugin_env_token(&e2, "fresh", 0, now + 3, FP_ROLE_USER);
+    from = ft_plugin_env_log_size(&e2);
+    assert_int_equal(ft_mqtt_connect(&c, e2.mosq.port, "fresh-1", "fresh", noiat, 4, 3000), 5);
+    ft_mqtt_close(&c);
+    assert_true(ft_plugin_env_log_wait(&e2, from, "token refused (iat missing)", 5000));
+
+    rc = ft_redis_connect(redis.port);
+    wait_plugin_subscribed(rc);
+    before = (int64_t)time(NULL);
+    old = ft_plugin_env_token(&e2, "gone", before - 1, before + 3, FP_ROLE_USER);
+    from = ft_plugin_env_log_size(&e2);
+    assert_int_equal(ft_redis_int(rc, "PUBLISH revoked %s", "anc 1000"), 1);
+    snprintf(line, sizeof(line), "gone %lld", (long long)before);
+    ft_redis_ok(rc, "SET revoked:gone %lld", (long long)before);
+    assert_int_equal(ft_redis_int(rc, "PUBLISH revoked %s", line), 1);
+    strcat(line, "\n");
+    assert_true(ft_file_line_wait(path, line, 5000));
+    assert_false(ft_file_has_line(path, "anc 1000\n"));
+    assert_int_equal(ft_mqtt_connect(&c, e2.mosq.port, "gone-1", "gone", old, 4, 3000), 5);
+    ft_mqtt_close(&c);
+    assert_true(ft_plugin_env_log_wait(&e2, from,
+                                       "token of gone issued at or before its revocation", 5000));
+
+    /* Dropped from 4 s after the cut-off, by a prune at most 4 s later. */
+    assert_true(file_line_gone_wait(path, line, 12000));
+    assert_true((int64_t)time(NULL) >= before + 4);
+    assert_true(
+        ft_plugin_env_log_wait(&e2, from, "1 revocations older than max_lifetime dropped", 5000));
+    assert_true(ft_file_has_line(path, kept));
+
+    redisFree(rc);
+    free(old);
+    free(noiat);
+    assert_false(ft_plugin_env_sanitizer_report(&e2));
+    assert_int_equal(ft_plugin_env_stop(&e2), 0);
+    assert_int_equal(ft_server_stop(&redis), 0);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_expiry_disconnects_within_1s, setup, teardown),
@@ -513,5 +620,7 @@ FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_revocation_loaded_after_redis_outage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefix_is_not_a_pattern, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_file_survives_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_revocation_file_write_retried, setup, teardown))
+        cmocka_unit_test_setup_teardown(test_revocation_file_write_retried, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_forgotten_after_max_lifetime, setup,
+                                        teardown))
 /* clang-format on */

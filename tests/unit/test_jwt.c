@@ -284,7 +284,8 @@ static void test_alg_names(void **state)
     assert_string_equal(fp_jwt_strerror(-FP_JWT_E_CLAIM_TYPE), "claim type");
     assert_string_equal(fp_jwt_strerror(-FP_JWT_E_LIFETIME), "lifetime");
     assert_string_equal(fp_jwt_strerror(0), "ok");
-    assert_string_equal(fp_jwt_strerror(-FP_JWT_E_LIFETIME - 1), "error");
+    assert_string_equal(fp_jwt_strerror(-FP_JWT_E_IAT_MISSING), "iat missing");
+    assert_string_equal(fp_jwt_strerror(-FP_JWT_E_IAT_MISSING - 1), "error");
     assert_string_equal(fp_jwt_strerror(-ENOMEM), "error");
 }
 
@@ -792,6 +793,41 @@ static void test_max_lifetime(void **state)
     assert_null(v);
 }
 
+/* require_iat: a token without iat is refused whatever else it holds; one
+ * with iat is checked as before. Without the flag both are accepted.
+ * A revocation is kept for ever unless iat is required and the lifetime
+ * bounded, then for the maximum lifetime. */
+static void test_require_iat(void **state)
+{
+    fp_jwt_config cfg = {.alg = FP_JWT_HS256, .key_file = data_path("hs256.secret")};
+    fp_jwt_verifier *v = NULL;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(fp_jwt_revocation_keep(&cfg), 0);
+    cfg.max_lifetime_s = 3600;
+    assert_int_equal(fp_jwt_revocation_keep(&cfg), 0);
+    cfg.require_iat = true;
+    assert_int_equal(fp_jwt_revocation_keep(&cfg), 3600);
+    cfg.max_lifetime_s = 0;
+    assert_int_equal(fp_jwt_revocation_keep(&cfg), 0);
+
+    assert_int_equal(fp_jwt_verifier_new(&cfg, &v, err, sizeof(err)), 0);
+    expect_refused_free(v, tok_hs("{\"sub\":\"u\",\"exp\":%lld}", (long long)NOW + 60),
+                        FP_JWT_E_IAT_MISSING);
+    expect_ok_free(v, tok_hs("{\"sub\":\"u\",\"iat\":%lld,\"exp\":%lld}", (long long)NOW,
+                             (long long)NOW + 60));
+    /* An expired token is refused as expired, not for its missing iat. */
+    expect_refused_free(v, tok_hs("{\"sub\":\"u\",\"exp\":%lld}", (long long)NOW - 1),
+                        FP_JWT_E_EXPIRED);
+    fp_jwt_verifier_free(v);
+    v = NULL;
+    cfg.require_iat = false;
+    assert_int_equal(fp_jwt_verifier_new(&cfg, &v, err, sizeof(err)), 0);
+    expect_ok_free(v, tok_hs("{\"sub\":\"u\",\"exp\":%lld}", (long long)NOW + 60));
+    fp_jwt_verifier_free(v);
+}
+
 /* A revocation at second T revokes tokens issued at T or earlier, and
  * tokens without iat; T + 1 is the first second of valid tokens. */
 static void test_revoked(void **state)
@@ -953,6 +989,7 @@ FT_MAIN(ft_unit_run, setup, teardown,
         cmocka_unit_test(test_too_long),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_max_lifetime),
+        cmocka_unit_test(test_require_iat),
         cmocka_unit_test(test_revoked),
         cmocka_unit_test(test_verifier_errors),
         cmocka_unit_test(test_key_files),
