@@ -99,7 +99,7 @@ typedef struct {
     int64_t max_lifetime_s;
     /* Refuse tokens without iat (FP_JWT_E_IAT_MISSING). With a maximum
      * lifetime too, a revocation's cut-off can be forgotten max_lifetime_s
-     * after it (fp_jwt_revocation_expires): no token it revokes is valid
+     * after it (fp_jwt_revocation_keep): no token it revokes is valid
      * then, while a token without iat would be valid again. */
     bool require_iat;
 } fp_jwt_config;

@@ -11,7 +11,8 @@
 -- current cut-off instead of announcing a lower one. With a ttl the key
 -- expires ttl seconds after the value in effect (EXPIREAT at every event,
 -- so a key written before the ttl was set gets one too, and one already
--- past it goes at once). Values stay strings (Lua numbers would print 2^53
+-- past it goes at once); without, an expiry an earlier ttl set is
+-- removed. Values stay strings (Lua numbers would print 2^53
 -- in exponent form).
 -- Returns {raised (1/0), value in effect}.
 local key, channel, uid, before, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
@@ -27,6 +28,9 @@ if ttl > 0 then
     -- pcall: a value set by hand that no expiry time can follow (1e300)
     -- keeps the key for ever rather than failing the event.
     redis.pcall('EXPIREAT', key, tonumber(cur) + ttl)
+else
+    -- No ttl (any more): the key is kept for ever from now on.
+    redis.call('PERSIST', key)
 end
 redis.call('PUBLISH', channel, uid .. ' ' .. cur)
 return {raised, cur}

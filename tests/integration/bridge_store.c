@@ -812,7 +812,8 @@ static void test_revocation(void **state)
 
 /* revocation_ttl: the key expires ttl after the cut-off in effect, the
  * expiry follows a raise, a key kept for ever gets one at its next event,
- * and a cut-off already older than the ttl is announced but not kept. */
+ * and a cut-off already older than the ttl is announced but not kept.
+ * Back on a store without it, the next event removes the expiry. */
 static void test_revocation_ttl(void **state)
 {
     env *e = *state;
@@ -855,6 +856,12 @@ static void test_revocation_ttl(void **state)
     revoke(st, "t4", now);
     check_message(sub, "t4 1e300");
     assert_int_equal(ft_redis_int(e->rc, "EXPIRETIME %s", PREFIX "revoked:t4"), -1);
+
+    /* Without a ttl (any more), the next event keeps the key for ever. */
+    revoke(e->st, "t1", now);
+    snprintf(text, sizeof(text), "t1 %lld", now + 60);
+    check_message(sub, text);
+    assert_int_equal(ft_redis_int(e->rc, "EXPIRETIME %s", PREFIX "revoked:t1"), -1);
     fp_store_free(st);
     redisFree(sub);
 }
