@@ -348,16 +348,17 @@ static bool mqtt__renew_asked(fb_mqtt *m)
     return r;
 }
 
-/* On the network thread, its loop stopped: the token fb_mqtt_maintain()
- * asked for, if it did. A failure keeps the current token and is tried
- * again MQTT__RENEW_RETRY_S later. */
+/* On the network thread, its loop stopped: a fresh token for the next
+ * CONNECT, whether fb_mqtt_maintain() asked for one or the broker ended
+ * the session or refused the last one (a kick, a revocation of the
+ * bridge's user, a token the broker no longer takes): one minted now is
+ * the best the link can offer. A failure keeps the current token; one
+ * fb_mqtt_maintain() asked for is asked again MQTT__RENEW_RETRY_S later. */
 static void mqtt__renew(fb_mqtt *m)
 {
     char err[192];
     int rc;
 
-    if (!mqtt__renew_asked(m))
-        return;
     rc = mqtt__set_token(m, err, sizeof(err));
     if (rc != 0)
         fp_error("%s; trying again in %d s", err, MQTT__RENEW_RETRY_S);
@@ -374,9 +375,10 @@ static void mqtt__renew(fb_mqtt *m)
  * ends the session with a DISCONNECT (a plugin's kick, a session taken
  * over: libmosquitto then takes the session for closed on purpose) or
  * refuses a CONNECT (it reads every MQTT 5 refusal as a protocol error).
- * So it runs again here, MQTT__RESTART_MS later, until fb_mqtt_free().
- * It also returns when fb_mqtt_maintain() disconnects to renew the token:
- * the new token is set here, and the loop runs again at once.
+ * So it runs again here, MQTT__RESTART_MS later, with a fresh token,
+ * until fb_mqtt_free(). It also returns when fb_mqtt_maintain()
+ * disconnects to renew the token: the new token is set here, and the loop
+ * runs again at once.
  */
 static void *mqtt__thread(void *arg)
 {
@@ -563,6 +565,13 @@ int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t l
      * state and never expires; every other one carries the expiry. */
     rc = mosquitto_publish_v5(m->m, &mid, topic, (int)len, payload, 1, retain,
                               retain ? NULL : m->expiry);
+    /* MOSQ_ERR_NO_CONN: the link is down, but libmosquitto has queued the
+     * publish all the same (mid given) and sends it once it reconnects.
+     * It is tracked as sent, so that its PUBACK settles it (the flush
+     * waits for it); failing it would make the caller retry, and the
+     * broker would get this copy too. */
+    if (rc == MOSQ_ERR_NO_CONN)
+        rc = MOSQ_ERR_SUCCESS;
     if (rc == MOSQ_ERR_SUCCESS) {
         pthread_mutex_lock(&m->lock);
         m->unflushed = true;

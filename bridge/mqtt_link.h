@@ -5,7 +5,8 @@
  * mints itself from the signing key (sub = "bridge-<node>"; each link has
  * a client id of its own, "feed-bridge-<node>[suffix]"), and renews the
  * token by reconnecting before it expires (the broker plugin would
- * disconnect it at exp). It speaks MQTT 5. Publishes are QoS 1;
+ * disconnect it at exp). After the broker ended its session or refused a
+ * CONNECT it connects again with a fresh token. It speaks MQTT 5. Publishes are QoS 1;
  * fb_mqtt_flush() waits until the broker has acknowledged every one of
  * them. Every publish but a retained one carries a Message Expiry Interval
  * (expiry_ms rounded up to seconds), so the broker drops it from an offline
@@ -53,9 +54,11 @@ unsigned fb_mqtt_expiry_s(int expiry_ms);
  * message id, so a batch must stay well below 65,536. */
 #define FB_MQTT_BATCH_MAX 10000
 
-/* Queues a QoS 1 publish. Returns 0 or -EIO (not connected). A publish
- * the broker cannot take (unsendable, fb_mqtt_counters) is dropped: 0
- * too. */
+/* Queues a QoS 1 publish. Returns 0, or -EIO (libmosquitto could not
+ * queue it: out of memory). One made while the link is down waits in
+ * libmosquitto's queue for the next connection, and fb_mqtt_flush() for
+ * its PUBACK: 0. A publish the broker cannot take (unsendable,
+ * fb_mqtt_counters) is dropped: 0 too. */
 int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t len, bool retain);
 
 /* What became of the publishes of one batch, those made since the
