@@ -128,33 +128,6 @@ static size_t deliver__control_batch(fb_outlet *o, size_t len, const char *const
     return k;
 }
 
-/*
- * deliver_mode control: ids[0..n) in control messages of
- * deliver__control_batch ids, then waits for their PUBACKs. *refused_rc
- * is the reason code of the first one the broker refused (nothing
- * counted then), else 0. A control message dropped unsent (too large
- * even for one recipient, so it carried one) is not counted either.
- */
-static fb_outcome deliver__control(fb_bridge *b, fb_outlet *o, const char *payload,
-                                   const char *const *ids, size_t n, int *refused_rc)
-{
-    size_t len = strlen(payload), i, k, count = 0;
-
-    *refused_rc = 0;
-    for (i = 0; i < n; i += k) {
-        k = deliver__control_batch(o, len, ids + i, n - i);
-        if (deliver__control_one(b, o, payload, len, ids + i, k) != FB_DONE)
-            return FB_RETRY_MQTT;
-    }
-    if (deliver__flush(o, n, &count, refused_rc) != 0)
-        return FB_RETRY_MQTT;
-    if (*refused_rc != 0)
-        return FB_DONE;
-    fp_debug("delivered to %zu of %zu local recipient(s) through the broker's fan-out", count, n);
-    fb_stats_add(&b->stats, FB_STAT_DELIVERIES, count);
-    return FB_DONE;
-}
-
 /* Whether a control message's refusal (reason code rc) says that the
  * broker has no fan-out: its ACL refused the topic (135, a feed_auth.so
  * without it), or it has no $CONTROL topics at all (131). Any other
@@ -165,19 +138,77 @@ static bool deliver__no_fanout(int rc)
     return rc == MQTT_RC_NOT_AUTHORIZED || rc == MQTT_RC_IMPLEMENTATION_SPECIFIC;
 }
 
+/* A control message refused for another reason than a missing fan-out
+ * (rc): logged once per link. */
+static void deliver__control_other(fb_outlet *o, int rc)
+{
+    if (o->control_other_logged)
+        return;
+    fp_warn("mqtt: the broker refused a deliver control message: %s (reason code %d); such a "
+            "message is delivered per recipient instead, this is not logged again",
+            mosquitto_reason_string(rc), rc);
+    o->control_other_logged = true;
+}
+
+/*
+ * deliver_mode control: ids[0..n) in control messages of
+ * deliver__control_batch ids, each acknowledged before the next goes, so
+ * that a refusal is known by its message. A message refused for another
+ * reason than a missing fan-out (149: over mosquitto's
+ * message_size_limit) goes out per recipient, to its own recipients only
+ * (deliver__feeds), and the next ones through the control topic again.
+ * Returns FB_DONE with *done = n; or FB_DONE with *done = the recipients
+ * handled before the first message refused for want of the fan-out
+ * (deliver__no_fanout) and *refused_rc its reason code (the caller
+ * delivers the rest); or FB_RETRY_MQTT. A control message dropped unsent
+ * (too large even for one recipient, so it carried one) is not counted.
+ */
+static fb_outcome deliver__control(fb_bridge *b, fb_outlet *o, const char *payload,
+                                   const char *const *ids, size_t n, size_t *done, int *refused_rc)
+{
+    size_t len = strlen(payload), i, k, got, count = 0;
+    int rc = 0;
+
+    *refused_rc = 0;
+    for (i = 0; i < n; i += k) {
+        k = deliver__control_batch(o, len, ids + i, n - i);
+        got = 0;
+        if (deliver__control_one(b, o, payload, len, ids + i, k) != FB_DONE ||
+            deliver__flush(o, k, &got, &rc) != 0)
+            return FB_RETRY_MQTT;
+        if (rc == 0)
+            count += got;
+        if (rc != 0 && deliver__no_fanout(rc)) {
+            *refused_rc = rc;
+            break;
+        }
+        if (rc != 0) {
+            deliver__control_other(o, rc);
+            if (deliver__feeds(b, o, payload, ids + i, k) != FB_DONE)
+                return FB_RETRY_MQTT;
+        }
+    }
+    *done = i;
+    fp_debug("delivered to %zu of %zu local recipient(s) through the broker's fan-out", count, n);
+    fb_stats_add(&b->stats, FB_STAT_DELIVERIES, count);
+    return FB_DONE;
+}
+
 /*
  * Delivers payload to ids[0..n) through o: deliver_mode control, unless
  * the broker refused a control message on this link for lack of the
  * fan-out (a feed_auth.so without it, e.g. a broker not yet restarted
- * after an upgrade): that message and the next ones go out as one
- * publish per recipient (clients dedupe a post received twice), until
- * the link reconnects, when control is tried again. A control message
- * refused for another reason goes out per recipient alone.
+ * after an upgrade): the recipients of that message and of the next ones
+ * get one publish each (clients dedupe a post received twice), and so do
+ * later deliveries until the link reconnects, when control is tried
+ * again. A control message refused for another reason goes out per
+ * recipient alone (deliver__control).
  */
 static fb_outcome deliver__payload(fb_bridge *b, fb_outlet *o, const char *text,
                                    const char *const *ids, size_t n)
 {
     unsigned long reconnects, refused;
+    size_t done = 0;
     fb_outcome out;
     int rc = 0;
 
@@ -193,27 +224,20 @@ static fb_outcome deliver__payload(fb_bridge *b, fb_outlet *o, const char *text,
         o->control_refused = false;
     }
     if (!o->control_refused) {
-        out = deliver__control(b, o, text, ids, n, &rc);
+        out = deliver__control(b, o, text, ids, n, &done, &rc);
         if (out != FB_DONE || rc == 0)
             return out;
-        if (deliver__no_fanout(rc)) {
-            fp_warn("mqtt: the broker refused a deliver control message (%s: does its "
-                    "feed_auth.so have the fan-out?); publishing per recipient until the broker "
-                    "reconnects",
-                    FP_CONTROL_DELIVER_TOPIC);
-            /* Read again: a loss during the attempt must not end the
-             * fallback at once. */
-            fb_mqtt_counters(o->mqtt, &reconnects, &refused);
-            o->control_refused = true;
-            o->control_refused_at = reconnects;
-        } else if (!o->control_other_logged) {
-            fp_warn("mqtt: the broker refused a deliver control message: %s (reason code %d); "
-                    "such a message is delivered per recipient instead, this is not logged again",
-                    mosquitto_reason_string(rc), rc);
-            o->control_other_logged = true;
-        }
+        fp_warn("mqtt: the broker refused a deliver control message (%s: does its "
+                "feed_auth.so have the fan-out?); publishing per recipient until the broker "
+                "reconnects",
+                FP_CONTROL_DELIVER_TOPIC);
+        /* Read again: a loss during the attempt must not end the
+         * fallback at once. */
+        fb_mqtt_counters(o->mqtt, &reconnects, &refused);
+        o->control_refused = true;
+        o->control_refused_at = reconnects;
     }
-    return deliver__feeds(b, o, text, ids, n);
+    return deliver__feeds(b, o, text, ids + done, n - done);
 }
 
 /* The valid ids of a feed.deliver message's recipients, in a malloc'd

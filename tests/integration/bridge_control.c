@@ -579,6 +579,53 @@ static void test_oversized_control(void **state)
     ft_mqtt_close(&u);
 }
 
+/*
+ * A delivery split into two control messages of which only the first is
+ * over message_size_limit: 1,001 recipients with 60-character ids, 1,000
+ * in the first message (61 KB, refused with 149) and one in the second.
+ * The first message's recipients get one publish each, the second is
+ * delivered through the control topic, and every recipient gets the post
+ * once. Before, the whole delivery went out per recipient after both
+ * messages, so cZ2 got it twice.
+ */
+static void test_oversized_chunk(void **state)
+{
+    static char body[1001 * 64 + 256];
+    long long deliveries = ft_node_stat(&env, 1, "deliveries");
+    long long acked = ft_node_stat(&env, 1, "stage2_count");
+    long from = ft_plugin_env_log_size(&env.p);
+    size_t n;
+    ft_mqtt first, last;
+    int i;
+
+    (void)state;
+    connect_user(&first, "cZ1", 5);
+    connect_user(&last, "cZ2", 5);
+    n = (size_t)snprintf(body, sizeof(body),
+                         "{\"type\":\"deliver\",\"payload\":{\"type\":\"post.created\",\"post\":{"
+                         "\"id\":\"wide3\"}},\"recipients\":[\"cZ1\"");
+    for (i = 1; i < 1000; i++)
+        n += (size_t)snprintf(body + n, sizeof(body) - n, ",\"z%059d\"", i);
+    snprintf(body + n, sizeof(body) - n, ",\"cZ2\"]}");
+    deliver_raw(body);
+    assert_true(wait_payload(&first, "\"id\":\"wide3\"", 10000));
+    assert_true(wait_payload(&last, "\"id\":\"wide3\"", 10000));
+    assert_true(ft_node_stat_wait(&env, 1, "stage2_count", acked + 1, 5000) >= acked + 1);
+    assert_true(ft_node_stat_wait(&env, 1, "deliveries", deliveries + 1001, 3000) >=
+                deliveries + 1001);
+    assert_int_equal(ft_node_stat(&env, 1, "deliveries"), deliveries + 1001);
+    /* The second message through the control topic, the first's 1,000
+     * recipients one by one, nobody twice. */
+    assert_int_equal(log_count(from, FROM_BRIDGE, "'" FP_CONTROL_DELIVER_TOPIC "'"), 1);
+    assert_int_equal(log_count(from, FROM_BRIDGE, "'feed/"), 1000);
+    ft_mqtt_pump(&first, 300);
+    ft_mqtt_pump(&last, 0);
+    assert_int_equal(first.received, 1);
+    assert_int_equal(last.received, 1);
+    ft_mqtt_close(&first);
+    ft_mqtt_close(&last);
+}
+
 /* A user may not publish to the control topic: the broker's ACL check
  * (before any control callback) refuses it, PUBACK 135 under MQTT 5
  * (3.1.1 has no refusal code: acked and dropped), and nothing reaches the
@@ -675,6 +722,7 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_direct_falls_back),
         cmocka_unit_test(test_large_delivery),
         cmocka_unit_test(test_oversized_control),
+        cmocka_unit_test(test_oversized_chunk),
         cmocka_unit_test(test_user_refused),
         cmocka_unit_test(test_malformed_refused),
         /* Last: the copies their faults leave are still being counted after them. */
