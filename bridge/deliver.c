@@ -59,24 +59,33 @@ static int deliver__flush(fb_outlet *o, size_t n, size_t *count, int *refused_rc
 }
 
 /* Publishes payload to feed/<uid> for each of ids[0..n), then waits for
- * the PUBACKs. */
-static fb_outcome deliver__feeds(fb_bridge *b, fb_outlet *o, const char *payload,
-                                 const char *const *ids, size_t n)
+ * the PUBACKs; adds to *count the recipients the broker took. */
+static fb_outcome deliver__feeds_count(fb_outlet *o, const char *payload, const char *const *ids,
+                                       size_t n, size_t *count)
 {
     char topic[DELIVER__TOPIC_MAX];
-    size_t len = strlen(payload), i, from = 0, count = 0;
+    size_t len = strlen(payload), i, from = 0;
 
     for (i = 0; i < n; i++) {
         snprintf(topic, sizeof(topic), "feed/%s", ids[i]);
         if (fb_mqtt_publish(o->mqtt, topic, payload, len, false) != 0)
             return FB_RETRY_MQTT;
         if ((i + 1) % FB_MQTT_BATCH_MAX == 0) {
-            if (deliver__flush(o, i + 1 - from, &count, NULL) != 0)
+            if (deliver__flush(o, i + 1 - from, count, NULL) != 0)
                 return FB_RETRY_MQTT;
             from = i + 1;
         }
     }
-    if (deliver__flush(o, n - from, &count, NULL) != 0)
+    return deliver__flush(o, n - from, count, NULL) == 0 ? FB_DONE : FB_RETRY_MQTT;
+}
+
+/* deliver__feeds_count, and the recipients reached counted in the stats. */
+static fb_outcome deliver__feeds(fb_bridge *b, fb_outlet *o, const char *payload,
+                                 const char *const *ids, size_t n)
+{
+    size_t count = 0;
+
+    if (deliver__feeds_count(o, payload, ids, n, &count) != FB_DONE)
         return FB_RETRY_MQTT;
     fp_debug("delivered to %zu of %zu local recipient(s)", count, n);
     fb_stats_add(&b->stats, FB_STAT_DELIVERIES, count);
@@ -156,7 +165,9 @@ static void deliver__control_other(fb_outlet *o, int rc)
  * that a refusal is known by its message. A message refused for another
  * reason than a missing fan-out (149: over mosquitto's
  * message_size_limit) goes out per recipient, to its own recipients only
- * (deliver__feeds), and the next ones through the control topic again.
+ * (deliver__feeds_count), and the next ones through the control topic
+ * again. The recipients reached are counted once the whole loop is done
+ * (a retry counts nothing twice).
  * Returns FB_DONE with *done = n; or FB_DONE with *done = the recipients
  * handled before the first message refused for want of the fan-out
  * (deliver__no_fanout) and *refused_rc its reason code (the caller
@@ -184,12 +195,12 @@ static fb_outcome deliver__control(fb_bridge *b, fb_outlet *o, const char *paylo
         }
         if (rc != 0) {
             deliver__control_other(o, rc);
-            if (deliver__feeds(b, o, payload, ids + i, k) != FB_DONE)
+            if (deliver__feeds_count(o, payload, ids + i, k, &count) != FB_DONE)
                 return FB_RETRY_MQTT;
         }
     }
     *done = i;
-    fp_debug("delivered to %zu of %zu local recipient(s) through the broker's fan-out", count, n);
+    fp_debug("delivered to %zu of %zu local recipient(s) through the broker's fan-out", count, i);
     fb_stats_add(&b->stats, FB_STAT_DELIVERIES, count);
     return FB_DONE;
 }

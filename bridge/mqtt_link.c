@@ -361,7 +361,7 @@ static void mqtt__renew(fb_mqtt *m)
 
     rc = mqtt__set_token(m, err, sizeof(err));
     if (rc != 0)
-        fp_error("%s; trying again in %d s", err, MQTT__RENEW_RETRY_S);
+        fp_error("%s; the link goes on with its current token", err);
     pthread_mutex_lock(&m->lock);
     m->renew = false;
     if (rc != 0)
@@ -548,9 +548,28 @@ bool fb_mqtt_fits(fb_mqtt *m, size_t topic_len, size_t len, bool retain)
     return max == 0 || mqtt__publish_size(m, topic_len, len, retain) <= max;
 }
 
+/*
+ * Whether a publish may go now (lock held). With the link down, a batch
+ * that has publishes already waits for the next connection, up to the
+ * flush's limit: those publishes wait in libmosquitto's queue for it,
+ * and a publish that failed instead would make the caller retry them
+ * all, a second copy each. A batch without publishes yet does not wait:
+ * its caller learns at once that the link is down (and, stage 1, takes
+ * the queue instead).
+ */
+static bool mqtt__link_ready_locked(fb_mqtt *m)
+{
+    if (m->connected)
+        return true;
+    if (!m->unflushed)
+        return false;
+    return mqtt__wait_connected(m, m->cfg.timeout_ms + 1000);
+}
+
 int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t len, bool retain)
 {
     int rc, mid = 0;
+    bool ready;
 
     /* Checked here, not left to libmosquitto: 2.0.11 counts a publish
      * one byte short in mosquitto_publish_v5, and the one that passes
@@ -559,17 +578,25 @@ int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t l
         mqtt__refuse_unsendable(m, topic, len, MOSQ_ERR_OVERSIZE_PACKET);
         return 0;
     }
+    pthread_mutex_lock(&m->lock);
+    ready = mqtt__link_ready_locked(m);
+    pthread_mutex_unlock(&m->lock);
+    if (!ready) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt publish: %s",
+                 mosquitto_strerror(MOSQ_ERR_NO_CONN));
+        return -EIO;
+    }
     /* Never hold our lock across libmosquitto calls (its network thread
      * takes it in callbacks); a PUBACK that arrives before the mid is
      * recorded lands in the early map instead. A retained message is
      * state and never expires; every other one carries the expiry. */
     rc = mosquitto_publish_v5(m->m, &mid, topic, (int)len, payload, 1, retain,
                               retain ? NULL : m->expiry);
-    /* MOSQ_ERR_NO_CONN: the link is down, but libmosquitto has queued the
-     * publish all the same (mid given) and sends it once it reconnects.
-     * It is tracked as sent, so that its PUBACK settles it (the flush
-     * waits for it); failing it would make the caller retry, and the
-     * broker would get this copy too. */
+    /* MOSQ_ERR_NO_CONN: the link dropped since the check above, but
+     * libmosquitto has queued the publish all the same (mid given) and
+     * sends it once it reconnects. It is tracked as sent, so that its
+     * PUBACK settles it (the flush waits for it); failing it would make
+     * the caller retry, and the broker would get this copy too. */
     if (rc == MOSQ_ERR_NO_CONN)
         rc = MOSQ_ERR_SUCCESS;
     if (rc == MOSQ_ERR_SUCCESS) {

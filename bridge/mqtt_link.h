@@ -54,10 +54,13 @@ unsigned fb_mqtt_expiry_s(int expiry_ms);
  * message id, so a batch must stay well below 65,536. */
 #define FB_MQTT_BATCH_MAX 10000
 
-/* Queues a QoS 1 publish. Returns 0, or -EIO (libmosquitto could not
- * queue it: out of memory). One made while the link is down waits in
- * libmosquitto's queue for the next connection, and fb_mqtt_flush() for
- * its PUBACK: 0. A publish the broker cannot take (unsendable,
+/* Queues a QoS 1 publish. Returns 0 or -EIO: the link is down and this
+ * is the batch's first publish; the link stayed down for timeout_ms + 1 s
+ * after the batch's earlier publishes (they wait in libmosquitto's queue
+ * for the next connection, so this one waits for it too); or out of
+ * memory. A publish made as the link drops is queued by libmosquitto and
+ * counts as made: fb_mqtt_flush() waits for its PUBACK on the next
+ * connection. A publish the broker cannot take (unsendable,
  * fb_mqtt_counters) is dropped: 0 too. */
 int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t len, bool retain);
 

@@ -1,14 +1,14 @@
 /*
  * feed-bridge's link to its broker (bridge/mqtt_link.c) against a real
- * mosquitto with feed_auth.so. Publishes made while the link is down are
- * queued by libmosquitto and sent when it reconnects: the link counts
- * them as sent, its flush settles them by their PUBACKs on the new
- * connection, and each reaches the subscriber once, not again through a
- * retry of the caller.
+ * mosquitto with feed_auth.so. A batch cut by a drop waits for the next
+ * connection, where libmosquitto sends what it had queued, and each
+ * publish reaches the subscriber once, not again through a retry of the
+ * caller.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,15 +52,30 @@ static bool wait_link(fb_mqtt *m, ft_mqtt *sub, bool want, int timeout_ms)
     return true;
 }
 
+/* Revokes the bridge's user (bridge-n1) with a cut-off at now + ahead
+ * seconds: the plugin kicks the link within a second and refuses the
+ * tokens it mints until then. Waits until the link is down. */
+static void revoke_link(redisContext *rc, fb_mqtt *m, ft_mqtt *sub, int ahead)
+{
+    long long before = (long long)time(NULL) + ahead;
+    char msg[64];
+
+    snprintf(msg, sizeof(msg), "bridge-n1 %lld", before);
+    ft_redis_ok(rc, "SET revoked:bridge-n1 %lld", before);
+    assert_int_equal(ft_redis_int(rc, "PUBLISH revoked %s", msg), 1);
+    assert_true(wait_link(m, sub, false, 3000));
+}
+
 /*
- * The bridge's user is revoked one second ahead, so the plugin kicks the
- * link and refuses the tokens it mints until that second has passed: the
- * link is down for one to three seconds while the broker stays up. The
- * publishes made meanwhile all return 0, the flush returns 0 once the
- * link is back with every one acknowledged and none refused, and the
- * subscriber gets each exactly once. Before, a publish made while
- * libmosquitto had no socket failed, although libmosquitto had queued it
- * and sent it after the reconnect: the caller's retry was a second copy.
+ * The link is kicked in the middle of a batch (its user revoked 3 s
+ * ahead, so the token minted at its first reconnect is usually refused
+ * too, and a later one accepted). The publishes made meanwhile wait for
+ * the new connection and return 0; the flush returns 0 with none
+ * refused; the subscriber gets each once. A batch that has not begun
+ * learns at once that the link is down (-EIO, nothing queued). Before,
+ * a publish made while the link was down failed, although libmosquitto
+ * had queued it and sent it after the reconnect: the caller's retry of
+ * the batch was a second copy.
  */
 static void test_publish_while_down(void **state)
 {
@@ -73,10 +88,10 @@ static void test_publish_while_down(void **state)
                           .timeout_ms = 10000};
     char *tok = ft_plugin_env_token_now(&env, "u1", FP_ROLE_USER);
     redisContext *rc = ft_redis_connect(env.redis.port);
-    char payload[32], seen[DOWN_PUBLISHES + 1] = {0};
+    char payload[32], seen[DOWN_PUBLISHES + 2] = {0};
     fb_mqtt_batch batch;
-    long long before;
     fb_mqtt *m = NULL;
+    int64_t t0;
     ft_mqtt sub;
     int i, n;
 
@@ -84,36 +99,38 @@ static void test_publish_while_down(void **state)
     assert_int_equal(ft_mqtt_connect(&sub, env.mosq.port, "u1-sub", "u1", tok, 5, 3000), 0);
     assert_int_equal(ft_mqtt_subscribe(&sub, "feed/u1", 3000), 1);
     assert_int_equal(fb_mqtt_open(&m, &cfg), 0);
-    assert_int_equal(fb_mqtt_publish(m, "feed/u1", "up", 2, false), 0);
-    assert_int_equal(fb_mqtt_flush(m, NULL), 0);
-    assert_int_equal(ft_mqtt_wait_messages(&sub, 1, 3000), 1);
-
-    before = (long long)time(NULL) + 1;
-    ft_redis_ok(rc, "SET revoked:bridge-n1 %lld", before);
-    snprintf(payload, sizeof(payload), "bridge-n1 %lld", before);
-    assert_int_equal(ft_redis_int(rc, "PUBLISH revoked %s", payload), 1);
-    assert_true(wait_link(m, &sub, false, 3000));
 
     fb_mqtt_begin(m);
+    assert_int_equal(fb_mqtt_publish(m, "feed/u1", "down -1", 7, false), 0);
+    revoke_link(rc, m, &sub, 3);
     for (i = 0; i < DOWN_PUBLISHES; i++) {
         n = snprintf(payload, sizeof(payload), "down %d", i);
         assert_int_equal(fb_mqtt_publish(m, "feed/u1", payload, (size_t)n, false), 0);
-        ft_mqtt_pump(&sub, 50);
     }
     assert_int_equal(fb_mqtt_flush(m, &batch), 0);
     assert_int_equal(batch.refused, 0);
     assert_int_equal(batch.unsendable, 0);
-    assert_true(fb_mqtt_connected(m));
 
     /* Each once: 1 + DOWN_PUBLISHES messages, and no more after a pause. */
     assert_int_equal(ft_mqtt_wait_messages(&sub, 1 + DOWN_PUBLISHES, 5000), 1 + DOWN_PUBLISHES);
     ft_mqtt_pump(&sub, 1000);
     assert_int_equal(sub.received, 1 + DOWN_PUBLISHES);
-    for (i = 1; i < 16 && i <= DOWN_PUBLISHES; i++) {
+    for (i = 0; i < 16 && i < 1 + DOWN_PUBLISHES; i++) {
         assert_int_equal(sscanf(sub.payloads[i], "down %d", &n), 1);
-        assert_true(n >= 0 && n < DOWN_PUBLISHES && !seen[n]);
-        seen[n] = 1;
+        assert_true(n >= -1 && n < DOWN_PUBLISHES && !seen[n + 1]);
+        seen[n + 1] = 1;
     }
+
+    /* A batch that has not begun: refused at once while the link is down. */
+    revoke_link(rc, m, &sub, 1);
+    fb_mqtt_begin(m);
+    t0 = fp_time_mono_ms();
+    assert_int_equal(fb_mqtt_publish(m, "feed/u1", "never", 5, false), -EIO);
+    assert_true(fp_time_mono_ms() - t0 < 1000);
+    assert_int_equal(fb_mqtt_flush(m, NULL), 0);
+    assert_true(wait_link(m, &sub, true, 8000));
+    ft_mqtt_pump(&sub, 500);
+    assert_int_equal(sub.received, 1 + DOWN_PUBLISHES);
 
     fb_mqtt_free(m);
     ft_mqtt_close(&sub);
