@@ -188,13 +188,17 @@ static int held__load_line(fa_plugin *pl, char *line, char *id, int64_t now)
 /*
  * Reads plugin_opt_session_file, written by the previous run at its
  * graceful stop (fa_held_save) or at its last periodic save before a
- * crash (fa_held_autosave). A missing file is a first start. Malformed lines are skipped with one
- * warning; the file is the plugin's own, so that means damage, not input.
+ * crash (fa_held_autosave). A missing file is a first start. Malformed
+ * lines are skipped, each of them alone, with one warning: the file is
+ * the plugin's own, so that means damage, not input. A file that is not
+ * a session file, or a read error in it, stops the broker from starting:
+ * the next save would replace the file, and with it the records not read
+ * (or another file given by mistake). Returns 0 or -errno (logged).
  */
 int fa_held_load(fa_plugin *pl)
 {
     int64_t now = (int64_t)time(NULL);
-    size_t loaded = 0, bad = 0, cap = 0;
+    size_t loaded = 0, bad = 0, lines = 0, cap = 0;
     char *line = NULL, *id;
     FILE *f;
     int rc = 0;
@@ -211,17 +215,18 @@ int fa_held_load(fa_plugin *pl)
         return rc;
     }
     if (getline(&line, &cap, f) < 0 || strncmp(line, HELD__MAGIC, strlen(HELD__MAGIC)) != 0) {
-        mosquitto_log_printf(MOSQ_LOG_WARNING, "feed_auth: %s is not a session file; ignored",
+        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: %s is not a session file",
                              pl->opts.session_file);
         free(line);
         fclose(f);
-        return 0;
+        return -EINVAL;
     }
     /* getline: a line of any length (a long client id), never split. */
     id = malloc(HELD__ID_MAX + 1);
     if (id == NULL)
         rc = -ENOMEM;
-    while (rc >= 0 && getline(&line, &cap, f) >= 0) {
+    while (rc != -ENOMEM && getline(&line, &cap, f) >= 0) {
+        lines++;
         rc = held__load_line(pl, line, id, now);
         if (rc == 1)
             loaded++;
@@ -230,10 +235,17 @@ int fa_held_load(fa_plugin *pl)
     }
     free(id);
     free(line);
+    if (rc != -ENOMEM && ferror(f))
+        rc = -EIO;
     fclose(f);
     if (rc == -ENOMEM) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: out of memory loading %s",
                              pl->opts.session_file);
+        return rc;
+    }
+    if (rc == -EIO) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot read %s: read error after %zu lines",
+                             pl->opts.session_file, lines);
         return rc;
     }
     if (bad > 0)

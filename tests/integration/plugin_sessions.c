@@ -580,6 +580,54 @@ static void test_save_failing(void **state)
     ft_mqtt_close(&b);
 }
 
+/*
+ * A damaged session file: a malformed line between good records is
+ * skipped alone (both records after it loaded, and their users listed in
+ * sessions:<node>), with one warning. A file that is not a session file
+ * stops the broker from starting, and is left as it was. Before, the load
+ * stopped at the first bad line (the records after it were lost, and the
+ * next save made that final), and a wrong file was ignored, then
+ * overwritten by the first save.
+ */
+static void test_damaged_file(void **state)
+{
+    char dir[PATH_MAX], file[PATH_MAX + 16], extra[PATH_MAX + 96], failed[PATH_MAX + 64];
+    long long until = (long long)time(NULL) + 3600;
+    FILE *f;
+
+    (void)state;
+    assert_int_equal(ft_shared_dir(dir, "damaged-XXXXXX"), 0);
+    snprintf(file, sizeof(file), "%s/sessions", dir);
+    f = fopen(file, "w");
+    assert_non_null(f);
+    /* "mona:phone", "nico:phone" in hex. */
+    fprintf(f,
+            "feedpush-sessions 1\n6d6f6e613a70686f6e65 mona %lld\nzz not a record\n"
+            "6e69636f3a70686f6e65 nico %lld\n",
+            until, until);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(file, 0666), 0);
+    snprintf(extra, sizeof(extra), "plugin_opt_session_file %s\n", file);
+    e2_up = true;
+    assert_int_equal(ft_plugin_env_start(&e2, "n3", extra), 0);
+    assert_true(ft_plugin_env_log_wait(&e2, 0, "1 malformed lines skipped", 5000));
+    assert_true(ft_plugin_env_log_wait(&e2, 0, "2 persistent sessions loaded", 5000));
+    assert_int_equal(ft_redis_once_int(e2.redis.port, "SISMEMBER sessions:n3 %s", "mona"), 1);
+    assert_int_equal(ft_redis_once_int(e2.redis.port, "SISMEMBER sessions:n3 %s", "nico"), 1);
+    assert_int_equal(ft_server_stop(&e2.mosq), 0);
+
+    f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("not a session file\n", f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(ft_server_restart(&e2.mosq), -1);
+    snprintf(failed, sizeof(failed), "%s/mosquitto/mosquitto.log.failed-start-1", e2.mosq.dir);
+    assert_int_equal(ft_log_count(failed, 0, "is not a session file"), 1);
+    assert_true(ft_file_has_line(file, "not a session file\n"));
+    assert_int_equal(unlink(file), 0);
+    assert_int_equal(ft_server_restart(&e2.mosq), 0);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_offline_queue),
@@ -590,5 +638,6 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_restart),
         cmocka_unit_test(test_crash),
         cmocka_unit_test_teardown(test_save_failing, e2_stop),
+        cmocka_unit_test_teardown(test_damaged_file, e2_stop),
         cmocka_unit_test(test_expiry))
 /* clang-format on */
