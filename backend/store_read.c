@@ -49,18 +49,20 @@ static int store__revoked_value(fp_store *s, const redisReply *r, int64_t *befor
 static int store__feed_stretch(fp_store *s, const char *uid, size_t size, const char *mode,
                                const char *arg, redisReply **out)
 {
-    const char *argv[5];
+    const char *argv[6];
     redisReply *r = NULL;
-    char sz[24];
+    char sz[24], cap[24];
     int rc;
 
     snprintf(sz, sizeof(sz), "%zu", size);
+    snprintf(cap, sizeof(cap), "%d", s->feed_length);
     argv[0] = s->prefix;
     argv[1] = uid;
     argv[2] = sz;
     argv[3] = mode;
     argv[4] = arg;
-    rc = store__eval(s, STORE__FEED_READ, 0, 5, argv, &r);
+    argv[5] = cap;
+    rc = store__eval(s, STORE__FEED_READ, 0, 6, argv, &r);
     if (rc != 0)
         return rc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->elements - 3 > size ||
@@ -280,13 +282,19 @@ static void store__page_reverse(fp_feed_page *page)
  * (which this takes and frees) and going on from its bound, newest first
  * when desc, else oldest first, until the page is full or the merge has
  * no more. Each round is one script call and at most one MGET, and asks
- * for what is still missing plus a few (a deleted or expired post leaves its id
- * until it is trimmed), so a first page is usually one round.
+ * for what is still missing plus a few (a deleted or expired post leaves
+ * its id until it is trimmed), so a first page is usually one round;
+ * after a round that found gone posts, the next asks for twice as many.
+ * The ids looked at stop at want + FP_STORE_FEED_SCAN_EXTRA: a feed that
+ * ends in a long run of gone posts (post_ttl) gives a short page with
+ * page->resume, the last id looked at, rather than a read that holds
+ * Redis for many rounds.
  */
 static int store__feed_collect(fp_store *s, const char *uid, size_t want, bool desc, redisReply *r,
                                fp_feed_page *page)
 {
-    char bound[STORE__BOUND_MAX];
+    size_t budget = want + FP_STORE_FEED_SCAN_EXTRA, seen = 0, size = 0, next;
+    char bound[STORE__BOUND_MAX], last[FP_ID_BUFSZ] = "";
     size_t rounds = 0;
     int rc = 0;
 
@@ -300,13 +308,23 @@ static int store__feed_collect(fp_store *s, const char *uid, size_t want, bool d
     for (;;) {
         rc = store__feed_bodies(s, r, want, rounds > 0, page);
         memcpy(bound, r->element[2]->str, r->element[2]->len + 1);
+        seen += r->elements - 3;
+        if (r->elements > 3 && !store__copy_id(r->element[r->elements - 1], last))
+            last[0] = '\0';
         freeReplyObject(r);
         r = NULL;
         if (rc != 0 || page->n >= want || bound[0] == '\0')
             return rc;
+        if (seen >= budget) {
+            memcpy(page->resume, last, FP_ID_BUFSZ);
+            return 0;
+        }
         rounds++;
-        rc = store__feed_stretch(s, uid, want - page->n + STORE__FEED_SLACK,
-                                 desc ? "below" : "above", bound, &r);
+        next = want - page->n + STORE__FEED_SLACK;
+        size = size * 2 > next ? size * 2 : next;
+        if (size > budget - seen)
+            size = budget - seen;
+        rc = store__feed_stretch(s, uid, size, desc ? "below" : "above", bound, &r);
         if (rc != 0)
             return rc;
     }
@@ -355,6 +373,8 @@ static int store__feed_read(fp_store *s, const char *uid, size_t limit, const ch
             free(out->posts[limit]);
             out->posts[limit] = NULL;
             out->n = limit;
+        } else if (out->resume[0] != '\0') {
+            out->after = FP_FEED_AFTER_MORE; /* from resume (fp_feed_page) */
         }
         store__page_reverse(out);
     }

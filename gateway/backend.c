@@ -50,7 +50,8 @@ static void backend__up(const fg_gateway *gw, int64_t *retry_us, const char *wha
 
 int fg_backend_open(fg_gateway *gw, bool store, bool amqp)
 {
-    fp_store_config sc = {.timeout_ms = (int)gw->cfg.timeout_ms};
+    fp_store_config sc = {.timeout_ms = (int)gw->cfg.timeout_ms,
+                          .feed_length = (int)gw->cfg.feed_length};
     fp_amqp_config ac = {.node_id = NULL,
                          .prefetch = 1,
                          .timeout_ms = (int)gw->cfg.timeout_ms};

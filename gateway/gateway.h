@@ -70,6 +70,7 @@ typedef struct {
     int64_t post_cache_mb;
     int64_t publish_batch;
     int64_t timeout_ms;
+    int64_t feed_length; /* the bridges' (catch-up reads: fp_store's feed_length) */
     char *log_level;
 } fg_config;
 

@@ -49,17 +49,24 @@ static const char *reads__id_or_null(const char *id, char buf[FP_ID_BUFSZ + 2])
  * after cursor. next_before is the last id of a full page, but null when
  * the page is the one above a cursor that was found (what is older, the
  * client has); next_after is the page's newest id when newer posts remain
- * above the page, else null.
+ * above the page, else null. A page the read cut short at its budget
+ * (page->resume) continues from the last id it looked at instead, which
+ * may be the id of a post that is gone.
  */
 static void reads__page_tail(const fp_feed_page *page, size_t limit, char *out, size_t cap)
 {
     char b[FP_ID_BUFSZ + 2], a[FP_ID_BUFSZ + 2];
     const char *next_before = NULL, *next_after = NULL;
     bool found = page->after == FP_FEED_AFTER_TOP || page->after == FP_FEED_AFTER_MORE;
+    bool cut = page->resume[0] != '\0';
 
-    if (!found && page->n == limit && page->n > 0)
+    if (!found && cut)
+        next_before = page->resume;
+    else if (!found && page->n == limit && page->n > 0)
         next_before = page->ids[limit - 1];
-    if (page->after == FP_FEED_AFTER_MORE && page->n > 0)
+    if (page->after == FP_FEED_AFTER_MORE && cut)
+        next_after = page->resume;
+    else if (page->after == FP_FEED_AFTER_MORE && page->n > 0)
         next_after = page->ids[0];
     if (page->after == FP_FEED_AFTER_NONE) {
         snprintf(out, cap, "],\"next_before\":%s}", reads__id_or_null(next_before, b));

@@ -257,7 +257,19 @@ typedef struct {
     size_t n;
     int64_t revoked_before; /* revoked:<uid> (unix seconds), 0 when unset */
     fp_feed_after after;    /* FP_FEED_AFTER_NONE but from fp_store_feed_after */
+    /* "" when the page ends where it should; else the read stopped at its
+     * budget (FP_STORE_FEED_SCAN_EXTRA ids of gone posts) with fewer than
+     * limit posts while the feed goes on: the last id it looked at, which
+     * the next read continues from (before=, or after= for an after page,
+     * whose after is then FP_FEED_AFTER_MORE). */
+    char resume[FP_ID_BUFSZ];
 } fp_feed_page;
+
+/* Ids of posts that are gone (deleted, expired) a feed read looks at
+ * beyond the posts it returns, at most, before it stops with a short page
+ * and fp_feed_page.resume: each costs Redis work, and a feed may end in a
+ * long run of them (post_ttl). */
+#define FP_STORE_FEED_SCAN_EXTRA 1000
 
 /* Free what p holds and zero it. Safe on a zeroed struct, idempotent. */
 void fp_feed_page_free(fp_feed_page *p);

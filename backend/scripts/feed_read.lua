@@ -3,7 +3,8 @@
 -- (store_read.c), so that no body passes through Lua.
 --
 -- ARGV: prefix, user id, size (>= 0: how many ids to return at most),
--- mode, arg. The modes:
+-- mode, arg, cap (the bridges' feed_length: a source that long may have
+-- been trimmed). The modes:
 --   new     the newest ids (arg unused)
 --   before  the ids below post arg's score, newest first
 --   after   the ids above post arg's score, oldest first
@@ -26,16 +27,21 @@
 -- Returns revoked, cursor, last, id1, id2, ... where revoked is
 -- revoked:<uid> (nil when unset: the gateway checks the caller's token
 -- with the same round trip; size 0 reads only that). cursor
--- is 3 when the post of mode before or after is in no source (before:
--- nothing follows; after: the ids are those of mode new), else 0. last is
--- '' when the merge had no more than these ids, else the bound ('(' and
--- the score of the last id) that continues it in mode below or above.
--- Cost: one range read per source (with scores only when there are pull
--- authors to merge), and a ZSCORE for `last` or the cursor.
+-- is 3 when the post of mode before or after is in no source, or (after)
+-- when a source may have lost posts above it to trimming (gap_above)
+-- (before: nothing follows; after: the ids are those of mode new), else
+-- 0. last is '' when the merge had no more than these ids, else the
+-- bound ('(' and the score of the last id) that continues it in mode
+-- below or above.
+-- Cost: one range read of `size` for a lone feed (and a ZSCORE for
+-- `last`); with pull authors, about `size` entries plus FIRST_READ per
+-- source, read a few at a time. A cursor costs a ZSCORE per source at
+-- most, and mode after a ZCARD per source more (and a ZRANGE for each
+-- at its cap).
 --! include lib_feed.lua
 
 local prefix, uid, size = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local mode, arg = ARGV[4], ARGV[5] or ''
+local mode, arg, cap = ARGV[4], ARGV[5] or '', tonumber(ARGV[6])
 local feed = prefix .. '@FP_KEY_FEED@' .. uid
 local revoked = redis.call('GET', prefix .. '@FP_KEY_REVOKED@' .. uid)
 if size == 0 then
@@ -61,31 +67,110 @@ local function score_of(id)
     return nil
 end
 
--- Up to `size` entries of src beyond `bound` (a score bound as
--- ZRANGEBYSCORE takes it, '+inf'/'-inf' or '(<score>'), newest first when
--- desc, else oldest first; with their scores (id1, score1, ...) when
--- scores is set.
-local function range(src, desc, bound, scores)
+-- Up to n entries of src beyond `bound` (a score bound as ZRANGEBYSCORE
+-- takes it, '+inf'/'-inf' or '(<score>'), newest first when desc, else
+-- oldest first; with their scores (id1, score1, ...) when scores is set.
+local function range(src, desc, bound, scores, n)
     local cmd, far = 'ZRANGEBYSCORE', '+inf'
     if desc then
         cmd, far = 'ZREVRANGEBYSCORE', '-inf'
     end
     if scores then
-        return redis.call(cmd, src, bound, far, 'WITHSCORES', 'LIMIT', 0, size)
+        return redis.call(cmd, src, bound, far, 'WITHSCORES', 'LIMIT', 0, n)
     end
-    return redis.call(cmd, src, bound, far, 'LIMIT', 0, size)
+    return redis.call(cmd, src, bound, far, 'LIMIT', 0, n)
+end
+
+-- Entries a source is first read by in a merge; each further read of it
+-- doubles, up to `size`.
+local FIRST_READ = 16
+
+-- A source in a merge: its entries read so far ({id, number, score as
+-- Redis wrote it}), the next one to take, and how to read on.
+local function cursor_new(src, desc, bound)
+    return {src = src, desc = desc, buf = {}, pos = 1, n = math.min(FIRST_READ, size),
+            bound = bound, more = true}
+end
+
+-- Reads c's next entries when it has taken all it read; false when the
+-- source has no more.
+local function cursor_fill(c)
+    if c.pos <= #c.buf then
+        return true
+    end
+    if not c.more then
+        return false
+    end
+    local r = range(c.src, c.desc, c.bound, true, c.n)
+    c.buf, c.pos = {}, 1
+    for i = 1, #r, 2 do
+        c.buf[#c.buf + 1] = {r[i], tonumber(r[i + 1]), r[i + 1]}
+    end
+    c.more = #c.buf == c.n
+    if #c.buf > 0 then
+        c.bound = '(' .. c.buf[#c.buf][3]
+    end
+    c.n = math.min(c.n * 2, size)
+    return #c.buf > 0
+end
+
+-- Does entry x come before entry y in the merge?
+local function precedes(x, y, desc)
+    if x[2] ~= y[2] then
+        return (x[2] > y[2]) == desc
+    end
+    return x[1] < y[1]
+end
+
+-- The heap of cursors, ordered by their next entries (heap[1] first).
+local function heap_push(heap, c)
+    local i = #heap + 1
+    heap[i] = c
+    while i > 1 do
+        local p = math.floor(i / 2)
+        if not precedes(heap[i].buf[heap[i].pos], heap[p].buf[heap[p].pos], c.desc) then
+            break
+        end
+        heap[i], heap[p] = heap[p], heap[i]
+        i = p
+    end
+end
+
+local function heap_pop(heap)
+    local top, last = heap[1], heap[#heap]
+    heap[#heap] = nil
+    if #heap == 0 then
+        return top
+    end
+    heap[1] = last
+    local i = 1
+    while true do
+        local l, r, m = 2 * i, 2 * i + 1, i
+        if l <= #heap and precedes(heap[l].buf[heap[l].pos], heap[m].buf[heap[m].pos], top.desc) then
+            m = l
+        end
+        if r <= #heap and precedes(heap[r].buf[heap[r].pos], heap[m].buf[heap[m].pos], top.desc) then
+            m = r
+        end
+        if m == i then
+            break
+        end
+        heap[i], heap[m] = heap[m], heap[i]
+        i = m
+    end
+    return top
 end
 
 -- The next `size` entries beyond `bound` of all sources merged, in order,
 -- each id once, appended to out; and the bound after the last one, or ''
--- when the merge had no more. Each source is asked for `size` entries:
--- the first `size` of their merge are then in their final order (an entry
--- a source did not return ranks after its `size` returned ones). The
--- scores within one source are distinct (one sequence number per post and
--- feed), so a single source's range is already in order, with no sort.
+-- when the merge had no more. The scores within one source are distinct
+-- (one sequence number per post and feed), so each source is read in
+-- order, a little at a time (FIRST_READ entries, then twice as many at
+-- each read), and merged through a heap: a stretch reads about `size`
+-- entries plus FIRST_READ per source, not `size` per source.
 local function stretch(desc, bound, out)
     if #sources == 1 then
-        local r = range(sources[1], desc, bound, false)
+        local r = range(sources[1], desc, bound, false, size)
         for i = 1, #r do
             out[#out + 1] = r[i]
         end
@@ -94,31 +179,48 @@ local function stretch(desc, bound, out)
         end
         return '(' .. redis.call('ZSCORE', sources[1], r[#r])
     end
-    local cand = {}
+    local heap, seen, taken, last = {}, {}, 0, nil
     for _, src in ipairs(sources) do
-        local r = range(src, desc, bound, true)
-        for i = 1, #r, 2 do
-            cand[#cand + 1] = {r[i], tonumber(r[i + 1]), r[i + 1]}
+        local c = cursor_new(src, desc, bound)
+        if cursor_fill(c) then
+            heap_push(heap, c)
         end
     end
-    table.sort(cand, function(x, y)
-        if x[2] ~= y[2] then
-            return (x[2] > y[2]) == desc
+    while taken < size and #heap > 0 do
+        local c = heap_pop(heap)
+        last = c.buf[c.pos]
+        c.pos = c.pos + 1
+        taken = taken + 1
+        if not seen[last[1]] then
+            seen[last[1]] = true
+            out[#out + 1] = last[1]
         end
-        return x[1] < y[1]
-    end)
-    local take, seen = math.min(size, #cand), {}
-    for k = 1, take do
-        local id = cand[k][1]
-        if not seen[id] then
-            seen[id] = true
-            out[#out + 1] = id
+        if cursor_fill(c) then
+            heap_push(heap, c)
         end
     end
-    if #cand < size then
+    if taken < size then
         return ''
     end
-    return '(' .. cand[take][3]
+    return '(' .. last[3]
+end
+
+-- Whether posts above score s may be missing from a source: each source
+-- is trimmed from its lowest end to `cap` entries, so one that holds
+-- `cap` (or more: a cap lowered since) and whose lowest entry is above s
+-- may have lost entries above s. A shorter source has lost nothing to
+-- trimming.
+local function gap_above(s)
+    local n = tonumber(s)
+    for _, src in ipairs(sources) do
+        if redis.call('ZCARD', src) >= cap then
+            local low = redis.call('ZRANGE', src, 0, 0, 'WITHSCORES')
+            if #low == 2 and tonumber(low[2]) > n then
+                return true
+            end
+        end
+    end
+    return false
 end
 
 local out = {revoked, 0, ''}
@@ -128,7 +230,7 @@ elseif mode == 'below' or mode == 'above' then
     out[3] = stretch(mode == 'below', arg, out)
 elseif mode == 'before' or mode == 'after' then
     local s = score_of(arg)
-    if not s then
+    if not s or (mode == 'after' and gap_above(s)) then
         out[2] = 3
         if mode == 'after' then
             out[3] = stretch(true, '+inf', out)

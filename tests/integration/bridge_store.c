@@ -1370,6 +1370,186 @@ static void test_feed_gaps(void **state)
     check_page(e->st, "g1", 3, "q07", "q06,q05,q04");
 }
 
+/* A store of e's Redis with PREFIX, this feed_length and pull_threshold. */
+static fp_store *open_store_pull(env *e, int feed_length, long pull_threshold)
+{
+    fp_store_config cfg = store_config(&e->redis, PREFIX);
+    fp_store *st = NULL;
+
+    cfg.feed_length = feed_length;
+    cfg.pull_threshold = pull_threshold;
+    assert_int_equal(fp_store_open(&st, &cfg), 0);
+    return st;
+}
+
+static void post_free(fp_store *st, const char *id, const char *author)
+{
+    fp_fanout f;
+
+    post(st, id, author, &f);
+    fp_fanout_free(&f);
+}
+
+/*
+ * A reader following 30 pull authors (two followers each, over the
+ * threshold of 1) and 5 others: 140 posts made round-robin come back in
+ * the order they were made, newest first, walked back in pages of 7 (the
+ * merge reads each source a little at a time) and forward from the
+ * oldest with after=, with no gap and no repeat.
+ */
+static void test_many_pull_authors(void **state)
+{
+    env *e = *state;
+    fp_store *st = open_store_pull(e, 1000, 1);
+    char author[16], id[16], want[8], got[256], *cur = NULL;
+    fp_feed_after where;
+    int i, k, n;
+
+    for (i = 0; i < 35; i++) {
+        snprintf(author, sizeof(author), "ma%02d", i);
+        follow(st, "follow.created", "mreader", author);
+        if (i < 30)
+            follow(st, "follow.created", "mother", author);
+    }
+    for (i = 0; i < 140; i++) {
+        snprintf(author, sizeof(author), "ma%02d", (i * 3) % 35);
+        snprintf(id, sizeof(id), "mp%03d", i);
+        post_free(st, id, author);
+    }
+    assert_int_equal(ft_redis_int(e->rc, "SCARD %s", PREFIX "pull_authors"), 30);
+
+    /* Back, 7 at a time: mp139 .. mp000. */
+    for (n = 139; n >= 0; n -= 7) {
+        page_ids(st, "mreader", 7, cur, NULL, got, sizeof(got), NULL);
+        for (k = 0; k < 7; k++) {
+            snprintf(want, sizeof(want), "mp%03d", n - k);
+            if (strncmp(got + k * 6, want, 5) != 0)
+                fail_msg("page before %s: %s", cur != NULL ? cur : "(none)", got);
+        }
+        free(cur);
+        cur = strndup(got + 6 * 6, 5);
+    }
+    page_ids(st, "mreader", 7, cur, NULL, got, sizeof(got), NULL);
+    assert_string_equal(got, "");
+    free(cur);
+
+    /* Forward from the oldest: each page the 7 nearest above the cursor. */
+    cur = strdup("mp000");
+    for (n = 1; n < 140; n += 7) {
+        page_ids(st, "mreader", 7, NULL, cur, got, sizeof(got), &where);
+        for (k = 0; k < 7 && n + k < 140; k++) {
+            snprintf(want, sizeof(want), "mp%03d", (n + 6 > 139 ? 139 : n + 6) - k);
+            if (strncmp(got + k * 6, want, 5) != 0)
+                fail_msg("page after %s: %s", cur, got);
+        }
+        assert_int_equal(where, n + 7 < 140 ? FP_FEED_AFTER_MORE : FP_FEED_AFTER_TOP);
+        free(cur);
+        cur = strndup(got, 5);
+    }
+    free(cur);
+    fp_store_free(st);
+}
+
+/*
+ * A feed that ends in a long run of gone posts (bodies expired: DEL
+ * here): a read looks at no more than its page plus
+ * FP_STORE_FEED_SCAN_EXTRA ids, and stops with a short page and resume,
+ * the last id it looked at; reads from there go on and reach the posts
+ * below the run. An after= read cut short says more (FP_FEED_AFTER_MORE)
+ * and resumes above the ids it looked at.
+ */
+static void test_feed_scan_budget(void **state)
+{
+    env *e = *state;
+    fp_store *st = open_store_pull(e, 3000, 0);
+    char id[16], cursor[FP_ID_BUFSZ];
+    fp_feed_page p;
+    int i, reads = 0;
+
+    follow(st, "follow.created", "sreader", "sa");
+    for (i = 0; i < 1300; i++) {
+        snprintf(id, sizeof(id), "sp%04d", i);
+        post_free(st, id, "sa");
+    }
+    for (i = 100; i < 1300; i++)
+        run(e->rc, "DEL %ssp%04d", PREFIX "post:", i);
+
+    assert_int_equal(fp_store_feed_page(st, "sreader", 10, NULL, &p), 0);
+    assert_int_equal(p.n, 0);
+    assert_true(p.resume[0] != '\0');
+    /* It looked at 10 + FP_STORE_FEED_SCAN_EXTRA ids: sp1299 down to sp0290. */
+    assert_string_equal(p.resume, "sp0290");
+    snprintf(cursor, sizeof(cursor), "%s", p.resume);
+    fp_feed_page_free(&p);
+    for (;;) {
+        assert_true(++reads < 5);
+        assert_int_equal(fp_store_feed_page(st, "sreader", 10, cursor, &p), 0);
+        if (p.n > 0)
+            break;
+        assert_true(p.resume[0] != '\0');
+        snprintf(cursor, sizeof(cursor), "%s", p.resume);
+        fp_feed_page_free(&p);
+    }
+    assert_int_equal(p.n, 10);
+    assert_string_equal(p.ids[0], "sp0099");
+    assert_string_equal(p.ids[9], "sp0090");
+    assert_string_equal(p.resume, "");
+    fp_feed_page_free(&p);
+
+    /* Forward from sp0099: the run above it is looked at, then cut. */
+    assert_int_equal(fp_store_feed_after(st, "sreader", 10, "sp0099", &p), 0);
+    assert_int_equal(p.n, 0);
+    assert_int_equal(p.after, FP_FEED_AFTER_MORE);
+    assert_string_equal(p.resume, "sp1110"); /* 11 + 1000 ids above sp0099 */
+    fp_feed_page_free(&p);
+    fp_store_free(st);
+}
+
+/*
+ * after= when posts above the cursor were trimmed from one of the
+ * sources: the cursor counts as missing (the newest page, after_found
+ * false), so the client knows of the gap; when no source at its cap
+ * starts above the cursor, it is found. feed_length 5 here.
+ */
+static void test_after_gap(void **state)
+{
+    env *e = *state;
+    fp_store *st = open_store_pull(e, 5, 1);
+    char got[256], id[16];
+    fp_feed_after where;
+    int i;
+
+    follow(st, "follow.created", "greader", "gpush");
+    follow(st, "follow.created", "greader", "gpull");
+    follow(st, "follow.created", "gother", "gpull");
+    post_free(st, "gb1", "gpull");
+    for (i = 1; i <= 7; i++) {
+        snprintf(id, sizeof(id), "ga%d", i);
+        post_free(st, id, "gpush");
+    }
+    /* feed:greader holds ga3..ga7: ga1 and ga2, above gb1, are gone. */
+    page_ids(st, "greader", 3, NULL, "gb1", got, sizeof(got), &where);
+    assert_int_equal(where, FP_FEED_AFTER_MISSING);
+    assert_string_equal(got, "ga7,ga6,ga5");
+    /* Above ga4 nothing was trimmed (posts:gpull holds one post). */
+    page_ids(st, "greader", 3, NULL, "ga4", got, sizeof(got), &where);
+    assert_int_equal(where, FP_FEED_AFTER_TOP);
+    assert_string_equal(got, "ga7,ga6,ga5");
+
+    /* posts:gpull at its cap, from gb2 up: above ga7, gb2..gb6 kept. */
+    for (i = 2; i <= 7; i++) {
+        snprintf(id, sizeof(id), "gb%d", i);
+        post_free(st, id, "gpull");
+    }
+    page_ids(st, "greader", 3, NULL, "ga7", got, sizeof(got), &where);
+    assert_int_equal(where, FP_FEED_AFTER_MISSING); /* gb2 is gone */
+    assert_string_equal(got, "gb7,gb6,gb5");
+    page_ids(st, "greader", 10, NULL, "gb3", got, sizeof(got), &where);
+    assert_int_equal(where, FP_FEED_AFTER_TOP);
+    assert_string_equal(got, "gb7,gb6,gb5,gb4");
+    fp_store_free(st);
+}
+
 /*
  * post_ttl: a post's body expires that long after it is stored, and a feed
  * read then skips the post; without post_ttl a body never expires; a
@@ -1426,6 +1606,8 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_readonly_and_sync), T(test_big_fanout),
         T(test_pull_author),      T(test_list_feed_upgrade),
         T(test_explicit_slices),  T(test_after_sees_late_writes),
-        T(test_post_ttl),         T(test_feed_gaps))
+        T(test_post_ttl),         T(test_feed_gaps),
+        T(test_many_pull_authors), T(test_feed_scan_budget),
+        T(test_after_gap))
 /* clang-format on */
 #undef T

@@ -1867,6 +1867,48 @@ static void test_require_iat(void **state)
     free(without);
 }
 
+/*
+ * A feed that ends in a long run of gone posts (ids listed, no bodies:
+ * as after post_ttl): the read stops at its budget with an empty page and
+ * next_before the last id it looked at; the next read goes on from there
+ * and reaches the live posts below the run. Written into Redis directly:
+ * 1,200 gone ids above 5 live posts.
+ */
+static void test_feed_cut_short(void **state)
+{
+    redisContext *r = ft_redis_connect(env.b.p.redis.port);
+    char *tok = token("cutr");
+    cJSON *j, *posts;
+    int i;
+
+    (void)state;
+    for (i = 1; i <= 5; i++)
+        ft_redis_ok(r,
+                    "SET post:cl%d {\"id\":\"cl%d\",\"author_id\":\"cx\",\"text\":\"live\","
+                    "\"created_at\":1}",
+                    i, i);
+    for (i = 1; i <= 5; i++)
+        assert_int_equal(ft_redis_int(r, "ZADD feed:cutr %d cl%d", i, i), 1);
+    for (i = 1; i <= 1200; i++)
+        assert_int_equal(ft_redis_int(r, "ZADD feed:cutr %d cg%04d", 100 + i, i), 1);
+
+    j = call(200, "GET", "/api/v1/feed?limit=10", tok, NULL);
+    posts = cJSON_GetObjectItemCaseSensitive(j, "posts");
+    assert_int_equal(cJSON_GetArraySize(posts), 0);
+    /* 10 + 1,000 ids looked at: cg1200 down to cg0191. */
+    assert_string_equal(str(j, "next_before"), "cg0191");
+    cJSON_Delete(j);
+    j = call(200, "GET", "/api/v1/feed?limit=10&before=cg0191", tok, NULL);
+    posts = cJSON_GetObjectItemCaseSensitive(j, "posts");
+    assert_int_equal(cJSON_GetArraySize(posts), 5);
+    assert_string_equal(str(cJSON_GetArrayItem(posts, 0), "id"), "cl5");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "next_before")));
+    cJSON_Delete(j);
+    assert_int_equal(ft_redis_int(r, "DEL feed:cutr"), 1);
+    redisFree(r);
+    free(tok);
+}
+
 /* Does file path hold text after byte offset from? */
 static bool file_has_after(const char *path, long from, const char *text)
 {
@@ -2317,6 +2359,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_follows),
         cmocka_unit_test(test_posts),
         cmocka_unit_test(test_feed_pages),
+        cmocka_unit_test(test_feed_cut_short),
         cmocka_unit_test(test_feed_after),
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_ribbon),
