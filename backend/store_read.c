@@ -293,8 +293,8 @@ static void store__page_reverse(fp_feed_page *page)
 static int store__feed_collect(fp_store *s, const char *uid, size_t want, bool desc, redisReply *r,
                                fp_feed_page *page)
 {
-    size_t budget = want + FP_STORE_FEED_SCAN_EXTRA, seen = 0, size = 0, next;
-    char bound[STORE__BOUND_MAX], last[FP_ID_BUFSZ] = "";
+    size_t budget = want + FP_STORE_FEED_SCAN_EXTRA, seen = 0, size = 0, next, i;
+    char bound[STORE__BOUND_MAX], last[FP_ID_BUFSZ] = "", id[FP_ID_BUFSZ];
     size_t rounds = 0;
     int rc = 0;
 
@@ -309,8 +309,11 @@ static int store__feed_collect(fp_store *s, const char *uid, size_t want, bool d
         rc = store__feed_bodies(s, r, want, rounds > 0, page);
         memcpy(bound, r->element[2]->str, r->element[2]->len + 1);
         seen += r->elements - 3;
-        if (r->elements > 3 && !store__copy_id(r->element[r->elements - 1], last))
-            last[0] = '\0';
+        /* The last valid id: an invalid one (damage) cannot be a cursor. */
+        for (i = r->elements; i > 3 && !store__copy_id(r->element[i - 1], id); i--)
+            ;
+        if (i > 3)
+            memcpy(last, id, FP_ID_BUFSZ);
         freeReplyObject(r);
         r = NULL;
         if (rc != 0 || page->n >= want || bound[0] == '\0')

@@ -73,8 +73,8 @@ static const fp_conf_opt config__table[] = {
     {"timeout_ms", FP_CONF_INT, offsetof(fg_config, timeout_ms), "2000", 100, 60000, false,
      "network timeout for Redis and RabbitMQ operations"},
     {"feed_length", FP_CONF_INT, offsetof(fg_config, feed_length), "1000", 1, 100000, false,
-     "the bridges' feed_length: tells a catch-up read (after=) that posts above its cursor may "
-     "have been trimmed"},
+     "the bridges' feed_length: a catch-up read (after=) uses it to tell whether posts above its "
+     "cursor may have been trimmed"},
     {"log_level", FP_CONF_STRING, offsetof(fg_config, log_level), "info", 0, 0, false,
      "debug, info, warn or error"},
 };

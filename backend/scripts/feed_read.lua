@@ -3,8 +3,7 @@
 -- (store_read.c), so that no body passes through Lua.
 --
 -- ARGV: prefix, user id, size (>= 0: how many ids to return at most),
--- mode, arg, cap (the bridges' feed_length: a source that long may have
--- been trimmed). The modes:
+-- mode, arg, cap (the bridges' feed_length, for gap_above). The modes:
 --   new     the newest ids (arg unused)
 --   before  the ids below post arg's score, newest first
 --   after   the ids above post arg's score, oldest first
@@ -36,12 +35,12 @@
 -- Cost: one range read of `size` for a lone feed (and a ZSCORE for
 -- `last`); with pull authors, about `size` entries plus FIRST_READ per
 -- source, read a few at a time. A cursor costs a ZSCORE per source at
--- most, and mode after a ZCARD per source more (and a ZRANGE for each
--- at its cap).
+-- most, and mode after a ZCARD per source more (and a ZRANGE of one
+-- entry for each full one).
 --! include lib_feed.lua
 
 local prefix, uid, size = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local mode, arg, cap = ARGV[4], ARGV[5] or '', tonumber(ARGV[6])
+local mode, arg, cap = ARGV[4], ARGV[5] or '', tonumber(ARGV[6]) or 1000
 local feed = prefix .. '@FP_KEY_FEED@' .. uid
 local revoked = redis.call('GET', prefix .. '@FP_KEY_REVOKED@' .. uid)
 if size == 0 then
@@ -166,8 +165,9 @@ end
 -- when the merge had no more. The scores within one source are distinct
 -- (one sequence number per post and feed), so each source is read in
 -- order, a little at a time (FIRST_READ entries, then twice as many at
--- each read), and merged through a heap: a stretch reads about `size`
--- entries plus FIRST_READ per source, not `size` per source.
+-- each read), and merged through a heap: a stretch reads at most about
+-- twice `size` entries plus FIRST_READ per source, not `size` per
+-- source.
 local function stretch(desc, bound, out)
     if #sources == 1 then
         local r = range(sources[1], desc, bound, false, size)
@@ -195,7 +195,7 @@ local function stretch(desc, bound, out)
             seen[last[1]] = true
             out[#out + 1] = last[1]
         end
-        if cursor_fill(c) then
+        if taken < size and cursor_fill(c) then
             heap_push(heap, c)
         end
     end
@@ -206,14 +206,15 @@ local function stretch(desc, bound, out)
 end
 
 -- Whether posts above score s may be missing from a source: each source
--- is trimmed from its lowest end to `cap` entries, so one that holds
--- `cap` (or more: a cap lowered since) and whose lowest entry is above s
--- may have lost entries above s. A shorter source has lost nothing to
--- trimming.
+-- is trimmed from its lowest end to `cap` entries, so one that is full
+-- (within a tenth of cap: deletes take entries out between two trims)
+-- and whose lowest entry is above s may have lost entries above s. A
+-- source well below its cap was never trimmed (a young feed, an author
+-- pulled only recently): its lowest entry being above s is no gap.
 local function gap_above(s)
-    local n = tonumber(s)
+    local n, full = tonumber(s), cap - math.floor(cap / 10)
     for _, src in ipairs(sources) do
-        if redis.call('ZCARD', src) >= cap then
+        if redis.call('ZCARD', src) >= full then
             local low = redis.call('ZRANGE', src, 0, 0, 'WITHSCORES')
             if #low == 2 and tonumber(low[2]) > n then
                 return true

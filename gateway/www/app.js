@@ -706,6 +706,14 @@
         const known = new Set(state.posts.keys());
         const data = await api('GET', '/feed?limit=' + FEED_PAGE);
         const posts = pagePosts(data);
+        if (typeof data.next_before === 'string' && posts.length < FEED_PAGE) {
+            // Cut short by the server's budget (ids of gone posts): no
+            // span to compare with what is shown; just add what came.
+            for (const p of posts)
+                addPost(p);
+            updateFeedChrome();
+            return;
+        }
         const full = typeof data.next_before === 'string';
         const ids = new Set(posts.map((p) => p.id));
         if (full && known.size && !posts.some((p) => known.has(p.id))) {
@@ -738,9 +746,11 @@
             let before = state.nextBefore;
             let data = await api('GET', '/feed?limit=' + FEED_PAGE + '&before=' + encodeURIComponent(before));
             let posts = pagePosts(data);
-            if (!posts.length) {
+            if (!posts.length && typeof data.next_before !== 'string') {
                 // That entry left the feed (deleted or trimmed): continue
-                // from the oldest post shown instead.
+                // from the oldest post shown instead. (An empty page with a
+                // next_before was cut short by the server's budget: go on
+                // from there.)
                 const oldest = oldestPost();
                 if (oldest && oldest.id !== before) {
                     before = oldest.id;

@@ -1227,6 +1227,8 @@ static void test_pull_author(void **state)
     check_page(st, "u1", 2, "p3", "p2,p1");
     check_page(st, "u1", 2, "p1", "");
     check_page(st, "u2", 1, "p4", "p2");
+    /* posts:star starts above p1 (star was pulled since), but far from
+     * full: it lost nothing, no gap. */
     page_ids(st, "u1", 2, NULL, "p1", got, sizeof(got), &where);
     assert_string_equal(got, "p3,p2");
     assert_int_equal(where, FP_FEED_AFTER_MORE);
@@ -1390,20 +1392,59 @@ static void post_free(fp_store *st, const char *id, const char *author)
     fp_fanout_free(&f);
 }
 
+/* Walks mreader's feed back from the top in pages of limit, then forward
+ * with after= from mp<from>: each page holds the posts nearest its
+ * cursor, in order (mp<n>, newest first), with no gap and no repeat. */
+static void walk_feed(fp_store *st, int total, int limit, int from)
+{
+    char want[16], got[4096], *cur = NULL;
+    fp_feed_after where;
+    int k, n, top;
+
+    for (n = total - 1; n >= 0; n -= limit) {
+        page_ids(st, "mreader", (size_t)limit, cur, NULL, got, sizeof(got), NULL);
+        for (k = 0; k < limit && n - k >= 0; k++) {
+            snprintf(want, sizeof(want), "mp%03d", n - k);
+            if (strncmp(got + k * 6, want, 5) != 0)
+                fail_msg("page before %s: %s", cur != NULL ? cur : "(none)", got);
+        }
+        free(cur);
+        cur = strndup(got + (k - 1) * 6, 5);
+    }
+    page_ids(st, "mreader", (size_t)limit, cur, NULL, got, sizeof(got), NULL);
+    assert_string_equal(got, "");
+    free(cur);
+
+    snprintf(want, sizeof(want), "mp%03d", from);
+    cur = strdup(want);
+    for (n = from + 1; n < total; n += limit) {
+        page_ids(st, "mreader", (size_t)limit, NULL, cur, got, sizeof(got), &where);
+        top = n + limit - 1 > total - 1 ? total - 1 : n + limit - 1;
+        for (k = 0; top - k >= n; k++) {
+            snprintf(want, sizeof(want), "mp%03d", top - k);
+            if (strncmp(got + k * 6, want, 5) != 0)
+                fail_msg("page after %s: %s", cur, got);
+        }
+        assert_int_equal(where, n + limit < total ? FP_FEED_AFTER_MORE : FP_FEED_AFTER_TOP);
+        free(cur);
+        cur = strndup(got, 5);
+    }
+    free(cur);
+}
+
 /*
  * A reader following 30 pull authors (two followers each, over the
- * threshold of 1) and 5 others: 140 posts made round-robin come back in
- * the order they were made, newest first, walked back in pages of 7 (the
- * merge reads each source a little at a time) and forward from the
- * oldest with after=, with no gap and no repeat.
+ * threshold of 1) and 5 others: 203 posts, made round-robin but for a
+ * run of 40 by one pull author (more than a source's first read of 16,
+ * so the merge reads it again), come back in the order they were made,
+ * walked back and forward in pages of 7 and of 29.
  */
 static void test_many_pull_authors(void **state)
 {
     env *e = *state;
     fp_store *st = open_store_pull(e, 1000, 1);
-    char author[16], id[16], want[8], got[256], *cur = NULL;
-    fp_feed_after where;
-    int i, k, n;
+    char author[16], id[16];
+    int i;
 
     for (i = 0; i < 35; i++) {
         snprintf(author, sizeof(author), "ma%02d", i);
@@ -1411,42 +1452,14 @@ static void test_many_pull_authors(void **state)
         if (i < 30)
             follow(st, "follow.created", "mother", author);
     }
-    for (i = 0; i < 140; i++) {
-        snprintf(author, sizeof(author), "ma%02d", (i * 3) % 35);
+    for (i = 0; i < 203; i++) {
+        snprintf(author, sizeof(author), "ma%02d", i >= 140 && i < 180 ? 0 : (i * 3) % 35);
         snprintf(id, sizeof(id), "mp%03d", i);
         post_free(st, id, author);
     }
     assert_int_equal(ft_redis_int(e->rc, "SCARD %s", PREFIX "pull_authors"), 30);
-
-    /* Back, 7 at a time: mp139 .. mp000. */
-    for (n = 139; n >= 0; n -= 7) {
-        page_ids(st, "mreader", 7, cur, NULL, got, sizeof(got), NULL);
-        for (k = 0; k < 7; k++) {
-            snprintf(want, sizeof(want), "mp%03d", n - k);
-            if (strncmp(got + k * 6, want, 5) != 0)
-                fail_msg("page before %s: %s", cur != NULL ? cur : "(none)", got);
-        }
-        free(cur);
-        cur = strndup(got + 6 * 6, 5);
-    }
-    page_ids(st, "mreader", 7, cur, NULL, got, sizeof(got), NULL);
-    assert_string_equal(got, "");
-    free(cur);
-
-    /* Forward from the oldest: each page the 7 nearest above the cursor. */
-    cur = strdup("mp000");
-    for (n = 1; n < 140; n += 7) {
-        page_ids(st, "mreader", 7, NULL, cur, got, sizeof(got), &where);
-        for (k = 0; k < 7 && n + k < 140; k++) {
-            snprintf(want, sizeof(want), "mp%03d", (n + 6 > 139 ? 139 : n + 6) - k);
-            if (strncmp(got + k * 6, want, 5) != 0)
-                fail_msg("page after %s: %s", cur, got);
-        }
-        assert_int_equal(where, n + 7 < 140 ? FP_FEED_AFTER_MORE : FP_FEED_AFTER_TOP);
-        free(cur);
-        cur = strndup(got, 5);
-    }
-    free(cur);
+    walk_feed(st, 203, 7, 0);
+    walk_feed(st, 203, 29, 0);
     fp_store_free(st);
 }
 
@@ -1536,7 +1549,7 @@ static void test_after_gap(void **state)
     assert_int_equal(where, FP_FEED_AFTER_TOP);
     assert_string_equal(got, "ga7,ga6,ga5");
 
-    /* posts:gpull at its cap, from gb2 up: above ga7, gb2..gb6 kept. */
+    /* posts:gpull at its cap: gb3..gb7 kept, gb2 (above ga7) gone. */
     for (i = 2; i <= 7; i++) {
         snprintf(id, sizeof(id), "gb%d", i);
         post_free(st, id, "gpull");
