@@ -524,6 +524,28 @@ static void test_large_delivery(void **state)
     }
 }
 
+/* A feed.deliver body for post id to first, n - 1 recipients with
+ * 60-character ids (z0...01 on), then last (NULL: none), into body (cap
+ * bytes). Returns its length. */
+static size_t wide_body(char *body, size_t cap, const char *id, const char *first, int n,
+                        const char *last)
+{
+    size_t len;
+    int i;
+
+    len = (size_t)snprintf(body, cap,
+                           "{\"type\":\"deliver\",\"payload\":{\"type\":\"post.created\",\"post\":{"
+                           "\"id\":\"%s\"}},\"recipients\":[\"%s\"",
+                           id, first);
+    for (i = 1; i < n; i++)
+        len += (size_t)snprintf(body + len, cap - len, ",\"z%059d\"", i);
+    if (last != NULL)
+        len += (size_t)snprintf(body + len, cap - len, ",\"%s\"", last);
+    len += (size_t)snprintf(body + len, cap - len, "]}");
+    assert_true(len < cap);
+    return len;
+}
+
 /*
  * A control message the broker refuses for its size (mosquitto's
  * message_size_limit, which its CONNACK does not announce: PUBACK 149)
@@ -542,16 +564,10 @@ static void test_oversized_control(void **state)
     long bfrom = ft_log_size(blog), from = ft_plugin_env_log_size(&env.p);
     size_t n;
     ft_mqtt u;
-    int i;
 
     (void)state;
     connect_user(&u, "cZ", 5);
-    n = (size_t)snprintf(body, sizeof(body),
-                         "{\"type\":\"deliver\",\"payload\":{\"type\":\"post.created\",\"post\":{"
-                         "\"id\":\"wide1\"}},\"recipients\":[\"cZ\"");
-    for (i = 1; i < 700; i++)
-        n += (size_t)snprintf(body + n, sizeof(body) - n, ",\"z%059d\"", i);
-    snprintf(body + n, sizeof(body) - n, "]}");
+    n = wide_body(body, sizeof(body), "wide1", "cZ", 700, NULL);
     assert_true(n > SIZE_LIMIT);
     deliver_raw(body);
     assert_true(wait_payload(&u, "\"id\":\"wide1\"", 10000));
@@ -594,19 +610,12 @@ static void test_oversized_chunk(void **state)
     long long deliveries = ft_node_stat(&env, 1, "deliveries");
     long long acked = ft_node_stat(&env, 1, "stage2_count");
     long from = ft_plugin_env_log_size(&env.p);
-    size_t n;
     ft_mqtt first, last;
-    int i;
 
     (void)state;
     connect_user(&first, "cZ1", 5);
     connect_user(&last, "cZ2", 5);
-    n = (size_t)snprintf(body, sizeof(body),
-                         "{\"type\":\"deliver\",\"payload\":{\"type\":\"post.created\",\"post\":{"
-                         "\"id\":\"wide3\"}},\"recipients\":[\"cZ1\"");
-    for (i = 1; i < 1000; i++)
-        n += (size_t)snprintf(body + n, sizeof(body) - n, ",\"z%059d\"", i);
-    snprintf(body + n, sizeof(body) - n, ",\"cZ2\"]}");
+    wide_body(body, sizeof(body), "wide3", "cZ1", 1000, "cZ2");
     deliver_raw(body);
     assert_true(wait_payload(&first, "\"id\":\"wide3\"", 10000));
     assert_true(wait_payload(&last, "\"id\":\"wide3\"", 10000));
