@@ -166,16 +166,18 @@ static void deliver__control_other(fb_outlet *o, int rc)
  * reason than a missing fan-out (149: over mosquitto's
  * message_size_limit) goes out per recipient, to its own recipients only
  * (deliver__feeds_count), and the next ones through the control topic
- * again. The recipients reached are counted once the whole loop is done
- * (a retry counts nothing twice).
+ * again.
  * Returns FB_DONE with *done = n; or FB_DONE with *done = the recipients
  * handled before the first message refused for want of the fan-out
  * (deliver__no_fanout) and *refused_rc its reason code (the caller
- * delivers the rest); or FB_RETRY_MQTT. A control message dropped unsent
- * (too large even for one recipient, so it carried one) is not counted.
+ * delivers the rest); or FB_RETRY_MQTT. *reached gets the recipients the
+ * broker took (a control message dropped unsent, too large even for one
+ * recipient so that it carried one, is not counted); the caller counts
+ * them once the whole delivery is done, so a retry counts none twice.
  */
 static fb_outcome deliver__control(fb_bridge *b, fb_outlet *o, const char *payload,
-                                   const char *const *ids, size_t n, size_t *done, int *refused_rc)
+                                   const char *const *ids, size_t n, size_t *done, size_t *reached,
+                                   int *refused_rc)
 {
     size_t len = strlen(payload), i, k, got, count = 0;
     int rc = 0;
@@ -200,8 +202,8 @@ static fb_outcome deliver__control(fb_bridge *b, fb_outlet *o, const char *paylo
         }
     }
     *done = i;
+    *reached += count;
     fp_debug("delivered to %zu of %zu local recipient(s) through the broker's fan-out", count, i);
-    fb_stats_add(&b->stats, FB_STAT_DELIVERIES, count);
     return FB_DONE;
 }
 
@@ -219,7 +221,7 @@ static fb_outcome deliver__payload(fb_bridge *b, fb_outlet *o, const char *text,
                                    const char *const *ids, size_t n)
 {
     unsigned long reconnects, refused;
-    size_t done = 0;
+    size_t done = 0, reached = 0;
     fb_outcome out;
     int rc = 0;
 
@@ -235,9 +237,13 @@ static fb_outcome deliver__payload(fb_bridge *b, fb_outlet *o, const char *text,
         o->control_refused = false;
     }
     if (!o->control_refused) {
-        out = deliver__control(b, o, text, ids, n, &done, &rc);
-        if (out != FB_DONE || rc == 0)
+        out = deliver__control(b, o, text, ids, n, &done, &reached, &rc);
+        if (out != FB_DONE)
             return out;
+        if (rc == 0) {
+            fb_stats_add(&b->stats, FB_STAT_DELIVERIES, reached);
+            return FB_DONE;
+        }
         fp_warn("mqtt: the broker refused a deliver control message (%s: does its "
                 "feed_auth.so have the fan-out?); publishing per recipient until the broker "
                 "reconnects",
@@ -248,7 +254,11 @@ static fb_outcome deliver__payload(fb_bridge *b, fb_outlet *o, const char *text,
         o->control_refused = true;
         o->control_refused_at = reconnects;
     }
-    return deliver__feeds(b, o, text, ids + done, n - done);
+    if (deliver__feeds_count(o, text, ids + done, n - done, &reached) != FB_DONE)
+        return FB_RETRY_MQTT;
+    fp_debug("delivered to %zu of %zu local recipient(s)", reached, n);
+    fb_stats_add(&b->stats, FB_STAT_DELIVERIES, reached);
+    return FB_DONE;
 }
 
 /* The valid ids of a feed.deliver message's recipients, in a malloc'd

@@ -72,6 +72,7 @@ struct fb_mqtt {
     unsigned long outstanding;
     fb_mqtt_batch batch;    /* the current batch's (fb_mqtt_flush) */
     bool unflushed;         /* publishes since the last flush (fb_mqtt_begin) */
+    bool begun;             /* publishes since fb_mqtt_begin, flushed or not */
     unsigned long connects; /* CONNACKs that accepted the link */
     unsigned long reconnects;
     unsigned long refused;          /* PUBACKs with a failure reason code */
@@ -549,19 +550,20 @@ bool fb_mqtt_fits(fb_mqtt *m, size_t topic_len, size_t len, bool retain)
 }
 
 /*
- * Whether a publish may go now (lock held). With the link down, a batch
- * that has publishes already waits for the next connection, up to the
- * flush's limit: those publishes wait in libmosquitto's queue for it,
- * and a publish that failed instead would make the caller retry them
- * all, a second copy each. A batch without publishes yet does not wait:
- * its caller learns at once that the link is down (and, stage 1, takes
- * the queue instead).
+ * Whether a publish may go now (lock held). With the link down, a
+ * delivery that has published already since fb_mqtt_begin() waits for
+ * the next connection, up to the flush's limit: its publishes not yet
+ * acknowledged wait in libmosquitto's queue for it, and those flushed
+ * reached the broker; a publish that failed instead would make the
+ * caller retry the whole delivery, a second copy each. A delivery that
+ * has published nothing yet does not wait: its caller learns at once
+ * that the link is down (and, stage 1, takes the queue instead).
  */
 static bool mqtt__link_ready_locked(fb_mqtt *m)
 {
     if (m->connected)
         return true;
-    if (!m->unflushed)
+    if (!m->begun)
         return false;
     return mqtt__wait_connected(m, m->cfg.timeout_ms + 1000);
 }
@@ -602,6 +604,7 @@ int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t l
     if (rc == MOSQ_ERR_SUCCESS) {
         pthread_mutex_lock(&m->lock);
         m->unflushed = true;
+        m->begun = true;
         if (mqtt__bit(m->early, mid, false)) {
             if (m->early_rc[mid & 0xffff] >= MQTT__RC_FAILURE)
                 mqtt__batch_refused(m, m->early_rc[mid & 0xffff]);
@@ -657,6 +660,7 @@ static void mqtt__batch_clear_locked(fb_mqtt *m)
 void fb_mqtt_begin(fb_mqtt *m)
 {
     pthread_mutex_lock(&m->lock);
+    m->begun = false;
     if (m->unflushed)
         mqtt__batch_clear_locked(m);
     pthread_mutex_unlock(&m->lock);

@@ -55,11 +55,11 @@ unsigned fb_mqtt_expiry_s(int expiry_ms);
 #define FB_MQTT_BATCH_MAX 10000
 
 /* Queues a QoS 1 publish. Returns 0 or -EIO: the link is down and this
- * is the batch's first publish; the link stayed down for timeout_ms + 1 s
- * after the batch's earlier publishes (they wait in libmosquitto's queue
- * for the next connection, so this one waits for it too); or out of
- * memory. A publish made as the link drops is queued by libmosquitto and
- * counts as made: fb_mqtt_flush() waits for its PUBACK on the next
+ * is the first publish since fb_mqtt_begin(); the link stayed down for
+ * timeout_ms + 1 s after earlier publishes since fb_mqtt_begin() (those
+ * not yet acknowledged wait in libmosquitto's queue for the next
+ * connection, so this one waits for it too); or out of memory. A publish made as the link drops is
+ * queued by libmosquitto and counts as made: fb_mqtt_flush() waits for its PUBACK on the next
  * connection. A publish the broker cannot take (unsendable,
  * fb_mqtt_counters) is dropped: 0 too. */
 int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t len, bool retain);
@@ -73,9 +73,10 @@ typedef struct {
     unsigned long unsendable; /* dropped unsent (fb_mqtt_counters) */
 } fb_mqtt_batch;
 
-/* Starts a batch: the publishes of one that was not flushed (its caller
- * gave up on a failed publish, to retry it whole later) no longer count,
- * nor do their PUBACKs, whenever they come. */
+/* Starts a batch, and a delivery (one or more batches, fb_mqtt_publish):
+ * the publishes of one that was not flushed (its caller gave up on a
+ * failed publish, to retry it whole later) no longer count, nor do their
+ * PUBACKs, whenever they come. */
 void fb_mqtt_begin(fb_mqtt *m);
 /* Waits until every publish so far is acknowledged. Returns 0, or -EIO
  * (timeout or lost connection: the caller retries the whole batch; after

@@ -706,7 +706,8 @@
         const known = new Set(state.posts.keys());
         const data = await api('GET', '/feed?limit=' + FEED_PAGE);
         const posts = pagePosts(data);
-        if (typeof data.next_before === 'string' && posts.length < FEED_PAGE) {
+        const served = Array.isArray(data.posts) ? data.posts.length : 0;
+        if (typeof data.next_before === 'string' && served < FEED_PAGE) {
             // Cut short by the server's budget (ids of gone posts): no
             // span to compare with what is shown; just add what came.
             for (const p of posts)

@@ -67,15 +67,16 @@ static void revoke_link(redisContext *rc, fb_mqtt *m, ft_mqtt *sub, int ahead)
 }
 
 /*
- * The link is kicked in the middle of a batch (its user revoked 3 s
- * ahead, so the token minted at its first reconnect is usually refused
- * too, and a later one accepted). The publishes made meanwhile wait for
- * the new connection and return 0; the flush returns 0 with none
- * refused; the subscriber gets each once. A batch that has not begun
- * learns at once that the link is down (-EIO, nothing queued). Before,
- * a publish made while the link was down failed, although libmosquitto
- * had queued it and sent it after the reconnect: the caller's retry of
- * the batch was a second copy.
+ * The link is kicked in the middle of a delivery, after its first batch
+ * was flushed (its user revoked 3 s ahead, so the token minted at its
+ * first reconnect is usually refused too, and a later one accepted). The
+ * publishes made meanwhile wait for the new connection and return 0;
+ * the flush returns 0 with none refused; the subscriber gets each once.
+ * A delivery that has not begun learns at once that the link is down
+ * (-EIO, nothing queued). Before, a publish made while the link was down
+ * failed (although libmosquitto had queued it when the drop had not been
+ * seen yet), and the caller's retry of the delivery sent a second copy
+ * of all it had published.
  */
 static void test_publish_while_down(void **state)
 {
@@ -100,8 +101,10 @@ static void test_publish_while_down(void **state)
     assert_int_equal(ft_mqtt_subscribe(&sub, "feed/u1", 3000), 1);
     assert_int_equal(fb_mqtt_open(&m, &cfg), 0);
 
+    /* A delivery of two batches: the first flushed, then the drop. */
     fb_mqtt_begin(m);
     assert_int_equal(fb_mqtt_publish(m, "feed/u1", "down -1", 7, false), 0);
+    assert_int_equal(fb_mqtt_flush(m, NULL), 0);
     revoke_link(rc, m, &sub, 3);
     for (i = 0; i < DOWN_PUBLISHES; i++) {
         n = snprintf(payload, sizeof(payload), "down %d", i);
