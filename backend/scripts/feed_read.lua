@@ -33,10 +33,10 @@
 -- bound ('(' and the score of the last id) that continues it in mode
 -- below or above.
 -- Cost: one range read of `size` for a lone feed (and a ZSCORE for
--- `last`); with pull authors, about `size` entries plus FIRST_READ per
--- source, read a few at a time. A cursor costs a ZSCORE per source at
--- most, and mode after a ZCARD per source more (and a ZRANGE of one
--- entry for each full one).
+-- `last`); with pull authors, at most about twice `size` entries plus
+-- FIRST_READ per source, read a few at a time. A cursor costs a ZSCORE
+-- per source at most, and mode after a ZCARD per source more (and a
+-- ZRANGE of one entry for each full one).
 --! include lib_feed.lua
 
 local prefix, uid, size = ARGV[1], ARGV[2], tonumber(ARGV[3])
