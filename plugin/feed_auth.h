@@ -218,6 +218,15 @@ int fa_revocations_save(fa_revocations *r, size_t *n);
  * crash or a power loss leaves the old file or the new one whole. Returns
  * 0, write's negative return, or -errno; logs nothing. */
 int fa_statefile_replace(const char *path, int (*write)(FILE *f, void *arg), void *arg);
+/* Reads the file at path (broker thread, at start): its first line must
+ * begin with magic, and each line after it goes to line(text, arg), which
+ * returns 0 to go on or a negative errno to stop. Returns 1 when there is
+ * no file (a first start), 0 when it was read whole, line's negative
+ * return, or -errno, logged: unreadable, not a <what> file (-EINVAL), a
+ * read error in it (-EIO: the lines after it would be missing, and the
+ * next save would drop them). */
+int fa_statefile_read(const char *path, const char *magic, const char *what,
+                      int (*line)(char *text, void *arg), void *arg);
 
 /* ------------------------------------------------------------ presence */
 
@@ -293,7 +302,6 @@ typedef struct fa_plugin {
     fa_sessions sessions;
     fa_presence presence;
     fa_revocations revocations;
-    int64_t revocation_keep; /* seconds a cut-off matters; 0 = for ever */
     fa_redis *redis;
     int64_t next_expiry_check_ms; /* monotonic; next expiry sweep */
     uint64_t held_changes;        /* changes to held sessions since start */

@@ -185,6 +185,29 @@ static int held__load_line(fa_plugin *pl, char *line, char *id, int64_t now)
     return 1;
 }
 
+/* What fa_held_load counts while it reads the file, and the client id
+ * buffer of its lines. */
+typedef struct {
+    fa_plugin *pl;
+    char *id;
+    int64_t now;
+    size_t loaded, bad;
+} held__load;
+
+/* One line of the file (a fa_statefile_read line reader): counted as
+ * loaded or bad (held__load_line). Returns 0, or -ENOMEM to stop. */
+static int held__read_line(char *line, void *arg)
+{
+    held__load *l = arg;
+    int rc = held__load_line(l->pl, line, l->id, l->now);
+
+    if (rc == 1)
+        l->loaded++;
+    else if (rc == -EINVAL)
+        l->bad++;
+    return rc == -ENOMEM ? rc : 0;
+}
+
 /*
  * Reads plugin_opt_session_file, written by the previous run at its
  * graceful stop (fa_held_save) or at its last periodic save before a
@@ -197,62 +220,26 @@ static int held__load_line(fa_plugin *pl, char *line, char *id, int64_t now)
  */
 int fa_held_load(fa_plugin *pl)
 {
-    int64_t now = (int64_t)time(NULL);
-    size_t loaded = 0, bad = 0, lines = 0, cap = 0;
-    char *line = NULL, *id;
-    FILE *f;
-    int rc = 0;
+    held__load l = {.pl = pl, .now = (int64_t)time(NULL)};
+    int rc;
 
     if (pl->opts.session_file == NULL)
         return 0;
-    f = fopen(pl->opts.session_file, "r");
-    if (f == NULL) {
-        if (errno == ENOENT)
-            return 0;
-        rc = -errno;
-        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot read %s: %s", pl->opts.session_file,
-                             strerror(errno));
-        return rc;
-    }
-    if (getline(&line, &cap, f) < 0 || strncmp(line, HELD__MAGIC, strlen(HELD__MAGIC)) != 0) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: %s is not a session file",
-                             pl->opts.session_file);
-        free(line);
-        fclose(f);
-        return -EINVAL;
-    }
-    /* getline: a line of any length (a long client id), never split. */
-    id = malloc(HELD__ID_MAX + 1);
-    if (id == NULL)
-        rc = -ENOMEM;
-    while (rc != -ENOMEM && getline(&line, &cap, f) >= 0) {
-        lines++;
-        rc = held__load_line(pl, line, id, now);
-        if (rc == 1)
-            loaded++;
-        else if (rc == -EINVAL)
-            bad++;
-    }
-    free(id);
-    free(line);
-    if (rc != -ENOMEM && ferror(f))
-        rc = -EIO;
-    fclose(f);
-    if (rc == -ENOMEM) {
+    l.id = malloc(HELD__ID_MAX + 1);
+    rc = l.id != NULL
+             ? fa_statefile_read(pl->opts.session_file, HELD__MAGIC, "session", held__read_line, &l)
+             : -ENOMEM;
+    free(l.id);
+    if (rc == -ENOMEM)
         mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: out of memory loading %s",
                              pl->opts.session_file);
-        return rc;
-    }
-    if (rc == -EIO) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot read %s: read error after %zu lines",
-                             pl->opts.session_file, lines);
-        return rc;
-    }
-    if (bad > 0)
+    if (rc != 0)
+        return rc > 0 ? 0 : rc;
+    if (l.bad > 0)
         mosquitto_log_printf(MOSQ_LOG_WARNING, "feed_auth: %s: %zu malformed lines skipped",
-                             pl->opts.session_file, bad);
-    mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: %zu persistent sessions loaded from %s", loaded,
-                         pl->opts.session_file);
+                             pl->opts.session_file, l.bad);
+    mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: %zu persistent sessions loaded from %s",
+                         l.loaded, pl->opts.session_file);
     return 0;
 }
 

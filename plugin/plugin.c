@@ -50,8 +50,10 @@ int mosquitto_plugin_version(int supported_version_count, const int *supported_v
     return -1;
 }
 
-/* Builds the JWT verifier from the options. Returns 0 or -EINVAL (logged). */
-static int plugin__load_verifier(fa_plugin *pl)
+/* Builds the JWT verifier from the options, and says how long a
+ * revocation matters under them (*keep: fp_jwt_revocation_keep). Returns
+ * 0 or -EINVAL (logged). */
+static int plugin__load_verifier(fa_plugin *pl, int64_t *keep)
 {
     fp_jwt_config cfg;
     char err[512];
@@ -75,7 +77,7 @@ static int plugin__load_verifier(fa_plugin *pl)
         mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: %s", err);
         return -EINVAL;
     }
-    pl->revocation_keep = fp_jwt_revocation_keep(&cfg);
+    *keep = fp_jwt_revocation_keep(&cfg);
     return 0;
 }
 
@@ -112,6 +114,7 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
 {
     fa_plugin *pl;
     char err[512], where[FP_HOST_MAX * 2 + 96];
+    int64_t keep = 0;
     int rc = MOSQ_ERR_INVAL;
 
     plugin__id = identifier;
@@ -122,11 +125,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
         mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: %s", err);
         goto error_free;
     }
-    if (plugin__load_verifier(pl) != 0)
+    if (plugin__load_verifier(pl, &keep) != 0)
         goto error_options;
     if (fa_presence_init(&pl->presence) != 0)
         goto error_verifier;
-    if (fa_revocations_init(&pl->revocations, pl->opts.revocation_file, pl->revocation_keep) != 0)
+    if (fa_revocations_init(&pl->revocations, pl->opts.revocation_file, keep) != 0)
         goto error_presence;
     if (fa_revocations_load(&pl->revocations) != 0)
         goto error_held;
@@ -147,11 +150,11 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **userdata,
     mosquitto_log_printf(MOSQ_LOG_INFO,
                          "feed_auth: node %s, %s tokens, presence in Redis %s (prefix \"%s\")",
                          pl->opts.node_id, pl->opts.alg, where, pl->opts.redis.prefix);
-    if (pl->revocation_keep > 0)
+    if (keep > 0)
         mosquitto_log_printf(MOSQ_LOG_INFO,
                              "feed_auth: tokens need iat; a revocation is forgotten %lld s after "
                              "its cut-off (max_lifetime)",
-                             (long long)pl->revocation_keep);
+                             (long long)keep);
     else if (pl->opts.require_iat)
         mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: tokens need iat; revocations are kept for "
                                             "ever (no max_lifetime)");

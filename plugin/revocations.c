@@ -149,22 +149,34 @@ int64_t fa_revocations_get(fa_revocations *r, const char *sub)
     return before;
 }
 
-/* Applies one "<uid> <cut-off>" line of the file; counts it in *old when
- * past its keep time at now. True when well formed. */
-static bool revocations__load_line(fa_revocations *r, const char *line, int64_t now, size_t *old)
+/* What fa_revocations_load counts while it reads the file. */
+typedef struct {
+    fa_revocations *r;
+    int64_t now;
+    size_t loaded, bad, old;
+} revocations__load;
+
+/* One "<uid> <cut-off>" line of the file (a fa_statefile_read line
+ * reader): applied, or counted as old when past its keep time, or as bad
+ * when malformed. Returns 0. */
+static int revocations__load_line(char *line, void *arg)
 {
+    revocations__load *l = arg;
     char sub[FP_ID_BUFSZ];
     long long before;
     int end = 0;
 
     if (sscanf(line, "%64s %lld%n", sub, &before, &end) != 2 || line[end] != '\n' ||
-        !fp_id_valid(sub) || before <= 0)
-        return false;
-    if (revocations__expired(r, before, now))
-        (*old)++;
+        !fp_id_valid(sub) || before <= 0) {
+        l->bad++;
+        return 0;
+    }
+    l->loaded++;
+    if (revocations__expired(l->r, before, l->now))
+        l->old++;
     else
-        revocations__raise(r, sub, before, now);
-    return true;
+        revocations__raise(l->r, sub, before, l->now);
+    return 0;
 }
 
 /*
@@ -175,59 +187,28 @@ static bool revocations__load_line(fa_revocations *r, const char *line, int64_t 
  */
 int fa_revocations_load(fa_revocations *r)
 {
-    size_t loaded = 0, bad = 0, old = 0, cap = 0;
-    int64_t now = (int64_t)time(NULL);
-    char *line = NULL;
-    FILE *f;
+    revocations__load l = {.r = r, .now = (int64_t)time(NULL)};
     int rc;
 
     if (r->file == NULL)
         return 0;
-    f = fopen(r->file, "r");
-    if (f == NULL) {
-        if (errno == ENOENT)
-            return 0;
-        rc = -errno;
-        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot read %s: %s", r->file,
-                             strerror(errno));
-        return rc;
-    }
-    if (getline(&line, &cap, f) < 0 ||
-        strncmp(line, REVOCATIONS__MAGIC "\n", strlen(REVOCATIONS__MAGIC) + 1) != 0) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: %s is not a revocation file", r->file);
-        free(line);
-        fclose(f);
-        return -EINVAL;
-    }
-    while (getline(&line, &cap, f) >= 0) {
-        if (revocations__load_line(r, line, now, &old))
-            loaded++;
-        else
-            bad++;
-    }
-    free(line);
-    /* A read error is not the end of the file: the cut-offs after it
-     * would be missing, and the next save would drop them. */
-    rc = ferror(f) ? -EIO : 0;
-    fclose(f);
-    if (rc != 0) {
-        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot read %s: read error after %zu lines",
-                             r->file, loaded + bad);
-        return rc;
-    }
-    if (bad > 0)
+    rc = fa_statefile_read(r->file, REVOCATIONS__MAGIC "\n", "revocation", revocations__load_line,
+                           &l);
+    if (rc != 0)
+        return rc > 0 ? 0 : rc;
+    if (l.bad > 0)
         mosquitto_log_printf(MOSQ_LOG_WARNING, "feed_auth: %s: %zu malformed lines skipped",
-                             r->file, bad);
-    if (old > 0) {
+                             r->file, l.bad);
+    if (l.old > 0) {
         /* The next write leaves them out. */
         atomic_store(&r->dirty, true);
         mosquitto_log_printf(MOSQ_LOG_INFO,
                              "feed_auth: %zu revocations loaded from %s, %zu older than "
                              "max_lifetime dropped",
-                             loaded - old, r->file, old);
+                             l.loaded - l.old, r->file, l.old);
         return 0;
     }
-    mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: %zu revocations loaded from %s", loaded,
+    mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: %zu revocations loaded from %s", l.loaded,
                          r->file);
     return 0;
 }

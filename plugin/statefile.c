@@ -7,8 +7,12 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <mosquitto.h>
+#include <mosquitto_broker.h>
 
 #include "feed_auth.h"
 
@@ -65,4 +69,41 @@ int fa_statefile_replace(const char *path, int (*write)(FILE *f, void *arg), voi
         return rc;
     }
     return statefile__sync_dir(path);
+}
+
+int fa_statefile_read(const char *path, const char *magic, const char *what,
+                      int (*line)(char *text, void *arg), void *arg)
+{
+    size_t lines = 0, cap = 0;
+    char *text = NULL;
+    FILE *f;
+    int rc = 0;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        if (errno == ENOENT)
+            return 1;
+        rc = -errno;
+        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot read %s: %s", path, strerror(errno));
+        return rc;
+    }
+    if (getline(&text, &cap, f) < 0 || strncmp(text, magic, strlen(magic)) != 0) {
+        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: %s is not a %s file", path, what);
+        free(text);
+        fclose(f);
+        return -EINVAL;
+    }
+    /* getline: a line of any length (a long client id), never split. */
+    while (rc == 0 && getline(&text, &cap, f) >= 0) {
+        lines++;
+        rc = line(text, arg);
+    }
+    free(text);
+    if (rc == 0 && ferror(f)) {
+        rc = -EIO;
+        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot read %s: read error after %zu lines",
+                             path, lines);
+    }
+    fclose(f);
+    return rc;
 }
