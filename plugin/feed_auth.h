@@ -223,8 +223,8 @@ int fa_statefile_replace(const char *path, int (*write)(FILE *f, void *arg), voi
  * returns 0 to go on or a negative errno to stop. Returns 1 when there is
  * no file (a first start), 0 when it was read whole, line's negative
  * return, or -errno, logged: unreadable, not a <what> file (-EINVAL), a
- * read error in it (-EIO: the lines after it would be missing, and the
- * next save would drop them). */
+ * read error or no memory for a line in it (-EIO: the lines after it
+ * would be missing, and the next save would drop them). */
 int fa_statefile_read(const char *path, const char *magic, const char *what,
                       int (*line)(char *text, void *arg), void *arg);
 

@@ -76,6 +76,7 @@ int fa_statefile_read(const char *path, const char *magic, const char *what,
 {
     size_t lines = 0, cap = 0;
     char *text = NULL;
+    ssize_t got;
     FILE *f;
     int rc = 0;
 
@@ -87,7 +88,16 @@ int fa_statefile_read(const char *path, const char *magic, const char *what,
         mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot read %s: %s", path, strerror(errno));
         return rc;
     }
-    if (getline(&text, &cap, f) < 0 || strncmp(text, magic, strlen(magic)) != 0) {
+    errno = 0;
+    got = getline(&text, &cap, f);
+    if (got < 0 && !feof(f)) {
+        rc = errno != 0 ? -errno : -EIO;
+        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot read %s: %s", path, strerror(-rc));
+        free(text);
+        fclose(f);
+        return rc;
+    }
+    if (got < 0 || strncmp(text, magic, strlen(magic)) != 0) {
         mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: %s is not a %s file", path, what);
         free(text);
         fclose(f);
@@ -99,10 +109,12 @@ int fa_statefile_read(const char *path, const char *magic, const char *what,
         rc = line(text, arg);
     }
     free(text);
-    if (rc == 0 && ferror(f)) {
+    /* Stopped before the end: a read error, or no memory for a line
+     * (getline then leaves ferror unset in glibc before 2.37). */
+    if (rc == 0 && !feof(f)) {
         rc = -EIO;
-        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot read %s: read error after %zu lines",
-                             path, lines);
+        mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot read %s: %s after %zu lines", path,
+                             ferror(f) ? "read error" : "out of memory", lines);
     }
     fclose(f);
     return rc;

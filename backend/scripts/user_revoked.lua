@@ -5,8 +5,11 @@
 -- ARGV: channel (<prefix>revoked), user id, before (unix s, decimal),
 -- ttl (seconds the key outlives the cut-off in effect; 0: for ever).
 --
--- revoked:<uid> becomes max(current, before): it is never lowered (a value
--- that is not a number counts as absent). Then "<uid> <value>" is published
+-- revoked:<uid> becomes max(current, before): it is never lowered. A
+-- value that is not what the readers take (plugins, gateways: a decimal
+-- integer below 2^63, no sign, no exponent) counts as absent, so the next
+-- event repairs a key set by hand to "1e300", "nan" or "0x10" instead of
+-- keeping a value they all refuse. Then "<uid> <value>" is published
 -- with the value now in effect, so a redelivered or older event repeats the
 -- current cut-off instead of announcing a lower one. With a ttl the key
 -- expires ttl seconds after the value in effect (EXPIREAT at every event,
@@ -17,16 +20,25 @@
 -- Returns {raised (1/0), value in effect}.
 local key, channel, uid, before, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 
+-- A cut-off the readers take: 1 to 18 digits (below 2^63), or nil.
+local function cutoff(v)
+    if v and #v <= 18 and string.match(v, '^%d+$') then
+        return tonumber(v)
+    end
+    return nil
+end
+
 local cur = redis.call('GET', key)
 local raised = 0
-if not cur or not tonumber(cur) or tonumber(cur) < tonumber(before) then
+if not cutoff(cur) or cutoff(cur) < tonumber(before) then
     redis.call('SET', key, before)
     cur = before
     raised = 1
 end
 if ttl > 0 then
-    -- pcall: a value set by hand that no expiry time can follow (1e300)
-    -- keeps the key for ever rather than failing the event.
+    -- pcall: a cut-off so far ahead that no expiry time can follow it
+    -- (EXPIREAT refuses a number Lua prints in exponent form) keeps the
+    -- key for ever rather than failing the event.
     redis.pcall('EXPIREAT', key, tonumber(cur) + ttl)
 else
     -- No ttl (any more): the key is kept for ever from now on.

@@ -812,7 +812,8 @@ static void test_revocation(void **state)
 
 /* revocation_ttl: the key expires ttl after the cut-off in effect, the
  * expiry follows a raise, a key kept for ever gets one at its next event,
- * and a cut-off already older than the ttl is announced but not kept.
+ * and a cut-off already older than the ttl is announced but not kept. A
+ * value set by hand that is not a decimal cut-off is replaced.
  * Back on a store without it, the next event removes the expiry. */
 static void test_revocation_ttl(void **state)
 {
@@ -851,11 +852,24 @@ static void test_revocation_ttl(void **state)
     check_message(sub, text);
     assert_int_equal(ft_redis_int(e->rc, "EXISTS %s", PREFIX "revoked:t3"), 0);
 
-    /* A value no expiry can follow, set by hand, stays for ever. */
+    /* Values set by hand that the readers refuse count as absent: the
+     * next event replaces them. */
     run(e->rc, "SET %s 1e300", PREFIX "revoked:t4");
     revoke(st, "t4", now);
-    check_message(sub, "t4 1e300");
-    assert_int_equal(ft_redis_int(e->rc, "EXPIRETIME %s", PREFIX "revoked:t4"), -1);
+    snprintf(text, sizeof(text), "t4 %lld", now);
+    check_message(sub, text);
+    check_value(e->rc, PREFIX "revoked:t4", text + 3);
+    assert_int_equal(ft_redis_int(e->rc, "EXPIRETIME %s", PREFIX "revoked:t4"), now + 3600);
+    run(e->rc, "SET %s nan", PREFIX "revoked:t4");
+    revoke(st, "t4", now);
+    check_message(sub, text);
+    check_value(e->rc, PREFIX "revoked:t4", text + 3);
+
+    /* A cut-off no expiry time can follow, set by hand, stays for ever. */
+    run(e->rc, "SET %s 999999999999999999", PREFIX "revoked:t5");
+    revoke(st, "t5", now);
+    check_message(sub, "t5 999999999999999999");
+    assert_int_equal(ft_redis_int(e->rc, "EXPIRETIME %s", PREFIX "revoked:t5"), -1);
 
     /* Without a ttl (any more), the next event keeps the key for ever. */
     revoke(e->st, "t1", now);
