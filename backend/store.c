@@ -185,6 +185,7 @@ static void store__disconnect(fp_store *s)
         redisFree(s->c);
     s->c = NULL;
     s->readonly = false;
+    s->client_id = 0;
 }
 
 /*

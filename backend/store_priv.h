@@ -56,6 +56,7 @@ struct fp_store {
     bool configured; /* the config passed validation */
     char sha[STORE__N_SCRIPTS][STORE__SHA_LEN + 1];
     const fp_body_cache *bodies; /* NULL: feed reads MGET every body */
+    long long client_id; /* this connection's CLIENT ID once a tracked read asked; 0: not yet */
     int err; /* last failure: hiredis REDIS_ERR_* or 0 */
     char errstr[256];
 };

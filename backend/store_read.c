@@ -104,26 +104,45 @@ static const char *store__tracking_error(const redisReply *r)
     return r->type == REDIS_REPLY_ERROR ? r->str : r->type == REDIS_REPLY_STATUS ? NULL : "?";
 }
 
+/* Why a CLIENT ID reply is not this connection's id (NULL: it is one;
+ * s->client_id is set). */
+static const char *store__client_id(fp_store *s, const redisReply *r)
+{
+    if (r == NULL)
+        return "no reply";
+    if (r->type != REDIS_REPLY_INTEGER || r->integer <= 0)
+        return r->type == REDIS_REPLY_ERROR ? r->str : "?";
+    s->client_id = r->integer;
+    return NULL;
+}
+
 /*
  * MGET of the n keys (av[1..n], av[0] is "MGET"), with tracking on for
  * them when redirect > 0: CLIENT TRACKING on REDIRECT <redirect> OPTIN
- * and CLIENT CACHING yes go first, in the same pipeline. Returns the
- * MGET's reply (an array of n) or NULL (error recorded; *rc set);
- * *tracked says whether Redis took the tracking (when it refused, the
- * cache is told why: fp_body_cache.refused).
+ * and CLIENT CACHING yes go first, in the same pipeline, after CLIENT ID
+ * the first time on a connection (the cache is told which connection
+ * read what it keeps: fp_body_cache.put). Returns the MGET's reply (an
+ * array of n) or NULL (error recorded; *rc set); *tracked says whether
+ * Redis took the tracking (when it refused, the cache is told why:
+ * fp_body_cache.refused).
  */
 static redisReply *store__mget(fp_store *s, const char **av, size_t n, long long redirect,
                                bool *tracked, int *rc)
 {
-    redisReply *m = NULL, *t = NULL, *c = NULL;
+    redisReply *m = NULL, *t = NULL, *c = NULL, *id = NULL;
+    bool ask_id = redirect > 0 && s->client_id == 0;
     int ok;
 
     *tracked = false;
-    ok = redirect <= 0 || (redisAppendCommand(s->c, "CLIENT TRACKING on REDIRECT %lld OPTIN",
-                                              redirect) == REDIS_OK &&
-                           redisAppendCommand(s->c, "CLIENT CACHING yes") == REDIS_OK);
+    ok = !ask_id || redisAppendCommand(s->c, "CLIENT ID") == REDIS_OK;
+    if (ok && redirect > 0)
+        ok = redisAppendCommand(s->c, "CLIENT TRACKING on REDIRECT %lld OPTIN", redirect) ==
+                 REDIS_OK &&
+             redisAppendCommand(s->c, "CLIENT CACHING yes") == REDIS_OK;
     if (ok)
         ok = redisAppendCommandArgv(s->c, (int)(n + 1), av, NULL) == REDIS_OK;
+    if (ok && ask_id)
+        ok = redisGetReply(s->c, (void **)&id) == REDIS_OK;
     if (ok && redirect > 0)
         ok = redisGetReply(s->c, (void **)&t) == REDIS_OK &&
              redisGetReply(s->c, (void **)&c) == REDIS_OK;
@@ -135,8 +154,10 @@ static redisReply *store__mget(fp_store *s, const char **av, size_t n, long long
     } else if (m->type != REDIS_REPLY_ARRAY || m->elements != n) {
         *rc = store__protocol(s, "feed_read: post bodies", m);
     } else {
-        const char *why = store__tracking_error(t);
+        const char *why = ask_id ? store__client_id(s, id) : NULL;
 
+        if (why == NULL)
+            why = store__tracking_error(t);
         if (why == NULL)
             why = store__tracking_error(c);
         *tracked = redirect > 0 && why == NULL;
@@ -144,6 +165,8 @@ static redisReply *store__mget(fp_store *s, const char **av, size_t n, long long
             s->bodies->refused(s->bodies->ctx, why);
         *rc = 0;
     }
+    if (id != NULL)
+        freeReplyObject(id);
     if (t != NULL)
         freeReplyObject(t);
     if (c != NULL)
@@ -225,7 +248,7 @@ static int store__feed_bodies(fp_store *s, const redisReply *r, size_t want, boo
         fresh[k][b->len] = '\0';
     }
     if (tracked)
-        s->bodies->put(s->bodies->ctx, mids, misses, fresh, epoch);
+        s->bodies->put(s->bodies->ctx, s->client_id, mids, misses, fresh, epoch);
     for (i = 0, k = 0; i < n && page->n < want; i++) {
         char **from = &bodies[i];
 
@@ -583,6 +606,71 @@ int fp_store_ping(fp_store *s)
     if (r->type != REDIS_REPLY_STATUS || strcmp(r->str, "PONG") != 0)
         rc = store__protocol(s, "ping", r);
     freeReplyObject(r);
+    return rc;
+}
+
+/* Marks alive[i] for each ids[i] that a line of a CLIENT LIST reply
+ * (text: "id=<n> addr=...", a line per client) names. */
+static void store__mark_listed(const char *text, const long long *ids, size_t n, bool *alive)
+{
+    const char *line = text;
+    long long id;
+    size_t i;
+
+    while (line != NULL && *line != '\0') {
+        if (strncmp(line, "id=", 3) == 0) {
+            id = strtoll(line + 3, NULL, 10);
+            for (i = 0; i < n; i++)
+                alive[i] = alive[i] || ids[i] == id;
+        }
+        line = strchr(line, '\n');
+        if (line != NULL)
+            line++;
+    }
+}
+
+int fp_store_clients_alive(fp_store *s, const long long *ids, size_t n, bool *alive)
+{
+    char(*nums)[24] = NULL;
+    const char **av = NULL;
+    redisReply *r = NULL;
+    size_t i;
+    int rc = -ENOMEM;
+
+    if (s == NULL || (n > 0 && (ids == NULL || alive == NULL)))
+        return -EINVAL;
+    for (i = 0; i < n; i++)
+        alive[i] = false;
+    if (n == 0)
+        return 0;
+    if (store__connected(s) != 0)
+        return -EIO;
+    nums = malloc(n * sizeof(*nums));
+    av = malloc((n + 3) * sizeof(*av));
+    if (nums == NULL || av == NULL)
+        goto done;
+    av[0] = "CLIENT";
+    av[1] = "LIST";
+    av[2] = "ID";
+    for (i = 0; i < n; i++) {
+        snprintf(nums[i], sizeof(nums[i]), "%lld", ids[i]);
+        av[3 + i] = nums[i];
+    }
+    r = redisCommandArgv(s->c, (int)(n + 3), av, NULL);
+    if (r == NULL) {
+        store__fail(s, "client list");
+        rc = -EIO;
+    } else if (r->type != REDIS_REPLY_STRING) {
+        rc = store__protocol(s, "client list", r);
+    } else {
+        store__mark_listed(r->str, ids, n, alive);
+        rc = 0;
+    }
+done:
+    if (r != NULL)
+        freeReplyObject(r);
+    free(av);
+    free(nums);
     return rc;
 }
 

@@ -23,10 +23,16 @@
  * hash chains, from where the last eviction stopped (a sweep in hash
  * order, so what goes is unrelated to how recently it was read).
  *
+ * Redis tracks keys per link and forgets them when the link closes, so
+ * the cache remembers the client ids of the links whose reads it keeps
+ * (the workers'), and the health loop empties it once one of them is gone
+ * (fg_bodies_check_readers).
+ *
  * Known limits: an invalidation takes effect when its message arrives,
  * milliseconds after the change (a page read meanwhile may still show
  * the old body); a subscriber whose link dies silently is found within
- * two pings (revoked.c), and until then changes can be missed. An
+ * two pings (revoked.c), and a closed reader's link within a health
+ * period, and until then changes can be missed. An
  * expired body is dropped when Redis deletes it, which for a key nobody
  * touches can be some time after its TTL ran out.
  */
@@ -59,6 +65,12 @@ struct fg_bodies {
     uint64_t hits;      /* ids answered from memory (a body, or none) */
     uint64_t misses;    /* ids left to Redis */
     bool refused;       /* Redis refused the tracking of a read: logged */
+    bool unchecked;     /* Redis refused CLIENT LIST: nothing kept, logged */
+    /* The client ids of the links whose reads are kept (the workers'):
+     * Redis forgets what a link tracked when it closes, so the cache is
+     * emptied once one is gone (fg_bodies_check_readers). */
+    long long readers[FG_BODIES_READERS_MAX];
+    size_t n_readers;
     fp_body_cache ops;
 };
 
@@ -183,13 +195,32 @@ static void bodies__keep(fg_bodies *b, const char *id, const char *body)
     b->bytes += size;
 }
 
+/* Is reader one of the links whose reads are kept? If not, it becomes
+ * one, when there is room. b->lock held. */
+static bool bodies__reader(fg_bodies *b, long long reader)
+{
+    size_t i;
+
+    if (reader <= 0)
+        return false;
+    for (i = 0; i < b->n_readers; i++) {
+        if (b->readers[i] == reader)
+            return true;
+    }
+    if (b->n_readers == FG_BODIES_READERS_MAX)
+        return false;
+    b->readers[b->n_readers++] = reader;
+    return true;
+}
+
 /* fp_body_cache.put: keeps the bodies that are one JSON object, and the
- * ids that have none, unless the epoch moved on since they were read. */
-static void bodies__put(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char *const *bodies,
-                        uint64_t epoch)
+ * ids that have none, unless the epoch moved on since they were read
+ * (or the readers cannot be checked, or reader is one too many). */
+static void bodies__put(void *ctx, long long reader, char (*ids)[FP_ID_BUFSZ], size_t n,
+                        char *const *bodies, uint64_t epoch)
 {
     fg_bodies *b = ctx;
-    bool *ok = calloc(n > 0 ? n : 1, sizeof(*ok)), again;
+    bool *ok = calloc(n > 0 ? n : 1, sizeof(*ok)), again, keep;
     size_t i;
 
     if (ok == NULL)
@@ -199,7 +230,8 @@ static void bodies__put(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char *con
     pthread_mutex_lock(&b->lock);
     again = b->refused;
     b->refused = false;
-    for (i = 0; i < n && b->redirect != 0 && b->epoch == epoch; i++) {
+    keep = b->redirect != 0 && b->epoch == epoch && !b->unchecked && bodies__reader(b, reader);
+    for (i = 0; i < n && keep; i++) {
         if (ok[i])
             bodies__keep(b, ids[i], bodies[i]);
     }
@@ -303,6 +335,72 @@ void fg_bodies_flush(fg_bodies *b)
     pthread_mutex_lock(&b->lock);
     bodies__empty(b);
     pthread_mutex_unlock(&b->lock);
+}
+
+/* Drops from b->readers the n ids that alive says are gone. b->lock
+ * held. */
+static void bodies__forget(fg_bodies *b, const long long *ids, const bool *alive, size_t n)
+{
+    size_t i, j, k = 0;
+    bool dead;
+
+    for (i = 0; i < b->n_readers; i++) {
+        for (j = 0, dead = false; j < n && !dead; j++)
+            dead = !alive[j] && ids[j] == b->readers[i];
+        if (!dead)
+            b->readers[k++] = b->readers[i];
+    }
+    b->n_readers = k;
+}
+
+/*
+ * The health loop's check (every FG_HEALTH_PERIOD_MS) that every link
+ * whose reads the cache keeps is still connected: Redis tracks keys per
+ * link and forgets them when it closes (a worker's link reset, killed,
+ * timed out), so no invalidation would come for what it read. One gone:
+ * the cache is emptied (a new epoch, so reads under way keep nothing)
+ * and forgets it. CLIENT LIST refused: nothing is kept until it is
+ * allowed again (asked each time, with id 0 when there are no readers),
+ * logged once; no answer (Redis down): emptied.
+ */
+void fg_bodies_check_readers(fg_bodies *b, fp_store *st)
+{
+    long long ids[FG_BODIES_READERS_MAX] = {0};
+    bool alive[FG_BODIES_READERS_MAX], gone = false, was;
+    size_t i, n;
+    int rc;
+
+    if (b == NULL)
+        return;
+    pthread_mutex_lock(&b->lock);
+    n = b->redirect != 0 ? b->n_readers : 0;
+    memcpy(ids, b->readers, n * sizeof(*ids));
+    was = b->unchecked;
+    pthread_mutex_unlock(&b->lock);
+    if (n == 0 && !was)
+        return;
+    rc = fp_store_clients_alive(st, ids, n > 0 ? n : 1, alive);
+    for (i = 0; rc == 0 && i < n; i++)
+        gone = gone || !alive[i];
+    pthread_mutex_lock(&b->lock);
+    if (rc != 0 || gone)
+        bodies__empty(b);
+    if (rc != 0)
+        b->n_readers = 0;
+    else
+        bodies__forget(b, ids, alive, n);
+    if (rc == 0 || rc == -EPROTO)
+        b->unchecked = rc == -EPROTO;
+    pthread_mutex_unlock(&b->lock);
+    if (rc == -EPROTO && !was)
+        fp_warn("Redis refused CLIENT LIST (%.160s): post bodies are not cached, every feed page "
+                "reads them from Redis until it takes it",
+                fp_store_errstr(st));
+    else if (rc == 0 && was)
+        fp_info("Redis takes CLIENT LIST again: post body cache on");
+    else if (gone)
+        fp_info("a Redis link that read post bodies has closed (Redis forgot what it tracked): "
+                "post body cache emptied");
 }
 
 int fg_bodies_render(fg_bodies *b, char **out, size_t *len, size_t *cap)

@@ -242,6 +242,11 @@ void fg_bodies_live(fg_bodies *b, long long redirect);
 void fg_bodies_invalidate(fg_bodies *b, char (*ids)[FP_ID_BUFSZ], size_t n);
 /* Drops every body (Redis was flushed). */
 void fg_bodies_flush(fg_bodies *b);
+/* The links whose reads the cache keeps, at most (more are not kept). */
+#define FG_BODIES_READERS_MAX 256
+/* Asks Redis, on st, whether the links whose reads the cache keeps are
+ * still connected, and empties it when one is gone (health loop). */
+void fg_bodies_check_readers(fg_bodies *b, fp_store *st);
 /* Appends the cache's counters in Prometheus text format to out (as
  * fg_metrics_render; nothing when b is NULL). 0 or -ENOMEM. */
 int fg_bodies_render(fg_bodies *b, char **out, size_t *len, size_t *cap);

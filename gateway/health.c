@@ -6,7 +6,9 @@
  *
  * The health loop (fg_health_refresh, from fg_http_run every
  * FG_HEALTH_PERIOD_MS) pings both on links of its own, so a probe never
- * waits for a backend's timeout and never queues behind other requests.
+ * waits for a backend's timeout and never queues behind other requests,
+ * and checks that the post body cache's readers are still connected
+ * (fg_bodies_check_readers).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@ void fg_health_refresh(fg_gateway *gw)
 
     if (st != NULL)
         FG_STORE_CALL(gw, rc, fp_store_ping(st));
+    fg_bodies_check_readers(gw->shared->bodies, st);
     amqp_ok = fg_backend_amqp_ping(gw, &amqp_err) == 0;
     pthread_mutex_lock(&gw->shared->lock);
     gw->shared->redis_ok = rc == 0;

@@ -288,7 +288,10 @@ void fp_feed_page_free(fp_feed_page *p);
  * when the cache is off (nothing filled).
  * put: offers what was read with tracking on, after get returned epoch,
  * for the n ids: bodies[i], NULL when post:<id> does not exist; the cache
- * keeps them only if nothing was invalidated since.
+ * keeps them only if nothing was invalidated since. reader is the client
+ * id of the connection that read them: Redis tracks keys per connection
+ * and forgets them when it closes, so the cache must be emptied once a
+ * reader is gone (fp_store_clients_alive).
  * refused (may be NULL): Redis answered the tracking commands with an
  * error (reply, e.g. an ACL without CLIENT TRACKING), so what was read is
  * not offered: every page reads its bodies from Redis while it refuses.
@@ -298,13 +301,22 @@ typedef struct {
     void *ctx;
     long long (*get)(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char **bodies, bool *gone,
                      uint64_t *epoch);
-    void (*put)(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char *const *bodies, uint64_t epoch);
+    void (*put)(void *ctx, long long reader, char (*ids)[FP_ID_BUFSZ], size_t n,
+                char *const *bodies, uint64_t epoch);
     void (*refused)(void *ctx, const char *reply);
 } fp_body_cache;
 
 /* Feed reads on s go through cache from now on (NULL: none). The cache
  * must outlive its use by s. */
 void fp_store_set_body_cache(fp_store *s, const fp_body_cache *cache);
+
+/*
+ * Which of the n client ids are connected to Redis now (CLIENT LIST ID):
+ * alive[i] for ids[i]. For the body cache's readers (fp_body_cache.put).
+ * Returns 0, -EIO (no connection) or -EPROTO (an error reply, e.g. an
+ * ACL without CLIENT LIST; fp_store_errstr says which).
+ */
+int fp_store_clients_alive(fp_store *s, const long long *ids, size_t n, bool *alive);
 
 /*
  * The newest posts (at most limit) of uid's feed (feed:<uid> merged with

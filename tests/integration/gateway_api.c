@@ -2079,13 +2079,14 @@ static void set_body(redisContext *r, const char *id, const char *text)
  * a body changed, deleted or expired in Redis by any means is dropped
  * once Redis's invalidation comes, and so is a known absence when the
  * body appears; while the subscription is down every
- * read goes to Redis, and once it is back the cache starts empty; with
- * CLIENT TRACKING refused nothing is cached until it is allowed again;
- * with the invalidations refused the cache stays off.
+ * read goes to Redis, and once it is back the cache starts empty; the
+ * links that read bodies killed, it is emptied; with CLIENT TRACKING
+ * refused nothing is cached until it is allowed again; with the
+ * invalidations refused the cache stays off.
  */
 static void test_post_cache(void **state)
 {
-    char *a = token("pc_a"), *p1, *p2, *p3, *p4, buf[128];
+    char *a = token("pc_a"), *p1, *p2, *p3, *p4, *p5, buf[128];
     redisContext *r = admin_open();
     long from = ft_log_size(env.log);
     long long n;
@@ -2141,6 +2142,20 @@ static void test_post_cache(void **state)
     assert_string_equal(feed_text(a, p3, buf, sizeof(buf)), "seen at once");
     assert_int_equal(mget_calls(r), n + 1); /* empty after the restart, then cached */
 
+    /* The links that read bodies closed (Redis forgets what a link
+     * tracked, so no invalidation would come): the cache is emptied, and
+     * a change made after is seen. */
+    p5 = post(a, "fifth");
+    assert_true(feed_has(a, p5, true));
+    n = mget_calls(r);
+    assert_string_equal(feed_text(a, p5, buf, sizeof(buf)), "fifth");
+    assert_int_equal(mget_calls(r), n); /* cached */
+    from = ft_log_size(env.log);
+    assert_true(ft_redis_int(r, "CLIENT KILL TYPE normal") >= 1);
+    set_body(r, p5, "changed after the kill");
+    assert_true(until_text(a, p5, "changed after the kill"));
+    assert_true(log_until(from, "post body cache emptied"));
+
     /* CLIENT TRACKING refused (an ACL without that subcommand): said once,
      * and every page reads its bodies from Redis, right; allowed again,
      * the next read is tracked and cached. */
@@ -2172,6 +2187,7 @@ static void test_post_cache(void **state)
     assert_string_equal(feed_text(a, p3, buf, sizeof(buf)), "seen at once");
     assert_int_equal(mget_calls(r), n + 2);
     ft_redis_ok(r, "ACL SETUSER default allchannels");
+    free(p5);
     free(p4);
     free(p3);
     free(p2);

@@ -1,6 +1,8 @@
 /* Unit tests for the gateway's post body cache (gateway/bodies.c): off
  * until live, hits and known absences, the epoch that refuses a put read
- * before an invalidation, JSON objects only, and eviction by eighths. */
+ * before an invalidation, JSON objects only, eviction by eighths, and the
+ * readers' check (against a fake fp_store_clients_alive). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,20 +44,63 @@ static long long get(fg_bodies *b, char (*ids)[FP_ID_BUFSZ], size_t n, char **bo
     return c->get(c->ctx, ids, n, bodies, gone, epoch);
 }
 
-static void put(fg_bodies *b, char (*ids)[FP_ID_BUFSZ], size_t n, char *const *bodies,
-                uint64_t epoch)
-{
-    const fp_body_cache *c = fg_bodies_cache(b);
-
-    c->put(c->ctx, ids, n, bodies, epoch);
-}
-
 static void free_all(char **bodies, size_t n)
 {
     size_t i;
 
     for (i = 0; i < n; i++)
         free(bodies[i]);
+}
+
+/* put from the reader (a Redis client id) the tests call 7. */
+static void put(fg_bodies *b, char (*ids)[FP_ID_BUFSZ], size_t n, char *const *bodies,
+                uint64_t epoch)
+{
+    const fp_body_cache *c = fg_bodies_cache(b);
+
+    c->put(c->ctx, 7, ids, n, bodies, epoch);
+}
+
+/* The fake Redis of fg_bodies_check_readers: which client ids are
+ * connected, what CLIENT LIST answers, and what it was asked. */
+static struct {
+    long long live[4];
+    int rc;
+    size_t calls, asked;
+} fake;
+
+int fp_store_clients_alive(fp_store *s, const long long *ids, size_t n, bool *alive)
+{
+    size_t i, j;
+
+    (void)s;
+    fake.calls++;
+    fake.asked = n;
+    for (i = 0; i < n; i++) {
+        alive[i] = false;
+        for (j = 0; j < sizeof(fake.live) / sizeof(fake.live[0]); j++)
+            alive[i] = alive[i] || (fake.live[j] != 0 && fake.live[j] == ids[i]);
+    }
+    return fake.rc;
+}
+
+const char *fp_store_errstr(const fp_store *s)
+{
+    (void)s;
+    return "NOPERM";
+}
+
+/* Is id's body (one of the tests') in the cache? */
+static bool cached(fg_bodies *b, char (*ids)[FP_ID_BUFSZ])
+{
+    char *bodies[1];
+    bool gone[1], hit;
+    uint64_t epoch;
+
+    get(b, ids, 1, bodies, gone, &epoch);
+    hit = bodies[0] != NULL;
+    free_all(bodies, 1);
+    return hit;
 }
 
 static void test_off_until_live(void **state)
@@ -185,10 +230,96 @@ static void test_eviction(void **state)
     fg_bodies_free(b);
 }
 
+/*
+ * The readers' check: nothing asked without readers; all connected, the
+ * cache stays; one gone (Redis forgot what its link tracked), emptied,
+ * and a read under way keeps nothing; CLIENT LIST refused, nothing kept
+ * until it answers again; no answer, emptied; more readers than
+ * FG_BODIES_READERS_MAX, the last one's reads not kept.
+ */
+static void test_readers(void **state)
+{
+    char ids[1][FP_ID_BUFSZ] = {"p1"}, *in[1] = {"{\"id\":\"p1\"}"}, *bodies[1];
+    const fp_body_cache *c;
+    uint64_t epoch;
+    bool gone[1];
+    fg_bodies *b;
+    long long r;
+
+    (void)state;
+    memset(&fake, 0, sizeof(fake));
+    assert_int_equal(fg_bodies_new(&b, 1 << 20), 0);
+    c = fg_bodies_cache(b);
+    fg_bodies_live(b, 1);
+    fg_bodies_check_readers(b, NULL);
+    assert_int_equal(fake.calls, 0);
+
+    fake.live[0] = 7;
+    get(b, ids, 1, bodies, gone, &epoch);
+    free_all(bodies, 1);
+    put(b, ids, 1, in, epoch);
+    fg_bodies_check_readers(b, NULL);
+    assert_int_equal(fake.asked, 1);
+    assert_true(cached(b, ids));
+
+    fake.live[0] = 0; /* reader 7's link closed */
+    get(b, ids, 1, bodies, gone, &epoch);
+    free_all(bodies, 1);
+    fg_bodies_check_readers(b, NULL);
+    assert_false(cached(b, ids));
+    put(b, ids, 1, in, epoch); /* read before the check: not kept */
+    assert_false(cached(b, ids));
+    fake.live[0] = 8;
+    get(b, ids, 1, bodies, gone, &epoch);
+    free_all(bodies, 1);
+    c->put(c->ctx, 8, ids, 1, in, epoch);
+    fake.calls = 0;
+    fg_bodies_check_readers(b, NULL);
+    assert_int_equal(fake.asked, 1); /* 7 forgotten */
+    assert_true(cached(b, ids));
+
+    fake.rc = -EPROTO; /* CLIENT LIST refused */
+    fg_bodies_check_readers(b, NULL);
+    assert_false(cached(b, ids));
+    get(b, ids, 1, bodies, gone, &epoch);
+    free_all(bodies, 1);
+    c->put(c->ctx, 8, ids, 1, in, epoch);
+    assert_false(cached(b, ids));
+    fg_bodies_check_readers(b, NULL); /* asked again, without readers */
+    assert_int_equal(fake.asked, 1);
+    fake.rc = 0;
+    fg_bodies_check_readers(b, NULL);
+    get(b, ids, 1, bodies, gone, &epoch);
+    free_all(bodies, 1);
+    c->put(c->ctx, 8, ids, 1, in, epoch);
+    assert_true(cached(b, ids));
+
+    fake.rc = -EIO; /* no answer */
+    fg_bodies_check_readers(b, NULL);
+    assert_false(cached(b, ids));
+    fake.rc = 0;
+
+    for (r = 1000; r < 1000 + FG_BODIES_READERS_MAX; r++) {
+        get(b, ids, 1, bodies, gone, &epoch);
+        free_all(bodies, 1);
+        free_all(bodies, 1);
+        c->put(c->ctx, r, ids, 1, in, epoch);
+        fg_bodies_flush(b);
+    }
+    get(b, ids, 1, bodies, gone, &epoch);
+    free_all(bodies, 1);
+    c->put(c->ctx, r, ids, 1, in, epoch); /* one too many */
+    assert_false(cached(b, ids));
+    c->put(c->ctx, 1000, ids, 1, in, epoch);
+    assert_true(cached(b, ids));
+    fg_bodies_free(b);
+}
+
 /* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_off_until_live),
         cmocka_unit_test(test_hits_gone_and_objects_only),
         cmocka_unit_test(test_epoch),
-        cmocka_unit_test(test_eviction))
+        cmocka_unit_test(test_eviction),
+        cmocka_unit_test(test_readers))
 /* clang-format on */
