@@ -24,7 +24,9 @@
 -- are done.
 --
 -- The post goes onto the author's own feed here, and a pulled post onto
--- posts:<author> (the author joins pull_authors). A pushed post with at
+-- posts:<author> (the author joins pull_authors); a redelivery writes
+-- them again (ZADD NX), so a first call that failed half-way (a wrong
+-- type under feed:<author>) leaves nothing out once it succeeds. A pushed post with at
 -- most "inline maximum" recipients is done here whole: pushes and routing
 -- (phase r in the reply), so a small post costs one call.
 --
@@ -61,6 +63,14 @@ if marker then
         if source ~= '0' then
             mode = 'e'
         end
+    else
+        -- Again (NX: no change when there): a first call that failed
+        -- after the marker (a script error is not rolled back) left them
+        -- out, and the marker now says it ran.
+        if mode == 'l' then
+            feed_add(prefix .. '@FP_KEY_POSTS@' .. author, seq, id, feed_len)
+        end
+        feed_add(prefix .. '@FP_KEY_FEED@' .. author, seq, id, feed_len)
     end
 else
     state = 0

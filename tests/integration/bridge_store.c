@@ -379,6 +379,31 @@ static void test_redelivery(void **state)
     assert_int_equal(ft_redis_int(e->rc, "TTL %s", PREFIX "fanout:p3") > 86400, 1);
 }
 
+/* A first call that failed after its marker (feed:<author> of the wrong
+ * type: a script error is not rolled back) is refused again until the
+ * key is fixed, and the redelivery that succeeds puts the post on the
+ * author's feed. */
+static void test_redelivery_after_error(void **state)
+{
+    env *e = *state;
+    fp_fanout f;
+    fp_event ev;
+
+    follow(e->st, "follow.created", "B", "A");
+    run(e->rc, "SET %s oops", PREFIX "feed:A");
+    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"pe\",\"author_id\":\"A\","
+               "\"text\":\"t\",\"created_at\":1700000000000}}");
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), -EPROTO);
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), -EPROTO);
+    fp_event_free(&ev);
+    assert_int_equal(ft_redis_int(e->rc, "DEL %s", PREFIX "feed:A"), 1);
+    post(e->st, "pe", "A", &f);
+    assert_true(f.duplicate);
+    fp_fanout_free(&f);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:A", "pe"), 1);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:B", "pe"), 1);
+}
+
 /*
  * Realtime targets: n1 (live) has B online, n2 is in nodes without a
  * heartbeat (stale: cleaned up), n3 (live) has a big online set holding
@@ -736,6 +761,24 @@ static void test_ribbon(void **state)
     version = ribbon_version(json);
     free(json);
 
+    /* A redelivered push (the same "at") does not move its entry above
+     * a later one; a late push of another user goes in at its place by
+     * "at", not in front (ribbon_check: newest first). */
+    json = ribbon_push(e->st, "u07", 3001);
+    version = ribbon_version(json);
+    free(json);
+    json = ribbon_push(e->st, "u06", 3000);
+    assert_int_equal(ribbon_check(json, 50, first), 40);
+    assert_string_equal(first, "u07");
+    assert_int_equal(ribbon_version(json), version);
+    free(json);
+    json = ribbon_push(e->st, "w01", 2000);
+    assert_int_equal(ribbon_check(json, 50, first), 41);
+    assert_string_equal(first, "u07");
+    assert_true(ribbon_version(json) > version);
+    version = ribbon_version(json);
+    free(json);
+
     /* 60 distinct new users: capped at 50, the newest first. */
     for (i = 0; i < 60; i++) {
         snprintf(uid, sizeof(uid), "v%02zu", i);
@@ -747,6 +790,13 @@ static void test_ribbon(void **state)
     assert_string_equal(first, "v59");
     assert_true(ribbon_version(got) > version);
     free(got);
+    assert_int_equal(ft_redis_int(e->rc, "LLEN %s", PREFIX "ribbon"), 50);
+
+    /* Older than every entry of a full ribbon: not kept. */
+    json = ribbon_push(e->st, "w02", 100);
+    assert_int_equal(ribbon_check(json, 50, first), 50);
+    assert_string_equal(first, "v59");
+    free(json);
     assert_int_equal(ft_redis_int(e->rc, "LLEN %s", PREFIX "ribbon"), 50);
 }
 
@@ -1635,6 +1685,6 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_explicit_slices),  T(test_after_sees_late_writes),
         T(test_post_ttl),         T(test_feed_gaps),
         T(test_many_pull_authors), T(test_feed_scan_budget),
-        T(test_after_gap))
+        T(test_after_gap),        T(test_redelivery_after_error))
 /* clang-format on */
 #undef T
