@@ -46,6 +46,11 @@ int fp_amqp_options_check(const fp_amqp_options *o, char *err, size_t errlen)
     fp_host hosts[FP_HOSTS_MAX];
     char why[192];
 
+    if ((o->hosts == NULL || o->hosts[0] == '\0') && o->host != NULL &&
+        strlen(o->host) > FP_HOST_MAX) {
+        snprintf(err, errlen, "amqp_host: longer than %d bytes", FP_HOST_MAX);
+        return -EINVAL;
+    }
     if (o->hosts == NULL || o->hosts[0] == '\0' ||
         fp_hosts_parse(o->hosts, (int)o->port, hosts, why, sizeof(why)) > 0)
         return 0;

@@ -2,6 +2,7 @@
  * sentinel.c - the Redis primary through Redis Sentinel; see fp_sentinel.h.
  */
 #include "fp_sentinel.h"
+#include "fp_store.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -289,6 +290,14 @@ int fp_redis_options_check(const fp_redis_options *o, char *err, size_t errlen)
     char why[256];
     int rc;
 
+    if (o->prefix != NULL && strlen(o->prefix) > FP_STORE_PREFIX_MAX) {
+        snprintf(err, errlen, "redis_prefix: longer than %d bytes", FP_STORE_PREFIX_MAX);
+        return -EINVAL;
+    }
+    if (o->host != NULL && strlen(o->host) > FP_HOST_MAX) {
+        snprintf(err, errlen, "redis_host: longer than %d bytes", FP_HOST_MAX);
+        return -EINVAL;
+    }
     rc = fp_redis_password_check("redis_password_file", o->password_file, err, errlen);
     if (rc == 0)
         rc = fp_redis_password_check("redis_sentinel_password_file", o->sentinel_password_file, err,

@@ -546,6 +546,8 @@ fb_outcome fb_fanout_handle(fb_bridge *b, const fp_amqp_msg *msg)
     if (fp_event_is_batch(msg->routing_key))
         return fanout__batch(b, msg);
     rc = fp_event_parse(msg->body, msg->len, msg->routing_key, &ev, reason, sizeof(reason));
+    if (rc == -ENOMEM)
+        return FB_RETRY_STORE; /* out of memory, not the event's fault: try again */
     if (rc != 0)
         return fb_fanout_dead_letter(b, msg, reason);
     out = fanout__apply(b, &ev, &dead);

@@ -21,6 +21,7 @@
 #include <cmocka.h>
 #include <hiredis/hiredis.h>
 
+#include "fp_amqp.h"
 #include "fp_config.h"
 #include "fp_sentinel.h"
 #include "fp_store.h"
@@ -221,11 +222,13 @@ static void test_sentinel_store(void **state)
     assert_non_null(strstr(why, missing_file));
 }
 
-/* The daemons' start-up check: a missing or empty file is a config error. */
+/* The daemons' start-up check: a missing or empty file is a config error,
+ * and so is a prefix or host too long. */
 static void test_config_check(void **state)
 {
     fp_redis_options o = {.host = "127.0.0.1", .port = 6379, .sentinels = "", .user = ""};
-    char err[256];
+    fp_amqp_options ao = {.port = 5672, .hosts = ""};
+    char err[256], longer[FP_HOST_MAX + 2];
 
     (void)state;
     o.password_file = pw_file;
@@ -251,6 +254,26 @@ static void test_config_check(void **state)
     o.sentinel_password_file = empty_file;
     assert_int_equal(fp_redis_options_check(&o, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "redis_sentinel_password_file"));
+    o.sentinel_password_file = NULL;
+
+    /* A prefix or host the store could not take stops the daemon at
+     * start rather than failing every connect (and amqp_host alike). */
+    memset(longer, 'x', sizeof(longer) - 1);
+    longer[sizeof(longer) - 1] = '\0';
+    o.prefix = longer + sizeof(longer) - 1 - FP_STORE_PREFIX_MAX;
+    assert_int_equal(fp_redis_options_check(&o, err, sizeof(err)), 0);
+    o.prefix = longer + sizeof(longer) - 2 - FP_STORE_PREFIX_MAX;
+    assert_int_equal(fp_redis_options_check(&o, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "redis_prefix"));
+    o.prefix = "";
+    o.host = longer;
+    assert_int_equal(fp_redis_options_check(&o, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "redis_host"));
+    ao.host = longer;
+    assert_int_equal(fp_amqp_options_check(&ao, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "amqp_host"));
+    ao.host = longer + sizeof(longer) - 1 - FP_HOST_MAX;
+    assert_int_equal(fp_amqp_options_check(&ao, err, sizeof(err)), 0);
 }
 
 /* Connects uid to e's broker and waits up to 3 s until uid is in
