@@ -85,7 +85,7 @@ static int amqp__confirm_timeout(fp_amqp *a)
  */
 int amqp__reply_error(fp_amqp *a, amqp_rpc_reply_t r, const char *what)
 {
-    char detail[160];
+    char detail[288];
     amqp_channel_close_t *ch;
     amqp_connection_close_t *co;
 
@@ -313,10 +313,46 @@ static int amqp__durable_queue(fp_amqp *a, const char *name, amqp_table_entry_t 
 }
 
 /*
+ * A queue of this node (feed.deliver.<node>, feed.broadcast.<node>),
+ * declared with the deliver_* settings as args. One that exists with
+ * other values (the settings changed, and the queue outlived the
+ * restart: it goes only deliver_expires_ms after its last use) is used
+ * as it is, with one warning per link that names the difference and
+ * how to apply the new values; refusing it would keep this node's
+ * bridge off RabbitMQ until then. 0 or -EIO.
+ */
+static int amqp__node_queue(fp_amqp *a, const char *name, amqp_table_entry_t *args, int n_args,
+                            const char *exchange, const char *binding)
+{
+    char why[sizeof(a->errstr)];
+
+    if (amqp__queue(a, name, false, args, n_args, exchange, binding) == 0)
+        return 0;
+    if (a->err != AMQP_PRECONDITION_FAILED)
+        return -EIO;
+    memcpy(why, a->errstr, sizeof(why));
+    if (amqp__reopen_channel(a) != 0)
+        return -EIO;
+    amqp_queue_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), 1, 0, 0, 0,
+                       amqp_empty_table);
+    if (amqp__check(a, a->out, name) != 0)
+        return -EIO;
+    amqp_queue_bind(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(exchange),
+                    amqp_cstring_bytes(binding), amqp_empty_table);
+    if (amqp__check(a, a->out, name) != 0)
+        return -EIO;
+    if (!a->warned_node)
+        fp_warn("rabbitmq: %s; the queue is used as it is: the deliver_* settings take effect "
+                "once it is gone (delete it: rabbitmqctl delete_queue %s)",
+                why, name);
+    a->warned_node = true;
+    return 0;
+}
+
+/*
  * Declares everything of docs/protocol.md. Declarations are idempotent;
- * one with different arguments than an existing queue fails with the
- * broker's PRECONDITION_FAILED text in errstr, except for the durable
- * queues (amqp__durable_queue).
+ * a queue that exists with other arguments is used as it is, with a
+ * warning (amqp__durable_queue, amqp__node_queue).
  */
 static int amqp__declare(fp_amqp *a)
 {
@@ -338,8 +374,8 @@ static int amqp__declare(fp_amqp *a)
         return -EIO;
     if (a->cfg.node_id == NULL)
         return 0; /* a publisher only (feed-gateway): no node queues */
-    if (amqp__queue(a, a->q_deliver, false, node, 4, FP_EXCHANGE_DELIVER, a->cfg.node_id) != 0 ||
-        amqp__queue(a, a->q_broadcast, false, node, 4, FP_EXCHANGE_BROADCAST, "") != 0)
+    if (amqp__node_queue(a, a->q_deliver, node, 4, FP_EXCHANGE_DELIVER, a->cfg.node_id) != 0 ||
+        amqp__node_queue(a, a->q_broadcast, node, 4, FP_EXCHANGE_BROADCAST, "") != 0)
         return -EIO;
     return 0;
 }

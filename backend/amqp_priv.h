@@ -48,8 +48,9 @@ struct fp_amqp {
     int n_acks;           /* how many (sent as one ack, "multiple") */
     int64_t keepalive_ms; /* monotonic time of the last keepalive */
     bool warned_classic;  /* said that a durable queue is not a quorum one */
+    bool warned_node;     /* said that a node queue has other deliver_* args */
     int err;              /* last failure: an AMQP_STATUS_* or a reply code, 0 if none */
-    char errstr[192];
+    char errstr[320];
     char q_deliver[128];
     char q_broadcast[128];
     amqp_envelope_t dead; /* the last dead letter taken (fp_amqp_dead_get) */

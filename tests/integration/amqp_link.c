@@ -420,6 +420,33 @@ static void test_lost_queue_is_a_failure(void **state)
 }
 
 /*
+ * The deliver_* settings changed while the node's queues still exist
+ * (they outlive a restart by deliver_expires_ms): the link comes up on
+ * the queues as they are instead of failing for ever, deliveries flow,
+ * and it says so once.
+ */
+static void test_node_queue_other_settings(void **state)
+{
+    fp_amqp_config c = link_config(node, false);
+    fp_amqp *a = NULL;
+    fp_amqp_msg m;
+
+    (void)state;
+    c.deliver_ttl_ms = 20000;
+    c.deliver_max_length = 50;
+    if (fp_amqp_open(&a, &c) != 0)
+        fail_msg("fp_amqp_open with other deliver_* settings: %s", fp_amqp_errstr(a));
+    assert_int_equal(fp_amqp_publish(a, FP_EXCHANGE_DELIVER, node, "{\"d\":2}", 7), 0);
+    assert_int_equal(fp_amqp_confirm(a), 0);
+    if (fp_amqp_next(a, &m, 5000) != 0)
+        fail_msg("no delivery: %s", fp_amqp_errstr(a));
+    assert_int_equal(m.source, FP_AMQP_SRC_DELIVER);
+    assert_int_equal(fp_amqp_ack(a, m.tag), 0);
+    assert_int_equal(fp_amqp_reconnect(a), 0); /* the same, again */
+    fp_amqp_free(a);
+}
+
+/*
  * fp_amqp_check_consumers: 0 on a link that consumes its node queues;
  * -EIO once the queue it consumes is gone and another of the same name,
  * with no consumer, took its place (what a node loss can leave, checked
@@ -510,5 +537,6 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_away_is_no_confirm_timeout),
         cmocka_unit_test(test_lost_queue_is_a_failure),
         cmocka_unit_test(test_check_consumers),
+        cmocka_unit_test(test_node_queue_other_settings),
         cmocka_unit_test(test_publisher_memory))
 /* clang-format on */
