@@ -319,6 +319,11 @@ static fb_outcome fanout__synced(fb_bridge *b)
     }
     if (rc == 0)
         return FB_DONE;
+    /* The probe refused (its key of the wrong type, a WAIT an ACL denies):
+     * the setup's fault, not the event's, which is applied. Waited out
+     * like a passing state, never dead-lettered. */
+    if (rc == -EPROTO)
+        return FB_STORE_BUSY;
     return fanout__store_error(rc);
 }
 

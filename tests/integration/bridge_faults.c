@@ -565,6 +565,41 @@ static void test_batch_again_after_sync_failed(void **state)
     assert_int_equal(rq_int("SISMEMBER followers:rbw rb2"), 1);
 }
 
+/*
+ * redis_min_replicas with a replica, and the probe refused (its key of
+ * the wrong type; alike a WAIT an ACL denies): the event is applied, but
+ * the refusal is the setup's, not the event's. It is tried again well
+ * past the five refusals after which a refused event is dead-lettered,
+ * and acked once the probe works. Nothing is dead-lettered.
+ */
+static void test_sync_refused_waited_out(void **state)
+{
+    const char *log = env.node[0].bridge_log;
+    int dead = ft_node_queue_depth(&env, "feed.events.dead"), tries;
+    long long events;
+    long from;
+
+    (void)state;
+    assert_int_equal(ft_server_start_replica(&replica, &env.p.redis), 0);
+    with_replicas = true;
+    bridge_min_replicas(true);
+    events = ft_node_stat(&env, 1, "events_follow_created");
+    rq_ok(rq("DEL sync"));
+    assert_int_equal(rq_int("HSET sync not a-counter"), 1);
+    from = ft_log_size(log);
+    assert_int_equal(ft_node_follow(&env, "rs1", "rsw"), 0);
+    assert_int_equal(ft_redis_wait_member(env.p.redis.port, "followers:rsw", "rs1", 10000), 1);
+    tries = ft_log_wait_n(log, from, "redis cannot take the event now", 7, 15000);
+    if (tries < 7)
+        fail_msg("the bridge did not keep trying the event: %d tries logged", tries);
+    assert_int_equal(ft_node_queue_depth(&env, "feed.events.dead"), dead);
+    assert_true(ft_node_stat(&env, 1, "events_follow_created") == events); /* not acked */
+    rq_ok(rq("DEL sync"));
+    assert_true(ft_node_stat_wait(&env, 1, "events_follow_created", events + 1, 20000) >=
+                events + 1);
+    assert_int_equal(ft_node_queue_depth(&env, "feed.events.dead"), dead);
+}
+
 static char hosts_path[PATH_MAX + 32]; /* test_broker_name_resolves_later's */
 static char *asan_options;             /* ASAN_OPTIONS before that test */
 
@@ -670,5 +705,6 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_batch_refusals_per_event, cleanup),
         cmocka_unit_test_teardown(test_redis_oom_waited_out, oom_cleanup),
         cmocka_unit_test_teardown(test_batch_again_after_sync_failed, replicas_cleanup),
+        cmocka_unit_test_teardown(test_sync_refused_waited_out, replicas_cleanup),
         cmocka_unit_test_teardown(test_broker_name_resolves_later, names_cleanup))
 /* clang-format on */
