@@ -161,7 +161,10 @@ static redisReply *store__mget(fp_store *s, const char **av, size_t n, long long
         if (why == NULL)
             why = store__tracking_error(c);
         *tracked = redirect > 0 && why == NULL;
-        if (redirect > 0 && why != NULL && s->bodies->refused != NULL)
+        /* A redirect to a client gone (the subscriber reconnecting, the
+         * cache not told yet) is no refusal: nothing is kept, no word. */
+        if (redirect > 0 && why != NULL && strstr(why, "redirect to does not exist") == NULL &&
+            s->bodies->refused != NULL)
             s->bodies->refused(s->bodies->ctx, why);
         *rc = 0;
     }

@@ -657,6 +657,10 @@ void fg_respond_store_error(fg_gateway *gw, fg_response *resp, int rc, const cha
         fg_respond_unavailable(resp, "redis");
         return;
     }
-    fp_error("%s: %s", what, fp_store_errstr(gw->store));
-    fg_respond_internal(resp, what, rc);
+    if (rc != -EPROTO && rc != -EINVAL) { /* out of memory...: the store has no word on it */
+        fg_respond_internal(resp, what, rc);
+        return;
+    }
+    fp_error("%s failed: %s", what, fp_store_errstr(gw->store)); /* once, with Redis's reason */
+    fg_respond_error(resp, 500, "internal", "%s failed", what);
 }

@@ -39,6 +39,7 @@
 #define _GNU_SOURCE /* accept4 */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -243,25 +244,33 @@ static int http__refuse(struct lws *wsi, http__session *s, int status, const cha
 
 /*
  * The request's Content-Length: 0 when there is none, its value when it
- * is 1 to 18 decimal digits and nothing else, -1 for anything else (a
- * sign, a space, a suffix, a longer number), which is answered with 400.
+ * is decimal digits and nothing else (LLONG_MAX when that is past 18
+ * significant digits: over any max_body_bytes, so 413), -1 for anything
+ * else (a sign, a space, a suffix, over 255 bytes), which is answered
+ * with 400.
  */
 static long long http__content_length(struct lws *wsi)
 {
-    char num[24];
+    char num[256];
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
     long long v = 0;
-    int i;
+    int i, first = 0;
 
     if (n == 0)
         return 0;
-    if (n < 0 || n > 18 || lws_hdr_copy(wsi, num, sizeof(num), WSI_TOKEN_HTTP_CONTENT_LENGTH) != n)
+    if (n < 0 || n >= (int)sizeof(num) ||
+        lws_hdr_copy(wsi, num, sizeof(num), WSI_TOKEN_HTTP_CONTENT_LENGTH) != n)
         return -1;
     for (i = 0; i < n; i++) {
         if (num[i] < '0' || num[i] > '9')
             return -1;
-        v = v * 10 + (num[i] - '0');
     }
+    while (first < n - 1 && num[first] == '0')
+        first++;
+    if (n - first > 18)
+        return LLONG_MAX;
+    for (i = first; i < n; i++)
+        v = v * 10 + (num[i] - '0');
     return v;
 }
 

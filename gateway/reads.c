@@ -24,8 +24,8 @@ static int reads__limit(const char *s, size_t *out)
         return 0;
     }
     for (i = 0; s[i] != '\0'; i++) {
-        if (s[i] < '0' || s[i] > '9' || i >= 4)
-            return -1;
+        if (s[i] < '0' || s[i] > '9' || v > READS__LIMIT_MAX)
+            return -1; /* leading zeros are fine: 00050 is 50 */
         v = v * 10 + (size_t)(s[i] - '0');
     }
     if (v < 1 || v > READS__LIMIT_MAX)

@@ -379,6 +379,88 @@ static void test_redelivery(void **state)
     assert_int_equal(ft_redis_int(e->rc, "TTL %s", PREFIX "fanout:p3") > 86400, 1);
 }
 
+/* A fake post body cache: what it was offered, and by which reader. */
+static struct {
+    long long redirect, reader;
+    size_t gets, puts, refusals;
+} fake_cache;
+
+static long long fake_get(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char **bodies, bool *gone,
+                          uint64_t *epoch)
+{
+    (void)ctx;
+    (void)ids;
+    (void)n;
+    (void)bodies;
+    (void)gone;
+    *epoch = 1;
+    fake_cache.gets++;
+    return fake_cache.redirect;
+}
+
+static void fake_put(void *ctx, long long reader, char (*ids)[FP_ID_BUFSZ], size_t n,
+                     char *const *bodies, uint64_t epoch)
+{
+    (void)ctx;
+    (void)ids;
+    (void)n;
+    (void)bodies;
+    (void)epoch;
+    fake_cache.reader = reader;
+    fake_cache.puts++;
+}
+
+static void fake_refused(void *ctx, const char *reply)
+{
+    (void)ctx;
+    printf("# refused: %s\n", reply);
+    fake_cache.refusals++;
+}
+
+/* The body cache's side of a feed read: bodies read with tracking
+ * redirected to a live subscriber are offered with the reading link's
+ * client id (what fp_store_clients_alive then checks); a redirect to a
+ * client that is gone (the subscriber reconnecting) offers nothing and
+ * is no refusal. */
+static void test_body_cache_reads(void **state)
+{
+    static const fp_body_cache cache = {
+        .ctx = NULL, .get = fake_get, .put = fake_put, .refused = fake_refused};
+    env *e = *state;
+    redisContext *sub = ft_redis_connect(e->redis.port);
+    fp_feed_page page;
+    long long id = ft_redis_int(sub, "CLIENT ID");
+    bool alive[2];
+    long long ids[2];
+    fp_fanout f;
+
+    run(sub, "SUBSCRIBE __redis__:invalidate");
+    post(e->st, "bc1", "A", &f);
+    fp_fanout_free(&f);
+    memset(&fake_cache, 0, sizeof(fake_cache));
+    fp_store_set_body_cache(e->st, &cache);
+    fake_cache.redirect = id;
+    assert_int_equal(fp_store_feed_page(e->st, "A", 10, NULL, &page), 0);
+    assert_int_equal(page.n, 1);
+    fp_feed_page_free(&page);
+    assert_int_equal(fake_cache.puts, 1);
+    assert_true(fake_cache.reader > 0);
+    ids[0] = fake_cache.reader;
+    ids[1] = 999999999;
+    assert_int_equal(fp_store_clients_alive(e->st, ids, 2, alive), 0);
+    assert_true(alive[0]);
+    assert_false(alive[1]);
+
+    fake_cache.redirect = 999999999; /* no such client */
+    assert_int_equal(fp_store_feed_page(e->st, "A", 10, NULL, &page), 0);
+    assert_int_equal(page.n, 1); /* read all the same */
+    fp_feed_page_free(&page);
+    assert_int_equal(fake_cache.puts, 1);
+    assert_int_equal(fake_cache.refusals, 0);
+    fp_store_set_body_cache(e->st, NULL);
+    redisFree(sub);
+}
+
 /* A first call that failed after its marker (feed:<author> of the wrong
  * type: a script error is not rolled back) is refused again until the
  * key is fixed, and the redelivery that succeeds puts the post on the
@@ -1685,6 +1767,7 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_explicit_slices),  T(test_after_sees_late_writes),
         T(test_post_ttl),         T(test_feed_gaps),
         T(test_many_pull_authors), T(test_feed_scan_budget),
-        T(test_after_gap),        T(test_redelivery_after_error))
+        T(test_after_gap),        T(test_redelivery_after_error),
+        T(test_body_cache_reads))
 /* clang-format on */
 #undef T

@@ -421,7 +421,10 @@ static void test_feed_pages(void **state)
     assert_int_equal(array_size("/api/v1/feed", a, "posts"), 5);
     assert_int_equal(array_size("/api/v1/feed?before=nosuchpost", a, "posts"), 0);
 
+    assert_int_equal(array_size("/api/v1/feed?limit=00002", a, "posts"), 2); /* leading zeros */
     refused(400, "bad_request", "GET", "/api/v1/feed?limit=0", a, NULL);
+    refused(400, "bad_request", "GET", "/api/v1/feed?limit=000000000000000", a, NULL);
+    refused(400, "bad_request", "GET", "/api/v1/feed?limit=000000000001001", a, NULL);
     refused(400, "bad_request", "GET", "/api/v1/feed?limit=1001", a, NULL);
     refused(400, "bad_request", "GET", "/api/v1/feed?limit=ten", a, NULL);
     refused(400, "bad_request", "GET", "/api/v1/feed?limit=-1", a, NULL);
@@ -773,8 +776,11 @@ static void lower(char *out)
  */
 static void test_http_strict(void **state)
 {
-    static const char *const bad_lengths[] = {"12abc", "-1", "+5", "5 5", "0x10",
-                                              "9999999999999999999"};
+    static const char *const bad_lengths[] = {"12abc", "-1", "+5", "5 5", "0x10"};
+    /* Plain digits past any max_body_bytes, however many: 413. */
+    static const char *const big_lengths[] = {"9999999999999999999",
+                                              "00000000000000000000000000070000",
+                                              "123456789012345678901234567890"};
     /* Without the check these would be 404s (no such route). */
     static const char *const bad_paths[] = {"/api/v1/feed%01", "/healthz%09", "/api/v1/follows%1f",
                                             "/api/v1/feed%7f"};
@@ -793,6 +799,15 @@ static void test_http_strict(void **state)
         /* The header's own refusal (an empty body would be a 400 too). */
         if (strstr(out, "HTTP/1.1 400 ") == NULL || strstr(out, "not a decimal number") == NULL)
             fail_msg("Content-Length \"%s\": no 400 but: %.80s", bad_lengths[i], out);
+    }
+    for (i = 0; i < sizeof(big_lengths) / sizeof(big_lengths[0]); i++) {
+        n = snprintf(req, sizeof(req),
+                     "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Length: %s\r\n\r\n",
+                     tok, big_lengths[i]);
+        ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 2000);
+        if (strstr(out, "HTTP/1.1 413 ") == NULL)
+            fail_msg("Content-Length \"%s\": no 413 but: %.80s", big_lengths[i], out);
     }
     for (i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++) {
         n = snprintf(req, sizeof(req),
@@ -1951,6 +1966,25 @@ static bool log_until(long from, const char *text)
     return false;
 }
 
+/* Redis refuses a read (a key of the wrong type, set by hand): 500, and
+ * the reason logged once per request, with Redis's words. */
+static void test_store_refusal_logged_once(void **state)
+{
+    char *t = token("sr");
+    redisContext *r = ft_redis_connect(env.b.p.redis.port);
+    long from;
+
+    (void)state;
+    ft_redis_ok(r, "SET following:sr oops");
+    from = ft_log_size(env.log);
+    refused(500, "internal", "GET", "/api/v1/follows", t, NULL);
+    assert_true(log_until(from, "WRONGTYPE"));
+    assert_int_equal(ft_log_count(env.log, from, "follows read"), 1);
+    assert_int_equal(ft_redis_int(r, "DEL following:sr"), 1);
+    redisFree(r);
+    free(t);
+}
+
 /* The Redis link of a test that sets maxclients 1 (Redis then takes no
  * new connection) or narrows the default user's ACL: admin_close, its
  * teardown, undoes both through it, so a failure meanwhile does not leave
@@ -2381,6 +2415,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_ribbon),
         cmocka_unit_test(test_garbage),
         cmocka_unit_test(test_http_strict),
+        cmocka_unit_test(test_store_refusal_logged_once),
         cmocka_unit_test(test_http_edges),
         cmocka_unit_test(test_static_client),
         cmocka_unit_test(test_metrics),
