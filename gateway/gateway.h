@@ -100,22 +100,30 @@ typedef enum {
 /* The route's path pattern, the `route` label ("/api/v1/posts/{id}"). */
 const char *fg_route_label(fg_route_id r);
 
+typedef enum {
+    FG_GET = 1,
+    FG_POST,
+    FG_PUT,
+    FG_DELETE,
+    FG_HEAD,
+    FG_PATCH,
+    FG_OPTIONS,
+    FG_METHOD_OTHER
+} fg_method;
+
 #define FG_METRICS_BUCKETS 12
-#define FG_METRICS_SERIES 128 /* distinct (route, method, status) kept */
+#define FG_METRICS_METHODS 9      /* fg_method values, 0 (none) to FG_METHOD_OTHER */
+#define FG_METRICS_STATUS_MIN 100 /* statuses 100..599 are counted */
+#define FG_METRICS_STATUSES 500
 
-typedef struct {
-    fg_route_id route;
-    char method[8];
-    int status;
-    uint64_t count;
-} fg_request_series;
-
-/* The gateway's request counters, shared by the workers (lock). */
+/* The gateway's request counters, shared by the workers (lock). One
+ * counter per (route, method, status), every one of them: no request,
+ * however odd, can push another series out. */
 typedef struct {
     pthread_mutex_t lock;
-    fg_request_series series[FG_METRICS_SERIES];
-    size_t n_series;
-    uint64_t overflow; /* requests of series beyond FG_METRICS_SERIES */
+    uint64_t requests[FG_ROUTE__COUNT][FG_METRICS_METHODS][FG_METRICS_STATUSES];
+    uint64_t total;    /* every request counted */
+    uint64_t overflow; /* requests with a status outside 100..599 (none are made) */
     uint64_t cut;      /* answers whose connection ended before they were sent whole */
     uint64_t buckets[FG_ROUTE__COUNT][FG_METRICS_BUCKETS];
     uint64_t count[FG_ROUTE__COUNT];
@@ -126,8 +134,7 @@ typedef struct {
 int fg_metrics_init(fg_metrics *m);
 void fg_metrics_destroy(fg_metrics *m);
 /* Counts one finished request that took us microseconds. */
-void fg_metrics_observe(fg_metrics *m, fg_route_id route, const char *method, int status,
-                        int64_t us);
+void fg_metrics_observe(fg_metrics *m, fg_route_id route, fg_method method, int status, int64_t us);
 /* printf onto the growing buffer *out (*len bytes used of *cap; *out may
  * start NULL), always NUL-terminated. 0 or -ENOMEM. */
 int fg_buf_printf(char **out, size_t *len, size_t *cap, const char *fmt, ...)
@@ -135,7 +142,7 @@ int fg_buf_printf(char **out, size_t *len, size_t *cap, const char *fmt, ...)
 /* Appends the gateway's series in Prometheus text format to out. 0 or
  * -ENOMEM. */
 int fg_metrics_render(fg_metrics *m, char **out, size_t *len, size_t *cap);
-/* Every request counted so far (all series and the overflow). */
+/* Every request counted so far. */
 uint64_t fg_metrics_requests(fg_metrics *m);
 /* Counts an answer whose connection ended before it was sent whole. */
 void fg_metrics_cut(fg_metrics *m);
@@ -277,17 +284,6 @@ int fg_backend_amqp_ping(fg_gateway *gw, const char **errstr);
     } while (0)
 
 /* ------------------------------------------------------------ requests */
-
-typedef enum {
-    FG_GET = 1,
-    FG_POST,
-    FG_PUT,
-    FG_DELETE,
-    FG_HEAD,
-    FG_PATCH,
-    FG_OPTIONS,
-    FG_METHOD_OTHER
-} fg_method;
 
 const char *fg_method_name(fg_method m);
 

@@ -510,8 +510,8 @@ static int http__send(struct lws *wsi, http__session *s)
     size_t len;
     int n;
 
-    fg_metrics_observe(&http__gw(wsi)->shared->metrics, s->route, fg_method_name(s->req.method),
-                       s->resp.status, fp_time_mono_us() - s->t0_us);
+    fg_metrics_observe(&http__gw(wsi)->shared->metrics, s->route, s->req.method, s->resp.status,
+                       fp_time_mono_us() - s->t0_us);
     out = malloc(LWS_PRE + HTTP__HEADERS_MAX + s->resp.len);
     if (out == NULL)
         return -1;

@@ -2,11 +2,13 @@
  * metrics.c - request counters and latency histograms of feed-gateway,
  * rendered in the Prometheus text format (0.0.4).
  *
- * Kept per (route, method, status) in a small fixed table: routes are the
- * route table's patterns, never raw paths, so clients cannot grow it;
- * series beyond FG_METRICS_SERIES (not reachable with today's routes) are
- * only counted in feedpush_gateway_requests_overflow_total. The HTTP
- * workers share one table: every function takes its lock.
+ * Kept per (route, method, status) in a fixed table with a counter for
+ * every combination: routes are the route table's patterns, never raw
+ * paths, methods the fg_method values and statuses 100..599, so no
+ * client can grow it or push a series out of it (a status outside that
+ * range, which the gateway never makes, would only be counted in
+ * feedpush_gateway_requests_overflow_total). The HTTP workers share one
+ * table: every function takes its lock.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -31,29 +33,20 @@ void fg_metrics_destroy(fg_metrics *m)
     pthread_mutex_destroy(&m->lock);
 }
 
-void fg_metrics_observe(fg_metrics *m, fg_route_id route, const char *method, int status,
-                        int64_t us)
+void fg_metrics_observe(fg_metrics *m, fg_route_id route, fg_method method, int status, int64_t us)
 {
     double s = us > 0 ? (double)us / 1e6 : 0;
-    fg_request_series *x = NULL;
+    int code = status - FG_METRICS_STATUS_MIN;
     size_t i;
 
-    if (route >= FG_ROUTE__COUNT)
+    if ((unsigned)route >= FG_ROUTE__COUNT)
         route = FG_ROUTE_UNKNOWN;
+    if ((unsigned)method >= FG_METRICS_METHODS)
+        method = FG_METHOD_OTHER;
     pthread_mutex_lock(&m->lock);
-    for (i = 0; i < m->n_series && x == NULL; i++) {
-        if (m->series[i].route == route && m->series[i].status == status &&
-            strcmp(m->series[i].method, method) == 0)
-            x = &m->series[i];
-    }
-    if (x == NULL && m->n_series < FG_METRICS_SERIES) {
-        x = &m->series[m->n_series++];
-        x->route = route;
-        x->status = status;
-        snprintf(x->method, sizeof(x->method), "%s", method);
-    }
-    if (x != NULL)
-        x->count++;
+    m->total++;
+    if (code >= 0 && code < FG_METRICS_STATUSES)
+        m->requests[route][method][code]++;
     else
         m->overflow++;
     for (i = 0; i < FG_METRICS_BUCKETS; i++) {
@@ -68,14 +61,33 @@ void fg_metrics_observe(fg_metrics *m, fg_route_id route, const char *method, in
 uint64_t fg_metrics_requests(fg_metrics *m)
 {
     uint64_t n;
-    size_t i;
 
     pthread_mutex_lock(&m->lock);
-    n = m->overflow;
-    for (i = 0; i < m->n_series; i++)
-        n += m->series[i].count;
+    n = m->total;
     pthread_mutex_unlock(&m->lock);
     return n;
+}
+
+/* The requests_total lines of one route, those counted at least once.
+ * m->lock held. */
+static int metrics__requests(const fg_metrics *m, fg_route_id r, char **out, size_t *len,
+                             size_t *cap)
+{
+    int rc = 0, method, code;
+
+    for (method = 0; rc == 0 && method < FG_METRICS_METHODS; method++) {
+        for (code = 0; rc == 0 && code < FG_METRICS_STATUSES; code++) {
+            if (m->requests[r][method][code] == 0)
+                continue;
+            rc = fg_buf_printf(out, len, cap,
+                               "feedpush_gateway_requests_total{route=\"%s\",method=\"%s\","
+                               "status=\"%d\"} %llu\n",
+                               fg_route_label(r), fg_method_name((fg_method)method),
+                               code + FG_METRICS_STATUS_MIN,
+                               (unsigned long long)m->requests[r][method][code]);
+        }
+    }
+    return rc;
 }
 
 void fg_metrics_cut(fg_metrics *m)
@@ -110,7 +122,6 @@ static int metrics__histogram(const fg_metrics *m, fg_route_id r, char **out, si
 
 int fg_metrics_render(fg_metrics *m, char **out, size_t *len, size_t *cap)
 {
-    const fg_request_series *x;
     int rc;
     size_t i;
 
@@ -118,18 +129,15 @@ int fg_metrics_render(fg_metrics *m, char **out, size_t *len, size_t *cap)
     rc = fg_buf_printf(out, len, cap,
                        "# HELP feedpush_gateway_requests_total API requests answered.\n"
                        "# TYPE feedpush_gateway_requests_total counter\n");
-    for (i = 0; rc == 0 && i < m->n_series; i++) {
-        x = &m->series[i];
-        rc = fg_buf_printf(out, len, cap,
-                           "feedpush_gateway_requests_total{route=\"%s\",method=\"%s\","
-                           "status=\"%d\"} %llu\n",
-                           fg_route_label(x->route), x->method, x->status,
-                           (unsigned long long)x->count);
+    for (i = 0; rc == 0 && i < FG_ROUTE__COUNT; i++) {
+        if (m->count[i] > 0)
+            rc = metrics__requests(m, (fg_route_id)i, out, len, cap);
     }
     if (rc == 0) {
         const fg_metric_value v[] = {
-            {"feedpush_gateway_requests_overflow_total", "Requests of series beyond the table.",
-             false, m->overflow},
+            {"feedpush_gateway_requests_overflow_total",
+             "Requests with a status outside 100..599 (not counted by status).", false,
+             m->overflow},
             {"feedpush_gateway_answers_cut_total",
              "Answers whose connection ended before they were sent whole.", false, m->cut},
         };

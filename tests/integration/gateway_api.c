@@ -1044,6 +1044,49 @@ static void test_metrics(void **state)
     ft_http_reply_free(&r);
 }
 
+/*
+ * Requests nobody authenticated cannot crowd series out of /metrics:
+ * after 11 paths x 4 methods x 3 refusals made before any route runs
+ * (411, 413, 400: more than the 128 series the table once held), a
+ * series never seen before still shows, and so do the refusals.
+ */
+static void test_metrics_not_crowded(void **state)
+{
+    static const char *const paths[] = {"/api/v1/config",  "/api/v1/dev/token", "/api/v1/posts",
+                                        "/api/v1/posts/x", "/api/v1/follows",   "/api/v1/follows/x",
+                                        "/api/v1/feed",    "/api/v1/ribbon",    "/healthz",
+                                        "/api/v1/stats",   "/nowhere"};
+    static const char *const methods[] = {"GET", "POST", "PUT", "DELETE"};
+    static const char *const lengths[] = {"Transfer-Encoding: chunked", "Content-Length: 99999999",
+                                          "Content-Length: 1x"};
+    char req[512], out[2048], *tok;
+    ft_http_reply r;
+    size_t i, j, k;
+    int n;
+
+    (void)state;
+    assert_int_equal(ft_gateway_start(&env), 0); /* counters from zero */
+    tok = token("mc");
+    for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        for (j = 0; j < sizeof(methods) / sizeof(methods[0]); j++) {
+            for (k = 0; k < sizeof(lengths) / sizeof(lengths[0]); k++) {
+                n = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n",
+                             methods[j], paths[i], lengths[k]);
+                ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 2000);
+            }
+        }
+    }
+    assert_int_equal(ft_http(&env, "GET", "/api/v1/ribbon", tok, NULL, NULL), 200);
+    free(tok);
+    assert_int_equal(ft_http(&env, "GET", "/metrics", NULL, NULL, &r), 200);
+    assert_non_null(strstr(r.body, "feedpush_gateway_requests_total{route=\"/api/v1/ribbon\","
+                                   "method=\"GET\",status=\"200\"} 1\n"));
+    assert_non_null(strstr(r.body, "feedpush_gateway_requests_total{route=\"/api/v1/follows/{id}\","
+                                   "method=\"DELETE\",status=\"400\"} 1\n"));
+    assert_non_null(strstr(r.body, "feedpush_gateway_requests_overflow_total 0\n"));
+    ft_http_reply_free(&r);
+}
+
 /* GET /api/v1/stats: the same bridge counters as JSON, per node. */
 static void test_stats(void **state)
 {
@@ -2419,6 +2462,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_http_edges),
         cmocka_unit_test(test_static_client),
         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_metrics_not_crowded),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_redis_outage),
         cmocka_unit_test_teardown(test_redis_refusing_is_503, redis_serving),
