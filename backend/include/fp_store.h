@@ -245,7 +245,7 @@ typedef enum {
     FP_FEED_AFTER_NONE = 0, /* no after cursor (fp_store_feed_page) */
     FP_FEED_AFTER_TOP,      /* found; nothing newer remains above the page */
     FP_FEED_AFTER_MORE,     /* found; newer posts remain above the page */
-    FP_FEED_AFTER_MISSING   /* not in the feed: the page is the newest one */
+    FP_FEED_AFTER_MISSING   /* unknown, or a gap above it: the page is the newest one */
 } fp_feed_after;
 
 /* One page of a feed: parallel arrays of ids and post bodies (JSON), and
@@ -325,7 +325,9 @@ int fp_store_clients_alive(fp_store *s, const long long *ids, size_t n, bool *al
  * (out->revoked_before), in one
  * script call: the gateway checks the caller's token without a round trip
  * of its own. before NULL or "": from the newest; else a post id, and the
- * page starts after that entry (empty when the id is not in the feed).
+ * page starts after that entry; an id no longer in the feed (trimmed,
+ * deleted) starts it at the place its sequence number says while its
+ * marker lasts (feed_read.lua), and an unknown one gives an empty page.
  * limit 0 gives an empty page (the revocation is still read). A feed
  * still stored as a list (older releases) is converted first, so a read
  * may write. *out is zeroed first and holds nothing to free on failure.
@@ -340,8 +342,9 @@ int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *b
  * to that entry (the oldest of the newer ones), newest first, so that the
  * page's newest id is the cursor of the next call. out->after is
  * FP_FEED_AFTER_MORE when newer posts remain above the page, else
- * FP_FEED_AFTER_TOP; when after is not in the feed (trimmed, deleted or
- * never there) it is FP_FEED_AFTER_MISSING and the page is the one
+ * FP_FEED_AFTER_TOP; when after is unknown (not in the feed, and its
+ * place no longer known: as for fp_store_feed_page) or posts above it may
+ * have been trimmed, it is FP_FEED_AFTER_MISSING and the page is the one
  * fp_store_feed_page() gives without a cursor. revoked:<uid> comes with
  * it, in the same script call. limit 0 gives an empty page (out->after
  * still says whether newer posts exist). *out is zeroed first and holds

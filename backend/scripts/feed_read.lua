@@ -11,7 +11,7 @@
 --   above   the ids above the score bound arg ('(<score>'), oldest first
 -- Keys (built from the prefix): revoked:<uid>, feed:<uid>,
 -- following:<uid>, pull_authors, posts:<author> of the pull authors the
--- user follows.
+-- user follows; for a cursor in none of them, fanout:<id> and gone:<id>.
 --
 -- The sources are feed:<uid> and posts:<a> of every a in following:<uid>
 -- ∩ pull_authors (hybrid push/pull, docs/bridge.md "Big fan-outs"). All
@@ -26,17 +26,17 @@
 -- Returns revoked, cursor, last, id1, id2, ... where revoked is
 -- revoked:<uid> (nil when unset: the gateway checks the caller's token
 -- with the same round trip; size 0 reads only that). cursor
--- is 3 when the post of mode before or after is in no source, or (after)
--- when a source may have lost posts above it to trimming (gap_above)
--- (before: nothing follows; after: the ids are those of mode new), else
--- 0. last is '' when the merge had no more than these ids, else the
+-- is 3 when the post of mode before or after is in no source and its
+-- sequence number is unknown (score_of), or (after) when a source may
+-- have lost posts above it to trimming (gap_above) (before: nothing
+-- follows; after: the ids are those of mode new), else 0. last is '' when the merge had no more than these ids, else the
 -- bound ('(' and the score of the last id) that continues it in mode
 -- below or above.
 -- Cost: one range read of `size` for a lone feed (and a ZSCORE for
 -- `last`); with pull authors, at most about twice `size` entries plus
 -- FIRST_READ per source, read a few at a time. A cursor costs a ZSCORE
--- per source at most, and mode after a ZCARD per source more (and a
--- ZRANGE of one entry for each full one).
+-- per source at most (and two GETs when it is in none), and mode after a
+-- ZCARD per source more (and a ZRANGE of one entry for each full one).
 --! include lib_feed.lua
 
 local prefix, uid, size = ARGV[1], ARGV[2], tonumber(ARGV[3])
@@ -55,7 +55,10 @@ for _, author in ipairs(pulled) do
 end
 
 -- The score of id in the first source that holds it, as Redis wrote it
--- (a string), or nil.
+-- (a string); else, for a post in none of them any more (deleted, or
+-- trimmed out), the sequence number its marker (fanout:<id>) or, once
+-- deleted, gone:<id> still holds (they last the marker TTL): its place
+-- in the merge all the same. nil when unknown.
 local function score_of(id)
     for _, src in ipairs(sources) do
         local s = redis.call('ZSCORE', src, id)
@@ -63,7 +66,11 @@ local function score_of(id)
             return s
         end
     end
-    return nil
+    local m = redis.call('GET', prefix .. '@FP_KEY_FANOUT@' .. id)
+    if m == 'deleted' then
+        return string.match(redis.call('GET', prefix .. '@FP_KEY_GONE@' .. id) or '', '^(%d+)$')
+    end
+    return string.match(m or '', '^(%d+) [epl] [ad]$')
 end
 
 -- Up to n entries of src beyond `bound` (a score bound as ZRANGEBYSCORE

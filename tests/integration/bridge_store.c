@@ -1710,6 +1710,48 @@ static void test_after_gap(void **state)
 }
 
 /*
+ * A cursor whose post was deleted after the reader got it (a delete takes
+ * the id off the feeds): before= still pages on below its place, and
+ * after= goes on above it as found, for as long as gone:<id> keeps its
+ * sequence number; an id never seen, or deleted before gone:<id> existed
+ * (a bare tombstone), gives the empty page / the newest one, as before.
+ */
+static void test_cursor_gone(void **state)
+{
+    env *e = *state;
+    char got[256], id[16];
+    fp_feed_after where;
+    fp_fanout f;
+    fp_event del;
+    int i;
+
+    follow(e->st, "follow.created", "cr", "cw");
+    for (i = 1; i <= 5; i++) {
+        snprintf(id, sizeof(id), "cg%d", i);
+        post_free(e->st, id, "cw");
+    }
+    event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"cg3\",\"author_id\":\"cw\"}");
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
+    fp_fanout_free(&f);
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0); /* again: the place stays */
+    fp_fanout_free(&f);
+    fp_event_free(&del);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:cr", "cg3"), 0);
+
+    check_page(e->st, "cr", 10, "cg3", "cg2,cg1");
+    page_ids(e->st, "cr", 10, NULL, "cg3", got, sizeof(got), &where);
+    assert_int_equal(where, FP_FEED_AFTER_TOP);
+    assert_string_equal(got, "cg5,cg4");
+
+    check_page(e->st, "cr", 10, "nosuch", "");
+    page_ids(e->st, "cr", 3, NULL, "nosuch", got, sizeof(got), &where);
+    assert_int_equal(where, FP_FEED_AFTER_MISSING);
+    assert_string_equal(got, "cg5,cg4,cg2");
+    assert_int_equal(ft_redis_int(e->rc, "DEL %s", PREFIX "gone:cg3"), 1);
+    check_page(e->st, "cr", 10, "cg3", "");
+}
+
+/*
  * post_ttl: a post's body expires that long after it is stored, and a feed
  * read then skips the post; without post_ttl a body never expires; a
  * negative post_ttl is refused.
@@ -1768,6 +1810,6 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_post_ttl),         T(test_feed_gaps),
         T(test_many_pull_authors), T(test_feed_scan_budget),
         T(test_after_gap),        T(test_redelivery_after_error),
-        T(test_body_cache_reads))
+        T(test_body_cache_reads), T(test_cursor_gone))
 /* clang-format on */
 #undef T
