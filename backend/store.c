@@ -695,8 +695,8 @@ int fp_store_follow(fp_store *s, const fp_event *ev)
 /* ------------------------------------------------------------ ribbon */
 
 /*
- * ribbon.pushed: encodes the entry, runs ribbon_push.lua (dedupe, LPUSH,
- * LTRIM, raise the version, return it and the list) and wraps them as the
+ * ribbon.pushed: encodes the entry, runs ribbon_push.lua (dedupe, insert
+ * by "at", LTRIM, raise the version, return it and the list) and wraps them as the
  * MQTT ribbon message.
  * Returns 0 with *ribbon_json malloc'd, -EINVAL, -EIO, -EPROTO or -ENOMEM.
  */

@@ -137,6 +137,7 @@ typedef struct {
     size_t ribbon_len;
     unsigned long ribbon_losses; /* ... published since the link's last loss of the broker */
     size_t batch_next; /* stage 1: the event of a batch to handle next (fb_fanout_begin) */
+    bool applied;      /* stage 1: the single event in hand is applied, its sync is left */
     /* Stage 1: the first store calls of a batch's posts pre_from ..
      * pre_from + pre_n - 1, run together (fanout.c, fanout__prefetch). */
     size_t pre_from, pre_n;
@@ -150,6 +151,7 @@ typedef struct {
 typedef enum {
     FB_DONE = 0,      /* acked or rejected: next message */
     FB_RETRY_STORE,   /* Redis connection failed: reconnect and handle it again */
+    FB_NO_MEMORY,     /* out of memory: wait (backoff), handle it again */
     FB_STORE_REFUSED, /* Redis answered with an error: retry a few times, then dead-letter */
     FB_STORE_BUSY,    /* Redis is in a passing state (OOM, LOADING...): wait, handle again */
     FB_RETRY_MQTT,    /* the local broker failed: wait for it, handle again */

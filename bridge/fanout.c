@@ -97,7 +97,7 @@ static fb_outcome fanout__queue_delivery(fb_bridge *b, const char *payload,
     int rc;
 
     if (msg == NULL)
-        return FB_RETRY_STORE; /* out of memory: try again */
+        return FB_NO_MEMORY;
     rc = fp_amqp_publish(b->amqp, FP_EXCHANGE_DELIVER, t->node, msg, strlen(msg));
     free(msg);
     if (rc != 0)
@@ -192,7 +192,7 @@ static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev, c
         return FB_DONE;
     payload = fanout__payload(ev);
     if (payload == NULL)
-        return FB_RETRY_STORE; /* out of memory: try again */
+        return FB_NO_MEMORY;
     for (i = 0; i < f->n_nodes && out == FB_DONE; i++) {
         if (b->local_direct && strcmp(f->nodes[i].node, b->cfg.node_id) == 0)
             own = &f->nodes[i];
@@ -375,7 +375,7 @@ static fb_outcome fanout__dead_batched(fb_bridge *b, const fp_event_batch *batch
     int rc;
 
     if (text == NULL)
-        return FB_RETRY_STORE; /* out of memory: the batch is handled again */
+        return FB_NO_MEMORY; /* the batch is handled again */
     fp_json_quote(type, q, sizeof(q));
     fp_warn("dead-lettering event %zu of a batch of %zu (type \"%s\", %zu bytes): %s", i + 1,
             batch->n, q, strlen(text), reason);
@@ -456,7 +456,7 @@ static fb_outcome fanout__batched(fb_bridge *b, const fp_event_batch *batch, siz
     }
     rc = fp_event_batch_get(batch, i, &ev, reason, sizeof(reason));
     if (rc == -ENOMEM)
-        return FB_RETRY_STORE;
+        return FB_NO_MEMORY;
     if (rc != 0)
         return fanout__dead_batched(b, batch, i, reason);
     if (i >= b->pre_from && i < b->pre_from + b->pre_n)
@@ -492,7 +492,7 @@ static fb_outcome fanout__batch(fb_bridge *b, const fp_amqp_msg *msg)
 
     rc = fp_event_batch_parse(msg->body, msg->len, &batch, reason, sizeof(reason));
     if (rc == -ENOMEM)
-        return FB_RETRY_STORE;
+        return FB_NO_MEMORY;
     if (rc != 0)
         return fb_fanout_dead_letter(b, msg, reason);
     while (b->batch_next < batch.n && out == FB_DONE) {
@@ -516,6 +516,7 @@ static fb_outcome fanout__batch(fb_bridge *b, const fp_amqp_msg *msg)
 void fb_fanout_begin(fb_bridge *b)
 {
     b->batch_next = 0;
+    b->applied = false;
     fanout__prefetch_drop(b);
 }
 
@@ -552,14 +553,18 @@ fb_outcome fb_fanout_handle(fb_bridge *b, const fp_amqp_msg *msg)
         return fanout__batch(b, msg);
     rc = fp_event_parse(msg->body, msg->len, msg->routing_key, &ev, reason, sizeof(reason));
     if (rc == -ENOMEM)
-        return FB_RETRY_STORE; /* out of memory, not the event's fault: try again */
+        return FB_NO_MEMORY; /* not the event's fault: try again */
     if (rc != 0)
         return fb_fanout_dead_letter(b, msg, reason);
-    out = fanout__apply(b, &ev, &dead);
+    /* Applied already, its sync refused: only the sync again (a new
+     * Redis link begins the event anew: fb_fanout_begin). */
+    dead = false;
+    out = b->applied ? FB_DONE : fanout__apply(b, &ev, &dead);
     if (out == FB_DONE && dead) {
         snprintf(reason, sizeof(reason), "refused: %s", fp_store_errstr(b->store));
         out = fb_fanout_dead_letter(b, msg, reason);
     } else if (out == FB_DONE) {
+        b->applied = true;
         out = fanout__synced(b);
     }
     if (out == FB_DONE && !dead) {

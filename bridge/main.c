@@ -282,6 +282,11 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
                    "redis cannot take the event now (%s); retrying (backoff up to %d ms)",
                    fp_store_errstr(b->store), MAIN__BACKOFF_MAX_MS);
             main__backoff(&wait);
+        } else if (out == FB_NO_MEMORY) {
+            fp_log(busy++ == 0 ? FP_LOG_WARN : FP_LOG_DEBUG,
+                   "out of memory handling a message; retrying (backoff up to %d ms)",
+                   MAIN__BACKOFF_MAX_MS);
+            main__backoff(&wait);
         } else if (out == FB_RETRY_STORE) {
             fp_warn("redis: %s; reconnecting", fp_store_errstr(b->store));
             fb_stats_add(&b->stats, FB_STAT_RECONNECTS_REDIS, 1);

@@ -219,8 +219,9 @@ int fp_store_follow(fp_store *s, const fp_event *ev);
 
 /*
  * ribbon.pushed: the entry ({"user_id","name"?,"text"?,"at"}) replaces
- * that user's entry at the head of the ribbon (trimmed to ribbon_length),
- * unless the ribbon holds a newer one (larger "at") of that user. Sets
+ * that user's entry, in the ribbon's order by "at" (at the head unless
+ * late; trimmed to ribbon_length), unless the ribbon holds one of that
+ * user with the same or a larger "at" (ribbon_push.lua). Sets
  * *ribbon_json to the malloc'd {"type":"ribbon","entries":[...]}, newest
  * first (free() it).
  */

@@ -6,10 +6,11 @@
 -- ttl (seconds the key outlives the cut-off in effect; 0: for ever).
 --
 -- revoked:<uid> becomes max(current, before): it is never lowered. A
--- value that is not what the readers take (plugins, gateways: a decimal
--- integer below 2^63, no sign, no exponent) counts as absent, so the next
--- event repairs a key set by hand to "1e300", "nan" or "0x10" instead of
--- keeping a value they all refuse. Then "<uid> <value>" is published
+-- value that is not what the readers take (plugins, gateways: strtoll of
+-- the whole value, a decimal integer below 2^63, leading blanks, a "+"
+-- and zeros allowed, no exponent) counts as absent, so the next event
+-- repairs a key set by hand to "1e300", "nan" or "0x10" instead of
+-- keeping a value they all refuse; one they take is never lowered. Then "<uid> <value>" is published
 -- with the value now in effect, so a redelivered or older event repeats the
 -- current cut-off instead of announcing a lower one. With a ttl the key
 -- expires ttl seconds after the value in effect (EXPIREAT at every event,
@@ -20,12 +21,14 @@
 -- Returns {raised (1/0), value in effect}.
 local key, channel, uid, before, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 
--- A cut-off the readers take: 1 to 18 digits (below 2^63), or nil.
+-- A cut-off the readers take (its number; 19 digits compare right as
+-- doubles against a before of at most 2^53), or nil.
 local function cutoff(v)
-    if v and #v <= 18 and string.match(v, '^%d+$') then
-        return tonumber(v)
+    local d = v and string.match(v, '^%s*%+?0*(%d+)$')
+    if not d or #d > 19 or (#d == 19 and d > '9223372036854775807') then
+        return nil
     end
-    return nil
+    return tonumber(d)
 end
 
 local cur = redis.call('GET', key)

@@ -422,8 +422,8 @@ static void test_lost_queue_is_a_failure(void **state)
 /*
  * The deliver_* settings changed while the node's queues still exist
  * (they outlive a restart by deliver_expires_ms): the link comes up on
- * the queues as they are instead of failing for ever, deliveries flow,
- * and it says so once.
+ * the queues as they are instead of failing for ever, and deliveries
+ * flow (the warning it logs goes to this test's output).
  */
 static void test_node_queue_other_settings(void **state)
 {

@@ -997,6 +997,12 @@ static void test_revocation_ttl(void **state)
     check_message(sub, text);
     check_value(e->rc, PREFIX "revoked:t4", text + 3);
 
+    /* A value the readers take, however it is written, is never lowered. */
+    run(e->rc, "SET %s 00000000004000000000", PREFIX "revoked:t6");
+    revoke(st, "t6", now);
+    check_message(sub, "t6 00000000004000000000");
+    check_value(e->rc, PREFIX "revoked:t6", "00000000004000000000");
+
     /* A cut-off no expiry time can follow, set by hand, stays for ever. */
     run(e->rc, "SET %s 999999999999999999", PREFIX "revoked:t5");
     revoke(st, "t5", now);
