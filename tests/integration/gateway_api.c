@@ -770,6 +770,19 @@ static void lower(char *out)
 
 /* Garbage on the wire: the gateway answers what it can, drops the rest and
  * keeps serving. */
+/* A raw POST /api/v1/posts with that Content-Length and no body: the
+ * answer into out. */
+static void post_length(const char *tok, const char *length, char *out, size_t cap)
+{
+    char req[1024];
+    int n = snprintf(req, sizeof(req),
+                     "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Length: %s\r\n\r\n",
+                     tok, length);
+
+    ft_http_raw(&env, req, (size_t)n, out, cap, 2000);
+}
+
 /*
  * Raw requests that the HTTP layer must refuse with 400 (and close), and
  * Connection: close honoured. Known gaps, in libwebsockets 4.1's parser
@@ -796,21 +809,13 @@ static void test_http_strict(void **state)
 
     (void)state;
     for (i = 0; i < sizeof(bad_lengths) / sizeof(bad_lengths[0]); i++) {
-        n = snprintf(req, sizeof(req),
-                     "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                     "Content-Length: %s\r\n\r\n",
-                     tok, bad_lengths[i]);
-        ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 2000);
+        post_length(tok, bad_lengths[i], out, sizeof(out));
         /* The header's own refusal (an empty body would be a 400 too). */
         if (strstr(out, "HTTP/1.1 400 ") == NULL || strstr(out, "not a decimal number") == NULL)
             fail_msg("Content-Length \"%s\": no 400 but: %.80s", bad_lengths[i], out);
     }
     for (i = 0; i < sizeof(big_lengths) / sizeof(big_lengths[0]); i++) {
-        n = snprintf(req, sizeof(req),
-                     "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                     "Content-Length: %s\r\n\r\n",
-                     tok, big_lengths[i]);
-        ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 2000);
+        post_length(tok, big_lengths[i], out, sizeof(out));
         if (strstr(out, "HTTP/1.1 413 ") == NULL)
             fail_msg("Content-Length \"%s\": no 413 but: %.80s", big_lengths[i], out);
     }
