@@ -45,6 +45,7 @@ typedef struct {
     long status; /* 0 when no reply came */
     char *body;  /* malloc'd, NUL-terminated ("" when empty) */
     size_t len;
+    size_t cap; /* bytes body has room for */
     char content_type[128];
     char allow[64];
 } ft_http_reply;
