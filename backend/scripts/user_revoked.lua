@@ -10,14 +10,14 @@
 -- the whole value, a decimal integer below 2^63, leading blanks, a "+"
 -- and zeros allowed, no exponent) counts as absent, so the next event
 -- repairs a key set by hand to "1e300", "nan" or "0x10" instead of
--- keeping a value they all refuse; one they take is never lowered. Then "<uid> <value>" is published
--- with the value now in effect, so a redelivered or older event repeats the
--- current cut-off instead of announcing a lower one. With a ttl the key
--- expires ttl seconds after the value in effect (EXPIREAT at every event,
--- so a key written before the ttl was set gets one too, and one already
--- past it goes at once); without, an expiry an earlier ttl set is
--- removed. Values stay strings (Lua numbers would print 2^53
--- in exponent form).
+-- keeping a value they all refuse; one they take is never lowered.
+-- Then "<uid> <value>" is published with the value now in effect, so a
+-- redelivered or older event repeats the current cut-off instead of
+-- announcing a lower one. With a ttl the key expires ttl seconds after
+-- the value in effect (EXPIREAT at every event, so a key written before
+-- the ttl was set gets one too, and one already past it goes at once);
+-- without, an expiry an earlier ttl set is removed. Values stay strings
+-- (Lua numbers would print 2^53 in exponent form).
 -- Returns {raised (1/0), value in effect}.
 local key, channel, uid, before, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 
