@@ -286,6 +286,21 @@ static int amqp__reopen_channel(fp_amqp *a)
 }
 
 /*
+ * After a declare refused with PRECONDITION_FAILED (the queue exists with
+ * other arguments): the channel opened again and the queue declared
+ * passively, to be used as it is. 0, or -EIO (another failure, or the
+ * queue is not there after all).
+ */
+static int amqp__queue_as_is(fp_amqp *a, const char *name)
+{
+    if (a->err != AMQP_PRECONDITION_FAILED || amqp__reopen_channel(a) != 0)
+        return -EIO;
+    amqp_queue_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), 1, 0, 0, 0,
+                       amqp_empty_table);
+    return amqp__check(a, a->out, name);
+}
+
+/*
  * A durable queue of the shared topology (the events queue, the
  * dead-letter queue), declared as a quorum queue with args. One that
  * exists with other arguments (a classic queue made by an older
@@ -298,11 +313,7 @@ static int amqp__durable_queue(fp_amqp *a, const char *name, amqp_table_entry_t 
 {
     if (amqp__queue(a, name, true, args, n_args, exchange, binding) == 0)
         return 0;
-    if (a->err != AMQP_PRECONDITION_FAILED || amqp__reopen_channel(a) != 0)
-        return -EIO;
-    amqp_queue_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), 1, 0, 0, 0,
-                       amqp_empty_table);
-    if (amqp__check(a, a->out, name) != 0)
+    if (amqp__queue_as_is(a, name) != 0)
         return -EIO;
     if (!a->warned_classic)
         fp_warn("rabbitmq: queue %s exists but is not a quorum queue; it is used as it is, and "
@@ -328,14 +339,8 @@ static int amqp__node_queue(fp_amqp *a, const char *name, amqp_table_entry_t *ar
 
     if (amqp__queue(a, name, false, args, n_args, exchange, binding) == 0)
         return 0;
-    if (a->err != AMQP_PRECONDITION_FAILED)
-        return -EIO;
     memcpy(why, a->errstr, sizeof(why));
-    if (amqp__reopen_channel(a) != 0)
-        return -EIO;
-    amqp_queue_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), 1, 0, 0, 0,
-                       amqp_empty_table);
-    if (amqp__check(a, a->out, name) != 0)
+    if (amqp__queue_as_is(a, name) != 0)
         return -EIO;
     amqp_queue_bind(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(exchange),
                     amqp_cstring_bytes(binding), amqp_empty_table);

@@ -122,7 +122,6 @@ typedef enum {
 typedef struct {
     pthread_mutex_t lock;
     uint64_t requests[FG_ROUTE__COUNT][FG_METRICS_METHODS][FG_METRICS_STATUSES];
-    uint64_t total;    /* every request counted */
     uint64_t overflow; /* requests with a status outside 100..599 (none are made) */
     uint64_t cut;      /* answers whose connection ended before they were sent whole */
     uint64_t buckets[FG_ROUTE__COUNT][FG_METRICS_BUCKETS];

@@ -44,7 +44,6 @@ void fg_metrics_observe(fg_metrics *m, fg_route_id route, fg_method method, int 
     if ((unsigned)method >= FG_METRICS_METHODS)
         method = FG_METHOD_OTHER;
     pthread_mutex_lock(&m->lock);
-    m->total++;
     if (code >= 0 && code < FG_METRICS_STATUSES)
         m->requests[route][method][code]++;
     else
@@ -60,10 +59,12 @@ void fg_metrics_observe(fg_metrics *m, fg_route_id route, fg_method method, int 
 
 uint64_t fg_metrics_requests(fg_metrics *m)
 {
-    uint64_t n;
+    uint64_t n = 0;
+    size_t i;
 
     pthread_mutex_lock(&m->lock);
-    n = m->total;
+    for (i = 0; i < FG_ROUTE__COUNT; i++)
+        n += m->count[i]; /* every request, whatever its status */
     pthread_mutex_unlock(&m->lock);
     return n;
 }

@@ -134,6 +134,20 @@ static uint64_t hold_and_break(const char *body)
     return m.tag;
 }
 
+/* Publishes one delivery to node's queue on a and takes it back there
+ * (after a reconnect or a changed setting: what must still flow). */
+static void deliver_one(fp_amqp *a, const char *node_id, const char *body)
+{
+    fp_amqp_msg m;
+
+    assert_int_equal(fp_amqp_publish(a, FP_EXCHANGE_DELIVER, node_id, body, strlen(body)), 0);
+    assert_int_equal(fp_amqp_confirm(a), 0);
+    if (fp_amqp_next(a, &m, 5000) != 0)
+        fail_msg("no delivery: %s", fp_amqp_errstr(a));
+    assert_int_equal(m.source, FP_AMQP_SRC_DELIVER);
+    assert_int_equal(fp_amqp_ack(a, m.tag), 0);
+}
+
 /* Nothing is left in the queue: after a reconnect no event comes. */
 static void assert_queue_settled(void)
 {
@@ -410,12 +424,7 @@ static void test_lost_queue_is_a_failure(void **state)
         fail_msg("not the cancel: %s", fp_amqp_errstr(a));
 
     assert_int_equal(fp_amqp_reconnect(a), 0);
-    assert_int_equal(fp_amqp_publish(a, FP_EXCHANGE_DELIVER, other, "{\"d\":1}", 7), 0);
-    assert_int_equal(fp_amqp_confirm(a), 0);
-    if (fp_amqp_next(a, &m, 5000) != 0)
-        fail_msg("no delivery after the reconnect: %s", fp_amqp_errstr(a));
-    assert_int_equal(m.source, FP_AMQP_SRC_DELIVER);
-    assert_int_equal(fp_amqp_ack(a, m.tag), 0);
+    deliver_one(a, other, "{\"d\":1}");
     fp_amqp_free(a);
 }
 
@@ -429,19 +438,13 @@ static void test_node_queue_other_settings(void **state)
 {
     fp_amqp_config c = link_config(node, false);
     fp_amqp *a = NULL;
-    fp_amqp_msg m;
 
     (void)state;
     c.deliver_ttl_ms = 20000;
     c.deliver_max_length = 50;
     if (fp_amqp_open(&a, &c) != 0)
         fail_msg("fp_amqp_open with other deliver_* settings: %s", fp_amqp_errstr(a));
-    assert_int_equal(fp_amqp_publish(a, FP_EXCHANGE_DELIVER, node, "{\"d\":2}", 7), 0);
-    assert_int_equal(fp_amqp_confirm(a), 0);
-    if (fp_amqp_next(a, &m, 5000) != 0)
-        fail_msg("no delivery: %s", fp_amqp_errstr(a));
-    assert_int_equal(m.source, FP_AMQP_SRC_DELIVER);
-    assert_int_equal(fp_amqp_ack(a, m.tag), 0);
+    deliver_one(a, node, "{\"d\":2}");
     assert_int_equal(fp_amqp_reconnect(a), 0); /* the same, again */
     fp_amqp_free(a);
 }
