@@ -384,7 +384,5 @@ void fg_health_refresh(fg_gateway *gw);
  * (could not listen: logged). */
 #define FG_HEALTH_PERIOD_MS 1000
 int fg_http_run(fg_gateway *gw, volatile int *stop);
-/* Wakes the workers (from a signal handler). */
-void fg_http_wake(void);
 
 #endif

@@ -97,7 +97,6 @@ typedef struct {
 } http__worker;
 
 static http__worker http__workers[HTTP__MAX_WORKERS];
-static atomic_int http__n_workers; /* contexts made so far */
 static atomic_bool http__quit;     /* the workers are to end */
 
 /* The links of the worker serving wsi. */
@@ -1058,7 +1057,6 @@ static int http__worker_start(const fg_gateway *gw, http__worker *w)
         fp_error("cannot start an HTTP worker (see the lws line above)");
         return -1;
     }
-    atomic_fetch_add(&http__n_workers, 1);
     /* Before the thread runs: nobody else uses the context yet. */
     lfd.filefd = w->listen_fd;
     if (lws_adopt_descriptor_vhost(lws_get_vhost_by_name(w->ctx, "feed-gateway"),
@@ -1080,6 +1078,17 @@ static void http__nap(volatile int *stop, int ms)
 {
     for (; ms > 0 && !*stop; ms -= 50)
         usleep(50000);
+}
+
+/* Wakes the first n workers' service loops (after http__quit is set). */
+static void http__wake(int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (http__workers[i].ctx != NULL)
+            lws_cancel_service(http__workers[i].ctx);
+    }
 }
 
 int fg_http_run(fg_gateway *gw, volatile int *stop)
@@ -1116,8 +1125,7 @@ int fg_http_run(fg_gateway *gw, volatile int *stop)
         }
     }
     atomic_store(&http__quit, true);
-    fg_http_wake();
-    atomic_store(&http__n_workers, 0); /* a signal now wakes nobody */
+    http__wake(n);
     for (i = 0; i < n; i++) {
         w = &http__workers[i];
         if (w->started)
@@ -1136,14 +1144,4 @@ int fg_http_run(fg_gateway *gw, volatile int *stop)
     fg_publisher_stop(gw->shared->publisher);
     gw->shared->publisher = NULL;
     return rc == 0 ? 0 : -1;
-}
-
-void fg_http_wake(void)
-{
-    int i, n = atomic_load(&http__n_workers);
-
-    for (i = 0; i < n; i++) {
-        if (http__workers[i].ctx != NULL)
-            lws_cancel_service(http__workers[i].ctx);
-    }
 }

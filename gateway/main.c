@@ -24,11 +24,13 @@
 
 static volatile int main__stop;
 
+/* Only sets the flag: the health loop sees it within 50 ms and stops the
+ * workers itself. Touching their contexts from here could race with their
+ * destruction on a second signal. */
 static void main__on_signal(int sig)
 {
     (void)sig;
     main__stop = 1;
-    fg_http_wake();
 }
 
 static void main__usage(FILE *out)
