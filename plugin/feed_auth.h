@@ -207,8 +207,9 @@ int64_t fa_revocations_get(fa_revocations *r, const char *sub);
  * -errno (logged): a file that exists but cannot be read. */
 int fa_revocations_load(fa_revocations *r);
 /* Writes the table to its file when it changed since the last write.
- * Returns 0 (with *n entries written, or 0 when nothing was due) or
- * -errno; logs nothing (it runs on the Redis thread). */
+ * Returns 1 when it wrote it (*n entries, 0 for an empty table), 0 when
+ * nothing was due, or -errno; logs nothing (it runs on the Redis
+ * thread). */
 int fa_revocations_save(fa_revocations *r, size_t *n);
 
 /* ------------------------------------------------------------ state files */

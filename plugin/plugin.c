@@ -185,7 +185,7 @@ static void plugin__save_revocations(fa_plugin *pl)
     size_t n;
     int rc = fa_revocations_save(&pl->revocations, &n);
 
-    if (rc != 0)
+    if (rc < 0)
         mosquitto_log_printf(MOSQ_LOG_ERR, "feed_auth: cannot write %s: %s", pl->revocations.file,
                              strerror(-rc));
 }

@@ -383,7 +383,7 @@ static void redis__save_revocations(fa_redis *rs)
     if (fp_time_mono_ms() < rs->next_save_ms)
         return;
     rc = fa_revocations_save(rs->revocations, &n);
-    if (rc != 0) {
+    if (rc < 0) {
         if (!rs->save_failing)
             redis__log(rs, MOSQ_LOG_ERR, "cannot write %s: %s; trying again every %d s",
                        rs->revocations->file, strerror(-rc), REDIS__SAVE_RETRY_MS / 1000);
@@ -391,8 +391,8 @@ static void redis__save_revocations(fa_redis *rs)
         rs->next_save_ms = fp_time_mono_ms() + REDIS__SAVE_RETRY_MS;
         return;
     }
-    if (n == 0)
-        return;
+    if (rc == 0)
+        return; /* nothing was due */
     if (rs->save_failing)
         redis__log(rs, MOSQ_LOG_NOTICE, "%zu revocations saved to %s again", n,
                    rs->revocations->file);

@@ -260,5 +260,5 @@ int fa_revocations_save(fa_revocations *r, size_t *n)
         return rc;
     }
     *n = c.n;
-    return 0;
+    return 1;
 }

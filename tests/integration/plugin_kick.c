@@ -534,6 +534,54 @@ static bool file_line_gone_wait(const char *path, const char *line, int timeout_
 }
 
 /*
+ * A write that works after a failed one, of a table pruned empty
+ * (require_iat with max_lifetime 6: the file's only cut-off is from
+ * 1970), is logged as working again, and with Redis gone the plugin's
+ * thread then waits for its next connect attempt. It used to take the
+ * empty write for "nothing to write": the failure stayed set, its retry
+ * time in the past, and the thread spun on a core while Redis was away.
+ */
+static void test_revocation_file_emptied_after_failure(void **state)
+{
+    char path[PATH_MAX + 16], tmp[PATH_MAX + 32], again[PATH_MAX + 64];
+    ft_plugin_env e2;
+    ft_server redis;
+    double cpu0, cpu1;
+    FILE *f;
+
+    (void)state;
+    revocation_path(path);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "feedpush-revocations 1\nstale 1000\n");
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(path, 0666), 0);
+    assert_int_equal(mkdir(tmp, 0755), 0);
+    revocation_env_start(&e2, &redis, "n6", path,
+                         "plugin_opt_require_iat true\nplugin_opt_max_lifetime 6\n");
+    assert_true(ft_plugin_env_log_wait(&e2, 0, "1 older than max_lifetime dropped", 5000));
+    assert_true(ft_plugin_env_log_wait(&e2, 0, "cannot write", 5000));
+    assert_int_equal(ft_server_stop(&redis), 0);
+
+    assert_int_equal(rmdir(tmp), 0);
+    assert_true(file_line_gone_wait(path, "stale 1000\n", 10000));
+    snprintf(again, sizeof(again), "0 revocations saved to %s again", path);
+    assert_true(ft_plugin_env_log_wait(&e2, 0, again, 5000));
+    cpu0 = ft_server_cpu_seconds(&e2.mosq);
+    ft_sleep_ms(3000);
+    cpu1 = ft_server_cpu_seconds(&e2.mosq);
+    assert_true(cpu0 >= 0 && cpu1 >= cpu0);
+    printf("# broker CPU with Redis gone after the file was emptied: %.2f s in 3 s\n", cpu1 - cpu0);
+    if (cpu1 - cpu0 > 0.33)
+        fail_msg("the broker used %.2f CPU seconds in 3 s with Redis gone", cpu1 - cpu0);
+    assert_int_equal(ft_plugin_env_log_count(&e2, 0, "cannot write"), 1);
+
+    assert_false(ft_plugin_env_sanitizer_report(&e2));
+    assert_int_equal(ft_plugin_env_stop(&e2), 0);
+}
+
+/*
  * require_iat with max_lifetime 6: a revocation is forgotten 6 s after its
  * cut-off, when every token it revoked has expired.
  *  - At start, the file's cut-off from 1970 is dropped (and left out of
@@ -623,5 +671,7 @@ FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_revocation_file_survives_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_file_write_retried, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_forgotten_after_max_lifetime, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_file_emptied_after_failure, setup,
                                         teardown))
 /* clang-format on */
