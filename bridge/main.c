@@ -317,7 +317,38 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
         fb_stats_latency(&b->stats, stage1, fp_time_mono_us() - start);
 }
 
-static void main__periodic(fb_bridge *b, int64_t *next_stats)
+/*
+ * Writes the counters; when the Redis link is found broken (an idle stage
+ * 1 has no event to find it), makes one attempt to reconnect and writes
+ * them again, so updated_ms, which alerting reads, does not freeze until
+ * the next event. *down: the link failed here and is not back yet (the
+ * failure is logged once, and its end).
+ */
+static void main__publish_stats(fb_bridge *b, bool *down)
+{
+    int rc = fb_stats_publish(b);
+
+    if (rc == -EIO) {
+        if (!*down) {
+            fp_warn("redis: %s; reconnecting", fp_store_errstr(b->store));
+            fb_stats_add(&b->stats, FB_STAT_RECONNECTS_REDIS, 1);
+        }
+        *down = true;
+        if (fp_store_reconnect(b->store) != 0) {
+            fp_debug("redis %s: %s; trying again in a second", fp_store_peer(b->store),
+                     fp_store_errstr(b->store));
+            return;
+        }
+        fp_info("redis %s: connected again", fp_store_peer(b->store));
+        rc = fb_stats_publish(b);
+    }
+    if (rc != -EIO)
+        *down = false; /* back here, or by an event's retry meanwhile */
+    if (rc != 0)
+        fp_debug("redis: counters not written: %s", fp_store_errstr(b->store));
+}
+
+static void main__periodic(fb_bridge *b, int64_t *next_stats, bool *store_down)
 {
     int64_t now = fp_time_mono_us();
     unsigned long reconnects, refused, direct_reconnects, direct_refused;
@@ -334,8 +365,7 @@ static void main__periodic(fb_bridge *b, int64_t *next_stats)
     }
     atomic_store(&b->stats.v[FB_STAT_RECONNECTS_MQTT], reconnects);
     atomic_store(&b->stats.v[FB_STAT_MQTT_REFUSED], refused);
-    if (fb_stats_publish(b) != 0)
-        fp_debug("redis: counters not written: %s", fp_store_errstr(b->store));
+    main__publish_stats(b, store_down);
 }
 
 /*
@@ -358,6 +388,7 @@ static int main__check_consumers(fb_bridge *b, int64_t *next_check)
 static void main__loop(fb_bridge *b, fp_amqp **link, bool stage1)
 {
     int64_t next_stats = 0, next_check = 0;
+    bool store_down = false;
     fp_amqp_msg msg;
     int rc;
 
@@ -373,7 +404,7 @@ static void main__loop(fb_bridge *b, fp_amqp **link, bool stage1)
             main__amqp_up(b, link, stage1);
         }
         if (stage1)
-            main__periodic(b, &next_stats);
+            main__periodic(b, &next_stats, &store_down);
         else {
             fb_mqtt_maintain(b->node.mqtt); /* the MQTT link belongs to stage 2 */
             fb_deliver_ribbon_again(b);

@@ -225,6 +225,23 @@ static void test_redis_client_kill_and_pause(void **state)
     assert_true(ft_node_stat(&env, 1, "reconnects_redis") >= rec0 + 2);
 }
 
+/* An idle bridge whose Redis link is killed reconnects by itself: its
+ * counters (updated_ms, which alerting reads) keep being written though
+ * no event comes to find the link broken. */
+static void test_idle_redis_link_repaired(void **state)
+{
+    pid_t pid = env.node[0].bridge;
+    long long rec0 = ft_node_stat(&env, 1, "reconnects_redis");
+
+    (void)state;
+    assert_true(rec0 >= 0);
+    rq_ok(rq("CLIENT KILL TYPE normal"));
+    rq_ok(rq("HDEL stats:bridge:%s updated_ms", env.p.node_id));
+    assert_true(ft_node_stat_wait(&env, 1, "updated_ms", 1, 5000) > 0);
+    assert_true(ft_node_stat(&env, 1, "reconnects_redis") >= rec0 + 1);
+    assert_same_bridge(pid);
+}
+
 /* A real restart without persistence: everything in Redis is gone. The
  * bridge reconnects by itself; no post is in a feed twice and every post
  * published after the restart is in every feed. (Explicit recipients: the
@@ -704,6 +721,7 @@ static void test_broker_name_resolves_later(void **state)
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_redis_client_kill_and_pause, cleanup),
         /* Before the restart that writes an RDB (it unlinks it anyway). */
+        cmocka_unit_test_teardown(test_idle_redis_link_repaired, cleanup),
         cmocka_unit_test_teardown(test_redis_restart_empty, cleanup),
         cmocka_unit_test_teardown(test_redis_restart_keeps_data, cleanup),
         cmocka_unit_test_teardown(test_bridge_sigkill, cleanup),
