@@ -669,12 +669,21 @@ void fb_mqtt_begin(fb_mqtt *m)
 int fb_mqtt_flush(fb_mqtt *m, fb_mqtt_batch *batch)
 {
     struct timespec until = fp_time_mono_deadline(m->cfg.timeout_ms + 1000);
+    unsigned long left;
     bool relink = false;
     int rc = 0;
 
     pthread_mutex_lock(&m->lock);
+    left = m->outstanding;
     while (m->outstanding > 0) {
         if (pthread_cond_timedwait(&m->cond, &m->lock, &until) != 0) {
+            if (m->outstanding < left) {
+                /* PUBACKs came in the last period: a slow broker, not a
+                 * hung one. A big batch may need many periods. */
+                left = m->outstanding;
+                until = fp_time_mono_deadline(m->cfg.timeout_ms + 1000);
+                continue;
+            }
             snprintf(m->errstr, sizeof(m->errstr), "mqtt: %lu publish(es) not acknowledged",
                      m->outstanding);
             rc = -EIO;

@@ -79,7 +79,8 @@ typedef struct {
  * PUBACKs, whenever they come. */
 void fb_mqtt_begin(fb_mqtt *m);
 /* Waits until every publish so far is acknowledged. Returns 0, or -EIO
- * (timeout or lost connection: the caller retries the whole batch; after
+ * (no PUBACK for timeout_ms + 1 s, or lost connection: the caller retries
+ * the whole batch; after
  * a timeout on a live link, the link connects again, fb_mqtt_relink). A
  * publish the broker refused (PUBACK reason code 128 or above) counts as
  * acknowledged: it is not retried. *batch (when not NULL) tells what

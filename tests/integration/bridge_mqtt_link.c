@@ -5,8 +5,11 @@
  * publish reaches the subscriber once, not again through a retry of the
  * caller.
  */
+#include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <errno.h>
 #include <stdint.h>
@@ -24,6 +27,8 @@
 #include "plugin_env.h"
 
 #define DOWN_PUBLISHES 20
+#define SLOW_PUBLISHES 1500
+#define SLOW_STOP_MS 250 /* the broker stopped, then running 5 ms, again and again */
 
 static ft_plugin_env env;
 
@@ -142,7 +147,88 @@ static void test_publish_while_down(void **state)
     assert_false(ft_plugin_env_sanitizer_report(&env));
 }
 
+/* A broker that is slow, not hung: stopped SLOW_STOP_MS, then let run for
+ * 5 ms, until *done. */
+typedef struct {
+    long pid;
+    atomic_bool done;
+} slow_broker;
+
+static void *slow_broker_main(void *arg)
+{
+    slow_broker *s = arg;
+
+    while (!atomic_load(&s->done)) {
+        kill((pid_t)s->pid, SIGSTOP);
+        ft_sleep_ms(SLOW_STOP_MS);
+        kill((pid_t)s->pid, SIGCONT);
+        ft_sleep_ms(5);
+    }
+    return NULL;
+}
+
+/*
+ * A batch that a slow broker acknowledges a little at a time (receive
+ * maximum 1, and the broker stopped for all but 5 ms of every 255) takes
+ * far longer than timeout_ms + 1 s, but PUBACKs keep coming: the flush
+ * waits for them all and returns 0, without a new connection. It used to
+ * give the whole batch one deadline, drop the link and fail: the caller
+ * published the whole delivery again behind the copies libmosquitto
+ * resends, which took longer still, for ever.
+ */
+static void test_slow_broker_not_hung(void **state)
+{
+    fb_mqtt_config cfg = {.host = "127.0.0.1",
+                          .node_id = "n2",
+                          .alg = FP_JWT_HS256,
+                          .token_ttl_s = 3600,
+                          .timeout_ms = 200};
+    unsigned long reconnects, refused;
+    slow_broker slow = {0};
+    fb_mqtt_batch batch;
+    ft_plugin_env env2;
+    fb_mqtt *m = NULL;
+    pthread_t stopper;
+    int64_t t0, took;
+    char payload[32];
+    int i, n, rc;
+
+    (void)state;
+    assert_int_equal(ft_plugin_env_start(&env2, "n2", "max_inflight_messages 1\n"), 0);
+    cfg.port = env2.mosq.port;
+    cfg.signing_key_file = env2.secret_path;
+    assert_int_equal(fb_mqtt_open(&m, &cfg), 0);
+
+    fb_mqtt_begin(m);
+    for (i = 0; i < SLOW_PUBLISHES; i++) {
+        n = snprintf(payload, sizeof(payload), "slow %d", i);
+        assert_int_equal(fb_mqtt_publish(m, "feed/u1", payload, (size_t)n, false), 0);
+    }
+    slow.pid = env2.mosq.pid;
+    atomic_init(&slow.done, false);
+    t0 = fp_time_mono_ms();
+    assert_int_equal(pthread_create(&stopper, NULL, slow_broker_main, &slow), 0);
+    rc = fb_mqtt_flush(m, &batch);
+    took = fp_time_mono_ms() - t0;
+    atomic_store(&slow.done, true);
+    pthread_join(stopper, NULL);
+    kill((pid_t)slow.pid, SIGCONT);
+    printf("# %d publishes acknowledged by a slow broker in %lld ms (rc %d)\n", SLOW_PUBLISHES,
+           (long long)took, rc);
+    assert_int_equal(rc, 0);
+    assert_int_equal(batch.refused, 0);
+    /* The case this test is about: longer than one deadline. */
+    assert_true(took > cfg.timeout_ms + 1000);
+    fb_mqtt_counters(m, &reconnects, &refused);
+    assert_int_equal(reconnects, 0);
+
+    fb_mqtt_free(m);
+    assert_false(ft_plugin_env_sanitizer_report(&env2));
+    assert_int_equal(ft_plugin_env_stop(&env2), 0);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
-        cmocka_unit_test(test_publish_while_down))
+        cmocka_unit_test(test_publish_while_down),
+        cmocka_unit_test(test_slow_broker_not_hung))
 /* clang-format on */
