@@ -222,8 +222,11 @@ static int main__open(fb_bridge *b)
             return rc;
         }
     }
+    /* The broker is not waited for here: stage 1 needs none (with
+     * local_delivery direct it takes the queue until its link is up), and
+     * stage 2 waits for it before its first delivery (main__stage2). */
     if (main__store_up(b) != 0 || main__amqp_up(b, &b->amqp, true) != 0 ||
-        main__amqp_up(b, &b->amqp_node, false) != 0 || main__mqtt_up(b) != 0)
+        main__amqp_up(b, &b->amqp_node, false) != 0)
         return -EINTR;
     if (fb_deliver_ribbon_from_store(b) != 0)
         fp_warn("could not publish the current ribbon at start; it goes out once the broker "
@@ -422,22 +425,25 @@ static void *main__stage2(void *arg)
 {
     fb_bridge *b = arg;
 
-    main__loop(b, &b->amqp_node, false);
+    if (main__mqtt_up(b) == 0)
+        main__loop(b, &b->amqp_node, false);
     return NULL;
 }
 
 /* Stage 2 on its own thread, stage 1 (and the periodic work, which uses
- * stage 1's Redis link) on this one. */
-static void main__run(fb_bridge *b)
+ * stage 1's Redis link) on this one. 0, or -EAGAIN when the thread could
+ * not start (logged). */
+static int main__run(fb_bridge *b)
 {
     pthread_t stage2;
 
     if (pthread_create(&stage2, NULL, main__stage2, b) != 0) {
         fp_error("cannot start the delivery thread");
-        return;
+        return -EAGAIN;
     }
     main__loop(b, &b->amqp, true);
     pthread_join(stage2, NULL);
+    return 0;
 }
 
 /* ------------------------------------------------------------ main */
@@ -516,7 +522,7 @@ int main(int argc, char **argv)
     mosquitto_lib_init();
     rc = main__open(&b);
     if (rc == 0)
-        main__run(&b);
+        rc = main__run(&b);
     if (b.store != NULL && rc == 0)
         fb_stats_publish(&b);
     fp_amqp_free(b.amqp);
@@ -527,7 +533,7 @@ int main(int argc, char **argv)
     fp_store_free(b.store);
     mosquitto_lib_cleanup();
     fb_config_free(&b.cfg);
-    if (rc == -EINVAL || rc == -ENOMEM)
+    if (rc == -EINVAL || rc == -ENOMEM || rc == -EAGAIN)
         return 1;
     fp_info("stopped");
     return 0;

@@ -625,6 +625,46 @@ static void test_sync_refused_waited_out(void **state)
     assert_int_equal(rq_int("EXISTS followers:rsw"), 0);
 }
 
+static bool broker_stopped; /* test_start_with_broker_stopped's, for its cleanup */
+
+static int broker_cleanup(void **state)
+{
+    if (broker_stopped && kill((pid_t)env.p.mosq.pid, SIGCONT) == 0)
+        broker_stopped = false;
+    return cleanup(state);
+}
+
+/*
+ * The bridge starts while its broker is stopped (its connection accepted,
+ * no CONNACK): the feeds are written at once, since stage 1 needs no
+ * broker, and once the broker runs again the posts go out live. Before,
+ * the start waited for the broker with stage 1's consumer open: up to
+ * prefetch events taken and nothing written.
+ */
+static void test_start_with_broker_stopped(void **state)
+{
+    const char *t = "bs_";
+    static watcher w;
+
+    (void)state;
+    ft_stream_follow(t);
+    assert_int_equal(ft_node_bridge_signal(&env, 1, SIGTERM, 5000), 0);
+    assert_int_equal(kill((pid_t)env.p.mosq.pid, SIGSTOP), 0);
+    broker_stopped = true;
+    restart_bridge();
+    ft_stream_publish_post(t, 0);
+    ft_feeds_report_recovery("bridge started with its broker stopped", t, 0);
+
+    assert_int_equal(kill((pid_t)env.p.mosq.pid, SIGCONT), 0);
+    broker_stopped = false;
+    ft_watcher_start(&w, 1, t, "f1");
+    ft_stream_publish_post(t, 1);
+    if (ft_watcher_wait(&w, 1, 2, 10000) < 0)
+        fail_msg("%sf1 did not get the post published once the broker ran again", t);
+    ft_feeds_settle(t, 2, 0);
+    ft_feeds_assert(t, 2, 0);
+}
+
 static char hosts_path[PATH_MAX + 32]; /* test_broker_name_resolves_later's */
 static char *asan_options;             /* ASAN_OPTIONS before that test */
 
@@ -732,5 +772,6 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_redis_oom_waited_out, oom_cleanup),
         cmocka_unit_test_teardown(test_batch_again_after_sync_failed, replicas_cleanup),
         cmocka_unit_test_teardown(test_sync_refused_waited_out, replicas_cleanup),
+        cmocka_unit_test_teardown(test_start_with_broker_stopped, broker_cleanup),
         cmocka_unit_test_teardown(test_broker_name_resolves_later, names_cleanup))
 /* clang-format on */
