@@ -54,14 +54,16 @@ static const char *kick__reason(fa_plugin *pl, const fa_session *s, int64_t now,
  * client id is kicked by id; an older one is already being taken over.
  * Offline sessions are never kicked: they have no connection, and
  * kicking a disconnected context is not something mosquitto 2.0 handles.
- * Allocates only when something is due.
+ * Allocates only when something is due. Returns false when it ran out of
+ * memory before it was through: the caller sweeps again at the next tick.
  */
-static void kick__sweep(fa_plugin *pl, int64_t now, bool revocations)
+static bool kick__sweep(fa_plugin *pl, int64_t now, bool revocations)
 {
     fa_session *s, *tmp;
     char **ids = NULL, id[80];
     const char *why;
     size_t n = 0, i;
+    bool whole = true;
 
     HASH_ITER(hh_client, pl->sessions.by_client, s, tmp) {
         why = s->in_by_id && !s->kicked && s->offline_until == 0
@@ -71,11 +73,15 @@ static void kick__sweep(fa_plugin *pl, int64_t now, bool revocations)
             continue;
         if (ids == NULL)
             ids = calloc(pl->sessions.count, sizeof(*ids));
-        if (ids == NULL || n == pl->sessions.count)
-            break; /* out of memory: the next tick tries again */
+        if (ids == NULL || n == pl->sessions.count) {
+            whole = false;
+            break;
+        }
         ids[n] = strdup(s->client_id);
-        if (ids[n] == NULL)
+        if (ids[n] == NULL) {
+            whole = false;
             continue;
+        }
         s->kicked = true;
         fa_log_safe(s->client_id, id, sizeof(id));
         mosquitto_log_printf(MOSQ_LOG_NOTICE, "feed_auth: disconnecting client \"%s\" of %s: %s",
@@ -87,6 +93,7 @@ static void kick__sweep(fa_plugin *pl, int64_t now, bool revocations)
         free(ids[i]);
     }
     free(ids);
+    return whole;
 }
 
 int fa_on_tick(int event, void *event_data, void *userdata)
@@ -103,7 +110,12 @@ int fa_on_tick(int event, void *event_data, void *userdata)
     if (!revocations && now_ms < pl->next_expiry_check_ms)
         return MOSQ_ERR_SUCCESS;
     pl->next_expiry_check_ms = now_ms + KICK__EXPIRY_PERIOD_MS;
-    kick__sweep(pl, (int64_t)time(NULL), revocations);
+    if (!kick__sweep(pl, (int64_t)time(NULL), revocations)) {
+        /* Out of memory: the next tick sweeps again, revocations too. */
+        pl->next_expiry_check_ms = now_ms;
+        if (revocations)
+            atomic_store(&pl->revocations.pending, true);
+    }
     fa_held_expire(pl, (int64_t)time(NULL));
     return MOSQ_ERR_SUCCESS;
 }

@@ -59,7 +59,8 @@ struct fa_redis {
     fp_sentinel *sentinel; /* NULL: redis_host and redis_port are the server */
     fp_host primary;       /* the server of the moment */
     bool connected;
-    bool was_down;     /* a failure was logged; log the recovery */
+    bool was_down;     /* a failure or a move was logged; log the recovery */
+    bool warned;       /* this outage was logged as a warning */
     int err;           /* last failure: hiredis REDIS_ERR_* or 0 */
     char errstr[160];
     int64_t backoff_ms;
@@ -550,10 +551,11 @@ static int redis__wait(fa_redis *rs, int64_t timeout_ms)
 
 static void redis__fail(fa_redis *rs)
 {
-    if (rs->connected || !rs->was_down)
+    if (!rs->warned)
         redis__log(rs, MOSQ_LOG_WARNING,
                    "Redis %s:%d unavailable (%s); presence paused, authentication unaffected",
                    rs->primary.host, rs->primary.port, rs->errstr);
+    rs->warned = true;
     rs->was_down = true;
     redis__disconnect(rs);
     rs->next_attempt_ms = fp_time_mono_ms() + rs->backoff_ms;
@@ -636,6 +638,7 @@ static void *redis__main(void *arg)
             redis__log(rs, MOSQ_LOG_NOTICE, "Redis %s:%d reachable again", rs->primary.host,
                        rs->primary.port);
         rs->was_down = false;
+        rs->warned = false;
         rs->backoff_ms = REDIS__BACKOFF_MIN_MS;
     }
     return NULL;
@@ -717,6 +720,7 @@ void fa_redis_stop(fa_redis *rs)
     pthread_join(rs->thread, NULL);
     redis__withdraw(rs);
     redis__disconnect(rs);
+    fa_redis_drain_log(rs); /* the thread's last lines: no tick writes them now */
     fp_sentinel_free(rs->sentinel);
     pthread_mutex_destroy(&rs->log_lock);
     free(rs);
