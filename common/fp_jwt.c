@@ -221,7 +221,9 @@ static size_t jwt__strip_newline(const unsigned char *key, size_t len)
 
 /*
  * Reads the key file for alg. HS256: one trailing newline stripped, fewer
- * than FP_JWT_HS_SECRET_MIN bytes refused with -EINVAL. RS256/ES256: the
+ * than FP_JWT_HS_SECRET_MIN bytes refused with -EINVAL, and so is a PEM
+ * file: a public key taken for an HMAC secret would let anyone who has
+ * it sign tokens (a half-done switch to RS256/ES256). RS256/ES256: the
  * bytes as they are (the PEM is checked by whoever parses it).
  */
 int fp_jwt_load_key(fp_jwt_alg alg, const char *path, unsigned char **out, size_t *len, char *err,
@@ -237,6 +239,16 @@ int fp_jwt_load_key(fp_jwt_alg alg, const char *path, unsigned char **out, size_
     if (n < FP_JWT_HS_SECRET_MIN) {
         jwt__fmt(err, errlen, "jwt key file %s: HS256 secret has %zu bytes, need at least %d", path,
                  n, FP_JWT_HS_SECRET_MIN);
+        fp_jwt_key_free(*out, *len + 1);
+        *out = NULL;
+        *len = 0;
+        return -EINVAL;
+    }
+    if (n >= 10 && memcmp(*out, "-----BEGIN", 10) == 0) {
+        jwt__fmt(err, errlen,
+                 "jwt key file %s is a PEM key, not an HS256 secret: set the algorithm to RS256 "
+                 "or ES256, or give the HS256 secret",
+                 path);
         fp_jwt_key_free(*out, *len + 1);
         *out = NULL;
         *len = 0;

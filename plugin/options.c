@@ -7,9 +7,12 @@
  * a typo must not silently leave a default in place.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -53,6 +56,45 @@ static const fp_conf_opt options__table[] = {
 };
 #define OPTIONS__N (sizeof(options__table) / sizeof(options__table[0]))
 
+/*
+ * Resolves path's directory (symbolic links, "..", repeated slashes) into
+ * out, followed by its last part. Returns 0, or -1 when the directory
+ * cannot be resolved (not there yet: the caller compares the text).
+ */
+static int options__resolve(const char *path, char *out, size_t len)
+{
+    char dir[PATH_MAX], real[PATH_MAX];
+    const char *slash = strrchr(path, '/'), *base = slash != NULL ? slash + 1 : path;
+    size_t n = slash != NULL ? (size_t)(slash - path) : 0;
+
+    if (n >= sizeof(dir))
+        return -1;
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (n == 0)
+        snprintf(dir, sizeof(dir), "/");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)n, path);
+    if (realpath(dir, real) == NULL)
+        return -1;
+    return snprintf(out, len, "%s/%s", real, base) < (int)len ? 0 : -1;
+}
+
+/* Whether paths a and b name the same file: the same text, the same
+ * resolved directory and name, or (both existing) the same inode. */
+static bool options__same_file(const char *a, const char *b)
+{
+    char ra[PATH_MAX + NAME_MAX + 2], rb[PATH_MAX + NAME_MAX + 2];
+    struct stat sa, sb;
+
+    if (strcmp(a, b) == 0)
+        return true;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0)
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return options__resolve(a, ra, sizeof(ra)) == 0 && options__resolve(b, rb, sizeof(rb)) == 0 &&
+           strcmp(ra, rb) == 0;
+}
+
 int fa_options_parse(fa_options *o, struct mosquitto_opt *opts, int n, char *err, size_t errlen)
 {
     char origin[96];
@@ -78,7 +120,7 @@ int fa_options_parse(fa_options *o, struct mosquitto_opt *opts, int n, char *err
      * thread: one path would leave whichever was written last, and the
      * other would refuse it at the next start. */
     if (rc == 0 && o->session_file != NULL && o->revocation_file != NULL &&
-        strcmp(o->session_file, o->revocation_file) == 0) {
+        options__same_file(o->session_file, o->revocation_file)) {
         snprintf(err, errlen,
                  "plugin_opt_session_file and plugin_opt_revocation_file are the "
                  "same file (%.128s): give each its own",

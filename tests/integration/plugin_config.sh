@@ -77,6 +77,15 @@ expect_refusal bad_master_name 'the master name may not hold spaces' \
 expect_refusal same_state_file \
     'plugin_opt_session_file and plugin_opt_revocation_file are the same file' \
     "$good\nplugin_opt_session_file $dir/state\nplugin_opt_revocation_file $dir/state"
+# The same file under another spelling (the files need not exist yet).
+mkdir -p "$dir/sub"
+expect_refusal same_state_file_spelled \
+    'plugin_opt_session_file and plugin_opt_revocation_file are the same file' \
+    "$good\nplugin_opt_session_file $dir//sub/../state2\nplugin_opt_revocation_file $dir/state2"
+ln -s "$dir/sub" "$dir/link"
+expect_refusal same_state_file_linked \
+    'plugin_opt_session_file and plugin_opt_revocation_file are the same file' \
+    "$good\nplugin_opt_session_file $dir/link/state3\nplugin_opt_revocation_file $dir/sub/state3"
 
 if [ "$failures" -ne 0 ]; then
     echo "$failures configuration case(s) failed"

@@ -930,6 +930,11 @@ static void test_key_files(void **state)
         fp_jwt_load_key(FP_JWT_HS256, data_path("hs256-short.secret"), &k, &len, err, sizeof(err)),
         -EINVAL);
     assert_null(k);
+    /* A public key given as an HS256 secret: anyone holding it could sign. */
+    assert_int_equal(
+        fp_jwt_load_key(FP_JWT_HS256, data_path("es256.pub"), &k, &len, err, sizeof(err)), -EINVAL);
+    assert_null(k);
+    assert_non_null(strstr(err, "is a PEM key, not an HS256 secret"));
 }
 
 /* Several threads verifying with the same verifier at once. */
