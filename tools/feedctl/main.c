@@ -62,11 +62,12 @@ static const main_command main__commands[] = {
      "  --text T   the entry's text (up to 512 bytes)\n"
      "  --name N   the display name (up to 128 bytes)\n",
      fc_cmd_ribbon},
-    {"stats", "stats", "bridge counters per node (/metrics)",
-     "Prints the bridges' counters from the gateway's GET /metrics (no token\n"
-     "needed): one row per node (posts = events_post_created, fanout =\n"
-     "fanout_recipients, deliveries, dead_letters, reconnects), then the\n"
-     "gateway's total requests. With --json: the parsed samples as JSON.\n",
+    {"stats", "stats", "bridge counters per node (GET /api/v1/stats)",
+     "Prints the bridges' counters from the gateway's GET /api/v1/stats (no\n"
+     "token needed; the counters /metrics shows): one row per node (posts =\n"
+     "events_post_created, fanout = fanout_recipients, deliveries,\n"
+     "dead_letters, reconnects), then the gateway's total requests. With\n"
+     "--json: the gateway's answer as it is.\n",
      fc_cmd_stats},
     {"dead-letters", "dead-letters [list|replay|purge]",
      "events in feed.events.dead: show, replay, drop",
