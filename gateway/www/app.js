@@ -655,6 +655,12 @@
 
     function removePost(id) {
         state.deleted.add(id);
+        dropPost(id);
+    }
+
+    // Off the page, without counting it as deleted: it may come back.
+    function dropPost(id)
+    {
         const entry = state.posts.get(id);
         if (!entry) return;
         state.posts.delete(id);
@@ -729,8 +735,13 @@
             if (ids.has(id)) continue;
             const entry = state.posts.get(id);
             if (!entry || entry.pending) continue;
+            // Not on the page though within its span: most likely deleted
+            // while we were away, but the span is judged by created_at and
+            // the server orders by arrival, so it is only taken off the
+            // page, not held as deleted (Load older may bring it back).
             const inSpan = !full || (oldest && newerFirst(entry.post, oldest) < 0);
-            if (inSpan) removePost(id);
+            if (inSpan)
+                dropPost(id);
         }
         for (const p of posts) addPost(p);
         if (!full && state.nextBefore === undefined) state.nextBefore = null;
@@ -778,8 +789,18 @@
             await api('DELETE', '/posts/' + encodeURIComponent(id));
             removePost(id);
         } catch (err) {
-            if (err && err.status === 404) {
+            const entry = state.posts.get(id);
+            if (err && err.status === 404 && !(entry && entry.pending)) {
                 removePost(id);
+                return;
+            }
+            if (err && err.status === 404) {
+                // Our own post, accepted but not written yet (the bridges
+                // are behind): gone from the page now, it would still be
+                // published once they catch up.
+                button.disabled = false;
+                button.textContent = 'Delete';
+                notice('This post is still being published; delete it again in a moment.');
                 return;
             }
             button.disabled = false;

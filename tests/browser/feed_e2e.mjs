@@ -7,9 +7,10 @@
 // dev-token form; B follows A; A posts and B sees it live within 2 s while C
 // does not; A pushes to the ribbon and A and B see it; a post with HTML in
 // it shows as text; A deletes a post and it leaves B's page within 2 s.
-// Any uncaught page error or console error fails the run, with one narrow
-// exception: a refused connection to the broker's WebSocket URL while the
-// harness holds that broker down (see brokerRefusal below).
+// Any uncaught page error or console error fails the run, with two narrow
+// exceptions: a refused connection to the broker's WebSocket URL while the
+// harness holds that broker down (see brokerRefusal below), and the 404 of
+// a request a step expects to fail (expected404).
 //
 // Environment:
 //   FP_GATEWAY_URL  the gateway, e.g. http://127.0.0.1:8080 (required)
@@ -126,6 +127,10 @@ function brokerRefusal(name, text) {
     return m !== null && brokerWsUrls.includes(m[1]);
 }
 
+// Resource URLs whose 404 a step is waiting for: Chromium logs each as a
+// console error. Only while the step holds the URL here.
+const expected404 = new Set();
+
 function attachErrorHooks(name, page) {
     page.on('pageerror', (err) => {
         pageErrors.push(`${name}: uncaught ${err.name || 'Error'}: ${err.message}`);
@@ -139,6 +144,7 @@ function attachErrorHooks(name, page) {
             refusalsSeen += 1;
             return;
         }
+        if (expected404.has(url) && /status of 404 \(Not Found\)$/.test(msg.text())) return;
         pageErrors.push(`${name}: console error: ${msg.text()}${url ? ` [${url}]` : ''}`);
     });
 }
@@ -531,6 +537,45 @@ async function scenario(browser, pages) {
         outage.delete('C');
         return `B live ${live} ms after the restart, post shown ${Math.max(0, at - t0)} ms after it; ` +
             `${refusalsSeen} refused attempt(s) while the broker was down`;
+    });
+
+    await step("A deletes a post the bridges have not written yet: kept, with a notice; deleted once written", async () => {
+        if (!brokerControl) return 'skipped: FP_BROKER_CONTROL is not set';
+        const text = `deleted before it was written ${Date.now()}`;
+        let post;
+        let sel;
+        await harness('bridge stop');
+        try {
+            const { response } = await compose(A, text);
+            post = await checkPostCreated('A', response);
+            sel = `${tid('post')}[data-post-id="${post.id}"]`;
+            await waitOr(`A's page does not show its new post ${post.id}`, A.waitForSelector(sel, { timeout: LIVE_MS }));
+            const del = A.waitForResponse((r) => r.url().endsWith(`/api/v1/posts/${post.id}`) &&
+                r.request().method() === 'DELETE', { timeout: STEP_TIMEOUT_MS });
+            expected404.add(new URL(`/api/v1/posts/${post.id}`, A.url()).href);
+            await A.locator(`${sel} ${tid('post-delete')}`).click();
+            const resp = await waitOr(`A: no answer to DELETE /api/v1/posts/${post.id}`, del);
+            assert(resp.status() === 404,
+                `A: DELETE of a post not written yet answered ${resp.status()}, expected 404 (the bridge is stopped)`);
+            await waitOr("A's page gave no notice that the post is still being published",
+                A.waitForFunction(() => (document.getElementById('notice-text') || {}).textContent
+                    .includes('still being published'), null, { timeout: 5000, polling: 50 }));
+            assert(await A.locator(sel).count() === 1,
+                "A's page dropped the post after the 404: it would be published without its author seeing it");
+        } finally {
+            expected404.clear();
+            await harness('bridge start');
+        }
+        await waitOr(`B's page did not get post ${post.id} once the bridge ran again`,
+            B.waitForSelector(sel, { timeout: 10000 }));
+        const del = A.waitForResponse((r) => r.url().endsWith(`/api/v1/posts/${post.id}`) &&
+            r.request().method() === 'DELETE', { timeout: STEP_TIMEOUT_MS });
+        await A.locator(`${sel} ${tid('post-delete')}`).click();
+        const resp = await waitOr(`A: no answer to the second DELETE /api/v1/posts/${post.id}`, del);
+        assert(resp.status() === 200, `A: the second DELETE answered ${resp.status()}: ${await resp.text()}`);
+        await waitOr("B's page still shows the post after its delete",
+            B.waitForSelector(sel, { state: 'detached', timeout: 10000 }));
+        return 'kept after the 404, gone from B after the delete that worked';
     });
 
     await step('the pages renew their dev tokens and stay live past the first ones\' expiry', async () => {

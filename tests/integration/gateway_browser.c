@@ -61,8 +61,9 @@ static int browser__publish(const char *topic, const char *payload)
 }
 
 /* Does what the script asked for on one of its stdout lines ("fp-e2e:
- * broker stop|start", "fp-e2e: publish TOPIC PAYLOAD"); returns the answer
- * for its stdin. */
+ * broker stop|start", "fp-e2e: bridge stop|start" (SIGSTOP, SIGCONT: the
+ * bridge falls behind), "fp-e2e: publish TOPIC PAYLOAD"); returns the
+ * answer for its stdin. */
 static const char *browser__command(const char *line)
 {
     static const char publish[] = "fp-e2e: publish ";
@@ -73,6 +74,12 @@ static const char *browser__command(const char *line)
         return ft_server_stop(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
     if (strcmp(line, "fp-e2e: broker start") == 0)
         return ft_server_restart(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
+    if (strcmp(line, "fp-e2e: bridge stop") == 0)
+        return env.b.node[0].bridge > 0 && kill(env.b.node[0].bridge, SIGSTOP) == 0 ? "done\n"
+                                                                                    : "failed\n";
+    if (strcmp(line, "fp-e2e: bridge start") == 0)
+        return env.b.node[0].bridge > 0 && kill(env.b.node[0].bridge, SIGCONT) == 0 ? "done\n"
+                                                                                    : "failed\n";
     if (strncmp(line, publish, sizeof(publish) - 1) == 0) {
         line += sizeof(publish) - 1;
         sp = strchr(line, ' ');
