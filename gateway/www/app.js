@@ -113,7 +113,11 @@
     }
 
     function timeEl(ms) {
-        const t = el('time', { datetime: new Date(ms).toISOString(), title: new Date(ms).toLocaleString(), 'data-ms': ms });
+        const date = new Date(ms);
+        // The server takes any time up to 2^53 ms; a Date ends at 8.64e15
+        // (toISOString would throw and stop the page's rendering).
+        if (!Number.isFinite(date.getTime())) return el('span', { class: 'muted' }, 'at an unknown time');
+        const t = el('time', { datetime: date.toISOString(), title: date.toLocaleString(), 'data-ms': ms });
         t.textContent = relTime(ms);
         return t;
     }

@@ -469,6 +469,22 @@ async function scenario(browser, pages) {
         return `version ${v + 1} kept over ${v}`;
     });
 
+    await step("a post with a time past JavaScript's dates shows, and the page goes on", async () => {
+        if (!brokerControl) return 'skipped: FP_BROKER_CONTROL is not set';
+        // The contract takes created_at up to 2^53 ms; a Date ends at 8.64e15.
+        const far = `from far in the future ${Date.now()}`;
+        const next = `after the far one ${Date.now()}`;
+        await watchForText(B, far);
+        await watchForText(B, next);
+        const post = { id: `f${Date.now()}`, author_id: USERS.A, text: far, created_at: 8700000000000000 };
+        await harness(`publish feed/${USERS.B} ${JSON.stringify({ type: 'post.created', post })}`);
+        const later = { id: `g${Date.now()}`, author_id: USERS.A, text: next, created_at: Date.now() };
+        await harness(`publish feed/${USERS.B} ${JSON.stringify({ type: 'post.created', post: later })}`);
+        assert(await seenAt(B, far, STEP_TIMEOUT_MS) !== null, "B's page does not show the post with a far time");
+        assert(await seenAt(B, next, STEP_TIMEOUT_MS) !== null, "B's page does not show the post after it");
+        return 'both shown';
+    });
+
     const evil = '<script>window.__pwned=1</script><b>bold</b>';
     await step('a post with HTML in it shows as plain text', async () => {
         await watchForText(B, evil);
