@@ -1,5 +1,6 @@
 /*
- * posts.c - POST /api/v1/posts (a post.created event with a new id) and
+ * posts.c - POST /api/v1/posts (a post.created event with a new id, or
+ * one named by the client's key) and
  * DELETE /api/v1/posts/{id} (a post.deleted event, author only).
  */
 #include <errno.h>
@@ -8,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+
+#include <openssl/evp.h>
 
 #include "fp_log.h"
 #include "gateway.h"
@@ -24,6 +27,30 @@ static int posts__new_id(int64_t ms, char id[FP_ID_BUFSZ])
     if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
         return -EIO;
     snprintf(id, FP_ID_BUFSZ, "%011" PRIx64 "%016" PRIx64, (uint64_t)ms, r);
+    return 0;
+}
+
+/*
+ * The id of a post sent with a key (a name the client gives one post,
+ * kept across its retries): 27 hex digits of SHA-256 over the author and
+ * the key, so a retry of a post whose answer was lost (a 503 after
+ * RabbitMQ took it, a dropped connection) names the same post, which the
+ * bridges apply once, and another author's key never meets it. Returns 0
+ * or -EIO.
+ */
+static int posts__keyed_id(const char *author, const char *key, char id[FP_ID_BUFSZ])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    char in[2 * FP_ID_BUFSZ + 1];
+    unsigned int n = 0, i;
+    int len = snprintf(in, sizeof(in), "%s\n%s", author, key);
+
+    if (len < 0 || (size_t)len >= sizeof(in) ||
+        EVP_Digest(in, (size_t)len, md, &n, EVP_sha256(), NULL) != 1 || n < 14)
+        return -EIO;
+    for (i = 0; i < 14; i++)
+        snprintf(id + 2 * i, 3, "%02x", md[i]);
+    id[27] = '\0';
     return 0;
 }
 
@@ -46,8 +73,9 @@ void fg_posts_create(fg_gateway *gw, const fg_request *req, fg_response *resp)
 {
     fp_event ev = {.type = FP_EVENT_POST_CREATED};
     char reason[160];
-    const cJSON *text;
+    const cJSON *text, *key;
     cJSON *body, *out;
+    int rc;
 
     body = fg_body_object(req, resp, false);
     if (body == NULL)
@@ -57,10 +85,19 @@ void fg_posts_create(fg_gateway *gw, const fg_request *req, fg_response *resp)
         fg_respond_error(resp, 400, "bad_request", "text: a string is required");
         goto done;
     }
+    key = cJSON_GetObjectItemCaseSensitive(body, "key");
+    if (key != NULL && !(cJSON_IsString(key) && fp_id_valid(key->valuestring))) {
+        fg_respond_error(resp, 400, "bad_request", "key: 1-64 characters of [A-Za-z0-9_-]");
+        goto done;
+    }
     ev.post.created_at = fp_time_real_ms();
     snprintf(ev.post.author_id, sizeof(ev.post.author_id), "%s", req->caller.sub);
     ev.post.text = text->valuestring;
-    if (posts__new_id(ev.post.created_at, ev.post.id) != 0) {
+    if (key != NULL)
+        rc = posts__keyed_id(ev.post.author_id, key->valuestring, ev.post.id);
+    else
+        rc = posts__new_id(ev.post.created_at, ev.post.id);
+    if (rc != 0) {
         fg_respond_internal(resp, "post id", -EIO);
         goto done;
     }

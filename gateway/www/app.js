@@ -828,6 +828,12 @@
     }
 
     let composing = false;
+    // The key of the text being sent (POST /api/v1/posts "key"): kept until
+    // that text is accepted, so a retry after a failure (a 503 that came
+    // after RabbitMQ took it, a lost answer) names the same post and is
+    // applied once.
+    let composeKey = null;
+
     async function sendPost() {
         const area = $('compose-text');
         const text = area.value;
@@ -839,8 +845,11 @@
         setError($('compose-error'), '');
         composing = true;
         updateCompose();
+        if (!composeKey || composeKey.text !== text)
+            composeKey = {text, key : randomHex(32)};
         try {
-            const data = await api('POST', '/posts', { text });
+            const data = await api('POST', '/posts', {text, key : composeKey.key});
+            composeKey = null;
             if (data && validPost(data.post)) {
                 addPost(data.post, { pending: true, fresh: true });
                 updateFeedChrome();
