@@ -47,9 +47,15 @@ dpkg-deb -e "$deb" "$t/control"
 for f in /etc/feedpush/bridge.conf /etc/feedpush/gateway.conf /etc/feedpush/mosquitto/feedpush.conf; do
     if grep -qxF "$f" "$t/control/conffiles"; then ok "conffile $f"; else fail "$f is not a conffile"; fi
 done
-for s in postinst postrm; do
+for s in postinst prerm postrm; do
     if [ -x "$t/control/$s" ] && sh -n "$t/control/$s"; then ok "$s is an executable sh script"; else fail "$s"; fi
 done
+# A removal stops the daemons before their binaries go.
+if grep -Eq '(deb-systemd-invoke|systemctl) .*stop.* feed-bridge.service feed-gateway.service' "$t/control/prerm"; then
+    ok "prerm stops both daemons on removal"
+else
+    fail "prerm does not stop the daemons on removal"
+fi
 # Nothing is started before the operator configured it.
 if grep -Eq 'systemctl[^|]*(start|enable|restart)|invoke-rc.d|deb-systemd-invoke' "$t/control/postinst"; then
     fail "postinst starts or enables a service"
