@@ -17,6 +17,7 @@
     const MAX_POST_BYTES = 8192;
     const MAX_RIBBON_TEXT_BYTES = 512;
     const FEED_PAGE = 50;
+    const CATCH_UP_PAGES = 20; // more missed than that: the feed starts over from its first page
     const RENEW_AT = 0.8;            // dev tokens: renew after 80 % of their lifetime
     const WARN_BEFORE_S = 120;       // pasted tokens: warn this long before exp
     const TICK_MS = 15000;           // relative times, token checks (backup timer)
@@ -38,6 +39,7 @@
         posts : new Map(),      // id -> {post, el, pending}
         deleted : new Set(),    // ids seen deleted: never shown again
         nextBefore : undefined, // undefined: first page not loaded; null: no older posts
+        cursor : null, // the newest post had, in the server's order: catch-up starts after it
         feedLoaded : false,
         loadingOlder : false,
         ribbon : [],
@@ -378,6 +380,7 @@
             const msg = parseJson(text);
             if (!msg) return;
             if (msg.type === 'post.created' && validPost(msg.post)) {
+                state.cursor = msg.post.id; // live posts come in the server's order
                 addPost(msg.post, { fresh: true });
                 updateFeedChrome();
             } else if (msg.type === 'post.deleted' && typeof msg.post_id === 'string') {
@@ -674,6 +677,7 @@
 
     function clearFeed() {
         state.posts.clear();
+        state.cursor = null;
         $('feed').replaceChildren();
     }
 
@@ -700,18 +704,51 @@
         const data = await api('GET', '/feed?limit=' + FEED_PAGE);
         const posts = pagePosts(data);
         for (const p of posts) addPost(p);
+        if (posts.length)
+            state.cursor = posts[0].id;
         if (state.nextBefore === undefined) state.nextBefore = typeof data.next_before === 'string' ? data.next_before : null;
         state.feedLoaded = true;
         updateFeedChrome();
     }
 
-    // The first page again, merged into what is shown: posts we missed are
-    // added, posts shown but gone from the server (deleted while we were
-    // away) are removed. When the page does not reach what we have (more
-    // than a page was posted meanwhile) the list starts over from it.
+    // After a reconnect: what we missed (catchUp), then the first page
+    // again, merged into what is shown: posts shown but gone from the
+    // server (deleted while we were away) are taken off. When the page does
+    // not reach what we have the list starts over from it.
+    // What was posted while we were away, forward from state.cursor page
+    // by page (protocol.md, "Catching up"): no gap however much it was.
+    // False when the cursor is not known any more, or there is more than
+    // CATCH_UP_PAGES pages of it: then the caller starts over.
+    async function catchUp()
+    {
+        let after = state.cursor;
+        for (let i = 0; i < CATCH_UP_PAGES; i++) {
+            const data = await api('GET', '/feed?limit=' + FEED_PAGE +
+                                              '&after=' + encodeURIComponent(after));
+            if (data.after_found !== true)
+                return false;
+            const posts = pagePosts(data);
+            for (const p of posts)
+                addPost(p);
+            if (Array.isArray(data.posts) && data.posts.length &&
+                typeof data.posts[0].id === 'string')
+                state.cursor = data.posts[0].id;
+            if (typeof data.next_after !== 'string')
+                return true;
+            after = data.next_after;
+        }
+        return false;
+    }
+
     async function refreshFirstPage() {
         if (!state.feedLoaded) {
             return loadFirstPage();
+        }
+        if (state.cursor && !(await catchUp())) {
+            clearFeed();
+            state.nextBefore = undefined;
+            await loadFirstPage();
+            return;
         }
         const known = new Set(state.posts.keys());
         const data = await api('GET', '/feed?limit=' + FEED_PAGE);
