@@ -88,7 +88,7 @@ static int auth__check_id(fa_plugin *pl, struct mosquitto *client, const char *c
     char owner[FP_ID_BUFSZ], why[200];
     bool owned = fa_client_id_owner(client_id, owner);
     fa_session *holder = fa_sessions_find_id(&pl->sessions, client_id);
-    bool persistent, resumes;
+    bool persistent;
     unsigned n_held;
 
     *held = false;
@@ -98,18 +98,13 @@ static int auth__check_id(fa_plugin *pl, struct mosquitto *client, const char *c
         return auth__refuse(client_id, "client id is in use by another user");
     if (c->role != FP_ROLE_USER)
         return 0;
-    resumes = !mosquitto_client_clean_session(client);
     if (mosquitto_client_protocol_version(client) == 5)
         persistent = owned;
     else
-        persistent = resumes;
-    /* Clean session (3.1.1) or clean start (5) off with an id anyone may
-     * use would resume whatever session the broker keeps under it, and a
-     * v5 one may be another user's (its expiry is not visible here). */
-    if (resumes && !owned) {
+        persistent = !mosquitto_client_clean_session(client);
+    if (persistent && !owned) {
         snprintf(why, sizeof(why),
-                 "a persistent session (clean session or clean start off) needs a client id "
-                 "\"%s%c<name>\"",
+                 "a persistent session (clean session off) needs a client id \"%s%c<name>\"",
                  c->sub, FA_OWNER_SEP);
         return auth__refuse(client_id, why);
     }

@@ -222,22 +222,6 @@ static void test_owner(void **state)
     assert_int_equal(connect_as(&c, "dave", "dave-phone", 4, true, 0), 0);
     ft_mqtt_close(&c);
     expect_queued("carol", "carol:phone", 4, "c", 1, 2);
-
-    /* MQTT 5 with an id anyone may use: carol's session with an expiry is
-     * kept by the broker (the plugin cannot see the expiry); dave may not
-     * resume it (clean start off), only start afresh under that id. */
-    assert_int_equal(connect_as(&c, "carol", "shared-tab", 5, true, 3600), 0);
-    assert_int_equal(ft_mqtt_subscribe(&c, "feed/carol", 3000), 1);
-    ft_mqtt_close(&c);
-    assert_int_equal(connect_as(&c, "dave", "shared-tab", 5, false, 3600),
-                     CONNACK_V5_NOT_AUTHORISED);
-    ft_mqtt_close(&c);
-    assert_int_equal(connect_as(&c, "carol", "shared-tab", 5, false, 3600),
-                     CONNACK_V5_NOT_AUTHORISED);
-    ft_mqtt_close(&c);
-    assert_int_equal(connect_as(&c, "dave", "shared-tab", 5, true, 0), 0);
-    assert_false(c.session_present);
-    ft_mqtt_close(&c);
 }
 
 /* At most SESSIONS_CAP persistent sessions per user and node; resuming
