@@ -201,12 +201,19 @@ static int main__open(fb_bridge *b)
                         .token_ttl_s = (int)b->cfg.token_ttl,
                         .timeout_ms = (int)b->cfg.timeout_ms,
                         .expiry_ms = (int)b->cfg.deliver_ttl_ms};
+    int64_t flush_max = 5 * (b->cfg.timeout_ms + 1000);
     int rc;
 
     if (fp_jwt_alg_parse(b->cfg.jwt_alg, &m.alg) != 0) {
         fp_error("jwt_alg \"%.16s\" is not HS256, RS256 or ES256", b->cfg.jwt_alg);
         return -EINVAL;
     }
+    /* Stage 2's flushes wait for a slow broker up to 5 periods, and never
+     * as long as RabbitMQ takes to drop its silent link (twice the
+     * heartbeat). Stage 1's direct link waits one: it has the queue. */
+    if (flush_max > b->cfg.amqp.heartbeat * 1000)
+        flush_max = b->cfg.amqp.heartbeat * 1000;
+    m.flush_max_ms = (int)flush_max;
     rc = fb_mqtt_open(&b->node.mqtt, &m);
     if (rc == -EINVAL || rc == -ENOMEM) {
         fp_error("%s", fb_mqtt_errstr(b->node.mqtt));
@@ -216,6 +223,7 @@ static int main__open(fb_bridge *b)
         /* Stage 1's own link: it reconnects by itself, and until it is up
          * this node's deliveries take the queue (fanout__direct). */
         m.client_suffix = MAIN__DIRECT_SUFFIX;
+        m.flush_max_ms = 0;
         rc = fb_mqtt_open(&b->direct.mqtt, &m);
         if (rc == -EINVAL || rc == -ENOMEM) {
             fp_error("%s", fb_mqtt_errstr(b->direct.mqtt));
@@ -337,6 +345,8 @@ static void main__publish_stats(fb_bridge *b, bool *down)
             fb_stats_add(&b->stats, FB_STAT_RECONNECTS_REDIS, 1);
         }
         *down = true;
+        if (main__stop)
+            return;
         if (fp_store_reconnect(b->store) != 0) {
             fp_debug("redis %s: %s; trying again in a second", fp_store_peer(b->store),
                      fp_store_errstr(b->store));
@@ -369,6 +379,9 @@ static void main__periodic(fb_bridge *b, int64_t *next_stats, bool *store_down)
     atomic_store(&b->stats.v[FB_STAT_RECONNECTS_MQTT], reconnects);
     atomic_store(&b->stats.v[FB_STAT_MQTT_REFUSED], refused);
     main__publish_stats(b, store_down);
+    /* The next period from now: a reconnect above may have taken a
+     * timeout, and stage 1's messages come first. */
+    *next_stats = fp_time_mono_us() + MAIN__STATS_EVERY_US;
 }
 
 /*

@@ -669,6 +669,7 @@ void fb_mqtt_begin(fb_mqtt *m)
 int fb_mqtt_flush(fb_mqtt *m, fb_mqtt_batch *batch)
 {
     struct timespec until = fp_time_mono_deadline(m->cfg.timeout_ms + 1000);
+    int64_t end = fp_time_mono_ms() + m->cfg.flush_max_ms;
     unsigned long left;
     bool relink = false;
     int rc = 0;
@@ -677,9 +678,11 @@ int fb_mqtt_flush(fb_mqtt *m, fb_mqtt_batch *batch)
     left = m->outstanding;
     while (m->outstanding > 0) {
         if (pthread_cond_timedwait(&m->cond, &m->lock, &until) != 0) {
-            if (m->outstanding < left) {
+            if (m->outstanding < left && fp_time_mono_ms() < end) {
                 /* PUBACKs came in the last period: a slow broker, not a
-                 * hung one. A big batch may need many periods. */
+                 * hung one. A big batch may need several periods, up to
+                 * flush_max_ms (the caller's RabbitMQ link stays silent
+                 * meanwhile). */
                 left = m->outstanding;
                 until = fp_time_mono_deadline(m->cfg.timeout_ms + 1000);
                 continue;

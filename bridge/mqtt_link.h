@@ -31,6 +31,9 @@ typedef struct {
     const char *signing_key_file; /* HS256 secret, or RS256/ES256 private key */
     int token_ttl_s;
     int timeout_ms; /* for connect and for PUBACKs */
+    /* The longest a flush waits while PUBACKs keep coming (each period of
+     * timeout_ms + 1 s with one); 0: a single period. */
+    int flush_max_ms;
     int expiry_ms;  /* of non-retained publishes, rounded up to whole seconds; 0: none */
 } fb_mqtt_config;
 
@@ -79,8 +82,8 @@ typedef struct {
  * PUBACKs, whenever they come. */
 void fb_mqtt_begin(fb_mqtt *m);
 /* Waits until every publish so far is acknowledged. Returns 0, or -EIO
- * (no PUBACK for timeout_ms + 1 s, or lost connection: the caller retries
- * the whole batch; after
+ * (no PUBACK for timeout_ms + 1 s, none acknowledged after flush_max_ms,
+ * or lost connection: the caller retries the whole batch; after
  * a timeout on a live link, the link connects again, fb_mqtt_relink). A
  * publish the broker refused (PUBACK reason code 128 or above) counts as
  * acknowledged: it is not retried. *batch (when not NULL) tells what

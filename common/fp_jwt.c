@@ -219,6 +219,20 @@ static size_t jwt__strip_newline(const unsigned char *key, size_t len)
     return len;
 }
 
+/* Whether buf[0..n) holds a PEM block's first line anywhere (OpenSSL's
+ * reader skips text before it). */
+static bool jwt__has_pem(const unsigned char *buf, size_t n)
+{
+    static const char begin[] = "-----BEGIN ";
+    size_t i, k = sizeof(begin) - 1;
+
+    for (i = 0; i + k <= n; i++) {
+        if (memcmp(buf + i, begin, k) == 0)
+            return true;
+    }
+    return false;
+}
+
 /*
  * Reads the key file for alg. HS256: one trailing newline stripped, fewer
  * than FP_JWT_HS_SECRET_MIN bytes refused with -EINVAL, and so is a PEM
@@ -244,7 +258,7 @@ int fp_jwt_load_key(fp_jwt_alg alg, const char *path, unsigned char **out, size_
         *len = 0;
         return -EINVAL;
     }
-    if (n >= 10 && memcmp(*out, "-----BEGIN", 10) == 0) {
+    if (jwt__has_pem(*out, n)) {
         jwt__fmt(err, errlen,
                  "jwt key file %s is a PEM key, not an HS256 secret: set the algorithm to RS256 "
                  "or ES256, or give the HS256 secret",

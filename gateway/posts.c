@@ -32,21 +32,26 @@ static int posts__new_id(int64_t ms, char id[FP_ID_BUFSZ])
 
 /*
  * The id of a post sent with a key (a name the client gives one post,
- * kept across its retries): 27 hex digits of SHA-256 over the author and
- * the key, so a retry of a post whose answer was lost (a 503 after
- * RabbitMQ took it, a dropped connection) names the same post, which the
- * bridges apply once, and another author's key never meets it. Returns 0
- * or -EIO.
+ * kept across its retries): 27 hex digits of SHA-256 over the author, the
+ * key and the text, so a retry of a post whose answer was lost (a 503
+ * after RabbitMQ took it, a dropped connection) names the same post,
+ * which the bridges apply once; another author's key, or the same key
+ * with another text, names another. Returns 0 or -EIO.
  */
-static int posts__keyed_id(const char *author, const char *key, char id[FP_ID_BUFSZ])
+static int posts__keyed_id(const char *author, const char *key, const char *text,
+                           char id[FP_ID_BUFSZ])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
-    char in[2 * FP_ID_BUFSZ + 1];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned int n = 0, i;
-    int len = snprintf(in, sizeof(in), "%s\n%s", author, key);
+    int ok;
 
-    if (len < 0 || (size_t)len >= sizeof(in) ||
-        EVP_Digest(in, (size_t)len, md, &n, EVP_sha256(), NULL) != 1 || n < 14)
+    ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+         EVP_DigestUpdate(ctx, author, strlen(author) + 1) == 1 &&
+         EVP_DigestUpdate(ctx, key, strlen(key) + 1) == 1 &&
+         EVP_DigestUpdate(ctx, text, strlen(text)) == 1 && EVP_DigestFinal_ex(ctx, md, &n) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok || n < 14)
         return -EIO;
     for (i = 0; i < 14; i++)
         snprintf(id + 2 * i, 3, "%02x", md[i]);
@@ -94,7 +99,7 @@ void fg_posts_create(fg_gateway *gw, const fg_request *req, fg_response *resp)
     snprintf(ev.post.author_id, sizeof(ev.post.author_id), "%s", req->caller.sub);
     ev.post.text = text->valuestring;
     if (key != NULL)
-        rc = posts__keyed_id(ev.post.author_id, key->valuestring, ev.post.id);
+        rc = posts__keyed_id(ev.post.author_id, key->valuestring, ev.post.text, ev.post.id);
     else
         rc = posts__new_id(ev.post.created_at, ev.post.id);
     if (rc != 0) {

@@ -764,9 +764,13 @@
         }
         const full = typeof data.next_before === 'string';
         const ids = new Set(posts.map((p) => p.id));
+        if (!state.cursor && posts.length)
+            state.cursor = posts[0].id;
         if (full && known.size && !posts.some((p) => known.has(p.id))) {
             clearFeed();
             for (const p of posts) addPost(p);
+            if (posts.length)
+                state.cursor = posts[0].id;
             state.nextBefore = data.next_before;
             updateFeedChrome();
             return;
@@ -829,6 +833,9 @@
         try {
             await api('DELETE', '/posts/' + encodeURIComponent(id));
             removePost(id);
+            // A text sent again after this is a new post, not a retry of
+            // this one (its key would name the deleted post).
+            composeKey = null;
         } catch (err) {
             const entry = state.posts.get(id);
             if (err && err.status === 404 && !(entry && entry.pending)) {

@@ -182,7 +182,8 @@ static void test_slow_broker_not_hung(void **state)
                           .node_id = "n2",
                           .alg = FP_JWT_HS256,
                           .token_ttl_s = 3600,
-                          .timeout_ms = 200};
+                          .timeout_ms = 200,
+                          .flush_max_ms = 30000};
     unsigned long reconnects, refused;
     slow_broker slow = {0};
     fb_mqtt_batch batch;
@@ -221,6 +222,28 @@ static void test_slow_broker_not_hung(void **state)
     assert_true(took > cfg.timeout_ms + 1000);
     fb_mqtt_counters(m, &reconnects, &refused);
     assert_int_equal(reconnects, 0);
+    fb_mqtt_free(m);
+
+    /* flush_max_ms 0 (the direct link's): one period, then -EIO. */
+    cfg.flush_max_ms = 0;
+    m = NULL;
+    assert_int_equal(fb_mqtt_open(&m, &cfg), 0);
+    fb_mqtt_begin(m);
+    for (i = 0; i < SLOW_PUBLISHES; i++) {
+        n = snprintf(payload, sizeof(payload), "slow %d", i);
+        assert_int_equal(fb_mqtt_publish(m, "feed/u1", payload, (size_t)n, false), 0);
+    }
+    atomic_store(&slow.done, false);
+    t0 = fp_time_mono_ms();
+    assert_int_equal(pthread_create(&stopper, NULL, slow_broker_main, &slow), 0);
+    rc = fb_mqtt_flush(m, &batch);
+    took = fp_time_mono_ms() - t0;
+    atomic_store(&slow.done, true);
+    pthread_join(stopper, NULL);
+    kill((pid_t)slow.pid, SIGCONT);
+    printf("# with flush_max_ms 0: rc %d after %lld ms\n", rc, (long long)took);
+    assert_int_equal(rc, -EIO);
+    assert_true(took < 2 * (cfg.timeout_ms + 1000));
 
     fb_mqtt_free(m);
     assert_false(ft_plugin_env_sanitizer_report(&env2));

@@ -935,6 +935,11 @@ static void test_key_files(void **state)
         fp_jwt_load_key(FP_JWT_HS256, data_path("es256.pub"), &k, &len, err, sizeof(err)), -EINVAL);
     assert_null(k);
     assert_non_null(strstr(err, "is a PEM key, not an HS256 secret"));
+    /* Also behind text that OpenSSL's PEM reader skips. */
+    assert_int_equal(
+        fp_jwt_load_key(FP_JWT_HS256, data_path("es256-preamble.pub"), &k, &len, err, sizeof(err)),
+        -EINVAL);
+    assert_null(k);
 }
 
 /* Several threads verifying with the same verifier at once. */
