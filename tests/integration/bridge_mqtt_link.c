@@ -168,13 +168,50 @@ static void *slow_broker_main(void *arg)
 }
 
 /*
+ * Opens a link with cfg, publishes SLOW_PUBLISHES to feed/u1 and flushes
+ * them while the broker (pid) is slow (slow_broker_main). Returns the
+ * flush's result, with how long it took in *took and the link's reconnects
+ * in *reconnects; *batch as fb_mqtt_flush fills it.
+ */
+static int slow_flush(const fb_mqtt_config *cfg, long pid, fb_mqtt_batch *batch, int64_t *took,
+                      unsigned long *reconnects)
+{
+    slow_broker slow = {.pid = pid};
+    unsigned long refused;
+    fb_mqtt *m = NULL;
+    pthread_t stopper;
+    char payload[32];
+    int64_t t0;
+    int i, n, rc;
+
+    assert_int_equal(fb_mqtt_open(&m, cfg), 0);
+    fb_mqtt_begin(m);
+    for (i = 0; i < SLOW_PUBLISHES; i++) {
+        n = snprintf(payload, sizeof(payload), "slow %d", i);
+        assert_int_equal(fb_mqtt_publish(m, "feed/u1", payload, (size_t)n, false), 0);
+    }
+    atomic_init(&slow.done, false);
+    t0 = fp_time_mono_ms();
+    assert_int_equal(pthread_create(&stopper, NULL, slow_broker_main, &slow), 0);
+    rc = fb_mqtt_flush(m, batch);
+    *took = fp_time_mono_ms() - t0;
+    atomic_store(&slow.done, true);
+    pthread_join(stopper, NULL);
+    kill((pid_t)pid, SIGCONT);
+    fb_mqtt_counters(m, reconnects, &refused);
+    fb_mqtt_free(m);
+    return rc;
+}
+
+/*
  * A batch that a slow broker acknowledges a little at a time (receive
  * maximum 1, and the broker stopped for all but 5 ms of every 255) takes
  * far longer than timeout_ms + 1 s, but PUBACKs keep coming: the flush
  * waits for them all and returns 0, without a new connection. It used to
  * give the whole batch one deadline, drop the link and fail: the caller
  * published the whole delivery again behind the copies libmosquitto
- * resends, which took longer still, for ever.
+ * resends, which took longer still, for ever. With flush_max_ms 0 (stage
+ * 1's direct link) it waits one period only.
  */
 static void test_slow_broker_not_hung(void **state)
 {
@@ -184,68 +221,33 @@ static void test_slow_broker_not_hung(void **state)
                           .token_ttl_s = 3600,
                           .timeout_ms = 200,
                           .flush_max_ms = 30000};
-    unsigned long reconnects, refused;
-    slow_broker slow = {0};
+    unsigned long reconnects;
     fb_mqtt_batch batch;
     ft_plugin_env env2;
-    fb_mqtt *m = NULL;
-    pthread_t stopper;
-    int64_t t0, took;
-    char payload[32];
-    int i, n, rc;
+    int64_t took;
+    int rc;
 
     (void)state;
     assert_int_equal(ft_plugin_env_start(&env2, "n2", "max_inflight_messages 1\n"), 0);
     cfg.port = env2.mosq.port;
     cfg.signing_key_file = env2.secret_path;
-    assert_int_equal(fb_mqtt_open(&m, &cfg), 0);
 
-    fb_mqtt_begin(m);
-    for (i = 0; i < SLOW_PUBLISHES; i++) {
-        n = snprintf(payload, sizeof(payload), "slow %d", i);
-        assert_int_equal(fb_mqtt_publish(m, "feed/u1", payload, (size_t)n, false), 0);
-    }
-    slow.pid = env2.mosq.pid;
-    atomic_init(&slow.done, false);
-    t0 = fp_time_mono_ms();
-    assert_int_equal(pthread_create(&stopper, NULL, slow_broker_main, &slow), 0);
-    rc = fb_mqtt_flush(m, &batch);
-    took = fp_time_mono_ms() - t0;
-    atomic_store(&slow.done, true);
-    pthread_join(stopper, NULL);
-    kill((pid_t)slow.pid, SIGCONT);
+    rc = slow_flush(&cfg, env2.mosq.pid, &batch, &took, &reconnects);
     printf("# %d publishes acknowledged by a slow broker in %lld ms (rc %d)\n", SLOW_PUBLISHES,
            (long long)took, rc);
     assert_int_equal(rc, 0);
     assert_int_equal(batch.refused, 0);
     /* The case this test is about: longer than one deadline. */
     assert_true(took > cfg.timeout_ms + 1000);
-    fb_mqtt_counters(m, &reconnects, &refused);
     assert_int_equal(reconnects, 0);
-    fb_mqtt_free(m);
 
     /* flush_max_ms 0 (the direct link's): one period, then -EIO. */
     cfg.flush_max_ms = 0;
-    m = NULL;
-    assert_int_equal(fb_mqtt_open(&m, &cfg), 0);
-    fb_mqtt_begin(m);
-    for (i = 0; i < SLOW_PUBLISHES; i++) {
-        n = snprintf(payload, sizeof(payload), "slow %d", i);
-        assert_int_equal(fb_mqtt_publish(m, "feed/u1", payload, (size_t)n, false), 0);
-    }
-    atomic_store(&slow.done, false);
-    t0 = fp_time_mono_ms();
-    assert_int_equal(pthread_create(&stopper, NULL, slow_broker_main, &slow), 0);
-    rc = fb_mqtt_flush(m, &batch);
-    took = fp_time_mono_ms() - t0;
-    atomic_store(&slow.done, true);
-    pthread_join(stopper, NULL);
-    kill((pid_t)slow.pid, SIGCONT);
+    rc = slow_flush(&cfg, env2.mosq.pid, &batch, &took, &reconnects);
     printf("# with flush_max_ms 0: rc %d after %lld ms\n", rc, (long long)took);
     assert_int_equal(rc, -EIO);
     assert_true(took < 2 * (cfg.timeout_ms + 1000));
 
-    fb_mqtt_free(m);
     assert_false(ft_plugin_env_sanitizer_report(&env2));
     assert_int_equal(ft_plugin_env_stop(&env2), 0);
 }
