@@ -368,7 +368,6 @@ static void main__periodic(fb_bridge *b, int64_t *next_stats, bool *store_down)
 
     if (now < *next_stats)
         return;
-    *next_stats = now + MAIN__STATS_EVERY_US;
     fb_mqtt_counters(b->node.mqtt, &reconnects, &refused);
     if (b->direct.mqtt != NULL) {
         fb_mqtt_counters(b->direct.mqtt, &direct_reconnects, &direct_refused);
@@ -379,8 +378,8 @@ static void main__periodic(fb_bridge *b, int64_t *next_stats, bool *store_down)
     atomic_store(&b->stats.v[FB_STAT_RECONNECTS_MQTT], reconnects);
     atomic_store(&b->stats.v[FB_STAT_MQTT_REFUSED], refused);
     main__publish_stats(b, store_down);
-    /* The next period from now: a reconnect above may have taken a
-     * timeout, and stage 1's messages come first. */
+    /* The next period counts from now, not from its start: a reconnect
+     * above may have taken a timeout, and stage 1's messages come first. */
     *next_stats = fp_time_mono_us() + MAIN__STATS_EVERY_US;
 }
 
