@@ -127,9 +127,12 @@ static void fanout__catch_up(fb_bridge *b)
  * instead: the direct link is down, or a PUBACK did not come (the broker
  * may have some of them; clients dedupe a post received twice). After
  * that the queue is used until the link has connected again, so that a
- * hung broker costs stage 1 one timeout, not one per event. A link that
- * is up but missed PUBACKs connects again (fb_mqtt_flush relinks it; the
- * call here covers a failure of ours on a live link, out of memory): a
+ * hung broker costs stage 1 one timeout, not one per event. What the
+ * link had not had acknowledged is dropped (fb_mqtt_discard: a new
+ * client), so that it is not sent again on the next connection, behind
+ * the queue. A link that is up but missed PUBACKs connects again (the
+ * new client; fb_mqtt_relink when there was nothing to drop: a failure
+ * of ours on a live link, out of memory): a
  * broker that was only slow is used again as soon as it accepts the new
  * connection, one that hangs never accepts it. And the link is used again
  * only once stage 2 has delivered every share queued meanwhile: a post's
@@ -142,6 +145,7 @@ static bool fanout__direct(fb_bridge *b, const char *payload, const fp_node_targ
 {
     unsigned long connects = fb_mqtt_connects(b->direct.mqtt);
     bool up = fb_mqtt_connected(b->direct.mqtt);
+    int dropped;
 
     if (b->direct_failing && up && connects != b->direct_failed_at &&
         connects != b->direct_waited_at) {
@@ -162,7 +166,15 @@ static bool fanout__direct(fb_bridge *b, const char *payload, const fp_node_targ
             fp_info("mqtt: the direct link is down; this node's deliveries go through "
                     "feed.deliver.%s until it is back",
                     b->cfg.node_id);
-        if (up)
+        /* The queue serves this share now: what the link had not had
+         * acknowledged must not go out later, on its next connection,
+         * behind what follows through the queue (a post's delete). A
+         * live link connects again either way. */
+        dropped = fb_mqtt_discard(b->direct.mqtt);
+        if (dropped < 0)
+            fp_warn("%s; the direct link may send its unacknowledged deliveries again",
+                    fb_mqtt_errstr(b->direct.mqtt));
+        if (dropped <= 0 && up)
             fb_mqtt_relink(b->direct.mqtt);
         b->direct_failing = true;
         b->direct_failed_at = connects;

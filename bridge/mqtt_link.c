@@ -73,6 +73,7 @@ struct fb_mqtt {
     fb_mqtt_batch batch;    /* the current batch's (fb_mqtt_flush) */
     bool unflushed;         /* publishes since the last flush (fb_mqtt_begin) */
     bool begun;             /* publishes since fb_mqtt_begin, flushed or not */
+    bool unacked;           /* publishes since the last flush that returned 0 (fb_mqtt_discard) */
     unsigned long connects; /* CONNACKs that accepted the link */
     unsigned long reconnects;
     unsigned long refused;          /* PUBACKs with a failure reason code */
@@ -210,13 +211,13 @@ static void mqtt__on_publish(struct mosquitto *mosq, void *obj, int mid, int rc,
 }
 
 /*
- * Mints a fresh service token and sets it as the password for the next
+ * Mints a fresh service token and sets it as mosq's password for the next
  * (re)connect. libmosquitto reads the password while it connects, on the
- * network thread, without a lock: so this runs only before that thread
- * starts (mqtt__init) or on it, between two runs of its loop
+ * network thread, without a lock: so this runs only while that thread is
+ * not running (mqtt__client) or on it, between two runs of its loop
  * (mqtt__thread). Returns 0, or -EINVAL/-ENOMEM with err set.
  */
-static int mqtt__set_token(fb_mqtt *m, char *errbuf, size_t errlen)
+static int mqtt__set_token(fb_mqtt *m, struct mosquitto *mosq, char *errbuf, size_t errlen)
 {
     fp_jwt_mint_claims c = {0};
     char *token = NULL, err[256];
@@ -232,7 +233,7 @@ static int mqtt__set_token(fb_mqtt *m, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "mqtt: minting the bridge token: %.150s", err);
         return -EINVAL;
     }
-    rc = mosquitto_username_pw_set(m->m, m->sub, token);
+    rc = mosquitto_username_pw_set(mosq, m->sub, token);
     free(token);
     if (rc != MOSQ_ERR_SUCCESS) {
         snprintf(errbuf, errlen, "mqtt: %s", mosquitto_strerror(rc));
@@ -261,15 +262,15 @@ static bool mqtt__wait_connected(fb_mqtt *m, int timeout_ms)
  * of the system's CAs) and name m->host; libmosquitto checks both during
  * every (re)connect. Returns 0 or -EINVAL (errstr says why).
  */
-static int mqtt__tls(fb_mqtt *m, const fb_mqtt_config *c)
+static int mqtt__tls(fb_mqtt *m, struct mosquitto *mosq, const fb_mqtt_config *c)
 {
     bool own_ca = c->tls_ca != NULL && c->tls_ca[0] != '\0';
     int rc;
 
-    rc = mosquitto_tls_set(m->m, own_ca ? c->tls_ca : NULL, own_ca ? NULL : MQTT__SYSTEM_CAS, NULL,
+    rc = mosquitto_tls_set(mosq, own_ca ? c->tls_ca : NULL, own_ca ? NULL : MQTT__SYSTEM_CAS, NULL,
                            NULL, NULL);
     if (rc == MOSQ_ERR_SUCCESS)
-        rc = mosquitto_tls_insecure_set(m->m, false);
+        rc = mosquitto_tls_insecure_set(mosq, false);
     if (rc != MOSQ_ERR_SUCCESS) {
         snprintf(m->errstr, sizeof(m->errstr), "mqtt: TLS with CAs from %.120s: %s",
                  own_ca ? c->tls_ca : MQTT__SYSTEM_CAS, mosquitto_strerror(rc));
@@ -301,6 +302,42 @@ static int mqtt__expiry(fb_mqtt *m, int expiry_ms)
     return 0;
 }
 
+/*
+ * A libmosquitto client for m (*out), not connected: its client id, MQTT
+ * 5, the callbacks, TLS as configured and a fresh token. Returns 0, or
+ * -ENOMEM/-EINVAL with errstr set (*out NULL).
+ */
+static int mqtt__client(fb_mqtt *m, struct mosquitto **out)
+{
+    struct mosquitto *mosq = mosquitto_new(m->client_id, true, m);
+    int rc;
+
+    *out = NULL;
+    if (mosq == NULL) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt: out of memory");
+        return -ENOMEM;
+    }
+    /* MQTT 5 for the expiry property; the callbacks are the v5 ones, which
+     * get reason codes (a v3 callback would be called too, and twice would
+     * settle a PUBACK twice). The loop runs on our own thread. */
+    mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    mosquitto_threaded_set(mosq, true);
+    mosquitto_connect_v5_callback_set(mosq, mqtt__on_connect);
+    mosquitto_disconnect_v5_callback_set(mosq, mqtt__on_disconnect);
+    mosquitto_publish_v5_callback_set(mosq, mqtt__on_publish);
+    /* 1 s, then 2 s between attempts: a restarted broker is back quickly. */
+    mosquitto_reconnect_delay_set(mosq, 1, 2, false);
+    rc = m->cfg.tls ? mqtt__tls(m, mosq, &m->cfg) : 0;
+    if (rc == 0)
+        rc = mqtt__set_token(m, mosq, m->errstr, sizeof(m->errstr));
+    if (rc != 0) {
+        mosquitto_destroy(mosq);
+        return rc;
+    }
+    *out = mosq;
+    return 0;
+}
+
 static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
 {
     char err[256];
@@ -321,22 +358,9 @@ static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
     if (fp_time_cond_init(&m->cond) != 0)
         return -ENOMEM;
     atomic_init(&m->closing, false);
-    m->m = mosquitto_new(m->client_id, true, m);
-    if (m->m == NULL || mqtt__expiry(m, c->expiry_ms) != 0)
+    if (mqtt__expiry(m, c->expiry_ms) != 0)
         return -ENOMEM;
-    /* MQTT 5 for the expiry property; the callbacks are the v5 ones, which
-     * get reason codes (a v3 callback would be called too, and twice would
-     * settle a PUBACK twice). The loop runs on our own thread. */
-    mosquitto_int_option(m->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
-    mosquitto_threaded_set(m->m, true);
-    mosquitto_connect_v5_callback_set(m->m, mqtt__on_connect);
-    mosquitto_disconnect_v5_callback_set(m->m, mqtt__on_disconnect);
-    mosquitto_publish_v5_callback_set(m->m, mqtt__on_publish);
-    /* 1 s, then 2 s between attempts: a restarted broker is back quickly. */
-    mosquitto_reconnect_delay_set(m->m, 1, 2, false);
-    if (c->tls && mqtt__tls(m, c) != 0)
-        return -EINVAL;
-    return mqtt__set_token(m, m->errstr, sizeof(m->errstr));
+    return mqtt__client(m, &m->m);
 }
 
 static bool mqtt__renew_asked(fb_mqtt *m)
@@ -360,7 +384,7 @@ static void mqtt__renew(fb_mqtt *m)
     char err[192];
     int rc;
 
-    rc = mqtt__set_token(m, err, sizeof(err));
+    rc = mqtt__set_token(m, m->m, err, sizeof(err));
     if (rc != 0)
         fp_error("%s; the link goes on with its current token", err);
     pthread_mutex_lock(&m->lock);
@@ -397,7 +421,10 @@ static void *mqtt__thread(void *arg)
         if (atomic_load(&m->closing))
             break;
         fp_debug("mqtt: the network loop ended; connecting to %s:%d again", m->host, m->cfg.port);
-        mosquitto_reconnect_async(m->m); /* a failure is retried by the loop */
+        /* Not mosquitto_reconnect_async: that needs a first connect_async
+         * that got as far as taking the host (mqtt__start). A failure is
+         * retried by the loop. */
+        mosquitto_connect_async(m->m, m->host, m->cfg.port, MQTT__KEEPALIVE_S);
     }
     return NULL;
 }
@@ -414,6 +441,30 @@ static const char *mqtt__no_link_reason(const fb_mqtt *m, int first)
     return "no answer";
 }
 
+/*
+ * Starts connecting m->m and its network thread: connect_async + the
+ * thread, which keeps retrying even when the broker is not up yet, or its
+ * name does not resolve yet (a failed first attempt, MOSQ_ERR_EAI or the
+ * like, is retried by the loop as any later one; only bad arguments are
+ * final). Returns 0, with what mosquitto_connect_async returned in
+ * *first; or -EINVAL/-ENOMEM/-EIO with errstr set.
+ */
+static int mqtt__start(fb_mqtt *m, int *first)
+{
+    *first = mosquitto_connect_async(m->m, m->host, m->cfg.port, MQTT__KEEPALIVE_S);
+    if (*first == MOSQ_ERR_INVAL || *first == MOSQ_ERR_NOMEM) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt: %s", mosquitto_strerror(*first));
+        return *first == MOSQ_ERR_NOMEM ? -ENOMEM : -EINVAL;
+    }
+    atomic_store(&m->closing, false);
+    if (pthread_create(&m->thread, NULL, mqtt__thread, m) != 0) {
+        snprintf(m->errstr, sizeof(m->errstr), "mqtt: cannot start the network thread");
+        return -EIO;
+    }
+    m->thread_started = true;
+    return 0;
+}
+
 int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c)
 {
     fb_mqtt *m;
@@ -425,22 +476,10 @@ int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c)
         return -ENOMEM;
     *out = m;
     rc = mqtt__init(m, c);
+    if (rc == 0)
+        rc = mqtt__start(m, &first);
     if (rc != 0)
         return rc;
-    /* connect_async + the network thread: it keeps retrying even when the
-     * broker is not up yet, or its name does not resolve yet (a failed
-     * first attempt, MOSQ_ERR_EAI or the like, is retried by the loop as
-     * any later one; only bad arguments are final). */
-    first = mosquitto_connect_async(m->m, m->host, m->cfg.port, MQTT__KEEPALIVE_S);
-    if (first == MOSQ_ERR_INVAL || first == MOSQ_ERR_NOMEM) {
-        snprintf(m->errstr, sizeof(m->errstr), "mqtt: %s", mosquitto_strerror(first));
-        return first == MOSQ_ERR_NOMEM ? -ENOMEM : -EINVAL;
-    }
-    if (pthread_create(&m->thread, NULL, mqtt__thread, m) != 0) {
-        snprintf(m->errstr, sizeof(m->errstr), "mqtt: cannot start the network thread");
-        return -EIO;
-    }
-    m->thread_started = true;
     pthread_mutex_lock(&m->lock);
     rc = mqtt__wait_connected(m, m->cfg.timeout_ms) ? 0 : -EIO;
     if (rc != 0)
@@ -469,15 +508,22 @@ static void mqtt__join(fb_mqtt *m)
     pthread_join(m->thread, NULL);
 }
 
+/* Ends the connection and the network thread (mqtt__join). */
+static void mqtt__stop(fb_mqtt *m)
+{
+    atomic_store(&m->closing, true);
+    mosquitto_disconnect(m->m);
+    if (m->thread_started)
+        mqtt__join(m);
+    m->thread_started = false;
+}
+
 void fb_mqtt_free(fb_mqtt *m)
 {
     if (m == NULL)
         return;
     if (m->m != NULL) {
-        atomic_store(&m->closing, true);
-        mosquitto_disconnect(m->m);
-        if (m->thread_started)
-            mqtt__join(m);
+        mqtt__stop(m);
         mosquitto_destroy(m->m);
         pthread_cond_destroy(&m->cond);
         pthread_mutex_destroy(&m->lock);
@@ -605,6 +651,7 @@ int fb_mqtt_publish(fb_mqtt *m, const char *topic, const void *payload, size_t l
         pthread_mutex_lock(&m->lock);
         m->unflushed = true;
         m->begun = true;
+        m->unacked = true;
         if (mqtt__bit(m->early, mid, false)) {
             if (m->early_rc[mid & 0xffff] >= MQTT__RC_FAILURE)
                 mqtt__batch_refused(m, m->early_rc[mid & 0xffff]);
@@ -700,6 +747,8 @@ int fb_mqtt_flush(fb_mqtt *m, fb_mqtt_batch *batch)
         }
     }
     /* Whatever is still unacknowledged is retried by the caller as a whole. */
+    if (rc == 0)
+        m->unacked = false;
     if (batch != NULL)
         *batch = m->batch;
     mqtt__batch_clear_locked(m);
@@ -733,6 +782,44 @@ void fb_mqtt_maintain(fb_mqtt *m)
     /* Ends the network loop (or its wait for the next attempt); the
      * network thread then sets the new token and connects again. */
     mosquitto_disconnect(m->m);
+}
+
+int fb_mqtt_discard(fb_mqtt *m)
+{
+    struct mosquitto *fresh;
+    bool unacked, was;
+    int rc, first;
+
+    pthread_mutex_lock(&m->lock);
+    unacked = m->unacked;
+    pthread_mutex_unlock(&m->lock);
+    if (!unacked)
+        return 0;
+    /* The new client first: without it the old one, and its copies, stay. */
+    rc = mqtt__client(m, &fresh);
+    if (rc != 0)
+        return rc;
+    mqtt__stop(m);
+    mosquitto_destroy(m->m);
+    m->m = fresh;
+    pthread_mutex_lock(&m->lock);
+    was = m->connected;
+    m->connected = false;
+    if (was)
+        m->reconnects++; /* a relink, as mqtt__relink_locked counts it */
+    m->begun = false;
+    m->unacked = false;
+    m->renew = false;
+    mqtt__batch_clear_locked(m);
+    pthread_mutex_unlock(&m->lock);
+    fp_info("mqtt: %s connects again without the publishes the broker had not acknowledged",
+            m->client_id);
+    rc = mqtt__start(m, &first);
+    if (rc != 0) {
+        fp_error("%s; the link stays down", m->errstr);
+        return rc;
+    }
+    return 1;
 }
 
 void fb_mqtt_relink(fb_mqtt *m)

@@ -98,6 +98,21 @@ void fb_mqtt_maintain(fb_mqtt *m);
  * as down from this call on. Publishes not yet acknowledged may reach
  * the broker twice. */
 void fb_mqtt_relink(fb_mqtt *m);
+/* Drops the publishes of a delivery given up (those made since the last
+ * fb_mqtt_flush() that returned 0): libmosquitto keeps each publish until its
+ * PUBACK and sends it again on its next connection, however late, and
+ * offers no way to take one back. So the link gets a new client (same id
+ * and options, a fresh token), which starts connecting at once; the old
+ * connection ends. For a caller that serves the recipients another way
+ * (stage 1's direct link: the queue), where a late copy could overtake
+ * what follows it there (a post's create after its delete). Copies
+ * already written to the socket (a stalled broker reads them when it
+ * resumes) still reach the broker. Call it from the thread that
+ * publishes; it waits for the network thread to end (3 s at most).
+ * Returns 1 (a new client), 0 (nothing to drop: nothing done), or
+ * -ENOMEM/-EINVAL/-EIO (errstr says why): with no new client, the old
+ * one is kept; with no network thread, the link stays down. */
+int fb_mqtt_discard(fb_mqtt *m);
 bool fb_mqtt_connected(fb_mqtt *m);
 /* Connections the broker accepted since start (the first one included). */
 unsigned long fb_mqtt_connects(fb_mqtt *m);
