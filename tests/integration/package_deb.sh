@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Debian package: CPack builds it from this build tree; `dpkg-deb -c`
 # must list the installed layout, its control data must name the runtime
-# dependencies, the conffiles and the maintainer scripts; lintian must
+# dependencies, the conffiles and the maintainer scripts (postinst run
+# against stand-ins for the account tools); lintian must
 # report no error and `systemd-analyze verify` must accept both units
 # without a word. lintian and systemd-analyze are used where they exist
 # (tools/deps installs lintian; systemd-analyze comes with systemd): a
@@ -61,6 +62,52 @@ if grep -Eq 'systemctl[^|]*(start|enable|restart)|invoke-rc.d|deb-systemd-invoke
     fail "postinst starts or enables a service"
 else
     ok "postinst neither enables nor starts a service"
+fi
+
+# What postinst does to users and groups, run against stand-ins for the
+# account tools (installing for real would change this machine's users):
+# each records its call, getent answers from the stand-ins' own lists. On
+# a fresh install the broker's user joins feedpush-broker, never feedpush
+# (whose files hold the AMQP password and the bridge's signing key).
+stub="$t/stub"
+mkdir "$stub"
+: >"$stub/calls"
+echo mosquitto >"$stub/passwd"
+: >"$stub/group"
+for cmd in addgroup adduser chgrp chmod systemctl; do
+    cat >"$stub/$cmd" <<EOF
+#!/bin/sh
+echo "$cmd \$*" >>"$stub/calls"
+for last; do :; done
+case "$cmd \$*" in
+addgroup*) echo "\$last" >>"$stub/group" ;;
+"adduser --quiet --system"*) echo "\$last" >>"$stub/passwd" ;;
+esac
+exit 0
+EOF
+done
+cat >"$stub/getent" <<EOF
+#!/bin/sh
+while read -r name; do [ "\$name" = "\$2" ] && exit 0; done <"$stub/\$1"
+exit 2
+EOF
+chmod +x "$stub"/*
+if PATH="$stub" /bin/sh "$t/control/postinst" configure "" >"$t/postinst.log" 2>&1; then
+    ok "postinst configure (fresh install) ran against the stand-ins"
+else
+    sed 's/^/    /' "$t/postinst.log"
+    fail "postinst configure failed"
+fi
+sed 's/^/    /' "$stub/calls"
+for want in "addgroup --quiet --system feedpush" "addgroup --quiet --system feedpush-broker" \
+    "adduser --quiet feedpush feedpush-broker" "adduser --quiet mosquitto feedpush-broker" \
+    "chgrp feedpush /etc/feedpush/bridge.conf" "chmod 0640 /etc/feedpush/bridge.conf"; do
+    if grep -qxF "$want" "$stub/calls"; then ok "postinst: $want"; else fail "postinst did not run: $want"; fi
+done
+if grep -Eq '^adduser .*mosquitto feedpush$' "$stub/calls"; then
+    fail "postinst puts mosquitto in the group feedpush"
+else
+    ok "postinst keeps mosquitto out of the group feedpush"
 fi
 
 if command -v lintian >/dev/null 2>&1; then
