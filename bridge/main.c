@@ -80,7 +80,8 @@ static void main__backoff(int *ms)
 /* The checks a config needs beyond each key's own: node_id an id (as
  * the plugin's: it names queues, Redis keys and the client ids), the host
  * lists, WAIT's reply within the socket timeout, deliver_mode,
- * local_delivery. 0 or -EINVAL (err says why). */
+ * local_delivery, timeout_ms within amqp_heartbeat. 0 or -EINVAL (err
+ * says why). */
 static int main__check(const fb_config *c, char *err, size_t errlen)
 {
     if (!fp_id_valid(c->node_id)) {
@@ -99,6 +100,16 @@ static int main__check(const fb_config *c, char *err, size_t errlen)
     if (c->redis_min_replicas > 0 && c->redis_wait_timeout_ms >= c->timeout_ms) {
         snprintf(err, errlen, "redis_wait_timeout_ms (%lld) must be below timeout_ms (%lld)",
                  (long long)c->redis_wait_timeout_ms, (long long)c->timeout_ms);
+        return -EINVAL;
+    }
+    /* A stage waiting on Redis or the broker makes no RabbitMQ call;
+     * RabbitMQ closes a link that missed two heartbeats, and stage 1 may
+     * wait twice in a row (a store call, then a direct delivery). */
+    if (c->timeout_ms + 1000 > c->amqp.heartbeat * 1000) {
+        snprintf(err, errlen,
+                 "timeout_ms (%lld) + 1 s must not exceed amqp_heartbeat (%lld s): RabbitMQ would "
+                 "close a link that waits that long",
+                 (long long)c->timeout_ms, (long long)c->amqp.heartbeat);
         return -EINVAL;
     }
     if (fp_amqp_options_check(&c->amqp, err, errlen) != 0 ||
