@@ -22,6 +22,8 @@
     const WARN_BEFORE_S = 120;       // pasted tokens: warn this long before exp
     const TICK_MS = 15000;           // relative times, token checks (backup timer)
     const REFUSED_RETRY_MS = 15000;  // broker said "not authorised": retry later
+    const LOAD_RETRY_MIN_MS = 2000;  // a load the server could not answer now: again after this,
+    const LOAD_RETRY_MAX_MS = 30000; // doubling up to this
 
     const encoder = new TextEncoder();
     const decoder = new TextDecoder();
@@ -48,6 +50,7 @@
         renewing : false,
         renewTimer : 0,
         refusedTimer : 0,
+        retryTimers : {},   // name -> timer of a load to try again (loadRetrying)
         refusedRenewAt : 0, // last time a broker refusal made us fetch a dev token
         tickTimer : 0,
     };
@@ -261,6 +264,46 @@
         if (text !== null) notice(text);
     }
 
+    // A failure that passes by itself: the server not reached, or not able
+    // to answer now (a 503 while its Redis or RabbitMQ is away, a proxy's
+    // 502/504).
+    function passing(err)
+    {
+        return err instanceof ApiError &&
+               ((err.status === 0 && err.code === 'network') || err.status === 502 ||
+                err.status === 503 || err.status === 504);
+    }
+
+    // Runs load (feed, ribbon, follows) now and, after a passing failure,
+    // again after LOAD_RETRY_MIN_MS, doubling up to LOAD_RETRY_MAX_MS, until
+    // it succeeds or the session changes: the page must not stay empty
+    // until the next reconnect, which may never come. Each failure is
+    // reported; another call for the same name replaces a pending retry.
+    function loadRetrying(name, load)
+    {
+        const epoch = state.epoch;
+        let delay = LOAD_RETRY_MIN_MS;
+        const attempt = () => {
+            delete state.retryTimers[name];
+            load().catch((err) => {
+                reportNotice(err);
+                if (epoch !== state.epoch || !passing(err) || state.retryTimers[name])
+                    return;
+                state.retryTimers[name] = setTimeout(attempt, delay);
+                delay = Math.min(delay * 2, LOAD_RETRY_MAX_MS);
+            });
+        };
+        clearTimeout(state.retryTimers[name]);
+        attempt();
+    }
+
+    function cancelRetries()
+    {
+        for (const t of Object.values(state.retryTimers))
+            clearTimeout(t);
+        state.retryTimers = {};
+    }
+
     // ---------------------------------------------------------------- connection state
 
     const CONN_STATES = ['connecting', 'live', 'reconnecting', 'offline'];
@@ -354,7 +397,7 @@
                 // Whatever was posted while the subscription was not in place
                 // (before the first connect, or while offline) is in the feed
                 // cache: merge its first page.
-                refreshFirstPage().catch(reportNotice);
+                loadRetrying('feed', refreshFirstPage);
             });
         });
 
@@ -1070,6 +1113,7 @@
     // ---------------------------------------------------------------- sign in / out
 
     function resetData() {
+        cancelRetries();
         clearFeed();
         state.deleted.clear();
         state.nextBefore = undefined;
@@ -1099,11 +1143,9 @@
         renderRibbon();
         renderFollowing();
         connectMqtt();
-        loadFirstPage().catch((err) => {
-            reportNotice(err);
-        });
-        loadRibbon().catch(reportNotice);
-        loadFollows().catch(reportNotice);
+        loadRetrying('feed', refreshFirstPage);
+        loadRetrying('ribbon', loadRibbon);
+        loadRetrying('follows', loadFollows);
         checkToken();
     }
 

@@ -22,9 +22,10 @@
 //   FP_BROKER_CONTROL  "stdio": the harness that runs this script acts on
 //                   the stack on request: the script writes "fp-e2e: broker
 //                   stop" / "fp-e2e: broker start" / "fp-e2e: publish TOPIC
-//                   PAYLOAD" (as a service client, QoS 1, not retained) on
-//                   stdout and waits for a line "done" on stdin. Then three
-//                   more steps run: an older ribbon document does not
+//                   PAYLOAD" (as a service client, QoS 1, not retained),
+//                   "fp-e2e: bridge stop|start", "fp-e2e: redis stop|start"
+//                   on stdout and waits for a line "done" on stdin. Then
+//                   more steps run, among them: an older ribbon document does not
 //                   replace a newer one on the page, no post is lost across
 //                   a broker outage, and the pages renew their dev tokens
 //                   and stay live past the first tokens' expiry (give the
@@ -130,6 +131,8 @@ function brokerRefusal(name, text) {
 // Resource URLs whose 404 a step is waiting for: Chromium logs each as a
 // console error. Only while the step holds the URL here.
 const expected404 = new Set();
+// Pages whose API answers of 503 are expected: Redis is stopped.
+const redisAway = new Set();
 
 function attachErrorHooks(name, page) {
     page.on('pageerror', (err) => {
@@ -145,6 +148,8 @@ function attachErrorHooks(name, page) {
             return;
         }
         if (expected404.has(url) && /status of 404 \(Not Found\)$/.test(msg.text())) return;
+        if (redisAway.has(name) && /\/api\/v1\//.test(url) &&
+            /status of 503 \(Service Unavailable\)$/.test(msg.text())) return;
         pageErrors.push(`${name}: console error: ${msg.text()}${url ? ` [${url}]` : ''}`);
     });
 }
@@ -635,6 +640,48 @@ async function scenario(browser, pages) {
         await waitOr("B's page still shows the post after its delete",
             B.waitForSelector(sel, { state: 'detached', timeout: 10000 }));
         return 'kept after the 404, gone from B after the delete that worked';
+    });
+
+    await step("B's page loads its feed once Redis is back, with no reconnect to trigger it", async () => {
+        if (!brokerControl) return 'skipped: FP_BROKER_CONTROL is not set';
+        let sockets = 0;
+        let failures = 0;
+        const onSocket = () => { sockets += 1; };
+        const onResponse = (r) => {
+            if (r.url().includes('/api/v1/feed') && r.status() === 503) failures += 1;
+        };
+        B.on('websocket', onSocket);
+        B.on('response', onResponse);
+        redisAway.add('B');
+        let t1;
+        try {
+            await harness('redis stop');
+            try {
+                await waitOr('B: the page did not reload', B.reload({ waitUntil: 'domcontentloaded' }));
+                await waitConn('B', B, ['live'], 20000);
+                // The load at sign-in and the one after the SUBACK, then a
+                // retry of the page's own: on the same connection (a
+                // reconnect's SUBACK would load the feed again too).
+                const t0 = Date.now();
+                while (failures < 3 && Date.now() - t0 < 20000) await sleep(50);
+                assert(failures >= 3 && sockets === 1,
+                    `B's page asked for its feed ${failures} time(s) over ${sockets} MQTT connection(s) in 20 s ` +
+                    'while Redis was away (503); expected a retry of its own after the first two, on one connection');
+                assert(await B.locator(tid('post')).count() === 0, "B's page shows posts while Redis is away");
+            } finally {
+                await harness('redis start');
+                t1 = Date.now();
+            }
+            await waitOr("B's page did not load its feed within 20 s of Redis' return",
+                B.waitForSelector(tid('post'), { timeout: 20000 }));
+        } finally {
+            B.off('websocket', onSocket);
+            B.off('response', onResponse);
+            redisAway.delete('B');
+        }
+        assert(sockets === 1, `B's page opened ${sockets} MQTT connection(s) after the reload, expected 1`);
+        await waitConn('B', B, ['live'], 10000);
+        return `${failures} failed load(s) while Redis was away; feed shown ${Date.now() - t1} ms after its return`;
     });
 
     await step('the pages renew their dev tokens and stay live past the first ones\' expiry', async () => {

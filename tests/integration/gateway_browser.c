@@ -62,7 +62,8 @@ static int browser__publish(const char *topic, const char *payload)
 
 /* Does what the script asked for on one of its stdout lines ("fp-e2e:
  * broker stop|start", "fp-e2e: bridge stop|start" (SIGSTOP, SIGCONT: the
- * bridge falls behind), "fp-e2e: publish TOPIC PAYLOAD"); returns the
+ * bridge falls behind), "fp-e2e: redis stop|start" (SIGSTOP, SIGCONT: the
+ * gateway answers 503), "fp-e2e: publish TOPIC PAYLOAD"); returns the
  * answer for its stdin. */
 static const char *browser__command(const char *line)
 {
@@ -80,6 +81,10 @@ static const char *browser__command(const char *line)
     if (strcmp(line, "fp-e2e: bridge start") == 0)
         return env.b.node[0].bridge > 0 && kill(env.b.node[0].bridge, SIGCONT) == 0 ? "done\n"
                                                                                     : "failed\n";
+    if (strcmp(line, "fp-e2e: redis stop") == 0)
+        return kill((pid_t)env.b.p.redis.pid, SIGSTOP) == 0 ? "done\n" : "failed\n";
+    if (strcmp(line, "fp-e2e: redis start") == 0)
+        return kill((pid_t)env.b.p.redis.pid, SIGCONT) == 0 ? "done\n" : "failed\n";
     if (strncmp(line, publish, sizeof(publish) - 1) == 0) {
         line += sizeof(publish) - 1;
         sp = strchr(line, ' ');
