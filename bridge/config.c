@@ -59,7 +59,8 @@ static const fp_conf_opt config__table[] = {
     {"token_ttl", FP_CONF_INT, offsetof(fb_config, token_ttl), "3600", 60, 86400, false,
      "lifetime of the bridge's own token, seconds (renewed at 80%)"},
     {"timeout_ms", FP_CONF_INT, offsetof(fb_config, timeout_ms), "5000", 100, 60000, false,
-     "network timeout for RabbitMQ, Redis and MQTT operations (+ 1 s at most amqp_heartbeat)"},
+     "network timeout for RabbitMQ, Redis and MQTT operations (2 x + 3 s at most "
+     "amqp_heartbeat)"},
     {"log_level", FP_CONF_STRING, offsetof(fb_config, log_level), "info", 0, 0, false,
      "debug, info, warn or error"},
 };

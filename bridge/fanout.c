@@ -171,7 +171,7 @@ static bool fanout__direct(fb_bridge *b, const char *payload, const fp_node_targ
          * behind what follows through the queue (a post's delete). A
          * live link connects again either way. */
         dropped = fb_mqtt_discard(b->direct.mqtt);
-        if (dropped < 0)
+        if (dropped < 0 && dropped != -EAGAIN)
             fp_warn("%s; the direct link may send its unacknowledged deliveries again",
                     fb_mqtt_errstr(b->direct.mqtt));
         if (dropped <= 0 && up)

@@ -102,13 +102,16 @@ static int main__check(const fb_config *c, char *err, size_t errlen)
                  (long long)c->redis_wait_timeout_ms, (long long)c->timeout_ms);
         return -EINVAL;
     }
-    /* A stage waiting on Redis or the broker makes no RabbitMQ call;
-     * RabbitMQ closes a link that missed two heartbeats, and stage 1 may
-     * wait twice in a row (a store call, then a direct delivery). */
-    if (c->timeout_ms + 1000 > c->amqp.heartbeat * 1000) {
+    /* A stage waiting on Redis or the broker makes no RabbitMQ call, and
+     * RabbitMQ closes a link that missed two heartbeats. Stage 1's longest
+     * wait for one event: a store call (timeout_ms), a direct delivery's
+     * publish waiting for a reconnect and its flush (timeout_ms + 1 s
+     * each), then dropping that link's client (fb_mqtt_discard, 3 s at
+     * most): 3 timeout_ms + 5 s, within two heartbeats when this holds. */
+    if (2 * c->timeout_ms + 3000 > c->amqp.heartbeat * 1000) {
         snprintf(err, errlen,
-                 "timeout_ms (%lld) + 1 s must not exceed amqp_heartbeat (%lld s): RabbitMQ would "
-                 "close a link that waits that long",
+                 "2 x timeout_ms (%lld) + 3 s must not exceed amqp_heartbeat (%lld s): RabbitMQ "
+                 "would close a link that waits that long",
                  (long long)c->timeout_ms, (long long)c->amqp.heartbeat);
         return -EINVAL;
     }

@@ -39,8 +39,9 @@
 /* After a failed token renewal, or a renewal the network thread has not
  * taken up, the next attempt waits this long. */
 #define MQTT__RENEW_RETRY_S 10
-/* How long fb_mqtt_free() lets the network thread end by itself: above
- * the longest reconnect delay, which it may be sleeping out. */
+/* How long fb_mqtt_free() and fb_mqtt_discard() let the network thread
+ * end by itself: above the longest reconnect delay, which it may be
+ * sleeping out. */
 #define MQTT__JOIN_MS 3000
 /* MQTT 5 reason codes from 128 on are failures; below, successes. */
 #define MQTT__RC_FAILURE 128
@@ -57,7 +58,8 @@ struct fb_mqtt {
     mosquitto_property *expiry; /* of every non-retained publish; NULL: none */
     pthread_t thread;           /* mqtt__thread, once started */
     bool thread_started;
-    atomic_bool closing; /* fb_mqtt_free() began: the network thread ends */
+    bool start_failed;   /* mqtt__restart's failure logged */
+    atomic_bool closing; /* fb_mqtt_free() or fb_mqtt_discard() began: the network thread ends */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     time_t token_exp;      /* of the token the next CONNECT offers */
@@ -97,8 +99,16 @@ static void mqtt__on_connect(struct mosquitto *mosq, void *obj, int rc, int flag
     unsigned long losses;
     uint32_t max_packet = 0;
 
-    (void)mosq;
     (void)flags;
+    if (atomic_load(&m->closing)) {
+        /* A reconnect that crossed mqtt__stop's disconnect (it found no
+         * socket to close): this DISCONNECT goes out ahead of the
+         * unacknowledged publishes libmosquitto resends after this
+         * callback, and the socket closes with it, before they are
+         * written (fb_mqtt_discard must not let them out). */
+        mosquitto_disconnect(mosq);
+        return;
+    }
     if (rc == 0)
         mosquitto_property_read_int32(props, MQTT_PROP_MAXIMUM_PACKET_SIZE, &max_packet, false);
     pthread_mutex_lock(&m->lock);
@@ -421,10 +431,7 @@ static void *mqtt__thread(void *arg)
         if (atomic_load(&m->closing))
             break;
         fp_debug("mqtt: the network loop ended; connecting to %s:%d again", m->host, m->cfg.port);
-        /* Not mosquitto_reconnect_async: that needs a first connect_async
-         * that got as far as taking the host (mqtt__start). A failure is
-         * retried by the loop. */
-        mosquitto_connect_async(m->m, m->host, m->cfg.port, MQTT__KEEPALIVE_S);
+        mosquitto_reconnect_async(m->m); /* a failure is retried by the loop */
     }
     return NULL;
 }
@@ -447,7 +454,8 @@ static const char *mqtt__no_link_reason(const fb_mqtt *m, int first)
  * name does not resolve yet (a failed first attempt, MOSQ_ERR_EAI or the
  * like, is retried by the loop as any later one; only bad arguments are
  * final). Returns 0, with what mosquitto_connect_async returned in
- * *first; or -EINVAL/-ENOMEM/-EIO with errstr set.
+ * *first; or -EINVAL/-ENOMEM, or -EAGAIN (no thread), with errstr set:
+ * fb_mqtt_maintain() tries again (mqtt__restart).
  */
 static int mqtt__start(fb_mqtt *m, int *first)
 {
@@ -459,7 +467,7 @@ static int mqtt__start(fb_mqtt *m, int *first)
     atomic_store(&m->closing, false);
     if (pthread_create(&m->thread, NULL, mqtt__thread, m) != 0) {
         snprintf(m->errstr, sizeof(m->errstr), "mqtt: cannot start the network thread");
-        return -EIO;
+        return -EAGAIN;
     }
     m->thread_started = true;
     return 0;
@@ -758,10 +766,33 @@ int fb_mqtt_flush(fb_mqtt *m, fb_mqtt_batch *batch)
     return rc;
 }
 
+/* A link whose network thread is not running (its start failed in
+ * fb_mqtt_open or fb_mqtt_discard): starts it again; a failure is logged
+ * once until a start succeeds. */
+static void mqtt__restart(fb_mqtt *m)
+{
+    int first;
+
+    if (mqtt__start(m, &first) == 0) {
+        if (m->start_failed)
+            fp_info("mqtt: %s: the network thread runs again; connecting", m->client_id);
+        m->start_failed = false;
+        return;
+    }
+    if (!m->start_failed)
+        fp_error("%s; trying again", m->errstr);
+    m->start_failed = true;
+}
+
 void fb_mqtt_maintain(fb_mqtt *m)
 {
     time_t now = time(NULL);
     bool due;
+
+    if (!m->thread_started) {
+        mqtt__restart(m);
+        return;
+    }
 
     /* Renew at 80% of the lifetime: well before the plugin's expiry kick.
      * A request still pending after MQTT__RENEW_RETRY_S is made again: its
@@ -816,8 +847,9 @@ int fb_mqtt_discard(fb_mqtt *m)
             m->client_id);
     rc = mqtt__start(m, &first);
     if (rc != 0) {
-        fp_error("%s; the link stays down", m->errstr);
-        return rc;
+        fp_error("%s; the link is started again from fb_mqtt_maintain", m->errstr);
+        m->start_failed = true;
+        return -EAGAIN;
     }
     return 1;
 }

@@ -90,8 +90,10 @@ void fb_mqtt_begin(fb_mqtt *m);
  * became of the batch's publishes, also when -EIO; the next batch starts
  * after this call either way. */
 int fb_mqtt_flush(fb_mqtt *m, fb_mqtt_batch *batch);
-/* Reconnects with a fresh token when the current one is near its end.
- * Call regularly from the main loop. */
+/* Reconnects with a fresh token when the current one is near its end,
+ * and starts the network thread again when it could not be started
+ * (fb_mqtt_open, fb_mqtt_discard: -EAGAIN). Call regularly, from the
+ * thread that publishes on the link. */
 void fb_mqtt_maintain(fb_mqtt *m);
 /* Drops the connection, if up, and connects again at once (with a fresh
  * token): for a link whose broker stopped acknowledging. The link counts
@@ -108,10 +110,12 @@ void fb_mqtt_relink(fb_mqtt *m);
  * what follows it there (a post's create after its delete). Copies
  * already written to the socket (a stalled broker reads them when it
  * resumes) still reach the broker. Call it from the thread that
- * publishes; it waits for the network thread to end (3 s at most).
- * Returns 1 (a new client), 0 (nothing to drop: nothing done), or
- * -ENOMEM/-EINVAL/-EIO (errstr says why): with no new client, the old
- * one is kept; with no network thread, the link stays down. */
+ * publishes; it waits for the network thread to end (up to the 2 s
+ * reconnect delay the thread may be sleeping out, 3 s at most).
+ * Returns 1 (a new client), 0 (nothing to drop: nothing done),
+ * -ENOMEM/-EINVAL (no new client: the old one is kept, with its copies),
+ * or -EAGAIN (the new client's network thread did not start: the link
+ * stays down until fb_mqtt_maintain() starts it); errstr says why. */
 int fb_mqtt_discard(fb_mqtt *m);
 bool fb_mqtt_connected(fb_mqtt *m);
 /* Connections the broker accepted since start (the first one included). */

@@ -66,14 +66,11 @@ fi
 
 # What postinst does to users and groups, run against stand-ins for the
 # account tools (installing for real would change this machine's users):
-# each records its call, getent answers from the stand-ins' own lists. On
-# a fresh install the broker's user joins feedpush-broker, never feedpush
-# (whose files hold the AMQP password and the bridge's signing key).
+# each records its call, getent answers from the stand-ins' own lists. The
+# broker's user joins feedpush-broker, never feedpush (whose files hold
+# the AMQP password and the bridge's signing key).
 stub="$t/stub"
 mkdir "$stub"
-: >"$stub/calls"
-echo mosquitto >"$stub/passwd"
-: >"$stub/group"
 for cmd in addgroup adduser chgrp chmod systemctl; do
     cat >"$stub/$cmd" <<EOF
 #!/bin/sh
@@ -92,23 +89,62 @@ while read -r name; do [ "\$name" = "\$2" ] && exit 0; done <"$stub/\$1"
 exit 2
 EOF
 chmod +x "$stub"/*
-if PATH="$stub" /bin/sh "$t/control/postinst" configure "" >"$t/postinst.log" 2>&1; then
-    ok "postinst configure (fresh install) ran against the stand-ins"
-else
-    sed 's/^/    /' "$t/postinst.log"
-    fail "postinst configure failed"
-fi
-sed 's/^/    /' "$stub/calls"
-for want in "addgroup --quiet --system feedpush" "addgroup --quiet --system feedpush-broker" \
-    "adduser --quiet feedpush feedpush-broker" "adduser --quiet mosquitto feedpush-broker" \
-    "chgrp feedpush /etc/feedpush/bridge.conf" "chmod 0640 /etc/feedpush/bridge.conf"; do
-    if grep -qxF "$want" "$stub/calls"; then ok "postinst: $want"; else fail "postinst did not run: $want"; fi
-done
-if grep -Eq '^adduser .*mosquitto feedpush$' "$stub/calls"; then
-    fail "postinst puts mosquitto in the group feedpush"
-else
-    ok "postinst keeps mosquitto out of the group feedpush"
-fi
+
+# run_postinst CASE USERS GROUPS ARGS...: postinst ARGS with those users
+# and groups existing; its calls land in $stub/calls.
+run_postinst() {
+    local case=$1
+    printf '%s\n' $2 >"$stub/passwd"
+    printf '%s\n' $3 >"$stub/group"
+    : >"$stub/calls"
+    shift 3
+    if PATH="$stub" /bin/sh "$t/control/postinst" "$@" >"$t/postinst.log" 2>&1; then
+        ok "postinst $* ($case) ran against the stand-ins"
+    else
+        sed 's/^/    /' "$t/postinst.log"
+        fail "postinst $* ($case) failed"
+    fi
+    sed 's/^/    /' "$stub/calls"
+}
+called() { grep -qxF "$1" "$stub/calls"; }
+expect_calls() {
+    local case=$1 want
+    shift
+    for want; do
+        if called "$want"; then ok "postinst ($case): $want"; else fail "postinst ($case) did not run: $want"; fi
+    done
+}
+expect_no_calls() {
+    local case=$1 pattern
+    shift
+    for pattern; do
+        if grep -Eq "$pattern" "$stub/calls"; then
+            fail "postinst ($case) ran what it must not: $(grep -E "$pattern" "$stub/calls" | head -n 1)"
+        else
+            ok "postinst ($case) ran nothing like /$pattern/"
+        fi
+    done
+}
+
+run_postinst "fresh install" "mosquitto" "" configure ""
+expect_calls "fresh install" "addgroup --quiet --system feedpush" \
+    "addgroup --quiet --system feedpush-broker" "adduser --quiet feedpush feedpush-broker" \
+    "adduser --quiet mosquitto feedpush-broker" "chgrp feedpush /etc/feedpush/bridge.conf" \
+    "chmod 0640 /etc/feedpush/bridge.conf"
+expect_no_calls "fresh install" '^adduser .*mosquitto feedpush$'
+
+# An upgrade from a build that had no feedpush-broker: the group comes,
+# both users join it; the configs' modes, an operator's choice by now,
+# stay as they are.
+run_postinst "upgrade" "feedpush mosquitto" "feedpush" configure 0.1.0
+expect_calls "upgrade" "addgroup --quiet --system feedpush-broker" \
+    "adduser --quiet feedpush feedpush-broker" "adduser --quiet mosquitto feedpush-broker"
+expect_no_calls "upgrade" '^addgroup .*feedpush$' '^adduser --quiet --system' '^chgrp ' '^chmod ' \
+    '^adduser .*mosquitto feedpush$'
+
+# No broker on this host (its package removed): no mosquitto user to add.
+run_postinst "no mosquitto user" "" "" configure ""
+expect_no_calls "no mosquitto user" '^adduser .*mosquitto'
 
 if command -v lintian >/dev/null 2>&1; then
     rc=0
