@@ -104,10 +104,13 @@ static int main__check(const fb_config *c, char *err, size_t errlen)
     }
     /* A stage waiting on Redis or the broker makes no RabbitMQ call, and
      * RabbitMQ closes a link that missed two heartbeats. Stage 1's longest
-     * wait for one event: a store call (timeout_ms), a direct delivery's
-     * publish waiting for a reconnect and its flush (timeout_ms + 1 s
-     * each), then dropping that link's client (fb_mqtt_discard, 3 s at
-     * most): 3 timeout_ms + 5 s, within two heartbeats when this holds. */
+     * wait in one attempt at an event of one batch of recipients: a store
+     * call (timeout_ms), a direct delivery's publish waiting for a
+     * reconnect and its flush (timeout_ms + 1 s each), then dropping that
+     * link's client (fb_mqtt_discard, 3 s at most): 3 timeout_ms + 5 s,
+     * within two heartbeats when this holds. Bigger deliveries (a flush
+     * per batch) and a Redis that stays down take longer: the link is
+     * then connected again and the event comes again. */
     if (2 * c->timeout_ms + 3000 > c->amqp.heartbeat * 1000) {
         snprintf(err, errlen,
                  "2 x timeout_ms (%lld) + 3 s must not exceed amqp_heartbeat (%lld s): RabbitMQ "

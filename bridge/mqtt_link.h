@@ -41,8 +41,9 @@ typedef struct fb_mqtt fb_mqtt;
 
 /* Loads the key, starts the network thread and connects. Returns 0;
  * -EIO when the link is not up within timeout_ms (it keeps trying: a
- * broker not up yet, a host name that does not resolve yet); or -EINVAL /
- * -ENOMEM, final. fb_mqtt_errstr() says why; *out is set when memory
+ * broker not up yet, a host name that does not resolve yet); -EAGAIN
+ * when the network thread did not start (fb_mqtt_maintain() starts it);
+ * or -EINVAL / -ENOMEM, final. fb_mqtt_errstr() says why; *out is set when memory
  * allows. The link reconnects by itself after a drop, a DISCONNECT from
  * the broker or a refused CONNECT. */
 int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c);

@@ -277,17 +277,27 @@
     // Runs load (feed, ribbon, follows) now and, after a passing failure,
     // again after LOAD_RETRY_MIN_MS, doubling up to LOAD_RETRY_MAX_MS, until
     // it succeeds or the session changes: the page must not stay empty
-    // until the next reconnect, which may never come. Each failure is
-    // reported; another call for the same name replaces a pending retry.
+    // until the next reconnect, which may never come. A chain's first
+    // failure is reported (the notice would repeat otherwise); another
+    // call for the same name replaces the chain, whose attempt in flight
+    // then schedules nothing.
+    const retryChains = {}; // name -> the current chain's number
     function loadRetrying(name, load)
     {
         const epoch = state.epoch;
+        const chain = (retryChains[name] || 0) + 1;
         let delay = LOAD_RETRY_MIN_MS;
+        let reported = false;
+        retryChains[name] = chain;
         const attempt = () => {
             delete state.retryTimers[name];
             load().catch((err) => {
-                reportNotice(err);
-                if (epoch !== state.epoch || !passing(err) || state.retryTimers[name])
+                if (epoch !== state.epoch || retryChains[name] !== chain)
+                    return;
+                if (!reported)
+                    reportNotice(err);
+                reported = true;
+                if (!passing(err))
                     return;
                 state.retryTimers[name] = setTimeout(attempt, delay);
                 delay = Math.min(delay * 2, LOAD_RETRY_MAX_MS);
@@ -790,6 +800,7 @@
         if (state.cursor && !(await catchUp())) {
             clearFeed();
             state.nextBefore = undefined;
+            state.feedLoaded = false; // a retry after a failure here starts over too
             await loadFirstPage();
             return;
         }
@@ -1059,10 +1070,33 @@
         show($('following-empty'), state.following.length === 0);
     }
 
+    // Follows and unfollows the server confirmed lately: a list read
+    // meanwhile (a retried load) may not have them yet, as the bridges
+    // apply them a moment after the answer; they are applied over it.
+    const FOLLOW_EDITS_MS = 30000;
+    let followEdits = []; // {at, id, add}
+
+    function noteFollowEdit(id, add)
+    {
+        const now = Date.now();
+        followEdits = followEdits.filter((e) => now - e.at < FOLLOW_EDITS_MS && e.id !== id);
+        followEdits.push({at : now, id, add});
+    }
+
     async function loadFollows() {
         const data = await api('GET', '/follows');
         if (data && Array.isArray(data.following)) {
-            state.following = data.following.filter((id) => typeof id === 'string').sort();
+            const list = new Set(data.following.filter((id) => typeof id === 'string'));
+            const now = Date.now();
+            for (const e of followEdits) {
+                if (now - e.at >= FOLLOW_EDITS_MS)
+                    continue;
+                if (e.add)
+                    list.add(e.id);
+                else
+                    list.delete(e.id);
+            }
+            state.following = Array.from(list).sort();
             renderFollowing();
         }
     }
@@ -1085,6 +1119,7 @@
         button.disabled = true;
         try {
             await api('PUT', '/follows/' + encodeURIComponent(id));
+            noteFollowEdit(id, true);
             input.value = '';
             if (!state.following.includes(id)) {
                 state.following.push(id);
@@ -1102,6 +1137,7 @@
         button.disabled = true;
         try {
             await api('DELETE', '/follows/' + encodeURIComponent(id));
+            noteFollowEdit(id, false);
             state.following = state.following.filter((x) => x !== id);
             renderFollowing();
         } catch (err) {
@@ -1114,6 +1150,7 @@
 
     function resetData() {
         cancelRetries();
+        followEdits = [];
         clearFeed();
         state.deleted.clear();
         state.nextBefore = undefined;
