@@ -42,7 +42,7 @@ static const fp_conf_opt config__table[] = {
     {"revocation_ttl", FP_CONF_INT, offsetof(fb_config, revocation_ttl), "0", 0, 315360000, false,
      "seconds revoked:<uid> outlives its cut-off (0: for ever); needs require_iat and a "
      "max_lifetime at most this on every broker and gateway"},
-    {"ribbon_length", FP_CONF_INT, offsetof(fb_config, ribbon_length), "50", 1, 10000, false,
+    {"ribbon_length", FP_CONF_INT, offsetof(fb_config, ribbon_length), "50", 1, 500, false,
      "entries kept in the ribbon"},
     {"mqtt_host", FP_CONF_STRING, offsetof(fb_config, mqtt_host), "127.0.0.1", 0, 0, false,
      "the local mosquitto"},

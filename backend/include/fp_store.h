@@ -50,7 +50,7 @@
 #define FP_STORE_RIBBON_LENGTH_DEFAULT 50
 #define FP_STORE_TIMEOUT_MS_DEFAULT 5000
 #define FP_STORE_FEED_LENGTH_MAX 1000000
-#define FP_STORE_RIBBON_LENGTH_MAX 10000
+#define FP_STORE_RIBBON_LENGTH_MAX 500
 #define FP_STORE_PREFIX_MAX FP_KEY_PREFIX_MAX /* bytes */
 #define FP_STORE_MARKER_TTL_S (7 * 86400) /* lifetime of fanout:<id> */
 #define FP_STORE_PULL_THRESHOLD_DEFAULT 10000 /* followers; docs/bridge.md "Big fan-outs" */

@@ -29,7 +29,7 @@ local function live_nodes(prefix, author)
             out[#out + 1] = {node, redis.call('SCARD', online) + redis.call('SCARD', sessions), here}
         else
             redis.call('SREM', nodes_key, node)
-            redis.call('DEL', online, sessions)
+            redis.call('UNLINK', online, sessions)
         end
     end
     return out
