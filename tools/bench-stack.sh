@@ -17,14 +17,23 @@
 
 val() { sed -n "s/^$2=//p" "$SRV/$1.env"; }
 
+# The EXIT trap: a server that stops with an error (fp-server shows a
+# sanitizer report and exits 3) or processes left behind fail the run,
+# whatever its own status was.
 bench_stack_finish() {
-    "$SERVER" stop-all "$SRV" >/dev/null 2>&1 || ok=0
-    if [ "$KEEP" = 1 ] || [ "$ok" != 1 ]; then
-        "$SERVER" root-drop "$ROOT" --keep || true
-        echo "$BENCH_NAME: logs kept in $ROOT" >&2
-    else
-        "$SERVER" root-drop "$ROOT" || echo "$BENCH_NAME: processes were left behind" >&2
+    local rc=$?
+    if ! "$SERVER" stop-all "$SRV" >/dev/null; then
+        echo "$BENCH_NAME: a server stopped with an error (above)" >&2
+        ok=0 rc=1
     fi
+    if [ "$KEEP" = 1 ] || [ "$ok" != 1 ]; then
+        "$SERVER" root-drop "$ROOT" --keep || rc=1
+        echo "$BENCH_NAME: logs kept in $ROOT" >&2
+    elif ! "$SERVER" root-drop "$ROOT"; then
+        echo "$BENCH_NAME: processes were left behind" >&2
+        rc=1
+    fi
+    exit $rc
 }
 
 bench_stack_up() {

@@ -24,7 +24,9 @@ set -euo pipefail
 . "$(dirname "$0")/ft_check.sh"
 
 t=$(ft_tmp tls)
-trap '"$FP_HARNESS" stop-all "$t" >/dev/null 2>&1 || true' EXIT
+# A server that stops with a sanitizer report (fp-server: exit 3) fails
+# the test, whatever the checks said.
+trap 'rc=$?; "$FP_HARNESS" stop-all "$t" >/dev/null || { echo "FAIL a server stopped with an error (above)"; rc=1; }; exit $rc' EXIT
 src=$FP_SOURCE_DIR
 
 "$src/tools/mkcerts" "$t/pki" DNS:localhost >/dev/null || die "tools/mkcerts failed"
@@ -169,7 +171,7 @@ amqps_refused() {
     else
         ok "$name refused: $(grep -F "$want" "$d/gateway/gateway.log" | head -1 | cut -c1-160)"
     fi
-    "$FP_HARNESS" stop-all "$d" >/dev/null 2>&1 || true
+    "$FP_HARNESS" stop-all "$d" >/dev/null || fail "$name: a server stopped with an error (above)"
 }
 amqps_refused "amqps trusting another CA" "$t/g-other" "$hp2" "peer cert verification failed" \
     FEEDPUSH_AMQP_TLS_CA="$other"
