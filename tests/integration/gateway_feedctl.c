@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -85,7 +86,8 @@ static void test_terminal_walkthrough(void **state)
     char *tok = ft_gateway_token(&env, "cb"), id[80] = "";
     ft_mqtt m = {0};
     ft_run_result r;
-    int i;
+    int i, json_status;
+    bool json_down;
 
     (void)state;
     /* B listens like mosquitto_sub -t feed/cb. */
@@ -145,6 +147,22 @@ static void test_terminal_walkthrough(void **state)
     feedctl(&r, "stats", NULL);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "n1"));
+    feedctl(&r, "--json", "stats", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "\"bridges_up\":true"));
+
+    /* Redis away: the gateway answers 200 with bridges_up false, and
+     * stats exits 1 in both forms (monitoring reads --json). */
+    kill((pid_t)env.b.p.redis.pid, SIGSTOP);
+    feedctl(&r, "--json", "stats", NULL);
+    json_status = r.status;
+    json_down = strstr(r.out, "\"bridges_up\":false") != NULL;
+    feedctl(&r, "stats", NULL);
+    kill((pid_t)env.b.p.redis.pid, SIGCONT);
+    assert_true(json_down);
+    assert_int_equal(json_status, 1);
+    assert_int_equal(r.status, 1);
+    assert_non_null(strstr(r.err, "is Redis up?"));
     ft_mqtt_close(&m);
 }
 
@@ -169,6 +187,23 @@ static void test_refusals(void **state)
     feedctl(&r, "--help", NULL);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "ribbon"));
+
+    /* token: --ttl and --iat are whole numbers of seconds in range. */
+    feedctl(&r, "token", "ca", "--key", key, "--ttl", "1h", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--ttl takes a whole number of seconds"));
+    feedctl(&r, "token", "ca", "--key", key, "--ttl", "0", NULL);
+    assert_int_equal(r.status, 2);
+    feedctl(&r, "token", "ca", "--key", key, "--ttl", "99999999999999999999", NULL);
+    assert_int_equal(r.status, 2);
+    feedctl(&r, "token", "ca", "--key", key, "--iat", "yesterday", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--iat takes a whole number of seconds"));
+    feedctl(&r, "token", "ca", "--key", key, "--ttl", "60", "--iat", "1796000000", NULL);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(
+        strspn(r.out, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."),
+        strlen(r.out) - 1);
 }
 
 static void test_unreachable(void **state)

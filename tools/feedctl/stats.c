@@ -143,10 +143,18 @@ int fc_cmd_stats(fc_ctx *x, int argc, char **argv)
     rc = fc_request(x, "GET", "/api/v1/stats", NULL, NULL, &r);
     if (rc == 0)
         rc = fc_reply_error(&r);
-    if (rc == 0 && x->json)
+    if (rc == 0 && x->json) {
         printf("%s\n", r.body);
-    else if (rc == 0)
+        /* The same exit status as the table: 1 when the counters could
+         * not be read. */
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.json, "bridges_up"))) {
+            fprintf(stderr,
+                    "feedctl: the gateway could not read the bridges' counters (is Redis up?)\n");
+            rc = FC_FAIL;
+        }
+    } else if (rc == 0) {
         rc = stats__print(r.json);
+    }
     fc_reply_free(&r);
     return rc;
 }

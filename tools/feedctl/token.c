@@ -37,9 +37,34 @@ typedef struct {
     fp_jwt_mint_claims claims;
 } token_args;
 
+/* The longest --ttl: ten years. */
+#define TOKEN_TTL_MAX_S (10LL * 366 * 86400)
+/* The latest --iat: the year 9999, as far as the JWT times go here. */
+#define TOKEN_IAT_MAX 253402300799LL
+
+/* Reads a whole decimal number from 1 to max (an option's value, named
+ * by opt) into *out. Returns 0, or 2 (a usage error, said). */
+static int token__number(const char *opt, const char *text, long long max, long long *out)
+{
+    char *end = NULL;
+    long long v;
+
+    errno = 0;
+    v = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || v < 1 || v > max) {
+        fprintf(stderr, "feedctl: %s takes a whole number of seconds from 1 to %lld, not \"%s\"\n",
+                opt, max, text);
+        return 2;
+    }
+    *out = v;
+    return 0;
+}
+
 /* Handles one option of `token`. Returns 0, or 2 for a usage error. */
 static int token__option(int c, token_args *a)
 {
+    long long v;
+
     switch (c) {
     case 'k':
         a->key_file = optarg;
@@ -51,8 +76,7 @@ static int token__option(int c, token_args *a)
         }
         break;
     case 't':
-        a->ttl = atoll(optarg);
-        break;
+        return token__number("--ttl", optarg, TOKEN_TTL_MAX_S, &a->ttl);
     case 'r':
         if (strcmp(optarg, "user") != 0 && strcmp(optarg, "service") != 0) {
             fprintf(stderr, "feedctl: --role must be user or service\n");
@@ -67,7 +91,9 @@ static int token__option(int c, token_args *a)
         a->claims.aud = optarg;
         break;
     case 'I':
-        a->claims.iat = atoll(optarg);
+        if (token__number("--iat", optarg, TOKEN_IAT_MAX, &v) != 0)
+            return 2;
+        a->claims.iat = v;
         break;
     case 'h':
         token__usage(stdout);
