@@ -83,7 +83,7 @@ static bool mqtt_got(ft_mqtt *m, const char *needle)
 static void test_terminal_walkthrough(void **state)
 {
     const char *key = env.b.p.secret_path;
-    char *tok = ft_gateway_token(&env, "cb"), id[80] = "";
+    char *tok = ft_gateway_token(&env, "cb"), id[80] = "", keyed[80] = "";
     ft_mqtt m = {0};
     ft_run_result r;
     int i, json_status;
@@ -117,6 +117,23 @@ static void test_terminal_walkthrough(void **state)
     assert_non_null(strstr(r.out, id));
     assert_non_null(strstr(r.out, "hello from the terminal"));
     assert_non_null(strstr(r.out, "ca"));
+
+    /* --idempotency-key: the same command again names the same post
+     * (its id derived from author, key and text); another text, another. */
+    feedctl(&r, "--key", key, "--as", "ca", "post", "--idempotency-key", "run-42", "keyed", NULL);
+    assert_int_equal(r.status, 0);
+    sscanf(r.out, "%79s", keyed);
+    assert_true(fp_id_valid(keyed));
+    assert_string_not_equal(keyed, id);
+    feedctl(&r, "--key", key, "--as", "ca", "post", "--idempotency-key", "run-42", "keyed", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, keyed));
+    feedctl(&r, "--key", key, "--as", "ca", "post", "--idempotency-key", "run-42", "keyed 2", NULL);
+    assert_int_equal(r.status, 0);
+    assert_null(strstr(r.out, keyed));
+    feedctl(&r, "--key", key, "--as", "ca", "post", "--idempotency-key", "bad key", "x", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--idempotency-key"));
 
     feedctl(&r, "--key", key, "--as", "ca", "ribbon", "push", "--text", "new here", NULL);
     assert_int_equal(r.status, 0);

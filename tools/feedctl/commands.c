@@ -109,22 +109,44 @@ static int cmd__send(fc_ctx *x, const char *method, const char *path, const cJSO
     return rc;
 }
 
-/* `post TEXT`: POST /api/v1/posts {"text"}; prints the new post's id. */
+/* Option handler of `post`: --idempotency-key KEY, an id
+ * ([A-Za-z0-9_-], 1-64). */
+static int post__option(int code, const char *arg, void *arg_ctx)
+{
+    (void)code;
+    *(const char **)arg_ctx = arg;
+    return fc_check_id("--idempotency-key", arg);
+}
+
+/* `post [--idempotency-key KEY] TEXT`: POST /api/v1/posts
+ * {"text"[,"key"]}; prints the new post's id. With a key, the same
+ * command run again (after a failure whose outcome is unknown: a 503, a
+ * timeout) names the same post, and the bridges apply it once. */
 int fc_cmd_post(fc_ctx *x, int argc, char **argv)
 {
+    static const struct option opts[] = {
+        {"idempotency-key", required_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *key = NULL;
     cJSON *body = NULL;
     const cJSON *id;
     fc_reply r = {0};
-    int rc = cmd__parse_n(x, argc, argv, 1);
+    int rc = fc_parse(x, argc, argv, opts, post__option, &key);
 
     if (rc != 0)
         return rc;
+    if (argc - optind != 1) {
+        fprintf(stderr, "feedctl: post takes 1 argument, not %d\n", argc - optind);
+        return FC_USAGE;
+    }
     if (argv[optind][0] == '\0') {
         fprintf(stderr, "feedctl: TEXT must not be empty\n");
         return FC_USAGE;
     }
     body = cJSON_CreateObject();
-    if (body == NULL || cJSON_AddStringToObject(body, "text", argv[optind]) == NULL) {
+    if (body == NULL || cJSON_AddStringToObject(body, "text", argv[optind]) == NULL ||
+        (key != NULL && cJSON_AddStringToObject(body, "key", key) == NULL)) {
         fprintf(stderr, "feedctl: out of memory\n");
         rc = FC_FAIL;
         goto done;

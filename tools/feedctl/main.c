@@ -35,9 +35,12 @@ typedef struct {
 } main_command;
 
 static const main_command main__commands[] = {
-    {"post", "post TEXT", "publish a post; prints its id",
+    {"post", "post [--idempotency-key KEY] TEXT", "publish a post; prints its id",
      "Publishes TEXT (1-8192 bytes of UTF-8) as a post of the acting user\n"
-     "(POST /api/v1/posts) and prints the new post's id.\n",
+     "(POST /api/v1/posts) and prints the new post's id.\n"
+     "  --idempotency-key KEY  ([A-Za-z0-9_-], 1-64) the API's \"key\": run again\n"
+     "                         with the same key and TEXT (after a 503 or a\n"
+     "                         timeout), it names the same post, applied once\n",
      fc_cmd_post},
     {"delete", "delete POST_ID", "delete one of your posts",
      "Deletes one of the acting user's posts (DELETE /api/v1/posts/POST_ID).\n", fc_cmd_delete},
