@@ -23,6 +23,7 @@
 #define FP_KEY_FEED "feed:"                 /* sorted set: post ids by sequence number */
 #define FP_KEY_FANOUT "fanout:"             /* "<seq> <mode> <phase>", "deleted" tombstone */
 #define FP_KEY_GONE "gone:"                 /* a deleted post's seq, beside its tombstone */
+#define FP_KEY_FANOUT_TOP "fanout_top:"     /* the highest seq a big post's slices wrote it under */
 #define FP_KEY_SEQ "post_seq"               /* counter: a post's sequence number */
 #define FP_KEY_POSTS "posts:"               /* sorted set: a pull author's posts by seq */
 #define FP_KEY_PULL "pull_authors"          /* set of authors whose posts are pulled */

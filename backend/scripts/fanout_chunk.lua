@@ -10,8 +10,9 @@
 --   cursor: an SSCAN cursor of followers:<author> ("0" to start): the
 --       slice is what SSCAN ... COUNT count returns; '' when the slice is
 --       given (explicit recipients) and last = "1" on the final one.
--- Keys (built from the prefix): fanout:<id>, post_seq, followers:<author>,
--- feed:<uid> of the slice, online:<n> and sessions:<n> of the nodes.
+-- Keys (built from the prefix): fanout:<id>, fanout_top:<id>, post_seq,
+-- followers:<author>, feed:<uid> of the slice, online:<n> and sessions:<n>
+-- of the nodes.
 --
 -- A push first checks the marker: once it is the tombstone "deleted",
 -- nothing more is pushed (the delete overtook the fan-out). A push slice
@@ -19,6 +20,10 @@
 -- post_seq), not the post's: a feed is then ordered as it was written, so
 -- a post written into it after a newer one (its slice came later) lands
 -- above that one, and a reader catching up with `after` cannot miss it.
+-- fanout_top:<id> keeps the highest such number (for the marker's
+-- lifetime): a reader's `before` cursor at the post, once it has left a
+-- feed, pages on below it (feed_read.lua), not below the post's own
+-- number, which would skip what was written between the two.
 -- The final slice of a push (the SSCAN cursor back at "0", or last = "1")
 -- sets the marker's phase to d, so a redelivered event does not push
 -- again. A slice pushed twice (a redelivery after a crash, or an id SSCAN
@@ -56,6 +61,10 @@ end
 local seq
 if op == 'push' and #uids > 0 then
     seq = redis.call('INCR', prefix .. '@FP_KEY_SEQ@')
+    local ttl = redis.call('PTTL', marker_key)
+    if ttl > 0 then
+        redis.call('SET', prefix .. '@FP_KEY_FANOUT_TOP@' .. id, seq, 'PX', ttl)
+    end
 end
 for _, uid in ipairs(uids) do
     local feed = prefix .. '@FP_KEY_FEED@' .. uid

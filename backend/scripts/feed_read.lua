@@ -11,7 +11,8 @@
 --   above   the ids above the score bound arg ('(<score>'), oldest first
 -- Keys (built from the prefix): revoked:<uid>, feed:<uid>,
 -- following:<uid>, pull_authors, posts:<author> of the pull authors the
--- user follows; for a cursor in none of them, fanout:<id> and gone:<id>.
+-- user follows; for a cursor in none of them, fanout:<id>, gone:<id> and
+-- (before) fanout_top:<id>.
 --
 -- The sources are feed:<uid> and posts:<a> of every a in following:<uid>
 -- ∩ pull_authors (hybrid push/pull, docs/bridge.md "Big fan-outs"). All
@@ -58,8 +59,14 @@ end
 -- (a string); else, for a post in none of them any more (deleted, or
 -- trimmed out), the sequence number its marker (fanout:<id>) or, once
 -- deleted, gone:<id> still holds (they last the marker TTL): its place
--- in the merge all the same. nil when unknown.
-local function score_of(id)
+-- in the merge all the same. A big post was written into its followers'
+-- feeds under its slices' numbers, above its own, so that place is not
+-- exact: with high set (a `before` cursor) the highest slice number
+-- (fanout_top:<id>) is taken, so that nothing written below the post in
+-- this feed is skipped (what came between repeats: clients dedupe);
+-- else the post's own number (`after`: what came above it repeats,
+-- nothing is missed). nil when unknown.
+local function score_of(id, high)
     for _, src in ipairs(sources) do
         local s = redis.call('ZSCORE', src, id)
         if s then
@@ -67,10 +74,19 @@ local function score_of(id)
         end
     end
     local m = redis.call('GET', prefix .. '@FP_KEY_FANOUT@' .. id)
+    local s
     if m == 'deleted' then
-        return string.match(redis.call('GET', prefix .. '@FP_KEY_GONE@' .. id) or '', '^(%d+)$')
+        s = string.match(redis.call('GET', prefix .. '@FP_KEY_GONE@' .. id) or '', '^(%d+)$')
+    else
+        s = string.match(m or '', '^(%d+) [epl] [ad]$')
     end
-    return string.match(m or '', '^(%d+) [epl] [ad]$')
+    if s and high then
+        local top = string.match(redis.call('GET', prefix .. '@FP_KEY_FANOUT_TOP@' .. id) or '', '^(%d+)$')
+        if top and tonumber(top) > tonumber(s) then
+            s = top
+        end
+    end
+    return s
 end
 
 -- Up to n entries of src beyond `bound` (a score bound as ZRANGEBYSCORE
@@ -237,7 +253,7 @@ if mode == 'new' then
 elseif mode == 'below' or mode == 'above' then
     out[3] = stretch(mode == 'below', arg, out)
 elseif mode == 'before' or mode == 'after' then
-    local s = score_of(arg)
+    local s = score_of(arg, mode == 'before')
     if not s or (mode == 'after' and gap_above(s)) then
         out[2] = 3
         if mode == 'after' then

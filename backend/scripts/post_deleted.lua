@@ -7,15 +7,17 @@
 --       never pull), inline maximum, recipients ("0": the author's
 --       followers; "1": explicit, given to fanout_chunk.lua; "2":
 --       explicit, ARGV[8..]).
--- Keys (built from the prefix): post:<id>, fanout:<id>, gone:<id>, followers:<author>,
+-- Keys (built from the prefix): post:<id>, fanout:<id>, gone:<id>,
+-- fanout_top:<id>, followers:<author>,
 -- feed:<author>, posts:<author>, nodes, node:<n>, online:<n>, sessions:<n>.
 --
 -- DEL post:<id>; fanout:<id> becomes the tombstone "deleted" (so a
 -- redelivered post.created cannot bring the post back, and a fan-out
 -- still pushing it stops), and gone:<id> keeps the sequence number the
 -- marker had, for as long, so that the id still names a place in the
--- feeds (a reader's cursor: feed_read.lua); the id leaves feed:<author>
--- and posts:<author>.
+-- feeds (a reader's cursor: feed_read.lua), and fanout_top:<id> (a big
+-- post's highest slice number) is kept as long too; the id leaves
+-- feed:<author> and posts:<author>.
 -- The mode says what the caller does with the followers' feeds: p, take
 -- the id off each (the author has at most the threshold of followers), or
 -- l, leave them (a pull author's posts are not in them; one pushed before
@@ -48,6 +50,7 @@ local seq = string.match(redis.call('GET', marker_key) or '', '^(%d+) [epl] [ad]
 if seq then
     redis.call('SET', prefix .. '@FP_KEY_GONE@' .. id, seq, 'EX', ttl)
 end
+redis.call('EXPIRE', prefix .. '@FP_KEY_FANOUT_TOP@' .. id, ttl)
 redis.call('SET', marker_key, 'deleted', 'EX', ttl)
 feed_rem(prefix .. '@FP_KEY_FEED@' .. author, id)
 redis.call('ZREM', prefix .. '@FP_KEY_POSTS@' .. author, id)

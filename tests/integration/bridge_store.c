@@ -1477,6 +1477,52 @@ static void test_after_sees_late_writes(void **state)
 }
 
 /*
+ * The cursor of a big post deleted meanwhile: in a follower's feed it sat
+ * above a post written there during its fan-out (under its slice's
+ * number, above its own), so before=<it> must still reach that post. It
+ * used to page on below the post's own number, and skipped it. after=<it>
+ * goes on from the post's own number: what lies between repeats, nothing
+ * newer is missed.
+ */
+static void test_cursor_gone_big(void **state)
+{
+    env *e = *state;
+    fp_feed_after where;
+    char got[256];
+    fp_fanout f, g;
+    fp_event ev, del;
+    int i;
+
+    for (i = 0; i < 150; i++)
+        run(e->rc, "SADD %s k%03d", PREFIX "followers:kwide", i);
+    follow(e->st, "follow.created", "k000", "knarrow");
+    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"kw\",\"author_id\":"
+               "\"kwide\",\"text\":\"big\",\"created_at\":1}}");
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
+    assert_true(f.pending);
+    post(e->st, "kn1", "knarrow", &g); /* written at once, under a lower number */
+    fp_fanout_free(&g);
+    assert_int_equal(fp_store_post_finish(e->st, &ev, &f), 0);
+    fp_fanout_free(&f);
+    fp_event_free(&ev);
+    check_page(e->st, "k000", 10, NULL, "kw,kn1");
+
+    event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"kw\",\"author_id\":\"kwide\"}");
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
+    assert_int_equal(fp_store_post_finish(e->st, &del, &f), 0);
+    fp_fanout_free(&f);
+    fp_event_free(&del);
+    assert_false(feed_has(e->st, "k000", "kw"));
+    post(e->st, "kn2", "knarrow", &g);
+    fp_fanout_free(&g);
+
+    check_page(e->st, "k000", 10, "kw", "kn1");
+    page_ids(e->st, "k000", 10, NULL, "kw", got, sizeof(got), &where);
+    assert_int_equal(where, FP_FEED_AFTER_TOP);
+    assert_string_equal(got, "kn2,kn1");
+}
+
+/*
  * A page skips the posts whose body is gone, however many in a row: the
  * read goes on past them stretch by stretch (each asks for a few more ids
  * than it still needs), newest first, below a cursor and above one; a
@@ -1816,6 +1862,7 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_post_ttl),         T(test_feed_gaps),
         T(test_many_pull_authors), T(test_feed_scan_budget),
         T(test_after_gap),        T(test_redelivery_after_error),
-        T(test_body_cache_reads), T(test_cursor_gone))
+        T(test_body_cache_reads), T(test_cursor_gone),
+        T(test_cursor_gone_big))
 /* clang-format on */
 #undef T
