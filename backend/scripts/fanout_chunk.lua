@@ -20,14 +20,17 @@
 -- post_seq), not the post's: a feed is then ordered as it was written, so
 -- a post written into it after a newer one (its slice came later) lands
 -- above that one, and a reader catching up with `after` cannot miss it.
--- fanout_top:<id> keeps the highest such number (for the marker's
--- lifetime): a reader's `before` cursor at the post, once it has left a
--- feed, pages on below it (feed_read.lua), not below the post's own
--- number, which would skip what was written between the two.
+-- fanout_top:<id> keeps the highest such number a slice wrote the post
+-- under (for the marker's lifetime): a reader's `before` cursor at the
+-- post, once it has left a feed, pages on below it (feed_read.lua), not
+-- below the post's own number, which would skip what was written between
+-- the two.
 -- The final slice of a push (the SSCAN cursor back at "0", or last = "1")
 -- sets the marker's phase to d, so a redelivered event does not push
 -- again. A slice pushed twice (a redelivery after a crash, or an id SSCAN
--- returns twice) changes nothing: feed_add keeps an id where it is.
+-- returns twice) changes no feed: feed_add keeps an id where it is, and
+-- fanout_top:<id> is raised only by a slice that added the post
+-- somewhere (it only takes a sequence number).
 --
 -- Returns {next cursor ("0" when done), state, {node, {uid...}}...}: state
 -- 0, or 2 when the post was deleted (nothing done, no targets).
@@ -58,20 +61,22 @@ else
     end
 end
 
-local seq
+local seq, added = nil, 0
 if op == 'push' and #uids > 0 then
     seq = redis.call('INCR', prefix .. '@FP_KEY_SEQ@')
-    local ttl = redis.call('PTTL', marker_key)
-    if ttl > 0 then
-        redis.call('SET', prefix .. '@FP_KEY_FANOUT_TOP@' .. id, seq, 'PX', ttl)
-    end
 end
 for _, uid in ipairs(uids) do
     local feed = prefix .. '@FP_KEY_FEED@' .. uid
     if op == 'push' then
-        feed_add(feed, seq, id, feed_len)
+        added = added + feed_add(feed, seq, id, feed_len)
     elseif op == 'unpush' then
         feed_rem(feed, id)
+    end
+end
+if added > 0 then
+    local ttl = redis.call('PTTL', marker_key)
+    if ttl > 0 then
+        redis.call('SET', prefix .. '@FP_KEY_FANOUT_TOP@' .. id, seq, 'PX', ttl)
     end
 end
 if op == 'push' and last and marker then

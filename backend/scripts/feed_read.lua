@@ -36,7 +36,8 @@
 -- Cost: one range read of `size` for a lone feed (and a ZSCORE for
 -- `last`); with pull authors, at most about twice `size` entries plus
 -- FIRST_READ per source, read a few at a time. A cursor costs a ZSCORE
--- per source at most (and two GETs when it is in none), and mode after a
+-- per source at most (and two GETs when it is in none, three for mode
+-- before), and mode after a
 -- ZCARD per source more (and a ZRANGE of one entry for each full one).
 --! include lib_feed.lua
 

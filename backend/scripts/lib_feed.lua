@@ -40,12 +40,15 @@ end
 -- feed_add(key, seq, id, len) adds id with score seq (unless it is
 -- there: a redelivery keeps its place) and trims the feed to len (two
 -- calls: the trim finds nothing to remove in O(log n) when short).
+-- Returns 1 when id was added, 0 when it was there.
 local function feed_add(key, seq, id, len)
-    if feed_failed(redis.pcall('ZADD', key, 'NX', seq, id)) then
+    local added = redis.pcall('ZADD', key, 'NX', seq, id)
+    if feed_failed(added) then
         feed_upgrade(key)
-        redis.call('ZADD', key, 'NX', seq, id)
+        added = redis.call('ZADD', key, 'NX', seq, id)
     end
     redis.call('ZREMRANGEBYRANK', key, 0, -len - 1)
+    return added
 end
 
 -- feed_rem(key, id) removes id from the feed.

@@ -278,9 +278,10 @@
     // again after LOAD_RETRY_MIN_MS, doubling up to LOAD_RETRY_MAX_MS, until
     // it succeeds or the session changes: the page must not stay empty
     // until the next reconnect, which may never come. A chain's first
-    // failure is reported (the notice would repeat otherwise); another
-    // call for the same name replaces the chain, whose attempt in flight
-    // then schedules nothing.
+    // failure is reported (the notice would repeat otherwise), and the one
+    // that ends it when it is not a passing one; another call for the
+    // same name replaces the chain, whose attempt in flight then
+    // schedules nothing.
     const retryChains = {}; // name -> the current chain's number
     function loadRetrying(name, load)
     {
@@ -294,7 +295,7 @@
             load().catch((err) => {
                 if (epoch !== state.epoch || retryChains[name] !== chain)
                     return;
-                if (!reported)
+                if (!reported || !passing(err))
                     reportNotice(err);
                 reported = true;
                 if (!passing(err))
@@ -801,6 +802,7 @@
             clearFeed();
             state.nextBefore = undefined;
             state.feedLoaded = false; // a retry after a failure here starts over too
+            updateFeedChrome();
             await loadFirstPage();
             return;
         }
@@ -1070,10 +1072,12 @@
         show($('following-empty'), state.following.length === 0);
     }
 
-    // Follows and unfollows the server confirmed lately: a list read
-    // meanwhile (a retried load) may not have them yet, as the bridges
-    // apply them a moment after the answer; they are applied over it.
-    const FOLLOW_EDITS_MS = 30000;
+    // Follows and unfollows the server confirmed: a list read meanwhile
+    // (a retried load) may not have them yet, as the bridges apply them
+    // after the answer (later still when they are behind). Each is applied
+    // over a list read until one agrees with it, for FOLLOW_EDITS_MS at
+    // most.
+    const FOLLOW_EDITS_MS = 600000;
     let followEdits = []; // {at, id, add}
 
     function noteFollowEdit(id, add)
@@ -1088,9 +1092,9 @@
         if (data && Array.isArray(data.following)) {
             const list = new Set(data.following.filter((id) => typeof id === 'string'));
             const now = Date.now();
+            followEdits =
+                followEdits.filter((e) => now - e.at < FOLLOW_EDITS_MS && list.has(e.id) !== e.add);
             for (const e of followEdits) {
-                if (now - e.at >= FOLLOW_EDITS_MS)
-                    continue;
                 if (e.add)
                     list.add(e.id);
                 else

@@ -644,16 +644,17 @@ async function scenario(browser, pages) {
 
     await step("B's page loads its feed once Redis is back, with no reconnect to trigger it", async () => {
         if (!brokerControl) return 'skipped: FP_BROKER_CONTROL is not set';
-        // A token renewal reconnects a page, and its SUBACK loads the feed
-        // again: the step starts right after every page's next renewal,
-        // so that none comes in it (dev_token_ttl 30 s: 24 s apart).
-        const before = { ...devTokens };
+        // A token renewal reconnects B's page, and its SUBACK loads the
+        // feed again: the step starts right after B's next renewal, so
+        // that none comes in it (dev_token_ttl 30 s: 24 s apart); one that
+        // comes all the same is allowed for below. Other pages' loads may
+        // meet the 503s too: allowed for every page.
+        const before = devTokens.B;
         const t0 = Date.now();
-        while (Object.keys(pages).some((n) => devTokens[n] === before[n]) && Date.now() - t0 < 40000)
-            await sleep(50);
-        assert(Object.keys(pages).every((n) => devTokens[n] > before[n]),
-            `not every page renewed its dev token within 40 s: ${JSON.stringify(devTokens)}`);
-        for (const [name, page] of Object.entries(pages)) await waitConn(name, page, ['live'], 10000);
+        while (devTokens.B === before && Date.now() - t0 < 40000) await sleep(50);
+        assert(devTokens.B > before, 'B did not renew its dev token within 40 s');
+        await waitConn('B', B, ['live'], 10000);
+        const renewedAt = devTokens.B;
 
         let sockets = 0;
         let failures = 0;
@@ -676,12 +677,15 @@ async function scenario(browser, pages) {
                 await waitOr('B: the page did not reload', B.reload({ waitUntil: 'domcontentloaded' }));
                 await waitConn('B', B, ['live'], 20000);
                 // The load at sign-in and the one after the SUBACK, then a
-                // retry of the page's own, on the same connection.
+                // retry of the page's own (a renewal's reconnect would
+                // load once more: counted).
+                const renewals = () => devTokens.B - renewedAt;
                 const t2 = Date.now();
-                while (failures < 3 && Date.now() - t2 < 20000) await sleep(50);
-                assert(failures >= 3 && sockets === 1,
+                while (failures < 3 + renewals() && Date.now() - t2 < 20000) await sleep(50);
+                assert(failures >= 3 + renewals() && sockets === 1 + renewals(),
                     `B's page asked for its feed ${failures} time(s) over ${sockets} MQTT connection(s) in 20 s ` +
-                    'while Redis was away (503); expected a retry of its own after the first two, on one connection');
+                    `while Redis was away (503), with ${renewals()} token renewal(s); expected a retry of its ` +
+                    'own after the first two');
                 assert(await B.locator(tid('post')).count() === 0, "B's page shows posts while Redis is away");
             } finally {
                 back = true;
@@ -702,7 +706,9 @@ async function scenario(browser, pages) {
             B.off('response', onResponse);
             redisAway.clear();
         }
-        assert(sockets === 1, `B's page opened ${sockets} MQTT connection(s) after the reload, expected 1`);
+        assert(sockets === 1 + (devTokens.B - renewedAt),
+            `B's page opened ${sockets} MQTT connection(s) after the reload, with ` +
+            `${devTokens.B - renewedAt} token renewal(s) meanwhile`);
         await waitConn('B', B, ['live'], 10000);
         return `${failures} failed feed load(s) while Redis was away; feed shown ${Date.now() - t1} ms ` +
             'after its return, ribbon and follows too';

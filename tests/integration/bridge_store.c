@@ -1476,6 +1476,18 @@ static void test_after_sees_late_writes(void **state)
     assert_int_equal(where, FP_FEED_AFTER_TOP);
 }
 
+/* GET key as a number (the key must hold one). */
+static long long get_ll(redisContext *rc, const char *key)
+{
+    redisReply *r = ft_redis_cmd(rc, "GET %s", key);
+    long long v;
+
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    v = atoll(r->str);
+    freeReplyObject(r);
+    return v;
+}
+
 /*
  * The cursor of a big post deleted meanwhile: in a follower's feed it sat
  * above a post written there during its fan-out (under its slice's
@@ -1488,9 +1500,11 @@ static void test_cursor_gone_big(void **state)
 {
     env *e = *state;
     fp_feed_after where;
-    char got[256];
+    char got[256], marker[64];
     fp_fanout f, g;
     fp_event ev, del;
+    redisReply *r;
+    long long top;
     int i;
 
     for (i = 0; i < 150; i++)
@@ -1506,6 +1520,29 @@ static void test_cursor_gone_big(void **state)
     fp_fanout_free(&f);
     fp_event_free(&ev);
     check_page(e->st, "k000", 10, NULL, "kw,kn1");
+
+    /* Its fan-out run again with the marker still in phase a (a crash
+     * before the ack): its slices add nothing, so fanout_top:kw stays
+     * (a higher one would make before=kw repeat more). */
+    r = ft_redis_cmd(e->rc, "GET %s", PREFIX "fanout:kw");
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    snprintf(marker, sizeof(marker), "%s", r->str);
+    freeReplyObject(r);
+    assert_int_equal(marker[strlen(marker) - 1], 'd');
+    marker[strlen(marker) - 1] = 'a';
+    ft_redis_ok(e->rc, "SET %s %s KEEPTTL", PREFIX "fanout:kw", marker);
+    top = get_ll(e->rc, PREFIX "fanout_top:kw");
+    assert_true(top > 0);
+    post(e->st, "kn0", "knarrow", &g); /* the sequence goes on meanwhile */
+    fp_fanout_free(&g);
+    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"kw\",\"author_id\":"
+               "\"kwide\",\"text\":\"big\",\"created_at\":1}}");
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
+    assert_int_equal(fp_store_post_finish(e->st, &ev, &f), 0);
+    fp_fanout_free(&f);
+    fp_event_free(&ev);
+    assert_int_equal(get_ll(e->rc, PREFIX "fanout_top:kw"), top);
+    run(e->rc, "ZREM %s kn0", PREFIX "feed:k000");
 
     event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"kw\",\"author_id\":\"kwide\"}");
     assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);

@@ -70,7 +70,8 @@ static const main_command main__commands[] = {
      "token needed; the counters /metrics shows): one row per node (posts =\n"
      "events_post_created, fanout = fanout_recipients, deliveries,\n"
      "dead_letters, reconnects), then the gateway's total requests. With\n"
-     "--json: the gateway's answer as it is.\n",
+     "--json: the gateway's answer as it is. Exits 1 when the gateway could\n"
+     "not read the counters (bridges_up false: Redis down), in both forms.\n",
      fc_cmd_stats},
     {"dead-letters", "dead-letters [list|replay|purge]",
      "events in feed.events.dead: show, replay, drop",
