@@ -44,6 +44,26 @@ static int group_teardown(void **state)
     return ft_plugin_env_stop(&env);
 }
 
+/* Subscribes u1 (token tok) to feed/u1 on the broker at port (sub), then
+ * opens a link with cfg; returns it. */
+static fb_mqtt *open_watched(int port, const char *tok, const fb_mqtt_config *cfg, ft_mqtt *sub)
+{
+    fb_mqtt *m = NULL;
+
+    assert_int_equal(ft_mqtt_connect(sub, port, "u1-sub", "u1", tok, 5, 3000), 0);
+    assert_int_equal(ft_mqtt_subscribe(sub, "feed/u1", 3000), 1);
+    assert_int_equal(fb_mqtt_open(&m, cfg), 0);
+    return m;
+}
+
+/* Publishes text to feed/u1 as a delivery of its own, flushed. */
+static void publish_flushed(fb_mqtt *m, const char *text)
+{
+    fb_mqtt_begin(m);
+    assert_int_equal(fb_mqtt_publish(m, "feed/u1", text, strlen(text), false), 0);
+    assert_int_equal(fb_mqtt_flush(m, NULL), 0);
+}
+
 /* Runs sub's loop until fb_mqtt_connected(m) is want, or timeout_ms. */
 static bool wait_link(fb_mqtt *m, ft_mqtt *sub, bool want, int timeout_ms)
 {
@@ -102,14 +122,10 @@ static void test_publish_while_down(void **state)
     int i, n;
 
     (void)state;
-    assert_int_equal(ft_mqtt_connect(&sub, env.mosq.port, "u1-sub", "u1", tok, 5, 3000), 0);
-    assert_int_equal(ft_mqtt_subscribe(&sub, "feed/u1", 3000), 1);
-    assert_int_equal(fb_mqtt_open(&m, &cfg), 0);
+    m = open_watched(env.mosq.port, tok, &cfg, &sub);
 
     /* A delivery of two batches: the first flushed, then the drop. */
-    fb_mqtt_begin(m);
-    assert_int_equal(fb_mqtt_publish(m, "feed/u1", "down -1", 7, false), 0);
-    assert_int_equal(fb_mqtt_flush(m, NULL), 0);
+    publish_flushed(m, "down -1");
     revoke_link(rc, m, &sub, 3);
     for (i = 0; i < DOWN_PUBLISHES; i++) {
         n = snprintf(payload, sizeof(payload), "down %d", i);
@@ -145,6 +161,15 @@ static void test_publish_while_down(void **state)
     redisFree(rc);
     free(tok);
     assert_false(ft_plugin_env_sanitizer_report(&env));
+}
+
+/* Starts env, a broker of node with receive maximum 1 (one publish in
+ * flight), and points cfg at it. */
+static void start_receive_max_1(ft_plugin_env *env, const char *node, fb_mqtt_config *cfg)
+{
+    assert_int_equal(ft_plugin_env_start(env, node, "max_inflight_messages 1\n"), 0);
+    cfg->port = env->mosq.port;
+    cfg->signing_key_file = env->secret_path;
 }
 
 /* A broker that is slow, not hung: stopped SLOW_STOP_MS, then let run for
@@ -228,9 +253,7 @@ static void test_slow_broker_not_hung(void **state)
     int rc;
 
     (void)state;
-    assert_int_equal(ft_plugin_env_start(&env2, "n2", "max_inflight_messages 1\n"), 0);
-    cfg.port = env2.mosq.port;
-    cfg.signing_key_file = env2.secret_path;
+    start_receive_max_1(&env2, "n2", &cfg);
 
     rc = slow_flush(&cfg, env2.mosq.pid, &batch, &took, &reconnects);
     printf("# %d publishes acknowledged by a slow broker in %lld ms (rc %d)\n", SLOW_PUBLISHES,
@@ -277,17 +300,11 @@ static void test_discard_drops_unacked(void **state)
     ft_mqtt sub;
 
     (void)state;
-    assert_int_equal(ft_plugin_env_start(&env3, "n3", "max_inflight_messages 1\n"), 0);
-    cfg.port = env3.mosq.port;
-    cfg.signing_key_file = env3.secret_path;
+    start_receive_max_1(&env3, "n3", &cfg);
     tok = ft_plugin_env_token_now(&env3, "u1", FP_ROLE_USER);
-    assert_int_equal(ft_mqtt_connect(&sub, env3.mosq.port, "u1-sub", "u1", tok, 5, 3000), 0);
-    assert_int_equal(ft_mqtt_subscribe(&sub, "feed/u1", 3000), 1);
-    assert_int_equal(fb_mqtt_open(&m, &cfg), 0);
+    m = open_watched(env3.mosq.port, tok, &cfg, &sub);
     /* Nothing unacknowledged: nothing to drop, the link stays. */
-    fb_mqtt_begin(m);
-    assert_int_equal(fb_mqtt_publish(m, "feed/u1", "acked", 5, false), 0);
-    assert_int_equal(fb_mqtt_flush(m, NULL), 0);
+    publish_flushed(m, "acked");
     assert_int_equal(fb_mqtt_discard(m), 0);
     assert_true(fb_mqtt_connected(m));
 
@@ -318,9 +335,7 @@ static void test_discard_drops_unacked(void **state)
     ft_mqtt_pump(&sub, 500);
     assert_true(wait_link(m, &sub, true, 8000));
     assert_true(fb_mqtt_connects(m) > connects);
-    fb_mqtt_begin(m);
-    assert_int_equal(fb_mqtt_publish(m, "feed/u1", "fresh", 5, false), 0);
-    assert_int_equal(fb_mqtt_flush(m, NULL), 0);
+    publish_flushed(m, "fresh");
     /* Time for anything resent to arrive. */
     ft_mqtt_pump(&sub, 1500);
     assert_true(sub.received <= 16);

@@ -1444,6 +1444,39 @@ static void test_list_feed_upgrade(void **state)
 }
 
 /*
+ * Big post big by wide (150 followers <p>000.., so its feeds are written
+ * in slices after its first call), and between that call and its slices
+ * a post small by narrow, which <p>000 follows too, written in one call:
+ * <p>000's feed then has big above small.
+ */
+static void big_post_overtaking(env *e, const char *p, const char *wide, const char *big,
+                                const char *narrow, const char *small)
+{
+    char reader[16], body[256];
+    fp_fanout f, g;
+    fp_event ev;
+    int i;
+
+    for (i = 0; i < 150; i++)
+        run(e->rc, "SADD %sfollowers:%s %s%03d", PREFIX, wide, p, i);
+    snprintf(reader, sizeof(reader), "%s000", p);
+    follow(e->st, "follow.created", reader, narrow);
+    snprintf(body, sizeof(body),
+             "{\"type\":\"post.created\",\"post\":{\"id\":\"%s\",\"author_id\":\"%s\","
+             "\"text\":\"big\",\"created_at\":1}}",
+             big, wide);
+    event(&ev, "%s", body);
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
+    assert_true(f.pending);
+    post(e->st, small, narrow, &g); /* one call: written at once */
+    fp_fanout_free(&g);
+    check_page(e->st, reader, 10, NULL, small);
+    assert_int_equal(fp_store_post_finish(e->st, &ev, &f), 0);
+    fp_fanout_free(&f);
+    fp_event_free(&ev);
+}
+
+/*
  * A big post's feeds are written after its routing (and after posts that
  * came later were written in one call): it must land above them, so that
  * a reader catching up with after=<the newer post> still gets it.
@@ -1453,23 +1486,8 @@ static void test_after_sees_late_writes(void **state)
     env *e = *state;
     fp_feed_after where;
     char got[256];
-    fp_fanout f, g;
-    fp_event ev;
-    int i;
 
-    for (i = 0; i < 150; i++)
-        run(e->rc, "SADD %s u%03d", PREFIX "followers:wide", i);
-    follow(e->st, "follow.created", "u000", "narrow");
-    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"pw\",\"author_id\":"
-               "\"wide\",\"text\":\"first\",\"created_at\":1}}");
-    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
-    assert_true(f.pending);
-    post(e->st, "pn", "narrow", &g); /* one call: written at once */
-    fp_fanout_free(&g);
-    check_page(e->st, "u000", 10, NULL, "pn");
-    assert_int_equal(fp_store_post_finish(e->st, &ev, &f), 0);
-    fp_fanout_free(&f);
-    fp_event_free(&ev);
+    big_post_overtaking(e, "u", "wide", "pw", "narrow", "pn");
     check_page(e->st, "u000", 10, NULL, "pw,pn");
     page_ids(e->st, "u000", 10, NULL, "pn", got, sizeof(got), &where);
     assert_string_equal(got, "pw");
@@ -1505,20 +1523,8 @@ static void test_cursor_gone_big(void **state)
     fp_event ev, del;
     redisReply *r;
     long long top;
-    int i;
 
-    for (i = 0; i < 150; i++)
-        run(e->rc, "SADD %s k%03d", PREFIX "followers:kwide", i);
-    follow(e->st, "follow.created", "k000", "knarrow");
-    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"kw\",\"author_id\":"
-               "\"kwide\",\"text\":\"big\",\"created_at\":1}}");
-    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
-    assert_true(f.pending);
-    post(e->st, "kn1", "knarrow", &g); /* written at once, under a lower number */
-    fp_fanout_free(&g);
-    assert_int_equal(fp_store_post_finish(e->st, &ev, &f), 0);
-    fp_fanout_free(&f);
-    fp_event_free(&ev);
+    big_post_overtaking(e, "k", "kwide", "kw", "knarrow", "kn1");
     check_page(e->st, "k000", 10, NULL, "kw,kn1");
 
     /* Its fan-out run again with the marker still in phase a (a crash
