@@ -54,6 +54,7 @@
 #include <sys/socket.h>
 
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 
 #include "fp_log.h"
 #include "gateway.h"
@@ -1015,12 +1016,6 @@ static int http__listen(const char *host, int port, bool share)
     return fd;
 }
 
-/*
- * Worker w: a copy of gw with links of its own (opened now; one that is
- * down is retried on use), its listening socket, an lws context that
- * listens on nothing itself and has that socket adopted, a thread.
- * Returns 0 or -1 (logged).
- */
 /* The shared TLS client context (http__client_ctx), made on first use.
  * Returns it, or NULL after logging (out of memory). */
 static SSL_CTX *http__client_ctx_get(void)
@@ -1032,6 +1027,12 @@ static SSL_CTX *http__client_ctx_get(void)
     return http__client_ctx;
 }
 
+/*
+ * Worker w: a copy of gw with links of its own (opened now; one that is
+ * down is retried on use), its listening socket, an lws context that
+ * listens on nothing itself and has that socket adopted, a thread.
+ * Returns 0 or -1 (logged).
+ */
 static int http__worker_start(const fg_gateway *gw, http__worker *w)
 {
     struct lws_context_creation_info info;

@@ -1076,15 +1076,18 @@
     // (a retried load) may not have them yet, as the bridges apply them
     // after the answer (later still when they are behind). Each is applied
     // over a list read until one agrees with it, for FOLLOW_EDITS_MS at
-    // most.
+    // most; one that undid an earlier edit of the same user is kept the
+    // whole time (a list can agree with it before the bridges have applied
+    // the edit it undid, and then show that one).
     const FOLLOW_EDITS_MS = 600000;
-    let followEdits = []; // {at, id, add}
+    let followEdits = []; // {at, id, add, toggled}
 
     function noteFollowEdit(id, add)
     {
         const now = Date.now();
+        const toggled = followEdits.some((e) => e.id === id && e.add !== add);
         followEdits = followEdits.filter((e) => now - e.at < FOLLOW_EDITS_MS && e.id !== id);
-        followEdits.push({at : now, id, add});
+        followEdits.push({at : now, id, add, toggled});
     }
 
     async function loadFollows() {
@@ -1092,8 +1095,8 @@
         if (data && Array.isArray(data.following)) {
             const list = new Set(data.following.filter((id) => typeof id === 'string'));
             const now = Date.now();
-            followEdits =
-                followEdits.filter((e) => now - e.at < FOLLOW_EDITS_MS && list.has(e.id) !== e.add);
+            followEdits = followEdits.filter((e) => now - e.at < FOLLOW_EDITS_MS &&
+                                                    (e.toggled || list.has(e.id) !== e.add));
             for (const e of followEdits) {
                 if (e.add)
                     list.add(e.id);
