@@ -765,10 +765,6 @@
         updateFeedChrome();
     }
 
-    // After a reconnect: what we missed (catchUp), then the first page
-    // again, merged into what is shown: posts shown but gone from the
-    // server (deleted while we were away) are taken off. When the page does
-    // not reach what we have the list starts over from it.
     // What was posted while we were away, forward from state.cursor page
     // by page (protocol.md, "Catching up"): no gap however much it was.
     // False when the cursor is not known any more, or there is more than
@@ -794,6 +790,10 @@
         return false;
     }
 
+    // After a reconnect: what we missed (catchUp), then the first page
+    // again, merged into what is shown: posts shown but gone from the
+    // server (deleted while we were away) are taken off. When the page does
+    // not reach what we have the list starts over from it.
     async function refreshFirstPage() {
         if (!state.feedLoaded) {
             return loadFirstPage();

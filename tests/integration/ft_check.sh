@@ -10,6 +10,10 @@
 #   free_port      a loopback port nobody uses now (fp-server port, as servers'
 #                  ports are picked: a race with another process is possible,
 #                  and rare)
+#   ft_stop_at_exit DIR
+#                  at exit, fp-server stop-all DIR; a server that stops with
+#                  an error (a sanitizer report: exit 3) fails the test,
+#                  whatever its checks said
 failures=0
 
 ok() { echo "ok   $*"; }
@@ -28,6 +32,20 @@ verdict() {
         exit 1
     fi
     echo "all checks passed"
+}
+
+ft__stop_exit() {
+    local rc=$?
+    if ! "$FP_HARNESS" stop-all "$ft__stop_dir" >/dev/null; then
+        echo "FAIL a server stopped with an error (above)"
+        rc=1
+    fi
+    exit $rc
+}
+
+ft_stop_at_exit() {
+    ft__stop_dir=$1
+    trap ft__stop_exit EXIT
 }
 
 ft_tmp() {

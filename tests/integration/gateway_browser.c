@@ -60,6 +60,13 @@ static int browser__publish(const char *topic, const char *payload)
     return rc;
 }
 
+/* SIGSTOPs or SIGCONTs pid (0: none running); the answer for the
+ * script's stdin. */
+static const char *browser__signal(long pid, int sig)
+{
+    return pid > 0 && kill((pid_t)pid, sig) == 0 ? "done\n" : "failed\n";
+}
+
 /* Does what the script asked for on one of its stdout lines ("fp-e2e:
  * broker stop|start", "fp-e2e: bridge stop|start" (SIGSTOP, SIGCONT: the
  * bridge falls behind), "fp-e2e: redis stop|start" (SIGSTOP, SIGCONT: the
@@ -76,15 +83,13 @@ static const char *browser__command(const char *line)
     if (strcmp(line, "fp-e2e: broker start") == 0)
         return ft_server_restart(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
     if (strcmp(line, "fp-e2e: bridge stop") == 0)
-        return env.b.node[0].bridge > 0 && kill(env.b.node[0].bridge, SIGSTOP) == 0 ? "done\n"
-                                                                                    : "failed\n";
+        return browser__signal(env.b.node[0].bridge, SIGSTOP);
     if (strcmp(line, "fp-e2e: bridge start") == 0)
-        return env.b.node[0].bridge > 0 && kill(env.b.node[0].bridge, SIGCONT) == 0 ? "done\n"
-                                                                                    : "failed\n";
+        return browser__signal(env.b.node[0].bridge, SIGCONT);
     if (strcmp(line, "fp-e2e: redis stop") == 0)
-        return kill((pid_t)env.b.p.redis.pid, SIGSTOP) == 0 ? "done\n" : "failed\n";
+        return browser__signal(env.b.p.redis.pid, SIGSTOP);
     if (strcmp(line, "fp-e2e: redis start") == 0)
-        return kill((pid_t)env.b.p.redis.pid, SIGCONT) == 0 ? "done\n" : "failed\n";
+        return browser__signal(env.b.p.redis.pid, SIGCONT);
     if (strncmp(line, publish, sizeof(publish) - 1) == 0) {
         line += sizeof(publish) - 1;
         sp = strchr(line, ' ');
@@ -194,9 +199,8 @@ static void test_two_users_live(void **state)
     snprintf(script, sizeof(script), "%s/tests/browser/feed_e2e.mjs", src);
     status = browser__run(script, shots);
     /* A script cut short may have left Redis or the bridge stopped. */
-    kill((pid_t)env.b.p.redis.pid, SIGCONT);
-    if (env.b.node[0].bridge > 0)
-        kill(env.b.node[0].bridge, SIGCONT);
+    browser__signal(env.b.p.redis.pid, SIGCONT);
+    browser__signal(env.b.node[0].bridge, SIGCONT);
     if (status == -1)
         fprintf(stderr, "feed_e2e.mjs did not finish within %d s\n", BROWSER__TIMEOUT_S);
     assert_true(status != -1 && WIFEXITED(status));

@@ -20,9 +20,7 @@ set -euo pipefail
 
 # The brokers drop to their own users: the tree lives where they can read.
 t=$(ft_tmp install)
-# A server that stops with a sanitizer report (fp-server: exit 3) fails
-# the test, whatever the checks said.
-trap 'rc=$?; "$FP_HARNESS" stop-all "$t" >/dev/null || { echo "FAIL a server stopped with an error (above)"; rc=1; }; exit $rc' EXIT
+ft_stop_at_exit "$t"
 
 # ---- 1. DESTDIR, prefix /usr: the package's layout and paths ----
 dd=$t/destdir

@@ -47,6 +47,23 @@ int fc_check_id(const char *what, const char *s)
     return FC_USAGE;
 }
 
+int fc_check_number(const char *what, const char *unit, const char *s, long long min, long long max,
+                    long long *out)
+{
+    char *end = NULL;
+    long long v;
+
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno == 0 && end != s && *end == '\0' && v >= min && v <= max) {
+        *out = v;
+        return 0;
+    }
+    fprintf(stderr, "feedctl: %s takes a whole number%s from %lld to %lld, not \"%s\"\n", what,
+            unit, min, max, s);
+    return FC_USAGE;
+}
+
 /* Prints the string member name of o cleaned, or "-" when it is absent or
  * not a string. */
 static void cmd__put_member(const cJSON *o, const char *name)
@@ -212,7 +229,7 @@ int fc_cmd_unfollow(fc_ctx *x, int argc, char **argv)
 }
 
 typedef struct {
-    long limit; /* 0 = the gateway's default */
+    long long limit; /* 0 = the gateway's default */
     const char *before;
 } feed_args;
 
@@ -220,19 +237,12 @@ typedef struct {
 static int feed__option(int code, const char *arg, void *arg_ctx)
 {
     feed_args *a = arg_ctx;
-    char *end;
 
     if (code == 'b') {
         a->before = arg;
         return fc_check_id("--before", arg);
     }
-    errno = 0;
-    a->limit = strtol(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || a->limit < 1 || a->limit > 1000) {
-        fprintf(stderr, "feedctl: --limit must be a whole number from 1 to 1000\n");
-        return FC_USAGE;
-    }
-    return 0;
+    return fc_check_number("--limit", "", arg, 1, 1000, &a->limit);
 }
 
 /* Returns the feed path with the query of a (malloc'd), or NULL after
@@ -242,7 +252,7 @@ static char *feed__path(fc_ctx *x, const feed_args *a)
     char prefix[64];
 
     if (a->limit > 0)
-        snprintf(prefix, sizeof(prefix), "/api/v1/feed?limit=%ld", a->limit);
+        snprintf(prefix, sizeof(prefix), "/api/v1/feed?limit=%lld", a->limit);
     else
         snprintf(prefix, sizeof(prefix), "/api/v1/feed");
     if (a->before == NULL)

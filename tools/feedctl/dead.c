@@ -27,7 +27,7 @@
 
 typedef struct {
     const char *config; /* --config FILE, or NULL */
-    long limit;         /* --limit N; 0: the command's default */
+    long long limit;    /* --limit N; 0: the command's default */
     bool yes;           /* --yes */
 } dead_args;
 
@@ -42,7 +42,6 @@ static const fp_conf_opt dead__table[] = {FP_AMQP_CONF_OPTIONS(dead_conf, amqp)}
 static int dead__option(int code, const char *arg, void *arg_ctx)
 {
     dead_args *a = arg_ctx;
-    char *end;
 
     if (code == 'c') {
         a->config = arg;
@@ -52,12 +51,7 @@ static int dead__option(int code, const char *arg, void *arg_ctx)
         a->yes = true;
         return 0;
     }
-    errno = 0;
-    a->limit = strtol(arg, &end, 10);
-    if (errno == 0 && end != arg && *end == '\0' && a->limit >= 1 && a->limit <= 1000000)
-        return 0;
-    fprintf(stderr, "feedctl: --limit must be a number from 1 to 1000000\n");
-    return FC_USAGE;
+    return fc_check_number("--limit", "", arg, 1, 1000000, &a->limit);
 }
 
 /*

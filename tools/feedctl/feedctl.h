@@ -94,6 +94,11 @@ void fc_ctx_free(fc_ctx *x);
 /* commands.c: helpers, then the commands (argv[0] = the command name). */
 void fc_put_clean(FILE *out, const char *s);
 int fc_check_id(const char *what, const char *s);
+/* Reads s, option what's value, as a whole decimal number from min to
+ * max (unit: how the message names it after "a whole number", "" for
+ * nothing) into *out. Returns 0, or FC_USAGE after saying why. */
+int fc_check_number(const char *what, const char *unit, const char *s, long long min, long long max,
+                    long long *out);
 int fc_cmd_post(fc_ctx *x, int argc, char **argv);
 int fc_cmd_delete(fc_ctx *x, int argc, char **argv);
 int fc_cmd_follow(fc_ctx *x, int argc, char **argv);

@@ -93,6 +93,14 @@ static void stats__table(const cJSON **rows, size_t nrows)
     }
 }
 
+/* The answer said bridges_up false, or had no nodes: says so on stderr.
+ * Returns FC_FAIL. */
+static int stats__unreadable(void)
+{
+    fprintf(stderr, "feedctl: the gateway could not read the bridges' counters (is Redis up?)\n");
+    return FC_FAIL;
+}
+
 /* Prints the reply in human form: the node table (or a note that no
  * bridge reported), then the gateway's request total. Returns 0, or
  * FC_FAIL when the counters could not be read or memory ran out. */
@@ -106,9 +114,8 @@ static int stats__print(const cJSON *all)
     const cJSON *n;
 
     if (!cJSON_IsTrue(up) || !cJSON_IsObject(nodes)) {
-        fprintf(stderr, "feedctl: the gateway could not read the bridges' counters (is Redis up?)\n");
         free(rows);
-        return FC_FAIL;
+        return stats__unreadable();
     }
     if (rows == NULL) {
         fprintf(stderr, "feedctl: out of memory\n");
@@ -147,11 +154,8 @@ int fc_cmd_stats(fc_ctx *x, int argc, char **argv)
         printf("%s\n", r.body);
         /* The same exit status as the table: 1 when the counters could
          * not be read. */
-        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.json, "bridges_up"))) {
-            fprintf(stderr,
-                    "feedctl: the gateway could not read the bridges' counters (is Redis up?)\n");
-            rc = FC_FAIL;
-        }
+        if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.json, "bridges_up")))
+            rc = stats__unreadable();
     } else if (rc == 0) {
         rc = stats__print(r.json);
     }

@@ -42,24 +42,6 @@ typedef struct {
 /* The latest --iat: the year 9999, as far as the JWT times go here. */
 #define TOKEN_IAT_MAX 253402300799LL
 
-/* Reads a whole decimal number from 1 to max (an option's value, named
- * by opt) into *out. Returns 0, or 2 (a usage error, said). */
-static int token__number(const char *opt, const char *text, long long max, long long *out)
-{
-    char *end = NULL;
-    long long v;
-
-    errno = 0;
-    v = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v < 1 || v > max) {
-        fprintf(stderr, "feedctl: %s takes a whole number of seconds from 1 to %lld, not \"%s\"\n",
-                opt, max, text);
-        return 2;
-    }
-    *out = v;
-    return 0;
-}
-
 /* Handles one option of `token`. Returns 0, or 2 for a usage error. */
 static int token__option(int c, token_args *a)
 {
@@ -76,7 +58,7 @@ static int token__option(int c, token_args *a)
         }
         break;
     case 't':
-        return token__number("--ttl", optarg, TOKEN_TTL_MAX_S, &a->ttl);
+        return fc_check_number("--ttl", " of seconds", optarg, 1, TOKEN_TTL_MAX_S, &a->ttl);
     case 'r':
         if (strcmp(optarg, "user") != 0 && strcmp(optarg, "service") != 0) {
             fprintf(stderr, "feedctl: --role must be user or service\n");
@@ -91,7 +73,7 @@ static int token__option(int c, token_args *a)
         a->claims.aud = optarg;
         break;
     case 'I':
-        if (token__number("--iat", optarg, TOKEN_IAT_MAX, &v) != 0)
+        if (fc_check_number("--iat", " of seconds", optarg, 1, TOKEN_IAT_MAX, &v) != 0)
             return 2;
         a->claims.iat = v;
         break;
