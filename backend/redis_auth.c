@@ -73,12 +73,11 @@ int fp_redis_password_check(const char *key, const char *path, char *err, size_t
     return n < 0 ? n : 0;
 }
 
-int fp_redis_auth(struct redisContext *c, const char *key, const char *user, const char *path,
-                  char *err, size_t errlen)
+int fp_redis_auth_append(struct redisContext *c, const char *key, const char *user,
+                         const char *path, char *err, size_t errlen)
 {
     char buf[AUTH__MAX + 3];
-    redisReply *r;
-    int n, rc = 0;
+    int n, rc;
 
     if (path == NULL || path[0] == '\0')
         return 0;
@@ -86,14 +85,33 @@ int fp_redis_auth(struct redisContext *c, const char *key, const char *user, con
     if (n < 0)
         return n;
     if (user != NULL && user[0] != '\0')
-        r = redisCommand(c, "AUTH %s %b", user, buf, (size_t)n);
+        rc = redisAppendCommand(c, "AUTH %s %b", user, buf, (size_t)n);
     else
-        r = redisCommand(c, "AUTH %b", buf, (size_t)n);
+        rc = redisAppendCommand(c, "AUTH %b", buf, (size_t)n);
     auth__wipe(buf, sizeof(buf));
-    if (r == NULL) {
+    if (rc != REDIS_OK) {
+        snprintf(err, errlen, "AUTH: out of memory");
+        return -ENOMEM;
+    }
+    return 1;
+}
+
+/* Blocking: the AUTH fp_redis_auth_append queues, sent and answered. */
+int fp_redis_auth(struct redisContext *c, const char *key, const char *user, const char *path,
+                  char *err, size_t errlen)
+{
+    void *reply = NULL;
+    redisReply *r;
+    int rc = fp_redis_auth_append(c, key, user, path, err, errlen);
+
+    if (rc <= 0)
+        return rc;
+    if (redisGetReply(c, &reply) != REDIS_OK || reply == NULL) {
         snprintf(err, errlen, "AUTH: %s", c->errstr[0] != '\0' ? c->errstr : "no reply");
         return -EIO;
     }
+    r = reply;
+    rc = 0;
     if (r->type == REDIS_REPLY_ERROR) {
         snprintf(err, errlen, "AUTH%s%.64s refused: %.120s", user != NULL && user[0] ? " as " : "",
                  user != NULL ? user : "", r->str);

@@ -9,11 +9,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <hiredis/hiredis.h>
 
+#include "fp_time.h"
+
 #define SENTINEL__CHANNEL "+switch-master"
+#define SENTINEL__RETRY_MS 1000 /* between two attempts to open the watch again */
+
+/* The watch connection's states. */
+typedef enum {
+    SENTINEL__NONE,     /* no watch: open one at next_ms */
+    SENTINEL__DIALLING, /* non-blocking connect in progress */
+    SENTINEL__STARTING, /* [AUTH,] question and SUBSCRIBE sent, replies awaited */
+    SENTINEL__WATCHING  /* subscribed */
+} sentinel__state;
 
 struct fp_sentinel {
     fp_host sentinels[FP_HOSTS_MAX];
@@ -23,6 +35,13 @@ struct fp_sentinel {
     char *user;          /* AUTH as (NULL: the default user) */
     char *password_file; /* AUTH with the password in it (NULL: no AUTH) */
     redisContext *watch; /* SUBSCRIBE +switch-master, or NULL */
+    sentinel__state state;
+    size_t watch_k;      /* the Sentinel the watch is on, or being opened on */
+    int replies;         /* STARTING: replies to read before SUBSCRIBE's */
+    int64_t deadline_ms; /* DIALLING, STARTING: give this Sentinel up then */
+    int64_t next_ms;     /* NONE: the next attempt */
+    fp_host primary;     /* what fp_sentinel_primary returned last */
+    bool located;        /* primary is set: the watch is opened again */
     bool switched;       /* seen on the watch, not reported yet */
     char errstr[320];
 };
@@ -65,6 +84,7 @@ static void sentinel__unwatch(fp_sentinel *s)
     if (s->watch != NULL)
         redisFree(s->watch);
     s->watch = NULL;
+    s->state = SENTINEL__NONE;
 }
 
 int fp_sentinel_auth(fp_sentinel *s, const char *user, const char *path)
@@ -101,6 +121,11 @@ const char *fp_sentinel_errstr(const fp_sentinel *s)
 int fp_sentinel_fd(const fp_sentinel *s)
 {
     return s != NULL && s->watch != NULL ? s->watch->fd : -1;
+}
+
+bool fp_sentinel_watching(const fp_sentinel *s)
+{
+    return s != NULL && s->watch != NULL && s->state == SENTINEL__WATCHING;
 }
 
 bool fp_sentinel_readonly(const char *error_text)
@@ -187,13 +212,15 @@ static void sentinel__watch(fp_sentinel *s, const fp_host *h)
     redisReply *r;
 
     sentinel__unwatch(s);
+    s->next_ms = fp_time_mono_ms() + SENTINEL__RETRY_MS; /* if it is lost: not at once */
     s->watch = sentinel__dial(s, h);
     if (s->watch == NULL)
         return;
     r = redisCommand(s->watch, "SUBSCRIBE " SENTINEL__CHANNEL);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
+    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
         sentinel__unwatch(s);
-    }
+    else
+        s->state = SENTINEL__WATCHING;
     if (r != NULL)
         freeReplyObject(r);
 }
@@ -208,6 +235,9 @@ int fp_sentinel_primary(fp_sentinel *s, fp_host *primary)
             continue;
         s->cur = k;
         s->switched = false;
+        s->primary = *primary;
+        s->located = true;
+        s->watch_k = k;
         sentinel__watch(s, &s->sentinels[k]);
         return 0;
     }
@@ -229,12 +259,163 @@ static bool sentinel__is_switch(const fp_sentinel *s, const redisReply *r)
            strncmp(text->str, s->name, len) == 0 && text->str[len] == ' ';
 }
 
+/* An attempt to open the watch again failed (errstr says why): the next
+ * one goes to the next Sentinel, SENTINEL__RETRY_MS after this one began. */
+static void sentinel__rewatch_failed(fp_sentinel *s)
+{
+    sentinel__unwatch(s);
+    s->watch_k = (s->watch_k + 1) % s->n;
+}
+
+/*
+ * Starts opening the watch on Sentinel watch_k without blocking: a
+ * non-blocking connect with [AUTH,] the question and SUBSCRIBE queued
+ * behind it. The question's answer is compared with the primary known, so
+ * a switch while there was no watch is not missed.
+ */
+static void sentinel__rewatch_start(fp_sentinel *s)
+{
+    const fp_host *h = &s->sentinels[s->watch_k];
+    char why[256];
+    int rc;
+
+    s->next_ms = fp_time_mono_ms() + SENTINEL__RETRY_MS; /* if it is lost: not at once */
+    s->watch = redisConnectNonBlock(h->host, h->port);
+    if (s->watch == NULL || s->watch->err != 0) {
+        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.100s", h->host, h->port,
+                 s->watch != NULL ? s->watch->errstr : "out of memory");
+        sentinel__rewatch_failed(s);
+        return;
+    }
+    rc = fp_redis_auth_append(s->watch, "redis_sentinel_password_file", s->user, s->password_file,
+                              why, sizeof(why));
+    if (rc < 0 ||
+        redisAppendCommand(s->watch, "SENTINEL get-master-addr-by-name %s", s->name) != REDIS_OK ||
+        redisAppendCommand(s->watch, "SUBSCRIBE " SENTINEL__CHANNEL) != REDIS_OK) {
+        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.200s", h->host, h->port,
+                 rc < 0 ? why : "out of memory");
+        sentinel__rewatch_failed(s);
+        return;
+    }
+    s->replies = rc + 1; /* [AUTH's,] the question's */
+    s->state = SENTINEL__DIALLING;
+    s->deadline_ms = fp_time_mono_ms() + s->timeout_ms;
+}
+
+/* DIALLING: 1 when the connect has completed, 0 while it goes on, -1 when
+ * it failed (errstr set). */
+static int sentinel__dialled(fp_sentinel *s)
+{
+    const fp_host *h = &s->sentinels[s->watch_k];
+    struct pollfd p = {.fd = s->watch->fd, .events = POLLOUT};
+    socklen_t len = sizeof(int);
+    int soerr = 0;
+
+    if (poll(&p, 1, 0) != 1)
+        return 0;
+    if (getsockopt(s->watch->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
+        soerr = errno;
+    if (soerr == 0 && (p.revents & (POLLERR | POLLHUP)) == 0)
+        return 1;
+    snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %s", h->host, h->port,
+             strerror(soerr != 0 ? soerr : ECONNREFUSED));
+    return -1;
+}
+
+/*
+ * STARTING: reads one reply sent before SUBSCRIBE's. 0 when it is
+ * accepted, -1 when this Sentinel is given up (errstr set). The question's
+ * answer, when it names another primary, is a switch.
+ */
+static int sentinel__starting_reply(fp_sentinel *s, const redisReply *r)
+{
+    const fp_host *h = &s->sentinels[s->watch_k];
+    bool question = s->replies == 1;
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %s%.100s", h->host, h->port,
+                 question ? "" : "AUTH refused: ", r->str);
+        return -1;
+    }
+    if (!question)
+        return 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
+        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: knows no primary called \"%s\"",
+                 h->host, h->port, s->name);
+        return -1;
+    }
+    if (strcmp(r->element[0]->str, s->primary.host) != 0 ||
+        atoi(r->element[1]->str) != s->primary.port)
+        s->switched = true;
+    return 0;
+}
+
+/*
+ * Moves an attempt to open the watch on as far as it can without waiting:
+ * the connect, the queued commands, the replies before SUBSCRIBE's. On
+ * SUBSCRIBE's reply the watch is WATCHING; on a failure or past the
+ * deadline the attempt is dropped (sentinel__rewatch_failed).
+ */
+static void sentinel__rewatch_step(fp_sentinel *s)
+{
+    struct pollfd p;
+    void *reply;
+    int done = 0, rc = 0;
+
+    if (s->state == SENTINEL__DIALLING) {
+        rc = sentinel__dialled(s);
+        if (rc == 1)
+            s->state = SENTINEL__STARTING;
+    }
+    if (s->state == SENTINEL__STARTING) {
+        if (redisBufferWrite(s->watch, &done) != REDIS_OK)
+            rc = -1;
+        p.fd = s->watch->fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        if (rc >= 0 && poll(&p, 1, 0) == 1 && redisBufferRead(s->watch) != REDIS_OK)
+            rc = -1;
+        if (rc == -1)
+            snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.100s",
+                     s->sentinels[s->watch_k].host, s->sentinels[s->watch_k].port,
+                     s->watch->errstr);
+        while (rc >= 0 && s->state == SENTINEL__STARTING) {
+            reply = NULL;
+            if (redisGetReplyFromReader(s->watch, &reply) != REDIS_OK) {
+                rc = -1;
+                snprintf(s->errstr, sizeof(s->errstr), "sentinel: %.100s", s->watch->errstr);
+                break;
+            }
+            if (reply == NULL)
+                break;
+            if (s->replies == 0)
+                s->state = SENTINEL__WATCHING; /* SUBSCRIBE's reply */
+            else if (sentinel__starting_reply(s, reply) != 0)
+                rc = -1;
+            else
+                s->replies--;
+            freeReplyObject(reply);
+        }
+    }
+    if (rc < 0 || (s->state != SENTINEL__WATCHING && fp_time_mono_ms() >= s->deadline_ms)) {
+        if (rc >= 0)
+            snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: no answer within %d ms",
+                     s->sentinels[s->watch_k].host, s->sentinels[s->watch_k].port, s->timeout_ms);
+        sentinel__rewatch_failed(s);
+    }
+}
+
 int fp_sentinel_switched(fp_sentinel *s)
 {
     struct pollfd p;
     void *reply;
 
-    if (s->watch != NULL) {
+    if (s->watch == NULL && s->located && s->n > 0 && fp_time_mono_ms() >= s->next_ms)
+        sentinel__rewatch_start(s);
+    if (s->watch != NULL && s->state != SENTINEL__WATCHING)
+        sentinel__rewatch_step(s);
+    if (s->watch != NULL && s->state == SENTINEL__WATCHING) {
         p.fd = s->watch->fd;
         p.events = POLLIN;
         p.revents = 0;

@@ -129,11 +129,22 @@ struct redisContext;
  * After a connect: AUTH on c with the password in path (read now, so a
  * rotated one is used from the next connect on), as user when it is set.
  * Nothing when path is NULL or "". Returns 0, -EINVAL (the file: err says
- * why, naming key as fp_redis_password_check does), -EIO (no reply) or
- * -EACCES (refused: err holds Redis' reply). err never holds the password.
+ * why, naming key as fp_redis_password_check does), -EIO (no reply),
+ * -EACCES (refused: err holds Redis' reply) or -ENOMEM. err never holds
+ * the password.
  */
 int fp_redis_auth(struct redisContext *c, const char *key, const char *user, const char *path,
                   char *err, size_t errlen);
+
+/*
+ * The same without waiting, for a non-blocking c: appends the AUTH
+ * command to c's output, for the caller to send and to read its reply
+ * first. Returns 1 when appended, 0 when path is NULL or "" (nothing to
+ * send), -EINVAL (the file, as above) or -ENOMEM. The password stays in
+ * c's output buffer until it is written.
+ */
+int fp_redis_auth_append(struct redisContext *c, const char *key, const char *user,
+                         const char *path, char *err, size_t errlen);
 
 typedef struct fp_sentinel fp_sentinel;
 
@@ -167,14 +178,27 @@ void fp_sentinel_free(fp_sentinel *s);
 int fp_sentinel_primary(fp_sentinel *s, fp_host *primary);
 
 /*
- * Without blocking: 1 when the watch saw a +switch-master for this
- * primary since the last call, else 0. A watch whose Sentinel went away
- * is dropped (0): the next fp_sentinel_primary opens a new one.
+ * Without blocking: 1 when the primary moved since the last call, else 0.
+ * The watch tells: a +switch-master for this primary, or, on a watch
+ * opened again, a Sentinel naming another primary than the one
+ * fp_sentinel_primary returned last (a switch while there was no watch).
+ *
+ * A watch whose Sentinel went away (restarted, connection cut) is
+ * dropped and opened again by later calls, step by step without
+ * blocking: connect, AUTH, the question, SUBSCRIBE. An attempt that fails
+ * or takes longer than the timeout moves to the next Sentinel, at most
+ * one a second. Known limit: a Sentinel given by name is resolved with a
+ * blocking getaddrinfo.
  */
 int fp_sentinel_switched(fp_sentinel *s);
 
-/* The watch connection's descriptor (for poll), -1 when there is none. */
+/* The watch connection's descriptor (for poll, POLLIN: it also wakes
+ * when a watch being opened has its replies or fails), -1 when there is
+ * none. */
 int fp_sentinel_fd(const fp_sentinel *s);
+
+/* true while the watch is subscribed (not being opened again). */
+bool fp_sentinel_watching(const fp_sentinel *s);
 
 /* Why the last failing call failed; never NULL. */
 const char *fp_sentinel_errstr(const fp_sentinel *s);

@@ -20,7 +20,9 @@
  * Printed as "# ..." lines: the failover's timings and what WAIT costs
  * per event (the bridge's sync_us_sum / sync_count).
  */
+#include <dirent.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -37,6 +39,7 @@
 #include <mosquitto.h>
 
 #include "feed_stream.h"
+#include "fp_sentinel.h"
 #include "fp_time.h"
 #include "ft_redis.h"
 #include "gateway_env.h"
@@ -52,6 +55,8 @@
 static ft_gateway_env env;
 static ft_server primary, replica[N_REPLICAS], sentinel[N_SENTINELS];
 static char sentinels[128], extra[256];
+static fp_sentinel *watcher;    /* test_watch_reopened's own client of the Sentinels */
+#define WATCHER_TIMEOUT_MS 3000 /* its timeout */
 
 /* The reply of a Sentinel command to sentinel i, or NULL. */
 #define sq(i, ...) ft_redis_once(sentinel[i].port, __VA_ARGS__)
@@ -144,8 +149,14 @@ static int teardown(void **state)
 
 static int cleanup(void **state)
 {
+    int i;
+
     (void)state;
     ft_stream_cleanup();
+    for (i = 0; i < N_SENTINELS; i++) /* a test that failed with them stopped */
+        kill((pid_t)sentinel[i].pid, SIGCONT);
+    fp_sentinel_free(watcher);
+    watcher = NULL;
     return 0;
 }
 
@@ -162,6 +173,24 @@ static int64_t until(bool (*cond)(const void *), const void *arg, int64_t since,
 
 static int old_port; /* the primary's before a failover */
 static int new_port; /* the promoted replica's */
+static long bridge_log_from, plugin_log_from; /* their sizes before the failover */
+
+static void plugin_log(char *path, size_t size)
+{
+    snprintf(path, size, "%s/mosquitto/mosquitto.log", env.b.p.mosq.dir);
+}
+
+/* Records the primary and where the daemons' logs end, before a
+ * failover: what they log about the new primary comes after. */
+static void before_failover(void)
+{
+    char log[PATH_MAX + 32];
+
+    old_port = env.b.p.redis.port;
+    plugin_log(log, sizeof(log));
+    bridge_log_from = ft_log_size(env.b.node[0].bridge_log);
+    plugin_log_from = ft_log_size(log);
+}
 
 static bool promoted(const void *arg)
 {
@@ -180,7 +209,7 @@ static bool bridge_follows(const void *arg)
 
     (void)arg;
     snprintf(needle, sizeof(needle), "redis 127.0.0.1:%d: connected again", new_port);
-    return ft_log_count(env.b.node[0].bridge_log, 0, needle) > 0;
+    return ft_log_count(env.b.node[0].bridge_log, bridge_log_from, needle) > 0;
 }
 
 /* The plugin says it reached the new primary (where it rewrites its
@@ -190,8 +219,9 @@ static bool plugin_follows(const void *arg)
     char needle[64], log[PATH_MAX + 32];
 
     snprintf(needle, sizeof(needle), "Redis 127.0.0.1:%d reachable again", new_port);
-    snprintf(log, sizeof(log), "%s/mosquitto/mosquitto.log", env.b.p.mosq.dir);
-    return ft_log_count(log, 0, needle) > 0 && ft_redis_once_int(new_port, "EXISTS node:n1") == 1 &&
+    plugin_log(log, sizeof(log));
+    return ft_log_count(log, plugin_log_from, needle) > 0 &&
+           ft_redis_once_int(new_port, "EXISTS node:n1") == 1 &&
            ft_redis_once_int(new_port, "SISMEMBER online:n1 %s", (const char *)arg) == 1;
 }
 
@@ -314,8 +344,8 @@ static void test_primary_killed(void **state)
     ft_stream_start(&s, t, STREAM_POSTS, false, STREAM_PACE_US);
     ft_stream_wait(&s, KILL_AFTER);
 
+    before_failover();
     kill_at = fp_time_mono_ms();
-    old_port = env.b.p.redis.port;
     assert_int_equal(ft_server_kill(&env.b.p.redis), 0);
     follow_failover("redis primary killed", kill_at, w1.uid);
     from = ft_stream_next(&s) + 1;
@@ -360,6 +390,23 @@ static void test_primary_killed(void **state)
            (double)sync_us / (double)syncs, syncs);
 }
 
+/* SENTINEL FAILOVER on Sentinel 0 (before_failover first); the time
+ * it was asked. */
+static int64_t failover(void)
+{
+    int64_t t0;
+    redisReply *r;
+
+    before_failover();
+    t0 = fp_time_mono_ms();
+    r = sq(0, "SENTINEL FAILOVER feedpush");
+    assert_non_null(r);
+    if (r->type == REDIS_REPLY_ERROR)
+        fail_msg("SENTINEL FAILOVER: %s", r->str);
+    freeReplyObject(r);
+    return t0;
+}
+
 /*
  * A failover while the old primary lives on (SENTINEL FAILOVER: it
  * becomes a replica, so nothing breaks a connection): the Sentinels'
@@ -371,7 +418,6 @@ static void test_switch_master(void **state)
     const char *t = "sw_";
     static ft_watcher w1;
     static ft_stream s;
-    redisReply *r;
     int64_t t0;
     int from;
 
@@ -382,13 +428,7 @@ static void test_switch_master(void **state)
     ft_stream_start(&s, t, STREAM_POSTS / 2, false, STREAM_PACE_US);
     ft_stream_wait(&s, KILL_AFTER / 2);
 
-    t0 = fp_time_mono_ms();
-    old_port = env.b.p.redis.port;
-    r = sq(0, "SENTINEL FAILOVER feedpush");
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        fail_msg("SENTINEL FAILOVER: %s", r->str);
-    freeReplyObject(r);
+    t0 = failover();
     follow_failover("SENTINEL FAILOVER (the old primary lives on)", t0, w1.uid);
     from = ft_stream_next(&s) + 1;
     assert_true(from < STREAM_POSTS / 2 - 50);
@@ -404,8 +444,255 @@ static void test_switch_master(void **state)
     ft_watcher_stop(&w1);
 }
 
+/* Every Sentinel closes its subscribers (CLIENT KILL TYPE pubsub), as a
+ * Sentinel restart or a cut connection would. Returns how many in all. */
+static long long kill_watches(void)
+{
+    long long n = 0;
+    redisReply *r;
+    int i;
+
+    for (i = 0; i < N_SENTINELS; i++) {
+        r = sq(i, "CLIENT KILL TYPE pubsub");
+        assert_non_null(r);
+        if (r->type != REDIS_REPLY_INTEGER)
+            fail_msg("CLIENT KILL TYPE pubsub on Sentinel %d: %s", i,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "not a number");
+        n += r->integer;
+        freeReplyObject(r);
+    }
+    return n;
+}
+
+#define WATCH_PORTS_MAX 256
+
+/* The client-side ports of every Sentinel's subscribers (CLIENT LIST TYPE
+ * pubsub): the watches. Returns how many (at most max). */
+static size_t watch_ports(int *ports, size_t max)
+{
+    const char *p;
+    redisReply *r;
+    size_t n = 0;
+    int i;
+
+    for (i = 0; i < N_SENTINELS; i++) {
+        r = sq(i, "CLIENT LIST TYPE pubsub");
+        assert_non_null(r);
+        if (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_STATUS)
+            fail_msg("CLIENT LIST TYPE pubsub on Sentinel %d: %s", i,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "not a text");
+        for (p = strstr(r->str, " addr=127.0.0.1:"); p != NULL && n < max;
+             p = strstr(p + 1, " addr=127.0.0.1:"))
+            ports[n++] = atoi(p + strlen(" addr=127.0.0.1:"));
+        freeReplyObject(r);
+    }
+    return n;
+}
+
+/* Whether process pid holds a TCP socket whose local port is in ports
+ * (/proc/<pid>/fd for its sockets' inodes, /proc/net/tcp for their
+ * ports). */
+static bool pid_holds_port(pid_t pid, const int *ports, size_t n)
+{
+    char line[512], path[64], fd_path[sizeof(path) + 300], link[64];
+    unsigned long inode, *mine = NULL, *grown;
+    size_t n_mine = 0, i, j;
+    unsigned int lport;
+    struct dirent *e;
+    bool found = false;
+    ssize_t len;
+    FILE *f;
+    DIR *d;
+
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    d = opendir(path);
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL) {
+        snprintf(fd_path, sizeof(fd_path), "%s/%s", path, e->d_name);
+        len = readlink(fd_path, link, sizeof(link) - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        if (sscanf(link, "socket:[%lu]", &inode) != 1)
+            continue;
+        grown = realloc(mine, (n_mine + 1) * sizeof(*mine));
+        assert_non_null(grown);
+        mine = grown;
+        mine[n_mine++] = inode;
+    }
+    closedir(d);
+    f = fopen("/proc/net/tcp", "r");
+    assert_non_null(f);
+    while (!found && fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, " %*d: %*x:%x %*x:%*x %*x %*x:%*x %*x:%*x %*x %*u %*u %lu", &lport,
+                   &inode) != 2)
+            continue;
+        for (i = 0; i < n_mine && !found; i++) {
+            for (j = 0; j < n && mine[i] == inode && !found; j++)
+                found = (int)lport == ports[j];
+        }
+    }
+    fclose(f);
+    free(mine);
+    return found;
+}
+
+/* The bridge and the broker (its plugin) both hold a watch. */
+static bool daemons_watch(const void *arg)
+{
+    int ports[WATCH_PORTS_MAX];
+    size_t n = watch_ports(ports, WATCH_PORTS_MAX);
+
+    (void)arg;
+    return pid_holds_port(env.b.node[0].bridge, ports, n) &&
+           pid_holds_port((pid_t)env.b.p.mosq.pid, ports, n);
+}
+
+/* Sends sig to every Sentinel. */
+static void sentinels_signal(int sig)
+{
+    int i;
+
+    for (i = 0; i < N_SENTINELS; i++)
+        assert_int_equal(kill((pid_t)sentinel[i].pid, sig), 0);
+}
+
+/* A connection of the test's own, subscribed to Sentinel 0's
+ * +switch-master. */
+static redisContext *switch_listener(void)
+{
+    struct timeval tv = {FOLLOW_LIMIT_MS / 1000, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", sentinel[0].port, tv);
+    redisReply *r;
+
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    assert_int_equal(redisSetTimeout(c, tv), REDIS_OK);
+    r = redisCommand(c, "SUBSCRIBE +switch-master");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(r);
+    return c;
+}
+
+/* Waits for c's +switch-master (FOLLOW_LIMIT_MS at most), and closes c. */
+static void await_switch(redisContext *c)
+{
+    void *reply = NULL;
+    redisReply *r;
+
+    if (redisGetReply(c, &reply) != REDIS_OK)
+        fail_msg("no +switch-master from Sentinel 0: %s", c->errstr);
+    r = reply;
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(r->element[1]->str, "+switch-master");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+static bool reports_switch(const void *arg)
+{
+    (void)arg;
+    return fp_sentinel_switched(watcher) == 1;
+}
+
+/* Asks fp_sentinel_switched (which must say 0) until the watch is back. */
+static bool watching_again(const void *arg)
+{
+    (void)arg;
+    assert_int_equal(fp_sentinel_switched(watcher), 0);
+    return fp_sentinel_watching(watcher);
+}
+
+/*
+ * The watch on +switch-master is lost (every Sentinel closes its
+ * subscribers) and must come back by itself, without a Redis failure:
+ * - the bridge's and the plugin's: each holds a subscribed connection to
+ *   a Sentinel again (their processes' sockets against the Sentinels'
+ *   CLIENT LIST);
+ * - the library's (the test's own fp_sentinel): a switch made while it
+ *   was gone is reported (the Sentinel asked again names another
+ *   primary), and once it is back a switch is reported as well.
+ */
+static void test_watch_reopened(void **state)
+{
+    const char *t = "wr_";
+    static ft_watcher w1;
+    redisContext *listener;
+    char err[160];
+    fp_host p;
+    int64_t t0, t1, longest;
+
+    (void)state;
+    assert_settled();
+    ft_stream_follow(t);
+    ft_watcher_start(&w1, 1, t, "f1");
+    assert_true(until(daemons_watch, NULL, fp_time_mono_ms(), 5000) >= 0);
+    assert_int_equal(
+        fp_sentinel_new(&watcher, sentinels, "feedpush", WATCHER_TIMEOUT_MS, err, sizeof(err)), 0);
+    assert_int_equal(fp_sentinel_primary(watcher, &p), 0);
+    assert_int_equal(p.port, env.b.p.redis.port);
+    assert_true(fp_sentinel_watching(watcher));
+
+    /* The daemons open theirs again; the test's is left closed, and a
+     * switch is made. */
+    assert_true(kill_watches() >= 3); /* the bridge's, the plugin's, the test's */
+    if (until(daemons_watch, NULL, fp_time_mono_ms(), 5000) < 0)
+        fail_msg("the bridge or the plugin did not open its Sentinel watch again");
+    listener = switch_listener();
+    t0 = failover();
+    await_switch(listener); /* published: the test's watch cannot see it */
+    if (until(reports_switch, NULL, fp_time_mono_ms(), 5000) < 0)
+        fail_msg("a switch made while the watch was closed was not reported");
+    follow_failover("SENTINEL FAILOVER (the watches closed before)", t0, w1.uid);
+    assert_settled();
+
+    /* The watch opened again carries the next +switch-master. */
+    assert_int_equal(fp_sentinel_primary(watcher, &p), 0);
+    assert_int_equal(p.port, env.b.p.redis.port);
+    assert_true(kill_watches() >= 3);
+    assert_true(until(watching_again, NULL, fp_time_mono_ms(), 5000) >= 0);
+    t0 = failover();
+    if (until(reports_switch, NULL, t0, FOLLOW_LIMIT_MS) < 0)
+        fail_msg("the watch opened again did not report a switch");
+    follow_failover("SENTINEL FAILOVER (the watches opened again)", t0, w1.uid);
+    assert_settled();
+    ft_watcher_stop(&w1);
+
+    /* Every Sentinel stopped (connections accepted, never answered):
+     * opening the watch again never holds the caller for the timeout.
+     * Last: a Sentinel stopped for seconds enters TILT mode. */
+    assert_int_equal(fp_sentinel_primary(watcher, &p), 0);
+    assert_true(kill_watches() >= 3);
+    sentinels_signal(SIGSTOP);
+    longest = 0;
+    t0 = fp_time_mono_ms();
+    /* The first attempt starts within a second (fp_sentinel_primary's
+     * watch was opened just before) and is given up after the timeout. */
+    while (fp_time_mono_ms() - t0 < WATCHER_TIMEOUT_MS + 2000) {
+        t1 = fp_time_mono_ms();
+        assert_int_equal(fp_sentinel_switched(watcher), 0);
+        if (fp_time_mono_ms() - t1 > longest)
+            longest = fp_time_mono_ms() - t1;
+        assert_false(fp_sentinel_watching(watcher));
+        ft_sleep_ms(10);
+    }
+    sentinels_signal(SIGCONT);
+    printf("# every Sentinel stopped: the longest fp_sentinel_switched took %lld ms (%s)\n",
+           (long long)longest, fp_sentinel_errstr(watcher));
+    if (longest >= WATCHER_TIMEOUT_MS / 3)
+        fail_msg("fp_sentinel_switched blocked for %lld ms", (long long)longest);
+    assert_non_null(strstr(fp_sentinel_errstr(watcher), "no answer within"));
+    if (until(watching_again, NULL, fp_time_mono_ms(), 2 * WATCHER_TIMEOUT_MS) < 0)
+        fail_msg("no watch once the Sentinels went on: %s", fp_sentinel_errstr(watcher));
+    fp_sentinel_free(watcher);
+    watcher = NULL;
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_primary_killed, cleanup),
-        cmocka_unit_test_teardown(test_switch_master, cleanup))
+        cmocka_unit_test_teardown(test_switch_master, cleanup),
+        cmocka_unit_test_teardown(test_watch_reopened, cleanup))
 /* clang-format on */
