@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -39,6 +41,9 @@ struct fp_sentinel {
     size_t watch_k;      /* the Sentinel the watch is on, or being opened on */
     int replies;         /* STARTING: replies to read before SUBSCRIBE's */
     int64_t deadline_ms; /* DIALLING, STARTING: give this Sentinel up then */
+    /* Each Sentinel's address as a blocking dial last found it (getpeername;
+     * "": none yet), so that opening the watch again resolves no name. */
+    char addr[FP_HOSTS_MAX][INET6_ADDRSTRLEN];
     int64_t next_ms;     /* NONE: the next attempt */
     fp_host primary;     /* what fp_sentinel_primary returned last */
     bool located;        /* primary is set: the watch is opened again */
@@ -133,6 +138,26 @@ bool fp_sentinel_readonly(const char *error_text)
     return error_text != NULL && strncmp(error_text, "READONLY", 8) == 0;
 }
 
+/* Records the address Sentinel k was reached at on fd (a connected TCP
+ * socket), for sentinel__rewatch_start; kept as it was when unknown. */
+static void sentinel__remember_addr(fp_sentinel *s, size_t k, int fd)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    const void *in;
+
+    if (getpeername(fd, (struct sockaddr *)&sa, &len) != 0)
+        return;
+    if (sa.ss_family == AF_INET)
+        in = &((const struct sockaddr_in *)&sa)->sin_addr;
+    else if (sa.ss_family == AF_INET6)
+        in = &((const struct sockaddr_in6 *)&sa)->sin6_addr;
+    else
+        return;
+    if (inet_ntop(sa.ss_family, in, s->addr[k], sizeof(s->addr[k])) == NULL)
+        s->addr[k][0] = '\0';
+}
+
 /* Connects to one host with the timeouts, and AUTHs when a password is
  * set (fp_sentinel_auth). NULL on failure (errstr set). */
 static redisContext *sentinel__dial(fp_sentinel *s, const fp_host *h)
@@ -158,6 +183,7 @@ static redisContext *sentinel__dial(fp_sentinel *s, const fp_host *h)
         redisFree(c);
         return NULL;
     }
+    sentinel__remember_addr(s, (size_t)(h - s->sentinels), c->fd);
     return c;
 }
 
@@ -280,7 +306,8 @@ static void sentinel__rewatch_start(fp_sentinel *s)
     int rc;
 
     s->next_ms = fp_time_mono_ms() + SENTINEL__RETRY_MS; /* if it is lost: not at once */
-    s->watch = redisConnectNonBlock(h->host, h->port);
+    s->watch = redisConnectNonBlock(s->addr[s->watch_k][0] != '\0' ? s->addr[s->watch_k] : h->host,
+                                    h->port);
     if (s->watch == NULL || s->watch->err != 0) {
         snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.100s", h->host, h->port,
                  s->watch != NULL ? s->watch->errstr : "out of memory");
@@ -323,9 +350,10 @@ static int sentinel__dialled(fp_sentinel *s)
 }
 
 /*
- * STARTING: reads one reply sent before SUBSCRIBE's. 0 when it is
- * accepted, -1 when this Sentinel is given up (errstr set). The question's
- * answer, when it names another primary, is a switch.
+ * STARTING: takes one reply: AUTH's, the question's, then SUBSCRIBE's
+ * (s->replies counts down to it). 0 when it is accepted, -1 when this
+ * Sentinel is given up (errstr set). The question's answer, when it names
+ * another primary, is a switch.
  */
 static int sentinel__starting_reply(fp_sentinel *s, const redisReply *r)
 {
@@ -334,7 +362,17 @@ static int sentinel__starting_reply(fp_sentinel *s, const redisReply *r)
 
     if (r->type == REDIS_REPLY_ERROR) {
         snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %s%.100s", h->host, h->port,
-                 question ? "" : "AUTH refused: ", r->str);
+                 question          ? ""
+                 : s->replies == 0 ? "SUBSCRIBE refused: "
+                                   : "AUTH refused: ",
+                 r->str);
+        return -1;
+    }
+    if (s->replies == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+                            r->element[0]->type != REDIS_REPLY_STRING ||
+                            strcmp(r->element[0]->str, "subscribe") != 0)) {
+        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: SUBSCRIBE: unexpected reply",
+                 h->host, h->port);
         return -1;
     }
     if (!question)
@@ -365,8 +403,12 @@ static void sentinel__rewatch_step(fp_sentinel *s)
 
     if (s->state == SENTINEL__DIALLING) {
         rc = sentinel__dialled(s);
-        if (rc == 1)
+        if (rc == 1) {
             s->state = SENTINEL__STARTING;
+            /* Counted again from here: a caller that comes seldom (a quiet
+             * gateway worker) still gets the replies of what it sends. */
+            s->deadline_ms = fp_time_mono_ms() + s->timeout_ms;
+        }
     }
     if (s->state == SENTINEL__STARTING) {
         if (redisBufferWrite(s->watch, &done) != REDIS_OK)
@@ -389,10 +431,10 @@ static void sentinel__rewatch_step(fp_sentinel *s)
             }
             if (reply == NULL)
                 break;
-            if (s->replies == 0)
-                s->state = SENTINEL__WATCHING; /* SUBSCRIBE's reply */
-            else if (sentinel__starting_reply(s, reply) != 0)
+            if (sentinel__starting_reply(s, reply) != 0)
                 rc = -1;
+            else if (s->replies == 0)
+                s->state = SENTINEL__WATCHING; /* SUBSCRIBE's reply */
             else
                 s->replies--;
             freeReplyObject(reply);

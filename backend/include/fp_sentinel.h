@@ -140,8 +140,9 @@ int fp_redis_auth(struct redisContext *c, const char *key, const char *user, con
  * The same without waiting, for a non-blocking c: appends the AUTH
  * command to c's output, for the caller to send and to read its reply
  * first. Returns 1 when appended, 0 when path is NULL or "" (nothing to
- * send), -EINVAL (the file, as above) or -ENOMEM. The password stays in
- * c's output buffer until it is written.
+ * send), -EINVAL (the file, as above) or -ENOMEM. hiredis keeps the
+ * command in c's output buffer until it is written and does not wipe that
+ * memory (fp_redis_auth's command neither).
  */
 int fp_redis_auth_append(struct redisContext *c, const char *key, const char *user,
                          const char *path, char *err, size_t errlen);
@@ -185,10 +186,13 @@ int fp_sentinel_primary(fp_sentinel *s, fp_host *primary);
  *
  * A watch whose Sentinel went away (restarted, connection cut) is
  * dropped and opened again by later calls, step by step without
- * blocking: connect, AUTH, the question, SUBSCRIBE. An attempt that fails
- * or takes longer than the timeout moves to the next Sentinel, at most
- * one a second. Known limit: a Sentinel given by name is resolved with a
- * blocking getaddrinfo.
+ * blocking: connect, AUTH, the question, SUBSCRIBE. Each step moves on
+ * when a later call finds it done; the connect, and then the replies, may
+ * take the timeout each. An attempt that fails or times out moves to the
+ * next Sentinel, at most one attempt a second. A Sentinel is dialled at
+ * the address a blocking connect last reached it at, so no name is looked
+ * up; known limit: one given by name that was never reached that way is
+ * resolved with a blocking getaddrinfo.
  */
 int fp_sentinel_switched(fp_sentinel *s);
 

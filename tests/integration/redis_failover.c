@@ -466,6 +466,17 @@ static long long kill_watches(void)
 
 #define WATCH_PORTS_MAX 256
 
+static bool is_sentinel_port(int port)
+{
+    int i;
+
+    for (i = 0; i < N_SENTINELS; i++) {
+        if (sentinel[i].port == port)
+            return true;
+    }
+    return false;
+}
+
 /* The client-side ports of every Sentinel's subscribers (CLIENT LIST TYPE
  * pubsub): the watches. Returns how many (at most max). */
 static size_t watch_ports(int *ports, size_t max)
@@ -489,15 +500,15 @@ static size_t watch_ports(int *ports, size_t max)
     return n;
 }
 
-/* Whether process pid holds a TCP socket whose local port is in ports
- * (/proc/<pid>/fd for its sockets' inodes, /proc/net/tcp for their
- * ports). */
+/* Whether process pid holds a TCP socket to a Sentinel whose local port
+ * is in ports (/proc/<pid>/fd for its sockets' inodes, /proc/net/tcp for
+ * their ports). */
 static bool pid_holds_port(pid_t pid, const int *ports, size_t n)
 {
     char line[512], path[64], fd_path[sizeof(path) + 300], link[64];
     unsigned long inode, *mine = NULL, *grown;
     size_t n_mine = 0, i, j;
-    unsigned int lport;
+    unsigned int lport, rport;
     struct dirent *e;
     bool found = false;
     ssize_t len;
@@ -524,8 +535,9 @@ static bool pid_holds_port(pid_t pid, const int *ports, size_t n)
     f = fopen("/proc/net/tcp", "r");
     assert_non_null(f);
     while (!found && fgets(line, sizeof(line), f) != NULL) {
-        if (sscanf(line, " %*d: %*x:%x %*x:%*x %*x %*x:%*x %*x:%*x %*x %*u %*u %lu", &lport,
-                   &inode) != 2)
+        if (sscanf(line, " %*d: %*x:%x %*x:%x %*x %*x:%*x %*x:%*x %*x %*u %*u %lu", &lport, &rport,
+                   &inode) != 3 ||
+            !is_sentinel_port((int)rport))
             continue;
         for (i = 0; i < n_mine && !found; i++) {
             for (j = 0; j < n && mine[i] == inode && !found; j++)
