@@ -222,6 +222,67 @@ static void test_sentinel_store(void **state)
     assert_non_null(strstr(why, missing_file));
 }
 
+/* Closes every subscriber of the Sentinel (as its restart would); how
+ * many. */
+static long long sentinel_kill_watches(void)
+{
+    redisContext *c = ft_redis_connect(sentinel.port);
+    redisReply *r;
+    long long n;
+
+    r = ft_redis_cmd(c, "AUTH %s", SENTINEL_PASSWORD);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    n = ft_redis_int(c, "CLIENT KILL TYPE pubsub");
+    redisFree(c);
+    return n;
+}
+
+/* Calls fp_sentinel_switched on s (which must say 0, the watch not
+ * subscribed) every 20 ms, 5 s at most, until the watch is back (want
+ * NULL) or errstr holds want. */
+static bool sentinel_rewatch_until(fp_sentinel *s, const char *want)
+{
+    int i;
+
+    for (i = 0; i < 250; i++) {
+        assert_int_equal(fp_sentinel_switched(s), 0);
+        if (want == NULL ? fp_sentinel_watching(s) : strstr(fp_sentinel_errstr(s), want) != NULL)
+            return true;
+        assert_false(fp_sentinel_watching(s));
+        ft_sleep_ms(20);
+    }
+    return false;
+}
+
+/* The watch opened again after its Sentinel closed it AUTHs too: with the
+ * ACL user's password it is back; with a wrong one it is not, and
+ * errstr gives the refusal, never the password. */
+static void test_sentinel_watch_auth(void **state)
+{
+    fp_sentinel *s = NULL;
+    char err[160];
+    fp_host p;
+
+    (void)state;
+    assert_int_equal(fp_sentinel_new(&s, sentinel_addr, "feedpush", 3000, err, sizeof(err)), 0);
+    assert_int_equal(fp_sentinel_auth(s, SENTINEL_USER, suser_file), 0);
+    assert_int_equal(fp_sentinel_primary(s, &p), 0);
+    assert_true(fp_sentinel_watching(s));
+    assert_true(sentinel_kill_watches() >= 1);
+    if (!sentinel_rewatch_until(s, NULL))
+        fail_msg("the watch did not come back: %s", fp_sentinel_errstr(s));
+
+    assert_int_equal(fp_sentinel_auth(s, SENTINEL_USER, wrong_file), 0);
+    assert_true(sentinel_kill_watches() >= 1);
+    if (!sentinel_rewatch_until(s, "AUTH refused"))
+        fail_msg("no refusal reported: %s", fp_sentinel_errstr(s));
+    printf("# watch with a wrong Sentinel password: %s\n", fp_sentinel_errstr(s));
+    assert_non_null(strstr(fp_sentinel_errstr(s), "WRONGPASS"));
+    assert_null(strstr(fp_sentinel_errstr(s), WRONG_PASSWORD));
+    fp_sentinel_free(s);
+}
+
 /* The daemons' start-up check: a missing or empty file is a config error,
  * and so is a prefix or host too long. */
 static void test_config_check(void **state)
@@ -386,6 +447,7 @@ static void test_sentinel_gone_while_down(void **state)
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_sentinel_store),
+        cmocka_unit_test(test_sentinel_watch_auth),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_plugin),
         cmocka_unit_test(test_sentinel_plugin),
