@@ -242,6 +242,7 @@ static void sentinel__watch(fp_sentinel *s, const fp_host *h)
     s->watch = sentinel__dial(s, h);
     if (s->watch == NULL)
         return;
+    redisEnableKeepAlive(s->watch); /* a Sentinel host gone silent is noticed */
     r = redisCommand(s->watch, "SUBSCRIBE " SENTINEL__CHANNEL);
     if (r == NULL || r->type != REDIS_REPLY_ARRAY)
         sentinel__unwatch(s);
@@ -314,6 +315,7 @@ static void sentinel__rewatch_start(fp_sentinel *s)
         sentinel__rewatch_failed(s);
         return;
     }
+    redisEnableKeepAlive(s->watch);
     rc = fp_redis_auth_append(s->watch, "redis_sentinel_password_file", s->user, s->password_file,
                               why, sizeof(why));
     if (rc < 0 ||
