@@ -207,8 +207,17 @@ int fa_on_basic_auth(int event, void *event_data, void *userdata)
     rc = auth__check_id(pl, ev->client, client_id, &claims, &held);
     if (rc != 0)
         return rc;
+    /* The user is counted once more across the take-over: over TCP the old
+     * connection's disconnect runs inside the kick, and would take the
+     * count through 0 before the new one is recorded (an SREM then an
+     * SADD: a post routed between them would skip this node). */
+    if (claims.role == FP_ROLE_USER)
+        fa_presence_up(&pl->presence, FA_SET_ONLINE, claims.sub);
     auth__take_over(pl, client_id);
-    if (auth__record(pl, ev->client, client_id, &claims, held) != 0)
+    rc = auth__record(pl, ev->client, client_id, &claims, held);
+    if (claims.role == FP_ROLE_USER)
+        fa_presence_down(&pl->presence, FA_SET_ONLINE, claims.sub);
+    if (rc != 0)
         return auth__refuse(client_id, "out of memory");
     return MOSQ_ERR_SUCCESS;
 }

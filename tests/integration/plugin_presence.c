@@ -250,6 +250,48 @@ static void test_presence_follows_sessions(void **state)
 }
 
 /*
+ * A new connection takes a session over by its client id, over TCP (the
+ * old connection's disconnect runs inside the take-over): the user never
+ * leaves online:n1, not even for a moment. Redis' MONITOR sees no SREM of
+ * the user up to the barrier's own SREM.
+ */
+static void test_presence_takeover_steady(void **state)
+{
+    ft_mqtt e1, e2;
+    redisContext *mon;
+    redisReply *r;
+    void *reply;
+    bool srem = false, end = false;
+
+    (void)state;
+    connect_user(&e1, "erin-1", "erin");
+    wait_online("erin", true, 1000);
+    mon = ft_redis_connect(env.redis.port);
+    r = ft_redis_cmd(mon, "MONITOR");
+    freeReplyObject(r);
+    connect_user(&e2, "erin-1", "erin"); /* takes erin-1 over */
+    presence_barrier();
+    while (!end) {
+        reply = NULL;
+        if (redisGetReply(mon, &reply) != REDIS_OK)
+            fail_msg("MONITOR: %s", mon->errstr);
+        r = reply;
+        if (r->type == REDIS_REPLY_STATUS) {
+            srem = srem || strstr(r->str, "\"SREM\" \"" ONLINE "\" \"erin\"") != NULL;
+            end = strstr(r->str, "\"SREM\" \"" ONLINE "\" \"marker\"") != NULL;
+        }
+        freeReplyObject(r);
+    }
+    redisFree(mon);
+    if (srem)
+        fail_msg("erin left %s for a moment during the take-over", ONLINE);
+    assert_true(is_online("erin"));
+    ft_mqtt_close(&e1);
+    ft_mqtt_close(&e2);
+    wait_online("erin", false, 1000);
+}
+
+/*
  * A client process dies (SIGKILL: no DISCONNECT, the kernel closes the
  * socket): its user leaves online:n1 within 2 s; others stay.
  */
@@ -481,6 +523,7 @@ static void test_presence_redis_outage(void **state)
 FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_presence_follows_sessions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_ignores_services, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_takeover_steady, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_killed_client_leaves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_dropped_socket_leaves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_node_heartbeat, setup, teardown),
