@@ -43,6 +43,7 @@
  * end by itself: above the longest reconnect delay, which it may be
  * sleeping out. */
 #define MQTT__JOIN_MS 3000
+#define MQTT__JOIN_SLICE_MS 100 /* mqtt__join's disconnect repeated this often */
 /* MQTT 5 reason codes from 128 on are failures; below, successes. */
 #define MQTT__RC_FAILURE 128
 
@@ -500,18 +501,33 @@ int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c)
 /*
  * Ends the network thread once closing is set and the link disconnected:
  * libmosquitto's loop then returns, at the latest after the reconnect
- * delay it may be sleeping out, and so does the thread. Only a thread
- * still running after MQTT__JOIN_MS (stuck connecting to a host that never
- * answers) is cancelled: a thread cancelled while it ends by itself
- * leaves its stack poisoned for AddressSanitizer, which then reports its
- * exit.
+ * delay it may be sleeping out, and so does the thread.
+ *
+ * A disconnect that found no socket is undone by a reconnect already on
+ * its way (the thread's, past its look at closing, or libmosquitto's own
+ * after its reconnect delay): that connection would then wait for a
+ * CONNACK, for as long as the keepalive if the broker is stalled. So the
+ * disconnect is repeated every MQTT__JOIN_SLICE_MS while the thread runs.
+ * Only a thread still running after MQTT__JOIN_MS (stuck in a connect to a
+ * host that never answers) is cancelled, and that is logged: a thread
+ * cancelled while it ends by itself leaves its stack poisoned for
+ * AddressSanitizer, which then reports its exit.
  */
 static void mqtt__join(fb_mqtt *m)
 {
-    struct timespec until = fp_time_real_deadline(MQTT__JOIN_MS);
+    int64_t end = fp_time_mono_ms() + MQTT__JOIN_MS;
+    struct timespec until;
 
-    if (pthread_timedjoin_np(m->thread, NULL, &until) == 0)
-        return;
+    for (;;) {
+        until = fp_time_real_deadline(MQTT__JOIN_SLICE_MS);
+        if (pthread_timedjoin_np(m->thread, NULL, &until) == 0)
+            return;
+        if (fp_time_mono_ms() >= end)
+            break;
+        mosquitto_disconnect(m->m);
+    }
+    fp_warn("mqtt: %s: the network thread did not end within %d ms; cancelled", m->client_id,
+            MQTT__JOIN_MS);
     pthread_cancel(m->thread);
     pthread_join(m->thread, NULL);
 }
