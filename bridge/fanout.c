@@ -50,14 +50,15 @@ static const fb_stat fanout__event_stat[] = {
 static char *fanout__deliver_message(const fb_bridge *b, const char *payload,
                                      const fp_node_targets *t, uint64_t seq)
 {
-    cJSON *root = cJSON_CreateObject(), *p = cJSON_Parse(payload), *list;
+    cJSON *root = cJSON_CreateObject(), *p = cJSON_Parse(payload), *list, *user;
     char *out = NULL;
     size_t i;
 
-    if (root == NULL || p == NULL)
+    /* Every step is checked: a recipient or the payload left out for want
+     * of memory would be a delivery lost with its event acked. */
+    if (root == NULL || p == NULL || cJSON_AddStringToObject(root, "type", "deliver") == NULL ||
+        !cJSON_AddItemToObject(root, "payload", p))
         goto done;
-    cJSON_AddStringToObject(root, "type", "deliver");
-    cJSON_AddItemToObject(root, "payload", p);
     p = NULL;
     if (seq > 0 && (cJSON_AddStringToObject(root, "run", b->run) == NULL ||
                     cJSON_AddNumberToObject(root, "seq", (double)seq) == NULL))
@@ -65,8 +66,13 @@ static char *fanout__deliver_message(const fb_bridge *b, const char *payload,
     list = cJSON_AddArrayToObject(root, "recipients");
     if (list == NULL)
         goto done;
-    for (i = 0; i < t->n_users; i++)
-        cJSON_AddItemToArray(list, cJSON_CreateString(t->users[i]));
+    for (i = 0; i < t->n_users; i++) {
+        user = cJSON_CreateString(t->users[i]);
+        if (user == NULL || !cJSON_AddItemToArray(list, user)) {
+            cJSON_Delete(user);
+            goto done;
+        }
+    }
     out = cJSON_PrintUnformatted(root);
 done:
     cJSON_Delete(p);
