@@ -222,18 +222,24 @@ static void test_sentinel_store(void **state)
     assert_non_null(strstr(why, missing_file));
 }
 
+/* A connection to the Sentinel as its default user (redisFree it). */
+static redisContext *sentinel_admin(void)
+{
+    redisContext *c = ft_redis_connect(sentinel.port);
+    redisReply *r = ft_redis_cmd(c, "AUTH %s", SENTINEL_PASSWORD);
+
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    return c;
+}
+
 /* Closes every subscriber of the Sentinel (as its restart would); how
  * many. */
 static long long sentinel_kill_watches(void)
 {
-    redisContext *c = ft_redis_connect(sentinel.port);
-    redisReply *r;
-    long long n;
+    redisContext *c = sentinel_admin();
+    long long n = ft_redis_int(c, "CLIENT KILL TYPE pubsub");
 
-    r = ft_redis_cmd(c, "AUTH %s", SENTINEL_PASSWORD);
-    assert_int_equal(r->type, REDIS_REPLY_STATUS);
-    freeReplyObject(r);
-    n = ft_redis_int(c, "CLIENT KILL TYPE pubsub");
     redisFree(c);
     return n;
 }
@@ -280,6 +286,34 @@ static void test_sentinel_watch_auth(void **state)
     printf("# watch with a wrong Sentinel password: %s\n", fp_sentinel_errstr(s));
     assert_non_null(strstr(fp_sentinel_errstr(s), "WRONGPASS"));
     assert_null(strstr(fp_sentinel_errstr(s), WRONG_PASSWORD));
+    fp_sentinel_free(s);
+}
+
+/* A Sentinel user that may not SUBSCRIBE (no channels): the primary is
+ * found, but no watch is taken for one, neither at the connect nor when
+ * it is opened again (the refusal is reported). */
+static void test_sentinel_watch_refused(void **state)
+{
+    redisContext *c = sentinel_admin();
+    fp_sentinel *s = NULL;
+    redisReply *r;
+    char err[160];
+    fp_host p;
+
+    (void)state;
+    r = ft_redis_cmd(c, "ACL SETUSER fpnochan on >%s ~* resetchannels +@all",
+                     SENTINEL_USER_PASSWORD);
+    freeReplyObject(r);
+    redisFree(c);
+    assert_int_equal(fp_sentinel_new(&s, sentinel_addr, "feedpush", 3000, err, sizeof(err)), 0);
+    assert_int_equal(fp_sentinel_auth(s, "fpnochan", suser_file), 0);
+    assert_int_equal(fp_sentinel_primary(s, &p), 0);
+    assert_int_equal(p.port, env.redis.port);
+    assert_false(fp_sentinel_watching(s));
+    if (!sentinel_rewatch_until(s, "SUBSCRIBE refused"))
+        fail_msg("no refusal reported: %s", fp_sentinel_errstr(s));
+    printf("# watch without channel rights: %s\n", fp_sentinel_errstr(s));
+    assert_non_null(strstr(fp_sentinel_errstr(s), "NOPERM"));
     fp_sentinel_free(s);
 }
 
@@ -448,6 +482,7 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_store),
         cmocka_unit_test(test_sentinel_store),
         cmocka_unit_test(test_sentinel_watch_auth),
+        cmocka_unit_test(test_sentinel_watch_refused),
         cmocka_unit_test(test_config_check),
         cmocka_unit_test(test_plugin),
         cmocka_unit_test(test_sentinel_plugin),
