@@ -175,9 +175,7 @@ fb_outcome fb_fanout_dead_letter(fb_bridge *b, const fp_amqp_msg *msg, const cha
 /* Redis keeps refusing msg: dead-letters it, or in a batch the event it
  * stopped at, and goes on with the batch's next events. */
 fb_outcome fb_fanout_give_up(fb_bridge *b, const fp_amqp_msg *msg, const char *reason);
-/* Publishes the current ribbon (retained) to the local broker; one the
- * link cannot take now (not up yet, or failing) is kept for
- * fb_deliver_ribbon_again. 0, or what the store or the link returned. */
+/* Publishes the current ribbon (retained) to the local broker. */
 int fb_deliver_ribbon_from_store(fb_bridge *b);
 /* Stage 2, between messages: after the link lost the broker (a restart
  * without persistence loses retained messages), publishes the last

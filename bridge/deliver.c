@@ -468,11 +468,7 @@ int fb_deliver_ribbon_from_store(fb_bridge *b)
         return rc;
     losses = deliver__losses(b);
     fb_mqtt_begin(b->node.mqtt);
-    /* A link not up yet is not waited for (the start goes on): the ribbon
-     * goes out once it is (below). */
-    rc = fb_mqtt_connected(b->node.mqtt) ? 0 : 1;
-    if (rc == 0)
-        rc = fb_mqtt_publish(b->node.mqtt, "ribbon", ribbon, strlen(ribbon), true);
+    rc = fb_mqtt_publish(b->node.mqtt, "ribbon", ribbon, strlen(ribbon), true);
     if (rc == 0)
         rc = fb_mqtt_flush(b->node.mqtt, NULL);
     /* Before stage 2 runs: any ribbon it takes later that is older than
@@ -482,7 +478,7 @@ int fb_deliver_ribbon_from_store(fb_bridge *b)
      * once the link is up (fb_deliver_ribbon_again). */
     deliver__ribbon_keep(b, ribbon, strlen(ribbon), rc == 0 ? losses : losses - 1);
     free(ribbon);
-    return rc < 0 ? rc : 0;
+    return rc;
 }
 
 void fb_deliver_ribbon_again(fb_bridge *b)
@@ -501,6 +497,6 @@ void fb_deliver_ribbon_again(fb_bridge *b)
         return;
     b->ribbon_losses = losses;
     fb_stats_add(&b->stats, FB_STAT_BROADCASTS, 1);
-    fp_info("ribbon version %lld published again: the link to the broker was down",
+    fp_info("ribbon version %lld published again: the link to the broker was lost",
             (long long)b->ribbon_version);
 }

@@ -217,8 +217,7 @@ static int main__open(fb_bridge *b)
                         .signing_key_file = b->cfg.jwt_signing_key,
                         .token_ttl_s = (int)b->cfg.token_ttl,
                         .timeout_ms = (int)b->cfg.timeout_ms,
-                        .expiry_ms = (int)b->cfg.deliver_ttl_ms,
-                        .no_wait = true};
+                        .expiry_ms = (int)b->cfg.deliver_ttl_ms};
     int64_t flush_max = 5 * (b->cfg.timeout_ms + 1000);
     int rc;
 
@@ -248,10 +247,9 @@ static int main__open(fb_bridge *b)
             return rc;
         }
     }
-    /* The broker is not waited for here (no_wait), nor by the ribbon
-     * below: stage 1 needs none (with local_delivery direct it takes the
-     * queue until its link is up), and stage 2 waits for it before its
-     * first delivery (main__stage2). */
+    /* The broker is not waited for here: stage 1 needs none (with
+     * local_delivery direct it takes the queue until its link is up), and
+     * stage 2 waits for it before its first delivery (main__stage2). */
     if (main__store_up(b) != 0 || main__amqp_up(b, &b->amqp, true) != 0 ||
         main__amqp_up(b, &b->amqp_node, false) != 0)
         return -EINTR;

@@ -487,7 +487,7 @@ int fb_mqtt_open(fb_mqtt **out, const fb_mqtt_config *c)
     rc = mqtt__init(m, c);
     if (rc == 0)
         rc = mqtt__start(m, &first);
-    if (rc != 0 || c->no_wait)
+    if (rc != 0)
         return rc;
     pthread_mutex_lock(&m->lock);
     rc = mqtt__wait_connected(m, m->cfg.timeout_ms) ? 0 : -EIO;

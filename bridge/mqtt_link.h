@@ -35,15 +35,13 @@ typedef struct {
      * timeout_ms + 1 s with one); 0: a single period. */
     int flush_max_ms;
     int expiry_ms;  /* of non-retained publishes, rounded up to whole seconds; 0: none */
-    bool no_wait;   /* fb_mqtt_open returns once the link is started, up or not */
 } fb_mqtt_config;
 
 typedef struct fb_mqtt fb_mqtt;
 
 /* Loads the key, starts the network thread and connects. Returns 0;
  * -EIO when the link is not up within timeout_ms (it keeps trying: a
- * broker not up yet, a host name that does not resolve yet; with no_wait,
- * 0 without waiting, fb_mqtt_connected() tells); -EAGAIN
+ * broker not up yet, a host name that does not resolve yet); -EAGAIN
  * when the network thread did not start (fb_mqtt_maintain() starts it);
  * or -EINVAL / -ENOMEM, final. fb_mqtt_errstr() says why; *out is set when memory
  * allows. The link reconnects by itself after a drop, a DISCONNECT from
