@@ -247,9 +247,13 @@ static int main__open(fb_bridge *b)
             return rc;
         }
     }
-    /* The broker is not waited for here: stage 1 needs none (with
-     * local_delivery direct it takes the queue until its link is up), and
-     * stage 2 waits for it before its first delivery (main__stage2). */
+    /* The broker is not waited for beyond fb_mqtt_open's timeout_ms per
+     * link: stage 1 needs none (with local_delivery direct it takes the
+     * queue until its link is up), and stage 2 waits for it before its
+     * first delivery (main__stage2). Not waiting at all was tried: with
+     * the broker up, stage 1's first events could then take the queue and
+     * the start ribbon go out late, whenever the link connected after the
+     * rest of the start. */
     if (main__store_up(b) != 0 || main__amqp_up(b, &b->amqp, true) != 0 ||
         main__amqp_up(b, &b->amqp_node, false) != 0)
         return -EINTR;
