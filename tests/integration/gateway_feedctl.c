@@ -204,6 +204,15 @@ static void test_refusals(void **state)
     feedctl(&r, "--help", NULL);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "ribbon"));
+    /* A text that starts with "-h" is no request for help (exit 0 with
+     * nothing posted): a usage error that says to put "--" before it. */
+    feedctl(&r, "--key", key, "--as", "ca", "post", "-hey there", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "\"-hey there\" is not an option"));
+    assert_non_null(strstr(r.err, "put \"--\" before"));
+    feedctl(&r, "--key", key, "--as", "ca", "post", "-h", NULL);
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "post"));
 
     /* token: --ttl and --iat are whole numbers of seconds in range. */
     feedctl(&r, "token", "ca", "--key", key, "--ttl", "1h", NULL);

@@ -189,6 +189,26 @@ static int main__global(fc_ctx *x, int code, const char *arg)
     }
 }
 
+/*
+ * Whether the -h getopt_long just returned was an argument of its own
+ * ("-h", "--help"): then optind has moved past it. Inside a cluster
+ * ("-hey", a text that starts with '-') it has not, and the text must not
+ * be taken for a request for help, which exits 0 with nothing done: it is
+ * a usage error, whose message says to put "--" before such a text.
+ */
+static bool main__help_alone(char **argv, int index)
+{
+    const char *arg = index > 0 ? argv[index - 1] : "";
+
+    if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
+        return true;
+    fprintf(stderr,
+            "feedctl: \"%s\" is not an option; put \"--\" before a text that starts with "
+            "'-'\n",
+            argv[index]);
+    return false;
+}
+
 /* Runs getopt_long over argv with optstring, the global options and extra
  * (see fc_parse). Returns 0, FC_HELP or FC_USAGE. */
 static int main__getopt(fc_ctx *x, int argc, char **argv, const char *optstring,
@@ -206,6 +226,8 @@ static int main__getopt(fc_ctx *x, int argc, char **argv, const char *optstring,
         c = getopt_long(argc, argv, optstring, opts, NULL);
         if (c == -1)
             return 0;
+        if (c == 'h' && !main__help_alone(argv, optind))
+            return FC_USAGE;
         if (c == 'h')
             return FC_HELP;
         if (c == '?' || c == ':')
