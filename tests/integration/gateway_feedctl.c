@@ -213,6 +213,9 @@ static void test_refusals(void **state)
     feedctl(&r, "--key", key, "--as", "ca", "post", "-h", NULL);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "post"));
+    feedctl(&r, "post", "--hel", NULL); /* getopt_long's abbreviation */
+    assert_int_equal(r.status, 0);
+    assert_non_null(strstr(r.out, "post"));
 
     /* token: --ttl and --iat are whole numbers of seconds in range. */
     feedctl(&r, "token", "ca", "--key", key, "--ttl", "1h", NULL);

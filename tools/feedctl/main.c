@@ -196,16 +196,18 @@ static int main__global(fc_ctx *x, int code, const char *arg)
  * be taken for a request for help, which exits 0 with nothing done: it is
  * a usage error, whose message says to put "--" before such a text.
  */
-static bool main__help_alone(char **argv, int index)
+static bool main__help_alone(int argc, char **argv, int index)
 {
     const char *arg = index > 0 ? argv[index - 1] : "";
+    size_t n = strlen(arg);
 
-    if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0)
+    /* getopt_long also takes an abbreviation ("--he"). */
+    if (strcmp(arg, "-h") == 0 || (n > 2 && strncmp(arg, "--help", n) == 0))
         return true;
     fprintf(stderr,
             "feedctl: \"%s\" is not an option; put \"--\" before a text that starts with "
             "'-'\n",
-            argv[index]);
+            index < argc ? argv[index] : arg);
     return false;
 }
 
@@ -226,7 +228,7 @@ static int main__getopt(fc_ctx *x, int argc, char **argv, const char *optstring,
         c = getopt_long(argc, argv, optstring, opts, NULL);
         if (c == -1)
             return 0;
-        if (c == 'h' && !main__help_alone(argv, optind))
+        if (c == 'h' && !main__help_alone(argc, argv, optind))
             return FC_USAGE;
         if (c == 'h')
             return FC_HELP;
