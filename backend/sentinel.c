@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,6 +159,51 @@ static void sentinel__remember_addr(fp_sentinel *s, size_t k, int fd)
         s->addr[k][0] = '\0';
 }
 
+/* Sets errstr to "sentinel <host>:<port>: " and what fmt says. */
+static void sentinel__fail(fp_sentinel *s, const fp_host *h, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void sentinel__fail(fp_sentinel *s, const fp_host *h, const char *fmt, ...)
+{
+    int n = snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: ", h->host, h->port);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(s->errstr + n, sizeof(s->errstr) - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * Reads Sentinel h's answer r to SENTINEL get-master-addr-by-name into
+ * *primary. 0, or -EIO when it is an error or names no usable address
+ * (errstr says which).
+ */
+static int sentinel__answer(fp_sentinel *s, const fp_host *h, const redisReply *r, fp_host *primary)
+{
+    char *end;
+    long port;
+
+    if (r->type == REDIS_REPLY_ERROR) {
+        sentinel__fail(s, h, "%.100s", r->str);
+        return -EIO;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        r->element[0]->len > FP_HOST_MAX) {
+        sentinel__fail(s, h, "knows no primary called \"%s\"", s->name);
+        return -EIO;
+    }
+    port = strtol(r->element[1]->str, &end, 10);
+    if (*end != '\0' || port < 1 || port > 65535) {
+        sentinel__fail(s, h, "bad port in its answer");
+        return -EIO;
+    }
+    memcpy(primary->host, r->element[0]->str, r->element[0]->len);
+    primary->host[r->element[0]->len] = '\0';
+    primary->port = (int)port;
+    return 0;
+}
+
 /* Connects to one host with the timeouts, and AUTHs when a password is
  * set (fp_sentinel_auth). NULL on failure (errstr set). */
 static redisContext *sentinel__dial(fp_sentinel *s, const fp_host *h)
@@ -167,19 +213,17 @@ static redisContext *sentinel__dial(fp_sentinel *s, const fp_host *h)
     char why[256];
 
     if (c == NULL) {
-        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: out of memory", h->host,
-                 h->port);
+        sentinel__fail(s, h, "out of memory");
         return NULL;
     }
     if (c->err != 0 || redisSetTimeout(c, tv) != REDIS_OK) {
-        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.100s", h->host, h->port,
-                 c->errstr);
+        sentinel__fail(s, h, "%.100s", c->errstr);
         redisFree(c);
         return NULL;
     }
     if (fp_redis_auth(c, "redis_sentinel_password_file", s->user, s->password_file, why,
                       sizeof(why)) != 0) {
-        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.200s", h->host, h->port, why);
+        sentinel__fail(s, h, "%.200s", why);
         redisFree(c);
         return NULL;
     }
@@ -196,35 +240,14 @@ static int sentinel__ask(fp_sentinel *s, const fp_host *h, fp_host *primary)
     redisContext *c = sentinel__dial(s, h);
     redisReply *r;
     int rc = -EIO;
-    char *end;
-    long port;
 
     if (c == NULL)
         return -EIO;
     r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", s->name);
-    if (r == NULL) {
-        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.100s", h->host, h->port,
-                 c->errstr);
-    } else if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.100s", h->host, h->port,
-                 r->str);
-    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-               r->element[0]->type != REDIS_REPLY_STRING ||
-               r->element[1]->type != REDIS_REPLY_STRING || r->element[0]->len > FP_HOST_MAX) {
-        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: knows no primary called \"%s\"",
-                 h->host, h->port, s->name);
-    } else {
-        port = strtol(r->element[1]->str, &end, 10);
-        if (*end != '\0' || port < 1 || port > 65535) {
-            snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: bad port in its answer",
-                     h->host, h->port);
-        } else {
-            memcpy(primary->host, r->element[0]->str, r->element[0]->len);
-            primary->host[r->element[0]->len] = '\0';
-            primary->port = (int)port;
-            rc = 0;
-        }
-    }
+    if (r == NULL)
+        sentinel__fail(s, h, "%.100s", c->errstr);
+    else
+        rc = sentinel__answer(s, h, r, primary);
     if (r != NULL)
         freeReplyObject(r);
     redisFree(c);
@@ -310,8 +333,7 @@ static void sentinel__rewatch_start(fp_sentinel *s)
     s->watch = redisConnectNonBlock(s->addr[s->watch_k][0] != '\0' ? s->addr[s->watch_k] : h->host,
                                     h->port);
     if (s->watch == NULL || s->watch->err != 0) {
-        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.100s", h->host, h->port,
-                 s->watch != NULL ? s->watch->errstr : "out of memory");
+        sentinel__fail(s, h, "%.100s", s->watch != NULL ? s->watch->errstr : "out of memory");
         sentinel__rewatch_failed(s);
         return;
     }
@@ -321,8 +343,7 @@ static void sentinel__rewatch_start(fp_sentinel *s)
     if (rc < 0 ||
         redisAppendCommand(s->watch, "SENTINEL get-master-addr-by-name %s", s->name) != REDIS_OK ||
         redisAppendCommand(s->watch, "SUBSCRIBE " SENTINEL__CHANNEL) != REDIS_OK) {
-        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.200s", h->host, h->port,
-                 rc < 0 ? why : "out of memory");
+        sentinel__fail(s, h, "%.200s", rc < 0 ? why : "out of memory");
         sentinel__rewatch_failed(s);
         return;
     }
@@ -346,8 +367,7 @@ static int sentinel__dialled(fp_sentinel *s)
         soerr = errno;
     if (soerr == 0 && (p.revents & (POLLERR | POLLHUP)) == 0)
         return 1;
-    snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %s", h->host, h->port,
-             strerror(soerr != 0 ? soerr : ECONNREFUSED));
+    sentinel__fail(s, h, "%s", strerror(soerr != 0 ? soerr : ECONNREFUSED));
     return -1;
 }
 
@@ -360,34 +380,25 @@ static int sentinel__dialled(fp_sentinel *s)
 static int sentinel__starting_reply(fp_sentinel *s, const redisReply *r)
 {
     const fp_host *h = &s->sentinels[s->watch_k];
-    bool question = s->replies == 1;
+    fp_host named;
 
+    if (s->replies == 1) { /* the question's */
+        if (sentinel__answer(s, h, r, &named) != 0)
+            return -1;
+        if (strcmp(named.host, s->primary.host) != 0 || named.port != s->primary.port)
+            s->switched = true;
+        return 0;
+    }
     if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %s%.100s", h->host, h->port,
-                 question          ? ""
-                 : s->replies == 0 ? "SUBSCRIBE refused: "
-                                   : "AUTH refused: ",
-                 r->str);
+        sentinel__fail(s, h, "%s refused: %.100s", s->replies == 0 ? "SUBSCRIBE" : "AUTH", r->str);
         return -1;
     }
     if (s->replies == 0 && (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
                             r->element[0]->type != REDIS_REPLY_STRING ||
                             strcmp(r->element[0]->str, "subscribe") != 0)) {
-        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: SUBSCRIBE: unexpected reply",
-                 h->host, h->port);
+        sentinel__fail(s, h, "SUBSCRIBE: unexpected reply");
         return -1;
     }
-    if (!question)
-        return 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING) {
-        snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: knows no primary called \"%s\"",
-                 h->host, h->port, s->name);
-        return -1;
-    }
-    if (strcmp(r->element[0]->str, s->primary.host) != 0 ||
-        atoi(r->element[1]->str) != s->primary.port)
-        s->switched = true;
     return 0;
 }
 
@@ -399,6 +410,7 @@ static int sentinel__starting_reply(fp_sentinel *s, const redisReply *r)
  */
 static void sentinel__rewatch_step(fp_sentinel *s)
 {
+    const fp_host *h = &s->sentinels[s->watch_k];
     struct pollfd p;
     void *reply;
     int done = 0, rc = 0;
@@ -421,14 +433,12 @@ static void sentinel__rewatch_step(fp_sentinel *s)
         if (rc >= 0 && poll(&p, 1, 0) == 1 && redisBufferRead(s->watch) != REDIS_OK)
             rc = -1;
         if (rc == -1)
-            snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: %.100s",
-                     s->sentinels[s->watch_k].host, s->sentinels[s->watch_k].port,
-                     s->watch->errstr);
+            sentinel__fail(s, h, "%.100s", s->watch->errstr);
         while (rc >= 0 && s->state == SENTINEL__STARTING) {
             reply = NULL;
             if (redisGetReplyFromReader(s->watch, &reply) != REDIS_OK) {
                 rc = -1;
-                snprintf(s->errstr, sizeof(s->errstr), "sentinel: %.100s", s->watch->errstr);
+                sentinel__fail(s, h, "%.100s", s->watch->errstr);
                 break;
             }
             if (reply == NULL)
@@ -444,8 +454,7 @@ static void sentinel__rewatch_step(fp_sentinel *s)
     }
     if (rc < 0 || (s->state != SENTINEL__WATCHING && fp_time_mono_ms() >= s->deadline_ms)) {
         if (rc >= 0)
-            snprintf(s->errstr, sizeof(s->errstr), "sentinel %.64s:%d: no answer within %d ms",
-                     s->sentinels[s->watch_k].host, s->sentinels[s->watch_k].port, s->timeout_ms);
+            sentinel__fail(s, h, "no answer within %d ms", s->timeout_ms);
         sentinel__rewatch_failed(s);
     }
 }

@@ -573,17 +573,13 @@ static void sentinels_signal(int sig)
  * +switch-master. */
 static redisContext *switch_listener(void)
 {
-    struct timeval tv = {FOLLOW_LIMIT_MS / 1000, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", sentinel[0].port, tv);
-    redisReply *r;
+    struct timeval tv = {FOLLOW_LIMIT_MS / 1000, 0}; /* await_switch's wait */
+    redisContext *c = ft_redis_connect(sentinel[0].port);
+    redisReply *r = ft_redis_cmd(c, "SUBSCRIBE +switch-master");
 
-    assert_non_null(c);
-    assert_int_equal(c->err, 0);
-    assert_int_equal(redisSetTimeout(c, tv), REDIS_OK);
-    r = redisCommand(c, "SUBSCRIBE +switch-master");
-    assert_non_null(r);
     assert_int_equal(r->type, REDIS_REPLY_ARRAY);
     freeReplyObject(r);
+    assert_int_equal(redisSetTimeout(c, tv), REDIS_OK);
     return c;
 }
 
