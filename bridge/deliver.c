@@ -355,13 +355,6 @@ fb_outcome fb_deliver_direct(fb_bridge *b, const char *payload, const fp_node_ta
     return out;
 }
 
-/*
- * Publishes a ribbon document of the given version retained on "ribbon",
- * so a client that subscribes later gets it at once, unless this broker
- * has a newer one: ribbons reach feed.broadcast from every node's stage
- * 1, and one made earlier can arrive later. Version 0 (a document without
- * one) is always published.
- */
 /* The stage 2 link's count of lost connections so far. */
 static unsigned long deliver__losses(fb_bridge *b)
 {
@@ -392,6 +385,14 @@ static void deliver__ribbon_keep(fb_bridge *b, const void *body, size_t len, uns
     b->ribbon_losses = losses;
 }
 
+/*
+ * Publishes a ribbon document of the given version retained on "ribbon",
+ * so a client that subscribes later gets it at once, unless this broker
+ * has a newer one: ribbons reach feed.broadcast from every node's stage
+ * 1, and one made earlier can arrive later. Version 0 (a document without
+ * one) is always published. Returns FB_DONE, or FB_RETRY_MQTT when the
+ * broker did not take it.
+ */
 static fb_outcome deliver__ribbon(fb_bridge *b, const void *body, size_t len, int64_t version)
 {
     unsigned long losses;

@@ -149,6 +149,11 @@ if FP_GATEWAY_URL=$url FP_SHOTS_DIR=$t/shots FP_RUN_ID=i$$ \
 else
     sed 's/^/    /' "$t/browser.log"
     fail "the browser test failed against the installed page"
+    # What the daemons said meanwhile: the files go with the machine.
+    for f in bridge/bridge.log gateway/gateway.log mosquitto/mosquitto.log; do
+        echo "    --- the last lines of $f"
+        tail -n 25 "$t/$f" 2>/dev/null | sed 's/^/    /'
+    done
 fi
 
 verdict
