@@ -159,6 +159,8 @@ static int auth__record(fa_plugin *pl, struct mosquitto *client, const char *cli
     s = fa_sessions_add(&pl->sessions, client, client_id, c, &replaced);
     if (s == NULL)
         return -ENOMEM;
+    if (replaced != NULL && replaced->offline_until != 0)
+        pl->leftovers_due = true; /* ended by the broker now, or a leftover */
     s->held = held;
     /* Presence lists users; a bridge's connection is not one. */
     if (c->role == FP_ROLE_USER)
@@ -170,7 +172,8 @@ static int auth__record(fa_plugin *pl, struct mosquitto *client, const char *cli
     if (held || holder_held)
         pl->held_changes++;
     /* An offline record stays in by_client until the broker ends its old
-     * context (which it does while it completes this connect). */
+     * context (which it does while it completes this connect), or until
+     * the next tick finds that it had none (fa_held_drop_leftovers). */
     return 0;
 }
 
@@ -203,7 +206,7 @@ int fa_on_basic_auth(int event, void *event_data, void *userdata)
      * and a context the broker freed (an expired session) may be reused. */
     stale = fa_sessions_find(&pl->sessions, ev->client);
     if (stale != NULL)
-        fa_held_drop(pl, stale);
+        fa_held_drop_gone(pl, stale);
     rc = auth__check_id(pl, ev->client, client_id, &claims, &held);
     if (rc != 0)
         return rc;

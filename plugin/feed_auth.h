@@ -158,12 +158,19 @@ struct fa_plugin;
 void fa_held_connection_gone(struct fa_plugin *pl, fa_session *s);
 /* Forgets s whatever it is (expired, replaced, stale). Counts presence. */
 void fa_held_drop(struct fa_plugin *pl, fa_session *s);
+/* fa_held_drop of a record whose session the broker freed without a
+ * word (its client pointer is stale), with one log line. */
+void fa_held_drop_gone(struct fa_plugin *pl, fa_session *s);
 /* The record of a client the plugin never authenticated: a session the
  * broker restored from its persistence file, matched by client id to a
  * record from the state file. NULL when there is none. */
 fa_session *fa_held_adopt(struct fa_plugin *pl, struct mosquitto *client);
 /* Drops offline records past their lifetime. */
 void fa_held_expire(struct fa_plugin *pl, int64_t now);
+/* From the tick, after a take-over of an offline record: drops the
+ * records the broker will never end, as their sessions went with their
+ * connections (fa_held_drop_gone). */
+void fa_held_drop_leftovers(struct fa_plugin *pl);
 /* Loads / saves plugin_opt_session_file (no file set: nothing, 0).
  * Returns 0 or -errno (logged). */
 int fa_held_load(struct fa_plugin *pl);
@@ -309,6 +316,7 @@ typedef struct fa_plugin {
     uint64_t held_saved;          /* held_changes at the last save that worked */
     int64_t next_held_save_ms;    /* monotonic; no autosave before */
     bool held_save_failing;       /* the last autosave failed (logged once) */
+    bool leftovers_due;           /* an offline record was taken over (fa_held_drop_leftovers) */
 } fa_plugin;
 
 /* Broker callbacks (auth.c, acl.c, kick.c, fanout.c). */

@@ -20,8 +20,10 @@
  * (docs/plugin.md). A record whose broker session went earlier (an MQTT 5
  * client asking for less) only costs a routed delivery that finds no
  * subscriber; its client pointer is never used again, because the broker
- * sends no event for a freed context, and a new connection at the same
- * address is authenticated first, which drops the stale record.
+ * sends no event for a freed context. The record goes when a new
+ * connection at the same address is authenticated (the stale record is
+ * dropped first), or at the next tick after a new connection took its
+ * client id (fa_held_drop_leftovers).
  *
  * Broker thread only.
  */
@@ -49,6 +51,19 @@ void fa_held_drop(fa_plugin *pl, fa_session *s)
     if (s->held && s->in_by_id)
         fa_presence_down(&pl->presence, FA_SET_HELD, s->sub);
     fa_sessions_free(&pl->sessions, s);
+}
+
+void fa_held_drop_gone(fa_plugin *pl, fa_session *s)
+{
+    char id[80];
+
+    fa_log_safe(s->client_id, id, sizeof(id));
+    mosquitto_log_printf(MOSQ_LOG_INFO,
+                         "feed_auth: session \"%s\" of %s is no longer in the broker (an MQTT 5 "
+                         "session expiry shorter than session_max_lifetime, 0 included); its "
+                         "record is dropped",
+                         id, s->sub);
+    fa_held_drop(pl, s);
 }
 
 void fa_held_connection_gone(fa_plugin *pl, fa_session *s)
@@ -93,6 +108,31 @@ void fa_held_expire(fa_plugin *pl, int64_t now)
         mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: persistent session \"%s\" of %s expired",
                              id, s->sub);
         fa_held_drop(pl, s);
+    }
+}
+
+/*
+ * When a new connection takes the client id of an offline record, the
+ * record leaves by_id (fa_sessions_add) and waits in by_client for the
+ * broker to end its old context, which the broker does while it completes
+ * that connect, before the next tick. A session that ended with its
+ * connection (an MQTT 5 client with session expiry 0, taken for a held
+ * one) has no context left, so no end ever comes: an offline record still
+ * out of by_id at a tick is such a leftover, and goes. Walks the table
+ * only after such a take-over (pl->leftovers_due); client pointers are
+ * compared, never used.
+ */
+void fa_held_drop_leftovers(fa_plugin *pl)
+{
+    fa_session *s, *tmp;
+
+    if (!pl->leftovers_due)
+        return;
+    pl->leftovers_due = false;
+    HASH_ITER(hh_client, pl->sessions.by_client, s, tmp)
+    {
+        if (!s->in_by_id && s->offline_until != 0)
+            fa_held_drop_gone(pl, s);
     }
 }
 

@@ -106,6 +106,7 @@ int fa_on_tick(int event, void *event_data, void *userdata)
     (void)event_data;
     fa_redis_drain_log(pl->redis);
     fa_held_autosave(pl, now_ms);
+    fa_held_drop_leftovers(pl);
     revocations = atomic_exchange(&pl->revocations.pending, false);
     if (!revocations && now_ms < pl->next_expiry_check_ms)
         return MOSQ_ERR_SUCCESS;

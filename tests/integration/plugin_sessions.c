@@ -6,7 +6,8 @@
  * session lasts; a client id "<user>:<name>" is its user's alone; the
  * per-user session cap and the broker's queue cap hold; 1,000 expired
  * sessions leave presence empty and broker memory flat; kicks reach an
- * MQTT 5 client as DISCONNECT 0x98; queued messages and the routing
+ * MQTT 5 client as DISCONNECT 0x98; the record of an MQTT 5 session
+ * that ended with its connection goes; queued messages and the routing
  * presence survive a graceful broker restart, and a crash after the
  * broker's and the plugin's periodic saves. The publisher is a service
  * client, as feed-bridge is.
@@ -286,6 +287,52 @@ static void test_kick_reasons(void **state)
     assert_true(ft_mqtt_wait_closed(&d, 3000) >= 0);
     assert_int_equal(d.disconnect_rc, MQTT_RC_ADMINISTRATIVE_ACTION);
     ft_mqtt_close(&d);
+}
+
+/*
+ * An MQTT 5 session with an owned id and session expiry 0 ends with its
+ * connection, but the plugin cannot see the expiry and keeps a record as
+ * for a held one. When the client connects again with that id, the
+ * record is dropped with one line: at that connect (the new connection
+ * reuses the old one's address, as glibc's malloc often has it) or at the
+ * next tick (under ASan, which never reuses it soon). Before, the record
+ * stayed until some connection happened to reuse the address. A held
+ * session taken over the same way is ended by the broker and is not
+ * reported; ticks are known to have run once a short token is kicked.
+ */
+static void test_session_ended(void **state)
+{
+    long from = ft_plugin_env_log_size(&env);
+    int64_t now;
+    ft_mqtt c, d;
+    char *t;
+
+    (void)state;
+    leave_session("gwen", "gwen:kept", 5);
+    assert_int_equal(connect_as(&c, "gwen", "gwen:kept", 5, false, 3600), 0);
+    assert_true(c.session_present);
+    ft_mqtt_close(&c);
+    assert_int_equal(connect_as(&c, "gwen", "gwen:gone", 5, true, 0), 0);
+    ft_mqtt_close(&c);
+    assert_int_equal(connect_as(&c, "gwen", "gwen:gone", 5, true, 0), 0);
+    assert_false(c.session_present);
+    assert_true(ft_plugin_env_log_wait(
+        &env, from, "session \"gwen:gone\" of gwen is no longer in the broker", 3000));
+
+    /* c stays: once it goes, its own record is the next one dropped. */
+    now = (int64_t)time(NULL);
+    t = ft_plugin_env_token(&env, "hal", now, now + 1, FP_ROLE_USER);
+    assert_int_equal(
+        ft_mqtt_connect_session(&d, env.mosq.port, "hal-web", "hal", t, 4, true, 0, 5000), 0);
+    free(t);
+    assert_true(ft_plugin_env_log_wait(&env, from, "disconnecting client \"hal-web\"", 5000));
+    ft_mqtt_close(&d);
+    assert_int_equal(
+        ft_plugin_env_log_count(&env, from, "session \"gwen:gone\" of gwen is no longer"), 1);
+    assert_int_equal(
+        ft_plugin_env_log_count(&env, from, "session \"gwen:kept\" of gwen is no longer"), 0);
+    assert_true(member_wait(HELD, "gwen", 1));
+    ft_mqtt_close(&c);
 }
 
 /* The broker's anonymous resident memory in KiB (RssAnon: heap, thread
@@ -635,6 +682,7 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_session_cap),
         cmocka_unit_test(test_queue_cap),
         cmocka_unit_test(test_kick_reasons),
+        cmocka_unit_test(test_session_ended),
         cmocka_unit_test(test_restart),
         cmocka_unit_test(test_crash),
         cmocka_unit_test_teardown(test_save_failing, e2_stop),
