@@ -248,24 +248,30 @@ static int http__refuse(struct lws *wsi, http__session *s, int status, const cha
     return http__answer(wsi, s, now);
 }
 
+/* The longest Content-Length value libwebsockets 4.1 reads (into 32
+ * bytes, less one); it ignores a longer one and then expects a POST's
+ * body to be 100 MiB long, and a GET's to be none. */
+#define HTTP__LENGTH_MAX 30
+
 /*
  * The request's Content-Length: 0 when there is none, its value when it
  * is decimal digits and nothing else (LLONG_MAX when that is past 18
  * significant digits: over any max_body_bytes, so 413), -1 for anything
- * else (a sign, a space, a suffix, over 255 bytes), which is answered
- * with 400.
+ * else (a sign, a space, a suffix), -2 for a value over HTTP__LENGTH_MAX
+ * bytes (leading zeros count): both are answered with 400.
  */
 static long long http__content_length(struct lws *wsi)
 {
-    char num[256];
+    char num[HTTP__LENGTH_MAX + 1];
     int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
     long long v = 0;
     int i, first = 0;
 
     if (n == 0)
         return 0;
-    if (n < 0 || n >= (int)sizeof(num) ||
-        lws_hdr_copy(wsi, num, sizeof(num), WSI_TOKEN_HTTP_CONTENT_LENGTH) != n)
+    if (n > HTTP__LENGTH_MAX)
+        return -2;
+    if (n < 0 || lws_hdr_copy(wsi, num, sizeof(num), WSI_TOKEN_HTTP_CONTENT_LENGTH) != n)
         return -1;
     for (i = 0; i < n; i++) {
         if (num[i] < '0' || num[i] > '9')
@@ -387,6 +393,11 @@ static int http__on_request(struct lws *wsi, http__session *s)
                             true, true);
     }
     clen = http__content_length(wsi);
+    if (clen == -2) {
+        return http__refuse(wsi, s, 400, "bad_request",
+                            "Content-Length is longer than 30 characters", /* HTTP__LENGTH_MAX */
+                            true, true);
+    }
     if (clen < 0) {
         return http__refuse(wsi, s, 400, "bad_request", "Content-Length is not a decimal number",
                             true, true);

@@ -881,9 +881,13 @@ static void test_http_strict(void **state)
 {
     static const char *const bad_lengths[] = {"12abc", "-1", "+5", "5 5", "0x10"};
     /* Plain digits past any max_body_bytes, however many: 413. */
-    static const char *const big_lengths[] = {"9999999999999999999",
-                                              "00000000000000000000000000070000",
-                                              "123456789012345678901234567890"};
+    static const char *const big_lengths[] = {
+        "9999999999999999999", "000000000000000000000000070000", "123456789012345678901234567890"};
+    /* A 15-byte body: with its length in 30 characters, libwebsockets
+     * reads it as the gateway does (201); in 31 it would ignore the
+     * header and wait for 100 MiB of body (a 408 after body_timeout_ms),
+     * so the gateway refuses it at once. */
+    static const char body15[] = "{\"text\":\"abcd\"}";
     /* Without the check these would be 404s (no such route). */
     static const char *const bad_paths[] = {"/api/v1/feed%01", "/healthz%09", "/api/v1/follows%1f",
                                             "/api/v1/feed%7f"};
@@ -903,6 +907,18 @@ static void test_http_strict(void **state)
         post_length(tok, big_lengths[i], out, sizeof(out));
         if (strstr(out, "HTTP/1.1 413 ") == NULL)
             fail_msg("Content-Length \"%s\": no 413 but: %.80s", big_lengths[i], out);
+    }
+    for (i = 30; i <= 31; i++) {
+        n = snprintf(req, sizeof(req),
+                     "POST /api/v1/posts HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Length: %0*d\r\n\r\n%s",
+                     tok, (int)i, (int)strlen(body15), body15);
+        ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 2000);
+        if (i == 30 && strstr(out, "HTTP/1.1 201 ") == NULL)
+            fail_msg("Content-Length in 30 characters: no 201 but: %.80s", out);
+        if (i == 31 &&
+            (strstr(out, "HTTP/1.1 400 ") == NULL || strstr(out, "longer than 30") == NULL))
+            fail_msg("Content-Length in 31 characters: no 400 but: %.80s", out);
     }
     for (i = 0; i < sizeof(bad_paths) / sizeof(bad_paths[0]); i++) {
         n = snprintf(req, sizeof(req),
