@@ -91,6 +91,8 @@ void fg_posts_create(fg_gateway *gw, const fg_request *req, fg_response *resp)
         goto done;
     }
     key = cJSON_GetObjectItemCaseSensitive(body, "key");
+    if (cJSON_IsNull(key))
+        key = NULL; /* an optional field given as null is absent (protocol.md) */
     if (key != NULL && !(cJSON_IsString(key) && fp_id_valid(key->valuestring))) {
         fg_respond_error(resp, 400, "bad_request", "key: 1-64 characters of [A-Za-z0-9_-]");
         goto done;

@@ -410,7 +410,7 @@ static char *post_keyed(const char *tok, const char *text, const char *key)
  * A post sent with a key and sent again (a client retrying after a 503 or
  * a lost answer) is one post: the same id, once in each feed. Another
  * author's same key is another post. After a delete, a retry does not
- * bring the post back. A bad key is a 400. (A later unkeyed post, once in
+ * bring the post back. A bad key is a 400, a null one none. (A later unkeyed post, once in
  * the feed, shows that the events before it were applied: one bridge
  * takes them in order.)
  */
@@ -418,6 +418,7 @@ static void test_post_key(void **state)
 {
     char *a = token("ka"), *b = token("kb"), *c = token("kc"), *id1, *id2, *id3, *mark;
     char path[128], long_key[70];
+    cJSON *j;
 
     (void)state;
     follow(b, "ka");
@@ -447,6 +448,14 @@ static void test_post_key(void **state)
     assert_int_equal(feed_count(b, "once"), 0);
     assert_int_equal(feed_count(a, "once"), 0);
 
+    /* "key": null is no key: two posts. */
+    j = call(201, "POST", "/api/v1/posts", a, "{\"text\":\"nullkey\",\"key\":null}");
+    free(id3);
+    id3 = strdup(str(cJSON_GetObjectItemCaseSensitive(j, "post"), "id"));
+    cJSON_Delete(j);
+    j = call(201, "POST", "/api/v1/posts", a, "{\"text\":\"nullkey\",\"key\":null}");
+    assert_string_not_equal(id3, str(cJSON_GetObjectItemCaseSensitive(j, "post"), "id"));
+    cJSON_Delete(j);
     refused(400, "bad_request", "POST", "/api/v1/posts", a, "{\"text\":\"x\",\"key\":\"\"}");
     refused(400, "bad_request", "POST", "/api/v1/posts", a, "{\"text\":\"x\",\"key\":42}");
     refused(400, "bad_request", "POST", "/api/v1/posts", a, "{\"text\":\"x\",\"key\":\"a/b\"}");
