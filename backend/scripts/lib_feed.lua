@@ -51,6 +51,16 @@ local function feed_add(key, seq, id, len)
     return added
 end
 
+-- feed_score(key, id): id's score in the feed, as a string of digits,
+-- or nil (not there; a feed still in the old list form has none).
+local function feed_score(key, id)
+    local s = redis.pcall('ZSCORE', key, id)
+    if type(s) ~= 'string' then
+        return nil
+    end
+    return string.match(s, '^(%d+)$')
+end
+
 -- feed_rem(key, id) removes id from the feed.
 local function feed_rem(key, id)
     if feed_failed(redis.pcall('ZREM', key, id)) then

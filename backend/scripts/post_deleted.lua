@@ -15,7 +15,8 @@
 -- redelivered post.created cannot bring the post back, and a fan-out
 -- still pushing it stops), and gone:<id> keeps the sequence number the
 -- marker had, for as long, so that the id still names a place in the
--- feeds (a reader's cursor: feed_read.lua), and fanout_top:<id> (a big
+-- feeds (a reader's cursor: feed_read.lua; for a post that outlived its
+-- marker, the number the author's own lists still hold), and fanout_top:<id> (a big
 -- post's highest slice number) is kept as long too; the id leaves
 -- feed:<author> and posts:<author>.
 -- The mode says what the caller does with the followers' feeds: p, take
@@ -46,7 +47,14 @@ if redis.call('DEL', prefix .. '@FP_KEY_POST@' .. id) == 1 then
     state = 0
 end
 local marker_key = prefix .. '@FP_KEY_FANOUT@' .. id
-local seq = string.match(redis.call('GET', marker_key) or '', '^(%d+) [epl] [ad]$')
+local marker = redis.call('GET', marker_key)
+local seq = string.match(marker or '', '^(%d+) [epl] [ad]$')
+if not marker then
+    -- A post older than the marker TTL: its number is still in the
+    -- author's own lists (until trimmed out).
+    seq = feed_score(prefix .. '@FP_KEY_POSTS@' .. author, id) or
+        feed_score(prefix .. '@FP_KEY_FEED@' .. author, id)
+end
 if seq then
     redis.call('SET', prefix .. '@FP_KEY_GONE@' .. id, seq, 'EX', ttl)
 end

@@ -1808,8 +1808,10 @@ static void test_after_gap(void **state)
  * A cursor whose post was deleted after the reader got it (a delete takes
  * the id off the feeds): before= still pages on below its place, and
  * after= goes on above it as found, for as long as gone:<id> keeps its
- * sequence number; an id never seen, or deleted before gone:<id> existed
- * (a bare tombstone), gives the empty page / the newest one, as before.
+ * sequence number (taken from the author's own lists when the post
+ * outlived its marker); an id never seen, or deleted before gone:<id>
+ * existed (a bare tombstone), gives the empty page / the newest one, as
+ * before.
  */
 static void test_cursor_gone(void **state)
 {
@@ -1844,6 +1846,20 @@ static void test_cursor_gone(void **state)
     assert_string_equal(got, "cg5,cg4,cg2");
     assert_int_equal(ft_redis_int(e->rc, "DEL %s", PREFIX "gone:cg3"), 1);
     check_page(e->st, "cr", 10, "cg3", "");
+
+    /* A post older than the marker TTL (its fanout:<id> expired) keeps
+     * its place too: the author's own lists still hold its number. It
+     * used to give an empty page, which reads as the end of the feed. */
+    assert_int_equal(ft_redis_int(e->rc, "DEL %s", PREFIX "fanout:cg4"), 1);
+    event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"cg4\",\"author_id\":\"cw\"}");
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
+    fp_fanout_free(&f);
+    fp_event_free(&del);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:cr", "cg4"), 0);
+    check_page(e->st, "cr", 10, "cg4", "cg2,cg1");
+    page_ids(e->st, "cr", 10, NULL, "cg4", got, sizeof(got), &where);
+    assert_int_equal(where, FP_FEED_AFTER_TOP);
+    assert_string_equal(got, "cg5");
 }
 
 /*
