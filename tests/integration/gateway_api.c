@@ -2029,6 +2029,32 @@ static void test_max_lifetime(void **state)
     free(too_long);
 }
 
+/* Dev mode with a jwt_signing_key whose tokens jwt_key refuses (another
+ * HS256 secret) stops the gateway at start, with one line naming both;
+ * before, every dev token was then refused with 401. */
+static void test_signing_key_pair(void **state)
+{
+    char path[PATH_MAX];
+    long from = ft_log_size(env.log);
+    FILE *f;
+    int rc;
+
+    (void)state;
+    snprintf(path, sizeof(path), "%.*s/other.secret", PATH_MAX - 16, env.b.p.dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("another secret of forty-eight bytes, not jwt_key", f);
+    assert_int_equal(fclose(f), 0);
+    env.signing_key = path;
+    rc = ft_gateway_start(&env);
+    env.signing_key = NULL; /* before any assert: the later tests start it too */
+    assert_int_equal(rc, -1);
+    assert_false(ft_gateway_alive(&env));
+    assert_int_equal(ft_log_count(env.log, from, "makes dev tokens that jwt_key"), 1);
+    assert_int_equal(ft_gateway_start(&env), 0);
+    cJSON_Delete(call(200, "POST", "/api/v1/dev/token", NULL, "{\"user_id\":\"kim\"}"));
+}
+
 /* jwt_require_iat: a token without iat is refused, one with iat accepted;
  * without the option both are accepted. */
 static void test_require_iat(void **state)
@@ -2609,6 +2635,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_out_of_descriptors),
         cmocka_unit_test(test_http10_whole),
         cmocka_unit_test(test_max_lifetime),
+        cmocka_unit_test(test_signing_key_pair),
         cmocka_unit_test(test_require_iat),
         cmocka_unit_test(test_body_timeout),
         cmocka_unit_test(test_idle_publisher),

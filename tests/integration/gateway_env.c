@@ -111,7 +111,8 @@ static void env__exec_gateway(ft_gateway_env *e, const char *bin)
     setenv("FEEDPUSH_WWW_DIR", v[4], 1);
     setenv("FEEDPUSH_MQTT_JS_DIR", v[5], 1);
     setenv("FEEDPUSH_JWT_KEY", e->b.p.secret_path, 1);
-    setenv("FEEDPUSH_JWT_SIGNING_KEY", e->b.p.secret_path, 1);
+    setenv("FEEDPUSH_JWT_SIGNING_KEY", e->signing_key != NULL ? e->signing_key : e->b.p.secret_path,
+           1);
     setenv("FEEDPUSH_DEV_MODE", e->dev_mode ? "on" : "off", 1);
     snprintf(v[0], sizeof(v[0]), "%d", e->dev_token_ttl > 0 ? e->dev_token_ttl : 600);
     setenv("FEEDPUSH_DEV_TOKEN_TTL", v[0], 1);

@@ -19,6 +19,7 @@ typedef struct {
     bool dev_mode;
     int dev_token_ttl; /* seconds; 0 = 600 */
     int amqp_port;     /* what the gateway is told (a dead port for outage tests) */
+    const char *signing_key; /* its jwt_signing_key; NULL: the node's secret (jwt_key) */
     char url[64];      /* http://127.0.0.1:<port> */
     char log[PATH_MAX + 32];
 } ft_gateway_env;
