@@ -314,13 +314,17 @@ static bool http__is_11(struct lws *wsi)
  * unless "Connection: close", HTTP/1.0 closes it unless the header is
  * "keep-alive" (the whole value, any case). Also when the header lists
  * "close" among other tokens, which lws does not see: the gateway closes
- * those itself.
+ * those itself, and those of a header over 255 bytes.
  */
 static bool http__wants_close(struct lws *wsi)
 {
-    char v[64];
-    int i, n = lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_CONNECTION);
+    char v[256];
+    int i, n;
     bool http11 = http__is_11(wsi);
+
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_CONNECTION) >= (int)sizeof(v))
+        return true; /* a list of tokens too long to read: closed, to be safe */
+    n = lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_CONNECTION);
 
     for (i = 0; i < n; i++)
         v[i] = (char)tolower((unsigned char)v[i]);

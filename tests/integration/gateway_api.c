@@ -948,6 +948,16 @@ static void test_http_strict(void **state)
     lower(out);
     assert_non_null(strstr(out, "connection: close"));
     assert_true(fp_time_mono_ms() - t0 < 5000);
+    /* "close" among other tokens, in a header over 64 bytes. */
+    n = snprintf(req, sizeof(req),
+                 "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: TE, Keep-Alive, "
+                 "X-A-Rather-Long-Hop-By-Hop-Header-Name, X-Another-One, close\r\n\r\n");
+    t0 = fp_time_mono_ms();
+    ft_http_raw(&env, req, (size_t)n, out, sizeof(out), 10000);
+    assert_non_null(strstr(out, "HTTP/1.1 200 "));
+    lower(out);
+    assert_non_null(strstr(out, "connection: close"));
+    assert_true(fp_time_mono_ms() - t0 < 5000);
     free(tok);
 }
 
