@@ -935,11 +935,47 @@ static const struct lws_protocol_vhost_options http__headers = {
 static const struct lws_protocol_vhost_options http__mime_mjs = {NULL, NULL, ".mjs",
                                                                  "text/javascript"};
 
-/* Routes lws's own log lines (errors and warnings) into ours. */
+/* lws logs a line for some requests it drops by itself (headers over
+ * its table, say), which anyone can send: at most this many of its lines
+ * pass per window. */
+#define HTTP__LWS_LOG_BURST 20
+#define HTTP__LWS_LOG_WINDOW_MS 60000
+
+static pthread_mutex_t http__lws_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t http__lws_log_since;   /* monotonic ms: the window's start */
+static unsigned http__lws_log_passed; /* lines passed in the window */
+static unsigned http__lws_log_held;   /* lines left out in it */
+
+/*
+ * Routes lws's own log lines (errors and warnings) into ours, at most
+ * HTTP__LWS_LOG_BURST per HTTP__LWS_LOG_WINDOW_MS; how many were left
+ * out is said with the first line of a later window. Any thread.
+ */
 static void http__lws_log(int level, const char *line)
 {
     size_t n = strlen(line);
+    int64_t now = fp_time_mono_ms();
+    unsigned held = 0;
+    bool pass;
 
+    pthread_mutex_lock(&http__lws_log_lock);
+    if (now - http__lws_log_since >= HTTP__LWS_LOG_WINDOW_MS) {
+        held = http__lws_log_held;
+        http__lws_log_since = now;
+        http__lws_log_passed = 0;
+        http__lws_log_held = 0;
+    }
+    pass = http__lws_log_passed < HTTP__LWS_LOG_BURST;
+    if (pass)
+        http__lws_log_passed++;
+    else
+        http__lws_log_held++;
+    pthread_mutex_unlock(&http__lws_log_lock);
+    if (held > 0)
+        fp_warn("lws: %u more of its lines were left out (at most %d a minute are logged)", held,
+                HTTP__LWS_LOG_BURST);
+    if (!pass)
+        return;
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
         n--;
     fp_log(level == LLL_ERR ? FP_LOG_ERROR : FP_LOG_WARN, "lws: %.*s", (int)n, line);
