@@ -252,6 +252,8 @@ static int http__refuse(struct lws *wsi, http__session *s, int status, const cha
  * bytes, less one); it ignores a longer one and then expects a POST's
  * body to be 100 MiB long, and a GET's to be none. */
 #define HTTP__LENGTH_MAX 30
+#define HTTP__STR_(x) #x
+#define HTTP__STR(x) HTTP__STR_(x)
 
 /*
  * The request's Content-Length: 0 when there is none, its value when it
@@ -398,9 +400,9 @@ static int http__on_request(struct lws *wsi, http__session *s)
     }
     clen = http__content_length(wsi);
     if (clen == -2) {
-        return http__refuse(wsi, s, 400, "bad_request",
-                            "Content-Length is longer than 30 characters", /* HTTP__LENGTH_MAX */
-                            true, true);
+        return http__refuse(
+            wsi, s, 400, "bad_request",
+            "Content-Length is longer than " HTTP__STR(HTTP__LENGTH_MAX) " characters", true, true);
     }
     if (clen < 0) {
         return http__refuse(wsi, s, 400, "bad_request", "Content-Length is not a decimal number",

@@ -60,8 +60,8 @@ void fa_held_drop_gone(fa_plugin *pl, fa_session *s)
     fa_log_safe(s->client_id, id, sizeof(id));
     mosquitto_log_printf(MOSQ_LOG_INFO,
                          "feed_auth: session \"%s\" of %s is no longer in the broker (an MQTT 5 "
-                         "session expiry shorter than session_max_lifetime, 0 included); its "
-                         "record is dropped",
+                         "session expiry shorter than session_max_lifetime, 0 included, or a "
+                         "persistent_client_expiration shorter than it); its record is dropped",
                          id, s->sub);
     fa_held_drop(pl, s);
 }

@@ -152,7 +152,7 @@ else
     # What the daemons said meanwhile: the files go with the machine.
     for f in bridge/bridge.log gateway/gateway.log mosquitto/mosquitto.log; do
         echo "    --- the last lines of $f"
-        tail -n 25 "$t/$f" 2>/dev/null | sed 's/^/    /'
+        tail -n 25 "$t/$f" 2>/dev/null | sed 's/^/    /' || true
     done
 fi
 
