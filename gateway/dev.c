@@ -53,12 +53,26 @@ void fg_dev_config(fg_gateway *gw, const fg_request *req, fg_response *resp)
     fg_respond_json(resp, 200, out);
 }
 
-void fg_dev_token(fg_gateway *gw, const fg_request *req, fg_response *resp)
+int fg_dev_mint(const fg_gateway *gw, const char *sub, char **token, int64_t *exp, char *err,
+                size_t errlen)
 {
     fp_jwt_mint_claims c = {0};
+
+    c.sub = sub;
+    c.iat = (int64_t)time(NULL);
+    c.exp = c.iat + gw->cfg.dev_token_ttl;
+    c.iss = gw->cfg.jwt_issuer;
+    c.aud = gw->cfg.jwt_audience;
+    *exp = c.exp;
+    return fp_jwt_mint(gw->alg, gw->signing_key, gw->signing_key_len, &c, token, err, errlen);
+}
+
+void fg_dev_token(fg_gateway *gw, const fg_request *req, fg_response *resp)
+{
     char *token = NULL, err[256];
     const cJSON *uid;
     cJSON *body, *out;
+    int64_t exp;
 
     if (!gw->cfg.dev_mode) {
         fg_respond_error(resp, 404, "not_found", "dev tokens are off (dev_mode is off)");
@@ -72,22 +86,16 @@ void fg_dev_token(fg_gateway *gw, const fg_request *req, fg_response *resp)
         fg_respond_error(resp, 400, "bad_request", "user_id: 1-64 characters of [A-Za-z0-9_-]");
         goto done;
     }
-    c.sub = uid->valuestring;
-    c.iat = (int64_t)time(NULL);
-    c.exp = c.iat + gw->cfg.dev_token_ttl;
-    c.iss = gw->cfg.jwt_issuer;
-    c.aud = gw->cfg.jwt_audience;
-    if (fp_jwt_mint(gw->alg, gw->signing_key, gw->signing_key_len, &c, &token, err, sizeof(err)) !=
-        0) {
+    if (fg_dev_mint(gw, uid->valuestring, &token, &exp, err, sizeof(err)) != 0) {
         fp_error("dev token: %s", err);
         fg_respond_error(resp, 500, "internal", "could not sign a token");
         goto done;
     }
-    fp_info("dev token issued for %s", c.sub);
+    fp_info("dev token issued for %s", uid->valuestring);
     out = cJSON_CreateObject();
     if (out != NULL && (cJSON_AddStringToObject(out, "token", token) == NULL ||
-                        cJSON_AddStringToObject(out, "user_id", c.sub) == NULL ||
-                        cJSON_AddNumberToObject(out, "expires_at", (double)c.exp) == NULL)) {
+                        cJSON_AddStringToObject(out, "user_id", uid->valuestring) == NULL ||
+                        cJSON_AddNumberToObject(out, "expires_at", (double)exp) == NULL)) {
         cJSON_Delete(out);
         out = NULL;
     }

@@ -322,6 +322,10 @@ fg_handler fg_posts_create, fg_posts_delete; /* posts.c */
 fg_handler fg_follows_put, fg_follows_delete, fg_follows_list; /* follows.c */
 fg_handler fg_reads_feed, fg_reads_ribbon, fg_reads_ribbon_push; /* reads.c */
 fg_handler fg_dev_config, fg_dev_token; /* dev.c */
+/* A dev token for sub, as POST /api/v1/dev/token gives it (its expiry in
+ * *exp). 0 with a malloc'd *token, or -errno with err set. */
+int fg_dev_mint(const fg_gateway *gw, const char *sub, char **token, int64_t *exp, char *err,
+                size_t errlen);
 fg_handler fg_health_check, fg_health_metrics, fg_health_stats; /* health.c */
 
 /* How a route authenticates its caller (routes.c). */

@@ -99,23 +99,17 @@ static int main__link_options(const fg_config *c)
  */
 static int main__check_signing_key(fg_gateway *gw)
 {
-    fp_jwt_mint_claims c = {0};
     fp_jwt_claims claims;
     char *token = NULL, err[256];
+    int64_t exp;
     int rc;
 
-    c.sub = "feedpush-start-check";
-    c.iat = (int64_t)time(NULL);
-    c.exp = c.iat + gw->cfg.dev_token_ttl;
-    c.iss = gw->cfg.jwt_issuer;
-    c.aud = gw->cfg.jwt_audience;
-    if (fp_jwt_mint(gw->alg, gw->signing_key, gw->signing_key_len, &c, &token, err, sizeof(err)) !=
-        0) {
+    if (fg_dev_mint(gw, "feedpush-start-check", &token, &exp, err, sizeof(err)) != 0) {
         fp_error("jwt_signing_key %s cannot sign %s tokens: %s", gw->cfg.jwt_signing_key,
                  gw->cfg.jwt_alg, err);
         return -EINVAL;
     }
-    rc = fp_jwt_verify(gw->verifier, token, c.iat, &claims, err, sizeof(err));
+    rc = fp_jwt_verify(gw->verifier, token, (int64_t)time(NULL), &claims, err, sizeof(err));
     free(token);
     if (rc != 0) {
         fp_error("jwt_signing_key %s makes dev tokens that jwt_key %s refuses (%s: %s): they "
