@@ -1312,6 +1312,18 @@ static void check_page(fp_store *st, const char *uid, size_t limit, const char *
     assert_string_equal(got, want);
 }
 
+/* The page above after: where it says the cursor was, and its ids. */
+static void check_after(fp_store *st, const char *uid, size_t limit, const char *after,
+                        fp_feed_after want_where, const char *want)
+{
+    fp_feed_after where;
+    char got[256];
+
+    page_ids(st, uid, limit, NULL, after, got, sizeof(got), &where);
+    assert_int_equal(where, want_where);
+    assert_string_equal(got, want);
+}
+
 /*
  * Hybrid push/pull: an author above pull_threshold (3 here) has posts
  * kept in posts:<author> only; reads merge them with the pushed ones in
@@ -1324,10 +1336,8 @@ static void test_pull_author(void **state)
     fp_store_config cfg = store_config(&e->redis, PREFIX);
     const fp_node_targets *t;
     fp_store *st = NULL;
-    fp_feed_after where;
     fp_fanout f;
     fp_event ev;
-    char got[256];
 
     cfg.pull_threshold = 3;
     assert_int_equal(fp_store_open(&st, &cfg), 0);
@@ -1381,12 +1391,8 @@ static void test_pull_author(void **state)
     check_page(st, "u2", 1, "p4", "p2");
     /* posts:star starts above p1 (star was pulled since), but far from
      * full: it lost nothing, no gap. */
-    page_ids(st, "u1", 2, NULL, "p1", got, sizeof(got), &where);
-    assert_string_equal(got, "p3,p2");
-    assert_int_equal(where, FP_FEED_AFTER_MORE);
-    page_ids(st, "u1", 2, NULL, "p2", got, sizeof(got), &where);
-    assert_string_equal(got, "p4,p3");
-    assert_int_equal(where, FP_FEED_AFTER_TOP);
+    check_after(st, "u1", 2, "p1", FP_FEED_AFTER_MORE, "p3,p2");
+    check_after(st, "u1", 2, "p2", FP_FEED_AFTER_TOP, "p4,p3");
 
     /* A redelivery: same targets, nothing written twice. */
     post(st, "p4", "star", &f);
@@ -1484,14 +1490,10 @@ static void big_post_overtaking(env *e, const char *p, const char *wide, const c
 static void test_after_sees_late_writes(void **state)
 {
     env *e = *state;
-    fp_feed_after where;
-    char got[256];
 
     big_post_overtaking(e, "u", "wide", "pw", "narrow", "pn");
     check_page(e->st, "u000", 10, NULL, "pw,pn");
-    page_ids(e->st, "u000", 10, NULL, "pn", got, sizeof(got), &where);
-    assert_string_equal(got, "pw");
-    assert_int_equal(where, FP_FEED_AFTER_TOP);
+    check_after(e->st, "u000", 10, "pn", FP_FEED_AFTER_TOP, "pw");
 }
 
 /* GET key as a number (the key must hold one). */
@@ -1517,8 +1519,7 @@ static long long get_ll(redisContext *rc, const char *key)
 static void test_cursor_gone_big(void **state)
 {
     env *e = *state;
-    fp_feed_after where;
-    char got[256], marker[64];
+    char marker[64];
     fp_fanout f, g;
     fp_event ev, del;
     redisReply *r;
@@ -1560,9 +1561,7 @@ static void test_cursor_gone_big(void **state)
     fp_fanout_free(&g);
 
     check_page(e->st, "k000", 10, "kw", "kn1");
-    page_ids(e->st, "k000", 10, NULL, "kw", got, sizeof(got), &where);
-    assert_int_equal(where, FP_FEED_AFTER_TOP);
-    assert_string_equal(got, "kn2,kn1");
+    check_after(e->st, "k000", 10, "kw", FP_FEED_AFTER_TOP, "kn2,kn1");
 }
 
 /*
@@ -1575,8 +1574,7 @@ static void test_cursor_gone_big(void **state)
 static void test_feed_gaps(void **state)
 {
     env *e = *state;
-    char got[256], id[16];
-    fp_feed_after where;
+    char id[16];
     fp_fanout f;
     int i;
 
@@ -1594,15 +1592,10 @@ static void test_feed_gaps(void **state)
     check_page(e->st, "g1", 2, "q30", "q09,q08");
     check_page(e->st, "g1", 2, "q20", "q09,q08"); /* a gone post is still a cursor */
     check_page(e->st, "g1", 5, "q02", "q01,q00");
-    page_ids(e->st, "g1", 3, NULL, "q08", got, sizeof(got), &where);
-    assert_string_equal(got, "q31,q30,q09");
-    assert_int_equal(where, FP_FEED_AFTER_MORE);
-    page_ids(e->st, "g1", 10, NULL, "q12", got, sizeof(got), &where);
-    assert_string_equal(got, "q39,q38,q37,q36,q35,q34,q33,q32,q31,q30");
-    assert_int_equal(where, FP_FEED_AFTER_TOP);
-    page_ids(e->st, "g1", 0, NULL, "q12", got, sizeof(got), &where);
-    assert_string_equal(got, "");
-    assert_int_equal(where, FP_FEED_AFTER_MORE);
+    check_after(e->st, "g1", 3, "q08", FP_FEED_AFTER_MORE, "q31,q30,q09");
+    check_after(e->st, "g1", 10, "q12", FP_FEED_AFTER_TOP,
+                "q39,q38,q37,q36,q35,q34,q33,q32,q31,q30");
+    check_after(e->st, "g1", 0, "q12", FP_FEED_AFTER_MORE, "");
 
     /* q05 also in a pull author's posts, above everything: first, once. */
     run(e->rc, "SADD %s ga", PREFIX "pull_authors");
@@ -1782,13 +1775,9 @@ static void test_after_gap(void **state)
         post_free(st, id, "gpush");
     }
     /* feed:greader holds ga3..ga7: ga1 and ga2, above gb1, are gone. */
-    page_ids(st, "greader", 3, NULL, "gb1", got, sizeof(got), &where);
-    assert_int_equal(where, FP_FEED_AFTER_MISSING);
-    assert_string_equal(got, "ga7,ga6,ga5");
+    check_after(st, "greader", 3, "gb1", FP_FEED_AFTER_MISSING, "ga7,ga6,ga5");
     /* Above ga4 nothing was trimmed (posts:gpull holds one post). */
-    page_ids(st, "greader", 3, NULL, "ga4", got, sizeof(got), &where);
-    assert_int_equal(where, FP_FEED_AFTER_TOP);
-    assert_string_equal(got, "ga7,ga6,ga5");
+    check_after(st, "greader", 3, "ga4", FP_FEED_AFTER_TOP, "ga7,ga6,ga5");
 
     /* posts:gpull at its cap: gb3..gb7 kept, gb2 (above ga7) gone. */
     for (i = 2; i <= 7; i++) {
@@ -1798,9 +1787,7 @@ static void test_after_gap(void **state)
     page_ids(st, "greader", 3, NULL, "ga7", got, sizeof(got), &where);
     assert_int_equal(where, FP_FEED_AFTER_MISSING); /* gb2 is gone */
     assert_string_equal(got, "gb7,gb6,gb5");
-    page_ids(st, "greader", 10, NULL, "gb3", got, sizeof(got), &where);
-    assert_int_equal(where, FP_FEED_AFTER_TOP);
-    assert_string_equal(got, "gb7,gb6,gb5,gb4");
+    check_after(st, "greader", 10, "gb3", FP_FEED_AFTER_TOP, "gb7,gb6,gb5,gb4");
     fp_store_free(st);
 }
 
@@ -1816,8 +1803,7 @@ static void test_after_gap(void **state)
 static void test_cursor_gone(void **state)
 {
     env *e = *state;
-    char got[256], id[16];
-    fp_feed_after where;
+    char id[16];
     fp_fanout f;
     fp_event del;
     int i;
@@ -1836,14 +1822,10 @@ static void test_cursor_gone(void **state)
     assert_int_equal(list_count(e->rc, PREFIX "feed:cr", "cg3"), 0);
 
     check_page(e->st, "cr", 10, "cg3", "cg2,cg1");
-    page_ids(e->st, "cr", 10, NULL, "cg3", got, sizeof(got), &where);
-    assert_int_equal(where, FP_FEED_AFTER_TOP);
-    assert_string_equal(got, "cg5,cg4");
+    check_after(e->st, "cr", 10, "cg3", FP_FEED_AFTER_TOP, "cg5,cg4");
 
     check_page(e->st, "cr", 10, "nosuch", "");
-    page_ids(e->st, "cr", 3, NULL, "nosuch", got, sizeof(got), &where);
-    assert_int_equal(where, FP_FEED_AFTER_MISSING);
-    assert_string_equal(got, "cg5,cg4,cg2");
+    check_after(e->st, "cr", 3, "nosuch", FP_FEED_AFTER_MISSING, "cg5,cg4,cg2");
     assert_int_equal(ft_redis_int(e->rc, "DEL %s", PREFIX "gone:cg3"), 1);
     check_page(e->st, "cr", 10, "cg3", "");
 
@@ -1857,9 +1839,7 @@ static void test_cursor_gone(void **state)
     fp_event_free(&del);
     assert_int_equal(list_count(e->rc, PREFIX "feed:cr", "cg4"), 0);
     check_page(e->st, "cr", 10, "cg4", "cg2,cg1");
-    page_ids(e->st, "cr", 10, NULL, "cg4", got, sizeof(got), &where);
-    assert_int_equal(where, FP_FEED_AFTER_TOP);
-    assert_string_equal(got, "cg5");
+    check_after(e->st, "cr", 10, "cg4", FP_FEED_AFTER_TOP, "cg5");
 }
 
 /*

@@ -228,10 +228,8 @@ static int main__getopt(fc_ctx *x, int argc, char **argv, const char *optstring,
         c = getopt_long(argc, argv, optstring, opts, NULL);
         if (c == -1)
             return 0;
-        if (c == 'h' && !main__help_alone(argc, argv, optind))
-            return FC_USAGE;
         if (c == 'h')
-            return FC_HELP;
+            return main__help_alone(argc, argv, optind) ? FC_HELP : FC_USAGE;
         if (c == '?' || c == ':')
             return FC_USAGE;
         rc = main__global(x, c, optarg);
