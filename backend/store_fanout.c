@@ -167,6 +167,32 @@ void fp_fanout_free(fp_fanout *f)
     memset(f, 0, sizeof(*f));
 }
 
+/*
+ * Adds a script's {count, first key} of feed keys of another type to
+ * out (lib_feed.lua). False when e is not of that shape.
+ */
+static bool store__bad_feeds_add(fp_fanout *out, const redisReply *e)
+{
+    size_t len;
+
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 1 ||
+        e->element[0]->type != REDIS_REPLY_INTEGER || e->element[0]->integer < 0)
+        return false;
+    if (e->element[0]->integer == 0)
+        return true;
+    if (e->elements != 2 || e->element[1]->type != REDIS_REPLY_STRING)
+        return false;
+    if (out->n_bad_feeds == 0) {
+        len = e->element[1]->len;
+        if (len >= sizeof(out->bad_feed))
+            len = sizeof(out->bad_feed) - 1;
+        memcpy(out->bad_feed, e->element[1]->str, len);
+        out->bad_feed[len] = '\0';
+    }
+    out->n_bad_feeds += (size_t)e->element[0]->integer;
+    return true;
+}
+
 /* -------------------------------------------------------- first call */
 
 /* Reads one {node, size, author_here[, users]} of the first call's reply
@@ -185,7 +211,8 @@ static bool store__parse_node(const redisReply *e, store__node *n)
 
 /*
  * Parses the reply of post_created.lua / post_deleted.lua ({state, seq,
- * mode, phase, n_followers, {node, size, author_here[, users]}...}) into
+ * mode, phase, n_followers, {n_bad, first bad key}, {node, size,
+ * author_here[, users]}...}) into
  * r->b and sets up r->out with one entry per live node, the author (and,
  * in phase r, the users the call routed) already added. Returns 0,
  * -EPROTO or -ENOMEM.
@@ -209,9 +236,10 @@ static int store__parse_begin(store__run *r, const redisReply *rep)
     b->n_followers = rep->element[4]->integer;
     if (b->state == 2)
         return 0;
-    if (b->mode != 'e' && b->mode != 'p' && b->mode != 'l')
+    if ((b->mode != 'e' && b->mode != 'p' && b->mode != 'l') || rep->elements < 6 ||
+        !store__bad_feeds_add(r->out, rep->element[5]))
         return store__protocol(r->s, r->what, rep);
-    n = rep->elements - 5;
+    n = rep->elements - 6;
     if (n == 0)
         return 0;
     b->nodes = calloc(n, sizeof(*b->nodes));
@@ -220,7 +248,7 @@ static int store__parse_begin(store__run *r, const redisReply *rep)
     if (b->nodes == NULL || r->out->nodes == NULL || r->cap == NULL)
         return -ENOMEM;
     for (i = 0; i < n; i++) {
-        const redisReply *e = rep->element[i + 5];
+        const redisReply *e = rep->element[i + 6];
         size_t k = b->n_nodes;
 
         if (!store__parse_node(e, &b->nodes[k]))
@@ -296,7 +324,11 @@ static int store__chunk(store__run *r, char *cursor, const char (*uids)[FP_ID_BU
         rc = 2;
         goto done;
     }
-    for (i = 2; i < rep->elements; i++) {
+    if (rep->elements < 3 || !store__bad_feeds_add(r->out, rep->element[2])) {
+        rc = store__protocol(r->s, r->what, rep);
+        goto done;
+    }
+    for (i = 3; i < rep->elements; i++) {
         const redisReply *e = rep->element[i];
 
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
@@ -711,7 +743,7 @@ int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out)
  * deleted meanwhile stops it (not an error). Returns 0, -EINVAL, -EIO,
  * -EPROTO or -ENOMEM.
  */
-int fp_store_post_finish(fp_store *s, const fp_event *ev, const fp_fanout *f)
+int fp_store_post_finish(fp_store *s, const fp_event *ev, fp_fanout *f)
 {
     store__run r = {.s = s, .what = "post_finish"};
     fp_fanout none = {0};
@@ -734,5 +766,10 @@ int fp_store_post_finish(fp_store *s, const fp_event *ev, const fp_fanout *f)
         rc = store__chunks_explicit(&r, ev);
     else
         rc = store__chunks_followers(&r);
+    if (none.n_bad_feeds > 0) {
+        if (f->n_bad_feeds == 0)
+            memcpy(f->bad_feed, none.bad_feed, sizeof(f->bad_feed));
+        f->n_bad_feeds += none.n_bad_feeds;
+    }
     return rc == 2 ? 0 : rc;
 }

@@ -20,7 +20,7 @@
 #include "fp_store.h"
 
 #define STORE__SHA_LEN 40
-#define STORE__KEY_MAX (FP_STORE_PREFIX_MAX + 32 + FP_ID_BUFSZ) /* names are < 32 bytes */
+#define STORE__KEY_MAX FP_STORE_KEY_BUFSZ /* key names are < 32 bytes */
 #define STORE__TIMEOUT_MS_MAX 600000
 
 enum {

@@ -264,6 +264,12 @@ static fb_outcome fanout__post_stored(fb_bridge *b, const fp_event *ev, int rc, 
         rc = fp_store_post_finish(b->store, ev, f);
         out = fanout__store_outcome(rc, dead);
     }
+    if (f->n_bad_feeds > 0)
+        fp_warn("%s %s: %zu feed key(s) hold another type than a feed and were left alone, "
+                "the first \"%s\" (the other feeds were written)",
+                fp_event_type_name(ev->type),
+                ev->type == FP_EVENT_POST_CREATED ? ev->post.id : ev->post_id, f->n_bad_feeds,
+                f->bad_feed);
     fp_fanout_free(f);
     return out;
 }

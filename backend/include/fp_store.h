@@ -52,6 +52,7 @@
 #define FP_STORE_FEED_LENGTH_MAX 1000000
 #define FP_STORE_RIBBON_LENGTH_MAX 500
 #define FP_STORE_PREFIX_MAX FP_KEY_PREFIX_MAX /* bytes */
+#define FP_STORE_KEY_BUFSZ (FP_STORE_PREFIX_MAX + 32 + FP_ID_BUFSZ) /* a key, NUL included */
 #define FP_STORE_MARKER_TTL_S (7 * 86400) /* lifetime of fanout:<id> */
 #define FP_STORE_PULL_THRESHOLD_DEFAULT 10000 /* followers; docs/bridge.md "Big fan-outs" */
 
@@ -154,6 +155,14 @@ typedef struct {
      * and whether they remove the post. */
     bool pending;
     bool unpush;
+    /* Feed keys found holding another type than a feed (a string, a
+     * hash...: not written by feedpush). They are left alone, so their
+     * users miss this post in their feeds, and the other feeds are
+     * written; the caller logs it. The count, and the first key's name
+     * (cut at FP_STORE_KEY_BUFSZ - 1 bytes). fp_store_post_finish() adds
+     * its own. */
+    size_t n_bad_feeds;
+    char bad_feed[FP_STORE_KEY_BUFSZ];
 } fp_fanout;
 
 /* Free what f holds and zero it. Safe on a zeroed struct, idempotent. */
@@ -194,9 +203,10 @@ int fp_store_posts_created(fp_store *s, const fp_event *const *evs, size_t n, fp
  * (f->pending; nothing to do otherwise), for the same ev. Until it
  * returned 0 the event must not be acked: when it is handled again, the
  * marker fanout:<id> still says so, and the writes are made again
- * (harmless). Returns 0, -EINVAL, -EIO, -EPROTO or -ENOMEM.
+ * (harmless). Feed keys of another type it meets are added to
+ * f->n_bad_feeds. Returns 0, -EINVAL, -EIO, -EPROTO or -ENOMEM.
  */
-int fp_store_post_finish(fp_store *s, const fp_event *ev, const fp_fanout *f);
+int fp_store_post_finish(fp_store *s, const fp_event *ev, fp_fanout *f);
 
 /*
  * post.deleted: DEL post:<id>, leave a tombstone so a late post.created

@@ -32,8 +32,12 @@
 -- fanout_top:<id> is raised only by a slice that added the post
 -- somewhere (it only takes a sequence number).
 --
--- Returns {next cursor ("0" when done), state, {node, {uid...}}...}: state
--- 0, or 2 when the post was deleted (nothing done, no targets).
+-- A feed key holding another type is left alone: the slice's other feeds
+-- are written, and the reply names it (lib_feed.lua).
+--
+-- Returns {next cursor ("0" when done), state, {n_bad, first bad key},
+-- {node, {uid...}}...}: state 0, or 2 when the post was deleted (nothing
+-- done, no targets).
 --! include lib_feed.lua
 --! include lib_route.lua
 
@@ -61,16 +65,16 @@ else
     end
 end
 
-local seq, added = nil, 0
+local seq, added, bad = nil, 0, feed_bad_new()
 if op == 'push' and #uids > 0 then
     seq = redis.call('INCR', prefix .. '@FP_KEY_SEQ@')
 end
 for _, uid in ipairs(uids) do
     local feed = prefix .. '@FP_KEY_FEED@' .. uid
     if op == 'push' then
-        added = added + feed_add(feed, seq, id, feed_len)
+        added = added + feed_add(feed, seq, id, feed_len, bad)
     elseif op == 'unpush' then
-        feed_rem(feed, id)
+        feed_rem(feed, id, bad)
     end
 end
 if added > 0 then
@@ -84,7 +88,7 @@ if op == 'push' and last and marker then
     redis.call('SET', marker_key, done, 'KEEPTTL')
 end
 
-local out = {next_cursor, 0}
+local out = {next_cursor, 0, bad}
 for i = 10, 9 + n_check do
     local users = reached(prefix, ARGV[i], uids)
     if #users > 0 then

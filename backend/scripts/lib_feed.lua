@@ -37,15 +37,37 @@ local function feed_failed(r)
     return type(r) == 'table' and r['err'] ~= nil
 end
 
--- feed_add(key, seq, id, len) adds id with score seq (unless it is
+-- feed_bad_new() is an empty record of the feed keys a script found
+-- holding another type (a string, a hash...: not written by feedpush):
+-- {count, first key}. feed_add and feed_rem leave such a key alone and
+-- note it there, so that one foreign key costs its own user the post and
+-- nobody else; the script's reply carries the record for the caller to
+-- log.
+local function feed_bad_new()
+    return {0}
+end
+
+local function feed_bad_note(bad, key)
+    bad[1] = bad[1] + 1
+    if bad[1] == 1 then
+        bad[2] = key
+    end
+end
+
+-- feed_add(key, seq, id, len, bad) adds id with score seq (unless it is
 -- there: a redelivery keeps its place) and trims the feed to len (two
 -- calls: the trim finds nothing to remove in O(log n) when short).
--- Returns 1 when id was added, 0 when it was there.
-local function feed_add(key, seq, id, len)
+-- Returns 1 when id was added, 0 when it was there or when the key holds
+-- another type (then noted in bad, and nothing written).
+local function feed_add(key, seq, id, len, bad)
     local added = redis.pcall('ZADD', key, 'NX', seq, id)
     if feed_failed(added) then
         feed_upgrade(key)
-        added = redis.call('ZADD', key, 'NX', seq, id)
+        added = redis.pcall('ZADD', key, 'NX', seq, id)
+        if feed_failed(added) then
+            feed_bad_note(bad, key)
+            return 0
+        end
     end
     redis.call('ZREMRANGEBYRANK', key, 0, -len - 1)
     return added
@@ -61,10 +83,13 @@ local function feed_score(key, id)
     return string.match(s, '^(%d+)$')
 end
 
--- feed_rem(key, id) removes id from the feed.
-local function feed_rem(key, id)
+-- feed_rem(key, id, bad) removes id from the feed; a key of another
+-- type is noted in bad and left alone.
+local function feed_rem(key, id, bad)
     if feed_failed(redis.pcall('ZREM', key, id)) then
         feed_upgrade(key)
-        redis.call('ZREM', key, id)
+        if feed_failed(redis.pcall('ZREM', key, id)) then
+            feed_bad_note(bad, key)
+        end
     end
 end

@@ -84,16 +84,17 @@ local function inline_uids(source, first, mode, n, inline_max, followers)
     return nil
 end
 
--- begin_reply(state, seq, mode, phase, n, prefix, author, uids) is the
--- reply of the post scripts' first call: {state, seq, mode, phase, n,
--- {node, size, author_here}...}. When uids (all the recipients, a small
+-- begin_reply(state, seq, mode, phase, n, bad, prefix, author, uids) is
+-- the reply of the post scripts' first call: {state, seq, mode, phase, n,
+-- bad, {node, size, author_here}...}, bad being {count, first key} of the
+-- feed keys of another type the call left alone (lib_feed.lua). When uids (all the recipients, a small
 -- list) is given, the call routed them too: phase is then r and each node
 -- comes as {node, size, author_here, {uid...}} with those reached there.
-local function begin_reply(state, seq, mode, phase, n, prefix, author, uids)
+local function begin_reply(state, seq, mode, phase, n, bad, prefix, author, uids)
     if uids then
         phase = 'r'
     end
-    local out = {state, tostring(seq), mode, phase, n}
+    local out = {state, tostring(seq), mode, phase, n, bad}
     for _, node in ipairs(live_nodes(prefix, author)) do
         if uids then
             node[4] = reached(prefix, node[1], uids)

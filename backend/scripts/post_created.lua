@@ -25,13 +25,16 @@
 --
 -- The post goes onto the author's own feed here, and a pulled post onto
 -- posts:<author> (the author joins pull_authors); a redelivery writes
--- them again (ZADD NX), so a first call that failed half-way (a wrong
--- type under feed:<author>) leaves nothing out once it succeeds. A pushed post with at
+-- them again (ZADD NX), so a first call that failed half-way (Redis out
+-- of memory) leaves nothing out once it succeeds. A feed key holding
+-- another type is left alone and named in the reply (lib_feed.lua). A
+-- pushed post with at
 -- most "inline maximum" recipients is done here whole: pushes and routing
 -- (phase r in the reply), so a small post costs one call.
 --
--- Returns {state, seq, mode, phase, n_followers, {node, size,
--- author_here[, {uid...}]}...} (see begin_reply in lib_route.lua): state 0
+-- Returns {state, seq, mode, phase, n_followers, {n_bad, first bad
+-- key}, {node, size, author_here[, {uid...}]}...} (see begin_reply in
+-- lib_route.lua): state 0
 -- = first delivery, 1 = redelivery, 2 = post already deleted (nothing
 -- done, nothing else returned).
 --! include lib_feed.lua
@@ -44,6 +47,7 @@ local post_ttl = tonumber(ARGV[10])
 local marker_key = prefix .. '@FP_KEY_FANOUT@' .. id
 local followers = prefix .. '@FP_KEY_FOLLOWERS@' .. author
 
+local bad = feed_bad_new()
 local marker = redis.call('GET', marker_key)
 if marker == 'deleted' then
     return {2, '0', '', '', 0}
@@ -68,9 +72,9 @@ if marker then
         -- after the marker (a script error is not rolled back) left them
         -- out, and the marker now says it ran.
         if mode == 'l' then
-            feed_add(prefix .. '@FP_KEY_POSTS@' .. author, seq, id, feed_len)
+            feed_add(prefix .. '@FP_KEY_POSTS@' .. author, seq, id, feed_len, bad)
         end
-        feed_add(prefix .. '@FP_KEY_FEED@' .. author, seq, id, feed_len)
+        feed_add(prefix .. '@FP_KEY_FEED@' .. author, seq, id, feed_len, bad)
     end
 else
     state = 0
@@ -80,19 +84,19 @@ else
         mode = 'e'
     elseif threshold > 0 and n > threshold then
         mode, phase = 'l', 'd'
-        feed_add(prefix .. '@FP_KEY_POSTS@' .. author, seq, id, feed_len)
+        feed_add(prefix .. '@FP_KEY_POSTS@' .. author, seq, id, feed_len, bad)
         redis.call('SADD', prefix .. '@FP_KEY_PULL@', author)
     end
     redis.call('SET', marker_key, seq .. ' ' .. mode .. ' ' .. phase, 'EX', ttl)
-    feed_add(prefix .. '@FP_KEY_FEED@' .. author, seq, id, feed_len)
+    feed_add(prefix .. '@FP_KEY_FEED@' .. author, seq, id, feed_len, bad)
 end
 
 -- A small fan-out, whole, in this call.
 local uids = inline_uids(source, 11, mode, n, inline_max, followers)
 if uids and phase == 'a' then
     for _, uid in ipairs(uids) do
-        feed_add(prefix .. '@FP_KEY_FEED@' .. uid, seq, id, feed_len)
+        feed_add(prefix .. '@FP_KEY_FEED@' .. uid, seq, id, feed_len, bad)
     end
     redis.call('SET', marker_key, seq .. ' ' .. mode .. ' d', 'KEEPTTL')
 end
-return begin_reply(state, seq, mode, phase, n, prefix, author, uids)
+return begin_reply(state, seq, mode, phase, n, bad, prefix, author, uids)

@@ -31,8 +31,9 @@
 -- With at most "inline maximum" followers, the followers' feeds and the
 -- routing are done here whole (phase r in the reply).
 --
--- Returns {state, "0", mode, phase, n_followers, {node, size,
--- author_here[, {uid...}]}...}: state 0 = the body was deleted now, 1 = it
+-- Returns {state, "0", mode, phase, n_followers, {n_bad, first bad key},
+-- {node, size, author_here[, {uid...}]}...} (a feed key of another type
+-- is left alone and named: lib_feed.lua): state 0 = the body was deleted now, 1 = it
 -- was already gone; phase a when the followers' feeds are to be walked.
 --! include lib_feed.lua
 --! include lib_route.lua
@@ -42,6 +43,7 @@ local threshold, inline_max = tonumber(ARGV[5]), tonumber(ARGV[6])
 local source = ARGV[7]
 local followers = prefix .. '@FP_KEY_FOLLOWERS@' .. author
 
+local bad = feed_bad_new()
 local state = 1
 if redis.call('DEL', prefix .. '@FP_KEY_POST@' .. id) == 1 then
     state = 0
@@ -60,8 +62,8 @@ if seq then
 end
 redis.call('EXPIRE', prefix .. '@FP_KEY_FANOUT_TOP@' .. id, ttl)
 redis.call('SET', marker_key, 'deleted', 'EX', ttl)
-feed_rem(prefix .. '@FP_KEY_FEED@' .. author, id)
-redis.call('ZREM', prefix .. '@FP_KEY_POSTS@' .. author, id)
+feed_rem(prefix .. '@FP_KEY_FEED@' .. author, id, bad)
+feed_rem(prefix .. '@FP_KEY_POSTS@' .. author, id, bad)
 
 local n = redis.call('SCARD', followers)
 local mode, phase = 'p', 'a'
@@ -73,7 +75,7 @@ end
 local uids = inline_uids(source, 8, mode, n, inline_max, followers)
 if uids then
     for _, uid in ipairs(uids) do
-        feed_rem(prefix .. '@FP_KEY_FEED@' .. uid, id)
+        feed_rem(prefix .. '@FP_KEY_FEED@' .. uid, id, bad)
     end
 end
-return begin_reply(state, 0, mode, phase, n, prefix, author, uids)
+return begin_reply(state, 0, mode, phase, n, bad, prefix, author, uids)

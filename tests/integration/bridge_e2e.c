@@ -274,6 +274,44 @@ static void test_seed_scenario(void **state)
     ft_mqtt_close(&c);
 }
 
+/* A follower whose feed key holds another type (written by someone
+ * else) misses the post in the feed; the other follower gets it in the
+ * feed and live, the event is done (no dead letter, no retry), and the
+ * bridge says so once. */
+static void test_feed_wrong_type(void **state)
+{
+    long long dead = ft_node_stat(&env, 1, "dead_letters");
+    redisContext *rc = ft_redis_connect(env.p.redis.port);
+    const char *line = "post.created k1: 1 feed key(s) hold another type than a feed and "
+                       "were left alone, the first \"feed:KX1\"";
+    char feed[64];
+    redisReply *r;
+    ft_mqtt c;
+
+    (void)state;
+    follow("KX1", "K");
+    follow("KX2", "K");
+    freeReplyObject(ft_redis_cmd(rc, "SET feed:KX1 not-a-feed"));
+    connect_user(&c, "KX2");
+    wait_online("KX2");
+    post("k1", "K", "to both");
+    assert_int_equal(ft_mqtt_wait_messages(&c, 1, 3000), 1);
+    assert_non_null(strstr(c.last_payload, "\"id\":\"k1\""));
+    assert_int_equal(ft_log_wait(env.node[0].bridge_log, 0, line, 5000), 1);
+    feed_of("KX2", feed, sizeof(feed));
+    assert_string_equal(feed, "k1");
+    r = ft_redis_cmd(rc, "GET feed:KX1");
+    assert_string_equal(r->str, "not-a-feed");
+    freeReplyObject(r);
+    /* A later event is handled after it, so a retry would show by now. */
+    post("k2", "K", "again");
+    assert_int_equal(ft_mqtt_wait_messages(&c, 2, 3000), 2);
+    assert_int_equal(ft_log_count(env.node[0].bridge_log, 0, line), 1);
+    assert_int_equal(ft_node_stat(&env, 1, "dead_letters"), dead);
+    ft_mqtt_close(&c);
+    redisFree(rc);
+}
+
 /* 1,500 posts: every follower's list holds exactly the newest 1,000. */
 static void test_feed_capped_at_1000(void **state)
 {
@@ -607,5 +645,6 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_ribbon),
         cmocka_unit_test(test_ribbon_newest_wins),
         cmocka_unit_test(test_ribbon_after_broker_restart),
+        cmocka_unit_test(test_feed_wrong_type),
         cmocka_unit_test(test_feed_capped_at_1000))
 /* clang-format on */

@@ -461,10 +461,10 @@ static void test_body_cache_reads(void **state)
     redisFree(sub);
 }
 
-/* A first call that failed after its marker (feed:<author> of the wrong
- * type: a script error is not rolled back) is refused again until the
- * key is fixed, and the redelivery that succeeds puts the post on the
- * author's feed. */
+/* A first call that failed after its marker (nodes of the wrong type: a
+ * script error is not rolled back) is refused again until the key is
+ * fixed, and the redelivery that succeeds leaves the post once on the
+ * author's and the follower's feeds. */
 static void test_redelivery_after_error(void **state)
 {
     env *e = *state;
@@ -472,13 +472,13 @@ static void test_redelivery_after_error(void **state)
     fp_event ev;
 
     follow(e->st, "follow.created", "B", "A");
-    run(e->rc, "SET %s oops", PREFIX "feed:A");
+    run(e->rc, "SET %s oops", PREFIX "nodes");
     event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"pe\",\"author_id\":\"A\","
                "\"text\":\"t\",\"created_at\":1700000000000}}");
     assert_int_equal(fp_store_post_created(e->st, &ev, &f), -EPROTO);
     assert_int_equal(fp_store_post_created(e->st, &ev, &f), -EPROTO);
     fp_event_free(&ev);
-    assert_int_equal(ft_redis_int(e->rc, "DEL %s", PREFIX "feed:A"), 1);
+    assert_int_equal(ft_redis_int(e->rc, "DEL %s", PREFIX "nodes"), 1);
     post(e->st, "pe", "A", &f);
     assert_true(f.duplicate);
     fp_fanout_free(&f);
@@ -1885,6 +1885,80 @@ static void test_post_ttl(void **state)
     fp_store_free(st);
 }
 
+/* The post is in uid's feed (by its score: ZSCORE is 0/1 entries). */
+static bool feed_holds(redisContext *rc, const char *uid, const char *id)
+{
+    redisReply *r = ft_redis_cmd(rc, "ZSCORE %sfeed:%s %s", PREFIX, uid, id);
+    bool found = r->type == REDIS_REPLY_STRING;
+
+    freeReplyObject(r);
+    return found;
+}
+
+/*
+ * A feed key holding another type than a feed (written by someone else)
+ * is left alone and named in the result; every other feed of the post is
+ * written, by the first call and by the slices, and the delete takes the
+ * post off them again.
+ */
+static void test_feed_wrong_type(void **state)
+{
+    env *e = *state;
+    char uid[16];
+    fp_event del;
+    fp_fanout f;
+    int i;
+
+    /* 3 followers, written by the first call; s1's key is a string. */
+    for (i = 0; i < 3; i++) {
+        snprintf(uid, sizeof(uid), "s%d", i);
+        follow(e->st, "follow.created", uid, "small");
+    }
+    run(e->rc, "SET %s %s", PREFIX "feed:s1", "not-a-feed");
+    post(e->st, "p1", "small", &f);
+    assert_int_equal(f.n_bad_feeds, 1);
+    assert_string_equal(f.bad_feed, PREFIX "feed:s1");
+    fp_fanout_free(&f);
+    assert_true(feed_holds(e->rc, "s0", "p1"));
+    assert_true(feed_holds(e->rc, "s2", "p1"));
+    assert_true(feed_holds(e->rc, "small", "p1"));
+    check_value(e->rc, PREFIX "feed:s1", "not-a-feed");
+
+    /* 150 followers, written in slices after the first call; two of their
+     * keys and the author's own are of other types. */
+    for (i = 0; i < 150; i++) {
+        snprintf(uid, sizeof(uid), "w%03d", i);
+        run(e->rc, "SADD %s %s", PREFIX "followers:wide", uid);
+    }
+    run(e->rc, "HSET %s a b", PREFIX "feed:wide");
+    run(e->rc, "HSET %s a b", PREFIX "feed:w007");
+    run(e->rc, "SET %s %s", PREFIX "feed:w140", "not-a-feed");
+    post(e->st, "p2", "wide", &f);
+    assert_int_equal(f.n_bad_feeds, 3);
+    assert_string_equal(f.bad_feed, PREFIX "feed:wide");
+    fp_fanout_free(&f);
+    for (i = 0; i < 150; i++) {
+        snprintf(uid, sizeof(uid), "w%03d", i);
+        if (i != 7 && i != 140)
+            assert_true(feed_holds(e->rc, uid, "p2"));
+    }
+    check_value(e->rc, PREFIX "feed:w140", "not-a-feed");
+
+    event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"p2\",\"author_id\":\"wide\"}");
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
+    assert_int_equal(fp_store_post_finish(e->st, &del, &f), 0);
+    assert_int_equal(f.n_bad_feeds, 3);
+    assert_string_equal(f.bad_feed, PREFIX "feed:wide");
+    fp_fanout_free(&f);
+    fp_event_free(&del);
+    for (i = 0; i < 150; i++) {
+        snprintf(uid, sizeof(uid), "w%03d", i);
+        if (i != 7 && i != 140)
+            assert_false(feed_holds(e->rc, uid, "p2"));
+    }
+    assert_int_equal(ft_redis_int(e->rc, "HLEN %s", PREFIX "feed:w007"), 1);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 /* clang-format off */
 FT_MAIN(ft_harness_run, NULL, NULL,
@@ -1902,6 +1976,6 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_many_pull_authors), T(test_feed_scan_budget),
         T(test_after_gap),        T(test_redelivery_after_error),
         T(test_body_cache_reads), T(test_cursor_gone),
-        T(test_cursor_gone_big))
+        T(test_cursor_gone_big),  T(test_feed_wrong_type))
 /* clang-format on */
 #undef T
