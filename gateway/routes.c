@@ -2,7 +2,8 @@
  * routes.c - the route table of feed-gateway: a path (with at most one
  * {id} segment) and a method pick a handler; authenticated routes get the
  * verified caller in req->caller first. No match is 404, a known path
- * with another method 405 with an Allow header.
+ * with another method 405 with an Allow header; a dev-mode route is 404
+ * whatever the method while dev mode is off.
  */
 #include <string.h>
 
@@ -123,6 +124,10 @@ fg_route_id fg_route(fg_gateway *gw, fg_request *req, fg_response *resp)
     if (e == NULL) {
         fg_respond_error(resp, 404, "not_found", "no such route");
         return FG_ROUTE_UNKNOWN;
+    }
+    if (e->id == FG_ROUTE_DEV_TOKEN && !gw->cfg.dev_mode) {
+        fg_respond_error(resp, 404, "not_found", "dev mode is off");
+        return e->id;
     }
     req->param = param;
     for (i = 0; i < ROUTE__METHODS && e->m[i].fn != NULL; i++) {

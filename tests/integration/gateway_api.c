@@ -2630,6 +2630,9 @@ static void test_dev_mode_off(void **state)
     assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "dev_mode")));
     cJSON_Delete(j);
     refused(404, "not_found", "POST", "/api/v1/dev/token", NULL, "{\"user_id\":\"x\"}");
+    /* The route is not there at all: no 405 that would tell it exists. */
+    refused(404, "not_found", "GET", "/api/v1/dev/token", NULL, NULL);
+    refused(404, "not_found", "DELETE", "/api/v1/dev/token", NULL, NULL);
     env.dev_mode = true;
     assert_int_equal(ft_gateway_start(&env), 0);
 }
