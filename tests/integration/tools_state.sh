@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# A server's state file (KIND.env) names its pid. After a reboot or a crash
-# that pid may be another program's: tools/fp-server stop must not signal
-# it, and tools/stack status must not call it up. The process standing in
-# for "another program" is a session leader of our own (setsid sleep), as
-# a reused pid of a shell or a daemon would be.
+# The servers tools/fp-server starts, and the state files that name them:
+# - A server's state file (KIND.env) names its pid. After a reboot or a
+#   crash that pid may be another program's: fp-server stop must not
+#   signal it, and tools/stack status must not call it up. The process
+#   standing in for "another program" is a session leader of our own
+#   (setsid sleep), as a reused pid of a shell or a daemon would be.
+# - A start interrupted before the server is ready (Ctrl-C in tools/run)
+#   leaves no server running: it has no state file yet for a stop to use.
 # Run by ctest with FP_SOURCE_DIR, FP_HARNESS (tools/fp-server) and
 # FP_TEST_TMP.
 set -euo pipefail
@@ -11,7 +14,7 @@ set -euo pipefail
 # shellcheck source=ft_check.sh
 . "$(dirname "$0")/ft_check.sh"
 
-t=$(ft_tmp stale-pid)
+t=$(ft_tmp tools-state)
 ft_stop_at_exit "$t/real"
 victim=""
 cleanup() {
@@ -109,4 +112,40 @@ else
     ok "the stamp matching, fp-server stop signals the process group"
     victim=""
 fi
+
+# ---- an interrupted start ----
+# A stand-in for feed-bridge that never says it runs: the start waits for
+# it until the TERM (a test's background job ignores SIGINT, so TERM
+# stands in for Ctrl-C; the trap is the same).
+printf '#!/bin/sh\nexec sleep 600\n' >"$t/never-ready"
+chmod +x "$t/never-ready"
+: >"$t/bridge.conf"
+"$FP_HARNESS" start bridge "$t/int" --config "$t/bridge.conf" --bin "$t/never-ready" \
+    --no-watchdog 2>"$t/int.err" &
+starter=$!
+marked() { grep -lzs "^FEEDPUSH_HARNESS=$t/int/bridge" /proc/[0-9]*/environ 2>/dev/null || true; }
+for _ in $(seq 1 100); do
+    [ -n "$(marked)" ] && break
+    sleep 0.05
+done
+[ -n "$(marked)" ] || die "the never-ready stand-in did not start"
+kill -TERM "$starter"
+rc=0
+wait "$starter" || rc=$?
+if [ "$rc" -eq 130 ] && grep -q "start interrupted" "$t/int.err"; then
+    ok "an interrupted start fails (exit 130) and says so"
+else
+    fail "an interrupted start exited $rc: $(cat "$t/int.err")"
+fi
+left=$(marked)
+if [ -z "$left" ]; then
+    ok "an interrupted start leaves no server running"
+else
+    fail "an interrupted start left running: $left"
+    for f in $left; do
+        f=${f#/proc/}
+        kill -KILL "${f%%/*}" 2>/dev/null || true
+    done
+fi
+[ ! -e "$t/int/bridge.env" ] || fail "an interrupted start left bridge.env"
 verdict
