@@ -120,17 +120,18 @@ static fb_outcome deliver__control_one(fb_bridge *b, fb_outlet *o, const char *p
 
 /*
  * How many of ids[0..n) go in the next control message for a payload of
- * len bytes: at most DELIVER__CONTROL_IDS, and no more than the broker's
- * Maximum Packet Size takes (at least one: a message too large even so
- * is dropped by fb_mqtt_publish, as one publish per recipient would be).
+ * len bytes, its expiry written in head bytes: at most
+ * DELIVER__CONTROL_IDS, and no more than the broker's Maximum Packet Size
+ * takes. 0 when even ids[0] alone does not fit.
  */
-static size_t deliver__control_batch(fb_outlet *o, size_t len, const char *const *ids, size_t n)
+static size_t deliver__control_batch(fb_outlet *o, size_t head, size_t len, const char *const *ids,
+                                     size_t n)
 {
-    size_t topic = strlen(FP_CONTROL_DELIVER_TOPIC), size = 10 + 1 + len, next, k;
+    size_t topic = strlen(FP_CONTROL_DELIVER_TOPIC), size = head + 1 + len, next, k;
 
     for (k = 0; k < n && k < DELIVER__CONTROL_IDS; k++) {
         next = size + 1 + strlen(ids[k]);
-        if (k > 0 && !fb_mqtt_fits(o->mqtt, topic, next, false))
+        if (!fb_mqtt_fits(o->mqtt, topic, next, false))
             break;
         size = next;
     }
@@ -167,24 +168,37 @@ static void deliver__control_other(fb_outlet *o, int rc)
  * message_size_limit) goes out per recipient, to its own recipients only
  * (deliver__feeds_count), and the next ones through the control topic
  * again.
+ * A recipient whose control message would be too large even alone gets
+ * a publish to feed/<uid> instead: its topic is shorter and its body
+ * carries no expiry and id, so it may fit (if it does not either,
+ * fb_mqtt_publish drops it, counted and logged once).
  * Returns FB_DONE with *done = n; or FB_DONE with *done = the recipients
  * handled before the first message refused for want of the fan-out
  * (deliver__no_fanout) and *refused_rc its reason code (the caller
  * delivers the rest); or FB_RETRY_MQTT. *reached gets the recipients the
- * broker took (a control message dropped unsent, too large even for one
- * recipient so that it carried one, is not counted); the caller counts
- * them once the whole delivery is done, so a retry counts none twice.
+ * broker took (a publish dropped unsent is not counted); the caller
+ * counts them once the whole delivery is done, so a retry counts none
+ * twice.
  */
 static fb_outcome deliver__control(fb_bridge *b, fb_outlet *o, const char *payload,
                                    const char *const *ids, size_t n, size_t *done, size_t *reached,
                                    int *refused_rc)
 {
-    size_t len = strlen(payload), i, k, got, count = 0;
+    size_t len = strlen(payload), i, k, got, count = 0, head;
+    char expiry[16];
     int rc = 0;
 
     *refused_rc = 0;
+    head = (size_t)snprintf(expiry, sizeof(expiry), "%u",
+                            fb_mqtt_expiry_s((int)b->cfg.deliver_ttl_ms));
     for (i = 0; i < n; i += k) {
-        k = deliver__control_batch(o, len, ids + i, n - i);
+        k = deliver__control_batch(o, head, len, ids + i, n - i);
+        if (k == 0) {
+            k = 1;
+            if (deliver__feeds_count(o, payload, ids + i, 1, &count) != FB_DONE)
+                return FB_RETRY_MQTT;
+            continue;
+        }
         got = 0;
         if (deliver__control_one(b, o, payload, len, ids + i, k) != FB_DONE ||
             deliver__flush(o, k, &got, &rc) != 0)

@@ -2,11 +2,12 @@
  * feed-bridge against a broker's limits: a broker with max_packet_size
  * 4096, which its CONNACK announces. A deliver control message that would
  * be over the limit (ten recipients with 64-character ids) is split into
- * messages that fit: all ten get the post. A post too large even for one
- * recipient is dropped, logged once and counted as refused, and the next
- * post is delivered. Before, such a publish was retried every 100 ms for
- * ever, and every later delivery waited behind it; and libmosquitto 2.0.11
- * aborts the process on a publish one byte over (test_exact_limit).
+ * messages that fit: all ten get the post. A post too large as a control
+ * message even for one recipient goes as a publish to feed/<uid>, which
+ * is shorter; too large for that too, it is dropped, logged once and
+ * counted as refused, and the next post is delivered. Before, such a publish was retried every 100
+ * ms for ever, and every later delivery waited behind it; and libmosquitto 2.0.11 aborts the
+ * process on a publish one byte over (test_exact_limit).
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -102,7 +103,7 @@ static void test_packet_limit(void **state)
     post("l3", 10);
     all_got(u, 2, "l3");
     assert_int_equal(ft_log_count(blog, from, "cannot be sent to broker"), 1);
-    /* l2's ten control messages of one recipient each. */
+    /* l2's ten publishes, one per recipient. */
     assert_int_equal(ft_node_stat_wait(&env, 1, "mqtt_refused", refused + USERS, 5000),
                      refused + USERS);
     assert_int_equal(ft_log_count(blog, from, "refused a deliver control message"), 0);
@@ -111,23 +112,29 @@ static void test_packet_limit(void **state)
 }
 
 /*
- * Around the exact limit: one recipient, a post of n bytes of text for n
- * from just below to just above the size whose control message is
- * exactly 4096 bytes (found from a first post's payload, as the user gets
- * it). The bridge must live through all of them (libmosquitto 2.0.11
- * aborted on the size one byte over); the posts that fit are delivered in
- * order, those that do not are dropped, and the next small post comes.
+ * Around the exact limits: one recipient, posts of n bytes of text. Up to
+ * the size whose control message is exactly 4096 bytes (found from a
+ * first post's payload, as the user gets it) a post goes as a control
+ * message; above it, as a publish to feed/<uid>, which is 27 bytes
+ * shorter here (its topic, no expiry and id in the body): the posts in
+ * that window are delivered too. Then a sweep from just below to just
+ * above the size whose publish is exactly 4096 bytes: the bridge must
+ * live through all of them (libmosquitto 2.0.11 aborted on the size one
+ * byte over); the posts that fit are delivered in order, those that do
+ * not are dropped, and the next small post comes.
  */
 static void test_exact_limit(void **state)
 {
     static const char uid[] = "edge";
     /* The control message's topic (28), and its body's head: the expiry
-     * ("30": deliver_ttl_ms 30000), a space, the id, a newline. */
-    const size_t topic = 28, head = 2 + 1 + sizeof(uid) - 1 + 1;
+     * ("30": deliver_ttl_ms 30000), a space, the id, a newline; the
+     * publish's topic, feed/edge (9). */
+    const size_t topic = 28, head = 2 + 1 + sizeof(uid) - 1 + 1, feed_topic = 9;
     char *tok = ft_node_token(&env, uid), key[FP_ID_BUFSZ + 16], id[32];
     pid_t bridge = env.node[0].bridge;
+    long long refused = ft_node_stat(&env, 1, "mqtt_refused");
     long from = ft_log_size(env.node[0].bridge_log);
-    size_t base, fit, n;
+    size_t base, fit_control, fit, n;
     int k, got = 0, dropped = 0;
     const char *p;
     ft_mqtt u;
@@ -144,30 +151,41 @@ static void test_exact_limit(void **state)
     assert_int_equal(ft_mqtt_wait_messages(&u, 1, 10000), 1);
     base = strlen(u.last_payload) - 10;
     /* 4096 = 1 + 2 (remaining length) + 2 + topic + 2 (packet id) + 1 + 5
-     * (the expiry property) + head + base + fit. */
-    fit = 4096 - 3 - 2 - topic - 2 - 6 - head - base;
+     * (the expiry property) + head + base + text. */
+    fit_control = 4096 - 3 - 2 - topic - 2 - 6 - head - base;
+    fit = 4096 - 3 - 2 - feed_topic - 2 - 6 - base;
+    assert_int_equal(fit - fit_control, 27);
+    /* The largest control message, then the smallest that goes as a
+     * publish instead: both delivered. */
+    post("c0", fit_control);
+    post("c1", fit_control + 1);
+    assert_int_equal(ft_mqtt_wait_messages(&u, 3, 10000), 3);
+    assert_non_null(strstr(u.payloads[1], "\"id\":\"c0\""));
+    assert_non_null(strstr(u.payloads[2], "\"id\":\"c1\""));
     for (k = -6; k <= 6; k++) {
         snprintf(id, sizeof(id), "s%d", k + 6);
         n = fit + (size_t)(k);
         post(id, n);
     }
     post("end", 10);
-    /* Wait for "end": e0, the posts that fit, end. */
+    /* Wait for "end": e0, c0, c1, the posts that fit, end. */
     for (k = 0; k < 50 && strstr(u.last_payload, "\"id\":\"end\"") == NULL; k++)
         ft_mqtt_wait_messages(&u, u.received + 1, 200);
     assert_non_null(strstr(u.last_payload, "\"id\":\"end\""));
-    assert_true(u.received <= 16);
+    assert_true(u.received <= 17);
     /* The ones delivered are the first of the sweep, in order. */
-    for (k = 1; k < u.received - 1; k++) {
-        snprintf(id, sizeof(id), "\"id\":\"s%d\"", k - 1);
+    for (k = 3; k < u.received - 1; k++) {
+        snprintf(id, sizeof(id), "\"id\":\"s%d\"", k - 3);
         p = strstr(u.payloads[k], id);
         if (p == NULL)
-            fail_msg("message %d is not post s%d: %.80s", k, k - 1, u.payloads[k]);
+            fail_msg("message %d is not post s%d: %.80s", k, k - 3, u.payloads[k]);
         got++;
     }
     dropped = 13 - got;
     printf("# around the limit: %d of 13 posts delivered, %d dropped\n", got, dropped);
-    assert_true(got >= 1 && dropped >= 1);
+    /* Exactly those up to the limit. */
+    assert_int_equal(got, 7);
+    assert_int_equal(ft_node_stat_wait(&env, 1, "mqtt_refused", refused + 6, 5000), refused + 6);
     assert_true(env.node[0].bridge == bridge && kill(bridge, 0) == 0);
     assert_int_equal(ft_log_count(env.node[0].bridge_log, from, "Assertion"), 0);
     ft_mqtt_close(&u);
