@@ -1,6 +1,8 @@
 /*
  * auth.c - MOSQ_EVT_BASIC_AUTH: the password is a JWT, the username must
- * equal its sub, and a revoked user's older tokens are refused.
+ * equal its sub, and a revoked user's older tokens are refused. On a
+ * configuration reload (SIGHUP) the broker asks again about every client
+ * it has: MOSQ_EVT_RELOAD, then those calls, then its next tick.
  *
  * The client id is checked too: "<user>:<name>" ids belong to their user,
  * persistent sessions need one, and a user holds at most
@@ -177,13 +179,69 @@ static int auth__record(fa_plugin *pl, struct mosquitto *client, const char *cli
     return 0;
 }
 
+/*
+ * The token of a basic auth call, and what it must match: verified, and
+ * checked against the username and the revocations (auth__check_context).
+ * Returns 0 with *claims filled, or MOSQ_ERR_AUTH (logged).
+ */
+static int auth__check_token(fa_plugin *pl, const struct mosquitto_evt_basic_auth *ev,
+                             const char *client_id, fp_jwt_claims *claims)
+{
+    char reason[256], why[300];
+    int rc;
+
+    if (ev->username == NULL || ev->password == NULL)
+        return auth__refuse(client_id, "no username or no password (token)");
+    rc = fp_jwt_verify(pl->verifier, ev->password, (int64_t)time(NULL), claims, reason,
+                       sizeof(reason));
+    if (rc != 0) {
+        snprintf(why, sizeof(why), "token refused (%s): %s", fp_jwt_strerror(rc), reason);
+        return auth__refuse(client_id, why);
+    }
+    return auth__check_context(pl, client_id, ev->username, claims);
+}
+
+int fa_on_reload(int event, void *event_data, void *userdata)
+{
+    fa_plugin *pl = userdata;
+
+    (void)event;
+    (void)event_data;
+    pl->reloading = true;
+    mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: configuration reload: the tokens of the "
+                                        "connected clients are checked again, sessions are kept");
+    return MOSQ_ERR_PLUGIN_DEFER;
+}
+
+/*
+ * A basic auth call of a reload (pl->reloading): mosquitto asks again
+ * about every context it has, connected or not. A connected client
+ * recorded at this address under this id is checked as at its connect
+ * (token, username, revocation) and kept as it is when it passes;
+ * refused, the broker disconnects it. Any other context passes unchanged:
+ * an offline session (its token the one of its last connect, which may
+ * have run out) or one restored from the broker's persistence (no token
+ * at all). Refusing one of those would make mosquitto 2.0.11 end a
+ * connection that is already over a second time; each is checked when
+ * its client connects again. Returns MOSQ_ERR_SUCCESS or MOSQ_ERR_AUTH.
+ */
+static int auth__recheck(fa_plugin *pl, const struct mosquitto_evt_basic_auth *ev,
+                         const char *client_id)
+{
+    fa_session *s = fa_sessions_find(&pl->sessions, ev->client);
+    fp_jwt_claims claims;
+
+    if (s == NULL || s->offline_until != 0 || strcmp(s->client_id, client_id) != 0)
+        return MOSQ_ERR_SUCCESS;
+    return auth__check_token(pl, ev, client_id, &claims);
+}
+
 int fa_on_basic_auth(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_basic_auth *ev = event_data;
     fa_plugin *pl = userdata;
     const char *client_id = mosquitto_client_id(ev->client);
     fp_jwt_claims claims;
-    char reason[256], why[300];
     fa_session *stale;
     bool held;
     int rc;
@@ -191,15 +249,9 @@ int fa_on_basic_auth(int event, void *event_data, void *userdata)
     (void)event;
     if (client_id == NULL)
         client_id = "";
-    if (ev->username == NULL || ev->password == NULL)
-        return auth__refuse(client_id, "no username or no password (token)");
-    rc = fp_jwt_verify(pl->verifier, ev->password, (int64_t)time(NULL), &claims, reason,
-                       sizeof(reason));
-    if (rc != 0) {
-        snprintf(why, sizeof(why), "token refused (%s): %s", fp_jwt_strerror(rc), reason);
-        return auth__refuse(client_id, why);
-    }
-    rc = auth__check_context(pl, client_id, ev->username, &claims);
+    if (pl->reloading)
+        return auth__recheck(pl, ev, client_id);
+    rc = auth__check_token(pl, ev, client_id, &claims);
     if (rc != 0)
         return rc;
     /* A record at this address is stale: a connection authenticates once,

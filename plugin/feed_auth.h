@@ -317,10 +317,15 @@ typedef struct fa_plugin {
     int64_t next_held_save_ms;    /* monotonic; no autosave before */
     bool held_save_failing;       /* the last autosave failed (logged once) */
     bool leftovers_due;           /* an offline record was taken over (fa_held_drop_leftovers) */
+    bool reloading;               /* from MOSQ_EVT_RELOAD to the next tick: basic auth
+                                   * calls re-check the broker's contexts (auth.c) */
 } fa_plugin;
 
 /* Broker callbacks (auth.c, acl.c, kick.c, fanout.c). */
 int fa_on_basic_auth(int event, void *event_data, void *userdata);
+/* MOSQ_EVT_RELOAD: sets pl->reloading. Returns MOSQ_ERR_PLUGIN_DEFER, so
+ * the broker's other plugins reload too. */
+int fa_on_reload(int event, void *event_data, void *userdata);
 int fa_on_acl_check(int event, void *event_data, void *userdata);
 int fa_on_disconnect(int event, void *event_data, void *userdata);
 int fa_on_tick(int event, void *event_data, void *userdata);

@@ -32,6 +32,7 @@ static const struct {
     const char *data;
 } plugin__callbacks[] = {
     {MOSQ_EVT_BASIC_AUTH, fa_on_basic_auth, NULL},
+    {MOSQ_EVT_RELOAD, fa_on_reload, NULL},
     {MOSQ_EVT_ACL_CHECK, fa_on_acl_check, NULL},
     {MOSQ_EVT_DISCONNECT, fa_on_disconnect, NULL},
     {MOSQ_EVT_TICK, fa_on_tick, NULL},

@@ -7,12 +7,14 @@
  * per-user session cap and the broker's queue cap hold; 1,000 expired
  * sessions leave presence empty and broker memory flat; kicks reach an
  * MQTT 5 client as DISCONNECT 0x98; the record of an MQTT 5 session
- * that ended with its connection goes; queued messages and the routing
+ * that ended with its connection goes; a configuration reload changes no
+ * session; queued messages and the routing
  * presence survive a graceful broker restart, and a crash after the
  * broker's and the plugin's periodic saves. The publisher is a service
  * client, as feed-bridge is.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <limits.h>
@@ -601,11 +603,7 @@ static void test_crash(void **state)
     expect_queued("kira", "kira:phone", 5, "k", 1, 3);
 }
 
-/* The periodic save into a directory that is not there: the failure is
- * logged once, however often the save is tried again, and once the
- * directory is made the next save works, says so, and holds every
- * session. */
-static ft_plugin_env e2; /* test_save_failing's broker */
+static ft_plugin_env e2; /* the broker of the tests below that need their own */
 static bool e2_up;
 
 static int e2_stop(void **state)
@@ -617,6 +615,87 @@ static int e2_stop(void **state)
     return ft_plugin_env_stop(&e2);
 }
 
+/* SISMEMBER key user on e2's Redis. */
+static long long e2_member(const char *key, const char *user)
+{
+    return ft_redis_once_int(e2.redis.port, "SISMEMBER %s %s", key, user);
+}
+
+/*
+ * A configuration reload (SIGHUP): mosquitto asks the plugin again about
+ * every client it has, connected or not, and disconnects those refused.
+ * Nothing changes: a connected client stays, still online; an offline
+ * session whose token has run out since keeps its place in
+ * sessions:<node> and its queue, and does not show online. Before, the
+ * offline session was refused (the broker then ended it a second time,
+ * and its deliveries were refused from then on), and every connected
+ * client's record was dropped and made again. On a broker of its own:
+ * the suite's sessions last 3 s, less than a token takes to run out.
+ */
+static void test_reload(void **state)
+{
+    int64_t now = (int64_t)time(NULL);
+    char got[16];
+    ft_mqtt live, c, p;
+    char *t;
+    int i;
+
+    (void)state;
+    e2_up = true;
+    assert_int_equal(ft_plugin_env_start(&e2, "n2", NULL), 0);
+    t = ft_plugin_env_token(&e2, "ivy", now, now + 2, FP_ROLE_USER);
+    assert_int_equal(
+        ft_mqtt_connect_session(&c, e2.mosq.port, "ivy:phone", "ivy", t, 4, false, 0, 5000), 0);
+    free(t);
+    assert_int_equal(ft_mqtt_subscribe(&c, "feed/ivy", 5000), 1);
+    ft_mqtt_close(&c);
+    assert_int_equal(connect_on(&e2, &live, "jo", "jo-web", 4, true, 0), 0);
+    assert_int_equal(ft_mqtt_subscribe(&live, "feed/jo", 5000), 1);
+    for (i = 0;
+         i < 150 && (e2_member("sessions:n2", "ivy") != 1 || e2_member("online:n2", "jo") != 1);
+         i++)
+        ft_sleep_ms(20);
+    assert_int_equal(e2_member("sessions:n2", "ivy"), 1);
+    assert_int_equal(e2_member("online:n2", "jo"), 1);
+    /* ivy's token has run out: exp has no leeway. */
+    while ((int64_t)time(NULL) < now + 2)
+        ft_sleep_ms(100);
+
+    assert_int_equal(kill((pid_t)e2.mosq.pid, SIGHUP), 0);
+    assert_true(ft_plugin_env_log_wait(&e2, 0, "feed_auth: configuration reload", 5000));
+    /* A round trip through the broker's loop: the reload is behind it. */
+    t = ft_plugin_env_token_now(&e2, "bridge", FP_ROLE_SERVICE);
+    assert_int_equal(ft_mqtt_connect(&p, e2.mosq.port, "feed-bridge-n2", "bridge", t, 5, 5000), 0);
+    free(t);
+    assert_int_equal(ft_mqtt_publish(&p, "feed/jo", "r1", false, 5000), 0);
+    assert_int_equal(ft_mqtt_wait_messages(&live, 1, 5000), 1);
+    assert_false(live.disconnected);
+    assert_int_equal(ft_plugin_env_log_count(&e2, 0, "refused client"), 0);
+    assert_int_equal(ft_plugin_env_log_count(&e2, 0, "is no longer in the broker"), 0);
+    /* Presence as it was (given the Redis thread time to write a change). */
+    ft_sleep_ms(500);
+    assert_int_equal(e2_member("online:n2", "jo"), 1);
+    assert_int_equal(e2_member("online:n2", "ivy"), 0);
+    assert_int_equal(e2_member("sessions:n2", "ivy"), 1);
+    /* ivy's queue still takes her feed. */
+    for (i = 1; i <= 2; i++) {
+        snprintf(got, sizeof(got), "v%d", i);
+        assert_int_equal(ft_mqtt_publish(&p, "feed/ivy", got, false, 5000), 0);
+    }
+    assert_int_equal(connect_on(&e2, &c, "ivy", "ivy:phone", 4, false, 0), 0);
+    assert_true(c.session_present);
+    assert_int_equal(ft_mqtt_wait_messages(&c, 2, 5000), 2);
+    assert_string_equal(c.payloads[0], "v1");
+    assert_string_equal(c.payloads[1], "v2");
+    ft_mqtt_close(&c);
+    ft_mqtt_close(&p);
+    ft_mqtt_close(&live);
+}
+
+/* The periodic save into a directory that is not there: the failure is
+ * logged once, however often the save is tried again, and once the
+ * directory is made the next save works, says so, and holds every
+ * session. */
 static void test_save_failing(void **state)
 {
     char dir[PATH_MAX], sub[PATH_MAX + 8], file[PATH_MAX + 24], extra[PATH_MAX + 96];
@@ -708,5 +787,6 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_crash),
         cmocka_unit_test_teardown(test_save_failing, e2_stop),
         cmocka_unit_test_teardown(test_damaged_file, e2_stop),
+        cmocka_unit_test_teardown(test_reload, e2_stop),
         cmocka_unit_test(test_expiry))
 /* clang-format on */
