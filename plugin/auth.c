@@ -24,6 +24,8 @@
 
 #include "feed_auth.h"
 
+#define AUTH__NO_TICK_MS 5000
+
 void fa_log_safe(const char *s, char *out, size_t outsz)
 {
     size_t i;
@@ -207,6 +209,16 @@ int fa_on_reload(int event, void *event_data, void *userdata)
 
     (void)event;
     (void)event_data;
+    /* The tick ends the re-checks. Before the broker's first tick (or
+     * with none at all: per_listener_settings true) they would not end,
+     * and every later connect would pass unchecked: they run as
+     * connects instead. */
+    if (!pl->ticked) {
+        mosquitto_log_printf(MOSQ_LOG_WARNING,
+                             "feed_auth: configuration reload before the broker's first tick: "
+                             "every client it has is checked as a new connect");
+        return MOSQ_ERR_PLUGIN_DEFER;
+    }
     pl->reloading = true;
     mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: configuration reload: the tokens of the "
                                         "connected clients are checked again, sessions are kept");
@@ -236,6 +248,40 @@ static int auth__recheck(fa_plugin *pl, const struct mosquitto_evt_basic_auth *e
     return auth__check_token(pl, ev, client_id, &claims);
 }
 
+/*
+ * Whether the broker sends this plugin no tick: with per_listener_settings
+ * true mosquitto 2.0 sends none, and without it no token that expires or
+ * is revoked is ever kicked, no session is saved and the Redis thread's
+ * lines are never logged. A tick follows every pass of the broker's loop
+ * (at least every 100 ms), and a connect is handled inside one: true once
+ * AUTH__NO_TICK_MS have passed since the first connect without any tick
+ * (logged once, as an error). Connects are refused from then on.
+ */
+static bool auth__no_tick(fa_plugin *pl)
+{
+    int64_t now;
+
+    if (pl->ticked)
+        return false;
+    now = fp_time_mono_ms();
+    if (pl->first_auth_ms == 0) {
+        pl->first_auth_ms = now;
+        return false;
+    }
+    if (now - pl->first_auth_ms < AUTH__NO_TICK_MS)
+        return false;
+    if (!pl->no_tick_logged) {
+        mosquitto_log_printf(MOSQ_LOG_ERR,
+                             "feed_auth: the broker has sent no tick in %d s of connects "
+                             "(per_listener_settings true?): without it no expired or revoked "
+                             "token is kicked, so every connect is refused from now on; set "
+                             "per_listener_settings false",
+                             AUTH__NO_TICK_MS / 1000);
+        pl->no_tick_logged = true;
+    }
+    return true;
+}
+
 int fa_on_basic_auth(int event, void *event_data, void *userdata)
 {
     struct mosquitto_evt_basic_auth *ev = event_data;
@@ -251,6 +297,8 @@ int fa_on_basic_auth(int event, void *event_data, void *userdata)
         client_id = "";
     if (pl->reloading)
         return auth__recheck(pl, ev, client_id);
+    if (auth__no_tick(pl))
+        return auth__refuse(client_id, "the broker sends no tick (per_listener_settings true?)");
     rc = auth__check_token(pl, ev, client_id, &claims);
     if (rc != 0)
         return rc;

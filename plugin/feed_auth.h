@@ -319,6 +319,9 @@ typedef struct fa_plugin {
     bool leftovers_due;           /* an offline record was taken over (fa_held_drop_leftovers) */
     bool reloading;               /* from MOSQ_EVT_RELOAD to the next tick: basic auth
                                    * calls re-check the broker's contexts (auth.c) */
+    bool ticked;                  /* the broker's tick has come at least once */
+    int64_t first_auth_ms;        /* monotonic: the first connect, while no tick came */
+    bool no_tick_logged;          /* auth.c's no-tick error is logged */
 } fa_plugin;
 
 /* Broker callbacks (auth.c, acl.c, kick.c, fanout.c). */

@@ -105,6 +105,7 @@ int fa_on_tick(int event, void *event_data, void *userdata)
     (void)event;
     (void)event_data;
     pl->reloading = false; /* the reload's re-checks are over */
+    pl->ticked = true;
     fa_redis_drain_log(pl->redis);
     fa_held_autosave(pl, now_ms);
     fa_held_drop_leftovers(pl);

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # feed_auth.so refuses to start with a bad configuration: mosquitto must
 # exit (non-zero) with one clear log line, never run as an open broker.
-# Run by ctest with FP_PLUGIN (the built plugin), FP_TEST_TMP and, in the
-# sanitizer build, FP_MOSQUITTO_PRELOAD.
+# With per_listener_settings true (which the plugin cannot see) it refuses
+# connects once it is clear that the broker sends it no tick.
+# Run by ctest with FP_PLUGIN (the built plugin), FP_FEEDCTL, FP_HARNESS,
+# FP_TEST_TMP and, in the sanitizer build, FP_MOSQUITTO_PRELOAD.
 set -euo pipefail
 
 # mosquitto drops to its own user before it loads the plugin and reads the
@@ -18,6 +20,7 @@ head -c 48 /dev/urandom | base64 -w0 >"$dir/secret"
 printf 'short\n' >"$dir/short"
 chmod 644 "$dir/secret" "$dir/short"
 failures=0
+free_port() { "$FP_HARNESS" port; }
 pre=()
 [ -n "${FP_MOSQUITTO_PRELOAD:-}" ] && pre=(env "LD_PRELOAD=$FP_MOSQUITTO_PRELOAD")
 
@@ -86,6 +89,58 @@ ln -s "$dir/sub" "$dir/link"
 expect_refusal same_state_file_linked \
     'plugin_opt_session_file and plugin_opt_revocation_file are the same file' \
     "$good\nplugin_opt_session_file $dir/link/state3\nplugin_opt_revocation_file $dir/sub/state3"
+
+# per_listener_settings true: mosquitto 2.0.11 sends plugins no tick, so
+# the plugin could never kick an expired or revoked token. The broker
+# starts (nothing in the configuration tells the plugin), serves for
+# 5 s after its first connect, and refuses every connect from then on,
+# with one error line.
+port=$(free_port)
+{
+    echo "per_listener_settings true"
+    echo "listener $port 127.0.0.1"
+    echo "plugin $FP_PLUGIN"
+    printf '%b\n' "$good"
+} >"$dir/per_listener.conf"
+FEEDPUSH_HARNESS="$dir/mosquitto" "${pre[@]}" mosquitto -c "$dir/per_listener.conf" \
+    >"$dir/per_listener.log" 2>&1 &
+broker=$!
+for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.05
+done
+tok=$("$FP_FEEDCTL" token pl --key "$dir/secret" --ttl 600)
+# connects NAME: does user pl connect (and publish, which its ACL drops)?
+connects() {
+    mosquitto_pub -h 127.0.0.1 -p "$port" -V mqttv311 -i "pl-$1" -u pl -P "$tok" -t feed/pl \
+        -m x >"$dir/per_listener.$1" 2>&1
+}
+no_tick_line="has sent no tick in 5 s of connects (per_listener_settings true?)"
+if connects first; then
+    echo "ok   per_listener_settings: the first connect is served"
+else
+    echo "FAIL per_listener_settings: the first connect failed: $(cat "$dir/per_listener.first")"
+    failures=$((failures + 1))
+fi
+sleep 5.5
+if connects later; then
+    echo "FAIL per_listener_settings: a connect 5.5 s later was still served"
+    failures=$((failures + 1))
+elif grep -qF -- "$no_tick_line" "$dir/per_listener.log" &&
+    [ "$(grep -cF -- "$no_tick_line" "$dir/per_listener.log")" -eq 1 ]; then
+    echo "ok   per_listener_settings: later connects refused, said once: $(grep -F -- "$no_tick_line" "$dir/per_listener.log" | cut -c1-150)"
+else
+    echo "FAIL per_listener_settings: refused, but the log has no single line: $no_tick_line"
+    sed 's/^/    /' "$dir/per_listener.log"
+    failures=$((failures + 1))
+fi
+connects again || true
+[ "$(grep -cF -- "$no_tick_line" "$dir/per_listener.log")" -eq 1 ] || {
+    echo "FAIL per_listener_settings: the no-tick error was logged more than once"
+    failures=$((failures + 1))
+}
+kill "$broker" 2>/dev/null || true
+wait "$broker" 2>/dev/null || true
 
 if [ "$failures" -ne 0 ]; then
     echo "$failures configuration case(s) failed"
