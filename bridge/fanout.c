@@ -327,10 +327,13 @@ static fb_outcome fanout__apply(fb_bridge *b, const fp_event *ev, bool *dead)
 
 /*
  * redis_min_replicas: the event's writes must have reached that many
- * replicas before it is acked. When they did not within the timeout, the
- * event is handled again after a reconnect (which asks the Sentinels for
- * the primary again): the scripts are idempotent and the probe write
- * covers the earlier attempt's writes.
+ * replicas before it is acked. When fewer replicas took them within the
+ * timeout (one down or behind), that is waited out like a passing state:
+ * the probe alone again, with backoff, on the same link, whose later
+ * WAIT covers the event's writes too; the event is not applied again and
+ * its deliveries do not go again. A link that breaks meanwhile (a primary
+ * that died, or moved: +switch-master, READONLY) begins the event anew on
+ * the next primary (main.c), where its writes may be missing.
  */
 static fb_outcome fanout__synced(fb_bridge *b)
 {
@@ -343,10 +346,10 @@ static fb_outcome fanout__synced(fb_bridge *b)
     }
     if (rc == 0)
         return FB_DONE;
-    /* The probe refused (its key of the wrong type, a WAIT an ACL denies):
-     * the setup's fault, not the event's, which is applied. Waited out
-     * like a passing state, never dead-lettered. */
-    if (rc == -EPROTO)
+    /* Too few replicas, or the probe refused (its key of the wrong type, a
+     * WAIT an ACL denies): the setup's fault, not the event's, which is
+     * applied. Waited out like a passing state, never dead-lettered. */
+    if (rc == -EAGAIN || rc == -EPROTO)
         return FB_STORE_BUSY;
     return fanout__store_error(rc);
 }

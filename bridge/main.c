@@ -278,7 +278,7 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
 {
     bool stage1 = msg->source == FP_AMQP_SRC_EVENTS;
     int64_t start = fp_time_mono_us();
-    int refused = 0, busy = 0, wait = MAIN__BACKOFF_MIN_MS;
+    int refused = 0, busy = 0, lost = 0, wait = MAIN__BACKOFF_MIN_MS;
     size_t next;
     char reason[256];
     fb_outcome out;
@@ -293,6 +293,7 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
         if (stage1 && b->batch_next != next) { /* a batch went on: its next event's own tries */
             refused = 0;
             busy = 0;
+            lost = 0;
             wait = MAIN__BACKOFF_MIN_MS;
         }
         if (out == FB_STORE_REFUSED && ++refused >= MAIN__REFUSED_TRIES) {
@@ -322,7 +323,13 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
         } else if (out == FB_RETRY_STORE) {
             fp_warn("redis: %s; reconnecting", fp_store_errstr(b->store));
             fb_stats_add(&b->stats, FB_STAT_RECONNECTS_REDIS, 1);
-            if (main__store_up(b) != 0)
+            /* The first reconnect at once; when the new link fails the
+             * message again (a server that answers READONLY without
+             * Sentinels to name another, memory running out), with the
+             * backoff: not in a loop. */
+            if (lost++ > 0)
+                main__backoff(&wait);
+            if (main__stop || main__store_up(b) != 0)
                 break;
             /* With redis_min_replicas, what the message wrote before may
              * be lost with a primary no replica had caught up with, and

@@ -555,13 +555,66 @@ static int replicas_cleanup(void **state)
 }
 
 /*
+ * redis_min_replicas 1 and no replica: the writes of a post are made but
+ * no replica takes them (WAIT fails). That is waited out: the probe alone
+ * again, with backoff, on the same link. The post is not applied again:
+ * its online follower gets it once, and the bridge does not reconnect
+ * (before, it reconnected and applied the post again every
+ * redis_wait_timeout_ms, a copy to the follower each time). Once a
+ * replica is there the post is acked.
+ */
+static void test_sync_short_waited_out(void **state)
+{
+    char *tok = ft_node_token(&env, "rsf"), key[FP_ID_BUFSZ + 16];
+    const char *log = env.node[0].bridge_log;
+    long long events;
+    ft_mqtt u;
+    long from;
+
+    (void)state;
+    with_replicas = true;
+    bridge_min_replicas(true);
+    assert_int_equal(ft_node_follow(&env, "rsf", "rsa"), 0);
+    assert_int_equal(ft_mqtt_connect(&u, ft_node_port(&env, 1), NULL, "rsf", tok, 4, 5000), 0);
+    free(tok);
+    assert_int_equal(ft_mqtt_subscribe(&u, "feed/rsf", 5000), 1);
+    snprintf(key, sizeof(key), "online:%s", env.p.node_id);
+    assert_int_equal(ft_redis_wait_member(env.p.redis.port, key, "rsf", 3000), 1);
+    /* The follow is acked with a replica there, started for it. */
+    events = ft_node_stat(&env, 1, "events_post_created");
+    assert_int_equal(ft_server_start_replica(&replica, &env.p.redis), 0);
+    assert_true(ft_redis_wait_member(env.p.redis.port, "followers:rsa", "rsf", 10000) == 1);
+    ft_server_stop(&replica);
+    memset(&replica, 0, sizeof(replica));
+
+    from = ft_log_size(log);
+    assert_int_equal(ft_node_post(&env, "rsp1", "rsa", "while no replica"), 0);
+    assert_int_equal(ft_mqtt_wait_messages(&u, 1, 5000), 1);
+    /* Two seconds of WAITs of 100 ms that fail. */
+    ft_mqtt_pump(&u, 2000);
+    assert_int_equal(u.received, 1);
+    assert_int_equal(ft_node_stat(&env, 1, "events_post_created"), events); /* not acked */
+    /* Said once, at warning level (the tries after it at debug level). */
+    assert_int_equal(
+        ft_log_count(log, from, "WARN  [feed-bridge] redis cannot take the event now (WAIT: 0 of"),
+        1);
+    assert_int_equal(ft_log_count(log, from, "reconnecting"), 0);
+    assert_int_equal(ft_server_start_replica(&replica, &env.p.redis), 0);
+    assert_true(ft_node_stat_wait(&env, 1, "events_post_created", events + 1, 20000) >= events + 1);
+    ft_mqtt_pump(&u, 300);
+    assert_int_equal(u.received, 1);
+    ft_mqtt_close(&u);
+}
+
+/*
  * redis_min_replicas 1 and no replica: a batch of two follows is written
  * but not acknowledged by a replica (WAIT fails), and its writes are
  * then lost, as a primary's are when it dies before a replica caught up
- * (here they are deleted). Once a replica is there, the batch is acked
- * with both follows in Redis: after each reconnect the batch went again
- * from its first event, rather than from where it stopped, which would
- * have run only the WAIT.
+ * (here they are deleted, and the bridge's link cut as that death
+ * would). Once a replica is there, the batch is acked with both follows
+ * in Redis: after the reconnect the batch went again from its first
+ * event, rather than from where it stopped, which would have run only
+ * the WAIT.
  */
 static void test_batch_again_after_sync_failed(void **state)
 {
@@ -576,6 +629,8 @@ static void test_batch_again_after_sync_failed(void **state)
     assert_int_equal(ft_redis_wait_member(env.p.redis.port, "followers:rbw", "rb2", 10000), 1);
     assert_true(ft_node_stat(&env, 1, "event_batches") <= batches); /* not acked: no replica */
     rq_ok(rq("DEL followers:rbw following:rb1 following:rb2"));
+    rq_ok(rq("CLIENT KILL TYPE normal"));
+    assert_int_equal(ft_redis_wait_member(env.p.redis.port, "followers:rbw", "rb1", 10000), 1);
     assert_int_equal(ft_server_start_replica(&replica, &env.p.redis), 0);
     assert_true(ft_node_stat_wait(&env, 1, "event_batches", batches + 1, 20000) >= batches + 1);
     assert_int_equal(rq_int("SISMEMBER followers:rbw rb1"), 1);
@@ -770,6 +825,7 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_sigterm_mid_stream, cleanup),
         cmocka_unit_test_teardown(test_batch_refusals_per_event, cleanup),
         cmocka_unit_test_teardown(test_redis_oom_waited_out, oom_cleanup),
+        cmocka_unit_test_teardown(test_sync_short_waited_out, replicas_cleanup),
         cmocka_unit_test_teardown(test_batch_again_after_sync_failed, replicas_cleanup),
         cmocka_unit_test_teardown(test_sync_refused_waited_out, replicas_cleanup),
         cmocka_unit_test_teardown(test_start_with_broker_stopped, broker_cleanup),
