@@ -523,6 +523,40 @@ static void test_redis_oom_waited_out(void **state)
     assert_int_equal(ft_node_queue_depth(&env, "feed.events.dead"), dead);
 }
 
+static int primary_cleanup(void **state)
+{
+    freeReplyObject(rq("REPLICAOF NO ONE"));
+    return cleanup(state);
+}
+
+/*
+ * The bridge's Redis turns into a replica (REPLICAOF; no Sentinels to
+ * name another primary): every write is refused with READONLY, which
+ * makes the bridge reconnect, the reconnect works, and the next write is
+ * refused again. The reconnects back off (the first at once, then 100 ms
+ * doubling) rather than running in a loop; once the server is a primary
+ * again the event goes through.
+ */
+static void test_readonly_backs_off(void **state)
+{
+    const char *log = env.node[0].bridge_log;
+    long from = ft_log_size(log);
+    int n;
+
+    (void)state;
+    rq_ok(rq("REPLICAOF 127.0.0.1 1"));
+    assert_int_equal(ft_node_follow(&env, "rof", "row"), 0);
+    assert_true(ft_log_wait(log, from, "READONLY", 5000) == 1);
+    ft_sleep_ms(2000);
+    n = ft_log_count(log, from, "read only replica.; reconnecting");
+    print_message("reconnects in about 2 s of READONLY: %d\n", n);
+    /* At once, then after 0.1, 0.3, 0.7, 1.5 s (and 3.1): a loop made
+     * hundreds. */
+    assert_true(n >= 2 && n <= 8);
+    rq_ok(rq("REPLICAOF NO ONE"));
+    assert_int_equal(ft_redis_wait_member(env.p.redis.port, "followers:row", "rof", 10000), 1);
+}
+
 /* The bridge again, started with redis_min_replicas (set) or without. */
 static void bridge_min_replicas(bool set)
 {
@@ -825,6 +859,7 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_sigterm_mid_stream, cleanup),
         cmocka_unit_test_teardown(test_batch_refusals_per_event, cleanup),
         cmocka_unit_test_teardown(test_redis_oom_waited_out, oom_cleanup),
+        cmocka_unit_test_teardown(test_readonly_backs_off, primary_cleanup),
         cmocka_unit_test_teardown(test_sync_short_waited_out, replicas_cleanup),
         cmocka_unit_test_teardown(test_batch_again_after_sync_failed, replicas_cleanup),
         cmocka_unit_test_teardown(test_sync_refused_waited_out, replicas_cleanup),
