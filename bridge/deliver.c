@@ -194,8 +194,11 @@ static fb_outcome deliver__control(fb_bridge *b, fb_outlet *o, const char *paylo
     for (i = 0; i < n; i += k) {
         k = deliver__control_batch(o, head, len, ids + i, n - i);
         if (k == 0) {
-            k = 1;
-            if (deliver__feeds_count(o, payload, ids + i, 1, &count) != FB_DONE)
+            /* This one and those after it that do not fit either, in one
+             * go (the payload is the same: most often all of them). */
+            for (k = 1; i + k < n && deliver__control_batch(o, head, len, ids + i + k, 1) == 0;)
+                k++;
+            if (deliver__feeds_count(o, payload, ids + i, k, &count) != FB_DONE)
                 return FB_RETRY_MQTT;
             continue;
         }

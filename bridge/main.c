@@ -328,7 +328,9 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
              * Sentinels to name another, memory running out), with the
              * backoff: not in a loop. */
             if (lost++ > 0)
-                main__backoff(&wait);
+                main__backoff_to(&wait, b->cfg.redis.sentinels[0] != '\0'
+                                            ? MAIN__SENTINEL_BACKOFF_MAX_MS
+                                            : MAIN__BACKOFF_MAX_MS);
             if (main__stop || main__store_up(b) != 0)
                 break;
             /* With redis_min_replicas, what the message wrote before may

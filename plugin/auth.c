@@ -226,26 +226,62 @@ int fa_on_reload(int event, void *event_data, void *userdata)
 }
 
 /*
- * A basic auth call of a reload (pl->reloading): mosquitto asks again
- * about every context it has, connected or not. A connected client
- * recorded at this address under this id is checked as at its connect
- * (token, username, revocation) and kept as it is when it passes;
- * refused, the broker disconnects it. Any other context passes unchanged:
- * an offline session (its token the one of its last connect, which may
- * have run out) or one restored from the broker's persistence (no token
- * at all). Refusing one of those would make mosquitto 2.0.11 end a
- * connection that is already over a second time; each is checked when
- * its client connects again. Returns MOSQ_ERR_SUCCESS or MOSQ_ERR_AUTH.
+ * The token an offline session's context still holds (the one of its
+ * last connect): the very token its record was made from, checked as it
+ * was then (signature, alg, iss, aud, lifetime) at a moment it was valid,
+ * since it may have run out by now. Returns 0 or MOSQ_ERR_AUTH (logged).
+ */
+static int auth__check_same_token(fa_plugin *pl, const struct mosquitto_evt_basic_auth *ev,
+                                  const char *client_id, const fa_session *s)
+{
+    fp_jwt_claims claims;
+    char reason[256], why[300];
+    int rc;
+
+    if (ev->username == NULL || ev->password == NULL)
+        return auth__refuse(client_id, "no username or no password (token)");
+    rc = fp_jwt_verify(pl->verifier, ev->password, s->exp - 1, &claims, reason, sizeof(reason));
+    if (rc != 0) {
+        snprintf(why, sizeof(why), "token refused (%s): %s", fp_jwt_strerror(rc), reason);
+        return auth__refuse(client_id, why);
+    }
+    if (claims.exp != s->exp || (claims.has_iat ? claims.iat : 0) != s->iat ||
+        strcmp(claims.sub, s->sub) != 0 || strcmp(ev->username, s->sub) != 0)
+        return auth__refuse(client_id, "not the token its session was opened with");
+    return 0;
+}
+
+/*
+ * A basic auth call while pl->reloading: mosquitto asks again about every
+ * context it has, connected or not. Those it knows are answered here
+ * (*handled): a connected client recorded at this address under this id
+ * is checked as at its connect (token, username, revocation) and kept as
+ * it is when it passes (refused, the broker disconnects it); an offline
+ * session recorded there is checked against the token it was opened with
+ * (auth__check_same_token: that token may have run out since, and
+ * refusing the session would make mosquitto 2.0.11 end a connection that
+ * is already over a second time); a session the broker restored from its
+ * persistence (no address, no token) passes. Anything else is not one of
+ * those (the broker serves WebSocket connections between the reload and
+ * its next tick): a connect, checked as any other. Returns
+ * MOSQ_ERR_SUCCESS or MOSQ_ERR_AUTH when *handled.
  */
 static int auth__recheck(fa_plugin *pl, const struct mosquitto_evt_basic_auth *ev,
-                         const char *client_id)
+                         const char *client_id, bool *handled)
 {
     fa_session *s = fa_sessions_find(&pl->sessions, ev->client);
     fp_jwt_claims claims;
 
-    if (s == NULL || s->offline_until != 0 || strcmp(s->client_id, client_id) != 0)
+    *handled = true;
+    if (mosquitto_client_address(ev->client) == NULL && ev->password == NULL)
         return MOSQ_ERR_SUCCESS;
-    return auth__check_token(pl, ev, client_id, &claims);
+    if (s != NULL && strcmp(s->client_id, client_id) == 0) {
+        if (s->offline_until != 0)
+            return auth__check_same_token(pl, ev, client_id, s);
+        return auth__check_token(pl, ev, client_id, &claims);
+    }
+    *handled = false;
+    return MOSQ_ERR_SUCCESS;
 }
 
 /*
@@ -289,14 +325,17 @@ int fa_on_basic_auth(int event, void *event_data, void *userdata)
     const char *client_id = mosquitto_client_id(ev->client);
     fp_jwt_claims claims;
     fa_session *stale;
-    bool held;
+    bool held, handled;
     int rc;
 
     (void)event;
     if (client_id == NULL)
         client_id = "";
-    if (pl->reloading)
-        return auth__recheck(pl, ev, client_id);
+    if (pl->reloading) {
+        rc = auth__recheck(pl, ev, client_id, &handled);
+        if (handled)
+            return rc;
+    }
     if (auth__no_tick(pl))
         return auth__refuse(client_id, "the broker sends no tick (per_listener_settings true?)");
     rc = auth__check_token(pl, ev, client_id, &claims);

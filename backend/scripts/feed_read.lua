@@ -53,7 +53,13 @@ feed_upgrade(feed)
 local sources = {feed}
 local pulled = redis.call('SINTER', prefix .. '@FP_KEY_FOLLOWING@' .. uid, prefix .. '@FP_KEY_PULL@')
 for _, author in ipairs(pulled) do
-    sources[#sources + 1] = prefix .. '@FP_KEY_POSTS@' .. author
+    -- A key of another type (not written by feedpush) is left out: that
+    -- author's pulled posts are missing, every other source is read.
+    local key = prefix .. '@FP_KEY_POSTS@' .. author
+    local t = redis.call('TYPE', key)['ok']
+    if t == 'zset' or t == 'none' then
+        sources[#sources + 1] = key
+    end
 end
 
 -- The score of id in the first source that holds it, as Redis wrote it

@@ -47,7 +47,13 @@ local function feed_bad_new()
     return {0}
 end
 
-local function feed_bad_note(bad, key)
+-- feed_bad_note(bad, key, r) notes key in bad when the error reply r
+-- says it holds another type; any other error (READONLY, OOM, NOPERM...)
+-- is raised, as redis.call would: the script fails, nothing is hidden.
+local function feed_bad_note(bad, key, r)
+    if not string.find(r['err'], 'WRONGTYPE', 1, true) then
+        error(r)
+    end
     bad[1] = bad[1] + 1
     if bad[1] == 1 then
         bad[2] = key
@@ -58,14 +64,15 @@ end
 -- there: a redelivery keeps its place) and trims the feed to len (two
 -- calls: the trim finds nothing to remove in O(log n) when short).
 -- Returns 1 when id was added, 0 when it was there or when the key holds
--- another type (then noted in bad, and nothing written).
+-- another type (then noted in bad, and nothing written); another error
+-- is raised.
 local function feed_add(key, seq, id, len, bad)
     local added = redis.pcall('ZADD', key, 'NX', seq, id)
     if feed_failed(added) then
         feed_upgrade(key)
         added = redis.pcall('ZADD', key, 'NX', seq, id)
         if feed_failed(added) then
-            feed_bad_note(bad, key)
+            feed_bad_note(bad, key, added)
             return 0
         end
     end
@@ -88,8 +95,9 @@ end
 local function feed_rem(key, id, bad)
     if feed_failed(redis.pcall('ZREM', key, id)) then
         feed_upgrade(key)
-        if feed_failed(redis.pcall('ZREM', key, id)) then
-            feed_bad_note(bad, key)
+        local r = redis.pcall('ZREM', key, id)
+        if feed_failed(r) then
+            feed_bad_note(bad, key, r)
         end
     end
 end

@@ -601,7 +601,7 @@ static void test_sync_short_waited_out(void **state)
 {
     char *tok = ft_node_token(&env, "rsf"), key[FP_ID_BUFSZ + 16];
     const char *log = env.node[0].bridge_log;
-    long long events;
+    long long events, follows;
     ft_mqtt u;
     long from;
 
@@ -614,10 +614,13 @@ static void test_sync_short_waited_out(void **state)
     assert_int_equal(ft_mqtt_subscribe(&u, "feed/rsf", 5000), 1);
     snprintf(key, sizeof(key), "online:%s", env.p.node_id);
     assert_int_equal(ft_redis_wait_member(env.p.redis.port, key, "rsf", 3000), 1);
-    /* The follow is acked with a replica there, started for it. */
+    /* The follow is acked with a replica there, started for it, before
+     * the replica goes: else the follow's own sync would wait for it. */
     events = ft_node_stat(&env, 1, "events_post_created");
+    follows = ft_node_stat(&env, 1, "events_follow_created");
     assert_int_equal(ft_server_start_replica(&replica, &env.p.redis), 0);
-    assert_true(ft_redis_wait_member(env.p.redis.port, "followers:rsa", "rsf", 10000) == 1);
+    assert_true(ft_node_stat_wait(&env, 1, "events_follow_created", follows + 1, 20000) >=
+                follows + 1);
     ft_server_stop(&replica);
     memset(&replica, 0, sizeof(replica));
 

@@ -1907,7 +1907,8 @@ static void test_feed_wrong_type(void **state)
     char uid[16];
     fp_event del;
     fp_fanout f;
-    int i;
+    fp_store *st;
+    int i, rc;
 
     /* 3 followers, written by the first call; s1's key is a string. */
     for (i = 0; i < 3; i++) {
@@ -1957,6 +1958,41 @@ static void test_feed_wrong_type(void **state)
             assert_false(feed_holds(e->rc, uid, "p2"));
     }
     assert_int_equal(ft_redis_int(e->rc, "HLEN %s", PREFIX "feed:w007"), 1);
+
+    /* posts:<author> of a pull author (over a threshold of 2 here), of
+     * another type: the post is not there, and a follower's read leaves
+     * that key out instead of failing whole. */
+    st = open_store_pull(e, 1000, 2);
+    for (i = 0; i < 3; i++) {
+        snprintf(uid, sizeof(uid), "pf%d", i);
+        follow(st, "follow.created", uid, "pa");
+    }
+    follow(st, "follow.created", "pf0", "pn");
+    post(st, "n1", "pn", &f);
+    fp_fanout_free(&f);
+    run(e->rc, "SET %s %s", PREFIX "posts:pa", "not-a-feed");
+    post(st, "q1", "pa", &f);
+    assert_int_equal(f.n_bad_feeds, 1);
+    assert_string_equal(f.bad_feed, PREFIX "posts:pa");
+    fp_fanout_free(&f);
+    check_page(st, "pf0", 10, NULL, "n1");
+    fp_store_free(st);
+
+    /* Any other error is no key of another type: a primary demoted under
+     * a delete's slices (READONLY on their first write, a ZREM) fails
+     * the call, as before. */
+    post(e->st, "p3", "wide", &f);
+    fp_fanout_free(&f);
+    event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"p3\",\"author_id\":\"wide\"}");
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
+    assert_true(f.pending);
+    run(e->rc, "REPLICAOF 127.0.0.1 1");
+    rc = fp_store_post_finish(e->st, &del, &f);
+    run(e->rc, "REPLICAOF NO ONE");
+    assert_true(rc < 0);
+    assert_non_null(strstr(fp_store_errstr(e->st), "READONLY"));
+    fp_fanout_free(&f);
+    fp_event_free(&del);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -615,6 +616,137 @@ static int e2_stop(void **state)
     return ft_plugin_env_stop(&e2);
 }
 
+/* Reads from fd into buf until it holds end (or cap - 1 bytes), waiting
+ * at most timeout_ms in all. Returns the bytes read, -1 on error. */
+static int read_until(int fd, char *buf, size_t cap, const char *end, int timeout_ms)
+{
+    int64_t until = fp_time_mono_ms() + timeout_ms;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    size_t n = 0;
+    ssize_t got;
+
+    buf[0] = '\0';
+    while (n + 1 < cap && strstr(buf, end) == NULL) {
+        if (poll(&p, 1, (int)(until - fp_time_mono_ms())) <= 0)
+            return -1;
+        got = read(fd, buf + n, cap - 1 - n);
+        if (got <= 0)
+            return -1;
+        n += (size_t)got;
+        buf[n] = '\0';
+    }
+    return (int)n;
+}
+
+/* A WebSocket connection to the broker's websockets listener, upgraded
+ * (subprotocol mqtt): its fd. */
+static int ws_open(int port)
+{
+    static const char req[] =
+        "GET /mqtt HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n";
+    int fd = raw_connect(port);
+    char head[1024];
+
+    assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+    assert_true(read_until(fd, head, sizeof(head), "\r\n\r\n", 3000) > 0);
+    assert_non_null(strstr(head, " 101 "));
+    return fd;
+}
+
+/* Appends an MQTT string (length, bytes) at p. Returns the end. */
+static unsigned char *mqtt_str(unsigned char *p, const char *s)
+{
+    size_t n = strlen(s);
+
+    *p++ = (unsigned char)(n >> 8);
+    *p++ = (unsigned char)n;
+    memcpy(p, s, n);
+    return p + n;
+}
+
+/* Sends an MQTT 3.1.1 CONNECT (clean session) as one masked WebSocket
+ * binary frame. */
+static void ws_connect_packet(int fd, const char *client_id, const char *user, const char *token)
+{
+    static const unsigned char head[] = {0, 4, 'M', 'Q', 'T', 'T', 4, 0xC2, 0, 60};
+    static const unsigned char mask[4] = {0x11, 0x22, 0x33, 0x44};
+    unsigned char body[2048], pkt[2100], frame[2200], *p = body;
+    size_t len, n = 0, i, f = 0;
+
+    assert_true(strlen(client_id) + strlen(user) + strlen(token) + 16 < sizeof(body));
+    memcpy(p, head, sizeof(head));
+    p = mqtt_str(mqtt_str(mqtt_str(p + sizeof(head), client_id), user), token);
+    len = (size_t)(p - body);
+    pkt[n++] = 0x10;
+    do { /* remaining length: 7 bits a byte */
+        pkt[n] = (unsigned char)(len & 0x7f);
+        len >>= 7;
+        pkt[n++] |= len > 0 ? 0x80 : 0;
+    } while (len > 0);
+    memcpy(pkt + n, body, (size_t)(p - body));
+    n += (size_t)(p - body);
+    frame[f++] = 0x82; /* FIN, binary */
+    if (n < 126) {
+        frame[f++] = (unsigned char)(0x80 | n);
+    } else {
+        frame[f++] = 0x80 | 126;
+        frame[f++] = (unsigned char)(n >> 8);
+        frame[f++] = (unsigned char)n;
+    }
+    memcpy(frame + f, mask, 4);
+    f += 4;
+    for (i = 0; i < n; i++)
+        frame[f++] = pkt[i] ^ mask[i % 4];
+    assert_int_equal(write(fd, frame, f), (ssize_t)f);
+}
+
+/* The return code of the CONNACK that comes on fd (a WebSocket frame),
+ * -1 when none comes within timeout_ms (or the connection closes). */
+static int ws_connack(int fd, int timeout_ms)
+{
+    int64_t until = fp_time_mono_ms() + timeout_ms;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    unsigned char buf[16];
+    size_t n = 0;
+    ssize_t got;
+
+    while (n < 6) {
+        if (poll(&p, 1, (int)(until - fp_time_mono_ms())) <= 0)
+            return -1;
+        got = read(fd, buf + n, sizeof(buf) - n);
+        if (got <= 0)
+            return -1;
+        n += (size_t)got;
+    }
+    /* 0x82 4 | 0x20 2 flags rc */
+    if (buf[0] != 0x82 || buf[1] != 4 || buf[2] != 0x20 || buf[3] != 2)
+        return -1;
+    return buf[5];
+}
+
+/* Waits up to 3 s until process pid is stopped (state T). */
+static bool process_stopped(pid_t pid)
+{
+    char path[64], line[512], *st;
+    int k;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+    for (k = 0; k < 300; k++) {
+        f = fopen(path, "r");
+        if (f == NULL)
+            return false;
+        st = fgets(line, sizeof(line), f) != NULL ? strrchr(line, ')') : NULL;
+        fclose(f);
+        if (st != NULL && st[1] == ' ' && st[2] == 'T')
+            return true;
+        ft_sleep_ms(10);
+    }
+    return false;
+}
+
 /* SISMEMBER key user on e2's Redis. */
 static long long e2_member(const char *key, const char *user)
 {
@@ -690,6 +822,28 @@ static void test_reload(void **state)
     ft_mqtt_close(&c);
     ft_mqtt_close(&p);
     ft_mqtt_close(&live);
+
+    /* The broker serves its WebSocket connections between a reload's
+     * checks and its next tick: a CONNECT read then is a connect like any
+     * other, refused without a valid token. Each round stops the broker,
+     * queues a CONNECT and the SIGHUP, and lets it go on: woken from its
+     * wait by the signal, it reloads, then reads the CONNECT (unless it
+     * was stopped elsewhere in its loop: hence the rounds). */
+    for (i = 0; i < 6; i++) {
+        int ws = ws_open(e2.mosq.ws_port), rc;
+
+        assert_int_equal(kill((pid_t)e2.mosq.pid, SIGSTOP), 0);
+        assert_true(process_stopped((pid_t)e2.mosq.pid));
+        ws_connect_packet(ws, "mallory-ws", "ivy", "not-a-token");
+        assert_int_equal(kill((pid_t)e2.mosq.pid, SIGHUP), 0);
+        assert_int_equal(kill((pid_t)e2.mosq.pid, SIGCONT), 0);
+        rc = ws_connack(ws, 5000);
+        close(ws);
+        if (rc != CONNACK_V3_NOT_AUTHORISED)
+            fail_msg("round %d: a CONNECT with a bad token during a reload got CONNACK %d", i, rc);
+        assert_true(ft_plugin_env_log_wait_n(&e2, 0, "feed_auth: configuration reload", i + 2,
+                                             5000) >= i + 2);
+    }
 }
 
 /* The periodic save into a directory that is not there: the failure is
