@@ -219,6 +219,9 @@ int fa_on_reload(int event, void *event_data, void *userdata)
                              "every client it has is checked as a new connect");
         return MOSQ_ERR_PLUGIN_DEFER;
     }
+    /* Records the broker has ended since the last tick go first: a new
+     * connection must not find one at its address. */
+    fa_held_drop_leftovers(pl);
     pl->reloading = true;
     mosquitto_log_printf(MOSQ_LOG_INFO, "feed_auth: configuration reload: the tokens of the "
                                         "connected clients are checked again, sessions are kept");
@@ -229,7 +232,9 @@ int fa_on_reload(int event, void *event_data, void *userdata)
  * The token an offline session's context still holds (the one of its
  * last connect): the very token its record was made from, checked as it
  * was then (signature, alg, iss, aud, lifetime) at a moment it was valid,
- * since it may have run out by now. Returns 0 or MOSQ_ERR_AUTH (logged).
+ * since it may have run out by now. Returns 0, 1 when it is a valid token
+ * but not that one (so not the session's own context), or MOSQ_ERR_AUTH
+ * (logged).
  */
 static int auth__check_same_token(fa_plugin *pl, const struct mosquitto_evt_basic_auth *ev,
                                   const char *client_id, const fa_session *s)
@@ -247,7 +252,7 @@ static int auth__check_same_token(fa_plugin *pl, const struct mosquitto_evt_basi
     }
     if (claims.exp != s->exp || (claims.has_iat ? claims.iat : 0) != s->iat ||
         strcmp(claims.sub, s->sub) != 0 || strcmp(ev->username, s->sub) != 0)
-        return auth__refuse(client_id, "not the token its session was opened with");
+        return 1; /* not the session's context: a connect at a reused address */
     return 0;
 }
 
@@ -263,7 +268,10 @@ static int auth__check_same_token(fa_plugin *pl, const struct mosquitto_evt_basi
  * is already over a second time); a session the broker restored from its
  * persistence (no address, no token) passes. Anything else is not one of
  * those (the broker serves WebSocket connections between the reload and
- * its next tick): a connect, checked as any other. Returns
+ * its next tick), nor is a context with another token than its address's
+ * offline record (a freed context's address reused): a connect, checked
+ * as any other. A connection that slips in with that record's very token
+ * gets nothing from it (acl.c: an offline record only receives). Returns
  * MOSQ_ERR_SUCCESS or MOSQ_ERR_AUTH when *handled.
  */
 static int auth__recheck(fa_plugin *pl, const struct mosquitto_evt_basic_auth *ev,
@@ -271,14 +279,17 @@ static int auth__recheck(fa_plugin *pl, const struct mosquitto_evt_basic_auth *e
 {
     fa_session *s = fa_sessions_find(&pl->sessions, ev->client);
     fp_jwt_claims claims;
+    int rc;
 
     *handled = true;
     if (mosquitto_client_address(ev->client) == NULL && ev->password == NULL)
         return MOSQ_ERR_SUCCESS;
-    if (s != NULL && strcmp(s->client_id, client_id) == 0) {
-        if (s->offline_until != 0)
-            return auth__check_same_token(pl, ev, client_id, s);
+    if (s != NULL && strcmp(s->client_id, client_id) == 0 && s->offline_until == 0)
         return auth__check_token(pl, ev, client_id, &claims);
+    if (s != NULL && strcmp(s->client_id, client_id) == 0) {
+        rc = auth__check_same_token(pl, ev, client_id, s);
+        if (rc != 1)
+            return rc;
     }
     *handled = false;
     return MOSQ_ERR_SUCCESS;
