@@ -229,31 +229,23 @@ int fa_on_reload(int event, void *event_data, void *userdata)
 }
 
 /*
- * The token an offline session's context still holds (the one of its
- * last connect): the very token its record was made from, checked as it
- * was then (signature, alg, iss, aud, lifetime) at a moment it was valid,
- * since it may have run out by now. Returns 0, 1 when it is a valid token
- * but not that one (so not the session's own context), or MOSQ_ERR_AUTH
- * (logged).
+ * Whether the token a context holds is the very token the offline record
+ * s was made from (an offline session's context keeps the token of its
+ * last connect): valid as it was then (signature, alg, iss, aud,
+ * lifetime) at a moment before its exp, since it may have run out by
+ * now, with the record's sub, exp and iat. False for anything else.
  */
-static int auth__check_same_token(fa_plugin *pl, const struct mosquitto_evt_basic_auth *ev,
-                                  const char *client_id, const fa_session *s)
+static bool auth__same_token(fa_plugin *pl, const struct mosquitto_evt_basic_auth *ev,
+                             const fa_session *s)
 {
     fp_jwt_claims claims;
-    char reason[256], why[300];
-    int rc;
+    char reason[256];
 
-    if (ev->username == NULL || ev->password == NULL)
-        return auth__refuse(client_id, "no username or no password (token)");
-    rc = fp_jwt_verify(pl->verifier, ev->password, s->exp - 1, &claims, reason, sizeof(reason));
-    if (rc != 0) {
-        snprintf(why, sizeof(why), "token refused (%s): %s", fp_jwt_strerror(rc), reason);
-        return auth__refuse(client_id, why);
-    }
-    if (claims.exp != s->exp || (claims.has_iat ? claims.iat : 0) != s->iat ||
-        strcmp(claims.sub, s->sub) != 0 || strcmp(ev->username, s->sub) != 0)
-        return 1; /* not the session's context: a connect at a reused address */
-    return 0;
+    if (ev->username == NULL || ev->password == NULL ||
+        fp_jwt_verify(pl->verifier, ev->password, s->exp - 1, &claims, reason, sizeof(reason)) != 0)
+        return false;
+    return claims.exp == s->exp && (claims.has_iat ? claims.iat : 0) == s->iat &&
+           strcmp(claims.sub, s->sub) == 0 && strcmp(ev->username, s->sub) == 0;
 }
 
 /*
@@ -262,15 +254,15 @@ static int auth__check_same_token(fa_plugin *pl, const struct mosquitto_evt_basi
  * (*handled): a connected client recorded at this address under this id
  * is checked as at its connect (token, username, revocation) and kept as
  * it is when it passes (refused, the broker disconnects it); an offline
- * session recorded there is checked against the token it was opened with
- * (auth__check_same_token: that token may have run out since, and
- * refusing the session would make mosquitto 2.0.11 end a connection that
- * is already over a second time); a session the broker restored from its
+ * session recorded there (its token may have run out since, and refusing
+ * the session would make mosquitto 2.0.11 end a connection that
+ * is already over a second time) passes when it holds that token
+ * (auth__same_token); a session the broker restored from its
  * persistence (no address, no token) passes. Anything else is not one of
  * those (the broker serves WebSocket connections between the reload and
  * its next tick), nor is a context with another token than its address's
  * offline record (a freed context's address reused): a connect, checked
- * as any other. A connection that slips in with that record's very token
+ * as any other, refused or recorded. A connection that slips in with that record's very token
  * gets nothing from it (acl.c: an offline record only receives). Returns
  * MOSQ_ERR_SUCCESS or MOSQ_ERR_AUTH when *handled.
  */
@@ -279,18 +271,14 @@ static int auth__recheck(fa_plugin *pl, const struct mosquitto_evt_basic_auth *e
 {
     fa_session *s = fa_sessions_find(&pl->sessions, ev->client);
     fp_jwt_claims claims;
-    int rc;
 
     *handled = true;
     if (mosquitto_client_address(ev->client) == NULL && ev->password == NULL)
         return MOSQ_ERR_SUCCESS;
     if (s != NULL && strcmp(s->client_id, client_id) == 0 && s->offline_until == 0)
         return auth__check_token(pl, ev, client_id, &claims);
-    if (s != NULL && strcmp(s->client_id, client_id) == 0) {
-        rc = auth__check_same_token(pl, ev, client_id, s);
-        if (rc != 1)
-            return rc;
-    }
+    if (s != NULL && strcmp(s->client_id, client_id) == 0 && auth__same_token(pl, ev, s))
+        return MOSQ_ERR_SUCCESS;
     *handled = false;
     return MOSQ_ERR_SUCCESS;
 }
