@@ -1056,6 +1056,43 @@ int fp_amqp_keepalive(fp_amqp *a)
     }
 }
 
+/* Sends one heartbeat frame on c, if c is open. 0, or -EIO. */
+static int amqp__beat(fp_amqp *a, amqp_connection_state_t c, const char *what)
+{
+    amqp_frame_t f;
+    int rc;
+
+    if (c == NULL)
+        return 0;
+    memset(&f, 0, sizeof(f));
+    f.frame_type = AMQP_FRAME_HEARTBEAT;
+    f.channel = 0;
+    rc = amqp_send_frame(c, &f);
+    if (rc != AMQP_STATUS_OK) {
+        amqp__set_error(a, rc, "%s: heartbeat: %s", what, amqp_error_string2(rc));
+        return -EIO;
+    }
+    return 0;
+}
+
+int fp_amqp_heartbeat(fp_amqp *a)
+{
+    amqp_connection_state_t c = a->in != NULL ? a->in : a->out;
+    int64_t now = fp_time_mono_ms(), every;
+
+    if (c == NULL || amqp_get_heartbeat(c) <= 0)
+        return 0;
+    every = (int64_t)amqp_get_heartbeat(c) * 1000 / 2;
+    if (every > AMQP__BEAT_MS)
+        every = AMQP__BEAT_MS;
+    if (now - a->beat_ms < every)
+        return 0;
+    a->beat_ms = now;
+    if (amqp__beat(a, a->in, "amqp consumer") != 0 || amqp__beat(a, a->out, "amqp publisher") != 0)
+        return -EIO;
+    return 0;
+}
+
 int fp_amqp_ping(fp_amqp *a)
 {
     if (a->out == NULL) {

@@ -17,6 +17,11 @@
 #define AMQP__CHANNEL 1
 #define AMQP__HEARTBEAT_S 30   /* default heartbeat_s */
 #define AMQP__KEEPALIVE_MS 500 /* fp_amqp_keepalive works at most this often */
+/* fp_amqp_heartbeat sends at least this often (and at half the heartbeat
+ * when that is shorter): its owner's tries between two calls take up to
+ * 1.5 heartbeats (the bridge's timeout_ms check), so the frames come
+ * within RabbitMQ's two. */
+#define AMQP__BEAT_MS 1000
 #define AMQP__MAX_PENDING 256  /* publishes between two confirms */
 
 /* A consumed message whose ack waits for the confirms of the publishes up
@@ -47,6 +52,7 @@ struct fp_amqp {
     uint64_t ack_upto;    /* acks not sent yet: every message up to this tag */
     int n_acks;           /* how many (sent as one ack, "multiple") */
     int64_t keepalive_ms; /* monotonic time of the last keepalive */
+    int64_t beat_ms;      /* monotonic time of fp_amqp_heartbeat's last frames */
     bool warned_classic;  /* said that a durable queue is not a quorum one */
     bool warned_node;     /* said that a node queue has other deliver_* args */
     int err;              /* last failure: an AMQP_STATUS_* or a reply code, 0 if none */

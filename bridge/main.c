@@ -55,26 +55,34 @@ static void main__on_signal(int sig)
     main__stop = 1;
 }
 
-/* Sleeps ms in short slices, returning early on a stop request. */
-static void main__sleep(int ms)
+/*
+ * Sleeps ms in short slices, returning early on a stop request. keep, when
+ * not NULL, is the stage's AMQP link while it waits between tries at the
+ * message in hand: it is kept open meanwhile (fp_amqp_heartbeat), so that
+ * message is settled on it once the wait is over, however long that takes,
+ * and neither it nor the messages whose acks were deferred come again.
+ */
+static void main__sleep(int ms, fp_amqp *keep)
 {
     while (ms > 0 && !main__stop) {
+        if (keep != NULL && fp_amqp_heartbeat(keep) != 0)
+            fp_debug("rabbitmq: %s", fp_amqp_errstr(keep));
         usleep(50000);
         ms -= 50;
     }
 }
 
-/* Doubles *ms up to cap after sleeping it. */
-static void main__backoff_to(int *ms, int cap)
+/* Doubles *ms up to cap after sleeping it (keep: main__sleep). */
+static void main__backoff_to(int *ms, int cap, fp_amqp *keep)
 {
-    main__sleep(*ms);
+    main__sleep(*ms, keep);
     *ms = *ms * 2 > cap ? cap : *ms * 2;
 }
 
 /* Doubles *ms up to MAIN__BACKOFF_MAX_MS after sleeping it. */
-static void main__backoff(int *ms)
+static void main__backoff(int *ms, fp_amqp *keep)
 {
-    main__backoff_to(ms, MAIN__BACKOFF_MAX_MS);
+    main__backoff_to(ms, MAIN__BACKOFF_MAX_MS, keep);
 }
 
 /* The checks a config needs beyond each key's own: node_id an id (as
@@ -102,15 +110,16 @@ static int main__check(const fb_config *c, char *err, size_t errlen)
                  (long long)c->redis_wait_timeout_ms, (long long)c->timeout_ms);
         return -EINVAL;
     }
-    /* A stage waiting on Redis or the broker makes no RabbitMQ call, and
-     * RabbitMQ closes a link that missed two heartbeats. Stage 1's longest
-     * wait in one attempt at an event of one batch of recipients: a store
-     * call (timeout_ms), a direct delivery's publish waiting for a
-     * reconnect and its flush (timeout_ms + 1 s each), then dropping that
-     * link's client (fb_mqtt_discard, 3 s at most): 3 timeout_ms + 5 s,
-     * within two heartbeats when this holds. Bigger deliveries (a flush
-     * per batch) and a Redis that stays down take longer: the link is
-     * then connected again and the event comes again. */
+    /* Within one try at a message a stage makes no RabbitMQ call (between
+     * tries stage 1 sends heartbeats: main__sleep), and RabbitMQ closes a
+     * link that missed two heartbeats. Stage 1's longest try at an event
+     * of one batch of recipients: a store call (timeout_ms), a direct
+     * delivery's publish waiting for a reconnect and its flush (timeout_ms
+     * + 1 s each), then dropping that link's client (fb_mqtt_discard, 3 s
+     * at most): 3 timeout_ms + 5 s, plus up to a second since the last
+     * heartbeat: within two heartbeats when this holds. Bigger deliveries
+     * (a flush per batch) take longer: the link is then connected again
+     * and the event comes again. */
     if (2 * c->timeout_ms + 3000 > c->amqp.heartbeat * 1000) {
         snprintf(err, errlen,
                  "2 x timeout_ms (%lld) + 3 s must not exceed amqp_heartbeat (%lld s): RabbitMQ "
@@ -126,7 +135,9 @@ static int main__check(const fb_config *c, char *err, size_t errlen)
 
 /* ------------------------------------------------------------ links */
 
-static int main__store_up(fb_bridge *b)
+/* (Re)opens the Redis link, retrying until it works or stop; keep: the
+ * stage's AMQP link while a message is in hand (main__sleep), or NULL. */
+static int main__store_up(fb_bridge *b, fp_amqp *keep)
 {
     fp_store_config c = {.feed_length = (int)b->cfg.feed_length,
                          .pull_threshold =
@@ -151,7 +162,7 @@ static int main__store_up(fb_bridge *b)
                fp_store_peer(b->store),
                b->store != NULL ? fp_store_errstr(b->store) : "out of memory", cap);
         failed = true;
-        main__backoff_to(&wait, cap);
+        main__backoff_to(&wait, cap, keep);
         rc = b->store == NULL ? fp_store_open(&b->store, &c) : fp_store_reconnect(b->store);
     }
     if (rc == 0 && (failed || again))
@@ -181,7 +192,7 @@ static int main__amqp_up(fb_bridge *b, fp_amqp **link, bool stage1)
                "rabbitmq %s: %s; retrying (backoff up to %d ms)", fp_amqp_peer(*link),
                fp_amqp_errstr(*link), MAIN__BACKOFF_MAX_MS);
         failed = true;
-        main__backoff(&wait);
+        main__backoff(&wait, NULL);
         rc = *link == NULL ? fp_amqp_open(link, &c) : fp_amqp_reconnect(*link);
     }
     if (rc == 0 && (failed || again))
@@ -191,8 +202,8 @@ static int main__amqp_up(fb_bridge *b, fp_amqp **link, bool stage1)
 }
 
 /* The MQTT link reconnects by itself; this waits for it (or for stop),
- * checking its state every 100 ms: a flag, no I/O. */
-static int main__mqtt_up(fb_bridge *b)
+ * checking its state every 100 ms: a flag, no I/O. keep: main__sleep. */
+static int main__mqtt_up(fb_bridge *b, fp_amqp *keep)
 {
     if (!fb_mqtt_connected(b->node.mqtt))
         fp_warn("mqtt %s:%d: not connected (%s); waiting for the link", b->cfg.mqtt_host,
@@ -201,7 +212,7 @@ static int main__mqtt_up(fb_bridge *b)
         /* A token that runs out while the broker is away is renewed here
          * too, or every reconnect would offer the expired one. */
         fb_mqtt_maintain(b->node.mqtt);
-        main__sleep(MAIN__BACKOFF_MIN_MS);
+        main__sleep(MAIN__BACKOFF_MIN_MS, keep);
     }
     return main__stop ? -EINTR : 0;
 }
@@ -254,7 +265,7 @@ static int main__open(fb_bridge *b)
      * the broker up, stage 1's first events could then take the queue and
      * the start ribbon go out late, whenever the link connected after the
      * rest of the start. */
-    if (main__store_up(b) != 0 || main__amqp_up(b, &b->amqp, true) != 0 ||
+    if (main__store_up(b, NULL) != 0 || main__amqp_up(b, &b->amqp, true) != 0 ||
         main__amqp_up(b, &b->amqp_node, false) != 0)
         return -EINTR;
     if (fb_deliver_ribbon_from_store(b) != 0)
@@ -277,6 +288,12 @@ static int main__open(fb_bridge *b)
 static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
 {
     bool stage1 = msg->source == FP_AMQP_SRC_EVENTS;
+    /* Stage 1 keeps its RabbitMQ link through its waits: an event that
+     * came again would be applied and delivered again. Stage 2 lets its
+     * link go in a wait longer than RabbitMQ's heartbeat timeout: its
+     * messages come again, and RabbitMQ drops those older than
+     * deliver_ttl_ms instead of the bridge delivering them late. */
+    fp_amqp *keep = stage1 ? *link : NULL;
     int64_t start = fp_time_mono_us();
     int refused = 0, busy = 0, lost = 0, wait = MAIN__BACKOFF_MIN_MS;
     size_t next;
@@ -307,19 +324,19 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
         if (out == FB_STORE_REFUSED) {
             fp_warn("redis refused an event (%s); retrying in %d ms", fp_store_errstr(b->store),
                     wait);
-            main__backoff(&wait);
+            main__backoff(&wait, keep);
         } else if (out == FB_STORE_BUSY) {
             /* Not the event's fault: waited out, however long, never
              * dead-lettered. Said once per event, then at debug level. */
             fp_log(busy++ == 0 ? FP_LOG_WARN : FP_LOG_DEBUG,
                    "redis cannot take the event now (%s); retrying (backoff up to %d ms)",
                    fp_store_errstr(b->store), MAIN__BACKOFF_MAX_MS);
-            main__backoff(&wait);
+            main__backoff(&wait, keep);
         } else if (out == FB_NO_MEMORY) {
             fp_log(busy++ == 0 ? FP_LOG_WARN : FP_LOG_DEBUG,
                    "out of memory handling a message; retrying (backoff up to %d ms)",
                    MAIN__BACKOFF_MAX_MS);
-            main__backoff(&wait);
+            main__backoff(&wait, keep);
         } else if (out == FB_RETRY_STORE) {
             fp_warn("redis: %s; reconnecting", fp_store_errstr(b->store));
             fb_stats_add(&b->stats, FB_STAT_RECONNECTS_REDIS, 1);
@@ -328,10 +345,11 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
              * Sentinels to name another, memory running out), with the
              * backoff: not in a loop. */
             if (lost++ > 0)
-                main__backoff_to(&wait, b->cfg.redis.sentinels[0] != '\0'
-                                            ? MAIN__SENTINEL_BACKOFF_MAX_MS
-                                            : MAIN__BACKOFF_MAX_MS);
-            if (main__stop || main__store_up(b) != 0)
+                main__backoff_to(&wait,
+                                 b->cfg.redis.sentinels[0] != '\0' ? MAIN__SENTINEL_BACKOFF_MAX_MS
+                                                                   : MAIN__BACKOFF_MAX_MS,
+                                 keep);
+            if (main__stop || main__store_up(b, keep) != 0)
                 break;
             /* With redis_min_replicas, what the message wrote before may
              * be lost with a primary no replica had caught up with, and
@@ -344,8 +362,8 @@ static void main__handle(fb_bridge *b, fp_amqp **link, const fp_amqp_msg *msg)
              * (fb_mqtt_flush): main__mqtt_up waits for a broker that
              * answers. */
             fp_warn("%s; publishing again once the broker is back", fb_mqtt_errstr(b->node.mqtt));
-            main__sleep(MAIN__BACKOFF_MIN_MS);
-            if (main__mqtt_up(b) != 0)
+            main__sleep(MAIN__BACKOFF_MIN_MS, keep);
+            if (main__mqtt_up(b, keep) != 0)
                 break;
         } else {
             fp_warn("rabbitmq: %s; reconnecting", fp_amqp_errstr(*link));
@@ -467,7 +485,7 @@ static void *main__stage2(void *arg)
 {
     fb_bridge *b = arg;
 
-    if (main__mqtt_up(b) == 0)
+    if (main__mqtt_up(b, NULL) == 0)
         main__loop(b, &b->amqp_node, false);
     return NULL;
 }

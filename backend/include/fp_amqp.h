@@ -160,6 +160,20 @@ int fp_amqp_next(fp_amqp *a, fp_amqp_msg *msg, int timeout_ms);
  * says why; reconnect).
  */
 int fp_amqp_keepalive(fp_amqp *a);
+/*
+ * Keeps both connections of a open while their owner waits for something
+ * else between tries at the message in hand (Redis down or busy, a
+ * replica missing): sends a heartbeat frame on each once a second, or half the
+ * negotiated heartbeat if that is shorter, has passed since the last ones
+ * (cheaper calls return at once). It reads nothing: the message in hand stays unacked on the same
+ * channel, and what the broker sends meanwhile (the next messages,
+ * confirms) waits in the socket for the next read. Without it RabbitMQ
+ * closes a link silent for two heartbeats, and the message in hand and
+ * those whose acks were deferred come again: their deliveries twice. 0,
+ * or -EIO when a send failed (errstr says why; the owner finds the link
+ * broken at its next use).
+ */
+int fp_amqp_heartbeat(fp_amqp *a);
 
 /* Releases the last message's memory (after its ack/reject). */
 void fp_amqp_done(fp_amqp *a);

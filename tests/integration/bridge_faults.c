@@ -13,6 +13,11 @@
  *   - the bridge stopped with SIGINT / SIGTERM mid-stream (exit 0 within
  *     5 s), then started again.
  *
+ * Others, on single events: Redis refusing, out of memory or read-only;
+ * too few replicas with redis_min_replicas, also for longer than
+ * RabbitMQ's heartbeat timeout; the broker stopped or unresolvable at
+ * the bridge's start.
+ *
  * Afterwards every post is in every recipient's feed list (the author's
  * and three followers') exactly once -- for the empty restart: no post
  * twice and every post published after it present -- and the bridge
@@ -579,6 +584,8 @@ static bool with_replicas; /* the bridge runs with redis_min_replicas */
  * also after a failure. */
 static int replicas_cleanup(void **state)
 {
+    unsetenv("FEEDPUSH_AMQP_HEARTBEAT"); /* test_long_wait_keeps_rabbitmq_link's */
+    env.opts.timeout_ms = NULL;
     if (replica.pid > 0)
         ft_server_stop(&replica);
     memset(&replica, 0, sizeof(replica));
@@ -640,6 +647,59 @@ static void test_sync_short_waited_out(void **state)
     assert_true(ft_node_stat_wait(&env, 1, "events_post_created", events + 1, 20000) >= events + 1);
     ft_mqtt_pump(&u, 300);
     assert_int_equal(u.received, 1);
+    ft_mqtt_close(&u);
+}
+
+/*
+ * A wait between tries at an event that outlasts RabbitMQ's heartbeat
+ * timeout (here redis_min_replicas 1 and no replica for three heartbeats
+ * of 4 s; RabbitMQ drops a link silent for two): the bridge keeps its
+ * RabbitMQ link meanwhile, and once a replica is there the event is acked
+ * on it. Its follower gets the post once. Before, the link was closed
+ * under the waiting bridge, the ack failed, and the event came again
+ * after a reconnect: applied again and delivered a second time.
+ */
+static void test_long_wait_keeps_rabbitmq_link(void **state)
+{
+    char *tok = ft_node_token(&env, "rhf"), key[FP_ID_BUFSZ + 16];
+    const char *log = env.node[0].bridge_log;
+    long long events, follows, reconnects;
+    ft_mqtt u;
+    long from;
+
+    (void)state;
+    with_replicas = true;
+    setenv("FEEDPUSH_AMQP_HEARTBEAT", "4", 1);
+    env.opts.timeout_ms = "500"; /* 2 x 500 ms + 3 s: within 4 s */
+    bridge_min_replicas(true);
+    unsetenv("FEEDPUSH_AMQP_HEARTBEAT");
+    env.opts.timeout_ms = NULL;
+    assert_int_equal(ft_node_follow(&env, "rhf", "rha"), 0);
+    assert_int_equal(ft_mqtt_connect(&u, ft_node_port(&env, 1), NULL, "rhf", tok, 4, 5000), 0);
+    free(tok);
+    assert_int_equal(ft_mqtt_subscribe(&u, "feed/rhf", 5000), 1);
+    snprintf(key, sizeof(key), "online:%s", env.p.node_id);
+    assert_int_equal(ft_redis_wait_member(env.p.redis.port, key, "rhf", 3000), 1);
+    follows = ft_node_stat(&env, 1, "events_follow_created");
+    assert_int_equal(ft_server_start_replica(&replica, &env.p.redis), 0);
+    assert_true(ft_node_stat_wait(&env, 1, "events_follow_created", follows + 1, 20000) >=
+                follows + 1);
+    ft_server_stop(&replica);
+    memset(&replica, 0, sizeof(replica));
+
+    events = ft_node_stat(&env, 1, "events_post_created");
+    reconnects = ft_node_stat(&env, 1, "reconnects_amqp");
+    from = ft_log_size(log);
+    assert_int_equal(ft_node_post(&env, "rhp1", "rha", "through a long wait"), 0);
+    assert_int_equal(ft_mqtt_wait_messages(&u, 1, 5000), 1);
+    ft_mqtt_pump(&u, 14000);
+    assert_int_equal(ft_node_stat(&env, 1, "events_post_created"), events); /* not acked */
+    assert_int_equal(ft_server_start_replica(&replica, &env.p.redis), 0);
+    assert_true(ft_node_stat_wait(&env, 1, "events_post_created", events + 1, 20000) >= events + 1);
+    ft_mqtt_pump(&u, 1000);
+    assert_int_equal(u.received, 1);
+    assert_int_equal(ft_node_stat(&env, 1, "reconnects_amqp"), reconnects);
+    assert_int_equal(ft_log_count(log, from, "rabbitmq"), 0);
     ft_mqtt_close(&u);
 }
 
@@ -864,6 +924,7 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_redis_oom_waited_out, oom_cleanup),
         cmocka_unit_test_teardown(test_readonly_backs_off, primary_cleanup),
         cmocka_unit_test_teardown(test_sync_short_waited_out, replicas_cleanup),
+        cmocka_unit_test_teardown(test_long_wait_keeps_rabbitmq_link, replicas_cleanup),
         cmocka_unit_test_teardown(test_batch_again_after_sync_failed, replicas_cleanup),
         cmocka_unit_test_teardown(test_sync_refused_waited_out, replicas_cleanup),
         cmocka_unit_test_teardown(test_start_with_broker_stopped, broker_cleanup),

@@ -68,7 +68,7 @@ static void node__exec_bridge(const ft_node_env *e, const ft_node *n, const char
     setenv("FEEDPUSH_REDIS_PORT", v[1], 1);
     setenv("FEEDPUSH_MQTT_PORT", v[2], 1);
     setenv("FEEDPUSH_JWT_SIGNING_KEY", e->p.secret_path, 1);
-    setenv("FEEDPUSH_TIMEOUT_MS", "2000", 1);
+    setenv("FEEDPUSH_TIMEOUT_MS", e->opts.timeout_ms != NULL ? e->opts.timeout_ms : "2000", 1);
     setenv("FEEDPUSH_LOG_LEVEL", e->opts.log_level != NULL ? e->opts.log_level : "debug", 1);
     /* The harness's orphan check finds it by this marker. */
     setenv("FEEDPUSH_HARNESS", v[3], 1);

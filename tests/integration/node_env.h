@@ -45,6 +45,7 @@ typedef struct {
     const char *vhost;
     const char *extra;     /* more config lines for every broker, or NULL */
     const char *log_level; /* the bridges' FEEDPUSH_LOG_LEVEL; NULL: debug */
+    const char *timeout_ms; /* the bridges' FEEDPUSH_TIMEOUT_MS; NULL: 2000 */
     const char *amqp_hosts; /* the bridges' FEEDPUSH_AMQP_HOSTS (a cluster's
                                nodes), or NULL: rabbit alone */
     const ft_server *redis; /* a running Redis of the caller's (it becomes
