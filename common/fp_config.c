@@ -183,6 +183,8 @@ static int conf__apply_line(const fp_conf_opt *opts, size_t n, void *cfg, char *
         snprintf(err, errlen, "%s: key \"%s\" has no value", o.where, key);
         return -EINVAL;
     }
+    if (strcmp(value, "\"\"") == 0)
+        value[0] = '\0'; /* "" is the empty string: www_dir "" */
     seen[opt - opts] = lineno;
     return conf__set(opt, cfg, value, &o, err, errlen);
 }

@@ -27,12 +27,17 @@
  * Every function returns 0 or a negative errno:
  *   -EINVAL  a bad argument (the event is not of the right type or breaks
  *            fp_event_validate(), a follow of oneself, ...);
- *   -EIO     connection trouble: the connection is unusable until
+ *   -EIO     connection trouble, or a READONLY reply (the server became a
+ *            replica: a failover): the connection is unusable until
  *            fp_store_reconnect() succeeds (retry with a backoff);
- *   -EPROTO  Redis answered with an error (OOM, WRONGTYPE, BUSY, ...) or a
- *            reply of an unexpected shape; the connection is still usable;
+ *   -EBUSY   Redis is in a passing state (OOM, BUSY, LOADING, MASTERDOWN,
+ *            NOREPLICAS, MISCONF, TRYAGAIN, CLUSTERDOWN): the same call
+ *            may work a little later; the connection is still usable;
+ *   -EPROTO  any other error reply (WRONGTYPE, NOSCRIPT, ...) or a reply of
+ *            an unexpected shape; the connection is still usable;
  *   -ENOMEM  out of memory.
- * After -EIO / -EPROTO, fp_store_errstr() says why (for the log).
+ * (fp_store_sync adds -EAGAIN: too few replicas.) After -EIO / -EBUSY /
+ * -EPROTO, fp_store_errstr() says why (for the log).
  */
 #ifndef FP_STORE_H
 #define FP_STORE_H

@@ -181,6 +181,30 @@ static void test_errors_name_file_and_line(void **state)
     expect_error("bogus 1\n", -EINVAL, "/tmp/fp-test-config-");
 }
 
+/* A value of "" is the empty string (www_dir "" serves no browser
+ * client); quotes anywhere else are the value's own. A required string
+ * set to "" is not set. */
+static void test_empty_string_value(void **state)
+{
+    test_cfg c = {0};
+    char err[FP_CONF_ERR_MAX];
+
+    (void)state;
+    write_conf("node_id n1\nredis_host \"\"\n");
+    assert_int_equal(fp_conf_load(opts, N_OPTS, &c, path, PREFIX, err, sizeof(err)), 0);
+    assert_string_equal(c.redis_host, "");
+    fp_conf_free(opts, N_OPTS, &c);
+    unlink(path);
+    write_conf("node_id \"n1\"\nredis_host \"\" x\n");
+    assert_int_equal(fp_conf_load(opts, N_OPTS, &c, path, PREFIX, err, sizeof(err)), 0);
+    assert_string_equal(c.node_id, "\"n1\"");
+    assert_string_equal(c.redis_host, "\"\" x");
+    fp_conf_free(opts, N_OPTS, &c);
+    unlink(path);
+    path[0] = '\0';
+    expect_error("node_id \"\"\n", -EINVAL, "required option \"node_id\" is not set");
+}
+
 static void test_env_error_names_variable(void **state)
 {
     test_cfg c = {0};
@@ -237,6 +261,7 @@ static void test_usage_lists_every_key(void **state)
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test_teardown(test_file_and_defaults, teardown),
         cmocka_unit_test_teardown(test_fields_overwritten, teardown),
+        cmocka_unit_test_teardown(test_empty_string_value, teardown),
         cmocka_unit_test_teardown(test_env_overrides_file, teardown),
         cmocka_unit_test_teardown(test_no_file_env_only, teardown),
         cmocka_unit_test_teardown(test_part_skips_other_keys, teardown),
