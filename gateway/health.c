@@ -77,25 +77,32 @@ static bool health__gauge(const char *name)
     return strcmp(name, "updated_ms") == 0 || (n > 4 && strcmp(name + n - 4, "_max") == 0);
 }
 
+/* qsort order of bridge samples: by name, then by node. */
+static int health__by_name(const void *a, const void *b)
+{
+    const fp_stat_sample *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+
+    return c != 0 ? c : strcmp(x->node, y->node);
+}
+
 /*
  * The bridge counters: feedpush_bridge_<name>_total{node} for counters,
- * feedpush_bridge_<name>{node} for gauges. Samples arrive grouped by node
- * in the same field order, so each name's TYPE line is written once, the
- * first time it is seen (a linear scan: a few dozen names).
+ * feedpush_bridge_<name>{node} for gauges. Samples arrive grouped by
+ * node; the text format wants each name's samples together under its one
+ * TYPE line, so they are sorted by name (then node) first, in place.
  */
-static int health__bridge(const fp_stat_sample *s, size_t n, char **out, size_t *len, size_t *cap)
+static int health__bridge(fp_stat_sample *s, size_t n, char **out, size_t *len, size_t *cap)
 {
-    size_t i, j;
-    bool seen;
+    size_t i;
     int rc = 0;
 
+    if (n > 1)
+        qsort(s, n, sizeof(*s), health__by_name);
     for (i = 0; rc == 0 && i < n; i++) {
         bool gauge = health__gauge(s[i].name);
 
-        seen = false;
-        for (j = 0; j < i && !seen; j++)
-            seen = strcmp(s[j].name, s[i].name) == 0;
-        if (!seen)
+        if (i == 0 || strcmp(s[i - 1].name, s[i].name) != 0)
             rc = fg_buf_printf(out, len, cap, "# TYPE feedpush_bridge_%s%s %s\n", s[i].name,
                                gauge ? "" : "_total", gauge ? "gauge" : "counter");
         if (rc == 0)

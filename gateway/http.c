@@ -565,14 +565,15 @@ static int http__send(struct lws *wsi, http__session *s)
  * are not yet in). The connection is closed instead; lws sends no more of
  * the answer (for that same reason) and drops it within its 5 s close
  * timeout. A client that pipelines sends again what was not answered
- * whole (RFC 9112, 9.3.2). Logged once per connection (it closes), and
- * counted as a cut answer (http__cut). Returns -1.
+ * whole (RFC 9112, 9.3.2). Logged at debug level once per connection (it
+ * closes; any client can cause it, so not at info), and counted as a cut
+ * answer (http__cut). Returns -1.
  */
 static int http__pipelined(http__session *s)
 {
-    fp_info("%s %s: a request pipelined behind its answer, which was still being sent: the "
-            "connection is closed",
-            fg_method_name(s->req.method), s->req.path);
+    fp_debug("%s %s: a request pipelined behind its answer, which was still being sent: the "
+             "connection is closed",
+             fg_method_name(s->req.method), s->req.path);
     return -1;
 }
 
@@ -629,7 +630,7 @@ static int http__connect(struct lws *wsi, bool writing)
     int n;
 
     if (!writing) {
-        fp_info("CONNECT refused (405): not a proxy");
+        fp_debug("CONNECT refused (405): not a proxy");
         lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, HTTP__CONNECT_TIMEOUT_S);
         lws_callback_on_writable(wsi);
         return 0;
@@ -661,8 +662,8 @@ typedef struct {
 static void http__cut(struct lws *wsi, fg_method method, const char *path, size_t len)
 {
     fg_metrics_cut(&http__gw(wsi)->shared->metrics);
-    fp_info("%s %s: the connection ended before the answer (%zu bytes) was sent whole",
-            fg_method_name(method), path, len);
+    fp_debug("%s %s: the connection ended before the answer (%zu bytes) was sent whole",
+             fg_method_name(method), path, len);
 }
 
 /* Frees the drop note; with cut, the answer it tells of was cut. */

@@ -1146,12 +1146,54 @@ static void test_static_client(void **state)
     ft_http_reply_free(&r);
 }
 
+/*
+ * Fails unless each family of bridge samples (feedpush_bridge_*) in body
+ * is one run of lines, as the text format asks: a name seen again after
+ * another one began is reported.
+ */
+static void assert_bridge_families_whole(const char *body)
+{
+    char done[64][96], cur[96] = "";
+    const char *line, *end;
+    size_t n_done = 0, i, len;
+
+    for (line = body; *line != '\0'; line = *end != '\0' ? end + 1 : end) {
+        end = strchr(line, '\n');
+        if (end == NULL)
+            end = line + strlen(line);
+        if (strncmp(line, "feedpush_bridge_", 16) != 0)
+            continue;
+        len = strcspn(line, "{ ");
+        assert_true(len < sizeof(cur));
+        if (strlen(cur) == len && strncmp(cur, line, len) == 0)
+            continue;
+        for (i = 0; i < n_done; i++)
+            if (strlen(done[i]) == len && strncmp(done[i], line, len) == 0)
+                fail_msg("the samples of %s are not together: %.*s", done[i], (int)(end - line),
+                         line);
+        if (cur[0] != '\0') {
+            assert_true(n_done < 64);
+            memcpy(done[n_done++], cur, sizeof(cur));
+        }
+        memcpy(cur, line, len);
+        cur[len] = '\0';
+    }
+}
+
 static void test_metrics(void **state)
 {
+    redisContext *rc = ft_redis_connect(env.b.p.redis.port);
     ft_http_reply r;
 
     (void)state;
     ft_node_stat_wait(&env.b, 1, "events_post_created", 1, 4000);
+    /* A second bridge's counters (its heartbeat too, so routing keeps it
+     * in `nodes` meanwhile). */
+    ft_redis_ok(rc, "SET node:nz 1 EX 60");
+    assert_true(ft_redis_int(rc, "SADD nodes nz") >= 0);
+    assert_int_equal(
+        ft_redis_int(rc, "HSET stats:bridge:nz events_post_created 5 deliveries 7 stage1_us_max 9"),
+        3);
     assert_int_equal(ft_http(&env, "GET", "/metrics", NULL, NULL, &r), 200);
     assert_non_null(strstr(r.content_type, "text/plain"));
     assert_non_null(strstr(r.body, "# TYPE feedpush_gateway_requests_total counter\n"));
@@ -1171,7 +1213,13 @@ static void test_metrics(void **state)
     assert_non_null(strstr(r.body, "feedpush_bridge_events_post_created_total{node=\"n1\"} "));
     assert_null(strstr(r.body, "feedpush_bridge_events_post_created_total{node=\"n1\"} 0\n"));
     assert_non_null(strstr(r.body, "# TYPE feedpush_bridge_stage1_us_max gauge\n"));
+    assert_non_null(strstr(r.body, "feedpush_bridge_events_post_created_total{node=\"nz\"} 5\n"));
+    assert_non_null(strstr(r.body, "feedpush_bridge_stage1_us_max{node=\"nz\"} 9\n"));
+    assert_bridge_families_whole(r.body);
     ft_http_reply_free(&r);
+    assert_int_equal(ft_redis_int(rc, "SREM nodes nz"), 1);
+    assert_int_equal(ft_redis_int(rc, "DEL node:nz stats:bridge:nz"), 2);
+    redisFree(rc);
 }
 
 /*
