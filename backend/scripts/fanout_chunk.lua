@@ -10,7 +10,7 @@
 --   cursor: an SSCAN cursor of followers:<author> ("0" to start): the
 --       slice is what SSCAN ... COUNT count returns; '' when the slice is
 --       given (explicit recipients) and last = "1" on the final one.
--- Keys (built from the prefix): fanout:<id>, fanout_top:<id>, post_seq,
+-- Keys (built from the prefix): fanout:<id>, fanout_top:<id>, gone:<id>, post_seq,
 -- followers:<author>, feed:<uid> of the slice, online:<n> and sessions:<n>
 -- of the nodes.
 --
@@ -24,7 +24,8 @@
 -- under (for the marker's lifetime): a reader's `before` cursor at the
 -- post, once it has left a feed, pages on below it (feed_read.lua), not
 -- below the post's own number, which would skip what was written between
--- the two.
+-- the two. An unpush slice widens gone:<id> and fanout_top:<id> to the
+-- scores it took the id off at (gone_widen), as post_deleted.lua does.
 -- The final slice of a push (the SSCAN cursor back at "0", or last = "1")
 -- sets the marker's phase to d, so a redelivered event does not push
 -- again. A slice pushed twice (a redelivery after a crash, or an id SSCAN
@@ -65,7 +66,7 @@ else
     end
 end
 
-local seq, added, bad = nil, 0, feed_bad_new()
+local seq, added, bad, span = nil, 0, feed_bad_new(), {}
 if op == 'push' and #uids > 0 then
     seq = redis.call('INCR', prefix .. '@FP_KEY_SEQ@')
 end
@@ -74,8 +75,11 @@ for _, uid in ipairs(uids) do
     if op == 'push' then
         added = added + feed_add(feed, seq, id, feed_len, bad)
     elseif op == 'unpush' then
-        feed_rem(feed, id, bad)
+        feed_rem(feed, id, bad, span)
     end
+end
+if op == 'unpush' then
+    gone_widen(prefix, id, span, redis.call('PTTL', marker_key))
 end
 if added > 0 then
     local ttl = redis.call('PTTL', marker_key)

@@ -8,7 +8,7 @@
 --       fanout_chunk.lua; "2": explicit, ARGV[11..]), pull threshold (0:
 --       never pull), inline maximum, post TTL (s; 0: post:<id> never
 --       expires).
--- Keys (built from the prefix): post:<id>, fanout:<id>, post_seq,
+-- Keys (built from the prefix): post:<id>, fanout:<id>, fanout_top:<id>, post_seq,
 -- followers:<author>, feed:<author>, posts:<author>, pull_authors, nodes,
 -- node:<n>, online:<n>, sessions:<n>; feed:<uid> of small fan-outs.
 --
@@ -91,11 +91,24 @@ else
     feed_add(prefix .. '@FP_KEY_FEED@' .. author, seq, id, feed_len, bad)
 end
 
--- A small fan-out, whole, in this call.
+-- A small fan-out, whole, in this call. Again after a first call that
+-- left it in phase a (a crash before its slices; the post may be small
+-- enough now), the feeds are written later than the post's number says:
+-- under a fresh number, as a slice writes them (fanout_chunk.lua), and
+-- fanout_top:<id> raised to it, so that each feed stays in the order it
+-- was written and a reader caught up with `after` does not miss the post.
 local uids = inline_uids(source, 11, mode, n, inline_max, followers)
 if uids and phase == 'a' then
+    local wseq, added = seq, 0
+    if state == 1 then
+        wseq = redis.call('INCR', prefix .. '@FP_KEY_SEQ@')
+    end
     for _, uid in ipairs(uids) do
-        feed_add(prefix .. '@FP_KEY_FEED@' .. uid, seq, id, feed_len, bad)
+        added = added + feed_add(prefix .. '@FP_KEY_FEED@' .. uid, wseq, id, feed_len, bad)
+    end
+    local pttl = redis.call('PTTL', marker_key)
+    if state == 1 and added > 0 and pttl > 0 then
+        redis.call('SET', prefix .. '@FP_KEY_FANOUT_TOP@' .. id, wseq, 'PX', pttl)
     end
     redis.call('SET', marker_key, seq .. ' ' .. mode .. ' d', 'KEEPTTL')
 end

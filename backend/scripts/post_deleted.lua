@@ -18,7 +18,10 @@
 -- feeds (a reader's cursor: feed_read.lua; for a post that outlived its
 -- marker, the number the author's own lists still hold), and fanout_top:<id> (a big
 -- post's highest slice number) is kept as long too; the id leaves
--- feed:<author> and posts:<author>.
+-- feed:<author> and posts:<author>. The scores the id had in the feeds
+-- it leaves here (and in fanout_chunk.lua's slices) widen gone:<id> and
+-- fanout_top:<id> (gone_widen): for a post that outlived its marker and
+-- the author's lists, they are its only place left.
 -- The mode says what the caller does with the followers' feeds: p, take
 -- the id off each (the author has at most the threshold of followers), or
 -- l, leave them (a pull author's posts are not in them; one pushed before
@@ -62,8 +65,9 @@ if seq then
 end
 redis.call('EXPIRE', prefix .. '@FP_KEY_FANOUT_TOP@' .. id, ttl)
 redis.call('SET', marker_key, 'deleted', 'EX', ttl)
-feed_rem(prefix .. '@FP_KEY_FEED@' .. author, id, bad)
-feed_rem(prefix .. '@FP_KEY_POSTS@' .. author, id, bad)
+local span = {}
+feed_rem(prefix .. '@FP_KEY_FEED@' .. author, id, bad, span)
+feed_rem(prefix .. '@FP_KEY_POSTS@' .. author, id, bad, span)
 
 local n = redis.call('SCARD', followers)
 local mode, phase = 'p', 'a'
@@ -75,7 +79,8 @@ end
 local uids = inline_uids(source, 8, mode, n, inline_max, followers)
 if uids then
     for _, uid in ipairs(uids) do
-        feed_rem(prefix .. '@FP_KEY_FEED@' .. uid, id, bad)
+        feed_rem(prefix .. '@FP_KEY_FEED@' .. uid, id, bad, span)
     end
 end
+gone_widen(prefix, id, span, tonumber(ttl) * 1000)
 return begin_reply(state, 0, mode, phase, n, bad, prefix, author, uids)

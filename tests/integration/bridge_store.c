@@ -1562,6 +1562,60 @@ static void test_cursor_gone_big(void **state)
 
     check_page(e->st, "k000", 10, "kw", "kn1");
     check_after(e->st, "k000", 10, "kw", FP_FEED_AFTER_TOP, "kn2,kn1");
+
+    /* The same once the big post has outlived its marker (fanout_top:<id>
+     * went with it): the delete's slices find the slice number the post
+     * stood at in each feed. It used to page on below the post's own
+     * number, from the author's lists, and skip the small post. */
+    big_post_overtaking(e, "m", "mwide", "mw", "mnarrow", "mn1");
+    check_page(e->st, "m000", 10, NULL, "mw,mn1");
+    assert_int_equal(ft_redis_int(e->rc, "DEL %s %s", PREFIX "fanout:mw", PREFIX "fanout_top:mw"),
+                     2);
+    event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"mw\",\"author_id\":\"mwide\"}");
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
+    assert_int_equal(fp_store_post_finish(e->st, &del, &f), 0);
+    fp_fanout_free(&f);
+    fp_event_free(&del);
+    assert_false(feed_has(e->st, "m000", "mw"));
+    check_page(e->st, "m000", 10, "mw", "mn1");
+    check_after(e->st, "m000", 10, "mw", FP_FEED_AFTER_TOP, "mn1"); /* from its own number */
+}
+
+/*
+ * A post too big to write in one call (150 followers) whose first call
+ * ran, then a crash before its slices (marker still in phase a), then a
+ * post by another author written at once; by the redelivery 60 followers
+ * have gone, so it is written in one call now. Those writes come after
+ * the other post's: the reader's feed has the big post above it, and
+ * after=<the other post> finds it. It used to be written under its own,
+ * older number, below, and a reader caught up with after= never saw it.
+ */
+static void test_redelivery_written_late(void **state)
+{
+    env *e = *state;
+    fp_fanout f, g;
+    fp_event ev;
+    int i;
+
+    for (i = 0; i < 150; i++)
+        run(e->rc, "SADD %sfollowers:rlwide rl%03d", PREFIX, i);
+    follow(e->st, "follow.created", "rl000", "rlnarrow");
+    event(&ev, "{\"type\":\"post.created\",\"post\":{\"id\":\"rlb\",\"author_id\":"
+               "\"rlwide\",\"text\":\"big\",\"created_at\":1}}");
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
+    assert_true(f.pending);
+    fp_fanout_free(&f); /* the crash: no slices */
+    post(e->st, "rln1", "rlnarrow", &g);
+    fp_fanout_free(&g);
+    for (i = 90; i < 150; i++)
+        run(e->rc, "SREM %sfollowers:rlwide rl%03d", PREFIX, i);
+    assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0); /* redelivered */
+    assert_int_equal(fp_store_post_finish(e->st, &ev, &f), 0);
+    fp_fanout_free(&f);
+    fp_event_free(&ev);
+    check_page(e->st, "rl000", 10, NULL, "rlb,rln1");
+    check_after(e->st, "rl000", 10, "rln1", FP_FEED_AFTER_TOP, "rlb");
+    check_page(e->st, "rl089", 10, NULL, "rlb");
 }
 
 /*
@@ -1840,6 +1894,22 @@ static void test_cursor_gone(void **state)
     assert_int_equal(list_count(e->rc, PREFIX "feed:cr", "cg4"), 0);
     check_page(e->st, "cr", 10, "cg4", "cg2,cg1");
     check_after(e->st, "cr", 10, "cg4", FP_FEED_AFTER_TOP, "cg5");
+
+    /* And once the author's lists no longer hold it either (trimmed out:
+     * the author posted more than a feed holds since), its place is the
+     * number the feeds it is taken off held. It used to give an empty
+     * page here too. */
+    post_free(e->st, "cg6", "cw");
+    assert_int_equal(ft_redis_int(e->rc, "DEL %s", PREFIX "fanout:cg5"), 1);
+    run(e->rc, "ZREM %s cg5", PREFIX "feed:cw");
+    run(e->rc, "ZREM %s cg5", PREFIX "posts:cw");
+    event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"cg5\",\"author_id\":\"cw\"}");
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
+    fp_fanout_free(&f);
+    fp_event_free(&del);
+    assert_int_equal(list_count(e->rc, PREFIX "feed:cr", "cg5"), 0);
+    check_page(e->st, "cr", 10, "cg5", "cg2,cg1");
+    check_after(e->st, "cr", 10, "cg5", FP_FEED_AFTER_TOP, "cg6");
 }
 
 /*
@@ -2012,6 +2082,7 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_many_pull_authors), T(test_feed_scan_budget),
         T(test_after_gap),        T(test_redelivery_after_error),
         T(test_body_cache_reads), T(test_cursor_gone),
-        T(test_cursor_gone_big),  T(test_feed_wrong_type))
+        T(test_cursor_gone_big),  T(test_feed_wrong_type),
+        T(test_redelivery_written_late))
 /* clang-format on */
 #undef T
