@@ -365,8 +365,11 @@ static int sentinel__dialled(fp_sentinel *s)
         return 0;
     if (getsockopt(s->watch->fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
         soerr = errno;
-    if (soerr == 0 && (p.revents & (POLLERR | POLLHUP)) == 0)
+    if (soerr == 0 && (p.revents & (POLLERR | POLLHUP)) == 0) {
+        /* Its address, for the next watch on it: no name looked up then. */
+        sentinel__remember_addr(s, s->watch_k, s->watch->fd);
         return 1;
+    }
     sentinel__fail(s, h, "%s", strerror(soerr != 0 ? soerr : ECONNREFUSED));
     return -1;
 }
