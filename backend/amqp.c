@@ -1090,7 +1090,10 @@ int fp_amqp_heartbeat(fp_amqp *a)
     a->beat_ms = now;
     if (amqp__beat(a, a->in, "amqp consumer") != 0 || amqp__beat(a, a->out, "amqp publisher") != 0)
         return -EIO;
-    return 0;
+    /* The acks deferred before the message in hand go too (as before a
+     * wait in fp_amqp_next): should the link still be lost, those
+     * messages do not come again. */
+    return a->in != NULL ? amqp__flush_acks(a) : 0;
 }
 
 int fp_amqp_ping(fp_amqp *a)

@@ -165,11 +165,14 @@ int fp_amqp_keepalive(fp_amqp *a);
  * else between tries at the message in hand (Redis down or busy, a
  * replica missing): sends a heartbeat frame on each once a second, or half the
  * negotiated heartbeat if that is shorter, has passed since the last ones
- * (cheaper calls return at once). It reads nothing: the message in hand stays unacked on the same
- * channel, and what the broker sends meanwhile (the next messages,
- * confirms) waits in the socket for the next read. Without it RabbitMQ
- * closes a link silent for two heartbeats, and the message in hand and
- * those whose acks were deferred come again: their deliveries twice. 0,
+ * (cheaper calls return at once), and the acks deferred so far. It reads
+ * nothing: the message in hand stays unacked on the same channel, and
+ * what the broker sends meanwhile (the next messages, confirms) waits in
+ * the socket for the next read. Without it RabbitMQ closes a link silent
+ * for two heartbeats, and the message in hand and those whose acks were
+ * deferred come again: their deliveries twice. RabbitMQ still closes the
+ * channel of a delivery unacked past its consumer_timeout (30 min by
+ * default). 0,
  * or -EIO when a send failed (errstr says why; the owner finds the link
  * broken at its next use).
  */

@@ -24,8 +24,8 @@
 -- under (for the marker's lifetime): a reader's `before` cursor at the
 -- post, once it has left a feed, pages on below it (feed_read.lua), not
 -- below the post's own number, which would skip what was written between
--- the two. An unpush slice widens gone:<id> and fanout_top:<id> to the
--- scores it took the id off at (gone_widen), as post_deleted.lua does.
+-- the two. An unpush slice raises fanout_top:<id> to the highest score
+-- it took the id off at (gone_raise_top), as post_deleted.lua does.
 -- The final slice of a push (the SSCAN cursor back at "0", or last = "1")
 -- sets the marker's phase to d, so a redelivered event does not push
 -- again. A slice pushed twice (a redelivery after a crash, or an id SSCAN
@@ -79,7 +79,7 @@ for _, uid in ipairs(uids) do
     end
 end
 if op == 'unpush' then
-    gone_widen(prefix, id, span, redis.call('PTTL', marker_key))
+    gone_raise_top(prefix, id, span, redis.call('PTTL', marker_key))
 end
 if added > 0 then
     local ttl = redis.call('PTTL', marker_key)

@@ -70,9 +70,11 @@ end
 -- feeds under its slices' numbers, above its own, so that place is not
 -- exact: with high set (a `before` cursor) the highest slice number
 -- (fanout_top:<id>) is taken, so that nothing written below the post in
--- this feed is skipped (what came between repeats: clients dedupe);
--- else the post's own number (`after`: what came above it repeats,
--- nothing is missed). nil when unknown.
+-- this feed is skipped (what came between repeats: clients dedupe),
+-- also when the post's own number is unknown (a delete raised it from
+-- the feeds it took the post off: post_deleted.lua); else the post's own
+-- number (`after`: what came above it repeats, nothing is missed). nil
+-- when unknown.
 local function score_of(id, high)
     for _, src in ipairs(sources) do
         local s = redis.call('ZSCORE', src, id)
@@ -87,9 +89,9 @@ local function score_of(id, high)
     else
         s = string.match(m or '', '^(%d+) [epl] [ad]$')
     end
-    if s and high then
+    if high then
         local top = string.match(redis.call('GET', prefix .. '@FP_KEY_FANOUT_TOP@' .. id) or '', '^(%d+)$')
-        if top and tonumber(top) > tonumber(s) then
+        if top and (not s or tonumber(top) > tonumber(s)) then
             s = top
         end
     end

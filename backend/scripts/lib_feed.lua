@@ -91,17 +91,12 @@ local function feed_score(key, id)
 end
 
 -- feed_rem(key, id, bad, span) removes id from the feed; a key of another
--- type is noted in bad and left alone. span, when given, is widened to
--- the score id had there: {lo = number, hi = number}, for gone_widen.
+-- type is noted in bad and left alone. span, when given, is raised to
+-- the score id had there: {hi = number}, for gone_raise_top.
 local function feed_rem(key, id, bad, span)
     local s = span and tonumber(feed_score(key, id) or '')
-    if s then
-        if not span.lo or s < span.lo then
-            span.lo = s
-        end
-        if not span.hi or s > span.hi then
-            span.hi = s
-        end
+    if s and (not span.hi or s > span.hi) then
+        span.hi = s
     end
     if feed_failed(redis.pcall('ZREM', key, id)) then
         feed_upgrade(key)
@@ -112,29 +107,27 @@ local function feed_rem(key, id, bad, span)
     end
 end
 
--- gone_widen(prefix, id, span, px): after a delete took id off feeds
--- where it stood at scores span.lo to span.hi (feed_rem), gone:<id> (its
--- place for a reader's cursor, feed_read.lua) is lowered to lo when it is
--- missing or above, and fanout_top:<id> (the highest number a slice wrote
--- it under) raised to hi when that is above both; each then lasts px ms
--- (the tombstone's life). Once the post has outlived its marker, its own
--- number may be gone with the marker and the author's lists (trimmed),
--- and fanout_top:<id> with the marker: what the feeds held is then all
--- there is. Taking the lowest for gone (after=) and the highest for the
--- top (before=) repeats what lies between, and skips nothing.
-local function gone_widen(prefix, id, span, px)
-    if not span.lo or px <= 0 then
+-- gone_raise_top(prefix, id, span, px): after a delete took id off feeds
+-- where it stood at scores up to span.hi (feed_rem), fanout_top:<id> is
+-- raised to hi when that is above it and above gone:<id>, and then lasts
+-- px ms (the tombstone's life): a `before` cursor at the post pages on
+-- below it (feed_read.lua). For a big post that outlived its marker,
+-- fanout_top:<id> went with the marker, and the post's own number (from
+-- the author's lists, if they still hold it) is below the slice numbers
+-- its followers' entries carry: paging below it would skip what a slice
+-- wrote between. A reader whose own entry was trimmed already (so not
+-- seen here) has nothing below it left to skip. No lower bound is taken
+-- from the feeds: another reader's entry may stand above this reader's,
+-- and an `after` cursor placed there would skip what lies between; with
+-- no gone:<id>, `after` treats the id as unknown (the newest page).
+local function gone_raise_top(prefix, id, span, px)
+    if not span.hi or px <= 0 then
         return
     end
-    local gone_key = prefix .. '@FP_KEY_GONE@' .. id
-    local gone = tonumber(redis.call('GET', gone_key) or '')
-    if not gone or span.lo < gone then
-        gone = span.lo
-        redis.call('SET', gone_key, string.format('%d', gone), 'PX', px)
-    end
+    local gone = tonumber(redis.call('GET', prefix .. '@FP_KEY_GONE@' .. id) or '')
     local top_key = prefix .. '@FP_KEY_FANOUT_TOP@' .. id
     local top = tonumber(redis.call('GET', top_key) or '')
-    if span.hi > gone and (not top or span.hi > top) then
+    if (not gone or span.hi > gone) and (not top or span.hi > top) then
         redis.call('SET', top_key, string.format('%d', span.hi), 'PX', px)
     end
 end

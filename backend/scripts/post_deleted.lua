@@ -18,10 +18,10 @@
 -- feeds (a reader's cursor: feed_read.lua; for a post that outlived its
 -- marker, the number the author's own lists still hold), and fanout_top:<id> (a big
 -- post's highest slice number) is kept as long too; the id leaves
--- feed:<author> and posts:<author>. The scores the id had in the feeds
--- it leaves here (and in fanout_chunk.lua's slices) widen gone:<id> and
--- fanout_top:<id> (gone_widen): for a post that outlived its marker and
--- the author's lists, they are its only place left.
+-- feed:<author> and posts:<author>. The highest score the id had in the
+-- feeds it leaves here (and in fanout_chunk.lua's slices) raises
+-- fanout_top:<id> (gone_raise_top): for a big post that outlived its
+-- marker, that is where a `before` cursor at it pages on.
 -- The mode says what the caller does with the followers' feeds: p, take
 -- the id off each (the author has at most the threshold of followers), or
 -- l, leave them (a pull author's posts are not in them; one pushed before
@@ -82,5 +82,5 @@ if uids then
         feed_rem(prefix .. '@FP_KEY_FEED@' .. uid, id, bad, span)
     end
 end
-gone_widen(prefix, id, span, tonumber(ttl) * 1000)
+gone_raise_top(prefix, id, span, tonumber(ttl) * 1000)
 return begin_reply(state, 0, mode, phase, n, bad, prefix, author, uids)
