@@ -54,6 +54,9 @@ static const fp_conf_opt config__table[] = {
      false, "largest request body accepted (413 beyond)"},
     {"body_timeout_ms", FP_CONF_INT, offsetof(fg_config, body_timeout_ms), "10000", 100, 600000,
      false, "a request body must be whole this long after its headers (408 then)"},
+    {"max_page_bytes", FP_CONF_INT, offsetof(fg_config, max_page_bytes), "1048576", 65536,
+     268435456, false,
+     "posts of one feed page at most, bytes: a longer page is cut short (its cursor goes on)"},
     {"send_timeout_ms", FP_CONF_INT, offsetof(fg_config, send_timeout_ms), "20000", 1000, 3600000,
      false,
      "an answer the client has not read whole this long after it was written: the connection "

@@ -64,6 +64,7 @@ typedef struct {
     int64_t dev_token_ttl;
     int64_t max_body_bytes;
     int64_t body_timeout_ms;
+    int64_t max_page_bytes;
     int64_t send_timeout_ms;
     bool keep_alive;
     bool revocation_cache;

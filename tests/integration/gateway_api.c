@@ -2215,6 +2215,120 @@ static void test_feed_cut_short(void **state)
     free(tok);
 }
 
+/* The ids of the posts of answer j, appended to ids from *n on. */
+static void collect_ids(const cJSON *j, char **ids, int cap, int *n)
+{
+    const cJSON *p;
+
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "posts"))
+    {
+        assert_true(*n < cap);
+        ids[(*n)++] = strdup(str(p, "id"));
+    }
+}
+
+/*
+ * A page whose posts pass max_page_bytes (64 KiB here: 20 posts of 8,000
+ * bytes asked for with limit=1000) is cut short: the newest posts that
+ * fit, next_before the last of them, and the pages that follow give the
+ * rest, each post once, in order. Above an after cursor the page keeps the
+ * posts next to the cursor, with after_found and next_after its newest
+ * id, and walking next_after gives all the newer posts. It used to be
+ * one page of every post asked for, however large.
+ */
+static bool small_pages; /* the gateway runs with test_feed_page_bytes's max_page_bytes */
+
+static void test_feed_page_bytes(void **state)
+{
+    char *tok = token("pgb"), *text = malloc(8001), *ids[20], *got[64], path[256];
+    const cJSON *na;
+    int i, n = 0, pages = 0, per;
+    cJSON *j;
+
+    (void)state;
+    assert_non_null(text);
+    memset(text, 'z', 8000);
+    text[8000] = '\0';
+    for (i = 0; i < 20; i++)
+        ids[i] = post(tok, text);
+    assert_true(feed_has(tok, ids[19], true));
+    assert_true(feed_has(tok, ids[0], true));
+    setenv("FEEDPUSH_MAX_PAGE_BYTES", "65536", 1);
+    small_pages = true;
+    assert_int_equal(ft_gateway_start(&env), 0);
+    unsetenv("FEEDPUSH_MAX_PAGE_BYTES");
+
+    snprintf(path, sizeof(path), "/api/v1/feed?limit=1000");
+    for (;;) {
+        j = call(200, "GET", path, tok, NULL);
+        per = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "posts"));
+        assert_true(per >= 1 && per <= 8); /* 64 KiB of posts of some 8.1 KB */
+        collect_ids(j, got, 64, &n);
+        pages++;
+        if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "next_before"))) {
+            cJSON_Delete(j);
+            break;
+        }
+        assert_string_equal(str(j, "next_before"), got[n - 1]);
+        snprintf(path, sizeof(path), "/api/v1/feed?limit=1000&before=%s", got[n - 1]);
+        cJSON_Delete(j);
+    }
+    assert_int_equal(n, 20);
+    assert_true(pages >= 3);
+    for (i = 0; i < 20; i++)
+        assert_string_equal(got[i], ids[19 - i]);
+    for (i = 0; i < n; i++)
+        free(got[i]);
+
+    n = 0;
+    snprintf(path, sizeof(path), "/api/v1/feed?limit=1000&after=%s", ids[0]);
+    for (;;) {
+        j = call(200, "GET", path, tok, NULL);
+        per = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "posts"));
+        assert_true(per >= 1 && per <= 8);
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "after_found")));
+        /* Newest first within the page, the page's posts next to the cursor:
+         * gathered oldest first. */
+        for (i = per - 1; i >= 0; i--) {
+            assert_true(n < 64);
+            got[n++] = strdup(
+                str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "posts"), i), "id"));
+        }
+        na = cJSON_GetObjectItemCaseSensitive(j, "next_after");
+        if (cJSON_IsNull(na)) {
+            cJSON_Delete(j);
+            break;
+        }
+        assert_string_equal(str(j, "next_after"), got[n - 1]);
+        snprintf(path, sizeof(path), "/api/v1/feed?limit=1000&after=%s", got[n - 1]);
+        cJSON_Delete(j);
+    }
+    assert_int_equal(n, 19);
+    for (i = 0; i < 19; i++)
+        assert_string_equal(got[i], ids[i + 1]);
+    for (i = 0; i < n; i++)
+        free(got[i]);
+
+    small_pages = false;
+    assert_int_equal(ft_gateway_start(&env), 0);
+    for (i = 0; i < 20; i++)
+        free(ids[i]);
+    free(text);
+    free(tok);
+}
+
+/* test_feed_page_bytes's gateway with small pages goes, also after a
+ * failure (the tests after it read large pages). */
+static int page_bytes_default(void **state)
+{
+    (void)state;
+    unsetenv("FEEDPUSH_MAX_PAGE_BYTES");
+    if (!small_pages)
+        return 0;
+    small_pages = false;
+    return ft_gateway_start(&env);
+}
+
 /* Does file path hold text after byte offset from? */
 static bool file_has_after(const char *path, long from, const char *text)
 {
@@ -2705,6 +2819,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_post_key),
         cmocka_unit_test(test_feed_pages),
         cmocka_unit_test(test_feed_cut_short),
+        cmocka_unit_test_teardown(test_feed_page_bytes, page_bytes_default),
         cmocka_unit_test(test_feed_after),
         cmocka_unit_test(test_delete),
         cmocka_unit_test(test_ribbon),

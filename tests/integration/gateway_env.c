@@ -117,6 +117,9 @@ static void env__exec_gateway(ft_gateway_env *e, const char *bin)
     snprintf(v[0], sizeof(v[0]), "%d", e->dev_token_ttl > 0 ? e->dev_token_ttl : 600);
     setenv("FEEDPUSH_DEV_TOKEN_TTL", v[0], 1);
     setenv("FEEDPUSH_TIMEOUT_MS", "1000", 1);
+    /* Pages up to 16 MiB, unless the test set its own: the tests of
+     * answers larger than a socket takes read pages of some 6.6 MB. */
+    setenv("FEEDPUSH_MAX_PAGE_BYTES", "16777216", 0);
     setenv("FEEDPUSH_LOG_LEVEL", "debug", 1);
     /* The harness's orphan check finds it by this marker. */
     setenv("FEEDPUSH_HARNESS", v[6], 1);
