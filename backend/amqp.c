@@ -826,9 +826,18 @@ int fp_amqp_publish_headers(fp_amqp *a, const char *exchange, const char *routin
     return amqp__publish_props(a, exchange, routing_key, &props, b);
 }
 
+/*
+ * Publishes to exchange, tracked for its confirm. An event (to
+ * feed.events) goes mandatory: with no queue bound there (an operator
+ * deleted feed.events.bridge) RabbitMQ returns it before its confirm,
+ * which then fails (amqp__read_confirm), instead of confirming a message
+ * it dropped. A delivery (feed.deliver, feed.broadcast) does not: a node
+ * gone with its queue is no loss.
+ */
 int amqp__publish_props(fp_amqp *a, const char *exchange, const char *routing_key,
                         const amqp_basic_properties_t *props, amqp_bytes_t body)
 {
+    int mandatory = strcmp(exchange, FP_EXCHANGE_EVENTS) == 0;
     int rc;
 
     if (a->out == NULL) {
@@ -838,7 +847,7 @@ int amqp__publish_props(fp_amqp *a, const char *exchange, const char *routing_ke
     if (a->n_pending == AMQP__MAX_PENDING && fp_amqp_confirm(a) != 0)
         return -EIO;
     rc = amqp_basic_publish(a->out, AMQP__CHANNEL, amqp_cstring_bytes(exchange),
-                            amqp_cstring_bytes(routing_key), 0, 0, props, body);
+                            amqp_cstring_bytes(routing_key), mandatory, 0, props, body);
     if (rc != AMQP_STATUS_OK) {
         amqp__set_error(a, rc, "%s: %s", "amqp publish", amqp_error_string2(rc));
         return -EIO;
@@ -891,7 +900,9 @@ static int amqp__release(fp_amqp *a)
 /*
  * Reads one frame of the publisher connection, waiting up to tv, and
  * marks the confirm it carries. Returns 0, -ETIMEDOUT (no whole frame
- * came) or -EIO (a nack, a close or a broken link: errstr says which).
+ * came) or -EIO (a nack, a returned event, a close or a broken link:
+ * errstr says which; the link must be connected again, which declares
+ * the topology again, and what was not confirmed published again).
  */
 static int amqp__read_confirm(fp_amqp *a, struct timeval *tv)
 {
@@ -910,6 +921,12 @@ static int amqp__read_confirm(fp_amqp *a, struct timeval *tv)
     }
     if (f.frame_type != AMQP_FRAME_METHOD)
         return 0; /* a heartbeat */
+    if (f.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
+        amqp__set_error(a, -1, "%s: %s", "amqp confirm",
+                        "RabbitMQ returned an event: no queue is bound to " FP_EXCHANGE_EVENTS
+                        " (" FP_QUEUE_EVENTS " deleted?); the next link declares it again");
+        return -EIO;
+    }
     if (f.payload.method.id != AMQP_BASIC_ACK_METHOD) {
         amqp__set_error(a, -1, "%s: broker answered %s", "amqp confirm",
                         amqp_method_name(f.payload.method.id));

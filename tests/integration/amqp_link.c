@@ -429,6 +429,51 @@ static void test_lost_queue_is_a_failure(void **state)
 }
 
 /*
+ * An event published while feed.events has no queue bound (an operator
+ * deleted feed.events.bridge) is returned by RabbitMQ: its confirm fails
+ * and says so. Before, RabbitMQ confirmed an event it had dropped, and
+ * feed-gateway answered 201 for a post that was lost. The reconnect
+ * declares the queue again; the event published again is confirmed and
+ * kept there, for a consumer connected after the deletion.
+ */
+static void test_unroutable_event_is_a_failure(void **state)
+{
+    static const char body[] = "{\"r\":1}";
+    fp_amqp_config c = link_config(NULL, false);
+    fp_amqp *p = NULL;
+    fp_amqp_msg m;
+
+    (void)state;
+    c.consume_node = false; /* a publisher only, as feed-gateway's */
+    if (fp_amqp_open(&p, &c) != 0)
+        fail_msg("fp_amqp_open: %s", fp_amqp_errstr(p));
+    delete_queue(FP_QUEUE_EVENTS);
+    assert_int_equal(fp_amqp_publish(p, FP_EXCHANGE_EVENTS, "post.created", body, strlen(body)), 0);
+    assert_int_equal(fp_amqp_confirm(p), -EIO);
+    if (strstr(fp_amqp_errstr(p), "returned an event") == NULL)
+        fail_msg("not the return: %s", fp_amqp_errstr(p));
+    assert_int_equal(fp_amqp_reconnect(p), 0);
+    assert_int_equal(fp_amqp_publish(p, FP_EXCHANGE_EVENTS, "post.created", body, strlen(body)), 0);
+    assert_int_equal(fp_amqp_confirm(p), 0);
+    /* Deliveries to a node without a queue are no loss: confirmed. */
+    assert_int_equal(fp_amqp_publish(p, FP_EXCHANGE_DELIVER, "no-such-node", "{}", 2), 0);
+    assert_int_equal(fp_amqp_confirm(p), 0);
+    fp_amqp_free(p);
+
+    /* The test's consumer of the deleted queue heard nothing (RabbitMQ
+     * 3.10 cancels no consumer of a deleted quorum queue, and delivers
+     * nothing to it from the new one): connected again, it gets the
+     * event. */
+    assert_int_equal(fp_amqp_reconnect(link_), 0);
+    if (fp_amqp_next(link_, &m, 5000) != 0)
+        fail_msg("the event published again did not come: %s", fp_amqp_errstr(link_));
+    assert_int_equal(m.len, strlen(body));
+    assert_memory_equal(m.body, body, m.len);
+    assert_int_equal(fp_amqp_ack(link_, m.tag), 0);
+    assert_int_equal(fp_amqp_confirm(link_), 0);
+}
+
+/*
  * The deliver_* settings changed while the node's queues still exist
  * (they outlive a restart by deliver_expires_ms): the link comes up on
  * the queues as they are instead of failing for ever, and deliveries
@@ -539,6 +584,7 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_confirm_timeout_breaks_the_link),
         cmocka_unit_test(test_away_is_no_confirm_timeout),
         cmocka_unit_test(test_lost_queue_is_a_failure),
+        cmocka_unit_test(test_unroutable_event_is_a_failure),
         cmocka_unit_test(test_check_consumers),
         cmocka_unit_test(test_node_queue_other_settings),
         cmocka_unit_test(test_publisher_memory))

@@ -596,6 +596,30 @@ static int replicas_cleanup(void **state)
 }
 
 /*
+ * Follower f of author a online as u (subscribed to feed/<f>), the follow
+ * acked with a replica there, started for it, and the replica gone again:
+ * else the follow's own sync would wait for it (redis_min_replicas).
+ */
+static void online_without_replica(const char *f, const char *a, ft_mqtt *u)
+{
+    char *tok = ft_node_token(&env, f), key[FP_ID_BUFSZ + 16], topic[FP_ID_BUFSZ + 8];
+    long long follows = ft_node_stat(&env, 1, "events_follow_created");
+
+    assert_int_equal(ft_server_start_replica(&replica, &env.p.redis), 0);
+    assert_int_equal(ft_node_follow(&env, f, a), 0);
+    assert_int_equal(ft_mqtt_connect(u, ft_node_port(&env, 1), NULL, f, tok, 4, 5000), 0);
+    free(tok);
+    snprintf(topic, sizeof(topic), "feed/%s", f);
+    assert_int_equal(ft_mqtt_subscribe(u, topic, 5000), 1);
+    snprintf(key, sizeof(key), "online:%s", env.p.node_id);
+    assert_int_equal(ft_redis_wait_member(env.p.redis.port, key, f, 3000), 1);
+    assert_true(ft_node_stat_wait(&env, 1, "events_follow_created", follows + 1, 20000) >=
+                follows + 1);
+    ft_server_stop(&replica);
+    memset(&replica, 0, sizeof(replica));
+}
+
+/*
  * redis_min_replicas 1 and no replica: the writes of a post are made but
  * no replica takes them (WAIT fails). That is waited out: the probe alone
  * again, with backoff, on the same link. The post is not applied again:
@@ -606,31 +630,16 @@ static int replicas_cleanup(void **state)
  */
 static void test_sync_short_waited_out(void **state)
 {
-    char *tok = ft_node_token(&env, "rsf"), key[FP_ID_BUFSZ + 16];
     const char *log = env.node[0].bridge_log;
-    long long events, follows;
+    long long events;
     ft_mqtt u;
     long from;
 
     (void)state;
     with_replicas = true;
     bridge_min_replicas(true);
-    assert_int_equal(ft_node_follow(&env, "rsf", "rsa"), 0);
-    assert_int_equal(ft_mqtt_connect(&u, ft_node_port(&env, 1), NULL, "rsf", tok, 4, 5000), 0);
-    free(tok);
-    assert_int_equal(ft_mqtt_subscribe(&u, "feed/rsf", 5000), 1);
-    snprintf(key, sizeof(key), "online:%s", env.p.node_id);
-    assert_int_equal(ft_redis_wait_member(env.p.redis.port, key, "rsf", 3000), 1);
-    /* The follow is acked with a replica there, started for it, before
-     * the replica goes: else the follow's own sync would wait for it. */
+    online_without_replica("rsf", "rsa", &u);
     events = ft_node_stat(&env, 1, "events_post_created");
-    follows = ft_node_stat(&env, 1, "events_follow_created");
-    assert_int_equal(ft_server_start_replica(&replica, &env.p.redis), 0);
-    assert_true(ft_node_stat_wait(&env, 1, "events_follow_created", follows + 1, 20000) >=
-                follows + 1);
-    ft_server_stop(&replica);
-    memset(&replica, 0, sizeof(replica));
-
     from = ft_log_size(log);
     assert_int_equal(ft_node_post(&env, "rsp1", "rsa", "while no replica"), 0);
     assert_int_equal(ft_mqtt_wait_messages(&u, 1, 5000), 1);
@@ -661,9 +670,8 @@ static void test_sync_short_waited_out(void **state)
  */
 static void test_long_wait_keeps_rabbitmq_link(void **state)
 {
-    char *tok = ft_node_token(&env, "rhf"), key[FP_ID_BUFSZ + 16];
     const char *log = env.node[0].bridge_log;
-    long long events, follows, reconnects;
+    long long events, reconnects;
     ft_mqtt u;
     long from;
 
@@ -674,19 +682,7 @@ static void test_long_wait_keeps_rabbitmq_link(void **state)
     bridge_min_replicas(true);
     unsetenv("FEEDPUSH_AMQP_HEARTBEAT");
     env.opts.timeout_ms = NULL;
-    assert_int_equal(ft_node_follow(&env, "rhf", "rha"), 0);
-    assert_int_equal(ft_mqtt_connect(&u, ft_node_port(&env, 1), NULL, "rhf", tok, 4, 5000), 0);
-    free(tok);
-    assert_int_equal(ft_mqtt_subscribe(&u, "feed/rhf", 5000), 1);
-    snprintf(key, sizeof(key), "online:%s", env.p.node_id);
-    assert_int_equal(ft_redis_wait_member(env.p.redis.port, key, "rhf", 3000), 1);
-    follows = ft_node_stat(&env, 1, "events_follow_created");
-    assert_int_equal(ft_server_start_replica(&replica, &env.p.redis), 0);
-    assert_true(ft_node_stat_wait(&env, 1, "events_follow_created", follows + 1, 20000) >=
-                follows + 1);
-    ft_server_stop(&replica);
-    memset(&replica, 0, sizeof(replica));
-
+    online_without_replica("rhf", "rha", &u);
     events = ft_node_stat(&env, 1, "events_post_created");
     reconnects = ft_node_stat(&env, 1, "reconnects_amqp");
     from = ft_log_size(log);

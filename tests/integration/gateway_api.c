@@ -2215,15 +2215,43 @@ static void test_feed_cut_short(void **state)
     free(tok);
 }
 
-/* The ids of the posts of answer j, appended to ids from *n on. */
-static void collect_ids(const cJSON *j, char **ids, int cap, int *n)
+/*
+ * Walks the feed from path0 on, page by page, following next_before (or,
+ * with after, next_after) until it is null. Each page must hold 1 to 8
+ * posts (64 KiB of posts of some 8.1 KB; with after, after_found), and its
+ * cursor must be the last post it adds. The ids go to got (malloc'd) in
+ * walking order: newest first, or with after oldest first. Returns how
+ * many; *pages, how many pages.
+ */
+static int walk_pages(const char *tok, const char *path0, bool after, char **got, int cap,
+                      int *pages)
 {
-    const cJSON *p;
+    const char *cursor = after ? "next_after" : "next_before";
+    const cJSON *posts;
+    char path[256];
+    int n = 0, per, i;
+    cJSON *j;
 
-    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(j, "posts"))
-    {
-        assert_true(*n < cap);
-        ids[(*n)++] = strdup(str(p, "id"));
+    snprintf(path, sizeof(path), "%s", path0);
+    for (*pages = 1;; (*pages)++) {
+        j = call(200, "GET", path, tok, NULL);
+        posts = cJSON_GetObjectItemCaseSensitive(j, "posts");
+        per = cJSON_GetArraySize(posts);
+        assert_true(per >= 1 && per <= 8);
+        if (after)
+            assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "after_found")));
+        for (i = 0; i < per; i++) {
+            assert_true(n < cap);
+            got[n++] = strdup(str(cJSON_GetArrayItem(posts, after ? per - 1 - i : i), "id"));
+        }
+        if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, cursor))) {
+            cJSON_Delete(j);
+            return n;
+        }
+        assert_string_equal(str(j, cursor), got[n - 1]);
+        snprintf(path, sizeof(path), "/api/v1/feed?limit=1000&%s=%s", after ? "after" : "before",
+                 got[n - 1]);
+        cJSON_Delete(j);
     }
 }
 
@@ -2241,9 +2269,7 @@ static bool small_pages; /* the gateway runs with test_feed_page_bytes's max_pag
 static void test_feed_page_bytes(void **state)
 {
     char *tok = token("pgb"), *text = malloc(8001), *ids[20], *got[64], path[256];
-    const cJSON *na;
-    int i, n = 0, pages = 0, per;
-    cJSON *j;
+    int i, n, pages;
 
     (void)state;
     assert_non_null(text);
@@ -2258,21 +2284,7 @@ static void test_feed_page_bytes(void **state)
     assert_int_equal(ft_gateway_start(&env), 0);
     unsetenv("FEEDPUSH_MAX_PAGE_BYTES");
 
-    snprintf(path, sizeof(path), "/api/v1/feed?limit=1000");
-    for (;;) {
-        j = call(200, "GET", path, tok, NULL);
-        per = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "posts"));
-        assert_true(per >= 1 && per <= 8); /* 64 KiB of posts of some 8.1 KB */
-        collect_ids(j, got, 64, &n);
-        pages++;
-        if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(j, "next_before"))) {
-            cJSON_Delete(j);
-            break;
-        }
-        assert_string_equal(str(j, "next_before"), got[n - 1]);
-        snprintf(path, sizeof(path), "/api/v1/feed?limit=1000&before=%s", got[n - 1]);
-        cJSON_Delete(j);
-    }
+    n = walk_pages(tok, "/api/v1/feed?limit=1000", false, got, 64, &pages);
     assert_int_equal(n, 20);
     assert_true(pages >= 3);
     for (i = 0; i < 20; i++)
@@ -2280,30 +2292,10 @@ static void test_feed_page_bytes(void **state)
     for (i = 0; i < n; i++)
         free(got[i]);
 
-    n = 0;
     snprintf(path, sizeof(path), "/api/v1/feed?limit=1000&after=%s", ids[0]);
-    for (;;) {
-        j = call(200, "GET", path, tok, NULL);
-        per = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(j, "posts"));
-        assert_true(per >= 1 && per <= 8);
-        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "after_found")));
-        /* Newest first within the page, the page's posts next to the cursor:
-         * gathered oldest first. */
-        for (i = per - 1; i >= 0; i--) {
-            assert_true(n < 64);
-            got[n++] = strdup(
-                str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "posts"), i), "id"));
-        }
-        na = cJSON_GetObjectItemCaseSensitive(j, "next_after");
-        if (cJSON_IsNull(na)) {
-            cJSON_Delete(j);
-            break;
-        }
-        assert_string_equal(str(j, "next_after"), got[n - 1]);
-        snprintf(path, sizeof(path), "/api/v1/feed?limit=1000&after=%s", got[n - 1]);
-        cJSON_Delete(j);
-    }
+    n = walk_pages(tok, path, true, got, 64, &pages);
     assert_int_equal(n, 19);
+    assert_true(pages >= 3);
     for (i = 0; i < 19; i++)
         assert_string_equal(got[i], ids[i + 1]);
     for (i = 0; i < n; i++)
