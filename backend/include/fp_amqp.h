@@ -172,9 +172,8 @@ int fp_amqp_keepalive(fp_amqp *a);
  * for two heartbeats, and the message in hand and those whose acks were
  * deferred come again: their deliveries twice. RabbitMQ still closes the
  * channel of a delivery unacked past its consumer_timeout (30 min by
- * default). 0,
- * or -EIO when a send failed (errstr says why; the owner finds the link
- * broken at its next use).
+ * default). 0, or -EIO when a send failed (errstr says why; the owner
+ * finds the link broken at its next use).
  */
 int fp_amqp_heartbeat(fp_amqp *a);
 

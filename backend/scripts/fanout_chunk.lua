@@ -82,10 +82,7 @@ if op == 'unpush' then
     gone_raise_top(prefix, id, span, redis.call('PTTL', marker_key))
 end
 if added > 0 then
-    local ttl = redis.call('PTTL', marker_key)
-    if ttl > 0 then
-        redis.call('SET', prefix .. '@FP_KEY_FANOUT_TOP@' .. id, seq, 'PX', ttl)
-    end
+    fanout_top_set(prefix, id, marker_key, seq)
 end
 if op == 'push' and last and marker then
     local done = string.gsub(marker, ' a$', ' d')

@@ -107,6 +107,17 @@ local function feed_rem(key, id, bad, span)
     end
 end
 
+-- fanout_top_set(prefix, id, marker_key, seq): seq, the number a write
+-- of the post just took from post_seq (above any earlier one), becomes
+-- fanout_top:<id>, for as long as the marker lives; nothing when the
+-- marker has no time left.
+local function fanout_top_set(prefix, id, marker_key, seq)
+    local ttl = redis.call('PTTL', marker_key)
+    if ttl > 0 then
+        redis.call('SET', prefix .. '@FP_KEY_FANOUT_TOP@' .. id, seq, 'PX', ttl)
+    end
+end
+
 -- gone_raise_top(prefix, id, span, px): after a delete took id off feeds
 -- where it stood at scores up to span.hi (feed_rem), fanout_top:<id> is
 -- raised to hi when that is above it and above gone:<id>, and then lasts

@@ -106,9 +106,8 @@ if uids and phase == 'a' then
     for _, uid in ipairs(uids) do
         added = added + feed_add(prefix .. '@FP_KEY_FEED@' .. uid, wseq, id, feed_len, bad)
     end
-    local pttl = redis.call('PTTL', marker_key)
-    if state == 1 and added > 0 and pttl > 0 then
-        redis.call('SET', prefix .. '@FP_KEY_FANOUT_TOP@' .. id, wseq, 'PX', pttl)
+    if state == 1 and added > 0 then
+        fanout_top_set(prefix, id, marker_key, wseq)
     end
     redis.call('SET', marker_key, seq .. ' ' .. mode .. ' d', 'KEEPTTL')
 end
