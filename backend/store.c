@@ -146,16 +146,45 @@ int store__check_event(fp_store *s, const fp_event *ev, fp_event_type t)
 /* -------------------------------------------------------- connection */
 
 /*
- * Loads every script (SCRIPT LOAD, pipelined) and keeps their SHA1s.
- * Returns 0, -EIO (connection) or -EPROTO (Redis refused a script).
+ * Asks one PING, alone, before the scripts go out. Redis closes the
+ * connection of a client that has not authenticated as soon as it sends a
+ * bulk over 16 KiB (the longest scripts are), so without this a missing
+ * redis_password_file would read as "Server closed the connection"; the
+ * PING's NOAUTH names the cause. Returns 0, -EIO (connection) or -EPROTO
+ * (an error reply, recorded).
+ */
+static int store__ping_first(fp_store *s)
+{
+    void *reply = NULL;
+    redisReply *r;
+    int rc = 0;
+
+    if (redisAppendCommand(s->c, "PING") != REDIS_OK || redisGetReply(s->c, &reply) != REDIS_OK ||
+        reply == NULL) {
+        store__fail(s, "PING");
+        return -EIO;
+    }
+    r = reply;
+    if (r->type == REDIS_REPLY_ERROR)
+        rc = store__protocol(s, "PING", r);
+    freeReplyObject(r);
+    return rc;
+}
+
+/*
+ * Loads every script (SCRIPT LOAD, pipelined) and keeps their SHA1s, after
+ * one PING (store__ping_first). Returns 0, -EIO (connection) or -EPROTO
+ * (Redis refused the PING or a script).
  */
 int store__load_scripts(fp_store *s)
 {
     redisReply *r;
     void *reply;
-    int rc = 0;
+    int rc = store__ping_first(s);
     size_t i;
 
+    if (rc != 0)
+        return rc;
     for (i = 0; i < STORE__N_SCRIPTS; i++) {
         if (redisAppendCommand(s->c, "SCRIPT LOAD %b", store__scripts[i].body,
                                store__scripts[i].len) != REDIS_OK) {
