@@ -433,12 +433,15 @@ static int backend__await_confirms(fg_publisher *p)
     return 0;
 }
 
-/* The link broke: reconnects (logging why), and keeps for publishing
- * again every job that was published on one link only; the others, and
- * all of them when the reconnect fails, fail. */
+/* The link broke: answers the jobs whose confirms came before the break
+ * (read in the same frames as the failure: a returned event, a close),
+ * reconnects (logging why), and keeps for publishing again every other
+ * job that was published on one link only; the others, and all of them
+ * when the reconnect fails, fail. */
 static void backend__relink(fg_publisher *p)
 {
     fg_gateway *gw = &p->gw;
+    uint64_t upto = fp_amqp_confirmed(gw->amqp); /* of the broken link */
     backend__job **jp, *j;
     int again = 0;
     bool up;
@@ -451,6 +454,11 @@ static void backend__relink(fg_publisher *p)
     jp = &p->sent;
     while (*jp != NULL) {
         j = *jp;
+        if (j->seq != 0 && j->seq <= upto) {
+            *jp = j->next;
+            backend__finish(j, 0); /* confirmed: stored by RabbitMQ */
+            continue;
+        }
         j->seq = 0;
         if (up && j->tries < 2) {
             again += j->tries;
