@@ -303,6 +303,7 @@ static int store__configure(fp_store *s, const fp_store_config *c)
     if (c->wait_timeout_ms < 0 || c->wait_timeout_ms > STORE__TIMEOUT_MS_MAX)
         return store__invalid(s, "config", "wait_timeout_ms out of range");
     s->min_replicas = c->min_replicas;
+    s->page_bytes = c->page_bytes;
     s->wait_timeout_ms = c->wait_timeout_ms != 0 ? c->wait_timeout_ms : 1000;
     /* WAIT's reply must come within the socket's own timeout. */
     if (s->min_replicas > 0 && s->wait_timeout_ms >= s->timeout_ms)

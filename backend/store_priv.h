@@ -52,6 +52,7 @@ struct fp_store {
     char peer[FP_HOST_MAX + 8];
     int min_replicas;
     int wait_timeout_ms;
+    size_t page_bytes; /* of a feed page's bodies; 0: no bound */
     bool readonly;   /* a READONLY reply: drop the connection before the next call */
     bool configured; /* the config passed validation */
     char sha[STORE__N_SCRIPTS][STORE__SHA_LEN + 1];

@@ -181,46 +181,99 @@ static redisReply *store__mget(fp_store *s, const char **av, size_t n, long long
     return m;
 }
 
+/* A feed page's bound of bytes (s->page_bytes; cap 0: none): what its
+ * bodies take so far, and whether it stopped there. */
+typedef struct {
+    size_t cap, used;
+    bool cut;
+} store__bytes;
+
+/* The largest body a stored post can have: every byte of its text a
+ * control character, escaped six-fold, and its other fields. */
+#define STORE__BODY_MAX (6 * FP_POST_TEXT_MAX + 512)
+/* Bodies read at a time under a bound of bytes, at least (a default page
+ * of 50 and its slack in one read) and at most. */
+#define STORE__CHUNK_MIN 64
+#define STORE__CHUNK_MAX 128
+
 /*
- * Appends to page, up to want, the ids of a stretch (elements 3.. of r)
- * whose post:<id> exists, with their bodies: from the body cache when it
- * knows them, the others read with one MGET (and offered to the cache).
- * Ids that are not valid ids are skipped, and so is an id the page holds
- * already (a post in two sources under two scores) when dedupe is set.
- * page's arrays have room for want. Returns 0, -EIO, -EPROTO or -ENOMEM.
+ * How many of the left ids the next body read takes: all of them without
+ * a bound; else as many as the bytes left hold at the page's average body
+ * (before any, the largest a post can have), within STORE__CHUNK_MIN and
+ * STORE__CHUNK_MAX. So a read under a bound holds at most the bound and
+ * one chunk of bodies, whatever limit asked for.
  */
-static int store__feed_bodies(fp_store *s, const redisReply *r, size_t want, bool dedupe,
-                              fp_feed_page *page)
+static size_t store__chunk(const store__bytes *b, size_t held, size_t left)
 {
-    size_t i, k, n = 0, misses = 0, nids = r->elements - 3;
-    char(*ids)[FP_ID_BUFSZ] = NULL, (*mids)[FP_ID_BUFSZ] = NULL;
-    char(*keys)[STORE__KEY_MAX] = NULL;
+    size_t avg, k;
+
+    if (b->cap == 0)
+        return left;
+    avg = held > 0 ? b->used / held : STORE__BODY_MAX;
+    if (avg == 0)
+        avg = 1;
+    k = b->used < b->cap ? (b->cap - b->used) / avg + 1 : 1;
+    if (k < STORE__CHUNK_MIN)
+        k = STORE__CHUNK_MIN;
+    if (k > STORE__CHUNK_MAX)
+        k = STORE__CHUNK_MAX;
+    return k < left ? k : left;
+}
+
+/*
+ * Takes body (a malloc'd post body of id, which this owns now) into page,
+ * unless the page's bound of bytes is reached: a page holds at least one
+ * post, and stops at the first whose body would take it past the bound
+ * (b->cut set, resume the last post it holds; body freed).
+ */
+static void store__page_take(fp_feed_page *page, const char *id, char *body, bool cached,
+                             store__bytes *b)
+{
+    size_t len = strlen(body) + 1;
+
+    if (b->cap > 0 && page->n > 0 && b->used + len > b->cap) {
+        b->cut = true;
+        memcpy(page->resume, page->ids[page->n - 1], FP_ID_BUFSZ);
+        free(body);
+        return;
+    }
+    b->used += len;
+    page->posts[page->n] = body;
+    page->cached[page->n] = cached;
+    memcpy(page->ids[page->n], id, FP_ID_BUFSZ);
+    page->n++;
+}
+
+/*
+ * Appends to page, up to want and its bound of bytes (b), those of the n
+ * ids whose post:<id> exists, with their bodies: from the body cache when
+ * it knows them, the others read with one MGET (and offered to the
+ * cache). page's arrays have room for want. Returns 0, -EIO, -EPROTO or
+ * -ENOMEM.
+ */
+static int store__feed_chunk(fp_store *s, char (*ids)[FP_ID_BUFSZ], size_t n, size_t want,
+                             fp_feed_page *page, store__bytes *b)
+{
+    char(*mids)[FP_ID_BUFSZ] = NULL, (*keys)[STORE__KEY_MAX] = NULL;
     char **bodies = NULL, **fresh = NULL;
     const char **av = NULL;
     redisReply *m = NULL;
     long long redirect = 0;
     uint64_t epoch = 0;
     bool tracked = false, *gone = NULL;
+    size_t i, k, misses = 0;
     int rc = -ENOMEM;
 
-    if (nids == 0)
-        return 0;
-    ids = malloc(nids * sizeof(*ids));
-    mids = malloc(nids * sizeof(*mids));
-    keys = malloc(nids * sizeof(*keys));
-    av = malloc((nids + 1) * sizeof(*av));
-    bodies = calloc(nids, sizeof(*bodies)); /* by id */
-    fresh = calloc(nids, sizeof(*fresh));   /* by miss */
-    gone = calloc(nids, sizeof(*gone));
-    if (ids == NULL || mids == NULL || keys == NULL || av == NULL || bodies == NULL ||
-        fresh == NULL || gone == NULL)
+    mids = malloc(n * sizeof(*mids));
+    keys = malloc(n * sizeof(*keys));
+    av = malloc((n + 1) * sizeof(*av));
+    bodies = calloc(n, sizeof(*bodies)); /* by id */
+    fresh = calloc(n, sizeof(*fresh));   /* by miss */
+    gone = calloc(n, sizeof(*gone));
+    if (mids == NULL || keys == NULL || av == NULL || bodies == NULL || fresh == NULL ||
+        gone == NULL)
         goto done;
-    for (i = 0; i < nids; i++) {
-        if (!store__copy_id(r->element[3 + i], ids[n]) || (dedupe && store__page_has(page, ids[n])))
-            continue;
-        n++;
-    }
-    if (s->bodies != NULL && n > 0)
+    if (s->bodies != NULL)
         redirect = s->bodies->get(s->bodies->ctx, ids, n, bodies, gone, &epoch);
     av[0] = "MGET";
     for (i = 0; i < n; i++) {
@@ -238,37 +291,34 @@ static int store__feed_bodies(fp_store *s, const redisReply *r, size_t want, boo
             goto done;
     }
     for (k = 0; k < misses; k++) {
-        const redisReply *b = m->element[k];
+        const redisReply *r = m->element[k];
 
-        if (b->type != REDIS_REPLY_STRING)
+        if (r->type != REDIS_REPLY_STRING)
             continue;
-        fresh[k] = malloc(b->len + 1);
+        fresh[k] = malloc(r->len + 1);
         if (fresh[k] == NULL) {
             rc = -ENOMEM;
             goto done;
         }
-        memcpy(fresh[k], b->str, b->len);
-        fresh[k][b->len] = '\0';
+        memcpy(fresh[k], r->str, r->len);
+        fresh[k][r->len] = '\0';
     }
     if (tracked)
         s->bodies->put(s->bodies->ctx, s->client_id, mids, misses, fresh, epoch);
-    for (i = 0, k = 0; i < n && page->n < want; i++) {
+    for (i = 0, k = 0; i < n && page->n < want && !b->cut; i++) {
         char **from = &bodies[i];
 
         if (bodies[i] == NULL && !gone[i])
             from = &fresh[k++];
         if (*from == NULL)
             continue;
-        page->posts[page->n] = *from;
-        page->cached[page->n] = from == &bodies[i];
+        store__page_take(page, ids[i], *from, from == &bodies[i], b);
         *from = NULL;
-        memcpy(page->ids[page->n], ids[i], FP_ID_BUFSZ);
-        page->n++;
     }
 done:
     if (m != NULL)
         freeReplyObject(m);
-    for (i = 0; bodies != NULL && fresh != NULL && i < nids; i++) {
+    for (i = 0; bodies != NULL && fresh != NULL && i < n; i++) {
         free(bodies[i]);
         free(fresh[i]);
     }
@@ -278,6 +328,38 @@ done:
     free(av);
     free(keys);
     free(mids);
+    return rc;
+}
+
+/*
+ * Appends to page, up to want and its bound of bytes (b), the ids of a
+ * stretch (elements 3.. of r) whose post:<id> exists, with their bodies
+ * (store__feed_chunk), read in chunks under a bound (store__chunk). Ids
+ * that are not valid ids are skipped, and so is an id the page holds
+ * already (a post in two sources under two scores) when dedupe is set.
+ * Returns 0, -EIO, -EPROTO or -ENOMEM.
+ */
+static int store__feed_bodies(fp_store *s, const redisReply *r, size_t want, bool dedupe,
+                              fp_feed_page *page, store__bytes *b)
+{
+    size_t i, k, n = 0, nids = r->elements - 3;
+    char(*ids)[FP_ID_BUFSZ] = NULL;
+    int rc = 0;
+
+    if (nids == 0)
+        return 0;
+    ids = malloc(nids * sizeof(*ids));
+    if (ids == NULL)
+        return -ENOMEM;
+    for (i = 0; i < nids; i++) {
+        if (!store__copy_id(r->element[3 + i], ids[n]) || (dedupe && store__page_has(page, ids[n])))
+            continue;
+        n++;
+    }
+    for (i = 0; i < n && rc == 0 && page->n < want && !b->cut; i += k) {
+        k = store__chunk(b, page->n, n - i);
+        rc = store__feed_chunk(s, ids + i, k, want, page, b);
+    }
     free(ids);
     return rc;
 }
@@ -307,20 +389,23 @@ static void store__page_reverse(fp_feed_page *page)
  * Fills page with up to want existing posts, starting with the stretch r
  * (which this takes and frees) and going on from its bound, newest first
  * when desc, else oldest first, until the page is full or the merge has
- * no more. Each round is one script call and at most one MGET, and asks
- * for what is still missing plus a few (a deleted or expired post leaves
- * its id until it is trimmed), so a first page is usually one round;
- * after a round that found gone posts, the next asks for twice as many.
- * The ids looked at stop at want + FP_STORE_FEED_SCAN_EXTRA: a feed that
- * ends in a long run of gone posts (post_ttl) gives a short page with
- * page->resume, the last id looked at, rather than a read that holds
- * Redis for many rounds.
+ * no more. Each round is one script call and at most one MGET (a few of
+ * them under a bound of bytes: store__chunk), and asks for what is still
+ * missing plus a few (a deleted or expired post leaves its id until it is
+ * trimmed), so a first page is usually one round; after a round that
+ * found gone posts, the next asks for twice as many. The ids looked at
+ * stop at want + FP_STORE_FEED_SCAN_EXTRA: a feed that ends in a long run
+ * of gone posts (post_ttl) gives a short page with page->resume, the last
+ * id looked at, rather than a read that holds Redis for many rounds. The
+ * bodies stop at s->page_bytes (store__page_take), with page->resume the
+ * last post the page holds.
  */
 static int store__feed_collect(fp_store *s, const char *uid, size_t want, bool desc, redisReply *r,
                                fp_feed_page *page)
 {
     size_t budget = want + FP_STORE_FEED_SCAN_EXTRA, seen = 0, size = 0, next, i;
     char bound[STORE__BOUND_MAX], last[FP_ID_BUFSZ] = "", id[FP_ID_BUFSZ];
+    store__bytes bytes = {.cap = s->page_bytes};
     size_t rounds = 0;
     int rc = 0;
 
@@ -332,7 +417,7 @@ static int store__feed_collect(fp_store *s, const char *uid, size_t want, bool d
         return -ENOMEM;
     }
     for (;;) {
-        rc = store__feed_bodies(s, r, want, rounds > 0, page);
+        rc = store__feed_bodies(s, r, want, rounds > 0, page, &bytes);
         memcpy(bound, r->element[2]->str, r->element[2]->len + 1);
         seen += r->elements - 3;
         /* The last valid id: an invalid one (damage) cannot be a cursor. */
@@ -342,7 +427,7 @@ static int store__feed_collect(fp_store *s, const char *uid, size_t want, bool d
             memcpy(last, id, FP_ID_BUFSZ);
         freeReplyObject(r);
         r = NULL;
-        if (rc != 0 || page->n >= want || bound[0] == '\0')
+        if (rc != 0 || page->n >= want || bytes.cut || bound[0] == '\0')
             return rc;
         if (seen >= budget) {
             memcpy(page->resume, last, FP_ID_BUFSZ);

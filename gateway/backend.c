@@ -51,7 +51,8 @@ static void backend__up(const fg_gateway *gw, int64_t *retry_us, const char *wha
 int fg_backend_open(fg_gateway *gw, bool store, bool amqp)
 {
     fp_store_config sc = {.timeout_ms = (int)gw->cfg.timeout_ms,
-                          .feed_length = (int)gw->cfg.feed_length};
+                          .feed_length = (int)gw->cfg.feed_length,
+                          .page_bytes = (size_t)gw->cfg.max_page_bytes};
     fp_amqp_config ac = {.node_id = NULL,
                          .prefetch = 1,
                          .timeout_ms = (int)gw->cfg.timeout_ms};

@@ -49,9 +49,9 @@ static const char *reads__id_or_null(const char *id, char buf[FP_ID_BUFSZ + 2])
  * after cursor. next_before is the last id of a full page, but null when
  * the page is the one above a cursor that was found (what is older, the
  * client has); next_after is the page's newest id when newer posts remain
- * above the page, else null. A page the read cut short at its budget
- * (page->resume) continues from the last id it looked at instead, which
- * may be the id of a post that is gone.
+ * above the page, else null. A page the read cut short (page->resume: at
+ * its budget of ids, or of bytes, max_page_bytes) continues from the id
+ * the read says instead, which may be the id of a post that is gone.
  */
 static void reads__page_tail(const fp_feed_page *page, size_t limit, char *out, size_t cap)
 {
@@ -75,45 +75,6 @@ static void reads__page_tail(const fp_feed_page *page, size_t limit, char *out, 
     snprintf(out, cap, "],\"next_before\":%s,\"after_found\":%s,\"next_after\":%s}",
              reads__id_or_null(next_before, b), found ? "true" : "false",
              reads__id_or_null(next_after, a));
-}
-
-/*
- * The part of page that fits in budget bytes of post bodies, as view (its
- * arrays point into page's): all of it when it fits; else, at least one
- * post, the newest ones, or for a page above an after cursor (found) the
- * oldest ones, next to the cursor. A page cut so has resume set to the
- * last id it keeps on the side it was cut, which the next read goes on
- * from (reads__page_tail: next_before, or next_after with the page then
- * FP_FEED_AFTER_MORE), as a page the store cut at its budget. Bodies that
- * reads__page_body leaves out count too: they are rare, and the budget is
- * a bound, not a target.
- */
-static void reads__fit(const fp_feed_page *page, size_t budget, fp_feed_page *view)
-{
-    bool upward = page->after == FP_FEED_AFTER_TOP || page->after == FP_FEED_AFTER_MORE;
-    size_t k, i, used = 0, l;
-
-    *view = *page;
-    for (k = 0; k < page->n; k++) {
-        i = upward ? page->n - 1 - k : k;
-        l = strlen(page->posts[i]) + 1;
-        if (k > 0 && used + l > budget)
-            break;
-        used += l;
-    }
-    if (k == page->n)
-        return;
-    if (upward) {
-        i = page->n - k; /* the oldest k kept: i is the newest of them */
-        view->ids = page->ids + i;
-        view->posts = page->posts + i;
-        view->cached = page->cached != NULL ? page->cached + i : NULL;
-        view->after = FP_FEED_AFTER_MORE;
-        memcpy(view->resume, page->ids[i], sizeof(view->resume));
-    } else {
-        memcpy(view->resume, page->ids[k - 1], sizeof(view->resume));
-    }
-    view->n = k;
 }
 
 /*
@@ -194,7 +155,7 @@ static int reads__feed_query(const fg_request *req, size_t *limit, fg_response *
 
 void fg_reads_feed(fg_gateway *gw, const fg_request *req, fg_response *resp)
 {
-    fp_feed_page page = {0}, view;
+    fp_feed_page page = {0};
     fp_store *st;
     size_t limit, len = 0;
     char *body;
@@ -220,8 +181,7 @@ void fg_reads_feed(fg_gateway *gw, const fg_request *req, fg_response *resp)
         fp_feed_page_free(&page);
         return;
     }
-    reads__fit(&page, (size_t)gw->cfg.max_page_bytes, &view);
-    body = reads__page_body(&view, limit, &len);
+    body = reads__page_body(&page, limit, &len); /* cut at max_page_bytes by the store */
     fp_feed_page_free(&page);
     if (body == NULL) {
         fg_respond_internal(resp, "feed page", -ENOMEM);

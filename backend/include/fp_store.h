@@ -93,6 +93,9 @@ typedef struct {
     const char *sentinel_user;
     int min_replicas;    /* fp_store_sync waits for this many replicas; 0: none */
     int wait_timeout_ms; /* ... for at most this long; 0: 1000 */
+    /* A feed page's post bodies stop at about this many bytes (each
+     * body's length + 1; fp_feed_page.resume); 0: no bound. */
+    size_t page_bytes;
 } fp_store_config;
 
 /* Fills c's connection fields (host to master_name) from o (the redis_*
@@ -273,11 +276,13 @@ typedef struct {
     size_t n;
     int64_t revoked_before; /* revoked:<uid> (unix seconds), 0 when unset */
     fp_feed_after after;    /* FP_FEED_AFTER_NONE but from fp_store_feed_after */
-    /* "" when the page ends where it should; else the read stopped at its
-     * budget (FP_STORE_FEED_SCAN_EXTRA ids of gone posts) with fewer than
-     * limit posts while the feed goes on: the last id it looked at, which
-     * the next read continues from (before=, or after= for an after page,
-     * whose after is then FP_FEED_AFTER_MORE). */
+    /* "" when the page ends where it should; else the read stopped short
+     * of limit posts while the feed goes on, and this is the id the next
+     * read continues from (before=, or after= for an after page, whose
+     * after is then FP_FEED_AFTER_MORE): at its budget of ids
+     * (FP_STORE_FEED_SCAN_EXTRA ids of gone posts), the last id it looked
+     * at; at its bound of bytes (fp_store_config.page_bytes), the last
+     * post it holds. */
     char resume[FP_ID_BUFSZ];
 } fp_feed_page;
 
@@ -344,9 +349,13 @@ int fp_store_clients_alive(fp_store *s, const long long *ids, size_t n, bool *al
  * page starts after that entry; an id no longer in the feed (trimmed,
  * deleted) starts it at the place its sequence number says while its
  * marker lasts (feed_read.lua), and an unknown one gives an empty page.
- * limit 0 gives an empty page (the revocation is still read). A feed
- * still stored as a list (older releases) is converted first, so a read
- * may write. *out is zeroed first and holds nothing to free on failure.
+ * limit 0 gives an empty page (the revocation is still read). Under a
+ * bound of bytes (fp_store_config.page_bytes) the page holds the newest
+ * posts whose bodies fit, at least one, and out->resume when it stopped
+ * there; the bodies are read in chunks, so a read holds about the bound,
+ * not limit bodies. A feed still stored as a list (older releases) is
+ * converted first, so a read may write. *out is zeroed first and holds
+ * nothing to free on failure.
  */
 int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *before,
                        fp_feed_page *out);
@@ -363,7 +372,9 @@ int fp_store_feed_page(fp_store *s, const char *uid, size_t limit, const char *b
  * have been trimmed, it is FP_FEED_AFTER_MISSING and the page is the one
  * fp_store_feed_page() gives without a cursor. revoked:<uid> comes with
  * it, in the same script call. limit 0 gives an empty page (out->after
- * still says whether newer posts exist). *out is zeroed first and holds
+ * still says whether newer posts exist). Under a bound of bytes the page
+ * holds the posts next to the cursor that fit (out->after then
+ * FP_FEED_AFTER_MORE, out->resume its newest). *out is zeroed first and holds
  * nothing to free on failure.
  */
 int fp_store_feed_after(fp_store *s, const char *uid, size_t limit, const char *after,

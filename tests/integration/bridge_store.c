@@ -461,6 +461,113 @@ static void test_body_cache_reads(void **state)
     redisFree(sub);
 }
 
+/* Redis's keyspace_hits so far (INFO stats): keys found by any read,
+ * the bodies an MGET takes among them. */
+static long long keyspace_hits(redisContext *c)
+{
+    static const char key[] = "keyspace_hits:";
+    redisReply *r = ft_redis_cmd(c, "INFO stats");
+    const char *p = strstr(r->str, key);
+    long long n;
+
+    assert_non_null(p);
+    n = atoll(p + sizeof(key) - 1);
+    freeReplyObject(r);
+    return n;
+}
+
+/* Walks pbr's feed with limit 1000 from the newest page (before=, or after=
+ * from "pb0" when up), following each page's resume until a page comes
+ * back whole; checks every page holds at most 8 posts (what 64 KiB
+ * holds); the ids, in walking order, into got. Returns their count. */
+static size_t walk_bounded(fp_store *st, bool up, char got[][FP_ID_BUFSZ], size_t max)
+{
+    char cursor[FP_ID_BUFSZ] = "pb0";
+    fp_feed_page p;
+    size_t n = 0, i, pages = 0;
+    bool more = true;
+
+    while (more) {
+        if (up)
+            assert_int_equal(fp_store_feed_after(st, "pbr", 1000, cursor, &p), 0);
+        else
+            assert_int_equal(fp_store_feed_page(st, "pbr", 1000, pages > 0 ? cursor : NULL, &p), 0);
+        assert_true(p.n >= 1 && p.n <= 8);
+        for (i = 0; i < p.n && n < max; i++) {
+            assert_non_null(strstr(p.posts[i], p.ids[i]));
+            memcpy(got[n++], p.ids[up ? p.n - 1 - i : i], FP_ID_BUFSZ);
+        }
+        more = p.resume[0] != '\0';
+        if (more)
+            memcpy(cursor, p.resume, FP_ID_BUFSZ);
+        if (up)
+            assert_int_equal(p.after, more ? FP_FEED_AFTER_MORE : FP_FEED_AFTER_TOP);
+        fp_feed_page_free(&p);
+        assert_true(++pages < 30);
+    }
+    return n;
+}
+
+/*
+ * A page under a bound of bytes (page_bytes 64 KiB; 101 posts of 8,000
+ * bytes asked for with limit 1000): the newest posts that fit, resume the
+ * last of them, and walking on from resume gives every post once, in
+ * order, downward and upward (after=). The bodies are read in chunks: the
+ * first page takes one chunk of bodies from Redis (64, keyspace_hits),
+ * not the 101 asked for (the gateway used to cut the page only once all
+ * were read).
+ */
+static void test_page_bytes(void **state)
+{
+    env *e = *state;
+    fp_store_config cfg = store_config(&e->redis, PREFIX);
+    char *text = malloc(8001), id[24], got[128][FP_ID_BUFSZ];
+    fp_store *st = NULL;
+    fp_feed_page page;
+    long long hits;
+    fp_fanout f;
+    size_t n, i;
+
+    assert_non_null(text);
+    memset(text, 'z', 8000);
+    text[8000] = '\0';
+    follow(e->st, "follow.created", "pbr", "pba");
+    for (i = 0; i <= 100; i++) {
+        snprintf(id, sizeof(id), "pb%zu", i);
+        post(e->st, id, "pba", &f);
+        fp_fanout_free(&f);
+        run(e->rc, "SET %s%s {\"id\":\"%s\",\"author_id\":\"pba\",\"text\":\"%s\"}",
+            PREFIX "post:", id, id, text);
+    }
+    cfg.page_bytes = 65536;
+    assert_int_equal(fp_store_open(&st, &cfg), 0);
+
+    hits = keyspace_hits(e->rc);
+    assert_int_equal(fp_store_feed_page(st, "pbr", 1000, NULL, &page), 0);
+    hits = keyspace_hits(e->rc) - hits;
+    printf("# first page: %zu posts, %lld keys read\n", page.n, hits);
+    assert_int_equal(page.n, 8);
+    assert_string_equal(page.ids[0], "pb100");
+    assert_string_equal(page.resume, page.ids[7]);
+    assert_true(hits < 80);
+    fp_feed_page_free(&page);
+
+    n = walk_bounded(st, false, got, 128);
+    assert_int_equal(n, 101);
+    for (i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "pb%zu", 100 - i);
+        assert_string_equal(got[i], id);
+    }
+    n = walk_bounded(st, true, got, 128);
+    assert_int_equal(n, 100);
+    for (i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "pb%zu", i + 1);
+        assert_string_equal(got[i], id);
+    }
+    fp_store_free(st);
+    free(text);
+}
+
 /* A first call that failed after its marker (nodes of the wrong type: a
  * script error is not rolled back) is refused again until the key is
  * fixed, and the redelivery that succeeds leaves the post once on the
@@ -2086,6 +2193,6 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_after_gap),        T(test_redelivery_after_error),
         T(test_body_cache_reads), T(test_cursor_gone),
         T(test_cursor_gone_big),  T(test_feed_wrong_type),
-        T(test_redelivery_written_late))
+        T(test_redelivery_written_late), T(test_page_bytes))
 /* clang-format on */
 #undef T
