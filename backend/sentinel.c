@@ -506,6 +506,13 @@ int fp_sentinel_check_primary(redisContext *c, char *err, size_t errlen)
         snprintf(err, errlen, "ROLE: %s", c->errstr);
         return -EIO;
     }
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* NOAUTH (no redis_password_file), NOPERM: the cause, not a
+         * failover. */
+        snprintf(err, errlen, "ROLE refused: %.160s", r->str);
+        freeReplyObject(r);
+        return -EPROTO;
+    }
     if (r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
         r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") == 0) {
         rc = 0;

@@ -209,7 +209,8 @@ const char *fp_sentinel_errstr(const fp_sentinel *s);
 
 /*
  * ROLE on c: 0 when its server is a primary, -EAGAIN when it is a
- * replica (or a Sentinel), -EIO on an I/O error. err says which.
+ * replica (or a Sentinel), -EPROTO when it refused ROLE (NOAUTH without
+ * a password, NOPERM), -EIO on an I/O error. err says which.
  */
 int fp_sentinel_check_primary(struct redisContext *c, char *err, size_t errlen);
 

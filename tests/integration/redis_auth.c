@@ -153,18 +153,25 @@ static int store_open(const char *user, const char *file, char *why, size_t len)
     return store_try(&c, why, len);
 }
 
-/* store_try through the Sentinel, with the Redis password and these
- * Sentinel credentials. */
-static int store_open_sentinel(const char *suser, const char *sfile, char *why, size_t len)
+/* store_try through the Sentinel, with these Sentinel credentials and
+ * the Redis password of file (NULL: none). */
+static int store_open_sentinel_pw(const char *suser, const char *sfile, const char *file, char *why,
+                                  size_t len)
 {
     fp_store_config c = {.sentinels = sentinel_addr,
                          .master_name = "feedpush",
                          .timeout_ms = 3000,
-                         .password_file = pw_file,
+                         .password_file = file,
                          .sentinel_user = suser,
                          .sentinel_password_file = sfile};
 
     return store_try(&c, why, len);
+}
+
+/* The same with the Redis password. */
+static int store_open_sentinel(const char *suser, const char *sfile, char *why, size_t len)
+{
+    return store_open_sentinel_pw(suser, sfile, pw_file, why, len);
 }
 
 static void test_store(void **state)
@@ -220,6 +227,13 @@ static void test_sentinel_store(void **state)
     assert_int_equal(store_open_sentinel(NULL, missing_file, why, sizeof(why)), -EIO);
     assert_non_null(strstr(why, "redis_sentinel_password_file"));
     assert_non_null(strstr(why, missing_file));
+
+    /* The Sentinel answers; the primary it names wants a password that
+     * is not given: its NOAUTH, not "not the primary". */
+    assert_int_equal(store_open_sentinel_pw(NULL, spw_file, NULL, why, sizeof(why)), -EIO);
+    printf("# no Redis password behind a Sentinel: %s\n", why);
+    assert_non_null(strstr(why, "NOAUTH"));
+    assert_null(strstr(why, "not the primary"));
 }
 
 /* A connection to the Sentinel as its default user (redisFree it). */
