@@ -277,8 +277,9 @@ typedef struct {
     int64_t revoked_before; /* revoked:<uid> (unix seconds), 0 when unset */
     fp_feed_after after;    /* FP_FEED_AFTER_NONE but from fp_store_feed_after */
     /* "" when the page ends where it should; else the read stopped short
-     * of limit posts while the feed goes on, and this is the id the next
-     * read continues from (before=, or after= for an after page, whose
+     * (of limit posts, or above an after cursor of the one more that says
+     * whether newer posts remain) while the feed goes on, and this is the
+     * id the next read continues from (before=, or after= for an after page, whose
      * after is then FP_FEED_AFTER_MORE): at its budget of ids
      * (FP_STORE_FEED_SCAN_EXTRA ids of gone posts), the last id it looked
      * at; at its bound of bytes (fp_store_config.page_bytes), the last

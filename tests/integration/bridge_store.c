@@ -476,36 +476,109 @@ static long long keyspace_hits(redisContext *c)
     return n;
 }
 
-/* Walks pbr's feed with limit 1000 from the newest page (before=, or after=
- * from "pb0" when up), following each page's resume until a page comes
- * back whole; checks every page holds at most 8 posts (what 64 KiB
- * holds); the ids, in walking order, into got. Returns their count. */
-static size_t walk_bounded(fp_store *st, bool up, char got[][FP_ID_BUFSZ], size_t max)
+/* Walks uid's feed with limit 1000 from the newest page (before=, or
+ * after= from the post first when up), following each page's resume until
+ * a page comes back whole; checks that every page's bodies (each length +
+ * 1) take at most cap bytes, and more than cap - body (a body's length at
+ * most) when the page was cut. The ids, in walking order, into got;
+ * returns their count. */
+static size_t walk_bounded(fp_store *st, const char *uid, const char *first, bool up, size_t cap,
+                           size_t body, char got[][FP_ID_BUFSZ], size_t max)
 {
-    char cursor[FP_ID_BUFSZ] = "pb0";
+    char cursor[FP_ID_BUFSZ];
     fp_feed_page p;
-    size_t n = 0, i, pages = 0;
+    size_t n = 0, i, pages = 0, bytes;
     bool more = true;
 
+    snprintf(cursor, sizeof(cursor), "%s", first);
     while (more) {
         if (up)
-            assert_int_equal(fp_store_feed_after(st, "pbr", 1000, cursor, &p), 0);
+            assert_int_equal(fp_store_feed_after(st, uid, 1000, cursor, &p), 0);
         else
-            assert_int_equal(fp_store_feed_page(st, "pbr", 1000, pages > 0 ? cursor : NULL, &p), 0);
-        assert_true(p.n >= 1 && p.n <= 8);
+            assert_int_equal(fp_store_feed_page(st, uid, 1000, pages > 0 ? cursor : NULL, &p), 0);
+        assert_true(p.n >= 1);
+        bytes = 0;
         for (i = 0; i < p.n && n < max; i++) {
             assert_non_null(strstr(p.posts[i], p.ids[i]));
+            bytes += strlen(p.posts[i]) + 1;
             memcpy(got[n++], p.ids[up ? p.n - 1 - i : i], FP_ID_BUFSZ);
         }
         more = p.resume[0] != '\0';
-        if (more)
+        assert_true(bytes <= cap);
+        if (more) {
+            assert_true(bytes > cap - body);
             memcpy(cursor, p.resume, FP_ID_BUFSZ);
+        }
         if (up)
             assert_int_equal(p.after, more ? FP_FEED_AFTER_MORE : FP_FEED_AFTER_TOP);
         fp_feed_page_free(&p);
         assert_true(++pages < 30);
     }
     return n;
+}
+
+/* Checks that got (n ids) is prefix<first>, prefix<first + step>, ... */
+static void check_run(char got[][FP_ID_BUFSZ], size_t n, const char *prefix, long first, long step)
+{
+    char id[32];
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "%s%ld", prefix, first + step * (long)i);
+        assert_string_equal(got[i], id);
+    }
+}
+
+/* The body test_page_bytes_chunks stores for post id (text chars of
+ * 'y'), into buf. */
+static void chunk_body(const char *id, size_t text, char *buf, size_t len)
+{
+    int k = snprintf(buf, len, "{\"id\":\"%s\",\"author_id\":\"pca\",\"text\":\"", id);
+
+    assert_true(k > 0 && (size_t)k + text + 3 <= len);
+    memset(buf + k, 'y', text);
+    memcpy(buf + k + text, "\"}", 3);
+}
+
+/* A body cache that knows the bodies of test_page_bytes_chunks's posts of
+ * an even number, as stored, and counts what it is asked. */
+static struct {
+    long long redirect;
+    size_t gets, most, puts;
+} chunk_cache;
+
+static long long chunk_get(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char **bodies, bool *gone,
+                           uint64_t *epoch)
+{
+    char buf[600];
+    size_t i;
+
+    (void)ctx;
+    (void)gone;
+    for (i = 0; i < n; i++) {
+        if (strncmp(ids[i], "pc", 2) != 0 || atoi(ids[i] + 2) % 2 != 0)
+            continue;
+        chunk_body(ids[i], 450, buf, sizeof(buf));
+        bodies[i] = strdup(buf);
+        assert_non_null(bodies[i]);
+    }
+    chunk_cache.gets++;
+    if (n > chunk_cache.most)
+        chunk_cache.most = n;
+    *epoch = 1;
+    return chunk_cache.redirect;
+}
+
+static void chunk_put(void *ctx, long long reader, char (*ids)[FP_ID_BUFSZ], size_t n,
+                      char *const *bodies, uint64_t epoch)
+{
+    (void)ctx;
+    (void)reader;
+    (void)ids;
+    (void)n;
+    (void)bodies;
+    (void)epoch;
+    chunk_cache.puts++;
 }
 
 /*
@@ -552,20 +625,87 @@ static void test_page_bytes(void **state)
     assert_true(hits < 80);
     fp_feed_page_free(&page);
 
-    n = walk_bounded(st, false, got, 128);
+    n = walk_bounded(st, "pbr", "", false, 65536, 8100, got, 128);
     assert_int_equal(n, 101);
-    for (i = 0; i < n; i++) {
-        snprintf(id, sizeof(id), "pb%zu", 100 - i);
-        assert_string_equal(got[i], id);
-    }
-    n = walk_bounded(st, true, got, 128);
+    check_run(got, n, "pb", 100, -1);
+    n = walk_bounded(st, "pbr", "pb0", true, 65536, 8100, got, 128);
     assert_int_equal(n, 100);
-    for (i = 0; i < n; i++) {
-        snprintf(id, sizeof(id), "pb%zu", i + 1);
-        assert_string_equal(got[i], id);
-    }
+    check_run(got, n, "pb", 1, 1);
     fp_store_free(st);
     free(text);
+}
+
+/*
+ * The bound of bytes across chunks and the body cache: 300 posts of about
+ * 490 bytes, 133 of which fit in 64 KiB, so a page of limit 1000 takes two
+ * chunks of bodies (64, then about 70: store__chunk's average); the cache
+ * knows every other body, and is asked a chunk at a time. Walking down
+ * and up gives every post once, in order, each cut page full to within a
+ * body. Then bounds of exactly three bodies, and one byte less, hold three
+ * and two posts.
+ */
+static void test_page_bytes_chunks(void **state)
+{
+    static const fp_body_cache cache = {.ctx = NULL, .get = chunk_get, .put = chunk_put};
+    env *e = *state;
+    fp_store_config cfg = store_config(&e->redis, PREFIX);
+    redisContext *sub = ft_redis_connect(e->redis.port);
+    char id[24], buf[600], got[320][FP_ID_BUFSZ];
+    size_t n, i, three = 0;
+    fp_store *st = NULL;
+    fp_feed_page page;
+    fp_fanout f;
+
+    memset(&chunk_cache, 0, sizeof(chunk_cache));
+    chunk_cache.redirect = ft_redis_int(sub, "CLIENT ID");
+    run(sub, "SUBSCRIBE __redis__:invalidate");
+    follow(e->st, "follow.created", "pcr", "pca");
+    for (i = 0; i < 300; i++) {
+        snprintf(id, sizeof(id), "pc%zu", i);
+        post(e->st, id, "pca", &f);
+        fp_fanout_free(&f);
+        chunk_body(id, 450, buf, sizeof(buf));
+        run(e->rc, "SET %s%s %s", PREFIX "post:", id, buf);
+        if (i >= 297)
+            three += strlen(buf) + 1;
+    }
+    cfg.page_bytes = 65536;
+    assert_int_equal(fp_store_open(&st, &cfg), 0);
+    fp_store_set_body_cache(st, &cache);
+
+    assert_int_equal(fp_store_feed_page(st, "pcr", 1000, NULL, &page), 0);
+    printf("# first page: %zu posts, %zu cache gets, at most %zu ids\n", page.n, chunk_cache.gets,
+           chunk_cache.most);
+    assert_true(page.n > 64 && page.n < 140);
+    assert_int_equal(chunk_cache.gets, 2);
+    assert_true(chunk_cache.puts >= 1);
+    fp_feed_page_free(&page);
+
+    n = walk_bounded(st, "pcr", "", false, 65536, 500, got, 320);
+    assert_int_equal(n, 300);
+    check_run(got, n, "pc", 299, -1);
+    n = walk_bounded(st, "pcr", "pc0", true, 65536, 500, got, 320);
+    assert_int_equal(n, 299);
+    check_run(got, n, "pc", 1, 1);
+    assert_true(chunk_cache.most <= 128);
+    fp_store_free(st);
+
+    /* Exactly three bodies' bytes: three posts; one byte less: two. */
+    cfg.page_bytes = three;
+    assert_int_equal(fp_store_open(&st, &cfg), 0);
+    assert_int_equal(fp_store_feed_page(st, "pcr", 1000, NULL, &page), 0);
+    assert_int_equal(page.n, 3);
+    assert_string_equal(page.resume, "pc297");
+    fp_feed_page_free(&page);
+    fp_store_free(st);
+    cfg.page_bytes = three - 1;
+    assert_int_equal(fp_store_open(&st, &cfg), 0);
+    assert_int_equal(fp_store_feed_page(st, "pcr", 1000, NULL, &page), 0);
+    assert_int_equal(page.n, 2);
+    assert_string_equal(page.resume, "pc298");
+    fp_feed_page_free(&page);
+    fp_store_free(st);
+    redisFree(sub);
 }
 
 /* A first call that failed after its marker (nodes of the wrong type: a
@@ -2193,6 +2333,7 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_after_gap),        T(test_redelivery_after_error),
         T(test_body_cache_reads), T(test_cursor_gone),
         T(test_cursor_gone_big),  T(test_feed_wrong_type),
-        T(test_redelivery_written_late), T(test_page_bytes))
+        T(test_redelivery_written_late), T(test_page_bytes),
+        T(test_page_bytes_chunks))
 /* clang-format on */
 #undef T
