@@ -229,47 +229,55 @@ int fa_on_reload(int event, void *event_data, void *userdata)
 }
 
 /*
- * Whether the token a context holds is the very token the offline record
- * s was made from (an offline session's context keeps the token of its
- * last connect): valid as it was then (signature, alg, iss, aud,
- * lifetime) at a moment before its exp, since it may have run out by
- * now, with the record's sub, exp and iat. False for anything else.
+ * Whether the token a context holds is the very token a record of it was
+ * made from, with sub, exp and iat (0: none) (an ended connection's
+ * context keeps the token of its last connect): valid as it was then
+ * (signature, alg, iss, aud, lifetime) at a moment before its exp, since
+ * it may have run out by now, with those claims. False for anything else.
  */
 static bool auth__same_token(fa_plugin *pl, const struct mosquitto_evt_basic_auth *ev,
-                             const fa_session *s)
+                             const char *sub, int64_t exp, int64_t iat)
 {
     fp_jwt_claims claims;
     char reason[256];
 
     if (ev->username == NULL || ev->password == NULL ||
-        fp_jwt_verify(pl->verifier, ev->password, s->exp - 1, &claims, reason, sizeof(reason)) != 0)
+        fp_jwt_verify(pl->verifier, ev->password, exp - 1, &claims, reason, sizeof(reason)) != 0)
         return false;
-    return claims.exp == s->exp && (claims.has_iat ? claims.iat : 0) == s->iat &&
-           strcmp(claims.sub, s->sub) == 0 && strcmp(ev->username, s->sub) == 0;
+    return claims.exp == exp && (claims.has_iat ? claims.iat : 0) == iat &&
+           strcmp(claims.sub, sub) == 0 && strcmp(ev->username, sub) == 0;
 }
 
 /*
  * A basic auth call while pl->reloading: mosquitto asks again about every
  * context it has, connected or not. Those it knows are answered here
- * (*handled): a connected client recorded at this address under this id
- * is checked as at its connect (token, username, revocation) and kept as
- * it is when it passes (refused, the broker disconnects it); an offline
- * session recorded there (its token may have run out since, and refusing
- * the session would make mosquitto 2.0.11 end a connection that
- * is already over a second time) passes when it holds that token
- * (auth__same_token); a session the broker restored from its
- * persistence (no address, no token) passes. Anything else is not one of
- * those (the broker serves WebSocket connections between the reload and
- * its next tick), nor is a context with another token than its address's
- * offline record (a freed context's address reused): a connect, checked
- * as any other, refused or recorded. A connection that slips in with that record's very token
- * gets nothing from it (acl.c: an offline record only receives). Returns
- * MOSQ_ERR_SUCCESS or MOSQ_ERR_AUTH when *handled.
+ * (*handled):
+ * - a connected client recorded at this address under this id is checked
+ *   as at its connect (token, username, revocation) and kept as it is
+ *   when it passes (refused, the broker disconnects it);
+ * - an offline session recorded there passes when it holds that record's
+ *   token (auth__same_token), though it may have run out since: refusing
+ *   it would make mosquitto 2.0 end a connection that is already over a
+ *   second time;
+ * - so does a context with no record whose connection ended here with
+ *   that token and id (ended.c: an MQTT 5 session the plugin does not
+ *   hold), as it is, still without a record;
+ * - a session the broker restored from its persistence (no address, no
+ *   token) passes.
+ * Anything else is not one of those (the broker serves WebSocket
+ * connections between the reload and its next tick), nor is a context
+ * with another token than what is known of its address (a freed
+ * context's memory reused): a connect, checked as any other, refused or
+ * recorded. A connection that slips in with the very token known there
+ * gets nothing from it (acl.c: an offline record only receives, and no
+ * record gets nothing). Returns MOSQ_ERR_SUCCESS or MOSQ_ERR_AUTH when
+ * *handled.
  */
 static int auth__recheck(fa_plugin *pl, const struct mosquitto_evt_basic_auth *ev,
                          const char *client_id, bool *handled)
 {
     fa_session *s = fa_sessions_find(&pl->sessions, ev->client);
+    const fa_ended *e;
     fp_jwt_claims claims;
 
     *handled = true;
@@ -277,7 +285,12 @@ static int auth__recheck(fa_plugin *pl, const struct mosquitto_evt_basic_auth *e
         return MOSQ_ERR_SUCCESS;
     if (s != NULL && strcmp(s->client_id, client_id) == 0 && s->offline_until == 0)
         return auth__check_token(pl, ev, client_id, &claims);
-    if (s != NULL && strcmp(s->client_id, client_id) == 0 && auth__same_token(pl, ev, s))
+    if (s != NULL && strcmp(s->client_id, client_id) == 0 &&
+        auth__same_token(pl, ev, s->sub, s->exp, s->iat))
+        return MOSQ_ERR_SUCCESS;
+    e = s == NULL ? fa_ended_find(pl, ev->client) : NULL;
+    if (e != NULL && strcmp(e->client_id, client_id) == 0 &&
+        auth__same_token(pl, ev, e->sub, e->exp, e->iat))
         return MOSQ_ERR_SUCCESS;
     *handled = false;
     return MOSQ_ERR_SUCCESS;
@@ -335,6 +348,9 @@ int fa_on_basic_auth(int event, void *event_data, void *userdata)
         if (handled)
             return rc;
     }
+    /* A connect: a context remembered as ended (ended.c) was freed, and
+     * its memory is this new connection's. */
+    fa_ended_forget(pl, ev->client);
     if (auth__no_tick(pl))
         return auth__refuse(client_id, "the broker sends no tick (per_listener_settings true?)");
     rc = auth__check_token(pl, ev, client_id, &claims);

@@ -12,6 +12,8 @@
  *   presence.c  per-user session counts handed to the Redis thread
  *   held.c      persistent sessions: client id ownership, the offline
  *               records that outlive a connection, their state file
+ *   ended.c     MQTT 5 connections that ended without a held record, for
+ *               a configuration reload that asks about them again
  *   revocations.c  the revocation table, and its file
  *   statefile.c the plugin's files, each replaced whole
  *   fanout.c    MOSQ_EVT_CONTROL on $CONTROL/feedpush/v1/deliver: the
@@ -154,7 +156,8 @@ bool fa_client_id_owner(const char *client_id, char owner[FP_ID_BUFSZ]);
 
 struct fa_plugin;
 /* Ends s's record as a connection goes: a held session stays (offline,
- * until session_max_lifetime), anything else is freed. Counts presence. */
+ * until session_max_lifetime), anything else is freed (an MQTT 5 one
+ * remembered: fa_ended_add). Counts presence. */
 void fa_held_connection_gone(struct fa_plugin *pl, fa_session *s);
 /* Forgets s whatever it is (expired, replaced, stale). Counts presence. */
 void fa_held_drop(struct fa_plugin *pl, fa_session *s);
@@ -302,12 +305,47 @@ void fa_redis_stop(fa_redis *rs);
 /* Broker thread: writes the log lines the Redis thread queued. */
 void fa_redis_drain_log(fa_redis *rs);
 
+/* ------------------------------------------------------------ ended */
+
+/* An MQTT 5 connection that ended without a held record (ended.c). */
+typedef struct fa_ended {
+    const struct mosquitto *client; /* key; compared, never used */
+    char *client_id;
+    char sub[FP_ID_BUFSZ]; /* its token's sub, exp and iat (0: none) */
+    int64_t exp;
+    int64_t iat;
+    int64_t until; /* unix s: forgotten then */
+    UT_hash_handle hh;
+    struct fa_ended *prev, *next; /* oldest first */
+} fa_ended;
+
+typedef struct {
+    fa_ended *by_client;
+    fa_ended *oldest;
+    size_t count;
+} fa_ended_set;
+
+/* Entries kept at most (the oldest go first). */
+#define FA_ENDED_MAX 65536
+
+/* Remembers the end of s's connection when it is an MQTT 5 one still
+ * connected (s is dropped next, not held). Out of memory: not kept. */
+void fa_ended_add(struct fa_plugin *pl, const fa_session *s);
+/* The entry of client, NULL if none. */
+const fa_ended *fa_ended_find(struct fa_plugin *pl, const struct mosquitto *client);
+/* Forgets client's entry, if any: a new connection uses that context. */
+void fa_ended_forget(struct fa_plugin *pl, const struct mosquitto *client);
+/* Forgets the entries whose time is over at now (unix s). */
+void fa_ended_expire(struct fa_plugin *pl, int64_t now);
+void fa_ended_clear(fa_ended_set *set);
+
 /* ------------------------------------------------------------ plugin */
 
 typedef struct fa_plugin {
     fa_options opts;
     fp_jwt_verifier *verifier;
     fa_sessions sessions;
+    fa_ended_set ended;
     fa_presence presence;
     fa_revocations revocations;
     fa_redis *redis;

@@ -69,6 +69,7 @@ void fa_held_drop_gone(fa_plugin *pl, fa_session *s)
 void fa_held_connection_gone(fa_plugin *pl, fa_session *s)
 {
     if (!s->held || !s->in_by_id || s->offline_until != 0) {
+        fa_ended_add(pl, s); /* an MQTT 5 session the broker may keep */
         fa_held_drop(pl, s);
         return;
     }

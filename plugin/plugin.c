@@ -167,6 +167,7 @@ error_redis:
 error_revocations:
 error_held:
     fa_sessions_clear(&pl->sessions);
+    fa_ended_clear(&pl->ended);
     fa_revocations_destroy(&pl->revocations);
 error_presence:
     fa_presence_destroy(&pl->presence);
@@ -204,6 +205,7 @@ int mosquitto_plugin_cleanup(void *userdata, struct mosquitto_opt *options, int 
     fa_redis_stop(pl->redis);
     plugin__save_revocations(pl);
     fa_sessions_clear(&pl->sessions);
+    fa_ended_clear(&pl->ended);
     fa_revocations_destroy(&pl->revocations);
     fa_presence_destroy(&pl->presence);
     fp_jwt_verifier_free(pl->verifier);

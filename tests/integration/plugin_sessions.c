@@ -846,6 +846,75 @@ static void test_reload(void **state)
     }
 }
 
+/*
+ * A reload and MQTT 5 sessions the plugin does not hold (a session expiry
+ * asked for under an id that is not "<sub>:<name>"): the broker keeps
+ * them, and asks about them again with their last token. Both pass as
+ * they are: kim's token has run out since (before, she was refused, and
+ * mosquitto then ended her ended connection a second time, listing her
+ * session for expiry twice: a freed context left on that list once the
+ * session went), lu's has not (before, she was taken for a connect and
+ * showed online with no connection). Then both sessions expire in the
+ * broker, which goes on serving: lu connects again, a new session.
+ */
+static void test_reload_unheld(void **state)
+{
+    int64_t now = (int64_t)time(NULL);
+    ft_mqtt live, c, p;
+    char *t;
+    int i;
+
+    (void)state;
+    e2_up = true;
+    assert_int_equal(ft_plugin_env_start(&e2, "n2", NULL), 0);
+    t = ft_plugin_env_token(&e2, "kim", now, now + 2, FP_ROLE_USER);
+    assert_int_equal(
+        ft_mqtt_connect_session(&c, e2.mosq.port, "kim-dev", "kim", t, 5, false, 3, 5000), 0);
+    free(t);
+    assert_int_equal(ft_mqtt_subscribe(&c, "feed/kim", 5000), 1);
+    ft_mqtt_close(&c);
+    assert_int_equal(connect_on(&e2, &c, "lu", "lu-dev", 5, false, 3), 0);
+    assert_int_equal(ft_mqtt_subscribe(&c, "feed/lu", 5000), 1);
+    ft_mqtt_close(&c);
+    assert_int_equal(connect_on(&e2, &live, "jo", "jo-web", 4, true, 0), 0);
+    assert_int_equal(ft_mqtt_subscribe(&live, "feed/jo", 5000), 1);
+    for (i = 0; i < 150 && e2_member("online:n2", "jo") != 1; i++)
+        ft_sleep_ms(20);
+    assert_int_equal(e2_member("online:n2", "lu"), 0);
+    /* kim's token has run out: exp has no leeway. */
+    while ((int64_t)time(NULL) < now + 2)
+        ft_sleep_ms(100);
+
+    assert_int_equal(kill((pid_t)e2.mosq.pid, SIGHUP), 0);
+    assert_true(ft_plugin_env_log_wait(&e2, 0, "feed_auth: configuration reload", 5000));
+    /* A round trip through the broker's loop: the reload is behind it. */
+    t = ft_plugin_env_token_now(&e2, "bridge", FP_ROLE_SERVICE);
+    assert_int_equal(ft_mqtt_connect(&p, e2.mosq.port, "feed-bridge-n2", "bridge", t, 5, 5000), 0);
+    free(t);
+    assert_int_equal(ft_mqtt_publish(&p, "feed/jo", "r1", false, 5000), 0);
+    assert_int_equal(ft_mqtt_wait_messages(&live, 1, 5000), 1);
+    assert_int_equal(ft_plugin_env_log_count(&e2, 0, "refused client"), 0);
+    ft_sleep_ms(500); /* the Redis thread's time to write a change */
+    assert_int_equal(e2_member("online:n2", "lu"), 0);
+    assert_int_equal(e2_member("online:n2", "kim"), 0);
+
+    /* Both asked for a session expiry of 3 s: they are gone by now + 6
+     * (whole seconds, counted from a disconnect within now + 1), through
+     * the broker's session expiry checks. */
+    while ((int64_t)time(NULL) < now + 6)
+        ft_sleep_ms(100);
+    assert_int_equal(ft_mqtt_publish(&p, "feed/jo", "r2", false, 5000), 0);
+    assert_int_equal(ft_mqtt_wait_messages(&live, 2, 5000), 2);
+    assert_int_equal(connect_on(&e2, &c, "lu", "lu-dev", 5, false, 3), 0);
+    assert_false(c.session_present);
+    assert_int_equal(ft_mqtt_subscribe(&c, "feed/lu", 5000), 1);
+    assert_int_equal(ft_mqtt_publish(&p, "feed/lu", "l1", false, 5000), 0);
+    assert_int_equal(ft_mqtt_wait_messages(&c, 1, 5000), 1);
+    ft_mqtt_close(&c);
+    ft_mqtt_close(&p);
+    ft_mqtt_close(&live);
+}
+
 /* The periodic save into a directory that is not there: the failure is
  * logged once, however often the save is tried again, and once the
  * directory is made the next save works, says so, and holds every
@@ -942,5 +1011,6 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test_teardown(test_save_failing, e2_stop),
         cmocka_unit_test_teardown(test_damaged_file, e2_stop),
         cmocka_unit_test_teardown(test_reload, e2_stop),
+        cmocka_unit_test_teardown(test_reload_unheld, e2_stop),
         cmocka_unit_test(test_expiry))
 /* clang-format on */
