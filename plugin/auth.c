@@ -288,8 +288,8 @@ static int auth__recheck(fa_plugin *pl, const struct mosquitto_evt_basic_auth *e
     if (s != NULL && strcmp(s->client_id, client_id) == 0 &&
         auth__same_token(pl, ev, s->sub, s->exp, s->iat))
         return MOSQ_ERR_SUCCESS;
-    e = s == NULL ? fa_ended_find(pl, ev->client) : NULL;
-    if (e != NULL && strcmp(e->client_id, client_id) == 0 &&
+    e = s == NULL ? fa_ended_find(&pl->ended, ev->client) : NULL;
+    if (e != NULL && e->id_hash == fa_ended_id_hash(client_id) &&
         auth__same_token(pl, ev, e->sub, e->exp, e->iat))
         return MOSQ_ERR_SUCCESS;
     *handled = false;
@@ -350,7 +350,7 @@ int fa_on_basic_auth(int event, void *event_data, void *userdata)
     }
     /* A connect: a context remembered as ended (ended.c) was freed, and
      * its memory is this new connection's. */
-    fa_ended_forget(pl, ev->client);
+    fa_ended_forget(&pl->ended, ev->client);
     if (auth__no_tick(pl))
         return auth__refuse(client_id, "the broker sends no tick (per_listener_settings true?)");
     rc = auth__check_token(pl, ev, client_id, &claims);
@@ -376,5 +376,7 @@ int fa_on_basic_auth(int event, void *event_data, void *userdata)
         fa_presence_down(&pl->presence, FA_SET_ONLINE, claims.sub);
     if (rc != 0)
         return auth__refuse(client_id, "out of memory");
+    /* The broker frees the context this connect takes the id from. */
+    fa_ended_forget_id(&pl->ended, client_id);
     return MOSQ_ERR_SUCCESS;
 }

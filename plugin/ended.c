@@ -1,98 +1,156 @@
 /*
  * ended.c - connections that ended without a held record while the broker
  * may still keep their context: an MQTT 5 client may ask for a session
- * expiry under any client id, and a plugin of mosquitto 2.0 cannot see it
- * (held.c holds owned ids only). Nothing is delivered into such a session
- * (no record: acl.c refuses), but a configuration reload asks about its
- * context again, with the token of its last connect. Refused, mosquitto
- * 2.0 ends that context a second time and puts it on its session expiry
- * list twice (a freed context left on the list: a crash later); taken for
- * a connect, it would be recorded as a live connection, and kicked later.
+ * expiry under any client id, which a plugin of mosquitto 2.0 cannot see
+ * (held.c holds owned ids only), and a service's MQTT 3.1.1 session with
+ * clean session off is not held either. Nothing is delivered into such a
+ * session (no record: acl.c refuses), but a configuration reload asks
+ * about its context again, with the token of its last connect. Refused,
+ * mosquitto 2.0 ends that context a second time and puts it on its
+ * session expiry list twice (a freed context left on the list: a crash
+ * later); taken for a connect, it would be recorded as a live connection,
+ * and kicked later.
  *
- * So each such end is remembered here (client pointer, client id, token)
- * for session_max_lifetime, the longest the broker keeps a session
- * (persistent_client_expiration equals it), and a reload passes a context
- * found here with that very token as it is (auth.c). Client pointers are
- * compared, never used: the broker may have freed the context and given
- * its memory to a new connection, whose authentication forgets the entry
- * (fa_ended_forget).
+ * So each such end is remembered here (client pointer, a hash of the
+ * client id, the token's sub, exp and iat) until a time the caller sets
+ * (session_max_lifetime on: the broker keeps no session longer), and a
+ * reload passes a context found here with that very token as it is
+ * (auth.c). Client pointers are compared, never used: the broker may have
+ * freed the context and given its memory to a new connection, whose
+ * authentication forgets the entry (fa_ended_forget); a connect that
+ * takes the client id forgets the entry of that id too (the broker frees
+ * the context it takes over: fa_ended_forget_id). The broker keeps one
+ * context per client id, so the set keeps one entry per id.
  *
- * All entries live equally long, so they are kept oldest first and expiry
- * costs O(expired); at most FA_ENDED_MAX of them, the oldest going first.
- * Broker thread only.
+ * Bounds: FA_ENDED_PER_USER entries per sub (the user's oldest goes
+ * first, so no user pushes out another's entries) and, as a last resort,
+ * FA_ENDED_MAX in all (the oldest goes first). All entries live equally long, so they
+ * are kept oldest first and expiry costs O(expired). Pure data structure
+ * (unit-tested); broker thread only.
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include <mosquitto.h>
-#include <mosquitto_broker.h>
 #include <utlist.h>
 
 #include "feed_auth.h"
 
-/* Removes and frees e. */
+uint64_t fa_ended_id_hash(const char *client_id)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a, 64 bits */
+    const unsigned char *p;
+
+    for (p = (const unsigned char *)client_id; *p != '\0'; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Removes and frees e, and its user when e was the user's last. */
 static void ended__free(fa_ended_set *set, fa_ended *e)
 {
-    HASH_DEL(set->by_client, e);
+    fa_ended_user *u = e->user;
+
+    HASH_DELETE(hh_client, set->by_client, e);
+    HASH_DELETE(hh_id, set->by_id, e);
     DL_DELETE(set->oldest, e);
+    DL_DELETE2(u->oldest, e, uprev, unext);
     set->count--;
-    free(e->client_id);
+    if (--u->count == 0) {
+        HASH_DEL(set->users, u);
+        free(u);
+    }
     free(e);
 }
 
-void fa_ended_add(fa_plugin *pl, const fa_session *s)
+/* The user entry of sub, made when missing. NULL: out of memory. */
+static fa_ended_user *ended__user(fa_ended_set *set, const char *sub)
 {
-    fa_ended_set *set = &pl->ended;
-    fa_ended *e;
+    fa_ended_user *u = NULL;
 
-    if (s->client == NULL || s->offline_until != 0 ||
-        mosquitto_client_protocol_version(s->client) != 5)
-        return;
-    fa_ended_forget(pl, s->client);
-    if (set->count >= FA_ENDED_MAX)
-        ended__free(set, set->oldest);
-    e = calloc(1, sizeof(*e));
-    if (e == NULL)
-        return;
-    e->client_id = strdup(s->client_id);
-    if (e->client_id == NULL) {
-        free(e);
-        return;
-    }
-    e->client = s->client;
-    memcpy(e->sub, s->sub, sizeof(e->sub));
-    e->exp = s->exp;
-    e->iat = s->iat;
-    /* One second more, as held.c: the broker expires a session once its
-     * end is strictly in the past. */
-    e->until = (int64_t)time(NULL) + pl->opts.session_max_lifetime + 1;
-    HASH_ADD_PTR(set->by_client, client, e);
-    DL_APPEND(set->oldest, e);
-    set->count++;
+    HASH_FIND_STR(set->users, sub, u);
+    if (u != NULL)
+        return u;
+    u = calloc(1, sizeof(*u));
+    if (u == NULL)
+        return NULL;
+    snprintf(u->sub, sizeof(u->sub), "%s", sub);
+    HASH_ADD_STR(set->users, sub, u);
+    return u;
 }
 
-const fa_ended *fa_ended_find(fa_plugin *pl, const struct mosquitto *client)
+int fa_ended_add(fa_ended_set *set, const struct mosquitto *client, const char *client_id,
+                 const char *sub, int64_t exp, int64_t iat, int64_t until)
+{
+    fa_ended *e;
+    fa_ended_user *u;
+
+    fa_ended_forget(set, client);
+    fa_ended_forget_id(set, client_id);
+    u = NULL;
+    HASH_FIND_STR(set->users, sub, u);
+    if (u != NULL && u->count >= FA_ENDED_PER_USER)
+        ended__free(set, u->oldest); /* u stays: it had more than one */
+    else if (set->count >= FA_ENDED_MAX)
+        ended__free(set, set->oldest); /* anyone's, u's too */
+    e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return -ENOMEM;
+    u = ended__user(set, sub);
+    if (u == NULL) {
+        free(e);
+        return -ENOMEM;
+    }
+    e->client = client;
+    e->id_hash = fa_ended_id_hash(client_id);
+    snprintf(e->sub, sizeof(e->sub), "%s", sub);
+    e->exp = exp;
+    e->iat = iat;
+    e->until = until;
+    e->user = u;
+    HASH_ADD(hh_client, set->by_client, client, sizeof(e->client), e);
+    HASH_ADD(hh_id, set->by_id, id_hash, sizeof(e->id_hash), e);
+    DL_APPEND(set->oldest, e);
+    DL_APPEND2(u->oldest, e, uprev, unext);
+    u->count++;
+    set->count++;
+    return 0;
+}
+
+const fa_ended *fa_ended_find(fa_ended_set *set, const struct mosquitto *client)
 {
     fa_ended *e = NULL;
 
-    HASH_FIND_PTR(pl->ended.by_client, &client, e);
+    HASH_FIND(hh_client, set->by_client, &client, sizeof(client), e);
     return e;
 }
 
-void fa_ended_forget(fa_plugin *pl, const struct mosquitto *client)
+void fa_ended_forget(fa_ended_set *set, const struct mosquitto *client)
 {
     fa_ended *e = NULL;
 
-    HASH_FIND_PTR(pl->ended.by_client, &client, e);
+    HASH_FIND(hh_client, set->by_client, &client, sizeof(client), e);
     if (e != NULL)
-        ended__free(&pl->ended, e);
+        ended__free(set, e);
 }
 
-void fa_ended_expire(fa_plugin *pl, int64_t now)
+void fa_ended_forget_id(fa_ended_set *set, const char *client_id)
 {
-    while (pl->ended.oldest != NULL && pl->ended.oldest->until <= now)
-        ended__free(&pl->ended, pl->ended.oldest);
+    uint64_t h = fa_ended_id_hash(client_id);
+    fa_ended *e = NULL;
+
+    HASH_FIND(hh_id, set->by_id, &h, sizeof(h), e);
+    if (e != NULL)
+        ended__free(set, e);
+}
+
+void fa_ended_expire(fa_ended_set *set, int64_t now)
+{
+    while (set->oldest != NULL && set->oldest->until <= now)
+        ended__free(set, set->oldest);
 }
 
 void fa_ended_clear(fa_ended_set *set)

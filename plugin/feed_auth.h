@@ -12,8 +12,9 @@
  *   presence.c  per-user session counts handed to the Redis thread
  *   held.c      persistent sessions: client id ownership, the offline
  *               records that outlive a connection, their state file
- *   ended.c     MQTT 5 connections that ended without a held record, for
- *               a configuration reload that asks about them again
+ *   ended.c     connections that ended without a held record while the
+ *               broker may keep their session, for a configuration
+ *               reload that asks about them again (pure data structure)
  *   revocations.c  the revocation table, and its file
  *   statefile.c the plugin's files, each replaced whole
  *   fanout.c    MOSQ_EVT_CONTROL on $CONTROL/feedpush/v1/deliver: the
@@ -307,36 +308,57 @@ void fa_redis_drain_log(fa_redis *rs);
 
 /* ------------------------------------------------------------ ended */
 
-/* An MQTT 5 connection that ended without a held record (ended.c). */
+/* A connection that ended without a held record while the broker may
+ * keep its context (ended.c). */
 typedef struct fa_ended {
-    const struct mosquitto *client; /* key; compared, never used */
-    char *client_id;
-    char sub[FP_ID_BUFSZ]; /* its token's sub, exp and iat (0: none) */
+    const struct mosquitto *client; /* key of by_client; compared, never used */
+    uint64_t id_hash;               /* key of by_id: fa_ended_id_hash(client id) */
+    char sub[FP_ID_BUFSZ];          /* its token's sub, exp and iat (0: none) */
     int64_t exp;
     int64_t iat;
     int64_t until; /* unix s: forgotten then */
-    UT_hash_handle hh;
-    struct fa_ended *prev, *next; /* oldest first */
+    struct fa_ended_user *user;
+    UT_hash_handle hh_client;
+    UT_hash_handle hh_id;
+    struct fa_ended *prev, *next;   /* all of them, oldest first */
+    struct fa_ended *uprev, *unext; /* the user's, oldest first */
 } fa_ended;
+
+/* The entries of one sub. */
+typedef struct fa_ended_user {
+    char sub[FP_ID_BUFSZ];
+    fa_ended *oldest;
+    size_t count;
+    UT_hash_handle hh;
+} fa_ended_user;
 
 typedef struct {
     fa_ended *by_client;
+    fa_ended *by_id;
     fa_ended *oldest;
+    fa_ended_user *users;
     size_t count;
 } fa_ended_set;
 
-/* Entries kept at most (the oldest go first). */
-#define FA_ENDED_MAX 65536
+/* Entries kept per sub, and in all (the oldest go first). */
+#define FA_ENDED_PER_USER 32
+#define FA_ENDED_MAX 131072
 
-/* Remembers the end of s's connection when it is an MQTT 5 one still
- * connected (s is dropped next, not held). Out of memory: not kept. */
-void fa_ended_add(struct fa_plugin *pl, const fa_session *s);
+/* The 64-bit hash of a client id the set keeps instead of the id. */
+uint64_t fa_ended_id_hash(const char *client_id);
+/* Remembers the end of client's connection (client_id, its token's sub,
+ * exp, iat) until the unix second until, in place of the entries of the
+ * same client or id. Returns 0 or -ENOMEM (not kept). */
+int fa_ended_add(fa_ended_set *set, const struct mosquitto *client, const char *client_id,
+                 const char *sub, int64_t exp, int64_t iat, int64_t until);
 /* The entry of client, NULL if none. */
-const fa_ended *fa_ended_find(struct fa_plugin *pl, const struct mosquitto *client);
+const fa_ended *fa_ended_find(fa_ended_set *set, const struct mosquitto *client);
 /* Forgets client's entry, if any: a new connection uses that context. */
-void fa_ended_forget(struct fa_plugin *pl, const struct mosquitto *client);
+void fa_ended_forget(fa_ended_set *set, const struct mosquitto *client);
+/* Forgets the entry of client_id, if any: a connect took the id over. */
+void fa_ended_forget_id(fa_ended_set *set, const char *client_id);
 /* Forgets the entries whose time is over at now (unix s). */
-void fa_ended_expire(struct fa_plugin *pl, int64_t now);
+void fa_ended_expire(fa_ended_set *set, int64_t now);
 void fa_ended_clear(fa_ended_set *set);
 
 /* ------------------------------------------------------------ plugin */

@@ -66,10 +66,29 @@ void fa_held_drop_gone(fa_plugin *pl, fa_session *s)
     fa_held_drop(pl, s);
 }
 
+/* Whether the broker may keep the context of s's connection, which ends
+ * without a held record (ended.c): the newest of its id, and an MQTT 5
+ * client (its session expiry is not visible) or one with clean session
+ * off (a service's: a user's is held or refused). */
+static bool held__broker_may_keep(const fa_session *s)
+{
+    return s->client != NULL && s->offline_until == 0 && s->in_by_id &&
+           (mosquitto_client_protocol_version(s->client) == 5 ||
+            !mosquitto_client_clean_session(s->client));
+}
+
 void fa_held_connection_gone(fa_plugin *pl, fa_session *s)
 {
     if (!s->held || !s->in_by_id || s->offline_until != 0) {
-        fa_ended_add(pl, s); /* an MQTT 5 session the broker may keep */
+        /* The broker expires a session once its end is strictly in the
+         * past (whole seconds): one second more, as below. */
+        if (held__broker_may_keep(s) &&
+            fa_ended_add(&pl->ended, s->client, s->client_id, s->sub, s->exp, s->iat,
+                         (int64_t)time(NULL) + pl->opts.session_max_lifetime + 1) != 0)
+            mosquitto_log_printf(MOSQ_LOG_WARNING,
+                                 "feed_auth: out of memory: a configuration reload may "
+                                 "refuse the ended session of %s",
+                                 s->sub);
         fa_held_drop(pl, s);
         return;
     }

@@ -120,6 +120,6 @@ int fa_on_tick(int event, void *event_data, void *userdata)
             atomic_store(&pl->revocations.pending, true);
     }
     fa_held_expire(pl, (int64_t)time(NULL));
-    fa_ended_expire(pl, (int64_t)time(NULL));
+    fa_ended_expire(&pl->ended, (int64_t)time(NULL));
     return MOSQ_ERR_SUCCESS;
 }

@@ -847,15 +847,16 @@ static void test_reload(void **state)
 }
 
 /*
- * A reload and MQTT 5 sessions the plugin does not hold (a session expiry
- * asked for under an id that is not "<sub>:<name>"): the broker keeps
- * them, and asks about them again with their last token. Both pass as
- * they are: kim's token has run out since (before, she was refused, and
- * mosquitto then ended her ended connection a second time, listing her
- * session for expiry twice: a freed context left on that list once the
- * session went), lu's has not (before, she was taken for a connect and
- * showed online with no connection). Then both sessions expire in the
- * broker, which goes on serving: lu connects again, a new session.
+ * A reload and sessions the plugin does not hold: MQTT 5 ones with a
+ * session expiry under an id that is not "<sub>:<name>", and a service's
+ * MQTT 3.1.1 one with clean session off. The broker keeps them, and asks
+ * about them again with their last token. All pass as they are: kim's
+ * token and the service's have run out since (before, they were refused,
+ * and mosquitto then ended their ended connections a second time, listing
+ * the sessions for expiry twice: a freed context left on that list once
+ * a session went), lu's has not (before, she was taken for a connect and
+ * showed online with no connection). Then the MQTT 5 sessions expire in
+ * the broker, which goes on serving: lu connects again, a new session.
  */
 static void test_reload_unheld(void **state)
 {
@@ -867,13 +868,20 @@ static void test_reload_unheld(void **state)
     (void)state;
     e2_up = true;
     assert_int_equal(ft_plugin_env_start(&e2, "n2", NULL), 0);
+    /* Sessions of 8 s: longer than the tokens' 2 s and the setup. */
     t = ft_plugin_env_token(&e2, "kim", now, now + 2, FP_ROLE_USER);
     assert_int_equal(
-        ft_mqtt_connect_session(&c, e2.mosq.port, "kim-dev", "kim", t, 5, false, 3, 5000), 0);
+        ft_mqtt_connect_session(&c, e2.mosq.port, "kim-dev", "kim", t, 5, false, 8, 5000), 0);
     free(t);
     assert_int_equal(ft_mqtt_subscribe(&c, "feed/kim", 5000), 1);
     ft_mqtt_close(&c);
-    assert_int_equal(connect_on(&e2, &c, "lu", "lu-dev", 5, false, 3), 0);
+    t = ft_plugin_env_token(&e2, "bridge", now, now + 2, FP_ROLE_SERVICE);
+    assert_int_equal(ft_mqtt_connect_session(&c, e2.mosq.port, "feed-bridge-old", "bridge", t, 4,
+                                             false, 0, 5000),
+                     0);
+    free(t);
+    ft_mqtt_close(&c);
+    assert_int_equal(connect_on(&e2, &c, "lu", "lu-dev", 5, false, 8), 0);
     assert_int_equal(ft_mqtt_subscribe(&c, "feed/lu", 5000), 1);
     ft_mqtt_close(&c);
     assert_int_equal(connect_on(&e2, &live, "jo", "jo-web", 4, true, 0), 0);
@@ -898,14 +906,14 @@ static void test_reload_unheld(void **state)
     assert_int_equal(e2_member("online:n2", "lu"), 0);
     assert_int_equal(e2_member("online:n2", "kim"), 0);
 
-    /* Both asked for a session expiry of 3 s: they are gone by now + 6
-     * (whole seconds, counted from a disconnect within now + 1), through
-     * the broker's session expiry checks. */
-    while ((int64_t)time(NULL) < now + 6)
+    /* The MQTT 5 sessions are gone by now + 11 (8 s in whole seconds,
+     * from a disconnect within now + 1), through the broker's session
+     * expiry checks. */
+    while ((int64_t)time(NULL) < now + 11)
         ft_sleep_ms(100);
     assert_int_equal(ft_mqtt_publish(&p, "feed/jo", "r2", false, 5000), 0);
     assert_int_equal(ft_mqtt_wait_messages(&live, 2, 5000), 2);
-    assert_int_equal(connect_on(&e2, &c, "lu", "lu-dev", 5, false, 3), 0);
+    assert_int_equal(connect_on(&e2, &c, "lu", "lu-dev", 5, false, 8), 0);
     assert_false(c.session_present);
     assert_int_equal(ft_mqtt_subscribe(&c, "feed/lu", 5000), 1);
     assert_int_equal(ft_mqtt_publish(&p, "feed/lu", "l1", false, 5000), 0);

@@ -1,5 +1,5 @@
-/* Unit tests for the plugin's pure parts: the ACL rules, the session table
- * and the deliver control message. */
+/* Unit tests for the plugin's pure parts: the ACL rules, the session table,
+ * the deliver control message and the set of ended connections. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -256,6 +256,92 @@ static void test_deliver_parse_malformed(void **state)
     assert_non_null(fa_deliver_parse("30 B\n{}", 4, &m));
 }
 
+/* A client pointer for the set of ended connections: compared, never
+ * used, as the plugin does with the broker's. */
+#define CLIENT(n) ((const struct mosquitto *)(uintptr_t)(0x1000 + 16 * (n)))
+
+/* The set of ended connections: found by client pointer, with the hash of
+ * its client id; one entry per client and per id (the newest); forgotten
+ * by client, by id and at its time, oldest first. */
+static void test_ended(void **state)
+{
+    fa_ended_set set = {0};
+    const fa_ended *e;
+
+    (void)state;
+    assert_int_equal(fa_ended_add(&set, CLIENT(1), "dev1", "kim", 100, 50, 1000), 0);
+    assert_int_equal(fa_ended_add(&set, CLIENT(2), "dev2", "lu", 200, 0, 1001), 0);
+    e = fa_ended_find(&set, CLIENT(1));
+    assert_non_null(e);
+    assert_string_equal(e->sub, "kim");
+    assert_true(e->exp == 100 && e->iat == 50 && e->until == 1000);
+    assert_true(e->id_hash == fa_ended_id_hash("dev1"));
+    assert_true(e->id_hash != fa_ended_id_hash("dev2"));
+    assert_null(fa_ended_find(&set, CLIENT(3)));
+
+    /* The same id at another client: the broker keeps one context per id. */
+    assert_int_equal(fa_ended_add(&set, CLIENT(3), "dev1", "kim", 300, 0, 1002), 0);
+    assert_null(fa_ended_find(&set, CLIENT(1)));
+    assert_non_null(fa_ended_find(&set, CLIENT(3)));
+    /* The same client again (its memory reused): the newest entry. */
+    assert_int_equal(fa_ended_add(&set, CLIENT(3), "dev3", "kim", 400, 0, 1003), 0);
+    assert_int_equal(fa_ended_find(&set, CLIENT(3))->exp, 400);
+    assert_int_equal(set.count, 2);
+
+    fa_ended_forget_id(&set, "dev2");
+    assert_null(fa_ended_find(&set, CLIENT(2)));
+    fa_ended_forget(&set, CLIENT(3));
+    assert_int_equal(set.count, 0);
+    assert_null(set.users);
+
+    assert_int_equal(fa_ended_add(&set, CLIENT(1), "a", "kim", 1, 0, 10), 0);
+    assert_int_equal(fa_ended_add(&set, CLIENT(2), "b", "kim", 1, 0, 20), 0);
+    assert_int_equal(fa_ended_add(&set, CLIENT(3), "c", "kim", 1, 0, 30), 0);
+    fa_ended_expire(&set, 19);
+    assert_null(fa_ended_find(&set, CLIENT(1)));
+    assert_non_null(fa_ended_find(&set, CLIENT(2)));
+    fa_ended_expire(&set, 20);
+    assert_null(fa_ended_find(&set, CLIENT(2)));
+    assert_int_equal(set.count, 1);
+    fa_ended_clear(&set);
+    assert_int_equal(set.count, 0);
+    assert_null(set.oldest);
+}
+
+/* The bounds: a user's own oldest entry goes at FA_ENDED_PER_USER, never
+ * another user's; at FA_ENDED_MAX in all, the oldest of all goes. */
+static void test_ended_bounds(void **state)
+{
+    fa_ended_set set = {0};
+    char id[32], sub[32];
+    size_t i;
+
+    (void)state;
+    assert_int_equal(fa_ended_add(&set, CLIENT(0), "lu-dev", "lu", 1, 0, 10), 0);
+    for (i = 1; i <= FA_ENDED_PER_USER + 5; i++) {
+        snprintf(id, sizeof(id), "m%zu", i);
+        assert_int_equal(fa_ended_add(&set, CLIENT(i), id, "mallory", 1, 0, 10), 0);
+    }
+    assert_int_equal(set.count, FA_ENDED_PER_USER + 1);
+    assert_non_null(fa_ended_find(&set, CLIENT(0)));
+    for (i = 1; i <= 5; i++)
+        assert_null(fa_ended_find(&set, CLIENT(i)));
+    assert_non_null(fa_ended_find(&set, CLIENT(6)));
+    fa_ended_clear(&set);
+
+    for (i = 0; i < FA_ENDED_MAX + 1; i++) {
+        snprintf(id, sizeof(id), "d%zu", i);
+        snprintf(sub, sizeof(sub), "u%zu", i / FA_ENDED_PER_USER);
+        assert_int_equal(fa_ended_add(&set, CLIENT(i), id, sub, 1, 0, (int64_t)i), 0);
+    }
+    assert_int_equal(set.count, FA_ENDED_MAX);
+    assert_null(fa_ended_find(&set, CLIENT(0)));
+    assert_non_null(fa_ended_find(&set, CLIENT(1)));
+    assert_non_null(fa_ended_find(&set, CLIENT(FA_ENDED_MAX)));
+    fa_ended_clear(&set);
+    assert_null(set.users);
+}
+
 /* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_rules),
@@ -263,5 +349,7 @@ FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_sessions_table),
         cmocka_unit_test(test_client_id_owner),
         cmocka_unit_test(test_deliver_parse),
-        cmocka_unit_test(test_deliver_parse_malformed))
+        cmocka_unit_test(test_deliver_parse_malformed),
+        cmocka_unit_test(test_ended),
+        cmocka_unit_test(test_ended_bounds))
 /* clang-format on */
