@@ -828,16 +828,20 @@ int fp_amqp_publish_headers(fp_amqp *a, const char *exchange, const char *routin
 
 /*
  * Publishes to exchange, tracked for its confirm. An event (to
- * feed.events) goes mandatory: with no queue bound there (an operator
- * deleted feed.events.bridge) RabbitMQ returns it before its confirm,
- * which then fails (amqp__read_confirm), instead of confirming a message
- * it dropped. A delivery (feed.deliver, feed.broadcast) does not: a node
- * gone with its queue is no loss.
+ * feed.events), a dead letter (to feed.events.dlx) and a letter put back
+ * (to feed.events.dead through the default exchange, "") go mandatory:
+ * with no queue bound there (an operator deleted feed.events.bridge or
+ * feed.events.dead) RabbitMQ returns the message before its confirm, which
+ * then fails (amqp__read_confirm), instead of confirming a message it
+ * dropped. A delivery (feed.deliver, feed.broadcast) does not: a node gone
+ * with its queue is no loss.
  */
 int amqp__publish_props(fp_amqp *a, const char *exchange, const char *routing_key,
                         const amqp_basic_properties_t *props, amqp_bytes_t body)
 {
-    int mandatory = strcmp(exchange, FP_EXCHANGE_EVENTS) == 0;
+    int mandatory = strcmp(exchange, FP_EXCHANGE_EVENTS) == 0 ||
+                    strcmp(exchange, FP_EXCHANGE_DLX) == 0 ||
+                    (exchange[0] == '\0' && strcmp(routing_key, FP_QUEUE_DEAD) == 0);
     int rc;
 
     if (a->out == NULL) {
@@ -897,6 +901,26 @@ static int amqp__release(fp_amqp *a)
     return 0;
 }
 
+/* The error of a message RabbitMQ returned (mandatory, and no queue
+ * bound where it went: amqp__publish_props). */
+static void amqp__returned(fp_amqp *a, const amqp_basic_return_t *r)
+{
+    size_t n = r->exchange.len;
+
+    if (n == 0) /* the default exchange: a letter put back */
+        amqp__set_error(a, -1, "%s: %s", "amqp confirm",
+                        "RabbitMQ returned a letter: no queue " FP_QUEUE_DEAD
+                        " (deleted?); the next link declares it again");
+    else if (n == strlen(FP_EXCHANGE_DLX) && memcmp(r->exchange.bytes, FP_EXCHANGE_DLX, n) == 0)
+        amqp__set_error(a, -1, "%s: %s", "amqp confirm",
+                        "RabbitMQ returned a dead letter: no queue is bound to " FP_EXCHANGE_DLX
+                        " (" FP_QUEUE_DEAD " deleted?); the next link declares it again");
+    else
+        amqp__set_error(a, -1, "%s: %s", "amqp confirm",
+                        "RabbitMQ returned an event: no queue is bound to " FP_EXCHANGE_EVENTS
+                        " (" FP_QUEUE_EVENTS " deleted?); the next link declares it again");
+}
+
 /*
  * Reads one frame of the publisher connection, waiting up to tv, and
  * marks the confirm it carries. Returns 0, -ETIMEDOUT (no whole frame
@@ -922,9 +946,7 @@ static int amqp__read_confirm(fp_amqp *a, struct timeval *tv)
     if (f.frame_type != AMQP_FRAME_METHOD)
         return 0; /* a heartbeat */
     if (f.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
-        amqp__set_error(a, -1, "%s: %s", "amqp confirm",
-                        "RabbitMQ returned an event: no queue is bound to " FP_EXCHANGE_EVENTS
-                        " (" FP_QUEUE_EVENTS " deleted?); the next link declares it again");
+        amqp__returned(a, f.payload.method.decoded);
         return -EIO;
     }
     if (f.payload.method.id != AMQP_BASIC_ACK_METHOD) {

@@ -431,8 +431,8 @@ static void test_lost_queue_is_a_failure(void **state)
 /*
  * An event published while feed.events has no queue bound (an operator
  * deleted feed.events.bridge) is returned by RabbitMQ: its confirm fails
- * and says so. Before, RabbitMQ confirmed an event it had dropped, and
- * feed-gateway answered 201 for a post that was lost. The reconnect
+ * and says so; so is a dead letter while feed.events.dead is deleted. Before, RabbitMQ confirmed an
+ * event it had dropped, and feed-gateway answered 201 for a post that was lost. The reconnect
  * declares the queue again; the event published again is confirmed and
  * kept there, for a consumer connected after the deletion.
  */
@@ -441,6 +441,7 @@ static void test_unroutable_event_is_a_failure(void **state)
     static const char body[] = "{\"r\":1}";
     fp_amqp_config c = link_config(NULL, false);
     fp_amqp *p = NULL;
+    uint32_t dead = 0;
     fp_amqp_msg m;
 
     (void)state;
@@ -458,6 +459,18 @@ static void test_unroutable_event_is_a_failure(void **state)
     /* Deliveries to a node without a queue are no loss: confirmed. */
     assert_int_equal(fp_amqp_publish(p, FP_EXCHANGE_DELIVER, "no-such-node", "{}", 2), 0);
     assert_int_equal(fp_amqp_confirm(p), 0);
+    /* Nor is a dead letter lost with feed.events.dead deleted: returned,
+     * and kept once the next link declared the queue again. */
+    delete_queue(FP_QUEUE_DEAD);
+    assert_int_equal(fp_amqp_publish(p, FP_EXCHANGE_DLX, "post.created", body, strlen(body)), 0);
+    assert_int_equal(fp_amqp_confirm(p), -EIO);
+    if (strstr(fp_amqp_errstr(p), "returned a dead letter") == NULL)
+        fail_msg("not the return: %s", fp_amqp_errstr(p));
+    assert_int_equal(fp_amqp_reconnect(p), 0);
+    assert_int_equal(fp_amqp_publish(p, FP_EXCHANGE_DLX, "post.created", body, strlen(body)), 0);
+    assert_int_equal(fp_amqp_confirm(p), 0);
+    assert_int_equal(fp_amqp_dead_count(p, &dead), 0);
+    assert_int_equal(dead, 1);
     fp_amqp_free(p);
 
     /* The test's consumer of the deleted queue heard nothing (RabbitMQ
