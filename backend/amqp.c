@@ -188,7 +188,7 @@ static int amqp__connect_one(fp_amqp *a, amqp_connection_state_t *out, const cha
     amqp_connection_state_t c;
     amqp_socket_t *sock;
     amqp_rpc_reply_t r;
-    int rc;
+    int rc, beat;
 
     c = amqp_new_connection();
     if (c == NULL)
@@ -209,11 +209,20 @@ static int amqp__connect_one(fp_amqp *a, amqp_connection_state_t *out, const cha
         return -EIO;
     }
     amqp_set_rpc_timeout(c, &tv);
-    r = amqp_login_with_properties(c, a->cfg.vhost, 0, 131072,
-                                   a->cfg.heartbeat_s > 0 ? a->cfg.heartbeat_s : AMQP__HEARTBEAT_S,
-                                   &props, AMQP_SASL_METHOD_PLAIN, a->cfg.user, a->cfg.password);
+    beat = a->cfg.heartbeat_s > 0 ? a->cfg.heartbeat_s : AMQP__HEARTBEAT_S;
+    r = amqp_login_with_properties(c, a->cfg.vhost, 0, 131072, beat, &props, AMQP_SASL_METHOD_PLAIN,
+                                   a->cfg.user, a->cfg.password);
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
         return amqp__reply_error(a, r, what);
+    /* The heartbeat is the lower of both sides': the daemons' checks of
+     * their longest waits against amqp_heartbeat hold only with it. */
+    if (amqp_get_heartbeat(c) > 0 && amqp_get_heartbeat(c) < beat && !a->warned_beat) {
+        fp_warn("rabbitmq: the heartbeat is %d s, RabbitMQ's, below amqp_heartbeat (%d s): "
+                "RabbitMQ may close a link in a wait longer than twice that; raise its "
+                "heartbeat setting to at least amqp_heartbeat",
+                amqp_get_heartbeat(c), beat);
+        a->warned_beat = true;
+    }
     amqp_channel_open(c, AMQP__CHANNEL);
     return amqp__check(a, c, what);
 }

@@ -55,6 +55,7 @@ struct fp_amqp {
     int64_t beat_ms;      /* monotonic time of fp_amqp_heartbeat's last frames */
     bool warned_classic;  /* said that a durable queue is not a quorum one */
     bool warned_node;     /* said that a node queue has other deliver_* args */
+    bool warned_beat;     /* said that RabbitMQ cut the heartbeat asked for */
     int err;              /* last failure: an AMQP_STATUS_* or a reply code, 0 if none */
     char errstr[320];
     char q_deliver[128];

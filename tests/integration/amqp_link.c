@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -40,6 +41,7 @@
 #include <malloc.h>
 
 #include "fp_amqp.h"
+#include "fp_log.h"
 #include "fp_time.h"
 #include "ft_proxy.h"
 #include "ft_harness.h"
@@ -587,6 +589,41 @@ static void test_publisher_memory(void **state)
     fp_amqp_free(a);
 }
 
+/*
+ * A heartbeat asked for above RabbitMQ's (60 s by default; 600 here) is
+ * cut to RabbitMQ's, which the daemons' checks of their longest waits do
+ * not know: the link says so, once, however often it connects again.
+ */
+static void test_heartbeat_cut_is_said(void **state)
+{
+    fp_amqp_config c = link_config(NULL, false);
+    char path[] = "/tmp/fp-amqp-log-XXXXXX", buf[4096];
+    int fd = mkstemp(path);
+    fp_amqp *p = NULL;
+    const char *at;
+    ssize_t n;
+
+    (void)state;
+    assert_true(fd >= 0);
+    unlink(path);
+    fp_log_set_fd(fd);
+    c.consume_node = false;
+    c.heartbeat_s = 600;
+    if (fp_amqp_open(&p, &c) != 0)
+        fail_msg("fp_amqp_open: %s", fp_amqp_errstr(p));
+    assert_int_equal(fp_amqp_reconnect(p), 0);
+    fp_amqp_free(p);
+    fp_log_set_fd(2);
+    n = pread(fd, buf, sizeof(buf) - 1, 0);
+    close(fd);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    at = strstr(buf, "below amqp_heartbeat (600 s)");
+    if (at == NULL)
+        fail_msg("not said: %s", buf);
+    assert_null(strstr(at + 1, "below amqp_heartbeat"));
+}
+
 /* clang-format off */
 FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_held_ack_not_sent_before_confirm),
@@ -600,5 +637,6 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_unroutable_event_is_a_failure),
         cmocka_unit_test(test_check_consumers),
         cmocka_unit_test(test_node_queue_other_settings),
-        cmocka_unit_test(test_publisher_memory))
+        cmocka_unit_test(test_publisher_memory),
+        cmocka_unit_test(test_heartbeat_cut_is_said))
 /* clang-format on */
