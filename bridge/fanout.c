@@ -526,6 +526,10 @@ static fb_outcome fanout__batch(fb_bridge *b, const fp_amqp_msg *msg)
         out = fanout__batched(b, &batch, b->batch_next);
         if (out == FB_DONE)
             b->batch_next++;
+        /* A batch of slow events may outlast two heartbeats: RabbitMQ
+         * would close the link, and the batch would come again whole. */
+        if (out == FB_DONE && fp_amqp_heartbeat(b->amqp) != 0)
+            out = FB_LOST_AMQP;
     }
     /* Done, or handled again from the event that failed: what the
      * prefetch kept is not used again (run again, it is harmless). */
