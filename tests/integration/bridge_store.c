@@ -383,6 +383,7 @@ static void test_redelivery(void **state)
 static struct {
     long long redirect, reader;
     size_t gets, puts, refusals;
+    size_t most; /* ids asked of one get, at most */
 } fake_cache;
 
 static long long fake_get(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char **bodies, bool *gone,
@@ -540,21 +541,14 @@ static void chunk_body(const char *id, size_t text, char *buf, size_t len)
     memcpy(buf + k + text, "\"}", 3);
 }
 
-/* A body cache that knows the bodies of test_page_bytes_chunks's posts of
- * an even number, as stored, and counts what it is asked. */
-static struct {
-    long long redirect;
-    size_t gets, most, puts;
-} chunk_cache;
-
+/* fake_cache's get that knows the bodies of test_page_bytes_chunks's
+ * posts of an even number, as stored. */
 static long long chunk_get(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char **bodies, bool *gone,
                            uint64_t *epoch)
 {
     char buf[600];
     size_t i;
 
-    (void)ctx;
-    (void)gone;
     for (i = 0; i < n; i++) {
         if (strncmp(ids[i], "pc", 2) != 0 || atoi(ids[i] + 2) % 2 != 0)
             continue;
@@ -562,23 +556,9 @@ static long long chunk_get(void *ctx, char (*ids)[FP_ID_BUFSZ], size_t n, char *
         bodies[i] = strdup(buf);
         assert_non_null(bodies[i]);
     }
-    chunk_cache.gets++;
-    if (n > chunk_cache.most)
-        chunk_cache.most = n;
-    *epoch = 1;
-    return chunk_cache.redirect;
-}
-
-static void chunk_put(void *ctx, long long reader, char (*ids)[FP_ID_BUFSZ], size_t n,
-                      char *const *bodies, uint64_t epoch)
-{
-    (void)ctx;
-    (void)reader;
-    (void)ids;
-    (void)n;
-    (void)bodies;
-    (void)epoch;
-    chunk_cache.puts++;
+    if (n > fake_cache.most)
+        fake_cache.most = n;
+    return fake_get(ctx, ids, n, bodies, gone, epoch);
 }
 
 /*
@@ -646,7 +626,8 @@ static void test_page_bytes(void **state)
  */
 static void test_page_bytes_chunks(void **state)
 {
-    static const fp_body_cache cache = {.ctx = NULL, .get = chunk_get, .put = chunk_put};
+    static const fp_body_cache cache = {
+        .ctx = NULL, .get = chunk_get, .put = fake_put, .refused = fake_refused};
     env *e = *state;
     fp_store_config cfg = store_config(&e->redis, PREFIX);
     redisContext *sub = ft_redis_connect(e->redis.port);
@@ -656,8 +637,8 @@ static void test_page_bytes_chunks(void **state)
     fp_feed_page page;
     fp_fanout f;
 
-    memset(&chunk_cache, 0, sizeof(chunk_cache));
-    chunk_cache.redirect = ft_redis_int(sub, "CLIENT ID");
+    memset(&fake_cache, 0, sizeof(fake_cache));
+    fake_cache.redirect = ft_redis_int(sub, "CLIENT ID");
     run(sub, "SUBSCRIBE __redis__:invalidate");
     follow(e->st, "follow.created", "pcr", "pca");
     for (i = 0; i < 300; i++) {
@@ -674,11 +655,11 @@ static void test_page_bytes_chunks(void **state)
     fp_store_set_body_cache(st, &cache);
 
     assert_int_equal(fp_store_feed_page(st, "pcr", 1000, NULL, &page), 0);
-    printf("# first page: %zu posts, %zu cache gets, at most %zu ids\n", page.n, chunk_cache.gets,
-           chunk_cache.most);
+    printf("# first page: %zu posts, %zu cache gets, at most %zu ids\n", page.n, fake_cache.gets,
+           fake_cache.most);
     assert_true(page.n > 64 && page.n < 140);
-    assert_int_equal(chunk_cache.gets, 2);
-    assert_true(chunk_cache.puts >= 1);
+    assert_int_equal(fake_cache.gets, 2);
+    assert_true(fake_cache.puts >= 1);
     fp_feed_page_free(&page);
 
     n = walk_bounded(st, "pcr", "", false, 65536, 500, got, 320);
@@ -687,7 +668,7 @@ static void test_page_bytes_chunks(void **state)
     n = walk_bounded(st, "pcr", "pc0", true, 65536, 500, got, 320);
     assert_int_equal(n, 299);
     check_run(got, n, "pc", 1, 1);
-    assert_true(chunk_cache.most <= 128);
+    assert_true(fake_cache.most <= 128);
     fp_store_free(st);
 
     /* Exactly three bodies' bytes: three posts; one byte less: two. */

@@ -753,6 +753,42 @@ static long long e2_member(const char *key, const char *user)
     return ft_redis_once_int(e2.redis.port, "SISMEMBER %s %s", key, user);
 }
 
+/* A session on e2 of user (role) with a token valid until exp, subscribed
+ * to its feed when a user, then left: MQTT protocol, clean session or
+ * start off, session expiry (MQTT 5). */
+static void e2_leave(const char *user, const char *client_id, fp_role role, int64_t now,
+                     int64_t exp, int protocol, uint32_t expiry)
+{
+    char *t = ft_plugin_env_token(&e2, user, now, exp, role);
+    char topic[96];
+    ft_mqtt c;
+
+    assert_int_equal(ft_mqtt_connect_session(&c, e2.mosq.port, client_id, user, t, protocol, false,
+                                             expiry, 5000),
+                     0);
+    free(t);
+    snprintf(topic, sizeof(topic), "feed/%s", user);
+    if (role == FP_ROLE_USER)
+        assert_int_equal(ft_mqtt_subscribe(&c, topic, 5000), 1);
+    ft_mqtt_close(&c);
+}
+
+/* Reloads e2 (SIGHUP), then a round trip through its loop, so the reload
+ * is behind it: a service connection (into *p) publishes "r1" to
+ * feed/jo, which live (jo's) receives. */
+static void e2_reload(ft_mqtt *p, ft_mqtt *live)
+{
+    char *t;
+
+    assert_int_equal(kill((pid_t)e2.mosq.pid, SIGHUP), 0);
+    assert_true(ft_plugin_env_log_wait(&e2, 0, "feed_auth: configuration reload", 5000));
+    t = ft_plugin_env_token_now(&e2, "bridge", FP_ROLE_SERVICE);
+    assert_int_equal(ft_mqtt_connect(p, e2.mosq.port, "feed-bridge-n2", "bridge", t, 5, 5000), 0);
+    free(t);
+    assert_int_equal(ft_mqtt_publish(p, "feed/jo", "r1", false, 5000), 0);
+    assert_int_equal(ft_mqtt_wait_messages(live, 1, 5000), 1);
+}
+
 /*
  * A configuration reload (SIGHUP): mosquitto asks the plugin again about
  * every client it has, connected or not, and disconnects those refused.
@@ -769,18 +805,12 @@ static void test_reload(void **state)
     int64_t now = (int64_t)time(NULL);
     char got[16];
     ft_mqtt live, c, p;
-    char *t;
     int i;
 
     (void)state;
     e2_up = true;
     assert_int_equal(ft_plugin_env_start(&e2, "n2", NULL), 0);
-    t = ft_plugin_env_token(&e2, "ivy", now, now + 2, FP_ROLE_USER);
-    assert_int_equal(
-        ft_mqtt_connect_session(&c, e2.mosq.port, "ivy:phone", "ivy", t, 4, false, 0, 5000), 0);
-    free(t);
-    assert_int_equal(ft_mqtt_subscribe(&c, "feed/ivy", 5000), 1);
-    ft_mqtt_close(&c);
+    e2_leave("ivy", "ivy:phone", FP_ROLE_USER, now, now + 2, 4, 0);
     assert_int_equal(connect_on(&e2, &live, "jo", "jo-web", 4, true, 0), 0);
     assert_int_equal(ft_mqtt_subscribe(&live, "feed/jo", 5000), 1);
     for (i = 0;
@@ -793,14 +823,7 @@ static void test_reload(void **state)
     while ((int64_t)time(NULL) < now + 2)
         ft_sleep_ms(100);
 
-    assert_int_equal(kill((pid_t)e2.mosq.pid, SIGHUP), 0);
-    assert_true(ft_plugin_env_log_wait(&e2, 0, "feed_auth: configuration reload", 5000));
-    /* A round trip through the broker's loop: the reload is behind it. */
-    t = ft_plugin_env_token_now(&e2, "bridge", FP_ROLE_SERVICE);
-    assert_int_equal(ft_mqtt_connect(&p, e2.mosq.port, "feed-bridge-n2", "bridge", t, 5, 5000), 0);
-    free(t);
-    assert_int_equal(ft_mqtt_publish(&p, "feed/jo", "r1", false, 5000), 0);
-    assert_int_equal(ft_mqtt_wait_messages(&live, 1, 5000), 1);
+    e2_reload(&p, &live);
     assert_false(live.disconnected);
     assert_int_equal(ft_plugin_env_log_count(&e2, 0, "refused client"), 0);
     assert_int_equal(ft_plugin_env_log_count(&e2, 0, "is no longer in the broker"), 0);
@@ -862,28 +885,15 @@ static void test_reload_unheld(void **state)
 {
     int64_t now = (int64_t)time(NULL);
     ft_mqtt live, c, p;
-    char *t;
     int i;
 
     (void)state;
     e2_up = true;
     assert_int_equal(ft_plugin_env_start(&e2, "n2", NULL), 0);
     /* Sessions of 8 s: longer than the tokens' 2 s and the setup. */
-    t = ft_plugin_env_token(&e2, "kim", now, now + 2, FP_ROLE_USER);
-    assert_int_equal(
-        ft_mqtt_connect_session(&c, e2.mosq.port, "kim-dev", "kim", t, 5, false, 8, 5000), 0);
-    free(t);
-    assert_int_equal(ft_mqtt_subscribe(&c, "feed/kim", 5000), 1);
-    ft_mqtt_close(&c);
-    t = ft_plugin_env_token(&e2, "bridge", now, now + 2, FP_ROLE_SERVICE);
-    assert_int_equal(ft_mqtt_connect_session(&c, e2.mosq.port, "feed-bridge-old", "bridge", t, 4,
-                                             false, 0, 5000),
-                     0);
-    free(t);
-    ft_mqtt_close(&c);
-    assert_int_equal(connect_on(&e2, &c, "lu", "lu-dev", 5, false, 8), 0);
-    assert_int_equal(ft_mqtt_subscribe(&c, "feed/lu", 5000), 1);
-    ft_mqtt_close(&c);
+    e2_leave("kim", "kim-dev", FP_ROLE_USER, now, now + 2, 5, 8);
+    e2_leave("bridge", "feed-bridge-old", FP_ROLE_SERVICE, now, now + 2, 4, 0);
+    e2_leave("lu", "lu-dev", FP_ROLE_USER, now, now + 120, 5, 8);
     assert_int_equal(connect_on(&e2, &live, "jo", "jo-web", 4, true, 0), 0);
     assert_int_equal(ft_mqtt_subscribe(&live, "feed/jo", 5000), 1);
     for (i = 0; i < 150 && e2_member("online:n2", "jo") != 1; i++)
@@ -893,14 +903,7 @@ static void test_reload_unheld(void **state)
     while ((int64_t)time(NULL) < now + 2)
         ft_sleep_ms(100);
 
-    assert_int_equal(kill((pid_t)e2.mosq.pid, SIGHUP), 0);
-    assert_true(ft_plugin_env_log_wait(&e2, 0, "feed_auth: configuration reload", 5000));
-    /* A round trip through the broker's loop: the reload is behind it. */
-    t = ft_plugin_env_token_now(&e2, "bridge", FP_ROLE_SERVICE);
-    assert_int_equal(ft_mqtt_connect(&p, e2.mosq.port, "feed-bridge-n2", "bridge", t, 5, 5000), 0);
-    free(t);
-    assert_int_equal(ft_mqtt_publish(&p, "feed/jo", "r1", false, 5000), 0);
-    assert_int_equal(ft_mqtt_wait_messages(&live, 1, 5000), 1);
+    e2_reload(&p, &live);
     assert_int_equal(ft_plugin_env_log_count(&e2, 0, "refused client"), 0);
     ft_sleep_ms(500); /* the Redis thread's time to write a change */
     assert_int_equal(e2_member("online:n2", "lu"), 0);
