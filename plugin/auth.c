@@ -259,9 +259,10 @@ static bool auth__same_token(fa_plugin *pl, const struct mosquitto_evt_basic_aut
  *   token (auth__same_token), though it may have run out since: refusing
  *   it would make mosquitto 2.0 end a connection that is already over a
  *   second time;
- * - so does a context with no record whose connection ended here with
- *   that token and id (ended.c: an MQTT 5 session the plugin does not
- *   hold), as it is, still without a record;
+ * - so does a context with no record that has subscriptions (a session
+ *   the broker kept: a new connection has none yet), or whose connection
+ *   ended here with that token and id (ended.c: a session the plugin does
+ *   not hold), as it is, still without a record;
  * - a session the broker restored from its persistence (no address, no
  *   token) passes.
  * Anything else is not one of those (the broker serves WebSocket
@@ -277,6 +278,7 @@ static int auth__recheck(fa_plugin *pl, const struct mosquitto_evt_basic_auth *e
                          const char *client_id, bool *handled)
 {
     fa_session *s = fa_sessions_find(&pl->sessions, ev->client);
+    unsigned char id[FA_ENDED_HASH_LEN];
     const fa_ended *e;
     fp_jwt_claims claims;
 
@@ -288,8 +290,14 @@ static int auth__recheck(fa_plugin *pl, const struct mosquitto_evt_basic_auth *e
     if (s != NULL && strcmp(s->client_id, client_id) == 0 &&
         auth__same_token(pl, ev, s->sub, s->exp, s->iat))
         return MOSQ_ERR_SUCCESS;
+    /* A context with subscriptions and no record is a session the broker
+     * kept: a new connection gets its session's subscriptions only once
+     * it is authenticated (connect__on_authorised). */
+    if (s == NULL && mosquitto_client_sub_count(ev->client) > 0)
+        return MOSQ_ERR_SUCCESS;
     e = s == NULL ? fa_ended_find(&pl->ended, ev->client) : NULL;
-    if (e != NULL && e->id_hash == fa_ended_id_hash(client_id) &&
+    fa_ended_id_hash(client_id, id);
+    if (e != NULL && memcmp(e->id_hash, id, sizeof(id)) == 0 &&
         auth__same_token(pl, ev, e->sub, e->exp, e->iat))
         return MOSQ_ERR_SUCCESS;
     *handled = false;

@@ -11,8 +11,8 @@
  * later); taken for a connect, it would be recorded as a live connection,
  * and kicked later.
  *
- * So each such end is remembered here (client pointer, a hash of the
- * client id, the token's sub, exp and iat) until a time the caller sets
+ * So each such end is remembered here (client pointer, the SHA-256 of
+ * the client id, the token's sub, exp and iat) until a time the caller sets
  * (session_max_lifetime on: the broker keeps no session longer), and a
  * reload passes a context found here with that very token as it is
  * (auth.c). Client pointers are compared, never used: the broker may have
@@ -24,7 +24,9 @@
  *
  * Bounds: FA_ENDED_PER_USER entries per sub (the user's oldest goes
  * first, so no user pushes out another's entries) and, as a last resort,
- * FA_ENDED_MAX in all (the oldest goes first). All entries live equally long, so they
+ * FA_ENDED_MAX in all (the oldest goes first). A session whose entry went
+ * is still passed by a reload when it has subscriptions (auth.c); one
+ * without is taken for a connect. All entries live equally long, so they
  * are kept oldest first and expiry costs O(expired). Pure data structure
  * (unit-tested); broker thread only.
  */
@@ -33,20 +35,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/sha.h>
 #include <utlist.h>
 
 #include "feed_auth.h"
 
-uint64_t fa_ended_id_hash(const char *client_id)
+void fa_ended_id_hash(const char *client_id, unsigned char out[FA_ENDED_HASH_LEN])
 {
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a, 64 bits */
-    const unsigned char *p;
-
-    for (p = (const unsigned char *)client_id; *p != '\0'; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    SHA256((const unsigned char *)client_id, strlen(client_id), out);
 }
 
 /* Removes and frees e, and its user when e was the user's last. */
@@ -105,14 +101,14 @@ int fa_ended_add(fa_ended_set *set, const struct mosquitto *client, const char *
         return -ENOMEM;
     }
     e->client = client;
-    e->id_hash = fa_ended_id_hash(client_id);
+    fa_ended_id_hash(client_id, e->id_hash);
     snprintf(e->sub, sizeof(e->sub), "%s", sub);
     e->exp = exp;
     e->iat = iat;
     e->until = until;
     e->user = u;
     HASH_ADD(hh_client, set->by_client, client, sizeof(e->client), e);
-    HASH_ADD(hh_id, set->by_id, id_hash, sizeof(e->id_hash), e);
+    HASH_ADD(hh_id, set->by_id, id_hash, FA_ENDED_HASH_LEN, e);
     DL_APPEND(set->oldest, e);
     DL_APPEND2(u->oldest, e, uprev, unext);
     u->count++;
@@ -139,10 +135,11 @@ void fa_ended_forget(fa_ended_set *set, const struct mosquitto *client)
 
 void fa_ended_forget_id(fa_ended_set *set, const char *client_id)
 {
-    uint64_t h = fa_ended_id_hash(client_id);
+    unsigned char h[FA_ENDED_HASH_LEN];
     fa_ended *e = NULL;
 
-    HASH_FIND(hh_id, set->by_id, &h, sizeof(h), e);
+    fa_ended_id_hash(client_id, h);
+    HASH_FIND(hh_id, set->by_id, h, FA_ENDED_HASH_LEN, e);
     if (e != NULL)
         ended__free(set, e);
 }

@@ -308,11 +308,14 @@ void fa_redis_drain_log(fa_redis *rs);
 
 /* ------------------------------------------------------------ ended */
 
+/* The digest of a client id an entry keeps instead of the id (SHA-256). */
+#define FA_ENDED_HASH_LEN 32
+
 /* A connection that ended without a held record while the broker may
  * keep its context (ended.c). */
 typedef struct fa_ended {
-    const struct mosquitto *client; /* key of by_client; compared, never used */
-    uint64_t id_hash;               /* key of by_id: fa_ended_id_hash(client id) */
+    const struct mosquitto *client;           /* key of by_client; compared, never used */
+    unsigned char id_hash[FA_ENDED_HASH_LEN]; /* key of by_id: fa_ended_id_hash(client id) */
     char sub[FP_ID_BUFSZ];          /* its token's sub, exp and iat (0: none) */
     int64_t exp;
     int64_t iat;
@@ -344,8 +347,8 @@ typedef struct {
 #define FA_ENDED_PER_USER 32
 #define FA_ENDED_MAX 131072
 
-/* The 64-bit hash of a client id the set keeps instead of the id. */
-uint64_t fa_ended_id_hash(const char *client_id);
+/* The digest of a client id the set keeps instead of the id. */
+void fa_ended_id_hash(const char *client_id, unsigned char out[FA_ENDED_HASH_LEN]);
 /* Remembers the end of client's connection (client_id, its token's sub,
  * exp, iat) until the unix second until, in place of the entries of the
  * same client or id. Returns 0 or -ENOMEM (not kept). */

@@ -754,10 +754,10 @@ static long long e2_member(const char *key, const char *user)
 }
 
 /* A session on e2 of user (role) with a token valid until exp, subscribed
- * to its feed when a user, then left: MQTT protocol, clean session or
- * start off, session expiry (MQTT 5). */
+ * to its feed when a user and subscribe, then left: MQTT protocol, clean
+ * session or start off, session expiry (MQTT 5). */
 static void e2_leave(const char *user, const char *client_id, fp_role role, int64_t now,
-                     int64_t exp, int protocol, uint32_t expiry)
+                     int64_t exp, int protocol, uint32_t expiry, bool subscribe)
 {
     char *t = ft_plugin_env_token(&e2, user, now, exp, role);
     char topic[96];
@@ -768,7 +768,7 @@ static void e2_leave(const char *user, const char *client_id, fp_role role, int6
                      0);
     free(t);
     snprintf(topic, sizeof(topic), "feed/%s", user);
-    if (role == FP_ROLE_USER)
+    if (role == FP_ROLE_USER && subscribe)
         assert_int_equal(ft_mqtt_subscribe(&c, topic, 5000), 1);
     ft_mqtt_close(&c);
 }
@@ -810,7 +810,7 @@ static void test_reload(void **state)
     (void)state;
     e2_up = true;
     assert_int_equal(ft_plugin_env_start(&e2, "n2", NULL), 0);
-    e2_leave("ivy", "ivy:phone", FP_ROLE_USER, now, now + 2, 4, 0);
+    e2_leave("ivy", "ivy:phone", FP_ROLE_USER, now, now + 2, 4, 0, true);
     assert_int_equal(connect_on(&e2, &live, "jo", "jo-web", 4, true, 0), 0);
     assert_int_equal(ft_mqtt_subscribe(&live, "feed/jo", 5000), 1);
     for (i = 0;
@@ -871,10 +871,12 @@ static void test_reload(void **state)
 
 /*
  * A reload and sessions the plugin does not hold: MQTT 5 ones with a
- * session expiry under an id that is not "<sub>:<name>", and a service's
- * MQTT 3.1.1 one with clean session off. The broker keeps them, and asks
- * about them again with their last token. All pass as they are: kim's
- * token and the service's have run out since (before, they were refused,
+ * session expiry under an id that is not "<sub>:<name>" (kim's and lu's
+ * with a subscription, mo's without), and a service's MQTT 3.1.1 one
+ * with clean session off; and more of them than the plugin remembers of
+ * one user (ned's). The broker keeps them, and asks about them again
+ * with their last token. All pass as they are: kim's, mo's, ned's and
+ * the service's tokens have run out since (before, they were refused,
  * and mosquitto then ended their ended connections a second time, listing
  * the sessions for expiry twice: a freed context left on that list once
  * a session went), lu's has not (before, she was taken for a connect and
@@ -883,24 +885,35 @@ static void test_reload(void **state)
  */
 static void test_reload_unheld(void **state)
 {
-    int64_t now = (int64_t)time(NULL);
     ft_mqtt live, c, p;
+    char id[16];
+    int64_t now;
     int i;
 
     (void)state;
     e2_up = true;
     assert_int_equal(ft_plugin_env_start(&e2, "n2", NULL), 0);
-    /* Sessions of 8 s: longer than the tokens' 2 s and the setup. */
-    e2_leave("kim", "kim-dev", FP_ROLE_USER, now, now + 2, 5, 8);
-    e2_leave("bridge", "feed-bridge-old", FP_ROLE_SERVICE, now, now + 2, 4, 0);
-    e2_leave("lu", "lu-dev", FP_ROLE_USER, now, now + 120, 5, 8);
+    now = (int64_t)time(NULL);
+    /* Sessions of 8 s: longer than the tokens' 2 to 5 s and the setup. */
+    e2_leave("kim", "kim-dev", FP_ROLE_USER, now, now + 2, 5, 8, true);
+    e2_leave("mo", "mo-dev", FP_ROLE_USER, now, now + 2, 5, 8, false);
+    e2_leave("bridge", "feed-bridge-old", FP_ROLE_SERVICE, now, now + 2, 4, 0, false);
+    e2_leave("lu", "lu-dev", FP_ROLE_USER, now, now + 120, 5, 8, true);
+    /* ned ends 33 such sessions, one more than the plugin remembers of a
+     * user (FA_ENDED_PER_USER): the first one's entry goes, and its
+     * subscription alone tells the reload it is a kept session. */
+    for (i = 0; i < 33; i++) {
+        snprintf(id, sizeof(id), "ned-%d", i);
+        e2_leave("ned", id, FP_ROLE_USER, now, now + 5, 5, 8, true);
+    }
     assert_int_equal(connect_on(&e2, &live, "jo", "jo-web", 4, true, 0), 0);
     assert_int_equal(ft_mqtt_subscribe(&live, "feed/jo", 5000), 1);
     for (i = 0; i < 150 && e2_member("online:n2", "jo") != 1; i++)
         ft_sleep_ms(20);
     assert_int_equal(e2_member("online:n2", "lu"), 0);
-    /* kim's token has run out: exp has no leeway. */
-    while ((int64_t)time(NULL) < now + 2)
+    /* The tokens of kim, mo, ned and the service have run out: exp has
+     * no leeway. */
+    while ((int64_t)time(NULL) < now + 5)
         ft_sleep_ms(100);
 
     e2_reload(&p, &live);
@@ -909,9 +922,9 @@ static void test_reload_unheld(void **state)
     assert_int_equal(e2_member("online:n2", "lu"), 0);
     assert_int_equal(e2_member("online:n2", "kim"), 0);
 
-    /* The MQTT 5 sessions are gone by now + 11 (8 s in whole seconds,
-     * from a disconnect within now + 1), through the broker's session
-     * expiry checks. */
+    /* lu's session is gone by now + 11 (8 s in whole seconds, from a
+     * disconnect within now + 1), and kim's and mo's with it, through the
+     * broker's session expiry checks. */
     while ((int64_t)time(NULL) < now + 11)
         ft_sleep_ms(100);
     assert_int_equal(ft_mqtt_publish(&p, "feed/jo", "r2", false, 5000), 0);

@@ -265,6 +265,7 @@ static void test_deliver_parse_malformed(void **state)
  * by client, by id and at its time, oldest first. */
 static void test_ended(void **state)
 {
+    unsigned char h[FA_ENDED_HASH_LEN];
     fa_ended_set set = {0};
     const fa_ended *e;
 
@@ -275,8 +276,10 @@ static void test_ended(void **state)
     assert_non_null(e);
     assert_string_equal(e->sub, "kim");
     assert_true(e->exp == 100 && e->iat == 50 && e->until == 1000);
-    assert_true(e->id_hash == fa_ended_id_hash("dev1"));
-    assert_true(e->id_hash != fa_ended_id_hash("dev2"));
+    fa_ended_id_hash("dev1", h);
+    assert_memory_equal(e->id_hash, h, sizeof(h));
+    fa_ended_id_hash("dev2", h);
+    assert_memory_not_equal(e->id_hash, h, sizeof(h));
     assert_null(fa_ended_find(&set, CLIENT(3)));
 
     /* The same id at another client: the broker keeps one context per id. */
@@ -309,7 +312,9 @@ static void test_ended(void **state)
 }
 
 /* The bounds: a user's own oldest entry goes at FA_ENDED_PER_USER, never
- * another user's; at FA_ENDED_MAX in all, the oldest of all goes. */
+ * another user's; at FA_ENDED_MAX in all, the oldest of all goes, also
+ * when it is the only entry of the user who adds one (its user record
+ * goes and comes again). */
 static void test_ended_bounds(void **state)
 {
     fa_ended_set set = {0};
@@ -329,7 +334,8 @@ static void test_ended_bounds(void **state)
     assert_non_null(fa_ended_find(&set, CLIENT(6)));
     fa_ended_clear(&set);
 
-    for (i = 0; i < FA_ENDED_MAX + 1; i++) {
+    assert_int_equal(fa_ended_add(&set, CLIENT(0), "solo-1", "solo", 1, 0, 0), 0);
+    for (i = 1; i < FA_ENDED_MAX + 1; i++) {
         snprintf(id, sizeof(id), "d%zu", i);
         snprintf(sub, sizeof(sub), "u%zu", i / FA_ENDED_PER_USER);
         assert_int_equal(fa_ended_add(&set, CLIENT(i), id, sub, 1, 0, (int64_t)i), 0);
@@ -338,6 +344,18 @@ static void test_ended_bounds(void **state)
     assert_null(fa_ended_find(&set, CLIENT(0)));
     assert_non_null(fa_ended_find(&set, CLIENT(1)));
     assert_non_null(fa_ended_find(&set, CLIENT(FA_ENDED_MAX)));
+    /* Full again: solo's only entry is the oldest of all. */
+    fa_ended_clear(&set);
+    assert_int_equal(fa_ended_add(&set, CLIENT(0), "solo-1", "solo", 1, 0, 0), 0);
+    for (i = 1; i < FA_ENDED_MAX; i++) {
+        snprintf(id, sizeof(id), "d%zu", i);
+        snprintf(sub, sizeof(sub), "u%zu", i / FA_ENDED_PER_USER);
+        assert_int_equal(fa_ended_add(&set, CLIENT(i), id, sub, 1, 0, (int64_t)i), 0);
+    }
+    assert_int_equal(fa_ended_add(&set, CLIENT(FA_ENDED_MAX), "solo-2", "solo", 1, 0, 9), 0);
+    assert_null(fa_ended_find(&set, CLIENT(0)));
+    assert_string_equal(fa_ended_find(&set, CLIENT(FA_ENDED_MAX))->user->sub, "solo");
+    assert_int_equal(fa_ended_find(&set, CLIENT(FA_ENDED_MAX))->user->count, 1);
     fa_ended_clear(&set);
     assert_null(set.users);
 }
