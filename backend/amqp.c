@@ -977,8 +977,13 @@ int fp_amqp_confirm(fp_amqp *a)
         rc = amqp__read_confirm(a, &tv);
         if (rc == -ETIMEDOUT)
             return amqp__confirm_timeout(a);
-        if (rc != 0)
+        if (rc != 0) {
+            /* The messages whose publishes were confirmed before the
+             * failure (a return, a nack) are done: their acks go with
+             * the link's end rather than them coming again. */
+            amqp__release(a);
             return -EIO;
+        }
     }
     if (amqp__release(a) != 0)
         return -EIO;
@@ -1047,8 +1052,10 @@ int fp_amqp_wait_confirms(fp_amqp *a, int wake_fd, int timeout_ms)
         rc = amqp__read_confirm(a, &zero);
         if (rc == -ETIMEDOUT)
             break;
-        if (rc != 0)
+        if (rc != 0) {
+            amqp__release(a); /* as in fp_amqp_confirm */
             return -EIO;
+        }
     }
     return amqp__release(a);
 }

@@ -489,6 +489,28 @@ static void test_unroutable_event_is_a_failure(void **state)
 }
 
 /*
+ * A confirm read in the same call as a failure (here a dead letter
+ * returned: feed.events.dead deleted) releases the ack it held back all
+ * the same: that event is done, and does not come again after the
+ * reconnect. Before, the held ack went with the link, and the event was
+ * handled twice.
+ */
+static void test_confirm_before_a_return(void **state)
+{
+    bool again;
+    uint64_t tag = take_event("{\"n\":7}", &again);
+
+    (void)state;
+    assert_false(again);
+    assert_int_equal(fp_amqp_publish(link_, FP_EXCHANGE_DELIVER, node, "{}", 2), 0);
+    assert_int_equal(fp_amqp_ack_confirmed(link_, tag), 0);
+    delete_queue(FP_QUEUE_DEAD);
+    assert_int_equal(fp_amqp_publish(link_, FP_EXCHANGE_DLX, "post.created", "{}", 2), 0);
+    assert_int_equal(fp_amqp_confirm(link_), -EIO);
+    assert_queue_settled();
+}
+
+/*
  * The deliver_* settings changed while the node's queues still exist
  * (they outlive a restart by deliver_expires_ms): the link comes up on
  * the queues as they are instead of failing for ever, and deliveries
@@ -594,34 +616,46 @@ static void test_publisher_memory(void **state)
  * cut to RabbitMQ's, which the daemons' checks of their longest waits do
  * not know: the link says so, once, however often it connects again.
  */
+static int log_fd = -1; /* test_heartbeat_cut_is_said's log, or -1 */
+
 static void test_heartbeat_cut_is_said(void **state)
 {
     fp_amqp_config c = link_config(NULL, false);
     char path[] = "/tmp/fp-amqp-log-XXXXXX", buf[4096];
-    int fd = mkstemp(path);
     fp_amqp *p = NULL;
     const char *at;
     ssize_t n;
 
     (void)state;
-    assert_true(fd >= 0);
+    log_fd = mkstemp(path);
+    assert_true(log_fd >= 0);
     unlink(path);
-    fp_log_set_fd(fd);
+    fp_log_set_fd(log_fd);
     c.consume_node = false;
     c.heartbeat_s = 600;
     if (fp_amqp_open(&p, &c) != 0)
         fail_msg("fp_amqp_open: %s", fp_amqp_errstr(p));
     assert_int_equal(fp_amqp_reconnect(p), 0);
     fp_amqp_free(p);
-    fp_log_set_fd(2);
-    n = pread(fd, buf, sizeof(buf) - 1, 0);
-    close(fd);
+    n = pread(log_fd, buf, sizeof(buf) - 1, 0);
     assert_true(n > 0);
     buf[n] = '\0';
     at = strstr(buf, "below amqp_heartbeat (600 s)");
     if (at == NULL)
         fail_msg("not said: %s", buf);
     assert_null(strstr(at + 1, "below amqp_heartbeat"));
+}
+
+/* The log back to stderr after test_heartbeat_cut_is_said, also when it
+ * failed. */
+static int log_back(void **state)
+{
+    (void)state;
+    fp_log_set_fd(2);
+    if (log_fd >= 0)
+        close(log_fd);
+    log_fd = -1;
+    return 0;
 }
 
 /* clang-format off */
@@ -635,8 +669,9 @@ FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_away_is_no_confirm_timeout),
         cmocka_unit_test(test_lost_queue_is_a_failure),
         cmocka_unit_test(test_unroutable_event_is_a_failure),
+        cmocka_unit_test(test_confirm_before_a_return),
         cmocka_unit_test(test_check_consumers),
         cmocka_unit_test(test_node_queue_other_settings),
         cmocka_unit_test(test_publisher_memory),
-        cmocka_unit_test(test_heartbeat_cut_is_said))
+        cmocka_unit_test_teardown(test_heartbeat_cut_is_said, log_back))
 /* clang-format on */
