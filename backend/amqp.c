@@ -266,6 +266,14 @@ static int amqp__exchange(fp_amqp *a, const char *name, const char *type)
     return amqp__check(a, a->out, name);
 }
 
+/* Binds queue name to exchange with binding (idempotent). 0 or -EIO. */
+static int amqp__bind(fp_amqp *a, const char *name, const char *exchange, const char *binding)
+{
+    amqp_queue_bind(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(exchange),
+                    amqp_cstring_bytes(binding), amqp_empty_table);
+    return amqp__check(a, a->out, name);
+}
+
 static int amqp__queue(fp_amqp *a, const char *name, bool durable, amqp_table_entry_t *args,
                        int n_args, const char *exchange, const char *binding)
 {
@@ -274,9 +282,7 @@ static int amqp__queue(fp_amqp *a, const char *name, bool durable, amqp_table_en
     amqp_queue_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), 0, durable, 0, 0, t);
     if (amqp__check(a, a->out, name) != 0)
         return -EIO;
-    amqp_queue_bind(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(exchange),
-                    amqp_cstring_bytes(binding), amqp_empty_table);
-    return amqp__check(a, a->out, name);
+    return amqp__bind(a, name, exchange, binding);
 }
 
 /*
@@ -297,16 +303,20 @@ static int amqp__reopen_channel(fp_amqp *a)
 /*
  * After a declare refused with PRECONDITION_FAILED (the queue exists with
  * other arguments): the channel opened again and the queue declared
- * passively, to be used as it is. 0, or -EIO (another failure, or the
- * queue is not there after all).
+ * passively, to be used as it is, and bound to exchange with binding (a
+ * queue made by hand may lack its binding). 0, or -EIO (another failure,
+ * or the queue is not there after all).
  */
-static int amqp__queue_as_is(fp_amqp *a, const char *name)
+static int amqp__queue_as_is(fp_amqp *a, const char *name, const char *exchange,
+                             const char *binding)
 {
     if (a->err != AMQP_PRECONDITION_FAILED || amqp__reopen_channel(a) != 0)
         return -EIO;
     amqp_queue_declare(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), 1, 0, 0, 0,
                        amqp_empty_table);
-    return amqp__check(a, a->out, name);
+    if (amqp__check(a, a->out, name) != 0)
+        return -EIO;
+    return amqp__bind(a, name, exchange, binding);
 }
 
 /*
@@ -322,7 +332,7 @@ static int amqp__durable_queue(fp_amqp *a, const char *name, amqp_table_entry_t 
 {
     if (amqp__queue(a, name, true, args, n_args, exchange, binding) == 0)
         return 0;
-    if (amqp__queue_as_is(a, name) != 0)
+    if (amqp__queue_as_is(a, name, exchange, binding) != 0)
         return -EIO;
     if (!a->warned_classic)
         fp_warn("rabbitmq: queue %s exists but is not a quorum queue; it is used as it is, and "
@@ -349,7 +359,7 @@ static int amqp__node_queue(fp_amqp *a, const char *name, amqp_table_entry_t *ar
     if (amqp__queue(a, name, false, args, n_args, exchange, binding) == 0)
         return 0;
     memcpy(why, a->errstr, sizeof(why));
-    if (amqp__queue_as_is(a, name) != 0)
+    if (amqp__queue_as_is(a, name, exchange, binding) != 0)
         return -EIO;
     amqp_queue_bind(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(exchange),
                     amqp_cstring_bytes(binding), amqp_empty_table);

@@ -169,8 +169,9 @@ static bool declare_as(const char *vhost, const char *queue, const char *type)
 
 /* The bridges declared both durable queues as quorum queues: declaring
  * them classic is refused, quorum accepted. A link to a vhost whose
- * dead-letter queue an older version made classic opens all the same and
- * leaves that queue as it was. */
+ * dead-letter queue an older version (or an operator) made classic opens
+ * all the same, binds that queue if it was not, and leaves it as it
+ * was. */
 static void test_quorum_queues(void **state)
 {
     fp_amqp_config c = {.host = "127.0.0.1",
@@ -178,6 +179,7 @@ static void test_quorum_queues(void **state)
                         .user = "guest",
                         .password = "guest",
                         .timeout_ms = 5000};
+    uint32_t letters = 0;
     char old[64];
     fp_amqp *a = NULL;
 
@@ -192,6 +194,13 @@ static void test_quorum_queues(void **state)
     c.vhost = old;
     if (fp_amqp_open(&a, &c) != 0)
         fail_msg("fp_amqp_open over a classic dead-letter queue: %s", fp_amqp_errstr(a));
+    /* Made by hand, that queue had no binding: the link adds it, and a
+     * dead letter reaches the queue (not returned). */
+    assert_int_equal(fp_amqp_publish(a, FP_EXCHANGE_DLX, "post.created", "{}", 2), 0);
+    if (fp_amqp_confirm(a) != 0)
+        fail_msg("a dead letter into the classic queue: %s", fp_amqp_errstr(a));
+    assert_int_equal(fp_amqp_dead_count(a, &letters), 0);
+    assert_int_equal(letters, 1);
     fp_amqp_free(a);
     assert_true(declare_as(old, "feed.events.dead", NULL));    /* still classic */
     assert_false(declare_as(old, "feed.events.bridge", NULL)); /* made quorum */
