@@ -753,13 +753,15 @@ static long long e2_member(const char *key, const char *user)
     return ft_redis_once_int(e2.redis.port, "SISMEMBER %s %s", key, user);
 }
 
-/* A session on e2 of user (role) with a token valid until exp, subscribed
- * to its feed when a user and subscribe, then left: MQTT protocol, clean
- * session or start off, session expiry (MQTT 5). */
-static void e2_leave(const char *user, const char *client_id, fp_role role, int64_t now,
-                     int64_t exp, int protocol, uint32_t expiry, bool subscribe)
+/* A session on e2 of user (role) with a token valid for ttl seconds from
+ * now, subscribed to its feed when a user and subscribe, then left: MQTT
+ * protocol, clean session or start off, session expiry (MQTT 5). Returns
+ * the token's exp. */
+static int64_t e2_leave(const char *user, const char *client_id, fp_role role, int64_t ttl,
+                        int protocol, uint32_t expiry, bool subscribe)
 {
-    char *t = ft_plugin_env_token(&e2, user, now, exp, role);
+    int64_t now = (int64_t)time(NULL);
+    char *t = ft_plugin_env_token(&e2, user, now, now + ttl, role);
     char topic[96];
     ft_mqtt c;
 
@@ -771,6 +773,7 @@ static void e2_leave(const char *user, const char *client_id, fp_role role, int6
     if (role == FP_ROLE_USER && subscribe)
         assert_int_equal(ft_mqtt_subscribe(&c, topic, 5000), 1);
     ft_mqtt_close(&c);
+    return now + ttl;
 }
 
 /* Reloads e2 (SIGHUP), then a round trip through its loop, so the reload
@@ -802,15 +805,15 @@ static void e2_reload(ft_mqtt *p, ft_mqtt *live)
  */
 static void test_reload(void **state)
 {
-    int64_t now = (int64_t)time(NULL);
     char got[16];
     ft_mqtt live, c, p;
+    int64_t exp;
     int i;
 
     (void)state;
     e2_up = true;
     assert_int_equal(ft_plugin_env_start(&e2, "n2", NULL), 0);
-    e2_leave("ivy", "ivy:phone", FP_ROLE_USER, now, now + 2, 4, 0, true);
+    exp = e2_leave("ivy", "ivy:phone", FP_ROLE_USER, 2, 4, 0, true);
     assert_int_equal(connect_on(&e2, &live, "jo", "jo-web", 4, true, 0), 0);
     assert_int_equal(ft_mqtt_subscribe(&live, "feed/jo", 5000), 1);
     for (i = 0;
@@ -820,7 +823,7 @@ static void test_reload(void **state)
     assert_int_equal(e2_member("sessions:n2", "ivy"), 1);
     assert_int_equal(e2_member("online:n2", "jo"), 1);
     /* ivy's token has run out: exp has no leeway. */
-    while ((int64_t)time(NULL) < now + 2)
+    while ((int64_t)time(NULL) < exp)
         ft_sleep_ms(100);
 
     e2_reload(&p, &live);
@@ -880,40 +883,50 @@ static void test_reload(void **state)
  * and mosquitto then ended their ended connections a second time, listing
  * the sessions for expiry twice: a freed context left on that list once
  * a session went), lu's has not (before, she was taken for a connect and
- * showed online with no connection). Then the MQTT 5 sessions expire in
- * the broker, which goes on serving: lu connects again, a new session.
+ * showed online with no connection). Then lu's session expires in the
+ * broker, which goes on serving: lu connects again, a new session. Each
+ * token's time runs from its own connect, so a slow setup cannot let one
+ * run out before its connect.
  */
 static void test_reload_unheld(void **state)
 {
+    int64_t last = 0, lu_left, exp;
     ft_mqtt live, c, p;
     char id[16];
-    int64_t now;
     int i;
 
     (void)state;
     e2_up = true;
     assert_int_equal(ft_plugin_env_start(&e2, "n2", NULL), 0);
-    now = (int64_t)time(NULL);
-    /* Sessions of 8 s: longer than the tokens' 2 to 5 s and the setup. */
-    e2_leave("kim", "kim-dev", FP_ROLE_USER, now, now + 2, 5, 8, true);
-    e2_leave("mo", "mo-dev", FP_ROLE_USER, now, now + 2, 5, 8, false);
-    e2_leave("bridge", "feed-bridge-old", FP_ROLE_SERVICE, now, now + 2, 4, 0, false);
-    e2_leave("lu", "lu-dev", FP_ROLE_USER, now, now + 120, 5, 8, true);
+    assert_int_equal(connect_on(&e2, &live, "jo", "jo-web", 4, true, 0), 0);
+    assert_int_equal(ft_mqtt_subscribe(&live, "feed/jo", 5000), 1);
+    /* Tokens of 2 s; sessions of 15 s, longer than the setup and that. */
+    last = e2_leave("kim", "kim-dev", FP_ROLE_USER, 2, 5, 15, true);
+    exp = e2_leave("mo", "mo-dev", FP_ROLE_USER, 2, 5, 15, false);
+    last = exp > last ? exp : last;
+    exp = e2_leave("bridge", "feed-bridge-old", FP_ROLE_SERVICE, 2, 4, 0, false);
+    last = exp > last ? exp : last;
     /* ned ends 33 such sessions, one more than the plugin remembers of a
      * user (FA_ENDED_PER_USER): the first one's entry goes, and its
      * subscription alone tells the reload it is a kept session. */
     for (i = 0; i < 33; i++) {
         snprintf(id, sizeof(id), "ned-%d", i);
-        e2_leave("ned", id, FP_ROLE_USER, now, now + 5, 5, 8, true);
+        exp = e2_leave("ned", id, FP_ROLE_USER, 2, 5, 15, true);
+        last = exp > last ? exp : last;
     }
-    assert_int_equal(connect_on(&e2, &live, "jo", "jo-web", 4, true, 0), 0);
-    assert_int_equal(ft_mqtt_subscribe(&live, "feed/jo", 5000), 1);
-    for (i = 0; i < 150 && e2_member("online:n2", "jo") != 1; i++)
+    /* lu last, with a session of 6 s: it outlasts the wait for the
+     * others' tokens (2 s at most), and is over within the test. */
+    e2_leave("lu", "lu-dev", FP_ROLE_USER, 120, 5, 6, true);
+    lu_left = (int64_t)time(NULL);
+    /* Presence is written by the plugin's Redis thread, in order. */
+    for (i = 0; i < 150 && (e2_member("online:n2", "jo") != 1 || e2_member("online:n2", "lu") != 0);
+         i++)
         ft_sleep_ms(20);
+    assert_int_equal(e2_member("online:n2", "jo"), 1);
     assert_int_equal(e2_member("online:n2", "lu"), 0);
     /* The tokens of kim, mo, ned and the service have run out: exp has
      * no leeway. */
-    while ((int64_t)time(NULL) < now + 5)
+    while ((int64_t)time(NULL) < last)
         ft_sleep_ms(100);
 
     e2_reload(&p, &live);
@@ -922,14 +935,13 @@ static void test_reload_unheld(void **state)
     assert_int_equal(e2_member("online:n2", "lu"), 0);
     assert_int_equal(e2_member("online:n2", "kim"), 0);
 
-    /* lu's session is gone by now + 11 (8 s in whole seconds, from a
-     * disconnect within now + 1), and kim's and mo's with it, through the
-     * broker's session expiry checks. */
-    while ((int64_t)time(NULL) < now + 11)
+    /* lu's session is gone 6 s after it left (whole seconds: by 8 s),
+     * through the broker's session expiry checks. */
+    while ((int64_t)time(NULL) < lu_left + 8)
         ft_sleep_ms(100);
     assert_int_equal(ft_mqtt_publish(&p, "feed/jo", "r2", false, 5000), 0);
     assert_int_equal(ft_mqtt_wait_messages(&live, 2, 5000), 2);
-    assert_int_equal(connect_on(&e2, &c, "lu", "lu-dev", 5, false, 8), 0);
+    assert_int_equal(connect_on(&e2, &c, "lu", "lu-dev", 5, false, 6), 0);
     assert_false(c.session_present);
     assert_int_equal(ft_mqtt_subscribe(&c, "feed/lu", 5000), 1);
     assert_int_equal(ft_mqtt_publish(&p, "feed/lu", "l1", false, 5000), 0);
