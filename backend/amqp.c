@@ -361,10 +361,6 @@ static int amqp__node_queue(fp_amqp *a, const char *name, amqp_table_entry_t *ar
     memcpy(why, a->errstr, sizeof(why));
     if (amqp__queue_as_is(a, name, exchange, binding) != 0)
         return -EIO;
-    amqp_queue_bind(a->out, AMQP__CHANNEL, amqp_cstring_bytes(name), amqp_cstring_bytes(exchange),
-                    amqp_cstring_bytes(binding), amqp_empty_table);
-    if (amqp__check(a, a->out, name) != 0)
-        return -EIO;
     if (!a->warned_node)
         fp_warn("rabbitmq: %s; the queue is used as it is: the deliver_* settings take effect "
                 "once it is gone (delete it: rabbitmqctl delete_queue %s)",
@@ -920,6 +916,22 @@ static int amqp__release(fp_amqp *a)
     return 0;
 }
 
+/* On a failure of the publisher link (err/errstr say which): the held
+ * messages whose publishes were confirmed before it are acked
+ * (amqp__release), and the failure's error is kept, whatever the acks
+ * do. Returns -EIO. */
+static int amqp__release_failed(fp_amqp *a)
+{
+    char errstr[sizeof(a->errstr)];
+    int err = a->err;
+
+    memcpy(errstr, a->errstr, sizeof(errstr));
+    (void)amqp__release(a);
+    a->err = err;
+    memcpy(a->errstr, errstr, sizeof(errstr));
+    return -EIO;
+}
+
 /* The error of a message RabbitMQ returned (mandatory, and no queue
  * bound where it went: amqp__publish_props). */
 static void amqp__returned(fp_amqp *a, const amqp_basic_return_t *r)
@@ -985,15 +997,15 @@ int fp_amqp_confirm(fp_amqp *a)
 
     while (a->n_pending > 0) {
         rc = amqp__read_confirm(a, &tv);
-        if (rc == -ETIMEDOUT)
-            return amqp__confirm_timeout(a);
-        if (rc != 0) {
-            /* The messages whose publishes were confirmed before the
-             * failure (a return, a nack) are done: their acks go with
-             * the link's end rather than them coming again. */
-            amqp__release(a);
-            return -EIO;
+        /* The messages whose publishes were confirmed before a failure
+         * (a return, a nack, a timeout) are done: their acks go with the
+         * link's end rather than them coming again. */
+        if (rc == -ETIMEDOUT) {
+            amqp__confirm_timeout(a);
+            return amqp__release_failed(a);
         }
+        if (rc != 0)
+            return amqp__release_failed(a);
     }
     if (amqp__release(a) != 0)
         return -EIO;
@@ -1062,10 +1074,8 @@ int fp_amqp_wait_confirms(fp_amqp *a, int wake_fd, int timeout_ms)
         rc = amqp__read_confirm(a, &zero);
         if (rc == -ETIMEDOUT)
             break;
-        if (rc != 0) {
-            amqp__release(a); /* as in fp_amqp_confirm */
-            return -EIO;
-        }
+        if (rc != 0)
+            return amqp__release_failed(a); /* as in fp_amqp_confirm */
     }
     return amqp__release(a);
 }
