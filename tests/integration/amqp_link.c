@@ -430,6 +430,22 @@ static void test_lost_queue_is_a_failure(void **state)
     fp_amqp_free(a);
 }
 
+/* With queue deleted, a publish to exchange on p is returned: its confirm
+ * fails with why; the reconnect declares the queue again, and the same
+ * message published again is confirmed. */
+static void returned_then_kept(fp_amqp *p, const char *queue, const char *exchange, const char *why,
+                               const char *body)
+{
+    delete_queue(queue);
+    assert_int_equal(fp_amqp_publish(p, exchange, "post.created", body, strlen(body)), 0);
+    assert_int_equal(fp_amqp_confirm(p), -EIO);
+    if (strstr(fp_amqp_errstr(p), why) == NULL)
+        fail_msg("not the return: %s", fp_amqp_errstr(p));
+    assert_int_equal(fp_amqp_reconnect(p), 0);
+    assert_int_equal(fp_amqp_publish(p, exchange, "post.created", body, strlen(body)), 0);
+    assert_int_equal(fp_amqp_confirm(p), 0);
+}
+
 /*
  * An event published while feed.events has no queue bound (an operator
  * deleted feed.events.bridge) is returned by RabbitMQ: its confirm fails
@@ -450,27 +466,13 @@ static void test_unroutable_event_is_a_failure(void **state)
     c.consume_node = false; /* a publisher only, as feed-gateway's */
     if (fp_amqp_open(&p, &c) != 0)
         fail_msg("fp_amqp_open: %s", fp_amqp_errstr(p));
-    delete_queue(FP_QUEUE_EVENTS);
-    assert_int_equal(fp_amqp_publish(p, FP_EXCHANGE_EVENTS, "post.created", body, strlen(body)), 0);
-    assert_int_equal(fp_amqp_confirm(p), -EIO);
-    if (strstr(fp_amqp_errstr(p), "returned an event") == NULL)
-        fail_msg("not the return: %s", fp_amqp_errstr(p));
-    assert_int_equal(fp_amqp_reconnect(p), 0);
-    assert_int_equal(fp_amqp_publish(p, FP_EXCHANGE_EVENTS, "post.created", body, strlen(body)), 0);
-    assert_int_equal(fp_amqp_confirm(p), 0);
+    returned_then_kept(p, FP_QUEUE_EVENTS, FP_EXCHANGE_EVENTS, "returned an event", body);
     /* Deliveries to a node without a queue are no loss: confirmed. */
     assert_int_equal(fp_amqp_publish(p, FP_EXCHANGE_DELIVER, "no-such-node", "{}", 2), 0);
     assert_int_equal(fp_amqp_confirm(p), 0);
     /* Nor is a dead letter lost with feed.events.dead deleted: returned,
      * and kept once the next link declared the queue again. */
-    delete_queue(FP_QUEUE_DEAD);
-    assert_int_equal(fp_amqp_publish(p, FP_EXCHANGE_DLX, "post.created", body, strlen(body)), 0);
-    assert_int_equal(fp_amqp_confirm(p), -EIO);
-    if (strstr(fp_amqp_errstr(p), "returned a dead letter") == NULL)
-        fail_msg("not the return: %s", fp_amqp_errstr(p));
-    assert_int_equal(fp_amqp_reconnect(p), 0);
-    assert_int_equal(fp_amqp_publish(p, FP_EXCHANGE_DLX, "post.created", body, strlen(body)), 0);
-    assert_int_equal(fp_amqp_confirm(p), 0);
+    returned_then_kept(p, FP_QUEUE_DEAD, FP_EXCHANGE_DLX, "returned a dead letter", body);
     assert_int_equal(fp_amqp_dead_count(p, &dead), 0);
     assert_int_equal(dead, 1);
     fp_amqp_free(p);

@@ -530,6 +530,22 @@ static void check_run(char got[][FP_ID_BUFSZ], size_t n, const char *prefix, lon
     }
 }
 
+/* Walks uid's feed of n posts <prefix>0 .. <prefix><n-1> under a bound of
+ * 64 KiB (walk_bounded, bodies of at most body bytes): downward from the
+ * newest, all n newest first; upward from <prefix>0, the n - 1 after it,
+ * oldest first. */
+static void walk_both(fp_store *st, const char *uid, const char *prefix, size_t n, size_t body)
+{
+    char first[FP_ID_BUFSZ], got[320][FP_ID_BUFSZ];
+
+    assert_true(n <= 320);
+    snprintf(first, sizeof(first), "%s0", prefix);
+    assert_int_equal(walk_bounded(st, uid, "", false, 65536, body, got, 320), n);
+    check_run(got, n, prefix, (long)n - 1, -1);
+    assert_int_equal(walk_bounded(st, uid, first, true, 65536, body, got, 320), n - 1);
+    check_run(got, n - 1, prefix, 1, 1);
+}
+
 /* The body test_page_bytes_chunks stores for post id (text chars of
  * 'y'), into buf. */
 static void chunk_body(const char *id, size_t text, char *buf, size_t len)
@@ -574,12 +590,12 @@ static void test_page_bytes(void **state)
 {
     env *e = *state;
     fp_store_config cfg = store_config(&e->redis, PREFIX);
-    char *text = malloc(8001), id[24], got[128][FP_ID_BUFSZ];
+    char *text = malloc(8001), id[24];
     fp_store *st = NULL;
     fp_feed_page page;
     long long hits;
     fp_fanout f;
-    size_t n, i;
+    size_t i;
 
     assert_non_null(text);
     memset(text, 'z', 8000);
@@ -605,12 +621,7 @@ static void test_page_bytes(void **state)
     assert_true(hits < 80);
     fp_feed_page_free(&page);
 
-    n = walk_bounded(st, "pbr", "", false, 65536, 8100, got, 128);
-    assert_int_equal(n, 101);
-    check_run(got, n, "pb", 100, -1);
-    n = walk_bounded(st, "pbr", "pb0", true, 65536, 8100, got, 128);
-    assert_int_equal(n, 100);
-    check_run(got, n, "pb", 1, 1);
+    walk_both(st, "pbr", "pb", 101, 8100);
     fp_store_free(st);
     free(text);
 }
@@ -631,8 +642,8 @@ static void test_page_bytes_chunks(void **state)
     env *e = *state;
     fp_store_config cfg = store_config(&e->redis, PREFIX);
     redisContext *sub = ft_redis_connect(e->redis.port);
-    char id[24], buf[600], got[320][FP_ID_BUFSZ];
-    size_t n, i, three = 0;
+    char id[24], buf[600];
+    size_t i, three = 0;
     fp_store *st = NULL;
     fp_feed_page page;
     fp_fanout f;
@@ -662,12 +673,7 @@ static void test_page_bytes_chunks(void **state)
     assert_true(fake_cache.puts >= 1);
     fp_feed_page_free(&page);
 
-    n = walk_bounded(st, "pcr", "", false, 65536, 500, got, 320);
-    assert_int_equal(n, 300);
-    check_run(got, n, "pc", 299, -1);
-    n = walk_bounded(st, "pcr", "pc0", true, 65536, 500, got, 320);
-    assert_int_equal(n, 299);
-    check_run(got, n, "pc", 1, 1);
+    walk_both(st, "pcr", "pc", 300, 500);
     assert_true(fake_cache.most <= 128);
     fp_store_free(st);
 
