@@ -296,7 +296,8 @@ static int auth__recheck(fa_plugin *pl, const struct mosquitto_evt_basic_auth *e
     if (s == NULL && mosquitto_client_sub_count(ev->client) > 0)
         return MOSQ_ERR_SUCCESS;
     e = s == NULL ? fa_ended_find(&pl->ended, ev->client) : NULL;
-    fa_ended_id_hash(client_id, id);
+    if (e != NULL)
+        fa_ended_id_hash(client_id, id);
     if (e != NULL && memcmp(e->id_hash, id, sizeof(id)) == 0 &&
         auth__same_token(pl, ev, e->sub, e->exp, e->iat))
         return MOSQ_ERR_SUCCESS;

@@ -138,6 +138,8 @@ void fa_ended_forget_id(fa_ended_set *set, const char *client_id)
     unsigned char h[FA_ENDED_HASH_LEN];
     fa_ended *e = NULL;
 
+    if (set->by_id == NULL)
+        return; /* nothing remembered: no digest to take (every connect) */
     fa_ended_id_hash(client_id, h);
     HASH_FIND(hh_id, set->by_id, h, FA_ENDED_HASH_LEN, e);
     if (e != NULL)
