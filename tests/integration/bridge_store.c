@@ -626,6 +626,22 @@ static void test_page_bytes(void **state)
     free(text);
 }
 
+/* pcr's first page of limit 1000 through a store of cfg with page_bytes
+ * bytes: n posts, resume the last of them. */
+static void first_page_bounded(fp_store_config *cfg, size_t bytes, size_t n, const char *resume)
+{
+    fp_store *st = NULL;
+    fp_feed_page page;
+
+    cfg->page_bytes = bytes;
+    assert_int_equal(fp_store_open(&st, cfg), 0);
+    assert_int_equal(fp_store_feed_page(st, "pcr", 1000, NULL, &page), 0);
+    assert_int_equal(page.n, n);
+    assert_string_equal(page.resume, resume);
+    fp_feed_page_free(&page);
+    fp_store_free(st);
+}
+
 /*
  * The bound of bytes across chunks and the body cache: 300 posts of about
  * 490 bytes, 133 of which fit in 64 KiB, so a page of limit 1000 takes two
@@ -678,20 +694,8 @@ static void test_page_bytes_chunks(void **state)
     fp_store_free(st);
 
     /* Exactly three bodies' bytes: three posts; one byte less: two. */
-    cfg.page_bytes = three;
-    assert_int_equal(fp_store_open(&st, &cfg), 0);
-    assert_int_equal(fp_store_feed_page(st, "pcr", 1000, NULL, &page), 0);
-    assert_int_equal(page.n, 3);
-    assert_string_equal(page.resume, "pc297");
-    fp_feed_page_free(&page);
-    fp_store_free(st);
-    cfg.page_bytes = three - 1;
-    assert_int_equal(fp_store_open(&st, &cfg), 0);
-    assert_int_equal(fp_store_feed_page(st, "pcr", 1000, NULL, &page), 0);
-    assert_int_equal(page.n, 2);
-    assert_string_equal(page.resume, "pc298");
-    fp_feed_page_free(&page);
-    fp_store_free(st);
+    first_page_bounded(&cfg, three, 3, "pc297");
+    first_page_bounded(&cfg, three - 1, 2, "pc298");
     redisFree(sub);
 }
 
