@@ -150,8 +150,13 @@ int store__check_event(fp_store *s, const fp_event *ev, fp_event_type t)
  * connection of a client that has not authenticated as soon as it sends a
  * bulk over 16 KiB (the longest scripts are), so without this a missing
  * redis_password_file would read as "Server closed the connection"; the
- * PING's NOAUTH names the cause. Returns 0, -EIO (connection) or -EPROTO
- * (an error reply, recorded).
+ * PING's NOAUTH names the cause. One of Redis's passing states
+ * (store__transient) is no failure here: a replica cut off from its
+ * primary answers PING with MASTERDOWN but serves SCRIPT LOAD, and the
+ * calls made on the connection say -EBUSY until it serves again (failing
+ * the connect would make them say the server is unreachable, and hold
+ * off the next attempt). Returns 0, -EIO (connection) or -EPROTO (an
+ * error reply, recorded).
  */
 static int store__ping_first(fp_store *s)
 {
@@ -165,7 +170,7 @@ static int store__ping_first(fp_store *s)
         return -EIO;
     }
     r = reply;
-    if (r->type == REDIS_REPLY_ERROR)
+    if (r->type == REDIS_REPLY_ERROR && !store__transient(r->str))
         rc = store__protocol(s, "PING", r);
     freeReplyObject(r);
     return rc;
@@ -173,8 +178,9 @@ static int store__ping_first(fp_store *s)
 
 /*
  * Loads every script (SCRIPT LOAD, pipelined) and keeps their SHA1s, after
- * one PING (store__ping_first). Returns 0, -EIO (connection) or -EPROTO
- * (Redis refused the PING or a script).
+ * one PING (store__ping_first). Returns 0, -EIO (connection), -EBUSY (a
+ * script refused in one of Redis's passing states) or -EPROTO (Redis
+ * refused the PING or a script).
  */
 int store__load_scripts(fp_store *s)
 {

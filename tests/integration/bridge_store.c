@@ -1380,6 +1380,37 @@ static void test_readonly_and_sync(void **state)
     fp_event_free(&ev);
 }
 
+/*
+ * A replica cut off from its primary with replica-serve-stale-data off
+ * answers MASTERDOWN, to PING too, but serves SCRIPT LOAD: a reconnect
+ * and a first open then succeed, calls say -EBUSY (a passing state, not
+ * a refusal or a lost link), and the same connection serves once Redis
+ * does.
+ */
+static void test_masterdown(void **state)
+{
+    env *e = *state;
+    fp_store_config cfg = store_config(&e->redis, PREFIX);
+    fp_store *st = NULL;
+    char *json = NULL;
+
+    run(e->rc, "CONFIG SET replica-serve-stale-data no");
+    run(e->rc, "REPLICAOF 127.0.0.1 1");
+    assert_int_equal(fp_store_reconnect(e->st), 0);
+    assert_int_equal(fp_store_err(e->st), 0);
+    assert_int_equal(fp_store_open(&st, &cfg), 0);
+    assert_int_equal(fp_store_ribbon_get(st, &json), -EBUSY);
+    assert_null(json);
+    assert_non_null(strstr(fp_store_errstr(st), "MASTERDOWN"));
+    assert_int_equal(fp_store_ping(e->st), -EBUSY);
+    run(e->rc, "REPLICAOF NO ONE");
+    assert_int_equal(fp_store_ribbon_get(st, &json), 0);
+    assert_non_null(strstr(json, "\"type\":\"ribbon\""));
+    free(json);
+    assert_int_equal(fp_store_ping(e->st), 0);
+    fp_store_free(st);
+}
+
 /* Bad configurations and arguments. */
 static void test_bad_arguments(void **state)
 {
@@ -2325,6 +2356,6 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_body_cache_reads), T(test_cursor_gone),
         T(test_cursor_gone_big),  T(test_feed_wrong_type),
         T(test_redelivery_written_late), T(test_page_bytes),
-        T(test_page_bytes_chunks))
+        T(test_page_bytes_chunks), T(test_masterdown))
 /* clang-format on */
 #undef T
