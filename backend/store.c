@@ -150,13 +150,13 @@ int store__check_event(fp_store *s, const fp_event *ev, fp_event_type t)
  * connection of a client that has not authenticated as soon as it sends a
  * bulk over 16 KiB (the longest scripts are), so without this a missing
  * redis_password_file would read as "Server closed the connection"; the
- * PING's NOAUTH names the cause. One of Redis's passing states
- * (store__transient) is no failure here: a replica cut off from its
+ * PING's NOAUTH names the cause. That is the only error reply that fails
+ * here: the scripts' own replies say the rest. A replica cut off from its
  * primary answers PING with MASTERDOWN but serves SCRIPT LOAD, and the
  * calls made on the connection say -EBUSY until it serves again (failing
  * the connect would make them say the server is unreachable, and hold
- * off the next attempt). Returns 0, -EIO (connection) or -EPROTO (an
- * error reply, recorded).
+ * off the next attempt); an ACL user need not be allowed PING (NOPERM).
+ * Returns 0, -EIO (connection) or -EPROTO (NOAUTH, recorded).
  */
 static int store__ping_first(fp_store *s)
 {
@@ -170,7 +170,7 @@ static int store__ping_first(fp_store *s)
         return -EIO;
     }
     r = reply;
-    if (r->type == REDIS_REPLY_ERROR && !store__transient(r->str))
+    if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOAUTH", 6) == 0)
         rc = store__protocol(s, "PING", r);
     freeReplyObject(r);
     return rc;
@@ -179,8 +179,8 @@ static int store__ping_first(fp_store *s)
 /*
  * Loads every script (SCRIPT LOAD, pipelined) and keeps their SHA1s, after
  * one PING (store__ping_first). Returns 0, -EIO (connection), -EBUSY (a
- * script refused in one of Redis's passing states) or -EPROTO (Redis
- * refused the PING or a script).
+ * script refused in one of Redis's passing states) or -EPROTO (NOAUTH to
+ * the PING, or a script refused).
  */
 int store__load_scripts(fp_store *s)
 {

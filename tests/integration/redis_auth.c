@@ -182,6 +182,9 @@ static void test_store(void **state)
     /* The default user, then the ACL user, with their passwords. */
     assert_int_equal(store_open(NULL, pw_file, why, sizeof(why)), 0);
     assert_int_equal(store_open(ACL_USER, acl_file, why, sizeof(why)), 0);
+    /* An ACL user need not be allowed PING (the store sends one first). */
+    ft_redis_ok(rc, "ACL SETUSER fpnoping on >%s ~* &* +@all -ping", ACL_PASSWORD);
+    assert_int_equal(store_open("fpnoping", acl_file, why, sizeof(why)), 0);
 
     assert_int_equal(store_open(NULL, wrong_file, why, sizeof(why)), -EIO);
     printf("# wrong password: %s\n", why);
