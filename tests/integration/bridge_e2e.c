@@ -30,6 +30,10 @@
  * expiry its deliveries carry shows the rounding up (to TTL_S). */
 #define TTL_MS 29500
 #define TTL_S ((TTL_MS + 999) / 1000)
+/* How long a test waits for a live delivery: a deadline for the poll on
+ * a loaded machine, not a speed requirement (the benchmarks measure
+ * latency). */
+#define LIVE_WAIT_MS 5000
 
 static ft_node_env env;
 
@@ -221,13 +225,13 @@ static void test_seed_scenario(void **state)
 
     t0 = fp_time_mono_ms();
     post("p1", "A", "hello from A");
-    assert_int_equal(ft_mqtt_wait_messages(&b, 1, 1000), 1);
+    assert_int_equal(ft_mqtt_wait_messages(&b, 1, LIVE_WAIT_MS), 1);
     printf("# A's post reached B %lld ms after the publish\n", (long long)(fp_time_mono_ms() - t0));
     assert_string_equal(b.last_topic, "feed/B");
     assert_non_null(strstr(b.last_payload, "\"type\":\"post.created\""));
     assert_non_null(strstr(b.last_payload, "\"id\":\"p1\""));
     assert_non_null(strstr(b.last_payload, "hello from A"));
-    assert_int_equal(ft_mqtt_wait_messages(&a, 1, 1000), 1);
+    assert_int_equal(ft_mqtt_wait_messages(&a, 1, LIVE_WAIT_MS), 1);
     assert_string_equal(a.last_topic, "feed/A");
     ft_mqtt_pump(&c, 300);
     assert_int_equal(c.received, 0);
@@ -243,7 +247,7 @@ static void test_seed_scenario(void **state)
 
     /* Delete: B is told, and the post body is gone (the read path skips it). */
     event("post.deleted", "{\"type\":\"post.deleted\",\"post_id\":\"p1\",\"author_id\":\"A\"}");
-    assert_int_equal(ft_mqtt_wait_messages(&b, 2, 1000), 2);
+    assert_int_equal(ft_mqtt_wait_messages(&b, 2, LIVE_WAIT_MS), 2);
     assert_non_null(strstr(b.last_payload, "\"type\":\"post.deleted\""));
     assert_non_null(strstr(b.last_payload, "\"post_id\":\"p1\""));
     feed_of("B", feed, sizeof(feed));
@@ -254,13 +258,13 @@ static void test_seed_scenario(void **state)
      * recipient, gets neither. */
     event("post.created", "{\"type\":\"post.created\",\"post\":{\"id\":\"p2\",\"author_id\":"
                           "\"A\",\"text\":\"for C\",\"created_at\":2},\"recipients\":[\"C\"]}");
-    assert_int_equal(ft_mqtt_wait_messages(&c, 1, 1000), 1);
+    assert_int_equal(ft_mqtt_wait_messages(&c, 1, LIVE_WAIT_MS), 1);
     assert_non_null(strstr(c.last_payload, "\"id\":\"p2\""));
     feed_of("C", feed, sizeof(feed));
     assert_string_equal(feed, "p2");
     event("post.deleted", "{\"type\":\"post.deleted\",\"post_id\":\"p2\",\"author_id\":\"A\","
                           "\"recipients\":[\"C\"]}");
-    assert_int_equal(ft_mqtt_wait_messages(&c, 2, 1000), 2);
+    assert_int_equal(ft_mqtt_wait_messages(&c, 2, LIVE_WAIT_MS), 2);
     assert_non_null(strstr(c.last_payload, "\"type\":\"post.deleted\""));
     assert_non_null(strstr(c.last_payload, "\"post_id\":\"p2\""));
     assert_null(strstr(c.last_payload, "recipients"));

@@ -116,19 +116,31 @@ static void assert_watcher_all(watcher *w, int n)
                  n, w->messages);
 }
 
+/* The time the plugin last wrote into its node's heartbeat key (unix
+ * seconds), 0 when the key is missing. */
+static long long heartbeat_time(void)
+{
+    return rq_int("EVAL %s 1 node:%s", "return tonumber(redis.call('GET', KEYS[1]) or '0')",
+                  env.p.node_id);
+}
+
 /*
- * After a Redis fault: waits until the watcher's presence and its node's
- * heartbeat are back (the plugin rewrites them when it reconnects), and
- * returns the index of the first post published after that.
+ * After a Redis fault: waits until the plugin has written its node's
+ * heartbeat since (a time after the fault's end: a key kept through a
+ * restart, or not yet expired after a pause, says nothing of a plugin
+ * that has not reconnected yet) and the watcher's presence is there (a
+ * reconnect rewrites it), and returns the index of the first post
+ * published after that.
  */
 static int live_again_from(watcher *w, stream *s)
 {
+    long long after = (long long)time(NULL) + 1;
     int i;
 
-    ft_stream_wait_online(1, w->uid);
-    for (i = 0; i < 250 && rq_int("EXISTS node:%s", env.p.node_id) != 1; i++)
+    for (i = 0; i < 500 && heartbeat_time() < after; i++)
         ft_sleep_ms(20);
-    assert_int_equal(rq_int("EXISTS node:%s", env.p.node_id), 1);
+    assert_true(heartbeat_time() >= after);
+    ft_stream_wait_online(1, w->uid);
     return ft_stream_next(s) + 1;
 }
 
@@ -276,7 +288,9 @@ static void test_redis_restart_empty(void **state)
     ft_stream_start(&s, t, n, true, STREAM_PACE_US);
     ft_stream_wait(&s, n / 2);
     assert_int_equal(ft_server_restart(&env.p.redis), 0);
-    from = ft_stream_next(&s);
+    /* The post at ft_stream_next may have gone out before the restart
+     * and been written to the Redis that was lost. */
+    from = ft_stream_next(&s) + 1;
     assert_int_equal(rq_int("EXISTS faults:before"), 0); /* it did lose everything */
     ft_feeds_report_recovery("redis restarted empty", t, from);
 

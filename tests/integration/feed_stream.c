@@ -322,9 +322,23 @@ static void fs__on_connect(struct mosquitto *m, void *obj, int rc)
 
     if (rc != 0)
         return;
-    mosquitto_subscribe(m, NULL, w->topic, 1);
     pthread_mutex_lock(&w->lock);
     w->connects++;
+    w->sub_mid = 0;
+    mosquitto_subscribe(m, &w->sub_mid, w->topic, 1);
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void fs__on_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *qos)
+{
+    ft_watcher *w = obj;
+
+    (void)m;
+    if (n != 1 || qos[0] != 1)
+        return; /* refused (0x80) or downgraded: not a subscription the test can count on */
+    pthread_mutex_lock(&w->lock);
+    if (mid == w->sub_mid)
+        w->acked = w->connects;
     pthread_mutex_unlock(&w->lock);
 }
 
@@ -361,14 +375,25 @@ int ft_watcher_connects(ft_watcher *w)
     return n;
 }
 
+/* Whether the watcher has connected `connects` times and its latest
+ * connect's subscription is acknowledged (fs__on_subscribe). */
+static bool fs__subscribed(ft_watcher *w, int connects)
+{
+    bool done;
+
+    pthread_mutex_lock(&w->lock);
+    done = w->connects >= connects && w->acked == w->connects;
+    pthread_mutex_unlock(&w->lock);
+    return done;
+}
+
 void ft_watcher_wait_connected(ft_watcher *w, int connects)
 {
     int i;
 
-    for (i = 0; i < 500 && ft_watcher_connects(w) < connects; i++)
+    for (i = 0; i < 500 && !fs__subscribed(w, connects); i++)
         ft_sleep_ms(20);
-    assert_true(ft_watcher_connects(w) >= connects);
-    ft_sleep_ms(100); /* the SUBACK follows the CONNACK */
+    assert_true(fs__subscribed(w, connects));
     ft_stream_wait_online(w->node, w->uid);
 }
 
@@ -389,6 +414,7 @@ void ft_watcher_start(ft_watcher *w, int node, const char *t, const char *suffix
     assert_int_equal(mosquitto_username_pw_set(w->m, w->uid, tok), MOSQ_ERR_SUCCESS);
     free(tok);
     mosquitto_connect_callback_set(w->m, fs__on_connect);
+    mosquitto_subscribe_callback_set(w->m, fs__on_subscribe);
     mosquitto_message_callback_set(w->m, fs__on_message);
     mosquitto_reconnect_delay_set(w->m, 1, 2, false);
     assert_int_equal(mosquitto_connect(w->m, "127.0.0.1", ft_node_port(fs__env, node), 30),

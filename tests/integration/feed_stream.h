@@ -107,6 +107,8 @@ typedef struct ft_watcher {
     pthread_mutex_t lock;
     unsigned char seen[FT_WATCH_MAX];
     int connects;
+    int sub_mid; /* the latest connect's SUBSCRIBE */
+    int acked;   /* the connect (1..) whose SUBSCRIBE was acknowledged last */
     int messages;
 } ft_watcher;
 
@@ -116,8 +118,9 @@ void ft_watcher_start(ft_watcher *w, int node, const char *t, const char *suffix
 void ft_watcher_stop(ft_watcher *w);
 /* How many times the watcher has connected (and subscribed). */
 int ft_watcher_connects(ft_watcher *w);
-/* Waits until the watcher connected (and subscribed) `connects` times and
- * is online again. */
+/* Waits until the watcher connected `connects` times, the broker
+ * acknowledged the subscription of its latest connect, and it is online
+ * again. */
 void ft_watcher_wait_connected(ft_watcher *w, int connects);
 /* Waits until uid shows up in online:<node's id> (3 s at most). */
 void ft_stream_wait_online(int node, const char *uid);
