@@ -37,6 +37,8 @@ static const struct {
     [STORE__FEED_READ] = {"feed_read", fp_lua_feed_read, sizeof(fp_lua_feed_read) - 1},
     [STORE__RIBBON_PUSH] = {"ribbon_push", fp_lua_ribbon_push, sizeof(fp_lua_ribbon_push) - 1},
     [STORE__USER_REVOKED] = {"user_revoked", fp_lua_user_revoked, sizeof(fp_lua_user_revoked) - 1},
+    [STORE__FOLLOW] = {"follow", fp_lua_follow, sizeof(fp_lua_follow) - 1},
+    [STORE__FOLLOW_STAMP] = {"follow_stamp", fp_lua_follow_stamp, sizeof(fp_lua_follow_stamp) - 1},
 };
 
 /* ------------------------------------------------------------ errors */
@@ -692,14 +694,30 @@ static int store__read_transaction(fp_store *s, const char *what, redisReply **e
     return rc;
 }
 
+/* follow:<follower>:<followee> into buf (STORE__PAIR_KEY_MAX bytes): ids
+ * hold no ':', so the name is the pair's alone. */
+#define STORE__PAIR_KEY_MAX (STORE__KEY_MAX + 1 + FP_ID_BUFSZ)
+static void store__pair_key(const fp_store *s, char *buf, const char *follower,
+                            const char *followee)
+{
+    char key[STORE__KEY_MAX];
+
+    store__key(s, key, FP_KEY_FOLLOW, follower);
+    snprintf(buf, STORE__PAIR_KEY_MAX, "%s:%s", key, followee);
+}
+
 /*
- * follow.created / follow.deleted: both set updates in one MULTI/EXEC,
- * pipelined (one round trip). Returns 0, -EINVAL, -EIO or -EPROTO.
+ * follow.created / follow.deleted: both set updates (SADD or SREM) in
+ * follow.lua, in the pair's order: an event stamped (follow_at) at or
+ * below the stamp of the change the sets hold is left out. Returns 0,
+ * -EINVAL, -EIO or -EPROTO.
  */
 int fp_store_follow(fp_store *s, const fp_event *ev)
 {
-    char followers[STORE__KEY_MAX], following[STORE__KEY_MAX];
-    const char *op, *what;
+    char followers[STORE__KEY_MAX], following[STORE__KEY_MAX], pair[STORE__PAIR_KEY_MAX];
+    char at[24], ttl[24];
+    const char *what, *argv[8];
+    redisReply *r = NULL;
     int rc;
 
     if (s == NULL || ev == NULL)
@@ -712,20 +730,53 @@ int fp_store_follow(fp_store *s, const fp_event *ev)
     what = fp_event_type_name(ev->type);
     if (strcmp(ev->follower_id, ev->followee_id) == 0)
         return store__invalid(s, what, "a user cannot follow themselves");
-    rc = store__connected(s);
-    if (rc != 0)
-        return rc;
-    op = ev->type == FP_EVENT_FOLLOW_CREATED ? "SADD" : "SREM";
     store__key(s, followers, FP_KEY_FOLLOWERS, ev->followee_id);
     store__key(s, following, FP_KEY_FOLLOWING, ev->follower_id);
-    if (redisAppendCommand(s->c, "MULTI") != REDIS_OK ||
-        redisAppendCommand(s->c, "%s %s %s", op, followers, ev->follower_id) != REDIS_OK ||
-        redisAppendCommand(s->c, "%s %s %s", op, following, ev->followee_id) != REDIS_OK ||
-        redisAppendCommand(s->c, "EXEC") != REDIS_OK) {
-        store__fail(s, what);
-        return -EIO;
-    }
-    return store__read_transaction(s, what, NULL);
+    store__pair_key(s, pair, ev->follower_id, ev->followee_id);
+    store__i64(at, ev->follow_at);
+    store__i64(ttl, FP_STORE_MARKER_TTL_S);
+    argv[0] = followers;
+    argv[1] = following;
+    argv[2] = pair;
+    argv[3] = ev->type == FP_EVENT_FOLLOW_CREATED ? "SADD" : "SREM";
+    argv[4] = ev->follower_id;
+    argv[5] = ev->followee_id;
+    argv[6] = at;
+    argv[7] = ttl;
+    rc = store__eval(s, STORE__FOLLOW, 3, 8, argv, &r);
+    if (rc != 0)
+        return rc;
+    if (r->type != REDIS_REPLY_INTEGER)
+        rc = store__protocol(s, what, r);
+    freeReplyObject(r);
+    return rc;
+}
+
+int fp_store_follow_stamp(fp_store *s, const char *follower, const char *followee, int64_t *at)
+{
+    char pair[STORE__PAIR_KEY_MAX], ttl[24];
+    const char *argv[2];
+    redisReply *r = NULL;
+    int rc;
+
+    if (s == NULL || at == NULL)
+        return -EINVAL;
+    *at = 0;
+    if (!fp_id_valid(follower) || !fp_id_valid(followee))
+        return store__invalid(s, "follow stamp", "not a valid id");
+    store__pair_key(s, pair, follower, followee);
+    store__i64(ttl, FP_STORE_MARKER_TTL_S);
+    argv[0] = pair;
+    argv[1] = ttl;
+    rc = store__eval(s, STORE__FOLLOW_STAMP, 1, 2, argv, &r);
+    if (rc != 0)
+        return rc;
+    if (r->type == REDIS_REPLY_INTEGER && r->integer > 0 && r->integer <= FP_EVENT_TS_MAX)
+        *at = r->integer;
+    else
+        rc = store__protocol(s, "follow stamp", r);
+    freeReplyObject(r);
+    return rc;
 }
 
 /* ------------------------------------------------------------ ribbon */
@@ -782,7 +833,7 @@ done:
 int fp_store_ribbon_get(fp_store *s, char **ribbon_json)
 {
     char key[STORE__KEY_MAX], vkey[STORE__KEY_MAX];
-    redisReply *r;
+    redisReply *r = NULL;
     int rc;
 
     if (s == NULL || ribbon_json == NULL)

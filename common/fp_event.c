@@ -30,7 +30,8 @@ typedef struct {
     event__kind kind;
     size_t off;      /* offsetof(fp_event, ...) */
     size_t min, max; /* EVENT__TEXT: length limits in bytes */
-    bool optional;   /* EVENT__TEXT only: may be absent (NULL) */
+    bool optional;   /* may be absent: EVENT__TEXT then NULL, EVENT__TS then 0 (and 0
+                        is not written) */
 } event__field;
 
 typedef struct {
@@ -53,6 +54,10 @@ typedef struct {
     {                                                                                              \
         parent, key, path, EVENT__TS, offsetof(fp_event, member), 0, 0, false                      \
     }
+#define EVENT__F_TS_OPT(parent, key, path, member)                                                 \
+    {                                                                                              \
+        parent, key, path, EVENT__TS, offsetof(fp_event, member), 0, 0, true                       \
+    }
 #define EVENT__F_TEXT(parent, key, path, member, min, max, opt)                                    \
     {                                                                                              \
         parent, key, path, EVENT__TEXT, offsetof(fp_event, member), min, max, opt                  \
@@ -73,6 +78,7 @@ static const event__field event__post_deleted_fields[] = {
 static const event__field event__follow_fields[] = {
     EVENT__F_ID(NULL, "follower_id", "follower_id", follower_id),
     EVENT__F_ID(NULL, "followee_id", "followee_id", followee_id),
+    EVENT__F_TS_OPT(NULL, "at", "at", follow_at),
 };
 
 static const event__field event__ribbon_fields[] = {
@@ -575,6 +581,8 @@ static int event__encode_field(cJSON *out, const event__field *f, const fp_event
             return 0;
         return cJSON_AddStringToObject(obj, f->key, text) != NULL ? 0 : -ENOMEM;
     case EVENT__TS:
+        if (f->optional && *(const int64_t *)event__at(ev, f) == 0)
+            return 0;
         return event__add_ts(obj, f->key, *(const int64_t *)event__at(ev, f));
     }
     return -EINVAL;

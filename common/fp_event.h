@@ -7,8 +7,8 @@
  *   post.created   {"type","post":{"id","author_id","text","created_at"},
  *                   "recipients"?:[ids]}
  *   post.deleted   {"type","post_id","author_id","recipients"?:[ids]}
- *   follow.created {"type","follower_id","followee_id"}
- *   follow.deleted {"type","follower_id","followee_id"}
+ *   follow.created {"type","follower_id","followee_id","at"?}
+ *   follow.deleted {"type","follower_id","followee_id","at"?}
  *   ribbon.pushed  {"type","entry":{"user_id","name"?,"text"?,"at"}}
  *   user.revoked   {"type","user_id","before"}
  *
@@ -73,6 +73,7 @@ typedef struct {
     char author_id[FP_ID_BUFSZ];   /* post.deleted */
     char follower_id[FP_ID_BUFSZ]; /* follow.created / follow.deleted */
     char followee_id[FP_ID_BUFSZ];
+    int64_t follow_at;         /* their order within the pair (unix ms); 0: none given */
     fp_ribbon_entry entry;     /* ribbon.pushed */
     char user_id[FP_ID_BUFSZ]; /* user.revoked */
     int64_t before;            /* user.revoked, unix seconds */

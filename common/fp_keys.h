@@ -19,6 +19,7 @@
 
 #define FP_KEY_FOLLOWERS "followers:"       /* set of users following <uid> */
 #define FP_KEY_FOLLOWING "following:"       /* set of users <uid> follows */
+#define FP_KEY_FOLLOW "follow:" /* hash of <follower>:<followee>: issued, applied stamps */
 #define FP_KEY_POST "post:"                 /* the post's JSON body */
 #define FP_KEY_FEED "feed:"                 /* sorted set: post ids by sequence number */
 #define FP_KEY_FANOUT "fanout:"             /* "<seq> <mode> <phase>", "deleted" tombstone */

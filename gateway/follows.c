@@ -14,7 +14,9 @@ static void follows__change(fg_gateway *gw, const fg_request *req, fg_response *
                             fp_event_type t)
 {
     fp_event ev = {.type = t};
+    fp_store *st;
     cJSON *out;
+    int rc;
 
     if (!fp_id_valid(req->param)) {
         fg_respond_error(resp, 400, "bad_request", "user id: 1-64 characters of [A-Za-z0-9_-]");
@@ -26,6 +28,18 @@ static void follows__change(fg_gateway *gw, const fg_request *req, fg_response *
     }
     snprintf(ev.follower_id, sizeof(ev.follower_id), "%s", req->caller.sub);
     snprintf(ev.followee_id, sizeof(ev.followee_id), "%s", req->param);
+    /* The stamp orders this change after the pair's earlier ones, should
+     * one of those be delivered again later (fp_store_follow). */
+    st = fg_backend_store(gw);
+    if (st == NULL) {
+        fg_respond_unavailable(resp, "redis");
+        return;
+    }
+    FG_STORE_CALL(gw, rc, fp_store_follow_stamp(st, ev.follower_id, ev.followee_id, &ev.follow_at));
+    if (rc != 0) {
+        fg_respond_store_error(gw, resp, rc, "follow stamp");
+        return;
+    }
     if (!fg_publish(gw, &ev, resp))
         return;
     out = cJSON_CreateObject();

@@ -231,9 +231,24 @@ int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out);
 /*
  * follow.created (SADD followers:<followee> follower, SADD
  * following:<follower> followee) or follow.deleted (the SREMs), in one
- * MULTI/EXEC. Following oneself is -EINVAL.
+ * script. An event with a stamp (follow_at) is applied only when it is
+ * above the stamp of the pair's change the sets hold (follow:<follower>:
+ * <followee>, kept FP_STORE_MARKER_TTL_S after its last change), which it
+ * then becomes: a change delivered again after a later one of the same
+ * pair is left out (and so is the same event twice). One without a stamp
+ * is applied as it comes. Following oneself is -EINVAL. Returns 0 (also
+ * when left out), -EINVAL, -EIO or -EPROTO.
  */
 int fp_store_follow(fp_store *s, const fp_event *ev);
+
+/*
+ * The stamp of a follow or unfollow of followee by follower, given when
+ * the request is taken (feed-gateway): Redis's clock in milliseconds, or
+ * one more than the pair's last stamp when the clock is not past it, so
+ * the stamps of a pair grow whichever gateway gives them. 0 with *at set,
+ * -EINVAL, -EIO or -EPROTO.
+ */
+int fp_store_follow_stamp(fp_store *s, const char *follower, const char *followee, int64_t *at);
 
 /*
  * ribbon.pushed: the entry ({"user_id","name"?,"text"?,"at"}) replaces

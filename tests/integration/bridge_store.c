@@ -1411,6 +1411,102 @@ static void test_masterdown(void **state)
     fp_store_free(st);
 }
 
+/* A follow event of type, stamped at (0: no "at"). */
+static void follow_at(fp_store *st, const char *type, const char *follower, const char *followee,
+                      long long at)
+{
+    fp_event ev;
+
+    if (at == 0)
+        event(&ev, "{\"type\":\"%s\",\"follower_id\":\"%s\",\"followee_id\":\"%s\"}", type,
+              follower, followee);
+    else
+        event(&ev, "{\"type\":\"%s\",\"follower_id\":\"%s\",\"followee_id\":\"%s\",\"at\":%lld}",
+              type, follower, followee, at);
+    assert_int_equal(fp_store_follow(st, &ev), 0);
+    fp_event_free(&ev);
+}
+
+/* Whether follower is in followee's followers and followee in follower's
+ * following, checked to agree. */
+static bool follows(redisContext *c, const char *follower, const char *followee)
+{
+    long long a = ft_redis_int(c, "SISMEMBER " PREFIX "followers:%s %s", followee, follower);
+    long long b = ft_redis_int(c, "SISMEMBER " PREFIX "following:%s %s", follower, followee);
+
+    assert_int_equal(a, b);
+    return a == 1;
+}
+
+/* The applied stamp of a pair's hash (key), -1 without one. */
+static long long applied_stamp(redisContext *c, const char *key)
+{
+    redisReply *r = ft_redis_cmd(c, "HGET %s applied", key);
+    long long v = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
+
+    freeReplyObject(r);
+    return v;
+}
+
+/*
+ * A pair's follow and unfollow applied in their stamps' order: one
+ * delivered again after a later change of the pair (a bridge killed
+ * with its ack held) is left out, and so is the same event twice;
+ * stamps come from fp_store_follow_stamp, which only grow per pair
+ * (Redis's clock, or one more than the last); an event without a stamp
+ * is applied as it comes; each pair has its own order.
+ */
+static void test_follow_order(void **state)
+{
+    env *e = *state;
+    int64_t s1 = 0, s2 = 0, s3 = 0;
+    long long ttl;
+
+    assert_int_equal(fp_store_follow_stamp(e->st, "F", "A", &s1), 0);
+    assert_int_equal(fp_store_follow_stamp(e->st, "F", "A", &s2), 0);
+    assert_true(s1 > 1700000000000LL); /* Redis's clock in ms */
+    assert_true(s2 > s1);
+    /* The clock behind the last stamp (a primary whose clock is late):
+     * one more than it. */
+    run(e->rc, "HSET %s issued %lld", PREFIX "follow:F:A", (long long)s2 + 3600000);
+    assert_int_equal(fp_store_follow_stamp(e->st, "F", "A", &s3), 0);
+    assert_int_equal(s3, s2 + 3600001);
+    ttl = ft_redis_int(e->rc, "TTL %s", PREFIX "follow:F:A");
+    assert_true(ttl > 0 && ttl <= FP_STORE_MARKER_TTL_S);
+
+    /* Unfollow (s2) applied, then the follow before it (s1) again. */
+    follow_at(e->st, "follow.created", "F", "A", s1);
+    assert_true(follows(e->rc, "F", "A"));
+    follow_at(e->st, "follow.deleted", "F", "A", s2);
+    assert_false(follows(e->rc, "F", "A"));
+    follow_at(e->st, "follow.created", "F", "A", s1);
+    assert_false(follows(e->rc, "F", "A"));
+    /* The reverse: a follow (s3) applied, then the unfollow before it. */
+    follow_at(e->st, "follow.created", "F", "A", s3);
+    assert_true(follows(e->rc, "F", "A"));
+    follow_at(e->st, "follow.deleted", "F", "A", s2);
+    assert_true(follows(e->rc, "F", "A"));
+    follow_at(e->st, "follow.deleted", "F", "A", s3); /* the same stamp: the same event */
+    assert_true(follows(e->rc, "F", "A"));
+    assert_int_equal(applied_stamp(e->rc, PREFIX "follow:F:A"), s3);
+    ttl = ft_redis_int(e->rc, "TTL %s", PREFIX "follow:F:A");
+    assert_true(ttl > 0 && ttl <= FP_STORE_MARKER_TTL_S);
+
+    /* Without a stamp: applied as it comes, the pair's stamp kept. */
+    follow_at(e->st, "follow.deleted", "F", "A", 0);
+    assert_false(follows(e->rc, "F", "A"));
+    assert_int_equal(applied_stamp(e->rc, PREFIX "follow:F:A"), s3);
+    /* Another pair, another order: the same low stamp applies there. */
+    follow_at(e->st, "follow.created", "G", "A", s1);
+    assert_true(follows(e->rc, "G", "A"));
+    follow_at(e->st, "follow.created", "F", "B", 1);
+    assert_true(follows(e->rc, "F", "B"));
+
+    /* Bad ids are refused before Redis. */
+    assert_int_equal(fp_store_follow_stamp(e->st, "F", "a/b", &s1), -EINVAL);
+    assert_int_equal(s1, 0);
+}
+
 /* Bad configurations and arguments. */
 static void test_bad_arguments(void **state)
 {
@@ -2356,6 +2452,7 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_body_cache_reads), T(test_cursor_gone),
         T(test_cursor_gone_big),  T(test_feed_wrong_type),
         T(test_redelivery_written_late), T(test_page_bytes),
-        T(test_page_bytes_chunks), T(test_masterdown))
+        T(test_page_bytes_chunks), T(test_masterdown),
+        T(test_follow_order))
 /* clang-format on */
 #undef T

@@ -307,9 +307,22 @@ static void test_auth_refusals(void **state)
     free(tok);
 }
 
+/* A stamp (field "issued" or "applied") of the pair's follow:<follower>:
+ * <followee> hash, -1 without one. */
+static long long pair_stamp(const char *follower, const char *followee, const char *field)
+{
+    redisReply *r =
+        ft_redis_once(env.b.p.redis.port, "HGET follow:%s:%s %s", follower, followee, field);
+    long long v = r != NULL && r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : -1;
+
+    freeReplyObject(r);
+    return v;
+}
+
 static void test_follows(void **state)
 {
     char *fa = token("fa"), *fb = token("fb");
+    long long put_stamp;
     cJSON *j;
 
     (void)state;
@@ -329,10 +342,29 @@ static void test_follows(void **state)
     refused(405, "method_not_allowed", "POST", "/api/v1/follows/fb", fa, NULL);
     refused(401, "unauthorized", "PUT", "/api/v1/follows/fb", NULL, NULL);
 
+    put_stamp = pair_stamp("fa", "fb", "applied");
+    assert_true(put_stamp > 0);
     j = call(200, "DELETE", "/api/v1/follows/fb", fa, NULL);
     assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "following")));
     cJSON_Delete(j);
     assert_true(following(fa, "fb", false));
+    /* Each change is stamped when taken, and applied in the stamps'
+     * order: the follow delivered again after the unfollow (a bridge
+     * killed with its ack held) is left out. fc's follow, behind it in
+     * the queue, tells when the bridge is past it. */
+    assert_true(pair_stamp("fa", "fb", "applied") > put_stamp);
+    assert_int_equal(pair_stamp("fa", "fb", "applied"), pair_stamp("fa", "fb", "issued"));
+    assert_int_equal(ft_node_publishf(&env.b, "follow.created",
+                                      "{\"type\":\"follow.created\",\"follower_id\":\"fa\","
+                                      "\"followee_id\":\"fb\",\"at\":%lld}",
+                                      put_stamp),
+                     0);
+    assert_int_equal(ft_node_publishf(&env.b, "follow.created",
+                                      "{\"type\":\"follow.created\",\"follower_id\":\"fc\","
+                                      "\"followee_id\":\"fb\"}"),
+                     0);
+    assert_true(ft_redis_wait_member(env.b.p.redis.port, "followers:fb", "fc", 5000));
+    assert_int_equal(array_size("/api/v1/follows", fa, "following"), 0);
     free(fa);
     free(fb);
 }

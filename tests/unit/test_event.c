@@ -158,6 +158,7 @@ static void assert_event_equal(const fp_event *a, const fp_event *b)
     assert_string_equal(a->author_id, b->author_id);
     assert_string_equal(a->follower_id, b->follower_id);
     assert_string_equal(a->followee_id, b->followee_id);
+    assert_int_equal(a->follow_at, b->follow_at);
     assert_string_equal(a->entry.user_id, b->entry.user_id);
     assert_opt_str_equal(a->entry.name, b->entry.name);
     assert_opt_str_equal(a->entry.text, b->entry.text);
@@ -378,7 +379,32 @@ static void test_follow_roundtrip(void **state)
     assert_int_equal(ev.type, FP_EVENT_FOLLOW_DELETED);
     assert_string_equal(ev.follower_id, "bob");
     assert_string_equal(ev.followee_id, "alice");
+    assert_int_equal(ev.follow_at, 0); /* none given: none written */
     expect_encoded(&ev, "{\"type\":\"follow.deleted\",\"follower_id\":\"bob\",\"followee_id\":\"alice\"}");
+    fp_event_free(&ev);
+
+    /* "at" orders a pair's follows; null counts as absent. */
+    roundtrip("{\"type\":\"follow.created\",\"follower_id\":\"bob\",\"followee_id\":\"alice\","
+              "\"at\":1700000000123}",
+              &ev);
+    assert_int_equal(ev.follow_at, 1700000000123LL);
+    expect_encoded(&ev, "{\"type\":\"follow.created\",\"follower_id\":\"bob\",\"followee_id\":"
+                        "\"alice\",\"at\":1700000000123}");
+    fp_event_free(&ev);
+    roundtrip("{\"type\":\"follow.deleted\",\"follower_id\":\"bob\",\"followee_id\":\"alice\","
+              "\"at\":null}",
+              &ev);
+    assert_int_equal(ev.follow_at, 0);
+    fp_event_free(&ev);
+    expect_fail("{\"type\":\"follow.created\",\"follower_id\":\"b\",\"followee_id\":\"a\","
+                "\"at\":\"1\"}",
+                NULL, -EINVAL, "at: expected an integer");
+    expect_fail("{\"type\":\"follow.created\",\"follower_id\":\"b\",\"followee_id\":\"a\","
+                "\"at\":-1}",
+                NULL, -EINVAL, "at: must be between 0 and");
+    expect_fail("{\"type\":\"follow.deleted\",\"follower_id\":\"b\",\"followee_id\":\"a\","
+                "\"at\":1.5}",
+                NULL, -EINVAL, "at: expected an integer");
 }
 
 static void test_ribbon_roundtrip_full(void **state)
