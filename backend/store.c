@@ -89,10 +89,17 @@ static bool store__transient(const char *text)
  * read the rest of a pipeline. */
 int store__protocol(fp_store *s, const char *what, const redisReply *r)
 {
+    const char *tail;
+    int len;
+
     s->err = REDIS_ERR_OTHER;
-    if (r != NULL && r->type == REDIS_REPLY_ERROR)
-        snprintf(s->errstr, sizeof(s->errstr), "%.48s: %.72s", what, r->str);
-    else
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        /* Redis 7 ends the error of a command a script ran with " script:
+         * f_<sha1>, on @user_script:<line>.": what names the script. */
+        tail = strstr(r->str, " script: ");
+        len = tail != NULL && tail - r->str < 72 ? (int)(tail - r->str) : 72;
+        snprintf(s->errstr, sizeof(s->errstr), "%.48s: %.*s", what, len, r->str);
+    } else
         snprintf(s->errstr, sizeof(s->errstr), "%.48s: unexpected reply", what);
     if (r != NULL && r->type == REDIS_REPLY_ERROR && fp_sentinel_readonly(r->str)) {
         s->readonly = true;

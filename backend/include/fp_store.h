@@ -17,7 +17,8 @@
  * older releases = done) and "deleted" once it was deleted; it expires
  * after FP_STORE_MARKER_TTL_S and makes post.created idempotent. post_seq
  * (the sequence counter), posts:<uid> and pull_authors (pull authors:
- * docs/bridge.md "Big fan-outs"). Feeds are sorted sets scored by
+ * docs/bridge.md "Big fan-outs"), follow:<follower>:<followee> (a pair's
+ * order: fp_store_follow). Feeds are sorted sets scored by
  * sequence number (docs/protocol.md).
  *
  * Stale presence cleanup: routing (post.created / post.deleted) treats a
@@ -237,7 +238,8 @@ int fp_store_post_deleted(fp_store *s, const fp_event *ev, fp_fanout *out);
  * then becomes: a change delivered again after a later one of the same
  * pair is left out (and so is the same event twice). One without a stamp
  * is applied as it comes. Following oneself is -EINVAL. Returns 0 (also
- * when left out), -EINVAL, -EIO or -EPROTO.
+ * when left out), -EINVAL, -EIO, -EBUSY (one of Redis's passing states),
+ * -EPROTO or -ENOMEM.
  */
 int fp_store_follow(fp_store *s, const fp_event *ev);
 
@@ -245,8 +247,9 @@ int fp_store_follow(fp_store *s, const fp_event *ev);
  * The stamp of a follow or unfollow of followee by follower, given when
  * the request is taken (feed-gateway): Redis's clock in milliseconds, or
  * one more than the pair's last stamp when the clock is not past it, so
- * the stamps of a pair grow whichever gateway gives them. 0 with *at set,
- * -EINVAL, -EIO or -EPROTO.
+ * the stamps of a pair grow whichever gateway gives them, and one more
+ * than the pair's applied stamp when that is higher still (a backend's
+ * own stamp). 0 with *at set, -EINVAL, -EIO, -EBUSY, -EPROTO or -ENOMEM.
  */
 int fp_store_follow_stamp(fp_store *s, const char *follower, const char *followee, int64_t *at);
 

@@ -1459,7 +1459,7 @@ static long long applied_stamp(redisContext *c, const char *key)
 static void test_follow_order(void **state)
 {
     env *e = *state;
-    int64_t s1 = 0, s2 = 0, s3 = 0;
+    int64_t s1 = 0, s2 = 0, s3 = 0, s4 = 0;
     long long ttl;
 
     assert_int_equal(fp_store_follow_stamp(e->st, "F", "A", &s1), 0);
@@ -1471,6 +1471,12 @@ static void test_follow_order(void **state)
     run(e->rc, "HSET %s issued %lld", PREFIX "follow:F:A", (long long)s2 + 3600000);
     assert_int_equal(fp_store_follow_stamp(e->st, "F", "A", &s3), 0);
     assert_int_equal(s3, s2 + 3600001);
+    /* Above the applied stamp too (one a backend's clock put on an
+     * event), or the gateway's changes would all be left out. */
+    run(e->rc, "HSET %s applied %lld", PREFIX "follow:F:B", (long long)s3 + 5000);
+    assert_int_equal(fp_store_follow_stamp(e->st, "F", "B", &s4), 0);
+    assert_int_equal(s4, s3 + 5001);
+    run(e->rc, "DEL %s", PREFIX "follow:F:B");
     ttl = ft_redis_int(e->rc, "TTL %s", PREFIX "follow:F:A");
     assert_true(ttl > 0 && ttl <= FP_STORE_MARKER_TTL_S);
 
