@@ -63,6 +63,11 @@ const char *fp_amqp_peer(const fp_amqp *a)
     return a != NULL ? a->peer : "";
 }
 
+const char *fp_amqp_blocked(const fp_amqp *a)
+{
+    return a != NULL && a->blocked ? a->blocked_why : NULL;
+}
+
 void amqp__set_error(fp_amqp *a, int err, const char *fmt, const char *what, const char *detail)
 {
     a->err = err;
@@ -70,12 +75,67 @@ void amqp__set_error(fp_amqp *a, int err, const char *fmt, const char *what, con
 }
 
 /* The error of a publisher link whose oldest unconfirmed publish has
- * waited timeout_ms. Returns -EIO. */
+ * waited timeout_ms (fp_amqp_confirm: also while RabbitMQ blocks the
+ * link, which errstr then says). Returns -EIO. */
 static int amqp__confirm_timeout(fp_amqp *a)
 {
-    amqp__set_error(a, AMQP_STATUS_TIMEOUT, "%s: %s", "amqp confirm",
-                    amqp_error_string2(AMQP_STATUS_TIMEOUT));
+    if (a->blocked)
+        amqp__set_error(a, AMQP_STATUS_TIMEOUT, "%s: RabbitMQ blocks publishing (%s)",
+                        "amqp confirm", a->blocked_why);
+    else
+        amqp__set_error(a, AMQP_STATUS_TIMEOUT, "%s: %s", "amqp confirm",
+                        amqp_error_string2(AMQP_STATUS_TIMEOUT));
     return -EIO;
+}
+
+/*
+ * The monotonic ms at which the oldest unconfirmed publish has waited too
+ * long (timeout_ms without a confirm): the link is taken as stuck then.
+ * Never while RabbitMQ blocks the link: its confirms come once the alarm
+ * ends, and a new link would be blocked as well.
+ */
+static int64_t amqp__stuck_at(const fp_amqp *a)
+{
+    return a->blocked ? INT64_MAX : a->confirm_ms + a->cfg.timeout_ms;
+}
+
+/*
+ * A connection.blocked or connection.unblocked notice read on the
+ * publisher connection: records it, and logs a change once. The confirm
+ * deadline starts over at the end of a block. True when f was one.
+ */
+static bool amqp__notice(fp_amqp *a, const amqp_frame_t *f)
+{
+    const amqp_connection_blocked_t *b;
+    size_t i, n;
+
+    if (f->frame_type != AMQP_FRAME_METHOD)
+        return false;
+    if (f->payload.method.id == AMQP_CONNECTION_UNBLOCKED_METHOD) {
+        if (a->blocked)
+            fp_info("rabbitmq %s: publishing unblocked", a->peer);
+        a->blocked = false;
+        a->confirm_ms = fp_time_mono_ms();
+        return true;
+    }
+    if (f->payload.method.id != AMQP_CONNECTION_BLOCKED_METHOD)
+        return false;
+    b = f->payload.method.decoded;
+    n = b->reason.len < sizeof(a->blocked_why) - 1 ? b->reason.len : sizeof(a->blocked_why) - 1;
+    for (i = 0; i < n; i++) { /* the broker's text, for a log line */
+        char c = ((const char *)b->reason.bytes)[i];
+
+        a->blocked_why[i] = c >= 0x20 && c < 0x7f ? c : '?';
+    }
+    a->blocked_why[n] = '\0';
+    if (n == 0)
+        snprintf(a->blocked_why, sizeof(a->blocked_why), "%s", "a resource alarm");
+    if (!a->blocked)
+        fp_warn("rabbitmq %s: RabbitMQ blocks publishing: %s (a resource alarm; the events "
+                "published wait until it ends)",
+                a->peer, a->blocked_why);
+    a->blocked = true;
+    return true;
 }
 
 /*
@@ -171,18 +231,28 @@ static int amqp__tls_socket(fp_amqp *a, amqp_connection_state_t c, amqp_socket_t
     return 0;
 }
 
-/* Opens one connection, logs in and opens channel 1. */
-static int amqp__connect_one(fp_amqp *a, amqp_connection_state_t *out, const char *what)
+/*
+ * Opens one connection, logs in and opens channel 1. The publisher
+ * connection asks for connection.blocked notices (fp_amqp_blocked); the
+ * consumer one, which never publishes and so is never blocked, does not.
+ */
+static int amqp__connect_one(fp_amqp *a, amqp_connection_state_t *out, bool publisher,
+                             const char *what)
 {
     /* Without consumer_cancel_notify (rabbitmq-c does not offer it), a
      * consumer whose queue is lost with its RabbitMQ node is dropped in
      * silence and the link waits for ever; with it the broker sends
      * basic.cancel, which fp_amqp_next reports as a failure to
      * reconnect on. */
-    amqp_table_entry_t cap = {amqp_cstring_bytes("consumer_cancel_notify"),
-                              {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}};
-    amqp_table_entry_t prop = {amqp_cstring_bytes("capabilities"),
-                               {.kind = AMQP_FIELD_KIND_TABLE, .value.table = {1, &cap}}};
+    amqp_table_entry_t caps[2] = {
+        {amqp_cstring_bytes("consumer_cancel_notify"),
+         {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}},
+        {amqp_cstring_bytes("connection.blocked"),
+         {.kind = AMQP_FIELD_KIND_BOOLEAN, .value.boolean = 1}},
+    };
+    amqp_table_entry_t prop = {
+        amqp_cstring_bytes("capabilities"),
+        {.kind = AMQP_FIELD_KIND_TABLE, .value.table = {publisher ? 2 : 1, caps}}};
     amqp_table_t props = {1, &prop};
     struct timeval tv = amqp__tv(a->cfg.timeout_ms);
     amqp_connection_state_t c;
@@ -417,7 +487,8 @@ static int amqp__connect(fp_amqp *a)
     a->n_pending = 0;
     a->n_held = 0; /* the old link's messages come again */
     snprintf(a->peer, sizeof(a->peer), "%s:%d", a->hosts[a->cur].host, a->hosts[a->cur].port);
-    rc = amqp__connect_one(a, &a->out, "amqp publisher");
+    a->blocked = false; /* a new connection: not blocked until it says so */
+    rc = amqp__connect_one(a, &a->out, true, "amqp publisher");
     if (rc != 0)
         return rc;
     if (amqp__declare(a) != 0)
@@ -427,7 +498,7 @@ static int amqp__connect(fp_amqp *a)
         return -EIO;
     if (!a->cfg.consume_events && !a->cfg.consume_node)
         goto connected; /* a publisher only: no consumer connection */
-    rc = amqp__connect_one(a, &a->in, "amqp consumer");
+    rc = amqp__connect_one(a, &a->in, false, "amqp consumer");
     if (rc != 0)
         return rc;
     amqp_basic_qos(a->in, AMQP__CHANNEL, 0, (uint16_t)a->cfg.prefetch, 0);
@@ -680,7 +751,7 @@ static int amqp__await(fp_amqp *a, int *timeout_ms)
             break;
         if (!amqp_frames_enqueued(a->out) && !amqp_data_in_buffer(a->out)) {
             now = fp_time_mono_ms();
-            stuck = a->confirm_ms + a->cfg.timeout_ms; /* no confirm for that long */
+            stuck = amqp__stuck_at(a);
             if (now >= stuck && amqp__stuck(a))
                 return amqp__confirm_timeout(a);
             rc = now < stuck ? amqp__await_poll(a, stuck - now, until - now) : 0;
@@ -974,8 +1045,8 @@ static int amqp__read_confirm(fp_amqp *a, struct timeval *tv)
         amqp__set_error(a, rc, "%s: %s", "amqp confirm", amqp_error_string2(rc));
         return -EIO;
     }
-    if (f.frame_type != AMQP_FRAME_METHOD)
-        return 0; /* a heartbeat */
+    if (f.frame_type != AMQP_FRAME_METHOD || amqp__notice(a, &f))
+        return 0; /* a heartbeat, a block or its end */
     if (f.payload.method.id == AMQP_BASIC_RETURN_METHOD) {
         amqp__returned(a, f.payload.method.decoded);
         return -EIO;
@@ -1057,7 +1128,7 @@ int fp_amqp_wait_confirms(fp_amqp *a, int wake_fd, int timeout_ms)
         return 0;
     if (!amqp_frames_enqueued(a->out) && !amqp_data_in_buffer(a->out)) {
         now = fp_time_mono_ms();
-        stuck = a->confirm_ms + a->cfg.timeout_ms; /* no confirm for that long */
+        stuck = amqp__stuck_at(a);
         if (now >= stuck && amqp__stuck(a))
             return amqp__confirm_timeout(a); /* not when confirms came meanwhile */
         if (now < stuck) {
@@ -1108,9 +1179,17 @@ int fp_amqp_keepalive(fp_amqp *a)
     amqp_frame_t f;
     int rc;
 
-    if (a->out == NULL || a->n_pending > 0 || now - a->keepalive_ms < AMQP__KEEPALIVE_MS)
+    if (a->out == NULL || now - a->keepalive_ms < AMQP__KEEPALIVE_MS)
         return 0;
+    if (a->n_pending > 0 && !a->blocked)
+        return 0; /* its owner awaits the confirms, and reads the link then */
     a->keepalive_ms = now;
+    if (a->n_pending > 0) {
+        /* Blocked: the confirms, and the notice of its end, come when
+         * the alarm ends, read here while the owner is idle. */
+        rc = fp_amqp_wait_confirms(a, -1, 0);
+        return rc == -ETIMEDOUT ? 0 : rc;
+    }
     amqp__recycle(a);
     for (;;) {
         rc = amqp_simple_wait_frame_noblock(a->out, &f, &zero);
@@ -1120,6 +1199,8 @@ int fp_amqp_keepalive(fp_amqp *a)
             amqp__set_error(a, rc, "%s: %s", "amqp publisher (idle)", amqp_error_string2(rc));
             return -EIO;
         }
+        if (amqp__notice(a, &f))
+            continue;
         /* Nothing is awaited on an idle link: a close is the broker's. */
         if (f.frame_type == AMQP_FRAME_METHOD &&
             (f.payload.method.id == AMQP_CONNECTION_CLOSE_METHOD ||

@@ -56,6 +56,8 @@ struct fp_amqp {
     bool warned_classic;  /* said that a durable queue is not a quorum one */
     bool warned_node;     /* said that a node queue has other deliver_* args */
     bool warned_beat;     /* said that RabbitMQ cut the heartbeat asked for */
+    bool blocked;         /* the publisher connection is blocked (connection.blocked) */
+    char blocked_why[64]; /* the reason RabbitMQ gave, e.g. "low on memory" */
     int err;              /* last failure: an AMQP_STATUS_* or a reply code, 0 if none */
     char errstr[320];
     char q_deliver[128];

@@ -244,6 +244,8 @@ struct fg_publisher {
     /* The thread's own: taken jobs not done yet, oldest first (those
      * published on the current link first, in publish order). */
     backend__job *sent, *sent_tail;
+    char blocked[64]; /* RabbitMQ blocks the link: its reason; "" when not (lock) */
+    bool was_blocked; /* the thread's own: blocked[] is not "" */
     const char **bodies;                /* a batch's bodies and their lengths, */
     size_t *lens;                       /* cfg.publish_batch of each */
     _Atomic uint64_t events, messages, batches; /* published (again after a relink too) */
@@ -288,8 +290,8 @@ static void backend__finish(backend__job *j, int rc)
     pthread_cond_signal(&j->cond);
 }
 
-/* Fails every job taken, its worker answers 503. */
-static void backend__fail_sent(fg_publisher *p)
+/* Fails every job taken with rc, its worker answers 503. */
+static void backend__fail_sent(fg_publisher *p, int rc)
 {
     backend__job *j;
 
@@ -297,7 +299,7 @@ static void backend__fail_sent(fg_publisher *p)
     while (p->sent != NULL) {
         j = p->sent;
         p->sent = j->next;
-        backend__finish(j, -EIO);
+        backend__finish(j, rc);
     }
     p->sent_tail = NULL;
     pthread_mutex_unlock(&p->lock);
@@ -365,6 +367,41 @@ int fg_publisher_render(fg_publisher *p, char **out, size_t *len, size_t *cap)
 }
 
 /*
+ * Whether RabbitMQ blocks the link (a resource alarm: fp_amqp_blocked),
+ * kept where fg_publisher_blocked reads it. Nothing is published while it
+ * does: the jobs fail at once (-EBUSY, a 503 that says so) instead of
+ * waiting for the alarm's end, however long. Those published before the
+ * block was known fail too; they wait in RabbitMQ's socket and may still
+ * be taken when the alarm ends (a client's retry is harmless, as after a
+ * lost confirm).
+ */
+static bool backend__blocked(fg_publisher *p)
+{
+    const char *why = fp_amqp_blocked(p->gw.amqp);
+
+    if ((why != NULL) != p->was_blocked) { /* the lock only on a change */
+        pthread_mutex_lock(&p->lock);
+        snprintf(p->blocked, sizeof(p->blocked), "%s", why != NULL ? why : "");
+        pthread_mutex_unlock(&p->lock);
+        p->was_blocked = why != NULL;
+    }
+    return why != NULL;
+}
+
+bool fg_publisher_blocked(fg_publisher *p, char *why, size_t len)
+{
+    bool blocked;
+
+    if (p == NULL)
+        return false;
+    pthread_mutex_lock(&p->lock);
+    blocked = p->blocked[0] != '\0';
+    snprintf(why, len, "%s", p->blocked);
+    pthread_mutex_unlock(&p->lock);
+    return blocked;
+}
+
+/*
  * Publishes the taken jobs not yet published on the current link, in
  * order, as far as the window allows: with publish_batch above 1, no more
  * than BACKEND__IN_FLIGHT messages await their confirms, and the jobs
@@ -378,7 +415,11 @@ static int backend__flush(fg_publisher *p)
     backend__job *j;
 
     if (gw->amqp == NULL || (gw->amqp_retry_us != 0 && backend__amqp_reconnect(gw) != 0)) {
-        backend__fail_sent(p);
+        backend__fail_sent(p, -EIO);
+        return 0;
+    }
+    if (backend__blocked(p)) {
+        backend__fail_sent(p, -EBUSY);
         return 0;
     }
     j = p->sent;
@@ -431,6 +472,8 @@ static int backend__await_confirms(fg_publisher *p)
     if (p->sent == NULL)
         p->sent_tail = NULL;
     pthread_mutex_unlock(&p->lock);
+    if (backend__blocked(p))
+        backend__fail_sent(p, -EBUSY); /* what the confirms read did not answer */
     return 0;
 }
 
@@ -502,6 +545,7 @@ static void *backend__publisher_main(void *arg)
              * broken one is found now and reconnected on the next use). */
             pthread_mutex_unlock(&p->lock);
             backend__keepalive(&p->gw);
+            (void)backend__blocked(p); /* a block's end is read there */
             pthread_mutex_lock(&p->lock);
         }
         if (p->head == NULL && p->sent == NULL)
@@ -647,6 +691,17 @@ int fg_backend_amqp_ping(fg_gateway *gw, const char **errstr)
     return rc;
 }
 
+/* resp = 503: RabbitMQ blocks publishes (-EBUSY from the publisher). */
+static void backend__respond_blocked(fg_gateway *gw, fg_response *resp)
+{
+    char why[64];
+
+    if (!fg_publisher_blocked(gw->shared->publisher, why, sizeof(why)))
+        snprintf(why, sizeof(why), "%s", "a resource alarm"); /* it ended meanwhile */
+    fg_respond_error(resp, 503, "unavailable",
+                     "rabbitmq is not taking events for now (%s); try again shortly", why);
+}
+
 bool fg_publish(fg_gateway *gw, const fp_event *ev, fg_response *resp)
 {
     int rc = fg_backend_publish(gw, ev);
@@ -655,6 +710,8 @@ bool fg_publish(fg_gateway *gw, const fp_event *ev, fg_response *resp)
         return true;
     if (rc == -EIO)
         fg_respond_unavailable(resp, "rabbitmq");
+    else if (rc == -EBUSY)
+        backend__respond_blocked(gw, resp);
     else
         fg_respond_internal(resp, "event encoding", rc);
     return false;

@@ -271,6 +271,10 @@ void fg_publisher_stop(fg_publisher *p);
  * Prometheus text format to out (as fg_metrics_render; nothing when p is
  * NULL). 0 or -ENOMEM. */
 int fg_publisher_render(fg_publisher *p, char **out, size_t *len, size_t *cap);
+/* Whether RabbitMQ blocks the publisher's link (a resource alarm), as the
+ * publisher last saw it; why gets its reason ("" when not). False for a
+ * NULL p. */
+bool fg_publisher_blocked(fg_publisher *p, char *why, size_t len);
 /* RabbitMQ answers (a passive declare on the publisher link). 0 or -EIO;
  * errstr says why. */
 int fg_backend_amqp_ping(fg_gateway *gw, const char **errstr);
@@ -364,8 +368,9 @@ void fg_respond_error(fg_response *resp, int status, const char *code, const cha
 /* resp = 503 naming the backend that is down (errstr goes to the log only
  * once per outage, not to the client). */
 void fg_respond_unavailable(fg_response *resp, const char *what);
-/* fg_backend_publish, answering 503 (RabbitMQ down) or 500 on failure.
- * True when the event went. */
+/* fg_backend_publish, answering 503 (RabbitMQ down, or blocking
+ * publishes: a resource alarm) or 500 on failure. True when the event
+ * went. */
 bool fg_publish(fg_gateway *gw, const fp_event *ev, fg_response *resp);
 /* Answers a failed store call: 503 for -EIO, else 500 with the store's
  * errstr logged. */

@@ -36,11 +36,15 @@ void fg_health_refresh(fg_gateway *gw)
     pthread_mutex_unlock(&gw->shared->lock);
 }
 
-/* The answer carries checked_ms: how long ago the loop looked. */
+/* The answer carries checked_ms: how long ago the loop looked. RabbitMQ
+ * is "blocked" while it blocks the publisher's link (a resource alarm:
+ * fg_publisher_blocked), which the health loop's own link, which
+ * publishes nothing, cannot see. */
 void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp)
 {
     cJSON *out = cJSON_CreateObject();
-    bool redis_ok, amqp_ok;
+    bool redis_ok, amqp_ok, blocked;
+    char why[64], amqp_msg[128];
     int64_t age_us;
 
     (void)req;
@@ -49,10 +53,19 @@ void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp)
     amqp_ok = gw->shared->health_known && gw->shared->amqp_ok;
     age_us = fp_time_mono_us() - gw->shared->health_us;
     pthread_mutex_unlock(&gw->shared->lock);
+    blocked = amqp_ok && fg_publisher_blocked(gw->shared->publisher, why, sizeof(why));
+    if (blocked)
+        snprintf(amqp_msg, sizeof(amqp_msg), "rabbitmq blocks publishing (%s)", why);
+    else
+        snprintf(amqp_msg, sizeof(amqp_msg), "%s", "rabbitmq unreachable");
+    amqp_ok = amqp_ok && !blocked;
     if (out == NULL ||
         cJSON_AddStringToObject(out, "status", redis_ok && amqp_ok ? "ok" : "down") == NULL ||
         cJSON_AddStringToObject(out, "redis", redis_ok ? "ok" : "down") == NULL ||
-        cJSON_AddStringToObject(out, "rabbitmq", amqp_ok ? "ok" : "down") == NULL ||
+        cJSON_AddStringToObject(out, "rabbitmq",
+                                amqp_ok   ? "ok"
+                                : blocked ? "blocked"
+                                          : "down") == NULL ||
         cJSON_AddNumberToObject(out, "checked_ms", (double)(age_us / 1000)) == NULL) {
         cJSON_Delete(out);
         fg_respond_json(resp, 500, NULL);
@@ -62,7 +75,7 @@ void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp)
         char msg[320];
 
         snprintf(msg, sizeof(msg), "%s%s%s", redis_ok ? "" : "redis unreachable",
-                 !redis_ok && !amqp_ok ? "; " : "", amqp_ok ? "" : "rabbitmq unreachable");
+                 !redis_ok && !amqp_ok ? "; " : "", amqp_ok ? "" : amqp_msg);
         cJSON_AddStringToObject(out, "error", "unavailable");
         cJSON_AddStringToObject(out, "message", msg);
     }

@@ -142,6 +142,18 @@ int fp_amqp_open(fp_amqp **out, const fp_amqp_config *c);
  * host's failure). */
 int fp_amqp_reconnect(fp_amqp *a);
 const char *fp_amqp_errstr(const fp_amqp *a);
+/*
+ * Why RabbitMQ blocks the publisher connection (a resource alarm: its
+ * connection.blocked reason, e.g. "low on memory"), or NULL when it does
+ * not, as far as the frames read so far tell. RabbitMQ blocks a
+ * connection when it publishes during an alarm and then reads nothing
+ * more from it until the alarm ends (connection.unblocked); the publishes
+ * wait in the socket and are confirmed then. While blocked, the confirm
+ * deadline (timeout_ms) does not apply to the asynchronous waits
+ * (fp_amqp_next's, fp_amqp_wait_confirms): a new link would be blocked
+ * too. The block and its end are logged once each.
+ */
+const char *fp_amqp_blocked(const fp_amqp *a);
 /* "host:port" of the node the link uses (or last tried). */
 const char *fp_amqp_peer(const fp_amqp *a);
 void fp_amqp_free(fp_amqp *a);
@@ -155,9 +167,10 @@ int fp_amqp_next(fp_amqp *a, fp_amqp_msg *msg, int timeout_ms);
  * what the broker sent without waiting and sends a heartbeat when one is
  * due, at most every 500 ms (cheaper calls return at once). Without it an
  * idle publisher link is closed by the broker after two heartbeat
- * intervals and the next publish pays a reconnect. fp_amqp_next calls it;
- * a publisher-only link's owner calls it when idle. 0, or -EIO (errstr
- * says why; reconnect).
+ * intervals and the next publish pays a reconnect. While the link is
+ * blocked (fp_amqp_blocked) it also reads the confirms that come. fp_amqp_next
+ * calls it; a publisher-only link's owner calls it when idle. 0, or -EIO
+ * (errstr says why; reconnect).
  */
 int fp_amqp_keepalive(fp_amqp *a);
 /*

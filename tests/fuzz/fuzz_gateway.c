@@ -91,6 +91,15 @@ int fg_publisher_render(fg_publisher *p, char **out, size_t *len, size_t *cap)
     return 0;
 }
 
+/* Nor a RabbitMQ link that could be blocked. */
+bool fg_publisher_blocked(fg_publisher *p, char *why, size_t len)
+{
+    (void)p;
+    if (len > 0)
+        why[0] = '\0';
+    return false;
+}
+
 void fg_respond_store_error(fg_gateway *gw, fg_response *resp, int rc, const char *what)
 {
     (void)gw;

@@ -228,6 +228,13 @@ int ft_server_policy(const ft_server *s, const char *vhost, const char *name, co
     return harness__run(argv);
 }
 
+int ft_server_alarm(const ft_server *s, bool on)
+{
+    char *argv[] = {"fp-server", "alarm", (char *)s->dir, on ? "on" : "off", NULL};
+
+    return harness__run(argv);
+}
+
 int ft_server_kill(ft_server *s)
 {
     if (s->pid <= 0)

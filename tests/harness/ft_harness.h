@@ -67,6 +67,10 @@ int ft_server_vhost(const ft_server *s, const char *name);
 int ft_server_policy(const ft_server *s, const char *vhost, const char *name, const char *pattern,
                      const char *definition);
 
+/* RabbitMQ only: raises (on) or ends its memory alarm, which blocks every
+ * connection that publishes (fp-server alarm). 0 or -1. */
+int ft_server_alarm(const ft_server *s, bool on);
+
 /* 1 when the server's main process is running (zombies do not count). */
 int ft_server_running(const ft_server *s);
 

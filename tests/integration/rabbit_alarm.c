@@ -1,0 +1,309 @@
+/*
+ * RabbitMQ's resource alarm (memory or disk low): RabbitMQ blocks every
+ * connection that publishes, and reads nothing more from it until the
+ * alarm ends. The test has a RabbitMQ of its own (an alarm stops the
+ * whole node's publishers; tools/fp-server alarm raises one by setting
+ * the memory watermark to 0) with one node pair and a feed-gateway on it.
+ *
+ *   - fp_amqp: a link hears of the block (fp_amqp_blocked says why), its
+ *     asynchronous confirm wait does not give up after timeout_ms while
+ *     it lasts, and the confirm comes once it ends; the synchronous wait
+ *     (fp_amqp_confirm) still gives up, naming the block.
+ *   - feed-gateway: a POST during the alarm is answered 503 naming it,
+ *     at once after the first; /healthz says "blocked"; reads go on; the
+ *     POSTs work again once the alarm is over. Each change logged once.
+ *   - feed-bridge: stage 1 with a publish blocked (a dead letter) waits
+ *     for the alarm's end on the same link instead of reconnecting every
+ *     timeout_ms, and the dead letter lands once it ends.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "fp_amqp.h"
+#include "fp_time.h"
+#include "gateway_env.h"
+#include "ft_main.h"
+
+#define LINK_TIMEOUT_MS 500
+#define BRIDGE_TIMEOUT "500" /* the bridge's timeout_ms */
+#define END_WAIT_MS 15000    /* for the alarm's end to be seen */
+
+static ft_server rabbit;
+static ft_gateway_env env;
+static char vhost[64];
+
+static int start(void)
+{
+    ft_node_opts o = {0};
+
+    if (ft_server_start(&rabbit, "rabbitmq", NULL) != 0)
+        return -1;
+    snprintf(vhost, sizeof(vhost), "t%ld-alarm", (long)getpid());
+    if (ft_server_vhost(&rabbit, vhost) != 0)
+        return -1;
+    o.rabbit = &rabbit;
+    o.vhost = vhost;
+    o.timeout_ms = BRIDGE_TIMEOUT;
+    return ft_gateway_env_start_opts(&env, 0, &o);
+}
+
+static int stop(void)
+{
+    int rc = ft_gateway_env_stop(&env);
+
+    return ft_server_stop(&rabbit) != 0 ? -1 : rc;
+}
+
+FT_FIXTURES(start(), stop())
+
+/* The alarm ends even when a test failed inside it: the next tests need
+ * RabbitMQ to take publishes. */
+static int alarm_off(void **state)
+{
+    (void)state;
+    return ft_server_alarm(&rabbit, false);
+}
+
+/* How many times needle occurs in the file at path (-1: unreadable). */
+static int log_count(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    int n = 0;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f) != NULL)
+        n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* Waits up to ms until needle occurs at least want times in path. */
+static void log_wait(const char *path, const char *needle, int want, int ms)
+{
+    int64_t until = fp_time_mono_ms() + ms;
+
+    while (log_count(path, needle) < want) {
+        if (fp_time_mono_ms() > until)
+            fail_msg("%s: \"%s\" not %d times in %d ms", path, needle, want, ms);
+        ft_sleep_ms(50);
+    }
+}
+
+/* ------------------------------------------------------------ fp_amqp */
+
+static fp_amqp *open_link(void)
+{
+    fp_amqp_config c = {.host = "127.0.0.1",
+                        .port = rabbit.port,
+                        .user = "guest",
+                        .password = "guest",
+                        .vhost = vhost,
+                        .prefetch = 1,
+                        .timeout_ms = LINK_TIMEOUT_MS};
+    fp_amqp *a = NULL;
+
+    if (fp_amqp_open(&a, &c) != 0)
+        fail_msg("fp_amqp_open: %s", fp_amqp_errstr(a));
+    return a;
+}
+
+/* A message nobody gets (feed.deliver to a node that is not there): it
+ * is confirmed all the same. */
+static void publish_one(fp_amqp *a)
+{
+    static const char body[] = "{\"alarm\":1}";
+
+    assert_int_equal(fp_amqp_publish(a, FP_EXCHANGE_DELIVER, "nobody", body, sizeof(body) - 1), 0);
+}
+
+static void test_link_waits_out_a_block(void **state)
+{
+    fp_amqp *a = open_link();
+    int64_t until;
+    int rc;
+
+    (void)state;
+    publish_one(a);
+    assert_int_equal(fp_amqp_confirm(a), 0);
+    assert_null(fp_amqp_blocked(a));
+    assert_int_equal(ft_server_alarm(&rabbit, true), 0);
+    publish_one(a);
+    /* Three times timeout_ms: the link neither breaks nor gets its
+     * confirm, and says why. */
+    until = fp_time_mono_ms() + 3 * LINK_TIMEOUT_MS;
+    while (fp_time_mono_ms() < until) {
+        rc = fp_amqp_wait_confirms(a, -1, 100);
+        if (rc != 0 && rc != -ETIMEDOUT)
+            fail_msg("a blocked link gave up: %s", fp_amqp_errstr(a));
+    }
+    assert_non_null(fp_amqp_blocked(a));
+    assert_string_equal(fp_amqp_blocked(a), "low on memory");
+    assert_true(fp_amqp_confirmed(a) < fp_amqp_published(a));
+    assert_int_equal(ft_server_alarm(&rabbit, false), 0);
+    until = fp_time_mono_ms() + END_WAIT_MS;
+    while (fp_amqp_confirmed(a) < fp_amqp_published(a)) {
+        if (fp_time_mono_ms() > until)
+            fail_msg("no confirm after the alarm's end");
+        rc = fp_amqp_wait_confirms(a, -1, 100);
+        if (rc != 0 && rc != -ETIMEDOUT)
+            fail_msg("the link broke at the alarm's end: %s", fp_amqp_errstr(a));
+    }
+    assert_null(fp_amqp_blocked(a));
+    fp_amqp_free(a);
+}
+
+/* fp_amqp_confirm, which its callers use for a publish that must be
+ * settled before they go on, still gives up after timeout_ms, and says
+ * it was the block. */
+static void test_confirm_names_the_block(void **state)
+{
+    fp_amqp *a = open_link();
+
+    (void)state;
+    assert_int_equal(ft_server_alarm(&rabbit, true), 0);
+    publish_one(a);
+    assert_int_equal(fp_amqp_confirm(a), -EIO);
+    if (strstr(fp_amqp_errstr(a), "RabbitMQ blocks publishing (low on memory)") == NULL)
+        fail_msg("errstr: %s", fp_amqp_errstr(a));
+    fp_amqp_free(a);
+    assert_int_equal(ft_server_alarm(&rabbit, false), 0);
+}
+
+/* ------------------------------------------------------------ gateway */
+
+static cJSON *call(long want, const char *method, const char *path, const char *tok,
+                   const char *body)
+{
+    ft_http_reply r;
+    long got = ft_http(&env, method, path, tok, body, &r);
+    cJSON *j;
+
+    if (got != want)
+        fail_msg("%s %s: got %ld, want %ld: %s", method, path, got, want, r.body);
+    j = cJSON_Parse(r.body);
+    if (j == NULL)
+        fail_msg("%s %s: not JSON: %s", method, path, r.body);
+    ft_http_reply_free(&r);
+    return j;
+}
+
+static const char *str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+
+    if (!cJSON_IsString(v))
+        fail_msg("no string \"%s\"", key);
+    return v->valuestring;
+}
+
+/* A POST refused for the alarm: 503, and the message names it. */
+static void post_refused(const char *tok)
+{
+    cJSON *j = call(503, "POST", "/api/v1/posts", tok, "{\"text\":\"in the alarm\"}");
+
+    assert_string_equal(str(j, "error"), "unavailable");
+    if (strstr(str(j, "message"), "not taking events for now (low on memory)") == NULL)
+        fail_msg("message: %s", str(j, "message"));
+    cJSON_Delete(j);
+}
+
+static void test_gateway_in_an_alarm(void **state)
+{
+    char *tok = ft_gateway_token(&env, "al");
+    int blocked0 = log_count(env.log, "RabbitMQ blocks publishing: low on memory");
+    int unblocked0 = log_count(env.log, "publishing unblocked");
+    int64_t until;
+    cJSON *j;
+    long st;
+
+    (void)state;
+    cJSON_Delete(call(201, "POST", "/api/v1/posts", tok, "{\"text\":\"before\"}"));
+    assert_int_equal(ft_server_alarm(&rabbit, true), 0);
+    /* The first POST is published and then blocked; the next ones are
+     * not published at all. */
+    post_refused(tok);
+    post_refused(tok);
+    post_refused(tok);
+    j = call(503, "GET", "/healthz", NULL, NULL);
+    assert_string_equal(str(j, "status"), "down");
+    assert_string_equal(str(j, "rabbitmq"), "blocked");
+    assert_string_equal(str(j, "redis"), "ok");
+    if (strstr(str(j, "message"), "rabbitmq blocks publishing (low on memory)") == NULL)
+        fail_msg("/healthz message: %s", str(j, "message"));
+    cJSON_Delete(j);
+    cJSON_Delete(call(200, "GET", "/api/v1/feed", tok, NULL)); /* reads go on */
+    assert_int_equal(ft_server_alarm(&rabbit, false), 0);
+    /* The publisher reads the end of the block while idle (within its
+     * keepalive period) or with the next POST's confirms. */
+    until = fp_time_mono_ms() + END_WAIT_MS;
+    while ((st = ft_http(&env, "POST", "/api/v1/posts", tok, "{\"text\":\"after\"}", NULL)) !=
+           201) {
+        if (st != 503 || fp_time_mono_ms() > until)
+            fail_msg("POST after the alarm: %ld", st);
+        ft_sleep_ms(100);
+    }
+    cJSON_Delete(call(200, "GET", "/healthz", NULL, NULL));
+    assert_int_equal(log_count(env.log, "RabbitMQ blocks publishing: low on memory"), blocked0 + 1);
+    assert_int_equal(log_count(env.log, "publishing unblocked"), unblocked0 + 1);
+    free(tok);
+}
+
+/* ------------------------------------------------------------ bridge */
+
+static void test_bridge_waits_out_a_block(void **state)
+{
+    const char *log = env.b.node[0].bridge_log;
+    pid_t pid = env.b.node[0].bridge;
+    int reconnects = log_count(log, "reconnecting");
+    int blocked = log_count(log, "RabbitMQ blocks publishing: low on memory");
+    int unblocked = log_count(log, "publishing unblocked");
+    int dead = ft_node_queue_depth(&env.b, FP_QUEUE_DEAD);
+    int64_t until;
+
+    (void)state;
+    assert_true(dead >= 0);
+    /* The event is queued while the bridge is stopped, so that stage 1
+     * takes it, and publishes its dead letter, in the alarm. */
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    if (ft_node_publish(&env.b, "post.created", "{not json") != 0) {
+        kill(pid, SIGCONT);
+        fail_msg("could not publish the event");
+    }
+    assert_int_equal(ft_server_alarm(&rabbit, true), 0);
+    assert_int_equal(kill(pid, SIGCONT), 0);
+    log_wait(log, "RabbitMQ blocks publishing: low on memory", blocked + 1, END_WAIT_MS);
+    /* Three times the bridge's timeout_ms: no reconnect meanwhile. */
+    ft_sleep_ms(3 * atoi(BRIDGE_TIMEOUT));
+    assert_int_equal(log_count(log, "reconnecting"), reconnects);
+    assert_int_equal(ft_node_queue_depth(&env.b, FP_QUEUE_DEAD), dead);
+    assert_int_equal(ft_server_alarm(&rabbit, false), 0);
+    until = fp_time_mono_ms() + END_WAIT_MS;
+    while (ft_node_queue_depth(&env.b, FP_QUEUE_DEAD) != dead + 1) {
+        if (fp_time_mono_ms() > until)
+            fail_msg("the dead letter did not land after the alarm");
+        ft_sleep_ms(50);
+    }
+    log_wait(log, "publishing unblocked", unblocked + 1, END_WAIT_MS);
+    assert_int_equal(log_count(log, "reconnecting"), reconnects);
+}
+
+/* clang-format off */
+FT_MAIN(ft_harness_run, setup, teardown,
+        cmocka_unit_test_teardown(test_link_waits_out_a_block, alarm_off),
+        cmocka_unit_test_teardown(test_confirm_names_the_block, alarm_off),
+        cmocka_unit_test_teardown(test_gateway_in_an_alarm, alarm_off),
+        cmocka_unit_test_teardown(test_bridge_waits_out_a_block, alarm_off))
+/* clang-format on */
