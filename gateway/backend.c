@@ -373,19 +373,26 @@ int fg_publisher_render(fg_publisher *p, char **out, size_t *len, size_t *cap)
  * waiting for the alarm's end, however long. Those published before the
  * block was known fail too; they wait in RabbitMQ's socket and may still
  * be taken when the alarm ends (a client's retry is harmless, as after a
- * lost confirm).
+ * lost confirm). While blocked, what the link received is read first
+ * (the end of the block, confirms), so that a steady stream of events,
+ * which keeps the thread from its idle check, does not hide the end.
+ * Returns 1 when blocked, 0 when not, -EIO when the link broke meanwhile
+ * (errstr says why).
  */
-static bool backend__blocked(fg_publisher *p)
+static int backend__blocked(fg_publisher *p)
 {
     const char *why = fp_amqp_blocked(p->gw.amqp);
 
+    if (why != NULL && fp_amqp_wait_confirms(p->gw.amqp, -1, 0) == -EIO)
+        return -EIO;
+    why = fp_amqp_blocked(p->gw.amqp);
     if ((why != NULL) != p->was_blocked) { /* the lock only on a change */
         pthread_mutex_lock(&p->lock);
         snprintf(p->blocked, sizeof(p->blocked), "%s", why != NULL ? why : "");
         pthread_mutex_unlock(&p->lock);
         p->was_blocked = why != NULL;
     }
-    return why != NULL;
+    return why != NULL ? 1 : 0;
 }
 
 bool fg_publisher_blocked(fg_publisher *p, char *why, size_t len)
@@ -413,12 +420,16 @@ static int backend__flush(fg_publisher *p)
 {
     fg_gateway *gw = &p->gw;
     backend__job *j;
+    int rc;
 
     if (gw->amqp == NULL || (gw->amqp_retry_us != 0 && backend__amqp_reconnect(gw) != 0)) {
         backend__fail_sent(p, -EIO);
         return 0;
     }
-    if (backend__blocked(p)) {
+    rc = backend__blocked(p);
+    if (rc < 0)
+        return -EIO;
+    if (rc > 0) {
         backend__fail_sent(p, -EBUSY);
         return 0;
     }
@@ -472,9 +483,10 @@ static int backend__await_confirms(fg_publisher *p)
     if (p->sent == NULL)
         p->sent_tail = NULL;
     pthread_mutex_unlock(&p->lock);
-    if (backend__blocked(p))
+    rc = backend__blocked(p);
+    if (rc > 0)
         backend__fail_sent(p, -EBUSY); /* what the confirms read did not answer */
-    return 0;
+    return rc < 0 ? -EIO : 0;
 }
 
 /* The link broke: answers the jobs whose confirms came before the break
@@ -545,7 +557,7 @@ static void *backend__publisher_main(void *arg)
              * broken one is found now and reconnected on the next use). */
             pthread_mutex_unlock(&p->lock);
             backend__keepalive(&p->gw);
-            (void)backend__blocked(p); /* a block's end is read there */
+            (void)backend__blocked(p); /* a broken link: found on the next use */
             pthread_mutex_lock(&p->lock);
         }
         if (p->head == NULL && p->sent == NULL)
