@@ -913,6 +913,26 @@ int fp_amqp_publish_headers(fp_amqp *a, const char *exchange, const char *routin
 }
 
 /*
+ * Waits until fewer than AMQP__MAX_PENDING publishes await their
+ * confirms: as fp_amqp_wait_confirms, so no confirm for timeout_ms breaks
+ * the link, but not while RabbitMQ blocks it; that wait lasts until the
+ * alarm ends, with the link's heartbeats and deferred acks sent meanwhile
+ * (fp_amqp_heartbeat), so that neither connection is closed for silence.
+ * 0 or -EIO.
+ */
+static int amqp__make_room(fp_amqp *a)
+{
+    int rc;
+
+    while (a->n_pending == AMQP__MAX_PENDING) {
+        rc = fp_amqp_wait_confirms(a, -1, AMQP__BEAT_MS);
+        if (rc == -EIO || fp_amqp_heartbeat(a) != 0)
+            return -EIO;
+    }
+    return 0;
+}
+
+/*
  * Publishes to exchange, tracked for its confirm. An event (to
  * feed.events), a dead letter (to feed.events.dlx) and a letter put back
  * (to feed.events.dead through the default exchange, "") go mandatory:
@@ -934,7 +954,7 @@ int amqp__publish_props(fp_amqp *a, const char *exchange, const char *routing_ke
         amqp__set_error(a, -1, "%s: %s", "amqp publish", "not connected");
         return -EIO;
     }
-    if (a->n_pending == AMQP__MAX_PENDING && fp_amqp_confirm(a) != 0)
+    if (a->n_pending == AMQP__MAX_PENDING && amqp__make_room(a) != 0)
         return -EIO;
     rc = amqp_basic_publish(a->out, AMQP__CHANNEL, amqp_cstring_bytes(exchange),
                             amqp_cstring_bytes(routing_key), mandatory, 0, props, body);
@@ -1114,6 +1134,26 @@ static int amqp__poll_out(fp_amqp *a, int wake_fd, int ms)
     return fds[0].revents != 0 ? 1 : 0;
 }
 
+/*
+ * A wait of a blocked link that saw nothing come: the link is read all the
+ * same, with no wait. rabbitmq-c checks RabbitMQ's heartbeats (and sends
+ * its own) only in its reads, and the confirm deadline does not apply
+ * while blocked, so without this a RabbitMQ gone silent (its host down, a
+ * network cut: no FIN) would never be found; with it, that takes two
+ * heartbeats. Returns -ETIMEDOUT, or -EIO.
+ */
+static int amqp__blocked_idle(fp_amqp *a)
+{
+    struct timeval zero = {0, 0};
+    int rc = amqp__read_confirm(a, &zero);
+
+    if (rc == -EIO)
+        return amqp__release_failed(a);
+    if (rc == 0 && amqp__release(a) != 0)
+        return -EIO;
+    return -ETIMEDOUT;
+}
+
 int fp_amqp_wait_confirms(fp_amqp *a, int wake_fd, int timeout_ms)
 {
     struct timeval zero = {0, 0};
@@ -1136,6 +1176,8 @@ int fp_amqp_wait_confirms(fp_amqp *a, int wake_fd, int timeout_ms)
                                 stuck - now < timeout_ms ? (int)(stuck - now) : timeout_ms);
             if (rc == -ETIMEDOUT && fp_time_mono_ms() >= stuck)
                 return amqp__confirm_timeout(a);
+            if (rc == -ETIMEDOUT && a->blocked)
+                return amqp__blocked_idle(a);
             if (rc <= 0)
                 return rc;
         }

@@ -356,6 +356,8 @@ int fg_publisher_render(fg_publisher *p, char **out, size_t *len, size_t *cap)
          0},
         {"feedpush_gateway_event_batches_total",
          "Those messages that were batches of two events or more.", false, 0},
+        {"feedpush_gateway_rabbitmq_blocked",
+         "1 while RabbitMQ blocks the publisher (a resource alarm: events get 503).", true, 0},
     };
 
     if (p == NULL)
@@ -363,7 +365,27 @@ int fg_publisher_render(fg_publisher *p, char **out, size_t *len, size_t *cap)
     v[0].value = p->events;
     v[1].value = p->messages;
     v[2].value = p->batches;
+    pthread_mutex_lock(&p->lock);
+    v[3].value = p->blocked[0] != '\0';
+    pthread_mutex_unlock(&p->lock);
     return fg_metrics_render_values(v, sizeof(v) / sizeof(v[0]), out, len, cap);
+}
+
+/* Answers the workers whose events are confirmed. */
+static void backend__finish_confirmed(fg_publisher *p)
+{
+    uint64_t upto = fp_amqp_confirmed(p->gw.amqp);
+    backend__job *j;
+
+    pthread_mutex_lock(&p->lock);
+    while (p->sent != NULL && p->sent->seq != 0 && p->sent->seq <= upto) {
+        j = p->sent;
+        p->sent = j->next;
+        backend__finish(j, 0);
+    }
+    if (p->sent == NULL)
+        p->sent_tail = NULL;
+    pthread_mutex_unlock(&p->lock);
 }
 
 /*
@@ -430,6 +452,7 @@ static int backend__flush(fg_publisher *p)
     if (rc < 0)
         return -EIO;
     if (rc > 0) {
+        backend__finish_confirmed(p); /* confirms read there */
         backend__fail_sent(p, -EBUSY);
         return 0;
     }
@@ -454,8 +477,7 @@ static int backend__flush(fg_publisher *p)
 static int backend__await_confirms(fg_publisher *p)
 {
     fg_gateway *gw = &p->gw;
-    uint64_t upto, drained;
-    backend__job *j;
+    uint64_t drained;
     bool wait;
     int rc;
 
@@ -473,20 +495,13 @@ static int backend__await_confirms(fg_publisher *p)
     }
     if (rc == -EIO)
         return -EIO;
-    upto = fp_amqp_confirmed(gw->amqp);
-    pthread_mutex_lock(&p->lock);
-    while (p->sent != NULL && p->sent->seq != 0 && p->sent->seq <= upto) {
-        j = p->sent;
-        p->sent = j->next;
-        backend__finish(j, 0);
-    }
-    if (p->sent == NULL)
-        p->sent_tail = NULL;
-    pthread_mutex_unlock(&p->lock);
-    rc = backend__blocked(p);
+    rc = backend__blocked(p); /* it may read more confirms */
+    if (rc < 0)
+        return -EIO;
+    backend__finish_confirmed(p);
     if (rc > 0)
-        backend__fail_sent(p, -EBUSY); /* what the confirms read did not answer */
-    return rc < 0 ? -EIO : 0;
+        backend__fail_sent(p, -EBUSY); /* the rest */
+    return 0;
 }
 
 /* The link broke: answers the jobs whose confirms came before the break

@@ -36,15 +36,21 @@ void fg_health_refresh(fg_gateway *gw)
     pthread_mutex_unlock(&gw->shared->lock);
 }
 
-/* The answer carries checked_ms: how long ago the loop looked. RabbitMQ
- * is "blocked" while it blocks the publisher's link (a resource alarm:
- * fg_publisher_blocked), which the health loop's own link, which
- * publishes nothing, cannot see. */
+/*
+ * The answer carries checked_ms: how long ago the loop looked. While
+ * RabbitMQ blocks the publisher's link (a resource alarm:
+ * fg_publisher_blocked; the health loop's own link publishes nothing and
+ * cannot see it) it is 200 with "status":"degraded", "rabbitmq":"blocked"
+ * and a message: the alarm is the whole cluster's, so every gateway has
+ * it, and a load balancer that took them all out would stop the reads,
+ * which go on.
+ */
 void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp)
 {
     cJSON *out = cJSON_CreateObject();
     bool redis_ok, amqp_ok, blocked;
-    char why[64], amqp_msg[128];
+    const char *status;
+    char why[64], msg[320];
     int64_t age_us;
 
     (void)req;
@@ -54,29 +60,28 @@ void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp)
     age_us = fp_time_mono_us() - gw->shared->health_us;
     pthread_mutex_unlock(&gw->shared->lock);
     blocked = amqp_ok && fg_publisher_blocked(gw->shared->publisher, why, sizeof(why));
-    if (blocked)
-        snprintf(amqp_msg, sizeof(amqp_msg), "rabbitmq blocks publishing (%s)", why);
-    else
-        snprintf(amqp_msg, sizeof(amqp_msg), "%s", "rabbitmq unreachable");
-    amqp_ok = amqp_ok && !blocked;
-    if (out == NULL ||
-        cJSON_AddStringToObject(out, "status", redis_ok && amqp_ok ? "ok" : "down") == NULL ||
+    status = !redis_ok || !amqp_ok ? "down" : blocked ? "degraded" : "ok";
+    if (out == NULL || cJSON_AddStringToObject(out, "status", status) == NULL ||
         cJSON_AddStringToObject(out, "redis", redis_ok ? "ok" : "down") == NULL ||
         cJSON_AddStringToObject(out, "rabbitmq",
-                                amqp_ok   ? "ok"
+                                !amqp_ok  ? "down"
                                 : blocked ? "blocked"
-                                          : "down") == NULL ||
+                                          : "ok") == NULL ||
         cJSON_AddNumberToObject(out, "checked_ms", (double)(age_us / 1000)) == NULL) {
         cJSON_Delete(out);
         fg_respond_json(resp, 500, NULL);
         return;
     }
     if (!redis_ok || !amqp_ok) {
-        char msg[320];
-
         snprintf(msg, sizeof(msg), "%s%s%s", redis_ok ? "" : "redis unreachable",
-                 !redis_ok && !amqp_ok ? "; " : "", amqp_ok ? "" : amqp_msg);
+                 !redis_ok && !amqp_ok ? "; " : "", amqp_ok ? "" : "rabbitmq unreachable");
         cJSON_AddStringToObject(out, "error", "unavailable");
+        cJSON_AddStringToObject(out, "message", msg);
+    } else if (blocked) {
+        snprintf(msg, sizeof(msg),
+                 "rabbitmq blocks publishing (%s): posts, follows and ribbon "
+                 "entries get 503 until it ends",
+                 why);
         cJSON_AddStringToObject(out, "message", msg);
     }
     fg_respond_json(resp, redis_ok && amqp_ok ? 200 : 503, out);

@@ -150,8 +150,12 @@ const char *fp_amqp_errstr(const fp_amqp *a);
  * more from it until the alarm ends (connection.unblocked); the publishes
  * wait in the socket and are confirmed then. While blocked, the confirm
  * deadline (timeout_ms) does not apply to the asynchronous waits
- * (fp_amqp_next's, fp_amqp_wait_confirms): a new link would be blocked
- * too. The block and its end are logged once each.
+ * (fp_amqp_next's, fp_amqp_wait_confirms, and a publish's wait for room
+ * when 256 publishes await their confirms): a new link would be blocked
+ * too. They read the link even when nothing came, so that rabbitmq-c's
+ * heartbeat check finds a RabbitMQ gone silent (two heartbeats).
+ * fp_amqp_confirm still gives up after timeout_ms. The block and its end
+ * are logged once each.
  */
 const char *fp_amqp_blocked(const fp_amqp *a);
 /* "host:port" of the node the link uses (or last tried). */

@@ -7,11 +7,15 @@
  *
  *   - fp_amqp: a link hears of the block (fp_amqp_blocked says why), its
  *     asynchronous confirm wait does not give up after timeout_ms while
- *     it lasts, and the confirm comes once it ends; the synchronous wait
- *     (fp_amqp_confirm) still gives up, naming the block.
+ *     it lasts, and the confirm comes once it ends; a publish that finds
+ *     the most publishes awaiting confirms waits for the end too; the
+ *     synchronous wait (fp_amqp_confirm) still gives up, naming the block;
+ *     a RabbitMQ gone silent in a block is found from its heartbeats.
  *   - feed-gateway: a POST during the alarm is answered 503 naming it,
- *     at once after the first; /healthz says "blocked"; reads go on; the
- *     POSTs work again once the alarm is over. Each change logged once.
+ *     at once after the first; /healthz is 200 "degraded" with
+ *     "rabbitmq":"blocked" and the gauge feedpush_gateway_rabbitmq_blocked
+ *     is 1; reads go on; the POSTs work again once the alarm is over,
+ *     even while they keep coming. Each change logged once.
  *   - feed-bridge: stage 1 with a publish blocked (a dead letter) waits
  *     for the alarm's end on the same link instead of reconnecting every
  *     timeout_ms, and the dead letter lands once it ends.
@@ -36,9 +40,16 @@
 #include "gateway_env.h"
 #include "ft_main.h"
 
-#define LINK_TIMEOUT_MS 500
-#define BRIDGE_TIMEOUT "500" /* the bridge's timeout_ms */
-#define END_WAIT_MS 15000    /* for the alarm's end to be seen */
+/* timeout_ms of the test's links and of the bridge: the confirm deadline
+ * applies until the block's notice is read, so it leaves room for a
+ * loaded machine. */
+#define LINK_TIMEOUT_MS 2000
+#define BRIDGE_TIMEOUT "2000"
+#define END_WAIT_MS 15000 /* for the alarm's end to be seen */
+#define MAX_PENDING 256   /* fp_amqp's publishes awaiting their confirms, at most */
+/* What stage 1 logs when it reconnects after a failed confirm (not
+ * Redis's reconnects, nor stage 2's). */
+#define CONFIRM_RECONNECT "rabbitmq: amqp confirm"
 
 static ft_server rabbit;
 static ft_gateway_env env;
@@ -68,11 +79,12 @@ static int stop(void)
 
 FT_FIXTURES(start(), stop())
 
-/* The alarm ends even when a test failed inside it: the next tests need
- * RabbitMQ to take publishes. */
+/* The alarm ends (and RabbitMQ runs) even when a test failed inside it:
+ * the next tests need RabbitMQ to take publishes. */
 static int alarm_off(void **state)
 {
     (void)state;
+    kill((pid_t)-rabbit.pid, SIGCONT);
     return ft_server_alarm(&rabbit, false);
 }
 
@@ -105,9 +117,10 @@ static void log_wait(const char *path, const char *needle, int want, int ms)
 
 /* ------------------------------------------------------------ fp_amqp */
 
-static fp_amqp *open_link(void)
+static fp_amqp *open_link_beat(int heartbeat_s)
 {
-    fp_amqp_config c = {.host = "127.0.0.1",
+    fp_amqp_config c = {.heartbeat_s = heartbeat_s,
+                        .host = "127.0.0.1",
                         .port = rabbit.port,
                         .user = "guest",
                         .password = "guest",
@@ -119,6 +132,11 @@ static fp_amqp *open_link(void)
     if (fp_amqp_open(&a, &c) != 0)
         fail_msg("fp_amqp_open: %s", fp_amqp_errstr(a));
     return a;
+}
+
+static fp_amqp *open_link(void)
+{
+    return open_link_beat(0);
 }
 
 /* A message nobody gets (feed.deliver to a node that is not there): it
@@ -166,6 +184,74 @@ static void test_link_waits_out_a_block(void **state)
     fp_amqp_free(a);
 }
 
+/* Ends the alarm after 3 * LINK_TIMEOUT_MS (a thread of its own). */
+static void *alarm_ender(void *arg)
+{
+    (void)arg;
+    ft_sleep_ms(3 * LINK_TIMEOUT_MS);
+    return (void *)(intptr_t)ft_server_alarm(&rabbit, false);
+}
+
+/* A publish when MAX_PENDING await their confirms waits for room: while
+ * blocked, until the alarm ends, not timeout_ms (stage 1 reaches that
+ * many with a large prefetch or many nodes). */
+static void test_full_link_waits_out_a_block(void **state)
+{
+    fp_amqp *a = open_link();
+    void *ended;
+    pthread_t t;
+    int64_t t0;
+    int i;
+
+    (void)state;
+    assert_int_equal(ft_server_alarm(&rabbit, true), 0);
+    t0 = fp_time_mono_ms();
+    assert_int_equal(pthread_create(&t, NULL, alarm_ender, NULL), 0);
+    for (i = 0; i < MAX_PENDING + 1; i++) {
+        if (fp_amqp_publish(a, FP_EXCHANGE_DELIVER, "nobody", "{}", 2) != 0)
+            fail_msg("publish %d of a full blocked link: %s", i + 1, fp_amqp_errstr(a));
+    }
+    assert_int_equal(pthread_join(t, &ended), 0);
+    assert_int_equal((int)(intptr_t)ended, 0);
+    /* The last publish waited for the alarm's end. */
+    assert_true(fp_time_mono_ms() - t0 >= 3 * LINK_TIMEOUT_MS);
+    assert_int_equal(fp_amqp_confirm(a), 0);
+    assert_null(fp_amqp_blocked(a));
+    fp_amqp_free(a);
+}
+
+/* A RabbitMQ that goes silent while it blocks the link (stopped here, as
+ * a host that died or a cut network would be: no FIN) is found from its
+ * missing heartbeats, although no confirm deadline applies. */
+static void test_silent_while_blocked(void **state)
+{
+    fp_amqp *a = open_link_beat(2);
+    int64_t until;
+    int rc = 0;
+
+    (void)state;
+    assert_int_equal(ft_server_alarm(&rabbit, true), 0);
+    publish_one(a);
+    until = fp_time_mono_ms() + END_WAIT_MS;
+    while (fp_amqp_blocked(a) == NULL) {
+        if (fp_time_mono_ms() > until)
+            fail_msg("no block notice");
+        rc = fp_amqp_wait_confirms(a, -1, 100);
+        assert_true(rc == 0 || rc == -ETIMEDOUT);
+    }
+    assert_int_equal(kill((pid_t)-rabbit.pid, SIGSTOP), 0);
+    /* Two heartbeats (4 s) and a margin: then the link must have failed. */
+    until = fp_time_mono_ms() + END_WAIT_MS;
+    while (rc != -EIO && fp_time_mono_ms() < until)
+        rc = fp_amqp_wait_confirms(a, -1, 100);
+    assert_int_equal(kill((pid_t)-rabbit.pid, SIGCONT), 0);
+    if (rc != -EIO)
+        fail_msg("a silent RabbitMQ went unnoticed for %d ms", END_WAIT_MS);
+    if (strstr(fp_amqp_errstr(a), "heartbeat") == NULL)
+        fail_msg("errstr: %s", fp_amqp_errstr(a));
+    fp_amqp_free(a);
+}
+
 /* fp_amqp_confirm, which its callers use for a publish that must be
  * settled before they go on, still gives up after timeout_ms, and says
  * it was the block. */
@@ -208,6 +294,23 @@ static const char *str(const cJSON *o, const char *key)
     if (!cJSON_IsString(v))
         fail_msg("no string \"%s\"", key);
     return v->valuestring;
+}
+
+/* The value of a metric without labels on /metrics, or -1. */
+static double metric(const char *name)
+{
+    char key[128];
+    ft_http_reply r;
+    const char *p;
+    double v = -1;
+
+    assert_int_equal(ft_http(&env, "GET", "/metrics", NULL, NULL, &r), 200);
+    snprintf(key, sizeof(key), "\n%s ", name);
+    p = strstr(r.body, key);
+    if (p != NULL)
+        v = strtod(p + strlen(key), NULL);
+    ft_http_reply_free(&r);
+    return v;
 }
 
 /* A POST refused for the alarm: 503, and the message names it. */
@@ -260,13 +363,15 @@ static void test_gateway_in_an_alarm(void **state)
     post_refused(tok);
     post_refused(tok);
     post_refused(tok);
-    j = call(503, "GET", "/healthz", NULL, NULL);
-    assert_string_equal(str(j, "status"), "down");
+    /* 200: every gateway has the alarm, and reads go on. */
+    j = call(200, "GET", "/healthz", NULL, NULL);
+    assert_string_equal(str(j, "status"), "degraded");
     assert_string_equal(str(j, "rabbitmq"), "blocked");
     assert_string_equal(str(j, "redis"), "ok");
     if (strstr(str(j, "message"), "rabbitmq blocks publishing (low on memory)") == NULL)
         fail_msg("/healthz message: %s", str(j, "message"));
     cJSON_Delete(j);
+    assert_true(metric("feedpush_gateway_rabbitmq_blocked") == 1);
     cJSON_Delete(call(200, "GET", "/api/v1/feed", tok, NULL)); /* reads go on */
     /* The alarm ends while POSTs keep coming: the publisher sees the end
      * between them, not only when idle. */
@@ -277,7 +382,10 @@ static void test_gateway_in_an_alarm(void **state)
     assert_int_equal(pthread_join(t, NULL), 0);
     if (pc.last != 201)
         fail_msg("POST after the alarm: %ld", pc.last);
-    cJSON_Delete(call(200, "GET", "/healthz", NULL, NULL));
+    j = call(200, "GET", "/healthz", NULL, NULL);
+    assert_string_equal(str(j, "status"), "ok");
+    cJSON_Delete(j);
+    assert_true(metric("feedpush_gateway_rabbitmq_blocked") == 0);
     assert_int_equal(log_count(env.log, "RabbitMQ blocks publishing: low on memory"), blocked0 + 1);
     assert_int_equal(log_count(env.log, "publishing unblocked"), unblocked0 + 1);
     free(tok);
@@ -289,7 +397,7 @@ static void test_bridge_waits_out_a_block(void **state)
 {
     const char *log = env.b.node[0].bridge_log;
     pid_t pid = env.b.node[0].bridge;
-    int reconnects = log_count(log, "reconnecting");
+    int reconnects = log_count(log, CONFIRM_RECONNECT);
     int blocked = log_count(log, "RabbitMQ blocks publishing: low on memory");
     int unblocked = log_count(log, "publishing unblocked");
     int dead = ft_node_queue_depth(&env.b, FP_QUEUE_DEAD);
@@ -309,7 +417,7 @@ static void test_bridge_waits_out_a_block(void **state)
     log_wait(log, "RabbitMQ blocks publishing: low on memory", blocked + 1, END_WAIT_MS);
     /* Three times the bridge's timeout_ms: no reconnect meanwhile. */
     ft_sleep_ms(3 * atoi(BRIDGE_TIMEOUT));
-    assert_int_equal(log_count(log, "reconnecting"), reconnects);
+    assert_int_equal(log_count(log, CONFIRM_RECONNECT), reconnects);
     assert_int_equal(ft_node_queue_depth(&env.b, FP_QUEUE_DEAD), dead);
     assert_int_equal(ft_server_alarm(&rabbit, false), 0);
     until = fp_time_mono_ms() + END_WAIT_MS;
@@ -319,13 +427,15 @@ static void test_bridge_waits_out_a_block(void **state)
         ft_sleep_ms(50);
     }
     log_wait(log, "publishing unblocked", unblocked + 1, END_WAIT_MS);
-    assert_int_equal(log_count(log, "reconnecting"), reconnects);
+    assert_int_equal(log_count(log, CONFIRM_RECONNECT), reconnects);
 }
 
 /* clang-format off */
 FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test_teardown(test_link_waits_out_a_block, alarm_off),
+        cmocka_unit_test_teardown(test_full_link_waits_out_a_block, alarm_off),
         cmocka_unit_test_teardown(test_confirm_names_the_block, alarm_off),
+        cmocka_unit_test_teardown(test_silent_while_blocked, alarm_off),
         cmocka_unit_test_teardown(test_gateway_in_an_alarm, alarm_off),
         cmocka_unit_test_teardown(test_bridge_waits_out_a_block, alarm_off))
 /* clang-format on */
