@@ -1611,18 +1611,7 @@ static void test_close_slow_reader(void **state)
 /* The value of an unlabelled series in GET /metrics, -1 when absent. */
 static double metric_value(const char *name)
 {
-    char key[128];
-    ft_http_reply rep;
-    const char *p;
-    double v = -1;
-
-    assert_int_equal(ft_http(&env, "GET", "/metrics", NULL, NULL, &rep), 200);
-    snprintf(key, sizeof(key), "\n%s ", name);
-    p = strstr(rep.body, key);
-    if (p != NULL)
-        v = strtod(p + strlen(key), NULL);
-    ft_http_reply_free(&rep);
-    return v;
+    return ft_gateway_metric(&env, name);
 }
 
 /*

@@ -520,3 +520,20 @@ char *ft_gateway_token(ft_gateway_env *e, const char *sub)
 {
     return ft_plugin_env_token_now(&e->b.p, sub, FP_ROLE_USER);
 }
+
+double ft_gateway_metric(ft_gateway_env *e, const char *name)
+{
+    char key[128];
+    ft_http_reply r;
+    const char *p;
+    double v = -1;
+
+    if (ft_http(e, "GET", "/metrics", NULL, NULL, &r) == 200) {
+        snprintf(key, sizeof(key), "\n%s ", name);
+        p = strstr(r.body, key);
+        if (p != NULL)
+            v = strtod(p + strlen(key), NULL);
+    }
+    ft_http_reply_free(&r);
+    return v;
+}

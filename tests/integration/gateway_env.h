@@ -79,6 +79,9 @@ long ft_http_raw_then(ft_gateway_env *e, const char *req, const char *req2, char
  * did), -1 if it could not connect. */
 int ft_http_rounds(ft_gateway_env *e, const char *req, int rounds, int timeout_ms);
 
+/* The value of a metric without labels on the gateway's /metrics, or -1
+ * (no such line, or /metrics did not answer 200). */
+double ft_gateway_metric(ft_gateway_env *e, const char *name);
 /* A user token (an hour, iat now) signed with the stack's secret. */
 char *ft_gateway_token(ft_gateway_env *e, const char *sub);
 

@@ -296,23 +296,6 @@ static const char *str(const cJSON *o, const char *key)
     return v->valuestring;
 }
 
-/* The value of a metric without labels on /metrics, or -1. */
-static double metric(const char *name)
-{
-    char key[128];
-    ft_http_reply r;
-    const char *p;
-    double v = -1;
-
-    assert_int_equal(ft_http(&env, "GET", "/metrics", NULL, NULL, &r), 200);
-    snprintf(key, sizeof(key), "\n%s ", name);
-    p = strstr(r.body, key);
-    if (p != NULL)
-        v = strtod(p + strlen(key), NULL);
-    ft_http_reply_free(&r);
-    return v;
-}
-
 /* A POST refused for the alarm: 503, and the message names it. */
 static void post_refused(const char *tok)
 {
@@ -371,7 +354,7 @@ static void test_gateway_in_an_alarm(void **state)
     if (strstr(str(j, "message"), "rabbitmq blocks publishing (low on memory)") == NULL)
         fail_msg("/healthz message: %s", str(j, "message"));
     cJSON_Delete(j);
-    assert_true(metric("feedpush_gateway_rabbitmq_blocked") == 1);
+    assert_true(ft_gateway_metric(&env, "feedpush_gateway_rabbitmq_blocked") == 1);
     cJSON_Delete(call(200, "GET", "/api/v1/feed", tok, NULL)); /* reads go on */
     /* The alarm ends while POSTs keep coming: the publisher sees the end
      * between them, not only when idle. */
@@ -385,7 +368,7 @@ static void test_gateway_in_an_alarm(void **state)
     j = call(200, "GET", "/healthz", NULL, NULL);
     assert_string_equal(str(j, "status"), "ok");
     cJSON_Delete(j);
-    assert_true(metric("feedpush_gateway_rabbitmq_blocked") == 0);
+    assert_true(ft_gateway_metric(&env, "feedpush_gateway_rabbitmq_blocked") == 0);
     assert_int_equal(log_count(env.log, "RabbitMQ blocks publishing: low on memory"), blocked0 + 1);
     assert_int_equal(log_count(env.log, "publishing unblocked"), unblocked0 + 1);
     free(tok);
