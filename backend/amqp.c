@@ -130,10 +130,12 @@ static bool amqp__notice(fp_amqp *a, const amqp_frame_t *f)
     a->blocked_why[n] = '\0';
     if (n == 0)
         snprintf(a->blocked_why, sizeof(a->blocked_why), "%s", "a resource alarm");
-    if (!a->blocked)
+    if (!a->blocked) {
         fp_warn("rabbitmq %s: RabbitMQ blocks publishing: %s (a resource alarm; the events "
                 "published wait until it ends)",
                 a->peer, a->blocked_why);
+        a->blocked_bytes = 0;
+    }
     a->blocked = true;
     return true;
 }
@@ -488,6 +490,7 @@ static int amqp__connect(fp_amqp *a)
     a->n_held = 0; /* the old link's messages come again */
     snprintf(a->peer, sizeof(a->peer), "%s:%d", a->hosts[a->cur].host, a->hosts[a->cur].port);
     a->blocked = false; /* a new connection: not blocked until it says so */
+    a->blocked_bytes = 0;
     rc = amqp__connect_one(a, &a->out, true, "amqp publisher");
     if (rc != 0)
         return rc;
@@ -912,19 +915,33 @@ int fp_amqp_publish_headers(fp_amqp *a, const char *exchange, const char *routin
     return amqp__publish_props(a, exchange, routing_key, &props, b);
 }
 
+/* Whether a publish of len bytes must wait: AMQP__MAX_PENDING publishes
+ * await their confirms, or the link is blocked and AMQP__BLOCKED_BYTES
+ * went into it since (one publish at least goes, however large). */
+static bool amqp__full(const fp_amqp *a, size_t len)
+{
+    return a->n_pending == AMQP__MAX_PENDING ||
+           (a->blocked && a->blocked_bytes > 0 && a->blocked_bytes + len > AMQP__BLOCKED_BYTES);
+}
+
 /*
- * Waits until fewer than AMQP__MAX_PENDING publishes await their
- * confirms: as fp_amqp_wait_confirms, so no confirm for timeout_ms breaks
- * the link, but not while RabbitMQ blocks it; that wait lasts until the
- * alarm ends, with the link's heartbeats and deferred acks sent meanwhile
- * (fp_amqp_heartbeat), so that neither connection is closed for silence.
- * 0 or -EIO.
+ * Waits until a publish of len bytes may go (amqp__full): as
+ * fp_amqp_wait_confirms, so no confirm for timeout_ms breaks the link, but
+ * not while RabbitMQ blocks it; that wait lasts until the alarm ends (or
+ * cfg.stop is set), with the link's heartbeats and deferred acks sent
+ * meanwhile (fp_amqp_heartbeat), so that neither connection is closed for
+ * silence. 0 or -EIO.
  */
-static int amqp__make_room(fp_amqp *a)
+static int amqp__make_room(fp_amqp *a, size_t len)
 {
     int rc;
 
-    while (a->n_pending == AMQP__MAX_PENDING) {
+    while (amqp__full(a, len)) {
+        if (a->cfg.stop != NULL && atomic_load(a->cfg.stop)) {
+            amqp__set_error(a, -1, "%s: %s", "amqp publish",
+                            "stopping while RabbitMQ blocks publishing");
+            return -EIO;
+        }
         rc = fp_amqp_wait_confirms(a, -1, AMQP__BEAT_MS);
         if (rc == -EIO || fp_amqp_heartbeat(a) != 0)
             return -EIO;
@@ -954,7 +971,7 @@ int amqp__publish_props(fp_amqp *a, const char *exchange, const char *routing_ke
         amqp__set_error(a, -1, "%s: %s", "amqp publish", "not connected");
         return -EIO;
     }
-    if (a->n_pending == AMQP__MAX_PENDING && amqp__make_room(a) != 0)
+    if (amqp__full(a, body.len) && amqp__make_room(a, body.len) != 0)
         return -EIO;
     rc = amqp_basic_publish(a->out, AMQP__CHANNEL, amqp_cstring_bytes(exchange),
                             amqp_cstring_bytes(routing_key), mandatory, 0, props, body);
@@ -964,6 +981,8 @@ int amqp__publish_props(fp_amqp *a, const char *exchange, const char *routing_ke
     }
     if (a->n_pending == 0)
         a->confirm_ms = fp_time_mono_ms();
+    if (a->blocked)
+        a->blocked_bytes += body.len;
     a->pending[a->n_pending] = a->next_tag++;
     a->acked[a->n_pending] = false;
     a->n_pending++;
@@ -1135,14 +1154,14 @@ static int amqp__poll_out(fp_amqp *a, int wake_fd, int ms)
 }
 
 /*
- * A wait of a blocked link that saw nothing come: the link is read all the
+ * A wait that saw nothing come: the publisher connection is read all the
  * same, with no wait. rabbitmq-c checks RabbitMQ's heartbeats (and sends
- * its own) only in its reads, and the confirm deadline does not apply
- * while blocked, so without this a RabbitMQ gone silent (its host down, a
- * network cut: no FIN) would never be found; with it, that takes two
- * heartbeats. Returns -ETIMEDOUT, or -EIO.
+ * its own) only in its reads; while blocked no confirm deadline applies,
+ * so without this a RabbitMQ gone silent (its host down, a network cut:
+ * no FIN) would never be found; with it, that takes two heartbeats.
+ * Returns -ETIMEDOUT, or -EIO.
  */
-static int amqp__blocked_idle(fp_amqp *a)
+static int amqp__read_idle(fp_amqp *a)
 {
     struct timeval zero = {0, 0};
     int rc = amqp__read_confirm(a, &zero);
@@ -1177,7 +1196,7 @@ int fp_amqp_wait_confirms(fp_amqp *a, int wake_fd, int timeout_ms)
             if (rc == -ETIMEDOUT && fp_time_mono_ms() >= stuck)
                 return amqp__confirm_timeout(a);
             if (rc == -ETIMEDOUT && a->blocked)
-                return amqp__blocked_idle(a);
+                return amqp__read_idle(a);
             if (rc <= 0)
                 return rc;
         }
@@ -1223,13 +1242,15 @@ int fp_amqp_keepalive(fp_amqp *a)
 
     if (a->out == NULL || now - a->keepalive_ms < AMQP__KEEPALIVE_MS)
         return 0;
-    if (a->n_pending > 0 && !a->blocked)
-        return 0; /* its owner awaits the confirms, and reads the link then */
     a->keepalive_ms = now;
     if (a->n_pending > 0) {
-        /* Blocked: the confirms, and the notice of its end, come when
-         * the alarm ends, read here while the owner is idle. */
+        /* Publishes await confirms that nobody may wait for now (the
+         * gateway's failed in a block, whose end and confirms come
+         * later): what came is read, and the link all the same, so that
+         * rabbitmq-c sends its heartbeat and checks RabbitMQ's. */
         rc = fp_amqp_wait_confirms(a, -1, 0);
+        if (rc == -ETIMEDOUT)
+            rc = amqp__read_idle(a);
         return rc == -ETIMEDOUT ? 0 : rc;
     }
     amqp__recycle(a);
@@ -1286,7 +1307,11 @@ int fp_amqp_heartbeat(fp_amqp *a)
     if (now - a->beat_ms < every)
         return 0;
     a->beat_ms = now;
-    if (amqp__beat(a, a->in, "amqp consumer") != 0 || amqp__beat(a, a->out, "amqp publisher") != 0)
+    /* Not on a blocked publisher connection: RabbitMQ reads nothing of it
+     * (and expects nothing: its heartbeat check is paused), so the
+     * frames would only fill the socket. */
+    if (amqp__beat(a, a->in, "amqp consumer") != 0 ||
+        amqp__beat(a, a->blocked ? NULL : a->out, "amqp publisher") != 0)
         return -EIO;
     /* The acks deferred before the message in hand go too (as before a
      * wait in fp_amqp_next): should the link still be lost, those

@@ -23,6 +23,9 @@
  * within RabbitMQ's two. */
 #define AMQP__BEAT_MS 1000
 #define AMQP__MAX_PENDING 256  /* publishes between two confirms */
+/* Bodies published into a blocked link, at most (the socket's buffers,
+ * which RabbitMQ does not read while blocked, take several times that). */
+#define AMQP__BLOCKED_BYTES (64 * 1024)
 
 /* A consumed message whose ack waits for the confirms of the publishes up
  * to seq (fp_amqp_ack_confirmed). */
@@ -58,6 +61,7 @@ struct fp_amqp {
     bool warned_beat;     /* said that RabbitMQ cut the heartbeat asked for */
     bool blocked;         /* the publisher connection is blocked (connection.blocked) */
     char blocked_why[64]; /* the reason RabbitMQ gave, e.g. "low on memory" */
+    size_t blocked_bytes; /* bodies published since the block was known */
     int err;              /* last failure: an AMQP_STATUS_* or a reply code, 0 if none */
     char errstr[320];
     char q_deliver[128];

@@ -181,7 +181,8 @@ static int main__amqp_up(fb_bridge *b, fp_amqp **link, bool stage1)
                         .deliver_expires_ms = (int)b->cfg.deliver_expires_ms,
                         .timeout_ms = (int)b->cfg.timeout_ms,
                         .consume_events = stage1,
-                        .consume_node = !stage1};
+                        .consume_node = !stage1,
+                        .stop = &main__stop};
     int wait = MAIN__BACKOFF_MIN_MS, rc;
     bool failed = false, again = *link != NULL;
 

@@ -79,8 +79,8 @@ void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp)
         cJSON_AddStringToObject(out, "message", msg);
     } else if (blocked) {
         snprintf(msg, sizeof(msg),
-                 "rabbitmq blocks publishing (%s): posts, follows and ribbon "
-                 "entries get 503 until it ends",
+                 "rabbitmq blocks publishing (%s): every write (a post, a delete, a "
+                 "follow, a ribbon entry) gets 503 until it ends",
                  why);
         cJSON_AddStringToObject(out, "message", msg);
     }

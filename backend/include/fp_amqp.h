@@ -18,6 +18,7 @@
 #ifndef FP_AMQP_H
 #define FP_AMQP_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -110,6 +111,9 @@ typedef struct {
                              * drops a link silent for twice that */
     bool consume_events;    /* stage 1: feed.events.bridge */
     bool consume_node;      /* stage 2: feed.deliver.<node>, feed.broadcast.<node> */
+    /* Not NULL: the owner's stop flag. A publish that waits for room in a
+     * blocked link (fp_amqp_blocked) gives up once it is set. */
+    const atomic_int *stop;
 } fp_amqp_config;
 
 typedef enum { FP_AMQP_SRC_EVENTS = 1, FP_AMQP_SRC_DELIVER, FP_AMQP_SRC_BROADCAST } fp_amqp_source;
@@ -150,12 +154,15 @@ const char *fp_amqp_errstr(const fp_amqp *a);
  * more from it until the alarm ends (connection.unblocked); the publishes
  * wait in the socket and are confirmed then. While blocked, the confirm
  * deadline (timeout_ms) does not apply to the asynchronous waits
- * (fp_amqp_next's, fp_amqp_wait_confirms, and a publish's wait for room
- * when 256 publishes await their confirms): a new link would be blocked
- * too. They read the link even when nothing came, so that rabbitmq-c's
- * heartbeat check finds a RabbitMQ gone silent (two heartbeats).
- * fp_amqp_confirm still gives up after timeout_ms. The block and its end
- * are logged once each.
+ * (fp_amqp_next's, fp_amqp_wait_confirms, and a publish's wait for room:
+ * a publish waits for the alarm's end when 256 publishes await their
+ * confirms, or 64 KiB were published since the block, so that the socket
+ * RabbitMQ does not read never fills; cfg.stop ends that wait): a new
+ * link would be blocked too. fp_amqp_wait_confirms and fp_amqp_keepalive
+ * (which fp_amqp_next calls every 500 ms) read the link even when
+ * nothing came, so that rabbitmq-c's heartbeat check finds a RabbitMQ
+ * gone silent (two heartbeats). fp_amqp_confirm still gives up after
+ * timeout_ms. The block and its end are logged once each.
  */
 const char *fp_amqp_blocked(const fp_amqp *a);
 /* "host:port" of the node the link uses (or last tried). */
@@ -220,7 +227,10 @@ int fp_amqp_ack_confirmed(fp_amqp *a, uint64_t tag);
  * queue has a dead-letter exchange (feed.events.bridge has). */
 int fp_amqp_reject(fp_amqp *a, uint64_t tag);
 
-/* Publishes a persistent JSON message and queues it for confirmation. */
+/* Publishes a persistent JSON message and queues it for confirmation.
+ * When 256 publishes await their confirms it first waits for room (no
+ * confirm for timeout_ms: -EIO), and in a blocked link for the alarm's
+ * end (fp_amqp_blocked). 0 or -EIO. */
 int fp_amqp_publish(fp_amqp *a, const char *exchange, const char *routing_key, const void *body,
                     size_t len);
 

@@ -1611,7 +1611,11 @@ static void test_close_slow_reader(void **state)
 /* The value of an unlabelled series in GET /metrics, -1 when absent. */
 static double metric_value(const char *name)
 {
-    return ft_gateway_metric(&env, name);
+    double v = ft_gateway_metric(&env, name);
+
+    if (v < 0)
+        fail_msg("no %s on /metrics", name);
+    return v;
 }
 
 /*

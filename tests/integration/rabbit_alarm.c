@@ -54,6 +54,8 @@
 static ft_server rabbit;
 static ft_gateway_env env;
 static char vhost[64];
+static pthread_t ender; /* alarm_ender, while ender_running */
+static bool ender_running;
 
 static int start(void)
 {
@@ -84,6 +86,9 @@ FT_FIXTURES(start(), stop())
 static int alarm_off(void **state)
 {
     (void)state;
+    if (ender_running)
+        pthread_join(ender, NULL);
+    ender_running = false;
     kill((pid_t)-rabbit.pid, SIGCONT);
     return ft_server_alarm(&rabbit, false);
 }
@@ -195,26 +200,46 @@ static void *alarm_ender(void *arg)
 /* A publish when MAX_PENDING await their confirms waits for room: while
  * blocked, until the alarm ends, not timeout_ms (stage 1 reaches that
  * many with a large prefetch or many nodes). */
+/* Publishes one and waits until a's block is known. */
+static void block(fp_amqp *a)
+{
+    int64_t until = fp_time_mono_ms() + END_WAIT_MS;
+    int rc;
+
+    publish_one(a);
+    while (fp_amqp_blocked(a) == NULL) {
+        if (fp_time_mono_ms() > until)
+            fail_msg("no block notice");
+        rc = fp_amqp_wait_confirms(a, -1, 100);
+        assert_true(rc == 0 || rc == -ETIMEDOUT);
+    }
+}
+
 static void test_full_link_waits_out_a_block(void **state)
 {
     fp_amqp *a = open_link();
+    int64_t t0, waited;
     void *ended;
-    pthread_t t;
-    int64_t t0;
     int i;
 
     (void)state;
     assert_int_equal(ft_server_alarm(&rabbit, true), 0);
+    block(a);
     t0 = fp_time_mono_ms();
-    assert_int_equal(pthread_create(&t, NULL, alarm_ender, NULL), 0);
-    for (i = 0; i < MAX_PENDING + 1; i++) {
+    assert_int_equal(pthread_create(&ender, NULL, alarm_ender, NULL), 0);
+    ender_running = true;
+    for (i = 1; i < MAX_PENDING + 1; i++) {
         if (fp_amqp_publish(a, FP_EXCHANGE_DELIVER, "nobody", "{}", 2) != 0)
             fail_msg("publish %d of a full blocked link: %s", i + 1, fp_amqp_errstr(a));
     }
-    assert_int_equal(pthread_join(t, &ended), 0);
+    waited = fp_time_mono_ms() - t0;
+    ender_running = false;
+    assert_int_equal(pthread_join(ender, &ended), 0);
     assert_int_equal((int)(intptr_t)ended, 0);
-    /* The last publish waited for the alarm's end. */
-    assert_true(fp_time_mono_ms() - t0 >= 3 * LINK_TIMEOUT_MS);
+    /* The last publish waited for the alarm's end, which came after
+     * three times timeout_ms. */
+    if (waited < 3 * LINK_TIMEOUT_MS)
+        fail_msg("the publishes were done after %lld ms", (long long)waited);
     assert_int_equal(fp_amqp_confirm(a), 0);
     assert_null(fp_amqp_blocked(a));
     fp_amqp_free(a);
@@ -231,14 +256,7 @@ static void test_silent_while_blocked(void **state)
 
     (void)state;
     assert_int_equal(ft_server_alarm(&rabbit, true), 0);
-    publish_one(a);
-    until = fp_time_mono_ms() + END_WAIT_MS;
-    while (fp_amqp_blocked(a) == NULL) {
-        if (fp_time_mono_ms() > until)
-            fail_msg("no block notice");
-        rc = fp_amqp_wait_confirms(a, -1, 100);
-        assert_true(rc == 0 || rc == -ETIMEDOUT);
-    }
+    block(a);
     assert_int_equal(kill((pid_t)-rabbit.pid, SIGSTOP), 0);
     /* Two heartbeats (4 s) and a margin: then the link must have failed. */
     until = fp_time_mono_ms() + END_WAIT_MS;
@@ -249,6 +267,38 @@ static void test_silent_while_blocked(void **state)
         fail_msg("a silent RabbitMQ went unnoticed for %d ms", END_WAIT_MS);
     if (strstr(fp_amqp_errstr(a), "heartbeat") == NULL)
         fail_msg("errstr: %s", fp_amqp_errstr(a));
+    fp_amqp_free(a);
+}
+
+/* In a blocked link, publishes wait for the alarm's end once 64 KiB went
+ * into it (RabbitMQ reads nothing of it: a full socket would hang the
+ * publish in a write): the fifth of 16 KiB waits. */
+static void test_blocked_bytes_wait(void **state)
+{
+    static char body[16 * 1024];
+    fp_amqp *a = open_link();
+    int64_t t0, waited;
+    void *ended;
+    int i;
+
+    (void)state;
+    memset(body, 'x', sizeof(body));
+    assert_int_equal(ft_server_alarm(&rabbit, true), 0);
+    block(a);
+    t0 = fp_time_mono_ms();
+    assert_int_equal(pthread_create(&ender, NULL, alarm_ender, NULL), 0);
+    ender_running = true;
+    for (i = 0; i < 5; i++) {
+        if (fp_amqp_publish(a, FP_EXCHANGE_DELIVER, "nobody", body, sizeof(body)) != 0)
+            fail_msg("publish %d of 16 KiB: %s", i + 1, fp_amqp_errstr(a));
+    }
+    waited = fp_time_mono_ms() - t0;
+    ender_running = false;
+    assert_int_equal(pthread_join(ender, &ended), 0);
+    assert_int_equal((int)(intptr_t)ended, 0);
+    if (waited < 3 * LINK_TIMEOUT_MS)
+        fail_msg("the publishes were done after %lld ms", (long long)waited);
+    assert_int_equal(fp_amqp_confirm(a), 0);
     fp_amqp_free(a);
 }
 
@@ -296,6 +346,18 @@ static const char *str(const cJSON *o, const char *key)
     return v->valuestring;
 }
 
+/* Waits (up to END_WAIT_MS) until /healthz says "ok". */
+static void healthz_ok(void)
+{
+    int64_t until = fp_time_mono_ms() + END_WAIT_MS;
+
+    while (ft_http(&env, "GET", "/healthz", NULL, NULL, NULL) != 200) {
+        if (fp_time_mono_ms() > until)
+            fail_msg("/healthz not 200");
+        ft_sleep_ms(100);
+    }
+}
+
 /* A POST refused for the alarm: 503, and the message names it. */
 static void post_refused(const char *tok)
 {
@@ -339,6 +401,7 @@ static void test_gateway_in_an_alarm(void **state)
     cJSON *j;
 
     (void)state;
+    healthz_ok();
     cJSON_Delete(call(201, "POST", "/api/v1/posts", tok, "{\"text\":\"before\"}"));
     assert_int_equal(ft_server_alarm(&rabbit, true), 0);
     /* The first POST is published and then blocked; the next ones are
@@ -417,8 +480,11 @@ static void test_bridge_waits_out_a_block(void **state)
 FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test_teardown(test_link_waits_out_a_block, alarm_off),
         cmocka_unit_test_teardown(test_full_link_waits_out_a_block, alarm_off),
+        cmocka_unit_test_teardown(test_blocked_bytes_wait, alarm_off),
         cmocka_unit_test_teardown(test_confirm_names_the_block, alarm_off),
-        cmocka_unit_test_teardown(test_silent_while_blocked, alarm_off),
         cmocka_unit_test_teardown(test_gateway_in_an_alarm, alarm_off),
-        cmocka_unit_test_teardown(test_bridge_waits_out_a_block, alarm_off))
+        cmocka_unit_test_teardown(test_bridge_waits_out_a_block, alarm_off),
+        /* Last: the RabbitMQ stopped for seconds makes the stack's links
+         * reconnect. */
+        cmocka_unit_test_teardown(test_silent_while_blocked, alarm_off))
 /* clang-format on */
