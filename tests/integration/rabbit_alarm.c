@@ -215,33 +215,43 @@ static void block(fp_amqp *a)
     }
 }
 
-static void test_full_link_waits_out_a_block(void **state)
+/*
+ * In an alarm, with a's block known: n publishes of len bytes, while a
+ * thread ends the alarm after 3 * LINK_TIMEOUT_MS. Fails unless they all
+ * went and the last one waited for the alarm's end.
+ */
+static void publish_through_alarm(fp_amqp *a, int n, const char *body, size_t len)
 {
-    fp_amqp *a = open_link();
     int64_t t0, waited;
     void *ended;
     int i;
 
-    (void)state;
     assert_int_equal(ft_server_alarm(&rabbit, true), 0);
     block(a);
     t0 = fp_time_mono_ms();
     assert_int_equal(pthread_create(&ender, NULL, alarm_ender, NULL), 0);
     ender_running = true;
-    for (i = 1; i < MAX_PENDING + 1; i++) {
-        if (fp_amqp_publish(a, FP_EXCHANGE_DELIVER, "nobody", "{}", 2) != 0)
-            fail_msg("publish %d of a full blocked link: %s", i + 1, fp_amqp_errstr(a));
+    for (i = 0; i < n; i++) {
+        if (fp_amqp_publish(a, FP_EXCHANGE_DELIVER, "nobody", body, len) != 0)
+            fail_msg("publish %d of %zu bytes: %s", i + 1, len, fp_amqp_errstr(a));
     }
     waited = fp_time_mono_ms() - t0;
     ender_running = false;
     assert_int_equal(pthread_join(ender, &ended), 0);
     assert_int_equal((int)(intptr_t)ended, 0);
-    /* The last publish waited for the alarm's end, which came after
-     * three times timeout_ms. */
     if (waited < 3 * LINK_TIMEOUT_MS)
         fail_msg("the publishes were done after %lld ms", (long long)waited);
     assert_int_equal(fp_amqp_confirm(a), 0);
     assert_null(fp_amqp_blocked(a));
+}
+
+static void test_full_link_waits_out_a_block(void **state)
+{
+    fp_amqp *a = open_link();
+
+    (void)state;
+    /* With the one block() published: the last finds MAX_PENDING. */
+    publish_through_alarm(a, MAX_PENDING, "{}", 2);
     fp_amqp_free(a);
 }
 
@@ -277,28 +287,10 @@ static void test_blocked_bytes_wait(void **state)
 {
     static char body[16 * 1024];
     fp_amqp *a = open_link();
-    int64_t t0, waited;
-    void *ended;
-    int i;
 
     (void)state;
     memset(body, 'x', sizeof(body));
-    assert_int_equal(ft_server_alarm(&rabbit, true), 0);
-    block(a);
-    t0 = fp_time_mono_ms();
-    assert_int_equal(pthread_create(&ender, NULL, alarm_ender, NULL), 0);
-    ender_running = true;
-    for (i = 0; i < 5; i++) {
-        if (fp_amqp_publish(a, FP_EXCHANGE_DELIVER, "nobody", body, sizeof(body)) != 0)
-            fail_msg("publish %d of 16 KiB: %s", i + 1, fp_amqp_errstr(a));
-    }
-    waited = fp_time_mono_ms() - t0;
-    ender_running = false;
-    assert_int_equal(pthread_join(ender, &ended), 0);
-    assert_int_equal((int)(intptr_t)ended, 0);
-    if (waited < 3 * LINK_TIMEOUT_MS)
-        fail_msg("the publishes were done after %lld ms", (long long)waited);
-    assert_int_equal(fp_amqp_confirm(a), 0);
+    publish_through_alarm(a, 5, body, sizeof(body));
     fp_amqp_free(a);
 }
 
