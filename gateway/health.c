@@ -73,8 +73,10 @@ void fg_health_check(fg_gateway *gw, const fg_request *req, fg_response *resp)
         return;
     }
     if (!redis_ok || !amqp_ok) {
-        snprintf(msg, sizeof(msg), "%s%s%s", redis_ok ? "" : "redis unreachable",
-                 !redis_ok && !amqp_ok ? "; " : "", amqp_ok ? "" : "rabbitmq unreachable");
+        snprintf(msg, sizeof(msg), "%s%s%s%s%s%s", redis_ok ? "" : "redis unreachable",
+                 !redis_ok && !amqp_ok ? "; " : "", amqp_ok ? "" : "rabbitmq unreachable",
+                 blocked ? "; rabbitmq blocks publishing (" : "", blocked ? why : "",
+                 blocked ? ")" : "");
         cJSON_AddStringToObject(out, "error", "unavailable");
         cJSON_AddStringToObject(out, "message", msg);
     } else if (blocked) {

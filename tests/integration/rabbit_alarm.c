@@ -14,7 +14,8 @@
  *   - feed-gateway: a POST during the alarm is answered 503 naming it,
  *     at once after the first; /healthz is 200 "degraded" with
  *     "rabbitmq":"blocked" and the gauge feedpush_gateway_rabbitmq_blocked
- *     is 1; reads go on; the POSTs work again once the alarm is over,
+ *     is 1; reads go on; with Redis down as well, /healthz is 503 and
+ *     names both; the POSTs work again once the alarm is over,
  *     even while they keep coming. Each change logged once.
  *   - feed-bridge: stage 1 with a publish blocked (a dead letter) waits
  *     for the alarm's end on the same link instead of reconnecting every
@@ -338,14 +339,14 @@ static const char *str(const cJSON *o, const char *key)
     return v->valuestring;
 }
 
-/* Waits (up to END_WAIT_MS) until /healthz says "ok". */
-static void healthz_ok(void)
+/* Waits (up to END_WAIT_MS) until /healthz answers want. */
+static void healthz_wait(long want)
 {
     int64_t until = fp_time_mono_ms() + END_WAIT_MS;
 
-    while (ft_http(&env, "GET", "/healthz", NULL, NULL, NULL) != 200) {
+    while (ft_http(&env, "GET", "/healthz", NULL, NULL, NULL) != want) {
         if (fp_time_mono_ms() > until)
-            fail_msg("/healthz not 200");
+            fail_msg("/healthz not %ld", want);
         ft_sleep_ms(100);
     }
 }
@@ -383,6 +384,29 @@ static void *poster_main(void *arg)
     return NULL;
 }
 
+/* Redis down as well while the alarm lasts: /healthz is 503 and its
+ * message names both; back to "degraded" once Redis is. */
+static void redis_down_in_the_alarm(void)
+{
+    cJSON *j;
+
+    assert_int_equal(ft_server_stop(&env.b.p.redis), 0);
+    healthz_wait(503);
+    j = call(503, "GET", "/healthz", NULL, NULL);
+    assert_string_equal(str(j, "status"), "down");
+    assert_string_equal(str(j, "redis"), "down");
+    assert_string_equal(str(j, "rabbitmq"), "blocked");
+    if (strstr(str(j, "message"),
+               "redis unreachable; rabbitmq blocks publishing (low on memory)") == NULL)
+        fail_msg("/healthz message: %s", str(j, "message"));
+    cJSON_Delete(j);
+    assert_int_equal(ft_server_restart(&env.b.p.redis), 0);
+    healthz_wait(200);
+    j = call(200, "GET", "/healthz", NULL, NULL);
+    assert_string_equal(str(j, "status"), "degraded");
+    cJSON_Delete(j);
+}
+
 static void test_gateway_in_an_alarm(void **state)
 {
     char *tok = ft_gateway_token(&env, "al");
@@ -393,7 +417,7 @@ static void test_gateway_in_an_alarm(void **state)
     cJSON *j;
 
     (void)state;
-    healthz_ok();
+    healthz_wait(200);
     cJSON_Delete(call(201, "POST", "/api/v1/posts", tok, "{\"text\":\"before\"}"));
     assert_int_equal(ft_server_alarm(&rabbit, true), 0);
     /* The first POST is published and then blocked; the next ones are
@@ -411,6 +435,7 @@ static void test_gateway_in_an_alarm(void **state)
     cJSON_Delete(j);
     assert_true(ft_gateway_metric(&env, "feedpush_gateway_rabbitmq_blocked") == 1);
     cJSON_Delete(call(200, "GET", "/api/v1/feed", tok, NULL)); /* reads go on */
+    redis_down_in_the_alarm();
     /* The alarm ends while POSTs keep coming: the publisher sees the end
      * between them, not only when idle. */
     pc.tok = tok;
