@@ -365,8 +365,12 @@ int fp_store_open(fp_store **out, const fp_store_config *c)
                              sizeof(why));
         if (rc == 0)
             rc = fp_sentinel_auth(s->sentinel, c->sentinel_user, c->sentinel_password_file);
-        if (rc == -ENOMEM)
+        if (rc == -ENOMEM) {
+            /* Not a store that would connect to redis_host instead. */
+            fp_store_free(s);
+            *out = NULL;
             return rc;
+        }
         if (rc != 0)
             return store__invalid(s, "sentinels", why);
     }

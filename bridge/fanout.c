@@ -432,7 +432,7 @@ static void fanout__prefetch_drop(fb_bridge *b)
  * another type or an invalid event) run their first store call together,
  * in one round trip to Redis (fp_store_posts_created), and their results
  * are kept for fanout__batched; none when event i is not one. Returns
- * FB_DONE, or FB_RETRY_STORE when the link failed or memory ran out.
+ * FB_DONE, FB_RETRY_STORE when the link failed, or FB_NO_MEMORY.
  */
 static fb_outcome fanout__prefetch(fb_bridge *b, const fp_event_batch *batch, size_t i)
 {
@@ -456,6 +456,8 @@ static fb_outcome fanout__prefetch(fb_bridge *b, const fp_event_batch *batch, si
         rc = fp_store_posts_created(b->store, ptrs, n, b->pre_outs, b->pre_rcs);
     for (k = 0; k < n; k++)
         fp_event_free(&evs[k]);
+    if (rc == -ENOMEM)
+        return FB_NO_MEMORY; /* the link is sound: every reply was read */
     if (rc != 0)
         return FB_RETRY_STORE;
     if (n > 1) {

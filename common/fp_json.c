@@ -92,28 +92,58 @@ bool fp_json_utf8_valid(const char *s, size_t len)
     return true;
 }
 
+/* Whether the 4 bytes at s are hex digits. */
+static bool json__hex4(const char *s)
+{
+    size_t i;
+
+    for (i = 0; i < 4; i++) {
+        if (s[i] == '\0' || strchr("0123456789abcdefABCDEF", s[i]) == NULL)
+            return false;
+    }
+    return true;
+}
+
 /*
- * True when the JSON text of len bytes (already known to be valid JSON)
- * has a \u0000 escape inside a string. An escaped backslash followed by
- * "u0000" is text, not an escape: each escape is skipped whole.
+ * What cJSON reads differently from RFC 8259 in the text of len bytes
+ * (already known to parse): a \u escape without four hex digits after it
+ * (cJSON decodes it as U+0000, cutting the string there, where a strict
+ * reader refuses it), a \u0000 escape (the same cut), a control character
+ * (below 0x20) unescaped in a string, and one other than tab, LF and CR
+ * between tokens (cJSON counts every byte up to 0x20 as a blank). Each
+ * escape is skipped whole, so an escaped backslash followed by "u0000" is
+ * text. Returns 0, or -EINVAL with a reason naming the byte offset.
  */
-static bool json__has_nul_escape(const char *s, size_t len)
+static int json__check_text(const char *s, size_t len, char *reason, size_t rlen)
 {
     bool in_string = false;
+    unsigned char c;
     size_t i;
 
     for (i = 0; i < len; i++) {
+        c = (unsigned char)s[i];
         if (!in_string) {
-            in_string = s[i] == '"';
-        } else if (s[i] == '"') {
+            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+                return fp_json_refuse(reason, rlen, -EINVAL,
+                                      "control character 0x%02x at offset %zu", c, i);
+            in_string = c == '"';
+        } else if (c == '"') {
             in_string = false;
-        } else if (s[i] == '\\' && i + 1 < len) {
-            if (s[i + 1] == 'u' && i + 5 < len && memcmp(s + i + 2, "0000", 4) == 0)
-                return true;
+        } else if (c < 0x20) {
+            return fp_json_refuse(reason, rlen, -EINVAL,
+                                  "unescaped control character 0x%02x in a string at offset %zu", c,
+                                  i);
+        } else if (c == '\\' && i + 1 < len) {
+            if (s[i + 1] == 'u' && (i + 6 > len || !json__hex4(s + i + 2)))
+                return fp_json_refuse(reason, rlen, -EINVAL,
+                                      "bad \\u escape at offset %zu (four hex digits needed)", i);
+            if (s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0)
+                return fp_json_refuse(reason, rlen, -EINVAL,
+                                      "a string contains \\u0000 at offset %zu", i);
             i++; /* skip the escaped character */
         }
     }
-    return false;
+    return 0;
 }
 
 /* Longest member path named in a reason ("post.text", "recipients[3]"). */
@@ -235,9 +265,10 @@ static int json__check_tree(const char *text, size_t len, const cJSON *root, cha
                             size_t rlen)
 {
     char path[JSON__PATH_MAX] = "";
+    int rc = json__check_text(text, len, reason, rlen);
 
-    if (json__has_nul_escape(text, len))
-        return fp_json_refuse(reason, rlen, -EINVAL, "a string contains \\u0000");
+    if (rc != 0)
+        return rc;
     if (!cJSON_IsObject(root))
         return fp_json_refuse(reason, rlen, -EINVAL, "top level is not a JSON object");
     return json__check_members(root, path, reason, rlen);

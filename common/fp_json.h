@@ -24,8 +24,11 @@ struct cJSON;
  *     reason names the member, e.g. "post.text: not valid UTF-8");
  *   - valid JSON (the reason names the byte offset where it is not), with
  *     nothing but blanks after the object;
- *   - no \u0000 escape in a string (cJSON would cut the string there while
- *     other readers would not);
+ *   - no \u0000 escape in a string, and no \u escape without four hex
+ *     digits (cJSON would cut the string there while other readers would
+ *     not, or refuse it);
+ *   - no control character unescaped in a string, and none but tab, LF
+ *     and CR between tokens (cJSON takes any byte up to 0x20 as a blank);
  *   - no object anywhere holds two members of the same name (readers
  *     disagree on which one counts: RFC 8259 4, RFC 7519 4).
  * Returns 0 with *root set (cJSON_Delete it), or -EINVAL (-ENOMEM when

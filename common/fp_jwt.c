@@ -29,6 +29,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 /* Largest integer a JSON number (an IEEE double) holds exactly: 2^53 - 1. */
 #define JWT__INT_MAX 9007199254740991.0
@@ -219,30 +220,75 @@ static size_t jwt__strip_newline(const unsigned char *key, size_t len)
     return len;
 }
 
-/* Whether buf[0..n) holds a PEM block's first line anywhere (OpenSSL's
- * reader skips text before it). */
-static bool jwt__has_pem(const unsigned char *buf, size_t n)
+/* Whether buf[0..n) holds text anywhere. */
+static bool jwt__contains(const unsigned char *buf, size_t n, const char *text)
 {
-    static const char begin[] = "-----BEGIN ";
-    size_t i, k = sizeof(begin) - 1;
+    size_t i, k = strlen(text);
 
     for (i = 0; i + k <= n; i++) {
-        if (memcmp(buf + i, begin, k) == 0)
+        if (memcmp(buf + i, text, k) == 0)
             return true;
     }
     return false;
 }
 
+/* Whether buf[0..n) starts with prefix, after any blanks. */
+static bool jwt__starts(const unsigned char *buf, size_t n, const char *prefix)
+{
+    size_t i = 0, k = strlen(prefix);
+
+    while (i < n && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+        i++;
+    return n - i >= k && memcmp(buf + i, prefix, k) == 0;
+}
+
+/*
+ * What key buf[0..n) is, in words for a log line, or NULL when it is none
+ * of those this knows: a PEM block, a JWK (a JSON object with "kty"), an
+ * OpenSSH public key line, a DER public key. Any of them in an HS256 key
+ * file is a key where a secret belongs. Limits: a random secret is never
+ * taken for one (a DER key must parse whole); other formats are not known.
+ */
+static const char *jwt__key_kind(const unsigned char *buf, size_t n)
+{
+    static const char *const ssh[] = {"ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-"};
+    const unsigned char *p = buf;
+    EVP_PKEY *der;
+    size_t i;
+
+    /* A PEM block's first line anywhere (OpenSSL's reader skips text
+     * before it). */
+    if (jwt__contains(buf, n, "-----BEGIN "))
+        return "a PEM key";
+    if (jwt__starts(buf, n, "{") && jwt__contains(buf, n, "\"kty\""))
+        return "a JWK";
+    for (i = 0; i < sizeof(ssh) / sizeof(ssh[0]); i++) {
+        if (jwt__starts(buf, n, ssh[i]))
+            return "an OpenSSH key";
+    }
+    if (n > LONG_MAX)
+        return NULL;
+    der = d2i_PUBKEY(NULL, &p, (long)n);
+    ERR_clear_error();
+    if (der != NULL) {
+        EVP_PKEY_free(der);
+        if (p == buf + n)
+            return "a DER public key";
+    }
+    return NULL;
+}
+
 /*
  * Reads the key file for alg. HS256: one trailing newline stripped, fewer
- * than FP_JWT_HS_SECRET_MIN bytes refused with -EINVAL, and so is a PEM
- * file: a public key taken for an HMAC secret would let anyone who has
- * it sign tokens (a half-done switch to RS256/ES256). RS256/ES256: the
- * bytes as they are (the PEM is checked by whoever parses it).
+ * than FP_JWT_HS_SECRET_MIN bytes refused with -EINVAL, and so is a key
+ * (jwt__key_kind): a public key taken for an HMAC secret would let anyone
+ * who has it sign tokens (a half-done switch to RS256/ES256). RS256/ES256:
+ * the bytes as they are (the PEM is checked by whoever parses it).
  */
 int fp_jwt_load_key(fp_jwt_alg alg, const char *path, unsigned char **out, size_t *len, char *err,
                     size_t errlen)
 {
+    const char *kind;
     size_t n;
     int rc;
 
@@ -258,11 +304,12 @@ int fp_jwt_load_key(fp_jwt_alg alg, const char *path, unsigned char **out, size_
         *len = 0;
         return -EINVAL;
     }
-    if (jwt__has_pem(*out, n)) {
+    kind = jwt__key_kind(*out, n);
+    if (kind != NULL) {
         jwt__fmt(err, errlen,
-                 "jwt key file %s is a PEM key, not an HS256 secret: set the algorithm to RS256 "
+                 "jwt key file %s is %s, not an HS256 secret: set the algorithm to RS256 "
                  "or ES256, or give the HS256 secret",
-                 path);
+                 path, kind);
         fp_jwt_key_free(*out, *len + 1);
         *out = NULL;
         *len = 0;

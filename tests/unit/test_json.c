@@ -76,6 +76,33 @@ static void test_nul(void **state)
     expect_refused("{\"t\":\"a\\\\\\u0000b\"}", "\\u0000");
 }
 
+/* What cJSON alone would take: a \u escape without four hex digits (it
+ * reads U+0000 and cuts the string), a control character unescaped in a
+ * string or between tokens. */
+static void test_rfc8259(void **state)
+{
+    cJSON *root;
+
+    (void)state;
+    expect_refused("{\"sub\":\"alice\\uZZZZ-x\"}", "bad \\u escape at offset 13");
+    expect_refused("{\"t\":\"a\\u00g0\"}", "bad \\u escape");
+    expect_refused("{\"t\":\"a\\u12\\\"x\"}", "bad \\u escape");
+    expect_refused("{\"t\\uQQQQ\":1}", "bad \\u escape");
+    expect_refused("{\"t\":\"a\\u0000b\"}", "\\u0000 at offset 7");
+    expect_refused("{\"t\":\"a\x01"
+                   "b\"}",
+                   "unescaped control character 0x01 in a string at offset 7");
+    expect_refused("{\"t\":\"a\tb\"}", "unescaped control character 0x09");
+    expect_refused("{\"t\":\"a\nb\"}", "unescaped control character 0x0a");
+    expect_refused("{\x01\"t\":1}", "control character 0x01 at offset 1");
+    expect_refused("{\"t\":1\x1f}", "control character 0x1f at offset 6");
+    /* RFC 8259's blanks between tokens, and escapes of every kind. */
+    root = expect_ok("\t{\r\n\"t\" : \"\\u00e9\\uD83D\\uDE00\\t\\n\\\"\\\\\\/\"}\n");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(root, "t")->valuestring,
+                        "\xc3\xa9\xf0\x9f\x98\x80\t\n\"\\/");
+    cJSON_Delete(root);
+}
+
 static void test_structure(void **state)
 {
     cJSON *root;
@@ -176,6 +203,7 @@ static void test_quote_and_refuse(void **state)
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_object),
         cmocka_unit_test(test_nul),
+        cmocka_unit_test(test_rfc8259),
         cmocka_unit_test(test_structure),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_utf8),

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -24,6 +25,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "fp_jwt.h"
 #include "ft_main.h"
@@ -942,6 +944,67 @@ static void test_key_files(void **state)
     assert_null(k);
 }
 
+/* Writes n bytes to a new temp file and loads it as an HS256 key: the
+ * result, with the reason in err. */
+static int load_hs_from(const void *data, size_t n, char *err, size_t errlen)
+{
+    char path[] = "/tmp/fp-test-key-XXXXXX";
+    unsigned char *k = NULL;
+    size_t len = 0;
+    int fd = mkstemp(path), rc;
+
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, n), (ssize_t)n);
+    close(fd);
+    rc = fp_jwt_load_key(FP_JWT_HS256, path, &k, &len, err, errlen);
+    unlink(path);
+    if (rc != 0)
+        assert_null(k);
+    fp_jwt_key_free(k, len);
+    return rc;
+}
+
+/* Keys in other formats than PEM in an HS256 key file are refused too; a
+ * random secret of any bytes is not taken for one. */
+static void test_key_kinds(void **state)
+{
+    static const char jwk[] =
+        "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8"
+        "Tus9uPHvRVEU\",\"y\":\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}\n";
+    static const char ssh[] =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx0c2V0LXRoaXMtaXMtbm90LWEta2V5 "
+        "ops@example\n";
+    static const char json_secret[] = "{\"not\":\"a key but a secret of 32 bytes or more\"}";
+    unsigned char random[64], *der = NULL;
+    size_t pem_len;
+    unsigned char *pem = read_data("es256.pub", &pem_len);
+    BIO *bio = BIO_new_mem_buf(pem, (int)pem_len);
+    EVP_PKEY *pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    char err[256];
+    int der_len, i;
+
+    (void)state;
+    assert_non_null(pk);
+    der_len = i2d_PUBKEY(pk, &der);
+    assert_true(der_len > 32);
+    assert_int_equal(load_hs_from(jwk, sizeof(jwk) - 1, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "is a JWK, not an HS256 secret"));
+    assert_int_equal(load_hs_from(ssh, sizeof(ssh) - 1, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "is an OpenSSH key, not an HS256 secret"));
+    assert_int_equal(load_hs_from(der, (size_t)der_len, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "is a DER public key, not an HS256 secret"));
+    for (i = 0; i < 64; i++)
+        random[i] = (unsigned char)(i * 37 + 11);
+    random[0] = 0x30; /* a DER SEQUENCE's first byte, and no key */
+    random[1] = 0x3e;
+    assert_int_equal(load_hs_from(random, sizeof(random), err, sizeof(err)), 0);
+    assert_int_equal(load_hs_from(json_secret, sizeof(json_secret) - 1, err, sizeof(err)), 0);
+    OPENSSL_free(der);
+    EVP_PKEY_free(pk);
+    BIO_free(bio);
+    fp_jwt_key_free(pem, pem_len);
+}
+
 /* Several threads verifying with the same verifier at once. */
 static void *verify_loop(void *arg)
 {
@@ -1003,5 +1066,6 @@ FT_MAIN(ft_unit_run, setup, teardown,
         cmocka_unit_test(test_revoked),
         cmocka_unit_test(test_verifier_errors),
         cmocka_unit_test(test_key_files),
+        cmocka_unit_test(test_key_kinds),
         cmocka_unit_test(test_concurrent))
 /* clang-format on */
