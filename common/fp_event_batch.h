@@ -24,6 +24,8 @@
 
 typedef struct {
     struct cJSON *root_; /* private: the parsed message */
+    const char *body_;   /* private: its text (the caller's) */
+    size_t *spans_;      /* private: offset and length of each event in body_ */
     size_t n;            /* events in it */
 } fp_event_batch;
 
@@ -34,9 +36,10 @@ bool fp_event_is_batch(const char *routing_key);
  * Reads a batch message of len bytes: one JSON object (fp_json's rules),
  * "type" "batch", "events" an array of 1 to FP_EVENT_BATCH_MAX elements,
  * the whole at most FP_EVENT_MAX_BYTES. The events themselves are checked
- * by fp_event_batch_get. Returns 0 (free b with fp_event_batch_free),
- * -EINVAL, -E2BIG or -ENOMEM with reason as fp_event_parse gives it, and
- * then b holds nothing.
+ * by fp_event_batch_get. body must outlive b (fp_event_batch_text copies
+ * from it). Returns 0 (free b with fp_event_batch_free), -EINVAL, -E2BIG
+ * or -ENOMEM with reason as fp_event_parse gives it, and then b holds
+ * nothing.
  */
 int fp_event_batch_parse(const char *body, size_t len, fp_event_batch *b, char *reason,
                          size_t reason_len);
@@ -46,9 +49,10 @@ int fp_event_batch_parse(const char *body, size_t len, fp_event_batch *b, char *
 int fp_event_batch_get(const fp_event_batch *b, size_t i, fp_event *ev, char *reason,
                        size_t reason_len);
 
-/* Event i as compact JSON text (for its dead letter), malloc'd, or NULL
- * (out of memory). *type: its "type" when that is a string (any string,
- * of any length: untrusted), else "". */
+/* Event i as it came, byte for byte (for its dead letter: a number out
+ * of a double's range or precision is kept as it was written), malloc'd,
+ * or NULL (out of memory). *type: its "type" when that is a string (any
+ * string, of any length: untrusted), else "". */
 char *fp_event_batch_text(const fp_event_batch *b, size_t i, const char **type);
 
 void fp_event_batch_free(fp_event_batch *b);

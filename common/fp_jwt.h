@@ -128,8 +128,10 @@ typedef struct {
 /* Verifies the NUL-terminated token at time now (unix seconds). Returns 0
  * and fills *out (may be NULL), or -FP_JWT_E_* (-EINVAL for a NULL v,
  * -ENOMEM) with a one-line reason in reason (may be NULL). The reason
- * never contains the token; values taken from the token are shortened and
- * reduced to [A-Za-z0-9_-]. *out is zeroed on refusal. A header "typ", if
+ * never contains the token; values taken from the token are quoted by
+ * fp_json_quote (shortened, every byte that is not printable ASCII and
+ * every quote, backslash, <, >, & and backtick made '?'). *out is zeroed
+ * on refusal. A header "typ", if
  * present, must be "JWT" (any case); a "crit" header is refused. */
 int fp_jwt_verify(const fp_jwt_verifier *v, const char *token, int64_t now, fp_jwt_claims *out,
                   char *reason, size_t reason_len);
