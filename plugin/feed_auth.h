@@ -207,8 +207,9 @@ typedef struct {
 int fa_revocations_init(fa_revocations *r, const char *file, int64_t keep_s);
 void fa_revocations_destroy(fa_revocations *r);
 /* Raises the cut-off for sub (never lowers it); one already past keep_s
- * at now (unix seconds) is ignored. Any thread. */
-void fa_revocations_raise(fa_revocations *r, const char *sub, int64_t before, int64_t now);
+ * at now (unix seconds) is ignored. Any thread. 0, or -ENOMEM when the
+ * table had no room for a new user (then nothing changed). */
+int fa_revocations_raise(fa_revocations *r, const char *sub, int64_t before, int64_t now);
 /* Drops the cut-offs past keep_s at now, at most once a minute or once
  * per keep_s if shorter (Redis thread). Returns how many went; the file is then due for a write. */
 size_t fa_revocations_prune(fa_revocations *r, int64_t now);

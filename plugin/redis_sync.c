@@ -310,8 +310,10 @@ static int redis__flush_presence(fa_redis *rs)
     return rc;
 }
 
-/* Applies "<uid> <before>" from the revocation channel or a revoked: key. */
-static void redis__apply_revocation(fa_redis *rs, const char *uid, const char *before_s)
+/* Applies "<uid> <before>" from the revocation channel or a revoked: key.
+ * 0, or -EIO when memory ran out (the caller drops the link, so every
+ * revocation is loaded again once it is back: none is lost). */
+static int redis__apply_revocation(fa_redis *rs, const char *uid, const char *before_s)
 {
     char *end = NULL;
     long long before;
@@ -321,32 +323,37 @@ static void redis__apply_revocation(fa_redis *rs, const char *uid, const char *b
     if (!fp_id_valid(uid) || errno != 0 || end == before_s || *end != '\0' || before <= 0) {
         redis__log(rs, MOSQ_LOG_WARNING, "ignoring malformed revocation for \"%.64s\"",
                    fp_id_valid(uid) ? uid : "(invalid id)");
-        return;
+        return 0;
     }
-    fa_revocations_raise(rs->revocations, uid, before, (int64_t)time(NULL));
+    if (fa_revocations_raise(rs->revocations, uid, before, (int64_t)time(NULL)) != 0) {
+        redis__set_error(rs, NULL, "out of memory keeping a revocation; loading them again");
+        return -EIO;
+    }
+    return 0;
 }
 
-static void redis__on_message(fa_redis *rs, const redisReply *r)
+/* A message on the revocation channel. 0 or -EIO (redis__apply_revocation). */
+static int redis__on_message(fa_redis *rs, const redisReply *r)
 {
     char buf[FP_ID_BUFSZ + 32], *space;
 
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
         r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0 ||
         r->element[2]->type != REDIS_REPLY_STRING)
-        return;
+        return 0;
     if (r->element[2]->len >= sizeof(buf)) {
         redis__log(rs, MOSQ_LOG_WARNING, "ignoring oversized revocation message");
-        return;
+        return 0;
     }
     memcpy(buf, r->element[2]->str, r->element[2]->len);
     buf[r->element[2]->len] = '\0';
     space = strchr(buf, ' ');
     if (space == NULL) {
         redis__log(rs, MOSQ_LOG_WARNING, "ignoring malformed revocation message");
-        return;
+        return 0;
     }
     *space = '\0';
-    redis__apply_revocation(rs, buf, space + 1);
+    return redis__apply_revocation(rs, buf, space + 1);
 }
 
 /*
@@ -443,7 +450,7 @@ static int redis__load_revocations(fa_redis *rs)
             }
             if (g->type == REDIS_REPLY_STRING && keys->element[i]->len > plen &&
                 memcmp(keys->element[i]->str, rs->key_revoked, plen) == 0)
-                redis__apply_revocation(rs, keys->element[i]->str + plen, g->str);
+                rc = redis__apply_revocation(rs, keys->element[i]->str + plen, g->str);
             freeReplyObject(g);
         }
         freeReplyObject(r);
@@ -501,6 +508,7 @@ fail:
 static int redis__read_subscription(fa_redis *rs)
 {
     void *reply;
+    int rc;
 
     if (redisBufferRead(rs->sub) != REDIS_OK) {
         redis__set_error(rs, rs->sub, "subscription");
@@ -514,8 +522,10 @@ static int redis__read_subscription(fa_redis *rs)
         }
         if (reply == NULL)
             return 0;
-        redis__on_message(rs, reply);
+        rc = redis__on_message(rs, reply);
         freeReplyObject(reply);
+        if (rc != 0)
+            return rc;
     }
 }
 

@@ -72,13 +72,13 @@ static bool revocations__expired(const fa_revocations *r, int64_t before, int64_
 
 /* Raises sub's cut-off; true when it rose. A cut-off past its keep time
  * is not taken (false). */
-static bool revocations__raise(fa_revocations *r, const char *sub, int64_t before, int64_t now)
+static int revocations__raise(fa_revocations *r, const char *sub, int64_t before, int64_t now)
 {
     fa_revocation *e = NULL;
-    bool raised = false;
+    int raised = 0;
 
     if (!fp_id_valid(sub) || before <= 0 || revocations__expired(r, before, now))
-        return false;
+        return 0;
     pthread_mutex_lock(&r->lock);
     HASH_FIND_STR(r->map, sub, e);
     if (e == NULL) {
@@ -88,21 +88,26 @@ static bool revocations__raise(fa_revocations *r, const char *sub, int64_t befor
             HASH_ADD_STR(r->map, sub, e);
         }
     }
-    if (e != NULL && before > e->before) {
+    if (e == NULL) {
+        raised = -ENOMEM;
+    } else if (before > e->before) {
         e->before = before;
-        raised = true;
+        raised = 1;
     }
     pthread_mutex_unlock(&r->lock);
     return raised;
 }
 
-void fa_revocations_raise(fa_revocations *r, const char *sub, int64_t before, int64_t now)
+int fa_revocations_raise(fa_revocations *r, const char *sub, int64_t before, int64_t now)
 {
-    if (!revocations__raise(r, sub, before, now))
-        return;
+    int rc = revocations__raise(r, sub, before, now);
+
+    if (rc <= 0)
+        return rc;
     atomic_store(&r->pending, true);
     if (r->file != NULL)
         atomic_store(&r->dirty, true);
+    return 0;
 }
 
 /*
