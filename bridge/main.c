@@ -547,6 +547,7 @@ int main(int argc, char **argv)
     fp_log_level level;
     const char *conf;
     char err[FP_CONF_ERR_MAX];
+    bool bad_config;
     int rc;
 
     memset(&b, 0, sizeof(b));
@@ -582,6 +583,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     mosquitto_lib_init();
     rc = main__open(&b);
+    /* A jwt_alg or a signing key it cannot use is a bad configuration. */
+    bad_config = rc == -EINVAL;
     if (rc == 0)
         rc = main__run(&b);
     if (b.store != NULL && rc == 0)
@@ -594,6 +597,8 @@ int main(int argc, char **argv)
     fp_store_free(b.store);
     mosquitto_lib_cleanup();
     fb_config_free(&b.cfg);
+    if (bad_config)
+        return 2;
     if (rc == -EINVAL || rc == -ENOMEM || rc == -EAGAIN)
         return 1;
     fp_info("stopped");

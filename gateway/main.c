@@ -202,11 +202,13 @@ int main(int argc, char **argv)
     rc = main__args(argc, argv, &conf);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
+    /* A configuration it cannot use exits 2, which its unit does not
+     * restart on (RestartPreventExitStatus=2), as a bad command line. */
     if (fg_config_load(&gw.cfg, conf, err, sizeof(err)) != 0) {
         fp_error("%s", err);
-        return 1;
+        return 2;
     }
-    rc = 1;
+    rc = 2;
     if (fp_log_level_parse(gw.cfg.log_level, &level) != 0) {
         fp_error("log_level %s: must be debug, info, warn or error", gw.cfg.log_level);
         goto done;
@@ -216,6 +218,7 @@ int main(int argc, char **argv)
         main__need_file(gw.cfg.www_dir, "index.html", "www_dir") != 0 ||
         main__need_file(gw.cfg.mqtt_js_dir, "mqtt.min.js", "mqtt_js_dir") != 0)
         goto done;
+    rc = 1;
     if (fg_backend_open(&gw, true, true) != 0)
         goto done;
     signal(SIGPIPE, SIG_IGN);

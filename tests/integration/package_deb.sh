@@ -71,7 +71,7 @@ fi
 # the AMQP password and the bridge's signing key).
 stub="$t/stub"
 mkdir "$stub"
-for cmd in addgroup adduser chgrp chmod systemctl; do
+for cmd in addgroup adduser chgrp chmod systemctl dpkg-statoverride; do
     cat >"$stub/$cmd" <<EOF
 #!/bin/sh
 echo "$cmd \$*" >>"$stub/calls"
@@ -79,10 +79,19 @@ for last; do :; done
 case "$cmd \$*" in
 addgroup*) echo "\$last" >>"$stub/group" ;;
 "adduser --quiet --system"*) echo "\$last" >>"$stub/passwd" ;;
+"dpkg-statoverride --list"*)
+    while read -r f; do [ "\$f" = "\$last" ] && exit 0; done <"$stub/overrides"
+    exit 1 ;;
 esac
 exit 0
 EOF
 done
+# stat -c '%U %G %a' FILE: the owner, group and mode in $stub/stat.out.
+cat >"$stub/stat" <<EOF
+#!/bin/sh
+read -r line <"$stub/stat.out"
+echo "\$line"
+EOF
 cat >"$stub/getent" <<EOF
 #!/bin/sh
 while read -r name; do [ "\$name" = "\$2" ] && exit 0; done <"$stub/\$1"
@@ -91,14 +100,19 @@ EOF
 chmod +x "$stub"/*
 
 # run_postinst CASE USERS GROUPS ARGS...: postinst ARGS with those users
-# and groups existing; its calls land in $stub/calls.
+# and groups existing, the configs as $stat_now says (owner group mode)
+# and the stat overrides in $overrides; its calls land in $stub/calls.
+stat_now="root root 644"
+overrides=""
 run_postinst() {
     local case=$1
     printf '%s\n' $2 >"$stub/passwd"
     printf '%s\n' $3 >"$stub/group"
+    printf '%s\n' "$stat_now" >"$stub/stat.out"
+    printf '%s\n' $overrides >"$stub/overrides"
     : >"$stub/calls"
     shift 3
-    if PATH="$stub" /bin/sh "$t/control/postinst" "$@" >"$t/postinst.log" 2>&1; then
+    if DPKG_ROOT="$t/etcroot" PATH="$stub" /bin/sh "$t/control/postinst" "$@" >"$t/postinst.log" 2>&1; then
         ok "postinst $* ($case) ran against the stand-ins"
     else
         sed 's/^/    /' "$t/postinst.log"
@@ -126,25 +140,88 @@ expect_no_calls() {
     done
 }
 
+# The configs the postinst looks at (under DPKG_ROOT).
+mkdir -p "$t/etcroot/etc/feedpush"
+touch "$t/etcroot/etc/feedpush/bridge.conf" "$t/etcroot/etc/feedpush/gateway.conf"
+
 run_postinst "fresh install" "mosquitto" "" configure ""
 expect_calls "fresh install" "addgroup --quiet --system feedpush" \
     "addgroup --quiet --system feedpush-broker" "adduser --quiet feedpush feedpush-broker" \
-    "adduser --quiet mosquitto feedpush-broker" "chgrp feedpush /etc/feedpush/bridge.conf" \
-    "chmod 0640 /etc/feedpush/bridge.conf"
-expect_no_calls "fresh install" '^adduser .*mosquitto feedpush$'
+    "adduser --quiet mosquitto feedpush-broker" \
+    "dpkg-statoverride --update --add root feedpush 0640 /etc/feedpush/bridge.conf" \
+    "dpkg-statoverride --update --add root feedpush 0640 /etc/feedpush/gateway.conf"
+expect_no_calls "fresh install" '^adduser .*mosquitto feedpush$' '^chgrp ' '^chmod '
 
 # An upgrade from a build that had no feedpush-broker: the group comes,
-# both users join it; the configs' modes, an operator's choice by now,
-# stay as they are.
+# both users join it; the configs' owner and mode, an operator's choice
+# by now, are kept by a stat override, so that a new version of a config
+# gets them too.
+stat_now="root adm 600"
 run_postinst "upgrade" "feedpush mosquitto" "feedpush" configure 0.1.0
 expect_calls "upgrade" "addgroup --quiet --system feedpush-broker" \
-    "adduser --quiet feedpush feedpush-broker" "adduser --quiet mosquitto feedpush-broker"
+    "adduser --quiet feedpush feedpush-broker" "adduser --quiet mosquitto feedpush-broker" \
+    "dpkg-statoverride --add root adm 600 /etc/feedpush/bridge.conf"
 expect_no_calls "upgrade" '^addgroup .*feedpush$' '^adduser --quiet --system' '^chgrp ' '^chmod ' \
-    '^adduser .*mosquitto feedpush$'
+    '^adduser .*mosquitto feedpush$' ' --update '
+
+# An upgrade that finds a config at the package's own root:root 644 (dpkg
+# gave a new version of it that mode before there was an override): it
+# gets the configs' mode back.
+stat_now="root root 644"
+run_postinst "upgrade, config at 644" "feedpush mosquitto" "feedpush feedpush-broker" configure 0.1.0
+expect_calls "upgrade, config at 644" \
+    "dpkg-statoverride --update --add root feedpush 0640 /etc/feedpush/gateway.conf"
+
+# An upgrade with the overrides in place: nothing to record.
+overrides="/etc/feedpush/bridge.conf /etc/feedpush/gateway.conf"
+run_postinst "upgrade, overrides" "feedpush mosquitto" "feedpush feedpush-broker" configure 0.1.0
+expect_no_calls "upgrade, overrides" ' --add '
+overrides=""
 
 # No broker on this host (its package removed): no mosquitto user to add.
 run_postinst "no mosquitto user" "" "" configure ""
 expect_no_calls "no mosquitto user" '^adduser .*mosquitto'
+
+# postrm: on removal the broker's link to the snippet goes (mosquitto
+# would not start with feed_auth.so gone); a copy of it is only named; a
+# purge drops the stat overrides.
+run_postrm() {
+    : >"$stub/calls"
+    printf '%s\n' $overrides >"$stub/overrides"
+    if DPKG_ROOT="$t/etcroot" PATH="$stub:$PATH" /bin/sh "$t/control/postrm" "$@" >"$t/postrm.log" 2>&1; then
+        ok "postrm $* ran"
+    else
+        sed 's/^/    /' "$t/postrm.log"
+        fail "postrm $* failed"
+    fi
+}
+confd=$t/etcroot/etc/mosquitto/conf.d
+mkdir -p "$confd"
+ln -s /etc/feedpush/mosquitto/feedpush.conf "$confd/feedpush.conf"
+run_postrm remove
+if [ ! -e "$confd/feedpush.conf" ] && [ ! -L "$confd/feedpush.conf" ] &&
+    grep -q "removed the link" "$t/postrm.log"; then
+    ok "postrm remove: the broker's link to the snippet is gone"
+else
+    fail "postrm remove left the broker's link to the snippet"
+fi
+echo "plugin /usr/lib/feedpush/feed_auth.so" >"$confd/feedpush.conf"
+run_postrm remove
+if [ -f "$confd/feedpush.conf" ] && grep -q "which is gone: remove it" "$t/postrm.log"; then
+    ok "postrm remove: a copy of the snippet is kept and named"
+else
+    fail "postrm remove: a copy of the snippet was not kept and named"
+fi
+rm "$confd/feedpush.conf"
+overrides="/etc/feedpush/bridge.conf /etc/feedpush/gateway.conf"
+run_postrm purge
+if called "dpkg-statoverride --remove /etc/feedpush/bridge.conf" &&
+    called "dpkg-statoverride --remove /etc/feedpush/gateway.conf"; then
+    ok "postrm purge drops the configs' stat overrides"
+else
+    fail "postrm purge did not drop the stat overrides: $(cat "$stub/calls")"
+fi
+overrides=""
 
 if command -v lintian >/dev/null 2>&1; then
     rc=0
