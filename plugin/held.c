@@ -205,7 +205,8 @@ static int held__unhex(const char *hex, size_t len, char *out, size_t outsz)
  * without a client. offline_until 0: the session was connected
  * when the file was written, so its connection ended at that moment or
  * later (a crash), and it lasts session_max_lifetime from now: too long
- * only costs a routed delivery that finds no subscriber. id: a buffer of
+ * only costs a routed delivery that finds no subscriber. An end further
+ * than that (session_max_lifetime lowered since) is brought to it. id: a buffer of
  * HELD__ID_MAX + 1 bytes. Returns 1 when added, 0 when skipped (expired,
  * or the id is not the user's), -EINVAL when malformed, -ENOMEM.
  */
@@ -227,9 +228,12 @@ static int held__load_line(fa_plugin *pl, char *line, char *id, int64_t now)
         return -EINVAL;
     if (held__unhex(line, hex_len, id, HELD__ID_MAX + 1) != 0 || !fp_id_valid(c.sub))
         return -EINVAL;
-    if (until == 0) {
+    /* 0, or an end further than session_max_lifetime (a file written
+     * with a longer one, or a damaged number): the session lasts that
+     * long from now, and the next save writes that end. */
+    if (until == 0 || until > now + pl->opts.session_max_lifetime + 1) {
         until = now + pl->opts.session_max_lifetime + 1;
-        pl->held_changes++; /* the next save writes that end, not 0 again */
+        pl->held_changes++;
     }
     if (!fa_client_id_owner(id, owner) || strcmp(owner, c.sub) != 0 || until <= now)
         return 0;

@@ -47,7 +47,11 @@ int fa_statefile_replace(const char *path, int (*write)(FILE *f, void *arg), voi
 
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
         return -ENAMETOOLONG;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* A new file, whatever was left there: an old one would keep its
+     * mode and owner, and a link there would be followed. */
+    if (unlink(tmp) != 0 && errno != ENOENT)
+        return -errno;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return -errno;
     f = fdopen(fd, "w");

@@ -1032,6 +1032,64 @@ static void test_damaged_file(void **state)
     assert_int_equal(ft_server_restart(&e2.mosq), 0);
 }
 
+/*
+ * A loaded session whose end is further than session_max_lifetime (a
+ * file written with a longer one) lasts that long from the start, no
+ * more; and the file is written anew, mode 0600, even where an old temp
+ * file of another mode was left beside it.
+ */
+static void test_loaded_end_capped(void **state)
+{
+    char dir[PATH_MAX], file[PATH_MAX + 16], tmp[PATH_MAX + 32], extra[PATH_MAX + 160];
+    char old_line[64];
+    long long until = (long long)time(NULL) + 30 * 86400;
+    int64_t give_up;
+    struct stat st;
+    FILE *f;
+
+    (void)state;
+    assert_int_equal(ft_shared_dir(dir, "capped-XXXXXX"), 0);
+    snprintf(file, sizeof(file), "%s/sessions", dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", file);
+    f = fopen(file, "w");
+    assert_non_null(f);
+    /* "olga:phone" in hex, 30 days to go. */
+    fprintf(f, "feedpush-sessions 1\n6f6c67613a70686f6e65 olga %lld\n", until);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(file, 0666), 0);
+    f = fopen(tmp, "w");
+    assert_non_null(f);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(chmod(tmp, 0666), 0);
+    snprintf(extra, sizeof(extra),
+             "plugin_opt_session_file %s\nplugin_opt_session_max_lifetime 2\n"
+             "plugin_opt_session_save_interval 1\n",
+             file);
+    e2_up = true;
+    snprintf(old_line, sizeof(old_line), "6f6c67613a70686f6e65 olga %lld\n", until);
+    assert_int_equal(ft_plugin_env_start(&e2, "n5", extra), 0);
+    assert_true(ft_plugin_env_log_wait(&e2, 0, "1 persistent sessions loaded", 5000));
+    assert_int_equal(ft_redis_once_int(e2.redis.port, "SISMEMBER sessions:n5 %s", "olga"), 1);
+    /* Written again with the end brought in (its first save, about a
+     * second after the start: the next comes only when the session
+     * ends), as a new file of mode 0600, not through the temp file left
+     * there. */
+    give_up = fp_time_mono_ms() + 5000;
+    while (ft_file_has_line(file, old_line) || stat(file, &st) != 0) {
+        if (fp_time_mono_ms() > give_up)
+            fail_msg("the session file was not written again");
+        ft_sleep_ms(20);
+    }
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* Ended after its 2 s, not 30 days. */
+    give_up = fp_time_mono_ms() + 8000;
+    while (ft_redis_once_int(e2.redis.port, "SISMEMBER sessions:n5 %s", "olga") != 0) {
+        if (fp_time_mono_ms() > give_up)
+            fail_msg("a loaded session outlived session_max_lifetime");
+        ft_sleep_ms(100);
+    }
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_offline_queue),
@@ -1044,6 +1102,7 @@ FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_crash),
         cmocka_unit_test_teardown(test_save_failing, e2_stop),
         cmocka_unit_test_teardown(test_damaged_file, e2_stop),
+        cmocka_unit_test_teardown(test_loaded_end_capped, e2_stop),
         cmocka_unit_test_teardown(test_reload, e2_stop),
         cmocka_unit_test_teardown(test_reload_unheld, e2_stop),
         cmocka_unit_test(test_expiry))
