@@ -7,7 +7,7 @@
  *
  * deliver_mode publish: one publish to feed/<uid> per recipient.
  * deliver_mode control: one message per delivery (at most
- * DELIVER__CONTROL_IDS recipients each) to the broker's control topic,
+ * FP_CONTROL_IDS_MAX recipients each) to the broker's control topic,
  * which feed_auth.so fans out to feed/<uid> inside the broker
  * (fp_control.h, plugin/fanout.c); its PUBACK comes once the broker has
  * queued every publish.
@@ -31,7 +31,6 @@
 #define DELIVER__TOPIC_MAX (5 + FP_ID_MAX + 1)
 /* Recipients per control message at most: bounds the broker thread's time
  * in one callback and the message's size (about 64 KiB of ids). */
-#define DELIVER__CONTROL_IDS 1000
 
 static fb_outcome deliver__drop(fb_bridge *b, const fp_amqp_msg *msg, const char *why)
 {
@@ -121,7 +120,7 @@ static fb_outcome deliver__control_one(fb_bridge *b, fb_outlet *o, const char *p
 /*
  * How many of ids[0..n) go in the next control message for a payload of
  * len bytes, its expiry written in head bytes: at most
- * DELIVER__CONTROL_IDS, and no more than the broker's Maximum Packet Size
+ * FP_CONTROL_IDS_MAX, and no more than the broker's Maximum Packet Size
  * takes. 0 when even ids[0] alone does not fit.
  */
 static size_t deliver__control_batch(fb_outlet *o, size_t head, size_t len, const char *const *ids,
@@ -129,7 +128,7 @@ static size_t deliver__control_batch(fb_outlet *o, size_t head, size_t len, cons
 {
     size_t topic = strlen(FP_CONTROL_DELIVER_TOPIC), size = head + 1 + len, next, k;
 
-    for (k = 0; k < n && k < DELIVER__CONTROL_IDS; k++) {
+    for (k = 0; k < n && k < FP_CONTROL_IDS_MAX; k++) {
         next = size + 1 + strlen(ids[k]);
         if (!fb_mqtt_fits(o->mqtt, topic, next, false))
             break;

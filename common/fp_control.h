@@ -9,8 +9,8 @@
  *   <expiry_s> <uid> <uid> ...\n<payload>
  *
  * expiry_s: decimal, the Message Expiry Interval in seconds each feed/<uid>
- * publish carries (0: none); then one or more valid ids (fp_id.h), each
- * after one space; one '\n'; then the payload as published to every feed,
+ * publish carries (0: none); then 1 to FP_CONTROL_IDS_MAX valid ids
+ * (fp_id.h), each after one space; one '\n'; then the payload as published to every feed,
  * at least one byte. The broker's PUBACK comes after the fan-out has been
  * queued inside the broker.
  */
@@ -20,5 +20,8 @@
 #define FP_CONTROL_DELIVER_TOPIC "$CONTROL/feedpush/v1/deliver"
 /* Largest expiry_s accepted: the Message Expiry Interval is 32 bits. */
 #define FP_CONTROL_EXPIRY_MAX 4294967295u
+/* Most recipients in one message: each costs the broker a copy of the
+ * payload, held until its next loop turn. */
+#define FP_CONTROL_IDS_MAX 1000
 
 #endif

@@ -14,6 +14,8 @@
 
 /* Most digits of expiry_s: FP_CONTROL_EXPIRY_MAX has 10. */
 #define DELIVER_MSG__DIGITS_MAX 10
+#define DELIVER_MSG__STR2(x) #x
+#define DELIVER_MSG__STR(x) DELIVER_MSG__STR2(x)
 
 const char *fa_deliver_parse(const void *payload, size_t len, fa_deliver_msg *m)
 {
@@ -41,6 +43,8 @@ const char *fa_deliver_parse(const void *payload, size_t len, fa_deliver_msg *m)
             continue;
         if (!fp_id_valid_n(tok, (size_t)(p - tok)))
             return "a recipient is not a valid id";
+        if (m->n == FP_CONTROL_IDS_MAX)
+            return "more than " DELIVER_MSG__STR(FP_CONTROL_IDS_MAX) " recipients";
         m->n++;
         tok = p + 1;
         if (p == nl)

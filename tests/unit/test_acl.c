@@ -256,6 +256,24 @@ static void test_deliver_parse_malformed(void **state)
     assert_non_null(fa_deliver_parse("30 B\n{}", 4, &m));
 }
 
+/* At most FP_CONTROL_IDS_MAX recipients: each costs the broker a copy. */
+static void test_deliver_parse_cap(void **state)
+{
+    char msg[4 + 2 * (FP_CONTROL_IDS_MAX + 1) + 8];
+    size_t n = 0, i;
+    fa_deliver_msg m;
+
+    (void)state;
+    n += (size_t)snprintf(msg, sizeof(msg), "30");
+    for (i = 0; i < FP_CONTROL_IDS_MAX; i++)
+        n += (size_t)snprintf(msg + n, sizeof(msg) - n, " a");
+    snprintf(msg + n, sizeof(msg) - n, "\n{}");
+    assert_null(parse(msg, &m));
+    assert_int_equal(m.n, FP_CONTROL_IDS_MAX);
+    snprintf(msg + n, sizeof(msg) - n, " a\n{}");
+    assert_string_equal(parse(msg, &m), "more than 1000 recipients");
+}
+
 /* A client pointer for the set of ended connections: compared, never
  * used, as the plugin does with the broker's. */
 #define CLIENT(n) ((const struct mosquitto *)(uintptr_t)(0x1000 + 16 * (n)))
@@ -368,6 +386,7 @@ FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_client_id_owner),
         cmocka_unit_test(test_deliver_parse),
         cmocka_unit_test(test_deliver_parse_malformed),
+        cmocka_unit_test(test_deliver_parse_cap),
         cmocka_unit_test(test_ended),
         cmocka_unit_test(test_ended_bounds))
 /* clang-format on */
