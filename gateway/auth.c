@@ -44,14 +44,19 @@ int fg_auth_not_revoked(const fp_jwt_claims *claims, int64_t before, fg_response
 
 int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, fg_response *resp)
 {
+    if (fg_auth_token(gw, req, claims, resp) != 0)
+        return -1;
+    return fg_auth_revocation(gw, claims, resp);
+}
+
+int fg_auth_revocation(fg_gateway *gw, const fp_jwt_claims *claims, fg_response *resp)
+{
     fg_revoked *cache = gw->shared != NULL ? gw->shared->revoked : NULL;
     fp_store *st;
     int64_t before = 0;
     uint64_t gen;
     int rc;
 
-    if (fg_auth_token(gw, req, claims, resp) != 0)
-        return -1;
     if (fg_revoked_get(cache, claims->sub, &before, &gen) == 0)
         return fg_auth_not_revoked(claims, before, resp);
     st = fg_backend_store(gw);

@@ -348,6 +348,10 @@ typedef enum {
  * -1.
  */
 int fg_auth_check(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, fg_response *resp);
+/* Whether the verified claims' user was revoked since they were issued
+ * (fg_auth_check's second half: the revocation cache, else Redis). 0, or
+ * -1 with a 401 (revoked) or a 503 (Redis) in resp. */
+int fg_auth_revocation(fg_gateway *gw, const fp_jwt_claims *claims, fg_response *resp);
 /* The token alone (fg_auth_check's first half). 0, or -1 with a 401. */
 int fg_auth_token(fg_gateway *gw, const fg_request *req, fp_jwt_claims *claims, fg_response *resp);
 /* The second half: a token issued at or before before (revoked:<sub>, 0 =

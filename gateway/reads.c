@@ -13,6 +13,7 @@
 
 #define READS__LIMIT_DEFAULT 50
 #define READS__LIMIT_MAX 1000
+#define READS__LIMIT_MAX_STR "1000" /* the same, for a message */
 
 /* ?limit=: 1..READS__LIMIT_MAX, default READS__LIMIT_DEFAULT. 0 or -1. */
 static int reads__limit(const char *s, size_t *out)
@@ -123,46 +124,42 @@ static char *reads__page_body(const fp_feed_page *page, size_t limit, size_t *le
 }
 
 /*
- * The query of a feed read: 0, or -1 with a 400 in resp. limit is 1 to
- * READS__LIMIT_MAX; before and after are post ids ("" when absent), not
- * both.
+ * The query of a feed read: NULL when it is good, else what is wrong
+ * with it (for a 400). limit is 1 to READS__LIMIT_MAX; before and after
+ * are post ids ("" when absent), not both.
  */
-static int reads__feed_query(const fg_request *req, size_t *limit, fg_response *resp)
+static const char *reads__feed_query(const fg_request *req, size_t *limit)
 {
-    if (req->bad_query) {
-        fg_respond_error(resp, 400, "bad_request", "a query argument is too long");
-        return -1;
-    }
-    if (reads__limit(req->limit, limit) != 0) {
-        fg_respond_error(resp, 400, "bad_request", "limit: an integer from 1 to %d",
-                         READS__LIMIT_MAX);
-        return -1;
-    }
-    if (req->before[0] != '\0' && !fp_id_valid(req->before)) {
-        fg_respond_error(resp, 400, "bad_request", "before: a post id");
-        return -1;
-    }
-    if (req->after[0] != '\0' && !fp_id_valid(req->after)) {
-        fg_respond_error(resp, 400, "bad_request", "after: a post id");
-        return -1;
-    }
-    if (req->before[0] != '\0' && req->after[0] != '\0') {
-        fg_respond_error(resp, 400, "bad_request", "before and after cannot be combined");
-        return -1;
-    }
-    return 0;
+    if (req->bad_query)
+        return "a query argument is too long";
+    if (reads__limit(req->limit, limit) != 0)
+        return "limit: an integer from 1 to " READS__LIMIT_MAX_STR;
+    if (req->before[0] != '\0' && !fp_id_valid(req->before))
+        return "before: a post id";
+    if (req->after[0] != '\0' && !fp_id_valid(req->after))
+        return "after: a post id";
+    if (req->before[0] != '\0' && req->after[0] != '\0')
+        return "before and after cannot be combined";
+    return NULL;
 }
 
 void fg_reads_feed(fg_gateway *gw, const fg_request *req, fg_response *resp)
 {
+    const char *bad;
     fp_feed_page page = {0};
     fp_store *st;
     size_t limit, len = 0;
     char *body;
     int rc;
 
-    if (reads__feed_query(req, &limit, resp) != 0)
+    bad = reads__feed_query(req, &limit);
+    if (bad != NULL) {
+        /* A revoked token is refused first, as on every other route
+         * (which reads revoked:<sub> before its handler runs). */
+        if (fg_auth_revocation(gw, &req->caller, resp) == 0)
+            fg_respond_error(resp, 400, "bad_request", "%s", bad);
         return;
+    }
     st = fg_backend_store(gw);
     if (st == NULL) {
         fg_respond_unavailable(resp, "redis");

@@ -296,6 +296,8 @@ static void test_auth_refusals(void **state)
     revoke_user("eve", (long long)now + 1);
     assert_true(until_status(401, "/api/v1/feed", tok));
     refused(401, "unauthorized", "GET", "/api/v1/feed", tok, NULL);
+    /* Whatever its query: a revoked token is not told its limit is bad. */
+    refused(401, "unauthorized", "GET", "/api/v1/feed?limit=0", tok, NULL);
     free(tok);
     /* So is one issued in the revocation's own second (fp_jwt_revoked). */
     tok = ft_plugin_env_token(&env.b.p, "eve", now + 1, now + 600, FP_ROLE_USER);
