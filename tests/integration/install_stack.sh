@@ -57,22 +57,19 @@ for b in feed-bridge feed-gateway feedctl; do
 done
 # A key file a daemon cannot read is a bad configuration: exit 2, which
 # the units do not restart on (RestartPreventExitStatus=2).
-sed "s|^jwt_signing_key .*|jwt_signing_key $t/no-such-key|" "$dd/etc/feedpush/bridge.conf" >"$t/badkey.conf"
-rc=0
-timeout 30 "$dd/usr/bin/feed-bridge" -c "$t/badkey.conf" 2>"$t/badkey.log" || rc=$?
-if [ "$rc" -eq 2 ] && grep -q "jwt key file $t/no-such-key: No such file or directory" "$t/badkey.log"; then
-    ok "feed-bridge with an unreadable jwt_signing_key exits 2, naming it"
-else
-    fail "feed-bridge with an unreadable jwt_signing_key: exit $rc, $(cat "$t/badkey.log")"
-fi
-sed "s|^jwt_key .*|jwt_key $t/no-such-key|" "$dd/etc/feedpush/gateway.conf" >"$t/badkey-gw.conf"
-rc=0
-timeout 30 "$dd/usr/bin/feed-gateway" -c "$t/badkey-gw.conf" 2>"$t/badkey-gw.log" || rc=$?
-if [ "$rc" -eq 2 ] && grep -q "jwt_key: jwt key file $t/no-such-key: No such file or directory" "$t/badkey-gw.log"; then
-    ok "feed-gateway with an unreadable jwt_key exits 2, naming it"
-else
-    fail "feed-gateway with an unreadable jwt_key: exit $rc, $(cat "$t/badkey-gw.log")"
-fi
+# bad_key DAEMON CONF KEY: DAEMON run with KEY in CONF naming no file.
+bad_key() {
+    local rc=0
+    sed "s|^$3 .*|$3 $t/no-such-key|" "$dd/etc/feedpush/$2" >"$t/$1-badkey.conf"
+    timeout 30 "$dd/usr/bin/$1" -c "$t/$1-badkey.conf" 2>"$t/$1-badkey.log" || rc=$?
+    if [ "$rc" -eq 2 ] && grep -q "jwt key file $t/no-such-key: No such file or directory" "$t/$1-badkey.log"; then
+        ok "$1 with an unreadable $3 exits 2, naming it"
+    else
+        fail "$1 with an unreadable $3: exit $rc, $(cat "$t/$1-badkey.log")"
+    fi
+}
+bad_key feed-bridge bridge.conf jwt_signing_key
+bad_key feed-gateway gateway.conf jwt_key
 
 # ---- 2. --prefix <temp>: the tree the stack runs from ----
 P=$t/prefix
