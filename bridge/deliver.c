@@ -29,8 +29,6 @@
 #include "fp_log.h"
 
 #define DELIVER__TOPIC_MAX (5 + FP_ID_MAX + 1)
-/* Recipients per control message at most: bounds the broker thread's time
- * in one callback and the message's size (about 64 KiB of ids). */
 
 static fb_outcome deliver__drop(fb_bridge *b, const fp_amqp_msg *msg, const char *why)
 {

@@ -457,7 +457,7 @@ static fb_outcome fanout__prefetch(fb_bridge *b, const fp_event_batch *batch, si
     for (k = 0; k < n; k++)
         fp_event_free(&evs[k]);
     if (rc == -ENOMEM)
-        return FB_NO_MEMORY; /* the link is sound: every reply was read */
+        return FB_NO_MEMORY; /* a link hiredis found no memory for fails its next call */
     if (rc != 0)
         return FB_RETRY_STORE;
     if (n > 1) {

@@ -352,6 +352,7 @@ static int mqtt__client(fb_mqtt *m, struct mosquitto **out)
 static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
 {
     char err[256];
+    int rc;
 
     m->cfg = *c;
     m->host = strdup(c->host);
@@ -361,9 +362,10 @@ static int mqtt__init(fb_mqtt *m, const fb_mqtt_config *c)
     snprintf(m->sub, sizeof(m->sub), "bridge-%s", c->node_id);
     snprintf(m->client_id, sizeof(m->client_id), "feed-bridge-%s%s", c->node_id,
              c->client_suffix != NULL ? c->client_suffix : "");
-    if (fp_jwt_load_key(c->alg, c->signing_key_file, &m->key, &m->key_len, err, sizeof(err)) != 0) {
+    rc = fp_jwt_load_key(c->alg, c->signing_key_file, &m->key, &m->key_len, err, sizeof(err));
+    if (rc != 0) {
         snprintf(m->errstr, sizeof(m->errstr), "mqtt: %.180s", err);
-        return -EINVAL;
+        return rc == -ENOMEM ? -ENOMEM : -EINVAL; /* -EINVAL: a bad configuration */
     }
     pthread_mutex_init(&m->lock, NULL);
     if (fp_time_cond_init(&m->cond) != 0)

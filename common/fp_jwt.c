@@ -304,7 +304,10 @@ int fp_jwt_load_key(fp_jwt_alg alg, const char *path, unsigned char **out, size_
         *len = 0;
         return -EINVAL;
     }
+    /* Before the newline was stripped too: a DER key may end in 0x0a. */
     kind = jwt__key_kind(*out, n);
+    if (kind == NULL && n != *len)
+        kind = jwt__key_kind(*out, *len);
     if (kind != NULL) {
         jwt__fmt(err, errlen,
                  "jwt key file %s is %s, not an HS256 secret: set the algorithm to RS256 "

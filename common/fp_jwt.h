@@ -130,7 +130,7 @@ typedef struct {
  * -ENOMEM) with a one-line reason in reason (may be NULL). The reason
  * never contains the token; values taken from the token are quoted by
  * fp_json_quote (shortened, every byte that is not printable ASCII and
- * every quote, backslash, <, >, & and backtick made '?'). *out is zeroed
+ * every quote, apostrophe, backslash, <, >, & and backtick made '?'). *out is zeroed
  * on refusal. A header "typ", if
  * present, must be "JWT" (any case); a "crit" header is refused. */
 int fp_jwt_verify(const fp_jwt_verifier *v, const char *token, int64_t now, fp_jwt_claims *out,

@@ -193,7 +193,7 @@ int main(int argc, char **argv)
     const char *conf = NULL;
     fp_log_level level;
     char err[FP_CONF_ERR_MAX];
-    int rc;
+    int rc, bad;
 
     fp_log_set_component("feed-gateway");
     if (fg_metrics_init(&shared.metrics) != 0 || pthread_mutex_init(&shared.lock, NULL) != 0)
@@ -214,10 +214,19 @@ int main(int argc, char **argv)
         goto done;
     }
     fp_log_set_level(level);
-    if (main__keys(&gw) != 0 || main__tls(&gw.cfg) != 0 || main__link_options(&gw.cfg) != 0 ||
-        main__need_file(gw.cfg.www_dir, "index.html", "www_dir") != 0 ||
-        main__need_file(gw.cfg.mqtt_js_dir, "mqtt.min.js", "mqtt_js_dir") != 0)
+    bad = main__keys(&gw);
+    if (bad == 0)
+        bad = main__tls(&gw.cfg);
+    if (bad == 0)
+        bad = main__link_options(&gw.cfg);
+    if (bad == 0)
+        bad = main__need_file(gw.cfg.www_dir, "index.html", "www_dir");
+    if (bad == 0)
+        bad = main__need_file(gw.cfg.mqtt_js_dir, "mqtt.min.js", "mqtt_js_dir");
+    if (bad != 0) {
+        rc = bad == -ENOMEM ? 1 : 2; /* out of memory is no configuration's fault */
         goto done;
+    }
     rc = 1;
     if (fg_backend_open(&gw, true, true) != 0)
         goto done;

@@ -70,8 +70,8 @@ static bool revocations__expired(const fa_revocations *r, int64_t before, int64_
     return r->keep_s > 0 && before <= now - r->keep_s;
 }
 
-/* Raises sub's cut-off; true when it rose. A cut-off past its keep time
- * is not taken (false). */
+/* Raises sub's cut-off: 1 when it rose, 0 when not (a cut-off past its
+ * keep time is not taken), -ENOMEM when a new user found no memory. */
 static int revocations__raise(fa_revocations *r, const char *sub, int64_t before, int64_t now)
 {
     fa_revocation *e = NULL;
@@ -163,7 +163,8 @@ typedef struct {
 
 /* One "<uid> <cut-off>" line of the file (a fa_statefile_read line
  * reader): applied, or counted as old when past its keep time, or as bad
- * when malformed. Returns 0. */
+ * when malformed. Returns 0, or -ENOMEM (the start then fails: a
+ * revocation is never dropped). */
 static int revocations__load_line(char *line, void *arg)
 {
     revocations__load *l = arg;
@@ -179,8 +180,8 @@ static int revocations__load_line(char *line, void *arg)
     l->loaded++;
     if (revocations__expired(l->r, before, l->now))
         l->old++;
-    else
-        revocations__raise(l->r, sub, before, l->now);
+    else if (revocations__raise(l->r, sub, before, l->now) < 0)
+        return -ENOMEM;
     return 0;
 }
 

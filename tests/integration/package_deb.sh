@@ -86,11 +86,11 @@ esac
 exit 0
 EOF
 done
-# stat -c '%U %G %a' FILE: the owner, group and mode in $stub/stat.out.
+# stat -c %u|%g|%a FILE: the uid, gid or mode in $stub/stat.out.
 cat >"$stub/stat" <<EOF
 #!/bin/sh
-read -r line <"$stub/stat.out"
-echo "\$line"
+read -r u g m <"$stub/stat.out"
+case "\$2" in %u) echo "\$u" ;; %g) echo "\$g" ;; %a) echo "\$m" ;; *) exit 1 ;; esac
 EOF
 cat >"$stub/getent" <<EOF
 #!/bin/sh
@@ -100,9 +100,9 @@ EOF
 chmod +x "$stub"/*
 
 # run_postinst CASE USERS GROUPS ARGS...: postinst ARGS with those users
-# and groups existing, the configs as $stat_now says (owner group mode)
+# and groups existing, the configs as $stat_now says (uid gid mode)
 # and the stat overrides in $overrides; its calls land in $stub/calls.
-stat_now="root root 644"
+stat_now="0 0 644"
 overrides=""
 run_postinst() {
     local case=$1
@@ -156,18 +156,18 @@ expect_no_calls "fresh install" '^adduser .*mosquitto feedpush$' '^chgrp ' '^chm
 # both users join it; the configs' owner and mode, an operator's choice
 # by now, are kept by a stat override, so that a new version of a config
 # gets them too.
-stat_now="root adm 600"
+stat_now="0 5000 600" # a group with no name
 run_postinst "upgrade" "feedpush mosquitto" "feedpush" configure 0.1.0
 expect_calls "upgrade" "addgroup --quiet --system feedpush-broker" \
     "adduser --quiet feedpush feedpush-broker" "adduser --quiet mosquitto feedpush-broker" \
-    "dpkg-statoverride --add root adm 600 /etc/feedpush/bridge.conf"
+    "dpkg-statoverride --add #0 #5000 600 /etc/feedpush/bridge.conf"
 expect_no_calls "upgrade" '^addgroup .*feedpush$' '^adduser --quiet --system' '^chgrp ' '^chmod ' \
     '^adduser .*mosquitto feedpush$' ' --update '
 
 # An upgrade that finds a config at the package's own root:root 644 (dpkg
 # gave a new version of it that mode before there was an override): it
 # gets the configs' mode back.
-stat_now="root root 644"
+stat_now="0 0 644"
 run_postinst "upgrade, config at 644" "feedpush mosquitto" "feedpush feedpush-broker" configure 0.1.0
 expect_calls "upgrade, config at 644" \
     "dpkg-statoverride --update --add root feedpush 0640 /etc/feedpush/gateway.conf"

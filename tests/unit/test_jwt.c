@@ -993,6 +993,25 @@ static void test_key_kinds(void **state)
     assert_non_null(strstr(err, "is an OpenSSH key, not an HS256 secret"));
     assert_int_equal(load_hs_from(der, (size_t)der_len, err, sizeof(err)), -EINVAL);
     assert_non_null(strstr(err, "is a DER public key, not an HS256 secret"));
+    OPENSSL_free(der);
+    der = NULL;
+    /* A DER key that ends in 0x0a, which the loader strips as a newline:
+     * one P-256 key in about 256 (the last byte is the point's). */
+    for (i = 0; i < 20000; i++) {
+        EVP_PKEY *k = EVP_EC_gen("P-256");
+
+        assert_non_null(k);
+        der_len = i2d_PUBKEY(k, &der);
+        EVP_PKEY_free(k);
+        assert_true(der_len > 32);
+        if (der[der_len - 1] == '\n')
+            break;
+        OPENSSL_free(der);
+        der = NULL;
+    }
+    assert_non_null(der);
+    assert_int_equal(load_hs_from(der, (size_t)der_len, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "is a DER public key, not an HS256 secret"));
     for (i = 0; i < 64; i++)
         random[i] = (unsigned char)(i * 37 + 11);
     random[0] = 0x30; /* a DER SEQUENCE's first byte, and no key */
