@@ -78,6 +78,11 @@ static size_t json__utf8_seq(const unsigned char *s, size_t avail)
     return n;
 }
 
+size_t fp_json_utf8_len(const char *s, size_t avail)
+{
+    return json__utf8_seq((const unsigned char *)s, avail);
+}
+
 bool fp_json_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -43,6 +43,10 @@ int fp_json_object_parse(const char *text, size_t len, struct cJSON **root, char
  * UTF-16 surrogate, nothing beyond U+10FFFF, no truncated sequence. */
 bool fp_json_utf8_valid(const char *s, size_t len);
 
+/* Length of the well-formed UTF-8 sequence at s (avail > 0 bytes there;
+ * 1 for ASCII), or 0 when it is not one (fp_json_utf8_valid's rules). */
+size_t fp_json_utf8_len(const char *s, size_t avail);
+
 /*
  * Writes untrusted text s into out (outsz bytes) for quoting in a reason
  * or a log line: at most FP_JSON_QUOTE_MAX bytes, every byte that is not

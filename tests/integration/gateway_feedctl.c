@@ -470,6 +470,11 @@ static void test_dead_letters(void **state)
     assert_int_equal(r.status, 2);
     assert_non_null(strstr(r.err, "--yes"));
     dead_depth_is(2);
+    /* Not a purge of one: refused, rather than drop them all. */
+    dead_letters(&r, conf, "purge", "--yes", "--limit", "1", NULL);
+    assert_int_equal(r.status, 2);
+    assert_non_null(strstr(r.err, "--limit is for list and replay"));
+    dead_depth_is(2);
     dead_letters(&r, conf, "purge", "--yes", NULL);
     assert_int_equal(r.status, 0);
     assert_string_equal(r.out, "purged 2 dead letter(s)\n");
@@ -499,10 +504,13 @@ static void test_dead_letters(void **state)
 
 /* A letter whose body is not UTF-8 (the bridge dead-letters it as
  * malformed): --json gives its body as null and its exact bytes in
- * body_base64url, and the output is still valid JSON. */
+ * body_base64url, and the output is still valid JSON; the listing prints
+ * each byte that is not UTF-8 as '?' (a lone 0x9b is CSI to a terminal
+ * not in UTF-8 mode), and keeps the UTF-8 around them. */
 static void test_dead_letter_bytes(void **state)
 {
-    static const char bad[] = "{\"type\":\"post.created\",\"text\":\"\xff\xfe\"}";
+    static const char bad[] = "{\"type\":\"post.created\",\"text\":\"\xff\xfe\x9b"
+                              "2J\xc3\xa9\xc2\x9b\"}";
     const cJSON *e, *b64;
     unsigned char *bytes;
     ft_run_result r;
@@ -528,6 +536,10 @@ static void test_dead_letter_bytes(void **state)
     assert_memory_equal(bytes, bad, n);
     free(bytes);
     cJSON_Delete(arr);
+    dead_letters(&r, NULL, NULL);
+    assert_int_equal(r.status, 0);
+    if (strstr(r.out, "\"text\":\"???2J\xc3\xa9?\"}") == NULL || strchr(r.out, '\x9b') != NULL)
+        fail_msg("listed as: %.300s", r.out);
     dead_letters(&r, NULL, "purge", "--yes", NULL);
     assert_int_equal(r.status, 0);
     dead_depth_is(0);

@@ -14,25 +14,27 @@
 
 #include "feedctl.h"
 #include "fp_id.h"
+#include "fp_json.h"
 
 /* Prints s on out with ASCII and C1 control characters replaced (line
- * breaks and tabs by a space, the rest by '?'), so text from the gateway
- * cannot move the cursor or send terminal escapes. */
+ * breaks and tabs by a space, the rest by '?'), and so is every byte that
+ * is not well-formed UTF-8 (a lone 0x9b is CSI to a terminal not in
+ * UTF-8 mode), so text from the gateway or a dead letter cannot move the
+ * cursor or send terminal escapes. */
 void fc_put_clean(FILE *out, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
+    size_t len = strlen(s), i = 0, n;
 
-    for (; *p != '\0'; p++) {
-        if (*p == '\n' || *p == '\r' || *p == '\t' || *p == '\v' || *p == '\f') {
+    while (i < len) {
+        n = fp_json_utf8_len(s + i, len - i);
+        if (p[i] == '\n' || p[i] == '\r' || p[i] == '\t' || p[i] == '\v' || p[i] == '\f')
             fputc(' ', out);
-        } else if (*p < 0x20 || *p == 0x7f) {
-            fputc('?', out);
-        } else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
-            fputc('?', out); /* U+0080..U+009F, e.g. the 8-bit CSI */
-            p++;
-        } else {
-            fputc(*p, out);
-        }
+        else if (n == 0 || p[i] < 0x20 || p[i] == 0x7f || (p[i] == 0xc2 && p[i + 1] <= 0x9f))
+            fputc('?', out); /* U+0080..U+009F too, e.g. the 8-bit CSI */
+        else
+            fwrite(s + i, 1, n, out);
+        i += n > 0 ? n : 1;
     }
 }
 

@@ -329,6 +329,11 @@ int fc_cmd_dead_letters(fc_ctx *x, int argc, char **argv)
         fprintf(stderr, "feedctl: purge drops every dead letter for good: add --yes\n");
         return FC_USAGE;
     }
+    if (strcmp(verb, "purge") == 0 && args.limit > 0) {
+        /* Not a purge of N: it would drop them all. */
+        fprintf(stderr, "feedctl: purge drops every dead letter; --limit is for list and replay\n");
+        return FC_USAGE;
+    }
     rc = dead__open(&args, &conf, &a);
     if (rc != 0)
         return rc;
