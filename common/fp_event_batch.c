@@ -197,7 +197,6 @@ char *fp_event_batch_text(const fp_event_batch *b, size_t i, const char **type)
 {
     const cJSON *item = batch__item(b, i);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(item, "type");
-
     size_t off, n;
     char *out;
 
