@@ -75,7 +75,20 @@ static fa_ended_user *ended__user(fa_ended_set *set, const char *sub)
         return NULL;
     snprintf(u->sub, sizeof(u->sub), "%s", sub);
     HASH_ADD_STR(set->users, sub, u);
+    if (!FA_HASH_ADDED(u, hh)) {
+        free(u);
+        return NULL;
+    }
     return u;
+}
+
+/* Drops u when no entry of it is left (one made for an add that failed). */
+static void ended__user_unused(fa_ended_set *set, fa_ended_user *u)
+{
+    if (u->count > 0)
+        return;
+    HASH_DEL(set->users, u);
+    free(u);
 }
 
 int fa_ended_add(fa_ended_set *set, const struct mosquitto *client, const char *client_id,
@@ -108,12 +121,23 @@ int fa_ended_add(fa_ended_set *set, const struct mosquitto *client, const char *
     e->until = until;
     e->user = u;
     HASH_ADD(hh_client, set->by_client, client, sizeof(e->client), e);
+    if (!FA_HASH_ADDED(e, hh_client))
+        goto fail;
     HASH_ADD(hh_id, set->by_id, id_hash, FA_ENDED_HASH_LEN, e);
+    if (!FA_HASH_ADDED(e, hh_id)) {
+        HASH_DELETE(hh_client, set->by_client, e);
+        goto fail;
+    }
     DL_APPEND(set->oldest, e);
     DL_APPEND2(u->oldest, e, uprev, unext);
     u->count++;
     set->count++;
     return 0;
+
+fail:
+    ended__user_unused(set, u);
+    free(e);
+    return -ENOMEM;
 }
 
 const fa_ended *fa_ended_find(fa_ended_set *set, const struct mosquitto *client)

@@ -37,7 +37,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* An allocation failure inside a HASH_ADD leaves the item out of the
+ * table (FA_HASH_ADDED tells) instead of calling exit(): uthash's default
+ * would take the broker down with the plugin. Defined before uthash.h,
+ * which every plugin file takes from here. */
+#define HASH_NONFATAL_OOM 1
 #include <uthash.h>
+/* Whether the HASH_ADD of item through its handle hh took it. */
+#define FA_HASH_ADDED(item, hh) ((item)->hh.tbl != NULL)
 
 #include "fp_id.h"
 #include "fp_jwt.h"
@@ -143,8 +150,9 @@ fa_session *fa_sessions_find_id(fa_sessions *t, const char *client_id);
  * NULL) when it had no client. Returns the new session or NULL (ENOMEM). */
 fa_session *fa_sessions_add(fa_sessions *t, struct mosquitto *client, const char *client_id,
                             const fp_jwt_claims *c, fa_session **replaced);
-/* Indexes s by client (a loaded record meeting its restored session). */
-void fa_sessions_bind(fa_sessions *t, fa_session *s, struct mosquitto *client);
+/* Indexes s by client (a loaded record meeting its restored session).
+ * Returns 0, or -ENOMEM with s left as it was. */
+int fa_sessions_bind(fa_sessions *t, fa_session *s, struct mosquitto *client);
 /* Removes and frees s. */
 void fa_sessions_free(fa_sessions *t, fa_session *s);
 void fa_sessions_clear(fa_sessions *t);

@@ -110,7 +110,8 @@ fa_session *fa_held_adopt(fa_plugin *pl, struct mosquitto *client)
     s = fa_sessions_find_id(&pl->sessions, id);
     if (s == NULL || s->in_by_client || s->offline_until == 0)
         return NULL;
-    fa_sessions_bind(&pl->sessions, s, client);
+    if (fa_sessions_bind(&pl->sessions, s, client) != 0)
+        return NULL; /* out of memory: this check is denied, the next tries again */
     pl->held_changes++;
     return s;
 }

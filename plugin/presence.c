@@ -115,6 +115,10 @@ void fa_presence_up(fa_presence *p, fa_presence_set set, const char *sub)
         if (u != NULL) {
             memcpy(u->sub, sub, sizeof(u->sub));
             HASH_ADD_STR(p->users, sub, u);
+            if (!FA_HASH_ADDED(u, hh)) {
+                free(u);
+                u = NULL;
+            }
         }
     }
     if (u != NULL && u->count[set]++ == 0)

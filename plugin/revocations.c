@@ -86,6 +86,10 @@ static int revocations__raise(fa_revocations *r, const char *sub, int64_t before
         if (e != NULL) {
             snprintf(e->sub, sizeof(e->sub), "%s", sub);
             HASH_ADD_STR(r->map, sub, e);
+            if (!FA_HASH_ADDED(e, hh)) {
+                free(e);
+                e = NULL;
+            }
         }
     }
     if (e == NULL) {

@@ -68,7 +68,19 @@ fa_session *fa_sessions_add(fa_sessions *t, struct mosquitto *client, const char
     s->role = c->role;
     s->exp = c->exp;
     s->iat = c->has_iat ? c->iat : 0;
+    /* Both indexes take s before the one it replaces leaves by_id: out of
+     * memory, nothing changed. */
     old = fa_sessions_find_id(t, client_id);
+    if (client != NULL && fa_sessions_bind(t, s, client) != 0)
+        goto fail;
+    HASH_ADD_KEYPTR(hh_id, t->by_id, s->client_id, strlen(s->client_id), s);
+    if (!FA_HASH_ADDED(s, hh_id)) {
+        if (s->in_by_client)
+            HASH_DELETE(hh_client, t->by_client, s);
+        goto fail;
+    }
+    s->in_by_id = true;
+    t->count++;
     if (old != NULL) {
         HASH_DELETE(hh_id, t->by_id, old);
         old->in_by_id = false;
@@ -77,19 +89,24 @@ fa_session *fa_sessions_add(fa_sessions *t, struct mosquitto *client, const char
         else
             fa_sessions_free(t, old); /* a loaded record: nothing else knows it */
     }
-    HASH_ADD_KEYPTR(hh_id, t->by_id, s->client_id, strlen(s->client_id), s);
-    s->in_by_id = true;
-    t->count++;
-    if (client != NULL)
-        fa_sessions_bind(t, s, client);
     return s;
+
+fail:
+    free(s->client_id);
+    free(s);
+    return NULL;
 }
 
-void fa_sessions_bind(fa_sessions *t, fa_session *s, struct mosquitto *client)
+int fa_sessions_bind(fa_sessions *t, fa_session *s, struct mosquitto *client)
 {
     s->client = client;
     HASH_ADD(hh_client, t->by_client, client, sizeof(s->client), s);
+    if (!FA_HASH_ADDED(s, hh_client)) {
+        s->client = NULL;
+        return -ENOMEM;
+    }
     s->in_by_client = true;
+    return 0;
 }
 
 void fa_sessions_free(fa_sessions *t, fa_session *s)
