@@ -238,7 +238,10 @@ static void test_refusals(void **state)
 static void test_unreachable(void **state)
 {
     const char *bin = getenv("FP_FEEDCTL");
+    const char *argv[] = {NULL,   "--url", "http://ops:s3cret@127.0.0.1:1", "--token", "t",
+                          "feed", NULL};
     char cmd[PATH_MAX + 128];
+    ft_run_result r;
     int status;
 
     (void)state;
@@ -248,6 +251,13 @@ static void test_unreachable(void **state)
     status = system(cmd);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 1);
+
+    /* The URL it names has no password in it, nor a user name. */
+    argv[0] = bin;
+    assert_int_equal(ft_run(&r, argv), 1);
+    assert_non_null(strstr(r.err, "cannot reach the gateway at http://127.0.0.1:1/: "));
+    assert_null(strstr(r.err, "s3cret"));
+    assert_null(strstr(r.err, "ops"));
 }
 
 /* Runs feedctl dead-letters ARGS... (NULL-terminated) on the stack's

@@ -209,6 +209,28 @@ static void http__method(CURL *curl, const char *method, const char *json)
         curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 }
 
+/*
+ * Prints why the gateway at url could not be reached. The URL is printed
+ * without its user name and password, which a --url may carry for a proxy
+ * in front of the gateway (curl's own message names the host only); when
+ * curl cannot take it apart, "--url" stands in for it.
+ */
+static void http__unreachable(const char *url, const char *why)
+{
+    CURLU *u = curl_url();
+    char *shown = NULL;
+
+    if (u != NULL && curl_url_set(u, CURLUPART_URL, url, CURLU_GUESS_SCHEME) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_USER, NULL, 0) == CURLUE_OK &&
+        curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_URL, &shown, 0) != CURLUE_OK)
+        shown = NULL;
+    fprintf(stderr, "feedctl: cannot reach the gateway at %s: %s\n",
+            shown != NULL ? shown : "--url", why);
+    curl_free(shown);
+    curl_url_cleanup(u);
+}
+
 /* Runs one prepared request into *r. Returns 0 when a reply arrived,
  * whatever its status, or FC_FAIL after printing why (the gateway cannot
  * be reached, timed out, or the reply is too big). */
@@ -224,8 +246,7 @@ static int http__perform(fc_ctx *x, fc_http *h, fc_reply *r)
         if (b.too_big)
             fprintf(stderr, "feedctl: the gateway's reply is over %ld bytes\n", HTTP_MAX_BODY);
         else
-            fprintf(stderr, "feedctl: cannot reach the gateway at %s: %s\n", x->url,
-                    h->errbuf[0] != '\0' ? h->errbuf : curl_easy_strerror(cc));
+            http__unreachable(x->url, h->errbuf[0] != '\0' ? h->errbuf : curl_easy_strerror(cc));
         free(b.buf);
         return FC_FAIL;
     }
