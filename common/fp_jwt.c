@@ -242,18 +242,63 @@ static bool jwt__starts(const unsigned char *buf, size_t n, const char *prefix)
     return n - i >= k && memcmp(buf + i, prefix, k) == 0;
 }
 
+/* Whether a DER decoder took all of buf[0..n): *p is where it stopped. */
+#define JWT__DER_WHOLE(obj, p, buf, n) ((obj) != NULL && (p) == (buf) + (n))
+
+/*
+ * What DER structure buf[0..n) is, whole, or NULL: a public key (SPKI, or
+ * an RSA one in PKCS#1), a private key (PKCS#8 or the traditional forms)
+ * or an X.509 certificate. A random secret never parses whole.
+ */
+static const char *jwt__der_kind(const unsigned char *buf, size_t n)
+{
+    const unsigned char *p;
+    const char *kind = NULL;
+    EVP_PKEY *k;
+    X509 *x;
+
+    p = buf;
+    k = d2i_PUBKEY(NULL, &p, (long)n);
+    if (JWT__DER_WHOLE(k, p, buf, n))
+        kind = "a DER public key";
+    EVP_PKEY_free(k);
+    if (kind == NULL) {
+        p = buf;
+        k = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, (long)n);
+        if (JWT__DER_WHOLE(k, p, buf, n))
+            kind = "a DER public key";
+        EVP_PKEY_free(k);
+    }
+    if (kind == NULL) {
+        p = buf;
+        k = d2i_AutoPrivateKey(NULL, &p, (long)n);
+        if (JWT__DER_WHOLE(k, p, buf, n))
+            kind = "a DER private key";
+        EVP_PKEY_free(k);
+    }
+    if (kind == NULL) {
+        p = buf;
+        x = d2i_X509(NULL, &p, (long)n);
+        if (JWT__DER_WHOLE(x, p, buf, n))
+            kind = "a DER certificate";
+        X509_free(x);
+    }
+    ERR_clear_error();
+    return kind;
+}
+
 /*
  * What key buf[0..n) is, in words for a log line, or NULL when it is none
  * of those this knows: a PEM block, a JWK (a JSON object with "kty"), an
- * OpenSSH public key line, a DER public key. Any of them in an HS256 key
- * file is a key where a secret belongs. Limits: a random secret is never
- * taken for one (a DER key must parse whole); other formats are not known.
+ * OpenSSH public key line, a DER key or certificate (jwt__der_kind). Any
+ * of them in an HS256 key file is a key where a secret belongs; a public
+ * key or a certificate there would let anyone who has it sign tokens.
+ * Limits: a random secret is never taken for one (a DER structure must
+ * parse whole); other formats are not known.
  */
 static const char *jwt__key_kind(const unsigned char *buf, size_t n)
 {
     static const char *const ssh[] = {"ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-"};
-    const unsigned char *p = buf;
-    EVP_PKEY *der;
     size_t i;
 
     /* A PEM block's first line anywhere (OpenSSL's reader skips text
@@ -268,14 +313,7 @@ static const char *jwt__key_kind(const unsigned char *buf, size_t n)
     }
     if (n > LONG_MAX)
         return NULL;
-    der = d2i_PUBKEY(NULL, &p, (long)n);
-    ERR_clear_error();
-    if (der != NULL) {
-        EVP_PKEY_free(der);
-        if (p == buf + n)
-            return "a DER public key";
-    }
-    return NULL;
+    return jwt__der_kind(buf, n);
 }
 
 /*

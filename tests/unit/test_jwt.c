@@ -1024,6 +1024,80 @@ static void test_key_kinds(void **state)
     fp_jwt_key_free(pem, pem_len);
 }
 
+/* A self-signed certificate of k, in DER (*der, OPENSSL_free'd by the
+ * caller); returns its length. */
+static int der_cert(EVP_PKEY *k, unsigned char **der)
+{
+    X509 *x = X509_new();
+    int len;
+
+    assert_non_null(x);
+    assert_int_equal(ASN1_INTEGER_set(X509_get_serialNumber(x), 1), 1);
+    assert_non_null(X509_gmtime_adj(X509_getm_notBefore(x), 0));
+    assert_non_null(X509_gmtime_adj(X509_getm_notAfter(x), 3600));
+    assert_int_equal(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                                                (const unsigned char *)"feedpush", -1, -1, 0),
+                     1);
+    assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(x)), 1);
+    assert_int_equal(X509_set_pubkey(x, k), 1);
+    assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+    len = i2d_X509(x, der);
+    X509_free(x);
+    assert_true(len > 32);
+    return len;
+}
+
+/* Private keys (PKCS#8 and the traditional form), an RSA public key in
+ * PKCS#1 and a certificate, in DER, refused as HS256 secrets too: a
+ * certificate carries the public key, so it is no secret either. */
+static void test_der_kinds(void **state)
+{
+    EVP_PKEY *ec = EVP_EC_gen("P-256"), *rsa;
+    PKCS8_PRIV_KEY_INFO *p8;
+    unsigned char *der = NULL, *pem;
+    size_t pem_len;
+    BIO *bio;
+    char err[256];
+    int len;
+
+    (void)state;
+    assert_non_null(ec);
+    p8 = EVP_PKEY2PKCS8(ec);
+    assert_non_null(p8);
+    len = i2d_PKCS8_PRIV_KEY_INFO(p8, &der);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    assert_true(len > 32);
+    assert_int_equal(load_hs_from(der, (size_t)len, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "is a DER private key, not an HS256 secret"));
+    OPENSSL_free(der);
+    der = NULL;
+    len = i2d_PrivateKey(ec, &der); /* SEC 1, the traditional EC form */
+    assert_true(len > 32);
+    assert_int_equal(load_hs_from(der, (size_t)len, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "is a DER private key, not an HS256 secret"));
+    OPENSSL_free(der);
+    der = NULL;
+    len = der_cert(ec, &der);
+    assert_int_equal(load_hs_from(der, (size_t)len, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "is a DER certificate, not an HS256 secret"));
+    OPENSSL_free(der);
+    der = NULL;
+
+    pem = read_data("rs256.pub", &pem_len);
+    bio = BIO_new_mem_buf(pem, (int)pem_len);
+    rsa = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    assert_non_null(rsa);
+    len = i2d_PublicKey(rsa, &der); /* PKCS#1 RSAPublicKey */
+    assert_true(len > 32);
+    assert_int_equal(load_hs_from(der, (size_t)len, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "is a DER public key, not an HS256 secret"));
+    OPENSSL_free(der);
+    EVP_PKEY_free(rsa);
+    BIO_free(bio);
+    fp_jwt_key_free(pem, pem_len);
+    EVP_PKEY_free(ec);
+}
+
 /* Several threads verifying with the same verifier at once. */
 static void *verify_loop(void *arg)
 {
@@ -1086,5 +1160,6 @@ FT_MAIN(ft_unit_run, setup, teardown,
         cmocka_unit_test(test_verifier_errors),
         cmocka_unit_test(test_key_files),
         cmocka_unit_test(test_key_kinds),
+        cmocka_unit_test(test_der_kinds),
         cmocka_unit_test(test_concurrent))
 /* clang-format on */
