@@ -41,7 +41,10 @@
         posts : new Map(),      // id -> {post, el, pending}
         deleted : new Set(),    // ids seen deleted: never shown again
         nextBefore : undefined, // undefined: first page not loaded; null: no older posts
-        cursor : null, // the newest post had, in the server's order: catch-up starts after it
+        cursor : null,  // the newest post had, in the server's order: catch-up starts after it
+        synced : false, // every post up to cursor is had: a live post may move it on
+        syncs : 0,      // subscriptions so far: a load for an older one does not set synced
+        feedGen : 0,    // bumped when the list starts over: a Load older begun before is dropped
         feedLoaded : false,
         loadingOlder : false,
         ribbon : [],
@@ -407,8 +410,15 @@
                 setConn(navigator.onLine === false ? 'offline' : 'live');
                 // Whatever was posted while the subscription was not in place
                 // (before the first connect, or while offline) is in the feed
-                // cache: merge its first page.
-                loadRetrying('feed', refreshFirstPage);
+                // cache: merge its first page. Until that is done the cursor
+                // stays where the posts had end (live ones do not move it):
+                // a retry after a failure reads on from there.
+                state.synced = false;
+                const sync = ++state.syncs;
+                loadRetrying('feed', () => refreshFirstPage().then(() => {
+                    if (state.syncs === sync)
+                        state.synced = true;
+                }));
             });
         });
 
@@ -434,7 +444,10 @@
             const msg = parseJson(text);
             if (!msg) return;
             if (msg.type === 'post.created' && validPost(msg.post)) {
-                state.cursor = msg.post.id; // live posts come in the server's order
+                // Live posts come in the server's order: once the feed is
+                // whole up to the cursor, the next one moves it on.
+                if (state.synced)
+                    state.cursor = msg.post.id;
                 addPost(msg.post, { fresh: true });
                 updateFeedChrome();
             } else if (msg.type === 'post.deleted' && typeof msg.post_id === 'string') {
@@ -732,6 +745,8 @@
     function clearFeed() {
         state.posts.clear();
         state.cursor = null;
+        state.synced = false;
+        state.feedGen += 1;
         $('feed').replaceChildren();
     }
 
@@ -775,9 +790,9 @@
         for (let i = 0; i < CATCH_UP_PAGES; i++) {
             const data = await api('GET', '/feed?limit=' + FEED_PAGE +
                                               '&after=' + encodeURIComponent(after));
+            const posts = pagePosts(data);
             if (data.after_found !== true)
                 return false;
-            const posts = pagePosts(data);
             for (const p of posts)
                 addPost(p);
             if (Array.isArray(data.posts) && data.posts.length &&
@@ -793,11 +808,14 @@
     // After a reconnect: what we missed (catchUp), then the first page
     // again, merged into what is shown: posts shown but gone from the
     // server (deleted while we were away) are taken off. When the page does
-    // not reach what we have the list starts over from it.
+    // not reach what we have the list starts over from it. Without a
+    // cursor (the feed was empty when loaded) nothing shown is known whole:
+    // Load older goes on from this page.
     async function refreshFirstPage() {
         if (!state.feedLoaded) {
             return loadFirstPage();
         }
+        const hadCursor = Boolean(state.cursor);
         if (state.cursor && !(await catchUp())) {
             clearFeed();
             state.nextBefore = undefined;
@@ -815,6 +833,8 @@
             // span to compare with what is shown; just add what came.
             for (const p of posts)
                 addPost(p);
+            if (!hadCursor)
+                state.nextBefore = data.next_before;
             updateFeedChrome();
             return;
         }
@@ -845,7 +865,10 @@
                 dropPost(id);
         }
         for (const p of posts) addPost(p);
-        if (!full && state.nextBefore === undefined) state.nextBefore = null;
+        if (!hadCursor)
+            state.nextBefore = full ? data.next_before : null;
+        else if (!full && state.nextBefore === undefined)
+            state.nextBefore = null;
         updateFeedChrome();
     }
 
@@ -855,9 +878,14 @@
         const button = $('load-older');
         button.disabled = true;
         button.textContent = 'Loading…';
+        // A list that started over meanwhile (a reconnect's catch-up that
+        // could not reach what was shown) has a Load older of its own.
+        const gen = state.feedGen;
         try {
             let before = state.nextBefore;
             let data = await api('GET', '/feed?limit=' + FEED_PAGE + '&before=' + encodeURIComponent(before));
+            if (gen !== state.feedGen)
+                return;
             let posts = pagePosts(data);
             if (!posts.length && typeof data.next_before !== 'string') {
                 // That entry left the feed (deleted or trimmed): continue
@@ -868,6 +896,8 @@
                 if (oldest && oldest.id !== before) {
                     before = oldest.id;
                     data = await api('GET', '/feed?limit=' + FEED_PAGE + '&before=' + encodeURIComponent(before));
+                    if (gen !== state.feedGen)
+                        return;
                     posts = pagePosts(data);
                 }
             }

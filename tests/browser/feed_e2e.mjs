@@ -131,7 +131,8 @@ function brokerRefusal(name, text) {
 // Resource URLs whose 404 a step is waiting for: Chromium logs each as a
 // console error. Only while the step holds the URL here.
 const expected404 = new Set();
-// Pages whose API answers of 503 are expected: Redis is stopped.
+// Pages whose API answers of 503 are expected: Redis is stopped, or a step
+// answers a request of the page with one itself.
 const redisAway = new Set();
 
 function attachErrorHooks(name, page) {
@@ -295,6 +296,21 @@ async function checkPostCreated(who, response) {
     assert(body && body.post && typeof body.post.id === 'string',
         `${who}: POST /api/v1/posts 201 without post.id: ${JSON.stringify(body)}`);
     return body.post;
+}
+
+// A dev token of userId's own, for the test's API calls (a page's token
+// lives dev_token_ttl, 30 s, and its renewals are the page's).
+async function devToken(userId) {
+    const res = await fetch(gatewayUrl + '/api/v1/dev/token', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ user_id: userId }),
+        signal: AbortSignal.timeout(5000),
+    });
+    const body = await res.json().catch(() => null);
+    assert(res.status === 200 && body && typeof body.token === 'string',
+        `POST /api/v1/dev/token for ${userId} answered ${res.status}`);
+    return body.token;
 }
 
 // Asks the harness to do something to the stack and waits for its "done".
@@ -634,6 +650,98 @@ async function scenario(browser, pages) {
         }
         assert(shown === 60, `B's page shows ${shown} of the 60 posts A wrote while B's broker was away`);
         return 'all 60 shown, no reload';
+    });
+
+    await step("a catch-up that fails once, with a live post before its retry, still brings B every post; C's empty feed gets Load older", async () => {
+        if (!brokerControl) return 'skipped: FP_BROKER_CONTROL is not set';
+        // B: its first catch-up request after the outage is held until a
+        // live post of A's has reached B's page, then answered 503. The
+        // retry must read on from where B's posts had end, not from the
+        // live post: 60 posts were written while away, more than a page.
+        // C: its feed was empty when loaded (it follows nobody); it
+        // follows A while away, so its first page after the outage is
+        // full, and Load older must bring the rest.
+        const tag = `gap ${Date.now()}`;
+        const live = `${tag} live`;
+        let held = 0;
+        let release;
+        const released = new Promise((r) => { release = r; });
+        const hold = async (route) => {
+            held += 1;
+            if (held > 1) return route.continue();
+            await released;
+            return route.fulfill({ status: 503, contentType: 'application/json',
+                body: JSON.stringify({ error: 'unavailable', message: 'held by the test' }) });
+        };
+        assert(await C.locator(tid('post')).count() === 0, "C's feed is not empty: the step needs it so");
+        for (const name of Object.keys(pages)) outage.add(name);
+        await harness('broker stop');
+        try {
+            await waitConn('B', B, ['reconnecting', 'offline'], 10000);
+            const tA = await devToken(USERS.A);
+            const tC = await devToken(USERS.C);
+            const f = await api(tC, 'PUT', `/follows/${USERS.A}`);
+            assert(f.status === 200, `C: PUT /api/v1/follows/${USERS.A} answered ${f.status}`);
+            const t0 = Date.now();
+            let follows = null;
+            while (Date.now() - t0 < 10000) {
+                follows = await api(tC, 'GET', '/follows');
+                if (follows.status === 200 && JSON.stringify(follows.body).includes(`"${USERS.A}"`)) break;
+                await sleep(100);
+            }
+            assert(follows && JSON.stringify(follows.body).includes(`"${USERS.A}"`),
+                `GET /api/v1/follows for C does not list ${USERS.A} 10 s after the follow`);
+            for (let i = 0; i < 60; i++) {
+                const r = await api(tA, 'POST', '/posts', { text: `${tag} ${i}` });
+                assert(r.status === 201, `A: POST /api/v1/posts answered ${r.status}`);
+            }
+            await B.route(/\/api\/v1\/feed\?.*\bafter=/, hold);
+            redisAway.add('B'); // the test's own 503, logged by Chromium
+        } finally {
+            await harness('broker start');
+        }
+        try {
+            await waitConn('B', B, ['live'], 20000);
+            outage.delete('B');
+            const t1 = Date.now();
+            while (held === 0 && Date.now() - t1 < 20000) await sleep(50);
+            assert(held === 1, "B's page asked for no catch-up within 20 s of going live");
+            await watchForText(B, live);
+            const r = await api(await devToken(USERS.A), 'POST', '/posts', { text: live });
+            assert(r.status === 201, `A: POST /api/v1/posts answered ${r.status}`);
+            assert(await seenAt(B, live, 10000) !== null, "B's page did not get the live post while its catch-up was held");
+            release();
+            const count = (page) => page.locator(`${tid('post')} ${tid('post-text')}`)
+                .evaluateAll((els, t) => els.filter((e) => e.textContent.startsWith(t + ' ') &&
+                    /^\d+$/.test(e.textContent.slice(t.length + 1))).length, tag);
+            let shown = 0;
+            for (let k = 0; k < 150 && shown !== 60; k++) {
+                shown = await count(B);
+                if (shown !== 60) await sleep(100);
+            }
+            assert(held >= 2, "B's page did not try its catch-up again");
+            assert(shown === 60, `B's page shows ${shown} of the 60 posts A wrote while B's broker was away ` +
+                '(its catch-up failed once, and a live post came before the retry)');
+
+            await waitConn('C', C, ['live'], 20000);
+            outage.delete('C');
+            await waitOr("C's page shows no Load older after the outage, with more than a page of posts",
+                C.waitForSelector(tid('load-older'), { state: 'visible', timeout: 10000 }));
+            await C.locator(tid('load-older')).click();
+            let onC = 0;
+            for (let k = 0; k < 100 && onC !== 60; k++) {
+                onC = await count(C);
+                if (onC !== 60) await sleep(100);
+            }
+            assert(onC === 60, `C's page shows ${onC} of the 60 posts after Load older`);
+        } finally {
+            release();
+            await B.unroute(/\/api\/v1\/feed\?.*\bafter=/, hold);
+            redisAway.delete('B');
+        }
+        await waitConn('A', A, ['live'], 20000);
+        outage.delete('A');
+        return `B: all 60 after ${held} catch-up request(s); C: all 60 after Load older`;
     });
 
     await step("A deletes a post the bridges have not written yet: kept, with a notice; deleted once written", async () => {
