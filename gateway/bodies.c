@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fp_json.h"
 #include "fp_log.h"
 #include "gateway.h"
 
@@ -85,12 +86,11 @@ uint64_t fg_id_hash(const char *id)
 
 bool fg_body_is_object(const char *body)
 {
-    const char *end = NULL;
-    cJSON *v = cJSON_ParseWithOpts(body, &end, true);
-    bool ok = v != NULL && cJSON_IsObject(v);
+    cJSON *v = NULL;
+    int rc = fp_json_object_parse(body, strlen(body), &v, NULL, 0);
 
     cJSON_Delete(v);
-    return ok;
+    return rc == 0;
 }
 
 /* The link to id's entry (NULL at the end of its chain). b->lock held. */

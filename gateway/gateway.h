@@ -257,7 +257,10 @@ void fg_bodies_check_readers(fg_bodies *b, fp_store *st);
 /* Appends the cache's counters in Prometheus text format to out (as
  * fg_metrics_render; nothing when b is NULL). 0 or -ENOMEM. */
 int fg_bodies_render(fg_bodies *b, char **out, size_t *len, size_t *cap);
-/* Is body exactly one JSON object, nothing after it? */
+/* Is body exactly one JSON object, nothing after it, by fp_json's strict
+ * rules? A body a feed page copies as it is must be valid JSON: anyone
+ * may write post:<id>, and cJSON alone takes control bytes, raw or around
+ * the object, that a browser's JSON.parse refuses. */
 bool fg_body_is_object(const char *body);
 /* FNV-1a of a NUL-terminated id. */
 uint64_t fg_id_hash(const char *id);

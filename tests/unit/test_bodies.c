@@ -161,6 +161,23 @@ static void test_hits_gone_and_objects_only(void **state)
     fg_bodies_free(b);
 }
 
+/* A body is served as it is stored, so only valid JSON is one: what
+ * cJSON alone would take but a browser's JSON.parse refuses is not. */
+static void test_body_strict(void **state)
+{
+    (void)state;
+    assert_true(fg_body_is_object("{\"id\":\"a\",\"text\":\"a\\tb\"}"));
+    assert_true(fg_body_is_object(" {\"id\":\"a\"}\n"));
+    assert_false(fg_body_is_object("{\"id\":\"a\",\"text\":\"a\tb\"}")); /* a raw tab */
+    assert_false(fg_body_is_object("\x01{\"id\":\"a\"}"));
+    assert_false(fg_body_is_object("{\"id\":\"a\"}\x01"));
+    assert_false(fg_body_is_object("{\"n\":\"\\uZZZZ\"}"));
+    assert_false(fg_body_is_object("{\"t\":\"\xff\"}"));
+    assert_false(fg_body_is_object("{\"id\":\"a\",\"id\":\"b\"}"));
+    assert_false(fg_body_is_object("[1]"));
+    assert_false(fg_body_is_object(""));
+}
+
 /* A body read before an invalidation is not kept, whatever was
  * invalidated; one read after is. An invalidated body goes. */
 static void test_epoch(void **state)
@@ -322,6 +339,7 @@ static void test_readers(void **state)
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_off_until_live),
         cmocka_unit_test(test_hits_gone_and_objects_only),
+        cmocka_unit_test(test_body_strict),
         cmocka_unit_test(test_epoch),
         cmocka_unit_test(test_eviction),
         cmocka_unit_test(test_readers))
