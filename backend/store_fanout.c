@@ -271,6 +271,9 @@ static int store__parse_begin(store__run *r, const redisReply *rep)
 
 /* ------------------------------------------------------------- slices */
 
+static int store__slices(store__run *r, const char (*uids)[FP_ID_BUFSZ], size_t n, bool last);
+static int store__chunk_whole(store__run *r, const redisReply *ids, bool last);
+
 /*
  * One fanout_chunk.lua call over the slice `uids` (explicit recipients;
  * NULL: the SSCAN slice of followers at *cursor, which is advanced).
@@ -324,6 +327,20 @@ static int store__chunk(store__run *r, char *cursor, const char (*uids)[FP_ID_BU
         rc = 2;
         goto done;
     }
+    if (rep->element[1]->integer == 3 && uids == NULL) {
+        /* SSCAN gave more than a slice (a set in a compact encoding
+         * comes whole, whatever COUNT says): written in slices. */
+        if (rep->elements != 3) {
+            rc = store__protocol(r->s, r->what, rep);
+            goto done;
+        }
+        memcpy(cursor, rep->element[0]->str, rep->element[0]->len);
+        cursor[rep->element[0]->len] = '\0';
+        rc = store__chunk_whole(r, rep->element[2], strcmp(cursor, "0") == 0);
+        if (rc == 0)
+            rc = strcmp(cursor, "0") == 0;
+        goto done;
+    }
     if (rep->elements < 3 || !store__bad_feeds_add(r->out, rep->element[2])) {
         rc = store__protocol(r->s, r->what, rep);
         goto done;
@@ -356,24 +373,60 @@ done:
     return rc;
 }
 
-/* All the slices of an explicit recipient list. Returns 0, 2 (deleted)
- * or a negative error as store__chunk(). */
-static int store__chunks_explicit(store__run *r, const fp_event *ev)
+/* The n recipients at uids in slices of STORE__SLICE (one call at least,
+ * so that a last one with none still ends the push); last: the final
+ * slice is the fan-out's last. Returns 0, 2 (deleted) or a negative error
+ * as store__chunk(). */
+static int store__slices(store__run *r, const char (*uids)[FP_ID_BUFSZ], size_t n, bool last)
 {
-    size_t first, n;
+    size_t first = 0, k;
     int rc;
 
-    first = 0;
     do {
-        n = ev->n_recipients - first;
-        if (n > STORE__SLICE)
-            n = STORE__SLICE;
-        rc = store__chunk(r, NULL, ev->recipients + first, n, first + n == ev->n_recipients);
+        k = n - first;
+        if (k > STORE__SLICE)
+            k = STORE__SLICE;
+        rc = store__chunk(r, NULL, uids + first, k, last && first + k == n);
         if (rc < 0 || rc == 2)
             return rc;
-        first += n;
-    } while (first < ev->n_recipients);
+        first += k;
+    } while (first < n);
     return 0;
+}
+
+/* All the slices of an explicit recipient list. Returns as
+ * store__slices(). */
+static int store__chunks_explicit(store__run *r, const fp_event *ev)
+{
+    return store__slices(r, (const char(*)[FP_ID_BUFSZ])ev->recipients, ev->n_recipients, true);
+}
+
+/* The followers an SSCAN reply (ids) gave at once, more than a slice,
+ * written in slices. Members that are not valid ids are skipped (no
+ * follower is written under one). Returns as store__slices(). */
+static int store__chunk_whole(store__run *r, const redisReply *ids, bool last)
+{
+    char(*uids)[FP_ID_BUFSZ];
+    size_t i, n = 0;
+    int rc;
+
+    if (ids->type != REDIS_REPLY_ARRAY)
+        return store__protocol(r->s, r->what, ids);
+    uids = calloc(ids->elements > 0 ? ids->elements : 1, sizeof(*uids));
+    if (uids == NULL)
+        return -ENOMEM;
+    for (i = 0; i < ids->elements; i++) {
+        const redisReply *e = ids->element[i];
+
+        if (e->type != REDIS_REPLY_STRING || !fp_id_valid_n(e->str, e->len))
+            continue;
+        memcpy(uids[n], e->str, e->len);
+        uids[n][e->len] = '\0';
+        n++;
+    }
+    rc = store__slices(r, (const char(*)[FP_ID_BUFSZ])uids, n, last);
+    free(uids);
+    return rc;
 }
 
 /* All the SSCAN slices of the author's followers. Returns like

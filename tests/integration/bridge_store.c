@@ -1651,6 +1651,73 @@ static void test_big_fanout(void **state)
     assert_int_equal(ft_redis_int(e->rc, "ZCARD %s", PREFIX "feed:f04242"), 1); /* big2 */
 }
 
+/*
+ * An author whose followers are all numeric ids: Redis keeps up to 512 of
+ * them as an intset, which SSCAN returns whole whatever its COUNT. No
+ * call may write more than a slice (100) of feeds all the same: each push
+ * slice scores its feeds with a sequence number of its own, so no score
+ * may be shared by more than 100 of the 300 feeds. The delete takes the
+ * post out of all of them, in slices too.
+ */
+static void test_compact_followers(void **state)
+{
+    env *e = *state;
+    const char *argv[302];
+    char uids[300][16], key[64];
+    long long scores[300], seen[300];
+    size_t counts[300], n_seen = 0, i, k;
+    redisReply *r;
+    fp_fanout f;
+    fp_event del;
+
+    argv[0] = "SADD";
+    argv[1] = PREFIX "followers:cmp";
+    for (i = 0; i < 300; i++) {
+        snprintf(uids[i], sizeof(uids[i]), "%zu", 1000 + i);
+        argv[i + 2] = uids[i];
+    }
+    r = redisCommandArgv(e->rc, 302, argv, NULL);
+    assert_non_null(r);
+    freeReplyObject(r);
+    r = redisCommand(e->rc, "OBJECT ENCODING %s", PREFIX "followers:cmp");
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_string_equal(r->str, "intset");
+    freeReplyObject(r);
+
+    post(e->st, "cmp1", "cmp", &f);
+    assert_int_equal(f.n_recipients, 301);
+    fp_fanout_free(&f);
+    for (i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), PREFIX "feed:%s", uids[i]);
+        r = redisCommand(e->rc, "ZSCORE %s cmp1", key);
+        assert_non_null(r);
+        assert_int_equal(r->type, REDIS_REPLY_STRING); /* every follower has it */
+        scores[i] = strtoll(r->str, NULL, 10);
+        freeReplyObject(r);
+    }
+    for (i = 0; i < 300; i++) {
+        for (k = 0; k < n_seen && seen[k] != scores[i]; k++)
+            ;
+        if (k == n_seen) {
+            seen[n_seen] = scores[i];
+            counts[n_seen++] = 0;
+        }
+        counts[k]++;
+    }
+    assert_true(n_seen >= 3);
+    for (k = 0; k < n_seen; k++)
+        assert_true(counts[k] <= 100);
+
+    event(&del, "{\"type\":\"post.deleted\",\"post_id\":\"cmp1\",\"author_id\":\"cmp\"}");
+    assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
+    assert_int_equal(fp_store_post_finish(e->st, &del, &f), 0);
+    fp_fanout_free(&f);
+    fp_event_free(&del);
+    for (i = 0; i < 300; i++)
+        assert_false(feed_has(e->st, uids[i], "cmp1"));
+}
+
 /* The ids of one page of uid's feed, comma-joined (before/after: NULL or
  * a cursor; at most one of them). */
 static void page_ids(fp_store *st, const char *uid, size_t limit, const char *before,
@@ -2449,7 +2516,7 @@ FT_MAIN(ft_harness_run, NULL, NULL,
         T(test_revocation),       T(test_revocation_ttl),
         T(test_noscript_recovery),
         T(test_restart),          T(test_bad_arguments),
-        T(test_readonly_and_sync), T(test_big_fanout),
+        T(test_readonly_and_sync), T(test_big_fanout), T(test_compact_followers),
         T(test_pull_author),      T(test_list_feed_upgrade),
         T(test_explicit_slices),  T(test_after_sees_late_writes),
         T(test_post_ttl),         T(test_feed_gaps),
