@@ -50,7 +50,15 @@ if size == 0 then
 end
 
 feed_upgrade(feed)
-local sources = {feed}
+-- The user's own feed of another type (not written by feedpush: the
+-- bridges leave it alone, lib_feed.lua) is left out as a pulled author's
+-- is below: the pulled posts are read, and the revocation check that
+-- rides on this call still answers.
+local sources = {}
+local feed_type = redis.call('TYPE', feed)['ok']
+if feed_type == 'zset' or feed_type == 'none' then
+    sources[1] = feed
+end
 local pulled = redis.call('SINTER', prefix .. '@FP_KEY_FOLLOWING@' .. uid, prefix .. '@FP_KEY_PULL@')
 for _, author in ipairs(pulled) do
     -- A key of another type (not written by feedpush) is left out: that

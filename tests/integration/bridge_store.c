@@ -2487,6 +2487,17 @@ static void test_feed_wrong_type(void **state)
     assert_string_equal(f.bad_feed, PREFIX "posts:pa");
     fp_fanout_free(&f);
     check_page(st, "pf0", 10, NULL, "n1");
+    /* The reader's own feed of another type: the page holds the pulled
+     * posts (pb's, a sound key), instead of failing whole. */
+    for (i = 0; i < 3; i++) {
+        snprintf(uid, sizeof(uid), "pf%d", i);
+        follow(st, "follow.created", uid, "pb");
+    }
+    post(st, "q2", "pb", &f);
+    fp_fanout_free(&f);
+    run(e->rc, "HSET %s a b", PREFIX "feed:pf1");
+    check_page(st, "pf1", 10, NULL, "q2");
+    check_page(e->st, "s1", 10, NULL, ""); /* feed:s1, a string, and nothing pulled */
     fp_store_free(st);
 
     /* Any other error is no key of another type: a primary demoted under
