@@ -412,6 +412,8 @@ static int64_t failover(void)
  * becomes a replica, so nothing breaks a connection): the Sentinels'
  * +switch-master (or a READONLY reply) moves the bridge, the plugin and
  * the gateway to the new primary. Feeds exact, live delivery goes on.
+ * The whole stream (10.8 s): with half of it, a follow that took over
+ * 3.9 s (2.5 s seen) left fewer than 50 posts to check live delivery on.
  */
 static void test_switch_master(void **state)
 {
@@ -425,22 +427,22 @@ static void test_switch_master(void **state)
     assert_settled();
     ft_stream_follow(t);
     ft_watcher_start(&w1, 1, t, "f1");
-    ft_stream_start(&s, t, STREAM_POSTS / 2, false, STREAM_PACE_US);
+    ft_stream_start(&s, t, STREAM_POSTS, false, STREAM_PACE_US);
     ft_stream_wait(&s, KILL_AFTER / 2);
 
     t0 = failover();
     follow_failover("SENTINEL FAILOVER (the old primary lives on)", t0, w1.uid);
     from = ft_stream_next(&s) + 1;
-    assert_true(from < STREAM_POSTS / 2 - 50);
+    assert_true(from < STREAM_POSTS - 50);
     assert_settled();
     ft_feeds_report_recovery("SENTINEL FAILOVER", t, from);
 
     ft_stream_join(&s);
-    ft_feeds_settle(t, STREAM_POSTS / 2, 0);
-    ft_feeds_assert(t, STREAM_POSTS / 2, 0);
-    if (ft_watcher_wait(&w1, from, STREAM_POSTS / 2, 10000) < 0)
+    ft_feeds_settle(t, STREAM_POSTS, 0);
+    ft_feeds_assert(t, STREAM_POSTS, 0);
+    if (ft_watcher_wait(&w1, from, STREAM_POSTS, 10000) < 0)
         fail_msg("%s got %d of the %d posts published after the failover live", w1.uid,
-                 ft_watcher_count(&w1, from, STREAM_POSTS / 2), STREAM_POSTS / 2 - from);
+                 ft_watcher_count(&w1, from, STREAM_POSTS), STREAM_POSTS - from);
     ft_watcher_stop(&w1);
 }
 
