@@ -62,6 +62,10 @@ if not marker then
 end
 if seq then
     redis.call('SET', prefix .. '@FP_KEY_GONE@' .. id, seq, 'EX', ttl)
+elseif marker == 'deleted' then
+    -- A delete handled again: gone:<id> lasts as long as the tombstone
+    -- and fanout_top:<id>, whose time starts over below.
+    redis.call('EXPIRE', prefix .. '@FP_KEY_GONE@' .. id, ttl)
 end
 redis.call('EXPIRE', prefix .. '@FP_KEY_FANOUT_TOP@' .. id, ttl)
 redis.call('SET', marker_key, 'deleted', 'EX', ttl)

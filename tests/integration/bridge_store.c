@@ -817,10 +817,17 @@ static void test_post_deleted(void **state)
     assert_false(feed_has(e->st, "B", "p5"));
     assert_true(feed_has(e->st, "B", "p6"));
 
-    /* Deleting again: already gone. */
+    /* Deleting again: already gone. Days later (their TTLs cut short
+     * here), the tombstone, fanout_top:<id> and gone:<id> last as long
+     * again, all three. */
+    assert_true(ft_redis_int(e->rc, "TTL %s", PREFIX "gone:p5") > 60);
+    run(e->rc, "EXPIRE %s 30", PREFIX "gone:p5");
+    run(e->rc, "EXPIRE %s 30", PREFIX "fanout:p5");
     assert_int_equal(fp_store_post_deleted(e->st, &del, &f), 0);
     assert_true(f.duplicate);
     fp_fanout_free(&f);
+    assert_true(ft_redis_int(e->rc, "TTL %s", PREFIX "fanout:p5") > 60);
+    assert_true(ft_redis_int(e->rc, "TTL %s", PREFIX "gone:p5") > 60);
 
     /* A late redelivery of the create does not bring the post back. */
     assert_int_equal(fp_store_post_created(e->st, &ev, &f), 0);
