@@ -328,7 +328,7 @@ static int store__chunk(store__run *r, char *cursor, const char (*uids)[FP_ID_BU
         goto done;
     }
     if (rep->element[1]->integer == 3 && uids == NULL) {
-        /* SSCAN gave more than a slice (a set in a compact encoding
+        /* SSCAN gave more than two slices (a set in a compact encoding
          * comes whole, whatever COUNT says): written in slices. */
         if (rep->elements != 3) {
             rc = store__protocol(r->s, r->what, rep);

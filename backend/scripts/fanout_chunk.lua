@@ -39,8 +39,9 @@
 -- Returns {next cursor ("0" when done), state, {n_bad, first bad key},
 -- {node, {uid...}}...}: state 0, or 2 when the post was deleted (nothing
 -- done, no targets); or {next cursor, 3, {uid...}}: SSCAN gave more than
--- count followers, and nothing was done with them (the caller gives them
--- back as explicit slices, so that no call writes more than count feeds).
+-- twice count followers, and nothing was done with them (the caller gives
+-- them back as explicit slices, so that no call writes more than twice
+-- count feeds).
 --! include lib_feed.lua
 --! include lib_route.lua
 
@@ -61,10 +62,12 @@ local uids, next_cursor = {}, '0'
 if cursor ~= '' then
     local r = redis.call('SSCAN', prefix .. '@FP_KEY_FOLLOWERS@' .. author, cursor, 'COUNT', count)
     next_cursor, uids = r[1], r[2]
-    if #uids > tonumber(count) then
-        -- More than a slice: a set in a compact encoding (up to
-        -- set-max-intset-entries numeric ids) comes whole, whatever COUNT
-        -- says. The caller writes them in slices of their own.
+    if #uids > 2 * tonumber(count) then
+        -- Far more than a slice: a set in a compact encoding (an intset,
+        -- up to set-max-intset-entries numeric ids; a listpack from Redis
+        -- 7.2) comes whole, whatever COUNT says. The caller writes them in
+        -- slices of their own. (A hashtable's SSCAN returns whole buckets,
+        -- a few over COUNT: those are written here.)
         return {next_cursor, 3, uids}
     end
     last = next_cursor == '0'

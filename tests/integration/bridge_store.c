@@ -1660,8 +1660,8 @@ static void test_big_fanout(void **state)
 
 /*
  * An author whose followers are all numeric ids: Redis keeps up to 512 of
- * them as an intset, which SSCAN returns whole whatever its COUNT. No
- * call may write more than a slice (100) of feeds all the same: each push
+ * them as an intset, which SSCAN returns whole whatever its COUNT. The
+ * bridge writes them in explicit slices of 100 all the same: each push
  * slice scores its feeds with a sequence number of its own, so no score
  * may be shared by more than 100 of the 300 feeds. The delete takes the
  * post out of all of them, in slices too.
