@@ -34,8 +34,11 @@ verdict() {
     echo "all checks passed"
 }
 
+# Stops what the script started and exits with its status: $?, or $1
+# when a trap of the script's own ran something before.
 ft__stop_exit() {
     local rc=$?
+    [ $# -eq 0 ] || rc=$1
     if ! "$FP_HARNESS" stop-all "$ft__stop_dir" >/dev/null; then
         echo "FAIL a server stopped with an error (above)"
         rc=1

@@ -17,14 +17,12 @@ set -euo pipefail
 t=$(ft_tmp tools-state)
 ft_stop_at_exit "$t/real"
 victim=""
-# Keeps the status the script ends with: ft__stop_exit exits with the $?
-# it finds (a cleanup that returned 0 passed every failure).
 cleanup() {
-    local rc=$?
     [ -z "$victim" ] || kill -KILL -- "-$victim" 2>/dev/null || true
-    return $rc
 }
-trap 'cleanup; ft__stop_exit' EXIT
+# The status the script ends with, kept across cleanup for ft__stop_exit
+# (which took cleanup's 0 before: every failure passed).
+trap 'ft__rc=$?; cleanup; ft__stop_exit "$ft__rc"' EXIT
 
 boot=$(cat /proc/sys/kernel/random/boot_id)
 env_val() { sed -n "s/^$2=//p" "$1"; }
