@@ -808,14 +808,14 @@
     // After a reconnect: what we missed (catchUp), then the first page
     // again, merged into what is shown: posts shown but gone from the
     // server (deleted while we were away) are taken off. When the page does
-    // not reach what we have the list starts over from it. Without a
-    // cursor (the feed was empty when loaded) nothing shown is known whole:
-    // Load older goes on from this page.
+    // not reach what we have the list starts over from it. A feed that
+    // had no older posts when loaded (a short first page) may have some
+    // now (an empty feed, or an author followed since, whose posts reads
+    // merge in): when this page is full, Load older goes on from it.
     async function refreshFirstPage() {
         if (!state.feedLoaded) {
             return loadFirstPage();
         }
-        const hadCursor = Boolean(state.cursor);
         if (state.cursor && !(await catchUp())) {
             clearFeed();
             state.nextBefore = undefined;
@@ -833,7 +833,7 @@
             // span to compare with what is shown; just add what came.
             for (const p of posts)
                 addPost(p);
-            if (!hadCursor)
+            if (state.nextBefore === null)
                 state.nextBefore = data.next_before;
             updateFeedChrome();
             return;
@@ -865,8 +865,8 @@
                 dropPost(id);
         }
         for (const p of posts) addPost(p);
-        if (!hadCursor)
-            state.nextBefore = full ? data.next_before : null;
+        if (full && state.nextBefore === null)
+            state.nextBefore = data.next_before;
         else if (!full && state.nextBefore === undefined)
             state.nextBefore = null;
         updateFeedChrome();

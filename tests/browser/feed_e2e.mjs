@@ -705,11 +705,21 @@ async function scenario(browser, pages) {
             outage.delete('B');
             const t1 = Date.now();
             while (held === 0 && Date.now() - t1 < 20000) await sleep(50);
-            assert(held === 1, "B's page asked for no catch-up within 20 s of going live");
-            await watchForText(B, live);
-            const r = await api(await devToken(USERS.A), 'POST', '/posts', { text: live });
-            assert(r.status === 201, `A: POST /api/v1/posts answered ${r.status}`);
-            assert(await seenAt(B, live, 10000) !== null, "B's page did not get the live post while its catch-up was held");
+            assert(held >= 1, "B's page asked for no catch-up within 20 s of going live");
+            // A live post while the catch-up is held. The restarted
+            // broker's plugin writes B's presence from a thread of its
+            // own, and a post routed before that does not reach B live:
+            // another one after 3 s, until one does.
+            let gotLive = false;
+            const tA = await devToken(USERS.A);
+            for (let k = 0; k < 6 && !gotLive; k++) {
+                const text = `${live} ${k}`;
+                await watchForText(B, text);
+                const r = await api(tA, 'POST', '/posts', { text });
+                assert(r.status === 201, `A: POST /api/v1/posts answered ${r.status}`);
+                gotLive = await seenAt(B, text, 3000) !== null;
+            }
+            assert(gotLive, "B's page got none of 6 live posts, 3 s apart, while its catch-up was held");
             release();
             const count = (page) => page.locator(`${tid('post')} ${tid('post-text')}`)
                 .evaluateAll((els, t) => els.filter((e) => e.textContent.startsWith(t + ' ') &&
