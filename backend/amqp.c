@@ -1183,9 +1183,13 @@ int fp_amqp_wait_confirms(fp_amqp *a, int wake_fd, int timeout_ms)
         amqp__set_error(a, -1, "%s: %s", "amqp confirm", "not connected");
         return -EIO;
     }
-    if (a->n_pending == 0)
+    /* Blocked, what came is read however many publishes await: the end
+     * of the block may be there (behind the last confirm, or with none
+     * awaited), and a caller that fails its events while blocked, as the
+     * gateway does, reads nothing else between them. */
+    if (a->n_pending == 0 && !a->blocked)
         return 0;
-    if (!amqp_frames_enqueued(a->out) && !amqp_data_in_buffer(a->out)) {
+    if (a->n_pending > 0 && !amqp_frames_enqueued(a->out) && !amqp_data_in_buffer(a->out)) {
         now = fp_time_mono_ms();
         stuck = amqp__stuck_at(a);
         if (now >= stuck && amqp__stuck(a))
@@ -1202,7 +1206,7 @@ int fp_amqp_wait_confirms(fp_amqp *a, int wake_fd, int timeout_ms)
         }
     }
     /* Everything that came: whole frames until none is left to read. */
-    while (a->n_pending > 0) {
+    while (a->n_pending > 0 || a->blocked) {
         rc = amqp__read_confirm(a, &zero);
         if (rc == -ETIMEDOUT)
             break;
