@@ -7,7 +7,8 @@
  * which stores it, numbers it and names the live nodes, and for a post to
  * at most STORE__SLICE recipients does the whole fan-out; else as many calls
  * of fanout_chunk.lua as its recipients need, each pushing the post onto
- * (or removing it from) at most STORE__SLICE feeds and finding which
+ * (or removing it from) a slice of feeds (STORE__SLICE; an SSCAN slice
+ * may run a few over, never past twice that) and finding which
  * of them are reached on the nodes that reach many users; then, for each
  * node that reaches fewer users than the author has followers, calls of
  * route_scan.lua that walk that node's users (STORE__SCAN_SLICE a call)
@@ -21,8 +22,9 @@
 
 #include "store_priv.h"
 
-/* Feeds per call: a fanout_chunk.lua slice (SSCAN COUNT, or explicit
- * recipients), and the most a first call pushes and routes itself. */
+/* Feeds per call: a fanout_chunk.lua slice (SSCAN COUNT, a hint the
+ * script holds to at most twice; or explicit recipients), and the most a
+ * first call pushes and routes itself. */
 #define STORE__SLICE 100
 #define STORE__STR_(x) #x
 #define STORE__STR(x) STORE__STR_(x)
@@ -401,7 +403,7 @@ static int store__chunks_explicit(store__run *r, const fp_event *ev)
     return store__slices(r, (const char(*)[FP_ID_BUFSZ])ev->recipients, ev->n_recipients, true);
 }
 
-/* The followers an SSCAN reply (ids) gave at once, more than a slice,
+/* The followers an SSCAN reply (ids) gave at once, more than two slices,
  * written in slices. Members that are not valid ids are skipped (no
  * follower is written under one). Returns as store__slices(). */
 static int store__chunk_whole(store__run *r, const redisReply *ids, bool last)

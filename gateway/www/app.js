@@ -809,9 +809,10 @@
     // again, merged into what is shown: posts shown but gone from the
     // server (deleted while we were away) are taken off. When the page does
     // not reach what we have the list starts over from it. A feed that
-    // had no older posts when loaded (a short first page) may have some
-    // now (an empty feed, or an author followed since, whose posts reads
-    // merge in): when this page is full, Load older goes on from it.
+    // had no older posts (a short first page, or Load older at its end)
+    // may have some now (an empty feed filled up, an author followed since,
+    // whose posts reads merge in): when this page is full, Load older goes
+    // on from the oldest post shown.
     async function refreshFirstPage() {
         if (!state.feedLoaded) {
             return loadFirstPage();
@@ -834,7 +835,7 @@
             for (const p of posts)
                 addPost(p);
             if (state.nextBefore === null)
-                state.nextBefore = data.next_before;
+                state.nextBefore = olderFrom(data.next_before);
             updateFeedChrome();
             return;
         }
@@ -866,10 +867,18 @@
         }
         for (const p of posts) addPost(p);
         if (full && state.nextBefore === null)
-            state.nextBefore = data.next_before;
+            state.nextBefore = olderFrom(data.next_before);
         else if (!full && state.nextBefore === undefined)
             state.nextBefore = null;
         updateFeedChrome();
+    }
+
+    // Where Load older goes on once older posts may have come: below the
+    // oldest post shown (none shown: the page's own next_before).
+    function olderFrom(nextBefore)
+    {
+        const oldest = oldestPost();
+        return oldest ? oldest.id : nextBefore;
     }
 
     async function loadOlder() {
