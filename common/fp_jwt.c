@@ -242,8 +242,12 @@ static bool jwt__starts(const unsigned char *buf, size_t n, const char *prefix)
     return n - i >= k && memcmp(buf + i, prefix, k) == 0;
 }
 
-/* Whether a DER decoder took all of buf[0..n): *p is where it stopped. */
-#define JWT__DER_WHOLE(obj, p, buf, n) ((obj) != NULL && (p) == (buf) + (n))
+/* An RSA public key in PKCS#1 (d2i_PublicKey with its type given), in
+ * the shape of the other EVP_PKEY decoders. */
+static EVP_PKEY *jwt__d2i_rsa_public(EVP_PKEY **out, const unsigned char **pp, long len)
+{
+    return d2i_PublicKey(EVP_PKEY_RSA, out, pp, len);
+}
 
 /*
  * What DER structure buf[0..n) is, whole, or NULL: a public key (SPKI, or
@@ -252,34 +256,31 @@ static bool jwt__starts(const unsigned char *buf, size_t n, const char *prefix)
  */
 static const char *jwt__der_kind(const unsigned char *buf, size_t n)
 {
+    static const struct {
+        EVP_PKEY *(*d2i)(EVP_PKEY **, const unsigned char **, long);
+        const char *kind;
+    } keys[] = {
+        {d2i_PUBKEY, "a DER public key"},
+        {jwt__d2i_rsa_public, "a DER public key"},
+        {d2i_AutoPrivateKey, "a DER private key"},
+    };
     const unsigned char *p;
     const char *kind = NULL;
     EVP_PKEY *k;
     X509 *x;
+    size_t i;
 
-    p = buf;
-    k = d2i_PUBKEY(NULL, &p, (long)n);
-    if (JWT__DER_WHOLE(k, p, buf, n))
-        kind = "a DER public key";
-    EVP_PKEY_free(k);
-    if (kind == NULL) {
+    for (i = 0; i < sizeof(keys) / sizeof(keys[0]) && kind == NULL; i++) {
         p = buf;
-        k = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, (long)n);
-        if (JWT__DER_WHOLE(k, p, buf, n))
-            kind = "a DER public key";
-        EVP_PKEY_free(k);
-    }
-    if (kind == NULL) {
-        p = buf;
-        k = d2i_AutoPrivateKey(NULL, &p, (long)n);
-        if (JWT__DER_WHOLE(k, p, buf, n))
-            kind = "a DER private key";
+        k = keys[i].d2i(NULL, &p, (long)n);
+        if (k != NULL && p == buf + n)
+            kind = keys[i].kind;
         EVP_PKEY_free(k);
     }
     if (kind == NULL) {
         p = buf;
         x = d2i_X509(NULL, &p, (long)n);
-        if (JWT__DER_WHOLE(x, p, buf, n))
+        if (x != NULL && p == buf + n)
             kind = "a DER certificate";
         X509_free(x);
     }
