@@ -149,6 +149,12 @@ void fg_posts_delete(fg_gateway *gw, const fg_request *req, fg_response *resp)
         fg_respond_error(resp, 404, "not_found", "no post %s", req->param);
         return;
     }
+    if (rc == -EIDRM) {
+        /* A delete sent again (after a 503 whose event went through) or
+         * late: what it asked for is done. */
+        fg_respond_error(resp, 410, "gone", "post %s was deleted", req->param);
+        return;
+    }
     if (rc != 0) {
         fg_respond_store_error(gw, resp, rc, "post lookup");
         return;

@@ -407,8 +407,9 @@ int fp_store_feed_after(fp_store *s, const char *uid, size_t limit, const char *
 int fp_store_feed_ids(fp_store *s, const char *uid, size_t limit, char (**ids)[FP_ID_BUFSZ],
                       size_t *n);
 
-/* The author of post:<id> into author. -ENOENT when there is no such post
- * (never created, or deleted). */
+/* The author of post:<id> into author. -EIDRM when the post was deleted
+ * (its tombstone lasts FP_STORE_MARKER_TTL_S), -ENOENT when there is no
+ * such post otherwise (never written, expired, or deleted longer ago). */
 int fp_store_post_author(fp_store *s, const char *post_id, char author[FP_ID_BUFSZ]);
 
 /* following:<uid>, sorted; *ids malloc'd (free() it), NULL when *n is 0. */

@@ -933,6 +933,12 @@
             composeKey = null;
         } catch (err) {
             const entry = state.posts.get(id);
+            if (err && err.status === 410) {
+                // Deleted already (a delete sent twice, or from another tab).
+                removePost(id);
+                composeKey = null;
+                return;
+            }
             if (err && err.status === 404 && !(entry && entry.pending)) {
                 removePost(id);
                 return;

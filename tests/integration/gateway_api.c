@@ -752,8 +752,11 @@ static void test_delete(void **state)
     cJSON_Delete(j);
     assert_true(feed_has(b, id, false));
     assert_true(feed_has(a, id, false));
-    /* Once the bridge applied it, the post is gone for the API too. */
-    refused(404, "not_found", "DELETE", path, a, NULL);
+    /* Once the bridge applied it, the post is gone for the API too: a
+     * delete sent again (after a 503 whose event went through) is told
+     * so, by author and others alike, not "no such post". */
+    refused(410, "gone", "DELETE", path, a, NULL);
+    refused(410, "gone", "DELETE", path, b, NULL);
     free(id);
     free(a);
     free(b);
