@@ -307,7 +307,11 @@ void fa_presence_deltas_free(fa_presence_delta *d);
 
 typedef struct fa_redis fa_redis;
 
-/* Starts the background thread. Returns 0 or -errno. */
+/* The background thread's name (its comm in /proc), at most 15 bytes. */
+#define FA_REDIS_THREAD_NAME "feed_auth-redis"
+
+/* Starts the background thread, named FA_REDIS_THREAD_NAME, with the
+ * asynchronous signals blocked in it. Returns 0 or -errno. */
 int fa_redis_start(fa_redis **out, const fa_options *o, fa_presence *p, fa_revocations *r);
 /* Stops it: joins the thread, then best-effort removal of this node's
  * presence (a clean shutdown leaves no stale entries). */
