@@ -166,11 +166,13 @@ static int auth__record(fa_plugin *pl, struct mosquitto *client, const char *cli
     if (replaced != NULL && replaced->offline_until != 0)
         pl->leftovers_due = true; /* ended by the broker now, or a leftover */
     s->held = held;
-    /* Presence lists users; a bridge's connection is not one. */
+    /* Presence lists users; a bridge's connection is not one. Neither up
+     * can fail: the caller counts the user up around this call, so the
+     * user's entry exists (only held sessions are users'). */
     if (c->role == FP_ROLE_USER)
-        fa_presence_up(&pl->presence, FA_SET_ONLINE, c->sub);
+        (void)fa_presence_up(&pl->presence, FA_SET_ONLINE, c->sub);
     if (held)
-        fa_presence_up(&pl->presence, FA_SET_HELD, c->sub);
+        (void)fa_presence_up(&pl->presence, FA_SET_HELD, c->sub);
     if (holder_held)
         fa_presence_down(&pl->presence, FA_SET_HELD, holder_sub);
     if (held || holder_held)
@@ -377,8 +379,9 @@ int fa_on_basic_auth(int event, void *event_data, void *userdata)
      * connection's disconnect runs inside the kick, and would take the
      * count through 0 before the new one is recorded (an SREM then an
      * SADD: a post routed between them would skip this node). */
-    if (claims.role == FP_ROLE_USER)
-        fa_presence_up(&pl->presence, FA_SET_ONLINE, claims.sub);
+    if (claims.role == FP_ROLE_USER &&
+        fa_presence_up(&pl->presence, FA_SET_ONLINE, claims.sub) != 0)
+        return auth__refuse(client_id, "out of memory");
     auth__take_over(pl, client_id);
     rc = auth__record(pl, ev->client, client_id, &claims, held);
     if (claims.role == FP_ROLE_USER)

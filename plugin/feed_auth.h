@@ -291,8 +291,12 @@ int fa_presence_init(fa_presence *p);
 void fa_presence_destroy(fa_presence *p);
 /* Broker thread: one more / one fewer connection (FA_SET_ONLINE) or held
  * session (FA_SET_HELD) of sub on this node. Only role user sessions
- * count: presence lists users, not the bridges. */
-void fa_presence_up(fa_presence *p, fa_presence_set set, const char *sub);
+ * count: presence lists users, not the bridges. fa_presence_up returns
+ * 0, or -ENOMEM when sub had no entry and none could be made: nothing
+ * is counted then, and the caller must not count that one down (it would
+ * take another session's count). An up while sub has any count cannot
+ * fail. */
+int fa_presence_up(fa_presence *p, fa_presence_set set, const char *sub);
 void fa_presence_down(fa_presence *p, fa_presence_set set, const char *sub);
 /* How many held sessions sub has on this node. */
 unsigned fa_presence_held(fa_presence *p, const char *sub);

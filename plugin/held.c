@@ -244,9 +244,12 @@ static int held__load_line(fa_plugin *pl, char *line, char *id, int64_t now)
     s = fa_sessions_add(&pl->sessions, NULL, id, &c, &replaced);
     if (s == NULL)
         return -ENOMEM;
+    if (fa_presence_up(&pl->presence, FA_SET_HELD, s->sub) != 0) {
+        fa_sessions_free(&pl->sessions, s);
+        return -ENOMEM;
+    }
     s->held = true;
     s->offline_until = until;
-    fa_presence_up(&pl->presence, FA_SET_HELD, s->sub);
     return 1;
 }
 

@@ -102,7 +102,7 @@ static void presence__wake(fa_presence *p)
         return;
 }
 
-void fa_presence_up(fa_presence *p, fa_presence_set set, const char *sub)
+int fa_presence_up(fa_presence *p, fa_presence_set set, const char *sub)
 {
     fa_presence_user *u = NULL;
     bool wake = false;
@@ -111,7 +111,6 @@ void fa_presence_up(fa_presence *p, fa_presence_set set, const char *sub)
     HASH_FIND_STR(p->users, sub, u);
     if (u == NULL) {
         u = calloc(1, sizeof(*u));
-        /* Out of memory: this user goes uncounted (presence is advisory). */
         if (u != NULL) {
             memcpy(u->sub, sub, sizeof(u->sub));
             HASH_ADD_STR(p->users, sub, u);
@@ -126,6 +125,7 @@ void fa_presence_up(fa_presence *p, fa_presence_set set, const char *sub)
     pthread_mutex_unlock(&p->lock);
     if (wake)
         presence__wake(p);
+    return u != NULL ? 0 : -ENOMEM;
 }
 
 void fa_presence_down(fa_presence *p, fa_presence_set set, const char *sub)

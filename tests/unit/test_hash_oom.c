@@ -1,7 +1,7 @@
 /*
  * test_hash_oom.c - the plugin's tables when uthash finds no memory.
  *
- * sessions.c and ended.c are built into this test with uthash's allocator
+ * sessions.c, ended.c and presence.c are built into this test with uthash's allocator
  * replaced by ft_hash_malloc (tests/CMakeLists.txt), which fails while
  * ft_hash_fail is set, and with HASH_DEBUG, so uthash checks each table
  * whole after every add and delete (and exits on a broken one). With
@@ -177,12 +177,78 @@ static void test_ended_add(void **state)
     fa_ended_clear(&set);
 }
 
+/* Takes p's queued deltas, each of which must be op, with no resync
+ * asked for. Returns how many there were. */
+static size_t take_deltas(fa_presence *p, fa_presence_op op)
+{
+    fa_presence_delta *head, *d;
+    bool resync = true;
+    size_t n = 0;
+
+    head = fa_presence_take(p, &resync);
+    assert_false(resync);
+    for (d = head; d != NULL; d = d->next) {
+        assert_int_equal(d->op, op);
+        n++;
+    }
+    fa_presence_deltas_free(head);
+    return n;
+}
+
+/*
+ * Presence counts when uthash finds no memory: an up that cannot make the
+ * user's entry says so (-ENOMEM) and counts nothing, queues nothing; the
+ * caller then counts nothing down. An up while the user has a count
+ * needs no memory and never fails. Without the return value, a refused
+ * first session's down took the count of the user's next session.
+ */
+static void test_presence_up(void **state)
+{
+    fa_presence p;
+    char sub[16];
+    size_t i, failed = 0;
+
+    (void)state;
+    assert_int_equal(fa_presence_init(&p), 0);
+    for (i = 0; i < N_SESSIONS; i++) {
+        snprintf(sub, sizeof(sub), "u%zu", i);
+        ft_hash_fail = true;
+        if (fa_presence_up(&p, FA_SET_ONLINE, sub) != 0) {
+            failed++;
+            assert_int_equal(HASH_COUNT(p.users), i);
+            ft_hash_fail = false;
+            assert_int_equal(fa_presence_up(&p, FA_SET_ONLINE, sub), 0);
+        }
+        /* Counted once: a second up and a held one need no memory. */
+        ft_hash_fail = true;
+        assert_int_equal(fa_presence_up(&p, FA_SET_ONLINE, sub), 0);
+        assert_int_equal(fa_presence_up(&p, FA_SET_HELD, sub), 0);
+        ft_hash_fail = false;
+        assert_int_equal(HASH_COUNT(p.users), i + 1);
+        assert_int_equal(fa_presence_held(&p, sub), 1);
+    }
+    assert_true(failed > 0);
+    /* One ADD per user and set, none for the failed tries. */
+    assert_int_equal(take_deltas(&p, FA_PRESENCE_ADD), 2 * N_SESSIONS);
+    /* Down to zero: each user leaves the table, one REMOVE per set. */
+    for (i = 0; i < N_SESSIONS; i++) {
+        snprintf(sub, sizeof(sub), "u%zu", i);
+        fa_presence_down(&p, FA_SET_ONLINE, sub);
+        fa_presence_down(&p, FA_SET_ONLINE, sub);
+        fa_presence_down(&p, FA_SET_HELD, sub);
+    }
+    assert_int_equal(HASH_COUNT(p.users), 0);
+    assert_int_equal(take_deltas(&p, FA_PRESENCE_REMOVE), 2 * N_SESSIONS);
+    fa_presence_destroy(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sessions_add),
         cmocka_unit_test(test_sessions_takeover),
         cmocka_unit_test(test_ended_add),
+        cmocka_unit_test(test_presence_up),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
