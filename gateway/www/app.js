@@ -21,7 +21,8 @@
     const RENEW_AT = 0.8;            // dev tokens: renew after 80 % of their lifetime
     const WARN_BEFORE_S = 120;       // pasted tokens: warn this long before exp
     const TICK_MS = 15000;           // relative times, token checks (backup timer)
-    const REFUSED_RETRY_MS = 15000;  // broker said "not authorised": retry later
+    const REFUSED_RETRY_MS = 15000;  // broker refused the connect: retry after this,
+    const REFUSED_RETRY_MAX_MS = 120000; // doubling (with jitter) up to this
     const LOAD_RETRY_MIN_MS = 2000;  // a load the server could not answer now: again after this,
     const LOAD_RETRY_MAX_MS = 30000; // doubling up to this
 
@@ -53,6 +54,7 @@
         renewing : false,
         renewTimer : 0,
         refusedTimer : 0,
+        refusals : 0,       // CONNACK refusals since the last accepted connect
         retryTimers : {},   // name -> timer of a load to try again (loadRetrying)
         refusedRenewAt : 0, // last time a broker refusal made us fetch a dev token
         tickTimer : 0,
@@ -391,6 +393,7 @@
         client.on('connect', () => {
             if (!current()) return;
             state.connects += 1;
+            state.refusals = 0;
             client.options.reconnectPeriod = 1000;
             client.subscribe({ [feedTopic]: { qos: 1 }, ribbon: { qos: 0 } }, (err, granted) => {
                 if (!current()) return;
@@ -478,6 +481,7 @@
             } else if (code !== null && code > 0 && code < 256) {
                 // Another CONNACK refusal (server unavailable, ...): MQTT.js
                 // does not retry those by itself.
+                state.refusals += 1;
                 setConn('reconnecting');
                 scheduleRetry();
             }
@@ -485,32 +489,56 @@
         });
     }
 
+    // After a CONNACK refusal (MQTT.js does not retry those): connect
+    // again after REFUSED_RETRY_MS, doubled for each refusal in a row up to
+    // REFUSED_RETRY_MAX_MS, give or take a quarter, so that the pages of a
+    // node that refuses everyone do not all come back at once.
     function scheduleRetry() {
         clearTimeout(state.refusedTimer);
         const client = state.client;
+        const n = Math.min(Math.max(state.refusals, 1), 8);
+        const delay = Math.min(REFUSED_RETRY_MS * 2 ** (n - 1), REFUSED_RETRY_MAX_MS) *
+                      (0.75 + Math.random() / 2);
         state.refusedTimer = setTimeout(() => {
-            if (state.client === client && !client.connected) client.reconnect();
-        }, REFUSED_RETRY_MS);
+            if (state.client === client && !client.connected)
+                client.reconnect();
+        }, delay);
     }
 
     // The broker refused our token. A dev session gets a new token; anything
-    // else: ask the API, which signs out on 401 and otherwise tells us the
-    // token is fine, in which case we retry later.
+    // else: ask the API, which signs out on 401. Otherwise (the API took the
+    // token, or could not answer now) we connect again later: a page must
+    // not stay offline for good because the API was away at that moment.
     function brokerRefused() {
         const sess = state.session;
         if (!sess) return;
+        state.refusals += 1;
         setConn('offline');
+        const retry = () => {
+            if (state.session !== sess)
+                return;
+            setConn('reconnecting');
+            scheduleRetry();
+        };
         const now = Date.now();
         if (sess.kind === 'dev' && state.config && state.config.dev_mode && now - state.refusedRenewAt > REFUSED_RETRY_MS) {
             state.refusedRenewAt = now;
-            renewDevToken();
+            // A new token reconnects at once (setToken); without one, retry.
+            renewDevToken().then((renewed) => {
+                if (!renewed)
+                    retry();
+            });
             return;
         }
-        api('GET', '/follows').then(() => {
-            notice('The live-update server refused your token; retrying.');
-            setConn('reconnecting');
-            scheduleRetry();
-        }).catch(reportNotice);
+        api('GET', '/follows')
+            .then(() => {
+                notice('The live-update server refused your token; retrying.');
+                retry();
+            })
+            .catch((err) => {
+                reportNotice(err);
+                retry();
+            });
     }
 
     function stopMqtt() {
@@ -599,19 +627,26 @@
         scheduleTokenCheck();
     }
 
+    // Fetches a new dev token and connects with it. Resolves to true when
+    // it did, false otherwise (another renewal under way, a failure, the
+    // session changed).
     async function renewDevToken() {
         const sess = state.session;
-        if (!sess || state.renewing) return;
+        if (!sess || state.renewing)
+            return false;
         state.renewing = true;
         try {
             const data = await api('POST', '/dev/token', { user_id: sess.userId }, { noAuth: true });
-            if (state.session !== sess) return;
+            if (state.session !== sess)
+                return false;
             if (!data || typeof data.token !== 'string') throw new ApiError(0, 'bad', 'The server sent no token.');
             const next = makeSession(data.token, 'dev', data.expires_at);
             if (next.userId !== sess.userId) throw new ApiError(0, 'bad', 'The server sent a token for another user.');
             setToken(next);
+            return true;
         } catch (err) {
-            if (state.session !== sess || (err && err.code === 'stale')) return;
+            if (state.session !== sess || (err && err.code === 'stale'))
+                return false;
             if (err && err.status === 404) {
                 // Dev mode was switched off: this token runs out, like a pasted one.
                 sess.kind = 'pasted';
@@ -620,12 +655,13 @@
                 notice('Renewing your session failed (' + (errorText(err) || 'error') + '); retrying.');
                 clearTimeout(state.renewTimer);
                 state.renewTimer = setTimeout(checkToken, 10000);
-                return;
+                return false;
             }
         } finally {
             state.renewing = false;
         }
         scheduleTokenCheck();
+        return false;
     }
 
     function setToken(next) {
