@@ -329,6 +329,10 @@ static int store__chunk(store__run *r, char *cursor, const char (*uids)[FP_ID_BU
         rc = 2;
         goto done;
     }
+    if (uids == NULL) { /* the caller's next slice starts there */
+        memcpy(cursor, rep->element[0]->str, rep->element[0]->len);
+        cursor[rep->element[0]->len] = '\0';
+    }
     if (rep->element[1]->integer == 3 && uids == NULL) {
         /* SSCAN gave more than two slices (a set in a compact encoding
          * comes whole, whatever COUNT says): written in slices. */
@@ -336,8 +340,6 @@ static int store__chunk(store__run *r, char *cursor, const char (*uids)[FP_ID_BU
             rc = store__protocol(r->s, r->what, rep);
             goto done;
         }
-        memcpy(cursor, rep->element[0]->str, rep->element[0]->len);
-        cursor[rep->element[0]->len] = '\0';
         rc = store__chunk_whole(r, rep->element[2], strcmp(cursor, "0") == 0);
         if (rc == 0)
             rc = strcmp(cursor, "0") == 0;
@@ -361,13 +363,7 @@ static int store__chunk(store__run *r, char *cursor, const char (*uids)[FP_ID_BU
         if (rc != 0)
             goto done;
     }
-    if (uids == NULL) {
-        memcpy(cursor, rep->element[0]->str, rep->element[0]->len);
-        cursor[rep->element[0]->len] = '\0';
-        rc = strcmp(cursor, "0") == 0;
-    } else {
-        rc = last;
-    }
+    rc = uids == NULL ? strcmp(cursor, "0") == 0 : last;
 done:
     if (rep != NULL)
         freeReplyObject(rep);
