@@ -205,7 +205,7 @@ static size_t take_deltas(fa_presence *p, fa_presence_op op)
 static void test_presence_up(void **state)
 {
     fa_presence p;
-    char sub[16];
+    char sub[FP_ID_BUFSZ] = ""; /* presence copies the whole buffer */
     size_t i, failed = 0;
 
     (void)state;
