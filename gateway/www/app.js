@@ -1248,6 +1248,8 @@
         state.ribbonVersion = -1;
         state.following = [];
         state.renewing = false;
+        state.refusals = 0;
+        state.refusedRenewAt = 0;
     }
 
     function startSession(sess) {
