@@ -573,10 +573,34 @@ static redisReply *store__command(fp_store *s, const char *what, const char *fmt
     return r;
 }
 
+/*
+ * Whether post_id's tombstone (fanout:<id> = "deleted", left by
+ * post_deleted.lua for FP_STORE_MARKER_TTL_S) is there: -EIDRM when it
+ * is, -ENOENT when not, -EIO or -EPROTO when Redis could not say.
+ */
+static int store__post_gone(fp_store *s, const char *post_id)
+{
+    char key[STORE__KEY_MAX];
+    redisReply *r;
+    int rc;
+
+    store__key(s, key, FP_KEY_FANOUT, post_id);
+    r = store__command(s, "post_author", "GET %s", key);
+    if (r == NULL)
+        return -EIO;
+    if (r->type == REDIS_REPLY_STRING)
+        rc = strcmp(r->str, "deleted") == 0 ? -EIDRM : -ENOENT;
+    else if (r->type == REDIS_REPLY_NIL)
+        rc = -ENOENT;
+    else
+        rc = store__protocol(s, "post_author: tombstone", r);
+    freeReplyObject(r);
+    return rc;
+}
+
 int fp_store_post_author(fp_store *s, const char *post_id, char author[FP_ID_BUFSZ])
 {
-    char key[STORE__KEY_MAX], marker[STORE__KEY_MAX];
-    const redisReply *body, *mark;
+    char key[STORE__KEY_MAX];
     const cJSON *a;
     redisReply *r;
     cJSON *post = NULL;
@@ -588,30 +612,23 @@ int fp_store_post_author(fp_store *s, const char *post_id, char author[FP_ID_BUF
     if (!fp_id_valid(post_id))
         return store__invalid(s, "post_author", "post id is not a valid id");
     store__key(s, key, FP_KEY_POST, post_id);
-    store__key(s, marker, FP_KEY_FANOUT, post_id);
-    r = store__command(s, "post_author", "MGET %s %s", key, marker);
+    r = store__command(s, "post_author", "GET %s", key);
     if (r == NULL)
         return -EIO;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+    if (r->type == REDIS_REPLY_NIL) {
+        /* No body: deleted, or never written (a second round trip, on
+         * this path only). */
+        freeReplyObject(r);
+        return store__post_gone(s, post_id);
+    }
+    if (r->type != REDIS_REPLY_STRING) {
         rc = store__protocol(s, "post_author", r);
         goto done;
     }
-    body = r->element[0];
-    mark = r->element[1];
-    if (body->type == REDIS_REPLY_NIL) {
-        /* The tombstone post_deleted.lua leaves for FP_STORE_MARKER_TTL_S. */
-        rc = mark->type == REDIS_REPLY_STRING && strcmp(mark->str, "deleted") == 0 ? -EIDRM
-                                                                                   : -ENOENT;
-        goto done;
-    }
-    if (body->type != REDIS_REPLY_STRING) {
-        rc = store__protocol(s, "post_author", body);
-        goto done;
-    }
-    post = cJSON_ParseWithLength(body->str, body->len);
+    post = cJSON_ParseWithLength(r->str, r->len);
     a = cJSON_GetObjectItemCaseSensitive(post, "author_id");
     if (!cJSON_IsString(a) || !fp_id_valid(a->valuestring)) {
-        rc = store__protocol(s, "post_author: stored post has no valid author_id", body);
+        rc = store__protocol(s, "post_author: stored post has no valid author_id", r);
         goto done;
     }
     snprintf(author, FP_ID_BUFSZ, "%s", a->valuestring);
