@@ -9,8 +9,8 @@
 // it shows as text; A deletes a post and it leaves B's page within 2 s.
 // Any uncaught page error or console error fails the run, with two narrow
 // exceptions: a refused connection to the broker's WebSocket URL while the
-// harness holds that broker down (see brokerRefusal below), and the 404 of
-// a request a step expects to fail (expected404).
+// harness holds that broker down (see brokerRefusal below), and the 404 or
+// 410 of a request a step expects to fail (expected404, expected410).
 //
 // Environment:
 //   FP_GATEWAY_URL  the gateway, e.g. http://127.0.0.1:8080 (required)
@@ -128,9 +128,10 @@ function brokerRefusal(name, text) {
     return m !== null && brokerWsUrls.includes(m[1]);
 }
 
-// Resource URLs whose 404 a step is waiting for: Chromium logs each as a
-// console error. Only while the step holds the URL here.
+// Resource URLs whose 404 (or 410) a step is waiting for: Chromium logs
+// each as a console error. Only while the step holds the URL here.
 const expected404 = new Set();
+const expected410 = new Set();
 // Pages whose API answers of 503 are expected: Redis is stopped, or a step
 // answers a request of the page with one itself.
 const redisAway = new Set();
@@ -149,6 +150,7 @@ function attachErrorHooks(name, page) {
             return;
         }
         if (expected404.has(url) && /status of 404 \(Not Found\)$/.test(msg.text())) return;
+        if (expected410.has(url) && /status of 410 \(Gone\)$/.test(msg.text())) return;
         if (redisAway.has(name) && /\/api\/v1\//.test(url) &&
             /status of 503 \(Service Unavailable\)$/.test(msg.text())) return;
         pageErrors.push(`${name}: console error: ${msg.text()}${url ? ` [${url}]` : ''}`);
@@ -583,6 +585,49 @@ async function scenario(browser, pages) {
         const rest = await postsWithText(B, evil);
         assert(rest.length === 1, "B's page lost the other post (the HTML one) with the delete");
         return `${ms} ms from click to gone on B`;
+    });
+
+    await step("a delete sent twice, its first answer lost: A's page takes the post off on 410, with no error", async () => {
+        const { response } = await compose(A, `deleted twice ${Date.now()}`);
+        const post = await checkPostCreated('A', response);
+        const sel = `${tid('post')}[data-post-id="${post.id}"]`;
+        await waitOr(`B's page does not show A's post ${post.id}`, B.waitForSelector(sel, { timeout: 10000 }));
+        await waitOr(`A's page does not show its post ${post.id}`, A.waitForSelector(sel, { timeout: LIVE_MS }));
+        const path = `/api/v1/posts/${post.id}`;
+        const href = new URL(path, A.url()).href;
+        let first = 0;
+        // The page's DELETE reaches the gateway twice: the first answer is
+        // dropped (as with a connection lost on the way back), and the
+        // page gets the second once the bridge has applied the first (B's
+        // page has dropped the post).
+        const handler = async (route) => {
+            if (route.request().method() !== 'DELETE') return route.continue();
+            const r = await route.fetch();
+            first = r.status();
+            await B.waitForSelector(sel, { state: 'detached', timeout: 10000 }).catch(() => {});
+            return route.continue();
+        };
+        await A.route(href, handler);
+        expected410.add(href);
+        try {
+            const del = A.waitForResponse((r) => r.url() === href && r.request().method() === 'DELETE',
+                { timeout: STEP_TIMEOUT_MS });
+            await A.locator(`${sel} ${tid('post-delete')}`).click();
+            const resp = await waitOr(`A: no answer to DELETE ${path}`, del);
+            assert(first === 200, `A: the first DELETE ${path} answered ${first}, expected 200`);
+            assert(resp.status() === 410, `A: the DELETE sent again answered ${resp.status()}, expected 410`);
+            await waitOr("A's page still shows the post after the 410",
+                A.waitForSelector(sel, { state: 'detached', timeout: LIVE_MS }));
+            const shown = await A.evaluate(() => {
+                const n = document.getElementById('notice');
+                return n && !n.hidden ? (document.getElementById('notice-text') || {}).textContent || '' : '';
+            });
+            assert(!shown.includes(post.id), `A's page reported the 410 as an error: "${shown}"`);
+        } finally {
+            await A.unroute(href, handler);
+            expected410.clear();
+        }
+        return 'first DELETE 200, the one sent again 410; the post left A\'s page with no notice';
     });
 
     await step('the broker goes away and comes back; B gets the post A wrote meanwhile', async () => {
