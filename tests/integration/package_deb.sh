@@ -256,5 +256,29 @@ else
     echo "skip systemd-analyze: not installed (Debian package systemd)"
 fi
 
+# What the package ships is hardened (FEEDPUSH_HARDEN, on by default
+# outside the sanitizer build): full RELRO, the stack protector and, in an
+# optimised build, glibc's checked calls (_FORTIFY_SOURCE).
+cache=$FP_BUILD_DIR/CMakeCache.txt
+harden=$(sed -n 's/^FEEDPUSH_HARDEN:BOOL=//p' "$cache")
+sanitize=$(sed -n 's/^FEEDPUSH_SANITIZE:BOOL=//p' "$cache")
+btype=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$cache")
+if [ "$harden" = ON ] && [ "$sanitize" != ON ]; then
+    x=$t/hardened
+    dpkg-deb -x "$deb" "$x"
+    for f in /usr/bin/feed-bridge /usr/bin/feed-gateway /usr/bin/feedctl /usr/lib/feedpush/feed_auth.so; do
+        readelf -W -d --dyn-syms "$x$f" >"$t/readelf.txt" 2>&1 || true
+        why=""
+        grep -q 'BIND_NOW' "$t/readelf.txt" || why="$why no BIND_NOW;"
+        grep -q ' __stack_chk_fail' "$t/readelf.txt" || why="$why no stack protector;"
+        case $btype in Release | RelWithDebInfo | MinSizeRel)
+            grep -q '_chk@' "$t/readelf.txt" || why="$why no fortified call;" ;;
+        esac
+        if [ -z "$why" ]; then ok "$f is hardened"; else fail "$f is not hardened:$why"; fi
+    done
+else
+    echo "skip the hardening check: a sanitizer build, or FEEDPUSH_HARDEN is off"
+fi
+
 [ "$failures" -ne 0 ] || rm -rf "$t"
 verdict
