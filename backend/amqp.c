@@ -1173,10 +1173,38 @@ static int amqp__read_idle(fp_amqp *a)
     return -ETIMEDOUT;
 }
 
+/*
+ * fp_amqp_wait_confirms' wait, with nothing read yet: up to timeout_ms
+ * (less when the confirm deadline comes first) for the publisher socket
+ * or wake_fd. Blocked with no publish awaiting its confirm, the end of
+ * the block is waited for the same way, so that a caller waiting for
+ * room (amqp__make_room) sleeps instead of spinning. 1 when there is
+ * something to read, else what fp_amqp_wait_confirms returns.
+ */
+static int amqp__wait_out(fp_amqp *a, int wake_fd, int timeout_ms)
+{
+    int64_t now, stuck;
+    int rc;
+
+    if (a->n_pending == 0) {
+        rc = amqp__poll_out(a, wake_fd, timeout_ms);
+        return rc == -ETIMEDOUT ? amqp__read_idle(a) : rc;
+    }
+    now = fp_time_mono_ms();
+    stuck = amqp__stuck_at(a);
+    if (now >= stuck)
+        return amqp__stuck(a) ? amqp__confirm_timeout(a) : 1; /* confirms came meanwhile */
+    rc = amqp__poll_out(a, wake_fd, stuck - now < timeout_ms ? (int)(stuck - now) : timeout_ms);
+    if (rc == -ETIMEDOUT && fp_time_mono_ms() >= stuck)
+        return amqp__confirm_timeout(a);
+    if (rc == -ETIMEDOUT && a->blocked)
+        return amqp__read_idle(a);
+    return rc;
+}
+
 int fp_amqp_wait_confirms(fp_amqp *a, int wake_fd, int timeout_ms)
 {
     struct timeval zero = {0, 0};
-    int64_t now, stuck;
     int rc;
 
     if (a->out == NULL) {
@@ -1189,21 +1217,10 @@ int fp_amqp_wait_confirms(fp_amqp *a, int wake_fd, int timeout_ms)
      * gateway does, reads nothing else between them. */
     if (a->n_pending == 0 && !a->blocked)
         return 0;
-    if (a->n_pending > 0 && !amqp_frames_enqueued(a->out) && !amqp_data_in_buffer(a->out)) {
-        now = fp_time_mono_ms();
-        stuck = amqp__stuck_at(a);
-        if (now >= stuck && amqp__stuck(a))
-            return amqp__confirm_timeout(a); /* not when confirms came meanwhile */
-        if (now < stuck) {
-            rc = amqp__poll_out(a, wake_fd,
-                                stuck - now < timeout_ms ? (int)(stuck - now) : timeout_ms);
-            if (rc == -ETIMEDOUT && fp_time_mono_ms() >= stuck)
-                return amqp__confirm_timeout(a);
-            if (rc == -ETIMEDOUT && a->blocked)
-                return amqp__read_idle(a);
-            if (rc <= 0)
-                return rc;
-        }
+    if (!amqp_frames_enqueued(a->out) && !amqp_data_in_buffer(a->out)) {
+        rc = amqp__wait_out(a, wake_fd, timeout_ms);
+        if (rc <= 0)
+            return rc;
     }
     /* Everything that came: whole frames until none is left to read. */
     while (a->n_pending > 0 || a->blocked) {

@@ -262,9 +262,9 @@ uint64_t fp_amqp_confirmed(const fp_amqp *a);
  * until confirms come, or wake_fd (-1: none) is readable (it is not read
  * here), then reads every confirm that came and sends the acks they
  * release (fp_amqp_ack_confirmed). Returns 0 at once when nothing awaits
- * its confirm, unless RabbitMQ blocks the link: then what came is read
- * with no wait (the end of the block among it), also past the last
- * confirm. 0 (confirms read, or woken), -ETIMEDOUT, or -EIO on a
+ * its confirm, unless RabbitMQ blocks the link: then it waits the same
+ * way for what comes (the end of the block), and reads it all, also past
+ * the last confirm. 0 (confirms read, or woken), -ETIMEDOUT, or -EIO on a
  * nack, a broken link, or no confirm for timeout_ms of the config while
  * publishes await theirs.
  */
