@@ -74,6 +74,7 @@ static bool presence__queue(fa_presence *p, fa_presence_op op, fa_presence_set s
     bool was_idle = p->head == NULL && !p->overflow;
     fa_presence_delta *d = NULL;
 
+    p->changes++;
     if (!p->overflow && p->queued < PRESENCE__QUEUE_MAX)
         d = calloc(1, sizeof(*d));
     if (d == NULL) {
@@ -120,8 +121,10 @@ int fa_presence_up(fa_presence *p, fa_presence_set set, const char *sub)
             }
         }
     }
-    if (u != NULL && u->count[set]++ == 0)
+    if (u != NULL && u->count[set]++ == 0) {
+        p->n_in[set]++;
         wake = presence__queue(p, FA_PRESENCE_ADD, set, sub);
+    }
     pthread_mutex_unlock(&p->lock);
     if (wake)
         presence__wake(p);
@@ -136,6 +139,7 @@ void fa_presence_down(fa_presence *p, fa_presence_set set, const char *sub)
     pthread_mutex_lock(&p->lock);
     HASH_FIND_STR(p->users, sub, u);
     if (u != NULL && u->count[set] > 0 && --u->count[set] == 0) {
+        p->n_in[set]--;
         wake = presence__queue(p, FA_PRESENCE_REMOVE, set, sub);
         if (u->count[FA_SET_ONLINE] == 0 && u->count[FA_SET_HELD] == 0) {
             HASH_DEL(p->users, u);
@@ -172,6 +176,20 @@ fa_presence_delta *fa_presence_take(fa_presence *p, bool *resync)
     p->overflow = false;
     pthread_mutex_unlock(&p->lock);
     return d;
+}
+
+bool fa_presence_quiet(fa_presence *p, size_t n[FA_SETS], uint64_t *changes)
+{
+    bool quiet;
+    int k;
+
+    pthread_mutex_lock(&p->lock);
+    quiet = p->head == NULL && !p->overflow;
+    for (k = 0; k < FA_SETS; k++)
+        n[k] = p->n_in[k];
+    *changes = p->changes;
+    pthread_mutex_unlock(&p->lock);
+    return quiet;
 }
 
 fa_presence_entry *fa_presence_snapshot(fa_presence *p, size_t *n)

@@ -184,8 +184,9 @@ static int redis__reply_ok(fa_redis *rs, redisContext *c, redisReply *r, const c
     return 0;
 }
 
-/* Reads n pipelined replies, all of which must succeed. */
-static int redis__drain_replies(fa_redis *rs, size_t n, const char *what)
+/* Reads n pipelined replies, all of which must succeed; with ints, each
+ * must be an integer, stored there. 0, or -EIO. */
+static int redis__read_replies(fa_redis *rs, size_t n, const char *what, long long *ints)
 {
     redisReply *r;
     int rc = 0;
@@ -197,10 +198,22 @@ static int redis__drain_replies(fa_redis *rs, size_t n, const char *what)
             redis__set_error(rs, rs->cmd, what);
             return -EIO;
         }
+        if (ints != NULL && r->type == REDIS_REPLY_INTEGER) {
+            ints[i] = r->integer;
+        } else if (ints != NULL && r->type != REDIS_REPLY_ERROR) {
+            redis__set_error(rs, NULL, what);
+            rc = -EIO;
+        }
         if (redis__reply_ok(rs, rs->cmd, r, what) != 0)
             rc = -EIO;
     }
     return rc;
+}
+
+/* Reads n pipelined replies, all of which must succeed. */
+static int redis__drain_replies(fa_redis *rs, size_t n, const char *what)
+{
+    return redis__read_replies(rs, n, what, NULL);
 }
 
 /*
@@ -287,6 +300,42 @@ static int redis__resync(fa_redis *rs)
         redis__log(rs, MOSQ_LOG_INFO, "presence of node %s resynced: %zu users", rs->o->node_id,
                    n);
     return rc;
+}
+
+/*
+ * At a heartbeat: compares the size of online:<node> and sessions:<node>
+ * with the node's own counts, at a moment when every change has been
+ * written and none came while Redis answered. Sets that differ were
+ * changed by someone else (a second broker started with this node id by
+ * mistake, which rewrites them at its start, a hand edit, a primary that
+ * lost writes with no failover seen here) and are rewritten whole, so
+ * routing misses this node's users for one heartbeat at most. Sets of the
+ * right sizes with other members are not found. Skipped while changes
+ * wait: the next heartbeat checks again. 0, or -EIO.
+ */
+static int redis__check_presence(fa_redis *rs)
+{
+    size_t want[FA_SETS], again[FA_SETS];
+    long long have[FA_SETS];
+    uint64_t before, after;
+
+    if (!fa_presence_quiet(rs->presence, want, &before))
+        return 0;
+    redisAppendCommand(rs->cmd, "SCARD %s", rs->key_online);
+    redisAppendCommand(rs->cmd, "SCARD %s", rs->key_sessions);
+    if (redis__read_replies(rs, FA_SETS, "presence check", have) != 0)
+        return -EIO;
+    if (!fa_presence_quiet(rs->presence, again, &after) || after != before)
+        return 0;
+    if (have[FA_SET_ONLINE] == (long long)want[FA_SET_ONLINE] &&
+        have[FA_SET_HELD] == (long long)want[FA_SET_HELD])
+        return 0;
+    redis__log(rs, MOSQ_LOG_WARNING,
+               "%s holds %lld users and %s %lld, where node %s has %zu and %zu: rewriting "
+               "both (is another broker running with node id %s?)",
+               rs->key_online, have[FA_SET_ONLINE], rs->key_sessions, have[FA_SET_HELD],
+               rs->o->node_id, want[FA_SET_ONLINE], want[FA_SET_HELD], rs->o->node_id);
+    return redis__resync(rs);
 }
 
 /* Writes queued presence changes, pipelined. A dropped queue means resync. */
@@ -609,7 +658,7 @@ static int redis__step(fa_redis *rs)
                    rs->o->node_id);
         return redis__resync(rs);
     }
-    return 0;
+    return redis__check_presence(rs);
 }
 
 static void *redis__main(void *arg)

@@ -491,6 +491,43 @@ static void test_presence_thread_signals(void **state)
 }
 
 /*
+ * Presence changed behind the plugin's back is put right at its next
+ * heartbeat (1 s here), with a warning each time: online:n1 emptied (as a
+ * second broker started by mistake with this node id does at its start),
+ * then a ghost added by hand. Left alone, routing would miss alice and bob
+ * on this node until the plugin's next reconnect.
+ */
+static void test_presence_repaired(void **state)
+{
+    const char *both[] = {"alice", "bob"};
+    ft_mqtt a, b;
+    long from;
+    int64_t ms;
+
+    (void)state;
+    connect_user(&a, "alice-1", "alice");
+    connect_user(&b, "bob-1", "bob");
+    wait_online_is(both, 2, 1000);
+
+    from = ft_plugin_env_log_size(&env);
+    assert_int_equal(redis_int("DEL %s", ONLINE), 1);
+    ms = wait_online_is(both, 2, 3000);
+    print_message("presence: emptied by hand, whole again %lld ms later\n", (long long)ms);
+    assert_true(
+        ft_plugin_env_log_wait(&env, from, "is another broker running with node id n1", 1000));
+
+    from = ft_plugin_env_log_size(&env);
+    assert_int_equal(redis_int("SADD %s ghost", ONLINE), 1);
+    ms = wait_online_is(both, 2, 3000);
+    print_message("presence: ghost added by hand, gone %lld ms later\n", (long long)ms);
+    assert_true(ft_plugin_env_log_wait(&env, from, "online:n1 holds 3 users", 1000));
+
+    ft_mqtt_close(&a);
+    ft_mqtt_close(&b);
+    wait_online_is(NULL, 0, 1000);
+}
+
+/*
  * Leftovers in online:n1 (a ghost nobody is connected as) are gone after
  * the broker restarts, and the users who connect again are in the set.
  */
@@ -530,9 +567,11 @@ static void test_presence_stale_cleared_after_crash(void **state)
     (void)state;
     connect_user(&a, "alice-1", "alice");
     wait_online("alice", true, 1000);
-    assert_int_equal(redis_int("SADD %s ghost", ONLINE), 1);
 
     assert_int_equal(ft_server_kill(&env.mosq), 0);
+    /* Added once the broker is dead: a live one puts its set right at
+     * each heartbeat (test_presence_repaired). */
+    assert_int_equal(redis_int("SADD %s ghost", ONLINE), 1);
     assert_true(ft_mqtt_wait_closed(&a, 3000) >= 0);
     ft_mqtt_close(&a);
     assert_true(online_is(stale, 2, true)); /* nobody cleaned up */
@@ -606,6 +645,7 @@ FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_presence_dropped_socket_leaves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_node_heartbeat, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_thread_signals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_repaired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_stale_cleared_on_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_stale_cleared_after_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_redis_outage, setup, teardown))
