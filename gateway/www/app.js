@@ -23,6 +23,8 @@
     const TICK_MS = 15000;           // relative times, token checks (backup timer)
     const REFUSED_RETRY_MS = 15000;  // broker refused the connect: retry after this,
     const REFUSED_RETRY_MAX_MS = 120000; // doubling (with jitter) up to this
+    const RECONNECT_QUICK = 5;           // attempts in an outage 1-3 s apart, then
+    const RECONNECT_MAX_MS = 30000;      // the wait doubles up to this (half as much again at most)
     const LOAD_RETRY_MIN_MS = 2000;  // a load the server could not answer now: again after this,
     const LOAD_RETRY_MAX_MS = 30000; // doubling up to this
 
@@ -387,6 +389,7 @@
         state.everLive = false;
         state.subscribed = false;
         state.connects = 0;
+        let attempts = 0; // reconnects tried since the last accepted connect
 
         const current = () => state.client === client;
 
@@ -394,6 +397,7 @@
             if (!current()) return;
             state.connects += 1;
             state.refusals = 0;
+            attempts = 0;
             client.options.reconnectPeriod = 1000;
             client.subscribe({ [feedTopic]: { qos: 1 }, ribbon: { qos: 0 } }, (err, granted) => {
                 if (!current()) return;
@@ -466,6 +470,17 @@
         });
         client.on('reconnect', () => {
             if (!current()) return;
+            // The wait before the next attempt, should this one fail (MQTT.js
+            // reads it when the connection closes): a short outage (a node
+            // restarting, a page moving to another node) is retried every
+            // 1-3 s; a long one (every node down) ever more slowly, so that
+            // the pages do not all come back at once when the nodes do.
+            attempts += 1;
+            if (attempts >= RECONNECT_QUICK) {
+                const base =
+                    Math.min(1000 * 2 ** (attempts - RECONNECT_QUICK + 1), RECONNECT_MAX_MS);
+                client.options.reconnectPeriod = Math.round(base * (0.5 + Math.random()));
+            }
             setConn(navigator.onLine === false ? 'offline' : (state.everLive ? 'reconnecting' : 'connecting'));
         });
         client.on('close', () => {
