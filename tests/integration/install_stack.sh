@@ -71,6 +71,29 @@ bad_key() {
 bad_key feed-bridge bridge.conf jwt_signing_key
 bad_key feed-gateway gateway.conf jwt_key
 
+# Installing again (an upgrade): a config nobody edited since the last
+# install (it is still its pristine copy in share/feedpush/conf/) is
+# replaced; an edited one is kept, the new one beside it as .dist. An
+# older version is made by adding the same line to bridge.conf and its
+# pristine copy; an edit by adding one to gateway.conf alone.
+pristine=$dd/usr/share/feedpush/conf
+echo "# an older version" | tee -a "$dd/etc/feedpush/bridge.conf" >>"$pristine/bridge.conf"
+echo "# the operator's edit" >>"$dd/etc/feedpush/gateway.conf"
+DESTDIR=$dd cmake --install "$FP_BUILD_DIR" --prefix /usr >"$t/install-again.log" 2>&1 ||
+    die "cmake --install again failed: $(tail -3 "$t/install-again.log")"
+if ! grep -q "older version" "$dd/etc/feedpush/bridge.conf" && [ ! -e "$dd/etc/feedpush/bridge.conf.dist" ] &&
+    cmp -s "$dd/etc/feedpush/bridge.conf" "$pristine/bridge.conf"; then
+    ok "an unedited bridge.conf is replaced at a second install"
+else
+    fail "an unedited bridge.conf was not replaced: $(grep bridge.conf "$t/install-again.log")"
+fi
+if grep -q "the operator's edit" "$dd/etc/feedpush/gateway.conf" &&
+    cmp -s "$dd/etc/feedpush/gateway.conf.dist" "$pristine/gateway.conf"; then
+    ok "an edited gateway.conf is kept, the new one written as gateway.conf.dist"
+else
+    fail "an edited gateway.conf was not kept beside a .dist: $(grep gateway.conf "$t/install-again.log")"
+fi
+
 # ---- 2. --prefix <temp>: the tree the stack runs from ----
 P=$t/prefix
 cmake --install "$FP_BUILD_DIR" --prefix "$P" >"$t/install-prefix.log" 2>&1 ||
