@@ -285,7 +285,6 @@ typedef struct {
     size_t queued;
     bool overflow;             /* queue dropped: the thread must resync */
     size_t n_in[FA_SETS];      /* users with count[set] > 0 */
-    uint64_t changes;          /* deltas ever queued (fa_presence_quiet) */
     int wake_fd[2];            /* pipe: a byte wakes the Redis thread */
 } fa_presence;
 
@@ -303,13 +302,10 @@ void fa_presence_down(fa_presence *p, fa_presence_set set, const char *sub);
 /* How many held sessions sub has on this node. */
 unsigned fa_presence_held(fa_presence *p, const char *sub);
 /* Redis thread: takes the queued deltas (caller frees with
- * fa_presence_deltas_free); *resync set when the queue overflowed. */
-fa_presence_delta *fa_presence_take(fa_presence *p, bool *resync);
-/* Redis thread: when no change waits to be written (nothing queued, no
- * resync due), true with n the users in each set and *changes the count
- * of changes so far; a later call that gives the same count saw none come
- * in between. False while changes wait. */
-bool fa_presence_quiet(fa_presence *p, size_t n[FA_SETS], uint64_t *changes);
+ * fa_presence_deltas_free); *resync set when the queue overflowed. n (or
+ * NULL): the users in each set as those deltas leave them, taken with
+ * them. */
+fa_presence_delta *fa_presence_take(fa_presence *p, bool *resync, size_t n[FA_SETS]);
 /* Redis thread: a snapshot of all users (malloc'd array), clears the queue. */
 fa_presence_entry *fa_presence_snapshot(fa_presence *p, size_t *n);
 void fa_presence_deltas_free(fa_presence_delta *d);

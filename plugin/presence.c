@@ -74,7 +74,6 @@ static bool presence__queue(fa_presence *p, fa_presence_op op, fa_presence_set s
     bool was_idle = p->head == NULL && !p->overflow;
     fa_presence_delta *d = NULL;
 
-    p->changes++;
     if (!p->overflow && p->queued < PRESENCE__QUEUE_MAX)
         d = calloc(1, sizeof(*d));
     if (d == NULL) {
@@ -163,9 +162,10 @@ unsigned fa_presence_held(fa_presence *p, const char *sub)
     return n;
 }
 
-fa_presence_delta *fa_presence_take(fa_presence *p, bool *resync)
+fa_presence_delta *fa_presence_take(fa_presence *p, bool *resync, size_t n[FA_SETS])
 {
     fa_presence_delta *d;
+    int k;
 
     pthread_mutex_lock(&p->lock);
     d = p->head;
@@ -174,22 +174,10 @@ fa_presence_delta *fa_presence_take(fa_presence *p, bool *resync)
     p->queued = 0;
     *resync = p->overflow;
     p->overflow = false;
+    for (k = 0; n != NULL && k < FA_SETS; k++)
+        n[k] = p->n_in[k];
     pthread_mutex_unlock(&p->lock);
     return d;
-}
-
-bool fa_presence_quiet(fa_presence *p, size_t n[FA_SETS], uint64_t *changes)
-{
-    bool quiet;
-    int k;
-
-    pthread_mutex_lock(&p->lock);
-    quiet = p->head == NULL && !p->overflow;
-    for (k = 0; k < FA_SETS; k++)
-        n[k] = p->n_in[k];
-    *changes = p->changes;
-    pthread_mutex_unlock(&p->lock);
-    return quiet;
 }
 
 fa_presence_entry *fa_presence_snapshot(fa_presence *p, size_t *n)

@@ -303,30 +303,20 @@ static int redis__resync(fa_redis *rs)
 }
 
 /*
- * At a heartbeat: compares the size of online:<node> and sessions:<node>
- * with the node's own counts, at a moment when every change has been
- * written and none came while Redis answered. Sets that differ were
- * changed by someone else (a second broker started with this node id by
- * mistake, which rewrites them at its start, a hand edit, a primary that
- * lost writes with no failover seen here) and are rewritten whole, so
- * routing misses this node's users for one heartbeat at most. Sets of the
- * right sizes with other members are not found. Skipped while changes
- * wait: the next heartbeat checks again. 0, or -EIO.
+ * The answers to the two SCARDs redis__flush_presence sent with a
+ * heartbeat's changes, against want, the node's own counts as those
+ * changes leave them: sets of other sizes were changed by someone else (a
+ * second broker started with this node id by mistake, which rewrites them
+ * at its start, a hand edit, a primary that lost writes with no failover
+ * seen here) and are rewritten whole. Sets of the right sizes with other
+ * members are not found. 0, or -EIO.
  */
-static int redis__check_presence(fa_redis *rs)
+static int redis__check_sizes(fa_redis *rs, const size_t want[FA_SETS])
 {
-    size_t want[FA_SETS], again[FA_SETS];
     long long have[FA_SETS];
-    uint64_t before, after;
 
-    if (!fa_presence_quiet(rs->presence, want, &before))
-        return 0;
-    redisAppendCommand(rs->cmd, "SCARD %s", rs->key_online);
-    redisAppendCommand(rs->cmd, "SCARD %s", rs->key_sessions);
     if (redis__read_replies(rs, FA_SETS, "presence check", have) != 0)
         return -EIO;
-    if (!fa_presence_quiet(rs->presence, again, &after) || after != before)
-        return 0;
     if (have[FA_SET_ONLINE] == (long long)want[FA_SET_ONLINE] &&
         have[FA_SET_HELD] == (long long)want[FA_SET_HELD])
         return 0;
@@ -338,15 +328,20 @@ static int redis__check_presence(fa_redis *rs)
     return redis__resync(rs);
 }
 
-/* Writes queued presence changes, pipelined. A dropped queue means resync. */
-static int redis__flush_presence(fa_redis *rs)
+/*
+ * Writes the queued presence changes, pipelined; a dropped queue means a
+ * resync. With check (at a heartbeat), SCARD online:<node> and
+ * sessions:<node> follow the changes in the same pipeline, so their
+ * answers count exactly what was written, however busy the node is, and
+ * go to redis__check_sizes. 0, or -EIO.
+ */
+static int redis__flush_presence(fa_redis *rs, bool check)
 {
     fa_presence_delta *d, *all;
+    size_t want[FA_SETS], n = 0;
     bool resync;
-    size_t n = 0;
-    int rc;
 
-    all = fa_presence_take(rs->presence, &resync);
+    all = fa_presence_take(rs->presence, &resync, want);
     if (resync) {
         fa_presence_deltas_free(all);
         return redis__resync(rs);
@@ -355,10 +350,13 @@ static int redis__flush_presence(fa_redis *rs)
         redisAppendCommand(rs->cmd, "%s %s %s", d->op == FA_PRESENCE_ADD ? "SADD" : "SREM",
                            redis__set_key(rs, d->set), d->sub);
     fa_presence_deltas_free(all);
-    if (n == 0)
-        return 0;
-    rc = redis__drain_replies(rs, n, "presence update");
-    return rc;
+    if (check) {
+        redisAppendCommand(rs->cmd, "SCARD %s", rs->key_online);
+        redisAppendCommand(rs->cmd, "SCARD %s", rs->key_sessions);
+    }
+    if (n > 0 && redis__drain_replies(rs, n, "presence update") != 0)
+        return -EIO;
+    return check ? redis__check_sizes(rs, want) : 0;
 }
 
 /* Applies "<uid> <before>" from the revocation channel or a revoked: key.
@@ -647,7 +645,7 @@ static int redis__step(fa_redis *rs)
         return -EIO;
     if (rs->sentinel != NULL && fp_sentinel_switched(rs->sentinel) == 1)
         return -EAGAIN;
-    if (redis__flush_presence(rs) != 0)
+    if (redis__flush_presence(rs, false) != 0)
         return -EIO;
     if (fp_time_mono_ms() < rs->next_heartbeat_ms)
         return 0;
@@ -658,7 +656,7 @@ static int redis__step(fa_redis *rs)
                    rs->o->node_id);
         return redis__resync(rs);
     }
-    return redis__check_presence(rs);
+    return redis__flush_presence(rs, true); /* with the sets' sizes checked */
 }
 
 static void *redis__main(void *arg)

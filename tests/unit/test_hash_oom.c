@@ -185,7 +185,7 @@ static size_t take_deltas(fa_presence *p, fa_presence_op op)
     bool resync = true;
     size_t n = 0;
 
-    head = fa_presence_take(p, &resync);
+    head = fa_presence_take(p, &resync, NULL);
     assert_false(resync);
     for (d = head; d != NULL; d = d->next) {
         assert_int_equal(d->op, op);
