@@ -56,9 +56,11 @@
         renewing : false,
         renewTimer : 0,
         refusedTimer : 0,
-        refusals : 0,       // CONNACK refusals since the last accepted connect
-        retryTimers : {},   // name -> timer of a load to try again (loadRetrying)
-        refusedRenewAt : 0, // last time a broker refusal made us fetch a dev token
+        refusals : 0,         // CONNACK refusals since the last accepted connect
+        attempts : 0,         // reconnects MQTT.js made by itself since then, the browser online
+        ownReconnect : false, // the next 'reconnect' is one of ours (client.reconnect())
+        retryTimers : {},     // name -> timer of a load to try again (loadRetrying)
+        refusedRenewAt : 0,   // last time a broker refusal made us fetch a dev token
         tickTimer : 0,
     };
 
@@ -389,7 +391,7 @@
         state.everLive = false;
         state.subscribed = false;
         state.connects = 0;
-        let attempts = 0; // reconnects tried since the last accepted connect
+        state.attempts = 0;
 
         const current = () => state.client === client;
 
@@ -397,7 +399,7 @@
             if (!current()) return;
             state.connects += 1;
             state.refusals = 0;
-            attempts = 0;
+            state.attempts = 0;
             client.options.reconnectPeriod = 1000;
             client.subscribe({ [feedTopic]: { qos: 1 }, ribbon: { qos: 0 } }, (err, granted) => {
                 if (!current()) return;
@@ -474,11 +476,16 @@
             // reads it when the connection closes): a short outage (a node
             // restarting, a page moving to another node) is retried every
             // 1-3 s; a long one (every node down) ever more slowly, so that
-            // the pages do not all come back at once when the nodes do.
-            attempts += 1;
-            if (attempts >= RECONNECT_QUICK) {
+            // the pages do not all come back at once when the nodes do. Only
+            // MQTT.js' own attempts count, and not while the browser is
+            // offline (those fail at once; 'online' below starts over).
+            const own = state.ownReconnect;
+            state.ownReconnect = false;
+            if (!own && navigator.onLine !== false)
+                state.attempts += 1;
+            if (state.attempts >= RECONNECT_QUICK) {
                 const base =
-                    Math.min(1000 * 2 ** (attempts - RECONNECT_QUICK + 1), RECONNECT_MAX_MS);
+                    Math.min(1000 * 2 ** (state.attempts - RECONNECT_QUICK + 1), RECONNECT_MAX_MS);
                 client.options.reconnectPeriod = Math.round(base * (0.5 + Math.random()));
             }
             setConn(navigator.onLine === false ? 'offline' : (state.everLive ? 'reconnecting' : 'connecting'));
@@ -515,8 +522,10 @@
         const delay = Math.min(REFUSED_RETRY_MS * 2 ** (n - 1), REFUSED_RETRY_MAX_MS) *
                       (0.75 + Math.random() / 2);
         state.refusedTimer = setTimeout(() => {
-            if (state.client === client && !client.connected)
+            if (state.client === client && !client.connected) {
+                state.ownReconnect = true;
                 client.reconnect();
+            }
         }, delay);
     }
 
@@ -578,6 +587,7 @@
         // Connected: a clean DISCONNECT. Otherwise drop whatever attempt is
         // under way (it carries the old token) so there is only one.
         client.end(!client.connected);
+        state.ownReconnect = true;
         client.reconnect();
     }
 
@@ -1369,8 +1379,21 @@
     window.addEventListener('online', () => {
         const client = state.client;
         if (!state.session || !client) return;
-        if (client.connected && state.subscribed) setConn('live');
-        else setConn(state.everLive ? 'reconnecting' : 'connecting');
+        if (client.connected && state.subscribed) {
+            setConn('live');
+            return;
+        }
+        setConn(state.everLive ? 'reconnecting' : 'connecting');
+        // The network is back: connect now, not after a wait grown while
+        // it was away. Only between two attempts (MQTT.js' reconnectTimer:
+        // none is under way), and not after a refused token, which has
+        // its own retry timer.
+        state.attempts = 0;
+        client.options.reconnectPeriod = 1000 + Math.floor(Math.random() * 2000);
+        if (!client.connected && client.reconnectTimer && !state.refusals) {
+            state.ownReconnect = true;
+            client.reconnect();
+        }
     });
     document.addEventListener('visibilitychange', () => {
         // Timers are throttled in background tabs: check the token when
