@@ -639,15 +639,17 @@ static void redis__moved(fa_redis *rs)
 static int redis__step(fa_redis *rs)
 {
     int64_t wait = rs->next_heartbeat_ms - fp_time_mono_ms();
-    bool lapsed;
+    bool lapsed, due;
 
     if (redis__wait(rs, wait > 250 ? 250 : wait) == 1 && redis__read_subscription(rs) != 0)
         return -EIO;
     if (rs->sentinel != NULL && fp_sentinel_switched(rs->sentinel) == 1)
         return -EAGAIN;
-    if (redis__flush_presence(rs, false) != 0)
+    /* At a heartbeat, the sets' sizes are checked with the changes. */
+    due = fp_time_mono_ms() >= rs->next_heartbeat_ms;
+    if (redis__flush_presence(rs, due) != 0)
         return -EIO;
-    if (fp_time_mono_ms() < rs->next_heartbeat_ms)
+    if (!due)
         return 0;
     if (redis__heartbeat(rs, &lapsed) != 0)
         return -EIO;
@@ -656,7 +658,7 @@ static int redis__step(fa_redis *rs)
                    rs->o->node_id);
         return redis__resync(rs);
     }
-    return redis__flush_presence(rs, true); /* with the sets' sizes checked */
+    return 0;
 }
 
 static void *redis__main(void *arg)
