@@ -232,47 +232,67 @@ static redisContext *sentinel__dial(fp_sentinel *s, const fp_host *h)
 }
 
 /*
- * Asks sentinel h for the primary. 0 with *primary filled, -EIO (I/O, an
- * error reply, or it does not know the name: errstr says which).
+ * Takes c, on which SUBSCRIBE +switch-master was sent, as the new watch
+ * when SUBSCRIBE's reply says it is subscribed; frees it otherwise (best
+ * effort: without a watch, connection loss and READONLY still make
+ * callers ask again, and later calls of fp_sentinel_switched open one).
  */
-static int sentinel__ask(fp_sentinel *s, const fp_host *h, fp_host *primary)
+static void sentinel__watch(fp_sentinel *s, redisContext *c)
 {
-    redisContext *c = sentinel__dial(s, h);
-    redisReply *r;
-    int rc = -EIO;
-
-    if (c == NULL)
-        return -EIO;
-    r = redisCommand(c, "SENTINEL get-master-addr-by-name %s", s->name);
-    if (r == NULL)
-        sentinel__fail(s, h, "%.100s", c->errstr);
-    else
-        rc = sentinel__answer(s, h, r, primary);
-    if (r != NULL)
-        freeReplyObject(r);
-    redisFree(c);
-    return rc;
-}
-
-/* Subscribes a new watch connection on sentinel h (best effort: without
- * one, connection loss and READONLY still make callers ask again). */
-static void sentinel__watch(fp_sentinel *s, const fp_host *h)
-{
-    redisReply *r;
+    redisReply *r = NULL;
 
     sentinel__unwatch(s);
     s->next_ms = fp_time_mono_ms() + SENTINEL__RETRY_MS; /* if it is lost: not at once */
-    s->watch = sentinel__dial(s, h);
-    if (s->watch == NULL)
+    if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL || r->type != REDIS_REPLY_ARRAY) {
+        if (r != NULL)
+            freeReplyObject(r);
+        redisFree(c);
         return;
-    redisEnableKeepAlive(s->watch); /* a Sentinel host gone silent is noticed */
-    r = redisCommand(s->watch, "SUBSCRIBE " SENTINEL__CHANNEL);
-    if (r == NULL || r->type != REDIS_REPLY_ARRAY)
-        sentinel__unwatch(s);
-    else
-        s->state = SENTINEL__WATCHING;
-    if (r != NULL)
-        freeReplyObject(r);
+    }
+    freeReplyObject(r);
+    redisEnableKeepAlive(c); /* a Sentinel host gone silent is noticed */
+    s->watch = c;
+    s->state = SENTINEL__WATCHING;
+}
+
+/*
+ * Asks Sentinel k for the primary and subscribes the same connection to
+ * +switch-master, the two commands in one write. A Sentinel runs the
+ * commands of one read of a connection one after the other, with no
+ * failover step between them, so a switch after its answer is on the
+ * watch: asked on one connection and subscribed on another, a switch
+ * between the two went unseen. Returns 0 with *primary filled (the
+ * connection kept as the watch when SUBSCRIBE was accepted), or -EIO (I/O,
+ * an error reply, or it does not know the name: errstr says which).
+ */
+static int sentinel__ask(fp_sentinel *s, size_t k, fp_host *primary)
+{
+    const fp_host *h = &s->sentinels[k];
+    redisContext *c = sentinel__dial(s, h);
+    redisReply *r = NULL;
+    int rc;
+
+    if (c == NULL)
+        return -EIO;
+    if (redisAppendCommand(c, "SENTINEL get-master-addr-by-name %s", s->name) != REDIS_OK ||
+        redisAppendCommand(c, "SUBSCRIBE " SENTINEL__CHANNEL) != REDIS_OK) {
+        sentinel__fail(s, h, "out of memory");
+        redisFree(c);
+        return -EIO;
+    }
+    if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL) {
+        sentinel__fail(s, h, "%.100s", c->errstr);
+        redisFree(c);
+        return -EIO;
+    }
+    rc = sentinel__answer(s, h, r, primary);
+    freeReplyObject(r);
+    if (rc != 0) {
+        redisFree(c);
+        return rc;
+    }
+    sentinel__watch(s, c);
+    return 0;
 }
 
 int fp_sentinel_primary(fp_sentinel *s, fp_host *primary)
@@ -281,14 +301,13 @@ int fp_sentinel_primary(fp_sentinel *s, fp_host *primary)
 
     for (i = 0; i < s->n; i++) {
         k = (s->cur + i) % s->n;
-        if (sentinel__ask(s, &s->sentinels[k], primary) != 0)
+        if (sentinel__ask(s, k, primary) != 0)
             continue;
         s->cur = k;
         s->switched = false;
         s->primary = *primary;
         s->located = true;
         s->watch_k = k;
-        sentinel__watch(s, &s->sentinels[k]);
         return 0;
     }
     return -EIO;

@@ -173,8 +173,10 @@ void fp_sentinel_free(fp_sentinel *s);
 /*
  * Asks the Sentinels in turn, starting with the one that answered last,
  * for the primary's address, and (re)subscribes the watch to
- * +switch-master on the one that answered. Returns 0 with *primary
- * filled, or -EIO when none knew (errstr: the last one's failure).
+ * +switch-master on the one that answered, on the connection it answered
+ * on and in the same write, so no switch after the answer is missed.
+ * Returns 0 with *primary filled, or -EIO when none knew (errstr: the
+ * last one's failure).
  */
 int fp_sentinel_primary(fp_sentinel *s, fp_host *primary);
 
