@@ -243,7 +243,9 @@ static void sentinel__watch(fp_sentinel *s, redisContext *c)
 
     sentinel__unwatch(s);
     s->next_ms = fp_time_mono_ms() + SENTINEL__RETRY_MS; /* if it is lost: not at once */
-    if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL || r->type != REDIS_REPLY_ARRAY) {
+    if (redisGetReply(c, (void **)&r) != REDIS_OK || r == NULL || r->type != REDIS_REPLY_ARRAY ||
+        r->elements != 3 || r->element[0]->type != REDIS_REPLY_STRING ||
+        strcmp(r->element[0]->str, "subscribe") != 0) {
         if (r != NULL)
             freeReplyObject(r);
         redisFree(c);
@@ -313,8 +315,34 @@ int fp_sentinel_primary(fp_sentinel *s, fp_host *primary)
     return -EIO;
 }
 
-/* A +switch-master message ("<name> <old ip> <old port> <new ip> <new
- * port>") for our primary? */
+/* Is "<new ip> <new port>", the end of a +switch-master text of len
+ * bytes, the primary fp_sentinel_primary returned last? */
+static bool sentinel__already_there(const fp_sentinel *s, const char *text, size_t len)
+{
+    const char *port = NULL, *host = NULL;
+    size_t i = len;
+
+    while (i > 0 && host == NULL) {
+        i--;
+        if (text[i] != ' ')
+            continue;
+        if (port == NULL)
+            port = text + i + 1;
+        else
+            host = text + i + 1;
+    }
+    return host != NULL && (size_t)(port - 1 - host) == strlen(s->primary.host) &&
+           strncmp(host, s->primary.host, (size_t)(port - 1 - host)) == 0 &&
+           strtol(port, NULL, 10) == s->primary.port;
+}
+
+/*
+ * A +switch-master message ("<name> <old ip> <old port> <new ip> <new
+ * port>") that moves our primary? One naming as the new primary the one
+ * fp_sentinel_primary returned last is not: a lookup made during the
+ * failover already found it (the promoted replica is named before the
+ * message goes out), and reconnecting to it again would be for nothing.
+ */
 static bool sentinel__is_switch(const fp_sentinel *s, const redisReply *r)
 {
     size_t len = strlen(s->name);
@@ -324,8 +352,10 @@ static bool sentinel__is_switch(const fp_sentinel *s, const redisReply *r)
         r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0)
         return false;
     text = r->element[2];
-    return text->type == REDIS_REPLY_STRING && text->len > len &&
-           strncmp(text->str, s->name, len) == 0 && text->str[len] == ' ';
+    if (text->type != REDIS_REPLY_STRING || text->len <= len ||
+        strncmp(text->str, s->name, len) != 0 || text->str[len] != ' ')
+        return false;
+    return !(s->located && sentinel__already_there(s, text->str, text->len));
 }
 
 /* An attempt to open the watch again failed (errstr says why): the next

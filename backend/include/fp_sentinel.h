@@ -183,8 +183,9 @@ int fp_sentinel_primary(fp_sentinel *s, fp_host *primary);
 /*
  * Without blocking: 1 when the primary moved since the last call, else 0.
  * The watch tells: a +switch-master for this primary, or, on a watch
- * opened again, a Sentinel naming another primary than the one
- * fp_sentinel_primary returned last (a switch while there was no watch).
+ * opened again, a Sentinel naming another primary (a switch while there
+ * was no watch), each when the primary it names is not the one
+ * fp_sentinel_primary returned last.
  *
  * A watch whose Sentinel went away (restarted, connection cut) is
  * dropped and opened again by later calls, step by step without

@@ -113,11 +113,15 @@ static void test_readonly(void **state)
  * 7001, 7002, ...), once the commands of that read from the connection
  * are done, and publishes the +switch-master to the connections then
  * subscribed: as a real Sentinel, whose failover steps run between two
- * reads of a client, never in the middle of one.
+ * reads of a client, never in the middle of one. With late set, the
+ * failover is done before the answer, which names the new primary, and
+ * only its message comes after (a lookup during a failover). fake_switch
+ * fails over at once.
  */
 typedef struct {
     int listen_fd;
-    int stop[2]; /* a byte on stop[1] ends the thread */
+    int ctl[2]; /* on ctl[1]: 'x' ends the thread, 's' fails over */
+    bool late;
     int port;
     int primary_port;
     int fds[FAKE__CLIENTS];
@@ -175,7 +179,7 @@ static long fake__command(const char *buf, size_t n, char *cmd, size_t cmd_size)
 }
 
 /* Serves the commands read from client k so far; true when one was the
- * question (a failover follows). */
+ * question (a failover follows, or with late, its message). */
 static bool fake__serve(fake_sentinel *f, size_t k)
 {
     char cmd[32], answer[96];
@@ -187,6 +191,8 @@ static bool fake__serve(fake_sentinel *f, size_t k)
         if (used <= 0)
             break;
         if (strcasecmp(cmd, "SENTINEL") == 0) {
+            if (f->late)
+                f->primary_port++;
             snprintf(answer, sizeof(answer), "*2\r\n$9\r\n127.0.0.1\r\n$4\r\n%d\r\n",
                      f->primary_port);
             fake__send(f->fds[k], answer);
@@ -203,17 +209,16 @@ static bool fake__serve(fake_sentinel *f, size_t k)
     return asked;
 }
 
-/* The failover: the next port, told to every subscriber. */
-static void fake__switch(fake_sentinel *f)
+/* Tells every subscriber that the primary moved from port `from` to
+ * port `to`. */
+static void fake__announce(fake_sentinel *f, int from, int to)
 {
     char payload[80], msg[160];
     size_t k;
 
-    snprintf(payload, sizeof(payload), "feedpush 127.0.0.1 %d 127.0.0.1 %d", f->primary_port,
-             f->primary_port + 1);
+    snprintf(payload, sizeof(payload), "feedpush 127.0.0.1 %d 127.0.0.1 %d", from, to);
     snprintf(msg, sizeof(msg), "*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$%zu\r\n%s\r\n",
              strlen(payload), payload);
-    f->primary_port++;
     for (k = 0; k < FAKE__CLIENTS; k++) {
         if (f->fds[k] >= 0 && f->subscribed[k])
             fake__send(f->fds[k], msg);
@@ -243,8 +248,14 @@ static void fake__read(fake_sentinel *f, size_t k)
         fake__close(f, k);
         return;
     }
-    if (fake__serve(f, k))
-        fake__switch(f);
+    if (!fake__serve(f, k))
+        return;
+    if (f->late) {
+        fake__announce(f, f->primary_port - 1, f->primary_port);
+    } else {
+        fake__announce(f, f->primary_port, f->primary_port + 1);
+        f->primary_port++;
+    }
 }
 
 static void fake__accept(fake_sentinel *f)
@@ -268,16 +279,21 @@ static void *fake__main(void *arg)
     fake_sentinel *f = arg;
     struct pollfd p[FAKE__CLIENTS + 2];
     size_t k;
+    char c;
 
     for (;;) {
-        p[0] = (struct pollfd){f->stop[0], POLLIN, 0};
+        p[0] = (struct pollfd){f->ctl[0], POLLIN, 0};
         p[1] = (struct pollfd){f->listen_fd, POLLIN, 0};
         for (k = 0; k < FAKE__CLIENTS; k++)
             p[2 + k] = (struct pollfd){f->fds[k], POLLIN, 0};
         if (poll(p, FAKE__CLIENTS + 2, -1) < 0)
             continue;
-        if (p[0].revents != 0)
+        if (p[0].revents != 0 && (read(f->ctl[0], &c, 1) != 1 || c == 'x'))
             return NULL;
+        if (p[0].revents != 0) {
+            fake__announce(f, f->primary_port, f->primary_port + 1);
+            f->primary_port++;
+        }
         if (p[1].revents != 0)
             fake__accept(f);
         for (k = 0; k < FAKE__CLIENTS; k++) {
@@ -287,7 +303,7 @@ static void *fake__main(void *arg)
     }
 }
 
-static void fake_start(fake_sentinel *f)
+static void fake_start(fake_sentinel *f, bool late)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(a);
@@ -295,6 +311,7 @@ static void fake_start(fake_sentinel *f)
 
     memset(f, 0, sizeof(*f));
     f->primary_port = FAKE__FIRST_PORT;
+    f->late = late;
     for (k = 0; k < FAKE__CLIENTS; k++)
         f->fds[k] = -1;
     f->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -303,23 +320,29 @@ static void fake_start(fake_sentinel *f)
     assert_int_equal(listen(f->listen_fd, 8), 0);
     assert_int_equal(getsockname(f->listen_fd, (struct sockaddr *)&a, &len), 0);
     f->port = ntohs(a.sin_port);
-    assert_int_equal(pipe(f->stop), 0);
+    assert_int_equal(pipe(f->ctl), 0);
     assert_int_equal(pthread_create(&f->thread, NULL, fake__main, f), 0);
+}
+
+/* Fails over at once (the next port), told to every subscriber. */
+static void fake_switch(fake_sentinel *f)
+{
+    assert_int_equal(write(f->ctl[1], "s", 1), 1);
 }
 
 static void fake_stop(fake_sentinel *f)
 {
     size_t k;
 
-    assert_int_equal(write(f->stop[1], "x", 1), 1);
+    assert_int_equal(write(f->ctl[1], "x", 1), 1);
     pthread_join(f->thread, NULL);
     for (k = 0; k < FAKE__CLIENTS; k++) {
         if (f->fds[k] >= 0)
             close(f->fds[k]);
     }
     close(f->listen_fd);
-    close(f->stop[0]);
-    close(f->stop[1]);
+    close(f->ctl[0]);
+    close(f->ctl[1]);
 }
 
 /* Calls fp_sentinel_switched every 10 ms, 2 s at most, until it says 1;
@@ -345,13 +368,13 @@ static int switched_within_2s(fp_sentinel *s)
  */
 static void test_switch_after_answer(void **state)
 {
-    fake_sentinel f;
+    static fake_sentinel f; /* its thread outlives a failed assert */
     fp_sentinel *s = NULL;
     char list[32], err[160];
     fp_host p;
 
     (void)state;
-    fake_start(&f);
+    fake_start(&f, false);
     snprintf(list, sizeof(list), "127.0.0.1:%d", f.port);
     assert_int_equal(fp_sentinel_new(&s, list, "feedpush", 1000, err, sizeof(err)), 0);
     assert_int_equal(fp_sentinel_primary(s, &p), 0);
@@ -367,11 +390,45 @@ static void test_switch_after_answer(void **state)
     fake_stop(&f);
 }
 
+/*
+ * A +switch-master naming as the new primary the one a lookup during the
+ * failover already returned is not reported (reconnecting to it would be
+ * for nothing); the next switch is.
+ */
+static void test_switch_already_followed(void **state)
+{
+    static fake_sentinel f; /* its thread outlives a failed assert */
+    fp_sentinel *s = NULL;
+    char list[32], err[160];
+    fp_host p;
+    int i;
+
+    (void)state;
+    fake_start(&f, true);
+    snprintf(list, sizeof(list), "127.0.0.1:%d", f.port);
+    assert_int_equal(fp_sentinel_new(&s, list, "feedpush", 1000, err, sizeof(err)), 0);
+    assert_int_equal(fp_sentinel_primary(s, &p), 0);
+    assert_int_equal(p.port, FAKE__FIRST_PORT + 1);
+    /* Its message (7001 -> 7002) comes within a few ms on loopback. */
+    for (i = 0; i < 20; i++) {
+        if (fp_sentinel_switched(s) != 0)
+            fail_msg("a switch to the primary already found was reported");
+        poll(NULL, 0, 10);
+    }
+    assert_true(fp_sentinel_watching(s));
+    fake_switch(&f);
+    if (switched_within_2s(s) != 1)
+        fail_msg("the next switch was not reported (%s)", fp_sentinel_errstr(s));
+    fp_sentinel_free(s);
+    fake_stop(&f);
+}
+
 /* clang-format off */
 FT_MAIN(ft_unit_run, NULL, NULL,
         cmocka_unit_test(test_new),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_options_check),
         cmocka_unit_test(test_readonly),
-        cmocka_unit_test(test_switch_after_answer))
+        cmocka_unit_test(test_switch_after_answer),
+        cmocka_unit_test(test_switch_already_followed))
 /* clang-format on */
