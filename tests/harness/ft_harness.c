@@ -337,7 +337,6 @@ int ft_secret_write(const char *path, unsigned char *secret, size_t len)
     int fd = open("/dev/urandom", O_RDONLY);
     ssize_t n;
     size_t k;
-    FILE *f;
 
     if (fd < 0)
         return -1;
@@ -349,7 +348,13 @@ int ft_secret_write(const char *path, unsigned char *secret, size_t len)
         if (secret[k] == '\n' || secret[k] == '\r')
             secret[k] = 'x';
     }
-    f = fopen(path, "wb");
+    return ft_secret_put(path, secret, len);
+}
+
+int ft_secret_put(const char *path, const unsigned char *secret, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+
     if (f == NULL)
         return -1;
     if (fwrite(secret, 1, len, f) != len) {

@@ -112,6 +112,10 @@ void ft_sleep_ms(int ms);
  * 0644. Returns 0 or -1. */
 int ft_secret_write(const char *path, unsigned char *secret, size_t len);
 
+/* Writes the len bytes of secret to the file path (made or replaced), mode
+ * 0644. Returns 0 or -1. */
+int ft_secret_put(const char *path, const unsigned char *secret, size_t len);
+
 /* Writes to path the config lines that load the plugin under test
  * ($FP_PLUGIN) into a test broker: alg ("HS256", "RS256", "ES256") with
  * key_file, node_id, presence in the Redis on 127.0.0.1:redis_port with a

@@ -7,9 +7,11 @@
  * not to a stranger, ribbon, HTML shown as text, delete; then, with this
  * harness publishing as a service and stopping and starting the broker
  * when the script asks (FP_BROKER_CONTROL=stdio), an older ribbon document
- * not shown over a newer one, no post lost across a broker outage, and dev
+ * not shown over a newer one, no post lost across a broker outage, dev
  * tokens (30 s here) renewed with the pages staying live past the first
- * ones' expiry. The script's steps are printed; its exit status is the
+ * ones' expiry, and pages refused by a broker with another key (one of
+ * them signed in with a token this harness mints) live again once it
+ * takes their tokens. The script's steps are printed; its exit status is the
  * verdict. Screenshots go to <build>/browser-shots/.
  */
 #include <setjmp.h>
@@ -29,15 +31,17 @@
 
 #include <cmocka.h>
 
+#include "fp_id.h"
 #include "gateway_env.h"
 #include "ft_main.h"
 
 /* Bounds against a hang, not timings: a run takes ~40 s alone in the
- * sanitizer build, and up to 145 s was measured with two other test
+ * sanitizer build (plus up to 50 s for the refusal step), and up to 145 s
+ * was measured before that step with two other test
  * suites and a build beside it on 2 cores. The script ends itself at
  * FP_E2E_TIMEOUT_MS; this harness kills it BROWSER__TIMEOUT_S after the
  * start; ctest's TIMEOUT for the test is above both. */
-#define BROWSER__TIMEOUT_S 250
+#define BROWSER__TIMEOUT_S 330
 
 static ft_gateway_env env;
 
@@ -67,14 +71,55 @@ static const char *browser__signal(long pid, int sig)
     return pid > 0 && kill((pid_t)pid, sig) == 0 ? "done\n" : "failed\n";
 }
 
+/* Restarts the broker with its plugin verifying tokens with another
+ * secret (other: every token the gateway issues or takes is refused) or
+ * with the stack's own again; the gateway keeps the key it read at its
+ * start. The answer for the script's stdin. */
+static const char *browser__rekey(bool other)
+{
+    unsigned char secret[sizeof(env.b.p.secret)];
+    int rc;
+
+    if (other)
+        rc = ft_secret_write(env.b.p.secret_path, secret, sizeof(secret));
+    else
+        rc = ft_secret_put(env.b.p.secret_path, env.b.p.secret, sizeof(env.b.p.secret));
+    if (rc != 0)
+        return "failed\n";
+    return ft_server_restart(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
+}
+
+/* "token <jwt>": a user token for sub that lives 10 minutes, signed with
+ * the stack's secret (a token pasted into a page, where the gateway's dev
+ * tokens live 30 s). */
+static const char *browser__token(const char *sub)
+{
+    static char answer[2048];
+    int64_t now = fp_time_real_ms() / 1000;
+    char *tok;
+
+    if (!fp_id_valid(sub))
+        return "failed\n";
+    tok = ft_plugin_env_token(&env.b.p, sub, now, now + 600, FP_ROLE_USER);
+    if (tok == NULL || strlen(tok) + 8 > sizeof(answer)) {
+        free(tok);
+        return "failed\n";
+    }
+    snprintf(answer, sizeof(answer), "token %s\n", tok);
+    free(tok);
+    return answer;
+}
+
 /* Does what the script asked for on one of its stdout lines ("fp-e2e:
- * broker stop|start", "fp-e2e: bridge stop|start" (SIGSTOP, SIGCONT: the
- * bridge falls behind), "fp-e2e: redis stop|start" (SIGSTOP, SIGCONT: the
- * gateway answers 503), "fp-e2e: publish TOPIC PAYLOAD"); returns the
- * answer for its stdin. */
+ * broker stop|start", "fp-e2e: broker rekey|unkey" (browser__rekey),
+ * "fp-e2e: bridge stop|start" (SIGSTOP, SIGCONT: the bridge falls behind),
+ * "fp-e2e: redis stop|start" (SIGSTOP, SIGCONT: the gateway answers 503),
+ * "fp-e2e: publish TOPIC PAYLOAD", "fp-e2e: token SUB"
+ * (browser__token)); returns the answer for its stdin. */
 static const char *browser__command(const char *line)
 {
     static const char publish[] = "fp-e2e: publish ";
+    static const char token[] = "fp-e2e: token ";
     char topic[256];
     const char *sp;
 
@@ -82,6 +127,12 @@ static const char *browser__command(const char *line)
         return ft_server_stop(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
     if (strcmp(line, "fp-e2e: broker start") == 0)
         return ft_server_restart(&env.b.p.mosq) == 0 ? "done\n" : "failed\n";
+    if (strcmp(line, "fp-e2e: broker rekey") == 0)
+        return browser__rekey(true);
+    if (strcmp(line, "fp-e2e: broker unkey") == 0)
+        return browser__rekey(false);
+    if (strncmp(line, token, sizeof(token) - 1) == 0)
+        return browser__token(line + sizeof(token) - 1);
     if (strcmp(line, "fp-e2e: bridge stop") == 0)
         return browser__signal(env.b.node[0].bridge, SIGSTOP);
     if (strcmp(line, "fp-e2e: bridge start") == 0)
@@ -167,7 +218,7 @@ static int browser__run(const char *script, const char *shots)
         setenv("FP_SHOTS_DIR", shots, 1);
         setenv("FP_RUN_ID", run_id, 1);
         setenv("FP_BROKER_CONTROL", "stdio", 1);
-        setenv("FP_E2E_TIMEOUT_MS", "220000", 1);
+        setenv("FP_E2E_TIMEOUT_MS", "300000", 1);
         execlp("node", "node", script, (char *)NULL);
         _exit(127);
     }
@@ -198,9 +249,11 @@ static void test_two_users_live(void **state)
     mkdir(shots, 0755);
     snprintf(script, sizeof(script), "%s/tests/browser/feed_e2e.mjs", src);
     status = browser__run(script, shots);
-    /* A script cut short may have left Redis or the bridge stopped. */
+    /* A script cut short may have left Redis or the bridge stopped, or
+     * the broker's key file replaced (browser__rekey). */
     browser__signal(env.b.p.redis.pid, SIGCONT);
     browser__signal(env.b.node[0].bridge, SIGCONT);
+    assert_int_equal(ft_secret_put(env.b.p.secret_path, env.b.p.secret, sizeof(env.b.p.secret)), 0);
     if (status == -1)
         fprintf(stderr, "feed_e2e.mjs did not finish within %d s\n", BROWSER__TIMEOUT_S);
     assert_true(status != -1 && WIFEXITED(status));
