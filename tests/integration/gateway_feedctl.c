@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -555,11 +556,132 @@ static void test_dead_letter_bytes(void **state)
     dead_depth_is(0);
 }
 
+/* True when s holds none of the bytes that may start a terminal control
+ * (C0 other than tab and line breaks, DEL, UTF-8 C1) and no byte that is
+ * not UTF-8 (0xff here). */
+static bool no_raw_controls(const char *s)
+{
+    size_t i;
+
+    for (i = 0; s[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if ((c < 0x20 && c != '\n' && c != '\t' && c != '\r') || c == 0x7f || c == 0xff ||
+            (c == 0xc2 && (unsigned char)s[i + 1] <= 0x9f))
+            return false;
+    }
+    return true;
+}
+
+/*
+ * --json output escapes what a terminal may take as a control: a post
+ * holding the 8-bit CSI (U+009B) and DEL comes out of `feed --json` with
+ * both as \u escapes, which decode to the same text; a dead letter whose
+ * routing key is not UTF-8 (published straight to the dead-letter
+ * exchange, as any client of RabbitMQ may) comes out of `dead-letters
+ * --json` as valid JSON, the bad byte as U+FFFD.
+ */
+static void test_json_controls(void **state)
+{
+    const char *key = env.b.p.secret_path;
+    static const char text[] = "csi \xc2\x9b"
+                               "2J del \x7f end";
+    const cJSON *posts, *post, *e;
+    char id[80] = "";
+    ft_event_pub p;
+    ft_run_result r;
+    cJSON *doc;
+    bool found = false;
+    int i;
+
+    (void)state;
+    feedctl(&r, "--key", key, "--as", "cj", "post", text, NULL);
+    assert_int_equal(r.status, 0);
+    sscanf(r.out, "%79s", id);
+    assert_true(fp_id_valid(id));
+    for (i = 0; i < 50 && !found; i++) {
+        feedctl(&r, "--key", key, "--as", "cj", "--json", "feed", NULL);
+        assert_int_equal(r.status, 0);
+        found = strstr(r.out, id) != NULL;
+        if (!found)
+            usleep(100000);
+    }
+    assert_true(found);
+    if (!no_raw_controls(r.out) || strstr(r.out, "\\u009b") == NULL ||
+        strstr(r.out, "\\u007f") == NULL)
+        fail_msg("feed --json printed: %.300s", r.out);
+    doc = cJSON_Parse(r.out);
+    posts = cJSON_GetObjectItem(doc, "posts");
+    assert_true(cJSON_IsArray(posts));
+    found = false;
+    cJSON_ArrayForEach(post, posts)
+    {
+        if (strcmp(cJSON_GetObjectItem(post, "id")->valuestring, id) == 0) {
+            assert_string_equal(cJSON_GetObjectItem(post, "text")->valuestring, text);
+            found = true;
+        }
+    }
+    assert_true(found);
+    cJSON_Delete(doc);
+
+    dead_depth_is(0);
+    assert_int_equal(ft_event_pub_open(&p, env.b.rabbit.port, env.b.vhost), 0);
+    assert_int_equal(amqp_basic_publish(p.c, 1, amqp_cstring_bytes("feed.events.dlx"),
+                                        amqp_cstring_bytes("key\xff\xc2\x9b"), 0, 0, NULL,
+                                        amqp_cstring_bytes("{}")),
+                     AMQP_STATUS_OK);
+    ft_event_pub_close(&p);
+    dead_depth_is(1);
+    dead_letters(&r, NULL, "--json", NULL);
+    assert_int_equal(r.status, 0);
+    if (!no_raw_controls(r.out))
+        fail_msg("dead-letters --json printed: %.300s", r.out);
+    doc = cJSON_Parse(r.out);
+    if (!cJSON_IsArray(doc) || cJSON_GetArraySize(doc) != 1)
+        fail_msg("not a JSON array of one letter: %.300s", r.out);
+    e = cJSON_GetArrayItem(doc, 0);
+    assert_string_equal(cJSON_GetObjectItem(e, "routing_key")->valuestring,
+                        "key\xef\xbf\xbd\xc2\x9b");
+    cJSON_Delete(doc);
+    dead_letters(&r, NULL, NULL);
+    assert_int_equal(r.status, 0);
+    if (strstr(r.out, "key??") == NULL || !no_raw_controls(r.out))
+        fail_msg("listed as: %.300s", r.out);
+    dead_letters(&r, NULL, "purge", "--yes", NULL);
+    assert_int_equal(r.status, 0);
+    dead_depth_is(0);
+}
+
+/* A 200 that is not JSON (a page, as a proxy in front of the gateway may
+ * answer) is said to be that, not blamed on Redis: `stats` through a URL
+ * that makes the gateway serve its page instead of /api/v1/stats. */
+static void test_stats_not_json(void **state)
+{
+    char url[300];
+    ft_run_result r;
+    int json;
+
+    (void)state;
+    snprintf(url, sizeof(url), "%s/index.html?to=", env.url);
+    for (json = 0; json < 2; json++) {
+        if (json)
+            feedctl(&r, "--url", url, "--json", "stats", NULL);
+        else
+            feedctl(&r, "--url", url, "stats", NULL);
+        assert_int_equal(r.status, 1);
+        if (strstr(r.err, "the gateway's reply (status 200) is not a JSON object") == NULL ||
+            strstr(r.err, "Redis") != NULL || r.out[0] != '\0')
+            fail_msg("stats%s said: %.300s / %.300s", json ? " --json" : "", r.out, r.err);
+    }
+}
+
 /* clang-format off */
 FT_MAIN(ft_harness_run, setup, teardown,
         cmocka_unit_test(test_terminal_walkthrough),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_unreachable),
         cmocka_unit_test(test_dead_letters),
-        cmocka_unit_test(test_dead_letter_bytes))
+        cmocka_unit_test(test_dead_letter_bytes),
+        cmocka_unit_test(test_json_controls),
+        cmocka_unit_test(test_stats_not_json))
 /* clang-format on */

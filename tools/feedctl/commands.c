@@ -38,6 +38,32 @@ void fc_put_clean(FILE *out, const char *s)
     }
 }
 
+/* Prints the len bytes of JSON text at s on out as they are, except the
+ * characters a terminal may take as controls: U+0080..U+009F (the 8-bit
+ * CSI among them) and DEL as \u escapes, which JSON readers decode to the
+ * same text, and so are C0 controls other than tab and line breaks
+ * (valid JSON has none unescaped); a byte that is not well-formed UTF-8
+ * (a header of a dead letter, a body not from the gateway) as \ufffd,
+ * so the output is UTF-8 whatever came in. */
+void fc_put_json(FILE *out, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, n;
+
+    while (i < len) {
+        n = fp_json_utf8_len(s + i, len - i);
+        if (n == 0)
+            fputs("\\ufffd", out);
+        else if (n == 2 && p[i] == 0xc2 && p[i + 1] <= 0x9f)
+            fprintf(out, "\\u%04x", p[i + 1]);
+        else if (p[i] == 0x7f || (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r'))
+            fprintf(out, "\\u%04x", p[i]);
+        else
+            fwrite(s + i, 1, n, out);
+        i += n > 0 ? n : 1;
+    }
+}
+
 /* Returns 0 when s is a valid id, else FC_USAGE after saying so (what
  * names the argument, e.g. "POST_ID"). */
 int fc_check_id(const char *what, const char *s)

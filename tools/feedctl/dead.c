@@ -245,7 +245,8 @@ static int dead__list(fp_amqp *a, uint32_t limit, bool json)
         cJSON_Delete(arr);
         if (text == NULL)
             return dead__oom();
-        printf("%s\n", text);
+        fc_put_json(stdout, text, strlen(text));
+        putchar('\n');
         free(text);
     } else if (n > limit) {
         printf("(%" PRIu32 " more: --limit)\n", n - limit);

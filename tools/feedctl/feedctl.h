@@ -86,6 +86,8 @@ int fc_request(fc_ctx *x, const char *method, const char *path, const cJSON *bod
                const char *bearer, fc_reply *r);
 int fc_call(fc_ctx *x, const char *method, const char *path, const cJSON *body, fc_reply *r);
 int fc_reply_error(const fc_reply *r);
+/* 0 when r's body is a JSON object, else FC_FAIL after saying so. */
+int fc_reply_object(const fc_reply *r);
 void fc_reply_print(const fc_reply *r);
 void fc_reply_free(fc_reply *r);
 char *fc_path(fc_ctx *x, const char *prefix, const char *segment);
@@ -93,6 +95,7 @@ void fc_ctx_free(fc_ctx *x);
 
 /* commands.c: helpers, then the commands (argv[0] = the command name). */
 void fc_put_clean(FILE *out, const char *s);
+void fc_put_json(FILE *out, const char *s, size_t len);
 int fc_check_id(const char *what, const char *s);
 /* Reads s, option what's value, as a whole decimal number from min to
  * max (unit: how the message names it after "a whole number", "" for

@@ -337,27 +337,30 @@ int fc_reply_error(const fc_reply *r)
 /* Sends an API request with the run's token (x->bearer, may be NULL) and
  * checks the reply: returns 0 when the status is below 400 and the body is
  * a JSON object, else FC_FAIL after printing why. */
+int fc_reply_object(const fc_reply *r)
+{
+    if (cJSON_IsObject(r->json))
+        return 0;
+    fprintf(stderr, "feedctl: the gateway's reply (status %ld) is not a JSON object\n", r->status);
+    return FC_FAIL;
+}
+
 int fc_call(fc_ctx *x, const char *method, const char *path, const cJSON *body, fc_reply *r)
 {
     int rc = fc_request(x, method, path, body, x->bearer, r);
 
-    if (rc != 0)
-        return rc;
-    rc = fc_reply_error(r);
-    if (rc != 0)
-        return rc;
-    if (!cJSON_IsObject(r->json)) {
-        fprintf(stderr, "feedctl: the gateway's reply (status %ld) is not a JSON object\n",
-                r->status);
-        return FC_FAIL;
-    }
-    return 0;
+    if (rc == 0)
+        rc = fc_reply_error(r);
+    if (rc == 0)
+        rc = fc_reply_object(r);
+    return rc;
 }
 
-/* Prints r's body as received on stdout, ending with a newline. */
+/* Prints r's body as received on stdout (fc_put_json: with what a
+ * terminal may take as controls escaped), ending with a newline. */
 void fc_reply_print(const fc_reply *r)
 {
-    fwrite(r->body, 1, r->len, stdout);
+    fc_put_json(stdout, r->body, r->len);
     if (r->len == 0 || r->body[r->len - 1] != '\n')
         putchar('\n');
 }

@@ -150,8 +150,10 @@ int fc_cmd_stats(fc_ctx *x, int argc, char **argv)
     rc = fc_request(x, "GET", "/api/v1/stats", NULL, NULL, &r);
     if (rc == 0)
         rc = fc_reply_error(&r);
+    if (rc == 0)
+        rc = fc_reply_object(&r); /* not "is Redis up?" for a proxy's page */
     if (rc == 0 && x->json) {
-        printf("%s\n", r.body);
+        fc_reply_print(&r);
         /* The same exit status as the table: 1 when the counters could
          * not be read. */
         if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r.json, "bridges_up")))
