@@ -786,16 +786,29 @@ fail:
     return rc;
 }
 
-/* Best effort, on a clean shutdown: this node no longer holds anyone. */
+/*
+ * Best effort, on a clean shutdown: this node no longer holds anyone
+ * (its presence sets, heartbeat and entry in nodes deleted), on the
+ * thread's connection or a new one. When Redis cannot be reached that is
+ * logged: routing then takes the node for gone only once its heartbeat
+ * key expires.
+ */
 static void redis__withdraw(fa_redis *rs)
 {
+    int rc = -EIO;
+
     if (rs->cmd == NULL)
         rs->cmd = redis__open(rs);
-    if (rs->cmd == NULL)
-        return;
-    redisAppendCommand(rs->cmd, "DEL %s %s %s", rs->key_online, rs->key_sessions, rs->key_node);
-    redisAppendCommand(rs->cmd, "SREM %s %s", rs->key_nodes, rs->o->node_id);
-    redis__drain_replies(rs, 2, "withdraw");
+    if (rs->cmd != NULL) {
+        redisAppendCommand(rs->cmd, "DEL %s %s %s", rs->key_online, rs->key_sessions, rs->key_node);
+        redisAppendCommand(rs->cmd, "SREM %s %s", rs->key_nodes, rs->o->node_id);
+        rc = redis__drain_replies(rs, 2, "withdraw");
+    }
+    if (rc != 0)
+        redis__log(rs, MOSQ_LOG_WARNING,
+                   "presence of node %s not withdrawn (%s); routing drops the node when its "
+                   "heartbeat expires, within %lld s",
+                   rs->o->node_id, rs->errstr, (long long)(rs->o->heartbeat_interval * 3));
 }
 
 void fa_redis_stop(fa_redis *rs)

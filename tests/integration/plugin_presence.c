@@ -636,6 +636,41 @@ static void test_presence_redis_outage(void **state)
     wait_online_is(NULL, 0, 1000);
 }
 
+/*
+ * A clean stop withdraws the node: its presence sets, its heartbeat and
+ * its entry in nodes are gone once the broker has exited. With Redis
+ * down at the stop, the broker says so (routing drops the node only when
+ * the heartbeat expires). The next test's setup starts both again.
+ */
+static void test_presence_withdrawn_on_stop(void **state)
+{
+    ft_mqtt a;
+    long log_from;
+
+    (void)state;
+    connect_user(&a, "alice-1", "alice");
+    wait_online("alice", true, 1000);
+    assert_int_equal(redis_int("EXISTS node:n1"), 1);
+    assert_int_equal(redis_int("SISMEMBER nodes n1"), 1);
+    assert_int_equal(ft_server_stop(&env.mosq), 0);
+    ft_mqtt_close(&a);
+    assert_int_equal(redis_int("EXISTS node:n1 %s sessions:n1", ONLINE), 0);
+    assert_int_equal(redis_int("SISMEMBER nodes n1"), 0);
+
+    assert_int_equal(ft_server_restart(&env.mosq), 0);
+    wait_plugin_linked();
+    log_from = ft_plugin_env_log_size(&env);
+    assert_int_equal(ft_server_stop(&env.redis), 0);
+    assert_true(ft_plugin_env_log_wait(&env, log_from, "presence paused", 3000));
+    assert_int_equal(ft_server_stop(&env.mosq), 0);
+    assert_true(
+        ft_plugin_env_log_wait(&env, log_from, "presence of node n1 not withdrawn (connect: ", 0));
+    assert_true(ft_plugin_env_log_wait(&env, log_from,
+                                       "routing drops the node when its heartbeat expires", 0));
+    assert_int_equal(ft_server_restart(&env.redis), 0);
+    assert_int_equal(ft_server_restart(&env.mosq), 0);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_presence_follows_sessions, setup, teardown),
@@ -648,5 +683,6 @@ FT_MAIN(ft_mqtt_run_group, group_setup, group_teardown,
         cmocka_unit_test_setup_teardown(test_presence_repaired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_stale_cleared_on_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_presence_stale_cleared_after_crash, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_presence_redis_outage, setup, teardown))
+        cmocka_unit_test_setup_teardown(test_presence_redis_outage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_presence_withdrawn_on_stop, setup, teardown))
 /* clang-format on */
