@@ -27,6 +27,7 @@
     const RECONNECT_MAX_MS = 30000;      // the wait doubles up to this (half as much again at most)
     const LOAD_RETRY_MIN_MS = 2000;  // a load the server could not answer now: again after this,
     const LOAD_RETRY_MAX_MS = 30000; // doubling up to this
+    const LIVE_SETTLE_MS = 60000; // a live post's feed writes are done by then (big authors' too)
 
     const encoder = new TextEncoder();
     const decoder = new TextDecoder();
@@ -41,7 +42,8 @@
         everLive : false,
         subscribed : false, // the current connection has its SUBACK
         connects : 0,
-        posts : new Map(),      // id -> {post, el, pending}
+        posts : new Map(), // id -> {post, el, pending, liveAt}
+        order : [],        // ids of the pages read, in the server's order: a top slice of the feed
         deleted : new Set(),    // ids seen deleted: never shown again
         nextBefore : undefined, // undefined: first page not loaded; null: no older posts
         cursor : null,  // the newest post had, in the server's order: catch-up starts after it
@@ -457,7 +459,7 @@
                 // whole up to the cursor, the next one moves it on.
                 if (state.synced)
                     state.cursor = msg.post.id;
-                addPost(msg.post, { fresh: true });
+                addPost(msg.post, {fresh : true, live : true});
                 updateFeedChrome();
             } else if (msg.type === 'post.deleted' && typeof msg.post_id === 'string') {
                 removePost(msg.post_id);
@@ -765,8 +767,11 @@
     function addPost(post, opts) {
         if (state.deleted.has(post.id)) return;
         const existing = state.posts.get(post.id);
+        const liveAt = opts && opts.live ? Date.now() : 0;
         if (existing) {
             if (!(opts && opts.pending)) existing.pending = false;
+            if (!existing.liveAt)
+                existing.liveAt = liveAt;
             return;
         }
         const node = renderPost(post);
@@ -785,7 +790,8 @@
             }
         }
         feed.insertBefore(node, before);
-        state.posts.set(post.id, { post, el: node, pending: Boolean(opts && opts.pending) });
+        state.posts.set(post.id,
+                        {post, el : node, pending : Boolean(opts && opts.pending), liveAt});
     }
 
     function removePost(id) {
@@ -805,6 +811,7 @@
 
     function clearFeed() {
         state.posts.clear();
+        state.order = [];
         state.cursor = null;
         state.synced = false;
         state.feedGen += 1;
@@ -834,6 +841,7 @@
         const data = await api('GET', '/feed?limit=' + FEED_PAGE);
         const posts = pagePosts(data);
         for (const p of posts) addPost(p);
+        state.order = posts.map((p) => p.id);
         if (posts.length)
             state.cursor = posts[0].id;
         if (state.nextBefore === undefined) state.nextBefore = typeof data.next_before === 'string' ? data.next_before : null;
@@ -907,31 +915,53 @@
         if (full && known.size && !posts.some((p) => known.has(p.id))) {
             clearFeed();
             for (const p of posts) addPost(p);
+            state.order = posts.map((p) => p.id);
             if (posts.length)
                 state.cursor = posts[0].id;
             state.nextBefore = data.next_before;
             updateFeedChrome();
             return;
         }
-        const oldest = posts.length ? posts[posts.length - 1] : null;
-        for (const id of known) {
-            if (ids.has(id)) continue;
-            const entry = state.posts.get(id);
-            if (!entry || entry.pending) continue;
-            // Not on the page though within its span: most likely deleted
-            // while we were away, but the span is judged by created_at and
-            // the server orders by arrival, so it is only taken off the
-            // page, not held as deleted (Load older may bring it back).
-            const inSpan = !full || (oldest && newerFirst(entry.post, oldest) < 0);
-            if (inSpan)
-                dropPost(id);
-        }
+        dropMissing(posts, ids, known, full);
         for (const p of posts) addPost(p);
         if (full && state.nextBefore === null)
             state.nextBefore = olderFrom(data.next_before);
         else if (!full && state.nextBefore === undefined)
             state.nextBefore = null;
         updateFeedChrome();
+    }
+
+    // Takes off the posts shown that a first page (posts, their ids; full:
+    // older ones remain) no longer lists though it reaches below them:
+    // deleted while we were away. Their places come from the pages read
+    // before, in the server's order (state.order): a post read above one
+    // this page lists is missing for good. A post known only from a live
+    // message has no place yet (a big author's feed writes come after the
+    // live delivery, and a post's created_at need not follow the server's
+    // order): judged by created_at against the page's oldest, and only
+    // once it came LIVE_SETTLE_MS ago. Posts only taken off the page, not
+    // held as deleted. Then state.order is this page over what was below.
+    function dropMissing(posts, ids, known, full)
+    {
+        let reach = full ? -1 : state.order.length - 1;
+        state.order.forEach((id, i) => {
+            if (ids.has(id))
+                reach = Math.max(reach, i);
+        });
+        const placed = new Set(state.order);
+        const oldest = posts.length ? posts[posts.length - 1] : null;
+        for (const id of known) {
+            const entry = state.posts.get(id);
+            if (ids.has(id) || !entry || entry.pending)
+                continue;
+            const gone = placed.has(id)
+                             ? state.order.indexOf(id) <= reach
+                             : entry.liveAt > 0 && Date.now() - entry.liveAt >= LIVE_SETTLE_MS &&
+                                   (!full || (oldest && newerFirst(entry.post, oldest) < 0));
+            if (gone)
+                dropPost(id);
+        }
+        state.order = posts.map((p) => p.id).concat(state.order.slice(reach + 1));
     }
 
     // Where Load older goes on once older posts may have come: below the
@@ -972,6 +1002,11 @@
                 }
             }
             for (const p of posts) addPost(p);
+            // Right below the pages read: their order goes on.
+            if (before === state.order[state.order.length - 1]) {
+                const had = new Set(state.order);
+                state.order.push(...posts.map((p) => p.id).filter((id) => !had.has(id)));
+            }
             state.nextBefore = typeof data.next_before === 'string' ? data.next_before : null;
         } catch (err) {
             reportNotice(err);

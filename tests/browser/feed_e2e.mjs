@@ -711,6 +711,64 @@ async function scenario(browser, pages) {
         return 'all 60 shown, no reload';
     });
 
+    await step("across a reconnect, B's page takes off a post deleted while it was away and keeps one it has only live so far", async () => {
+        if (!brokerControl) return 'skipped: FP_BROKER_CONTROL is not set';
+        // P1: a post of A's that B's page has read in a page (the reconnect
+        // below reads the first page again). P2: a post B got live whose
+        // feed write is still to come (a big author's feed writes follow
+        // the live delivery): a post of a user B does not follow (not C,
+        // whose feed must stay empty), so it is stored and placed (a
+        // catch-up cursor at it is found) but never in B's feed, published
+        // here on B's topic.
+        const tag = Date.now();
+        const p1 = `deleted while B was away ${tag}`, p2 = `live, feed write to come ${tag}`;
+        await watchForText(B, p1);
+        const { response } = await compose(A, p1);
+        const id1 = (await checkPostCreated('A', response)).id;
+        const tokA = await devToken(USERS.A);
+        assert(await seenAt(B, p1, LIVE_MS) !== null, `B did not get "${p1}" live`);
+        const reread = B.waitForResponse((r) => /\/api\/v1\/feed\?limit=\d+$/.test(r.url()) && r.status() === 200,
+            { timeout: 30000 });
+        for (const name of Object.keys(pages)) outage.add(name);
+        await harness('broker stop');
+        await harness('broker start');
+        await waitOr("B's page did not read its first page again after the reconnect", reread);
+        const made = await api(await devToken(`x${runId}`), 'POST', '/posts', { text: p2 });
+        assert(made.status === 201 && made.body && made.body.post, `x${runId}: POST /api/v1/posts answered ${made.status}`);
+        const post = made.body.post;
+        await watchForText(B, p2);
+        await harness(`publish feed/${USERS.B} ${JSON.stringify({ type: 'post.created', post })}`);
+        assert(await seenAt(B, p2, STEP_TIMEOUT_MS) !== null, `B's page does not show "${p2}"`);
+        await harness('broker stop');
+        try {
+            await waitConn('B', B, ['reconnecting', 'offline'], 10000);
+            const del = await api(tokA, 'DELETE', `/posts/${id1}`);
+            assert(del.status === 200, `A: DELETE /api/v1/posts/${id1} answered ${del.status}`);
+            // Applied to the feeds (A's own among them) before B is back.
+            let applied = false;
+            for (let i = 0; i < 100 && !applied; i++) {
+                const r = await api(tokA, 'GET', '/feed?limit=50');
+                applied = r.status === 200 && !r.body.posts.some((x) => x.id === id1);
+                if (!applied) await sleep(100);
+            }
+            assert(applied, `the delete of ${id1} did not reach A's feed within 10 s`);
+        } finally {
+            await harness('broker start');
+        }
+        for (const [name, page] of Object.entries(pages)) {
+            await waitConn(name, page, ['live'], 20000);
+            outage.delete(name);
+        }
+        try {
+            await B.waitForFunction(([sel, id]) => !document.querySelector(sel + `[data-post-id="${id}"]`),
+                [tid('post'), id1], { timeout: STEP_TIMEOUT_MS, polling: 50 });
+        } catch (err) {
+            throw new StepFailure(`B's page still shows "${p1}", deleted while it was away`);
+        }
+        assert((await postsWithText(B, p2)).length === 1, `B's page took off "${p2}", which it has only live`);
+        return 'the deleted one taken off, the live one kept';
+    });
+
     await step("a catch-up that fails once, with a live post before its retry, still brings B every post; C's empty feed gets Load older", async () => {
         if (!brokerControl) return 'skipped: FP_BROKER_CONTROL is not set';
         // B: its first catch-up request after the outage is held until a
