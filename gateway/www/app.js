@@ -236,11 +236,12 @@
             throw new ApiError(0, 'network', 'The server cannot be reached. Check your connection.');
         }
         let data = null;
+        let unreadable = false;
         try {
             const text = await res.text();
             data = text ? JSON.parse(text) : null;
         } catch (e) {
-            data = null;
+            unreadable = true; // cut off on the way, or not JSON
         }
         if (epoch !== state.epoch) throw new ApiError(0, 'stale', 'the session changed');
         if (!res.ok) {
@@ -253,6 +254,11 @@
             }
             throw new ApiError(res.status, code, message);
         }
+        // A success whose answer cannot be read (the connection dropped in
+        // the middle of it) is a network failure: loads try again.
+        if (unreadable)
+            throw new ApiError(0, 'network',
+                               'The answer from the server was cut off. Check your connection.');
         return data;
     }
 
@@ -1018,21 +1024,31 @@
         }
     }
 
+    // After post id was deleted: the key kept for the text in the box
+    // (a post whose answer was lost is sent again with it) is dropped when
+    // the deleted post has that text, so the text sent again is a new
+    // post, not a retry of that one (its key would name the deleted post).
+    // The delete of another post leaves it.
+    function forgetKeyOf(id)
+    {
+        const entry = state.posts.get(id);
+        if (composeKey && entry && entry.post.text === composeKey.text)
+            composeKey = null;
+    }
+
     async function deletePost(id, button) {
         button.disabled = true;
         button.textContent = 'Deleting…';
         try {
             await api('DELETE', '/posts/' + encodeURIComponent(id));
+            forgetKeyOf(id);
             removePost(id);
-            // A text sent again after this is a new post, not a retry of
-            // this one (its key would name the deleted post).
-            composeKey = null;
         } catch (err) {
             const entry = state.posts.get(id);
             if (err && err.status === 410) {
                 // Deleted already (a delete sent twice, or from another tab).
+                forgetKeyOf(id);
                 removePost(id);
-                composeKey = null;
                 return;
             }
             if (err && err.status === 404 && !(entry && entry.pending)) {

@@ -644,6 +644,66 @@ async function scenario(browser, pages) {
         return 'first DELETE 200, the one sent again 410; the post left A\'s page with no notice';
     });
 
+    await step("a page whose first feed answers are cut off reads them again; a post whose answer was lost, sent again after another post's delete, is one post", async () => {
+        // E, a page of its own: its first two feed reads (the one at
+        // sign-in, the one once live) answer 200 with the body cut off (the
+        // connection dropped on the way).
+        const ctx = await browser.newContext(ctxOptions.A);
+        ctx.setDefaultTimeout(STEP_TIMEOUT_MS);
+        const E = await ctx.newPage();
+        attachErrorHooks('E', E);
+        const user = `e${runId}`;
+        let cut = 0, firstId = null;
+        try {
+            await E.route(/\/api\/v1\/feed\?limit=\d+$/, (route) => {
+                if (cut++ >= 2) return route.continue();
+                return route.fulfill({ status: 200, contentType: 'application/json', body: '{"posts":[' });
+            });
+            await signIn('E', E, user);
+            await waitOr("E's feed was not read again after its answer was cut off",
+                E.waitForSelector('#feed-empty', { state: 'visible', timeout: 10000 }));
+            assert(cut >= 3, `E's feed was read ${cut} time(s)`);
+            await waitLive('E', E);
+
+            // Another post of E's, to delete; then a text whose POST is
+            // taken by the gateway but whose answer is lost (a 503 in its
+            // place), the text left in the box.
+            const other = await api(await devToken(user), 'POST', '/posts', { text: `other ${Date.now()}` });
+            assert(other.status === 201, `E: POST /api/v1/posts answered ${other.status}`);
+            const otherSel = `${tid('post')}[data-post-id="${other.body.post.id}"]`;
+            await waitOr("E's page does not show its other post", E.waitForSelector(otherSel, { timeout: 10000 }));
+            const postsUrl = `${gatewayUrl}/api/v1/posts`;
+            redisAway.add('E');   // the 503 below is logged by the browser
+            await E.route(postsUrl, async (route) => {
+                if (firstId !== null || route.request().method() !== 'POST') return route.continue();
+                const r = await route.fetch();
+                const body = await r.json();
+                firstId = body && body.post ? body.post.id : '';
+                return route.fulfill({ status: 503, contentType: 'application/json',
+                    body: JSON.stringify({ error: 'unavailable', message: 'rabbitmq is unreachable; try again shortly' }) });
+            });
+            const text = `sent again after a lost answer ${Date.now()}`;
+            const sent = await compose(E, text);
+            const r1 = await waitOr('E: no answer to the first POST', sent.response);
+            assert(r1.status() === 503 && firstId, `E: the first POST gave ${r1.status()} (${firstId})`);
+            const del = E.waitForResponse((r) => r.url().startsWith(`${postsUrl}/`) && r.request().method() === 'DELETE',
+                { timeout: STEP_TIMEOUT_MS });
+            await E.locator(`${otherSel} ${tid('post-delete')}`).click();
+            assert((await waitOr('E: no answer to the DELETE', del)).status() === 200, 'E: the DELETE failed');
+            const again = E.waitForResponse((r) => r.url() === postsUrl && r.request().method() === 'POST',
+                { timeout: STEP_TIMEOUT_MS });
+            await E.locator(tid('compose-send')).click();
+            const r2 = await waitOr('E: no answer to the POST sent again', again);
+            const body = await r2.json();
+            assert(r2.ok() && body.post && body.post.id === firstId,
+                `E: the POST sent again answered ${r2.status()} with post ${body.post && body.post.id}, not ${firstId}: a second post`);
+            return `feed read ${cut} times; the text sent again named post ${firstId}`;
+        } finally {
+            redisAway.delete('E');
+            await ctx.close();
+        }
+    });
+
     await step('the broker goes away and comes back; B gets the post A wrote meanwhile', async () => {
         if (!brokerControl) return 'skipped: FP_BROKER_CONTROL is not set';
         for (const name of Object.keys(pages)) outage.add(name);
