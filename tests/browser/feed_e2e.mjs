@@ -737,13 +737,14 @@ async function scenario(browser, pages) {
         // B's own post and stops 9 posts into the 20. A catch-up from the
         // first page alone left 11 out for good.
         const tag = `away ${Date.now()}`;
+        const tokA = await devToken(USERS.A); // the page's first ones run out 30 s after sign-in
         for (const name of Object.keys(pages)) outage.add(name);
         await harness('broker stop');
         try {
             await waitConn('B', B, ['reconnecting', 'offline'], 10000);
             const send = async (n, from) => {
                 for (let i = from; i < from + n; i++) {
-                    const r = await api(tokens.A, 'POST', '/posts', { text: `${tag} ${i}` });
+                    const r = await api(tokA, 'POST', '/posts', { text: `${tag} ${i}` });
                     assert(r.status === 201, `A: POST /api/v1/posts answered ${r.status}`);
                 }
             };
