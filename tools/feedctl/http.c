@@ -334,9 +334,6 @@ int fc_reply_error(const fc_reply *r)
     return FC_FAIL;
 }
 
-/* Sends an API request with the run's token (x->bearer, may be NULL) and
- * checks the reply: returns 0 when the status is below 400 and the body is
- * a JSON object, else FC_FAIL after printing why. */
 int fc_reply_object(const fc_reply *r)
 {
     if (cJSON_IsObject(r->json))
@@ -345,6 +342,9 @@ int fc_reply_object(const fc_reply *r)
     return FC_FAIL;
 }
 
+/* Sends an API request with the run's token (x->bearer, may be NULL) and
+ * checks the reply: returns 0 when the status is below 400 and the body is
+ * a JSON object, else FC_FAIL after printing why. */
 int fc_call(fc_ctx *x, const char *method, const char *path, const cJSON *body, fc_reply *r)
 {
     int rc = fc_request(x, method, path, body, x->bearer, r);
