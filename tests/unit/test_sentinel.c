@@ -139,34 +139,42 @@ static void fake__send(int fd, const char *text)
     }
 }
 
+/* The header line at *p (before end) that starts with mark: its number
+ * into *value and *p past the line. 1, 0 when the line is not whole yet,
+ * -1 when it does not start with mark. */
+static int fake__header(const char **p, const char *end, char mark, long *value)
+{
+    const char *nl;
+
+    if (*p >= end)
+        return 0;
+    if (**p != mark)
+        return -1;
+    nl = memchr(*p, '\n', (size_t)(end - *p));
+    if (nl == NULL)
+        return 0;
+    *value = strtol(*p + 1, NULL, 10);
+    *p = nl + 1;
+    return 1;
+}
+
 /* The first word of the first whole command in buf (n bytes) into cmd;
  * returns the command's length, 0 when it is not whole yet, -1 when it
  * is not a RESP array of bulk strings. */
 static long fake__command(const char *buf, size_t n, char *cmd, size_t cmd_size)
 {
-    const char *p = buf, *end = buf + n, *nl;
+    const char *p = buf, *end = buf + n;
     long args, len, i;
+    int rc;
 
-    if (n == 0)
-        return 0;
-    if (*p != '*')
-        return -1;
-    nl = memchr(p, '\n', (size_t)(end - p));
-    if (nl == NULL)
-        return 0;
-    args = strtol(p + 1, NULL, 10);
-    p = nl + 1;
+    rc = fake__header(&p, end, '*', &args);
+    if (rc != 1)
+        return rc;
     cmd[0] = '\0';
     for (i = 0; i < args; i++) {
-        if (p >= end)
-            return 0;
-        if (*p != '$')
-            return -1;
-        nl = memchr(p, '\n', (size_t)(end - p));
-        if (nl == NULL)
-            return 0;
-        len = strtol(p + 1, NULL, 10);
-        p = nl + 1;
+        rc = fake__header(&p, end, '$', &len);
+        if (rc != 1)
+            return rc;
         if (end - p < len + 2)
             return 0;
         if (i == 0 && (size_t)len < cmd_size) {
