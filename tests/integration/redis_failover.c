@@ -390,20 +390,97 @@ static void test_primary_killed(void **state)
            (double)sync_us / (double)syncs, syncs);
 }
 
-/* SENTINEL FAILOVER on Sentinel 0 (before_failover first); the time
- * it was asked. */
-static int64_t failover(void)
+/* A connection of the test's own to Sentinel 0, subscribed to its
+ * +switch-master and to the events that abort a failover
+ * (-failover-abort-*), with FOLLOW_LIMIT_MS as its read timeout. */
+static redisContext *switch_listener(void)
 {
-    int64_t t0;
+    struct timeval tv = {FOLLOW_LIMIT_MS / 1000, 0};
+    redisContext *c = ft_redis_connect(sentinel[0].port);
+    redisReply *r = ft_redis_cmd(c, "PSUBSCRIBE +switch-master -failover-abort-*");
+    void *second = NULL;
+
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    freeReplyObject(r);
+    assert_int_equal(redisGetReply(c, &second), REDIS_OK); /* the second pattern's */
+    freeReplyObject(second);
+    assert_int_equal(redisSetTimeout(c, tv), REDIS_OK);
+    return c;
+}
+
+/* Copies the next event on c (switch_listener's) into event; fails the
+ * test after FOLLOW_LIMIT_MS without one. */
+static void next_event(redisContext *c, char *event, size_t size)
+{
+    void *reply = NULL;
     redisReply *r;
 
-    before_failover();
-    t0 = fp_time_mono_ms();
-    r = sq(0, "SENTINEL FAILOVER feedpush");
-    assert_non_null(r);
-    if (r->type == REDIS_REPLY_ERROR)
-        fail_msg("SENTINEL FAILOVER: %s", r->str);
+    if (redisGetReply(c, &reply) != REDIS_OK)
+        fail_msg("no +switch-master from Sentinel 0: %s", c->errstr);
+    r = reply;
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 4); /* pmessage, pattern, channel, text */
+    assert_string_equal(r->element[0]->str, "pmessage");
+    snprintf(event, size, "%s", r->element[2]->str);
     freeReplyObject(r);
+}
+
+/* Asks Sentinel 0 for a failover. A -NOGOODSLAVE or -INPROG (Sentinel
+ * still ending an aborted attempt) is asked again for 10 s; any other
+ * error fails the test. */
+static void ask_failover(void)
+{
+    int64_t end = fp_time_mono_ms() + 10000;
+    redisReply *r;
+    bool again;
+
+    for (;;) {
+        r = sq(0, "SENTINEL FAILOVER feedpush");
+        assert_non_null(r);
+        if (r->type != REDIS_REPLY_ERROR) {
+            freeReplyObject(r);
+            return;
+        }
+        again = strncmp(r->str, "NOGOODSLAVE", 11) == 0 || strncmp(r->str, "INPROG", 6) == 0;
+        if (!again || fp_time_mono_ms() > end)
+            fail_msg("SENTINEL FAILOVER: %s", r->str);
+        freeReplyObject(r);
+        ft_sleep_ms(200);
+    }
+}
+
+/*
+ * SENTINEL FAILOVER on Sentinel 0 (before_failover first), then waits
+ * for its +switch-master, so the switch has been published when this
+ * returns. Returns the time the attempt that switched was asked.
+ *
+ * Sentinel aborts an attempt whose promoted replica it does not see as a
+ * primary within failover-timeout (-failover-abort-slave-timeout: twice
+ * in full runs beside other builds). That is Sentinel's own timing on a
+ * loaded machine, not what this file tests (how feedpush follows a
+ * switch), so an aborted attempt is printed and asked again, 3 attempts
+ * at most.
+ */
+static int64_t failover(void)
+{
+    redisContext *c = switch_listener();
+    char event[64];
+    int64_t t0;
+    int attempt;
+
+    for (attempt = 1;; attempt++) {
+        before_failover();
+        t0 = fp_time_mono_ms();
+        ask_failover();
+        next_event(c, event, sizeof(event));
+        if (strcmp(event, "+switch-master") == 0)
+            break;
+        printf("# failover attempt %d: Sentinel 0 published %s after %lld ms\n", attempt, event,
+               (long long)(fp_time_mono_ms() - t0));
+        if (attempt == 3)
+            fail_msg("Sentinel 0 aborted 3 failovers in a row (last: %s)", event);
+    }
+    redisFree(c);
     return t0;
 }
 
@@ -571,36 +648,6 @@ static void sentinels_signal(int sig)
         assert_int_equal(kill((pid_t)sentinel[i].pid, sig), 0);
 }
 
-/* A connection of the test's own, subscribed to Sentinel 0's
- * +switch-master. */
-static redisContext *switch_listener(void)
-{
-    struct timeval tv = {FOLLOW_LIMIT_MS / 1000, 0}; /* await_switch's wait */
-    redisContext *c = ft_redis_connect(sentinel[0].port);
-    redisReply *r = ft_redis_cmd(c, "SUBSCRIBE +switch-master");
-
-    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    freeReplyObject(r);
-    assert_int_equal(redisSetTimeout(c, tv), REDIS_OK);
-    return c;
-}
-
-/* Waits for c's +switch-master (FOLLOW_LIMIT_MS at most), and closes c. */
-static void await_switch(redisContext *c)
-{
-    void *reply = NULL;
-    redisReply *r;
-
-    if (redisGetReply(c, &reply) != REDIS_OK)
-        fail_msg("no +switch-master from Sentinel 0: %s", c->errstr);
-    r = reply;
-    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
-    assert_int_equal(r->elements, 3);
-    assert_string_equal(r->element[1]->str, "+switch-master");
-    freeReplyObject(r);
-    redisFree(c);
-}
-
 static bool reports_switch(const void *arg)
 {
     (void)arg;
@@ -629,7 +676,6 @@ static void test_watch_reopened(void **state)
 {
     const char *t = "wr_";
     static ft_watcher w1;
-    redisContext *listener;
     char err[160];
     fp_host p;
     int64_t t0, t1, longest;
@@ -650,9 +696,7 @@ static void test_watch_reopened(void **state)
     assert_true(kill_watches() >= 3); /* the bridge's, the plugin's, the test's */
     if (until(daemons_watch, NULL, fp_time_mono_ms(), 5000) < 0)
         fail_msg("the bridge or the plugin did not open its Sentinel watch again");
-    listener = switch_listener();
-    t0 = failover();
-    await_switch(listener); /* published: the test's watch cannot see it */
+    t0 = failover(); /* published: the test's watch cannot see it */
     if (until(reports_switch, NULL, fp_time_mono_ms(), 5000) < 0)
         fail_msg("a switch made while the watch was closed was not reported");
     follow_failover("SENTINEL FAILOVER (the watches closed before)", t0, w1.uid);
