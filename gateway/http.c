@@ -1179,6 +1179,10 @@ int fg_http_run(fg_gateway *gw, volatile int *stop)
         return -1;
     close(rc);
     rc = 0;
+    /* A worker the start below never reaches holds no socket (the array
+     * is static: 0 would be stdin's descriptor, or whatever took it). */
+    for (i = 0; i < n; i++)
+        http__workers[i].listen_fd = -1;
     fg_health_refresh(gw); /* the first state, before anyone asks */
     rc = fg_publisher_start(&gw->shared->publisher, gw);
     if (rc == 0 && gw->cfg.post_cache_mb > 0)
