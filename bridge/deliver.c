@@ -318,11 +318,12 @@ static void deliver__queued_done(fb_bridge *b, const cJSON *root)
 }
 
 /* Delivers one feed.deliver message. *why is set (and nothing published)
- * when the message is malformed. */
+ * when the message is malformed. Returns FB_DONE, FB_NO_MEMORY (nothing
+ * published) or FB_RETRY_MQTT (the broker did not take every publish). */
 static fb_outcome deliver__one(fb_bridge *b, const fp_amqp_msg *msg, const char **why)
 {
     cJSON *root, *payload, *recipients;
-    fb_outcome out = FB_RETRY_MQTT;
+    fb_outcome out;
     const char **ids;
     char *text;
     size_t n;
@@ -339,7 +340,9 @@ static fb_outcome deliver__one(fb_bridge *b, const fp_amqp_msg *msg, const char 
     }
     text = cJSON_PrintUnformatted(payload);
     ids = deliver__ids(recipients, &n, &oom);
-    if (text != NULL && !oom)
+    if (text == NULL || oom)
+        out = FB_NO_MEMORY; /* not the broker's failure: the backoff, no reconnect */
+    else
         out = deliver__payload(b, &b->node, text, ids, n);
     if (out == FB_DONE)
         deliver__queued_done(b, root);
@@ -399,6 +402,14 @@ static void deliver__ribbon_keep(fb_bridge *b, const void *body, size_t len, uns
     b->ribbon_losses = losses;
 }
 
+/* Whether the ribbon publish of a flushed batch counts as a broadcast:
+ * one the broker refused or that was dropped unsent does not
+ * (mqtt_refused counts it). */
+static bool deliver__broadcast_made(const fb_mqtt_batch *batch)
+{
+    return batch->refused == 0 && batch->unsendable == 0;
+}
+
 /*
  * Publishes a ribbon document of the given version retained on "ribbon",
  * so a client that subscribes later gets it at once, unless this broker
@@ -409,6 +420,7 @@ static void deliver__ribbon_keep(fb_bridge *b, const void *body, size_t len, uns
  */
 static fb_outcome deliver__ribbon(fb_bridge *b, const void *body, size_t len, int64_t version)
 {
+    fb_mqtt_batch batch;
     unsigned long losses;
 
     if (version > 0 && version < b->ribbon_version) {
@@ -419,12 +431,13 @@ static fb_outcome deliver__ribbon(fb_bridge *b, const void *body, size_t len, in
     losses = deliver__losses(b);
     fb_mqtt_begin(b->node.mqtt);
     if (fb_mqtt_publish(b->node.mqtt, "ribbon", body, len, true) != 0 ||
-        fb_mqtt_flush(b->node.mqtt, NULL) != 0)
+        fb_mqtt_flush(b->node.mqtt, &batch) != 0)
         return FB_RETRY_MQTT;
     deliver__ribbon_keep(b, body, len, losses);
     if (version > b->ribbon_version)
         b->ribbon_version = version;
-    fb_stats_add(&b->stats, FB_STAT_BROADCASTS, 1);
+    if (deliver__broadcast_made(&batch))
+        fb_stats_add(&b->stats, FB_STAT_BROADCASTS, 1);
     return FB_DONE;
 }
 
@@ -498,6 +511,7 @@ int fb_deliver_ribbon_from_store(fb_bridge *b)
 
 void fb_deliver_ribbon_again(fb_bridge *b)
 {
+    fb_mqtt_batch batch;
     unsigned long losses;
 
     if (b->ribbon_doc == NULL || !fb_mqtt_connected(b->node.mqtt))
@@ -508,10 +522,11 @@ void fb_deliver_ribbon_again(fb_bridge *b)
     /* Tried again at the next turn if the link fails meanwhile. */
     fb_mqtt_begin(b->node.mqtt);
     if (fb_mqtt_publish(b->node.mqtt, "ribbon", b->ribbon_doc, b->ribbon_len, true) != 0 ||
-        fb_mqtt_flush(b->node.mqtt, NULL) != 0)
+        fb_mqtt_flush(b->node.mqtt, &batch) != 0)
         return;
     b->ribbon_losses = losses;
-    fb_stats_add(&b->stats, FB_STAT_BROADCASTS, 1);
+    if (deliver__broadcast_made(&batch))
+        fb_stats_add(&b->stats, FB_STAT_BROADCASTS, 1);
     fp_info("ribbon version %lld published again: the link to the broker was lost",
             (long long)b->ribbon_version);
 }

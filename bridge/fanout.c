@@ -217,8 +217,14 @@ static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev, c
         else
             out = fanout__queue_delivery(b, payload, &f->nodes[i], 0);
     }
-    if (out == FB_DONE && own != NULL && !fanout__direct(b, payload, own))
-        out = fanout__queue_delivery(b, payload, own, ++b->queued_seq);
+    /* The number is taken once the share is published: one taken by a
+     * share that never went would hold fanout__catch_up for its whole
+     * timeout. */
+    if (out == FB_DONE && own != NULL && !fanout__direct(b, payload, own)) {
+        out = fanout__queue_delivery(b, payload, own, b->queued_seq + 1);
+        if (out == FB_DONE)
+            b->queued_seq++;
+    }
     free(payload);
     return out;
 }
@@ -557,11 +563,14 @@ fb_outcome fb_fanout_give_up(fb_bridge *b, const fp_amqp_msg *msg, const char *r
 {
     fp_event_batch batch;
     fb_outcome out;
+    int rc;
 
     if (!fp_event_is_batch(msg->routing_key))
         return fb_fanout_dead_letter(b, msg, reason);
-    if (fp_event_batch_parse(msg->body, msg->len, &batch, NULL, 0) != 0 ||
-        b->batch_next >= batch.n) {
+    rc = fp_event_batch_parse(msg->body, msg->len, &batch, NULL, 0);
+    if (rc == -ENOMEM)
+        return FB_NO_MEMORY; /* it parsed before: the refused event is found again */
+    if (rc != 0 || b->batch_next >= batch.n) {
         /* Not refused for one of its events: the batch itself goes. */
         fp_event_batch_free(&batch);
         return fb_fanout_dead_letter(b, msg, reason);

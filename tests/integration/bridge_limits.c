@@ -7,7 +7,8 @@
  * is shorter; too large for that too, it is dropped, logged once and
  * counted as refused, and the next post is delivered. Before, such a publish was retried every 100
  * ms for ever, and every later delivery waited behind it; and libmosquitto 2.0.11 aborts the
- * process on a publish one byte over (test_exact_limit).
+ * process on a publish one byte over (test_exact_limit). A ribbon document
+ * over the limit is dropped too, and not counted as a broadcast.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -192,8 +193,50 @@ static void test_exact_limit(void **state)
     free(tok);
 }
 
+/*
+ * Ribbon documents past the limit: ten pushes of entries with 480-byte
+ * texts make documents that grow past 4096 bytes (about seven entries
+ * fit). Those that fit are published retained (broadcasts), the others
+ * dropped unsent (mqtt_refused): each document counts once, never as a
+ * broadcast as well.
+ */
+static void test_ribbon_too_large(void **state)
+{
+    long long b0 = ft_node_stat(&env, 1, "broadcasts"), r0 = ft_node_stat(&env, 1, "mqtt_refused");
+    long long b = b0, r = r0, at;
+    char text[481];
+    int i;
+
+    (void)state;
+    assert_true(b0 >= 0 && r0 >= 0);
+    memset(text, 'r', sizeof(text) - 1);
+    text[sizeof(text) - 1] = '\0';
+    for (i = 0; i < 10; i++)
+        assert_int_equal(ft_node_publishf(&env, "ribbon.pushed",
+                                          "{\"type\":\"ribbon.pushed\",\"entry\":{\"user_id\":"
+                                          "\"rb%d\",\"text\":\"%s\",\"at\":%d}}",
+                                          i, text, i + 1),
+                         0);
+    /* Every document handled (each counts once at least), then one more
+     * write of the counters: what they say then is final. */
+    for (i = 0; i < 100 && (b - b0) + (r - r0) < 10; i++) {
+        at = ft_node_stat(&env, 1, "updated_ms");
+        ft_node_stat_wait(&env, 1, "updated_ms", at + 1, 2000);
+        b = ft_node_stat(&env, 1, "broadcasts");
+        r = ft_node_stat(&env, 1, "mqtt_refused");
+    }
+    at = ft_node_stat(&env, 1, "updated_ms");
+    assert_true(ft_node_stat_wait(&env, 1, "updated_ms", at + 1, 5000) > at);
+    b = ft_node_stat(&env, 1, "broadcasts") - b0;
+    r = ft_node_stat(&env, 1, "mqtt_refused") - r0;
+    printf("# ribbon documents: %lld published, %lld too large\n", b, r);
+    assert_true(b >= 1 && r >= 1);
+    assert_int_equal(b + r, 10);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_packet_limit),
-        cmocka_unit_test(test_exact_limit))
+        cmocka_unit_test(test_exact_limit),
+        cmocka_unit_test(test_ribbon_too_large))
 /* clang-format on */
