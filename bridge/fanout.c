@@ -94,6 +94,13 @@ static char *fanout__payload(const fp_event *ev)
     return fp_event_encode(&copy);
 }
 
+/* Recipients per feed.deliver message at most: a node's share above it
+ * goes in several messages, so that none nears RabbitMQ's
+ * max_message_size (16 MiB by default from RabbitMQ 4.0). A message over
+ * it closes the channel at every try: the event would come back for ever.
+ * 10,000 ids of 64 bytes make about 0.7 MB. */
+#define FANOUT__DELIVER_MAX 10000
+
 /* Publishes one feed.deliver message, to t's node (seq: see
  * fanout__deliver_message). */
 static fb_outcome fanout__queue_delivery(fb_bridge *b, const char *payload,
@@ -110,6 +117,33 @@ static fb_outcome fanout__queue_delivery(fb_bridge *b, const char *payload,
         return FB_LOST_AMQP;
     fb_stats_add(&b->stats, FB_STAT_DELIVER_MESSAGES, 1);
     return FB_DONE;
+}
+
+/*
+ * Publishes node t's share in messages of FANOUT__DELIVER_MAX recipients
+ * at most, in order. own: this node's share, each message with the next
+ * sequence number (taken once it is published: one taken by a message
+ * that never went would hold fanout__catch_up for its whole timeout).
+ * Returns FB_DONE or the first failure (the event is handled again: a
+ * recipient may get the post twice, as after any redelivery).
+ */
+static fb_outcome fanout__queue_share(fb_bridge *b, const char *payload, const fp_node_targets *t,
+                                      bool own)
+{
+    fp_node_targets part = *t;
+    fb_outcome out = FB_DONE;
+    size_t off;
+
+    for (off = 0; off < t->n_users && out == FB_DONE; off += part.n_users) {
+        part.users = t->users + off;
+        part.n_users = t->n_users - off;
+        if (part.n_users > FANOUT__DELIVER_MAX)
+            part.n_users = FANOUT__DELIVER_MAX;
+        out = fanout__queue_delivery(b, payload, &part, own ? b->queued_seq + 1 : 0);
+        if (out == FB_DONE && own)
+            b->queued_seq++;
+    }
+    return out;
 }
 
 /*
@@ -193,8 +227,9 @@ static bool fanout__direct(fb_bridge *b, const char *payload, const fp_node_targ
 }
 
 /*
- * The live deliveries of a post: one feed.deliver message per node (the
- * event's ack waits for their confirms). With local_delivery direct, this
+ * The live deliveries of a post: one feed.deliver message per node, or
+ * several for a share over FANOUT__DELIVER_MAX recipients (the event's
+ * ack waits for their confirms). With local_delivery direct, this
  * node's own share goes last and straight to the broker beside this
  * bridge, which has acknowledged it when this returns: that saves a
  * RabbitMQ round trip and stage 2's hop per local delivery.
@@ -215,16 +250,10 @@ static fb_outcome fanout__publish_deliveries(fb_bridge *b, const fp_event *ev, c
         if (b->local_direct && strcmp(f->nodes[i].node, b->cfg.node_id) == 0)
             own = &f->nodes[i];
         else
-            out = fanout__queue_delivery(b, payload, &f->nodes[i], 0);
+            out = fanout__queue_share(b, payload, &f->nodes[i], false);
     }
-    /* The number is taken once the share is published: one taken by a
-     * share that never went would hold fanout__catch_up for its whole
-     * timeout. */
-    if (out == FB_DONE && own != NULL && !fanout__direct(b, payload, own)) {
-        out = fanout__queue_delivery(b, payload, own, b->queued_seq + 1);
-        if (out == FB_DONE)
-            b->queued_seq++;
-    }
+    if (out == FB_DONE && own != NULL && !fanout__direct(b, payload, own))
+        out = fanout__queue_share(b, payload, own, true);
     free(payload);
     return out;
 }

@@ -8,7 +8,8 @@
  * counted as refused, and the next post is delivered. Before, such a publish was retried every 100
  * ms for ever, and every later delivery waited behind it; and libmosquitto 2.0.11 aborts the
  * process on a publish one byte over (test_exact_limit). A ribbon document
- * over the limit is dropped too, and not counted as a broadcast.
+ * over the limit is dropped too, and not counted as a broadcast. A node's
+ * share over 10,000 recipients goes to feed.deliver in several messages.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 
 #include "ft_redis.h"
@@ -234,9 +236,87 @@ static void test_ribbon_too_large(void **state)
     assert_int_equal(b + r, 10);
 }
 
+/* Adds every id of a feed.deliver message's "recipients" to the Redis set
+ * seen, each new there. Returns how many, or -1 when body is not such a
+ * message. */
+static long deliver_recipients(const char *body, const char *seen)
+{
+    cJSON *root = cJSON_Parse(body), *list, *id;
+    long n = -1;
+
+    list = cJSON_GetObjectItemCaseSensitive(root, "recipients");
+    if (cJSON_IsArray(list)) {
+        n = 0;
+        cJSON_ArrayForEach(id, list)
+        {
+            assert_true(cJSON_IsString(id));
+            assert_int_equal(ft_node_redis_int(&env, "SADD %s %s", seen, id->valuestring), 1);
+            n++;
+        }
+    }
+    cJSON_Delete(root);
+    return n;
+}
+
+/*
+ * A node's share over 10,000 recipients goes to feed.deliver in several
+ * messages, so that none nears RabbitMQ's max_message_size (a message
+ * over it closes the channel at every try, and its event would come back
+ * for ever). Node "nx" is the test's: a heartbeat, 10,001 users online
+ * who follow "big", and its queue feed.deliver.nx, bound as a stage 2
+ * would bind it but read by the test. One post by "big": two messages,
+ * 10,000 and 1 recipients, each recipient once.
+ */
+static void test_deliver_split(void **state)
+{
+    const int n = 10001;
+    char *body = NULL;
+    long first, second;
+    int i;
+
+    (void)state;
+    /* The node's heartbeat (EX: gone after the test whatever happens),
+     * its place in `nodes`, its users, and the author's followers. */
+    assert_int_equal(
+        ft_node_redis_int(&env, "EVAL %s 4 followers:big online:nx node:nx nodes %d",
+                          "redis.call('SET', KEYS[3], '1', 'EX', 120) "
+                          "redis.call('SADD', KEYS[4], 'nx') "
+                          "for i = 0, tonumber(ARGV[1]) - 1 do "
+                          "local u = string.format('bg%05d', i) "
+                          "redis.call('SADD', KEYS[1], u) redis.call('SADD', KEYS[2], u) "
+                          "end return redis.call('SCARD', KEYS[2])",
+                          n),
+        n);
+    assert_int_equal(ft_event_pub_bind(&env.pub, "feed.deliver.nx", "feed.deliver", "nx"), 0);
+    assert_int_equal(
+        ft_node_publishf(&env, "post.created",
+                         "{\"type\":\"post.created\",\"post\":{\"id\":\"bp1\","
+                         "\"author_id\":\"big\",\"text\":\"to many\",\"created_at\":%lld}}",
+                         (long long)time(NULL)),
+        0);
+    for (i = 0; i < 500 && ft_node_queue_depth(&env, "feed.deliver.nx") < 2; i++)
+        ft_sleep_ms(20);
+    assert_int_equal(ft_node_queue_depth(&env, "feed.deliver.nx"), 2);
+    assert_int_equal(ft_event_pub_take_body(&env.pub, "feed.deliver.nx", &body), 1);
+    first = deliver_recipients(body, "seen:nx");
+    free(body);
+    assert_int_equal(ft_event_pub_take_body(&env.pub, "feed.deliver.nx", &body), 1);
+    second = deliver_recipients(body, "seen:nx");
+    free(body);
+    printf("# a share of %d recipients: messages of %ld and %ld\n", n, first, second);
+    assert_int_equal(first, 10000);
+    assert_int_equal(second, 1);
+    assert_int_equal(ft_node_redis_int(&env, "SCARD seen:nx"), n);
+
+    assert_int_equal(ft_event_pub_delete(&env.pub, "feed.deliver.nx"), 0);
+    assert_true(ft_node_redis_int(&env, "DEL node:nx online:nx seen:nx followers:big") >= 0);
+    assert_true(ft_node_redis_int(&env, "SREM nodes nx") >= 0);
+}
+
 /* clang-format off */
 FT_MAIN(ft_mqtt_run_group, setup, teardown,
         cmocka_unit_test(test_packet_limit),
         cmocka_unit_test(test_exact_limit),
-        cmocka_unit_test(test_ribbon_too_large))
+        cmocka_unit_test(test_ribbon_too_large),
+        cmocka_unit_test(test_deliver_split))
 /* clang-format on */

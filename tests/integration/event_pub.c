@@ -1,6 +1,7 @@
 #include "event_pub.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
@@ -119,26 +120,36 @@ static void event_pub__header(const amqp_table_entry_t *e, char *out, size_t out
              (const char *)e->value.value.bytes.bytes);
 }
 
-int ft_event_pub_take(ft_event_pub *p, const char *queue, ft_event_taken *m)
+/* basic.get of the next message of queue (acked) into *msg and its
+ * routing key into rk (rk_size bytes). 1, 0 when the queue is empty, -1
+ * on an error; with 1, free *msg with amqp_destroy_message. */
+static int event_pub__get(ft_event_pub *p, const char *queue, amqp_message_t *msg, char *rk,
+                          size_t rk_size)
 {
     const amqp_basic_get_ok_t *ok;
-    const amqp_table_entry_t *e;
     amqp_rpc_reply_t r;
-    amqp_message_t msg;
-    int i;
 
-    memset(m, 0, sizeof(*m));
     r = amqp_basic_get(p->c, 1, amqp_cstring_bytes(queue), 1);
     if (r.reply_type != AMQP_RESPONSE_NORMAL)
         return -1;
     if (r.reply.id == AMQP_BASIC_GET_EMPTY_METHOD)
         return 0;
     ok = r.reply.decoded;
-    snprintf(m->routing_key, sizeof(m->routing_key), "%.*s", (int)ok->routing_key.len,
-             (const char *)ok->routing_key.bytes);
-    r = amqp_read_message(p->c, 1, &msg, 0);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL)
-        return -1;
+    snprintf(rk, rk_size, "%.*s", (int)ok->routing_key.len, (const char *)ok->routing_key.bytes);
+    r = amqp_read_message(p->c, 1, msg, 0);
+    return r.reply_type == AMQP_RESPONSE_NORMAL ? 1 : -1;
+}
+
+int ft_event_pub_take(ft_event_pub *p, const char *queue, ft_event_taken *m)
+{
+    const amqp_table_entry_t *e;
+    amqp_message_t msg;
+    int i, rc;
+
+    memset(m, 0, sizeof(*m));
+    rc = event_pub__get(p, queue, &msg, m->routing_key, sizeof(m->routing_key));
+    if (rc != 1)
+        return rc;
     snprintf(m->body, sizeof(m->body), "%.*s", (int)msg.body.len, (const char *)msg.body.bytes);
     if (msg.properties._flags & AMQP_BASIC_HEADERS_FLAG) {
         for (i = 0; i < msg.properties.headers.num_entries; i++) {
@@ -153,6 +164,41 @@ int ft_event_pub_take(ft_event_pub *p, const char *queue, ft_event_taken *m)
     }
     amqp_destroy_message(&msg);
     return 1;
+}
+
+int ft_event_pub_take_body(ft_event_pub *p, const char *queue, char **body)
+{
+    amqp_message_t msg;
+    char rk[256];
+    int rc;
+
+    *body = NULL;
+    rc = event_pub__get(p, queue, &msg, rk, sizeof(rk));
+    if (rc != 1)
+        return rc;
+    *body = malloc(msg.body.len + 1);
+    if (*body != NULL) {
+        memcpy(*body, msg.body.bytes, msg.body.len);
+        (*body)[msg.body.len] = '\0';
+    }
+    amqp_destroy_message(&msg);
+    return *body != NULL ? 1 : -1;
+}
+
+int ft_event_pub_bind(ft_event_pub *p, const char *queue, const char *exchange, const char *key)
+{
+    amqp_queue_declare(p->c, 1, amqp_cstring_bytes(queue), 0, 0, 0, 0, amqp_empty_table);
+    if (amqp_get_rpc_reply(p->c).reply_type != AMQP_RESPONSE_NORMAL)
+        return -1;
+    amqp_queue_bind(p->c, 1, amqp_cstring_bytes(queue), amqp_cstring_bytes(exchange),
+                    amqp_cstring_bytes(key), amqp_empty_table);
+    return amqp_get_rpc_reply(p->c).reply_type == AMQP_RESPONSE_NORMAL ? 0 : -1;
+}
+
+int ft_event_pub_delete(ft_event_pub *p, const char *queue)
+{
+    amqp_queue_delete(p->c, 1, amqp_cstring_bytes(queue), 0, 0);
+    return amqp_get_rpc_reply(p->c).reply_type == AMQP_RESPONSE_NORMAL ? 0 : -1;
 }
 
 void ft_event_pub_close(ft_event_pub *p)

@@ -50,6 +50,15 @@ typedef struct {
 /* Takes the next message of queue (basic.get, acked). 1 when there was
  * one, 0 when the queue is empty, -1 on an error. */
 int ft_event_pub_take(ft_event_pub *p, const char *queue, ft_event_taken *m);
+/* Takes the next message of queue whole (basic.get, acked): *body is
+ * its text, malloc'd, for the caller to free. 1, 0 when the queue is
+ * empty, -1 on an error. */
+int ft_event_pub_take_body(ft_event_pub *p, const char *queue, char **body);
+/* Declares queue (not durable) and binds it to exchange with key, as a
+ * node's stage 2 binds feed.deliver.<node>. 0 or -1. */
+int ft_event_pub_bind(ft_event_pub *p, const char *queue, const char *exchange, const char *key);
+/* Deletes queue. 0 or -1. */
+int ft_event_pub_delete(ft_event_pub *p, const char *queue);
 void ft_event_pub_close(ft_event_pub *p);
 
 #endif
