@@ -281,6 +281,15 @@ static int amqp__connect_one(fp_amqp *a, amqp_connection_state_t *out, bool publ
         return -EIO;
     }
     amqp_set_rpc_timeout(c, &tv);
+    /* The login's own wait (rabbitmq-c's default is 12 s): a host that
+     * takes the connection but never speaks AMQP (a node booting or
+     * frozen, a balancer before a dead one) costs timeout_ms, as any
+     * other wait does. */
+    rc = amqp_set_handshake_timeout(c, &tv);
+    if (rc != AMQP_STATUS_OK) {
+        amqp__set_error(a, rc, "%s: %s", what, amqp_error_string2(rc));
+        return -EIO;
+    }
     beat = a->cfg.heartbeat_s > 0 ? a->cfg.heartbeat_s : AMQP__HEARTBEAT_S;
     r = amqp_login_with_properties(c, a->cfg.vhost, 0, 131072, beat, &props, AMQP_SASL_METHOD_PLAIN,
                                    a->cfg.user, a->cfg.password);
@@ -299,11 +308,15 @@ static int amqp__connect_one(fp_amqp *a, amqp_connection_state_t *out, bool publ
     return amqp__check(a, c, what);
 }
 
-static void amqp__close_one(amqp_connection_state_t *c)
+/* Closes *c: with connection.close and RabbitMQ's answer (up to
+ * timeout_ms) when polite, else at once (a link that failed: a broker
+ * that stopped answering would hold the caller for timeout_ms more). */
+static void amqp__close_one(amqp_connection_state_t *c, bool polite)
 {
     if (*c == NULL)
         return;
-    amqp_connection_close(*c, AMQP_REPLY_SUCCESS);
+    if (polite)
+        amqp_connection_close(*c, AMQP_REPLY_SUCCESS);
     amqp_destroy_connection(*c);
     *c = NULL;
 }
@@ -527,8 +540,9 @@ static void amqp__disconnect(fp_amqp *a)
     a->n_acks = 0;
     fp_amqp_done(a);
     amqp__dead_done(a);
-    amqp__close_one(&a->in);
-    amqp__close_one(&a->out);
+    /* a->err: the link failed (or never opened) since it last connected. */
+    amqp__close_one(&a->in, a->err == 0);
+    amqp__close_one(&a->out, a->err == 0);
 }
 
 /* strdup of an optional string: NULL stays NULL. */
