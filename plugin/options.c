@@ -95,6 +95,46 @@ static bool options__same_file(const char *a, const char *b)
            strcmp(ra, rb) == 0;
 }
 
+/* Whether a names b's temporary file, "<b>.tmp" (fa_statefile_replace
+ * deletes it before each write of b). */
+static bool options__temp_of(const char *a, const char *b)
+{
+    char tmp[PATH_MAX];
+
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp", b) >= (int)sizeof(tmp))
+        return false;
+    return options__same_file(a, tmp);
+}
+
+/* The two state files, when both are set, must be apart: neither the same
+ * file nor one the other's temporary file. 0, or -EINVAL with err. */
+static int options__state_files(const fa_options *o, char *err, size_t errlen)
+{
+    const char *s = o->session_file, *r = o->revocation_file;
+
+    if (s == NULL || r == NULL)
+        return 0;
+    /* Both are rewritten through "<path>.tmp", each by its own thread:
+     * one path would leave whichever was written last, and the other
+     * would refuse it at the next start. */
+    if (options__same_file(s, r)) {
+        snprintf(err, errlen,
+                 "plugin_opt_session_file and plugin_opt_revocation_file are the "
+                 "same file (%.128s): give each its own",
+                 s);
+        return -EINVAL;
+    }
+    /* A write of one deletes "<path>.tmp" first: the other file. */
+    if (options__temp_of(s, r) || options__temp_of(r, s)) {
+        snprintf(err, errlen,
+                 "plugin_opt_session_file (%.128s) and plugin_opt_revocation_file (%.128s): "
+                 "one is the other's temporary file \"<path>.tmp\"; give each its own name",
+                 s, r);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int fa_options_parse(fa_options *o, struct mosquitto_opt *opts, int n, char *err, size_t errlen)
 {
     char origin[96];
@@ -116,17 +156,8 @@ int fa_options_parse(fa_options *o, struct mosquitto_opt *opts, int n, char *err
                  o->node_id);
         rc = -EINVAL;
     }
-    /* Both files are rewritten through "<path>.tmp", each by its own
-     * thread: one path would leave whichever was written last, and the
-     * other would refuse it at the next start. */
-    if (rc == 0 && o->session_file != NULL && o->revocation_file != NULL &&
-        options__same_file(o->session_file, o->revocation_file)) {
-        snprintf(err, errlen,
-                 "plugin_opt_session_file and plugin_opt_revocation_file are the "
-                 "same file (%.128s): give each its own",
-                 o->session_file);
-        rc = -EINVAL;
-    }
+    if (rc == 0)
+        rc = options__state_files(o, err, errlen);
     if (rc != 0) {
         fa_options_free(o);
         return -EINVAL;

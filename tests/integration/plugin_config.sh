@@ -89,6 +89,13 @@ ln -s "$dir/sub" "$dir/link"
 expect_refusal same_state_file_linked \
     'plugin_opt_session_file and plugin_opt_revocation_file are the same file' \
     "$good\nplugin_opt_session_file $dir/link/state3\nplugin_opt_revocation_file $dir/sub/state3"
+# One the other's temporary file: each write of one deletes the other.
+expect_refusal state_file_is_temp \
+    "is the other's temporary file" \
+    "$good\nplugin_opt_session_file $dir/state4\nplugin_opt_revocation_file $dir/state4.tmp"
+expect_refusal state_file_is_temp_other_way \
+    "is the other's temporary file" \
+    "$good\nplugin_opt_session_file $dir/sub/../state5.tmp\nplugin_opt_revocation_file $dir/state5"
 
 # per_listener_settings true: mosquitto 2.0.11 sends plugins no tick, so
 # the plugin could never kick an expired or revoked token. The broker
