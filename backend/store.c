@@ -411,8 +411,13 @@ int fp_store_sync(fp_store *s)
         return rc;
     store__key(s, key, FP_KEY_SYNC, NULL);
     snprintf(timeout, sizeof(timeout), "%d", s->wait_timeout_ms);
-    redisAppendCommand(s->c, "INCR %s", key);
-    redisAppendCommand(s->c, "WAIT %d %s", s->min_replicas, timeout);
+    /* Both queued or the link dropped: one reply short would leave the
+     * next call reading this one's. */
+    if (redisAppendCommand(s->c, "INCR %s", key) != REDIS_OK ||
+        redisAppendCommand(s->c, "WAIT %d %s", s->min_replicas, timeout) != REDIS_OK) {
+        store__fail(s, "WAIT");
+        return -EIO;
+    }
     for (i = 0; i < 2; i++) {
         if (redisGetReply(s->c, (void **)&r) != REDIS_OK) {
             store__fail(s, "WAIT");

@@ -16,6 +16,7 @@
 
 #include "fp_id.h"
 #include "fp_keys.h"
+#include "fp_time.h"
 #include "store_priv.h"
 
 /* Where Redis sends the invalidations of client-side caching. */
@@ -108,10 +109,12 @@ fail:
     return -EIO;
 }
 
-/* One whole reply, waiting at most timeout_ms for its bytes. 0 with *out
- * set (the caller frees it), -ETIMEDOUT, or -EIO. */
+/* One whole reply, waiting at most timeout_ms in all for its bytes,
+ * however many pieces they come in. 0 with *out set (the caller frees
+ * it), -ETIMEDOUT, or -EIO. */
 static int sub__read(fp_store *s, int timeout_ms, redisReply **out)
 {
+    int64_t end = fp_time_mono_ms() + timeout_ms, left;
     void *r = NULL;
     struct pollfd pfd;
     int n;
@@ -120,7 +123,8 @@ static int sub__read(fp_store *s, int timeout_ms, redisReply **out)
         goto fail;
     while (r == NULL) {
         pfd = (struct pollfd){.fd = s->c->fd, .events = POLLIN};
-        n = poll(&pfd, 1, timeout_ms);
+        left = end - fp_time_mono_ms();
+        n = poll(&pfd, 1, left > 0 ? (int)left : 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n == 0)

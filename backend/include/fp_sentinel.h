@@ -199,9 +199,12 @@ int fp_sentinel_primary(fp_sentinel *s, fp_host *primary);
  */
 int fp_sentinel_switched(fp_sentinel *s);
 
-/* The watch connection's descriptor (for poll, POLLIN: it also wakes
- * when a watch being opened has its replies or fails), -1 when there is
- * none. */
+/* The watch connection's descriptor (for poll, POLLIN), -1 when there is
+ * none. It wakes the caller for a +switch-master, and for the replies of
+ * a watch being opened once fp_sentinel_switched has sent its questions;
+ * not when that watch's connect completes (a socket turns writable, not
+ * readable), so call fp_sentinel_switched on a timer as well (the daemons
+ * do at least once a second), not only when the descriptor wakes. */
 int fp_sentinel_fd(const fp_sentinel *s);
 
 /* true while the watch is subscribed (not being opened again). */
