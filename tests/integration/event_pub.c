@@ -37,14 +37,21 @@ int ft_event_pub_post(ft_event_pub *p, const char *rk, const char *body)
 
 int ft_event_pub_post_to(ft_event_pub *p, const char *exchange, const char *rk, const char *body)
 {
+    return ft_event_pub_post_bytes(p, exchange, rk, body, strlen(body));
+}
+
+int ft_event_pub_post_bytes(ft_event_pub *p, const char *exchange, const char *rk, const void *body,
+                            size_t len)
+{
     amqp_basic_properties_t props;
+    amqp_bytes_t bytes = {.len = len, .bytes = (void *)body};
 
     memset(&props, 0, sizeof(props));
     props._flags = AMQP_BASIC_DELIVERY_MODE_FLAG | AMQP_BASIC_CONTENT_TYPE_FLAG;
     props.delivery_mode = 2;
     props.content_type = amqp_cstring_bytes("application/json");
     if (amqp_basic_publish(p->c, 1, amqp_cstring_bytes(exchange), amqp_cstring_bytes(rk), 0, 0,
-                           &props, amqp_cstring_bytes(body)) != AMQP_STATUS_OK)
+                           &props, bytes) != AMQP_STATUS_OK)
         return -1;
     p->published++;
     return 0;

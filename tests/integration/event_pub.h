@@ -8,6 +8,7 @@
 #define EVENT_PUB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <amqp.h>
@@ -27,6 +28,9 @@ int ft_event_pub_send(ft_event_pub *p, const char *rk, const char *body);
 int ft_event_pub_post(ft_event_pub *p, const char *rk, const char *body);
 /* ft_event_pub_post to another exchange (feed.broadcast, as a bridge). */
 int ft_event_pub_post_to(ft_event_pub *p, const char *exchange, const char *rk, const char *body);
+/* ft_event_pub_post_to with a body of len bytes (a NUL among them). */
+int ft_event_pub_post_bytes(ft_event_pub *p, const char *exchange, const char *rk, const void *body,
+                            size_t len);
 /* Waits up to timeout_ms until publish upto is confirmed. 0, or -1 on a
  * nack (said on stderr) or timeout. */
 int ft_event_pub_wait(ft_event_pub *p, uint64_t upto, int timeout_ms);

@@ -517,11 +517,13 @@ static void test_dead_letters(void **state)
  * malformed): --json gives its body as null and its exact bytes in
  * body_base64url, and the output is still valid JSON; the listing prints
  * each byte that is not UTF-8 as '?' (a lone 0x9b is CSI to a terminal
- * not in UTF-8 mode), and keeps the UTF-8 around them. */
+ * not in UTF-8 mode), and keeps the UTF-8 around them; a NUL byte as '?',
+ * with what follows it. */
 static void test_dead_letter_bytes(void **state)
 {
     static const char bad[] = "{\"type\":\"post.created\",\"text\":\"\xff\xfe\x9b"
                               "2J\xc3\xa9\xc2\x9b\"}";
+    static const char nul[] = "{\"type\":\0\"after a NUL\"}";
     const cJSON *e, *b64;
     unsigned char *bytes;
     ft_run_result r;
@@ -551,6 +553,16 @@ static void test_dead_letter_bytes(void **state)
     assert_int_equal(r.status, 0);
     if (strstr(r.out, "\"text\":\"???2J\xc3\xa9?\"}") == NULL || strchr(r.out, '\x9b') != NULL)
         fail_msg("listed as: %.300s", r.out);
+    /* A NUL byte is a '?' too, and what follows it is listed. */
+    assert_int_equal(
+        ft_event_pub_post_bytes(&env.b.pub, "feed.events", "post.created", nul, sizeof(nul) - 1),
+        0);
+    assert_int_equal(ft_event_pub_wait(&env.b.pub, env.b.pub.published, 10000), 0);
+    dead_depth_is(2);
+    dead_letters(&r, NULL, NULL);
+    assert_int_equal(r.status, 0);
+    if (strstr(r.out, "  {\"type\":?\"after a NUL\"}\n") == NULL)
+        fail_msg("listed as: %.400s", r.out);
     dead_letters(&r, NULL, "purge", "--yes", NULL);
     assert_int_equal(r.status, 0);
     dead_depth_is(0);

@@ -140,6 +140,50 @@ expect_no_calls() {
     done
 }
 
+# prerm, with stand-ins for deb-systemd-helper and deb-systemd-invoke, in
+# a DPKG_ROOT whose units the operator enabled with systemctl enable (the
+# links deploy.md's step makes, of which deb-systemd-helper keeps no
+# record): a removal takes both out of the boot targets and leaves other
+# units' links; an upgrade touches nothing.
+for cmd in deb-systemd-helper deb-systemd-invoke; do
+    cp "$stub/systemctl" "$stub/$cmd"
+    sed -i "s/^echo \"systemctl /echo \"$cmd /; s/^case \"systemctl /case \"$cmd /" "$stub/$cmd"
+done
+ln -s "$(command -v rm)" "$stub/rm" # the real one: prerm removes links
+wants="$t/prermroot/etc/systemd/system/multi-user.target.wants"
+enable_units() {
+    mkdir -p "$wants"
+    for u in feed-bridge feed-gateway other; do
+        ln -sfn "/lib/systemd/system/$u.service" "$wants/$u.service"
+    done
+}
+run_prerm() {
+    : >"$stub/calls"
+    if DPKG_ROOT="$t/prermroot" PATH="$stub" /bin/sh "$t/control/prerm" "$@" >"$t/prerm.log" 2>&1; then
+        ok "prerm $* ran against the stand-ins"
+    else
+        sed 's/^/    /' "$t/prerm.log"
+        fail "prerm $* failed"
+    fi
+}
+enable_units
+run_prerm remove
+if [ ! -e "$wants/feed-bridge.service" ] && [ ! -L "$wants/feed-bridge.service" ] &&
+    [ ! -L "$wants/feed-gateway.service" ] && [ -L "$wants/other.service" ]; then
+    ok "prerm remove took both units, and only them, out of multi-user.target"
+else
+    ls -l "$wants" | sed 's/^/    /'
+    fail "prerm remove left the units enabled (or took another's link)"
+fi
+enable_units
+run_prerm upgrade 0.1.0
+if [ -s "$stub/calls" ] || [ ! -L "$wants/feed-bridge.service" ]; then
+    sed 's/^/    /' "$stub/calls"
+    fail "prerm upgrade ran commands or disabled a unit"
+else
+    ok "prerm upgrade runs nothing"
+fi
+
 # The configs the postinst looks at (under DPKG_ROOT).
 mkdir -p "$t/etcroot/etc/feedpush"
 touch "$t/etcroot/etc/feedpush/bridge.conf" "$t/etcroot/etc/feedpush/gateway.conf"

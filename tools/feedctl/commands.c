@@ -23,8 +23,13 @@
  * cursor or send terminal escapes. */
 void fc_put_clean(FILE *out, const char *s)
 {
+    fc_put_clean_n(out, s, strlen(s));
+}
+
+void fc_put_clean_n(FILE *out, const char *s, size_t len)
+{
     const unsigned char *p = (const unsigned char *)s;
-    size_t len = strlen(s), i = 0, n;
+    size_t i = 0, n;
 
     while (i < len) {
         n = fp_json_utf8_len(s + i, len - i);

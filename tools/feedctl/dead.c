@@ -132,7 +132,7 @@ static void dead__why(const fp_amqp_dead *d, char *buf, size_t len)
  * with control characters replaced. */
 static void dead__print_line(uint32_t n, const fp_amqp_dead *d)
 {
-    char why[FP_AMQP_DEAD_REASON_MAX + 600], body[DEAD_BODY_SHOWN + 1], when[32] = "-";
+    char why[FP_AMQP_DEAD_REASON_MAX + 600], when[32] = "-";
     size_t shown = d->len < DEAD_BODY_SHOWN ? d->len : DEAD_BODY_SHOWN;
     time_t t = (time_t)d->time;
     struct tm tm;
@@ -140,15 +140,12 @@ static void dead__print_line(uint32_t n, const fp_amqp_dead *d)
     if (d->time > 0 && localtime_r(&t, &tm) != NULL)
         strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
     dead__why(d, why, sizeof(why));
-    if (shown > 0)
-        memcpy(body, d->body, shown);
-    body[shown] = '\0';
     printf("%" PRIu32 "  ", n);
     fc_put_clean(stdout, d->routing_key[0] != '\0' ? d->routing_key : "-");
     printf("  %s  ", when);
     fc_put_clean(stdout, why);
     fputs("  ", stdout);
-    fc_put_clean(stdout, body);
+    fc_put_clean_n(stdout, (const char *)d->body, shown); /* a NUL byte too */
     fputs(d->len > shown ? "...\n" : "\n", stdout);
 }
 

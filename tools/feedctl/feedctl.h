@@ -5,7 +5,8 @@
  * RabbitMQ instead of the gateway).
  *
  * Exit codes: 0 done, 1 the gateway (dead-letters: RabbitMQ) refused or
- * could not be reached, 2 usage error. A command returns FC_HELP when it saw --help; main.c
+ * could not be reached, or no token could be made (token.c: the key file),
+ * 2 usage error. A command returns FC_HELP when it saw --help; main.c
  * then prints that command's help and exits 0.
  */
 #ifndef FEEDCTL_H
@@ -95,6 +96,8 @@ void fc_ctx_free(fc_ctx *x);
 
 /* commands.c: helpers, then the commands (argv[0] = the command name). */
 void fc_put_clean(FILE *out, const char *s);
+/* fc_put_clean of len bytes, a NUL among them printed as '?'. */
+void fc_put_clean_n(FILE *out, const char *s, size_t len);
 void fc_put_json(FILE *out, const char *s, size_t len);
 int fc_check_id(const char *what, const char *s);
 /* Reads s, option what's value, as a whole decimal number from min to

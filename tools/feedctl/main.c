@@ -132,7 +132,8 @@ static const char main__global_help[] =
     "The token: --token if given; else, with --as, one minted with --key or,\n"
     "without a key, one from the gateway's dev endpoint (dev mode only); else\n"
     "$FEEDPUSH_TOKEN. Every command but stats needs one.\n"
-    "Exit status: 0 done, 1 the gateway refused or cannot be reached, 2 usage.\n";
+    "Exit status: 0 done, 1 the gateway refused or cannot be reached (or no token\n"
+    "could be made from --key), 2 usage.\n";
 
 /* Prints the overall usage on out. */
 static void main__usage(FILE *out)
