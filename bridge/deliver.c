@@ -89,7 +89,8 @@ static fb_outcome deliver__feeds(fb_bridge *b, fb_outlet *o, const char *payload
     return FB_DONE;
 }
 
-/* Sends ids[0..n) one control message: "<expiry_s> <id> ...\n<payload>". */
+/* Sends ids[0..n) one control message: "<expiry_s> <id> ...\n<payload>".
+ * FB_DONE, FB_NO_MEMORY (nothing sent) or FB_RETRY_MQTT. */
 static fb_outcome deliver__control_one(fb_bridge *b, fb_outlet *o, const char *payload, size_t len,
                                        const char *const *ids, size_t n)
 {
@@ -99,7 +100,7 @@ static fb_outcome deliver__control_one(fb_bridge *b, fb_outlet *o, const char *p
     int rc;
 
     if (msg == NULL)
-        return FB_RETRY_MQTT;
+        return FB_NO_MEMORY;
     off = (size_t)snprintf(msg, cap, "%u", fb_mqtt_expiry_s((int)b->cfg.deliver_ttl_ms));
     for (i = 0; i < n; i++) {
         l = strlen(ids[i]);
@@ -172,7 +173,7 @@ static void deliver__control_other(fb_outlet *o, int rc)
  * Returns FB_DONE with *done = n; or FB_DONE with *done = the recipients
  * handled before the first message refused for want of the fan-out
  * (deliver__no_fanout) and *refused_rc its reason code (the caller
- * delivers the rest); or FB_RETRY_MQTT. *reached gets the recipients the
+ * delivers the rest); or FB_NO_MEMORY or FB_RETRY_MQTT. *reached gets the recipients the
  * broker took (a publish dropped unsent is not counted); the caller
  * counts them once the whole delivery is done, so a retry counts none
  * twice.
@@ -183,6 +184,7 @@ static fb_outcome deliver__control(fb_bridge *b, fb_outlet *o, const char *paylo
 {
     size_t len = strlen(payload), i, k, got, count = 0, head;
     char expiry[16];
+    fb_outcome out;
     int rc = 0;
 
     *refused_rc = 0;
@@ -200,8 +202,10 @@ static fb_outcome deliver__control(fb_bridge *b, fb_outlet *o, const char *paylo
             continue;
         }
         got = 0;
-        if (deliver__control_one(b, o, payload, len, ids + i, k) != FB_DONE ||
-            deliver__flush(o, k, &got, &rc) != 0)
+        out = deliver__control_one(b, o, payload, len, ids + i, k);
+        if (out != FB_DONE)
+            return out;
+        if (deliver__flush(o, k, &got, &rc) != 0)
             return FB_RETRY_MQTT;
         if (rc == 0)
             count += got;

@@ -596,10 +596,13 @@ fb_outcome fb_fanout_give_up(fb_bridge *b, const fp_amqp_msg *msg, const char *r
 
     if (!fp_event_is_batch(msg->routing_key))
         return fb_fanout_dead_letter(b, msg, reason);
+    /* It parsed when it came (its events are being handled), so a
+     * failure now is memory running out, whatever error it reads as
+     * (cJSON's own says "malformed"): tried again, not dead-lettered. */
     rc = fp_event_batch_parse(msg->body, msg->len, &batch, NULL, 0);
-    if (rc == -ENOMEM)
-        return FB_NO_MEMORY; /* it parsed before: the refused event is found again */
-    if (rc != 0 || b->batch_next >= batch.n) {
+    if (rc != 0)
+        return FB_NO_MEMORY;
+    if (b->batch_next >= batch.n) {
         /* Not refused for one of its events: the batch itself goes. */
         fp_event_batch_free(&batch);
         return fb_fanout_dead_letter(b, msg, reason);

@@ -425,21 +425,22 @@ static void next_event(redisContext *c, char *event, size_t size)
     freeReplyObject(r);
 }
 
-/* Asks Sentinel 0 for a failover. A -NOGOODSLAVE or -INPROG (Sentinel
- * still ending an aborted attempt) is asked again for 10 s; any other
- * error fails the test. */
-static void ask_failover(void)
+/* Asks Sentinel 0 for a failover: the time of the request it took. A
+ * -NOGOODSLAVE or -INPROG (Sentinel still ending an aborted attempt) is
+ * asked again for 10 s; any other error fails the test. */
+static int64_t ask_failover(void)
 {
-    int64_t end = fp_time_mono_ms() + 10000;
+    int64_t end = fp_time_mono_ms() + 10000, t0;
     redisReply *r;
     bool again;
 
     for (;;) {
+        t0 = fp_time_mono_ms();
         r = sq(0, "SENTINEL FAILOVER feedpush");
         assert_non_null(r);
         if (r->type != REDIS_REPLY_ERROR) {
             freeReplyObject(r);
-            return;
+            return t0;
         }
         again = strncmp(r->str, "NOGOODSLAVE", 11) == 0 || strncmp(r->str, "INPROG", 6) == 0;
         if (!again || fp_time_mono_ms() > end)
@@ -452,7 +453,8 @@ static void ask_failover(void)
 /*
  * SENTINEL FAILOVER on Sentinel 0 (before_failover first), then waits
  * for its +switch-master, so the switch has been published when this
- * returns. Returns the time the attempt that switched was asked.
+ * returns. Returns the time Sentinel was asked the attempt that switched
+ * (the request it took, after any -NOGOODSLAVE or -INPROG).
  *
  * Sentinel aborts an attempt whose promoted replica it does not see as a
  * primary within failover-timeout (-failover-abort-slave-timeout: twice
@@ -470,8 +472,7 @@ static int64_t failover(void)
 
     for (attempt = 1;; attempt++) {
         before_failover();
-        t0 = fp_time_mono_ms();
-        ask_failover();
+        t0 = ask_failover();
         next_event(c, event, sizeof(event));
         if (strcmp(event, "+switch-master") == 0)
             break;
