@@ -406,12 +406,21 @@ static void deliver__ribbon_keep(fb_bridge *b, const void *body, size_t len, uns
     b->ribbon_losses = losses;
 }
 
-/* Whether the ribbon publish of a flushed batch counts as a broadcast:
- * one the broker refused or that was dropped unsent does not
- * (mqtt_refused counts it). */
-static bool deliver__broadcast_made(const fb_mqtt_batch *batch)
+/* Publishes a ribbon document retained on "ribbon" and waits for its
+ * PUBACK. 0, counted as a broadcast unless the broker refused it or it
+ * was dropped unsent (mqtt_refused counts those); -1 when the broker did
+ * not take it (the caller tries again). */
+static int deliver__ribbon_publish(fb_bridge *b, const void *body, size_t len)
 {
-    return batch->refused == 0 && batch->unsendable == 0;
+    fb_mqtt_batch batch;
+
+    fb_mqtt_begin(b->node.mqtt);
+    if (fb_mqtt_publish(b->node.mqtt, "ribbon", body, len, true) != 0 ||
+        fb_mqtt_flush(b->node.mqtt, &batch) != 0)
+        return -1;
+    if (batch.refused == 0 && batch.unsendable == 0)
+        fb_stats_add(&b->stats, FB_STAT_BROADCASTS, 1);
+    return 0;
 }
 
 /*
@@ -424,7 +433,6 @@ static bool deliver__broadcast_made(const fb_mqtt_batch *batch)
  */
 static fb_outcome deliver__ribbon(fb_bridge *b, const void *body, size_t len, int64_t version)
 {
-    fb_mqtt_batch batch;
     unsigned long losses;
 
     if (version > 0 && version < b->ribbon_version) {
@@ -433,15 +441,11 @@ static fb_outcome deliver__ribbon(fb_bridge *b, const void *body, size_t len, in
         return FB_DONE;
     }
     losses = deliver__losses(b);
-    fb_mqtt_begin(b->node.mqtt);
-    if (fb_mqtt_publish(b->node.mqtt, "ribbon", body, len, true) != 0 ||
-        fb_mqtt_flush(b->node.mqtt, &batch) != 0)
+    if (deliver__ribbon_publish(b, body, len) != 0)
         return FB_RETRY_MQTT;
     deliver__ribbon_keep(b, body, len, losses);
     if (version > b->ribbon_version)
         b->ribbon_version = version;
-    if (deliver__broadcast_made(&batch))
-        fb_stats_add(&b->stats, FB_STAT_BROADCASTS, 1);
     return FB_DONE;
 }
 
@@ -515,7 +519,6 @@ int fb_deliver_ribbon_from_store(fb_bridge *b)
 
 void fb_deliver_ribbon_again(fb_bridge *b)
 {
-    fb_mqtt_batch batch;
     unsigned long losses;
 
     if (b->ribbon_doc == NULL || !fb_mqtt_connected(b->node.mqtt))
@@ -524,13 +527,9 @@ void fb_deliver_ribbon_again(fb_bridge *b)
     if (losses == b->ribbon_losses)
         return;
     /* Tried again at the next turn if the link fails meanwhile. */
-    fb_mqtt_begin(b->node.mqtt);
-    if (fb_mqtt_publish(b->node.mqtt, "ribbon", b->ribbon_doc, b->ribbon_len, true) != 0 ||
-        fb_mqtt_flush(b->node.mqtt, &batch) != 0)
+    if (deliver__ribbon_publish(b, b->ribbon_doc, b->ribbon_len) != 0)
         return;
     b->ribbon_losses = losses;
-    if (deliver__broadcast_made(&batch))
-        fb_stats_add(&b->stats, FB_STAT_BROADCASTS, 1);
     fp_info("ribbon version %lld published again: the link to the broker was lost",
             (long long)b->ribbon_version);
 }

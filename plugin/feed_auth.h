@@ -234,10 +234,14 @@ int fa_revocations_save(fa_revocations *r, size_t *n);
 
 /* ------------------------------------------------------------ state files */
 
+/* The name of path's temporary file, "<path>.tmp", into out (size
+ * bytes). 0, or -ENAMETOOLONG. */
+int fa_statefile_temp(const char *path, char *out, size_t size);
 /* Replaces the file at path with what write(f, arg) writes: a temporary
- * file (mode 0600), synced, renamed over it, its directory synced, so a
- * crash or a power loss leaves the old file or the new one whole. Returns
- * 0, write's negative return, or -errno; logs nothing. */
+ * file (fa_statefile_temp, mode 0600; one already there is deleted
+ * first), synced, renamed over it, its directory synced, so a crash or a
+ * power loss leaves the old file or the new one whole. Returns 0, write's
+ * negative return, or -errno; logs nothing. */
 int fa_statefile_replace(const char *path, int (*write)(FILE *f, void *arg), void *arg);
 /* Reads the file at path (broker thread, at start): its first line must
  * begin with magic, and each line after it goes to line(text, arg), which

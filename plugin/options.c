@@ -95,15 +95,13 @@ static bool options__same_file(const char *a, const char *b)
            strcmp(ra, rb) == 0;
 }
 
-/* Whether a names b's temporary file, "<b>.tmp" (fa_statefile_replace
- * deletes it before each write of b). */
+/* Whether a names b's temporary file (fa_statefile_temp), which
+ * fa_statefile_replace deletes before each write of b. */
 static bool options__temp_of(const char *a, const char *b)
 {
     char tmp[PATH_MAX];
 
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp", b) >= (int)sizeof(tmp))
-        return false;
-    return options__same_file(a, tmp);
+    return fa_statefile_temp(b, tmp, sizeof(tmp)) == 0 && options__same_file(a, tmp);
 }
 
 /* The two state files, when both are set, must be apart: neither the same

@@ -39,13 +39,18 @@ static int statefile__sync_dir(const char *path)
     return rc;
 }
 
+int fa_statefile_temp(const char *path, char *out, size_t size)
+{
+    return snprintf(out, size, "%s.tmp", path) < (int)size ? 0 : -ENAMETOOLONG;
+}
+
 int fa_statefile_replace(const char *path, int (*write)(FILE *f, void *arg), void *arg)
 {
     char tmp[PATH_MAX];
     FILE *f;
     int fd, rc;
 
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+    if (fa_statefile_temp(path, tmp, sizeof(tmp)) != 0)
         return -ENAMETOOLONG;
     /* A new file, whatever was left there: an old one would keep its
      * mode and owner, and a link there would be followed. */
